@@ -1,0 +1,200 @@
+/* cmd — see cmd.h. A flat array: a few dozen commands, looked up per request. */
+#include "cmd.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "linli/error.h"
+#include "mp.h"
+
+struct cmd {
+	char *name, *sub, *usage, *summary;
+	cmd_fn fn;
+	void *ud;
+	const void *owner;
+};
+
+struct cmd_registry {
+	struct cmd *v;
+	int n, cap;
+};
+
+struct cmd_registry *cmd_registry_new(void) { return calloc(1, sizeof(struct cmd_registry)); }
+
+static void cmd_clear(struct cmd *c)
+{
+	free(c->name);
+	free(c->sub);
+	free(c->usage);
+	free(c->summary);
+}
+
+void cmd_registry_free(struct cmd_registry *r)
+{
+	if (!r)
+		return;
+	for (int i = 0; i < r->n; i++)
+		cmd_clear(&r->v[i]);
+	free(r->v);
+	free(r);
+}
+
+static bool same(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static struct cmd *find(struct cmd_registry *r, const char *name, const char *sub)
+{
+	for (int i = 0; i < r->n; i++)
+		if (strcmp(r->v[i].name, name) == 0 && same(r->v[i].sub, sub))
+			return &r->v[i];
+	return NULL;
+}
+
+int cmd_register(struct cmd_registry *r, const char *name, const char *sub, const char *usage,
+		 const char *summary, cmd_fn fn, void *ud, const void *owner)
+{
+	if (!name || !*name || !fn)
+		return LINLI_EINVAL;
+	if (find(r, name, sub))
+		return LINLI_EEXIST;
+	if (r->n == r->cap) {
+		int cap = r->cap ? r->cap * 2 : 32;
+		struct cmd *v = realloc(r->v, (size_t)cap * sizeof *v);
+		if (!v)
+			return LINLI_ENOMEM;
+		r->v = v;
+		r->cap = cap;
+	}
+	struct cmd *c = &r->v[r->n++];
+	c->name = strdup(name);
+	c->sub = sub ? strdup(sub) : NULL;
+	c->usage = strdup(usage ? usage : "");
+	c->summary = strdup(summary ? summary : "");
+	c->fn = fn;
+	c->ud = ud;
+	c->owner = owner;
+	return 0;
+}
+
+int cmd_unregister_owner(struct cmd_registry *r, const void *owner)
+{
+	int removed = 0;
+	for (int i = 0; i < r->n;) {
+		if (r->v[i].owner == owner) {
+			cmd_clear(&r->v[i]);
+			memmove(&r->v[i], &r->v[i + 1], (size_t)(r->n - i - 1) * sizeof r->v[0]);
+			r->n--;
+			removed++;
+		} else
+			i++;
+	}
+	return removed;
+}
+
+struct cmd_call *cmd_call_new(struct kernel *k, int argc, char **argv)
+{
+	struct cmd_call *c = calloc(1, sizeof *c);
+	if (!c)
+		return NULL;
+	c->k = k;
+	c->argv = calloc((size_t)argc + 1, sizeof(char *));
+	if (!c->argv) {
+		free(c);
+		return NULL;
+	}
+	for (int i = 0; i < argc; i++)
+		c->argv[i] = strdup(argv[i]);
+	c->argc = argc;
+	msgpack_sbuffer_init(&c->data);
+	msgpack_packer_init(&c->pk, &c->data, msgpack_sbuffer_write);
+	return c;
+}
+
+void cmd_call_free(struct cmd_call *c)
+{
+	if (!c)
+		return;
+	for (int i = 0; i < c->argc; i++)
+		free(c->argv[i]);
+	free(c->argv);
+	free(c->session);
+	free(c->input);
+	msgpack_sbuffer_destroy(&c->data);
+	free(c);
+}
+
+int cmd_fail(struct cmd_call *call, int rc, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(call->err, sizeof call->err, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+bool cmd_flag(struct cmd_call *call, const char *flag)
+{
+	for (int i = 1; i < call->argc; i++)
+		if (strcmp(call->argv[i], flag) == 0) {
+			free(call->argv[i]);
+			memmove(&call->argv[i], &call->argv[i + 1],
+				(size_t)(call->argc - i) * sizeof(char *));
+			call->argc--;
+			return true;
+		}
+	return false;
+}
+
+void cmd_finish(struct cmd_call *call, int rc)
+{
+	if (rc && !call->err[0])
+		snprintf(call->err, sizeof call->err, "%s", linli_strerror(rc));
+	call->finish(call, rc);
+}
+
+void cmd_dispatch(struct cmd_registry *r, struct cmd_call *call)
+{
+	const char *name = call->argv[0];
+	const char *sub = call->argc > 1 ? call->argv[1] : NULL;
+	struct cmd *c = sub ? find(r, name, sub) : NULL;
+	if (!c)
+		c = find(r, name, NULL);
+	if (!c) {
+		bool has_subs = false;
+		for (int i = 0; i < r->n; i++)
+			has_subs |= strcmp(r->v[i].name, name) == 0;
+		if (has_subs && sub)
+			cmd_finish(call, cmd_fail(call, LINLI_ENOENT,
+						  "unknown subcommand '%s %s'; try 'help %s'", name,
+						  sub, name));
+		else if (has_subs)
+			cmd_finish(call, cmd_fail(call, LINLI_EINVAL,
+						  "'%s' needs a subcommand; try 'help %s'", name,
+						  name));
+		else
+			cmd_finish(call, cmd_fail(call, LINLI_ENOENT,
+						  "unknown command '%s'; try 'help'", name));
+		return;
+	}
+	int rc = c->fn(call, c->ud);
+	if (rc != CMD_PENDING)
+		cmd_finish(call, rc);
+}
+
+void cmd_pack_help(struct cmd_registry *r, msgpack_packer *pk)
+{
+	msgpack_pack_array(pk, (size_t)r->n);
+	for (int i = 0; i < r->n; i++) {
+		struct cmd *c = &r->v[i];
+		char full[256];
+		snprintf(full, sizeof full, "%s%s%s", c->name, c->sub ? " " : "", c->sub ? c->sub : "");
+		msgpack_pack_map(pk, 3);
+		mp_kv_str(pk, "command", full);
+		mp_kv_str(pk, "usage", c->usage);
+		mp_kv_str(pk, "summary", c->summary);
+	}
+}

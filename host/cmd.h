@@ -1,0 +1,79 @@
+/*
+ * cmd — the registry of control commands and one call's state.
+ *
+ * A command is a word and an optional sub-word (`status`, `plugins list`)
+ * with a handler that runs on the kernel thread. Transports (the nng control
+ * socket now, HTTP later) build a cmd_call, dispatch it and are told through
+ * call->finish when the reply is ready — at once, or later for a handler that
+ * returns CMD_PENDING (e.g. a write acknowledged after its commit). Plugins
+ * register commands with their own owner pointer so that unloading removes
+ * them all. Knows nothing about nng or JSON.
+ */
+#ifndef LINLI_CMD_H
+#define LINLI_CMD_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct kernel;
+struct cmd_call;
+
+#define CMD_PENDING 1 /* handler will call cmd_finish later */
+
+typedef int (*cmd_fn)(struct cmd_call *call, void *ud);
+
+struct cmd_call {
+	struct kernel *k;
+	int argc;
+	char **argv;		/* owned by the call */
+	char *session;		/* token or NULL; owned */
+	char *input;		/* body or NULL; owned */
+	size_t input_len;
+	/* The handler packs exactly one object, the reply's "data". */
+	msgpack_sbuffer data;
+	msgpack_packer pk;
+	char err[1024];		/* message for a failure */
+	/* Transport side. */
+	void (*finish)(struct cmd_call *call, int rc);
+	void *transport;
+};
+
+struct cmd_registry;
+
+struct cmd_registry *cmd_registry_new(void);
+void cmd_registry_free(struct cmd_registry *r);
+
+/*
+ * cmd_register — add `name [sub]`. `usage` shows the arguments, `summary`
+ * one line of help. Strings are copied. Returns LINLI_EEXIST when taken.
+ */
+int cmd_register(struct cmd_registry *r, const char *name, const char *sub, const char *usage,
+		 const char *summary, cmd_fn fn, void *ud, const void *owner);
+/* Remove every command registered with `owner`; returns how many. */
+int cmd_unregister_owner(struct cmd_registry *r, const void *owner);
+
+/* Allocate a call over argv (copied). */
+struct cmd_call *cmd_call_new(struct kernel *k, int argc, char **argv);
+void cmd_call_free(struct cmd_call *call);
+
+/*
+ * cmd_dispatch — find and run the handler for call->argv. Calls
+ * call->finish(call, rc) when the result is known (maybe later).
+ */
+void cmd_dispatch(struct cmd_registry *r, struct cmd_call *call);
+
+/* Complete a CMD_PENDING call with rc (0 or a LINLI_E* code). */
+void cmd_finish(struct cmd_call *call, int rc);
+
+/* Set call->err from a format and return rc, for `return cmd_fail(...)`. */
+int cmd_fail(struct cmd_call *call, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Does argv contain the flag `--name` (e.g. "--all")? Removes it if so. */
+bool cmd_flag(struct cmd_call *call, const char *flag);
+
+/* Pack the command list, for `help` and the console's completion. */
+void cmd_pack_help(struct cmd_registry *r, msgpack_packer *pk);
+
+#endif

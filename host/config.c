@@ -1,0 +1,372 @@
+/*
+ * config — see config.h.
+ *
+ * Validation is table driven: `keys[]` lists every setting linlid knows with
+ * its libconfig type. A walk over the parsed tree refuses anything not in the
+ * table (a typo must never be silently ignored), then each value is checked
+ * for meaning (levels, paths, sizes). Later subsystems add their keys here.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <libconfig.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "linli/error.h"
+#include "log.h"
+
+const char cfg_embedded_default[] =
+	"# linlid embedded default: a demo community node, data under ./var\n"
+	"node = {\n"
+	"  path = \"hefei/baohe/binhu/yuelan\";\n"
+	"  level = \"community\";\n"
+	"  name = \"悦澜社区\";\n"
+	"};\n"
+	"data_dir = \"var\";\n"
+	"log_level = \"info\";\n"
+	"catalog_dir = \"catalog\";\n"
+	"store = { sync = true; };\n";
+
+enum { T_GROUP = CONFIG_TYPE_GROUP, T_INT = CONFIG_TYPE_INT, T_STR = CONFIG_TYPE_STRING,
+       T_BOOL = CONFIG_TYPE_BOOL, T_LIST = CONFIG_TYPE_ARRAY };
+
+struct key {
+	const char *path;
+	int type;
+	bool required;
+	const char *help;
+};
+
+static const struct key keys[] = {
+	{"node", T_GROUP, true, "the node this linlid serves"},
+	{"node.path", T_STR, true, "jurisdiction path, e.g. \"hefei/baohe\""},
+	{"node.level", T_STR, true, "city, district, street or community"},
+	{"node.name", T_STR, false, "display name"},
+	{"data_dir", T_STR, true, "directory for the store, lock and sockets"},
+	{"log_level", T_STR, false, "error, warn, info or debug"},
+	{"control", T_GROUP, false, "the console's request/reply socket"},
+	{"control.listen", T_LIST, false, "addresses: ipc://, tcp://, tls+tcp://"},
+	{"control.tls_cert", T_STR, false, "PEM certificate for tls+tcp://"},
+	{"control.tls_key", T_STR, false, "PEM key for tls+tcp://"},
+	{"control.max_request", T_INT, false, "largest request, bytes"},
+	{"control.workers", T_INT, false, "requests served at once"},
+	{"plugin_dirs", T_LIST, false, "directories scanned for .so plugins"},
+	{"script_dirs", T_LIST, false, "directories scanned for Lua scripts"},
+	{"catalog_dir", T_STR, false, "the data resource catalog"},
+	{"store", T_GROUP, false, "the LMDB store"},
+	{"store.sync", T_BOOL, false, "fsync every group commit"},
+	{"store.map_size_mb", T_INT, false, "initial map size, MiB"},
+};
+
+struct ctx {
+	const char *source;
+	const char *basedir;
+	char *err;
+	size_t errlen;
+};
+
+static const struct key *find_key(const char *path)
+{
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+		if (strcmp(keys[i].path, path) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+static const char *type_name(int t)
+{
+	switch (t) {
+	case T_GROUP:
+		return "a group { ... }";
+	case T_INT:
+		return "an integer";
+	case T_STR:
+		return "a string";
+	case T_BOOL:
+		return "a boolean";
+	case T_LIST:
+		return "a list [ ... ]";
+	}
+	return "?";
+}
+
+__attribute__((format(printf, 4, 5))) static int fail(struct ctx *c, int line, const char *key,
+						       const char *fmt, ...)
+{
+	int n = line > 0 ? snprintf(c->err, c->errlen, "%s:%d: %s: ", c->source, line, key)
+			 : snprintf(c->err, c->errlen, "%s: %s: ", c->source, key);
+	if (n >= 0 && (size_t)n < c->errlen) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(c->err + n, c->errlen - (size_t)n, fmt, ap);
+		va_end(ap);
+	}
+	return LINLI_ECONFIG;
+}
+
+/* Walk `grp`, refusing unknown keys and wrong types. */
+static int walk(struct ctx *c, config_setting_t *grp, const char *prefix)
+{
+	int n = config_setting_length(grp);
+	for (int i = 0; i < n; i++) {
+		config_setting_t *s = config_setting_get_elem(grp, (unsigned)i);
+		char path[320];
+		snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "",
+			 config_setting_name(s));
+		const struct key *k = find_key(path);
+		int line = (int)config_setting_source_line(s);
+		if (!k)
+			return fail(c, line, path, "unknown key");
+		int t = config_setting_type(s);
+		/* libconfig reads `[ ]` as array and `( )` as list: accept both. */
+		if (k->type == T_LIST && t == CONFIG_TYPE_LIST)
+			t = T_LIST;
+		if (k->type == T_INT && t == CONFIG_TYPE_INT64)
+			t = T_INT;
+		if (t != k->type)
+			return fail(c, line, path, "must be %s", type_name(k->type));
+		if (t == T_GROUP) {
+			int rc = walk(c, s, path);
+			if (rc)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+static char *resolve(struct ctx *c, const char *p)
+{
+	char buf[PATH_MAX];
+	if (p[0] == '/')
+		snprintf(buf, sizeof buf, "%s", p);
+	else if (c->basedir)
+		snprintf(buf, sizeof buf, "%s/%s", c->basedir, p);
+	else {
+		char cwd[PATH_MAX];
+		if (!getcwd(cwd, sizeof cwd))
+			snprintf(cwd, sizeof cwd, ".");
+		snprintf(buf, sizeof buf, "%s/%s", cwd, p);
+	}
+	/* Drop a trailing "/." or "/" so messages and socket paths stay tidy. */
+	size_t n = strlen(buf);
+	while (n > 1 && buf[n - 1] == '/')
+		buf[--n] = '\0';
+	return strdup(buf);
+}
+
+static int get_str_list(struct ctx *c, config_t *cf, const char *key, char **out, int max,
+			int *count, bool as_path)
+{
+	config_setting_t *s = config_lookup(cf, key);
+	*count = 0;
+	if (!s)
+		return 0;
+	int n = config_setting_length(s);
+	if (n > max)
+		return fail(c, (int)config_setting_source_line(s), key, "at most %d entries", max);
+	for (int i = 0; i < n; i++) {
+		config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		const char *v = config_setting_get_string(e);
+		if (!v || !*v)
+			return fail(c, (int)config_setting_source_line(s), key,
+				    "entry %d must be a non-empty string", i + 1);
+		out[i] = as_path ? resolve(c, v) : strdup(v);
+		(*count)++;
+	}
+	return 0;
+}
+
+static int check_address(struct ctx *c, int line, const char *a)
+{
+	static const char *const schemes[] = {"ipc://", "tcp://", "tls+tcp://"};
+	for (size_t i = 0; i < 3; i++)
+		if (strncmp(a, schemes[i], strlen(schemes[i])) == 0 && a[strlen(schemes[i])])
+			return 0;
+	return fail(c, line, "control.listen", "'%s' is not an ipc://, tcp:// or tls+tcp:// address",
+		    a);
+}
+
+static int fill(struct ctx *c, config_t *cf, struct cfg *out)
+{
+	int rc = walk(c, config_root_setting(cf), "");
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+		if (keys[i].required && !config_lookup(cf, keys[i].path))
+			return fail(c, 0, keys[i].path, "missing required value (%s)", keys[i].help);
+
+	const char *s;
+	config_setting_t *set;
+	char why[128];
+
+	set = config_lookup(cf, "node.level");
+	s = config_setting_get_string(set);
+	out->node_level = tier_level_parse(s);
+	if (out->node_level == TIER_NONE || out->node_level == TIER_GRID)
+		return fail(c, (int)config_setting_source_line(set), "node.level",
+			    "'%s' is not one of city, district, street, community", s);
+
+	set = config_lookup(cf, "node.path");
+	s = config_setting_get_string(set);
+	if (!scope_check(s, why, sizeof why))
+		return fail(c, (int)config_setting_source_line(set), "node.path", "bad path '%s': %s",
+			    s, why);
+	if (scope_depth(s) != (int)out->node_level)
+		return fail(c, (int)config_setting_source_line(set), "node.path",
+			    "'%s' has %d level(s) but node.level is %s (%d)", s, scope_depth(s),
+			    tier_level_name(out->node_level), (int)out->node_level);
+	snprintf(out->node_path, sizeof out->node_path, "%s", s);
+
+	out->node_name = strdup(config_lookup_string(cf, "node.name", &s) ? s : "");
+
+	set = config_lookup(cf, "data_dir");
+	s = config_setting_get_string(set);
+	if (!*s)
+		return fail(c, (int)config_setting_source_line(set), "data_dir", "must not be empty");
+	out->data_dir = resolve(c, s);
+
+	out->log_level = LOG_INFO;
+	if ((set = config_lookup(cf, "log_level"))) {
+		s = config_setting_get_string(set);
+		out->log_level = log_level_parse(s);
+		if (out->log_level < 0)
+			return fail(c, (int)config_setting_source_line(set), "log_level",
+				    "'%s' is not one of error, warn, info, debug", s);
+	}
+
+	if ((rc = get_str_list(c, cf, "control.listen", out->listen, CFG_MAX_LISTEN, &out->n_listen,
+			       false)))
+		return rc;
+	bool tls = false;
+	for (int i = 0; i < out->n_listen; i++) {
+		set = config_lookup(cf, "control.listen");
+		if ((rc = check_address(c, (int)config_setting_source_line(set), out->listen[i])))
+			return rc;
+		tls |= strncmp(out->listen[i], "tls+tcp://", 10) == 0;
+	}
+	if (out->n_listen == 0) {
+		char a[PATH_MAX + 8];
+		snprintf(a, sizeof a, "ipc://%s/linlid.sock", out->data_dir);
+		out->listen[out->n_listen++] = strdup(a);
+	}
+	if (config_lookup_string(cf, "control.tls_cert", &s))
+		out->tls_cert = resolve(c, s);
+	if (config_lookup_string(cf, "control.tls_key", &s))
+		out->tls_key = resolve(c, s);
+	if (tls && (!out->tls_cert || !out->tls_key))
+		return fail(c, (int)config_setting_source_line(config_lookup(cf, "control.listen")),
+			    "control.listen",
+			    "a tls+tcp:// address needs control.tls_cert and control.tls_key");
+
+	int v;
+	out->max_request = 1 << 20;
+	if ((set = config_lookup(cf, "control.max_request"))) {
+		v = config_setting_get_int(set);
+		if (v < 1024 || v > (64 << 20))
+			return fail(c, (int)config_setting_source_line(set), "control.max_request",
+				    "%d is outside 1024..67108864", v);
+		out->max_request = (size_t)v;
+	}
+	out->control_workers = 8;
+	if ((set = config_lookup(cf, "control.workers"))) {
+		v = config_setting_get_int(set);
+		if (v < 1 || v > 256)
+			return fail(c, (int)config_setting_source_line(set), "control.workers",
+				    "%d is outside 1..256", v);
+		out->control_workers = v;
+	}
+
+	if ((rc = get_str_list(c, cf, "plugin_dirs", out->plugin_dirs, CFG_MAX_DIRS,
+			       &out->n_plugin_dirs, true)))
+		return rc;
+	if ((rc = get_str_list(c, cf, "script_dirs", out->script_dirs, CFG_MAX_DIRS,
+			       &out->n_script_dirs, true)))
+		return rc;
+	if (config_lookup_string(cf, "catalog_dir", &s))
+		out->catalog_dir = resolve(c, s);
+
+	out->store_sync = true;
+	if ((set = config_lookup(cf, "store.sync")))
+		out->store_sync = config_setting_get_bool(set);
+	out->store_map_size = (size_t)64 << 20;
+	if ((set = config_lookup(cf, "store.map_size_mb"))) {
+		v = config_setting_get_int(set);
+		if (v < 1 || v > (1 << 20))
+			return fail(c, (int)config_setting_source_line(set), "store.map_size_mb",
+				    "%d is outside 1..1048576", v);
+		out->store_map_size = (size_t)v << 20;
+	}
+	return 0;
+}
+
+static int load(struct cfg *out, config_t *cf, int parsed, struct ctx *c)
+{
+	memset(out, 0, sizeof *out);
+	if (parsed != CONFIG_TRUE) {
+		if (config_error_type(cf) == CONFIG_ERR_FILE_IO)
+			snprintf(c->err, c->errlen, "%s: cannot read: %s", c->source, strerror(errno));
+		else
+			snprintf(c->err, c->errlen, "%s:%d: syntax error: %s", c->source,
+				 config_error_line(cf), config_error_text(cf));
+		return LINLI_ECONFIG;
+	}
+	int rc = fill(c, cf, out);
+	if (rc) {
+		cfg_free(out);
+		return rc;
+	}
+	out->source = strdup(c->source);
+	return 0;
+}
+
+int cfg_load_string(struct cfg *out, const char *text, const char *source, const char *basedir,
+		    char *err, size_t errlen)
+{
+	struct ctx c = {source, basedir, err, errlen};
+	config_t cf;
+	config_init(&cf);
+	int rc = load(out, &cf, config_read_string(&cf, text), &c);
+	config_destroy(&cf);
+	return rc;
+}
+
+int cfg_load_file(struct cfg *out, const char *path, char *err, size_t errlen)
+{
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof dir, "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		*(slash == dir ? slash + 1 : slash) = '\0';
+	struct ctx c = {path, slash ? dir : NULL, err, errlen};
+	config_t cf;
+	config_init(&cf);
+	errno = 0;
+	int rc = load(out, &cf, config_read_file(&cf, path), &c);
+	config_destroy(&cf);
+	return rc;
+}
+
+static void free_list(char **v, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(v[i]);
+}
+
+void cfg_free(struct cfg *c)
+{
+	free(c->source);
+	free(c->node_name);
+	free(c->data_dir);
+	free_list(c->listen, c->n_listen);
+	free(c->tls_cert);
+	free(c->tls_key);
+	free_list(c->plugin_dirs, c->n_plugin_dirs);
+	free_list(c->script_dirs, c->n_script_dirs);
+	free(c->catalog_dir);
+	memset(c, 0, sizeof *c);
+}

@@ -1,0 +1,57 @@
+/*
+ * config — reads and validates `linli.cfg` (libconfig syntax).
+ *
+ * Owns the parsed configuration as one plain struct. Validation is complete
+ * before anything is applied: an unknown key, a wrong type, a missing value or
+ * a bad path fails with `file:line: key: reason` and no half-filled result.
+ * Never starts, opens or changes anything outside the struct it fills.
+ */
+#ifndef LINLI_CONFIG_H
+#define LINLI_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "scope.h"
+
+#define CFG_MAX_LISTEN 8
+#define CFG_MAX_DIRS 16
+
+struct cfg {
+	char *source;			 /* file path, or "<embedded>" */
+	char node_path[SCOPE_MAX + 1];
+	enum tier_level node_level;
+	char *node_name;		 /* display name; may be "" */
+	char *data_dir;			 /* absolute */
+	char *listen[CFG_MAX_LISTEN];	 /* control addresses, first is the default */
+	int n_listen;
+	char *tls_cert, *tls_key;	 /* for tls+tcp:// listeners; NULL if unset */
+	int log_level;			 /* enum log_level */
+	char *plugin_dirs[CFG_MAX_DIRS];
+	int n_plugin_dirs;
+	char *script_dirs[CFG_MAX_DIRS];
+	int n_script_dirs;
+	char *catalog_dir;		 /* absolute; NULL when none */
+	bool store_sync;		 /* fsync each group commit */
+	size_t store_map_size;		 /* initial LMDB map size, bytes */
+	size_t max_request;		 /* control message limit, bytes */
+	int control_workers;		 /* concurrent control contexts */
+};
+
+/* The configuration `linlid` runs when started without --config. */
+extern const char cfg_embedded_default[];
+
+/*
+ * cfg_load_file / cfg_load_string — parse and validate into `out` (zeroed
+ * first). `text` of cfg_load_string is named `source` in messages and its
+ * relative paths resolve against `basedir` (NULL: the working directory).
+ * Return 0, or LINLI_ECONFIG with `err` holding "source:line: key: reason".
+ * On failure `out` holds nothing that needs freeing.
+ */
+int cfg_load_file(struct cfg *out, const char *path, char *err, size_t errlen);
+int cfg_load_string(struct cfg *out, const char *text, const char *source,
+		    const char *basedir, char *err, size_t errlen);
+
+void cfg_free(struct cfg *c);
+
+#endif

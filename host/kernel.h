@@ -1,0 +1,97 @@
+/*
+ * kernel — the kernel thread's event queue, timers and loop.
+ *
+ * One thread (the one that calls kernel_run) owns dispatch: every event
+ * handler, timer, plugin callback and the store's write transaction run on it,
+ * so none of them needs a lock. Other threads (nng's, drivers', the signal
+ * thread) hand work over with kernel_post, the only call here that is safe off
+ * the kernel thread. Each wake-up of the loop takes every queued event as one
+ * batch and then runs the batch-end hooks (the store commits there: group
+ * commit). Never blocks in a handler; never calls into nng synchronously.
+ */
+#ifndef LINLI_KERNEL_H
+#define LINLI_KERNEL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+
+struct kernel;
+struct control;
+struct cmd_registry;
+
+typedef void (*kernel_fn)(struct kernel *k, void *arg);
+
+struct kevent {
+	kernel_fn fn;
+	void *arg;
+	struct kevent *next;
+};
+
+struct ktimer;
+
+#define KERNEL_MAX_HOOKS 16
+
+struct kernel {
+	struct cfg cfg;			/* owned; replaced whole on reload */
+	uint64_t started_ms;		/* monotonic */
+	pthread_t thread;		/* the kernel thread, once running */
+	/* The queue: the only state shared across threads. */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct kevent *head, *tail;
+	uint64_t queued;		/* events waiting */
+	bool stopping;			/* stop requested: drain, then return */
+	bool closed;			/* loop returned: posts are refused */
+	/* Kernel-thread-only state below. */
+	struct ktimer *timers;		/* sorted by due time */
+	uint64_t next_timer_id;
+	struct {
+		kernel_fn fn;
+		void *arg;
+	} batch_hooks[KERNEL_MAX_HOOKS];
+	int n_batch_hooks;
+	uint64_t events_run, batches;
+	struct control *control;
+	struct cmd_registry *cmds;
+	int plugin_count;		/* filled by the plugin loader */
+};
+
+int kernel_init(struct kernel *k);
+void kernel_destroy(struct kernel *k);
+
+/*
+ * kernel_post — queue fn(k, arg) to run on the kernel thread. Safe from any
+ * thread. Returns 0, or LINLI_ESTATE once the loop has returned (the caller
+ * still owns `arg`), or LINLI_ENOMEM.
+ */
+int kernel_post(struct kernel *k, kernel_fn fn, void *arg);
+
+/* Run the loop on the calling thread until kernel_stop and the queue drains. */
+void kernel_run(struct kernel *k);
+
+/* Ask the loop to drain what is queued and return. Safe from any thread. */
+void kernel_stop(struct kernel *k);
+
+/* Refuse all further posts (idempotent; kernel_run does it when it returns). */
+void kernel_close(struct kernel *k);
+
+/* Is the caller the kernel thread? */
+bool kernel_on_thread(const struct kernel *k);
+
+/*
+ * Timers (kernel thread only). Runs fn after `delay_ms`, then every
+ * `interval_ms` if non-zero. Returns an id > 0 for kernel_timer_cancel.
+ */
+uint64_t kernel_timer_add(struct kernel *k, uint64_t delay_ms, uint64_t interval_ms, kernel_fn fn,
+			  void *arg);
+bool kernel_timer_cancel(struct kernel *k, uint64_t id);
+
+/* Run fn(k, arg) after every batch of events (kernel thread only). */
+int kernel_on_batch_end(struct kernel *k, kernel_fn fn, void *arg);
+
+uint64_t kernel_now_ms(void); /* CLOCK_MONOTONIC, milliseconds */
+
+#endif

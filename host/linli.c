@@ -1,0 +1,464 @@
+/*
+ * linli — the console. One command per run, or an interactive shell.
+ *
+ * The console is thin: it sends the words typed (argv) to linlid over the
+ * control protocol (proto.h) and prints the reply's data, as one JSON document
+ * with --json or as aligned text otherwise. Commands therefore live in the
+ * daemon, plugin commands included, and the console never needs updating for
+ * a new one. Exit codes: 0 ok, 1 refused or failed, 2 usage.
+ */
+#include <editline/readline.h>
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <msgpack.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "json.h"
+#include "linli/error.h"
+#include "mp.h"
+#include "proto.h"
+
+#define DEFAULT_SOCKET "ipc://var/linlid.sock"
+
+struct console {
+	const char *addr;
+	bool json;
+	nng_socket sock;
+	bool open;
+	char **words; /* command names for completion */
+	int n_words;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: linli [--socket ADDR] [--json] COMMAND [ARGS...]\n"
+		   "       linli [--socket ADDR]            (interactive shell)\n"
+		   "  --socket ADDR  linlid's control address (default $LINLI_SOCKET or %s)\n"
+		   "  --json         print one JSON document\n"
+		   "Try 'linli help' for the commands.\n",
+		DEFAULT_SOCKET);
+}
+
+static int connect_daemon(struct console *c)
+{
+	if (c->open)
+		return 0;
+	int rv = nng_req0_open(&c->sock);
+	if (rv == 0) {
+		nng_socket_set_ms(c->sock, NNG_OPT_RECVTIMEO, 60000);
+		nng_socket_set_ms(c->sock, NNG_OPT_SENDTIMEO, 10000);
+		nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+		rv = nng_dial(c->sock, c->addr, NULL, 0);
+		if (rv != 0)
+			nng_close(c->sock);
+	}
+	if (rv != 0) {
+		fprintf(stderr, "linli: cannot reach linlid at %s: %s\n", c->addr, nng_strerror(rv));
+		return -1;
+	}
+	c->open = true;
+	return 0;
+}
+
+/* ---- rendering ---- */
+
+static void print_scalar(const json_t *v)
+{
+	if (json_is_string(v))
+		fputs(json_string_value(v), stdout);
+	else {
+		char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+		fputs(s ? s : "?", stdout);
+		free(s);
+	}
+}
+
+static void print_map(const json_t *m, int indent)
+{
+	const char *k;
+	json_t *v;
+	size_t w = 0;
+	json_object_foreach((json_t *)m, k, v) if (strlen(k) > w) w = strlen(k);
+	json_object_foreach((json_t *)m, k, v)
+	{
+		printf("%*s%-*s  ", indent, "", (int)w + 1, k);
+		print_scalar(v);
+		putchar('\n');
+	}
+}
+
+/* An array of maps prints as a table whose columns are the first map's keys. */
+static void print_table(const json_t *a)
+{
+	const json_t *first = json_array_get(a, 0);
+	size_t ncol = json_object_size(first);
+	const char **cols = calloc(ncol, sizeof *cols);
+	size_t *w = calloc(ncol, sizeof *w);
+	const char *k;
+	json_t *v;
+	size_t c = 0, i;
+	json_object_foreach((json_t *)first, k, v)
+	{
+		cols[c] = k;
+		w[c++] = strlen(k);
+	}
+	json_t *row;
+	json_array_foreach(a, i, row) for (c = 0; c < ncol; c++)
+	{
+		json_t *cell = json_object_get(row, cols[c]);
+		char *s = json_is_string(cell) ? NULL : json_dumps(cell, JSON_ENCODE_ANY | JSON_COMPACT);
+		size_t n = json_is_string(cell) ? json_string_length(cell) : (s ? strlen(s) : 0);
+		if (n > w[c])
+			w[c] = n > 60 ? 60 : n;
+		free(s);
+	}
+	for (c = 0; c < ncol; c++)
+		printf("%-*s%s", c + 1 < ncol ? (int)w[c] : 0, cols[c], c + 1 < ncol ? "  " : "\n");
+	json_array_foreach(a, i, row)
+	{
+		for (c = 0; c < ncol; c++) {
+			json_t *cell = json_object_get(row, cols[c]);
+			char *s = cell ? (json_is_string(cell) ? strdup(json_string_value(cell))
+							       : json_dumps(cell, JSON_ENCODE_ANY |
+										  JSON_COMPACT))
+				       : strdup("-");
+			printf("%-*s%s", c + 1 < ncol ? (int)w[c] : 0, s ? s : "",
+			       c + 1 < ncol ? "  " : "\n");
+			free(s);
+		}
+	}
+	free(cols);
+	free(w);
+}
+
+static void print_text(const json_t *d)
+{
+	if (json_is_null(d))
+		printf("ok\n");
+	else if (json_is_object(d))
+		print_map(d, 0);
+	else if (json_is_array(d) && json_array_size(d) > 0 && json_is_object(json_array_get(d, 0)))
+		print_table(d);
+	else if (json_is_array(d)) {
+		size_t i;
+		json_t *v;
+		json_array_foreach(d, i, v)
+		{
+			print_scalar(v);
+			putchar('\n');
+		}
+	} else {
+		print_scalar(d);
+		putchar('\n');
+	}
+}
+
+/* ---- one request ---- */
+
+static char *read_stdin(size_t *len)
+{
+	size_t cap = 4096, n = 0;
+	char *buf = malloc(cap);
+	for (;;) {
+		if (n == cap) {
+			cap *= 2;
+			char *nb = realloc(buf, cap);
+			if (!nb)
+				break;
+			buf = nb;
+		}
+		size_t r = fread(buf + n, 1, cap - n, stdin);
+		if (r == 0)
+			break;
+		n += r;
+	}
+	*len = n;
+	return buf;
+}
+
+/*
+ * Send argv, print the reply. Returns the exit code (0, 1). `reply_out`, if
+ * given, receives the data as JSON instead of printing.
+ */
+static int run(struct console *c, int argc, char **argv, json_t **reply_out)
+{
+	bool json = c->json;
+	const char *input = NULL;
+	char *stdin_buf = NULL;
+	size_t input_len = 0;
+	char **av = calloc((size_t)argc + 1, sizeof *av);
+	int ac = 0;
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			json = true;
+		else if (strcmp(argv[i], "--stdin") == 0 && !stdin_buf) {
+			stdin_buf = read_stdin(&input_len);
+			input = stdin_buf;
+		} else
+			av[ac++] = argv[i];
+	}
+	if (ac == 0) {
+		free(av);
+		free(stdin_buf);
+		return 2;
+	}
+	if (connect_daemon(c) != 0) {
+		free(av);
+		free(stdin_buf);
+		return 1;
+	}
+	msgpack_sbuffer b;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&b);
+	msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+	const char *session = getenv("LINLI_SESSION");
+	msgpack_pack_map(&pk, 2 + (session != NULL) + (input != NULL));
+	mp_kv_int(&pk, "v", PROTO_VERSION);
+	mp_str(&pk, "argv");
+	msgpack_pack_array(&pk, (size_t)ac);
+	for (int i = 0; i < ac; i++)
+		mp_str(&pk, av[i]);
+	if (session)
+		mp_kv_str(&pk, "session", session);
+	if (input) {
+		mp_str(&pk, "input");
+		msgpack_pack_str(&pk, input_len);
+		msgpack_pack_str_body(&pk, input, input_len);
+	}
+	free(av);
+	free(stdin_buf);
+
+	int code = 1;
+	nng_msg *m = NULL;
+	int rv = nng_msg_alloc(&m, 0);
+	if (rv == 0)
+		rv = nng_msg_append(m, b.data, b.size);
+	msgpack_sbuffer_destroy(&b);
+	if (rv == 0 && (rv = nng_sendmsg(c->sock, m, 0)) != 0)
+		nng_msg_free(m);
+	if (rv == 0)
+		rv = nng_recvmsg(c->sock, &m, 0);
+	if (rv != 0) {
+		fprintf(stderr, "linli: request to %s failed: %s\n", c->addr, nng_strerror(rv));
+		return 1;
+	}
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	size_t off = 0;
+	if (msgpack_unpack_next(&up, nng_msg_body(m), nng_msg_len(m), &off) !=
+		    MSGPACK_UNPACK_SUCCESS ||
+	    up.data.type != MSGPACK_OBJECT_MAP) {
+		fprintf(stderr, "linli: malformed reply from linlid\n");
+		goto out;
+	}
+	const msgpack_object *ok = mp_get(&up.data, "ok");
+	if (ok && ok->type == MSGPACK_OBJECT_BOOLEAN && ok->via.boolean) {
+		const msgpack_object *d = mp_get(&up.data, "data");
+		msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
+		json_t *j = json_from_mp(d ? d : &nil);
+		if (reply_out)
+			*reply_out = j;
+		else if (json) {
+			char *s = json_dumps(j, JSON_ENCODE_ANY | JSON_INDENT(2));
+			printf("%s\n", s ? s : "null");
+			free(s);
+			json_decref(j);
+		} else {
+			print_text(j);
+			json_decref(j);
+		}
+		code = 0;
+	} else {
+		json_t *j = json_from_mp(&up.data);
+		if (json && !reply_out) {
+			char *s = json_dumps(j, JSON_INDENT(2));
+			printf("%s\n", s ? s : "{}");
+			free(s);
+		}
+		const char *e = json_string_value(json_object_get(j, "error"));
+		fprintf(stderr, "linli: %s\n", e ? e : "request failed");
+		json_decref(j);
+	}
+out:
+	msgpack_unpacked_destroy(&up);
+	nng_msg_free(m);
+	return code;
+}
+
+/* ---- interactive shell ---- */
+
+static struct console *shell_console;
+
+static char *complete_word(const char *text, int state)
+{
+	static int i;
+	static size_t len;
+	struct console *c = shell_console;
+	if (!state) {
+		i = 0;
+		len = strlen(text);
+	}
+	while (i < c->n_words) {
+		const char *w = c->words[i++];
+		if (strncmp(w, text, len) == 0)
+			return strdup(w);
+	}
+	return NULL;
+}
+
+static char **complete(const char *text, int start, int end)
+{
+	(void)start;
+	(void)end;
+	rl_attempted_completion_over = 1;
+	return rl_completion_matches(text, complete_word);
+}
+
+static void load_words(struct console *c)
+{
+	char *argv[] = {"help"};
+	json_t *j = NULL;
+	static const char *const local[] = {"quit", "exit"};
+	if (run(c, 1, argv, &j) != 0 || !json_is_array(j)) {
+		json_decref(j);
+		return;
+	}
+	c->words = calloc(json_array_size(j) * 2 + 2, sizeof(char *));
+	size_t i;
+	json_t *v;
+	json_array_foreach(j, i, v)
+	{
+		const char *cmd = json_string_value(json_object_get(v, "command"));
+		if (!cmd)
+			continue;
+		/* Complete both the first word and "first second". */
+		char first[128];
+		snprintf(first, sizeof first, "%.*s", (int)strcspn(cmd, " "), cmd);
+		bool seen = false;
+		for (int k = 0; k < c->n_words; k++)
+			seen |= strcmp(c->words[k], first) == 0;
+		if (!seen)
+			c->words[c->n_words++] = strdup(first);
+		if (strchr(cmd, ' '))
+			c->words[c->n_words++] = strdup(strchr(cmd, ' ') + 1);
+	}
+	for (size_t k = 0; k < 2; k++)
+		c->words[c->n_words++] = strdup(local[k]);
+	json_decref(j);
+}
+
+/* Split a line into words; quotes '…' and "…" group, backslash escapes. */
+static int split(char *line, char **argv, int max)
+{
+	int argc = 0;
+	char *r = line, *w = line;
+	while (*r) {
+		while (*r == ' ' || *r == '\t')
+			r++;
+		if (!*r)
+			break;
+		if (argc == max)
+			return -1;
+		argv[argc++] = w;
+		char q = 0;
+		while (*r && (q || (*r != ' ' && *r != '\t'))) {
+			if (!q && (*r == '\'' || *r == '"'))
+				q = *r++;
+			else if (q && *r == q) {
+				q = 0;
+				r++;
+			} else if (*r == '\\' && r[1] && q != '\'') {
+				*w++ = r[1];
+				r += 2;
+			} else
+				*w++ = *r++;
+		}
+		if (*r)
+			r++;
+		*w++ = '\0';
+	}
+	return argc;
+}
+
+static int shell(struct console *c)
+{
+	char hist[4096] = "";
+	const char *home = getenv("HOME");
+	if (home)
+		snprintf(hist, sizeof hist, "%s/.linli_history", home);
+	shell_console = c;
+	load_words(c);
+	rl_readline_name = "linli";
+	rl_attempted_completion_function = complete;
+	using_history();
+	if (*hist)
+		read_history(hist);
+	printf("linli shell on %s — 'help' lists commands, 'quit' leaves\n", c->addr);
+	char *line;
+	while ((line = readline("linli> ")) != NULL) {
+		char *argv[PROTO_MAX_ARGS];
+		char *copy = strdup(line);
+		int argc = split(copy, argv, PROTO_MAX_ARGS);
+		if (argc > 0) {
+			add_history(line);
+			if (strcmp(argv[0], "quit") == 0 || strcmp(argv[0], "exit") == 0) {
+				free(copy);
+				free(line);
+				break;
+			}
+			run(c, argc, argv, NULL);
+		} else if (argc < 0)
+			fprintf(stderr, "linli: more than %d words\n", PROTO_MAX_ARGS);
+		free(copy);
+		free(line);
+	}
+	if (*hist)
+		write_history(hist);
+	for (int i = 0; i < c->n_words; i++)
+		free(c->words[i]);
+	free(c->words);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct console c = {.addr = getenv("LINLI_SOCKET")};
+	if (!c.addr || !*c.addr)
+		c.addr = DEFAULT_SOCKET;
+	/* Options stop at the first command word: the rest belongs to the command. */
+	int i = 1;
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			c.json = true;
+		else if (strcmp(argv[i], "--socket") == 0 && i + 1 < argc)
+			c.addr = argv[++i];
+		else if (strncmp(argv[i], "--socket=", 9) == 0)
+			c.addr = argv[i] + 9;
+		else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			return 0;
+		} else if (strcmp(argv[i], "--version") == 0) {
+			printf("linli %s\n", LINLI_VERSION);
+			return 0;
+		} else {
+			fprintf(stderr, "linli: unknown option '%s'\n", argv[i]);
+			usage(stderr);
+			return 2;
+		}
+	}
+	int code;
+	if (i == argc)
+		code = isatty(STDIN_FILENO) || !c.json ? shell(&c) : (usage(stderr), 2);
+	else
+		code = run(&c, argc - i, argv + i, NULL);
+	if (c.open)
+		nng_close(c.sock);
+	return code;
+}

@@ -1,0 +1,337 @@
+/*
+ * linlid — the linli host daemon.
+ *
+ * main reads and validates the configuration, takes the data directory's
+ * lock, opens the control socket and runs the kernel loop on the main thread
+ * until SIGTERM/SIGINT. A separate thread waits for signals and posts them to
+ * the kernel as events, so every state change happens on the kernel thread.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "config.h"
+#include "control.h"
+#include "core_cmds.h"
+#include "kernel.h"
+#include "linli/error.h"
+#include "log.h"
+
+#define EXIT_CONFIG 2
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: linlid [--config FILE] [--check-config] [--foreground] [--version]\n"
+		   "  --config FILE    read FILE instead of the embedded default\n"
+		   "  --check-config   validate the configuration and exit (0 good, 2 bad)\n"
+		   "  --foreground     stay attached to the terminal (default: detach)\n"
+		   "  --version        print the version and exit\n");
+}
+
+static int mkdir_p(const char *path, char *err, size_t errlen)
+{
+	char buf[PATH_MAX];
+	snprintf(buf, sizeof buf, "%s", path);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0750) != 0 && errno != EEXIST)
+			goto fail;
+		*p = '/';
+	}
+	if (mkdir(buf, 0750) != 0 && errno != EEXIST)
+		goto fail;
+	return 0;
+fail:
+	snprintf(err, errlen, "data_dir: cannot create %s: %s", buf, strerror(errno));
+	return LINLI_EIO;
+}
+
+/*
+ * One daemon per data dir: an fcntl write lock on `linlid.lock`, which holds
+ * the pid. fcntl locks vanish with the process, so a crash leaves no stale
+ * lock; F_GETLK names the holder for the refusal message.
+ */
+static int take_lock(const char *dir, int *fd_out, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/linlid.lock", dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open lock file %s: %s", path, strerror(errno));
+		return LINLI_EIO;
+	}
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	if (fcntl(fd, F_SETLK, &fl) != 0) {
+		struct flock q = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+		long pid = fcntl(fd, F_GETLK, &q) == 0 && q.l_type != F_UNLCK ? (long)q.l_pid : -1;
+		snprintf(err, errlen, "data dir %s is in use by another linlid (pid %ld, lock %s)", dir,
+			 pid, path);
+		close(fd);
+		return LINLI_EBUSY;
+	}
+	char pid[32];
+	int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+		log_warn("kernel", "cannot write pid to %s: %s", path, strerror(errno));
+	*fd_out = fd;
+	return 0;
+}
+
+/* ---- signals: a thread turns them into kernel events ---- */
+
+static void on_term(struct kernel *k, void *arg)
+{
+	(void)arg;
+	if (k->stopping)
+		return;
+	log_info("kernel", "stopping: no new requests, draining the queue");
+	control_stop_listening(k->control);
+	kernel_stop(k);
+}
+
+/*
+ * SIGHUP: the new file is validated whole before anything changes. Settings
+ * that need a restart (node, data_dir, control addresses) keep their old
+ * values and say so; the rest take effect at once.
+ */
+static void on_hup(struct kernel *k, void *arg)
+{
+	(void)arg;
+	char err[1024];
+	struct cfg nc;
+	int rc = strcmp(k->cfg.source, "<embedded>") == 0
+			 ? cfg_load_string(&nc, cfg_embedded_default, "<embedded>", NULL, err,
+					   sizeof err)
+			 : cfg_load_file(&nc, k->cfg.source, err, sizeof err);
+	if (rc) {
+		log_error("config", "reload refused, keeping the running configuration: %s", err);
+		return;
+	}
+	struct cfg *oc = &k->cfg;
+	bool listen_changed = nc.n_listen != oc->n_listen;
+	for (int i = 0; !listen_changed && i < nc.n_listen; i++)
+		listen_changed = strcmp(nc.listen[i], oc->listen[i]) != 0;
+	if (strcmp(nc.node_path, oc->node_path) != 0 || nc.node_level != oc->node_level)
+		log_warn("config", "node.path/node.level changed: takes effect on restart");
+	if (strcmp(nc.data_dir, oc->data_dir) != 0)
+		log_warn("config", "data_dir changed: takes effect on restart");
+	if (listen_changed)
+		log_warn("config", "control.listen changed: takes effect on restart");
+	/* Keep what needs a restart: swap the old values into the new struct. */
+	char path[sizeof nc.node_path];
+	memcpy(path, nc.node_path, sizeof path);
+	memcpy(nc.node_path, oc->node_path, sizeof path);
+	memcpy(oc->node_path, path, sizeof path);
+	enum tier_level lv = nc.node_level;
+	nc.node_level = oc->node_level;
+	oc->node_level = lv;
+#define SWAP(f)                                                                                    \
+	do {                                                                                       \
+		__typeof__(nc.f) t_ = nc.f;                                                        \
+		nc.f = oc->f;                                                                      \
+		oc->f = t_;                                                                        \
+	} while (0)
+	SWAP(data_dir);
+	char *lst[CFG_MAX_LISTEN];
+	memcpy(lst, nc.listen, sizeof lst);
+	memcpy(nc.listen, oc->listen, sizeof lst);
+	memcpy(oc->listen, lst, sizeof lst);
+	SWAP(n_listen);
+	SWAP(tls_cert);
+	SWAP(tls_key);
+	SWAP(control_workers);
+#undef SWAP
+	cfg_free(oc);
+	*oc = nc;
+	log_set_level((enum log_level)oc->log_level);
+	log_info("config", "reloaded %s", oc->source);
+}
+
+struct sigctx {
+	struct kernel *k;
+	sigset_t set;
+};
+
+static void *signal_thread(void *arg)
+{
+	struct sigctx *s = arg;
+	for (;;) {
+		int sig;
+		if (sigwait(&s->set, &sig) != 0)
+			continue;
+		if (kernel_post(s->k, sig == SIGHUP ? on_hup : on_term, NULL) != 0)
+			return NULL;
+		log_info("kernel", "received %s", sig == SIGHUP ? "SIGHUP" : sigabbrev_np(sig));
+	}
+}
+
+/*
+ * Detach unless --foreground: the parent waits on a pipe until the child has
+ * started (or failed), so its exit code tells the caller the truth.
+ */
+static int detach(int *ready_fd)
+{
+	int p[2];
+	if (pipe(p) != 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid > 0) {
+		close(p[1]);
+		char c = 1;
+		ssize_t n = read(p[0], &c, 1);
+		_exit(n == 1 ? (unsigned char)c : 1);
+	}
+	close(p[0]);
+	setsid();
+	int devnull = open("/dev/null", O_RDWR);
+	/* stdin and stdout go; stderr stays, as the log, wherever the caller sent it. */
+	if (devnull >= 0) {
+		dup2(devnull, STDIN_FILENO);
+		dup2(devnull, STDOUT_FILENO);
+		close(devnull);
+	}
+	*ready_fd = p[1];
+	return 0;
+}
+
+static void report_ready(int *fd, unsigned char code)
+{
+	if (*fd >= 0) {
+		ssize_t n = write(*fd, &code, 1);
+		(void)n;
+		close(*fd);
+		*fd = -1;
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 'k'},
+		{"foreground", no_argument, NULL, 'f'},	  {"version", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},	  {NULL, 0, NULL, 0}};
+	const char *cfg_path = NULL;
+	bool check = false, foreground = false;
+	int o;
+	while ((o = getopt_long(argc, argv, "c:kfvh", opts, NULL)) != -1) {
+		switch (o) {
+		case 'c':
+			cfg_path = optarg;
+			break;
+		case 'k':
+			check = true;
+			break;
+		case 'f':
+			foreground = true;
+			break;
+		case 'v':
+			printf("linlid %s\n", LINLI_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_CONFIG;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return EXIT_CONFIG;
+	}
+
+	struct kernel k;
+	if (kernel_init(&k) != 0) {
+		fprintf(stderr, "linlid: cannot initialise the kernel\n");
+		return 1;
+	}
+	char err[1024];
+	int rc = cfg_path ? cfg_load_file(&k.cfg, cfg_path, err, sizeof err)
+			  : cfg_load_string(&k.cfg, cfg_embedded_default, "<embedded>", NULL, err,
+					    sizeof err);
+	if (rc) {
+		log_error("config", "%s", err);
+		kernel_destroy(&k);
+		return EXIT_CONFIG;
+	}
+	if (check) {
+		printf("%s: configuration ok (node %s, %s)\n", k.cfg.source, k.cfg.node_path,
+		       tier_level_name(k.cfg.node_level));
+		kernel_destroy(&k);
+		return 0;
+	}
+	log_set_level((enum log_level)k.cfg.log_level);
+
+	int ready_fd = -1;
+	if (!foreground && detach(&ready_fd) != 0) {
+		log_error("kernel", "cannot detach: %s", strerror(errno));
+		return 1;
+	}
+
+	/* Signals are taken by the signal thread only; block them everywhere else. */
+	struct sigctx sc = {.k = &k};
+	sigemptyset(&sc.set);
+	sigaddset(&sc.set, SIGTERM);
+	sigaddset(&sc.set, SIGINT);
+	sigaddset(&sc.set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sc.set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	int lock_fd = -1, exit_code = 1;
+	bool have_st = false;
+	pthread_t st;
+	if (mkdir_p(k.cfg.data_dir, err, sizeof err) != 0 ||
+	    take_lock(k.cfg.data_dir, &lock_fd, err, sizeof err) != 0) {
+		log_error("kernel", "%s", err);
+		goto out;
+	}
+	k.cmds = cmd_registry_new();
+	if (!k.cmds || core_cmds_register(&k) != 0) {
+		log_error("kernel", "cannot register commands");
+		goto out;
+	}
+	if (control_open(&k, &k.control, err, sizeof err) != 0) {
+		log_error("control", "%s", err);
+		goto out;
+	}
+	if (pthread_create(&st, NULL, signal_thread, &sc) != 0) {
+		log_error("kernel", "cannot start the signal thread");
+		goto out;
+	}
+	have_st = true;
+
+	log_info("kernel", "linlid %s serving %s (%s) from %s, config %s", LINLI_VERSION,
+		 k.cfg.node_path, tier_level_name(k.cfg.node_level), k.cfg.data_dir, k.cfg.source);
+	report_ready(&ready_fd, 0);
+	kernel_run(&k);
+	exit_code = 0;
+	log_info("kernel", "stopped");
+out:
+	report_ready(&ready_fd, (unsigned char)exit_code);
+	kernel_close(&k);
+	if (have_st) {
+		/* The signal thread's next post fails on the closed kernel: it returns. */
+		pthread_kill(st, SIGTERM);
+		pthread_join(st, NULL);
+	}
+	control_close(k.control);
+	cmd_registry_free(k.cmds);
+	if (lock_fd >= 0)
+		close(lock_fd); /* the file stays: unlinking it would race a starting daemon */
+	kernel_destroy(&k);
+	return exit_code;
+}

@@ -1,0 +1,39 @@
+/*
+ * proto — the control protocol between `linli` (or any remote tool) and
+ * `linlid`. This header is its specification.
+ *
+ * Transport: nng req0/rep0 on the addresses of `control.listen` (ipc://,
+ * tcp://, tls+tcp://). One request message, one reply message.
+ *
+ * Encoding: each message is one MessagePack map. Keys are strings.
+ *
+ * Request:
+ *   "v"       int     protocol version, PROTO_VERSION (optional, default 1)
+ *   "argv"    array   of strings, required, at least one: the command words
+ *                     as typed at the console, e.g. ["plugins", "info", "grid"]
+ *   "session" string  session token from `linli login` (optional until the
+ *                     permission model; then required for all but a few)
+ *   "input"   string  optional body, e.g. a JSON record for `data put`
+ *
+ * Reply (always sent unless the request was dropped, see below):
+ *   "ok"      bool    true on success
+ *   "data"    any     on success: the command's result (maps, arrays, scalars)
+ *   "code"    int     on failure: a negative LINLI_E* code (linli/error.h)
+ *   "name"    string  on failure: the code's symbolic name, e.g. "LINLI_ENOENT"
+ *   "error"   string  on failure: a human message naming what and where
+ *
+ * Limits and malformed input:
+ *   - A request larger than `control.max_request` (default PROTO_MAX_REQUEST,
+ *     1 MiB) is dropped by nng and its connection closed; nothing else is hurt.
+ *   - Bytes that are not one MessagePack map, an empty message, a missing or
+ *     empty "argv", or a non-string argv word get LINLI_EPROTO with a message.
+ *   - An unknown command gets LINLI_ENOENT ("unknown command 'x'; try help").
+ */
+#ifndef LINLI_PROTO_H
+#define LINLI_PROTO_H
+
+#define PROTO_VERSION 1
+#define PROTO_MAX_REQUEST (1u << 20)
+#define PROTO_MAX_ARGS 64
+
+#endif

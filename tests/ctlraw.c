@@ -1,0 +1,73 @@
+/*
+ * ctlraw — a test tool: send raw bytes to linlid's control socket and print
+ * what comes back. Lets integration tests send what `linli` never would.
+ *   ctlraw ADDR            send stdin as one message
+ *   ctlraw ADDR --zeros N  send N zero bytes
+ * Prints the reply as JSON on stdout and exits 0, or prints the nng error
+ * and exits 3 when no reply came (a dropped request).
+ */
+#include <jansson.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+
+int main(int argc, char **argv)
+{
+	if (argc != 2 && !(argc == 4 && strcmp(argv[2], "--zeros") == 0)) {
+		fprintf(stderr, "usage: ctlraw ADDR [--zeros N]\n");
+		return 2;
+	}
+	size_t len = 0, cap = 1 << 16;
+	char *buf;
+	if (argc == 4) {
+		len = strtoul(argv[3], NULL, 10);
+		buf = calloc(1, len + 1);
+	} else {
+		buf = malloc(cap);
+		size_t r;
+		while ((r = fread(buf + len, 1, cap - len, stdin)) > 0) {
+			len += r;
+			if (len == cap)
+				buf = realloc(buf, cap *= 2);
+		}
+	}
+	nng_socket s;
+	int rv = nng_req0_open(&s);
+	if (rv == 0) {
+		nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 3000);
+		nng_socket_set_ms(s, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+		rv = nng_dial(s, argv[1], NULL, 0);
+	}
+	if (rv == 0)
+		rv = nng_send(s, buf, len, 0);
+	char *reply = NULL;
+	size_t rlen = 0;
+	if (rv == 0)
+		rv = nng_recv(s, &reply, &rlen, NNG_FLAG_ALLOC);
+	free(buf);
+	if (rv != 0) {
+		printf("{\"nng_error\": \"%s\"}\n", nng_strerror(rv));
+		nng_close(s);
+		return 3;
+	}
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	size_t off = 0;
+	int code = 1;
+	if (msgpack_unpack_next(&up, reply, rlen, &off) == MSGPACK_UNPACK_SUCCESS) {
+		json_t *j = json_from_mp(&up.data);
+		char *t = json_dumps(j, JSON_ENCODE_ANY);
+		printf("%s\n", t);
+		free(t);
+		json_decref(j);
+		code = 0;
+	}
+	msgpack_unpacked_destroy(&up);
+	nng_free(reply, rlen);
+	nng_close(s);
+	return code;
+}

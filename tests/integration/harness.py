@@ -1,0 +1,187 @@
+"""Drive a real linlid for integration tests.
+
+Daemon() writes a config into a fresh temp dir, starts `linlid --foreground`,
+waits until `linli status` answers, and stops it. cli() runs the real `linli`
+console. Binaries come from the environment meson sets (LINLID, LINLI, CTLRAW).
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+LINLID = os.environ.get("LINLID", "build/host/linlid")
+LINLI = os.environ.get("LINLI", "build/host/linli")
+CTLRAW = os.environ.get("CTLRAW", "build/tests/ctlraw")
+SRC = os.environ.get("LINLI_SRC", os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+BUILD = os.environ.get("LINLI_BUILD", os.path.join(SRC, "build"))
+
+
+class TestFailure(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise TestFailure(msg)
+
+
+def eq(got, want, what=""):
+    if got != want:
+        raise TestFailure(f"{what}: got {got!r}, want {want!r}")
+
+
+class Daemon:
+    def __init__(self, node="hefei", level="city", name="合肥市", extra="", tmp=None):
+        self.dir = tmp or tempfile.mkdtemp(prefix="linli-it-")
+        self.data = os.path.join(self.dir, "data")
+        self.sock = f"ipc://{self.dir}/ctl.sock"
+        self.cfg = os.path.join(self.dir, "linli.cfg")
+        self.logpath = os.path.join(self.dir, "linlid.log")
+        self.proc = None
+        self.write_config(node, level, name, extra)
+
+    def config_text(self, node, level, name, extra=""):
+        return (f'node = {{ path = "{node}"; level = "{level}"; name = "{name}"; }};\n'
+                f'data_dir = "{self.data}";\n'
+                f'log_level = "debug";\n'
+                f'control = {{ listen = [ "{self.sock}" ]; }};\n'
+                f'store = {{ sync = false; }};\n' + extra)
+
+    def write_config(self, node="hefei", level="city", name="合肥市", extra="", text=None):
+        with open(self.cfg, "w") as f:
+            f.write(text if text is not None else self.config_text(node, level, name, extra))
+
+    def start(self, wait=True, args=()):
+        self.log = open(self.logpath, "ab")
+        self.proc = subprocess.Popen([LINLID, "--config", self.cfg, "--foreground", *args],
+                                     stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout=20):
+        end = time.time() + timeout
+        while time.time() < end:
+            if self.proc.poll() is not None:
+                raise TestFailure(f"linlid exited with {self.proc.returncode}:\n{self.logtext()}")
+            r = subprocess.run([LINLI, "--socket", self.sock, "status"], capture_output=True)
+            if r.returncode == 0:
+                return
+            time.sleep(0.05)
+        raise TestFailure("linlid did not answer in time:\n" + self.logtext())
+
+    def cli(self, *args, input=None, env=None):
+        """Run `linli --json ARGS`; return (exit code, parsed JSON or None, stderr)."""
+        e = dict(os.environ)
+        if env:
+            e.update(env)
+        r = subprocess.run([LINLI, "--socket", self.sock, "--json", *args], capture_output=True,
+                           input=input.encode() if isinstance(input, str) else input, env=e,
+                           timeout=60)
+        out = None
+        if r.stdout.strip():
+            try:
+                out = json.loads(r.stdout)
+            except json.JSONDecodeError:
+                out = r.stdout.decode()
+        return r.returncode, out, r.stderr.decode()
+
+    def ok(self, *args, **kw):
+        rc, out, err = self.cli(*args, **kw)
+        if rc != 0:
+            raise TestFailure(f"linli {' '.join(args)} failed ({rc}): {err}\n{out}")
+        return out
+
+    def raw(self, data=None, zeros=None):
+        """Send raw bytes with ctlraw; return (exit code, parsed reply)."""
+        args = [CTLRAW, self.sock] + (["--zeros", str(zeros)] if zeros is not None else [])
+        r = subprocess.run(args, input=data or b"", capture_output=True, timeout=30)
+        return r.returncode, json.loads(r.stdout) if r.stdout.strip() else None
+
+    def kill_with(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        if not self.proc or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise TestFailure("linlid did not stop on signal:\n" + self.logtext())
+
+    def logtext(self):
+        try:
+            with open(self.logpath, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def wait_log(self, needle, timeout=10):
+        end = time.time() + timeout
+        while time.time() < end:
+            if needle in self.logtext():
+                return
+            time.sleep(0.05)
+        raise TestFailure(f"log never said {needle!r}:\n{self.logtext()}")
+
+    def cleanup(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def main(cases):
+    """`script --list` prints case names; `script CASE` runs one; no args runs all."""
+    names = [n[5:] for n in cases if n.startswith("case_")]
+    if sys.argv[1:] == ["--list"]:
+        print("\n".join(names))
+        return 0
+    todo = sys.argv[1:] or names
+    failed = 0
+    for n in todo:
+        fn = cases.get("case_" + n)
+        if not fn:
+            print(f"no case {n}")
+            return 2
+        t0 = time.time()
+        try:
+            fn()
+            print(f"ok {n} ({time.time() - t0:.2f}s)")
+        except Exception as e:  # report any failure, including asserts in helpers
+            failed += 1
+            print(f"FAIL {n}: {type(e).__name__}: {e}")
+    return 1 if failed else 0
+
+
+def mp(v):
+    """A minimal MessagePack encoder for hand-made requests (dict, list, str, int, bool, None, bytes)."""
+    if v is None:
+        return b"\xc0"
+    if v is True:
+        return b"\xc3"
+    if v is False:
+        return b"\xc2"
+    if isinstance(v, int):
+        if 0 <= v < 128:
+            return bytes([v])
+        if -32 <= v < 0:
+            return (v & 0xFF).to_bytes(1, "big")
+        return b"\xd3" + v.to_bytes(8, "big", signed=True)
+    if isinstance(v, str):
+        b = v.encode()
+        return (bytes([0xA0 | len(b)]) if len(b) < 32 else b"\xda" + len(b).to_bytes(2, "big")) + b
+    if isinstance(v, bytes):
+        return b"\xc5" + len(v).to_bytes(2, "big") + v
+    if isinstance(v, list):
+        return b"\xdc" + len(v).to_bytes(2, "big") + b"".join(mp(x) for x in v)
+    if isinstance(v, dict):
+        return b"\xde" + len(v).to_bytes(2, "big") + b"".join(mp(k) + mp(x) for k, x in v.items())
+    raise TypeError(type(v))

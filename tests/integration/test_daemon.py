@@ -1,0 +1,234 @@
+"""Integration tests of the foundation: linlid's life cycle, config, the control socket."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import LINLI, LINLID, Daemon, TestFailure, check, eq, main, mp  # noqa: E402
+
+
+class running:
+    def __init__(self, **kw):
+        self.d = Daemon(**kw)
+
+    def __enter__(self):
+        return self.d.start()
+
+    def __exit__(self, *exc):
+        self.d.cleanup()
+
+
+def case_status_json():
+    with running(node="hefei/baohe", level="district", name="包河区") as d:
+        st = d.ok("status")
+        eq(st["node"], "hefei/baohe", "node")
+        eq(st["level"], "district", "level")
+        eq(st["name"], "包河区", "name")
+        eq(st["pid"], d.proc.pid, "pid")
+        check(st["version"], "version")
+        check(st["uptime_s"] >= 0 and st["plugins"] == 0, f"bad status {st}")
+        # Human output carries the same facts.
+        r = subprocess.run([LINLI, "--socket", d.sock, "status"], capture_output=True, text=True)
+        eq(r.returncode, 0, "text status rc")
+        check("hefei/baohe" in r.stdout and "district" in r.stdout, r.stdout)
+
+
+def case_sigterm_exits_zero():
+    with running() as d:
+        d.ok("status")
+        eq(d.stop(signal.SIGTERM), 0, "exit code on SIGTERM")
+        check("stopped" in d.logtext(), "no 'stopped' log line")
+        # The socket is gone: the console says so and exits 1.
+        rc, _, err = d.cli("status")
+        eq(rc, 1, "console rc with no daemon")
+        check("cannot reach linlid" in err, err)
+
+
+def case_sigint_exits_zero():
+    with running() as d:
+        eq(d.stop(signal.SIGINT), 0, "exit code on SIGINT")
+
+
+def case_second_daemon_refused():
+    with running() as d:
+        r = subprocess.run([LINLID, "--config", d.cfg, "--foreground"], capture_output=True,
+                           text=True, timeout=20)
+        check(r.returncode != 0, "second daemon started")
+        check("in use by another linlid" in r.stderr and f"pid {d.proc.pid}" in r.stderr,
+              r.stderr)
+        d.ok("status")  # the first one is unharmed
+
+
+def case_restart_after_kill9():
+    with running() as d:
+        d.proc.kill()
+        d.proc.wait()
+        d.start()  # no stale lock: fcntl locks die with the process
+        d.ok("status")
+
+
+def case_sighup_broken_config_keeps_old():
+    with running(name="老名字") as d:
+        with open(d.cfg, "a") as f:
+            f.write("\nbogus_key = 1;\n")
+        lines = open(d.cfg).read().count("\n")
+        d.kill_with(signal.SIGHUP)
+        d.wait_log("reload refused")
+        check(f"{d.cfg}:{lines}: bogus_key: unknown key" in d.logtext(), d.logtext())
+        eq(d.ok("status")["name"], "老名字", "name after refused reload")
+        eq(d.proc.poll(), None, "daemon still running")
+
+
+def case_sighup_good_config_applies():
+    with running(name="老名字") as d:
+        d.write_config(name="新名字")
+        d.kill_with(signal.SIGHUP)
+        d.wait_log("reloaded")
+        eq(d.ok("status")["name"], "新名字", "name after reload")
+
+
+def case_sighup_node_change_needs_restart():
+    with running(node="hefei", level="city") as d:
+        d.write_config(node="hefei/baohe", level="district")
+        d.kill_with(signal.SIGHUP)
+        d.wait_log("takes effect on restart")
+        eq(d.ok("status")["node"], "hefei", "node after reload")
+
+
+def case_check_config():
+    d = Daemon()
+    try:
+        r = subprocess.run([LINLID, "--config", d.cfg, "--check-config"], capture_output=True,
+                           text=True)
+        eq(r.returncode, 0, "good config rc")
+        check("configuration ok" in r.stdout, r.stdout)
+        d.write_config(text='node = { path = "hefei"; level = "city"; };\ndata_dir = 5;\n')
+        r = subprocess.run([LINLID, "--config", d.cfg, "--check-config"], capture_output=True,
+                           text=True)
+        eq(r.returncode, 2, "bad config rc")
+        check(f"{d.cfg}:2: data_dir: must be a string" in r.stderr, r.stderr)
+        # A bad config starts nothing: no data dir, no socket.
+        r = subprocess.run([LINLID, "--config", d.cfg, "--foreground"], capture_output=True,
+                           text=True, timeout=20)
+        eq(r.returncode, 2, "start with bad config rc")
+        check(not os.path.exists(d.data), "data dir created for a bad config")
+        r = subprocess.run([LINLID, "--check-config"], capture_output=True, text=True)
+        eq(r.returncode, 0, "embedded default rc")
+        check("hefei/baohe/binhu/yuelan" in r.stdout, r.stdout)
+        r = subprocess.run([LINLID, "--bogus"], capture_output=True, text=True)
+        eq(r.returncode, 2, "unknown option rc")
+    finally:
+        d.cleanup()
+
+
+def case_detaches_without_foreground():
+    d = Daemon()
+    try:
+        with open(d.logpath, "ab") as log:
+            r = subprocess.run([LINLID, "--config", d.cfg], stdout=subprocess.PIPE, stderr=log,
+                               timeout=20)
+        eq(r.returncode, 0, "detaching start rc")
+        rc, st, err = d.cli("status")
+        eq(rc, 0, "status of detached daemon")
+        os.kill(st["pid"], signal.SIGTERM)
+        for _ in range(200):
+            try:
+                os.kill(st["pid"], 0)
+                time.sleep(0.05)
+            except ProcessLookupError:
+                break
+        else:
+            raise TestFailure("detached daemon did not stop")
+    finally:
+        d.cleanup()
+
+
+def case_malformed_requests_keep_serving():
+    with running() as d:
+        def refused(data, what, needle):
+            rc, rep = d.raw(data)
+            eq(rc, 0, f"{what}: reply expected")
+            eq(rep["ok"], False, what)
+            eq(rep["name"], "LINLI_EPROTO", what)
+            check(needle in rep["error"], f"{what}: {rep['error']}")
+
+        refused(b"\xc1garbage\x13", "garbage", "not MessagePack")
+        refused(b"\xff\x00garbage", "garbage integer", "must be a map")
+        refused(b"", "empty", "empty request")
+        refused(mp([1, 2, 3]), "array", "must be a map")
+        refused(mp({"v": 1}), "no argv", "'argv' is missing")
+        refused(mp({"argv": []}), "empty argv", "'argv' is missing or empty")
+        refused(mp({"argv": [7]}), "int argv", "argv word 1 is not a string")
+        refused(mp({"argv": ["status"], "v": 9}), "version", "protocol version")
+        refused(mp({"argv": ["status"]}) + b"\x01", "trailing", "trailing bytes")
+        refused(mp({"argv": ["x"] * 100}), "too many words", "argv words")
+        # Unknown command: a clean error reply.
+        rc, rep = d.raw(mp({"argv": ["frobnicate"]}))
+        eq(rep["name"], "LINLI_ENOENT", "unknown command")
+        check("unknown command 'frobnicate'" in rep["error"], rep["error"])
+        rc, out, err = d.cli("frobnicate")
+        eq(rc, 1, "console rc for unknown command")
+        eq(out["code"], -3, "json error code")
+        # Oversized: dropped with its connection, no reply.
+        rc, rep = d.raw(zeros=2 * 1024 * 1024)
+        eq(rc, 3, "oversized request must be dropped")
+        # A good request after all that.
+        rc, rep = d.raw(mp({"argv": ["status"]}))
+        eq(rep["ok"], True, "status after abuse")
+        st = d.ok("status")
+        check(st["malformed_requests"] >= 9, f"malformed count {st['malformed_requests']}")
+        eq(d.proc.poll(), None, "daemon alive")
+
+
+def case_many_concurrent_consoles():
+    with running() as d:
+        procs = [subprocess.Popen([LINLI, "--socket", d.sock, "--json", "status"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                 for _ in range(40)]
+        codes = [p.wait(60) for p in procs]
+        for p in procs:
+            p.stdout.close()
+            p.stderr.close()
+        eq(codes, [0] * 40, "all consoles answered")
+
+
+def case_tcp_listener():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    d = Daemon()
+    try:
+        d.write_config(text=d.config_text("hefei", "city", "x").replace(
+            f'listen = [ "{d.sock}" ]', f'listen = [ "{d.sock}", "tcp://127.0.0.1:{port}" ]'))
+        d.start()
+        r = subprocess.run([LINLI, "--socket", f"tcp://127.0.0.1:{port}", "--json", "status"],
+                           capture_output=True, text=True, timeout=30)
+        eq(r.returncode, 0, "status over tcp")
+        check('"hefei"' in r.stdout, r.stdout)
+    finally:
+        d.cleanup()
+
+
+def case_console_usage_and_help():
+    with running() as d:
+        r = subprocess.run([LINLI, "--nope"], capture_output=True, text=True)
+        eq(r.returncode, 2, "unknown option rc")
+        cmds = {c["command"] for c in d.ok("help")}
+        check({"status", "help"} <= cmds, cmds)
+        # The default socket comes from LINLI_SOCKET.
+        r = subprocess.run([LINLI, "--json", "status"], capture_output=True, text=True,
+                           env=dict(os.environ, LINLI_SOCKET=d.sock))
+        eq(r.returncode, 0, "status via LINLI_SOCKET")
+        # Interactive shell with piped input: runs each line.
+        r = subprocess.run([LINLI, "--socket", d.sock], input="status\nhelp\nquit\n",
+                           capture_output=True, text=True, timeout=30)
+        eq(r.returncode, 0, "shell rc")
+        check("hefei" in r.stdout and "list the commands" in r.stdout, r.stdout)
+
+
+if __name__ == "__main__":
+    sys.exit(main(dict(globals())))

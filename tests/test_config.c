@@ -1,0 +1,153 @@
+/* Unit tests of host/config.c: the example parses; every bad case names its line. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <unistd.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "linli/error.h"
+#include "log.h"
+
+static void test_example_parses(void **state)
+{
+	(void)state;
+	struct cfg c;
+	char err[1024] = "";
+	int rc = cfg_load_file(&c, SRCDIR "/host/linli.example.cfg", err, sizeof err);
+	assert_int_equal(rc, 0);
+	assert_string_equal(c.node_path, "hefei/baohe/binhu");
+	assert_int_equal(c.node_level, TIER_STREET);
+	assert_string_equal(c.data_dir, "/var/lib/linli");
+	assert_int_equal(c.n_listen, 2);
+	assert_string_equal(c.listen[1], "tcp://127.0.0.1:7410");
+	assert_int_equal(c.max_request, 1048576);
+	assert_true(c.store_sync);
+	assert_int_equal(c.store_map_size, 64u << 20);
+	assert_int_equal(c.log_level, LOG_INFO);
+	cfg_free(&c);
+}
+
+static void test_embedded_default(void **state)
+{
+	(void)state;
+	struct cfg c;
+	char err[1024] = "";
+	assert_int_equal(cfg_load_string(&c, cfg_embedded_default, "<embedded>", "/base", err,
+					 sizeof err),
+			 0);
+	assert_string_equal(c.node_path, "hefei/baohe/binhu/yuelan");
+	assert_int_equal(c.node_level, TIER_COMMUNITY);
+	assert_string_equal(c.data_dir, "/base/var");
+	assert_string_equal(c.listen[0], "ipc:///base/var/linlid.sock");
+	cfg_free(&c);
+}
+
+struct bad {
+	const char *text;
+	const char *expect; /* substring of the error */
+};
+
+#define NODE "node = { path = \"hefei\"; level = \"city\"; };\n"
+
+static const struct bad bad_cases[] = {
+	/* unknown key, at the top and nested */
+	{NODE "data_dir = \"/d\";\nlog_levl = \"info\";\n", "t.cfg:3: log_levl: unknown key"},
+	{NODE "data_dir = \"/d\";\nstore = {\n  sinc = true;\n};\n", "t.cfg:4: store.sinc: unknown key"},
+	/* wrong types */
+	{NODE "data_dir = 42;\n", "t.cfg:2: data_dir: must be a string"},
+	{NODE "data_dir = \"/d\";\nstore = { sync = \"yes\"; };\n", "t.cfg:3: store.sync: must be a boolean"},
+	{NODE "data_dir = \"/d\";\ncontrol = { listen = \"ipc:///x\"; };\n",
+	 "t.cfg:3: control.listen: must be a list"},
+	{"node = \"hefei\";\ndata_dir = \"/d\";\n", "t.cfg:1: node: must be a group"},
+	/* missing required values */
+	{NODE, "t.cfg: data_dir: missing required value"},
+	{"data_dir = \"/d\";\n", "t.cfg: node: missing required value"},
+	{"node = { level = \"city\"; };\ndata_dir = \"/d\";\n", "t.cfg: node.path: missing required value"},
+	/* bad paths and levels */
+	{"node = {\n path = \"Hefei/x\";\n level = \"district\"; };\ndata_dir = \"/d\";\n",
+	 "t.cfg:2: node.path: bad path 'Hefei/x'"},
+	{"node = {\n path = \"hefei//x\";\n level = \"district\"; };\ndata_dir = \"/d\";\n",
+	 "t.cfg:2: node.path: bad path 'hefei//x': empty segment"},
+	{"node = {\n path = \"hefei/baohe\";\n level = \"street\"; };\ndata_dir = \"/d\";\n",
+	 "t.cfg:2: node.path: 'hefei/baohe' has 2 level(s) but node.level is street"},
+	{"node = { path = \"hefei\";\n level = \"province\"; };\ndata_dir = \"/d\";\n",
+	 "t.cfg:2: node.level: 'province' is not one of"},
+	{NODE "data_dir = \"\";\n", "t.cfg:2: data_dir: must not be empty"},
+	/* bad values */
+	{NODE "data_dir = \"/d\";\nlog_level = \"loud\";\n", "t.cfg:3: log_level: 'loud' is not one of"},
+	{NODE "data_dir = \"/d\";\ncontrol = {\n listen = [ \"http://x\" ];\n};\n",
+	 "t.cfg:4: control.listen: 'http://x' is not an ipc://"},
+	{NODE "data_dir = \"/d\";\ncontrol = {\n listen = [ \"tls+tcp://127.0.0.1:1\" ];\n};\n",
+	 "control.listen: a tls+tcp:// address needs control.tls_cert"},
+	{NODE "data_dir = \"/d\";\ncontrol = {\n max_request = 10;\n};\n",
+	 "t.cfg:4: control.max_request: 10 is outside"},
+	{NODE "data_dir = \"/d\";\nstore = { map_size_mb = 0; };\n",
+	 "t.cfg:3: store.map_size_mb: 0 is outside"},
+	/* syntax */
+	{NODE "data_dir = \"/d\";\nlog_level = ;\n", "t.cfg:3: syntax error"},
+};
+
+static void test_bad_cases(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {
+		struct cfg c;
+		char err[1024] = "";
+		int rc = cfg_load_string(&c, bad_cases[i].text, "t.cfg", "/", err, sizeof err);
+		if (rc != LINLI_ECONFIG || !strstr(err, bad_cases[i].expect)) {
+			print_error("case %zu: rc %d, error \"%s\", expected \"%s\"\n", i, rc, err,
+				    bad_cases[i].expect);
+			fail();
+		}
+	}
+}
+
+static void test_missing_file(void **state)
+{
+	(void)state;
+	struct cfg c;
+	char err[1024] = "";
+	assert_int_equal(cfg_load_file(&c, "/nonexistent/linli.cfg", err, sizeof err),
+			 LINLI_ECONFIG);
+	assert_non_null(strstr(err, "/nonexistent/linli.cfg: cannot read"));
+}
+
+static void test_relative_paths_follow_the_file(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/linli-cfg-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char path[256];
+	snprintf(path, sizeof path, "%s/linli.cfg", dir);
+	FILE *f = fopen(path, "w");
+	fputs(NODE "data_dir = \"data\";\nplugin_dirs = [ \"p1\", \"/abs/p2\" ];\n", f);
+	fclose(f);
+	struct cfg c;
+	char err[1024] = "", want[300];
+	assert_int_equal(cfg_load_file(&c, path, err, sizeof err), 0);
+	snprintf(want, sizeof want, "%s/data", dir);
+	assert_string_equal(c.data_dir, want);
+	snprintf(want, sizeof want, "%s/p1", dir);
+	assert_string_equal(c.plugin_dirs[0], want);
+	assert_string_equal(c.plugin_dirs[1], "/abs/p2");
+	cfg_free(&c);
+	remove(path);
+	rmdir(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_example_parses),
+		cmocka_unit_test(test_embedded_default),
+		cmocka_unit_test(test_bad_cases),
+		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_relative_paths_follow_the_file),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
