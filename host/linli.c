@@ -333,7 +333,9 @@ static void print_event(const json_t *e, bool json)
 			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
 			 (int)(ms % 1000));
 	const json_t *pl = json_object_get(e, "payload");
-	char *p = pl ? json_dumps(pl, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+	/* 15 digits: a value typed as 0.42 prints as 0.42 (--json keeps all 17). */
+	char *p = pl ? json_dumps(pl, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15))
+		     : NULL;
 	const char *str[4];
 	static const char *const keys[] = {"class", "scope", "topic", "publisher"};
 	for (int i = 0; i < 4; i++) {
