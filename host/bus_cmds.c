@@ -6,7 +6,7 @@
  * talks request/reply instead:
  *
  *   events subscribe [PATTERN] [--scope S]      -> {"id", "pattern", "scope", ...}
- *   events next ID [CURSOR] [--wait MS] [--max N]
+ *   events next ID [CURSOR] [--wait MS] [--max N] [--bytes B]
  *        -> {"id", "events": [...], "cursor", "lost", "queued", "busy"}
  *   events unsubscribe ID
  *
@@ -43,7 +43,8 @@
 #include "mp.h"
 #include "scope.h"
 
-#define REPLY_BYTES (512u << 10) /* events per reply stop here (clients take 1 MiB) */
+#define REPLY_BYTES (512u << 10)   /* default byte budget of a reply (nng clients take 1 MiB) */
+#define REPLY_BYTES_MAX (64u << 20) /* what --bytes may ask for */
 #define MAX_BATCH_DEFAULT 8192
 #define WAIT_DEFAULT_MS 1000
 #define WAIT_MAX_MS 30000
@@ -69,7 +70,7 @@ struct rsub {
 	uint64_t lost, sent_through, last_poll_ms;
 	struct cmd_call *waiter;
 	uint64_t timer;
-	size_t want_max;
+	size_t want_max, want_bytes;
 	bool ready, closed;
 	char closed_why[200];
 	struct rsub *next;
@@ -180,13 +181,18 @@ static void ring_clear(struct rsub *s)
 
 /* ---- replies ---- */
 
-static void pack_reply(struct rsub *s, struct cmd_call *call, size_t max, bool busy)
+/*
+ * Reply with the first events of the queue: at most `max` of them and about
+ * `budget` bytes (at least one event, so one larger than the budget still
+ * goes), and only sealed ones.
+ */
+static void pack_reply(struct rsub *s, struct cmd_call *call, size_t max, size_t budget, bool busy)
 {
 	uint64_t sealed = bus_sealed_seq(s->r->bus);
 	size_t n = 0, bytes = 0;
 	while (n < s->n && n < max) {
 		struct bus_blob *b = ring_at(s, n);
-		if (b->seq > sealed || (n > 0 && bytes + b->len > REPLY_BYTES))
+		if (b->seq > sealed || (n > 0 && bytes + b->len > budget))
 			break;
 		bytes += b->len;
 		n++;
@@ -228,14 +234,14 @@ static void waiter_done(struct rsub *s)
 static void answer(struct rsub *s)
 {
 	struct cmd_call *call = s->waiter;
-	size_t max = s->want_max;
+	size_t max = s->want_max, budget = s->want_bytes;
 	waiter_done(s);
 	s->last_poll_ms = kernel_now_ms();
 	if (s->closed) {
 		cmd_finish(call, cmd_fail(call, LINLI_ELIMIT, "%s", s->closed_why));
 		return;
 	}
-	pack_reply(s, call, max, false);
+	pack_reply(s, call, max, budget, false);
 	cmd_finish(call, 0);
 }
 
@@ -356,7 +362,7 @@ static void drop_sub(struct rsub *s)
 		if (s->closed)
 			cmd_finish(call, cmd_fail(call, LINLI_ELIMIT, "%s", s->closed_why));
 		else {
-			pack_reply(s, call, 0, false);
+			pack_reply(s, call, 0, 0, false);
 			cmd_finish(call, 0);
 		}
 	}
@@ -441,7 +447,7 @@ static int cmd_subscribe(struct cmd_call *call, void *ud)
 static int get_sub(struct cmd_call *call, struct bus_remote *r, const char *word,
 		   struct rsub **out)
 {
-	uint64_t id;
+	uint64_t id = 0;
 	int rc = parse_u64(call, word, "subscription id", 1, UINT64_MAX, &id);
 	if (rc)
 		return rc;
@@ -459,23 +465,28 @@ static int get_sub(struct cmd_call *call, struct bus_remote *r, const char *word
 static int cmd_next(struct cmd_call *call, void *ud)
 {
 	struct bus_remote *r = ud;
-	char *wait_s, *max_s = NULL;
+	char *wait_s, *max_s = NULL, *bytes_s = NULL;
 	int rc = opt_value(call, "--wait", &wait_s);
 	if (!rc)
 		rc = opt_value(call, "--max", &max_s);
-	uint64_t wait = WAIT_DEFAULT_MS, max = MAX_BATCH_DEFAULT, cursor = 0;
+	if (!rc)
+		rc = opt_value(call, "--bytes", &bytes_s);
+	uint64_t wait = WAIT_DEFAULT_MS, max = MAX_BATCH_DEFAULT, bytes = REPLY_BYTES, cursor = 0;
 	if (!rc && wait_s)
 		rc = parse_u64(call, wait_s, "--wait", 0, WAIT_MAX_MS, &wait);
 	if (!rc && max_s)
-		rc = parse_u64(call, max_s, "--max", 1, 1 << 20, &max);
+		rc = parse_u64(call, max_s, "--max", 1, 1 << 22, &max);
+	if (!rc && bytes_s)
+		rc = parse_u64(call, bytes_s, "--bytes", 1024, REPLY_BYTES_MAX, &bytes);
 	free(wait_s);
 	free(max_s);
+	free(bytes_s);
 	if (rc)
 		return rc;
 	if (call->argc < 3 || call->argc > 4)
 		return cmd_fail(call, LINLI_EINVAL,
-				"usage: events next ID [CURSOR] [--wait MS] [--max N]");
-	struct rsub *s;
+				"usage: events next ID [CURSOR] [--wait MS] [--max N] [--bytes B]");
+	struct rsub *s = NULL;
 	if ((rc = get_sub(call, r, call->argv[2], &s)))
 		return rc;
 	if (s->closed) {
@@ -497,15 +508,16 @@ static int cmd_next(struct cmd_call *call, void *ud)
 		ring_pop(s);
 	s->sent_through = cursor;
 	if (has_ready(s) || wait == 0) {
-		pack_reply(s, call, max, false);
+		pack_reply(s, call, max, bytes, false);
 		return 0;
 	}
 	if (r->waiters >= r->max_waiters) {
-		pack_reply(s, call, max, true);
+		pack_reply(s, call, max, bytes, true);
 		return 0;
 	}
 	s->waiter = call;
 	s->want_max = max;
+	s->want_bytes = bytes;
 	r->waiters++;
 	s->timer = kernel_timer_add(r->k, wait, 0, on_wait_timeout, s);
 	if (s->n) /* queued but not yet sealed: answer when the batch ends */
@@ -518,7 +530,7 @@ static int cmd_unsubscribe(struct cmd_call *call, void *ud)
 	struct bus_remote *r = ud;
 	if (call->argc != 3)
 		return cmd_fail(call, LINLI_EINVAL, "usage: events unsubscribe ID");
-	struct rsub *s;
+	struct rsub *s = NULL;
 	int rc = get_sub(call, r, call->argv[2], &s);
 	if (rc)
 		return rc;
@@ -651,7 +663,7 @@ int bus_cmds_open(struct kernel *k, struct bus_remote **out)
 	} cmds[] = {
 		{"events", "subscribe", "[PATTERN] [--scope S]",
 		 "subscribe from another process; poll with 'events next'", cmd_subscribe},
-		{"events", "next", "ID [CURSOR] [--wait MS] [--max N]",
+		{"events", "next", "ID [CURSOR] [--wait MS] [--max N] [--bytes B]",
 		 "a batch of events of a subscription (waits up to MS for one)", cmd_next},
 		{"events", "unsubscribe", "ID", "drop an external subscription", cmd_unsubscribe},
 		{"events", "list", "", "the bus's subscriptions, in-process and external",
