@@ -43,7 +43,7 @@
 #include "scope.h"
 
 #define BUS_DRAIN_MAX 65536 /* queued events delivered per drain before yielding */
-#define MP_DEPTH_MAX 32	    /* nesting of a payload */
+#define MP_DEPTH_MAX  32    /* nesting of a payload */
 
 struct family {
 	char *pattern;
@@ -62,6 +62,7 @@ struct bus_sub {
 	size_t scope_len;
 	bus_handler fn;
 	void *ud;
+	void (*release)(void *ud);
 	const void *owner;
 	struct tnode *node;
 	bool rest; /* pattern ends in '#': on node->rest, else node->here */
@@ -123,7 +124,7 @@ struct bus {
 };
 
 __attribute__((format(printf, 4, 5))) static int fail(char *err, size_t errlen, int rc,
-						       const char *fmt, ...)
+						      const char *fmt, ...)
 {
 	if (err && errlen) {
 		va_list ap;
@@ -180,8 +181,7 @@ static bool check_path(const char *t, bool pattern, char *w, size_t wlen)
 				if (c == '#' && *e)
 					return why(w, wlen, "'#' must be the last level"), false;
 			} else if (c <= 0x20 || c >= 0x7f)
-				return why(w, wlen,
-					   "levels use printable ASCII without spaces"),
+				return why(w, wlen, "levels use printable ASCII without spaces"),
 				       false;
 		}
 		if (!*e)
@@ -242,6 +242,22 @@ static uint64_t be(const uint8_t *p, int n)
 	return v;
 }
 
+/*
+ * Formats 0xc4..0xdb that are not containers: the width of their length field
+ * (`len`, 0 for none) and the bytes that follow it besides the length's (`fixed`).
+ */
+static const struct {
+	uint8_t len, fixed;
+} fmt_c4[24] = {
+    {1, 0}, {2, 0}, {4, 0},		     /* c4-c6 bin 8/16/32 */
+    {1, 1}, {2, 1}, {4, 1},		     /* c7-c9 ext 8/16/32: length, then a type byte */
+    {0, 4}, {0, 8},			     /* ca-cb float 32/64 */
+    {0, 1}, {0, 2}, {0, 4}, {0, 8},	     /* cc-cf uint 8..64 */
+    {0, 1}, {0, 2}, {0, 4}, {0, 8},	     /* d0-d3 int 8..64 */
+    {0, 2}, {0, 3}, {0, 5}, {0, 9}, {0, 17}, /* d4-d8 fixext 1..16, with the type */
+    {1, 0}, {2, 0}, {4, 0},		     /* d9-db str 8/16/32 */
+};
+
 /* Skip one object at p; NULL if malformed. `key` requires a string. */
 static const uint8_t *mp_skip(const uint8_t *p, const uint8_t *end, int depth, bool key)
 {
@@ -249,62 +265,40 @@ static const uint8_t *mp_skip(const uint8_t *p, const uint8_t *end, int depth, b
 		return NULL;
 	uint8_t c = *p++;
 	uint64_t n = 0, items = 0;
-	int hdr = 0;
-	bool is_str = (c >= 0xa0 && c <= 0xbf) || (c >= 0xd9 && c <= 0xdb);
-	if (key && !is_str)
+	bool map = (c >= 0x80 && c <= 0x8f) || c == 0xde || c == 0xdf;
+	if (key && !((c >= 0xa0 && c <= 0xbf) || (c >= 0xd9 && c <= 0xdb)))
 		return NULL;
 	if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3)
-		return p;
-	if (c >= 0x80 && c <= 0x8f)
+		return p; /* fixint, nil, false, true */
+	if (c == 0xc1)
+		return NULL; /* never used */
+	if (c <= 0x8f)
 		items = 2u * (c & 0x0f);
-	else if (c >= 0x90 && c <= 0x9f)
+	else if (c <= 0x9f)
 		items = c & 0x0f;
-	else if (c >= 0xa0 && c <= 0xbf)
+	else if (c <= 0xbf)
 		n = c & 0x1f;
-	else
-		switch (c) {
-		case 0xc4: case 0xd9: hdr = 1; break; /* bin8, str8 */
-		case 0xc5: case 0xda: hdr = 2; break;
-		case 0xc6: case 0xdb: hdr = 4; break;
-		case 0xc7: hdr = 1; n = 1; break; /* ext8: len, type */
-		case 0xc8: hdr = 2; n = 1; break;
-		case 0xc9: hdr = 4; n = 1; break;
-		case 0xca: n = 4; break;
-		case 0xcb: n = 8; break;
-		case 0xcc: case 0xd0: n = 1; break;
-		case 0xcd: case 0xd1: n = 2; break;
-		case 0xce: case 0xd2: n = 4; break;
-		case 0xcf: case 0xd3: n = 8; break;
-		case 0xd4: n = 2; break; /* fixext: type + data */
-		case 0xd5: n = 3; break;
-		case 0xd6: n = 5; break;
-		case 0xd7: n = 9; break;
-		case 0xd8: n = 17; break;
-		case 0xdc: case 0xdd: case 0xde: case 0xdf: {
-			int w = (c == 0xdc || c == 0xde) ? 2 : 4;
-			if (end - p < w)
-				return NULL;
-			items = be(p, w) * (c >= 0xde ? 2u : 1u);
-			p += w;
-			break;
-		}
-		default: /* 0xc1, never used */
+	else if (c >= 0xdc) { /* array 16/32, map 16/32 */
+		int w = (c == 0xdc || c == 0xde) ? 2 : 4;
+		if (end - p < w)
 			return NULL;
-		}
-	if (hdr) {
-		if (end - p < hdr)
+		items = be(p, w) * (map ? 2u : 1u);
+		p += w;
+	} else {
+		int w = fmt_c4[c - 0xc4].len;
+		n = fmt_c4[c - 0xc4].fixed;
+		if (end - p < w)
 			return NULL;
-		n += be(p, hdr);
-		p += hdr;
+		n += be(p, w);
+		p += w;
 	}
 	if (n > (uint64_t)(end - p))
 		return NULL;
 	p += n;
 	if (items > (uint64_t)(end - p))
 		return NULL; /* every item needs at least one byte */
-	bool map = (c >= 0x80 && c <= 0x8f) || c == 0xde || c == 0xdf;
 	for (uint64_t i = 0; i < items && p; i++)
-		p = mp_skip(p, end, depth + 1, map && (i % 2 == 0));
+		p = mp_skip(p, end, depth + 1, map && i % 2 == 0);
 	return p;
 }
 
@@ -316,8 +310,9 @@ static bool payload_ok(const void *data, size_t len, char *w, size_t wlen)
 		return why(w, wlen, "payload must be a MessagePack map"), false;
 	const uint8_t *q = mp_skip(p, end, 0, false);
 	if (!q)
-		return why(w, wlen, "payload is not well-formed MessagePack (or a map key is not "
-			       "a string)"),
+		return why(w, wlen,
+			   "payload is not well-formed MessagePack (or a map key is not "
+			   "a string)"),
 		       false;
 	if (q != end)
 		return why(w, wlen, "payload has bytes after its map"), false;
@@ -611,8 +606,8 @@ int bus_open(struct kernel *k, struct bus **out, char *err, size_t errlen)
 	limits_from(&b->limits, c);
 	atomic_store(&b->telemetry_limit, b->limits.telemetry_queue);
 	int rc = LINLI_ENOMEM;
-	b->families = calloc((size_t)(c->n_bus_consequence + c->n_bus_telemetry + 1),
-			     sizeof *b->families);
+	b->families =
+	    calloc((size_t)(c->n_bus_consequence + c->n_bus_telemetry + 1), sizeof *b->families);
 	b->root = node_new(NULL, "", 0);
 	b->kids = calloc(64, sizeof *b->kids);
 	b->kids_mask = 63;
@@ -639,6 +634,8 @@ fail:
 
 static void sub_free(struct bus_sub *s)
 {
+	if (s->release)
+		s->release(s->ud);
 	free(s->pattern);
 	free(s->owner_name);
 	free(s);
@@ -708,10 +705,14 @@ void bus_reconfigure(struct bus *b, const struct cfg *c)
 		       BUS_CONSEQUENCE) ||
 	    !same_list(c->bus_telemetry, c->n_bus_telemetry, b->families, b->n_families,
 		       BUS_TELEMETRY))
-		log_warn("config", "bus.consequence/bus.telemetry changed: takes effect on restart");
+		log_warn("config",
+			 "bus.consequence/bus.telemetry changed: takes effect on restart");
 }
 
-const struct bus_limits *bus_get_limits(const struct bus *b) { return &b->limits; }
+const struct bus_limits *bus_get_limits(const struct bus *b)
+{
+	return &b->limits;
+}
 
 void bus_set_journal(struct bus *b, const struct bus_journal *j)
 {
@@ -722,7 +723,10 @@ void bus_set_journal(struct bus *b, const struct bus_journal *j)
 		memset(&b->journal, 0, sizeof b->journal);
 }
 
-bool bus_has_journal(const struct bus *b) { return b->has_journal; }
+bool bus_has_journal(const struct bus *b)
+{
+	return b->has_journal;
+}
 
 /* ---- subscriptions ---- */
 
@@ -807,6 +811,16 @@ int bus_unsubscribe(struct bus *b, uint64_t id, const void *owner)
 			if (owner && s->owner != owner)
 				return LINLI_EPERM;
 			unsubscribe(b, s);
+			return 0;
+		}
+	return LINLI_ENOENT;
+}
+
+int bus_set_release(struct bus *b, uint64_t id, void (*release)(void *ud))
+{
+	for (struct bus_sub *s = b->all_head; s; s = s->all_next)
+		if (s->id == id) {
+			s->release = release;
 			return 0;
 		}
 	return LINLI_ENOENT;
@@ -977,8 +991,7 @@ static int accept_ev(struct bus *b, struct bus_event *ev, int fam, char *err, si
 	return 0;
 }
 
-int bus_publish(struct bus *b, const struct bus_msg *m, uint64_t *seq_out, char *err,
-		size_t errlen)
+int bus_publish(struct bus *b, const struct bus_msg *m, uint64_t *seq_out, char *err, size_t errlen)
 {
 	if (!kernel_on_thread(b->k))
 		return fail(err, errlen, LINLI_ESTATE,
@@ -992,14 +1005,14 @@ int bus_publish(struct bus *b, const struct bus_msg *m, uint64_t *seq_out, char 
 	bool queue = b->delivering || b->q_head;
 	if (!queue) {
 		struct bus_event ev = {
-			.time_ms = wall_ms(),
-			.topic = m->topic,
-			.publisher = m->publisher,
-			.scope = m->scope,
-			.payload = l.payload,
-			.payload_len = l.payload_len,
-			.cls = f->cls,
-			.family = f->pattern,
+		    .time_ms = wall_ms(),
+		    .topic = m->topic,
+		    .publisher = m->publisher,
+		    .scope = m->scope,
+		    .payload = l.payload,
+		    .payload_len = l.payload_len,
+		    .cls = f->cls,
+		    .family = f->pattern,
 		};
 		if ((rc = accept_ev(b, &ev, fam, err, errlen)))
 			return rc;
@@ -1107,8 +1120,9 @@ static void on_batch_end(struct kernel *k, void *arg)
 		if (rc) {
 			uint64_t now = kernel_now_ms();
 			if (now - b->last_flush_log_ms >= 1000) {
-				log_error("bus", "journal flush failed, holding events back from "
-						 "external subscribers: %s",
+				log_error("bus",
+					  "journal flush failed, holding events back from "
+					  "external subscribers: %s",
 					  *err ? err : linli_strerror(rc));
 				b->last_flush_log_ms = now;
 			}
@@ -1119,7 +1133,10 @@ static void on_batch_end(struct kernel *k, void *arg)
 	b->sealed = b->seq;
 }
 
-uint64_t bus_sealed_seq(const struct bus *b) { return b->sealed; }
+uint64_t bus_sealed_seq(const struct bus *b)
+{
+	return b->sealed;
+}
 
 /* ---- encoding for external subscribers ---- */
 
@@ -1140,8 +1157,8 @@ static int blob_write(void *data, const char *buf, size_t len)
 
 static struct bus_blob *encode(const struct bus_event *ev)
 {
-	size_t cap = 128 + strlen(ev->topic) + strlen(ev->publisher) + strlen(ev->scope) +
-		     ev->payload_len;
+	size_t cap =
+	    128 + strlen(ev->topic) + strlen(ev->publisher) + strlen(ev->scope) + ev->payload_len;
 	struct bus_blob *blob = malloc(sizeof *blob + cap);
 	if (!blob)
 		return NULL;
@@ -1232,7 +1249,7 @@ void bus_foreach_sub(const struct bus *b, void (*fn)(const struct bus_sub_info *
 		     void *arg)
 {
 	for (const struct bus_sub *s = b->all_head; s; s = s->all_next) {
-		struct bus_sub_info si = {s->id,    s->pattern, s->scope,	  s->owner_name,
+		struct bus_sub_info si = {s->id,    s->pattern, s->scope,     s->owner_name,
 					  s->owner, s->ud,	s->delivered, s->errors};
 		fn(&si, arg);
 	}

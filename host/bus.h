@@ -31,11 +31,11 @@ struct kernel;
 struct cfg;
 struct bus;
 
-#define BUS_TOPIC_MAX 255	   /* bytes of a topic or pattern, without the NUL */
-#define BUS_LEVELS_MAX 16	   /* levels of a topic or pattern */
-#define BUS_PUBLISHER_MAX 128	   /* bytes of a publisher name */
-#define BUS_PAYLOAD_MAX (256 << 10) /* bytes of one payload */
-#define BUS_FAMILIES_MAX 32	   /* declared topic families (config) */
+#define BUS_TOPIC_MAX	  255	      /* bytes of a topic or pattern, without the NUL */
+#define BUS_LEVELS_MAX	  16	      /* levels of a topic or pattern */
+#define BUS_PUBLISHER_MAX 128	      /* bytes of a publisher name */
+#define BUS_PAYLOAD_MAX	  (256 << 10) /* bytes of one payload */
+#define BUS_FAMILIES_MAX  32	      /* declared topic families (config) */
 
 enum bus_class {
 	BUS_TELEMETRY = 0,   /* may be shed under overload, counted */
@@ -49,15 +49,15 @@ const char *bus_class_name(enum bus_class c); /* "telemetry", "consequence" */
  * only during the handler call: copy what you keep.
  */
 struct bus_event {
-	uint64_t seq;	      /* bus-wide, strictly increasing in delivery order */
-	uint64_t time_ms;     /* wall clock at publication, ms since the epoch */
-	const char *topic;    /* validated: no wildcard, no empty level */
+	uint64_t seq;	   /* bus-wide, strictly increasing in delivery order */
+	uint64_t time_ms;  /* wall clock at publication, ms since the epoch */
+	const char *topic; /* validated: no wildcard, no empty level */
 	const char *publisher;
-	const char *scope;    /* a well-formed jurisdiction path */
-	const void *payload;  /* one MessagePack map */
+	const char *scope;   /* a well-formed jurisdiction path */
+	const void *payload; /* one MessagePack map */
 	size_t payload_len;
 	enum bus_class cls;
-	const char *family;   /* the family pattern that classified it, e.g. "alarm/#" */
+	const char *family; /* the family pattern that classified it, e.g. "alarm/#" */
 };
 
 /* What a publisher hands in. `payload` NULL (or len 0) means an empty map. */
@@ -94,10 +94,10 @@ struct bus_journal {
 
 /* Limits the config sets; bus_reconfigure applies new ones live. */
 struct bus_limits {
-	int telemetry_queue;	 /* telemetry waiting for delivery before new ones are shed */
-	int subscriber_queue;	 /* events an external subscriber may hold before telemetry is shed */
-	int subscriber_backlog;	 /* ... before the subscription is closed (records of consequence) */
-	int subscriber_idle_ms;	 /* an external subscription nobody polls expires after this */
+	int telemetry_queue;  /* telemetry waiting for delivery before new ones are shed */
+	int subscriber_queue; /* events an external subscriber may hold before telemetry is shed */
+	int subscriber_backlog; /* ... before the subscription is closed (records of consequence) */
+	int subscriber_idle_ms; /* an external subscription nobody polls expires after this */
 };
 
 /* ---- pure functions, safe on any thread ---- */
@@ -165,6 +165,14 @@ int bus_unsubscribe(struct bus *b, uint64_t id, const void *owner);
 
 /* Remove every subscription of `owner`; returns how many. */
 int bus_unsubscribe_owner(struct bus *b, const void *owner);
+
+/*
+ * bus_set_release — call release(ud) once when subscription `id` is gone for
+ * good (unsubscribed, its owner removed, or the bus closed), never while its
+ * handler runs. For a wrapper (the SDK table) that allocates a trampoline per
+ * subscription. Returns 0 or LINLI_ENOENT.
+ */
+int bus_set_release(struct bus *b, uint64_t id, void (*release)(void *ud));
 
 /* ---- publishing ---- */
 

@@ -43,11 +43,11 @@
 #include "mp.h"
 #include "scope.h"
 
-#define REPLY_BYTES (512u << 10)   /* default byte budget of a reply (nng clients take 1 MiB) */
-#define REPLY_BYTES_MAX (64u << 20) /* what --bytes may ask for */
+#define REPLY_BYTES	  (512u << 10) /* default byte budget of a reply (nng clients take 1 MiB) */
+#define REPLY_BYTES_MAX	  (64u << 20)  /* what --bytes may ask for */
 #define MAX_BATCH_DEFAULT 8192
-#define WAIT_DEFAULT_MS 1000
-#define WAIT_MAX_MS 30000
+#define WAIT_DEFAULT_MS	  1000
+#define WAIT_MAX_MS	  30000
 
 struct rsub;
 
@@ -281,8 +281,8 @@ static void on_batch_end(struct kernel *k, void *arg)
 static void close_sub(struct rsub *s, const char *fmt, unsigned long long a)
 {
 	snprintf(s->closed_why, sizeof s->closed_why, fmt, a);
-	log_warn("bus", "external subscription %llu ('%s') closed: %s",
-		 (unsigned long long)s->id, s->pattern, s->closed_why);
+	log_warn("bus", "external subscription %llu ('%s') closed: %s", (unsigned long long)s->id,
+		 s->pattern, s->closed_why);
 	s->closed = true;
 	bus_unsubscribe(s->r->bus, s->id, s->r); /* safe inside the handler */
 	ring_clear(s);
@@ -334,8 +334,9 @@ static int on_event(const struct bus_event *ev, void *ud)
 			bus_count_subscriber_shed(bus, ev);
 			return LINLI_ENOMEM;
 		}
-		close_sub(s, "out of memory queueing a record of consequence (seq %llu); "
-			     "subscribe again",
+		close_sub(s,
+			  "out of memory queueing a record of consequence (seq %llu); "
+			  "subscribe again",
 			  (unsigned long long)ev->seq);
 		mark_ready(s);
 		return LINLI_ENOMEM;
@@ -387,8 +388,9 @@ static void on_expire(struct kernel *k, void *arg)
 	for (struct rsub *s = r->subs, *next; s; s = next) {
 		next = s->next;
 		if (!s->waiter && now - s->last_poll_ms > idle) {
-			log_info("bus", "external subscription %llu ('%s') expired: not polled for "
-					"%llu s",
+			log_info("bus",
+				 "external subscription %llu ('%s') expired: not polled for "
+				 "%llu s",
 				 (unsigned long long)s->id, s->pattern,
 				 (unsigned long long)(idle / 1000));
 			drop_sub(s);
@@ -407,7 +409,8 @@ static int cmd_subscribe(struct cmd_call *call, void *ud)
 		return rc;
 	if (call->argc > 3) {
 		free(scope_opt);
-		return cmd_fail(call, LINLI_EINVAL, "usage: events subscribe [PATTERN] [--scope S]");
+		return cmd_fail(call, LINLI_EINVAL,
+				"usage: events subscribe [PATTERN] [--scope S]");
 	}
 	const char *pattern = call->argc == 3 ? call->argv[2] : "#";
 	char scope[SCOPE_MAX + 1];
@@ -444,8 +447,7 @@ static int cmd_subscribe(struct cmd_call *call, void *ud)
 	return 0;
 }
 
-static int get_sub(struct cmd_call *call, struct bus_remote *r, const char *word,
-		   struct rsub **out)
+static int get_sub(struct cmd_call *call, struct bus_remote *r, const char *word, struct rsub **out)
 {
 	uint64_t id = 0;
 	int rc = parse_u64(call, word, "subscription id", 1, UINT64_MAX, &id);
@@ -661,18 +663,17 @@ int bus_cmds_open(struct kernel *k, struct bus_remote **out)
 		const char *name, *sub, *usage, *summary;
 		cmd_fn fn;
 	} cmds[] = {
-		{"events", "subscribe", "[PATTERN] [--scope S]",
-		 "subscribe from another process; poll with 'events next'", cmd_subscribe},
-		{"events", "next", "ID [CURSOR] [--wait MS] [--max N] [--bytes B]",
-		 "a batch of events of a subscription (waits up to MS for one)", cmd_next},
-		{"events", "unsubscribe", "ID", "drop an external subscription", cmd_unsubscribe},
-		{"events", "list", "", "the bus's subscriptions, in-process and external",
-		 cmd_list},
-		{"events", "stats", "", "per topic family: published, delivered, shed", cmd_stats},
-		{"events", "tail", "[PATTERN] [--json] [--count N] [--seconds S] [--scope S]",
-		 "print events live until Ctrl-C", cmd_tail},
-		{"publish", NULL, "TOPIC JSON-OBJECT [--scope S]", "publish one event on the bus",
-		 cmd_publish},
+	    {"events", "subscribe", "[PATTERN] [--scope S]",
+	     "subscribe from another process; poll with 'events next'", cmd_subscribe},
+	    {"events", "next", "ID [CURSOR] [--wait MS] [--max N] [--bytes B]",
+	     "a batch of events of a subscription (waits up to MS for one)", cmd_next},
+	    {"events", "unsubscribe", "ID", "drop an external subscription", cmd_unsubscribe},
+	    {"events", "list", "", "the bus's subscriptions, in-process and external", cmd_list},
+	    {"events", "stats", "", "per topic family: published, delivered, shed", cmd_stats},
+	    {"events", "tail", "[PATTERN] [--json] [--count N] [--seconds S] [--scope S]",
+	     "print events live until Ctrl-C", cmd_tail},
+	    {"publish", NULL, "TOPIC JSON-OBJECT [--scope S]", "publish one event on the bus",
+	     cmd_publish},
 	};
 	int rc = 0;
 	for (size_t i = 0; !rc && i < sizeof cmds / sizeof cmds[0]; i++)

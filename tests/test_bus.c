@@ -25,7 +25,8 @@
 #include "log.h"
 #include "mp.h"
 
-#define NODE "node = { path = \"hefei\"; level = \"city\"; };\ndata_dir = \"/tmp/linli-test-bus\";\n"
+#define NODE                                                                                       \
+	"node = { path = \"hefei\"; level = \"city\"; };\ndata_dir = \"/tmp/linli-test-bus\";\n"
 
 static void open_bus(struct kernel *k, const char *extra)
 {
@@ -77,7 +78,8 @@ static uint32_t read_n(const struct bus_event *ev)
 static int publish(struct kernel *k, const char *topic, const char *scope, const char *publisher)
 {
 	char err[512];
-	struct bus_msg m = {topic, publisher ? publisher : "test", scope ? scope : "hefei", NULL, 0};
+	struct bus_msg m = {topic, publisher ? publisher : "test", scope ? scope : "hefei", NULL,
+			    0};
 	return bus_publish(k->bus, &m, NULL, err, sizeof err);
 }
 
@@ -96,26 +98,26 @@ static void test_topic_and_pattern_check(void **state)
 	memset(long_topic, 'a', sizeof long_topic - 1);
 	long_topic[sizeof long_topic - 1] = '\0';
 	static const struct vcase cases[] = {
-		{"dev/smoke/sd-0042/event/alarm", true, true, NULL},
-		{"alarm/raised", true, true, NULL},
-		{"a", true, true, NULL},
-		{"A.b:c_d-e/$x", true, true, NULL},
-		{"", false, false, "empty"},
-		{"/a", false, false, "empty level"},
-		{"a/", false, false, "empty level"},
-		{"a//b", false, false, "empty level"},
-		{"a/+/c", false, true, "wildcards"},
-		{"a/#", false, true, "wildcards"},
-		{"#", false, true, "wildcards"},
-		{"+", false, true, "wildcards"},
-		{"a/#/c", false, false, "wildcards"},
-		{"a/b+/c", false, false, "wildcards"},
-		{"a/#b", false, false, "wildcards"},
-		{"a b", false, false, "printable ASCII"},
-		{"a\tb", false, false, "printable ASCII"},
-		{"温度/a", false, false, "printable ASCII"},
-		{"1/2/3/4/5/6/7/8/9/10/11/12/13/14/15/16", true, true, NULL},
-		{"1/2/3/4/5/6/7/8/9/10/11/12/13/14/15/16/17", false, false, "16 levels"},
+	    {"dev/smoke/sd-0042/event/alarm", true, true, NULL},
+	    {"alarm/raised", true, true, NULL},
+	    {"a", true, true, NULL},
+	    {"A.b:c_d-e/$x", true, true, NULL},
+	    {"", false, false, "empty"},
+	    {"/a", false, false, "empty level"},
+	    {"a/", false, false, "empty level"},
+	    {"a//b", false, false, "empty level"},
+	    {"a/+/c", false, true, "wildcards"},
+	    {"a/#", false, true, "wildcards"},
+	    {"#", false, true, "wildcards"},
+	    {"+", false, true, "wildcards"},
+	    {"a/#/c", false, false, "wildcards"},
+	    {"a/b+/c", false, false, "wildcards"},
+	    {"a/#b", false, false, "wildcards"},
+	    {"a b", false, false, "printable ASCII"},
+	    {"a\tb", false, false, "printable ASCII"},
+	    {"温度/a", false, false, "printable ASCII"},
+	    {"1/2/3/4/5/6/7/8/9/10/11/12/13/14/15/16", true, true, NULL},
+	    {"1/2/3/4/5/6/7/8/9/10/11/12/13/14/15/16/17", false, false, "16 levels"},
 	};
 	char why[160];
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -140,40 +142,40 @@ struct mcase {
 };
 
 static const struct mcase match_cases[] = {
-	{"a/b/c", "a/b/c", true},
-	{"a/b/c", "a/b", false},
-	{"a/b", "a/b/c", false},
-	{"a/b", "a/bc", false},
-	{"a/bc", "a/b", false},
-	{"+", "a", true},
-	{"+", "a/b", false},
-	{"+/+", "a/b", true},
-	{"+/+", "a", false},
-	{"a/+", "a", false},
-	{"a/+", "a/b", true},
-	{"a/+/c", "a/b/c", true},
-	{"a/+/c", "a/b/d", false},
-	{"a/+/c", "a/c", false},
-	{"#", "a", true},
-	{"#", "a/b/c", true},
-	{"a/#", "a", true}, /* '#' is zero or more levels */
-	{"a/#", "a/b", true},
-	{"a/#", "a/b/c/d", true},
-	{"a/#", "ab", false},
-	{"a/#", "b/a", false},
-	{"+/#", "a", true},
-	{"+/#", "a/b/c", true},
-	{"a/+/#", "a", false},
-	{"a/+/#", "a/b", true},
-	{"dev/+/+/event/#", "dev/smoke/sd-0042/event/alarm", true},
-	{"dev/+/+/event/#", "dev/smoke/sd-0042/event", true},
-	{"dev/+/+/event/#", "dev/smoke/sd-0042/reading/temp", false},
-	{"dev/+/+/event/#", "dev/smoke/event/alarm", false},
-	{"dev/smoke/+/event/alarm", "dev/smoke/sd-0042/event/alarm", true},
-	{"dev/smoke/+/event/alarm", "dev/hydrant/h-1/event/alarm", false},
-	{"alarm/#", "alarm/raised", true},
-	{"alarm/#", "alarms/raised", false},
-	{"incident/dispatched", "incident/dispatched", true},
+    {"a/b/c", "a/b/c", true},
+    {"a/b/c", "a/b", false},
+    {"a/b", "a/b/c", false},
+    {"a/b", "a/bc", false},
+    {"a/bc", "a/b", false},
+    {"+", "a", true},
+    {"+", "a/b", false},
+    {"+/+", "a/b", true},
+    {"+/+", "a", false},
+    {"a/+", "a", false},
+    {"a/+", "a/b", true},
+    {"a/+/c", "a/b/c", true},
+    {"a/+/c", "a/b/d", false},
+    {"a/+/c", "a/c", false},
+    {"#", "a", true},
+    {"#", "a/b/c", true},
+    {"a/#", "a", true}, /* '#' is zero or more levels */
+    {"a/#", "a/b", true},
+    {"a/#", "a/b/c/d", true},
+    {"a/#", "ab", false},
+    {"a/#", "b/a", false},
+    {"+/#", "a", true},
+    {"+/#", "a/b/c", true},
+    {"a/+/#", "a", false},
+    {"a/+/#", "a/b", true},
+    {"dev/+/+/event/#", "dev/smoke/sd-0042/event/alarm", true},
+    {"dev/+/+/event/#", "dev/smoke/sd-0042/event", true},
+    {"dev/+/+/event/#", "dev/smoke/sd-0042/reading/temp", false},
+    {"dev/+/+/event/#", "dev/smoke/event/alarm", false},
+    {"dev/smoke/+/event/alarm", "dev/smoke/sd-0042/event/alarm", true},
+    {"dev/smoke/+/event/alarm", "dev/hydrant/h-1/event/alarm", false},
+    {"alarm/#", "alarm/raised", true},
+    {"alarm/#", "alarms/raised", false},
+    {"incident/dispatched", "incident/dispatched", true},
 };
 
 static int record(const struct bus_event *ev, void *ud)
@@ -209,7 +211,8 @@ static void test_pattern_match_table(void **state)
 			int want = bus_pattern_match(match_cases[j].pattern, match_cases[i].topic);
 			if (hits[j] != want)
 				fail_msg("topic '%s' → pattern '%s': %d deliveries, want %d",
-					 match_cases[i].topic, match_cases[j].pattern, hits[j], want);
+					 match_cases[i].topic, match_cases[j].pattern, hits[j],
+					 want);
 		}
 	}
 	free(hits);
@@ -297,8 +300,8 @@ static void test_scope_filtering(void **state)
 	(void)state;
 	struct kernel k;
 	open_bus(&k, NULL);
-	static const char *const subs[] = {"", "hefei", "hefei/baohe", "hefei/shushan",
-					   "hefei/baohe/binhu", "hefei/bao"};
+	static const char *const subs[] = {
+	    "", "hefei", "hefei/baohe", "hefei/shushan", "hefei/baohe/binhu", "hefei/bao"};
 	enum { ROOT, CITY, BAOHE, SHUSHAN, BINHU, BAO, NSUB };
 	int hits[NSUB];
 	char err[256];
@@ -310,12 +313,12 @@ static void test_scope_filtering(void **state)
 		const char *scope;
 		int want[NSUB];
 	} cases[] = {
-		{"hefei", {1, 1, 0, 0, 0, 0}},
-		{"hefei/baohe", {1, 1, 1, 0, 0, 0}},
-		{"hefei/baohe/binhu/yuelan", {1, 1, 1, 0, 1, 0}},
-		{"hefei/shushan/x", {1, 1, 0, 1, 0, 0}},
-		{"hefei/baohex", {1, 1, 0, 0, 0, 0}},
-		{"shanghai", {1, 0, 0, 0, 0, 0}},
+	    {"hefei", {1, 1, 0, 0, 0, 0}},
+	    {"hefei/baohe", {1, 1, 1, 0, 0, 0}},
+	    {"hefei/baohe/binhu/yuelan", {1, 1, 1, 0, 1, 0}},
+	    {"hefei/shushan/x", {1, 1, 0, 1, 0, 0}},
+	    {"hefei/baohex", {1, 1, 0, 0, 0, 0}},
+	    {"shanghai", {1, 0, 0, 0, 0, 0}},
 	};
 	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
 		memset(hits, 0, sizeof hits);
@@ -326,9 +329,9 @@ static void test_scope_filtering(void **state)
 					 cases[c].scope, subs[i], hits[i], cases[c].want[i]);
 	}
 	/* A malformed subscription scope is refused, naming it. */
-	assert_int_equal(bus_subscribe(k.bus, "#", "Hefei", record, &hits[0], NULL, "x", NULL, err,
-				       sizeof err),
-			 LINLI_EINVAL);
+	assert_int_equal(
+	    bus_subscribe(k.bus, "#", "Hefei", record, &hits[0], NULL, "x", NULL, err, sizeof err),
+	    LINLI_EINVAL);
 	assert_non_null(strstr(err, "scope 'Hefei'"));
 	close_bus(&k);
 }
@@ -336,7 +339,7 @@ static void test_scope_filtering(void **state)
 /* ---- ordering ---- */
 
 #define PER_PRODUCER 20000
-#define NPROD 3
+#define NPROD	     3
 
 struct order {
 	struct kernel *k;
@@ -409,9 +412,9 @@ static void test_order_per_publisher(void **state)
 	open_bus(&k, "bus = { telemetry_queue = 1000000; };\n");
 	struct order o = {.k = &k, .expect = NPROD * PER_PRODUCER + PER_PRODUCER / 100};
 	char err[256];
-	assert_int_equal(bus_subscribe(k.bus, "#", "hefei", on_ordered, &o, NULL, "o", NULL, err,
-				       sizeof err),
-			 0);
+	assert_int_equal(
+	    bus_subscribe(k.bus, "#", "hefei", on_ordered, &o, NULL, "o", NULL, err, sizeof err),
+	    0);
 	pthread_t t[NPROD];
 	struct prod p[NPROD];
 	for (int i = 0; i < NPROD; i++) {
@@ -466,12 +469,10 @@ static void test_nested_publish_queues(void **state)
 	open_bus(&k, NULL);
 	struct nest s = {.k = &k};
 	char err[256];
-	assert_int_equal(bus_subscribe(k.bus, "#", NULL, nest_a, &s, NULL, "a", NULL, err,
-				       sizeof err),
-			 0);
-	assert_int_equal(bus_subscribe(k.bus, "#", NULL, nest_b, &s, NULL, "b", NULL, err,
-				       sizeof err),
-			 0);
+	assert_int_equal(
+	    bus_subscribe(k.bus, "#", NULL, nest_a, &s, NULL, "a", NULL, err, sizeof err), 0);
+	assert_int_equal(
+	    bus_subscribe(k.bus, "#", NULL, nest_b, &s, NULL, "b", NULL, err, sizeof err), 0);
 	assert_int_equal(publish(&k, "x", NULL, NULL), 0);
 	/* x reaches A then B; then y and z, each to A then B, in publication order. */
 	assert_string_equal(s.log, "AxBxAyByAzBz");
@@ -510,9 +511,9 @@ static void test_handler_error_isolated(void **state)
 	assert_int_equal(bus_subscribe(k.bus, "alarm/+", NULL, failing, &b, NULL, "plugin-grid",
 				       &bid, err, sizeof err),
 			 0);
-	assert_int_equal(bus_subscribe(k.bus, "#", NULL, record, &c, NULL, "plugin-c", NULL, err,
-				       sizeof err),
-			 0);
+	assert_int_equal(
+	    bus_subscribe(k.bus, "#", NULL, record, &c, NULL, "plugin-c", NULL, err, sizeof err),
+	    0);
 	/* Capture the log (stderr) to see the owner's name in it. */
 	char path[] = "/tmp/linli-test-bus-log-XXXXXX";
 	int fd = mkstemp(path);
@@ -568,14 +569,14 @@ static void test_unsubscribe_inside_handler(void **state)
 	int other = 0, owned = 0;
 	char err[256];
 	int owner_tag;
-	assert_int_equal(bus_subscribe(k.bus, "a/+", NULL, unsub_self, &s, NULL, "self", &s.me,
+	assert_int_equal(
+	    bus_subscribe(k.bus, "a/+", NULL, unsub_self, &s, NULL, "self", &s.me, err, sizeof err),
+	    0);
+	assert_int_equal(bus_subscribe(k.bus, "a/b", NULL, record, &other, NULL, "other", &s.other,
 				       err, sizeof err),
 			 0);
-	assert_int_equal(bus_subscribe(k.bus, "a/b", NULL, record, &other, NULL, "other",
-				       &s.other, err, sizeof err),
-			 0);
-	assert_int_equal(bus_subscribe(k.bus, "#", NULL, record, &owned, &owner_tag, "plugin",
-				       NULL, err, sizeof err),
+	assert_int_equal(bus_subscribe(k.bus, "#", NULL, record, &owned, &owner_tag, "plugin", NULL,
+				       err, sizeof err),
 			 0);
 	assert_int_equal(bus_subscribe(k.bus, "a/#", NULL, record, &owned, &owner_tag, "plugin",
 				       NULL, err, sizeof err),
@@ -595,6 +596,72 @@ static void test_unsubscribe_inside_handler(void **state)
 	assert_int_equal(publish(&k, "a/b", NULL, NULL), 0);
 	assert_int_equal(owned, 4);
 	close_bus(&k);
+}
+
+/* ---- release of a wrapper's per-subscription data ---- */
+
+struct tramp {
+	struct kernel *k;
+	uint64_t id;
+	int *released;
+	bool unsub_self;
+};
+
+static void tramp_release(void *ud)
+{
+	struct tramp *t = ud;
+	(*t->released)++;
+	free(t);
+}
+
+static int tramp_handler(const struct bus_event *ev, void *ud)
+{
+	(void)ev;
+	struct tramp *t = ud;
+	if (t->unsub_self) {
+		int before = *t->released;
+		assert_int_equal(bus_unsubscribe(t->k->bus, t->id, NULL), 0);
+		assert_int_equal(*t->released, before); /* not while the handler runs */
+		t->unsub_self = false;			/* still ours to touch */
+	}
+	return 0;
+}
+
+static uint64_t tramp_sub(struct kernel *k, int *released, const void *owner, bool self)
+{
+	struct tramp *t = calloc(1, sizeof *t);
+	char err[256];
+	t->k = k;
+	t->released = released;
+	t->unsub_self = self;
+	assert_int_equal(bus_subscribe(k->bus, "t/#", NULL, tramp_handler, t, owner, "w", &t->id,
+				       err, sizeof err),
+			 0);
+	assert_int_equal(bus_set_release(k->bus, t->id, tramp_release), 0);
+	return t->id;
+}
+
+static void test_release_once_when_gone(void **state)
+{
+	(void)state;
+	struct kernel k;
+	open_bus(&k, NULL);
+	int released = 0, owner;
+	uint64_t a = tramp_sub(&k, &released, NULL, false);
+	tramp_sub(&k, &released, &owner, false);
+	tramp_sub(&k, &released, &owner, false);
+	tramp_sub(&k, &released, NULL, true);
+	tramp_sub(&k, &released, NULL, false); /* left for bus_close */
+	assert_int_equal(bus_set_release(k.bus, 999, tramp_release), LINLI_ENOENT);
+	assert_int_equal(bus_unsubscribe(k.bus, a, NULL), 0);
+	assert_int_equal(released, 1);
+	assert_int_equal(bus_unsubscribe_owner(k.bus, &owner), 2);
+	assert_int_equal(released, 3);
+	assert_int_equal(publish(&k, "t/x", NULL, NULL), 0); /* one unsubscribes itself */
+	assert_int_equal(released, 4);
+	bus_close(k.bus);
+	assert_int_equal(released, 5);
+	kernel_destroy(&k);
 }
 
 /* ---- shedding ---- */
@@ -622,9 +689,9 @@ static void test_shed_telemetry_never_consequence(void **state)
 	open_bus(&k, "bus = { telemetry_queue = 16; telemetry = [ \"dev/+/+/reading/#\" ]; };\n");
 	struct shed s = {.k = &k};
 	char err[256];
-	assert_int_equal(bus_subscribe(k.bus, "#", NULL, count_class, &s, NULL, "count", NULL, err,
-				       sizeof err),
-			 0);
+	assert_int_equal(
+	    bus_subscribe(k.bus, "#", NULL, count_class, &s, NULL, "count", NULL, err, sizeof err),
+	    0);
 	/* The kernel loop is not running: posts wait in the kernel's queue. */
 	int busy = 0;
 	for (int i = 0; i < 100; i++) {
@@ -709,12 +776,11 @@ static void test_shed_nested(void **state)
 	open_bus(&k, "bus = { telemetry_queue = 16; };\n");
 	struct shed s = {.k = &k};
 	char err[256];
-	assert_int_equal(bus_subscribe(k.bus, "#", NULL, flood, &s, NULL, "flood", NULL, err,
-				       sizeof err),
-			 0);
-	assert_int_equal(bus_subscribe(k.bus, "#", NULL, count_class, &s, NULL, "count", NULL, err,
-				       sizeof err),
-			 0);
+	assert_int_equal(
+	    bus_subscribe(k.bus, "#", NULL, flood, &s, NULL, "flood", NULL, err, sizeof err), 0);
+	assert_int_equal(
+	    bus_subscribe(k.bus, "#", NULL, count_class, &s, NULL, "count", NULL, err, sizeof err),
+	    0);
 	assert_int_equal(publish(&k, "go", NULL, NULL), 0);
 	assert_int_equal(s.nested_ok, 16);
 	assert_int_equal(s.nested_busy, 34);
@@ -784,9 +850,8 @@ static void test_journal_before_delivery(void **state)
 	bus_set_journal(k.bus, &bj);
 	assert_true(bus_has_journal(k.bus));
 	char err[256];
-	assert_int_equal(bus_subscribe(k.bus, "#", NULL, j_handler, &j, NULL, "h", NULL, err,
-				       sizeof err),
-			 0);
+	assert_int_equal(
+	    bus_subscribe(k.bus, "#", NULL, j_handler, &j, NULL, "h", NULL, err, sizeof err), 0);
 	assert_int_equal(publish(&k, "alarm/raised", NULL, NULL), 0);
 	assert_int_equal(publish(&k, "sensor/t", NULL, NULL), 0);
 	assert_int_equal(publish(&k, "incident/reported", NULL, NULL), 0);
@@ -836,20 +901,20 @@ static void test_publish_validation(void **state)
 		int rc;
 		const char *msg;
 	} cases[] = {
-		{{"a/+", "p", "hefei", NULL, 0}, LINLI_EINVAL, "topic 'a/+': wildcards"},
-		{{"", "p", "hefei", NULL, 0}, LINLI_EINVAL, "topic '': empty"},
-		{{NULL, "p", "hefei", NULL, 0}, LINLI_EINVAL, "topic '': missing"},
-		{{"a", "", "hefei", NULL, 0}, LINLI_EINVAL, "publisher: missing"},
-		{{"a", "p\n", "hefei", NULL, 0}, LINLI_EINVAL, "printable ASCII"},
-		{{"a", "p", "Hefei", NULL, 0}, LINLI_EINVAL, "scope 'Hefei'"},
-		{{"a", "p", "", NULL, 0}, LINLI_EINVAL, "scope '': empty path"},
-		{{"a", "p", NULL, NULL, 0}, LINLI_EINVAL, "scope '': missing"},
-		{{"a", "p", "hefei", "\x91\x01", 2}, LINLI_EINVAL, "must be a MessagePack map"},
-		{{"a", "p", "hefei", "\x81\xa1k", 3}, LINLI_EINVAL, "not well-formed"},
-		{{"a", "p", "hefei", "\x81\x01\x02", 3}, LINLI_EINVAL, "key is not a string"},
-		{{"a", "p", "hefei", "\x80\x80", 2}, LINLI_EINVAL, "bytes after its map"},
-		{{"a", "p", "hefei", "\x81\xa1k\xc1", 4}, LINLI_EINVAL, "not well-formed"},
-		{{"a", "p", "hefei", "\xdf\xff\xff\xff\xff", 5}, LINLI_EINVAL, "not well-formed"},
+	    {{"a/+", "p", "hefei", NULL, 0}, LINLI_EINVAL, "topic 'a/+': wildcards"},
+	    {{"", "p", "hefei", NULL, 0}, LINLI_EINVAL, "topic '': empty"},
+	    {{NULL, "p", "hefei", NULL, 0}, LINLI_EINVAL, "topic '': missing"},
+	    {{"a", "", "hefei", NULL, 0}, LINLI_EINVAL, "publisher: missing"},
+	    {{"a", "p\n", "hefei", NULL, 0}, LINLI_EINVAL, "printable ASCII"},
+	    {{"a", "p", "Hefei", NULL, 0}, LINLI_EINVAL, "scope 'Hefei'"},
+	    {{"a", "p", "", NULL, 0}, LINLI_EINVAL, "scope '': empty path"},
+	    {{"a", "p", NULL, NULL, 0}, LINLI_EINVAL, "scope '': missing"},
+	    {{"a", "p", "hefei", "\x91\x01", 2}, LINLI_EINVAL, "must be a MessagePack map"},
+	    {{"a", "p", "hefei", "\x81\xa1k", 3}, LINLI_EINVAL, "not well-formed"},
+	    {{"a", "p", "hefei", "\x81\x01\x02", 3}, LINLI_EINVAL, "key is not a string"},
+	    {{"a", "p", "hefei", "\x80\x80", 2}, LINLI_EINVAL, "bytes after its map"},
+	    {{"a", "p", "hefei", "\x81\xa1k\xc1", 4}, LINLI_EINVAL, "not well-formed"},
+	    {{"a", "p", "hefei", "\xdf\xff\xff\xff\xff", 5}, LINLI_EINVAL, "not well-formed"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		err[0] = '\0';
@@ -887,6 +952,108 @@ static void test_publish_validation(void **state)
 	struct bus_totals t;
 	bus_get_totals(k.bus, &t);
 	assert_int_equal(t.published, 1);
+	close_bus(&k);
+}
+
+/*
+ * The validator against msgpack-c: a payload of every type is accepted, every
+ * truncation of it refused, and no random mutation is accepted that msgpack-c
+ * would not read as exactly one map (an accepted bad payload would corrupt the
+ * replies of external subscribers).
+ */
+static void test_payload_validator_agrees_with_msgpack(void **state)
+{
+	(void)state;
+	struct kernel k;
+	open_bus(&k, NULL);
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	static char big[70000];
+	memset(big, 'x', sizeof big);
+	msgpack_pack_map(&pk, 18);
+	mp_kv_int(&pk, "i8", -100);
+	mp_kv_int(&pk, "i16", -30000);
+	mp_kv_int(&pk, "i32", -2000000000);
+	mp_kv_int(&pk, "i64", INT64_MIN);
+	mp_kv_uint(&pk, "u8", 200);
+	mp_kv_uint(&pk, "u16", 60000);
+	mp_kv_uint(&pk, "u32", 4000000000u);
+	mp_kv_uint(&pk, "u64", UINT64_MAX);
+	mp_str(&pk, "f32");
+	msgpack_pack_float(&pk, 1.5f);
+	mp_kv_double(&pk, "f64", 2.5);
+	mp_str(&pk, "str16");
+	msgpack_pack_str(&pk, 300);
+	msgpack_pack_str_body(&pk, big, 300);
+	mp_str(&pk, "str32");
+	msgpack_pack_str(&pk, sizeof big);
+	msgpack_pack_str_body(&pk, big, sizeof big);
+	mp_str(&pk, "bin8");
+	msgpack_pack_bin(&pk, 3);
+	msgpack_pack_bin_body(&pk, "abc", 3);
+	mp_str(&pk, "ext8");
+	msgpack_pack_ext(&pk, 3, 7);
+	msgpack_pack_ext_body(&pk, "abc", 3);
+	mp_str(&pk, "fixext16");
+	msgpack_pack_ext(&pk, 16, 1);
+	msgpack_pack_ext_body(&pk, big, 16);
+	mp_str(&pk, "array16");
+	msgpack_pack_array(&pk, 20);
+	for (int i = 0; i < 20; i++)
+		msgpack_pack_nil(&pk);
+	mp_str(&pk, "map16");
+	msgpack_pack_map(&pk, 16);
+	for (int i = 0; i < 16; i++) {
+		char key[8];
+		snprintf(key, sizeof key, "k%d", i);
+		mp_kv_bool(&pk, key, i % 2);
+	}
+	mp_str(&pk, "empty");
+	msgpack_pack_map(&pk, 0);
+	char err[512];
+	struct bus_msg m = {"a", "p", "hefei", sb.data, sb.size};
+	if (bus_publish(k.bus, &m, NULL, err, sizeof err) != 0)
+		fail_msg("every type: %s", err);
+	/* Every strict prefix is incomplete. */
+	for (size_t n = 1; n < sb.size; n += n < 400 ? 1 : 997) {
+		m.payload_len = n;
+		assert_int_equal(bus_publish(k.bus, &m, NULL, err, sizeof err), LINLI_EINVAL);
+	}
+	/* Random mutations of a small payload: accepted only if msgpack-c agrees. */
+	msgpack_sbuffer_clear(&sb);
+	msgpack_pack_map(&pk, 3);
+	mp_kv_int(&pk, "a", 1000);
+	mp_str(&pk, "b");
+	msgpack_pack_array(&pk, 2);
+	msgpack_pack_str(&pk, 2);
+	msgpack_pack_str_body(&pk, "xy", 2);
+	msgpack_pack_double(&pk, 0.5);
+	mp_kv_str(&pk, "c", "hello");
+	char buf[64];
+	size_t len = sb.size;
+	assert_true(len <= sizeof buf);
+	int accepted = 0;
+	for (int t = 0; t < 20000; t++) {
+		memcpy(buf, sb.data, len);
+		for (int j = 0; j < 1 + (int)rnd(3); j++)
+			buf[rnd((unsigned)len)] = (char)rnd(256);
+		size_t l = len - (rnd(4) == 0 ? rnd((unsigned)len) : 0);
+		struct bus_msg mm = {"a", "p", "hefei", buf, l};
+		if (bus_publish(k.bus, &mm, NULL, err, sizeof err) != 0)
+			continue;
+		accepted++;
+		msgpack_unpacked up;
+		msgpack_unpacked_init(&up);
+		size_t off = 0;
+		int r = msgpack_unpack_next(&up, buf, l, &off);
+		if (r != MSGPACK_UNPACK_SUCCESS || off != l || up.data.type != MSGPACK_OBJECT_MAP)
+			fail_msg("accepted a payload msgpack-c reads differently (try %d)", t);
+		msgpack_unpacked_destroy(&up);
+	}
+	assert_true(accepted > 100); /* the mutations that stay valid do pass */
+	msgpack_sbuffer_destroy(&sb);
 	close_bus(&k);
 }
 
@@ -933,9 +1100,10 @@ static void test_bus_config(void **state)
 	assert_int_equal(c.bus_subscriber_idle_s, 30);
 	cfg_free(&c);
 	assert_int_equal(cfg_load_string(&c,
-					 NODE "bus = {\n consequence = [ \"alarm/#\" ];\n"
-					      " telemetry_queue = 100;\n subscriber_queue = 10;\n"
-					      " subscriber_backlog = 20;\n subscriber_idle_s = 5;\n};\n",
+					 NODE
+					 "bus = {\n consequence = [ \"alarm/#\" ];\n"
+					 " telemetry_queue = 100;\n subscriber_queue = 10;\n"
+					 " subscriber_backlog = 20;\n subscriber_idle_s = 5;\n};\n",
 					 "t.cfg", NULL, err, sizeof err),
 			 0);
 	assert_int_equal(c.n_bus_consequence, 1);
@@ -944,19 +1112,19 @@ static void test_bus_config(void **state)
 	static const struct {
 		const char *text, *expect;
 	} bad[] = {
-		{NODE "bus = {\n consequence = [ \"alarm/#/x\" ];\n};\n",
-		 "t.cfg:4: bus.consequence: 'alarm/#/x' is not a topic pattern"},
-		{NODE "bus = {\n consequence = [ \"a\", \"a\" ];\n};\n",
-		 "t.cfg:4: bus.consequence: 'a' is listed twice"},
-		{NODE "bus = {\n telemetry = [ \"alarm/#\" ];\n};\n",
-		 "t.cfg:4: bus.telemetry: 'alarm/#' is also in bus.consequence"},
-		{NODE "bus = {\n telemetry_queue = 3;\n};\n",
-		 "t.cfg:4: bus.telemetry_queue: 3 is outside"},
-		{NODE "bus = {\n subscriber_queue = 100;\n subscriber_backlog = 50;\n};\n",
-		 "t.cfg:5: bus.subscriber_backlog: 50 is below bus.subscriber_queue"},
-		{NODE "bus = {\n queue = 5;\n};\n", "t.cfg:4: bus.queue: unknown key"},
-		{NODE "bus = {\n consequence = \"alarm/#\";\n};\n",
-		 "t.cfg:4: bus.consequence: must be a list"},
+	    {NODE "bus = {\n consequence = [ \"alarm/#/x\" ];\n};\n",
+	     "t.cfg:4: bus.consequence: 'alarm/#/x' is not a topic pattern"},
+	    {NODE "bus = {\n consequence = [ \"a\", \"a\" ];\n};\n",
+	     "t.cfg:4: bus.consequence: 'a' is listed twice"},
+	    {NODE "bus = {\n telemetry = [ \"alarm/#\" ];\n};\n",
+	     "t.cfg:4: bus.telemetry: 'alarm/#' is also in bus.consequence"},
+	    {NODE "bus = {\n telemetry_queue = 3;\n};\n",
+	     "t.cfg:4: bus.telemetry_queue: 3 is outside"},
+	    {NODE "bus = {\n subscriber_queue = 100;\n subscriber_backlog = 50;\n};\n",
+	     "t.cfg:5: bus.subscriber_backlog: 50 is below bus.subscriber_queue"},
+	    {NODE "bus = {\n queue = 5;\n};\n", "t.cfg:4: bus.queue: unknown key"},
+	    {NODE "bus = {\n consequence = \"alarm/#\";\n};\n",
+	     "t.cfg:4: bus.consequence: must be a list"},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		err[0] = '\0';
@@ -971,20 +1139,22 @@ int main(void)
 {
 	log_set_level(LOG_WARN);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_topic_and_pattern_check),
-		cmocka_unit_test(test_pattern_match_table),
-		cmocka_unit_test(test_trie_matches_linear),
-		cmocka_unit_test(test_scope_filtering),
-		cmocka_unit_test(test_order_per_publisher),
-		cmocka_unit_test(test_nested_publish_queues),
-		cmocka_unit_test(test_handler_error_isolated),
-		cmocka_unit_test(test_unsubscribe_inside_handler),
-		cmocka_unit_test(test_shed_telemetry_never_consequence),
-		cmocka_unit_test(test_shed_nested),
-		cmocka_unit_test(test_journal_before_delivery),
-		cmocka_unit_test(test_publish_validation),
-		cmocka_unit_test(test_publish_off_thread_refused),
-		cmocka_unit_test(test_bus_config),
+	    cmocka_unit_test(test_topic_and_pattern_check),
+	    cmocka_unit_test(test_pattern_match_table),
+	    cmocka_unit_test(test_trie_matches_linear),
+	    cmocka_unit_test(test_scope_filtering),
+	    cmocka_unit_test(test_order_per_publisher),
+	    cmocka_unit_test(test_nested_publish_queues),
+	    cmocka_unit_test(test_handler_error_isolated),
+	    cmocka_unit_test(test_unsubscribe_inside_handler),
+	    cmocka_unit_test(test_release_once_when_gone),
+	    cmocka_unit_test(test_shed_telemetry_never_consequence),
+	    cmocka_unit_test(test_shed_nested),
+	    cmocka_unit_test(test_journal_before_delivery),
+	    cmocka_unit_test(test_publish_validation),
+	    cmocka_unit_test(test_payload_validator_agrees_with_msgpack),
+	    cmocka_unit_test(test_publish_off_thread_refused),
+	    cmocka_unit_test(test_bus_config),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,7 +19,9 @@
  * Under this overload telemetry is shed, by design: the figures say how much
  * and where (the kernel's bounded queue, or the subscriber's). One event in
  * ten is a record of consequence, and none may be lost.
- * BENCH_BUS_N sets the events per ipc run (default 2,000,000).
+ * BENCH_BUS_N sets the events per ipc run (default 2,000,000); BENCH_BUS_CFG
+ * appends config text (e.g. "bus = { subscriber_queue = 65536; };") — the
+ * default run measures the default limits.
  */
 #include <errno.h>
 #include <nng/nng.h>
@@ -46,7 +48,7 @@
 
 extern char **environ;
 
-#define NDEV 1000
+#define NDEV	    1000
 #define BATCH_BYTES "8388608" /* the subscriber asks for batches of up to 8 MiB */
 
 static uint64_t now_ns(void)
@@ -68,8 +70,8 @@ static void open_kernel(struct kernel *k, const char *dir)
 	snprintf(text, sizeof text,
 		 "node = { path = \"hefei\"; level = \"city\"; };\n"
 		 "data_dir = \"%s\";\nlog_level = \"error\";\n"
-		 "control = { listen = [ \"ipc://%s/ctl.sock\" ]; };\n",
-		 dir, dir);
+		 "control = { listen = [ \"ipc://%s/ctl.sock\" ]; };\n%s",
+		 dir, dir, getenv("BENCH_BUS_CFG") ? getenv("BENCH_BUS_CFG") : "");
 	if (kernel_init(k) || cfg_load_string(&k->cfg, text, "bench", NULL, err, sizeof err))
 		die("config", err);
 	if (bus_open(k, &k->bus, err, sizeof err))
@@ -113,8 +115,8 @@ static double bench_inproc(void)
 			die("subscribe", err);
 	}
 	snprintf(patterns[NDEV], sizeof patterns[NDEV], "dev/smoke/+/event/#");
-	if (bus_subscribe(k.bus, patterns[NDEV], "hefei", count_handler, &hits, NULL, "smoke",
-			  NULL, err, sizeof err))
+	if (bus_subscribe(k.bus, patterns[NDEV], "hefei", count_handler, &hits, NULL, "smoke", NULL,
+			  err, sizeof err))
 		die("subscribe", err);
 	msgpack_sbuffer sb;
 	payload(&sb);
@@ -277,7 +279,7 @@ static int bus_sub(const char *addr)
 	uint64_t idle_since = now_ns(), replies = 0;
 	bool end = false;
 	while (!end && now_ns() - idle_since < 10000000000ull) {
-		const char *next[] = {"events", "next", id,	 cursor,   "--wait",
+		const char *next[] = {"events", "next",	 id,	    cursor,    "--wait",
 				      "1000",	"--max", "1000000", "--bytes", BATCH_BYTES};
 		d = request(s, &up, 10, next);
 		const msgpack_object *ev = mp_get(d, "events");
@@ -461,8 +463,7 @@ int main(int argc, char **argv)
 	bench_ipc(dir, &r);
 	printf("bus.ipc.delivered: %.0f events/s\n", r.rate);
 	printf("bus.ipc.ratio: %.2f\n", r.rate / raw);
-	printf("bus.ipc.lost: %llu\n",
-	       (unsigned long long)(r.conseq_posted - r.conseq_received));
+	printf("bus.ipc.lost: %llu\n", (unsigned long long)(r.conseq_posted - r.conseq_received));
 	printf("bus.ipc.telemetry_shed.queue: %llu\n", (unsigned long long)r.ingress_shed);
 	printf("bus.ipc.telemetry_shed.subscriber: %llu\n", (unsigned long long)r.sub_lost);
 	printf("bus.ipc.events_per_reply: %.0f\n",
