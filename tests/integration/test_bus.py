@@ -288,6 +288,8 @@ def case_bad_input_is_refused_clearly():
         refused(["publish", "alarm/x", "{}", "--scope", "Bad"], "LINLI_EINVAL", "scope 'Bad'")
         refused(["publish", "alarm/x"], "LINLI_EINVAL", "usage: publish TOPIC")
         refused(["publish", "alarm/x", "{}", "--scope"], "LINLI_EINVAL", "--scope needs a value")
+        refused(["publish", "alarm/x", "--stdin"], "LINLI_E2BIG", "exceeds 262144 bytes",
+                input=json.dumps({"blob": "x" * 300000}))
         refused(["events", "subscribe", "a/#/b"], "LINLI_EINVAL", "'#' must be the last level")
         refused(["events", "subscribe", "#", "--scope", "hefei"], "LINLI_EPERM", "outside")
         refused(["events", "next", "99"], "LINLI_ENOENT", "no external subscription 99")
@@ -305,6 +307,42 @@ def case_bad_input_is_refused_clearly():
         eq(rep["scope"], "hefei/baohe/binhu", "scope")
         rep = d.ok("events", "next", str(sid), "--wait", "0")
         eq(rep["events"][0]["payload"], {"ok": True}, "stdin payload")
+
+
+def case_tail_reports_lost_telemetry():
+    with running(extra="bus = { subscriber_queue = 4; };\n") as d:
+        t = tail_proc(d, "--count", "4")
+        try:
+            wait_external_subs(d, 1)
+            t.send_signal(signal.SIGSTOP)  # a slow subscriber
+            shell(d, [f'publish sensor/t{i} \'{{"i": {i}}}\'' for i in range(10)])
+            t.send_signal(signal.SIGCONT)
+            out, err = t.communicate(timeout=20)
+        finally:
+            if t.poll() is None:
+                t.send_signal(signal.SIGCONT)
+                t.kill()
+        eq(t.returncode, 0, err)
+        eq([json.loads(x)["payload"]["i"] for x in out.splitlines()], [0, 1, 2, 3], "kept")
+        check("6 telemetry events lost" in err, err)
+
+
+def case_reload_applies_bus_limits():
+    with running(extra="bus = { subscriber_queue = 4; };\n") as d:
+        sid = d.ok("events", "subscribe")["id"]
+        d.write_config(extra='bus = { subscriber_queue = 100; consequence = [ "alarm/#" ]; };\n')
+        d.kill_with(signal.SIGHUP)
+        d.wait_log("reloaded")
+        check("bus.consequence/bus.telemetry changed: takes effect on restart" in d.logtext(),
+              d.logtext())
+        shell(d, [f'publish sensor/t{i} {{}}' for i in range(10)])
+        rep = d.ok("events", "next", str(sid), "--wait", "0")
+        eq(len(rep["events"]), 10, "the larger queue applies at once")
+        eq(rep["lost"], 0, "nothing lost")
+        # The families did not change: incident/# is still a record of consequence.
+        publish(d, "incident/x", {})
+        rep = d.ok("events", "next", str(sid), "--wait", "0")
+        eq(rep["events"][0]["class"], "consequence", "families change on restart only")
 
 
 def case_shutdown_with_pending_poll():
