@@ -596,6 +596,8 @@ static void limits_from(struct bus_limits *l, const struct cfg *c)
 int bus_open(struct kernel *k, struct bus **out, char *err, size_t errlen)
 {
 	const struct cfg *c = &k->cfg;
+	if (err && errlen)
+		err[0] = '\0';
 	if (c->bus_telemetry_queue <= 0 || c->bus_subscriber_queue <= 0)
 		return fail(err, errlen, LINLI_ECONFIG, "bus: limits not configured");
 	struct bus *b = calloc(1, sizeof *b);
@@ -628,6 +630,8 @@ int bus_open(struct kernel *k, struct bus **out, char *err, size_t errlen)
 	*out = b;
 	return 0;
 fail:
+	if (err && errlen && !err[0])
+		snprintf(err, errlen, "bus: %s", linli_strerror(rc));
 	bus_close(b);
 	return rc;
 }

@@ -30,6 +30,7 @@
  * Long polls hold a control worker each, so at most control.workers - 2 wait
  * at once; beyond that `events next` answers at once with "busy": true.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -278,9 +279,12 @@ static void on_batch_end(struct kernel *k, void *arg)
 	}
 }
 
-static void close_sub(struct rsub *s, const char *fmt, unsigned long long a)
+__attribute__((format(printf, 2, 3))) static void close_sub(struct rsub *s, const char *fmt, ...)
 {
-	snprintf(s->closed_why, sizeof s->closed_why, fmt, a);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(s->closed_why, sizeof s->closed_why, fmt, ap);
+	va_end(ap);
 	log_warn("bus", "external subscription %llu ('%s') closed: %s", (unsigned long long)s->id,
 		 s->pattern, s->closed_why);
 	s->closed = true;

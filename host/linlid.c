@@ -306,8 +306,12 @@ int main(int argc, char **argv)
 		log_error("kernel", "cannot register commands");
 		goto out;
 	}
-	if (bus_open(&k, &k.bus, err, sizeof err) != 0 || bus_cmds_open(&k, &k.bus_remote) != 0) {
+	if (bus_open(&k, &k.bus, err, sizeof err) != 0) {
 		log_error("bus", "cannot start the event bus: %s", err);
+		goto out;
+	}
+	if ((rc = bus_cmds_open(&k, &k.bus_remote)) != 0) {
+		log_error("bus", "cannot register the bus commands: %s", linli_strerror(rc));
 		goto out;
 	}
 	if (!bus_has_journal(k.bus))
