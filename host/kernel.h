@@ -21,6 +21,7 @@
 struct kernel;
 struct control;
 struct cmd_registry;
+struct plug_registry;
 
 typedef void (*kernel_fn)(struct kernel *k, void *arg);
 
@@ -56,7 +57,8 @@ struct kernel {
 	uint64_t events_run, batches;
 	struct control *control;
 	struct cmd_registry *cmds;
-	int plugin_count;		/* filled by the plugin loader */
+	int plugin_count;		/* running plugins, kept by the plugin loader */
+	struct plug_registry *plugins;	/* host/plugin.c */
 };
 
 int kernel_init(struct kernel *k);

@@ -26,6 +26,7 @@
 #include "kernel.h"
 #include "linli/error.h"
 #include "log.h"
+#include "plugin.h"
 
 #define EXIT_CONFIG 2
 
@@ -304,10 +305,15 @@ int main(int argc, char **argv)
 		log_error("kernel", "cannot register commands");
 		goto out;
 	}
+	if (plug_open(&k, err, sizeof err) != 0) {
+		log_error("plugins", "%s", err);
+		goto out;
+	}
 	if (control_open(&k, &k.control, err, sizeof err) != 0) {
 		log_error("control", "%s", err);
 		goto out;
 	}
+	plug_load_all(&k); /* refusals and failures are logged; the daemon carries on */
 	if (pthread_create(&st, NULL, signal_thread, &sc) != 0) {
 		log_error("kernel", "cannot start the signal thread");
 		goto out;
@@ -319,6 +325,7 @@ int main(int argc, char **argv)
 	report_ready(&ready_fd, 0);
 	kernel_run(&k);
 	exit_code = 0;
+	plug_close(&k); /* fini in reverse init order, still on the kernel thread */
 	log_info("kernel", "stopped");
 out:
 	report_ready(&ready_fd, (unsigned char)exit_code);
@@ -329,6 +336,7 @@ out:
 		pthread_join(st, NULL);
 	}
 	control_close(k.control);
+	plug_close(&k);
 	cmd_registry_free(k.cmds);
 	if (lock_fd >= 0)
 		close(lock_fd); /* the file stays: unlinking it would race a starting daemon */
