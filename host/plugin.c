@@ -832,8 +832,7 @@ static void plug_stop(struct plugin *p)
 	p->order = 0;
 	p->reg->running--;
 	p->reg->k->plugin_count = p->reg->running;
-	log_info("plugins", "%s stopped%s", p->name,
-		 left ? " (the kernel removed what fini left registered)" : "");
+	log_info("plugins", "%s stopped (%d resource(s) it still held removed)", p->name, left);
 }
 
 /* ---- ordering: requirements, cycles ---- */
@@ -1507,10 +1506,10 @@ int plug_open(struct kernel *k, char *err, size_t errlen)
 	snprintf(reg->rundir, sizeof reg->rundir, "%s/run", k->cfg.data_dir);
 	snprintf(reg->statepath, sizeof reg->statepath, "%s/plugins.disabled", k->cfg.data_dir);
 	if (mkdir(reg->rundir, 0700) != 0 && errno != EEXIST) {
-		int e = errno;
+		int rc = fail(err, errlen, LINLI_EIO, "cannot create %s: %s", reg->rundir,
+			      strerror(errno));
 		free(reg);
-		return fail(err, errlen, LINLI_EIO, "cannot create %s: %s", reg->rundir,
-			    strerror(e));
+		return rc;
 	}
 	/* Private copies left by a daemon that did not stop cleanly. */
 	DIR *d = opendir(reg->rundir);
