@@ -249,6 +249,8 @@ int plug_running(const struct kernel *k) { return k->plugins ? k->plugins->runni
 
 /* Size of the metadata block of SDK 1.<minor>; index = minor. */
 static const uint32_t meta_sizes[] = {LINLI_META_SIZE_1_0};
+_Static_assert(sizeof meta_sizes / sizeof meta_sizes[0] == LINLI_SDK_MINOR + 1,
+	       "add the metadata block size of the new SDK minor to meta_sizes");
 
 /* Is [off, off+size) inside a buffer of len bytes? */
 static bool in_bounds(uint64_t off, uint64_t size, size_t len)
@@ -331,7 +333,8 @@ int plug_read_meta(const void *buf, size_t len, struct linli_plugin_meta *out, c
 			    "malformed ELF: %s section outside the file", LINLI_PLUGIN_SECTION);
 	const size_t head = offsetof(struct linli_plugin_meta, name);
 	if (sec.sh_size < head)
-		return fail(err, errlen, LINLI_ECORRUPT, "descriptor section too small (%llu bytes)",
+		return fail(err, errlen, LINLI_ECORRUPT,
+			    "descriptor section too small (%llu bytes)",
 			    (unsigned long long)sec.sh_size);
 	const unsigned char *m = b + sec.sh_offset;
 	/* Whatever fits is copied, so that a refused plugin can still be named. */
@@ -767,7 +770,8 @@ static int plug_start(struct plugin *p)
 	p->dl = dlopen(p->run, RTLD_NOW | RTLD_LOCAL);
 	if (!p->dl) {
 		const char *e = dlerror();
-		rc = fail(why, sizeof why, LINLI_EINVAL, "cannot load: %s", e ? e : "dlopen failed");
+		rc = fail(why, sizeof why, LINLI_EINVAL, "cannot load: %s",
+			  e ? e : "dlopen failed");
 		goto failed;
 	}
 	p->desc = dlsym(p->dl, LINLI_PLUGIN_SYMBOL);
@@ -1474,7 +1478,12 @@ static int run_op(struct cmd_call *call, struct plug_registry *reg, plug_op op)
 		return rc;
 	/* p may have been replaced: report the entry now under that name. */
 	struct plugin *now = find_named(reg, name, true);
-	pack_row(&call->pk, now ? now : lookup(reg, name));
+	if (!now)
+		now = lookup(reg, name);
+	if (now)
+		pack_row(&call->pk, now);
+	else
+		msgpack_pack_nil(&call->pk);
 	return 0;
 }
 
@@ -1503,7 +1512,7 @@ int plug_open(struct kernel *k, char *err, size_t errlen)
 	if (!reg)
 		return LINLI_ENOMEM;
 	reg->k = k;
-	snprintf(reg->rundir, sizeof reg->rundir, "%s/run", k->cfg.data_dir);
+	snprintf(reg->rundir, sizeof reg->rundir, "%s/plugins.run", k->cfg.data_dir);
 	snprintf(reg->statepath, sizeof reg->statepath, "%s/plugins.disabled", k->cfg.data_dir);
 	if (mkdir(reg->rundir, 0700) != 0 && errno != EEXIST) {
 		int rc = fail(err, errlen, LINLI_EIO, "cannot create %s: %s", reg->rundir,

@@ -12,7 +12,7 @@
  * plugin's failure stop the daemon or the others.
  *
  * Each running instance is loaded from a private copy of its file
- * (<data_dir>/run/<name>.<n>.so): the file in the plugin dir can then be
+ * (<data_dir>/plugins.run/<name>.<n>.so): the file in the plugin dir can then be
  * replaced at any time (the copy is what was checked and what runs), and a
  * reload can load the new version while the old one still runs.
  *

@@ -58,7 +58,10 @@ static const char *api_plugin_scope(linli_ctx *ctx)
 	return plug_kernel(plug_from_ctx(ctx))->cfg.node_path;
 }
 
-static void api_set_userdata(linli_ctx *ctx, void *ud) { plug_set_userdata(plug_from_ctx(ctx), ud); }
+static void api_set_userdata(linli_ctx *ctx, void *ud)
+{
+	plug_set_userdata(plug_from_ctx(ctx), ud);
+}
 
 static void *api_userdata(linli_ctx *ctx) { return plug_userdata(plug_from_ctx(ctx)); }
 

@@ -158,7 +158,8 @@ static int load100(void)
 	struct linli_plugin_meta m;
 	char err[512];
 	if (!img || plug_read_meta(img, n, &m, err, sizeof err) != 0) {
-		fprintf(stderr, "bench_sdk: cannot use %s: %s\n", TP_BENCH, img ? err : "unreadable");
+		fprintf(stderr, "bench_sdk: cannot use %s: %s\n", TP_BENCH,
+			img ? err : "unreadable");
 		return 1;
 	}
 	size_t off = meta_offset(img) + offsetof(struct linli_plugin_meta, name);

@@ -101,7 +101,7 @@ def case_good_plugin_runs():
         eq(info["capabilities"], ["bus.publish:good/#", "store.read:residents"], "caps")
         eq(info["sdk"], "1.0", "sdk")
         eq(info["scope"], "hefei", "scope")
-        check(info["loaded_from"].startswith(d.data + "/run/"), info["loaded_from"])
+        check(info["loaded_from"].startswith(d.data + "/plugins.run/"), info["loaded_from"])
         kinds = [r["kind"] for r in info["resources"]]
         eq(kinds.count("command"), 5, f"commands in {info['resources']}")
         eq(kinds.count("timer"), 1, "timers")
@@ -131,7 +131,7 @@ def case_good_plugin_runs():
         eq(len(d.ok("plugins", "info", "good")["resources"]), 4, "after drop")
         eq(d.stop(), 0, "exit code")
         check("good: fini after" in d.logtext(), d.logtext())
-        check(not os.listdir(os.path.join(d.data, "run")), "private copy removed")
+        check(not os.listdir(os.path.join(d.data, "plugins.run")), "private copy removed")
 
 
 def case_refusals_name_file_and_reason():
@@ -190,7 +190,7 @@ def case_failed_init_leaves_nothing():
         check("FINI MUST NOT RUN" not in log, "fini ran after a failed init")
         check(f"{d.pdir}/failinit.so: failinit failed: init returned" in log, log)
         eq(d.ok("status")["plugins"], 1, "only good counts")
-        eq(len(os.listdir(os.path.join(d.data, "run"))), 1, "one private copy (good)")
+        eq(len(os.listdir(os.path.join(d.data, "plugins.run"))), 1, "one private copy (good)")
         # enable retries (and fails the same way), still leaving nothing.
         fails(d, "plugins", "enable", "failinit", name="LINLI_ECONFIG",
               needle="cannot find the thing")
@@ -262,7 +262,7 @@ def case_reload_good_then_failing():
         info = d.ok("plugins", "info", "reloadme")
         check(info["order"] > order1, "new order")
         eq(sorted(r["kind"] for r in info["resources"]), ["command", "timer"], "resources")
-        eq(len(os.listdir(os.path.join(d.data, "run"))), 1, "old private copy removed")
+        eq(len(os.listdir(os.path.join(d.data, "plugins.run"))), 1, "old private copy removed")
 
         put(d.pdir, "reloadme.so", "tp_reload_v3")
         fails(d, "plugins", "reload", "reloadme", name="LINLI_EIO",

@@ -149,7 +149,7 @@ struct linli_api {
 
 	/* ---- records (linli/record.h), since 1.0 ---- */
 
-	/* rec_new / rec_new_array — a new empty map / array, or NULL when out of memory. Since 1.0. */
+	/* rec_new / rec_new_array — a new empty map / array; NULL when out of memory. 1.0. */
 	linli_record *(*rec_new)(void);
 	linli_record *(*rec_new_array)(void);
 	/*
@@ -158,11 +158,11 @@ struct linli_api {
 	 * left alone. Since 1.0.
 	 */
 	int (*rec_free)(linli_record *r);
-	/* rec_copy — a deep copy of r (map or array, also a nested one) into *out, yours. Since 1.0. */
+	/* rec_copy — a deep copy of r (also of a nested one) into *out, yours. Since 1.0. */
 	int (*rec_copy)(const linli_record *r, linli_record **out);
 	/* rec_kind — LINLI_T_MAP or LINLI_T_ARRAY; LINLI_EINVAL for NULL. Since 1.0. */
 	int (*rec_kind)(const linli_record *r);
-	/* rec_count — the number of fields of a map or elements of an array (0 for NULL). Since 1.0. */
+	/* rec_count — fields of a map or elements of an array (0 for NULL). Since 1.0. */
 	size_t (*rec_count)(const linli_record *r);
 	/*
 	 * rec_key — the key of field i (0 <= i < rec_count) in insertion
@@ -170,7 +170,10 @@ struct linli_api {
 	 * past the end, LINLI_ETYPE on an array. Since 1.0.
 	 */
 	int (*rec_key)(const linli_record *r, size_t i, const char **key);
-	/* rec_type — the enum linli_type of field key (LINLI_T_NONE if absent); < 0 on bad args. Since 1.0. */
+	/*
+	 * rec_type — the enum linli_type of field key, LINLI_T_NONE if absent;
+	 * LINLI_EINVAL / LINLI_ETYPE (r is an array) on bad arguments. Since 1.0.
+	 */
 	int (*rec_type)(const linli_record *r, const char *key);
 	/* rec_has — does map r have field key? Since 1.0. */
 	bool (*rec_has)(const linli_record *r, const char *key);
