@@ -218,6 +218,38 @@ def case_requires_orders_init_and_fini():
               "fini in reverse order")
 
 
+def case_blocked_and_reload_under_dependents():
+    with running({"dep_a.so": "tp_dep_a", "dep_b.so": "tp_dep_b"}) as d:
+        # Reloading a required plugin leaves its dependents running.
+        eq(d.ok("plugins", "reload", "dep_b")["state"], "running", "reload dep_b")
+        eq(by_name(d.ok("plugins", "list"))["dep_a"]["state"], "running", "dep_a")
+        eq(d.ok("dep_a", "ping")["pong"], "dep_a", "dep_a answers")
+        # A new version that would close a cycle is refused; the old one runs on.
+        loads = d.logtext().count("CONSTRUCTOR RAN dep_b")
+        eq(loads, 2, "dep_b loaded twice (start, reload)")
+        put(d.pdir, "dep_b.so", "tp_dep_b_cyc")
+        fails(d, "plugins", "reload", "dep_b", name="LINLI_EINVAL",
+              needle="dependency cycle: dep_b requires 'dep_a', which requires dep_b")
+        eq(d.ok("dep_b", "ping")["pong"], "dep_b", "old dep_b answers")
+        eq(d.logtext().count("CONSTRUCTOR RAN dep_b"), loads, "the cyclic version was loaded")
+        put(d.pdir, "dep_b.so", "tp_dep_b")
+        # Blocked: a requirement that is not running.
+        d.ok("plugins", "disable", "dep_a")
+        d.ok("plugins", "disable", "dep_b")
+        fails(d, "plugins", "enable", "dep_a", name="LINLI_ESTATE",
+              needle="dep_a requires 'dep_b', which is disabled")
+        row = by_name(d.ok("plugins", "list"))["dep_a"]
+        eq(row["state"], "blocked", "blocked after enable")
+        d.stop()
+        d.start()
+        row = by_name(d.ok("plugins", "list"))["dep_a"]
+        eq((row["state"], row["reason"]), ("blocked", "requires 'dep_b', which is disabled"),
+           "blocked at start")
+        check(f"{d.pdir}/dep_a.so: dep_a not started: requires 'dep_b'" in d.logtext(), "log")
+        d.ok("plugins", "enable", "dep_b")
+        eq(d.ok("plugins", "enable", "dep_a")["state"], "running", "enable in order")
+
+
 def case_cycle_refuses_every_member():
     files = {"cyc_a.so": "tp_cyc_a", "cyc_b.so": "tp_cyc_b", "cyc_c.so": "tp_cyc_c",
              "dep_b.so": "tp_dep_b", "self.so": "tp_self"}
