@@ -47,7 +47,8 @@ class running:
             if etype is None and self.d.proc:
                 # Every case ends with a clean stop: exit 0, no sanitizer report.
                 eq(self.d.stop(), 0, "linlid exit code")
-                check("Sanitizer" not in self.d.logtext(), self.d.logtext())
+                log = self.d.logtext()
+                check("Sanitizer" not in log and "runtime error" not in log, log)
         finally:
             self.d.cleanup()
 
