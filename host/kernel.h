@@ -23,6 +23,7 @@ struct control;
 struct cmd_registry;
 struct bus;
 struct bus_remote;
+struct plug_registry;
 
 typedef void (*kernel_fn)(struct kernel *k, void *arg);
 
@@ -60,7 +61,8 @@ struct kernel {
 	struct cmd_registry *cmds;
 	struct bus *bus;		/* the event bus (bus.h) */
 	struct bus_remote *bus_remote;	/* its external subscriptions (bus_cmds.c) */
-	int plugin_count;		/* filled by the plugin loader */
+	int plugin_count;		/* running plugins, kept by the plugin loader */
+	struct plug_registry *plugins;	/* host/plugin.c */
 };
 
 int kernel_init(struct kernel *k);

@@ -27,6 +27,7 @@
 #include "kernel.h"
 #include "linli/error.h"
 #include "log.h"
+#include "plugin.h"
 
 #define EXIT_CONFIG 2
 
@@ -317,10 +318,15 @@ int main(int argc, char **argv)
 	if (!bus_has_journal(k.bus))
 		log_warn("bus", "no journal: records of consequence are delivered but not stored "
 				"(the store is not plugged in yet)");
+	if (plug_open(&k, err, sizeof err) != 0) {
+		log_error("plugins", "%s", err);
+		goto out;
+	}
 	if (control_open(&k, &k.control, err, sizeof err) != 0) {
 		log_error("control", "%s", err);
 		goto out;
 	}
+	plug_load_all(&k); /* refusals and failures are logged; the daemon carries on */
 	if (pthread_create(&st, NULL, signal_thread, &sc) != 0) {
 		log_error("kernel", "cannot start the signal thread");
 		goto out;
@@ -333,6 +339,7 @@ int main(int argc, char **argv)
 	kernel_run(&k);
 	cmd_cancel_pending(k.cmds); /* long polls and the like get "shutting down" */
 	exit_code = 0;
+	plug_close(&k); /* fini in reverse init order, still on the kernel thread */
 	log_info("kernel", "stopped");
 out:
 	report_ready(&ready_fd, (unsigned char)exit_code);
@@ -344,6 +351,7 @@ out:
 	}
 	bus_cmds_close(k.bus_remote); /* answers waiting polls: before the socket closes */
 	control_close(k.control);
+	plug_close(&k);
 	bus_close(k.bus);
 	cmd_registry_free(k.cmds);
 	if (lock_fd >= 0)

@@ -1,8 +1,10 @@
 /*
  * ctlraw — a test tool: send raw bytes to linlid's control socket and print
  * what comes back. Lets integration tests send what `linli` never would.
- *   ctlraw ADDR            send stdin as one message
- *   ctlraw ADDR --zeros N  send N zero bytes
+ *   ctlraw ADDR [--timeout MS]            send stdin as one message
+ *   ctlraw ADDR --zeros N [--timeout MS]  send N zero bytes
+ * The reply wait defaults to 15 s: generous, since a loaded machine running
+ * the sanitizer build can be slow, and a test expecting a drop sets less.
  * Prints the reply as JSON on stdout and exits 0, or prints the nng error
  * and exits 3 when no reply came (a dropped request).
  */
@@ -17,14 +19,23 @@
 
 int main(int argc, char **argv)
 {
-	if (argc != 2 && !(argc == 4 && strcmp(argv[2], "--zeros") == 0)) {
-		fprintf(stderr, "usage: ctlraw ADDR [--zeros N]\n");
+	long zeros = -1, timeout = 15000;
+	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--zeros") == 0 && i + 1 < argc)
+			zeros = strtol(argv[++i], NULL, 10);
+		else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc)
+			timeout = strtol(argv[++i], NULL, 10);
+		else
+			argc = 0;
+	}
+	if (argc < 2) {
+		fprintf(stderr, "usage: ctlraw ADDR [--zeros N] [--timeout MS]\n");
 		return 2;
 	}
 	size_t len = 0, cap = 1 << 16;
 	char *buf;
-	if (argc == 4) {
-		len = strtoul(argv[3], NULL, 10);
+	if (zeros >= 0) {
+		len = (size_t)zeros;
 		buf = calloc(1, len + 1);
 	} else {
 		buf = malloc(cap);
@@ -38,7 +49,7 @@ int main(int argc, char **argv)
 	nng_socket s;
 	int rv = nng_req0_open(&s);
 	if (rv == 0) {
-		nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 3000);
+		nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, (nng_duration)timeout);
 		nng_socket_set_ms(s, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
 		rv = nng_dial(s, argv[1], NULL, 0);
 	}

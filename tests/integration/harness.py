@@ -96,10 +96,12 @@ class Daemon:
             raise TestFailure(f"linli {' '.join(args)} failed ({rc}): {err}\n{out}")
         return out
 
-    def raw(self, data=None, zeros=None):
+    def raw(self, data=None, zeros=None, timeout_ms=None):
         """Send raw bytes with ctlraw; return (exit code, parsed reply)."""
         args = [CTLRAW, self.sock] + (["--zeros", str(zeros)] if zeros is not None else [])
-        r = subprocess.run(args, input=data or b"", capture_output=True, timeout=30)
+        if timeout_ms:
+            args += ["--timeout", str(timeout_ms)]
+        r = subprocess.run(args, input=data or b"", capture_output=True, timeout=60)
         return r.returncode, json.loads(r.stdout) if r.stdout.strip() else None
 
     def kill_with(self, sig):

@@ -1,0 +1,1562 @@
+/*
+ * plugin — see plugin.h.
+ *
+ * Life of a file: read whole into memory → ELF section `.linli_plugin` found
+ * and checked (plug_read_meta, plug_check_meta) → checked against the others
+ * (duplicates, requirements, cycles) → the very bytes that were checked are
+ * written to a private copy → dlopen(RTLD_NOW | RTLD_LOCAL) → descriptor
+ * cross-checked against the block → init. dlopen runs ELF constructors, so it
+ * is the first step that executes plugin code and comes strictly after every
+ * refusal reason has been ruled out.
+ *
+ * Cycles are found with Tarjan's strongly connected components: a DFS that
+ * only reports back edges misses members of a cycle reached through a node
+ * already finished, and every member must be refused.
+ */
+#include "plugin.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <link.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "kernel.h"
+#include "linli/api.h"
+#include "linli/error.h"
+#include "log.h"
+#include "mp.h"
+#include "record.h"
+#include "sdkapi.h"
+
+#define MAX_PLUGIN_FILE (64u << 20) /* a bigger ".so" is refused unread */
+
+struct plug_res {
+	const struct plug_res_ops *ops;
+	void *arg;
+	bool suspended;
+	struct plug_res *prev, *next;
+};
+
+struct plugin {
+	struct plug_registry *reg;
+	char path[PATH_MAX];   /* the file in a plugin dir (or the install source) */
+	char run[PATH_MAX];    /* private copy while loaded, else "" */
+	char name[LINLI_NAME_MAX]; /* "" when the file gave none */
+	bool have_meta;	       /* meta passed every check and it may still start */
+	bool meta_ok;	       /* meta passed plug_check_meta: its strings are safe to show */
+	struct linli_plugin_meta meta;
+	unsigned char *image;  /* the checked bytes, until started */
+	size_t image_len;
+	enum plug_state state;
+	char reason[768];      /* why refused / failed / blocked / disabled */
+	void *dl;
+	const struct linli_plugin *desc;
+	struct plug_res *res;  /* tracked resources, newest first */
+	int n_res;
+	uint64_t order;	       /* init sequence number while running, else 0 */
+	int64_t started_ms;    /* wall clock */
+	void *ud;
+	bool in_init;
+	char init_err[512];
+	/* graph scratch (load_all) */
+	int t_index, t_low;
+	bool t_onstack, t_done;
+};
+
+struct plug_registry {
+	struct kernel *k;
+	struct plugin **v; /* scan order; reload/enable replace in place */
+	int n, cap;
+	int running;
+	uint64_t seq, gen;
+	char rundir[PATH_MAX];
+	char statepath[PATH_MAX];
+	char **disabled;
+	int n_disabled;
+	/* Tarjan */
+	int t_next;
+	struct plugin **t_stack;
+	int t_sp;
+};
+
+static const char *const families[] = {"governance", "gov_services", "public_services",
+				       "safety",     "driver",	     "custom"};
+
+const char *plug_state_name(enum plug_state s)
+{
+	switch (s) {
+	case PLUG_REFUSED:
+		return "refused";
+	case PLUG_DISABLED:
+		return "disabled";
+	case PLUG_BLOCKED:
+		return "blocked";
+	case PLUG_FAILED:
+		return "failed";
+	case PLUG_RUNNING:
+		return "running";
+	}
+	return "?";
+}
+
+__attribute__((format(printf, 4, 5))) static int fail(char *err, size_t errlen, int rc,
+						       const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* ---- resource tracking ---- */
+
+struct plug_res *plug_track(struct plugin *p, const struct plug_res_ops *ops, void *arg)
+{
+	struct plug_res *r = calloc(1, sizeof *r);
+	if (!r)
+		return NULL;
+	r->ops = ops;
+	r->arg = arg;
+	r->next = p->res;
+	if (p->res)
+		p->res->prev = r;
+	p->res = r;
+	p->n_res++;
+	return r;
+}
+
+void plug_untrack(struct plugin *p, struct plug_res *r)
+{
+	if (!r)
+		return;
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		p->res = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	p->n_res--;
+	free(r);
+}
+
+void plug_release(struct plugin *p, struct plug_res *r)
+{
+	if (!r)
+		return;
+	const struct plug_res_ops *ops = r->ops;
+	void *arg = r->arg;
+	plug_untrack(p, r);
+	ops->release(arg);
+}
+
+void *plug_find_res(struct plugin *p, const struct plug_res_ops *ops,
+		    bool (*match)(void *arg, const void *key), const void *key,
+		    struct plug_res **res)
+{
+	for (struct plug_res *r = p->res; r; r = r->next)
+		if (r->ops == ops && match(r->arg, key)) {
+			if (res)
+				*res = r;
+			return r->arg;
+		}
+	return NULL;
+}
+
+static void release_all(struct plugin *p)
+{
+	while (p->res)
+		plug_release(p, p->res);
+}
+
+static void suspend_all(struct plugin *p)
+{
+	for (struct plug_res *r = p->res; r; r = r->next)
+		if (r->ops->suspend && !r->suspended && r->ops->suspend(r->arg) == 0)
+			r->suspended = true;
+}
+
+static void resume_all(struct plugin *p)
+{
+	for (struct plug_res *r = p->res; r; r = r->next)
+		if (r->suspended) {
+			int rc = r->ops->resume ? r->ops->resume(r->arg) : 0;
+			if (rc)
+				log_error("plugins", "%s: cannot restore a %s: %s", p->name,
+					  r->ops->kind, linli_strerror(rc));
+			r->suspended = false;
+		}
+}
+
+struct plugin *plug_from_ctx(linli_ctx *ctx) { return (struct plugin *)ctx; }
+
+linli_ctx *plug_ctx(struct plugin *p) { return (linli_ctx *)p; }
+
+struct kernel *plug_kernel(const struct plugin *p) { return p->reg->k; }
+
+const char *plug_name(const struct plugin *p) { return p->name; }
+
+void *plug_userdata(const struct plugin *p) { return p->ud; }
+
+void plug_set_userdata(struct plugin *p, void *ud) { p->ud = ud; }
+
+void plug_set_error(struct plugin *p, const char *msg)
+{
+	if (p->in_init)
+		snprintf(p->init_err, sizeof p->init_err, "%s", msg);
+	else
+		log_warn(p->name, "%s", msg);
+}
+
+int plug_running(const struct kernel *k) { return k->plugins ? k->plugins->running : 0; }
+
+/* ---- reading the metadata block from the ELF file ---- */
+
+#if defined(__x86_64__)
+#define HOST_MACHINE EM_X86_64
+#elif defined(__aarch64__)
+#define HOST_MACHINE EM_AARCH64
+#elif defined(__i386__)
+#define HOST_MACHINE EM_386
+#elif defined(__arm__)
+#define HOST_MACHINE EM_ARM
+#elif defined(__riscv)
+#define HOST_MACHINE EM_RISCV
+#endif
+
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define HOST_DATA ELFDATA2LSB
+#else
+#define HOST_DATA ELFDATA2MSB
+#endif
+
+#if __SIZEOF_POINTER__ == 8
+#define HOST_CLASS ELFCLASS64
+#else
+#define HOST_CLASS ELFCLASS32
+#endif
+
+/* Size of the metadata block of SDK 1.<minor>; index = minor. */
+static const uint32_t meta_sizes[] = {LINLI_META_SIZE_1_0};
+_Static_assert(sizeof meta_sizes / sizeof meta_sizes[0] == LINLI_SDK_MINOR + 1,
+	       "add the metadata block size of the new SDK minor to meta_sizes");
+
+/* Is [off, off+size) inside a buffer of len bytes? */
+static bool in_bounds(uint64_t off, uint64_t size, size_t len)
+{
+	return off <= len && size <= len - off;
+}
+
+int plug_read_meta(const void *buf, size_t len, struct linli_plugin_meta *out, char *err,
+		   size_t errlen)
+{
+	const unsigned char *b = buf;
+	memset(out, 0, sizeof *out);
+	if (len < EI_NIDENT || memcmp(b, ELFMAG, SELFMAG) != 0)
+		return fail(err, errlen, LINLI_EINVAL, "not an ELF file");
+	if (b[EI_CLASS] != HOST_CLASS || b[EI_DATA] != HOST_DATA)
+		return fail(err, errlen, LINLI_EINVAL,
+			    "ELF file of another word size or byte order (class %u, data %u)",
+			    b[EI_CLASS], b[EI_DATA]);
+	ElfW(Ehdr) eh;
+	if (len < sizeof eh)
+		return fail(err, errlen, LINLI_ECORRUPT, "malformed ELF: truncated header");
+	memcpy(&eh, b, sizeof eh);
+	if (eh.e_type != ET_DYN)
+		return fail(err, errlen, LINLI_EINVAL, "not a shared object (ELF type %u)",
+			    (unsigned)eh.e_type);
+#ifdef HOST_MACHINE
+	if (eh.e_machine != HOST_MACHINE)
+		return fail(err, errlen, LINLI_EINVAL,
+			    "built for another machine (ELF machine %u, this one is %u)",
+			    (unsigned)eh.e_machine, (unsigned)HOST_MACHINE);
+#endif
+	if (eh.e_shoff == 0)
+		return fail(err, errlen, LINLI_ECORRUPT,
+			    "malformed ELF: no section headers (over-stripped?)");
+	if (eh.e_shentsize != sizeof(ElfW(Shdr)))
+		return fail(err, errlen, LINLI_ECORRUPT,
+			    "malformed ELF: section header size %u", (unsigned)eh.e_shentsize);
+	if (!in_bounds(eh.e_shoff, sizeof(ElfW(Shdr)), len))
+		return fail(err, errlen, LINLI_ECORRUPT,
+			    "malformed ELF: section headers outside the file");
+	ElfW(Shdr) sh0;
+	memcpy(&sh0, b + eh.e_shoff, sizeof sh0);
+	uint64_t shnum = eh.e_shnum ? eh.e_shnum : sh0.sh_size;
+	uint64_t shstrndx = eh.e_shstrndx == SHN_XINDEX ? sh0.sh_link : eh.e_shstrndx;
+	if (shnum == 0 || shnum > (len - eh.e_shoff) / sizeof(ElfW(Shdr)))
+		return fail(err, errlen, LINLI_ECORRUPT,
+			    "malformed ELF: section headers outside the file");
+	if (shstrndx >= shnum)
+		return fail(err, errlen, LINLI_ECORRUPT,
+			    "malformed ELF: section name table index %llu out of range",
+			    (unsigned long long)shstrndx);
+	ElfW(Shdr) strsh;
+	memcpy(&strsh, b + eh.e_shoff + shstrndx * sizeof(ElfW(Shdr)), sizeof strsh);
+	if (strsh.sh_type == SHT_NOBITS || !in_bounds(strsh.sh_offset, strsh.sh_size, len))
+		return fail(err, errlen, LINLI_ECORRUPT,
+			    "malformed ELF: section name table outside the file");
+	const char *names = (const char *)b + strsh.sh_offset;
+	const size_t want_len = sizeof LINLI_PLUGIN_SECTION; /* with the NUL */
+	int found = 0;
+	ElfW(Shdr) sec = {0};
+	for (uint64_t i = 0; i < shnum; i++) {
+		ElfW(Shdr) sh;
+		memcpy(&sh, b + eh.e_shoff + i * sizeof(ElfW(Shdr)), sizeof sh);
+		if (sh.sh_name >= strsh.sh_size || strsh.sh_size - sh.sh_name < want_len)
+			continue;
+		if (memcmp(names + sh.sh_name, LINLI_PLUGIN_SECTION, want_len) == 0) {
+			found++;
+			sec = sh;
+		}
+	}
+	if (!found)
+		return fail(err, errlen, LINLI_EINVAL,
+			    "no plugin descriptor (no %s section: not built with LINLI_PLUGIN())",
+			    LINLI_PLUGIN_SECTION);
+	if (found > 1)
+		return fail(err, errlen, LINLI_ECORRUPT, "%d %s sections: LINLI_PLUGIN used twice?",
+			    found, LINLI_PLUGIN_SECTION);
+	if (sec.sh_type == SHT_NOBITS || !in_bounds(sec.sh_offset, sec.sh_size, len))
+		return fail(err, errlen, LINLI_ECORRUPT,
+			    "malformed ELF: %s section outside the file", LINLI_PLUGIN_SECTION);
+	const size_t head = offsetof(struct linli_plugin_meta, name);
+	if (sec.sh_size < head)
+		return fail(err, errlen, LINLI_ECORRUPT,
+			    "descriptor section too small (%llu bytes)",
+			    (unsigned long long)sec.sh_size);
+	const unsigned char *m = b + sec.sh_offset;
+	/* Whatever fits is copied, so that a refused plugin can still be named. */
+	memcpy(out, m, sec.sh_size < sizeof *out ? sec.sh_size : sizeof *out);
+	if (memcmp(out->magic, LINLI_META_MAGIC, sizeof out->magic) != 0)
+		return fail(err, errlen, LINLI_ECORRUPT, "bad descriptor magic");
+	if (out->sdk_major != LINLI_SDK_MAJOR)
+		return fail(err, errlen, LINLI_EVERSION,
+			    "built for SDK %u.%u; this linlid takes SDK %d.x plugins (it is %s)",
+			    out->sdk_major, out->sdk_minor, LINLI_SDK_MAJOR, LINLI_SDK_VERSION);
+	if (out->sdk_minor > LINLI_SDK_MINOR)
+		return fail(err, errlen, LINLI_EVERSION,
+			    "built for SDK %u.%u, newer than this linlid's SDK %s: upgrade linlid "
+			    "or rebuild the plugin against SDK %s",
+			    out->sdk_major, out->sdk_minor, LINLI_SDK_VERSION, LINLI_SDK_VERSION);
+	uint32_t want = meta_sizes[out->sdk_minor];
+	if (out->size != want)
+		return fail(err, errlen, LINLI_EVERSION,
+			    "descriptor size %u is not the size of an SDK %u.%u descriptor (%u)",
+			    out->size, out->sdk_major, out->sdk_minor, want);
+	if (sec.sh_size < out->size)
+		return fail(err, errlen, LINLI_ECORRUPT,
+			    "descriptor says %u bytes but its section holds %llu", out->size,
+			    (unsigned long long)sec.sh_size);
+	if (out->size < sizeof *out) /* an older minor: later fields stay zero */
+		memset((char *)out + out->size, 0, sizeof *out - out->size);
+	return 0;
+}
+
+static bool is_ident(const char *s, size_t max)
+{
+	size_t n = strnlen(s, max);
+	if (n == 0 || n == max || !(s[0] >= 'a' && s[0] <= 'z'))
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+			return false;
+	return true;
+}
+
+static bool is_token(const char *s, size_t max)
+{
+	size_t n = strnlen(s, max);
+	if (n == 0 || n == max)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] <= ' ' || s[i] > '~')
+			return false;
+	return true;
+}
+
+int plug_check_meta(const struct linli_plugin_meta *m, char *err, size_t errlen)
+{
+	if (!is_ident(m->name, sizeof m->name))
+		return fail(err, errlen, LINLI_EINVAL,
+			    "bad name '%.*s': must match [a-z][a-z0-9_]*, at most %d bytes",
+			    (int)sizeof m->name, m->name, LINLI_NAME_MAX - 1);
+	if (!is_token(m->version, sizeof m->version))
+		return fail(err, errlen, LINLI_EINVAL,
+			    "bad version '%.*s': printable ASCII without spaces, at most %d bytes",
+			    (int)sizeof m->version, m->version, LINLI_VERSION_MAX - 1);
+	bool fam = false;
+	for (size_t i = 0; i < sizeof families / sizeof families[0]; i++)
+		fam |= strncmp(m->family, families[i], sizeof m->family) == 0;
+	if (!fam)
+		return fail(err, errlen, LINLI_EINVAL,
+			    "bad family '%.*s': one of governance, gov_services, public_services, "
+			    "safety, driver, custom",
+			    (int)sizeof m->family, m->family);
+	size_t dn = strnlen(m->description, sizeof m->description);
+	if (dn == sizeof m->description || !record_utf8_valid(m->description, dn))
+		return fail(err, errlen, LINLI_EINVAL,
+			    "bad description: not NUL-terminated UTF-8 within %d bytes",
+			    LINLI_DESCRIPTION_MAX);
+	bool ended = false;
+	for (int i = 0; i < LINLI_MAX_REQUIRES; i++) {
+		const char *r = m->requires[i];
+		if (!r[0]) {
+			ended = true;
+			continue;
+		}
+		if (ended)
+			return fail(err, errlen, LINLI_EINVAL,
+				    "requires: entry %d follows an empty one", i + 1);
+		if (!is_ident(r, LINLI_NAME_MAX))
+			return fail(err, errlen, LINLI_EINVAL,
+				    "requires: entry %d '%.*s' is not a plugin name", i + 1,
+				    LINLI_NAME_MAX, r);
+	}
+	ended = false;
+	for (int i = 0; i < LINLI_MAX_CAPS; i++) {
+		const char *c = m->capabilities[i];
+		if (!c[0]) {
+			ended = true;
+			continue;
+		}
+		if (ended)
+			return fail(err, errlen, LINLI_EINVAL,
+				    "capabilities: entry %d follows an empty one", i + 1);
+		if (!is_token(c, LINLI_CAP_MAX))
+			return fail(err, errlen, LINLI_EINVAL,
+				    "capabilities: entry %d is not printable ASCII without spaces "
+				    "within %d bytes",
+				    i + 1, LINLI_CAP_MAX - 1);
+	}
+	return 0;
+}
+
+/* ---- files ---- */
+
+static int read_file(const char *path, unsigned char **buf, size_t *len, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fail(err, errlen, LINLI_EIO, "cannot open: %s", strerror(errno));
+	struct stat st;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return fail(err, errlen, LINLI_EINVAL, "not a regular file");
+	}
+	if ((uint64_t)st.st_size > MAX_PLUGIN_FILE) {
+		close(fd);
+		return fail(err, errlen, LINLI_E2BIG, "file of %lld bytes is over the %u MiB limit",
+			    (long long)st.st_size, MAX_PLUGIN_FILE >> 20);
+	}
+	size_t n = (size_t)st.st_size, got = 0;
+	unsigned char *b = malloc(n ? n : 1);
+	if (!b) {
+		close(fd);
+		return LINLI_ENOMEM;
+	}
+	while (got < n) {
+		ssize_t r = read(fd, b + got, n - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			int e = errno;
+			free(b);
+			close(fd);
+			return fail(err, errlen, LINLI_EIO, "cannot read: %s",
+				    r < 0 ? strerror(e) : "file shrank");
+		}
+		got += (size_t)r;
+	}
+	close(fd);
+	*buf = b;
+	*len = n;
+	return 0;
+}
+
+/* Write len bytes to path (new file, mode 0600 .. 0644 via `mode`). */
+static int write_file(const char *path, const void *buf, size_t len, mode_t mode, char *err,
+		      size_t errlen)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (fd < 0)
+		return fail(err, errlen, LINLI_EIO, "cannot create %s: %s", path, strerror(errno));
+	const unsigned char *b = buf;
+	size_t done = 0;
+	while (done < len) {
+		ssize_t w = write(fd, b + done, len - done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			int e = errno;
+			close(fd);
+			unlink(path);
+			return fail(err, errlen, LINLI_EIO, "cannot write %s: %s", path,
+				    strerror(e));
+		}
+		done += (size_t)w;
+	}
+	if (close(fd) != 0) {
+		unlink(path);
+		return fail(err, errlen, LINLI_EIO, "cannot write %s: %s", path, strerror(errno));
+	}
+	return 0;
+}
+
+/* ---- the registry ---- */
+
+static struct plugin *find_named(struct plug_registry *reg, const char *name, bool running_only)
+{
+	for (int i = 0; i < reg->n; i++)
+		if (strcmp(reg->v[i]->name, name) == 0 &&
+		    (!running_only || reg->v[i]->state == PLUG_RUNNING))
+			return reg->v[i];
+	return NULL;
+}
+
+/* By name (the running one first), else by file path or file name. */
+static struct plugin *lookup(struct plug_registry *reg, const char *what)
+{
+	struct plugin *p = find_named(reg, what, true);
+	if (!p)
+		p = find_named(reg, what, false);
+	for (int i = 0; !p && i < reg->n; i++) {
+		const char *base = strrchr(reg->v[i]->path, '/');
+		base = base ? base + 1 : reg->v[i]->path;
+		if (strcmp(reg->v[i]->path, what) == 0 || strcmp(base, what) == 0)
+			p = reg->v[i];
+	}
+	return p;
+}
+
+static int reg_append(struct plug_registry *reg, struct plugin *p)
+{
+	if (reg->n == reg->cap) {
+		int cap = reg->cap ? reg->cap * 2 : 16;
+		struct plugin **v = realloc(reg->v, (size_t)cap * sizeof *v);
+		if (!v)
+			return LINLI_ENOMEM;
+		reg->v = v;
+		reg->cap = cap;
+	}
+	reg->v[reg->n++] = p;
+	return 0;
+}
+
+static void reg_replace(struct plug_registry *reg, struct plugin *old, struct plugin *np)
+{
+	for (int i = 0; i < reg->n; i++)
+		if (reg->v[i] == old)
+			reg->v[i] = np;
+}
+
+static void plugin_free(struct plugin *p)
+{
+	if (!p)
+		return;
+	free(p->image);
+	free(p);
+}
+
+static bool is_disabled(const struct plug_registry *reg, const char *name)
+{
+	for (int i = 0; i < reg->n_disabled; i++)
+		if (strcmp(reg->disabled[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* Rewrite <data_dir>/plugins.disabled whole: a temp file, fsync, rename. */
+static int save_disabled(struct plug_registry *reg, char *err, size_t errlen)
+{
+	char tmp[PATH_MAX + 8];
+	snprintf(tmp, sizeof tmp, "%s.tmp", reg->statepath);
+	FILE *f = fopen(tmp, "we");
+	if (!f)
+		return fail(err, errlen, LINLI_EIO, "cannot write %s: %s", tmp, strerror(errno));
+	fprintf(f, "# plugins disabled with 'linli plugins disable'; one name a line\n");
+	for (int i = 0; i < reg->n_disabled; i++)
+		fprintf(f, "%s\n", reg->disabled[i]);
+	bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+	ok = (fclose(f) == 0) && ok;
+	if (!ok || rename(tmp, reg->statepath) != 0) {
+		int e = errno;
+		unlink(tmp);
+		return fail(err, errlen, LINLI_EIO, "cannot write %s: %s", reg->statepath,
+			    strerror(e));
+	}
+	return 0;
+}
+
+static int set_disabled(struct plug_registry *reg, const char *name, bool on, char *err,
+			size_t errlen)
+{
+	if (on == is_disabled(reg, name))
+		return 0;
+	if (on) {
+		char **v = realloc(reg->disabled, (size_t)(reg->n_disabled + 1) * sizeof *v);
+		if (!v)
+			return LINLI_ENOMEM;
+		reg->disabled = v;
+		if (!(v[reg->n_disabled] = strdup(name)))
+			return LINLI_ENOMEM;
+		reg->n_disabled++;
+	} else {
+		for (int i = 0; i < reg->n_disabled; i++)
+			if (strcmp(reg->disabled[i], name) == 0) {
+				free(reg->disabled[i]);
+				reg->disabled[i] = reg->disabled[--reg->n_disabled];
+				break;
+			}
+	}
+	return save_disabled(reg, err, errlen);
+}
+
+static void load_disabled(struct plug_registry *reg)
+{
+	FILE *f = fopen(reg->statepath, "re");
+	if (!f)
+		return;
+	char line[256];
+	int lineno = 0;
+	while (fgets(line, sizeof line, f)) {
+		lineno++;
+		line[strcspn(line, "\r\n")] = '\0';
+		if (!line[0] || line[0] == '#')
+			continue;
+		if (!is_ident(line, LINLI_NAME_MAX)) {
+			log_warn("plugins", "%s:%d: '%s' is not a plugin name; ignored",
+				 reg->statepath, lineno, line);
+			continue;
+		}
+		char **v = realloc(reg->disabled, (size_t)(reg->n_disabled + 1) * sizeof *v);
+		if (!v)
+			break;
+		reg->disabled = v;
+		if ((v[reg->n_disabled] = strdup(line)))
+			reg->n_disabled++;
+	}
+	fclose(f);
+}
+
+/* Is `name` the first word of a command the kernel (not a plugin) registered? */
+static bool kernel_word(struct plug_registry *reg, const char *name)
+{
+	struct kernel *k = reg->k;
+	if (!k->cmds)
+		return false;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	cmd_pack_help(k->cmds, &pk);
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	size_t off = 0;
+	bool taken = false;
+	size_t n = strlen(name);
+	if (msgpack_unpack_next(&up, sb.data, sb.size, &off) == MSGPACK_UNPACK_SUCCESS &&
+	    up.data.type == MSGPACK_OBJECT_ARRAY)
+		for (uint32_t i = 0; i < up.data.via.array.size && !taken; i++) {
+			const msgpack_object *c = mp_get(&up.data.via.array.ptr[i], "command");
+			if (c && c->type == MSGPACK_OBJECT_STR && c->via.str.size >= n &&
+			    memcmp(c->via.str.ptr, name, n) == 0 &&
+			    (c->via.str.size == n || c->via.str.ptr[n] == ' '))
+				taken = true;
+		}
+	msgpack_unpacked_destroy(&up);
+	msgpack_sbuffer_destroy(&sb);
+	/* A running plugin of that name owns its own word. */
+	return taken && !find_named(reg, name, true);
+}
+
+/*
+ * A new entry for the file at `path`, fully checked on its own (not against
+ * the others). state is PLUG_REFUSED with a reason, or PLUG_BLOCKED (= not
+ * yet decided) with have_meta and the image kept for plug_start.
+ */
+static struct plugin *candidate(struct plug_registry *reg, const char *path)
+{
+	struct plugin *p = calloc(1, sizeof *p);
+	if (!p)
+		return NULL;
+	p->reg = reg;
+	snprintf(p->path, sizeof p->path, "%s", path);
+	p->state = PLUG_REFUSED;
+	char why[512];
+	int rc = read_file(path, &p->image, &p->image_len, why, sizeof why);
+	if (!rc)
+		rc = plug_read_meta(p->image, p->image_len, &p->meta, why, sizeof why);
+	if (is_ident(p->meta.name, sizeof p->meta.name))
+		memcpy(p->name, p->meta.name, sizeof p->name);
+	if (!rc)
+		rc = plug_check_meta(&p->meta, why, sizeof why);
+	p->meta_ok = rc == 0;
+	if (!rc && kernel_word(reg, p->name))
+		rc = fail(why, sizeof why, LINLI_EEXIST,
+			  "name '%s' is a kernel command word; choose another", p->name);
+	if (rc) {
+		snprintf(p->reason, sizeof p->reason, "%s", why);
+		free(p->image);
+		p->image = NULL;
+		return p;
+	}
+	p->have_meta = true;
+	p->state = PLUG_BLOCKED;
+	return p;
+}
+
+static void log_refused(const struct plugin *p)
+{
+	log_warn("plugins", "%s: refused: %s", p->path, p->reason);
+}
+
+__attribute__((format(printf, 2, 3))) static void refuse(struct plugin *p, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(p->reason, sizeof p->reason, fmt, ap);
+	va_end(ap);
+	p->state = PLUG_REFUSED;
+	p->have_meta = false;
+	free(p->image);
+	p->image = NULL;
+	log_refused(p);
+}
+
+/* ---- loading and unloading one instance ---- */
+
+static void unmap(struct plugin *p)
+{
+	if (p->dl)
+		dlclose(p->dl);
+	p->dl = NULL;
+	p->desc = NULL;
+	if (p->run[0])
+		unlink(p->run);
+	p->run[0] = '\0';
+}
+
+/*
+ * Load the checked image and run init. On failure the state is PLUG_FAILED,
+ * the reason says why, and nothing of the plugin remains loaded.
+ */
+static int plug_start(struct plugin *p)
+{
+	struct plug_registry *reg = p->reg;
+	char why[512] = "";
+	int rc;
+	snprintf(p->run, sizeof p->run, "%s/%s.%llu.so", reg->rundir, p->name,
+		 (unsigned long long)++reg->gen);
+	rc = write_file(p->run, p->image, p->image_len, 0600, why, sizeof why);
+	if (rc) {
+		p->run[0] = '\0';
+		goto failed;
+	}
+	free(p->image);
+	p->image = NULL;
+	dlerror();
+	p->dl = dlopen(p->run, RTLD_NOW | RTLD_LOCAL);
+	if (!p->dl) {
+		const char *e = dlerror();
+		rc = fail(why, sizeof why, LINLI_EINVAL, "cannot load: %s",
+			  e ? e : "dlopen failed");
+		goto failed;
+	}
+	p->desc = dlsym(p->dl, LINLI_PLUGIN_SYMBOL);
+	const struct linli_plugin *d = p->desc;
+	if (!d) {
+		rc = fail(why, sizeof why, LINLI_EINVAL,
+			  "no exported symbol %s (is it declared with LINLI_PLUGIN?)",
+			  LINLI_PLUGIN_SYMBOL);
+		goto failed;
+	}
+	if (d->size != LINLI_PLUGIN_SIZE_1_0 || d->sdk_major != p->meta.sdk_major ||
+	    d->sdk_minor != p->meta.sdk_minor || !d->meta ||
+	    memcmp(d->meta, &p->meta, p->meta.size) != 0) {
+		rc = fail(why, sizeof why, LINLI_ECORRUPT,
+			  "descriptor %s does not match the %s block", LINLI_PLUGIN_SYMBOL,
+			  LINLI_PLUGIN_SECTION);
+		goto failed;
+	}
+	if (!d->init) {
+		rc = fail(why, sizeof why, LINLI_EINVAL, "descriptor has no init function");
+		goto failed;
+	}
+	p->in_init = true;
+	p->init_err[0] = '\0';
+	rc = d->init(plug_ctx(p), sdkapi_table());
+	p->in_init = false;
+	if (rc) {
+		int code = rc < 0 ? rc : LINLI_EINVAL;
+		fail(why, sizeof why, code, "init returned %s (%s)%s%s", linli_errname(rc),
+		     linli_strerror(rc), p->init_err[0] ? ": " : "", p->init_err);
+		release_all(p);
+		rc = code;
+		goto failed;
+	}
+	p->state = PLUG_RUNNING;
+	p->reason[0] = '\0';
+	p->order = ++reg->seq;
+	p->started_ms = sdkapi_table()->time_now_ms();
+	reg->running++;
+	reg->k->plugin_count = reg->running;
+	log_info("plugins", "%s %s started (order %llu, %s)", p->name, p->meta.version,
+		 (unsigned long long)p->order, p->path);
+	return 0;
+failed:
+	unmap(p);
+	p->state = PLUG_FAILED;
+	snprintf(p->reason, sizeof p->reason, "%s", why);
+	log_warn("plugins", "%s: %s failed: %s", p->path, p->name, why);
+	return rc;
+}
+
+/* fini, remove what is left, unload. The caller sets the new state. */
+static void plug_stop(struct plugin *p)
+{
+	if (p->state != PLUG_RUNNING)
+		return;
+	if (p->desc && p->desc->fini)
+		p->desc->fini(plug_ctx(p), sdkapi_table());
+	int left = p->n_res;
+	release_all(p);
+	unmap(p);
+	p->order = 0;
+	p->reg->running--;
+	p->reg->k->plugin_count = p->reg->running;
+	log_info("plugins", "%s stopped (%d resource(s) it still held removed)", p->name, left);
+}
+
+/* ---- ordering: requirements, cycles ---- */
+
+/* Is `q` (transitively, through running plugins) requiring `name`? */
+static bool requires_name(struct plug_registry *reg, const struct plugin *q, const char *name,
+			  int depth)
+{
+	if (depth > reg->n)
+		return true; /* cannot happen among running plugins; be safe */
+	for (int i = 0; i < LINLI_MAX_REQUIRES && q->meta.requires[i][0]; i++) {
+		const char *r = q->meta.requires[i];
+		if (strcmp(r, name) == 0)
+			return true;
+		const struct plugin *d = find_named(reg, r, true);
+		if (d && requires_name(reg, d, name, depth + 1))
+			return true;
+	}
+	return false;
+}
+
+static bool pending(const struct plugin *p) { return p->have_meta && p->state == PLUG_BLOCKED; }
+
+static struct plugin *find_pending(struct plug_registry *reg, const char *name)
+{
+	for (int i = 0; i < reg->n; i++)
+		if (pending(reg->v[i]) && strcmp(reg->v[i]->name, name) == 0)
+			return reg->v[i];
+	return NULL;
+}
+
+/* Refuse, until nothing changes, every pending plugin whose requirement is not pending. */
+static void refuse_unmet(struct plug_registry *reg)
+{
+	bool changed = true;
+	while (changed) {
+		changed = false;
+		for (int i = 0; i < reg->n; i++) {
+			struct plugin *p = reg->v[i];
+			if (!pending(p))
+				continue;
+			for (int j = 0; j < LINLI_MAX_REQUIRES && p->meta.requires[j][0]; j++) {
+				const char *r = p->meta.requires[j];
+				if (find_pending(reg, r))
+					continue;
+				const struct plugin *q = find_named(reg, r, false);
+				if (q)
+					refuse(p, "requires '%s', which was refused (%s)", r,
+					       q->path);
+				else
+					refuse(p, "requires '%s', which is not installed", r);
+				changed = true;
+				break;
+			}
+		}
+	}
+}
+
+static void tarjan(struct plug_registry *reg, struct plugin *v)
+{
+	v->t_index = v->t_low = ++reg->t_next;
+	reg->t_stack[reg->t_sp++] = v;
+	v->t_onstack = true;
+	bool self = false;
+	for (int j = 0; j < LINLI_MAX_REQUIRES && v->meta.requires[j][0]; j++) {
+		struct plugin *w = find_pending(reg, v->meta.requires[j]);
+		if (!w)
+			continue;
+		if (w == v)
+			self = true;
+		if (!w->t_index) {
+			tarjan(reg, w);
+			if (w->t_low < v->t_low)
+				v->t_low = w->t_low;
+		} else if (w->t_onstack && w->t_index < v->t_low)
+			v->t_low = w->t_index;
+	}
+	if (v->t_low != v->t_index)
+		return;
+	/* v is the root of a component: pop it. */
+	int start = reg->t_sp;
+	do
+		start--;
+	while (reg->t_stack[start] != v);
+	int size = reg->t_sp - start;
+	if (size > 1 || self) {
+		char members[512] = "";
+		size_t off = 0;
+		for (int i = start; i < reg->t_sp && off < sizeof members; i++)
+			off += (size_t)snprintf(members + off, sizeof members - off, "%s%s",
+						i > start ? ", " : "", reg->t_stack[i]->name);
+		for (int i = start; i < reg->t_sp; i++)
+			reg->t_stack[i]->t_done = true; /* marked; refused after the walk */
+		for (int i = start; i < reg->t_sp; i++) {
+			struct plugin *m = reg->t_stack[i];
+			m->t_onstack = false;
+			if (size == 1)
+				snprintf(m->reason, sizeof m->reason, "requires itself");
+			else
+				snprintf(m->reason, sizeof m->reason, "dependency cycle among %s",
+					 members);
+		}
+	} else
+		v->t_onstack = false;
+	reg->t_sp = start;
+}
+
+static void refuse_cycles(struct plug_registry *reg)
+{
+	reg->t_stack = calloc((size_t)reg->n + 1, sizeof *reg->t_stack);
+	if (!reg->t_stack)
+		return;
+	reg->t_next = reg->t_sp = 0;
+	for (int i = 0; i < reg->n; i++) {
+		reg->v[i]->t_index = reg->v[i]->t_low = 0;
+		reg->v[i]->t_onstack = reg->v[i]->t_done = false;
+	}
+	for (int i = 0; i < reg->n; i++)
+		if (pending(reg->v[i]) && !reg->v[i]->t_index)
+			tarjan(reg, reg->v[i]);
+	for (int i = 0; i < reg->n; i++) {
+		struct plugin *p = reg->v[i];
+		if (pending(p) && p->t_done) {
+			char why[sizeof p->reason];
+			memcpy(why, p->reason, sizeof why);
+			refuse(p, "%s", why);
+		}
+	}
+	free(reg->t_stack);
+	reg->t_stack = NULL;
+}
+
+/* Post-order DFS: requirements before dependents, otherwise scan order. */
+static void topo(struct plug_registry *reg, struct plugin *p, struct plugin **out, int *n)
+{
+	if (p->t_done)
+		return;
+	p->t_done = true;
+	for (int j = 0; j < LINLI_MAX_REQUIRES && p->meta.requires[j][0]; j++) {
+		struct plugin *q = find_pending(reg, p->meta.requires[j]);
+		if (q)
+			topo(reg, q, out, n);
+	}
+	out[(*n)++] = p;
+}
+
+/* The first requirement of p that is not running, or NULL. */
+static const char *unmet(struct plug_registry *reg, const struct plugin *p,
+			 const struct plugin **which)
+{
+	for (int j = 0; j < LINLI_MAX_REQUIRES && p->meta.requires[j][0]; j++) {
+		const char *r = p->meta.requires[j];
+		if (!find_named(reg, r, true)) {
+			*which = find_named(reg, r, false);
+			return r;
+		}
+	}
+	return NULL;
+}
+
+static void block(struct plugin *p, const char *req, const struct plugin *q)
+{
+	p->state = PLUG_BLOCKED;
+	snprintf(p->reason, sizeof p->reason, "requires '%s', which is %s", req,
+		 q ? plug_state_name(q->state) : "not installed");
+	log_warn("plugins", "%s: %s not started: %s", p->path, p->name, p->reason);
+}
+
+/* Decide and start one checked candidate whose requirements were ordered before it. */
+static void bring_up(struct plug_registry *reg, struct plugin *p)
+{
+	const struct plugin *q = NULL;
+	const char *req;
+	if (is_disabled(reg, p->name)) {
+		p->state = PLUG_DISABLED;
+		snprintf(p->reason, sizeof p->reason, "disabled by an admin");
+		free(p->image);
+		p->image = NULL;
+		log_info("plugins", "%s: %s is disabled", p->path, p->name);
+	} else if ((req = unmet(reg, p, &q))) {
+		block(p, req, q);
+		free(p->image);
+		p->image = NULL;
+	} else
+		plug_start(p);
+}
+
+static int scan_dir(struct plug_registry *reg, const char *dir)
+{
+	struct dirent **ents;
+	int n = scandir(dir, &ents, NULL, alphasort);
+	if (n < 0) {
+		log_warn("plugins", "plugin dir %s: %s; skipped", dir, strerror(errno));
+		return 0;
+	}
+	for (int i = 0; i < n; i++) {
+		const char *f = ents[i]->d_name;
+		size_t len = strlen(f);
+		if (f[0] != '.' && len > 3 && strcmp(f + len - 3, ".so") == 0) {
+			char path[PATH_MAX];
+			snprintf(path, sizeof path, "%s/%s", dir, f);
+			struct stat st;
+			if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+				free(ents[i]);
+				continue;
+			}
+			struct plugin *p = candidate(reg, path);
+			if (!p || reg_append(reg, p) != 0) {
+				plugin_free(p);
+				log_error("plugins", "out of memory reading %s", path);
+			} else if (p->state == PLUG_REFUSED)
+				log_refused(p);
+		}
+		free(ents[i]);
+	}
+	free(ents);
+	return 0;
+}
+
+int plug_load_all(struct kernel *k)
+{
+	struct plug_registry *reg = k->plugins;
+	if (!reg)
+		return 0;
+	for (int d = 0; d < k->cfg.n_plugin_dirs; d++)
+		scan_dir(reg, k->cfg.plugin_dirs[d]);
+	/* Duplicates: the first in dir order, then file name order, wins. */
+	for (int i = 0; i < reg->n; i++) {
+		struct plugin *p = reg->v[i];
+		for (int j = 0; pending(p) && j < i; j++)
+			if (pending(reg->v[j]) && strcmp(reg->v[j]->name, p->name) == 0)
+				refuse(p, "duplicate name '%s': already provided by %s", p->name,
+				       reg->v[j]->path);
+	}
+	refuse_unmet(reg);
+	refuse_cycles(reg);
+	refuse_unmet(reg);
+	struct plugin **order = calloc((size_t)reg->n + 1, sizeof *order);
+	if (!order)
+		return reg->running;
+	int n = 0;
+	for (int i = 0; i < reg->n; i++)
+		reg->v[i]->t_done = false;
+	for (int i = 0; i < reg->n; i++)
+		if (pending(reg->v[i]))
+			topo(reg, reg->v[i], order, &n);
+	for (int i = 0; i < n; i++)
+		bring_up(reg, order[i]);
+	free(order);
+	int refused = 0;
+	for (int i = 0; i < reg->n; i++)
+		refused += reg->v[i]->state != PLUG_RUNNING;
+	log_info("plugins", "%d plugin(s) running, %d not (see 'linli plugins list')",
+		 reg->running, refused);
+	return reg->running;
+}
+
+void plug_close(struct kernel *k)
+{
+	struct plug_registry *reg = k->plugins;
+	if (!reg)
+		return;
+	/* fini in the reverse order of init. */
+	for (;;) {
+		struct plugin *last = NULL;
+		for (int i = 0; i < reg->n; i++)
+			if (reg->v[i]->state == PLUG_RUNNING &&
+			    (!last || reg->v[i]->order > last->order))
+				last = reg->v[i];
+		if (!last)
+			break;
+		plug_stop(last);
+		last->state = PLUG_DISABLED;
+	}
+	if (k->cmds)
+		cmd_unregister_owner(k->cmds, reg);
+	for (int i = 0; i < reg->n; i++)
+		plugin_free(reg->v[i]);
+	free(reg->v);
+	for (int i = 0; i < reg->n_disabled; i++)
+		free(reg->disabled[i]);
+	free(reg->disabled);
+	free(reg);
+	k->plugins = NULL;
+	k->plugin_count = 0;
+}
+
+/* ---- operations behind the console commands ---- */
+
+/*
+ * Can candidate np start next to the running plugins? Its requirements must
+ * be running and must not (through theirs) require np: that would be a cycle.
+ */
+static int check_requires(struct plug_registry *reg, const struct plugin *np, char *err,
+			  size_t errlen)
+{
+	for (int j = 0; j < LINLI_MAX_REQUIRES && np->meta.requires[j][0]; j++) {
+		const char *r = np->meta.requires[j];
+		const struct plugin *q = find_named(reg, r, true);
+		if (strcmp(r, np->name) == 0)
+			return fail(err, errlen, LINLI_EINVAL, "%s requires itself", np->name);
+		if (!q) {
+			q = find_named(reg, r, false);
+			return fail(err, errlen, LINLI_ESTATE, "%s requires '%s', which is %s",
+				    np->name, r, q ? plug_state_name(q->state) : "not installed");
+		}
+		if (requires_name(reg, q, np->name, 0))
+			return fail(err, errlen, LINLI_EINVAL,
+				    "dependency cycle: %s requires '%s', which requires %s",
+				    np->name, r, np->name);
+	}
+	return 0;
+}
+
+/* A checked candidate for p's file that may replace p (enable, reload). */
+static int fresh(struct plug_registry *reg, const struct plugin *p, struct plugin **out,
+		 char *err, size_t errlen)
+{
+	struct plugin *np = candidate(reg, p->path);
+	if (!np)
+		return LINLI_ENOMEM;
+	int rc = 0;
+	if (np->state == PLUG_REFUSED)
+		rc = fail(err, errlen, LINLI_EINVAL, "%s: refused: %s", np->path, np->reason);
+	else if (strcmp(np->name, p->name) != 0)
+		rc = fail(err, errlen, LINLI_EINVAL, "%s now holds plugin '%s', not '%s'",
+			  np->path, np->name, p->name);
+	else
+		rc = check_requires(reg, np, err, errlen);
+	if (rc) {
+		plugin_free(np);
+		return rc;
+	}
+	*out = np;
+	return 0;
+}
+
+static int op_enable(struct plug_registry *reg, struct plugin *p, char *err, size_t errlen)
+{
+	if (p->state == PLUG_RUNNING)
+		return 0;
+	if (!p->name[0])
+		return fail(err, errlen, LINLI_EINVAL, "%s has no plugin name: %s", p->path,
+			    p->reason);
+	int rc = set_disabled(reg, p->name, false, err, errlen);
+	if (rc)
+		return rc;
+	struct plugin *running = find_named(reg, p->name, true);
+	if (running)
+		return fail(err, errlen, LINLI_EEXIST, "a plugin named '%s' is running from %s",
+			    p->name, running->path);
+	struct plugin *np;
+	rc = fresh(reg, p, &np, err, errlen);
+	if (rc) {
+		p->state = rc == LINLI_ESTATE ? PLUG_BLOCKED : PLUG_REFUSED;
+		snprintf(p->reason, sizeof p->reason, "%s", err);
+		return rc;
+	}
+	reg_replace(reg, p, np);
+	plugin_free(p);
+	rc = plug_start(np);
+	if (rc)
+		return fail(err, errlen, rc, "%s: %s", np->name, np->reason);
+	return 0;
+}
+
+static int op_disable(struct plug_registry *reg, struct plugin *p, char *err, size_t errlen)
+{
+	if (!p->name[0])
+		return fail(err, errlen, LINLI_EINVAL, "%s has no plugin name: %s", p->path,
+			    p->reason);
+	if (p->state == PLUG_RUNNING) {
+		for (int i = 0; i < reg->n; i++) {
+			struct plugin *q = reg->v[i];
+			if (q == p || q->state != PLUG_RUNNING)
+				continue;
+			for (int j = 0; j < LINLI_MAX_REQUIRES && q->meta.requires[j][0]; j++)
+				if (strcmp(q->meta.requires[j], p->name) == 0)
+					return fail(err, errlen, LINLI_EBUSY,
+						    "cannot disable '%s': '%s' requires it "
+						    "(disable '%s' first)",
+						    p->name, q->name, q->name);
+		}
+	}
+	int rc = set_disabled(reg, p->name, true, err, errlen);
+	if (rc)
+		return rc;
+	plug_stop(p);
+	p->state = PLUG_DISABLED;
+	snprintf(p->reason, sizeof p->reason, "disabled by an admin");
+	log_info("plugins", "%s disabled", p->name);
+	return 0;
+}
+
+static int op_reload(struct plug_registry *reg, struct plugin *old, char *err, size_t errlen)
+{
+	if (old->state != PLUG_RUNNING)
+		return fail(err, errlen, LINLI_ESTATE, "'%s' is not running (%s); use 'plugins "
+			    "enable %s'", old->name[0] ? old->name : old->path,
+			    plug_state_name(old->state), old->name[0] ? old->name : old->path);
+	struct plugin *np;
+	int rc = fresh(reg, old, &np, err, errlen);
+	if (rc) {
+		log_warn("plugins", "reload of %s refused, %s %s keeps running: %s", old->name,
+			 old->name, old->meta.version, err);
+		return rc;
+	}
+	/* New first: withdraw what would clash, init the new, then retire the old. */
+	suspend_all(old);
+	rc = plug_start(np);
+	if (rc) {
+		resume_all(old);
+		fail(err, errlen, rc, "reload of %s failed, %s %s keeps running: %s", old->name,
+		     old->name, old->meta.version, np->reason);
+		plugin_free(np);
+		return rc;
+	}
+	reg_replace(reg, old, np);
+	plug_stop(old);
+	log_info("plugins", "%s reloaded: %s -> %s", np->name, old->meta.version,
+		 np->meta.version);
+	plugin_free(old);
+	return 0;
+}
+
+static int op_install(struct plug_registry *reg, const char *src, struct plugin **out, char *err,
+		      size_t errlen)
+{
+	struct kernel *k = reg->k;
+	if (src[0] != '/')
+		return fail(err, errlen, LINLI_EINVAL,
+			    "'%s': give an absolute path (the daemon reads it, not the console)",
+			    src);
+	if (k->cfg.n_plugin_dirs == 0)
+		return fail(err, errlen, LINLI_ECONFIG,
+			    "no plugin_dirs configured: nowhere to install to");
+	struct plugin *np = candidate(reg, src);
+	if (!np)
+		return LINLI_ENOMEM;
+	struct plugin *same = np->name[0] ? find_named(reg, np->name, false) : NULL;
+	int rc = 0;
+	if (np->state == PLUG_REFUSED)
+		rc = fail(err, errlen, LINLI_EINVAL, "%s: refused: %s", src, np->reason);
+	else if (same)
+		rc = fail(err, errlen, LINLI_EEXIST,
+			  "plugin '%s' is already installed (%s, %s); replace that file and use "
+			  "'plugins reload %s'",
+			  np->name, same->path, plug_state_name(same->state), np->name);
+	else
+		rc = check_requires(reg, np, err, errlen);
+	if (rc) {
+		plugin_free(np);
+		return rc;
+	}
+	char dest[PATH_MAX], part[PATH_MAX + 16];
+	snprintf(dest, sizeof dest, "%s/%s.so", k->cfg.plugin_dirs[0], np->name);
+	snprintf(part, sizeof part, "%s/.%s.so.part", k->cfg.plugin_dirs[0], np->name);
+	if (access(dest, F_OK) == 0) {
+		plugin_free(np);
+		return fail(err, errlen, LINLI_EEXIST, "%s exists already", dest);
+	}
+	unlink(part);
+	rc = write_file(part, np->image, np->image_len, 0644, err, errlen);
+	if (!rc && rename(part, dest) != 0) {
+		rc = fail(err, errlen, LINLI_EIO, "cannot install %s: %s", dest, strerror(errno));
+		unlink(part);
+	}
+	if (rc) {
+		plugin_free(np);
+		return rc;
+	}
+	snprintf(np->path, sizeof np->path, "%s", dest);
+	rc = plug_start(np);
+	if (rc) {
+		unlink(dest); /* nothing installed: the admin can fix it and try again */
+		fail(err, errlen, rc, "%s did not start, so it was not installed: %s", np->name,
+		     np->reason);
+		plugin_free(np);
+		return rc;
+	}
+	if ((rc = reg_append(reg, np)) != 0) {
+		plug_stop(np);
+		unlink(dest);
+		plugin_free(np);
+		return rc;
+	}
+	log_info("plugins", "%s installed from %s to %s", np->name, src, dest);
+	*out = np;
+	return 0;
+}
+
+/* ---- console commands ---- */
+
+static void pack_str_or_nil(msgpack_packer *pk, const char *k, const char *v)
+{
+	mp_kv_str(pk, k, v && *v ? v : NULL);
+}
+
+static void pack_row(msgpack_packer *pk, const struct plugin *p)
+{
+	msgpack_pack_map(pk, 7);
+	pack_str_or_nil(pk, "name", p->name);
+	mp_kv_str(pk, "state", plug_state_name(p->state));
+	pack_str_or_nil(pk, "version", p->meta_ok ? p->meta.version : NULL);
+	pack_str_or_nil(pk, "family", p->meta_ok ? p->meta.family : NULL);
+	mp_kv_uint(pk, "order", p->order);
+	mp_kv_str(pk, "file", p->path);
+	pack_str_or_nil(pk, "reason", p->reason);
+}
+
+static void pack_list(msgpack_packer *pk, const char (*v)[LINLI_NAME_MAX], int n, int width)
+{
+	int c = 0;
+	const char *base = (const char *)v;
+	while (c < n && base[(size_t)c * (size_t)width])
+		c++;
+	msgpack_pack_array(pk, (size_t)c);
+	for (int i = 0; i < c; i++)
+		mp_str(pk, base + (size_t)i * (size_t)width);
+}
+
+static void pack_info(msgpack_packer *pk, struct plug_registry *reg, const struct plugin *p)
+{
+	bool meta = p->meta_ok;
+	msgpack_pack_map(pk, 17);
+	pack_str_or_nil(pk, "name", p->name);
+	mp_kv_str(pk, "state", plug_state_name(p->state));
+	pack_str_or_nil(pk, "reason", p->reason);
+	mp_kv_str(pk, "file", p->path);
+	pack_str_or_nil(pk, "loaded_from", p->run);
+	pack_str_or_nil(pk, "version", meta ? p->meta.version : NULL);
+	pack_str_or_nil(pk, "family", meta ? p->meta.family : NULL);
+	pack_str_or_nil(pk, "description", meta ? p->meta.description : NULL);
+	char sdk[16] = "";
+	if (p->meta.size)
+		snprintf(sdk, sizeof sdk, "%u.%u", p->meta.sdk_major, p->meta.sdk_minor);
+	pack_str_or_nil(pk, "sdk", sdk);
+	mp_str(pk, "requires");
+	if (meta)
+		pack_list(pk, p->meta.requires, LINLI_MAX_REQUIRES, LINLI_NAME_MAX);
+	else
+		msgpack_pack_array(pk, 0);
+	mp_str(pk, "required_by");
+	int nb = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		if (pass)
+			msgpack_pack_array(pk, (size_t)nb);
+		for (int i = 0; i < reg->n; i++) {
+			const struct plugin *q = reg->v[i];
+			if (q == p || !p->name[0] || !q->meta_ok)
+				continue;
+			for (int j = 0; j < LINLI_MAX_REQUIRES && q->meta.requires[j][0]; j++)
+				if (strcmp(q->meta.requires[j], p->name) == 0) {
+					if (pass)
+						mp_str(pk, q->name);
+					else
+						nb++;
+					break;
+				}
+		}
+	}
+	mp_str(pk, "capabilities");
+	if (meta) {
+		int c = 0;
+		while (c < LINLI_MAX_CAPS && p->meta.capabilities[c][0])
+			c++;
+		msgpack_pack_array(pk, (size_t)c);
+		for (int i = 0; i < c; i++)
+			mp_str(pk, p->meta.capabilities[i]);
+	} else
+		msgpack_pack_array(pk, 0);
+	mp_kv_str(pk, "scope", reg->k->cfg.node_path);
+	mp_kv_uint(pk, "order", p->order);
+	mp_kv_int(pk, "started_ms", p->state == PLUG_RUNNING ? p->started_ms : 0);
+	mp_str(pk, "resources");
+	msgpack_pack_array(pk, (size_t)p->n_res);
+	/* Oldest first reads better. */
+	const struct plug_res *last = p->res;
+	while (last && last->next)
+		last = last->next;
+	for (const struct plug_res *r = last; r; r = r->prev) {
+		msgpack_pack_map(pk, 2);
+		mp_kv_str(pk, "kind", r->ops->kind);
+		char label[128] = "";
+		if (r->ops->describe)
+			r->ops->describe(r->arg, label, sizeof label);
+		mp_kv_str(pk, "what", label);
+	}
+	mp_kv_int(pk, "resource_count", p->n_res);
+}
+
+static struct plugin *arg_plugin(struct cmd_call *call, struct plug_registry *reg, int *rc)
+{
+	if (call->argc != 3) {
+		*rc = cmd_fail(call, LINLI_EINVAL, "usage: plugins %s NAME", call->argv[1]);
+		return NULL;
+	}
+	struct plugin *p = lookup(reg, call->argv[2]);
+	if (!p)
+		*rc = cmd_fail(call, LINLI_ENOENT, "no plugin named '%s'; see 'plugins list'",
+			       call->argv[2]);
+	return p;
+}
+
+static int cmd_list(struct cmd_call *call, void *ud)
+{
+	struct plug_registry *reg = ud;
+	if (call->argc != 2)
+		return cmd_fail(call, LINLI_EINVAL, "usage: plugins list");
+	msgpack_pack_array(&call->pk, (size_t)reg->n);
+	for (int i = 0; i < reg->n; i++)
+		pack_row(&call->pk, reg->v[i]);
+	return 0;
+}
+
+static int cmd_info(struct cmd_call *call, void *ud)
+{
+	struct plug_registry *reg = ud;
+	int rc = 0;
+	struct plugin *p = arg_plugin(call, reg, &rc);
+	if (!p)
+		return rc;
+	pack_info(&call->pk, reg, p);
+	return 0;
+}
+
+typedef int (*plug_op)(struct plug_registry *, struct plugin *, char *, size_t);
+
+static int run_op(struct cmd_call *call, struct plug_registry *reg, plug_op op)
+{
+	int rc = 0;
+	struct plugin *p = arg_plugin(call, reg, &rc);
+	if (!p)
+		return rc;
+	char name[LINLI_NAME_MAX];
+	snprintf(name, sizeof name, "%s", p->name);
+	rc = op(reg, p, call->err, sizeof call->err);
+	if (rc)
+		return rc;
+	/* p may have been replaced: report the entry now under that name. */
+	struct plugin *now = find_named(reg, name, true);
+	if (!now)
+		now = lookup(reg, name);
+	if (now)
+		pack_row(&call->pk, now);
+	else
+		msgpack_pack_nil(&call->pk);
+	return 0;
+}
+
+static int cmd_enable(struct cmd_call *call, void *ud) { return run_op(call, ud, op_enable); }
+
+static int cmd_disable(struct cmd_call *call, void *ud) { return run_op(call, ud, op_disable); }
+
+static int cmd_reload(struct cmd_call *call, void *ud) { return run_op(call, ud, op_reload); }
+
+static int cmd_install(struct cmd_call *call, void *ud)
+{
+	struct plug_registry *reg = ud;
+	if (call->argc != 3)
+		return cmd_fail(call, LINLI_EINVAL, "usage: plugins install /ABSOLUTE/PATH.so");
+	struct plugin *p;
+	int rc = op_install(reg, call->argv[2], &p, call->err, sizeof call->err);
+	if (rc)
+		return rc;
+	pack_row(&call->pk, p);
+	return 0;
+}
+
+int plug_open(struct kernel *k, char *err, size_t errlen)
+{
+	struct plug_registry *reg = calloc(1, sizeof *reg);
+	if (!reg)
+		return LINLI_ENOMEM;
+	reg->k = k;
+	snprintf(reg->rundir, sizeof reg->rundir, "%s/plugins.run", k->cfg.data_dir);
+	snprintf(reg->statepath, sizeof reg->statepath, "%s/plugins.disabled", k->cfg.data_dir);
+	if (mkdir(reg->rundir, 0700) != 0 && errno != EEXIST) {
+		int rc = fail(err, errlen, LINLI_EIO, "cannot create %s: %s", reg->rundir,
+			      strerror(errno));
+		free(reg);
+		return rc;
+	}
+	/* Private copies left by a daemon that did not stop cleanly. */
+	DIR *d = opendir(reg->rundir);
+	if (d) {
+		struct dirent *e;
+		while ((e = readdir(d))) {
+			size_t n = strlen(e->d_name);
+			if (n > 3 && strcmp(e->d_name + n - 3, ".so") == 0)
+				unlinkat(dirfd(d), e->d_name, 0);
+		}
+		closedir(d);
+	}
+	load_disabled(reg);
+	k->plugins = reg;
+	static const struct {
+		const char *sub, *usage, *summary;
+		cmd_fn fn;
+	} cmds[] = {
+		{"list", "", "every plugin file found: state, version, order, reason", cmd_list},
+		{"info", "NAME", "one plugin: descriptor, state, resources", cmd_info},
+		{"enable", "NAME", "start a disabled or failed plugin (kept across restarts)",
+		 cmd_enable},
+		{"disable", "NAME", "stop a plugin and keep it stopped across restarts",
+		 cmd_disable},
+		{"reload", "NAME", "load its file again; the old one runs until the new one is up",
+		 cmd_reload},
+		{"install", "/PATH.so", "copy a plugin into the first plugin dir and start it",
+		 cmd_install},
+	};
+	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+		int rc = cmd_register(k->cmds, "plugins", cmds[i].sub, cmds[i].usage,
+				      cmds[i].summary, cmds[i].fn, reg, reg);
+		if (rc) {
+			cmd_unregister_owner(k->cmds, reg);
+			plug_close(k);
+			return fail(err, errlen, rc, "cannot register 'plugins %s': %s",
+				    cmds[i].sub, linli_strerror(rc));
+		}
+	}
+	return 0;
+}

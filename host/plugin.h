@@ -1,0 +1,126 @@
+/*
+ * plugin — the `.so` plugin loader and the registry of plugin instances.
+ *
+ * Owns: scanning plugin_dirs, reading each file's metadata block straight
+ * from its ELF section (no code of the file runs until every check passed),
+ * refusing bad files with one log line and a status the console shows,
+ * ordering by `requires`, init/fini, enable/disable (kept across restarts in
+ * <data_dir>/plugins.disabled), reload and install, the `plugins ...`
+ * console commands, and the tracking of every resource a plugin makes.
+ * Must never dlopen a file before its metadata passed, never leave a
+ * resource of a failed, disabled or unloaded plugin behind, and never let one
+ * plugin's failure stop the daemon or the others.
+ *
+ * Each running instance is loaded from a private copy of its file
+ * (<data_dir>/plugins.run/<name>.<n>.so): the file in the plugin dir can then be
+ * replaced at any time (the copy is what was checked and what runs), and a
+ * reload can load the new version while the old one still runs.
+ *
+ * ---- Resource tracking: how a subsystem makes its plugin-facing calls safe ----
+ *
+ * Anything a plugin creates through the function table that outlives the
+ * call (a command, a timer; later a bus subscription, a store handle, a
+ * device) must be tracked, so that a failed init, a disable, a reload and an
+ * unload remove it — after which the plugin's code is unmapped and a
+ * forgotten callback would crash the daemon. In the table function:
+ *
+ *     struct plugin *p = plug_from_ctx(ctx);
+ *     struct sub *s = ...create it...;
+ *     s->res = plug_track(p, &sub_res_ops, s);     // NULL: out of memory, undo
+ *
+ * with `static const struct plug_res_ops sub_res_ops = {.kind = "subscription",
+ * .release = sub_release, .describe = sub_describe};` where sub_release(arg) undoes and frees it.
+ * When the plugin itself removes it (api->..._cancel), call
+ * plug_release(p, s->res) (runs release) or plug_untrack(p, s->res) (forget
+ * only, when you free it yourself). Resources are released newest first.
+ * A resource that names something unique (a command word, a device id) and
+ * would clash with the new instance during a reload gives suspend/resume:
+ * the kernel withdraws the old instance's ones while the new one's init
+ * runs, and puts them back if that init fails. release must work on a
+ * suspended resource too.
+ */
+#ifndef LINLI_PLUGIN_KERNEL_H
+#define LINLI_PLUGIN_KERNEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "linli/plugin.h"
+
+struct kernel;
+struct plugin;
+struct plug_registry;
+
+enum plug_state {
+	PLUG_REFUSED,  /* failed a check before loading: none of its code ran */
+	PLUG_DISABLED, /* disabled by an admin (kept across restarts) */
+	PLUG_BLOCKED,  /* a required plugin is not running */
+	PLUG_FAILED,   /* loading or init failed; nothing of it remains */
+	PLUG_RUNNING,
+};
+
+const char *plug_state_name(enum plug_state s);
+
+struct plug_res_ops {
+	const char *kind;		/* "command", "timer", ... for `plugins info` */
+	void (*release)(void *arg);	/* undo and free; required */
+	int (*suspend)(void *arg);	/* optional, see above; 0 or LINLI_E* */
+	int (*resume)(void *arg);	/* optional; 0 or LINLI_E* */
+	/* optional: a few words for `plugins info`, e.g. the command's name */
+	void (*describe)(void *arg, char *buf, size_t len);
+};
+
+struct plug_res; /* one tracked resource */
+
+/* Track `arg` for plugin p. Returns the handle, or NULL when out of memory. */
+struct plug_res *plug_track(struct plugin *p, const struct plug_res_ops *ops, void *arg);
+/* Forget r without releasing it (its owner freed it). NULL is a no-op. */
+void plug_untrack(struct plugin *p, struct plug_res *r);
+/* Release r now (ops->release) and forget it. NULL is a no-op. */
+void plug_release(struct plugin *p, struct plug_res *r);
+/* Find a tracked resource of p by ops and a predicate on its arg; NULL if none. */
+void *plug_find_res(struct plugin *p, const struct plug_res_ops *ops,
+		    bool (*match)(void *arg, const void *key), const void *key,
+		    struct plug_res **res);
+
+/* The instance behind a context handed to a plugin, and back. */
+struct plugin *plug_from_ctx(linli_ctx *ctx);
+linli_ctx *plug_ctx(struct plugin *p);
+struct kernel *plug_kernel(const struct plugin *p);
+const char *plug_name(const struct plugin *p);
+void *plug_userdata(const struct plugin *p);
+void plug_set_userdata(struct plugin *p, void *ud);
+/* Record the reason shown when init fails (outside init: logged only). */
+void plug_set_error(struct plugin *p, const char *msg);
+
+/*
+ * plug_open — create k->plugins, clear stale private copies, read the
+ * disabled list, and register the `plugins` commands. 0 or LINLI_E* with err.
+ */
+int plug_open(struct kernel *k, char *err, size_t errlen);
+/*
+ * plug_load_all — scan cfg.plugin_dirs, check, order and initialise every
+ * plugin. Refusals and failures are logged and listed; never fails the
+ * daemon. Returns the number of running plugins.
+ */
+int plug_load_all(struct kernel *k);
+/* plug_close — fini every running plugin in reverse init order, free all. */
+void plug_close(struct kernel *k);
+
+/*
+ * plug_read_meta — find and check the metadata block of an ELF shared object
+ * held in buf (len bytes), copying it to *out. Returns 0, or a LINLI_E* code
+ * with the reason in err (LINLI_EINVAL not ELF / not a shared object / no
+ * descriptor, LINLI_ECORRUPT malformed, LINLI_EVERSION wrong SDK version or
+ * size). Exposed for the unit test and the benchmark.
+ */
+int plug_read_meta(const void *buf, size_t len, struct linli_plugin_meta *out, char *err,
+		   size_t errlen);
+/* plug_check_meta — the field checks (name, family, strings, lists). */
+int plug_check_meta(const struct linli_plugin_meta *m, char *err, size_t errlen);
+
+/* Number of running plugins (also kept in k->plugin_count). */
+int plug_running(const struct kernel *k);
+
+#endif

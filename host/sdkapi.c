@@ -1,0 +1,389 @@
+/*
+ * sdkapi — see sdkapi.h.
+ *
+ * A plugin command is registered in the kernel's command registry under the
+ * plugin's name with a trampoline (pcmd_run) as handler and its own record
+ * as owner, so that each command can be removed alone. A timer wraps a
+ * kernel timer; a one-shot one forgets itself before its callback runs, so
+ * the callback may add timers or cancel others freely.
+ */
+#include "sdkapi.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cmd.h"
+#include "kernel.h"
+#include "log.h"
+#include "plugin.h"
+#include "record.h"
+
+/* ---- logging and the plugin itself ---- */
+
+static void api_logv(linli_ctx *ctx, int level, const char *fmt, va_list ap)
+{
+	if (level < LINLI_LOG_ERROR)
+		level = LINLI_LOG_ERROR;
+	if (level > LINLI_LOG_DEBUG)
+		level = LINLI_LOG_DEBUG;
+	log_vmsg((enum log_level)level, plug_name(plug_from_ctx(ctx)), fmt, ap);
+}
+
+__attribute__((format(printf, 3, 4))) static void api_log(linli_ctx *ctx, int level,
+							  const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	api_logv(ctx, level, fmt, ap);
+	va_end(ap);
+}
+
+__attribute__((format(printf, 2, 3))) static void api_set_error(linli_ctx *ctx, const char *fmt,
+								...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	plug_set_error(plug_from_ctx(ctx), msg);
+}
+
+static const char *api_plugin_name(linli_ctx *ctx) { return plug_name(plug_from_ctx(ctx)); }
+
+static const char *api_plugin_scope(linli_ctx *ctx)
+{
+	return plug_kernel(plug_from_ctx(ctx))->cfg.node_path;
+}
+
+static void api_set_userdata(linli_ctx *ctx, void *ud)
+{
+	plug_set_userdata(plug_from_ctx(ctx), ud);
+}
+
+static void *api_userdata(linli_ctx *ctx) { return plug_userdata(plug_from_ctx(ctx)); }
+
+static int64_t api_time_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- console commands ---- */
+
+#define SUB_MAX 64
+
+struct pcmd {
+	struct plugin *p;
+	struct plug_res *res;
+	char sub[SUB_MAX];
+	char *usage, *summary;
+	linli_cmd_fn fn;
+	void *ud;
+	bool registered;
+};
+
+static int pcmd_run(struct cmd_call *call, void *ud)
+{
+	struct pcmd *c = ud;
+	/* The handler may unregister its own command: copy what is used after it. */
+	struct plugin *p = c->p;
+	struct linli_cmd_req req = {
+		.size = sizeof req,
+		.argc = call->argc - 2,
+		.argv = (const char *const *)call->argv + 2,
+		.input = call->input,
+		.input_len = call->input_len,
+		.ud = c->ud,
+	};
+	linli_record *out = NULL;
+	char err[768] = "";
+	int rc = c->fn(plug_ctx(p), &req, &out, err, sizeof err);
+	if (rc) {
+		record_free(out);
+		int code = rc < 0 ? rc : LINLI_EINVAL;
+		return cmd_fail(call, code, "%s %s: %s", call->argv[0], call->argv[1],
+				err[0] ? err : linli_strerror(rc));
+	}
+	if (out) {
+		record_pack(out, &call->pk);
+		record_free(out);
+	}
+	return 0;
+}
+
+static int pcmd_register(struct pcmd *c)
+{
+	struct kernel *k = plug_kernel(c->p);
+	int rc = cmd_register(k->cmds, plug_name(c->p), c->sub, c->usage, c->summary, pcmd_run, c,
+			      c);
+	c->registered = rc == 0;
+	return rc;
+}
+
+static void pcmd_withdraw(struct pcmd *c)
+{
+	if (c->registered)
+		cmd_unregister_owner(plug_kernel(c->p)->cmds, c);
+	c->registered = false;
+}
+
+static void pcmd_release(void *arg)
+{
+	struct pcmd *c = arg;
+	pcmd_withdraw(c);
+	free(c->usage);
+	free(c->summary);
+	free(c);
+}
+
+static int pcmd_suspend(void *arg)
+{
+	pcmd_withdraw(arg);
+	return 0;
+}
+
+static int pcmd_resume(void *arg) { return pcmd_register(arg); }
+
+static void pcmd_describe(void *arg, char *buf, size_t len)
+{
+	struct pcmd *c = arg;
+	snprintf(buf, len, "%s %s", plug_name(c->p), c->sub);
+}
+
+static const struct plug_res_ops pcmd_ops = {
+	.kind = "command",
+	.release = pcmd_release,
+	.suspend = pcmd_suspend,
+	.resume = pcmd_resume,
+	.describe = pcmd_describe,
+};
+
+static bool pcmd_match(void *arg, const void *key)
+{
+	return strcmp(((struct pcmd *)arg)->sub, key) == 0;
+}
+
+static bool valid_sub(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	if (n == 0 || n >= SUB_MAX || !(s[0] >= 'a' && s[0] <= 'z'))
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
+		      s[i] == '-'))
+			return false;
+	return true;
+}
+
+static int api_cmd_register(linli_ctx *ctx, const char *sub, const char *usage,
+			    const char *summary, linli_cmd_fn fn, void *ud)
+{
+	struct plugin *p = plug_from_ctx(ctx);
+	if (!valid_sub(sub) || !fn)
+		return LINLI_EINVAL;
+	if (plug_find_res(p, &pcmd_ops, pcmd_match, sub, NULL))
+		return LINLI_EEXIST;
+	struct pcmd *c = calloc(1, sizeof *c);
+	if (!c)
+		return LINLI_ENOMEM;
+	c->p = p;
+	snprintf(c->sub, sizeof c->sub, "%s", sub);
+	c->usage = strdup(usage ? usage : "");
+	c->summary = strdup(summary ? summary : "");
+	c->fn = fn;
+	c->ud = ud;
+	int rc = c->usage && c->summary ? pcmd_register(c) : LINLI_ENOMEM;
+	if (!rc && !(c->res = plug_track(p, &pcmd_ops, c)))
+		rc = LINLI_ENOMEM;
+	if (rc) {
+		pcmd_release(c);
+		return rc;
+	}
+	return 0;
+}
+
+static int api_cmd_unregister(linli_ctx *ctx, const char *sub)
+{
+	struct plugin *p = plug_from_ctx(ctx);
+	if (!sub)
+		return LINLI_EINVAL;
+	struct plug_res *res;
+	if (!plug_find_res(p, &pcmd_ops, pcmd_match, sub, &res))
+		return LINLI_ENOENT;
+	plug_release(p, res);
+	return 0;
+}
+
+/* ---- timers ---- */
+
+struct ptimer {
+	struct plugin *p;
+	struct plug_res *res;
+	uint64_t kid, interval;
+	linli_timer_fn fn;
+	void *ud;
+};
+
+static void ptimer_fire(struct kernel *k, void *arg)
+{
+	(void)k;
+	struct ptimer *t = arg;
+	struct plugin *p = t->p;
+	linli_timer_fn fn = t->fn;
+	void *ud = t->ud;
+	if (!t->interval) { /* the kernel has dropped it already */
+		plug_untrack(p, t->res);
+		free(t);
+	}
+	fn(plug_ctx(p), ud);
+}
+
+static void ptimer_release(void *arg)
+{
+	struct ptimer *t = arg;
+	kernel_timer_cancel(plug_kernel(t->p), t->kid);
+	free(t);
+}
+
+static void ptimer_describe(void *arg, char *buf, size_t len)
+{
+	struct ptimer *t = arg;
+	if (t->interval)
+		snprintf(buf, len, "timer %llu, every %llu ms", (unsigned long long)t->kid,
+			 (unsigned long long)t->interval);
+	else
+		snprintf(buf, len, "timer %llu, once", (unsigned long long)t->kid);
+}
+
+static const struct plug_res_ops ptimer_ops = {
+	.kind = "timer",
+	.release = ptimer_release,
+	.describe = ptimer_describe,
+};
+
+static bool ptimer_match(void *arg, const void *key)
+{
+	return ((struct ptimer *)arg)->kid == *(const uint64_t *)key;
+}
+
+static int api_timer_add(linli_ctx *ctx, uint64_t delay_ms, uint64_t interval_ms,
+			 linli_timer_fn fn, void *ud, uint64_t *id)
+{
+	struct plugin *p = plug_from_ctx(ctx);
+	if (!fn)
+		return LINLI_EINVAL;
+	struct ptimer *t = calloc(1, sizeof *t);
+	if (!t)
+		return LINLI_ENOMEM;
+	t->p = p;
+	t->interval = interval_ms;
+	t->fn = fn;
+	t->ud = ud;
+	if (!(t->res = plug_track(p, &ptimer_ops, t))) {
+		free(t);
+		return LINLI_ENOMEM;
+	}
+	t->kid = kernel_timer_add(plug_kernel(p), delay_ms, interval_ms, ptimer_fire, t);
+	if (!t->kid) {
+		plug_untrack(p, t->res);
+		free(t);
+		return LINLI_ENOMEM;
+	}
+	if (id)
+		*id = t->kid;
+	return 0;
+}
+
+static int api_timer_cancel(linli_ctx *ctx, uint64_t id)
+{
+	struct plugin *p = plug_from_ctx(ctx);
+	struct plug_res *res;
+	if (!plug_find_res(p, &ptimer_ops, ptimer_match, &id, &res))
+		return LINLI_ENOENT;
+	plug_release(p, res);
+	return 0;
+}
+
+/* ---- the table ---- */
+
+static const struct linli_api table = {
+	.size = sizeof(struct linli_api),
+	.major = LINLI_SDK_MAJOR,
+	.minor = LINLI_SDK_MINOR,
+	/* logging */
+	.log = api_log,
+	.logv = api_logv,
+	.set_error = api_set_error,
+	/* the plugin */
+	.plugin_name = api_plugin_name,
+	.plugin_scope = api_plugin_scope,
+	.set_userdata = api_set_userdata,
+	.userdata = api_userdata,
+	.time_now_ms = api_time_now_ms,
+	/* commands */
+	.cmd_register = api_cmd_register,
+	.cmd_unregister = api_cmd_unregister,
+	/* timers */
+	.timer_add = api_timer_add,
+	.timer_cancel = api_timer_cancel,
+	/* records */
+	.rec_new = record_new,
+	.rec_new_array = record_new_array,
+	.rec_free = record_free,
+	.rec_copy = record_copy,
+	.rec_kind = record_kind,
+	.rec_count = record_count,
+	.rec_key = record_key,
+	.rec_type = record_type,
+	.rec_has = record_has,
+	.rec_remove = record_remove,
+	.rec_get_str = record_get_str,
+	.rec_get_bin = record_get_bin,
+	.rec_get_int = record_get_int,
+	.rec_get_float = record_get_float,
+	.rec_get_bool = record_get_bool,
+	.rec_get_time = record_get_time,
+	.rec_get_map = record_get_map,
+	.rec_get_array = record_get_array,
+	.rec_set_str = record_set_str,
+	.rec_set_strn = record_set_strn,
+	.rec_set_bin = record_set_bin,
+	.rec_set_int = record_set_int,
+	.rec_set_float = record_set_float,
+	.rec_set_bool = record_set_bool,
+	.rec_set_time = record_set_time,
+	.rec_set_nil = record_set_nil,
+	.rec_set_map = record_set_map,
+	.rec_set_array = record_set_array,
+	.rec_set_record = record_set_record,
+	.arr_type = record_arr_type,
+	.arr_get_str = record_arr_get_str,
+	.arr_get_bin = record_arr_get_bin,
+	.arr_get_int = record_arr_get_int,
+	.arr_get_float = record_arr_get_float,
+	.arr_get_bool = record_arr_get_bool,
+	.arr_get_time = record_arr_get_time,
+	.arr_get_map = record_arr_get_map,
+	.arr_get_array = record_arr_get_array,
+	.arr_push_str = record_arr_push_str,
+	.arr_push_strn = record_arr_push_strn,
+	.arr_push_bin = record_arr_push_bin,
+	.arr_push_int = record_arr_push_int,
+	.arr_push_float = record_arr_push_float,
+	.arr_push_bool = record_arr_push_bool,
+	.arr_push_time = record_arr_push_time,
+	.arr_push_nil = record_arr_push_nil,
+	.arr_push_map = record_arr_push_map,
+	.arr_push_array = record_arr_push_array,
+	.arr_push_record = record_arr_push_record,
+	.arr_remove = record_arr_remove,
+	.rec_to_json = record_to_json,
+	.rec_from_json = record_from_json,
+	/* ---- later subsystems: fill their members here, in the order of api.h ---- */
+};
+
+const struct linli_api *sdkapi_table(void) { return &table; }

@@ -1,0 +1,281 @@
+/*
+ * linli/api.h — the function table: everything a plugin can ask of the kernel.
+ *
+ * init receives `const struct linli_api *api`; every kernel service is reached
+ * through it (api->log(ctx, ...), api->rec_set_str(r, ...)), so a plugin links
+ * against no kernel symbol and one binary runs on every kernel of the same SDK
+ * major. This is the pattern of SQLite's loadable extensions and Redis
+ * modules.
+ *
+ * Rules of the table (for plugin authors):
+ *  - `size` is the kernel's sizeof(struct linli_api). A plugin built for
+ *    SDK 1.N only runs on kernels >= 1.N, so every member it knows is there;
+ *    LINLI_API_HAS(api, member) checks one explicitly if you want to.
+ *  - Call the table on the kernel thread only: inside init, fini, command
+ *    handlers and timer callbacks. Record functions are the exception: they
+ *    touch nothing but the record, so any thread may use its own records.
+ *  - Functions return 0 or a negative LINLI_E* code (linli/error.h) unless
+ *    their comment says otherwise; linli_strerror(rc) names a code.
+ *  - Every resource a plugin makes through the table (a command, a timer; in
+ *    later versions subscriptions, store handles, devices) is tracked by the
+ *    kernel and removed when init fails, and after fini. Records are values,
+ *    not resources: free them yourself.
+ *
+ * Rules of the table (for kernel developers):
+ *  - Members are only appended, at the end, each with a comment saying what it
+ *    does, its return codes, who owns each buffer, and "since 1.N". Never
+ *    move, retype or remove one within a major. Group new members under a
+ *    `---- <subsystem>, since 1.N ----` line. Fill the new member in the one
+ *    table in host/sdkapi.c; a resource it creates is tracked with
+ *    plug_track (host/plugin.h).
+ *  - A struct passed across the boundary starts with its own `size`.
+ */
+#ifndef LINLI_API_H
+#define LINLI_API_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "linli/error.h"
+#include "linli/plugin.h"
+#include "linli/record.h"
+#include "linli/version.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Log levels for api->log; messages above the daemon's log_level are dropped. */
+enum linli_log_level { LINLI_LOG_ERROR = 0, LINLI_LOG_WARN, LINLI_LOG_INFO, LINLI_LOG_DEBUG };
+
+/*
+ * struct linli_cmd_req — one console request to a plugin command, since 1.0.
+ * Everything is borrowed for the duration of the handler call.
+ */
+struct linli_cmd_req {
+	uint32_t size;		 /* sizeof(struct linli_cmd_req) of the kernel */
+	int argc;		 /* words after `linli <plugin> <command>` */
+	const char *const *argv; /* argv[0..argc-1], UTF-8, NUL-terminated */
+	const char *input;	 /* body sent with `linli --stdin`, or NULL */
+	size_t input_len;	 /* bytes in input */
+	void *ud;		 /* the pointer given to cmd_register */
+};
+
+/*
+ * linli_cmd_fn — a console command handler (runs on the kernel thread; must
+ * not block). Return 0 and optionally set *reply to a record you created
+ * (rec_new / rec_new_array / rec_copy / rec_from_json): the kernel sends it
+ * as the reply's data and frees it; with *reply left NULL the console prints
+ * "ok". Or return a negative LINLI_E* code and write a message naming what
+ * went wrong into err (errlen bytes, always > 0); the kernel frees *reply.
+ */
+typedef int (*linli_cmd_fn)(linli_ctx *ctx, const struct linli_cmd_req *req,
+			    linli_record **reply, char *err, size_t errlen);
+
+/* linli_timer_fn — a timer callback (kernel thread; must not block). */
+typedef void (*linli_timer_fn)(linli_ctx *ctx, void *ud);
+
+struct linli_api {
+	uint32_t size;		 /* sizeof(struct linli_api) in the kernel, since 1.0 */
+	uint16_t major, minor; /* the kernel's SDK version, since 1.0 */
+
+	/* ---- logging, since 1.0 ---- */
+
+	/*
+	 * log — write one line to the daemon log as `<time> <level> <plugin>:
+	 * <message>`. printf format; newlines are folded. Since 1.0.
+	 */
+	void (*log)(linli_ctx *ctx, int level, const char *fmt, ...)
+		__attribute__((format(printf, 3, 4)));
+	/* logv — log with a va_list, for your own wrappers. Since 1.0. */
+	void (*logv)(linli_ctx *ctx, int level, const char *fmt, va_list ap);
+	/*
+	 * set_error — the reason shown by `linli plugins info` when init
+	 * returns an error (printf format). Outside init it only logs. Since 1.0.
+	 */
+	void (*set_error)(linli_ctx *ctx, const char *fmt, ...)
+		__attribute__((format(printf, 2, 3)));
+
+	/* ---- the plugin itself, since 1.0 ---- */
+
+	/* plugin_name — this plugin's name; the string lives as long as ctx. Since 1.0. */
+	const char *(*plugin_name)(linli_ctx *ctx);
+	/*
+	 * plugin_scope — the jurisdiction path of the node the plugin runs at
+	 * (e.g. "hefei/baohe/binhu"): everything it does is confined to this
+	 * subtree. Valid as long as ctx. Since 1.0.
+	 */
+	const char *(*plugin_scope)(linli_ctx *ctx);
+	/* set_userdata / userdata — one pointer kept for you with ctx. Since 1.0. */
+	void (*set_userdata)(linli_ctx *ctx, void *ud);
+	void *(*userdata)(linli_ctx *ctx);
+	/* time_now_ms — wall clock, ms since the Unix epoch (UTC), for times. Since 1.0. */
+	int64_t (*time_now_ms)(void);
+
+	/* ---- console commands, since 1.0 ---- */
+
+	/*
+	 * cmd_register — make `linli <plugin-name> <sub> ARGS...` call fn.
+	 * `sub` matches [a-z][a-z0-9_-]*, at most 63 bytes; `usage` (the
+	 * arguments, e.g. "NAME [--all]") and `summary` (one line for `linli
+	 * help`) may be NULL; all strings are copied. `ud` comes back in
+	 * req->ud. Removed automatically on failure of init, disable, reload
+	 * and unload. Returns 0, LINLI_EINVAL (bad sub or NULL fn),
+	 * LINLI_EEXIST (this plugin has `sub` already), LINLI_ENOMEM. Since 1.0.
+	 */
+	int (*cmd_register)(linli_ctx *ctx, const char *sub, const char *usage,
+			    const char *summary, linli_cmd_fn fn, void *ud);
+	/* cmd_unregister — remove command `sub`. 0 or LINLI_ENOENT. Since 1.0. */
+	int (*cmd_unregister)(linli_ctx *ctx, const char *sub);
+
+	/* ---- timers, since 1.0 ---- */
+
+	/*
+	 * timer_add — call fn(ctx, ud) on the kernel thread after delay_ms,
+	 * then every interval_ms if interval_ms > 0 (0: once). Stores an id
+	 * > 0 in *id (may be NULL). Removed automatically like commands.
+	 * Returns 0, LINLI_EINVAL (NULL fn), LINLI_ENOMEM. Since 1.0.
+	 */
+	int (*timer_add)(linli_ctx *ctx, uint64_t delay_ms, uint64_t interval_ms,
+			 linli_timer_fn fn, void *ud, uint64_t *id);
+	/*
+	 * timer_cancel — stop timer `id` (also from inside its own callback).
+	 * 0, or LINLI_ENOENT when it is not this plugin's or has already run
+	 * (a one-shot timer is gone once its callback starts). Since 1.0.
+	 */
+	int (*timer_cancel)(linli_ctx *ctx, uint64_t id);
+
+	/* ---- records (linli/record.h), since 1.0 ---- */
+
+	/* rec_new / rec_new_array — a new empty map / array; NULL when out of memory. 1.0. */
+	linli_record *(*rec_new)(void);
+	linli_record *(*rec_new_array)(void);
+	/*
+	 * rec_free — free a record you own and everything in it. NULL is a
+	 * no-op (0). A borrowed (nested) handle is refused with LINLI_EINVAL and
+	 * left alone. Since 1.0.
+	 */
+	int (*rec_free)(linli_record *r);
+	/* rec_copy — a deep copy of r (also of a nested one) into *out, yours. Since 1.0. */
+	int (*rec_copy)(const linli_record *r, linli_record **out);
+	/* rec_kind — LINLI_T_MAP or LINLI_T_ARRAY; LINLI_EINVAL for NULL. Since 1.0. */
+	int (*rec_kind)(const linli_record *r);
+	/* rec_count — fields of a map or elements of an array (0 for NULL). Since 1.0. */
+	size_t (*rec_count)(const linli_record *r);
+	/*
+	 * rec_key — the key of field i (0 <= i < rec_count) in insertion
+	 * order, borrowed. Iterate a map with it, then get by key. LINLI_ENOENT
+	 * past the end, LINLI_ETYPE on an array. Since 1.0.
+	 */
+	int (*rec_key)(const linli_record *r, size_t i, const char **key);
+	/*
+	 * rec_type — the enum linli_type of field key, LINLI_T_NONE if absent;
+	 * LINLI_EINVAL / LINLI_ETYPE (r is an array) on bad arguments. Since 1.0.
+	 */
+	int (*rec_type)(const linli_record *r, const char *key);
+	/* rec_has — does map r have field key? Since 1.0. */
+	bool (*rec_has)(const linli_record *r, const char *key);
+	/* rec_remove — drop field key (and what it holds). 0 or LINLI_ENOENT. Since 1.0. */
+	int (*rec_remove)(linli_record *r, const char *key);
+
+	/*
+	 * Getters by key, since 1.0. Each returns 0 and fills its out-params,
+	 * LINLI_ENOENT when the field is absent, LINLI_ETYPE when it holds
+	 * another type (or r is an array), LINLI_EINVAL for NULL arguments.
+	 * rec_get_str: *s is borrowed and NUL-terminated; len (may be NULL) gets
+	 * the length in bytes. rec_get_int: LINLI_E2BIG for an unsigned value
+	 * above INT64_MAX. rec_get_float also accepts an integer field and
+	 * converts it. rec_get_time reads an integer field (ms since the epoch).
+	 * rec_get_map / rec_get_array: *child is borrowed (see record.h).
+	 */
+	int (*rec_get_str)(const linli_record *r, const char *key, const char **s, size_t *len);
+	int (*rec_get_bin)(const linli_record *r, const char *key, const void **p, size_t *len);
+	int (*rec_get_int)(const linli_record *r, const char *key, int64_t *v);
+	int (*rec_get_float)(const linli_record *r, const char *key, double *v);
+	int (*rec_get_bool)(const linli_record *r, const char *key, bool *v);
+	int (*rec_get_time)(const linli_record *r, const char *key, int64_t *ms);
+	int (*rec_get_map)(linli_record *r, const char *key, linli_record **child);
+	int (*rec_get_array)(linli_record *r, const char *key, linli_record **child);
+
+	/*
+	 * Setters by key, since 1.0: add field key, or replace its value
+	 * (whatever type it had; the field keeps its position). Values are
+	 * copied. Return 0, LINLI_EINVAL (NULL argument, key with invalid
+	 * UTF-8, string with invalid UTF-8), LINLI_ETYPE (r is an array),
+	 * LINLI_ELIMIT (nesting deeper than LINLI_REC_MAX_DEPTH),
+	 * LINLI_ENOMEM. rec_set_map / rec_set_array put a new empty map / array
+	 * under key and give it back borrowed in *child (may be NULL).
+	 * rec_set_record puts a deep copy of src (map or array) under key.
+	 */
+	int (*rec_set_str)(linli_record *r, const char *key, const char *s);
+	int (*rec_set_strn)(linli_record *r, const char *key, const char *s, size_t len);
+	int (*rec_set_bin)(linli_record *r, const char *key, const void *p, size_t len);
+	int (*rec_set_int)(linli_record *r, const char *key, int64_t v);
+	int (*rec_set_float)(linli_record *r, const char *key, double v);
+	int (*rec_set_bool)(linli_record *r, const char *key, bool v);
+	int (*rec_set_time)(linli_record *r, const char *key, int64_t ms);
+	int (*rec_set_nil)(linli_record *r, const char *key);
+	int (*rec_set_map)(linli_record *r, const char *key, linli_record **child);
+	int (*rec_set_array)(linli_record *r, const char *key, linli_record **child);
+	int (*rec_set_record)(linli_record *r, const char *key, const linli_record *src);
+
+	/*
+	 * Arrays, since 1.0. arr_type gives the enum linli_type of element i
+	 * (LINLI_T_NONE past the end). The getters work like the rec_get_*
+	 * ones with an index instead of a key (LINLI_ENOENT past the end,
+	 * LINLI_ETYPE when a is a map). The pushers append like the rec_set_*
+	 * ones. arr_remove drops element i, moving later ones down.
+	 */
+	int (*arr_type)(const linli_record *a, size_t i);
+	int (*arr_get_str)(const linli_record *a, size_t i, const char **s, size_t *len);
+	int (*arr_get_bin)(const linli_record *a, size_t i, const void **p, size_t *len);
+	int (*arr_get_int)(const linli_record *a, size_t i, int64_t *v);
+	int (*arr_get_float)(const linli_record *a, size_t i, double *v);
+	int (*arr_get_bool)(const linli_record *a, size_t i, bool *v);
+	int (*arr_get_time)(const linli_record *a, size_t i, int64_t *ms);
+	int (*arr_get_map)(linli_record *a, size_t i, linli_record **child);
+	int (*arr_get_array)(linli_record *a, size_t i, linli_record **child);
+	int (*arr_push_str)(linli_record *a, const char *s);
+	int (*arr_push_strn)(linli_record *a, const char *s, size_t len);
+	int (*arr_push_bin)(linli_record *a, const void *p, size_t len);
+	int (*arr_push_int)(linli_record *a, int64_t v);
+	int (*arr_push_float)(linli_record *a, double v);
+	int (*arr_push_bool)(linli_record *a, bool v);
+	int (*arr_push_time)(linli_record *a, int64_t ms);
+	int (*arr_push_nil)(linli_record *a);
+	int (*arr_push_map)(linli_record *a, linli_record **child);
+	int (*arr_push_array)(linli_record *a, linli_record **child);
+	int (*arr_push_record)(linli_record *a, const linli_record *src);
+	int (*arr_remove)(linli_record *a, size_t i);
+
+	/*
+	 * rec_to_json — write r as compact JSON into buf (cap bytes, NUL
+	 * included). *len (may be NULL) gets the JSON's length without the
+	 * NUL, also when it does not fit. Returns 0, LINLI_E2BIG when cap is
+	 * too small (buf then holds ""), LINLI_EINVAL. Since 1.0.
+	 */
+	int (*rec_to_json)(const linli_record *r, char *buf, size_t cap, size_t *len);
+	/*
+	 * rec_from_json — parse a JSON object or array (len bytes of text) into
+	 * a new record *out, yours. On failure returns LINLI_EINVAL with the
+	 * line, column and reason in err (errlen bytes; err may be NULL), or
+	 * LINLI_ELIMIT when nested deeper than LINLI_REC_MAX_DEPTH. Since 1.0.
+	 */
+	int (*rec_from_json)(const char *text, size_t len, linli_record **out, char *err,
+			     size_t errlen);
+
+	/* ---- append new members below this line, grouped by subsystem and version ---- */
+};
+
+/* Does the kernel's table have `member`? (Always true for members of your own minor.) */
+#define LINLI_API_HAS(api, member)                                                                \
+	(offsetof(struct linli_api, member) + sizeof(((struct linli_api *)0)->member) <=           \
+	 (api)->size)
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

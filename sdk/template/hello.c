@@ -1,0 +1,101 @@
+/*
+ * hello — a complete linli plugin, the starting point for your own.
+ *
+ * It registers one console command, `linli hello greet [NAME]`, which answers
+ * with a record, and a timer that logs how many greetings it gave. Rename
+ * the plugin (the .name below, the file names in meson.build), keep the
+ * shape: one LINLI_PLUGIN line, an init that registers everything, a fini
+ * that frees what is yours.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <linli/linli.h>
+
+/* The table init receives; valid until fini returns. */
+static const struct linli_api *api;
+
+struct hello {
+	int64_t greetings;
+	uint64_t timer;
+};
+
+/* `linli hello greet [NAME]`: runs on the kernel thread, must not block. */
+static int greet(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
+		 char *err, size_t errlen)
+{
+	struct hello *h = api->userdata(ctx);
+	if (req->argc > 1) {
+		snprintf(err, errlen, "usage: hello greet [NAME]");
+		return LINLI_EINVAL;
+	}
+	const char *who = req->argc == 1 ? req->argv[0] : "world";
+	char text[160];
+	snprintf(text, sizeof text, "hello, %s", who);
+
+	linli_record *r = api->rec_new();
+	if (!r)
+		return LINLI_ENOMEM;
+	int rc = api->rec_set_str(r, "greeting", text);
+	if (!rc)
+		rc = api->rec_set_str(r, "from", api->plugin_name(ctx));
+	if (!rc)
+		rc = api->rec_set_str(r, "scope", api->plugin_scope(ctx));
+	if (!rc)
+		rc = api->rec_set_int(r, "count", ++h->greetings);
+	if (!rc)
+		rc = api->rec_set_time(r, "at", api->time_now_ms());
+	if (rc) {
+		api->rec_free(r);
+		snprintf(err, errlen, "cannot build the reply: %s", linli_strerror(rc));
+		return rc;
+	}
+	*reply = r; /* the kernel sends it and frees it */
+	return 0;
+}
+
+static void report(linli_ctx *ctx, void *ud)
+{
+	struct hello *h = ud;
+	api->log(ctx, LINLI_LOG_DEBUG, "%lld greeting(s) so far", (long long)h->greetings);
+}
+
+static int hello_init(linli_ctx *ctx, const struct linli_api *a)
+{
+	api = a;
+	struct hello *h = calloc(1, sizeof *h);
+	if (!h)
+		return LINLI_ENOMEM;
+	api->set_userdata(ctx, h);
+	int rc = api->cmd_register(ctx, "greet", "[NAME]", "answer with a greeting record", greet,
+				   NULL);
+	if (!rc)
+		rc = api->timer_add(ctx, 60000, 60000, report, h, &h->timer);
+	if (rc) {
+		/* The kernel removes the command and timer itself; free what is ours. */
+		api->set_error(ctx, "cannot register: %s", linli_strerror(rc));
+		free(h);
+		return rc;
+	}
+	api->log(ctx, LINLI_LOG_INFO, "ready at %s (SDK %u.%u)", api->plugin_scope(ctx),
+		 api->major, api->minor);
+	return 0;
+}
+
+static void hello_fini(linli_ctx *ctx, const struct linli_api *a)
+{
+	struct hello *h = a->userdata(ctx);
+	a->log(ctx, LINLI_LOG_INFO, "bye after %lld greeting(s)", (long long)h->greetings);
+	free(h); /* commands and timers are removed by the kernel */
+}
+
+LINLI_PLUGIN(hello_init, hello_fini,
+	     .name = "hello",
+	     .version = "1.0.0",
+	     .family = "custom",
+	     .description = "Template plugin: answers `linli hello greet [NAME]`");
+/*
+ * More fields, when you need them:
+ *     .requires = {"alarms"},                      plugins initialised before this one
+ *     .capabilities = {"bus.publish:hello/#"},     what an admin must grant
+ */
