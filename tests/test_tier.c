@@ -9,6 +9,10 @@
 
 #include "linli/error.h"
 #include "tier.h"
+#include "tier_tree.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 static struct tier_principal person(const char *scope, enum tier_role role,
 				    const char *const *grants)
@@ -147,6 +151,64 @@ static void test_passwords_and_tokens(void **state)
 	assert_string_not_equal(t1, t2);
 }
 
+static void test_tree_shipped(void **state)
+{
+	(void)state;
+	struct tier_tree t;
+	char err[512] = "";
+	assert_int_equal(tier_tree_load(&t, SRCDIR "/catalog/tree.cfg", 0, err, sizeof err), 0);
+	/* one city, two districts, each two streets of two communities of two grids */
+	assert_int_equal(t.n, 1 + 2 * (1 + 2 * (1 + 2 * (1 + 2))));
+	const struct tier_node *n = tier_tree_find(&t, "hefei/baohe/binhu/yuelan");
+	assert_non_null(n);
+	assert_int_equal(n->level, TIER_COMMUNITY);
+	assert_string_equal(n->name, "悦澜社区");
+	assert_null(tier_tree_find(&t, "hefei/baohe/binhu/nowhere"));
+	int first, cnt = tier_tree_subtree(&t, "hefei/baohe/binhu", &first);
+	assert_int_equal(cnt, 1 + 2 * 3);
+	for (int i = first; i < first + cnt; i++)
+		assert_true(scope_within("hefei/baohe/binhu", t.v[i].path));
+	assert_string_equal(t.v[first].path, "hefei/baohe/binhu");
+	tier_tree_free(&t);
+}
+
+static void tree_bad(const char *text, const char *want)
+{
+	char path[] = "/tmp/linli-tree-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	struct tier_tree t;
+	char err[512] = "";
+	assert_int_equal(tier_tree_load(&t, path, 0, err, sizeof err), LINLI_ECONFIG);
+	unlink(path);
+	if (!strstr(err, want)) {
+		print_error("error \"%s\" lacks \"%s\"\n", err, want);
+		fail();
+	}
+}
+
+static void test_tree_bad(void **state)
+{
+	(void)state;
+	tree_bad("tree = (\n { path = \"a\"; code = \"1\"; name = \"A\"; },\n"
+		 " { path = \"a/b/c\"; code = \"2\"; name = \"C\"; }\n);\n",
+		 ":3: a/b/c: parent a/b is not listed before it");
+	tree_bad("tree = (\n { path = \"a\"; code = \"1\"; name = \"A\"; },\n"
+		 " { path = \"a\"; code = \"2\"; name = \"A\"; }\n);\n",
+		 ":3: duplicate path 'a'");
+	tree_bad("tree = (\n { path = \"a\"; code = \"1\"; name = \"A\"; },\n"
+		 " { path = \"a/b\"; code = \"1\"; name = \"B\"; }\n);\n",
+		 ":3: code '1' of a/b is already a's");
+	tree_bad("tree = (\n { path = \"A\"; code = \"1\"; name = \"A\"; }\n);\n",
+		 ":2: bad path 'A'");
+	tree_bad("tree = (\n { path = \"a\"; code = \"1\"; }\n);\n",
+		 ":2: tree entry 1 needs path, code and name");
+	tree_bad("tree = (\n { path = \"a\"; code = \"1\"; name = \"x\"; lvl = 1; }\n);\n",
+		 ":2: tree entry 1: unknown key 'lvl'");
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -155,6 +217,7 @@ int main(void)
 		cmocka_unit_test(test_scope_rules),	  cmocka_unit_test(test_role_table),
 		cmocka_unit_test(test_plugin_caps),	  cmocka_unit_test(test_sensitive_grant),
 		cmocka_unit_test(test_masking),		  cmocka_unit_test(test_passwords_and_tokens),
+		cmocka_unit_test(test_tree_shipped), cmocka_unit_test(test_tree_bad),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
