@@ -16,9 +16,12 @@
 #include <nng/protocol/reqrep0/req.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -67,6 +70,112 @@ static int connect_daemon(struct console *c)
 	}
 	c->open = true;
 	return 0;
+}
+
+/* ---- sessions ----
+ *
+ * `linli login` stores the token in a file only its owner can read:
+ * $LINLI_SESSION_FILE, or ~/.config/linli/sessions.json, a JSON map from
+ * control address to {"user", "token"} so that one person can hold sessions
+ * with several daemons. $LINLI_SESSION, when set, wins over the file.
+ */
+
+static void session_path(char *out, size_t n)
+{
+	const char *f = getenv("LINLI_SESSION_FILE");
+	const char *home = getenv("HOME");
+	if (f && *f)
+		snprintf(out, n, "%s", f);
+	else
+		snprintf(out, n, "%s/.config/linli/sessions.json", home ? home : ".");
+}
+
+static json_t *session_load(void)
+{
+	char p[4096];
+	session_path(p, sizeof p);
+	json_t *j = json_load_file(p, 0, NULL);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		j = json_object();
+	}
+	return j;
+}
+
+static int session_save(json_t *all)
+{
+	char p[4096], tmp[4200];
+	session_path(p, sizeof p);
+	if (!getenv("LINLI_SESSION_FILE")) {
+		char d[4096];
+		const char *home = getenv("HOME");
+		snprintf(d, sizeof d, "%s/.config", home ? home : ".");
+		mkdir(d, 0700);
+		snprintf(d, sizeof d, "%s/.config/linli", home ? home : ".");
+		mkdir(d, 0700);
+	}
+	snprintf(tmp, sizeof tmp, "%s.%ld", p, (long)getpid());
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	char *s = json_dumps(all, JSON_INDENT(2));
+	size_t n = s ? strlen(s) : 0;
+	bool ok = s && write(fd, s, n) == (ssize_t)n && fchmod(fd, 0600) == 0;
+	free(s);
+	ok = close(fd) == 0 && ok;
+	if (!ok || rename(tmp, p) != 0) {
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+static char *session_token(const char *addr)
+{
+	const char *env = getenv("LINLI_SESSION");
+	if (env && *env)
+		return strdup(env);
+	json_t *all = session_load();
+	const char *t = json_string_value(json_object_get(json_object_get(all, addr), "token"));
+	char *r = t ? strdup(t) : NULL;
+	json_decref(all);
+	return r;
+}
+
+/* Read a password: from the terminal without echo, or one line of stdin. */
+static char *read_password(bool from_stdin)
+{
+	char buf[1024];
+	FILE *in = stdin;
+	struct termios old, quiet;
+	bool tty = false;
+	if (!from_stdin) {
+		in = fopen("/dev/tty", "r+");
+		if (!in) {
+			fprintf(stderr, "linli: no terminal to read a password from; use --password-stdin\n");
+			return NULL;
+		}
+		fputs("password: ", stderr);
+		fflush(stderr);
+		if (tcgetattr(fileno(in), &old) == 0) {
+			quiet = old;
+			quiet.c_lflag &= ~(tcflag_t)ECHO;
+			tty = tcsetattr(fileno(in), TCSAFLUSH, &quiet) == 0;
+		}
+	}
+	char *line = fgets(buf, sizeof buf, in);
+	if (tty) {
+		tcsetattr(fileno(in), TCSAFLUSH, &old);
+		fputc('\n', stderr);
+	}
+	if (in != stdin)
+		fclose(in);
+	if (!line)
+		return NULL;
+	buf[strcspn(buf, "\r\n")] = '\0';
+	char *pw = strdup(buf);
+	explicit_bzero(buf, sizeof buf);
+	return pw;
 }
 
 /* ---- rendering ---- */
@@ -185,27 +294,21 @@ static char *read_stdin(size_t *len)
 	return buf;
 }
 
-static int tail(struct console *c, int argc, char **argv);
-
 /*
  * Send argv, print the reply. Returns the exit code (0, 1). `reply_out`, if
  * given, receives the data as JSON instead of printing.
  */
-static int run(struct console *c, int argc, char **argv, json_t **reply_out)
+static int run(struct console *c, int argc, char **argv, json_t **reply_out, const char *input,
+	       size_t input_len)
 {
-	if (!reply_out && argc >= 2 && strcmp(argv[0], "events") == 0 &&
-	    strcmp(argv[1], "tail") == 0)
-		return tail(c, argc, argv);
 	bool json = c->json;
-	const char *input = NULL;
 	char *stdin_buf = NULL;
-	size_t input_len = 0;
 	char **av = calloc((size_t)argc + 1, sizeof *av);
 	int ac = 0;
 	for (int i = 0; i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0)
 			json = true;
-		else if (strcmp(argv[i], "--stdin") == 0 && !stdin_buf) {
+		else if (strcmp(argv[i], "--stdin") == 0 && !stdin_buf && !input) {
 			stdin_buf = read_stdin(&input_len);
 			input = stdin_buf;
 		} else
@@ -225,7 +328,7 @@ static int run(struct console *c, int argc, char **argv, json_t **reply_out)
 	msgpack_packer pk;
 	msgpack_sbuffer_init(&b);
 	msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
-	const char *session = getenv("LINLI_SESSION");
+	char *session = session_token(c->addr);
 	msgpack_pack_map(&pk, 2 + (session != NULL) + (input != NULL));
 	mp_kv_int(&pk, "v", PROTO_VERSION);
 	mp_str(&pk, "argv");
@@ -234,6 +337,7 @@ static int run(struct console *c, int argc, char **argv, json_t **reply_out)
 		mp_str(&pk, av[i]);
 	if (session)
 		mp_kv_str(&pk, "session", session);
+	free(session);
 	if (input) {
 		mp_str(&pk, "input");
 		msgpack_pack_str(&pk, input_len);
@@ -376,7 +480,7 @@ static int tail(struct console *c, int argc, char **argv)
 	char *sub[5] = {"events", "subscribe", (char *)(pattern ? pattern : "#"), "--scope",
 			(char *)scope};
 	json_t *rep = NULL;
-	if (run(c, scope ? 5 : 3, sub, &rep) != 0)
+	if (run(c, scope ? 5 : 3, sub, &rep, NULL, 0) != 0)
 		return 1;
 	char id[32], cursor[32] = "0", wait[32];
 	snprintf(id, sizeof id, "%lld", (long long)json_integer_value(json_object_get(rep, "id")));
@@ -403,7 +507,7 @@ static int tail(struct console *c, int argc, char **argv)
 		}
 		snprintf(wait, sizeof wait, "%ld", wait_ms);
 		char *next[6] = {"events", "next", id, cursor, "--wait", wait};
-		if (run(c, 6, next, &rep) != 0) {
+		if (run(c, 6, next, &rep, NULL, 0) != 0) {
 			code = 1;
 			break;
 		}
@@ -433,13 +537,89 @@ static int tail(struct console *c, int argc, char **argv)
 	sigaction(SIGINT, &old, NULL);
 	char *unsub[3] = {"events", "unsubscribe", id};
 	rep = NULL;
-	if (run(c, 3, unsub, &rep) == 0)
+	if (run(c, 3, unsub, &rep, NULL, 0) == 0)
 		json_decref(rep);
 	return code;
 usage:
 	fprintf(stderr, "usage: linli events tail [PATTERN] [--json] [--count N] [--seconds S] "
 			"[--scope S]\n");
 	return 2;
+}
+
+/* `login USER [--password-stdin]`: the password goes as the request's input. */
+static int do_login(struct console *c, int argc, char **argv)
+{
+	bool from_stdin = false;
+	const char *user = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--password-stdin") == 0)
+			from_stdin = true;
+		else if (strcmp(argv[i], "--json") == 0)
+			c->json = true;
+		else if (!user)
+			user = argv[i];
+		else
+			user = NULL, i = argc;
+	}
+	if (!user) {
+		fprintf(stderr, "usage: linli login USER [--password-stdin]\n");
+		return 2;
+	}
+	char *pw = read_password(from_stdin);
+	if (!pw)
+		return 1;
+	char *av[] = {"login", (char *)user};
+	json_t *j = NULL;
+	int code = run(c, 2, av, &j, pw, strlen(pw));
+	explicit_bzero(pw, strlen(pw));
+	free(pw);
+	if (code != 0)
+		return code;
+	const char *tok = json_string_value(json_object_get(j, "token"));
+	json_t *all = session_load();
+	json_object_set_new(all, c->addr, json_pack("{s:s,s:s}", "user", user, "token", tok ? tok : ""));
+	if (!tok || session_save(all) != 0) {
+		fprintf(stderr, "linli: cannot save the session file\n");
+		code = 1;
+	}
+	json_decref(all);
+	json_object_del(j, "token"); /* never echo the token */
+	if (code == 0) {
+		if (c->json) {
+			char *s = json_dumps(j, JSON_INDENT(2));
+			printf("%s\n", s);
+			free(s);
+		} else
+			printf("logged in as %s (%s at %s) until %s\n", user,
+			       json_string_value(json_object_get(j, "role")),
+			       json_string_value(json_object_get(j, "scope")),
+			       json_string_value(json_object_get(j, "expires")));
+	}
+	json_decref(j);
+	return code;
+}
+
+static int do_logout(struct console *c, int argc, char **argv)
+{
+	int code = run(c, argc, argv, NULL, NULL, 0);
+	json_t *all = session_load();
+	if (json_object_get(all, c->addr)) {
+		json_object_del(all, c->addr);
+		session_save(all);
+	}
+	json_decref(all);
+	return code;
+}
+
+static int dispatch(struct console *c, int argc, char **argv)
+{
+	if (strcmp(argv[0], "login") == 0)
+		return do_login(c, argc, argv);
+	if (strcmp(argv[0], "logout") == 0)
+		return do_logout(c, argc, argv);
+	if (argc >= 2 && strcmp(argv[0], "events") == 0 && strcmp(argv[1], "tail") == 0)
+		return tail(c, argc, argv);
+	return run(c, argc, argv, NULL, NULL, 0);
 }
 
 /* ---- interactive shell ---- */
@@ -476,7 +656,7 @@ static void load_words(struct console *c)
 	char *argv[] = {"help"};
 	json_t *j = NULL;
 	static const char *const local[] = {"quit", "exit"};
-	if (run(c, 1, argv, &j) != 0 || !json_is_array(j)) {
+	if (run(c, 1, argv, &j, NULL, 0) != 0 || !json_is_array(j)) {
 		json_decref(j);
 		return;
 	}
@@ -563,7 +743,7 @@ static int shell(struct console *c)
 				free(line);
 				break;
 			}
-			run(c, argc, argv, NULL);
+			dispatch(c, argc, argv);
 		} else if (argc < 0)
 			fprintf(stderr, "linli: more than %d words\n", PROTO_MAX_ARGS);
 		free(copy);
@@ -607,7 +787,7 @@ int main(int argc, char **argv)
 	if (i == argc)
 		code = isatty(STDIN_FILENO) || !c.json ? shell(&c) : (usage(stderr), 2);
 	else
-		code = run(&c, argc - i, argv + i, NULL);
+		code = dispatch(&c, argc - i, argv + i);
 	if (c.open)
 		nng_close(c.sock);
 	return code;

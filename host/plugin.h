@@ -47,6 +47,7 @@
 #include <stdint.h>
 
 #include "linli/plugin.h"
+#include "tier.h"
 
 struct kernel;
 struct plugin;
@@ -119,6 +120,16 @@ int plug_read_meta(const void *buf, size_t len, struct linli_plugin_meta *out, c
 		   size_t errlen);
 /* plug_check_meta — the field checks (name, family, strings, lists). */
 int plug_check_meta(const struct linli_plugin_meta *m, char *err, size_t errlen);
+
+/*
+ * plug_authorize — may plugin p take `act` on jurisdiction `scope`, touching
+ * `object` (a dataset, topic or pattern, device class)? The tier check
+ * (tier.c) with the plugin as principal: its jurisdiction is the node it runs
+ * at, its grants the capabilities it declared. Returns 0 or LINLI_EPERM with
+ * the reason in err. Every table function that reaches data calls this.
+ */
+int plug_authorize(struct plugin *p, enum tier_action act, const char *scope, const char *object,
+		   char *err, size_t errlen);
 
 /* Number of running plugins (also kept in k->plugin_count). */
 int plug_running(const struct kernel *k);

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bus.h"
 #include "cmd.h"
 #include "kernel.h"
 #include "log.h"
@@ -308,6 +309,158 @@ static int api_timer_cancel(linli_ctx *ctx, uint64_t id)
 	return 0;
 }
 
+/* ---- the event bus ----
+ *
+ * Each subscription has a trampoline (psub) that turns the bus's MessagePack
+ * payload into a record for the plugin. The psub is the bus subscription's
+ * owner and ud; the bus frees it (bus_set_release) once the subscription is
+ * gone and its handler is not running, so a plugin may unsubscribe from
+ * inside its own handler.
+ */
+
+struct psub {
+	struct plugin *p;
+	struct plug_res *res;
+	uint64_t id;
+	linli_event_fn fn;
+	void *ud;
+	char pattern[BUS_TOPIC_MAX + 1];
+};
+
+static int psub_deliver(const struct bus_event *ev, void *ud)
+{
+	struct psub *s = ud;
+	linli_record *payload = NULL;
+	char err[256];
+	int rc = record_from_bytes(ev->payload, ev->payload_len, &payload, err, sizeof err);
+	if (rc) {
+		log_warn(plug_name(s->p), "event %s: payload refused: %s", ev->topic, err);
+		return rc;
+	}
+	struct linli_event le = {
+		.size = sizeof le,
+		.seq = ev->seq,
+		.time_ms = (int64_t)ev->time_ms,
+		.topic = ev->topic,
+		.publisher = ev->publisher,
+		.scope = ev->scope,
+		.payload = payload,
+		.consequence = ev->cls == BUS_CONSEQUENCE,
+	};
+	rc = s->fn(plug_ctx(s->p), &le, s->ud);
+	record_free(payload);
+	return rc;
+}
+
+static void psub_free(void *ud) { free(ud); }
+
+/* Tracked-resource release: the bus frees the psub when it is safe. */
+static void psub_release(void *arg)
+{
+	struct psub *s = arg;
+	bus_unsubscribe(plug_kernel(s->p)->bus, s->id, s);
+}
+
+static void psub_describe(void *arg, char *buf, size_t len)
+{
+	struct psub *s = arg;
+	snprintf(buf, len, "subscription %llu to %s", (unsigned long long)s->id, s->pattern);
+}
+
+static const struct plug_res_ops psub_ops = {
+	.kind = "subscription",
+	.release = psub_release,
+	.describe = psub_describe,
+};
+
+static bool psub_match(void *arg, const void *key)
+{
+	return ((struct psub *)arg)->id == *(const uint64_t *)key;
+}
+
+static int api_subscribe(linli_ctx *ctx, const char *pattern, linli_event_fn fn, void *ud,
+			 uint64_t *id)
+{
+	struct plugin *p = plug_from_ctx(ctx);
+	struct kernel *k = plug_kernel(p);
+	char err[256];
+	if (!pattern || !fn)
+		return LINLI_EINVAL;
+	int rc = plug_authorize(p, ACT_EVENTS_SUBSCRIBE, k->cfg.node_path, pattern, err,
+				sizeof err);
+	if (rc) {
+		log_warn(plug_name(p), "subscribe %s: %s", pattern, err);
+		return rc;
+	}
+	struct psub *s = calloc(1, sizeof *s);
+	if (!s)
+		return LINLI_ENOMEM;
+	s->p = p;
+	s->fn = fn;
+	s->ud = ud;
+	snprintf(s->pattern, sizeof s->pattern, "%s", pattern);
+	rc = bus_subscribe(k->bus, pattern, k->cfg.node_path, psub_deliver, s, s, plug_name(p),
+			   &s->id, err, sizeof err);
+	if (rc) {
+		log_warn(plug_name(p), "subscribe %s: %s", pattern, err);
+		free(s);
+		return rc;
+	}
+	bus_set_release(k->bus, s->id, psub_free);
+	if (!(s->res = plug_track(p, &psub_ops, s))) {
+		bus_unsubscribe(k->bus, s->id, s); /* frees s through psub_free */
+		return LINLI_ENOMEM;
+	}
+	if (id)
+		*id = s->id;
+	return 0;
+}
+
+static int api_unsubscribe(linli_ctx *ctx, uint64_t id)
+{
+	struct plugin *p = plug_from_ctx(ctx);
+	struct plug_res *res;
+	if (!plug_find_res(p, &psub_ops, psub_match, &id, &res))
+		return LINLI_ENOENT;
+	plug_release(p, res);
+	return 0;
+}
+
+static int api_publish(linli_ctx *ctx, const char *topic, const char *scope,
+		       const linli_record *payload, uint64_t *seq)
+{
+	struct plugin *p = plug_from_ctx(ctx);
+	struct kernel *k = plug_kernel(p);
+	char err[256];
+	if (!topic)
+		return LINLI_EINVAL;
+	if (!scope)
+		scope = k->cfg.node_path;
+	int rc = plug_authorize(p, ACT_EVENTS_PUBLISH, scope, topic, err, sizeof err);
+	if (rc) {
+		log_warn(plug_name(p), "publish %s: %s", topic, err);
+		return rc;
+	}
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	if (payload && (rc = record_pack(payload, &pk)) != 0) {
+		msgpack_sbuffer_destroy(&sb);
+		return rc;
+	}
+	struct bus_msg m = {.topic = topic,
+			    .publisher = plug_name(p),
+			    .scope = scope,
+			    .payload = sb.data,
+			    .payload_len = sb.size};
+	rc = bus_publish(k->bus, &m, seq, err, sizeof err);
+	msgpack_sbuffer_destroy(&sb);
+	if (rc && rc != LINLI_EBUSY)
+		log_warn(plug_name(p), "publish %s: %s", topic, err);
+	return rc;
+}
+
 /* ---- the table ---- */
 
 static const struct linli_api table = {
@@ -383,6 +536,10 @@ static const struct linli_api table = {
 	.arr_remove = record_arr_remove,
 	.rec_to_json = record_to_json,
 	.rec_from_json = record_from_json,
+	/* the bus */
+	.subscribe = api_subscribe,
+	.unsubscribe = api_unsubscribe,
+	.publish = api_publish,
 	/* ---- later subsystems: fill their members here, in the order of api.h ---- */
 };
 

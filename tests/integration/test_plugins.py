@@ -5,6 +5,7 @@ plugins carry an ELF constructor that prints "CONSTRUCTOR RAN <name>": its
 absence from the daemon's log proves that none of their code ran.
 """
 import glob
+import json
 import os
 import shutil
 import signal
@@ -483,6 +484,63 @@ def case_template_builds_out_of_tree():
             check("hello: bye after 2 greeting(s)" in d.logtext(), "fini")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def tail_json(d, pattern, count, seconds):
+    """Start `linli events tail PATTERN --json` for at most `seconds`; return the process."""
+    return subprocess.Popen([LINLI, "--socket", d.sock, "--json", "events", "tail", pattern,
+                             "--count", str(count), "--seconds", str(seconds)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def tail_lines(p):
+    out, err = p.communicate(timeout=60)
+    return [json.loads(l) for l in out.splitlines() if l.strip()]
+
+
+def wait_subscribers(d, n):
+    for _ in range(200):
+        if d.ok("status")["bus_subscriptions"] >= n:
+            return
+        time.sleep(0.05)
+    raise TestFailure(f"never {n} subscriptions: {d.ok('status')}")
+
+
+def case_plugin_bus_subscribe_and_publish():
+    with running({"tp_bus.so": "tp_bus"}) as d:
+        base = d.ok("status")["bus_subscriptions"]
+        eq(base >= 1, True, "the plugin's subscription exists")
+        t = tail_json(d, "test/out/#", 2, 20)
+        wait_subscribers(d, base + 1)
+        d.ok("publish", "test/in/a", '{"n": 21}')
+        d.ok("publish", "test/in/b", '{"n": 5}', "--scope", "hefei/baohe")
+        ev = tail_lines(t)
+        eq([e["topic"] for e in ev], ["test/out/a", "test/out/b"], "plugin answers in order")
+        eq([e["payload"]["n2"] for e in ev], [42, 10], "payload read and written via records")
+        eq({e["publisher"] for e in ev}, {"tp_bus"}, "publisher is the plugin")
+        eq(ev[1]["scope"], "hefei/baohe", "the event's scope is kept")
+        # What it did not declare, or outside its jurisdiction, is refused.
+        for what in ("forbidden", "outside", "subwide"):
+            eq(d.ok("tp_bus", what)["rc"], -5, f"{what} must be LINLI_EPERM")
+        check("no granted capability bus.publish:alarm/x" in d.logtext(), d.logtext())
+        check("outside its jurisdiction" in d.logtext(), "scope refusal logged")
+        info = d.ok("plugins", "info", "tp_bus")
+        check("subscription" in json.dumps(info) and "test/in/#" in json.dumps(info), info)
+        # A handler error is logged with the plugin's name; delivery goes on.
+        d.ok("publish", "test/in/c", '{"m": 1}')
+        d.wait_log("tp_bus")
+        # Disable removes the subscription; enable brings it back.
+        d.ok("plugins", "disable", "tp_bus")
+        eq(d.ok("status")["bus_subscriptions"], base - 1, "subscription gone with disable")
+        d.ok("plugins", "enable", "tp_bus")
+        eq(d.ok("status")["bus_subscriptions"], base, "subscription back with enable")
+        # Unsubscribing from the plugin's own command stops the answers.
+        eq(d.ok("tp_bus", "stop")["rc"], 0, "unsubscribe")
+        eq(d.ok("tp_bus", "stop")["rc"], -3, "second unsubscribe: LINLI_ENOENT")
+        t = tail_json(d, "test/out/#", 1, 2)
+        wait_subscribers(d, base)
+        d.ok("publish", "test/in/d", '{"n": 1}')
+        eq(tail_lines(t), [], "no answer after unsubscribe")
 
 
 if __name__ == "__main__":

@@ -74,6 +74,30 @@ struct linli_cmd_req {
 typedef int (*linli_cmd_fn)(linli_ctx *ctx, const struct linli_cmd_req *req,
 			    linli_record **reply, char *err, size_t errlen);
 
+/*
+ * struct linli_event — one bus event as a subscriber's handler sees it,
+ * since 1.0. Everything is borrowed for the duration of the handler call:
+ * copy what you keep (rec_copy for the payload).
+ */
+struct linli_event {
+	uint32_t size;		      /* sizeof(struct linli_event) of the kernel */
+	uint64_t seq;		      /* bus-wide, increasing in delivery order */
+	int64_t time_ms;	      /* publication time, ms since the epoch (UTC) */
+	const char *topic;	      /* e.g. "dev/smoke/sd-0042/event/alarm" */
+	const char *publisher;	      /* plugin name, "console", a driver, ... */
+	const char *scope;	      /* jurisdiction path the event belongs to */
+	const linli_record *payload;  /* a map; read it with the rec_get_* functions */
+	bool consequence;	      /* true: a record of consequence (never shed) */
+};
+
+/*
+ * linli_event_fn — a bus subscriber (kernel thread; must not block). Return
+ * 0, or a negative LINLI_E* code: the error is logged with the plugin's name
+ * and delivery to the other subscribers goes on. It may publish, subscribe
+ * and unsubscribe (itself included).
+ */
+typedef int (*linli_event_fn)(linli_ctx *ctx, const struct linli_event *ev, void *ud);
+
 /* linli_timer_fn — a timer callback (kernel thread; must not block). */
 typedef void (*linli_timer_fn)(linli_ctx *ctx, void *ud);
 
@@ -265,6 +289,39 @@ struct linli_api {
 	 */
 	int (*rec_from_json)(const char *text, size_t len, linli_record **out, char *err,
 			     size_t errlen);
+
+	/* ---- the event bus, since 1.0 ---- */
+
+	/*
+	 * subscribe — call fn(ctx, ev, ud) for every event whose topic matches
+	 * `pattern` ('/'-separated levels; `+` is exactly one level, a final `#`
+	 * the rest: "dev/smoke/+/event/#") and whose scope lies in the plugin's
+	 * jurisdiction (events of sibling or parent nodes never arrive). Events
+	 * published before the call are not delivered. Stores the id (> 0) in
+	 * *id (may be NULL). Removed automatically on failure of init, disable,
+	 * reload and unload. Returns 0, LINLI_EINVAL (bad pattern or NULL fn;
+	 * see the log), LINLI_EPERM (the plugin holds no granted capability
+	 * `bus.subscribe:<pattern>`), LINLI_ENOMEM. Since 1.0.
+	 */
+	int (*subscribe)(linli_ctx *ctx, const char *pattern, linli_event_fn fn, void *ud,
+			 uint64_t *id);
+	/* unsubscribe — stop subscription `id` (also from its own handler). 0 or LINLI_ENOENT. Since 1.0. */
+	int (*unsubscribe)(linli_ctx *ctx, uint64_t id);
+	/*
+	 * publish — publish `payload` (a map, borrowed: the kernel copies it) on
+	 * `topic` (no wildcards) for jurisdiction `scope`: NULL means the
+	 * plugin's own node; otherwise a path inside it. Records of consequence
+	 * (alarm/#, incident/#, ... as the node declares them) are stored before
+	 * any subscriber sees them. Subscribers run after the current handler
+	 * returns, never inside this call. Returns 0 and the event's seq in *seq
+	 * (may be NULL); LINLI_EINVAL (bad topic, scope or payload); LINLI_EPERM
+	 * (scope outside the plugin's jurisdiction, or no granted capability
+	 * `bus.publish:<topic>`); LINLI_EBUSY (telemetry shed under overload);
+	 * or the store's code when a record of consequence could not be stored.
+	 * Since 1.0.
+	 */
+	int (*publish)(linli_ctx *ctx, const char *topic, const char *scope,
+		       const linli_record *payload, uint64_t *seq);
 
 	/* ---- append new members below this line, grouped by subsystem and version ---- */
 };

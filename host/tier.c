@@ -1,0 +1,321 @@
+/*
+ * tier — see tier.h.
+ *
+ * The role table is data: one row per action, one bit per (role, level).
+ * Keeping it a table (and printing it with `linli tier roles`) is what lets
+ * the docs and the code agree: the docs table is generated from the same rows.
+ */
+#include "tier.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "linli/error.h"
+
+static const char *const role_names[ROLE_COUNT] = {"none", "admin", "operator", "grid_worker",
+						   "auditor", "viewer"};
+
+static const char *const action_names[ACT_COUNT] = {
+	"status",	  "data.read",	     "data.write",	"data.delete",	   "device.read",
+	"device.command", "device.manage",   "events.subscribe", "events.publish", "plugin.manage",
+	"rules.manage",	  "accounts.manage", "audit.read",	"store.admin"};
+
+/* Levels as bits: C city, D district, S street, M community, G grid. */
+#define C (1u << TIER_CITY)
+#define D (1u << TIER_DISTRICT)
+#define S (1u << TIER_STREET)
+#define M (1u << TIER_COMMUNITY)
+#define G (1u << TIER_GRID)
+#define CDSM (C | D | S | M)
+
+/* allow[action][role] = levels at which that role may take that action. */
+static const unsigned allow[ACT_COUNT][ROLE_COUNT] = {
+	/*                     none admin  operator  grid_w auditor viewer */
+	[ACT_STATUS] = {0, CDSM, CDSM, G, CDSM, CDSM},
+	[ACT_DATA_READ] = {0, CDSM, CDSM, G, CDSM, CDSM},
+	[ACT_DATA_WRITE] = {0, CDSM, CDSM, G, 0, 0},
+	[ACT_DATA_DELETE] = {0, CDSM, S | M, 0, 0, 0},
+	[ACT_DEVICE_READ] = {0, CDSM, CDSM, G, CDSM, CDSM},
+	[ACT_DEVICE_COMMAND] = {0, S | M, S | M, 0, 0, 0},
+	[ACT_DEVICE_MANAGE] = {0, S | M, 0, 0, 0, 0},
+	[ACT_EVENTS_SUBSCRIBE] = {0, CDSM, CDSM, G, CDSM, CDSM},
+	[ACT_EVENTS_PUBLISH] = {0, CDSM, CDSM, G, 0, 0},
+	[ACT_PLUGIN_MANAGE] = {0, CDSM, 0, 0, 0, 0},
+	[ACT_RULES_MANAGE] = {0, CDSM, 0, 0, 0, 0},
+	[ACT_ACCOUNTS_MANAGE] = {0, CDSM, 0, 0, 0, 0},
+	[ACT_AUDIT_READ] = {0, CDSM, 0, 0, CDSM, 0},
+	[ACT_STORE_ADMIN] = {0, CDSM, 0, 0, 0, 0},
+};
+
+const char *tier_role_name(enum tier_role r)
+{
+	return (unsigned)r < ROLE_COUNT ? role_names[r] : "?";
+}
+
+enum tier_role tier_role_parse(const char *name)
+{
+	for (int i = 1; i < ROLE_COUNT; i++)
+		if (strcmp(name, role_names[i]) == 0)
+			return (enum tier_role)i;
+	return ROLE_NONE;
+}
+
+const char *tier_action_name(enum tier_action a)
+{
+	return (unsigned)a < ACT_COUNT ? action_names[a] : "?";
+}
+
+enum tier_action tier_action_parse(const char *name)
+{
+	for (int i = 0; i < ACT_COUNT; i++)
+		if (strcmp(name, action_names[i]) == 0)
+			return (enum tier_action)i;
+	return ACT_COUNT;
+}
+
+bool tier_role_valid_at(enum tier_role role, enum tier_level level)
+{
+	if (role <= ROLE_NONE || role >= ROLE_COUNT || level < TIER_CITY || level > TIER_GRID)
+		return false;
+	return role == ROLE_GRID_WORKER ? level == TIER_GRID : level != TIER_GRID;
+}
+
+bool tier_role_allows(enum tier_role role, enum tier_level level, enum tier_action act)
+{
+	if ((unsigned)act >= ACT_COUNT || !tier_role_valid_at(role, level))
+		return false;
+	return (allow[act][role] & (1u << level)) != 0;
+}
+
+/* MQTT-style match of topic `t` against pattern `p` (+ one level, # the rest). */
+static bool topic_match(const char *p, const char *t)
+{
+	for (;;) {
+		if (p[0] == '#' && p[1] == '\0')
+			return true;
+		size_t pn = strcspn(p, "/"), tn = strcspn(t, "/");
+		if (!(pn == 1 && p[0] == '+') && (pn != tn || strncmp(p, t, pn) != 0))
+			return false;
+		p += pn;
+		t += tn;
+		if (!*p || !*t)
+			return !*p && !*t;
+		p++;
+		t++;
+	}
+}
+
+bool tier_cap_covers(const char *g, const char *cap)
+{
+	/* A grant is "verb" or "verb:object"; the verb must match exactly. */
+	size_t gv = strcspn(g, ":"), cv = strcspn(cap, ":");
+	if (gv != cv || strncmp(g, cap, gv) != 0)
+		return false;
+	if (!g[gv])
+		return true; /* "store.read" covers every dataset */
+	if (!cap[cv])
+		return false;
+	const char *go = g + gv + 1, *co = cap + cv + 1;
+	if (strcmp(go, "*") == 0 || strcmp(go, co) == 0)
+		return true;
+	return strncmp(g, "bus.", 4) == 0 && topic_match(go, co);
+}
+
+/* The capability a plugin needs for an action on an object. */
+static void needed_cap(enum tier_action act, const char *object, char *out, size_t n)
+{
+	const char *verb;
+	switch (act) {
+	case ACT_DATA_READ:
+		verb = "store.read";
+		break;
+	case ACT_DATA_WRITE:
+	case ACT_DATA_DELETE:
+		verb = "store.write";
+		break;
+	case ACT_DEVICE_READ:
+		verb = "device.read";
+		break;
+	case ACT_DEVICE_COMMAND:
+		verb = "device.command";
+		break;
+	case ACT_EVENTS_SUBSCRIBE:
+		verb = "bus.subscribe";
+		break;
+	case ACT_EVENTS_PUBLISH:
+		verb = "bus.publish";
+		break;
+	default:
+		verb = tier_action_name(act);
+		object = NULL;
+	}
+	snprintf(out, n, "%s%s%s", verb, object ? ":" : "", object ? object : "");
+}
+
+int tier_check(const struct tier_principal *who, enum tier_action act, const char *scope,
+	       const char *object, char *why, size_t whylen)
+{
+	if (who->kind == PRINCIPAL_KERNEL)
+		return 0;
+	if (!scope_within(who->scope, scope)) {
+		snprintf(why, whylen, "%s '%s' of %s may not act on %s: outside its jurisdiction",
+			 who->kind == PRINCIPAL_PLUGIN ? "plugin" : "account", who->name,
+			 who->scope, scope);
+		return LINLI_EPERM;
+	}
+	if (who->kind == PRINCIPAL_PLUGIN) {
+		char cap[256];
+		needed_cap(act, object, cap, sizeof cap);
+		for (const char *const *g = who->grants; g && *g; g++)
+			if (tier_cap_covers(*g, cap))
+				return 0;
+		snprintf(why, whylen, "plugin '%s' holds no granted capability %s", who->name, cap);
+		return LINLI_EPERM;
+	}
+	enum tier_level lvl = (enum tier_level)scope_depth(who->scope);
+	if (!tier_role_allows(who->role, lvl, act)) {
+		snprintf(why, whylen, "role %s at %s level may not %s", tier_role_name(who->role),
+			 tier_level_name(lvl) ? tier_level_name(lvl) : "?", tier_action_name(act));
+		return LINLI_EPERM;
+	}
+	return 0;
+}
+
+bool tier_sees_sensitive(const struct tier_principal *who, const char *dataset)
+{
+	if (who->kind == PRINCIPAL_KERNEL)
+		return true;
+	char want[160];
+	snprintf(want, sizeof want, "sensitive:%s", dataset ? dataset : "");
+	for (const char *const *g = who->grants; g && *g; g++)
+		if (strcmp(*g, "sensitive") == 0 || strcmp(*g, want) == 0)
+			return true;
+	return false;
+}
+
+static const char *const mask_names[] = {NULL, "id_number", "phone", "name", "address", "health"};
+
+enum mask_kind tier_mask_parse(const char *name)
+{
+	for (int i = 1; i <= MASK_HEALTH; i++)
+		if (strcmp(name, mask_names[i]) == 0)
+			return (enum mask_kind)i;
+	return MASK_NONE;
+}
+
+const char *tier_mask_name(enum mask_kind m)
+{
+	return m > MASK_NONE && m <= MASK_HEALTH ? mask_names[m] : NULL;
+}
+
+/* Byte length of the UTF-8 character starting at s (1 for a stray byte). */
+static size_t u8len(const unsigned char *s, size_t left)
+{
+	size_t n = s[0] < 0x80 ? 1 : s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC0 ? 2 : 1;
+	return n > left ? left : n;
+}
+
+static size_t u8count(const char *s, size_t n)
+{
+	size_t c = 0;
+	for (size_t i = 0; i < n; c++)
+		i += u8len((const unsigned char *)s + i, n - i);
+	return c;
+}
+
+/* Keep `head` characters and `tail` characters; stars for the rest. */
+static void keep(const char *in, size_t n, size_t head, size_t tail, char *out, size_t outlen)
+{
+	size_t chars = u8count(in, n), o = 0, i = 0;
+	if (head + tail >= chars) {
+		/* Too short to show anything safely: all stars. */
+		head = chars > 1 ? 1 : 0;
+		tail = 0;
+	}
+	for (size_t c = 0; c < chars && o + 5 < outlen; c++) {
+		size_t l = u8len((const unsigned char *)in + i, n - i);
+		if (c < head || c >= chars - tail) {
+			memcpy(out + o, in + i, l);
+			o += l;
+		} else
+			out[o++] = '*';
+		i += l;
+	}
+	out[o] = '\0';
+}
+
+void tier_mask(enum mask_kind m, const char *in, size_t n, char *out, size_t outlen)
+{
+	if (outlen == 0)
+		return;
+	switch (m) {
+	case MASK_ID_NUMBER:
+		keep(in, n, 3, 4, out, outlen);
+		return;
+	case MASK_PHONE:
+		keep(in, n, 3, 4, out, outlen);
+		return;
+	case MASK_NAME:
+		keep(in, n, 1, 0, out, outlen);
+		return;
+	case MASK_ADDRESS: {
+		size_t i = 0;
+		for (int c = 0; c < 6 && i < n; c++)
+			i += u8len((const unsigned char *)in + i, n - i);
+		snprintf(out, outlen, "%.*s****", (int)i, in);
+		return;
+	}
+	case MASK_HEALTH:
+	case MASK_NONE:
+	default:
+		snprintf(out, outlen, "***");
+		return;
+	}
+}
+
+int tier_password_ok(const char *user, const char *pw, char *why, size_t whylen)
+{
+	size_t n = strlen(pw);
+	const char *reason = NULL;
+	if (n < TIER_PASSWORD_MIN)
+		reason = "shorter than 10 characters";
+	else if (n > TIER_PASSWORD_MAX)
+		reason = "longer than 256 characters";
+	else if (user && strcasestr(pw, user) && strlen(user) >= 3)
+		reason = "contains the username";
+	else {
+		bool same = true;
+		for (size_t i = 1; i < n; i++)
+			same &= pw[i] == pw[0];
+		if (same)
+			reason = "is one character repeated";
+	}
+	if (reason) {
+		snprintf(why, whylen, "password %s", reason);
+		return LINLI_EINVAL;
+	}
+	return 0;
+}
+
+int tier_password_hash(const char *password, char out[TIER_HASH_MAX])
+{
+	_Static_assert(crypto_pwhash_STRBYTES <= TIER_HASH_MAX, "hash buffer");
+	if (crypto_pwhash_str(out, password, strlen(password), crypto_pwhash_OPSLIMIT_INTERACTIVE,
+			      crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
+		return LINLI_ENOMEM;
+	return 0;
+}
+
+bool tier_password_verify(const char *hash, const char *password)
+{
+	return crypto_pwhash_str_verify(hash, password, strlen(password)) == 0;
+}
+
+void tier_token_new(char out[65])
+{
+	unsigned char b[32];
+	randombytes_buf(b, sizeof b);
+	sodium_bin2hex(out, 65, b, sizeof b);
+	sodium_memzero(b, sizeof b);
+}
