@@ -21,6 +21,7 @@
 struct kernel;
 struct control;
 struct cmd_registry;
+struct script_rules;
 
 typedef void (*kernel_fn)(struct kernel *k, void *arg);
 
@@ -57,6 +58,7 @@ struct kernel {
 	struct control *control;
 	struct cmd_registry *cmds;
 	int plugin_count;		/* filled by the plugin loader */
+	struct script_rules *rules;	/* Lua rules of this node (script.c) */
 };
 
 int kernel_init(struct kernel *k);

@@ -26,6 +26,8 @@
 #include "kernel.h"
 #include "linli/error.h"
 #include "log.h"
+#include "script.h"
+#include "script_cmds.h"
 
 #define EXIT_CONFIG 2
 
@@ -304,6 +306,12 @@ int main(int argc, char **argv)
 		log_error("kernel", "cannot register commands");
 		goto out;
 	}
+	k.rules = script_rules_new(&k.cfg, NULL);
+	if (!k.rules || script_cmds_register(&k, k.rules) != 0) {
+		log_error("script", "cannot set up the Lua rules");
+		goto out;
+	}
+	log_info("script", "%d rule(s) loaded", script_rules_load_dirs(k.rules));
 	if (control_open(&k, &k.control, err, sizeof err) != 0) {
 		log_error("control", "%s", err);
 		goto out;
@@ -329,6 +337,7 @@ out:
 		pthread_join(st, NULL);
 	}
 	control_close(k.control);
+	script_rules_free(k.rules);
 	cmd_registry_free(k.cmds);
 	if (lock_fd >= 0)
 		close(lock_fd); /* the file stays: unlinking it would race a starting daemon */
