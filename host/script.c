@@ -1866,7 +1866,8 @@ int script_rules_load_dirs(struct script_rules *r)
 			names[n++] = strdup(de->d_name);
 		}
 		closedir(dh);
-		qsort(names, (size_t)n, sizeof *names, cmp_str);
+		if (n > 1)
+			qsort(names, (size_t)n, sizeof *names, cmp_str);
 		for (int i = 0; i < n; i++) {
 			char path[PATH_MAX];
 			snprintf(path, sizeof path, "%s/%s", dir, names[i]);
