@@ -24,12 +24,12 @@
 #include "script.h"
 
 #define MAXCAPTURES 32
-#define MAXDEPTH 200   /* recursion of the matcher, as Lua's MAXCCALLS */
-#define TICK 1024      /* steps charged at a time */
-#define CAP_OPEN (-1)  /* capture still open */
-#define CAP_POS (-2)   /* position capture `()` */
-#define ESC '%'
-#define SPECIALS "^$*+?.([%-"
+#define MAXDEPTH    200	 /* recursion of the matcher, as Lua's MAXCCALLS */
+#define TICK	    1024 /* steps charged at a time */
+#define CAP_OPEN    (-1) /* capture still open */
+#define CAP_POS	    (-2) /* position capture `()` */
+#define ESC	    '%'
+#define SPECIALS    "^$*+?.([%-"
 
 struct matcher {
 	const char *src, *src_end; /* subject */
@@ -293,7 +293,7 @@ static const char *match(struct matcher *m, const char *s, const char *p)
 			break;
 		if (*p == '(') {
 			s = p + 1 < m->pat_end && p[1] == ')' ? open_capture(m, s, p + 2, CAP_POS)
-							       : open_capture(m, s, p + 1, CAP_OPEN);
+							      : open_capture(m, s, p + 1, CAP_OPEN);
 			break;
 		}
 		if (*p == ')') {
@@ -419,7 +419,8 @@ static const char *check_pattern(lua_State *L, int arg, size_t *lp)
 {
 	const char *p = luaL_checklstring(L, arg, lp);
 	if (*lp > LUASTR_MAX_PATTERN)
-		luaL_error(L, "pattern too long (%d bytes, at most %d)", (int)*lp, LUASTR_MAX_PATTERN);
+		luaL_error(L, "pattern too long (%d bytes, at most %d)", (int)*lp,
+			   LUASTR_MAX_PATTERN);
 	return p;
 }
 
@@ -482,9 +483,15 @@ static int find_or_match(lua_State *L, int find)
 	return 1;
 }
 
-static int str_find(lua_State *L) { return find_or_match(L, 1); }
+static int str_find(lua_State *L)
+{
+	return find_or_match(L, 1);
+}
 
-static int str_match(lua_State *L) { return find_or_match(L, 0); }
+static int str_match(lua_State *L)
+{
+	return find_or_match(L, 0);
+}
 
 /* gmatch's iterator state, a userdata upvalue beside the subject and pattern. */
 struct gm {
@@ -594,10 +601,9 @@ static int str_gsub(lua_State *L)
 	const char *lastmatch = NULL;
 	int tr = lua_type(L, 3);
 	lua_Integer max = luaL_optinteger(L, 4, (lua_Integer)ls + 1);
-	luaL_argexpected(L,
-			 tr == LUA_TNUMBER || tr == LUA_TSTRING || tr == LUA_TFUNCTION ||
-				 tr == LUA_TTABLE,
-			 3, "string/function/table");
+	luaL_argexpected(
+	    L, tr == LUA_TNUMBER || tr == LUA_TSTRING || tr == LUA_TFUNCTION || tr == LUA_TTABLE, 3,
+	    "string/function/table");
 	int anchor = lp > 0 && *p == '^';
 	if (anchor) {
 		p++;

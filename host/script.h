@@ -35,26 +35,26 @@ struct cfg;
 #define SCRIPT_SDK_MAJOR 1
 #define SCRIPT_SDK_MINOR 0
 
-#define SCRIPT_NAME_MAX 64		/* [a-z][a-z0-9_]*, like every catalog name */
-#define SCRIPT_TOPIC_MAX 256		/* an `on` pattern or a topic */
-#define SCRIPT_MAX_SOURCE (1u << 20)	/* bytes of one script file */
-#define SCRIPT_LOG_MAX 16		/* errors kept per script for `rules log` */
-#define SCRIPT_HOOK_EVERY 1000		/* VM instructions between two hook calls */
+#define SCRIPT_NAME_MAX	  64	     /* [a-z][a-z0-9_]*, like every catalog name */
+#define SCRIPT_TOPIC_MAX  256	     /* an `on` pattern or a topic */
+#define SCRIPT_MAX_SOURCE (1u << 20) /* bytes of one script file */
+#define SCRIPT_LOG_MAX	  16	     /* errors kept per script for `rules log` */
+#define SCRIPT_HOOK_EVERY 1000	     /* VM instructions between two hook calls */
 
 /* Limits of one script. Zero in an override means "inherit". */
 struct script_limits {
-	size_t memory;		/* bytes its lua_State may hold */
-	uint64_t instructions;	/* per invocation: VM instructions + C work units */
-	uint32_t time_ms;	/* wall clock per invocation */
-	uint32_t max_errors;	/* consecutive failed invocations before faulted */
+	size_t memory;	       /* bytes its lua_State may hold */
+	uint64_t instructions; /* per invocation: VM instructions + C work units */
+	uint32_t time_ms;      /* wall clock per invocation */
+	uint32_t max_errors;   /* consecutive failed invocations before faulted */
 };
 
 /* Defaults when the config says nothing (see README, `lua` in linli.cfg). */
-#define SCRIPT_DEFAULT_MEMORY ((size_t)16 << 20)
+#define SCRIPT_DEFAULT_MEMORY	    ((size_t)16 << 20)
 #define SCRIPT_DEFAULT_INSTRUCTIONS 10000000u
-#define SCRIPT_DEFAULT_TIME_MS 200u
-#define SCRIPT_DEFAULT_MAX_ERRORS 5u
-#define SCRIPT_MIN_MEMORY ((size_t)256 << 10) /* a state and its libraries need ~60 KiB */
+#define SCRIPT_DEFAULT_TIME_MS	    200u
+#define SCRIPT_DEFAULT_MAX_ERRORS   5u
+#define SCRIPT_MIN_MEMORY	    ((size_t)256 << 10) /* a state and its libraries need ~60 KiB */
 
 enum script_kind { SCRIPT_ANY, SCRIPT_RULE, SCRIPT_APP };
 
@@ -65,28 +65,27 @@ enum script_kind { SCRIPT_ANY, SCRIPT_RULE, SCRIPT_APP };
  */
 enum script_state { SCRIPT_READY, SCRIPT_FAULTED, SCRIPT_BROKEN };
 
-/* Why an invocation was stopped (script_result.stop). */
+/* Why an invocation was stopped. */
 enum script_stop {
 	SCRIPT_STOP_NONE,
-	SCRIPT_STOP_BUDGET,	/* instruction budget exhausted */
-	SCRIPT_STOP_TIME,	/* wall-clock limit passed */
-	SCRIPT_STOP_MEMORY,	/* an allocation past the cap reached the top */
-	SCRIPT_STOP_INTERRUPT,	/* script_interrupt from another thread */
+	SCRIPT_STOP_BUDGET,    /* instruction budget exhausted */
+	SCRIPT_STOP_TIME,      /* wall-clock limit passed */
+	SCRIPT_STOP_INTERRUPT, /* script_interrupt from another thread */
 };
 
 struct script_logent {
-	int64_t time_ms;	/* realtime, ms since the epoch */
-	bool fault;		/* this error faulted the script */
-	char where[96];		/* "file:line", or "" when unknown */
+	int64_t time_ms; /* realtime, ms since the epoch */
+	bool fault;	 /* this error faulted the script */
+	char where[96];	 /* "file:line", or "" when unknown */
 	char msg[416];
 };
 
 struct script_stats {
 	uint64_t calls, errors, faults;
-	uint64_t last_us, max_us;	/* duration of the last / longest invocation */
+	uint64_t last_ms, max_ms;	/* duration of the last / longest call (~4 ms resolution) */
 	uint64_t last_units, max_units; /* budget used by the last / largest one */
 	size_t mem_used, mem_peak;
-	uint64_t mem_refused;		/* allocations refused by the cap */
+	uint64_t mem_refused; /* allocations refused by the cap */
 };
 
 struct script_capability {
@@ -112,10 +111,10 @@ struct script;
 
 /* How to load a script. */
 struct script_opts {
-	enum script_kind kind;		/* the declaration required (SCRIPT_ANY: either) */
-	const char *scope;		/* jurisdiction path it acts in (the node's) */
-	struct script_limits lim;	/* limits until the declaration names the script */
-	const struct cfg *cfg;		/* if set: then lim = script_limits_from_cfg(cfg, name) */
+	enum script_kind kind;	  /* the declaration required (SCRIPT_ANY: either) */
+	const char *scope;	  /* jurisdiction path it acts in (the node's) */
+	struct script_limits lim; /* limits until the declaration names the script */
+	const struct cfg *cfg;	  /* if set: then lim = script_limits_from_cfg(cfg, name) */
 };
 
 /*
@@ -129,8 +128,8 @@ int script_load(const char *file, const char *src, size_t len, const struct scri
 		struct script **out, char *err, size_t errlen);
 
 /* script_load on the contents of `path` (at most SCRIPT_MAX_SOURCE bytes). */
-int script_load_file(const char *path, const struct script_opts *o, struct script **out,
-		     char *err, size_t errlen);
+int script_load_file(const char *path, const struct script_opts *o, struct script **out, char *err,
+		     size_t errlen);
 
 void script_free(struct script *s);
 
@@ -161,8 +160,8 @@ int script_rule_eval(struct script *s, const char *topic, const msgpack_object *
 		     bool *matched, bool *ran, char *err, size_t errlen);
 
 /*
- * script_interrupt — stop the running invocation (if any) as soon as
- * possible; the script is faulted. Safe from any thread.
+ * script_interrupt — stop the running invocation as soon as possible (or,
+ * between calls, the next one); the script is faulted. Safe from any thread.
  */
 void script_interrupt(struct script *s);
 
@@ -175,7 +174,7 @@ enum script_state script_state(const struct script *s);
 const char *script_state_name(enum script_state st);
 const char *script_fault(const struct script *s); /* why faulted/broken, or "" */
 const struct script_limits *script_limits(const struct script *s);
-const struct script_ruledecl *script_rule(const struct script *s);	  /* NULL if not a rule */
+const struct script_ruledecl *script_rule(const struct script *s);     /* NULL if not a rule */
 const struct script_manifest *script_manifest(const struct script *s); /* NULL if no plugin */
 void script_stats(const struct script *s, struct script_stats *out);
 /* The registry refs of a declaration's handlers ("when", "run", "init", "fini"), or LUA_NOREF. */

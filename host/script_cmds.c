@@ -22,7 +22,8 @@
 static struct script *need_rule(struct cmd_call *call, struct script_rules *r, int *rc)
 {
 	if (call->argc < 3) {
-		*rc = cmd_fail(call, LINLI_EINVAL, "usage: %s %s NAME", call->argv[0], call->argv[1]);
+		*rc =
+		    cmd_fail(call, LINLI_EINVAL, "usage: %s %s NAME", call->argv[0], call->argv[1]);
 		return NULL;
 	}
 	struct script *s = script_rules_find(r, call->argv[2]);
@@ -56,7 +57,8 @@ static int file_text(struct cmd_call *call, const char **name, char **text, size
 				*name);
 	FILE *f = fopen(*name, "rb");
 	if (!f)
-		return cmd_fail(call, LINLI_ENOENT, "%s: cannot open on the daemon's machine", *name);
+		return cmd_fail(call, LINLI_ENOENT, "%s: cannot open on the daemon's machine",
+				*name);
 	size_t cap = SCRIPT_MAX_SOURCE + 1;
 	*text = malloc(cap + 1);
 	*len = *text ? fread(*text, 1, cap, f) : 0;
@@ -126,8 +128,8 @@ static int cmd_show(struct cmd_call *call, void *ud)
 	mp_kv_uint(pk, "calls", st.calls);
 	mp_kv_uint(pk, "errors", st.errors);
 	mp_kv_uint(pk, "faults", st.faults);
-	mp_kv_uint(pk, "last_us", st.last_us);
-	mp_kv_uint(pk, "max_us", st.max_us);
+	mp_kv_uint(pk, "last_ms", st.last_ms);
+	mp_kv_uint(pk, "max_ms", st.max_ms);
 	mp_kv_uint(pk, "last_units", st.last_units);
 	mp_kv_uint(pk, "max_units", st.max_units);
 	mp_kv_uint(pk, "mem_kb", st.mem_used >> 10);
@@ -298,8 +300,8 @@ static int cmd_test(struct cmd_call *call, void *ud)
 		return cmd_fail(call, LINLI_EINVAL, "event: must be a JSON object");
 	}
 	bool matched, ran;
-	rc = script_rule_eval(s, topic, &up.data, !run, &matched, &ran, call->err,
-			      sizeof call->err);
+	rc =
+	    script_rule_eval(s, topic, &up.data, !run, &matched, &ran, call->err, sizeof call->err);
 	msgpack_unpacked_destroy(&up);
 	msgpack_sbuffer_destroy(&sb);
 	if (rc)
@@ -317,18 +319,18 @@ int script_cmds_register(struct kernel *k, struct script_rules *r)
 		const char *sub, *usage, *summary;
 		cmd_fn fn;
 	} cmds[] = {
-		{"list", "", "the rules of this node with their state (faulted, broken included)",
-		 cmd_list},
-		{"show", "NAME", "a rule's declaration, limits, counters and source", cmd_show},
-		{"check", "FILE [--stdin]", "check a rule or script plugin without installing it",
-		 cmd_check},
-		{"install", "FILE [--stdin]", "validate and install (or replace) a rule", cmd_install},
-		{"reload", "[NAME]", "re-read rule files; a broken one keeps the old version",
-		 cmd_reload},
-		{"remove", "NAME", "unload a rule and delete its file", cmd_remove},
-		{"log", "NAME", "a rule's recent errors with file and line", cmd_log},
-		{"test", "NAME [TOPIC] [--run]",
-		 "evaluate a rule's when (and run, with --run) for an event on stdin", cmd_test},
+	    {"list", "", "the rules of this node with their state (faulted, broken included)",
+	     cmd_list},
+	    {"show", "NAME", "a rule's declaration, limits, counters and source", cmd_show},
+	    {"check", "FILE [--stdin]", "check a rule or script plugin without installing it",
+	     cmd_check},
+	    {"install", "FILE [--stdin]", "validate and install (or replace) a rule", cmd_install},
+	    {"reload", "[NAME]", "re-read rule files; a broken one keeps the old version",
+	     cmd_reload},
+	    {"remove", "NAME", "unload a rule and delete its file", cmd_remove},
+	    {"log", "NAME", "a rule's recent errors with file and line", cmd_log},
+	    {"test", "NAME [TOPIC] [--run]",
+	     "evaluate a rule's when (and run, with --run) for an event on stdin", cmd_test},
 	};
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
 		int rc = cmd_register(k->cmds, "rules", cmds[i].sub, cmds[i].usage, cmds[i].summary,

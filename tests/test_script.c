@@ -28,7 +28,7 @@
 #define SCRIPTS SRCDIR "/tests/scripts/"
 
 static const struct script_limits test_lim = {
-	.memory = 4 << 20, .instructions = 1000000, .time_ms = 2000, .max_errors = 3};
+    .memory = 4 << 20, .instructions = 1000000, .time_ms = 2000, .max_errors = 3};
 
 static uint64_t ms_now(void)
 {
@@ -50,7 +50,10 @@ static struct script *load_with(const char *file, const char *src, const struct 
 	return s;
 }
 
-static struct script *load_str(const char *src) { return load_with("t.lua", src, &test_lim, 0, NULL); }
+static struct script *load_str(const char *src)
+{
+	return load_with("t.lua", src, &test_lim, 0, NULL);
+}
 
 static struct script *load_script(const char *name, const struct script_limits *l)
 {
@@ -132,13 +135,14 @@ static void witness_ok(struct script *w, int n)
 	struct ev e;
 	bool matched, ran;
 	char err[512] = "";
-	int rc = script_rule_eval(w, "dev/smoke/s1/event/alarm", ev_make(&e, "alarm", 20, "expect", n),
-				  false, &matched, &ran, err, sizeof err);
+	int rc =
+	    script_rule_eval(w, "dev/smoke/s1/event/alarm", ev_make(&e, "alarm", 20, "expect", n),
+			     false, &matched, &ran, err, sizeof err);
 	ev_free(&e);
 	if (rc || !matched || !ran)
 		fail_msg("witness call %d: rc %d matched %d ran %d: %s", n, rc, matched, ran, err);
-	rc = script_rule_eval(w, "dev/smoke/s1/event/alarm", ev_make(&e, "alarm", 5, NULL, 0), false,
-			      &matched, &ran, err, sizeof err);
+	rc = script_rule_eval(w, "dev/smoke/s1/event/alarm", ev_make(&e, "alarm", 5, NULL, 0),
+			      false, &matched, &ran, err, sizeof err);
 	ev_free(&e);
 	assert_int_equal(rc, 0);
 	assert_false(matched);
@@ -147,47 +151,54 @@ static void witness_ok(struct script *w, int n)
 
 struct escape {
 	const char *file;
-	const char *step;    /* event.step, or NULL */
-	int rc;		     /* expected result of the call */
-	const char *msg;     /* substring of the error */
-	bool faulted;	     /* marked faulted at once */
+	const char *step; /* event.step, or NULL */
+	int rc;		  /* expected result of the call */
+	const char *msg;  /* substring of the error */
+	bool faulted;	  /* marked faulted at once */
 	struct script_limits lim;
 };
 
-#define L0 {0}
+#define L0                                                                                         \
+	{                                                                                          \
+		0                                                                                  \
+	}
 
 static const struct escape escapes[] = {
-	{"escape_io.lua", NULL, LINLI_EINVAL, "global 'io'", false, L0},
-	{"escape_os_execute.lua", NULL, LINLI_EINVAL, "field 'execute'", false, L0},
-	{"escape_debug.lua", NULL, LINLI_EINVAL, "global 'debug'", false, L0},
-	{"escape_loadlib.lua", NULL, LINLI_EINVAL, "global 'package'", false, L0},
-	{"escape_require.lua", NULL, LINLI_EINVAL, "global 'require'", false, L0},
-	{"escape_binary.lua", NULL, LINLI_EINVAL, "only text chunks", false, L0},
-	{"escape_dump.lua", NULL, LINLI_EINVAL, "field 'dump'", false, L0},
-	{"escape_api.lua", NULL, LINLI_EINVAL, "cannot change 'linli.log'", false, L0},
-	{"escape_api_rawset.lua", NULL, LINLI_EINVAL, "host tables are read-only", false, L0},
-	{"escape_api_global.lua", NULL, LINLI_EINVAL, "cannot assign to global 'linli'", false, L0},
-	{"escape_string_lib.lua", NULL, LINLI_EINVAL, "cannot change 'string.upper'", false, L0},
-	{"escape_setmetatable_g.lua", NULL, LINLI_EINVAL, "cannot change a protected metatable",
-	 false, L0},
-	{"escape_getmetatable_string.lua", NULL, LINLI_EINVAL, "attempt to index a nil value",
-	 false, L0},
-	{"escape_gc.lua", NULL, LINLI_EINVAL, "__gc metamethods are not allowed", false, L0},
-	{"loop.lua", NULL, LINLI_ELIMIT, "loop.lua:1: instruction budget exhausted", true, L0},
-	{"loop_pcall.lua", NULL, LINLI_ELIMIT, "instruction budget exhausted", true, L0},
-	{"recursion.lua", NULL, 0, NULL, false, L0}, /* stack overflow or memory: see below */
-	{"memory_concat.lua", NULL, LINLI_ENOMEM, "memory limit reached (4096 KiB)", true, L0},
-	{"memory_rep.lua", NULL, LINLI_ENOMEM, "memory limit reached", true, L0},
-	{"memory_table.lua", NULL, LINLI_ENOMEM, "memory limit reached", true, L0},
-	{"memory_pcall.lua", NULL, LINLI_ELIMIT, "instruction budget exhausted", true, L0},
-	{"pattern.lua", NULL, LINLI_ELIMIT, "instruction budget exhausted", true, L0},
-	{"pattern.lua", NULL, LINLI_ELIMIT, "time limit exceeded (300 ms per call)", true,
-	 {.memory = 4 << 20, .instructions = 1000000000000ull, .time_ms = 300, .max_errors = 3}},
-	{"pattern_gsub.lua", NULL, LINLI_ELIMIT, "budget exhausted", true, L0},
-	{"coroutine_forever.lua", NULL, LINLI_ELIMIT, "instruction budget exhausted", true, L0},
-	{"c_loops.lua", "move", LINLI_ELIMIT, "instruction budget exhausted", true, L0},
-	{"c_loops.lua", "insert", LINLI_ELIMIT, "instruction budget exhausted", true, L0},
-	{"c_loops.lua", "concat", LINLI_ELIMIT, "instruction budget exhausted", true, L0},
+    {"escape_io.lua", NULL, LINLI_EINVAL, "global 'io'", false, L0},
+    {"escape_os_execute.lua", NULL, LINLI_EINVAL, "field 'execute'", false, L0},
+    {"escape_debug.lua", NULL, LINLI_EINVAL, "global 'debug'", false, L0},
+    {"escape_loadlib.lua", NULL, LINLI_EINVAL, "global 'package'", false, L0},
+    {"escape_require.lua", NULL, LINLI_EINVAL, "global 'require'", false, L0},
+    {"escape_binary.lua", NULL, LINLI_EINVAL, "only text chunks", false, L0},
+    {"escape_dump.lua", NULL, LINLI_EINVAL, "field 'dump'", false, L0},
+    {"escape_api.lua", NULL, LINLI_EINVAL, "cannot change 'linli.log'", false, L0},
+    {"escape_api_rawset.lua", NULL, LINLI_EINVAL, "host tables are read-only", false, L0},
+    {"escape_api_global.lua", NULL, LINLI_EINVAL, "cannot assign to global 'linli'", false, L0},
+    {"escape_string_lib.lua", NULL, LINLI_EINVAL, "cannot change 'string.upper'", false, L0},
+    {"escape_setmetatable_g.lua", NULL, LINLI_EINVAL, "cannot change a protected metatable", false,
+     L0},
+    {"escape_getmetatable_string.lua", NULL, LINLI_EINVAL, "attempt to index a nil value", false,
+     L0},
+    {"escape_gc.lua", NULL, LINLI_EINVAL, "__gc metamethods are not allowed", false, L0},
+    {"loop.lua", NULL, LINLI_ELIMIT, "loop.lua:1: instruction budget exhausted", true, L0},
+    {"loop_pcall.lua", NULL, LINLI_ELIMIT, "instruction budget exhausted", true, L0},
+    {"recursion.lua", NULL, 0, NULL, false, L0}, /* stack overflow or memory: see below */
+    {"memory_concat.lua", NULL, LINLI_ENOMEM, "memory limit reached (4096 KiB)", true, L0},
+    {"memory_rep.lua", NULL, LINLI_ENOMEM, "memory limit reached", true, L0},
+    {"memory_table.lua", NULL, LINLI_ENOMEM, "memory limit reached", true, L0},
+    {"memory_pcall.lua", NULL, LINLI_ELIMIT, "instruction budget exhausted", true, L0},
+    {"pattern.lua", NULL, LINLI_ELIMIT, "instruction budget exhausted", true, L0},
+    {"pattern.lua",
+     NULL,
+     LINLI_ELIMIT,
+     "time limit exceeded (300 ms per call)",
+     true,
+     {.memory = 4 << 20, .instructions = 1000000000000ull, .time_ms = 300, .max_errors = 3}},
+    {"pattern_gsub.lua", NULL, LINLI_ELIMIT, "budget exhausted", true, L0},
+    {"coroutine_forever.lua", NULL, LINLI_ELIMIT, "instruction budget exhausted", true, L0},
+    {"c_loops.lua", "move", LINLI_ELIMIT, "instruction budget exhausted", true, L0},
+    {"c_loops.lua", "insert", LINLI_ELIMIT, "instruction budget exhausted", true, L0},
+    {"c_loops.lua", "concat", LINLI_ELIMIT, "instruction budget exhausted", true, L0},
 };
 
 static void test_escapes(void **state)
@@ -204,8 +215,8 @@ static void test_escapes(void **state)
 		uint64_t t0 = ms_now();
 		int rc = fire(s, x->step, err, sizeof err);
 		uint64_t dt = ms_now() - t0;
-		print_message("  %-32s %-6s rc %3d  %4llu ms  %s\n", x->file, x->step ? x->step : "",
-			      rc, (unsigned long long)dt, err);
+		print_message("  %-32s %-6s rc %3d  %4llu ms  %s\n", x->file,
+			      x->step ? x->step : "", rc, (unsigned long long)dt, err);
 		if (strcmp(x->file, "recursion.lua") == 0) {
 			/* Lua's stack limit or our memory cap, whichever comes first. */
 			if (!(rc == LINLI_EINVAL && strstr(err, "stack overflow")) &&
@@ -235,7 +246,7 @@ static void test_escapes(void **state)
 		witness_ok(w, ++wn);
 		/* And a new script still loads and runs. */
 		struct script *t = load_str(
-			"rule { name = 'fresh', on = 'test/escape', run = function() return 1 end }");
+		    "rule { name = 'fresh', on = 'test/escape', run = function() return 1 end }");
 		assert_int_equal(fire(t, NULL, err, sizeof err), 0);
 		script_free(t);
 	}
@@ -273,9 +284,9 @@ static void test_globals_separate(void **state)
 	ev_free(&e);
 	assert_false(matched); /* a has not run yet */
 	/* a's when is false, so run it directly. */
-	assert_int_equal(script_call(a, script_handler(a, "run"), NULL, NULL, 0, NULL, NULL, err,
-				     sizeof err),
-			 0);
+	assert_int_equal(
+	    script_call(a, script_handler(a, "run"), NULL, NULL, 0, NULL, NULL, err, sizeof err),
+	    0);
 	assert_int_equal(fire(b, NULL, err, sizeof err), 0); /* b sees none of a's globals */
 	assert_int_equal(script_rule_eval(a, "test/globals", ev_make(&e, "x", 1, NULL, 0), true,
 					  &matched, &ran, err, sizeof err),
@@ -316,13 +327,14 @@ static void *interrupter(void *arg)
 static void test_interrupt(void **state)
 {
 	(void)state;
-	struct script_limits big = {.memory = 4 << 20, .instructions = 1000000000000ull,
-				    .time_ms = 60000, .max_errors = 3};
-	struct script *s = load_with("t.lua",
-				     "rule { name = 'spin', on = 'test/escape', run = function()\n"
-				     "  while true do pcall(string.find, ('a'):rep(20000), '.-.-.-b') end\n"
-				     "end }",
-				     &big, 0, NULL);
+	struct script_limits big = {
+	    .memory = 4 << 20, .instructions = 1000000000000ull, .time_ms = 60000, .max_errors = 3};
+	struct script *s =
+	    load_with("t.lua",
+		      "rule { name = 'spin', on = 'test/escape', run = function()\n"
+		      "  while true do pcall(string.find, ('a'):rep(20000), '.-.-.-b') end\n"
+		      "end }",
+		      &big, 0, NULL);
 	struct intr in = {s, 150};
 	pthread_t th;
 	pthread_create(&th, NULL, interrupter, &in);
@@ -347,63 +359,65 @@ struct bad {
 };
 
 static const struct bad bad_decls[] = {
-	{"rule { on = 'a/b', run = function() end }", LINLI_EINVAL, "t.lua:1: rule: missing name"},
-	{"\n\nrule {\n name = 'Bad-Name', on = 'a', run = print }", LINLI_EINVAL,
-	 "t.lua:3: rule: name 'Bad-Name' must match"},
-	{"rule { name = 'r', on = 'dev/#/x', run = function() end }", LINLI_EINVAL,
-	 "t.lua:1: rule 'r': on: bad topic pattern 'dev/#/x': '#' must be the last level"},
-	{"rule { name = 'r', on = 'dev//x', run = function() end }", LINLI_EINVAL, "empty level"},
-	{"rule { name = 'r', on = 'dev/a+/x', run = function() end }", LINLI_EINVAL,
-	 "'+' must be a whole level"},
-	{"rule { name = 'r', run = function() end }", LINLI_EINVAL,
-	 "rule 'r': on must be a string (got nothing)"},
-	{"rule { name = 'r', on = 'a/b', when = true, run = function() end }", LINLI_EINVAL,
-	 "rule 'r': when must be a function (got boolean)"},
-	{"rule { name = 'r', on = 'a/b' }", LINLI_EINVAL, "rule 'r': run must be a function (got nothing)"},
-	{"rule { name = 'r', on = 'a/b', run = 'x' }", LINLI_EINVAL, "run must be a function (got string)"},
-	{"rule { name = 'r', on = 'a/b', whne = function() end, run = print }", LINLI_EINVAL,
-	 "rule 'r': unknown field 'whne'"},
-	{"rule 'r'", LINLI_EINVAL, "table expected"},
-	{"local x = 1\nrule { name = 'r', on = 'a/b', run = function(\n end", LINLI_EINVAL,
-	 "t.lua:3: "},
-	{"x = = 1", LINLI_EINVAL, "t.lua:1: unexpected symbol near '='"},
-	{"rule { name = 'r', on = 'a', run = print }\nrule { name = 's', on = 'a', run = print }",
-	 LINLI_EINVAL, "t.lua:2: rule { }: the file already declared rule 'r'"},
-	{"x = 1", LINLI_EINVAL, "t.lua: declares nothing"},
-	{"error('boom')", LINLI_EINVAL, "t.lua:1: boom"},
-	{"rule { name = 'r', on = 'a', run = print, limits = { time_ms = 999999 } }", LINLI_EINVAL,
-	 "limits.time_ms = 999999 is above this node's limit 2000"},
-	{"rule { name = 'r', on = 'a', run = print, limits = { cpu = 1 } }", LINLI_EINVAL,
-	 "limits: unknown field 'cpu'"},
-	{"rule { name = 'r', on = 'a', run = print, limits = { memory_kb = 10 } }", LINLI_EINVAL,
-	 "at least 256"},
-	{"plugin { name = 'p', version = '1.0', sdk = '1.0', family = 'safety', description = 'd', "
-	 "capabilities = {} }",
-	 LINLI_EINVAL, "plugin 'p': version '1.0' must be MAJOR.MINOR.PATCH"},
-	{"plugin { name = 'p', version = '1.0.0', sdk = '2.0', family = 'safety', description = "
-	 "'d', capabilities = {} }",
-	 LINLI_EINVAL, "plugin 'p': needs SDK 2.0, this host offers 1.0"},
-	{"plugin { name = 'p', version = '1.0.0', sdk = '1.0', family = 'fun', description = 'd', "
-	 "capabilities = {} }",
-	 LINLI_EINVAL, "family 'fun' is not one of"},
-	{"plugin { name = 'p', version = '1.0.0', sdk = '1.0', family = 'safety', description = "
-	 "'d' }",
-	 LINLI_EINVAL, "capabilities must be a list of strings (got nothing); write {} for none"},
-	{"plugin { name = 'p', version = '1.0.0', sdk = '1.0', family = 'safety', description = "
-	 "'d', capabilities = { 'store.read:residents', 'store.delete:x' } }",
-	 LINLI_EINVAL, "capabilities[2]: unknown capability 'store.delete:x'"},
-	{"plugin { name = 'p', version = '1.0.0', sdk = '1.0', family = 'safety', description = "
-	 "'d', capabilities = { 'bus.subscribe:dev/#/x' } }",
-	 LINLI_EINVAL, "bad topic filter 'dev/#/x'"},
-	{"plugin { name = 'p', version = '1.0.0', sdk = '1.0', family = 'safety', description = "
-	 "'d', capabilities = { 'store.read' } }",
-	 LINLI_EINVAL, "needs an argument"},
-	{"plugin { name = 'p', version = '1.0.0', sdk = '1.0', family = 'safety', description = "
-	 "'d', capabilities = {}, requires = { 'Grid' } }",
-	 LINLI_EINVAL, "requires[1]: 'Grid' is not a plugin name"},
-	{"plugin { name = 'p', version = '1.0.0', sdk = '1.0', family = 'safety', description = "
-	 "'d', capabilities = {}, init = 1 }",
-	 LINLI_EINVAL, "init must be a function (got number)"},
+    {"rule { on = 'a/b', run = function() end }", LINLI_EINVAL, "t.lua:1: rule: missing name"},
+    {"\n\nrule {\n name = 'Bad-Name', on = 'a', run = print }", LINLI_EINVAL,
+     "t.lua:3: rule: name 'Bad-Name' must match"},
+    {"rule { name = 'r', on = 'dev/#/x', run = function() end }", LINLI_EINVAL,
+     "t.lua:1: rule 'r': on: bad topic pattern 'dev/#/x': '#' must be the last level"},
+    {"rule { name = 'r', on = 'dev//x', run = function() end }", LINLI_EINVAL, "empty level"},
+    {"rule { name = 'r', on = 'dev/a+/x', run = function() end }", LINLI_EINVAL,
+     "'+' must be a whole level"},
+    {"rule { name = 'r', run = function() end }", LINLI_EINVAL,
+     "rule 'r': on must be a string (got nothing)"},
+    {"rule { name = 'r', on = 'a/b', when = true, run = function() end }", LINLI_EINVAL,
+     "rule 'r': when must be a function (got boolean)"},
+    {"rule { name = 'r', on = 'a/b' }", LINLI_EINVAL,
+     "rule 'r': run must be a function (got nothing)"},
+    {"rule { name = 'r', on = 'a/b', run = 'x' }", LINLI_EINVAL,
+     "run must be a function (got string)"},
+    {"rule { name = 'r', on = 'a/b', whne = function() end, run = print }", LINLI_EINVAL,
+     "rule 'r': unknown field 'whne'"},
+    {"rule 'r'", LINLI_EINVAL, "table expected"},
+    {"local x = 1\nrule { name = 'r', on = 'a/b', run = function(\n end", LINLI_EINVAL,
+     "t.lua:3: "},
+    {"x = = 1", LINLI_EINVAL, "t.lua:1: unexpected symbol near '='"},
+    {"rule { name = 'r', on = 'a', run = print }\nrule { name = 's', on = 'a', run = print }",
+     LINLI_EINVAL, "t.lua:2: rule { }: the file already declared rule 'r'"},
+    {"x = 1", LINLI_EINVAL, "t.lua: declares nothing"},
+    {"error('boom')", LINLI_EINVAL, "t.lua:1: boom"},
+    {"rule { name = 'r', on = 'a', run = print, limits = { time_ms = 999999 } }", LINLI_EINVAL,
+     "limits.time_ms = 999999 is above this node's limit 2000"},
+    {"rule { name = 'r', on = 'a', run = print, limits = { cpu = 1 } }", LINLI_EINVAL,
+     "limits: unknown field 'cpu'"},
+    {"rule { name = 'r', on = 'a', run = print, limits = { memory_kb = 10 } }", LINLI_EINVAL,
+     "at least 256"},
+    {"plugin { name = 'p', version = '1.0', sdk = '1.0', family = 'safety', description = 'd', "
+     "capabilities = {} }",
+     LINLI_EINVAL, "plugin 'p': version '1.0' must be MAJOR.MINOR.PATCH"},
+    {"plugin { name = 'p', version = '1.0.0', sdk = '2.0', family = 'safety', description = "
+     "'d', capabilities = {} }",
+     LINLI_EINVAL, "plugin 'p': needs SDK 2.0, this host offers 1.0"},
+    {"plugin { name = 'p', version = '1.0.0', sdk = '1.0', family = 'fun', description = 'd', "
+     "capabilities = {} }",
+     LINLI_EINVAL, "family 'fun' is not one of"},
+    {"plugin { name = 'p', version = '1.0.0', sdk = '1.0', family = 'safety', description = "
+     "'d' }",
+     LINLI_EINVAL, "capabilities must be a list of strings (got nothing); write {} for none"},
+    {"plugin { name = 'p', version = '1.0.0', sdk = '1.0', family = 'safety', description = "
+     "'d', capabilities = { 'store.read:residents', 'store.delete:x' } }",
+     LINLI_EINVAL, "capabilities[2]: unknown capability 'store.delete:x'"},
+    {"plugin { name = 'p', version = '1.0.0', sdk = '1.0', family = 'safety', description = "
+     "'d', capabilities = { 'bus.subscribe:dev/#/x' } }",
+     LINLI_EINVAL, "bad topic filter 'dev/#/x'"},
+    {"plugin { name = 'p', version = '1.0.0', sdk = '1.0', family = 'safety', description = "
+     "'d', capabilities = { 'store.read' } }",
+     LINLI_EINVAL, "needs an argument"},
+    {"plugin { name = 'p', version = '1.0.0', sdk = '1.0', family = 'safety', description = "
+     "'d', capabilities = {}, requires = { 'Grid' } }",
+     LINLI_EINVAL, "requires[1]: 'Grid' is not a plugin name"},
+    {"plugin { name = 'p', version = '1.0.0', sdk = '1.0', family = 'safety', description = "
+     "'d', capabilities = {}, init = 1 }",
+     LINLI_EINVAL, "init must be a function (got number)"},
 };
 
 static void test_bad_declarations(void **state)
@@ -425,8 +439,9 @@ static void test_bad_declarations(void **state)
 	char *big = malloc(SCRIPT_MAX_SOURCE + 2);
 	memset(big, ' ', SCRIPT_MAX_SOURCE + 1);
 	big[SCRIPT_MAX_SOURCE + 1] = '\0';
-	assert_int_equal(script_load("big.lua", big, SCRIPT_MAX_SOURCE + 1, &o, &s, err, sizeof err),
-			 LINLI_E2BIG);
+	assert_int_equal(
+	    script_load("big.lua", big, SCRIPT_MAX_SOURCE + 1, &o, &s, err, sizeof err),
+	    LINLI_E2BIG);
 	free(big);
 	/* A declaration outside loading is refused. */
 	s = load_str("rule { name = 'r', on = 'a', run = function() rule { name = 'x' } end }");
@@ -439,16 +454,16 @@ static void test_manifest(void **state)
 {
 	(void)state;
 	struct script *s = load_str(
-		"local started = false\n"
-		"plugin {\n"
-		"  name = 'welfare', version = '0.2.1', sdk = '1.0', family = 'public_services',\n"
-		"  description = 'no water for 24 h',\n"
-		"  capabilities = { 'store.read:elders', 'bus.subscribe:dev/water_meter/#',\n"
-		"                   'net.connect' },\n"
-		"  requires = { 'alarms' },\n"
-		"  init = function() started = true end,\n"
-		"  limits = { time_ms = 100, memory_kb = 1024 },\n"
-		"}\n");
+	    "local started = false\n"
+	    "plugin {\n"
+	    "  name = 'welfare', version = '0.2.1', sdk = '1.0', family = 'public_services',\n"
+	    "  description = 'no water for 24 h',\n"
+	    "  capabilities = { 'store.read:elders', 'bus.subscribe:dev/water_meter/#',\n"
+	    "                   'net.connect' },\n"
+	    "  requires = { 'alarms' },\n"
+	    "  init = function() started = true end,\n"
+	    "  limits = { time_ms = 100, memory_kb = 1024 },\n"
+	    "}\n");
 	const struct script_manifest *m = script_manifest(s);
 	assert_non_null(m);
 	assert_null(script_rule(s));
@@ -465,9 +480,9 @@ static void test_manifest(void **state)
 	assert_int_equal(script_limits(s)->instructions, test_lim.instructions);
 	assert_string_equal(script_scope(s), "hefei/baohe");
 	char err[256];
-	assert_int_equal(script_call(s, script_handler(s, "init"), NULL, NULL, 0, NULL, NULL, err,
-				     sizeof err),
-			 0);
+	assert_int_equal(
+	    script_call(s, script_handler(s, "init"), NULL, NULL, 0, NULL, NULL, err, sizeof err),
+	    0);
 	assert_int_equal(script_handler(s, "fini"), LUA_NOREF);
 	script_free(s);
 }
@@ -482,11 +497,12 @@ static void test_runtime_errors_fault(void **state)
 	bool matched, ran;
 	struct ev e;
 	for (int i = 1; i <= 3; i++) {
-		int rc = script_rule_eval(s, "a/b", ev_make(&e, "x", 1, NULL, 0), false, &matched, &ran,
-					  err, sizeof err);
+		int rc = script_rule_eval(s, "a/b", ev_make(&e, "x", 1, NULL, 0), false, &matched,
+					  &ran, err, sizeof err);
 		ev_free(&e);
 		assert_int_equal(rc, LINLI_EINVAL);
-		assert_non_null(strstr(err, "t.lua:2: attempt to index a nil value (field 'missing')"));
+		assert_non_null(
+		    strstr(err, "t.lua:2: attempt to index a nil value (field 'missing')"));
 		assert_int_equal(script_state(s), i < 3 ? SCRIPT_READY : SCRIPT_FAULTED);
 	}
 	assert_non_null(strstr(script_fault(s), "3 failed calls in a row"));
@@ -515,12 +531,12 @@ static void test_runtime_errors_fault(void **state)
 static void test_values(void **state)
 {
 	(void)state;
-	struct script *s = load_str(
-		"rule { name = 'r', on = 'a',\n"
-		"  when = function(e) return e.kind == 'alarm' and e.value > 10 and\n"
-		"    e.nested.list[2] == 'b' and #e.nested.list == 3 and e.f == 1.5 and\n"
-		"    e.neg == -7 and e.yes == true and e.nested.list[3] == 3 end,\n"
-		"  run = print }");
+	struct script *s =
+	    load_str("rule { name = 'r', on = 'a',\n"
+		     "  when = function(e) return e.kind == 'alarm' and e.value > 10 and\n"
+		     "    e.nested.list[2] == 'b' and #e.nested.list == 3 and e.f == 1.5 and\n"
+		     "    e.neg == -7 and e.yes == true and e.nested.list[3] == 3 end,\n"
+		     "  run = print }");
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 	msgpack_sbuffer_init(&sb);
@@ -559,7 +575,8 @@ static void test_values(void **state)
 	msgpack_unpack_next(&up, sb.data, sb.size, &off);
 	bool matched, ran;
 	char err[256];
-	assert_int_equal(script_rule_eval(s, "a", &up.data, true, &matched, &ran, err, sizeof err), 0);
+	assert_int_equal(script_rule_eval(s, "a", &up.data, true, &matched, &ran, err, sizeof err),
+			 0);
 	assert_true(matched);
 	assert_false(ran);
 	msgpack_unpacked_destroy(&up);
@@ -569,8 +586,9 @@ static void test_values(void **state)
 	/* script_pack on a plain state. */
 	lua_State *L = luaL_newstate();
 	luaL_openlibs(L);
-	(void)!luaL_dostring(L, "return { 1, 2, 'x' }, { a = { b = true }, [7] = 1.5 }, { f = print }, "
-			 "(function() local t = {} t.t = t return t end)()");
+	(void)!luaL_dostring(
+	    L, "return { 1, 2, 'x' }, { a = { b = true }, [7] = 1.5 }, { f = print }, "
+	       "(function() local t = {} t.t = t return t end)()");
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	if (script_pack(L, 1, &pk, err, sizeof err) != 0)
@@ -621,37 +639,37 @@ static void test_topics(void **state)
 /* ---- the matcher against stock Lua ---- */
 
 static const char probe_lua[] =
-	"local function ser(...)\n"
-	"  local t = table.pack(...)\n"
-	"  local o = {}\n"
-	"  for i = 1, t.n do o[i] = type(t[i]) .. ':' .. tostring(t[i]) end\n"
-	"  return table.concat(o, ',')\n"
-	"end\n"
-	"local function clean(m) return (tostring(m):gsub('^[^:]*:%d+: ', '')) end\n"
-	"function probe(s, p, init, repl)\n"
-	"  local out = {}\n"
-	"  local function try(name, f, ...)\n"
-	"    local r = table.pack(pcall(f, ...))\n"
-	"    if not r[1] then r[2] = clean(r[2]) end\n"
-	"    out[#out + 1] = name .. '=' .. ser(table.unpack(r, 1, r.n))\n"
-	"  end\n"
-	"  try('find', string.find, s, p, init)\n"
-	"  try('findplain', string.find, s, p, init, true)\n"
-	"  try('match', string.match, s, p, init)\n"
-	"  try('gsub', string.gsub, s, p, repl)\n"
-	"  try('gsubn', string.gsub, s, p, repl, 2)\n"
-	"  try('gsubf', string.gsub, s, p, function(...) return '[' .. ser(...) .. ']' end)\n"
-	"  try('gsubt', string.gsub, s, p, { a = 'A', b = false, ab = 'X' })\n"
-	"  try('gmatch', function()\n"
-	"    local r, n = {}, 0\n"
-	"    for a, b in string.gmatch(s, p, init) do\n"
-	"      n = n + 1; if n > 200 then break end\n"
-	"      r[#r + 1] = ser(a, b)\n"
-	"    end\n"
-	"    return table.concat(r, ';')\n"
-	"  end)\n"
-	"  return table.concat(out, '\\n')\n"
-	"end\n";
+    "local function ser(...)\n"
+    "  local t = table.pack(...)\n"
+    "  local o = {}\n"
+    "  for i = 1, t.n do o[i] = type(t[i]) .. ':' .. tostring(t[i]) end\n"
+    "  return table.concat(o, ',')\n"
+    "end\n"
+    "local function clean(m) return (tostring(m):gsub('^[^:]*:%d+: ', '')) end\n"
+    "function probe(s, p, init, repl)\n"
+    "  local out = {}\n"
+    "  local function try(name, f, ...)\n"
+    "    local r = table.pack(pcall(f, ...))\n"
+    "    if not r[1] then r[2] = clean(r[2]) end\n"
+    "    out[#out + 1] = name .. '=' .. ser(table.unpack(r, 1, r.n))\n"
+    "  end\n"
+    "  try('find', string.find, s, p, init)\n"
+    "  try('findplain', string.find, s, p, init, true)\n"
+    "  try('match', string.match, s, p, init)\n"
+    "  try('gsub', string.gsub, s, p, repl)\n"
+    "  try('gsubn', string.gsub, s, p, repl, 2)\n"
+    "  try('gsubf', string.gsub, s, p, function(...) return '[' .. ser(...) .. ']' end)\n"
+    "  try('gsubt', string.gsub, s, p, { a = 'A', b = false, ab = 'X' })\n"
+    "  try('gmatch', function()\n"
+    "    local r, n = {}, 0\n"
+    "    for a, b in string.gmatch(s, p, init) do\n"
+    "      n = n + 1; if n > 200 then break end\n"
+    "      r[#r + 1] = ser(a, b)\n"
+    "    end\n"
+    "    return table.concat(r, ';')\n"
+    "  end)\n"
+    "  return table.concat(out, '\\n')\n"
+    "end\n";
 
 struct probe_in {
 	const char *s, *p, *repl;
@@ -706,19 +724,106 @@ static void compare(lua_State *L, struct script *s, int ref, struct probe_in *in
 }
 
 static const char *const subjects[] = {
-	"", "a", "hello world", "aaa", "abcabc", "  x = 12, y = -3.5 ", "THE (quick) fox",
-	"f(a(b)c)d)", "key=value; k2=v2", "[[x]]", "a.b.c", "%d%%", "ab\tcd\nef", "caf\xc3\xa9",
-	"aaab", "bbb aaa", "12ab34", "]]]", "x^y$z", "a-b-c", "THE (quick) (brown) fox",
+    "",
+    "a",
+    "hello world",
+    "aaa",
+    "abcabc",
+    "  x = 12, y = -3.5 ",
+    "THE (quick) fox",
+    "f(a(b)c)d)",
+    "key=value; k2=v2",
+    "[[x]]",
+    "a.b.c",
+    "%d%%",
+    "ab\tcd\nef",
+    "caf\xc3\xa9",
+    "aaab",
+    "bbb aaa",
+    "12ab34",
+    "]]]",
+    "x^y$z",
+    "a-b-c",
+    "THE (quick) (brown) fox",
 };
 static const char *const patterns[] = {
-	"", "a", "^a", "a$", "^$", "l+", "l*", "l-", "l?", "o w", "%a+", "%d+", "%s", "%S+",
-	"%w+", "%p", "%x+", "%u", "%l+", "%c", "%g+", "[%a_][%w_]*", "[^%s]+", "[a-c]+",
-	"[]]", "[^]]", "[%]]", "[a-]", "[-a]", "(%w+)=(%w+)", "()a()", "(a)(b)?", "%b()",
-	"%b[]", "%f[%a]%a+", "%f[%A]", "%f[%w]%w+%f[%W]", "(a)%1", "(%a)%1", "^(%s*)(.-)(%s*)$",
-	"(h)(e)(l)(l)(o)", ".-b", ".-", "a.-c", "(.)(.)", "x^y", "%$", "%^", "[%^]", "a+$",
-	"(()", ")", "%", "[a", "%b", "%b(", "%f", "%fa", "%1", "(a)%2", "%z", "%0",
-	"((a)(b))", "[%w-]+", "[.]", "%.", "^%s*(.-)%s*$", "(%d+)", "%((%w+)%)", ".", "..",
-	"^", "^^", "$$", "a*b*c*", "[%d%.%-]+", "(%a+)%s*(%a*)",
+    "",
+    "a",
+    "^a",
+    "a$",
+    "^$",
+    "l+",
+    "l*",
+    "l-",
+    "l?",
+    "o w",
+    "%a+",
+    "%d+",
+    "%s",
+    "%S+",
+    "%w+",
+    "%p",
+    "%x+",
+    "%u",
+    "%l+",
+    "%c",
+    "%g+",
+    "[%a_][%w_]*",
+    "[^%s]+",
+    "[a-c]+",
+    "[]]",
+    "[^]]",
+    "[%]]",
+    "[a-]",
+    "[-a]",
+    "(%w+)=(%w+)",
+    "()a()",
+    "(a)(b)?",
+    "%b()",
+    "%b[]",
+    "%f[%a]%a+",
+    "%f[%A]",
+    "%f[%w]%w+%f[%W]",
+    "(a)%1",
+    "(%a)%1",
+    "^(%s*)(.-)(%s*)$",
+    "(h)(e)(l)(l)(o)",
+    ".-b",
+    ".-",
+    "a.-c",
+    "(.)(.)",
+    "x^y",
+    "%$",
+    "%^",
+    "[%^]",
+    "a+$",
+    "(()",
+    ")",
+    "%",
+    "[a",
+    "%b",
+    "%b(",
+    "%f",
+    "%fa",
+    "%1",
+    "(a)%2",
+    "%z",
+    "%0",
+    "((a)(b))",
+    "[%w-]+",
+    "[.]",
+    "%.",
+    "^%s*(.-)%s*$",
+    "(%d+)",
+    "%((%w+)%)",
+    ".",
+    "..",
+    "^",
+    "^^",
+    "$$",
+    "a*b*c*",
+    "[%d%.%-]+",
+    "(%a+)%s*(%a*)",
 };
 static const char *const repls[] = {"<%0>", "%1", "%2%1", "%%", "x%", "%x", "", "[%1]", "%9"};
 static const int inits[] = {1, 0, -1, -3, 2, 5, 100, -100};
@@ -731,8 +836,8 @@ static void test_matcher_same_as_stock(void **state)
 	if (luaL_dostring(L, probe_lua) != LUA_OK)
 		fail_msg("%s", lua_tostring(L, -1));
 	char *src = malloc(sizeof probe_lua + 200);
-	snprintf(src, sizeof probe_lua + 200,
-		 "%srule { name = 'probe', on = 'p', run = probe }\n", probe_lua);
+	snprintf(src, sizeof probe_lua + 200, "%srule { name = 'probe', on = 'p', run = probe }\n",
+		 probe_lua);
 	struct script_limits lim = test_lim;
 	lim.instructions = 100000000;
 	struct script *s = load_with("probe.lua", src, &lim, 0, NULL);
@@ -760,7 +865,8 @@ static void test_matcher_same_as_stock(void **state)
 	for (int k = 0; k < 3000; k++) {
 		int pl = (int)((seed = seed * 1103515245u + 12345u) >> 16) % 8;
 		for (int c = 0; c < pl; c++)
-			pat[c] = alpha[((seed = seed * 1103515245u + 12345u) >> 16) % (sizeof alpha - 1)];
+			pat[c] = alpha[((seed = seed * 1103515245u + 12345u) >> 16) %
+				       (sizeof alpha - 1)];
 		pat[pl] = '\0';
 		int sl = (int)((seed = seed * 1103515245u + 12345u) >> 16) % 20;
 		for (int c = 0; c < sl; c++)
@@ -781,11 +887,12 @@ static void test_config_limits(void **state)
 	(void)state;
 	struct cfg c;
 	char err[512];
-	const char *text = "node = { path = \"hefei\"; level = \"city\"; };\n"
-			   "data_dir = \"/d\";\n"
-			   "lua = { memory_kb = 8192; instructions = 5000000; time_ms = 50;\n"
-			   "  overrides = ( { script = \"big\"; memory_kb = 65536; time_ms = 1000; } );\n"
-			   "};\n";
+	const char *text =
+	    "node = { path = \"hefei\"; level = \"city\"; };\n"
+	    "data_dir = \"/d\";\n"
+	    "lua = { memory_kb = 8192; instructions = 5000000; time_ms = 50;\n"
+	    "  overrides = ( { script = \"big\"; memory_kb = 65536; time_ms = 1000; } );\n"
+	    "};\n";
 	assert_int_equal(cfg_load_string(&c, text, "t.cfg", NULL, err, sizeof err), 0);
 	struct script_limits l;
 	script_limits_from_cfg(&c, "small", &l);
@@ -810,22 +917,23 @@ static void test_config_limits(void **state)
 	static const struct {
 		const char *lua, *want;
 	} bad[] = {
-		{"lua = { memory_kb = 10; };", "t.cfg:3: lua.memory_kb: 10 is outside 256.."},
-		{"lua = { time_ms = \"fast\"; };", "t.cfg:3: lua.time_ms: must be an integer"},
-		{"lua = { cpu = 1; };", "t.cfg:3: lua.cpu: unknown key"},
-		{"lua = { overrides = ( { memory_kb = 300; } ); };",
-		 "lua.overrides[1]: needs script = \"name\""},
-		{"lua = { overrides = ( { script = \"a\"; cpu = 3; } ); };",
-		 "lua.overrides[1]: unknown key 'cpu'"},
-		{"lua = { overrides = ( { script = \"a\"; time_ms = 0; } ); };",
-		 "lua.overrides[1].time_ms: 0 is outside 1..60000"},
-		{"lua = { overrides = ( { script = \"a\"; }, { script = \"a\"; } ); };",
-		 "lua.overrides[2]: script 'a' already has an override"},
+	    {"lua = { memory_kb = 10; };", "t.cfg:3: lua.memory_kb: 10 is outside 256.."},
+	    {"lua = { time_ms = \"fast\"; };", "t.cfg:3: lua.time_ms: must be an integer"},
+	    {"lua = { cpu = 1; };", "t.cfg:3: lua.cpu: unknown key"},
+	    {"lua = { overrides = ( { memory_kb = 300; } ); };",
+	     "lua.overrides[1]: needs script = \"name\""},
+	    {"lua = { overrides = ( { script = \"a\"; cpu = 3; } ); };",
+	     "lua.overrides[1]: unknown key 'cpu'"},
+	    {"lua = { overrides = ( { script = \"a\"; time_ms = 0; } ); };",
+	     "lua.overrides[1].time_ms: 0 is outside 1..60000"},
+	    {"lua = { overrides = ( { script = \"a\"; }, { script = \"a\"; } ); };",
+	     "lua.overrides[2]: script 'a' already has an override"},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		char t[512];
-		snprintf(t, sizeof t, "node = { path = \"hefei\"; level = \"city\"; };\n"
-				      "data_dir = \"/d\";\n%s\n",
+		snprintf(t, sizeof t,
+			 "node = { path = \"hefei\"; level = \"city\"; };\n"
+			 "data_dir = \"/d\";\n%s\n",
 			 bad[i].lua);
 		assert_int_equal(cfg_load_string(&c, t, "t.cfg", NULL, err, sizeof err),
 				 LINLI_ECONFIG);
@@ -838,14 +946,13 @@ static void test_print_and_log(void **state)
 {
 	(void)state;
 	/* print and linli.log go to the host log; more than 100 lines per call are dropped. */
-	struct script *s = load_str(
-		"rule { name = 'r', on = 'a', run = function()\n"
-		"  print('hello', 1, nil, {})\n"
-		"  linli.log('debug', 'x')\n"
-		"  assert(not pcall(linli.log, 'loud', 'x'))\n"
-		"  assert(linli.scope == 'hefei/baohe')\n"
-		"  for i = 1, 500 do linli.log('debug', i) end\n"
-		"end }");
+	struct script *s = load_str("rule { name = 'r', on = 'a', run = function()\n"
+				    "  print('hello', 1, nil, {})\n"
+				    "  linli.log('debug', 'x')\n"
+				    "  assert(not pcall(linli.log, 'loud', 'x'))\n"
+				    "  assert(linli.scope == 'hefei/baohe')\n"
+				    "  for i = 1, 500 do linli.log('debug', i) end\n"
+				    "end }");
 	char err[256];
 	assert_int_equal(fire(s, NULL, err, sizeof err), 0);
 	script_free(s);
@@ -855,19 +962,19 @@ int main(void)
 {
 	log_set_level(LOG_ERROR);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_escapes),
-		cmocka_unit_test(test_string_metatable_unchanged),
-		cmocka_unit_test(test_globals_separate),
-		cmocka_unit_test(test_endless_load),
-		cmocka_unit_test(test_interrupt),
-		cmocka_unit_test(test_bad_declarations),
-		cmocka_unit_test(test_manifest),
-		cmocka_unit_test(test_runtime_errors_fault),
-		cmocka_unit_test(test_values),
-		cmocka_unit_test(test_topics),
-		cmocka_unit_test(test_matcher_same_as_stock),
-		cmocka_unit_test(test_config_limits),
-		cmocka_unit_test(test_print_and_log),
+	    cmocka_unit_test(test_escapes),
+	    cmocka_unit_test(test_string_metatable_unchanged),
+	    cmocka_unit_test(test_globals_separate),
+	    cmocka_unit_test(test_endless_load),
+	    cmocka_unit_test(test_interrupt),
+	    cmocka_unit_test(test_bad_declarations),
+	    cmocka_unit_test(test_manifest),
+	    cmocka_unit_test(test_runtime_errors_fault),
+	    cmocka_unit_test(test_values),
+	    cmocka_unit_test(test_topics),
+	    cmocka_unit_test(test_matcher_same_as_stock),
+	    cmocka_unit_test(test_config_limits),
+	    cmocka_unit_test(test_print_and_log),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
