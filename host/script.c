@@ -734,8 +734,19 @@ static int invoke(struct script *s, struct callctx *c, char *err, size_t errlen)
 	if (s->state != SCRIPT_READY)
 		return fail(err, errlen, LINLI_ESTATE, "%s is %s: %s", s->name ? s->name : s->file,
 			    script_state_name(s->state), s->fault);
+	/*
+	 * Not re-entrant: a binding that calls back into the script that called
+	 * it (a handler publishing to its own topic) may be running on one of
+	 * its coroutines, and the main thread cannot run then. Queue instead.
+	 */
+	if (s->inv.depth > 0)
+		return fail(
+		    err, errlen, LINLI_EBUSY,
+		    "%s is running: a script cannot be called from inside itself (queue the "
+		    "call with kernel_post)",
+		    script_name(s));
 	lua_State *L = s->L;
-	bool outer = s->inv.depth == 0;
+	bool outer = true;
 	uint64_t t0 = now_ns();
 	if (outer) {
 		s->inv.used = 0;

@@ -142,8 +142,8 @@ void script_free(struct script *s);
  * LINLI_ESTATE if the script is faulted or broken, LINLI_ELIMIT if a limit
  * stopped it (now faulted), LINLI_ENOMEM, or LINLI_EINVAL for a runtime
  * error; err gets "file:line: message". Every failure lands in the script's
- * log. Nested calls (a handler calling into the host which calls the same
- * script) share the outer invocation's budget and deadline.
+ * log. A script is not re-entrant: a call made while it runs (from a binding
+ * it called) gets LINLI_EBUSY and must be queued (kernel_post) instead.
  */
 typedef int (*script_push_fn)(lua_State *L, void *ud);
 typedef void (*script_take_fn)(lua_State *L, int first, void *ud);

@@ -942,6 +942,60 @@ static void test_config_limits(void **state)
 	}
 }
 
+/* ---- bindings: what the SDK table's Lua side will use ---- */
+
+static int api_answer(lua_State *L)
+{
+	lua_pushinteger(L, 42);
+	return 1;
+}
+
+/* Calls back into the calling script: must be refused, not run. */
+static int api_reenter(lua_State *L)
+{
+	struct script *s = script_from_lua(L);
+	char err[256];
+	int rc =
+	    script_call(s, script_handler(s, "run"), NULL, NULL, 0, NULL, NULL, err, sizeof err);
+	lua_pushinteger(L, rc);
+	lua_pushstring(L, err);
+	return 2;
+}
+
+static void bind_test(lua_State *L, struct script *s, void *ud)
+{
+	(void)s;
+	(void)ud;
+	lua_pushcfunction(L, api_reenter);
+	lua_setfield(L, -2, "reenter");
+	lua_newtable(L);
+	lua_pushcfunction(L, api_answer);
+	lua_setfield(L, -2, "get");
+	lua_setfield(L, -2, "store");
+}
+
+static void test_binder(void **state)
+{
+	(void)state;
+	script_set_binder(bind_test, NULL);
+	struct script *s = load_str(
+	    "rule { name = 'r', on = 'a', run = function()\n"
+	    "  assert(linli.store.get() == 42)\n"
+	    "  assert(not pcall(function() linli.store.get = nil end))\n"
+	    "  assert(not pcall(rawset, linli.store, 'put', print))\n"
+	    "  assert(getmetatable(linli.store) == 'locked')\n"
+	    "  local rc, msg = linli.reenter()\n"
+	    "  assert(rc == -10 and msg:find('cannot be called from inside itself'), msg)\n"
+	    "  local co = coroutine.wrap(function() return linli.reenter() end)\n"
+	    "  assert(co() == -10)\n"
+	    "end }");
+	script_set_binder(NULL, NULL);
+	char err[512];
+	if (fire(s, NULL, err, sizeof err) != 0)
+		fail_msg("%s", err);
+	script_free(s);
+}
+
 static void test_print_and_log(void **state)
 {
 	(void)state;
@@ -975,6 +1029,7 @@ int main(void)
 	    cmocka_unit_test(test_matcher_same_as_stock),
 	    cmocka_unit_test(test_config_limits),
 	    cmocka_unit_test(test_print_and_log),
+	    cmocka_unit_test(test_binder),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
