@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bus.h"
 #include "linli/error.h"
 #include "log.h"
 
@@ -61,6 +62,13 @@ static const struct key keys[] = {
 	{"store", T_GROUP, false, "the LMDB store"},
 	{"store.sync", T_BOOL, false, "fsync every group commit"},
 	{"store.map_size_mb", T_INT, false, "initial map size, MiB"},
+	{"bus", T_GROUP, false, "the event bus"},
+	{"bus.consequence", T_LIST, false, "topic patterns of records of consequence (never shed)"},
+	{"bus.telemetry", T_LIST, false, "telemetry topic families, counted apart"},
+	{"bus.telemetry_queue", T_INT, false, "telemetry waiting for delivery before shedding"},
+	{"bus.subscriber_queue", T_INT, false, "events an external subscriber may hold"},
+	{"bus.subscriber_backlog", T_INT, false, "records of consequence it may hold"},
+	{"bus.subscriber_idle_s", T_INT, false, "seconds before an unpolled subscription expires"},
 	{"lua", T_GROUP, false, "limits of Lua scripts"},
 	{"lua.memory_kb", T_INT, false, "memory of one script's state, KiB"},
 	{"lua.instructions", T_INT, false, "instruction budget of one call"},
@@ -68,6 +76,10 @@ static const struct key keys[] = {
 	{"lua.max_errors", T_INT, false, "failed calls in a row before a script is faulted"},
 	{"lua.overrides", T_LIST, false, "per-script limits: ( { script = \"name\"; ... } )"},
 };
+
+/* Records of consequence when the config names none (bus.consequence absent). */
+static const char *const bus_default_consequence[] = {"dev/+/+/event/#", "alarm/#", "incident/#",
+						      "application/#"};
 
 struct ctx {
 	const char *source;
@@ -195,6 +207,81 @@ static int check_address(struct ctx *c, int line, const char *a)
 			return 0;
 	return fail(c, line, "control.listen", "'%s' is not an ipc://, tcp:// or tls+tcp:// address",
 		    a);
+}
+
+static int get_int(struct ctx *c, config_t *cf, const char *key, int lo, int hi, int def,
+		   int *out)
+{
+	config_setting_t *set = config_lookup(cf, key);
+	*out = def;
+	if (!set)
+		return 0;
+	int v = config_setting_get_int(set);
+	if (v < lo || v > hi)
+		return fail(c, (int)config_setting_source_line(set), key, "%d is outside %d..%d", v,
+			    lo, hi);
+	*out = v;
+	return 0;
+}
+
+/* bus.*: family patterns must be valid subscriptions and listed once. */
+static int check_families(struct ctx *c, config_t *cf, const char *key, char **v, int n,
+			  char **other, int n_other)
+{
+	config_setting_t *set = config_lookup(cf, key);
+	int line = set ? (int)config_setting_source_line(set) : 0;
+	char why[128];
+	for (int i = 0; i < n; i++) {
+		if (!bus_pattern_check(v[i], why, sizeof why))
+			return fail(c, line, key, "'%s' is not a topic pattern: %s", v[i], why);
+		for (int j = 0; j < i; j++)
+			if (strcmp(v[i], v[j]) == 0)
+				return fail(c, line, key, "'%s' is listed twice", v[i]);
+		for (int j = 0; j < n_other; j++)
+			if (strcmp(v[i], other[j]) == 0)
+				return fail(c, line, key, "'%s' is also in bus.consequence", v[i]);
+	}
+	return 0;
+}
+
+static int fill_bus(struct ctx *c, config_t *cf, struct cfg *out)
+{
+	int rc;
+	if (config_lookup(cf, "bus.consequence")) {
+		if ((rc = get_str_list(c, cf, "bus.consequence", out->bus_consequence,
+				       CFG_MAX_FAMILIES, &out->n_bus_consequence, false)))
+			return rc;
+	} else {
+		size_t n = sizeof bus_default_consequence / sizeof bus_default_consequence[0];
+		for (size_t i = 0; i < n; i++)
+			out->bus_consequence[out->n_bus_consequence++] =
+				strdup(bus_default_consequence[i]);
+	}
+	if ((rc = get_str_list(c, cf, "bus.telemetry", out->bus_telemetry, CFG_MAX_FAMILIES,
+			       &out->n_bus_telemetry, false)))
+		return rc;
+	if ((rc = check_families(c, cf, "bus.consequence", out->bus_consequence,
+				 out->n_bus_consequence, NULL, 0)) ||
+	    (rc = check_families(c, cf, "bus.telemetry", out->bus_telemetry, out->n_bus_telemetry,
+				 out->bus_consequence, out->n_bus_consequence)))
+		return rc;
+	if ((rc = get_int(c, cf, "bus.telemetry_queue", 16, 1 << 24, 65536,
+			  &out->bus_telemetry_queue)) ||
+	    (rc = get_int(c, cf, "bus.subscriber_queue", 4, 1 << 22, 16384,
+			  &out->bus_subscriber_queue)) ||
+	    (rc = get_int(c, cf, "bus.subscriber_backlog", 4, 1 << 24, 1 << 20,
+			  &out->bus_subscriber_backlog)) ||
+	    (rc = get_int(c, cf, "bus.subscriber_idle_s", 1, 86400, 30,
+			  &out->bus_subscriber_idle_s)))
+		return rc;
+	config_setting_t *set = config_lookup(cf, "bus.subscriber_backlog");
+	if (!set)
+		set = config_lookup(cf, "bus.subscriber_queue");
+	if (out->bus_subscriber_backlog < out->bus_subscriber_queue)
+		return fail(c, set ? (int)config_setting_source_line(set) : 0,
+			    "bus.subscriber_backlog", "%d is below bus.subscriber_queue (%d)",
+			    out->bus_subscriber_backlog, out->bus_subscriber_queue);
+	return 0;
 }
 
 /* One limit of `lua` or of an override entry; absent leaves *out alone. */
@@ -396,6 +483,8 @@ static int fill(struct ctx *c, config_t *cf, struct cfg *out)
 				    "%d is outside 1..1048576", v);
 		out->store_map_size = (size_t)v << 20;
 	}
+	if ((rc = fill_bus(c, cf, out)))
+		return rc;
 	return fill_lua(c, cf, out);
 }
 
@@ -463,6 +552,8 @@ void cfg_free(struct cfg *c)
 	free_list(c->plugin_dirs, c->n_plugin_dirs);
 	free_list(c->script_dirs, c->n_script_dirs);
 	free(c->catalog_dir);
+	free_list(c->bus_consequence, c->n_bus_consequence);
+	free_list(c->bus_telemetry, c->n_bus_telemetry);
 	for (int i = 0; i < c->n_lua_overrides; i++)
 		free(c->lua_overrides[i].script);
 	memset(c, 0, sizeof *c);

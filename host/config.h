@@ -16,6 +16,7 @@
 
 #define CFG_MAX_LISTEN 8
 #define CFG_MAX_DIRS 16
+#define CFG_MAX_FAMILIES 32
 #define CFG_MAX_LUA_OVERRIDES 64
 
 /* Limits of Lua scripts (`lua` in linli.cfg). In an override, 0 = inherit. */
@@ -50,6 +51,15 @@ struct cfg {
 	size_t store_map_size;		 /* initial LMDB map size, bytes */
 	size_t max_request;		 /* control message limit, bytes */
 	int control_workers;		 /* concurrent control contexts */
+	/* bus: topic families and queue limits (see bus.h) */
+	char *bus_consequence[CFG_MAX_FAMILIES]; /* patterns of records of consequence */
+	int n_bus_consequence;
+	char *bus_telemetry[CFG_MAX_FAMILIES];	  /* telemetry families, for counting */
+	int n_bus_telemetry;
+	int bus_telemetry_queue;	 /* telemetry waiting for delivery, events */
+	int bus_subscriber_queue;	 /* per external subscriber, events */
+	int bus_subscriber_backlog;	 /* per external subscriber, records of consequence */
+	int bus_subscriber_idle_s;	 /* unpolled external subscriptions expire */
 	struct cfg_lua lua;		 /* defaults for every script */
 	struct cfg_lua_override lua_overrides[CFG_MAX_LUA_OVERRIDES];
 	int n_lua_overrides;

@@ -21,6 +21,8 @@
 struct kernel;
 struct control;
 struct cmd_registry;
+struct bus;
+struct bus_remote;
 struct script_rules;
 
 typedef void (*kernel_fn)(struct kernel *k, void *arg);
@@ -57,6 +59,8 @@ struct kernel {
 	uint64_t events_run, batches;
 	struct control *control;
 	struct cmd_registry *cmds;
+	struct bus *bus;		/* the event bus (bus.h) */
+	struct bus_remote *bus_remote;	/* its external subscriptions (bus_cmds.c) */
 	int plugin_count;		/* filled by the plugin loader */
 	struct script_rules *rules;	/* Lua rules of this node (script.c) */
 };

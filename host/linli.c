@@ -14,10 +14,12 @@
 #include <msgpack.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "json.h"
@@ -183,12 +185,17 @@ static char *read_stdin(size_t *len)
 	return buf;
 }
 
+static int tail(struct console *c, int argc, char **argv);
+
 /*
  * Send argv, print the reply. Returns the exit code (0, 1). `reply_out`, if
  * given, receives the data as JSON instead of printing.
  */
 static int run(struct console *c, int argc, char **argv, json_t **reply_out)
 {
+	if (!reply_out && argc >= 2 && strcmp(argv[0], "events") == 0 &&
+	    strcmp(argv[1], "tail") == 0)
+		return tail(c, argc, argv);
 	bool json = c->json;
 	const char *input = NULL;
 	char *stdin_buf = NULL;
@@ -290,6 +297,149 @@ out:
 	msgpack_unpacked_destroy(&up);
 	nng_msg_free(m);
 	return code;
+}
+
+/* ---- events tail: the one command that is a loop in the console ---- */
+
+/*
+ * `events tail [PATTERN] [--json] [--count N] [--seconds S] [--scope S]`
+ * subscribes with `events subscribe`, then long-polls `events next` (each
+ * reply a batch of events) and prints one line per event — text, or one JSON
+ * object per line with --json — until Ctrl-C, N events or S seconds. Telemetry
+ * the daemon had to shed for this subscriber is reported on stderr.
+ */
+static volatile sig_atomic_t tail_interrupted;
+
+static void tail_on_sigint(int sig)
+{
+	(void)sig;
+	tail_interrupted = 1;
+}
+
+static void print_event(const json_t *e, bool json)
+{
+	if (json) {
+		char *s = json_dumps(e, JSON_COMPACT | JSON_ENCODE_ANY);
+		printf("%s\n", s ? s : "null");
+		free(s);
+		return;
+	}
+	json_int_t ms = json_integer_value(json_object_get(e, "time"));
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	char when[32] = "?";
+	if (gmtime_r(&t, &tm))
+		snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+			 (int)(ms % 1000));
+	const json_t *pl = json_object_get(e, "payload");
+	/* 15 digits: a value typed as 0.42 prints as 0.42 (--json keeps all 17). */
+	char *p = pl ? json_dumps(pl, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15))
+		     : NULL;
+	const char *str[4];
+	static const char *const keys[] = {"class", "scope", "topic", "publisher"};
+	for (int i = 0; i < 4; i++) {
+		str[i] = json_string_value(json_object_get(e, keys[i]));
+		if (!str[i])
+			str[i] = "?";
+	}
+	printf("%s  %-11s  %s  %s  %s  %s\n", when, str[0], str[1], str[2], str[3],
+	       p ? p : "(payload not printable as JSON)");
+	free(p);
+}
+
+static int tail(struct console *c, int argc, char **argv)
+{
+	bool json = c->json;
+	const char *pattern = NULL, *scope = NULL;
+	long long count = -1;
+	double seconds = -1;
+	for (int i = 2; i < argc; i++) {
+		char *end = NULL;
+		if (strcmp(argv[i], "--json") == 0)
+			json = true;
+		else if (strcmp(argv[i], "--count") == 0 && i + 1 < argc) {
+			count = strtoll(argv[++i], &end, 10);
+			if (*end || count < 1)
+				goto usage;
+		} else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
+			seconds = strtod(argv[++i], &end);
+			if (*end || !(seconds > 0))
+				goto usage;
+		} else if (strcmp(argv[i], "--scope") == 0 && i + 1 < argc)
+			scope = argv[++i];
+		else if (argv[i][0] == '-' || pattern)
+			goto usage;
+		else
+			pattern = argv[i];
+	}
+	char *sub[5] = {"events", "subscribe", (char *)(pattern ? pattern : "#"), "--scope",
+			(char *)scope};
+	json_t *rep = NULL;
+	if (run(c, scope ? 5 : 3, sub, &rep) != 0)
+		return 1;
+	char id[32], cursor[32] = "0", wait[32];
+	snprintf(id, sizeof id, "%lld", (long long)json_integer_value(json_object_get(rep, "id")));
+	json_decref(rep);
+
+	struct sigaction sa = {.sa_handler = tail_on_sigint}, old;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &old);
+	tail_interrupted = 0;
+	struct timespec t0, now;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	long long printed = 0, lost = 0;
+	int code = 0;
+	while (!tail_interrupted && (count < 0 || printed < count)) {
+		long wait_ms = 1000;
+		if (seconds > 0) {
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			double left = seconds - (double)(now.tv_sec - t0.tv_sec) -
+				      (double)(now.tv_nsec - t0.tv_nsec) / 1e9;
+			if (left <= 0)
+				break;
+			if (left * 1000 < wait_ms)
+				wait_ms = (long)(left * 1000) + 1;
+		}
+		snprintf(wait, sizeof wait, "%ld", wait_ms);
+		char *next[6] = {"events", "next", id, cursor, "--wait", wait};
+		if (run(c, 6, next, &rep) != 0) {
+			code = 1;
+			break;
+		}
+		size_t i;
+		json_t *e;
+		json_array_foreach(json_object_get(rep, "events"), i, e)
+		{
+			if (count >= 0 && printed >= count)
+				break;
+			print_event(e, json);
+			printed++;
+		}
+		fflush(stdout);
+		snprintf(cursor, sizeof cursor, "%lld",
+			 (long long)json_integer_value(json_object_get(rep, "cursor")));
+		long long l = (long long)json_integer_value(json_object_get(rep, "lost"));
+		if (l > lost)
+			fprintf(stderr, "linli: %lld telemetry events lost (the daemon's queue for "
+					"this subscriber was full)\n",
+				l - lost);
+		lost = l;
+		bool busy = json_is_true(json_object_get(rep, "busy"));
+		json_decref(rep);
+		if (busy)
+			usleep(200 * 1000);
+	}
+	sigaction(SIGINT, &old, NULL);
+	char *unsub[3] = {"events", "unsubscribe", id};
+	rep = NULL;
+	if (run(c, 3, unsub, &rep) == 0)
+		json_decref(rep);
+	return code;
+usage:
+	fprintf(stderr, "usage: linli events tail [PATTERN] [--json] [--count N] [--seconds S] "
+			"[--scope S]\n");
+	return 2;
 }
 
 /* ---- interactive shell ---- */

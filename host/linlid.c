@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bus.h"
 #include "cmd.h"
 #include "config.h"
 #include "control.h"
@@ -158,6 +159,7 @@ static void on_hup(struct kernel *k, void *arg)
 	cfg_free(oc);
 	*oc = nc;
 	log_set_level((enum log_level)oc->log_level);
+	bus_reconfigure(k->bus, oc);
 	log_info("config", "reloaded %s", oc->source);
 }
 
@@ -306,6 +308,17 @@ int main(int argc, char **argv)
 		log_error("kernel", "cannot register commands");
 		goto out;
 	}
+	if (bus_open(&k, &k.bus, err, sizeof err) != 0) {
+		log_error("bus", "cannot start the event bus: %s", err);
+		goto out;
+	}
+	if ((rc = bus_cmds_open(&k, &k.bus_remote)) != 0) {
+		log_error("bus", "cannot register the bus commands: %s", linli_strerror(rc));
+		goto out;
+	}
+	if (!bus_has_journal(k.bus))
+		log_warn("bus", "no journal: records of consequence are delivered but not stored "
+				"(the store is not plugged in yet)");
 	k.rules = script_rules_new(&k.cfg, NULL);
 	if (!k.rules || script_cmds_register(&k, k.rules) != 0) {
 		log_error("script", "cannot set up the Lua rules");
@@ -326,6 +339,7 @@ int main(int argc, char **argv)
 		 k.cfg.node_path, tier_level_name(k.cfg.node_level), k.cfg.data_dir, k.cfg.source);
 	report_ready(&ready_fd, 0);
 	kernel_run(&k);
+	cmd_cancel_pending(k.cmds); /* long polls and the like get "shutting down" */
 	exit_code = 0;
 	log_info("kernel", "stopped");
 out:
@@ -336,8 +350,10 @@ out:
 		pthread_kill(st, SIGTERM);
 		pthread_join(st, NULL);
 	}
+	bus_cmds_close(k.bus_remote); /* answers waiting polls: before the socket closes */
 	control_close(k.control);
 	script_rules_free(k.rules);
+	bus_close(k.bus);
 	cmd_registry_free(k.cmds);
 	if (lock_fd >= 0)
 		close(lock_fd); /* the file stays: unlinking it would race a starting daemon */

@@ -1,0 +1,1260 @@
+/*
+ * bus — see bus.h.
+ *
+ * Matching is a trie over topic levels. A node's literal children live in one
+ * bus-wide hash table keyed by (parent, level) so that a node with ten
+ * thousand device children costs one probe; `+` is a direct child pointer and
+ * `#` subscriptions hang on the node where they start. A publish walks at
+ * most two branches per level (the literal one and `+`), so its cost grows
+ * with the topic's depth, not with the number of subscriptions
+ * (tests/bench/bench_bus.c measures it against a linear pattern list).
+ *
+ * Delivery is a FIFO: an event published while another is being delivered (a
+ * handler publishing) is copied to the queue and delivered after it, so order
+ * is publication order and handlers never recurse. The queue is drained by
+ * the outermost publish, at most BUS_DRAIN_MAX events at a time; the rest is
+ * continued from a kernel event so that a handler that publishes in a loop
+ * cannot starve the kernel.
+ *
+ * Shedding: telemetry accepted but not yet delivered (posted from a driver
+ * thread, or queued behind a delivery) is counted in `pending`; beyond
+ * bus.telemetry_queue new telemetry is refused and counted as shed in its
+ * family. Records of consequence are never refused for load: they are
+ * journaled when the kernel thread accepts them, then delivered.
+ *
+ * Sealing: external subscribers (bus_cmds) may only be sent events up to
+ * bus_sealed_seq(). The bus's batch-end hook flushes the journal (if one is
+ * plugged in and wrote anything) and then seals everything published so far,
+ * so nothing leaves the process before the journal made it durable.
+ */
+#include "bus.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "kernel.h"
+#include "linli/error.h"
+#include "log.h"
+#include "mp.h"
+#include "scope.h"
+
+#define BUS_DRAIN_MAX 65536 /* queued events delivered per drain before yielding */
+#define MP_DEPTH_MAX  32    /* nesting of a payload */
+
+struct family {
+	char *pattern;
+	enum bus_class cls;
+	uint64_t published, delivered, subscriber_shed, refused; /* kernel thread */
+	_Atomic uint64_t shed;					 /* any thread */
+};
+
+struct tnode;
+
+struct bus_sub {
+	uint64_t id;
+	char *pattern;
+	char *owner_name;
+	char scope[SCOPE_MAX + 1];
+	size_t scope_len;
+	bus_handler fn;
+	void *ud;
+	void (*release)(void *ud);
+	const void *owner;
+	struct tnode *node;
+	bool rest; /* pattern ends in '#': on node->rest, else node->here */
+	bool dead;
+	struct bus_sub *prev, *next;	     /* on the node's list */
+	struct bus_sub *all_prev, *all_next; /* every live subscription, id order */
+	struct bus_sub *grave_next;
+	uint64_t delivered, errors, suppressed, last_log_ms;
+};
+
+struct tnode {
+	struct tnode *parent, *hnext, *plus;
+	struct bus_sub *here, *rest;
+	uint32_t nkids; /* literal children and `+` */
+	uint32_t hash;	/* of seg; literal nodes only */
+	uint16_t seglen;
+	char seg[];
+};
+
+/* An owned copy of an event: queued behind a delivery, or posted from a thread. */
+struct qev {
+	struct qev *next;
+	struct bus *b;
+	struct bus_event ev;
+	size_t scope_len;
+	int family;
+	char buf[]; /* topic \0 publisher \0 scope \0 payload */
+};
+
+struct bus {
+	struct kernel *k;
+	struct family *families; /* consequence, then telemetry, then the "#" catch-all */
+	int n_families;
+	struct bus_limits limits;
+	_Atomic int telemetry_limit;
+	_Atomic int64_t pending; /* telemetry accepted, not yet delivered */
+	uint64_t seq, sealed;
+	bool journaled; /* since the last flush */
+	struct bus_journal journal;
+	bool has_journal;
+	uint64_t last_flush_log_ms;
+	/* trie */
+	struct tnode *root;
+	struct tnode **kids;
+	size_t kids_mask, kids_n;
+	/* subscriptions */
+	struct bus_sub *all_head, *all_tail;
+	int n_subs;
+	uint64_t next_id;
+	struct bus_sub **match;
+	size_t nmatch, match_cap;
+	struct bus_sub *graveyard;
+	uint64_t handler_errors;
+	/* delivery */
+	struct qev *q_head, *q_tail;
+	bool delivering, cont_posted;
+	const struct bus_event *cur;
+	struct bus_blob *cur_blob;
+};
+
+__attribute__((format(printf, 4, 5))) static int fail(char *err, size_t errlen, int rc,
+						      const char *fmt, ...)
+{
+	if (err && errlen) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return rc;
+}
+
+static void why(char *w, size_t n, const char *s)
+{
+	if (w && n)
+		snprintf(w, n, "%s", s);
+}
+
+const char *bus_class_name(enum bus_class c)
+{
+	return c == BUS_CONSEQUENCE ? "consequence" : "telemetry";
+}
+
+/* ---- topics and patterns ---- */
+
+static bool check_path(const char *t, bool pattern, char *w, size_t wlen)
+{
+	size_t len = strlen(t);
+	if (len == 0)
+		return why(w, wlen, "empty"), false;
+	if (len > BUS_TOPIC_MAX)
+		return why(w, wlen, "longer than 255 bytes"), false;
+	int levels = 0;
+	const char *p = t;
+	for (;;) {
+		const char *e = p;
+		while (*e && *e != '/')
+			e++;
+		size_t n = (size_t)(e - p);
+		levels++;
+		if (n == 0)
+			return why(w, wlen, "empty level (leading, trailing or double '/')"), false;
+		for (size_t i = 0; i < n; i++) {
+			unsigned char c = (unsigned char)p[i];
+			if (c == '+' || c == '#') {
+				if (!pattern)
+					return why(w, wlen,
+						   "wildcards '+' and '#' are for subscriptions, "
+						   "not topics"),
+					       false;
+				if (n != 1)
+					return why(w, wlen,
+						   "a wildcard must be a whole level ('a/+/c', "
+						   "'a/#')"),
+					       false;
+				if (c == '#' && *e)
+					return why(w, wlen, "'#' must be the last level"), false;
+			} else if (c <= 0x20 || c >= 0x7f)
+				return why(w, wlen, "levels use printable ASCII without spaces"),
+				       false;
+		}
+		if (!*e)
+			break;
+		p = e + 1;
+	}
+	if (levels > BUS_LEVELS_MAX)
+		return why(w, wlen, "more than 16 levels"), false;
+	return true;
+}
+
+bool bus_topic_check(const char *topic, char *why_, size_t whylen)
+{
+	return check_path(topic, false, why_, whylen);
+}
+
+bool bus_pattern_check(const char *pattern, char *why_, size_t whylen)
+{
+	return check_path(pattern, true, why_, whylen);
+}
+
+bool bus_pattern_match(const char *p, const char *t)
+{
+	for (;;) {
+		if (p[0] == '#')
+			return true;
+		if (p[0] == '+' && (p[1] == '/' || !p[1])) {
+			p++;
+			while (*t && *t != '/')
+				t++;
+		} else {
+			while (*p && *p != '/' && *p == *t) {
+				p++;
+				t++;
+			}
+			if ((*p && *p != '/') || (*t && *t != '/'))
+				return false;
+		}
+		/* Both at a '/' or at the end. */
+		if (!*p && !*t)
+			return true;
+		if (!*p)
+			return false;
+		if (!*t)
+			return p[1] == '#'; /* "a/#" matches "a" */
+		p++;
+		t++;
+	}
+}
+
+/* ---- payload validation: exactly one MessagePack map, string keys ---- */
+
+static uint64_t be(const uint8_t *p, int n)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < n; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/*
+ * Formats 0xc4..0xdb that are not containers: the width of their length field
+ * (`len`, 0 for none) and the bytes that follow it besides the length's (`fixed`).
+ */
+static const struct {
+	uint8_t len, fixed;
+} fmt_c4[24] = {
+    {1, 0}, {2, 0}, {4, 0},		     /* c4-c6 bin 8/16/32 */
+    {1, 1}, {2, 1}, {4, 1},		     /* c7-c9 ext 8/16/32: length, then a type byte */
+    {0, 4}, {0, 8},			     /* ca-cb float 32/64 */
+    {0, 1}, {0, 2}, {0, 4}, {0, 8},	     /* cc-cf uint 8..64 */
+    {0, 1}, {0, 2}, {0, 4}, {0, 8},	     /* d0-d3 int 8..64 */
+    {0, 2}, {0, 3}, {0, 5}, {0, 9}, {0, 17}, /* d4-d8 fixext 1..16, with the type */
+    {1, 0}, {2, 0}, {4, 0},		     /* d9-db str 8/16/32 */
+};
+
+/* Skip one object at p; NULL if malformed. `key` requires a string. */
+static const uint8_t *mp_skip(const uint8_t *p, const uint8_t *end, int depth, bool key)
+{
+	if (p >= end || depth > MP_DEPTH_MAX)
+		return NULL;
+	uint8_t c = *p++;
+	uint64_t n = 0, items = 0;
+	bool map = (c >= 0x80 && c <= 0x8f) || c == 0xde || c == 0xdf;
+	if (key && !((c >= 0xa0 && c <= 0xbf) || (c >= 0xd9 && c <= 0xdb)))
+		return NULL;
+	if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3)
+		return p; /* fixint, nil, false, true */
+	if (c == 0xc1)
+		return NULL; /* never used */
+	if (c <= 0x8f)
+		items = 2u * (c & 0x0f);
+	else if (c <= 0x9f)
+		items = c & 0x0f;
+	else if (c <= 0xbf)
+		n = c & 0x1f;
+	else if (c >= 0xdc) { /* array 16/32, map 16/32 */
+		int w = (c == 0xdc || c == 0xde) ? 2 : 4;
+		if (end - p < w)
+			return NULL;
+		items = be(p, w) * (map ? 2u : 1u);
+		p += w;
+	} else {
+		int w = fmt_c4[c - 0xc4].len;
+		n = fmt_c4[c - 0xc4].fixed;
+		if (end - p < w)
+			return NULL;
+		n += be(p, w);
+		p += w;
+	}
+	if (n > (uint64_t)(end - p))
+		return NULL;
+	p += n;
+	if (items > (uint64_t)(end - p))
+		return NULL; /* every item needs at least one byte */
+	for (uint64_t i = 0; i < items && p; i++)
+		p = mp_skip(p, end, depth + 1, map && i % 2 == 0);
+	return p;
+}
+
+static bool payload_ok(const void *data, size_t len, char *w, size_t wlen)
+{
+	const uint8_t *p = data, *end = p + len;
+	uint8_t c = p[0];
+	if (!((c >= 0x80 && c <= 0x8f) || c == 0xde || c == 0xdf))
+		return why(w, wlen, "payload must be a MessagePack map"), false;
+	const uint8_t *q = mp_skip(p, end, 0, false);
+	if (!q)
+		return why(w, wlen,
+			   "payload is not well-formed MessagePack (or a map key is not "
+			   "a string)"),
+		       false;
+	if (q != end)
+		return why(w, wlen, "payload has bytes after its map"), false;
+	return true;
+}
+
+/* ---- message checks, shared by publish and post ---- */
+
+static const char empty_map[] = "\x80";
+
+struct lens {
+	size_t topic, publisher, scope;
+	const void *payload;
+	size_t payload_len;
+};
+
+static int check_msg(const struct bus_msg *m, struct lens *l, char *err, size_t errlen)
+{
+	char w[160];
+	if (!m->topic || !bus_topic_check(m->topic, w, sizeof w))
+		return fail(err, errlen, LINLI_EINVAL, "topic '%s': %s", m->topic ? m->topic : "",
+			    m->topic ? w : "missing");
+	if (!m->publisher || !*m->publisher)
+		return fail(err, errlen, LINLI_EINVAL, "publisher: missing");
+	l->publisher = strlen(m->publisher);
+	if (l->publisher > BUS_PUBLISHER_MAX)
+		return fail(err, errlen, LINLI_EINVAL, "publisher: longer than %d bytes",
+			    BUS_PUBLISHER_MAX);
+	for (size_t i = 0; i < l->publisher; i++)
+		if ((unsigned char)m->publisher[i] < 0x20 || (unsigned char)m->publisher[i] > 0x7e)
+			return fail(err, errlen, LINLI_EINVAL,
+				    "publisher '%s': printable ASCII only", m->publisher);
+	if (!m->scope || !scope_check(m->scope, w, sizeof w))
+		return fail(err, errlen, LINLI_EINVAL, "scope '%s': %s", m->scope ? m->scope : "",
+			    m->scope ? w : "missing");
+	l->topic = strlen(m->topic);
+	l->scope = strlen(m->scope);
+	if (!m->payload || m->payload_len == 0) {
+		l->payload = empty_map;
+		l->payload_len = 1;
+	} else {
+		if (m->payload_len > BUS_PAYLOAD_MAX)
+			return fail(err, errlen, LINLI_E2BIG,
+				    "payload of %zu bytes on '%s' exceeds %d bytes", m->payload_len,
+				    m->topic, BUS_PAYLOAD_MAX);
+		if (!payload_ok(m->payload, m->payload_len, w, sizeof w))
+			return fail(err, errlen, LINLI_EINVAL, "%s: %s", m->topic, w);
+		l->payload = m->payload;
+		l->payload_len = m->payload_len;
+	}
+	return 0;
+}
+
+static int classify(const struct bus *b, const char *topic)
+{
+	for (int i = 0; i < b->n_families - 1; i++)
+		if (bus_pattern_match(b->families[i].pattern, topic))
+			return i;
+	return b->n_families - 1;
+}
+
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static struct qev *qev_new(struct bus *b, const struct bus_msg *m, const struct lens *l, int fam,
+			   uint64_t time_ms)
+{
+	size_t sz = sizeof(struct qev) + l->topic + l->publisher + l->scope + 3 + l->payload_len;
+	struct qev *q = malloc(sz);
+	if (!q)
+		return NULL;
+	char *p = q->buf;
+	q->next = NULL;
+	q->b = b;
+	q->family = fam;
+	q->scope_len = l->scope;
+	q->ev.seq = 0;
+	q->ev.time_ms = time_ms;
+	q->ev.cls = b->families[fam].cls;
+	q->ev.family = b->families[fam].pattern;
+	q->ev.topic = memcpy(p, m->topic, l->topic + 1);
+	p += l->topic + 1;
+	q->ev.publisher = memcpy(p, m->publisher, l->publisher + 1);
+	p += l->publisher + 1;
+	q->ev.scope = memcpy(p, m->scope, l->scope + 1);
+	p += l->scope + 1;
+	q->ev.payload = memcpy(p, l->payload, l->payload_len);
+	q->ev.payload_len = l->payload_len;
+	return q;
+}
+
+/* ---- the trie ---- */
+
+static uint32_t seg_hash(const char *s, size_t n)
+{
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * 16777619u;
+	return h;
+}
+
+static size_t kid_slot(const struct bus *b, const struct tnode *parent, uint32_t h)
+{
+	uint64_t x = ((uint64_t)(uintptr_t)parent >> 4) * 0x9E3779B97F4A7C15ull ^ h;
+	x ^= x >> 31;
+	return (size_t)x & b->kids_mask;
+}
+
+static struct tnode *kid_find(const struct bus *b, const struct tnode *parent, const char *s,
+			      size_t n, uint32_t h)
+{
+	for (struct tnode *c = b->kids[kid_slot(b, parent, h)]; c; c = c->hnext)
+		if (c->parent == parent && c->hash == h && c->seglen == n &&
+		    memcmp(c->seg, s, n) == 0)
+			return c;
+	return NULL;
+}
+
+static int kids_grow(struct bus *b)
+{
+	size_t cap = (b->kids_mask + 1) * 2;
+	struct tnode **nv = calloc(cap, sizeof *nv);
+	if (!nv)
+		return LINLI_ENOMEM;
+	struct tnode **ov = b->kids;
+	size_t ocap = b->kids_mask + 1;
+	b->kids = nv;
+	b->kids_mask = cap - 1;
+	for (size_t i = 0; i < ocap; i++)
+		for (struct tnode *c = ov[i], *n; c; c = n) {
+			n = c->hnext;
+			size_t s = kid_slot(b, c->parent, c->hash);
+			c->hnext = nv[s];
+			nv[s] = c;
+		}
+	free(ov);
+	return 0;
+}
+
+static struct tnode *node_new(struct tnode *parent, const char *s, size_t n)
+{
+	struct tnode *t = calloc(1, sizeof *t + n + 1);
+	if (!t)
+		return NULL;
+	t->parent = parent;
+	t->seglen = (uint16_t)n;
+	memcpy(t->seg, s, n);
+	return t;
+}
+
+/* The child of `parent` for one pattern level, created if missing. */
+static struct tnode *child_get(struct bus *b, struct tnode *parent, const char *s, size_t n)
+{
+	if (n == 1 && s[0] == '+') {
+		if (!parent->plus && (parent->plus = node_new(parent, s, 1)))
+			parent->nkids++;
+		return parent->plus;
+	}
+	uint32_t h = seg_hash(s, n);
+	struct tnode *c = kid_find(b, parent, s, n, h);
+	if (c)
+		return c;
+	if (b->kids_n >= b->kids_mask + 1 && kids_grow(b) != 0)
+		return NULL;
+	if (!(c = node_new(parent, s, n)))
+		return NULL;
+	c->hash = h;
+	size_t slot = kid_slot(b, parent, h);
+	c->hnext = b->kids[slot];
+	b->kids[slot] = c;
+	b->kids_n++;
+	parent->nkids++;
+	return c;
+}
+
+/* Free empty nodes from `t` up towards the root. */
+static void prune(struct bus *b, struct tnode *t)
+{
+	while (t != b->root && !t->here && !t->rest && t->nkids == 0) {
+		struct tnode *p = t->parent;
+		if (p->plus == t)
+			p->plus = NULL;
+		else {
+			struct tnode **pp = &b->kids[kid_slot(b, p, t->hash)];
+			while (*pp != t)
+				pp = &(*pp)->hnext;
+			*pp = t->hnext;
+			b->kids_n--;
+		}
+		p->nkids--;
+		free(t);
+		t = p;
+	}
+}
+
+static void list_add(struct bus_sub **head, struct bus_sub *s)
+{
+	s->prev = NULL;
+	s->next = *head;
+	if (*head)
+		(*head)->prev = s;
+	*head = s;
+}
+
+static void list_del(struct bus_sub **head, struct bus_sub *s)
+{
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		*head = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+}
+
+struct lvl {
+	const char *p;
+	uint32_t n, h;
+};
+
+static void emit(struct bus *b, struct bus_sub *s)
+{
+	for (; s; s = s->next) {
+		if (b->nmatch == b->match_cap) {
+			size_t cap = b->match_cap ? b->match_cap * 2 : 64;
+			struct bus_sub **v = realloc(b->match, cap * sizeof *v);
+			if (!v) {
+				log_error("bus", "out of memory matching subscriptions");
+				return;
+			}
+			b->match = v;
+			b->match_cap = cap;
+		}
+		b->match[b->nmatch++] = s;
+	}
+}
+
+static void match(struct bus *b, const struct tnode *t, const struct lvl *lv, int n, int i)
+{
+	if (t->rest)
+		emit(b, t->rest);
+	if (i == n) {
+		emit(b, t->here);
+		return;
+	}
+	if (b->kids_n) {
+		const struct tnode *c = kid_find(b, t, lv[i].p, lv[i].n, lv[i].h);
+		if (c)
+			match(b, c, lv, n, i + 1);
+	}
+	if (t->plus)
+		match(b, t->plus, lv, n, i + 1);
+}
+
+/* ---- life cycle ---- */
+
+static void on_batch_end(struct kernel *k, void *arg);
+
+static int add_family(struct bus *b, const char *pattern, enum bus_class cls)
+{
+	struct family *f = &b->families[b->n_families];
+	memset(f, 0, sizeof *f);
+	if (!(f->pattern = strdup(pattern)))
+		return LINLI_ENOMEM;
+	f->cls = cls;
+	b->n_families++;
+	return 0;
+}
+
+static void limits_from(struct bus_limits *l, const struct cfg *c)
+{
+	l->telemetry_queue = c->bus_telemetry_queue;
+	l->subscriber_queue = c->bus_subscriber_queue;
+	l->subscriber_backlog = c->bus_subscriber_backlog;
+	l->subscriber_idle_ms = c->bus_subscriber_idle_s * 1000;
+}
+
+int bus_open(struct kernel *k, struct bus **out, char *err, size_t errlen)
+{
+	const struct cfg *c = &k->cfg;
+	if (err && errlen)
+		err[0] = '\0';
+	if (c->bus_telemetry_queue <= 0 || c->bus_subscriber_queue <= 0)
+		return fail(err, errlen, LINLI_ECONFIG, "bus: limits not configured");
+	struct bus *b = calloc(1, sizeof *b);
+	if (!b)
+		return LINLI_ENOMEM;
+	b->k = k;
+	b->next_id = 1;
+	limits_from(&b->limits, c);
+	atomic_store(&b->telemetry_limit, b->limits.telemetry_queue);
+	int rc = LINLI_ENOMEM;
+	b->families =
+	    calloc((size_t)(c->n_bus_consequence + c->n_bus_telemetry + 1), sizeof *b->families);
+	b->root = node_new(NULL, "", 0);
+	b->kids = calloc(64, sizeof *b->kids);
+	b->kids_mask = 63;
+	if (!b->families || !b->root || !b->kids)
+		goto fail;
+	for (int i = 0; i < c->n_bus_consequence; i++)
+		if ((rc = add_family(b, c->bus_consequence[i], BUS_CONSEQUENCE)))
+			goto fail;
+	for (int i = 0; i < c->n_bus_telemetry; i++)
+		if ((rc = add_family(b, c->bus_telemetry[i], BUS_TELEMETRY)))
+			goto fail;
+	if ((rc = add_family(b, "#", BUS_TELEMETRY)))
+		goto fail;
+	if ((rc = kernel_on_batch_end(k, on_batch_end, b))) {
+		fail(err, errlen, rc, "bus: cannot register its batch-end hook");
+		goto fail;
+	}
+	*out = b;
+	return 0;
+fail:
+	if (err && errlen && !err[0])
+		snprintf(err, errlen, "bus: %s", linli_strerror(rc));
+	bus_close(b);
+	return rc;
+}
+
+static void sub_free(struct bus_sub *s)
+{
+	if (s->release)
+		s->release(s->ud);
+	free(s->pattern);
+	free(s->owner_name);
+	free(s);
+}
+
+static void sub_detach(struct bus *b, struct bus_sub *s)
+{
+	list_del(s->rest ? &s->node->rest : &s->node->here, s);
+	prune(b, s->node);
+	if (s->all_prev)
+		s->all_prev->all_next = s->all_next;
+	else
+		b->all_head = s->all_next;
+	if (s->all_next)
+		s->all_next->all_prev = s->all_prev;
+	else
+		b->all_tail = s->all_prev;
+	b->n_subs--;
+	s->dead = true;
+}
+
+void bus_close(struct bus *b)
+{
+	if (!b)
+		return;
+	while (b->all_head) {
+		struct bus_sub *s = b->all_head;
+		sub_detach(b, s);
+		sub_free(s);
+	}
+	while (b->graveyard) {
+		struct bus_sub *s = b->graveyard;
+		b->graveyard = s->grave_next;
+		sub_free(s);
+	}
+	while (b->q_head) {
+		struct qev *q = b->q_head;
+		b->q_head = q->next;
+		free(q);
+	}
+	for (int i = 0; i < b->n_families; i++)
+		free(b->families[i].pattern);
+	free(b->families);
+	free(b->root);
+	free(b->kids);
+	free(b->match);
+	free(b);
+}
+
+static bool same_list(char *const *a, int na, const struct family *f, int nf, enum bus_class cls)
+{
+	int j = 0;
+	for (int i = 0; i < nf; i++)
+		if (f[i].cls == cls && strcmp(f[i].pattern, "#") != 0) {
+			if (j >= na || strcmp(a[j], f[i].pattern) != 0)
+				return false;
+			j++;
+		}
+	return j == na;
+}
+
+void bus_reconfigure(struct bus *b, const struct cfg *c)
+{
+	limits_from(&b->limits, c);
+	atomic_store(&b->telemetry_limit, b->limits.telemetry_queue);
+	if (!same_list(c->bus_consequence, c->n_bus_consequence, b->families, b->n_families,
+		       BUS_CONSEQUENCE) ||
+	    !same_list(c->bus_telemetry, c->n_bus_telemetry, b->families, b->n_families,
+		       BUS_TELEMETRY))
+		log_warn("config",
+			 "bus.consequence/bus.telemetry changed: takes effect on restart");
+}
+
+const struct bus_limits *bus_get_limits(const struct bus *b)
+{
+	return &b->limits;
+}
+
+void bus_set_journal(struct bus *b, const struct bus_journal *j)
+{
+	b->has_journal = j && j->write;
+	if (b->has_journal)
+		b->journal = *j;
+	else
+		memset(&b->journal, 0, sizeof b->journal);
+}
+
+bool bus_has_journal(const struct bus *b)
+{
+	return b->has_journal;
+}
+
+/* ---- subscriptions ---- */
+
+int bus_subscribe(struct bus *b, const char *pattern, const char *scope, bus_handler fn, void *ud,
+		  const void *owner, const char *owner_name, uint64_t *id_out, char *err,
+		  size_t errlen)
+{
+	char w[160];
+	if (!fn)
+		return fail(err, errlen, LINLI_EINVAL, "subscribe: no handler");
+	if (!pattern || !bus_pattern_check(pattern, w, sizeof w))
+		return fail(err, errlen, LINLI_EINVAL, "pattern '%s': %s", pattern ? pattern : "",
+			    pattern ? w : "missing");
+	if (!scope)
+		scope = "";
+	if (*scope && !scope_check(scope, w, sizeof w))
+		return fail(err, errlen, LINLI_EINVAL, "scope '%s': %s", scope, w);
+	struct bus_sub *s = calloc(1, sizeof *s);
+	if (!s)
+		return LINLI_ENOMEM;
+	s->pattern = strdup(pattern);
+	s->owner_name = strdup(owner_name && *owner_name ? owner_name : "?");
+	if (!s->pattern || !s->owner_name) {
+		sub_free(s);
+		return LINLI_ENOMEM;
+	}
+	s->scope_len = strlen(scope);
+	memcpy(s->scope, scope, s->scope_len + 1);
+	s->fn = fn;
+	s->ud = ud;
+	s->owner = owner;
+	struct tnode *t = b->root;
+	const char *p = pattern;
+	for (;;) {
+		const char *e = strchr(p, '/');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+		if (n == 1 && *p == '#') {
+			s->rest = true;
+			break;
+		}
+		struct tnode *c = child_get(b, t, p, n);
+		if (!c) {
+			prune(b, t);
+			sub_free(s);
+			return LINLI_ENOMEM;
+		}
+		t = c;
+		if (!e)
+			break;
+		p = e + 1;
+	}
+	s->node = t;
+	list_add(s->rest ? &t->rest : &t->here, s);
+	s->id = b->next_id++;
+	s->all_prev = b->all_tail;
+	if (b->all_tail)
+		b->all_tail->all_next = s;
+	else
+		b->all_head = s;
+	b->all_tail = s;
+	b->n_subs++;
+	if (id_out)
+		*id_out = s->id;
+	return 0;
+}
+
+static void unsubscribe(struct bus *b, struct bus_sub *s)
+{
+	sub_detach(b, s);
+	if (b->delivering) {
+		/* It may sit in the match list of the event being delivered. */
+		s->grave_next = b->graveyard;
+		b->graveyard = s;
+	} else
+		sub_free(s);
+}
+
+int bus_unsubscribe(struct bus *b, uint64_t id, const void *owner)
+{
+	for (struct bus_sub *s = b->all_head; s; s = s->all_next)
+		if (s->id == id) {
+			if (owner && s->owner != owner)
+				return LINLI_EPERM;
+			unsubscribe(b, s);
+			return 0;
+		}
+	return LINLI_ENOENT;
+}
+
+int bus_set_release(struct bus *b, uint64_t id, void (*release)(void *ud))
+{
+	for (struct bus_sub *s = b->all_head; s; s = s->all_next)
+		if (s->id == id) {
+			s->release = release;
+			return 0;
+		}
+	return LINLI_ENOENT;
+}
+
+int bus_unsubscribe_owner(struct bus *b, const void *owner)
+{
+	int n = 0;
+	for (struct bus_sub *s = b->all_head, *next; s; s = next) {
+		next = s->all_next;
+		if (s->owner == owner) {
+			unsubscribe(b, s);
+			n++;
+		}
+	}
+	return n;
+}
+
+/* ---- delivery ---- */
+
+static void handler_failed(struct bus *b, struct bus_sub *s, const struct bus_event *ev, int rc)
+{
+	s->errors++;
+	b->handler_errors++;
+	uint64_t now = kernel_now_ms();
+	if (s->errors > 1 && now - s->last_log_ms < 1000) {
+		s->suppressed++;
+		return;
+	}
+	char more[64] = "";
+	if (s->suppressed)
+		snprintf(more, sizeof more, " (%llu more failures not logged)",
+			 (unsigned long long)s->suppressed);
+	log_warn("bus", "subscriber %s (#%llu, '%s') failed on %s seq %llu: %s (%d)%s",
+		 s->owner_name, (unsigned long long)s->id, s->pattern, ev->topic,
+		 (unsigned long long)ev->seq, linli_strerror(rc), rc, more);
+	s->last_log_ms = now;
+	s->suppressed = 0;
+}
+
+static void deliver(struct bus *b, const struct bus_event *ev, size_t scope_len, int fam)
+{
+	struct lvl lv[BUS_LEVELS_MAX];
+	int n = 0;
+	for (const char *p = ev->topic;;) {
+		const char *e = p;
+		while (*e && *e != '/')
+			e++;
+		lv[n].p = p;
+		lv[n].n = (uint32_t)(e - p);
+		lv[n].h = seg_hash(p, lv[n].n);
+		n++;
+		if (!*e)
+			break;
+		p = e + 1;
+	}
+	b->nmatch = 0;
+	match(b, b->root, lv, n, 0);
+	/* Subscription order, so that delivery is deterministic (few matches: insertion sort). */
+	for (size_t i = 1; i < b->nmatch; i++) {
+		struct bus_sub *s = b->match[i];
+		size_t j = i;
+		for (; j > 0 && b->match[j - 1]->id > s->id; j--)
+			b->match[j] = b->match[j - 1];
+		b->match[j] = s;
+	}
+	b->cur = ev;
+	struct family *f = &b->families[fam];
+	/* The match list may be rebuilt by nobody else during the loop: publishes queue. */
+	size_t nm = b->nmatch;
+	for (size_t i = 0; i < nm; i++) {
+		struct bus_sub *s = b->match[i];
+		if (s->dead)
+			continue;
+		if (s->scope_len &&
+		    (s->scope_len > scope_len || memcmp(s->scope, ev->scope, s->scope_len) != 0 ||
+		     (ev->scope[s->scope_len] != '\0' && ev->scope[s->scope_len] != '/')))
+			continue;
+		s->delivered++;
+		f->delivered++;
+		int rc = s->fn(ev, s->ud);
+		if (rc)
+			handler_failed(b, s, ev, rc);
+	}
+	b->cur = NULL;
+	if (b->cur_blob) {
+		bus_blob_unref(b->cur_blob);
+		b->cur_blob = NULL;
+	}
+}
+
+static void on_continue(struct kernel *k, void *arg);
+
+/* Deliver what is queued (the caller set b->delivering). */
+static void drain(struct bus *b)
+{
+	for (int n = 0; b->q_head && n < BUS_DRAIN_MAX; n++) {
+		struct qev *q = b->q_head;
+		b->q_head = q->next;
+		if (!b->q_head)
+			b->q_tail = NULL;
+		deliver(b, &q->ev, q->scope_len, q->family);
+		if (q->ev.cls == BUS_TELEMETRY)
+			atomic_fetch_sub(&b->pending, 1);
+		free(q);
+	}
+}
+
+static void finish_delivery(struct bus *b)
+{
+	b->delivering = false;
+	while (b->graveyard) {
+		struct bus_sub *s = b->graveyard;
+		b->graveyard = s->grave_next;
+		sub_free(s);
+	}
+	if (b->q_head && !b->cont_posted) {
+		if (kernel_post(b->k, on_continue, b) == 0)
+			b->cont_posted = true;
+		else
+			log_error("bus", "cannot continue delivery: kernel closed");
+	}
+}
+
+static void on_continue(struct kernel *k, void *arg)
+{
+	(void)k;
+	struct bus *b = arg;
+	b->cont_posted = false;
+	if (b->delivering)
+		return;
+	b->delivering = true;
+	drain(b);
+	finish_delivery(b);
+}
+
+static void enqueue(struct bus *b, struct qev *q)
+{
+	q->next = NULL;
+	if (b->q_tail)
+		b->q_tail->next = q;
+	else
+		b->q_head = q;
+	b->q_tail = q;
+}
+
+/*
+ * Accept an event on the kernel thread: number it, journal it if it is a
+ * record of consequence, count it. Non-zero: refused, nothing delivered.
+ */
+static int accept_ev(struct bus *b, struct bus_event *ev, int fam, char *err, size_t errlen)
+{
+	struct family *f = &b->families[fam];
+	ev->seq = b->seq + 1;
+	if (ev->cls == BUS_CONSEQUENCE && b->has_journal) {
+		char jerr[256] = "";
+		int rc = b->journal.write(b->journal.arg, ev, jerr, sizeof jerr);
+		if (rc) {
+			f->refused++;
+			return fail(err, errlen, rc < 0 ? rc : LINLI_EIO,
+				    "%s: the journal refused it: %s", ev->topic,
+				    *jerr ? jerr : linli_strerror(rc));
+		}
+		b->journaled = true;
+	}
+	b->seq = ev->seq;
+	f->published++;
+	return 0;
+}
+
+int bus_publish(struct bus *b, const struct bus_msg *m, uint64_t *seq_out, char *err, size_t errlen)
+{
+	if (!kernel_on_thread(b->k))
+		return fail(err, errlen, LINLI_ESTATE,
+			    "bus_publish called off the kernel thread (use bus_post)");
+	struct lens l;
+	int rc = check_msg(m, &l, err, errlen);
+	if (rc)
+		return rc;
+	int fam = classify(b, m->topic);
+	struct family *f = &b->families[fam];
+	bool queue = b->delivering || b->q_head;
+	if (!queue) {
+		struct bus_event ev = {
+		    .time_ms = wall_ms(),
+		    .topic = m->topic,
+		    .publisher = m->publisher,
+		    .scope = m->scope,
+		    .payload = l.payload,
+		    .payload_len = l.payload_len,
+		    .cls = f->cls,
+		    .family = f->pattern,
+		};
+		if ((rc = accept_ev(b, &ev, fam, err, errlen)))
+			return rc;
+		if (seq_out)
+			*seq_out = ev.seq;
+		b->delivering = true;
+		deliver(b, &ev, l.scope, fam);
+		drain(b);
+		finish_delivery(b);
+		return 0;
+	}
+	if (f->cls == BUS_TELEMETRY &&
+	    atomic_load(&b->pending) >= atomic_load(&b->telemetry_limit)) {
+		atomic_fetch_add(&f->shed, 1);
+		return fail(err, errlen, LINLI_EBUSY,
+			    "%s: telemetry shed, %d events already wait for delivery "
+			    "(bus.telemetry_queue)",
+			    m->topic, atomic_load(&b->telemetry_limit));
+	}
+	struct qev *q = qev_new(b, m, &l, fam, wall_ms());
+	if (!q)
+		return LINLI_ENOMEM;
+	if ((rc = accept_ev(b, &q->ev, fam, err, errlen))) {
+		free(q);
+		return rc;
+	}
+	if (q->ev.cls == BUS_TELEMETRY)
+		atomic_fetch_add(&b->pending, 1);
+	if (seq_out)
+		*seq_out = q->ev.seq;
+	enqueue(b, q);
+	if (!b->delivering) {
+		/* A continuation is pending: drain now, in order, rather than wait for it. */
+		b->delivering = true;
+		drain(b);
+		finish_delivery(b);
+	}
+	return 0;
+}
+
+/* Kernel thread: an event posted by bus_post arrived. */
+static void on_posted(struct kernel *k, void *arg)
+{
+	(void)k;
+	struct qev *q = arg;
+	struct bus *b = q->b;
+	char err[320];
+	if (accept_ev(b, &q->ev, q->family, err, sizeof err)) {
+		log_error("bus", "posted event from %s refused: %s", q->ev.publisher, err);
+		if (q->ev.cls == BUS_TELEMETRY)
+			atomic_fetch_sub(&b->pending, 1);
+		free(q);
+		return;
+	}
+	enqueue(b, q);
+	if (b->delivering)
+		return;
+	b->delivering = true;
+	drain(b);
+	finish_delivery(b);
+}
+
+int bus_post(struct bus *b, const struct bus_msg *m, char *err, size_t errlen)
+{
+	struct lens l;
+	int rc = check_msg(m, &l, err, errlen);
+	if (rc)
+		return rc;
+	int fam = classify(b, m->topic);
+	struct family *f = &b->families[fam];
+	if (f->cls == BUS_TELEMETRY) {
+		int64_t n = atomic_fetch_add(&b->pending, 1);
+		if (n >= atomic_load(&b->telemetry_limit)) {
+			atomic_fetch_sub(&b->pending, 1);
+			atomic_fetch_add(&f->shed, 1);
+			return fail(err, errlen, LINLI_EBUSY,
+				    "%s: telemetry shed, %lld events already wait for delivery "
+				    "(bus.telemetry_queue)",
+				    m->topic, (long long)n);
+		}
+	}
+	struct qev *q = qev_new(b, m, &l, fam, wall_ms());
+	if (!q)
+		rc = LINLI_ENOMEM;
+	else if ((rc = kernel_post(b->k, on_posted, q)) != 0) {
+		free(q);
+		fail(err, errlen, rc, "%s: the kernel has stopped", m->topic);
+	}
+	if (rc && f->cls == BUS_TELEMETRY)
+		atomic_fetch_sub(&b->pending, 1);
+	return rc;
+}
+
+/* ---- sealing ---- */
+
+static void on_batch_end(struct kernel *k, void *arg)
+{
+	(void)k;
+	struct bus *b = arg;
+	if (b->sealed == b->seq)
+		return;
+	if (b->journaled && b->journal.flush) {
+		char err[256] = "";
+		int rc = b->journal.flush(b->journal.arg, err, sizeof err);
+		if (rc) {
+			uint64_t now = kernel_now_ms();
+			if (now - b->last_flush_log_ms >= 1000) {
+				log_error("bus",
+					  "journal flush failed, holding events back from "
+					  "external subscribers: %s",
+					  *err ? err : linli_strerror(rc));
+				b->last_flush_log_ms = now;
+			}
+			return;
+		}
+	}
+	b->journaled = false;
+	b->sealed = b->seq;
+}
+
+uint64_t bus_sealed_seq(const struct bus *b)
+{
+	return b->sealed;
+}
+
+/* ---- encoding for external subscribers ---- */
+
+struct blob_writer {
+	struct bus_blob *blob;
+	size_t cap;
+};
+
+static int blob_write(void *data, const char *buf, size_t len)
+{
+	struct blob_writer *w = data;
+	if (w->blob->len + len > w->cap)
+		return -1;
+	memcpy(w->blob->data + w->blob->len, buf, len);
+	w->blob->len += len;
+	return 0;
+}
+
+static struct bus_blob *encode(const struct bus_event *ev)
+{
+	size_t cap =
+	    128 + strlen(ev->topic) + strlen(ev->publisher) + strlen(ev->scope) + ev->payload_len;
+	struct bus_blob *blob = malloc(sizeof *blob + cap);
+	if (!blob)
+		return NULL;
+	blob->refs = 1;
+	blob->cls = ev->cls;
+	blob->seq = ev->seq;
+	blob->len = 0;
+	struct blob_writer w = {blob, cap};
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, &w, blob_write);
+	msgpack_pack_map(&pk, 7);
+	mp_kv_uint(&pk, "seq", ev->seq);
+	mp_kv_uint(&pk, "time", ev->time_ms);
+	mp_kv_str(&pk, "topic", ev->topic);
+	mp_kv_str(&pk, "publisher", ev->publisher);
+	mp_kv_str(&pk, "scope", ev->scope);
+	mp_kv_str(&pk, "class", bus_class_name(ev->cls));
+	mp_str(&pk, "payload");
+	if (blob_write(&w, ev->payload, ev->payload_len) != 0) {
+		free(blob);
+		return NULL;
+	}
+	return blob;
+}
+
+struct bus_blob *bus_event_blob(struct bus *b, const struct bus_event *ev)
+{
+	if (ev != b->cur)
+		return encode(ev);
+	if (!b->cur_blob && !(b->cur_blob = encode(ev)))
+		return NULL;
+	b->cur_blob->refs++;
+	return b->cur_blob;
+}
+
+void bus_blob_unref(struct bus_blob *blob)
+{
+	if (blob && --blob->refs == 0)
+		free(blob);
+}
+
+void bus_count_subscriber_shed(struct bus *b, const struct bus_event *ev)
+{
+	for (int i = 0; i < b->n_families; i++)
+		if (b->families[i].pattern == ev->family) {
+			b->families[i].subscriber_shed++;
+			return;
+		}
+}
+
+/* ---- introspection ---- */
+
+void bus_get_totals(const struct bus *b, struct bus_totals *t)
+{
+	memset(t, 0, sizeof *t);
+	for (int i = 0; i < b->n_families; i++) {
+		const struct family *f = &b->families[i];
+		t->published += f->published;
+		t->delivered += f->delivered;
+		t->shed += atomic_load(&f->shed);
+		t->subscriber_shed += f->subscriber_shed;
+		t->refused += f->refused;
+		if (f->cls == BUS_CONSEQUENCE)
+			t->consequence_published += f->published;
+	}
+	t->handler_errors = b->handler_errors;
+	t->subscriptions = b->n_subs;
+	t->journal = b->has_journal;
+}
+
+void bus_pack_families(const struct bus *b, msgpack_packer *pk)
+{
+	msgpack_pack_array(pk, (size_t)b->n_families);
+	for (int i = 0; i < b->n_families; i++) {
+		const struct family *f = &b->families[i];
+		msgpack_pack_map(pk, 7);
+		mp_kv_str(pk, "family", f->pattern);
+		mp_kv_str(pk, "class", bus_class_name(f->cls));
+		mp_kv_uint(pk, "published", f->published);
+		mp_kv_uint(pk, "delivered", f->delivered);
+		mp_kv_uint(pk, "shed", atomic_load(&f->shed));
+		mp_kv_uint(pk, "subscriber_shed", f->subscriber_shed);
+		mp_kv_uint(pk, "refused", f->refused);
+	}
+}
+
+void bus_foreach_sub(const struct bus *b, void (*fn)(const struct bus_sub_info *si, void *arg),
+		     void *arg)
+{
+	for (const struct bus_sub *s = b->all_head; s; s = s->all_next) {
+		struct bus_sub_info si = {s->id,    s->pattern, s->scope,     s->owner_name,
+					  s->owner, s->ud,	s->delivered, s->errors};
+		fn(&si, arg);
+	}
+}

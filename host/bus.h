@@ -1,0 +1,270 @@
+/*
+ * bus — the kernel's event bus: topics, subscriptions, delivery, shedding.
+ *
+ * Owns the subscription trie, the delivery queue, the topic families
+ * (telemetry or record of consequence) with their counters, and the journal
+ * hook. An event is a topic (`dev/smoke/sd-0042/event/alarm`), a publisher, a
+ * scope (jurisdiction path) and one MessagePack map as payload. Subscribers
+ * name a pattern (`+` one level, `#` the rest) and a scope, and receive only
+ * events whose scope lies within their own subtree (scope_within): the city
+ * sees all, nothing crosses sideways.
+ *
+ * Everything here runs on the kernel thread except bus_post and the pure
+ * functions (bus_topic_check, bus_pattern_check, bus_pattern_match), which are
+ * safe anywhere. Handlers are called on the kernel thread, one event at a time,
+ * in publication order; a handler that publishes queues its event behind the
+ * one being delivered (no recursion). Never shed a record of consequence;
+ * never deliver one before the journal accepted it; never block.
+ *
+ * Permission checks are not made here: callers (the console commands, the SDK
+ * wrappers) decide which scope a publisher or subscriber may use.
+ */
+#ifndef LINLI_BUS_H
+#define LINLI_BUS_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct kernel;
+struct cfg;
+struct bus;
+
+#define BUS_TOPIC_MAX	  255	      /* bytes of a topic or pattern, without the NUL */
+#define BUS_LEVELS_MAX	  16	      /* levels of a topic or pattern */
+#define BUS_PUBLISHER_MAX 128	      /* bytes of a publisher name */
+#define BUS_PAYLOAD_MAX	  (256 << 10) /* bytes of one payload */
+#define BUS_FAMILIES_MAX  32	      /* declared topic families (config) */
+
+enum bus_class {
+	BUS_TELEMETRY = 0,   /* may be shed under overload, counted */
+	BUS_CONSEQUENCE = 1, /* alarms, incidents, applications: journaled, never shed */
+};
+
+const char *bus_class_name(enum bus_class c); /* "telemetry", "consequence" */
+
+/*
+ * One event as a handler sees it. Every pointer is owned by the bus and valid
+ * only during the handler call: copy what you keep.
+ */
+struct bus_event {
+	uint64_t seq;	   /* bus-wide, strictly increasing in delivery order */
+	uint64_t time_ms;  /* wall clock at publication, ms since the epoch */
+	const char *topic; /* validated: no wildcard, no empty level */
+	const char *publisher;
+	const char *scope;   /* a well-formed jurisdiction path */
+	const void *payload; /* one MessagePack map */
+	size_t payload_len;
+	enum bus_class cls;
+	const char *family; /* the family pattern that classified it, e.g. "alarm/#" */
+};
+
+/* What a publisher hands in. `payload` NULL (or len 0) means an empty map. */
+struct bus_msg {
+	const char *topic;
+	const char *publisher;
+	const char *scope;
+	const void *payload;
+	size_t payload_len;
+};
+
+/*
+ * A handler returns 0, or a negative LINLI_E* code: the error is logged with
+ * the subscriber's owner name (rate-limited) and delivery to the others goes
+ * on. It may publish, subscribe and unsubscribe (itself included).
+ */
+typedef int (*bus_handler)(const struct bus_event *ev, void *ud);
+
+/*
+ * The journal: where records of consequence are written before delivery.
+ * `write` runs on the kernel thread for every consequence event, before any
+ * subscriber sees it; a non-zero return refuses the publication (the publisher
+ * gets the code and message; nothing is delivered). `flush` (may be NULL) runs
+ * at the end of every kernel batch in which events were journaled, before the
+ * bus lets them leave the process (external subscribers are answered only
+ * with events the journal has flushed); a non-zero return keeps them back
+ * until a later flush succeeds. The store plugs in with one bus_set_journal.
+ */
+struct bus_journal {
+	int (*write)(void *arg, const struct bus_event *ev, char *err, size_t errlen);
+	int (*flush)(void *arg, char *err, size_t errlen);
+	void *arg;
+};
+
+/* Limits the config sets; bus_reconfigure applies new ones live. */
+struct bus_limits {
+	int telemetry_queue;  /* telemetry waiting for delivery before new ones are shed */
+	int subscriber_queue; /* events an external subscriber may hold before telemetry is shed */
+	int subscriber_backlog; /* ... before the subscription is closed (records of consequence) */
+	int subscriber_idle_ms; /* an external subscription nobody polls expires after this */
+};
+
+/* ---- pure functions, safe on any thread ---- */
+
+/*
+ * bus_topic_check — is `topic` publishable? Levels of printable ASCII
+ * (no space), separated by '/', none empty, no '+' or '#', at most
+ * BUS_LEVELS_MAX levels and BUS_TOPIC_MAX bytes. On failure writes the reason
+ * to `why` (may be NULL) and returns false.
+ */
+bool bus_topic_check(const char *topic, char *why, size_t whylen);
+
+/*
+ * bus_pattern_check — is `pattern` a valid subscription? As a topic, but a
+ * level may be `+` (exactly one level) and the last level may be `#` (zero or
+ * more levels: `a/#` matches `a`, `a/b`, `a/b/c`; `#` matches everything).
+ */
+bool bus_pattern_check(const char *pattern, char *why, size_t whylen);
+
+/* Does valid `pattern` match valid `topic`? One pass, no allocation. */
+bool bus_pattern_match(const char *pattern, const char *topic);
+
+/* ---- life cycle (kernel thread) ---- */
+
+/*
+ * bus_open — a bus for kernel `k`, its topic families and limits taken from
+ * k->cfg. Registers a batch-end hook on the kernel (open the store before the
+ * bus). Returns 0, LINLI_ENOMEM, or LINLI_ECONFIG with `err` filled.
+ */
+int bus_open(struct kernel *k, struct bus **out, char *err, size_t errlen);
+
+/* Free everything. Subscriptions are dropped without calling anyone. */
+void bus_close(struct bus *b);
+
+/* Apply the limits of a reloaded cfg at once; families change on restart (logged). */
+void bus_reconfigure(struct bus *b, const struct cfg *cfg);
+
+const struct bus_limits *bus_get_limits(const struct bus *b);
+
+/* Plug the journal in (NULL: none). Until then records of consequence are not stored. */
+void bus_set_journal(struct bus *b, const struct bus_journal *j);
+bool bus_has_journal(const struct bus *b);
+
+/* ---- subscriptions (kernel thread) ---- */
+
+/*
+ * bus_subscribe — call fn(ev, ud) for every event whose topic matches
+ * `pattern` and whose scope is within `scope` ("" = the whole tree, else a
+ * well-formed path). `owner` groups subscriptions for bus_unsubscribe_owner
+ * (a plugin handle); `owner_name` names the subscriber in logs and listings
+ * (copied). Events published before the call are not delivered to it.
+ * Returns 0 with the id in *id_out (> 0), or LINLI_EINVAL with `err` naming
+ * what is wrong, or LINLI_ENOMEM.
+ */
+int bus_subscribe(struct bus *b, const char *pattern, const char *scope, bus_handler fn, void *ud,
+		  const void *owner, const char *owner_name, uint64_t *id_out, char *err,
+		  size_t errlen);
+
+/*
+ * bus_unsubscribe — remove subscription `id`. When `owner` is not NULL it must
+ * be the subscription's owner (LINLI_EPERM otherwise). Safe inside a handler:
+ * the subscription receives nothing more. Returns 0 or LINLI_ENOENT.
+ */
+int bus_unsubscribe(struct bus *b, uint64_t id, const void *owner);
+
+/* Remove every subscription of `owner`; returns how many. */
+int bus_unsubscribe_owner(struct bus *b, const void *owner);
+
+/*
+ * bus_set_release — call release(ud) once when subscription `id` is gone for
+ * good (unsubscribed, its owner removed, or the bus closed), never while its
+ * handler runs. For a wrapper (the SDK table) that allocates a trampoline per
+ * subscription. Returns 0 or LINLI_ENOENT.
+ */
+int bus_set_release(struct bus *b, uint64_t id, void (*release)(void *ud));
+
+/* ---- publishing ---- */
+
+/*
+ * bus_publish — publish on the kernel thread. Validates the message, assigns
+ * the event's seq and time, journals a record of consequence (refusal: the
+ * journal's code), then delivers — at once, or, from inside a handler, after
+ * the event being delivered. Returns 0 with the seq in *seq_out (may be
+ * NULL); LINLI_EINVAL (bad topic, publisher, scope or payload, `err` says
+ * which); LINLI_EBUSY when telemetry is shed because the queue is full;
+ * LINLI_ESTATE off the kernel thread; or the journal's code.
+ */
+int bus_publish(struct bus *b, const struct bus_msg *m, uint64_t *seq_out, char *err,
+		size_t errlen);
+
+/*
+ * bus_post — publish from any thread (drivers). Validates and copies the
+ * message on the calling thread, then hands it to the kernel thread with
+ * kernel_post; events of one posting thread are delivered in the order
+ * posted. Telemetry is refused with LINLI_EBUSY (and counted as shed) while
+ * `telemetry_queue` telemetry events wait; records of consequence are always
+ * taken. A journal refusal happens later, on the kernel thread: it is logged
+ * and counted. Returns 0, LINLI_EINVAL, LINLI_EBUSY, LINLI_ENOMEM, or
+ * LINLI_ESTATE once the kernel has stopped.
+ */
+int bus_post(struct bus *b, const struct bus_msg *m, char *err, size_t errlen);
+
+/* ---- for external subscribers (bus_cmds) ---- */
+
+/*
+ * An event encoded once as the MessagePack map external subscribers receive:
+ * {"seq", "time", "topic", "publisher", "scope", "class", "payload"}.
+ * Reference counted (kernel thread only).
+ */
+struct bus_blob {
+	uint32_t refs;
+	enum bus_class cls;
+	uint64_t seq;
+	size_t len;
+	char data[];
+};
+
+/*
+ * bus_event_blob — the encoding of `ev`, which must be the event being
+ * delivered (call it from a handler). Encoded on the first call per event and
+ * shared; returns a new reference, or NULL when out of memory.
+ */
+struct bus_blob *bus_event_blob(struct bus *b, const struct bus_event *ev);
+void bus_blob_unref(struct bus_blob *blob);
+
+/* The highest seq that may leave the process (journal flushed, batch ended). */
+uint64_t bus_sealed_seq(const struct bus *b);
+
+/* Count telemetry shed at an external subscriber's queue, under its family. */
+void bus_count_subscriber_shed(struct bus *b, const struct bus_event *ev);
+
+/* ---- introspection (kernel thread) ---- */
+
+struct bus_totals {
+	uint64_t published, delivered, shed, subscriber_shed, refused, handler_errors;
+	uint64_t consequence_published;
+	int subscriptions;
+	bool journal;
+};
+void bus_get_totals(const struct bus *b, struct bus_totals *t);
+
+/* Pack the families with their counters, an array of maps, for `events stats`. */
+void bus_pack_families(const struct bus *b, msgpack_packer *pk);
+
+/* Visit every live subscription (id order). */
+struct bus_sub_info {
+	uint64_t id;
+	const char *pattern, *scope, *owner_name;
+	const void *owner;
+	void *ud;
+	uint64_t delivered, errors;
+};
+void bus_foreach_sub(const struct bus *b, void (*fn)(const struct bus_sub_info *si, void *arg),
+		     void *arg);
+
+/*
+ * ---- bus_cmds.c: external subscribers and the console's commands ----
+ *
+ * `events subscribe|next|unsubscribe|list|stats|tail` and `publish`. Another
+ * process subscribes through the control socket (request/reply, never nng
+ * pub/sub, which drops silently): a subscription keeps a bounded queue on the
+ * daemon and `events next` long-polls it for a batch of events. Register
+ * after bus_open (its batch-end hook must follow the bus's).
+ */
+struct bus_remote;
+int bus_cmds_open(struct kernel *k, struct bus_remote **out);
+/* Answer pending polls, drop external subscriptions, free. Before control_close. */
+void bus_cmds_close(struct bus_remote *r);
+
+#endif
