@@ -319,7 +319,9 @@ int main(int argc, char **argv)
 	if (!bus_has_journal(k.bus))
 		log_warn("bus", "no journal: records of consequence are delivered but not stored "
 				"(the store is not plugged in yet)");
-	k.rules = script_rules_new(&k.cfg, NULL);
+	struct script_rules_ops rule_ops;
+	script_cmds_bus_ops(&k, &rule_ops);
+	k.rules = script_rules_new(&k.cfg, &rule_ops);
 	if (!k.rules || script_cmds_register(&k, k.rules) != 0) {
 		log_error("script", "cannot set up the Lua rules");
 		goto out;

@@ -1,6 +1,12 @@
 /*
  * script_cmds — see script_cmds.h.
  *
+ * Rules meet the bus here: a rule that becomes ready subscribes to its `on`
+ * pattern within its scope (the node's); each event runs when/run through
+ * the sandbox. Errors and faults land in the rule's log (`rules log`), so the
+ * handler reports none to the bus; a faulted rule ignores events until it is
+ * reloaded. A rule that publishes queues its event (the bus never recurses).
+ *
  * A FILE argument is read by linlid, so it must be an absolute path on the
  * daemon's machine; with `--stdin` the console sends the file's text instead
  * and FILE only names it in messages (`linli rules check x.lua --stdin < x.lua`).
@@ -12,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bus.h"
 #include "cmd.h"
 #include "json.h"
 #include "kernel.h"
@@ -311,6 +318,54 @@ static int cmd_test(struct cmd_call *call, void *ud)
 	mp_kv_bool(&call->pk, "matched", matched);
 	mp_kv_bool(&call->pk, "ran", ran);
 	return 0;
+}
+
+/* ---- rules on the bus ---- */
+
+static int rule_on_event(const struct bus_event *ev, void *ud)
+{
+	struct script *s = ud;
+	if (script_state(s) != SCRIPT_READY)
+		return 0;
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	size_t off = 0;
+	bool matched, ran;
+	char err[512];
+	if (ev->payload_len &&
+	    msgpack_unpack_next(&up, ev->payload, ev->payload_len, &off) == MSGPACK_UNPACK_SUCCESS)
+		script_rule_eval(s, ev->topic, &up.data, false, &matched, &ran, err, sizeof err);
+	else
+		script_rule_eval(s, ev->topic, NULL, false, &matched, &ran, err, sizeof err);
+	msgpack_unpacked_destroy(&up);
+	return 0;
+}
+
+static int rule_attach(struct script *s, void *ud)
+{
+	struct kernel *k = ud;
+	const struct script_ruledecl *d = script_rule(s);
+	if (!k->bus || !d)
+		return 0;
+	char name[SCRIPT_NAME_MAX + 8], err[256];
+	snprintf(name, sizeof name, "rule %s", d->name);
+	uint64_t id;
+	return bus_subscribe(k->bus, d->on, script_scope(s), rule_on_event, s, s, name, &id, err,
+			     sizeof err);
+}
+
+static void rule_detach(struct script *s, void *ud)
+{
+	struct kernel *k = ud;
+	if (k->bus)
+		bus_unsubscribe_owner(k->bus, s);
+}
+
+void script_cmds_bus_ops(struct kernel *k, struct script_rules_ops *ops)
+{
+	ops->attach = rule_attach;
+	ops->detach = rule_detach;
+	ops->ud = k;
 }
 
 int script_cmds_register(struct kernel *k, struct script_rules *r)

@@ -258,5 +258,27 @@ def case_bad_lua_config():
         check(f"{d.cfg}:8: lua.time_ms: 0 is outside 1..60000" in r.stderr, r.stderr)
 
 
+def case_rules_run_on_bus_events():
+    with running(rules={"good.lua": GOOD}) as d:
+        d.ok("rules", "install", "spin.lua", "--stdin", input=LOOP)
+        d.ok("publish", "dev/smoke/sd-7/event/alarm", '{"level": 9}')
+        d.wait_log("smoke_high: alarm from dev/smoke/sd-7/event/alarm")
+        d.ok("publish", "dev/smoke/sd-8/event/alarm", '{"level": 1}')  # when is false
+        # The looping rule got the event too: stopped and faulted, nothing else hurt.
+        d.wait_log("spin faulted, stopped until reloaded")
+        rows = by_name(d.ok("rules", "list"))
+        eq(rows["spin"]["state"], "faulted", "spin after a bus event")
+        eq(rows["smoke_high"]["state"], "ready", "smoke_high")
+        eq(rows["smoke_high"]["calls"], 3, "when twice, run once")
+        d.ok("publish", "dev/smoke/sd-9/event/alarm", '{"level": 5}')
+        d.wait_log("smoke_high: alarm from dev/smoke/sd-9/event/alarm")
+        check("alarm from dev/smoke/sd-8" not in d.logtext(), "run called for a false when")
+        # A removed rule hears nothing more.
+        d.ok("rules", "remove", "smoke_high")
+        d.ok("publish", "dev/smoke/sd-10/event/alarm", '{"level": 5}')
+        d.ok("status")
+        check("sd-10" not in d.logtext(), "a removed rule still ran")
+
+
 if __name__ == "__main__":
     sys.exit(main(globals()))
