@@ -69,6 +69,12 @@ static const struct key keys[] = {
 	{"bus.subscriber_queue", T_INT, false, "events an external subscriber may hold"},
 	{"bus.subscriber_backlog", T_INT, false, "records of consequence it may hold"},
 	{"bus.subscriber_idle_s", T_INT, false, "seconds before an unpolled subscription expires"},
+	{"lua", T_GROUP, false, "limits of Lua scripts"},
+	{"lua.memory_kb", T_INT, false, "memory of one script's state, KiB"},
+	{"lua.instructions", T_INT, false, "instruction budget of one call"},
+	{"lua.time_ms", T_INT, false, "wall-clock limit of one call, ms"},
+	{"lua.max_errors", T_INT, false, "failed calls in a row before a script is faulted"},
+	{"lua.overrides", T_LIST, false, "per-script limits: ( { script = \"name\"; ... } )"},
 };
 
 /* Records of consequence when the config names none (bus.consequence absent). */
@@ -278,6 +284,95 @@ static int fill_bus(struct ctx *c, config_t *cf, struct cfg *out)
 	return 0;
 }
 
+/* One limit of `lua` or of an override entry; absent leaves *out alone. */
+static int lua_limit(struct ctx *c, config_setting_t *grp, const char *key, const char *path,
+		     long long lo, long long hi, long long *out)
+{
+	config_setting_t *s = config_setting_get_member(grp, key);
+	if (!s)
+		return 0;
+	int t = config_setting_type(s);
+	if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64)
+		return fail(c, (int)config_setting_source_line(s), path, "must be an integer");
+	long long v = config_setting_get_int64(s);
+	if (v < lo || v > hi)
+		return fail(c, (int)config_setting_source_line(s), path, "%lld is outside %lld..%lld",
+			    v, lo, hi);
+	*out = v;
+	return 0;
+}
+
+static int lua_limits(struct ctx *c, config_setting_t *grp, const char *prefix, struct cfg_lua *l)
+{
+	static const struct {
+		const char *key;
+		long long lo, hi;
+	} lim[] = {{"memory_kb", 256, 4 << 20},
+		   {"instructions", 1000, 1000000000000LL},
+		   {"time_ms", 1, 60000},
+		   {"max_errors", 1, 1000000}};
+	long long v[4] = {l->memory_kb, l->instructions, l->time_ms, l->max_errors};
+	for (int i = 0; i < 4; i++) {
+		char path[128];
+		snprintf(path, sizeof path, "%s.%s", prefix, lim[i].key);
+		int rc = lua_limit(c, grp, lim[i].key, path, lim[i].lo, lim[i].hi, &v[i]);
+		if (rc)
+			return rc;
+	}
+	l->memory_kb = (unsigned)v[0];
+	l->instructions = v[1];
+	l->time_ms = (unsigned)v[2];
+	l->max_errors = (unsigned)v[3];
+	return 0;
+}
+
+/* lua = { memory_kb, instructions, time_ms, max_errors, overrides = ( {...} ) } */
+static int fill_lua(struct ctx *c, config_t *cf, struct cfg *out)
+{
+	out->lua = (struct cfg_lua){16384, 10000000, 200, 5};
+	config_setting_t *lua = config_lookup(cf, "lua");
+	if (!lua)
+		return 0;
+	int rc = lua_limits(c, lua, "lua", &out->lua);
+	if (rc)
+		return rc;
+	config_setting_t *ov = config_setting_get_member(lua, "overrides");
+	int n = ov ? config_setting_length(ov) : 0;
+	if (n > CFG_MAX_LUA_OVERRIDES)
+		return fail(c, (int)config_setting_source_line(ov), "lua.overrides",
+			    "at most %d entries", CFG_MAX_LUA_OVERRIDES);
+	for (int i = 0; i < n; i++) {
+		config_setting_t *e = config_setting_get_elem(ov, (unsigned)i);
+		int line = (int)config_setting_source_line(e);
+		char path[64];
+		snprintf(path, sizeof path, "lua.overrides[%d]", i + 1);
+		if (config_setting_type(e) != CONFIG_TYPE_GROUP)
+			return fail(c, line, path, "must be a group { script = \"name\"; ... }");
+		for (int j = 0; j < config_setting_length(e); j++) {
+			config_setting_t *m = config_setting_get_elem(e, (unsigned)j);
+			const char *k = config_setting_name(m);
+			if (strcmp(k, "script") && strcmp(k, "memory_kb") && strcmp(k, "instructions") &&
+			    strcmp(k, "time_ms") && strcmp(k, "max_errors"))
+				return fail(c, (int)config_setting_source_line(m), path,
+					    "unknown key '%s' (script, memory_kb, instructions, "
+					    "time_ms, max_errors)",
+					    k);
+		}
+		const char *name;
+		if (!config_setting_lookup_string(e, "script", &name) || !*name)
+			return fail(c, line, path, "needs script = \"name\"");
+		for (int j = 0; j < i; j++)
+			if (strcmp(out->lua_overrides[j].script, name) == 0)
+				return fail(c, line, path, "script '%s' already has an override", name);
+		struct cfg_lua_override *o = &out->lua_overrides[i];
+		o->script = strdup(name);
+		out->n_lua_overrides = i + 1;
+		if ((rc = lua_limits(c, e, path, &o->lim)))
+			return rc;
+	}
+	return 0;
+}
+
 static int fill(struct ctx *c, config_t *cf, struct cfg *out)
 {
 	int rc = walk(c, config_root_setting(cf), "");
@@ -388,7 +483,9 @@ static int fill(struct ctx *c, config_t *cf, struct cfg *out)
 				    "%d is outside 1..1048576", v);
 		out->store_map_size = (size_t)v << 20;
 	}
-	return fill_bus(c, cf, out);
+	if ((rc = fill_bus(c, cf, out)))
+		return rc;
+	return fill_lua(c, cf, out);
 }
 
 static int load(struct cfg *out, config_t *cf, int parsed, struct ctx *c)
@@ -457,5 +554,7 @@ void cfg_free(struct cfg *c)
 	free(c->catalog_dir);
 	free_list(c->bus_consequence, c->n_bus_consequence);
 	free_list(c->bus_telemetry, c->n_bus_telemetry);
+	for (int i = 0; i < c->n_lua_overrides; i++)
+		free(c->lua_overrides[i].script);
 	memset(c, 0, sizeof *c);
 }

@@ -17,6 +17,20 @@
 #define CFG_MAX_LISTEN 8
 #define CFG_MAX_DIRS 16
 #define CFG_MAX_FAMILIES 32
+#define CFG_MAX_LUA_OVERRIDES 64
+
+/* Limits of Lua scripts (`lua` in linli.cfg). In an override, 0 = inherit. */
+struct cfg_lua {
+	unsigned memory_kb;		 /* per script state */
+	long long instructions;		 /* per invocation */
+	unsigned time_ms;		 /* wall clock per invocation */
+	unsigned max_errors;		 /* failed calls in a row before faulted */
+};
+
+struct cfg_lua_override {
+	char *script;			 /* rule or script plugin name */
+	struct cfg_lua lim;
+};
 
 struct cfg {
 	char *source;			 /* file path, or "<embedded>" */
@@ -46,6 +60,9 @@ struct cfg {
 	int bus_subscriber_queue;	 /* per external subscriber, events */
 	int bus_subscriber_backlog;	 /* per external subscriber, records of consequence */
 	int bus_subscriber_idle_s;	 /* unpolled external subscriptions expire */
+	struct cfg_lua lua;		 /* defaults for every script */
+	struct cfg_lua_override lua_overrides[CFG_MAX_LUA_OVERRIDES];
+	int n_lua_overrides;
 };
 
 /* The configuration `linlid` runs when started without --config. */

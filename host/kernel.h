@@ -24,6 +24,7 @@ struct cmd_registry;
 struct bus;
 struct bus_remote;
 struct plug_registry;
+struct script_rules;
 
 typedef void (*kernel_fn)(struct kernel *k, void *arg);
 
@@ -63,6 +64,7 @@ struct kernel {
 	struct bus_remote *bus_remote;	/* its external subscriptions (bus_cmds.c) */
 	int plugin_count;		/* running plugins, kept by the plugin loader */
 	struct plug_registry *plugins;	/* host/plugin.c */
+	struct script_rules *rules;	/* Lua rules of this node (script.c) */
 };
 
 int kernel_init(struct kernel *k);

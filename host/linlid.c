@@ -28,6 +28,8 @@
 #include "linli/error.h"
 #include "log.h"
 #include "plugin.h"
+#include "script.h"
+#include "script_cmds.h"
 
 #define EXIT_CONFIG 2
 
@@ -322,6 +324,14 @@ int main(int argc, char **argv)
 		log_error("plugins", "%s", err);
 		goto out;
 	}
+	struct script_rules_ops rule_ops;
+	script_cmds_bus_ops(&k, &rule_ops);
+	k.rules = script_rules_new(&k.cfg, &rule_ops);
+	if (!k.rules || script_cmds_register(&k, k.rules) != 0) {
+		log_error("script", "cannot set up the Lua rules");
+		goto out;
+	}
+	log_info("script", "%d rule(s) loaded", script_rules_load_dirs(k.rules));
 	if (control_open(&k, &k.control, err, sizeof err) != 0) {
 		log_error("control", "%s", err);
 		goto out;
@@ -351,6 +361,7 @@ out:
 	}
 	bus_cmds_close(k.bus_remote); /* answers waiting polls: before the socket closes */
 	control_close(k.control);
+	script_rules_free(k.rules);
 	plug_close(&k);
 	bus_close(k.bus);
 	cmd_registry_free(k.cmds);

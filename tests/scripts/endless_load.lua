@@ -1,0 +1,3 @@
+-- Top-level code that never ends: the load is stopped and refused.
+while true do end
+rule { name = "endless_load", on = "x/y", run = function() end }

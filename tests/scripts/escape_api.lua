@@ -1,0 +1,2 @@
+rule { name = "escape_api", on = "test/escape",
+  run = function() linli.log = function() end end }

@@ -1,0 +1,2 @@
+rule { name = "escape_debug", on = "test/escape",
+  run = function() return debug.getregistry() end }
