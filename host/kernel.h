@@ -21,6 +21,8 @@
 struct kernel;
 struct control;
 struct cmd_registry;
+struct catalog;
+struct store;
 
 typedef void (*kernel_fn)(struct kernel *k, void *arg);
 
@@ -57,6 +59,8 @@ struct kernel {
 	struct control *control;
 	struct cmd_registry *cmds;
 	int plugin_count;		/* filled by the plugin loader */
+	struct catalog *catalog;	/* loaded at start; immutable while running */
+	struct store *store;		/* open from start to stop */
 };
 
 int kernel_init(struct kernel *k);

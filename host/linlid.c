@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "catalog.h"
 #include "cmd.h"
 #include "config.h"
 #include "control.h"
@@ -26,6 +27,8 @@
 #include "kernel.h"
 #include "linli/error.h"
 #include "log.h"
+#include "store.h"
+#include "store_cmds.h"
 
 #define EXIT_CONFIG 2
 
@@ -299,8 +302,28 @@ int main(int argc, char **argv)
 		log_error("kernel", "%s", err);
 		goto out;
 	}
+	if (catalog_load(k.cfg.catalog_dir, &k.catalog, err, sizeof err) != 0) {
+		log_error("catalog", "%s", err);
+		exit_code = EXIT_CONFIG;
+		goto out;
+	}
+	if (!k.cfg.catalog_dir)
+		log_warn("catalog", "no catalog_dir configured: the store has no datasets");
+	else
+		log_info("catalog", "%s: %d datasets, %d device classes, %d plugins",
+			 k.cfg.catalog_dir, k.catalog->n_datasets, k.catalog->n_classes,
+			 k.catalog->n_plugins);
+	struct store_opts so = {.dir = k.cfg.data_dir,
+				.map_size = k.cfg.store_map_size,
+				.sync = k.cfg.store_sync,
+				.wake = store_cmds_wake,
+				.wake_ud = &k};
+	if (store_open(&so, k.catalog, &k.store, err, sizeof err) != 0) {
+		log_error("store", "%s", err);
+		goto out;
+	}
 	k.cmds = cmd_registry_new();
-	if (!k.cmds || core_cmds_register(&k) != 0) {
+	if (!k.cmds || core_cmds_register(&k) != 0 || store_cmds_register(&k) != 0) {
 		log_error("kernel", "cannot register commands");
 		goto out;
 	}
@@ -328,8 +351,11 @@ out:
 		pthread_kill(st, SIGTERM);
 		pthread_join(st, NULL);
 	}
+	/* Commits what is pending and waits for a running backup. */
+	store_close(k.store);
 	control_close(k.control);
 	cmd_registry_free(k.cmds);
+	catalog_free(k.catalog);
 	if (lock_fd >= 0)
 		close(lock_fd); /* the file stays: unlinking it would race a starting daemon */
 	kernel_destroy(&k);
