@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,11 +41,12 @@
 #include "log.h"
 #include "mp.h"
 
-#define KEY_MAX	     511
-#define STORE_FORMAT "linli-store 1"
-#define IDX_RAW_MAX  64 /* longer string values are indexed by hash */
-#define HASH_LEN     16
-#define MAP_LIMIT    ((size_t)1 << 40) /* 1 TiB: the map never grows past this */
+#define KEY_MAX		511
+#define STORE_FORMAT	"linli-store 1"
+#define IDX_RAW_MAX	64 /* longer string values are indexed by hash */
+#define HASH_LEN	16
+#define MAP_LIMIT	((size_t)1 << 40) /* 1 TiB: the map never grows past this */
+#define BACKUP_HEADROOM ((size_t)1 << 30) /* map room reserved when a backup starts */
 
 enum apply_mode { APPLY_NEW, APPLY_REPLACE };
 
@@ -119,9 +121,21 @@ static bool disk_full(int rc)
 	return rc == ENOSPC || rc == EFBIG || rc == EDQUOT;
 }
 
+/*
+ * LMDB turns a short write into EIO ("short write, filesystem full?"), which
+ * is how a filling disk usually shows: call it full when little space is left.
+ */
+static bool fs_nearly_full(const char *dir)
+{
+	struct statvfs v;
+	return dir && statvfs(dir, &v) == 0 && (uint64_t)v.f_bavail * v.f_frsize < (4u << 20);
+}
+
 /* Map an LMDB or errno result to a LINLI code with a message naming `what`. */
 static int lmdb_fail(struct store *s, int rc, const char *what, char *err, size_t errlen)
 {
+	if (rc == EIO && fs_nearly_full(s->dir))
+		rc = ENOSPC;
 	if (disk_full(rc))
 		return fail(err, errlen, LINLI_EFULL,
 			    "store: %s: the disk is full (%s) writing %s; nothing of this batch "
@@ -784,7 +798,7 @@ static uint64_t used_bytes(struct store *s)
 }
 
 /* Double the map (no write transaction may be open). */
-static int grow(struct store *s, char *err, size_t errlen)
+static int grow_to(struct store *s, size_t ns, char *err, size_t errlen)
 {
 	if (atomic_load(&s->backup_running))
 		return fail(err, errlen, LINLI_EBUSY,
@@ -794,7 +808,8 @@ static int grow(struct store *s, char *err, size_t errlen)
 	if (s->map_size >= MAP_LIMIT)
 		return fail(err, errlen, LINLI_EFULL, "store: the map reached its limit of %zu MiB",
 			    s->map_size >> 20);
-	size_t ns = s->map_size * 2;
+	if (ns > MAP_LIMIT)
+		ns = MAP_LIMIT;
 	pthread_rwlock_wrlock(&s->maplock);
 	int rc = mdb_env_set_mapsize(s->env, ns);
 	pthread_rwlock_unlock(&s->maplock);
@@ -804,6 +819,11 @@ static int grow(struct store *s, char *err, size_t errlen)
 	s->map_size = ns;
 	atomic_fetch_add(&s->grows, 1);
 	return 0;
+}
+
+static int grow(struct store *s, char *err, size_t errlen)
+{
+	return grow_to(s, s->map_size * 2, err, errlen);
 }
 
 /* ---- applying writes to the write transaction ---- */
@@ -1074,6 +1094,34 @@ static int regrow(struct store *s, char *err, size_t errlen)
 }
 
 /*
+ * The map is full and cannot grow now (a backup runs): commit the writes the
+ * batch already holds, which fitted before, so that only the write that
+ * does not fit is refused.
+ */
+static int salvage(struct store *s)
+{
+	if (s->wtxn)
+		mdb_txn_abort(s->wtxn);
+	s->wtxn = NULL;
+	if (s->n_ops == 0)
+		return 0;
+	int rc = mdb_txn_begin(s->env, NULL, 0, &s->wtxn);
+	if (rc) {
+		s->wtxn = NULL;
+		return rc;
+	}
+	memset(s->delta, 0, (size_t)(s->cat->n_datasets + 1) * sizeof *s->delta);
+	for (size_t i = 0; i < s->n_ops && !rc; i++)
+		rc = apply_op(s, &s->ops[i]);
+	if (rc) {
+		mdb_txn_abort(s->wtxn);
+		s->wtxn = NULL;
+		return rc;
+	}
+	return store_batch_end(s);
+}
+
+/*
  * Apply one new write with map growth; on a hard failure the whole batch is
  * lost (and said so). `rc_out` gets the raw LMDB result for KEYEXIST checks.
  */
@@ -1090,6 +1138,8 @@ static int apply_new(struct store *s, bool del, enum apply_mode mode, int dsi, c
 		if (rc == MDB_MAP_FULL) {
 			if ((rc = regrow(s, err, errlen)) == 0)
 				continue;
+			if (rc == LINLI_EBUSY && salvage(s) == 0)
+				return rc; /* only this write is refused */
 		} else
 			rc = lmdb_fail(s, rc, "writing", err, errlen);
 		batch_fail(s, rc, err);
@@ -1869,6 +1919,21 @@ int store_backup_start(struct store *s, const char *path, store_done_fn done, vo
 	else if (access(data, F_OK) == 0)
 		rc = fail(err, errlen, LINLI_EEXIST,
 			  "store backup: %s already exists; choose an empty directory", data);
+	/*
+	 * The copy's read transaction keeps every page it sees, so the file
+	 * grows while it runs, and the map cannot be remapped under it. The
+	 * map is only address space: reserve room now (committing the open
+	 * batch first, as growing needs no write transaction).
+	 */
+	if (!rc && on_owner(s)) {
+		if (s->wtxn)
+			store_batch_end(s);
+		size_t want = s->map_size;
+		while (want < MAP_LIMIT && want < used_bytes(s) * 2 + BACKUP_HEADROOM)
+			want *= 2;
+		if (want > s->map_size && !s->wtxn)
+			rc = grow_to(s, want, err, errlen);
+	}
 	struct backup *b = rc ? NULL : calloc(1, sizeof *b);
 	if (!rc && !b)
 		rc = fail(err, errlen, LINLI_ENOMEM, "store backup: out of memory");
