@@ -395,15 +395,16 @@ static void backup_done_cb(void *arg, int rc, const char *err)
 {
 	struct cmd_call *call = arg;
 	struct backup_done *d = calloc(1, sizeof *d);
+	if (d) {
+		d->call = call;
+		d->rc = rc;
+		snprintf(d->msg, sizeof d->msg, "%s", err ? err : "");
+	}
 	if (!d || kernel_post(call->k, backup_finish, d) != 0) {
 		/* The daemon is stopping: nobody is left to answer. */
 		free(d);
 		cmd_call_free(call);
-		return;
 	}
-	d->call = call;
-	d->rc = rc;
-	snprintf(d->msg, sizeof d->msg, "%s", err ? err : "");
 }
 
 static int cmd_store_backup(struct cmd_call *call, void *ud)
