@@ -29,11 +29,12 @@
 
 /* ---- access ---- */
 
-int store_access_check(const struct cmd_call *call, const char *scope, bool write, char *err,
-		       size_t errlen)
+int store_access_check(const struct kernel *k, const char *session, const char *scope, bool write,
+		       char *err, size_t errlen)
 {
+	(void)session;
 	(void)write;
-	const char *root = call->k->cfg.node_path;
+	const char *root = k->cfg.node_path;
 	if (!scope_within(root, scope)) {
 		snprintf(err, errlen, "scope '%s' is outside this node's jurisdiction '%s'", scope,
 			 root);
@@ -144,7 +145,8 @@ static int request_scope(struct cmd_call *call, struct dargs *a, bool write)
 	char why[128];
 	if (!scope_check(a->scope, why, sizeof why))
 		return cmd_fail(call, LINLI_EINVAL, "bad --scope '%.64s': %s", a->scope, why);
-	return store_access_check(call, a->scope, write, call->err, sizeof call->err);
+	return store_access_check(call->k, call->session, a->scope, write, call->err,
+				  sizeof call->err);
 }
 
 /* Pack {id, scope, field...} from a stored record. */

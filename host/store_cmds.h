@@ -15,7 +15,6 @@
 #include <stddef.h>
 
 struct kernel;
-struct cmd_call;
 
 /*
  * store_cmds_register — register the commands and the store's batch-end
@@ -27,12 +26,15 @@ int store_cmds_register(struct kernel *k);
 void store_cmds_wake(void *kernel);
 
 /*
- * store_access_check — may `call` read (write = false) or write records at
- * `scope` (a record's scope, or the root of a subtree it reads)? Today: the
- * scope must lie within this node's own path. The permission model (tiers,
- * accounts, roles) grows from here. Returns 0 or LINLI_EPERM with a message.
+ * store_access_check — may the caller holding `session` (NULL: the kernel or
+ * a plugin acting for this node) read (write = false) or write records at
+ * `scope` (a record's scope, or the root of a subtree it reads)? Every path
+ * into the store (console, SDK, Lua) calls this one function. Today: the
+ * scope must lie within this node's own path; the permission model (tiers,
+ * accounts, roles, plugin grants) grows from here. Returns 0 or LINLI_EPERM
+ * with a message.
  */
-int store_access_check(const struct cmd_call *call, const char *scope, bool write, char *err,
-		       size_t errlen);
+int store_access_check(const struct kernel *k, const char *session, const char *scope, bool write,
+		       char *err, size_t errlen);
 
 #endif
