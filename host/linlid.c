@@ -159,6 +159,8 @@ static void on_hup(struct kernel *k, void *arg)
 	cfg_free(oc);
 	*oc = nc;
 	log_set_level((enum log_level)oc->log_level);
+	if (k->store)
+		store_set_sync(k->store, oc->store_sync);
 	log_info("config", "reloaded %s", oc->source);
 }
 

@@ -89,6 +89,7 @@ struct store {
 	msgpack_zone azone;   /* scratch for apply (cleared per apply) */
 	msgpack_sbuffer norm; /* the normalised record of the current write */
 	msgpack_sbuffer upd;  /* what a store_update_fn packs */
+	msgpack_sbuffer old;  /* a copy of the record being replaced or deleted */
 
 	uint64_t last_ms;
 	uint32_t seq;
@@ -883,6 +884,18 @@ static bool unpack_a(struct store *s, const void *p, size_t len, msgpack_object 
 }
 
 /*
+ * Unpack a record read from LMDB into our own copy first: LMDB's pointers
+ * are valid only until the next write of the transaction, and index upkeep
+ * writes while it still reads the old record.
+ */
+static bool unpack_old(struct store *s, const MDB_val *v, msgpack_object *o)
+{
+	s->old.size = 0;
+	msgpack_sbuffer_write(&s->old, v->mv_data, v->mv_size);
+	return unpack_a(s, s->old.data, s->old.size, o);
+}
+
+/*
  * Write record (ds, scope, id) = val. APPLY_NEW: the id must be new
  * (MDB_KEYEXIST otherwise, nothing written). APPLY_REPLACE: it exists at
  * this scope. Returns an LMDB/errno code.
@@ -907,7 +920,7 @@ static int apply_put(struct store *s, int dsi, const char *scope, const char *id
 	} else if (idx) {
 		if ((rc = mdb_get(s->wtxn, s->rec, &key, &data)))
 			return rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc;
-		if (!unpack_a(s, data.mv_data, data.mv_size, &oldo))
+		if (!unpack_old(s, &data, &oldo))
 			return MDB_CORRUPTED;
 		have_old = true;
 	}
@@ -934,7 +947,7 @@ static int apply_del(struct store *s, int dsi, const char *scope, const char *id
 		return rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc;
 	if (has_index(ds)) {
 		msgpack_object oldo;
-		if (!unpack_a(s, data.mv_data, data.mv_size, &oldo))
+		if (!unpack_old(s, &data, &oldo))
 			return MDB_CORRUPTED;
 		if ((rc = idx_update(s, ds, scope, id, &oldo, NULL)))
 			return rc;
@@ -1770,6 +1783,18 @@ int store_scan(struct store *s, const struct store_query *q, store_row_fn fn, vo
 	return rows;
 }
 
+int store_set_sync(struct store *s, bool sync)
+{
+	if (!on_owner(s))
+		return LINLI_ESTATE;
+	if (mdb_env_set_flags(s->env, MDB_NOSYNC, sync ? 0 : 1) != 0)
+		return LINLI_EIO;
+	if (sync && !s->o.sync)
+		mdb_env_sync(s->env, 1); /* what NOSYNC left unsynced */
+	s->o.sync = sync;
+	return 0;
+}
+
 /* ---- stats ---- */
 
 uint64_t store_count(struct store *s, const char *name)
@@ -2001,7 +2026,7 @@ static int rebuild_index(struct store *s, int dsi, uint64_t *count)
 		msgpack_object o;
 		msgpack_zone_clear(&s->azone);
 		if (!split_tail((const char *)key.mv_data + p.n, key.mv_size - p.n, scope, id) ||
-		    !unpack_a(s, val.mv_data, val.mv_size, &o)) {
+		    !unpack_old(s, &val, &o)) {
 			rc = MDB_CORRUPTED;
 			break;
 		}
@@ -2208,6 +2233,7 @@ int store_open(const struct store_opts *o, const struct catalog *cat, struct sto
 	msgpack_zone_init(&s->azone, 8192);
 	msgpack_sbuffer_init(&s->norm);
 	msgpack_sbuffer_init(&s->upd);
+	msgpack_sbuffer_init(&s->old);
 	snprintf(s->data_path, sizeof s->data_path, "%s/data.mdb", o->dir);
 	int rc;
 	if (!s->dir || !s->delta) {
@@ -2286,6 +2312,7 @@ void store_close(struct store *s)
 	msgpack_zone_destroy(&s->azone);
 	msgpack_sbuffer_destroy(&s->norm);
 	msgpack_sbuffer_destroy(&s->upd);
+	msgpack_sbuffer_destroy(&s->old);
 	pthread_rwlock_destroy(&s->maplock);
 	pthread_mutex_destroy(&s->bmu);
 	free(s);

@@ -182,7 +182,10 @@ struct store_row {
 	size_t len;
 };
 
-/* Return 0 to go on, non-zero to stop the scan early (no cursor then). */
+/*
+ * Return 0 to go on, non-zero to stop the scan early (no cursor then). Runs
+ * inside the scan's read: it may read, but must not write to the store.
+ */
 typedef int (*store_row_fn)(void *ud, const struct store_row *row);
 
 /*
@@ -213,6 +216,9 @@ struct store_stats {
 };
 
 int store_stats(struct store *s, struct store_stats *st);
+
+/* Switch durability at run time (owner thread): fsync each commit, or MDB_NOSYNC. */
+int store_set_sync(struct store *s, bool sync);
 
 /* Number of records of `dataset` (0 for an unknown one). */
 uint64_t store_count(struct store *s, const char *dataset);

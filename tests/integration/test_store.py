@@ -234,6 +234,17 @@ def case_stats_status_and_group_commit():
         check(d.ok("status")["store_bytes"] == st["file_bytes"], "status store_bytes")
 
 
+def case_sighup_switches_durability():
+    with running(sync=False) as d:
+        eq(d.ok("store", "stats")["durability"], "nosync", "before")
+        text = open(d.cfg).read().replace("sync = false;", "sync = true;")
+        d.write_config(text=text)
+        d.kill_with(signal.SIGHUP)
+        d.wait_log("reloaded")
+        eq(d.ok("store", "stats")["durability"], "sync", "after SIGHUP")
+        put(d, "residents", RESIDENT)
+
+
 def case_catalog_list_show():
     with running() as d:
         rows = d.ok("catalog", "list")
