@@ -1768,10 +1768,8 @@ int store_scan(struct store *s, const struct store_query *q, store_row_fn fn, vo
 		rows++;
 		last.n = key.mv_size;
 		memcpy(last.b, key.mv_data, key.mv_size);
-		if (fn && fn(ud, &row)) {
-			rc = MDB_NOTFOUND;
-			break;
-		}
+		if (fn && fn(ud, &row))
+			limit = (size_t)rows; /* end the page here; a cursor if more follow */
 	}
 	mdb_cursor_close(cur);
 	rd_end(s, &r);

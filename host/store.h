@@ -53,12 +53,12 @@
 #include "catalog.h"
 #include "scope.h"
 
-#define STORE_ID_MAX	 48	    /* id: [A-Za-z0-9][A-Za-z0-9_.:-]*, bytes */
-#define STORE_SCAN_MAX	 10000	    /* rows per store_scan page */
-#define STORE_CURSOR_MAX 700	    /* cursor text, with its NUL */
-#define STORE_MAX_WHERE	 8	    /* filters per query */
-#define STORE_MAX_RECORD (1u << 20) /* packed record, bytes */
-#define STORE_MAX_STRING 65536	    /* one string value, bytes */
+#define STORE_ID_MAX	 48	      /* id: [A-Za-z0-9][A-Za-z0-9_.:-]*, bytes */
+#define STORE_SCAN_MAX	 10000	      /* rows per store_scan page */
+#define STORE_CURSOR_MAX 700	      /* cursor text, with its NUL */
+#define STORE_MAX_WHERE	 8	      /* filters per query */
+#define STORE_MAX_RECORD (256u << 10) /* packed record, bytes */
+#define STORE_MAX_STRING 65536	      /* one string value, bytes */
 
 struct store;
 
@@ -183,8 +183,9 @@ struct store_row {
 };
 
 /*
- * Return 0 to go on, non-zero to stop the scan early (no cursor then). Runs
- * inside the scan's read: it may read, but must not write to the store.
+ * Return 0 to go on, non-zero to end the page after this row (the cursor
+ * then continues after it, e.g. when a reply is big enough). Runs inside the
+ * scan's read: it may read, but must not write to the store.
  */
 typedef int (*store_row_fn)(void *ud, const struct store_row *row);
 

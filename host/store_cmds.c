@@ -26,6 +26,7 @@
 
 #define QUERY_DEFAULT_LIMIT 100
 #define QUERY_MAX_LIMIT	    1000
+#define QUERY_MAX_BYTES	    (512u << 10) /* a page ends here: linli takes replies up to 1 MiB */
 
 /* ---- access ---- */
 
@@ -291,7 +292,7 @@ static int query_row(void *ud, const struct store_row *row)
 	struct rows *r = ud;
 	if (pack_record(&r->pk, row->id, row->scope, row->data, row->len))
 		r->bad++;
-	return 0;
+	return r->buf.size >= QUERY_MAX_BYTES;
 }
 
 static int cmd_data_query(struct cmd_call *call, void *ud)

@@ -219,6 +219,22 @@ def case_query_pages_and_filters():
            "deleted from the index")
 
 
+def case_big_records_page_by_size():
+    with running() as d:
+        boundary = "x" * 60000
+        for i in range(20):
+            put(d, "grids", {"code": f"g{i:02d}", "name": f"网格{i}", "boundary": boundary})
+        page = d.ok("data", "query", "grids", "--limit", "1000")
+        check(0 < page["count"] < 20 and page["cursor"], f"page of {page['count']}")
+        ids, pages = all_ids(d, "grids", limit=1000)
+        eq(len(set(ids)), 20, "every record once")
+        check(pages >= 3, f"{pages} pages")
+        e = refused(d, "data", "put", "grids", json.dumps({"code": "g", "name": "n",
+                                                            "boundary": "y" * 70000}))
+        check("grids: field 'boundary': 70000 bytes, longer than max_len 65536" in e["error"],
+              e["error"])
+
+
 def case_stats_status_and_group_commit():
     with running(sync=True) as d:
         log = os.path.join(d.dir, "acked")
