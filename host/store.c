@@ -73,8 +73,9 @@ struct store {
 	size_t map_size;
 	unsigned psize;
 
-	MDB_txn *wtxn; /* the batch's write transaction, NULL between batches */
-	MDB_txn *rtxn; /* the owner's reusable read transaction (kept reset) */
+	MDB_txn *wtxn;	/* the batch's write transaction, NULL between batches */
+	MDB_txn *rtxn;	/* the owner's read transaction, reused (reset between batches) */
+	bool rtxn_live; /* rtxn is active: until store_batch_end */
 
 	/* The batch log: ops whose strings and values live in `arena`. */
 	char *arena;
@@ -758,18 +759,28 @@ static int rd_begin(struct store *s, struct rd *r)
 			r->kind = RD_WRITE;
 			return 0;
 		}
+		/*
+		 * The owner's reads share one read transaction until the batch
+		 * ends (store_batch_end resets it): short, and cheap per read.
+		 */
 		r->kind = RD_OWNER;
-		if (s->rtxn && (rc = mdb_txn_renew(s->rtxn)) == 0) {
-			r->txn = s->rtxn;
-			return 0;
-		}
-		if (s->rtxn) {
-			mdb_txn_abort(s->rtxn);
-			s->rtxn = NULL;
-		}
-		rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->rtxn);
 		r->txn = s->rtxn;
-		return rc;
+		if (s->rtxn_live)
+			return 0;
+		if (!s->rtxn || (rc = mdb_txn_renew(s->rtxn)) != 0) {
+			if (s->rtxn)
+				mdb_txn_abort(s->rtxn);
+			s->rtxn = NULL;
+			if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->rtxn)) != 0) {
+				s->rtxn = NULL;
+				return rc;
+			}
+		}
+		r->txn = s->rtxn;
+		s->rtxn_live = true;
+		if (s->o.wake)
+			s->o.wake(s->o.wake_ud);
+		return 0;
 	}
 	r->kind = RD_OTHER;
 	pthread_rwlock_rdlock(&s->maplock);
@@ -781,11 +792,18 @@ static int rd_begin(struct store *s, struct rd *r)
 
 static void rd_end(struct store *s, struct rd *r)
 {
-	if (r->kind == RD_OWNER)
-		mdb_txn_reset(r->txn);
-	else if (r->kind == RD_OTHER) {
+	if (r->kind == RD_OTHER) {
 		mdb_txn_abort(r->txn);
 		pthread_rwlock_unlock(&s->maplock);
+	}
+}
+
+/* End the owner's read transaction (at batch end, before writing or growing). */
+static void rd_release(struct store *s)
+{
+	if (s->rtxn_live) {
+		mdb_txn_reset(s->rtxn);
+		s->rtxn_live = false;
 	}
 }
 
@@ -811,6 +829,7 @@ static int grow_to(struct store *s, size_t ns, char *err, size_t errlen)
 			    s->map_size >> 20);
 	if (ns > MAP_LIMIT)
 		ns = MAP_LIMIT;
+	rd_release(s);
 	pthread_rwlock_wrlock(&s->maplock);
 	int rc = mdb_env_set_mapsize(s->env, ns);
 	pthread_rwlock_unlock(&s->maplock);
@@ -1021,6 +1040,7 @@ static int batch_begin(struct store *s, char *err, size_t errlen)
 {
 	if (s->wtxn)
 		return 0;
+	rd_release(s); /* from here on the batch reads through its write txn */
 	/* Grow before the map is full: cheaper than running out mid-batch. */
 	if (used_bytes(s) > s->map_size / 4 * 3 && !atomic_load(&s->backup_running)) {
 		char e[256];
@@ -1447,7 +1467,10 @@ static uint64_t now_us(void)
 
 int store_batch_end(struct store *s)
 {
-	if (!on_owner(s) || !s->wtxn)
+	if (!on_owner(s))
+		return 0;
+	rd_release(s);
+	if (!s->wtxn)
 		return 0;
 	char err[512];
 	uint64_t t0 = now_us();
