@@ -47,7 +47,11 @@ class running:
         self.d = store_daemon(**kw)
 
     def __enter__(self):
-        return self.d.start()
+        try:
+            return self.d.start()
+        except BaseException:
+            self.d.cleanup()  # __exit__ does not run when __enter__ fails
+            raise
 
     def __exit__(self, *exc):
         self.d.cleanup()
@@ -332,8 +336,9 @@ def case_backup_while_serving_and_restore():
             got = r2.ok("data", "query", "alarms", "--limit", "1000")["count"]
             check(got <= 600, got)
             r2.ok("data", "put", "residents", json.dumps(RESIDENT))  # it serves writes
+            eq(r2.stop(), 0, "stop the restored daemon")
         finally:
-            r2.stop()
+            r2.cleanup()
 
 
 def start_refused(d, want):
