@@ -760,8 +760,9 @@ static int rd_begin(struct store *s, struct rd *r)
 			return 0;
 		}
 		/*
-		 * The owner's reads share one read transaction until the batch
-		 * ends (store_batch_end resets it): short, and cheap per read.
+		 * The owner's reads share one read transaction until its next
+		 * write or the batch end (both reset it). Only the owner writes,
+		 * so it can neither go stale nor keep pages from being reused.
 		 */
 		r->kind = RD_OWNER;
 		r->txn = s->rtxn;
@@ -778,8 +779,6 @@ static int rd_begin(struct store *s, struct rd *r)
 		}
 		r->txn = s->rtxn;
 		s->rtxn_live = true;
-		if (s->o.wake)
-			s->o.wake(s->o.wake_ud);
 		return 0;
 	}
 	r->kind = RD_OTHER;

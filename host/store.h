@@ -22,8 +22,8 @@
  *
  * Threads: the thread that opened the store (the kernel thread) is its owner.
  * Writes run only there. Reads run on the owner (they see the batch's own
- * writes; reads before the batch's first write share one read transaction,
- * which store_batch_end ends: it lives one loop batch at most) or on any
+ * writes; reads before a write share one read transaction, which the next
+ * write or store_batch_end ends, so it never outlives a change) or on any
  * other thread (each call in its own short read transaction).
  *
  * Group commit: the first write after a commit begins one write transaction;
