@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "cmd.h"
 #include "kernel.h"
 #include "linli/error.h"
@@ -212,6 +213,11 @@ static void on_request(struct kernel *k, void *arg)
 	}
 	call->finish = call_finish;
 	call->transport = w;
+	int rc = access_gate(k, call);
+	if (rc) {
+		cmd_finish(call, rc);
+		return;
+	}
 	cmd_dispatch(k->cmds, call);
 }
 
