@@ -56,6 +56,7 @@ static const struct key keys[] = {
 	{"control.tls_key", T_STR, false, "PEM key for tls+tcp://"},
 	{"control.max_request", T_INT, false, "largest request, bytes"},
 	{"control.workers", T_INT, false, "requests served at once"},
+	{"control.idle_timeout_ms", T_INT, false, "cut a connection idle or stalled this long"},
 	{"plugin_dirs", T_LIST, false, "directories scanned for .so plugins"},
 	{"script_dirs", T_LIST, false, "directories scanned for Lua scripts"},
 	{"catalog_dir", T_STR, false, "the data resource catalog"},
@@ -461,6 +462,14 @@ static int fill(struct ctx *c, config_t *cf, struct cfg *out)
 			return fail(c, (int)config_setting_source_line(set), "control.workers",
 				    "%d is outside 1..256", v);
 		out->control_workers = v;
+	}
+	out->control_idle_ms = 60000;
+	if ((set = config_lookup(cf, "control.idle_timeout_ms"))) {
+		v = config_setting_get_int(set);
+		if (v < 100 || v > 86400000)
+			return fail(c, (int)config_setting_source_line(set),
+				    "control.idle_timeout_ms", "%d is outside 100..86400000", v);
+		out->control_idle_ms = v;
 	}
 
 	if ((rc = get_str_list(c, cf, "plugin_dirs", out->plugin_dirs, CFG_MAX_DIRS,

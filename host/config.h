@@ -51,6 +51,7 @@ struct cfg {
 	size_t store_map_size;		 /* initial LMDB map size, bytes */
 	size_t max_request;		 /* control message limit, bytes */
 	int control_workers;		 /* concurrent control contexts */
+	int control_idle_ms;		 /* cut control connections idle this long */
 	/* bus: topic families and queue limits (see bus.h) */
 	char *bus_consequence[CFG_MAX_FAMILIES]; /* patterns of records of consequence */
 	int n_bus_consequence;
