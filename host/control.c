@@ -104,12 +104,12 @@ struct control {
 	pthread_mutex_t mu;
 	struct conn *conns;
 	int n_conns, cap_conns;
-	uint64_t idle_ms;  /* cut a connection idle this long */
-	int max_inflight;  /* requests one connection may have in progress */
-	nng_aio *watch;	   /* the idle watch's sleep */
+	uint64_t idle_ms; /* cut a connection idle this long */
+	int max_inflight; /* requests one connection may have in progress */
+	nng_aio *watch;	  /* the idle watch's sleep */
 	_Atomic bool closing;
-	_Atomic int waiting;		/* workers armed to receive */
-	_Atomic uint64_t saturated_ms;	/* last seen with no worker waiting */
+	_Atomic int waiting;	       /* workers armed to receive */
+	_Atomic uint64_t saturated_ms; /* last seen with no worker waiting */
 	/* The handshake watch: the watch's own, no lock. */
 	uint16_t tls_ports[CFG_MAX_LISTEN]; /* bound ports of tls+tcp:// listeners, host order */
 	int n_tls_ports;
@@ -381,12 +381,20 @@ static void watch_handshakes(struct control *c, uint64_t now)
 			char name[80];
 			peer_format(&x->peer, name, sizeof name);
 			atomic_fetch_add(&c->cut, 1);
-			log_info("control", "closed connection from %s: no TLS and SP handshake "
-					    "within %d ms",
+			log_info("control",
+				 "closed connection from %s: no TLS and SP handshake "
+				 "within %d ms",
 				 name, CONTROL_HANDSHAKE_MS);
 		}
 		*x = c->pend[--c->n_pend];
 	}
+}
+
+/* Next look in a quarter of the idle limit, 10 ms to 1 s. */
+static void watch_arm(struct control *c)
+{
+	uint64_t tick = c->idle_ms / 4;
+	nng_sleep_aio((nng_duration)(tick < 10 ? 10 : tick > 1000 ? 1000 : tick), c->watch);
 }
 
 /*
@@ -429,8 +437,7 @@ static void watch_cb(void *arg)
 		c->last_scan_ms = now;
 		watch_handshakes(c, now);
 	}
-	uint64_t tick = c->idle_ms / 4;
-	nng_sleep_aio((nng_duration)(tick < 10 ? 10 : tick > 1000 ? 1000 : tick), c->watch);
+	watch_arm(c);
 }
 
 static void send_reply(struct worker *w, msgpack_sbuffer *buf)
@@ -538,7 +545,8 @@ static struct cmd_call *decode(struct kernel *k, const void *body, size_t len, c
 	char *argv[PROTO_MAX_ARGS];
 	for (int i = 0; i < argc; i++) {
 		argv[i] = mp_strdup(&av->via.array.ptr[i]);
-		if (!argv[i] || (i == 0 && !*argv[i]) || strlen(argv[i]) != av->via.array.ptr[i].via.str.size) {
+		if (!argv[i] || (i == 0 && !*argv[i]) ||
+		    strlen(argv[i]) != av->via.array.ptr[i].via.str.size) {
 			snprintf(err, errlen, "argv word %d is not a string", i + 1);
 			for (int j = 0; j <= i; j++)
 				free(argv[j]);
@@ -844,15 +852,14 @@ int control_open(struct kernel *k, struct control **out, char *err, size_t errle
 	for (int i = 0; i < c->n_workers; i++) {
 		struct worker *w = &c->workers[i];
 		w->ctl = c;
-		if (nng_aio_alloc(&w->aio, worker_cb, w) != 0 || nng_ctx_open(&w->ctx, c->sock) != 0) {
+		if (nng_aio_alloc(&w->aio, worker_cb, w) != 0 ||
+		    nng_ctx_open(&w->ctx, c->sock) != 0) {
 			snprintf(err, errlen, "control: cannot allocate worker %d", i);
 			rc = LINLI_ENOMEM;
 			goto fail;
 		}
 	}
-	nng_sleep_aio((nng_duration)(c->idle_ms / 4 < 10 ? 10 : c->idle_ms / 4 > 1000 ? 1000
-										  : c->idle_ms / 4),
-		      c->watch);
+	watch_arm(c);
 	for (int i = 0; i < c->n_workers; i++)
 		worker_recv(&c->workers[i]);
 	*out = c;
@@ -912,8 +919,7 @@ void control_counters(const struct control *c, unsigned long long *served,
 	*malformed = c ? atomic_load(&c->malformed) : 0;
 }
 
-void control_conn_counters(struct control *c, unsigned long long *open,
-			   unsigned long long *cut)
+void control_conn_counters(struct control *c, unsigned long long *open, unsigned long long *cut)
 {
 	*open = *cut = 0;
 	if (!c)

@@ -36,8 +36,7 @@ void control_stop_listening(struct control *c);
 void control_close(struct control *c);
 
 /* Connections open now, and closed by linlid for stalling or misbehaving, for status. */
-void control_conn_counters(struct control *c, unsigned long long *open,
-			   unsigned long long *cut);
+void control_conn_counters(struct control *c, unsigned long long *open, unsigned long long *cut);
 
 /* Requests served and refused as malformed, for status. */
 void control_counters(const struct control *c, unsigned long long *served,

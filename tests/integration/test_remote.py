@@ -472,6 +472,10 @@ def case_stalled_clients_do_not_block_others():
         # None of them was cut yet: a 60 s idle limit, and nng's 10 s handshake limit not reached.
         for name, c, _ in conns[:9]:
             check(c.closed_within(0.05) is None, f"{name}: cut too early")
+        # SIGTERM with all of them still open: a clean, prompt exit.
+        t0 = time.monotonic()
+        eq(d.stop(), 0, "exit code on SIGTERM with stalled connections open")
+        check(time.monotonic() - t0 < 5, f"stop took {time.monotonic() - t0:.1f} s")
         for _, c, _ in conns:
             c.close()
 
