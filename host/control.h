@@ -38,6 +38,9 @@ void control_close(struct control *c);
 /* Connections open now, and closed by linlid for stalling or misbehaving, for status. */
 void control_conn_counters(struct control *c, unsigned long long *open, unsigned long long *cut);
 
+/* Listeners restarted by the probe (see control.c), for status. */
+unsigned long long control_restarts(const struct control *c);
+
 /* Requests served and refused as malformed, for status. */
 void control_counters(const struct control *c, unsigned long long *served,
 		      unsigned long long *malformed);

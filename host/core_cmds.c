@@ -35,7 +35,7 @@ static int cmd_status(struct cmd_call *call, void *ud)
 	if (k->bus)
 		bus_get_totals(k->bus, &bt);
 	msgpack_packer *pk = &call->pk;
-	msgpack_pack_map(pk, 18);
+	msgpack_pack_map(pk, 19);
 	mp_kv_str(pk, "node", k->cfg.node_path);
 	mp_kv_str(pk, "level", tier_level_name(k->cfg.node_level));
 	mp_kv_str(pk, "name", k->cfg.node_name);
@@ -49,6 +49,7 @@ static int cmd_status(struct cmd_call *call, void *ud)
 	mp_kv_uint(pk, "malformed_requests", malformed);
 	mp_kv_uint(pk, "connections", conns);
 	mp_kv_uint(pk, "connections_cut", cut);
+	mp_kv_uint(pk, "listener_restarts", control_restarts(k->control));
 	mp_kv_int(pk, "bus_subscriptions", bt.subscriptions);
 	mp_kv_uint(pk, "events_published", bt.published);
 	mp_kv_uint(pk, "events_consequence", bt.consequence_published);

@@ -413,6 +413,8 @@ def case_garbage_is_dropped():
         c.close()
         st = d.ok("status")
         check(st["malformed_requests"] >= 2, f"malformed requests not counted: {st}")
+        eq(st["listener_restarts"], 0, f"a listener had to be restarted: {st}")
+        d.timed_status(d.tls_name, "--tls-ca", ca)
 
 
 def stall_kinds(d):
@@ -512,6 +514,10 @@ def case_stalled_clients_are_cut():
         # 4 idle, 2 inside TLS; the one between TLS and SP is nng's or the watch's, whichever
         # comes first.
         check(6 <= st["connections_cut"] <= 7, f"connections cut by linlid: {st}")
+        # Cutting them did not upset nng's listeners (no restart by the probe): both serve.
+        eq(st["listener_restarts"], 0, f"listener restarts: {st}")
+        d.timed_status(d.tcp)
+        d.timed_status(d.tls_name, "--tls-ca", d.pki.path("ca.pem"))
         check("closed connection" in d.logtext() and "from 127.0.0.1:" in d.logtext(),
               d.logtext()[-2000:])
         d.ok("status")
