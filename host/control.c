@@ -116,10 +116,10 @@ struct control {
 	pthread_mutex_t mu;
 	struct conn *conns;
 	int n_conns, cap_conns;
-	uint64_t idle_ms; /* cut a connection idle this long */
-	int max_inflight; /* requests one connection may have in progress */
-	nng_aio *watch;	  /* the idle watch's sleep */
-	atomic_bool closing; /* control_close has begun: workers and the watch stop */
+	uint64_t idle_ms;	       /* cut a connection idle this long */
+	int max_inflight;	       /* requests one connection may have in progress */
+	nng_aio *watch;		       /* the idle watch's sleep */
+	atomic_bool closing;	       /* control_close has begun: workers and the watch stop */
 	_Atomic int waiting;	       /* workers armed to receive */
 	_Atomic uint64_t saturated_ms; /* last seen with no worker waiting */
 	/* The handshake watch: the watch's own, no lock. */
