@@ -56,6 +56,7 @@ static const struct key keys[] = {
 	{"control.tls_key", T_STR, false, "PEM key for tls+tcp://"},
 	{"control.max_request", T_INT, false, "largest request, bytes"},
 	{"control.workers", T_INT, false, "requests served at once"},
+	{"control.idle_timeout_ms", T_INT, false, "cut a connection idle or stalled this long"},
 	{"accounts", T_GROUP, false, "accounts and sessions"},
 	{"accounts.session_ttl_s", T_INT, false, "seconds a console session lasts"},
 	{"accounts.lockout_attempts", T_INT, false, "failed logins before a lockout"},
@@ -466,6 +467,14 @@ static int fill(struct ctx *c, config_t *cf, struct cfg *out)
 			return fail(c, (int)config_setting_source_line(set), "control.workers",
 				    "%d is outside 1..256", v);
 		out->control_workers = v;
+	}
+	out->control_idle_ms = 60000;
+	if ((set = config_lookup(cf, "control.idle_timeout_ms"))) {
+		v = config_setting_get_int(set);
+		if (v < 100 || v > 86400000)
+			return fail(c, (int)config_setting_source_line(set),
+				    "control.idle_timeout_ms", "%d is outside 100..86400000", v);
+		out->control_idle_ms = v;
 	}
 
 	const struct {

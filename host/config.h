@@ -55,6 +55,7 @@ struct cfg {
 	int lockout_s;			 /* how long a lockout lasts */
 	int pwhash;			 /* enum tier_pw_strength */
 	int control_workers;		 /* concurrent control contexts */
+	int control_idle_ms;		 /* cut control connections idle this long */
 	/* bus: topic families and queue limits (see bus.h) */
 	char *bus_consequence[CFG_MAX_FAMILIES]; /* patterns of records of consequence */
 	int n_bus_consequence;

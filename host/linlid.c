@@ -140,6 +140,12 @@ static void on_hup(struct kernel *k, void *arg)
 		log_warn("config", "data_dir changed: takes effect on restart");
 	if (listen_changed)
 		log_warn("config", "control.listen changed: takes effect on restart");
+	if (!oc->tls_cert != !nc.tls_cert || !oc->tls_key != !nc.tls_key ||
+	    (oc->tls_cert && strcmp(oc->tls_cert, nc.tls_cert) != 0) ||
+	    (oc->tls_key && strcmp(oc->tls_key, nc.tls_key) != 0) ||
+	    nc.control_idle_ms != oc->control_idle_ms)
+		log_warn("config", "control.tls_cert/tls_key/idle_timeout_ms changed: takes effect "
+				   "on restart");
 	/* Keep what needs a restart: swap the old values into the new struct. */
 	char path[sizeof nc.node_path];
 	memcpy(path, nc.node_path, sizeof path);
@@ -163,6 +169,7 @@ static void on_hup(struct kernel *k, void *arg)
 	SWAP(tls_cert);
 	SWAP(tls_key);
 	SWAP(control_workers);
+	SWAP(control_idle_ms);
 #undef SWAP
 	cfg_free(oc);
 	*oc = nc;
@@ -312,6 +319,8 @@ int main(int argc, char **argv)
 	int rc = cfg_path ? cfg_load_file(&k.cfg, cfg_path, err, sizeof err)
 			  : cfg_load_string(&k.cfg, cfg_embedded_default, "<embedded>", NULL, err,
 					    sizeof err);
+	if (!rc)
+		rc = control_check_tls(&k.cfg, err, sizeof err);
 	if (rc) {
 		log_error("config", "%s", err);
 		kernel_destroy(&k);
