@@ -75,8 +75,8 @@ static struct sapi *need(lua_State *L, const char *fn)
 	struct sapi *a = s ? script_user(s) : NULL;
 	if (!a)
 		luaL_error(L,
-			   "linli.%s: not available while the file loads (call it from init, run "
-			   "or a handler)",
+			   "linli.%s: not available while the file loads or is only checked (call "
+			   "it from init, run or a handler)",
 			   fn);
 	return a;
 }
