@@ -12,7 +12,7 @@
  * a limit is stopped and marked faulted; the host and every other script go on.
  *
  * Also parses and validates the two declaration forms: rules
- * (`rule { name, on, when, run }`, scripts/rules/) and script plugins
+ * (`rule { name, on, when, run, capabilities }`, scripts/rules/) and script plugins
  * (`plugin { name, version, sdk, family, capabilities, requires, init, fini }`,
  * scripts/apps/), and keeps the registry of rules loaded from script_dirs.
  *
