@@ -341,33 +341,6 @@ static void test_not_attached_may_not_act(void **state)
 	env_free(e);
 }
 
-static void test_rule_capabilities_declared(void **state)
-{
-	(void)state;
-	struct env *e = env_new();
-	static const struct {
-		const char *caps, *want;
-	} bad[] = {
-	    {"'bus.publish'", "rule 'b': capabilities[1]: 'bus.publish' needs an argument"},
-	    {"'bus.publish:a/#/b'", "rule 'b': capabilities[1]: bad topic filter 'a/#/b'"},
-	    {"'fly:away'", "rule 'b': capabilities[1]: unknown capability 'fly:away'"},
-	    {"1", "rule 'b': capabilities[1] must be a string"},
-	};
-	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-		char src[512], err[1024] = "";
-		snprintf(src, sizeof src,
-			 "rule { name = 'b', on = 'x', capabilities = { %s }, run = print }",
-			 bad[i].caps);
-		struct script_opts o = {.kind = SCRIPT_RULE, .scope = "hefei/baohe", .lim = lim};
-		struct script *s = NULL;
-		assert_int_equal(script_load("b.lua", src, strlen(src), &o, &s, err, sizeof err),
-				 LINLI_EINVAL);
-		if (!strstr(err, bad[i].want))
-			fail_msg("%s: got '%s'", bad[i].caps, err);
-	}
-	env_free(e);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -376,7 +349,6 @@ int main(void)
 	    cmocka_unit_test(test_timers),
 	    cmocka_unit_test(test_event_for_a_running_script_is_queued),
 	    cmocka_unit_test(test_not_attached_may_not_act),
-	    cmocka_unit_test(test_rule_capabilities_declared),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
