@@ -1799,7 +1799,8 @@ int plug_open(struct kernel *k, char *err, size_t errlen)
 		{"reload", "NAME", "load its file again; the old one runs until the new one is up",
 		 cmd_reload},
 		{"install", "/PATH.so|/PATH.lua",
-		 "copy a plugin into the first plugin dir (a script: <script_dir>/apps) and start it",
+		 "copy a plugin into the first plugin dir (a script into <script_dir>/apps), start "
+		 "it",
 		 cmd_install},
 	};
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {

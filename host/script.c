@@ -1166,8 +1166,8 @@ static void check_capability(lua_State *L, const char *what, const char *name, i
 	snprintf(kind, sizeof kind, "%.*s", colon ? (int)(colon - cap) : (int)strlen(cap), cap);
 	if (in_list(bare, kind)) {
 		if (colon)
-			luaL_error(L, "%s '%s': capabilities[%d]: '%s' takes no argument", what, name,
-				   i, kind);
+			luaL_error(L, "%s '%s': capabilities[%d]: '%s' takes no argument", what,
+				   name, i, kind);
 		return;
 	}
 	if (strcmp(kind, "hal.driver") == 0)
@@ -1261,7 +1261,8 @@ static int decl_plugin(lua_State *L)
 	v = str_field(L, "plugin", name, "description", true);
 	m->description = strdup(v);
 	strlist_field(L, "plugin", name, "requires", false, &m->requires, &m->n_requires);
-	strlist_field(L, "plugin", name, "capabilities", true, &m->capabilities, &m->n_capabilities);
+	strlist_field(L, "plugin", name, "capabilities", true, &m->capabilities,
+		      &m->n_capabilities);
 	s->ref_init = fn_field(L, "plugin", name, "init", false);
 	s->ref_fini = fn_field(L, "plugin", name, "fini", false);
 	limits_field(L, s, "plugin");

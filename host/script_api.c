@@ -41,9 +41,9 @@ struct lres;
 struct sapi {
 	struct kernel *k;
 	struct script *s;
-	struct plugin *p;	    /* a script plugin's entry; NULL for a rule */
-	const char **grants;	    /* a rule's capabilities, NULL-terminated (borrowed strings) */
-	struct lres *res;	    /* every resource it made, newest first */
+	struct plugin *p;    /* a script plugin's entry; NULL for a rule */
+	const char **grants; /* a rule's capabilities, NULL-terminated (borrowed strings) */
+	struct lres *res;    /* every resource it made, newest first */
 	char owner[SCRIPT_NAME_MAX + 8]; /* "rule NAME" or the plugin's name, for the bus */
 };
 
@@ -189,9 +189,9 @@ struct lsub {
 	struct lres h;
 	struct kernel *k;
 	uint64_t id;
-	int fnref;  /* the handler; LUA_NOREF: the rule's own `on` (when, then run) */
-	bool dead;  /* released: deliver nothing more */
-	int refs;   /* the bus's, and one per queued delivery */
+	int fnref; /* the handler; LUA_NOREF: the rule's own `on` (when, then run) */
+	bool dead; /* released: deliver nothing more */
+	int refs;  /* the bus's, and one per queued delivery */
 	char pattern[BUS_TOPIC_MAX + 1];
 };
 
@@ -201,7 +201,10 @@ static void lsub_unref(struct lsub *ls)
 		free(ls);
 }
 
-static void lsub_bus_gone(void *ud) { lsub_unref(ud); }
+static void lsub_bus_gone(void *ud)
+{
+	lsub_unref(ud);
+}
 
 static void lsub_release(void *arg)
 {
@@ -218,9 +221,9 @@ static void lsub_describe(void *arg, char *buf, size_t len)
 }
 
 static const struct plug_res_ops lsub_ops = {
-	.kind = "subscription",
-	.release = lsub_release,
-	.describe = lsub_describe,
+    .kind = "subscription",
+    .release = lsub_release,
+    .describe = lsub_describe,
 };
 
 struct evpush {
@@ -266,8 +269,8 @@ static int lsub_run(struct script *s, int fnref, const struct bus_event *ev)
 	int rc;
 	if (fnref == LUA_NOREF) {
 		bool matched, ran;
-		rc = script_rule_eval(s, ev->topic, payload, false, &matched, &ran, err,
-				      sizeof err);
+		rc =
+		    script_rule_eval(s, ev->topic, payload, false, &matched, &ran, err, sizeof err);
 	} else {
 		struct evpush e = {ev, payload};
 		rc = script_call(s, fnref, push_event, &e, 0, NULL, NULL, err, sizeof err);
@@ -484,9 +487,9 @@ static void ltimer_describe(void *arg, char *buf, size_t len)
 }
 
 static const struct plug_res_ops ltimer_ops = {
-	.kind = "timer",
-	.release = ltimer_release,
-	.describe = ltimer_describe,
+    .kind = "timer",
+    .release = ltimer_release,
+    .describe = ltimer_describe,
 };
 
 static bool ltimer_match(const struct lres *r, uint64_t id)
@@ -689,7 +692,10 @@ static int lcmd_suspend(void *arg)
 	return 0;
 }
 
-static int lcmd_resume(void *arg) { return lcmd_register(arg); }
+static int lcmd_resume(void *arg)
+{
+	return lcmd_register(arg);
+}
 
 static void lcmd_describe(void *arg, char *buf, size_t len)
 {
@@ -698,11 +704,11 @@ static void lcmd_describe(void *arg, char *buf, size_t len)
 }
 
 static const struct plug_res_ops lcmd_ops = {
-	.kind = "command",
-	.release = lcmd_release,
-	.suspend = lcmd_suspend,
-	.resume = lcmd_resume,
-	.describe = lcmd_describe,
+    .kind = "command",
+    .release = lcmd_release,
+    .suspend = lcmd_suspend,
+    .resume = lcmd_resume,
+    .describe = lcmd_describe,
 };
 
 static bool valid_sub(const char *s)
@@ -820,7 +826,10 @@ static void bind_api(lua_State *L, struct script *s, void *ud)
 	lua_setfield(L, -2, "minor");
 }
 
-void script_api_init(struct kernel *k) { script_set_binder(bind_api, k); }
+void script_api_init(struct kernel *k)
+{
+	script_set_binder(bind_api, k);
+}
 
 static void on_fault(struct script *s, void *ud)
 {

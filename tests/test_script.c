@@ -500,9 +500,9 @@ static void test_manifest(void **state)
 static void test_rule_capabilities(void **state)
 {
 	(void)state;
-	struct script *s = load_str("rule { name = 'r', on = 'dev/+/alarm',\n"
-				    "  capabilities = { 'bus.publish:alarm/#', 'store.read:elders' },\n"
-				    "  run = print }");
+	struct script *s = load_str("rule { name = 'r', on = 'dev/+/alarm', run = print,\n"
+				    "  capabilities = { 'bus.publish:alarm/#',\n"
+				    "                   'store.read:elders' } }");
 	const struct script_ruledecl *d = script_rule(s);
 	assert_non_null(d);
 	assert_int_equal(d->n_capabilities, 2);

@@ -154,25 +154,26 @@ static void test_publish_with_capabilities(void **state)
 {
 	(void)state;
 	struct env *e = env_new();
-	struct script *s = rule(e, "rule { name = 'relay', on = 'in/#',\n"
-				   "  capabilities = { 'bus.publish:out/#' },\n"
-				   "  run = function(ev, topic)\n"
-				   "    local seq, err, code = linli.publish('out/' .. ev.k,\n"
-				   "      { n = ev.n, list = { 1, 'two', { three = true } }, f = 1.5 })\n"
-				   "    assert(seq and seq > 0, err)\n"
-				   "    seq, err, code = linli.publish('alarm/x', {})\n"
-				   "    assert(seq == nil and code == 'LINLI_EPERM', code)\n"
-				   "    assert(err == \"rule 'relay' holds no granted capability "
-				   "bus.publish:alarm/x\", err)\n"
-				   "    seq, err, code = linli.publish('out/x', {}, 'hefei/shushan')\n"
-				   "    assert(code == 'LINLI_EPERM' and err:find('outside its "
-				   "jurisdiction'), err)\n"
-				   "    assert(linli.publish('out/narrow', {}, 'hefei/baohe/binhu'))\n"
-				   "    seq, err, code = linli.publish('out/arr', { 1, 2 })\n"
-				   "    assert(code == 'LINLI_EINVAL', tostring(err))\n"
-				   "    assert(linli.plugin_name() == 'relay')\n"
-				   "    assert(linli.plugin_scope() == 'hefei/baohe')\n"
-				   "  end }");
+	struct script *s =
+	    rule(e, "rule { name = 'relay', on = 'in/#',\n"
+		    "  capabilities = { 'bus.publish:out/#' },\n"
+		    "  run = function(ev, topic)\n"
+		    "    local seq, err, code = linli.publish('out/' .. ev.k,\n"
+		    "      { n = ev.n, list = { 1, 'two', { three = true } }, f = 1.5 })\n"
+		    "    assert(seq and seq > 0, err)\n"
+		    "    seq, err, code = linli.publish('alarm/x', {})\n"
+		    "    assert(seq == nil and code == 'LINLI_EPERM', code)\n"
+		    "    assert(err == \"rule 'relay' holds no granted capability "
+		    "bus.publish:alarm/x\", err)\n"
+		    "    seq, err, code = linli.publish('out/x', {}, 'hefei/shushan')\n"
+		    "    assert(code == 'LINLI_EPERM' and err:find('outside its "
+		    "jurisdiction'), err)\n"
+		    "    assert(linli.publish('out/narrow', {}, 'hefei/baohe/binhu'))\n"
+		    "    seq, err, code = linli.publish('out/arr', { 1, 2 })\n"
+		    "    assert(code == 'LINLI_EINVAL', tostring(err))\n"
+		    "    assert(linli.plugin_name() == 'relay')\n"
+		    "    assert(linli.plugin_scope() == 'hefei/baohe')\n"
+		    "  end }");
 	must_fire(s, "in/a", "{\"k\": \"a\", \"n\": 7}");
 	assert_string_equal(e->seen.text,
 			    "out/a rule relay {\"f\":1.5,\"list\":[1,\"two\",{\"three\":true}],"
@@ -180,7 +181,8 @@ static void test_publish_with_capabilities(void **state)
 	/* A wrong argument type is a Lua error naming the argument. */
 	script_api_detach(s);
 	script_free(s);
-	s = rule(e, "rule { name = 'r', on = 'in/#', run = function() linli.publish(42, 'x') end }");
+	s = rule(e,
+		 "rule { name = 'r', on = 'in/#', run = function() linli.publish(42, 'x') end }");
 	char err[1024];
 	assert_int_equal(fire(s, "in/b", "{}", err, sizeof err), LINLI_EINVAL);
 	assert_non_null(strstr(err, "bad argument #2 to 'publish' (table or nil expected"));
@@ -194,28 +196,28 @@ static void test_subscribe_and_release(void **state)
 	(void)state;
 	struct env *e = env_new();
 	int base = subs(e);
-	struct script *s = rule(
-	    e, "rule { name = 'w', on = 'in/#',\n"
-	       "  capabilities = { 'bus.subscribe:extra/#', 'bus.publish:out/#' },\n"
-	       "  run = function(ev)\n"
-	       "    if ev.sub then\n"
-	       "      ID = assert(linli.subscribe('extra/#', function(p, topic, meta)\n"
-	       "        assert(linli.publish('out/heard', { topic = topic, n = p.n,\n"
-	       "          publisher = meta.publisher, scope = meta.scope,\n"
-	       "          consequence = meta.consequence, seq = meta.seq > 0 }))\n"
-	       "      end))\n"
-	       "    end\n"
-	       "    if ev.wide then\n"
-	       "      local id, err, code = linli.subscribe('#', function() end)\n"
-	       "      assert(code == 'LINLI_EPERM', err)\n"
-	       "    end\n"
-	       "    if ev.unsub then\n"
-	       "      assert(linli.unsubscribe(ID) == true)\n"
-	       "      local ok, err, code = linli.unsubscribe(ID)\n"
-	       "      assert(ok == nil and code == 'LINLI_ENOENT')\n"
-	       "    end\n"
-	       "    if ev.loop then while true do end end\n"
-	       "  end }");
+	struct script *s =
+	    rule(e, "rule { name = 'w', on = 'in/#',\n"
+		    "  capabilities = { 'bus.subscribe:extra/#', 'bus.publish:out/#' },\n"
+		    "  run = function(ev)\n"
+		    "    if ev.sub then\n"
+		    "      ID = assert(linli.subscribe('extra/#', function(p, topic, meta)\n"
+		    "        assert(linli.publish('out/heard', { topic = topic, n = p.n,\n"
+		    "          publisher = meta.publisher, scope = meta.scope,\n"
+		    "          consequence = meta.consequence, seq = meta.seq > 0 }))\n"
+		    "      end))\n"
+		    "    end\n"
+		    "    if ev.wide then\n"
+		    "      local id, err, code = linli.subscribe('#', function() end)\n"
+		    "      assert(code == 'LINLI_EPERM', err)\n"
+		    "    end\n"
+		    "    if ev.unsub then\n"
+		    "      assert(linli.unsubscribe(ID) == true)\n"
+		    "      local ok, err, code = linli.unsubscribe(ID)\n"
+		    "      assert(ok == nil and code == 'LINLI_ENOENT')\n"
+		    "    end\n"
+		    "    if ev.loop then while true do end end\n"
+		    "  end }");
 	assert_int_equal(subs(e), base + 1); /* its on */
 	must_fire(s, "in/a", "{\"sub\": true, \"wide\": true}");
 	assert_int_equal(subs(e), base + 2);
@@ -254,22 +256,22 @@ static void test_timers(void **state)
 {
 	(void)state;
 	struct env *e = env_new();
-	struct script *s = rule(
-	    e, "rule { name = 't', on = 'in/#', capabilities = { 'bus.publish:out/#' },\n"
-	       "  run = function(ev)\n"
-	       "    if ev.add then\n"
-	       "      ONCE = assert(linli.timer_add(0, 0, function()\n"
-	       "        linli.publish('out/once', {}) end))\n"
-	       "      EVERY = assert(linli.timer_add(0, 1, function() N = (N or 0) + 1\n"
-	       "        linli.publish('out/every', { n = N }) end))\n"
-	       "    end\n"
-	       "    if ev.bad then linli.timer_add(-1, 0, function() end) end\n"
-	       "    if ev.cancel then\n"
-	       "      local ok, err, code = linli.timer_cancel(ONCE)\n"
-	       "      assert(code == 'LINLI_ENOENT', 'a one-shot timer is gone once it ran')\n"
-	       "      assert(linli.timer_cancel(EVERY) == true)\n"
-	       "    end\n"
-	       "  end }");
+	struct script *s =
+	    rule(e, "rule { name = 't', on = 'in/#', capabilities = { 'bus.publish:out/#' },\n"
+		    "  run = function(ev)\n"
+		    "    if ev.add then\n"
+		    "      ONCE = assert(linli.timer_add(0, 0, function()\n"
+		    "        linli.publish('out/once', {}) end))\n"
+		    "      EVERY = assert(linli.timer_add(0, 1, function() N = (N or 0) + 1\n"
+		    "        linli.publish('out/every', { n = N }) end))\n"
+		    "    end\n"
+		    "    if ev.bad then linli.timer_add(-1, 0, function() end) end\n"
+		    "    if ev.cancel then\n"
+		    "      local ok, err, code = linli.timer_cancel(ONCE)\n"
+		    "      assert(code == 'LINLI_ENOENT', 'a one-shot timer is gone once it ran')\n"
+		    "      assert(linli.timer_cancel(EVERY) == true)\n"
+		    "    end\n"
+		    "  end }");
 	char err[512];
 	assert_int_equal(fire(s, "in/a", "{\"bad\": true}", err, sizeof err), LINLI_EINVAL);
 	assert_non_null(strstr(err, "delay_ms must be >= 0"));
@@ -289,20 +291,20 @@ static void test_event_for_a_running_script_is_queued(void **state)
 {
 	(void)state;
 	struct env *e = env_new();
-	struct script *s = rule(e, "rule { name = 'self', on = 't/#',\n"
-				   "  capabilities = { 'bus.publish:t/#' },\n"
-				   "  run = function(ev, topic)\n"
-				   "    if topic == 't/a' then assert(linli.publish('t/b', { n = 1 })) "
-				   "end\n"
-				   "    if topic == 't/b' then assert(linli.publish('t/done', "
-				   "{ n = ev.n + 1 })) end\n"
-				   "  end }");
+	struct script *s =
+	    rule(e, "rule { name = 'self', on = 't/#',\n"
+		    "  capabilities = { 'bus.publish:t/#' },\n"
+		    "  run = function(ev, topic)\n"
+		    "    if topic == 't/a' then assert(linli.publish('t/b', { n = 1 })) "
+		    "end\n"
+		    "    if topic == 't/b' then assert(linli.publish('t/done', "
+		    "{ n = ev.n + 1 })) end\n"
+		    "  end }");
 	must_fire(s, "t/a", "{}");
 	/* t/b reached the bus spy at once, the rule itself only later. */
 	assert_string_equal(e->seen.text, "t/b rule self {\"n\":1}\n");
 	drain(e);
-	assert_string_equal(e->seen.text,
-			    "t/b rule self {\"n\":1}\nt/done rule self {\"n\":2}\n");
+	assert_string_equal(e->seen.text, "t/b rule self {\"n\":1}\nt/done rule self {\"n\":2}\n");
 	script_api_detach(s);
 	script_free(s);
 	env_free(e);
