@@ -123,7 +123,7 @@ static int cmd_show(struct cmd_call *call, void *ud)
 	size_t len;
 	const char *src = script_source(s, &len);
 	msgpack_packer *pk = &call->pk;
-	msgpack_pack_map(pk, 11);
+	msgpack_pack_map(pk, 12);
 	mp_kv_str(pk, "name", script_name(s));
 	mp_kv_str(pk, "file", script_file(s));
 	mp_kv_str(pk, "state", script_state_name(script_state(s)));
@@ -131,6 +131,10 @@ static int cmd_show(struct cmd_call *call, void *ud)
 	mp_kv_str(pk, "on", d ? d->on : NULL);
 	mp_kv_str(pk, "description", d && d->description ? d->description : "");
 	mp_kv_str(pk, "scope", script_scope(s));
+	mp_str(pk, "capabilities");
+	msgpack_pack_array(pk, d ? (size_t)d->n_capabilities : 0);
+	for (int i = 0; d && i < d->n_capabilities; i++)
+		mp_str(pk, d->capabilities[i]);
 	mp_str(pk, "limits");
 	pack_limits(pk, script_limits(s));
 	mp_str(pk, "stats");

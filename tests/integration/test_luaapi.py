@@ -513,6 +513,7 @@ def case_rule_publish_checks():
         check("relay: cmd:\tfalse\t" in log and "only script plugins have console commands"
               in log, log)
         eq(by_name(d.ok("rules", "list"))["relay"]["state"], "ready", "refusals are not errors")
+        eq(d.ok("rules", "show", "relay")["capabilities"], ["bus.publish:test/out/#"], "show")
         # A declaration with a bad capability is refused by check and install.
         bad = rule.replace("bus.publish:test/out/#", "bus.publish")
         rc, out, err = d.cli("rules", "check", "bad.lua", "--stdin", input=bad)
