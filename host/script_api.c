@@ -308,7 +308,8 @@ static void lsub_queue(struct lsub *ls, const struct bus_event *ev)
 		*dst[i] = d;
 		d += lens[i];
 	}
-	memcpy(d, ev->payload, ev->payload_len);
+	if (ev->payload_len)
+		memcpy(d, ev->payload, ev->payload_len);
 	q->ev.payload = d;
 	ls->refs++;
 	if (kernel_post(ls->k, lsub_later, q) != 0) {
