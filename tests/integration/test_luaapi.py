@@ -84,6 +84,7 @@ SPIN = """plugin {
     end)
     linli.cmd_register("count", "", "", function() return { n = n } end)
   end,
+  fini = function() while true do end end,
 }
 """
 
@@ -438,6 +439,12 @@ def case_faulted_plugin_is_reported():
         eq(d.ok("plugins", "reload", "spinner")["state"], "running", "reloaded")
         eq(subs(d), base, "subscription back")
         wait_for("ticks again", lambda: d.ok("spinner", "count").get("n"))
+        # A fini that loops is stopped, and the plugin is disabled all the same.
+        row = d.ok("plugins", "disable", "spinner")
+        eq(row["state"], "disabled", "disabled")
+        eq((d.ok("plugins", "info", "spinner")["resources"], subs(d)), ([], base - 1),
+           "nothing of it remains")
+        check("spin.lua:13: instruction budget exhausted" in d.logtext(), "fini stopped")
 
 
 def case_nothing_remains_after_unload():
