@@ -301,6 +301,8 @@ def case_refusals_are_reported_like_so():
         "good.lua": "plugin { name = 'good', version = '1.0.0', sdk = '1.0', family = 'custom',"
                     " description = 'a duplicate of the .so', capabilities = {} }",
         "loops.lua": "while true do end",
+        "long.lua": "plugin { name = '" + "n" * 40 + "', version = '1.0.0', sdk = '1.0',"
+                    " family = 'custom', description = 'd', capabilities = {} }",
         "ok.lua": "plugin { name = 'ok', version = '1.0.0', sdk = '1.0', family = 'custom',"
                   " description = 'd', capabilities = {} }",
     }
@@ -320,6 +322,7 @@ def case_refusals_are_reported_like_so():
             "badcap.lua": "capabilities[1]: bad topic filter '#/x'",
             "good.lua": f"duplicate name 'good': already provided by {d.pdir}/good.so",
             "loops.lua": "loops.lua:1: instruction budget exhausted",
+            "long.lua": f"plugin name '{'n' * 40}' is longer than 31 bytes",
         }
         for f, reason in want.items():
             r = rows[f]
