@@ -732,6 +732,14 @@ bool bus_has_journal(const struct bus *b)
 	return b->has_journal;
 }
 
+void bus_continue_seq(struct bus *b, uint64_t last)
+{
+	if (last > b->seq) {
+		b->seq = last;
+		b->sealed = last;
+	}
+}
+
 /* ---- subscriptions ---- */
 
 int bus_subscribe(struct bus *b, const char *pattern, const char *scope, bus_handler fn, void *ud,

@@ -141,6 +141,13 @@ const struct bus_limits *bus_get_limits(const struct bus *b);
 void bus_set_journal(struct bus *b, const struct bus_journal *j);
 bool bus_has_journal(const struct bus *b);
 
+/*
+ * bus_continue_seq — number the next event after `last` (the journal's last
+ * seq at start), so that seq numbers never repeat across restarts. Only
+ * raises the counter; call before the first publication.
+ */
+void bus_continue_seq(struct bus *b, uint64_t last);
+
 /* ---- subscriptions (kernel thread) ---- */
 
 /*

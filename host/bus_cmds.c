@@ -37,6 +37,7 @@
 
 #include "bus.h"
 #include "cmd.h"
+#include "journal.h"
 #include "json.h"
 #include "kernel.h"
 #include "linli/error.h"
@@ -661,7 +662,8 @@ static int cmd_publish(struct cmd_call *call, void *ud)
 	mp_kv_uint(out, "seq", seq);
 	mp_kv_str(out, "topic", topic);
 	mp_kv_str(out, "scope", scope);
-	return 0;
+	/* A record of consequence is acknowledged once its batch is on disk. */
+	return journal_await(r->k, call) ? CMD_PENDING : 0;
 }
 
 int bus_cmds_open(struct kernel *k, struct bus_remote **out)

@@ -11,6 +11,9 @@
 #include <errno.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <pthread.h>
+#include <time.h>
 #include <nng/supplemental/tls/tls.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -38,12 +41,23 @@ struct worker {
 struct control {
 	struct kernel *k;
 	nng_socket sock;
+	/* Listeners: the probe thread may replace one, so they sit under `lmu`. */
+	pthread_mutex_t lmu;
 	nng_listener listeners[CFG_MAX_LISTEN];
+	char *addrs[CFG_MAX_LISTEN]; /* borrowed from k->cfg.listen */
 	int n_listeners;
+	bool listening;
+	pthread_t probe;
+	bool probe_running;
+	pthread_mutex_t pmu;
+	pthread_cond_t pcv;
+	bool probe_stop;
+	_Atomic unsigned long long restarts;
 	nng_tls_config *tls;
 	struct worker *workers;
 	int n_workers;
 	_Atomic unsigned long long served, malformed;
+	atomic_bool closing; /* control_close has begun: workers stop */
 };
 
 static void worker_cb(void *arg);
@@ -208,12 +222,31 @@ static void worker_cb(void *arg)
 	switch (w->state) {
 	case W_RECV:
 		if (rv != 0) {
-			if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+			/*
+			 * Only our own close ends a worker. nng also fails a
+			 * context's receive when a peer's pipe dies (an
+			 * oversized message, a reset); giving up then let a
+			 * few oversized requests stop every worker.
+			 */
+			if (atomic_load(&w->ctl->closing))
 				return;
+			if (rv != NNG_ETIMEDOUT)
+				log_debug("control", "receive failed (%s); serving on",
+					  nng_strerror(rv));
 			nng_ctx_recv(w->ctx, w->aio);
 			return;
 		}
 		w->req = nng_aio_get_msg(w->aio);
+		if (nng_msg_len(w->req) == PROTO_PING_LEN &&
+		    memcmp(nng_msg_body(w->req), PROTO_PING, PROTO_PING_LEN) == 0) {
+			/* Liveness probe: answered here, without the kernel thread. */
+			memcpy(nng_msg_body(w->req), PROTO_PONG, PROTO_PING_LEN);
+			nng_aio_set_msg(w->aio, w->req);
+			w->req = NULL;
+			w->state = W_SEND;
+			nng_ctx_send(w->ctx, w->aio);
+			return;
+		}
 		w->state = W_BUSY;
 		if (kernel_post(w->ctl->k, on_request, w) != 0) {
 			nng_msg_free(w->req);
@@ -223,7 +256,7 @@ static void worker_cb(void *arg)
 	case W_SEND:
 		if (rv != 0) {
 			nng_msg_free(nng_aio_get_msg(w->aio));
-			if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+			if (atomic_load(&w->ctl->closing))
 				return;
 		}
 		w->state = W_RECV;
@@ -280,25 +313,158 @@ static int setup_tls(struct control *c, char *err, size_t errlen)
 	return 0;
 }
 
-static int listen_one(struct control *c, const char *addr, char *err, size_t errlen)
+/* Create and start a listener on `addr`; 0 with *out, or an nng error. */
+static int start_listener(struct control *c, const char *addr, nng_listener *out)
 {
 	nng_listener l;
 	int rv;
 	if (strncmp(addr, "ipc://", 6) == 0)
 		unlink(addr + 6); /* stale socket of a dead daemon: we hold the lock */
 	if ((rv = nng_listener_create(&l, c->sock, addr)) != 0)
-		goto fail;
+		return rv;
 	if (strncmp(addr, "tls+tcp://", 10) == 0 &&
-	    (rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, c->tls)) != 0)
-		goto fail;
-	if ((rv = nng_listener_start(l, 0)) != 0)
-		goto fail;
+	    (rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, c->tls)) != 0) {
+		nng_listener_close(l);
+		return rv;
+	}
+	if ((rv = nng_listener_start(l, 0)) != 0) {
+		nng_listener_close(l);
+		return rv;
+	}
+	*out = l;
+	return 0;
+}
+
+static int listen_one(struct control *c, const char *addr, char *err, size_t errlen)
+{
+	nng_listener l;
+	int rv = start_listener(c, addr, &l);
+	if (rv != 0) {
+		snprintf(err, errlen, "control.listen: cannot listen on %s: %s", addr,
+			 nng_strerror(rv));
+		return LINLI_EIO;
+	}
+	c->addrs[c->n_listeners] = (char *)addr;
 	c->listeners[c->n_listeners++] = l;
 	log_info("control", "listening on %s", addr);
 	return 0;
-fail:
-	snprintf(err, errlen, "control.listen: cannot listen on %s: %s", addr, nng_strerror(rv));
-	return LINLI_EIO;
+}
+
+/*
+ * ---- The listener probe ----
+ *
+ * nng 1.5.2 (Debian 12) has a bug: when a connection fails during the SP
+ * handshake with NNG_ECLOSED while the socket waits for its next pipe (a
+ * client that connects and drops at once, or a req socket torn down while
+ * redialling), the listener's accept loop treats it as its own close and
+ * never accepts again — every later console hangs. Upstream converts that
+ * code since; we cannot patch the library, so a thread probes each listener
+ * with a fresh connection and a PING (answered by the nng worker itself, no
+ * kernel thread involved) and restarts a listener that fails twice in a row.
+ * Closing the listener drops the connections it had accepted, so a request
+ * in flight at that moment fails with a reset; the console says so.
+ */
+static void probe_addr(const char *addr, char *out, size_t n)
+{
+	/* A wildcard host is reached on loopback. */
+	static const char *const wild[][2] = {{"tcp://0.0.0.0:", "tcp://127.0.0.1:"},
+					      {"tcp://*:", "tcp://127.0.0.1:"},
+					      {"tcp://:", "tcp://127.0.0.1:"},
+					      {"tls+tcp://0.0.0.0:", "tls+tcp://127.0.0.1:"},
+					      {"tls+tcp://*:", "tls+tcp://127.0.0.1:"},
+					      {"tls+tcp://:", "tls+tcp://127.0.0.1:"}};
+	for (size_t i = 0; i < sizeof wild / sizeof wild[0]; i++)
+		if (strncmp(addr, wild[i][0], strlen(wild[i][0])) == 0) {
+			snprintf(out, n, "%s%s", wild[i][1], addr + strlen(wild[i][0]));
+			return;
+		}
+	snprintf(out, n, "%s", addr);
+}
+
+static bool probe_one(const char *addr)
+{
+	char a[512];
+	probe_addr(addr, a, sizeof a);
+	nng_socket s;
+	nng_dialer d;
+	nng_tls_config *tls = NULL;
+	bool ok = false;
+	if (nng_req0_open(&s) != 0)
+		return true; /* cannot tell: assume alive */
+	nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 2000);
+	nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 2000);
+	nng_socket_set_ms(s, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+	if (nng_dialer_create(&d, s, a) != 0)
+		goto out;
+	if (strncmp(a, "tls+tcp://", 10) == 0) {
+		if (nng_tls_config_alloc(&tls, NNG_TLS_MODE_CLIENT) != 0 ||
+		    nng_tls_config_auth_mode(tls, NNG_TLS_AUTH_MODE_NONE) != 0 ||
+		    nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, tls) != 0)
+			goto out;
+	}
+	if (nng_dialer_start(d, 0) != 0 || nng_send(s, PROTO_PING, PROTO_PING_LEN, 0) != 0)
+		goto out;
+	char *rep = NULL;
+	size_t n = 0;
+	if (nng_recv(s, &rep, &n, NNG_FLAG_ALLOC) == 0) {
+		ok = n == PROTO_PING_LEN && memcmp(rep, PROTO_PONG, n) == 0;
+		nng_free(rep, n);
+	}
+out:
+	nng_close(s);
+	if (tls)
+		nng_tls_config_free(tls);
+	return ok;
+}
+
+static void *probe_thread(void *arg)
+{
+	struct control *c = arg;
+	int fails[CFG_MAX_LISTEN] = {0};
+	pthread_mutex_lock(&c->pmu);
+	while (!c->probe_stop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += 1;
+		pthread_cond_timedwait(&c->pcv, &c->pmu, &ts);
+		if (c->probe_stop)
+			break;
+		pthread_mutex_unlock(&c->pmu);
+		pthread_mutex_lock(&c->lmu);
+		int n = c->listening ? c->n_listeners : 0;
+		pthread_mutex_unlock(&c->lmu);
+		for (int i = 0; i < n; i++) {
+			if (probe_one(c->addrs[i])) {
+				fails[i] = 0;
+				continue;
+			}
+			if (++fails[i] < 2)
+				continue;
+			fails[i] = 0;
+			pthread_mutex_lock(&c->lmu);
+			if (c->listening) {
+				/* Closing it also drops the connections it accepted:
+				 * their clients see a reset and may retry. */
+				nng_listener_close(c->listeners[i]);
+				nng_listener l;
+				int rv = start_listener(c, c->addrs[i], &l);
+				if (rv == 0) {
+					c->listeners[i] = l;
+					atomic_fetch_add(&c->restarts, 1);
+					log_warn("control",
+						 "%s stopped accepting connections (a known nng "
+						 "1.5.2 handshake fault); listener restarted",
+						 c->addrs[i]);
+				} else
+					log_error("control", "%s: cannot restart the listener: %s",
+						  c->addrs[i], nng_strerror(rv));
+			}
+			pthread_mutex_unlock(&c->lmu);
+		}
+		pthread_mutex_lock(&c->pmu);
+	}
+	pthread_mutex_unlock(&c->pmu);
+	return NULL;
 }
 
 int control_open(struct kernel *k, struct control **out, char *err, size_t errlen)
@@ -314,6 +480,14 @@ int control_open(struct kernel *k, struct control **out, char *err, size_t errle
 		return LINLI_EIO;
 	}
 	nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, k->cfg.max_request);
+	pthread_mutex_init(&c->lmu, NULL);
+	pthread_mutex_init(&c->pmu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->pcv, &ca);
+	pthread_condattr_destroy(&ca);
+	c->listening = true;
 	for (int i = 0; i < k->cfg.n_listen; i++)
 		if (strncmp(k->cfg.listen[i], "tls+tcp://", 10) == 0 && !c->tls &&
 		    (rc = setup_tls(c, err, errlen)) != 0)
@@ -340,6 +514,9 @@ int control_open(struct kernel *k, struct control **out, char *err, size_t errle
 		c->workers[i].state = W_RECV;
 		nng_ctx_recv(c->workers[i].ctx, c->workers[i].aio);
 	}
+	c->probe_running = pthread_create(&c->probe, NULL, probe_thread, c) == 0;
+	if (!c->probe_running)
+		log_warn("control", "cannot start the listener probe thread");
 	*out = c;
 	return 0;
 fail:
@@ -351,16 +528,27 @@ void control_stop_listening(struct control *c)
 {
 	if (!c)
 		return;
+	pthread_mutex_lock(&c->lmu);
+	c->listening = false;
 	for (int i = 0; i < c->n_listeners; i++)
 		nng_listener_close(c->listeners[i]);
 	c->n_listeners = 0;
+	pthread_mutex_unlock(&c->lmu);
 }
 
 void control_close(struct control *c)
 {
 	if (!c)
 		return;
+	if (c->probe_running) {
+		pthread_mutex_lock(&c->pmu);
+		c->probe_stop = true;
+		pthread_cond_signal(&c->pcv);
+		pthread_mutex_unlock(&c->pmu);
+		pthread_join(c->probe, NULL);
+	}
 	control_stop_listening(c);
+	atomic_store(&c->closing, true);
 	nng_close(c->sock);
 	for (int i = 0; i < c->n_workers; i++) {
 		struct worker *w = &c->workers[i];
@@ -378,6 +566,11 @@ void control_close(struct control *c)
 		if (strncmp(c->k->cfg.listen[i], "ipc://", 6) == 0)
 			unlink(c->k->cfg.listen[i] + 6);
 	free(c);
+}
+
+unsigned long long control_restarts(const struct control *c)
+{
+	return c ? atomic_load(&c->restarts) : 0;
 }
 
 void control_counters(const struct control *c, unsigned long long *served,

@@ -24,6 +24,9 @@ void control_stop_listening(struct control *c);
 /* Close the socket, wait for nng's callbacks, free everything. */
 void control_close(struct control *c);
 
+/* Listeners restarted by the probe (see control.c), for status. */
+unsigned long long control_restarts(const struct control *c);
+
 /* Requests served and refused as malformed, for status. */
 void control_counters(const struct control *c, unsigned long long *served,
 		      unsigned long long *malformed);

@@ -33,7 +33,7 @@ static int cmd_status(struct cmd_call *call, void *ud)
 	if (k->bus)
 		bus_get_totals(k->bus, &bt);
 	msgpack_packer *pk = &call->pk;
-	msgpack_pack_map(pk, 16);
+	msgpack_pack_map(pk, 17);
 	mp_kv_str(pk, "node", k->cfg.node_path);
 	mp_kv_str(pk, "level", tier_level_name(k->cfg.node_level));
 	mp_kv_str(pk, "name", k->cfg.node_name);
@@ -45,6 +45,7 @@ static int cmd_status(struct cmd_call *call, void *ud)
 	mp_kv_str(pk, "data_dir", k->cfg.data_dir);
 	mp_kv_uint(pk, "requests", served);
 	mp_kv_uint(pk, "malformed_requests", malformed);
+	mp_kv_uint(pk, "listener_restarts", control_restarts(k->control));
 	mp_kv_int(pk, "bus_subscriptions", bt.subscriptions);
 	mp_kv_uint(pk, "events_published", bt.published);
 	mp_kv_uint(pk, "events_consequence", bt.consequence_published);

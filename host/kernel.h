@@ -25,6 +25,8 @@ struct bus;
 struct bus_remote;
 struct plug_registry;
 struct script_rules;
+struct catalog;
+struct store;
 
 typedef void (*kernel_fn)(struct kernel *k, void *arg);
 
@@ -65,6 +67,8 @@ struct kernel {
 	int plugin_count;		/* running plugins, kept by the plugin loader */
 	struct plug_registry *plugins;	/* host/plugin.c */
 	struct script_rules *rules;	/* Lua rules of this node (script.c) */
+	struct catalog *catalog;	/* loaded at start; immutable while running */
+	struct store *store;		/* open from start to stop */
 };
 
 int kernel_init(struct kernel *k);

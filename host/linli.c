@@ -356,6 +356,13 @@ static int run(struct console *c, int argc, char **argv, json_t **reply_out, con
 		nng_msg_free(m);
 	if (rv == 0)
 		rv = nng_recvmsg(c->sock, &m, 0);
+	if (rv == NNG_ECONNRESET || rv == NNG_ECONNSHUT || rv == NNG_ECLOSED) {
+		fprintf(stderr,
+			"linli: the connection to %s was reset before the reply came; the request "
+			"may or may not have run\n",
+			c->addr);
+		return 1;
+	}
 	if (rv != 0) {
 		fprintf(stderr, "linli: request to %s failed: %s\n", c->addr, nng_strerror(rv));
 		return 1;

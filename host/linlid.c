@@ -20,10 +20,12 @@
 #include <unistd.h>
 
 #include "bus.h"
+#include "catalog.h"
 #include "cmd.h"
 #include "config.h"
 #include "control.h"
 #include "core_cmds.h"
+#include "journal.h"
 #include "kernel.h"
 #include "linli/error.h"
 #include "log.h"
@@ -31,6 +33,8 @@
 #include "script.h"
 #include "script_api.h"
 #include "script_cmds.h"
+#include "store.h"
+#include "store_cmds.h"
 
 #define EXIT_CONFIG 2
 
@@ -162,6 +166,8 @@ static void on_hup(struct kernel *k, void *arg)
 	*oc = nc;
 	log_set_level((enum log_level)oc->log_level);
 	bus_reconfigure(k->bus, oc);
+	if (k->store)
+		store_set_sync(k->store, oc->store_sync);
 	log_info("config", "reloaded %s", oc->source);
 }
 
@@ -305,8 +311,28 @@ int main(int argc, char **argv)
 		log_error("kernel", "%s", err);
 		goto out;
 	}
+	if (catalog_load(k.cfg.catalog_dir, &k.catalog, err, sizeof err) != 0) {
+		log_error("catalog", "%s", err);
+		exit_code = EXIT_CONFIG;
+		goto out;
+	}
+	if (!k.cfg.catalog_dir)
+		log_warn("catalog", "no catalog_dir configured: the store has no datasets");
+	else
+		log_info("catalog", "%s: %d datasets, %d device classes, %d plugins",
+			 k.cfg.catalog_dir, k.catalog->n_datasets, k.catalog->n_classes,
+			 k.catalog->n_plugins);
+	struct store_opts so = {.dir = k.cfg.data_dir,
+				.map_size = k.cfg.store_map_size,
+				.sync = k.cfg.store_sync,
+				.wake = store_cmds_wake,
+				.wake_ud = &k};
+	if (store_open(&so, k.catalog, &k.store, err, sizeof err) != 0) {
+		log_error("store", "%s", err);
+		goto out;
+	}
 	k.cmds = cmd_registry_new();
-	if (!k.cmds || core_cmds_register(&k) != 0) {
+	if (!k.cmds || core_cmds_register(&k) != 0 || store_cmds_register(&k) != 0) {
 		log_error("kernel", "cannot register commands");
 		goto out;
 	}
@@ -318,9 +344,10 @@ int main(int argc, char **argv)
 		log_error("bus", "cannot register the bus commands: %s", linli_strerror(rc));
 		goto out;
 	}
-	if (!bus_has_journal(k.bus))
-		log_warn("bus", "no journal: records of consequence are delivered but not stored "
-				"(the store is not plugged in yet)");
+	if ((rc = journal_attach(&k)) != 0) {
+		log_error("bus", "cannot attach the journal: %s", linli_strerror(rc));
+		goto out;
+	}
 	if (plug_open(&k, err, sizeof err) != 0) {
 		log_error("plugins", "%s", err);
 		goto out;
@@ -366,7 +393,10 @@ out:
 	script_rules_free(k.rules);
 	plug_close(&k);
 	bus_close(k.bus);
+	/* Commits what is pending and waits for a running backup. */
+	store_close(k.store);
 	cmd_registry_free(k.cmds);
+	catalog_free(k.catalog);
 	if (lock_fd >= 0)
 		close(lock_fd); /* the file stays: unlinking it would race a starting daemon */
 	kernel_destroy(&k);

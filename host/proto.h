@@ -22,6 +22,10 @@
  *   "name"    string  on failure: the code's symbolic name, e.g. "LINLI_ENOENT"
  *   "error"   string  on failure: a human message naming what and where
  *
+ * Liveness probe: a message of exactly the 4 bytes "PING" (not MessagePack)
+ * is answered with "PONG" by the socket layer itself, without touching the
+ * kernel thread; linlid probes its own listeners this way (control.c).
+ *
  * Limits and malformed input:
  *   - A request larger than `control.max_request` (default PROTO_MAX_REQUEST,
  *     1 MiB) is dropped by nng and its connection closed; nothing else is hurt.
@@ -35,5 +39,8 @@
 #define PROTO_VERSION 1
 #define PROTO_MAX_REQUEST (1u << 20)
 #define PROTO_MAX_ARGS 64
+#define PROTO_PING "PING"
+#define PROTO_PONG "PONG"
+#define PROTO_PING_LEN 4
 
 #endif

@@ -813,10 +813,14 @@ static void bind_api(lua_State *L, struct script *s, void *ud)
 	    {"unsubscribe", l_unsubscribe},
 	    {"publish", l_publish},
 	    /*
-	     * ---- the store (issue 4): bind linli.store_get / store_put /
-	     * store_delete / store_scan here, named after their api.h members,
-	     * once the C table has them; check with authorize(a, ACT_DATA_*,
-	     * scope, dataset) like every other member. ----
+	     * ---- the store: bind linli.store_get / store_put / store_delete /
+	     * store_scan here, named after their C members, once struct linli_api
+	     * has them (host/store.h holds the calls). Check each with
+	     * authorize(a, ACT_DATA_READ / ACT_DATA_WRITE / ACT_DATA_DELETE, scope,
+	     * dataset) like the members above; records in and out as tables
+	     * (script_pack / script_push_mp); a write that waits for its commit
+	     * must not block the script: return, and report the commit through a
+	     * callback. ----
 	     */
 	    {NULL, NULL},
 	};

@@ -3,6 +3,7 @@
  * what comes back. Lets integration tests send what `linli` never would.
  *   ctlraw ADDR [--timeout MS]            send stdin as one message
  *   ctlraw ADDR --zeros N [--timeout MS]  send N zero bytes
+ *   --text prints the reply as it came (for the PING/PONG probe).
  * The reply wait defaults to 15 s: generous, since a loaded machine running
  * the sanitizer build can be slow, and a test expecting a drop sets less.
  * Prints the reply as JSON on stdout and exits 0, or prints the nng error
@@ -20,9 +21,12 @@
 int main(int argc, char **argv)
 {
 	long zeros = -1, timeout = 15000;
+	int text = 0;
 	for (int i = 2; i < argc; i++) {
 		if (strcmp(argv[i], "--zeros") == 0 && i + 1 < argc)
 			zeros = strtol(argv[++i], NULL, 10);
+		else if (strcmp(argv[i], "--text") == 0)
+			text = 1;
 		else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc)
 			timeout = strtol(argv[++i], NULL, 10);
 		else
@@ -50,6 +54,7 @@ int main(int argc, char **argv)
 	int rv = nng_req0_open(&s);
 	if (rv == 0) {
 		nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, (nng_duration)timeout);
+		nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, (nng_duration)timeout);
 		nng_socket_set_ms(s, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
 		rv = nng_dial(s, argv[1], NULL, 0);
 	}
@@ -64,6 +69,12 @@ int main(int argc, char **argv)
 		printf("{\"nng_error\": \"%s\"}\n", nng_strerror(rv));
 		nng_close(s);
 		return 3;
+	}
+	if (text) {
+		printf("%.*s\n", (int)rlen, reply);
+		nng_free(reply, rlen);
+		nng_close(s);
+		return 0;
 	}
 	msgpack_unpacked up;
 	msgpack_unpacked_init(&up);

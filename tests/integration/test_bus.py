@@ -196,7 +196,10 @@ def case_shed_telemetry_at_subscriber_never_alarms():
         eq(st["events_shed"], 8, "status events_shed")
         eq(st["events_published"], 16, "status events_published")
         eq(st["events_consequence"], 6, "status events_consequence")
-        eq(st["bus_journal"], False, "no journal until the store")
+        eq(st["bus_journal"], True, "the store journals records of consequence")
+        jr = d.ok("events", "journal")
+        eq([e["topic"] for e in jr], ["alarm/raised"] * 6, "exactly the alarms are journaled")
+        eq([e["payload"]["i"] for e in jr], list(range(6)), "journal in publication order")
         ext = [s for s in d.ok("events", "list") if s["id"] == sid][0]
         eq(ext["lost"], 8, "events list lost")
         # Text status shows the counters too.
@@ -358,6 +361,51 @@ def case_shutdown_with_pending_poll():
         p.communicate(timeout=30)
         check("ERROR: AddressSanitizer" not in d.logtext(), d.logtext())
 
+
+def case_journal_survives_kill9_and_seq_goes_on():
+    with running() as d:
+        acked = []
+        for i in range(20):
+            acked.append(d.ok("publish", "alarm/raised", f'{{"i": {i}}}')["seq"])
+            d.ok("publish", "sensor/t", f'{{"i": {i}}}')  # telemetry: not journaled
+        d.ok("publish", "incident/reported", '{"x": 1}', "--scope", "hefei/baohe")
+        # kill -9 right after the last acknowledgement: everything acked is on disk.
+        d.proc.kill()
+        d.proc.wait()
+        d.start()
+        jr = d.ok("events", "journal", "--limit", "1000")
+        eq([e["seq"] for e in jr if e["topic"] == "alarm/raised"], acked, "acked alarms kept")
+        eq(jr[-1]["topic"], "incident/reported", "incident kept")
+        eq(jr[-1]["scope"], "hefei/baohe", "scope kept")
+        check(all(e["topic"] != "sensor/t" for e in jr), "telemetry is not journaled")
+        # Numbering goes on after the journal: no seq is used twice.
+        nxt = d.ok("publish", "alarm/raised", '{"i": 99}')["seq"]
+        check(nxt > jr[-1]["seq"], f"seq {nxt} repeats one of the journal's")
+        after = d.ok("events", "journal", "--after", str(jr[-1]["seq"]))
+        eq([e["seq"] for e in after], [nxt], "--after pages the journal")
+        rc, out, err = d.cli("events", "journal", "--limit", "0")
+        eq(rc, 1, "bad limit refused")
+        check("--limit" in out["error"], out)
+
+
+def case_journal_shows_only_own_jurisdiction():
+    d = Daemon(node="hefei/baohe", level="district")
+    try:
+        d.start()
+        d.ok("publish", "alarm/raised", '{"i": 1}', "--scope", "hefei/baohe/binhu")
+        eq(len(d.ok("events", "journal")), 1, "own journal entry")
+        eq(d.stop(), 0, "stop")
+        # The same data served as the sibling district: none of it shows.
+        d.write_config(node="hefei/shushan", level="district")
+        d.start()
+        eq(d.ok("events", "journal"), [], "a sibling sees nothing")
+        eq(d.stop(), 0, "stop")
+        # As the city: everything shows.
+        d.write_config(node="hefei", level="city")
+        d.start()
+        eq([e["scope"] for e in d.ok("events", "journal")], ["hefei/baohe/binhu"], "city sees all")
+    finally:
+        d.cleanup()
 
 if __name__ == "__main__":
     sys.exit(main(dict(globals())))

@@ -1,0 +1,1154 @@
+/*
+ * catalog — see catalog.h.
+ *
+ * Every group kind (dataset, field, device class, resource, command, event,
+ * plugin) has a key table; one checker walks a group against its table so
+ * that an unknown key, a wrong type or a missing required key is refused the
+ * same way everywhere. Meaning (allowed values, ranges, names) is checked by
+ * the loader of each kind; references between files are resolved last, when
+ * everything is loaded.
+ */
+#include "catalog.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <libconfig.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "linli/error.h"
+
+/* ---- names of enums ---- */
+
+static const char *const type_names[] = {NULL,	 "string", "integer", "float", "boolean",
+					 "time", "enum",   "ref",     "geo"};
+static const char *const sens_names[] = {"", "id_number", "phone", "name", "address", "health"};
+static const char *const sharing_names[] = {NULL, "shared", "conditional", "not_shared"};
+static const char *const source_names[] = {NULL, "city", "community"};
+static const char *const severity_names[] = {NULL, "critical", "major", "minor", "info"};
+static const char *const families[] = {"governance", "gov_services", "public_services", "safety",
+				       "core"};
+static const char *const plugin_families[] = {"governance", "gov_services", "public_services",
+					      "safety",	    "driver",	    "custom"};
+
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+const char *cat_type_name(enum cat_type t)
+{
+	return t >= CAT_STRING && t <= CAT_GEO ? type_names[t] : "?";
+}
+const char *cat_sensitive_name(enum cat_sensitive s)
+{
+	return s >= CAT_SENS_NONE && s <= CAT_SENS_HEALTH ? sens_names[s] : "?";
+}
+const char *cat_sharing_name(enum cat_sharing s)
+{
+	return s >= CAT_SHARED && s <= CAT_NOT_SHARED ? sharing_names[s] : "?";
+}
+const char *cat_source_name(enum cat_source s)
+{
+	return s >= CAT_SRC_CITY && s <= CAT_SRC_COMMUNITY ? source_names[s] : "?";
+}
+const char *cat_severity_name(enum cat_severity s)
+{
+	return s >= CAT_SEV_CRITICAL && s <= CAT_SEV_INFO ? severity_names[s] : "?";
+}
+
+/* Index of `s` in `names[lo..n)`, or -1. */
+static int lookup(const char *const *names, size_t lo, size_t n, const char *s)
+{
+	for (size_t i = lo; i < n; i++)
+		if (names[i] && strcmp(names[i], s) == 0)
+			return (int)i;
+	return -1;
+}
+
+static void join(char *buf, size_t len, const char *const *names, size_t lo, size_t n)
+{
+	size_t off = 0;
+	buf[0] = '\0';
+	for (size_t i = lo; i < n && off < len; i++)
+		off += (size_t)snprintf(buf + off, len - off, "%s%s", i > lo ? ", " : "", names[i]);
+}
+
+/* ---- the loader's context and errors ---- */
+
+struct ld {
+	const char *file;
+	char *err;
+	size_t errlen;
+};
+
+__attribute__((format(printf, 4, 5))) static int fail(struct ld *l, int line, const char *what,
+						      const char *fmt, ...)
+{
+	int n = snprintf(l->err, l->errlen, "%s:%d: %s: ", l->file, line, what);
+	if (n >= 0 && (size_t)n < l->errlen) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(l->err + n, l->errlen - (size_t)n, fmt, ap);
+		va_end(ap);
+	}
+	return LINLI_ECONFIG;
+}
+
+static int line_of(const config_setting_t *s)
+{
+	return (int)config_setting_source_line(s);
+}
+
+/* [a-z][a-z0-9_]*, at most CAT_NAME_MAX bytes. */
+static bool good_name(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > CAT_NAME_MAX || !(s[0] >= 'a' && s[0] <= 'z'))
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+			return false;
+	return true;
+}
+
+/* A device enum value: [a-z0-9][a-z0-9_]* ("720p", "4k"). */
+static bool good_value(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > CAT_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
+		      (s[i] == '_' && i > 0)))
+			return false;
+	return true;
+}
+
+/* ---- key tables ---- */
+
+enum kt { K_STR, K_INT, K_NUM, K_BOOL, K_LIST, K_SARR };
+
+struct kspec {
+	const char *key;
+	enum kt type;
+	bool required;
+};
+
+static const struct kspec dataset_keys[] = {
+    {"name", K_STR, true},    {"title_zh", K_STR, true}, {"title_en", K_STR, true},
+    {"owner", K_STR, true},   {"family", K_STR, true},	 {"level", K_STR, true},
+    {"sharing", K_STR, true}, {"source", K_STR, true},	 {"restricted", K_BOOL, false},
+    {"fields", K_LIST, true},
+};
+static const struct kspec field_keys[] = {
+    {"name", K_STR, true},	 {"type", K_STR, true},	     {"required", K_BOOL, false},
+    {"sensitive", K_STR, false}, {"indexed", K_BOOL, false}, {"values", K_SARR, false},
+    {"ref", K_STR, false},	 {"min", K_NUM, false},	     {"max", K_NUM, false},
+    {"max_len", K_INT, false},
+};
+static const struct kspec resource_keys[] = {
+    {"name", K_STR, true}, {"type", K_STR, true}, {"access", K_STR, true},   {"unit", K_STR, false},
+    {"min", K_NUM, false}, {"max", K_NUM, false}, {"values", K_SARR, false},
+};
+static const struct kspec arg_keys[] = {
+    {"name", K_STR, true}, {"type", K_STR, true}, {"unit", K_STR, false},
+    {"min", K_NUM, false}, {"max", K_NUM, false}, {"values", K_SARR, false},
+};
+static const struct kspec class_keys[] = {
+    {"name", K_STR, true},	{"title_zh", K_STR, true},    {"title_en", K_STR, true},
+    {"heartbeat", K_INT, true}, {"resources", K_LIST, false}, {"commands", K_LIST, false},
+    {"events", K_LIST, false},
+};
+static const struct kspec command_keys[] = {{"name", K_STR, true}, {"args", K_LIST, true}};
+static const struct kspec event_keys[] = {{"name", K_STR, true}, {"severity", K_STR, true}};
+static const struct kspec plugin_keys[] = {
+    {"name", K_STR, true},	    {"family", K_STR, true},	  {"version", K_STR, true},
+    {"sdk", K_STR, true},	    {"description", K_STR, true}, {"requires", K_SARR, false},
+    {"capabilities", K_SARR, true},
+};
+
+static const char *kt_name(enum kt t)
+{
+	static const char *const n[] = {"a string",
+					"an integer",
+					"a number",
+					"a boolean",
+					"a list ( ... ) of groups",
+					"an array [ ... ] of strings"};
+	return n[t];
+}
+
+static bool kt_ok(enum kt t, const config_setting_t *s)
+{
+	int ty = config_setting_type(s);
+	switch (t) {
+	case K_STR:
+		return ty == CONFIG_TYPE_STRING;
+	case K_INT:
+		return ty == CONFIG_TYPE_INT || ty == CONFIG_TYPE_INT64;
+	case K_NUM:
+		return ty == CONFIG_TYPE_INT || ty == CONFIG_TYPE_INT64 || ty == CONFIG_TYPE_FLOAT;
+	case K_BOOL:
+		return ty == CONFIG_TYPE_BOOL;
+	case K_LIST:
+		/* `( )` is a list; an empty `[ ]` parses as an array. */
+		if (ty == CONFIG_TYPE_ARRAY)
+			return config_setting_length(s) == 0;
+		if (ty != CONFIG_TYPE_LIST)
+			return false;
+		for (int i = 0; i < config_setting_length(s); i++)
+			if (config_setting_type(config_setting_get_elem(s, (unsigned)i)) !=
+			    CONFIG_TYPE_GROUP)
+				return false;
+		return true;
+	case K_SARR:
+		if (ty != CONFIG_TYPE_ARRAY && ty != CONFIG_TYPE_LIST)
+			return false;
+		for (int i = 0; i < config_setting_length(s); i++)
+			if (config_setting_type(config_setting_get_elem(s, (unsigned)i)) !=
+			    CONFIG_TYPE_STRING)
+				return false;
+		return true;
+	}
+	return false;
+}
+
+/* Check group `g` against `spec`: no unknown key, right types, required keys present. */
+static int check_keys(struct ld *l, const config_setting_t *g, const char *what,
+		      const struct kspec *spec, size_t n)
+{
+	if (config_setting_type(g) != CONFIG_TYPE_GROUP)
+		return fail(l, line_of(g), what, "must be a group { ... }");
+	for (int i = 0; i < config_setting_length(g); i++) {
+		const config_setting_t *m = config_setting_get_elem(g, (unsigned)i);
+		const char *key = config_setting_name(m);
+		const struct kspec *k = NULL;
+		for (size_t j = 0; j < n && !k; j++)
+			if (strcmp(spec[j].key, key) == 0)
+				k = &spec[j];
+		if (!k)
+			return fail(l, line_of(m), what, "unknown key '%s'", key);
+		if (!kt_ok(k->type, m))
+			return fail(l, line_of(m), what, "%s: must be %s", key, kt_name(k->type));
+	}
+	for (size_t j = 0; j < n; j++)
+		if (spec[j].required && !config_setting_get_member(g, spec[j].key))
+			return fail(l, line_of(g), what, "missing required key '%s'", spec[j].key);
+	return 0;
+}
+
+static const char *get_str(const config_setting_t *g, const char *key)
+{
+	const config_setting_t *m = config_setting_get_member(g, key);
+	return m ? config_setting_get_string(m) : NULL;
+}
+
+static bool get_bool(const config_setting_t *g, const char *key)
+{
+	const config_setting_t *m = config_setting_get_member(g, key);
+	return m && config_setting_get_bool(m);
+}
+
+/* Name of group `g` for messages: "<kind> 'name'", or "<kind> #i" without a usable name. */
+static void ctx_name(char *buf, size_t len, const char *kind, const config_setting_t *g, int i)
+{
+	const char *n = config_setting_type(g) == CONFIG_TYPE_GROUP ? get_str(g, "name") : NULL;
+	if (n && *n)
+		snprintf(buf, len, "%s '%.64s'", kind, n);
+	else
+		snprintf(buf, len, "%s #%d", kind, i + 1);
+}
+
+/* ---- fields, resources and arguments ---- */
+
+enum fkind { F_DATASET, F_RESOURCE, F_ARG };
+
+static int load_values(struct ld *l, const config_setting_t *s, const char *what,
+		       struct cat_field *f, enum fkind kind)
+{
+	int n = config_setting_length(s);
+	if (n == 0)
+		return fail(l, line_of(s), what, "values: must not be empty");
+	f->values = calloc((size_t)n, sizeof(char *));
+	if (!f->values)
+		return LINLI_ENOMEM;
+	for (int i = 0; i < n; i++) {
+		const char *v = config_setting_get_string(config_setting_get_elem(s, (unsigned)i));
+		if (kind == F_DATASET ? !good_name(v) : !good_value(v))
+			return fail(l, line_of(s), what,
+				    "values: '%s' is not a value name ([a-z][a-z0-9_]*, at most "
+				    "64 bytes)",
+				    v);
+		for (int j = 0; j < f->n_values; j++)
+			if (strcmp(f->values[j], v) == 0)
+				return fail(l, line_of(s), what, "values: '%s' is listed twice", v);
+		if (!(f->values[f->n_values++] = strdup(v)))
+			return LINLI_ENOMEM;
+	}
+	return 0;
+}
+
+static int load_bound(struct ld *l, const config_setting_t *g, const char *what, const char *key,
+		      struct cat_field *f, bool is_min)
+{
+	const config_setting_t *m = config_setting_get_member(g, key);
+	if (!m)
+		return 0;
+	if (f->type != CAT_INTEGER && f->type != CAT_FLOAT)
+		return fail(l, line_of(m), what, "%s: only integer and float fields take %s", key,
+			    key);
+	bool lit_float = config_setting_type(m) == CONFIG_TYPE_FLOAT;
+	if (f->type == CAT_INTEGER && lit_float)
+		return fail(l, line_of(m), what,
+			    "%s: an integer field takes an integer literal, not a float", key);
+	if (f->type == CAT_FLOAT && !lit_float)
+		return fail(l, line_of(m), what,
+			    "%s: a float field takes a float literal (write %lld.0)", key,
+			    (long long)config_setting_get_int64(m));
+	if (is_min) {
+		f->has_min = true;
+		f->imin = lit_float ? 0 : config_setting_get_int64(m);
+		f->fmin = lit_float ? config_setting_get_float(m) : 0;
+	} else {
+		f->has_max = true;
+		f->imax = lit_float ? 0 : config_setting_get_int64(m);
+		f->fmax = lit_float ? config_setting_get_float(m) : 0;
+	}
+	return 0;
+}
+
+static int load_field(struct ld *l, const config_setting_t *g, int idx, enum fkind kind,
+		      struct cat_field *f)
+{
+	char what[128];
+	const char *kname = kind == F_DATASET ? "field" : kind == F_RESOURCE ? "resource" : "arg";
+	ctx_name(what, sizeof what, kname, g, idx);
+	int rc = kind == F_DATASET    ? check_keys(l, g, what, field_keys, N_OF(field_keys))
+		 : kind == F_RESOURCE ? check_keys(l, g, what, resource_keys, N_OF(resource_keys))
+				      : check_keys(l, g, what, arg_keys, N_OF(arg_keys));
+	if (rc)
+		return rc;
+	f->line = line_of(g);
+	const char *name = get_str(g, "name");
+	if (!good_name(name))
+		return fail(l, f->line, what,
+			    "name: '%s' is not a name ([a-z][a-z0-9_]*, at most 64 bytes)", name);
+	if (kind == F_DATASET && (strcmp(name, "id") == 0 || strcmp(name, "scope") == 0))
+		return fail(l, f->line, what,
+			    "name: '%s' is reserved (the store keys every record by scope and id)",
+			    name);
+	if (!(f->name = strdup(name)))
+		return LINLI_ENOMEM;
+
+	const char *type = get_str(g, "type");
+	int t = lookup(type_names, 1, N_OF(type_names), type);
+	bool dev = kind != F_DATASET;
+	if (t < 0 || (dev && (t == CAT_TIME || t == CAT_REF || t == CAT_GEO))) {
+		char allowed[128];
+		if (dev)
+			snprintf(allowed, sizeof allowed, "integer, float, boolean, string, enum");
+		else
+			join(allowed, sizeof allowed, type_names, 1, N_OF(type_names));
+		return fail(l, line_of(config_setting_get_member(g, "type")), what,
+			    "type: unknown type '%s' (one of %s)", type, allowed);
+	}
+	f->type = (enum cat_type)t;
+
+	const config_setting_t *m;
+	if ((m = config_setting_get_member(g, "values"))) {
+		if (f->type != CAT_ENUM)
+			return fail(l, line_of(m), what, "values: only enum fields take values");
+		if ((rc = load_values(l, m, what, f, kind)))
+			return rc;
+	} else if (f->type == CAT_ENUM)
+		return fail(l, f->line, what, "an enum needs 'values'");
+	if ((m = config_setting_get_member(g, "ref"))) {
+		if (f->type != CAT_REF)
+			return fail(l, line_of(m), what, "ref: only ref fields take 'ref'");
+		if (!(f->ref = strdup(config_setting_get_string(m))))
+			return LINLI_ENOMEM;
+	} else if (f->type == CAT_REF)
+		return fail(l, f->line, what, "a ref field needs 'ref' (the dataset it points to)");
+	if ((rc = load_bound(l, g, what, "min", f, true)) ||
+	    (rc = load_bound(l, g, what, "max", f, false)))
+		return rc;
+	if (f->has_min && f->has_max &&
+	    (f->type == CAT_INTEGER ? f->imin > f->imax : f->fmin > f->fmax))
+		return fail(l, f->line, what, "min is greater than max");
+	if ((m = config_setting_get_member(g, "max_len"))) {
+		if (f->type != CAT_STRING)
+			return fail(l, line_of(m), what,
+				    "max_len: only string fields take max_len");
+		f->max_len = config_setting_get_int64(m);
+		if (f->max_len <= 0)
+			return fail(l, line_of(m), what, "max_len: must be > 0");
+	}
+	if ((m = config_setting_get_member(g, "unit")) &&
+	    !(f->unit = strdup(config_setting_get_string(m))))
+		return LINLI_ENOMEM;
+	if (kind == F_DATASET) {
+		f->required = get_bool(g, "required");
+		f->indexed = get_bool(g, "indexed");
+		if (f->indexed && f->type == CAT_GEO)
+			return fail(l, f->line, what, "indexed: a geo field cannot be indexed");
+		const char *sens = get_str(g, "sensitive");
+		if (sens) {
+			int s = lookup(sens_names, 1, N_OF(sens_names), sens);
+			if (s < 0) {
+				char allowed[128];
+				join(allowed, sizeof allowed, sens_names, 1, N_OF(sens_names));
+				return fail(l, line_of(config_setting_get_member(g, "sensitive")),
+					    what, "sensitive: '%s' is not one of %s", sens,
+					    allowed);
+			}
+			f->sensitive = (enum cat_sensitive)s;
+		}
+	} else if (kind == F_RESOURCE) {
+		const char *a = get_str(g, "access");
+		f->access = strcmp(a, "r") == 0	   ? CAT_READ
+			    : strcmp(a, "w") == 0  ? CAT_WRITE
+			    : strcmp(a, "rw") == 0 ? CAT_READ | CAT_WRITE
+						   : 0;
+		if (!f->access)
+			return fail(l, line_of(config_setting_get_member(g, "access")), what,
+				    "access: '%s' is not one of r, w, rw", a);
+	} else
+		f->required = true;
+	return 0;
+}
+
+/* Load list `key` of group `g` into fields; names must be unique. */
+static int load_fields(struct ld *l, const config_setting_t *g, const char *key, enum fkind kind,
+		       const char *owner, struct cat_field **out, int *n_out)
+{
+	const config_setting_t *list = config_setting_get_member(g, key);
+	int n = list ? config_setting_length(list) : 0;
+	*out = NULL;
+	*n_out = 0;
+	if (n == 0)
+		return 0;
+	*out = calloc((size_t)n, sizeof **out);
+	if (!*out)
+		return LINLI_ENOMEM;
+	for (int i = 0; i < n; i++) {
+		struct cat_field *f = &(*out)[i];
+		(*n_out)++;
+		int rc = load_field(l, config_setting_get_elem(list, (unsigned)i), i, kind, f);
+		if (rc)
+			return rc;
+		for (int j = 0; j < i; j++)
+			if (strcmp((*out)[j].name, f->name) == 0)
+				return fail(l, f->line, owner,
+					    "duplicate name '%s' (first at line %d)", f->name,
+					    (*out)[j].line);
+	}
+	return 0;
+}
+
+static void free_field(struct cat_field *f)
+{
+	free(f->name);
+	free(f->unit);
+	for (int i = 0; i < f->n_values; i++)
+		free(f->values[i]);
+	free(f->values);
+	free(f->ref);
+}
+
+static void free_fields(struct cat_field *v, int n)
+{
+	for (int i = 0; i < n; i++)
+		free_field(&v[i]);
+	free(v);
+}
+
+/* ---- files ---- */
+
+/* Parse `path`; its one top-level setting must be `top`. */
+static int read_cfg(struct ld *l, config_t *cf, const char *top, config_setting_t **out)
+{
+	config_init(cf);
+	errno = 0;
+	if (config_read_file(cf, l->file) != CONFIG_TRUE) {
+		if (config_error_type(cf) == CONFIG_ERR_FILE_IO)
+			snprintf(l->err, l->errlen, "%s: cannot read: %s", l->file,
+				 strerror(errno ? errno : EIO));
+		else
+			snprintf(l->err, l->errlen, "%s:%d: syntax error: %s", l->file,
+				 config_error_line(cf), config_error_text(cf));
+		return LINLI_ECONFIG;
+	}
+	config_setting_t *root = config_root_setting(cf);
+	for (int i = 0; i < config_setting_length(root); i++) {
+		config_setting_t *m = config_setting_get_elem(root, (unsigned)i);
+		if (strcmp(config_setting_name(m), top) != 0)
+			return fail(l, line_of(m), config_setting_name(m),
+				    "unknown key (this file holds one '%s')", top);
+	}
+	*out = config_setting_get_member(root, top);
+	if (!*out)
+		return fail(l, 1, top, "missing: the file must define '%s'", top);
+	return 0;
+}
+
+/* The base name of `file` without ".cfg". */
+static void stem(char *buf, size_t len, const char *file)
+{
+	const char *b = strrchr(file, '/');
+	b = b ? b + 1 : file;
+	size_t n = strlen(b);
+	if (n > 4 && strcmp(b + n - 4, ".cfg") == 0)
+		n -= 4;
+	snprintf(buf, len, "%.*s", (int)n, b);
+}
+
+static int load_dataset(struct ld *l, struct cat_dataset *d)
+{
+	config_t cf;
+	config_setting_t *g;
+	int rc = read_cfg(l, &cf, "dataset", &g);
+	if (rc)
+		goto out;
+	if ((rc = check_keys(l, g, "dataset", dataset_keys, N_OF(dataset_keys))))
+		goto out;
+	d->line = line_of(g);
+	const char *name = get_str(g, "name");
+	char want[256];
+	stem(want, sizeof want, l->file);
+	if (!good_name(name)) {
+		rc = fail(l, line_of(config_setting_get_member(g, "name")), "dataset",
+			  "name: '%s' is not a name ([a-z][a-z0-9_]*, at most 64 bytes)", name);
+		goto out;
+	}
+	if (strcmp(name, want) != 0) {
+		rc = fail(l, line_of(config_setting_get_member(g, "name")), "dataset",
+			  "name: '%s' must equal the file name '%s'", name, want);
+		goto out;
+	}
+	d->name = strdup(name);
+	d->title_zh = strdup(get_str(g, "title_zh"));
+	d->title_en = strdup(get_str(g, "title_en"));
+	d->owner = strdup(get_str(g, "owner"));
+	d->family = strdup(get_str(g, "family"));
+	d->file = strdup(l->file);
+	if (!d->name || !d->title_zh || !d->title_en || !d->owner || !d->family || !d->file) {
+		rc = LINLI_ENOMEM;
+		goto out;
+	}
+	char allowed[256];
+	if (!good_name(d->owner)) {
+		rc = fail(l, line_of(config_setting_get_member(g, "owner")), "dataset",
+			  "owner: '%s' is not an identifier", d->owner);
+		goto out;
+	}
+	if (lookup(families, 0, N_OF(families), d->family) < 0) {
+		join(allowed, sizeof allowed, families, 0, N_OF(families));
+		rc = fail(l, line_of(config_setting_get_member(g, "family")), "dataset",
+			  "family: '%s' is not one of %s", d->family, allowed);
+		goto out;
+	}
+	const char *s = get_str(g, "level");
+	d->level = tier_level_parse(s);
+	if (d->level == TIER_NONE) {
+		rc = fail(l, line_of(config_setting_get_member(g, "level")), "dataset",
+			  "level: '%s' is not one of city, district, street, community, grid", s);
+		goto out;
+	}
+	s = get_str(g, "sharing");
+	int v = lookup(sharing_names, 1, N_OF(sharing_names), s);
+	if (v < 0) {
+		join(allowed, sizeof allowed, sharing_names, 1, N_OF(sharing_names));
+		rc = fail(l, line_of(config_setting_get_member(g, "sharing")), "dataset",
+			  "sharing: '%s' is not one of %s", s, allowed);
+		goto out;
+	}
+	d->sharing = (enum cat_sharing)v;
+	s = get_str(g, "source");
+	v = lookup(source_names, 1, N_OF(source_names), s);
+	if (v < 0) {
+		rc = fail(l, line_of(config_setting_get_member(g, "source")), "dataset",
+			  "source: '%s' is not one of city, community", s);
+		goto out;
+	}
+	d->source = (enum cat_source)v;
+	d->restricted = get_bool(g, "restricted");
+	if (d->restricted && d->sharing != CAT_NOT_SHARED) {
+		rc = fail(l, line_of(config_setting_get_member(g, "restricted")), "dataset",
+			  "restricted: a restricted dataset must be sharing = \"not_shared\"");
+		goto out;
+	}
+	const config_setting_t *fl = config_setting_get_member(g, "fields");
+	int nf = config_setting_length(fl);
+	if (nf < 1 || nf > CAT_MAX_FIELDS) {
+		rc = fail(l, line_of(fl), "dataset", "fields: needs 1 to %d fields, has %d",
+			  CAT_MAX_FIELDS, nf);
+		goto out;
+	}
+	rc = load_fields(l, g, "fields", F_DATASET, "dataset", &d->fields, &d->n_fields);
+out:
+	config_destroy(&cf);
+	return rc;
+}
+
+static void free_dataset(struct cat_dataset *d)
+{
+	free(d->name);
+	free(d->title_zh);
+	free(d->title_en);
+	free(d->owner);
+	free(d->family);
+	free(d->file);
+	free_fields(d->fields, d->n_fields);
+}
+
+static int load_commands(struct ld *l, const config_setting_t *g, struct cat_device_class *c)
+{
+	const config_setting_t *list = config_setting_get_member(g, "commands");
+	int n = list ? config_setting_length(list) : 0;
+	if (n == 0)
+		return 0;
+	if (!(c->commands = calloc((size_t)n, sizeof *c->commands)))
+		return LINLI_ENOMEM;
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *cg = config_setting_get_elem(list, (unsigned)i);
+		struct cat_command *cmd = &c->commands[i];
+		c->n_commands++;
+		char what[128];
+		ctx_name(what, sizeof what, "command", cg, i);
+		int rc = check_keys(l, cg, what, command_keys, N_OF(command_keys));
+		if (rc)
+			return rc;
+		cmd->line = line_of(cg);
+		const char *name = get_str(cg, "name");
+		if (!good_name(name))
+			return fail(l, cmd->line, what, "name: '%s' is not a name", name);
+		if (!(cmd->name = strdup(name)))
+			return LINLI_ENOMEM;
+		for (int j = 0; j < i; j++)
+			if (strcmp(c->commands[j].name, name) == 0)
+				return fail(l, cmd->line, "device_class",
+					    "duplicate command '%s' (first at line %d)", name,
+					    c->commands[j].line);
+		if ((rc = load_fields(l, cg, "args", F_ARG, what, &cmd->args, &cmd->n_args)))
+			return rc;
+	}
+	return 0;
+}
+
+static int load_events(struct ld *l, const config_setting_t *g, struct cat_device_class *c)
+{
+	const config_setting_t *list = config_setting_get_member(g, "events");
+	int n = list ? config_setting_length(list) : 0;
+	if (n == 0)
+		return 0;
+	if (!(c->events = calloc((size_t)n, sizeof *c->events)))
+		return LINLI_ENOMEM;
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *eg = config_setting_get_elem(list, (unsigned)i);
+		struct cat_event *e = &c->events[i];
+		c->n_events++;
+		char what[128];
+		ctx_name(what, sizeof what, "event", eg, i);
+		int rc = check_keys(l, eg, what, event_keys, N_OF(event_keys));
+		if (rc)
+			return rc;
+		e->line = line_of(eg);
+		const char *name = get_str(eg, "name");
+		if (!good_name(name))
+			return fail(l, e->line, what, "name: '%s' is not a name", name);
+		if (!(e->name = strdup(name)))
+			return LINLI_ENOMEM;
+		for (int j = 0; j < i; j++)
+			if (strcmp(c->events[j].name, name) == 0)
+				return fail(l, e->line, "device_class",
+					    "duplicate event '%s' (first at line %d)", name,
+					    c->events[j].line);
+		const char *sev = get_str(eg, "severity");
+		int v = lookup(severity_names, 1, N_OF(severity_names), sev);
+		if (v < 0)
+			return fail(l, line_of(config_setting_get_member(eg, "severity")), what,
+				    "severity: '%s' is not one of critical, major, minor, info",
+				    sev);
+		e->severity = (enum cat_severity)v;
+	}
+	return 0;
+}
+
+static int load_class(struct ld *l, struct cat_device_class *c)
+{
+	config_t cf;
+	config_setting_t *g;
+	int rc = read_cfg(l, &cf, "device_class", &g);
+	if (rc)
+		goto out;
+	if ((rc = check_keys(l, g, "device_class", class_keys, N_OF(class_keys))))
+		goto out;
+	const char *name = get_str(g, "name");
+	char want[256];
+	stem(want, sizeof want, l->file);
+	if (!good_name(name) || strcmp(name, want) != 0) {
+		rc = fail(l, line_of(config_setting_get_member(g, "name")), "device_class",
+			  "name: '%s' must be a name equal to the file name '%s'", name, want);
+		goto out;
+	}
+	c->name = strdup(name);
+	c->title_zh = strdup(get_str(g, "title_zh"));
+	c->title_en = strdup(get_str(g, "title_en"));
+	c->file = strdup(l->file);
+	if (!c->name || !c->title_zh || !c->title_en || !c->file) {
+		rc = LINLI_ENOMEM;
+		goto out;
+	}
+	const config_setting_t *hb = config_setting_get_member(g, "heartbeat");
+	c->heartbeat = config_setting_get_int64(hb);
+	if (c->heartbeat <= 0) {
+		rc = fail(l, line_of(hb), "device_class", "heartbeat: must be > 0 seconds");
+		goto out;
+	}
+	if ((rc = load_fields(l, g, "resources", F_RESOURCE, "device_class", &c->resources,
+			      &c->n_resources)) ||
+	    (rc = load_commands(l, g, c)) || (rc = load_events(l, g, c)))
+		goto out;
+out:
+	config_destroy(&cf);
+	return rc;
+}
+
+static void free_class(struct cat_device_class *c)
+{
+	free(c->name);
+	free(c->title_zh);
+	free(c->title_en);
+	free(c->file);
+	free_fields(c->resources, c->n_resources);
+	for (int i = 0; i < c->n_commands; i++) {
+		free(c->commands[i].name);
+		free_fields(c->commands[i].args, c->commands[i].n_args);
+	}
+	free(c->commands);
+	for (int i = 0; i < c->n_events; i++)
+		free(c->events[i].name);
+	free(c->events);
+}
+
+static bool good_version(const char *s, int parts)
+{
+	for (int p = 0; p < parts; p++) {
+		if (!(*s >= '0' && *s <= '9'))
+			return false;
+		while (*s >= '0' && *s <= '9')
+			s++;
+		if (p + 1 < parts && *s++ != '.')
+			return false;
+	}
+	return *s == '\0';
+}
+
+static char **dup_strings(const config_setting_t *a, int *n)
+{
+	*n = a ? config_setting_length(a) : 0;
+	char **v = calloc((size_t)*n + 1, sizeof(char *));
+	for (int i = 0; v && i < *n; i++)
+		v[i] = strdup(config_setting_get_string(config_setting_get_elem(a, (unsigned)i)));
+	return v;
+}
+
+static void free_strings(char **v, int n)
+{
+	for (int i = 0; v && i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static int load_plugins(struct ld *l, struct catalog *c)
+{
+	config_t cf;
+	config_setting_t *list;
+	int rc = read_cfg(l, &cf, "plugins", &list);
+	if (rc)
+		goto out;
+	if (!kt_ok(K_LIST, list)) {
+		rc = fail(l, line_of(list), "plugins", "must be a list ( ... ) of groups");
+		goto out;
+	}
+	int n = config_setting_length(list);
+	if (n && !(c->plugins = calloc((size_t)n, sizeof *c->plugins))) {
+		rc = LINLI_ENOMEM;
+		goto out;
+	}
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+		struct cat_plugin *p = &c->plugins[i];
+		c->n_plugins++;
+		char what[128];
+		ctx_name(what, sizeof what, "plugin", g, i);
+		if ((rc = check_keys(l, g, what, plugin_keys, N_OF(plugin_keys))))
+			goto out;
+		p->line = line_of(g);
+		const char *name = get_str(g, "name");
+		if (!good_name(name)) {
+			rc = fail(l, p->line, what, "name: '%s' is not a name", name);
+			goto out;
+		}
+		for (int j = 0; j < i; j++)
+			if (strcmp(c->plugins[j].name, name) == 0) {
+				rc = fail(l, p->line, "plugins",
+					  "duplicate plugin '%s' (first at line %d)", name,
+					  c->plugins[j].line);
+				goto out;
+			}
+		p->name = strdup(name);
+		p->family = strdup(get_str(g, "family"));
+		p->version = strdup(get_str(g, "version"));
+		p->sdk = strdup(get_str(g, "sdk"));
+		p->description = strdup(get_str(g, "description"));
+		p->requires = dup_strings(config_setting_get_member(g, "requires"), &p->n_requires);
+		p->capabilities =
+		    dup_strings(config_setting_get_member(g, "capabilities"), &p->n_capabilities);
+		if (!p->name || !p->family || !p->version || !p->sdk || !p->description ||
+		    !p->requires || !p->capabilities) {
+			rc = LINLI_ENOMEM;
+			goto out;
+		}
+		if (lookup(plugin_families, 0, N_OF(plugin_families), p->family) < 0) {
+			char allowed[256];
+			join(allowed, sizeof allowed, plugin_families, 0, N_OF(plugin_families));
+			rc = fail(l, line_of(config_setting_get_member(g, "family")), what,
+				  "family: '%s' is not one of %s", p->family, allowed);
+			goto out;
+		}
+		if (!good_version(p->version, 3)) {
+			rc = fail(l, line_of(config_setting_get_member(g, "version")), what,
+				  "version: '%s' is not MAJOR.MINOR.PATCH", p->version);
+			goto out;
+		}
+		if (!good_version(p->sdk, 2)) {
+			rc = fail(l, line_of(config_setting_get_member(g, "sdk")), what,
+				  "sdk: '%s' is not MAJOR.MINOR", p->sdk);
+			goto out;
+		}
+	}
+out:
+	config_destroy(&cf);
+	return rc;
+}
+
+static void free_plugin(struct cat_plugin *p)
+{
+	free(p->name);
+	free(p->family);
+	free(p->version);
+	free(p->sdk);
+	free(p->description);
+	free_strings(p->requires, p->n_requires);
+	free_strings(p->capabilities, p->n_capabilities);
+}
+
+/* ---- cross-checks ---- */
+
+/* A bus topic filter: levels of [a-z0-9_-], '+' a whole level, '#' only last. */
+static bool good_filter(const char *f)
+{
+	if (!*f)
+		return false;
+	for (const char *p = f;;) {
+		const char *e = strchr(p, '/');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+		if (n == 0)
+			return false;
+		if (n == 1 && (*p == '+' || *p == '#')) {
+			if (*p == '#' && e)
+				return false;
+		} else
+			for (size_t i = 0; i < n; i++)
+				if (!((p[i] >= 'a' && p[i] <= 'z') ||
+				      (p[i] >= '0' && p[i] <= '9') || p[i] == '_' || p[i] == '-'))
+					return false;
+		if (!e)
+			return true;
+		p = e + 1;
+	}
+}
+
+static int check_capability(struct ld *l, const struct catalog *c, const struct cat_plugin *p,
+			    const char *cap)
+{
+	char what[128];
+	snprintf(what, sizeof what, "plugin '%s'", p->name);
+	const char *colon = strchr(cap, ':');
+	size_t kn = colon ? (size_t)(colon - cap) : strlen(cap);
+	const char *arg = colon ? colon + 1 : NULL;
+#define IS(k) (kn == strlen(k) && strncmp(cap, k, kn) == 0)
+	if (IS("net.connect") || IS("catalog.read")) {
+		if (arg)
+			return fail(l, p->line, what, "capability '%s': takes no argument", cap);
+		return 0;
+	}
+	if (!arg || !*arg)
+		return fail(l, p->line, what, "capability '%s': needs ':<argument>'", cap);
+	if (IS("store.read") || IS("store.write")) {
+		if (!catalog_dataset(c, arg))
+			return fail(l, p->line, what,
+				    "capability '%s': no dataset '%s' in the catalog", cap, arg);
+	} else if (IS("device.read") || IS("device.command")) {
+		if (!catalog_device_class(c, arg))
+			return fail(l, p->line, what,
+				    "capability '%s': no device class '%s' in the catalog", cap,
+				    arg);
+	} else if (IS("bus.publish") || IS("bus.subscribe")) {
+		if (!good_filter(arg))
+			return fail(l, p->line, what, "capability '%s': '%s' is not a topic filter",
+				    cap, arg);
+	} else if (IS("hal.driver")) {
+		if (!good_name(arg))
+			return fail(l, p->line, what, "capability '%s': '%s' is not a driver name",
+				    cap, arg);
+	} else
+		return fail(l, p->line, what,
+			    "capability '%s': unknown kind (store.read, store.write, "
+			    "bus.publish, bus.subscribe, device.read, device.command, "
+			    "hal.driver, net.connect, catalog.read)",
+			    cap);
+#undef IS
+	return 0;
+}
+
+/* Depth-first search for a `requires` cycle through plugin i. */
+static int requires_cycle(const struct catalog *c, int i, char *state)
+{
+	if (state[i] == 1)
+		return i;
+	if (state[i] == 2)
+		return -1;
+	state[i] = 1;
+	const struct cat_plugin *p = &c->plugins[i];
+	for (int r = 0; r < p->n_requires; r++) {
+		for (int j = 0; j < c->n_plugins; j++)
+			if (strcmp(c->plugins[j].name, p->requires[r]) == 0) {
+				int at = requires_cycle(c, j, state);
+				if (at >= 0)
+					return at;
+			}
+	}
+	state[i] = 2;
+	return -1;
+}
+
+static int cross_check(struct catalog *c, char *err, size_t errlen)
+{
+	for (int i = 0; i < c->n_datasets; i++) {
+		struct cat_dataset *d = &c->datasets[i];
+		struct ld l = {d->file, err, errlen};
+		for (int f = 0; f < d->n_fields; f++) {
+			struct cat_field *fd = &d->fields[f];
+			if (fd->type != CAT_REF)
+				continue;
+			fd->ref_ds = catalog_dataset(c, fd->ref);
+			if (!fd->ref_ds) {
+				char what[128];
+				snprintf(what, sizeof what, "field '%s'", fd->name);
+				return fail(&l, fd->line, what,
+					    "ref: no dataset '%s' in the catalog", fd->ref);
+			}
+		}
+	}
+	struct ld l = {c->plugins_file, err, errlen};
+	for (int i = 0; i < c->n_plugins; i++) {
+		const struct cat_plugin *p = &c->plugins[i];
+		char what[128];
+		snprintf(what, sizeof what, "plugin '%s'", p->name);
+		for (int r = 0; r < p->n_requires; r++) {
+			if (strcmp(p->requires[r], p -> name) == 0)
+				return fail(&l, p->line, what,
+					    "requires: a plugin cannot require itself");
+			if (!catalog_plugin(c, p->requires[r]))
+				return fail(&l, p->line, what,
+					    "requires: no plugin '%s' in the index",
+					    p->requires[r]);
+		}
+		for (int k = 0; k < p->n_capabilities; k++) {
+			int rc = check_capability(&l, c, p, p->capabilities[k]);
+			if (rc)
+				return rc;
+		}
+	}
+	char *state = calloc((size_t)c->n_plugins + 1, 1);
+	if (!state)
+		return LINLI_ENOMEM;
+	for (int i = 0; i < c->n_plugins; i++) {
+		int at = requires_cycle(c, i, state);
+		if (at >= 0) {
+			free(state);
+			char what[128];
+			snprintf(what, sizeof what, "plugin '%s'", c->plugins[at].name);
+			return fail(&l, c->plugins[at].line, what,
+				    "requires: a cycle of required plugins runs through it");
+		}
+	}
+	free(state);
+	return 0;
+}
+
+/* ---- directory walking ---- */
+
+static int cfg_filter(const struct dirent *e)
+{
+	size_t n = strlen(e->d_name);
+	return e->d_name[0] != '.' && n > 4 && strcmp(e->d_name + n - 4, ".cfg") == 0;
+}
+
+/* List dir's *.cfg in name order. Absent dir: 0 files. */
+static int list_cfg(const char *dir, struct dirent ***out, int *n, char *err, size_t errlen)
+{
+	*out = NULL;
+	*n = scandir(dir, out, cfg_filter, alphasort);
+	if (*n < 0) {
+		*n = 0;
+		if (errno == ENOENT)
+			return 0;
+		snprintf(err, errlen, "%s: cannot read the directory: %s", dir, strerror(errno));
+		return LINLI_EIO;
+	}
+	return 0;
+}
+
+static void free_list(struct dirent **v, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static int load_dir(struct catalog *c, const char *sub, bool datasets, char *err, size_t errlen)
+{
+	char dir[4096];
+	snprintf(dir, sizeof dir, "%s/%s", c->dir, sub);
+	struct dirent **ents;
+	int n, rc = list_cfg(dir, &ents, &n, err, errlen);
+	if (rc)
+		return rc;
+	if (n == 0) {
+		free_list(ents, n);
+		return 0;
+	}
+	if (datasets)
+		c->datasets = calloc((size_t)n, sizeof *c->datasets);
+	else
+		c->classes = calloc((size_t)n, sizeof *c->classes);
+	if (datasets ? !c->datasets : !c->classes)
+		rc = LINLI_ENOMEM;
+	for (int i = 0; !rc && i < n; i++) {
+		char path[4352];
+		snprintf(path, sizeof path, "%s/%s", dir, ents[i]->d_name);
+		struct ld l = {path, err, errlen};
+		if (datasets) {
+			c->n_datasets++;
+			rc = load_dataset(&l, &c->datasets[i]);
+		} else {
+			c->n_classes++;
+			rc = load_class(&l, &c->classes[i]);
+		}
+	}
+	free_list(ents, n);
+	return rc;
+}
+
+int catalog_load(const char *dir, struct catalog **out, char *err, size_t errlen)
+{
+	*out = NULL;
+	struct catalog *c = calloc(1, sizeof *c);
+	if (!c)
+		return LINLI_ENOMEM;
+	int rc = 0;
+	if (dir) {
+		DIR *d = opendir(dir);
+		if (!d) {
+			snprintf(err, errlen, "catalog_dir %s: cannot read: %s", dir,
+				 strerror(errno));
+			free(c);
+			return LINLI_EIO;
+		}
+		closedir(d);
+		char pf[4096];
+		snprintf(pf, sizeof pf, "%s/plugins.cfg", dir);
+		c->dir = strdup(dir);
+		c->plugins_file = strdup(pf);
+		if (!c->dir || !c->plugins_file)
+			rc = LINLI_ENOMEM;
+		if (!rc)
+			rc = load_dir(c, "datasets", true, err, errlen);
+		if (!rc)
+			rc = load_dir(c, "devices", false, err, errlen);
+		if (!rc) {
+			FILE *f = fopen(pf, "r");
+			if (f) {
+				fclose(f);
+				struct ld l = {pf, err, errlen};
+				rc = load_plugins(&l, c);
+			} else if (errno != ENOENT) {
+				snprintf(err, errlen, "%s: cannot read: %s", pf, strerror(errno));
+				rc = LINLI_EIO;
+			}
+		}
+		if (!rc)
+			rc = cross_check(c, err, errlen);
+	}
+	if (rc == LINLI_ENOMEM)
+		snprintf(err, errlen, "catalog: out of memory");
+	if (rc) {
+		catalog_free(c);
+		return rc;
+	}
+	*out = c;
+	return 0;
+}
+
+void catalog_free(struct catalog *c)
+{
+	if (!c)
+		return;
+	for (int i = 0; i < c->n_datasets; i++)
+		free_dataset(&c->datasets[i]);
+	free(c->datasets);
+	for (int i = 0; i < c->n_classes; i++)
+		free_class(&c->classes[i]);
+	free(c->classes);
+	for (int i = 0; i < c->n_plugins; i++)
+		free_plugin(&c->plugins[i]);
+	free(c->plugins);
+	free(c->plugins_file);
+	free(c->dir);
+	free(c);
+}
+
+const struct cat_dataset *catalog_dataset(const struct catalog *c, const char *name)
+{
+	for (int i = 0; c && i < c->n_datasets; i++)
+		if (c->datasets[i].name && strcmp(c->datasets[i].name, name) == 0)
+			return &c->datasets[i];
+	return NULL;
+}
+
+const struct cat_device_class *catalog_device_class(const struct catalog *c, const char *name)
+{
+	for (int i = 0; c && i < c->n_classes; i++)
+		if (c->classes[i].name && strcmp(c->classes[i].name, name) == 0)
+			return &c->classes[i];
+	return NULL;
+}
+
+const struct cat_plugin *catalog_plugin(const struct catalog *c, const char *name)
+{
+	for (int i = 0; c && i < c->n_plugins; i++)
+		if (c->plugins[i].name && strcmp(c->plugins[i].name, name) == 0)
+			return &c->plugins[i];
+	return NULL;
+}
+
+const struct cat_field *cat_dataset_field(const struct cat_dataset *d, const char *name, size_t len)
+{
+	for (int i = 0; i < d->n_fields; i++)
+		if (strlen(d->fields[i].name) == len && memcmp(d->fields[i].name, name, len) == 0)
+			return &d->fields[i];
+	return NULL;
+}

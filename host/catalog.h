@@ -1,0 +1,152 @@
+/*
+ * catalog — the data resource catalog (数据资源目录): dataset schemas, device
+ * classes and the plugin index, loaded from `catalog/` (see catalog/README.md).
+ *
+ * catalog_load reads every file, checks each key against the format and then
+ * cross-checks the whole (a ref to a missing dataset, a capability naming an
+ * unknown dataset or class, a plugin requiring an unknown one, duplicate
+ * names). Any problem fails the load with "file:line: what: reason" and no
+ * half-built result. The loaded catalog is immutable and owned by whoever
+ * loaded it; it never opens the store or changes anything outside itself.
+ */
+#ifndef LINLI_CATALOG_H
+#define LINLI_CATALOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "scope.h"
+
+#define CAT_NAME_MAX   64 /* longest name, bytes */
+#define CAT_MAX_FIELDS 64 /* fields per dataset (the store keeps a 64-bit mask) */
+
+enum cat_type {
+	CAT_STRING = 1,
+	CAT_INTEGER,
+	CAT_FLOAT,
+	CAT_BOOLEAN,
+	CAT_TIME, /* int64 milliseconds since 1970-01-01T00:00:00Z */
+	CAT_ENUM,
+	CAT_REF, /* the id of a record of another dataset */
+	CAT_GEO, /* {lat, lon}, WGS-84 degrees */
+};
+
+enum cat_sensitive {
+	CAT_SENS_NONE = 0,
+	CAT_SENS_ID_NUMBER,
+	CAT_SENS_PHONE,
+	CAT_SENS_NAME,
+	CAT_SENS_ADDRESS,
+	CAT_SENS_HEALTH,
+};
+
+enum cat_sharing { CAT_SHARED = 1, CAT_CONDITIONAL, CAT_NOT_SHARED };
+enum cat_source { CAT_SRC_CITY = 1, CAT_SRC_COMMUNITY };
+enum cat_access { CAT_READ = 1, CAT_WRITE = 2 };
+enum cat_severity { CAT_SEV_CRITICAL = 1, CAT_SEV_MAJOR, CAT_SEV_MINOR, CAT_SEV_INFO };
+
+struct cat_dataset;
+
+/* A value slot: a dataset field, a device resource or a command argument. */
+struct cat_field {
+	char *name;
+	enum cat_type type;
+	bool required;		      /* dataset fields; command args are all required */
+	bool indexed;		      /* dataset fields */
+	enum cat_sensitive sensitive; /* dataset fields */
+	int access;		      /* resources: CAT_READ | CAT_WRITE */
+	char *unit;		      /* resources and args; NULL when none */
+	char **values;		      /* enum: the allowed values */
+	int n_values;
+	char *ref;			  /* ref: dataset name */
+	const struct cat_dataset *ref_ds; /* ref: resolved at load */
+	bool has_min, has_max;
+	int64_t imin, imax; /* integer */
+	double fmin, fmax;  /* float */
+	int64_t max_len;    /* string: bytes; 0 = no limit of its own */
+	int line;
+};
+
+struct cat_dataset {
+	char *name, *title_zh, *title_en, *owner, *family;
+	enum tier_level level; /* the tier whose nodes hold its records */
+	enum cat_sharing sharing;
+	enum cat_source source;
+	bool restricted;
+	struct cat_field *fields;
+	int n_fields;
+	char *file;
+	int line;
+};
+
+struct cat_command {
+	char *name;
+	struct cat_field *args;
+	int n_args;
+	int line;
+};
+
+struct cat_event {
+	char *name;
+	enum cat_severity severity;
+	int line;
+};
+
+struct cat_device_class {
+	char *name, *title_zh, *title_en;
+	int64_t heartbeat; /* seconds */
+	struct cat_field *resources;
+	int n_resources;
+	struct cat_command *commands;
+	int n_commands;
+	struct cat_event *events;
+	int n_events;
+	char *file;
+};
+
+struct cat_plugin {
+	char *name, *family, *version, *sdk, *description;
+	char **requires;
+	int n_requires;
+	char **capabilities;
+	int n_capabilities;
+	int line;
+};
+
+struct catalog {
+	char *dir; /* NULL for the empty catalog */
+	struct cat_dataset *datasets;
+	int n_datasets;
+	struct cat_device_class *classes;
+	int n_classes;
+	struct cat_plugin *plugins;
+	int n_plugins;
+	char *plugins_file;
+};
+
+/*
+ * catalog_load — load and cross-check the catalog in `dir` (datasets/NAME.cfg,
+ * devices/CLASS.cfg, plugins.cfg; each part may be absent). `dir` NULL gives the
+ * empty catalog. Returns 0 with *out set (free with catalog_free), or
+ * LINLI_ECONFIG with err "file:line: what: reason", LINLI_EIO when the
+ * directory cannot be read, LINLI_ENOMEM.
+ */
+int catalog_load(const char *dir, struct catalog **out, char *err, size_t errlen);
+void catalog_free(struct catalog *c);
+
+/* Lookups by name; NULL when absent. */
+const struct cat_dataset *catalog_dataset(const struct catalog *c, const char *name);
+const struct cat_device_class *catalog_device_class(const struct catalog *c, const char *name);
+const struct cat_plugin *catalog_plugin(const struct catalog *c, const char *name);
+const struct cat_field *cat_dataset_field(const struct cat_dataset *d, const char *name,
+					  size_t len);
+
+/* Names of enum values, for messages and the console. */
+const char *cat_type_name(enum cat_type t);
+const char *cat_sensitive_name(enum cat_sensitive s);
+const char *cat_sharing_name(enum cat_sharing s);
+const char *cat_source_name(enum cat_source s);
+const char *cat_severity_name(enum cat_severity s);
+
+#endif

@@ -1,0 +1,2432 @@
+/*
+ * store — see store.h.
+ *
+ * The batch log. Every write that joins the batch is first validated and
+ * normalised (nothing of a refused write reaches LMDB), then applied to the
+ * write transaction at once (so later reads and writes of the same batch see
+ * it), then recorded in the batch log: its dataset, scope, id and the exact
+ * bytes stored, or "deleted". The log is what makes MDB_MAP_FULL
+ * transparent: LMDB poisons a transaction that runs out of map, so the store
+ * aborts it, doubles the map, begins a new transaction, replays the log on
+ * the same committed state (which gives the same result, read-modify-writes
+ * included, because their outcome was recorded, not their function) and
+ * goes on. The log is dropped at commit.
+ *
+ * Map growth needs every read transaction of the process closed, because
+ * LMDB unmaps and remaps the file: reads on other threads hold `maplock` as
+ * readers for their (short) transaction, growth takes it as writer. A backup
+ * holds it for its whole copy, so the map cannot grow during a backup: such a
+ * write fails with LINLI_EBUSY rather than stall the kernel thread.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <lmdb.h>
+#include <math.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "linli/error.h"
+#include "log.h"
+#include "mp.h"
+
+#define KEY_MAX		511
+#define STORE_FORMAT	"linli-store 1"
+#define IDX_RAW_MAX	64 /* longer string values are indexed by hash */
+#define HASH_LEN	16
+#define MAP_LIMIT	((size_t)1 << 40) /* 1 TiB: the map never grows past this */
+#define BACKUP_HEADROOM ((size_t)1 << 30) /* map room reserved when a backup starts */
+
+enum apply_mode { APPLY_NEW, APPLY_REPLACE };
+
+struct logop {
+	uint8_t del;
+	uint8_t mode;
+	uint16_t ds; /* index into cat->datasets, or DS_JOURNAL */
+	uint32_t scope_off, id_off, val_off, val_len;
+};
+
+/* A log op for the event journal rather than a dataset: id holds the seq. */
+#define DS_JOURNAL 0xFFFF
+
+struct waiter {
+	store_done_fn fn;
+	void *arg;
+};
+
+struct store {
+	MDB_env *env;
+	MDB_dbi rec, idx, ids, meta, journal;
+	const struct catalog *cat;
+	struct store_opts o;
+	char *dir;
+	char data_path[PATH_MAX];
+	pthread_t owner;
+	size_t map_size;
+	unsigned psize;
+
+	MDB_txn *wtxn;	/* the batch's write transaction, NULL between batches */
+	MDB_txn *rtxn;	/* the owner's read transaction, reused (reset between batches) */
+	bool rtxn_live; /* rtxn is active: until store_batch_end */
+
+	/* The batch log: ops whose strings and values live in `arena`. */
+	char *arena;
+	size_t arena_len, arena_cap;
+	struct logop *ops;
+	size_t n_ops, cap_ops;
+	struct waiter *waiters;
+	size_t n_waiters, cap_waiters;
+	int64_t *delta; /* per dataset: records added minus deleted in the batch */
+
+	msgpack_zone zone;    /* scratch for unpacking input (cleared per call) */
+	msgpack_zone azone;   /* scratch for apply (cleared per apply) */
+	msgpack_sbuffer norm; /* the normalised record of the current write */
+	msgpack_sbuffer upd;  /* what a store_update_fn packs */
+	msgpack_sbuffer old;  /* a copy of the record being replaced or deleted */
+
+	uint64_t last_ms;
+	uint32_t seq;
+
+	pthread_rwlock_t maplock;
+	pthread_mutex_t bmu;
+	atomic_bool backup_running;
+	bool backup_joinable;
+	pthread_t backup_thread;
+
+	atomic_uint_fast64_t commits, writes, failed_commits, grows, last_commit_us;
+};
+
+/* ---- errors ---- */
+
+__attribute__((format(printf, 4, 5))) static int fail(char *err, size_t errlen, int rc,
+						      const char *fmt, ...)
+{
+	if (err && errlen) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return rc;
+}
+
+static bool disk_full(int rc)
+{
+	return rc == ENOSPC || rc == EFBIG || rc == EDQUOT;
+}
+
+/*
+ * LMDB turns a short write into EIO ("short write, filesystem full?"), which
+ * is how a filling disk usually shows: call it full when little space is left.
+ */
+static bool fs_nearly_full(const char *dir)
+{
+	struct statvfs v;
+	return dir && statvfs(dir, &v) == 0 && (uint64_t)v.f_bavail * v.f_frsize < (4u << 20);
+}
+
+/* Map an LMDB or errno result to a LINLI code with a message naming `what`. */
+static int lmdb_fail(struct store *s, int rc, const char *what, char *err, size_t errlen)
+{
+	if (rc == EIO && fs_nearly_full(s->dir))
+		rc = ENOSPC;
+	if (disk_full(rc))
+		return fail(err, errlen, LINLI_EFULL,
+			    "store: %s: the disk is full (%s) writing %s; nothing of this batch "
+			    "was stored, everything committed before is intact",
+			    what, strerror(rc), s->data_path);
+	if (rc == MDB_MAP_FULL)
+		return fail(err, errlen, LINLI_EFULL, "store: %s: the map (%zu MiB) is full", what,
+			    s->map_size >> 20);
+	if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_INVALID)
+		return fail(err, errlen, LINLI_ECORRUPT, "store: %s: %s is damaged: %s", what,
+			    s->data_path, mdb_strerror(rc));
+	return fail(err, errlen, LINLI_EIO, "store: %s: %s", what, mdb_strerror(rc));
+}
+
+/* ---- small helpers ---- */
+
+bool store_id_ok(const char *id)
+{
+	size_t n = strlen(id);
+	if (n == 0 || n > STORE_ID_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = id[i];
+		bool alnum =
+		    (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+		if (!alnum && (i == 0 || !(c == '_' || c == '.' || c == ':' || c == '-')))
+			return false;
+	}
+	return true;
+}
+
+static bool id_ok_n(const char *p, size_t n)
+{
+	char buf[STORE_ID_MAX + 1];
+	if (n == 0 || n > STORE_ID_MAX || memchr(p, 0, n))
+		return false;
+	memcpy(buf, p, n);
+	buf[n] = '\0';
+	return store_id_ok(buf);
+}
+
+static bool utf8_ok(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		unsigned char c = s[i];
+		size_t len;
+		uint32_t cp;
+		if (c == 0)
+			return false;
+		if (c < 0x80) {
+			i++;
+			continue;
+		} else if ((c & 0xE0) == 0xC0) {
+			len = 2;
+			cp = c & 0x1F;
+		} else if ((c & 0xF0) == 0xE0) {
+			len = 3;
+			cp = c & 0x0F;
+		} else if ((c & 0xF8) == 0xF0) {
+			len = 4;
+			cp = c & 0x07;
+		} else
+			return false;
+		if (i + len > n)
+			return false;
+		for (size_t k = 1; k < len; k++) {
+			if ((s[i + k] & 0xC0) != 0x80)
+				return false;
+			cp = (cp << 6) | (s[i + k] & 0x3F);
+		}
+		if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
+		    (len == 4 && cp < 0x10000) || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+			return false;
+		i += len;
+	}
+	return true;
+}
+
+/* Days from 1970-01-01 to y-m-d (proleptic Gregorian), after H. Hinnant. */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	unsigned yoe = (unsigned)(y - era * 400);
+	unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+static bool digits(const char *s, size_t n, int *out)
+{
+	int v = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return true;
+}
+
+bool store_time_parse(const char *s, size_t n, int64_t *ms)
+{
+	int y, mo, d, h = 0, mi = 0, sec = 0, frac = 0;
+	if (n < 10 || !digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) || s[7] != '-' ||
+	    !digits(s + 8, 2, &d))
+		return false;
+	static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+	if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] + (mo == 2 && leap))
+		return false;
+	int64_t off_min = 0;
+	if (n > 10) {
+		/* A date-time: T HH:MM:SS [.frac] (Z | +HH:MM | -HH:MM). */
+		if (!(s[10] == 'T' || s[10] == 't' || s[10] == ' ') || n < 20 ||
+		    !digits(s + 11, 2, &h) || s[13] != ':' || !digits(s + 14, 2, &mi) ||
+		    s[16] != ':' || !digits(s + 17, 2, &sec) || h > 23 || mi > 59 || sec > 59)
+			return false;
+		size_t i = 19;
+		if (i < n && s[i] == '.') {
+			size_t start = ++i;
+			int scale = 100;
+			while (i < n && s[i] >= '0' && s[i] <= '9') {
+				frac += (s[i] - '0') * scale;
+				scale /= 10;
+				i++;
+			}
+			if (i == start)
+				return false;
+		}
+		if (i == n)
+			return false;
+		if (s[i] == 'Z' || s[i] == 'z') {
+			if (i + 1 != n)
+				return false;
+		} else if (s[i] == '+' || s[i] == '-') {
+			int oh, om;
+			if (i + 6 != n || !digits(s + i + 1, 2, &oh) || s[i + 3] != ':' ||
+			    !digits(s + i + 4, 2, &om) || oh > 23 || om > 59)
+				return false;
+			off_min = (s[i] == '+' ? 1 : -1) * (oh * 60 + om);
+		} else
+			return false;
+	}
+	int64_t days = days_from_civil(y, (unsigned)mo, (unsigned)d);
+	*ms = ((days * 86400 + h * 3600 + mi * 60 + sec) - off_min * 60) * 1000 + frac;
+	return true;
+}
+
+#define TIME_MIN (-62135596800000LL) /* 0001-01-01T00:00:00Z */
+#define TIME_MAX 253402300799999LL   /* 9999-12-31T23:59:59.999Z */
+
+/* The integer value of an integer object. */
+static bool obj_int(const msgpack_object *o, int64_t *v)
+{
+	if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+		if (o->via.u64 > (uint64_t)INT64_MAX)
+			return false;
+		*v = (int64_t)o->via.u64;
+		return true;
+	}
+	if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+		*v = o->via.i64;
+		return true;
+	}
+	return false;
+}
+
+static bool obj_num(const msgpack_object *o, double *v)
+{
+	int64_t i;
+	if (o->type == MSGPACK_OBJECT_FLOAT32 || o->type == MSGPACK_OBJECT_FLOAT64) {
+		*v = o->via.f64;
+		return true;
+	}
+	if (obj_int(o, &i)) {
+		*v = (double)i;
+		return true;
+	}
+	return false;
+}
+
+static bool is_str_type(enum cat_type t)
+{
+	return t == CAT_STRING || t == CAT_ENUM || t == CAT_REF;
+}
+
+/* ---- keys ---- */
+
+struct kbuf {
+	char b[KEY_MAX + 1];
+	size_t n;
+};
+
+static void kput(struct kbuf *k, const void *p, size_t n)
+{
+	memcpy(k->b + k->n, p, n);
+	k->n += n;
+}
+static void kstr(struct kbuf *k, const char *s)
+{
+	kput(k, s, strlen(s));
+}
+static void kzero(struct kbuf *k)
+{
+	k->b[k->n++] = '\0';
+}
+
+/* dataset \0 [scope "/"] */
+static void rec_prefix(struct kbuf *k, const char *ds, const char *scope)
+{
+	k->n = 0;
+	kstr(k, ds);
+	kzero(k);
+	if (scope && *scope) {
+		kstr(k, scope);
+		kput(k, "/", 1);
+	}
+}
+
+/* dataset \0 scope "/" \0 id */
+static void rec_key(struct kbuf *k, const char *ds, const char *scope, const char *id)
+{
+	rec_prefix(k, ds, scope);
+	kzero(k);
+	kstr(k, id);
+}
+
+/* dataset \0 id */
+static void ids_key(struct kbuf *k, const char *ds, const char *id, size_t idlen)
+{
+	k->n = 0;
+	kstr(k, ds);
+	kzero(k);
+	kput(k, id, idlen);
+}
+
+/* An index value: a 2-byte big-endian length and the canonical bytes. */
+struct encv {
+	uint8_t b[2 + IDX_RAW_MAX];
+	size_t n;
+};
+
+static void be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--) {
+		p[i] = (uint8_t)v;
+		v >>= 8;
+	}
+}
+
+/* Canonical index bytes of value `v` (already normalised) of field `f`. */
+static void enc_value(const struct cat_field *f, const msgpack_object *v, struct encv *e)
+{
+	uint8_t *p = e->b + 2;
+	size_t n = 0;
+	if (is_str_type(f->type)) {
+		n = v->via.str.size;
+		if (n <= IDX_RAW_MAX)
+			memcpy(p, v->via.str.ptr, n);
+		else {
+			crypto_generichash(p, HASH_LEN, (const unsigned char *)v->via.str.ptr,
+					   v->via.str.size, NULL, 0);
+			n = 0x8000 | HASH_LEN;
+		}
+	} else if (f->type == CAT_INTEGER || f->type == CAT_TIME) {
+		int64_t i = 0;
+		obj_int(v, &i);
+		be64(p, (uint64_t)i ^ (1ull << 63));
+		n = 8;
+	} else if (f->type == CAT_FLOAT) {
+		double d = 0;
+		obj_num(v, &d);
+		if (d == 0)
+			d = 0; /* -0.0 equals 0.0 */
+		uint64_t bits;
+		memcpy(&bits, &d, 8);
+		be64(p, bits);
+		n = 8;
+	} else if (f->type == CAT_BOOLEAN) {
+		p[0] = v->via.boolean ? 1 : 0;
+		n = 1;
+	}
+	e->b[0] = (uint8_t)(n >> 8);
+	e->b[1] = (uint8_t)n;
+	e->n = 2 + (n & 0x7fff);
+}
+
+/* dataset \0 field \0 value [scope "/" [\0 id]] */
+static void idx_prefix(struct kbuf *k, const char *ds, const struct cat_field *f,
+		       const struct encv *e, const char *scope)
+{
+	k->n = 0;
+	kstr(k, ds);
+	kzero(k);
+	kstr(k, f->name);
+	kzero(k);
+	kput(k, e->b, e->n);
+	if (scope && *scope) {
+		kstr(k, scope);
+		kput(k, "/", 1);
+	}
+}
+
+static void idx_key(struct kbuf *k, const char *ds, const struct cat_field *f, const struct encv *e,
+		    const char *scope, const char *id)
+{
+	idx_prefix(k, ds, f, e, scope);
+	kzero(k);
+	kstr(k, id);
+}
+
+/* Equal normalised values of field f? (Exact, also for hashed strings.) */
+static bool val_eq(const struct cat_field *f, const msgpack_object *a, const msgpack_object *b)
+{
+	if (is_str_type(f->type))
+		return a->type == MSGPACK_OBJECT_STR && b->type == MSGPACK_OBJECT_STR &&
+		       a->via.str.size == b->via.str.size &&
+		       memcmp(a->via.str.ptr, b->via.str.ptr, a->via.str.size) == 0;
+	if (f->type == CAT_INTEGER || f->type == CAT_TIME) {
+		int64_t x, y;
+		return obj_int(a, &x) && obj_int(b, &y) && x == y;
+	}
+	if (f->type == CAT_FLOAT) {
+		double x, y;
+		return obj_num(a, &x) && obj_num(b, &y) && x == y;
+	}
+	if (f->type == CAT_BOOLEAN)
+		return a->type == MSGPACK_OBJECT_BOOLEAN && b->type == MSGPACK_OBJECT_BOOLEAN &&
+		       a->via.boolean == b->via.boolean;
+	return false;
+}
+
+/* Split a key tail "scope/\0id" into NUL-terminated parts. */
+static bool split_tail(const char *t, size_t n, char *scope, char *id)
+{
+	const char *z = memchr(t, '\0', n);
+	if (!z || z == t || z[-1] != '/')
+		return false;
+	size_t sl = (size_t)(z - t) - 1, il = n - (size_t)(z - t) - 1;
+	if (sl > SCOPE_MAX || il == 0 || il > STORE_ID_MAX)
+		return false;
+	memcpy(scope, t, sl);
+	scope[sl] = '\0';
+	memcpy(id, z + 1, il);
+	id[il] = '\0';
+	return true;
+}
+
+/* ---- validation ---- */
+
+static const char *obj_type_name(const msgpack_object *o)
+{
+	switch (o->type) {
+	case MSGPACK_OBJECT_NIL:
+		return "null";
+	case MSGPACK_OBJECT_BOOLEAN:
+		return "a boolean";
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+		return "an integer";
+	case MSGPACK_OBJECT_FLOAT32:
+	case MSGPACK_OBJECT_FLOAT64:
+		return "a float";
+	case MSGPACK_OBJECT_STR:
+		return "a string";
+	case MSGPACK_OBJECT_ARRAY:
+		return "an array";
+	case MSGPACK_OBJECT_MAP:
+		return "a map";
+	default:
+		return "binary data";
+	}
+}
+
+/* "a, b, c" of an enum's values, shortened for messages. */
+static void values_list(const struct cat_field *f, char *buf, size_t len)
+{
+	size_t off = 0;
+	buf[0] = '\0';
+	for (int i = 0; i < f->n_values && off + 1 < len; i++)
+		off += (size_t)snprintf(buf + off, len - off, "%s%s", i ? ", " : "", f->values[i]);
+}
+
+#define VFAIL(...) fail(err, errlen, LINLI_ESCHEMA, __VA_ARGS__)
+
+/* Validate value `v` of field `f` and pack its normalised form. */
+static int put_value(const struct cat_dataset *ds, const struct cat_field *f,
+		     const msgpack_object *v, msgpack_packer *pk, char *err, size_t errlen)
+{
+	const char *dn = ds->name, *fn = f->name;
+	int64_t i;
+	double d;
+	switch (f->type) {
+	case CAT_STRING:
+	case CAT_ENUM:
+	case CAT_REF: {
+		if (v->type != MSGPACK_OBJECT_STR)
+			return VFAIL("%s: field '%s': must be a string, not %s", dn, fn,
+				     obj_type_name(v));
+		size_t n = v->via.str.size;
+		const char *p = v->via.str.ptr;
+		if (f->type == CAT_ENUM) {
+			for (int k = 0; k < f->n_values; k++)
+				if (strlen(f->values[k]) == n && memcmp(f->values[k], p, n) == 0)
+					goto str_ok;
+			char vals[512];
+			values_list(f, vals, sizeof vals);
+			return VFAIL("%s: field '%s': '%.*s' is not one of %s", dn, fn,
+				     (int)(n > 64 ? 64 : n), p, vals);
+		}
+		if (f->type == CAT_REF) {
+			if (!id_ok_n(p, n))
+				return VFAIL("%s: field '%s': '%.*s' is not a record id of %s", dn,
+					     fn, (int)(n > 64 ? 64 : n), p, f->ref);
+			goto str_ok;
+		}
+		if (f->max_len && (int64_t)n > f->max_len)
+			return VFAIL("%s: field '%s': %zu bytes, longer than max_len %lld", dn, fn,
+				     n, (long long)f->max_len);
+		if (n > STORE_MAX_STRING)
+			return VFAIL("%s: field '%s': %zu bytes, longer than the store's limit %d",
+				     dn, fn, n, STORE_MAX_STRING);
+		if (memchr(p, 0, n))
+			return VFAIL("%s: field '%s': contains a NUL byte", dn, fn);
+		if (!utf8_ok((const unsigned char *)p, n))
+			return VFAIL("%s: field '%s': is not valid UTF-8", dn, fn);
+	str_ok:
+		msgpack_pack_str(pk, n);
+		msgpack_pack_str_body(pk, p, n);
+		return 0;
+	}
+	case CAT_INTEGER:
+		if (!obj_int(v, &i))
+			return VFAIL("%s: field '%s': must be an integer, not %s", dn, fn,
+				     v->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+					 ? "an integer above 2^63-1"
+					 : obj_type_name(v));
+		if (f->has_min && i < f->imin)
+			return VFAIL("%s: field '%s': %lld is below min %lld", dn, fn, (long long)i,
+				     (long long)f->imin);
+		if (f->has_max && i > f->imax)
+			return VFAIL("%s: field '%s': %lld is above max %lld", dn, fn, (long long)i,
+				     (long long)f->imax);
+		msgpack_pack_int64(pk, i);
+		return 0;
+	case CAT_FLOAT:
+		if (!obj_num(v, &d))
+			return VFAIL("%s: field '%s': must be a number, not %s", dn, fn,
+				     obj_type_name(v));
+		if (!isfinite(d))
+			return VFAIL("%s: field '%s': must be a finite number", dn, fn);
+		if (f->has_min && d < f->fmin)
+			return VFAIL("%s: field '%s': %g is below min %g", dn, fn, d, f->fmin);
+		if (f->has_max && d > f->fmax)
+			return VFAIL("%s: field '%s': %g is above max %g", dn, fn, d, f->fmax);
+		msgpack_pack_double(pk, d);
+		return 0;
+	case CAT_BOOLEAN:
+		if (v->type != MSGPACK_OBJECT_BOOLEAN)
+			return VFAIL("%s: field '%s': must be true or false, not %s", dn, fn,
+				     obj_type_name(v));
+		if (v->via.boolean)
+			msgpack_pack_true(pk);
+		else
+			msgpack_pack_false(pk);
+		return 0;
+	case CAT_TIME:
+		if (v->type == MSGPACK_OBJECT_STR) {
+			if (!store_time_parse(v->via.str.ptr, v->via.str.size, &i))
+				return VFAIL("%s: field '%s': '%.*s' is not an RFC 3339 time "
+					     "(2026-01-02T03:04:05Z)",
+					     dn, fn,
+					     (int)(v->via.str.size > 64 ? 64 : v->via.str.size),
+					     v->via.str.ptr);
+		} else if (!obj_int(v, &i))
+			return VFAIL("%s: field '%s': must be a time: integer ms since 1970 UTC or "
+				     "an RFC 3339 string, not %s",
+				     dn, fn, obj_type_name(v));
+		if (i < TIME_MIN || i > TIME_MAX)
+			return VFAIL("%s: field '%s': %lld ms is outside years 1..9999", dn, fn,
+				     (long long)i);
+		msgpack_pack_int64(pk, i);
+		return 0;
+	case CAT_GEO: {
+		const msgpack_object *lat = mp_get(v, "lat"), *lon = mp_get(v, "lon");
+		double la, lo;
+		if (v->type != MSGPACK_OBJECT_MAP || v->via.map.size != 2 || !lat || !lon)
+			return VFAIL("%s: field '%s': must be a map {\"lat\": degrees, \"lon\": "
+				     "degrees}",
+				     dn, fn);
+		if (!obj_num(lat, &la) || !obj_num(lon, &lo) || !isfinite(la) || !isfinite(lo))
+			return VFAIL("%s: field '%s': lat and lon must be numbers", dn, fn);
+		if (la < -90 || la > 90)
+			return VFAIL("%s: field '%s': lat %g is outside -90..90", dn, fn, la);
+		if (lo < -180 || lo > 180)
+			return VFAIL("%s: field '%s': lon %g is outside -180..180", dn, fn, lo);
+		msgpack_pack_map(pk, 2);
+		mp_kv_double(pk, "lat", la);
+		mp_kv_double(pk, "lon", lo);
+		return 0;
+	}
+	}
+	return VFAIL("%s: field '%s': unknown type", dn, fn);
+}
+
+/*
+ * Validate record `rec` against dataset `ds` and pack its normalised form
+ * (fields in catalog order, nil values dropped) into `pk`.
+ */
+static int normalise(const struct cat_dataset *ds, const msgpack_object *rec, msgpack_packer *pk,
+		     char *err, size_t errlen)
+{
+	if (rec->type != MSGPACK_OBJECT_MAP)
+		return VFAIL("%s: a record must be a map of fields, not %s", ds->name,
+			     obj_type_name(rec));
+	const msgpack_object *vals[CAT_MAX_FIELDS] = {0};
+	int present = 0;
+	for (uint32_t i = 0; i < rec->via.map.size; i++) {
+		const msgpack_object *k = &rec->via.map.ptr[i].key;
+		const msgpack_object *v = &rec->via.map.ptr[i].val;
+		if (k->type != MSGPACK_OBJECT_STR)
+			return VFAIL("%s: field names must be strings, not %s", ds->name,
+				     obj_type_name(k));
+		int kl = (int)(k->via.str.size > 64 ? 64 : k->via.str.size);
+		const struct cat_field *f = cat_dataset_field(ds, k->via.str.ptr, k->via.str.size);
+		if (!f) {
+			bool reserved =
+			    (k->via.str.size == 2 && memcmp(k->via.str.ptr, "id", 2) == 0) ||
+			    (k->via.str.size == 5 && memcmp(k->via.str.ptr, "scope", 5) == 0);
+			if (reserved)
+				return VFAIL(
+				    "%s: field '%.*s': not a field: a record's id and scope "
+				    "are given apart from it",
+				    ds->name, kl, k->via.str.ptr);
+			return VFAIL("%s: field '%.*s': not in the schema of %s", ds->name, kl,
+				     k->via.str.ptr, ds->name);
+		}
+		int fi = (int)(f - ds->fields);
+		if (vals[fi])
+			return VFAIL("%s: field '%s': given twice", ds->name, f->name);
+		if (v->type == MSGPACK_OBJECT_NIL) {
+			vals[fi] = v; /* seen, but absent */
+			continue;
+		}
+		vals[fi] = v;
+		present++;
+	}
+	for (int i = 0; i < ds->n_fields; i++)
+		if (ds->fields[i].required && (!vals[i] || vals[i]->type == MSGPACK_OBJECT_NIL))
+			return VFAIL("%s: field '%s': required", ds->name, ds->fields[i].name);
+	msgpack_pack_map(pk, (size_t)present);
+	for (int i = 0; i < ds->n_fields; i++) {
+		if (!vals[i] || vals[i]->type == MSGPACK_OBJECT_NIL)
+			continue;
+		mp_str(pk, ds->fields[i].name);
+		int rc = put_value(ds, &ds->fields[i], vals[i], pk, err, errlen);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* Check `scope` as a place for records of `ds`. */
+static int check_scope(const struct cat_dataset *ds, const char *scope, char *err, size_t errlen)
+{
+	char why[128];
+	if (!scope || !scope_check(scope, why, sizeof why))
+		return fail(err, errlen, LINLI_EINVAL, "%s: bad scope '%s': %s", ds->name,
+			    scope ? scope : "(none)", scope ? why : "a record needs a scope");
+	if (scope_depth(scope) < (int)ds->level)
+		return fail(err, errlen, LINLI_EINVAL,
+			    "%s: scope '%s' is a %s, but %s records live at the %s level or below",
+			    ds->name, scope, tier_level_name((enum tier_level)scope_depth(scope)),
+			    ds->name, tier_level_name(ds->level));
+	return 0;
+}
+
+/* A subtree root given to a read or delete: NULL/"" or a good path. */
+static int check_root(const char *scope, char *err, size_t errlen)
+{
+	char why[128];
+	if (scope && *scope && !scope_check(scope, why, sizeof why))
+		return fail(err, errlen, LINLI_EINVAL, "bad scope '%s': %s", scope, why);
+	return 0;
+}
+
+static const struct cat_dataset *dataset(struct store *s, const char *name, char *err,
+					 size_t errlen)
+{
+	const struct cat_dataset *d = name ? catalog_dataset(s->cat, name) : NULL;
+	if (!d)
+		fail(err, errlen, LINLI_ENOENT, "no dataset '%s' in the catalog",
+		     name ? name : "(none)");
+	return d;
+}
+
+/* ---- read transactions ---- */
+
+enum rd_kind { RD_WRITE, RD_OWNER, RD_OTHER };
+
+struct rd {
+	MDB_txn *txn;
+	enum rd_kind kind;
+};
+
+static bool on_owner(const struct store *s)
+{
+	return pthread_equal(pthread_self(), s->owner);
+}
+
+static int rd_begin(struct store *s, struct rd *r)
+{
+	int rc;
+	if (on_owner(s)) {
+		if (s->wtxn) {
+			r->txn = s->wtxn;
+			r->kind = RD_WRITE;
+			return 0;
+		}
+		/*
+		 * The owner's reads share one read transaction until its next
+		 * write or the batch end (both reset it). Only the owner writes,
+		 * so it can neither go stale nor keep pages from being reused.
+		 */
+		r->kind = RD_OWNER;
+		r->txn = s->rtxn;
+		if (s->rtxn_live)
+			return 0;
+		if (!s->rtxn || (rc = mdb_txn_renew(s->rtxn)) != 0) {
+			if (s->rtxn)
+				mdb_txn_abort(s->rtxn);
+			s->rtxn = NULL;
+			if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->rtxn)) != 0) {
+				s->rtxn = NULL;
+				return rc;
+			}
+		}
+		r->txn = s->rtxn;
+		s->rtxn_live = true;
+		return 0;
+	}
+	r->kind = RD_OTHER;
+	pthread_rwlock_rdlock(&s->maplock);
+	rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &r->txn);
+	if (rc)
+		pthread_rwlock_unlock(&s->maplock);
+	return rc;
+}
+
+static void rd_end(struct store *s, struct rd *r)
+{
+	if (r->kind == RD_OTHER) {
+		mdb_txn_abort(r->txn);
+		pthread_rwlock_unlock(&s->maplock);
+	}
+}
+
+/* End the owner's read transaction (at batch end, before writing or growing). */
+static void rd_release(struct store *s)
+{
+	if (s->rtxn_live) {
+		mdb_txn_reset(s->rtxn);
+		s->rtxn_live = false;
+	}
+}
+
+/* ---- map growth ---- */
+
+static uint64_t used_bytes(struct store *s)
+{
+	MDB_envinfo info;
+	mdb_env_info(s->env, &info);
+	return ((uint64_t)info.me_last_pgno + 1) * s->psize;
+}
+
+/* Double the map (no write transaction may be open). */
+static int grow_to(struct store *s, size_t ns, char *err, size_t errlen)
+{
+	if (atomic_load(&s->backup_running))
+		return fail(err, errlen, LINLI_EBUSY,
+			    "store: the map (%zu MiB) is full and cannot grow while a backup runs; "
+			    "retry when it has finished",
+			    s->map_size >> 20);
+	if (s->map_size >= MAP_LIMIT)
+		return fail(err, errlen, LINLI_EFULL, "store: the map reached its limit of %zu MiB",
+			    s->map_size >> 20);
+	if (ns > MAP_LIMIT)
+		ns = MAP_LIMIT;
+	rd_release(s);
+	pthread_rwlock_wrlock(&s->maplock);
+	int rc = mdb_env_set_mapsize(s->env, ns);
+	pthread_rwlock_unlock(&s->maplock);
+	if (rc)
+		return lmdb_fail(s, rc, "growing the map", err, errlen);
+	log_info("store", "map grew from %zu to %zu MiB", s->map_size >> 20, ns >> 20);
+	s->map_size = ns;
+	atomic_fetch_add(&s->grows, 1);
+	return 0;
+}
+
+static int grow(struct store *s, char *err, size_t errlen)
+{
+	return grow_to(s, s->map_size * 2, err, errlen);
+}
+
+/* ---- applying writes to the write transaction ---- */
+
+static const char *arena_str(struct store *s, uint32_t off)
+{
+	return s->arena + off;
+}
+
+/* Add or remove index entries going from record `old` to `nw` (either may be NULL). */
+static int idx_update(struct store *s, const struct cat_dataset *ds, const char *scope,
+		      const char *id, const msgpack_object *old, const msgpack_object *nw)
+{
+	for (int i = 0; i < ds->n_fields; i++) {
+		const struct cat_field *f = &ds->fields[i];
+		if (!f->indexed)
+			continue;
+		const msgpack_object *o = old ? mp_get(old, f->name) : NULL;
+		const msgpack_object *n = nw ? mp_get(nw, f->name) : NULL;
+		if (o && n && val_eq(f, o, n))
+			continue;
+		struct kbuf k;
+		struct encv e;
+		int rc;
+		if (o) {
+			enc_value(f, o, &e);
+			idx_key(&k, ds->name, f, &e, scope, id);
+			MDB_val key = {k.n, k.b};
+			rc = mdb_del(s->wtxn, s->idx, &key, NULL);
+			if (rc && rc != MDB_NOTFOUND)
+				return rc;
+		}
+		if (n) {
+			enc_value(f, n, &e);
+			idx_key(&k, ds->name, f, &e, scope, id);
+			MDB_val key = {k.n, k.b}, val = {0, ""};
+			if ((rc = mdb_put(s->wtxn, s->idx, &key, &val, 0)))
+				return rc;
+		}
+	}
+	return 0;
+}
+
+static bool has_index(const struct cat_dataset *ds)
+{
+	for (int i = 0; i < ds->n_fields; i++)
+		if (ds->fields[i].indexed)
+			return true;
+	return false;
+}
+
+/* Unpack `len` bytes at `p` into the apply zone. */
+static bool unpack_a(struct store *s, const void *p, size_t len, msgpack_object *o)
+{
+	size_t off = 0;
+	return msgpack_unpack(p, len, &off, &s->azone, o) == MSGPACK_UNPACK_SUCCESS;
+}
+
+/*
+ * Unpack a record read from LMDB into our own copy first: LMDB's pointers
+ * are valid only until the next write of the transaction, and index upkeep
+ * writes while it still reads the old record.
+ */
+static bool unpack_old(struct store *s, const MDB_val *v, msgpack_object *o)
+{
+	s->old.size = 0;
+	msgpack_sbuffer_write(&s->old, v->mv_data, v->mv_size);
+	return unpack_a(s, s->old.data, s->old.size, o);
+}
+
+/*
+ * Write record (ds, scope, id) = val. APPLY_NEW: the id must be new
+ * (MDB_KEYEXIST otherwise, nothing written). APPLY_REPLACE: it exists at
+ * this scope. Returns an LMDB/errno code.
+ */
+static int apply_put(struct store *s, int dsi, const char *scope, const char *id, const void *val,
+		     size_t len, enum apply_mode mode)
+{
+	const struct cat_dataset *ds = &s->cat->datasets[dsi];
+	struct kbuf rk, ik;
+	int rc;
+	msgpack_zone_clear(&s->azone);
+	rec_key(&rk, ds->name, scope, id);
+	MDB_val key = {rk.n, rk.b}, data;
+	msgpack_object oldo, newo;
+	bool have_old = false, idx = has_index(ds);
+	if (mode == APPLY_NEW) {
+		ids_key(&ik, ds->name, id, strlen(id));
+		MDB_val ikey = {ik.n, ik.b}, ival = {strlen(scope), (void *)scope};
+		if ((rc = mdb_put(s->wtxn, s->ids, &ikey, &ival, MDB_NOOVERWRITE)))
+			return rc;
+		s->delta[dsi]++;
+	} else if (idx) {
+		if ((rc = mdb_get(s->wtxn, s->rec, &key, &data)))
+			return rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc;
+		if (!unpack_old(s, &data, &oldo))
+			return MDB_CORRUPTED;
+		have_old = true;
+	}
+	if (idx) {
+		if (!unpack_a(s, val, len, &newo))
+			return MDB_CORRUPTED;
+		if ((rc = idx_update(s, ds, scope, id, have_old ? &oldo : NULL, &newo)))
+			return rc;
+	}
+	data.mv_size = len;
+	data.mv_data = (void *)val;
+	return mdb_put(s->wtxn, s->rec, &key, &data, 0);
+}
+
+static int apply_del(struct store *s, int dsi, const char *scope, const char *id)
+{
+	const struct cat_dataset *ds = &s->cat->datasets[dsi];
+	struct kbuf rk, ik;
+	int rc;
+	msgpack_zone_clear(&s->azone);
+	rec_key(&rk, ds->name, scope, id);
+	MDB_val key = {rk.n, rk.b}, data;
+	if ((rc = mdb_get(s->wtxn, s->rec, &key, &data)))
+		return rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc;
+	if (has_index(ds)) {
+		msgpack_object oldo;
+		if (!unpack_old(s, &data, &oldo))
+			return MDB_CORRUPTED;
+		if ((rc = idx_update(s, ds, scope, id, &oldo, NULL)))
+			return rc;
+	}
+	if ((rc = mdb_del(s->wtxn, s->rec, &key, NULL)))
+		return rc;
+	ids_key(&ik, ds->name, id, strlen(id));
+	MDB_val ikey = {ik.n, ik.b};
+	if ((rc = mdb_del(s->wtxn, s->ids, &ikey, NULL)))
+		return rc;
+	s->delta[dsi]--;
+	return 0;
+}
+
+/* The journal's key: the seq, big-endian, so that the table is in seq order. */
+static void journal_key(uint64_t seq, unsigned char k[8])
+{
+	for (int i = 7; i >= 0; i--, seq >>= 8)
+		k[i] = (unsigned char)(seq & 0xff);
+}
+
+static int apply_journal(struct store *s, const char *seqhex, const void *val, size_t len)
+{
+	unsigned char kb[8];
+	journal_key(strtoull(seqhex, NULL, 16), kb);
+	MDB_val key = {8, kb}, data = {len, (void *)val};
+	return mdb_put(s->wtxn, s->journal, &key, &data, 0);
+}
+
+static int apply_op(struct store *s, const struct logop *op)
+{
+	const char *scope = arena_str(s, op->scope_off), *id = arena_str(s, op->id_off);
+	if (op->ds == DS_JOURNAL)
+		return apply_journal(s, id, s->arena + op->val_off, op->val_len);
+	if (op->del)
+		return apply_del(s, op->ds, scope, id);
+	return apply_put(s, op->ds, scope, id, s->arena + op->val_off, op->val_len,
+			 (enum apply_mode)op->mode);
+}
+
+static int arena_add(struct store *s, const void *p, size_t n, uint32_t *off)
+{
+	if (s->arena_len + n + 1 > s->arena_cap) {
+		size_t cap = s->arena_cap ? s->arena_cap : 65536;
+		while (cap < s->arena_len + n + 1)
+			cap *= 2;
+		if (cap > UINT32_MAX)
+			return LINLI_ELIMIT;
+		char *a = realloc(s->arena, cap);
+		if (!a)
+			return LINLI_ENOMEM;
+		s->arena = a;
+		s->arena_cap = cap;
+	}
+	*off = (uint32_t)s->arena_len;
+	memcpy(s->arena + s->arena_len, p, n);
+	s->arena[s->arena_len + n] = '\0';
+	s->arena_len += n + 1;
+	return 0;
+}
+
+static int log_op(struct store *s, bool del, enum apply_mode mode, int dsi, const char *scope,
+		  const char *id, const void *val, size_t len)
+{
+	if (s->n_ops == s->cap_ops) {
+		size_t cap = s->cap_ops ? s->cap_ops * 2 : 256;
+		struct logop *v = realloc(s->ops, cap * sizeof *v);
+		if (!v)
+			return LINLI_ENOMEM;
+		s->ops = v;
+		s->cap_ops = cap;
+	}
+	struct logop op = {.del = del, .mode = (uint8_t)mode, .ds = (uint16_t)dsi};
+	int rc = arena_add(s, scope, strlen(scope), &op.scope_off);
+	if (!rc)
+		rc = arena_add(s, id, strlen(id), &op.id_off);
+	if (!rc && !del)
+		rc = arena_add(s, val, len, &op.val_off);
+	if (rc)
+		return rc;
+	op.val_len = (uint32_t)len;
+	s->ops[s->n_ops++] = op;
+	return 0;
+}
+
+/* Begin the batch's write transaction if there is none. */
+static int batch_begin(struct store *s, char *err, size_t errlen)
+{
+	if (s->wtxn)
+		return 0;
+	rd_release(s); /* from here on the batch reads through its write txn */
+	/* Grow before the map is full: cheaper than running out mid-batch. */
+	if (used_bytes(s) > s->map_size / 4 * 3 && !atomic_load(&s->backup_running)) {
+		char e[256];
+		if (grow(s, e, sizeof e))
+			log_warn("store", "%s", e);
+	}
+	int rc = mdb_txn_begin(s->env, NULL, 0, &s->wtxn);
+	if (rc == MDB_MAP_RESIZED) {
+		mdb_env_set_mapsize(s->env, 0);
+		rc = mdb_txn_begin(s->env, NULL, 0, &s->wtxn);
+	}
+	if (rc) {
+		s->wtxn = NULL;
+		return lmdb_fail(s, rc, "beginning a write transaction", err, errlen);
+	}
+	memset(s->delta, 0, (size_t)(s->cat->n_datasets + 1) * sizeof *s->delta);
+	if (s->o.wake)
+		s->o.wake(s->o.wake_ud);
+	return 0;
+}
+
+static void run_waiters(struct store *s, int rc, const char *msg)
+{
+	/* Detach first: a waiter may start the next batch. */
+	struct waiter *w = s->waiters;
+	size_t n = s->n_waiters;
+	s->waiters = NULL;
+	s->n_waiters = s->cap_waiters = 0;
+	for (size_t i = 0; i < n; i++)
+		w[i].fn(w[i].arg, rc, msg);
+	free(w);
+}
+
+static void log_clear(struct store *s)
+{
+	s->n_ops = 0;
+	s->arena_len = 0;
+	if (s->arena_cap > (64u << 20)) { /* do not keep a huge batch's memory */
+		free(s->arena);
+		s->arena = NULL;
+		s->arena_cap = 0;
+	}
+}
+
+/* The batch is lost: abort it and tell every waiter. */
+static void batch_fail(struct store *s, int rc, const char *msg)
+{
+	if (s->wtxn)
+		mdb_txn_abort(s->wtxn);
+	s->wtxn = NULL;
+	log_clear(s);
+	atomic_fetch_add(&s->failed_commits, 1);
+	log_error("store", "batch lost: %s", msg);
+	run_waiters(s, rc, msg);
+}
+
+/*
+ * The map ran out: abort, grow, begin again and replay the log. On return
+ * 0 the write transaction holds exactly what it held before.
+ */
+static int regrow(struct store *s, char *err, size_t errlen)
+{
+	for (;;) {
+		if (s->wtxn)
+			mdb_txn_abort(s->wtxn);
+		s->wtxn = NULL;
+		int rc = grow(s, err, errlen);
+		if (rc)
+			return rc;
+		if ((rc = mdb_txn_begin(s->env, NULL, 0, &s->wtxn))) {
+			s->wtxn = NULL;
+			return lmdb_fail(s, rc, "beginning a write transaction", err, errlen);
+		}
+		memset(s->delta, 0, (size_t)(s->cat->n_datasets + 1) * sizeof *s->delta);
+		rc = 0;
+		for (size_t i = 0; i < s->n_ops && !rc; i++)
+			rc = apply_op(s, &s->ops[i]);
+		if (rc == MDB_MAP_FULL)
+			continue;
+		if (rc)
+			return lmdb_fail(s, rc, "replaying the batch", err, errlen);
+		return 0;
+	}
+}
+
+/*
+ * The map is full and cannot grow now (a backup runs): commit the writes the
+ * batch already holds, which fitted before, so that only the write that
+ * does not fit is refused.
+ */
+static int salvage(struct store *s)
+{
+	if (s->wtxn)
+		mdb_txn_abort(s->wtxn);
+	s->wtxn = NULL;
+	if (s->n_ops == 0)
+		return 0;
+	int rc = mdb_txn_begin(s->env, NULL, 0, &s->wtxn);
+	if (rc) {
+		s->wtxn = NULL;
+		return rc;
+	}
+	memset(s->delta, 0, (size_t)(s->cat->n_datasets + 1) * sizeof *s->delta);
+	for (size_t i = 0; i < s->n_ops && !rc; i++)
+		rc = apply_op(s, &s->ops[i]);
+	if (rc) {
+		mdb_txn_abort(s->wtxn);
+		s->wtxn = NULL;
+		return rc;
+	}
+	return store_batch_end(s);
+}
+
+/*
+ * Apply one new write with map growth; on a hard failure the whole batch is
+ * lost (and said so). `rc_out` gets the raw LMDB result for KEYEXIST checks.
+ */
+static int apply_new(struct store *s, bool del, enum apply_mode mode, int dsi, const char *scope,
+		     const char *id, const void *val, size_t len, char *err, size_t errlen)
+{
+	for (;;) {
+		int rc = dsi == DS_JOURNAL ? apply_journal(s, id, val, len)
+			 : del		   ? apply_del(s, dsi, scope, id)
+					   : apply_put(s, dsi, scope, id, val, len, mode);
+		if (rc == 0)
+			break;
+		if (rc == MDB_KEYEXIST)
+			return rc; /* nothing was written; the caller picks another id */
+		if (rc == MDB_MAP_FULL) {
+			if ((rc = regrow(s, err, errlen)) == 0)
+				continue;
+			if (rc == LINLI_EBUSY && salvage(s) == 0)
+				return rc; /* only this write is refused */
+		} else
+			rc = lmdb_fail(s, rc, "writing", err, errlen);
+		batch_fail(s, rc, err);
+		return rc;
+	}
+	int rc = log_op(s, del, mode, dsi, scope, id, val, len);
+	if (rc) {
+		fail(err, errlen, rc, "store: out of memory recording the batch");
+		batch_fail(s, rc, err);
+		return rc;
+	}
+	atomic_fetch_add(&s->writes, 1);
+	return 0;
+}
+
+/* Where does record `id` live? 0 with scope, or MDB_NOTFOUND. */
+static int find_scope(struct store *s, MDB_txn *txn, const char *ds, const char *id, char *scope)
+{
+	struct kbuf k;
+	ids_key(&k, ds, id, strlen(id));
+	MDB_val key = {k.n, k.b}, val;
+	int rc = mdb_get(txn, s->ids, &key, &val);
+	if (rc)
+		return rc;
+	if (val.mv_size > SCOPE_MAX)
+		return MDB_CORRUPTED;
+	memcpy(scope, val.mv_data, val.mv_size);
+	scope[val.mv_size] = '\0';
+	return 0;
+}
+
+static void gen_id(struct store *s, char *out)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	if (ms > s->last_ms) {
+		s->last_ms = ms;
+		s->seq = 0;
+	} else if (++s->seq > 0xffff) {
+		s->last_ms++;
+		s->seq = 0;
+	}
+	snprintf(out, STORE_ID_MAX + 1, "%012llx%04x", (unsigned long long)s->last_ms,
+		 (unsigned)s->seq);
+}
+
+static int owner_only(struct store *s, char *err, size_t errlen)
+{
+	if (!on_owner(s))
+		return fail(err, errlen, LINLI_ESTATE,
+			    "store: writes run on the kernel thread only");
+	return 0;
+}
+
+/* Unpack and normalise `rec` into s->norm. */
+static int prepare_record(struct store *s, const struct cat_dataset *ds, const void *rec,
+			  size_t len, char *err, size_t errlen)
+{
+	if (len > STORE_MAX_RECORD)
+		return fail(err, errlen, LINLI_E2BIG, "%s: record of %zu bytes is larger than %u",
+			    ds->name, len, STORE_MAX_RECORD);
+	msgpack_zone_clear(&s->zone);
+	msgpack_object o;
+	size_t off = 0;
+	if (!rec || msgpack_unpack(rec, len, &off, &s->zone, &o) != MSGPACK_UNPACK_SUCCESS ||
+	    off != len)
+		return fail(err, errlen, LINLI_ESCHEMA, "%s: the record is not one MessagePack map",
+			    ds->name);
+	s->norm.size = 0;
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, &s->norm, msgpack_sbuffer_write);
+	return normalise(ds, &o, &pk, err, errlen);
+}
+
+/* Write s->norm as record (ds, scope, id|new). */
+static int put_prepared(struct store *s, const struct cat_dataset *ds, const char *scope,
+			const char *id, char *id_out, bool *created, char *err, size_t errlen)
+{
+	int dsi = (int)(ds - s->cat->datasets);
+	int rc = batch_begin(s, err, errlen);
+	if (rc)
+		return rc;
+	char nid[STORE_ID_MAX + 1];
+	if (!id) {
+		for (;;) {
+			gen_id(s, nid);
+			rc = apply_new(s, false, APPLY_NEW, dsi, scope, nid, s->norm.data,
+				       s->norm.size, err, errlen);
+			if (rc != MDB_KEYEXIST)
+				break;
+		}
+		if (rc)
+			return rc;
+		if (created)
+			*created = true;
+		snprintf(id_out, STORE_ID_MAX + 1, "%s", nid);
+		return 0;
+	}
+	char cur[SCOPE_MAX + 1];
+	rc = find_scope(s, s->wtxn, ds->name, id, cur);
+	if (rc && rc != MDB_NOTFOUND)
+		return lmdb_fail(s, rc, "looking up the id", err, errlen);
+	bool exists = rc == 0;
+	if (exists && strcmp(cur, scope) != 0)
+		return fail(err, errlen, LINLI_EEXIST,
+			    "%s: id '%s' already exists at scope '%s' (not '%s'); delete it there "
+			    "first to move it",
+			    ds->name, id, cur, scope);
+	rc = apply_new(s, false, exists ? APPLY_REPLACE : APPLY_NEW, dsi, scope, id, s->norm.data,
+		       s->norm.size, err, errlen);
+	if (rc == MDB_KEYEXIST)
+		return lmdb_fail(s, MDB_CORRUPTED, "writing", err, errlen);
+	if (rc)
+		return rc;
+	if (created)
+		*created = !exists;
+	if (id_out)
+		snprintf(id_out, STORE_ID_MAX + 1, "%s", id);
+	return 0;
+}
+
+int store_put(struct store *s, const char *dataset_name, const char *scope, const char *id,
+	      const void *rec, size_t len, char *id_out, bool *created, char *err, size_t errlen)
+{
+	int rc = owner_only(s, err, errlen);
+	if (rc)
+		return rc;
+	const struct cat_dataset *ds = dataset(s, dataset_name, err, errlen);
+	if (!ds)
+		return LINLI_ENOENT;
+	if ((rc = check_scope(ds, scope, err, errlen)))
+		return rc;
+	if (id && !store_id_ok(id))
+		return fail(err, errlen, LINLI_EINVAL,
+			    "%s: bad id '%.64s': 1 to %d of A-Z a-z 0-9 _ . : - starting with a "
+			    "letter or digit",
+			    ds->name, id, STORE_ID_MAX);
+	if ((rc = prepare_record(s, ds, rec, len, err, errlen)))
+		return rc;
+	return put_prepared(s, ds, scope, id, id_out, created, err, errlen);
+}
+
+int store_delete(struct store *s, const char *dataset_name, const char *scope, const char *id,
+		 char *err, size_t errlen)
+{
+	int rc = owner_only(s, err, errlen);
+	if (rc)
+		return rc;
+	const struct cat_dataset *ds = dataset(s, dataset_name, err, errlen);
+	if (!ds)
+		return LINLI_ENOENT;
+	if ((rc = check_root(scope, err, errlen)))
+		return rc;
+	if (!id || !store_id_ok(id))
+		return fail(err, errlen, LINLI_EINVAL, "%s: bad id '%.64s'", ds->name,
+			    id ? id : "");
+	if ((rc = batch_begin(s, err, errlen)))
+		return rc;
+	char cur[SCOPE_MAX + 1];
+	rc = find_scope(s, s->wtxn, ds->name, id, cur);
+	if (rc == MDB_NOTFOUND || (rc == 0 && scope && !scope_within(scope, cur)))
+		return fail(err, errlen, LINLI_ENOENT, "%s: no record '%s'%s%s", ds->name, id,
+			    scope && *scope ? " in scope " : "", scope ? scope : "");
+	if (rc)
+		return lmdb_fail(s, rc, "looking up the id", err, errlen);
+	return apply_new(s, true, APPLY_REPLACE, (int)(ds - s->cat->datasets), cur, id, NULL, 0,
+			 err, errlen);
+}
+
+int store_update(struct store *s, const char *dataset_name, const char *scope, const char *id,
+		 store_update_fn fn, void *ud, char *err, size_t errlen)
+{
+	int rc = owner_only(s, err, errlen);
+	if (rc)
+		return rc;
+	const struct cat_dataset *ds = dataset(s, dataset_name, err, errlen);
+	if (!ds)
+		return LINLI_ENOENT;
+	if (!id || !store_id_ok(id))
+		return fail(err, errlen, LINLI_EINVAL, "%s: bad id '%.64s'", ds->name,
+			    id ? id : "");
+	if ((rc = check_root(scope, err, errlen)) || (rc = batch_begin(s, err, errlen)))
+		return rc;
+	char cur[SCOPE_MAX + 1];
+	rc = find_scope(s, s->wtxn, ds->name, id, cur);
+	if (rc && rc != MDB_NOTFOUND)
+		return lmdb_fail(s, rc, "looking up the id", err, errlen);
+	bool exists = rc == 0;
+	if (exists && scope && !scope_within(scope, cur))
+		return fail(err, errlen, LINLI_EEXIST, "%s: id '%s' exists outside scope '%s'",
+			    ds->name, id, scope);
+	const char *where = exists ? cur : scope;
+	if (!exists && (rc = check_scope(ds, scope, err, errlen)))
+		return rc;
+
+	/* Read the current record into a zone of our own: fn may call store_get. */
+	msgpack_zone z;
+	msgpack_zone_init(&z, 4096);
+	msgpack_object old;
+	if (exists) {
+		struct kbuf k;
+		rec_key(&k, ds->name, cur, id);
+		MDB_val key = {k.n, k.b}, val;
+		size_t off = 0;
+		if ((rc = mdb_get(s->wtxn, s->rec, &key, &val)) ||
+		    msgpack_unpack(val.mv_data, val.mv_size, &off, &z, &old) !=
+			MSGPACK_UNPACK_SUCCESS) {
+			msgpack_zone_destroy(&z);
+			return lmdb_fail(s, rc ? rc : MDB_CORRUPTED, "reading the record", err,
+					 errlen);
+		}
+	}
+	s->upd.size = 0;
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, &s->upd, msgpack_sbuffer_write);
+	if (err && errlen)
+		err[0] = '\0';
+	rc = fn(ud, exists ? &old : NULL, &pk, err, errlen);
+	msgpack_zone_destroy(&z);
+	if (rc < 0) {
+		if (err && errlen && !err[0])
+			fail(err, errlen, rc, "%s: update of '%s' refused: %s", ds->name, id,
+			     linli_strerror(rc));
+		return rc;
+	}
+	if (rc == STORE_KEEP)
+		return 0;
+	if (rc == STORE_DELETE) {
+		if (!exists)
+			return 0;
+		return apply_new(s, true, APPLY_REPLACE, (int)(ds - s->cat->datasets), cur, id,
+				 NULL, 0, err, errlen);
+	}
+	if (rc != 0)
+		return fail(err, errlen, LINLI_EINVAL, "%s: update function returned %d", ds->name,
+			    rc);
+	/* prepare_record reads s->upd and writes s->norm: distinct buffers. */
+	if ((rc = prepare_record(s, ds, s->upd.data, s->upd.size, err, errlen)))
+		return rc;
+	return put_prepared(s, ds, where, id, NULL, NULL, err, errlen);
+}
+
+int store_on_commit(struct store *s, store_done_fn fn, void *arg)
+{
+	if (!on_owner(s) || !s->wtxn || !fn)
+		return LINLI_ESTATE;
+	if (s->n_waiters == s->cap_waiters) {
+		size_t cap = s->cap_waiters ? s->cap_waiters * 2 : 64;
+		struct waiter *w = realloc(s->waiters, cap * sizeof *w);
+		if (!w)
+			return LINLI_ENOMEM;
+		s->waiters = w;
+		s->cap_waiters = cap;
+	}
+	s->waiters[s->n_waiters++] = (struct waiter){fn, arg};
+	return 0;
+}
+
+/* Add the batch's record-count deltas to meta "count/<dataset>". */
+static int flush_counts(struct store *s)
+{
+	for (int i = 0; i < s->cat->n_datasets; i++) {
+		if (!s->delta[i])
+			continue;
+		char k[CAT_NAME_MAX + 8];
+		int kn = snprintf(k, sizeof k, "count/%s", s->cat->datasets[i].name);
+		MDB_val key = {(size_t)kn, k}, val;
+		int64_t n = 0;
+		int rc = mdb_get(s->wtxn, s->meta, &key, &val);
+		if (rc == 0 && val.mv_size == sizeof n)
+			memcpy(&n, val.mv_data, sizeof n);
+		else if (rc && rc != MDB_NOTFOUND)
+			return rc;
+		n += s->delta[i];
+		if (n < 0)
+			n = 0;
+		val.mv_size = sizeof n;
+		val.mv_data = &n;
+		if ((rc = mdb_put(s->wtxn, s->meta, &key, &val, 0)))
+			return rc;
+	}
+	return 0;
+}
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+int store_batch_end(struct store *s)
+{
+	if (!on_owner(s))
+		return 0;
+	rd_release(s);
+	if (!s->wtxn)
+		return 0;
+	char err[512];
+	uint64_t t0 = now_us();
+	int rc;
+	for (;;) {
+		rc = flush_counts(s);
+		if (rc == 0) {
+			rc = mdb_txn_commit(s->wtxn); /* frees the txn, also on failure */
+			s->wtxn = NULL;
+		}
+		if (rc != MDB_MAP_FULL)
+			break;
+		int g = regrow(s, err, sizeof err);
+		if (g) {
+			batch_fail(s, g, err);
+			return g;
+		}
+	}
+	if (rc) {
+		int code = lmdb_fail(s, rc, "committing", err, sizeof err);
+		if (s->wtxn) {
+			mdb_txn_abort(s->wtxn);
+			s->wtxn = NULL;
+		}
+		batch_fail(s, code, err);
+		return code;
+	}
+	atomic_store(&s->last_commit_us, now_us() - t0);
+	atomic_fetch_add(&s->commits, 1);
+	log_clear(s);
+	run_waiters(s, 0, NULL);
+	return 0;
+}
+
+/* ---- reads ---- */
+
+int store_get(struct store *s, const char *dataset_name, const char *scope, const char *id,
+	      msgpack_sbuffer *out, char *scope_out, char *err, size_t errlen)
+{
+	const struct cat_dataset *ds = dataset(s, dataset_name, err, errlen);
+	if (!ds)
+		return LINLI_ENOENT;
+	int rc = check_root(scope, err, errlen);
+	if (rc)
+		return rc;
+	if (!id || !store_id_ok(id))
+		return fail(err, errlen, LINLI_EINVAL, "%s: bad id '%.64s'", ds->name,
+			    id ? id : "");
+	struct rd r;
+	if ((rc = rd_begin(s, &r)))
+		return lmdb_fail(s, rc, "beginning a read", err, errlen);
+	struct kbuf k;
+	MDB_val key, val;
+	char cur[SCOPE_MAX + 1];
+	/* The caller often knows the exact scope: one lookup. */
+	rc = MDB_NOTFOUND;
+	if (scope && *scope) {
+		rec_key(&k, ds->name, scope, id);
+		key = (MDB_val){k.n, k.b};
+		rc = mdb_get(r.txn, s->rec, &key, &val);
+		if (rc == 0)
+			snprintf(cur, sizeof cur, "%s", scope);
+	}
+	if (rc == MDB_NOTFOUND) {
+		rc = find_scope(s, r.txn, ds->name, id, cur);
+		if (rc == 0 && scope && !scope_within(scope, cur))
+			rc = MDB_NOTFOUND;
+		if (rc == 0) {
+			rec_key(&k, ds->name, cur, id);
+			key = (MDB_val){k.n, k.b};
+			rc = mdb_get(r.txn, s->rec, &key, &val);
+		}
+	}
+	if (rc == 0) {
+		msgpack_sbuffer_write(out, val.mv_data, val.mv_size);
+		if (scope_out)
+			snprintf(scope_out, SCOPE_MAX + 1, "%s", cur);
+	}
+	rd_end(s, &r);
+	if (rc == MDB_NOTFOUND)
+		return fail(err, errlen, LINLI_ENOENT, "%s: no record '%s'%s%s", ds->name, id,
+			    scope && *scope ? " in scope " : "", scope ? scope : "");
+	if (rc)
+		return lmdb_fail(s, rc, "reading", err, errlen);
+	return 0;
+}
+
+struct filt {
+	const struct cat_field *f;
+	msgpack_object v;
+};
+
+/* Parse filter text into a normalised value of field f. */
+static int parse_filter(const struct cat_dataset *ds, const struct store_where *w, struct filt *o,
+			char *err, size_t errlen)
+{
+	const struct cat_field *f =
+	    w->field ? cat_dataset_field(ds, w->field, strlen(w->field)) : NULL;
+	if (!f)
+		return fail(err, errlen, LINLI_EINVAL, "%s: no field '%s' to filter on", ds->name,
+			    w->field ? w->field : "");
+	if (!f->indexed) {
+		char names[512];
+		size_t off = 0;
+		names[0] = '\0';
+		for (int i = 0; i < ds->n_fields && off + 1 < sizeof names; i++)
+			if (ds->fields[i].indexed)
+				off += (size_t)snprintf(names + off, sizeof names - off, "%s%s",
+							off ? ", " : "", ds->fields[i].name);
+		return fail(err, errlen, LINLI_EINVAL,
+			    "%s: field '%s' is not indexed; filters take indexed fields (%s)",
+			    ds->name, f->name, names[0] ? names : "none");
+	}
+	const char *t = w->value ? w->value : "";
+	size_t n = strlen(t);
+	o->f = f;
+	char *end;
+	errno = 0;
+	switch (f->type) {
+	case CAT_ENUM:
+		for (int i = 0; i < f->n_values; i++)
+			if (strcmp(f->values[i], t) == 0)
+				goto str;
+		char vals[400];
+		values_list(f, vals, sizeof vals);
+		return fail(err, errlen, LINLI_EINVAL, "%s: field '%s': '%.64s' is not one of %s",
+			    ds->name, f->name, t, vals);
+	case CAT_STRING:
+	case CAT_REF:
+	str:
+		o->v.type = MSGPACK_OBJECT_STR;
+		o->v.via.str.ptr = t;
+		o->v.via.str.size = (uint32_t)n;
+		return 0;
+	case CAT_INTEGER:
+	case CAT_TIME: {
+		long long v = strtoll(t, &end, 10);
+		int64_t ms;
+		if (n && *end == '\0' && errno == 0) {
+			o->v.type = v < 0 ? MSGPACK_OBJECT_NEGATIVE_INTEGER
+					  : MSGPACK_OBJECT_POSITIVE_INTEGER;
+			if (v < 0)
+				o->v.via.i64 = v;
+			else
+				o->v.via.u64 = (uint64_t)v;
+			return 0;
+		}
+		if (f->type == CAT_TIME && store_time_parse(t, n, &ms)) {
+			o->v.type = ms < 0 ? MSGPACK_OBJECT_NEGATIVE_INTEGER
+					   : MSGPACK_OBJECT_POSITIVE_INTEGER;
+			if (ms < 0)
+				o->v.via.i64 = ms;
+			else
+				o->v.via.u64 = (uint64_t)ms;
+			return 0;
+		}
+		return fail(err, errlen, LINLI_EINVAL, "%s: field '%s': '%.64s' is not %s",
+			    ds->name, f->name, t,
+			    f->type == CAT_TIME ? "a time (ms or RFC 3339)" : "an integer");
+	}
+	case CAT_FLOAT: {
+		double d = strtod(t, &end);
+		if (!n || *end || errno || !isfinite(d))
+			return fail(err, errlen, LINLI_EINVAL,
+				    "%s: field '%s': '%.64s' is not a number", ds->name, f->name,
+				    t);
+		o->v.type = MSGPACK_OBJECT_FLOAT64;
+		o->v.via.f64 = d;
+		return 0;
+	}
+	case CAT_BOOLEAN:
+		if (strcmp(t, "true") && strcmp(t, "false"))
+			return fail(err, errlen, LINLI_EINVAL,
+				    "%s: field '%s': '%.64s' is not true or false", ds->name,
+				    f->name, t);
+		o->v.type = MSGPACK_OBJECT_BOOLEAN;
+		o->v.via.boolean = t[0] == 't';
+		return 0;
+	case CAT_GEO:
+		break;
+	}
+	return fail(err, errlen, LINLI_EINVAL, "%s: field '%s' cannot be filtered", ds->name,
+		    f->name);
+}
+
+static bool filters_match(msgpack_zone *z, const struct filt *fl, int n, const void *data,
+			  size_t len)
+{
+	msgpack_zone_clear(z);
+	msgpack_object o;
+	size_t off = 0;
+	if (msgpack_unpack(data, len, &off, z, &o) != MSGPACK_UNPACK_SUCCESS)
+		return false;
+	for (int i = 0; i < n; i++) {
+		const msgpack_object *v = mp_get(&o, fl[i].f->name);
+		if (!v || !val_eq(fl[i].f, v, &fl[i].v))
+			return false;
+	}
+	return true;
+}
+
+static void cursor_encode(const struct kbuf *k, char *out)
+{
+	sodium_bin2base64(out, STORE_CURSOR_MAX, (const unsigned char *)k->b, k->n,
+			  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+
+static bool cursor_decode(const char *c, struct kbuf *k)
+{
+	size_t n;
+	if (strlen(c) >= STORE_CURSOR_MAX ||
+	    sodium_base642bin((unsigned char *)k->b, KEY_MAX, c, strlen(c), NULL, &n, NULL,
+			      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0)
+		return false;
+	k->n = n;
+	return true;
+}
+
+/*
+ * The scan walks either `rec` (no filter) or `idx` (by the first filter)
+ * over the keys starting with `prefix`; a row's record key is rebuilt from
+ * the key's tail ("scope/\0id"). The cursor is the last row's key, so the
+ * next page starts strictly after it even if records were added between.
+ */
+int store_scan(struct store *s, const struct store_query *q, store_row_fn fn, void *ud,
+	       char *cursor_out, char *err, size_t errlen)
+{
+	cursor_out[0] = '\0';
+	const struct cat_dataset *ds = dataset(s, q->dataset, err, errlen);
+	if (!ds)
+		return LINLI_ENOENT;
+	int rc = check_root(q->scope, err, errlen);
+	if (rc)
+		return rc;
+	size_t limit = q->limit ? q->limit : STORE_SCAN_MAX;
+	if (limit > STORE_SCAN_MAX)
+		return fail(err, errlen, LINLI_EINVAL, "limit %zu is above %d", limit,
+			    STORE_SCAN_MAX);
+	if (q->n_where < 0 || q->n_where > STORE_MAX_WHERE)
+		return fail(err, errlen, LINLI_EINVAL, "at most %d filters", STORE_MAX_WHERE);
+	struct filt fl[STORE_MAX_WHERE];
+	for (int i = 0; i < q->n_where; i++)
+		if ((rc = parse_filter(ds, &q->where[i], &fl[i], err, errlen)))
+			return rc;
+
+	struct kbuf prefix, start;
+	size_t tail_at; /* where the "scope/\0id" tail starts in a key */
+	MDB_dbi dbi;
+	if (q->n_where) {
+		struct encv e;
+		enc_value(fl[0].f, &fl[0].v, &e);
+		idx_prefix(&prefix, ds->name, fl[0].f, &e, NULL);
+		tail_at = prefix.n;
+		idx_prefix(&prefix, ds->name, fl[0].f, &e, q->scope);
+		dbi = s->idx;
+	} else {
+		rec_prefix(&prefix, ds->name, NULL);
+		tail_at = prefix.n;
+		rec_prefix(&prefix, ds->name, q->scope);
+		dbi = s->rec;
+	}
+	bool resume = q->cursor && *q->cursor;
+	if (resume) {
+		if (!cursor_decode(q->cursor, &start) || start.n < prefix.n ||
+		    memcmp(start.b, prefix.b, prefix.n) != 0)
+			return fail(err, errlen, LINLI_EINVAL,
+				    "the cursor does not belong to this query (dataset, scope and "
+				    "first filter must be the same)");
+	} else
+		start = prefix;
+
+	struct rd r;
+	if ((rc = rd_begin(s, &r)))
+		return lmdb_fail(s, rc, "beginning a read", err, errlen);
+	MDB_cursor *cur;
+	if ((rc = mdb_cursor_open(r.txn, dbi, &cur))) {
+		rd_end(s, &r);
+		return lmdb_fail(s, rc, "opening a cursor", err, errlen);
+	}
+	MDB_val key = {start.n, start.b}, val;
+	struct kbuf last = {.n = 0};
+	msgpack_zone z; /* scans may run off the owner thread: no shared scratch */
+	msgpack_zone_init(&z, 2048);
+	int rows = 0;
+	bool more = false;
+	rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+	for (; rc == 0; rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		if (key.mv_size < prefix.n || memcmp(key.mv_data, prefix.b, prefix.n) != 0)
+			break;
+		if (resume && key.mv_size == start.n && memcmp(key.mv_data, start.b, start.n) == 0)
+			continue;
+		char scope[SCOPE_MAX + 1], id[STORE_ID_MAX + 1];
+		if (!split_tail((const char *)key.mv_data + tail_at, key.mv_size - tail_at, scope,
+				id)) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		const void *data = val.mv_data;
+		size_t len = val.mv_size;
+		if (dbi == s->idx) {
+			struct kbuf rk;
+			rec_key(&rk, ds->name, scope, id);
+			MDB_val rkey = {rk.n, rk.b}, rval;
+			if ((rc = mdb_get(r.txn, s->rec, &rkey, &rval))) {
+				rc = rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc;
+				break;
+			}
+			data = rval.mv_data;
+			len = rval.mv_size;
+		}
+		if (q->n_where && !filters_match(&z, fl, q->n_where, data, len))
+			continue;
+		if ((size_t)rows == limit) {
+			more = true;
+			break;
+		}
+		struct store_row row = {id, scope, data, len};
+		rows++;
+		last.n = key.mv_size;
+		memcpy(last.b, key.mv_data, key.mv_size);
+		if (fn && fn(ud, &row))
+			limit = (size_t)rows; /* end the page here; a cursor if more follow */
+	}
+	mdb_cursor_close(cur);
+	rd_end(s, &r);
+	msgpack_zone_destroy(&z);
+	if (rc && rc != MDB_NOTFOUND)
+		return lmdb_fail(s, rc, "scanning", err, errlen);
+	if (more)
+		cursor_encode(&last, cursor_out);
+	return rows;
+}
+
+int store_set_sync(struct store *s, bool sync)
+{
+	if (!on_owner(s))
+		return LINLI_ESTATE;
+	if (mdb_env_set_flags(s->env, MDB_NOSYNC, sync ? 0 : 1) != 0)
+		return LINLI_EIO;
+	if (sync && !s->o.sync)
+		mdb_env_sync(s->env, 1); /* what NOSYNC left unsynced */
+	s->o.sync = sync;
+	return 0;
+}
+
+/* ---- stats ---- */
+
+uint64_t store_count(struct store *s, const char *name)
+{
+	const struct cat_dataset *ds = catalog_dataset(s->cat, name);
+	if (!ds)
+		return 0;
+	struct rd r;
+	if (rd_begin(s, &r))
+		return 0;
+	char k[CAT_NAME_MAX + 8];
+	int kn = snprintf(k, sizeof k, "count/%s", name);
+	MDB_val key = {(size_t)kn, k}, val;
+	int64_t n = 0;
+	if (mdb_get(r.txn, s->meta, &key, &val) == 0 && val.mv_size == sizeof n)
+		memcpy(&n, val.mv_data, sizeof n);
+	if (r.kind == RD_WRITE)
+		n += s->delta[ds - s->cat->datasets];
+	rd_end(s, &r);
+	return n > 0 ? (uint64_t)n : 0;
+}
+
+int store_stats(struct store *s, struct store_stats *st)
+{
+	memset(st, 0, sizeof *st);
+	struct rd r;
+	int rc = rd_begin(s, &r);
+	if (rc)
+		return LINLI_EIO;
+	MDB_stat ms;
+	if (mdb_stat(r.txn, s->rec, &ms) == 0)
+		st->records = ms.ms_entries;
+	if (mdb_stat(r.txn, s->idx, &ms) == 0)
+		st->index_entries = ms.ms_entries;
+	if (mdb_stat(r.txn, s->journal, &ms) == 0)
+		st->journal_entries = ms.ms_entries;
+	MDB_envinfo info;
+	mdb_env_info(s->env, &info);
+	rd_end(s, &r);
+	st->map_size = info.me_mapsize;
+	st->used_bytes = ((uint64_t)info.me_last_pgno + 1) * s->psize;
+	st->readers = info.me_numreaders;
+	st->page_size = s->psize;
+	struct stat fs;
+	if (stat(s->data_path, &fs) == 0)
+		st->file_bytes = (uint64_t)fs.st_size;
+	st->commits = atomic_load(&s->commits);
+	st->writes = atomic_load(&s->writes);
+	st->failed_commits = atomic_load(&s->failed_commits);
+	st->map_grows = atomic_load(&s->grows);
+	st->last_commit_us = atomic_load(&s->last_commit_us);
+	st->sync = s->o.sync;
+	st->backup_running = atomic_load(&s->backup_running);
+	return 0;
+}
+
+/* ---- backup ---- */
+
+struct backup {
+	struct store *s;
+	char path[PATH_MAX];
+	store_done_fn done;
+	void *arg;
+};
+
+static int fsync_path(const char *p, int flags)
+{
+	int fd = open(p, flags | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+/*
+ * The copy is written into PATH/.partial and renamed to PATH/data.mdb when
+ * complete, so an interrupted backup never leaves a data.mdb that looks whole.
+ */
+static void *backup_main(void *p)
+{
+	struct backup *b = p;
+	struct store *s = b->s;
+	char tmp[PATH_MAX + 16], tmpdata[PATH_MAX + 32], final[PATH_MAX + 16], msg[PATH_MAX + 256];
+	snprintf(tmp, sizeof tmp, "%s/.partial", b->path);
+	snprintf(tmpdata, sizeof tmpdata, "%s/data.mdb", tmp);
+	snprintf(final, sizeof final, "%s/data.mdb", b->path);
+	int rc = LINLI_OK;
+	msg[0] = '\0';
+	unlink(tmpdata);
+	if (mkdir(tmp, 0750) != 0 && errno != EEXIST) {
+		rc = LINLI_EIO;
+		snprintf(msg, sizeof msg, "store backup: cannot create %s: %s", tmp,
+			 strerror(errno));
+	}
+	if (!rc) {
+		uint64_t t0 = now_us();
+		pthread_rwlock_rdlock(&s->maplock);
+		int r = mdb_env_copy2(s->env, tmp, MDB_CP_COMPACT);
+		pthread_rwlock_unlock(&s->maplock);
+		if (r) {
+			rc = disk_full(r) ? LINLI_EFULL : LINLI_EIO;
+			snprintf(msg, sizeof msg, "store backup to %s failed: %s", b->path,
+				 mdb_strerror(r));
+		} else if (fsync_path(tmpdata, O_RDONLY) != 0 || rename(tmpdata, final) != 0 ||
+			   fsync_path(b->path, O_RDONLY | O_DIRECTORY) != 0) {
+			rc = LINLI_EIO;
+			snprintf(msg, sizeof msg, "store backup: cannot finish %s: %s", final,
+				 strerror(errno));
+		} else
+			log_info("store", "backup written to %s in %llu ms", final,
+				 (unsigned long long)((now_us() - t0) / 1000));
+	}
+	unlink(tmpdata);
+	rmdir(tmp);
+	atomic_store(&s->backup_running, false);
+	b->done(b->arg, rc, rc ? msg : NULL);
+	free(b);
+	return NULL;
+}
+
+int store_backup_start(struct store *s, const char *path, store_done_fn done, void *arg, char *err,
+		       size_t errlen)
+{
+	if (!path || path[0] != '/')
+		return fail(err, errlen, LINLI_EINVAL,
+			    "store backup: give an absolute directory path (got '%s')",
+			    path ? path : "");
+	if (strlen(path) >= PATH_MAX - 32)
+		return fail(err, errlen, LINLI_EINVAL, "store backup: path too long");
+	pthread_mutex_lock(&s->bmu);
+	if (atomic_load(&s->backup_running)) {
+		pthread_mutex_unlock(&s->bmu);
+		return fail(err, errlen, LINLI_EBUSY, "store backup: a backup is already running");
+	}
+	if (s->backup_joinable) {
+		pthread_join(s->backup_thread, NULL);
+		s->backup_joinable = false;
+	}
+	int rc = 0;
+	char data[PATH_MAX + 16];
+	snprintf(data, sizeof data, "%s/data.mdb", path);
+	struct stat st;
+	if (mkdir(path, 0750) != 0 && errno != EEXIST)
+		rc = fail(err, errlen, LINLI_EIO, "store backup: cannot create %s: %s", path,
+			  strerror(errno));
+	else if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+		rc = fail(err, errlen, LINLI_EINVAL, "store backup: %s is not a directory", path);
+	else if (access(data, F_OK) == 0)
+		rc = fail(err, errlen, LINLI_EEXIST,
+			  "store backup: %s already exists; choose an empty directory", data);
+	/*
+	 * The copy's read transaction keeps every page it sees, so the file
+	 * grows while it runs, and the map cannot be remapped under it. The
+	 * map is only address space: reserve room now (committing the open
+	 * batch first, as growing needs no write transaction).
+	 */
+	if (!rc && on_owner(s)) {
+		if (s->wtxn)
+			store_batch_end(s);
+		size_t want = s->map_size;
+		while (want < MAP_LIMIT && want < used_bytes(s) * 2 + BACKUP_HEADROOM)
+			want *= 2;
+		if (want > s->map_size && !s->wtxn)
+			rc = grow_to(s, want, err, errlen);
+	}
+	struct backup *b = rc ? NULL : calloc(1, sizeof *b);
+	if (!rc && !b)
+		rc = fail(err, errlen, LINLI_ENOMEM, "store backup: out of memory");
+	if (!rc) {
+		b->s = s;
+		snprintf(b->path, sizeof b->path, "%s", path);
+		b->done = done;
+		b->arg = arg;
+		atomic_store(&s->backup_running, true);
+		if (pthread_create(&s->backup_thread, NULL, backup_main, b) != 0) {
+			atomic_store(&s->backup_running, false);
+			free(b);
+			rc = fail(err, errlen, LINLI_ENOMEM, "store backup: cannot start a thread");
+		} else
+			s->backup_joinable = true;
+	}
+	pthread_mutex_unlock(&s->bmu);
+	return rc;
+}
+
+/* ---- open and close ---- */
+
+static const char *const db_names[] = {"rec", "idx", "ids", "meta", "journal"};
+#define N_DBS (sizeof db_names / sizeof db_names[0])
+
+/* Signature of a dataset's indexes: rebuilt when it changes. */
+static void ix_signature(const struct cat_dataset *ds, char *buf, size_t len)
+{
+	size_t off = (size_t)snprintf(buf, len, "v1");
+	for (int i = 0; i < ds->n_fields && off < len; i++)
+		if (ds->fields[i].indexed)
+			off += (size_t)snprintf(buf + off, len - off, ",%s:%s", ds->fields[i].name,
+						cat_type_name(ds->fields[i].type));
+}
+
+/* Drop and rebuild the index entries of dataset dsi (inside s->wtxn). */
+static int rebuild_index(struct store *s, int dsi, uint64_t *count)
+{
+	const struct cat_dataset *ds = &s->cat->datasets[dsi];
+	struct kbuf p;
+	rec_prefix(&p, ds->name, NULL); /* "name\0": the same prefix in idx */
+	MDB_cursor *c;
+	int rc = mdb_cursor_open(s->wtxn, s->idx, &c);
+	if (rc)
+		return rc;
+	MDB_val key, val;
+	for (;;) {
+		key = (MDB_val){p.n, p.b};
+		rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
+		if (rc || key.mv_size < p.n || memcmp(key.mv_data, p.b, p.n) != 0)
+			break;
+		if ((rc = mdb_cursor_del(c, 0)))
+			break;
+	}
+	mdb_cursor_close(c);
+	if (rc && rc != MDB_NOTFOUND)
+		return rc;
+	if ((rc = mdb_cursor_open(s->wtxn, s->rec, &c)))
+		return rc;
+	key = (MDB_val){p.n, p.b};
+	*count = 0;
+	for (rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
+	     rc == 0 && key.mv_size >= p.n && memcmp(key.mv_data, p.b, p.n) == 0;
+	     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+		char scope[SCOPE_MAX + 1], id[STORE_ID_MAX + 1];
+		msgpack_object o;
+		msgpack_zone_clear(&s->azone);
+		if (!split_tail((const char *)key.mv_data + p.n, key.mv_size - p.n, scope, id) ||
+		    !unpack_old(s, &val, &o)) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		if ((rc = idx_update(s, ds, scope, id, NULL, &o)))
+			break;
+		(*count)++;
+	}
+	mdb_cursor_close(c);
+	if (rc && rc != MDB_NOTFOUND)
+		return rc;
+	/* The count is rebuilt too, in case it was never kept. */
+	char k[CAT_NAME_MAX + 8];
+	int kn = snprintf(k, sizeof k, "count/%s", ds->name);
+	int64_t n = (int64_t)*count;
+	key = (MDB_val){(size_t)kn, k};
+	val = (MDB_val){sizeof n, &n};
+	return mdb_put(s->wtxn, s->meta, &key, &val, 0);
+}
+
+/* Touch the first and last page of each table: a cheap probe for damage. */
+static int probe(struct store *s, MDB_txn *txn)
+{
+	MDB_dbi dbis[] = {s->rec, s->idx, s->ids, s->meta, s->journal};
+	for (size_t i = 0; i < sizeof dbis / sizeof dbis[0]; i++) {
+		MDB_cursor *c;
+		MDB_val k, v;
+		int rc = mdb_cursor_open(txn, dbis[i], &c);
+		if (rc)
+			return rc;
+		rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+		if (rc == 0)
+			rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+		mdb_cursor_close(c);
+		if (rc && rc != MDB_NOTFOUND)
+			return rc;
+	}
+	return 0;
+}
+
+/* The open transaction: tables, format, foreign data, indexes. */
+static int prepare(struct store *s, char *err, size_t errlen)
+{
+	int rc = mdb_txn_begin(s->env, NULL, 0, &s->wtxn);
+	if (rc) {
+		s->wtxn = NULL;
+		return lmdb_fail(s, rc, "opening", err, errlen);
+	}
+	/* A linli store's main table holds only our table names. */
+	MDB_dbi main;
+	MDB_cursor *c;
+	MDB_val k, v;
+	if ((rc = mdb_dbi_open(s->wtxn, NULL, 0, &main)) ||
+	    (rc = mdb_cursor_open(s->wtxn, main, &c)))
+		goto lmdb;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		bool ours = false;
+		for (size_t i = 0; i < N_DBS; i++)
+			ours |= k.mv_size == strlen(db_names[i]) &&
+				memcmp(k.mv_data, db_names[i], k.mv_size) == 0;
+		if (!ours) {
+			mdb_cursor_close(c);
+			rc = fail(
+			    err, errlen, LINLI_ECORRUPT,
+			    "store: %s is an LMDB file but not a linli store (it holds '%.*s'); "
+			    "refusing to touch it",
+			    s->data_path, (int)(k.mv_size > 32 ? 32 : k.mv_size),
+			    (char *)k.mv_data);
+			goto out;
+		}
+	}
+	mdb_cursor_close(c);
+	if (rc != MDB_NOTFOUND)
+		goto lmdb;
+	MDB_dbi *dbis[] = {&s->rec, &s->idx, &s->ids, &s->meta, &s->journal};
+	for (size_t i = 0; i < N_DBS; i++)
+		if ((rc = mdb_dbi_open(s->wtxn, db_names[i], MDB_CREATE, dbis[i])))
+			goto lmdb;
+	if ((rc = probe(s, s->wtxn)))
+		goto lmdb;
+	k = (MDB_val){6, "format"};
+	rc = mdb_get(s->wtxn, s->meta, &k, &v);
+	if (rc == MDB_NOTFOUND) {
+		v = (MDB_val){strlen(STORE_FORMAT), STORE_FORMAT};
+		if ((rc = mdb_put(s->wtxn, s->meta, &k, &v, 0)))
+			goto lmdb;
+	} else if (rc)
+		goto lmdb;
+	else if (v.mv_size != strlen(STORE_FORMAT) || memcmp(v.mv_data, STORE_FORMAT, v.mv_size)) {
+		rc = fail(err, errlen, LINLI_EVERSION,
+			  "store: %s has format '%.*s'; this linlid reads '%s'", s->data_path,
+			  (int)(v.mv_size > 32 ? 32 : v.mv_size), (char *)v.mv_data, STORE_FORMAT);
+		goto out;
+	}
+	for (int i = 0; i < s->cat->n_datasets; i++) {
+		char sig[1024], key[CAT_NAME_MAX + 8];
+		ix_signature(&s->cat->datasets[i], sig, sizeof sig);
+		int kn = snprintf(key, sizeof key, "ixsig/%s", s->cat->datasets[i].name);
+		k = (MDB_val){(size_t)kn, key};
+		rc = mdb_get(s->wtxn, s->meta, &k, &v);
+		if (rc && rc != MDB_NOTFOUND)
+			goto lmdb;
+		if (rc == 0 && v.mv_size == strlen(sig) && memcmp(v.mv_data, sig, v.mv_size) == 0)
+			continue;
+		uint64_t n = 0;
+		if ((rc = rebuild_index(s, i, &n)))
+			goto lmdb;
+		if (n)
+			log_info("store", "rebuilt the indexes of %s (%llu records)",
+				 s->cat->datasets[i].name, (unsigned long long)n);
+		v = (MDB_val){strlen(sig), sig};
+		if ((rc = mdb_put(s->wtxn, s->meta, &k, &v, 0)))
+			goto lmdb;
+	}
+	rc = mdb_txn_commit(s->wtxn);
+	s->wtxn = NULL;
+	if (rc)
+		goto lmdb;
+	return 0;
+lmdb:
+	if (rc == MDB_MAP_FULL) {
+		if (s->wtxn)
+			mdb_txn_abort(s->wtxn);
+		s->wtxn = NULL;
+		return MDB_MAP_FULL; /* the caller grows and retries */
+	}
+	rc = rc == MDB_INCOMPATIBLE
+		 ? fail(err, errlen, LINLI_ECORRUPT,
+			"store: %s is an LMDB file but not a linli store", s->data_path)
+		 : lmdb_fail(s, rc, "opening", err, errlen);
+out:
+	if (s->wtxn)
+		mdb_txn_abort(s->wtxn);
+	s->wtxn = NULL;
+	return rc;
+}
+
+/*
+ * Before LMDB sees data.mdb: an empty file is refused (LMDB would silently
+ * start a new store in it) and the first meta page must carry LMDB's magic.
+ */
+static int precheck(struct store *s, char *err, size_t errlen)
+{
+	int fd = open(s->data_path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return fail(err, errlen, LINLI_EIO, "store: cannot open %s: %s", s->data_path,
+			    strerror(errno));
+	}
+	unsigned char hdr[24];
+	ssize_t n = read(fd, hdr, sizeof hdr);
+	close(fd);
+	if (n == 0)
+		return fail(err, errlen, LINLI_ECORRUPT,
+			    "store: %s is empty (0 bytes): its data is gone; restore a backup, "
+			    "or remove it to start an empty store",
+			    s->data_path);
+	uint32_t magic = 0;
+	if (n == (ssize_t)sizeof hdr)
+		memcpy(&magic, hdr + 16, 4);
+	if (magic != 0xBEEFC0DE)
+		return fail(err, errlen, LINLI_ECORRUPT,
+			    "store: %s is not an LMDB data file (bad magic); refusing to start on "
+			    "it",
+			    s->data_path);
+	return 0;
+}
+
+/* After open: the file must hold every page its meta page says is in use. */
+static int check_size(struct store *s, char *err, size_t errlen)
+{
+	struct stat st;
+	if (stat(s->data_path, &st) != 0)
+		return fail(err, errlen, LINLI_EIO, "store: cannot stat %s: %s", s->data_path,
+			    strerror(errno));
+	uint64_t need = used_bytes(s);
+	if ((uint64_t)st.st_size < need)
+		return fail(err, errlen, LINLI_ECORRUPT,
+			    "store: %s is truncated: %llu bytes, but its last page ends at %llu; "
+			    "restore a backup",
+			    s->data_path, (unsigned long long)st.st_size, (unsigned long long)need);
+	return 0;
+}
+
+int store_open(const struct store_opts *o, const struct catalog *cat, struct store **out, char *err,
+	       size_t errlen)
+{
+	*out = NULL;
+	if (sodium_init() < 0)
+		return fail(err, errlen, LINLI_EIO, "store: libsodium failed to initialise");
+	struct store *s = calloc(1, sizeof *s);
+	if (!s)
+		return fail(err, errlen, LINLI_ENOMEM, "store: out of memory");
+	s->o = *o;
+	s->cat = cat;
+	s->dir = strdup(o->dir);
+	s->owner = pthread_self();
+	s->map_size = o->map_size ? o->map_size : (size_t)64 << 20;
+	s->delta = calloc((size_t)cat->n_datasets + 1, sizeof *s->delta);
+	pthread_rwlock_init(&s->maplock, NULL);
+	pthread_mutex_init(&s->bmu, NULL);
+	msgpack_zone_init(&s->zone, 8192);
+	msgpack_zone_init(&s->azone, 8192);
+	msgpack_sbuffer_init(&s->norm);
+	msgpack_sbuffer_init(&s->upd);
+	msgpack_sbuffer_init(&s->old);
+	snprintf(s->data_path, sizeof s->data_path, "%s/data.mdb", o->dir);
+	int rc;
+	if (!s->dir || !s->delta) {
+		rc = fail(err, errlen, LINLI_ENOMEM, "store: out of memory");
+		goto fail;
+	}
+	if ((rc = precheck(s, err, errlen)))
+		goto fail;
+	if ((rc = mdb_env_create(&s->env))) {
+		rc = lmdb_fail(s, rc, "creating the environment", err, errlen);
+		goto fail;
+	}
+	mdb_env_set_maxdbs(s->env, 8);
+	mdb_env_set_mapsize(s->env, s->map_size);
+	rc = mdb_env_open(s->env, o->dir, o->sync ? 0 : MDB_NOSYNC, 0640);
+	if (rc) {
+		if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH)
+			rc = fail(err, errlen, LINLI_ECORRUPT,
+				  "store: %s (or lock.mdb) is damaged or truncated: %s; refusing "
+				  "to start on it",
+				  s->data_path, mdb_strerror(rc));
+		else
+			rc = fail(err, errlen, disk_full(rc) ? LINLI_EFULL : LINLI_EIO,
+				  "store: cannot open %s: %s", s->data_path, mdb_strerror(rc));
+		goto fail;
+	}
+	if (mdb_env_get_maxkeysize(s->env) < KEY_MAX) {
+		rc = fail(err, errlen, LINLI_ENOTSUP, "store: LMDB's key limit %d is below %d",
+			  mdb_env_get_maxkeysize(s->env), KEY_MAX);
+		goto fail;
+	}
+	MDB_stat st;
+	MDB_envinfo info;
+	mdb_env_stat(s->env, &st);
+	mdb_env_info(s->env, &info);
+	s->psize = st.ms_psize;
+	s->map_size = info.me_mapsize;
+	if ((rc = check_size(s, err, errlen)))
+		goto fail;
+	int dead = 0;
+	mdb_reader_check(s->env, &dead);
+	while ((rc = prepare(s, err, errlen)) == MDB_MAP_FULL)
+		if ((rc = grow(s, err, errlen)))
+			goto fail;
+	if (rc)
+		goto fail;
+	*out = s;
+	return 0;
+fail:
+	store_close(s);
+	return rc;
+}
+
+void store_close(struct store *s)
+{
+	if (!s)
+		return;
+	if (s->wtxn)
+		store_batch_end(s);
+	pthread_mutex_lock(&s->bmu);
+	if (s->backup_joinable) {
+		pthread_join(s->backup_thread, NULL);
+		s->backup_joinable = false;
+	}
+	pthread_mutex_unlock(&s->bmu);
+	if (s->rtxn)
+		mdb_txn_abort(s->rtxn);
+	if (s->env)
+		mdb_env_close(s->env);
+	free(s->arena);
+	free(s->ops);
+	free(s->waiters);
+	free(s->delta);
+	free(s->dir);
+	msgpack_zone_destroy(&s->zone);
+	msgpack_zone_destroy(&s->azone);
+	msgpack_sbuffer_destroy(&s->norm);
+	msgpack_sbuffer_destroy(&s->upd);
+	msgpack_sbuffer_destroy(&s->old);
+	pthread_rwlock_destroy(&s->maplock);
+	pthread_mutex_destroy(&s->bmu);
+	free(s);
+}
+
+/* ---- the event journal ---- */
+
+int store_journal_append(struct store *s, uint64_t seq, const void *ev, size_t len, char *err,
+			 size_t errlen)
+{
+	int rc = owner_only(s, err, errlen);
+	if (rc)
+		return rc;
+	if (len > STORE_MAX_RECORD)
+		return fail(err, errlen, LINLI_E2BIG, "journal: event %llu of %zu bytes is too large",
+			    (unsigned long long)seq, len);
+	if ((rc = batch_begin(s, err, errlen)))
+		return rc;
+	char id[24];
+	snprintf(id, sizeof id, "%016llx", (unsigned long long)seq);
+	return apply_new(s, false, APPLY_NEW, DS_JOURNAL, "", id, ev, len, err, errlen);
+}
+
+uint64_t store_journal_last(struct store *s)
+{
+	struct rd r;
+	uint64_t seq = 0;
+	if (rd_begin(s, &r))
+		return 0;
+	MDB_cursor *c;
+	MDB_val k, v;
+	if (mdb_cursor_open(r.txn, s->journal, &c) == 0) {
+		if (mdb_cursor_get(c, &k, &v, MDB_LAST) == 0 && k.mv_size == 8)
+			for (int i = 0; i < 8; i++)
+				seq = seq << 8 | ((const unsigned char *)k.mv_data)[i];
+		mdb_cursor_close(c);
+	}
+	rd_end(s, &r);
+	return seq;
+}
+
+int store_journal_scan(struct store *s, uint64_t after, size_t limit,
+		       int (*fn)(void *ud, uint64_t seq, const void *ev, size_t len), void *ud,
+		       char *err, size_t errlen)
+{
+	struct rd r;
+	int rc = rd_begin(s, &r);
+	if (rc)
+		return lmdb_fail(s, rc, "reading the journal", err, errlen);
+	MDB_cursor *c;
+	if ((rc = mdb_cursor_open(r.txn, s->journal, &c))) {
+		rd_end(s, &r);
+		return lmdb_fail(s, rc, "reading the journal", err, errlen);
+	}
+	unsigned char kb[8];
+	journal_key(after + 1, kb);
+	MDB_val k = {8, kb}, v;
+	int n = 0;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0 && (size_t)n < limit;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		uint64_t seq = 0;
+		for (int i = 0; i < 8 && k.mv_size == 8; i++)
+			seq = seq << 8 | ((const unsigned char *)k.mv_data)[i];
+		n++;
+		if (fn(ud, seq, v.mv_data, v.mv_size))
+			break;
+	}
+	mdb_cursor_close(c);
+	rd_end(s, &r);
+	if (rc && rc != MDB_NOTFOUND && (size_t)n < limit)
+		return lmdb_fail(s, rc, "reading the journal", err, errlen);
+	return n;
+}

@@ -1,0 +1,277 @@
+/*
+ * store — the platform's records: one LMDB environment in the data dir.
+ *
+ * Owns data.mdb and lock.mdb, the batch's write transaction, the record and
+ * index layout, schema validation against the catalog, map growth and
+ * backups. Records are MessagePack maps of a catalog dataset's fields, each
+ * with a scope (the jurisdiction path it belongs to) and an id. It never
+ * decides who may see what (the caller passes the scope it is allowed to
+ * touch; see store_cmds.h), never prints, and never blocks the kernel thread
+ * on anything but LMDB itself.
+ *
+ * Layout (named LMDB databases):
+ *   rec   dataset \0 scope "/" \0 id            -> the record (MessagePack map)
+ *   idx   dataset \0 field \0 value scope "/" \0 id -> ""  (indexed fields)
+ *   ids   dataset \0 id                          -> scope (ids are unique per
+ *                                                   dataset in one store)
+ *   meta  "format", "count/<dataset>", "ixsig/<dataset>"
+ *   journal  seq (8 bytes, big-endian)           -> one bus event (MessagePack)
+ * A jurisdiction subtree is the key range starting `dataset \0 scope "/"`, so
+ * `.../yuelan` never matches `.../yuelan2`. An index value is a 2-byte length
+ * and the value's canonical bytes (strings longer than 64 bytes: a 16-byte
+ * BLAKE2b hash, results re-checked against the record).
+ *
+ * Threads: the thread that opened the store (the kernel thread) is its owner.
+ * Writes run only there. Reads run on the owner (they see the batch's own
+ * writes; reads before a write share one read transaction, which the next
+ * write or store_batch_end ends, so it never outlives a change) or on any
+ * other thread (each call in its own short read transaction).
+ *
+ * Group commit: the first write after a commit begins one write transaction;
+ * later writes join it; store_batch_end (the kernel's batch-end hook) commits
+ * it once and then tells every store_on_commit waiter the result. A write
+ * call returning 0 means "validated and applied to the batch": it is durable
+ * only when its waiter is told 0. If the commit fails, every write of the
+ * batch is lost and every waiter gets the error; nothing committed earlier is
+ * touched. The map grows by itself (doubling) when full, redoing the batch.
+ *
+ * Values: string (UTF-8, no NUL), integer (int64), float (double), boolean,
+ * time (int64 ms since 1970-01-01T00:00:00Z; an RFC 3339 string is accepted
+ * on input and stored as ms), enum (one of the values), ref (the id of a
+ * record of the referenced dataset: its syntax is checked, its existence is
+ * not, because referenced records may live at another tier or arrive later),
+ * geo ({"lat": -90..90, "lon": -180..180}, stored as doubles). A nil value
+ * means "absent". Unknown fields, missing required fields and bad values are
+ * refused with "dataset: field 'f': reason" and nothing of that write is
+ * stored. A record's scope must be at its dataset's level or below.
+ */
+#ifndef LINLI_STORE_H
+#define LINLI_STORE_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "catalog.h"
+#include "scope.h"
+
+#define STORE_ID_MAX	 48	      /* id: [A-Za-z0-9][A-Za-z0-9_.:-]*, bytes */
+#define STORE_SCAN_MAX	 10000	      /* rows per store_scan page */
+#define STORE_CURSOR_MAX 700	      /* cursor text, with its NUL */
+#define STORE_MAX_WHERE	 8	      /* filters per query */
+#define STORE_MAX_RECORD (256u << 10) /* packed record, bytes */
+#define STORE_MAX_STRING 65536	      /* one string value, bytes */
+
+struct store;
+
+struct store_opts {
+	const char *dir; /* data directory (must exist): data.mdb, lock.mdb */
+	size_t map_size; /* initial map size, bytes; it doubles when full */
+	bool sync;	 /* fsync each commit; false: MDB_NOSYNC (a crash of the
+			    process loses nothing, a power cut may) */
+	/* Called on the owner when a write opens a new batch, so that the
+	   caller arranges for store_batch_end to run soon (linlid posts a
+	   kernel event). May be NULL. */
+	void (*wake)(void *ud);
+	void *wake_ud;
+};
+
+/*
+ * store_open — open or create the store in o->dir for catalog `cat` (which
+ * must outlive the store). Refuses, with a message naming the file, a
+ * data.mdb that is not LMDB, is truncated or damaged, or is not a linli
+ * store. Rebuilds the indexes of a dataset whose indexed fields changed in
+ * the catalog. Returns 0, LINLI_ECORRUPT, LINLI_EIO, LINLI_EFULL or
+ * LINLI_ENOMEM.
+ */
+int store_open(const struct store_opts *o, const struct catalog *cat, struct store **out, char *err,
+	       size_t errlen);
+
+/* Commit what is pending (store_batch_end), wait for a running backup, close. */
+void store_close(struct store *s);
+
+/* ---- writes: owner thread only ---- */
+
+/*
+ * store_put — create or replace a record. `rec`/`len` is one MessagePack map.
+ * `scope` is where the record lives. `id` NULL creates a new record with a
+ * time-ordered id; otherwise the record `id` is created or replaced (an id
+ * that lives at another scope is refused with LINLI_EEXIST). The id is
+ * copied to `id_out` (STORE_ID_MAX + 1 bytes) and `*created` (may be NULL)
+ * says whether it is new. Returns 0, LINLI_ESCHEMA, LINLI_EINVAL,
+ * LINLI_ENOENT (unknown dataset), LINLI_EEXIST, LINLI_EFULL, LINLI_EIO.
+ */
+int store_put(struct store *s, const char *dataset, const char *scope, const char *id,
+	      const void *rec, size_t len, char *id_out, bool *created, char *err, size_t errlen);
+
+/*
+ * store_delete — delete record `id`, which must lie within `scope` (a subtree
+ * root; NULL or "" is the whole store). Returns 0, LINLI_ENOENT, or as put.
+ */
+int store_delete(struct store *s, const char *dataset, const char *scope, const char *id, char *err,
+		 size_t errlen);
+
+#define STORE_KEEP   1 /* store_update_fn: leave the record as it is */
+#define STORE_DELETE 2 /* store_update_fn: delete the record */
+
+/*
+ * A read-modify-write step. `old` is the current record (a map), or NULL
+ * when there is none. Pack the new record (one map) into `out` and return 0,
+ * or return STORE_KEEP, STORE_DELETE, or a negative LINLI_E* code with a
+ * message in err to abort (nothing is written). Runs inside the batch's
+ * write transaction: it may call store_get, but must not write.
+ */
+typedef int (*store_update_fn)(void *ud, const msgpack_object *old, msgpack_packer *out, char *err,
+			       size_t errlen);
+
+/*
+ * store_update — read-modify-write record `id` in one transaction. An
+ * existing record must lie within `scope`; a record that does not exist yet
+ * is created at `scope` if fn packs one. Returns fn's negative code, 0 (also
+ * for STORE_KEEP), or as put.
+ */
+int store_update(struct store *s, const char *dataset, const char *scope, const char *id,
+		 store_update_fn fn, void *ud, char *err, size_t errlen);
+
+/*
+ * Called once the current batch's commit is known: rc 0 (durable) or a
+ * negative code with a message. Runs on the owner, inside store_batch_end.
+ */
+typedef void (*store_done_fn)(void *arg, int rc, const char *err);
+
+/*
+ * store_on_commit — call fn(arg, ...) when the current batch commits. Only
+ * after a write of this batch returned 0 (LINLI_ESTATE otherwise).
+ */
+int store_on_commit(struct store *s, store_done_fn fn, void *arg);
+
+/*
+ * store_batch_end — commit the batch (if any), then run its waiters. Returns
+ * 0 or the commit's error (which every waiter got too).
+ */
+int store_batch_end(struct store *s);
+
+/* ---- the event journal: records of consequence of the bus ----
+ *
+ * The bus writes every record of consequence (alarm/#, incident/#, ...) here
+ * before delivering it, in the batch's write transaction: it is durable with
+ * the batch's commit, like any write. Keys are the bus's seq numbers.
+ */
+
+/*
+ * store_journal_append — add event `seq` (one MessagePack map, `len` bytes)
+ * to the batch (owner thread). Returns 0 or as store_put (LINLI_EFULL,
+ * LINLI_EIO, LINLI_ESTATE off the owner thread).
+ */
+int store_journal_append(struct store *s, uint64_t seq, const void *ev, size_t len, char *err,
+			 size_t errlen);
+
+/* The highest journaled seq, 0 when the journal is empty (any thread). */
+uint64_t store_journal_last(struct store *s);
+
+/*
+ * store_journal_scan — call fn for up to `limit` journaled events with seq
+ * greater than `after`, in seq order, in one short read transaction (any
+ * thread). fn returns 0 to go on. Returns the number of events or a code.
+ */
+int store_journal_scan(struct store *s, uint64_t after, size_t limit,
+		       int (*fn)(void *ud, uint64_t seq, const void *ev, size_t len), void *ud,
+		       char *err, size_t errlen);
+
+/* ---- reads: any thread ---- */
+
+/*
+ * store_get — copy record `id` (a MessagePack map) into `out` (appended; the
+ * caller owns the buffer). It must lie within `scope` (subtree root; NULL or
+ * "" = anywhere). `scope_out` (SCOPE_MAX + 1 bytes, may be NULL) receives
+ * the record's scope. Returns 0, LINLI_ENOENT, LINLI_EINVAL, LINLI_EIO.
+ */
+int store_get(struct store *s, const char *dataset, const char *scope, const char *id,
+	      msgpack_sbuffer *out, char *scope_out, char *err, size_t errlen);
+
+struct store_where {
+	const char *field; /* an indexed field */
+	const char *value; /* its value as text: 42, 1.5, true, 2026-01-02T03:04:05Z, ... */
+};
+
+struct store_query {
+	const char *dataset;
+	const char *scope; /* subtree root; NULL or "" = the whole store */
+	const struct store_where *where;
+	int n_where;	    /* 0..STORE_MAX_WHERE, all must match */
+	size_t limit;	    /* rows per page, 1..STORE_SCAN_MAX; 0 = STORE_SCAN_MAX */
+	const char *cursor; /* from the previous page, or NULL/"" for the first */
+};
+
+/* One row; every pointer is valid only during the callback. */
+struct store_row {
+	const char *id;
+	const char *scope;
+	const void *data; /* the record, MessagePack */
+	size_t len;
+};
+
+/*
+ * Return 0 to go on, non-zero to end the page after this row (the cursor
+ * then continues after it, e.g. when a reply is big enough). Runs inside the
+ * scan's read: it may read, but must not write to the store.
+ */
+typedef int (*store_row_fn)(void *ud, const struct store_row *row);
+
+/*
+ * store_scan — the records of `q->dataset` within `q->scope` that match
+ * every filter, in key order (scope, then id; by an index when filtered),
+ * at most q->limit of them, in one short read transaction. `cursor_out`
+ * (STORE_CURSOR_MAX bytes) receives the cursor of the next page, or "" when
+ * there is none. Returns the number of rows (>= 0) or a negative code:
+ * LINLI_EINVAL (bad filter, not indexed field, a cursor of another query),
+ * LINLI_ENOENT (unknown dataset), LINLI_EIO.
+ */
+int store_scan(struct store *s, const struct store_query *q, store_row_fn fn, void *ud,
+	       char *cursor_out, char *err, size_t errlen);
+
+/* ---- administration: any thread ---- */
+
+struct store_stats {
+	uint64_t map_size;   /* bytes mapped now */
+	uint64_t used_bytes; /* pages in use */
+	uint64_t file_bytes; /* size of data.mdb */
+	uint32_t page_size;
+	uint64_t records, index_entries, journal_entries;
+	uint64_t commits, writes, failed_commits, map_grows;
+	uint64_t last_commit_us; /* duration of the last commit */
+	unsigned readers;	 /* reader slots in use */
+	bool sync;
+	bool backup_running;
+};
+
+int store_stats(struct store *s, struct store_stats *st);
+
+/* Switch durability at run time (owner thread): fsync each commit, or MDB_NOSYNC. */
+int store_set_sync(struct store *s, bool sync);
+
+/* Number of records of `dataset` (0 for an unknown one). */
+uint64_t store_count(struct store *s, const char *dataset);
+
+/*
+ * store_backup_start — copy the store, compacted and consistent as of now,
+ * to directory `path` (absolute; created if missing; must not hold a
+ * data.mdb) on a thread of its own, while the store keeps serving. Calls
+ * done(arg, rc, err) on that thread when finished. One backup at a time
+ * (LINLI_EBUSY). Restoring = opening a store whose directory holds the copy.
+ */
+int store_backup_start(struct store *s, const char *path, store_done_fn done, void *arg, char *err,
+		       size_t errlen);
+
+/* Is `id` a well-formed record id? */
+bool store_id_ok(const char *id);
+
+/*
+ * store_time_parse — an RFC 3339 time ("2026-01-02T03:04:05Z",
+ * "2026-01-02T11:04:05.250+08:00") to ms since 1970 UTC. Returns false on
+ * anything else.
+ */
+bool store_time_parse(const char *s, size_t n, int64_t *ms);
+
+#endif

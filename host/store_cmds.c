@@ -1,0 +1,699 @@
+/*
+ * store_cmds — see store_cmds.h.
+ *
+ * A write command validates and applies its write at once (so a bad record
+ * is refused at once, with nothing stored), then waits for the batch's
+ * commit: the handler returns CMD_PENDING and the store's commit waiter
+ * finishes the call with the commit's result. The batch-end hook is where
+ * the kernel commits: one fsync for every write of a loop batch.
+ */
+#include "store_cmds.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "catalog.h"
+#include "cmd.h"
+#include "json.h"
+#include "kernel.h"
+#include "linli/error.h"
+#include "log.h"
+#include "mp.h"
+#include "store.h"
+
+#define QUERY_DEFAULT_LIMIT 100
+#define QUERY_MAX_LIMIT	    1000
+#define QUERY_MAX_BYTES	    (512u << 10) /* a page ends here: linli takes replies up to 1 MiB */
+
+/* ---- access ---- */
+
+int store_access_check(const struct kernel *k, const char *session, const char *scope, bool write,
+		       char *err, size_t errlen)
+{
+	(void)session;
+	(void)write;
+	const char *root = k->cfg.node_path;
+	if (!scope_within(root, scope)) {
+		snprintf(err, errlen, "scope '%s' is outside this node's jurisdiction '%s'", scope,
+			 root);
+		return LINLI_EPERM;
+	}
+	return 0;
+}
+
+/* ---- arguments ---- */
+
+enum { O_SCOPE = 1, O_ID = 2, O_WHERE = 4, O_LIMIT = 8, O_CURSOR = 16 };
+
+struct dargs {
+	const char *pos[4];
+	int n_pos;
+	const char *scope, *id, *cursor;
+	long limit;
+	struct store_where where[STORE_MAX_WHERE];
+	int n_where;
+	char wfield[STORE_MAX_WHERE][CAT_NAME_MAX + 1];
+};
+
+static const struct {
+	const char *name;
+	int bit;
+} opt_names[] = {
+    {"scope", O_SCOPE}, {"id", O_ID}, {"where", O_WHERE}, {"limit", O_LIMIT}, {"cursor", O_CURSOR}};
+
+/* Parse argv[2..] of `data SUB ...` into positionals and the options in `allowed`. */
+static int parse_args(struct cmd_call *call, int allowed, int max_pos, const char *usage,
+		      struct dargs *a)
+{
+	memset(a, 0, sizeof *a);
+	a->limit = -1;
+	const char *cmd = call->argv[1];
+	for (int i = 2; i < call->argc; i++) {
+		const char *w = call->argv[i];
+		if (strncmp(w, "--", 2) != 0) {
+			if (a->n_pos == max_pos)
+				return cmd_fail(
+				    call, LINLI_EINVAL,
+				    "data %s: unexpected argument '%.64s' (usage: data %s %s)", cmd,
+				    w, cmd, usage);
+			a->pos[a->n_pos++] = w;
+			continue;
+		}
+		const char *eq = strchr(w, '=');
+		size_t nl = eq ? (size_t)(eq - w - 2) : strlen(w + 2);
+		int bit = 0;
+		for (size_t k = 0; k < sizeof opt_names / sizeof opt_names[0]; k++)
+			if (strlen(opt_names[k].name) == nl &&
+			    strncmp(w + 2, opt_names[k].name, nl) == 0)
+				bit = opt_names[k].bit;
+		if (!(bit & allowed))
+			return cmd_fail(call, LINLI_EINVAL,
+					"data %s: unknown option '%.64s' (usage: data %s %s)", cmd,
+					w, cmd, usage);
+		const char *v = eq ? eq + 1 : (i + 1 < call->argc ? call->argv[++i] : NULL);
+		if (!v)
+			return cmd_fail(call, LINLI_EINVAL, "data %s: option '%s' needs a value",
+					cmd, w);
+		switch (bit) {
+		case O_SCOPE:
+			a->scope = v;
+			break;
+		case O_ID:
+			a->id = v;
+			break;
+		case O_CURSOR:
+			a->cursor = v;
+			break;
+		case O_LIMIT: {
+			char *end;
+			errno = 0;
+			a->limit = strtol(v, &end, 10);
+			if (!*v || *end || errno || a->limit < 1 || a->limit > QUERY_MAX_LIMIT)
+				return cmd_fail(call, LINLI_EINVAL,
+						"data %s: --limit '%.32s' is not a number in 1..%d",
+						cmd, v, QUERY_MAX_LIMIT);
+			break;
+		}
+		case O_WHERE: {
+			const char *e = strchr(v, '=');
+			if (!e || e == v || (size_t)(e - v) > CAT_NAME_MAX)
+				return cmd_fail(call, LINLI_EINVAL,
+						"data %s: --where '%.64s' is not FIELD=VALUE", cmd,
+						v);
+			if (a->n_where == STORE_MAX_WHERE)
+				return cmd_fail(call, LINLI_EINVAL, "data %s: at most %d --where",
+						cmd, STORE_MAX_WHERE);
+			snprintf(a->wfield[a->n_where], sizeof a->wfield[0], "%.*s", (int)(e - v),
+				 v);
+			a->where[a->n_where].field = a->wfield[a->n_where];
+			a->where[a->n_where].value = e + 1;
+			a->n_where++;
+			break;
+		}
+		}
+	}
+	return 0;
+}
+
+/* The scope of a request: --scope, or this node's path; checked for access. */
+static int request_scope(struct cmd_call *call, struct dargs *a, bool write)
+{
+	if (!a->scope)
+		a->scope = call->k->cfg.node_path;
+	char why[128];
+	if (!scope_check(a->scope, why, sizeof why))
+		return cmd_fail(call, LINLI_EINVAL, "bad --scope '%.64s': %s", a->scope, why);
+	return store_access_check(call->k, call->session, a->scope, write, call->err,
+				  sizeof call->err);
+}
+
+/* Pack {id, scope, field...} from a stored record. */
+static int pack_record(msgpack_packer *pk, const char *id, const char *scope, const void *data,
+		       size_t len)
+{
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	size_t off = 0;
+	if (msgpack_unpack_next(&up, data, len, &off) != MSGPACK_UNPACK_SUCCESS ||
+	    up.data.type != MSGPACK_OBJECT_MAP) {
+		msgpack_unpacked_destroy(&up);
+		return LINLI_ECORRUPT;
+	}
+	const msgpack_object_map *m = &up.data.via.map;
+	msgpack_pack_map(pk, m->size + 2);
+	mp_kv_str(pk, "id", id);
+	mp_kv_str(pk, "scope", scope);
+	for (uint32_t i = 0; i < m->size; i++) {
+		msgpack_pack_object(pk, m->ptr[i].key);
+		msgpack_pack_object(pk, m->ptr[i].val);
+	}
+	msgpack_unpacked_destroy(&up);
+	return 0;
+}
+
+/* A commit waiter: the call's reply is packed already; send it or the error. */
+static void write_done(void *arg, int rc, const char *err)
+{
+	struct cmd_call *call = arg;
+	if (rc)
+		snprintf(call->err, sizeof call->err, "%s", err ? err : linli_strerror(rc));
+	cmd_finish(call, rc);
+}
+
+static int wait_commit(struct cmd_call *call)
+{
+	int rc = store_on_commit(call->k->store, write_done, call);
+	if (rc)
+		return cmd_fail(call, rc, "store: cannot wait for the commit: %s",
+				linli_strerror(rc));
+	return CMD_PENDING;
+}
+
+/* ---- data ---- */
+
+static int cmd_data_get(struct cmd_call *call, void *ud)
+{
+	(void)ud;
+	struct dargs a;
+	const char *usage = "DATASET ID [--scope PATH]";
+	int rc = parse_args(call, O_SCOPE, 2, usage, &a);
+	if (rc)
+		return rc;
+	if (a.n_pos != 2)
+		return cmd_fail(call, LINLI_EINVAL, "usage: data get %s", usage);
+	if ((rc = request_scope(call, &a, false)))
+		return rc;
+	msgpack_sbuffer buf;
+	msgpack_sbuffer_init(&buf);
+	char scope[SCOPE_MAX + 1];
+	rc = store_get(call->k->store, a.pos[0], a.scope, a.pos[1], &buf, scope, call->err,
+		       sizeof call->err);
+	if (!rc && pack_record(&call->pk, a.pos[1], scope, buf.data, buf.size))
+		rc = cmd_fail(call, LINLI_ECORRUPT, "%s: record '%s' is not a map", a.pos[0],
+			      a.pos[1]);
+	msgpack_sbuffer_destroy(&buf);
+	return rc;
+}
+
+static int cmd_data_put(struct cmd_call *call, void *ud)
+{
+	(void)ud;
+	struct dargs a;
+	const char *usage = "DATASET [--scope PATH] [--id ID] [JSON | --stdin]";
+	int rc = parse_args(call, O_SCOPE | O_ID, 2, usage, &a);
+	if (rc)
+		return rc;
+	if (a.n_pos < 1)
+		return cmd_fail(call, LINLI_EINVAL, "usage: data put %s", usage);
+	const char *json = a.n_pos == 2 ? a.pos[1] : call->input;
+	size_t json_len = a.n_pos == 2 ? strlen(a.pos[1]) : call->input_len;
+	if (a.n_pos == 2 && call->input)
+		return cmd_fail(call, LINLI_EINVAL,
+				"data put: give the record once: as an argument or with --stdin");
+	if (!json)
+		return cmd_fail(call, LINLI_EINVAL,
+				"data put: no record: give it as a JSON argument or with --stdin");
+	if ((rc = request_scope(call, &a, true)))
+		return rc;
+	msgpack_sbuffer buf;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&buf);
+	msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
+	char jerr[256], id[STORE_ID_MAX + 1];
+	bool created = false;
+	rc = json_parse_to_mp(json, json_len, &pk, jerr, sizeof jerr);
+	if (rc)
+		rc = cmd_fail(call, rc, "%s: the record is not JSON: %s", a.pos[0], jerr);
+	else
+		rc = store_put(call->k->store, a.pos[0], a.scope, a.id, buf.data, buf.size, id,
+			       &created, call->err, sizeof call->err);
+	msgpack_sbuffer_destroy(&buf);
+	if (rc)
+		return rc;
+	msgpack_pack_map(&call->pk, 3);
+	mp_kv_str(&call->pk, "id", id);
+	mp_kv_str(&call->pk, "scope", a.scope);
+	mp_kv_bool(&call->pk, "created", created);
+	return wait_commit(call);
+}
+
+static int cmd_data_del(struct cmd_call *call, void *ud)
+{
+	(void)ud;
+	struct dargs a;
+	const char *usage = "DATASET ID [--scope PATH]";
+	int rc = parse_args(call, O_SCOPE, 2, usage, &a);
+	if (rc)
+		return rc;
+	if (a.n_pos != 2)
+		return cmd_fail(call, LINLI_EINVAL, "usage: data del %s", usage);
+	if ((rc = request_scope(call, &a, true)))
+		return rc;
+	rc = store_delete(call->k->store, a.pos[0], a.scope, a.pos[1], call->err, sizeof call->err);
+	if (rc)
+		return rc;
+	msgpack_pack_map(&call->pk, 2);
+	mp_kv_str(&call->pk, "id", a.pos[1]);
+	mp_kv_bool(&call->pk, "deleted", true);
+	return wait_commit(call);
+}
+
+struct rows {
+	msgpack_sbuffer buf;
+	msgpack_packer pk;
+	int bad;
+};
+
+static int query_row(void *ud, const struct store_row *row)
+{
+	struct rows *r = ud;
+	if (pack_record(&r->pk, row->id, row->scope, row->data, row->len))
+		r->bad++;
+	return r->buf.size >= QUERY_MAX_BYTES;
+}
+
+static int cmd_data_query(struct cmd_call *call, void *ud)
+{
+	(void)ud;
+	struct dargs a;
+	const char *usage =
+	    "DATASET [--scope PATH] [--where FIELD=VALUE]... [--limit N] [--cursor C]";
+	int rc = parse_args(call, O_SCOPE | O_WHERE | O_LIMIT | O_CURSOR, 1, usage, &a);
+	if (rc)
+		return rc;
+	if (a.n_pos != 1)
+		return cmd_fail(call, LINLI_EINVAL, "usage: data query %s", usage);
+	if ((rc = request_scope(call, &a, false)))
+		return rc;
+	struct store_query q = {
+	    .dataset = a.pos[0],
+	    .scope = a.scope,
+	    .where = a.where,
+	    .n_where = a.n_where,
+	    .limit = a.limit > 0 ? (size_t)a.limit : QUERY_DEFAULT_LIMIT,
+	    .cursor = a.cursor,
+	};
+	struct rows r = {.bad = 0};
+	msgpack_sbuffer_init(&r.buf);
+	msgpack_packer_init(&r.pk, &r.buf, msgpack_sbuffer_write);
+	char cursor[STORE_CURSOR_MAX];
+	int n = store_scan(call->k->store, &q, query_row, &r, cursor, call->err, sizeof call->err);
+	if (n >= 0 && r.bad)
+		n = cmd_fail(call, LINLI_ECORRUPT, "%s: %d stored records are not maps", a.pos[0],
+			     r.bad);
+	if (n >= 0) {
+		msgpack_pack_map(&call->pk, 3);
+		mp_str(&call->pk, "records");
+		msgpack_pack_array(&call->pk, (size_t)n);
+		msgpack_sbuffer_write(&call->data, r.buf.data, r.buf.size);
+		mp_kv_int(&call->pk, "count", n);
+		mp_kv_str(&call->pk, "cursor", cursor[0] ? cursor : NULL);
+	}
+	msgpack_sbuffer_destroy(&r.buf);
+	return n < 0 ? n : 0;
+}
+
+/* ---- store ---- */
+
+static int cmd_store_stats(struct cmd_call *call, void *ud)
+{
+	(void)ud;
+	struct store_stats st;
+	struct kernel *k = call->k;
+	if (store_stats(k->store, &st))
+		return cmd_fail(call, LINLI_EIO, "store: cannot read its statistics");
+	msgpack_packer *pk = &call->pk;
+	msgpack_pack_map(pk, 16);
+	mp_kv_str(pk, "data_dir", k->cfg.data_dir);
+	mp_kv_uint(pk, "file_bytes", st.file_bytes);
+	mp_kv_uint(pk, "used_bytes", st.used_bytes);
+	mp_kv_uint(pk, "map_bytes", st.map_size);
+	mp_kv_uint(pk, "page_size", st.page_size);
+	mp_kv_uint(pk, "records", st.records);
+	mp_kv_uint(pk, "index_entries", st.index_entries);
+	mp_kv_uint(pk, "writes", st.writes);
+	mp_kv_uint(pk, "commits", st.commits);
+	mp_kv_uint(pk, "failed_commits", st.failed_commits);
+	mp_kv_uint(pk, "map_grows", st.map_grows);
+	mp_kv_uint(pk, "last_commit_us", st.last_commit_us);
+	mp_kv_uint(pk, "readers", st.readers);
+	mp_kv_str(pk, "durability", st.sync ? "sync" : "nosync");
+	mp_kv_bool(pk, "backup_running", st.backup_running);
+	mp_str(pk, "datasets");
+	const struct catalog *c = k->catalog;
+	int nonzero = 0;
+	for (int i = 0; i < c->n_datasets; i++)
+		nonzero += store_count(k->store, c->datasets[i].name) > 0;
+	msgpack_pack_map(pk, (size_t)nonzero);
+	for (int i = 0; i < c->n_datasets; i++) {
+		uint64_t n = store_count(k->store, c->datasets[i].name);
+		if (n)
+			mp_kv_uint(pk, c->datasets[i].name, n);
+	}
+	return 0;
+}
+
+struct backup_done {
+	struct cmd_call *call;
+	int rc;
+	char msg[1024];
+};
+
+/* Kernel thread: the backup thread finished. */
+static void backup_finish(struct kernel *k, void *arg)
+{
+	(void)k;
+	struct backup_done *d = arg;
+	if (d->rc)
+		snprintf(d->call->err, sizeof d->call->err, "%s", d->msg);
+	cmd_finish(d->call, d->rc);
+	free(d);
+}
+
+/* Backup thread: hand the result to the kernel thread. */
+static void backup_done_cb(void *arg, int rc, const char *err)
+{
+	struct cmd_call *call = arg;
+	struct backup_done *d = calloc(1, sizeof *d);
+	if (d) {
+		d->call = call;
+		d->rc = rc;
+		snprintf(d->msg, sizeof d->msg, "%s", err ? err : "");
+	}
+	if (!d || kernel_post(call->k, backup_finish, d) != 0) {
+		/* The daemon is stopping: nobody is left to answer. */
+		free(d);
+		cmd_call_free(call);
+	}
+}
+
+static int cmd_store_backup(struct cmd_call *call, void *ud)
+{
+	(void)ud;
+	if (call->argc != 3)
+		return cmd_fail(call, LINLI_EINVAL, "usage: store backup DIR (an absolute path)");
+	const char *path = call->argv[2];
+	msgpack_pack_map(&call->pk, 2);
+	mp_kv_str(&call->pk, "backup", path);
+	char file[4200];
+	snprintf(file, sizeof file, "%s/data.mdb", path);
+	mp_kv_str(&call->pk, "file", file);
+	int rc = store_backup_start(call->k->store, path, backup_done_cb, call, call->err,
+				    sizeof call->err);
+	return rc ? rc : CMD_PENDING;
+}
+
+/* ---- catalog ---- */
+
+static void pack_field(msgpack_packer *pk, const struct cat_field *f, bool dataset)
+{
+	int n = 2 + (dataset ? 2 : 0) + (f->sensitive != CAT_SENS_NONE) + (f->access != 0) +
+		(f->unit != NULL) + (f->n_values > 0) + (f->ref != NULL) + f->has_min + f->has_max +
+		(f->max_len > 0);
+	msgpack_pack_map(pk, (size_t)n);
+	mp_kv_str(pk, "name", f->name);
+	mp_kv_str(pk, "type", cat_type_name(f->type));
+	if (dataset) {
+		mp_kv_bool(pk, "required", f->required);
+		mp_kv_bool(pk, "indexed", f->indexed);
+	}
+	if (f->sensitive != CAT_SENS_NONE)
+		mp_kv_str(pk, "sensitive", cat_sensitive_name(f->sensitive));
+	if (f->access)
+		mp_kv_str(pk, "access",
+			  f->access == (CAT_READ | CAT_WRITE) ? "rw"
+			  : f->access == CAT_READ	      ? "r"
+							      : "w");
+	if (f->unit)
+		mp_kv_str(pk, "unit", f->unit);
+	if (f->n_values) {
+		mp_str(pk, "values");
+		msgpack_pack_array(pk, (size_t)f->n_values);
+		for (int i = 0; i < f->n_values; i++)
+			mp_str(pk, f->values[i]);
+	}
+	if (f->ref)
+		mp_kv_str(pk, "ref", f->ref);
+	if (f->has_min) {
+		if (f->type == CAT_FLOAT)
+			mp_kv_double(pk, "min", f->fmin);
+		else
+			mp_kv_int(pk, "min", f->imin);
+	}
+	if (f->has_max) {
+		if (f->type == CAT_FLOAT)
+			mp_kv_double(pk, "max", f->fmax);
+		else
+			mp_kv_int(pk, "max", f->imax);
+	}
+	if (f->max_len > 0)
+		mp_kv_int(pk, "max_len", f->max_len);
+}
+
+static void pack_strings(msgpack_packer *pk, const char *key, char **v, int n)
+{
+	mp_str(pk, key);
+	msgpack_pack_array(pk, (size_t)n);
+	for (int i = 0; i < n; i++)
+		mp_str(pk, v[i]);
+}
+
+static void pack_dataset(struct kernel *k, msgpack_packer *pk, const struct cat_dataset *d)
+{
+	msgpack_pack_map(pk, 14);
+	mp_kv_str(pk, "kind", "dataset");
+	mp_kv_str(pk, "name", d->name);
+	mp_kv_str(pk, "title_zh", d->title_zh);
+	mp_kv_str(pk, "title_en", d->title_en);
+	mp_kv_str(pk, "owner", d->owner);
+	mp_kv_str(pk, "family", d->family);
+	mp_kv_str(pk, "level", tier_level_name(d->level));
+	mp_kv_str(pk, "sharing", cat_sharing_name(d->sharing));
+	mp_kv_str(pk, "source", cat_source_name(d->source));
+	mp_kv_bool(pk, "restricted", d->restricted);
+	mp_kv_str(pk, "file", d->file);
+	mp_kv_uint(pk, "records", k->store ? store_count(k->store, d->name) : 0);
+	mp_kv_int(pk, "line", d->line);
+	mp_str(pk, "fields");
+	msgpack_pack_array(pk, (size_t)d->n_fields);
+	for (int i = 0; i < d->n_fields; i++)
+		pack_field(pk, &d->fields[i], true);
+}
+
+static void pack_class(msgpack_packer *pk, const struct cat_device_class *c)
+{
+	msgpack_pack_map(pk, 8);
+	mp_kv_str(pk, "kind", "device");
+	mp_kv_str(pk, "name", c->name);
+	mp_kv_str(pk, "title_zh", c->title_zh);
+	mp_kv_str(pk, "title_en", c->title_en);
+	mp_kv_int(pk, "heartbeat_s", c->heartbeat);
+	mp_str(pk, "resources");
+	msgpack_pack_array(pk, (size_t)c->n_resources);
+	for (int i = 0; i < c->n_resources; i++)
+		pack_field(pk, &c->resources[i], false);
+	mp_str(pk, "commands");
+	msgpack_pack_array(pk, (size_t)c->n_commands);
+	for (int i = 0; i < c->n_commands; i++) {
+		msgpack_pack_map(pk, 2);
+		mp_kv_str(pk, "name", c->commands[i].name);
+		mp_str(pk, "args");
+		msgpack_pack_array(pk, (size_t)c->commands[i].n_args);
+		for (int j = 0; j < c->commands[i].n_args; j++)
+			pack_field(pk, &c->commands[i].args[j], false);
+	}
+	mp_str(pk, "events");
+	msgpack_pack_array(pk, (size_t)c->n_events);
+	for (int i = 0; i < c->n_events; i++) {
+		msgpack_pack_map(pk, 2);
+		mp_kv_str(pk, "name", c->events[i].name);
+		mp_kv_str(pk, "severity", cat_severity_name(c->events[i].severity));
+	}
+}
+
+static void pack_plugin(msgpack_packer *pk, const struct cat_plugin *p)
+{
+	msgpack_pack_map(pk, 8);
+	mp_kv_str(pk, "kind", "plugin");
+	mp_kv_str(pk, "name", p->name);
+	mp_kv_str(pk, "family", p->family);
+	mp_kv_str(pk, "version", p->version);
+	mp_kv_str(pk, "sdk", p->sdk);
+	mp_kv_str(pk, "description", p->description);
+	pack_strings(pk, "requires", p->requires, p->n_requires);
+	pack_strings(pk, "capabilities", p->capabilities, p->n_capabilities);
+}
+
+static void list_row(msgpack_packer *pk, const char *kind, const char *name, const char *title,
+		     const char *info)
+{
+	msgpack_pack_map(pk, 4);
+	mp_kv_str(pk, "kind", kind);
+	mp_kv_str(pk, "name", name);
+	mp_kv_str(pk, "title", title);
+	mp_kv_str(pk, "info", info);
+}
+
+static int cmd_catalog_list(struct cmd_call *call, void *ud)
+{
+	(void)ud;
+	const struct catalog *c = call->k->catalog;
+	const char *what = call->argc > 2 ? call->argv[2] : NULL;
+	bool ds = !what || strcmp(what, "datasets") == 0;
+	bool dv = !what || strcmp(what, "devices") == 0;
+	bool pl = !what || strcmp(what, "plugins") == 0;
+	if (call->argc > 3 || (!ds && !dv && !pl))
+		return cmd_fail(call, LINLI_EINVAL,
+				"usage: catalog list [datasets|devices|plugins]");
+	size_t n = (ds ? (size_t)c->n_datasets : 0) + (dv ? (size_t)c->n_classes : 0) +
+		   (pl ? (size_t)c->n_plugins : 0);
+	msgpack_packer *pk = &call->pk;
+	msgpack_pack_array(pk, n);
+	char title[512], info[256];
+	for (int i = 0; ds && i < c->n_datasets; i++) {
+		const struct cat_dataset *d = &c->datasets[i];
+		snprintf(title, sizeof title, "%s / %s", d->title_zh, d->title_en);
+		snprintf(info, sizeof info, "%s, %s level, %s%s, %d fields", d->family,
+			 tier_level_name(d->level), cat_sharing_name(d->sharing),
+			 d->restricted ? ", restricted" : "", d->n_fields);
+		list_row(pk, "dataset", d->name, title, info);
+	}
+	for (int i = 0; dv && i < c->n_classes; i++) {
+		const struct cat_device_class *d = &c->classes[i];
+		snprintf(title, sizeof title, "%s / %s", d->title_zh, d->title_en);
+		snprintf(info, sizeof info, "%d resources, %d commands, %d events", d->n_resources,
+			 d->n_commands, d->n_events);
+		list_row(pk, "device", d->name, title, info);
+	}
+	for (int i = 0; pl && i < c->n_plugins; i++) {
+		const struct cat_plugin *p = &c->plugins[i];
+		snprintf(info, sizeof info, "%s %s, sdk %s", p->family, p->version, p->sdk);
+		list_row(pk, "plugin", p->name, p->description, info);
+	}
+	return 0;
+}
+
+static int cmd_catalog_show(struct cmd_call *call, void *ud)
+{
+	(void)ud;
+	struct kernel *k = call->k;
+	const struct catalog *c = k->catalog;
+	const char *kind = NULL, *name;
+	if (call->argc == 3)
+		name = call->argv[2];
+	else if (call->argc == 4) {
+		kind = call->argv[2];
+		name = call->argv[3];
+		if (strcmp(kind, "dataset") && strcmp(kind, "device") && strcmp(kind, "plugin"))
+			return cmd_fail(
+			    call, LINLI_EINVAL,
+			    "catalog show: kind '%.32s' is not dataset, device or plugin", kind);
+	} else
+		return cmd_fail(call, LINLI_EINVAL,
+				"usage: catalog show [dataset|device|plugin] NAME");
+	const struct cat_dataset *d =
+	    !kind || !strcmp(kind, "dataset") ? catalog_dataset(c, name) : NULL;
+	const struct cat_device_class *dc =
+	    !kind || !strcmp(kind, "device") ? catalog_device_class(c, name) : NULL;
+	const struct cat_plugin *p =
+	    !kind || !strcmp(kind, "plugin") ? catalog_plugin(c, name) : NULL;
+	int found = (d != NULL) + (dc != NULL) + (p != NULL);
+	if (found == 0)
+		return cmd_fail(call, LINLI_ENOENT, "catalog: no %s named '%.64s'",
+				kind ? kind : "dataset, device class or plugin", name);
+	if (found > 1)
+		return cmd_fail(
+		    call, LINLI_EINVAL,
+		    "catalog: '%.64s' names a%s%s%s; say 'catalog show dataset|device|plugin "
+		    "%.64s'",
+		    name, d ? " dataset" : "",
+		    dc ? (d ? " and a device class" : " device class") : "",
+		    p ? " and a plugin" : "", name);
+	if (d)
+		pack_dataset(k, &call->pk, d);
+	else if (dc)
+		pack_class(&call->pk, dc);
+	else
+		pack_plugin(&call->pk, p);
+	return 0;
+}
+
+/* ---- registration and the commit hook ---- */
+
+static void batch_end(struct kernel *k, void *arg)
+{
+	(void)arg;
+	store_batch_end(k->store);
+}
+
+static void wake_noop(struct kernel *k, void *arg)
+{
+	(void)k;
+	(void)arg;
+}
+
+/*
+ * The kernel runs batch-end hooks only after a batch of queued events; a
+ * write made from a timer would otherwise wait for the next event. Posting
+ * an empty event guarantees a batch end soon.
+ */
+void store_cmds_wake(void *kp)
+{
+	struct kernel *k = kp;
+	if (kernel_post(k, wake_noop, NULL) != 0)
+		log_warn("store", "cannot post the commit wake-up: the loop is closed");
+}
+
+int store_cmds_register(struct kernel *k)
+{
+	static const struct {
+		const char *name, *sub, *usage, *summary;
+		cmd_fn fn;
+	} cmds[] = {
+	    {"data", "get", "DATASET ID [--scope PATH]", "one record, as JSON", cmd_data_get},
+	    {"data", "put", "DATASET [--scope PATH] [--id ID] [JSON | --stdin]",
+	     "create or replace a record (acknowledged once committed)", cmd_data_put},
+	    {"data", "del", "DATASET ID [--scope PATH]", "delete a record", cmd_data_del},
+	    {"data", "query",
+	     "DATASET [--scope PATH] [--where FIELD=VALUE]... [--limit N] [--cursor C]",
+	     "records of a scope subtree, filtered on indexed fields, a page at a time",
+	     cmd_data_query},
+	    {"store", "stats", "", "size, map, records, commits of the store", cmd_store_stats},
+	    {"store", "backup", "DIR",
+	     "write a compacted, consistent copy to DIR/data.mdb while serving", cmd_store_backup},
+	    {"catalog", "list", "[datasets|devices|plugins]",
+	     "datasets, device classes and plugins of the catalog", cmd_catalog_list},
+	    {"catalog", "show", "[dataset|device|plugin] NAME", "one catalog entry in full",
+	     cmd_catalog_show},
+	};
+	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+		int rc = cmd_register(k->cmds, cmds[i].name, cmds[i].sub, cmds[i].usage,
+				      cmds[i].summary, cmds[i].fn, NULL, k->store);
+		if (rc)
+			return rc;
+	}
+	return kernel_on_batch_end(k, batch_end, NULL);
+}

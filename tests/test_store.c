@@ -1,0 +1,1204 @@
+/*
+ * Unit tests of host/store.c, on real LMDB files in a temp dir: schema
+ * validation (each type, each violation), index upkeep under update and
+ * delete, scope scans, pagination, group commit, read-modify-write, map
+ * growth, a full disk, damaged data files, backup and restore.
+ *
+ * A full disk is simulated by interposing the write calls LMDB makes
+ * (pwrite, writev, write): when armed they fail with ENOSPC, as the kernel
+ * does when the file system has no room left.
+ */
+#undef _FILE_OFFSET_BITS /* define the plain pwrite symbol liblmdb imports */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "catalog.h"
+#include "json.h"
+#include "linli/error.h"
+#include "log.h"
+#include "mp.h"
+#include "store.h"
+
+/* ---- fault injection: a full disk ---- */
+
+static atomic_int disk_full_armed;
+
+#define EXPORT __attribute__((visibility("default")))
+
+EXPORT ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+	static ssize_t (*real)(int, const void *, size_t, off_t);
+	if (!real)
+		real = (ssize_t(*)(int, const void *, size_t, off_t))dlsym(RTLD_NEXT, "pwrite");
+	if (atomic_load(&disk_full_armed) && fd > 2) {
+		errno = ENOSPC;
+		return -1;
+	}
+	return real(fd, buf, n, off);
+}
+
+EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
+{
+	static ssize_t (*real)(int, const struct iovec *, int);
+	if (!real)
+		real = (ssize_t(*)(int, const struct iovec *, int))dlsym(RTLD_NEXT, "writev");
+	if (atomic_load(&disk_full_armed) && fd > 2) {
+		errno = ENOSPC;
+		return -1;
+	}
+	return real(fd, iov, cnt);
+}
+
+EXPORT ssize_t write(int fd, const void *buf, size_t n)
+{
+	static ssize_t (*real)(int, const void *, size_t);
+	if (!real)
+		real = (ssize_t(*)(int, const void *, size_t))dlsym(RTLD_NEXT, "write");
+	if (atomic_load(&disk_full_armed) && fd > 2) {
+		errno = ENOSPC;
+		return -1;
+	}
+	return real(fd, buf, n);
+}
+
+/* ---- fixture: a test catalog and a store ---- */
+
+static const char things_cfg[] =
+	"dataset = { name = \"things\"; title_zh = \"物\"; title_en = \"Things\";\n"
+	"  owner = \"test\"; family = \"core\"; level = \"community\";\n"
+	"  sharing = \"shared\"; source = \"community\";\n"
+	"  fields = (\n"
+	"    { name = \"s\"; type = \"string\"; required = true; indexed = true; max_len = 8; },\n"
+	"    { name = \"i\"; type = \"integer\"; min = 0; max = 100; indexed = true; },\n"
+	"    { name = \"f\"; type = \"float\"; min = -1.0; max = 1.0; },\n"
+	"    { name = \"b\"; type = \"boolean\"; indexed = true; },\n"
+	"    { name = \"t\"; type = \"time\"; indexed = true; },\n"
+	"    { name = \"e\"; type = \"enum\"; values = [ \"a\", \"b\", \"c\" ]; indexed = true; },\n"
+	"    { name = \"r\"; type = \"ref\"; ref = \"others\"; },\n"
+	"    { name = \"g\"; type = \"geo\"; },\n"
+	"    { name = \"long\"; type = \"string\"; indexed = true; },\n"
+	"    { name = \"note\"; type = \"string\"; }\n"
+	"  ); };\n";
+static const char others_cfg[] =
+	"dataset = { name = \"others\"; title_zh = \"他\"; title_en = \"Others\";\n"
+	"  owner = \"test\"; family = \"core\"; level = \"community\";\n"
+	"  sharing = \"shared\"; source = \"community\";\n"
+	"  fields = ( { name = \"name\"; type = \"string\"; indexed = %s; } ); };\n";
+static const char gridded_cfg[] =
+	"dataset = { name = \"gridded\"; title_zh = \"格\"; title_en = \"Gridded\";\n"
+	"  owner = \"test\"; family = \"core\"; level = \"grid\";\n"
+	"  sharing = \"shared\"; source = \"community\";\n"
+	"  fields = ( { name = \"x\"; type = \"integer\"; } ); };\n";
+
+#define YUELAN "hefei/baohe/binhu/yuelan"
+#define YUELAN2 "hefei/baohe/binhu/yuelan2"
+
+struct fx {
+	char dir[64];
+	char cat_dir[128], data[128];
+	struct catalog *cat;
+	struct store *s;
+	size_t map;
+	bool sync;
+};
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+	char p[512];
+	snprintf(p, sizeof p, "%s/%s", dir, name);
+	FILE *f = fopen(p, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void write_catalog(struct fx *x, bool others_indexed)
+{
+	char ds[256], o[1024];
+	snprintf(ds, sizeof ds, "%s/datasets", x->cat_dir);
+	mkdir(x->cat_dir, 0700);
+	mkdir(ds, 0700);
+	write_file(ds, "things.cfg", things_cfg);
+	snprintf(o, sizeof o, others_cfg, others_indexed ? "true" : "false");
+	write_file(ds, "others.cfg", o);
+	write_file(ds, "gridded.cfg", gridded_cfg);
+	char err[1024];
+	catalog_free(x->cat);
+	x->cat = NULL;
+	if (catalog_load(x->cat_dir, &x->cat, err, sizeof err))
+		fail_msg("%s", err);
+}
+
+static int open_store(struct fx *x, char *err, size_t errlen)
+{
+	struct store_opts o = {.dir = x->data, .map_size = x->map, .sync = x->sync};
+	return store_open(&o, x->cat, &x->s, err, errlen);
+}
+
+static void reopen(struct fx *x)
+{
+	store_close(x->s);
+	x->s = NULL;
+	char err[1024];
+	if (open_store(x, err, sizeof err))
+		fail_msg("%s", err);
+}
+
+static int setup_map(void **state, size_t map)
+{
+	struct fx *x = calloc(1, sizeof *x);
+	strcpy(x->dir, "/tmp/linli-store-XXXXXX");
+	assert_non_null(mkdtemp(x->dir));
+	snprintf(x->cat_dir, sizeof x->cat_dir, "%s/catalog", x->dir);
+	snprintf(x->data, sizeof x->data, "%s/data", x->dir);
+	mkdir(x->data, 0700);
+	x->map = map;
+	write_catalog(x, false);
+	char err[1024];
+	if (open_store(x, err, sizeof err))
+		fail_msg("%s", err);
+	*state = x;
+	return 0;
+}
+
+static int setup(void **state) { return setup_map(state, 4u << 20); }
+static int setup_small(void **state) { return setup_map(state, 1u << 20); }
+
+static void rm_rf(const char *dir)
+{
+	char cmd[600];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", dir);
+}
+
+static int teardown(void **state)
+{
+	struct fx *x = *state;
+	atomic_store(&disk_full_armed, 0);
+	store_close(x->s);
+	catalog_free(x->cat);
+	rm_rf(x->dir);
+	free(x);
+	return 0;
+}
+
+/* ---- helpers ---- */
+
+static char err[2048];
+
+static int put_json(struct fx *x, const char *ds, const char *scope, const char *id,
+		    const char *json, char *id_out)
+{
+	msgpack_sbuffer b;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&b);
+	msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+	char jerr[256];
+	if (json_parse_to_mp(json, strlen(json), &pk, jerr, sizeof jerr))
+		fail_msg("bad test JSON %s: %s", json, jerr);
+	char idb[STORE_ID_MAX + 1];
+	err[0] = '\0';
+	int rc = store_put(x->s, ds, scope, id, b.data, b.size, id_out ? id_out : idb, NULL, err,
+			   sizeof err);
+	msgpack_sbuffer_destroy(&b);
+	return rc;
+}
+
+static void must_put(struct fx *x, const char *ds, const char *scope, const char *id,
+		     const char *json, char *id_out)
+{
+	if (put_json(x, ds, scope, id, json, id_out))
+		fail_msg("put %s %s: %s", ds, json, err);
+}
+
+static void commit(struct fx *x) { assert_int_equal(store_batch_end(x->s), 0); }
+
+/*
+ * Get record id as an unpacked object (caller destroys `up`). Its strings
+ * point into a buffer that lives until the next call.
+ */
+static int get_obj(struct fx *x, const char *ds, const char *scope, const char *id,
+		   msgpack_unpacked *up)
+{
+	static char *keep;
+	free(keep);
+	msgpack_sbuffer b;
+	msgpack_sbuffer_init(&b);
+	int rc = store_get(x->s, ds, scope, id, &b, NULL, err, sizeof err);
+	msgpack_unpacked_init(up);
+	if (rc == 0) {
+		size_t off = 0;
+		assert_int_equal(msgpack_unpack_next(up, b.data, b.size, &off),
+				 MSGPACK_UNPACK_SUCCESS);
+	}
+	keep = msgpack_sbuffer_release(&b);
+	return rc;
+}
+
+struct coll {
+	int n;
+	char ids[600][STORE_ID_MAX + 1];
+	char scopes[600][SCOPE_MAX + 1];
+};
+
+static int collect(void *ud, const struct store_row *r)
+{
+	struct coll *c = ud;
+	if (c->n < 600) {
+		snprintf(c->ids[c->n], sizeof c->ids[0], "%s", r->id);
+		snprintf(c->scopes[c->n], sizeof c->scopes[0], "%s", r->scope);
+	}
+	c->n++;
+	return 0;
+}
+
+/* Collects like collect() but ends each page after 7 rows. */
+static int stop_at_7(void *ud, const struct store_row *r)
+{
+	static int in_page;
+	collect(ud, r);
+	if (++in_page == 7) {
+		in_page = 0;
+		return 1;
+	}
+	return 0;
+}
+
+/* Scan with up to two filters "f=v"; returns rows (or a negative code). */
+static int scan(struct fx *x, const char *ds, const char *scope, const char *w1, const char *w2,
+		size_t limit, const char *cursor, struct coll *c, char *cursor_out)
+{
+	struct store_where w[2];
+	char f[2][64];
+	int n = 0;
+	const char *ws[2] = {w1, w2};
+	for (int i = 0; i < 2; i++)
+		if (ws[i]) {
+			const char *eq = strchr(ws[i], '=');
+			snprintf(f[n], sizeof f[n], "%.*s", (int)(eq - ws[i]), ws[i]);
+			w[n].field = f[n];
+			w[n].value = eq + 1;
+			n++;
+		}
+	struct store_query q = {ds, scope, w, n, limit, cursor};
+	char cb[STORE_CURSOR_MAX];
+	memset(c, 0, sizeof *c);
+	return store_scan(x->s, &q, collect, c, cursor_out ? cursor_out : cb, err, sizeof err);
+}
+
+static struct coll C; /* big: keep it off the stack */
+
+/* ---- schema validation ---- */
+
+static void test_each_type_accepted(void **state)
+{
+	struct fx *x = *state;
+	char id[STORE_ID_MAX + 1];
+	must_put(x, "things", YUELAN, NULL,
+		 "{\"s\":\"héllo\",\"i\":42,\"f\":0.5,\"b\":true,\"t\":\"2026-01-02T03:04:05.250+08:00\","
+		 "\"e\":\"b\",\"r\":\"o-1\",\"g\":{\"lat\":31.8,\"lon\":117.25},\"note\":null}",
+		 id);
+	commit(x);
+	msgpack_unpacked up;
+	assert_int_equal(get_obj(x, "things", YUELAN, id, &up), 0);
+	const msgpack_object *o = &up.data;
+	assert_int_equal(o->type, MSGPACK_OBJECT_MAP);
+	assert_int_equal(o->via.map.size, 8); /* note: null means absent */
+	assert_true(mp_eq(mp_get(o, "s"), "héllo"));
+	assert_int_equal(mp_get(o, "i")->via.u64, 42);
+	assert_true(mp_get(o, "f")->via.f64 == 0.5);
+	assert_true(mp_get(o, "b")->via.boolean);
+	/* 2026-01-01T19:04:05.250Z */
+	assert_int_equal(mp_get(o, "t")->via.i64, 1767294245250LL);
+	assert_true(mp_eq(mp_get(o, "e"), "b"));
+	assert_true(mp_eq(mp_get(o, "r"), "o-1"));
+	const msgpack_object *g = mp_get(o, "g");
+	assert_true(mp_get(g, "lat")->via.f64 == 31.8 && mp_get(g, "lon")->via.f64 == 117.25);
+	assert_null(mp_get(o, "note"));
+	/* Fields come back in catalog order. */
+	assert_true(mp_eq(&o->via.map.ptr[0].key, "s"));
+	assert_true(mp_eq(&o->via.map.ptr[7].key, "g"));
+	msgpack_unpacked_destroy(&up);
+
+	/* A float field takes an integer; a time takes ms; a date alone is midnight UTC. */
+	must_put(x, "things", YUELAN, "t2", "{\"s\":\"x\",\"f\":1,\"t\":-86400000}", NULL);
+	must_put(x, "things", YUELAN, "t3", "{\"s\":\"x\",\"t\":\"1970-01-02\"}", NULL);
+	commit(x);
+	assert_int_equal(get_obj(x, "things", NULL, "t3", &up), 0);
+	assert_int_equal(mp_get(&up.data, "t")->via.u64, 86400000);
+	msgpack_unpacked_destroy(&up);
+	assert_int_equal(get_obj(x, "things", NULL, "t2", &up), 0);
+	assert_int_equal(mp_get(&up.data, "f")->type, MSGPACK_OBJECT_FLOAT64);
+	msgpack_unpacked_destroy(&up);
+}
+
+struct vcase {
+	const char *json;
+	const char *expect;
+};
+
+static const struct vcase violations[] = {
+	{"{}", "things: field 's': required"},
+	{"{\"s\":null}", "things: field 's': required"},
+	{"[1,2]", "things: a record must be a map of fields, not an array"},
+	{"{\"s\":\"x\",\"zz\":1}", "things: field 'zz': not in the schema of things"},
+	{"{\"s\":\"x\",\"id\":\"a\"}", "things: field 'id': not a field"},
+	{"{\"s\":\"x\",\"scope\":\"a\"}", "things: field 'scope': not a field"},
+	/* string */
+	{"{\"s\":5}", "things: field 's': must be a string, not an integer"},
+	{"{\"s\":\"123456789\"}", "things: field 's': 9 bytes, longer than max_len 8"},
+	/* integer */
+	{"{\"s\":\"x\",\"i\":1.5}", "things: field 'i': must be an integer, not a float"},
+	{"{\"s\":\"x\",\"i\":\"3\"}", "things: field 'i': must be an integer, not a string"},
+	{"{\"s\":\"x\",\"i\":-1}", "things: field 'i': -1 is below min 0"},
+	{"{\"s\":\"x\",\"i\":101}", "things: field 'i': 101 is above max 100"},
+	/* float */
+	{"{\"s\":\"x\",\"f\":\"0.5\"}", "things: field 'f': must be a number, not a string"},
+	{"{\"s\":\"x\",\"f\":-1.5}", "things: field 'f': -1.5 is below min -1"},
+	{"{\"s\":\"x\",\"f\":2}", "things: field 'f': 2 is above max 1"},
+	/* boolean */
+	{"{\"s\":\"x\",\"b\":1}", "things: field 'b': must be true or false, not an integer"},
+	{"{\"s\":\"x\",\"b\":\"true\"}", "things: field 'b': must be true or false, not a string"},
+	/* time */
+	{"{\"s\":\"x\",\"t\":\"yesterday\"}", "things: field 't': 'yesterday' is not an RFC 3339 time"},
+	{"{\"s\":\"x\",\"t\":\"2026-02-30T00:00:00Z\"}", "things: field 't': '2026-02-30T00:00:00Z' is not"},
+	{"{\"s\":\"x\",\"t\":\"2026-01-02T03:04:05\"}", "is not an RFC 3339 time"},
+	{"{\"s\":\"x\",\"t\":1.5}", "things: field 't': must be a time"},
+	{"{\"s\":\"x\",\"t\":999999999999999999}", "things: field 't': 999999999999999999 ms is outside"},
+	/* enum */
+	{"{\"s\":\"x\",\"e\":\"d\"}", "things: field 'e': 'd' is not one of a, b, c"},
+	{"{\"s\":\"x\",\"e\":1}", "things: field 'e': must be a string, not an integer"},
+	/* ref */
+	{"{\"s\":\"x\",\"r\":\"a/b\"}", "things: field 'r': 'a/b' is not a record id of others"},
+	{"{\"s\":\"x\",\"r\":\"\"}", "things: field 'r': '' is not a record id of others"},
+	{"{\"s\":\"x\",\"r\":7}", "things: field 'r': must be a string, not an integer"},
+	/* geo */
+	{"{\"s\":\"x\",\"g\":{\"lat\":1}}", "things: field 'g': must be a map {\"lat\""},
+	{"{\"s\":\"x\",\"g\":[1,2]}", "things: field 'g': must be a map"},
+	{"{\"s\":\"x\",\"g\":{\"lat\":1,\"lon\":2,\"h\":3}}", "things: field 'g': must be a map"},
+	{"{\"s\":\"x\",\"g\":{\"lat\":91,\"lon\":2}}", "things: field 'g': lat 91 is outside -90..90"},
+	{"{\"s\":\"x\",\"g\":{\"lat\":1,\"lon\":-181}}", "things: field 'g': lon -181 is outside"},
+	{"{\"s\":\"x\",\"g\":{\"lat\":\"1\",\"lon\":2}}", "things: field 'g': lat and lon must be numbers"},
+};
+
+/* Records JSON cannot express: bad UTF-8, duplicate keys, NaN, huge integers. */
+static int put_raw(struct fx *x, void (*build)(msgpack_packer *))
+{
+	msgpack_sbuffer b;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&b);
+	msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+	build(&pk);
+	char id[STORE_ID_MAX + 1];
+	int rc = store_put(x->s, "things", YUELAN, NULL, b.data, b.size, id, NULL, err, sizeof err);
+	msgpack_sbuffer_destroy(&b);
+	return rc;
+}
+static void bad_utf8(msgpack_packer *pk)
+{
+	msgpack_pack_map(pk, 1);
+	mp_str(pk, "s");
+	msgpack_pack_str(pk, 2);
+	msgpack_pack_str_body(pk, "\xc3\x28", 2);
+}
+static void dup_key(msgpack_packer *pk)
+{
+	msgpack_pack_map(pk, 2);
+	mp_kv_str(pk, "s", "a");
+	mp_kv_str(pk, "s", "b");
+}
+static void nan_float(msgpack_packer *pk)
+{
+	msgpack_pack_map(pk, 2);
+	mp_kv_str(pk, "s", "a");
+	mp_kv_double(pk, "f", 0.0 / 0.0);
+}
+static void huge_int(msgpack_packer *pk)
+{
+	msgpack_pack_map(pk, 2);
+	mp_kv_str(pk, "s", "a");
+	mp_kv_uint(pk, "i", UINT64_MAX);
+}
+static void nul_byte(msgpack_packer *pk)
+{
+	msgpack_pack_map(pk, 1);
+	mp_str(pk, "s");
+	msgpack_pack_str(pk, 3);
+	msgpack_pack_str_body(pk, "a\0b", 3);
+}
+static void int_key(msgpack_packer *pk)
+{
+	msgpack_pack_map(pk, 1);
+	msgpack_pack_int(pk, 1);
+	msgpack_pack_int(pk, 2);
+}
+
+static void test_each_violation_refused(void **state)
+{
+	struct fx *x = *state;
+	must_put(x, "things", YUELAN, "keep", "{\"s\":\"kept\",\"i\":1}", NULL);
+	commit(x);
+	for (size_t i = 0; i < sizeof violations / sizeof violations[0]; i++) {
+		int rc = put_json(x, "things", YUELAN, NULL, violations[i].json, NULL);
+		if (rc != LINLI_ESCHEMA || !strstr(err, violations[i].expect))
+			fail_msg("case %zu %s: rc %d '%s', want '%s'", i, violations[i].json, rc, err,
+				 violations[i].expect);
+		/* Replacing an existing record with a bad one leaves it as it was. */
+		rc = put_json(x, "things", YUELAN, "keep", violations[i].json, NULL);
+		assert_int_equal(rc, LINLI_ESCHEMA);
+	}
+	struct {
+		void (*build)(msgpack_packer *);
+		const char *expect;
+	} raw[] = {
+		{bad_utf8, "things: field 's': is not valid UTF-8"},
+		{nul_byte, "things: field 's': contains a NUL byte"},
+		{dup_key, "things: field 's': given twice"},
+		{nan_float, "things: field 'f': must be a finite number"},
+		{huge_int, "things: field 'i': must be an integer, not an integer above 2^63-1"},
+		{int_key, "things: field names must be strings"},
+	};
+	for (size_t i = 0; i < sizeof raw / sizeof raw[0]; i++) {
+		int rc = put_raw(x, raw[i].build);
+		if (rc != LINLI_ESCHEMA || !strstr(err, raw[i].expect))
+			fail_msg("raw case %zu: rc %d '%s', want '%s'", i, rc, err, raw[i].expect);
+	}
+	/* Not MessagePack at all. */
+	char id[STORE_ID_MAX + 1];
+	assert_int_equal(store_put(x->s, "things", YUELAN, NULL, "\xc1", 1, id, NULL, err, sizeof err),
+			 LINLI_ESCHEMA);
+	assert_non_null(strstr(err, "not one MessagePack map"));
+	assert_int_equal(put_json(x, "nope", YUELAN, NULL, "{}", NULL), LINLI_ENOENT);
+	assert_non_null(strstr(err, "no dataset 'nope'"));
+	commit(x);
+	/* Nothing of any refused write was stored. */
+	assert_int_equal(store_count(x->s, "things"), 1);
+	assert_int_equal(scan(x, "things", YUELAN, NULL, NULL, 0, NULL, &C, NULL), 1);
+	msgpack_unpacked up;
+	assert_int_equal(get_obj(x, "things", YUELAN, "keep", &up), 0);
+	assert_true(mp_eq(mp_get(&up.data, "s"), "kept"));
+	assert_int_equal(up.data.via.map.size, 2);
+	msgpack_unpacked_destroy(&up);
+	struct store_stats st;
+	store_stats(x->s, &st);
+	assert_int_equal(st.index_entries, 2); /* s and i of "keep" only */
+}
+
+static void test_scope_and_id_rules(void **state)
+{
+	struct fx *x = *state;
+	assert_int_equal(put_json(x, "things", "hefei/baohe/binhu", NULL, "{\"s\":\"x\"}", NULL),
+			 LINLI_EINVAL);
+	assert_non_null(strstr(err, "things: scope 'hefei/baohe/binhu' is a street, but things "
+				    "records live at the community level or below"));
+	assert_int_equal(put_json(x, "gridded", YUELAN, NULL, "{\"x\":1}", NULL), LINLI_EINVAL);
+	assert_non_null(strstr(err, "gridded records live at the grid level"));
+	must_put(x, "gridded", YUELAN "/g03", NULL, "{\"x\":1}", NULL);
+	must_put(x, "things", YUELAN "/g03", NULL, "{\"s\":\"deeper\"}", NULL);
+	assert_int_equal(put_json(x, "things", "Hefei//x", NULL, "{\"s\":\"x\"}", NULL), LINLI_EINVAL);
+	assert_non_null(strstr(err, "bad scope 'Hefei//x'"));
+	assert_int_equal(put_json(x, "things", YUELAN, "bad/id", "{\"s\":\"x\"}", NULL), LINLI_EINVAL);
+	assert_non_null(strstr(err, "bad id 'bad/id'"));
+	must_put(x, "things", YUELAN, "same", "{\"s\":\"x\"}", NULL);
+	assert_int_equal(put_json(x, "things", YUELAN2, "same", "{\"s\":\"x\"}", NULL), LINLI_EEXIST);
+	assert_non_null(strstr(err, "id 'same' already exists at scope '" YUELAN "'"));
+	commit(x);
+	assert_int_equal(store_count(x->s, "things"), 2);
+	assert_int_equal(store_count(x->s, "gridded"), 1);
+}
+
+static void test_generated_ids_are_time_ordered(void **state)
+{
+	struct fx *x = *state;
+	char prev[STORE_ID_MAX + 1] = "", id[STORE_ID_MAX + 1];
+	for (int i = 0; i < 300; i++) {
+		must_put(x, "others", YUELAN, NULL, "{\"name\":\"n\"}", id);
+		assert_int_equal(strlen(id), 16);
+		assert_true(strcmp(prev, id) < 0);
+		strcpy(prev, id);
+	}
+	commit(x);
+	/* A scan returns them in creation order. */
+	assert_int_equal(scan(x, "others", YUELAN, NULL, NULL, 300, NULL, &C, NULL), 300);
+	for (int i = 1; i < 300; i++)
+		assert_true(strcmp(C.ids[i - 1], C.ids[i]) < 0);
+}
+
+/* ---- indexes ---- */
+
+static int count_where(struct fx *x, const char *w)
+{
+	int n = scan(x, "things", NULL, w, NULL, 0, NULL, &C, NULL);
+	if (n < 0)
+		fail_msg("scan %s: %s", w, err);
+	return n;
+}
+
+static void test_index_upkeep(void **state)
+{
+	struct fx *x = *state;
+	char longv[200];
+	memset(longv, 'L', sizeof longv - 1);
+	longv[sizeof longv - 1] = '\0';
+	char json[400];
+	snprintf(json, sizeof json, "{\"s\":\"one\",\"i\":1,\"e\":\"a\",\"b\":true,\"long\":\"%s\"}",
+		 longv);
+	must_put(x, "things", YUELAN, "r1", json, NULL);
+	must_put(x, "things", YUELAN, "r2", "{\"s\":\"two\",\"i\":1,\"e\":\"b\",\"t\":1000}", NULL);
+	must_put(x, "things", YUELAN2, "r3", "{\"s\":\"one\",\"i\":2,\"e\":\"a\",\"b\":false}", NULL);
+	commit(x);
+	assert_int_equal(count_where(x, "i=1"), 2);
+	assert_int_equal(count_where(x, "s=one"), 2);
+	assert_int_equal(count_where(x, "e=a"), 2);
+	assert_int_equal(count_where(x, "b=true"), 1);
+	assert_int_equal(count_where(x, "b=false"), 1);
+	assert_int_equal(count_where(x, "t=1000"), 1);
+	assert_int_equal(count_where(x, "t=1970-01-01T00:00:01Z"), 1);
+	char w[260];
+	snprintf(w, sizeof w, "long=%s", longv); /* a hashed index value */
+	assert_int_equal(count_where(x, w), 1);
+	assert_string_equal(C.ids[0], "r1");
+	longv[0] = 'M';
+	snprintf(w, sizeof w, "long=%s", longv);
+	assert_int_equal(count_where(x, w), 0);
+
+	/* Update: the old values leave the index, the new ones enter it. */
+	must_put(x, "things", YUELAN, "r1", "{\"s\":\"uno\",\"i\":5,\"e\":\"a\"}", NULL);
+	/* Visible to the owner inside the batch already. */
+	assert_int_equal(count_where(x, "s=uno"), 1);
+	commit(x);
+	assert_int_equal(count_where(x, "s=one"), 1);
+	assert_string_equal(C.ids[0], "r3");
+	assert_int_equal(count_where(x, "s=uno"), 1);
+	assert_int_equal(count_where(x, "i=1"), 1);
+	assert_int_equal(count_where(x, "i=5"), 1);
+	assert_int_equal(count_where(x, "b=true"), 0);
+	assert_int_equal(count_where(x, "e=a"), 2);
+	longv[0] = 'L';
+	snprintf(w, sizeof w, "long=%s", longv);
+	assert_int_equal(count_where(x, w), 0);
+	/* Two filters: both must hold. */
+	assert_int_equal(scan(x, "things", NULL, "e=a", "i=2", 0, NULL, &C, NULL), 1);
+	assert_string_equal(C.ids[0], "r3");
+	assert_int_equal(scan(x, "things", NULL, "e=a", "i=3", 0, NULL, &C, NULL), 0);
+
+	/* Delete: every index entry goes. */
+	assert_int_equal(store_delete(x->s, "things", NULL, "r1", err, sizeof err), 0);
+	assert_int_equal(store_delete(x->s, "things", NULL, "r2", err, sizeof err), 0);
+	commit(x);
+	assert_int_equal(count_where(x, "i=5"), 0);
+	assert_int_equal(count_where(x, "t=1000"), 0);
+	assert_int_equal(count_where(x, "e=a"), 1);
+	struct store_stats st;
+	store_stats(x->s, &st);
+	assert_int_equal(st.records, 1);
+	assert_int_equal(st.index_entries, 4); /* r3: s, i, b, e */
+	assert_int_equal(store_delete(x->s, "things", NULL, "r1", err, sizeof err), LINLI_ENOENT);
+
+	/* Filters: unknown, not indexed, badly typed. */
+	assert_int_equal(count_where(x, "s=one"), 1);
+	assert_int_equal(scan(x, "things", NULL, "zz=1", NULL, 0, NULL, &C, NULL), LINLI_EINVAL);
+	assert_non_null(strstr(err, "no field 'zz'"));
+	assert_int_equal(scan(x, "things", NULL, "f=1", NULL, 0, NULL, &C, NULL), LINLI_EINVAL);
+	assert_non_null(strstr(err, "field 'f' is not indexed; filters take indexed fields (s, i, b, t, e, long)"));
+	assert_int_equal(scan(x, "things", NULL, "i=x", NULL, 0, NULL, &C, NULL), LINLI_EINVAL);
+	assert_int_equal(scan(x, "things", NULL, "e=z", NULL, 0, NULL, &C, NULL), LINLI_EINVAL);
+	assert_non_null(strstr(err, "'z' is not one of a, b, c"));
+	assert_int_equal(scan(x, "things", NULL, "b=yes", NULL, 0, NULL, &C, NULL), LINLI_EINVAL);
+}
+
+static void test_index_rebuilt_when_catalog_changes(void **state)
+{
+	struct fx *x = *state;
+	must_put(x, "others", YUELAN, "o1", "{\"name\":\"ann\"}", NULL);
+	must_put(x, "others", YUELAN, "o2", "{\"name\":\"bob\"}", NULL);
+	commit(x);
+	assert_int_equal(scan(x, "others", NULL, "name=ann", NULL, 0, NULL, &C, NULL), LINLI_EINVAL);
+	store_close(x->s);
+	x->s = NULL;
+	write_catalog(x, true); /* "name" is indexed now */
+	reopen(x);
+	assert_int_equal(scan(x, "others", NULL, "name=ann", NULL, 0, NULL, &C, NULL), 1);
+	assert_string_equal(C.ids[0], "o1");
+	store_close(x->s);
+	x->s = NULL;
+	write_catalog(x, false); /* and not any more: its entries go */
+	reopen(x);
+	struct store_stats st;
+	store_stats(x->s, &st);
+	assert_int_equal(st.index_entries, 0);
+	assert_int_equal(store_count(x->s, "others"), 2);
+}
+
+/* ---- scopes and pagination ---- */
+
+static void test_scope_scans_never_cross_to_siblings(void **state)
+{
+	struct fx *x = *state;
+	must_put(x, "things", YUELAN, "a1", "{\"s\":\"x\",\"e\":\"a\"}", NULL);
+	must_put(x, "things", YUELAN "/g01", "a2", "{\"s\":\"x\",\"e\":\"a\"}", NULL);
+	must_put(x, "things", YUELAN2, "b1", "{\"s\":\"x\",\"e\":\"a\"}", NULL);
+	must_put(x, "things", YUELAN2 "/g01", "b2", "{\"s\":\"x\",\"e\":\"a\"}", NULL);
+	must_put(x, "things", "hefei/baohe/binhu/yue", "c1", "{\"s\":\"x\",\"e\":\"a\"}", NULL);
+	commit(x);
+	const char *filters[] = {NULL, "e=a", "s=x"};
+	for (int f = 0; f < 3; f++) {
+		assert_int_equal(scan(x, "things", YUELAN, filters[f], NULL, 0, NULL, &C, NULL), 2);
+		assert_string_equal(C.ids[0], "a1");
+		assert_string_equal(C.scopes[0], YUELAN);
+		assert_string_equal(C.ids[1], "a2");
+		assert_string_equal(C.scopes[1], YUELAN "/g01");
+		assert_int_equal(scan(x, "things", YUELAN2, filters[f], NULL, 0, NULL, &C, NULL), 2);
+		assert_string_equal(C.ids[0], "b1");
+		assert_int_equal(scan(x, "things", YUELAN "/g01", filters[f], NULL, 0, NULL, &C, NULL),
+				 1);
+		assert_int_equal(scan(x, "things", "hefei/baohe/binhu", filters[f], NULL, 0, NULL, &C,
+				      NULL),
+				 5);
+		assert_int_equal(scan(x, "things", "hefei/baohe/binhu/yue", filters[f], NULL, 0, NULL,
+				      &C, NULL),
+				 1);
+	}
+	/* Get and delete by id honour the scope too. */
+	msgpack_unpacked up;
+	assert_int_equal(get_obj(x, "things", YUELAN, "b1", &up), LINLI_ENOENT);
+	msgpack_unpacked_destroy(&up);
+	assert_int_equal(get_obj(x, "things", YUELAN, "a2", &up), 0); /* in the subtree */
+	msgpack_unpacked_destroy(&up);
+	assert_int_equal(store_delete(x->s, "things", YUELAN, "b2", err, sizeof err), LINLI_ENOENT);
+	commit(x);
+	assert_int_equal(store_count(x->s, "things"), 5);
+}
+
+static void test_pagination(void **state)
+{
+	struct fx *x = *state;
+	char ids[250][STORE_ID_MAX + 1];
+	for (int i = 0; i < 250; i++)
+		must_put(x, "things", i % 2 ? YUELAN : YUELAN "/g02", NULL,
+			 i % 5 ? "{\"s\":\"p\",\"e\":\"a\"}" : "{\"s\":\"p\",\"e\":\"b\"}", ids[i]);
+	must_put(x, "things", YUELAN2, NULL, "{\"s\":\"p\",\"e\":\"a\"}", NULL);
+	commit(x);
+	char cur[STORE_CURSOR_MAX] = "", next[STORE_CURSOR_MAX];
+	int seen = 0, pages = 0;
+	char all[260][STORE_ID_MAX + 1];
+	do {
+		int n = scan(x, "things", YUELAN, NULL, NULL, 100, cur, &C, next);
+		assert_true(n >= 0);
+		for (int i = 0; i < n; i++)
+			strcpy(all[seen + i], C.ids[i]);
+		seen += n;
+		pages++;
+		strcpy(cur, next);
+		if (pages == 1) /* a record added between pages shows up on a later page */
+			must_put(x, "things", YUELAN, "zzz-late", "{\"s\":\"p\",\"e\":\"a\"}", NULL);
+	} while (cur[0]);
+	assert_int_equal(pages, 3);
+	assert_int_equal(seen, 251);
+	for (int i = 0; i < 251; i++)
+		for (int j = i + 1; j < 251; j++)
+			assert_string_not_equal(all[i], all[j]);
+	/* Filtered pages: 200 of the 251 have e=a. */
+	cur[0] = '\0';
+	seen = pages = 0;
+	do {
+		int n = scan(x, "things", YUELAN, "e=a", "s=p", 64, cur, &C, next);
+		assert_true(n >= 0 && n <= 64);
+		seen += n;
+		pages++;
+		strcpy(cur, next);
+	} while (cur[0]);
+	assert_int_equal(seen, 201);
+	assert_int_equal(pages, 4);
+	/* A callback may end a page early; the cursor goes on after its last row. */
+	struct coll *c7 = calloc(1, sizeof *c7);
+	cur[0] = '\0';
+	seen = 0;
+	do {
+		struct store_query q = {"things", YUELAN, NULL, 0, 100, cur};
+		int n = store_scan(x->s, &q, stop_at_7, c7, next, err, sizeof err);
+		assert_true(n >= 0 && n <= 7);
+		seen += n;
+		strcpy(cur, next);
+	} while (cur[0]);
+	assert_int_equal(seen, 251);
+	assert_int_equal(c7->n, 251);
+	for (int i = 1; i < 251; i++) { /* key order: scope "/", then id; no repeats */
+		char a[320], b[320];
+		snprintf(a, sizeof a, "%s/%c%s", c7->scopes[i - 1], 1, c7->ids[i - 1]);
+		snprintf(b, sizeof b, "%s/%c%s", c7->scopes[i], 1, c7->ids[i]);
+		assert_true(strcmp(a, b) < 0);
+	}
+	free(c7);
+	/* An exact page leaves no cursor behind. */
+	assert_int_equal(scan(x, "things", YUELAN, "e=b", NULL, 50, NULL, &C, next), 50);
+	assert_string_equal(next, "");
+	/* A cursor only fits its own query. */
+	assert_int_equal(scan(x, "things", YUELAN, NULL, NULL, 10, NULL, &C, next), 10);
+	assert_int_equal(scan(x, "things", YUELAN2, NULL, NULL, 10, next, &C, NULL), LINLI_EINVAL);
+	assert_non_null(strstr(err, "the cursor does not belong to this query"));
+	assert_int_equal(scan(x, "things", YUELAN, "e=a", NULL, 10, next, &C, NULL), LINLI_EINVAL);
+	assert_int_equal(scan(x, "things", YUELAN, NULL, NULL, 10, "!!garbage!!", &C, NULL),
+			 LINLI_EINVAL);
+	assert_int_equal(scan(x, "things", YUELAN, NULL, NULL, STORE_SCAN_MAX + 1, NULL, &C, NULL),
+			 LINLI_EINVAL);
+}
+
+/* ---- group commit and read-modify-write ---- */
+
+struct waited {
+	int calls, rc;
+	char msg[512];
+};
+
+static void on_done(void *arg, int rc, const char *msg)
+{
+	struct waited *w = arg;
+	w->calls++;
+	w->rc = rc;
+	snprintf(w->msg, sizeof w->msg, "%s", msg ? msg : "");
+}
+
+static void test_group_commit(void **state)
+{
+	struct fx *x = *state;
+	struct waited w[3] = {{0}};
+	assert_int_equal(store_on_commit(x->s, on_done, &w[0]), LINLI_ESTATE); /* nothing pending */
+	for (int i = 0; i < 3; i++) {
+		must_put(x, "others", YUELAN, NULL, "{\"name\":\"n\"}", NULL);
+		assert_int_equal(store_on_commit(x->s, on_done, &w[i]), 0);
+	}
+	assert_int_equal(w[0].calls, 0);
+	struct store_stats st;
+	store_stats(x->s, &st);
+	uint64_t commits = st.commits;
+	commit(x);
+	for (int i = 0; i < 3; i++)
+		assert_true(w[i].calls == 1 && w[i].rc == 0);
+	store_stats(x->s, &st);
+	assert_int_equal(st.commits, commits + 1); /* one commit for the batch */
+	assert_int_equal(store_batch_end(x->s), 0); /* nothing pending: no commit */
+	store_stats(x->s, &st);
+	assert_int_equal(st.commits, commits + 1);
+	assert_int_equal(store_count(x->s, "others"), 3);
+}
+
+static int incr(void *ud, const msgpack_object *old, msgpack_packer *out, char *e, size_t elen)
+{
+	int *mode = ud;
+	if (*mode == 1)
+		return STORE_DELETE;
+	if (*mode == 2) {
+		snprintf(e, elen, "refused by the test");
+		return LINLI_EPERM;
+	}
+	if (*mode == 3)
+		return STORE_KEEP;
+	int64_t i = 0;
+	if (old && mp_get(old, "i"))
+		i = mp_get(old, "i")->via.i64;
+	msgpack_pack_map(out, 2);
+	mp_kv_str(out, "s", "ctr");
+	mp_kv_int(out, "i", i + 1);
+	return 0;
+}
+
+static void test_read_modify_write(void **state)
+{
+	struct fx *x = *state;
+	int mode = 0;
+	/* Creates when absent, then increments; all in one batch. */
+	for (int k = 0; k < 50; k++)
+		assert_int_equal(store_update(x->s, "things", YUELAN, "ctr", incr, &mode, err, sizeof err),
+				 0);
+	commit(x);
+	msgpack_unpacked up;
+	assert_int_equal(get_obj(x, "things", NULL, "ctr", &up), 0);
+	assert_int_equal(mp_get(&up.data, "i")->via.i64, 50);
+	msgpack_unpacked_destroy(&up);
+	assert_int_equal(count_where(x, "i=50"), 1);
+	assert_int_equal(count_where(x, "i=49"), 0);
+	/* A refusal writes nothing and passes its message on. */
+	mode = 2;
+	assert_int_equal(store_update(x->s, "things", YUELAN, "ctr", incr, &mode, err, sizeof err),
+			 LINLI_EPERM);
+	assert_string_equal(err, "refused by the test");
+	mode = 3;
+	assert_int_equal(store_update(x->s, "things", YUELAN, "ctr", incr, &mode, err, sizeof err), 0);
+	/* The result is validated like any write: 101 > max. */
+	mode = 0;
+	for (int k = 0; k < 50; k++)
+		assert_int_equal(store_update(x->s, "things", YUELAN, "ctr", incr, &mode, err, sizeof err),
+				 0);
+	assert_int_equal(store_update(x->s, "things", YUELAN, "ctr", incr, &mode, err, sizeof err),
+			 LINLI_ESCHEMA);
+	assert_non_null(strstr(err, "101 is above max 100"));
+	/* Outside the scope it is not touched. */
+	assert_int_equal(store_update(x->s, "things", YUELAN2, "ctr", incr, &mode, err, sizeof err),
+			 LINLI_EEXIST);
+	mode = 1;
+	assert_int_equal(store_update(x->s, "things", YUELAN, "ctr", incr, &mode, err, sizeof err), 0);
+	commit(x);
+	assert_int_equal(get_obj(x, "things", NULL, "ctr", &up), LINLI_ENOENT);
+	msgpack_unpacked_destroy(&up);
+	assert_int_equal(count_where(x, "s=ctr"), 0);
+	assert_int_equal(store_count(x->s, "things"), 0);
+}
+
+struct thread_arg {
+	struct fx *x;
+	int get_rc, put_rc;
+};
+
+static void *other_thread(void *p)
+{
+	struct thread_arg *a = p;
+	msgpack_sbuffer b;
+	msgpack_sbuffer_init(&b);
+	char e[256];
+	a->get_rc = store_get(a->x->s, "others", NULL, "o1", &b, NULL, e, sizeof e);
+	a->put_rc = store_put(a->x->s, "others", YUELAN, NULL, b.data, b.size, NULL, NULL, e, sizeof e);
+	msgpack_sbuffer_destroy(&b);
+	return NULL;
+}
+
+static void test_other_threads_read_only(void **state)
+{
+	struct fx *x = *state;
+	must_put(x, "others", YUELAN, "o1", "{\"name\":\"ann\"}", NULL);
+	commit(x);
+	struct thread_arg a = {x, 1, 1};
+	pthread_t t;
+	pthread_create(&t, NULL, other_thread, &a);
+	pthread_join(t, NULL);
+	assert_int_equal(a.get_rc, 0);
+	assert_int_equal(a.put_rc, LINLI_ESTATE);
+}
+
+/* ---- map growth, full disk, durability ---- */
+
+static void test_map_grows(void **state)
+{
+	struct fx *x = *state; /* a 1 MiB map */
+	char note[1100], json[1300];
+	memset(note, 'n', 1000);
+	note[1000] = '\0';
+	/* One batch three times the map: it fills mid-batch and is replayed. */
+	struct waited w = {0};
+	char first[STORE_ID_MAX + 1];
+	for (int i = 0; i < 3000; i++) {
+		snprintf(json, sizeof json, "{\"s\":\"g%d\",\"i\":%d,\"note\":\"%s\"}", i % 1000,
+			 i % 100, note);
+		must_put(x, "things", YUELAN, NULL, json, i ? NULL : first);
+		if (i == 0)
+			assert_int_equal(store_on_commit(x->s, on_done, &w), 0);
+	}
+	commit(x);
+	assert_true(w.calls == 1 && w.rc == 0);
+	struct store_stats st;
+	store_stats(x->s, &st);
+	assert_true(st.map_grows >= 2);
+	assert_true(st.map_size >= 4u << 20);
+	assert_int_equal(st.records, 3000);
+	assert_int_equal(count_where(x, "i=7"), 30);
+	/* Many small batches grow it further, before it is full. */
+	for (int b = 0; b < 30; b++) {
+		for (int i = 0; i < 100; i++) {
+			snprintf(json, sizeof json, "{\"s\":\"h\",\"note\":\"%s\"}", note);
+			must_put(x, "things", YUELAN2, NULL, json, NULL);
+		}
+		commit(x);
+	}
+	reopen(x);
+	assert_int_equal(store_count(x->s, "things"), 6000);
+	msgpack_unpacked up;
+	assert_int_equal(get_obj(x, "things", NULL, first, &up), 0);
+	msgpack_unpacked_destroy(&up);
+	assert_int_equal(count_where(x, "s=h"), 3000); /* limit 0 = STORE_SCAN_MAX */
+	assert_int_equal(scan(x, "things", YUELAN2, NULL, NULL, 0, NULL, &C, NULL), 3000);
+}
+
+static void test_disk_full_loses_nothing_committed(void **state)
+{
+	struct fx *x = *state;
+	x->sync = true;
+	reopen(x);
+	for (int i = 0; i < 10; i++)
+		must_put(x, "others", YUELAN, NULL, "{\"name\":\"committed\"}", NULL);
+	commit(x);
+	struct waited w = {0};
+	char lost[STORE_ID_MAX + 1];
+	for (int i = 0; i < 50; i++)
+		must_put(x, "others", YUELAN, NULL, "{\"name\":\"lost\"}", lost);
+	assert_int_equal(store_on_commit(x->s, on_done, &w), 0);
+	atomic_store(&disk_full_armed, 1);
+	int rc = store_batch_end(x->s);
+	atomic_store(&disk_full_armed, 0);
+	assert_int_equal(rc, LINLI_EFULL);
+	assert_int_equal(w.calls, 1);
+	assert_int_equal(w.rc, LINLI_EFULL);
+	if (!strstr(w.msg, "the disk is full") || !strstr(w.msg, "everything committed before is intact"))
+		fail_msg("message: %s", w.msg);
+	/* The store goes on: committed data is there, the lost batch is not. */
+	assert_int_equal(store_count(x->s, "others"), 10);
+	msgpack_unpacked up;
+	assert_int_equal(get_obj(x, "others", NULL, lost, &up), LINLI_ENOENT);
+	msgpack_unpacked_destroy(&up);
+	must_put(x, "others", YUELAN, NULL, "{\"name\":\"after\"}", NULL);
+	commit(x);
+	reopen(x);
+	assert_int_equal(store_count(x->s, "others"), 11);
+	assert_int_equal(scan(x, "others", YUELAN, NULL, NULL, 0, NULL, &C, NULL), 11);
+	struct store_stats st;
+	store_stats(x->s, &st);
+	assert_int_equal(st.records, 11);
+}
+
+static void test_uncommitted_batch_is_lost_on_crash_only(void **state)
+{
+	struct fx *x = *state;
+	must_put(x, "others", YUELAN, "kept", "{\"name\":\"k\"}", NULL);
+	commit(x);
+	/* store_close commits what is pending: a clean stop loses nothing. */
+	must_put(x, "others", YUELAN, "pending", "{\"name\":\"p\"}", NULL);
+	reopen(x);
+	assert_int_equal(store_count(x->s, "others"), 2);
+}
+
+/* ---- damaged data files ---- */
+
+static void expect_refused(struct fx *x, const char *expect)
+{
+	store_close(x->s);
+	x->s = NULL;
+	char e[1024] = "";
+	int rc = open_store(x, e, sizeof e);
+	if (rc == 0 || !strstr(e, expect))
+		fail_msg("open: rc %d '%s', want '%s'", rc, e, expect);
+	assert_null(x->s);
+}
+
+static void data_file(struct fx *x, char *p, size_t n)
+{
+	snprintf(p, n, "%s/data.mdb", x->data);
+}
+
+static void test_not_lmdb_refused(void **state)
+{
+	struct fx *x = *state;
+	store_close(x->s);
+	x->s = NULL;
+	char p[256];
+	data_file(x, p, sizeof p);
+	FILE *f = fopen(p, "w");
+	for (int i = 0; i < 2000; i++)
+		fputs("this is not an LMDB file, only text. ", f);
+	fclose(f);
+	expect_refused(x, "data.mdb is not an LMDB data file (bad magic)");
+	truncate(p, 0);
+	expect_refused(x, "data.mdb is empty (0 bytes)");
+	truncate(p, 10);
+	expect_refused(x, "not an LMDB data file");
+	/* Nothing was written over it. */
+	struct stat st;
+	stat(p, &st);
+	assert_int_equal(st.st_size, 10);
+}
+
+static void test_truncated_refused(void **state)
+{
+	struct fx *x = *state;
+	char note[600], json[700];
+	memset(note, 'x', 500);
+	note[500] = '\0';
+	for (int i = 0; i < 1500; i++) {
+		snprintf(json, sizeof json, "{\"s\":\"t\",\"note\":\"%s\"}", note);
+		must_put(x, "things", YUELAN, NULL, json, NULL);
+	}
+	commit(x);
+	store_close(x->s);
+	x->s = NULL;
+	char p[256];
+	data_file(x, p, sizeof p);
+	struct stat st;
+	stat(p, &st);
+	assert_true(st.st_size > 500000);
+	assert_int_equal(truncate(p, st.st_size / 2), 0);
+	expect_refused(x, "data.mdb is truncated");
+	assert_int_equal(truncate(p, 4096), 0); /* only the first meta page left */
+	expect_refused(x, "data.mdb");
+}
+
+static void test_foreign_lmdb_refused(void **state)
+{
+	struct fx *x = *state;
+	store_close(x->s);
+	x->s = NULL;
+	char p[256];
+	data_file(x, p, sizeof p);
+	unlink(p);
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_open(env, x->data, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
+	MDB_val k = {5, "hello"}, v = {5, "world"};
+	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	expect_refused(x, "is an LMDB file but not a linli store (it holds 'hello')");
+}
+
+/* ---- backup and restore ---- */
+
+struct bwait {
+	atomic_int done;
+	int rc;
+	char msg[512];
+};
+
+static void backup_done(void *arg, int rc, const char *msg)
+{
+	struct bwait *b = arg;
+	b->rc = rc;
+	snprintf(b->msg, sizeof b->msg, "%s", msg ? msg : "");
+	atomic_store(&b->done, 1);
+}
+
+static void test_backup_and_restore(void **state)
+{
+	struct fx *x = *state;
+	char id[STORE_ID_MAX + 1];
+	for (int i = 0; i < 500; i++)
+		must_put(x, "things", YUELAN, NULL, "{\"s\":\"before\",\"e\":\"c\"}", id);
+	commit(x);
+	/* Deleted records are not copied: the copy is compacted. */
+	assert_int_equal(store_delete(x->s, "things", NULL, id, err, sizeof err), 0);
+	commit(x);
+	char dst[256];
+	snprintf(dst, sizeof dst, "%s/backup", x->dir);
+	struct bwait b = {0};
+	assert_int_equal(store_backup_start(x->s, dst, backup_done, &b, err, sizeof err), 0);
+	/* Map room was reserved: the map cannot grow under the copy. */
+	struct store_stats st;
+	store_stats(x->s, &st);
+	assert_true(st.map_size >= (1u << 30));
+	/* The store keeps serving writes while the copy runs. */
+	for (int i = 0; i < 200; i++) {
+		must_put(x, "things", YUELAN, NULL, "{\"s\":\"during\"}", NULL);
+		commit(x);
+	}
+	while (!atomic_load(&b.done))
+		usleep(1000);
+	if (b.rc)
+		fail_msg("backup: %s", b.msg);
+	assert_int_equal(store_backup_start(x->s, dst, backup_done, &b, err, sizeof err), LINLI_EEXIST);
+	assert_non_null(strstr(err, "already exists"));
+	assert_int_equal(store_backup_start(x->s, "relative/dir", backup_done, &b, err, sizeof err),
+			 LINLI_EINVAL);
+	assert_non_null(strstr(err, "absolute"));
+
+	/* Restore: a store opened on the copy. */
+	struct fx y = *x;
+	y.s = NULL;
+	snprintf(y.data, sizeof y.data, "%s", dst);
+	char e[1024];
+	if (open_store(&y, e, sizeof e))
+		fail_msg("%s", e);
+	assert_int_equal(store_count(y.s, "things") >= 499, 1);
+	assert_int_equal(scan(&y, "things", YUELAN, "e=c", NULL, 0, NULL, &C, NULL), 499);
+	int before = scan(&y, "things", YUELAN, "s=before", NULL, 0, NULL, &C, NULL);
+	assert_int_equal(before, 499);
+	msgpack_sbuffer sb;
+	msgpack_sbuffer_init(&sb);
+	assert_int_equal(store_get(y.s, "things", NULL, id, &sb, NULL, e, sizeof e), LINLI_ENOENT);
+	msgpack_sbuffer_destroy(&sb);
+	store_close(y.s);
+	char p[300];
+	snprintf(p, sizeof p, "%s/.partial", dst);
+	assert_int_equal(access(p, F_OK), -1); /* the temporary copy is gone */
+}
+
+/* ---- RFC 3339 ---- */
+
+static void test_time_parse(void **state)
+{
+	(void)state;
+	struct {
+		const char *s;
+		bool ok;
+		int64_t ms;
+	} cases[] = {
+		{"1970-01-01T00:00:00Z", true, 0},
+		{"1970-01-01t00:00:01.5z", true, 1500},
+		{"2026-01-02T03:04:05+08:00", true, 1767294245000LL},
+		{"2026-01-01T19:04:05.123456Z", true, 1767294245123LL},
+		{"1969-12-31T23:59:59Z", true, -1000},
+		{"2000-02-29T00:00:00Z", true, 951782400000LL},
+		{"1900-02-29T00:00:00Z", false, 0},
+		{"2026-13-01T00:00:00Z", false, 0},
+		{"2026-01-01T24:00:00Z", false, 0},
+		{"2026-01-01T00:00:00", false, 0},
+		{"2026-01-01T00:00:00.Z", false, 0},
+		{"2026-01-01T00:00:00+8:00", false, 0},
+		{"2026-01-01", true, 1767225600000LL},
+		{"2026-1-1", false, 0},
+		{"", false, 0},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int64_t ms = 0;
+		bool ok = store_time_parse(cases[i].s, strlen(cases[i].s), &ms);
+		if (ok != cases[i].ok || (ok && ms != cases[i].ms))
+			fail_msg("%s: ok %d ms %lld", cases[i].s, ok, (long long)ms);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	log_set_level(LOG_ERROR);
+	if (argc > 1) /* run only the tests matching argv[1] */
+		cmocka_set_test_filter(argv[1]);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_each_type_accepted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_each_violation_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scope_and_id_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_generated_ids_are_time_ordered, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_index_upkeep, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_index_rebuilt_when_catalog_changes, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_scope_scans_never_cross_to_siblings, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_pagination, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_modify_write, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_other_threads_read_only, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_map_grows, setup_small, teardown),
+		cmocka_unit_test_setup_teardown(test_disk_full_loses_nothing_committed, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_uncommitted_batch_is_lost_on_crash_only, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_not_lmdb_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_truncated_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_foreign_lmdb_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_backup_and_restore, setup, teardown),
+		cmocka_unit_test(test_time_parse),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
