@@ -37,6 +37,7 @@
 
 #include "bus.h"
 #include "cmd.h"
+#include "access.h"
 #include "journal.h"
 #include "json.h"
 #include "kernel.h"
@@ -88,10 +89,13 @@ struct rsub {
  * account behind call->session; nothing else here decides permissions.
  */
 static int authorize(struct cmd_call *call, const char *requested, const char *what,
-		     char out[SCOPE_MAX + 1])
+		     enum tier_action act, const char *object, char out[SCOPE_MAX + 1])
 {
 	const char *node = call->k->cfg.node_path;
-	const char *s = requested ? requested : node;
+	if (!call->who)
+		call->who = access_local_admin(call->k);
+	/* By default a caller works in its own jurisdiction. */
+	const char *s = requested ? requested : call->who->scope;
 	char why[128];
 	if (!scope_check(s, why, sizeof why))
 		return cmd_fail(call, LINLI_EINVAL, "%s: scope '%s': %s", what, s, why);
@@ -99,6 +103,9 @@ static int authorize(struct cmd_call *call, const char *requested, const char *w
 		return cmd_fail(call, LINLI_EPERM,
 				"%s: scope '%s' is outside this node's jurisdiction '%s'", what, s,
 				node);
+	int rc = access_call(call, act, s, object);
+	if (rc)
+		return rc;
 	snprintf(out, SCOPE_MAX + 1, "%s", s);
 	return 0;
 }
@@ -426,7 +433,7 @@ static int cmd_subscribe(struct cmd_call *call, void *ud)
 	}
 	const char *pattern = call->argc == 3 ? call->argv[2] : "#";
 	char scope[SCOPE_MAX + 1];
-	rc = authorize(call, scope_opt, "events subscribe", scope);
+	rc = authorize(call, scope_opt, "events subscribe", ACT_EVENTS_SUBSCRIBE, pattern, scope);
 	free(scope_opt);
 	if (rc)
 		return rc;
@@ -630,7 +637,7 @@ static int cmd_publish(struct cmd_call *call, void *ud)
 	}
 	const char *topic = call->argv[1];
 	char scope[SCOPE_MAX + 1];
-	rc = authorize(call, scope_opt, "publish", scope);
+	rc = authorize(call, scope_opt, "publish", ACT_EVENTS_PUBLISH, topic, scope);
 	free(scope_opt);
 	if (rc)
 		return rc;

@@ -18,6 +18,7 @@
 
 struct kernel;
 struct cmd_call;
+struct tier_principal;
 
 #define CMD_PENDING 1 /* handler will call cmd_finish later, never before returning */
 
@@ -29,6 +30,7 @@ struct cmd_call {
 	char **argv;		/* owned by the call */
 	char *session;		/* token or NULL; owned */
 	char *input;		/* body or NULL; owned */
+	const struct tier_principal *who; /* the caller (access.h); NULL: not yet known */
 	size_t input_len;
 	/* The handler packs exactly one object, the reply's "data". */
 	msgpack_sbuffer data;

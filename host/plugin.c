@@ -32,6 +32,7 @@
 
 #include <lauxlib.h>
 
+#include "access.h"
 #include "cmd.h"
 #include "kernel.h"
 #include "linli/api.h"
@@ -1826,5 +1827,5 @@ int plug_authorize(struct plugin *p, enum tier_action act, const char *scope, co
 	grants[n] = NULL;
 	struct tier_principal who = {PRINCIPAL_PLUGIN, p->name, p->reg->k->cfg.node_path, ROLE_NONE,
 				     grants};
-	return tier_check(&who, act, scope, object, err, errlen);
+	return access_check(p->reg->k, &who, act, scope, object, err, errlen);
 }

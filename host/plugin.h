@@ -143,10 +143,11 @@ int plug_check_meta(const struct linli_plugin_meta *m, char *err, size_t errlen)
 
 /*
  * plug_authorize — may plugin p take `act` on jurisdiction `scope`, touching
- * `object` (a dataset, topic or pattern, device class)? The tier check
- * (tier.c) with the plugin as principal: its jurisdiction is the node it runs
- * at, its grants the capabilities it declared. Returns 0 or LINLI_EPERM with
- * the reason in err. Every table function that reaches data calls this.
+ * `object` (a dataset, topic or pattern, device class)? access_check (the
+ * tier check, denials logged) with the plugin as principal: its jurisdiction
+ * is the node it runs at, its grants the capabilities it declared. Returns 0
+ * or LINLI_EPERM with the reason in err. Every table function that reaches
+ * data calls this, and so does every linli.* function of a script plugin.
  */
 int plug_authorize(struct plugin *p, enum tier_action act, const char *scope, const char *object,
 		   char *err, size_t errlen);

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "access.h"
 #include "bus.h"
 #include "cmd.h"
 #include "kernel.h"
@@ -88,7 +89,7 @@ static int authorize(struct sapi *a, enum tier_action act, const char *scope, co
 		return plug_authorize(a->p, act, scope, object, err, errlen);
 	struct tier_principal pr = {PRINCIPAL_RULE, script_name(a->s), a->k->cfg.node_path,
 				    ROLE_NONE, a->grants};
-	return tier_check(&pr, act, scope, object, err, errlen);
+	return access_check(a->k, &pr, act, scope, object, err, errlen);
 }
 
 /* ---- resource lists ---- */

@@ -7,8 +7,8 @@
  * registry entry (host/plugin.c), or a rule with the capabilities it declared
  * — and the resources a script makes through the API (subscriptions, timers,
  * console commands) with their trampolines. Every permission check is the C
- * table's: plug_authorize for a script plugin, tier_check with the rule as
- * principal for a rule; both end in tier_check.
+ * table's: plug_authorize for a script plugin, access_check with the rule as
+ * principal for a rule; both end in access_check (access.h), hence tier_check.
  *
  * Must never let a resource outlive its script: each is released when the
  * script is stopped, replaced or faulted (a script plugin's are tracked on

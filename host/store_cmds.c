@@ -22,27 +22,12 @@
 #include "linli/error.h"
 #include "log.h"
 #include "mp.h"
+#include "access.h"
 #include "store.h"
 
 #define QUERY_DEFAULT_LIMIT 100
 #define QUERY_MAX_LIMIT	    1000
 #define QUERY_MAX_BYTES	    (512u << 10) /* a page ends here: linli takes replies up to 1 MiB */
-
-/* ---- access ---- */
-
-int store_access_check(const struct kernel *k, const char *session, const char *scope, bool write,
-		       char *err, size_t errlen)
-{
-	(void)session;
-	(void)write;
-	const char *root = k->cfg.node_path;
-	if (!scope_within(root, scope)) {
-		snprintf(err, errlen, "scope '%s' is outside this node's jurisdiction '%s'", scope,
-			 root);
-		return LINLI_EPERM;
-	}
-	return 0;
-}
 
 /* ---- arguments ---- */
 
@@ -139,15 +124,14 @@ static int parse_args(struct cmd_call *call, int allowed, int max_pos, const cha
 }
 
 /* The scope of a request: --scope, or this node's path; checked for access. */
-static int request_scope(struct cmd_call *call, struct dargs *a, bool write)
+static int request_scope(struct cmd_call *call, struct dargs *a, enum tier_action act)
 {
 	if (!a->scope)
 		a->scope = call->k->cfg.node_path;
 	char why[128];
 	if (!scope_check(a->scope, why, sizeof why))
 		return cmd_fail(call, LINLI_EINVAL, "bad --scope '%.64s': %s", a->scope, why);
-	return store_access_check(call->k, call->session, a->scope, write, call->err,
-				  sizeof call->err);
+	return access_call(call, act, a->scope, a->n_pos > 0 ? a->pos[0] : NULL);
 }
 
 /* Pack {id, scope, field...} from a stored record. */
@@ -204,7 +188,7 @@ static int cmd_data_get(struct cmd_call *call, void *ud)
 		return rc;
 	if (a.n_pos != 2)
 		return cmd_fail(call, LINLI_EINVAL, "usage: data get %s", usage);
-	if ((rc = request_scope(call, &a, false)))
+	if ((rc = request_scope(call, &a, ACT_DATA_READ)))
 		return rc;
 	msgpack_sbuffer buf;
 	msgpack_sbuffer_init(&buf);
@@ -236,7 +220,7 @@ static int cmd_data_put(struct cmd_call *call, void *ud)
 	if (!json)
 		return cmd_fail(call, LINLI_EINVAL,
 				"data put: no record: give it as a JSON argument or with --stdin");
-	if ((rc = request_scope(call, &a, true)))
+	if ((rc = request_scope(call, &a, ACT_DATA_WRITE)))
 		return rc;
 	msgpack_sbuffer buf;
 	msgpack_packer pk;
@@ -270,7 +254,7 @@ static int cmd_data_del(struct cmd_call *call, void *ud)
 		return rc;
 	if (a.n_pos != 2)
 		return cmd_fail(call, LINLI_EINVAL, "usage: data del %s", usage);
-	if ((rc = request_scope(call, &a, true)))
+	if ((rc = request_scope(call, &a, ACT_DATA_DELETE)))
 		return rc;
 	rc = store_delete(call->k->store, a.pos[0], a.scope, a.pos[1], call->err, sizeof call->err);
 	if (rc)
@@ -306,7 +290,7 @@ static int cmd_data_query(struct cmd_call *call, void *ud)
 		return rc;
 	if (a.n_pos != 1)
 		return cmd_fail(call, LINLI_EINVAL, "usage: data query %s", usage);
-	if ((rc = request_scope(call, &a, false)))
+	if ((rc = request_scope(call, &a, ACT_DATA_READ)))
 		return rc;
 	struct store_query q = {
 	    .dataset = a.pos[0],

@@ -178,7 +178,7 @@ def case_scopes_never_cross():
     with running() as d:  # a community node: its siblings are out of reach
         e = refused(d, "data", "put", "residents", "--scope", YUELAN2, json.dumps(RESIDENT))
         eq(e["name"], "LINLI_EPERM", "code")
-        check(f"scope '{YUELAN2}' is outside this node's jurisdiction '{YUELAN}'" in e["error"],
+        check(f"of {YUELAN} may not act on {YUELAN2}: outside its jurisdiction" in e["error"],
               e["error"])
         eq(refused(d, "data", "query", "residents", "--scope", STREET)["name"], "LINLI_EPERM",
            "query above the node")
