@@ -36,6 +36,9 @@ struct cfg {
 	size_t store_map_size;		 /* initial LMDB map size, bytes */
 	size_t max_request;		 /* control message limit, bytes */
 	int control_workers;		 /* concurrent control contexts */
+	char *http_listen;		 /* open-data API address, NULL when off */
+	size_t http_max_body;		 /* largest request body, bytes */
+	int http_rate;			 /* requests per second per API key */
 };
 
 /* The configuration `linlid` runs when started without --config. */

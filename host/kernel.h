@@ -21,6 +21,7 @@
 struct kernel;
 struct control;
 struct cmd_registry;
+struct http;
 
 typedef void (*kernel_fn)(struct kernel *k, void *arg);
 
@@ -56,6 +57,7 @@ struct kernel {
 	uint64_t events_run, batches;
 	struct control *control;
 	struct cmd_registry *cmds;
+	struct http *http;		/* open-data API, NULL when off */
 	int plugin_count;		/* filled by the plugin loader */
 };
 

@@ -22,6 +22,8 @@
 #include "cmd.h"
 #include "config.h"
 #include "control.h"
+#include "http.h"
+#include "opendata.h"
 #include "core_cmds.h"
 #include "kernel.h"
 #include "linli/error.h"
@@ -308,6 +310,14 @@ int main(int argc, char **argv)
 		log_error("control", "%s", err);
 		goto out;
 	}
+	if (k.cfg.http_listen &&
+	    (http_open(&k, k.cfg.http_listen, k.cfg.http_max_body, &k.http, err, sizeof err) != 0 ||
+	     opendata_register(&k, k.http) != 0 || http_start(k.http, err, sizeof err) != 0)) {
+		log_error("http", "%s", err);
+		goto out;
+	}
+	if (k.http)
+		log_info("http", "open-data API on %s (port %d)", k.cfg.http_listen, http_port(k.http));
 	if (pthread_create(&st, NULL, signal_thread, &sc) != 0) {
 		log_error("kernel", "cannot start the signal thread");
 		goto out;
@@ -328,6 +338,7 @@ out:
 		pthread_kill(st, SIGTERM);
 		pthread_join(st, NULL);
 	}
+	http_close(k.http);
 	control_close(k.control);
 	cmd_registry_free(k.cmds);
 	if (lock_fd >= 0)
