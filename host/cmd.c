@@ -19,6 +19,7 @@ struct cmd {
 struct cmd_registry {
 	struct cmd *v;
 	int n, cap;
+	struct cmd_call *pending; /* calls whose handler returned CMD_PENDING */
 };
 
 struct cmd_registry *cmd_registry_new(void) { return calloc(1, sizeof(struct cmd_registry)); }
@@ -149,8 +150,33 @@ bool cmd_flag(struct cmd_call *call, const char *flag)
 	return false;
 }
 
+static void pend_unlink(struct cmd_call *c)
+{
+	if (!c->pending)
+		return;
+	if (c->pend_prev)
+		c->pend_prev->pend_next = c->pend_next;
+	else
+		c->reg->pending = c->pend_next;
+	if (c->pend_next)
+		c->pend_next->pend_prev = c->pend_prev;
+	c->pending = false;
+}
+
+void cmd_cancel_pending(struct cmd_registry *r)
+{
+	while (r->pending) {
+		struct cmd_call *c = r->pending;
+		if (c->on_cancel)
+			c->on_cancel(c, c->cancel_arg);
+		c->on_cancel = NULL;
+		cmd_finish(c, cmd_fail(c, LINLI_ESTATE, "linlid is shutting down"));
+	}
+}
+
 void cmd_finish(struct cmd_call *call, int rc)
 {
+	pend_unlink(call);
 	if (rc && !call->err[0])
 		snprintf(call->err, sizeof call->err, "%s", linli_strerror(rc));
 	call->finish(call, rc);
@@ -180,9 +206,20 @@ void cmd_dispatch(struct cmd_registry *r, struct cmd_call *call)
 						  "unknown command '%s'; try 'help'", name));
 		return;
 	}
+	call->reg = r;
 	int rc = c->fn(call, c->ud);
-	if (rc != CMD_PENDING)
+	if (rc != CMD_PENDING) {
 		cmd_finish(call, rc);
+		return;
+	}
+	/* Pending: on the list until cmd_finish, or until shutdown cancels it.
+	 * A handler that returns CMD_PENDING must not have finished the call. */
+	call->pending = true;
+	call->pend_prev = NULL;
+	call->pend_next = r->pending;
+	if (r->pending)
+		r->pending->pend_prev = call;
+	r->pending = call;
 }
 
 void cmd_pack_help(struct cmd_registry *r, msgpack_packer *pk)

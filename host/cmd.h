@@ -19,7 +19,7 @@
 struct kernel;
 struct cmd_call;
 
-#define CMD_PENDING 1 /* handler will call cmd_finish later */
+#define CMD_PENDING 1 /* handler will call cmd_finish later, never before returning */
 
 typedef int (*cmd_fn)(struct cmd_call *call, void *ud);
 
@@ -34,9 +34,20 @@ struct cmd_call {
 	msgpack_sbuffer data;
 	msgpack_packer pk;
 	char err[1024];		/* message for a failure */
+	/*
+	 * A handler that returns CMD_PENDING and keeps the call somewhere (a
+	 * wait list) sets on_cancel: at shutdown cmd_cancel_pending calls it so
+	 * the handler forgets the call, then finishes the call with LINLI_ESTATE.
+	 */
+	void (*on_cancel)(struct cmd_call *call, void *arg);
+	void *cancel_arg;
 	/* Transport side. */
 	void (*finish)(struct cmd_call *call, int rc);
 	void *transport;
+	/* Registry side: the list of pending calls. */
+	struct cmd_registry *reg;
+	struct cmd_call *pend_prev, *pend_next;
+	bool pending;
 };
 
 struct cmd_registry;
@@ -65,6 +76,12 @@ void cmd_dispatch(struct cmd_registry *r, struct cmd_call *call);
 
 /* Complete a CMD_PENDING call with rc (0 or a LINLI_E* code). */
 void cmd_finish(struct cmd_call *call, int rc);
+
+/*
+ * Finish every call still pending (shutdown): each handler's on_cancel runs,
+ * then the call fails with LINLI_ESTATE "linlid is shutting down".
+ */
+void cmd_cancel_pending(struct cmd_registry *r);
 
 /* Set call->err from a format and return rc, for `return cmd_fail(...)`. */
 int cmd_fail(struct cmd_call *call, int rc, const char *fmt, ...)

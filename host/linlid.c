@@ -328,6 +328,7 @@ int main(int argc, char **argv)
 		 k.cfg.node_path, tier_level_name(k.cfg.node_level), k.cfg.data_dir, k.cfg.source);
 	report_ready(&ready_fd, 0);
 	kernel_run(&k);
+	cmd_cancel_pending(k.cmds); /* long polls and the like get "shutting down" */
 	exit_code = 0;
 	log_info("kernel", "stopped");
 out:
