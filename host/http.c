@@ -236,6 +236,12 @@ no:
 	return false;
 }
 
+void http_finish(struct http_req *r, int status)
+{
+	r->status = status;
+	respond(r->priv);
+}
+
 /* Kernel thread: route, authenticate, run. */
 static void on_request(struct kernel *k, void *arg)
 {
@@ -265,6 +271,8 @@ static void on_request(struct kernel *k, void *arg)
 		if (st == 0) {
 			r->status = 200;
 			st = rt->fn(r, rt->ud);
+			if (st == HTTP_PENDING)
+				return; /* http_finish answers */
 			r->status = st;
 		}
 		respond(p);
@@ -311,6 +319,7 @@ static void on_http(nng_aio *aio)
 	}
 	p->h = h;
 	p->aio = aio;
+	p->r.priv = p;
 	p->method = strdup(nng_http_req_get_method(req));
 	p->r.method = p->method;
 	const char *uri = nng_http_req_get_uri(req);

@@ -38,8 +38,15 @@ struct http_req {
 	void *priv;			/* http.c's own */
 };
 
-/* A route handler: runs on the kernel thread; returns an HTTP status. */
+/*
+ * A route handler: runs on the kernel thread; returns an HTTP status, or
+ * HTTP_PENDING and later calls http_finish (e.g. after a commit).
+ */
 typedef int (*http_fn)(struct http_req *r, void *ud);
+#define HTTP_PENDING 0
+
+/* Complete a request whose handler returned HTTP_PENDING (kernel thread). */
+void http_finish(struct http_req *r, int status);
 
 /*
  * The auth hook: decide who `r->bearer` is before a route that needs it runs.

@@ -394,6 +394,10 @@ int main(int argc, char **argv)
 		exit_code = EXIT_CONFIG;
 		goto out;
 	}
+	if (opendata_register_cmds(&k) != 0) {
+		log_error("http", "cannot register the apikeys commands");
+		goto out;
+	}
 	if (bus_open(&k, &k.bus, err, sizeof err) != 0) {
 		log_error("bus", "cannot start the event bus: %s", err);
 		goto out;
@@ -456,6 +460,7 @@ out:
 	}
 	bus_cmds_close(k.bus_remote); /* answers waiting polls: before the socket closes */
 	http_close(k.http);
+	opendata_close();
 	control_close(k.control);
 	script_rules_free(k.rules);
 	plug_close(&k);
