@@ -69,6 +69,7 @@ struct plugin {
 	void *ud;
 	bool in_init;
 	char init_err[512];
+	struct plug_store_state store; /* store_api.c */
 	/* graph scratch (load_all) */
 	int t_index, t_low;
 	bool t_onstack, t_done;
@@ -210,6 +211,8 @@ const char *plug_name(const struct plugin *p) { return p->name; }
 void *plug_userdata(const struct plugin *p) { return p->ud; }
 
 void plug_set_userdata(struct plugin *p, void *ud) { p->ud = ud; }
+
+struct plug_store_state *plug_store_state(struct plugin *p) { return &p->store; }
 
 void plug_set_error(struct plugin *p, const char *msg)
 {

@@ -95,6 +95,13 @@ void plug_set_userdata(struct plugin *p, void *ud);
 /* Record the reason shown when init fails (outside init: logged only). */
 void plug_set_error(struct plugin *p, const char *msg);
 
+/* Per-plugin state of the store members of the table (store_api.c). */
+struct plug_store_state {
+	char last_error[768]; /* message of the latest store call if it failed, else "" */
+	int in_update;	      /* > 0 while one of the plugin's update callbacks runs */
+};
+struct plug_store_state *plug_store_state(struct plugin *p);
+
 /*
  * plug_open — create k->plugins, clear stale private copies, read the
  * disabled list, and register the `plugins` commands. 0 or LINLI_E* with err.
