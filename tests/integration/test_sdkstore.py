@@ -206,6 +206,12 @@ def case_scan_pages_filters_and_early_stop():
         eq(len(r["rows"]), 3, "rows before the failure")
         s2 = ok(d, "scan", "residents", "limit=10", f"cursor={r['cursor']}")
         eq(s2["rows"][0]["id"], p["ids"][3], "a cursor after the failing row")
+        # The row callback may write: the page was read before it runs.
+        w = ok(d, "scan", "residents", "limit=25", "write=1")
+        eq(w["count"], 25, "rows of a writing scan")
+        grids = d.ok("data", "query", "grids", "--limit", "100")["records"]
+        eq(sorted(g["name"] for g in grids), sorted(p["ids"]), "a grid per row")
+        eq({g["scope"] for g in grids}, {YUELAN, TIANEHU}, "at the rows' scopes")
         # Refusals name what is wrong.
         refused(d, "LINLI_EINVAL", "not indexed", "scan", "residents", "where=name=x")
         refused(d, "LINLI_EINVAL", "no field 'nope'", "scan", "residents", "where=nope=1")

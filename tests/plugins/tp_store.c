@@ -9,7 +9,9 @@
  *   tp_store del DATASET ID [SCOPE]
  *   tp_store scan DATASET [scope=S] [where=F=V]... [limit=N] [cursor=C] [stop=K] [fail=K]
  *        one page -> rows [{id, scope, record}], count, cursor; stop=K ends the
- *        page after row K (callback returns 1), fail=K makes it return LINLI_EBUSY
+ *        page after row K (callback returns 1), fail=K makes it return LINLI_EBUSY,
+ *        write=1 makes it put a grids record {code: "w", name: <row id>} at the
+ *        row's scope for every row (writes from inside a scan)
  *   tp_store pages DATASET [scope=S] [where=F=V]... [limit=N]
  *        every page, following the cursors -> ids, pages
  *   tp_store update DATASET ID SCOPE MODE [ARG] [JSON]
@@ -126,6 +128,7 @@ struct scan_opts {
 	struct linli_where where[LINLI_MAX_WHERE + 1];
 	char wf[LINLI_MAX_WHERE + 1][64];
 	long stop, fail;
+	bool write;
 };
 
 static int parse_scan(const struct linli_cmd_req *req, struct scan_opts *o, char *err,
@@ -148,6 +151,8 @@ static int parse_scan(const struct linli_cmd_req *req, struct scan_opts *o, char
 			o->stop = strtol(w + 5, NULL, 10);
 		else if (strncmp(w, "fail=", 5) == 0)
 			o->fail = strtol(w + 5, NULL, 10);
+		else if (strcmp(w, "write=1") == 0)
+			o->write = true;
 		else if (strncmp(w, "where=", 6) == 0 && strchr(w + 6, '=') &&
 			 o->q.n_where <= LINLI_MAX_WHERE) {
 			/* One more than allowed is kept, to see the kernel refuse it. */
@@ -167,12 +172,21 @@ static int parse_scan(const struct linli_cmd_req *req, struct scan_opts *o, char
 struct scan_state {
 	linli_record *rows; /* array */
 	long stop, fail, seen;
+	bool write;
 };
 
 static int on_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
 {
-	(void)ctx;
 	struct scan_state *s = ud;
+	if (s->write) {
+		linli_record *g = api->rec_new();
+		api->rec_set_str(g, "code", "w");
+		api->rec_set_str(g, "name", row->id);
+		int rc = api->store_put(ctx, "grids", row->scope, NULL, g, NULL, NULL);
+		api->rec_free(g);
+		if (rc)
+			return rc;
+	}
 	linli_record *m;
 	api->arr_push_map(s->rows, &m);
 	api->rec_set_str(m, "id", row->id);
@@ -193,7 +207,8 @@ static int cmd_scan(linli_ctx *ctx, const struct linli_cmd_req *req, linli_recor
 	int rc = parse_scan(req, &o, err, errlen);
 	if (rc)
 		return rc;
-	struct scan_state s = {.rows = api->rec_new_array(), .stop = o.stop, .fail = o.fail};
+	struct scan_state s = {
+	    .rows = api->rec_new_array(), .stop = o.stop, .fail = o.fail, .write = o.write};
 	char cursor[LINLI_CURSOR_MAX];
 	rc = api->store_scan(ctx, &o.q, on_row, &s, cursor);
 	linli_record *r = result(ctx, rc < 0 ? rc : 0);
