@@ -48,8 +48,7 @@ struct call {
 	const char *scope; /* resolved: never NULL after call_begin succeeded */
 };
 
-__attribute__((format(printf, 3, 4))) static int failf(struct call *c, int rc, const char *fmt,
-						       ...)
+__attribute__((format(printf, 3, 4))) static int failf(struct call *c, int rc, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -191,8 +190,8 @@ int store_api_put(linli_ctx *ctx, const char *dataset, const char *scope, const 
 	bool fresh = false;
 	rc = pack_given(&c, "store_put", dataset, rec, &sb);
 	if (!rc) {
-		rc = store_put(c.k->store, dataset, c.scope, id, sb.data, sb.size, nid, &fresh,
-			       err, sizeof err);
+		rc = store_put(c.k->store, dataset, c.scope, id, sb.data, sb.size, nid, &fresh, err,
+			       sizeof err);
 		if (rc == LINLI_EEXIST && !id_within(&c, dataset, id))
 			failf(&c, rc,
 			      "%s: id '%s' is taken by a record outside this plugin's jurisdiction",
@@ -294,8 +293,8 @@ static int take_query(struct call *c, const struct linli_query *in, struct linli
 }
 
 /* Hand the kept rows to fn; sets *stop_at to the row that ended the page, or -1. */
-static int deliver(struct call *c, const char *dataset, struct page *pg, linli_row_fn fn,
-		   void *ud, long *stop_at)
+static int deliver(struct call *c, const char *dataset, struct page *pg, linli_row_fn fn, void *ud,
+		   long *stop_at)
 {
 	*stop_at = -1;
 	for (size_t i = 0; i < pg->n; i++) {
@@ -360,7 +359,8 @@ int store_api_scan(linli_ctx *ctx, const struct linli_query *in, linli_row_fn fn
 	if (n < 0)
 		rc = fail_with(&c, n, err);
 	else if (pg.oom)
-		rc = failf(&c, LINLI_ENOMEM, "store_scan %s: out of memory for the page", q.dataset);
+		rc =
+		    failf(&c, LINLI_ENOMEM, "store_scan %s: out of memory for the page", q.dataset);
 	else if (fn)
 		rc = deliver(&c, q.dataset, &pg, fn, ud, &stop_at);
 	if (rc == 0 || stop_at >= 0) {
@@ -400,8 +400,8 @@ static int upd_step(void *arg, const msgpack_object *old, msgpack_packer *out, c
 	linli_record *orig = NULL;
 	char e[256];
 	if (old && record_from_mp(old, &orig, e, sizeof e) != 0) {
-		snprintf(err, errlen, "%s: stored record '%s' is unreadable: %s", u->dataset,
-			 u->id, e);
+		snprintf(err, errlen, "%s: stored record '%s' is unreadable: %s", u->dataset, u->id,
+			 e);
 		return LINLI_ECORRUPT;
 	}
 	linli_record *rec = orig;
@@ -482,11 +482,14 @@ static void pcommit_done(void *arg, int rc, const char *err)
 	free(w);
 }
 
-static void pcommit_release(void *arg) { ((struct pcommit *)arg)->p = NULL; }
+static void pcommit_release(void *arg)
+{
+	((struct pcommit *)arg)->p = NULL;
+}
 
 static const struct plug_res_ops pcommit_ops = {
-	.kind = "commit waiter",
-	.release = pcommit_release,
+    .kind = "commit waiter",
+    .release = pcommit_release,
 };
 
 int store_api_on_commit(linli_ctx *ctx, linli_commit_fn fn, void *ud)
@@ -510,8 +513,9 @@ int store_api_on_commit(linli_ctx *ctx, linli_commit_fn fn, void *ud)
 		plug_untrack(c.p, w->res);
 		free(w);
 		if (rc == LINLI_ESTATE)
-			return failf(&c, rc, "store_on_commit: no write is pending (what was "
-					     "written is committed already)");
+			return failf(&c, rc,
+				     "store_on_commit: no write is pending (what was "
+				     "written is committed already)");
 		return failf(&c, rc, "store_on_commit: %s", linli_strerror(rc));
 	}
 	return 0;

@@ -205,8 +205,8 @@ int main(void)
 		double t0 = now();
 		for (long b = 0; b < n / ROUNDS; b += BATCH) {
 			for (int i = 0; i < BATCH; i++, made++)
-				if (store_put(k.store, "residents", DIRECT, NULL, rec.data, rec.size,
-					      ids[made], NULL, err, sizeof err))
+				if (store_put(k.store, "residents", DIRECT, NULL, rec.data,
+					      rec.size, ids[made], NULL, err, sizeof err))
 					die("store_put", err);
 			commit(&k);
 		}

@@ -72,8 +72,8 @@ static linli_record *from_json(const char *json, char *err, size_t errlen)
 
 /* ---- get, put, del ---- */
 
-static int cmd_get(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
-		   char *err, size_t errlen)
+static int cmd_get(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply, char *err,
+		   size_t errlen)
 {
 	if (req->argc < 2 || req->argc > 3)
 		return usage(err, errlen, "get DATASET ID [SCOPE]");
@@ -91,8 +91,8 @@ static int cmd_get(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record
 	return 0;
 }
 
-static int cmd_put(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
-		   char *err, size_t errlen)
+static int cmd_put(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply, char *err,
+		   size_t errlen)
 {
 	if (req->argc != 4)
 		return usage(err, errlen, "put DATASET SCOPE ID JSON");
@@ -112,8 +112,8 @@ static int cmd_put(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record
 	return 0;
 }
 
-static int cmd_del(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
-		   char *err, size_t errlen)
+static int cmd_del(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply, char *err,
+		   size_t errlen)
 {
 	if (req->argc < 2 || req->argc > 3)
 		return usage(err, errlen, "del DATASET ID [SCOPE]");
@@ -274,8 +274,7 @@ struct upd {
 	linli_record *inner; /* codes of the calls made inside */
 };
 
-static int incr(linli_record **rec, const char *field, const char *json, char *err,
-		size_t errlen)
+static int incr(linli_record **rec, const char *field, const char *json, char *err, size_t errlen)
 {
 	if (!*rec && !(*rec = json ? from_json(json, err, errlen) : api->rec_new()))
 		return LINLI_EINVAL;
@@ -320,13 +319,14 @@ static int on_update(linli_ctx *ctx, const char *id, linli_record **rec, void *u
 	if (strcmp(m, "nested") == 0) {
 		u->inner = api->rec_new();
 		linli_record *p = api->rec_new(), *got = NULL;
-		api->rec_set_int(u->inner, "put", api->store_put(ctx, "grids", NULL, NULL, p, NULL,
-								 NULL));
+		api->rec_set_int(u->inner, "put",
+				 api->store_put(ctx, "grids", NULL, NULL, p, NULL, NULL));
 		api->rec_set_str(u->inner, "put_error", api->store_last_error(ctx));
 		api->rec_set_int(u->inner, "delete", api->store_delete(ctx, "grids", NULL, id));
 		api->rec_set_int(u->inner, "update",
 				 api->store_update(ctx, "grids", NULL, id, on_update, u));
-		api->rec_set_int(u->inner, "get", api->store_get(ctx, "grids", NULL, id, &got, NULL));
+		api->rec_set_int(u->inner, "get",
+				 api->store_get(ctx, "grids", NULL, id, &got, NULL));
 		api->rec_free(got);
 		api->rec_free(p);
 		return LINLI_STORE_KEEP;
@@ -558,16 +558,25 @@ static int store_init(linli_ctx *ctx, const struct linli_api *a)
 		const char *sub;
 		linli_cmd_fn fn;
 	} cmds[] = {
-	    {"get", cmd_get},		{"put", cmd_put},	  {"del", cmd_del},
-	    {"scan", cmd_scan},		{"pages", cmd_pages},	  {"badquery", cmd_badquery},
-	    {"update", cmd_update},	{"count", cmd_count},	  {"countstat", cmd_countstat},
-	    {"commit", cmd_commit},	{"commitstat", cmd_commitstat}, {"lonely", cmd_lonely},
-	    {"lasterr", cmd_lasterr},	{"finiarm", cmd_finiarm},
+	    {"get", cmd_get},
+	    {"put", cmd_put},
+	    {"del", cmd_del},
+	    {"scan", cmd_scan},
+	    {"pages", cmd_pages},
+	    {"badquery", cmd_badquery},
+	    {"update", cmd_update},
+	    {"count", cmd_count},
+	    {"countstat", cmd_countstat},
+	    {"commit", cmd_commit},
+	    {"commitstat", cmd_commitstat},
+	    {"lonely", cmd_lonely},
+	    {"lasterr", cmd_lasterr},
+	    {"finiarm", cmd_finiarm},
 	};
 	int rc = 0;
 	for (size_t i = 0; !rc && i < sizeof cmds / sizeof cmds[0]; i++)
-		rc = api->cmd_register(ctx, cmds[i].sub, NULL, "try a store call", cmds[i].fn,
-				       NULL);
+		rc =
+		    api->cmd_register(ctx, cmds[i].sub, NULL, "try a store call", cmds[i].fn, NULL);
 	return rc;
 }
 
@@ -585,10 +594,7 @@ static void store_fini(linli_ctx *ctx, const struct linli_api *a)
 	api->log(ctx, LINLI_LOG_INFO, "fini: put %s rc %d, on_commit rc %d", id, rc, wrc);
 }
 
-LINLI_PLUGIN(store_init, store_fini,
-	     .name = "tp_store",
-	     .version = "1.0.0",
-	     .family = "custom",
+LINLI_PLUGIN(store_init, store_fini, .name = "tp_store", .version = "1.0.0", .family = "custom",
 	     .description = "test plugin of the store table members",
 	     .capabilities = {"store.read:residents", "store.write:residents", "store.read:grids",
 			      "store.write:grids", "store.read:incidents"});

@@ -33,8 +33,8 @@ static int fail(char *err, size_t errlen, linli_ctx *ctx, int rc)
 	return rc;
 }
 
-static int cmd_put(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
-		   char *err, size_t errlen)
+static int cmd_put(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply, char *err,
+		   size_t errlen)
 {
 	(void)reply;
 	if (req->argc != 2)
@@ -62,8 +62,8 @@ static int cmd_put(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record
 	return rc ? fail(err, errlen, ctx, rc) : 0;
 }
 
-static int cmd_get(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
-		   char *err, size_t errlen)
+static int cmd_get(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply, char *err,
+		   size_t errlen)
 {
 	(void)reply;
 	if (req->argc != 1 || !n_ids)
@@ -92,8 +92,10 @@ static int cmd_scan(linli_ctx *ctx, const struct linli_cmd_req *req, linli_recor
 {
 	if (req->argc != 1)
 		return LINLI_EINVAL;
-	struct linli_query q = {
-	    .size = sizeof q, .dataset = "residents", .scope = req->argv[0], .limit = LINLI_SCAN_MAX};
+	struct linli_query q = {.size = sizeof q,
+				.dataset = "residents",
+				.scope = req->argv[0],
+				.limit = LINLI_SCAN_MAX};
 	char cursor[LINLI_CURSOR_MAX] = "";
 	int64_t rows = 0;
 	do {
@@ -127,9 +129,6 @@ static void bench_fini(linli_ctx *ctx, const struct linli_api *a)
 	n_ids = cap_ids = 0;
 }
 
-LINLI_PLUGIN(bench_init, bench_fini,
-	     .name = "tp_storebench",
-	     .version = "1.0.0",
-	     .family = "custom",
-	     .description = "store calls through the table, for bench_sdkstore",
+LINLI_PLUGIN(bench_init, bench_fini, .name = "tp_storebench", .version = "1.0.0",
+	     .family = "custom", .description = "store calls through the table, for bench_sdkstore",
 	     .capabilities = {"store.read:residents", "store.write:residents"});

@@ -66,8 +66,8 @@ struct linli_query {
 	const char *scope;		 /* subtree root; NULL: the plugin's node */
 	const struct linli_where *where; /* n_where filters, all must match */
 	int n_where;			 /* 0..LINLI_MAX_WHERE */
-	size_t limit;			 /* rows per page, 1..LINLI_SCAN_MAX; 0: LINLI_SCAN_DEFAULT */
-	const char *cursor;		 /* NULL or "": the first page; else a previous cursor */
+	size_t limit;	    /* rows per page, 1..LINLI_SCAN_MAX; 0: LINLI_SCAN_DEFAULT */
+	const char *cursor; /* NULL or "": the first page; else a previous cursor */
 };
 
 /*
@@ -76,10 +76,10 @@ struct linli_query {
  * what you keep (rec_copy for the record).
  */
 struct linli_row {
-	uint32_t size;		     /* sizeof(struct linli_row) of the kernel */
-	const char *id;		     /* the record's id */
-	const char *scope;	     /* the scope it lives at */
-	const linli_record *record;  /* its fields (a map) */
+	uint32_t size;		    /* sizeof(struct linli_row) of the kernel */
+	const char *id;		    /* the record's id */
+	const char *scope;	    /* the scope it lives at */
+	const linli_record *record; /* its fields (a map) */
 };
 
 /*
