@@ -379,10 +379,10 @@ struct linli_api {
 	 * NULL to count). Writes the cursor of the next page into `cursor_out`
 	 * (LINLI_CURSOR_MAX bytes; may be NULL; may be q->cursor's own buffer),
 	 * or "" when this was the last page: pass it as q->cursor, with the same
-	 * dataset, scope and first filter, for the next page. A page may hold fewer than q->limit rows
-	 * (it also ends after 4 MiB of records); go on while the cursor is not
-	 * "". Records added between pages appear in a later page if their key
-	 * sorts after the cursor. Needs store.read:DATASET. Returns the number
+	 * dataset, scope and first filter, for the next page. A page may hold
+	 * fewer than q->limit rows (it also ends after 4 MiB of records); go on
+	 * while the cursor is not "". Records added between pages appear in a
+	 * later page if their key sorts after the cursor. Needs store.read:DATASET. Returns the number
 	 * of rows handed to fn (>= 0); fn's negative code; LINLI_EINVAL (bad
 	 * scope, limit or filter, a field that is not indexed, a cursor of
 	 * another query, q->size too small: store_last_error says which);
