@@ -298,13 +298,27 @@ int tier_password_ok(const char *user, const char *pw, char *why, size_t whylen)
 	return 0;
 }
 
-int tier_password_hash(const char *password, char out[TIER_HASH_MAX])
+int tier_password_hash_with(const char *password, enum tier_pw_strength st,
+			    char out[TIER_HASH_MAX])
 {
 	_Static_assert(crypto_pwhash_STRBYTES <= TIER_HASH_MAX, "hash buffer");
-	if (crypto_pwhash_str(out, password, strlen(password), crypto_pwhash_OPSLIMIT_INTERACTIVE,
-			      crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
+	unsigned long long ops = crypto_pwhash_OPSLIMIT_INTERACTIVE;
+	size_t mem = crypto_pwhash_MEMLIMIT_INTERACTIVE;
+	if (st == TIER_PW_MIN) {
+		ops = crypto_pwhash_OPSLIMIT_MIN;
+		mem = crypto_pwhash_MEMLIMIT_MIN;
+	} else if (st == TIER_PW_MODERATE) {
+		ops = crypto_pwhash_OPSLIMIT_MODERATE;
+		mem = crypto_pwhash_MEMLIMIT_MODERATE;
+	}
+	if (crypto_pwhash_str(out, password, strlen(password), ops, mem) != 0)
 		return LINLI_ENOMEM;
 	return 0;
+}
+
+int tier_password_hash(const char *password, char out[TIER_HASH_MAX])
+{
+	return tier_password_hash_with(password, TIER_PW_INTERACTIVE, out);
 }
 
 bool tier_password_verify(const char *hash, const char *password)

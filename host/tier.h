@@ -105,9 +105,16 @@ void tier_mask(enum mask_kind m, const char *in, size_t n, char *out, size_t out
 /* Password policy: length, not the username, not all one character. */
 int tier_password_ok(const char *user, const char *password, char *why, size_t whylen);
 
-/* Argon2id (libsodium crypto_pwhash_str). `out` has TIER_HASH_MAX bytes. */
+/*
+ * Argon2id (libsodium crypto_pwhash_str). `out` has TIER_HASH_MAX bytes.
+ * strength: TIER_PW_INTERACTIVE (the default: ~64 MiB, tens of ms),
+ * TIER_PW_MODERATE, or TIER_PW_MIN (tests only: instant, weak). The hash
+ * records its own parameters, so verification needs no strength.
+ */
 #define TIER_HASH_MAX 128
+enum tier_pw_strength { TIER_PW_MIN = 0, TIER_PW_INTERACTIVE, TIER_PW_MODERATE };
 int tier_password_hash(const char *password, char out[TIER_HASH_MAX]);
+int tier_password_hash_with(const char *password, enum tier_pw_strength s, char out[TIER_HASH_MAX]);
 bool tier_password_verify(const char *hash, const char *password);
 
 /* A random 256-bit token as 64 hex characters plus NUL. */
