@@ -1564,15 +1564,21 @@ int plug_open(struct kernel *k, char *err, size_t errlen)
 	return 0;
 }
 
-int plug_authorize(struct plugin *p, enum tier_action act, const char *scope, const char *object,
-		   char *err, size_t errlen)
+void plug_principal(struct plugin *p, struct tier_principal *who, const char **grants)
 {
-	const char *grants[LINLI_MAX_CAPS + 1];
 	int n = 0;
 	for (int i = 0; i < LINLI_MAX_CAPS && p->meta.capabilities[i][0]; i++)
 		grants[n++] = p->meta.capabilities[i];
 	grants[n] = NULL;
-	struct tier_principal who = {PRINCIPAL_PLUGIN, p->name, p->reg->k->cfg.node_path, ROLE_NONE,
-				     grants};
+	*who = (struct tier_principal){PRINCIPAL_PLUGIN, p->name, p->reg->k->cfg.node_path,
+				       ROLE_NONE, grants};
+}
+
+int plug_authorize(struct plugin *p, enum tier_action act, const char *scope, const char *object,
+		   char *err, size_t errlen)
+{
+	const char *grants[LINLI_MAX_CAPS + 1];
+	struct tier_principal who;
+	plug_principal(p, &who, grants);
 	return tier_check(&who, act, scope, object, err, errlen);
 }

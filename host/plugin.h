@@ -138,6 +138,13 @@ int plug_check_meta(const struct linli_plugin_meta *m, char *err, size_t errlen)
 int plug_authorize(struct plugin *p, enum tier_action act, const char *scope, const char *object,
 		   char *err, size_t errlen);
 
+/*
+ * plug_principal — plugin p as the permission model sees it (for
+ * tier_sees_sensitive, tiers_audit): fills *who, whose grants point into
+ * `grants` (LINLI_MAX_CAPS + 1 slots) and into p; valid while p runs.
+ */
+void plug_principal(struct plugin *p, struct tier_principal *who, const char **grants);
+
 /* Number of running plugins (also kept in k->plugin_count). */
 int plug_running(const struct kernel *k);
 

@@ -23,6 +23,7 @@
 
 #include <msgpack.h>
 
+#include "catalog.h"
 #include "kernel.h"
 #include "log.h"
 #include "plugin.h"
@@ -30,6 +31,7 @@
 #include "scope.h"
 #include "store.h"
 #include "tier.h"
+#include "tier_store.h"
 
 _Static_assert(LINLI_ID_MAX == STORE_ID_MAX, "linli/store.h and store.h disagree on ids");
 _Static_assert(LINLI_SCOPE_MAX == SCOPE_MAX, "linli/store.h and scope.h disagree on scopes");
@@ -81,6 +83,11 @@ static int call_check(struct call *c, const char *what, const char *dataset, con
 		return failf(c, LINLI_ESTATE, "%s: this node has no store open", what);
 	if (!dataset || !*dataset)
 		return failf(c, LINLI_EINVAL, "%s: no dataset given", what);
+	const struct cat_dataset *ds = catalog_dataset(c->k->catalog, dataset);
+	if (ds && ds->system)
+		return failf(c, LINLI_EPERM,
+			     "%s: dataset '%s' is kept by the kernel itself; plugins cannot reach it",
+			     what, dataset);
 	char why[128];
 	if (!scope_check(c->scope, why, sizeof why))
 		return failf(c, LINLI_EINVAL, "%s %s: bad scope '%.300s': %s", what, dataset,
@@ -117,6 +124,131 @@ static int no_update_running(struct call *c, const char *what)
 	return 0;
 }
 
+/* ---- sensitive fields ----
+ *
+ * A plugin reads a dataset's sensitive fields (the catalog marks them) in
+ * clear only with the capability "sensitive" or "sensitive:DATASET", as an
+ * account needs the grant; otherwise they are masked like the console masks
+ * them. Every read of such a dataset is audited, allowed or masked.
+ */
+
+static enum mask_kind mask_of(enum cat_sensitive s)
+{
+	switch (s) {
+	case CAT_SENS_ID_NUMBER:
+		return MASK_ID_NUMBER;
+	case CAT_SENS_PHONE:
+		return MASK_PHONE;
+	case CAT_SENS_NAME:
+		return MASK_NAME;
+	case CAT_SENS_ADDRESS:
+		return MASK_ADDRESS;
+	case CAT_SENS_HEALTH:
+		return MASK_HEALTH;
+	default:
+		return MASK_NONE;
+	}
+}
+
+/* Audit a read of `dataset`; the dataset to mask with, or NULL when the plugin sees all. */
+static const struct cat_dataset *read_policy(struct call *c, const char *dataset,
+					     const char *scope, const char *what)
+{
+	const struct cat_dataset *ds = catalog_dataset(c->k->catalog, dataset);
+	bool sensitive = false;
+	for (int i = 0; ds && i < ds->n_fields; i++)
+		sensitive |= ds->fields[i].sensitive != CAT_SENS_NONE;
+	if (!sensitive)
+		return NULL;
+	const char *grants[LINLI_MAX_CAPS + 1];
+	struct tier_principal who;
+	plug_principal(c->p, &who, grants);
+	bool sees = tier_sees_sensitive(&who, dataset);
+	tiers_audit(c->k, &who, "data.read", scope, dataset, sees ? "allowed" : "masked", what);
+	return sees ? NULL : ds;
+}
+
+/* Mask r's sensitive fields: strings keep what their rule allows, other values become "***". */
+static int mask_record(linli_record *r, const struct cat_dataset *ds)
+{
+	for (int i = 0; ds && i < ds->n_fields; i++) {
+		const struct cat_field *f = &ds->fields[i];
+		if (f->sensitive == CAT_SENS_NONE || !record_has(r, f->name))
+			continue;
+		const char *v;
+		size_t n;
+		char masked[1024] = "***";
+		if (record_get_str(r, f->name, &v, &n) == 0)
+			tier_mask(mask_of(f->sensitive), v, n, masked, sizeof masked);
+		int rc = record_set_str(r, f->name, masked);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* Copy field `key` of src (any type) into dst. */
+static int copy_field(linli_record *dst, linli_record *src, const char *key)
+{
+	const char *str;
+	const void *bin;
+	size_t n;
+	int64_t i;
+	double d;
+	bool b;
+	linli_record *child;
+	int rc;
+	switch (record_type(src, key)) {
+	case LINLI_T_STR:
+		rc = record_get_str(src, key, &str, &n);
+		return rc ? rc : record_set_strn(dst, key, str, n);
+	case LINLI_T_BIN:
+		rc = record_get_bin(src, key, &bin, &n);
+		return rc ? rc : record_set_bin(dst, key, bin, n);
+	case LINLI_T_INT:
+		rc = record_get_int(src, key, &i);
+		return rc ? rc : record_set_int(dst, key, i);
+	case LINLI_T_FLOAT:
+		rc = record_get_float(src, key, &d);
+		return rc ? rc : record_set_float(dst, key, d);
+	case LINLI_T_BOOL:
+		rc = record_get_bool(src, key, &b);
+		return rc ? rc : record_set_bool(dst, key, b);
+	case LINLI_T_MAP:
+		rc = record_get_map(src, key, &child);
+		return rc ? rc : record_set_record(dst, key, child);
+	case LINLI_T_ARRAY:
+		rc = record_get_array(src, key, &child);
+		return rc ? rc : record_set_record(dst, key, child);
+	case LINLI_T_NIL:
+		return record_set_nil(dst, key);
+	default:
+		return LINLI_ETYPE;
+	}
+}
+
+/*
+ * After an update callback that saw masked values: a sensitive field it left
+ * exactly as shown keeps its stored value, so that changing other fields
+ * never writes a mask into the store. A field it changed is written as given.
+ */
+static int unmask_unchanged(linli_record *rec, const linli_record *shown, linli_record *stored,
+			    const struct cat_dataset *ds)
+{
+	for (int i = 0; i < ds->n_fields; i++) {
+		const char *key = ds->fields[i].name, *a, *b;
+		size_t an, bn;
+		if (ds->fields[i].sensitive == CAT_SENS_NONE ||
+		    record_get_str(shown, key, &a, &an) != 0 ||
+		    record_get_str(rec, key, &b, &bn) != 0 || an != bn || memcmp(a, b, an) != 0)
+			continue;
+		int rc = copy_field(rec, stored, key);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 /* ---- get, put, delete ---- */
 
 int store_api_get(linli_ctx *ctx, const char *dataset, const char *scope, const char *id,
@@ -138,10 +270,15 @@ int store_api_get(linli_ctx *ctx, const char *dataset, const char *scope, const 
 	rc = store_get(c.k->store, dataset, c.scope, id, &buf, where, err, sizeof err);
 	if (rc == 0) {
 		rc = record_from_bytes(buf.data, buf.size, rec, err, sizeof err);
+		const struct cat_dataset *mask = rc ? NULL : read_policy(&c, dataset, where, id);
 		if (rc) {
 			*rec = NULL;
 			rc = failf(&c, LINLI_ECORRUPT, "%s: stored record '%s' is unreadable: %s",
 				   dataset, id, err);
+		} else if (mask && (rc = mask_record(*rec, mask)) != 0) {
+			record_free(*rec);
+			*rec = NULL;
+			failf(&c, rc, "%s: cannot mask record '%s'", dataset, id);
 		} else if (scope_out)
 			memcpy(scope_out, where, strlen(where) + 1);
 	} else
@@ -293,8 +430,8 @@ static int take_query(struct call *c, const struct linli_query *in, struct linli
 }
 
 /* Hand the kept rows to fn; sets *stop_at to the row that ended the page, or -1. */
-static int deliver(struct call *c, const char *dataset, struct page *pg, linli_row_fn fn, void *ud,
-		   long *stop_at)
+static int deliver(struct call *c, const char *dataset, const struct cat_dataset *mask,
+		   struct page *pg, linli_row_fn fn, void *ud, long *stop_at)
 {
 	*stop_at = -1;
 	for (size_t i = 0; i < pg->n; i++) {
@@ -305,6 +442,10 @@ static int deliver(struct call *c, const char *dataset, struct page *pg, linli_r
 		if (record_from_bytes(pg->buf.data + kr->data, kr->data_len, &r, err, sizeof err))
 			return failf(c, LINLI_ECORRUPT, "%s: stored record '%s' is unreadable: %s",
 				     dataset, id, err);
+		if (mask && mask_record(r, mask) != 0) {
+			record_free(r);
+			return failf(c, LINLI_ENOMEM, "%s: cannot mask record '%s'", dataset, id);
+		}
 		struct linli_row row = {
 		    .size = sizeof row, .id = id, .scope = pg->buf.data + kr->scope, .record = r};
 		int rc = fn(plug_ctx(c->p), &row, ud);
@@ -361,8 +502,9 @@ int store_api_scan(linli_ctx *ctx, const struct linli_query *in, linli_row_fn fn
 	else if (pg.oom)
 		rc =
 		    failf(&c, LINLI_ENOMEM, "store_scan %s: out of memory for the page", q.dataset);
-	else if (fn)
-		rc = deliver(&c, q.dataset, &pg, fn, ud, &stop_at);
+	else if (fn && pg.n)
+		rc = deliver(&c, q.dataset, read_policy(&c, q.dataset, c.scope, "scan"), &pg, fn, ud,
+			     &stop_at);
 	if (rc == 0 || stop_at >= 0) {
 		/* A page ended early continues after the last row handed over. */
 		if (stop_at >= 0 && (size_t)stop_at + 1 < pg.n)
@@ -389,6 +531,7 @@ struct upd {
 	const char *dataset, *id;
 	linli_update_fn fn;
 	void *ud;
+	const struct cat_dataset *mask; /* the callback sees this dataset's sensitive fields masked */
 };
 
 /* The store's update step: the plugin's callback between a record and its packing. */
@@ -404,7 +547,19 @@ static int upd_step(void *arg, const msgpack_object *old, msgpack_packer *out, c
 			 e);
 		return LINLI_ECORRUPT;
 	}
-	linli_record *rec = orig;
+	/* given: what the callback gets (orig, or a masked copy); shown: its masked values. */
+	linli_record *given = orig, *shown = NULL;
+	if (orig && u->mask) {
+		given = NULL;
+		if (record_copy(orig, &given) || mask_record(given, u->mask) ||
+		    record_copy(given, &shown)) {
+			record_free(given);
+			record_free(orig);
+			snprintf(err, errlen, "%s: cannot mask record '%s'", u->dataset, u->id);
+			return LINLI_ENOMEM;
+		}
+	}
+	linli_record *rec = given;
 	char perr[512] = "";
 	c->st->in_update++;
 	int rc = u->fn(plug_ctx(c->p), u->id, &rec, u->ud, perr, sizeof perr);
@@ -412,7 +567,12 @@ static int upd_step(void *arg, const msgpack_object *old, msgpack_packer *out, c
 	if (rc < 0)
 		snprintf(err, errlen, "%s",
 			 perr[0] ? perr : "the update callback refused without a message");
-	else if (rc == LINLI_STORE_KEEP)
+	else if (rc == 0 && rec && shown && record_kind(rec) == LINLI_T_MAP &&
+		 unmask_unchanged(rec, shown, orig, u->mask) != 0) {
+		snprintf(err, errlen, "%s: cannot restore the masked fields of '%s'", u->dataset,
+			 u->id);
+		rc = LINLI_ENOMEM;
+	} else if (rc == LINLI_STORE_KEEP)
 		rc = STORE_KEEP;
 	else if (rc == LINLI_STORE_DELETE)
 		rc = STORE_DELETE;
@@ -428,8 +588,11 @@ static int upd_step(void *arg, const msgpack_object *old, msgpack_packer *out, c
 		snprintf(err, errlen, "%s: the record of '%s' cannot be packed", u->dataset, u->id);
 		rc = LINLI_EINVAL;
 	}
-	if (rec != orig)
+	if (rec != given)
 		record_free(rec);
+	if (given != orig)
+		record_free(given);
+	record_free(shown);
 	record_free(orig);
 	return rc;
 }
@@ -447,7 +610,7 @@ int store_api_update(linli_ctx *ctx, const char *dataset, const char *scope, con
 	if ((rc = authorize(&c, ACT_DATA_READ, "store_update", dataset)) ||
 	    (rc = authorize(&c, ACT_DATA_WRITE, "store_update", dataset)))
 		return rc;
-	struct upd u = {&c, dataset, id, fn, ud};
+	struct upd u = {&c, dataset, id, fn, ud, read_policy(&c, dataset, c.scope, id)};
 	char err[768] = "";
 	rc = store_update(c.k->store, dataset, c.scope, id, upd_step, &u, err, sizeof err);
 	if (rc)

@@ -6,8 +6,11 @@
  * Owns the path from a plugin to the store: every call names its scope (the
  * plugin's node when NULL), passes plug_authorize (the node's subtree and
  * the plugin's declared store.read / store.write capabilities) before it
- * reaches the store, turns records into MessagePack and back, and keeps the
- * message of the plugin's latest failed call (plug_store_state). Commit
+ * reaches the store, refuses the kernel's system datasets, masks sensitive
+ * fields for a plugin without the "sensitive[:DATASET]" capability and
+ * audits every read of them (tiers_audit), turns records into MessagePack
+ * and back, and keeps the message of the plugin's latest failed call
+ * (plug_store_state). Commit
  * waiters are tracked resources, so none outlives its plugin. Never touches
  * LMDB itself, never hands a plugin a pointer into the store's memory, and
  * never runs plugin code inside a store read: a scan's rows are copied out

@@ -2,9 +2,11 @@
 
 The test plugin tp_store (tests/plugins/tp_store.c) runs at the street node
 hefei/baohe/binhu with capabilities store.read+write on residents and grids and
-store.read on incidents. Each of its console commands makes the store calls it
+store.read on incidents, without the grant to see sensitive fields (tp_store_sens,
+the same code, has it). Each of its console commands makes the store calls it
 names and replies with the return code, the LINLI_E name, api->store_last_error
-and the results, so these cases see exactly what a plugin sees.
+and the results, so these cases see exactly what a plugin sees. The console runs
+as an administrator granted "sensitive", so that it shows what is stored.
 """
 import json
 import os
@@ -26,6 +28,9 @@ OTHER = "hefei/baohe/other/c1"  # a community of a sibling street
 RESIDENT = {"name": "张三", "id_number": "340104199001011234", "gender": "male",
             "birth_date": "1990-01-01", "residence_type": "registered"}
 GRID = {"code": "g01", "name": "一网格"}
+# What tp_store sees of RESIDENT: its sensitive fields masked.
+MASKED = {"name": "张*", "id_number": "340***********1234"}
+SYSTEM = {"accounts", "sessions", "audit", "apikeys"}
 
 
 def js(v):
@@ -35,17 +40,21 @@ def js(v):
 class node:
     """A linlid at `path` with the real catalog and tp_store in its plugin dir."""
 
-    def __init__(self, path=STREET, level="street", d=None):
+    def __init__(self, path=STREET, level="street", d=None, plugins=("tp_store",)):
         self.d = d or Daemon()
         pdir = os.path.join(self.d.dir, "plugins")
         os.makedirs(pdir, exist_ok=True)
-        shutil.copyfile(os.path.join(TP, "tp_store.so"), os.path.join(pdir, "tp_store.so"))
+        for name in plugins:
+            shutil.copyfile(os.path.join(TP, name + ".so"), os.path.join(pdir, name + ".so"))
+        self.path, self.level = path, level
         self.d.write_config(node=path, level=level, name="测试",
                             extra=f'plugin_dirs = [ "{pdir}" ];\ncatalog_dir = "{CATALOG}";\n')
 
     def __enter__(self):
         try:
-            return self.d.start()
+            self.d.start()
+            see_all(self.d, "reader_" + self.level, self.path)
+            return self.d
         except BaseException:
             self.d.cleanup()
             raise
@@ -60,13 +69,26 @@ class node:
             self.d.cleanup()
 
 
-def tp(d, *args):
-    return d.ok("tp_store", *args)
+def see_all(d, user="reader", node=STREET, password="Another-Passw0rd-1"):
+    """Make the console act as an administrator of `node` who sees sensitive
+    fields (created on first use; the data dir keeps it across restarts)."""
+    rc, out, err = d.cli("accounts", "add", user, "--role", "admin", "--node", node, "--stdin",
+                         input=password + "\n")
+    if rc == 0:
+        d.ok("accounts", "grant", user, "sensitive")
+    else:
+        check("exists" in err, f"accounts add {user}: {err}")
+    d.session = d.login(user, password)
+    os.environ["LINLI_SESSION"] = d.session
 
 
-def ok(d, *args):
+def tp(d, *args, plugin="tp_store"):
+    return d.ok(plugin, *args)
+
+
+def ok(d, *args, plugin="tp_store"):
     """A tp_store call that must succeed; returns its reply."""
-    r = tp(d, *args)
+    r = tp(d, *args, plugin=plugin)
     check(r["rc"] >= 0 and r["error"] == "", f"tp_store {' '.join(args)}: {r}")
     return r
 
@@ -82,6 +104,12 @@ def count(d, dataset):
     return d.ok("data", "query", dataset, "--limit", "1000")["count"]
 
 
+def user_records(d):
+    """Records of the catalog's datasets (not the kernel's accounts, audit, ...)."""
+    st = d.ok("store", "stats")["datasets"]
+    return sum(v for k, v in st.items() if k not in SYSTEM)
+
+
 def case_put_get_update_delete():
     with node() as d:
         # A new record with a time-ordered id made by the store.
@@ -90,12 +118,13 @@ def case_put_get_update_delete():
         check(r["created"] and len(rid) == 16, r)
         g = ok(d, "get", "residents", rid)
         eq(g["scope"], YUELAN, "scope of the record")
-        eq(g["record"]["name"], "张三", "a field")
+        eq((g["record"]["name"], g["record"]["id_number"]), (MASKED["name"], MASKED["id_number"]),
+           "sensitive fields masked without the grant")
         eq(g["record"]["birth_date"], 631152000000, "time normalised to ms")
         # The console sees what the plugin wrote, and the plugin what the console wrote.
         eq(d.ok("data", "get", "residents", rid)["id_number"], RESIDENT["id_number"], "console")
         c = d.ok("data", "put", "residents", "--scope", TIANEHU, js(dict(RESIDENT, name="李四")))
-        eq(ok(d, "get", "residents", c["id"], TIANEHU)["record"]["name"], "李四", "console's")
+        eq(ok(d, "get", "residents", c["id"], TIANEHU)["record"]["name"], "李*", "console's")
         # An id of our own: created, then replaced whole.
         r = ok(d, "put", "residents", YUELAN, "r-1", js(RESIDENT))
         check(r["created"] and r["id"] == "r-1", r)
@@ -180,7 +209,7 @@ def case_scan_pages_filters_and_early_stop():
         row = s["rows"][0]
         eq(row["scope"], by_id[row["id"]][0], "a row's scope")
         eq(row["record"]["residence_type"], by_id[row["id"]][1], "a row's record")
-        check(row["record"]["name"].startswith("居民"), row)
+        check(row["record"]["name"] == "居**", row)  # masked
         s2 = ok(d, "scan", "residents", "limit=10", f"cursor={s['cursor']}")
         eq([r["id"] for r in s2["rows"]], p["ids"][10:20], "second page")
         # A subtree: only its records.
@@ -256,7 +285,7 @@ def case_schema_violation_reaches_the_plugin():
         eq(ok(d, "get", "residents", "r-1")["record"]["gender"], "male", "r-1 intact")
         eq(ok(d, "get", "grids", "g-1")["record"]["population"], 1, "g-1 intact")
         eq(count(d, "grids"), 1, "grids")
-        eq(d.ok("store", "stats")["records"], 2, "records in the store")
+        eq(user_records(d), 2, "records in the store")
 
 
 def case_undeclared_dataset_and_foreign_scope_refused():
@@ -318,7 +347,50 @@ def case_undeclared_dataset_and_foreign_scope_refused():
         # Nothing changed.
         eq(d.ok("data", "get", "businesses", "b-1")["name"], "小店", "b-1 intact")
         eq(count(d, "residents"), 1, "the street sees one resident")
-        eq(d.ok("store", "stats")["records"], 3, "records in the store")
+        eq(user_records(d), 3, "records in the store")
+
+
+def case_sensitive_fields_masked_audited_and_kept_by_updates():
+    with node(plugins=("tp_store", "tp_store_sens")) as d:
+        rec = dict(RESIDENT, phone="13812345678")
+        ok(d, "put", "residents", YUELAN, "r-1", js(rec))  # writing needs no grant
+        masked = dict(MASKED, phone="138****5678")
+        g = ok(d, "get", "residents", "r-1")["record"]
+        eq({k: g[k] for k in masked}, masked, "masked for tp_store")
+        eq((g["gender"], g["residence_type"]), ("male", "registered"), "the rest in clear")
+        s = ok(d, "get", "residents", "r-1", plugin="tp_store_sens")["record"]
+        eq({k: s[k] for k in masked}, {k: rec[k] for k in masked}, "clear with the grant")
+        row = ok(d, "scan", "residents")["rows"][0]["record"]
+        eq(row["id_number"], masked["id_number"], "a scan masks too")
+        row = ok(d, "scan", "residents", plugin="tp_store_sens")["rows"][0]["record"]
+        eq(row["id_number"], rec["id_number"], "a scan with the grant")
+        # Every read is audited, allowed or masked.
+        audit = d.ok("audit", "--limit", "1000")
+        mine = [(a["who"], a["result"], a.get("detail")) for a in audit
+                if a.get("action") == "data.read" and a["who"].startswith("plugin:")]
+        for want in (("plugin:tp_store", "masked", "r-1"), ("plugin:tp_store_sens", "allowed", "r-1"),
+                     ("plugin:tp_store", "masked", "scan"),
+                     ("plugin:tp_store_sens", "allowed", "scan")):
+            check(want in mine, f"{want} not audited: {mine}")
+        # An update without the grant sees the masks, and never writes them back.
+        u = ok(d, "update", "residents", "r-1", "-", "set", "gender", "female")
+        eq(u["old"]["name"], masked["name"], "the callback saw the mask")
+        s = ok(d, "get", "residents", "r-1", plugin="tp_store_sens")["record"]
+        eq((s["gender"], s["name"], s["id_number"], s["phone"]),
+           ("female", rec["name"], rec["id_number"], rec["phone"]), "stored values kept")
+        # A sensitive field it changes or drops is written as it left it.
+        ok(d, "update", "residents", "r-1", "-", "set", "name", "李四")
+        ok(d, "update", "residents", "r-1", "-", "drop", "phone")
+        s = ok(d, "get", "residents", "r-1", plugin="tp_store_sens")["record"]
+        eq((s["name"], s["id_number"], "phone" in s), ("李四", rec["id_number"], False),
+           "changed and dropped fields written")
+        # The kernel's own datasets are out of reach, whatever the capabilities.
+        for args in (("get", "accounts", "admin"), ("scan", "audit"), ("scan", "sessions"),
+                     ("put", "accounts", "-", "-", js({"x": 1}))):
+            refused(d, "LINLI_EPERM", "is kept by the kernel itself", *args)
+            r = tp(d, *args, plugin="tp_store_sens")
+            eq(r["name"], "LINLI_EPERM", f"tp_store_sens {args}")
+            check("kept by the kernel itself" in r["error"], r)
 
 
 def case_read_modify_write_is_atomic_and_survives_restart():
@@ -360,8 +432,9 @@ def case_read_modify_write_is_atomic_and_survives_restart():
         check("a commit notice without a write" not in d.logtext(), "lonely was never called")
         # After a restart everything is there.
         d.start()
+        see_all(d, "reader_street")
         eq(ok(d, "get", "grids", "g-c")["record"]["population"], n, "counter after restart")
-        eq(ok(d, "get", "residents", c["id"])["record"]["name"], "王五", "committed put")
+        eq(d.ok("data", "get", "residents", c["id"])["name"], "王五", "committed put")
         eq(ok(d, "get", "residents", "r-1")["scope"], YUELAN, "first put")
         eq(len(ok(d, "pages", "grids")["ids"]), 21, "grids after restart")
 
@@ -382,6 +455,7 @@ def case_commit_notice_of_a_stopped_plugin_is_dropped():
         eq(d.stop(), 0, "clean stop")
         check("a commit notice after fini" not in d.logtext(), d.logtext())
         d.start()
+        see_all(d, "reader_street")
         names = sorted(r["name"] for r in d.ok("data", "query", "residents")["records"])
         eq(names, ["停用", "关机"], "both fini writes survived")
 

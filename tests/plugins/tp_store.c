@@ -19,6 +19,7 @@
  *             keep | delete | fail | nothing
  *             bad FIELD: set FIELD to a string (a schema violation)
  *             replace JSON: return a new record made from JSON
+ *             set FIELD VALUE: set a string field; drop FIELD: remove it
  *             nested: try store_put, store_delete, store_update and store_get inside
  *        -> old (the record the callback saw, or null), inner (nested's codes)
  *   tp_store count DATASET ID SCOPE N FIELD JSON
@@ -30,6 +31,10 @@
  *   tp_store finiarm DATASET SCOPE JSON  make fini put JSON and ask store_on_commit
  *        (the notice must never come: the plugin is gone by the commit)
  *   tp_store badquery                    store_scan with a query of size 4
+ *
+ * Built twice: tp_store (store.read/write of residents and grids, read of
+ * incidents) and, with -DSENSITIVE, tp_store_sens (store.read of every
+ * dataset, store.write:residents, sensitive:residents).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -309,6 +314,10 @@ static int on_update(linli_ctx *ctx, const char *id, linli_record **rec, void *u
 			*rec = api->rec_new();
 		return api->rec_set_str(*rec, u->field, "not a number");
 	}
+	if (strcmp(m, "set") == 0 && *rec)
+		return api->rec_set_str(*rec, u->field, u->json ? u->json : "");
+	if (strcmp(m, "drop") == 0 && *rec)
+		return api->rec_remove(*rec, u->field);
 	if (strcmp(m, "replace") == 0) {
 		linli_record *n = from_json(u->field, err, errlen);
 		if (!n)
@@ -594,7 +603,14 @@ static void store_fini(linli_ctx *ctx, const struct linli_api *a)
 	api->log(ctx, LINLI_LOG_INFO, "fini: put %s rc %d, on_commit rc %d", id, rc, wrc);
 }
 
+#ifdef SENSITIVE
+/* A second copy that sees residents in clear and may read every dataset. */
+LINLI_PLUGIN(store_init, store_fini, .name = "tp_store_sens", .version = "1.0.0",
+	     .family = "custom", .description = "tp_store with the grant to see sensitive fields",
+	     .capabilities = {"store.read", "store.write:residents", "sensitive:residents"});
+#else
 LINLI_PLUGIN(store_init, store_fini, .name = "tp_store", .version = "1.0.0", .family = "custom",
 	     .description = "test plugin of the store table members",
 	     .capabilities = {"store.read:residents", "store.write:residents", "store.read:grids",
 			      "store.write:grids", "store.read:incidents"});
+#endif

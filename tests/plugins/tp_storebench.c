@@ -4,7 +4,7 @@
  * each command; the same work made directly on host/store.c is its
  * reference.
  *
- *   tp_storebench put N SCOPE   N store_put of a resident with a fresh id (ids kept)
+ *   tp_storebench put N SCOPE   N store_put of a grid with a fresh id (ids kept)
  *   tp_storebench get N         N store_get of kept ids, in a pseudo-random order
  *   tp_storebench scan SCOPE    every record of SCOPE, pages of 10,000 -> {rows}
  */
@@ -49,15 +49,15 @@ static int cmd_put(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record
 		cap_ids = cap;
 	}
 	linli_record *r = api->rec_new();
-	api->rec_set_str(r, "name", "张三");
-	api->rec_set_str(r, "id_number", "340104199001011234");
-	api->rec_set_str(r, "phone", "13800000000");
-	api->rec_set_str(r, "gender", "male");
-	api->rec_set_time(r, "birth_date", 631152000000);
-	api->rec_set_str(r, "residence_type", "registered");
+	api->rec_set_str(r, "code", "g03");
+	api->rec_set_str(r, "name", "悦澜第三网格");
+	api->rec_set_str(r, "kind", "residential");
+	api->rec_set_float(r, "area_km2", 0.42);
+	api->rec_set_int(r, "households", 812);
+	api->rec_set_int(r, "population", 2304);
 	int rc = 0;
 	for (size_t i = 0; i < n && !rc; i++)
-		rc = api->store_put(ctx, "residents", req->argv[1], NULL, r, ids[n_ids++], NULL);
+		rc = api->store_put(ctx, "grids", req->argv[1], NULL, r, ids[n_ids++], NULL);
 	api->rec_free(r);
 	return rc ? fail(err, errlen, ctx, rc) : 0;
 }
@@ -71,7 +71,7 @@ static int cmd_get(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record
 	size_t n = strtoul(req->argv[0], NULL, 10);
 	for (size_t i = 0; i < n; i++) {
 		linli_record *r;
-		int rc = api->store_get(ctx, "residents", NULL, ids[next_rand() % n_ids], &r, NULL);
+		int rc = api->store_get(ctx, "grids", NULL, ids[next_rand() % n_ids], &r, NULL);
 		if (rc)
 			return fail(err, errlen, ctx, rc);
 		api->rec_free(r);
@@ -93,7 +93,7 @@ static int cmd_scan(linli_ctx *ctx, const struct linli_cmd_req *req, linli_recor
 	if (req->argc != 1)
 		return LINLI_EINVAL;
 	struct linli_query q = {.size = sizeof q,
-				.dataset = "residents",
+				.dataset = "grids",
 				.scope = req->argv[0],
 				.limit = LINLI_SCAN_MAX};
 	char cursor[LINLI_CURSOR_MAX] = "";
@@ -131,4 +131,4 @@ static void bench_fini(linli_ctx *ctx, const struct linli_api *a)
 
 LINLI_PLUGIN(bench_init, bench_fini, .name = "tp_storebench", .version = "1.0.0",
 	     .family = "custom", .description = "store calls through the table, for bench_sdkstore",
-	     .capabilities = {"store.read:residents", "store.write:residents"});
+	     .capabilities = {"store.read:grids", "store.write:grids"});

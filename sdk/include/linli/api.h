@@ -331,7 +331,9 @@ struct linli_api {
 	 * fields) in *rec: yours, free it with rec_free. `scope` is the subtree
 	 * to look in; NULL means the plugin's node. `scope_out` (may be NULL;
 	 * LINLI_SCOPE_MAX + 1 bytes) receives the scope the record lives at.
-	 * Needs capability store.read:DATASET. Returns 0; LINLI_ENOENT (no such
+	 * Needs capability store.read:DATASET; sensitive fields come masked
+	 * without sensitive:DATASET, and the read is audited (linli/store.h).
+	 * Returns 0; LINLI_ENOENT (no such
 	 * record in the subtree, or no such dataset); LINLI_EINVAL (bad id or
 	 * scope); LINLI_EPERM (scope outside the plugin's jurisdiction, or the
 	 * capability not declared); LINLI_EIO; LINLI_ENOMEM. On failure *rec is
@@ -382,8 +384,10 @@ struct linli_api {
 	 * dataset, scope and first filter, for the next page. A page may hold
 	 * fewer than q->limit rows (it also ends after 4 MiB of records); go on
 	 * while the cursor is not "". Records added between pages appear in a
-	 * later page if their key sorts after the cursor. Needs store.read:DATASET. Returns the number
-	 * of rows handed to fn (>= 0); fn's negative code; LINLI_EINVAL (bad
+	 * later page if their key sorts after the cursor. Needs
+	 * store.read:DATASET; masking and audit as for store_get (one audit
+	 * entry per page). Returns the number of rows handed to fn (>= 0);
+	 * fn's negative code; LINLI_EINVAL (bad
 	 * scope, limit or filter, a field that is not indexed, a cursor of
 	 * another query, q->size too small: store_last_error says which);
 	 * LINLI_ENOENT (no such dataset); LINLI_EPERM; LINLI_EIO; LINLI_ENOMEM.
@@ -398,7 +402,9 @@ struct linli_api {
 	 * between, so N updates that each add 1 add N. An existing record must
 	 * lie within `scope` (a subtree root; NULL: the plugin's node); a new
 	 * one is created at `scope`. Needs store.read:DATASET and
-	 * store.write:DATASET. Durable like store_put. Returns 0 (also for
+	 * store.write:DATASET; without sensitive:DATASET fn sees sensitive
+	 * fields masked, and those it leaves as given keep their stored values.
+	 * Durable like store_put. Returns 0 (also for
 	 * LINLI_STORE_KEEP, and for LINLI_STORE_DELETE of an absent record);
 	 * fn's negative code (store_last_error holds the message fn wrote);
 	 * LINLI_ESCHEMA (the new record breaks the schema; nothing is written);

@@ -16,7 +16,16 @@
  * descriptor declared: "store.read:DATASET" for get and scan,
  * "store.write:DATASET" for put, delete and (with store.read) update.
  * Anything else is refused with LINLI_EPERM; a record outside the subtree is
- * never returned (LINLI_ENOENT for a get by id, absent from a scan).
+ * never returned (LINLI_ENOENT for a get by id, absent from a scan). The
+ * kernel's own datasets (accounts, sessions, audit, apikeys) are out of
+ * reach whatever the capabilities.
+ *
+ * Sensitive fields (the catalog marks ID numbers, phones, names, addresses,
+ * health data) are read in clear only with the capability "sensitive" or
+ * "sensitive:DATASET"; without it get, scan and update see them masked as
+ * the console shows them ("340***********1234"; a value that is not a
+ * string becomes "***"). Every read of a dataset with sensitive fields is
+ * written to the audit log (allowed or masked). Writes need no such grant.
  *
  * Durability: writes are gathered into one transaction per batch of the
  * kernel's loop (group commit) and made durable at the batch's end, after
@@ -107,6 +116,9 @@ typedef int (*linli_row_fn)(linli_ctx *ctx, const struct linli_row *row, void *u
  *  - return LINLI_STORE_DELETE: the record is deleted;
  *  - return a negative LINLI_E* code, with a message in err (errlen bytes):
  *    nothing is written and store_update returns the code.
+ * Without the grant to see sensitive fields, *rec holds them masked; a
+ * masked field you leave exactly as given keeps its stored value, one you
+ * change or remove is written as you left it.
  * It runs inside the store's write transaction, on the kernel thread: no
  * other write can come between the read and the write. It may read the store
  * (store_get, store_scan) but not write it: those calls fail with
