@@ -14,16 +14,20 @@
 int access_check(struct kernel *k, const struct tier_principal *who, enum tier_action act,
 		 const char *scope, const char *object, char *err, size_t errlen)
 {
-	(void)k;
 	if (!who) {
 		snprintf(err, errlen, "not logged in: run 'linli login USER' first");
 		return LINLI_EAUTH;
 	}
 	int rc = tier_check(who, act, scope, object, err, errlen);
 	if (rc)
+		tiers_audit(k, who, tier_action_name(act), scope, object, "denied", err);
+	if (rc)
 		log_info("access", "denied %s '%s' %s on %s%s%s: %s",
-			 who->kind == PRINCIPAL_PLUGIN ? "plugin" : "account", who->name,
-			 tier_action_name(act), scope, object ? " " : "", object ? object : "", err);
+			 who->kind == PRINCIPAL_PLUGIN ? "plugin"
+			 : who->kind == PRINCIPAL_RULE ? "rule"
+						       : "account",
+			 who->name, tier_action_name(act), scope, object ? " " : "",
+			 object ? object : "", err);
 	return rc;
 }
 
@@ -66,9 +70,5 @@ int access_gate(struct kernel *k, struct cmd_call *call)
 			act = gates[i].act;
 			break;
 		}
-	rc = access_call(call, act, call->who->scope, NULL);
-	if (rc && act != ACT_STATUS)
-		tiers_audit(k, call->who, tier_action_name(act), call->who->scope, w0, "denied",
-			    call->err);
-	return rc;
+	return access_call(call, act, call->who->scope, w0);
 }

@@ -31,6 +31,7 @@
 #include "log.h"
 #include "plugin.h"
 #include "script.h"
+#include "script_api.h"
 #include "script_cmds.h"
 #include "store.h"
 #include "store_cmds.h"
@@ -407,6 +408,7 @@ int main(int argc, char **argv)
 		log_error("plugins", "%s", err);
 		goto out;
 	}
+	script_api_init(&k); /* linli.* for every script from here on */
 	struct script_rules_ops rule_ops;
 	script_cmds_bus_ops(&k, &rule_ops);
 	k.rules = script_rules_new(&k.cfg, &rule_ops);

@@ -158,19 +158,22 @@ int tier_check(const struct tier_principal *who, enum tier_action act, const cha
 {
 	if (who->kind == PRINCIPAL_KERNEL)
 		return 0;
+	const char *what = who->kind == PRINCIPAL_PLUGIN ? "plugin"
+			   : who->kind == PRINCIPAL_RULE ? "rule"
+							 : "account";
 	if (!scope_within(who->scope, scope)) {
 		snprintf(why, whylen, "%s '%s' of %s may not act on %s: outside its jurisdiction",
-			 who->kind == PRINCIPAL_PLUGIN ? "plugin" : "account", who->name,
-			 who->scope, scope);
+			 what, who->name, who->scope, scope);
 		return LINLI_EPERM;
 	}
-	if (who->kind == PRINCIPAL_PLUGIN) {
+	if (who->kind == PRINCIPAL_PLUGIN || who->kind == PRINCIPAL_RULE) {
 		char cap[256];
 		needed_cap(act, object, cap, sizeof cap);
 		for (const char *const *g = who->grants; g && *g; g++)
 			if (tier_cap_covers(*g, cap))
 				return 0;
-		snprintf(why, whylen, "plugin '%s' holds no granted capability %s", who->name, cap);
+		snprintf(why, whylen, "%s '%s' holds no granted capability %s", what, who->name,
+			 cap);
 		return LINLI_EPERM;
 	}
 	enum tier_level lvl = (enum tier_level)scope_depth(who->scope);

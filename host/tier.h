@@ -55,7 +55,14 @@ bool tier_role_valid_at(enum tier_role role, enum tier_level level);
 /* Does the fixed table let `role`, sitting at `level`, do `act`? (scope aside) */
 bool tier_role_allows(enum tier_role role, enum tier_level level, enum tier_action act);
 
-enum principal_kind { PRINCIPAL_PERSON, PRINCIPAL_MACHINE, PRINCIPAL_PLUGIN, PRINCIPAL_KERNEL };
+/* A rule (a Lua rule, script_api.c) is checked like a plugin: its grants are its capabilities. */
+enum principal_kind {
+	PRINCIPAL_PERSON,
+	PRINCIPAL_MACHINE,
+	PRINCIPAL_PLUGIN,
+	PRINCIPAL_KERNEL,
+	PRINCIPAL_RULE,
+};
 
 #define TIER_MAX_GRANTS 32
 
@@ -75,7 +82,7 @@ struct tier_principal {
  * Rules, in order: the kernel may do anything; the target scope must lie in
  * the principal's subtree (nothing sideways, nothing upward; the city sees
  * all); persons and machines need the role table's leave at their level;
- * plugins need a granted capability covering the action and object.
+ * plugins and rules need a granted capability covering the action and object.
  * Returns 0 or LINLI_EPERM with the reason in `why`.
  */
 int tier_check(const struct tier_principal *who, enum tier_action act, const char *scope,

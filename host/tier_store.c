@@ -319,7 +319,11 @@ void tiers_audit(struct kernel *k, const struct tier_principal *who, const char 
 	if (!k->store || !kernel_on_thread(k))
 		return;
 	char whob[96];
-	snprintf(whob, sizeof whob, "%s%s", who && who->kind == PRINCIPAL_PLUGIN ? "plugin:" : "",
+	snprintf(whob, sizeof whob, "%s%s",
+		 !who				 ? ""
+		 : who->kind == PRINCIPAL_PLUGIN ? "plugin:"
+		 : who->kind == PRINCIPAL_RULE	 ? "rule:"
+						 : "",
 		 who ? who->name : "-");
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
