@@ -344,6 +344,11 @@ def case_undeclared_dataset_and_foreign_scope_refused():
                 "update", "incidents", "i-1", YUELAN + "/g01", "keep")
         check("tp_store: store_put businesses: plugin 'tp_store' holds no granted capability"
               in d.logtext(), "refusals are logged under the plugin's name")
+        denied = [(a["action"], a.get("object")) for a in d.ok("audit", "--limit", "1000")
+                  if a["who"] == "plugin:tp_store" and a["result"] == "denied"]
+        for want in (("data.write", "businesses"), ("data.read", "businesses"),
+                     ("data.write", "incidents")):
+            check(want in denied, f"{want} not audited as denied: {denied}")
         # Nothing changed.
         eq(d.ok("data", "get", "businesses", "b-1")["name"], "小店", "b-1 intact")
         eq(count(d, "residents"), 1, "the street sees one resident")
