@@ -24,6 +24,8 @@
 #include "cmd.h"
 #include "config.h"
 #include "control.h"
+#include "http.h"
+#include "opendata.h"
 #include "core_cmds.h"
 #include "journal.h"
 #include "kernel.h"
@@ -422,6 +424,14 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	plug_load_all(&k); /* refusals and failures are logged; the daemon carries on */
+	if (k.cfg.http_listen &&
+	    (http_open(&k, k.cfg.http_listen, k.cfg.http_max_body, &k.http, err, sizeof err) != 0 ||
+	     opendata_register(&k, k.http) != 0 || http_start(k.http, err, sizeof err) != 0)) {
+		log_error("http", "%s", err);
+		goto out;
+	}
+	if (k.http)
+		log_info("http", "open-data API on %s (port %d)", k.cfg.http_listen, http_port(k.http));
 	if (pthread_create(&st, NULL, signal_thread, &sc) != 0) {
 		log_error("kernel", "cannot start the signal thread");
 		goto out;
@@ -445,6 +455,7 @@ out:
 		pthread_join(st, NULL);
 	}
 	bus_cmds_close(k.bus_remote); /* answers waiting polls: before the socket closes */
+	http_close(k.http);
 	control_close(k.control);
 	script_rules_free(k.rules);
 	plug_close(&k);

@@ -127,8 +127,8 @@ static int parse_args(struct cmd_call *call, int allowed, int max_pos, const cha
 /* The scope of a request: --scope, or this node's path; checked for access. */
 static int request_scope(struct cmd_call *call, struct dargs *a, enum tier_action act)
 {
-	if (!a->scope)
-		a->scope = call->k->cfg.node_path;
+	if (!a->scope) /* by default a caller works in its own jurisdiction */
+		a->scope = call->who ? call->who->scope : call->k->cfg.node_path;
 	char why[128];
 	if (!scope_check(a->scope, why, sizeof why))
 		return cmd_fail(call, LINLI_EINVAL, "bad --scope '%.64s': %s", a->scope, why);
