@@ -27,6 +27,7 @@ struct plug_registry;
 struct script_rules;
 struct catalog;
 struct store;
+struct hal;
 
 typedef void (*kernel_fn)(struct kernel *k, void *arg);
 
@@ -69,6 +70,7 @@ struct kernel {
 	struct script_rules *rules;	/* Lua rules of this node (script.c) */
 	struct catalog *catalog;	/* loaded at start; immutable while running */
 	struct store *store;		/* open from start to stop */
+	struct hal *hal;		/* the device layer (hal.h); set before plugins load */
 };
 
 int kernel_init(struct kernel *k);

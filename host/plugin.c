@@ -828,6 +828,9 @@ static void plug_stop(struct plugin *p)
 {
 	if (p->state != PLUG_RUNNING)
 		return;
+	for (struct plug_res *r = p->res; r; r = r->next)
+		if (r->ops->quiesce && !r->suspended)
+			r->ops->quiesce(r->arg);
 	if (p->desc && p->desc->fini)
 		p->desc->fini(plug_ctx(p), sdkapi_table());
 	int left = p->n_res;
@@ -1559,6 +1562,14 @@ int plug_open(struct kernel *k, char *err, size_t errlen)
 		}
 	}
 	return 0;
+}
+
+bool plug_has_cap(const struct plugin *p, const char *cap)
+{
+	for (int i = 0; i < LINLI_MAX_CAPS && p->meta.capabilities[i][0]; i++)
+		if (tier_cap_covers(p->meta.capabilities[i], cap))
+			return true;
+	return false;
 }
 
 int plug_authorize(struct plugin *p, enum tier_action act, const char *scope, const char *object,
