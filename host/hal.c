@@ -82,6 +82,7 @@ struct hal_dev {
 	uint64_t heard_mono; /* last word, monotonic ms */
 	int64_t last_seen;   /* wall ms, 0: never */
 	bool dirty;	     /* last_seen changed since written back */
+	bool first_word;     /* the state change being made is its first word ever */
 	uint64_t readings, events, refused[HAL_REF_KINDS];
 	unsigned logged; /* one bit per refusal kind already logged */
 	char last_refusal[256];
@@ -286,6 +287,10 @@ struct hal_driver *hal_dev_driver_of(const struct hal_dev *d) { return d->drv; }
 enum hal_state hal_dev_state(const struct hal_dev *d) { return d->state; }
 uint64_t hal_dev_readings(const struct hal_dev *d) { return d->readings; }
 bool hal_dev_open(const struct hal_dev *d) { return d->open; }
+const char *hal_dev_open_error(const struct hal_dev *d)
+{
+	return d->open_error[0] ? d->open_error : NULL;
+}
 
 uint64_t hal_dev_refused(const struct hal_dev *d, enum hal_refusal r)
 {
@@ -644,7 +649,8 @@ static void set_state(struct hal *h, struct hal_dev *d, enum hal_state st, const
 		return;
 	d->state = st;
 	if (st == HAL_ONLINE)
-		log_info("hal", "device %s (%s) online: %s", d->id, d->cls->name, why);
+		log_msg(d->first_word ? LOG_DEBUG : LOG_INFO, "hal", "device %s (%s) online: %s",
+			d->id, d->cls->name, why);
 	else
 		log_warn("hal", "device %s (%s) unavailable: %s", d->id, d->cls->name, why);
 	publish_avail(h, d, st == HAL_ONLINE ? "online" : "unavailable", why);
@@ -659,8 +665,12 @@ static void heard(struct hal *h, struct hal_dev *d, int64_t when)
 	if (when > d->last_seen)
 		d->last_seen = when;
 	d->dirty = true;
-	if (d->state != HAL_ONLINE)
+	if (d->state != HAL_ONLINE) {
+		/* A device's first word ever is not news: logged at debug, still published. */
+		d->first_word = first;
 		set_state(h, d, HAL_ONLINE, first ? "first word from it" : "heard from it again");
+		d->first_word = false;
+	}
 }
 
 static void retry_fire(struct kernel *k, void *arg);
@@ -1900,8 +1910,9 @@ int hal_add(struct hal *h, const struct hal_dev_spec *s, hal_done_fn done, void 
 		return rc;
 	}
 	d->drv = hal_driver_find(h, d->driver);
-	log_info("hal", "device %s (%s) registered at %s, driver %s, address %s", d->id, cls->name,
-		 d->scope, d->driver, d->address);
+	log_msg(s->discovered ? LOG_DEBUG : LOG_INFO, "hal",
+		"device %s (%s) registered at %s, driver %s, address %s", d->id, cls->name, d->scope,
+		d->driver, d->address);
 	dev_open(h, d);
 	return 0;
 }
@@ -1958,7 +1969,8 @@ int hal_found(struct hal *h, struct hal_driver *drv, const struct linli_device_i
 				 .driver = drv->name,
 				 .address = info->address,
 				 .name = info->name,
-				 .scope = info->scope};
+				 .scope = info->scope,
+				 .discovered = true};
 	int rc = hal_add(h, &s, NULL, NULL, err, errlen);
 	if (!rc)
 		drv->found++;
@@ -1987,13 +1999,23 @@ int hal_list(struct hal *h, const char *scope, struct hal_dev ***out)
 	return (int)n;
 }
 
+/* Times in console views are RFC 3339 UTC with milliseconds; nil for never. */
 static void pack_time(msgpack_packer *pk, const char *key, int64_t ms)
 {
 	mp_str(pk, key);
-	if (ms > 0)
-		msgpack_pack_int64(pk, ms);
-	else
+	if (ms <= 0) {
 		msgpack_pack_nil(pk);
+		return;
+	}
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	char buf[40];
+	int n = snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+			 (int)(ms % 1000));
+	msgpack_pack_str(pk, (size_t)n);
+	msgpack_pack_str_body(pk, buf, (size_t)n);
 }
 
 static uint64_t refused_total(const struct hal_dev *d)

@@ -110,6 +110,7 @@ struct hal_dev_spec {
 	const char *poll;	/* "resource=SECONDS,..." or NULL */
 	const char *credential; /* hash of its secret, or NULL */
 	int64_t heartbeat_s;	/* 0: the class's */
+	bool discovered;	/* found by a driver (logged at debug, not info) */
 };
 
 /* Told once a registry write is durable (rc 0) or lost (rc < 0, err says why). */
@@ -147,6 +148,7 @@ enum hal_state hal_dev_state(const struct hal_dev *d);
 uint64_t hal_dev_refused(const struct hal_dev *d, enum hal_refusal r);
 uint64_t hal_dev_readings(const struct hal_dev *d);
 bool hal_dev_open(const struct hal_dev *d);
+const char *hal_dev_open_error(const struct hal_dev *d); /* NULL when none */
 
 /*
  * hal_list — the devices within `scope` (a subtree root; "" or NULL: all),
@@ -156,7 +158,10 @@ bool hal_dev_open(const struct hal_dev *d);
  */
 int hal_list(struct hal *h, const char *scope, struct hal_dev ***out);
 
-/* Pack one device as a map: the list's columns, or (full) everything known. */
+/*
+ * Pack one device as a map: the list's columns, or (full) everything known
+ * (also its open_error). Times are RFC 3339 UTC strings ("...T12:00:00.000Z").
+ */
 void hal_pack_dev(struct hal *h, const struct hal_dev *d, msgpack_packer *pk, bool full);
 /*
  * Pack latest values. resource NULL: an array of {resource, value, unit,

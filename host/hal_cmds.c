@@ -267,12 +267,13 @@ static int cmd_add(struct cmd_call *call, void *ud)
 	log_info("audit", "device.manage: device %s (%s) added at %s by %s", a.pos[0], a.pos[1],
 		 scope, who);
 	struct hal_dev *d = hal_find(call->k->hal, a.pos[0]);
-	msgpack_pack_map(&call->pk, 7);
+	msgpack_pack_map(&call->pk, 8);
 	mp_kv_str(&call->pk, "id", a.pos[0]);
 	mp_kv_str(&call->pk, "class", a.pos[1]);
 	mp_kv_str(&call->pk, "scope", scope);
 	mp_kv_str(&call->pk, "driver", a.pos[2]);
 	mp_kv_bool(&call->pk, "open", d && hal_dev_open(d));
+	mp_kv_str(&call->pk, "open_error", d ? hal_dev_open_error(d) : NULL);
 	mp_kv_str(&call->pk, "secret", secret);
 	mp_kv_str(&call->pk, "note",
 		  "the device's machine secret is shown this once; only its hash is kept");
