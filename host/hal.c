@@ -1464,7 +1464,6 @@ int hal_command(struct hal *h, const struct hal_cmd_req *r, uint64_t *req, char 
 	c->next = h->cmds;
 	h->cmds = c;
 	c->timer = kernel_timer_add(h->k, tmo, 0, cmd_timeout, c);
-	h->commands++;
 	linli_record *empty = NULL;
 	const linli_record *args = r->args;
 	if (!args && !(args = empty = record_new())) {
@@ -1485,6 +1484,7 @@ int hal_command(struct hal *h, const struct hal_cmd_req *r, uint64_t *req, char 
 			    d->drv->name, d->id, cc ? cc->name : "write",
 			    linli_strerror(rc < 0 ? rc : LINLI_EIO));
 	}
+	h->commands++;
 	if (req)
 		*req = c->req;
 	return 0;
@@ -1874,6 +1874,9 @@ int hal_add(struct hal *h, const struct hal_dev_spec *s, hal_done_fn done, void 
 	int rc = parse_polls(cls, s->poll, NULL, err, errlen);
 	if (rc)
 		return rc;
+	if (s->poll && *s->poll && !hal_driver_find(h, s->driver)->ops.read)
+		return fail(err, errlen, LINLI_EINVAL, "driver %s cannot read: no poll schedule possible",
+			    s->driver);
 	if (hal_find(h, s->id))
 		return fail(err, errlen, LINLI_EEXIST, "device '%s' is registered already", s->id);
 	struct hal_dev *d =
