@@ -73,7 +73,7 @@ struct hal_dev {
 	char scope[SCOPE_MAX + 1];
 	const struct cat_device_class *cls;
 	char *driver, *address, *name, *poll_spec;
-	char cred[80]; /* credential hash, "" for none */
+	char cred[80];	     /* credential hash, "" for none */
 	int64_t heartbeat_s; /* own override, 0: the class's */
 	struct hal_driver *drv;
 	struct linli_device pub;
@@ -83,6 +83,7 @@ struct hal_dev {
 	int64_t last_seen;   /* wall ms, 0: never */
 	bool dirty;	     /* last_seen changed since written back */
 	bool first_word;     /* the state change being made is its first word ever */
+	bool gone_logged;    /* its store record vanished: said once */
 	uint64_t readings, events, refused[HAL_REF_KINDS];
 	unsigned logged; /* one bit per refusal kind already logged */
 	char last_refusal[256];
@@ -181,7 +182,7 @@ const char *hal_state_name(enum hal_state s)
 }
 
 __attribute__((format(printf, 4, 5))) static int fail(char *err, size_t errlen, int rc,
-						       const char *fmt, ...)
+						      const char *fmt, ...)
 {
 	if (err && errlen) {
 		va_list ap;
@@ -199,11 +200,20 @@ static int64_t wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static uint64_t mono(const struct hal *h) { return h->clock ? h->clock() : kernel_now_ms(); }
+static uint64_t mono(const struct hal *h)
+{
+	return h->clock ? h->clock() : kernel_now_ms();
+}
 
-void hal_set_clock(struct hal *h, uint64_t (*fn)(void)) { h->clock = fn; }
+void hal_set_clock(struct hal *h, uint64_t (*fn)(void))
+{
+	h->clock = fn;
+}
 
-void hal_keep_latest(struct hal *h, bool on) { h->keep_latest = on; }
+void hal_keep_latest(struct hal *h, bool on)
+{
+	h->keep_latest = on;
+}
 
 static bool is_ident(const char *s, size_t max)
 {
@@ -279,14 +289,38 @@ static void tab_remove(struct hal *h, struct hal_dev *d)
 
 /* ---- accessors ---- */
 
-const char *hal_dev_id(const struct hal_dev *d) { return d->id; }
-const char *hal_dev_scope(const struct hal_dev *d) { return d->scope; }
-const struct cat_device_class *hal_dev_class(const struct hal_dev *d) { return d->cls; }
-const char *hal_dev_driver(const struct hal_dev *d) { return d->driver; }
-struct hal_driver *hal_dev_driver_of(const struct hal_dev *d) { return d->drv; }
-enum hal_state hal_dev_state(const struct hal_dev *d) { return d->state; }
-uint64_t hal_dev_readings(const struct hal_dev *d) { return d->readings; }
-bool hal_dev_open(const struct hal_dev *d) { return d->open; }
+const char *hal_dev_id(const struct hal_dev *d)
+{
+	return d->id;
+}
+const char *hal_dev_scope(const struct hal_dev *d)
+{
+	return d->scope;
+}
+const struct cat_device_class *hal_dev_class(const struct hal_dev *d)
+{
+	return d->cls;
+}
+const char *hal_dev_driver(const struct hal_dev *d)
+{
+	return d->driver;
+}
+struct hal_driver *hal_dev_driver_of(const struct hal_dev *d)
+{
+	return d->drv;
+}
+enum hal_state hal_dev_state(const struct hal_dev *d)
+{
+	return d->state;
+}
+uint64_t hal_dev_readings(const struct hal_dev *d)
+{
+	return d->readings;
+}
+bool hal_dev_open(const struct hal_dev *d)
+{
+	return d->open;
+}
 const char *hal_dev_open_error(const struct hal_dev *d)
 {
 	return d->open_error[0] ? d->open_error : NULL;
@@ -297,10 +331,22 @@ uint64_t hal_dev_refused(const struct hal_dev *d, enum hal_refusal r)
 	return (unsigned)r < HAL_REF_KINDS ? d->refused[r] : 0;
 }
 
-uint64_t hal_driver_id(const struct hal_driver *d) { return d->id; }
-const char *hal_driver_name(const struct hal_driver *d) { return d->name; }
-linli_ctx *hal_driver_ctx(const struct hal_driver *d) { return d->ctx; }
-struct kernel *hal_kernel(const struct hal *h) { return h->k; }
+uint64_t hal_driver_id(const struct hal_driver *d)
+{
+	return d->id;
+}
+const char *hal_driver_name(const struct hal_driver *d)
+{
+	return d->name;
+}
+linli_ctx *hal_driver_ctx(const struct hal_driver *d)
+{
+	return d->ctx;
+}
+struct kernel *hal_kernel(const struct hal *h)
+{
+	return h->k;
+}
 
 struct hal_driver *hal_driver_find(struct hal *h, const char *name)
 {
@@ -351,8 +397,8 @@ bool hal_dev_auth(const struct hal_dev *d, const char *secret)
 		return false;
 	char want[80];
 	hal_secret_hash(secret, want);
-	bool ok = strlen(d->cred) == strlen(want) &&
-		  sodium_memcmp(d->cred, want, strlen(want)) == 0;
+	bool ok =
+	    strlen(d->cred) == strlen(want) && sodium_memcmp(d->cred, want, strlen(want)) == 0;
 	sodium_memzero(want, sizeof want);
 	return ok;
 }
@@ -389,7 +435,8 @@ static int parse_polls(const struct cat_device_class *c, const char *spec, struc
 		char *eq = strchr(item, '=');
 		char *end = NULL;
 		long secs = eq ? strtol(eq + 1, &end, 10) : 0;
-		if (!eq || eq == item || !end || *end || end == eq + 1 || secs < 1 || secs > 86400) {
+		if (!eq || eq == item || !end || *end || end == eq + 1 || secs < 1 ||
+		    secs > 86400) {
 			rc = fail(err, errlen, LINLI_EINVAL,
 				  "poll: '%s' is not RESOURCE=SECONDS (1..86400)", item);
 			break;
@@ -454,8 +501,9 @@ static void polls_start(struct hal *h, struct hal_dev *d)
 		return;
 	if (!d->drv->ops.read) {
 		if (!d->poll_warned)
-			log_warn("hal", "device %s: driver %s cannot read: poll schedule '%s' "
-					"ignored",
+			log_warn("hal",
+				 "device %s: driver %s cannot read: poll schedule '%s' "
+				 "ignored",
 				 d->id, d->drv->name, d->poll_spec);
 		d->poll_warned = true;
 		return;
@@ -547,9 +595,16 @@ static int persist(struct hal *h, struct hal_dev *d, bool state, bool seen, bool
 	if (rc) {
 		if (err)
 			fail(err, errlen, rc, "%s", e);
-		else
-			log_error("hal", "device %s: cannot write its state to the store: %s",
-				  d->id, e);
+		else if (!d->gone_logged) {
+			log_error("hal", "device %s: cannot write its state to the store: %s%s",
+				  d->id, e,
+				  rc == LINLI_ENOENT ? " (its record was deleted behind the device "
+						       "layer's back; use 'devices remove')"
+						     : "");
+			d->gone_logged = rc == LINLI_ENOENT;
+		}
+		if (seen)
+			d->dirty = false; /* retried with the next change, not every flush */
 		return rc;
 	}
 	if (seen)
@@ -679,11 +734,16 @@ static void dev_open(struct hal *h, struct hal_dev *d)
 {
 	if (d->open || !d->drv)
 		return;
+	if (d->retry_timer) { /* an attempt now replaces the scheduled one */
+		kernel_timer_cancel(h->k, d->retry_timer);
+		d->retry_timer = 0;
+	}
 	char err[256] = "";
 	d->pub.driver_data = NULL;
 	int rc = d->drv->ops.open(d->drv->ctx, &d->pub, err, sizeof err);
 	if (rc) {
-		snprintf(d->open_error, sizeof d->open_error, "%s", err[0] ? err : linli_strerror(rc));
+		snprintf(d->open_error, sizeof d->open_error, "%s",
+			 err[0] ? err : linli_strerror(rc));
 		d->open_failures++;
 		d->retry_ms = d->retry_ms ? d->retry_ms * 2 : 1000;
 		if (d->retry_ms > HAL_RETRY_MAX_MS)
@@ -958,7 +1018,8 @@ static int check_value(const struct cat_field *f, const struct hal_val *v, struc
 		} else if (v->type != LINLI_T_FLOAT)
 			goto type;
 		if (!isfinite(out->f)) {
-			snprintf(why, n, "%s is not a finite number", isnan(out->f) ? "NaN" : "inf");
+			snprintf(why, n, "%s is not a finite number",
+				 isnan(out->f) ? "NaN" : "inf");
 			return HAL_REF_RANGE + 1;
 		}
 		if ((f->has_min && out->f < f->fmin) || (f->has_max && out->f > f->fmax))
@@ -1031,8 +1092,9 @@ static void refuse(struct hal *h, struct hal_dev *d, enum hal_refusal kind, cons
 	if (d->logged & (1u << kind))
 		return;
 	d->logged |= 1u << kind;
-	log_warn("hal", "device %s (%s): %s (refused; further %s refusals of this device are "
-			"counted, not logged)",
+	log_warn("hal",
+		 "device %s (%s): %s (refused; further %s refusals of this device are "
+		 "counted, not logged)",
 		 d->id, d->cls->name, what, refusal_names[kind]);
 }
 
@@ -1044,10 +1106,11 @@ static void foreign(struct hal *h, linli_ctx *from, const char *dev, const char 
 		return;
 	drv->foreign++;
 	if (!drv->foreign_logged) {
-		log_warn("hal", "driver %s: %s for device '%.48s' refused: %s (further ones are "
-				"counted, not logged)",
-			 drv->name, what, dev ? dev : "", hal_find(h, dev) ? "not its device"
-									   : "no such device");
+		log_warn("hal",
+			 "driver %s: %s for device '%.48s' refused: %s (further ones are "
+			 "counted, not logged)",
+			 drv->name, what, dev ? dev : "",
+			 hal_find(h, dev) ? "not its device" : "no such device");
 		drv->foreign_logged = true;
 	}
 }
@@ -1172,8 +1235,8 @@ static int event_now(struct hal *h, linli_ctx *from, const char *dev, const char
 	struct hal_dev *d = hal_find(h, dev);
 	if (!d || !d->drv || d->drv->ctx != from) {
 		foreign(h, from, dev, "an event");
-		return fail(err, errlen, d ? LINLI_EPERM : LINLI_ENOENT,
-			    "event %s of '%.48s': %s", event ? event : "", dev ? dev : "",
+		return fail(err, errlen, d ? LINLI_EPERM : LINLI_ENOENT, "event %s of '%.48s': %s",
+			    event ? event : "", dev ? dev : "",
 			    d ? "not a device of this driver" : "no such device");
 	}
 	int64_t t = time_ms > 0 ? time_ms : wall_ms();
@@ -1233,7 +1296,8 @@ void hal_sweep(struct hal *h)
 			if (now - d->heard_mono <= hb)
 				continue;
 			char why[160];
-			snprintf(why, sizeof why, "silent for %" PRIu64 " s (heartbeat %" PRId64 " s)",
+			snprintf(why, sizeof why,
+				 "silent for %" PRIu64 " s (heartbeat %" PRId64 " s)",
 				 (now - d->heard_mono) / 1000, heartbeat_s(d));
 			set_state(h, d, HAL_UNAVAILABLE, why);
 		}
@@ -1314,8 +1378,7 @@ static void cmd_timeout(struct kernel *k, void *arg)
 }
 
 /* Fail the pending commands of device d (or of every device of drv). */
-static void fail_commands(struct hal *h, struct hal_dev *d, struct hal_driver *drv,
-			  const char *why)
+static void fail_commands(struct hal *h, struct hal_dev *d, struct hal_driver *drv, const char *why)
 {
 	for (;;) {
 		struct hal_cmd *c = h->cmds;
@@ -1335,8 +1398,9 @@ void hal_command_cancel(struct hal *h, uint64_t req)
 {
 	struct hal_cmd *c = cmd_unlink(h, req);
 	if (c) {
-		log_info("audit", "device.command #%" PRIu64 " %s %s by %s: abandoned by its sender",
-			 c->req, c->d->id, c->what, c->who);
+		log_info("audit",
+			 "device.command #%" PRIu64 " %s %s by %s: abandoned by its sender", c->req,
+			 c->d->id, c->what, c->who);
 		free(c);
 	}
 }
@@ -1375,8 +1439,8 @@ static int check_args(const struct hal_dev *d, const struct cat_command *cc,
 					f = &cc->args[j];
 			if (!f)
 				return fail(err, errlen, LINLI_ESCHEMA,
-					    "%s %s: unknown argument '%.64s'", d->cls->name, cc->name,
-					    key);
+					    "%s %s: unknown argument '%.64s'", d->cls->name,
+					    cc->name, key);
 		} else {
 			int ri = res_index(d->cls, key);
 			if (ri < 0 || !(d->cls->resources[ri].access & CAT_WRITE))
@@ -1404,12 +1468,12 @@ static int check_args(const struct hal_dev *d, const struct cat_command *cc,
 	return 0;
 }
 
-int hal_command(struct hal *h, const struct hal_cmd_req *r, uint64_t *req, char *err,
-		size_t errlen)
+int hal_command(struct hal *h, const struct hal_cmd_req *r, uint64_t *req, char *err, size_t errlen)
 {
 	struct hal_dev *d = hal_find(h, r->device);
 	if (!d)
-		return fail(err, errlen, LINLI_ENOENT, "no device '%.48s'", r->device ? r->device : "");
+		return fail(err, errlen, LINLI_ENOENT, "no device '%.48s'",
+			    r->device ? r->device : "");
 	const struct cat_command *cc = NULL;
 	if (r->command) {
 		for (int i = 0; i < d->cls->n_commands; i++)
@@ -1419,8 +1483,8 @@ int hal_command(struct hal *h, const struct hal_cmd_req *r, uint64_t *req, char 
 			char list[512] = "";
 			size_t o = 0;
 			for (int i = 0; i < d->cls->n_commands && o + 1 < sizeof list; i++)
-				o += (size_t)snprintf(list + o, sizeof list - o, "%s%s", i ? ", " : "",
-						      d->cls->commands[i].name);
+				o += (size_t)snprintf(list + o, sizeof list - o, "%s%s",
+						      i ? ", " : "", d->cls->commands[i].name);
 			return fail(err, errlen, LINLI_ENOENT,
 				    "class %s has no command '%.64s' (it has: %s)", d->cls->name,
 				    r->command, o ? list : "none");
@@ -1497,8 +1561,9 @@ static void done_now(struct hal *h, linli_ctx *from, uint64_t req, int rc, const
 	for (c = h->cmds; c && c->req != req; c = c->next)
 		;
 	if (!c) {
-		log_debug("hal", "answer to request #%" PRIu64 " ignored: it timed out or was "
-				 "cancelled",
+		log_debug("hal",
+			  "answer to request #%" PRIu64 " ignored: it timed out or was "
+			  "cancelled",
 			  req);
 		return;
 	}
@@ -1520,14 +1585,16 @@ static void drain_fire(struct kernel *k, void *arg)
 	hal_drain(arg);
 }
 
-static size_t al8(size_t n) { return (n + 7) & ~(size_t)7; }
+static size_t al8(size_t n)
+{
+	return (n + 7) & ~(size_t)7;
+}
 
 /*
  * Append one entry (caller holds qmu). Blobs b1..b3 of n1..n3 bytes. Returns
  * 0 or LINLI_ENOMEM.
  */
-static int q_put(struct qbuf *q, struct qhdr *hd, const void *b1, const void *b2,
-		 const void *b3)
+static int q_put(struct qbuf *q, struct qhdr *hd, const void *b1, const void *b2, const void *b3)
 {
 	size_t size = al8(sizeof *hd) + al8(hd->n1) + al8(hd->n2) + al8(hd->n3);
 	if (q->len + size > q->cap) {
@@ -1648,14 +1715,14 @@ int hal_post(struct hal *h, linli_ctx *from, const struct linli_reading *r, size
 			const struct linli_reading *x = reading_at(r, i);
 			struct hal_val v;
 			int rc = x->device && x->resource && sdk_val(x, &v)
-					 ? hal_reading(h, from, x->device, x->resource, &v,
-						       x->time_ms)
-					 : LINLI_EINVAL;
+				     ? hal_reading(h, from, x->device, x->resource, &v, x->time_ms)
+				     : LINLI_EINVAL;
 			if (rc && !first)
 				first = rc;
 		}
 		if (first)
-			fail(err, errlen, first, "dev_post: %s (see the log)", linli_strerror(first));
+			fail(err, errlen, first, "dev_post: %s (see the log)",
+			     linli_strerror(first));
 		return first;
 	}
 	pthread_mutex_lock(&h->qmu);
@@ -1667,10 +1734,11 @@ int hal_post(struct hal *h, linli_ctx *from, const struct linli_reading *r, size
 	if (h->q_readings + n > (size_t)limit) {
 		pthread_mutex_unlock(&h->qmu);
 		atomic_fetch_add(&h->shed, n);
-		return fail(err, errlen, LINLI_EBUSY,
-			    "dev_post: %zu readings already wait for the kernel (bus.telemetry_queue "
-			    "%d): shed",
-			    h->q_readings, limit);
+		return fail(
+		    err, errlen, LINLI_EBUSY,
+		    "dev_post: %zu readings already wait for the kernel (bus.telemetry_queue "
+		    "%d): shed",
+		    h->q_readings, limit);
 	}
 	size_t mark = h->qin.len;
 	int rc = 0;
@@ -1679,13 +1747,18 @@ int hal_post(struct hal *h, linli_ctx *from, const struct linli_reading *r, size
 		struct hal_val v;
 		if (!x->device || !x->resource || !sdk_val(x, &v)) {
 			rc = fail(err, errlen, LINLI_EINVAL, "dev_post: reading %zu lacks %s", i,
-				  !x->device ? "a device" : !x->resource ? "a resource" : "its string");
+				  !x->device	 ? "a device"
+				  : !x->resource ? "a resource"
+						 : "its string");
 			break;
 		}
 		size_t dl = strlen(x->device), rl = strlen(x->resource);
 		if (dl > STORE_ID_MAX || rl > CAT_NAME_MAX || v.len > HAL_STR_MAX) {
-			rc = fail(err, errlen, LINLI_EINVAL, "dev_post: reading %zu: %s too long", i,
-				  dl > STORE_ID_MAX ? "device id" : rl > CAT_NAME_MAX ? "resource" : "string");
+			rc =
+			    fail(err, errlen, LINLI_EINVAL, "dev_post: reading %zu: %s too long", i,
+				 dl > STORE_ID_MAX   ? "device id"
+				 : rl > CAT_NAME_MAX ? "resource"
+						     : "string");
 			break;
 		}
 		struct qhdr hd = {.kind = Q_READING,
@@ -1714,8 +1787,8 @@ int hal_post(struct hal *h, linli_ctx *from, const struct linli_reading *r, size
 	return rc;
 }
 
-int hal_event(struct hal *h, linli_ctx *from, const char *dev, const char *event,
-	      const void *data, size_t len, int64_t time_ms, char *err, size_t errlen)
+int hal_event(struct hal *h, linli_ctx *from, const char *dev, const char *event, const void *data,
+	      size_t len, int64_t time_ms, char *err, size_t errlen)
 {
 	if (!dev || !event)
 		return fail(err, errlen, LINLI_EINVAL, "dev_event: device and event are required");
@@ -1795,7 +1868,8 @@ static void wait_done(void *arg, int rc, const char *err)
 	if (rc && w->added) {
 		struct hal_dev *d = hal_find(w->h, w->id);
 		if (d) {
-			log_error("hal", "device %s: registration lost, the store's commit failed: %s",
+			log_error("hal",
+				  "device %s: registration lost, the store's commit failed: %s",
 				  w->id, err ? err : linli_strerror(rc));
 			dev_unregister(w->h, d, "its registration was lost");
 		}
@@ -1836,7 +1910,7 @@ int hal_add(struct hal *h, const struct hal_dev_spec *s, hal_done_fn done, void 
 			    "bad device id '%.64s': [A-Za-z0-9][A-Za-z0-9_.:-]*, at most %d bytes",
 			    s->id ? s->id : "", STORE_ID_MAX);
 	const struct cat_device_class *cls =
-		s->class_name ? catalog_device_class(h->k->catalog, s->class_name) : NULL;
+	    s->class_name ? catalog_device_class(h->k->catalog, s->class_name) : NULL;
 	if (!cls)
 		return fail(err, errlen, LINLI_ENOENT,
 			    "no device class '%.64s' in the catalog (see 'linli catalog list')",
@@ -1856,14 +1930,14 @@ int hal_add(struct hal *h, const struct hal_dev_spec *s, hal_done_fn done, void 
 			    s->driver ? s->driver : "", o ? list : "none");
 	}
 	if (!s->address || !*s->address || strlen(s->address) > 256)
-		return fail(err, errlen, LINLI_EINVAL, "device %s: the address must be 1..256 bytes",
-			    s->id);
+		return fail(err, errlen, LINLI_EINVAL,
+			    "device %s: the address must be 1..256 bytes", s->id);
 	if (s->name && strlen(s->name) > 64)
-		return fail(err, errlen, LINLI_EINVAL, "device %s: the name is longer than 64 bytes",
-			    s->id);
+		return fail(err, errlen, LINLI_EINVAL,
+			    "device %s: the name is longer than 64 bytes", s->id);
 	if (s->heartbeat_s < 0 || s->heartbeat_s > 604800)
-		return fail(err, errlen, LINLI_EINVAL, "heartbeat %" PRId64 " s is outside 1..604800",
-			    s->heartbeat_s);
+		return fail(err, errlen, LINLI_EINVAL,
+			    "heartbeat %" PRId64 " s is outside 1..604800", s->heartbeat_s);
 	const char *scope = s->scope && *s->scope ? s->scope : h->k->cfg.node_path;
 	char why[128];
 	if (!scope_check(scope, why, sizeof why))
@@ -1875,12 +1949,11 @@ int hal_add(struct hal *h, const struct hal_dev_spec *s, hal_done_fn done, void 
 	if (rc)
 		return rc;
 	if (s->poll && *s->poll && !hal_driver_find(h, s->driver)->ops.read)
-		return fail(err, errlen, LINLI_EINVAL, "driver %s cannot read: no poll schedule possible",
-			    s->driver);
+		return fail(err, errlen, LINLI_EINVAL,
+			    "driver %s cannot read: no poll schedule possible", s->driver);
 	if (hal_find(h, s->id))
 		return fail(err, errlen, LINLI_EEXIST, "device '%s' is registered already", s->id);
-	struct hal_dev *d =
-		dev_new(h, s->id, scope, cls, s->driver, s->address, s->name, s->poll);
+	struct hal_dev *d = dev_new(h, s->id, scope, cls, s->driver, s->address, s->name, s->poll);
 	if (!d)
 		return fail(err, errlen, LINLI_ENOMEM, "out of memory");
 	d->heartbeat_s = s->heartbeat_s;
@@ -1914,14 +1987,13 @@ int hal_add(struct hal *h, const struct hal_dev_spec *s, hal_done_fn done, void 
 	}
 	d->drv = hal_driver_find(h, d->driver);
 	log_msg(s->discovered ? LOG_DEBUG : LOG_INFO, "hal",
-		"device %s (%s) registered at %s, driver %s, address %s", d->id, cls->name, d->scope,
-		d->driver, d->address);
+		"device %s (%s) registered at %s, driver %s, address %s", d->id, cls->name,
+		d->scope, d->driver, d->address);
 	dev_open(h, d);
 	return 0;
 }
 
-int hal_remove(struct hal *h, const char *id, hal_done_fn done, void *arg, char *err,
-	       size_t errlen)
+int hal_remove(struct hal *h, const char *id, hal_done_fn done, void *arg, char *err, size_t errlen)
 {
 	struct hal_dev *d = hal_find(h, id);
 	if (!d)
@@ -1939,8 +2011,8 @@ int hal_remove(struct hal *h, const char *id, hal_done_fn done, void *arg, char 
 	return wait_commit(h, did, false, done, arg, err, errlen);
 }
 
-int hal_set_credential(struct hal *h, const char *id, const char *hash, hal_done_fn done,
-		       void *arg, char *err, size_t errlen)
+int hal_set_credential(struct hal *h, const char *id, const char *hash, hal_done_fn done, void *arg,
+		       char *err, size_t errlen)
 {
 	struct hal_dev *d = hal_find(h, id);
 	if (!d)
@@ -2014,9 +2086,9 @@ static void pack_time(msgpack_packer *pk, const char *key, int64_t ms)
 	struct tm tm;
 	gmtime_r(&t, &tm);
 	char buf[40];
-	int n = snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-			 (int)(ms % 1000));
+	int n =
+	    snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+		     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 	msgpack_pack_str(pk, (size_t)n);
 	msgpack_pack_str_body(pk, buf, (size_t)n);
 }
@@ -2077,8 +2149,8 @@ void hal_pack_dev(struct hal *h, const struct hal_dev *d, msgpack_packer *pk, bo
 
 static void pack_latest_val(msgpack_packer *pk, const struct hal_latest *l)
 {
-	struct hal_val v = {.type = l->type, .i = l->i, .f = l->f, .b = l->b, .s = l->s,
-			    .len = l->slen};
+	struct hal_val v = {
+	    .type = l->type, .i = l->i, .f = l->f, .b = l->b, .s = l->s, .len = l->slen};
 	pack_val(pk, &v);
 }
 
@@ -2201,15 +2273,17 @@ static int load_row(void *ud, const struct store_row *row)
 	const char *an = obj_str(m, "address", addr, sizeof addr);
 	if (!cls || !dn || !an) {
 		log_error("hal", "device %s: %s; skipped until the catalog knows it", row->id,
-			  !cn ? "no class" : !cls ? "its class is not in the catalog" : "no driver "
-											"or address");
+			  !cn	 ? "no class"
+			  : !cls ? "its class is not in the catalog"
+				 : "no driver "
+				   "or address");
 		lc->skipped++;
 		msgpack_unpacked_destroy(&up);
 		return 0;
 	}
-	struct hal_dev *d = dev_new(h, row->id, row->scope, cls, dn, an,
-				    obj_str(m, "name", name, sizeof name),
-				    obj_str(m, "poll", poll, sizeof poll));
+	struct hal_dev *d =
+	    dev_new(h, row->id, row->scope, cls, dn, an, obj_str(m, "name", name, sizeof name),
+		    obj_str(m, "poll", poll, sizeof poll));
 	char err[256];
 	if (d && parse_polls(cls, d->poll_spec, d, err, sizeof err) != 0) {
 		log_warn("hal", "device %s: %s; no polling", row->id, err);
@@ -2221,8 +2295,8 @@ static int load_row(void *ud, const struct store_row *row)
 		d->heartbeat_s = obj_int(m, "heartbeat");
 		d->last_seen = obj_int(m, "last_seen");
 		d->state = obj_str(m, "state", st, sizeof st) && strcmp(st, "online") == 0
-				   ? HAL_ONLINE
-				   : HAL_UNAVAILABLE;
+			       ? HAL_ONLINE
+			       : HAL_UNAVAILABLE;
 	}
 	msgpack_unpacked_destroy(&up);
 	if (!d || tab_insert(h, d) != 0) {

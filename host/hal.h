@@ -135,8 +135,8 @@ int hal_add(struct hal *h, const struct hal_dev_spec *s, hal_done_fn done, void 
 int hal_remove(struct hal *h, const char *id, hal_done_fn done, void *arg, char *err,
 	       size_t errlen);
 /* Store `hash` ("" for none) as the device's machine credential; done after the commit. */
-int hal_set_credential(struct hal *h, const char *id, const char *hash, hal_done_fn done,
-		       void *arg, char *err, size_t errlen);
+int hal_set_credential(struct hal *h, const char *id, const char *hash, hal_done_fn done, void *arg,
+		       char *err, size_t errlen);
 
 struct hal_dev *hal_find(struct hal *h, const char *id);
 const char *hal_dev_id(const struct hal_dev *d);
@@ -212,14 +212,14 @@ int hal_post(struct hal *h, linli_ctx *from, const struct linli_reading *r, size
  * hal_event — device `dev` raised `event` (`data`: one packed map, or NULL),
  * from any thread; as hal_post. Published on dev/<class>/<id>/event/<event>.
  */
-int hal_event(struct hal *h, linli_ctx *from, const char *dev, const char *event,
-	      const void *data, size_t len, int64_t time_ms, char *err, size_t errlen);
+int hal_event(struct hal *h, linli_ctx *from, const char *dev, const char *event, const void *data,
+	      size_t len, int64_t time_ms, char *err, size_t errlen);
 /*
  * hal_found — driver d found a device in discover: registered (no
  * credential) and opened unless the id exists (LINLI_EEXIST).
  */
-int hal_found(struct hal *h, struct hal_driver *d, const struct linli_device_info *info,
-	      char *err, size_t errlen);
+int hal_found(struct hal *h, struct hal_driver *d, const struct linli_device_info *info, char *err,
+	      size_t errlen);
 
 /* ---- commands ---- */
 

@@ -25,7 +25,10 @@
 #include "plugin.h"
 #include "record.h"
 
-static struct hal *hal_of(linli_ctx *ctx) { return plug_kernel(plug_from_ctx(ctx))->hal; }
+static struct hal *hal_of(linli_ctx *ctx)
+{
+	return plug_kernel(plug_from_ctx(ctx))->hal;
+}
 
 /* ---- plugin_config and device_classes ---- */
 
@@ -55,9 +58,10 @@ static void pack_field(msgpack_packer *pk, const struct cat_field *f, bool resou
 	mp_kv_str(pk, "name", f->name);
 	mp_kv_str(pk, "type", cat_type_name(f->type));
 	if (resource)
-		mp_kv_str(pk, "access", f->access == (CAT_READ | CAT_WRITE) ? "rw"
-					: f->access == CAT_WRITE		? "w"
-										: "r");
+		mp_kv_str(pk, "access",
+			  f->access == (CAT_READ | CAT_WRITE) ? "rw"
+			  : f->access == CAT_WRITE	      ? "w"
+							      : "r");
 	if (f->unit)
 		mp_kv_str(pk, "unit", f->unit);
 	if (f->has_min) {
@@ -210,12 +214,12 @@ static void pdrv_describe(void *arg, char *buf, size_t len)
 }
 
 static const struct plug_res_ops pdrv_ops = {
-	.kind = "driver",
-	.release = pdrv_release,
-	.suspend = pdrv_suspend,
-	.resume = pdrv_resume,
-	.describe = pdrv_describe,
-	.quiesce = pdrv_quiesce,
+    .kind = "driver",
+    .release = pdrv_release,
+    .suspend = pdrv_suspend,
+    .resume = pdrv_resume,
+    .describe = pdrv_describe,
+    .quiesce = pdrv_quiesce,
 };
 
 int hal_api_driver_register(linli_ctx *ctx, const char *name, const struct linli_driver_ops *ops)
@@ -225,12 +229,14 @@ int hal_api_driver_register(linli_ctx *ctx, const char *name, const struct linli
 	char err[512], cap[LINLI_CAP_MAX + 16];
 	snprintf(cap, sizeof cap, "hal.driver:%s", name ? name : "");
 	int rc = 0;
-	if (!h)
-		rc = LINLI_ESTATE, snprintf(err, sizeof err, "this linlid has no device layer");
-	else if (name && !plug_has_cap(p, cap))
-		rc = LINLI_EPERM,
+	if (!h) {
+		rc = LINLI_ESTATE;
+		snprintf(err, sizeof err, "this linlid has no device layer");
+	} else if (name && !plug_has_cap(p, cap)) {
+		rc = LINLI_EPERM;
 		snprintf(err, sizeof err, "driver %s: plugin '%s' holds no granted capability %s",
 			 name, plug_name(p), cap);
+	}
 	struct pdrv *r = NULL;
 	if (!rc) {
 		r = calloc(1, sizeof *r);
@@ -401,8 +407,7 @@ int hal_api_dev_info(linli_ctx *ctx, const char *device, linli_record **out)
 	return to_record(&sb, out);
 }
 
-int hal_api_dev_get(linli_ctx *ctx, const char *device, const char *resource,
-		    linli_record **out)
+int hal_api_dev_get(linli_ctx *ctx, const char *device, const char *resource, linli_record **out)
 {
 	struct hal *h = hal_of(ctx);
 	struct hal_dev *d = h && device ? hal_find(h, device) : NULL;
@@ -452,9 +457,9 @@ static void pcmd_describe(void *arg, char *buf, size_t len)
 }
 
 static const struct plug_res_ops pcmd_ops = {
-	.kind = "device command",
-	.release = pcmd_release,
-	.describe = pcmd_describe,
+    .kind = "device command",
+    .release = pcmd_release,
+    .describe = pcmd_describe,
 };
 
 static void pcmd_done(void *arg, int rc, const void *result, size_t len, const char *err)

@@ -23,8 +23,7 @@ int hal_api_dev_command_done(linli_ctx *ctx, uint64_t req, int rc, const linli_r
 int hal_api_dev_found(linli_ctx *ctx, const struct linli_device_info *info);
 int hal_api_dev_auth(linli_ctx *ctx, const char *device, const char *secret);
 int hal_api_dev_info(linli_ctx *ctx, const char *device, linli_record **out);
-int hal_api_dev_get(linli_ctx *ctx, const char *device, const char *resource,
-		    linli_record **out);
+int hal_api_dev_get(linli_ctx *ctx, const char *device, const char *resource, linli_record **out);
 int hal_api_dev_command(linli_ctx *ctx, const char *device, const char *command,
 			const linli_record *args, uint32_t timeout_ms, linli_dev_done_fn fn,
 			void *ud, uint64_t *req);

@@ -38,14 +38,22 @@ struct args {
 	const char *scope, *cls, *state, *driver, *name, *poll, *heartbeat, *timeout;
 };
 
-enum { O_SCOPE = 1, O_CLASS = 2, O_STATE = 4, O_DRIVER = 8, O_NAME = 16, O_POLL = 32,
-       O_HEARTBEAT = 64, O_TIMEOUT = 128 };
+enum {
+	O_SCOPE = 1,
+	O_CLASS = 2,
+	O_STATE = 4,
+	O_DRIVER = 8,
+	O_NAME = 16,
+	O_POLL = 32,
+	O_HEARTBEAT = 64,
+	O_TIMEOUT = 128
+};
 
 static const struct {
 	const char *name;
 	int bit;
-} opt_names[] = {{"scope", O_SCOPE},   {"class", O_CLASS}, {"state", O_STATE},
-		 {"driver", O_DRIVER}, {"name", O_NAME},   {"poll", O_POLL},
+} opt_names[] = {{"scope", O_SCOPE},	     {"class", O_CLASS},    {"state", O_STATE},
+		 {"driver", O_DRIVER},	     {"name", O_NAME},	    {"poll", O_POLL},
 		 {"heartbeat", O_HEARTBEAT}, {"timeout", O_TIMEOUT}};
 
 static int parse(struct cmd_call *call, int allowed, int min_pos, int max_pos, const char *usage,
@@ -68,7 +76,8 @@ static int parse(struct cmd_call *call, int allowed, int min_pos, int max_pos, c
 		size_t nl = eq ? (size_t)(eq - w - 2) : strlen(w + 2);
 		int bit = 0;
 		for (size_t k = 0; k < sizeof opt_names / sizeof opt_names[0]; k++)
-			if (strlen(opt_names[k].name) == nl && strncmp(w + 2, opt_names[k].name, nl) == 0)
+			if (strlen(opt_names[k].name) == nl &&
+			    strncmp(w + 2, opt_names[k].name, nl) == 0)
 				bit = opt_names[k].bit;
 		if (!(bit & allowed))
 			return cmd_fail(call, LINLI_EINVAL,
@@ -96,8 +105,9 @@ static int num_opt(struct cmd_call *call, const char *opt, const char *v, long l
 	errno = 0;
 	long long n = v ? strtoll(v, &end, 10) : 0;
 	if (!v || !*v || *end || errno || n < lo || n > hi)
-		return cmd_fail(call, LINLI_EINVAL, "devices %s: --%s '%.32s' is not a number in "
-						    "%lld..%lld",
+		return cmd_fail(call, LINLI_EINVAL,
+				"devices %s: --%s '%.32s' is not a number in "
+				"%lld..%lld",
 				call->argv[1], opt, v ? v : "", lo, hi);
 	*out = n;
 	return 0;
@@ -349,7 +359,8 @@ static int cmd_discover(struct cmd_call *call, void *ud)
 	if (a.n_pos) {
 		struct hal_driver *d = hal_driver_find(h, a.pos[0]);
 		if (!d)
-			return cmd_fail(call, LINLI_ENOENT, "no driver '%.32s' is loaded", a.pos[0]);
+			return cmd_fail(call, LINLI_ENOENT, "no driver '%.32s' is loaded",
+					a.pos[0]);
 		hal_driver_attach(h, d);
 		ran = 1;
 	} else
@@ -375,13 +386,15 @@ static int put_typed(struct cmd_call *call, linli_record *r, const struct cat_fi
 	case CAT_INTEGER: {
 		long long n = strtoll(v, &end, 10);
 		if (!*v || *end || errno)
-			return cmd_fail(call, LINLI_EINVAL, "'%s': '%.32s' is not an integer", name, v);
+			return cmd_fail(call, LINLI_EINVAL, "'%s': '%.32s' is not an integer", name,
+					v);
 		return record_set_int(r, name, n);
 	}
 	case CAT_FLOAT: {
 		double x = strtod(v, &end);
 		if (!*v || *end || errno)
-			return cmd_fail(call, LINLI_EINVAL, "'%s': '%.32s' is not a number", name, v);
+			return cmd_fail(call, LINLI_EINVAL, "'%s': '%.32s' is not a number", name,
+					v);
 		return record_set_float(r, name, x);
 	}
 	case CAT_BOOLEAN:
@@ -437,7 +450,8 @@ static int send_cmd(struct cmd_call *call, const struct args *a, const char *com
 {
 	long long tmo = 0;
 	int rc = 0;
-	if (a->timeout && (rc = num_opt(call, "timeout", a->timeout, 1, HAL_CMD_TIMEOUT_MAX_MS, &tmo))) {
+	if (a->timeout &&
+	    (rc = num_opt(call, "timeout", a->timeout, 1, HAL_CMD_TIMEOUT_MAX_MS, &tmo))) {
 		record_free(args);
 		return rc;
 	}
@@ -474,15 +488,16 @@ static int cmd_command(struct cmd_call *call, void *ud)
 {
 	(void)ud;
 	struct args a;
-	int rc = parse(call, O_TIMEOUT, 2, MAX_POS,
-		       "ID COMMAND [ARG=VALUE ...] [--timeout MS]", &a);
+	int rc =
+	    parse(call, O_TIMEOUT, 2, MAX_POS, "ID COMMAND [ARG=VALUE ...] [--timeout MS]", &a);
 	if (rc)
 		return rc;
 	struct hal_dev *d = hal_find(call->k->hal, a.pos[0]);
 	if (!d) /* checked before access so that the message names the device */
 		return cmd_fail(call, LINLI_ENOENT, "no device '%.48s'; see 'devices list'",
 				a.pos[0]);
-	if ((rc = access_call(call, ACT_DEVICE_COMMAND, hal_dev_scope(d), hal_dev_class(d)->name))) {
+	if ((rc =
+		 access_call(call, ACT_DEVICE_COMMAND, hal_dev_scope(d), hal_dev_class(d)->name))) {
 		char who[160];
 		who_of(call, who, sizeof who);
 		log_info("audit", "device.command %s %s by %s: denied: %s", a.pos[0], a.pos[1], who,
@@ -501,8 +516,8 @@ static int cmd_command(struct cmd_call *call, void *ud)
 		const char *eq = strchr(a.pos[i], '=');
 		if (!eq || eq == a.pos[i] || eq - a.pos[i] > CAT_NAME_MAX) {
 			record_free(args);
-			return cmd_fail(call, LINLI_EINVAL, "devices command: '%.64s' is not ARG=VALUE",
-					a.pos[i]);
+			return cmd_fail(call, LINLI_EINVAL,
+					"devices command: '%.64s' is not ARG=VALUE", a.pos[i]);
 		}
 		char name[CAT_NAME_MAX + 1];
 		snprintf(name, sizeof name, "%.*s", (int)(eq - a.pos[i]), a.pos[i]);
@@ -512,12 +527,14 @@ static int cmd_command(struct cmd_call *call, void *ud)
 				f = &cc->args[j];
 		if (record_has(args, name)) {
 			record_free(args);
-			return cmd_fail(call, LINLI_EINVAL, "devices command: '%s' given twice", name);
+			return cmd_fail(call, LINLI_EINVAL, "devices command: '%s' given twice",
+					name);
 		}
 		if ((rc = put_typed(call, args, f, name, eq + 1)) != 0) {
 			record_free(args);
 			if (!call->err[0])
-				cmd_fail(call, rc, "devices command: '%s': %s", name, linli_strerror(rc));
+				cmd_fail(call, rc, "devices command: '%s': %s", name,
+					 linli_strerror(rc));
 			return rc;
 		}
 	}
@@ -542,8 +559,8 @@ static int cmd_set(struct cmd_call *call, void *ud)
 		const char *eq = strchr(a.pos[i], '=');
 		if (!eq || eq == a.pos[i] || eq - a.pos[i] > CAT_NAME_MAX) {
 			record_free(vals);
-			return cmd_fail(call, LINLI_EINVAL, "devices set: '%.64s' is not RESOURCE=VALUE",
-					a.pos[i]);
+			return cmd_fail(call, LINLI_EINVAL,
+					"devices set: '%.64s' is not RESOURCE=VALUE", a.pos[i]);
 		}
 		char name[CAT_NAME_MAX + 1];
 		snprintf(name, sizeof name, "%.*s", (int)(eq - a.pos[i]), a.pos[i]);
@@ -565,22 +582,22 @@ int hal_cmds_register(struct kernel *k)
 		const char *sub, *usage, *summary;
 		cmd_fn fn;
 	} cmds[] = {
-		{"list", "[--scope PATH] [--class C] [--state S] [--driver D]",
-		 "registered devices: class, state, last seen, readings", cmd_list},
-		{"show", "ID", "one device: registry entry, state, counters", cmd_show},
-		{"readings", "ID", "the latest value of each of a device's resources", cmd_readings},
-		{"add", "ID CLASS DRIVER ADDRESS [--scope PATH] [--name N] [--heartbeat S] "
-			"[--poll RES=S,...]",
-		 "register a device; shows its machine secret once", cmd_add},
-		{"remove", "ID", "close and unregister a device", cmd_remove},
-		{"rekey", "ID", "give a device a new machine secret (shown once)", cmd_rekey},
-		{"command", "ID COMMAND [ARG=VALUE ...] [--timeout MS]",
-		 "send a command; answers with the driver's result", cmd_command},
-		{"set", "ID RESOURCE=VALUE ... [--timeout MS]", "write writable resources", cmd_set},
-		{"discover", "[DRIVER]", "open unopened devices and run the drivers' discovery",
-		 cmd_discover},
-		{"stats", "", "device layer totals: devices, readings, refusals, commands",
-		 cmd_stats},
+	    {"list", "[--scope PATH] [--class C] [--state S] [--driver D]",
+	     "registered devices: class, state, last seen, readings", cmd_list},
+	    {"show", "ID", "one device: registry entry, state, counters", cmd_show},
+	    {"readings", "ID", "the latest value of each of a device's resources", cmd_readings},
+	    {"add",
+	     "ID CLASS DRIVER ADDRESS [--scope PATH] [--name N] [--heartbeat S] "
+	     "[--poll RES=S,...]",
+	     "register a device; shows its machine secret once", cmd_add},
+	    {"remove", "ID", "close and unregister a device", cmd_remove},
+	    {"rekey", "ID", "give a device a new machine secret (shown once)", cmd_rekey},
+	    {"command", "ID COMMAND [ARG=VALUE ...] [--timeout MS]",
+	     "send a command; answers with the driver's result", cmd_command},
+	    {"set", "ID RESOURCE=VALUE ... [--timeout MS]", "write writable resources", cmd_set},
+	    {"discover", "[DRIVER]", "open unopened devices and run the drivers' discovery",
+	     cmd_discover},
+	    {"stats", "", "device layer totals: devices, readings, refusals, commands", cmd_stats},
 	};
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
 		int rc = cmd_register(k->cmds, "devices", cmds[i].sub, cmds[i].usage,

@@ -50,10 +50,19 @@ struct fx {
 
 static struct fx *F; /* the driver's ops get it back through ctx */
 static uint64_t fake_now = 1000000;
-static uint64_t fake_clock(void) { return fake_now; }
+static uint64_t fake_clock(void)
+{
+	return fake_now;
+}
 
-static linli_ctx *ctx1(void) { return (linli_ctx *)&F->k; }
-static linli_ctx *ctx2(void) { return (linli_ctx *)&F->dir; }
+static linli_ctx *ctx1(void)
+{
+	return (linli_ctx *)&F->k;
+}
+static linli_ctx *ctx2(void)
+{
+	return (linli_ctx *)&F->dir;
+}
 
 /* ---- the test driver ---- */
 
@@ -172,15 +181,13 @@ static int setup(void **state)
 		fail_msg("hal: %s", err);
 	hal_set_clock(k->hal, fake_clock);
 	uint64_t id;
-	assert_int_equal(bus_subscribe(k->bus, "dev/+/+/+", "", on_reading, x, x, "t", &id, err,
-				       sizeof err),
-			 0);
-	assert_int_equal(bus_subscribe(k->bus, "dev/+/+/event/#", "", on_event, x, x, "t", &id,
-				       err, sizeof err),
-			 0);
-	assert_int_equal(hal_driver_add(k->hal, "t", &ops, ctx1(), "tplug", &x->drv, err,
-					sizeof err),
-			 0);
+	assert_int_equal(
+	    bus_subscribe(k->bus, "dev/+/+/+", "", on_reading, x, x, "t", &id, err, sizeof err), 0);
+	assert_int_equal(
+	    bus_subscribe(k->bus, "dev/+/+/event/#", "", on_event, x, x, "t", &id, err, sizeof err),
+	    0);
+	assert_int_equal(
+	    hal_driver_add(k->hal, "t", &ops, ctx1(), "tplug", &x->drv, err, sizeof err), 0);
 	hal_driver_attach(k->hal, x->drv);
 	*state = x;
 	return 0;
@@ -191,6 +198,7 @@ static int teardown(void **state)
 	struct fx *x = *state;
 	struct kernel *k = &x->k;
 	hal_close(k->hal);
+	journal_detach(k);
 	bus_close(k->bus);
 	store_close(k->store);
 	cmd_registry_free(k->cmds);
@@ -207,16 +215,25 @@ static int teardown(void **state)
 static void add(struct fx *x, const char *id, const char *cls, const char *addr, int64_t hb)
 {
 	char err[512];
-	struct hal_dev_spec s = {.id = id, .class_name = cls, .driver = "t", .address = addr,
-				 .heartbeat_s = hb};
+	struct hal_dev_spec s = {
+	    .id = id, .class_name = cls, .driver = "t", .address = addr, .heartbeat_s = hb};
 	if (hal_add(x->k.hal, &s, NULL, NULL, err, sizeof err))
 		fail_msg("hal_add %s: %s", id, err);
 	assert_int_equal(store_batch_end(x->k.store), 0);
 }
 
-static struct hal_val vint(int64_t i) { return (struct hal_val){.type = LINLI_T_INT, .i = i}; }
-static struct hal_val vflt(double f) { return (struct hal_val){.type = LINLI_T_FLOAT, .f = f}; }
-static struct hal_val vbool(bool b) { return (struct hal_val){.type = LINLI_T_BOOL, .b = b}; }
+static struct hal_val vint(int64_t i)
+{
+	return (struct hal_val){.type = LINLI_T_INT, .i = i};
+}
+static struct hal_val vflt(double f)
+{
+	return (struct hal_val){.type = LINLI_T_FLOAT, .f = f};
+}
+static struct hal_val vbool(bool b)
+{
+	return (struct hal_val){.type = LINLI_T_BOOL, .b = b};
+}
 static struct hal_val vstr(const char *s)
 {
 	return (struct hal_val){.type = LINLI_T_STR, .s = s, .len = strlen(s)};
@@ -329,23 +346,23 @@ static void test_each_bad_reading_refused_counted_logged_once(void **state)
 		int rc;
 		enum hal_refusal kind;
 	} bad[] = {
-		{"battery", vstr("full"), LINLI_ESCHEMA, HAL_REF_TYPE},
-		{"battery", vflt(50.0), LINLI_ESCHEMA, HAL_REF_TYPE},
-		{"battery", vbool(true), LINLI_ESCHEMA, HAL_REF_TYPE},
-		{"sensitivity", vint(2), LINLI_ESCHEMA, HAL_REF_TYPE},
-		{"sensitivity", vstr(bad_utf8), LINLI_ESCHEMA, HAL_REF_TYPE},
-		{"smoke_density", vbool(false), LINLI_ESCHEMA, HAL_REF_TYPE},
-		{"smoke_density", (struct hal_val){.type = LINLI_T_NIL}, LINLI_ESCHEMA, HAL_REF_TYPE},
-		{"battery", vint(101), LINLI_ESCHEMA, HAL_REF_RANGE},
-		{"battery", vint(-1), LINLI_ESCHEMA, HAL_REF_RANGE},
-		{"smoke_density", vflt(10.01), LINLI_ESCHEMA, HAL_REF_RANGE},
-		{"temperature", vflt(-40.5), LINLI_ESCHEMA, HAL_REF_RANGE},
-		{"smoke_density", vflt(NAN), LINLI_ESCHEMA, HAL_REF_RANGE},
-		{"smoke_density", vflt(INFINITY), LINLI_ESCHEMA, HAL_REF_RANGE},
-		{"sensitivity", vstr("extreme"), LINLI_ESCHEMA, HAL_REF_RANGE},
-		{"sensitivity", vstr(long_str), LINLI_ESCHEMA, HAL_REF_RANGE},
-		{"smell", vint(1), LINLI_ENOENT, HAL_REF_UNKNOWN},
-		{"", vint(1), LINLI_ENOENT, HAL_REF_UNKNOWN},
+	    {"battery", vstr("full"), LINLI_ESCHEMA, HAL_REF_TYPE},
+	    {"battery", vflt(50.0), LINLI_ESCHEMA, HAL_REF_TYPE},
+	    {"battery", vbool(true), LINLI_ESCHEMA, HAL_REF_TYPE},
+	    {"sensitivity", vint(2), LINLI_ESCHEMA, HAL_REF_TYPE},
+	    {"sensitivity", vstr(bad_utf8), LINLI_ESCHEMA, HAL_REF_TYPE},
+	    {"smoke_density", vbool(false), LINLI_ESCHEMA, HAL_REF_TYPE},
+	    {"smoke_density", (struct hal_val){.type = LINLI_T_NIL}, LINLI_ESCHEMA, HAL_REF_TYPE},
+	    {"battery", vint(101), LINLI_ESCHEMA, HAL_REF_RANGE},
+	    {"battery", vint(-1), LINLI_ESCHEMA, HAL_REF_RANGE},
+	    {"smoke_density", vflt(10.01), LINLI_ESCHEMA, HAL_REF_RANGE},
+	    {"temperature", vflt(-40.5), LINLI_ESCHEMA, HAL_REF_RANGE},
+	    {"smoke_density", vflt(NAN), LINLI_ESCHEMA, HAL_REF_RANGE},
+	    {"smoke_density", vflt(INFINITY), LINLI_ESCHEMA, HAL_REF_RANGE},
+	    {"sensitivity", vstr("extreme"), LINLI_ESCHEMA, HAL_REF_RANGE},
+	    {"sensitivity", vstr(long_str), LINLI_ESCHEMA, HAL_REF_RANGE},
+	    {"smell", vint(1), LINLI_ENOENT, HAL_REF_UNKNOWN},
+	    {"", vint(1), LINLI_ENOENT, HAL_REF_UNKNOWN},
 	};
 	size_t n = sizeof bad / sizeof bad[0];
 	uint64_t want[HAL_REF_KINDS] = {0};
@@ -356,7 +373,8 @@ static void test_each_bad_reading_refused_counted_logged_once(void **state)
 		for (size_t i = 0; i < n; i++) {
 			int rc = hal_reading(h, ctx1(), "sm-1", bad[i].res, &bad[i].v, 0);
 			if (rc != bad[i].rc)
-				fail_msg("case %zu (%s): rc %d, want %d", i, bad[i].res, rc, bad[i].rc);
+				fail_msg("case %zu (%s): rc %d, want %d", i, bad[i].res, rc,
+					 bad[i].rc);
 			want[bad[i].kind]++;
 		}
 	char *log = capture_end(saved, path);
@@ -399,9 +417,8 @@ static void test_event_is_journaled(void **state)
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	msgpack_pack_map(&pk, 1);
 	mp_kv_str(&pk, "holder", "R00001");
-	assert_int_equal(hal_event(h, ctx1(), "door-1", "forced", sb.data, sb.size, 0, err,
-				   sizeof err),
-			 0);
+	assert_int_equal(
+	    hal_event(h, ctx1(), "door-1", "forced", sb.data, sb.size, 0, err, sizeof err), 0);
 	msgpack_sbuffer_destroy(&sb);
 	assert_int_equal(store_batch_end(x->k.store), 0);
 	assert_true(store_journal_last(x->k.store) > before);
@@ -518,18 +535,17 @@ static void test_command_checks_answer_and_timeout(void **state)
 		int rc;
 		const char *msg;
 	} bad[] = {
-		{"door-1", "open", NULL, LINLI_ESCHEMA, "argument 'seconds' (integer) is missing"},
-		{"door-1", "open", "{\"seconds\": 61}", LINLI_ESCHEMA, "61 is outside 1..60 s"},
-		{"door-1", "open", "{\"seconds\": \"5\"}", LINLI_ESCHEMA, "is a string, not an"},
-		{"door-1", "open", "{\"seconds\": 5, \"x\": 1}", LINLI_ESCHEMA,
-		 "unknown argument 'x'"},
-		{"door-1", "set_mode", "{\"mode\": \"party\"}", LINLI_ESCHEMA, "is not one of normal"},
-		{"door-1", "fly", NULL, LINLI_ENOENT, "class door has no command 'fly'"},
-		{"door-1", NULL, "{\"state\": \"open\"}", LINLI_ESCHEMA, "no writable resource"},
-		{"door-1", NULL, "{}", LINLI_ESCHEMA, "write: no value given"},
-		{"nosuch", "lock", NULL, LINLI_ENOENT, "no device 'nosuch'"},
-		{"door-off", "lock", NULL, LINLI_ESTATE, "door-off is not open: no such wire"},
-		{"door-refuse", "lock", NULL, LINLI_EBUSY, "driver t refused door-refuse lock"},
+	    {"door-1", "open", NULL, LINLI_ESCHEMA, "argument 'seconds' (integer) is missing"},
+	    {"door-1", "open", "{\"seconds\": 61}", LINLI_ESCHEMA, "61 is outside 1..60 s"},
+	    {"door-1", "open", "{\"seconds\": \"5\"}", LINLI_ESCHEMA, "is a string, not an"},
+	    {"door-1", "open", "{\"seconds\": 5, \"x\": 1}", LINLI_ESCHEMA, "unknown argument 'x'"},
+	    {"door-1", "set_mode", "{\"mode\": \"party\"}", LINLI_ESCHEMA, "is not one of normal"},
+	    {"door-1", "fly", NULL, LINLI_ENOENT, "class door has no command 'fly'"},
+	    {"door-1", NULL, "{\"state\": \"open\"}", LINLI_ESCHEMA, "no writable resource"},
+	    {"door-1", NULL, "{}", LINLI_ESCHEMA, "write: no value given"},
+	    {"nosuch", "lock", NULL, LINLI_ENOENT, "no device 'nosuch'"},
+	    {"door-off", "lock", NULL, LINLI_ESTATE, "door-off is not open: no such wire"},
+	    {"door-refuse", "lock", NULL, LINLI_EBUSY, "driver t refused door-refuse lock"},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		err[0] = '\0';
@@ -710,9 +726,8 @@ static void test_registry_persists(void **state)
 	assert_string_equal(hal_dev_driver(d), "t");
 	assert_true(hal_dev_auth(d, "s3cret"));
 	assert_null(hal_dev_driver_of(d)); /* no driver registered yet */
-	assert_int_equal(hal_driver_add(k->hal, "t", &ops, ctx1(), "tplug", &x->drv, err,
-					sizeof err),
-			 0);
+	assert_int_equal(
+	    hal_driver_add(k->hal, "t", &ops, ctx1(), "tplug", &x->drv, err, sizeof err), 0);
 	hal_driver_attach(k->hal, x->drv);
 	assert_true(hal_dev_open(d));
 	assert_int_equal(hal_remove(k->hal, "door-1", NULL, NULL, err, sizeof err), 0);
@@ -726,8 +741,8 @@ static void test_registry_persists(void **state)
 	noread.read = NULL;
 	assert_int_equal(hal_driver_add(k->hal, "nr", &noread, ctx2(), "p", NULL, err, sizeof err),
 			 0);
-	struct hal_dev_spec p = {.id = "p-1", .class_name = "door", .driver = "nr",
-				 .address = "ok", .poll = "state=5"};
+	struct hal_dev_spec p = {
+	    .id = "p-1", .class_name = "door", .driver = "nr", .address = "ok", .poll = "state=5"};
 	assert_int_equal(hal_add(k->hal, &p, NULL, NULL, err, sizeof err), LINLI_EINVAL);
 	assert_non_null(strstr(err, "driver nr cannot read: no poll schedule possible"));
 	/* Registry input checks. */
@@ -739,20 +754,19 @@ static void test_registry_persists(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_good_reading_published_and_kept, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_each_bad_reading_refused_counted_logged_once,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_event_is_journaled, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_availability_transitions, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_command_checks_answer_and_timeout, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_command_answer_result, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_write_error_from_driver, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_open_failure, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ops_table_checks, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_thread_posts_arrive_in_order, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_registry_persists, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_good_reading_published_and_kept, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_each_bad_reading_refused_counted_logged_once,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_event_is_journaled, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_availability_transitions, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_command_checks_answer_and_timeout, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_command_answer_result, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_write_error_from_driver, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_open_failure, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_ops_table_checks, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_thread_posts_arrive_in_order, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_registry_persists, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -47,11 +47,11 @@
 
 #include <linli/linli.h>
 
-#define MAXR	     24	    /* resources per class the simulator models */
-#define STR_MAX	     64	    /* a string value */
-#define POST_BATCH   512    /* readings per dev_post */
-#define SIM_EPOCH_S  1767225600LL /* 2026-01-01T00:00:00Z */
-#define ROUND_S	     60	    /* one round is one simulated minute */
+#define MAXR	    24		 /* resources per class the simulator models */
+#define STR_MAX	    64		 /* a string value */
+#define POST_BATCH  512		 /* readings per dev_post */
+#define SIM_EPOCH_S 1767225600LL /* 2026-01-01T00:00:00Z */
+#define ROUND_S	    60		 /* one round is one simulated minute */
 
 static const struct linli_api *api;
 
@@ -80,12 +80,22 @@ enum kind {
 static const struct {
 	const char *name;
 	enum kind k;
-} kinds[] = {{"camera", K_CAMERA},	   {"charger", K_CHARGER}, {"door", K_DOOR},
-	     {"efence", K_EFENCE},	   {"electric_meter", K_ELECTRIC},
-	     {"gas_meter", K_GAS},	   {"water_meter", K_WATER}, {"hydrant", K_HYDRANT},
-	     {"kiosk", K_KIOSK},	   {"locker", K_LOCKER},   {"manhole", K_MANHOLE},
-	     {"parking", K_PARKING},	   {"screen", K_SCREEN},   {"smoke", K_SMOKE},
-	     {"trash_bin", K_TRASH},	   {"wearable", K_WEARABLE}};
+} kinds[] = {{"camera", K_CAMERA},
+	     {"charger", K_CHARGER},
+	     {"door", K_DOOR},
+	     {"efence", K_EFENCE},
+	     {"electric_meter", K_ELECTRIC},
+	     {"gas_meter", K_GAS},
+	     {"water_meter", K_WATER},
+	     {"hydrant", K_HYDRANT},
+	     {"kiosk", K_KIOSK},
+	     {"locker", K_LOCKER},
+	     {"manhole", K_MANHOLE},
+	     {"parking", K_PARKING},
+	     {"screen", K_SCREEN},
+	     {"smoke", K_SMOKE},
+	     {"trash_bin", K_TRASH},
+	     {"wearable", K_WEARABLE}};
 
 struct sres {
 	char name[64];
@@ -119,7 +129,7 @@ struct val {
 struct sdev {
 	char id[49];
 	const struct sclass *c;
-	int n;		/* its number, from the address */
+	int n; /* its number, from the address */
 	uint64_t rng;
 	struct val v[MAXR];
 	int64_t t0, t1; /* model timers (rounds), meaning per class */
@@ -183,9 +193,15 @@ static uint64_t mix(uint64_t *s)
 	return z ^ (z >> 31);
 }
 
-static double rnd(struct sdev *d) { return (double)(mix(&d->rng) >> 11) / 9007199254740992.0; }
+static double rnd(struct sdev *d)
+{
+	return (double)(mix(&d->rng) >> 11) / 9007199254740992.0;
+}
 
-static bool chance(struct sdev *d, double p) { return rnd(d) < p; }
+static bool chance(struct sdev *d, double p)
+{
+	return rnd(d) < p;
+}
 
 static int64_t irange(struct sdev *d, int64_t lo, int64_t hi)
 {
@@ -239,7 +255,10 @@ static double getf(struct sdev *d, const char *name)
 	return d->c->res[i].type == LINLI_T_INT ? (double)d->v[i].i : d->v[i].f;
 }
 
-static void addf(struct sdev *d, const char *name, double dx) { setf(d, name, getf(d, name) + dx); }
+static void addf(struct sdev *d, const char *name, double dx)
+{
+	setf(d, name, getf(d, name) + dx);
+}
 
 /* Random walk of `name` by up to `step` either way, kept within [lo, hi]. */
 static void walk(struct sdev *d, const char *name, double step, double lo, double hi)
@@ -311,7 +330,8 @@ static void init_generic(struct sdev *d)
 			v->i = (int64_t)llround(clampr(r, lo + (hi - lo) * (0.3 + 0.4 * rnd(d))));
 			break;
 		case LINLI_T_FLOAT:
-			v->f = round(clampr(r, lo + (hi - lo) * (0.3 + 0.4 * rnd(d))) * 1000) / 1000;
+			v->f =
+			    round(clampr(r, lo + (hi - lo) * (0.3 + 0.4 * rnd(d))) * 1000) / 1000;
 			break;
 		case LINLI_T_BOOL:
 			v->b = true;
@@ -460,8 +480,8 @@ static void rare(struct sim *S, struct outbox *o, struct sdev *d, const char *ev
 		event(S, o, d, ev, NULL);
 }
 
-static const char *const items[] = {"居住证申领", "社保卡补办", "老年优待证", "生育登记",
-				    "低保申请", "残疾人证"};
+static const char *const items[] = {"居住证申领", "社保卡补办", "老年优待证",
+				    "生育登记",	  "低保申请",	"残疾人证"};
 
 static void plate(struct sdev *d, char *out, size_t n)
 {
@@ -539,8 +559,8 @@ static void step(struct sim *S, struct outbox *o, struct sdev *d, int64_t round)
 				sets(d, "lock", "unlocked");
 				addf(d, "passes_today", 1);
 			} else
-				ev2(S, o, d, face ? "face_denied" : "card_denied", "holder", buf, NULL,
-				    0);
+				ev2(S, o, d, face ? "face_denied" : "card_denied", "holder", buf,
+				    NULL, 0);
 			if (face && chance(d, 0.002))
 				ev2(S, o, d, "watchlist_hit", "holder", buf, "score",
 				    0.9 + 0.09 * rnd(d));
@@ -623,8 +643,8 @@ static void step(struct sim *S, struct outbox *o, struct sdev *d, int64_t round)
 			sets(d, "status", "in_use");
 			sets(d, "current_item", items[irange(d, 0, 5)]);
 			if (chance(d, 0.3)) {
-				ev2(S, o, d, "application_submitted", "item", gets_(d, "current_item"),
-				    NULL, 0);
+				ev2(S, o, d, "application_submitted", "item",
+				    gets_(d, "current_item"), NULL, 0);
 				d->t0 -= irange(d, 1, 5);
 			}
 		} else {
@@ -700,7 +720,8 @@ static void step(struct sim *S, struct outbox *o, struct sdev *d, int64_t round)
 			}
 		} else {
 			if (round - d->t0 == 240)
-				ev2(S, o, d, "overtime", "plate", gets_(d, "plate"), "minutes", 240);
+				ev2(S, o, d, "overtime", "plate", gets_(d, "plate"), "minutes",
+				    240);
 			if (chance(d, 0.01)) {
 				ev2(S, o, d, "departed", "plate", gets_(d, "plate"), "minutes",
 				    (double)(round - d->t0));
@@ -726,7 +747,8 @@ static void step(struct sim *S, struct outbox *o, struct sdev *d, int64_t round)
 			if (chance(d, 0.0005)) {
 				d->mode = 3;
 				setf(d, "smoke_density", 4 + 4 * rnd(d));
-				ev2(S, o, d, "alarm", NULL, NULL, "density", getf(d, "smoke_density"));
+				ev2(S, o, d, "alarm", NULL, NULL, "density",
+				    getf(d, "smoke_density"));
 			}
 		}
 		rare(S, o, d, "fault", 0.0002);
@@ -1006,7 +1028,10 @@ static void *thread_main(void *arg)
 
 /* ---- the driver's ops ---- */
 
-static struct sim *sim_of(linli_ctx *ctx) { return api->userdata(ctx); }
+static struct sim *sim_of(linli_ctx *ctx)
+{
+	return api->userdata(ctx);
+}
 
 static const struct sclass *find_class(const struct sim *S, const char *name)
 {
@@ -1167,8 +1192,8 @@ static int sim_write(linli_ctx *ctx, struct linli_device *dev, uint64_t req,
 	return rc;
 }
 
-static int sim_command(linli_ctx *ctx, struct linli_device *dev, uint64_t req,
-		       const char *command, const linli_record *args)
+static int sim_command(linli_ctx *ctx, struct linli_device *dev, uint64_t req, const char *command,
+		       const linli_record *args)
 {
 	struct sim *S = sim_of(ctx);
 	struct sdev *d = dev->driver_data;
@@ -1196,7 +1221,8 @@ static int sim_command(linli_ctx *ctx, struct linli_device *dev, uint64_t req,
 			d->mode = 0;
 			setf(d, "smoke_density", 0.05);
 		} else if (strcmp(command, "self_test") == 0)
-			api->rec_set_str(out, "self_test", getf(d, "battery") > 10 ? "pass" : "fail");
+			api->rec_set_str(out, "self_test",
+					 getf(d, "battery") > 10 ? "pass" : "fail");
 		else if (strcmp(command, "set_sensitivity") == 0)
 			set_from(d, "sensitivity", args, "level");
 		break;
@@ -1207,8 +1233,9 @@ static int sim_command(linli_ctx *ctx, struct linli_device *dev, uint64_t req,
 				snprintf(msg, sizeof msg, "no free compartment");
 			} else {
 				addf(d, "compartments_free", -1);
-				api->rec_set_int(out, "compartment",
-						 irange(d, 1, (int64_t)getf(d, "compartments_total")));
+				api->rec_set_int(
+				    out, "compartment",
+				    irange(d, 1, (int64_t)getf(d, "compartments_total")));
 				api->rec_get_int(args, "hours", &iv);
 				api->rec_set_int(out, "hours", iv);
 			}
@@ -1332,13 +1359,13 @@ static int sim_discover(linli_ctx *ctx)
 }
 
 static const struct linli_driver_ops ops = {
-	.size = sizeof(struct linli_driver_ops),
-	.open = sim_open,
-	.close = sim_close,
-	.read = sim_read,
-	.write = sim_write,
-	.command = sim_command,
-	.discover = sim_discover,
+    .size = sizeof(struct linli_driver_ops),
+    .open = sim_open,
+    .close = sim_close,
+    .read = sim_read,
+    .write = sim_write,
+    .command = sim_command,
+    .discover = sim_discover,
 };
 
 /* ---- console ---- */
@@ -1348,8 +1375,8 @@ static int cmd_step(linli_ctx *ctx, const struct linli_cmd_req *req, linli_recor
 {
 	struct sim *S = sim_of(ctx);
 	long long n = 1;
-	if (req->argc > 1 || (req->argc == 1 && (sscanf(req->argv[0], "%lld", &n) != 1 || n < 1 ||
-						 n > 100000))) {
+	if (req->argc > 1 ||
+	    (req->argc == 1 && (sscanf(req->argv[0], "%lld", &n) != 1 || n < 1 || n > 100000))) {
 		snprintf(err, errlen, "usage: sim step [ROUNDS] (1..100000)");
 		return LINLI_EINVAL;
 	}
@@ -1444,7 +1471,7 @@ static int read_config(linli_ctx *ctx, struct sim *S)
 			       linli_strerror(rc));
 		return rc;
 	}
-	static const char *const known[] = {"per_class", "classes", "seed",   "tick_ms", "rate",
+	static const char *const known[] = {"per_class", "classes", "seed",   "tick_ms",  "rate",
 					    "auto",	 "thread",  "events", "discover", "scope"};
 	for (size_t i = 0; i < api->rec_count(c); i++) {
 		const char *k;
@@ -1453,8 +1480,9 @@ static int read_config(linli_ctx *ctx, struct sim *S)
 		for (size_t j = 0; j < sizeof known / sizeof known[0]; j++)
 			ok |= strcmp(k, known[j]) == 0;
 		if (!ok) {
-			api->set_error(ctx, "plugins.sim: unknown key '%s' (per_class, classes, seed, "
-					    "tick_ms, rate, auto, thread, events, discover, scope)",
+			api->set_error(ctx,
+				       "plugins.sim: unknown key '%s' (per_class, classes, seed, "
+				       "tick_ms, rate, auto, thread, events, discover, scope)",
 				       k);
 			api->rec_free(c);
 			return LINLI_ECONFIG;
@@ -1494,8 +1522,8 @@ static int read_config(linli_ctx *ctx, struct sim *S)
 		S->only = calloc(n ? n : 1, sizeof *S->only);
 		for (size_t i = 0; S->only && i < n; i++) {
 			if (api->arr_get_str(a, i, &s, NULL) != 0) {
-				api->set_error(ctx, "plugins.sim.classes: entry %zu is not a string",
-					       i + 1);
+				api->set_error(
+				    ctx, "plugins.sim.classes: entry %zu is not a string", i + 1);
 				api->rec_free(c);
 				return LINLI_ECONFIG;
 			}
@@ -1559,7 +1587,8 @@ static int load_classes(linli_ctx *ctx, struct sim *S)
 			r->has_max = api->rec_get_float(e, "max", &r->max) == 0;
 			linli_record *vals;
 			if (api->rec_get_array(e, "values", &vals) == 0)
-				for (size_t v = 0; v < api->rec_count(vals) && r->n_values < 16; v++)
+				for (size_t v = 0; v < api->rec_count(vals) && r->n_values < 16;
+				     v++)
 					if (api->arr_get_str(vals, v, &s, NULL) == 0)
 						snprintf(r->values[r->n_values++], 32, "%s", s);
 		}
@@ -1573,8 +1602,9 @@ static int load_classes(linli_ctx *ctx, struct sim *S)
 	api->rec_free(all);
 	for (int j = 0; j < S->n_only; j++)
 		if (!find_class(S, S->only[j])) {
-			api->set_error(ctx, "plugins.sim.classes: '%s' is not a device class of the "
-					    "catalog",
+			api->set_error(ctx,
+				       "plugins.sim.classes: '%s' is not a device class of the "
+				       "catalog",
 				       S->only[j]);
 			return LINLI_ECONFIG;
 		}
@@ -1610,7 +1640,8 @@ static int sim_init(linli_ctx *ctx, const struct linli_api *a)
 		rc = load_classes(ctx, S);
 	if (!rc)
 		rc = api->cmd_register(ctx, "step", "[ROUNDS]",
-				       "advance every simulated device N rounds now", cmd_step, NULL);
+				       "advance every simulated device N rounds now", cmd_step,
+				       NULL);
 	if (!rc)
 		rc = api->cmd_register(ctx, "status", "", "the simulator's settings and counters",
 				       cmd_status, NULL);
@@ -1627,14 +1658,14 @@ static int sim_init(linli_ctx *ctx, const struct linli_api *a)
 			S->have_thread = true;
 	}
 	if (rc) {
-		/* The kernel removes what was registered; the driver's devices were never opened. */
+		/* The kernel removes what was registered; the driver's devices were never opened.
+		 */
 		api->set_userdata(ctx, NULL);
 		sim_free(S);
 		return rc;
 	}
-	api->log(ctx, LINLI_LOG_INFO,
-		 "%d classes, %lld per class, seed %llu, %s every %lld ms%s%s", S->n_classes,
-		 (long long)S->per_class, (unsigned long long)S->seed,
+	api->log(ctx, LINLI_LOG_INFO, "%d classes, %lld per class, seed %llu, %s every %lld ms%s%s",
+		 S->n_classes, (long long)S->per_class, (unsigned long long)S->seed,
 		 S->rate ? "rate-limited" : "one round", (long long)S->tick_ms,
 		 S->autorun ? (S->use_thread ? ", from its thread" : ", from a timer") : ", manual",
 		 S->events ? "" : ", no events");

@@ -126,7 +126,7 @@ static void b_close(linli_ctx *ctx, struct linli_device *dev)
 }
 
 static const struct linli_driver_ops bops = {
-	.size = sizeof(struct linli_driver_ops), .open = b_open, .close = b_close};
+    .size = sizeof(struct linli_driver_ops), .open = b_open, .close = b_close};
 
 #define TDEV 64
 static char tids[TDEV][32];
@@ -190,8 +190,8 @@ static void start_thread_phase(struct kernel *k)
 		die("driver", err);
 	for (int i = 0; i < TDEV; i++) {
 		snprintf(tids[i], sizeof tids[i], "bw-%03d", i);
-		struct hal_dev_spec s = {.id = tids[i], .class_name = "wearable", .driver = "bench",
-					 .address = "x"};
+		struct hal_dev_spec s = {
+		    .id = tids[i], .class_name = "wearable", .driver = "bench", .address = "x"};
 		if (hal_add(k->hal, &s, NULL, NULL, err, sizeof err))
 			die("hal_add", err);
 	}
@@ -208,7 +208,8 @@ static void run_sim_phases(struct kernel *k, void *arg)
 	(void)arg;
 	struct hal_totals t;
 	hal_get_totals(k->hal, &t);
-	if (t.devices != (uint64_t)per_class * (uint64_t)k->catalog->n_classes || t.open != t.devices)
+	if (t.devices != (uint64_t)per_class * (uint64_t)k->catalog->n_classes ||
+	    t.open != t.devices)
 		die("setup", "the sim fleet is not registered and open");
 	sim_step(2); /* warm-up */
 	hal_keep_latest(k->hal, false);
@@ -226,8 +227,8 @@ static double bench_raw_bus(void)
 	/* The same shape of payload and topics, straight into bus_publish. */
 	char topics[TDEV][96];
 	for (int i = 0; i < TDEV; i++)
-		snprintf(topics[i], sizeof topics[i], "dev/electric_meter/sim-electric_meter-%03d/power",
-			 i + 1);
+		snprintf(topics[i], sizeof topics[i],
+			 "dev/electric_meter/sim-electric_meter-%03d/power", i + 1);
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 	msgpack_sbuffer_init(&sb);
@@ -281,8 +282,8 @@ int main(void)
 	log_set_level(LOG_ERROR);
 	if (catalog_load(K.cfg.catalog_dir, &K.catalog, err, sizeof err))
 		die("catalog", err);
-	struct store_opts so = {.dir = dir, .map_size = 64u << 20, .wake = store_cmds_wake,
-				.wake_ud = &K};
+	struct store_opts so = {
+	    .dir = dir, .map_size = 64u << 20, .wake = store_cmds_wake, .wake_ud = &K};
 	if (store_open(&so, K.catalog, &K.store, err, sizeof err))
 		die("store", err);
 	K.cmds = cmd_registry_new();
@@ -293,7 +294,8 @@ int main(void)
 	if (plug_load_all(&K) != 1)
 		die("plugins", "sim did not start (build it: tools/bench builds build-bench)");
 	uint64_t sid;
-	if (bus_subscribe(K.bus, "dev/+/+/+", "", count, NULL, NULL, "bench", &sid, err, sizeof err))
+	if (bus_subscribe(K.bus, "dev/+/+/+", "", count, NULL, NULL, "bench", &sid, err,
+			  sizeof err))
 		die("subscribe", err);
 
 	/* Discovery runs in the first batch; the phases after it, inside the loop. */

@@ -35,8 +35,8 @@ static void answered(linli_ctx *ctx, uint64_t req, int rc, const linli_record *r
 		 (unsigned long long)req, linli_errname(rc), json, err ? err : "");
 }
 
-static int c_cmd(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
-		 char *err, size_t errlen)
+static int c_cmd(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply, char *err,
+		 size_t errlen)
 {
 	if (req->argc < 2) {
 		snprintf(err, errlen, "usage: devapp cmd ID COMMAND [ARG=INT ...]");
@@ -59,8 +59,8 @@ static int c_cmd(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record *
 	return 0;
 }
 
-static int c_get(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
-		 char *err, size_t errlen)
+static int c_get(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply, char *err,
+		 size_t errlen)
 {
 	if (req->argc < 1 || req->argc > 2) {
 		snprintf(err, errlen, "usage: devapp get ID [RESOURCE]");
@@ -74,8 +74,8 @@ static int c_get(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record *
 	return 0;
 }
 
-static int c_info(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
-		  char *err, size_t errlen)
+static int c_info(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply, char *err,
+		  size_t errlen)
 {
 	if (req->argc != 1) {
 		snprintf(err, errlen, "usage: devapp info ID");

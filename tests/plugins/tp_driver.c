@@ -34,13 +34,13 @@
 
 #if defined(BADSIZE)
 #define PNAME "badops"
-#define CAPS "hal.driver:badops"
+#define CAPS  "hal.driver:badops"
 #elif defined(NOCAP)
 #define PNAME "nocap"
-#define CAPS "device.read:door"
+#define CAPS  "device.read:door"
 #else
 #define PNAME "tdrv"
-#define CAPS "hal.driver:tdrv"
+#define CAPS  "hal.driver:tdrv"
 #endif
 
 static const struct linli_api *api;
@@ -167,15 +167,15 @@ static int t_write(linli_ctx *ctx, struct linli_device *dev, uint64_t req,
 
 static const struct linli_driver_ops ops = {
 #ifdef BADSIZE
-	.size = sizeof(struct linli_driver_ops) + 8,
+    .size = sizeof(struct linli_driver_ops) + 8,
 #else
-	.size = sizeof(struct linli_driver_ops),
+    .size = sizeof(struct linli_driver_ops),
 #endif
-	.open = t_open,
-	.close = t_close,
-	.read = t_read,
-	.write = t_write,
-	.command = t_command,
+    .open = t_open,
+    .close = t_close,
+    .read = t_read,
+    .write = t_write,
+    .command = t_command,
 };
 
 static int reply_rc(linli_record **reply, int rc)
@@ -187,15 +187,16 @@ static int reply_rc(linli_record **reply, int rc)
 	return 0;
 }
 
-static int c_post(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
-		  char *err, size_t errlen)
+static int c_post(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply, char *err,
+		  size_t errlen)
 {
 	if (req->argc != 4) {
 		snprintf(err, errlen, "usage: tdrv post ID RESOURCE TYPE VALUE");
 		return LINLI_EINVAL;
 	}
 	const char *ty = req->argv[2], *v = req->argv[3];
-	struct linli_reading r = {.size = sizeof r, .device = req->argv[0], .resource = req->argv[1]};
+	struct linli_reading r = {
+	    .size = sizeof r, .device = req->argv[0], .resource = req->argv[1]};
 	if (strcmp(ty, "int") == 0) {
 		r.type = LINLI_T_INT;
 		r.i = strtoll(v, NULL, 10);
@@ -255,8 +256,8 @@ static int c_thread(linli_ctx *ctx, const struct linli_cmd_req *req, linli_recor
 	return reply_rc(reply, have_th ? 0 : LINLI_ENOMEM);
 }
 
-static int c_event(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
-		   char *err, size_t errlen)
+static int c_event(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply, char *err,
+		   size_t errlen)
 {
 	if (req->argc != 2) {
 		snprintf(err, errlen, "usage: tdrv event ID NAME");
@@ -269,8 +270,8 @@ static int c_event(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record
 	return reply_rc(reply, rc);
 }
 
-static int c_auth(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
-		  char *err, size_t errlen)
+static int c_auth(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply, char *err,
+		  size_t errlen)
 {
 	if (req->argc != 2) {
 		snprintf(err, errlen, "usage: tdrv auth ID SECRET");
@@ -279,8 +280,8 @@ static int c_auth(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record 
 	return reply_rc(reply, api->dev_auth(ctx, req->argv[0], req->argv[1]));
 }
 
-static int c_found(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
-		   char *err, size_t errlen)
+static int c_found(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply, char *err,
+		   size_t errlen)
 {
 	if (req->argc != 3) {
 		snprintf(err, errlen, "usage: tdrv found ID CLASS ADDRESS");
@@ -293,8 +294,8 @@ static int c_found(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record
 	return reply_rc(reply, api->dev_found(ctx, &i));
 }
 
-static int c_opens(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
-		   char *err, size_t errlen)
+static int c_opens(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply, char *err,
+		   size_t errlen)
 {
 	(void)ctx;
 	(void)req;

@@ -24,7 +24,10 @@
  * api->device_classes gives them to a plugin. Every reading a driver posts is
  * checked against its class: a value of the wrong type or out of range is
  * refused, counted on the device and logged once, and never reaches a
- * subscriber.
+ * subscriber. Any word from a device (a reading, even a refused one, an
+ * event, an answer to a command) counts as a sign of life: a device silent
+ * for longer than its heartbeat (the class's, or its own) is marked
+ * unavailable, and online again when it next speaks.
  *
  * Bus topics the kernel publishes (scope: the device's scope):
  *   dev/<class>/<id>/<resource>      a good reading, payload {"value", "time"}
@@ -164,8 +167,8 @@ struct linli_device_info {
  * LINLI_ESTATE when the device or its driver went away, or the driver's
  * own code). Not called once the sending plugin has stopped.
  */
-typedef void (*linli_dev_done_fn)(linli_ctx *ctx, uint64_t req, int rc,
-				  const linli_record *result, const char *err, void *ud);
+typedef void (*linli_dev_done_fn)(linli_ctx *ctx, uint64_t req, int rc, const linli_record *result,
+				  const char *err, void *ud);
 
 #ifdef __cplusplus
 }
