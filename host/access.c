@@ -7,33 +7,68 @@
 #include "kernel.h"
 #include "linli/error.h"
 #include "log.h"
+#include "tier_store.h"
+
+#include <string.h>
 
 int access_check(struct kernel *k, const struct tier_principal *who, enum tier_action act,
 		 const char *scope, const char *object, char *err, size_t errlen)
 {
-	(void)k;
 	if (!who) {
 		snprintf(err, errlen, "not logged in: run 'linli login USER' first");
 		return LINLI_EAUTH;
 	}
 	int rc = tier_check(who, act, scope, object, err, errlen);
 	if (rc)
+		tiers_audit(k, who, tier_action_name(act), scope, object, "denied", err);
+	if (rc)
 		log_info("access", "denied %s '%s' %s on %s%s%s: %s",
-			 who->kind == PRINCIPAL_PLUGIN ? "plugin" : "account", who->name,
-			 tier_action_name(act), scope, object ? " " : "", object ? object : "", err);
+			 who->kind == PRINCIPAL_PLUGIN ? "plugin"
+			 : who->kind == PRINCIPAL_RULE ? "rule"
+						       : "account",
+			 who->name, tier_action_name(act), scope, object ? " " : "",
+			 object ? object : "", err);
 	return rc;
 }
 
 int access_call(struct cmd_call *call, enum tier_action act, const char *scope, const char *object)
 {
-	if (!call->who)
-		call->who = access_local_admin(call->k);
 	return access_check(call->k, call->who, act, scope, object, call->err, sizeof call->err);
 }
 
-const struct tier_principal *access_local_admin(struct kernel *k)
+/* The action a command word implies; NULL sub matches any. First match wins. */
+static const struct {
+	const char *name, *sub;
+	enum tier_action act;
+} gates[] = {
+    {"accounts", "passwd", ACT_STATUS}, /* one's own; others are checked inside */
+    {"accounts", NULL, ACT_ACCOUNTS_MANAGE},
+    {"audit", NULL, ACT_AUDIT_READ},
+    {"plugins", "list", ACT_STATUS},
+    {"plugins", "info", ACT_STATUS},
+    {"plugins", NULL, ACT_PLUGIN_MANAGE},
+    {"rules", "list", ACT_STATUS},
+    {"rules", "show", ACT_STATUS},
+    {"rules", "log", ACT_STATUS},
+    {"rules", NULL, ACT_RULES_MANAGE},
+    {"store", NULL, ACT_STORE_ADMIN},
+    {"apikeys", NULL, ACT_STORE_ADMIN},
+};
+
+int access_gate(struct kernel *k, struct cmd_call *call)
 {
-	static struct tier_principal p;
-	p = (struct tier_principal){PRINCIPAL_PERSON, "local", k->cfg.node_path, ROLE_ADMIN, NULL};
-	return &p;
+	const char *w0 = call->argv[0], *w1 = call->argc > 1 ? call->argv[1] : NULL;
+	if (strcmp(w0, "login") == 0 || strcmp(w0, "help") == 0)
+		return 0;
+	int rc = tiers_attach(k, call);
+	if (rc)
+		return rc;
+	enum tier_action act = ACT_STATUS;
+	for (size_t i = 0; i < sizeof gates / sizeof gates[0]; i++)
+		if (strcmp(gates[i].name, w0) == 0 &&
+		    (!gates[i].sub || (w1 && strcmp(gates[i].sub, w1) == 0))) {
+			act = gates[i].act;
+			break;
+		}
+	return access_call(call, act, call->who->scope, w0);
 }

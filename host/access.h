@@ -27,9 +27,12 @@ int access_call(struct cmd_call *call, enum tier_action act, const char *scope,
 		const char *object);
 
 /*
- * The principal of calls that carry no session yet: the node's local
- * administrator. It stands in until sessions (issue 5) attach real accounts.
+ * access_gate — before a console request runs: attach the session's
+ * principal (all but `login` and `help` need one) and check the action the
+ * command word implies (accounts → accounts.manage, plugins install →
+ * plugin.manage, audit → audit.read, ...; data, events and devices check
+ * their own scope and object in their handlers). 0, or a code with call->err.
  */
-const struct tier_principal *access_local_admin(struct kernel *k);
+int access_gate(struct kernel *k, struct cmd_call *call);
 
 #endif

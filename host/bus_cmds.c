@@ -92,8 +92,6 @@ static int authorize(struct cmd_call *call, const char *requested, const char *w
 		     enum tier_action act, const char *object, char out[SCOPE_MAX + 1])
 {
 	const char *node = call->k->cfg.node_path;
-	if (!call->who)
-		call->who = access_local_admin(call->k);
 	/* By default a caller works in its own jurisdiction. */
 	const char *s = requested ? requested : call->who->scope;
 	char why[128];

@@ -79,6 +79,7 @@ struct ld {
 	const char *file;
 	char *err;
 	size_t errlen;
+	const char *text; /* a built-in file's contents, or NULL: read `file` */
 };
 
 __attribute__((format(printf, 4, 5))) static int fail(struct ld *l, int line, const char *what,
@@ -138,7 +139,7 @@ static const struct kspec dataset_keys[] = {
     {"name", K_STR, true},    {"title_zh", K_STR, true}, {"title_en", K_STR, true},
     {"owner", K_STR, true},   {"family", K_STR, true},	 {"level", K_STR, true},
     {"sharing", K_STR, true}, {"source", K_STR, true},	 {"restricted", K_BOOL, false},
-    {"fields", K_LIST, true},
+    {"system", K_BOOL, false}, {"fields", K_LIST, true},
 };
 static const struct kspec field_keys[] = {
     {"name", K_STR, true},	 {"type", K_STR, true},	     {"required", K_BOOL, false},
@@ -469,7 +470,8 @@ static int read_cfg(struct ld *l, config_t *cf, const char *top, config_setting_
 {
 	config_init(cf);
 	errno = 0;
-	if (config_read_file(cf, l->file) != CONFIG_TRUE) {
+	if ((l->text ? config_read_string(cf, l->text) : config_read_file(cf, l->file)) !=
+	    CONFIG_TRUE) {
 		if (config_error_type(cf) == CONFIG_ERR_FILE_IO)
 			snprintf(l->err, l->errlen, "%s: cannot read: %s", l->file,
 				 strerror(errno ? errno : EIO));
@@ -575,6 +577,12 @@ static int load_dataset(struct ld *l, struct cat_dataset *d)
 	if (d->restricted && d->sharing != CAT_NOT_SHARED) {
 		rc = fail(l, line_of(config_setting_get_member(g, "restricted")), "dataset",
 			  "restricted: a restricted dataset must be sharing = \"not_shared\"");
+		goto out;
+	}
+	d->system = get_bool(g, "system");
+	if (d->system && d->sharing != CAT_NOT_SHARED) {
+		rc = fail(l, line_of(config_setting_get_member(g, "system")), "dataset",
+			  "system: a system dataset must be sharing = \"not_shared\"");
 		goto out;
 	}
 	const config_setting_t *fl = config_setting_get_member(g, "fields");
@@ -938,7 +946,7 @@ static int cross_check(struct catalog *c, char *err, size_t errlen)
 {
 	for (int i = 0; i < c->n_datasets; i++) {
 		struct cat_dataset *d = &c->datasets[i];
-		struct ld l = {d->file, err, errlen};
+		struct ld l = {d->file, err, errlen, NULL};
 		for (int f = 0; f < d->n_fields; f++) {
 			struct cat_field *fd = &d->fields[f];
 			if (fd->type != CAT_REF)
@@ -952,7 +960,7 @@ static int cross_check(struct catalog *c, char *err, size_t errlen)
 			}
 		}
 	}
-	struct ld l = {c->plugins_file, err, errlen};
+	struct ld l = {c->plugins_file, err, errlen, NULL};
 	for (int i = 0; i < c->n_plugins; i++) {
 		const struct cat_plugin *p = &c->plugins[i];
 		char what[128];
@@ -1031,19 +1039,36 @@ static int load_dir(struct catalog *c, const char *sub, bool datasets, char *err
 		free_list(ents, n);
 		return 0;
 	}
-	if (datasets)
-		c->datasets = calloc((size_t)n, sizeof *c->datasets);
-	else
+	if (datasets) {
+		struct cat_dataset *v =
+		    realloc(c->datasets, (size_t)(c->n_datasets + n) * sizeof *c->datasets);
+		if (v) {
+			memset(v + c->n_datasets, 0, (size_t)n * sizeof *v);
+			c->datasets = v;
+		}
+		if (!v)
+			rc = LINLI_ENOMEM;
+	} else {
 		c->classes = calloc((size_t)n, sizeof *c->classes);
-	if (datasets ? !c->datasets : !c->classes)
-		rc = LINLI_ENOMEM;
+		if (!c->classes)
+			rc = LINLI_ENOMEM;
+	}
+	int base = c->n_datasets;
 	for (int i = 0; !rc && i < n; i++) {
 		char path[4352];
 		snprintf(path, sizeof path, "%s/%s", dir, ents[i]->d_name);
-		struct ld l = {path, err, errlen};
+		struct ld l = {path, err, errlen, NULL};
 		if (datasets) {
 			c->n_datasets++;
-			rc = load_dataset(&l, &c->datasets[i]);
+			rc = load_dataset(&l, &c->datasets[base + i]);
+			for (int j = 0; !rc && j < base; j++)
+				if (strcmp(c->datasets[j].name, c->datasets[base + i].name) == 0) {
+					snprintf(err, errlen,
+						 "%s: dataset '%s' is built into linlid (a system "
+						 "dataset); choose another name",
+						 path, c->datasets[j].name);
+					rc = LINLI_ECONFIG;
+				}
 		} else {
 			c->n_classes++;
 			rc = load_class(&l, &c->classes[i]);
@@ -1060,12 +1085,23 @@ int catalog_load(const char *dir, struct catalog **out, char *err, size_t errlen
 	if (!c)
 		return LINLI_ENOMEM;
 	int rc = 0;
-	if (dir) {
+	int ncore = 0;
+	while (cat_core_files[ncore].name)
+		ncore++;
+	c->datasets = calloc((size_t)ncore, sizeof *c->datasets);
+	if (!c->datasets)
+		rc = LINLI_ENOMEM;
+	for (int i = 0; !rc && i < ncore; i++) {
+		struct ld l = {cat_core_files[i].name, err, errlen, cat_core_files[i].text};
+		c->n_datasets++;
+		rc = load_dataset(&l, &c->datasets[i]);
+	}
+	if (!rc && dir) {
 		DIR *d = opendir(dir);
 		if (!d) {
 			snprintf(err, errlen, "catalog_dir %s: cannot read: %s", dir,
 				 strerror(errno));
-			free(c);
+			catalog_free(c);
 			return LINLI_EIO;
 		}
 		closedir(d);
@@ -1083,7 +1119,7 @@ int catalog_load(const char *dir, struct catalog **out, char *err, size_t errlen
 			FILE *f = fopen(pf, "r");
 			if (f) {
 				fclose(f);
-				struct ld l = {pf, err, errlen};
+				struct ld l = {pf, err, errlen, NULL};
 				rc = load_plugins(&l, c);
 			} else if (errno != ENOENT) {
 				snprintf(err, errlen, "%s: cannot read: %s", pf, strerror(errno));

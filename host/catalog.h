@@ -74,6 +74,8 @@ struct cat_dataset {
 	enum cat_sharing sharing;
 	enum cat_source source;
 	bool restricted;
+	bool system; /* the kernel's own (accounts, sessions, audit, apikeys): no data commands,
+			plugins or HTTP reach it */
 	struct cat_field *fields;
 	int n_fields;
 	char *file;
@@ -137,6 +139,13 @@ void catalog_free(struct catalog *c);
 
 /* Lookups by name; NULL when absent. */
 const struct cat_dataset *catalog_dataset(const struct catalog *c, const char *name);
+
+/* The built-in system datasets (core_catalog.c), NULL-terminated. */
+struct cat_core_file {
+	const char *name; /* "<built-in>/accounts.cfg" */
+	const char *text;
+};
+extern const struct cat_core_file cat_core_files[];
 const struct cat_device_class *catalog_device_class(const struct catalog *c, const char *name);
 const struct cat_plugin *catalog_plugin(const struct catalog *c, const char *name);
 const struct cat_field *cat_dataset_field(const struct cat_dataset *d, const char *name,

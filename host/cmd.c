@@ -122,7 +122,13 @@ void cmd_call_free(struct cmd_call *c)
 	for (int i = 0; i < c->argc; i++)
 		free(c->argv[i]);
 	free(c->argv);
+	if (c->who_release)
+		c->who_release(c->who_ref);
+	if (c->session)
+		explicit_bzero(c->session, strlen(c->session));
 	free(c->session);
+	if (c->input)
+		explicit_bzero(c->input, c->input_len); /* may hold a password */
 	free(c->input);
 	msgpack_sbuffer_destroy(&c->data);
 	free(c);

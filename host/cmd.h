@@ -31,6 +31,8 @@ struct cmd_call {
 	char *session;		/* token or NULL; owned */
 	char *input;		/* body or NULL; owned */
 	const struct tier_principal *who; /* the caller (access.h); NULL: not yet known */
+	void *who_ref;			  /* what keeps *who alive; released with the call */
+	void (*who_release)(void *ref);
 	size_t input_len;
 	/* The handler packs exactly one object, the reply's "data". */
 	msgpack_sbuffer data;

@@ -56,6 +56,12 @@ static const struct key keys[] = {
 	{"control.tls_key", T_STR, false, "PEM key for tls+tcp://"},
 	{"control.max_request", T_INT, false, "largest request, bytes"},
 	{"control.workers", T_INT, false, "requests served at once"},
+	{"control.idle_timeout_ms", T_INT, false, "cut a connection idle or stalled this long"},
+	{"accounts", T_GROUP, false, "accounts and sessions"},
+	{"accounts.session_ttl_s", T_INT, false, "seconds a console session lasts"},
+	{"accounts.lockout_attempts", T_INT, false, "failed logins before a lockout"},
+	{"accounts.lockout_s", T_INT, false, "seconds a lockout lasts"},
+	{"accounts.pwhash", T_STR, false, "interactive, moderate, or min (tests only)"},
 	{"plugin_dirs", T_LIST, false, "directories scanned for .so plugins"},
 	{"script_dirs", T_LIST, false, "directories scanned for Lua scripts"},
 	{"catalog_dir", T_STR, false, "the data resource catalog"},
@@ -559,6 +565,44 @@ static int fill(struct ctx *c, config_t *cf, struct cfg *out)
 			return fail(c, (int)config_setting_source_line(set), "control.workers",
 				    "%d is outside 1..256", v);
 		out->control_workers = v;
+	}
+	out->control_idle_ms = 60000;
+	if ((set = config_lookup(cf, "control.idle_timeout_ms"))) {
+		v = config_setting_get_int(set);
+		if (v < 100 || v > 86400000)
+			return fail(c, (int)config_setting_source_line(set),
+				    "control.idle_timeout_ms", "%d is outside 100..86400000", v);
+		out->control_idle_ms = v;
+	}
+
+	const struct {
+		const char *key;
+		int *out, def, min, max;
+	} ints[] = {
+	    {"accounts.session_ttl_s", &out->session_ttl_s, 8 * 3600, 1, 30 * 86400},
+	    {"accounts.lockout_attempts", &out->lockout_attempts, 5, 1, 100},
+	    {"accounts.lockout_s", &out->lockout_s, 900, 1, 86400},
+	};
+	for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+		*ints[i].out = ints[i].def;
+		if ((set = config_lookup(cf, ints[i].key))) {
+			v = config_setting_get_int(set);
+			if (v < ints[i].min || v > ints[i].max)
+				return fail(c, (int)config_setting_source_line(set), ints[i].key,
+					    "%d is outside %d..%d", v, ints[i].min, ints[i].max);
+			*ints[i].out = v;
+		}
+	}
+	out->pwhash = 1; /* TIER_PW_INTERACTIVE */
+	if ((set = config_lookup(cf, "accounts.pwhash"))) {
+		s = config_setting_get_string(set);
+		out->pwhash = strcmp(s, "min") == 0		? 0
+			      : strcmp(s, "interactive") == 0 ? 1
+			      : strcmp(s, "moderate") == 0    ? 2
+							      : -1;
+		if (out->pwhash < 0)
+			return fail(c, (int)config_setting_source_line(set), "accounts.pwhash",
+				    "'%s' is not one of interactive, moderate, min", s);
 	}
 
 	if ((rc = get_str_list(c, cf, "plugin_dirs", out->plugin_dirs, CFG_MAX_DIRS,

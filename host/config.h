@@ -58,7 +58,12 @@ struct cfg {
 	bool store_sync;		 /* fsync each group commit */
 	size_t store_map_size;		 /* initial LMDB map size, bytes */
 	size_t max_request;		 /* control message limit, bytes */
+	int session_ttl_s;		 /* console sessions expire after this */
+	int lockout_attempts;		 /* failed logins in a row before a lockout */
+	int lockout_s;			 /* how long a lockout lasts */
+	int pwhash;			 /* enum tier_pw_strength */
 	int control_workers;		 /* concurrent control contexts */
+	int control_idle_ms;		 /* cut control connections idle this long */
 	/* bus: topic families and queue limits (see bus.h) */
 	char *bus_consequence[CFG_MAX_FAMILIES]; /* patterns of records of consequence */
 	int n_bus_consequence;

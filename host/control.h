@@ -5,7 +5,8 @@
  * threads receive requests and post them to the kernel thread, which decodes,
  * dispatches through the command registry and sends the reply. The wire format
  * is specified in proto.h. Never runs a command off the kernel thread; never
- * lets one malformed or oversized request stop the others.
+ * lets one malformed or oversized request, nor a client that stalls, stop the
+ * others: connections idle past control.idle_timeout_ms are closed.
  */
 #ifndef LINLI_CONTROL_H
 #define LINLI_CONTROL_H
@@ -14,6 +15,16 @@
 
 struct kernel;
 struct control;
+struct cfg;
+
+/*
+ * control_check_tls — when cfg has a tls+tcp:// listener, check that
+ * control.tls_cert is a readable PEM certificate and control.tls_key its
+ * unencrypted PEM private key. Returns 0, or LINLI_ECONFIG with `err` naming
+ * the key and the file. control_open checks again; linlid calls it at start
+ * and for --check-config.
+ */
+int control_check_tls(const struct cfg *cfg, char *err, size_t errlen);
 
 /* Open and start listening on every address of k->cfg. */
 int control_open(struct kernel *k, struct control **out, char *err, size_t errlen);
@@ -23,6 +34,9 @@ void control_stop_listening(struct control *c);
 
 /* Close the socket, wait for nng's callbacks, free everything. */
 void control_close(struct control *c);
+
+/* Connections open now, and closed by linlid for stalling or misbehaving, for status. */
+void control_conn_counters(struct control *c, unsigned long long *open, unsigned long long *cut);
 
 /* Listeners restarted by the probe (see control.c), for status. */
 unsigned long long control_restarts(const struct control *c);

@@ -29,11 +29,13 @@ static int cmd_status(struct cmd_call *call, void *ud)
 	struct kernel *k = call->k;
 	unsigned long long served, malformed;
 	control_counters(k->control, &served, &malformed);
+	unsigned long long conns, cut;
+	control_conn_counters(k->control, &conns, &cut);
 	struct bus_totals bt = {0};
 	if (k->bus)
 		bus_get_totals(k->bus, &bt);
 	msgpack_packer *pk = &call->pk;
-	msgpack_pack_map(pk, 17);
+	msgpack_pack_map(pk, 19);
 	mp_kv_str(pk, "node", k->cfg.node_path);
 	mp_kv_str(pk, "level", tier_level_name(k->cfg.node_level));
 	mp_kv_str(pk, "name", k->cfg.node_name);
@@ -45,6 +47,8 @@ static int cmd_status(struct cmd_call *call, void *ud)
 	mp_kv_str(pk, "data_dir", k->cfg.data_dir);
 	mp_kv_uint(pk, "requests", served);
 	mp_kv_uint(pk, "malformed_requests", malformed);
+	mp_kv_uint(pk, "connections", conns);
+	mp_kv_uint(pk, "connections_cut", cut);
 	mp_kv_uint(pk, "listener_restarts", control_restarts(k->control));
 	mp_kv_int(pk, "bus_subscriptions", bt.subscriptions);
 	mp_kv_uint(pk, "events_published", bt.published);

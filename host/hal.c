@@ -43,6 +43,7 @@
 #include "record.h"
 #include "scope.h"
 #include "store.h"
+#include "tier_store.h"
 
 #define DATASET "devices"
 
@@ -119,6 +120,9 @@ struct hal_cmd {
 	struct hal_dev *d;
 	char what[CAT_NAME_MAX + 8];
 	char who[128];
+	bool has_p; /* the principal, for the audit log */
+	enum principal_kind pkind;
+	char pname[96], pscope[SCOPE_MAX + 1];
 	uint64_t timer, started;
 	uint32_t timeout_ms;
 	hal_cmd_fn done;
@@ -1341,6 +1345,18 @@ static struct hal_cmd *cmd_unlink(struct hal *h, uint64_t req)
 
 static void audit_result(const struct hal_cmd *c, int rc, const char *msg, uint64_t ms)
 {
+	if (c->has_p && c->d) {
+		struct tier_principal p = {c->pkind, c->pname, c->pscope, ROLE_NONE, NULL};
+		char detail[400];
+		if (rc == 0)
+			snprintf(detail, sizeof detail, "#%" PRIu64 " %s: ok in %" PRIu64 " ms", c->req,
+				 c->what, ms);
+		else
+			snprintf(detail, sizeof detail, "#%" PRIu64 " %s: %s: %s", c->req, c->what,
+				 linli_errname(rc), msg && *msg ? msg : linli_strerror(rc));
+		tiers_audit(c->h->k, &p, "device.command.result", c->d->scope, c->d->id, "allowed",
+			    detail);
+	}
 	if (rc == 0)
 		log_info("audit", "device.command #%" PRIu64 " %s %s by %s: ok in %" PRIu64 " ms",
 			 c->req, c->d ? c->d->id : "?", c->what, c->who, ms);
@@ -1525,6 +1541,17 @@ int hal_command(struct hal *h, const struct hal_cmd_req *r, uint64_t *req, char 
 		snprintf(json, sizeof json, "{...}");
 	log_info("audit", "device.command #%" PRIu64 " %s (%s at %s) %s %s by %s: sent", c->req,
 		 d->id, d->cls->name, d->scope, c->what, json, c->who);
+	if (r->principal) {
+		c->has_p = true;
+		c->pkind = r->principal->kind;
+		snprintf(c->pname, sizeof c->pname, "%s", r->principal->name ? r->principal->name : "");
+		snprintf(c->pscope, sizeof c->pscope, "%s",
+			 r->principal->scope ? r->principal->scope : "");
+		char detail[640];
+		snprintf(detail, sizeof detail, "#%" PRIu64 " %s %s (%s)", c->req, c->what, json,
+			 d->cls->name);
+		tiers_audit(h->k, r->principal, "device.command", d->scope, d->id, "allowed", detail);
+	}
 	c->next = h->cmds;
 	h->cmds = c;
 	c->timer = kernel_timer_add(h->k, tmo, 0, cmd_timeout, c);

@@ -26,6 +26,7 @@
 
 #include "catalog.h"
 #include "linli/api.h"
+#include "tier.h"
 
 struct kernel;
 struct hal;
@@ -235,7 +236,8 @@ struct hal_cmd_req {
 	const char *command;	  /* a class command; NULL: a write of `args` */
 	const linli_record *args; /* a map: the command's arguments / {resource: value} */
 	uint32_t timeout_ms;	  /* 0: HAL_CMD_TIMEOUT_MS */
-	const char *who;	  /* for the audit line, e.g. "person 'local'" */
+	const char *who;	  /* for the audit log line, e.g. "person 'ops1' of ..." */
+	const struct tier_principal *principal; /* for the audit log; may be NULL */
 	hal_cmd_fn done;
 	void *arg;
 };
@@ -243,7 +245,9 @@ struct hal_cmd_req {
 /*
  * hal_command — check `r` against the device's class (every argument present,
  * none unknown, each of its type and range; a write names writable
- * resources), audit it, and call the driver's command (or write) op. The
+ * resources), audit it (an `audit:` log line and an entry of the audit log:
+ * action device.command when sent, device.command.result with the outcome),
+ * and call the driver's command (or write) op. The
  * caller has checked permission. Returns 0 with the request id in *req
  * (done is called later: the driver's answer, LINLI_ETIMEDOUT, or
  * LINLI_ESTATE when the device or driver goes away), or a code with err and

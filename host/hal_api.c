@@ -500,11 +500,14 @@ int hal_api_dev_command(linli_ctx *ctx, const char *device, const char *command,
 	c->ud = ud;
 	char who[96], err[512];
 	snprintf(who, sizeof who, "plugin '%s'", plug_name(p));
+	struct tier_principal pr = {PRINCIPAL_PLUGIN, plug_name(p), plug_kernel(p)->cfg.node_path,
+				    ROLE_NONE, NULL};
 	struct hal_cmd_req r = {.device = device,
 				.command = command,
 				.args = args,
 				.timeout_ms = timeout_ms,
 				.who = who,
+				.principal = &pr,
 				.done = pcmd_done,
 				.arg = c};
 	if (!(c->res = plug_track(p, &pcmd_ops, c))) {

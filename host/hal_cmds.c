@@ -471,6 +471,7 @@ static int send_cmd(struct cmd_call *call, const struct args *a, const char *com
 				.args = args,
 				.timeout_ms = (uint32_t)tmo,
 				.who = who,
+				.principal = call->who,
 				.done = ccall_done,
 				.arg = c};
 	rc = hal_command(call->k->hal, &r, &c->req, call->err, sizeof call->err);

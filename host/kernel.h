@@ -24,6 +24,7 @@ struct cmd_registry;
 struct bus;
 struct bus_remote;
 struct plug_registry;
+struct tiers;
 struct script_rules;
 struct catalog;
 struct store;
@@ -70,6 +71,7 @@ struct kernel {
 	struct script_rules *rules;	/* Lua rules of this node (script.c) */
 	struct catalog *catalog;	/* loaded at start; immutable while running */
 	struct store *store;		/* open from start to stop */
+	struct tiers *tiers;		/* accounts, sessions, audit (tier_store.c) */
 	struct hal *hal;		/* the device layer (hal.h); set before plugins load */
 };
 

@@ -14,6 +14,7 @@
 #include <msgpack.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/tls/tls.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <fcntl.h>
@@ -31,10 +32,13 @@
 #include "proto.h"
 
 #define DEFAULT_SOCKET "ipc://var/linlid.sock"
+#define SYSTEM_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
 
 struct console {
 	const char *addr;
 	bool json;
+	const char *tls_ca;	     /* --tls-ca / $LINLI_TLS_CA, for tls+tcp:// */
+	const char *tls_server_name; /* --tls-server-name / $LINLI_TLS_SERVER_NAME */
 	nng_socket sock;
 	bool open;
 	char **words; /* command names for completion */
@@ -43,12 +47,67 @@ struct console {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: linli [--socket ADDR] [--json] COMMAND [ARGS...]\n"
-		   "       linli [--socket ADDR]            (interactive shell)\n"
-		   "  --socket ADDR  linlid's control address (default $LINLI_SOCKET or %s)\n"
+	fprintf(f, "usage: linli [--socket ADDR] [TLS OPTIONS] [--json] COMMAND [ARGS...]\n"
+		   "       linli [--socket ADDR] [TLS OPTIONS]            (interactive shell)\n"
+		   "  --socket ADDR  linlid's control address: ipc://PATH, tcp://HOST:PORT or\n"
+		   "                 tls+tcp://HOST:PORT (default $LINLI_SOCKET or %s)\n"
 		   "  --json         print one JSON document\n"
+		   "  --tls-ca FILE  PEM CA certificate(s) that sign linlid's certificate, for\n"
+		   "                 tls+tcp:// (default $LINLI_TLS_CA, else %s)\n"
+		   "  --tls-server-name NAME  the name linlid's certificate must carry, when it\n"
+		   "                 is not HOST (default $LINLI_TLS_SERVER_NAME)\n"
 		   "Try 'linli help' for the commands.\n",
-		DEFAULT_SOCKET);
+		DEFAULT_SOCKET, SYSTEM_CA_FILE);
+}
+
+/*
+ * tls+tcp://: the server's certificate must chain to the CA file and carry
+ * the expected name (--tls-server-name, else the address's host); anything
+ * else fails the dial before a request is sent. Prints why; returns 0 or -1.
+ */
+static int dial_tls(struct console *c)
+{
+	const char *ca = c->tls_ca;
+	if (!ca && access(SYSTEM_CA_FILE, R_OK) == 0)
+		ca = SYSTEM_CA_FILE;
+	if (!ca) {
+		fprintf(stderr, "linli: %s needs a CA certificate to verify linlid: give --tls-ca FILE "
+				"or set LINLI_TLS_CA\n",
+			c->addr);
+		return -1;
+	}
+	nng_url *url = NULL;
+	nng_tls_config *tls = NULL;
+	nng_dialer d;
+	int rv = nng_url_parse(&url, c->addr);
+	if (rv != 0) {
+		fprintf(stderr, "linli: bad address %s: %s\n", c->addr, nng_strerror(rv));
+		return -1;
+	}
+	const char *name = c->tls_server_name ? c->tls_server_name : url->u_hostname;
+	if ((rv = nng_tls_config_alloc(&tls, NNG_TLS_MODE_CLIENT)) != 0 ||
+	    (rv = nng_tls_config_auth_mode(tls, NNG_TLS_AUTH_MODE_REQUIRED)) != 0 ||
+	    (rv = nng_tls_config_server_name(tls, name)) != 0)
+		fprintf(stderr, "linli: cannot set up TLS: %s\n", nng_strerror(rv));
+	else if ((rv = nng_tls_config_ca_file(tls, ca)) != 0)
+		fprintf(stderr, "linli: cannot load CA certificates from %s: %s\n", ca,
+			rv == NNG_ECRYPTO ? "not a PEM certificate file" : nng_strerror(rv));
+	else if ((rv = nng_dialer_create(&d, c->sock, c->addr)) != 0 ||
+		 (rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, tls)) != 0 ||
+		 (rv = nng_dialer_start(d, 0)) != 0) {
+		if (rv == NNG_ECRYPTO || rv == NNG_EPEERAUTH)
+			fprintf(stderr, "linli: TLS verification of linlid at %s failed: its "
+					"certificate is not signed by a CA in %s, or does not "
+					"name '%s' (see --tls-ca and --tls-server-name)\n",
+				c->addr, ca, name);
+		else
+			fprintf(stderr, "linli: cannot reach linlid at %s: %s\n", c->addr,
+				nng_strerror(rv));
+	}
+	if (tls)
+		nng_tls_config_free(tls); /* the dialer holds its own reference */
+	nng_url_free(url);
+	return rv == 0 ? 0 : -1;
 }
 
 static int connect_daemon(struct console *c)
@@ -60,7 +119,13 @@ static int connect_daemon(struct console *c)
 		nng_socket_set_ms(c->sock, NNG_OPT_RECVTIMEO, 60000);
 		nng_socket_set_ms(c->sock, NNG_OPT_SENDTIMEO, 10000);
 		nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
-		rv = nng_dial(c->sock, c->addr, NULL, 0);
+		if (strncmp(c->addr, "tls+tcp://", 10) == 0) {
+			if (dial_tls(c) != 0) {
+				nng_close(c->sock);
+				return -1;
+			}
+		} else
+			rv = nng_dial(c->sock, c->addr, NULL, 0);
 		if (rv != 0)
 			nng_close(c->sock);
 	}
@@ -766,9 +831,15 @@ static int shell(struct console *c)
 
 int main(int argc, char **argv)
 {
-	struct console c = {.addr = getenv("LINLI_SOCKET")};
+	struct console c = {.addr = getenv("LINLI_SOCKET"),
+			    .tls_ca = getenv("LINLI_TLS_CA"),
+			    .tls_server_name = getenv("LINLI_TLS_SERVER_NAME")};
 	if (!c.addr || !*c.addr)
 		c.addr = DEFAULT_SOCKET;
+	if (c.tls_ca && !*c.tls_ca)
+		c.tls_ca = NULL;
+	if (c.tls_server_name && !*c.tls_server_name)
+		c.tls_server_name = NULL;
 	/* Options stop at the first command word: the rest belongs to the command. */
 	int i = 1;
 	for (; i < argc && argv[i][0] == '-'; i++) {
@@ -778,6 +849,14 @@ int main(int argc, char **argv)
 			c.addr = argv[++i];
 		else if (strncmp(argv[i], "--socket=", 9) == 0)
 			c.addr = argv[i] + 9;
+		else if (strcmp(argv[i], "--tls-ca") == 0 && i + 1 < argc)
+			c.tls_ca = argv[++i];
+		else if (strncmp(argv[i], "--tls-ca=", 9) == 0)
+			c.tls_ca = argv[i] + 9;
+		else if (strcmp(argv[i], "--tls-server-name") == 0 && i + 1 < argc)
+			c.tls_server_name = argv[++i];
+		else if (strncmp(argv[i], "--tls-server-name=", 18) == 0)
+			c.tls_server_name = argv[i] + 18;
 		else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			usage(stdout);
 			return 0;

@@ -33,17 +33,21 @@
 #include "log.h"
 #include "plugin.h"
 #include "script.h"
+#include "script_api.h"
 #include "script_cmds.h"
 #include "store.h"
 #include "store_cmds.h"
+#include "tier_store.h"
 
 #define EXIT_CONFIG 2
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: linlid [--config FILE] [--check-config] [--foreground] [--version]\n"
+		   "       linlid [--config FILE] --init-admin USER   (password on stdin)\n"
 		   "  --config FILE    read FILE instead of the embedded default\n"
 		   "  --check-config   validate the configuration and exit (0 good, 2 bad)\n"
+		   "  --init-admin U   first run: create the node's first administrator U and exit\n"
 		   "  --foreground     stay attached to the terminal (default: detach)\n"
 		   "  --version        print the version and exit\n");
 }
@@ -139,6 +143,12 @@ static void on_hup(struct kernel *k, void *arg)
 		log_warn("config", "data_dir changed: takes effect on restart");
 	if (listen_changed)
 		log_warn("config", "control.listen changed: takes effect on restart");
+	if (!oc->tls_cert != !nc.tls_cert || !oc->tls_key != !nc.tls_key ||
+	    (oc->tls_cert && strcmp(oc->tls_cert, nc.tls_cert) != 0) ||
+	    (oc->tls_key && strcmp(oc->tls_key, nc.tls_key) != 0) ||
+	    nc.control_idle_ms != oc->control_idle_ms)
+		log_warn("config", "control.tls_cert/tls_key/idle_timeout_ms changed: takes effect "
+				   "on restart");
 	/* Keep what needs a restart: swap the old values into the new struct. */
 	char path[sizeof nc.node_path];
 	memcpy(path, nc.node_path, sizeof path);
@@ -162,6 +172,7 @@ static void on_hup(struct kernel *k, void *arg)
 	SWAP(tls_cert);
 	SWAP(tls_key);
 	SWAP(control_workers);
+	SWAP(control_idle_ms);
 #undef SWAP
 	cfg_free(oc);
 	*oc = nc;
@@ -231,22 +242,57 @@ static void report_ready(int *fd, unsigned char code)
 	}
 }
 
+/*
+ * --init-admin USER: with the daemon stopped (we hold the lock), create the
+ * node's first administrator. The password comes on stdin, one line.
+ */
+static int init_admin_run(struct kernel *k, const char *user)
+{
+	char err[1024], line[512];
+	if (tiers_open(k, err, sizeof err) != 0) {
+		log_error("tiers", "%s", err);
+		return EXIT_CONFIG;
+	}
+	if (isatty(STDIN_FILENO))
+		fprintf(stderr, "password for %s: ", user);
+	if (!fgets(line, sizeof line, stdin)) {
+		log_error("tiers", "--init-admin: no password on stdin");
+		return 1;
+	}
+	line[strcspn(line, "\r\n")] = '\0';
+	int rc = tiers_bootstrap_admin(k, user, line, err, sizeof err);
+	explicit_bzero(line, sizeof line);
+	if (rc) {
+		log_error("tiers", "--init-admin: %s", err);
+		return 1;
+	}
+	printf("created administrator %s of %s; log in with: linli login %s\n", user,
+	       k->cfg.node_path, user);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 'k'},
 		{"foreground", no_argument, NULL, 'f'},	  {"version", no_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'h'},	  {NULL, 0, NULL, 0}};
+		{"help", no_argument, NULL, 'h'},	  {"init-admin", required_argument, NULL, 'i'},
+		{NULL, 0, NULL, 0}};
+	const char *init_admin = NULL;
 	const char *cfg_path = NULL;
 	bool check = false, foreground = false;
 	int o;
-	while ((o = getopt_long(argc, argv, "c:kfvh", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "c:kfvhi:", opts, NULL)) != -1) {
 		switch (o) {
 		case 'c':
 			cfg_path = optarg;
 			break;
 		case 'k':
 			check = true;
+			break;
+		case 'i':
+			init_admin = optarg;
+			foreground = true;
 			break;
 		case 'f':
 			foreground = true;
@@ -276,6 +322,8 @@ int main(int argc, char **argv)
 	int rc = cfg_path ? cfg_load_file(&k.cfg, cfg_path, err, sizeof err)
 			  : cfg_load_string(&k.cfg, cfg_embedded_default, "<embedded>", NULL, err,
 					    sizeof err);
+	if (!rc)
+		rc = control_check_tls(&k.cfg, err, sizeof err);
 	if (rc) {
 		log_error("config", "%s", err);
 		kernel_destroy(&k);
@@ -332,9 +380,18 @@ int main(int argc, char **argv)
 		log_error("store", "%s", err);
 		goto out;
 	}
+	if (init_admin) {
+		exit_code = init_admin_run(&k, init_admin);
+		goto out;
+	}
 	k.cmds = cmd_registry_new();
 	if (!k.cmds || core_cmds_register(&k) != 0 || store_cmds_register(&k) != 0) {
 		log_error("kernel", "cannot register commands");
+		goto out;
+	}
+	if (tiers_open(&k, err, sizeof err) != 0) {
+		log_error("tiers", "%s", err);
+		exit_code = EXIT_CONFIG;
 		goto out;
 	}
 	if (bus_open(&k, &k.bus, err, sizeof err) != 0) {
@@ -361,6 +418,7 @@ int main(int argc, char **argv)
 		log_error("plugins", "%s", err);
 		goto out;
 	}
+	script_api_init(&k); /* linli.* for every script from here on */
 	struct script_rules_ops rule_ops;
 	script_cmds_bus_ops(&k, &rule_ops);
 	k.rules = script_rules_new(&k.cfg, &rule_ops);
@@ -402,6 +460,7 @@ out:
 	plug_close(&k);
 	hal_close(k.hal); /* after the drivers are gone; writes last_seen back */
 	bus_close(k.bus);
+	tiers_close(&k);
 	/* Commits what is pending and waits for a running backup. */
 	store_close(k.store);
 	cmd_registry_free(k.cmds);

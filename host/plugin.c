@@ -30,6 +30,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <lauxlib.h>
+
+#include "access.h"
 #include "cmd.h"
 #include "kernel.h"
 #include "linli/api.h"
@@ -37,6 +40,8 @@
 #include "log.h"
 #include "mp.h"
 #include "record.h"
+#include "script.h"
+#include "script_api.h"
 #include "sdkapi.h"
 
 #define MAX_PLUGIN_FILE (64u << 20) /* a bigger ".so" is refused unread */
@@ -48,8 +53,11 @@ struct plug_res {
 	struct plug_res *prev, *next;
 };
 
+enum plug_kind { KIND_SO, KIND_LUA };
+
 struct plugin {
 	struct plug_registry *reg;
+	enum plug_kind kind;
 	char path[PATH_MAX];   /* the file in a plugin dir (or the install source) */
 	char run[PATH_MAX];    /* private copy while loaded, else "" */
 	char name[LINLI_NAME_MAX]; /* "" when the file gave none */
@@ -62,6 +70,8 @@ struct plugin {
 	char reason[768];      /* why refused / failed / blocked / disabled */
 	void *dl;
 	const struct linli_plugin *desc;
+	struct script *script;	/* a script plugin's state, from its check until it stops */
+	bool stopping;		/* in plug_stop: a fault of its fini changes nothing */
 	struct plug_res *res;  /* tracked resources, newest first */
 	int n_res;
 	uint64_t order;	       /* init sequence number while running, else 0 */
@@ -106,6 +116,8 @@ const char *plug_state_name(enum plug_state s)
 		return "failed";
 	case PLUG_RUNNING:
 		return "running";
+	case PLUG_FAULTED:
+		return "faulted";
 	}
 	return "?";
 }
@@ -561,12 +573,30 @@ static void reg_replace(struct plug_registry *reg, struct plugin *old, struct pl
 			reg->v[i] = np;
 }
 
+/* Free what a checked entry holds until it starts: the file's bytes, or the script. */
+static void drop_loaded(struct plugin *p)
+{
+	free(p->image);
+	p->image = NULL;
+	if (p->script) {
+		script_api_detach(p->script);
+		script_free(p->script);
+		p->script = NULL;
+	}
+}
+
 static void plugin_free(struct plugin *p)
 {
 	if (!p)
 		return;
-	free(p->image);
+	drop_loaded(p);
 	free(p);
+}
+
+static bool has_suffix(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+	return n > m && strcmp(s + n - m, suffix) == 0;
 }
 
 static bool is_disabled(const struct plug_registry *reg, const char *name)
@@ -681,10 +711,90 @@ static bool kernel_word(struct plug_registry *reg, const char *name)
 	return taken && !find_named(reg, name, true);
 }
 
+/* Copy string `v` into a metadata field of `cap` bytes; false when it does not fit. */
+static bool meta_str(char *field, size_t cap, const char *v)
+{
+	if (!v || strlen(v) >= cap)
+		return false;
+	memcpy(field, v, strlen(v) + 1);
+	return true;
+}
+
 /*
- * A new entry for the file at `path`, fully checked on its own (not against
- * the others). state is PLUG_REFUSED with a reason, or PLUG_BLOCKED (= not
- * yet decided) with have_meta and the image kept for plug_start.
+ * Fill the metadata block from a script plugin's manifest, so that the checks,
+ * requirements and listings of .so plugins apply unchanged. The manifest was
+ * validated by script.c; what is checked here are the block's size limits.
+ */
+static int meta_from_manifest(const struct script_manifest *m, struct linli_plugin_meta *out,
+			      char *err, size_t errlen)
+{
+	memset(out, 0, sizeof *out);
+	memcpy(out->magic, LINLI_META_MAGIC, sizeof out->magic);
+	out->size = LINLI_META_SIZE_1_0;
+	out->sdk_major = (uint16_t)atoi(m->sdk);
+	out->sdk_minor = (uint16_t)atoi(strchr(m->sdk, '.') + 1);
+	if (!meta_str(out->name, sizeof out->name, m->name))
+		return fail(err, errlen, LINLI_EINVAL, "plugin name '%s' is longer than %d bytes",
+			    m->name, LINLI_NAME_MAX - 1);
+	if (!meta_str(out->version, sizeof out->version, m->version))
+		return fail(err, errlen, LINLI_EINVAL, "version is longer than %d bytes",
+			    LINLI_VERSION_MAX - 1);
+	if (!meta_str(out->family, sizeof out->family, m->family))
+		return fail(err, errlen, LINLI_EINVAL, "bad family");
+	if (!meta_str(out->description, sizeof out->description, m->description))
+		return fail(err, errlen, LINLI_EINVAL, "description is longer than %d bytes",
+			    LINLI_DESCRIPTION_MAX - 1);
+	if (m->n_requires > LINLI_MAX_REQUIRES)
+		return fail(err, errlen, LINLI_EINVAL, "requires: more than %d plugins",
+			    LINLI_MAX_REQUIRES);
+	for (int i = 0; i < m->n_requires; i++)
+		if (!meta_str(out->requires[i], LINLI_NAME_MAX, m->requires[i]))
+			return fail(err, errlen, LINLI_EINVAL,
+				    "requires: '%s' is longer than %d bytes", m->requires[i],
+				    LINLI_NAME_MAX - 1);
+	if (m->n_capabilities > LINLI_MAX_CAPS)
+		return fail(err, errlen, LINLI_EINVAL, "capabilities: more than %d",
+			    LINLI_MAX_CAPS);
+	for (int i = 0; i < m->n_capabilities; i++)
+		if (!meta_str(out->capabilities[i], LINLI_CAP_MAX, m->capabilities[i]))
+			return fail(err, errlen, LINLI_EINVAL,
+				    "capabilities: '%s' is longer than %d bytes",
+				    m->capabilities[i], LINLI_CAP_MAX - 1);
+	return 0;
+}
+
+/*
+ * Read the file at `path`: a .so's metadata block from its ELF section, or a
+ * script's manifest by loading it into a sandboxed state (its top-level chunk
+ * runs there, with no linli.* call that acts: it is not attached yet). Fills
+ * p->meta, p->name and either p->image or p->script; 0 or an error in why.
+ */
+static int read_candidate(struct plug_registry *reg, struct plugin *p, char *why, size_t whylen)
+{
+	int rc;
+	if (p->kind == KIND_LUA) {
+		struct kernel *k = reg->k;
+		struct script_opts o = {.kind = SCRIPT_APP, .scope = k->cfg.node_path,
+					.cfg = &k->cfg};
+		script_limits_from_cfg(&k->cfg, NULL, &o.lim);
+		rc = script_load_file(p->path, &o, &p->script, why, whylen);
+		if (!rc)
+			rc = meta_from_manifest(script_manifest(p->script), &p->meta, why, whylen);
+	} else {
+		rc = read_file(p->path, &p->image, &p->image_len, why, whylen);
+		if (!rc)
+			rc = plug_read_meta(p->image, p->image_len, &p->meta, why, whylen);
+	}
+	if (is_ident(p->meta.name, sizeof p->meta.name))
+		memcpy(p->name, p->meta.name, sizeof p->name);
+	return rc;
+}
+
+/*
+ * A new entry for the file at `path` (a .so or a .lua), fully checked on its
+ * own (not against the others). state is PLUG_REFUSED with a reason, or
+ * PLUG_BLOCKED (= not yet decided) with have_meta and the image or script
+ * kept for plug_start.
  */
 static struct plugin *candidate(struct plug_registry *reg, const char *path)
 {
@@ -692,14 +802,11 @@ static struct plugin *candidate(struct plug_registry *reg, const char *path)
 	if (!p)
 		return NULL;
 	p->reg = reg;
+	p->kind = has_suffix(path, ".lua") ? KIND_LUA : KIND_SO;
 	snprintf(p->path, sizeof p->path, "%s", path);
 	p->state = PLUG_REFUSED;
 	char why[512];
-	int rc = read_file(path, &p->image, &p->image_len, why, sizeof why);
-	if (!rc)
-		rc = plug_read_meta(p->image, p->image_len, &p->meta, why, sizeof why);
-	if (is_ident(p->meta.name, sizeof p->meta.name))
-		memcpy(p->name, p->meta.name, sizeof p->name);
+	int rc = read_candidate(reg, p, why, sizeof why);
 	if (!rc)
 		rc = plug_check_meta(&p->meta, why, sizeof why);
 	p->meta_ok = rc == 0;
@@ -708,8 +815,7 @@ static struct plugin *candidate(struct plug_registry *reg, const char *path)
 			  "name '%s' is a kernel command word; choose another", p->name);
 	if (rc) {
 		snprintf(p->reason, sizeof p->reason, "%s", why);
-		free(p->image);
-		p->image = NULL;
+		drop_loaded(p);
 		return p;
 	}
 	p->have_meta = true;
@@ -730,8 +836,7 @@ __attribute__((format(printf, 2, 3))) static void refuse(struct plugin *p, const
 	va_end(ap);
 	p->state = PLUG_REFUSED;
 	p->have_meta = false;
-	free(p->image);
-	p->image = NULL;
+	drop_loaded(p);
 	log_refused(p);
 }
 
@@ -739,6 +844,11 @@ __attribute__((format(printf, 2, 3))) static void refuse(struct plugin *p, const
 
 static void unmap(struct plugin *p)
 {
+	if (p->script) {
+		script_api_detach(p->script);
+		script_free(p->script);
+		p->script = NULL;
+	}
 	if (p->dl)
 		dlclose(p->dl);
 	p->dl = NULL;
@@ -748,15 +858,62 @@ static void unmap(struct plugin *p)
 	p->run[0] = '\0';
 }
 
+struct init_result {
+	bool ok;
+	char msg[256];
+};
+
+/* init's results: false (and a message) refuses to start; anything else is success. */
+static void take_init(lua_State *L, int first, void *ud)
+{
+	struct init_result *r = ud;
+	if (lua_type(L, first) == LUA_TBOOLEAN && !lua_toboolean(L, first)) {
+		r->ok = false;
+		if (lua_type(L, first + 1) == LUA_TSTRING)
+			snprintf(r->msg, sizeof r->msg, "%s", lua_tostring(L, first + 1));
+	}
+}
+
+/* Attach a checked script plugin to the API and run its init. */
+static int start_lua(struct plugin *p, char *why, size_t whylen)
+{
+	int rc = script_api_attach(p->reg->k, p->script, p);
+	if (rc)
+		return fail(why, whylen, rc, "out of memory");
+	int ref = script_handler(p->script, "init");
+	struct init_result r = {.ok = true};
+	char msg[512] = "";
+	p->in_init = true;
+	p->init_err[0] = '\0';
+	if (ref != LUA_NOREF)
+		rc = script_call(p->script, ref, NULL, NULL, 2, take_init, &r, msg, sizeof msg);
+	p->in_init = false;
+	if (!rc && r.ok)
+		return 0;
+	const char *extra = p->init_err[0] ? p->init_err : r.msg;
+	if (rc)
+		fail(why, whylen, rc, "init failed: %s", msg);
+	else
+		fail(why, whylen, rc, "init returned false%s%s", extra[0] ? ": " : "", extra);
+	release_all(p);
+	return rc ? rc : LINLI_EINVAL;
+}
+
 /*
- * Load the checked image and run init. On failure the state is PLUG_FAILED,
- * the reason says why, and nothing of the plugin remains loaded.
+ * Load the checked image (or attach the checked script) and run init. On
+ * failure the state is PLUG_FAILED, the reason says why, and nothing of the
+ * plugin remains loaded.
  */
 static int plug_start(struct plugin *p)
 {
 	struct plug_registry *reg = p->reg;
 	char why[512] = "";
 	int rc;
+	if (p->kind == KIND_LUA) {
+		if ((rc = start_lua(p, why, sizeof why)) != 0)
+			goto failed;
+		goto started;
+	}
 	snprintf(p->run, sizeof p->run, "%s/%s.%llu.so", reg->rundir, p->name,
 		 (unsigned long long)++reg->gen);
 	rc = write_file(p->run, p->image, p->image_len, 0600, why, sizeof why);
@@ -806,6 +963,7 @@ static int plug_start(struct plugin *p)
 		rc = code;
 		goto failed;
 	}
+started:
 	p->state = PLUG_RUNNING;
 	p->reason[0] = '\0';
 	p->order = ++reg->seq;
@@ -828,11 +986,18 @@ static void plug_stop(struct plugin *p)
 {
 	if (p->state != PLUG_RUNNING)
 		return;
+	p->stopping = true;
 	for (struct plug_res *r = p->res; r; r = r->next)
 		if (r->ops->quiesce && !r->suspended)
 			r->ops->quiesce(r->arg);
 	if (p->desc && p->desc->fini)
 		p->desc->fini(plug_ctx(p), sdkapi_table());
+	int fini = p->script ? script_handler(p->script, "fini") : LUA_NOREF;
+	if (fini != LUA_NOREF) {
+		char err[512];
+		script_call(p->script, fini, NULL, NULL, 0, NULL, NULL, err, sizeof err);
+	}
+	p->stopping = false;
 	int left = p->n_res;
 	release_all(p);
 	unmap(p);
@@ -840,6 +1005,23 @@ static void plug_stop(struct plugin *p)
 	p->reg->running--;
 	p->reg->k->plugin_count = p->reg->running;
 	log_info("plugins", "%s stopped (%d resource(s) it still held removed)", p->name, left);
+}
+
+void plug_fault(struct plugin *p, const char *why)
+{
+	if (p->state != PLUG_RUNNING || p->stopping)
+		return;
+	int left = p->n_res;
+	release_all(p);
+	p->state = PLUG_FAULTED;
+	snprintf(p->reason, sizeof p->reason, "%s", why);
+	p->order = 0;
+	p->reg->running--;
+	p->reg->k->plugin_count = p->reg->running;
+	log_warn("plugins",
+		 "%s faulted, %d resource(s) it held removed; 'linli plugins reload %s' restarts "
+		 "it: %s",
+		 p->name, left, p->name, why);
 }
 
 /* ---- ordering: requirements, cycles ---- */
@@ -1016,29 +1198,28 @@ static void bring_up(struct plug_registry *reg, struct plugin *p)
 	if (is_disabled(reg, p->name)) {
 		p->state = PLUG_DISABLED;
 		snprintf(p->reason, sizeof p->reason, "disabled by an admin");
-		free(p->image);
-		p->image = NULL;
+		drop_loaded(p);
 		log_info("plugins", "%s: %s is disabled", p->path, p->name);
 	} else if ((req = unmet(reg, p, &q))) {
 		block(p, req, q);
-		free(p->image);
-		p->image = NULL;
+		drop_loaded(p);
 	} else
 		plug_start(p);
 }
 
-static int scan_dir(struct plug_registry *reg, const char *dir)
+/* Add the `*<suffix>` files of dir. A missing dir is logged unless `optional`. */
+static int scan_dir(struct plug_registry *reg, const char *dir, const char *suffix, bool optional)
 {
 	struct dirent **ents;
 	int n = scandir(dir, &ents, NULL, alphasort);
 	if (n < 0) {
-		log_warn("plugins", "plugin dir %s: %s; skipped", dir, strerror(errno));
+		if (!optional || errno != ENOENT)
+			log_warn("plugins", "plugin dir %s: %s; skipped", dir, strerror(errno));
 		return 0;
 	}
 	for (int i = 0; i < n; i++) {
 		const char *f = ents[i]->d_name;
-		size_t len = strlen(f);
-		if (f[0] != '.' && len > 3 && strcmp(f + len - 3, ".so") == 0) {
+		if (f[0] != '.' && has_suffix(f, suffix)) {
 			char path[PATH_MAX];
 			snprintf(path, sizeof path, "%s/%s", dir, f);
 			struct stat st;
@@ -1065,7 +1246,12 @@ int plug_load_all(struct kernel *k)
 	if (!reg)
 		return 0;
 	for (int d = 0; d < k->cfg.n_plugin_dirs; d++)
-		scan_dir(reg, k->cfg.plugin_dirs[d]);
+		scan_dir(reg, k->cfg.plugin_dirs[d], ".so", false);
+	for (int d = 0; d < k->cfg.n_script_dirs; d++) {
+		char apps[PATH_MAX];
+		snprintf(apps, sizeof apps, "%s/apps", k->cfg.script_dirs[d]);
+		scan_dir(reg, apps, ".lua", true);
+	}
 	/* Duplicates: the first in dir order, then file name order, wins. */
 	for (int i = 0; i < reg->n; i++) {
 		struct plugin *p = reg->v[i];
@@ -1228,6 +1414,7 @@ static int op_disable(struct plug_registry *reg, struct plugin *p, char *err, si
 	if (rc)
 		return rc;
 	plug_stop(p);
+	drop_loaded(p); /* a faulted script's state */
 	p->state = PLUG_DISABLED;
 	snprintf(p->reason, sizeof p->reason, "disabled by an admin");
 	log_info("plugins", "%s disabled", p->name);
@@ -1236,6 +1423,8 @@ static int op_disable(struct plug_registry *reg, struct plugin *p, char *err, si
 
 static int op_reload(struct plug_registry *reg, struct plugin *old, char *err, size_t errlen)
 {
+	if (old->state == PLUG_FAULTED) /* nothing runs: reloading is starting it again */
+		return op_enable(reg, old, err, errlen);
 	if (old->state != PLUG_RUNNING)
 		return fail(err, errlen, LINLI_ESTATE, "'%s' is not running (%s); use 'plugins "
 			    "enable %s'", old->name[0] ? old->name : old->path,
@@ -1273,9 +1462,13 @@ static int op_install(struct plug_registry *reg, const char *src, struct plugin 
 		return fail(err, errlen, LINLI_EINVAL,
 			    "'%s': give an absolute path (the daemon reads it, not the console)",
 			    src);
-	if (k->cfg.n_plugin_dirs == 0)
+	bool lua = has_suffix(src, ".lua");
+	if (!lua && k->cfg.n_plugin_dirs == 0)
 		return fail(err, errlen, LINLI_ECONFIG,
 			    "no plugin_dirs configured: nowhere to install to");
+	if (lua && k->cfg.n_script_dirs == 0)
+		return fail(err, errlen, LINLI_ECONFIG,
+			    "no script_dirs configured: nowhere to install a script plugin to");
 	struct plugin *np = candidate(reg, src);
 	if (!np)
 		return LINLI_ENOMEM;
@@ -1294,15 +1487,30 @@ static int op_install(struct plug_registry *reg, const char *src, struct plugin 
 		plugin_free(np);
 		return rc;
 	}
-	char dest[PATH_MAX], part[PATH_MAX + 16];
-	snprintf(dest, sizeof dest, "%s/%s.so", k->cfg.plugin_dirs[0], np->name);
-	snprintf(part, sizeof part, "%s/.%s.so.part", k->cfg.plugin_dirs[0], np->name);
+	char dir[PATH_MAX], dest[PATH_MAX + 64], part[PATH_MAX + 80];
+	const char *ext = lua ? "lua" : "so";
+	if (lua) {
+		snprintf(dir, sizeof dir, "%s/apps", k->cfg.script_dirs[0]);
+		if ((mkdir(k->cfg.script_dirs[0], 0750) != 0 && errno != EEXIST) ||
+		    (mkdir(dir, 0750) != 0 && errno != EEXIST)) {
+			plugin_free(np);
+			return fail(err, errlen, LINLI_EIO, "cannot create %s: %s", dir,
+				    strerror(errno));
+		}
+	} else
+		snprintf(dir, sizeof dir, "%s", k->cfg.plugin_dirs[0]);
+	snprintf(dest, sizeof dest, "%s/%s.%s", dir, np->name, ext);
+	snprintf(part, sizeof part, "%s/.%s.%s.part", dir, np->name, ext);
 	if (access(dest, F_OK) == 0) {
 		plugin_free(np);
 		return fail(err, errlen, LINLI_EEXIST, "%s exists already", dest);
 	}
 	unlink(part);
-	rc = write_file(part, np->image, np->image_len, 0644, err, errlen);
+	size_t len = np->image_len;
+	const void *bytes = np->image;
+	if (lua)
+		bytes = script_source(np->script, &len);
+	rc = write_file(part, bytes, len, 0644, err, errlen);
 	if (!rc && rename(part, dest) != 0) {
 		rc = fail(err, errlen, LINLI_EIO, "cannot install %s: %s", dest, strerror(errno));
 		unlink(part);
@@ -1310,6 +1518,18 @@ static int op_install(struct plug_registry *reg, const char *src, struct plugin 
 	if (rc) {
 		plugin_free(np);
 		return rc;
+	}
+	if (lua) { /* the state that runs is the installed file's, named by its path */
+		plugin_free(np);
+		np = candidate(reg, dest);
+		if (!np || np->state == PLUG_REFUSED) {
+			rc = np ? fail(err, errlen, LINLI_EIO, "%s: refused after install: %s",
+				       dest, np->reason)
+				: LINLI_ENOMEM;
+			unlink(dest);
+			plugin_free(np);
+			return rc;
+		}
 	}
 	snprintf(np->path, sizeof np->path, "%s", dest);
 	rc = plug_start(np);
@@ -1338,10 +1558,40 @@ static void pack_str_or_nil(msgpack_packer *pk, const char *k, const char *v)
 	mp_kv_str(pk, k, v && *v ? v : NULL);
 }
 
+static const char *kind_name(const struct plugin *p) { return p->kind == KIND_LUA ? "lua" : "so"; }
+
+/* A script plugin's health: counters and its recent errors with file and line. */
+static void pack_script(msgpack_packer *pk, const struct script *s)
+{
+	if (!s) {
+		msgpack_pack_nil(pk);
+		return;
+	}
+	struct script_stats st;
+	script_stats(s, &st);
+	const struct script_logent *e[SCRIPT_LOG_MAX];
+	int n = script_log(s, e, SCRIPT_LOG_MAX);
+	msgpack_pack_map(pk, 6);
+	mp_kv_str(pk, "state", script_state_name(script_state(s)));
+	mp_kv_uint(pk, "calls", st.calls);
+	mp_kv_uint(pk, "errors", st.errors);
+	mp_kv_uint(pk, "faults", st.faults);
+	mp_kv_uint(pk, "mem_kb", st.mem_used >> 10);
+	mp_str(pk, "log");
+	msgpack_pack_array(pk, (size_t)n);
+	for (int i = 0; i < n; i++) {
+		msgpack_pack_map(pk, 3);
+		mp_kv_str(pk, "kind", e[i]->fault ? "fault" : "error");
+		mp_kv_str(pk, "where", e[i]->where);
+		mp_kv_str(pk, "message", e[i]->msg);
+	}
+}
+
 static void pack_row(msgpack_packer *pk, const struct plugin *p)
 {
-	msgpack_pack_map(pk, 7);
+	msgpack_pack_map(pk, 8);
 	pack_str_or_nil(pk, "name", p->name);
+	mp_kv_str(pk, "kind", kind_name(p));
 	mp_kv_str(pk, "state", plug_state_name(p->state));
 	pack_str_or_nil(pk, "version", p->meta_ok ? p->meta.version : NULL);
 	pack_str_or_nil(pk, "family", p->meta_ok ? p->meta.family : NULL);
@@ -1364,8 +1614,9 @@ static void pack_list(msgpack_packer *pk, const char (*v)[LINLI_NAME_MAX], int n
 static void pack_info(msgpack_packer *pk, struct plug_registry *reg, const struct plugin *p)
 {
 	bool meta = p->meta_ok;
-	msgpack_pack_map(pk, 17);
+	msgpack_pack_map(pk, 19);
 	pack_str_or_nil(pk, "name", p->name);
+	mp_kv_str(pk, "kind", kind_name(p));
 	mp_kv_str(pk, "state", plug_state_name(p->state));
 	pack_str_or_nil(pk, "reason", p->reason);
 	mp_kv_str(pk, "file", p->path);
@@ -1429,6 +1680,8 @@ static void pack_info(msgpack_packer *pk, struct plug_registry *reg, const struc
 		mp_kv_str(pk, "what", label);
 	}
 	mp_kv_int(pk, "resource_count", p->n_res);
+	mp_str(pk, "script");
+	pack_script(pk, p->script);
 }
 
 static struct plugin *arg_plugin(struct cmd_call *call, struct plug_registry *reg, int *rc)
@@ -1500,7 +1753,8 @@ static int cmd_install(struct cmd_call *call, void *ud)
 {
 	struct plug_registry *reg = ud;
 	if (call->argc != 3)
-		return cmd_fail(call, LINLI_EINVAL, "usage: plugins install /ABSOLUTE/PATH.so");
+		return cmd_fail(call, LINLI_EINVAL,
+				"usage: plugins install /ABSOLUTE/PATH.so (or PATH.lua)");
 	struct plugin *p;
 	int rc = op_install(reg, call->argv[2], &p, call->err, sizeof call->err);
 	if (rc)
@@ -1548,7 +1802,9 @@ int plug_open(struct kernel *k, char *err, size_t errlen)
 		 cmd_disable},
 		{"reload", "NAME", "load its file again; the old one runs until the new one is up",
 		 cmd_reload},
-		{"install", "/PATH.so", "copy a plugin into the first plugin dir and start it",
+		{"install", "/PATH.so|/PATH.lua",
+		 "copy a plugin into the first plugin dir (a script into <script_dir>/apps), start "
+		 "it",
 		 cmd_install},
 	};
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
@@ -1582,5 +1838,5 @@ int plug_authorize(struct plugin *p, enum tier_action act, const char *scope, co
 	grants[n] = NULL;
 	struct tier_principal who = {PRINCIPAL_PLUGIN, p->name, p->reg->k->cfg.node_path, ROLE_NONE,
 				     grants};
-	return tier_check(&who, act, scope, object, err, errlen);
+	return access_check(p->reg->k, &who, act, scope, object, err, errlen);
 }

@@ -1,15 +1,25 @@
 /*
- * plugin — the `.so` plugin loader and the registry of plugin instances.
+ * plugin — the plugin loader and the registry of plugin instances, of both
+ * kinds: `.so` plugins and Lua script plugins.
  *
- * Owns: scanning plugin_dirs, reading each file's metadata block straight
- * from its ELF section (no code of the file runs until every check passed),
+ * Owns: scanning plugin_dirs (`*.so`) and <script_dir>/apps (`*.lua`),
+ * reading each `.so` file's metadata block straight from its ELF section (no
+ * code of the file runs until every check passed) and each script's manifest
+ * (`plugin { ... }`, read by running its top-level chunk in the sandbox),
  * refusing bad files with one log line and a status the console shows,
- * ordering by `requires`, init/fini, enable/disable (kept across restarts in
- * <data_dir>/plugins.disabled), reload and install, the `plugins ...`
- * console commands, and the tracking of every resource a plugin makes.
- * Must never dlopen a file before its metadata passed, never leave a
- * resource of a failed, disabled or unloaded plugin behind, and never let one
- * plugin's failure stop the daemon or the others.
+ * ordering by `requires` across both kinds, init/fini, enable/disable (kept
+ * across restarts in <data_dir>/plugins.disabled), reload and install, the
+ * `plugins ...` console commands, and the tracking of every resource a
+ * plugin makes. Must never dlopen a file before its metadata passed, never
+ * leave a resource of a failed, faulted, disabled or unloaded plugin behind,
+ * and never let one plugin's failure stop the daemon or the others.
+ *
+ * A script plugin is the same kind of entry: its manifest fills the same
+ * metadata block, so requirements, cycles, duplicates, states and commands
+ * work alike; init/fini are its Lua functions, run through script_call, and
+ * its `linli.*` calls come through script_api.c. A script that breaks a limit
+ * is faulted (plug_fault): everything it made is released at once and it
+ * stays listed as `faulted` until an admin enables or reloads it.
  *
  * Each running instance is loaded from a private copy of its file
  * (<data_dir>/plugins.run/<name>.<n>.so): the file in the plugin dir can then be
@@ -59,6 +69,7 @@ enum plug_state {
 	PLUG_BLOCKED,  /* a required plugin is not running */
 	PLUG_FAILED,   /* loading or init failed; nothing of it remains */
 	PLUG_RUNNING,
+	PLUG_FAULTED,  /* a script plugin stopped for breaking a limit; nothing it made remains */
 };
 
 const char *plug_state_name(enum plug_state s);
@@ -102,6 +113,15 @@ void plug_set_userdata(struct plugin *p, void *ud);
 void plug_set_error(struct plugin *p, const char *msg);
 
 /*
+ * plug_fault — a running script plugin broke a limit: release everything it
+ * made (also from inside one of its own handlers: releases are safe there),
+ * and list it as faulted with `why` until it is enabled or reloaded. Its
+ * script state is kept for `plugins info`. A no-op unless p is running (and
+ * not in its fini).
+ */
+void plug_fault(struct plugin *p, const char *why);
+
+/*
  * plug_open — create k->plugins, clear stale private copies, read the
  * disabled list, and register the `plugins` commands. 0 or LINLI_E* with err.
  */
@@ -129,10 +149,11 @@ int plug_check_meta(const struct linli_plugin_meta *m, char *err, size_t errlen)
 
 /*
  * plug_authorize — may plugin p take `act` on jurisdiction `scope`, touching
- * `object` (a dataset, topic or pattern, device class)? The tier check
- * (tier.c) with the plugin as principal: its jurisdiction is the node it runs
- * at, its grants the capabilities it declared. Returns 0 or LINLI_EPERM with
- * the reason in err. Every table function that reaches data calls this.
+ * `object` (a dataset, topic or pattern, device class)? access_check (the
+ * tier check, denials logged) with the plugin as principal: its jurisdiction
+ * is the node it runs at, its grants the capabilities it declared. Returns 0
+ * or LINLI_EPERM with the reason in err. Every table function that reaches
+ * data calls this, and so does every linli.* function of a script plugin.
  */
 int plug_authorize(struct plugin *p, enum tier_action act, const char *scope, const char *object,
 		   char *err, size_t errlen);

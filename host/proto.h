@@ -32,6 +32,15 @@
  *   - Bytes that are not one MessagePack map, an empty message, a missing or
  *     empty "argv", or a non-string argv word get LINLI_EPROTO with a message.
  *   - An unknown command gets LINLI_ENOENT ("unknown command 'x'; try help").
+ *
+ * Connections (control.c): a peer that does not speak SP (wrong header, or a
+ * message without a request id) is disconnected; one that has not finished
+ * the TLS and SP handshakes within 10 s, or that completes no request for
+ * `control.idle_timeout_ms` (default 60 s) while it has none in progress, is
+ * disconnected; so is one with more than control.workers / 2 requests in
+ * progress at once, or one whose reply cannot be delivered within the idle
+ * timeout. A req0 client reconnects by itself; a request it had in flight
+ * when it was cut fails and may be sent again.
  */
 #ifndef LINLI_PROTO_H
 #define LINLI_PROTO_H

@@ -89,6 +89,8 @@ struct script {
 	struct script_logent log[SCRIPT_LOG_MAX];
 	int log_head, log_n;
 	void *user;
+	script_fault_fn on_fault;
+	void *on_fault_ud;
 };
 
 static script_bind_fn binder;
@@ -663,9 +665,12 @@ static void set_fault(struct script *s, const char *msg)
 	s->state = SCRIPT_FAULTED;
 	snprintf(s->fault, sizeof s->fault, "%s", msg);
 	s->st.faults++;
-	if (!s->loading) /* a load that fails is reported by its caller */
-		log_warn("script", "%s faulted, stopped until reloaded: %s",
-			 s->name ? s->name : s->file, msg);
+	if (s->loading) /* a load that fails is reported by its caller */
+		return;
+	log_warn("script", "%s faulted, stopped until reloaded: %s", s->name ? s->name : s->file,
+		 msg);
+	if (s->on_fault)
+		s->on_fault(s, s->on_fault_ud);
 }
 
 /* ---- invocations ---- */
@@ -946,8 +951,8 @@ bool script_topic_match(const char *p, const char *t)
 }
 
 /* Field names a declaration may have. */
-static const char *const rule_fields[] = {"name",	 "on",	   "when", "run",
-					  "description", "limits", NULL};
+static const char *const rule_fields[] = {"name",	 "on",	   "when",	   "run",
+					  "description", "limits", "capabilities", NULL};
 static const char *const plugin_fields[] = {"name",	   "version",	   "sdk",      "family",
 					    "description", "capabilities", "requires", "init",
 					    "fini",	   "limits",	   NULL};
@@ -1107,6 +1112,9 @@ static void adopt_name(struct script *s, char *name)
 		script_limits_from_cfg(s->cfg, name, &s->lim);
 }
 
+static void strlist_field(lua_State *L, const char *what, const char *name, const char *key,
+			  bool required, char ***out, int *n);
+
 static int decl_rule(lua_State *L)
 {
 	struct script *s = declaring(L, "rule");
@@ -1123,6 +1131,8 @@ static int decl_rule(lua_State *L)
 	const char *desc = str_field(L, "rule", name, "description", false);
 	s->ref_when = fn_field(L, "rule", name, "when", false);
 	s->ref_run = fn_field(L, "rule", name, "run", true);
+	strlist_field(L, "rule", name, "capabilities", false, &s->rule.capabilities,
+		      &s->rule.n_capabilities);
 	limits_field(L, s, "rule");
 	s->rule.name = strdup(name);
 	s->rule.on = strdup(on);
@@ -1144,7 +1154,8 @@ static bool valid_version(const char *v, int parts)
 	return *v == '\0';
 }
 
-static void check_capability(lua_State *L, const char *name, int i, const char *cap)
+static void check_capability(lua_State *L, const char *what, const char *name, int i,
+			     const char *cap)
 {
 	static const char *const with_arg[] = {
 	    "store.read",  "store.write",    "bus.publish", "bus.subscribe",
@@ -1155,35 +1166,35 @@ static void check_capability(lua_State *L, const char *name, int i, const char *
 	snprintf(kind, sizeof kind, "%.*s", colon ? (int)(colon - cap) : (int)strlen(cap), cap);
 	if (in_list(bare, kind)) {
 		if (colon)
-			luaL_error(L, "plugin '%s': capabilities[%d]: '%s' takes no argument", name,
-				   i, kind);
+			luaL_error(L, "%s '%s': capabilities[%d]: '%s' takes no argument", what,
+				   name, i, kind);
 		return;
 	}
 	if (strcmp(kind, "hal.driver") == 0)
-		luaL_error(L, "plugin '%s': capabilities[%d]: hal.driver is for C plugins", name,
+		luaL_error(L, "%s '%s': capabilities[%d]: hal.driver is for C plugins", what, name,
 			   i);
 	if (!in_list(with_arg, kind))
 		luaL_error(L,
-			   "plugin '%s': capabilities[%d]: unknown capability '%s' (store.read, "
+			   "%s '%s': capabilities[%d]: unknown capability '%s' (store.read, "
 			   "store.write, bus.publish, bus.subscribe, device.read, device.command, "
 			   "net.connect, catalog.read)",
-			   name, i, cap);
+			   what, name, i, cap);
 	if (!colon || !colon[1])
-		luaL_error(L, "plugin '%s': capabilities[%d]: '%s' needs an argument ('%s:NAME')",
-			   name, i, cap, kind);
+		luaL_error(L, "%s '%s': capabilities[%d]: '%s' needs an argument ('%s:NAME')",
+			   what, name, i, cap, kind);
 	char why[128];
 	if (strncmp(kind, "bus.", 4) == 0) {
 		if (!script_topic_valid(colon + 1, true, why, sizeof why))
-			luaL_error(L, "plugin '%s': capabilities[%d]: bad topic filter '%s': %s",
-				   name, i, colon + 1, why);
+			luaL_error(L, "%s '%s': capabilities[%d]: bad topic filter '%s': %s",
+				   what, name, i, colon + 1, why);
 	} else if (!valid_name(colon + 1))
-		luaL_error(L, "plugin '%s': capabilities[%d]: '%s' is not a name", name, i,
+		luaL_error(L, "%s '%s': capabilities[%d]: '%s' is not a name", what, name, i,
 			   colon + 1);
 }
 
 /* An array of strings field (`requires`, `capabilities`); copies into *out. */
-static void strlist_field(lua_State *L, const char *name, const char *key, bool required,
-			  char ***out, int *n)
+static void strlist_field(lua_State *L, const char *what, const char *name, const char *key,
+			  bool required, char ***out, int *n)
 {
 	lua_pushstring(L, key);
 	int t = lua_rawget(L, 1);
@@ -1194,23 +1205,23 @@ static void strlist_field(lua_State *L, const char *name, const char *key, bool 
 		return;
 	}
 	if (t != LUA_TTABLE)
-		luaL_error(L, "plugin '%s': %s must be a list of strings (got %s)%s", name, key,
+		luaL_error(L, "%s '%s': %s must be a list of strings (got %s)%s", what, name, key,
 			   t == LUA_TNIL ? "nothing" : lua_typename(L, t),
 			   required ? "; write {} for none" : "");
 	lua_Integer len = (lua_Integer)lua_rawlen(L, -1);
 	if (len > 256)
-		luaL_error(L, "plugin '%s': %s: more than 256 entries", name, key);
+		luaL_error(L, "%s '%s': %s: more than 256 entries", what, name, key);
 	*out = calloc((size_t)len + 1, sizeof(char *));
 	if (!*out)
 		luaL_error(L, "out of memory");
 	for (lua_Integer i = 1; i <= len; i++) {
 		if (lua_rawgeti(L, -1, i) != LUA_TSTRING)
-			luaL_error(L, "plugin '%s': %s[%d] must be a string", name, key, (int)i);
+			luaL_error(L, "%s '%s': %s[%d] must be a string", what, name, key, (int)i);
 		const char *v = lua_tostring(L, -1);
 		if (strcmp(key, "capabilities") == 0)
-			check_capability(L, name, (int)i, v);
+			check_capability(L, what, name, (int)i, v);
 		else if (!valid_name(v))
-			luaL_error(L, "plugin '%s': %s[%d]: '%s' is not a plugin name", name, key,
+			luaL_error(L, "%s '%s': %s[%d]: '%s' is not a plugin name", what, name, key,
 				   (int)i, v);
 		(*out)[(*n)++] = strdup(v);
 		lua_pop(L, 1);
@@ -1249,8 +1260,9 @@ static int decl_plugin(lua_State *L)
 	m->family = strdup(v);
 	v = str_field(L, "plugin", name, "description", true);
 	m->description = strdup(v);
-	strlist_field(L, name, "requires", false, &m->requires, &m->n_requires);
-	strlist_field(L, name, "capabilities", true, &m->capabilities, &m->n_capabilities);
+	strlist_field(L, "plugin", name, "requires", false, &m->requires, &m->n_requires);
+	strlist_field(L, "plugin", name, "capabilities", true, &m->capabilities,
+		      &m->n_capabilities);
 	s->ref_init = fn_field(L, "plugin", name, "init", false);
 	s->ref_fini = fn_field(L, "plugin", name, "fini", false);
 	limits_field(L, s, "plugin");
@@ -1434,6 +1446,7 @@ void script_free(struct script *s)
 	free(s->rule.name);
 	free(s->rule.on);
 	free(s->rule.description);
+	free_strv(s->rule.capabilities, s->rule.n_capabilities);
 	struct script_manifest *m = &s->man;
 	free(m->name);
 	free(m->version);
@@ -1502,6 +1515,11 @@ void script_set_user(struct script *s, void *user)
 void *script_user(const struct script *s)
 {
 	return s->user;
+}
+void script_on_fault(struct script *s, script_fault_fn fn, void *ud)
+{
+	s->on_fault = fn;
+	s->on_fault_ud = ud;
 }
 
 const char *script_state_name(enum script_state st)

@@ -12,7 +12,7 @@
  * a limit is stopped and marked faulted; the host and every other script go on.
  *
  * Also parses and validates the two declaration forms: rules
- * (`rule { name, on, when, run }`, scripts/rules/) and script plugins
+ * (`rule { name, on, when, run, capabilities }`, scripts/rules/) and script plugins
  * (`plugin { name, version, sdk, family, capabilities, requires, init, fini }`,
  * scripts/apps/), and keeps the registry of rules loaded from script_dirs.
  *
@@ -105,6 +105,8 @@ struct script_manifest {
 struct script_ruledecl {
 	char *name, *on, *description;
 	bool has_when;
+	char **capabilities; /* what its run may do through linli.* (its `on` needs none) */
+	int n_capabilities;
 };
 
 struct script;
@@ -187,6 +189,15 @@ const char *script_source(const struct script *s, size_t *len);
 /* The owner's context pointer (the plugin loader's, for bindings). */
 void script_set_user(struct script *s, void *user);
 void *script_user(const struct script *s);
+
+/*
+ * script_on_fault — call fn(s, ud) once when s becomes faulted (not when a
+ * load fails). It runs right after the invocation that faulted returned
+ * from Lua, still inside script_call: it may release what the script made
+ * (its subscriptions, timers, commands) but must not free s. NULL: none.
+ */
+typedef void (*script_fault_fn)(struct script *s, void *ud);
+void script_on_fault(struct script *s, script_fault_fn fn, void *ud);
 
 /* ---- for bindings (C functions called from a script) ---- */
 

@@ -1,11 +1,13 @@
 /*
  * script_cmds — see script_cmds.h.
  *
- * Rules meet the bus here: a rule that becomes ready subscribes to its `on`
- * pattern within its scope (the node's); each event runs when/run through
- * the sandbox. Errors and faults land in the rule's log (`rules log`), so the
- * handler reports none to the bus; a faulted rule ignores events until it is
- * reloaded. A rule that publishes queues its event (the bus never recurses).
+ * Rules meet the bus here: a rule that becomes ready is attached to the
+ * linli.* API (script_api.c) and subscribes to its `on` pattern within its
+ * scope (the node's); each event runs when/run through the sandbox. Errors
+ * and faults land in the rule's log (`rules log`), so the handler reports
+ * none to the bus; a faulted rule loses its subscription and everything its
+ * run made until it is reloaded. A rule that publishes queues its event (the
+ * bus never recurses).
  *
  * A FILE argument is read by linlid, so it must be an absolute path on the
  * daemon's machine; with `--stdin` the console sends the file's text instead
@@ -18,13 +20,14 @@
 #include <string.h>
 #include <time.h>
 
-#include "bus.h"
 #include "cmd.h"
 #include "json.h"
 #include "kernel.h"
 #include "linli/error.h"
+#include "log.h"
 #include "mp.h"
 #include "script.h"
+#include "script_api.h"
 
 static struct script *need_rule(struct cmd_call *call, struct script_rules *r, int *rc)
 {
@@ -120,7 +123,7 @@ static int cmd_show(struct cmd_call *call, void *ud)
 	size_t len;
 	const char *src = script_source(s, &len);
 	msgpack_packer *pk = &call->pk;
-	msgpack_pack_map(pk, 11);
+	msgpack_pack_map(pk, 12);
 	mp_kv_str(pk, "name", script_name(s));
 	mp_kv_str(pk, "file", script_file(s));
 	mp_kv_str(pk, "state", script_state_name(script_state(s)));
@@ -128,6 +131,10 @@ static int cmd_show(struct cmd_call *call, void *ud)
 	mp_kv_str(pk, "on", d ? d->on : NULL);
 	mp_kv_str(pk, "description", d && d->description ? d->description : "");
 	mp_kv_str(pk, "scope", script_scope(s));
+	mp_str(pk, "capabilities");
+	msgpack_pack_array(pk, d ? (size_t)d->n_capabilities : 0);
+	for (int i = 0; d && i < d->n_capabilities; i++)
+		mp_str(pk, d->capabilities[i]);
 	mp_str(pk, "limits");
 	pack_limits(pk, script_limits(s));
 	mp_str(pk, "stats");
@@ -322,43 +329,32 @@ static int cmd_test(struct cmd_call *call, void *ud)
 
 /* ---- rules on the bus ---- */
 
-static int rule_on_event(const struct bus_event *ev, void *ud)
-{
-	struct script *s = ud;
-	if (script_state(s) != SCRIPT_READY)
-		return 0;
-	msgpack_unpacked up;
-	msgpack_unpacked_init(&up);
-	size_t off = 0;
-	bool matched, ran;
-	char err[512];
-	if (ev->payload_len &&
-	    msgpack_unpack_next(&up, ev->payload, ev->payload_len, &off) == MSGPACK_UNPACK_SUCCESS)
-		script_rule_eval(s, ev->topic, &up.data, false, &matched, &ran, err, sizeof err);
-	else
-		script_rule_eval(s, ev->topic, NULL, false, &matched, &ran, err, sizeof err);
-	msgpack_unpacked_destroy(&up);
-	return 0;
-}
-
+/*
+ * A rule that becomes ready is attached to the linli.* API (script_api.c) as
+ * itself — a rule principal with its declared capabilities — and subscribed
+ * to its `on`. Detaching releases its `on` subscription and everything its
+ * run made through the API.
+ */
 static int rule_attach(struct script *s, void *ud)
 {
 	struct kernel *k = ud;
-	const struct script_ruledecl *d = script_rule(s);
-	if (!k->bus || !d)
+	if (!script_rule(s))
 		return 0;
-	char name[SCRIPT_NAME_MAX + 8], err[256];
-	snprintf(name, sizeof name, "rule %s", d->name);
-	uint64_t id;
-	return bus_subscribe(k->bus, d->on, script_scope(s), rule_on_event, s, s, name, &id, err,
-			     sizeof err);
+	int rc = script_api_attach(k, s, NULL);
+	if (rc)
+		return rc;
+	char err[256];
+	if ((rc = script_api_rule_on(s, err, sizeof err)) != 0) {
+		log_warn("script", "rule %s: cannot subscribe to its on: %s", script_name(s), err);
+		script_api_detach(s);
+	}
+	return rc;
 }
 
 static void rule_detach(struct script *s, void *ud)
 {
-	struct kernel *k = ud;
-	if (k->bus)
-		bus_unsubscribe_owner(k->bus, s);
+	(void)ud;
+	script_api_detach(s);
 }
 
 void script_cmds_bus_ops(struct kernel *k, struct script_rules_ops *ops)

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "mp.h"
 #include "access.h"
+#include "tier_store.h"
 #include "store.h"
 
 #define QUERY_DEFAULT_LIMIT 100
@@ -131,12 +132,43 @@ static int request_scope(struct cmd_call *call, struct dargs *a, enum tier_actio
 	char why[128];
 	if (!scope_check(a->scope, why, sizeof why))
 		return cmd_fail(call, LINLI_EINVAL, "bad --scope '%.64s': %s", a->scope, why);
-	return access_call(call, act, a->scope, a->n_pos > 0 ? a->pos[0] : NULL);
+	const char *dataset = a->n_pos > 0 ? a->pos[0] : NULL;
+	const struct cat_dataset *ds = dataset ? catalog_dataset(call->k->catalog, dataset) : NULL;
+	if (ds && ds->system)
+		return cmd_fail(call, LINLI_EPERM,
+				"dataset '%s' is kept by the kernel itself; use its own commands "
+				"(accounts, audit, apikeys)",
+				dataset);
+	return access_call(call, act, a->scope, dataset);
 }
 
 /* Pack {id, scope, field...} from a stored record. */
+/* The mask for field `key` of dataset `mask` (NULL: nothing is masked). */
+static enum mask_kind field_mask(const struct cat_dataset *mask, const msgpack_object *key)
+{
+	if (!mask || key->type != MSGPACK_OBJECT_STR)
+		return MASK_NONE;
+	static const enum mask_kind of[] = {
+	    [CAT_SENS_NONE] = MASK_NONE,       [CAT_SENS_ID_NUMBER] = MASK_ID_NUMBER,
+	    [CAT_SENS_PHONE] = MASK_PHONE,     [CAT_SENS_NAME] = MASK_NAME,
+	    [CAT_SENS_ADDRESS] = MASK_ADDRESS, [CAT_SENS_HEALTH] = MASK_HEALTH,
+	};
+	for (int i = 0; i < mask->n_fields; i++) {
+		const struct cat_field *f = &mask->fields[i];
+		if (strlen(f->name) == key->via.str.size &&
+		    memcmp(f->name, key->via.str.ptr, key->via.str.size) == 0)
+			return of[f->sensitive];
+	}
+	return MASK_NONE;
+}
+
+/*
+ * Pack {id, scope, field...} from a stored record. With `mask` (the dataset,
+ * for a caller without the grant) every sensitive field is masked: strings
+ * keep the characters their rule allows, other values become "***".
+ */
 static int pack_record(msgpack_packer *pk, const char *id, const char *scope, const void *data,
-		       size_t len)
+		       size_t len, const struct cat_dataset *mask)
 {
 	msgpack_unpacked up;
 	msgpack_unpacked_init(&up);
@@ -152,10 +184,44 @@ static int pack_record(msgpack_packer *pk, const char *id, const char *scope, co
 	mp_kv_str(pk, "scope", scope);
 	for (uint32_t i = 0; i < m->size; i++) {
 		msgpack_pack_object(pk, m->ptr[i].key);
-		msgpack_pack_object(pk, m->ptr[i].val);
+		enum mask_kind mk = field_mask(mask, &m->ptr[i].key);
+		const msgpack_object *v = &m->ptr[i].val;
+		if (mk == MASK_NONE)
+			msgpack_pack_object(pk, *v);
+		else if (v->type == MSGPACK_OBJECT_STR) {
+			char masked[1024];
+			tier_mask(mk, v->via.str.ptr, v->via.str.size, masked, sizeof masked);
+			mp_str(pk, masked);
+		} else
+			mp_str(pk, "***");
 	}
 	msgpack_unpacked_destroy(&up);
 	return 0;
+}
+
+static bool has_sensitive(const struct cat_dataset *ds)
+{
+	for (int i = 0; ds && i < ds->n_fields; i++)
+		if (ds->fields[i].sensitive != CAT_SENS_NONE)
+			return true;
+	return false;
+}
+
+/*
+ * Reading a dataset with sensitive fields: decide masking for this caller and
+ * audit the read (unmasked reads always; masked ones too, as "masked").
+ * Returns the dataset to mask with, or NULL.
+ */
+static const struct cat_dataset *read_policy(struct cmd_call *call, const char *dataset,
+					     const char *scope, const char *what)
+{
+	const struct cat_dataset *ds = catalog_dataset(call->k->catalog, dataset);
+	if (!has_sensitive(ds))
+		return NULL;
+	bool sees = tier_sees_sensitive(call->who, dataset);
+	tiers_audit(call->k, call->who, "data.read", scope, dataset, sees ? "allowed" : "masked",
+		    what);
+	return sees ? NULL : ds;
 }
 
 /* A commit waiter: the call's reply is packed already; send it or the error. */
@@ -195,7 +261,8 @@ static int cmd_data_get(struct cmd_call *call, void *ud)
 	char scope[SCOPE_MAX + 1];
 	rc = store_get(call->k->store, a.pos[0], a.scope, a.pos[1], &buf, scope, call->err,
 		       sizeof call->err);
-	if (!rc && pack_record(&call->pk, a.pos[1], scope, buf.data, buf.size))
+	const struct cat_dataset *mask = rc ? NULL : read_policy(call, a.pos[0], scope, a.pos[1]);
+	if (!rc && pack_record(&call->pk, a.pos[1], scope, buf.data, buf.size, mask))
 		rc = cmd_fail(call, LINLI_ECORRUPT, "%s: record '%s' is not a map", a.pos[0],
 			      a.pos[1]);
 	msgpack_sbuffer_destroy(&buf);
@@ -269,12 +336,13 @@ struct rows {
 	msgpack_sbuffer buf;
 	msgpack_packer pk;
 	int bad;
+	const struct cat_dataset *mask;
 };
 
 static int query_row(void *ud, const struct store_row *row)
 {
 	struct rows *r = ud;
-	if (pack_record(&r->pk, row->id, row->scope, row->data, row->len))
+	if (pack_record(&r->pk, row->id, row->scope, row->data, row->len, r->mask))
 		r->bad++;
 	return r->buf.size >= QUERY_MAX_BYTES;
 }
@@ -300,7 +368,7 @@ static int cmd_data_query(struct cmd_call *call, void *ud)
 	    .limit = a.limit > 0 ? (size_t)a.limit : QUERY_DEFAULT_LIMIT,
 	    .cursor = a.cursor,
 	};
-	struct rows r = {.bad = 0};
+	struct rows r = {.bad = 0, .mask = read_policy(call, a.pos[0], a.scope, "query")};
 	msgpack_sbuffer_init(&r.buf);
 	msgpack_packer_init(&r.pk, &r.buf, msgpack_sbuffer_write);
 	char cursor[STORE_CURSOR_MAX];
@@ -560,9 +628,10 @@ static int cmd_catalog_list(struct cmd_call *call, void *ud)
 	for (int i = 0; ds && i < c->n_datasets; i++) {
 		const struct cat_dataset *d = &c->datasets[i];
 		snprintf(title, sizeof title, "%s / %s", d->title_zh, d->title_en);
-		snprintf(info, sizeof info, "%s, %s level, %s%s, %d fields", d->family,
+		snprintf(info, sizeof info, "%s, %s level, %s%s%s, %d fields", d->family,
 			 tier_level_name(d->level), cat_sharing_name(d->sharing),
-			 d->restricted ? ", restricted" : "", d->n_fields);
+			 d->restricted ? ", restricted" : "", d->system ? ", system" : "",
+			 d->n_fields);
 		list_row(pk, "dataset", d->name, title, info);
 	}
 	for (int i = 0; dv && i < c->n_classes; i++) {

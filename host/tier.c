@@ -158,19 +158,22 @@ int tier_check(const struct tier_principal *who, enum tier_action act, const cha
 {
 	if (who->kind == PRINCIPAL_KERNEL)
 		return 0;
+	const char *what = who->kind == PRINCIPAL_PLUGIN ? "plugin"
+			   : who->kind == PRINCIPAL_RULE ? "rule"
+							 : "account";
 	if (!scope_within(who->scope, scope)) {
 		snprintf(why, whylen, "%s '%s' of %s may not act on %s: outside its jurisdiction",
-			 who->kind == PRINCIPAL_PLUGIN ? "plugin" : "account", who->name,
-			 who->scope, scope);
+			 what, who->name, who->scope, scope);
 		return LINLI_EPERM;
 	}
-	if (who->kind == PRINCIPAL_PLUGIN) {
+	if (who->kind == PRINCIPAL_PLUGIN || who->kind == PRINCIPAL_RULE) {
 		char cap[256];
 		needed_cap(act, object, cap, sizeof cap);
 		for (const char *const *g = who->grants; g && *g; g++)
 			if (tier_cap_covers(*g, cap))
 				return 0;
-		snprintf(why, whylen, "plugin '%s' holds no granted capability %s", who->name, cap);
+		snprintf(why, whylen, "%s '%s' holds no granted capability %s", what, who->name,
+			 cap);
 		return LINLI_EPERM;
 	}
 	enum tier_level lvl = (enum tier_level)scope_depth(who->scope);
@@ -298,13 +301,27 @@ int tier_password_ok(const char *user, const char *pw, char *why, size_t whylen)
 	return 0;
 }
 
-int tier_password_hash(const char *password, char out[TIER_HASH_MAX])
+int tier_password_hash_with(const char *password, enum tier_pw_strength st,
+			    char out[TIER_HASH_MAX])
 {
 	_Static_assert(crypto_pwhash_STRBYTES <= TIER_HASH_MAX, "hash buffer");
-	if (crypto_pwhash_str(out, password, strlen(password), crypto_pwhash_OPSLIMIT_INTERACTIVE,
-			      crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
+	unsigned long long ops = crypto_pwhash_OPSLIMIT_INTERACTIVE;
+	size_t mem = crypto_pwhash_MEMLIMIT_INTERACTIVE;
+	if (st == TIER_PW_MIN) {
+		ops = crypto_pwhash_OPSLIMIT_MIN;
+		mem = crypto_pwhash_MEMLIMIT_MIN;
+	} else if (st == TIER_PW_MODERATE) {
+		ops = crypto_pwhash_OPSLIMIT_MODERATE;
+		mem = crypto_pwhash_MEMLIMIT_MODERATE;
+	}
+	if (crypto_pwhash_str(out, password, strlen(password), ops, mem) != 0)
 		return LINLI_ENOMEM;
 	return 0;
+}
+
+int tier_password_hash(const char *password, char out[TIER_HASH_MAX])
+{
+	return tier_password_hash_with(password, TIER_PW_INTERACTIVE, out);
 }
 
 bool tier_password_verify(const char *hash, const char *password)

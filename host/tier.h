@@ -55,7 +55,14 @@ bool tier_role_valid_at(enum tier_role role, enum tier_level level);
 /* Does the fixed table let `role`, sitting at `level`, do `act`? (scope aside) */
 bool tier_role_allows(enum tier_role role, enum tier_level level, enum tier_action act);
 
-enum principal_kind { PRINCIPAL_PERSON, PRINCIPAL_MACHINE, PRINCIPAL_PLUGIN, PRINCIPAL_KERNEL };
+/* A rule (a Lua rule, script_api.c) is checked like a plugin: its grants are its capabilities. */
+enum principal_kind {
+	PRINCIPAL_PERSON,
+	PRINCIPAL_MACHINE,
+	PRINCIPAL_PLUGIN,
+	PRINCIPAL_KERNEL,
+	PRINCIPAL_RULE,
+};
 
 #define TIER_MAX_GRANTS 32
 
@@ -75,7 +82,7 @@ struct tier_principal {
  * Rules, in order: the kernel may do anything; the target scope must lie in
  * the principal's subtree (nothing sideways, nothing upward; the city sees
  * all); persons and machines need the role table's leave at their level;
- * plugins need a granted capability covering the action and object.
+ * plugins and rules need a granted capability covering the action and object.
  * Returns 0 or LINLI_EPERM with the reason in `why`.
  */
 int tier_check(const struct tier_principal *who, enum tier_action act, const char *scope,
@@ -105,9 +112,16 @@ void tier_mask(enum mask_kind m, const char *in, size_t n, char *out, size_t out
 /* Password policy: length, not the username, not all one character. */
 int tier_password_ok(const char *user, const char *password, char *why, size_t whylen);
 
-/* Argon2id (libsodium crypto_pwhash_str). `out` has TIER_HASH_MAX bytes. */
+/*
+ * Argon2id (libsodium crypto_pwhash_str). `out` has TIER_HASH_MAX bytes.
+ * strength: TIER_PW_INTERACTIVE (the default: ~64 MiB, tens of ms),
+ * TIER_PW_MODERATE, or TIER_PW_MIN (tests only: instant, weak). The hash
+ * records its own parameters, so verification needs no strength.
+ */
 #define TIER_HASH_MAX 128
+enum tier_pw_strength { TIER_PW_MIN = 0, TIER_PW_INTERACTIVE, TIER_PW_MODERATE };
 int tier_password_hash(const char *password, char out[TIER_HASH_MAX]);
+int tier_password_hash_with(const char *password, enum tier_pw_strength s, char out[TIER_HASH_MAX]);
 bool tier_password_verify(const char *hash, const char *password);
 
 /* A random 256-bit token as 64 hex characters plus NUL. */

@@ -56,7 +56,7 @@ int main(int argc, char **argv)
 		nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, (nng_duration)timeout);
 		nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, (nng_duration)timeout);
 		nng_socket_set_ms(s, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
-		rv = nng_dial(s, argv[1], NULL, 0);
+		rv = nng_dial(s, argv[1], NULL, NNG_FLAG_NONBLOCK); /* the send timeout bounds it */
 	}
 	if (rv == 0)
 		rv = nng_send(s, buf, len, 0);

@@ -64,7 +64,10 @@ static void *worker(void *arg)
 		msgpack_packer pk;
 		msgpack_sbuffer_init(&b);
 		msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
-		msgpack_pack_map(&pk, 3);
+		const char *session = getenv("LINLI_SESSION");
+		msgpack_pack_map(&pk, session ? 4 : 3);
+		if (session)
+			mp_kv_str(&pk, "session", session);
 		mp_kv_int(&pk, "v", 1);
 		mp_str(&pk, "argv");
 		msgpack_pack_array(&pk, 5);

@@ -391,6 +391,16 @@ static const struct bad bad_decls[] = {
      "limits: unknown field 'cpu'"},
     {"rule { name = 'r', on = 'a', run = print, limits = { memory_kb = 10 } }", LINLI_EINVAL,
      "at least 256"},
+    {"rule { name = 'r', on = 'a', run = print, capabilities = { 'bus.publish' } }",
+     LINLI_EINVAL, "t.lua:1: rule 'r': capabilities[1]: 'bus.publish' needs an argument"},
+    {"rule { name = 'r', on = 'a', run = print, capabilities = { 'bus.publish:a/#/b' } }",
+     LINLI_EINVAL, "rule 'r': capabilities[1]: bad topic filter 'a/#/b'"},
+    {"rule { name = 'r', on = 'a', run = print, capabilities = { 'fly:away' } }", LINLI_EINVAL,
+     "rule 'r': capabilities[1]: unknown capability 'fly:away'"},
+    {"rule { name = 'r', on = 'a', run = print, capabilities = { 1 } }", LINLI_EINVAL,
+     "rule 'r': capabilities[1] must be a string"},
+    {"rule { name = 'r', on = 'a', run = print, capabilities = 'bus.publish:a' }", LINLI_EINVAL,
+     "rule 'r': capabilities must be a list of strings (got string)"},
     {"plugin { name = 'p', version = '1.0', sdk = '1.0', family = 'safety', description = 'd', "
      "capabilities = {} }",
      LINLI_EINVAL, "plugin 'p': version '1.0' must be MAJOR.MINOR.PATCH"},
@@ -484,6 +494,62 @@ static void test_manifest(void **state)
 	    script_call(s, script_handler(s, "init"), NULL, NULL, 0, NULL, NULL, err, sizeof err),
 	    0);
 	assert_int_equal(script_handler(s, "fini"), LUA_NOREF);
+	script_free(s);
+}
+
+static void test_rule_capabilities(void **state)
+{
+	(void)state;
+	struct script *s = load_str("rule { name = 'r', on = 'dev/+/alarm', run = print,\n"
+				    "  capabilities = { 'bus.publish:alarm/#',\n"
+				    "                   'store.read:elders' } }");
+	const struct script_ruledecl *d = script_rule(s);
+	assert_non_null(d);
+	assert_int_equal(d->n_capabilities, 2);
+	assert_string_equal(d->capabilities[0], "bus.publish:alarm/#");
+	assert_string_equal(d->capabilities[1], "store.read:elders");
+	script_free(s);
+	s = load_str("rule { name = 'r', on = 'a', run = print }");
+	assert_int_equal(script_rule(s)->n_capabilities, 0); /* optional: none */
+	script_free(s);
+}
+
+struct faults {
+	int n;
+	enum script_state state_seen;
+};
+
+static void on_fault(struct script *s, void *ud)
+{
+	struct faults *f = ud;
+	f->n++;
+	f->state_seen = script_state(s);
+}
+
+/* The owner hears of a fault once, from inside the call that faulted; not of a failed load. */
+static void test_fault_hook(void **state)
+{
+	(void)state;
+	struct faults f = {0};
+	struct script *s = load_str("rule { name = 'r', on = 'a', run = function(e)\n"
+				    "  if e.step == 'loop' then while true do end end\n"
+				    "  if e.step == 'err' then error('no') end end }");
+	script_on_fault(s, on_fault, &f);
+	char err[512];
+	assert_int_equal(fire(s, "err", err, sizeof err), LINLI_EINVAL);
+	assert_int_equal(f.n, 0);
+	assert_int_equal(fire(s, "loop", err, sizeof err), LINLI_ELIMIT);
+	assert_int_equal(f.n, 1);
+	assert_int_equal(f.state_seen, SCRIPT_FAULTED);
+	assert_int_equal(fire(s, "loop", err, sizeof err), LINLI_ESTATE);
+	assert_int_equal(f.n, 1);
+	script_free(s);
+	/* max_errors failures in a row fault too. */
+	s = load_str("rule { name = 'r', on = 'a', run = function() error('no') end }");
+	script_on_fault(s, on_fault, &f);
+	for (int i = 0; i < 3; i++)
+		fire(s, NULL, err, sizeof err);
+	assert_int_equal(f.n, 2);
 	script_free(s);
 }
 
@@ -1023,6 +1089,8 @@ int main(void)
 	    cmocka_unit_test(test_interrupt),
 	    cmocka_unit_test(test_bad_declarations),
 	    cmocka_unit_test(test_manifest),
+	    cmocka_unit_test(test_rule_capabilities),
+	    cmocka_unit_test(test_fault_hook),
 	    cmocka_unit_test(test_runtime_errors_fault),
 	    cmocka_unit_test(test_values),
 	    cmocka_unit_test(test_topics),

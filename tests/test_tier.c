@@ -93,6 +93,23 @@ static void test_plugin_caps(void **state)
 	assert_false(tier_cap_covers("bus.subscribe:dev/+/+/event/#", "bus.subscribe:dev/smoke/s1/battery"));
 	assert_false(tier_cap_covers("store.read:inc", "store.read:incidents"));
 	assert_true(tier_cap_covers("store.read", "store.read:incidents"));
+	/* A Lua rule is checked like a plugin, and named as a rule. */
+	const char *const rgrants[] = {"bus.publish:alarm/smoke/#", NULL};
+	struct tier_principal r = {PRINCIPAL_RULE, "smoke", "hefei/baohe", ROLE_NONE, rgrants};
+	assert_int_equal(tier_check(&r, ACT_EVENTS_PUBLISH, "hefei/baohe/binhu", "alarm/smoke/x",
+				    why, sizeof why),
+			 0);
+	assert_int_equal(
+	    tier_check(&r, ACT_EVENTS_PUBLISH, "hefei/baohe", "alarm/fire", why, sizeof why),
+	    LINLI_EPERM);
+	assert_string_equal(why, "rule 'smoke' holds no granted capability bus.publish:alarm/fire");
+	assert_int_equal(
+	    tier_check(&r, ACT_EVENTS_PUBLISH, "hefei", "alarm/smoke/x", why, sizeof why),
+	    LINLI_EPERM);
+	assert_non_null(strstr(why, "rule 'smoke' of hefei/baohe may not act on hefei"));
+	struct tier_principal none = {PRINCIPAL_RULE, "quiet", "hefei/baohe", ROLE_NONE, NULL};
+	assert_int_equal(tier_check(&none, ACT_DATA_READ, "hefei/baohe", "x", why, sizeof why),
+			 LINLI_EPERM);
 }
 
 static void test_sensitive_grant(void **state)

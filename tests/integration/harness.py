@@ -42,6 +42,10 @@ class Daemon:
         self.cfg = os.path.join(self.dir, "linli.cfg")
         self.logpath = os.path.join(self.dir, "linlid.log")
         self.proc = None
+        self.session = None       # the admin's session token, after start()
+        self.bootstrapped = False
+        self.admin, self.password = "admin", "Linli-Test-Passw0rd"
+        self.session_file = os.path.join(self.dir, "sessions.json")
         self.write_config(node, level, name, extra)
 
     def config_text(self, node, level, name, extra=""):
@@ -49,13 +53,63 @@ class Daemon:
                 f'data_dir = "{self.data}";\n'
                 f'log_level = "debug";\n'
                 f'control = {{ listen = [ "{self.sock}" ]; }};\n'
-                f'store = {{ sync = false; }};\n' + extra)
+                f'store = {{ sync = false; }};\n'
+                # Tests hash passwords with libsodium's minimum cost: production
+                # keeps the interactive default.
+                f'accounts = {{ pwhash = "min"; }};\n' + extra)
 
     def write_config(self, node="hefei", level="city", name="合肥市", extra="", text=None):
         with open(self.cfg, "w") as f:
             f.write(text if text is not None else self.config_text(node, level, name, extra))
 
+    def bootstrap(self):
+        """Create the first administrator (linlid --init-admin), once per data dir."""
+        if self.bootstrapped:
+            return
+        r = subprocess.run([LINLID, "--config", self.cfg, "--init-admin", self.admin],
+                           input=self.password + "\n", capture_output=True, text=True, timeout=60)
+        # A start that is meant to fail (a bad config, a damaged store) fails here
+        # too; the start itself then reports it, so this stays quiet.
+        self.bootstrapped = r.returncode == 0 or "already has accounts" in r.stderr
+
+    def login(self, user=None, password=None):
+        """Log in with the real console; return the token (kept as self.session for the admin)."""
+        user = user or self.admin
+        env = dict(os.environ, LINLI_SESSION_FILE=self.session_file)
+        env.pop("LINLI_SESSION", None)
+        r = subprocess.run([LINLI, "--socket", self.sock, "login", user, "--password-stdin"],
+                           input=(password or self.password) + "\n", capture_output=True,
+                           text=True, env=env, timeout=60)
+        if r.returncode != 0:
+            raise TestFailure(f"login {user} failed: {r.stderr}")
+        with open(self.session_file) as f:
+            token = json.load(f)[self.sock]["token"]
+        if user == self.admin:
+            self.session = token
+            os.environ["LINLI_SESSION"] = token  # for tests that run linli themselves
+        return token
+
+    def account(self, user, role, node=None, grants=(), password="Another-Passw0rd-1", as_default=False):
+        """Add an account as the admin, grant it, log it in; return its token.
+        as_default makes it the session of cli() and of linli run by the test."""
+        args = ["accounts", "add", user, "--role", role, "--stdin"]
+        if node:
+            args += ["--node", node]
+        rc, out, err = self.cli(*args, input=password + "\n")
+        if rc != 0:
+            raise TestFailure(f"accounts add {user}: {err} {out}")
+        for g in grants:
+            rc, out, err = self.cli("accounts", "grant", user, g)
+            if rc != 0:
+                raise TestFailure(f"accounts grant {user} {g}: {err} {out}")
+        token = self.login(user, password)
+        if as_default:
+            self.session = token
+            os.environ["LINLI_SESSION"] = token
+        return token
+
     def start(self, wait=True, args=()):
+        self.bootstrap()
         self.log = open(self.logpath, "ab")
         self.proc = subprocess.Popen([LINLID, "--config", self.cfg, "--foreground", *args],
                                      stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
@@ -68,8 +122,9 @@ class Daemon:
         while time.time() < end:
             if self.proc.poll() is not None:
                 raise TestFailure(f"linlid exited with {self.proc.returncode}:\n{self.logtext()}")
-            r = subprocess.run([LINLI, "--socket", self.sock, "status"], capture_output=True)
+            r = subprocess.run([LINLI, "--socket", self.sock, "help"], capture_output=True)
             if r.returncode == 0:
+                self.login()
                 return
             time.sleep(0.05)
         raise TestFailure("linlid did not answer in time:\n" + self.logtext())
@@ -77,6 +132,8 @@ class Daemon:
     def cli(self, *args, input=None, env=None):
         """Run `linli --json ARGS`; return (exit code, parsed JSON or None, stderr)."""
         e = dict(os.environ)
+        if self.session:
+            e["LINLI_SESSION"] = self.session
         if env:
             e.update(env)
         r = subprocess.run([LINLI, "--socket", self.sock, "--json", *args], capture_output=True,
@@ -96,12 +153,22 @@ class Daemon:
             raise TestFailure(f"linli {' '.join(args)} failed ({rc}): {err}\n{out}")
         return out
 
+    def req(self, argv, **extra):
+        """A hand-made request map carrying the admin's session."""
+        return mp(dict({"argv": argv, "session": self.session}, **extra))
+
     def raw(self, data=None, zeros=None, timeout_ms=None):
         """Send raw bytes with ctlraw; return (exit code, parsed reply)."""
         args = [CTLRAW, self.sock] + (["--zeros", str(zeros)] if zeros is not None else [])
         if timeout_ms:
             args += ["--timeout", str(timeout_ms)]
-        r = subprocess.run(args, input=data or b"", capture_output=True, timeout=60)
+        limit = (timeout_ms or 15000) / 1000 + 15
+        try:
+            r = subprocess.run(args, input=data or b"", capture_output=True, timeout=limit)
+        except subprocess.TimeoutExpired:
+            # No reply and not even a clean timeout (nng can sit in close while a
+            # dropped peer's bytes drain): for the caller that is "no reply".
+            return 3, {"nng_error": "no reply, killed"}
         return r.returncode, json.loads(r.stdout) if r.stdout.strip() else None
 
     def kill_with(self, sig):

@@ -301,7 +301,7 @@ def case_bad_input_is_refused_clearly():
         refused(["events", "next", str(sid), "x1"], "LINLI_EINVAL", "cursor 'x1'")
         refused(["events", "next", str(sid), "--wait", "99999"], "LINLI_EINVAL", "--wait")
         # The console runs `events tail` itself; the daemon refuses it with a hint.
-        rc, rep = d.raw(mp({"argv": ["events", "tail"]}))
+        rc, rep = d.raw(d.req(["events", "tail"]))
         eq(rep["name"], "LINLI_ENOTSUP", "raw events tail")
         eq(d.ok("status")["events_published"], 0, "nothing published by bad requests")
         # A good one from stdin, at a sub-scope.

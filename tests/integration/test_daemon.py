@@ -126,10 +126,12 @@ def case_check_config():
 def case_detaches_without_foreground():
     d = Daemon()
     try:
+        d.bootstrap()
         with open(d.logpath, "ab") as log:
             r = subprocess.run([LINLID, "--config", d.cfg], stdout=subprocess.PIPE, stderr=log,
                                timeout=20)
         eq(r.returncode, 0, "detaching start rc")
+        d.login()
         rc, st, err = d.cli("status")
         eq(rc, 0, "status of detached daemon")
         os.kill(st["pid"], signal.SIGTERM)
@@ -165,7 +167,7 @@ def case_malformed_requests_keep_serving():
         refused(mp({"argv": ["status"]}) + b"\x01", "trailing", "trailing bytes")
         refused(mp({"argv": ["x"] * 100}), "too many words", "argv words")
         # Unknown command: a clean error reply.
-        rc, rep = d.raw(mp({"argv": ["frobnicate"]}))
+        rc, rep = d.raw(d.req(["frobnicate"]))
         eq(rep["name"], "LINLI_ENOENT", "unknown command")
         check("unknown command 'frobnicate'" in rep["error"], rep["error"])
         rc, out, err = d.cli("frobnicate")
@@ -181,12 +183,12 @@ def case_malformed_requests_keep_serving():
             eq(rc, 3, "oversized request must be dropped")
             deadline = time.time() + 20
             while True:
-                rc, rep = d.raw(mp({"argv": ["status"]}), timeout_ms=5000)
+                rc, rep = d.raw(d.req(["status"]), timeout_ms=5000)
                 if rc == 0 or time.time() > deadline:
                     break
             eq(rc, 0, f"status after oversized request {i + 1}: {rep}")
         # A good request after all that.
-        rc, rep = d.raw(mp({"argv": ["status"]}))
+        rc, rep = d.raw(d.req(["status"]))
         eq(rc, 0, f"status after abuse: {rep}")
         eq(rep["ok"], True, "status after abuse")
         st = d.ok("status")
@@ -207,7 +209,7 @@ def case_listener_survives_connect_and_drop_storm():
             s.close()
         t0 = time.time()
         while True:
-            rc, rep = d.raw(mp({"argv": ["status"]}), timeout_ms=1000)
+            rc, rep = d.raw(d.req(["status"]), timeout_ms=1000)
             if rc == 0:
                 break
             check(time.time() - t0 < 15, "the control socket never came back")

@@ -183,9 +183,17 @@ def case_sim_commands_and_writes():
         fails(d, "devices", "command", "nosuch", "open", needle="no device 'nosuch'")
         log = d.logtext()
         check("audit: device.command #1 sim-door-001 (door at hefei/baohe/binhu/yuelan) open "
-              "{\"seconds\":5} by person 'local'" in log, log[-2000:])
+              "{\"seconds\":5} by person 'admin'" in log, log[-2000:])
         check(re.search(r"audit: device.command #1 sim-door-001 open by .*: ok in \d+ ms", log),
               "audit of the result")
+        sent = d.ok("audit", "--action", "device.command")
+        rows = sent if isinstance(sent, list) else sent.get("entries", [])
+        check(any(e["who"] == "admin" and e["object"] == "sim-door-001" and
+                  e["detail"].startswith("#1 open {\"seconds\":5}") for e in rows), rows)
+        res = d.ok("audit", "--action", "device.command.result")
+        rows = res if isinstance(res, list) else res.get("entries", [])
+        check(any(e["object"] == "sim-door-001" and e["detail"].startswith("#1 open: ok in")
+                  for e in rows), rows)
 
 
 def sequence(seed, rounds=3):
@@ -467,9 +475,13 @@ def case_command_refused_to_a_city_admin():
               needle="role admin at city level may not device.manage")
         fails(d, "devices", "remove", "sim-door-001", needle="may not device.manage")
         log = d.logtext()
-        check("audit: device.command sim-door-001 open by person 'local' of hefei: denied" in log,
+        check("audit: device.command sim-door-001 open by person 'admin' of hefei: denied" in log,
               log[-3000:])
         check("device.command #" not in log, "nothing was sent")
+        denied = d.ok("audit", "--action", "device.command", "--result", "denied")
+        check(any(e.get("object") == "door" and "may not device.command" in e.get("detail", "")
+                  for e in (denied if isinstance(denied, list) else denied.get("entries", []))),
+              f"the denial is in the audit log: {denied}")
 
 
 def case_command_refused_to_a_plugin_without_the_capability():
@@ -488,6 +500,11 @@ def case_command_refused_to_a_plugin_without_the_capability():
         log = d.logtext()
         check("device.command of device sim-door-001 by plugin 'devapp' denied: plugin 'devapp' "
               "holds no granted capability device.command:door" in log, log[-3000:])
+        rows = d.ok("audit", "--who", "plugin:devapp")
+        rows = rows if isinstance(rows, list) else rows.get("entries", [])
+        got = {(e["action"], e["result"], e.get("object")) for e in rows}
+        check(("device.command", "denied", "door") in got, f"denial audited: {got}")
+        check(("device.command", "allowed", "sim-smoke-001") in got, f"command audited: {got}")
 
 
 # ---- drivers ----

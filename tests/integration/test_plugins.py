@@ -456,6 +456,10 @@ def case_template_builds_out_of_tree():
         pcs = glob.glob(os.path.join(prefix, "**", "linli-sdk.pc"), recursive=True)
         eq(len(pcs), 1, "one linli-sdk.pc")
         check(os.path.exists(os.path.join(prefix, "include", "linli", "linli.h")), "headers")
+        check(os.path.exists(os.path.join(prefix, "share", "linli", "lua", "linli.lua")),
+              "Lua definitions")
+        check(os.path.exists(os.path.join(prefix, "share", "doc", "linli", "lua-api.md")),
+              "Lua API doc")
         env = {k: v for k, v in os.environ.items() if not k.startswith("PKG_CONFIG")}
         env["PKG_CONFIG_PATH"] = os.path.dirname(pcs[0])
         cflags = sh(["pkg-config", "--cflags", "linli-sdk"], env=env)

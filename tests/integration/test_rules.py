@@ -255,7 +255,8 @@ def case_bad_lua_config():
         r = subprocess.run([LINLID, "--config", d.cfg, "--check-config"], capture_output=True,
                            text=True)
         eq(r.returncode, 2, "exit code")
-        check(f"{d.cfg}:8: lua.time_ms: 0 is outside 1..60000" in r.stderr, r.stderr)
+        line = next(i for i, l in enumerate(open(d.cfg), 1) if "time_ms" in l)
+        check(f"{d.cfg}:{line}: lua.time_ms: 0 is outside 1..60000" in r.stderr, r.stderr)
 
 
 def case_rules_run_on_bus_events():

@@ -1,0 +1,109 @@
+/*
+ * core_catalog — the kernel's own datasets, built into linlid.
+ *
+ * accounts, sessions, audit and apikeys exist on every node whatever its
+ * catalog_dir holds (or whether it has one): the permission model cannot
+ * depend on a file an operator may forget. They are `system` datasets: no
+ * data command, plugin or HTTP request reaches them. catalog.c loads these
+ * first and refuses a catalog file that defines one of their names.
+ */
+#include "catalog.h"
+
+static const char core_accounts[] =
+	"# 账号 — people and machines. One person one password, one machine one account.\n"
+	"# Kept by the kernel (host/tier_store.c); no data command, plugin or HTTP call reaches it.\n"
+	"dataset = {\n"
+	"  name = \"accounts\";\n"
+	"  title_zh = \"账号\";\n"
+	"  title_en = \"Accounts\";\n"
+	"  owner = \"platform\";\n"
+	"  family = \"core\";\n"
+	"  level = \"city\";\n"
+	"  sharing = \"not_shared\";\n"
+	"  source = \"community\";\n"
+	"  system = true;\n"
+	"  fields = (\n"
+	"    { name = \"kind\";         type = \"enum\";    required = true; values = [ \"person\", \"machine\" ]; indexed = true; },\n"
+	"    { name = \"display_name\"; type = \"string\";  max_len = 64; },\n"
+	"    { name = \"role\";         type = \"enum\";    required = true; indexed = true;\n"
+	"      values = [ \"admin\", \"operator\", \"grid_worker\", \"auditor\", \"viewer\" ]; },\n"
+	"    { name = \"hash\";         type = \"string\";  required = true; max_len = 256; },   # Argon2id (crypto_pwhash_str)\n"
+	"    { name = \"disabled\";     type = \"boolean\"; },\n"
+	"    { name = \"grants\";       type = \"string\";  max_len = 4096; },                    # space-separated\n"
+	"    { name = \"failed\";       type = \"integer\"; min = 0; },\n"
+	"    { name = \"locked_until\"; type = \"time\"; },\n"
+	"    { name = \"created\";      type = \"time\"; },\n"
+	"    { name = \"created_by\";   type = \"string\";  max_len = 64; }\n"
+	"  );\n"
+	"};\n";
+
+static const char core_sessions[] =
+	"# 会话 — console sessions. The id is a hash of the token; the token itself is never stored.\n"
+	"dataset = {\n"
+	"  name = \"sessions\";\n"
+	"  title_zh = \"会话\";\n"
+	"  title_en = \"Sessions\";\n"
+	"  owner = \"platform\";\n"
+	"  family = \"core\";\n"
+	"  level = \"city\";\n"
+	"  sharing = \"not_shared\";\n"
+	"  source = \"community\";\n"
+	"  system = true;\n"
+	"  fields = (\n"
+	"    { name = \"user\";    type = \"string\"; required = true; indexed = true; max_len = 64; },\n"
+	"    { name = \"expires\"; type = \"time\";   required = true; },\n"
+	"    { name = \"created\"; type = \"time\";   required = true; }\n"
+	"  );\n"
+	"};\n";
+
+static const char core_audit[] =
+	"# 审计日志 — append-only: who did what, where, and whether it was allowed, denied or masked.\n"
+	"# A record's scope is the jurisdiction acted on, so an auditor sees the entries of its subtree.\n"
+	"dataset = {\n"
+	"  name = \"audit\";\n"
+	"  title_zh = \"审计日志\";\n"
+	"  title_en = \"Audit log\";\n"
+	"  owner = \"platform\";\n"
+	"  family = \"core\";\n"
+	"  level = \"city\";\n"
+	"  sharing = \"not_shared\";\n"
+	"  source = \"community\";\n"
+	"  system = true;\n"
+	"  fields = (\n"
+	"    { name = \"time\";   type = \"time\";   required = true; },\n"
+	"    { name = \"who\";    type = \"string\"; required = true; indexed = true; max_len = 80; },\n"
+	"    { name = \"action\"; type = \"string\"; required = true; indexed = true; max_len = 48; },\n"
+	"    { name = \"object\"; type = \"string\"; max_len = 160; },\n"
+	"    { name = \"result\"; type = \"enum\";   required = true; indexed = true; values = [ \"allowed\", \"denied\", \"masked\" ]; },\n"
+	"    { name = \"detail\"; type = \"string\"; max_len = 512; }\n"
+	"  );\n"
+	"};\n";
+
+static const char core_apikeys[] =
+	"# 开放接口密钥 — keys of third-party apps for the open-data API, each bound to a scope and datasets.\n"
+	"dataset = {\n"
+	"  name = \"apikeys\";\n"
+	"  title_zh = \"开放接口密钥\";\n"
+	"  title_en = \"API keys\";\n"
+	"  owner = \"platform\";\n"
+	"  family = \"core\";\n"
+	"  level = \"city\";\n"
+	"  sharing = \"not_shared\";\n"
+	"  source = \"community\";\n"
+	"  system = true;\n"
+	"  fields = (\n"
+	"    { name = \"hash\";     type = \"string\";  required = true; indexed = true; max_len = 128; },\n"
+	"    { name = \"datasets\"; type = \"string\";  required = true; max_len = 2048; },   # space-separated\n"
+	"    { name = \"disabled\"; type = \"boolean\"; },\n"
+	"    { name = \"created\";  type = \"time\"; },\n"
+	"    { name = \"created_by\"; type = \"string\"; max_len = 64; }\n"
+	"  );\n"
+	"};\n";
+
+const struct cat_core_file cat_core_files[] = {
+	{"<built-in>/accounts.cfg", core_accounts},
+	{"<built-in>/sessions.cfg", core_sessions},
+	{"<built-in>/audit.cfg", core_audit},
+	{"<built-in>/apikeys.cfg", core_apikeys},
+	{NULL, NULL},
+};

@@ -1,0 +1,899 @@
+/*
+ * script_api — see script_api.h.
+ *
+ * Conventions of the Lua side (sdk/lua-api.md): a function that succeeds
+ * returns its result (an id, a seq, true); one that is refused or fails
+ * returns nil, a message and the LINLI_E* code's name ("LINLI_EPERM"), and
+ * logs like its C twin; a wrong argument type is a Lua error. Records are
+ * plain tables (script_push_mp / script_pack).
+ *
+ * A resource (struct lres header) is on its context's list, and for a script
+ * plugin also tracked on the plugin with plug_track; its release unlinks it
+ * and undoes it. Releases never touch the Lua state (they also run after a
+ * fault and before lua_close): the Lua functions that cancel something drop
+ * its function reference themselves, in protected mode. A trampoline copies
+ * what it needs before calling into the script and touches nothing of its
+ * resource afterwards: the call may have released it (unsubscribe from
+ * inside the handler, a fault).
+ */
+#include "script_api.h"
+
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "access.h"
+#include "bus.h"
+#include "cmd.h"
+#include "kernel.h"
+#include "linli/error.h"
+#include "log.h"
+#include "plugin.h"
+#include "script.h"
+#include "tier.h"
+
+#define API_CALL_UNITS 100 /* budget charged for one API call that does work */
+#define SUB_MAX	       64  /* a command's sub-word, like sdkapi.c's */
+
+struct lres;
+
+struct sapi {
+	struct kernel *k;
+	struct script *s;
+	struct plugin *p;    /* a script plugin's entry; NULL for a rule */
+	const char **grants; /* a rule's capabilities, NULL-terminated (borrowed strings) */
+	struct lres *res;    /* every resource it made, newest first */
+	char owner[SCRIPT_NAME_MAX + 8]; /* "rule NAME" or the plugin's name, for the bus */
+};
+
+/* The header of every resource a script makes. */
+struct lres {
+	struct sapi *a;
+	const struct plug_res_ops *ops;
+	struct plug_res *pres; /* its entry on the plugin (script plugins) */
+	struct lres *prev, *next;
+};
+
+static const char *who(const struct sapi *a)
+{
+	return a->p ? plug_name(a->p) : script_name(a->s);
+}
+
+static int push_fail(lua_State *L, int rc, const char *msg)
+{
+	lua_pushnil(L);
+	lua_pushstring(L, msg && *msg ? msg : linli_strerror(rc));
+	lua_pushstring(L, linli_errname(rc));
+	return 3;
+}
+
+/* The caller's context; raises for a script that is not attached (still loading). */
+static struct sapi *need(lua_State *L, const char *fn)
+{
+	struct script *s = script_from_lua(L);
+	struct sapi *a = s ? script_user(s) : NULL;
+	if (!a)
+		luaL_error(L,
+			   "linli.%s: not available while the file loads or is only checked (call "
+			   "it from init, run or a handler)",
+			   fn);
+	return a;
+}
+
+static int authorize(struct sapi *a, enum tier_action act, const char *scope, const char *object,
+		     char *err, size_t errlen)
+{
+	if (a->p)
+		return plug_authorize(a->p, act, scope, object, err, errlen);
+	struct tier_principal pr = {PRINCIPAL_RULE, script_name(a->s), a->k->cfg.node_path,
+				    ROLE_NONE, a->grants};
+	return access_check(a->k, &pr, act, scope, object, err, errlen);
+}
+
+/* ---- resource lists ---- */
+
+static int track(struct sapi *a, struct lres *r, const struct plug_res_ops *ops)
+{
+	r->a = a;
+	r->ops = ops;
+	if (a->p && !(r->pres = plug_track(a->p, ops, r)))
+		return LINLI_ENOMEM;
+	r->prev = NULL;
+	r->next = a->res;
+	if (a->res)
+		a->res->prev = r;
+	a->res = r;
+	return 0;
+}
+
+/* Take r off its context's list (its release, or a one-shot timer that ran). */
+static void unlink_res(struct lres *r)
+{
+	struct sapi *a = r->a;
+	if (r->prev)
+		r->prev->next = r->next;
+	else if (a->res == r)
+		a->res = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	r->prev = r->next = NULL;
+}
+
+/* Release r now: through the plugin's tracking when it has one. */
+static void release_res(struct lres *r)
+{
+	if (r->a->p && r->pres)
+		plug_release(r->a->p, r->pres); /* calls r->ops->release(r) */
+	else
+		r->ops->release(r);
+}
+
+static void release_all(struct sapi *a)
+{
+	while (a->res)
+		release_res(a->res);
+}
+
+static struct lres *find_res(struct sapi *a, const struct plug_res_ops *ops,
+			     bool (*match)(const struct lres *r, uint64_t id), uint64_t id)
+{
+	for (struct lres *r = a->res; r; r = r->next)
+		if (r->ops == ops && match(r, id))
+			return r;
+	return NULL;
+}
+
+/* ---- the plugin itself ---- */
+
+static int l_plugin_name(lua_State *L)
+{
+	struct script *s = script_from_lua(L);
+	struct sapi *a = script_user(s);
+	lua_pushstring(L, a ? who(a) : script_name(s));
+	return 1;
+}
+
+static int l_plugin_scope(lua_State *L)
+{
+	lua_pushstring(L, script_scope(script_from_lua(L)));
+	return 1;
+}
+
+static int l_time_now_ms(lua_State *L)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	lua_pushinteger(L, (lua_Integer)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+	return 1;
+}
+
+static int l_set_error(lua_State *L)
+{
+	struct script *s = script_from_lua(L);
+	struct sapi *a = script_user(s);
+	size_t n;
+	const char *msg = luaL_checklstring(L, 1, &n);
+	char buf[512];
+	snprintf(buf, sizeof buf, "%.*s", (int)(n < sizeof buf ? n : sizeof buf - 1), msg);
+	if (a && a->p)
+		plug_set_error(a->p, buf);
+	else
+		log_warn(a ? who(a) : script_name(s), "%s", buf);
+	return 0;
+}
+
+/* ---- the event bus ---- */
+
+struct lsub {
+	struct lres h;
+	struct kernel *k;
+	uint64_t id;
+	int fnref; /* the handler; LUA_NOREF: the rule's own `on` (when, then run) */
+	bool dead; /* released: deliver nothing more */
+	int refs;  /* the bus's, and one per queued delivery */
+	char pattern[BUS_TOPIC_MAX + 1];
+};
+
+static void lsub_unref(struct lsub *ls)
+{
+	if (--ls->refs == 0)
+		free(ls);
+}
+
+static void lsub_bus_gone(void *ud)
+{
+	lsub_unref(ud);
+}
+
+static void lsub_release(void *arg)
+{
+	struct lsub *ls = arg;
+	ls->dead = true;
+	unlink_res(&ls->h);
+	bus_unsubscribe(ls->k->bus, ls->id, ls); /* may free ls (lsub_bus_gone) */
+}
+
+static void lsub_describe(void *arg, char *buf, size_t len)
+{
+	struct lsub *ls = arg;
+	snprintf(buf, len, "subscription %llu to %s", (unsigned long long)ls->id, ls->pattern);
+}
+
+static const struct plug_res_ops lsub_ops = {
+    .kind = "subscription",
+    .release = lsub_release,
+    .describe = lsub_describe,
+};
+
+struct evpush {
+	const struct bus_event *ev;
+	const msgpack_object *payload;
+};
+
+/* handler(e, topic, meta): the payload as a table, the topic, the rest of the event. */
+static int push_event(lua_State *L, void *ud)
+{
+	struct evpush *e = ud;
+	luaL_checkstack(L, 6, "event");
+	if (e->payload)
+		script_push_mp(L, e->payload);
+	else
+		lua_newtable(L);
+	lua_pushstring(L, e->ev->topic);
+	lua_createtable(L, 0, 5);
+	lua_pushinteger(L, (lua_Integer)e->ev->seq);
+	lua_setfield(L, -2, "seq");
+	lua_pushinteger(L, (lua_Integer)e->ev->time_ms);
+	lua_setfield(L, -2, "time_ms");
+	lua_pushstring(L, e->ev->publisher);
+	lua_setfield(L, -2, "publisher");
+	lua_pushstring(L, e->ev->scope);
+	lua_setfield(L, -2, "scope");
+	lua_pushboolean(L, e->ev->cls == BUS_CONSEQUENCE);
+	lua_setfield(L, -2, "consequence");
+	return 3;
+}
+
+/* Run the script for one event; LINLI_EBUSY when it is running (queue it). */
+static int lsub_run(struct script *s, int fnref, const struct bus_event *ev)
+{
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	size_t off = 0;
+	const msgpack_object *payload = NULL;
+	if (ev->payload_len &&
+	    msgpack_unpack_next(&up, ev->payload, ev->payload_len, &off) == MSGPACK_UNPACK_SUCCESS)
+		payload = &up.data;
+	char err[512];
+	int rc;
+	if (fnref == LUA_NOREF) {
+		bool matched, ran;
+		rc =
+		    script_rule_eval(s, ev->topic, payload, false, &matched, &ran, err, sizeof err);
+	} else {
+		struct evpush e = {ev, payload};
+		rc = script_call(s, fnref, push_event, &e, 0, NULL, NULL, err, sizeof err);
+	}
+	msgpack_unpacked_destroy(&up);
+	return rc;
+}
+
+/* A delivery queued for later: the event, copied. */
+struct lqueued {
+	struct lsub *ls;
+	struct bus_event ev;
+	char data[]; /* topic, publisher, scope, family (NUL-terminated), payload */
+};
+
+static void lsub_later(struct kernel *k, void *arg);
+
+static void lsub_queue(struct lsub *ls, const struct bus_event *ev)
+{
+	const char *strs[4] = {ev->topic, ev->publisher, ev->scope, ev->family ? ev->family : ""};
+	size_t lens[4], total = ev->payload_len;
+	for (int i = 0; i < 4; i++)
+		total += (lens[i] = strlen(strs[i]) + 1);
+	struct lqueued *q = malloc(sizeof *q + total);
+	if (!q) {
+		log_error("script", "out of memory: an event for a busy script was dropped");
+		return;
+	}
+	q->ls = ls;
+	q->ev = *ev;
+	char *d = q->data;
+	const char **dst[4] = {&q->ev.topic, &q->ev.publisher, &q->ev.scope, &q->ev.family};
+	for (int i = 0; i < 4; i++) {
+		memcpy(d, strs[i], lens[i]);
+		*dst[i] = d;
+		d += lens[i];
+	}
+	if (ev->payload_len)
+		memcpy(d, ev->payload, ev->payload_len);
+	q->ev.payload = d;
+	ls->refs++;
+	if (kernel_post(ls->k, lsub_later, q) != 0) {
+		lsub_unref(ls);
+		free(q);
+	}
+}
+
+static void lsub_later(struct kernel *k, void *arg)
+{
+	(void)k;
+	struct lqueued *q = arg;
+	struct lsub *ls = q->ls;
+	if (!ls->dead && lsub_run(ls->h.a->s, ls->fnref, &q->ev) == LINLI_EBUSY && !ls->dead)
+		lsub_queue(ls, &q->ev);
+	lsub_unref(ls);
+	free(q);
+}
+
+static int lsub_deliver(const struct bus_event *ev, void *ud)
+{
+	struct lsub *ls = ud;
+	if (ls->dead)
+		return 0;
+	struct script *s = ls->h.a->s;
+	if (script_state(s) != SCRIPT_READY)
+		return 0;
+	/* Errors land in the script's log (rules log / the daemon log), not the bus's. */
+	if (lsub_run(s, ls->fnref, ev) == LINLI_EBUSY && !ls->dead)
+		lsub_queue(ls, ev);
+	return 0;
+}
+
+static bool lsub_match(const struct lres *r, uint64_t id)
+{
+	return ((const struct lsub *)r)->id == id;
+}
+
+/* Subscribe a's script; fnref is taken over (dropped by the caller on failure). */
+static int subscribe(struct sapi *a, const char *pattern, int fnref, uint64_t *id, char *err,
+		     size_t errlen)
+{
+	struct lsub *ls = calloc(1, sizeof *ls);
+	if (!ls)
+		return LINLI_ENOMEM;
+	ls->k = a->k;
+	ls->fnref = fnref;
+	ls->refs = 1;
+	snprintf(ls->pattern, sizeof ls->pattern, "%s", pattern);
+	int rc = bus_subscribe(a->k->bus, pattern, a->k->cfg.node_path, lsub_deliver, ls, ls,
+			       a->owner, &ls->id, err, errlen);
+	if (rc) {
+		free(ls);
+		return rc;
+	}
+	bus_set_release(a->k->bus, ls->id, lsub_bus_gone);
+	if ((rc = track(a, &ls->h, &lsub_ops)) != 0) {
+		ls->dead = true;
+		bus_unsubscribe(a->k->bus, ls->id, ls); /* frees ls */
+		snprintf(err, errlen, "out of memory");
+		return rc;
+	}
+	*id = ls->id;
+	return 0;
+}
+
+/* linli.subscribe(pattern, fn) -> id | nil, msg, code */
+static int l_subscribe(lua_State *L)
+{
+	struct sapi *a = need(L, "subscribe");
+	const char *pattern = luaL_checkstring(L, 1);
+	luaL_checktype(L, 2, LUA_TFUNCTION);
+	script_charge(L, API_CALL_UNITS);
+	char err[256];
+	int rc = authorize(a, ACT_EVENTS_SUBSCRIBE, a->k->cfg.node_path, pattern, err, sizeof err);
+	if (rc) {
+		log_warn(who(a), "subscribe %s: %s", pattern, err);
+		return push_fail(L, rc, err);
+	}
+	lua_pushvalue(L, 2);
+	int ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	uint64_t id;
+	rc = subscribe(a, pattern, ref, &id, err, sizeof err);
+	if (rc) {
+		luaL_unref(L, LUA_REGISTRYINDEX, ref);
+		log_warn(who(a), "subscribe %s: %s", pattern, err);
+		return push_fail(L, rc, err);
+	}
+	lua_pushinteger(L, (lua_Integer)id);
+	return 1;
+}
+
+/* linli.unsubscribe(id) -> true | nil, msg, "LINLI_ENOENT" */
+static int l_unsubscribe(lua_State *L)
+{
+	struct sapi *a = need(L, "unsubscribe");
+	lua_Integer id = luaL_checkinteger(L, 1);
+	struct lsub *ls = (struct lsub *)find_res(a, &lsub_ops, lsub_match, (uint64_t)id);
+	if (!ls || ls->fnref == LUA_NOREF)
+		return push_fail(L, LINLI_ENOENT, "no such subscription of this script");
+	luaL_unref(L, LUA_REGISTRYINDEX, ls->fnref);
+	release_res(&ls->h);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* linli.publish(topic, payload [, scope]) -> seq | nil, msg, code */
+static int l_publish(lua_State *L)
+{
+	struct sapi *a = need(L, "publish");
+	const char *topic = luaL_checkstring(L, 1);
+	luaL_argexpected(L, lua_isnoneornil(L, 2) || lua_istable(L, 2), 2, "table or nil");
+	const char *scope = luaL_optstring(L, 3, a->k->cfg.node_path);
+	script_charge(L, API_CALL_UNITS);
+	char err[256];
+	int rc = authorize(a, ACT_EVENTS_PUBLISH, scope, topic, err, sizeof err);
+	if (rc) {
+		log_warn(who(a), "publish %s: %s", topic, err);
+		return push_fail(L, rc, err);
+	}
+	/* Nothing below raises until the buffer is freed. */
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	if (lua_istable(L, 2))
+		rc = script_pack(L, 2, &pk, err, sizeof err);
+	else
+		msgpack_pack_map(&pk, 0);
+	uint64_t seq = 0;
+	size_t size = sb.size;
+	if (!rc) {
+		struct bus_msg m = {.topic = topic,
+				    .publisher = a->owner,
+				    .scope = scope,
+				    .payload = sb.data,
+				    .payload_len = sb.size};
+		rc = bus_publish(a->k->bus, &m, &seq, err, sizeof err);
+	}
+	msgpack_sbuffer_destroy(&sb);
+	if (rc) {
+		if (rc != LINLI_EBUSY)
+			log_warn(who(a), "publish %s: %s", topic, err);
+		return push_fail(L, rc, err);
+	}
+	script_charge(L, size / 64);
+	lua_pushinteger(L, (lua_Integer)seq);
+	return 1;
+}
+
+/* ---- timers ---- */
+
+struct ltimer {
+	struct lres h;
+	struct kernel *k;
+	uint64_t kid, interval;
+	int fnref;
+};
+
+static void ltimer_release(void *arg)
+{
+	struct ltimer *t = arg;
+	unlink_res(&t->h);
+	kernel_timer_cancel(t->k, t->kid);
+	free(t);
+}
+
+static void ltimer_describe(void *arg, char *buf, size_t len)
+{
+	struct ltimer *t = arg;
+	if (t->interval)
+		snprintf(buf, len, "timer %llu, every %llu ms", (unsigned long long)t->kid,
+			 (unsigned long long)t->interval);
+	else
+		snprintf(buf, len, "timer %llu, once", (unsigned long long)t->kid);
+}
+
+static const struct plug_res_ops ltimer_ops = {
+    .kind = "timer",
+    .release = ltimer_release,
+    .describe = ltimer_describe,
+};
+
+static bool ltimer_match(const struct lres *r, uint64_t id)
+{
+	return ((const struct ltimer *)r)->kid == id;
+}
+
+/* A one-shot timer's function is dropped once it is on the stack. */
+static int push_once(lua_State *L, void *ud)
+{
+	luaL_unref(L, LUA_REGISTRYINDEX, *(int *)ud);
+	return 0;
+}
+
+static void ltimer_fire(struct kernel *k, void *arg)
+{
+	(void)k;
+	struct ltimer *t = arg;
+	struct script *s = t->h.a->s;
+	int ref = t->fnref;
+	bool once = !t->interval;
+	if (once) { /* the kernel has dropped it already */
+		if (t->h.a->p)
+			plug_untrack(t->h.a->p, t->h.pres);
+		unlink_res(&t->h);
+		free(t);
+	}
+	char err[512];
+	script_call(s, ref, once ? push_once : NULL, &ref, 0, NULL, NULL, err, sizeof err);
+}
+
+/* linli.timer_add(delay_ms, interval_ms, fn) -> id | nil, msg, code */
+static int l_timer_add(lua_State *L)
+{
+	struct sapi *a = need(L, "timer_add");
+	lua_Integer delay = luaL_checkinteger(L, 1), interval = luaL_checkinteger(L, 2);
+	luaL_argcheck(L, delay >= 0, 1, "delay_ms must be >= 0");
+	luaL_argcheck(L, interval >= 0, 2, "interval_ms must be >= 0 (0: once)");
+	luaL_checktype(L, 3, LUA_TFUNCTION);
+	script_charge(L, API_CALL_UNITS);
+	lua_pushvalue(L, 3);
+	int ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	struct ltimer *t = calloc(1, sizeof *t);
+	if (!t || track(a, &t->h, &ltimer_ops) != 0) {
+		free(t);
+		luaL_unref(L, LUA_REGISTRYINDEX, ref);
+		return push_fail(L, LINLI_ENOMEM, NULL);
+	}
+	t->k = a->k;
+	t->interval = (uint64_t)interval;
+	t->fnref = ref;
+	t->kid = kernel_timer_add(a->k, (uint64_t)delay, (uint64_t)interval, ltimer_fire, t);
+	if (!t->kid) {
+		release_res(&t->h);
+		luaL_unref(L, LUA_REGISTRYINDEX, ref);
+		return push_fail(L, LINLI_ENOMEM, NULL);
+	}
+	lua_pushinteger(L, (lua_Integer)t->kid);
+	return 1;
+}
+
+/* linli.timer_cancel(id) -> true | nil, msg, "LINLI_ENOENT" */
+static int l_timer_cancel(lua_State *L)
+{
+	struct sapi *a = need(L, "timer_cancel");
+	lua_Integer id = luaL_checkinteger(L, 1);
+	struct ltimer *t = (struct ltimer *)find_res(a, &ltimer_ops, ltimer_match, (uint64_t)id);
+	if (!t)
+		return push_fail(L, LINLI_ENOENT, "no such timer of this script (or it has run)");
+	luaL_unref(L, LUA_REGISTRYINDEX, t->fnref);
+	release_res(&t->h);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* ---- console commands (script plugins) ---- */
+
+struct lcmd {
+	struct lres h;
+	struct kernel *k;
+	char word[LINLI_NAME_MAX];
+	char sub[SUB_MAX];
+	char *usage, *summary;
+	int fnref;
+	bool registered;
+};
+
+struct creply {
+	msgpack_sbuffer out; /* the reply's data, when there is one */
+	bool failed;
+	int code;
+	char msg[768];
+};
+
+struct cargs {
+	struct cmd_call *call;
+};
+
+/* handler(args, input): the words after `linli <plugin> <cmd>`, the --stdin body or nil. */
+static int push_args(lua_State *L, void *ud)
+{
+	struct cmd_call *call = ((struct cargs *)ud)->call;
+	int n = call->argc - 2;
+	lua_createtable(L, n, 0);
+	for (int i = 0; i < n; i++) {
+		lua_pushstring(L, call->argv[i + 2]);
+		lua_rawseti(L, -2, i + 1);
+	}
+	if (call->input)
+		lua_pushlstring(L, call->input, call->input_len);
+	else
+		lua_pushnil(L);
+	return 2;
+}
+
+static int code_of(lua_State *L, int idx)
+{
+	if (lua_isinteger(L, idx)) {
+		lua_Integer c = lua_tointeger(L, idx);
+		return c < 0 && c >= LINLI_ERROR_MIN ? (int)c : LINLI_EINVAL;
+	}
+	if (lua_type(L, idx) == LUA_TSTRING)
+		for (int c = -1; c >= LINLI_ERROR_MIN; c--)
+			if (strcmp(lua_tostring(L, idx), linli_errname(c)) == 0)
+				return c;
+	return LINLI_EINVAL;
+}
+
+/* A reply value, or nil + message [+ code]: a failure. Runs in protected mode. */
+static void take_reply(lua_State *L, int first, void *ud)
+{
+	struct creply *r = ud;
+	if (lua_isnil(L, first) && !lua_isnil(L, first + 1)) {
+		r->failed = true;
+		r->code = code_of(L, first + 2);
+		int t = lua_type(L, first + 1);
+		snprintf(r->msg, sizeof r->msg, "%s",
+			 t == LUA_TSTRING || t == LUA_TNUMBER ? lua_tostring(L, first + 1)
+							      : "the command failed");
+		return;
+	}
+	if (lua_isnil(L, first))
+		return;
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, &r->out, msgpack_sbuffer_write);
+	char err[256];
+	if (script_pack(L, first, &pk, err, sizeof err) != 0)
+		luaL_error(L, "the command's reply: %s", err);
+	script_charge(L, r->out.size / 64);
+}
+
+static int lcmd_run(struct cmd_call *call, void *ud)
+{
+	struct lcmd *c = ud;
+	struct script *s = c->h.a->s;
+	int ref = c->fnref;
+	/* c may be gone after the call (a fault, cmd_unregister): nothing of it below. */
+	struct cargs args = {call};
+	struct creply r = {.failed = false};
+	msgpack_sbuffer_init(&r.out);
+	char err[768];
+	int rc = script_call(s, ref, push_args, &args, 3, take_reply, &r, err, sizeof err);
+	if (!rc && r.failed)
+		rc = cmd_fail(call, r.code, "%s %s: %s", call->argv[0], call->argv[1], r.msg);
+	else if (rc)
+		rc = cmd_fail(call, rc, "%s %s: %s", call->argv[0], call->argv[1], err);
+	else if (r.out.size)
+		call->pk.callback(call->pk.data, r.out.data, r.out.size);
+	msgpack_sbuffer_destroy(&r.out);
+	return rc;
+}
+
+static int lcmd_register(struct lcmd *c)
+{
+	int rc = cmd_register(c->k->cmds, c->word, c->sub, c->usage, c->summary, lcmd_run, c, c);
+	c->registered = rc == 0;
+	return rc;
+}
+
+static void lcmd_withdraw(struct lcmd *c)
+{
+	if (c->registered)
+		cmd_unregister_owner(c->k->cmds, c);
+	c->registered = false;
+}
+
+static void lcmd_release(void *arg)
+{
+	struct lcmd *c = arg;
+	unlink_res(&c->h);
+	lcmd_withdraw(c);
+	free(c->usage);
+	free(c->summary);
+	free(c);
+}
+
+static int lcmd_suspend(void *arg)
+{
+	lcmd_withdraw(arg);
+	return 0;
+}
+
+static int lcmd_resume(void *arg)
+{
+	return lcmd_register(arg);
+}
+
+static void lcmd_describe(void *arg, char *buf, size_t len)
+{
+	struct lcmd *c = arg;
+	snprintf(buf, len, "%s %s", c->word, c->sub);
+}
+
+static const struct plug_res_ops lcmd_ops = {
+    .kind = "command",
+    .release = lcmd_release,
+    .suspend = lcmd_suspend,
+    .resume = lcmd_resume,
+    .describe = lcmd_describe,
+};
+
+static bool valid_sub(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n >= SUB_MAX || !(s[0] >= 'a' && s[0] <= 'z'))
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
+		      s[i] == '-'))
+			return false;
+	return true;
+}
+
+static struct lcmd *find_cmd(struct sapi *a, const char *sub)
+{
+	for (struct lres *r = a->res; r; r = r->next)
+		if (r->ops == &lcmd_ops && strcmp(((struct lcmd *)r)->sub, sub) == 0)
+			return (struct lcmd *)r;
+	return NULL;
+}
+
+/* linli.cmd_register(sub, usage, summary, fn) -> true | nil, msg, code */
+static int l_cmd_register(lua_State *L)
+{
+	struct sapi *a = need(L, "cmd_register");
+	const char *sub = luaL_checkstring(L, 1);
+	const char *usage = luaL_optstring(L, 2, "");
+	const char *summary = luaL_optstring(L, 3, "");
+	luaL_checktype(L, 4, LUA_TFUNCTION);
+	if (!a->p)
+		return luaL_error(L, "linli.cmd_register: only script plugins have console "
+				     "commands (a rule has none)");
+	script_charge(L, API_CALL_UNITS);
+	if (!valid_sub(sub))
+		return push_fail(L, LINLI_EINVAL,
+				 "bad command word: [a-z][a-z0-9_-]*, at most 63 bytes");
+	if (find_cmd(a, sub))
+		return push_fail(L, LINLI_EEXIST, "this plugin has that command already");
+	lua_pushvalue(L, 4);
+	int ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	struct lcmd *c = calloc(1, sizeof *c);
+	if (!c) {
+		luaL_unref(L, LUA_REGISTRYINDEX, ref);
+		return push_fail(L, LINLI_ENOMEM, NULL);
+	}
+	c->k = a->k;
+	c->fnref = ref;
+	snprintf(c->word, sizeof c->word, "%s", plug_name(a->p));
+	snprintf(c->sub, sizeof c->sub, "%s", sub);
+	c->usage = strdup(usage);
+	c->summary = strdup(summary);
+	int rc = c->usage && c->summary ? track(a, &c->h, &lcmd_ops) : LINLI_ENOMEM;
+	if (rc) {
+		free(c->usage);
+		free(c->summary);
+		free(c);
+	} else if ((rc = lcmd_register(c)) != 0)
+		release_res(&c->h);
+	if (rc) {
+		luaL_unref(L, LUA_REGISTRYINDEX, ref);
+		return push_fail(L, rc, rc == LINLI_EEXIST ? "that command is taken" : NULL);
+	}
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* linli.cmd_unregister(sub) -> true | nil, msg, "LINLI_ENOENT" */
+static int l_cmd_unregister(lua_State *L)
+{
+	struct sapi *a = need(L, "cmd_unregister");
+	const char *sub = luaL_checkstring(L, 1);
+	struct lcmd *c = find_cmd(a, sub);
+	if (!c)
+		return push_fail(L, LINLI_ENOENT, "no such command of this plugin");
+	luaL_unref(L, LUA_REGISTRYINDEX, c->fnref);
+	release_res(&c->h);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* ---- the binder, attach, detach ---- */
+
+static void bind_api(lua_State *L, struct script *s, void *ud)
+{
+	(void)s;
+	(void)ud;
+	static const luaL_Reg fns[] = {
+	    /* log is script.c's (linli.log(level, ...)); logv and set_userdata/userdata
+	     * have no Lua counterpart, nor do the record accessors (rec_*, arr_*):
+	     * records are plain tables. */
+	    {"set_error", l_set_error},
+	    {"plugin_name", l_plugin_name},
+	    {"plugin_scope", l_plugin_scope},
+	    {"time_now_ms", l_time_now_ms},
+	    {"cmd_register", l_cmd_register},
+	    {"cmd_unregister", l_cmd_unregister},
+	    {"timer_add", l_timer_add},
+	    {"timer_cancel", l_timer_cancel},
+	    {"subscribe", l_subscribe},
+	    {"unsubscribe", l_unsubscribe},
+	    {"publish", l_publish},
+	    /*
+	     * ---- the store: bind linli.store_get / store_put / store_delete /
+	     * store_scan here, named after their C members, once struct linli_api
+	     * has them (host/store.h holds the calls). Check each with
+	     * authorize(a, ACT_DATA_READ / ACT_DATA_WRITE / ACT_DATA_DELETE, scope,
+	     * dataset) like the members above; records in and out as tables
+	     * (script_pack / script_push_mp); a write that waits for its commit
+	     * must not block the script: return, and report the commit through a
+	     * callback. ----
+	     */
+	    {NULL, NULL},
+	};
+	luaL_setfuncs(L, fns, 0);
+	lua_pushinteger(L, LINLI_SDK_MAJOR);
+	lua_setfield(L, -2, "major");
+	lua_pushinteger(L, LINLI_SDK_MINOR);
+	lua_setfield(L, -2, "minor");
+}
+
+void script_api_init(struct kernel *k)
+{
+	script_set_binder(bind_api, k);
+}
+
+static void on_fault(struct script *s, void *ud)
+{
+	struct sapi *a = ud;
+	(void)s;
+	if (a->p)
+		plug_fault(a->p, script_fault(a->s)); /* releases through the plugin */
+	else
+		release_all(a);
+}
+
+int script_api_attach(struct kernel *k, struct script *s, struct plugin *p)
+{
+	struct sapi *a = calloc(1, sizeof *a);
+	if (!a)
+		return LINLI_ENOMEM;
+	a->k = k;
+	a->s = s;
+	a->p = p;
+	if (p)
+		snprintf(a->owner, sizeof a->owner, "%s", plug_name(p));
+	else {
+		const struct script_ruledecl *d = script_rule(s);
+		int n = d ? d->n_capabilities : 0;
+		a->grants = calloc((size_t)n + 1, sizeof *a->grants);
+		if (!a->grants) {
+			free(a);
+			return LINLI_ENOMEM;
+		}
+		for (int i = 0; i < n; i++)
+			a->grants[i] = d->capabilities[i];
+		snprintf(a->owner, sizeof a->owner, "rule %s", script_name(s));
+	}
+	script_set_user(s, a);
+	script_on_fault(s, on_fault, a);
+	return 0;
+}
+
+void script_api_detach(struct script *s)
+{
+	struct sapi *a = script_user(s);
+	if (!a)
+		return;
+	release_all(a);
+	script_on_fault(s, NULL, NULL);
+	script_set_user(s, NULL);
+	free(a->grants);
+	free(a);
+}
+
+int script_api_rule_on(struct script *s, char *err, size_t errlen)
+{
+	struct sapi *a = script_user(s);
+	const struct script_ruledecl *d = script_rule(s);
+	if (!a || !d)
+		return LINLI_EINVAL;
+	if (!a->k->bus)
+		return 0;
+	uint64_t id;
+	return subscribe(a, d->on, LUA_NOREF, &id, err, errlen);
+}

@@ -1,0 +1,1204 @@
+/*
+ * tier_store — see tier_store.h.
+ *
+ * Sessions: the console keeps a random 256-bit token; linlid keeps only
+ * BLAKE2b(token) as the id of a `sessions` record (user, expiry). A request's
+ * token is hashed and looked up in a small cache, then in the store; the
+ * account behind it is re-read, so a disabled account or a changed role takes
+ * effect at the next request (the cache is dropped for that user).
+ *
+ * Passwords: hashed and verified on a short-lived thread each (logins are
+ * rare and Argon2id is deliberately slow); the result comes back to the kernel
+ * thread as an event, where the account is updated and the call answered
+ * after the commit. The password buffer is wiped as soon as it is used.
+ */
+#include "tier_store.h"
+
+#include <msgpack.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "access.h"
+#include "catalog.h"
+#include "cmd.h"
+#include "kernel.h"
+#include "linli/error.h"
+#include "log.h"
+#include "mp.h"
+#include "store.h"
+
+#define USER_MAX 32
+#define SID_LEN 40 /* hex characters of the token hash kept as the session id */
+
+struct sess {
+	char id[SID_LEN + 1];
+	char user[USER_MAX + 1];
+	char scope[SCOPE_MAX + 1];
+	char grants_buf[4096];
+	const char *grants[TIER_MAX_GRANTS + 1];
+	int64_t expires_ms;
+	int refs;
+	bool dead; /* dropped from the cache; freed with its last reference */
+	struct tier_principal p;
+	struct sess *next;
+};
+
+struct tiers {
+	struct kernel *k;
+	struct tier_tree tree;
+	struct sess *cache;
+};
+
+static struct tiers *T(const struct kernel *k) { return k->tiers; }
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void fmt_time(int64_t ms, char *out, size_t n)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+const struct tier_tree *tiers_tree(const struct kernel *k) { return &T(k)->tree; }
+
+/* ---- the session cache ---- */
+
+static void sess_unref(void *arg)
+{
+	struct sess *s = arg;
+	if (--s->refs == 0 && s->dead)
+		free(s);
+}
+
+static void cache_drop(struct tiers *t, bool (*match)(struct sess *, const void *), const void *key)
+{
+	for (struct sess **pp = &t->cache; *pp;) {
+		struct sess *s = *pp;
+		if (match(s, key)) {
+			*pp = s->next;
+			s->dead = true;
+			if (s->refs == 0)
+				free(s);
+		} else
+			pp = &s->next;
+	}
+}
+
+static bool by_user(struct sess *s, const void *u) { return strcmp(s->user, u) == 0; }
+static bool by_id(struct sess *s, const void *id) { return strcmp(s->id, id) == 0; }
+
+static void token_id(const char *token, char out[SID_LEN + 1])
+{
+	unsigned char h[32];
+	crypto_generichash(h, sizeof h, (const unsigned char *)token, strlen(token), NULL, 0);
+	char hex[65];
+	sodium_bin2hex(hex, sizeof hex, h, sizeof h);
+	memcpy(out, hex, SID_LEN);
+	out[SID_LEN] = '\0';
+}
+
+/* ---- reading accounts ---- */
+
+struct account {
+	char user[USER_MAX + 1];
+	char scope[SCOPE_MAX + 1];
+	char kind[16], role[16], display[65], created_by[65];
+	char hash[TIER_HASH_MAX];
+	char grants[4096];
+	bool disabled;
+	int64_t failed, locked_until, created;
+};
+
+static void copy_str(const msgpack_object *o, char *out, size_t n)
+{
+	if (o && o->type == MSGPACK_OBJECT_STR)
+		snprintf(out, n, "%.*s", (int)o->via.str.size, o->via.str.ptr);
+	else
+		out[0] = '\0';
+}
+
+static int64_t get_i(const msgpack_object *o)
+{
+	if (!o)
+		return 0;
+	if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+		return (int64_t)o->via.u64;
+	if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+		return o->via.i64;
+	return 0;
+}
+
+static void account_from(const msgpack_object *m, struct account *a)
+{
+	copy_str(mp_get(m, "kind"), a->kind, sizeof a->kind);
+	copy_str(mp_get(m, "role"), a->role, sizeof a->role);
+	copy_str(mp_get(m, "display_name"), a->display, sizeof a->display);
+	copy_str(mp_get(m, "created_by"), a->created_by, sizeof a->created_by);
+	copy_str(mp_get(m, "hash"), a->hash, sizeof a->hash);
+	copy_str(mp_get(m, "grants"), a->grants, sizeof a->grants);
+	const msgpack_object *d = mp_get(m, "disabled");
+	a->disabled = d && d->type == MSGPACK_OBJECT_BOOLEAN && d->via.boolean;
+	a->failed = get_i(mp_get(m, "failed"));
+	a->locked_until = get_i(mp_get(m, "locked_until"));
+	a->created = get_i(mp_get(m, "created"));
+}
+
+/* Read account `user`; 0, LINLI_ENOENT, or a store error (message in err). */
+static int account_get(struct kernel *k, const char *user, struct account *a, char *err,
+		       size_t errlen)
+{
+	msgpack_sbuffer sb;
+	msgpack_sbuffer_init(&sb);
+	memset(a, 0, sizeof *a);
+	int rc = store_get(k->store, "accounts", NULL, user, &sb, a->scope, err, errlen);
+	if (rc == 0) {
+		msgpack_unpacked up;
+		msgpack_unpacked_init(&up);
+		size_t off = 0;
+		if (msgpack_unpack_next(&up, sb.data, sb.size, &off) == MSGPACK_UNPACK_SUCCESS)
+			account_from(&up.data, a);
+		else
+			rc = LINLI_ECORRUPT;
+		msgpack_unpacked_destroy(&up);
+		snprintf(a->user, sizeof a->user, "%s", user);
+	}
+	msgpack_sbuffer_destroy(&sb);
+	return rc;
+}
+
+/* Pack an account record (without id/scope) for store_put. */
+static void account_pack(const struct account *a, msgpack_sbuffer *sb)
+{
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+	int n = 6 + (a->display[0] != 0) + (a->grants[0] != 0) + (a->locked_until != 0) +
+		(a->created_by[0] != 0);
+	msgpack_pack_map(&pk, (size_t)n);
+	mp_kv_str(&pk, "kind", a->kind);
+	mp_kv_str(&pk, "role", a->role);
+	mp_kv_str(&pk, "hash", a->hash);
+	mp_kv_bool(&pk, "disabled", a->disabled);
+	mp_kv_int(&pk, "failed", a->failed);
+	mp_kv_int(&pk, "created", a->created);
+	if (a->display[0])
+		mp_kv_str(&pk, "display_name", a->display);
+	if (a->grants[0])
+		mp_kv_str(&pk, "grants", a->grants);
+	if (a->locked_until)
+		mp_kv_int(&pk, "locked_until", a->locked_until);
+	if (a->created_by[0])
+		mp_kv_str(&pk, "created_by", a->created_by);
+}
+
+static int account_put(struct kernel *k, const struct account *a, char *err, size_t errlen)
+{
+	msgpack_sbuffer sb;
+	msgpack_sbuffer_init(&sb);
+	account_pack(a, &sb);
+	char id[STORE_ID_MAX + 1];
+	int rc = store_put(k->store, "accounts", a->scope, a->user, sb.data, sb.size, id, NULL, err,
+			   errlen);
+	msgpack_sbuffer_destroy(&sb);
+	return rc;
+}
+
+static bool user_ok(const char *u)
+{
+	size_t n = strlen(u);
+	if (n < 2 || n > USER_MAX || !((u[0] >= 'a' && u[0] <= 'z')))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((u[i] >= 'a' && u[i] <= 'z') || (u[i] >= '0' && u[i] <= '9') || u[i] == '_' ||
+		      u[i] == '-' || u[i] == '.'))
+			return false;
+	return true;
+}
+
+/* ---- sessions ---- */
+
+static struct sess *sess_build(const struct account *a, const char *id, int64_t expires)
+{
+	struct sess *s = calloc(1, sizeof *s);
+	if (!s)
+		return NULL;
+	snprintf(s->id, sizeof s->id, "%s", id);
+	snprintf(s->user, sizeof s->user, "%s", a->user);
+	snprintf(s->scope, sizeof s->scope, "%s", a->scope);
+	snprintf(s->grants_buf, sizeof s->grants_buf, "%s", a->grants);
+	int n = 0;
+	for (char *tok = strtok(s->grants_buf, " "); tok && n < TIER_MAX_GRANTS;
+	     tok = strtok(NULL, " "))
+		s->grants[n++] = tok;
+	s->grants[n] = NULL;
+	s->expires_ms = expires;
+	s->p = (struct tier_principal){strcmp(a->kind, "machine") == 0 ? PRINCIPAL_MACHINE
+								      : PRINCIPAL_PERSON,
+				       s->user, s->scope, tier_role_parse(a->role), s->grants};
+	return s;
+}
+
+static void attach(struct cmd_call *call, struct sess *s)
+{
+	s->refs++;
+	call->who = &s->p;
+	call->who_ref = s;
+	call->who_release = sess_unref;
+}
+
+int tiers_attach(struct kernel *k, struct cmd_call *call)
+{
+	struct tiers *t = T(k);
+	if (!call->session || !*call->session)
+		return cmd_fail(call, LINLI_EAUTH, "not logged in: run 'linli login USER' first");
+	if (strlen(call->session) != 64 || strspn(call->session, "0123456789abcdef") != 64)
+		return cmd_fail(call, LINLI_EAUTH, "invalid session token: log in again");
+	char id[SID_LEN + 1];
+	token_id(call->session, id);
+	int64_t now = now_ms();
+	for (struct sess *s = t->cache; s; s = s->next)
+		if (strcmp(s->id, id) == 0) {
+			if (s->expires_ms <= now) {
+				cache_drop(t, by_id, id);
+				return cmd_fail(call, LINLI_EAUTH,
+						"session expired: run 'linli login' again");
+			}
+			attach(call, s);
+			return 0;
+		}
+	msgpack_sbuffer sb;
+	msgpack_sbuffer_init(&sb);
+	char scope[SCOPE_MAX + 1], err[256];
+	int rc = store_get(k->store, "sessions", NULL, id, &sb, scope, err, sizeof err);
+	char user[USER_MAX + 1] = "";
+	int64_t expires = 0;
+	if (rc == 0) {
+		msgpack_unpacked up;
+		msgpack_unpacked_init(&up);
+		size_t off = 0;
+		if (msgpack_unpack_next(&up, sb.data, sb.size, &off) == MSGPACK_UNPACK_SUCCESS) {
+			copy_str(mp_get(&up.data, "user"), user, sizeof user);
+			expires = get_i(mp_get(&up.data, "expires"));
+		}
+		msgpack_unpacked_destroy(&up);
+	}
+	msgpack_sbuffer_destroy(&sb);
+	if (rc != 0 || !user[0])
+		return cmd_fail(call, LINLI_EAUTH, "unknown session: log in again");
+	if (expires <= now)
+		return cmd_fail(call, LINLI_EAUTH, "session expired: run 'linli login' again");
+	struct account a;
+	if (account_get(k, user, &a, err, sizeof err) != 0)
+		return cmd_fail(call, LINLI_EAUTH, "the session's account is gone: log in again");
+	if (a.disabled)
+		return cmd_fail(call, LINLI_EAUTH, "account '%s' is disabled", user);
+	struct sess *s = sess_build(&a, id, expires);
+	if (!s)
+		return cmd_fail(call, LINLI_ENOMEM, "out of memory");
+	s->next = t->cache;
+	t->cache = s;
+	attach(call, s);
+	return 0;
+}
+
+/* ---- audit ---- */
+
+void tiers_audit(struct kernel *k, const struct tier_principal *who, const char *action,
+		 const char *scope, const char *object, const char *result, const char *detail)
+{
+	if (!k->store || !kernel_on_thread(k))
+		return;
+	char whob[96];
+	snprintf(whob, sizeof whob, "%s%s",
+		 !who				 ? ""
+		 : who->kind == PRINCIPAL_PLUGIN ? "plugin:"
+		 : who->kind == PRINCIPAL_RULE	 ? "rule:"
+						 : "",
+		 who ? who->name : "-");
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 4 + (object && *object) + (detail && *detail));
+	mp_kv_int(&pk, "time", now_ms());
+	mp_kv_str(&pk, "who", whob);
+	mp_kv_str(&pk, "action", action);
+	mp_kv_str(&pk, "result", result);
+	if (object && *object) {
+		char o[161];
+		snprintf(o, sizeof o, "%s", object);
+		mp_kv_str(&pk, "object", o);
+	}
+	if (detail && *detail) {
+		char d[513];
+		snprintf(d, sizeof d, "%s", detail);
+		mp_kv_str(&pk, "detail", d);
+	}
+	char id[STORE_ID_MAX + 1], err[256];
+	int rc = store_put(k->store, "audit", scope && *scope ? scope : k->cfg.node_path, NULL,
+			   sb.data, sb.size, id, NULL, err, sizeof err);
+	if (rc)
+		log_error("audit", "cannot record %s %s on %s: %s", whob, action, scope, err);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+/* ---- password work off the kernel thread ---- */
+
+enum job_kind { JOB_VERIFY, JOB_HASH };
+
+struct job {
+	struct kernel *k;
+	enum job_kind kind;
+	struct cmd_call *call; /* NULL once the call was cancelled */
+	char *password;	       /* wiped and freed by the worker */
+	char hash[TIER_HASH_MAX];
+	int strength;
+	bool ok;
+	void (*done)(struct kernel *k, struct job *j);
+	struct account acct; /* what the command is about */
+	char extra[256];     /* command-specific: the secret of a new machine, ... */
+};
+
+static void job_cancel(struct cmd_call *call, void *arg)
+{
+	(void)call;
+	((struct job *)arg)->call = NULL;
+}
+
+static void job_back(struct kernel *k, void *arg)
+{
+	struct job *j = arg;
+	if (j->call) {
+		j->call->on_cancel = NULL;
+		j->done(k, j);
+	}
+	free(j);
+}
+
+static void *job_run(void *arg)
+{
+	struct job *j = arg;
+	if (j->kind == JOB_VERIFY)
+		j->ok = j->hash[0] && tier_password_verify(j->hash, j->password);
+	else
+		j->ok = tier_password_hash_with(j->password, (enum tier_pw_strength)j->strength,
+						j->hash) == 0;
+	sodium_memzero(j->password, strlen(j->password));
+	free(j->password);
+	j->password = NULL;
+	if (kernel_post(j->k, job_back, j) != 0)
+		free(j); /* shutting down: the call was or will be cancelled */
+	return NULL;
+}
+
+/* Start `j` on its own thread; the call waits (CMD_PENDING). */
+static int job_start(struct cmd_call *call, struct job *j)
+{
+	pthread_t th;
+	pthread_attr_t at;
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	j->k = call->k;
+	j->call = call;
+	call->on_cancel = job_cancel;
+	call->cancel_arg = j;
+	int rc = pthread_create(&th, &at, job_run, j);
+	pthread_attr_destroy(&at);
+	if (rc != 0) {
+		call->on_cancel = NULL;
+		sodium_memzero(j->password, strlen(j->password));
+		free(j->password);
+		free(j);
+		return cmd_fail(call, LINLI_ENOMEM, "cannot start a worker thread");
+	}
+	return CMD_PENDING;
+}
+
+/* Take the request's input as a password (copied; the input is wiped). */
+static char *take_password(struct cmd_call *call)
+{
+	if (!call->input || call->input_len == 0)
+		return NULL;
+	size_t n = strcspn(call->input, "\r\n");
+	char *p = strndup(call->input, n);
+	sodium_memzero(call->input, call->input_len);
+	return p;
+}
+
+static void commit_done(void *arg, int rc, const char *err)
+{
+	struct cmd_call *call = arg;
+	if (rc)
+		snprintf(call->err, sizeof call->err, "not stored: %s", err ? err : "");
+	cmd_finish(call, rc);
+}
+
+/* Finish `call` once the batch holding its writes commits. */
+static void finish_after_commit(struct kernel *k, struct cmd_call *call)
+{
+	if (store_on_commit(k->store, commit_done, call) != 0)
+		cmd_finish(call, 0);
+}
+
+/* ---- login / logout / whoami ---- */
+
+static void login_done(struct kernel *k, struct job *j)
+{
+	struct cmd_call *call = j->call;
+	struct account *a = &j->acct;
+	char err[256];
+	int64_t now = now_ms();
+	struct tier_principal who = {PRINCIPAL_PERSON, a->user, a->scope[0] ? a->scope : "-",
+				     ROLE_NONE, NULL};
+	if (!j->ok || !a->hash[0]) {
+		if (a->hash[0]) {
+			a->failed++;
+			if (a->failed >= k->cfg.lockout_attempts) {
+				a->locked_until = now + (int64_t)k->cfg.lockout_s * 1000;
+				log_warn("tiers", "account %s locked for %d s after %lld failed logins",
+					 a->user, k->cfg.lockout_s, (long long)a->failed);
+			}
+			if (account_put(k, a, err, sizeof err))
+				log_error("tiers", "cannot count a failed login of %s: %s", a->user,
+					  err);
+		}
+		tiers_audit(k, &who, "login", a->scope[0] ? a->scope : k->cfg.node_path, a->user,
+			    "denied", "wrong user or password");
+		/* The failed count and the audit entry commit with the batch. */
+		cmd_finish(call, cmd_fail(call, LINLI_EAUTH, "login failed: wrong user or password"));
+		return;
+	}
+	a->failed = 0;
+	a->locked_until = 0;
+	if (account_put(k, a, err, sizeof err)) {
+		cmd_finish(call, cmd_fail(call, LINLI_EIO, "login: %s", err));
+		return;
+	}
+	char token[65], id[SID_LEN + 1];
+	tier_token_new(token);
+	token_id(token, id);
+	int64_t expires = now + (int64_t)k->cfg.session_ttl_s * 1000;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 3);
+	mp_kv_str(&pk, "user", a->user);
+	mp_kv_int(&pk, "expires", expires);
+	mp_kv_int(&pk, "created", now);
+	char sid[STORE_ID_MAX + 1];
+	int rc = store_put(k->store, "sessions", a->scope, id, sb.data, sb.size, sid, NULL, err,
+			   sizeof err);
+	msgpack_sbuffer_destroy(&sb);
+	if (rc) {
+		sodium_memzero(token, sizeof token);
+		cmd_finish(call, cmd_fail(call, rc, "login: cannot store the session: %s", err));
+		return;
+	}
+	who.role = tier_role_parse(a->role);
+	tiers_audit(k, &who, "login", a->scope, a->user, "allowed", NULL);
+	log_info("tiers", "%s logged in (%s at %s)", a->user, a->role, a->scope);
+	char when[32];
+	fmt_time(expires, when, sizeof when);
+	msgpack_packer *out = &call->pk;
+	msgpack_pack_map(out, 5);
+	mp_kv_str(out, "user", a->user);
+	mp_kv_str(out, "role", a->role);
+	mp_kv_str(out, "scope", a->scope);
+	mp_kv_str(out, "expires", when);
+	mp_kv_str(out, "token", token);
+	sodium_memzero(token, sizeof token);
+	finish_after_commit(k, call);
+}
+
+static int cmd_login(struct cmd_call *call, void *ud)
+{
+	(void)ud;
+	struct kernel *k = call->k;
+	if (call->argc != 2)
+		return cmd_fail(call, LINLI_EINVAL, "usage: login USER (password as input)");
+	char *pw = take_password(call);
+	if (!pw)
+		return cmd_fail(call, LINLI_EINVAL, "login: no password given");
+	struct job *j = calloc(1, sizeof *j);
+	if (!j) {
+		sodium_memzero(pw, strlen(pw));
+		free(pw);
+		return cmd_fail(call, LINLI_ENOMEM, "out of memory");
+	}
+	j->kind = JOB_VERIFY;
+	j->password = pw;
+	j->done = login_done;
+	char err[256];
+	const char *user = call->argv[1];
+	if (user_ok(user) && account_get(k, user, &j->acct, err, sizeof err) == 0) {
+		if (j->acct.disabled || j->acct.locked_until > now_ms()) {
+			bool locked = !j->acct.disabled;
+			char when[32];
+			fmt_time(j->acct.locked_until, when, sizeof when);
+			struct tier_principal who = {PRINCIPAL_PERSON, user, j->acct.scope, ROLE_NONE,
+						     NULL};
+			tiers_audit(k, &who, "login", j->acct.scope, user, "denied",
+				    locked ? "locked" : "disabled");
+			sodium_memzero(pw, strlen(pw));
+			free(pw);
+			free(j);
+			if (locked)
+				return cmd_fail(call, LINLI_EAUTH,
+						"login failed: account '%s' is locked until %s after "
+						"repeated failures",
+						user, when);
+			return cmd_fail(call, LINLI_EAUTH, "login failed: account '%s' is disabled",
+					user);
+		}
+		snprintf(j->hash, sizeof j->hash, "%s", j->acct.hash);
+	} else
+		snprintf(j->acct.user, sizeof j->acct.user, "%.*s", USER_MAX, user);
+	return job_start(call, j);
+}
+
+static int cmd_logout(struct cmd_call *call, void *ud)
+{
+	(void)ud;
+	struct kernel *k = call->k;
+	struct sess *s = call->who_ref;
+	if (!s)
+		return cmd_fail(call, LINLI_EAUTH, "not logged in");
+	char err[256], id[SID_LEN + 1];
+	snprintf(id, sizeof id, "%s", s->id);
+	int rc = store_delete(k->store, "sessions", NULL, id, err, sizeof err);
+	if (rc && rc != LINLI_ENOENT)
+		return cmd_fail(call, rc, "logout: %s", err);
+	cache_drop(T(k), by_id, id);
+	msgpack_pack_map(&call->pk, 1);
+	mp_kv_str(&call->pk, "logged_out", s->user);
+	if (rc == 0) {
+		finish_after_commit(k, call);
+		return CMD_PENDING;
+	}
+	return 0;
+}
+
+static int cmd_whoami(struct cmd_call *call, void *ud)
+{
+	(void)ud;
+	const struct tier_principal *w = call->who;
+	const struct sess *s = call->who_ref;
+	msgpack_packer *pk = &call->pk;
+	int n = 0;
+	while (w->grants && w->grants[n])
+		n++;
+	msgpack_pack_map(pk, 6);
+	mp_kv_str(pk, "user", w->name);
+	mp_kv_str(pk, "kind", w->kind == PRINCIPAL_MACHINE ? "machine" : "person");
+	mp_kv_str(pk, "role", tier_role_name(w->role));
+	mp_kv_str(pk, "scope", w->scope);
+	mp_kv_str(pk, "level", tier_level_name((enum tier_level)scope_depth(w->scope)));
+	mp_str(pk, "grants");
+	msgpack_pack_array(pk, (size_t)n);
+	for (int i = 0; i < n; i++)
+		mp_str(pk, w->grants[i]);
+	(void)s;
+	return 0;
+}
+
+/* ---- accounts ---- */
+
+/* Options: --role R --node PATH --name TEXT --machine. */
+struct aopts {
+	const char *role, *node, *name;
+	bool machine;
+};
+
+static int parse_aopts(struct cmd_call *call, int first, struct aopts *o, const char **pos,
+		       int maxpos, int *npos)
+{
+	memset(o, 0, sizeof *o);
+	*npos = 0;
+	for (int i = first; i < call->argc; i++) {
+		const char *a = call->argv[i];
+		if (strcmp(a, "--machine") == 0)
+			o->machine = true;
+		else if ((strcmp(a, "--role") == 0 || strcmp(a, "--node") == 0 ||
+			  strcmp(a, "--name") == 0) &&
+			 i + 1 < call->argc) {
+			const char *v = call->argv[++i];
+			if (a[2] == 'r')
+				o->role = v;
+			else if (a[3] == 'o')
+				o->node = v;
+			else
+				o->name = v;
+		} else if (a[0] == '-' && a[1] == '-')
+			return cmd_fail(call, LINLI_EINVAL, "unknown option '%s'", a);
+		else if (*npos < maxpos)
+			pos[(*npos)++] = a;
+		else
+			return cmd_fail(call, LINLI_EINVAL, "unexpected argument '%s'", a);
+	}
+	return 0;
+}
+
+/* May the caller manage account `a` (in its subtree)? */
+static int may_manage(struct cmd_call *call, const char *scope)
+{
+	return access_call(call, ACT_ACCOUNTS_MANAGE, scope, "accounts");
+}
+
+static void add_done(struct kernel *k, struct job *j)
+{
+	struct cmd_call *call = j->call;
+	char err[256];
+	if (!j->ok) {
+		cmd_finish(call, cmd_fail(call, LINLI_ENOMEM, "cannot hash the password"));
+		return;
+	}
+	struct account *a = &j->acct;
+	snprintf(a->hash, sizeof a->hash, "%s", j->hash);
+	/* Someone may have taken the name while we hashed. */
+	struct account other;
+	if (account_get(k, a->user, &other, err, sizeof err) == 0 && strcmp(call->argv[1], "passwd")) {
+		cmd_finish(call, cmd_fail(call, LINLI_EEXIST, "account '%s' exists", a->user));
+		return;
+	}
+	int rc = account_put(k, a, err, sizeof err);
+	if (rc) {
+		cmd_finish(call, cmd_fail(call, rc, "%s", err));
+		return;
+	}
+	bool passwd = strcmp(call->argv[1], "passwd") == 0;
+	tiers_audit(k, call->who, passwd ? "accounts.passwd" : "accounts.add", a->scope, a->user,
+		    "allowed", passwd ? NULL : a->role);
+	if (passwd)
+		cache_drop(T(k), by_user, a->user);
+	msgpack_packer *pk = &call->pk;
+	msgpack_pack_map(pk, 4 + (j->extra[0] != 0));
+	mp_kv_str(pk, "user", a->user);
+	mp_kv_str(pk, "kind", a->kind);
+	mp_kv_str(pk, "role", a->role);
+	mp_kv_str(pk, "scope", a->scope);
+	if (j->extra[0])
+		mp_kv_str(pk, "secret", j->extra); /* shown once, never stored */
+	sodium_memzero(j->extra, sizeof j->extra);
+	finish_after_commit(k, call);
+}
+
+static int cmd_accounts_add(struct cmd_call *call, void *ud)
+{
+	(void)ud;
+	struct kernel *k = call->k;
+	struct aopts o;
+	const char *pos[1];
+	int npos, rc;
+	if ((rc = parse_aopts(call, 2, &o, pos, 1, &npos)))
+		return rc;
+	if (npos != 1 || !o.role)
+		return cmd_fail(call, LINLI_EINVAL,
+				"usage: accounts add USER --role ROLE [--node PATH] [--name TEXT] "
+				"[--machine] (a person's password as input)");
+	const char *user = pos[0];
+	if (!user_ok(user))
+		return cmd_fail(call, LINLI_EINVAL,
+				"bad user name '%.40s': 2 to 32 of a-z 0-9 _ . - starting with a letter",
+				user);
+	const char *node = o.node ? o.node : call->who->scope;
+	char why[128];
+	if (!scope_check(node, why, sizeof why))
+		return cmd_fail(call, LINLI_EINVAL, "bad --node '%.64s': %s", node, why);
+	if (T(k)->tree.n && !tier_tree_find(&T(k)->tree, node))
+		return cmd_fail(call, LINLI_ENOENT, "node '%s' is not in the jurisdiction tree", node);
+	if (!scope_within(k->cfg.node_path, node))
+		return cmd_fail(call, LINLI_EPERM, "node '%s' is not served by this linlid (%s)",
+				node, k->cfg.node_path);
+	if ((rc = may_manage(call, node)))
+		return rc;
+	enum tier_role role = tier_role_parse(o.role);
+	enum tier_level lvl = (enum tier_level)scope_depth(node);
+	if (role == ROLE_NONE)
+		return cmd_fail(call, LINLI_EINVAL,
+				"unknown role '%.20s': admin, operator, grid_worker, auditor, viewer",
+				o.role);
+	if (!tier_role_valid_at(role, lvl))
+		return cmd_fail(call, LINLI_EINVAL, "role %s does not exist at the %s level",
+				tier_role_name(role), tier_level_name(lvl));
+	struct account existing;
+	char err[256];
+	if (account_get(k, user, &existing, err, sizeof err) == 0)
+		return cmd_fail(call, LINLI_EEXIST, "account '%s' exists (at %s)", user,
+				existing.scope);
+	struct job *j = calloc(1, sizeof *j);
+	if (!j)
+		return cmd_fail(call, LINLI_ENOMEM, "out of memory");
+	if (o.machine) {
+		/* One machine, one account: a random secret, shown once. */
+		char secret[65];
+		tier_token_new(secret);
+		snprintf(j->extra, sizeof j->extra, "%s", secret);
+		j->password = strdup(secret);
+		sodium_memzero(secret, sizeof secret);
+	} else {
+		j->password = take_password(call);
+		if (!j->password) {
+			free(j);
+			return cmd_fail(call, LINLI_EINVAL,
+					"accounts add: give the new password as input (--stdin)");
+		}
+		if ((rc = tier_password_ok(user, j->password, why, sizeof why))) {
+			sodium_memzero(j->password, strlen(j->password));
+			free(j->password);
+			free(j);
+			return cmd_fail(call, rc, "%s", why);
+		}
+	}
+	struct account *a = &j->acct;
+	snprintf(a->user, sizeof a->user, "%s", user);
+	snprintf(a->scope, sizeof a->scope, "%s", node);
+	snprintf(a->kind, sizeof a->kind, "%s", o.machine ? "machine" : "person");
+	snprintf(a->role, sizeof a->role, "%s", tier_role_name(role));
+	snprintf(a->display, sizeof a->display, "%s", o.name ? o.name : "");
+	snprintf(a->created_by, sizeof a->created_by, "%s", call->who->name);
+	a->created = now_ms();
+	j->kind = JOB_HASH;
+	j->strength = k->cfg.pwhash;
+	j->done = add_done;
+	return job_start(call, j);
+}
+
+static int cmd_accounts_passwd(struct cmd_call *call, void *ud)
+{
+	(void)ud;
+	struct kernel *k = call->k;
+	if (call->argc != 3)
+		return cmd_fail(call, LINLI_EINVAL, "usage: accounts passwd USER (new password as input)");
+	const char *user = call->argv[2];
+	struct account a;
+	char err[256], why[128];
+	if (account_get(k, user, &a, err, sizeof err) != 0)
+		return cmd_fail(call, LINLI_ENOENT, "no account '%.40s'", user);
+	int rc;
+	if (strcmp(user, call->who->name) != 0 && (rc = may_manage(call, a.scope)))
+		return rc;
+	if (strcmp(a.kind, "person") != 0)
+		return cmd_fail(call, LINLI_EINVAL, "'%s' is a machine: remove and add it anew", user);
+	struct job *j = calloc(1, sizeof *j);
+	if (!j)
+		return cmd_fail(call, LINLI_ENOMEM, "out of memory");
+	j->password = take_password(call);
+	if (!j->password) {
+		free(j);
+		return cmd_fail(call, LINLI_EINVAL, "accounts passwd: give the new password as input");
+	}
+	if ((rc = tier_password_ok(user, j->password, why, sizeof why))) {
+		sodium_memzero(j->password, strlen(j->password));
+		free(j->password);
+		free(j);
+		return cmd_fail(call, rc, "%s", why);
+	}
+	j->acct = a;
+	j->acct.failed = 0;
+	j->acct.locked_until = 0;
+	j->kind = JOB_HASH;
+	j->strength = k->cfg.pwhash;
+	j->done = add_done;
+	return job_start(call, j);
+}
+
+/* disable / enable / grant / revoke: change one account in place. */
+static int change_account(struct cmd_call *call, const char *what)
+{
+	struct kernel *k = call->k;
+	bool grantish = strcmp(what, "grant") == 0 || strcmp(what, "revoke") == 0;
+	if (call->argc != (grantish ? 4 : 3))
+		return cmd_fail(call, LINLI_EINVAL, "usage: accounts %s USER%s", what,
+				grantish ? " GRANT" : "");
+	const char *user = call->argv[2];
+	struct account a;
+	char err[256];
+	if (account_get(k, user, &a, err, sizeof err) != 0)
+		return cmd_fail(call, LINLI_ENOENT, "no account '%.40s'", user);
+	int rc = may_manage(call, a.scope);
+	if (rc)
+		return rc;
+	if (strcmp(user, call->who->name) == 0 && strcmp(what, "enable") != 0)
+		return cmd_fail(call, LINLI_EPERM, "you may not %s your own account", what);
+	if (strcmp(what, "disable") == 0)
+		a.disabled = true;
+	else if (strcmp(what, "enable") == 0) {
+		a.disabled = false;
+		a.failed = 0;
+		a.locked_until = 0;
+	} else {
+		const char *g = call->argv[3];
+		bool ok = strcmp(g, "sensitive") == 0 ||
+			  (strncmp(g, "sensitive:", 10) == 0 && catalog_dataset(k->catalog, g + 10));
+		if (!ok)
+			return cmd_fail(call, LINLI_EINVAL,
+					"unknown grant '%.60s': 'sensitive' or 'sensitive:DATASET'", g);
+		char list[4096] = "";
+		bool had = false;
+		char copy[4096];
+		snprintf(copy, sizeof copy, "%s", a.grants);
+		for (char *t = strtok(copy, " "); t; t = strtok(NULL, " ")) {
+			if (strcmp(t, g) == 0) {
+				had = true;
+				continue;
+			}
+			snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
+				 list[0] ? " " : "", t);
+		}
+		if (strcmp(what, "grant") == 0)
+			snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
+				 list[0] ? " " : "", g);
+		else if (!had)
+			return cmd_fail(call, LINLI_ENOENT, "'%s' does not hold '%s'", user, g);
+		snprintf(a.grants, sizeof a.grants, "%s", list);
+	}
+	if ((rc = account_put(k, &a, err, sizeof err)))
+		return cmd_fail(call, rc, "%s", err);
+	cache_drop(T(k), by_user, user);
+	char action[32];
+	snprintf(action, sizeof action, "accounts.%s", what);
+	tiers_audit(k, call->who, action, a.scope, user, "allowed",
+		    grantish ? call->argv[3] : NULL);
+	msgpack_pack_map(&call->pk, 3);
+	mp_kv_str(&call->pk, "user", user);
+	mp_kv_bool(&call->pk, "disabled", a.disabled);
+	mp_kv_str(&call->pk, "grants", a.grants);
+	finish_after_commit(k, call);
+	return CMD_PENDING;
+}
+
+static int cmd_accounts_change(struct cmd_call *call, void *ud)
+{
+	return change_account(call, ud);
+}
+
+struct listctx {
+	msgpack_sbuffer rows;
+	msgpack_packer pk;
+	int n;
+	int64_t now;
+};
+
+static int list_row(void *ud, const struct store_row *row)
+{
+	struct listctx *c = ud;
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	size_t off = 0;
+	if (msgpack_unpack_next(&up, row->data, row->len, &off) == MSGPACK_UNPACK_SUCCESS) {
+		struct account a;
+		memset(&a, 0, sizeof a);
+		account_from(&up.data, &a);
+		msgpack_pack_map(&c->pk, 8);
+		mp_kv_str(&c->pk, "user", row->id);
+		mp_kv_str(&c->pk, "kind", a.kind);
+		mp_kv_str(&c->pk, "role", a.role);
+		mp_kv_str(&c->pk, "scope", row->scope);
+		mp_kv_str(&c->pk, "name", a.display);
+		mp_kv_bool(&c->pk, "disabled", a.disabled);
+		mp_kv_bool(&c->pk, "locked", a.locked_until > c->now);
+		mp_kv_str(&c->pk, "grants", a.grants);
+		c->n++;
+	}
+	msgpack_unpacked_destroy(&up);
+	return 0;
+}
+
+static int cmd_accounts_list(struct cmd_call *call, void *ud)
+{
+	(void)ud;
+	const char *scope = call->who->scope;
+	for (int i = 2; i + 1 < call->argc; i++)
+		if (strcmp(call->argv[i], "--scope") == 0)
+			scope = call->argv[i + 1];
+	int rc = may_manage(call, scope);
+	if (rc)
+		return rc;
+	struct listctx c = {.now = now_ms()};
+	msgpack_sbuffer_init(&c.rows);
+	msgpack_packer_init(&c.pk, &c.rows, msgpack_sbuffer_write);
+	struct store_query q = {.dataset = "accounts", .scope = scope, .limit = STORE_SCAN_MAX};
+	char cursor[STORE_CURSOR_MAX];
+	rc = store_scan(call->k->store, &q, list_row, &c, cursor, call->err, sizeof call->err);
+	if (rc < 0) {
+		msgpack_sbuffer_destroy(&c.rows);
+		return rc;
+	}
+	msgpack_pack_array(&call->pk, (size_t)c.n);
+	msgpack_sbuffer_write(&call->data, c.rows.data, c.rows.size);
+	msgpack_sbuffer_destroy(&c.rows);
+	return 0;
+}
+
+/* ---- audit ---- */
+
+struct auditctx {
+	msgpack_sbuffer rows;
+	msgpack_packer pk;
+	int n, max;
+	int64_t since;
+};
+
+static int audit_row(void *ud, const struct store_row *row)
+{
+	struct auditctx *c = ud;
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	size_t off = 0;
+	if (msgpack_unpack_next(&up, row->data, row->len, &off) == MSGPACK_UNPACK_SUCCESS &&
+	    up.data.type == MSGPACK_OBJECT_MAP && get_i(mp_get(&up.data, "time")) >= c->since) {
+		const msgpack_object_map *m = &up.data.via.map;
+		msgpack_pack_map(&c->pk, m->size + 1);
+		mp_kv_str(&c->pk, "scope", row->scope);
+		for (uint32_t i = 0; i < m->size; i++) {
+			msgpack_pack_object(&c->pk, m->ptr[i].key);
+			msgpack_pack_object(&c->pk, m->ptr[i].val);
+		}
+		c->n++;
+	}
+	msgpack_unpacked_destroy(&up);
+	return c->n >= c->max;
+}
+
+static int cmd_audit(struct cmd_call *call, void *ud)
+{
+	(void)ud;
+	const char *scope = call->who->scope, *who = NULL, *action = NULL, *result = NULL;
+	int64_t since = 0;
+	long limit = 200;
+	for (int i = 1; i < call->argc; i++) {
+		const char *a = call->argv[i], *v = i + 1 < call->argc ? call->argv[i + 1] : NULL;
+		if (!v)
+			return cmd_fail(call, LINLI_EINVAL,
+					"usage: audit [--who U] [--action A] [--result R] [--since "
+					"TIME] [--scope PATH] [--limit N]");
+		i++;
+		if (strcmp(a, "--scope") == 0)
+			scope = v;
+		else if (strcmp(a, "--who") == 0)
+			who = v;
+		else if (strcmp(a, "--action") == 0)
+			action = v;
+		else if (strcmp(a, "--result") == 0)
+			result = v;
+		else if (strcmp(a, "--limit") == 0)
+			limit = strtol(v, NULL, 10);
+		else if (strcmp(a, "--since") == 0) {
+			if (!store_time_parse(v, strlen(v), &since))
+				return cmd_fail(call, LINLI_EINVAL,
+						"--since: '%.40s' is not an RFC 3339 time", v);
+		} else
+			return cmd_fail(call, LINLI_EINVAL, "unknown option '%.40s'", a);
+	}
+	if (limit < 1 || limit > 10000)
+		return cmd_fail(call, LINLI_EINVAL, "--limit must be 1..10000");
+	int rc = access_call(call, ACT_AUDIT_READ, scope, "audit");
+	if (rc)
+		return rc;
+	struct store_where w[3];
+	int nw = 0;
+	if (who)
+		w[nw++] = (struct store_where){"who", who};
+	if (action)
+		w[nw++] = (struct store_where){"action", action};
+	if (result)
+		w[nw++] = (struct store_where){"result", result};
+	struct auditctx c = {.max = (int)limit, .since = since};
+	msgpack_sbuffer_init(&c.rows);
+	msgpack_packer_init(&c.pk, &c.rows, msgpack_sbuffer_write);
+	struct store_query q = {.dataset = "audit", .scope = scope, .where = w, .n_where = nw,
+				.limit = STORE_SCAN_MAX};
+	char cursor[STORE_CURSOR_MAX];
+	do {
+		rc = store_scan(call->k->store, &q, audit_row, &c, cursor, call->err,
+				sizeof call->err);
+		q.cursor = cursor;
+	} while (rc > 0 && cursor[0] && c.n < c.max);
+	if (rc < 0) {
+		msgpack_sbuffer_destroy(&c.rows);
+		return rc;
+	}
+	msgpack_pack_array(&call->pk, (size_t)c.n);
+	msgpack_sbuffer_write(&call->data, c.rows.data, c.rows.size);
+	msgpack_sbuffer_destroy(&c.rows);
+	return 0;
+}
+
+/* ---- tier tree / roles ---- */
+
+static int cmd_tree(struct cmd_call *call, void *ud)
+{
+	(void)ud;
+	const struct tier_tree *t = &T(call->k)->tree;
+	const char *root = call->who->scope;
+	int first, n = tier_tree_subtree(t, root, &first);
+	msgpack_pack_array(&call->pk, (size_t)n);
+	for (int i = first; i < first + n; i++) {
+		msgpack_pack_map(&call->pk, 4);
+		mp_kv_str(&call->pk, "path", t->v[i].path);
+		mp_kv_str(&call->pk, "level", tier_level_name(t->v[i].level));
+		mp_kv_str(&call->pk, "code", t->v[i].code);
+		mp_kv_str(&call->pk, "name", t->v[i].name);
+	}
+	return 0;
+}
+
+static int cmd_roles(struct cmd_call *call, void *ud)
+{
+	(void)ud;
+	msgpack_packer *pk = &call->pk;
+	msgpack_pack_array(pk, ROLE_COUNT - 1);
+	for (int r = 1; r < ROLE_COUNT; r++) {
+		msgpack_pack_map(pk, 2);
+		mp_kv_str(pk, "role", tier_role_name((enum tier_role)r));
+		mp_str(pk, "may");
+		int n = 0;
+		for (int a = 0; a < ACT_COUNT; a++)
+			for (int l = TIER_CITY; l <= TIER_GRID; l++)
+				if (tier_role_allows((enum tier_role)r, (enum tier_level)l,
+						     (enum tier_action)a)) {
+					n++;
+					break;
+				}
+		msgpack_pack_map(pk, (size_t)n);
+		for (int a = 0; a < ACT_COUNT; a++) {
+			char lv[64] = "";
+			for (int l = TIER_CITY; l <= TIER_GRID; l++)
+				if (tier_role_allows((enum tier_role)r, (enum tier_level)l,
+						     (enum tier_action)a))
+					snprintf(lv + strlen(lv), sizeof lv - strlen(lv), "%s%s",
+						 lv[0] ? " " : "", tier_level_name((enum tier_level)l));
+			if (lv[0])
+				mp_kv_str(pk, tier_action_name((enum tier_action)a), lv);
+		}
+	}
+	return 0;
+}
+
+/* ---- bootstrap and life cycle ---- */
+
+int tiers_bootstrap_admin(struct kernel *k, const char *user, const char *password, char *err,
+			  size_t errlen)
+{
+	char why[128];
+	if (!user_ok(user)) {
+		snprintf(err, errlen, "bad user name '%s'", user);
+		return LINLI_EINVAL;
+	}
+	int rc = tier_password_ok(user, password, why, sizeof why);
+	if (rc) {
+		snprintf(err, errlen, "%s", why);
+		return rc;
+	}
+	if (store_count(k->store, "accounts") > 0) {
+		snprintf(err, errlen,
+			 "this node already has accounts: ask an administrator ('linli accounts add')");
+		return LINLI_EEXIST;
+	}
+	struct account a;
+	memset(&a, 0, sizeof a);
+	snprintf(a.user, sizeof a.user, "%s", user);
+	snprintf(a.scope, sizeof a.scope, "%s", k->cfg.node_path);
+	snprintf(a.kind, sizeof a.kind, "person");
+	snprintf(a.role, sizeof a.role, "admin");
+	snprintf(a.created_by, sizeof a.created_by, "init-admin");
+	a.created = now_ms();
+	if ((rc = tier_password_hash_with(password, (enum tier_pw_strength)k->cfg.pwhash, a.hash))) {
+		snprintf(err, errlen, "cannot hash the password");
+		return rc;
+	}
+	if ((rc = account_put(k, &a, err, errlen)))
+		return rc;
+	struct tier_principal who = {PRINCIPAL_KERNEL, "init-admin", k->cfg.node_path, ROLE_NONE,
+				     NULL};
+	tiers_audit(k, &who, "accounts.add", a.scope, user, "allowed", "first administrator");
+	return store_batch_end(k->store);
+}
+
+int tiers_open(struct kernel *k, char *err, size_t errlen)
+{
+	struct tiers *t = calloc(1, sizeof *t);
+	if (!t)
+		return LINLI_ENOMEM;
+	t->k = k;
+	k->tiers = t;
+	if (k->cfg.catalog_dir) {
+		char path[4096];
+		snprintf(path, sizeof path, "%s/tree.cfg", k->cfg.catalog_dir);
+		int rc = tier_tree_load(&t->tree, path, 1, err, errlen);
+		if (rc)
+			return rc;
+		if (t->tree.n && !tier_tree_find(&t->tree, k->cfg.node_path)) {
+			snprintf(err, errlen, "%s: node.path '%s' is not in the jurisdiction tree",
+				 path, k->cfg.node_path);
+			return LINLI_ECONFIG;
+		}
+	}
+	if (!k->cmds)
+		return 0; /* offline use (--init-admin) */
+	static const struct {
+		const char *name, *sub, *usage, *summary;
+		cmd_fn fn;
+		const char *ud;
+	} cmds[] = {
+	    {"login", NULL, "USER [--password-stdin]", "start a session (password asked)",
+	     cmd_login, NULL},
+	    {"logout", NULL, "", "end this session", cmd_logout, NULL},
+	    {"whoami", NULL, "", "the account, role, jurisdiction and grants of this session",
+	     cmd_whoami, NULL},
+	    {"accounts", "add", "USER --role ROLE [--node PATH] [--name TEXT] [--machine]",
+	     "add a person (password from --stdin) or a machine (secret shown once)",
+	     cmd_accounts_add, NULL},
+	    {"accounts", "passwd", "USER", "set a password (new one from --stdin)",
+	     cmd_accounts_passwd, NULL},
+	    {"accounts", "disable", "USER", "disable an account", cmd_accounts_change, "disable"},
+	    {"accounts", "enable", "USER", "enable an account and clear a lockout",
+	     cmd_accounts_change, "enable"},
+	    {"accounts", "grant", "USER GRANT", "grant 'sensitive' or 'sensitive:DATASET'",
+	     cmd_accounts_change, "grant"},
+	    {"accounts", "revoke", "USER GRANT", "revoke a grant", cmd_accounts_change, "revoke"},
+	    {"accounts", "list", "[--scope PATH]", "accounts of a jurisdiction", cmd_accounts_list,
+	     NULL},
+	    {"audit", NULL, "[--who U] [--action A] [--result R] [--since TIME] [--scope PATH]",
+	     "the audit log of a jurisdiction", cmd_audit, NULL},
+	    {"tier", "tree", "", "the jurisdiction tree under this session's node", cmd_tree, NULL},
+	    {"tier", "roles", "", "what each role may do at each level", cmd_roles, NULL},
+	};
+	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+		int rc = cmd_register(k->cmds, cmds[i].name, cmds[i].sub, cmds[i].usage,
+				      cmds[i].summary, cmds[i].fn, (void *)cmds[i].ud, t);
+		if (rc) {
+			snprintf(err, errlen, "cannot register '%s'", cmds[i].name);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+void tiers_close(struct kernel *k)
+{
+	struct tiers *t = T(k);
+	if (!t)
+		return;
+	while (t->cache) {
+		struct sess *s = t->cache;
+		t->cache = s->next;
+		s->dead = true;
+		if (s->refs == 0)
+			free(s);
+	}
+	tier_tree_free(&t->tree);
+	free(t);
+	k->tiers = NULL;
+}

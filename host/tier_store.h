@@ -1,0 +1,55 @@
+/*
+ * tier_store — accounts, sessions and the audit log, kept in the store.
+ *
+ * Owns the `accounts`, `sessions` and `audit` system datasets and the
+ * console commands over them: login, logout, whoami, accounts ..., audit,
+ * tier tree, tier roles. Resolves a session token to the principal every
+ * request acts as (a small cache in front of the store). Password hashing
+ * and verification (Argon2id, tens of milliseconds and tens of MiB) run on a
+ * thread of their own and post back, so the kernel thread never waits on
+ * them. Never stores, logs or returns a password or a token in clear: only
+ * the token's BLAKE2b hash is kept, as the session's id.
+ */
+#ifndef LINLI_TIER_STORE_H
+#define LINLI_TIER_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "tier.h"
+#include "tier_tree.h"
+
+struct kernel;
+struct cmd_call;
+
+/* Load the tree (catalog_dir/tree.cfg), register the commands. */
+int tiers_open(struct kernel *k, char *err, size_t errlen);
+void tiers_close(struct kernel *k);
+
+/*
+ * tiers_attach — resolve call->session into call->who (a reference the call
+ * releases when freed). Returns 0, or LINLI_EAUTH with call->err saying why
+ * (no session, unknown or forged token, expired, account disabled).
+ */
+int tiers_attach(struct kernel *k, struct cmd_call *call);
+
+/*
+ * tiers_audit — append an audit entry to the current batch (kernel thread):
+ * who did `action` on `object` at `scope`, with result "allowed", "denied"
+ * or "masked" and an optional detail. Failures are logged, never fatal.
+ */
+void tiers_audit(struct kernel *k, const struct tier_principal *who, const char *action,
+		 const char *scope, const char *object, const char *result, const char *detail);
+
+/*
+ * tiers_bootstrap_admin — the first-run command (`linlid --init-admin USER`):
+ * create the node's first administrator when no account exists yet.
+ * Runs with the daemon stopped (the caller holds the data dir lock).
+ */
+int tiers_bootstrap_admin(struct kernel *k, const char *user, const char *password, char *err,
+			  size_t errlen);
+
+/* The loaded jurisdiction tree (empty when there is no tree.cfg). */
+const struct tier_tree *tiers_tree(const struct kernel *k);
+
+#endif

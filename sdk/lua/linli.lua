@@ -1,0 +1,162 @@
+---@meta linli
+-- Definitions of the linli Lua API for lua-language-server (SDK 1.0).
+-- Nothing here runs: linlid provides these names to every script. The reference is
+-- sdk/lua-api.md; each function mirrors the C member of struct linli_api of the same name.
+
+---A record: a plain table. Keys 1..n make an array; any other keys a map.
+---@alias linli.record table<string|integer, any>
+
+---The name of a LINLI_E* return code, e.g. "LINLI_EPERM" (linli/error.h).
+---@alias linli.code
+---| "LINLI_EINVAL"
+---| "LINLI_ENOMEM"
+---| "LINLI_ENOENT"
+---| "LINLI_EEXIST"
+---| "LINLI_EPERM"
+---| "LINLI_EBUSY"
+---| "LINLI_ELIMIT"
+---| "LINLI_ESTATE"
+---| string
+
+---@alias linli.level "error"|"warn"|"info"|"debug"
+
+---The rest of a bus event, beside its payload and topic (C struct linli_event).
+---@class linli.event_meta
+---@field seq integer bus-wide, increasing in delivery order
+---@field time_ms integer publication time, ms since the epoch (UTC)
+---@field publisher string plugin name, "rule NAME", "console", a driver, ...
+---@field scope string jurisdiction path the event belongs to
+---@field consequence boolean true for a record of consequence (never shed)
+
+---@class linli
+---@field scope string the jurisdiction path the script acts in (as plugin_scope())
+---@field major integer the host's SDK major version (C api->major)
+---@field minor integer the host's SDK minor version (C api->minor)
+linli = {}
+
+---Write one line to the daemon log as `<time> <level> script: <name>: <values>`.
+---The values are converted with tostring and joined with tabs. C member: log.
+---@param level linli.level
+---@param ... any
+function linli.log(level, ...) end
+
+---The reason shown by `linli plugins info` when init fails (init returned false: MESSAGE).
+---Outside a script plugin's init it only logs. C member: set_error.
+---@param message string
+function linli.set_error(message) end
+
+---This plugin's (or rule's) name. C member: plugin_name.
+---@return string
+function linli.plugin_name() end
+
+---The jurisdiction path of the node the script runs at; everything it does is confined to
+---this subtree. C member: plugin_scope.
+---@return string
+function linli.plugin_scope() end
+
+---Wall clock, ms since the Unix epoch (UTC). C member: time_now_ms.
+---@return integer
+function linli.time_now_ms() end
+
+---Make `linli <plugin> <sub> ARGS...` call fn(args, input). Script plugins only (raises in
+---a rule). fn returns the reply (a table, string, number, boolean, or nothing for "ok"), or
+---`nil, message [, code]` to fail. Removed automatically when the plugin stops or faults.
+---C member: cmd_register.
+---@param sub string [a-z][a-z0-9_-]*, at most 63 bytes
+---@param usage? string the arguments, e.g. "NAME [--all]"
+---@param summary? string one line for `linli help`
+---@param fn fun(args: string[], input: string|nil): any, string?, linli.code?
+---@return true|nil ok
+---@return string? message
+---@return linli.code? code "LINLI_EINVAL", "LINLI_EEXIST", "LINLI_ENOMEM"
+function linli.cmd_register(sub, usage, summary, fn) end
+
+---Remove command `sub` of this plugin. C member: cmd_unregister.
+---@param sub string
+---@return true|nil ok
+---@return string? message
+---@return linli.code? code "LINLI_ENOENT"
+function linli.cmd_unregister(sub) end
+
+---Call fn() after delay_ms, then every interval_ms if it is > 0 (0: once).
+---Removed automatically when the script stops or faults. C member: timer_add.
+---@param delay_ms integer >= 0
+---@param interval_ms integer >= 0; 0: once
+---@param fn fun()
+---@return integer|nil id
+---@return string? message
+---@return linli.code? code "LINLI_ENOMEM"
+function linli.timer_add(delay_ms, interval_ms, fn) end
+
+---Stop timer `id` (also from inside its own callback). C member: timer_cancel.
+---@param id integer
+---@return true|nil ok
+---@return string? message
+---@return linli.code? code "LINLI_ENOENT": not this script's, or a one-shot that has run
+function linli.timer_cancel(id) end
+
+---Call fn(e, topic, meta) for every event whose topic matches `pattern` (`+` one level, a
+---final `#` the rest) and whose scope lies in the script's jurisdiction. Needs a granted
+---capability bus.subscribe:<pattern>. C member: subscribe.
+---@param pattern string e.g. "dev/smoke/+/event/#"
+---@param fn fun(e: linli.record, topic: string, meta: linli.event_meta)
+---@return integer|nil id
+---@return string? message
+---@return linli.code? code "LINLI_EPERM", "LINLI_EINVAL", "LINLI_ENOMEM"
+function linli.subscribe(pattern, fn) end
+
+---Stop subscription `id` (also from its own handler). C member: unsubscribe.
+---@param id integer
+---@return true|nil ok
+---@return string? message
+---@return linli.code? code "LINLI_ENOENT"
+function linli.unsubscribe(id) end
+
+---Publish `payload` (a map; nil means {}) on `topic` for jurisdiction `scope` (nil: the
+---script's node; otherwise a path inside it). Needs a granted capability
+---bus.publish:<topic>. Subscribers run after the current call returns. C member: publish
+---(whose argument order is topic, scope, payload).
+---@param topic string no wildcards, e.g. "alarm/smoke/raised"
+---@param payload? linli.record
+---@param scope? string a jurisdiction path inside the script's
+---@return integer|nil seq
+---@return string? message
+---@return linli.code? code "LINLI_EPERM", "LINLI_EINVAL", "LINLI_EBUSY", a store code
+function linli.publish(topic, payload, scope) end
+
+---@class linli.limits
+---@field memory_kb? integer may only lower the node's limit
+---@field instructions? integer per call
+---@field time_ms? integer per call
+---@field max_errors? integer failed calls in a row before faulted
+
+---A script plugin's manifest (scripts/apps/NAME.lua).
+---@class linli.plugin_decl
+---@field name string [a-z][a-z0-9_]*, at most 31 bytes
+---@field version string MAJOR.MINOR.PATCH
+---@field sdk string "1.0"
+---@field family "governance"|"gov_services"|"public_services"|"safety"|"custom"
+---@field description string
+---@field capabilities string[] e.g. { "bus.publish:alarm/#", "store.read:residents" }
+---@field requires? string[] plugins (.so or Lua) that must run first
+---@field init? fun(): (boolean|nil), string? return false[, message] (or raise) to fail
+---@field fini? fun()
+---@field limits? linli.limits
+
+---Declare a script plugin (once, at the top level of the file).
+---@param decl linli.plugin_decl
+function plugin(decl) end
+
+---A rule's declaration (scripts/rules/NAME.lua).
+---@class linli.rule_decl
+---@field name string [a-z][a-z0-9_]*
+---@field on string the topic pattern it hears (no capability needed for it)
+---@field description? string
+---@field capabilities? string[] what when/run may do through linli.*, e.g. { "bus.publish:alarm/#" }
+---@field when? fun(e: linli.record, topic: string): boolean
+---@field run fun(e: linli.record, topic: string)
+---@field limits? linli.limits
+
+---Declare a rule (once, at the top level of the file).
+---@param decl linli.rule_decl
+function rule(decl) end
