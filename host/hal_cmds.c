@@ -35,8 +35,12 @@
 struct args {
 	const char *pos[MAX_POS];
 	int n_pos;
-	const char *scope, *cls, *state, *driver, *name, *poll, *heartbeat, *timeout;
+	const char *scope, *cls, *state, *driver, *name, *poll, *heartbeat, *timeout, *limit,
+	    *after;
 };
+
+#define LIST_DEFAULT 1000 /* rows of `devices list` unless --limit says otherwise */
+#define LIST_MAX     5000 /* a reply must stay under the console's 1 MiB */
 
 enum {
 	O_SCOPE = 1,
@@ -46,15 +50,18 @@ enum {
 	O_NAME = 16,
 	O_POLL = 32,
 	O_HEARTBEAT = 64,
-	O_TIMEOUT = 128
+	O_TIMEOUT = 128,
+	O_LIMIT = 256,
+	O_AFTER = 512
 };
 
 static const struct {
 	const char *name;
 	int bit;
-} opt_names[] = {{"scope", O_SCOPE},	     {"class", O_CLASS},    {"state", O_STATE},
-		 {"driver", O_DRIVER},	     {"name", O_NAME},	    {"poll", O_POLL},
-		 {"heartbeat", O_HEARTBEAT}, {"timeout", O_TIMEOUT}};
+} opt_names[] = {{"scope", O_SCOPE},	     {"class", O_CLASS},     {"state", O_STATE},
+		 {"driver", O_DRIVER},	     {"name", O_NAME},	     {"poll", O_POLL},
+		 {"heartbeat", O_HEARTBEAT}, {"timeout", O_TIMEOUT}, {"limit", O_LIMIT},
+		 {"after", O_AFTER}};
 
 static int parse(struct cmd_call *call, int allowed, int min_pos, int max_pos, const char *usage,
 		 struct args *a)
@@ -88,8 +95,9 @@ static int parse(struct cmd_call *call, int allowed, int min_pos, int max_pos, c
 			return cmd_fail(call, LINLI_EINVAL, "devices %s: option '%s' needs a value",
 					sub, w);
 		const char **slot[] = {&a->scope, &a->cls,  &a->state,	   &a->driver,
-				       &a->name,  &a->poll, &a->heartbeat, &a->timeout};
-		for (int b = 0; b < 8; b++)
+				       &a->name,  &a->poll, &a->heartbeat, &a->timeout,
+				       &a->limit, &a->after};
+		for (int b = 0; b < 10; b++)
 			if (bit == 1 << b)
 				*slot[b] = v;
 	}
@@ -147,9 +155,14 @@ static int cmd_list(struct cmd_call *call, void *ud)
 {
 	(void)ud;
 	struct args a;
-	int rc = parse(call, O_SCOPE | O_CLASS | O_STATE | O_DRIVER, 0, 0,
-		       "[--scope PATH] [--class C] [--state online|unavailable] [--driver D]", &a);
+	int rc = parse(call, O_SCOPE | O_CLASS | O_STATE | O_DRIVER | O_LIMIT | O_AFTER, 0, 0,
+		       "[--scope PATH] [--class C] [--state online|unavailable] [--driver D] "
+		       "[--limit N] [--after ID]",
+		       &a);
 	if (rc)
+		return rc;
+	long long limit = LIST_DEFAULT;
+	if (a.limit && (rc = num_opt(call, "limit", a.limit, 1, LIST_MAX, &limit)))
 		return rc;
 	const char *scope = a.scope ? a.scope : call->k->cfg.node_path;
 	char why[128];
@@ -165,8 +178,9 @@ static int cmd_list(struct cmd_call *call, void *ud)
 	if (n < 0)
 		return cmd_fail(call, n, "out of memory");
 	int keep = 0;
-	for (int i = 0; i < n; i++)
-		if ((!a.cls || strcmp(hal_dev_class(v[i])->name, a.cls) == 0) &&
+	for (int i = 0; i < n && keep < limit; i++)
+		if ((!a.after || strcmp(hal_dev_id(v[i]), a.after) > 0) &&
+		    (!a.cls || strcmp(hal_dev_class(v[i])->name, a.cls) == 0) &&
 		    (!a.state || strcmp(hal_state_name(hal_dev_state(v[i])), a.state) == 0) &&
 		    (!a.driver || strcmp(hal_dev_driver(v[i]), a.driver) == 0))
 			v[keep++] = v[i];

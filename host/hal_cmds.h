@@ -1,7 +1,8 @@
 /*
  * hal_cmds — the console's device commands:
  *
- *   devices list [--scope PATH] [--class C] [--state S] [--driver D]
+ *   devices list [--scope PATH] [--class C] [--state S] [--driver D] [--limit N]
+ *                [--after ID]
  *   devices show ID
  *   devices readings ID
  *   devices add ID CLASS DRIVER ADDRESS [--scope PATH] [--name N]

@@ -123,6 +123,12 @@ def case_sim_fleet_live_in_devices_list():
               rows[0]["last_seen"])
         ids = [r["id"] for r in rows]
         eq(ids, sorted(ids), "sorted by id")
+        page = d.ok("devices", "list", "--limit", "5")
+        eq([r["id"] for r in page], ids[:5], "first page")
+        page = d.ok("devices", "list", "--limit", "5", "--after", ids[4])
+        eq([r["id"] for r in page], ids[5:10], "next page")
+        eq([r["id"] for r in d.ok("devices", "list", "--class", "door", "--state", "online")],
+           ["sim-door-001", "sim-door-002"], "filtered")
         check("sim-smoke-001" in ids and "sim-water_meter-002" in ids, ids)
         # Readings: every readable resource has a value of its class.
         rd = {r["resource"]: r for r in d.ok("devices", "readings", "sim-electric_meter-001")}
@@ -194,6 +200,20 @@ def case_sim_commands_and_writes():
         rows = res if isinstance(res, list) else res.get("entries", [])
         check(any(e["object"] == "sim-door-001" and e["detail"].startswith("#1 open: ok in")
                   for e in rows), rows)
+
+
+def case_sim_rate_from_its_thread():
+    # rate: readings per second across the fleet, paced by the simulator's own thread.
+    with node(plugins=(), sim={"per_class": 5, "rate": 5000, "tick_ms": 50}) as d:
+        wait_for(lambda: d.ok("sim", "status")["readings"] > 0, "first readings")
+        a, t0 = d.ok("sim", "status")["readings"], time.time()
+        time.sleep(2)
+        b, t1 = d.ok("sim", "status")["readings"], time.time()
+        rate = (b - a) / (t1 - t0)
+        check(3500 < rate < 6500, f"rate 5000 configured, {rate:.0f}/s measured")
+        st = d.ok("devices", "stats")
+        eq((st["shed"], st["refused"]), (0, 0), "nothing shed or refused")
+        check(st["readings"] >= b, "the kernel took them all")
 
 
 def sequence(seed, rounds=3):
