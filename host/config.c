@@ -62,6 +62,10 @@ static const struct key keys[] = {
 	{"accounts.lockout_attempts", T_INT, false, "failed logins before a lockout"},
 	{"accounts.lockout_s", T_INT, false, "seconds a lockout lasts"},
 	{"accounts.pwhash", T_STR, false, "interactive, moderate, or min (tests only)"},
+	{"http", T_GROUP, false, "the HTTP/JSON open-data API"},
+	{"http.listen", T_STR, false, "address, e.g. http://127.0.0.1:8480"},
+	{"http.max_body", T_INT, false, "largest request body, bytes"},
+	{"http.rate_limit", T_INT, false, "requests per second per API key"},
 	{"plugin_dirs", T_LIST, false, "directories scanned for .so plugins"},
 	{"script_dirs", T_LIST, false, "directories scanned for Lua scripts"},
 	{"catalog_dir", T_STR, false, "the data resource catalog"},
@@ -605,6 +609,30 @@ static int fill(struct ctx *c, config_t *cf, struct cfg *out)
 				    "'%s' is not one of interactive, moderate, min", s);
 	}
 
+	if (config_lookup_string(cf, "http.listen", &s)) {
+		set = config_lookup(cf, "http.listen");
+		if (strncmp(s, "http://", 7) != 0 || !s[7])
+			return fail(c, (int)config_setting_source_line(set), "http.listen",
+				    "'%s' is not an http://host:port address", s);
+		out->http_listen = strdup(s);
+	}
+	out->http_max_body = 64 * 1024;
+	if ((set = config_lookup(cf, "http.max_body"))) {
+		v = config_setting_get_int(set);
+		if (v < 256 || v > (16 << 20))
+			return fail(c, (int)config_setting_source_line(set), "http.max_body",
+				    "%d is outside 256..16777216", v);
+		out->http_max_body = (size_t)v;
+	}
+	out->http_rate = 50;
+	if ((set = config_lookup(cf, "http.rate_limit"))) {
+		v = config_setting_get_int(set);
+		if (v < 1 || v > 1000000)
+			return fail(c, (int)config_setting_source_line(set), "http.rate_limit",
+				    "%d is outside 1..1000000", v);
+		out->http_rate = v;
+	}
+
 	if ((rc = get_str_list(c, cf, "plugin_dirs", out->plugin_dirs, CFG_MAX_DIRS,
 			       &out->n_plugin_dirs, true)))
 		return rc;
@@ -693,6 +721,7 @@ void cfg_free(struct cfg *c)
 	free_list(c->listen, c->n_listen);
 	free(c->tls_cert);
 	free(c->tls_key);
+	free(c->http_listen);
 	free_list(c->plugin_dirs, c->n_plugin_dirs);
 	free_list(c->script_dirs, c->n_script_dirs);
 	free(c->catalog_dir);

@@ -76,6 +76,9 @@ struct cfg {
 	struct cfg_lua lua;		 /* defaults for every script */
 	struct cfg_lua_override lua_overrides[CFG_MAX_LUA_OVERRIDES];
 	int n_lua_overrides;
+	char *http_listen;		 /* open-data API address, NULL when off */
+	size_t http_max_body;		 /* largest request body, bytes */
+	int http_rate;			 /* requests per second per API key */
 	struct cfg_plugin_conf plugin_conf[CFG_MAX_PLUGIN_CONF]; /* plugins = { NAME = {...}; } */
 	int n_plugin_conf;
 };

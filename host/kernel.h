@@ -28,6 +28,7 @@ struct tiers;
 struct script_rules;
 struct catalog;
 struct store;
+struct http;
 struct hal;
 
 typedef void (*kernel_fn)(struct kernel *k, void *arg);
@@ -72,6 +73,7 @@ struct kernel {
 	struct catalog *catalog;	/* loaded at start; immutable while running */
 	struct store *store;		/* open from start to stop */
 	struct tiers *tiers;		/* accounts, sessions, audit (tier_store.c) */
+	struct http *http;		/* open-data API, NULL when off */
 	struct hal *hal;		/* the device layer (hal.h); set before plugins load */
 };
 

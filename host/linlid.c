@@ -24,6 +24,8 @@
 #include "cmd.h"
 #include "config.h"
 #include "control.h"
+#include "http.h"
+#include "opendata.h"
 #include "core_cmds.h"
 #include "journal.h"
 #include "hal.h"
@@ -394,6 +396,10 @@ int main(int argc, char **argv)
 		exit_code = EXIT_CONFIG;
 		goto out;
 	}
+	if (opendata_register_cmds(&k) != 0) {
+		log_error("http", "cannot register the apikeys commands");
+		goto out;
+	}
 	if (bus_open(&k, &k.bus, err, sizeof err) != 0) {
 		log_error("bus", "cannot start the event bus: %s", err);
 		goto out;
@@ -432,6 +438,14 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	plug_load_all(&k); /* refusals and failures are logged; the daemon carries on */
+	if (k.cfg.http_listen &&
+	    (http_open(&k, k.cfg.http_listen, k.cfg.http_max_body, &k.http, err, sizeof err) != 0 ||
+	     opendata_register(&k, k.http) != 0 || http_start(k.http, err, sizeof err) != 0)) {
+		log_error("http", "%s", err);
+		goto out;
+	}
+	if (k.http)
+		log_info("http", "open-data API on %s (port %d)", k.cfg.http_listen, http_port(k.http));
 	if (pthread_create(&st, NULL, signal_thread, &sc) != 0) {
 		log_error("kernel", "cannot start the signal thread");
 		goto out;
@@ -455,6 +469,8 @@ out:
 		pthread_join(st, NULL);
 	}
 	bus_cmds_close(k.bus_remote); /* answers waiting polls: before the socket closes */
+	http_close(k.http);
+	opendata_close();
 	control_close(k.control);
 	script_rules_free(k.rules);
 	plug_close(&k);

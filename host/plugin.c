@@ -79,6 +79,7 @@ struct plugin {
 	void *ud;
 	bool in_init;
 	char init_err[512];
+	struct plug_store_state store; /* store_api.c */
 	/* graph scratch (load_all) */
 	int t_index, t_low;
 	bool t_onstack, t_done;
@@ -222,6 +223,8 @@ const char *plug_name(const struct plugin *p) { return p->name; }
 void *plug_userdata(const struct plugin *p) { return p->ud; }
 
 void plug_set_userdata(struct plugin *p, void *ud) { p->ud = ud; }
+
+struct plug_store_state *plug_store_state(struct plugin *p) { return &p->store; }
 
 void plug_set_error(struct plugin *p, const char *msg)
 {
@@ -1828,15 +1831,21 @@ bool plug_has_cap(const struct plugin *p, const char *cap)
 	return false;
 }
 
-int plug_authorize(struct plugin *p, enum tier_action act, const char *scope, const char *object,
-		   char *err, size_t errlen)
+void plug_principal(struct plugin *p, struct tier_principal *who, const char **grants)
 {
-	const char *grants[LINLI_MAX_CAPS + 1];
 	int n = 0;
 	for (int i = 0; i < LINLI_MAX_CAPS && p->meta.capabilities[i][0]; i++)
 		grants[n++] = p->meta.capabilities[i];
 	grants[n] = NULL;
-	struct tier_principal who = {PRINCIPAL_PLUGIN, p->name, p->reg->k->cfg.node_path, ROLE_NONE,
-				     grants};
+	*who = (struct tier_principal){PRINCIPAL_PLUGIN, p->name, p->reg->k->cfg.node_path,
+				       ROLE_NONE, grants};
+}
+
+int plug_authorize(struct plugin *p, enum tier_action act, const char *scope, const char *object,
+		   char *err, size_t errlen)
+{
+	const char *grants[LINLI_MAX_CAPS + 1];
+	struct tier_principal who;
+	plug_principal(p, &who, grants);
 	return access_check(p->reg->k, &who, act, scope, object, err, errlen);
 }

@@ -112,6 +112,13 @@ void plug_set_userdata(struct plugin *p, void *ud);
 /* Record the reason shown when init fails (outside init: logged only). */
 void plug_set_error(struct plugin *p, const char *msg);
 
+/* Per-plugin state of the store members of the table (store_api.c). */
+struct plug_store_state {
+	char last_error[768]; /* message of the latest store call if it failed, else "" */
+	int in_update;	      /* > 0 while one of the plugin's update callbacks runs */
+};
+struct plug_store_state *plug_store_state(struct plugin *p);
+
 /*
  * plug_fault — a running script plugin broke a limit: release everything it
  * made (also from inside one of its own handlers: releases are safe there),
@@ -158,6 +165,12 @@ int plug_check_meta(const struct linli_plugin_meta *m, char *err, size_t errlen)
 int plug_authorize(struct plugin *p, enum tier_action act, const char *scope, const char *object,
 		   char *err, size_t errlen);
 
+/*
+ * plug_principal — plugin p as the permission model sees it (for
+ * tier_sees_sensitive, tiers_audit): fills *who, whose grants point into
+ * `grants` (LINLI_MAX_CAPS + 1 slots) and into p; valid while p runs.
+ */
+void plug_principal(struct plugin *p, struct tier_principal *who, const char **grants);
 /* Does plugin p hold a granted capability covering `cap` (e.g. "hal.driver:sim")? */
 bool plug_has_cap(const struct plugin *p, const char *cap);
 

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "plugin.h"
 #include "record.h"
+#include "store_api.h"
 
 /* ---- logging and the plugin itself ---- */
 
@@ -541,6 +542,14 @@ static const struct linli_api table = {
 	.subscribe = api_subscribe,
 	.unsubscribe = api_unsubscribe,
 	.publish = api_publish,
+	/* the store (store_api.c) */
+	.store_get = store_api_get,
+	.store_put = store_api_put,
+	.store_delete = store_api_delete,
+	.store_scan = store_api_scan,
+	.store_update = store_api_update,
+	.store_on_commit = store_api_on_commit,
+	.store_last_error = store_api_last_error,
 	/* devices (HAL) */
 	.plugin_config = hal_api_plugin_config,
 	.device_classes = hal_api_device_classes,

@@ -1698,6 +1698,14 @@ static void cursor_encode(const struct kbuf *k, char *out)
 			  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 }
 
+void store_cursor_after(const void *key, size_t key_len, char *cursor_out)
+{
+	struct kbuf k;
+	k.n = key_len <= KEY_MAX ? key_len : KEY_MAX;
+	memcpy(k.b, key, k.n);
+	cursor_encode(&k, cursor_out);
+}
+
 static bool cursor_decode(const char *c, struct kbuf *k)
 {
 	size_t n;
@@ -1807,7 +1815,12 @@ int store_scan(struct store *s, const struct store_query *q, store_row_fn fn, vo
 			more = true;
 			break;
 		}
-		struct store_row row = {id, scope, data, len};
+		struct store_row row = {.id = id,
+					.scope = scope,
+					.data = data,
+					.len = len,
+					.key = key.mv_data,
+					.key_len = key.mv_size};
 		rows++;
 		last.n = key.mv_size;
 		memcpy(last.b, key.mv_data, key.mv_size);

@@ -45,8 +45,8 @@
  * refused with "dataset: field 'f': reason" and nothing of that write is
  * stored. A record's scope must be at its dataset's level or below.
  */
-#ifndef LINLI_STORE_H
-#define LINLI_STORE_H
+#ifndef LINLI_STORE_KERNEL_H
+#define LINLI_STORE_KERNEL_H
 
 #include <msgpack.h>
 #include <stdbool.h>
@@ -210,6 +210,8 @@ struct store_row {
 	const char *scope;
 	const void *data; /* the record, MessagePack */
 	size_t len;
+	const void *key; /* the row's place in the scan (opaque): see store_cursor_after */
+	size_t key_len;
 };
 
 /*
@@ -230,6 +232,13 @@ typedef int (*store_row_fn)(void *ud, const struct store_row *row);
  */
 int store_scan(struct store *s, const struct store_query *q, store_row_fn fn, void *ud,
 	       char *cursor_out, char *err, size_t errlen);
+
+/*
+ * store_cursor_after — the cursor (STORE_CURSOR_MAX bytes) of the page that
+ * continues after a row, from a copy of its key/key_len: for a caller that
+ * keeps rows and ends its page before the last one it kept.
+ */
+void store_cursor_after(const void *key, size_t key_len, char *cursor_out);
 
 /* ---- administration: any thread ---- */
 

@@ -127,8 +127,8 @@ static int parse_args(struct cmd_call *call, int allowed, int max_pos, const cha
 /* The scope of a request: --scope, or this node's path; checked for access. */
 static int request_scope(struct cmd_call *call, struct dargs *a, enum tier_action act)
 {
-	if (!a->scope)
-		a->scope = call->k->cfg.node_path;
+	if (!a->scope) /* by default a caller works in its own jurisdiction */
+		a->scope = call->who ? call->who->scope : call->k->cfg.node_path;
 	char why[128];
 	if (!scope_check(a->scope, why, sizeof why))
 		return cmd_fail(call, LINLI_EINVAL, "bad --scope '%.64s': %s", a->scope, why);
@@ -167,8 +167,8 @@ static enum mask_kind field_mask(const struct cat_dataset *mask, const msgpack_o
  * for a caller without the grant) every sensitive field is masked: strings
  * keep the characters their rule allows, other values become "***".
  */
-static int pack_record(msgpack_packer *pk, const char *id, const char *scope, const void *data,
-		       size_t len, const struct cat_dataset *mask)
+int store_pack_record(msgpack_packer *pk, const char *id, const char *scope, const void *data,
+		      size_t len, const struct cat_dataset *mask)
 {
 	msgpack_unpacked up;
 	msgpack_unpacked_init(&up);
@@ -199,7 +199,7 @@ static int pack_record(msgpack_packer *pk, const char *id, const char *scope, co
 	return 0;
 }
 
-static bool has_sensitive(const struct cat_dataset *ds)
+bool store_has_sensitive(const struct cat_dataset *ds)
 {
 	for (int i = 0; ds && i < ds->n_fields; i++)
 		if (ds->fields[i].sensitive != CAT_SENS_NONE)
@@ -216,7 +216,7 @@ static const struct cat_dataset *read_policy(struct cmd_call *call, const char *
 					     const char *scope, const char *what)
 {
 	const struct cat_dataset *ds = catalog_dataset(call->k->catalog, dataset);
-	if (!has_sensitive(ds))
+	if (!store_has_sensitive(ds))
 		return NULL;
 	bool sees = tier_sees_sensitive(call->who, dataset);
 	tiers_audit(call->k, call->who, "data.read", scope, dataset, sees ? "allowed" : "masked",
@@ -262,7 +262,7 @@ static int cmd_data_get(struct cmd_call *call, void *ud)
 	rc = store_get(call->k->store, a.pos[0], a.scope, a.pos[1], &buf, scope, call->err,
 		       sizeof call->err);
 	const struct cat_dataset *mask = rc ? NULL : read_policy(call, a.pos[0], scope, a.pos[1]);
-	if (!rc && pack_record(&call->pk, a.pos[1], scope, buf.data, buf.size, mask))
+	if (!rc && store_pack_record(&call->pk, a.pos[1], scope, buf.data, buf.size, mask))
 		rc = cmd_fail(call, LINLI_ECORRUPT, "%s: record '%s' is not a map", a.pos[0],
 			      a.pos[1]);
 	msgpack_sbuffer_destroy(&buf);
@@ -342,7 +342,7 @@ struct rows {
 static int query_row(void *ud, const struct store_row *row)
 {
 	struct rows *r = ud;
-	if (pack_record(&r->pk, row->id, row->scope, row->data, row->len, r->mask))
+	if (store_pack_record(&r->pk, row->id, row->scope, row->data, row->len, r->mask))
 		r->bad++;
 	return r->buf.size >= QUERY_MAX_BYTES;
 }

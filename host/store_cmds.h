@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <msgpack.h>
 
 struct kernel;
 
@@ -23,5 +24,15 @@ int store_cmds_register(struct kernel *k);
 
 /* The wake callback for store_opts: makes sure a kernel batch runs soon. */
 void store_cmds_wake(void *kernel);
+
+/*
+ * store_pack_record — pack {id, scope, field...} of a stored record (one
+ * MessagePack map). With `mask` (the record's dataset) every sensitive field
+ * is masked (tier_mask; non-strings become "***"). 0 or LINLI_ECORRUPT.
+ */
+struct cat_dataset;
+int store_pack_record(msgpack_packer *pk, const char *id, const char *scope, const void *data,
+		      size_t len, const struct cat_dataset *mask);
+bool store_has_sensitive(const struct cat_dataset *ds);
 
 #endif

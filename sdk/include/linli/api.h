@@ -42,6 +42,7 @@
 #include "linli/error.h"
 #include "linli/plugin.h"
 #include "linli/record.h"
+#include "linli/store.h"
 #include "linli/version.h"
 
 #ifdef __cplusplus
@@ -324,6 +325,114 @@ struct linli_api {
 	int (*publish)(linli_ctx *ctx, const char *topic, const char *scope,
 		       const linli_record *payload, uint64_t *seq);
 
+	/* ---- the store, since 1.0 (its types and rules: linli/store.h) ---- */
+
+	/*
+	 * store_get — record `id` of `dataset` as a new record (a map of its
+	 * fields) in *rec: yours, free it with rec_free. `scope` is the subtree
+	 * to look in; NULL means the plugin's node. `scope_out` (may be NULL;
+	 * LINLI_SCOPE_MAX + 1 bytes) receives the scope the record lives at.
+	 * Needs capability store.read:DATASET; sensitive fields come masked
+	 * without sensitive:DATASET, and the read is audited (linli/store.h).
+	 * Returns 0; LINLI_ENOENT (no such
+	 * record in the subtree, or no such dataset); LINLI_EINVAL (bad id or
+	 * scope); LINLI_EPERM (scope outside the plugin's jurisdiction, or the
+	 * capability not declared); LINLI_EIO; LINLI_ENOMEM. On failure *rec is
+	 * NULL and store_last_error says why. Since 1.0.
+	 */
+	int (*store_get)(linli_ctx *ctx, const char *dataset, const char *scope, const char *id,
+			 linli_record **rec, char *scope_out);
+	/*
+	 * store_put — create or replace a record of `dataset` at `scope` (NULL:
+	 * the plugin's node; the dataset's catalog `level` says how deep its
+	 * records live, e.g. residents at a community or below). `id` NULL
+	 * creates a new record with a fresh time-ordered id; otherwise record
+	 * `id` is created or replaced whole (an id living at another scope is
+	 * refused: delete it there first). `rec` is a map of the dataset's
+	 * fields, borrowed (the kernel copies it); a nil field is absent. The id
+	 * is copied to `id_out` (may be NULL; LINLI_ID_MAX + 1 bytes) and
+	 * *created (may be NULL) says whether the record is new. Needs
+	 * store.write:DATASET. The write is visible at once and durable at the
+	 * end of the kernel's batch (see store_on_commit). Returns 0;
+	 * LINLI_ESCHEMA (the record breaks the schema: nothing is stored and
+	 * store_last_error names the dataset, the field and the reason, e.g.
+	 * "residents: field 'gender': 'x' is not one of male, female");
+	 * LINLI_EINVAL (bad id or scope, a scope above the dataset's level, rec
+	 * not a map); LINLI_ENOENT (no such dataset); LINLI_EEXIST (the id lives
+	 * at another scope); LINLI_EPERM; LINLI_E2BIG (over 256 KiB packed);
+	 * LINLI_EFULL (disk full); LINLI_ESTATE (called from a
+	 * linli_update_fn); LINLI_EIO; LINLI_ENOMEM. Since 1.0.
+	 */
+	int (*store_put)(linli_ctx *ctx, const char *dataset, const char *scope, const char *id,
+			 const linli_record *rec, char *id_out, bool *created);
+	/*
+	 * store_delete — delete record `id` of `dataset`, which must lie within
+	 * `scope` (a subtree root; NULL: the plugin's node). Needs
+	 * store.write:DATASET. Durable like store_put. Returns 0; LINLI_ENOENT
+	 * (no such record in the subtree, or no such dataset); LINLI_EINVAL;
+	 * LINLI_EPERM; LINLI_ESTATE (from a linli_update_fn); LINLI_EFULL;
+	 * LINLI_EIO. Since 1.0.
+	 */
+	int (*store_delete)(linli_ctx *ctx, const char *dataset, const char *scope, const char *id);
+	/*
+	 * store_scan — one page of the records of q->dataset within q->scope
+	 * that match every filter of q->where, in key order (scope, then id —
+	 * ids the store made are time-ordered; by the first filter's index when
+	 * filtered). Calls fn(ctx, row, ud) for each (see linli_row_fn; fn may be
+	 * NULL to count). Writes the cursor of the next page into `cursor_out`
+	 * (LINLI_CURSOR_MAX bytes; may be NULL; may be q->cursor's own buffer),
+	 * or "" when this was the last page: pass it as q->cursor, with the same
+	 * dataset, scope and first filter, for the next page. A page may hold
+	 * fewer than q->limit rows (it also ends after 4 MiB of records); go on
+	 * while the cursor is not "". Records added between pages appear in a
+	 * later page if their key sorts after the cursor. Needs
+	 * store.read:DATASET; masking and audit as for store_get (one audit
+	 * entry per page). Returns the number of rows handed to fn (>= 0);
+	 * fn's negative code; LINLI_EINVAL (bad
+	 * scope, limit or filter, a field that is not indexed, a cursor of
+	 * another query, q->size too small: store_last_error says which);
+	 * LINLI_ENOENT (no such dataset); LINLI_EPERM; LINLI_EIO; LINLI_ENOMEM.
+	 * Since 1.0.
+	 */
+	int (*store_scan)(linli_ctx *ctx, const struct linli_query *q, linli_row_fn fn, void *ud,
+			  char *cursor_out);
+	/*
+	 * store_update — read-modify-write record `id` of `dataset` in one
+	 * transaction: fn (see linli_update_fn) gets the current record, or NULL
+	 * when there is none, and says what to write; no other write comes in
+	 * between, so N updates that each add 1 add N. An existing record must
+	 * lie within `scope` (a subtree root; NULL: the plugin's node); a new
+	 * one is created at `scope`. Needs store.read:DATASET and
+	 * store.write:DATASET; without sensitive:DATASET fn sees sensitive
+	 * fields masked, and those it leaves as given keep their stored values.
+	 * Durable like store_put. Returns 0 (also for
+	 * LINLI_STORE_KEEP, and for LINLI_STORE_DELETE of an absent record);
+	 * fn's negative code (store_last_error holds the message fn wrote);
+	 * LINLI_ESCHEMA (the new record breaks the schema; nothing is written);
+	 * LINLI_EEXIST (the id lives outside `scope`); LINLI_EINVAL (bad id or
+	 * scope, NULL fn, fn returned something else); LINLI_ENOENT (no such
+	 * dataset); LINLI_EPERM; LINLI_ESTATE (from a linli_update_fn);
+	 * LINLI_EFULL; LINLI_EIO; LINLI_ENOMEM. Since 1.0.
+	 */
+	int (*store_update)(linli_ctx *ctx, const char *dataset, const char *scope, const char *id,
+			    linli_update_fn fn, void *ud);
+	/*
+	 * store_on_commit — call fn(ctx, rc, msg, ud) once, when the current
+	 * batch (which holds every write made since the last commit, the
+	 * plugin's included) is committed or lost. Use it to act only on durable
+	 * data (e.g. to acknowledge a device). Removed, uncalled, if the plugin
+	 * stops first. Returns 0; LINLI_ESTATE (no write is pending: what was
+	 * written is durable already); LINLI_EINVAL (NULL fn); LINLI_ENOMEM.
+	 * Since 1.0.
+	 */
+	int (*store_on_commit)(linli_ctx *ctx, linli_commit_fn fn, void *ud);
+	/*
+	 * store_last_error — the message of this plugin's latest store call
+	 * (store_get ... store_on_commit) when it failed, "" when it succeeded:
+	 * it names the dataset, field, id or scope and the reason. Borrowed,
+	 * valid until the plugin's next store call. Since 1.0.
+	 */
+	const char *(*store_last_error)(linli_ctx *ctx);
 	/* ---- devices (HAL), since 1.0 ----
 	 *
 	 * The device layer (linli/device.h explains drivers, classes and the

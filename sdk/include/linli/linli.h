@@ -5,6 +5,7 @@
  *   error.h    LINLI_OK, LINLI_E* codes, linli_strerror
  *   plugin.h   the descriptor and LINLI_PLUGIN(...)
  *   record.h   records: types, ownership, time
+ *   store.h    the store's limits, query and callback types
  *   api.h      struct linli_api, the function table init receives
  *   device.h   the device layer: driver ops, readings (included by api.h)
  *
@@ -18,6 +19,7 @@
 #include "linli/error.h"
 #include "linli/plugin.h"
 #include "linli/record.h"
+#include "linli/store.h"
 #include "linli/api.h"
 
 #endif

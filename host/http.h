@@ -1,0 +1,86 @@
+/*
+ * http — the HTTP/JSON server of the open-data API (nng's HTTP server).
+ *
+ * Owns the listener, the route table and each request's life: nng's threads
+ * accept the request and read its body (refusing a body over the limit with
+ * 413 before reading it), then post it to the kernel thread, where the route's
+ * handler runs and answers with a status and a JSON body. Authentication,
+ * scope and rate limits are decided by the auth hook (the tier model) before
+ * any handler runs. Never runs a handler off the kernel thread.
+ */
+#ifndef LINLI_HTTP_H
+#define LINLI_HTTP_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct kernel;
+struct http;
+
+#define HTTP_MAX_PARAMS 4
+
+struct http_req {
+	struct kernel *k;
+	const char *method;		/* "GET", "POST" */
+	char *path;			/* decoded path, without the query */
+	char *query;			/* raw query string or NULL */
+	char *body;			/* NUL-terminated, or NULL */
+	size_t body_len;
+	char *bearer;			/* token from Authorization: Bearer, or NULL */
+	char *params[HTTP_MAX_PARAMS];	/* {…} segments of the route, decoded */
+	int n_params;
+	void *auth;			/* what the auth hook returned for this request */
+	/* The answer. */
+	int status;
+	json_t *resp;			/* owned; NULL gives an empty body */
+	char retry_after[16];		/* set with 429 */
+	void *priv;			/* http.c's own */
+};
+
+/*
+ * A route handler: runs on the kernel thread; returns an HTTP status, or
+ * HTTP_PENDING and later calls http_finish (e.g. after a commit).
+ */
+typedef int (*http_fn)(struct http_req *r, void *ud);
+#define HTTP_PENDING 0
+
+/* Complete a request whose handler returned HTTP_PENDING (kernel thread). */
+void http_finish(struct http_req *r, int status);
+
+/*
+ * The auth hook: decide who `r->bearer` is before a route that needs it runs.
+ * Return 0 (setting r->auth) or an HTTP status (401, 403, 429) with
+ * http_error() already called.
+ */
+typedef int (*http_auth_fn)(struct http_req *r, void *ud);
+
+/* Open the server on `url` (http://host:port) with a body limit in bytes. */
+int http_open(struct kernel *k, const char *url, size_t max_body, struct http **out, char *err,
+	      size_t errlen);
+void http_close(struct http *h);
+
+/* The port actually bound (for http://127.0.0.1:0). */
+int http_port(const struct http *h);
+
+/*
+ * Add a route before http_start. `pattern` is a path whose `{}` segments
+ * match one path segment each, e.g. "/api/v1/datasets/{}/records/{}".
+ * `needs_auth` routes pass the auth hook first.
+ */
+int http_route(struct http *h, const char *method, const char *pattern, bool needs_auth,
+	       http_fn fn, void *ud);
+void http_set_auth(struct http *h, http_auth_fn fn, void *ud);
+int http_start(struct http *h, char *err, size_t errlen);
+
+/* Set an error answer {"error": {"status": N, "message": "..."}}; returns status. */
+int http_error(struct http_req *r, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* The value of query parameter `name` (decoded, caller frees), or NULL. */
+char *http_query(const struct http_req *r, const char *name);
+
+/* Counters for status. */
+void http_counters(const struct http *h, unsigned long long *served, unsigned long long *errors);
+
+#endif

@@ -1,0 +1,725 @@
+/*
+ * opendata — see opendata.h.
+ *
+ * API keys: `linli apikeys add NAME --scope PATH --datasets A,B` issues a
+ * random 256-bit key, shown once; the store keeps BLAKE2b(key) in the
+ * `apikeys` system dataset. A request's Bearer key is hashed and looked up
+ * through that indexed field. A key acts as a viewer of its scope: it reads
+ * only datasets on its list whose sharing class allows it (shared or
+ * conditional, never not_shared or system), always with sensitive fields
+ * masked, never outside its jurisdiction; every request is audited. A token
+ * bucket per key enforces http.rate_limit.
+ *
+ * Handlers run on the kernel thread (http.c guarantees it) and read through
+ * the same store as the console.
+ */
+#include "opendata.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "access.h"
+#include "catalog.h"
+#include "cmd.h"
+#include "http.h"
+#include "json.h"
+#include "kernel.h"
+#include "linli/error.h"
+#include "log.h"
+#include "mp.h"
+#include "store.h"
+#include "store_cmds.h"
+#include "tier_store.h"
+
+#define KEY_NAME_MAX 48
+#define MAX_KEY_DATASETS 64
+
+struct keyauth {
+	char name[KEY_NAME_MAX + 8]; /* "apikey:NAME" */
+	char scope[SCOPE_MAX + 1];
+	char datasets[2048];
+	struct tier_principal p;
+};
+
+struct bucket {
+	char name[KEY_NAME_MAX + 1];
+	double tokens;
+	uint64_t last_ms;
+	struct bucket *next;
+};
+
+struct opendata {
+	struct kernel *k;
+	struct bucket *buckets;
+	struct keyauth cur; /* the key of the request being handled (kernel thread) */
+};
+
+static struct opendata od; /* one HTTP server per process */
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void key_hash(const char *key, char out[65])
+{
+	unsigned char h[32];
+	crypto_generichash(h, sizeof h, (const unsigned char *)key, strlen(key), NULL, 0);
+	sodium_bin2hex(out, 65, h, sizeof h);
+}
+
+static bool on_list(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+	for (const char *p = list; *p;) {
+		size_t l = strcspn(p, " ");
+		if (l == n && strncmp(p, name, n) == 0)
+			return true;
+		p += l;
+		while (*p == ' ')
+			p++;
+	}
+	return false;
+}
+
+static bool shareable(const struct cat_dataset *ds)
+{
+	return ds && !ds->system && ds->sharing != CAT_NOT_SHARED;
+}
+
+/* ---- authentication and rate limit ---- */
+
+struct keyrow {
+	struct keyauth *ka;
+	bool found, disabled;
+};
+
+static int key_row(void *ud, const struct store_row *row)
+{
+	struct keyrow *kr = ud;
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	size_t off = 0;
+	if (msgpack_unpack_next(&up, row->data, row->len, &off) == MSGPACK_UNPACK_SUCCESS) {
+		const msgpack_object *d = mp_get(&up.data, "datasets");
+		const msgpack_object *dis = mp_get(&up.data, "disabled");
+		kr->disabled = dis && dis->type == MSGPACK_OBJECT_BOOLEAN && dis->via.boolean;
+		if (d && d->type == MSGPACK_OBJECT_STR)
+			snprintf(kr->ka->datasets, sizeof kr->ka->datasets, "%.*s",
+				 (int)d->via.str.size, d->via.str.ptr);
+		snprintf(kr->ka->name, sizeof kr->ka->name, "apikey:%s", row->id);
+		snprintf(kr->ka->scope, sizeof kr->ka->scope, "%s", row->scope);
+		kr->found = true;
+	}
+	msgpack_unpacked_destroy(&up);
+	return 1;
+}
+
+static bool rate_ok(struct kernel *k, const char *name)
+{
+	struct bucket *b = od.buckets;
+	while (b && strcmp(b->name, name) != 0)
+		b = b->next;
+	uint64_t now = kernel_now_ms();
+	double rate = k->cfg.http_rate;
+	if (!b) {
+		b = calloc(1, sizeof *b);
+		if (!b)
+			return true;
+		snprintf(b->name, sizeof b->name, "%s", name);
+		b->tokens = rate;
+		b->last_ms = now;
+		b->next = od.buckets;
+		od.buckets = b;
+	}
+	b->tokens += (double)(now - b->last_ms) * rate / 1000.0;
+	if (b->tokens > rate)
+		b->tokens = rate;
+	b->last_ms = now;
+	if (b->tokens < 1.0)
+		return false;
+	b->tokens -= 1.0;
+	return true;
+}
+
+static int authenticate(struct http_req *r, void *ud)
+{
+	(void)ud;
+	struct kernel *k = r->k;
+	memset(&od.cur, 0, sizeof od.cur);
+	if (!r->bearer || !*r->bearer)
+		return http_error(r, 401, "an API key is needed: Authorization: Bearer KEY");
+	char hash[65];
+	key_hash(r->bearer, hash);
+	struct store_where w = {"hash", hash};
+	struct store_query q = {.dataset = "apikeys", .where = &w, .n_where = 1, .limit = 1};
+	struct keyrow kr = {.ka = &od.cur};
+	char cursor[STORE_CURSOR_MAX], err[256];
+	if (store_scan(k->store, &q, key_row, &kr, cursor, err, sizeof err) < 0)
+		return http_error(r, 503, "cannot check the key: %s", err);
+	if (!kr.found || kr.disabled) {
+		log_info("http", "refused an %s API key", kr.found ? "revoked" : "unknown");
+		return http_error(r, 401, "unknown or revoked API key");
+	}
+	od.cur.p = (struct tier_principal){PRINCIPAL_MACHINE, od.cur.name, od.cur.scope,
+					   ROLE_VIEWER, NULL};
+	if (!rate_ok(k, od.cur.name)) {
+		snprintf(r->retry_after, sizeof r->retry_after, "1");
+		return http_error(r, 429, "key '%s' is over its limit of %d requests per second",
+				  od.cur.name + 7, k->cfg.http_rate);
+	}
+	r->auth = &od.cur;
+	return 0;
+}
+
+static int audited(struct http_req *r, const char *scope, const char *object, const char *result,
+		   int status)
+{
+	struct keyauth *ka = r->auth;
+	char action[96], detail[32];
+	snprintf(action, sizeof action, "http.%s", r->method);
+	snprintf(detail, sizeof detail, "%d %s", status, r->path);
+	tiers_audit(r->k, &ka->p, action, scope, object, result, detail);
+	return status;
+}
+
+/* The dataset of a request: 404 unknown, 403 not shared or not on the key's list. */
+static const struct cat_dataset *dataset_for(struct http_req *r, const char *name, int *status)
+{
+	struct keyauth *ka = r->auth;
+	const struct cat_dataset *ds = catalog_dataset(r->k->catalog, name);
+	if (!ds || ds->system) {
+		*status = http_error(r, 404, "no dataset '%s'", name);
+		return NULL;
+	}
+	if (!shareable(ds)) {
+		*status = http_error(r, 403, "dataset '%s' is not shared (sharing class %s)", name,
+				     cat_sharing_name(ds->sharing));
+		return NULL;
+	}
+	if (!on_list(ka->datasets, name)) {
+		*status = http_error(r, 403, "key '%s' may not read dataset '%s'", ka->name + 7,
+				     name);
+		return NULL;
+	}
+	return ds;
+}
+
+/* The scope of a request: ?scope= (inside the key's), or the key's own. */
+static int scope_for(struct http_req *r, char out[SCOPE_MAX + 1])
+{
+	struct keyauth *ka = r->auth;
+	char *s = http_query(r, "scope");
+	char why[128];
+	int st = 0;
+	if (!s)
+		snprintf(out, SCOPE_MAX + 1, "%s", ka->scope);
+	else if (!scope_check(s, why, sizeof why))
+		st = http_error(r, 400, "bad scope '%.64s': %s", s, why);
+	else if (!scope_within(ka->scope, s))
+		st = http_error(r, 403, "scope '%s' is outside the key's jurisdiction '%s'", s,
+				ka->scope);
+	else
+		snprintf(out, SCOPE_MAX + 1, "%s", s);
+	free(s);
+	return st;
+}
+
+/* ---- routes ---- */
+
+static int get_health(struct http_req *r, void *ud)
+{
+	(void)ud;
+	struct kernel *k = r->k;
+	r->resp = json_pack("{s:s,s:s,s:s,s:s,s:I}", "status", "ok", "node", k->cfg.node_path,
+			    "level", tier_level_name(k->cfg.node_level), "version", LINLI_VERSION,
+			    "uptime_s", (json_int_t)((kernel_now_ms() - k->started_ms) / 1000));
+	return 200;
+}
+
+static const char *const type_names[] = {"?",	  "string", "integer", "float", "boolean",
+					 "time", "enum",   "ref",     "geo"};
+
+static int get_datasets(struct http_req *r, void *ud)
+{
+	(void)ud;
+	struct keyauth *ka = r->auth;
+	const struct catalog *c = r->k->catalog;
+	json_t *arr = json_array();
+	for (int i = 0; i < c->n_datasets; i++) {
+		const struct cat_dataset *ds = &c->datasets[i];
+		if (!shareable(ds) || !on_list(ka->datasets, ds->name))
+			continue;
+		json_t *fields = json_array();
+		for (int f = 0; f < ds->n_fields; f++) {
+			const struct cat_field *fl = &ds->fields[f];
+			json_array_append_new(
+			    fields,
+			    json_pack("{s:s,s:s,s:b,s:b}", "name", fl->name, "type",
+				      (unsigned)fl->type < 9 ? type_names[fl->type] : "?", "required",
+				      fl->required, "indexed", fl->indexed));
+			if (fl->sensitive != CAT_SENS_NONE)
+				json_object_set_new(json_array_get(fields, (size_t)f), "sensitive",
+						    json_true());
+		}
+		json_array_append_new(
+		    arr, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:o}", "name", ds->name, "title_zh",
+				   ds->title_zh, "title_en", ds->title_en, "owner", ds->owner,
+				   "level", tier_level_name(ds->level), "sharing",
+				   cat_sharing_name(ds->sharing), "fields", fields));
+	}
+	r->resp = json_pack("{s:o}", "datasets", arr);
+	return audited(r, ka->scope, "datasets", "allowed", 200);
+}
+
+struct scanctx {
+	msgpack_sbuffer buf;
+	msgpack_packer pk;
+	int n;
+	const struct cat_dataset *mask;
+};
+
+static int scan_row(void *ud, const struct store_row *row)
+{
+	struct scanctx *c = ud;
+	if (store_pack_record(&c->pk, row->id, row->scope, row->data, row->len, c->mask) == 0)
+		c->n++;
+	return c->buf.size >= (256u << 10);
+}
+
+/* Unpack the concatenated rows in c->buf into a JSON array. */
+static json_t *rows_json(struct scanctx *c)
+{
+	json_t *arr = json_array();
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	size_t off = 0;
+	while (msgpack_unpack_next(&up, c->buf.data, c->buf.size, &off) == MSGPACK_UNPACK_SUCCESS) {
+		json_t *j = json_from_mp(&up.data);
+		if (j)
+			json_array_append_new(arr, j);
+	}
+	msgpack_unpacked_destroy(&up);
+	return arr;
+}
+
+static int scan_to_page(struct http_req *r, const struct store_query *q,
+			const struct cat_dataset *mask, const char *scope, const char *object)
+{
+	struct scanctx c = {.mask = mask};
+	msgpack_sbuffer_init(&c.buf);
+	msgpack_packer_init(&c.pk, &c.buf, msgpack_sbuffer_write);
+	char cursor[STORE_CURSOR_MAX], err[512];
+	int n = store_scan(r->k->store, q, scan_row, &c, cursor, err, sizeof err);
+	if (n < 0) {
+		msgpack_sbuffer_destroy(&c.buf);
+		int st = n == LINLI_EINVAL ? 400 : n == LINLI_ENOENT ? 404 : 500;
+		http_error(r, st, "%s", err);
+		return audited(r, scope, object, "denied", st);
+	}
+	json_t *recs = rows_json(&c);
+	msgpack_sbuffer_destroy(&c.buf);
+	r->resp = json_pack("{s:o,s:i,s:s?}", "records", recs, "count", c.n, "cursor",
+			    cursor[0] ? cursor : NULL);
+	return audited(r, scope, object, mask ? "masked" : "allowed", 200);
+}
+
+static int get_records(struct http_req *r, void *ud)
+{
+	(void)ud;
+	int st = 0;
+	const struct cat_dataset *ds = dataset_for(r, r->params[0], &st);
+	if (!ds)
+		return audited(r, ((struct keyauth *)r->auth)->scope, r->params[0], "denied", st);
+	char scope[SCOPE_MAX + 1];
+	if ((st = scope_for(r, scope)))
+		return audited(r, ((struct keyauth *)r->auth)->scope, ds->name, "denied", st);
+	char *where = http_query(r, "where"), *limit = http_query(r, "limit");
+	char *cursor = http_query(r, "cursor");
+	struct store_where w = {0};
+	long lim = 100;
+	if (limit) {
+		char *end;
+		lim = strtol(limit, &end, 10);
+		if (*end || lim < 1 || lim > 1000)
+			st = http_error(r, 400, "limit must be 1..1000");
+	}
+	if (!st && where) {
+		char *eq = strchr(where, '=');
+		if (!eq || eq == where)
+			st = http_error(r, 400, "where must be FIELD=VALUE");
+		else {
+			*eq = '\0';
+			w = (struct store_where){where, eq + 1};
+		}
+	}
+	if (!st) {
+		struct store_query q = {.dataset = ds->name,
+					.scope = scope,
+					.where = where ? &w : NULL,
+					.n_where = where ? 1 : 0,
+					.limit = (size_t)lim,
+					.cursor = cursor};
+		st = scan_to_page(r, &q, store_has_sensitive(ds) ? ds : NULL, scope, ds->name);
+	} else
+		audited(r, scope, ds->name, "denied", st);
+	free(where);
+	free(limit);
+	free(cursor);
+	return st;
+}
+
+static int get_record(struct http_req *r, void *ud)
+{
+	(void)ud;
+	int st = 0;
+	struct keyauth *ka = r->auth;
+	const struct cat_dataset *ds = dataset_for(r, r->params[0], &st);
+	if (!ds)
+		return audited(r, ka->scope, r->params[0], "denied", st);
+	msgpack_sbuffer buf;
+	msgpack_sbuffer_init(&buf);
+	char scope[SCOPE_MAX + 1], err[256];
+	int rc = store_get(r->k->store, ds->name, ka->scope, r->params[1], &buf, scope, err,
+			   sizeof err);
+	if (rc) {
+		msgpack_sbuffer_destroy(&buf);
+		st = http_error(r, rc == LINLI_ENOENT || rc == LINLI_EINVAL ? 404 : 500,
+				"no record '%s' of %s in %s", r->params[1], ds->name, ka->scope);
+		return audited(r, ka->scope, ds->name, "denied", st);
+	}
+	msgpack_sbuffer out;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&out);
+	msgpack_packer_init(&pk, &out, msgpack_sbuffer_write);
+	const struct cat_dataset *mask = store_has_sensitive(ds) ? ds : NULL;
+	store_pack_record(&pk, r->params[1], scope, buf.data, buf.size, mask);
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	size_t off = 0;
+	if (msgpack_unpack_next(&up, out.data, out.size, &off) == MSGPACK_UNPACK_SUCCESS)
+		r->resp = json_from_mp(&up.data);
+	msgpack_unpacked_destroy(&up);
+	msgpack_sbuffer_destroy(&out);
+	msgpack_sbuffer_destroy(&buf);
+	return audited(r, scope, ds->name, mask ? "masked" : "allowed", 200);
+}
+
+static int get_devices(struct http_req *r, void *ud)
+{
+	(void)ud;
+	struct keyauth *ka = r->auth;
+	const struct cat_dataset *ds = catalog_dataset(r->k->catalog, "devices");
+	if (!ds) {
+		r->resp = json_pack("{s:[]}", "devices");
+		return audited(r, ka->scope, "devices", "allowed", 200);
+	}
+	struct store_query q = {.dataset = "devices", .scope = ka->scope, .limit = 1000};
+	int st = scan_to_page(r, &q, store_has_sensitive(ds) ? ds : NULL, ka->scope, "devices");
+	if (st == 200) { /* the same page, under the name the API promises */
+		json_t *recs = json_incref(json_object_get(r->resp, "records"));
+		json_decref(r->resp);
+		r->resp = json_pack("{s:o}", "devices", recs);
+	}
+	return st;
+}
+
+struct pending_post {
+	struct http_req *r;
+	char id[STORE_ID_MAX + 1];
+};
+
+static void post_committed(void *arg, int rc, const char *err)
+{
+	struct pending_post *pp = arg;
+	struct http_req *r = pp->r;
+	if (rc) {
+		http_error(r, 503, "not stored: %s", err ? err : linli_strerror(rc));
+		http_finish(r, 503);
+	} else {
+		r->resp = json_pack("{s:s,s:s}", "id", pp->id, "status", "submitted");
+		http_finish(r, 201);
+	}
+	free(pp);
+}
+
+static int post_application(struct http_req *r, void *ud)
+{
+	(void)ud;
+	struct keyauth *ka = r->auth;
+	int st = 0;
+	if (!on_list(ka->datasets, "applications")) {
+		st = http_error(r, 403, "key '%s' may not submit applications", ka->name + 7);
+		return audited(r, ka->scope, "applications", "denied", st);
+	}
+	if (!r->body)
+		return audited(r, ka->scope, "applications", "denied",
+			       http_error(r, 400, "the application is a JSON object in the body"));
+	json_error_t je;
+	json_t *j = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &je);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		st = j ? http_error(r, 400, "the body must be a JSON object")
+		       : http_error(r, 400, "malformed JSON at line %d column %d: %s", je.line,
+				    je.column, je.text);
+		return audited(r, ka->scope, "applications", "denied", st);
+	}
+	/* The server owns the workflow fields. */
+	json_object_set_new(j, "status", json_string("submitted"));
+	json_object_set_new(j, "submitted_at", json_integer(now_ms()));
+	if (!json_object_get(j, "channel"))
+		json_object_set_new(j, "channel", json_string("online"));
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	json_to_mp(j, &pk);
+	json_decref(j);
+	struct pending_post *pp = calloc(1, sizeof *pp);
+	char err[512];
+	int rc = pp ? store_put(r->k->store, "applications", ka->scope, NULL, sb.data, sb.size,
+				pp->id, NULL, err, sizeof err)
+		    : LINLI_ENOMEM;
+	msgpack_sbuffer_destroy(&sb);
+	if (rc) {
+		free(pp);
+		st = http_error(r, rc == LINLI_ESCHEMA || rc == LINLI_EINVAL ? 400 : 500, "%s",
+				rc == LINLI_ENOMEM ? "out of memory" : err);
+		return audited(r, ka->scope, "applications", "denied", st);
+	}
+	audited(r, ka->scope, "applications", "allowed", 201);
+	pp->r = r;
+	if (store_on_commit(r->k->store, post_committed, pp) != 0) {
+		free(pp);
+		return http_error(r, 503, "cannot wait for the commit");
+	}
+	return HTTP_PENDING;
+}
+
+/* ---- linli apikeys add | list | revoke ---- */
+
+static int cmd_apikeys_add(struct cmd_call *call, void *ud)
+{
+	(void)ud;
+	struct kernel *k = call->k;
+	const char *name = NULL, *scope = call->who->scope, *dsl = NULL;
+	for (int i = 2; i < call->argc; i++) {
+		if (strcmp(call->argv[i], "--scope") == 0 && i + 1 < call->argc)
+			scope = call->argv[++i];
+		else if (strcmp(call->argv[i], "--datasets") == 0 && i + 1 < call->argc)
+			dsl = call->argv[++i];
+		else if (!name && call->argv[i][0] != '-')
+			name = call->argv[i];
+		else
+			return cmd_fail(call, LINLI_EINVAL, "unexpected '%.40s'", call->argv[i]);
+	}
+	if (!name || !dsl)
+		return cmd_fail(call, LINLI_EINVAL,
+				"usage: apikeys add NAME --datasets A,B [--scope PATH]");
+	if (!store_id_ok(name) || strlen(name) > KEY_NAME_MAX)
+		return cmd_fail(call, LINLI_EINVAL, "bad key name '%.40s'", name);
+	char why[128];
+	if (!scope_check(scope, why, sizeof why))
+		return cmd_fail(call, LINLI_EINVAL, "bad --scope: %s", why);
+	int rc = access_call(call, ACT_STORE_ADMIN, scope, "apikeys");
+	if (rc)
+		return rc;
+	char list[2048] = "", copy[2048];
+	snprintf(copy, sizeof copy, "%s", dsl);
+	for (char *t = strtok(copy, ","); t; t = strtok(NULL, ",")) {
+		const struct cat_dataset *ds = catalog_dataset(k->catalog, t);
+		if (!ds)
+			return cmd_fail(call, LINLI_ENOENT, "no dataset '%.40s'", t);
+		if (!shareable(ds))
+			return cmd_fail(call, LINLI_EPERM,
+					"dataset '%s' is not shared (%s): no key may read it", t,
+					ds->system ? "system" : cat_sharing_name(ds->sharing));
+		snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", list[0] ? " " : "",
+			 t);
+	}
+	msgpack_sbuffer sb;
+	msgpack_sbuffer_init(&sb);
+	char err[512], id[STORE_ID_MAX + 1];
+	if (store_get(k->store, "apikeys", NULL, name, &sb, NULL, err, sizeof err) == 0) {
+		msgpack_sbuffer_destroy(&sb);
+		return cmd_fail(call, LINLI_EEXIST, "a key named '%s' exists", name);
+	}
+	sb.size = 0;
+	char key[65], hash[65];
+	tier_token_new(key);
+	key_hash(key, hash);
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 5);
+	mp_kv_str(&pk, "hash", hash);
+	mp_kv_str(&pk, "datasets", list);
+	mp_kv_bool(&pk, "disabled", false);
+	mp_kv_int(&pk, "created", now_ms());
+	mp_kv_str(&pk, "created_by", call->who->name);
+	rc = store_put(k->store, "apikeys", scope, name, sb.data, sb.size, id, NULL, err,
+		       sizeof err);
+	msgpack_sbuffer_destroy(&sb);
+	if (rc) {
+		sodium_memzero(key, sizeof key);
+		return cmd_fail(call, rc, "%s", err);
+	}
+	tiers_audit(k, call->who, "apikeys.add", scope, name, "allowed", list);
+	msgpack_pack_map(&call->pk, 4);
+	mp_kv_str(&call->pk, "name", name);
+	mp_kv_str(&call->pk, "scope", scope);
+	mp_kv_str(&call->pk, "datasets", list);
+	mp_kv_str(&call->pk, "key", key); /* shown once, never stored */
+	sodium_memzero(key, sizeof key);
+	return 0;
+}
+
+struct keylist {
+	msgpack_sbuffer rows;
+	msgpack_packer pk;
+	int n;
+};
+
+static int list_key(void *ud, const struct store_row *row)
+{
+	struct keylist *c = ud;
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	size_t off = 0;
+	if (msgpack_unpack_next(&up, row->data, row->len, &off) == MSGPACK_UNPACK_SUCCESS) {
+		const msgpack_object *d = mp_get(&up.data, "datasets");
+		const msgpack_object *dis = mp_get(&up.data, "disabled");
+		msgpack_pack_map(&c->pk, 4);
+		mp_kv_str(&c->pk, "name", row->id);
+		mp_kv_str(&c->pk, "scope", row->scope);
+		mp_str(&c->pk, "datasets");
+		if (d)
+			msgpack_pack_object(&c->pk, *d);
+		else
+			msgpack_pack_nil(&c->pk);
+		mp_kv_bool(&c->pk, "revoked",
+			   dis && dis->type == MSGPACK_OBJECT_BOOLEAN && dis->via.boolean);
+		c->n++;
+	}
+	msgpack_unpacked_destroy(&up);
+	return 0;
+}
+
+static int cmd_apikeys_list(struct cmd_call *call, void *ud)
+{
+	(void)ud;
+	struct keylist c = {0};
+	msgpack_sbuffer_init(&c.rows);
+	msgpack_packer_init(&c.pk, &c.rows, msgpack_sbuffer_write);
+	struct store_query q = {.dataset = "apikeys", .scope = call->who->scope,
+				.limit = STORE_SCAN_MAX};
+	char cursor[STORE_CURSOR_MAX];
+	int rc = store_scan(call->k->store, &q, list_key, &c, cursor, call->err, sizeof call->err);
+	if (rc >= 0) {
+		msgpack_pack_array(&call->pk, (size_t)c.n);
+		msgpack_sbuffer_write(&call->data, c.rows.data, c.rows.size);
+	}
+	msgpack_sbuffer_destroy(&c.rows);
+	return rc < 0 ? rc : 0;
+}
+
+struct revoke {
+	char err[128];
+};
+
+static int do_revoke(void *ud, const msgpack_object *old, msgpack_packer *out, char *err,
+		     size_t errlen)
+{
+	(void)ud;
+	if (!old) {
+		snprintf(err, errlen, "no such key");
+		return LINLI_ENOENT;
+	}
+	msgpack_pack_map(out, old->via.map.size + (mp_get(old, "disabled") ? 0 : 1));
+	for (uint32_t i = 0; i < old->via.map.size; i++) {
+		msgpack_pack_object(out, old->via.map.ptr[i].key);
+		if (mp_eq(&old->via.map.ptr[i].key, "disabled"))
+			msgpack_pack_true(out);
+		else
+			msgpack_pack_object(out, old->via.map.ptr[i].val);
+	}
+	if (!mp_get(old, "disabled"))
+		mp_kv_bool(out, "disabled", true);
+	return 0;
+}
+
+static int cmd_apikeys_revoke(struct cmd_call *call, void *ud)
+{
+	(void)ud;
+	if (call->argc != 3)
+		return cmd_fail(call, LINLI_EINVAL, "usage: apikeys revoke NAME");
+	char scope[SCOPE_MAX + 1], err[256];
+	msgpack_sbuffer sb;
+	msgpack_sbuffer_init(&sb);
+	int rc = store_get(call->k->store, "apikeys", NULL, call->argv[2], &sb, scope, err,
+			   sizeof err);
+	msgpack_sbuffer_destroy(&sb);
+	if (rc)
+		return cmd_fail(call, LINLI_ENOENT, "no key '%.40s'", call->argv[2]);
+	if ((rc = access_call(call, ACT_STORE_ADMIN, scope, "apikeys")))
+		return rc;
+	rc = store_update(call->k->store, "apikeys", scope, call->argv[2], do_revoke, NULL,
+			  call->err, sizeof call->err);
+	if (rc)
+		return rc;
+	tiers_audit(call->k, call->who, "apikeys.revoke", scope, call->argv[2], "allowed", NULL);
+	msgpack_pack_map(&call->pk, 2);
+	mp_kv_str(&call->pk, "name", call->argv[2]);
+	mp_kv_bool(&call->pk, "revoked", true);
+	return 0;
+}
+
+int opendata_register(struct kernel *k, struct http *h)
+{
+	od.k = k;
+	int rc = 0;
+	if (h) {
+		http_set_auth(h, authenticate, NULL);
+		rc = http_route(h, "GET", "/api/v1/health", false, get_health, NULL);
+		if (!rc)
+			rc = http_route(h, "GET", "/api/v1/datasets", true, get_datasets, NULL);
+		if (!rc)
+			rc = http_route(h, "GET", "/api/v1/datasets/{}/records", true, get_records,
+					NULL);
+		if (!rc)
+			rc = http_route(h, "GET", "/api/v1/datasets/{}/records/{}", true,
+					get_record, NULL);
+		if (!rc)
+			rc = http_route(h, "GET", "/api/v1/devices", true, get_devices, NULL);
+		if (!rc)
+			rc = http_route(h, "POST", "/api/v1/applications", true, post_application,
+					NULL);
+	}
+	return rc;
+}
+
+int opendata_register_cmds(struct kernel *k)
+{
+	int rc = cmd_register(k->cmds, "apikeys", "add", "NAME --datasets A,B [--scope PATH]",
+			      "issue an open-data API key (shown once)", cmd_apikeys_add, NULL, &od);
+	if (!rc)
+		rc = cmd_register(k->cmds, "apikeys", "list", "", "the API keys of this jurisdiction",
+				  cmd_apikeys_list, NULL, &od);
+	if (!rc)
+		rc = cmd_register(k->cmds, "apikeys", "revoke", "NAME", "revoke an API key",
+				  cmd_apikeys_revoke, NULL, &od);
+	return rc;
+}
+
+void opendata_close(void)
+{
+	while (od.buckets) {
+		struct bucket *b = od.buckets;
+		od.buckets = b->next;
+		free(b);
+	}
+}

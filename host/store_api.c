@@ -1,0 +1,690 @@
+/*
+ * store_api — see store_api.h.
+ *
+ * Each member starts with call_begin, which clears the plugin's last error
+ * and resolves the scope (NULL: the plugin's node), and then authorizes the
+ * action on that scope and dataset. Refusals set the last error with
+ * failf; access refusals are also logged under the plugin's name, as the
+ * bus members do.
+ *
+ * A scan collects its page (ids, scopes, records and their keys) into one
+ * buffer inside the store's read, then ends the read and hands the rows to
+ * the plugin. Had the rows been handed over inside the read, a write from
+ * the row callback would end the kernel thread's shared read transaction
+ * under the running cursor. When the callback ends the page early, the
+ * cursor is rebuilt from the kept key of its last row (store_cursor_after).
+ */
+#include "store_api.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <msgpack.h>
+
+#include "catalog.h"
+#include "kernel.h"
+#include "log.h"
+#include "plugin.h"
+#include "record.h"
+#include "scope.h"
+#include "store.h"
+#include "tier.h"
+#include "tier_store.h"
+
+_Static_assert(LINLI_ID_MAX == STORE_ID_MAX, "linli/store.h and store.h disagree on ids");
+_Static_assert(LINLI_SCOPE_MAX == SCOPE_MAX, "linli/store.h and scope.h disagree on scopes");
+_Static_assert(LINLI_CURSOR_MAX == STORE_CURSOR_MAX, "cursor sizes differ");
+_Static_assert(LINLI_SCAN_MAX == STORE_SCAN_MAX, "scan limits differ");
+_Static_assert(LINLI_MAX_WHERE == STORE_MAX_WHERE, "filter limits differ");
+
+#define SCAN_MAX_BYTES (4u << 20) /* a page ends once its records reach this */
+/* The part of struct linli_query that SDK 1.0 defines. */
+#define QUERY_SIZE_1_0 (offsetof(struct linli_query, cursor) + sizeof(const char *))
+
+struct call {
+	struct plugin *p;
+	struct kernel *k;
+	struct plug_store_state *st;
+	const char *scope; /* resolved: never NULL after call_begin succeeded */
+};
+
+__attribute__((format(printf, 3, 4))) static int failf(struct call *c, int rc, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(c->st->last_error, sizeof c->st->last_error, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* Keep the store's message `err` for code rc (or the code's phrase). */
+static int fail_with(struct call *c, int rc, const char *err)
+{
+	return failf(c, rc, "%s", err && *err ? err : linli_strerror(rc));
+}
+
+static void call_init(linli_ctx *ctx, struct call *c)
+{
+	c->p = plug_from_ctx(ctx);
+	c->k = plug_kernel(c->p);
+	c->st = plug_store_state(c->p);
+	c->st->last_error[0] = '\0';
+	c->scope = c->k->cfg.node_path;
+}
+
+/* Check the common arguments of a store call on `scope` (NULL: the plugin's node). */
+static int call_check(struct call *c, const char *what, const char *dataset, const char *scope)
+{
+	if (scope)
+		c->scope = scope;
+	if (!c->k->store)
+		return failf(c, LINLI_ESTATE, "%s: this node has no store open", what);
+	if (!dataset || !*dataset)
+		return failf(c, LINLI_EINVAL, "%s: no dataset given", what);
+	const struct cat_dataset *ds = catalog_dataset(c->k->catalog, dataset);
+	if (ds && ds->system)
+		return failf(c, LINLI_EPERM,
+			     "%s: dataset '%s' is kept by the kernel itself; plugins cannot reach it",
+			     what, dataset);
+	char why[128];
+	if (!scope_check(c->scope, why, sizeof why))
+		return failf(c, LINLI_EINVAL, "%s %s: bad scope '%.300s': %s", what, dataset,
+			     c->scope, why);
+	return 0;
+}
+
+static int call_begin(linli_ctx *ctx, const char *what, const char *dataset, const char *scope,
+		      struct call *c)
+{
+	call_init(ctx, c);
+	return call_check(c, what, dataset, scope);
+}
+
+static int authorize(struct call *c, enum tier_action act, const char *what, const char *dataset)
+{
+	char err[512];
+	int rc = plug_authorize(c->p, act, c->scope, dataset, err, sizeof err);
+	if (rc) {
+		log_warn(plug_name(c->p), "%s %s: %s", what, dataset, err);
+		return failf(c, rc, "%s %s: %s", what, dataset, err);
+	}
+	return 0;
+}
+
+/* Writes are refused while one of the plugin's update callbacks runs. */
+static int no_update_running(struct call *c, const char *what)
+{
+	if (c->st->in_update > 0)
+		return failf(c, LINLI_ESTATE,
+			     "%s: not allowed inside a store_update callback (it may only read; "
+			     "what it returns is written)",
+			     what);
+	return 0;
+}
+
+/* ---- sensitive fields ----
+ *
+ * A plugin reads a dataset's sensitive fields (the catalog marks them) in
+ * clear only with the capability "sensitive" or "sensitive:DATASET", as an
+ * account needs the grant; otherwise they are masked like the console masks
+ * them. Every read of such a dataset is audited, allowed or masked.
+ */
+
+static enum mask_kind mask_of(enum cat_sensitive s)
+{
+	switch (s) {
+	case CAT_SENS_ID_NUMBER:
+		return MASK_ID_NUMBER;
+	case CAT_SENS_PHONE:
+		return MASK_PHONE;
+	case CAT_SENS_NAME:
+		return MASK_NAME;
+	case CAT_SENS_ADDRESS:
+		return MASK_ADDRESS;
+	case CAT_SENS_HEALTH:
+		return MASK_HEALTH;
+	default:
+		return MASK_NONE;
+	}
+}
+
+/* Audit a read of `dataset`; the dataset to mask with, or NULL when the plugin sees all. */
+static const struct cat_dataset *read_policy(struct call *c, const char *dataset,
+					     const char *scope, const char *what)
+{
+	const struct cat_dataset *ds = catalog_dataset(c->k->catalog, dataset);
+	bool sensitive = false;
+	for (int i = 0; ds && i < ds->n_fields; i++)
+		sensitive |= ds->fields[i].sensitive != CAT_SENS_NONE;
+	if (!sensitive)
+		return NULL;
+	const char *grants[LINLI_MAX_CAPS + 1];
+	struct tier_principal who;
+	plug_principal(c->p, &who, grants);
+	bool sees = tier_sees_sensitive(&who, dataset);
+	tiers_audit(c->k, &who, "data.read", scope, dataset, sees ? "allowed" : "masked", what);
+	return sees ? NULL : ds;
+}
+
+/* Mask r's sensitive fields: strings keep what their rule allows, other values become "***". */
+static int mask_record(linli_record *r, const struct cat_dataset *ds)
+{
+	for (int i = 0; ds && i < ds->n_fields; i++) {
+		const struct cat_field *f = &ds->fields[i];
+		if (f->sensitive == CAT_SENS_NONE || !record_has(r, f->name))
+			continue;
+		const char *v;
+		size_t n;
+		char masked[1024] = "***";
+		if (record_get_str(r, f->name, &v, &n) == 0)
+			tier_mask(mask_of(f->sensitive), v, n, masked, sizeof masked);
+		int rc = record_set_str(r, f->name, masked);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* Copy field `key` of src (any type) into dst. */
+static int copy_field(linli_record *dst, linli_record *src, const char *key)
+{
+	const char *str;
+	const void *bin;
+	size_t n;
+	int64_t i;
+	double d;
+	bool b;
+	linli_record *child;
+	int rc;
+	switch (record_type(src, key)) {
+	case LINLI_T_STR:
+		rc = record_get_str(src, key, &str, &n);
+		return rc ? rc : record_set_strn(dst, key, str, n);
+	case LINLI_T_BIN:
+		rc = record_get_bin(src, key, &bin, &n);
+		return rc ? rc : record_set_bin(dst, key, bin, n);
+	case LINLI_T_INT:
+		rc = record_get_int(src, key, &i);
+		return rc ? rc : record_set_int(dst, key, i);
+	case LINLI_T_FLOAT:
+		rc = record_get_float(src, key, &d);
+		return rc ? rc : record_set_float(dst, key, d);
+	case LINLI_T_BOOL:
+		rc = record_get_bool(src, key, &b);
+		return rc ? rc : record_set_bool(dst, key, b);
+	case LINLI_T_MAP:
+		rc = record_get_map(src, key, &child);
+		return rc ? rc : record_set_record(dst, key, child);
+	case LINLI_T_ARRAY:
+		rc = record_get_array(src, key, &child);
+		return rc ? rc : record_set_record(dst, key, child);
+	case LINLI_T_NIL:
+		return record_set_nil(dst, key);
+	default:
+		return LINLI_ETYPE;
+	}
+}
+
+/*
+ * After an update callback that saw masked values: a sensitive field it left
+ * exactly as shown keeps its stored value, so that changing other fields
+ * never writes a mask into the store. A field it changed is written as given.
+ */
+static int unmask_unchanged(linli_record *rec, const linli_record *shown, linli_record *stored,
+			    const struct cat_dataset *ds)
+{
+	for (int i = 0; i < ds->n_fields; i++) {
+		const char *key = ds->fields[i].name, *a, *b;
+		size_t an, bn;
+		if (ds->fields[i].sensitive == CAT_SENS_NONE ||
+		    record_get_str(shown, key, &a, &an) != 0 ||
+		    record_get_str(rec, key, &b, &bn) != 0 || an != bn || memcmp(a, b, an) != 0)
+			continue;
+		int rc = copy_field(rec, stored, key);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* ---- get, put, delete ---- */
+
+int store_api_get(linli_ctx *ctx, const char *dataset, const char *scope, const char *id,
+		  linli_record **rec, char *scope_out)
+{
+	struct call c;
+	if (rec)
+		*rec = NULL;
+	int rc = call_begin(ctx, "store_get", dataset, scope, &c);
+	if (rc)
+		return rc;
+	if (!rec)
+		return failf(&c, LINLI_EINVAL, "store_get %s: rec is NULL", dataset);
+	if ((rc = authorize(&c, ACT_DATA_READ, "store_get", dataset)))
+		return rc;
+	msgpack_sbuffer buf;
+	msgpack_sbuffer_init(&buf);
+	char err[768] = "", where[SCOPE_MAX + 1];
+	rc = store_get(c.k->store, dataset, c.scope, id, &buf, where, err, sizeof err);
+	if (rc == 0) {
+		rc = record_from_bytes(buf.data, buf.size, rec, err, sizeof err);
+		const struct cat_dataset *mask = rc ? NULL : read_policy(&c, dataset, where, id);
+		if (rc) {
+			*rec = NULL;
+			rc = failf(&c, LINLI_ECORRUPT, "%s: stored record '%s' is unreadable: %s",
+				   dataset, id, err);
+		} else if (mask && (rc = mask_record(*rec, mask)) != 0) {
+			record_free(*rec);
+			*rec = NULL;
+			failf(&c, rc, "%s: cannot mask record '%s'", dataset, id);
+		} else if (scope_out)
+			memcpy(scope_out, where, strlen(where) + 1);
+	} else
+		fail_with(&c, rc, err);
+	msgpack_sbuffer_destroy(&buf);
+	return rc;
+}
+
+/* Pack a record given to put into sb: a map, or LINLI_EINVAL. */
+static int pack_given(struct call *c, const char *what, const char *dataset,
+		      const linli_record *rec, msgpack_sbuffer *sb)
+{
+	if (!rec || record_kind(rec) != LINLI_T_MAP)
+		return failf(c, LINLI_EINVAL, "%s %s: the record must be a map (rec_new)", what,
+			     dataset);
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+	if (record_pack(rec, &pk) != 0)
+		return failf(c, LINLI_EINVAL, "%s %s: the record cannot be packed", what, dataset);
+	return 0;
+}
+
+/* Does record `id` live in the plugin's subtree? (The store's message would name its scope.) */
+static bool id_within(struct call *c, const char *dataset, const char *id)
+{
+	msgpack_sbuffer buf;
+	msgpack_sbuffer_init(&buf);
+	char err[256];
+	bool in = store_get(c->k->store, dataset, c->k->cfg.node_path, id, &buf, NULL, err,
+			    sizeof err) == 0;
+	msgpack_sbuffer_destroy(&buf);
+	return in;
+}
+
+int store_api_put(linli_ctx *ctx, const char *dataset, const char *scope, const char *id,
+		  const linli_record *rec, char *id_out, bool *created)
+{
+	struct call c;
+	int rc = call_begin(ctx, "store_put", dataset, scope, &c);
+	if (rc || (rc = no_update_running(&c, "store_put")) ||
+	    (rc = authorize(&c, ACT_DATA_WRITE, "store_put", dataset)))
+		return rc;
+	msgpack_sbuffer sb;
+	msgpack_sbuffer_init(&sb);
+	char err[768] = "", nid[STORE_ID_MAX + 1];
+	bool fresh = false;
+	rc = pack_given(&c, "store_put", dataset, rec, &sb);
+	if (!rc) {
+		rc = store_put(c.k->store, dataset, c.scope, id, sb.data, sb.size, nid, &fresh, err,
+			       sizeof err);
+		if (rc == LINLI_EEXIST && !id_within(&c, dataset, id))
+			failf(&c, rc,
+			      "%s: id '%s' is taken by a record outside this plugin's jurisdiction",
+			      dataset, id);
+		else if (rc)
+			fail_with(&c, rc, err);
+	}
+	msgpack_sbuffer_destroy(&sb);
+	if (rc)
+		return rc;
+	if (id_out)
+		memcpy(id_out, nid, strlen(nid) + 1);
+	if (created)
+		*created = fresh;
+	return 0;
+}
+
+int store_api_delete(linli_ctx *ctx, const char *dataset, const char *scope, const char *id)
+{
+	struct call c;
+	int rc = call_begin(ctx, "store_delete", dataset, scope, &c);
+	if (rc || (rc = no_update_running(&c, "store_delete")) ||
+	    (rc = authorize(&c, ACT_DATA_DELETE, "store_delete", dataset)))
+		return rc;
+	char err[768] = "";
+	rc = store_delete(c.k->store, dataset, c.scope, id, err, sizeof err);
+	return rc ? fail_with(&c, rc, err) : 0;
+}
+
+/* ---- scan ---- */
+
+struct kept_row {
+	size_t id, scope, data, key; /* offsets in the page buffer */
+	size_t data_len, key_len;
+};
+
+struct page {
+	msgpack_sbuffer buf; /* ids, scopes (NUL-terminated), records, keys */
+	struct kept_row *rows;
+	size_t n, cap;
+	bool oom;
+};
+
+static size_t page_add(struct page *pg, const void *p, size_t n)
+{
+	size_t at = pg->buf.size;
+	if (msgpack_sbuffer_write(&pg->buf, p, n) != 0)
+		pg->oom = true;
+	return at;
+}
+
+static int keep_row(void *ud, const struct store_row *row)
+{
+	struct page *pg = ud;
+	if (pg->n == pg->cap) {
+		size_t cap = pg->cap ? pg->cap * 2 : 64;
+		struct kept_row *v = realloc(pg->rows, cap * sizeof *v);
+		if (!v) {
+			pg->oom = true;
+			return 1;
+		}
+		pg->rows = v;
+		pg->cap = cap;
+	}
+	struct kept_row *r = &pg->rows[pg->n++];
+	r->id = page_add(pg, row->id, strlen(row->id) + 1);
+	r->scope = page_add(pg, row->scope, strlen(row->scope) + 1);
+	r->data = page_add(pg, row->data, row->len);
+	r->data_len = row->len;
+	r->key = page_add(pg, row->key, row->key_len);
+	r->key_len = row->key_len;
+	return pg->oom || pg->buf.size >= SCAN_MAX_BYTES;
+}
+
+/* Check the plugin's query and copy it into q (a newer plugin's extra fields are ignored). */
+static int take_query(struct call *c, const struct linli_query *in, struct linli_query *q)
+{
+	memset(q, 0, sizeof *q);
+	if (!in || in->size < QUERY_SIZE_1_0)
+		return failf(c, LINLI_EINVAL,
+			     "store_scan: the query's size is %u; set it to sizeof(struct "
+			     "linli_query)",
+			     in ? in->size : 0);
+	memcpy(q, in, in->size < sizeof *q ? in->size : sizeof *q);
+	if (q->n_where < 0 || q->n_where > LINLI_MAX_WHERE || (q->n_where && !q->where))
+		return failf(c, LINLI_EINVAL, "store_scan %s: %d filters (0..%d, with where set)",
+			     q->dataset ? q->dataset : "", q->n_where, LINLI_MAX_WHERE);
+	for (int i = 0; i < q->n_where; i++)
+		if (!q->where[i].field || !q->where[i].value)
+			return failf(c, LINLI_EINVAL, "store_scan %s: filter %d lacks a %s",
+				     q->dataset ? q->dataset : "", i,
+				     q->where[i].field ? "value" : "field");
+	if (q->limit > LINLI_SCAN_MAX)
+		return failf(c, LINLI_EINVAL, "store_scan %s: limit %zu is above %d",
+			     q->dataset ? q->dataset : "", q->limit, LINLI_SCAN_MAX);
+	if (!q->limit)
+		q->limit = LINLI_SCAN_DEFAULT;
+	return 0;
+}
+
+/* Hand the kept rows to fn; sets *stop_at to the row that ended the page, or -1. */
+static int deliver(struct call *c, const char *dataset, const struct cat_dataset *mask,
+		   struct page *pg, linli_row_fn fn, void *ud, long *stop_at)
+{
+	*stop_at = -1;
+	for (size_t i = 0; i < pg->n; i++) {
+		const struct kept_row *kr = &pg->rows[i];
+		linli_record *r = NULL;
+		char err[256];
+		const char *id = pg->buf.data + kr->id;
+		if (record_from_bytes(pg->buf.data + kr->data, kr->data_len, &r, err, sizeof err))
+			return failf(c, LINLI_ECORRUPT, "%s: stored record '%s' is unreadable: %s",
+				     dataset, id, err);
+		if (mask && mask_record(r, mask) != 0) {
+			record_free(r);
+			return failf(c, LINLI_ENOMEM, "%s: cannot mask record '%s'", dataset, id);
+		}
+		struct linli_row row = {
+		    .size = sizeof row, .id = id, .scope = pg->buf.data + kr->scope, .record = r};
+		int rc = fn(plug_ctx(c->p), &row, ud);
+		record_free(r);
+		if (rc) {
+			*stop_at = (long)i;
+			if (rc < 0)
+				return rc;
+			break;
+		}
+	}
+	return 0;
+}
+
+int store_api_scan(linli_ctx *ctx, const struct linli_query *in, linli_row_fn fn, void *ud,
+		   char *cursor_out)
+{
+	struct call c;
+	struct linli_query q;
+	char from[STORE_CURSOR_MAX];
+	call_init(ctx, &c);
+	int rc = take_query(&c, in, &q);
+	/* cursor_out may be q->cursor's own buffer: read it before writing there. */
+	if (!rc && q.cursor && strlen(q.cursor) >= sizeof from)
+		rc = failf(&c, LINLI_EINVAL, "store_scan %s: the cursor is longer than %d bytes",
+			   q.dataset ? q.dataset : "", STORE_CURSOR_MAX - 1);
+	if (!rc && q.cursor) {
+		memcpy(from, q.cursor, strlen(q.cursor) + 1);
+		q.cursor = from;
+	}
+	if (cursor_out)
+		cursor_out[0] = '\0';
+	if (rc || (rc = call_check(&c, "store_scan", q.dataset, q.scope)) ||
+	    (rc = authorize(&c, ACT_DATA_READ, "store_scan", q.dataset)))
+		return rc;
+	struct store_where where[STORE_MAX_WHERE];
+	for (int i = 0; i < q.n_where; i++)
+		where[i] = (struct store_where){q.where[i].field, q.where[i].value};
+	struct store_query sq = {
+	    .dataset = q.dataset,
+	    .scope = c.scope,
+	    .where = where,
+	    .n_where = q.n_where,
+	    .limit = q.limit,
+	    .cursor = q.cursor,
+	};
+	struct page pg = {.n = 0};
+	msgpack_sbuffer_init(&pg.buf);
+	char cursor[STORE_CURSOR_MAX], err[768] = "";
+	int n = store_scan(c.k->store, &sq, keep_row, &pg, cursor, err, sizeof err);
+	long stop_at = -1;
+	if (n < 0)
+		rc = fail_with(&c, n, err);
+	else if (pg.oom)
+		rc =
+		    failf(&c, LINLI_ENOMEM, "store_scan %s: out of memory for the page", q.dataset);
+	else if (fn && pg.n)
+		rc = deliver(&c, q.dataset, read_policy(&c, q.dataset, c.scope, "scan"), &pg, fn, ud,
+			     &stop_at);
+	if (rc == 0 || stop_at >= 0) {
+		/* A page ended early continues after the last row handed over. */
+		if (stop_at >= 0 && (size_t)stop_at + 1 < pg.n)
+			store_cursor_after(pg.buf.data + pg.rows[stop_at].key,
+					   pg.rows[stop_at].key_len, cursor);
+		if (cursor_out)
+			memcpy(cursor_out, cursor, strlen(cursor) + 1);
+	}
+	if (rc < 0 && stop_at >= 0)
+		failf(&c, rc, "store_scan %s: the row callback returned %d (%s)", q.dataset, rc,
+		      linli_strerror(rc));
+	else if (rc == 0)
+		c.st->last_error[0] = '\0'; /* the callback's own calls do not count */
+	size_t delivered = stop_at >= 0 ? (size_t)stop_at + 1 : pg.n;
+	free(pg.rows);
+	msgpack_sbuffer_destroy(&pg.buf);
+	return rc < 0 ? rc : (int)delivered;
+}
+
+/* ---- read-modify-write ---- */
+
+struct upd {
+	struct call *c;
+	const char *dataset, *id;
+	linli_update_fn fn;
+	void *ud;
+	const struct cat_dataset *mask; /* the callback sees this dataset's sensitive fields masked */
+};
+
+/* The store's update step: the plugin's callback between a record and its packing. */
+static int upd_step(void *arg, const msgpack_object *old, msgpack_packer *out, char *err,
+		    size_t errlen)
+{
+	struct upd *u = arg;
+	struct call *c = u->c;
+	linli_record *orig = NULL;
+	char e[256];
+	if (old && record_from_mp(old, &orig, e, sizeof e) != 0) {
+		snprintf(err, errlen, "%s: stored record '%s' is unreadable: %s", u->dataset, u->id,
+			 e);
+		return LINLI_ECORRUPT;
+	}
+	/* given: what the callback gets (orig, or a masked copy); shown: its masked values. */
+	linli_record *given = orig, *shown = NULL;
+	if (orig && u->mask) {
+		given = NULL;
+		if (record_copy(orig, &given) || mask_record(given, u->mask) ||
+		    record_copy(given, &shown)) {
+			record_free(given);
+			record_free(orig);
+			snprintf(err, errlen, "%s: cannot mask record '%s'", u->dataset, u->id);
+			return LINLI_ENOMEM;
+		}
+	}
+	linli_record *rec = given;
+	char perr[512] = "";
+	c->st->in_update++;
+	int rc = u->fn(plug_ctx(c->p), u->id, &rec, u->ud, perr, sizeof perr);
+	c->st->in_update--;
+	if (rc < 0)
+		snprintf(err, errlen, "%s",
+			 perr[0] ? perr : "the update callback refused without a message");
+	else if (rc == 0 && rec && shown && record_kind(rec) == LINLI_T_MAP &&
+		 unmask_unchanged(rec, shown, orig, u->mask) != 0) {
+		snprintf(err, errlen, "%s: cannot restore the masked fields of '%s'", u->dataset,
+			 u->id);
+		rc = LINLI_ENOMEM;
+	} else if (rc == LINLI_STORE_KEEP)
+		rc = STORE_KEEP;
+	else if (rc == LINLI_STORE_DELETE)
+		rc = STORE_DELETE;
+	else if (rc != 0) {
+		snprintf(err, errlen, "%s: the update callback of '%s' returned %d", u->dataset,
+			 u->id, rc);
+		rc = LINLI_EINVAL;
+	} else if (!rec || record_kind(rec) != LINLI_T_MAP) {
+		snprintf(err, errlen, "%s: the update callback of '%s' returned 0 without %s",
+			 u->dataset, u->id, rec ? "a map" : "a record");
+		rc = LINLI_EINVAL;
+	} else if (record_pack(rec, out) != 0) {
+		snprintf(err, errlen, "%s: the record of '%s' cannot be packed", u->dataset, u->id);
+		rc = LINLI_EINVAL;
+	}
+	if (rec != given)
+		record_free(rec);
+	if (given != orig)
+		record_free(given);
+	record_free(shown);
+	record_free(orig);
+	return rc;
+}
+
+int store_api_update(linli_ctx *ctx, const char *dataset, const char *scope, const char *id,
+		     linli_update_fn fn, void *ud)
+{
+	struct call c;
+	int rc = call_begin(ctx, "store_update", dataset, scope, &c);
+	if (rc || (rc = no_update_running(&c, "store_update")))
+		return rc;
+	if (!fn)
+		return failf(&c, LINLI_EINVAL, "store_update %s: fn is NULL", dataset);
+	/* The callback sees the old record: reading is part of the deal. */
+	if ((rc = authorize(&c, ACT_DATA_READ, "store_update", dataset)) ||
+	    (rc = authorize(&c, ACT_DATA_WRITE, "store_update", dataset)))
+		return rc;
+	struct upd u = {&c, dataset, id, fn, ud, read_policy(&c, dataset, c.scope, id)};
+	char err[768] = "";
+	rc = store_update(c.k->store, dataset, c.scope, id, upd_step, &u, err, sizeof err);
+	if (rc)
+		return fail_with(&c, rc, err);
+	c.st->last_error[0] = '\0'; /* the callback's own calls do not count */
+	return 0;
+}
+
+/* ---- the commit notice ----
+ *
+ * The store calls every waiter exactly once, when its batch commits or is
+ * lost. A waiter is also a tracked resource of its plugin: if the plugin
+ * stops first, release only forgets the plugin, and the store's later call
+ * frees the waiter without calling into the plugin's (unmapped) code.
+ */
+
+struct pcommit {
+	struct plugin *p; /* NULL once the plugin stopped */
+	struct plug_res *res;
+	linli_commit_fn fn;
+	void *ud;
+};
+
+static void pcommit_done(void *arg, int rc, const char *err)
+{
+	struct pcommit *w = arg;
+	if (w->p) {
+		struct plugin *p = w->p;
+		plug_untrack(p, w->res);
+		w->fn(plug_ctx(p), rc, rc ? (err ? err : linli_strerror(rc)) : "", w->ud);
+	}
+	free(w);
+}
+
+static void pcommit_release(void *arg)
+{
+	((struct pcommit *)arg)->p = NULL;
+}
+
+static const struct plug_res_ops pcommit_ops = {
+    .kind = "commit waiter",
+    .release = pcommit_release,
+};
+
+int store_api_on_commit(linli_ctx *ctx, linli_commit_fn fn, void *ud)
+{
+	struct call c;
+	call_init(ctx, &c);
+	if (!fn)
+		return failf(&c, LINLI_EINVAL, "store_on_commit: fn is NULL");
+	if (!c.k->store)
+		return failf(&c, LINLI_ESTATE, "store_on_commit: this node has no store open");
+	struct pcommit *w = calloc(1, sizeof *w);
+	if (!w)
+		return failf(&c, LINLI_ENOMEM, "store_on_commit: out of memory");
+	*w = (struct pcommit){.p = c.p, .fn = fn, .ud = ud};
+	if (!(w->res = plug_track(c.p, &pcommit_ops, w))) {
+		free(w);
+		return failf(&c, LINLI_ENOMEM, "store_on_commit: out of memory");
+	}
+	int rc = store_on_commit(c.k->store, pcommit_done, w);
+	if (rc) {
+		plug_untrack(c.p, w->res);
+		free(w);
+		if (rc == LINLI_ESTATE)
+			return failf(&c, rc,
+				     "store_on_commit: no write is pending (what was "
+				     "written is committed already)");
+		return failf(&c, rc, "store_on_commit: %s", linli_strerror(rc));
+	}
+	return 0;
+}
+
+const char *store_api_last_error(linli_ctx *ctx)
+{
+	return plug_store_state(plug_from_ctx(ctx))->last_error;
+}

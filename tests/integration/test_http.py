@@ -1,0 +1,200 @@
+"""Integration tests of the HTTP open-data API, driven by curl against a real linlid."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import SRC, Daemon, check, eq, main  # noqa: E402
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class api:
+    """A linlid with the HTTP API on a free port."""
+
+    def __init__(self, extra="", rate=50):
+        self.port = free_port()
+        self.d = Daemon(extra=f'http = {{ listen = "http://127.0.0.1:{self.port}"; '
+                              f'max_body = 2048; rate_limit = {rate}; }};\n'
+                              f'catalog_dir = "{SRC}/catalog";\n' + extra)
+
+    def __enter__(self):
+        self.d.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.d.cleanup()
+
+    def curl(self, method, path, body=None, key=None, headers=()):
+        """Return (status, parsed JSON body or raw text, headers text)."""
+        args = ["curl", "-s", "-S", "-D", "-", "-X", method, "--max-time", "20",
+                f"http://127.0.0.1:{self.port}{path}"]
+        if key:
+            args += ["-H", f"Authorization: Bearer {key}"]
+        for h in headers:
+            args += ["-H", h]
+        if body is not None:
+            args += ["-H", "Content-Type: application/json", "--data-binary", "@-"]
+        r = subprocess.run(args, input=body.encode() if isinstance(body, str) else body,
+                           capture_output=True, timeout=30)
+        out = r.stdout.decode(errors="replace")
+        head, _, text = out.partition("\r\n\r\n")
+        status = int(head.split()[1]) if head.startswith("HTTP/") else 0
+        try:
+            parsed = json.loads(text) if text else None
+        except json.JSONDecodeError:
+            parsed = text
+        return status, parsed, head
+
+
+def case_health():
+    with api() as a:
+        st, body, head = a.curl("GET", "/api/v1/health")
+        eq(st, 200, "health status")
+        eq(body["status"], "ok", "health body")
+        eq(body["node"], "hefei", "node")
+        check("application/json" in head, head)
+
+
+def case_unknown_path_and_method():
+    with api() as a:
+        st, body, _ = a.curl("GET", "/api/v1/nothing/here")
+        eq(st, 404, "unknown path")
+        eq(body["error"]["status"], 404, "error body")
+        st, body, _ = a.curl("DELETE", "/api/v1/health")
+        eq(st, 405, "wrong method")
+        st, body, _ = a.curl("GET", "/api/v1/%zz")
+        eq(st, 400, "bad escape")
+
+
+def case_oversized_body_413():
+    with api() as a:
+        st, body, head = a.curl("POST", "/api/v1/health", body="x" * 5000)
+        eq(st, 413, "oversized body")
+        check("exceeds the limit of 2048 bytes" in body["error"]["message"], body)
+        check("Payload Too Large" in head, head)
+        # The server is unharmed.
+        eq(a.curl("GET", "/api/v1/health")[0], 200, "health after 413")
+
+
+COMM = "hefei/baohe/binhu/yuelan"
+COMM2 = "hefei/baohe/binhu/qiming"
+RESIDENT = {"name": "张三", "id_number": "340104199001011234", "phone": "13812345678",
+            "gender": "male"}
+
+
+def key(d, name, datasets, scope=COMM):
+    return d.ok("apikeys", "add", name, "--datasets", datasets, "--scope", scope)["key"]
+
+
+def case_api_keys_and_errors():
+    with api() as a:
+        d = a.d
+        k = key(d, "app1", "residents,parking_spaces,applications")
+        eq(len(k), 64, "a 256-bit key")
+        # 401: none, wrong, and (later) revoked keys.
+        eq(a.curl("GET", "/api/v1/datasets")[0], 401, "no key")
+        st, body, _ = a.curl("GET", "/api/v1/datasets", key="0" * 64)
+        eq(st, 401, "wrong key")
+        check("unknown or revoked" in body["error"]["message"], body)
+        # The catalog part this key may read.
+        st, body, _ = a.curl("GET", "/api/v1/datasets", key=k)
+        eq(st, 200, "datasets")
+        eq(sorted(x["name"] for x in body["datasets"]),
+           ["applications", "parking_spaces", "residents"], "the key's shareable datasets")
+        # A non-shareable dataset can never be on a key; a system one does not exist here.
+        rc, out, _ = d.cli("apikeys", "add", "bad", "--datasets", "watchlist")
+        check(rc == 1 and "not shared" in out["error"], out)
+        st, body, _ = a.curl("GET", "/api/v1/datasets/accounts/records", key=k)
+        eq(st, 404, "system dataset invisible")
+        st, body, _ = a.curl("GET", "/api/v1/datasets/watchlist/records", key=k)
+        eq(st, 403, "not shared")
+        st, body, _ = a.curl("GET", "/api/v1/datasets/houses/records", key=k)
+        eq(st, 403, "shareable but not on the key")
+        st, body, _ = a.curl("GET", "/api/v1/datasets/nosuch/records", key=k)
+        eq(st, 404, "unknown dataset")
+        # Records: masked, scope-limited, paged.
+        d.ok("data", "put", "residents", "--scope", COMM, json.dumps(RESIDENT, ensure_ascii=False))
+        d.ok("data", "put", "residents", "--scope", COMM2, json.dumps(RESIDENT, ensure_ascii=False))
+        st, body, _ = a.curl("GET", "/api/v1/datasets/residents/records", key=k)
+        eq((st, body["count"]), (200, 1), "only the key's community")
+        rec = body["records"][0]
+        eq((rec["id_number"], rec["phone"], rec["name"]), ("340***********1234", "138****5678", "张*"),
+           "masked for a key")
+        st, one, _ = a.curl("GET", f"/api/v1/datasets/residents/records/{rec['id']}", key=k)
+        eq((st, one["id_number"]), (200, "340***********1234"), "one record, masked")
+        st, body, _ = a.curl("GET", "/api/v1/datasets/residents/records/nope", key=k)
+        eq(st, 404, "unknown record")
+        st, body, _ = a.curl("GET", f"/api/v1/datasets/residents/records?scope={COMM2}", key=k)
+        eq(st, 403, "a key for another scope")
+        check("outside the key's jurisdiction" in body["error"]["message"], body)
+        st, body, _ = a.curl("GET", "/api/v1/datasets/residents/records?limit=0", key=k)
+        eq(st, 400, "bad limit")
+        st, body, _ = a.curl("GET", "/api/v1/datasets/residents/records?where=nofield=1", key=k)
+        eq(st, 400, "filter on a field that is not indexed")
+        # Devices (none registered yet) and every request audited.
+        st, body, _ = a.curl("GET", "/api/v1/devices", key=k)
+        eq((st, body["devices"]), (200, []), "devices")
+        log = d.ok("audit", "--who", "apikey:app1", "--limit", "1000")
+        check(len(log) >= 10, f"{len(log)} audit entries")
+        check({"masked", "denied", "allowed"} <= {e["result"] for e in log}, log)
+        # Revoked: 401 from then on.
+        d.ok("apikeys", "revoke", "app1")
+        eq(a.curl("GET", "/api/v1/datasets", key=k)[0], 401, "revoked")
+        eq([x["revoked"] for x in d.ok("apikeys", "list")], [True], "list shows it revoked")
+
+
+def case_post_application_and_bad_bodies():
+    with api() as a:
+        d = a.d
+        k = key(d, "kiosk", "applications")
+        item = d.ok("data", "put", "service_items", "--scope", "hefei",
+                    json.dumps({"code": "S-1", "name": "居住证", "department": "police"},
+                               ensure_ascii=False))["id"]
+        app = {"item": item, "applicant_name": "李四", "applicant_id_number": "340104199001015678"}
+        st, body, _ = a.curl("POST", "/api/v1/applications", key=k,
+                             body=json.dumps(app, ensure_ascii=False))
+        eq(st, 201, f"created: {body}")
+        eq(body["status"], "submitted", "status")
+        stored = d.ok("data", "get", "applications", body["id"])
+        eq((stored["scope"], stored["status"], stored["channel"]), (COMM, "submitted", "online"),
+           "stored with the workflow fields")
+        st, body, _ = a.curl("POST", "/api/v1/applications", key=k, body="{not json")
+        eq(st, 400, "malformed JSON")
+        check("malformed JSON" in body["error"]["message"], body)
+        st, body, _ = a.curl("POST", "/api/v1/applications", key=k, body="[1, 2]")
+        eq(st, 400, "not an object")
+        st, body, _ = a.curl("POST", "/api/v1/applications", key=k,
+                             body=json.dumps({"item": item}))
+        eq(st, 400, "missing required fields")
+        check("applicant_name" in body["error"]["message"], body)
+        st, body, _ = a.curl("POST", "/api/v1/applications", key=k, body="x" * 5000)
+        eq(st, 413, "too large")
+        other = key(d, "reader", "residents")
+        eq(a.curl("POST", "/api/v1/applications", key=other, body=json.dumps(app))[0], 403,
+           "a key without applications")
+
+
+def case_rate_limit_429():
+    with api(rate=5) as a:
+        k = key(a.d, "busy", "residents")
+        codes = [a.curl("GET", "/api/v1/datasets", key=k)[0] for _ in range(12)]
+        check(codes.count(429) >= 3 and codes[0] == 200, codes)
+        st, body, head = a.curl("GET", "/api/v1/datasets", key=k)
+        if st == 429:
+            check("Retry-After: 1" in head, head)
+        time.sleep(1.2)
+        eq(a.curl("GET", "/api/v1/datasets", key=k)[0], 200, "allowed again after a second")
+
+
+if __name__ == "__main__":
+    sys.exit(main(dict(globals())))

@@ -1,0 +1,469 @@
+"""Integration tests of the store members of the SDK function table, through a real linlid.
+
+The test plugin tp_store (tests/plugins/tp_store.c) runs at the street node
+hefei/baohe/binhu with capabilities store.read+write on residents and grids and
+store.read on incidents, without the grant to see sensitive fields (tp_store_sens,
+the same code, has it). Each of its console commands makes the store calls it
+names and replies with the return code, the LINLI_E name, api->store_last_error
+and the results, so these cases see exactly what a plugin sees. The console runs
+as an administrator granted "sensitive", so that it shows what is stored.
+"""
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import BUILD, SRC, Daemon, TestFailure, check, eq, main  # noqa: E402
+
+TP = os.path.abspath(os.environ.get("LINLI_TP_DIR", os.path.join(BUILD, "tests", "plugins")))
+CATALOG = os.path.join(SRC, "catalog")
+DISTRICT = "hefei/baohe"
+STREET = "hefei/baohe/binhu"
+YUELAN = STREET + "/yuelan"
+TIANEHU = STREET + "/tianehu"
+OTHER = "hefei/baohe/other/c1"  # a community of a sibling street
+RESIDENT = {"name": "张三", "id_number": "340104199001011234", "gender": "male",
+            "birth_date": "1990-01-01", "residence_type": "registered"}
+GRID = {"code": "g01", "name": "一网格"}
+# What tp_store sees of RESIDENT: its sensitive fields masked.
+MASKED = {"name": "张*", "id_number": "340***********1234"}
+SYSTEM = {"accounts", "sessions", "audit", "apikeys"}
+
+
+def js(v):
+    return json.dumps(v, ensure_ascii=False)
+
+
+class node:
+    """A linlid at `path` with the real catalog and tp_store in its plugin dir."""
+
+    def __init__(self, path=STREET, level="street", d=None, plugins=("tp_store",)):
+        self.d = d or Daemon()
+        pdir = os.path.join(self.d.dir, "plugins")
+        os.makedirs(pdir, exist_ok=True)
+        for name in plugins:
+            shutil.copyfile(os.path.join(TP, name + ".so"), os.path.join(pdir, name + ".so"))
+        self.path, self.level = path, level
+        self.d.write_config(node=path, level=level, name="测试",
+                            extra=f'plugin_dirs = [ "{pdir}" ];\ncatalog_dir = "{CATALOG}";\n')
+
+    def __enter__(self):
+        try:
+            self.d.start()
+            see_all(self.d, "reader_" + self.level, self.path)
+            return self.d
+        except BaseException:
+            self.d.cleanup()
+            raise
+
+    def __exit__(self, etype, *rest):
+        try:
+            if etype is None and self.d.proc:
+                eq(self.d.stop(), 0, "linlid exit code")
+                log = self.d.logtext()
+                check("Sanitizer" not in log and "runtime error" not in log, log)
+        finally:
+            self.d.cleanup()
+
+
+def see_all(d, user="reader", node=STREET, password="Another-Passw0rd-1"):
+    """Make the console act as an administrator of `node` who sees sensitive
+    fields (created on first use; the data dir keeps it across restarts)."""
+    rc, out, err = d.cli("accounts", "add", user, "--role", "admin", "--node", node, "--stdin",
+                         input=password + "\n")
+    if rc == 0:
+        d.ok("accounts", "grant", user, "sensitive")
+    else:
+        check("exists" in err, f"accounts add {user}: {err}")
+    d.session = d.login(user, password)
+    os.environ["LINLI_SESSION"] = d.session
+
+
+def tp(d, *args, plugin="tp_store"):
+    return d.ok(plugin, *args)
+
+
+def ok(d, *args, plugin="tp_store"):
+    """A tp_store call that must succeed; returns its reply."""
+    r = tp(d, *args, plugin=plugin)
+    check(r["rc"] >= 0 and r["error"] == "", f"tp_store {' '.join(args)}: {r}")
+    return r
+
+
+def refused(d, name, needle, *args):
+    r = tp(d, *args)
+    eq(r["name"], name, f"code of tp_store {' '.join(args)} ({r['error']})")
+    check(needle in r["error"], f"{needle!r} not in {r['error']!r}")
+    return r
+
+
+def count(d, dataset):
+    return d.ok("data", "query", dataset, "--limit", "1000")["count"]
+
+
+def user_records(d):
+    """Records of the catalog's datasets (not the kernel's accounts, audit, ...)."""
+    st = d.ok("store", "stats")["datasets"]
+    return sum(v for k, v in st.items() if k not in SYSTEM)
+
+
+def case_put_get_update_delete():
+    with node() as d:
+        # A new record with a time-ordered id made by the store.
+        r = ok(d, "put", "residents", YUELAN, "-", js(RESIDENT))
+        rid = r["id"]
+        check(r["created"] and len(rid) == 16, r)
+        g = ok(d, "get", "residents", rid)
+        eq(g["scope"], YUELAN, "scope of the record")
+        eq((g["record"]["name"], g["record"]["id_number"]), (MASKED["name"], MASKED["id_number"]),
+           "sensitive fields masked without the grant")
+        eq(g["record"]["birth_date"], 631152000000, "time normalised to ms")
+        # The console sees what the plugin wrote, and the plugin what the console wrote.
+        eq(d.ok("data", "get", "residents", rid)["id_number"], RESIDENT["id_number"], "console")
+        c = d.ok("data", "put", "residents", "--scope", TIANEHU, js(dict(RESIDENT, name="李四")))
+        eq(ok(d, "get", "residents", c["id"], TIANEHU)["record"]["name"], "李*", "console's")
+        # An id of our own: created, then replaced whole.
+        r = ok(d, "put", "residents", YUELAN, "r-1", js(RESIDENT))
+        check(r["created"] and r["id"] == "r-1", r)
+        r = ok(d, "put", "residents", YUELAN, "r-1", js(dict(RESIDENT, gender="female",
+                                                              phone=None)))
+        check(not r["created"], r)
+        eq(ok(d, "get", "residents", "r-1")["record"]["gender"], "female", "replaced")
+        # An id that lives at another scope of the plugin's subtree is named.
+        refused(d, "LINLI_EEXIST", f"already exists at scope '{YUELAN}'",
+                "put", "residents", TIANEHU, "r-1", js(RESIDENT))
+        # get in a subtree that does not hold it.
+        refused(d, "LINLI_ENOENT", f"residents: no record 'r-1' in scope {TIANEHU}",
+                "get", "residents", "r-1", TIANEHU)
+        eq(tp(d, "get", "residents", "nope")["rec_null"], True, "*rec NULL on failure")
+        # Read-modify-write: create, increment, keep, delete.
+        u = ok(d, "update", "grids", "g-1", YUELAN, "incr", "population", js(GRID))
+        eq(u["old"], None, "no old record")
+        for _ in range(3):
+            ok(d, "update", "grids", "g-1", "-", "incr", "population")
+        g = ok(d, "get", "grids", "g-1")
+        eq((g["record"]["population"], g["record"]["code"], g["scope"]), (4, "g01", YUELAN),
+           "incremented")
+        u = ok(d, "update", "grids", "g-1", "-", "keep")
+        eq(u["old"]["population"], 4, "keep sees the record")
+        u = ok(d, "update", "grids", "g-1", "-", "replace", js({"code": "g09", "name": "九"}))
+        eq(ok(d, "get", "grids", "g-1")["record"], {"code": "g09", "name": "九"}, "replaced")
+        ok(d, "update", "grids", "g-1", "-", "delete")
+        refused(d, "LINLI_ENOENT", "grids: no record 'g-1'", "get", "grids", "g-1")
+        ok(d, "update", "grids", "g-1", YUELAN, "delete")  # deleting nothing is no error
+        ok(d, "update", "grids", "g-1", YUELAN, "keep")
+        refused(d, "LINLI_ENOENT", "no record 'g-1'", "get", "grids", "g-1")
+        # The callback's own error comes back with its message; nothing is written.
+        refused(d, "LINLI_EBUSY", "tp_store refuses to update g-2",
+                "update", "grids", "g-2", YUELAN, "fail")
+        refused(d, "LINLI_EINVAL", "returned 0 without a record",
+                "update", "grids", "g-2", YUELAN, "nothing")
+        refused(d, "LINLI_ENOENT", "no record 'g-2'", "get", "grids", "g-2")
+        # Inside the callback the store can be read but not written.
+        ok(d, "update", "grids", "g-3", YUELAN, "incr", "population", js(GRID))
+        u = ok(d, "update", "grids", "g-3", "-", "nested")
+        eq((u["inner"]["put"], u["inner"]["delete"], u["inner"]["update"], u["inner"]["get"]),
+           (-18, -18, -18, 0), "writes refused inside an update, reads allowed")
+        check("not allowed inside a store_update callback" in u["inner"]["put_error"], u)
+        eq(ok(d, "get", "grids", "g-3")["record"]["population"], 1, "nothing written inside")
+        # Delete.
+        ok(d, "del", "residents", rid)
+        refused(d, "LINLI_ENOENT", f"no record '{rid}'", "del", "residents", rid)
+        refused(d, "LINLI_ENOENT", f"no record '{rid}'", "get", "residents", rid)
+        eq(count(d, "residents"), 2, "residents left")
+        # Bad arguments are named.
+        refused(d, "LINLI_EINVAL", "bad id 'a/b'", "get", "residents", "a/b")
+        refused(d, "LINLI_EINVAL", "bad scope", "get", "residents", "x", "A//b")
+        refused(d, "LINLI_EINVAL", "the record must be a map", "put", "residents", YUELAN, "-",
+                "[1, 2]")
+        refused(d, "LINLI_EINVAL", "no dataset given", "get", "-", "x")
+        # The last error stays until the next store call, which clears it on success.
+        refused(d, "LINLI_ENOENT", "no record 'zz'", "get", "residents", "zz")
+        check("no record 'zz'" in tp(d, "lasterr")["error"], "kept")
+        ok(d, "get", "residents", "r-1")
+        eq(tp(d, "lasterr")["error"], "", "cleared by a success")
+
+
+def case_scan_pages_filters_and_early_stop():
+    with node() as d:
+        made = []
+        for i in range(25):
+            scope = YUELAN if i % 5 else TIANEHU
+            kind = "floating" if i % 3 == 0 else "registered"
+            r = ok(d, "put", "residents", scope, "-",
+                   js(dict(RESIDENT, name=f"居民{i}", residence_type=kind)))
+            made.append((r["id"], scope, kind))
+        by_id = {i: (s, k) for i, s, k in made}
+        # Every record, in pages of 10, following the cursors.
+        p = ok(d, "pages", "residents", "limit=10")
+        eq(p["page_sizes"], [10, 10, 5], "page sizes")
+        want = sorted(made, key=lambda m: (m[1] + "/", m[0]))  # key order: scope, then id
+        eq(p["ids"], [m[0] for m in want], "every record once, in key order")
+        # One page with its rows; its cursor continues.
+        s = ok(d, "scan", "residents", "limit=10")
+        eq(s["count"], 10, "rows")
+        eq([r["id"] for r in s["rows"]], p["ids"][:10], "first page")
+        row = s["rows"][0]
+        eq(row["scope"], by_id[row["id"]][0], "a row's scope")
+        eq(row["record"]["residence_type"], by_id[row["id"]][1], "a row's record")
+        check(row["record"]["name"] == "居**", row)  # masked
+        s2 = ok(d, "scan", "residents", "limit=10", f"cursor={s['cursor']}")
+        eq([r["id"] for r in s2["rows"]], p["ids"][10:20], "second page")
+        # A subtree: only its records.
+        y = ok(d, "pages", "residents", f"scope={YUELAN}", "limit=7")
+        eq(sorted(y["ids"]), sorted(i for i, sc, _ in made if sc == YUELAN), "yuelan only")
+        # Equality filters on indexed fields, alone, together, and with a scope.
+        f = ok(d, "pages", "residents", "where=residence_type=floating", "limit=3")
+        eq(sorted(f["ids"]), sorted(i for i, _, k in made if k == "floating"), "filtered")
+        f = ok(d, "pages", "residents", "where=residence_type=floating", f"scope={TIANEHU}",
+               f"where=id_number={RESIDENT['id_number']}", "limit=2")
+        eq(sorted(f["ids"]), sorted(i for i, sc, k in made if k == "floating" and sc == TIANEHU),
+           "two filters and a scope")
+        eq(ok(d, "scan", "residents", "where=residence_type=overseas")["count"], 0, "no match")
+        # The callback ends a page early: the cursor continues right after its row.
+        s = ok(d, "scan", "residents", "limit=10", "stop=3")
+        eq(s["count"], 4, "rows handed over")
+        s2 = ok(d, "scan", "residents", "limit=10", f"cursor={s['cursor']}")
+        eq([r["id"] for r in s["rows"] + s2["rows"]], p["ids"][:14], "resumed after the stop")
+        s = ok(d, "scan", "residents", "limit=30", "stop=24")
+        eq((s["count"], s["cursor"]), (25, ""), "a stop at the last row: no cursor")
+        r = refused(d, "LINLI_EBUSY", "row callback returned -10", "scan", "residents",
+                    "limit=10", "fail=2")
+        eq(len(r["rows"]), 3, "rows before the failure")
+        s2 = ok(d, "scan", "residents", "limit=10", f"cursor={r['cursor']}")
+        eq(s2["rows"][0]["id"], p["ids"][3], "a cursor after the failing row")
+        # The row callback may write: the page was read before it runs.
+        w = ok(d, "scan", "residents", "limit=25", "write=1")
+        eq(w["count"], 25, "rows of a writing scan")
+        grids = d.ok("data", "query", "grids", "--limit", "100")["records"]
+        eq(sorted(g["name"] for g in grids), sorted(p["ids"]), "a grid per row")
+        eq({g["scope"] for g in grids}, {YUELAN, TIANEHU}, "at the rows' scopes")
+        # Refusals name what is wrong.
+        refused(d, "LINLI_EINVAL", "not indexed", "scan", "residents", "where=name=x")
+        refused(d, "LINLI_EINVAL", "no field 'nope'", "scan", "residents", "where=nope=1")
+        yc = ok(d, "scan", "residents", f"scope={YUELAN}", "limit=1")["cursor"]
+        refused(d, "LINLI_EINVAL", "does not belong to this query", "scan", "residents",
+                f"scope={TIANEHU}", f"cursor={yc}")
+        refused(d, "LINLI_EINVAL", "does not belong to this query", "scan", "residents",
+                "cursor=bm90IGEgY3Vyc29y")
+        refused(d, "LINLI_EINVAL", "limit 10001 is above 10000", "scan", "residents",
+                "limit=10001")
+        refused(d, "LINLI_EINVAL", "9 filters", "scan", "residents",
+                *["where=residence_type=floating"] * 9)
+        refused(d, "LINLI_EINVAL", "set it to sizeof(struct linli_query)", "badquery")
+        refused(d, "LINLI_EPERM", "no granted capability store.read:nope", "scan", "nope")
+
+
+def case_schema_violation_reaches_the_plugin():
+    with node() as d:
+        ok(d, "put", "residents", YUELAN, "r-1", js(RESIDENT))
+        cases = [
+            ({"name": "x"}, "residents: field 'id_number': required"),
+            (dict(RESIDENT, gender="x"),
+             "residents: field 'gender': 'x' is not one of male, female"),
+            (dict(RESIDENT, age=3), "residents: field 'age': not in the schema of residents"),
+            (dict(RESIDENT, birth_date="yesterday"),
+             "residents: field 'birth_date': 'yesterday' is not an RFC 3339 time"),
+        ]
+        for rec, want in cases:
+            for rid in ("-", "r-1", "r-2"):
+                refused(d, "LINLI_ESCHEMA", want, "put", "residents", YUELAN, rid, js(rec))
+        # A scope above the dataset's level.
+        refused(d, "LINLI_EINVAL", "residents records live at the community level",
+                "put", "residents", "-", "-", js(RESIDENT))
+        # Through read-modify-write: the whole update is refused.
+        ok(d, "update", "grids", "g-1", YUELAN, "incr", "population", js(GRID))
+        refused(d, "LINLI_ESCHEMA", "grids: field 'population'",
+                "update", "grids", "g-1", "-", "bad", "population")
+        refused(d, "LINLI_ESCHEMA", "grids: field 'code': required",
+                "update", "grids", "g-2", YUELAN, "incr", "population")
+        # Nothing of it was stored; what was there is intact.
+        eq(count(d, "residents"), 1, "residents")
+        eq(ok(d, "get", "residents", "r-1")["record"]["gender"], "male", "r-1 intact")
+        eq(ok(d, "get", "grids", "g-1")["record"]["population"], 1, "g-1 intact")
+        eq(count(d, "grids"), 1, "grids")
+        eq(user_records(d), 2, "records in the store")
+
+
+def case_undeclared_dataset_and_foreign_scope_refused():
+    # First, a district node stores records in two streets; then the street's node
+    # runs on a copy of those data.
+    keep = tempfile.mkdtemp(prefix="linli-it-keep-")
+    try:
+        with node(DISTRICT, "district") as dd:
+            for scope, rid in ((YUELAN, "mine"), (OTHER, "theirs")):
+                dd.ok("data", "put", "residents", "--scope", scope, "--id", rid, js(RESIDENT))
+            dd.ok("data", "put", "businesses", "--scope", YUELAN, "--id", "b-1",
+                  js({"name": "小店", "credit_code": "91340100MA2N0XXX1X",
+                      "kind": "individual_business"}))
+            eq(dd.stop(), 0, "district stops")
+            shutil.copytree(dd.data, os.path.join(keep, "data"))
+        e = Daemon()
+        shutil.copytree(os.path.join(keep, "data"), e.data)
+    finally:
+        shutil.rmtree(keep, ignore_errors=True)
+    with node(STREET, "street", d=e) as d:
+        # Its own subtree: fine. The sibling street's record does not exist for it.
+        eq(ok(d, "get", "residents", "mine")["scope"], YUELAN, "own")
+        refused(d, "LINLI_ENOENT", "no record 'theirs' in scope hefei/baohe/binhu",
+                "get", "residents", "theirs")
+        eq(ok(d, "pages", "residents")["ids"], ["mine"], "a scan never shows a sibling's")
+        refused(d, "LINLI_ENOENT", "no record 'theirs'", "del", "residents", "theirs")
+        # Naming a sibling's or the parent's scope is refused.
+        for scope in (OTHER, "hefei/baohe/other", DISTRICT, "hefei"):
+            refused(d, "LINLI_EPERM", f"may not act on {scope}: outside its jurisdiction",
+                    "get", "residents", "theirs", scope)
+            refused(d, "LINLI_EPERM", "outside its jurisdiction",
+                    "put", "residents", scope, "-", js(RESIDENT))
+            refused(d, "LINLI_EPERM", "outside its jurisdiction", "scan", "residents",
+                    f"scope={scope}")
+            refused(d, "LINLI_EPERM", "outside its jurisdiction", "del", "residents", "theirs",
+                    scope)
+            refused(d, "LINLI_EPERM", "outside its jurisdiction",
+                    "update", "residents", "theirs", scope, "keep")
+        # Taking a sibling's id names no foreign scope.
+        r = refused(d, "LINLI_EEXIST", "outside this plugin's jurisdiction",
+                    "put", "residents", YUELAN, "theirs", js(RESIDENT))
+        check(OTHER not in r["error"] and "other" not in r["error"], r["error"])
+        refused(d, "LINLI_EEXIST", "exists outside scope", "update", "residents", "theirs",
+                "-", "keep")
+        # A dataset it did not declare, or declared for reading only.
+        refused(d, "LINLI_EPERM", "holds no granted capability store.read:businesses",
+                "get", "businesses", "b-1")
+        refused(d, "LINLI_EPERM", "store.read:businesses", "scan", "businesses")
+        refused(d, "LINLI_EPERM", "holds no granted capability store.write:businesses",
+                "put", "businesses", YUELAN, "-", js({"name": "x"}))
+        refused(d, "LINLI_EPERM", "store.write:businesses", "del", "businesses", "b-1")
+        eq(ok(d, "scan", "incidents")["count"], 0, "incidents may be read")
+        refused(d, "LINLI_EPERM", "holds no granted capability store.write:incidents",
+                "put", "incidents", YUELAN + "/g01", "-", js({"title": "t"}))
+        refused(d, "LINLI_EPERM", "store.write:incidents",
+                "update", "incidents", "i-1", YUELAN + "/g01", "keep")
+        check("tp_store: store_put businesses: plugin 'tp_store' holds no granted capability"
+              in d.logtext(), "refusals are logged under the plugin's name")
+        denied = [(a["action"], a.get("object")) for a in d.ok("audit", "--limit", "1000")
+                  if a["who"] == "plugin:tp_store" and a["result"] == "denied"]
+        for want in (("data.write", "businesses"), ("data.read", "businesses"),
+                     ("data.write", "incidents")):
+            check(want in denied, f"{want} not audited as denied: {denied}")
+        # Nothing changed.
+        eq(d.ok("data", "get", "businesses", "b-1")["name"], "小店", "b-1 intact")
+        eq(count(d, "residents"), 1, "the street sees one resident")
+        eq(user_records(d), 3, "records in the store")
+
+
+def case_sensitive_fields_masked_audited_and_kept_by_updates():
+    with node(plugins=("tp_store", "tp_store_sens")) as d:
+        rec = dict(RESIDENT, phone="13812345678")
+        ok(d, "put", "residents", YUELAN, "r-1", js(rec))  # writing needs no grant
+        masked = dict(MASKED, phone="138****5678")
+        g = ok(d, "get", "residents", "r-1")["record"]
+        eq({k: g[k] for k in masked}, masked, "masked for tp_store")
+        eq((g["gender"], g["residence_type"]), ("male", "registered"), "the rest in clear")
+        s = ok(d, "get", "residents", "r-1", plugin="tp_store_sens")["record"]
+        eq({k: s[k] for k in masked}, {k: rec[k] for k in masked}, "clear with the grant")
+        row = ok(d, "scan", "residents")["rows"][0]["record"]
+        eq(row["id_number"], masked["id_number"], "a scan masks too")
+        row = ok(d, "scan", "residents", plugin="tp_store_sens")["rows"][0]["record"]
+        eq(row["id_number"], rec["id_number"], "a scan with the grant")
+        # Every read is audited, allowed or masked.
+        audit = d.ok("audit", "--limit", "1000")
+        mine = [(a["who"], a["result"], a.get("detail")) for a in audit
+                if a.get("action") == "data.read" and a["who"].startswith("plugin:")]
+        for want in (("plugin:tp_store", "masked", "r-1"), ("plugin:tp_store_sens", "allowed", "r-1"),
+                     ("plugin:tp_store", "masked", "scan"),
+                     ("plugin:tp_store_sens", "allowed", "scan")):
+            check(want in mine, f"{want} not audited: {mine}")
+        # An update without the grant sees the masks, and never writes them back.
+        u = ok(d, "update", "residents", "r-1", "-", "set", "gender", "female")
+        eq(u["old"]["name"], masked["name"], "the callback saw the mask")
+        s = ok(d, "get", "residents", "r-1", plugin="tp_store_sens")["record"]
+        eq((s["gender"], s["name"], s["id_number"], s["phone"]),
+           ("female", rec["name"], rec["id_number"], rec["phone"]), "stored values kept")
+        # A sensitive field it changes or drops is written as it left it.
+        ok(d, "update", "residents", "r-1", "-", "set", "name", "李四")
+        ok(d, "update", "residents", "r-1", "-", "drop", "phone")
+        s = ok(d, "get", "residents", "r-1", plugin="tp_store_sens")["record"]
+        eq((s["name"], s["id_number"], "phone" in s), ("李四", rec["id_number"], False),
+           "changed and dropped fields written")
+        # The kernel's own datasets are out of reach, whatever the capabilities.
+        for args in (("get", "accounts", "admin"), ("scan", "audit"), ("scan", "sessions"),
+                     ("put", "accounts", "-", "-", js({"x": 1}))):
+            refused(d, "LINLI_EPERM", "is kept by the kernel itself", *args)
+            r = tp(d, *args, plugin="tp_store_sens")
+            eq(r["name"], "LINLI_EPERM", f"tp_store_sens {args}")
+            check("kept by the kernel itself" in r["error"], r)
+
+
+def case_read_modify_write_is_atomic_and_survives_restart():
+    d = Daemon()
+    with node(d=d):
+        ok(d, "put", "residents", YUELAN, "r-1", js(RESIDENT))
+        n = 301
+        eq(tp(d, "count", "grids", "g-c", YUELAN, str(n), "population", js(GRID))["rc"], 0,
+           "count started")
+        # Meanwhile the console writes other records of the same dataset.
+        for i in range(20):
+            d.ok("data", "put", "grids", "--scope", TIANEHU, "--id", f"x-{i}",
+                 js(dict(GRID, population=i)))
+        end = time.time() + 60
+        while True:
+            st = tp(d, "countstat")
+            if not st["running"]:
+                break
+            check(time.time() < end, f"the count never ended: {st}")
+            time.sleep(0.05)
+        eq((st["done"], st["failures"]), (n, 0), f"updates ({st})")
+        eq(ok(d, "get", "grids", "g-c")["record"]["population"], n, "the counter")
+        eq(d.ok("data", "get", "grids", "g-c")["population"], n, "the counter (console)")
+        # Every tick asked for a commit notice, and every notice said 0.
+        for _ in range(100):
+            st = tp(d, "countstat")
+            if st["commits"] == st["notices_asked"]:
+                break
+            time.sleep(0.05)
+        eq((st["commits"], st["commit_failures"]), (st["notices_asked"], 0), f"notices {st}")
+        check(st["notices_asked"] == (n + 1) // 2, st)
+        # A commit notice after a put; none without a pending write.
+        c = ok(d, "commit", "residents", YUELAN, js(dict(RESIDENT, name="王五")))
+        eq((c["on_commit"], c["told_before_reply"]), (0, 0), "asked, not told yet")
+        d.wait_log(f"tp_store: committed {c['id']}: rc 0")
+        eq(tp(d, "commitstat")["told"], 1, "told once")
+        refused(d, "LINLI_ESTATE", "no write is pending", "lonely")
+        eq(d.stop(), 0, "clean stop")
+        check("a commit notice without a write" not in d.logtext(), "lonely was never called")
+        # After a restart everything is there.
+        d.start()
+        see_all(d, "reader_street")
+        eq(ok(d, "get", "grids", "g-c")["record"]["population"], n, "counter after restart")
+        eq(d.ok("data", "get", "residents", c["id"])["name"], "王五", "committed put")
+        eq(ok(d, "get", "residents", "r-1")["scope"], YUELAN, "first put")
+        eq(len(ok(d, "pages", "grids")["ids"]), 21, "grids after restart")
+
+
+def case_commit_notice_of_a_stopped_plugin_is_dropped():
+    d = Daemon()
+    with node(d=d):
+        # fini writes and asks for a notice; the commit comes after the plugin is gone.
+        ok(d, "finiarm", "residents", YUELAN, js(dict(RESIDENT, name="停用")))
+        d.ok("plugins", "disable", "tp_store")
+        d.wait_log("tp_store: fini: put ")
+        check("tp_store: fini: put" in d.logtext() and "on_commit rc 0" in d.logtext(),
+              d.logtext())
+        d.ok("plugins", "enable", "tp_store")
+        eq(len(ok(d, "pages", "residents")["ids"]), 1, "the fini write is there")
+        # The same at shutdown: fini's write is committed by the store's close.
+        ok(d, "finiarm", "residents", YUELAN, js(dict(RESIDENT, name="关机")))
+        eq(d.stop(), 0, "clean stop")
+        check("a commit notice after fini" not in d.logtext(), d.logtext())
+        d.start()
+        see_all(d, "reader_street")
+        names = sorted(r["name"] for r in d.ok("data", "query", "residents")["records"])
+        eq(names, ["停用", "关机"], "both fini writes survived")
+
+
+if __name__ == "__main__":
+    sys.exit(main(dict(globals())))

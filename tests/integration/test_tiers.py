@@ -1,0 +1,389 @@
+"""Integration tests of the tier permission model: accounts, sessions, lockout,
+masking, audit, and the permission matrix — all against a real linlid serving
+the city of the shipped jurisdiction tree (two districts, each two streets of
+two communities with grids)."""
+import glob
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import LINLI, SRC, Daemon, TestFailure, check, eq, main  # noqa: E402
+
+CITY = "hefei"
+DIST = "hefei/baohe"
+DIST2 = "hefei/shushan"
+STREET = "hefei/baohe/binhu"
+STREET2 = "hefei/baohe/fanhua"
+COMM = "hefei/baohe/binhu/yuelan"
+COMM2 = "hefei/baohe/binhu/qiming"
+GRID = "hefei/baohe/binhu/yuelan/g01"
+GRID2 = "hefei/baohe/binhu/yuelan/g02"
+PW = "Tier-Test-Passw0rd"
+
+RESIDENT = {"name": "张三", "id_number": "340104199001011234", "phone": "13812345678",
+            "gender": "male"}
+
+
+class city:
+    def __init__(self, extra=""):
+        self.d = Daemon(node=CITY, level="city",
+                        extra=f'catalog_dir = "{SRC}/catalog";\n' + extra)
+
+    def __enter__(self):
+        return self.d.start()
+
+    def __exit__(self, *exc):
+        self.d.cleanup()
+
+
+def as_(d, token, *args, input=None):
+    """Run `linli --json ARGS` with another account's session."""
+    return d.cli(*args, input=input, env={"LINLI_SESSION": token})
+
+
+def denied(d, token, *args, input=None, name="LINLI_EPERM"):
+    rc, out, err = as_(d, token, *args, input=input)
+    check(rc == 1 and isinstance(out, dict) and out.get("name") == name,
+          f"{args} should be {name}: rc {rc} {out} {err}")
+    return out
+
+
+def allowed(d, token, *args, input=None):
+    rc, out, err = as_(d, token, *args, input=input)
+    check(rc == 0, f"{args} should be allowed: {out} {err}")
+    return out
+
+
+def case_login_whoami_logout():
+    with city() as d:
+        me = d.ok("whoami")
+        eq((me["user"], me["role"], me["scope"], me["level"]), ("admin", "admin", CITY, "city"),
+           "whoami")
+        tok = d.account("op1", "operator", node=COMM)
+        me = allowed(d, tok, "whoami")
+        eq((me["user"], me["role"], me["scope"]), ("op1", "operator", COMM), "op1")
+        allowed(d, tok, "logout")
+        out = denied(d, tok, "whoami", name="LINLI_EAUTH")
+        check("unknown session" in out["error"], out)
+        # No session at all: only login and help answer.
+        env = {"LINLI_SESSION": ""}
+        rc, out, _ = d.cli("status", env=env)
+        eq(out["name"], "LINLI_EAUTH", "status without a session")
+        check("not logged in" in out["error"], out)
+        rc, out, _ = d.cli("help", env=env)
+        eq(rc, 0, "help without a session")
+
+
+def case_forged_and_expired_tokens():
+    # session_ttl_s needs its own config: the harness's accounts group sets pwhash only.
+    d = Daemon(node=CITY, level="city")
+    d.write_config(text=d.config_text(CITY, "city", "x").replace(
+        'accounts = { pwhash = "min"; };', 'accounts = { pwhash = "min"; session_ttl_s = 1; };'))
+    try:
+        d.start()
+        tok = d.session
+        time.sleep(1.6)
+        out = denied(d, tok, "status", name="LINLI_EAUTH")
+        check("session expired" in out["error"], out)
+        d.login()
+        out = denied(d, secrets.token_hex(32), "status", name="LINLI_EAUTH")
+        check("unknown session" in out["error"], out)
+        out = denied(d, "not-a-token", "status", name="LINLI_EAUTH")
+        check("invalid session token" in out["error"], out)
+    finally:
+        d.cleanup()
+
+
+def case_wrong_password_lockout_and_enable():
+    d = Daemon(node=CITY, level="city")
+    d.write_config(text=d.config_text(CITY, "city", "x").replace(
+        'accounts = { pwhash = "min"; };',
+        'accounts = { pwhash = "min"; lockout_attempts = 3; lockout_s = 600; };')
+        + f'catalog_dir = "{SRC}/catalog";\n')
+    try:
+        d.start()
+        d.account("zhang", "viewer", node=COMM, password=PW)
+        for i in range(3):
+            try:
+                d.login("zhang", "Wrong-Passw0rd-x")
+                raise AssertionError("a wrong password logged in")
+            except TestFailure as e:
+                check("wrong user or password" in str(e), str(e))
+        try:
+            d.login("zhang", PW)
+            raise AssertionError("a locked account logged in")
+        except TestFailure as e:
+            check("locked until" in str(e), str(e))
+        log = d.ok("audit", "--who", "zhang", "--action", "login")
+        eq([e["result"] for e in log], ["allowed"] + ["denied"] * 4,
+           "audit: the first login, then the four refused attempts")
+        d.ok("accounts", "enable", "zhang")
+        d.login("zhang", PW)
+        # An unknown user fails the same way as a wrong password.
+        try:
+            d.login("nobody", PW)
+            raise AssertionError("unknown user logged in")
+        except TestFailure as e:
+            check("wrong user or password" in str(e), str(e))
+    finally:
+        d.cleanup()
+
+
+def case_disabled_account():
+    with city() as d:
+        tok = d.account("li", "operator", node=STREET)
+        allowed(d, tok, "status")
+        d.ok("accounts", "disable", "li")
+        out = denied(d, tok, "status", name="LINLI_EAUTH")
+        check("disabled" in out["error"], out)
+        try:
+            d.login("li", "Another-Passw0rd-1")
+            raise AssertionError("disabled account logged in")
+        except TestFailure as e:
+            check("disabled" in str(e), str(e))
+        rc, out, _ = d.cli("accounts", "disable", "admin")
+        check(rc == 1 and "your own account" in out["error"], out)
+
+
+def case_password_policy_and_names():
+    with city() as d:
+        for pw, why in [("short", "shorter than 10"), ("wangwu-2024-secret", "contains the username"),
+                        ("aaaaaaaaaaaa", "one character repeated")]:
+            rc, out, _ = d.cli("accounts", "add", "wangwu", "--role", "viewer", "--stdin",
+                               input=pw + "\n")
+            check(rc == 1 and why in out["error"], f"{pw}: {out}")
+        rc, out, _ = d.cli("accounts", "add", "Bad Name", "--role", "viewer", "--stdin",
+                           input=PW + "\n")
+        check(rc == 1 and "bad user name" in out["error"], out)
+        d.account("wangwu", "viewer", node=COMM)
+        rc, out, _ = d.cli("accounts", "add", "wangwu", "--role", "viewer", "--stdin",
+                           input=PW + "\n")
+        eq(out["name"], "LINLI_EEXIST", "one person, one account")
+
+
+def case_password_never_stored_in_clear():
+    needle = "Needle-Passw0rd-" + secrets.token_hex(4)
+    with city() as d:
+        tok = d.account("secretive", "operator", node=COMM, password=needle)
+        allowed(d, tok, "whoami")
+        rc, out, err = d.cli("accounts", "passwd", "secretive", "--stdin", input="short\n")
+        check(rc == 1, "weak new password refused")
+        d.ok("store", "backup", os.path.join(d.dir, "bk"))
+        d.stop()
+        blobs = []
+        for path in glob.glob(os.path.join(d.dir, "**", "*"), recursive=True):
+            if os.path.isfile(path):
+                with open(path, "rb") as f:
+                    blobs.append((path, f.read()))
+        check(any(p.endswith("data.mdb") for p, _ in blobs), "no store file to search")
+        for path, b in blobs:
+            check(needle.encode() not in b, f"the password is in {path}")
+            if not path.endswith("sessions.json"):  # the console's own file keeps tokens
+                check(tok.encode() not in b, f"a session token is in {path}")
+        check(b"$argon2id$" in b"".join(b for p, b in blobs if p.endswith("data.mdb")),
+              "no Argon2id hash stored")
+
+
+def case_machine_account():
+    with city() as d:
+        out = d.ok("accounts", "add", "sd-0042", "--role", "operator", "--node", COMM,
+                   "--machine")
+        eq(out["kind"], "machine", "kind")
+        secret = out["secret"]
+        eq(len(secret), 64, "a 256-bit secret")
+        tok = d.login("sd-0042", secret)
+        me = allowed(d, tok, "whoami")
+        eq((me["kind"], me["scope"]), ("machine", COMM), "the machine's identity")
+        rows = {r["user"]: r for r in d.ok("accounts", "list")}
+        check("secret" not in json.dumps(rows) and "argon2" not in json.dumps(rows), rows)
+
+
+def case_admins_manage_their_subtree_only():
+    with city() as d:
+        st = d.account("streetadmin", "admin", node=STREET)
+        allowed(d, st, "accounts", "add", "c1", "--role", "operator", "--node", COMM, "--stdin",
+                input=PW + "\n")
+        allowed(d, st, "accounts", "add", "g1", "--role", "grid_worker", "--node", GRID,
+                "--stdin", input=PW + "\n")
+        denied(d, st, "accounts", "add", "c2", "--role", "operator", "--node",
+               "hefei/baohe/fanhua/jinxiu", "--stdin", input=PW + "\n")
+        denied(d, st, "accounts", "add", "c3", "--role", "operator", "--node", DIST, "--stdin",
+               input=PW + "\n")
+        rc, out, _ = as_(d, st, "accounts", "add", "c4", "--role", "grid_worker", "--node", COMM,
+                         "--stdin", input=PW + "\n")
+        check(rc == 1 and "does not exist at the community level" in out["error"], out)
+        rc, out, _ = as_(d, st, "accounts", "add", "c5", "--role", "operator", "--node",
+                         "hefei/baohe/binhu/nowhere", "--stdin", input=PW + "\n")
+        check(rc == 1 and "not in the jurisdiction tree" in out["error"], out)
+        users = {r["user"] for r in allowed(d, st, "accounts", "list")}
+        eq(users, {"streetadmin", "c1", "g1"}, "a street admin lists its subtree")
+        denied(d, st, "accounts", "disable", "admin")
+        allowed(d, st, "accounts", "disable", "c1")
+        op = d.account("opx", "operator", node=STREET)
+        denied(d, op, "accounts", "list")
+
+
+def case_masking_per_role_and_audit():
+    with city() as d:
+        d.ok("data", "put", "residents", "--scope", COMM, json.dumps(RESIDENT, ensure_ascii=False))
+        viewer = d.account("viewer1", "viewer", node=COMM)
+        reader = d.account("reader1", "operator", node=COMM, grants=["sensitive:residents"])
+        wide = d.account("reader2", "viewer", node=STREET, grants=["sensitive"])
+        masked = allowed(d, viewer, "data", "query", "residents")["records"][0]
+        eq((masked["name"], masked["id_number"], masked["phone"], masked["gender"]),
+           ("张*", "340***********1234", "138****5678", "male"), "masked for a viewer")
+        for tok in (reader, wide):
+            clear = allowed(d, tok, "data", "query", "residents")["records"][0]
+            eq((clear["name"], clear["id_number"]), ("张三", RESIDENT["id_number"]), "clear")
+        one = allowed(d, viewer, "data", "get", "residents", masked["id"])
+        eq(one["id_number"], "340***********1234", "get is masked too")
+        d.ok("accounts", "revoke", "reader1", "sensitive:residents")
+        again = allowed(d, reader, "data", "query", "residents")["records"][0]
+        eq(again["phone"], "138****5678", "masked again after the revoke")
+        log = d.ok("audit", "--action", "data.read", "--scope", STREET)
+        results = {(e["who"], e["result"]) for e in log}
+        check({("viewer1", "masked"), ("reader1", "allowed"), ("reader2", "allowed")} <= results,
+              results)
+
+
+def case_audit_visible_upward_only():
+    with city() as d:
+        op = d.account("commop", "operator", node=COMM)
+        denied(d, op, "data", "query", "residents", "--scope", COMM2)   # a sibling
+        denied(d, op, "data", "query", "residents", "--scope", STREET)  # the parent
+        aud = d.account("streetaud", "auditor", node=STREET)
+        aud2 = d.account("otheraud", "auditor", node=STREET2)
+        viewer = d.account("commview", "viewer", node=COMM)
+        rows = allowed(d, aud, "audit", "--who", "commop", "--result", "denied")
+        eq(len(rows), 2, f"the street auditor sees its community's denials: {rows}")
+        check(all("outside its jurisdiction" in r["detail"] for r in rows), rows)
+        eq(allowed(d, aud2, "audit", "--who", "commop"), [], "a sibling street sees nothing")
+        denied(d, viewer, "audit")
+        denied(d, aud, "audit", "--scope", DIST)
+        rc, out, _ = d.cli("audit", "--since", "yesterday")
+        check(rc == 1 and "RFC 3339" in out["error"], out)
+
+
+def case_tree_and_roles():
+    with city() as d:
+        tree = d.ok("tier", "tree")
+        eq(len(tree), 31, "the city sees every node")
+        op = d.account("treeop", "operator", node=STREET)
+        mine = allowed(d, op, "tier", "tree")
+        eq(sorted(n["path"] for n in mine),
+           sorted([STREET, COMM, COMM2, GRID, GRID2, COMM2 + "/g01", COMM2 + "/g02"]),
+           "a street sees its subtree")
+        eq({n["level"] for n in mine}, {"street", "community", "grid"}, "levels")
+        roles = {r["role"]: r["may"] for r in d.ok("tier", "roles")}
+        eq(roles["grid_worker"]["data.write"], "grid", "grid workers write at grids only")
+        check("accounts.manage" not in roles["operator"], roles["operator"])
+
+
+def case_readme_role_table_matches_the_code():
+    """The role table in README.md is the one linlid enforces."""
+    with open(os.path.join(SRC, "README.md"), encoding="utf-8") as f:
+        text = f.read().split("## Accounts and permissions", 1)[1]
+        lines = [l for l in text.splitlines() if l.startswith("| ")]
+    head = [c.strip() for c in lines[0].strip("|").split("|")]
+    eq(head[0], "action", "table header")
+    abbr = {"C": "city", "D": "district", "S": "street", "M": "community", "G": "grid"}
+    doc = {}
+    for l in lines[1:]:
+        cells = [c.strip() for c in l.strip("|").split("|")]
+        if set(cells[0]) <= set("-"):
+            continue
+        for role, cell in zip(head[1:], cells[1:]):
+            if cell != "–":
+                doc.setdefault(role, {})[cells[0]] = " ".join(abbr[x] for x in cell.split())
+    with city() as d:
+        code = {r["role"]: r["may"] for r in d.ok("tier", "roles")}
+    eq(doc, code, "README role table vs linli tier roles")
+
+
+# ---- the permission matrix ----
+#
+# Expected leave, written down from the role table in README.md (not computed
+# by linlid's own code): role -> action -> the levels at which that role may
+# take it. The scope rule on top: only inside one's own subtree.
+C, D, S, M, G = "city", "district", "street", "community", "grid"
+EXPECT = {
+    "admin":       {"data.read": {C, D, S, M}, "data.write": {C, D, S, M},
+                    "data.delete": {C, D, S, M}, "events.publish": {C, D, S, M},
+                    "events.subscribe": {C, D, S, M}, "audit.read": {C, D, S, M},
+                    "accounts.manage": {C, D, S, M}},
+    "operator":    {"data.read": {C, D, S, M}, "data.write": {C, D, S, M},
+                    "data.delete": {S, M}, "events.publish": {C, D, S, M},
+                    "events.subscribe": {C, D, S, M}, "audit.read": set(),
+                    "accounts.manage": set()},
+    "auditor":     {"data.read": {C, D, S, M}, "data.write": set(), "data.delete": set(),
+                    "events.publish": set(), "events.subscribe": {C, D, S, M},
+                    "audit.read": {C, D, S, M}, "accounts.manage": set()},
+    "viewer":      {"data.read": {C, D, S, M}, "data.write": set(), "data.delete": set(),
+                    "events.publish": set(), "events.subscribe": {C, D, S, M},
+                    "audit.read": set(), "accounts.manage": set()},
+    "grid_worker": {"data.read": {G}, "data.write": {G}, "data.delete": set(),
+                    "events.publish": {G}, "events.subscribe": {G}, "audit.read": set(),
+                    "accounts.manage": set()},
+}
+
+NODES = {C: CITY, D: DIST, S: STREET, M: COMM, G: GRID}
+TARGETS = {  # level -> {target kind: path}
+    C: {"own": CITY, "child": DIST},
+    D: {"own": DIST, "child": STREET, "sibling": DIST2, "parent": CITY},
+    S: {"own": STREET, "child": COMM, "sibling": STREET2, "parent": DIST, "city": CITY},
+    M: {"own": COMM, "child": GRID, "sibling": COMM2, "parent": STREET, "city": CITY},
+    G: {"own": GRID, "sibling": GRID2, "parent": COMM, "city": CITY},
+}
+ITEM = {"code": "X-1", "name": "事项", "department": "civil_affairs"}
+
+
+def command(action, target):
+    """The console command that takes `action` at `target`."""
+    return {
+        "data.read": ["data", "query", "service_items", "--scope", target],
+        "data.write": ["data", "put", "service_items", "--scope", target,
+                       json.dumps(ITEM, ensure_ascii=False)],
+        "data.delete": ["data", "del", "service_items", "no-such-id", "--scope", target],
+        "events.publish": ["publish", "matrix/test", '{"a": 1}', "--scope", target],
+        "events.subscribe": ["events", "subscribe", "matrix/#", "--scope", target],
+        "audit.read": ["audit", "--scope", target, "--limit", "1"],
+        "accounts.manage": ["accounts", "list", "--scope", target],
+    }[action]
+
+
+def case_permission_matrix():
+    with city() as d:
+        tokens = {}
+        for role in EXPECT:
+            for level, node in NODES.items():
+                valid = (role == "grid_worker") == (level == G)
+                if valid:
+                    tokens[(role, level)] = d.account(f"m-{role}-{level}"[:32].replace("_", "-"),
+                                                      role, node=node)
+        cases = wrong = 0
+        failures = []
+        for (role, level), tok in tokens.items():
+            for action, levels in EXPECT[role].items():
+                for kind, target in TARGETS[level].items():
+                    expect_allow = level in levels and kind in ("own", "child") or (
+                        level in levels and kind == "city" and level == C)
+                    rc, out, err = as_(d, tok, *command(action, target))
+                    got_perm_denied = rc == 1 and isinstance(out, dict) and \
+                        out.get("name") == "LINLI_EPERM"
+                    cases += 1
+                    if got_perm_denied == expect_allow:
+                        wrong += 1
+                        failures.append(f"{role}@{level} {action} on {kind} ({target}): "
+                                        f"expected {'allow' if expect_allow else 'deny'}, got "
+                                        f"{out if rc else 'allowed'}")
+        print(f"{cases} permission cases, {wrong} wrong")
+        check(cases >= 400, f"only {cases} cases")
+        check(not failures, "\n".join(failures[:20]))
+
+
+if __name__ == "__main__":
+    sys.exit(main(dict(globals())))
