@@ -22,7 +22,9 @@
 #include "log.h"
 
 const char cfg_embedded_default[] =
-	"# linlid embedded default: a demo community node, data under ./var\n"
+	"# linlid embedded default: the demo community node, data under ./var, the\n"
+	"# simulated device fleet of plugins/sim (paths relative to the working\n"
+	"# directory: tools/demo runs it from the source tree).\n"
 	"node = {\n"
 	"  path = \"hefei/baohe/binhu/yuelan\";\n"
 	"  level = \"community\";\n"
@@ -31,7 +33,11 @@ const char cfg_embedded_default[] =
 	"data_dir = \"var\";\n"
 	"log_level = \"info\";\n"
 	"catalog_dir = \"catalog\";\n"
-	"store = { sync = true; };\n";
+	"plugin_dirs = [ \"build/plugins/sim\" ];\n"
+	"store = { sync = true; };\n"
+	"plugins = {\n"
+	"  sim = { per_class = 3; seed = 1; tick_ms = 1000; };  # 48 devices, one round a second\n"
+	"};\n";
 
 enum { T_GROUP = CONFIG_TYPE_GROUP, T_INT = CONFIG_TYPE_INT, T_STR = CONFIG_TYPE_STRING,
        T_BOOL = CONFIG_TYPE_BOOL, T_LIST = CONFIG_TYPE_ARRAY };
