@@ -717,7 +717,7 @@ return n""")
         r = probe(d, "return #linli.store_scan{ dataset = 'residents', limit = 300 }")
         eq(r["r1"], 300, "the rule's page")
         units = d.ok("rules", "show", "probe")["stats"]["last_units"]
-        print("UNITS", units); check(units >= 300 * 20, f"a page of 300 rows cost {units} units")
+        check(units >= 300 * 20, f"a page of 300 rows cost {units} units")
         r = run(d, "return #linli.store_scan{ dataset = 'residents', limit = 300 }", "scanner")
         eq(r["r1"], 300, "within the scanner's budget (60000 units per call)")
         rc, out, err = d.cli("scanner", "run", "--stdin", input="""
