@@ -621,9 +621,11 @@ def case_schema_violations_are_reported_and_nothing_stored():
 def case_scan_pages_filters_and_budget():
     scanner = keeper("scanner", caps=("store.read:residents",),
                      extra="limits = { instructions = 60000 },")
+    small = keeper("small", caps=("store.read:residents", "store.write:residents"),
+                   extra="limits = { memory_kb = 256 },")
     rules = {"probe.lua": probe_rule(caps=("store.read:residents",))}
-    with node(apps={"keeper.lua": keeper(caps=KEEPER_CAPS), "scanner.lua": scanner},
-              rules=rules) as d:
+    with node(apps={"keeper.lua": keeper(caps=KEEPER_CAPS), "scanner.lua": scanner,
+                    "small.lua": small}, rules=rules) as d:
         r = run(d, f"""
 local base = {lua(RESIDENT)}
 local n = 0
@@ -728,6 +730,26 @@ return n""")
         info = d.ok("plugins", "info", "scanner")
         eq(info["state"], "faulted", "the scanner faulted")
         check("instruction budget exhausted" in info["script"]["log"][-1]["message"], info)
+        # A page that does not fit in the script's memory stops it, and nothing leaks.
+        eq(run(d, "return #linli.store_scan{ dataset = 'residents', limit = 5 }", "small")["r1"],
+           5, "a small page fits")
+        rc, out, err = d.cli("small", "run", "--stdin", input="""
+local pages = {}
+for i = 1, 100 do pages[i] = linli.store_scan{ dataset = "residents", limit = 300 } end""")
+        check(rc == 1 and "memory limit reached" in err, err)
+        eq(d.ok("plugins", "info", "small")["state"], "faulted", "out of memory: faulted")
+        d.ok("plugins", "reload", "small")
+        # The same inside an update function: nothing is written.
+        rid = run(d, "return linli.store_scan{ dataset = 'residents', limit = 1 }[1].id")["r1"]
+        rc, out, err = d.cli("small", "run", "--stdin", input=f"""
+return linli.store_update("residents", "{rid}", function(old)
+  old.gender = "female"
+  local t = {{}}
+  for i = 1, 1e7 do t[i] = string.rep("x", 100) .. i end
+  return old
+end)""")
+        check(rc == 1 and "memory limit reached" in err, err)
+        eq(console_get(d, "residents", rid)["gender"], "male", "nothing written")
         # The others go on.
         eq(run(d, "return #linli.store_scan{ dataset = 'residents', limit = 300 }")["r1"], 300,
            "keeper unharmed")
