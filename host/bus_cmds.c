@@ -68,6 +68,7 @@ struct rsub {
 	uint64_t id; /* the bus subscription's */
 	char *pattern;
 	char scope[SCOPE_MAX + 1];
+	char owner[96]; /* the account that subscribed: only it may poll or drop it */
 	struct bus_blob **ring;
 	size_t cap, head, n;
 	uint64_t lost, sent_through, last_poll_ms;
@@ -82,11 +83,9 @@ struct rsub {
 /* ---- the permission point ---- */
 
 /*
- * authorize — the scope a console request may subscribe or publish at.
- * Until the tier model (issue 5) every request acts for the node itself and
- * may use the node's subtree: `requested` (NULL: the node's path) must lie
- * within it. The tier model replaces this function by one that reads the
- * account behind call->session; nothing else here decides permissions.
+ * authorize — the scope a console request may subscribe or publish at:
+ * `requested` (NULL: the caller's own node), inside this linlid's node, and
+ * allowed to the caller's account by access_call (the tier rules).
  */
 static int authorize(struct cmd_call *call, const char *requested, const char *what,
 		     enum tier_action act, const char *object, char out[SCOPE_MAX + 1])
@@ -436,6 +435,8 @@ static int cmd_subscribe(struct cmd_call *call, void *ud)
 	if (rc)
 		return rc;
 	struct rsub *s = calloc(1, sizeof *s);
+	if (s && call->who)
+		snprintf(s->owner, sizeof s->owner, "%s", call->who->name);
 	if (!s || !(s->pattern = strdup(pattern))) {
 		free(s);
 		return LINLI_ENOMEM;
@@ -471,6 +472,10 @@ static int get_sub(struct cmd_call *call, struct bus_remote *r, const char *word
 	if (rc)
 		return rc;
 	struct rsub *s = find_sub(r, id);
+	/* Another account's subscription is as good as absent: its events may lie
+	 * outside the caller's jurisdiction. */
+	if (s && call->who && strcmp(s->owner, call->who->name) != 0)
+		s = NULL;
 	if (!s)
 		return cmd_fail(call, LINLI_ENOENT,
 				"no external subscription %llu (it expired after %d s without a "

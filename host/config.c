@@ -22,7 +22,9 @@
 #include "log.h"
 
 const char cfg_embedded_default[] =
-	"# linlid embedded default: a demo community node, data under ./var\n"
+	"# linlid embedded default: the demo community node, data under ./var, the\n"
+	"# simulated device fleet of plugins/sim (paths relative to the working\n"
+	"# directory: tools/demo runs it from the source tree).\n"
 	"node = {\n"
 	"  path = \"hefei/baohe/binhu/yuelan\";\n"
 	"  level = \"community\";\n"
@@ -31,7 +33,11 @@ const char cfg_embedded_default[] =
 	"data_dir = \"var\";\n"
 	"log_level = \"info\";\n"
 	"catalog_dir = \"catalog\";\n"
-	"store = { sync = true; };\n";
+	"plugin_dirs = [ \"build/plugins/sim\" ];\n"
+	"store = { sync = true; };\n"
+	"plugins = {\n"
+	"  sim = { per_class = 3; seed = 1; tick_ms = 1000; };  # 48 devices, one round a second\n"
+	"};\n";
 
 enum { T_GROUP = CONFIG_TYPE_GROUP, T_INT = CONFIG_TYPE_INT, T_STR = CONFIG_TYPE_STRING,
        T_BOOL = CONFIG_TYPE_BOOL, T_LIST = CONFIG_TYPE_ARRAY };
@@ -85,6 +91,7 @@ static const struct key keys[] = {
 	{"lua.time_ms", T_INT, false, "wall-clock limit of one call, ms"},
 	{"lua.max_errors", T_INT, false, "failed calls in a row before a script is faulted"},
 	{"lua.overrides", T_LIST, false, "per-script limits: ( { script = \"name\"; ... } )"},
+	{"plugins", T_GROUP, false, "per-plugin settings: plugins = { NAME = { ... }; }"},
 };
 
 /* Records of consequence when the config names none (bus.consequence absent). */
@@ -137,6 +144,99 @@ __attribute__((format(printf, 4, 5))) static int fail(struct ctx *c, int line, c
 	return LINLI_ECONFIG;
 }
 
+/*
+ * plugins = { NAME = { ... }; ... }: each entry is a group named like a
+ * plugin; what is inside belongs to that plugin, which checks it itself.
+ */
+static int check_plugins(struct ctx *c, config_setting_t *grp)
+{
+	int n = config_setting_length(grp);
+	if (n > CFG_MAX_PLUGIN_CONF)
+		return fail(c, (int)config_setting_source_line(grp), "plugins",
+			    "at most %d plugin sections", CFG_MAX_PLUGIN_CONF);
+	for (int i = 0; i < n; i++) {
+		config_setting_t *s = config_setting_get_elem(grp, (unsigned)i);
+		const char *name = config_setting_name(s);
+		int line = (int)config_setting_source_line(s);
+		bool ident = name && name[0] >= 'a' && name[0] <= 'z' && strlen(name) < 32;
+		for (const char *p = name; ident && *p; p++)
+			ident = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_';
+		if (!ident)
+			return fail(c, line, "plugins", "'%s' is not a plugin name ([a-z][a-z0-9_]*)",
+				    name ? name : "");
+		if (config_setting_type(s) != CONFIG_TYPE_GROUP)
+			return fail(c, line, "plugins", "%s: must be a group { ... }", name);
+	}
+	return 0;
+}
+
+/* Pack a libconfig setting as MessagePack: groups as maps, lists and arrays as arrays. */
+static void pack_setting(msgpack_packer *pk, const config_setting_t *s)
+{
+	int n;
+	switch (config_setting_type(s)) {
+	case CONFIG_TYPE_GROUP:
+		n = config_setting_length(s);
+		msgpack_pack_map(pk, (size_t)n);
+		for (int i = 0; i < n; i++) {
+			config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+			const char *k = config_setting_name(e);
+			msgpack_pack_str(pk, strlen(k));
+			msgpack_pack_str_body(pk, k, strlen(k));
+			pack_setting(pk, e);
+		}
+		return;
+	case CONFIG_TYPE_ARRAY:
+	case CONFIG_TYPE_LIST:
+		n = config_setting_length(s);
+		msgpack_pack_array(pk, (size_t)n);
+		for (int i = 0; i < n; i++)
+			pack_setting(pk, config_setting_get_elem(s, (unsigned)i));
+		return;
+	case CONFIG_TYPE_INT:
+	case CONFIG_TYPE_INT64:
+		msgpack_pack_int64(pk, config_setting_get_int64(s));
+		return;
+	case CONFIG_TYPE_FLOAT:
+		msgpack_pack_double(pk, config_setting_get_float(s));
+		return;
+	case CONFIG_TYPE_BOOL:
+		if (config_setting_get_bool(s))
+			msgpack_pack_true(pk);
+		else
+			msgpack_pack_false(pk);
+		return;
+	case CONFIG_TYPE_STRING: {
+		const char *v = config_setting_get_string(s);
+		msgpack_pack_str(pk, strlen(v));
+		msgpack_pack_str_body(pk, v, strlen(v));
+		return;
+	}
+	default:
+		msgpack_pack_nil(pk);
+	}
+}
+
+static int fill_plugins(struct ctx *c, config_t *cf, struct cfg *out)
+{
+	(void)c;
+	config_setting_t *grp = config_lookup(cf, "plugins");
+	int n = grp ? config_setting_length(grp) : 0;
+	for (int i = 0; i < n; i++) {
+		config_setting_t *s = config_setting_get_elem(grp, (unsigned)i);
+		msgpack_sbuffer sb;
+		msgpack_packer pk;
+		msgpack_sbuffer_init(&sb);
+		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+		pack_setting(&pk, s);
+		struct cfg_plugin_conf *pc = &out->plugin_conf[out->n_plugin_conf++];
+		pc->name = strdup(config_setting_name(s));
+		pc->len = sb.size;
+		pc->mp = msgpack_sbuffer_release(&sb);
+	}
+	return 0;
+}
+
 /* Walk `grp`, refusing unknown keys and wrong types. */
 static int walk(struct ctx *c, config_setting_t *grp, const char *prefix)
 {
@@ -158,7 +258,11 @@ static int walk(struct ctx *c, config_setting_t *grp, const char *prefix)
 			t = T_INT;
 		if (t != k->type)
 			return fail(c, line, path, "must be %s", type_name(k->type));
-		if (t == T_GROUP) {
+		if (t == T_GROUP && strcmp(path, "plugins") == 0) {
+			int rc = check_plugins(c, s);
+			if (rc)
+				return rc;
+		} else if (t == T_GROUP) {
 			int rc = walk(c, s, path);
 			if (rc)
 				return rc;
@@ -557,6 +661,8 @@ static int fill(struct ctx *c, config_t *cf, struct cfg *out)
 	}
 	if ((rc = fill_bus(c, cf, out)))
 		return rc;
+	if ((rc = fill_plugins(c, cf, out)))
+		return rc;
 	return fill_lua(c, cf, out);
 }
 
@@ -629,5 +735,9 @@ void cfg_free(struct cfg *c)
 	free_list(c->bus_telemetry, c->n_bus_telemetry);
 	for (int i = 0; i < c->n_lua_overrides; i++)
 		free(c->lua_overrides[i].script);
+	for (int i = 0; i < c->n_plugin_conf; i++) {
+		free(c->plugin_conf[i].name);
+		free(c->plugin_conf[i].mp);
+	}
 	memset(c, 0, sizeof *c);
 }

@@ -18,6 +18,7 @@
 #define CFG_MAX_DIRS 16
 #define CFG_MAX_FAMILIES 32
 #define CFG_MAX_LUA_OVERRIDES 64
+#define CFG_MAX_PLUGIN_CONF 64
 
 /* Limits of Lua scripts (`lua` in linli.cfg). In an override, 0 = inherit. */
 struct cfg_lua {
@@ -30,6 +31,13 @@ struct cfg_lua {
 struct cfg_lua_override {
 	char *script;			 /* rule or script plugin name */
 	struct cfg_lua lim;
+};
+
+/* One plugin's settings: the group plugins.<name>, as a MessagePack map. */
+struct cfg_plugin_conf {
+	char *name;
+	char *mp; /* the packed map; owned */
+	size_t len;
 };
 
 struct cfg {
@@ -71,6 +79,8 @@ struct cfg {
 	char *http_listen;		 /* open-data API address, NULL when off */
 	size_t http_max_body;		 /* largest request body, bytes */
 	int http_rate;			 /* requests per second per API key */
+	struct cfg_plugin_conf plugin_conf[CFG_MAX_PLUGIN_CONF]; /* plugins = { NAME = {...}; } */
+	int n_plugin_conf;
 };
 
 /* The configuration `linlid` runs when started without --config. */

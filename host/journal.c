@@ -160,6 +160,14 @@ int journal_attach(struct kernel *k)
 			    cmd_journal, NULL, &js);
 }
 
+void journal_detach(struct kernel *k)
+{
+	if (k->bus)
+		bus_set_journal(k->bus, NULL);
+	msgpack_sbuffer_destroy(&js.buf);
+	memset(&js, 0, sizeof js);
+}
+
 static void on_call_commit(void *arg, int rc, const char *err)
 {
 	struct cmd_call *call = arg;

@@ -15,6 +15,8 @@ struct kernel;
 
 /* Plug the store into the bus and register the command. Needs k->store and k->bus. */
 int journal_attach(struct kernel *k);
+/* Unplug it and free its buffer (before bus_close; for tests that open many kernels). */
+void journal_detach(struct kernel *k);
 
 /*
  * journal_await — for a handler that has just published: when the batch

@@ -29,6 +29,7 @@ struct script_rules;
 struct catalog;
 struct store;
 struct http;
+struct hal;
 
 typedef void (*kernel_fn)(struct kernel *k, void *arg);
 
@@ -73,6 +74,7 @@ struct kernel {
 	struct store *store;		/* open from start to stop */
 	struct tiers *tiers;		/* accounts, sessions, audit (tier_store.c) */
 	struct http *http;		/* open-data API, NULL when off */
+	struct hal *hal;		/* the device layer (hal.h); set before plugins load */
 };
 
 int kernel_init(struct kernel *k);

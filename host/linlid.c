@@ -28,6 +28,8 @@
 #include "opendata.h"
 #include "core_cmds.h"
 #include "journal.h"
+#include "hal.h"
+#include "hal_cmds.h"
 #include "kernel.h"
 #include "linli/error.h"
 #include "log.h"
@@ -410,6 +412,14 @@ int main(int argc, char **argv)
 		log_error("bus", "cannot attach the journal: %s", linli_strerror(rc));
 		goto out;
 	}
+	if (hal_open(&k, &k.hal, err, sizeof err) != 0) {
+		log_error("hal", "cannot start the device layer: %s", err);
+		goto out;
+	}
+	if ((rc = hal_cmds_register(&k)) != 0) {
+		log_error("hal", "cannot register the device commands: %s", linli_strerror(rc));
+		goto out;
+	}
 	if (plug_open(&k, err, sizeof err) != 0) {
 		log_error("plugins", "%s", err);
 		goto out;
@@ -464,6 +474,7 @@ out:
 	control_close(k.control);
 	script_rules_free(k.rules);
 	plug_close(&k);
+	hal_close(k.hal); /* after the drivers are gone; writes last_seen back */
 	bus_close(k.bus);
 	tiers_close(&k);
 	/* Commits what is pending and waits for a running backup. */

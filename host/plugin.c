@@ -990,6 +990,9 @@ static void plug_stop(struct plugin *p)
 	if (p->state != PLUG_RUNNING)
 		return;
 	p->stopping = true;
+	for (struct plug_res *r = p->res; r; r = r->next)
+		if (r->ops->quiesce && !r->suspended)
+			r->ops->quiesce(r->arg);
 	if (p->desc && p->desc->fini)
 		p->desc->fini(plug_ctx(p), sdkapi_table());
 	int fini = p->script ? script_handler(p->script, "fini") : LUA_NOREF;
@@ -1818,6 +1821,14 @@ int plug_open(struct kernel *k, char *err, size_t errlen)
 		}
 	}
 	return 0;
+}
+
+bool plug_has_cap(const struct plugin *p, const char *cap)
+{
+	for (int i = 0; i < LINLI_MAX_CAPS && p->meta.capabilities[i][0]; i++)
+		if (tier_cap_covers(p->meta.capabilities[i], cap))
+			return true;
+	return false;
 }
 
 void plug_principal(struct plugin *p, struct tier_principal *who, const char **grants)

@@ -81,6 +81,12 @@ struct plug_res_ops {
 	int (*resume)(void *arg);	/* optional; 0 or LINLI_E* */
 	/* optional: a few words for `plugins info`, e.g. the command's name */
 	void (*describe)(void *arg, char *buf, size_t len);
+	/*
+	 * optional: called before the plugin's fini while its code and state
+	 * are intact (e.g. close a driver's devices through its ops), newest
+	 * first. release still follows, after fini.
+	 */
+	void (*quiesce)(void *arg);
 };
 
 struct plug_res; /* one tracked resource */
@@ -165,6 +171,8 @@ int plug_authorize(struct plugin *p, enum tier_action act, const char *scope, co
  * `grants` (LINLI_MAX_CAPS + 1 slots) and into p; valid while p runs.
  */
 void plug_principal(struct plugin *p, struct tier_principal *who, const char **grants);
+/* Does plugin p hold a granted capability covering `cap` (e.g. "hal.driver:sim")? */
+bool plug_has_cap(const struct plugin *p, const char *cap);
 
 /* Number of running plugins (also kept in k->plugin_count). */
 int plug_running(const struct kernel *k);

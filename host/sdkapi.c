@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "bus.h"
+#include "hal_api.h"
 #include "cmd.h"
 #include "kernel.h"
 #include "log.h"
@@ -549,6 +550,18 @@ static const struct linli_api table = {
 	.store_update = store_api_update,
 	.store_on_commit = store_api_on_commit,
 	.store_last_error = store_api_last_error,
+	/* devices (HAL) */
+	.plugin_config = hal_api_plugin_config,
+	.device_classes = hal_api_device_classes,
+	.driver_register = hal_api_driver_register,
+	.dev_post = hal_api_dev_post,
+	.dev_event = hal_api_dev_event,
+	.dev_command_done = hal_api_dev_command_done,
+	.dev_found = hal_api_dev_found,
+	.dev_auth = hal_api_dev_auth,
+	.dev_info = hal_api_dev_info,
+	.dev_get = hal_api_dev_get,
+	.dev_command = hal_api_dev_command,
 	/* ---- later subsystems: fill their members here, in the order of api.h ---- */
 };
 

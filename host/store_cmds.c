@@ -716,8 +716,9 @@ static void wake_noop(struct kernel *k, void *arg)
 void store_cmds_wake(void *kp)
 {
 	struct kernel *k = kp;
+	/* A write after the loop ended (shutdown) is committed by store_close. */
 	if (kernel_post(k, wake_noop, NULL) != 0)
-		log_warn("store", "cannot post the commit wake-up: the loop is closed");
+		log_debug("store", "the loop is closed: store_close commits the batch");
 }
 
 int store_cmds_register(struct kernel *k)

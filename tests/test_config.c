@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <msgpack.h>
+
 #include "config.h"
 #include "linli/error.h"
 #include "log.h"
@@ -88,6 +90,12 @@ static const struct bad bad_cases[] = {
 	 "t.cfg:4: control.max_request: 10 is outside"},
 	{NODE "data_dir = \"/d\";\nstore = { map_size_mb = 0; };\n",
 	 "t.cfg:3: store.map_size_mb: 0 is outside"},
+	/* plugin sections */
+	{NODE "data_dir = \"/d\";\nplugins = {\n  Sim = { a = 1; };\n};\n",
+	 "t.cfg:4: plugins: 'Sim' is not a plugin name"},
+	{NODE "data_dir = \"/d\";\nplugins = {\n  sim = 3;\n};\n",
+	 "t.cfg:4: plugins: sim: must be a group"},
+	{NODE "data_dir = \"/d\";\nplugins = ( { sim = 1; } );\n", "t.cfg:3: plugins: must be a group"},
 	/* syntax */
 	{NODE "data_dir = \"/d\";\nlog_level = ;\n", "t.cfg:3: syntax error"},
 };
@@ -105,6 +113,40 @@ static void test_bad_cases(void **state)
 			fail();
 		}
 	}
+}
+
+/* plugins = { NAME = { ... }; }: each group reaches its plugin as a MessagePack map. */
+static void test_plugin_sections(void **state)
+{
+	(void)state;
+	struct cfg c;
+	char err[1024] = "";
+	const char *text = NODE "data_dir = \"/d\";\n"
+			   "plugins = {\n"
+			   "  sim = { per_class = 2; seed = 5000000000L; rate = 1.5; on = true;\n"
+			   "          classes = [ \"door\", \"smoke\" ]; inner = { x = \"y\"; }; };\n"
+			   "  other = { };\n"
+			   "};\n";
+	assert_int_equal(cfg_load_string(&c, text, "t.cfg", "/", err, sizeof err), 0);
+	assert_int_equal(c.n_plugin_conf, 2);
+	assert_string_equal(c.plugin_conf[0].name, "sim");
+	assert_string_equal(c.plugin_conf[1].name, "other");
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	assert_int_equal(msgpack_unpack_next(&up, c.plugin_conf[0].mp, c.plugin_conf[0].len, NULL),
+			 MSGPACK_UNPACK_SUCCESS);
+	const msgpack_object_map *m = &up.data.via.map;
+	assert_int_equal(up.data.type, MSGPACK_OBJECT_MAP);
+	assert_int_equal(m->size, 6);
+	assert_int_equal(m->ptr[0].val.via.u64, 2);
+	assert_int_equal(m->ptr[1].val.via.u64, 5000000000ull);
+	assert_true(m->ptr[2].val.type == MSGPACK_OBJECT_FLOAT64 && m->ptr[2].val.via.f64 == 1.5);
+	assert_int_equal(m->ptr[3].val.type, MSGPACK_OBJECT_BOOLEAN);
+	assert_int_equal(m->ptr[4].val.type, MSGPACK_OBJECT_ARRAY);
+	assert_int_equal(m->ptr[4].val.via.array.size, 2);
+	assert_int_equal(m->ptr[5].val.type, MSGPACK_OBJECT_MAP);
+	msgpack_unpacked_destroy(&up);
+	cfg_free(&c);
 }
 
 static void test_missing_file(void **state)
@@ -146,6 +188,7 @@ int main(void)
 		cmocka_unit_test(test_example_parses),
 		cmocka_unit_test(test_embedded_default),
 		cmocka_unit_test(test_bad_cases),
+		cmocka_unit_test(test_plugin_sections),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_relative_paths_follow_the_file),
 	};

@@ -268,6 +268,23 @@ def case_audit_visible_upward_only():
         check(rc == 1 and "RFC 3339" in out["error"], out)
 
 
+def case_subscriptions_belong_to_their_account():
+    with city() as d:
+        a = d.account("suba", "operator", node=COMM)
+        b = d.account("subb", "operator", node=COMM2)
+        sid = str(allowed(d, a, "events", "subscribe", "#")["id"])
+        allowed(d, a, "publish", "alarm/raised", '{"i": 1}')
+        out = denied(d, b, "events", "next", sid, "--wait", "0", name="LINLI_ENOENT")
+        check("no external subscription" in out["error"], out)
+        denied(d, b, "events", "unsubscribe", sid, name="LINLI_ENOENT")
+        got = allowed(d, a, "events", "next", sid, "--wait", "0")
+        eq([e["topic"] for e in got["events"]], ["alarm/raised"], "the owner polls its own")
+        # A sibling community's account never sees the other's events either.
+        sid_b = str(allowed(d, b, "events", "subscribe", "#")["id"])
+        allowed(d, a, "publish", "alarm/raised", '{"i": 2}')
+        eq(allowed(d, b, "events", "next", sid_b, "--wait", "0")["events"], [], "sideways")
+
+
 def case_tree_and_roles():
     with city() as d:
         tree = d.ok("tier", "tree")

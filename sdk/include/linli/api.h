@@ -38,6 +38,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "linli/device.h"
 #include "linli/error.h"
 #include "linli/plugin.h"
 #include "linli/record.h"
@@ -432,6 +433,134 @@ struct linli_api {
 	 * valid until the plugin's next store call. Since 1.0.
 	 */
 	const char *(*store_last_error)(linli_ctx *ctx);
+	/* ---- devices (HAL), since 1.0 ----
+	 *
+	 * The device layer (linli/device.h explains drivers, classes and the
+	 * topics the kernel publishes). Thread safety: dev_post, dev_event and
+	 * dev_command_done may be called from ANY thread (a driver's own I/O
+	 * threads); they copy what they are given and hand it to the kernel
+	 * thread. Every other member here is kernel-thread only, like the rest
+	 * of the table.
+	 */
+
+	/*
+	 * plugin_config — this plugin's settings: the group `plugins = { <name>
+	 * = { ... }; }` of linli.cfg as a new map in *out (yours: rec_free it);
+	 * an empty map when the group is absent. Groups become maps, lists and
+	 * arrays become arrays; the values are read again after a SIGHUP.
+	 * Returns 0 or LINLI_ENOMEM. Since 1.0.
+	 */
+	int (*plugin_config)(linli_ctx *ctx, linli_record **out);
+	/*
+	 * device_classes — the catalog's device classes as a new array in *out
+	 * (yours), one map per class: {"name", "title_en", "title_zh",
+	 * "heartbeat", "resources": [{"name", "type", "access", "unit"?, "min"?,
+	 * "max"?, "values"?}], "commands": [{"name", "args": [...]}], "events":
+	 * [{"name", "severity"}]}. Returns 0 or LINLI_ENOMEM. Since 1.0.
+	 */
+	int (*device_classes)(linli_ctx *ctx, linli_record **out);
+	/*
+	 * driver_register — register the HAL driver `name` (the `driver` of
+	 * registry entries) with the ops table `ops` (copied). Needs the granted
+	 * capability `hal.driver:<name>`. The kernel then opens every registered
+	 * device of this driver and calls ops->discover once — after the
+	 * current callback (init) returns, so register when your state is
+	 * ready. Unregistered automatically when the plugin stops (devices are
+	 * closed first, before fini). Returns 0; LINLI_EVERSION (ops->size is
+	 * not the size of any known ops layout: rebuild against this SDK; the
+	 * message is logged and set as the init error); LINLI_EINVAL (bad name,
+	 * NULL ops, missing open or close); LINLI_EPERM (no capability);
+	 * LINLI_EEXIST (another driver has the name); LINLI_ENOMEM. Since 1.0.
+	 */
+	int (*driver_register)(linli_ctx *ctx, const char *name, const struct linli_driver_ops *ops);
+	/*
+	 * dev_post — report n readings (an array of struct linli_reading, all of
+	 * the size r[0].size) of devices of this plugin's drivers. ANY THREAD.
+	 * Each is checked against its device's class: a refused one (unknown
+	 * device or resource, wrong type, out of range) is counted on the device
+	 * and logged once, never published. On the kernel thread the readings
+	 * are processed before the call returns; from another thread they are
+	 * queued (in order per thread) and processed on the kernel thread soon.
+	 * Returns 0; LINLI_EINVAL (NULL, n == 0, unknown size); LINLI_EBUSY
+	 * (off the kernel thread: bus.telemetry_queue readings already wait;
+	 * nothing of this call was taken, it is counted as shed); on the kernel
+	 * thread, LINLI_ESCHEMA / LINLI_ENOENT when one or more were refused
+	 * (the others were taken); LINLI_ESTATE once the kernel has stopped.
+	 * Since 1.0.
+	 */
+	int (*dev_post)(linli_ctx *ctx, const struct linli_reading *r, size_t n);
+	/*
+	 * dev_event — report that `device` raised event `event` (a name of its
+	 * class's events) at time_ms (0: now), with optional details `data` (a
+	 * map, copied; NULL for none). ANY THREAD. Published as a record of
+	 * consequence (stored, never shed). An unknown device or event is
+	 * refused, counted and logged once. Returns 0, LINLI_EINVAL,
+	 * LINLI_ENOMEM, LINLI_ESTATE; on the kernel thread also the refusal
+	 * (LINLI_ENOENT, LINLI_ESCHEMA) or the journal's code. Since 1.0.
+	 */
+	int (*dev_event)(linli_ctx *ctx, const char *device, const char *event,
+			 const linli_record *data, int64_t time_ms);
+	/*
+	 * dev_command_done — finish request `req` (from ops->command or
+	 * ops->write): rc 0 with the device's `result` (a map, copied; NULL for
+	 * none), or a negative LINLI_E* code and a message `err` (may be NULL).
+	 * ANY THREAD, also inside the op itself. The sender is answered on the
+	 * kernel thread after the op returned. A request that already timed out
+	 * or was cancelled is ignored. Returns 0, LINLI_EINVAL, LINLI_ENOMEM,
+	 * LINLI_ESTATE. Since 1.0.
+	 */
+	int (*dev_command_done)(linli_ctx *ctx, uint64_t req, int rc, const linli_record *result,
+				const char *err);
+	/*
+	 * dev_found — from a driver's discover: register the device described
+	 * by `info` for this driver (it is opened next). Returns 0;
+	 * LINLI_EEXIST (the id is registered already: nothing changes);
+	 * LINLI_EINVAL / LINLI_ESCHEMA (bad id, unknown class, scope outside
+	 * the plugin's node or above the devices dataset's level); LINLI_EPERM
+	 * (the caller registered no driver); the store's code. Since 1.0.
+	 */
+	int (*dev_found)(linli_ctx *ctx, const struct linli_device_info *info);
+	/*
+	 * dev_auth — does `secret` match the machine credential of `device`
+	 * (one of this plugin's drivers' devices)? For drivers whose devices
+	 * log in (MQTT and the like). Returns 0 (it does), LINLI_EAUTH (it
+	 * does not, or the device has no credential yet), LINLI_ENOENT,
+	 * LINLI_EPERM (not this plugin's device). Since 1.0.
+	 */
+	int (*dev_auth)(linli_ctx *ctx, const char *device, const char *secret);
+	/*
+	 * dev_info — the registry entry of `device` as a new map in *out
+	 * (yours): {"id", "class", "scope", "driver", "address", "name",
+	 * "state", "last_seen"}. Needs `device.read:<class>` (a driver may read
+	 * its own devices). Returns 0, LINLI_ENOENT, LINLI_EPERM, LINLI_ENOMEM.
+	 * Since 1.0.
+	 */
+	int (*dev_info)(linli_ctx *ctx, const char *device, linli_record **out);
+	/*
+	 * dev_get — the latest good value of `resource` of `device` as a new
+	 * map {"value", "time"} in *out (yours); with resource NULL, a map of
+	 * every resource that has a value: {resource: {"value", "time"}}.
+	 * Needs `device.read:<class>`. Returns 0, LINLI_ENOENT (no such device
+	 * or resource, or no value yet), LINLI_EPERM, LINLI_ENOMEM. Since 1.0.
+	 */
+	int (*dev_get)(linli_ctx *ctx, const char *device, const char *resource,
+		       linli_record **out);
+	/*
+	 * dev_command — send `command` with `args` (a map holding every
+	 * argument of the class's command; NULL when it takes none) to
+	 * `device`. Needs `device.command:<class>`; audited. The answer comes
+	 * once, later, through fn(ctx, req, rc, result, err, ud) on the kernel
+	 * thread (linli/device.h). timeout_ms 0 means 10 s (at most 600 s).
+	 * Returns 0 with the request id in *req (may be NULL); or, with nothing
+	 * sent and fn never called, LINLI_ENOENT (device, command), LINLI_EPERM,
+	 * LINLI_ESCHEMA (an argument missing, unknown, of the wrong type or out
+	 * of range; logged), LINLI_ESTATE (the device is not open or its
+	 * driver takes no commands), LINLI_ENOMEM. Pending requests of a
+	 * stopping plugin are dropped without a call. Since 1.0.
+	 */
+	int (*dev_command)(linli_ctx *ctx, const char *device, const char *command,
+			   const linli_record *args, uint32_t timeout_ms, linli_dev_done_fn fn,
+			   void *ud, uint64_t *req);
 
 	/* ---- append new members below this line, grouped by subsystem and version ---- */
 };
