@@ -833,7 +833,8 @@ struct lactor {
 static const struct store_actor *actor_of(struct sapi *a, struct lactor *la)
 {
 	principal_of(a, &la->who, la->grants);
-	la->a = (struct store_actor){a->k, &la->who, who(a), a->p ? plug_store_state(a->p) : &a->st};
+	la->a =
+	    (struct store_actor){a->k, &la->who, who(a), a->p ? plug_store_state(a->p) : &a->st};
 	return &la->a;
 }
 
@@ -962,8 +963,8 @@ static int l_store_put(lua_State *L)
 	bool created = false;
 	int rc = script_pack(L, 2, &pk, err, sizeof err);
 	if (rc)
-		snprintf(a->st->last_error, sizeof a->st->last_error, "store_put %s: the record: %s",
-			 dataset, err);
+		snprintf(a->st->last_error, sizeof a->st->last_error,
+			 "store_put %s: the record: %s", dataset, err);
 	else
 		rc = store_api_put_as(a, dataset, scope, id, sb.data, sb.size, nid, &created);
 	size_t size = sb.size;
@@ -1037,9 +1038,9 @@ static int read_where(lua_State *L, int idx, struct lwhere *w)
 		const char *field = lua_tostring(L, -2);
 		int t = lua_type(L, -1);
 		if (t != LUA_TSTRING && t != LUA_TNUMBER && t != LUA_TBOOLEAN)
-			luaL_error(L,
-				   "linli.store_scan: where.%s: a string, number or boolean, not %s",
-				   field, luaL_typename(L, -1));
+			luaL_error(
+			    L, "linli.store_scan: where.%s: a string, number or boolean, not %s",
+			    field, luaL_typename(L, -1));
 		if (n == LINLI_MAX_WHERE) {
 			lua_pop(L, 2);
 			return n + 1;
@@ -1100,7 +1101,7 @@ static int l_store_scan(lua_State *L)
 				   "where, limit, cursor)",
 				   lua_type(L, -1) == LUA_TSTRING ? "'" : "a ",
 				   lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
-								   : luaL_typename(L, -1),
+								  : luaL_typename(L, -1),
 				   lua_type(L, -1) == LUA_TSTRING ? "'" : "");
 	}
 	struct linli_query q = {.size = sizeof q};
@@ -1161,8 +1162,8 @@ struct lupd {
 	char msg[512];
 };
 
-__attribute__((format(printf, 3, 4))) static void refuse(struct lupd *u, int code,
-							 const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void refuse(struct lupd *u, int code, const char *fmt,
+							 ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -1242,8 +1243,9 @@ static int lupd_step(void *ud, const char *id, linli_record **rec, char *err, si
 	msgpack_unpacked_destroy(&up);
 	msgpack_sbuffer_destroy(&in);
 	if (status < 0) {
-		snprintf(err, errlen, "%s", u->status != LUA_OK ? "the update function raised an error"
-								 : "out of memory");
+		snprintf(err, errlen, "%s",
+			 u->status != LUA_OK ? "the update function raised an error"
+					     : "out of memory");
 		return status;
 	}
 	switch (u->verdict) {

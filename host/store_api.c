@@ -306,8 +306,8 @@ static bool id_within(struct call *c, const char *dataset, const char *id)
 	msgpack_sbuffer buf;
 	msgpack_sbuffer_init(&buf);
 	char err[256];
-	bool in = store_get(c->k->store, dataset, c->a->who->scope, id, &buf, NULL, err,
-			    sizeof err) == 0;
+	bool in =
+	    store_get(c->k->store, dataset, c->a->who->scope, id, &buf, NULL, err, sizeof err) == 0;
 	msgpack_sbuffer_destroy(&buf);
 	return in;
 }
@@ -454,8 +454,8 @@ static int deliver(struct call *c, const char *dataset, const struct cat_dataset
 	return 0;
 }
 
-int store_api_scan_as(const struct store_actor *a, const struct linli_query *in,
-		      store_row_as_fn fn, void *ud, char *cursor_out)
+int store_api_scan_as(const struct store_actor *a, const struct linli_query *in, store_row_as_fn fn,
+		      void *ud, char *cursor_out)
 {
 	struct call c;
 	struct linli_query q;

@@ -70,8 +70,8 @@ int store_api_put_as(const struct store_actor *a, const char *dataset, const cha
 		     const char *id, const void *rec, size_t len, char *id_out, bool *created);
 int store_api_delete_as(const struct store_actor *a, const char *dataset, const char *scope,
 			const char *id);
-int store_api_scan_as(const struct store_actor *a, const struct linli_query *q,
-		      store_row_as_fn fn, void *ud, char *cursor_out);
+int store_api_scan_as(const struct store_actor *a, const struct linli_query *q, store_row_as_fn fn,
+		      void *ud, char *cursor_out);
 int store_api_update_as(const struct store_actor *a, const char *dataset, const char *scope,
 			const char *id, store_update_as_fn fn, void *ud);
 
