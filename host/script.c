@@ -1164,6 +1164,13 @@ static void check_capability(lua_State *L, const char *what, const char *name, i
 	const char *colon = strchr(cap, ':');
 	char kind[32];
 	snprintf(kind, sizeof kind, "%.*s", colon ? (int)(colon - cap) : (int)strlen(cap), cap);
+	/* "sensitive" (every dataset) or "sensitive:DATASET": sensitive fields in clear. */
+	if (strcmp(kind, "sensitive") == 0) {
+		if (colon && !valid_name(colon + 1))
+			luaL_error(L, "%s '%s': capabilities[%d]: '%s' is not a name", what, name,
+				   i, colon + 1);
+		return;
+	}
 	if (in_list(bare, kind)) {
 		if (colon)
 			luaL_error(L, "%s '%s': capabilities[%d]: '%s' takes no argument", what,
@@ -1177,7 +1184,7 @@ static void check_capability(lua_State *L, const char *what, const char *name, i
 		luaL_error(L,
 			   "%s '%s': capabilities[%d]: unknown capability '%s' (store.read, "
 			   "store.write, bus.publish, bus.subscribe, device.read, device.command, "
-			   "net.connect, catalog.read)",
+			   "net.connect, catalog.read, sensitive)",
 			   what, name, i, cap);
 	if (!colon || !colon[1])
 		luaL_error(L, "%s '%s': capabilities[%d]: '%s' needs an argument ('%s:NAME')",

@@ -19,6 +19,7 @@
 #include "script_api.h"
 
 #include <lauxlib.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,10 +32,13 @@
 #include "linli/error.h"
 #include "log.h"
 #include "plugin.h"
+#include "record.h"
 #include "script.h"
+#include "store_api.h"
 #include "tier.h"
 
 #define API_CALL_UNITS 100 /* budget charged for one API call that does work */
+#define ROW_UNITS      20  /* and for each row of a scan, besides 1 per 64 bytes */
 #define SUB_MAX	       64  /* a command's sub-word, like sdkapi.c's */
 
 struct lres;
@@ -46,6 +50,7 @@ struct sapi {
 	const char **grants; /* a rule's capabilities, NULL-terminated (borrowed strings) */
 	struct lres *res;    /* every resource it made, newest first */
 	char owner[SCRIPT_NAME_MAX + 8]; /* "rule NAME" or the plugin's name, for the bus */
+	struct plug_store_state st;	 /* a rule's store state (a plugin's is on its entry) */
 };
 
 /* The header of every resource a script makes. */
@@ -82,13 +87,27 @@ static struct sapi *need(lua_State *L, const char *fn)
 	return a;
 }
 
+/*
+ * Who a script acts as: a script plugin's principal (plug_principal, the one
+ * plug_authorize checks; `grants` has LINLI_MAX_CAPS + 1 slots), or the rule
+ * with the capabilities it declared, at the node's scope.
+ */
+static void principal_of(struct sapi *a, struct tier_principal *pr, const char **grants)
+{
+	if (a->p)
+		plug_principal(a->p, pr, grants);
+	else
+		*pr = (struct tier_principal){PRINCIPAL_RULE, script_name(a->s),
+					      a->k->cfg.node_path, ROLE_NONE, a->grants};
+}
+
 static int authorize(struct sapi *a, enum tier_action act, const char *scope, const char *object,
 		     char *err, size_t errlen)
 {
 	if (a->p)
 		return plug_authorize(a->p, act, scope, object, err, errlen);
-	struct tier_principal pr = {PRINCIPAL_RULE, script_name(a->s), a->k->cfg.node_path,
-				    ROLE_NONE, a->grants};
+	struct tier_principal pr;
+	principal_of(a, &pr, NULL);
 	return access_check(a->k, &pr, act, scope, object, err, errlen);
 }
 
@@ -792,6 +811,487 @@ static int l_cmd_unregister(lua_State *L)
 	return 1;
 }
 
+/* ---- the store ----
+ *
+ * The store's checks, masking and audit are store_api.c's *_as calls, with
+ * the script as the actor: a script plugin as its plugin entry, a rule as
+ * itself (PRINCIPAL_RULE with its declared capabilities). What is left here
+ * is the Lua side: tables in and out, and never letting a Lua error unwind
+ * through C code that holds something. Every conversion that can raise (a
+ * memory error, the budget's stop) runs in protected mode (lua_pcall of a C
+ * body) while the C side holds buffers; the caller frees them, then raises
+ * the error object again with lua_error, which keeps a memory error a
+ * memory error and a stop a stop (the hook raises it again anyway).
+ */
+
+struct lactor {
+	struct store_actor a;
+	struct tier_principal who;
+	const char *grants[LINLI_MAX_CAPS + 1];
+};
+
+static const struct store_actor *actor_of(struct sapi *a, struct lactor *la)
+{
+	principal_of(a, &la->who, la->grants);
+	la->a =
+	    (struct store_actor){a->k, &la->who, who(a), a->p ? plug_store_state(a->p) : &a->st};
+	return &la->a;
+}
+
+static int store_fail(lua_State *L, const struct store_actor *a, int rc)
+{
+	return push_fail(L, rc, a->st->last_error);
+}
+
+/* A record as MessagePack: r packed into sb and unpacked into up (both the caller's). */
+static int unpack_record(const linli_record *r, msgpack_sbuffer *sb, msgpack_unpacked *up)
+{
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+	size_t off = 0;
+	if (record_pack(r, &pk) != 0 ||
+	    msgpack_unpack_next(up, sb->data, sb->size, &off) != MSGPACK_UNPACK_SUCCESS)
+		return LINLI_ENOMEM;
+	return 0;
+}
+
+/* What a protected body pushes: one record, or one scan row appended to a table. */
+struct lrow {
+	const msgpack_object *rec;
+	const char *id, *scope; /* a scan row: {id =, scope =, record =} */
+	lua_Integer n;		/* its index in the rows table */
+	size_t bytes;
+};
+
+/* (lrow) -> the record as a table. */
+static int record_body(lua_State *L)
+{
+	struct lrow *r = lua_touserdata(L, 1);
+	script_push_mp(L, r->rec);
+	return 1;
+}
+
+/* (rows, lrow): rows[n] = {id, scope, record}, charged to the budget first. */
+static int row_body(lua_State *L)
+{
+	struct lrow *r = lua_touserdata(L, 2);
+	script_charge(L, ROW_UNITS + r->bytes / 64);
+	lua_createtable(L, 0, 3);
+	lua_pushstring(L, r->id);
+	lua_setfield(L, -2, "id");
+	lua_pushstring(L, r->scope);
+	lua_setfield(L, -2, "scope");
+	script_push_mp(L, r->rec);
+	lua_setfield(L, -2, "record");
+	lua_rawseti(L, 1, r->n);
+	return 0;
+}
+
+/*
+ * Push record r as a table (rows < 0), or append it to the rows table at
+ * index `rows` as a scan row. Returns LUA_OK (the table pushed, or nothing
+ * for a row); a Lua error status with the error object on top (free what
+ * you hold, then lua_error); or LINLI_ENOMEM with nothing pushed. r stays
+ * the caller's.
+ */
+static int push_record(lua_State *L, const linli_record *r, int rows, struct lrow *row)
+{
+	msgpack_sbuffer sb;
+	msgpack_unpacked up;
+	msgpack_sbuffer_init(&sb);
+	msgpack_unpacked_init(&up);
+	int status = unpack_record(r, &sb, &up);
+	if (!status && !lua_checkstack(L, 4))
+		status = LINLI_ENOMEM;
+	if (!status) {
+		row->rec = &up.data;
+		row->bytes = sb.size;
+		lua_pushcfunction(L, rows < 0 ? record_body : row_body);
+		if (rows >= 0)
+			lua_pushvalue(L, rows);
+		lua_pushlightuserdata(L, row);
+		status = lua_pcall(L, rows < 0 ? 1 : 2, rows < 0 ? 1 : 0, 0);
+	}
+	msgpack_unpacked_destroy(&up);
+	msgpack_sbuffer_destroy(&sb);
+	return status;
+}
+
+/* linli.store_get(dataset, id [, scope]) -> record, scope | nil, msg, code */
+static int l_store_get(lua_State *L)
+{
+	struct sapi *s = need(L, "store_get");
+	const char *dataset = luaL_checkstring(L, 1), *id = luaL_checkstring(L, 2);
+	const char *scope = luaL_optstring(L, 3, NULL);
+	script_charge(L, API_CALL_UNITS);
+	struct lactor la;
+	const struct store_actor *a = actor_of(s, &la);
+	linli_record *rec;
+	char where[LINLI_SCOPE_MAX + 1];
+	int rc = store_api_get_as(a, dataset, scope, id, &rec, where);
+	if (rc)
+		return store_fail(L, a, rc);
+	struct lrow row = {.n = 0};
+	int status = push_record(L, rec, -1, &row);
+	record_free(rec);
+	if (status < 0)
+		return push_fail(L, status, "store_get: out of memory for the record");
+	if (status != LUA_OK)
+		return lua_error(L);
+	lua_pushstring(L, where);
+	script_charge(L, row.bytes / 64);
+	return 2;
+}
+
+/* linli.store_put(dataset, record [, scope [, id]]) -> id, created | nil, msg, code */
+static int l_store_put(lua_State *L)
+{
+	struct sapi *s = need(L, "store_put");
+	const char *dataset = luaL_checkstring(L, 1);
+	luaL_checktype(L, 2, LUA_TTABLE);
+	const char *scope = luaL_optstring(L, 3, NULL);
+	const char *id = luaL_optstring(L, 4, NULL);
+	script_charge(L, API_CALL_UNITS);
+	struct lactor la;
+	const struct store_actor *a = actor_of(s, &la);
+	/* Nothing below raises until the buffer is freed. */
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	char err[256], nid[LINLI_ID_MAX + 1];
+	bool created = false;
+	int rc = script_pack(L, 2, &pk, err, sizeof err);
+	if (rc)
+		snprintf(a->st->last_error, sizeof a->st->last_error,
+			 "store_put %s: the record: %s", dataset, err);
+	else
+		rc = store_api_put_as(a, dataset, scope, id, sb.data, sb.size, nid, &created);
+	size_t size = sb.size;
+	msgpack_sbuffer_destroy(&sb);
+	if (rc)
+		return store_fail(L, a, rc);
+	script_charge(L, size / 64);
+	lua_pushstring(L, nid);
+	lua_pushboolean(L, created);
+	return 2;
+}
+
+/* linli.store_delete(dataset, id [, scope]) -> true | nil, msg, code */
+static int l_store_delete(lua_State *L)
+{
+	struct sapi *s = need(L, "store_delete");
+	const char *dataset = luaL_checkstring(L, 1), *id = luaL_checkstring(L, 2);
+	const char *scope = luaL_optstring(L, 3, NULL);
+	script_charge(L, API_CALL_UNITS);
+	struct lactor la;
+	const struct store_actor *a = actor_of(s, &la);
+	int rc = store_api_delete_as(a, dataset, scope, id);
+	if (rc)
+		return store_fail(L, a, rc);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* ---- scan ---- */
+
+struct lscan {
+	lua_State *L;
+	int rows;   /* stack index of the rows table */
+	int status; /* LUA_OK, or the error status of a row (its error object on top) */
+	lua_Integer n;
+};
+
+static int lscan_row(void *ud, const struct linli_row *row)
+{
+	struct lscan *c = ud;
+	struct lrow r = {.id = row->id, .scope = row->scope, .n = c->n + 1};
+	int status = push_record(c->L, row->record, c->rows, &r);
+	if (status < 0)
+		return status;
+	if (status != LUA_OK) {
+		c->status = status;
+		return LINLI_ELIMIT; /* ends the page; the caller raises the error */
+	}
+	c->n++;
+	return 0;
+}
+
+struct lwhere {
+	const char *field, *value; /* strings on the Lua stack */
+};
+
+static int where_cmp(const void *x, const void *y)
+{
+	return strcmp(((const struct lwhere *)x)->field, ((const struct lwhere *)y)->field);
+}
+
+/* Read the query's `where` table at idx into w (strings pushed on the stack); the count. */
+static int read_where(lua_State *L, int idx, struct lwhere *w)
+{
+	int n = 0;
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		if (lua_type(L, -2) != LUA_TSTRING)
+			luaL_error(L, "linli.store_scan: where: keys must be field names, not %s",
+				   luaL_typename(L, -2));
+		const char *field = lua_tostring(L, -2);
+		int t = lua_type(L, -1);
+		if (t != LUA_TSTRING && t != LUA_TNUMBER && t != LUA_TBOOLEAN)
+			luaL_error(
+			    L, "linli.store_scan: where.%s: a string, number or boolean, not %s",
+			    field, luaL_typename(L, -1));
+		if (n == LINLI_MAX_WHERE) {
+			lua_pop(L, 2);
+			return n + 1;
+		}
+		luaL_checkstack(L, 3, "where");
+		lua_pushvalue(L, -2); /* the key, kept on the stack: the field */
+		if (t == LUA_TBOOLEAN)
+			lua_pushstring(L, lua_toboolean(L, -2) ? "true" : "false");
+		else {
+			lua_pushvalue(L, -2);
+			lua_tostring(L, -1); /* a number as text, in this copy */
+		}
+		lua_insert(L, -4); /* field, value, key, original value */
+		lua_insert(L, -4);
+		w[n].field = lua_tostring(L, -4);
+		w[n].value = lua_tostring(L, -3);
+		n++;
+		lua_pop(L, 1); /* the value; the key stays for lua_next */
+	}
+	qsort(w, (size_t)n, sizeof *w, where_cmp);
+	return n;
+}
+
+/* The optional string field `key` of the table at 1, left on the stack; NULL if nil. */
+static const char *query_str(lua_State *L, const char *key, bool required)
+{
+	int t = lua_getfield(L, 1, key);
+	if (t == LUA_TSTRING)
+		return lua_tostring(L, -1);
+	if (t == LUA_TNIL && !required)
+		return NULL;
+	luaL_error(L, "linli.store_scan: %s must be a string%s, not %s", key,
+		   required ? "" : " or nil", luaL_typename(L, -1));
+	return NULL;
+}
+
+/*
+ * linli.store_scan{dataset = , scope = , where = {field = value, ...}, limit = , cursor = }
+ * -> rows, cursor | nil, msg, code. rows[i] = {id = , scope = , record = }; cursor is nil
+ * after the last page.
+ */
+static int l_store_scan(lua_State *L)
+{
+	static const char *const keys[] = {"dataset", "scope", "where", "limit", "cursor", NULL};
+	struct sapi *s = need(L, "store_scan");
+	luaL_checktype(L, 1, LUA_TTABLE);
+	lua_settop(L, 1);
+	luaL_checkstack(L, 2 * LINLI_MAX_WHERE + 16, "store_scan");
+	lua_pushnil(L);
+	while (lua_next(L, 1)) {
+		lua_pop(L, 1);
+		bool known = false;
+		for (int i = 0; keys[i] && lua_type(L, -1) == LUA_TSTRING; i++)
+			known |= strcmp(lua_tostring(L, -1), keys[i]) == 0;
+		if (!known)
+			luaL_error(L,
+				   "linli.store_scan: unknown query field %s%s%s (dataset, scope, "
+				   "where, limit, cursor)",
+				   lua_type(L, -1) == LUA_TSTRING ? "'" : "a ",
+				   lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+								  : luaL_typename(L, -1),
+				   lua_type(L, -1) == LUA_TSTRING ? "'" : "");
+	}
+	struct linli_query q = {.size = sizeof q};
+	q.dataset = query_str(L, "dataset", true);
+	q.scope = query_str(L, "scope", false);
+	q.cursor = query_str(L, "cursor", false);
+	int t = lua_getfield(L, 1, "limit");
+	if (t != LUA_TNIL) {
+		if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0)
+			luaL_error(L, "linli.store_scan: limit must be an integer >= 0 (0: %d)",
+				   LINLI_SCAN_DEFAULT);
+		q.limit = (size_t)lua_tointeger(L, -1); /* above LINLI_SCAN_MAX: refused */
+	}
+	struct lwhere w[LINLI_MAX_WHERE];
+	struct linli_where where[LINLI_MAX_WHERE];
+	t = lua_getfield(L, 1, "where");
+	if (t != LUA_TNIL && t != LUA_TTABLE)
+		luaL_error(L, "linli.store_scan: where must be a table or nil, not %s",
+			   luaL_typename(L, -1));
+	int n = t == LUA_TTABLE ? read_where(L, lua_gettop(L), w) : 0;
+	if (n > LINLI_MAX_WHERE)
+		return push_fail(L, LINLI_EINVAL, "store_scan: more than 8 filters in where");
+	for (int i = 0; i < n; i++)
+		where[i] = (struct linli_where){w[i].field, w[i].value};
+	q.where = where;
+	q.n_where = n;
+	lua_newtable(L);
+	struct lscan c = {L, lua_gettop(L), LUA_OK, 0};
+	script_charge(L, API_CALL_UNITS);
+	struct lactor la;
+	const struct store_actor *a = actor_of(s, &la);
+	char cursor[LINLI_CURSOR_MAX];
+	int rc = store_api_scan_as(a, &q, lscan_row, &c, cursor);
+	if (c.status != LUA_OK)
+		return lua_error(L);
+	if (rc < 0)
+		return store_fail(L, a, rc);
+	lua_pushvalue(L, c.rows);
+	if (cursor[0])
+		lua_pushstring(L, cursor);
+	else
+		lua_pushnil(L);
+	return 2;
+}
+
+/* ---- read-modify-write ---- */
+
+enum lverdict { LV_WRITE, LV_KEEP, LV_DELETE, LV_REFUSE };
+
+struct lupd {
+	lua_State *L;
+	int fn;			   /* stack index of the script's function */
+	int status;		   /* LUA_OK, or the function's error status (object on top) */
+	const msgpack_object *old; /* the record it gets, or NULL */
+	msgpack_sbuffer out;	   /* the record it returned, packed */
+	enum lverdict verdict;
+	int code; /* LV_REFUSE: the code and message */
+	char msg[512];
+};
+
+__attribute__((format(printf, 3, 4))) static void refuse(struct lupd *u, int code, const char *fmt,
+							 ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(u->msg, sizeof u->msg, fmt, ap);
+	va_end(ap);
+	u->verdict = LV_REFUSE;
+	u->code = code;
+}
+
+/* (fn, lupd): call fn(old) and read its verdict. */
+static int upd_body(lua_State *L)
+{
+	struct lupd *u = lua_touserdata(L, 2);
+	lua_settop(L, 1);
+	if (u->old)
+		script_push_mp(L, u->old);
+	else
+		lua_pushnil(L);
+	lua_call(L, 1, 3); /* its results: 1, 2, 3 */
+	int t = lua_type(L, 1);
+	const char *str = t == LUA_TSTRING ? lua_tostring(L, 1) : "";
+	if (t == LUA_TTABLE) {
+		msgpack_packer pk;
+		msgpack_packer_init(&pk, &u->out, msgpack_sbuffer_write);
+		char err[256];
+		int rc = script_pack(L, 1, &pk, err, sizeof err);
+		unsigned char b = u->out.size ? (unsigned char)u->out.data[0] : 0;
+		if (rc)
+			refuse(u, rc, "the function's record: %s", err);
+		else if (!((b >= 0x80 && b <= 0x8f) || b == 0xde || b == 0xdf))
+			refuse(u, LINLI_EINVAL,
+			       "the function returned an array: a record is a table of fields");
+		else
+			u->verdict = LV_WRITE;
+		script_charge(L, u->out.size / 64);
+	} else if (strcmp(str, "keep") == 0)
+		u->verdict = LV_KEEP;
+	else if (strcmp(str, "delete") == 0)
+		u->verdict = LV_DELETE;
+	else if (t == LUA_TNIL && lua_type(L, 2) == LUA_TSTRING)
+		refuse(u, lua_isnil(L, 3) ? LINLI_EINVAL : code_of(L, 3), "%s", lua_tostring(L, 2));
+	else
+		refuse(u, LINLI_EINVAL,
+		       "the function returned %s%s%s: return a table, \"keep\" or \"delete\" (or "
+		       "nil, message to refuse)",
+		       t == LUA_TSTRING ? "'" : luaL_typename(L, 1), t == LUA_TSTRING ? str : "",
+		       t == LUA_TSTRING ? "'" : "");
+	return 0;
+}
+
+/* The store's update step for a script: its function, in protected mode. */
+static int lupd_step(void *ud, const char *id, linli_record **rec, char *err, size_t errlen)
+{
+	struct lupd *u = ud;
+	lua_State *L = u->L;
+	msgpack_sbuffer in;
+	msgpack_unpacked up;
+	msgpack_sbuffer_init(&in);
+	msgpack_unpacked_init(&up);
+	u->out.size = 0;
+	u->old = NULL;
+	int status = *rec ? unpack_record(*rec, &in, &up) : 0;
+	if (*rec && !status)
+		u->old = &up.data;
+	if (!status && !lua_checkstack(L, 4))
+		status = LINLI_ENOMEM;
+	if (!status) {
+		lua_pushcfunction(L, upd_body);
+		lua_pushvalue(L, u->fn);
+		lua_pushlightuserdata(L, u);
+		status = lua_pcall(L, 2, 0, 0);
+		if (status != LUA_OK) {
+			u->status = status;
+			status = LINLI_EINVAL;
+		}
+	}
+	msgpack_unpacked_destroy(&up);
+	msgpack_sbuffer_destroy(&in);
+	if (status < 0) {
+		snprintf(err, errlen, "%s",
+			 u->status != LUA_OK ? "the update function raised an error"
+					     : "out of memory");
+		return status;
+	}
+	switch (u->verdict) {
+	case LV_KEEP:
+		return LINLI_STORE_KEEP;
+	case LV_DELETE:
+		return LINLI_STORE_DELETE;
+	case LV_REFUSE:
+		snprintf(err, errlen, "%s", u->msg);
+		return u->code;
+	default:
+		break;
+	}
+	linli_record *n = NULL;
+	char e[256];
+	if (record_from_bytes(u->out.data, u->out.size, &n, e, sizeof e) != 0) {
+		snprintf(err, errlen, "the function's record for '%s': %s", id, e);
+		return LINLI_EINVAL;
+	}
+	*rec = n; /* the kernel frees it, and the one it gave */
+	return 0;
+}
+
+/* linli.store_update(dataset, id, fn [, scope]) -> true | nil, msg, code */
+static int l_store_update(lua_State *L)
+{
+	struct sapi *s = need(L, "store_update");
+	const char *dataset = luaL_checkstring(L, 1), *id = luaL_checkstring(L, 2);
+	luaL_checktype(L, 3, LUA_TFUNCTION);
+	const char *scope = luaL_optstring(L, 4, NULL);
+	lua_settop(L, 4);
+	script_charge(L, API_CALL_UNITS);
+	struct lactor la;
+	const struct store_actor *a = actor_of(s, &la);
+	struct lupd u = {.L = L, .fn = 3, .status = LUA_OK};
+	msgpack_sbuffer_init(&u.out);
+	int rc = store_api_update_as(a, dataset, scope, id, lupd_step, &u);
+	msgpack_sbuffer_destroy(&u.out);
+	if (u.status != LUA_OK)
+		return lua_error(L); /* nothing was written */
+	if (rc)
+		return store_fail(L, a, rc);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
 /* ---- the binder, attach, detach ---- */
 
 static void bind_api(lua_State *L, struct script *s, void *ud)
@@ -813,16 +1313,11 @@ static void bind_api(lua_State *L, struct script *s, void *ud)
 	    {"subscribe", l_subscribe},
 	    {"unsubscribe", l_unsubscribe},
 	    {"publish", l_publish},
-	    /*
-	     * ---- the store: bind linli.store_get / store_put / store_delete /
-	     * store_scan here, named after their C members, once struct linli_api
-	     * has them (host/store.h holds the calls). Check each with
-	     * authorize(a, ACT_DATA_READ / ACT_DATA_WRITE / ACT_DATA_DELETE, scope,
-	     * dataset) like the members above; records in and out as tables
-	     * (script_pack / script_push_mp); a write that waits for its commit
-	     * must not block the script: return, and report the commit through a
-	     * callback. ----
-	     */
+	    {"store_get", l_store_get},
+	    {"store_put", l_store_put},
+	    {"store_delete", l_store_delete},
+	    {"store_scan", l_store_scan},
+	    {"store_update", l_store_update},
 	    {NULL, NULL},
 	};
 	luaL_setfuncs(L, fns, 0);

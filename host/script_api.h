@@ -9,6 +9,9 @@
  * console commands) with their trampolines. Every permission check is the C
  * table's: plug_authorize for a script plugin, access_check with the rule as
  * principal for a rule; both end in access_check (access.h), hence tier_check.
+ * The store's functions go through store_api.c's *_as calls with the script
+ * as the actor, so its checks, masking and audit are the C members' own; a
+ * scan's rows are charged to the script's instruction budget.
  *
  * Must never let a resource outlive its script: each is released when the
  * script is stopped, replaced or faulted (a script plugin's are tracked on

@@ -1,10 +1,16 @@
 /*
  * store_api — see store_api.h.
  *
- * Each member starts with call_begin, which clears the plugin's last error
- * and resolves the scope (NULL: the plugin's node), and then authorizes the
+ * The work is done by the *_as calls for a struct store_actor; the members
+ * of the C table are thin wrappers that make the actor of the calling
+ * plugin (plug_principal: the principal plug_authorize checks) and adapt
+ * the callbacks to the plugin's ctx. Script plugins and rules come through
+ * script_api.c with their own actors, so every check below serves both.
+ *
+ * Each call starts with call_begin, which clears the actor's last error
+ * and resolves the scope (NULL: the actor's node), and then authorizes the
  * action on that scope and dataset. Refusals set the last error with
- * failf; access refusals are also logged under the plugin's name, as the
+ * failf; access refusals are also logged under the actor's name, as the
  * bus members do.
  *
  * A scan collects its page (ids, scopes, records and their keys) into one
@@ -30,7 +36,7 @@
 #include "record.h"
 #include "scope.h"
 #include "store.h"
-#include "tier.h"
+#include "access.h"
 #include "tier_store.h"
 
 _Static_assert(LINLI_ID_MAX == STORE_ID_MAX, "linli/store.h and store.h disagree on ids");
@@ -44,7 +50,7 @@ _Static_assert(LINLI_MAX_WHERE == STORE_MAX_WHERE, "filter limits differ");
 #define QUERY_SIZE_1_0 (offsetof(struct linli_query, cursor) + sizeof(const char *))
 
 struct call {
-	struct plugin *p;
+	const struct store_actor *a;
 	struct kernel *k;
 	struct plug_store_state *st;
 	const char *scope; /* resolved: never NULL after call_begin succeeded */
@@ -65,16 +71,16 @@ static int fail_with(struct call *c, int rc, const char *err)
 	return failf(c, rc, "%s", err && *err ? err : linli_strerror(rc));
 }
 
-static void call_init(linli_ctx *ctx, struct call *c)
+static void call_init(const struct store_actor *a, struct call *c)
 {
-	c->p = plug_from_ctx(ctx);
-	c->k = plug_kernel(c->p);
-	c->st = plug_store_state(c->p);
+	c->a = a;
+	c->k = a->k;
+	c->st = a->st;
 	c->st->last_error[0] = '\0';
-	c->scope = c->k->cfg.node_path;
+	c->scope = a->who->scope;
 }
 
-/* Check the common arguments of a store call on `scope` (NULL: the plugin's node). */
+/* Check the common arguments of a store call on `scope` (NULL: the actor's node). */
 static int call_check(struct call *c, const char *what, const char *dataset, const char *scope)
 {
 	if (scope)
@@ -86,7 +92,8 @@ static int call_check(struct call *c, const char *what, const char *dataset, con
 	const struct cat_dataset *ds = catalog_dataset(c->k->catalog, dataset);
 	if (ds && ds->system)
 		return failf(c, LINLI_EPERM,
-			     "%s: dataset '%s' is kept by the kernel itself; plugins cannot reach it",
+			     "%s: dataset '%s' is kept by the kernel itself; plugins and scripts "
+			     "cannot reach it",
 			     what, dataset);
 	char why[128];
 	if (!scope_check(c->scope, why, sizeof why))
@@ -95,25 +102,25 @@ static int call_check(struct call *c, const char *what, const char *dataset, con
 	return 0;
 }
 
-static int call_begin(linli_ctx *ctx, const char *what, const char *dataset, const char *scope,
-		      struct call *c)
+static int call_begin(const struct store_actor *a, const char *what, const char *dataset,
+		      const char *scope, struct call *c)
 {
-	call_init(ctx, c);
+	call_init(a, c);
 	return call_check(c, what, dataset, scope);
 }
 
 static int authorize(struct call *c, enum tier_action act, const char *what, const char *dataset)
 {
 	char err[512];
-	int rc = plug_authorize(c->p, act, c->scope, dataset, err, sizeof err);
+	int rc = access_check(c->k, c->a->who, act, c->scope, dataset, err, sizeof err);
 	if (rc) {
-		log_warn(plug_name(c->p), "%s %s: %s", what, dataset, err);
+		log_warn(c->a->log_name, "%s %s: %s", what, dataset, err);
 		return failf(c, rc, "%s %s: %s", what, dataset, err);
 	}
 	return 0;
 }
 
-/* Writes are refused while one of the plugin's update callbacks runs. */
+/* Writes are refused while one of the actor's update callbacks runs. */
 static int no_update_running(struct call *c, const char *what)
 {
 	if (c->st->in_update > 0)
@@ -126,10 +133,11 @@ static int no_update_running(struct call *c, const char *what)
 
 /* ---- sensitive fields ----
  *
- * A plugin reads a dataset's sensitive fields (the catalog marks them) in
- * clear only with the capability "sensitive" or "sensitive:DATASET", as an
- * account needs the grant; otherwise they are masked like the console masks
- * them. Every read of such a dataset is audited, allowed or masked.
+ * A plugin or script reads a dataset's sensitive fields (the catalog marks
+ * them) in clear only with the capability "sensitive" or
+ * "sensitive:DATASET", as an account needs the grant; otherwise they are
+ * masked like the console masks them. Every read of such a dataset is
+ * audited, allowed or masked.
  */
 
 static enum mask_kind mask_of(enum cat_sensitive s)
@@ -150,7 +158,7 @@ static enum mask_kind mask_of(enum cat_sensitive s)
 	}
 }
 
-/* Audit a read of `dataset`; the dataset to mask with, or NULL when the plugin sees all. */
+/* Audit a read of `dataset`; the dataset to mask with, or NULL when the actor sees all. */
 static const struct cat_dataset *read_policy(struct call *c, const char *dataset,
 					     const char *scope, const char *what)
 {
@@ -160,11 +168,9 @@ static const struct cat_dataset *read_policy(struct call *c, const char *dataset
 		sensitive |= ds->fields[i].sensitive != CAT_SENS_NONE;
 	if (!sensitive)
 		return NULL;
-	const char *grants[LINLI_MAX_CAPS + 1];
-	struct tier_principal who;
-	plug_principal(c->p, &who, grants);
-	bool sees = tier_sees_sensitive(&who, dataset);
-	tiers_audit(c->k, &who, "data.read", scope, dataset, sees ? "allowed" : "masked", what);
+	bool sees = tier_sees_sensitive(c->a->who, dataset);
+	tiers_audit(c->k, c->a->who, "data.read", scope, dataset, sees ? "allowed" : "masked",
+		    what);
 	return sees ? NULL : ds;
 }
 
@@ -251,13 +257,13 @@ static int unmask_unchanged(linli_record *rec, const linli_record *shown, linli_
 
 /* ---- get, put, delete ---- */
 
-int store_api_get(linli_ctx *ctx, const char *dataset, const char *scope, const char *id,
-		  linli_record **rec, char *scope_out)
+int store_api_get_as(const struct store_actor *a, const char *dataset, const char *scope,
+		     const char *id, linli_record **rec, char *scope_out)
 {
 	struct call c;
 	if (rec)
 		*rec = NULL;
-	int rc = call_begin(ctx, "store_get", dataset, scope, &c);
+	int rc = call_begin(a, "store_get", dataset, scope, &c);
 	if (rc)
 		return rc;
 	if (!rec)
@@ -287,56 +293,43 @@ int store_api_get(linli_ctx *ctx, const char *dataset, const char *scope, const 
 	return rc;
 }
 
-/* Pack a record given to put into sb: a map, or LINLI_EINVAL. */
-static int pack_given(struct call *c, const char *what, const char *dataset,
-		      const linli_record *rec, msgpack_sbuffer *sb)
+/* Does the packed value at p start with a map? */
+static bool packed_map(const void *p)
 {
-	if (!rec || record_kind(rec) != LINLI_T_MAP)
-		return failf(c, LINLI_EINVAL, "%s %s: the record must be a map (rec_new)", what,
-			     dataset);
-	msgpack_packer pk;
-	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-	if (record_pack(rec, &pk) != 0)
-		return failf(c, LINLI_EINVAL, "%s %s: the record cannot be packed", what, dataset);
-	return 0;
+	unsigned char b = *(const unsigned char *)p;
+	return (b >= 0x80 && b <= 0x8f) || b == 0xde || b == 0xdf;
 }
 
-/* Does record `id` live in the plugin's subtree? (The store's message would name its scope.) */
+/* Does record `id` live in the actor's subtree? (The store's message would name its scope.) */
 static bool id_within(struct call *c, const char *dataset, const char *id)
 {
 	msgpack_sbuffer buf;
 	msgpack_sbuffer_init(&buf);
 	char err[256];
-	bool in = store_get(c->k->store, dataset, c->k->cfg.node_path, id, &buf, NULL, err,
-			    sizeof err) == 0;
+	bool in =
+	    store_get(c->k->store, dataset, c->a->who->scope, id, &buf, NULL, err, sizeof err) == 0;
 	msgpack_sbuffer_destroy(&buf);
 	return in;
 }
 
-int store_api_put(linli_ctx *ctx, const char *dataset, const char *scope, const char *id,
-		  const linli_record *rec, char *id_out, bool *created)
+int store_api_put_as(const struct store_actor *a, const char *dataset, const char *scope,
+		     const char *id, const void *rec, size_t len, char *id_out, bool *created)
 {
 	struct call c;
-	int rc = call_begin(ctx, "store_put", dataset, scope, &c);
+	int rc = call_begin(a, "store_put", dataset, scope, &c);
 	if (rc || (rc = no_update_running(&c, "store_put")) ||
 	    (rc = authorize(&c, ACT_DATA_WRITE, "store_put", dataset)))
 		return rc;
-	msgpack_sbuffer sb;
-	msgpack_sbuffer_init(&sb);
 	char err[768] = "", nid[STORE_ID_MAX + 1];
 	bool fresh = false;
-	rc = pack_given(&c, "store_put", dataset, rec, &sb);
-	if (!rc) {
-		rc = store_put(c.k->store, dataset, c.scope, id, sb.data, sb.size, nid, &fresh, err,
-			       sizeof err);
-		if (rc == LINLI_EEXIST && !id_within(&c, dataset, id))
-			failf(&c, rc,
-			      "%s: id '%s' is taken by a record outside this plugin's jurisdiction",
-			      dataset, id);
-		else if (rc)
-			fail_with(&c, rc, err);
-	}
-	msgpack_sbuffer_destroy(&sb);
+	if (!rec || !len || !packed_map(rec))
+		return failf(&c, LINLI_EINVAL, "store_put %s: the record must be a map", dataset);
+	rc = store_put(c.k->store, dataset, c.scope, id, rec, len, nid, &fresh, err, sizeof err);
+	if (rc == LINLI_EEXIST && !id_within(&c, dataset, id))
+		failf(&c, rc, "%s: id '%s' is taken by a record outside this %s's jurisdiction",
+		      dataset, id, a->who->kind == PRINCIPAL_RULE ? "rule" : "plugin");
+	else if (rc)
+		fail_with(&c, rc, err);
 	if (rc)
 		return rc;
 	if (id_out)
@@ -346,10 +339,11 @@ int store_api_put(linli_ctx *ctx, const char *dataset, const char *scope, const 
 	return 0;
 }
 
-int store_api_delete(linli_ctx *ctx, const char *dataset, const char *scope, const char *id)
+int store_api_delete_as(const struct store_actor *a, const char *dataset, const char *scope,
+			const char *id)
 {
 	struct call c;
-	int rc = call_begin(ctx, "store_delete", dataset, scope, &c);
+	int rc = call_begin(a, "store_delete", dataset, scope, &c);
 	if (rc || (rc = no_update_running(&c, "store_delete")) ||
 	    (rc = authorize(&c, ACT_DATA_DELETE, "store_delete", dataset)))
 		return rc;
@@ -403,7 +397,7 @@ static int keep_row(void *ud, const struct store_row *row)
 	return pg->oom || pg->buf.size >= SCAN_MAX_BYTES;
 }
 
-/* Check the plugin's query and copy it into q (a newer plugin's extra fields are ignored). */
+/* Check the actor's query and copy it into q (a newer plugin's extra fields are ignored). */
 static int take_query(struct call *c, const struct linli_query *in, struct linli_query *q)
 {
 	memset(q, 0, sizeof *q);
@@ -431,7 +425,7 @@ static int take_query(struct call *c, const struct linli_query *in, struct linli
 
 /* Hand the kept rows to fn; sets *stop_at to the row that ended the page, or -1. */
 static int deliver(struct call *c, const char *dataset, const struct cat_dataset *mask,
-		   struct page *pg, linli_row_fn fn, void *ud, long *stop_at)
+		   struct page *pg, store_row_as_fn fn, void *ud, long *stop_at)
 {
 	*stop_at = -1;
 	for (size_t i = 0; i < pg->n; i++) {
@@ -448,7 +442,7 @@ static int deliver(struct call *c, const char *dataset, const struct cat_dataset
 		}
 		struct linli_row row = {
 		    .size = sizeof row, .id = id, .scope = pg->buf.data + kr->scope, .record = r};
-		int rc = fn(plug_ctx(c->p), &row, ud);
+		int rc = fn(ud, &row);
 		record_free(r);
 		if (rc) {
 			*stop_at = (long)i;
@@ -460,13 +454,13 @@ static int deliver(struct call *c, const char *dataset, const struct cat_dataset
 	return 0;
 }
 
-int store_api_scan(linli_ctx *ctx, const struct linli_query *in, linli_row_fn fn, void *ud,
-		   char *cursor_out)
+int store_api_scan_as(const struct store_actor *a, const struct linli_query *in, store_row_as_fn fn,
+		      void *ud, char *cursor_out)
 {
 	struct call c;
 	struct linli_query q;
 	char from[STORE_CURSOR_MAX];
-	call_init(ctx, &c);
+	call_init(a, &c);
 	int rc = take_query(&c, in, &q);
 	/* cursor_out may be q->cursor's own buffer: read it before writing there. */
 	if (!rc && q.cursor && strlen(q.cursor) >= sizeof from)
@@ -529,12 +523,12 @@ int store_api_scan(linli_ctx *ctx, const struct linli_query *in, linli_row_fn fn
 struct upd {
 	struct call *c;
 	const char *dataset, *id;
-	linli_update_fn fn;
+	store_update_as_fn fn;
 	void *ud;
 	const struct cat_dataset *mask; /* the callback sees this dataset's sensitive fields masked */
 };
 
-/* The store's update step: the plugin's callback between a record and its packing. */
+/* The store's update step: the actor's callback between a record and its packing. */
 static int upd_step(void *arg, const msgpack_object *old, msgpack_packer *out, char *err,
 		    size_t errlen)
 {
@@ -562,7 +556,7 @@ static int upd_step(void *arg, const msgpack_object *old, msgpack_packer *out, c
 	linli_record *rec = given;
 	char perr[512] = "";
 	c->st->in_update++;
-	int rc = u->fn(plug_ctx(c->p), u->id, &rec, u->ud, perr, sizeof perr);
+	int rc = u->fn(u->ud, u->id, &rec, perr, sizeof perr);
 	c->st->in_update--;
 	if (rc < 0)
 		snprintf(err, errlen, "%s",
@@ -597,11 +591,11 @@ static int upd_step(void *arg, const msgpack_object *old, msgpack_packer *out, c
 	return rc;
 }
 
-int store_api_update(linli_ctx *ctx, const char *dataset, const char *scope, const char *id,
-		     linli_update_fn fn, void *ud)
+int store_api_update_as(const struct store_actor *a, const char *dataset, const char *scope,
+			const char *id, store_update_as_fn fn, void *ud)
 {
 	struct call c;
-	int rc = call_begin(ctx, "store_update", dataset, scope, &c);
+	int rc = call_begin(a, "store_update", dataset, scope, &c);
 	if (rc || (rc = no_update_running(&c, "store_update")))
 		return rc;
 	if (!fn)
@@ -617,6 +611,101 @@ int store_api_update(linli_ctx *ctx, const char *dataset, const char *scope, con
 		return fail_with(&c, rc, err);
 	c.st->last_error[0] = '\0'; /* the callback's own calls do not count */
 	return 0;
+}
+
+/* ---- the members of the C table: the calling plugin as the actor ---- */
+
+struct plugin_actor {
+	struct store_actor a;
+	struct plugin *p;
+	struct tier_principal who;
+	const char *grants[LINLI_MAX_CAPS + 1];
+};
+
+/* The actor of the plugin behind ctx: the principal plug_authorize checks. */
+static const struct store_actor *plugin_actor(linli_ctx *ctx, struct plugin_actor *pa)
+{
+	pa->p = plug_from_ctx(ctx);
+	plug_principal(pa->p, &pa->who, pa->grants);
+	pa->a = (struct store_actor){plug_kernel(pa->p), &pa->who, plug_name(pa->p),
+				     plug_store_state(pa->p)};
+	return &pa->a;
+}
+
+int store_api_get(linli_ctx *ctx, const char *dataset, const char *scope, const char *id,
+		  linli_record **rec, char *scope_out)
+{
+	struct plugin_actor pa;
+	return store_api_get_as(plugin_actor(ctx, &pa), dataset, scope, id, rec, scope_out);
+}
+
+int store_api_put(linli_ctx *ctx, const char *dataset, const char *scope, const char *id,
+		  const linli_record *rec, char *id_out, bool *created)
+{
+	struct plugin_actor pa;
+	const struct store_actor *a = plugin_actor(ctx, &pa);
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	int rc = 0;
+	/* Not a map: the call refuses it (after its checks) with its message. */
+	if (rec && record_kind(rec) == LINLI_T_MAP && record_pack(rec, &pk) != 0) {
+		rc = LINLI_ENOMEM;
+		snprintf(a->st->last_error, sizeof a->st->last_error,
+			 "store_put %s: the record cannot be packed", dataset ? dataset : "");
+	}
+	if (!rc)
+		rc = store_api_put_as(a, dataset, scope, id, sb.data, sb.size, id_out, created);
+	msgpack_sbuffer_destroy(&sb);
+	return rc;
+}
+
+int store_api_delete(linli_ctx *ctx, const char *dataset, const char *scope, const char *id)
+{
+	struct plugin_actor pa;
+	return store_api_delete_as(plugin_actor(ctx, &pa), dataset, scope, id);
+}
+
+struct prow {
+	linli_ctx *ctx;
+	linli_row_fn fn;
+	void *ud;
+};
+
+static int prow_fn(void *ud, const struct linli_row *row)
+{
+	struct prow *r = ud;
+	return r->fn(r->ctx, row, r->ud);
+}
+
+int store_api_scan(linli_ctx *ctx, const struct linli_query *q, linli_row_fn fn, void *ud,
+		   char *cursor_out)
+{
+	struct plugin_actor pa;
+	struct prow r = {ctx, fn, ud};
+	return store_api_scan_as(plugin_actor(ctx, &pa), q, fn ? prow_fn : NULL, &r, cursor_out);
+}
+
+struct pupd {
+	linli_ctx *ctx;
+	linli_update_fn fn;
+	void *ud;
+};
+
+static int pupd_fn(void *ud, const char *id, linli_record **rec, char *err, size_t errlen)
+{
+	struct pupd *u = ud;
+	return u->fn(u->ctx, id, rec, u->ud, err, errlen);
+}
+
+int store_api_update(linli_ctx *ctx, const char *dataset, const char *scope, const char *id,
+		     linli_update_fn fn, void *ud)
+{
+	struct plugin_actor pa;
+	struct pupd u = {ctx, fn, ud};
+	return store_api_update_as(plugin_actor(ctx, &pa), dataset, scope, id, fn ? pupd_fn : NULL,
+				   &u);
 }
 
 /* ---- the commit notice ----
@@ -657,8 +746,9 @@ static const struct plug_res_ops pcommit_ops = {
 
 int store_api_on_commit(linli_ctx *ctx, linli_commit_fn fn, void *ud)
 {
+	struct plugin_actor pa;
 	struct call c;
-	call_init(ctx, &c);
+	call_init(plugin_actor(ctx, &pa), &c);
 	if (!fn)
 		return failf(&c, LINLI_EINVAL, "store_on_commit: fn is NULL");
 	if (!c.k->store)
@@ -666,14 +756,14 @@ int store_api_on_commit(linli_ctx *ctx, linli_commit_fn fn, void *ud)
 	struct pcommit *w = calloc(1, sizeof *w);
 	if (!w)
 		return failf(&c, LINLI_ENOMEM, "store_on_commit: out of memory");
-	*w = (struct pcommit){.p = c.p, .fn = fn, .ud = ud};
-	if (!(w->res = plug_track(c.p, &pcommit_ops, w))) {
+	*w = (struct pcommit){.p = pa.p, .fn = fn, .ud = ud};
+	if (!(w->res = plug_track(pa.p, &pcommit_ops, w))) {
 		free(w);
 		return failf(&c, LINLI_ENOMEM, "store_on_commit: out of memory");
 	}
 	int rc = store_on_commit(c.k->store, pcommit_done, w);
 	if (rc) {
-		plug_untrack(c.p, w->res);
+		plug_untrack(pa.p, w->res);
 		free(w);
 		if (rc == LINLI_ESTATE)
 			return failf(&c, rc,

@@ -1,21 +1,23 @@
 /*
  * store_api — the store's members of the SDK function table (linli/api.h,
  * linli/store.h): get, put, delete, scan, read-modify-write, the commit
- * notice and the last error, as C plugins see them.
+ * notice and the last error, as C plugins see them; and the same calls for
+ * any other actor that is not a person — script plugins and rules, through
+ * script_api.c — so that every one of them meets the same checks.
  *
- * Owns the path from a plugin to the store: every call names its scope (the
- * plugin's node when NULL), passes plug_authorize (the node's subtree and
- * the plugin's declared store.read / store.write capabilities) before it
- * reaches the store, refuses the kernel's system datasets, masks sensitive
- * fields for a plugin without the "sensitive[:DATASET]" capability and
- * audits every read of them (tiers_audit), turns records into MessagePack
- * and back, and keeps the message of the plugin's latest failed call
- * (plug_store_state). Commit
- * waiters are tracked resources, so none outlives its plugin. Never touches
- * LMDB itself, never hands a plugin a pointer into the store's memory, and
- * never runs plugin code inside a store read: a scan's rows are copied out
- * before the first row callback, so the callback may write. A plugin's
- * update callback runs inside the write transaction and may only read.
+ * Owns the path from a plugin or script to the store: every call names its
+ * scope (the actor's node when NULL), passes access_check with the actor's
+ * principal (the node's subtree and the declared store.read / store.write
+ * capabilities: plug_authorize's check for a plugin) before it reaches the
+ * store, refuses the kernel's system datasets, masks sensitive fields for an
+ * actor without the "sensitive[:DATASET]" capability and audits every read
+ * of them (tiers_audit), turns records into MessagePack and back, and keeps
+ * the message of the actor's latest failed call (struct plug_store_state).
+ * Commit waiters are tracked resources, so none outlives its plugin. Never
+ * touches LMDB itself, never hands out a pointer into the store's memory,
+ * and never runs plugin or script code inside a store read: a scan's rows
+ * are copied out before the first row callback, so the callback may write.
+ * An update callback runs inside the write transaction and may only read.
  */
 #ifndef LINLI_STORE_API_H
 #define LINLI_STORE_API_H
@@ -23,6 +25,8 @@
 #include <stdbool.h>
 
 #include "linli/api.h"
+#include "plugin.h"
+#include "tier.h"
 
 int store_api_get(linli_ctx *ctx, const char *dataset, const char *scope, const char *id,
 		  linli_record **rec, char *scope_out);
@@ -35,5 +39,40 @@ int store_api_update(linli_ctx *ctx, const char *dataset, const char *scope, con
 		     linli_update_fn fn, void *ud);
 int store_api_on_commit(linli_ctx *ctx, linli_commit_fn fn, void *ud);
 const char *store_api_last_error(linli_ctx *ctx);
+
+/*
+ * struct store_actor — who calls the store, for the *_as calls below: the
+ * kernel, the principal every check, mask and audit entry uses (its scope is
+ * the default scope of a call; PRINCIPAL_PLUGIN or PRINCIPAL_RULE), the name
+ * refusals are logged under, and the actor's own state (its last error and
+ * whether one of its update callbacks runs). All borrowed for the call.
+ */
+struct store_actor {
+	struct kernel *k;
+	const struct tier_principal *who;
+	const char *log_name;
+	struct plug_store_state *st;
+};
+
+/*
+ * The calls of the members above for any actor: same arguments, same
+ * checks, same return codes; a failure's message is in a->st->last_error.
+ * put takes the record packed (one MessagePack map, `len` bytes). The row
+ * and update callbacks are those of linli/store.h without the plugin's ctx.
+ */
+typedef int (*store_row_as_fn)(void *ud, const struct linli_row *row);
+typedef int (*store_update_as_fn)(void *ud, const char *id, linli_record **rec, char *err,
+				  size_t errlen);
+
+int store_api_get_as(const struct store_actor *a, const char *dataset, const char *scope,
+		     const char *id, linli_record **rec, char *scope_out);
+int store_api_put_as(const struct store_actor *a, const char *dataset, const char *scope,
+		     const char *id, const void *rec, size_t len, char *id_out, bool *created);
+int store_api_delete_as(const struct store_actor *a, const char *dataset, const char *scope,
+			const char *id);
+int store_api_scan_as(const struct store_actor *a, const struct linli_query *q, store_row_as_fn fn,
+		      void *ud, char *cursor_out);
+int store_api_update_as(const struct store_actor *a, const char *dataset, const char *scope,
+			const char *id, store_update_as_fn fn, void *ud);
 
 #endif

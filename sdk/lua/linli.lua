@@ -16,6 +16,11 @@
 ---| "LINLI_EBUSY"
 ---| "LINLI_ELIMIT"
 ---| "LINLI_ESTATE"
+---| "LINLI_ESCHEMA"
+---| "LINLI_ETYPE"
+---| "LINLI_EIO"
+---| "LINLI_EFULL"
+---| "LINLI_E2BIG"
 ---| string
 
 ---@alias linli.level "error"|"warn"|"info"|"debug"
@@ -124,6 +129,77 @@ function linli.unsubscribe(id) end
 ---@return linli.code? code "LINLI_EPERM", "LINLI_EINVAL", "LINLI_EBUSY", a store code
 function linli.publish(topic, payload, scope) end
 
+---One row of linli.store_scan (C struct linli_row).
+---@class linli.row
+---@field id string the record's id
+---@field scope string the scope it lives at
+---@field record linli.record its fields (sensitive ones masked without the grant)
+
+---What linli.store_scan reads (C struct linli_query).
+---@class linli.query
+---@field dataset string required
+---@field scope? string subtree root inside the script's jurisdiction; nil: the node
+---@field where? table<string, string|number|boolean> equality filters on indexed fields (at most 8), taken in field-name order
+---@field limit? integer rows per page, 1..10000; nil or 0: 100
+---@field cursor? string nil: the first page; else the cursor of the previous page
+
+---Record `id` of `dataset` within `scope` (nil: the node), as a table, and the scope it lives
+---at. Needs store.read:DATASET; sensitive fields come masked without `sensitive[:DATASET]`,
+---and the read is audited. C member: store_get.
+---@param dataset string
+---@param id string
+---@param scope? string a subtree root inside the script's jurisdiction
+---@return linli.record|nil record
+---@return string scope_or_message
+---@return linli.code? code "LINLI_ENOENT", "LINLI_EINVAL", "LINLI_EPERM", "LINLI_EIO"
+function linli.store_get(dataset, id, scope) end
+
+---Create or replace a record of `dataset` at `scope` (nil: the node). `id` nil makes a new
+---time-ordered id. The record is checked against the dataset's schema and refused whole
+---(LINLI_ESCHEMA, naming the field). Needs store.write:DATASET. C member: store_put.
+---@param dataset string
+---@param record linli.record a map of the dataset's fields
+---@param scope? string
+---@param id? string
+---@return string|nil id
+---@return boolean|string created_or_message true when the record is new
+---@return linli.code? code "LINLI_ESCHEMA", "LINLI_EINVAL", "LINLI_ETYPE", "LINLI_EEXIST", "LINLI_EPERM", "LINLI_ESTATE", ...
+function linli.store_put(dataset, record, scope, id) end
+
+---Delete record `id` of `dataset`, which must lie within `scope` (nil: the node). Needs
+---store.write:DATASET. C member: store_delete.
+---@param dataset string
+---@param id string
+---@param scope? string
+---@return true|nil ok
+---@return string? message
+---@return linli.code? code "LINLI_ENOENT", "LINLI_EINVAL", "LINLI_EPERM", "LINLI_ESTATE", ...
+function linli.store_delete(dataset, id, scope) end
+
+---One page of the records of q.dataset within q.scope that match every filter, in key
+---order, and the cursor of the next page (nil after the last one). Needs
+---store.read:DATASET; masking and audit as for store_get. Each row costs budget. C member:
+---store_scan.
+---@param q linli.query
+---@return linli.row[]|nil rows
+---@return string? cursor_or_message
+---@return linli.code? code "LINLI_EINVAL", "LINLI_ENOENT", "LINLI_EPERM", "LINLI_EIO"
+function linli.store_scan(q) end
+
+---Read-modify-write record `id` in one transaction: fn(old) gets the record (nil if there
+---is none) and returns the record to write (a table), "keep", "delete", or
+---`nil, message [, code]` to refuse. Writes inside fn are refused (LINLI_ESTATE); an error
+---raised in fn writes nothing and is raised again. Needs store.read and store.write of the
+---dataset. C member: store_update (scope comes last here).
+---@param dataset string
+---@param id string
+---@param fn fun(old: linli.record|nil): (linli.record|"keep"|"delete"|nil), string?, linli.code?
+---@param scope? string
+---@return true|nil ok
+---@return string? message
+---@return linli.code? code fn's code, "LINLI_ESCHEMA", "LINLI_EEXIST", "LINLI_EINVAL", "LINLI_EPERM", ...
+function linli.store_update(dataset, id, fn, scope) end
+
 ---@class linli.limits
 ---@field memory_kb? integer may only lower the node's limit
 ---@field instructions? integer per call
@@ -152,7 +228,7 @@ function plugin(decl) end
 ---@field name string [a-z][a-z0-9_]*
 ---@field on string the topic pattern it hears (no capability needed for it)
 ---@field description? string
----@field capabilities? string[] what when/run may do through linli.*, e.g. { "bus.publish:alarm/#" }
+---@field capabilities? string[] what when/run may do through linli.*, e.g. { "bus.publish:alarm/#", "store.read:grids", "sensitive:residents" }
 ---@field when? fun(e: linli.record, topic: string): boolean
 ---@field run fun(e: linli.record, topic: string)
 ---@field limits? linli.limits

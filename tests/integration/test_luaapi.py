@@ -590,8 +590,10 @@ plugin { name = "names", version = "1.0.0", sdk = "1.0", family = "custom",
         r = d.ok("names", "names")
         eq(r["names"].split(), sorted(["cmd_register", "cmd_unregister", "log", "major", "minor",
                                        "plugin_name", "plugin_scope", "publish", "scope",
-                                       "set_error", "subscribe", "time_now_ms", "timer_add",
-                                       "timer_cancel", "unsubscribe"]), "linli.*")
+                                       "set_error", "store_delete", "store_get", "store_put",
+                                       "store_scan", "store_update", "subscribe",
+                                       "time_now_ms", "timer_add", "timer_cancel",
+                                       "unsubscribe"]), "linli.*")
         check("linli.publish: not available while the file loads" in r["loaderr"], r)
         eq((r["name"], r["major"], r["minor"]), ("names", 1, 0), "fields")
         # The editor definitions and the reference describe exactly this table.
@@ -607,7 +609,7 @@ plugin { name = "names", version = "1.0.0", sdk = "1.0", family = "custom",
             check(f"linli.{n}" in doc, f"sdk/lua-api.md lacks linli.{n}")
         # Its examples are valid declarations.
         blocks = re.findall(r"```lua\n(.*?)```", doc, re.S)
-        eq(len(blocks), 2, "examples in sdk/lua-api.md")
+        eq(len(blocks), 3, "examples in sdk/lua-api.md")
         for i, b in enumerate(blocks):
             d.ok("rules", "check", f"example{i}.lua", "--stdin", input=b)
 
