@@ -19,8 +19,14 @@ int access_check(struct kernel *k, const struct tier_principal *who, enum tier_a
 		return LINLI_EAUTH;
 	}
 	int rc = tier_check(who, act, scope, object, err, errlen);
+	/*
+	 * The denial is recorded in the caller's own jurisdiction (the message
+	 * names the target): there the caller's auditors and admins look, and a
+	 * target outside it — a sibling, a parent — is exactly what it may not
+	 * write into.
+	 */
 	if (rc)
-		tiers_audit(k, who, tier_action_name(act), scope, object, "denied", err);
+		tiers_audit(k, who, tier_action_name(act), who->scope, object, "denied", err);
 	if (rc)
 		log_info("access", "denied %s '%s' %s on %s%s%s: %s",
 			 who->kind == PRINCIPAL_PLUGIN ? "plugin"

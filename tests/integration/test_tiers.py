@@ -402,5 +402,48 @@ def case_permission_matrix():
         check(not failures, "\n".join(failures[:20]))
 
 
+def case_permission_matrix_through_a_c_plugin():
+    """A C plugin acts with the scope of its node and its declared capabilities:
+    tp_store (store.read/write of residents and grids, read of incidents) on a
+    node of every level, against own, child, sibling, parent and city targets."""
+    import shutil
+    tp = os.path.abspath(os.environ.get("LINLI_TP_DIR", os.path.join(SRC, "build", "tests",
+                                                                         "plugins")))
+    person = json.dumps(RESIDENT, ensure_ascii=False)
+    actions = {
+        "read residents": (lambda t: ["tp_store", "scan", "residents", f"scope={t}"], True),
+        "write residents": (lambda t: ["tp_store", "put", "residents", t, "-", person], True),
+        "write incidents": (lambda t: ["tp_store", "put", "incidents", t, "-", "{}"], False),
+    }
+    cases, failures = 0, []
+    for level in (C, D, S, M):
+        node = NODES[level]
+        d = Daemon(node=node, level=level)
+        pdir = os.path.join(d.dir, "plugins")
+        os.makedirs(pdir)
+        shutil.copyfile(os.path.join(tp, "tp_store.so"), os.path.join(pdir, "tp_store.so"))
+        d.write_config(node=node, level=level,
+                       extra=f'catalog_dir = "{SRC}/catalog";\nplugin_dirs = [ "{pdir}" ];\n')
+        try:
+            d.start()
+            for name, (cmd, declared) in actions.items():
+                for kind, target in TARGETS[level].items():
+                    out = d.ok(*cmd(target))
+                    expect_allow = declared and (kind in ("own", "child"))
+                    denied_ = out.get("name") == "LINLI_EPERM"
+                    cases += 1
+                    if denied_ == expect_allow:
+                        failures.append(f"plugin at {level} {name} on {kind} ({target}): "
+                                        f"got {out.get('name')} {out.get('error')}")
+            denials = d.ok("audit", "--who", "plugin:tp_store", "--result", "denied",
+                           "--limit", "1000", "--scope", node)
+            check(len(denials) >= 1, f"no audited plugin denial at {node}")
+        finally:
+            d.cleanup()
+    print(f"{cases} plugin permission cases, {len(failures)} wrong")
+    eq(cases, 48, "cases: 16 targets over 4 node levels x 3 actions")
+    check(not failures, "\n".join(failures[:20]))
+
+
 if __name__ == "__main__":
     sys.exit(main(dict(globals())))
