@@ -1,15 +1,15 @@
 /* access — see access.h. */
 #include "access.h"
 
+#include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cmd.h"
 #include "kernel.h"
 #include "linli/error.h"
 #include "log.h"
 #include "tier_store.h"
-
-#include <string.h>
 
 int access_check(struct kernel *k, const struct tier_principal *who, enum tier_action act,
 		 const char *scope, const char *object, char *err, size_t errlen)
@@ -42,23 +42,31 @@ int access_call(struct cmd_call *call, enum tier_action act, const char *scope, 
 	return access_check(call->k, call->who, act, scope, object, call->err, sizeof call->err);
 }
 
-/* The action a command word implies; NULL sub matches any. First match wins. */
+/*
+ * The action a command word implies; NULL sub matches any. First match wins.
+ * `node`: the action is on this node itself (its plugins and rules act over
+ * its whole jurisdiction), so the caller needs the right at the node's path,
+ * not merely at its own: a street admin does not manage a city node's plugins.
+ */
 static const struct {
 	const char *name, *sub;
 	enum tier_action act;
+	bool node;
 } gates[] = {
-    {"accounts", "passwd", ACT_STATUS}, /* one's own; others are checked inside */
-    {"accounts", NULL, ACT_ACCOUNTS_MANAGE},
-    {"audit", NULL, ACT_AUDIT_READ},
-    {"plugins", "list", ACT_STATUS},
-    {"plugins", "info", ACT_STATUS},
-    {"plugins", NULL, ACT_PLUGIN_MANAGE},
-    {"rules", "list", ACT_STATUS},
-    {"rules", "show", ACT_STATUS},
-    {"rules", "log", ACT_STATUS},
-    {"rules", NULL, ACT_RULES_MANAGE},
-    {"store", NULL, ACT_STORE_ADMIN},
-    {"apikeys", NULL, ACT_STORE_ADMIN},
+    {"accounts", "passwd", ACT_STATUS, false}, /* one's own; others are checked inside */
+    {"accounts", NULL, ACT_ACCOUNTS_MANAGE, false},
+    {"audit", NULL, ACT_AUDIT_READ, false},
+    {"plugins", "list", ACT_STATUS, false},
+    {"plugins", "info", ACT_STATUS, false},
+    {"plugins", "grants", ACT_STATUS, false},
+    {"plugins", NULL, ACT_PLUGIN_MANAGE, true},
+    {"rules", "list", ACT_STATUS, false},
+    {"rules", "show", ACT_STATUS, false},
+    {"rules", "log", ACT_STATUS, false},
+    {"rules", "grants", ACT_STATUS, false},
+    {"rules", NULL, ACT_RULES_MANAGE, true},
+    {"store", NULL, ACT_STORE_ADMIN, false},
+    {"apikeys", NULL, ACT_STORE_ADMIN, false},
 };
 
 int access_gate(struct kernel *k, struct cmd_call *call)
@@ -82,11 +90,13 @@ int access_gate(struct kernel *k, struct cmd_call *call)
 	if (rc)
 		return rc;
 	enum tier_action act = ACT_STATUS;
+	bool node = false;
 	for (size_t i = 0; i < sizeof gates / sizeof gates[0]; i++)
 		if (strcmp(gates[i].name, w0) == 0 &&
 		    (!gates[i].sub || (w1 && strcmp(gates[i].sub, w1) == 0))) {
 			act = gates[i].act;
+			node = gates[i].node;
 			break;
 		}
-	return access_call(call, act, call->who->scope, w0);
+	return access_call(call, act, node ? k->cfg.node_path : call->who->scope, w0);
 }

@@ -1,7 +1,7 @@
 /*
  * core_catalog — the kernel's own datasets, built into linlid.
  *
- * accounts, sessions, audit and apikeys exist on every node whatever its
+ * accounts, sessions, audit, apikeys and grants exist on every node whatever its
  * catalog_dir holds (or whether it has one): the permission model cannot
  * depend on a file an operator may forget. They are `system` datasets: no
  * data command, plugin or HTTP request reaches them. catalog.c loads these
@@ -100,10 +100,33 @@ static const char core_apikeys[] =
 	"  );\n"
 	"};\n";
 
+static const char core_grants[] =
+	"# 能力授权 — the capabilities an admin granted to a plugin or a rule of this node.\n"
+	"# A plugin or rule declaring a capability not granted here is refused at load (host/grants.c).\n"
+	"dataset = {\n"
+	"  name = \"grants\";\n"
+	"  title_zh = \"能力授权\";\n"
+	"  title_en = \"Capability grants\";\n"
+	"  owner = \"platform\";\n"
+	"  family = \"core\";\n"
+	"  level = \"city\";\n"
+	"  sharing = \"not_shared\";\n"
+	"  source = \"community\";\n"
+	"  system = true;\n"
+	"  fields = (\n"
+	"    { name = \"kind\";       type = \"enum\";   required = true; values = [ \"plugin\", \"rule\" ]; indexed = true; },\n"
+	"    { name = \"name\";       type = \"string\"; required = true; max_len = 64; indexed = true; },\n"
+	"    { name = \"caps\";       type = \"string\"; max_len = 8192; },                    # space-separated\n"
+	"    { name = \"updated\";    type = \"time\"; },\n"
+	"    { name = \"updated_by\"; type = \"string\"; max_len = 80; }\n"
+	"  );\n"
+	"};\n";
+
 const struct cat_core_file cat_core_files[] = {
 	{"<built-in>/accounts.cfg", core_accounts},
 	{"<built-in>/sessions.cfg", core_sessions},
 	{"<built-in>/audit.cfg", core_audit},
 	{"<built-in>/apikeys.cfg", core_apikeys},
+	{"<built-in>/grants.cfg", core_grants},
 	{NULL, NULL},
 };

@@ -37,6 +37,7 @@
 #include "script.h"
 #include "script_api.h"
 #include "script_cmds.h"
+#include "grants.h"
 #include "store.h"
 #include "store_cmds.h"
 #include "tier_store.h"
@@ -47,9 +48,12 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: linlid [--config FILE] [--check-config] [--foreground] [--version]\n"
 		   "       linlid [--config FILE] --init-admin USER   (password on stdin)\n"
+		   "       linlid [--config FILE] --grant plugin:NAME|rule:NAME CAP...|--all\n"
 		   "  --config FILE    read FILE instead of the embedded default\n"
 		   "  --check-config   validate the configuration and exit (0 good, 2 bad)\n"
 		   "  --init-admin U   first run: create the node's first administrator U and exit\n"
+		   "  --grant S CAP... grant capabilities to plugin or rule S (daemon stopped), exit;\n"
+		   "                   --all: every one its file in the configured dirs declares\n"
 		   "  --foreground     stay attached to the terminal (default: detach)\n"
 		   "  --version        print the version and exit\n");
 }
@@ -273,14 +277,68 @@ static int init_admin_run(struct kernel *k, const char *user)
 	return 0;
 }
 
+/*
+ * --grant plugin:NAME|rule:NAME CAP...: with the daemon stopped, grant the
+ * capabilities (provisioning, and the demo's simulator), audited as the local
+ * administrator. A running daemon is granted through `linli plugins grant`.
+ */
+static int grant_run(struct kernel *k, const char *subject, bool all, char **caps, int n)
+{
+	char err[1024];
+	static char declared[LINLI_MAX_CAPS][LINLI_CAP_MAX];
+	const char *dv[LINLI_MAX_CAPS];
+	if (all && n > 0) {
+		log_error("grants", "--grant %s --all: name no capability besides", subject);
+		return EXIT_CONFIG;
+	}
+	if (all) { /* what the plugin's or rule's file declares, found in the configured dirs */
+		const char *colon = strchr(subject, ':');
+		int rc = plug_find_declared(&k->cfg, strncmp(subject, "rule:", 5) == 0,
+					    colon ? colon + 1 : subject, declared, LINLI_MAX_CAPS,
+					    err, sizeof err);
+		if (rc < 0) {
+			log_error("grants", "--grant %s --all: %s", subject, err);
+			return 1;
+		}
+		if (rc == 0) {
+			printf("%s declares no capability: nothing to grant\n", subject);
+			return 0;
+		}
+		for (int i = 0; i < rc; i++)
+			dv[i] = declared[i];
+		caps = (char **)dv;
+		n = rc;
+	}
+	if (n == 0) {
+		log_error("grants", "--grant %s: name at least one capability", subject);
+		return EXIT_CONFIG;
+	}
+	if (tiers_open(k, err, sizeof err) != 0) {
+		log_error("tiers", "%s", err);
+		return EXIT_CONFIG;
+	}
+	if (grants_bootstrap(k, subject, (const char *const *)caps, n, err, sizeof err) != 0) {
+		log_error("grants", "--grant: %s", err);
+		return 1;
+	}
+	char list[GRANTS_LIST_MAX];
+	const char *name = strchr(subject, ':') + 1;
+	if (grants_get(k, strncmp(subject, "rule:", 5) == 0 ? GRANT_RULE : GRANT_PLUGIN, name, list,
+		       sizeof list, err, sizeof err) == 0)
+		printf("%s now holds: %s\n", subject, list);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 'k'},
 		{"foreground", no_argument, NULL, 'f'},	  {"version", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},	  {"init-admin", required_argument, NULL, 'i'},
+		{"grant", required_argument, NULL, 'g'},  {"all", no_argument, NULL, 'a'},
 		{NULL, 0, NULL, 0}};
-	const char *init_admin = NULL;
+	const char *init_admin = NULL, *grant = NULL;
+	bool grant_all = false;
 	const char *cfg_path = NULL;
 	bool check = false, foreground = false;
 	int o;
@@ -296,6 +354,13 @@ int main(int argc, char **argv)
 			init_admin = optarg;
 			foreground = true;
 			break;
+		case 'g':
+			grant = optarg;
+			foreground = true;
+			break;
+		case 'a':
+			grant_all = true;
+			break;
 		case 'f':
 			foreground = true;
 			break;
@@ -310,7 +375,7 @@ int main(int argc, char **argv)
 			return EXIT_CONFIG;
 		}
 	}
-	if (optind != argc) {
+	if ((optind != argc || grant_all) && !grant) {
 		usage(stderr);
 		return EXIT_CONFIG;
 	}
@@ -384,6 +449,10 @@ int main(int argc, char **argv)
 	}
 	if (init_admin) {
 		exit_code = init_admin_run(&k, init_admin);
+		goto out;
+	}
+	if (grant) {
+		exit_code = grant_run(&k, grant, grant_all, argv + optind, argc - optind);
 		goto out;
 	}
 	k.cmds = cmd_registry_new();

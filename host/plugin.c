@@ -34,6 +34,7 @@
 
 #include "access.h"
 #include "cmd.h"
+#include "grants.h"
 #include "kernel.h"
 #include "linli/api.h"
 #include "linli/error.h"
@@ -43,6 +44,7 @@
 #include "script.h"
 #include "script_api.h"
 #include "sdkapi.h"
+#include "store_cmds.h"
 
 #define MAX_PLUGIN_FILE (64u << 20) /* a bigger ".so" is refused unread */
 
@@ -793,13 +795,31 @@ static int read_candidate(struct plug_registry *reg, struct plugin *p, char *why
 	return rc;
 }
 
+/* The capabilities p declares, as pointers into its meta; returns the count. */
+static int declared_caps(const struct plugin *p, const char **out, int max)
+{
+	int n = 0;
+	for (int i = 0; i < LINLI_MAX_CAPS && n < max && p->meta.capabilities[i][0]; i++)
+		out[n++] = p->meta.capabilities[i];
+	return n;
+}
+
+/* Has an admin granted every capability p declares? (grants.h) */
+static int check_granted(struct plug_registry *reg, const struct plugin *p, char *why,
+			 size_t whylen)
+{
+	const char *caps[LINLI_MAX_CAPS];
+	int n = declared_caps(p, caps, LINLI_MAX_CAPS);
+	return grants_check(reg->k, GRANT_PLUGIN, p->name, caps, n, why, whylen);
+}
+
 /*
  * A new entry for the file at `path` (a .so or a .lua), fully checked on its
- * own (not against the others). state is PLUG_REFUSED with a reason, or
- * PLUG_BLOCKED (= not yet decided) with have_meta and the image or script
- * kept for plug_start.
+ * own (not against the others), including its grants when `check_grants`.
+ * state is PLUG_REFUSED with a reason, or PLUG_BLOCKED (= not yet decided)
+ * with have_meta and the image or script kept for plug_start.
  */
-static struct plugin *candidate(struct plug_registry *reg, const char *path)
+static struct plugin *candidate(struct plug_registry *reg, const char *path, bool check_grants)
 {
 	struct plugin *p = calloc(1, sizeof *p);
 	if (!p)
@@ -816,6 +836,8 @@ static struct plugin *candidate(struct plug_registry *reg, const char *path)
 	if (!rc && kernel_word(reg, p->name))
 		rc = fail(why, sizeof why, LINLI_EEXIST,
 			  "name '%s' is a kernel command word; choose another", p->name);
+	if (!rc && check_grants)
+		rc = check_granted(reg, p, why, sizeof why);
 	if (rc) {
 		snprintf(p->reason, sizeof p->reason, "%s", why);
 		drop_loaded(p);
@@ -1230,7 +1252,7 @@ static int scan_dir(struct plug_registry *reg, const char *dir, const char *suff
 				free(ents[i]);
 				continue;
 			}
-			struct plugin *p = candidate(reg, path);
+			struct plugin *p = candidate(reg, path, true);
 			if (!p || reg_append(reg, p) != 0) {
 				plugin_free(p);
 				log_error("plugins", "out of memory reading %s", path);
@@ -1347,15 +1369,18 @@ static int check_requires(struct plug_registry *reg, const struct plugin *np, ch
 static int fresh(struct plug_registry *reg, const struct plugin *p, struct plugin **out,
 		 char *err, size_t errlen)
 {
-	struct plugin *np = candidate(reg, p->path);
+	struct plugin *np = candidate(reg, p->path, false);
 	if (!np)
 		return LINLI_ENOMEM;
 	int rc = 0;
+	char why[768];
 	if (np->state == PLUG_REFUSED)
 		rc = fail(err, errlen, LINLI_EINVAL, "%s: refused: %s", np->path, np->reason);
 	else if (strcmp(np->name, p->name) != 0)
 		rc = fail(err, errlen, LINLI_EINVAL, "%s now holds plugin '%s', not '%s'",
 			  np->path, np->name, p->name);
+	else if ((rc = check_granted(reg, np, why, sizeof why)) != 0)
+		fail(err, errlen, rc, "%s: refused: %s", np->path, why);
 	else
 		rc = check_requires(reg, np, err, errlen);
 	if (rc) {
@@ -1457,8 +1482,12 @@ static int op_reload(struct plug_registry *reg, struct plugin *old, char *err, s
 	return 0;
 }
 
-static int op_install(struct plug_registry *reg, const char *src, struct plugin **out, char *err,
-		      size_t errlen)
+/*
+ * Install the plugin file at `src`. With `grant`, `who` (an admin) grants
+ * every capability it declares first; without, each must be granted already.
+ */
+static int op_install(struct plug_registry *reg, const char *src, const struct tier_principal *who,
+		      bool grant, struct plugin **out, char *err, size_t errlen)
 {
 	struct kernel *k = reg->k;
 	if (src[0] != '/')
@@ -1472,7 +1501,7 @@ static int op_install(struct plug_registry *reg, const char *src, struct plugin 
 	if (lua && k->cfg.n_script_dirs == 0)
 		return fail(err, errlen, LINLI_ECONFIG,
 			    "no script_dirs configured: nowhere to install a script plugin to");
-	struct plugin *np = candidate(reg, src);
+	struct plugin *np = candidate(reg, src, false);
 	if (!np)
 		return LINLI_ENOMEM;
 	struct plugin *same = np->name[0] ? find_named(reg, np->name, false) : NULL;
@@ -1486,6 +1515,20 @@ static int op_install(struct plug_registry *reg, const char *src, struct plugin 
 			  np->name, same->path, plug_state_name(same->state), np->name);
 	else
 		rc = check_requires(reg, np, err, errlen);
+	char why[768];
+	if (!rc && !grant && (rc = check_granted(reg, np, why, sizeof why)) != 0)
+		fail(err, errlen, rc, "%s: refused: %s (or install it with --grant)", src, why);
+	if (!rc && grant) {
+		const char *caps[LINLI_MAX_CAPS];
+		int n = declared_caps(np, caps, LINLI_MAX_CAPS);
+		char *list = n ? malloc(GRANTS_LIST_MAX) : NULL;
+		if (n && !list)
+			rc = LINLI_ENOMEM;
+		else if (n)
+			rc = grants_change(k, who, GRANT_PLUGIN, np->name, caps, n, true, list, err,
+					   errlen);
+		free(list);
+	}
 	if (rc) {
 		plugin_free(np);
 		return rc;
@@ -1524,7 +1567,7 @@ static int op_install(struct plug_registry *reg, const char *src, struct plugin 
 	}
 	if (lua) { /* the state that runs is the installed file's, named by its path */
 		plugin_free(np);
-		np = candidate(reg, dest);
+		np = candidate(reg, dest, true);
 		if (!np || np->state == PLUG_REFUSED) {
 			rc = np ? fail(err, errlen, LINLI_EIO, "%s: refused after install: %s",
 				       dest, np->reason)
@@ -1755,16 +1798,149 @@ static int cmd_reload(struct cmd_call *call, void *ud) { return run_op(call, ud,
 static int cmd_install(struct cmd_call *call, void *ud)
 {
 	struct plug_registry *reg = ud;
+	bool grant = cmd_flag(call, "--grant");
 	if (call->argc != 3)
 		return cmd_fail(call, LINLI_EINVAL,
-				"usage: plugins install /ABSOLUTE/PATH.so (or PATH.lua)");
+				"usage: plugins install /ABSOLUTE/PATH.so (or PATH.lua) [--grant]");
 	struct plugin *p;
-	int rc = op_install(reg, call->argv[2], &p, call->err, sizeof call->err);
+	int rc = op_install(reg, call->argv[2], call->who, grant, &p, call->err, sizeof call->err);
 	if (rc)
 		return rc;
 	pack_row(&call->pk, p);
-	return 0;
+	return grant ? store_cmds_wait_commit(call) : 0;
 }
+
+/* ---- grants (grants.h): what a plugin declares, and what a change does to it ---- */
+
+/* Does the file at path declare `name` (of kind `rule`)? Fills caps. 1 yes, 0 no. */
+static int file_declares(const struct cfg *c, const char *path, bool rule, const char *name,
+			 char (*caps)[LINLI_CAP_MAX], int max, int *n)
+{
+	char why[512];
+	struct linli_plugin_meta m;
+	if (!has_suffix(path, ".lua")) {
+		unsigned char *buf;
+		size_t len;
+		if (read_file(path, &buf, &len, why, sizeof why) != 0)
+			return 0;
+		int rc = plug_read_meta(buf, len, &m, why, sizeof why);
+		free(buf);
+		if (rc || strcmp(m.name, name) != 0)
+			return 0;
+		for (*n = 0; *n < max && *n < LINLI_MAX_CAPS && m.capabilities[*n][0]; (*n)++)
+			snprintf(caps[*n], LINLI_CAP_MAX, "%s", m.capabilities[*n]);
+		return 1;
+	}
+	struct script_opts o = {.kind = rule ? SCRIPT_RULE : SCRIPT_APP, .scope = c->node_path,
+				.cfg = c};
+	script_limits_from_cfg(c, NULL, &o.lim);
+	struct script *s;
+	if (script_load_file(path, &o, &s, why, sizeof why) != 0)
+		return 0;
+	const struct script_ruledecl *d = script_rule(s);
+	const struct script_manifest *sm = script_manifest(s);
+	char **v = d ? d->capabilities : sm ? sm->capabilities : NULL;
+	int nv = d ? d->n_capabilities : sm ? sm->n_capabilities : 0;
+	int found = strcmp(script_name(s), name) == 0;
+	for (*n = 0; found && *n < max && *n < nv; (*n)++)
+		snprintf(caps[*n], LINLI_CAP_MAX, "%s", v[*n]);
+	script_free(s);
+	return found;
+}
+
+int plug_find_declared(const struct cfg *c, bool rule, const char *name,
+		       char (*caps)[LINLI_CAP_MAX], int max, char *err, size_t errlen)
+{
+	int np = rule ? 0 : c->n_plugin_dirs, nd = np + c->n_script_dirs;
+	for (int i = 0; i < nd; i++) {
+		char dir[PATH_MAX];
+		if (i < np)
+			snprintf(dir, sizeof dir, "%s", c->plugin_dirs[i]);
+		else
+			snprintf(dir, sizeof dir, "%s/%s", c->script_dirs[i - np],
+				 rule ? "rules" : "apps");
+		struct dirent **ents;
+		int ne = scandir(dir, &ents, NULL, alphasort);
+		int found = 0, n = 0;
+		for (int j = 0; j < ne; j++) {
+			const char *f = ents[j]->d_name;
+			bool lua = has_suffix(f, ".lua");
+			if (!found && f[0] != '.' && (lua || (!rule && has_suffix(f, ".so")))) {
+				char path[PATH_MAX * 2];
+				snprintf(path, sizeof path, "%s/%s", dir, f);
+				found = file_declares(c, path, rule, name, caps, max, &n);
+			}
+			free(ents[j]);
+		}
+		if (ne >= 0)
+			free(ents);
+		if (found)
+			return n;
+	}
+	return fail(err, errlen, LINLI_ENOENT, "no %s named '%s' in the configured %s",
+		    rule ? "rule" : "plugin", name,
+		    rule ? "script_dirs" : "plugin_dirs and script_dirs");
+}
+
+static int grants_declared(struct kernel *k, const char *name, const char **out, int max)
+{
+	struct plugin *p = k->plugins ? find_named(k->plugins, name, false) : NULL;
+	if (!p || !p->meta_ok)
+		return -1;
+	return declared_caps(p, out, max);
+}
+
+/* Stop every running plugin that requires p (theirs first), marking it blocked. */
+static void stop_dependents(struct plug_registry *reg, const struct plugin *p)
+{
+	for (int i = 0; i < reg->n; i++) {
+		struct plugin *q = reg->v[i];
+		if (q == p || q->state != PLUG_RUNNING)
+			continue;
+		for (int j = 0; j < LINLI_MAX_REQUIRES && q->meta.requires[j][0]; j++)
+			if (strcmp(q->meta.requires[j], p->name) == 0) {
+				stop_dependents(reg, q);
+				plug_stop(q);
+				drop_loaded(q);
+				q->state = PLUG_BLOCKED;
+				snprintf(q->reason, sizeof q->reason,
+					 "requires '%s', which was stopped", p->name);
+				log_warn("plugins", "%s stopped: %s", q->name, q->reason);
+				break;
+			}
+	}
+}
+
+static void grants_changed(struct kernel *k, const char *name, bool revoked, char *state,
+			   size_t len)
+{
+	struct plug_registry *reg = k->plugins;
+	struct plugin *p = reg ? find_named(reg, name, true) : NULL;
+	if (!p && reg)
+		p = find_named(reg, name, false);
+	if (!p) {
+		snprintf(state, len, "not installed");
+		return;
+	}
+	char why[768];
+	if (revoked && p->state == PLUG_RUNNING && check_granted(reg, p, why, sizeof why) != 0) {
+		stop_dependents(reg, p);
+		plug_stop(p);
+		drop_loaded(p);
+		p->state = PLUG_REFUSED;
+		snprintf(p->reason, sizeof p->reason, "stopped: a grant was revoked: %s", why);
+		log_warn("plugins", "%s %s", p->name, p->reason);
+	}
+	if (p->state == PLUG_RUNNING || !p->meta_ok)
+		snprintf(state, len, "%s", plug_state_name(p->state));
+	else if (check_granted(reg, p, why, sizeof why) == 0)
+		snprintf(state, len, "%s; every declared capability is granted: 'linli plugins "
+			 "enable %s' starts it", plug_state_name(p->state), p->name);
+	else
+		snprintf(state, len, "%s: %s", plug_state_name(p->state), why);
+}
+
+static const struct grants_subject_ops plug_grants_ops = {grants_declared, grants_changed};
 
 int plug_open(struct kernel *k, char *err, size_t errlen)
 {
@@ -1805,9 +1981,9 @@ int plug_open(struct kernel *k, char *err, size_t errlen)
 		 cmd_disable},
 		{"reload", "NAME", "load its file again; the old one runs until the new one is up",
 		 cmd_reload},
-		{"install", "/PATH.so|/PATH.lua",
+		{"install", "/PATH.so|/PATH.lua [--grant]",
 		 "copy a plugin into the first plugin dir (a script into <script_dir>/apps), start "
-		 "it",
+		 "it; --grant grants what it declares",
 		 cmd_install},
 	};
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
@@ -1819,6 +1995,13 @@ int plug_open(struct kernel *k, char *err, size_t errlen)
 			return fail(err, errlen, rc, "cannot register 'plugins %s': %s",
 				    cmds[i].sub, linli_strerror(rc));
 		}
+	}
+	int rc = grants_register(k, "plugins", GRANT_PLUGIN, &plug_grants_ops);
+	if (rc) {
+		cmd_unregister_owner(k->cmds, reg);
+		plug_close(k);
+		return fail(err, errlen, rc, "cannot register 'plugins grant': %s",
+			    linli_strerror(rc));
 	}
 	return 0;
 }

@@ -174,6 +174,16 @@ void plug_principal(struct plugin *p, struct tier_principal *who, const char **g
 /* Does plugin p hold a granted capability covering `cap` (e.g. "hal.driver:sim")? */
 bool plug_has_cap(const struct plugin *p, const char *cap);
 
+/*
+ * plug_find_declared — with no registry (linlid --grant NAME --all, daemon
+ * stopped): the capabilities that the plugin (or, with `rule`, the rule)
+ * named `name` in c's plugin_dirs / script_dirs declares, copied to caps.
+ * Returns their count, or LINLI_ENOENT with err when no file declares it.
+ */
+struct cfg;
+int plug_find_declared(const struct cfg *c, bool rule, const char *name,
+		       char (*caps)[LINLI_CAP_MAX], int max, char *err, size_t errlen);
+
 /* Number of running plugins (also kept in k->plugin_count). */
 int plug_running(const struct kernel *k);
 

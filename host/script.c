@@ -673,6 +673,14 @@ static void set_fault(struct script *s, const char *msg)
 		s->on_fault(s, s->on_fault_ud);
 }
 
+void script_stop(struct script *s, const char *why)
+{
+	if (s->state != SCRIPT_READY)
+		return;
+	add_log(s, true, why);
+	set_fault(s, why);
+}
+
 /* ---- invocations ---- */
 
 struct callctx {
@@ -1881,10 +1889,11 @@ static int attach(struct script_rules *r, struct script *s, char *err, size_t er
 {
 	if (!r->ops.attach)
 		return 0;
-	int rc = r->ops.attach(s, r->ops.ud);
+	char why[768] = "";
+	int rc = r->ops.attach(s, r->ops.ud, why, sizeof why);
 	if (rc)
 		fail(err, errlen, rc, "%s: cannot attach rule '%s': %s", s->file, script_name(s),
-		     linli_strerror(rc));
+		     why[0] ? why : linli_strerror(rc));
 	return rc;
 }
 
@@ -1974,14 +1983,17 @@ int script_rules_load_dirs(struct script_rules *r)
 }
 
 int script_rules_check(struct script_rules *r, const char *file, const char *src, size_t len,
-		       char *err, size_t errlen)
+		       struct script **out, char *err, size_t errlen)
 {
 	struct script_opts o;
 	rule_opts(r, &o);
 	o.kind = SCRIPT_ANY;
 	struct script *s;
 	int rc = script_load(file, src, len, &o, &s, err, errlen);
-	script_free(s);
+	if (out && !rc)
+		*out = s;
+	else
+		script_free(s);
 	return rc;
 }
 

@@ -175,6 +175,12 @@ enum script_kind script_kind(const struct script *s);
 enum script_state script_state(const struct script *s);
 const char *script_state_name(enum script_state st);
 const char *script_fault(const struct script *s); /* why faulted/broken, or "" */
+/*
+ * script_stop — fault a ready script from outside (e.g. a grant it needs was
+ * revoked): its on_fault runs (everything it made is released) and it stays
+ * faulted, with `why` in its log, until reloaded. A no-op unless ready.
+ */
+void script_stop(struct script *s, const char *why);
 const struct script_limits *script_limits(const struct script *s);
 const struct script_ruledecl *script_rule(const struct script *s);     /* NULL if not a rule */
 const struct script_manifest *script_manifest(const struct script *s); /* NULL if no plugin */
@@ -256,7 +262,8 @@ struct script_rules;
  * Either may be NULL.
  */
 struct script_rules_ops {
-	int (*attach)(struct script *s, void *ud);
+	/* 0, or a code with the reason in err (e.g. an ungranted capability) */
+	int (*attach)(struct script *s, void *ud, char *err, size_t errlen);
 	void (*detach)(struct script *s, void *ud);
 	void *ud;
 };
@@ -281,7 +288,8 @@ struct script *script_rules_find(const struct script_rules *r, const char *name)
  * throwaway state; nothing is installed. Returns 0 or the error.
  */
 int script_rules_check(struct script_rules *r, const char *file, const char *src, size_t len,
-		       char *err, size_t errlen);
+		       struct script **out, char *err, size_t errlen);
+/* (With `out`, the checked script is handed over: script_free it.) */
 
 /*
  * script_rules_install — validate, then write <first script_dir>/rules/NAME.lua

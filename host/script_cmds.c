@@ -21,13 +21,16 @@
 #include <time.h>
 
 #include "cmd.h"
+#include "grants.h"
 #include "json.h"
 #include "kernel.h"
 #include "linli/error.h"
+#include "linli/plugin.h"
 #include "log.h"
 #include "mp.h"
 #include "script.h"
 #include "script_api.h"
+#include "store_cmds.h"
 
 static struct script *need_rule(struct cmd_call *call, struct script_rules *r, int *rc)
 {
@@ -156,6 +159,21 @@ static int cmd_show(struct cmd_call *call, void *ud)
 	return 0;
 }
 
+/* The capabilities a checked rule or script plugin declares, and which kind it is. */
+static int declared(const struct script *s, const char **out, int max, enum grant_kind *kind)
+{
+	const struct script_ruledecl *d = script_rule(s);
+	const struct script_manifest *m = script_manifest(s);
+	char **v = d ? d->capabilities : m ? m->capabilities : NULL;
+	int n = d ? d->n_capabilities : m ? m->n_capabilities : 0;
+	*kind = d ? GRANT_RULE : GRANT_PLUGIN;
+	if (n > max)
+		n = max;
+	for (int i = 0; i < n; i++)
+		out[i] = v[i];
+	return n;
+}
+
 static int cmd_check(struct cmd_call *call, void *ud)
 {
 	struct script_rules *r = ud;
@@ -165,25 +183,65 @@ static int cmd_check(struct cmd_call *call, void *ud)
 	int rc = file_text(call, &name, &text, &len);
 	if (rc)
 		return rc;
-	rc = script_rules_check(r, name, text, len, call->err, sizeof call->err);
+	struct script *s = NULL;
+	rc = script_rules_check(r, name, text, len, &s, call->err, sizeof call->err);
 	free(text);
 	if (rc)
 		return rc;
-	msgpack_pack_map(&call->pk, 2);
+	/* Capabilities no admin granted yet: reported, since the load would refuse them. */
+	const char *caps[LINLI_MAX_CAPS];
+	enum grant_kind kind;
+	int n = declared(s, caps, LINLI_MAX_CAPS, &kind);
+	char why[1024] = "";
+	bool granted = grants_check(call->k, kind, script_name(s), caps, n, why, sizeof why) == 0;
+	msgpack_pack_map(&call->pk, granted ? 2 : 3);
 	mp_kv_str(&call->pk, "file", name);
 	mp_kv_str(&call->pk, "result", "ok: syntax, declaration and limits are valid");
+	if (!granted)
+		mp_kv_str(&call->pk, "grants", why);
+	script_free(s);
 	return 0;
+}
+
+/* rules install FILE --grant: the installing admin grants what the rule declares. */
+static int grant_declared(struct cmd_call *call, struct script_rules *r, const char *file,
+			  const char *text, size_t len)
+{
+	struct script *s = NULL;
+	int rc = script_rules_check(r, file, text, len, &s, call->err, sizeof call->err);
+	if (rc)
+		return rc;
+	const char *caps[LINLI_MAX_CAPS];
+	enum grant_kind kind;
+	int n = declared(s, caps, LINLI_MAX_CAPS, &kind);
+	char *list = malloc(GRANTS_LIST_MAX);
+	if (!list)
+		rc = LINLI_ENOMEM;
+	else if (kind != GRANT_RULE)
+		rc = cmd_fail(call, LINLI_EINVAL,
+			      "%s declares a script plugin: install it with 'plugins install'", file);
+	else if (n > 0)
+		rc = grants_change(call->k, call->who, kind, script_name(s), caps, n, true, list,
+				   call->err, sizeof call->err);
+	free(list);
+	script_free(s);
+	return rc;
 }
 
 static int cmd_install(struct cmd_call *call, void *ud)
 {
 	struct script_rules *r = ud;
+	bool grant = cmd_flag(call, "--grant");
 	const char *file;
 	char *text = NULL;
 	size_t len;
 	int rc = file_text(call, &file, &text, &len);
 	if (rc)
 		return rc;
+	if (grant && (rc = grant_declared(call, r, file, text, len)) != 0) {
+		free(text);
+		return rc;
+	}
 	char name[SCRIPT_NAME_MAX + 1];
 	rc = script_rules_install(r, file, text, len, name, sizeof name, call->err,
 				  sizeof call->err);
@@ -195,7 +253,7 @@ static int cmd_install(struct cmd_call *call, void *ud)
 	mp_kv_str(&call->pk, "name", name);
 	mp_kv_str(&call->pk, "file", script_file(s));
 	mp_kv_str(&call->pk, "state", script_state_name(script_state(s)));
-	return 0;
+	return grant ? store_cmds_wait_commit(call) : 0;
 }
 
 static int cmd_reload(struct cmd_call *call, void *ud)
@@ -223,9 +281,16 @@ static int cmd_remove(struct cmd_call *call, void *ud)
 	int rc = script_rules_remove(r, call->argv[2], call->err, sizeof call->err);
 	if (rc)
 		return rc;
-	msgpack_pack_map(&call->pk, 1);
+	/* What it was granted goes with it: a new rule of that name starts with nothing. */
+	char err[512];
+	bool dropped = grants_drop(call->k, call->who, GRANT_RULE, call->argv[2], err,
+				   sizeof err) == 0;
+	if (!dropped)
+		log_error("grants", "rule %s removed, but its grants stay: %s", call->argv[2], err);
+	msgpack_pack_map(&call->pk, 2);
 	mp_kv_str(&call->pk, "removed", call->argv[2]);
-	return 0;
+	mp_kv_bool(&call->pk, "grants_revoked", dropped);
+	return store_cmds_wait_commit(call);
 }
 
 static int cmd_log(struct cmd_call *call, void *ud)
@@ -335,16 +400,19 @@ static int cmd_test(struct cmd_call *call, void *ud)
  * to its `on`. Detaching releases its `on` subscription and everything its
  * run made through the API.
  */
-static int rule_attach(struct script *s, void *ud)
+static int rule_attach(struct script *s, void *ud, char *err, size_t errlen)
 {
 	struct kernel *k = ud;
-	if (!script_rule(s))
+	const struct script_ruledecl *d = script_rule(s);
+	if (!d)
 		return 0;
-	int rc = script_api_attach(k, s, NULL);
+	int rc = grants_check(k, GRANT_RULE, script_name(s), (const char *const *)d->capabilities,
+			      d->n_capabilities, err, errlen);
 	if (rc)
 		return rc;
-	char err[256];
-	if ((rc = script_api_rule_on(s, err, sizeof err)) != 0) {
+	if ((rc = script_api_attach(k, s, NULL)) != 0)
+		return rc;
+	if ((rc = script_api_rule_on(s, err, errlen)) != 0) {
 		log_warn("script", "rule %s: cannot subscribe to its on: %s", script_name(s), err);
 		script_api_detach(s);
 	}
@@ -364,6 +432,47 @@ void script_cmds_bus_ops(struct kernel *k, struct script_rules_ops *ops)
 	ops->ud = k;
 }
 
+/* ---- grants (grants.h): what a rule declares, and what a change does to it ---- */
+
+static int grants_declared(struct kernel *k, const char *name, const char **out, int max)
+{
+	struct script *s = k->rules ? script_rules_find(k->rules, name) : NULL;
+	const struct script_ruledecl *d = s ? script_rule(s) : NULL;
+	if (!d)
+		return s ? 0 : -1;
+	enum grant_kind kind;
+	return declared(s, out, max, &kind);
+}
+
+static void grants_changed(struct kernel *k, const char *name, bool revoked, char *state,
+			   size_t len)
+{
+	struct script *s = k->rules ? script_rules_find(k->rules, name) : NULL;
+	if (!s) {
+		snprintf(state, len, "not installed");
+		return;
+	}
+	const char *caps[LINLI_MAX_CAPS];
+	enum grant_kind kind;
+	int n = script_rule(s) ? declared(s, caps, LINLI_MAX_CAPS, &kind) : 0;
+	char why[768];
+	bool ok = grants_check(k, GRANT_RULE, name, caps, n, why, sizeof why) == 0;
+	if (revoked && !ok && script_state(s) == SCRIPT_READY) {
+		char m[800];
+		snprintf(m, sizeof m, "stopped: a grant was revoked: %s", why);
+		script_stop(s, m);
+	}
+	if (script_state(s) == SCRIPT_READY)
+		snprintf(state, len, "ready");
+	else if (ok)
+		snprintf(state, len, "%s; every declared capability is granted: 'linli rules "
+			 "reload %s' starts it", script_state_name(script_state(s)), name);
+	else
+		snprintf(state, len, "%s: %s", script_state_name(script_state(s)), why);
+}
+
+static const struct grants_subject_ops rule_grants_ops = {grants_declared, grants_changed};
+
 int script_cmds_register(struct kernel *k, struct script_rules *r)
 {
 	static const struct {
@@ -375,7 +484,9 @@ int script_cmds_register(struct kernel *k, struct script_rules *r)
 	    {"show", "NAME", "a rule's declaration, limits, counters and source", cmd_show},
 	    {"check", "FILE [--stdin]", "check a rule or script plugin without installing it",
 	     cmd_check},
-	    {"install", "FILE [--stdin]", "validate and install (or replace) a rule", cmd_install},
+	    {"install", "FILE [--stdin] [--grant]",
+	     "validate and install (or replace) a rule; --grant grants what it declares",
+	     cmd_install},
 	    {"reload", "[NAME]", "re-read rule files; a broken one keeps the old version",
 	     cmd_reload},
 	    {"remove", "NAME", "unload a rule and delete its file", cmd_remove},
@@ -389,5 +500,5 @@ int script_cmds_register(struct kernel *k, struct script_rules *r)
 		if (rc)
 			return rc;
 	}
-	return 0;
+	return grants_register(k, "rules", GRANT_RULE, &rule_grants_ops);
 }

@@ -233,9 +233,11 @@ static void write_done(void *arg, int rc, const char *err)
 	cmd_finish(call, rc);
 }
 
-static int wait_commit(struct cmd_call *call)
+int store_cmds_wait_commit(struct cmd_call *call)
 {
 	int rc = store_on_commit(call->k->store, write_done, call);
+	if (rc == LINLI_ESTATE)
+		return 0; /* no write of this batch is pending: nothing to wait for */
 	if (rc)
 		return cmd_fail(call, rc, "store: cannot wait for the commit: %s",
 				linli_strerror(rc));
@@ -308,7 +310,7 @@ static int cmd_data_put(struct cmd_call *call, void *ud)
 	mp_kv_str(&call->pk, "id", id);
 	mp_kv_str(&call->pk, "scope", a.scope);
 	mp_kv_bool(&call->pk, "created", created);
-	return wait_commit(call);
+	return store_cmds_wait_commit(call);
 }
 
 static int cmd_data_del(struct cmd_call *call, void *ud)
@@ -329,7 +331,7 @@ static int cmd_data_del(struct cmd_call *call, void *ud)
 	msgpack_pack_map(&call->pk, 2);
 	mp_kv_str(&call->pk, "id", a.pos[1]);
 	mp_kv_bool(&call->pk, "deleted", true);
-	return wait_commit(call);
+	return store_cmds_wait_commit(call);
 }
 
 struct rows {

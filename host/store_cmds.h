@@ -22,6 +22,15 @@ struct kernel;
  */
 int store_cmds_register(struct kernel *k);
 
+/*
+ * store_cmds_wait_commit — for a handler whose reply is packed and whose
+ * writes are in the batch: answer once the batch commits (the commit's error
+ * instead if it fails). Returns CMD_PENDING; 0 when no write is pending (the
+ * reply goes now); or a code with call->err.
+ */
+struct cmd_call;
+int store_cmds_wait_commit(struct cmd_call *call);
+
 /* The wake callback for store_opts: makes sure a kernel batch runs soon. */
 void store_cmds_wake(void *kernel);
 

@@ -88,14 +88,22 @@ bool tier_role_allows(enum tier_role role, enum tier_level level, enum tier_acti
 	return (allow[act][role] & (1u << level)) != 0;
 }
 
-/* MQTT-style match of topic `t` against pattern `p` (+ one level, # the rest). */
+/*
+ * Does filter `p` cover `t` — a topic, or itself a filter (a subscription
+ * pattern, a declared capability)? Every topic `t` matches must match `p`:
+ * '#' in p covers the rest; '+' in p covers one level that is not '#'; a
+ * '+' or '#' in t is covered only by a wildcard of p at least as wide.
+ */
 static bool topic_match(const char *p, const char *t)
 {
 	for (;;) {
 		if (p[0] == '#' && p[1] == '\0')
 			return true;
 		size_t pn = strcspn(p, "/"), tn = strcspn(t, "/");
-		if (!(pn == 1 && p[0] == '+') && (pn != tn || strncmp(p, t, pn) != 0))
+		if (tn == 1 && t[0] == '#')
+			return false; /* only '#' covers '#' */
+		if (!(pn == 1 && p[0] == '+') && (pn != tn || strncmp(p, t, pn) != 0 ||
+						  (tn == 1 && t[0] == '+')))
 			return false;
 		p += pn;
 		t += tn;
@@ -120,6 +128,79 @@ bool tier_cap_covers(const char *g, const char *cap)
 	if (strcmp(go, "*") == 0 || strcmp(go, co) == 0)
 		return true;
 	return strncmp(g, "bus.", 4) == 0 && topic_match(go, co);
+}
+
+static bool cap_name(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 64 || !(s[0] >= 'a' && s[0] <= 'z'))
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+			return false;
+	return true;
+}
+
+/* A topic filter: levels of printable ASCII, '+' or '#' whole levels, '#' last. */
+static bool cap_filter(const char *f)
+{
+	if (!*f || strlen(f) > 255)
+		return false;
+	for (const char *lvl = f;;) {
+		size_t l = strcspn(lvl, "/");
+		if (l == 0)
+			return false;
+		for (size_t i = 0; i < l; i++) {
+			unsigned char c = (unsigned char)lvl[i];
+			if (c <= ' ' || c >= 0x7f || ((c == '+' || c == '#') && l != 1))
+				return false;
+		}
+		if (lvl[0] == '#' && lvl[l])
+			return false;
+		if (!lvl[l])
+			return true;
+		lvl += l + 1;
+	}
+}
+
+int tier_cap_check(const char *cap, char *why, size_t whylen)
+{
+	static const struct {
+		const char *kind;
+		char arg; /* n name, f topic filter, - none */
+	} kinds[] = {
+	    {"store.read", 'n'},     {"store.write", 'n'},    {"device.read", 'n'},
+	    {"device.command", 'n'}, {"bus.publish", 'f'},    {"bus.subscribe", 'f'},
+	    {"hal.driver", 'n'},     {"sensitive", 'n'},      {"net.connect", '-'},
+	    {"catalog.read", '-'},
+	};
+	size_t kn = strcspn(cap, ":");
+	const char *arg = cap[kn] ? cap + kn + 1 : NULL;
+	for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+		if (strlen(kinds[i].kind) != kn || strncmp(kinds[i].kind, cap, kn) != 0)
+			continue;
+		if (!arg)
+			return 0;
+		if (kinds[i].arg == '-') {
+			snprintf(why, whylen, "capability '%.100s': %s takes no argument", cap,
+				 kinds[i].kind);
+			return LINLI_EINVAL;
+		}
+		bool ok = kinds[i].arg == 'f' ? cap_filter(arg)
+						: strcmp(arg, "*") == 0 || cap_name(arg);
+		if (!ok) {
+			snprintf(why, whylen, "capability '%.100s': '%.100s' is not %s", cap, arg,
+				 kinds[i].arg == 'f' ? "a topic filter" : "a name or *");
+			return LINLI_EINVAL;
+		}
+		return 0;
+	}
+	snprintf(why, whylen,
+		 "unknown capability '%.100s' (store.read, store.write, device.read, "
+		 "device.command, bus.publish, bus.subscribe, hal.driver, sensitive, net.connect, "
+		 "catalog.read, each optionally ':ARG')",
+		 cap);
+	return LINLI_EINVAL;
 }
 
 /* The capability a plugin needs for an action on an object. */

@@ -91,6 +91,16 @@ int tier_check(const struct tier_principal *who, enum tier_action act, const cha
 /* Does `who` hold the grant to read `dataset`'s sensitive fields unmasked? */
 bool tier_sees_sensitive(const struct tier_principal *who, const char *dataset);
 
+/*
+ * tier_cap_check — is `cap` a well-formed capability an admin may grant?
+ * "KIND" or "KIND:ARG" of the kinds store.read, store.write, device.read,
+ * device.command (ARG a dataset or class name, or *), bus.publish,
+ * bus.subscribe (ARG a topic filter), hal.driver (a driver name), sensitive
+ * (a dataset name); net.connect and catalog.read take no ARG. A bare KIND
+ * covers every ARG. 0 or LINLI_EINVAL with the reason in `why`.
+ */
+int tier_cap_check(const char *cap, char *why, size_t whylen);
+
 /* Is capability `cap` ("store.read:incidents") covered by grant `g`? `*` matches a word. */
 bool tier_cap_covers(const char *g, const char *cap);
 

@@ -24,7 +24,7 @@ static void test_shipped_catalog(void **state)
 	int rc = catalog_load(SRCDIR "/catalog", &c, err, sizeof err);
 	if (rc)
 		fail_msg("%s", err);
-	assert_int_equal(c->n_datasets, 19 + 4); /* 19 shipped + 4 built-in system datasets */
+	assert_int_equal(c->n_datasets, 19 + 5); /* 19 shipped + 5 built-in system datasets */
 	assert_int_equal(c->n_classes, 16);
 	assert_int_equal(c->n_plugins, 14);
 	const struct cat_dataset *r = catalog_dataset(c, "residents");
@@ -65,9 +65,10 @@ static void test_empty_catalog(void **state)
 	char err[256];
 	assert_int_equal(catalog_load(NULL, &c, err, sizeof err), 0);
 	/* Without a catalog_dir only the kernel's own datasets exist. */
-	assert_int_equal(c->n_datasets, 4);
+	assert_int_equal(c->n_datasets, 5);
 	assert_true(catalog_dataset(c, "accounts")->system);
 	assert_true(catalog_dataset(c, "audit")->system);
+	assert_true(catalog_dataset(c, "grants")->system);
 	assert_null(catalog_dataset(c, "residents"));
 	catalog_free(c);
 	assert_int_equal(catalog_load("/nonexistent/catalog", &c, err, sizeof err), LINLI_EIO);

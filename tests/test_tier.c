@@ -93,6 +93,14 @@ static void test_plugin_caps(void **state)
 	assert_false(tier_cap_covers("bus.subscribe:dev/+/+/event/#", "bus.subscribe:dev/smoke/s1/battery"));
 	assert_false(tier_cap_covers("store.read:inc", "store.read:incidents"));
 	assert_true(tier_cap_covers("store.read", "store.read:incidents"));
+	/* A filter covers a filter only if it matches every topic the other does. */
+	assert_true(tier_cap_covers("bus.subscribe:test/in/#", "bus.subscribe:test/in/#"));
+	assert_true(tier_cap_covers("bus.subscribe:test/#", "bus.subscribe:test/in/+"));
+	assert_true(tier_cap_covers("bus.subscribe:test/+", "bus.subscribe:test/+"));
+	assert_false(tier_cap_covers("bus.subscribe:test/in/+", "bus.subscribe:test/in/#"));
+	assert_false(tier_cap_covers("bus.subscribe:test/in/x", "bus.subscribe:test/in/+"));
+	assert_false(tier_cap_covers("bus.publish:good/+", "bus.publish:good/#"));
+	assert_true(tier_cap_covers("bus.publish:#", "bus.publish:good/#"));
 	/* A Lua rule is checked like a plugin, and named as a rule. */
 	const char *const rgrants[] = {"bus.publish:alarm/smoke/#", NULL};
 	struct tier_principal r = {PRINCIPAL_RULE, "smoke", "hefei/baohe", ROLE_NONE, rgrants};
@@ -110,6 +118,32 @@ static void test_plugin_caps(void **state)
 	struct tier_principal none = {PRINCIPAL_RULE, "quiet", "hefei/baohe", ROLE_NONE, NULL};
 	assert_int_equal(tier_check(&none, ACT_DATA_READ, "hefei/baohe", "x", why, sizeof why),
 			 LINLI_EPERM);
+}
+
+/* What an admin may grant: known kinds, arguments checked. */
+static void test_cap_syntax(void **state)
+{
+	(void)state;
+	char why[256];
+	const char *good[] = {"store.read", "store.read:residents", "store.write:*",
+			      "bus.publish:alarm/#", "bus.subscribe:dev/+/+/event/#",
+			      "hal.driver:sim", "sensitive", "sensitive:residents",
+			      "net.connect", "catalog.read", "device.command:door"};
+	for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+		assert_int_equal(tier_cap_check(good[i], why, sizeof why), 0);
+	const struct {
+		const char *cap, *needle;
+	} bad[] = {
+	    {"store.raed:x", "unknown capability"},  {"", "unknown capability"},
+	    {"store.read:Residents", "not a name"},  {"store.read:", "not a name"},
+	    {"bus.publish:a/#/b", "not a topic filter"}, {"bus.publish:a//b", "not a topic filter"},
+	    {"bus.publish:a b", "not a topic filter"},   {"net.connect:host", "no argument"},
+	    {"hal.driver:a-b", "not a name"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		assert_int_equal(tier_cap_check(bad[i].cap, why, sizeof why), LINLI_EINVAL);
+		assert_non_null(strstr(why, bad[i].needle));
+	}
 }
 
 static void test_sensitive_grant(void **state)
@@ -233,6 +267,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_scope_rules),	  cmocka_unit_test(test_role_table),
 		cmocka_unit_test(test_plugin_caps),	  cmocka_unit_test(test_sensitive_grant),
+		cmocka_unit_test(test_cap_syntax),
 		cmocka_unit_test(test_masking),		  cmocka_unit_test(test_passwords_and_tokens),
 		cmocka_unit_test(test_tree_shipped), cmocka_unit_test(test_tree_bad),
 	};

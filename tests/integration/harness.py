@@ -34,6 +34,22 @@ def eq(got, want, what=""):
         raise TestFailure(f"{what}: got {got!r}, want {want!r}")
 
 
+def plugin_meta(path):
+    """(name, [capabilities]) from a plugin's .linli_plugin block (struct
+    linli_plugin_meta, 1.0 layout), or None when the file has no valid block."""
+    with open(path, "rb") as f:
+        data = f.read()
+    i = data.find(b"LINLIPM\0")
+    while i >= 0:
+        if int.from_bytes(data[i + 8:i + 12], "little") == 7280:
+            def text(off, n):
+                return data[i + off:i + off + n].split(b"\0")[0].decode()
+            caps = [text(1136 + 96 * k, 96) for k in range(64)]
+            return text(16, 32), [c for c in caps if c]
+        i = data.find(b"LINLIPM\0", i + 1)
+    return None
+
+
 class Daemon:
     def __init__(self, node="hefei", level="city", name="合肥市", extra="", tmp=None):
         self.dir = tmp or tempfile.mkdtemp(prefix="linli-it-")
@@ -46,7 +62,17 @@ class Daemon:
         self.bootstrapped = False
         self.admin, self.password = "admin", "Linli-Test-Passw0rd"
         self.session_file = os.path.join(self.dir, "sessions.json")
+        self.grants = {}          # "plugin:NAME" / "rule:NAME" -> capabilities, granted before start
+        self.granted = set()
         self.write_config(node, level, name, extra)
+
+    def grant(self, subject, *caps):
+        """Have the admin grant capabilities to plugin:NAME or rule:NAME before the start
+        (linlid --grant, as an operator provisioning a node would); "--all" grants every
+        capability its file declares. Returns self."""
+        self.grants.setdefault(subject, [])
+        self.grants[subject] += [c for c in caps if c not in self.grants[subject]]
+        return self
 
     def config_text(self, node, level, name, extra=""):
         return (f'node = {{ path = "{node}"; level = "{level}"; name = "{name}"; }};\n'
@@ -71,6 +97,48 @@ class Daemon:
         # A start that is meant to fail (a bad config, a damaged store) fails here
         # too; the start itself then reports it, so this stays quiet.
         self.bootstrapped = r.returncode == 0 or "already has accounts" in r.stderr
+
+    def grant_declared(self, *paths):
+        """grant() every capability the .so plugins at paths (files or directories)
+        declare, read from their metadata blocks: the admin approving what they ask."""
+        for p in paths:
+            if not os.path.exists(p):
+                continue
+            files = [os.path.join(p, f) for f in sorted(os.listdir(p))] if os.path.isdir(p) else [p]
+            for f in files:
+                meta = plugin_meta(f) if f.endswith(".so") else None
+                if meta and meta[1]:
+                    self.grant("plugin:" + meta[0], *meta[1])
+        return self
+
+    def grant_scripts(self, *dirs):
+        """grant(KIND:NAME, "--all") for every script in dirs that declares capabilities
+        (a file that does not load is skipped: linlid then finds no such name)."""
+        import re
+        for d in dirs:
+            for f in sorted(os.listdir(d)) if os.path.isdir(d) else ():
+                if not f.endswith(".lua"):
+                    continue
+                with open(os.path.join(d, f), errors="replace") as fh:
+                    text = fh.read()
+                m = re.search(r"\b(rule|plugin)\s*[{(]", text)
+                n = re.search(r"\bname\s*=\s*[\"']([a-z][a-z0-9_]*)[\"']", text)
+                if m and n and "capabilities" in text:
+                    self.grants.setdefault(f"{m.group(1)}:{n.group(1)}", ["--all"])
+        return self
+
+    def provision(self):
+        """Apply the grants given with grant() that are not applied yet (daemon stopped)."""
+        for subject, caps in self.grants.items():
+            todo = [c for c in caps if (subject, c) not in self.granted]
+            if not todo:
+                continue
+            # "--all": every capability the plugin's or rule's file declares (linlid finds it).
+            r = subprocess.run([LINLID, "--config", self.cfg, "--grant", subject, *todo],
+                               capture_output=True, text=True, timeout=60)
+            if r.returncode != 0 and not (todo == ["--all"] and " named " in r.stderr):
+                raise TestFailure(f"linlid --grant {subject} {todo}: {r.stderr}")
+            self.granted.update((subject, c) for c in todo)
 
     def login(self, user=None, password=None):
         """Log in with the real console; return the token (kept as self.session for the admin)."""
@@ -110,6 +178,8 @@ class Daemon:
 
     def start(self, wait=True, args=()):
         self.bootstrap()
+        if self.bootstrapped:
+            self.provision()
         self.log = open(self.logpath, "ab")
         self.proc = subprocess.Popen([LINLID, "--config", self.cfg, "--foreground", *args],
                                      stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)

@@ -42,6 +42,7 @@ class node:
         self.d.write_config(node=path, level=level, name="n",
                             extra=f'catalog_dir = "{CATALOG}";\n'
                                   f'plugin_dirs = [ "{self.pdir}" ];\n' + conf + extra)
+        self.d.grant_declared(self.pdir)  # the admin approves what they declare
 
     def __enter__(self):
         self.d.start()

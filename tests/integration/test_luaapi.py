@@ -107,6 +107,9 @@ class running:
             shutil.copyfile(os.path.join(TP, src + ".so"), os.path.join(self.pdir, name))
         self.d.write_config(extra=f'script_dirs = [ "{self.scripts}" ];\n'
                                   f'plugin_dirs = [ "{self.pdir}" ];\n{extra}')
+        # The admin approves what the plugins and rules declare.
+        self.d.grant_declared(self.pdir)
+        self.d.grant_scripts(*(os.path.join(self.scripts, sub) for sub in ("apps", "rules")))
 
     def __enter__(self):
         self.d.scripts = self.scripts
@@ -474,7 +477,10 @@ def case_nothing_remains_after_unload():
         d.ok("rules", "remove", "watch")
         eq(subs(d), base - 1, "the rule's own and its run's subscriptions are gone")
         # Reinstalled, then faulted: nothing of it remains either.
-        d.ok("rules", "install", "watch.lua", "--stdin", input=rule)
+        # Removing it withdrew its grants: reinstalling needs them again.
+        rc, out, err = d.cli("rules", "install", "watch.lua", "--stdin", input=rule)
+        check(rc != 0 and "no admin granted: bus.subscribe:test/extra/#" in err, (rc, err))
+        d.ok("rules", "install", "watch.lua", "--stdin", "--grant", input=rule)
         eq(subs(d), base, "reinstalled")
         d.ok("publish", "test/rule/c", '{"sub": true, "timer": true}')
         wait_for("rule subscription", lambda: subs(d) == base + 1)
@@ -551,7 +557,7 @@ def case_install_script_plugin():
     with running() as d:
         src = os.path.join(d.dir, "echo.lua")
         write(src, ECHO)
-        row = d.ok("plugins", "install", src)
+        row = d.ok("plugins", "install", src, "--grant")
         eq((row["name"], row["kind"], row["state"], row["file"]),
            ("echo", "lua", "running", os.path.join(d.apps, "echo.lua")), "installed")
         with open(os.path.join(d.apps, "echo.lua")) as f:

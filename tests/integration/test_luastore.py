@@ -145,6 +145,9 @@ class node:
                                   # No test here is about the clock: a generous time limit
                                   # keeps the loaded sanitizer build from tripping it.
                                   f'lua = {{ time_ms = 5000; }};\n{extra}')
+        # The admin approves what the plugins and scripts declare.
+        self.d.grant_declared(pdir)
+        self.d.grant_scripts(*(os.path.join(self.scripts, sub) for sub in ("apps", "rules")))
 
     def __enter__(self):
         try:
@@ -293,7 +296,7 @@ def case_plugin_and_rule_read_and_write_within_scope():
         early = os.path.join(d.dir, "early.lua")
         write(early, "local ok, err = pcall(linli.store_get, 'residents', 'x')\nEARLY = err\n" +
               keeper("early", caps=KEEPER_CAPS))
-        d.ok("plugins", "install", early)
+        d.ok("plugins", "install", early, "--grant")
         check("linli.store_get: not available while the file loads" in
               run(d, "return EARLY", plugin="early")["r1"], "refused while loading")
 

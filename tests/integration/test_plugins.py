@@ -35,6 +35,7 @@ class running:
             put(self.pdir, dst, src)
         dirs = ", ".join(f'"{p}"' for p in [self.pdir, *extra_dirs])
         self.d.write_config(extra=f"plugin_dirs = [ {dirs} ];\n")
+        self.d.grant_declared(self.pdir, *extra_dirs)  # the admin approves what they declare
         self.start = start
 
     def __enter__(self):
@@ -347,7 +348,7 @@ def case_disable_enable_survive_restart():
 def case_install():
     with running({}) as d:
         eq(d.ok("plugins", "list"), [], "empty")
-        row = d.ok("plugins", "install", tp("tp_good"))
+        row = d.ok("plugins", "install", tp("tp_good"), "--grant")
         eq((row["name"], row["state"], row["file"]),
            ("good", "running", os.path.join(d.pdir, "good.so")), "installed row")
         check(os.path.exists(os.path.join(d.pdir, "good.so")), "copied")

@@ -49,6 +49,7 @@ class running:
             with open(os.path.join(self.scripts, "rules", name), "w") as f:
                 f.write(text)
         self.d.write_config(extra=f'script_dirs = [ "{self.scripts}" ];\n{lua}\n')
+        self.d.grant_scripts(os.path.join(self.scripts, "rules"))
 
     def __enter__(self):
         self.d.scripts = self.scripts
@@ -236,7 +237,7 @@ def case_install_remove_and_restart():
         d.stop()
         d.start()
         eq([r["name"] for r in d.ok("rules", "list")], ["smoke_high"], "after restart")
-        eq(d.ok("rules", "remove", "smoke_high"), {"removed": "smoke_high"}, "remove")
+        eq(d.ok("rules", "remove", "smoke_high")["removed"], "smoke_high", "remove")
         check(not os.path.exists(out["file"]), "file deleted")
         eq(d.ok("rules", "list"), [], "empty")
         fails(d, "rules", "remove", "smoke_high", want="no rule named 'smoke_high'")

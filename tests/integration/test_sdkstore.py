@@ -30,7 +30,7 @@ RESIDENT = {"name": "张三", "id_number": "340104199001011234", "gender": "male
 GRID = {"code": "g01", "name": "一网格"}
 # What tp_store sees of RESIDENT: its sensitive fields masked.
 MASKED = {"name": "张*", "id_number": "340***********1234"}
-SYSTEM = {"accounts", "sessions", "audit", "apikeys"}
+SYSTEM = {"accounts", "sessions", "audit", "apikeys", "grants"}
 
 
 def js(v):
@@ -49,6 +49,7 @@ class node:
         self.path, self.level = path, level
         self.d.write_config(node=path, level=level, name="测试",
                             extra=f'plugin_dirs = [ "{pdir}" ];\ncatalog_dir = "{CATALOG}";\n')
+        self.d.grant_declared(pdir)  # the admin approves what they declare
 
     def __enter__(self):
         try:

@@ -424,6 +424,7 @@ def case_permission_matrix_through_a_c_plugin():
         shutil.copyfile(os.path.join(tp, "tp_store.so"), os.path.join(pdir, "tp_store.so"))
         d.write_config(node=node, level=level,
                        extra=f'catalog_dir = "{SRC}/catalog";\nplugin_dirs = [ "{pdir}" ];\n')
+        d.grant_declared(pdir)  # the admin approves what tp_store declares
         try:
             d.start()
             for name, (cmd, declared) in actions.items():

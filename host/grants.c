@@ -1,0 +1,574 @@
+/*
+ * grants — see grants.h.
+ *
+ * One record per subject in the `grants` system dataset, at the node's scope:
+ * {kind, name, caps (space-separated), updated, updated_by}. Its id is a
+ * hash of kind and name (a rule name may be longer than a store id). Reads
+ * go to the store on the kernel thread and so see the batch's own writes: a
+ * grant followed by an enable in the same batch sees the grant.
+ */
+#include "grants.h"
+
+#include <msgpack.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "access.h"
+#include "cmd.h"
+#include "kernel.h"
+#include "linli/error.h"
+#include "linli/plugin.h"
+#include "log.h"
+#include "mp.h"
+#include "store.h"
+#include "store_cmds.h"
+#include "tier_store.h"
+
+#define MAX_CAPS 256 /* capabilities named in one command or declared by one subject */
+
+static const char *kind_name(enum grant_kind kind)
+{
+	return kind == GRANT_RULE ? "rule" : "plugin";
+}
+static const char *kind_word(enum grant_kind kind)
+{
+	return kind == GRANT_RULE ? "rules" : "plugins";
+}
+
+static void record_id(enum grant_kind kind, const char *name, char out[STORE_ID_MAX + 1])
+{
+	unsigned char h[16];
+	char key[128];
+	snprintf(key, sizeof key, "%s:%s", kind_name(kind), name);
+	crypto_generichash(h, sizeof h, (const unsigned char *)key, strlen(key), NULL, 0);
+	out[0] = 'g';
+	sodium_bin2hex(out + 1, STORE_ID_MAX, h, sizeof h);
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool name_ok(const char *n)
+{
+	size_t l = strlen(n);
+	if (l == 0 || l > 64 || !(n[0] >= 'a' && n[0] <= 'z'))
+		return false;
+	for (size_t i = 1; i < l; i++)
+		if (!((n[i] >= 'a' && n[i] <= 'z') || (n[i] >= '0' && n[i] <= '9') || n[i] == '_'))
+			return false;
+	return true;
+}
+
+struct grec {
+	char caps[GRANTS_LIST_MAX];
+	char by[81];
+	int64_t updated;
+};
+
+static void copy_str(const msgpack_object *o, char *out, size_t n)
+{
+	if (o && o->type == MSGPACK_OBJECT_STR)
+		snprintf(out, n, "%.*s", (int)o->via.str.size, o->via.str.ptr);
+	else
+		out[0] = '\0';
+}
+
+static void rec_from(const msgpack_object *m, struct grec *g)
+{
+	copy_str(mp_get(m, "caps"), g->caps, sizeof g->caps);
+	copy_str(mp_get(m, "updated_by"), g->by, sizeof g->by);
+	const msgpack_object *u = mp_get(m, "updated");
+	g->updated = u && u->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (int64_t)u->via.u64 : 0;
+}
+
+/* The record of (kind, name); all fields empty when there is none. */
+static int rec_get(struct kernel *k, enum grant_kind kind, const char *name, struct grec *g,
+		   char *err, size_t errlen)
+{
+	memset(g, 0, sizeof *g);
+	char id[STORE_ID_MAX + 1];
+	record_id(kind, name, id);
+	msgpack_sbuffer sb;
+	msgpack_sbuffer_init(&sb);
+	char scope[SCOPE_MAX + 1];
+	int rc = store_get(k->store, "grants", NULL, id, &sb, scope, err, errlen);
+	if (rc == LINLI_ENOENT)
+		rc = 0;
+	else if (rc == 0) {
+		msgpack_unpacked up;
+		msgpack_unpacked_init(&up);
+		size_t off = 0;
+		if (msgpack_unpack_next(&up, sb.data, sb.size, &off) == MSGPACK_UNPACK_SUCCESS &&
+		    up.data.type == MSGPACK_OBJECT_MAP)
+			rec_from(&up.data, g);
+		else {
+			rc = LINLI_ECORRUPT;
+			snprintf(err, errlen, "grants: the record of %s %s is damaged",
+				 kind_name(kind), name);
+		}
+		msgpack_unpacked_destroy(&up);
+	}
+	msgpack_sbuffer_destroy(&sb);
+	return rc;
+}
+
+int grants_get(struct kernel *k, enum grant_kind kind, const char *name, char *out, size_t outlen,
+	       char *err, size_t errlen)
+{
+	struct grec g;
+	int rc = rec_get(k, kind, name, &g, err, errlen);
+	snprintf(out, outlen, "%s", rc ? "" : g.caps);
+	return rc;
+}
+
+/* Is `cap` covered by one of the space-separated grants in `list`? */
+static bool covered(const char *list, const char *cap)
+{
+	char g[LINLI_CAP_MAX];
+	for (const char *p = list; *p;) {
+		size_t n = strcspn(p, " ");
+		if (n && n < sizeof g) {
+			memcpy(g, p, n);
+			g[n] = '\0';
+			if (tier_cap_covers(g, cap))
+				return true;
+		}
+		p += n;
+		p += strspn(p, " ");
+	}
+	return false;
+}
+
+int grants_check(struct kernel *k, enum grant_kind kind, const char *name, const char *const *caps,
+		 int n, char *why, size_t whylen)
+{
+	if (!k->tiers || !k->store || n == 0)
+		return 0;
+	struct grec g;
+	char err[256];
+	if (rec_get(k, kind, name, &g, err, sizeof err) != 0) {
+		snprintf(why, whylen, "cannot read its grants: %s", err);
+		return LINLI_EPERM;
+	}
+	char missing[2048] = "";
+	size_t used = 0;
+	int nmiss = 0;
+	for (int i = 0; i < n; i++) {
+		if (covered(g.caps, caps[i]))
+			continue;
+		nmiss++;
+		if (used < sizeof missing)
+			used += (size_t)snprintf(missing + used, sizeof missing - used, "%s%s",
+						 used ? " " : "", caps[i]);
+	}
+	if (!nmiss)
+		return 0;
+	snprintf(why, whylen,
+		 "%s '%s' declares %s no admin granted: %s (an admin grants %s with 'linli %s "
+		 "grant %s %s')",
+		 kind_name(kind), name, nmiss == 1 ? "a capability" : "capabilities", missing,
+		 nmiss == 1 ? "it" : "them", kind_word(kind), name, missing);
+	return LINLI_EPERM;
+}
+
+static int rec_put(struct kernel *k, const struct tier_principal *who, enum grant_kind kind,
+		   const char *name, const char *list, char *err, size_t errlen)
+{
+	char id[STORE_ID_MAX + 1];
+	record_id(kind, name, id);
+	if (!*list) {
+		int rc = store_delete(k->store, "grants", NULL, id, err, errlen);
+		return rc == LINLI_ENOENT ? 0 : rc;
+	}
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 5);
+	mp_kv_str(&pk, "kind", kind_name(kind));
+	mp_kv_str(&pk, "name", name);
+	mp_kv_str(&pk, "caps", list);
+	mp_kv_int(&pk, "updated", now_ms());
+	char by[81];
+	snprintf(by, sizeof by, "%s", who && who->name ? who->name : "-");
+	mp_kv_str(&pk, "updated_by", by);
+	int rc = store_put(k->store, "grants", k->cfg.node_path, id, sb.data, sb.size, NULL, NULL,
+			   err, errlen);
+	msgpack_sbuffer_destroy(&sb);
+	return rc;
+}
+
+/* Does the space-separated `list` hold exactly `cap`? */
+static bool holds(const char *list, const char *cap)
+{
+	size_t cl = strlen(cap);
+	for (const char *p = list; *p;) {
+		size_t n = strcspn(p, " ");
+		if (n == cl && strncmp(p, cap, n) == 0)
+			return true;
+		p += n;
+		p += strspn(p, " ");
+	}
+	return false;
+}
+
+int grants_change(struct kernel *k, const struct tier_principal *who, enum grant_kind kind,
+		  const char *name, const char *const *caps, int n, bool grant, char *list,
+		  char *err, size_t errlen)
+{
+	if (!name_ok(name)) {
+		snprintf(err, errlen, "'%.80s' is not a %s name ([a-z][a-z0-9_]*, at most 64)",
+			 name, kind_name(kind));
+		return LINLI_EINVAL;
+	}
+	if (n <= 0) {
+		snprintf(err, errlen, "name at least one capability");
+		return LINLI_EINVAL;
+	}
+	for (int i = 0; i < n; i++) {
+		int rc = tier_cap_check(caps[i], err, errlen);
+		if (rc)
+			return rc;
+		if (strlen(caps[i]) >= LINLI_CAP_MAX) {
+			snprintf(err, errlen, "capability '%.60s...' is longer than %d bytes",
+				 caps[i], LINLI_CAP_MAX - 1);
+			return LINLI_EINVAL;
+		}
+	}
+	struct grec g;
+	int rc = rec_get(k, kind, name, &g, err, errlen);
+	if (rc)
+		return rc;
+	char out[GRANTS_LIST_MAX] = "";
+	size_t used = 0;
+	/* Keep the old ones (less the revoked), then add the new ones once each. */
+	for (const char *p = g.caps; *p;) {
+		size_t len = strcspn(p, " ");
+		char c[LINLI_CAP_MAX];
+		if (len && len < sizeof c) {
+			memcpy(c, p, len);
+			c[len] = '\0';
+			bool drop = false;
+			for (int i = 0; !grant && i < n; i++)
+				drop |= strcmp(caps[i], c) == 0;
+			if (!drop && !holds(out, c))
+				used += (size_t)snprintf(out + used, sizeof out - used, "%s%s",
+							 used ? " " : "", c);
+		}
+		p += len;
+		p += strspn(p, " ");
+	}
+	for (int i = 0; i < n; i++) {
+		if (!grant && !holds(g.caps, caps[i])) {
+			snprintf(
+			    err, errlen,
+			    "%s '%s' holds no grant '%s' (its grants: %s); 'linli %s grants %s' "
+			    "lists them",
+			    kind_name(kind), name, caps[i], g.caps[0] ? g.caps : "none",
+			    kind_word(kind), name);
+			return LINLI_ENOENT;
+		}
+		if (grant && !holds(out, caps[i])) {
+			if (used + strlen(caps[i]) + 2 >= sizeof out) {
+				snprintf(err, errlen, "%s '%s': too many grants", kind_name(kind),
+					 name);
+				return LINLI_EINVAL;
+			}
+			used += (size_t)snprintf(out + used, sizeof out - used, "%s%s",
+						 used ? " " : "", caps[i]);
+		}
+	}
+	if (strcmp(out, g.caps) != 0) {
+		if ((rc = rec_put(k, who, kind, name, out, err, errlen)) != 0)
+			return rc;
+		char action[32], object[96], detail[GRANTS_LIST_MAX + 32];
+		snprintf(action, sizeof action, "%s.%s", kind_word(kind),
+			 grant ? "grant" : "revoke");
+		snprintf(object, sizeof object, "%s:%s", kind_name(kind), name);
+		size_t d = 0;
+		for (int i = 0; i < n && d < sizeof detail; i++)
+			d += (size_t)snprintf(detail + d, sizeof detail - d, "%s%s", i ? " " : "",
+					      caps[i]);
+		tiers_audit(k, who, action, k->cfg.node_path, object, "allowed", detail);
+		log_info("grants", "%s %s %s %s: %s", who && who->name ? who->name : "-",
+			 grant ? "granted" : "revoked", kind_name(kind), name, detail);
+	}
+	snprintf(list, GRANTS_LIST_MAX, "%s", out);
+	return 0;
+}
+
+int grants_drop(struct kernel *k, const struct tier_principal *who, enum grant_kind kind,
+		const char *name, char *err, size_t errlen)
+{
+	if (!k->tiers || !k->store)
+		return 0;
+	char *held = malloc(GRANTS_LIST_MAX), *list = malloc(GRANTS_LIST_MAX);
+	const char *caps[MAX_CAPS];
+	int n = 0, rc = held && list ? grants_get(k, kind, name, held, GRANTS_LIST_MAX, err, errlen)
+				     : LINLI_ENOMEM;
+	for (char *t = rc ? NULL : strtok(held, " "); t && n < MAX_CAPS; t = strtok(NULL, " "))
+		caps[n++] = t;
+	if (!rc && n)
+		rc = grants_change(k, who, kind, name, caps, n, false, list, err, errlen);
+	free(held);
+	free(list);
+	return rc;
+}
+
+/* ---- commands ---- */
+
+struct gcmd {
+	enum grant_kind kind;
+	const struct grants_subject_ops *ops;
+};
+
+static void pack_list(msgpack_packer *pk, const char *key, const char *list)
+{
+	int n = 0;
+	for (const char *p = list; *p;) {
+		size_t len = strcspn(p, " ");
+		n += len > 0;
+		p += len;
+		p += strspn(p, " ");
+	}
+	mp_str(pk, key);
+	msgpack_pack_array(pk, (size_t)n);
+	for (const char *p = list; *p;) {
+		size_t len = strcspn(p, " ");
+		if (len) {
+			msgpack_pack_str(pk, len);
+			msgpack_pack_str_body(pk, p, len);
+		}
+		p += len;
+		p += strspn(p, " ");
+	}
+}
+
+static void fmt_time(int64_t ms, char *out, size_t n)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* One subject's row: its grants, what it declares, what is missing, its state. */
+static void pack_subject(struct kernel *k, const struct gcmd *gc, msgpack_packer *pk,
+			 const char *name, const struct grec *g, const char *state)
+{
+	const char *decl[MAX_CAPS];
+	int nd = gc->ops->declared(k, name, decl, MAX_CAPS);
+	char missing[GRANTS_LIST_MAX] = "", declared[GRANTS_LIST_MAX] = "";
+	size_t mu = 0, du = 0;
+	for (int i = 0; i < nd; i++) {
+		if (du < sizeof declared)
+			du += (size_t)snprintf(declared + du, sizeof declared - du, "%s%s",
+					       du ? " " : "", decl[i]);
+		if (!covered(g->caps, decl[i]) && mu < sizeof missing)
+			mu += (size_t)snprintf(missing + mu, sizeof missing - mu, "%s%s",
+					       mu ? " " : "", decl[i]);
+	}
+	char when[32] = "";
+	if (g->updated)
+		fmt_time(g->updated, when, sizeof when);
+	msgpack_pack_map(pk, 7);
+	mp_kv_str(pk, "name", name);
+	pack_list(pk, "granted", g->caps);
+	pack_list(pk, "declared", declared);
+	pack_list(pk, "missing", missing);
+	mp_kv_str(pk, "state", state ? state : nd < 0 ? "not installed" : "");
+	mp_kv_str(pk, "updated", when);
+	mp_kv_str(pk, "updated_by", g->by);
+}
+
+static int cmd_change(struct cmd_call *call, const struct gcmd *gc, bool grant)
+{
+	struct kernel *k = call->k;
+	bool all = cmd_flag(call, "--all");
+	const char *verb = grant ? "grant" : "revoke";
+	if (call->argc < 3 || (all && call->argc != 3) || (!all && call->argc < 4))
+		return cmd_fail(call, LINLI_EINVAL, "usage: %s %s NAME CAP... | %s %s NAME --all",
+				kind_word(gc->kind), verb, kind_word(gc->kind), verb);
+	/* access_gate checked plugin.manage / rules.manage at this node's path. */
+	int rc;
+	const char *name = call->argv[2];
+	const char *caps[MAX_CAPS];
+	int n = 0;
+	char held[GRANTS_LIST_MAX];
+	if (all && grant) {
+		n = gc->ops->declared(k, name, caps, MAX_CAPS);
+		if (n < 0)
+			return cmd_fail(call, LINLI_ENOENT,
+					"no %s named '%.64s' is known here; name the capabilities "
+					"to grant before installing it",
+					kind_name(gc->kind), name);
+		if (n == 0)
+			return cmd_fail(call, LINLI_EINVAL, "%s '%s' declares no capability",
+					kind_name(gc->kind), name);
+	} else if (all) {
+		if ((rc = grants_get(k, gc->kind, name, held, sizeof held, call->err,
+				     sizeof call->err)) != 0)
+			return rc;
+		for (char *t = strtok(held, " "); t && n < MAX_CAPS; t = strtok(NULL, " "))
+			caps[n++] = t;
+		if (n == 0)
+			return cmd_fail(call, LINLI_ENOENT, "%s '%.64s' holds no grant",
+					kind_name(gc->kind), name);
+	} else {
+		n = call->argc - 3;
+		if (n > MAX_CAPS)
+			return cmd_fail(call, LINLI_EINVAL, "more than %d capabilities", MAX_CAPS);
+		for (int i = 0; i < n; i++)
+			caps[i] = call->argv[3 + i];
+	}
+	char *list = malloc(GRANTS_LIST_MAX);
+	if (!list)
+		return cmd_fail(call, LINLI_ENOMEM, "out of memory");
+	rc = grants_change(k, call->who, gc->kind, name, caps, n, grant, list, call->err,
+			   sizeof call->err);
+	if (rc) {
+		free(list);
+		return rc;
+	}
+	char state[512];
+	gc->ops->changed(k, name, !grant, state, sizeof state);
+	struct grec g = {0};
+	snprintf(g.caps, sizeof g.caps, "%s", list);
+	free(list);
+	struct grec cur;
+	char err[256];
+	if (rec_get(k, gc->kind, name, &cur, err, sizeof err) == 0)
+		g = cur;
+	pack_subject(k, gc, &call->pk, name, &g, state);
+	return store_cmds_wait_commit(call);
+}
+
+static int cmd_grant(struct cmd_call *call, void *ud)
+{
+	return cmd_change(call, ud, true);
+}
+static int cmd_revoke(struct cmd_call *call, void *ud)
+{
+	return cmd_change(call, ud, false);
+}
+
+struct list_ctx {
+	struct kernel *k;
+	const struct gcmd *gc;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	int n;
+};
+
+static int list_row(void *ud, const struct store_row *row)
+{
+	struct list_ctx *c = ud;
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	size_t off = 0;
+	if (msgpack_unpack_next(&up, row->data, row->len, &off) == MSGPACK_UNPACK_SUCCESS &&
+	    up.data.type == MSGPACK_OBJECT_MAP) {
+		struct grec g;
+		char name[72];
+		copy_str(mp_get(&up.data, "name"), name, sizeof name);
+		rec_from(&up.data, &g);
+		char state[512];
+		c->gc->ops->changed(c->k, name, false, state, sizeof state);
+		pack_subject(c->k, c->gc, &c->pk, name, &g, state);
+		c->n++;
+	}
+	msgpack_unpacked_destroy(&up);
+	return 0;
+}
+
+static int cmd_grants(struct cmd_call *call, void *ud)
+{
+	const struct gcmd *gc = ud;
+	struct kernel *k = call->k;
+	if (call->argc > 3)
+		return cmd_fail(call, LINLI_EINVAL, "usage: %s grants [NAME]", kind_word(gc->kind));
+	if (call->argc == 3) {
+		struct grec g;
+		int rc = rec_get(k, gc->kind, call->argv[2], &g, call->err, sizeof call->err);
+		if (rc)
+			return rc;
+		char state[512];
+		gc->ops->changed(k, call->argv[2], false, state, sizeof state);
+		pack_subject(k, gc, &call->pk, call->argv[2], &g, state);
+		return 0;
+	}
+	struct list_ctx c = {.k = k, .gc = gc};
+	msgpack_sbuffer_init(&c.sb);
+	msgpack_packer_init(&c.pk, &c.sb, msgpack_sbuffer_write);
+	struct store_where w = {"kind", kind_name(gc->kind)};
+	struct store_query q = {.dataset = "grants", .where = &w, .n_where = 1};
+	char cursor[STORE_CURSOR_MAX];
+	int rc;
+	do {
+		rc = store_scan(k->store, &q, list_row, &c, cursor, call->err, sizeof call->err);
+		q.cursor = cursor;
+	} while (rc > 0 && cursor[0]);
+	if (rc >= 0) {
+		msgpack_pack_array(&call->pk, (size_t)c.n);
+		msgpack_sbuffer_write(&call->data, c.sb.data, c.sb.size);
+	}
+	msgpack_sbuffer_destroy(&c.sb);
+	return rc < 0 ? rc : 0;
+}
+
+int grants_register(struct kernel *k, const char *word, enum grant_kind kind,
+		    const struct grants_subject_ops *ops)
+{
+	/* One per kind, set once at start: what the commands need besides the call. */
+	static struct gcmd gcmds[2];
+	struct gcmd *gc = &gcmds[kind == GRANT_RULE];
+	gc->kind = kind;
+	gc->ops = ops;
+	static const struct {
+		const char *sub, *usage, *summary;
+		cmd_fn fn;
+	} cmds[] = {
+	    {"grant", "NAME CAP... | NAME --all",
+	     "grant capabilities (--all: every one it declares); audited", cmd_grant},
+	    {"revoke", "NAME CAP... | NAME --all",
+	     "revoke capabilities; a running one that declared them stops", cmd_revoke},
+	    {"grants", "[NAME]", "granted, declared and missing capabilities", cmd_grants},
+	};
+	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+		int rc = cmd_register(k->cmds, word, cmds[i].sub, cmds[i].usage, cmds[i].summary,
+				      cmds[i].fn, gc, gc);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+int grants_bootstrap(struct kernel *k, const char *subject, const char *const *caps, int n,
+		     char *err, size_t errlen)
+{
+	enum grant_kind kind;
+	if (strncmp(subject, "plugin:", 7) == 0)
+		kind = GRANT_PLUGIN;
+	else if (strncmp(subject, "rule:", 5) == 0)
+		kind = GRANT_RULE;
+	else {
+		snprintf(err, errlen, "'%.80s': name the subject as plugin:NAME or rule:NAME",
+			 subject);
+		return LINLI_EINVAL;
+	}
+	const char *name = strchr(subject, ':') + 1;
+	struct tier_principal who = {PRINCIPAL_KERNEL, "linlid --grant", k->cfg.node_path,
+				     ROLE_NONE, NULL};
+	char list[GRANTS_LIST_MAX];
+	int rc = grants_change(k, &who, kind, name, caps, n, true, list, err, errlen);
+	if (rc)
+		return rc;
+	return store_batch_end(k->store);
+}
