@@ -11,13 +11,21 @@
  * A command sent by a plugin is a tracked resource (pcmd) until answered;
  * released early (the plugin stops), it is cancelled in the HAL and the
  * plugin's callback is never called.
+ *
+ * dev_info, dev_get and dev_command do their work in the *_as calls for a
+ * struct hal_actor; the C members are thin wrappers that make the actor of
+ * the calling plugin (plug_principal: the principal plug_authorize checks)
+ * and turn MessagePack into records. script_api.c makes the actor of a
+ * script plugin or a rule and calls the same functions.
  */
 #include "hal_api.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "access.h"
 #include "hal.h"
 #include "kernel.h"
 #include "log.h"
@@ -364,20 +372,149 @@ int hal_api_dev_auth(linli_ctx *ctx, const char *device, const char *secret)
 	return hal_dev_auth(d, secret) ? 0 : LINLI_EAUTH;
 }
 
-/* May plugin ctx read device d? Its own driver's devices, or device.read:<class>. */
-static int may(linli_ctx *ctx, struct hal_dev *d, enum tier_action act)
+/* ---- what applications ask of devices, for any actor ---- */
+
+__attribute__((format(printf, 4, 5))) static int failf(char *err, size_t errlen, int rc,
+						       const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* How the audit log line names the actor: "plugin 'x'", "rule 'y'". */
+static void actor_words(const struct hal_actor *a, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s '%s'", a->who->kind == PRINCIPAL_RULE ? "rule" : "plugin",
+		 a->who->name);
+}
+
+/* The device `id` for call `what`, or NULL with the code in *rc and the reason in err. */
+static struct hal_dev *find_dev(const struct hal_actor *a, const char *what, const char *id,
+				int *rc, char *err, size_t errlen)
+{
+	struct hal *h = a->k->hal;
+	struct hal_dev *d = h && id ? hal_find(h, id) : NULL;
+	if (!d)
+		*rc = failf(err, errlen, LINLI_ENOENT, "%s: no device '%.64s'%s", what,
+			    id ? id : "", h ? "" : " (this linlid has no device layer)");
+	return d;
+}
+
+/*
+ * May the actor do `act` on device d? A C plugin's own driver's devices may
+ * be read; otherwise access_check (jurisdiction and device.read:CLASS /
+ * device.command:CLASS; the denial audited and logged), and one more line
+ * naming the device.
+ */
+static int may(const struct hal_actor *a, struct hal_dev *d, enum tier_action act, const char *what,
+	       char *err, size_t errlen)
+{
+	struct hal_driver *drv = hal_dev_driver_of(d);
+	if (act == ACT_DEVICE_READ && a->driver_ctx && drv && hal_driver_ctx(drv) == a->driver_ctx)
+		return 0;
+	char why[320], by[128];
+	int rc = access_check(a->k, a->who, act, hal_dev_scope(d), hal_dev_class(d)->name, why,
+			      sizeof why);
+	if (!rc)
+		return 0;
+	actor_words(a, by, sizeof by);
+	log_info(act == ACT_DEVICE_COMMAND ? "audit" : "access", "%s of device %s by %s denied: %s",
+		 tier_action_name(act), hal_dev_id(d), by, why);
+	return failf(err, errlen, rc, "%s %s: %s", what, hal_dev_id(d), why);
+}
+
+int hal_api_dev_info_as(const struct hal_actor *a, const char *device, msgpack_packer *pk,
+			char *err, size_t errlen)
+{
+	int rc;
+	struct hal_dev *d = find_dev(a, "dev_info", device, &rc, err, errlen);
+	if (!d || (rc = may(a, d, ACT_DEVICE_READ, "dev_info", err, errlen)) != 0)
+		return rc;
+	hal_pack_dev(a->k->hal, d, pk, true);
+	return 0;
+}
+
+int hal_api_dev_get_as(const struct hal_actor *a, const char *device, const char *resource,
+		       msgpack_packer *pk, char *err, size_t errlen)
+{
+	int rc;
+	struct hal_dev *d = find_dev(a, "dev_get", device, &rc, err, errlen);
+	if (!d || (rc = may(a, d, ACT_DEVICE_READ, "dev_get", err, errlen)) != 0)
+		return rc;
+	if (!resource) {
+		hal_pack_latest_map(d, pk);
+		return 0;
+	}
+	const struct cat_device_class *c = hal_dev_class(d);
+	const struct cat_field *f = NULL;
+	for (int i = 0; i < c->n_resources && !f; i++)
+		if (strcmp(c->resources[i].name, resource) == 0)
+			f = &c->resources[i];
+	if (!f || !(f->access & CAT_READ)) {
+		char list[512] = "";
+		size_t o = 0;
+		for (int i = 0; i < c->n_resources && o + 1 < sizeof list; i++)
+			if (c->resources[i].access & CAT_READ)
+				o += (size_t)snprintf(list + o, sizeof list - o, "%s%s",
+						      o ? ", " : "", c->resources[i].name);
+		return failf(err, errlen, LINLI_ENOENT,
+			     "dev_get %s: class %s has no %s resource '%.64s' (it has: %s)",
+			     hal_dev_id(d), c->name, f ? "readable" : "such", resource,
+			     o ? list : "none");
+	}
+	if (hal_pack_latest(d, resource, pk) != 0)
+		return failf(err, errlen, LINLI_ENOENT,
+			     "dev_get %s: no value of '%s' yet (the device has not reported it)",
+			     hal_dev_id(d), resource);
+	return 0;
+}
+
+int hal_api_dev_command_as(const struct hal_actor *a, const char *device, const char *command,
+			   const linli_record *args, uint32_t timeout_ms, hal_cmd_fn done,
+			   void *arg, uint64_t *req, char *err, size_t errlen)
+{
+	int rc;
+	if (!command || !*command || !done)
+		return failf(err, errlen, LINLI_EINVAL, "dev_command %s: no %s given",
+			     device ? device : "", !done ? "callback" : "command");
+	struct hal_dev *d = find_dev(a, "dev_command", device, &rc, err, errlen);
+	if (!d || (rc = may(a, d, ACT_DEVICE_COMMAND, "dev_command", err, errlen)) != 0)
+		return rc;
+	char by[128], why[512];
+	actor_words(a, by, sizeof by);
+	struct hal_cmd_req r = {.device = device,
+				.command = command,
+				.args = args,
+				.timeout_ms = timeout_ms,
+				.who = by,
+				.principal = a->who,
+				.done = done,
+				.arg = arg};
+	rc = hal_command(a->k->hal, &r, req, why, sizeof why);
+	if (rc) {
+		log_warn(a->log_name, "dev_command %s %s: %s", device, command, why);
+		return failf(err, errlen, rc, "dev_command %s %s: %s", device, command, why);
+	}
+	return 0;
+}
+
+/* ---- the members of the C table: the calling plugin as the actor ---- */
+
+struct plugin_actor {
+	struct hal_actor a;
+	struct tier_principal who;
+	const char *grants[LINLI_MAX_CAPS + 1];
+};
+
+static const struct hal_actor *plugin_actor(linli_ctx *ctx, struct plugin_actor *pa)
 {
 	struct plugin *p = plug_from_ctx(ctx);
-	struct hal_driver *drv = hal_dev_driver_of(d);
-	if (act == ACT_DEVICE_READ && drv && hal_driver_ctx(drv) == ctx)
-		return 0;
-	char err[320];
-	int rc = plug_authorize(p, act, hal_dev_scope(d), hal_dev_class(d)->name, err, sizeof err);
-	if (rc)
-		log_info(act == ACT_DEVICE_COMMAND ? "audit" : "access",
-			 "%s of device %s by plugin '%s' denied: %s", tier_action_name(act),
-			 hal_dev_id(d), plug_name(p), err);
-	return rc;
+	plug_principal(p, &pa->who, pa->grants); /* the principal plug_authorize checks */
+	pa->a = (struct hal_actor){plug_kernel(p), &pa->who, plug_name(p), ctx};
+	return &pa->a;
 }
 
 static int to_record(msgpack_sbuffer *sb, linli_record **out)
@@ -390,45 +527,37 @@ static int to_record(msgpack_sbuffer *sb, linli_record **out)
 
 int hal_api_dev_info(linli_ctx *ctx, const char *device, linli_record **out)
 {
-	struct hal *h = hal_of(ctx);
-	struct hal_dev *d = h && device ? hal_find(h, device) : NULL;
 	if (!out)
 		return LINLI_EINVAL;
-	if (!d)
-		return LINLI_ENOENT;
-	int rc = may(ctx, d, ACT_DEVICE_READ);
-	if (rc)
-		return rc;
+	struct plugin_actor pa;
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	hal_pack_dev(h, d, &pk, true);
+	char err[512];
+	int rc = hal_api_dev_info_as(plugin_actor(ctx, &pa), device, &pk, err, sizeof err);
+	if (rc) {
+		msgpack_sbuffer_destroy(&sb);
+		return rc;
+	}
 	return to_record(&sb, out);
 }
 
 int hal_api_dev_get(linli_ctx *ctx, const char *device, const char *resource, linli_record **out)
 {
-	struct hal *h = hal_of(ctx);
-	struct hal_dev *d = h && device ? hal_find(h, device) : NULL;
 	if (!out)
 		return LINLI_EINVAL;
-	if (!d)
-		return LINLI_ENOENT;
-	int rc = may(ctx, d, ACT_DEVICE_READ);
-	if (rc)
-		return rc;
+	struct plugin_actor pa;
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	if (resource) {
-		if ((rc = hal_pack_latest(d, resource, &pk)) != 0) {
-			msgpack_sbuffer_destroy(&sb);
-			return rc;
-		}
-	} else
-		hal_pack_latest_map(d, &pk);
+	char err[512];
+	int rc = hal_api_dev_get_as(plugin_actor(ctx, &pa), device, resource, &pk, err, sizeof err);
+	if (rc) {
+		msgpack_sbuffer_destroy(&sb);
+		return rc;
+	}
 	return to_record(&sb, out);
 }
 
@@ -481,42 +610,26 @@ int hal_api_dev_command(linli_ctx *ctx, const char *device, const char *command,
 			const linli_record *args, uint32_t timeout_ms, linli_dev_done_fn fn,
 			void *ud, uint64_t *req)
 {
-	struct plugin *p = plug_from_ctx(ctx);
-	struct hal *h = hal_of(ctx);
 	if (!device || !command || !fn)
 		return LINLI_EINVAL;
-	struct hal_dev *d = h ? hal_find(h, device) : NULL;
-	if (!d)
-		return LINLI_ENOENT;
-	int rc = may(ctx, d, ACT_DEVICE_COMMAND);
-	if (rc)
-		return rc;
+	struct plugin_actor pa;
+	const struct hal_actor *a = plugin_actor(ctx, &pa);
+	struct plugin *p = plug_from_ctx(ctx);
 	struct pcmd *c = calloc(1, sizeof *c);
 	if (!c)
 		return LINLI_ENOMEM;
 	c->p = p;
-	c->h = h;
+	c->h = a->k->hal;
 	c->fn = fn;
 	c->ud = ud;
-	char who[96], err[512];
-	snprintf(who, sizeof who, "plugin '%s'", plug_name(p));
-	struct tier_principal pr = {PRINCIPAL_PLUGIN, plug_name(p), plug_kernel(p)->cfg.node_path,
-				    ROLE_NONE, NULL};
-	struct hal_cmd_req r = {.device = device,
-				.command = command,
-				.args = args,
-				.timeout_ms = timeout_ms,
-				.who = who,
-				.principal = &pr,
-				.done = pcmd_done,
-				.arg = c};
 	if (!(c->res = plug_track(p, &pcmd_ops, c))) {
 		free(c);
 		return LINLI_ENOMEM;
 	}
-	rc = hal_command(h, &r, &c->req, err, sizeof err);
+	char err[768];
+	int rc = hal_api_dev_command_as(a, device, command, args, timeout_ms, pcmd_done, c, &c->req,
+					err, sizeof err);
 	if (rc) {
-		log_warn(plug_name(p), "dev_command %s %s: %s", device, command, err);
 		plug_untrack(p, c->res);
 		free(c);
 		return rc;

@@ -28,9 +28,12 @@
 #include "access.h"
 #include "bus.h"
 #include "cmd.h"
+#include "hal.h"
+#include "hal_api.h"
 #include "kernel.h"
 #include "linli/error.h"
 #include "log.h"
+#include "mp.h"
 #include "plugin.h"
 #include "record.h"
 #include "script.h"
@@ -1292,6 +1295,340 @@ static int l_store_update(lua_State *L)
 	return 1;
 }
 
+/* ---- devices ----
+ *
+ * dev_info, dev_get and dev_command are hal_api.c's *_as calls with the
+ * script as the actor (a script plugin as its plugin entry, a rule as
+ * itself), so the checks, audit entries and messages are the C members'. A
+ * command sent is a resource (struct ldcmd) until its answer has been handed
+ * to the script: released first (the script stops, faults, is reloaded or
+ * removed), it is cancelled in the HAL and its function is never called.
+ * The answer runs the function through script_call like any handler; while
+ * it runs, the command is off the lists, so a fault inside it releases the
+ * script's other resources but never the one being answered. An answer for
+ * a script that is running (not expected: the HAL answers from its queue,
+ * timers and removals, never inside a script's call) is kept and handed over
+ * by a timer of its own, which a release cancels.
+ */
+
+struct hactor {
+	struct hal_actor a;
+	struct tier_principal who;
+	const char *grants[LINLI_MAX_CAPS + 1];
+};
+
+static const struct hal_actor *hal_actor_of(struct sapi *s, struct hactor *ha)
+{
+	principal_of(s, &ha->who, ha->grants);
+	ha->a = (struct hal_actor){s->k, &ha->who, who(s), NULL};
+	return &ha->a;
+}
+
+struct lpacked {
+	const msgpack_object *o;
+	bool split; /* {value, time}: push the two fields */
+};
+
+/* (lpacked) -> the object as a value, or its value and time. */
+static int packed_body(lua_State *L)
+{
+	struct lpacked *p = lua_touserdata(L, 1);
+	if (!p->split) {
+		script_push_mp(L, p->o);
+		return 1;
+	}
+	const msgpack_object *v = mp_get(p->o, "value"), *t = mp_get(p->o, "time");
+	if (v)
+		script_push_mp(L, v);
+	else
+		lua_pushnil(L);
+	if (t)
+		script_push_mp(L, t);
+	else
+		lua_pushnil(L);
+	return 2;
+}
+
+/*
+ * Push the one object packed in sb (or its value and time). Returns LUA_OK
+ * with *n values pushed; a Lua error status with the error object on top
+ * (free what you hold, then lua_error); or LINLI_ENOMEM with nothing pushed.
+ */
+static int push_packed(lua_State *L, const msgpack_sbuffer *sb, bool split, int *n)
+{
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	size_t off = 0;
+	int status = LINLI_ENOMEM;
+	if (msgpack_unpack_next(&up, sb->data, sb->size, &off) == MSGPACK_UNPACK_SUCCESS &&
+	    lua_checkstack(L, 4)) {
+		struct lpacked p = {&up.data, split};
+		lua_pushcfunction(L, packed_body);
+		lua_pushlightuserdata(L, &p);
+		*n = split ? 2 : 1;
+		status = lua_pcall(L, 1, *n, 0);
+	}
+	msgpack_unpacked_destroy(&up);
+	return status;
+}
+
+/* dev_info (resource unused) or dev_get: the packed answer, pushed. */
+static int dev_read(lua_State *L, struct sapi *s, bool info, const char *device,
+		    const char *resource)
+{
+	script_charge(L, API_CALL_UNITS);
+	struct hactor ha;
+	const struct hal_actor *a = hal_actor_of(s, &ha);
+	/* Nothing below raises until the buffer is freed. */
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	char err[768];
+	int rc = info ? hal_api_dev_info_as(a, device, &pk, err, sizeof err)
+		      : hal_api_dev_get_as(a, device, resource, &pk, err, sizeof err);
+	int n = 0, status = rc ? LUA_OK : push_packed(L, &sb, !info && resource, &n);
+	size_t size = sb.size;
+	msgpack_sbuffer_destroy(&sb);
+	if (rc)
+		return push_fail(L, rc, err);
+	if (status < 0)
+		return push_fail(L, status,
+				 info ? "dev_info: out of memory for the entry"
+				      : "dev_get: out of memory for the value");
+	if (status != LUA_OK)
+		return lua_error(L);
+	script_charge(L, size / 64);
+	return n;
+}
+
+/* linli.dev_info(device) -> entry | nil, msg, code */
+static int l_dev_info(lua_State *L)
+{
+	struct sapi *s = need(L, "dev_info");
+	return dev_read(L, s, true, luaL_checkstring(L, 1), NULL);
+}
+
+/* linli.dev_get(device, resource) -> value, time_ms; (device) -> {resource = {value, time}} */
+static int l_dev_get(lua_State *L)
+{
+	struct sapi *s = need(L, "dev_get");
+	const char *device = luaL_checkstring(L, 1);
+	return dev_read(L, s, false, device, luaL_optstring(L, 2, NULL));
+}
+
+struct ldcmd {
+	struct lres h;
+	struct kernel *k;
+	uint64_t req;
+	bool answered;	/* the HAL has let go of it */
+	uint64_t timer; /* a kept answer's timer (see above), or 0 */
+	int fnref;
+	/* a kept answer */
+	bool kept;
+	int rc;
+	char *result, *msg;
+	size_t len;
+	char device[LINLI_ID_MAX + 1], command[CAT_NAME_MAX + 1];
+};
+
+static void ldcmd_free(struct ldcmd *c)
+{
+	free(c->result);
+	free(c->msg);
+	free(c);
+}
+
+static void ldcmd_release(void *arg)
+{
+	struct ldcmd *c = arg;
+	unlink_res(&c->h);
+	if (c->timer)
+		kernel_timer_cancel(c->k, c->timer);
+	else if (!c->answered && c->k->hal)
+		hal_command_cancel(c->k->hal, c->req); /* logged there as abandoned */
+	ldcmd_free(c);
+}
+
+static void ldcmd_describe(void *arg, char *buf, size_t len)
+{
+	struct ldcmd *c = arg;
+	snprintf(buf, len, "device command #%llu %s to %s%s", (unsigned long long)c->req,
+		 c->command, c->device, c->answered ? " (answered, not yet handed over)" : "");
+}
+
+static const struct plug_res_ops ldcmd_ops = {
+    .kind = "device command",
+    .release = ldcmd_release,
+    .describe = ldcmd_describe,
+};
+
+struct danswer {
+	int rc;
+	const msgpack_object *result; /* NULL: none (an empty table) */
+	const char *msg;
+	uint64_t req;
+	int ref;
+};
+
+/* fn(result, nil, nil, req) or fn(nil, message, code, req); fn is dropped once on the stack. */
+static int push_answer(lua_State *L, void *ud)
+{
+	struct danswer *d = ud;
+	luaL_unref(L, LUA_REGISTRYINDEX, d->ref);
+	luaL_checkstack(L, 4, "answer");
+	if (d->rc == 0) {
+		if (d->result)
+			script_push_mp(L, d->result);
+		else
+			lua_newtable(L);
+		lua_pushnil(L);
+		lua_pushnil(L);
+	} else {
+		lua_pushnil(L);
+		lua_pushstring(L, d->msg && *d->msg ? d->msg : linli_strerror(d->rc));
+		lua_pushstring(L, linli_errname(d->rc));
+	}
+	lua_pushinteger(L, (lua_Integer)d->req);
+	return 4;
+}
+
+static void ldcmd_deliver(struct ldcmd *c, int rc, const void *result, size_t len, const char *msg);
+
+static void ldcmd_later(struct kernel *k, void *arg)
+{
+	(void)k;
+	struct ldcmd *c = arg;
+	c->timer = 0; /* a one-shot timer is gone once it fires */
+	ldcmd_deliver(c, c->rc, c->result, c->len, c->msg);
+}
+
+/* Keep the answer in c (unless it is kept there already) and hand it over later. */
+static int ldcmd_keep(struct ldcmd *c, int rc, const void *result, size_t len, const char *msg)
+{
+	if (!c->kept) {
+		c->kept = true;
+		c->rc = rc;
+		c->len = len;
+		c->result = len ? malloc(len) : NULL;
+		c->msg = strdup(msg ? msg : "");
+		if ((len && !c->result) || !c->msg)
+			return LINLI_ENOMEM;
+		if (len)
+			memcpy(c->result, result, len);
+	}
+	if (track(c->h.a, &c->h, &ldcmd_ops) != 0)
+		return LINLI_ENOMEM;
+	if (!(c->timer = kernel_timer_add(c->k, 0, 0, ldcmd_later, c))) {
+		unlink_res(&c->h);
+		if (c->h.a->p)
+			plug_untrack(c->h.a->p, c->h.pres);
+		return LINLI_ENOMEM;
+	}
+	return 0;
+}
+
+/* Hand the answer to the script: c is off the lists during the call, and freed after. */
+static void ldcmd_deliver(struct ldcmd *c, int rc, const void *result, size_t len, const char *msg)
+{
+	struct sapi *a = c->h.a;
+	if (a->p)
+		plug_untrack(a->p, c->h.pres);
+	c->h.pres = NULL;
+	unlink_res(&c->h);
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	size_t off = 0;
+	struct danswer d = {rc, NULL, msg, c->req, c->fnref};
+	if (!rc && len && msgpack_unpack_next(&up, result, len, &off) == MSGPACK_UNPACK_SUCCESS)
+		d.result = &up.data;
+	char err[512];
+	int r = script_call(a->s, c->fnref, push_answer, &d, 0, NULL, NULL, err, sizeof err);
+	msgpack_unpacked_destroy(&up);
+	if (r == LINLI_EBUSY) {
+		if (ldcmd_keep(c, rc, result, len, msg) == 0)
+			return;
+		log_error(who(a), "out of memory: the answer to device command #%llu was dropped",
+			  (unsigned long long)c->req);
+	}
+	ldcmd_free(c);
+}
+
+/* The HAL's answer (hal_cmd_fn): once, on the kernel thread, unless cancelled first. */
+static void ldcmd_done(void *arg, int rc, const void *result, size_t len, const char *msg)
+{
+	struct ldcmd *c = arg;
+	c->answered = true;
+	ldcmd_deliver(c, rc, result, len, msg);
+}
+
+/* linli.dev_command(device, command, args, timeout_ms, fn) -> req | nil, msg, code */
+static int l_dev_command(lua_State *L)
+{
+	struct sapi *s = need(L, "dev_command");
+	const char *device = luaL_checkstring(L, 1), *command = luaL_checkstring(L, 2);
+	luaL_argexpected(L, lua_isnoneornil(L, 3) || lua_istable(L, 3), 3, "table or nil");
+	lua_Integer tmo = luaL_optinteger(L, 4, 0);
+	luaL_argcheck(L, tmo >= 0, 4, "timeout_ms must be >= 0 (0: 10 s)");
+	luaL_checktype(L, 5, LUA_TFUNCTION);
+	script_charge(L, API_CALL_UNITS);
+	if (tmo > HAL_CMD_TIMEOUT_MAX_MS) {
+		char msg[256];
+		snprintf(msg, sizeof msg, "dev_command %s %s: timeout %lld ms is above %d ms",
+			 device, command, (long long)tmo, HAL_CMD_TIMEOUT_MAX_MS);
+		return push_fail(L, LINLI_EINVAL, msg);
+	}
+	lua_pushvalue(L, 5);
+	int ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	/* Nothing below raises until everything is freed. */
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	char err[768], e[256];
+	linli_record *args = NULL;
+	int rc = 0;
+	if (lua_istable(L, 3)) {
+		if ((rc = script_pack(L, 3, &pk, e, sizeof e)) != 0 ||
+		    (rc = record_from_bytes(sb.data, sb.size, &args, e, sizeof e)) != 0)
+			snprintf(err, sizeof err, "dev_command %s %s: args: %s", device, command,
+				 e);
+	}
+	size_t size = sb.size;
+	msgpack_sbuffer_destroy(&sb);
+	struct ldcmd *c = rc ? NULL : calloc(1, sizeof *c);
+	if (!rc && !c) {
+		rc = LINLI_ENOMEM;
+		snprintf(err, sizeof err, "dev_command: out of memory");
+	}
+	if (!rc) {
+		c->k = s->k;
+		c->fnref = ref;
+		snprintf(c->device, sizeof c->device, "%s", device);
+		snprintf(c->command, sizeof c->command, "%s", command);
+		struct hactor ha;
+		rc = hal_api_dev_command_as(hal_actor_of(s, &ha), device, command, args,
+					    (uint32_t)tmo, ldcmd_done, c, &c->req, err, sizeof err);
+		/* The HAL never answers inside the call: track it now. */
+		if (!rc && track(s, &c->h, &ldcmd_ops) != 0) {
+			hal_command_cancel(s->k->hal, c->req);
+			rc = LINLI_ENOMEM;
+			snprintf(err, sizeof err, "dev_command: out of memory");
+		}
+		if (rc)
+			ldcmd_free(c);
+	}
+	record_free(args);
+	if (rc) {
+		luaL_unref(L, LUA_REGISTRYINDEX, ref);
+		return push_fail(L, rc, err);
+	}
+	lua_Integer req = (lua_Integer)c->req;
+	script_charge(L, size / 64);
+	lua_pushinteger(L, req);
+	return 1;
+}
+
 /* ---- the binder, attach, detach ---- */
 
 static void bind_api(lua_State *L, struct script *s, void *ud)
@@ -1318,6 +1655,10 @@ static void bind_api(lua_State *L, struct script *s, void *ud)
 	    {"store_delete", l_store_delete},
 	    {"store_scan", l_store_scan},
 	    {"store_update", l_store_update},
+	    /* the application members of the devices block; the driver ones are C only */
+	    {"dev_info", l_dev_info},
+	    {"dev_get", l_dev_get},
+	    {"dev_command", l_dev_command},
 	    {NULL, NULL},
 	};
 	luaL_setfuncs(L, fns, 0);

@@ -4,7 +4,10 @@
  * otherwise, and outside the node's scope), tables become msgpack maps and
  * back, what a rule makes is released by detach and by a fault, an event for
  * a script that is running is queued, not lost, and a script that is still
- * loading (or never attached) may not act.
+ * loading (or never attached) may not act. With a real catalog, LMDB store
+ * and HAL: devices are read and commanded within the jurisdiction only, a
+ * command's answer runs the callback, and a rule that stops or faults is
+ * never called back.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,15 +17,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bus.h"
+#include "catalog.h"
 #include "cmd.h"
 #include "config.h"
+#include "hal.h"
+#include "journal.h"
 #include "json.h"
 #include "kernel.h"
 #include "linli/error.h"
+#include "log.h"
+#include "mp.h"
+#include "record.h"
 #include "script.h"
 #include "script_api.h"
+#include "store.h"
 
 #define NODE                                                                                       \
 	"node = { path = \"hefei/baohe\"; level = \"district\"; };\n"                              \
@@ -343,6 +354,290 @@ static void test_not_attached_may_not_act(void **state)
 	env_free(e);
 }
 
+/* ---- devices ---- */
+
+#define STREET	"hefei/baohe/binhu"
+#define YUELAN	STREET "/yuelan"
+#define TIANEHU STREET "/tianehu"
+
+static struct hal *the_hal; /* for the test driver's answers */
+
+static int d_open(linli_ctx *ctx, struct linli_device *dev, char *err, size_t errlen)
+{
+	(void)ctx, (void)dev, (void)err, (void)errlen;
+	return 0;
+}
+
+static void d_close(linli_ctx *ctx, struct linli_device *dev)
+{
+	(void)ctx, (void)dev;
+}
+
+/*
+ * Address "slow" never answers; "remove" removes device slow-y first (so
+ * that its pending commands fail inside the op, while the sender runs); any
+ * other answers {"did": command} at once.
+ */
+static int d_command(linli_ctx *ctx, struct linli_device *dev, uint64_t req, const char *command,
+		     const linli_record *args)
+{
+	(void)args;
+	if (strcmp(dev->address, "slow") == 0)
+		return 0;
+	char err[256];
+	if (strcmp(dev->address, "remove") == 0 &&
+	    hal_remove(the_hal, "slow-y", NULL, NULL, err, sizeof err) < 0)
+		fail_msg("hal_remove: %s", err);
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 1);
+	mp_kv_str(&pk, "did", command);
+	int rc = hal_command_done(the_hal, ctx, req, 0, sb.data, sb.size, NULL, err, sizeof err);
+	msgpack_sbuffer_destroy(&sb);
+	return rc;
+}
+
+static const struct linli_driver_ops dops = {.size = sizeof(struct linli_driver_ops),
+					     .open = d_open,
+					     .close = d_close,
+					     .command = d_command};
+
+/*
+ * A street node with a catalog, a store and a HAL holding doors at two of its
+ * communities, then narrowed to one of them (as if the node had been
+ * re-scoped with its registry left as it was): the other door lies outside
+ * every script's jurisdiction, which no registry of a running linlid can
+ * hold (hal_add and hal_open keep to the node's subtree).
+ */
+static struct env *env_devices(char *dir)
+{
+	struct env *e = calloc(1, sizeof *e);
+	struct kernel *k = &e->k;
+	char text[1024], err[1024] = "";
+	strcpy(dir, "/tmp/linli-sapi-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(kernel_init(k), 0);
+	snprintf(text, sizeof text,
+		 "node = { path = \"" STREET "\"; level = \"street\"; };\n"
+		 "data_dir = \"%s\";\nlog_level = \"warn\";\ncatalog_dir = \"%s/catalog\";\n",
+		 dir, SRCDIR);
+	if (cfg_load_string(&k->cfg, text, "t.cfg", NULL, err, sizeof err))
+		fail_msg("config: %s", err);
+	log_set_level(LOG_WARN);
+	if (catalog_load(k->cfg.catalog_dir, &k->catalog, err, sizeof err))
+		fail_msg("catalog: %s", err);
+	struct store_opts so = {.dir = dir, .map_size = 8u << 20};
+	if (store_open(&so, k->catalog, &k->store, err, sizeof err))
+		fail_msg("store: %s", err);
+	k->cmds = cmd_registry_new();
+	if (bus_open(k, &k->bus, err, sizeof err))
+		fail_msg("bus: %s", err);
+	assert_int_equal(journal_attach(k), 0);
+	assert_int_equal(bus_subscribe(k->bus, "t/#", "", on_any, &e->seen, &e->seen, "spy",
+				       &e->spy, err, sizeof err),
+			 0);
+	if (hal_open(k, &k->hal, err, sizeof err))
+		fail_msg("hal: %s", err);
+	the_hal = k->hal;
+	struct hal_driver *drv;
+	assert_int_equal(
+	    hal_driver_add(k->hal, "t", &dops, (linli_ctx *)e, "tplug", &drv, err, sizeof err), 0);
+	hal_driver_attach(k->hal, drv);
+	const char *devs[][3] = {{"door-y", YUELAN, "ok"},
+				 {"slow-y", YUELAN, "slow"},
+				 {"kill-y", YUELAN, "remove"},
+				 {"door-t", TIANEHU, "ok"}};
+	for (int i = 0; i < 4; i++) {
+		struct hal_dev_spec sp = {.id = devs[i][0],
+					  .class_name = "door",
+					  .driver = "t",
+					  .address = devs[i][2],
+					  .scope = devs[i][1]};
+		if (hal_add(k->hal, &sp, NULL, NULL, err, sizeof err))
+			fail_msg("hal_add %s: %s", devs[i][0], err);
+	}
+	assert_int_equal(store_batch_end(k->store), 0);
+	struct hal_val v = {.type = LINLI_T_STR, .s = "closed", .len = 6};
+	assert_int_equal(hal_reading(k->hal, (linli_ctx *)e, "door-y", "state", &v, 5000), 0);
+	assert_int_equal(hal_reading(k->hal, (linli_ctx *)e, "door-t", "state", &v, 5000), 0);
+	snprintf(k->cfg.node_path, sizeof k->cfg.node_path, "%s", YUELAN);
+	script_api_init(k);
+	return e;
+}
+
+static void env_devices_free(struct env *e, const char *dir)
+{
+	struct kernel *k = &e->k;
+	hal_close(k->hal);
+	journal_detach(k);
+	bus_close(k->bus);
+	store_close(k->store);
+	cmd_registry_free(k->cmds);
+	catalog_free(k->catalog);
+	cfg_free(&k->cfg);
+	kernel_destroy(k);
+	script_set_binder(NULL, NULL);
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+	free(e);
+}
+
+/* The commands of device `id` that wait for an answer. */
+static int64_t pending(struct env *e, const char *id)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	hal_pack_dev(e->k.hal, hal_find(e->k.hal, id), &pk, true);
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	assert_int_equal(msgpack_unpack_next(&up, sb.data, sb.size, NULL), MSGPACK_UNPACK_SUCCESS);
+	const msgpack_object *n = mp_get(&up.data, "commands_pending");
+	assert_non_null(n);
+	int64_t v = n->via.i64;
+	msgpack_unpacked_destroy(&up);
+	msgpack_sbuffer_destroy(&sb);
+	return v;
+}
+
+#define DEV_RULE_HEAD                                                                              \
+	"rule { name = 'dr', on = 'in/#',\n"                                                       \
+	"  capabilities = { 'device.read:door', 'device.command:door', 'bus.publish:t/#' },\n"
+
+static void test_devices_within_the_jurisdiction_only(void **state)
+{
+	(void)state;
+	char dir[64];
+	struct env *e = env_devices(dir);
+	struct script *s = rule(
+	    e, DEV_RULE_HEAD
+	    "  run = function(ev)\n"
+	    "    local info = assert(linli.dev_info('door-y'))\n"
+	    "    local v, t = linli.dev_get('door-y', 'state')\n"
+	    "    local _, e1, c1 = linli.dev_info('door-t')\n"
+	    "    local _, e2, c2 = linli.dev_get('door-t', 'state')\n"
+	    "    local _, e3, c3 = linli.dev_command('door-t', 'lock', {}, 0, function()\n"
+	    "      linli.publish('t/never', {}) end)\n"
+	    "    local req = assert(linli.dev_command('door-y', 'lock', nil, 0,\n"
+	    "      function(r, err, code, id)\n"
+	    "        linli.publish('t/answer', { r = r, err = err, code = code, same = id == REQ "
+	    "})\n"
+	    "      end))\n"
+	    "    REQ = req\n"
+	    "    linli.publish('t/out', { scope = info.scope, v = v, t = t, e1 = e1, c1 = c1,\n"
+	    "      e2 = e2, c2 = c2, e3 = e3, c3 = c3 })\n"
+	    "  end }");
+	must_fire(s, "in/a", "{}");
+	assert_string_equal(
+	    e->seen.text,
+	    "t/out rule dr {\"c1\":\"LINLI_EPERM\",\"c2\":\"LINLI_EPERM\",\"c3\":\"LINLI_EPERM\","
+	    "\"e1\":\"dev_info door-t: rule 'dr' of " YUELAN " may not act on " TIANEHU
+	    ": outside its jurisdiction\",\"e2\":\"dev_get door-t: rule 'dr' of " YUELAN
+	    " may not act on " TIANEHU ": outside its jurisdiction\",\"e3\":\"dev_command "
+	    "door-t: rule 'dr' of " YUELAN " may not act on " TIANEHU
+	    ": outside its jurisdiction\",\"scope\":\"" YUELAN "\",\"t\":5000,\"v\":\"closed\"}\n");
+	assert_int_equal(pending(e, "door-t"), 0);
+	assert_int_equal(pending(e, "door-y"), 1);
+	/* The driver's answer reaches the callback through the kernel queue. */
+	e->seen.text[0] = '\0';
+	drain(e);
+	assert_string_equal(e->seen.text, "t/answer rule dr {\"r\":{\"did\":\"lock\"},\"same\":"
+					  "true}\n");
+	assert_int_equal(pending(e, "door-y"), 0);
+	script_api_detach(s);
+	script_free(s);
+	env_devices_free(e, dir);
+}
+
+static void test_device_callbacks_stop_with_their_rule(void **state)
+{
+	(void)state;
+	char dir[64];
+	struct env *e = env_devices(dir);
+	/* Detached (removed, reloaded) while waiting: cancelled, never called. */
+	struct script *s =
+	    rule(e, DEV_RULE_HEAD "  run = function()\n"
+				  "    assert(linli.dev_command('slow-y', 'lock', {}, 100000,\n"
+				  "      function() linli.publish('t/late', {}) end))\n"
+				  "    assert(linli.dev_command('door-y', 'lock', {}, 0,\n"
+				  "      function() linli.publish('t/late', {}) end))\n"
+				  "  end }");
+	must_fire(s, "in/a", "{}");
+	assert_int_equal(pending(e, "slow-y") + pending(e, "door-y"), 2);
+	script_api_detach(s);
+	script_free(s);
+	assert_int_equal(pending(e, "slow-y") + pending(e, "door-y"), 0);
+	drain(e); /* door-y's answer was queued already: it finds no request */
+	assert_null(strstr(e->seen.text, "t/late"));
+	/* A callback that loops: stopped, the rule faulted, its other command cancelled. */
+	s = rule(e, DEV_RULE_HEAD "  run = function(ev)\n"
+				  "    if ev.spin then\n"
+				  "      assert(linli.dev_command('slow-y', 'lock', {}, 100000,\n"
+				  "        function() linli.publish('t/late', {}) end))\n"
+				  "      assert(linli.dev_command('door-y', 'lock', {}, 0,\n"
+				  "        function() while true do end end))\n"
+				  "    end\n"
+				  "  end }");
+	struct script *other =
+	    rule(e, "rule { name = 'other', on = 'in/#', capabilities = { 'device.command:door',\n"
+		    "  'bus.publish:t/#' }, run = function()\n"
+		    "    assert(linli.dev_command('door-y', 'open', { seconds = 3 }, 0,\n"
+		    "      function(r) linli.publish('t/other', r) end)) end }");
+	must_fire(s, "in/a", "{\"spin\": true}");
+	must_fire(other, "in/a", "{}");
+	assert_int_equal(pending(e, "slow-y"), 1);
+	drain(e);
+	assert_int_equal(script_state(s), SCRIPT_FAULTED);
+	assert_int_equal(script_state(other), SCRIPT_READY);
+	assert_int_equal(pending(e, "slow-y"), 0);
+	assert_string_equal(e->seen.text, "t/other rule other {\"did\":\"open\"}\n");
+	script_api_detach(s);
+	script_free(s);
+	script_api_detach(other);
+	script_free(other);
+	env_devices_free(e, dir);
+}
+
+/*
+ * An answer that comes while its rule runs (its device removed by a driver's
+ * op the rule's own dev_command called) is handed over once the rule has
+ * returned; released before that, it is never handed over.
+ */
+static void test_answer_for_a_running_rule_waits(void **state)
+{
+	(void)state;
+	for (int detach = 0; detach < 2; detach++) {
+		char dir[64];
+		struct env *e = env_devices(dir);
+		struct script *s =
+		    rule(e, DEV_RULE_HEAD
+			 "  run = function()\n"
+			 "    assert(linli.dev_command('slow-y', 'lock', {}, 100000,\n"
+			 "      function(r, err, code) linli.publish('t/late', { code = code "
+			 "}) end))\n"
+			 "    assert(linli.dev_command('kill-y', 'lock', {}, 0, function() end))\n"
+			 "    linli.publish('t/ran', {})\n"
+			 "  end }");
+		must_fire(s, "in/a", "{}");
+		assert_string_equal(e->seen.text, "t/ran rule dr {}\n");
+		assert_null(hal_find(e->k.hal, "slow-y"));
+		if (detach)
+			script_api_detach(s);
+		drain(e);
+		assert_string_equal(e->seen.text, detach ? "t/ran rule dr {}\n"
+							 : "t/ran rule dr {}\nt/late rule dr "
+							   "{\"code\":\"LINLI_ESTATE\"}\n");
+		if (!detach)
+			script_api_detach(s);
+		script_free(s);
+		env_devices_free(e, dir);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -351,6 +646,9 @@ int main(void)
 	    cmocka_unit_test(test_timers),
 	    cmocka_unit_test(test_event_for_a_running_script_is_queued),
 	    cmocka_unit_test(test_not_attached_may_not_act),
+	    cmocka_unit_test(test_devices_within_the_jurisdiction_only),
+	    cmocka_unit_test(test_device_callbacks_stop_with_their_rule),
+	    cmocka_unit_test(test_answer_for_a_running_rule_waits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

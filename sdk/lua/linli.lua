@@ -21,6 +21,7 @@
 ---| "LINLI_EIO"
 ---| "LINLI_EFULL"
 ---| "LINLI_E2BIG"
+---| "LINLI_ETIMEDOUT"
 ---| string
 
 ---@alias linli.level "error"|"warn"|"info"|"debug"
@@ -200,6 +201,70 @@ function linli.store_scan(q) end
 ---@return linli.code? code fn's code, "LINLI_ESCHEMA", "LINLI_EEXIST", "LINLI_EINVAL", "LINLI_EPERM", ...
 function linli.store_update(dataset, id, fn, scope) end
 
+---A device's registry entry, as `linli devices show ID` prints it (C dev_info's record).
+---A field without a value is absent.
+---@class linli.device_info
+---@field id string
+---@field class string its catalog class, e.g. "door"
+---@field scope string the jurisdiction path it belongs to
+---@field driver string
+---@field address string
+---@field name? string display name
+---@field state "online"|"unavailable"
+---@field last_seen? string RFC 3339 UTC, e.g. "2026-01-01T08:00:00.000Z"
+---@field heartbeat_s integer
+---@field driver_loaded boolean
+---@field open boolean
+---@field open_error? string
+---@field credential "set"|"none"
+---@field poll? string
+---@field readings integer
+---@field events integer
+---@field refused table<string, integer> refused readings by kind: unknown, type, range, event
+---@field last_refusal? string
+---@field commands_pending integer
+---@field commands string[] the class's command names
+
+---One latest value of linli.dev_get(device) without a resource.
+---@class linli.latest
+---@field value any integer, float, boolean or string, as the class types it
+---@field time integer when the device measured it, ms since the epoch
+
+---The registry entry of `device`. Needs device.read:<class>; a refusal is logged and
+---audited. C member: dev_info.
+---@param device string a device id, e.g. "sim-door-001"
+---@return linli.device_info|nil entry
+---@return string? message
+---@return linli.code? code "LINLI_ENOENT", "LINLI_EPERM"
+function linli.dev_info(device) end
+
+---The latest good value of `resource` of `device` and when it was measured; without
+---`resource`, a table {resource = {value =, time =}} of every resource that has a value.
+---Needs device.read:<class>. LINLI_ENOENT names what is missing: the device, the resource,
+---or a value (none reported yet). C member: dev_get.
+---@param device string
+---@param resource? string a readable resource of the device's class
+---@return any|table<string, linli.latest>|nil value
+---@return integer|string time_ms_or_message
+---@return linli.code? code "LINLI_ENOENT", "LINLI_EPERM"
+function linli.dev_get(device, resource) end
+
+---Send `command` with `args` (every argument of the class's command, by name; nil or {}
+---for none) to `device`; fn(result, message, code, req) is called once, later: result is
+---the device's answer (a table) on success, nil with a message and a code
+---("LINLI_ETIMEDOUT", "LINLI_ESTATE", the driver's) on failure. Never called once the
+---script stops, faults or is reloaded (the command is cancelled). Needs
+---device.command:<class>; audited. C member: dev_command.
+---@param device string
+---@param command string a command of the device's class, e.g. "open"
+---@param args? table<string, any> its arguments, checked against the class
+---@param timeout_ms? integer >= 0; 0 or nil: 10 s; at most 600000
+---@param fn fun(result: linli.record|nil, message: string|nil, code: linli.code|nil, req: integer)
+---@return integer|nil req the request id
+---@return string? message
+---@return linli.code? code "LINLI_ENOENT", "LINLI_EPERM", "LINLI_ESCHEMA", "LINLI_EINVAL", "LINLI_ETYPE", "LINLI_ESTATE", "LINLI_ENOMEM"
+function linli.dev_command(device, command, args, timeout_ms, fn) end
+
 ---@class linli.limits
 ---@field memory_kb? integer may only lower the node's limit
 ---@field instructions? integer per call
@@ -213,7 +278,7 @@ function linli.store_update(dataset, id, fn, scope) end
 ---@field sdk string "1.0"
 ---@field family "governance"|"gov_services"|"public_services"|"safety"|"custom"
 ---@field description string
----@field capabilities string[] e.g. { "bus.publish:alarm/#", "store.read:residents" }
+---@field capabilities string[] e.g. { "bus.publish:alarm/#", "store.read:residents", "device.command:door" }
 ---@field requires? string[] plugins (.so or Lua) that must run first
 ---@field init? fun(): (boolean|nil), string? return false[, message] (or raise) to fail
 ---@field fini? fun()

@@ -594,7 +594,8 @@ plugin { name = "names", version = "1.0.0", sdk = "1.0", family = "custom",
 """
     with running(apps={"names.lua": app}) as d:
         r = d.ok("names", "names")
-        eq(r["names"].split(), sorted(["cmd_register", "cmd_unregister", "log", "major", "minor",
+        eq(r["names"].split(), sorted(["cmd_register", "cmd_unregister", "dev_command",
+                                       "dev_get", "dev_info", "log", "major", "minor",
                                        "plugin_name", "plugin_scope", "publish", "scope",
                                        "set_error", "store_delete", "store_get", "store_put",
                                        "store_scan", "store_update", "subscribe",
@@ -615,7 +616,7 @@ plugin { name = "names", version = "1.0.0", sdk = "1.0", family = "custom",
             check(f"linli.{n}" in doc, f"sdk/lua-api.md lacks linli.{n}")
         # Its examples are valid declarations.
         blocks = re.findall(r"```lua\n(.*?)```", doc, re.S)
-        eq(len(blocks), 3, "examples in sdk/lua-api.md")
+        eq(len(blocks), 4, "examples in sdk/lua-api.md")
         for i, b in enumerate(blocks):
             d.ok("rules", "check", f"example{i}.lua", "--stdin", input=b)
 
