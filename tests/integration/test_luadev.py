@@ -131,6 +131,9 @@ class node:
                                   # stopped by the instruction budget); the bad calls
                                   # in a row must not fault keeper either.
                                   "lua = { time_ms = 5000; max_errors = 1000; };\n")
+        # The admin approves what the plugins and scripts declare.
+        self.d.grant_declared(pdir)
+        self.d.grant_scripts(*(os.path.join(self.scripts, sub) for sub in ("apps", "rules")))
 
     def __enter__(self):
         try:
