@@ -139,7 +139,7 @@ static const struct kspec dataset_keys[] = {
     {"name", K_STR, true},    {"title_zh", K_STR, true}, {"title_en", K_STR, true},
     {"owner", K_STR, true},   {"family", K_STR, true},	 {"level", K_STR, true},
     {"sharing", K_STR, true}, {"source", K_STR, true},	 {"restricted", K_BOOL, false},
-    {"system", K_BOOL, false}, {"fields", K_LIST, true},
+    {"system", K_BOOL, false}, {"written_by", K_STR, false}, {"fields", K_LIST, true},
 };
 static const struct kspec field_keys[] = {
     {"name", K_STR, true},	 {"type", K_STR, true},	     {"required", K_BOOL, false},
@@ -585,6 +585,18 @@ static int load_dataset(struct ld *l, struct cat_dataset *d)
 			  "system: a system dataset must be sharing = \"not_shared\"");
 		goto out;
 	}
+	const char *wb = get_str(g, "written_by");
+	if (wb) {
+		if (!good_name(wb)) {
+			rc = fail(l, line_of(config_setting_get_member(g, "written_by")), "dataset",
+				  "written_by: '%s' is not a command word ([a-z][a-z0-9_]*)", wb);
+			goto out;
+		}
+		if (!(d->written_by = strdup(wb))) {
+			rc = LINLI_ENOMEM;
+			goto out;
+		}
+	}
 	const config_setting_t *fl = config_setting_get_member(g, "fields");
 	int nf = config_setting_length(fl);
 	if (nf < 1 || nf > CAT_MAX_FIELDS) {
@@ -605,6 +617,7 @@ static void free_dataset(struct cat_dataset *d)
 	free(d->title_en);
 	free(d->owner);
 	free(d->family);
+	free(d->written_by);
 	free(d->file);
 	free_fields(d->fields, d->n_fields);
 }

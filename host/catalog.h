@@ -76,6 +76,9 @@ struct cat_dataset {
 	bool restricted;
 	bool system; /* the kernel's own (accounts, sessions, audit, apikeys): no data commands,
 			plugins or HTTP reach it */
+	char *written_by; /* NULL, or the console word of the kernel subsystem that alone writes
+			     its records (devices: the HAL); data commands, plugins and
+			     scripts may read them, never write */
 	struct cat_field *fields;
 	int n_fields;
 	char *file;

@@ -111,6 +111,12 @@ static int call_begin(const struct store_actor *a, const char *what, const char 
 
 static int authorize(struct call *c, enum tier_action act, const char *what, const char *dataset)
 {
+	const struct cat_dataset *ds = catalog_dataset(c->k->catalog, dataset);
+	if (ds && ds->written_by && act != ACT_DATA_READ)
+		return failf(c, LINLI_EPERM,
+			     "%s %s: the dataset is written by the kernel's '%s' layer only; "
+			     "plugins and scripts read it",
+			     what, dataset, ds->written_by);
 	char err[512];
 	int rc = access_check(c->k, c->a->who, act, c->scope, dataset, err, sizeof err);
 	if (rc) {

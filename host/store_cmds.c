@@ -139,6 +139,12 @@ static int request_scope(struct cmd_call *call, struct dargs *a, enum tier_actio
 				"dataset '%s' is kept by the kernel itself; use its own commands "
 				"(accounts, audit, apikeys)",
 				dataset);
+	if (ds && ds->written_by && act != ACT_DATA_READ)
+		return cmd_fail(call, LINLI_EPERM,
+				"dataset '%s' is written by linlid's '%s' commands only (a record "
+				"written around them would not reach the running registry); use "
+				"'linli %s ...'",
+				dataset, ds->written_by, ds->written_by);
 	return access_call(call, act, a->scope, dataset);
 }
 
@@ -630,10 +636,10 @@ static int cmd_catalog_list(struct cmd_call *call, void *ud)
 	for (int i = 0; ds && i < c->n_datasets; i++) {
 		const struct cat_dataset *d = &c->datasets[i];
 		snprintf(title, sizeof title, "%s / %s", d->title_zh, d->title_en);
-		snprintf(info, sizeof info, "%s, %s level, %s%s%s, %d fields", d->family,
+		snprintf(info, sizeof info, "%s, %s level, %s%s%s%s, %d fields", d->family,
 			 tier_level_name(d->level), cat_sharing_name(d->sharing),
 			 d->restricted ? ", restricted" : "", d->system ? ", system" : "",
-			 d->n_fields);
+			 d->written_by ? ", written by the kernel" : "", d->n_fields);
 		list_row(pk, "dataset", d->name, title, info);
 	}
 	for (int i = 0; dv && i < c->n_classes; i++) {

@@ -42,6 +42,8 @@ static void test_shipped_catalog(void **state)
 	assert_int_equal(f->max_len, 18);
 	const struct cat_dataset *w = catalog_dataset(c, "watchlist");
 	assert_true(w->restricted);
+	assert_null(w->written_by);
+	assert_string_equal(catalog_dataset(c, "devices")->written_by, "devices");
 	assert_int_equal(w->sharing, CAT_NOT_SHARED);
 	f = cat_dataset_field(catalog_dataset(c, "houses"), "area_m2", 7);
 	assert_int_equal(f->type, CAT_FLOAT);
@@ -236,6 +238,12 @@ static const struct bad bad_cases[] = {
 	 "  sharing = \"shared\"; source = \"community\"; restricted = true;\n"
 	 "  fields = ( { name = \"x\"; type = \"string\"; } );\n};\n",
 	 "datasets/a.cfg:4: dataset: restricted: a restricted dataset must be sharing"},
+	{"a",
+	 "dataset = {\n  name = \"a\"; title_zh = \"甲\"; title_en = \"A\";\n"
+	 "  owner = \"test\"; family = \"core\"; level = \"community\";\n"
+	 "  sharing = \"shared\"; source = \"community\"; written_by = \"Devices!\";\n"
+	 "  fields = ( { name = \"x\"; type = \"string\"; } );\n};\n",
+	 "datasets/a.cfg:4: dataset: written_by: 'Devices!' is not a command word"},
 	{"a", DS_HEAD "    { name = \"x\"; type = \"string\"; sensitive = \"secret\"; }\n" DS_TAIL,
 	 "datasets/a.cfg:6: field 'x': sensitive: 'secret' is not one of"},
 	/* type-specific keys */

@@ -343,6 +343,10 @@ def case_undeclared_dataset_and_foreign_scope_refused():
                 "put", "incidents", YUELAN + "/g01", "-", js({"title": "t"}))
         refused(d, "LINLI_EPERM", "store.write:incidents",
                 "update", "incidents", "i-1", YUELAN + "/g01", "keep")
+        # The device registry is written by the device layer alone, whatever a plugin holds.
+        refused(d, "LINLI_EPERM", "written by the kernel's 'devices' layer only",
+                "put", "devices", YUELAN, "-", js({"class": "door", "driver": "x",
+                                                   "address": "a"}))
         check("tp_store: store_put businesses: plugin 'tp_store' holds no granted capability"
               in d.logtext(), "refusals are logged under the plugin's name")
         denied = [(a["action"], a.get("object")) for a in d.ok("audit", "--limit", "1000")
