@@ -12,11 +12,12 @@
  * released early (the plugin stops), it is cancelled in the HAL and the
  * plugin's callback is never called.
  *
- * dev_info, dev_get and dev_command do their work in the *_as calls for a
- * struct hal_actor; the C members are thin wrappers that make the actor of
- * the calling plugin (plug_principal: the principal plug_authorize checks)
- * and turn MessagePack into records. script_api.c makes the actor of a
- * script plugin or a rule and calls the same functions.
+ * plugin_config, device_classes, dev_info, dev_get and dev_command do their
+ * work in the *_as calls for a struct hal_actor; the C members are thin
+ * wrappers that make the actor of the calling plugin (plug_principal: the
+ * principal plug_authorize checks) and turn MessagePack into records.
+ * script_api.c makes the actor of a script plugin or a rule and calls the
+ * same functions.
  */
 #include "hal_api.h"
 
@@ -40,23 +41,23 @@ static struct hal *hal_of(linli_ctx *ctx)
 
 /* ---- plugin_config and device_classes ---- */
 
-int hal_api_plugin_config(linli_ctx *ctx, linli_record **out)
+int hal_api_plugin_config_as(const struct hal_actor *a, msgpack_packer *pk, char *err,
+			     size_t errlen)
 {
-	if (!out)
-		return LINLI_EINVAL;
-	struct plugin *p = plug_from_ctx(ctx);
-	const struct cfg *c = &plug_kernel(p)->cfg;
+	if (a->who->kind != PRINCIPAL_PLUGIN) {
+		snprintf(err, errlen,
+			 "plugin_config: %s '%s' has no plugin config (plugins.NAME of linli.cfg "
+			 "is read by plugins only)",
+			 a->who->kind == PRINCIPAL_RULE ? "rule" : "caller", a->who->name);
+		return LINLI_ESTATE;
+	}
+	const struct cfg *c = &a->k->cfg;
 	for (int i = 0; i < c->n_plugin_conf; i++)
-		if (strcmp(c->plugin_conf[i].name, plug_name(p)) == 0) {
-			char err[256];
-			int rc = record_from_bytes(c->plugin_conf[i].mp, c->plugin_conf[i].len, out,
-						   err, sizeof err);
-			if (rc)
-				log_error(plug_name(p), "plugins.%s: %s", plug_name(p), err);
-			return rc;
-		}
-	*out = record_new();
-	return *out ? 0 : LINLI_ENOMEM;
+		if (strcmp(c->plugin_conf[i].name, a->who->name) == 0)
+			return pk->callback(pk->data, c->plugin_conf[i].mp, c->plugin_conf[i].len)
+				   ? LINLI_ENOMEM
+				   : 0;
+	return msgpack_pack_map(pk, 0) ? LINLI_ENOMEM : 0;
 }
 
 static void pack_field(msgpack_packer *pk, const struct cat_field *f, bool resource)
@@ -92,50 +93,40 @@ static void pack_field(msgpack_packer *pk, const struct cat_field *f, bool resou
 	}
 }
 
-int hal_api_device_classes(linli_ctx *ctx, linli_record **out)
+void hal_api_device_classes_as(const struct hal_actor *a, msgpack_packer *pk)
 {
-	if (!out)
-		return LINLI_EINVAL;
-	const struct catalog *cat = plug_kernel(plug_from_ctx(ctx))->catalog;
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	const struct catalog *cat = a->k->catalog;
 	int nc = cat ? cat->n_classes : 0;
-	msgpack_pack_array(&pk, (size_t)nc);
+	msgpack_pack_array(pk, (size_t)nc);
 	for (int i = 0; i < nc; i++) {
 		const struct cat_device_class *c = &cat->classes[i];
-		msgpack_pack_map(&pk, 7);
-		mp_kv_str(&pk, "name", c->name);
-		mp_kv_str(&pk, "title_en", c->title_en);
-		mp_kv_str(&pk, "title_zh", c->title_zh);
-		mp_kv_int(&pk, "heartbeat", c->heartbeat);
-		mp_str(&pk, "resources");
-		msgpack_pack_array(&pk, (size_t)c->n_resources);
+		msgpack_pack_map(pk, 7);
+		mp_kv_str(pk, "name", c->name);
+		mp_kv_str(pk, "title_en", c->title_en);
+		mp_kv_str(pk, "title_zh", c->title_zh);
+		mp_kv_int(pk, "heartbeat", c->heartbeat);
+		mp_str(pk, "resources");
+		msgpack_pack_array(pk, (size_t)c->n_resources);
 		for (int j = 0; j < c->n_resources; j++)
-			pack_field(&pk, &c->resources[j], true);
-		mp_str(&pk, "commands");
-		msgpack_pack_array(&pk, (size_t)c->n_commands);
+			pack_field(pk, &c->resources[j], true);
+		mp_str(pk, "commands");
+		msgpack_pack_array(pk, (size_t)c->n_commands);
 		for (int j = 0; j < c->n_commands; j++) {
-			msgpack_pack_map(&pk, 2);
-			mp_kv_str(&pk, "name", c->commands[j].name);
-			mp_str(&pk, "args");
-			msgpack_pack_array(&pk, (size_t)c->commands[j].n_args);
-			for (int a = 0; a < c->commands[j].n_args; a++)
-				pack_field(&pk, &c->commands[j].args[a], false);
+			msgpack_pack_map(pk, 2);
+			mp_kv_str(pk, "name", c->commands[j].name);
+			mp_str(pk, "args");
+			msgpack_pack_array(pk, (size_t)c->commands[j].n_args);
+			for (int n = 0; n < c->commands[j].n_args; n++)
+				pack_field(pk, &c->commands[j].args[n], false);
 		}
-		mp_str(&pk, "events");
-		msgpack_pack_array(&pk, (size_t)c->n_events);
+		mp_str(pk, "events");
+		msgpack_pack_array(pk, (size_t)c->n_events);
 		for (int j = 0; j < c->n_events; j++) {
-			msgpack_pack_map(&pk, 2);
-			mp_kv_str(&pk, "name", c->events[j].name);
-			mp_kv_str(&pk, "severity", cat_severity_name(c->events[j].severity));
+			msgpack_pack_map(pk, 2);
+			mp_kv_str(pk, "name", c->events[j].name);
+			mp_kv_str(pk, "severity", cat_severity_name(c->events[j].severity));
 		}
 	}
-	char err[256];
-	int rc = record_from_bytes(sb.data, sb.size, out, err, sizeof err);
-	msgpack_sbuffer_destroy(&sb);
-	return rc;
 }
 
 /* ---- drivers ---- */
@@ -523,6 +514,45 @@ static int to_record(msgpack_sbuffer *sb, linli_record **out)
 	int rc = record_from_bytes(sb->data, sb->size, out, err, sizeof err);
 	msgpack_sbuffer_destroy(sb);
 	return rc;
+}
+
+/* Pack into a fresh buffer for a C member; *sb is the caller's to give to to_record. */
+static msgpack_packer *packer(msgpack_sbuffer *sb, msgpack_packer *pk)
+{
+	msgpack_sbuffer_init(sb);
+	msgpack_packer_init(pk, sb, msgpack_sbuffer_write);
+	return pk;
+}
+
+int hal_api_plugin_config(linli_ctx *ctx, linli_record **out)
+{
+	if (!out)
+		return LINLI_EINVAL;
+	struct plugin_actor pa;
+	const struct hal_actor *a = plugin_actor(ctx, &pa);
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	char err[256];
+	int rc = hal_api_plugin_config_as(a, packer(&sb, &pk), err, sizeof err);
+	if (rc) {
+		msgpack_sbuffer_destroy(&sb);
+		return rc;
+	}
+	if ((rc = to_record(&sb, out)) != 0)
+		log_error(a->log_name, "plugins.%s: cannot be read (%s)", a->who->name,
+			  linli_strerror(rc));
+	return rc;
+}
+
+int hal_api_device_classes(linli_ctx *ctx, linli_record **out)
+{
+	if (!out)
+		return LINLI_EINVAL;
+	struct plugin_actor pa;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	hal_api_device_classes_as(plugin_actor(ctx, &pa), packer(&sb, &pk));
+	return to_record(&sb, out);
 }
 
 int hal_api_dev_info(linli_ctx *ctx, const char *device, linli_record **out)

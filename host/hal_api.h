@@ -7,10 +7,11 @@
  * and the conversion between records and the HAL's MessagePack. Never lets
  * a plugin reach a device of another driver through the driver calls.
  *
- * The application members (dev_info, dev_get, dev_command) are also offered
- * for any actor that is not a person — script plugins and rules, through
- * script_api.c — as the *_as calls below, so that every caller meets the
- * one implementation of their checks, audit and messages.
+ * The application members (plugin_config, device_classes, dev_info, dev_get,
+ * dev_command) are also offered for any actor that is not a person — script
+ * plugins and rules, through script_api.c — as the *_as calls below, so that
+ * every caller meets the one implementation of their checks, audit and
+ * messages.
  */
 #ifndef LINLI_HAL_API_H
 #define LINLI_HAL_API_H
@@ -79,5 +80,21 @@ int hal_api_dev_get_as(const struct hal_actor *a, const char *device, const char
 int hal_api_dev_command_as(const struct hal_actor *a, const char *device, const char *command,
 			   const linli_record *args, uint32_t timeout_ms, hal_cmd_fn done,
 			   void *arg, uint64_t *req, char *err, size_t errlen);
+
+/*
+ * hal_api_plugin_config_as — the members plugin_config for any actor: packs
+ * the group plugins.NAME of linli.cfg (NAME: the actor's name), as config.c
+ * packed it, or an empty map when there is none. Only plugins (of either
+ * kind) have one: for a rule (or any other principal) it returns
+ * LINLI_ESTATE with err naming it, and packs nothing. LINLI_ENOMEM.
+ */
+int hal_api_plugin_config_as(const struct hal_actor *a, msgpack_packer *pk, char *err,
+			     size_t errlen);
+/*
+ * hal_api_device_classes_as — the member device_classes for any actor: packs
+ * the catalog's device classes as the array the member documents
+ * (linli/api.h). Needs no capability: the catalog is public to every actor.
+ */
+void hal_api_device_classes_as(const struct hal_actor *a, msgpack_packer *pk);
 
 #endif

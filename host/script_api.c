@@ -77,6 +77,15 @@ static int push_fail(lua_State *L, int rc, const char *msg)
 	return 3;
 }
 
+/* Raise for an argument past the `n` the function takes (`takes` names them). */
+static void no_more(lua_State *L, int n, const char *takes)
+{
+	if (lua_gettop(L) > n)
+		luaL_argerror(L, n + 1,
+			      lua_pushfstring(L, "no value expected, got %s: it takes %s",
+					      luaL_typename(L, n + 1), takes));
+}
+
 /* The caller's context; raises for a script that is not attached (still loading). */
 static struct sapi *need(lua_State *L, const char *fn)
 {
@@ -141,6 +150,15 @@ static void unlink_res(struct lres *r)
 	if (r->next)
 		r->next->prev = r->prev;
 	r->prev = r->next = NULL;
+}
+
+/* Take r off its context's list and its plugin's tracking, without releasing it. */
+static void untrack(struct lres *r)
+{
+	unlink_res(r);
+	if (r->a->p)
+		plug_untrack(r->a->p, r->pres);
+	r->pres = NULL;
 }
 
 /* Release r now: through the plugin's tracking when it has one. */
@@ -1295,6 +1313,172 @@ static int l_store_update(lua_State *L)
 	return 1;
 }
 
+/* ---- the commit notice ----
+ *
+ * store_on_commit is store_api.c's call with the script as the actor, so its
+ * checks and messages are the C member's. The waiter (struct lcommit) is
+ * held by the store until the batch's end, and is one of the script's
+ * resources until its function has been called: released first (the script
+ * stops, faults, is reloaded or removed), it is only marked dead, and the
+ * store's call then frees it without touching the script. The result runs
+ * the function through script_call like any handler, off the lists (a fault
+ * inside it releases the script's other resources, never this one). A batch
+ * that ends while its script runs (the store commits early inside a write
+ * when a backup holds the map) is kept and handed over by a timer of its
+ * own, which a release cancels.
+ */
+
+struct lcommit {
+	struct lres h;
+	struct kernel *k;
+	int fnref;
+	bool in_store;	/* the store holds it: its call frees it */
+	bool dead;	/* released: hand nothing over */
+	uint64_t timer; /* a kept result's timer, or 0 */
+	bool kept;	/* the kept result */
+	int rc;
+	char *msg;
+};
+
+static void lcommit_free(struct lcommit *c)
+{
+	free(c->msg);
+	free(c);
+}
+
+static void lcommit_release(void *arg)
+{
+	struct lcommit *c = arg;
+	unlink_res(&c->h);
+	c->dead = true;
+	if (c->timer)
+		kernel_timer_cancel(c->k, c->timer);
+	c->timer = 0;
+	if (!c->in_store)
+		lcommit_free(c);
+}
+
+static void lcommit_describe(void *arg, char *buf, size_t len)
+{
+	struct lcommit *c = arg;
+	snprintf(buf, len, "commit waiter%s",
+		 c->kept ? " (the batch ended, not yet handed over)" : "");
+}
+
+static const struct plug_res_ops lcommit_ops = {
+    .kind = "commit waiter",
+    .release = lcommit_release,
+    .describe = lcommit_describe,
+};
+
+struct cresult {
+	int rc;
+	const char *msg;
+	int ref;
+};
+
+/* fn(true) or fn(nil, message, code); fn is dropped once on the stack. */
+static int push_commit(lua_State *L, void *ud)
+{
+	struct cresult *r = ud;
+	luaL_unref(L, LUA_REGISTRYINDEX, r->ref);
+	luaL_checkstack(L, 3, "commit");
+	if (r->rc == 0) {
+		lua_pushboolean(L, 1);
+		return 1;
+	}
+	lua_pushnil(L);
+	lua_pushstring(L, r->msg && *r->msg ? r->msg : linli_strerror(r->rc));
+	lua_pushstring(L, linli_errname(r->rc));
+	return 3;
+}
+
+static void lcommit_deliver(struct lcommit *c, int rc, const char *msg);
+
+static void lcommit_later(struct kernel *k, void *arg)
+{
+	(void)k;
+	struct lcommit *c = arg;
+	c->timer = 0; /* a one-shot timer is gone once it fires */
+	lcommit_deliver(c, c->rc, c->msg);
+}
+
+/* Keep the result in c (unless it is kept there already) and hand it over later. */
+static int lcommit_keep(struct lcommit *c, int rc, const char *msg)
+{
+	if (!c->kept) {
+		c->kept = true;
+		c->rc = rc;
+		if (!(c->msg = strdup(msg ? msg : "")))
+			return LINLI_ENOMEM;
+	}
+	if (track(c->h.a, &c->h, &lcommit_ops) != 0)
+		return LINLI_ENOMEM;
+	if (!(c->timer = kernel_timer_add(c->k, 0, 0, lcommit_later, c))) {
+		untrack(&c->h);
+		return LINLI_ENOMEM;
+	}
+	return 0;
+}
+
+/* Hand the result to the script: c is off the lists during the call, and freed after. */
+static void lcommit_deliver(struct lcommit *c, int rc, const char *msg)
+{
+	struct sapi *a = c->h.a;
+	untrack(&c->h);
+	struct cresult r = {rc, msg, c->fnref};
+	char err[512];
+	if (script_call(a->s, c->fnref, push_commit, &r, 0, NULL, NULL, err, sizeof err) ==
+	    LINLI_EBUSY) {
+		if (lcommit_keep(c, rc, msg) == 0)
+			return;
+		log_error(who(a), "out of memory: a store_on_commit result was dropped");
+	}
+	lcommit_free(c);
+}
+
+/* The store's call (store_done_fn): once, when the batch committed or was lost. */
+static void lcommit_done(void *arg, int rc, const char *msg)
+{
+	struct lcommit *c = arg;
+	c->in_store = false;
+	if (c->dead)
+		lcommit_free(c);
+	else
+		lcommit_deliver(c, rc, msg);
+}
+
+/* linli.store_on_commit(fn) -> true | nil, msg, code; later fn(true) | fn(nil, msg, code) */
+static int l_store_on_commit(lua_State *L)
+{
+	struct sapi *s = need(L, "store_on_commit");
+	luaL_checktype(L, 1, LUA_TFUNCTION);
+	no_more(L, 1, "only fn");
+	script_charge(L, API_CALL_UNITS);
+	lua_pushvalue(L, 1);
+	int ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	struct lactor la;
+	const struct store_actor *a = actor_of(s, &la);
+	struct lcommit *c = calloc(1, sizeof *c);
+	if (!c || track(s, &c->h, &lcommit_ops) != 0) {
+		free(c);
+		luaL_unref(L, LUA_REGISTRYINDEX, ref);
+		return push_fail(L, LINLI_ENOMEM, "store_on_commit: out of memory");
+	}
+	c->k = s->k;
+	c->fnref = ref;
+	c->in_store = true;
+	int rc = store_api_on_commit_as(a, lcommit_done, c);
+	if (rc) {
+		untrack(&c->h);
+		lcommit_free(c);
+		luaL_unref(L, LUA_REGISTRYINDEX, ref);
+		return store_fail(L, a, rc);
+	}
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
 /* ---- devices ----
  *
  * dev_info, dev_get and dev_command are hal_api.c's *_as calls with the
@@ -1372,6 +1556,27 @@ static int push_packed(lua_State *L, const msgpack_sbuffer *sb, bool split, int 
 	return status;
 }
 
+/*
+ * The result of a call that packed its answer into sb (destroyed here):
+ * nil, err, code when rc is a failure; else the object (or its value and
+ * time), charged one unit per 64 bytes. Raises only once sb is freed.
+ */
+static int push_sb(lua_State *L, int rc, msgpack_sbuffer *sb, bool split, const char *err,
+		   const char *oom)
+{
+	int n = 0, status = rc ? LUA_OK : push_packed(L, sb, split, &n);
+	size_t size = sb->size;
+	msgpack_sbuffer_destroy(sb);
+	if (rc)
+		return push_fail(L, rc, err);
+	if (status < 0)
+		return push_fail(L, status, oom);
+	if (status != LUA_OK)
+		return lua_error(L);
+	script_charge(L, size / 64);
+	return n;
+}
+
 /* dev_info (resource unused) or dev_get: the packed answer, pushed. */
 static int dev_read(lua_State *L, struct sapi *s, bool info, const char *device,
 		    const char *resource)
@@ -1387,19 +1592,9 @@ static int dev_read(lua_State *L, struct sapi *s, bool info, const char *device,
 	char err[768];
 	int rc = info ? hal_api_dev_info_as(a, device, &pk, err, sizeof err)
 		      : hal_api_dev_get_as(a, device, resource, &pk, err, sizeof err);
-	int n = 0, status = rc ? LUA_OK : push_packed(L, &sb, !info && resource, &n);
-	size_t size = sb.size;
-	msgpack_sbuffer_destroy(&sb);
-	if (rc)
-		return push_fail(L, rc, err);
-	if (status < 0)
-		return push_fail(L, status,
-				 info ? "dev_info: out of memory for the entry"
-				      : "dev_get: out of memory for the value");
-	if (status != LUA_OK)
-		return lua_error(L);
-	script_charge(L, size / 64);
-	return n;
+	return push_sb(L, rc, &sb, !info && resource, err,
+		       info ? "dev_info: out of memory for the entry"
+			    : "dev_get: out of memory for the value");
 }
 
 /* linli.dev_info(device) -> entry | nil, msg, code */
@@ -1415,6 +1610,38 @@ static int l_dev_get(lua_State *L)
 	struct sapi *s = need(L, "dev_get");
 	const char *device = luaL_checkstring(L, 1);
 	return dev_read(L, s, false, device, luaL_optstring(L, 2, NULL));
+}
+
+/* linli.plugin_config() -> table | nil, msg, code */
+static int l_plugin_config(lua_State *L)
+{
+	struct sapi *s = need(L, "plugin_config");
+	no_more(L, 0, "no arguments");
+	script_charge(L, API_CALL_UNITS);
+	struct hactor ha;
+	const struct hal_actor *a = hal_actor_of(s, &ha);
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	char err[256];
+	int rc = hal_api_plugin_config_as(a, &pk, err, sizeof err);
+	return push_sb(L, rc, &sb, false, err, "plugin_config: out of memory for the settings");
+}
+
+/* linli.device_classes() -> { class, ... } */
+static int l_device_classes(lua_State *L)
+{
+	struct sapi *s = need(L, "device_classes");
+	no_more(L, 0, "no arguments");
+	script_charge(L, API_CALL_UNITS);
+	struct hactor ha;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	hal_api_device_classes_as(hal_actor_of(s, &ha), &pk);
+	return push_sb(L, 0, &sb, false, NULL, "device_classes: out of memory for the classes");
 }
 
 struct ldcmd {
@@ -1520,9 +1747,7 @@ static int ldcmd_keep(struct ldcmd *c, int rc, const void *result, size_t len, c
 	if (track(c->h.a, &c->h, &ldcmd_ops) != 0)
 		return LINLI_ENOMEM;
 	if (!(c->timer = kernel_timer_add(c->k, 0, 0, ldcmd_later, c))) {
-		unlink_res(&c->h);
-		if (c->h.a->p)
-			plug_untrack(c->h.a->p, c->h.pres);
+		untrack(&c->h);
 		return LINLI_ENOMEM;
 	}
 	return 0;
@@ -1532,10 +1757,7 @@ static int ldcmd_keep(struct ldcmd *c, int rc, const void *result, size_t len, c
 static void ldcmd_deliver(struct ldcmd *c, int rc, const void *result, size_t len, const char *msg)
 {
 	struct sapi *a = c->h.a;
-	if (a->p)
-		plug_untrack(a->p, c->h.pres);
-	c->h.pres = NULL;
-	unlink_res(&c->h);
+	untrack(&c->h);
 	msgpack_unpacked up;
 	msgpack_unpacked_init(&up);
 	size_t off = 0;
@@ -1655,7 +1877,10 @@ static void bind_api(lua_State *L, struct script *s, void *ud)
 	    {"store_delete", l_store_delete},
 	    {"store_scan", l_store_scan},
 	    {"store_update", l_store_update},
+	    {"store_on_commit", l_store_on_commit},
 	    /* the application members of the devices block; the driver ones are C only */
+	    {"plugin_config", l_plugin_config},
+	    {"device_classes", l_device_classes},
 	    {"dev_info", l_dev_info},
 	    {"dev_get", l_dev_get},
 	    {"dev_command", l_dev_command},

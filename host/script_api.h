@@ -6,15 +6,17 @@
  * context of each running script — who it acts as: a script plugin's
  * registry entry (host/plugin.c), or a rule with the capabilities it declared
  * — and the resources a script makes through the API (subscriptions, timers,
- * console commands, device commands) with their trampolines. Every permission
+ * console commands, device commands, commit waiters) with their trampolines. Every permission
  * check is the C table's: plug_authorize for a script plugin, access_check
  * with the rule as principal for a rule; both end in access_check (access.h),
  * hence tier_check.
  * The store's functions go through store_api.c's *_as calls with the script
  * as the actor, so its checks, masking and audit are the C members' own; a
- * scan's rows are charged to the script's instruction budget. The device
- * functions go through hal_api.c's *_as calls alike; a device command
- * waiting for its answer is one of the script's resources.
+ * scan's rows are charged to the script's instruction budget, and a
+ * store_on_commit waiting for the batch's end is one of the script's
+ * resources. The device functions, plugin_config and device_classes go
+ * through hal_api.c's *_as calls alike; a device command waiting for its
+ * answer is one of the script's resources.
  *
  * Must never let a resource outlive its script: each is released when the
  * script is stopped, replaced or faulted (a script plugin's are tracked on

@@ -717,10 +717,30 @@ int store_api_update(linli_ctx *ctx, const char *dataset, const char *scope, con
 /* ---- the commit notice ----
  *
  * The store calls every waiter exactly once, when its batch commits or is
- * lost. A waiter is also a tracked resource of its plugin: if the plugin
- * stops first, release only forgets the plugin, and the store's later call
- * frees the waiter without calling into the plugin's (unmapped) code.
+ * lost. The actor's side of a waiter is the caller's: a C plugin's is a
+ * tracked resource (pcommit); if the plugin stops first, release only
+ * forgets the plugin, and the store's later call frees the waiter without
+ * calling into the plugin's (unmapped) code. script_api.c does the same for
+ * a script's.
  */
+
+int store_api_on_commit_as(const struct store_actor *a, store_done_fn fn, void *arg)
+{
+	struct call c;
+	call_init(a, &c);
+	if (!fn)
+		return failf(&c, LINLI_EINVAL, "store_on_commit: fn is NULL");
+	if (!c.k->store)
+		return failf(&c, LINLI_ESTATE, "store_on_commit: this node has no store open");
+	int rc = store_on_commit(c.k->store, fn, arg);
+	if (rc == LINLI_ESTATE)
+		return failf(&c, rc,
+			     "store_on_commit: no write is pending (what was written is "
+			     "committed already)");
+	if (rc)
+		return failf(&c, rc, "store_on_commit: %s", linli_strerror(rc));
+	return 0;
+}
 
 struct pcommit {
 	struct plugin *p; /* NULL once the plugin stopped */
@@ -753,31 +773,23 @@ static const struct plug_res_ops pcommit_ops = {
 int store_api_on_commit(linli_ctx *ctx, linli_commit_fn fn, void *ud)
 {
 	struct plugin_actor pa;
-	struct call c;
-	call_init(plugin_actor(ctx, &pa), &c);
-	if (!fn)
-		return failf(&c, LINLI_EINVAL, "store_on_commit: fn is NULL");
-	if (!c.k->store)
-		return failf(&c, LINLI_ESTATE, "store_on_commit: this node has no store open");
+	const struct store_actor *a = plugin_actor(ctx, &pa);
 	struct pcommit *w = calloc(1, sizeof *w);
-	if (!w)
-		return failf(&c, LINLI_ENOMEM, "store_on_commit: out of memory");
-	*w = (struct pcommit){.p = pa.p, .fn = fn, .ud = ud};
-	if (!(w->res = plug_track(pa.p, &pcommit_ops, w))) {
+	if (w)
+		*w = (struct pcommit){.p = pa.p, .fn = fn, .ud = ud};
+	if (!w || !(w->res = plug_track(pa.p, &pcommit_ops, w))) {
 		free(w);
-		return failf(&c, LINLI_ENOMEM, "store_on_commit: out of memory");
+		snprintf(a->st->last_error, sizeof a->st->last_error,
+			 "store_on_commit: out of memory");
+		return LINLI_ENOMEM;
 	}
-	int rc = store_on_commit(c.k->store, pcommit_done, w);
+	/* A NULL fn is refused by the call, with its message. */
+	int rc = store_api_on_commit_as(a, fn ? pcommit_done : NULL, w);
 	if (rc) {
 		plug_untrack(pa.p, w->res);
 		free(w);
-		if (rc == LINLI_ESTATE)
-			return failf(&c, rc,
-				     "store_on_commit: no write is pending (what was "
-				     "written is committed already)");
-		return failf(&c, rc, "store_on_commit: %s", linli_strerror(rc));
 	}
-	return 0;
+	return rc;
 }
 
 const char *store_api_last_error(linli_ctx *ctx)

@@ -26,6 +26,7 @@
 
 #include "linli/api.h"
 #include "plugin.h"
+#include "store.h"
 #include "tier.h"
 
 int store_api_get(linli_ctx *ctx, const char *dataset, const char *scope, const char *id,
@@ -74,5 +75,18 @@ int store_api_scan_as(const struct store_actor *a, const struct linli_query *q, 
 		      void *ud, char *cursor_out);
 int store_api_update_as(const struct store_actor *a, const char *dataset, const char *scope,
 			const char *id, store_update_as_fn fn, void *ud);
+
+/*
+ * store_api_on_commit_as — have the store call fn(arg, rc, msg) once, when
+ * the current batch commits (rc 0) or is lost (a negative code and its
+ * message). The checks and messages of the member store_on_commit:
+ * LINLI_EINVAL (NULL fn), LINLI_ESTATE (no store, or no write is pending:
+ * what was written is durable already), LINLI_ENOMEM; on failure fn is never
+ * called. The caller keeps arg alive until that call and makes it a tracked
+ * resource of its actor: the store calls fn even after the actor stopped, so
+ * fn must then only free arg (the store may call it inside a later write of
+ * any caller, when a batch is committed early).
+ */
+int store_api_on_commit_as(const struct store_actor *a, store_done_fn fn, void *arg);
 
 #endif

@@ -7,7 +7,9 @@
  * loading (or never attached) may not act. With a real catalog, LMDB store
  * and HAL: devices are read and commanded within the jurisdiction only, a
  * command's answer runs the callback, and a rule that stops or faults is
- * never called back.
+ * never called back. store_on_commit calls back once the batch commits (later
+ * when the rule is running then), never after the rule stopped or faulted;
+ * a rule has no plugin_config and reads device_classes like a plugin.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -638,6 +640,176 @@ static void test_answer_for_a_running_rule_waits(void **state)
 	}
 }
 
+/* ---- the commit notice, plugin_config and device_classes ---- */
+
+/* A C subscriber that commits the batch at once (as an early commit inside a write does). */
+static int on_flush(const struct bus_event *ev, void *ud)
+{
+	(void)ev;
+	assert_int_equal(store_batch_end(((struct kernel *)ud)->store), 0);
+	return 0;
+}
+
+#define COMMIT_RULE                                                                                \
+	"rule { name = 'cw', on = 'in/#',\n"                                                       \
+	"  capabilities = { 'store.write:grids', 'store.read:grids', 'bus.publish:t/#' },\n"       \
+	"  run = function(ev)\n"                                                                   \
+	"    if ev.none then\n"                                                                    \
+	"      local ok, err, code = linli.store_on_commit(function() linli.publish('t/never', "   \
+	"{}) end)\n"                                                                               \
+	"      return linli.publish('t/none', { ok = ok, err = err, code = code })\n"              \
+	"    end\n"                                                                                \
+	"    if ev.loop then while true do end end\n"                                              \
+	"    assert(linli.store_put('grids', { code = 'g1', name = ev.name or 'n' }, nil, "        \
+	"'g-1'))\n"                                                                                \
+	"    assert(linli.store_on_commit(function(...)\n"                                         \
+	"      if ev.spin then while true do end end\n"                                            \
+	"      local ok, err, code = ...\n"                                                        \
+	"      local g = linli.store_get('grids', 'g-1')\n"                                        \
+	"      linli.publish('t/committed', { ok = ok, err = err, code = code, name = g.name, "    \
+	"n = select('#', ...) })\n"                                                                \
+	"    end) == true)\n"                                                                      \
+	"    if ev.flush then linli.publish('t/flush', {}) end\n"                                  \
+	"    linli.publish('t/ran', {})\n"                                                         \
+	"  end }"
+
+static void test_commit_notice(void **state)
+{
+	(void)state;
+	char dir[64], err[1024];
+	struct env *e = env_devices(dir);
+	uint64_t fid;
+	assert_int_equal(bus_subscribe(e->k.bus, "t/flush", "", on_flush, &e->k, &e->k, "flusher",
+				       &fid, err, sizeof err),
+			 0);
+	assert_int_equal(store_batch_end(e->k.store), 0);
+	struct script *s = rule(e, COMMIT_RULE);
+	/* Nothing written in this batch: refused, fn never called. */
+	must_fire(s, "in/a", "{\"none\": true}");
+	assert_string_equal(e->seen.text,
+			    "t/none rule cw {\"code\":\"LINLI_ESTATE\",\"err\":\"store_on_commit: "
+			    "no write is pending (what was written is committed already)\"}\n");
+	/* After a write: fn(true) once the batch commits, not before. */
+	e->seen.text[0] = '\0';
+	must_fire(s, "in/a", "{\"name\": \"one\"}");
+	assert_string_equal(e->seen.text, "t/ran rule cw {}\n");
+	assert_int_equal(store_batch_end(e->k.store), 0);
+	assert_string_equal(e->seen.text, "t/ran rule cw {}\nt/committed rule cw "
+					  "{\"n\":1,\"name\":\"one\",\"ok\":true}\n");
+	assert_int_equal(store_batch_end(e->k.store), 0); /* called once only */
+	assert_null(strstr(e->seen.text, "t/never"));
+	/* Committed while the rule runs: handed over once it has returned. */
+	e->seen.text[0] = '\0';
+	must_fire(s, "in/a", "{\"name\": \"two\", \"flush\": true}");
+	assert_string_equal(e->seen.text, "t/flush rule cw {}\nt/ran rule cw {}\n");
+	drain(e);
+	assert_string_equal(e->seen.text, "t/flush rule cw {}\nt/ran rule cw {}\nt/committed "
+					  "rule cw {\"n\":1,\"name\":\"two\",\"ok\":true}\n");
+	/* Bad arguments raise, naming them. */
+	script_api_detach(s);
+	script_free(s);
+	s = rule(e, "rule { name = 'b', on = 'in/#', run = function(ev)\n"
+		    "  if ev.n then linli.store_on_commit(42) else\n"
+		    "  linli.store_on_commit(function() end, 'junk') end end }");
+	assert_int_equal(fire(s, "in/a", "{\"n\": 1}", err, sizeof err), LINLI_EINVAL);
+	assert_non_null(strstr(err, "bad argument #1 to 'store_on_commit' (function expected"));
+	assert_int_equal(fire(s, "in/a", "{}", err, sizeof err), LINLI_EINVAL);
+	assert_non_null(strstr(err, "bad argument #2 to 'store_on_commit' (no value expected, got "
+				    "string: it takes only fn)"));
+	script_api_detach(s);
+	script_free(s);
+	env_devices_free(e, dir);
+}
+
+static void test_commit_notice_stops_with_its_rule(void **state)
+{
+	(void)state;
+	char dir[64];
+	struct env *e = env_devices(dir);
+	/* Removed (or reloaded) between the write and the commit: never called, and freed. */
+	struct script *s = rule(e, COMMIT_RULE);
+	must_fire(s, "in/a", "{}");
+	script_api_detach(s);
+	script_free(s);
+	assert_int_equal(store_batch_end(e->k.store), 0);
+	assert_string_equal(e->seen.text, "t/ran rule cw {}\n");
+	/* Faulted between the write and the commit: the same. */
+	e->seen.text[0] = '\0';
+	s = rule(e, COMMIT_RULE);
+	char err[1024];
+	must_fire(s, "in/a", "{}");
+	assert_int_equal(fire(s, "in/b", "{\"loop\": true}", err, sizeof err), LINLI_ELIMIT);
+	assert_int_equal(script_state(s), SCRIPT_FAULTED);
+	assert_int_equal(store_batch_end(e->k.store), 0);
+	assert_string_equal(e->seen.text, "t/ran rule cw {}\n");
+	script_api_detach(s);
+	script_free(s);
+	/* Committed while the rule runs, then removed before it is handed over: never called. */
+	uint64_t fid;
+	assert_int_equal(bus_subscribe(e->k.bus, "t/flush", "", on_flush, &e->k, &e->k, "flusher",
+				       &fid, err, sizeof err),
+			 0);
+	e->seen.text[0] = '\0';
+	s = rule(e, COMMIT_RULE);
+	must_fire(s, "in/a", "{\"flush\": true}");
+	script_api_detach(s);
+	script_free(s);
+	drain(e);
+	assert_string_equal(e->seen.text, "t/flush rule cw {}\nt/ran rule cw {}\n");
+	/* fn runs under the budget: one that loops faults its rule (and only it). */
+	s = rule(e, COMMIT_RULE);
+	must_fire(s, "in/a", "{\"spin\": true}");
+	assert_int_equal(store_batch_end(e->k.store), 0);
+	assert_int_equal(script_state(s), SCRIPT_FAULTED);
+	script_api_detach(s);
+	script_free(s);
+	env_devices_free(e, dir);
+}
+
+static void test_rule_config_and_classes(void **state)
+{
+	(void)state;
+	char dir[64], err[1024];
+	struct env *e = env_devices(dir);
+	struct script *s =
+	    rule(e, "rule { name = 'cc', on = 'in/#', capabilities = { 'bus.publish:t/#' },\n"
+		    "  run = function()\n"
+		    "    local c, msg, code = linli.plugin_config()\n"
+		    "    local all = linli.device_classes()\n"
+		    "    local door\n"
+		    "    for _, c in ipairs(all) do if c.name == 'door' then door = c end end\n"
+		    "    linli.publish('t/out', { c = c == nil, msg = msg, code = code, n = #all,\n"
+		    "      heartbeat = door.heartbeat, title = door.title_en,\n"
+		    "      res = door.resources[4], cmd = door.commands[3].args[1].values[2],\n"
+		    "      ev = door.events[7] })\n"
+		    "  end }");
+	must_fire(s, "in/a", "{}");
+	char want[2048];
+	snprintf(want, sizeof want,
+		 "t/out rule cc {\"c\":true,\"cmd\":\"always_open\",\"code\":\"LINLI_ESTATE\","
+		 "\"ev\":{\"name\":\"watchlist_hit\",\"severity\":\"critical\"},\"heartbeat\":120,"
+		 "\"msg\":\"plugin_config: rule 'cc' has no plugin config (plugins.NAME of "
+		 "linli.cfg is read by plugins only)\",\"n\":%d,\"res\":{\"access\":\"rw\","
+		 "\"max\":60,\"min\":1,\"name\":\"open_time\",\"type\":\"integer\",\"unit\":\"s\"},"
+		 "\"title\":\"Access-control door\"}\n",
+		 e->k.catalog->n_classes);
+	assert_string_equal(e->seen.text, want);
+	script_api_detach(s);
+	script_free(s);
+	s = rule(e,
+		 "rule { name = 'b', on = 'in/#', run = function(ev)\n"
+		 "  if ev.n then linli.device_classes(ev) else linli.plugin_config('x') end end }");
+	assert_int_equal(fire(s, "in/a", "{\"n\": 1}", err, sizeof err), LINLI_EINVAL);
+	assert_non_null(strstr(err, "bad argument #1 to 'device_classes' (no value expected, got "
+				    "table: it takes no arguments)"));
+	assert_int_equal(fire(s, "in/a", "{}", err, sizeof err), LINLI_EINVAL);
+	assert_non_null(strstr(err, "bad argument #1 to 'plugin_config' (no value expected, got "
+				    "string: it takes no arguments)"));
+	script_api_detach(s);
+	script_free(s);
+	env_devices_free(e, dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -649,6 +821,9 @@ int main(void)
 	    cmocka_unit_test(test_devices_within_the_jurisdiction_only),
 	    cmocka_unit_test(test_device_callbacks_stop_with_their_rule),
 	    cmocka_unit_test(test_answer_for_a_running_rule_waits),
+	    cmocka_unit_test(test_commit_notice),
+	    cmocka_unit_test(test_commit_notice_stops_with_its_rule),
+	    cmocka_unit_test(test_rule_config_and_classes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -201,6 +201,58 @@ function linli.store_scan(q) end
 ---@return linli.code? code fn's code, "LINLI_ESCHEMA", "LINLI_EEXIST", "LINLI_EINVAL", "LINLI_EPERM", ...
 function linli.store_update(dataset, id, fn, scope) end
 
+---Call fn once, when the kernel's current batch (every write since the last commit, this
+---script's among them) has been committed: fn(true); or lost: fn(nil, message, code), every
+---write of the batch gone. fn runs later like any handler (budget, time limit), never inside
+---this call; it is never called once the script stops, faults or is reloaded. Needs no
+---capability. C member: store_on_commit.
+---@param fn fun(ok: true|nil, message: string|nil, code: linli.code|nil)
+---@return true|nil ok
+---@return string? message
+---@return linli.code? code "LINLI_ESTATE": no write is pending (nothing to wait for); "LINLI_ENOMEM"
+function linli.store_on_commit(fn) end
+
+---A resource, or an argument of a command, of a device class (C device_classes' record).
+---@class linli.class_field
+---@field name string
+---@field type "integer"|"float"|"boolean"|"string"|"enum"
+---@field access? "r"|"w"|"rw" resources only
+---@field unit? string
+---@field min? number
+---@field max? number
+---@field values? string[] an enum's values
+
+---@class linli.class_command
+---@field name string
+---@field args linli.class_field[]
+
+---@class linli.class_event
+---@field name string
+---@field severity "critical"|"major"|"minor"|"info"
+
+---A device class of the catalog (`linli catalog show device NAME`).
+---@class linli.device_class
+---@field name string e.g. "door"
+---@field title_en string
+---@field title_zh string
+---@field heartbeat integer seconds of silence before a device is unavailable
+---@field resources linli.class_field[]
+---@field commands linli.class_command[]
+---@field events linli.class_event[]
+
+---This script plugin's settings: the group `plugins = { NAME = { ... }; }` of linli.cfg as a
+---table (groups as tables, lists and arrays as arrays); {} when there is none. Read again
+---after a SIGHUP. A rule has none: nil, message, "LINLI_ESTATE". C member: plugin_config.
+---@return table<string, any>|nil settings
+---@return string? message
+---@return linli.code? code "LINLI_ESTATE" (a rule), "LINLI_ENOMEM"
+function linli.plugin_config() end
+
+---The catalog's device classes, in catalog order (as `linli catalog list devices`). A fresh
+---table each call. C member: device_classes.
+---@return linli.device_class[]
+function linli.device_classes() end
+
 ---A device's registry entry, as `linli devices show ID` prints it (C dev_info's record).
 ---A field without a value is absent.
 ---@class linli.device_info

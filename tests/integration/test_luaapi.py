@@ -595,9 +595,10 @@ plugin { name = "names", version = "1.0.0", sdk = "1.0", family = "custom",
     with running(apps={"names.lua": app}) as d:
         r = d.ok("names", "names")
         eq(r["names"].split(), sorted(["cmd_register", "cmd_unregister", "dev_command",
-                                       "dev_get", "dev_info", "log", "major", "minor",
-                                       "plugin_name", "plugin_scope", "publish", "scope",
-                                       "set_error", "store_delete", "store_get", "store_put",
+                                       "dev_get", "dev_info", "device_classes", "log", "major",
+                                       "minor", "plugin_config", "plugin_name", "plugin_scope",
+                                       "publish", "scope", "set_error", "store_delete",
+                                       "store_get", "store_on_commit", "store_put",
                                        "store_scan", "store_update", "subscribe",
                                        "time_now_ms", "timer_add", "timer_cancel",
                                        "unsubscribe"]), "linli.*")
@@ -616,7 +617,7 @@ plugin { name = "names", version = "1.0.0", sdk = "1.0", family = "custom",
             check(f"linli.{n}" in doc, f"sdk/lua-api.md lacks linli.{n}")
         # Its examples are valid declarations.
         blocks = re.findall(r"```lua\n(.*?)```", doc, re.S)
-        eq(len(blocks), 4, "examples in sdk/lua-api.md")
+        eq(len(blocks), 5, "examples in sdk/lua-api.md")
         for i, b in enumerate(blocks):
             d.ok("rules", "check", f"example{i}.lua", "--stdin", input=b)
 

@@ -20,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import sys
 import time
 
@@ -106,7 +107,7 @@ MANUAL = {"per_class": 1, "auto": "false", "thread": "false"}
 class node:
     """A community linlid with the catalog, sim, tdrv, devapp and the given scripts."""
 
-    def __init__(self, apps=None, rules=None, so=("tp_driver", "tp_devapp")):
+    def __init__(self, apps=None, rules=None, so=("tp_driver", "tp_devapp"), conf=None):
         self.d = Daemon(node=COMMUNITY, level="community")
         self.scripts = os.path.join(self.d.dir, "scripts")
         pdir = os.path.join(self.d.dir, "plugins")
@@ -121,11 +122,14 @@ class node:
             shutil.copyfile(os.path.join(TP, p + ".so"), os.path.join(pdir, p + ".so"))
         shutil.copyfile(SIM, os.path.join(pdir, "sim.so"))
         sim = "".join(f" {k} = {v};" for k, v in MANUAL.items())
+        self.conf = dict(conf or {})
         self.d.write_config(node=COMMUNITY, level="community", name="悦澜",
                             extra=f'catalog_dir = "{CATALOG}";\n'
                                   f'plugin_dirs = [ "{pdir}" ];\n'
                                   f'script_dirs = [ "{self.scripts}" ];\n'
-                                  f"plugins = {{ sim = {{{sim} }}; }};\n"
+                                  f"plugins = {{ sim = {{{sim} }};"
+                                  + "".join(f" {n} = {{ {c} }};" for n, c in self.conf.items())
+                                  + " };\n"
                                   # Not about the clock: a generous time limit keeps the
                                   # loaded sanitizer build from tripping it (loops are
                                   # stopped by the instruction budget); the bad calls
@@ -561,6 +565,129 @@ def case_fault_inside_a_callback_faults_only_its_script():
         # Started again, the plugin works.
         d.ok("plugins", "reload", "keeper")
         eq(run(d, "return linli.dev_get('sim-door-001', 'lock')")["r1"], "locked", "reloaded")
+
+
+# A plugins.NAME section with every kind of value libconfig has, and what it reads as.
+CONF = ('level = 3; ratio = 0.25; name = "悦澜"; on = true; big = 9000000000L; '
+        'nested = { a = 1; deeper = { list = ( 1, "two", { x = 3; } ); }; }; '
+        'arr = [ 4, 5, 6 ]; empty = { };')
+CONF_READ = {"level": 3, "ratio": 0.25, "name": "悦澜", "on": True, "big": 9000000000,
+             "nested": {"a": 1, "deeper": {"list": [1, "two", {"x": 3}]}}, "arr": [4, 5, 6],
+             "empty": {}}
+
+
+def no_empty_lists(v):
+    """v with every empty list as {}: a Lua table that is empty packs as an empty map."""
+    if isinstance(v, dict):
+        return {k: no_empty_lists(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [no_empty_lists(x) for x in v] if v else {}
+    return v
+
+
+def case_plugin_config_and_device_classes_are_the_c_members():
+    apps = {"keeper.lua": keeper(caps=DOOR_CAPS), "plain.lua": keeper("plain")}
+    rules = {"probe.lua": probe_rule(caps=DOOR_CAPS)}
+    # keeper and the C plugin devapp have the same section; plain has none.
+    with node(apps=apps, rules=rules, conf={"keeper": CONF, "devapp": CONF}) as d:
+        # plugin_config: the plugin's own section, nested groups, lists and arrays included.
+        r = run(d, "return linli.plugin_config()")
+        eq(r["r1"], CONF_READ, "keeper's plugins.keeper")
+        eq(d.ok("devapp", "config"), CONF_READ, "the C member reads the same")
+        r = run(d, "local c = linli.plugin_config() return math.type(c.big), "
+                   "math.type(c.ratio), #c.nested.deeper.list")
+        eq((r["r1"], r["r2"], r["r3"]), ("integer", "float", 3), "Lua types")
+        # A table of its own: changing it changes nothing for the next call.
+        r = run(d, "local c = linli.plugin_config() c.level = 99 c.nested.a = 7 "
+                   "return linli.plugin_config().level, linli.plugin_config().nested.a")
+        eq((r["r1"], r["r2"]), (3, 1), "a fresh table each call")
+        eq(run(d, "return linli.plugin_config()", plugin="plain")["r1"], {}, "no section: {}")
+        r = run(d, "return next(linli.plugin_config()) == nil", plugin="plain")
+        eq(r["r1"], True, "an empty table")
+        # A rule has no plugin config (plugins.NAME is read by plugins only), even if named.
+        refused(probe(d, "return linli.plugin_config()"), "LINLI_ESTATE",
+                "plugin_config: rule 'probe' has no plugin config (plugins.NAME of linli.cfg "
+                "is read by plugins only)")
+        # Read again after a SIGHUP, like the C member's.
+        with open(d.cfg) as f:
+            text = f.read()
+        with open(d.cfg, "w") as f:
+            f.write(text.replace(CONF, "level = 4; plain = true;", 1))
+        d.kill_with(signal.SIGHUP)
+        wait_for(lambda: "config: reloaded" in d.logtext(), "the reload")
+        eq(run(d, "return linli.plugin_config()")["r1"], {"level": 4, "plain": True},
+           "after SIGHUP")
+        eq(d.ok("devapp", "config"), CONF_READ, "devapp's section is unchanged")
+
+        # device_classes: the C member's array, as a table of tables.
+        mine = run(d, "return linli.device_classes()")["r1"]
+        eq(mine, no_empty_lists(d.ok("devapp", "classes")), "Lua and C read the same classes")
+        # (A rule prints what it got on one log line: the names and one class will do.)
+        r = probe(d, "local names = {}\n"
+                     "for i, c in ipairs(linli.device_classes()) do names[i] = c.name end\n"
+                     "return names")
+        eq(r["r1"], [c["name"] for c in mine], "a rule reads them too")
+        r = probe(d, "for _, c in ipairs(linli.device_classes()) do\n"
+                     "  if c.name == 'smoke' then return c end end")
+        eq(r["r1"], {c["name"]: c for c in mine}["smoke"], "one of them")
+        # ... and they are the catalog's, as the console lists and shows them.
+        listed = [c["name"] for c in d.ok("catalog", "list", "devices")]
+        eq([c["name"] for c in mine], listed, "every class, in the catalog's order")
+        by = {c["name"]: c for c in mine}
+        for name in ("door", "smoke", "electric_meter"):
+            show, c = d.ok("catalog", "show", "device", name), by[name]
+            eq((c["title_en"], c["title_zh"], c["heartbeat"]),
+               (show["title_en"], show["title_zh"], show["heartbeat_s"]), f"{name}: titles")
+            keys = ("name", "type", "access", "unit", "min", "max", "values")
+            eq(c["resources"], no_empty_lists([{k: f[k] for k in keys if k in f}
+                                               for f in show["resources"]]),
+               f"{name}: resources")
+            eq(c["commands"], no_empty_lists([{"name": x["name"],
+                                               "args": [{k: f[k] for k in keys if k in f}
+                                                        for f in x["args"]]}
+                                              for x in show["commands"]]), f"{name}: commands")
+            eq(c["events"], no_empty_lists(show["events"]), f"{name}: events")
+        r = run(d, "local all = linli.device_classes() return #all, all[1].name, "
+                   "math.type(all[1].heartbeat)")
+        eq((r["r1"], r["r2"], r["r3"]), (len(listed), listed[0], "integer"), "an array")
+
+        # Bad arguments raise, naming them; keeper goes on.
+        for code, needle in (
+                ("linli.plugin_config('keeper')", "bad argument #1 to 'plugin_config' (no value "
+                                                  "expected, got string: it takes no arguments)"),
+                ("linli.device_classes(1)", "bad argument #1 to 'device_classes' (no value "
+                                            "expected, got number: it takes no arguments)"),
+                ("linli.device_classes(nil)", "bad argument #1 to 'device_classes' (no value "
+                                              "expected, got nil: it takes no arguments)")):
+            run_raises(d, code, needle)
+        # Not while the file loads.
+        early = os.path.join(d.dir, "early.lua")
+        write(early, "EARLY = select(2, pcall(linli.device_classes))\n"
+                     "EARLY2 = select(2, pcall(linli.plugin_config))\n" + keeper("early"))
+        d.ok("plugins", "install", early)
+        r = run(d, "return EARLY, EARLY2", plugin="early")
+        check("linli.device_classes: not available while the file loads" in r["r1"], r)
+        check("linli.plugin_config: not available while the file loads" in r["r2"], r)
+        eq(d.ok("plugins", "info", "keeper")["state"], "running", "keeper")
+
+
+def case_the_reference_example_of_store_on_commit_works():
+    """sdk/lua-api.md's smoke_alarm rule keeps the alarm, then announces it once kept."""
+    with open(os.path.join(SRC, "sdk", "lua-api.md")) as f:
+        example = [b for b in re.findall(r"```lua\n(.*?)```", f.read(), re.S)
+                   if 'name = "smoke_alarm"' in b]
+    eq(len(example), 1, "the example")
+    listen = PRELUDE + """
+rule { name = "listen", on = "notice/alarm/#",
+  run = function(e, topic) print("heard " .. topic .. " " .. enc(e)) end }
+"""
+    with node(rules={"smoke_alarm.lua": example[0], "listen.lua": listen}) as d:
+        d.ok("publish", "dev/smoke/sim-smoke-001/event/alarm", "{}")
+        heard = logged(d, "listen: heard notice/alarm/stored ")
+        rows = d.ok("data", "query", "alarms")["records"]
+        eq(len(rows), 1, "one alarm kept")
+        eq(heard, {"alarm": rows[0]["id"], "device": "sim-smoke-001"}, "announced once kept")
+        eq((rows[0]["scope"], rows[0]["status"]), (COMMUNITY, "raised"), "the alarm")
 
 
 if __name__ == "__main__":

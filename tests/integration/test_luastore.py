@@ -775,5 +775,100 @@ def wait_for(what, fn, timeout=15):
     raise TestFailure(f"timed out waiting for {what}")
 
 
+def case_on_commit_runs_once_the_batch_is_durable():
+    rules = {"probe.lua": probe_rule(caps=("store.read:grids", "store.write:grids"))}
+    with node(apps={"keeper.lua": keeper(caps=KEEPER_CAPS)}, rules=rules) as d:
+        # Nothing written in this batch: nothing to wait for.
+        refused(run(d, "return linli.store_on_commit(function() print('never') end)"),
+                "LINLI_ESTATE", "store_on_commit: no write is pending (what was written is "
+                "committed already)")
+        # After a write: true at once, fn(true) once the batch has committed (after the
+        # command's code returned), once for each call.
+        put = "assert(linli.store_put('grids', {rec}, '{scope}', '{rid}'))\n"
+        r = run(d, put.format(rec=lua(GRID), scope=YUELAN, rid="g-1") +
+                "COMMITS = {}\n"
+                "local function note(...)\n"
+                "  COMMITS[#COMMITS + 1] = { n = select('#', ...), ok = (...),\n"
+                "    seen = linli.store_get('grids', 'g-1') ~= nil }\n"
+                "end\n"
+                "local a, b = linli.store_on_commit(note), linli.store_on_commit(note)\n"
+                "return a, b, #COMMITS")
+        eq((r["r1"], r["r2"], r["r3"]), (True, True, 0), "registered, not yet called")
+        eq(run(d, "return COMMITS")["r1"], [{"n": 1, "ok": True, "seen": True}] * 2,
+           "each fn called once, with true")
+        eq(run(d, "return #COMMITS")["r1"], 2, "and never again")
+        # A rule alike: its fn runs after its run has returned.
+        r = probe(d, put.format(rec=lua(dict(GRID, code="g02")), scope=YUELAN, rid="g-2") +
+                  "return linli.store_on_commit(function(...)\n"
+                  "  print('probe committed', select('#', ...), ...) end)")
+        eq(r["r1"], True, "the rule's call")
+        d.wait_log("probe: probe committed\t1\ttrue")
+        log = d.logtext()
+        check(log.index("probe: probe t") < log.index("probe: probe committed"), log[-2000:])
+        refused(probe(d, "return linli.store_on_commit(function() end)"), "LINLI_ESTATE",
+                "no write is pending")
+        # Durable when fn ran: still there after linlid is killed.
+        d.proc.kill()
+        d.proc.wait()
+        d.start()
+        see_all(d, "reader_street", STREET)
+        eq(console_get(d, "grids", "g-1")["name"], GRID["name"], "g-1 after a kill")
+        eq(console_get(d, "grids", "g-2")["code"], "g02", "g-2 after a kill")
+        # fn runs like any handler: one that never ends faults its script, after the commit.
+        run(d, put.format(rec=lua(GRID), scope=YUELAN, rid="g-3") +
+            "return linli.store_on_commit(function() while true do end end)")
+        wait_for("keeper faulted",
+                 lambda: by_name(d.ok("plugins", "list"))["keeper"]["state"] == "faulted")
+        d.ok("plugins", "reload", "keeper")
+        # Bad arguments raise, naming them.
+        for code, needle in (
+                ("linli.store_on_commit()", "bad argument #1 to 'store_on_commit' (function "
+                                            "expected, got no value)"),
+                ("linli.store_on_commit('print')", "bad argument #1 to 'store_on_commit' "
+                                                   "(function expected, got string)"),
+                ("linli.store_on_commit(print, 'junk')", "bad argument #2 to 'store_on_commit' "
+                                                         "(no value expected, got string: it "
+                                                         "takes only fn)")):
+            rc, out, err = d.cli("keeper", "run", "--stdin", input=code)
+            check(rc == 1 and needle in err, f"{code}: {err}")
+
+
+def case_on_commit_of_a_stopped_script_is_never_called():
+    rules = {"probe.lua": probe_rule(caps=("store.read:grids", "store.write:grids"))}
+    with node(apps={"keeper.lua": keeper(caps=KEEPER_CAPS)}, rules=rules) as d:
+        # Each writes, asks to hear of the commit, then breaks its budget in the same call:
+        # it is faulted (everything it made released) before the batch commits.
+        code = ("assert(linli.store_put('grids', {rec}, '{scope}', '{rid}'))\n"
+                "assert(linli.store_on_commit(function() print('{who} late') end))\n"
+                "while true do end")
+        rc, out, err = d.cli("keeper", "run", "--stdin",
+                             input=code.format(rec=lua(GRID), scope=YUELAN, rid="g-1",
+                                               who="keeper"))
+        check(rc == 1 and "instruction budget" in err, err)
+        d.ok("publish", "test/probe", js({"tag": "spin", "code": code.format(
+            rec=lua(dict(GRID, code="g02")), scope=YUELAN, rid="g-2", who="probe")}))
+        wait_for("probe faulted",
+                 lambda: by_name(d.ok("rules", "list"))["probe"]["state"] == "faulted")
+        eq(by_name(d.ok("plugins", "list"))["keeper"]["state"], "faulted", "keeper")
+        # Their writes stay made (a fault undoes nothing stored) and are committed ...
+        eq(count(d, "grids"), 2, "both records")
+        d.ok("data", "put", "grids", "--scope", YUELAN, "--id", "g-9", js(GRID))
+        time.sleep(0.5)
+        # ... but neither fn was ever called.
+        log = d.logtext()
+        check("keeper late" not in log and "probe late" not in log, log[-3000:])
+        # Started again, both hear their commits.
+        d.ok("plugins", "reload", "keeper")
+        d.ok("rules", "reload", "probe")
+        run(d, "assert(linli.store_put('grids', { code = 'g4', name = 'x' }, "
+               f"'{YUELAN}', 'g-4'))\n"
+               "return linli.store_on_commit(function(ok) print('keeper again', ok) end)")
+        probe(d, "assert(linli.store_put('grids', { code = 'g5', name = 'x' }, "
+                 f"'{YUELAN}', 'g-5'))\n"
+                 "return linli.store_on_commit(function(ok) print('probe again', ok) end)")
+        d.wait_log("keeper: keeper again\ttrue")
+        d.wait_log("probe: probe again\ttrue")
+
+
 if __name__ == "__main__":
     sys.exit(main(dict(globals())))

@@ -7,6 +7,8 @@
  *                                         "answer #REQ rc NAME result JSON"
  *   devapp get ID [RESOURCE]              dev_get -> the record, or {"rc"}
  *   devapp info ID                        dev_info -> the record, or {"rc"}
+ *   devapp classes                        device_classes -> the array
+ *   devapp config                         plugin_config -> the map
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,6 +91,20 @@ static int c_info(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record 
 	return 0;
 }
 
+static int c_classes(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
+		     char *err, size_t errlen)
+{
+	(void)req, (void)err, (void)errlen;
+	return api->device_classes(ctx, reply);
+}
+
+static int c_config(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
+		    char *err, size_t errlen)
+{
+	(void)req, (void)err, (void)errlen;
+	return api->plugin_config(ctx, reply);
+}
+
 static int a_init(linli_ctx *ctx, const struct linli_api *a)
 {
 	api = a;
@@ -97,6 +113,10 @@ static int a_init(linli_ctx *ctx, const struct linli_api *a)
 		rc = api->cmd_register(ctx, "get", NULL, NULL, c_get, NULL);
 	if (!rc)
 		rc = api->cmd_register(ctx, "info", NULL, NULL, c_info, NULL);
+	if (!rc)
+		rc = api->cmd_register(ctx, "classes", NULL, NULL, c_classes, NULL);
+	if (!rc)
+		rc = api->cmd_register(ctx, "config", NULL, NULL, c_config, NULL);
 	return rc;
 }
 
