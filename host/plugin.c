@@ -228,6 +228,15 @@ void plug_set_userdata(struct plugin *p, void *ud) { p->ud = ud; }
 
 struct plug_store_state *plug_store_state(struct plugin *p) { return &p->store; }
 
+void plug_describe_timer(char *buf, size_t len, uint64_t id, uint64_t interval_ms)
+{
+	if (interval_ms)
+		snprintf(buf, len, "timer %llu, every %llu ms", (unsigned long long)id,
+			 (unsigned long long)interval_ms);
+	else
+		snprintf(buf, len, "timer %llu, once", (unsigned long long)id);
+}
+
 void plug_set_error(struct plugin *p, const char *msg)
 {
 	if (p->in_init)

@@ -109,6 +109,8 @@ struct kernel *plug_kernel(const struct plugin *p);
 const char *plug_name(const struct plugin *p);
 void *plug_userdata(const struct plugin *p);
 void plug_set_userdata(struct plugin *p, void *ud);
+/* The words `plugins info` shows for a timer of C or Lua: "timer 7, every 500 ms". */
+void plug_describe_timer(char *buf, size_t len, uint64_t id, uint64_t interval_ms);
 /* Record the reason shown when init fails (outside init: logged only). */
 void plug_set_error(struct plugin *p, const char *msg);
 

@@ -521,11 +521,7 @@ static void ltimer_release(void *arg)
 static void ltimer_describe(void *arg, char *buf, size_t len)
 {
 	struct ltimer *t = arg;
-	if (t->interval)
-		snprintf(buf, len, "timer %llu, every %llu ms", (unsigned long long)t->kid,
-			 (unsigned long long)t->interval);
-	else
-		snprintf(buf, len, "timer %llu, once", (unsigned long long)t->kid);
+	plug_describe_timer(buf, len, t->kid, t->interval);
 }
 
 static const struct plug_res_ops ltimer_ops = {
