@@ -4,8 +4,8 @@
  * Life of a file: read whole into memory → ELF section `.linli_plugin` found
  * and checked (plug_read_meta, plug_check_meta) → checked against the others
  * (duplicates, requirements, cycles) → the very bytes that were checked are
- * written to a private copy → dlopen(RTLD_NOW | RTLD_LOCAL) → descriptor
- * cross-checked against the block → init. dlopen runs ELF constructors, so it
+ * written to a private, sealed in-memory copy → dlopen(RTLD_NOW | RTLD_LOCAL)
+ * → descriptor cross-checked against the block → init. dlopen runs ELF constructors, so it
  * is the first step that executes plugin code and comes strictly after every
  * refusal reason has been ruled out.
  *
@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -61,7 +62,8 @@ struct plugin {
 	struct plug_registry *reg;
 	enum plug_kind kind;
 	char path[PATH_MAX];   /* the file in a plugin dir (or the install source) */
-	char run[PATH_MAX];    /* private copy while loaded, else "" */
+	char run[PATH_MAX];    /* path of the private copy while loaded, else "" */
+	int run_fd;	       /* the copy (a sealed memfd) while loaded, else -1 */
 	char name[LINLI_NAME_MAX]; /* "" when the file gave none */
 	bool have_meta;	       /* meta passed every check and it may still start */
 	bool meta_ok;	       /* meta passed plug_check_meta: its strings are safe to show */
@@ -93,7 +95,6 @@ struct plug_registry {
 	int n, cap;
 	int running;
 	uint64_t seq, gen;
-	char rundir[PATH_MAX];
 	char statepath[PATH_MAX];
 	char **disabled;
 	int n_disabled;
@@ -834,6 +835,7 @@ static struct plugin *candidate(struct plug_registry *reg, const char *path, boo
 	if (!p)
 		return NULL;
 	p->reg = reg;
+	p->run_fd = -1;
 	p->kind = has_suffix(path, ".lua") ? KIND_LUA : KIND_SO;
 	snprintf(p->path, sizeof p->path, "%s", path);
 	p->state = PLUG_REFUSED;
@@ -887,9 +889,51 @@ static void unmap(struct plugin *p)
 		dlclose(p->dl);
 	p->dl = NULL;
 	p->desc = NULL;
-	if (p->run[0])
-		unlink(p->run);
+	if (p->run_fd >= 0)
+		close(p->run_fd);
+	p->run_fd = -1;
 	p->run[0] = '\0';
+}
+
+/*
+ * The private copy: the checked bytes in an anonymous, sealed in-memory file
+ * (memfd), so that neither the plugin dir nor the disk is involved and a copy
+ * never outlives the process. dlopen opens it as /proc/<pid>/fd/<n>, a path
+ * that gdb and the sanitizers' symbolizer (other processes) can open too; the
+ * fd stays open while the plugin is loaded, which also keeps the path unique
+ * among loaded objects (glibc matches objects by name).
+ */
+static int make_run_copy(struct plugin *p, char *why, size_t whylen)
+{
+	char label[LINLI_NAME_MAX + 32];
+	snprintf(label, sizeof label, "linli-%s.%llu.so", p->name,
+		 (unsigned long long)++p->reg->gen);
+	int fd = memfd_create(label, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return fail(why, whylen, LINLI_EIO, "cannot make the private copy: memfd_create: %s",
+			    strerror(errno));
+	const unsigned char *b = p->image;
+	size_t done = 0;
+	while (done < p->image_len) {
+		ssize_t w = write(fd, b + done, p->image_len - done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			int e = errno;
+			close(fd);
+			return fail(why, whylen, LINLI_EIO, "cannot write the private copy: %s",
+				    strerror(w < 0 ? e : ENOSPC));
+		}
+		done += (size_t)w;
+	}
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) {
+		int e = errno;
+		close(fd);
+		return fail(why, whylen, LINLI_EIO, "cannot seal the private copy: %s", strerror(e));
+	}
+	p->run_fd = fd;
+	snprintf(p->run, sizeof p->run, "/proc/%ld/fd/%d", (long)getpid(), fd);
+	return 0;
 }
 
 struct init_result {
@@ -948,13 +992,8 @@ static int plug_start(struct plugin *p)
 			goto failed;
 		goto started;
 	}
-	snprintf(p->run, sizeof p->run, "%s/%s.%llu.so", reg->rundir, p->name,
-		 (unsigned long long)++reg->gen);
-	rc = write_file(p->run, p->image, p->image_len, 0600, why, sizeof why);
-	if (rc) {
-		p->run[0] = '\0';
+	if ((rc = make_run_copy(p, why, sizeof why)) != 0)
 		goto failed;
-	}
 	free(p->image);
 	p->image = NULL;
 	dlerror();
@@ -1957,25 +1996,7 @@ int plug_open(struct kernel *k, char *err, size_t errlen)
 	if (!reg)
 		return LINLI_ENOMEM;
 	reg->k = k;
-	snprintf(reg->rundir, sizeof reg->rundir, "%s/plugins.run", k->cfg.data_dir);
 	snprintf(reg->statepath, sizeof reg->statepath, "%s/plugins.disabled", k->cfg.data_dir);
-	if (mkdir(reg->rundir, 0700) != 0 && errno != EEXIST) {
-		int rc = fail(err, errlen, LINLI_EIO, "cannot create %s: %s", reg->rundir,
-			      strerror(errno));
-		free(reg);
-		return rc;
-	}
-	/* Private copies left by a daemon that did not stop cleanly. */
-	DIR *d = opendir(reg->rundir);
-	if (d) {
-		struct dirent *e;
-		while ((e = readdir(d))) {
-			size_t n = strlen(e->d_name);
-			if (n > 3 && strcmp(e->d_name + n - 3, ".so") == 0)
-				unlinkat(dirfd(d), e->d_name, 0);
-		}
-		closedir(d);
-	}
 	load_disabled(reg);
 	k->plugins = reg;
 	static const struct {

@@ -21,8 +21,8 @@
  * is faulted (plug_fault): everything it made is released at once and it
  * stays listed as `faulted` until an admin enables or reloads it.
  *
- * Each running instance is loaded from a private copy of its file
- * (<data_dir>/plugins.run/<name>.<n>.so): the file in the plugin dir can then be
+ * Each running instance is loaded from a private copy of its file (a sealed
+ * memfd, opened as /proc/<pid>/fd/<n>): the file in the plugin dir can then be
  * replaced at any time (the copy is what was checked and what runs), and a
  * reload can load the new version while the old one still runs.
  *

@@ -66,6 +66,20 @@ def put(pdir, dst, src):
     return path
 
 
+def private_copies(d):
+    """The plugins whose private copy linlid holds open (memfds named linli-NAME.N.so)."""
+    names = []
+    fds = f"/proc/{d.proc.pid}/fd"
+    for fd in os.listdir(fds):
+        try:
+            target = os.readlink(os.path.join(fds, fd))
+        except OSError:
+            continue
+        if target.startswith("/memfd:linli-"):
+            names.append(target[len("/memfd:linli-"):].rsplit(".", 2)[0])
+    return sorted(names)
+
+
 def by_name(rows):
     return {r["name"]: r for r in rows if r["name"]}
 
@@ -104,7 +118,11 @@ def case_good_plugin_runs():
         eq(info["capabilities"], ["bus.publish:good/#", "store.read:residents"], "caps")
         eq(info["sdk"], "1.0", "sdk")
         eq(info["scope"], "hefei", "scope")
-        check(info["loaded_from"].startswith(d.data + "/plugins.run/"), info["loaded_from"])
+        # The private copy: a sealed in-memory file of linlid, opened by path.
+        check(os.readlink(info["loaded_from"]).startswith("/memfd:linli-good."),
+              info["loaded_from"])
+        with open(info["loaded_from"], "rb") as f, open(os.path.join(d.pdir, "good.so"), "rb") as g:
+            eq(f.read() == g.read(), True, "the copy holds the checked bytes")
         kinds = [r["kind"] for r in info["resources"]]
         eq(kinds.count("command"), 5, f"commands in {info['resources']}")
         eq(kinds.count("timer"), 1, "timers")
@@ -134,7 +152,7 @@ def case_good_plugin_runs():
         eq(len(d.ok("plugins", "info", "good")["resources"]), 4, "after drop")
         eq(d.stop(), 0, "exit code")
         check("good: fini after" in d.logtext(), d.logtext())
-        check(not os.listdir(os.path.join(d.data, "plugins.run")), "private copy removed")
+        check(not os.path.exists(os.path.join(d.data, "plugins.run")), "nothing on disk")
 
 
 def case_refusals_name_file_and_reason():
@@ -193,7 +211,7 @@ def case_failed_init_leaves_nothing():
         check("FINI MUST NOT RUN" not in log, "fini ran after a failed init")
         check(f"{d.pdir}/failinit.so: failinit failed: init returned" in log, log)
         eq(d.ok("status")["plugins"], 1, "only good counts")
-        eq(len(os.listdir(os.path.join(d.data, "plugins.run"))), 1, "one private copy (good)")
+        eq(private_copies(d), ["good"], "one private copy (good)")
         # enable retries (and fails the same way), still leaving nothing.
         fails(d, "plugins", "enable", "failinit", name="LINLI_ECONFIG",
               needle="cannot find the thing")
@@ -297,7 +315,7 @@ def case_reload_good_then_failing():
         info = d.ok("plugins", "info", "reloadme")
         check(info["order"] > order1, "new order")
         eq(sorted(r["kind"] for r in info["resources"]), ["command", "timer"], "resources")
-        eq(len(os.listdir(os.path.join(d.data, "plugins.run"))), 1, "old private copy removed")
+        eq(private_copies(d), ["reloadme"], "old private copy removed")
 
         put(d.pdir, "reloadme.so", "tp_reload_v3")
         fails(d, "plugins", "reload", "reloadme", name="LINLI_EIO",
