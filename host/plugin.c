@@ -466,6 +466,11 @@ int plug_check_meta(const struct linli_plugin_meta *m, char *err, size_t errlen)
 				    "capabilities: entry %d is not printable ASCII without spaces "
 				    "within %d bytes",
 				    i + 1, LINLI_CAP_MAX - 1);
+		/* What an admin could never grant is refused now, with the reason. */
+		char why[320];
+		if (tier_cap_check(c, why, sizeof why) != 0)
+			return fail(err, errlen, LINLI_EINVAL, "capabilities: entry %d: %s", i + 1,
+				    why);
 	}
 	return 0;
 }

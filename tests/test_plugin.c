@@ -306,6 +306,14 @@ static void test_check_meta(void **state)
 	m = good_meta();
 	strcpy(m.capabilities[5], "x");
 	expect_bad(&m, "capabilities: entry 6 follows");
+	/* Well formed for the permission model, or refused with the reason. */
+	m = good_meta();
+	strcpy(m.capabilities[1], "store.raed:residents");
+	expect_bad(&m, "capabilities: entry 2: unknown capability 'store.raed:residents'");
+	m = good_meta();
+	strcpy(m.capabilities[0], "bus.publish:a/#/b");
+	expect_bad(&m, "capabilities: entry 1: capability 'bus.publish:a/#/b': 'a/#/b' is not a "
+		       "topic filter");
 	for (int i = 0; i < 6; i++) {
 		const char *fams[] = {"governance", "gov_services", "public_services",
 				      "safety", "driver", "custom"};
