@@ -1202,9 +1202,9 @@ static void check_capability(lua_State *L, const char *what, const char *name, i
 		if (!script_topic_valid(colon + 1, true, why, sizeof why))
 			luaL_error(L, "%s '%s': capabilities[%d]: bad topic filter '%s': %s",
 				   what, name, i, colon + 1, why);
-	} else if (!valid_name(colon + 1))
-		luaL_error(L, "%s '%s': capabilities[%d]: '%s' is not a name", what, name, i,
-			   colon + 1);
+	} else if (!valid_name(colon + 1) && strcmp(colon + 1, "*") != 0)
+		luaL_error(L, "%s '%s': capabilities[%d]: '%s' is not a name (or *)", what, name,
+			   i, colon + 1);
 }
 
 /* An array of strings field (`requires`, `capabilities`); copies into *out. */

@@ -512,6 +512,12 @@ static void test_rule_capabilities(void **state)
 	s = load_str("rule { name = 'r', on = 'a', run = print }");
 	assert_int_equal(script_rule(s)->n_capabilities, 0); /* optional: none */
 	script_free(s);
+	/* '*' for every dataset or class, as an admin may grant it. */
+	s = load_str("rule { name = 'r', on = 'a', run = print,\n"
+		     "  capabilities = { 'device.read:*', 'store.read:*' } }");
+	assert_int_equal(script_rule(s)->n_capabilities, 2);
+	assert_string_equal(script_rule(s)->capabilities[0], "device.read:*");
+	script_free(s);
 }
 
 struct faults {
