@@ -459,11 +459,10 @@ static int cmd_revoke(struct cmd_call *call, void *ud)
 	return cmd_change(call, ud, false);
 }
 
+#define LIST_MAX 4096 /* subjects in one `grants` listing */
+
 struct list_ctx {
-	struct kernel *k;
-	const struct gcmd *gc;
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
+	char **names;
 	int n;
 };
 
@@ -473,21 +472,24 @@ static int list_row(void *ud, const struct store_row *row)
 	msgpack_unpacked up;
 	msgpack_unpacked_init(&up);
 	size_t off = 0;
-	if (msgpack_unpack_next(&up, row->data, row->len, &off) == MSGPACK_UNPACK_SUCCESS &&
+	if (c->n < LIST_MAX &&
+	    msgpack_unpack_next(&up, row->data, row->len, &off) == MSGPACK_UNPACK_SUCCESS &&
 	    up.data.type == MSGPACK_OBJECT_MAP) {
-		struct grec g;
 		char name[72];
 		copy_str(mp_get(&up.data, "name"), name, sizeof name);
-		rec_from(&up.data, &g);
-		char state[512];
-		c->gc->ops->changed(c->k, name, false, state, sizeof state);
-		pack_subject(c->k, c->gc, &c->pk, name, &g, state);
-		c->n++;
+		if (name[0] && (c->names[c->n] = strdup(name)))
+			c->n++;
 	}
 	msgpack_unpacked_destroy(&up);
 	return 0;
 }
 
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* One row per subject: each one granted something, and each known one that declares any. */
 static int cmd_grants(struct cmd_call *call, void *ud)
 {
 	const struct gcmd *gc = ud;
@@ -504,9 +506,9 @@ static int cmd_grants(struct cmd_call *call, void *ud)
 		pack_subject(k, gc, &call->pk, call->argv[2], &g, state);
 		return 0;
 	}
-	struct list_ctx c = {.k = k, .gc = gc};
-	msgpack_sbuffer_init(&c.sb);
-	msgpack_packer_init(&c.pk, &c.sb, msgpack_sbuffer_write);
+	struct list_ctx c = {.names = calloc(LIST_MAX, sizeof(char *))};
+	if (!c.names)
+		return cmd_fail(call, LINLI_ENOMEM, "out of memory");
 	struct store_where w = {"kind", kind_name(gc->kind)};
 	struct store_query q = {.dataset = "grants", .where = &w, .n_where = 1};
 	char cursor[STORE_CURSOR_MAX];
@@ -515,11 +517,31 @@ static int cmd_grants(struct cmd_call *call, void *ud)
 		rc = store_scan(k->store, &q, list_row, &c, cursor, call->err, sizeof call->err);
 		q.cursor = cursor;
 	} while (rc > 0 && cursor[0]);
-	if (rc >= 0) {
-		msgpack_pack_array(&call->pk, (size_t)c.n);
-		msgpack_sbuffer_write(&call->data, c.sb.data, c.sb.size);
+	const char **known = malloc(LIST_MAX * sizeof *known);
+	int nk = rc < 0 || !known ? 0 : gc->ops->names(k, known, LIST_MAX);
+	for (int i = 0; i < nk && c.n < LIST_MAX; i++)
+		if ((c.names[c.n] = strdup(known[i])))
+			c.n++;
+	free(known);
+	qsort(c.names, (size_t)c.n, sizeof *c.names, cmp_name);
+	int rows = 0;
+	for (int i = 0; i < c.n; i++)
+		rows += i == 0 || strcmp(c.names[i], c.names[i - 1]) != 0;
+	if (rc >= 0)
+		msgpack_pack_array(&call->pk, (size_t)rows);
+	for (int i = 0; rc >= 0 && i < c.n; i++) {
+		if (i > 0 && strcmp(c.names[i], c.names[i - 1]) == 0)
+			continue;
+		struct grec g;
+		char err[256], state[512];
+		if (rec_get(k, gc->kind, c.names[i], &g, err, sizeof err) != 0)
+			memset(&g, 0, sizeof g);
+		gc->ops->changed(k, c.names[i], false, state, sizeof state);
+		pack_subject(k, gc, &call->pk, c.names[i], &g, state);
 	}
-	msgpack_sbuffer_destroy(&c.sb);
+	for (int i = 0; i < c.n; i++)
+		free(c.names[i]);
+	free(c.names);
 	return rc < 0 ? rc : 0;
 }
 

@@ -77,6 +77,11 @@ struct grants_subject_ops {
 	 * few words ("running", "refused: ...") in `state`.
 	 */
 	void (*changed)(struct kernel *k, const char *name, bool revoked, char *state, size_t len);
+	/*
+	 * The names of the known subjects that declare at least one capability
+	 * (pointers valid during the command), at most max; returns the count.
+	 */
+	int (*names)(struct kernel *k, const char **out, int max);
 };
 
 /*

@@ -1993,7 +1993,20 @@ static void grants_changed(struct kernel *k, const char *name, bool revoked, cha
 		snprintf(state, len, "%s: %s", plug_state_name(p->state), why);
 }
 
-static const struct grants_subject_ops plug_grants_ops = {grants_declared, grants_changed};
+static int grants_names(struct kernel *k, const char **out, int max)
+{
+	struct plug_registry *reg = k->plugins;
+	int n = 0;
+	for (int i = 0; reg && i < reg->n && n < max; i++) {
+		const struct plugin *p = reg->v[i];
+		if (p->meta_ok && p->name[0] && p->meta.capabilities[0][0])
+			out[n++] = p->name;
+	}
+	return n;
+}
+
+static const struct grants_subject_ops plug_grants_ops = {grants_declared, grants_changed,
+							  grants_names};
 
 int plug_open(struct kernel *k, char *err, size_t errlen)
 {

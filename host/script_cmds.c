@@ -471,7 +471,20 @@ static void grants_changed(struct kernel *k, const char *name, bool revoked, cha
 		snprintf(state, len, "%s: %s", script_state_name(script_state(s)), why);
 }
 
-static const struct grants_subject_ops rule_grants_ops = {grants_declared, grants_changed};
+static int grants_names(struct kernel *k, const char **out, int max)
+{
+	int n = 0, count = k->rules ? script_rules_count(k->rules) : 0;
+	for (int i = 0; i < count && n < max; i++) {
+		struct script *s = script_rules_at(k->rules, i);
+		const struct script_ruledecl *d = script_rule(s);
+		if (d && d->n_capabilities > 0)
+			out[n++] = script_name(s);
+	}
+	return n;
+}
+
+static const struct grants_subject_ops rule_grants_ops = {grants_declared, grants_changed,
+							  grants_names};
 
 int script_cmds_register(struct kernel *k, struct script_rules *r)
 {

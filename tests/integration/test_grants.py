@@ -96,6 +96,9 @@ def case_ungranted_plugin_is_refused_before_its_code_runs():
               d.logtext(), "the refusal is logged")
         check("CONSTRUCTOR RAN" not in d.logtext(), "none of its code ran")
         eq(d.ok("status")["plugins"], 0, "nothing runs")
+        # The listing shows what waits for an admin, before anything is granted.
+        row = by_name(d.ok("plugins", "grants"))["good"]
+        eq((row["granted"], sorted(row["missing"])), ([], sorted(GOOD_CAPS)), "listed")
         # One of two granted: still refused, and the message names only the missing one.
         g = d.ok("plugins", "grant", "good", "store.read:residents")
         eq(g["granted"], ["store.read:residents"], "granted")
@@ -182,7 +185,12 @@ def case_bad_grant_requests():
            "pre-granted")
         # Nothing bad was stored.
         eq(d.ok("plugins", "grants", "good")["granted"], [], "good holds nothing")
-        eq([r["name"] for r in d.ok("plugins", "grants")], ["later"], "one record")
+        rows = by_name(d.ok("plugins", "grants"))
+        eq(sorted(rows), ["good", "later"], "the one pre-granted and the one that declares")
+        eq((rows["good"]["granted"], sorted(rows["good"]["missing"])), ([], sorted(GOOD_CAPS)),
+           "good: nothing granted, both missing")
+        eq((rows["later"]["granted"], rows["later"]["state"]), (["store.read:grids"],
+                                                               "not installed"), "later")
 
 
 def case_only_an_admin_over_the_node_grants():
@@ -239,6 +247,7 @@ def case_rules_need_grants():
     with node(rules={"relay.lua": RULE}) as d:
         rows = by_name(d.ok("rules", "list"))
         eq(rows["relay"]["state"], "broken", "ungranted rule not loaded")
+        eq(d.ok("rules", "grants"), [], "a broken rule declares nothing that is known")
         check("no admin granted: bus.publish:test/out/#" in rows["relay"]["problem"] and
               "linli rules grant relay" in rows["relay"]["problem"], rows["relay"]["problem"])
         # check reports the missing grant without installing anything.
@@ -247,6 +256,8 @@ def case_rules_need_grants():
         d.ok("rules", "grant", "relay", "bus.publish:test/out/#")
         d.ok("rules", "reload", "relay")
         eq(by_name(d.ok("rules", "list"))["relay"]["state"], "ready", "granted rule runs")
+        eq([(r["name"], r["granted"], r["missing"]) for r in d.ok("rules", "grants")],
+           [("relay", ["bus.publish:test/out/#"], [])], "rules grants")
         d.ok("publish", "test/in/a", '{"n": 1}')
         # Revoked: faulted at once, with the reason in its log.
         g = d.ok("rules", "revoke", "relay", "bus.publish:test/out/#")
