@@ -34,6 +34,18 @@ def eq(got, want, what=""):
         raise TestFailure(f"{what}: got {got!r}, want {want!r}")
 
 
+def finish(d, etype):
+    """End a case's daemon: after a case that raised nothing, a clean stop (exit 0, no
+    sanitizer report in its log); the temp dir goes in every case."""
+    try:
+        if etype is None and d.proc:
+            eq(d.stop(), 0, "linlid exit code")
+            log = d.logtext()
+            check("Sanitizer" not in log and "runtime error" not in log, log[-3000:])
+    finally:
+        d.cleanup()
+
+
 def plugin_meta(path):
     """(name, [capabilities]) from a plugin's .linli_plugin block (struct
     linli_plugin_meta, 1.0 layout), or None when the file has no valid block."""

@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import BUILD, LINLID, SRC, Daemon, check, eq, main, plugin_meta  # noqa: E402
+from harness import BUILD, LINLID, SRC, Daemon, check, eq, finish, main, plugin_meta  # noqa: E402
 
 TP = os.path.abspath(os.environ.get("LINLI_TP_DIR", os.path.join(BUILD, "tests", "plugins")))
 GOOD_CAPS = ["bus.publish:good/#", "store.read:residents"]
@@ -58,13 +58,7 @@ class node:
         return self.d.start()
 
     def __exit__(self, etype, *rest):
-        try:
-            if etype is None and self.d.proc:
-                eq(self.d.stop(), 0, "linlid exit code")
-                log = self.d.logtext()
-                check("Sanitizer" not in log and "runtime error" not in log, log)
-        finally:
-            self.d.cleanup()
+        finish(self.d, etype)  # a clean stop after a case that passed
 
 
 def by_name(rows):

@@ -18,7 +18,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import BUILD, SRC, Daemon, TestFailure, check, eq, main  # noqa: E402
+from harness import BUILD, SRC, Daemon, TestFailure, check, eq, finish, main  # noqa: E402
 
 TP = os.path.abspath(os.environ.get("LINLI_TP_DIR", os.path.join(BUILD, "tests", "plugins")))
 CATALOG = os.path.join(SRC, "catalog")
@@ -160,13 +160,7 @@ class node:
             raise
 
     def __exit__(self, etype, *rest):
-        try:
-            if etype is None and self.d.proc:
-                eq(self.d.stop(), 0, "linlid exit code")
-                log = self.d.logtext()
-                check("Sanitizer" not in log and "runtime error" not in log, log)
-        finally:
-            self.d.cleanup()
+        finish(self.d, etype)  # a clean stop after a case that passed
 
 
 def write(path, text):
