@@ -46,6 +46,7 @@
 #include "linli/error.h"
 #include "log.h"
 #include "luastr.h"
+#include "tier.h"
 
 #define RO_META	    "locked" /* what getmetatable returns for host tables and strings */
 #define MAX_PRINTS  100	     /* print/linli.log lines per invocation */
@@ -1162,49 +1163,29 @@ static bool valid_version(const char *v, int parts)
 	return *v == '\0';
 }
 
+/*
+ * A declared capability: well formed for the permission model (tier_cap_check,
+ * the rule grants and C plugins meet too), not hal.driver (drivers are C
+ * plugins), and naming what it is for: a script declares `store.read:DATASET`
+ * (or `store.read:*`), never a bare kind.
+ */
 static void check_capability(lua_State *L, const char *what, const char *name, int i,
 			     const char *cap)
 {
 	static const char *const with_arg[] = {
 	    "store.read",  "store.write",    "bus.publish", "bus.subscribe",
 	    "device.read", "device.command", NULL};
-	static const char *const bare[] = {"net.connect", "catalog.read", NULL};
-	const char *colon = strchr(cap, ':');
+	char why[320];
+	if (tier_cap_check(cap, why, sizeof why) != 0)
+		luaL_error(L, "%s '%s': capabilities[%d]: %s", what, name, i, why);
 	char kind[32];
-	snprintf(kind, sizeof kind, "%.*s", colon ? (int)(colon - cap) : (int)strlen(cap), cap);
-	/* "sensitive" (every dataset) or "sensitive:DATASET": sensitive fields in clear. */
-	if (strcmp(kind, "sensitive") == 0) {
-		if (colon && !valid_name(colon + 1))
-			luaL_error(L, "%s '%s': capabilities[%d]: '%s' is not a name", what, name,
-				   i, colon + 1);
-		return;
-	}
-	if (in_list(bare, kind)) {
-		if (colon)
-			luaL_error(L, "%s '%s': capabilities[%d]: '%s' takes no argument", what,
-				   name, i, kind);
-		return;
-	}
+	snprintf(kind, sizeof kind, "%.*s", (int)strcspn(cap, ":"), cap);
 	if (strcmp(kind, "hal.driver") == 0)
 		luaL_error(L, "%s '%s': capabilities[%d]: hal.driver is for C plugins", what, name,
 			   i);
-	if (!in_list(with_arg, kind))
-		luaL_error(L,
-			   "%s '%s': capabilities[%d]: unknown capability '%s' (store.read, "
-			   "store.write, bus.publish, bus.subscribe, device.read, device.command, "
-			   "net.connect, catalog.read, sensitive)",
-			   what, name, i, cap);
-	if (!colon || !colon[1])
+	if (!strchr(cap, ':') && in_list(with_arg, kind))
 		luaL_error(L, "%s '%s': capabilities[%d]: '%s' needs an argument ('%s:NAME')",
 			   what, name, i, cap, kind);
-	char why[128];
-	if (strncmp(kind, "bus.", 4) == 0) {
-		if (!script_topic_valid(colon + 1, true, why, sizeof why))
-			luaL_error(L, "%s '%s': capabilities[%d]: bad topic filter '%s': %s",
-				   what, name, i, colon + 1, why);
-	} else if (!valid_name(colon + 1) && strcmp(colon + 1, "*") != 0)
-		luaL_error(L, "%s '%s': capabilities[%d]: '%s' is not a name (or *)", what, name,
-			   i, colon + 1);
 }
 
 /* An array of strings field (`requires`, `capabilities`); copies into *out. */

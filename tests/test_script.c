@@ -394,7 +394,8 @@ static const struct bad bad_decls[] = {
     {"rule { name = 'r', on = 'a', run = print, capabilities = { 'bus.publish' } }",
      LINLI_EINVAL, "t.lua:1: rule 'r': capabilities[1]: 'bus.publish' needs an argument"},
     {"rule { name = 'r', on = 'a', run = print, capabilities = { 'bus.publish:a/#/b' } }",
-     LINLI_EINVAL, "rule 'r': capabilities[1]: bad topic filter 'a/#/b'"},
+     LINLI_EINVAL, "rule 'r': capabilities[1]: capability 'bus.publish:a/#/b': 'a/#/b' is not a "
+     "topic filter"},
     {"rule { name = 'r', on = 'a', run = print, capabilities = { 'fly:away' } }", LINLI_EINVAL,
      "rule 'r': capabilities[1]: unknown capability 'fly:away'"},
     {"rule { name = 'r', on = 'a', run = print, capabilities = { 1 } }", LINLI_EINVAL,
@@ -418,7 +419,7 @@ static const struct bad bad_decls[] = {
      LINLI_EINVAL, "capabilities[2]: unknown capability 'store.delete:x'"},
     {"plugin { name = 'p', version = '1.0.0', sdk = '1.0', family = 'safety', description = "
      "'d', capabilities = { 'bus.subscribe:dev/#/x' } }",
-     LINLI_EINVAL, "bad topic filter 'dev/#/x'"},
+     LINLI_EINVAL, "'dev/#/x' is not a topic filter"},
     {"plugin { name = 'p', version = '1.0.0', sdk = '1.0', family = 'safety', description = "
      "'d', capabilities = { 'store.read' } }",
      LINLI_EINVAL, "needs an argument"},

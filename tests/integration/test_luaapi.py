@@ -316,7 +316,7 @@ def case_refusals_are_reported_like_so():
             "cyc_y.lua": "dependency cycle among",
             "status.lua": "name 'status' is a kernel command word",
             "rule.lua": "declares a rule where a plugin is expected",
-            "badcap.lua": "capabilities[1]: bad topic filter '#/x'",
+            "badcap.lua": "capabilities[1]: capability 'bus.publish:#/x': '#/x' is not a topic",
             "good.lua": f"duplicate name 'good': already provided by {d.pdir}/good.so",
             "loops.lua": "loops.lua:1: instruction budget exhausted",
             "long.lua": f"plugin name '{'n' * 40}' is longer than 31 bytes",
