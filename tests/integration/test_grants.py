@@ -237,6 +237,22 @@ def case_script_plugin_needs_grants():
         eq(d.ok("plugins", "enable", "needer")["state"], "running", "granted script runs")
 
 
+def case_a_new_version_asking_for_more_is_refused_and_the_old_runs_on():
+    v1 = NEEDER.replace('requires = { "good" },', "")
+    v2 = v1.replace('version = "1.0.0"', 'version = "2.0.0"').replace(
+        '{ "bus.publish:needer/#" }', '{ "bus.publish:needer/#", "store.read:residents" }')
+    with node(apps={"needer.lua": v1}) as d:
+        d.ok("plugins", "grant", "needer", "--all")
+        eq(d.ok("plugins", "enable", "needer")["version"], "1.0.0", "v1 runs")
+        with open(os.path.join(d.scripts, "apps", "needer.lua"), "w") as f:
+            f.write(v2)
+        fails(d, "plugins", "reload", "needer", needle="no admin granted: store.read:residents")
+        row = by_name(d.ok("plugins", "list"))["needer"]
+        eq((row["state"], row["version"]), ("running", "1.0.0"), "the old version runs on")
+        d.ok("plugins", "grant", "needer", "store.read:residents")
+        eq(d.ok("plugins", "reload", "needer")["version"], "2.0.0", "granted, v2 runs")
+
+
 def case_rules_need_grants():
     with node(rules={"relay.lua": RULE}) as d:
         rows = by_name(d.ok("rules", "list"))
