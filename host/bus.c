@@ -41,6 +41,7 @@
 #include "log.h"
 #include "mp.h"
 #include "scope.h"
+#include "util.h"
 
 #define BUS_DRAIN_MAX 65536 /* queued events delivered per drain before yielding */
 #define MP_DEPTH_MAX  32    /* nesting of a payload */
@@ -122,18 +123,6 @@ struct bus {
 	const struct bus_event *cur;
 	struct bus_blob *cur_blob;
 };
-
-__attribute__((format(printf, 4, 5))) static int fail(char *err, size_t errlen, int rc,
-						      const char *fmt, ...)
-{
-	if (err && errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
 
 static void why(char *w, size_t n, const char *s)
 {
@@ -333,20 +322,20 @@ static int check_msg(const struct bus_msg *m, struct lens *l, char *err, size_t 
 {
 	char w[160];
 	if (!m->topic || !bus_topic_check(m->topic, w, sizeof w))
-		return fail(err, errlen, LINLI_EINVAL, "topic '%s': %s", m->topic ? m->topic : "",
+		return errf(err, errlen, LINLI_EINVAL, "topic '%s': %s", m->topic ? m->topic : "",
 			    m->topic ? w : "missing");
 	if (!m->publisher || !*m->publisher)
-		return fail(err, errlen, LINLI_EINVAL, "publisher: missing");
+		return errf(err, errlen, LINLI_EINVAL, "publisher: missing");
 	l->publisher = strlen(m->publisher);
 	if (l->publisher > BUS_PUBLISHER_MAX)
-		return fail(err, errlen, LINLI_EINVAL, "publisher: longer than %d bytes",
+		return errf(err, errlen, LINLI_EINVAL, "publisher: longer than %d bytes",
 			    BUS_PUBLISHER_MAX);
 	for (size_t i = 0; i < l->publisher; i++)
 		if ((unsigned char)m->publisher[i] < 0x20 || (unsigned char)m->publisher[i] > 0x7e)
-			return fail(err, errlen, LINLI_EINVAL,
+			return errf(err, errlen, LINLI_EINVAL,
 				    "publisher '%s': printable ASCII only", m->publisher);
 	if (!m->scope || !scope_check(m->scope, w, sizeof w))
-		return fail(err, errlen, LINLI_EINVAL, "scope '%s': %s", m->scope ? m->scope : "",
+		return errf(err, errlen, LINLI_EINVAL, "scope '%s': %s", m->scope ? m->scope : "",
 			    m->scope ? w : "missing");
 	l->topic = strlen(m->topic);
 	l->scope = strlen(m->scope);
@@ -355,11 +344,11 @@ static int check_msg(const struct bus_msg *m, struct lens *l, char *err, size_t 
 		l->payload_len = 1;
 	} else {
 		if (m->payload_len > BUS_PAYLOAD_MAX)
-			return fail(err, errlen, LINLI_E2BIG,
+			return errf(err, errlen, LINLI_E2BIG,
 				    "payload of %zu bytes on '%s' exceeds %d bytes", m->payload_len,
 				    m->topic, BUS_PAYLOAD_MAX);
 		if (!payload_ok(m->payload, m->payload_len, w, sizeof w))
-			return fail(err, errlen, LINLI_EINVAL, "%s: %s", m->topic, w);
+			return errf(err, errlen, LINLI_EINVAL, "%s: %s", m->topic, w);
 		l->payload = m->payload;
 		l->payload_len = m->payload_len;
 	}
@@ -599,7 +588,7 @@ int bus_open(struct kernel *k, struct bus **out, char *err, size_t errlen)
 	if (err && errlen)
 		err[0] = '\0';
 	if (c->bus_telemetry_queue <= 0 || c->bus_subscriber_queue <= 0)
-		return fail(err, errlen, LINLI_ECONFIG, "bus: limits not configured");
+		return errf(err, errlen, LINLI_ECONFIG, "bus: limits not configured");
 	struct bus *b = calloc(1, sizeof *b);
 	if (!b)
 		return LINLI_ENOMEM;
@@ -624,7 +613,7 @@ int bus_open(struct kernel *k, struct bus **out, char *err, size_t errlen)
 	if ((rc = add_family(b, "#", BUS_TELEMETRY)))
 		goto fail;
 	if ((rc = kernel_on_batch_end(k, on_batch_end, b))) {
-		fail(err, errlen, rc, "bus: cannot register its batch-end hook");
+		errf(err, errlen, rc, "bus: cannot register its batch-end hook");
 		goto fail;
 	}
 	*out = b;
@@ -748,14 +737,14 @@ int bus_subscribe(struct bus *b, const char *pattern, const char *scope, bus_han
 {
 	char w[160];
 	if (!fn)
-		return fail(err, errlen, LINLI_EINVAL, "subscribe: no handler");
+		return errf(err, errlen, LINLI_EINVAL, "subscribe: no handler");
 	if (!pattern || !bus_pattern_check(pattern, w, sizeof w))
-		return fail(err, errlen, LINLI_EINVAL, "pattern '%s': %s", pattern ? pattern : "",
+		return errf(err, errlen, LINLI_EINVAL, "pattern '%s': %s", pattern ? pattern : "",
 			    pattern ? w : "missing");
 	if (!scope)
 		scope = "";
 	if (*scope && !scope_check(scope, w, sizeof w))
-		return fail(err, errlen, LINLI_EINVAL, "scope '%s': %s", scope, w);
+		return errf(err, errlen, LINLI_EINVAL, "scope '%s': %s", scope, w);
 	struct bus_sub *s = calloc(1, sizeof *s);
 	if (!s)
 		return LINLI_ENOMEM;
@@ -992,7 +981,7 @@ static int accept_ev(struct bus *b, struct bus_event *ev, int fam, char *err, si
 		int rc = b->journal.write(b->journal.arg, ev, jerr, sizeof jerr);
 		if (rc) {
 			f->refused++;
-			return fail(err, errlen, rc < 0 ? rc : LINLI_EIO,
+			return errf(err, errlen, rc < 0 ? rc : LINLI_EIO,
 				    "%s: the journal refused it: %s", ev->topic,
 				    *jerr ? jerr : linli_strerror(rc));
 		}
@@ -1006,7 +995,7 @@ static int accept_ev(struct bus *b, struct bus_event *ev, int fam, char *err, si
 int bus_publish(struct bus *b, const struct bus_msg *m, uint64_t *seq_out, char *err, size_t errlen)
 {
 	if (!kernel_on_thread(b->k))
-		return fail(err, errlen, LINLI_ESTATE,
+		return errf(err, errlen, LINLI_ESTATE,
 			    "bus_publish called off the kernel thread (use bus_post)");
 	struct lens l;
 	int rc = check_msg(m, &l, err, errlen);
@@ -1039,7 +1028,7 @@ int bus_publish(struct bus *b, const struct bus_msg *m, uint64_t *seq_out, char 
 	if (f->cls == BUS_TELEMETRY &&
 	    atomic_load(&b->pending) >= atomic_load(&b->telemetry_limit)) {
 		atomic_fetch_add(&f->shed, 1);
-		return fail(err, errlen, LINLI_EBUSY,
+		return errf(err, errlen, LINLI_EBUSY,
 			    "%s: telemetry shed, %d events already wait for delivery "
 			    "(bus.telemetry_queue)",
 			    m->topic, atomic_load(&b->telemetry_limit));
@@ -1100,7 +1089,7 @@ int bus_post(struct bus *b, const struct bus_msg *m, char *err, size_t errlen)
 		if (n >= atomic_load(&b->telemetry_limit)) {
 			atomic_fetch_sub(&b->pending, 1);
 			atomic_fetch_add(&f->shed, 1);
-			return fail(err, errlen, LINLI_EBUSY,
+			return errf(err, errlen, LINLI_EBUSY,
 				    "%s: telemetry shed, %lld events already wait for delivery "
 				    "(bus.telemetry_queue)",
 				    m->topic, (long long)n);
@@ -1111,7 +1100,7 @@ int bus_post(struct bus *b, const struct bus_msg *m, char *err, size_t errlen)
 		rc = LINLI_ENOMEM;
 	else if ((rc = kernel_post(b->k, on_posted, q)) != 0) {
 		free(q);
-		fail(err, errlen, rc, "%s: the kernel has stopped", m->topic);
+		errf(err, errlen, rc, "%s: the kernel has stopped", m->topic);
 	}
 	if (rc && f->cls == BUS_TELEMETRY)
 		atomic_fetch_sub(&b->pending, 1);

@@ -44,6 +44,7 @@
 #include "scope.h"
 #include "store.h"
 #include "tier_store.h"
+#include "util.h"
 
 #define DATASET "devices"
 
@@ -183,18 +184,6 @@ const char *hal_refusal_name(enum hal_refusal r)
 const char *hal_state_name(enum hal_state s)
 {
 	return s == HAL_ONLINE ? "online" : "unavailable";
-}
-
-__attribute__((format(printf, 4, 5))) static int fail(char *err, size_t errlen, int rc,
-						      const char *fmt, ...)
-{
-	if (err && errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
 }
 
 static int64_t wall_ms(void)
@@ -431,7 +420,7 @@ static int parse_polls(const struct cat_device_class *c, const char *spec, struc
 		size_t len = e ? (size_t)(e - p) : strlen(p);
 		char item[128];
 		if (len >= sizeof item) {
-			rc = fail(err, errlen, LINLI_EINVAL, "poll: entry '%.40s...' too long", p);
+			rc = errf(err, errlen, LINLI_EINVAL, "poll: entry '%.40s...' too long", p);
 			break;
 		}
 		memcpy(item, p, len);
@@ -441,20 +430,20 @@ static int parse_polls(const struct cat_device_class *c, const char *spec, struc
 		long secs = eq ? strtol(eq + 1, &end, 10) : 0;
 		if (!eq || eq == item || !end || *end || end == eq + 1 || secs < 1 ||
 		    secs > 86400) {
-			rc = fail(err, errlen, LINLI_EINVAL,
+			rc = errf(err, errlen, LINLI_EINVAL,
 				  "poll: '%s' is not RESOURCE=SECONDS (1..86400)", item);
 			break;
 		}
 		*eq = '\0';
 		int ri = res_index(c, item);
 		if (ri < 0 || !(c->resources[ri].access & CAT_READ)) {
-			rc = fail(err, errlen, LINLI_EINVAL,
+			rc = errf(err, errlen, LINLI_EINVAL,
 				  "poll: class %s has no readable resource '%s'", c->name, item);
 			break;
 		}
 		for (int j = 0; j < got && v; j++)
 			if (v[j].res == ri) {
-				rc = fail(err, errlen, LINLI_EINVAL, "poll: '%s' is listed twice",
+				rc = errf(err, errlen, LINLI_EINVAL, "poll: '%s' is listed twice",
 					  item);
 				break;
 			}
@@ -468,7 +457,7 @@ static int parse_polls(const struct cat_device_class *c, const char *spec, struc
 		got++;
 		p = e ? e + 1 : p + len;
 		if (e && !*p) {
-			rc = fail(err, errlen, LINLI_EINVAL, "poll: ends with a comma");
+			rc = errf(err, errlen, LINLI_EINVAL, "poll: ends with a comma");
 			break;
 		}
 	}
@@ -560,7 +549,7 @@ static int upd_fn(void *ud, const msgpack_object *old, msgpack_packer *out, char
 {
 	const struct upd *u = ud;
 	if (!old || old->type != MSGPACK_OBJECT_MAP)
-		return fail(err, errlen, LINLI_ENOENT, "devices: '%s' is not in the store",
+		return errf(err, errlen, LINLI_ENOENT, "devices: '%s' is not in the store",
 			    u->d->id);
 	const msgpack_object_map *m = &old->via.map;
 	uint32_t keep = 0;
@@ -598,7 +587,7 @@ static int persist(struct hal *h, struct hal_dev *d, bool state, bool seen, bool
 	int rc = store_update(h->k->store, DATASET, d->scope, d->id, upd_fn, &u, e, sizeof e);
 	if (rc) {
 		if (err)
-			fail(err, errlen, rc, "%s", e);
+			errf(err, errlen, rc, "%s", e);
 		else if (!d->gone_logged) {
 			log_error("hal", "device %s: cannot write its state to the store: %s%s",
 				  d->id, e,
@@ -815,26 +804,26 @@ int hal_driver_add(struct hal *h, const char *name, const struct linli_driver_op
 		   size_t errlen)
 {
 	if (!is_ident(name, LINLI_NAME_MAX))
-		return fail(err, errlen, LINLI_EINVAL,
+		return errf(err, errlen, LINLI_EINVAL,
 			    "driver name '%.40s' must match [a-z][a-z0-9_]*, at most %d bytes",
 			    name ? name : "", LINLI_NAME_MAX - 1);
 	if (!ops)
-		return fail(err, errlen, LINLI_EINVAL, "driver %s: no ops table", name);
+		return errf(err, errlen, LINLI_EINVAL, "driver %s: no ops table", name);
 	bool known = false;
 	for (size_t i = 0; i < sizeof ops_sizes / sizeof ops_sizes[0]; i++)
 		known |= ops->size == ops_sizes[i];
 	if (!known)
-		return fail(err, errlen, LINLI_EVERSION,
+		return errf(err, errlen, LINLI_EVERSION,
 			    "driver %s: ops table of %u bytes is not the size of an SDK %s ops "
 			    "table (%u bytes): rebuild the driver against SDK %s",
 			    name, ops->size, LINLI_SDK_VERSION, ops_sizes[LINLI_SDK_MINOR],
 			    LINLI_SDK_VERSION);
 	if (!ops->open || !ops->close)
-		return fail(err, errlen, LINLI_EINVAL, "driver %s: ops table lacks %s", name,
+		return errf(err, errlen, LINLI_EINVAL, "driver %s: ops table lacks %s", name,
 			    !ops->open ? "open" : "close");
 	struct hal_driver *o = hal_driver_find(h, name);
 	if (o)
-		return fail(err, errlen, LINLI_EEXIST, "driver %s is registered already (by %s)",
+		return errf(err, errlen, LINLI_EEXIST, "driver %s is registered already (by %s)",
 			    name, o->owner);
 	struct hal_driver *d = calloc(1, sizeof *d);
 	if (!d)
@@ -1239,7 +1228,7 @@ static int event_now(struct hal *h, linli_ctx *from, const char *dev, const char
 	struct hal_dev *d = hal_find(h, dev);
 	if (!d || !d->drv || d->drv->ctx != from) {
 		foreign(h, from, dev, "an event");
-		return fail(err, errlen, d ? LINLI_EPERM : LINLI_ENOENT, "event %s of '%.48s': %s",
+		return errf(err, errlen, d ? LINLI_EPERM : LINLI_ENOENT, "event %s of '%.48s': %s",
 			    event ? event : "", dev ? dev : "",
 			    d ? "not a device of this driver" : "no such device");
 	}
@@ -1254,7 +1243,7 @@ static int event_now(struct hal *h, linli_ctx *from, const char *dev, const char
 		snprintf(why, sizeof why, "event '%.64s': class %s has no such event",
 			 event ? event : "", d->cls->name);
 		refuse(h, d, HAL_REF_EVENT, why);
-		return fail(err, errlen, LINLI_ESCHEMA, "%s", why);
+		return errf(err, errlen, LINLI_ESCHEMA, "%s", why);
 	}
 	d->events++;
 	h->events++;
@@ -1454,13 +1443,13 @@ static int check_args(const struct hal_dev *d, const struct cat_command *cc,
 				if (strcmp(cc->args[j].name, key) == 0)
 					f = &cc->args[j];
 			if (!f)
-				return fail(err, errlen, LINLI_ESCHEMA,
+				return errf(err, errlen, LINLI_ESCHEMA,
 					    "%s %s: unknown argument '%.64s'", d->cls->name,
 					    cc->name, key);
 		} else {
 			int ri = res_index(d->cls, key);
 			if (ri < 0 || !(d->cls->resources[ri].access & CAT_WRITE))
-				return fail(err, errlen, LINLI_ESCHEMA,
+				return errf(err, errlen, LINLI_ESCHEMA,
 					    "%s: no %s resource '%.64s' to write", d->cls->name,
 					    ri < 0 ? "such" : "writable", key);
 			f = &d->cls->resources[ri];
@@ -1469,18 +1458,18 @@ static int check_args(const struct hal_dev *d, const struct cat_command *cc,
 		rec_val(args, key, &v);
 		char why[320];
 		if (check_value(f, &v, &nv, why, sizeof why))
-			return fail(err, errlen, LINLI_ESCHEMA, "%s %s: '%s': %s", d->cls->name,
+			return errf(err, errlen, LINLI_ESCHEMA, "%s %s: '%s': %s", d->cls->name,
 				    cc ? cc->name : "write", key, why);
 	}
 	if (cc)
 		for (int j = 0; j < cc->n_args; j++)
 			if (!args || !record_has(args, cc->args[j].name))
-				return fail(err, errlen, LINLI_ESCHEMA,
+				return errf(err, errlen, LINLI_ESCHEMA,
 					    "%s %s: argument '%s' (%s) is missing", d->cls->name,
 					    cc->name, cc->args[j].name,
 					    cat_type_name(cc->args[j].type));
 	if (!cc && n == 0)
-		return fail(err, errlen, LINLI_ESCHEMA, "write: no value given");
+		return errf(err, errlen, LINLI_ESCHEMA, "write: no value given");
 	return 0;
 }
 
@@ -1488,7 +1477,7 @@ int hal_command(struct hal *h, const struct hal_cmd_req *r, uint64_t *req, char 
 {
 	struct hal_dev *d = hal_find(h, r->device);
 	if (!d)
-		return fail(err, errlen, LINLI_ENOENT, "no device '%.48s'",
+		return errf(err, errlen, LINLI_ENOENT, "no device '%.48s'",
 			    r->device ? r->device : "");
 	const struct cat_command *cc = NULL;
 	if (r->command) {
@@ -1501,28 +1490,28 @@ int hal_command(struct hal *h, const struct hal_cmd_req *r, uint64_t *req, char 
 			for (int i = 0; i < d->cls->n_commands && o + 1 < sizeof list; i++)
 				o += (size_t)snprintf(list + o, sizeof list - o, "%s%s",
 						      i ? ", " : "", d->cls->commands[i].name);
-			return fail(err, errlen, LINLI_ENOENT,
+			return errf(err, errlen, LINLI_ENOENT,
 				    "class %s has no command '%.64s' (it has: %s)", d->cls->name,
 				    r->command, o ? list : "none");
 		}
 	}
 	if (r->args && record_kind(r->args) != LINLI_T_MAP)
-		return fail(err, errlen, LINLI_EINVAL, "arguments must be a map");
+		return errf(err, errlen, LINLI_EINVAL, "arguments must be a map");
 	int rc = check_args(d, cc, r->args, err, errlen);
 	if (rc)
 		return rc;
 	if (!d->drv)
-		return fail(err, errlen, LINLI_ESTATE, "device %s: driver %s is not loaded", d->id,
+		return errf(err, errlen, LINLI_ESTATE, "device %s: driver %s is not loaded", d->id,
 			    d->driver);
 	if (!d->open)
-		return fail(err, errlen, LINLI_ESTATE, "device %s is not open%s%s", d->id,
+		return errf(err, errlen, LINLI_ESTATE, "device %s is not open%s%s", d->id,
 			    d->open_error[0] ? ": " : "", d->open_error);
 	if (cc ? !d->drv->ops.command : !d->drv->ops.write)
-		return fail(err, errlen, LINLI_ESTATE, "driver %s takes no %s", d->drv->name,
+		return errf(err, errlen, LINLI_ESTATE, "driver %s takes no %s", d->drv->name,
 			    cc ? "commands" : "writes");
 	uint32_t tmo = r->timeout_ms ? r->timeout_ms : HAL_CMD_TIMEOUT_MS;
 	if (tmo > HAL_CMD_TIMEOUT_MAX_MS)
-		return fail(err, errlen, LINLI_EINVAL, "timeout %u ms is above %d ms", tmo,
+		return errf(err, errlen, LINLI_EINVAL, "timeout %u ms is above %d ms", tmo,
 			    HAL_CMD_TIMEOUT_MAX_MS);
 	struct hal_cmd *c = calloc(1, sizeof *c);
 	if (!c)
@@ -1571,7 +1560,7 @@ int hal_command(struct hal *h, const struct hal_cmd_req *r, uint64_t *req, char 
 			audit_result(u, rc < 0 ? rc : LINLI_EIO, "refused by the driver", 0);
 			free(u);
 		}
-		return fail(err, errlen, rc < 0 ? rc : LINLI_EIO, "driver %s refused %s %s: %s",
+		return errf(err, errlen, rc < 0 ? rc : LINLI_EIO, "driver %s refused %s %s: %s",
 			    d->drv->name, d->id, cc ? cc->name : "write",
 			    linli_strerror(rc < 0 ? rc : LINLI_EIO));
 	}
@@ -1730,9 +1719,9 @@ int hal_post(struct hal *h, linli_ctx *from, const struct linli_reading *r, size
 	     size_t errlen)
 {
 	if (!r || n == 0)
-		return fail(err, errlen, LINLI_EINVAL, "dev_post: no readings");
+		return errf(err, errlen, LINLI_EINVAL, "dev_post: no readings");
 	if (r->size < LINLI_READING_SIZE_1_0)
-		return fail(err, errlen, LINLI_EINVAL,
+		return errf(err, errlen, LINLI_EINVAL,
 			    "dev_post: struct linli_reading of %u bytes is smaller than SDK 1.0's "
 			    "(%zu)",
 			    r->size, (size_t)LINLI_READING_SIZE_1_0);
@@ -1748,20 +1737,20 @@ int hal_post(struct hal *h, linli_ctx *from, const struct linli_reading *r, size
 				first = rc;
 		}
 		if (first)
-			fail(err, errlen, first, "dev_post: %s (see the log)",
+			errf(err, errlen, first, "dev_post: %s (see the log)",
 			     linli_strerror(first));
 		return first;
 	}
 	pthread_mutex_lock(&h->qmu);
 	if (h->closed) {
 		pthread_mutex_unlock(&h->qmu);
-		return fail(err, errlen, LINLI_ESTATE, "dev_post: the kernel has stopped");
+		return errf(err, errlen, LINLI_ESTATE, "dev_post: the kernel has stopped");
 	}
 	int limit = h->k->cfg.bus_telemetry_queue > 0 ? h->k->cfg.bus_telemetry_queue : 65536;
 	if (h->q_readings + n > (size_t)limit) {
 		pthread_mutex_unlock(&h->qmu);
 		atomic_fetch_add(&h->shed, n);
-		return fail(
+		return errf(
 		    err, errlen, LINLI_EBUSY,
 		    "dev_post: %zu readings already wait for the kernel (bus.telemetry_queue "
 		    "%d): shed",
@@ -1773,7 +1762,7 @@ int hal_post(struct hal *h, linli_ctx *from, const struct linli_reading *r, size
 		const struct linli_reading *x = reading_at(r, i);
 		struct hal_val v;
 		if (!x->device || !x->resource || !sdk_val(x, &v)) {
-			rc = fail(err, errlen, LINLI_EINVAL, "dev_post: reading %zu lacks %s", i,
+			rc = errf(err, errlen, LINLI_EINVAL, "dev_post: reading %zu lacks %s", i,
 				  !x->device	 ? "a device"
 				  : !x->resource ? "a resource"
 						 : "its string");
@@ -1782,7 +1771,7 @@ int hal_post(struct hal *h, linli_ctx *from, const struct linli_reading *r, size
 		size_t dl = strlen(x->device), rl = strlen(x->resource);
 		if (dl > STORE_ID_MAX || rl > CAT_NAME_MAX || v.len > HAL_STR_MAX) {
 			rc =
-			    fail(err, errlen, LINLI_EINVAL, "dev_post: reading %zu: %s too long", i,
+			    errf(err, errlen, LINLI_EINVAL, "dev_post: reading %zu: %s too long", i,
 				 dl > STORE_ID_MAX   ? "device id"
 				 : rl > CAT_NAME_MAX ? "resource"
 						     : "string");
@@ -1807,7 +1796,7 @@ int hal_post(struct hal *h, linli_ctx *from, const struct linli_reading *r, size
 		if ((rc = q_wake(h)) != 0) {
 			h->qin.len = mark;
 			h->q_readings -= n;
-			fail(err, errlen, rc, "dev_post: the kernel has stopped");
+			errf(err, errlen, rc, "dev_post: the kernel has stopped");
 		}
 	}
 	pthread_mutex_unlock(&h->qmu);
@@ -1818,12 +1807,12 @@ int hal_event(struct hal *h, linli_ctx *from, const char *dev, const char *event
 	      size_t len, int64_t time_ms, char *err, size_t errlen)
 {
 	if (!dev || !event)
-		return fail(err, errlen, LINLI_EINVAL, "dev_event: device and event are required");
+		return errf(err, errlen, LINLI_EINVAL, "dev_event: device and event are required");
 	if (kernel_on_thread(h->k))
 		return event_now(h, from, dev, event, data, len, time_ms, err, errlen);
 	size_t dl = strlen(dev), el = strlen(event);
 	if (dl > STORE_ID_MAX || el > CAT_NAME_MAX || len > BUS_PAYLOAD_MAX / 2)
-		return fail(err, errlen, LINLI_EINVAL, "dev_event: device, event or data too long");
+		return errf(err, errlen, LINLI_EINVAL, "dev_event: device, event or data too long");
 	struct qhdr hd = {.kind = Q_EVENT,
 			  .from = from,
 			  .time_ms = time_ms,
@@ -1836,7 +1825,7 @@ int hal_event(struct hal *h, linli_ctx *from, const char *dev, const char *event
 		h->qin.len -= hd.size;
 	pthread_mutex_unlock(&h->qmu);
 	if (rc)
-		fail(err, errlen, rc, "dev_event: %s", linli_strerror(rc));
+		errf(err, errlen, rc, "dev_event: %s", linli_strerror(rc));
 	return rc;
 }
 
@@ -1849,7 +1838,7 @@ int hal_command_done(struct hal *h, linli_ctx *from, uint64_t req, int rc, const
 	if (ml > 1024)
 		ml = 1024;
 	if (len > BUS_PAYLOAD_MAX)
-		return fail(err, errlen, LINLI_E2BIG, "dev_command_done: result of %zu bytes", len);
+		return errf(err, errlen, LINLI_E2BIG, "dev_command_done: result of %zu bytes", len);
 	char mbuf[1025];
 	if (ml)
 		memcpy(mbuf, msg, ml);
@@ -1867,7 +1856,7 @@ int hal_command_done(struct hal *h, linli_ctx *from, uint64_t req, int rc, const
 		h->qin.len -= hd.size;
 	pthread_mutex_unlock(&h->qmu);
 	if (r)
-		fail(err, errlen, r, "dev_command_done: %s", linli_strerror(r));
+		errf(err, errlen, r, "dev_command_done: %s", linli_strerror(r));
 	return r;
 }
 
@@ -1911,7 +1900,7 @@ static int wait_commit(struct hal *h, const char *id, bool added, hal_done_fn do
 {
 	struct wait *w = calloc(1, sizeof *w);
 	if (!w)
-		return fail(err, errlen, LINLI_ENOMEM, "out of memory");
+		return errf(err, errlen, LINLI_ENOMEM, "out of memory");
 	w->h = h;
 	snprintf(w->id, sizeof w->id, "%s", id);
 	w->added = added;
@@ -1920,7 +1909,7 @@ static int wait_commit(struct hal *h, const char *id, bool added, hal_done_fn do
 	int rc = store_on_commit(h->k->store, wait_done, w);
 	if (rc) {
 		free(w);
-		return fail(err, errlen, rc, "store: cannot wait for the commit: %s",
+		return errf(err, errlen, rc, "store: cannot wait for the commit: %s",
 			    linli_strerror(rc));
 	}
 	return 0;
@@ -1930,20 +1919,20 @@ int hal_add(struct hal *h, const struct hal_dev_spec *s, hal_done_fn done, void 
 	    size_t errlen)
 {
 	if (!h->k->catalog || !catalog_dataset(h->k->catalog, DATASET))
-		return fail(err, errlen, LINLI_ENOENT,
+		return errf(err, errlen, LINLI_ENOENT,
 			    "the catalog has no '%s' dataset: no device registry", DATASET);
 	if (!s->id || !store_id_ok(s->id))
-		return fail(err, errlen, LINLI_EINVAL,
+		return errf(err, errlen, LINLI_EINVAL,
 			    "bad device id '%.64s': [A-Za-z0-9][A-Za-z0-9_.:-]*, at most %d bytes",
 			    s->id ? s->id : "", STORE_ID_MAX);
 	const struct cat_device_class *cls =
 	    s->class_name ? catalog_device_class(h->k->catalog, s->class_name) : NULL;
 	if (!cls)
-		return fail(err, errlen, LINLI_ENOENT,
+		return errf(err, errlen, LINLI_ENOENT,
 			    "no device class '%.64s' in the catalog (see 'linli catalog list')",
 			    s->class_name ? s->class_name : "");
 	if (res_index(cls, "event") >= 0)
-		return fail(err, errlen, LINLI_ESCHEMA,
+		return errf(err, errlen, LINLI_ESCHEMA,
 			    "class %s has a resource named 'event', which would clash with its "
 			    "event topics: rename it in the catalog",
 			    cls->name);
@@ -1953,36 +1942,36 @@ int hal_add(struct hal *h, const struct hal_dev_spec *s, hal_done_fn done, void 
 		for (struct hal_driver *d = h->drivers; d && o + 1 < sizeof list; d = d->next)
 			o += (size_t)snprintf(list + o, sizeof list - o, "%s%s", o ? ", " : "",
 					      d->name);
-		return fail(err, errlen, LINLI_ENOENT, "no driver '%.32s' is loaded (loaded: %s)",
+		return errf(err, errlen, LINLI_ENOENT, "no driver '%.32s' is loaded (loaded: %s)",
 			    s->driver ? s->driver : "", o ? list : "none");
 	}
 	if (!s->address || !*s->address || strlen(s->address) > 256)
-		return fail(err, errlen, LINLI_EINVAL,
+		return errf(err, errlen, LINLI_EINVAL,
 			    "device %s: the address must be 1..256 bytes", s->id);
 	if (s->name && strlen(s->name) > 64)
-		return fail(err, errlen, LINLI_EINVAL,
+		return errf(err, errlen, LINLI_EINVAL,
 			    "device %s: the name is longer than 64 bytes", s->id);
 	if (s->heartbeat_s < 0 || s->heartbeat_s > 604800)
-		return fail(err, errlen, LINLI_EINVAL,
+		return errf(err, errlen, LINLI_EINVAL,
 			    "heartbeat %" PRId64 " s is outside 1..604800", s->heartbeat_s);
 	const char *scope = s->scope && *s->scope ? s->scope : h->k->cfg.node_path;
 	char why[128];
 	if (!scope_check(scope, why, sizeof why))
-		return fail(err, errlen, LINLI_EINVAL, "bad scope '%.64s': %s", scope, why);
+		return errf(err, errlen, LINLI_EINVAL, "bad scope '%.64s': %s", scope, why);
 	if (!scope_within(h->k->cfg.node_path, scope))
-		return fail(err, errlen, LINLI_EINVAL, "scope %s is outside this node (%s)", scope,
+		return errf(err, errlen, LINLI_EINVAL, "scope %s is outside this node (%s)", scope,
 			    h->k->cfg.node_path);
 	int rc = parse_polls(cls, s->poll, NULL, err, errlen);
 	if (rc)
 		return rc;
 	if (s->poll && *s->poll && !hal_driver_find(h, s->driver)->ops.read)
-		return fail(err, errlen, LINLI_EINVAL,
+		return errf(err, errlen, LINLI_EINVAL,
 			    "driver %s cannot read: no poll schedule possible", s->driver);
 	if (hal_find(h, s->id))
-		return fail(err, errlen, LINLI_EEXIST, "device '%s' is registered already", s->id);
+		return errf(err, errlen, LINLI_EEXIST, "device '%s' is registered already", s->id);
 	struct hal_dev *d = dev_new(h, s->id, scope, cls, s->driver, s->address, s->name, s->poll);
 	if (!d)
-		return fail(err, errlen, LINLI_ENOMEM, "out of memory");
+		return errf(err, errlen, LINLI_ENOMEM, "out of memory");
 	d->heartbeat_s = s->heartbeat_s;
 	if (s->credential)
 		snprintf(d->cred, sizeof d->cred, "%s", s->credential);
@@ -2001,11 +1990,11 @@ int hal_add(struct hal *h, const struct hal_dev_spec *s, hal_done_fn done, void 
 	msgpack_sbuffer_destroy(&sb);
 	if (rc) {
 		dev_free(d);
-		return fail(err, errlen, rc, "%s", e);
+		return errf(err, errlen, rc, "%s", e);
 	}
 	if ((rc = tab_insert(h, d)) != 0) {
 		dev_free(d);
-		return fail(err, errlen, rc, "out of memory");
+		return errf(err, errlen, rc, "out of memory");
 	}
 	if ((rc = wait_commit(h, d->id, true, done, arg, err, errlen)) != 0) {
 		tab_remove(h, d);
@@ -2024,11 +2013,11 @@ int hal_remove(struct hal *h, const char *id, hal_done_fn done, void *arg, char 
 {
 	struct hal_dev *d = hal_find(h, id);
 	if (!d)
-		return fail(err, errlen, LINLI_ENOENT, "no device '%.48s'", id ? id : "");
+		return errf(err, errlen, LINLI_ENOENT, "no device '%.48s'", id ? id : "");
 	char e[512];
 	int rc = store_delete(h->k->store, DATASET, d->scope, d->id, e, sizeof e);
 	if (rc && rc != LINLI_ENOENT)
-		return fail(err, errlen, rc, "%s", e);
+		return errf(err, errlen, rc, "%s", e);
 	char did[STORE_ID_MAX + 1];
 	snprintf(did, sizeof did, "%s", d->id);
 	log_info("hal", "device %s (%s) removed", d->id, d->cls->name);
@@ -2043,7 +2032,7 @@ int hal_set_credential(struct hal *h, const char *id, const char *hash, hal_done
 {
 	struct hal_dev *d = hal_find(h, id);
 	if (!d)
-		return fail(err, errlen, LINLI_ENOENT, "no device '%.48s'", id ? id : "");
+		return errf(err, errlen, LINLI_ENOENT, "no device '%.48s'", id ? id : "");
 	char old[80];
 	memcpy(old, d->cred, sizeof old);
 	snprintf(d->cred, sizeof d->cred, "%s", hash ? hash : "");
@@ -2059,12 +2048,12 @@ int hal_found(struct hal *h, struct hal_driver *drv, const struct linli_device_i
 	      char *err, size_t errlen)
 {
 	if (!info || info->size < LINLI_DEVICE_INFO_SIZE_1_0)
-		return fail(err, errlen, LINLI_EINVAL,
+		return errf(err, errlen, LINLI_EINVAL,
 			    "dev_found: struct linli_device_info of %u bytes is smaller than SDK "
 			    "1.0's (%zu)",
 			    info ? info->size : 0, (size_t)LINLI_DEVICE_INFO_SIZE_1_0);
 	if (info->id && hal_find(h, info->id))
-		return fail(err, errlen, LINLI_EEXIST, "device '%s' is registered already",
+		return errf(err, errlen, LINLI_EEXIST, "device '%s' is registered already",
 			    info->id);
 	struct hal_dev_spec s = {.id = info->id,
 				 .class_name = info->class_name,
@@ -2346,7 +2335,7 @@ int hal_open(struct kernel *k, struct hal **out, char *err, size_t errlen)
 	msgpack_packer_init(&h->pk, &h->sb, msgpack_sbuffer_write);
 	if (sodium_init() < 0) {
 		hal_close(h);
-		return fail(err, errlen, LINLI_ENOMEM, "libsodium failed to initialise");
+		return errf(err, errlen, LINLI_ENOMEM, "libsodium failed to initialise");
 	}
 	if (k->store && k->catalog && catalog_dataset(k->catalog, DATASET)) {
 		struct load_ctx lc = {h, 0, 0};

@@ -33,6 +33,7 @@
 #include "mp.h"
 #include "plugin.h"
 #include "record.h"
+#include "util.h"
 
 static struct hal *hal_of(linli_ctx *ctx)
 {
@@ -365,16 +366,6 @@ int hal_api_dev_auth(linli_ctx *ctx, const char *device, const char *secret)
 
 /* ---- what applications ask of devices, for any actor ---- */
 
-__attribute__((format(printf, 4, 5))) static int failf(char *err, size_t errlen, int rc,
-						       const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return rc;
-}
-
 /* How the audit log line names the actor: "plugin 'x'", "rule 'y'". */
 static void actor_words(const struct hal_actor *a, char *buf, size_t len)
 {
@@ -389,7 +380,7 @@ static struct hal_dev *find_dev(const struct hal_actor *a, const char *what, con
 	struct hal *h = a->k->hal;
 	struct hal_dev *d = h && id ? hal_find(h, id) : NULL;
 	if (!d)
-		*rc = failf(err, errlen, LINLI_ENOENT, "%s: no device '%.64s'%s", what,
+		*rc = errf(err, errlen, LINLI_ENOENT, "%s: no device '%.64s'%s", what,
 			    id ? id : "", h ? "" : " (this linlid has no device layer)");
 	return d;
 }
@@ -414,7 +405,7 @@ static int may(const struct hal_actor *a, struct hal_dev *d, enum tier_action ac
 	actor_words(a, by, sizeof by);
 	log_info(act == ACT_DEVICE_COMMAND ? "audit" : "access", "%s of device %s by %s denied: %s",
 		 tier_action_name(act), hal_dev_id(d), by, why);
-	return failf(err, errlen, rc, "%s %s: %s", what, hal_dev_id(d), why);
+	return errf(err, errlen, rc, "%s %s: %s", what, hal_dev_id(d), why);
 }
 
 int hal_api_dev_info_as(const struct hal_actor *a, const char *device, msgpack_packer *pk,
@@ -451,13 +442,13 @@ int hal_api_dev_get_as(const struct hal_actor *a, const char *device, const char
 			if (c->resources[i].access & CAT_READ)
 				o += (size_t)snprintf(list + o, sizeof list - o, "%s%s",
 						      o ? ", " : "", c->resources[i].name);
-		return failf(err, errlen, LINLI_ENOENT,
+		return errf(err, errlen, LINLI_ENOENT,
 			     "dev_get %s: class %s has no %s resource '%.64s' (it has: %s)",
 			     hal_dev_id(d), c->name, f ? "readable" : "such", resource,
 			     o ? list : "none");
 	}
 	if (hal_pack_latest(d, resource, pk) != 0)
-		return failf(err, errlen, LINLI_ENOENT,
+		return errf(err, errlen, LINLI_ENOENT,
 			     "dev_get %s: no value of '%s' yet (the device has not reported it)",
 			     hal_dev_id(d), resource);
 	return 0;
@@ -469,7 +460,7 @@ int hal_api_dev_command_as(const struct hal_actor *a, const char *device, const 
 {
 	int rc;
 	if (!command || !*command || !done)
-		return failf(err, errlen, LINLI_EINVAL, "dev_command %s: no %s given",
+		return errf(err, errlen, LINLI_EINVAL, "dev_command %s: no %s given",
 			     device ? device : "", !done ? "callback" : "command");
 	struct hal_dev *d = find_dev(a, "dev_command", device, &rc, err, errlen);
 	if (!d || (rc = may(a, d, ACT_DEVICE_COMMAND, "dev_command", err, errlen)) != 0)
@@ -487,7 +478,7 @@ int hal_api_dev_command_as(const struct hal_actor *a, const char *device, const 
 	rc = hal_command(a->k->hal, &r, req, why, sizeof why);
 	if (rc) {
 		log_warn(a->log_name, "dev_command %s %s: %s", device, command, why);
-		return failf(err, errlen, rc, "dev_command %s %s: %s", device, command, why);
+		return errf(err, errlen, rc, "dev_command %s %s: %s", device, command, why);
 	}
 	return 0;
 }

@@ -41,6 +41,7 @@
 #include "store.h"
 #include "store_cmds.h"
 #include "tier_store.h"
+#include "util.h"
 
 #define EXIT_CONFIG 2
 
@@ -56,26 +57,6 @@ static void usage(FILE *f)
 		   "                   --all: every one its file in the configured dirs declares\n"
 		   "  --foreground     stay attached to the terminal (default: detach)\n"
 		   "  --version        print the version and exit\n");
-}
-
-static int mkdir_p(const char *path, char *err, size_t errlen)
-{
-	char buf[PATH_MAX];
-	snprintf(buf, sizeof buf, "%s", path);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0750) != 0 && errno != EEXIST)
-			goto fail;
-		*p = '/';
-	}
-	if (mkdir(buf, 0750) != 0 && errno != EEXIST)
-		goto fail;
-	return 0;
-fail:
-	snprintf(err, errlen, "data_dir: cannot create %s: %s", buf, strerror(errno));
-	return LINLI_EIO;
 }
 
 /*
@@ -422,7 +403,9 @@ int main(int argc, char **argv)
 	int lock_fd = -1, exit_code = 1;
 	bool have_st = false;
 	pthread_t st;
-	if (mkdir_p(k.cfg.data_dir, err, sizeof err) != 0 ||
+	if ((mkdirs(k.cfg.data_dir, 0750) != 0 &&
+	     errf(err, sizeof err, LINLI_EIO, "data_dir: cannot create %s: %s", k.cfg.data_dir,
+		  strerror(errno))) ||
 	    take_lock(k.cfg.data_dir, &lock_fd, err, sizeof err) != 0) {
 		log_error("kernel", "%s", err);
 		goto out;

@@ -46,6 +46,7 @@
 #include "script_api.h"
 #include "sdkapi.h"
 #include "store_cmds.h"
+#include "util.h"
 
 #define MAX_PLUGIN_FILE (64u << 20) /* a bigger ".so" is refused unread */
 
@@ -124,16 +125,6 @@ const char *plug_state_name(enum plug_state s)
 		return "faulted";
 	}
 	return "?";
-}
-
-__attribute__((format(printf, 4, 5))) static int fail(char *err, size_t errlen, int rc,
-						       const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return rc;
 }
 
 /* ---- resource tracking ---- */
@@ -291,48 +282,48 @@ int plug_read_meta(const void *buf, size_t len, struct linli_plugin_meta *out, c
 	const unsigned char *b = buf;
 	memset(out, 0, sizeof *out);
 	if (len < EI_NIDENT || memcmp(b, ELFMAG, SELFMAG) != 0)
-		return fail(err, errlen, LINLI_EINVAL, "not an ELF file");
+		return errf(err, errlen, LINLI_EINVAL, "not an ELF file");
 	if (b[EI_CLASS] != HOST_CLASS || b[EI_DATA] != HOST_DATA)
-		return fail(err, errlen, LINLI_EINVAL,
+		return errf(err, errlen, LINLI_EINVAL,
 			    "ELF file of another word size or byte order (class %u, data %u)",
 			    b[EI_CLASS], b[EI_DATA]);
 	ElfW(Ehdr) eh;
 	if (len < sizeof eh)
-		return fail(err, errlen, LINLI_ECORRUPT, "malformed ELF: truncated header");
+		return errf(err, errlen, LINLI_ECORRUPT, "malformed ELF: truncated header");
 	memcpy(&eh, b, sizeof eh);
 	if (eh.e_type != ET_DYN)
-		return fail(err, errlen, LINLI_EINVAL, "not a shared object (ELF type %u)",
+		return errf(err, errlen, LINLI_EINVAL, "not a shared object (ELF type %u)",
 			    (unsigned)eh.e_type);
 #ifdef HOST_MACHINE
 	if (eh.e_machine != HOST_MACHINE)
-		return fail(err, errlen, LINLI_EINVAL,
+		return errf(err, errlen, LINLI_EINVAL,
 			    "built for another machine (ELF machine %u, this one is %u)",
 			    (unsigned)eh.e_machine, (unsigned)HOST_MACHINE);
 #endif
 	if (eh.e_shoff == 0)
-		return fail(err, errlen, LINLI_ECORRUPT,
+		return errf(err, errlen, LINLI_ECORRUPT,
 			    "malformed ELF: no section headers (over-stripped?)");
 	if (eh.e_shentsize != sizeof(ElfW(Shdr)))
-		return fail(err, errlen, LINLI_ECORRUPT,
+		return errf(err, errlen, LINLI_ECORRUPT,
 			    "malformed ELF: section header size %u", (unsigned)eh.e_shentsize);
 	if (!in_bounds(eh.e_shoff, sizeof(ElfW(Shdr)), len))
-		return fail(err, errlen, LINLI_ECORRUPT,
+		return errf(err, errlen, LINLI_ECORRUPT,
 			    "malformed ELF: section headers outside the file");
 	ElfW(Shdr) sh0;
 	memcpy(&sh0, b + eh.e_shoff, sizeof sh0);
 	uint64_t shnum = eh.e_shnum ? eh.e_shnum : sh0.sh_size;
 	uint64_t shstrndx = eh.e_shstrndx == SHN_XINDEX ? sh0.sh_link : eh.e_shstrndx;
 	if (shnum == 0 || shnum > (len - eh.e_shoff) / sizeof(ElfW(Shdr)))
-		return fail(err, errlen, LINLI_ECORRUPT,
+		return errf(err, errlen, LINLI_ECORRUPT,
 			    "malformed ELF: section headers outside the file");
 	if (shstrndx >= shnum)
-		return fail(err, errlen, LINLI_ECORRUPT,
+		return errf(err, errlen, LINLI_ECORRUPT,
 			    "malformed ELF: section name table index %llu out of range",
 			    (unsigned long long)shstrndx);
 	ElfW(Shdr) strsh;
 	memcpy(&strsh, b + eh.e_shoff + shstrndx * sizeof(ElfW(Shdr)), sizeof strsh);
 	if (strsh.sh_type == SHT_NOBITS || !in_bounds(strsh.sh_offset, strsh.sh_size, len))
-		return fail(err, errlen, LINLI_ECORRUPT,
+		return errf(err, errlen, LINLI_ECORRUPT,
 			    "malformed ELF: section name table outside the file");
 	const char *names = (const char *)b + strsh.sh_offset;
 	const size_t want_len = sizeof LINLI_PLUGIN_SECTION; /* with the NUL */
@@ -349,41 +340,41 @@ int plug_read_meta(const void *buf, size_t len, struct linli_plugin_meta *out, c
 		}
 	}
 	if (!found)
-		return fail(err, errlen, LINLI_EINVAL,
+		return errf(err, errlen, LINLI_EINVAL,
 			    "no plugin descriptor (no %s section: not built with LINLI_PLUGIN())",
 			    LINLI_PLUGIN_SECTION);
 	if (found > 1)
-		return fail(err, errlen, LINLI_ECORRUPT, "%d %s sections: LINLI_PLUGIN used twice?",
+		return errf(err, errlen, LINLI_ECORRUPT, "%d %s sections: LINLI_PLUGIN used twice?",
 			    found, LINLI_PLUGIN_SECTION);
 	if (sec.sh_type == SHT_NOBITS || !in_bounds(sec.sh_offset, sec.sh_size, len))
-		return fail(err, errlen, LINLI_ECORRUPT,
+		return errf(err, errlen, LINLI_ECORRUPT,
 			    "malformed ELF: %s section outside the file", LINLI_PLUGIN_SECTION);
 	const size_t head = offsetof(struct linli_plugin_meta, name);
 	if (sec.sh_size < head)
-		return fail(err, errlen, LINLI_ECORRUPT,
+		return errf(err, errlen, LINLI_ECORRUPT,
 			    "descriptor section too small (%llu bytes)",
 			    (unsigned long long)sec.sh_size);
 	const unsigned char *m = b + sec.sh_offset;
 	/* Whatever fits is copied, so that a refused plugin can still be named. */
 	memcpy(out, m, sec.sh_size < sizeof *out ? sec.sh_size : sizeof *out);
 	if (memcmp(out->magic, LINLI_META_MAGIC, sizeof out->magic) != 0)
-		return fail(err, errlen, LINLI_ECORRUPT, "bad descriptor magic");
+		return errf(err, errlen, LINLI_ECORRUPT, "bad descriptor magic");
 	if (out->sdk_major != LINLI_SDK_MAJOR)
-		return fail(err, errlen, LINLI_EVERSION,
+		return errf(err, errlen, LINLI_EVERSION,
 			    "built for SDK %u.%u; this linlid takes SDK %d.x plugins (it is %s)",
 			    out->sdk_major, out->sdk_minor, LINLI_SDK_MAJOR, LINLI_SDK_VERSION);
 	if (out->sdk_minor > LINLI_SDK_MINOR)
-		return fail(err, errlen, LINLI_EVERSION,
+		return errf(err, errlen, LINLI_EVERSION,
 			    "built for SDK %u.%u, newer than this linlid's SDK %s: upgrade linlid "
 			    "or rebuild the plugin against SDK %s",
 			    out->sdk_major, out->sdk_minor, LINLI_SDK_VERSION, LINLI_SDK_VERSION);
 	uint32_t want = meta_sizes[out->sdk_minor];
 	if (out->size != want)
-		return fail(err, errlen, LINLI_EVERSION,
+		return errf(err, errlen, LINLI_EVERSION,
 			    "descriptor size %u is not the size of an SDK %u.%u descriptor (%u)",
 			    out->size, out->sdk_major, out->sdk_minor, want);
 	if (sec.sh_size < out->size)
-		return fail(err, errlen, LINLI_ECORRUPT,
+		return errf(err, errlen, LINLI_ECORRUPT,
 			    "descriptor says %u bytes but its section holds %llu", out->size,
 			    (unsigned long long)sec.sh_size);
 	if (out->size < sizeof *out) /* an older minor: later fields stay zero */
@@ -416,24 +407,24 @@ static bool is_token(const char *s, size_t max)
 int plug_check_meta(const struct linli_plugin_meta *m, char *err, size_t errlen)
 {
 	if (!is_ident(m->name, sizeof m->name))
-		return fail(err, errlen, LINLI_EINVAL,
+		return errf(err, errlen, LINLI_EINVAL,
 			    "bad name '%.*s': must match [a-z][a-z0-9_]*, at most %d bytes",
 			    (int)sizeof m->name, m->name, LINLI_NAME_MAX - 1);
 	if (!is_token(m->version, sizeof m->version))
-		return fail(err, errlen, LINLI_EINVAL,
+		return errf(err, errlen, LINLI_EINVAL,
 			    "bad version '%.*s': printable ASCII without spaces, at most %d bytes",
 			    (int)sizeof m->version, m->version, LINLI_VERSION_MAX - 1);
 	bool fam = false;
 	for (size_t i = 0; i < sizeof families / sizeof families[0]; i++)
 		fam |= strncmp(m->family, families[i], sizeof m->family) == 0;
 	if (!fam)
-		return fail(err, errlen, LINLI_EINVAL,
+		return errf(err, errlen, LINLI_EINVAL,
 			    "bad family '%.*s': one of governance, gov_services, public_services, "
 			    "safety, driver, custom",
 			    (int)sizeof m->family, m->family);
 	size_t dn = strnlen(m->description, sizeof m->description);
 	if (dn == sizeof m->description || !record_utf8_valid(m->description, dn))
-		return fail(err, errlen, LINLI_EINVAL,
+		return errf(err, errlen, LINLI_EINVAL,
 			    "bad description: not NUL-terminated UTF-8 within %d bytes",
 			    LINLI_DESCRIPTION_MAX);
 	bool ended = false;
@@ -444,10 +435,10 @@ int plug_check_meta(const struct linli_plugin_meta *m, char *err, size_t errlen)
 			continue;
 		}
 		if (ended)
-			return fail(err, errlen, LINLI_EINVAL,
+			return errf(err, errlen, LINLI_EINVAL,
 				    "requires: entry %d follows an empty one", i + 1);
 		if (!is_ident(r, LINLI_NAME_MAX))
-			return fail(err, errlen, LINLI_EINVAL,
+			return errf(err, errlen, LINLI_EINVAL,
 				    "requires: entry %d '%.*s' is not a plugin name", i + 1,
 				    LINLI_NAME_MAX, r);
 	}
@@ -459,17 +450,17 @@ int plug_check_meta(const struct linli_plugin_meta *m, char *err, size_t errlen)
 			continue;
 		}
 		if (ended)
-			return fail(err, errlen, LINLI_EINVAL,
+			return errf(err, errlen, LINLI_EINVAL,
 				    "capabilities: entry %d follows an empty one", i + 1);
 		if (!is_token(c, LINLI_CAP_MAX))
-			return fail(err, errlen, LINLI_EINVAL,
+			return errf(err, errlen, LINLI_EINVAL,
 				    "capabilities: entry %d is not printable ASCII without spaces "
 				    "within %d bytes",
 				    i + 1, LINLI_CAP_MAX - 1);
 		/* What an admin could never grant is refused now, with the reason. */
 		char why[320];
 		if (tier_cap_check(c, why, sizeof why) != 0)
-			return fail(err, errlen, LINLI_EINVAL, "capabilities: entry %d: %s", i + 1,
+			return errf(err, errlen, LINLI_EINVAL, "capabilities: entry %d: %s", i + 1,
 				    why);
 	}
 	return 0;
@@ -481,15 +472,15 @@ static int read_file(const char *path, unsigned char **buf, size_t *len, char *e
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return fail(err, errlen, LINLI_EIO, "cannot open: %s", strerror(errno));
+		return errf(err, errlen, LINLI_EIO, "cannot open: %s", strerror(errno));
 	struct stat st;
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
-		return fail(err, errlen, LINLI_EINVAL, "not a regular file");
+		return errf(err, errlen, LINLI_EINVAL, "not a regular file");
 	}
 	if ((uint64_t)st.st_size > MAX_PLUGIN_FILE) {
 		close(fd);
-		return fail(err, errlen, LINLI_E2BIG, "file of %lld bytes is over the %u MiB limit",
+		return errf(err, errlen, LINLI_E2BIG, "file of %lld bytes is over the %u MiB limit",
 			    (long long)st.st_size, MAX_PLUGIN_FILE >> 20);
 	}
 	size_t n = (size_t)st.st_size, got = 0;
@@ -506,7 +497,7 @@ static int read_file(const char *path, unsigned char **buf, size_t *len, char *e
 			int e = errno;
 			free(b);
 			close(fd);
-			return fail(err, errlen, LINLI_EIO, "cannot read: %s",
+			return errf(err, errlen, LINLI_EIO, "cannot read: %s",
 				    r < 0 ? strerror(e) : "file shrank");
 		}
 		got += (size_t)r;
@@ -523,7 +514,7 @@ static int write_file(const char *path, const void *buf, size_t len, mode_t mode
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
 	if (fd < 0)
-		return fail(err, errlen, LINLI_EIO, "cannot create %s: %s", path, strerror(errno));
+		return errf(err, errlen, LINLI_EIO, "cannot create %s: %s", path, strerror(errno));
 	const unsigned char *b = buf;
 	size_t done = 0;
 	while (done < len) {
@@ -534,14 +525,14 @@ static int write_file(const char *path, const void *buf, size_t len, mode_t mode
 			int e = errno;
 			close(fd);
 			unlink(path);
-			return fail(err, errlen, LINLI_EIO, "cannot write %s: %s", path,
+			return errf(err, errlen, LINLI_EIO, "cannot write %s: %s", path,
 				    strerror(e));
 		}
 		done += (size_t)w;
 	}
 	if (close(fd) != 0) {
 		unlink(path);
-		return fail(err, errlen, LINLI_EIO, "cannot write %s: %s", path, strerror(errno));
+		return errf(err, errlen, LINLI_EIO, "cannot write %s: %s", path, strerror(errno));
 	}
 	return 0;
 }
@@ -634,7 +625,7 @@ static int save_disabled(struct plug_registry *reg, char *err, size_t errlen)
 	snprintf(tmp, sizeof tmp, "%s.tmp", reg->statepath);
 	FILE *f = fopen(tmp, "we");
 	if (!f)
-		return fail(err, errlen, LINLI_EIO, "cannot write %s: %s", tmp, strerror(errno));
+		return errf(err, errlen, LINLI_EIO, "cannot write %s: %s", tmp, strerror(errno));
 	fprintf(f, "# plugins disabled with 'linli plugins disable'; one name a line\n");
 	for (int i = 0; i < reg->n_disabled; i++)
 		fprintf(f, "%s\n", reg->disabled[i]);
@@ -643,7 +634,7 @@ static int save_disabled(struct plug_registry *reg, char *err, size_t errlen)
 	if (!ok || rename(tmp, reg->statepath) != 0) {
 		int e = errno;
 		unlink(tmp);
-		return fail(err, errlen, LINLI_EIO, "cannot write %s: %s", reg->statepath,
+		return errf(err, errlen, LINLI_EIO, "cannot write %s: %s", reg->statepath,
 			    strerror(e));
 	}
 	return 0;
@@ -754,30 +745,30 @@ static int meta_from_manifest(const struct script_manifest *m, struct linli_plug
 	out->sdk_major = (uint16_t)atoi(m->sdk);
 	out->sdk_minor = (uint16_t)atoi(strchr(m->sdk, '.') + 1);
 	if (!meta_str(out->name, sizeof out->name, m->name))
-		return fail(err, errlen, LINLI_EINVAL, "plugin name '%s' is longer than %d bytes",
+		return errf(err, errlen, LINLI_EINVAL, "plugin name '%s' is longer than %d bytes",
 			    m->name, LINLI_NAME_MAX - 1);
 	if (!meta_str(out->version, sizeof out->version, m->version))
-		return fail(err, errlen, LINLI_EINVAL, "version is longer than %d bytes",
+		return errf(err, errlen, LINLI_EINVAL, "version is longer than %d bytes",
 			    LINLI_VERSION_MAX - 1);
 	if (!meta_str(out->family, sizeof out->family, m->family))
-		return fail(err, errlen, LINLI_EINVAL, "bad family");
+		return errf(err, errlen, LINLI_EINVAL, "bad family");
 	if (!meta_str(out->description, sizeof out->description, m->description))
-		return fail(err, errlen, LINLI_EINVAL, "description is longer than %d bytes",
+		return errf(err, errlen, LINLI_EINVAL, "description is longer than %d bytes",
 			    LINLI_DESCRIPTION_MAX - 1);
 	if (m->n_requires > LINLI_MAX_REQUIRES)
-		return fail(err, errlen, LINLI_EINVAL, "requires: more than %d plugins",
+		return errf(err, errlen, LINLI_EINVAL, "requires: more than %d plugins",
 			    LINLI_MAX_REQUIRES);
 	for (int i = 0; i < m->n_requires; i++)
 		if (!meta_str(out->requires[i], LINLI_NAME_MAX, m->requires[i]))
-			return fail(err, errlen, LINLI_EINVAL,
+			return errf(err, errlen, LINLI_EINVAL,
 				    "requires: '%s' is longer than %d bytes", m->requires[i],
 				    LINLI_NAME_MAX - 1);
 	if (m->n_capabilities > LINLI_MAX_CAPS)
-		return fail(err, errlen, LINLI_EINVAL, "capabilities: more than %d",
+		return errf(err, errlen, LINLI_EINVAL, "capabilities: more than %d",
 			    LINLI_MAX_CAPS);
 	for (int i = 0; i < m->n_capabilities; i++)
 		if (!meta_str(out->capabilities[i], LINLI_CAP_MAX, m->capabilities[i]))
-			return fail(err, errlen, LINLI_EINVAL,
+			return errf(err, errlen, LINLI_EINVAL,
 				    "capabilities: '%s' is longer than %d bytes",
 				    m->capabilities[i], LINLI_CAP_MAX - 1);
 	return 0;
@@ -850,7 +841,7 @@ static struct plugin *candidate(struct plug_registry *reg, const char *path, boo
 		rc = plug_check_meta(&p->meta, why, sizeof why);
 	p->meta_ok = rc == 0;
 	if (!rc && kernel_word(reg, p->name))
-		rc = fail(why, sizeof why, LINLI_EEXIST,
+		rc = errf(why, sizeof why, LINLI_EEXIST,
 			  "name '%s' is a kernel command word; choose another", p->name);
 	if (!rc && check_grants)
 		rc = check_granted(reg, p, why, sizeof why);
@@ -915,7 +906,7 @@ static int make_run_copy(struct plugin *p, char *why, size_t whylen)
 		 (unsigned long long)++p->reg->gen);
 	int fd = memfd_create(label, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
-		return fail(why, whylen, LINLI_EIO, "cannot make the private copy: memfd_create: %s",
+		return errf(why, whylen, LINLI_EIO, "cannot make the private copy: memfd_create: %s",
 			    strerror(errno));
 	const unsigned char *b = p->image;
 	size_t done = 0;
@@ -926,7 +917,7 @@ static int make_run_copy(struct plugin *p, char *why, size_t whylen)
 		if (w <= 0) {
 			int e = errno;
 			close(fd);
-			return fail(why, whylen, LINLI_EIO, "cannot write the private copy: %s",
+			return errf(why, whylen, LINLI_EIO, "cannot write the private copy: %s",
 				    strerror(w < 0 ? e : ENOSPC));
 		}
 		done += (size_t)w;
@@ -934,7 +925,7 @@ static int make_run_copy(struct plugin *p, char *why, size_t whylen)
 	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) {
 		int e = errno;
 		close(fd);
-		return fail(why, whylen, LINLI_EIO, "cannot seal the private copy: %s", strerror(e));
+		return errf(why, whylen, LINLI_EIO, "cannot seal the private copy: %s", strerror(e));
 	}
 	p->run_fd = fd;
 	snprintf(p->run, sizeof p->run, "/proc/%ld/fd/%d", (long)getpid(), fd);
@@ -962,7 +953,7 @@ static int start_lua(struct plugin *p, char *why, size_t whylen)
 {
 	int rc = script_api_attach(p->reg->k, p->script, p);
 	if (rc)
-		return fail(why, whylen, rc, "out of memory");
+		return errf(why, whylen, rc, "out of memory");
 	int ref = script_handler(p->script, "init");
 	struct init_result r = {.ok = true};
 	char msg[512] = "";
@@ -975,9 +966,9 @@ static int start_lua(struct plugin *p, char *why, size_t whylen)
 		return 0;
 	const char *extra = p->init_err[0] ? p->init_err : r.msg;
 	if (rc)
-		fail(why, whylen, rc, "init failed: %s", msg);
+		errf(why, whylen, rc, "init failed: %s", msg);
 	else
-		fail(why, whylen, rc, "init returned false%s%s", extra[0] ? ": " : "", extra);
+		errf(why, whylen, rc, "init returned false%s%s", extra[0] ? ": " : "", extra);
 	release_all(p);
 	return rc ? rc : LINLI_EINVAL;
 }
@@ -1005,14 +996,14 @@ static int plug_start(struct plugin *p)
 	p->dl = dlopen(p->run, RTLD_NOW | RTLD_LOCAL);
 	if (!p->dl) {
 		const char *e = dlerror();
-		rc = fail(why, sizeof why, LINLI_EINVAL, "cannot load: %s",
+		rc = errf(why, sizeof why, LINLI_EINVAL, "cannot load: %s",
 			  e ? e : "dlopen failed");
 		goto failed;
 	}
 	p->desc = dlsym(p->dl, LINLI_PLUGIN_SYMBOL);
 	const struct linli_plugin *d = p->desc;
 	if (!d) {
-		rc = fail(why, sizeof why, LINLI_EINVAL,
+		rc = errf(why, sizeof why, LINLI_EINVAL,
 			  "no exported symbol %s (is it declared with LINLI_PLUGIN?)",
 			  LINLI_PLUGIN_SYMBOL);
 		goto failed;
@@ -1020,13 +1011,13 @@ static int plug_start(struct plugin *p)
 	if (d->size != LINLI_PLUGIN_SIZE_1_0 || d->sdk_major != p->meta.sdk_major ||
 	    d->sdk_minor != p->meta.sdk_minor || !d->meta ||
 	    memcmp(d->meta, &p->meta, p->meta.size) != 0) {
-		rc = fail(why, sizeof why, LINLI_ECORRUPT,
+		rc = errf(why, sizeof why, LINLI_ECORRUPT,
 			  "descriptor %s does not match the %s block", LINLI_PLUGIN_SYMBOL,
 			  LINLI_PLUGIN_SECTION);
 		goto failed;
 	}
 	if (!d->init) {
-		rc = fail(why, sizeof why, LINLI_EINVAL, "descriptor has no init function");
+		rc = errf(why, sizeof why, LINLI_EINVAL, "descriptor has no init function");
 		goto failed;
 	}
 	p->in_init = true;
@@ -1035,7 +1026,7 @@ static int plug_start(struct plugin *p)
 	p->in_init = false;
 	if (rc) {
 		int code = rc < 0 ? rc : LINLI_EINVAL;
-		fail(why, sizeof why, code, "init returned %s (%s)%s%s", linli_errname(rc),
+		errf(why, sizeof why, code, "init returned %s (%s)%s%s", linli_errname(rc),
 		     linli_strerror(rc), p->init_err[0] ? ": " : "", p->init_err);
 		release_all(p);
 		rc = code;
@@ -1404,14 +1395,14 @@ static int check_requires(struct plug_registry *reg, const struct plugin *np, ch
 		const char *r = np->meta.requires[j];
 		const struct plugin *q = find_named(reg, r, true);
 		if (strcmp(r, np->name) == 0)
-			return fail(err, errlen, LINLI_EINVAL, "%s requires itself", np->name);
+			return errf(err, errlen, LINLI_EINVAL, "%s requires itself", np->name);
 		if (!q) {
 			q = find_named(reg, r, false);
-			return fail(err, errlen, LINLI_ESTATE, "%s requires '%s', which is %s",
+			return errf(err, errlen, LINLI_ESTATE, "%s requires '%s', which is %s",
 				    np->name, r, q ? plug_state_name(q->state) : "not installed");
 		}
 		if (requires_name(reg, q, np->name, 0))
-			return fail(err, errlen, LINLI_EINVAL,
+			return errf(err, errlen, LINLI_EINVAL,
 				    "dependency cycle: %s requires '%s', which requires %s",
 				    np->name, r, np->name);
 	}
@@ -1428,12 +1419,12 @@ static int fresh(struct plug_registry *reg, const struct plugin *p, struct plugi
 	int rc = 0;
 	char why[768];
 	if (np->state == PLUG_REFUSED)
-		rc = fail(err, errlen, LINLI_EINVAL, "%s: refused: %s", np->path, np->reason);
+		rc = errf(err, errlen, LINLI_EINVAL, "%s: refused: %s", np->path, np->reason);
 	else if (strcmp(np->name, p->name) != 0)
-		rc = fail(err, errlen, LINLI_EINVAL, "%s now holds plugin '%s', not '%s'",
+		rc = errf(err, errlen, LINLI_EINVAL, "%s now holds plugin '%s', not '%s'",
 			  np->path, np->name, p->name);
 	else if ((rc = check_granted(reg, np, why, sizeof why)) != 0)
-		fail(err, errlen, rc, "%s: refused: %s", np->path, why);
+		errf(err, errlen, rc, "%s: refused: %s", np->path, why);
 	else
 		rc = check_requires(reg, np, err, errlen);
 	if (rc) {
@@ -1449,14 +1440,14 @@ static int op_enable(struct plug_registry *reg, struct plugin *p, char *err, siz
 	if (p->state == PLUG_RUNNING)
 		return 0;
 	if (!p->name[0])
-		return fail(err, errlen, LINLI_EINVAL, "%s has no plugin name: %s", p->path,
+		return errf(err, errlen, LINLI_EINVAL, "%s has no plugin name: %s", p->path,
 			    p->reason);
 	int rc = set_disabled(reg, p->name, false, err, errlen);
 	if (rc)
 		return rc;
 	struct plugin *running = find_named(reg, p->name, true);
 	if (running)
-		return fail(err, errlen, LINLI_EEXIST, "a plugin named '%s' is running from %s",
+		return errf(err, errlen, LINLI_EEXIST, "a plugin named '%s' is running from %s",
 			    p->name, running->path);
 	struct plugin *np;
 	rc = fresh(reg, p, &np, err, errlen);
@@ -1469,14 +1460,14 @@ static int op_enable(struct plug_registry *reg, struct plugin *p, char *err, siz
 	plugin_free(p);
 	rc = plug_start(np);
 	if (rc)
-		return fail(err, errlen, rc, "%s: %s", np->name, np->reason);
+		return errf(err, errlen, rc, "%s: %s", np->name, np->reason);
 	return 0;
 }
 
 static int op_disable(struct plug_registry *reg, struct plugin *p, char *err, size_t errlen)
 {
 	if (!p->name[0])
-		return fail(err, errlen, LINLI_EINVAL, "%s has no plugin name: %s", p->path,
+		return errf(err, errlen, LINLI_EINVAL, "%s has no plugin name: %s", p->path,
 			    p->reason);
 	if (p->state == PLUG_RUNNING) {
 		for (int i = 0; i < reg->n; i++) {
@@ -1485,7 +1476,7 @@ static int op_disable(struct plug_registry *reg, struct plugin *p, char *err, si
 				continue;
 			for (int j = 0; j < LINLI_MAX_REQUIRES && q->meta.requires[j][0]; j++)
 				if (strcmp(q->meta.requires[j], p->name) == 0)
-					return fail(err, errlen, LINLI_EBUSY,
+					return errf(err, errlen, LINLI_EBUSY,
 						    "cannot disable '%s': '%s' requires it "
 						    "(disable '%s' first)",
 						    p->name, q->name, q->name);
@@ -1507,7 +1498,7 @@ static int op_reload(struct plug_registry *reg, struct plugin *old, char *err, s
 	if (old->state == PLUG_FAULTED) /* nothing runs: reloading is starting it again */
 		return op_enable(reg, old, err, errlen);
 	if (old->state != PLUG_RUNNING)
-		return fail(err, errlen, LINLI_ESTATE, "'%s' is not running (%s); use 'plugins "
+		return errf(err, errlen, LINLI_ESTATE, "'%s' is not running (%s); use 'plugins "
 			    "enable %s'", old->name[0] ? old->name : old->path,
 			    plug_state_name(old->state), old->name[0] ? old->name : old->path);
 	struct plugin *np;
@@ -1522,7 +1513,7 @@ static int op_reload(struct plug_registry *reg, struct plugin *old, char *err, s
 	rc = plug_start(np);
 	if (rc) {
 		resume_all(old);
-		fail(err, errlen, rc, "reload of %s failed, %s %s keeps running: %s", old->name,
+		errf(err, errlen, rc, "reload of %s failed, %s %s keeps running: %s", old->name,
 		     old->name, old->meta.version, np->reason);
 		plugin_free(np);
 		return rc;
@@ -1544,15 +1535,15 @@ static int op_install(struct plug_registry *reg, const char *src, const struct t
 {
 	struct kernel *k = reg->k;
 	if (src[0] != '/')
-		return fail(err, errlen, LINLI_EINVAL,
+		return errf(err, errlen, LINLI_EINVAL,
 			    "'%s': give an absolute path (the daemon reads it, not the console)",
 			    src);
 	bool lua = has_suffix(src, ".lua");
 	if (!lua && k->cfg.n_plugin_dirs == 0)
-		return fail(err, errlen, LINLI_ECONFIG,
+		return errf(err, errlen, LINLI_ECONFIG,
 			    "no plugin_dirs configured: nowhere to install to");
 	if (lua && k->cfg.n_script_dirs == 0)
-		return fail(err, errlen, LINLI_ECONFIG,
+		return errf(err, errlen, LINLI_ECONFIG,
 			    "no script_dirs configured: nowhere to install a script plugin to");
 	struct plugin *np = candidate(reg, src, false);
 	if (!np)
@@ -1560,9 +1551,9 @@ static int op_install(struct plug_registry *reg, const char *src, const struct t
 	struct plugin *same = np->name[0] ? find_named(reg, np->name, false) : NULL;
 	int rc = 0;
 	if (np->state == PLUG_REFUSED)
-		rc = fail(err, errlen, LINLI_EINVAL, "%s: refused: %s", src, np->reason);
+		rc = errf(err, errlen, LINLI_EINVAL, "%s: refused: %s", src, np->reason);
 	else if (same)
-		rc = fail(err, errlen, LINLI_EEXIST,
+		rc = errf(err, errlen, LINLI_EEXIST,
 			  "plugin '%s' is already installed (%s, %s); replace that file and use "
 			  "'plugins reload %s'",
 			  np->name, same->path, plug_state_name(same->state), np->name);
@@ -1570,7 +1561,7 @@ static int op_install(struct plug_registry *reg, const char *src, const struct t
 		rc = check_requires(reg, np, err, errlen);
 	char why[768];
 	if (!rc && !grant && (rc = check_granted(reg, np, why, sizeof why)) != 0)
-		fail(err, errlen, rc, "%s: refused: %s (or install it with --grant)", src, why);
+		errf(err, errlen, rc, "%s: refused: %s (or install it with --grant)", src, why);
 	if (!rc && grant) {
 		const char *caps[LINLI_MAX_CAPS];
 		int n = declared_caps(np, caps, LINLI_MAX_CAPS);
@@ -1590,10 +1581,9 @@ static int op_install(struct plug_registry *reg, const char *src, const struct t
 	const char *ext = lua ? "lua" : "so";
 	if (lua) {
 		snprintf(dir, sizeof dir, "%s/apps", k->cfg.script_dirs[0]);
-		if ((mkdir(k->cfg.script_dirs[0], 0750) != 0 && errno != EEXIST) ||
-		    (mkdir(dir, 0750) != 0 && errno != EEXIST)) {
+		if (mkdirs(dir, 0750) != 0) {
 			plugin_free(np);
-			return fail(err, errlen, LINLI_EIO, "cannot create %s: %s", dir,
+			return errf(err, errlen, LINLI_EIO, "cannot create %s: %s", dir,
 				    strerror(errno));
 		}
 	} else
@@ -1602,7 +1592,7 @@ static int op_install(struct plug_registry *reg, const char *src, const struct t
 	snprintf(part, sizeof part, "%s/.%s.%s.part", dir, np->name, ext);
 	if (access(dest, F_OK) == 0) {
 		plugin_free(np);
-		return fail(err, errlen, LINLI_EEXIST, "%s exists already", dest);
+		return errf(err, errlen, LINLI_EEXIST, "%s exists already", dest);
 	}
 	unlink(part);
 	size_t len = np->image_len;
@@ -1611,7 +1601,7 @@ static int op_install(struct plug_registry *reg, const char *src, const struct t
 		bytes = script_source(np->script, &len);
 	rc = write_file(part, bytes, len, 0644, err, errlen);
 	if (!rc && rename(part, dest) != 0) {
-		rc = fail(err, errlen, LINLI_EIO, "cannot install %s: %s", dest, strerror(errno));
+		rc = errf(err, errlen, LINLI_EIO, "cannot install %s: %s", dest, strerror(errno));
 		unlink(part);
 	}
 	if (rc) {
@@ -1622,7 +1612,7 @@ static int op_install(struct plug_registry *reg, const char *src, const struct t
 		plugin_free(np);
 		np = candidate(reg, dest, true);
 		if (!np || np->state == PLUG_REFUSED) {
-			rc = np ? fail(err, errlen, LINLI_EIO, "%s: refused after install: %s",
+			rc = np ? errf(err, errlen, LINLI_EIO, "%s: refused after install: %s",
 				       dest, np->reason)
 				: LINLI_ENOMEM;
 			unlink(dest);
@@ -1634,7 +1624,7 @@ static int op_install(struct plug_registry *reg, const char *src, const struct t
 	rc = plug_start(np);
 	if (rc) {
 		unlink(dest); /* nothing installed: the admin can fix it and try again */
-		fail(err, errlen, rc, "%s did not start, so it was not installed: %s", np->name,
+		errf(err, errlen, rc, "%s did not start, so it was not installed: %s", np->name,
 		     np->reason);
 		plugin_free(np);
 		return rc;
@@ -1930,7 +1920,7 @@ int plug_find_declared(const struct cfg *c, bool rule, const char *name,
 		if (found)
 			return n;
 	}
-	return fail(err, errlen, LINLI_ENOENT, "no %s named '%s' in the configured %s",
+	return errf(err, errlen, LINLI_ENOENT, "no %s named '%s' in the configured %s",
 		    rule ? "rule" : "plugin", name,
 		    rule ? "script_dirs" : "plugin_dirs and script_dirs");
 }
@@ -2040,7 +2030,7 @@ int plug_open(struct kernel *k, char *err, size_t errlen)
 		if (rc) {
 			cmd_unregister_owner(k->cmds, reg);
 			plug_close(k);
-			return fail(err, errlen, rc, "cannot register 'plugins %s': %s",
+			return errf(err, errlen, rc, "cannot register 'plugins %s': %s",
 				    cmds[i].sub, linli_strerror(rc));
 		}
 	}
@@ -2048,7 +2038,7 @@ int plug_open(struct kernel *k, char *err, size_t errlen)
 	if (rc) {
 		cmd_unregister_owner(k->cmds, reg);
 		plug_close(k);
-		return fail(err, errlen, rc, "cannot register 'plugins grant': %s",
+		return errf(err, errlen, rc, "cannot register 'plugins grant': %s",
 			    linli_strerror(rc));
 	}
 	return 0;

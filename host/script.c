@@ -47,6 +47,7 @@
 #include "log.h"
 #include "luastr.h"
 #include "tier.h"
+#include "util.h"
 
 #define RO_META	    "locked" /* what getmetatable returns for host tables and strings */
 #define MAX_PRINTS  100	     /* print/linli.log lines per invocation */
@@ -120,18 +121,6 @@ static int64_t wall_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-__attribute__((format(printf, 4, 5))) static int fail(char *err, size_t errlen, int rc,
-						      const char *fmt, ...)
-{
-	if (err && errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
 }
 
 /* ---- memory ---- */
@@ -746,7 +735,7 @@ static const char *error_text(lua_State *L, char *buf, size_t len)
 static int invoke(struct script *s, struct callctx *c, char *err, size_t errlen)
 {
 	if (s->state != SCRIPT_READY)
-		return fail(err, errlen, LINLI_ESTATE, "%s is %s: %s", s->name ? s->name : s->file,
+		return errf(err, errlen, LINLI_ESTATE, "%s is %s: %s", s->name ? s->name : s->file,
 			    script_state_name(s->state), s->fault);
 	/*
 	 * Not re-entrant: a binding that calls back into the script that called
@@ -754,7 +743,7 @@ static int invoke(struct script *s, struct callctx *c, char *err, size_t errlen)
 	 * its coroutines, and the main thread cannot run then. Queue instead.
 	 */
 	if (s->inv.depth > 0)
-		return fail(
+		return errf(
 		    err, errlen, LINLI_EBUSY,
 		    "%s is running: a script cannot be called from inside itself (queue the "
 		    "call with kernel_post)",
@@ -772,7 +761,7 @@ static int invoke(struct script *s, struct callctx *c, char *err, size_t errlen)
 	}
 	if (!lua_checkstack(L, 3)) {
 		add_log(s, false, "stack exhausted");
-		return fail(err, errlen, LINLI_ENOMEM, "%s: Lua stack exhausted", s->file);
+		return errf(err, errlen, LINLI_ENOMEM, "%s: Lua stack exhausted", s->file);
 	}
 	int base = lua_gettop(L);
 	s->inv.depth++;
@@ -835,7 +824,7 @@ static int invoke(struct script *s, struct callctx *c, char *err, size_t errlen)
 		else if (!s->loading)
 			log_info("script", "%s: %s", s->name ? s->name : s->file, msg);
 	}
-	return fail(err, errlen, rc, "%s", msg);
+	return errf(err, errlen, rc, "%s", msg);
 }
 
 int script_call(struct script *s, int fnref, script_push_fn push, void *ud, int nres,
@@ -882,7 +871,7 @@ int script_rule_eval(struct script *s, const char *topic, const msgpack_object *
 	struct evctx e = {.topic = topic, .event = event, .verdict = true};
 	*matched = *ran = false;
 	if (!s->rule.name)
-		return fail(err, errlen, LINLI_EINVAL, "%s is not a rule", s->file);
+		return errf(err, errlen, LINLI_EINVAL, "%s is not a rule", s->file);
 	int rc = 0;
 	if (s->ref_when != LUA_NOREF)
 		rc = script_call(s, s->ref_when, push_event, &e, 1, take_verdict, &e, err, errlen);
@@ -912,30 +901,30 @@ bool script_topic_valid(const char *p, bool pattern, char *why, size_t whylen)
 {
 	size_t n = strlen(p);
 	if (n == 0)
-		return fail(why, whylen, 0, "empty"), false;
+		return errf(why, whylen, 0, "empty"), false;
 	if (n > SCRIPT_TOPIC_MAX)
-		return fail(why, whylen, 0, "longer than %d bytes", SCRIPT_TOPIC_MAX), false;
+		return errf(why, whylen, 0, "longer than %d bytes", SCRIPT_TOPIC_MAX), false;
 	const char *lvl = p;
 	for (;;) {
 		const char *end = strchr(lvl, '/');
 		size_t l = end ? (size_t)(end - lvl) : strlen(lvl);
 		if (l == 0)
-			return fail(why, whylen, 0,
+			return errf(why, whylen, 0,
 				    "empty level (leading, trailing or double '/')"),
 			       false;
 		for (size_t i = 0; i < l; i++) {
 			unsigned char c = (unsigned char)lvl[i];
 			if (c <= ' ' || c == 0x7f)
-				return fail(why, whylen, 0, "space or control character"), false;
+				return errf(why, whylen, 0, "space or control character"), false;
 			if ((c == '+' || c == '#') && (!pattern || l != 1))
-				return fail(why, whylen, 0,
+				return errf(why, whylen, 0,
 					    pattern ? "'%c' must be a whole level"
 						    : "'%c' is only for patterns",
 					    c),
 				       false;
 		}
 		if (lvl[0] == '#' && end)
-			return fail(why, whylen, 0, "'#' must be the last level"), false;
+			return errf(why, whylen, 0, "'#' must be the last level"), false;
 		if (!end)
 			return true;
 		lvl = end + 1;
@@ -1316,16 +1305,16 @@ int script_load(const char *file, const char *src, size_t len, const struct scri
 {
 	*out = NULL;
 	if (len > SCRIPT_MAX_SOURCE)
-		return fail(err, errlen, LINLI_E2BIG, "%s: too large (%zu bytes, at most %u)", file,
+		return errf(err, errlen, LINLI_E2BIG, "%s: too large (%zu bytes, at most %u)", file,
 			    len, SCRIPT_MAX_SOURCE);
 	struct script *s = script_alloc_struct(file, o);
 	if (!s)
-		return fail(err, errlen, LINLI_ENOMEM, "%s: out of memory", file);
+		return errf(err, errlen, LINLI_ENOMEM, "%s: out of memory", file);
 	fix_limits(&s->lim);
 	s->src = malloc(len + 1);
 	if (!s->src) {
 		script_free(s);
-		return fail(err, errlen, LINLI_ENOMEM, "%s: out of memory", file);
+		return errf(err, errlen, LINLI_ENOMEM, "%s: out of memory", file);
 	}
 	memcpy(s->src, src, len);
 	s->src[len] = '\0';
@@ -1333,7 +1322,7 @@ int script_load(const char *file, const char *src, size_t len, const struct scri
 	s->L = lua_newstate(script_alloc, s);
 	if (!s->L) {
 		script_free(s);
-		return fail(err, errlen, LINLI_ENOMEM, "%s: cannot create a Lua state in %zu KiB",
+		return errf(err, errlen, LINLI_ENOMEM, "%s: cannot create a Lua state in %zu KiB",
 			    file, o->lim.memory >> 10);
 	}
 	*(struct script **)lua_getextraspace(s->L) = s;
@@ -1344,7 +1333,7 @@ int script_load(const char *file, const char *src, size_t len, const struct scri
 	if (lua_pcall(s->L, 1, 0, 0) != LUA_OK) {
 		char nb[64];
 		int rc =
-		    fail(err, errlen, LINLI_ENOMEM, "%s: cannot build the sandbox in %zu KiB: %s",
+		    errf(err, errlen, LINLI_ENOMEM, "%s: cannot build the sandbox in %zu KiB: %s",
 			 file, s->lim.memory >> 10, error_text(s->L, nb, sizeof nb));
 		script_free(s);
 		return rc;
@@ -1354,12 +1343,12 @@ int script_load(const char *file, const char *src, size_t len, const struct scri
 	int rc = invoke(s, &c, err, errlen);
 	s->loading = false;
 	if (rc == 0 && !s->declared)
-		rc = fail(err, errlen, LINLI_EINVAL,
+		rc = errf(err, errlen, LINLI_EINVAL,
 			  "%s: declares nothing: a rule file calls rule { name = ..., on = ..., "
 			  "run = function(e) ... end }, an app calls plugin { ... }",
 			  file);
 	if (rc == 0 && o->kind != SCRIPT_ANY && o->kind != s->kind)
-		rc = fail(err, errlen, LINLI_EINVAL, "%s: declares a %s where a %s is expected",
+		rc = errf(err, errlen, LINLI_EINVAL, "%s: declares a %s where a %s is expected",
 			  file, s->kind == SCRIPT_RULE ? "rule" : "plugin",
 			  o->kind == SCRIPT_RULE ? "rule" : "plugin");
 	if (rc) {
@@ -1377,16 +1366,16 @@ static int read_file(const char *path, char **buf, size_t *len, char *err, size_
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return fail(err, errlen, errno == ENOENT ? LINLI_ENOENT : LINLI_EIO,
+		return errf(err, errlen, errno == ENOENT ? LINLI_ENOENT : LINLI_EIO,
 			    "%s: cannot open: %s", path, strerror(errno));
 	struct stat st;
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
-		return fail(err, errlen, LINLI_EIO, "%s: not a regular file", path);
+		return errf(err, errlen, LINLI_EIO, "%s: not a regular file", path);
 	}
 	if ((size_t)st.st_size > SCRIPT_MAX_SOURCE) {
 		close(fd);
-		return fail(err, errlen, LINLI_E2BIG, "%s: too large (%lld bytes, at most %u)",
+		return errf(err, errlen, LINLI_E2BIG, "%s: too large (%lld bytes, at most %u)",
 			    path, (long long)st.st_size, SCRIPT_MAX_SOURCE);
 	}
 	char *b = malloc((size_t)st.st_size + 1);
@@ -1400,7 +1389,7 @@ static int read_file(const char *path, char **buf, size_t *len, char *err, size_
 	close(fd);
 	if (!b || n != (size_t)st.st_size) {
 		free(b);
-		return fail(err, errlen, LINLI_EIO, "%s: read failed", path);
+		return errf(err, errlen, LINLI_EIO, "%s: read failed", path);
 	}
 	b[n] = '\0';
 	*buf = b;
@@ -1694,7 +1683,7 @@ static int pack_table(lua_State *L, int idx, msgpack_packer *pk, struct packctx 
 			msgpack_pack_int64(pk, lua_tointeger(L, -2));
 		} else {
 			lua_pop(L, 2);
-			return fail(c->err, c->errlen, LINLI_ETYPE,
+			return errf(c->err, c->errlen, LINLI_ETYPE,
 				    "%s: keys must be strings or integers, not %s", c->path,
 				    lua_typename(L, kt));
 		}
@@ -1712,10 +1701,10 @@ static int pack_table(lua_State *L, int idx, msgpack_packer *pk, struct packctx 
 static int pack_val(lua_State *L, int idx, msgpack_packer *pk, struct packctx *c, int depth)
 {
 	if (depth > MP_DEPTH)
-		return fail(c->err, c->errlen, LINLI_E2BIG, "%s: nested deeper than %d (a cycle?)",
+		return errf(c->err, c->errlen, LINLI_E2BIG, "%s: nested deeper than %d (a cycle?)",
 			    c->path, MP_DEPTH);
 	if (!lua_checkstack(L, 4))
-		return fail(c->err, c->errlen, LINLI_ENOMEM, "%s: Lua stack exhausted", c->path);
+		return errf(c->err, c->errlen, LINLI_ENOMEM, "%s: Lua stack exhausted", c->path);
 	switch (lua_type(L, idx)) {
 	case LUA_TNIL:
 		msgpack_pack_nil(pk);
@@ -1742,7 +1731,7 @@ static int pack_val(lua_State *L, int idx, msgpack_packer *pk, struct packctx *c
 	case LUA_TTABLE:
 		return pack_table(L, idx, pk, c, depth);
 	default:
-		return fail(c->err, c->errlen, LINLI_ETYPE, "%s: cannot convert a %s", c->path,
+		return errf(c->err, c->errlen, LINLI_ETYPE, "%s: cannot convert a %s", c->path,
 			    luaL_typename(L, idx));
 	}
 }
@@ -1873,7 +1862,7 @@ static int attach(struct script_rules *r, struct script *s, char *err, size_t er
 	char why[768] = "";
 	int rc = r->ops.attach(s, r->ops.ud, why, sizeof why);
 	if (rc)
-		fail(err, errlen, rc, "%s: cannot attach rule '%s': %s", s->file, script_name(s),
+		errf(err, errlen, rc, "%s: cannot attach rule '%s': %s", s->file, script_name(s),
 		     why[0] ? why : linli_strerror(rc));
 	return rc;
 }
@@ -1991,21 +1980,6 @@ static void swap_in(struct script_rules *r, int i, struct script *s)
 	}
 }
 
-static int mkdirs(const char *path)
-{
-	char buf[PATH_MAX];
-	snprintf(buf, sizeof buf, "%s", path);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0750) != 0 && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	return mkdir(buf, 0750) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 /* Write src to path atomically (a temporary file, fsync, rename). */
 static int write_atomic(const char *path, const char *src, size_t len, char *err, size_t errlen)
 {
@@ -2013,7 +1987,7 @@ static int write_atomic(const char *path, const char *src, size_t len, char *err
 	snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
 	if (fd < 0)
-		return fail(err, errlen, LINLI_EIO, "cannot write %s: %s", tmp, strerror(errno));
+		return errf(err, errlen, LINLI_EIO, "cannot write %s: %s", tmp, strerror(errno));
 	size_t off = 0;
 	while (off < len) {
 		ssize_t w = write(fd, src + off, len - off);
@@ -2027,7 +2001,7 @@ static int write_atomic(const char *path, const char *src, size_t len, char *err
 	if (!ok || rename(tmp, path) != 0) {
 		e = ok ? errno : e;
 		unlink(tmp);
-		return fail(err, errlen, LINLI_EIO, "cannot write %s: %s", path, strerror(e));
+		return errf(err, errlen, LINLI_EIO, "cannot write %s: %s", path, strerror(e));
 	}
 	return 0;
 }
@@ -2036,7 +2010,7 @@ int script_rules_install(struct script_rules *r, const char *file, const char *s
 			 char *name_out, size_t namelen, char *err, size_t errlen)
 {
 	if (r->cfg->n_script_dirs == 0)
-		return fail(err, errlen, LINLI_ESTATE,
+		return errf(err, errlen, LINLI_ESTATE,
 			    "no script_dirs in the configuration: nowhere to install a rule");
 	/* First pass: validate and learn the name. */
 	struct script_opts o;
@@ -2055,8 +2029,8 @@ int script_rules_install(struct script_rules *r, const char *file, const char *s
 	else {
 		char dir[PATH_MAX];
 		snprintf(dir, sizeof dir, "%s/rules", r->cfg->script_dirs[0]);
-		if (mkdirs(dir) != 0)
-			return fail(err, errlen, LINLI_EIO, "cannot create %s: %s", dir,
+		if (mkdirs(dir, 0750) != 0)
+			return errf(err, errlen, LINLI_EIO, "cannot create %s: %s", dir,
 				    strerror(errno));
 		snprintf(path, sizeof path, "%s/%s.lua", dir, name);
 	}
@@ -2089,7 +2063,7 @@ static int reload_one(struct script_rules *r, int i, char *err, size_t errlen)
 	int rc = script_load_file(path, &o, &s, err, errlen);
 	if (rc == 0 && strcmp(script_name(s), script_name(old)) != 0 &&
 	    index_of(r, script_name(s)) >= 0) {
-		rc = fail(err, errlen, LINLI_EEXIST, "%s: rule '%s' is already declared by %s",
+		rc = errf(err, errlen, LINLI_EEXIST, "%s: rule '%s' is already declared by %s",
 			  path, script_name(s), script_file(r->v[index_of(r, script_name(s))]));
 		script_free(s);
 	}
@@ -2112,7 +2086,7 @@ int script_rules_reload(struct script_rules *r, const char *name, char *err, siz
 	if (name) {
 		int i = index_of(r, name);
 		if (i < 0)
-			return fail(err, errlen, LINLI_ENOENT, "no rule named '%s'", name);
+			return errf(err, errlen, LINLI_ENOENT, "no rule named '%s'", name);
 		return reload_one(r, i, err, errlen);
 	}
 	int first = 0;
@@ -2135,10 +2109,10 @@ int script_rules_remove(struct script_rules *r, const char *name, char *err, siz
 {
 	int i = index_of(r, name);
 	if (i < 0)
-		return fail(err, errlen, LINLI_ENOENT, "no rule named '%s'", name);
+		return errf(err, errlen, LINLI_ENOENT, "no rule named '%s'", name);
 	struct script *s = r->v[i];
 	if (unlink(script_file(s)) != 0 && errno != ENOENT)
-		return fail(err, errlen, LINLI_EIO, "cannot delete %s: %s", script_file(s),
+		return errf(err, errlen, LINLI_EIO, "cannot delete %s: %s", script_file(s),
 			    strerror(errno));
 	detach(r, s);
 	log_info("script", "rule %s removed (%s deleted)", script_name(s), script_file(s));

@@ -40,6 +40,7 @@
 #include "linli/error.h"
 #include "log.h"
 #include "mp.h"
+#include "util.h"
 
 #define KEY_MAX		511
 #define STORE_FORMAT	"linli-store 1"
@@ -109,18 +110,6 @@ struct store {
 
 /* ---- errors ---- */
 
-__attribute__((format(printf, 4, 5))) static int fail(char *err, size_t errlen, int rc,
-						      const char *fmt, ...)
-{
-	if (err && errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
-
 static bool disk_full(int rc)
 {
 	return rc == ENOSPC || rc == EFBIG || rc == EDQUOT;
@@ -142,17 +131,17 @@ static int lmdb_fail(struct store *s, int rc, const char *what, char *err, size_
 	if (rc == EIO && fs_nearly_full(s->dir))
 		rc = ENOSPC;
 	if (disk_full(rc))
-		return fail(err, errlen, LINLI_EFULL,
+		return errf(err, errlen, LINLI_EFULL,
 			    "store: %s: the disk is full (%s) writing %s; nothing of this batch "
 			    "was stored, everything committed before is intact",
 			    what, strerror(rc), s->data_path);
 	if (rc == MDB_MAP_FULL)
-		return fail(err, errlen, LINLI_EFULL, "store: %s: the map (%zu MiB) is full", what,
+		return errf(err, errlen, LINLI_EFULL, "store: %s: the map (%zu MiB) is full", what,
 			    s->map_size >> 20);
 	if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_INVALID)
-		return fail(err, errlen, LINLI_ECORRUPT, "store: %s: %s is damaged: %s", what,
+		return errf(err, errlen, LINLI_ECORRUPT, "store: %s: %s is damaged: %s", what,
 			    s->data_path, mdb_strerror(rc));
-	return fail(err, errlen, LINLI_EIO, "store: %s: %s", what, mdb_strerror(rc));
+	return errf(err, errlen, LINLI_EIO, "store: %s: %s", what, mdb_strerror(rc));
 }
 
 /* ---- small helpers ---- */
@@ -526,7 +515,7 @@ static void values_list(const struct cat_field *f, char *buf, size_t len)
 		off += (size_t)snprintf(buf + off, len - off, "%s%s", i ? ", " : "", f->values[i]);
 }
 
-#define VFAIL(...) fail(err, errlen, LINLI_ESCHEMA, __VA_ARGS__)
+#define VFAIL(...) errf(err, errlen, LINLI_ESCHEMA, __VA_ARGS__)
 
 /* Validate value `v` of field `f` and pack its normalised form. */
 static int put_value(const struct cat_dataset *ds, const struct cat_field *f,
@@ -710,10 +699,10 @@ static int check_scope(const struct cat_dataset *ds, const char *scope, char *er
 {
 	char why[128];
 	if (!scope || !scope_check(scope, why, sizeof why))
-		return fail(err, errlen, LINLI_EINVAL, "%s: bad scope '%s': %s", ds->name,
+		return errf(err, errlen, LINLI_EINVAL, "%s: bad scope '%s': %s", ds->name,
 			    scope ? scope : "(none)", scope ? why : "a record needs a scope");
 	if (scope_depth(scope) < (int)ds->level)
-		return fail(err, errlen, LINLI_EINVAL,
+		return errf(err, errlen, LINLI_EINVAL,
 			    "%s: scope '%s' is a %s, but %s records live at the %s level or below",
 			    ds->name, scope, tier_level_name((enum tier_level)scope_depth(scope)),
 			    ds->name, tier_level_name(ds->level));
@@ -725,7 +714,7 @@ static int check_root(const char *scope, char *err, size_t errlen)
 {
 	char why[128];
 	if (scope && *scope && !scope_check(scope, why, sizeof why))
-		return fail(err, errlen, LINLI_EINVAL, "bad scope '%s': %s", scope, why);
+		return errf(err, errlen, LINLI_EINVAL, "bad scope '%s': %s", scope, why);
 	return 0;
 }
 
@@ -734,7 +723,7 @@ static const struct cat_dataset *dataset(struct store *s, const char *name, char
 {
 	const struct cat_dataset *d = name ? catalog_dataset(s->cat, name) : NULL;
 	if (!d)
-		fail(err, errlen, LINLI_ENOENT, "no dataset '%s' in the catalog",
+		errf(err, errlen, LINLI_ENOENT, "no dataset '%s' in the catalog",
 		     name ? name : "(none)");
 	return d;
 }
@@ -822,12 +811,12 @@ static uint64_t used_bytes(struct store *s)
 static int grow_to(struct store *s, size_t ns, char *err, size_t errlen)
 {
 	if (atomic_load(&s->backup_running))
-		return fail(err, errlen, LINLI_EBUSY,
+		return errf(err, errlen, LINLI_EBUSY,
 			    "store: the map (%zu MiB) is full and cannot grow while a backup runs; "
 			    "retry when it has finished",
 			    s->map_size >> 20);
 	if (s->map_size >= MAP_LIMIT)
-		return fail(err, errlen, LINLI_EFULL, "store: the map reached its limit of %zu MiB",
+		return errf(err, errlen, LINLI_EFULL, "store: the map reached its limit of %zu MiB",
 			    s->map_size >> 20);
 	if (ns > MAP_LIMIT)
 		ns = MAP_LIMIT;
@@ -1200,7 +1189,7 @@ static int apply_new(struct store *s, bool del, enum apply_mode mode, int dsi, c
 	}
 	int rc = log_op(s, del, mode, dsi, scope, id, val, len);
 	if (rc) {
-		fail(err, errlen, rc, "store: out of memory recording the batch");
+		errf(err, errlen, rc, "store: out of memory recording the batch");
 		batch_fail(s, rc, err);
 		return rc;
 	}
@@ -1243,7 +1232,7 @@ static void gen_id(struct store *s, char *out)
 static int owner_only(struct store *s, char *err, size_t errlen)
 {
 	if (!on_owner(s))
-		return fail(err, errlen, LINLI_ESTATE,
+		return errf(err, errlen, LINLI_ESTATE,
 			    "store: writes run on the kernel thread only");
 	return 0;
 }
@@ -1253,14 +1242,14 @@ static int prepare_record(struct store *s, const struct cat_dataset *ds, const v
 			  size_t len, char *err, size_t errlen)
 {
 	if (len > STORE_MAX_RECORD)
-		return fail(err, errlen, LINLI_E2BIG, "%s: record of %zu bytes is larger than %u",
+		return errf(err, errlen, LINLI_E2BIG, "%s: record of %zu bytes is larger than %u",
 			    ds->name, len, STORE_MAX_RECORD);
 	msgpack_zone_clear(&s->zone);
 	msgpack_object o;
 	size_t off = 0;
 	if (!rec || msgpack_unpack(rec, len, &off, &s->zone, &o) != MSGPACK_UNPACK_SUCCESS ||
 	    off != len)
-		return fail(err, errlen, LINLI_ESCHEMA, "%s: the record is not one MessagePack map",
+		return errf(err, errlen, LINLI_ESCHEMA, "%s: the record is not one MessagePack map",
 			    ds->name);
 	s->norm.size = 0;
 	msgpack_packer pk;
@@ -1298,7 +1287,7 @@ static int put_prepared(struct store *s, const struct cat_dataset *ds, const cha
 		return lmdb_fail(s, rc, "looking up the id", err, errlen);
 	bool exists = rc == 0;
 	if (exists && strcmp(cur, scope) != 0)
-		return fail(err, errlen, LINLI_EEXIST,
+		return errf(err, errlen, LINLI_EEXIST,
 			    "%s: id '%s' already exists at scope '%s' (not '%s'); delete it there "
 			    "first to move it",
 			    ds->name, id, cur, scope);
@@ -1327,7 +1316,7 @@ int store_put(struct store *s, const char *dataset_name, const char *scope, cons
 	if ((rc = check_scope(ds, scope, err, errlen)))
 		return rc;
 	if (id && !store_id_ok(id))
-		return fail(err, errlen, LINLI_EINVAL,
+		return errf(err, errlen, LINLI_EINVAL,
 			    "%s: bad id '%.64s': 1 to %d of A-Z a-z 0-9 _ . : - starting with a "
 			    "letter or digit",
 			    ds->name, id, STORE_ID_MAX);
@@ -1348,14 +1337,14 @@ int store_delete(struct store *s, const char *dataset_name, const char *scope, c
 	if ((rc = check_root(scope, err, errlen)))
 		return rc;
 	if (!id || !store_id_ok(id))
-		return fail(err, errlen, LINLI_EINVAL, "%s: bad id '%.64s'", ds->name,
+		return errf(err, errlen, LINLI_EINVAL, "%s: bad id '%.64s'", ds->name,
 			    id ? id : "");
 	if ((rc = batch_begin(s, err, errlen)))
 		return rc;
 	char cur[SCOPE_MAX + 1];
 	rc = find_scope(s, s->wtxn, ds->name, id, cur);
 	if (rc == MDB_NOTFOUND || (rc == 0 && scope && !scope_within(scope, cur)))
-		return fail(err, errlen, LINLI_ENOENT, "%s: no record '%s'%s%s", ds->name, id,
+		return errf(err, errlen, LINLI_ENOENT, "%s: no record '%s'%s%s", ds->name, id,
 			    scope && *scope ? " in scope " : "", scope ? scope : "");
 	if (rc)
 		return lmdb_fail(s, rc, "looking up the id", err, errlen);
@@ -1373,7 +1362,7 @@ int store_update(struct store *s, const char *dataset_name, const char *scope, c
 	if (!ds)
 		return LINLI_ENOENT;
 	if (!id || !store_id_ok(id))
-		return fail(err, errlen, LINLI_EINVAL, "%s: bad id '%.64s'", ds->name,
+		return errf(err, errlen, LINLI_EINVAL, "%s: bad id '%.64s'", ds->name,
 			    id ? id : "");
 	if ((rc = check_root(scope, err, errlen)) || (rc = batch_begin(s, err, errlen)))
 		return rc;
@@ -1383,7 +1372,7 @@ int store_update(struct store *s, const char *dataset_name, const char *scope, c
 		return lmdb_fail(s, rc, "looking up the id", err, errlen);
 	bool exists = rc == 0;
 	if (exists && scope && !scope_within(scope, cur))
-		return fail(err, errlen, LINLI_EEXIST, "%s: id '%s' exists outside scope '%s'",
+		return errf(err, errlen, LINLI_EEXIST, "%s: id '%s' exists outside scope '%s'",
 			    ds->name, id, scope);
 	const char *where = exists ? cur : scope;
 	if (!exists && (rc = check_scope(ds, scope, err, errlen)))
@@ -1415,7 +1404,7 @@ int store_update(struct store *s, const char *dataset_name, const char *scope, c
 	msgpack_zone_destroy(&z);
 	if (rc < 0) {
 		if (err && errlen && !err[0])
-			fail(err, errlen, rc, "%s: update of '%s' refused: %s", ds->name, id,
+			errf(err, errlen, rc, "%s: update of '%s' refused: %s", ds->name, id,
 			     linli_strerror(rc));
 		return rc;
 	}
@@ -1428,7 +1417,7 @@ int store_update(struct store *s, const char *dataset_name, const char *scope, c
 				 NULL, 0, err, errlen);
 	}
 	if (rc != 0)
-		return fail(err, errlen, LINLI_EINVAL, "%s: update function returned %d", ds->name,
+		return errf(err, errlen, LINLI_EINVAL, "%s: update function returned %d", ds->name,
 			    rc);
 	/* prepare_record reads s->upd and writes s->norm: distinct buffers. */
 	if ((rc = prepare_record(s, ds, s->upd.data, s->upd.size, err, errlen)))
@@ -1537,7 +1526,7 @@ int store_get(struct store *s, const char *dataset_name, const char *scope, cons
 	if (rc)
 		return rc;
 	if (!id || !store_id_ok(id))
-		return fail(err, errlen, LINLI_EINVAL, "%s: bad id '%.64s'", ds->name,
+		return errf(err, errlen, LINLI_EINVAL, "%s: bad id '%.64s'", ds->name,
 			    id ? id : "");
 	struct rd r;
 	if ((rc = rd_begin(s, &r)))
@@ -1571,7 +1560,7 @@ int store_get(struct store *s, const char *dataset_name, const char *scope, cons
 	}
 	rd_end(s, &r);
 	if (rc == MDB_NOTFOUND)
-		return fail(err, errlen, LINLI_ENOENT, "%s: no record '%s'%s%s", ds->name, id,
+		return errf(err, errlen, LINLI_ENOENT, "%s: no record '%s'%s%s", ds->name, id,
 			    scope && *scope ? " in scope " : "", scope ? scope : "");
 	if (rc)
 		return lmdb_fail(s, rc, "reading", err, errlen);
@@ -1590,7 +1579,7 @@ static int parse_filter(const struct cat_dataset *ds, const struct store_where *
 	const struct cat_field *f =
 	    w->field ? cat_dataset_field(ds, w->field, strlen(w->field)) : NULL;
 	if (!f)
-		return fail(err, errlen, LINLI_EINVAL, "%s: no field '%s' to filter on", ds->name,
+		return errf(err, errlen, LINLI_EINVAL, "%s: no field '%s' to filter on", ds->name,
 			    w->field ? w->field : "");
 	if (!f->indexed) {
 		char names[512];
@@ -1600,7 +1589,7 @@ static int parse_filter(const struct cat_dataset *ds, const struct store_where *
 			if (ds->fields[i].indexed)
 				off += (size_t)snprintf(names + off, sizeof names - off, "%s%s",
 							off ? ", " : "", ds->fields[i].name);
-		return fail(err, errlen, LINLI_EINVAL,
+		return errf(err, errlen, LINLI_EINVAL,
 			    "%s: field '%s' is not indexed; filters take indexed fields (%s)",
 			    ds->name, f->name, names[0] ? names : "none");
 	}
@@ -1616,7 +1605,7 @@ static int parse_filter(const struct cat_dataset *ds, const struct store_where *
 				goto str;
 		char vals[400];
 		values_list(f, vals, sizeof vals);
-		return fail(err, errlen, LINLI_EINVAL, "%s: field '%s': '%.64s' is not one of %s",
+		return errf(err, errlen, LINLI_EINVAL, "%s: field '%s': '%.64s' is not one of %s",
 			    ds->name, f->name, t, vals);
 	case CAT_STRING:
 	case CAT_REF:
@@ -1647,14 +1636,14 @@ static int parse_filter(const struct cat_dataset *ds, const struct store_where *
 				o->v.via.u64 = (uint64_t)ms;
 			return 0;
 		}
-		return fail(err, errlen, LINLI_EINVAL, "%s: field '%s': '%.64s' is not %s",
+		return errf(err, errlen, LINLI_EINVAL, "%s: field '%s': '%.64s' is not %s",
 			    ds->name, f->name, t,
 			    f->type == CAT_TIME ? "a time (ms or RFC 3339)" : "an integer");
 	}
 	case CAT_FLOAT: {
 		double d = strtod(t, &end);
 		if (!n || *end || errno || !isfinite(d))
-			return fail(err, errlen, LINLI_EINVAL,
+			return errf(err, errlen, LINLI_EINVAL,
 				    "%s: field '%s': '%.64s' is not a number", ds->name, f->name,
 				    t);
 		o->v.type = MSGPACK_OBJECT_FLOAT64;
@@ -1663,7 +1652,7 @@ static int parse_filter(const struct cat_dataset *ds, const struct store_where *
 	}
 	case CAT_BOOLEAN:
 		if (strcmp(t, "true") && strcmp(t, "false"))
-			return fail(err, errlen, LINLI_EINVAL,
+			return errf(err, errlen, LINLI_EINVAL,
 				    "%s: field '%s': '%.64s' is not true or false", ds->name,
 				    f->name, t);
 		o->v.type = MSGPACK_OBJECT_BOOLEAN;
@@ -1672,7 +1661,7 @@ static int parse_filter(const struct cat_dataset *ds, const struct store_where *
 	case CAT_GEO:
 		break;
 	}
-	return fail(err, errlen, LINLI_EINVAL, "%s: field '%s' cannot be filtered", ds->name,
+	return errf(err, errlen, LINLI_EINVAL, "%s: field '%s' cannot be filtered", ds->name,
 		    f->name);
 }
 
@@ -1735,10 +1724,10 @@ int store_scan(struct store *s, const struct store_query *q, store_row_fn fn, vo
 		return rc;
 	size_t limit = q->limit ? q->limit : STORE_SCAN_MAX;
 	if (limit > STORE_SCAN_MAX)
-		return fail(err, errlen, LINLI_EINVAL, "limit %zu is above %d", limit,
+		return errf(err, errlen, LINLI_EINVAL, "limit %zu is above %d", limit,
 			    STORE_SCAN_MAX);
 	if (q->n_where < 0 || q->n_where > STORE_MAX_WHERE)
-		return fail(err, errlen, LINLI_EINVAL, "at most %d filters", STORE_MAX_WHERE);
+		return errf(err, errlen, LINLI_EINVAL, "at most %d filters", STORE_MAX_WHERE);
 	struct filt fl[STORE_MAX_WHERE];
 	for (int i = 0; i < q->n_where; i++)
 		if ((rc = parse_filter(ds, &q->where[i], &fl[i], err, errlen)))
@@ -1764,7 +1753,7 @@ int store_scan(struct store *s, const struct store_query *q, store_row_fn fn, vo
 	if (resume) {
 		if (!cursor_decode(q->cursor, &start) || start.n < prefix.n ||
 		    memcmp(start.b, prefix.b, prefix.n) != 0)
-			return fail(err, errlen, LINLI_EINVAL,
+			return errf(err, errlen, LINLI_EINVAL,
 				    "the cursor does not belong to this query (dataset, scope and "
 				    "first filter must be the same)");
 	} else
@@ -1974,15 +1963,15 @@ int store_backup_start(struct store *s, const char *path, store_done_fn done, vo
 		       size_t errlen)
 {
 	if (!path || path[0] != '/')
-		return fail(err, errlen, LINLI_EINVAL,
+		return errf(err, errlen, LINLI_EINVAL,
 			    "store backup: give an absolute directory path (got '%s')",
 			    path ? path : "");
 	if (strlen(path) >= PATH_MAX - 32)
-		return fail(err, errlen, LINLI_EINVAL, "store backup: path too long");
+		return errf(err, errlen, LINLI_EINVAL, "store backup: path too long");
 	pthread_mutex_lock(&s->bmu);
 	if (atomic_load(&s->backup_running)) {
 		pthread_mutex_unlock(&s->bmu);
-		return fail(err, errlen, LINLI_EBUSY, "store backup: a backup is already running");
+		return errf(err, errlen, LINLI_EBUSY, "store backup: a backup is already running");
 	}
 	if (s->backup_joinable) {
 		pthread_join(s->backup_thread, NULL);
@@ -1993,12 +1982,12 @@ int store_backup_start(struct store *s, const char *path, store_done_fn done, vo
 	snprintf(data, sizeof data, "%s/data.mdb", path);
 	struct stat st;
 	if (mkdir(path, 0750) != 0 && errno != EEXIST)
-		rc = fail(err, errlen, LINLI_EIO, "store backup: cannot create %s: %s", path,
+		rc = errf(err, errlen, LINLI_EIO, "store backup: cannot create %s: %s", path,
 			  strerror(errno));
 	else if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
-		rc = fail(err, errlen, LINLI_EINVAL, "store backup: %s is not a directory", path);
+		rc = errf(err, errlen, LINLI_EINVAL, "store backup: %s is not a directory", path);
 	else if (access(data, F_OK) == 0)
-		rc = fail(err, errlen, LINLI_EEXIST,
+		rc = errf(err, errlen, LINLI_EEXIST,
 			  "store backup: %s already exists; choose an empty directory", data);
 	/*
 	 * The copy's read transaction keeps every page it sees, so the file
@@ -2017,7 +2006,7 @@ int store_backup_start(struct store *s, const char *path, store_done_fn done, vo
 	}
 	struct backup *b = rc ? NULL : calloc(1, sizeof *b);
 	if (!rc && !b)
-		rc = fail(err, errlen, LINLI_ENOMEM, "store backup: out of memory");
+		rc = errf(err, errlen, LINLI_ENOMEM, "store backup: out of memory");
 	if (!rc) {
 		b->s = s;
 		snprintf(b->path, sizeof b->path, "%s", path);
@@ -2027,7 +2016,7 @@ int store_backup_start(struct store *s, const char *path, store_done_fn done, vo
 		if (pthread_create(&s->backup_thread, NULL, backup_main, b) != 0) {
 			atomic_store(&s->backup_running, false);
 			free(b);
-			rc = fail(err, errlen, LINLI_ENOMEM, "store backup: cannot start a thread");
+			rc = errf(err, errlen, LINLI_ENOMEM, "store backup: cannot start a thread");
 		} else
 			s->backup_joinable = true;
 	}
@@ -2146,7 +2135,7 @@ static int prepare(struct store *s, char *err, size_t errlen)
 				memcmp(k.mv_data, db_names[i], k.mv_size) == 0;
 		if (!ours) {
 			mdb_cursor_close(c);
-			rc = fail(
+			rc = errf(
 			    err, errlen, LINLI_ECORRUPT,
 			    "store: %s is an LMDB file but not a linli store (it holds '%.*s'); "
 			    "refusing to touch it",
@@ -2173,7 +2162,7 @@ static int prepare(struct store *s, char *err, size_t errlen)
 	} else if (rc)
 		goto lmdb;
 	else if (v.mv_size != strlen(STORE_FORMAT) || memcmp(v.mv_data, STORE_FORMAT, v.mv_size)) {
-		rc = fail(err, errlen, LINLI_EVERSION,
+		rc = errf(err, errlen, LINLI_EVERSION,
 			  "store: %s has format '%.*s'; this linlid reads '%s'", s->data_path,
 			  (int)(v.mv_size > 32 ? 32 : v.mv_size), (char *)v.mv_data, STORE_FORMAT);
 		goto out;
@@ -2211,7 +2200,7 @@ lmdb:
 		return MDB_MAP_FULL; /* the caller grows and retries */
 	}
 	rc = rc == MDB_INCOMPATIBLE
-		 ? fail(err, errlen, LINLI_ECORRUPT,
+		 ? errf(err, errlen, LINLI_ECORRUPT,
 			"store: %s is an LMDB file but not a linli store", s->data_path)
 		 : lmdb_fail(s, rc, "opening", err, errlen);
 out:
@@ -2231,14 +2220,14 @@ static int precheck(struct store *s, char *err, size_t errlen)
 	if (fd < 0) {
 		if (errno == ENOENT)
 			return 0;
-		return fail(err, errlen, LINLI_EIO, "store: cannot open %s: %s", s->data_path,
+		return errf(err, errlen, LINLI_EIO, "store: cannot open %s: %s", s->data_path,
 			    strerror(errno));
 	}
 	unsigned char hdr[24];
 	ssize_t n = read(fd, hdr, sizeof hdr);
 	close(fd);
 	if (n == 0)
-		return fail(err, errlen, LINLI_ECORRUPT,
+		return errf(err, errlen, LINLI_ECORRUPT,
 			    "store: %s is empty (0 bytes): its data is gone; restore a backup, "
 			    "or remove it to start an empty store",
 			    s->data_path);
@@ -2246,7 +2235,7 @@ static int precheck(struct store *s, char *err, size_t errlen)
 	if (n == (ssize_t)sizeof hdr)
 		memcpy(&magic, hdr + 16, 4);
 	if (magic != 0xBEEFC0DE)
-		return fail(err, errlen, LINLI_ECORRUPT,
+		return errf(err, errlen, LINLI_ECORRUPT,
 			    "store: %s is not an LMDB data file (bad magic); refusing to start on "
 			    "it",
 			    s->data_path);
@@ -2258,11 +2247,11 @@ static int check_size(struct store *s, char *err, size_t errlen)
 {
 	struct stat st;
 	if (stat(s->data_path, &st) != 0)
-		return fail(err, errlen, LINLI_EIO, "store: cannot stat %s: %s", s->data_path,
+		return errf(err, errlen, LINLI_EIO, "store: cannot stat %s: %s", s->data_path,
 			    strerror(errno));
 	uint64_t need = used_bytes(s);
 	if ((uint64_t)st.st_size < need)
-		return fail(err, errlen, LINLI_ECORRUPT,
+		return errf(err, errlen, LINLI_ECORRUPT,
 			    "store: %s is truncated: %llu bytes, but its last page ends at %llu; "
 			    "restore a backup",
 			    s->data_path, (unsigned long long)st.st_size, (unsigned long long)need);
@@ -2274,10 +2263,10 @@ int store_open(const struct store_opts *o, const struct catalog *cat, struct sto
 {
 	*out = NULL;
 	if (sodium_init() < 0)
-		return fail(err, errlen, LINLI_EIO, "store: libsodium failed to initialise");
+		return errf(err, errlen, LINLI_EIO, "store: libsodium failed to initialise");
 	struct store *s = calloc(1, sizeof *s);
 	if (!s)
-		return fail(err, errlen, LINLI_ENOMEM, "store: out of memory");
+		return errf(err, errlen, LINLI_ENOMEM, "store: out of memory");
 	s->o = *o;
 	s->cat = cat;
 	s->dir = strdup(o->dir);
@@ -2294,7 +2283,7 @@ int store_open(const struct store_opts *o, const struct catalog *cat, struct sto
 	snprintf(s->data_path, sizeof s->data_path, "%s/data.mdb", o->dir);
 	int rc;
 	if (!s->dir || !s->delta) {
-		rc = fail(err, errlen, LINLI_ENOMEM, "store: out of memory");
+		rc = errf(err, errlen, LINLI_ENOMEM, "store: out of memory");
 		goto fail;
 	}
 	if ((rc = precheck(s, err, errlen)))
@@ -2308,17 +2297,17 @@ int store_open(const struct store_opts *o, const struct catalog *cat, struct sto
 	rc = mdb_env_open(s->env, o->dir, o->sync ? 0 : MDB_NOSYNC, 0640);
 	if (rc) {
 		if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH)
-			rc = fail(err, errlen, LINLI_ECORRUPT,
+			rc = errf(err, errlen, LINLI_ECORRUPT,
 				  "store: %s (or lock.mdb) is damaged or truncated: %s; refusing "
 				  "to start on it",
 				  s->data_path, mdb_strerror(rc));
 		else
-			rc = fail(err, errlen, disk_full(rc) ? LINLI_EFULL : LINLI_EIO,
+			rc = errf(err, errlen, disk_full(rc) ? LINLI_EFULL : LINLI_EIO,
 				  "store: cannot open %s: %s", s->data_path, mdb_strerror(rc));
 		goto fail;
 	}
 	if (mdb_env_get_maxkeysize(s->env) < KEY_MAX) {
-		rc = fail(err, errlen, LINLI_ENOTSUP, "store: LMDB's key limit %d is below %d",
+		rc = errf(err, errlen, LINLI_ENOTSUP, "store: LMDB's key limit %d is below %d",
 			  mdb_env_get_maxkeysize(s->env), KEY_MAX);
 		goto fail;
 	}
@@ -2384,7 +2373,7 @@ int store_journal_append(struct store *s, uint64_t seq, const void *ev, size_t l
 	if (rc)
 		return rc;
 	if (len > STORE_MAX_RECORD)
-		return fail(err, errlen, LINLI_E2BIG, "journal: event %llu of %zu bytes is too large",
+		return errf(err, errlen, LINLI_E2BIG, "journal: event %llu of %zu bytes is too large",
 			    (unsigned long long)seq, len);
 	if ((rc = batch_begin(s, err, errlen)))
 		return rc;
