@@ -363,13 +363,6 @@ static int classify(const struct bus *b, const char *topic)
 	return b->n_families - 1;
 }
 
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static struct qev *qev_new(struct bus *b, const struct bus_msg *m, const struct lens *l, int fam,
 			   uint64_t time_ms)
 {
@@ -1006,7 +999,7 @@ int bus_publish(struct bus *b, const struct bus_msg *m, uint64_t *seq_out, char 
 	bool queue = b->delivering || b->q_head;
 	if (!queue) {
 		struct bus_event ev = {
-		    .time_ms = wall_ms(),
+		    .time_ms = (uint64_t)wall_ms(),
 		    .topic = m->topic,
 		    .publisher = m->publisher,
 		    .scope = m->scope,
@@ -1033,7 +1026,7 @@ int bus_publish(struct bus *b, const struct bus_msg *m, uint64_t *seq_out, char 
 			    "(bus.telemetry_queue)",
 			    m->topic, atomic_load(&b->telemetry_limit));
 	}
-	struct qev *q = qev_new(b, m, &l, fam, wall_ms());
+	struct qev *q = qev_new(b, m, &l, fam, (uint64_t)wall_ms());
 	if (!q)
 		return LINLI_ENOMEM;
 	if ((rc = accept_ev(b, &q->ev, fam, err, errlen))) {
@@ -1095,7 +1088,7 @@ int bus_post(struct bus *b, const struct bus_msg *m, char *err, size_t errlen)
 				    m->topic, (long long)n);
 		}
 	}
-	struct qev *q = qev_new(b, m, &l, fam, wall_ms());
+	struct qev *q = qev_new(b, m, &l, fam, (uint64_t)wall_ms());
 	if (!q)
 		rc = LINLI_ENOMEM;
 	else if ((rc = kernel_post(b->k, on_posted, q)) != 0) {

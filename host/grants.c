@@ -26,6 +26,7 @@
 #include "store.h"
 #include "store_cmds.h"
 #include "tier_store.h"
+#include "util.h"
 
 #define MAX_CAPS 256 /* capabilities named in one command or declared by one subject */
 
@@ -48,13 +49,6 @@ static void record_id(enum grant_kind kind, const char *name, char out[STORE_ID_
 	sodium_bin2hex(out + 1, STORE_ID_MAX, h, sizeof h);
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static bool name_ok(const char *n)
 {
 	size_t l = strlen(n);
@@ -72,18 +66,10 @@ struct grec {
 	int64_t updated;
 };
 
-static void copy_str(const msgpack_object *o, char *out, size_t n)
-{
-	if (o && o->type == MSGPACK_OBJECT_STR)
-		snprintf(out, n, "%.*s", (int)o->via.str.size, o->via.str.ptr);
-	else
-		out[0] = '\0';
-}
-
 static void rec_from(const msgpack_object *m, struct grec *g)
 {
-	copy_str(mp_get(m, "caps"), g->caps, sizeof g->caps);
-	copy_str(mp_get(m, "updated_by"), g->by, sizeof g->by);
+	mp_copy_str(mp_get(m, "caps"), g->caps, sizeof g->caps);
+	mp_copy_str(mp_get(m, "updated_by"), g->by, sizeof g->by);
 	const msgpack_object *u = mp_get(m, "updated");
 	g->updated = u && u->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (int64_t)u->via.u64 : 0;
 }
@@ -195,7 +181,7 @@ static int rec_put(struct kernel *k, const struct tier_principal *who, enum gran
 	mp_kv_str(&pk, "kind", kind_name(kind));
 	mp_kv_str(&pk, "name", name);
 	mp_kv_str(&pk, "caps", list);
-	mp_kv_int(&pk, "updated", now_ms());
+	mp_kv_int(&pk, "updated", wall_ms());
 	char by[81];
 	snprintf(by, sizeof by, "%s", who && who->name ? who->name : "-");
 	mp_kv_str(&pk, "updated_by", by);
@@ -351,14 +337,6 @@ static void pack_list(msgpack_packer *pk, const char *key, const char *list)
 	}
 }
 
-static void fmt_time(int64_t ms, char *out, size_t n)
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* One subject's row: its grants, what it declares, what is missing, its state. */
 static void pack_subject(struct kernel *k, const struct gcmd *gc, msgpack_packer *pk,
 			 const char *name, const struct grec *g, const char *state)
@@ -377,7 +355,7 @@ static void pack_subject(struct kernel *k, const struct gcmd *gc, msgpack_packer
 	}
 	char when[32] = "";
 	if (g->updated)
-		fmt_time(g->updated, when, sizeof when);
+		utc_text(g->updated, when, sizeof when);
 	msgpack_pack_map(pk, 7);
 	mp_kv_str(pk, "name", name);
 	pack_list(pk, "granted", g->caps);
@@ -476,7 +454,7 @@ static int list_row(void *ud, const struct store_row *row)
 	    msgpack_unpack_next(&up, row->data, row->len, &off) == MSGPACK_UNPACK_SUCCESS &&
 	    up.data.type == MSGPACK_OBJECT_MAP) {
 		char name[72];
-		copy_str(mp_get(&up.data, "name"), name, sizeof name);
+		mp_copy_str(mp_get(&up.data, "name"), name, sizeof name);
 		if (name[0] && (c->names[c->n] = strdup(name)))
 			c->n++;
 	}

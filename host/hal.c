@@ -186,13 +186,6 @@ const char *hal_state_name(enum hal_state s)
 	return s == HAL_ONLINE ? "online" : "unavailable";
 }
 
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static uint64_t mono(const struct hal *h)
 {
 	return h->clock ? h->clock() : kernel_now_ms();

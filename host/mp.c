@@ -1,4 +1,5 @@
 /* mp — see mp.h. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,4 +36,14 @@ char *mp_strdup(const msgpack_object *o)
 	memcpy(s, o->via.str.ptr, o->via.str.size);
 	s[o->via.str.size] = '\0';
 	return s;
+}
+
+void mp_copy_str(const msgpack_object *o, char *out, size_t n)
+{
+	if (!n)
+		return;
+	if (o && o->type == MSGPACK_OBJECT_STR)
+		snprintf(out, n, "%.*s", (int)o->via.str.size, o->via.str.ptr);
+	else
+		out[0] = '\0';
 }

@@ -63,4 +63,7 @@ bool mp_eq(const msgpack_object *o, const char *s);
 /* A NUL-terminated copy of string `o`, or NULL if `o` is not a string. */
 char *mp_strdup(const msgpack_object *o);
 
+/* String `o` into out (n bytes, truncated, always terminated); "" if `o` is not a string. */
+void mp_copy_str(const msgpack_object *o, char *out, size_t n);
+
 #endif

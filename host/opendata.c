@@ -33,6 +33,7 @@
 #include "store.h"
 #include "store_cmds.h"
 #include "tier_store.h"
+#include "util.h"
 
 #define KEY_NAME_MAX 48
 #define MAX_KEY_DATASETS 64
@@ -58,13 +59,6 @@ struct opendata {
 };
 
 static struct opendata od; /* one HTTP server per process */
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void key_hash(const char *key, char out[65])
 {
@@ -471,7 +465,7 @@ static int post_application(struct http_req *r, void *ud)
 	}
 	/* The server owns the workflow fields. */
 	json_object_set_new(j, "status", json_string("submitted"));
-	json_object_set_new(j, "submitted_at", json_integer(now_ms()));
+	json_object_set_new(j, "submitted_at", json_integer(wall_ms()));
 	if (!json_object_get(j, "channel"))
 		json_object_set_new(j, "channel", json_string("online"));
 	msgpack_sbuffer sb;
@@ -559,7 +553,7 @@ static int cmd_apikeys_add(struct cmd_call *call, void *ud)
 	mp_kv_str(&pk, "hash", hash);
 	mp_kv_str(&pk, "datasets", list);
 	mp_kv_bool(&pk, "disabled", false);
-	mp_kv_int(&pk, "created", now_ms());
+	mp_kv_int(&pk, "created", wall_ms());
 	mp_kv_str(&pk, "created_by", call->who->name);
 	rc = store_put(k->store, "apikeys", scope, name, sb.data, sb.size, id, NULL, err,
 		       sizeof err);

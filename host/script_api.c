@@ -39,6 +39,7 @@
 #include "script.h"
 #include "store_api.h"
 #include "tier.h"
+#include "util.h"
 
 #define API_CALL_UNITS 100 /* budget charged for one API call that does work */
 #define ROW_UNITS      20  /* and for each row of a scan, besides 1 per 64 bytes */
@@ -203,9 +204,7 @@ static int l_plugin_scope(lua_State *L)
 
 static int l_time_now_ms(lua_State *L)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	lua_pushinteger(L, (lua_Integer)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+	lua_pushinteger(L, (lua_Integer)wall_ms());
 	return 1;
 }
 

@@ -22,6 +22,7 @@
 #include "plugin.h"
 #include "record.h"
 #include "store_api.h"
+#include "util.h"
 
 /* ---- logging and the plugin itself ---- */
 
@@ -68,12 +69,7 @@ static void api_set_userdata(linli_ctx *ctx, void *ud)
 
 static void *api_userdata(linli_ctx *ctx) { return plug_userdata(plug_from_ctx(ctx)); }
 
-static int64_t api_time_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+static int64_t api_time_now_ms(void) { return wall_ms(); }
 
 /* ---- console commands ---- */
 

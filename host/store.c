@@ -1215,9 +1215,7 @@ static int find_scope(struct store *s, MDB_txn *txn, const char *ds, const char 
 
 static void gen_id(struct store *s, char *out)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	uint64_t ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	uint64_t ms = (uint64_t)wall_ms();
 	if (ms > s->last_ms) {
 		s->last_ms = ms;
 		s->seq = 0;

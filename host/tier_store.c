@@ -30,6 +30,7 @@
 #include "log.h"
 #include "mp.h"
 #include "store.h"
+#include "util.h"
 
 #define USER_MAX 32
 #define SID_LEN 40 /* hex characters of the token hash kept as the session id */
@@ -54,21 +55,6 @@ struct tiers {
 };
 
 static struct tiers *T(const struct kernel *k) { return k->tiers; }
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void fmt_time(int64_t ms, char *out, size_t n)
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
 
 const struct tier_tree *tiers_tree(const struct kernel *k) { return &T(k)->tree; }
 
@@ -120,14 +106,6 @@ struct account {
 	int64_t failed, locked_until, created;
 };
 
-static void copy_str(const msgpack_object *o, char *out, size_t n)
-{
-	if (o && o->type == MSGPACK_OBJECT_STR)
-		snprintf(out, n, "%.*s", (int)o->via.str.size, o->via.str.ptr);
-	else
-		out[0] = '\0';
-}
-
 static int64_t get_i(const msgpack_object *o)
 {
 	if (!o)
@@ -141,12 +119,12 @@ static int64_t get_i(const msgpack_object *o)
 
 static void account_from(const msgpack_object *m, struct account *a)
 {
-	copy_str(mp_get(m, "kind"), a->kind, sizeof a->kind);
-	copy_str(mp_get(m, "role"), a->role, sizeof a->role);
-	copy_str(mp_get(m, "display_name"), a->display, sizeof a->display);
-	copy_str(mp_get(m, "created_by"), a->created_by, sizeof a->created_by);
-	copy_str(mp_get(m, "hash"), a->hash, sizeof a->hash);
-	copy_str(mp_get(m, "grants"), a->grants, sizeof a->grants);
+	mp_copy_str(mp_get(m, "kind"), a->kind, sizeof a->kind);
+	mp_copy_str(mp_get(m, "role"), a->role, sizeof a->role);
+	mp_copy_str(mp_get(m, "display_name"), a->display, sizeof a->display);
+	mp_copy_str(mp_get(m, "created_by"), a->created_by, sizeof a->created_by);
+	mp_copy_str(mp_get(m, "hash"), a->hash, sizeof a->hash);
+	mp_copy_str(mp_get(m, "grants"), a->grants, sizeof a->grants);
 	const msgpack_object *d = mp_get(m, "disabled");
 	a->disabled = d && d->type == MSGPACK_OBJECT_BOOLEAN && d->via.boolean;
 	a->failed = get_i(mp_get(m, "failed"));
@@ -265,7 +243,7 @@ int tiers_attach(struct kernel *k, struct cmd_call *call)
 		return cmd_fail(call, LINLI_EAUTH, "invalid session token: log in again");
 	char id[SID_LEN + 1];
 	token_id(call->session, id);
-	int64_t now = now_ms();
+	int64_t now = wall_ms();
 	for (struct sess *s = t->cache; s; s = s->next)
 		if (strcmp(s->id, id) == 0) {
 			if (s->expires_ms <= now) {
@@ -287,7 +265,7 @@ int tiers_attach(struct kernel *k, struct cmd_call *call)
 		msgpack_unpacked_init(&up);
 		size_t off = 0;
 		if (msgpack_unpack_next(&up, sb.data, sb.size, &off) == MSGPACK_UNPACK_SUCCESS) {
-			copy_str(mp_get(&up.data, "user"), user, sizeof user);
+			mp_copy_str(mp_get(&up.data, "user"), user, sizeof user);
 			expires = get_i(mp_get(&up.data, "expires"));
 		}
 		msgpack_unpacked_destroy(&up);
@@ -330,7 +308,7 @@ void tiers_audit(struct kernel *k, const struct tier_principal *who, const char 
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	msgpack_pack_map(&pk, 4 + (object && *object) + (detail && *detail));
-	mp_kv_int(&pk, "time", now_ms());
+	mp_kv_int(&pk, "time", wall_ms());
 	mp_kv_str(&pk, "who", whob);
 	mp_kv_str(&pk, "action", action);
 	mp_kv_str(&pk, "result", result);
@@ -457,7 +435,7 @@ static void login_done(struct kernel *k, struct job *j)
 	struct cmd_call *call = j->call;
 	struct account *a = &j->acct;
 	char err[256];
-	int64_t now = now_ms();
+	int64_t now = wall_ms();
 	struct tier_principal who = {PRINCIPAL_PERSON, a->user, a->scope[0] ? a->scope : "-",
 				     ROLE_NONE, NULL};
 	if (!j->ok || !a->hash[0]) {
@@ -509,7 +487,7 @@ static void login_done(struct kernel *k, struct job *j)
 	tiers_audit(k, &who, "login", a->scope, a->user, "allowed", NULL);
 	log_info("tiers", "%s logged in (%s at %s)", a->user, a->role, a->scope);
 	char when[32];
-	fmt_time(expires, when, sizeof when);
+	utc_text(expires, when, sizeof when);
 	msgpack_packer *out = &call->pk;
 	msgpack_pack_map(out, 5);
 	mp_kv_str(out, "user", a->user);
@@ -542,10 +520,10 @@ static int cmd_login(struct cmd_call *call, void *ud)
 	char err[256];
 	const char *user = call->argv[1];
 	if (user_ok(user) && account_get(k, user, &j->acct, err, sizeof err) == 0) {
-		if (j->acct.disabled || j->acct.locked_until > now_ms()) {
+		if (j->acct.disabled || j->acct.locked_until > wall_ms()) {
 			bool locked = !j->acct.disabled;
 			char when[32];
-			fmt_time(j->acct.locked_until, when, sizeof when);
+			utc_text(j->acct.locked_until, when, sizeof when);
 			struct tier_principal who = {PRINCIPAL_PERSON, user, j->acct.scope, ROLE_NONE,
 						     NULL};
 			tiers_audit(k, &who, "login", j->acct.scope, user, "denied",
@@ -767,7 +745,7 @@ static int cmd_accounts_add(struct cmd_call *call, void *ud)
 	snprintf(a->role, sizeof a->role, "%s", tier_role_name(role));
 	snprintf(a->display, sizeof a->display, "%s", o.name ? o.name : "");
 	snprintf(a->created_by, sizeof a->created_by, "%s", call->who->name);
-	a->created = now_ms();
+	a->created = wall_ms();
 	j->kind = JOB_HASH;
 	j->strength = k->cfg.pwhash;
 	j->done = add_done;
@@ -925,7 +903,7 @@ static int cmd_accounts_list(struct cmd_call *call, void *ud)
 	int rc = may_manage(call, scope);
 	if (rc)
 		return rc;
-	struct listctx c = {.now = now_ms()};
+	struct listctx c = {.now = wall_ms()};
 	msgpack_sbuffer_init(&c.rows);
 	msgpack_packer_init(&c.pk, &c.rows, msgpack_sbuffer_write);
 	struct store_query q = {.dataset = "accounts", .scope = scope, .limit = STORE_SCAN_MAX};
@@ -1113,7 +1091,7 @@ int tiers_bootstrap_admin(struct kernel *k, const char *user, const char *passwo
 	snprintf(a.kind, sizeof a.kind, "person");
 	snprintf(a.role, sizeof a.role, "admin");
 	snprintf(a.created_by, sizeof a.created_by, "init-admin");
-	a.created = now_ms();
+	a.created = wall_ms();
 	if ((rc = tier_password_hash_with(password, (enum tier_pw_strength)k->cfg.pwhash, a.hash))) {
 		snprintf(err, errlen, "cannot hash the password");
 		return rc;
