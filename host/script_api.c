@@ -1323,41 +1323,134 @@ static int l_store_update(lua_State *L)
  * own, which a release cancels.
  */
 
-struct lcommit {
-	struct lres h;
+/*
+ * An answer owed to a script (a device command's, a commit's), from the
+ * moment it is asked for until its function has run. It is a resource of
+ * the script; the answer runs the function through script_call off the
+ * lists; an answer that comes while the script runs is kept (copied) and
+ * handed over by a zero-delay timer, which a release cancels. The kinds
+ * embed it first and differ in how they push the function's arguments.
+ */
+struct lreply {
+	struct lres h;	/* h.ops: the kind's */
 	struct kernel *k;
+	/* push the function's arguments from a struct rargs; fn's ref is dropped there */
+	script_push_fn push;
 	int fnref;
-	bool in_store;	/* the store holds it: its call frees it */
-	bool dead;	/* released: hand nothing over */
-	uint64_t timer; /* a kept result's timer, or 0 */
-	bool kept;	/* the kept result */
+	uint64_t timer; /* a kept answer's timer, or 0 */
+	bool kept;	/* the kept answer */
 	int rc;
-	char *msg;
+	char *result, *msg;
+	size_t len;
 };
 
-static void lcommit_free(struct lcommit *c)
+struct rargs {
+	struct lreply *r;
+	int rc;
+	const msgpack_object *result; /* NULL: none */
+	const char *msg;
+};
+
+static void reply_free(struct lreply *r)
 {
-	free(c->msg);
-	free(c);
+	free(r->result);
+	free(r->msg);
+	free(r); /* the kind's struct: the reply is its first member */
 }
+
+/* Push nil, message, code for a failed answer; 3. */
+static int push_failure(lua_State *L, const struct rargs *a)
+{
+	lua_pushnil(L);
+	lua_pushstring(L, a->msg && *a->msg ? a->msg : linli_strerror(a->rc));
+	lua_pushstring(L, linli_errname(a->rc));
+	return 3;
+}
+
+static void reply_deliver(struct lreply *r, int rc, const void *result, size_t len,
+			  const char *msg);
+
+static void reply_later(struct kernel *k, void *arg)
+{
+	(void)k;
+	struct lreply *r = arg;
+	r->timer = 0; /* a one-shot timer is gone once it fires */
+	reply_deliver(r, r->rc, r->result, r->len, r->msg);
+}
+
+/* Keep the answer in r (unless it is kept there already) and hand it over later. */
+static int reply_keep(struct lreply *r, int rc, const void *result, size_t len, const char *msg)
+{
+	if (!r->kept) {
+		r->kept = true;
+		r->rc = rc;
+		r->len = len;
+		r->result = len ? malloc(len) : NULL;
+		r->msg = strdup(msg ? msg : "");
+		if ((len && !r->result) || !r->msg)
+			return LINLI_ENOMEM;
+		if (len)
+			memcpy(r->result, result, len);
+	}
+	if (track(r->h.a, &r->h, r->h.ops) != 0)
+		return LINLI_ENOMEM;
+	if (!(r->timer = kernel_timer_add(r->k, 0, 0, reply_later, r))) {
+		untrack(&r->h);
+		return LINLI_ENOMEM;
+	}
+	return 0;
+}
+
+/* Hand the answer to the script: r is off the lists during the call, and freed after. */
+static void reply_deliver(struct lreply *r, int rc, const void *result, size_t len,
+			  const char *msg)
+{
+	struct sapi *a = r->h.a;
+	untrack(&r->h);
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	size_t off = 0;
+	struct rargs args = {r, rc, NULL, msg};
+	if (!rc && len && msgpack_unpack_next(&up, result, len, &off) == MSGPACK_UNPACK_SUCCESS)
+		args.result = &up.data;
+	char err[512];
+	int c = script_call(a->s, r->fnref, r->push, &args, 0, NULL, NULL, err, sizeof err);
+	msgpack_unpacked_destroy(&up);
+	if (c == LINLI_EBUSY) {
+		if (reply_keep(r, rc, result, len, msg) == 0)
+			return;
+		char what[160];
+		r->h.ops->describe(r, what, sizeof what);
+		log_error(who(a), "out of memory: the answer to %s was dropped", what);
+	}
+	reply_free(r);
+}
+
+/* ---- the commit notice: struct lcommit, an lreply ---- */
+
+struct lcommit {
+	struct lreply r;
+	bool in_store; /* the store holds it: its call frees it */
+	bool dead;     /* released: hand nothing over */
+};
 
 static void lcommit_release(void *arg)
 {
 	struct lcommit *c = arg;
-	unlink_res(&c->h);
+	unlink_res(&c->r.h);
 	c->dead = true;
-	if (c->timer)
-		kernel_timer_cancel(c->k, c->timer);
-	c->timer = 0;
+	if (c->r.timer)
+		kernel_timer_cancel(c->r.k, c->r.timer);
+	c->r.timer = 0;
 	if (!c->in_store)
-		lcommit_free(c);
+		reply_free(&c->r);
 }
 
 static void lcommit_describe(void *arg, char *buf, size_t len)
 {
 	struct lcommit *c = arg;
 	snprintf(buf, len, "commit waiter%s",
-		 c->kept ? " (the batch ended, not yet handed over)" : "");
+		 c->r.kept ? " (the batch ended, not yet handed over)" : "");
 }
 
 static const struct plug_res_ops lcommit_ops = {
@@ -1366,70 +1459,16 @@ static const struct plug_res_ops lcommit_ops = {
     .describe = lcommit_describe,
 };
 
-struct cresult {
-	int rc;
-	const char *msg;
-	int ref;
-};
-
 /* fn(true) or fn(nil, message, code); fn is dropped once on the stack. */
 static int push_commit(lua_State *L, void *ud)
 {
-	struct cresult *r = ud;
-	luaL_unref(L, LUA_REGISTRYINDEX, r->ref);
+	struct rargs *a = ud;
+	luaL_unref(L, LUA_REGISTRYINDEX, a->r->fnref);
 	luaL_checkstack(L, 3, "commit");
-	if (r->rc == 0) {
-		lua_pushboolean(L, 1);
-		return 1;
-	}
-	lua_pushnil(L);
-	lua_pushstring(L, r->msg && *r->msg ? r->msg : linli_strerror(r->rc));
-	lua_pushstring(L, linli_errname(r->rc));
-	return 3;
-}
-
-static void lcommit_deliver(struct lcommit *c, int rc, const char *msg);
-
-static void lcommit_later(struct kernel *k, void *arg)
-{
-	(void)k;
-	struct lcommit *c = arg;
-	c->timer = 0; /* a one-shot timer is gone once it fires */
-	lcommit_deliver(c, c->rc, c->msg);
-}
-
-/* Keep the result in c (unless it is kept there already) and hand it over later. */
-static int lcommit_keep(struct lcommit *c, int rc, const char *msg)
-{
-	if (!c->kept) {
-		c->kept = true;
-		c->rc = rc;
-		if (!(c->msg = strdup(msg ? msg : "")))
-			return LINLI_ENOMEM;
-	}
-	if (track(c->h.a, &c->h, &lcommit_ops) != 0)
-		return LINLI_ENOMEM;
-	if (!(c->timer = kernel_timer_add(c->k, 0, 0, lcommit_later, c))) {
-		untrack(&c->h);
-		return LINLI_ENOMEM;
-	}
-	return 0;
-}
-
-/* Hand the result to the script: c is off the lists during the call, and freed after. */
-static void lcommit_deliver(struct lcommit *c, int rc, const char *msg)
-{
-	struct sapi *a = c->h.a;
-	untrack(&c->h);
-	struct cresult r = {rc, msg, c->fnref};
-	char err[512];
-	if (script_call(a->s, c->fnref, push_commit, &r, 0, NULL, NULL, err, sizeof err) ==
-	    LINLI_EBUSY) {
-		if (lcommit_keep(c, rc, msg) == 0)
-			return;
-		log_error(who(a), "out of memory: a store_on_commit result was dropped");
-	}
-	lcommit_free(c);
+	if (a->rc)
+		return push_failure(L, a);
+	lua_pushboolean(L, 1);
+	return 1;
 }
 
 /* The store's call (store_done_fn): once, when the batch committed or was lost. */
@@ -1438,9 +1477,9 @@ static void lcommit_done(void *arg, int rc, const char *msg)
 	struct lcommit *c = arg;
 	c->in_store = false;
 	if (c->dead)
-		lcommit_free(c);
+		reply_free(&c->r);
 	else
-		lcommit_deliver(c, rc, msg);
+		reply_deliver(&c->r, rc, NULL, 0, msg);
 }
 
 /* linli.store_on_commit(fn) -> true | nil, msg, code; later fn(true) | fn(nil, msg, code) */
@@ -1455,18 +1494,19 @@ static int l_store_on_commit(lua_State *L)
 	struct lactor la;
 	const struct store_actor *a = actor_of(s, &la);
 	struct lcommit *c = calloc(1, sizeof *c);
-	if (!c || track(s, &c->h, &lcommit_ops) != 0) {
+	if (!c || track(s, &c->r.h, &lcommit_ops) != 0) {
 		free(c);
 		luaL_unref(L, LUA_REGISTRYINDEX, ref);
 		return push_fail(L, LINLI_ENOMEM, "store_on_commit: out of memory");
 	}
-	c->k = s->k;
-	c->fnref = ref;
+	c->r.k = s->k;
+	c->r.push = push_commit;
+	c->r.fnref = ref;
 	c->in_store = true;
 	int rc = store_api_on_commit_as(a, lcommit_done, c);
 	if (rc) {
-		untrack(&c->h);
-		lcommit_free(c);
+		untrack(&c->r.h);
+		reply_free(&c->r);
 		luaL_unref(L, LUA_REGISTRYINDEX, ref);
 		return store_fail(L, a, rc);
 	}
@@ -1639,37 +1679,23 @@ static int l_device_classes(lua_State *L)
 	return push_sb(L, 0, &sb, false, NULL, "device_classes: out of memory for the classes");
 }
 
+/* A device command sent by a script: an lreply until its answer was handed over. */
 struct ldcmd {
-	struct lres h;
-	struct kernel *k;
+	struct lreply r;
 	uint64_t req;
-	bool answered;	/* the HAL has let go of it */
-	uint64_t timer; /* a kept answer's timer (see above), or 0 */
-	int fnref;
-	/* a kept answer */
-	bool kept;
-	int rc;
-	char *result, *msg;
-	size_t len;
+	bool answered; /* the HAL has let go of it */
 	char device[LINLI_ID_MAX + 1], command[CAT_NAME_MAX + 1];
 };
-
-static void ldcmd_free(struct ldcmd *c)
-{
-	free(c->result);
-	free(c->msg);
-	free(c);
-}
 
 static void ldcmd_release(void *arg)
 {
 	struct ldcmd *c = arg;
-	unlink_res(&c->h);
-	if (c->timer)
-		kernel_timer_cancel(c->k, c->timer);
-	else if (!c->answered && c->k->hal)
-		hal_command_cancel(c->k->hal, c->req); /* logged there as abandoned */
-	ldcmd_free(c);
+	unlink_res(&c->r.h);
+	if (c->r.timer)
+		kernel_timer_cancel(c->r.k, c->r.timer);
+	else if (!c->answered && c->r.k->hal)
+		hal_command_cancel(c->r.k->hal, c->req); /* logged there as abandoned */
+	reply_free(&c->r);
 }
 
 static void ldcmd_describe(void *arg, char *buf, size_t len)
@@ -1685,90 +1711,23 @@ static const struct plug_res_ops ldcmd_ops = {
     .describe = ldcmd_describe,
 };
 
-struct danswer {
-	int rc;
-	const msgpack_object *result; /* NULL: none (an empty table) */
-	const char *msg;
-	uint64_t req;
-	int ref;
-};
-
 /* fn(result, nil, nil, req) or fn(nil, message, code, req); fn is dropped once on the stack. */
 static int push_answer(lua_State *L, void *ud)
 {
-	struct danswer *d = ud;
-	luaL_unref(L, LUA_REGISTRYINDEX, d->ref);
+	struct rargs *a = ud;
+	luaL_unref(L, LUA_REGISTRYINDEX, a->r->fnref);
 	luaL_checkstack(L, 4, "answer");
-	if (d->rc == 0) {
-		if (d->result)
-			script_push_mp(L, d->result);
+	if (a->rc == 0) {
+		if (a->result)
+			script_push_mp(L, a->result);
 		else
 			lua_newtable(L);
 		lua_pushnil(L);
 		lua_pushnil(L);
-	} else {
-		lua_pushnil(L);
-		lua_pushstring(L, d->msg && *d->msg ? d->msg : linli_strerror(d->rc));
-		lua_pushstring(L, linli_errname(d->rc));
-	}
-	lua_pushinteger(L, (lua_Integer)d->req);
+	} else
+		push_failure(L, a);
+	lua_pushinteger(L, (lua_Integer)((struct ldcmd *)a->r)->req);
 	return 4;
-}
-
-static void ldcmd_deliver(struct ldcmd *c, int rc, const void *result, size_t len, const char *msg);
-
-static void ldcmd_later(struct kernel *k, void *arg)
-{
-	(void)k;
-	struct ldcmd *c = arg;
-	c->timer = 0; /* a one-shot timer is gone once it fires */
-	ldcmd_deliver(c, c->rc, c->result, c->len, c->msg);
-}
-
-/* Keep the answer in c (unless it is kept there already) and hand it over later. */
-static int ldcmd_keep(struct ldcmd *c, int rc, const void *result, size_t len, const char *msg)
-{
-	if (!c->kept) {
-		c->kept = true;
-		c->rc = rc;
-		c->len = len;
-		c->result = len ? malloc(len) : NULL;
-		c->msg = strdup(msg ? msg : "");
-		if ((len && !c->result) || !c->msg)
-			return LINLI_ENOMEM;
-		if (len)
-			memcpy(c->result, result, len);
-	}
-	if (track(c->h.a, &c->h, &ldcmd_ops) != 0)
-		return LINLI_ENOMEM;
-	if (!(c->timer = kernel_timer_add(c->k, 0, 0, ldcmd_later, c))) {
-		untrack(&c->h);
-		return LINLI_ENOMEM;
-	}
-	return 0;
-}
-
-/* Hand the answer to the script: c is off the lists during the call, and freed after. */
-static void ldcmd_deliver(struct ldcmd *c, int rc, const void *result, size_t len, const char *msg)
-{
-	struct sapi *a = c->h.a;
-	untrack(&c->h);
-	msgpack_unpacked up;
-	msgpack_unpacked_init(&up);
-	size_t off = 0;
-	struct danswer d = {rc, NULL, msg, c->req, c->fnref};
-	if (!rc && len && msgpack_unpack_next(&up, result, len, &off) == MSGPACK_UNPACK_SUCCESS)
-		d.result = &up.data;
-	char err[512];
-	int r = script_call(a->s, c->fnref, push_answer, &d, 0, NULL, NULL, err, sizeof err);
-	msgpack_unpacked_destroy(&up);
-	if (r == LINLI_EBUSY) {
-		if (ldcmd_keep(c, rc, result, len, msg) == 0)
-			return;
-		log_error(who(a), "out of memory: the answer to device command #%llu was dropped",
-			  (unsigned long long)c->req);
-	}
-	ldcmd_free(c);
 }
 
 /* The HAL's answer (hal_cmd_fn): once, on the kernel thread, unless cancelled first. */
@@ -1776,7 +1735,7 @@ static void ldcmd_done(void *arg, int rc, const void *result, size_t len, const 
 {
 	struct ldcmd *c = arg;
 	c->answered = true;
-	ldcmd_deliver(c, rc, result, len, msg);
+	reply_deliver(&c->r, rc, result, len, msg);
 }
 
 /* linli.dev_command(device, command, args, timeout_ms, fn) -> req | nil, msg, code */
@@ -1819,21 +1778,22 @@ static int l_dev_command(lua_State *L)
 		snprintf(err, sizeof err, "dev_command: out of memory");
 	}
 	if (!rc) {
-		c->k = s->k;
-		c->fnref = ref;
+		c->r.k = s->k;
+		c->r.push = push_answer;
+		c->r.fnref = ref;
 		snprintf(c->device, sizeof c->device, "%s", device);
 		snprintf(c->command, sizeof c->command, "%s", command);
 		struct hactor ha;
 		rc = hal_api_dev_command_as(hal_actor_of(s, &ha), device, command, args,
 					    (uint32_t)tmo, ldcmd_done, c, &c->req, err, sizeof err);
 		/* The HAL never answers inside the call: track it now. */
-		if (!rc && track(s, &c->h, &ldcmd_ops) != 0) {
+		if (!rc && track(s, &c->r.h, &ldcmd_ops) != 0) {
 			hal_command_cancel(s->k->hal, c->req);
 			rc = LINLI_ENOMEM;
 			snprintf(err, sizeof err, "dev_command: out of memory");
 		}
 		if (rc)
-			ldcmd_free(c);
+			reply_free(&c->r);
 	}
 	record_free(args);
 	if (rc) {
