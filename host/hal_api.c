@@ -33,6 +33,7 @@
 #include "mp.h"
 #include "plugin.h"
 #include "record.h"
+#include "store_cmds.h"
 #include "util.h"
 
 static struct hal *hal_of(linli_ctx *ctx)
@@ -61,73 +62,13 @@ int hal_api_plugin_config_as(const struct hal_actor *a, msgpack_packer *pk, char
 	return msgpack_pack_map(pk, 0) ? LINLI_ENOMEM : 0;
 }
 
-static void pack_field(msgpack_packer *pk, const struct cat_field *f, bool resource)
-{
-	int n = 2 + resource + (f->unit != NULL) + f->has_min + f->has_max + (f->type == CAT_ENUM);
-	msgpack_pack_map(pk, (size_t)n);
-	mp_kv_str(pk, "name", f->name);
-	mp_kv_str(pk, "type", cat_type_name(f->type));
-	if (resource)
-		mp_kv_str(pk, "access",
-			  f->access == (CAT_READ | CAT_WRITE) ? "rw"
-			  : f->access == CAT_WRITE	      ? "w"
-							      : "r");
-	if (f->unit)
-		mp_kv_str(pk, "unit", f->unit);
-	if (f->has_min) {
-		if (f->type == CAT_FLOAT)
-			mp_kv_double(pk, "min", f->fmin);
-		else
-			mp_kv_int(pk, "min", f->imin);
-	}
-	if (f->has_max) {
-		if (f->type == CAT_FLOAT)
-			mp_kv_double(pk, "max", f->fmax);
-		else
-			mp_kv_int(pk, "max", f->imax);
-	}
-	if (f->type == CAT_ENUM) {
-		mp_str(pk, "values");
-		msgpack_pack_array(pk, (size_t)f->n_values);
-		for (int i = 0; i < f->n_values; i++)
-			mp_str(pk, f->values[i]);
-	}
-}
-
 void hal_api_device_classes_as(const struct hal_actor *a, msgpack_packer *pk)
 {
 	const struct catalog *cat = a->k->catalog;
 	int nc = cat ? cat->n_classes : 0;
 	msgpack_pack_array(pk, (size_t)nc);
-	for (int i = 0; i < nc; i++) {
-		const struct cat_device_class *c = &cat->classes[i];
-		msgpack_pack_map(pk, 7);
-		mp_kv_str(pk, "name", c->name);
-		mp_kv_str(pk, "title_en", c->title_en);
-		mp_kv_str(pk, "title_zh", c->title_zh);
-		mp_kv_int(pk, "heartbeat", c->heartbeat);
-		mp_str(pk, "resources");
-		msgpack_pack_array(pk, (size_t)c->n_resources);
-		for (int j = 0; j < c->n_resources; j++)
-			pack_field(pk, &c->resources[j], true);
-		mp_str(pk, "commands");
-		msgpack_pack_array(pk, (size_t)c->n_commands);
-		for (int j = 0; j < c->n_commands; j++) {
-			msgpack_pack_map(pk, 2);
-			mp_kv_str(pk, "name", c->commands[j].name);
-			mp_str(pk, "args");
-			msgpack_pack_array(pk, (size_t)c->commands[j].n_args);
-			for (int n = 0; n < c->commands[j].n_args; n++)
-				pack_field(pk, &c->commands[j].args[n], false);
-		}
-		mp_str(pk, "events");
-		msgpack_pack_array(pk, (size_t)c->n_events);
-		for (int j = 0; j < c->n_events; j++) {
-			msgpack_pack_map(pk, 2);
-			mp_kv_str(pk, "name", c->events[j].name);
-			mp_kv_str(pk, "severity", cat_severity_name(c->events[j].severity));
-		}
-	}
+	for (int i = 0; i < nc; i++)
+		store_pack_class(pk, &cat->classes[i], true);
 }
 
 /* ---- drivers ---- */

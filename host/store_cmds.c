@@ -563,14 +563,15 @@ static void pack_dataset(struct kernel *k, msgpack_packer *pk, const struct cat_
 		pack_field(pk, &d->fields[i], true);
 }
 
-static void pack_class(msgpack_packer *pk, const struct cat_device_class *c)
+void store_pack_class(msgpack_packer *pk, const struct cat_device_class *c, bool sdk)
 {
-	msgpack_pack_map(pk, 8);
-	mp_kv_str(pk, "kind", "device");
+	msgpack_pack_map(pk, sdk ? 7 : 8);
+	if (!sdk)
+		mp_kv_str(pk, "kind", "device");
 	mp_kv_str(pk, "name", c->name);
 	mp_kv_str(pk, "title_zh", c->title_zh);
 	mp_kv_str(pk, "title_en", c->title_en);
-	mp_kv_int(pk, "heartbeat_s", c->heartbeat);
+	mp_kv_int(pk, sdk ? "heartbeat" : "heartbeat_s", c->heartbeat);
 	mp_str(pk, "resources");
 	msgpack_pack_array(pk, (size_t)c->n_resources);
 	for (int i = 0; i < c->n_resources; i++)
@@ -696,7 +697,7 @@ static int cmd_catalog_show(struct cmd_call *call, void *ud)
 	if (d)
 		pack_dataset(k, &call->pk, d);
 	else if (dc)
-		pack_class(&call->pk, dc);
+		store_pack_class(&call->pk, dc, false);
 	else
 		pack_plugin(&call->pk, p);
 	return 0;

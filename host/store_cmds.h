@@ -44,4 +44,14 @@ int store_pack_record(msgpack_packer *pk, const char *id, const char *scope, con
 		      size_t len, const struct cat_dataset *mask);
 bool store_has_sensitive(const struct cat_dataset *ds);
 
+/*
+ * store_pack_class — one device class as `catalog show device NAME` prints it
+ * ({"kind": "device", ..., "heartbeat_s"}), or with `sdk` as the SDK's
+ * device_classes record has it (no "kind", "heartbeat"): name, titles,
+ * resources (name, type, access, unit?, values?, min?, max?, max_len?),
+ * commands with their args, events with their severity.
+ */
+struct cat_device_class;
+void store_pack_class(msgpack_packer *pk, const struct cat_device_class *c, bool sdk);
+
 #endif

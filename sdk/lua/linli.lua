@@ -221,6 +221,7 @@ function linli.store_on_commit(fn) end
 ---@field min? number
 ---@field max? number
 ---@field values? string[] an enum's values
+---@field max_len? integer a string's longest length
 
 ---@class linli.class_command
 ---@field name string

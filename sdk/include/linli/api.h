@@ -455,7 +455,7 @@ struct linli_api {
 	 * device_classes — the catalog's device classes as a new array in *out
 	 * (yours), one map per class: {"name", "title_en", "title_zh",
 	 * "heartbeat", "resources": [{"name", "type", "access", "unit"?, "min"?,
-	 * "max"?, "values"?}], "commands": [{"name", "args": [...]}], "events":
+	 * "max"?, "values"?, "max_len"?}], "commands": [{"name", "args": [...]}], "events":
 	 * [{"name", "severity"}]}. Returns 0 or LINLI_ENOMEM. Since 1.0.
 	 */
 	int (*device_classes)(linli_ctx *ctx, linli_record **out);
