@@ -46,6 +46,27 @@ def finish(d, etype):
         d.cleanup()
 
 
+def wait_for(fn, what, timeout=10):
+    """fn() until it returns something true (returned), or fail naming `what`."""
+    end = time.time() + timeout
+    while time.time() < end:
+        v = fn()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise TestFailure(f"timed out waiting for {what}")
+
+
+def by_name(rows):
+    """Rows of a listing by their "name" (rows without one are left out)."""
+    return {r["name"]: r for r in rows if r.get("name")}
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
 def plugin_meta(path):
     """(name, [capabilities]) from a plugin's .linli_plugin block (struct
     linli_plugin_meta, 1.0 layout), or None when the file has no valid block."""

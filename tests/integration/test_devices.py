@@ -15,7 +15,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import BUILD, LINLID, SRC, Daemon, TestFailure, check, eq, finish, main  # noqa: E402
+from harness import (  # noqa: E402
+    BUILD, LINLID, SRC, Daemon, TestFailure, check, eq, finish, main, wait_for)
 
 TP = os.path.abspath(os.environ.get("LINLI_TP_DIR", os.path.join(BUILD, "tests", "plugins")))
 SIM = os.path.join(BUILD, "plugins", "sim", "sim.so")
@@ -77,16 +78,6 @@ def show(d, id_):
 
 def post(d, id_, res, ty, val):
     return d.ok("tdrv", "post", id_, res, ty, str(val))["rc"]
-
-
-def wait_for(fn, what, timeout=10):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise TestFailure(f"timed out waiting for {what}")
 
 
 def drain(d, sid, rounds=20):

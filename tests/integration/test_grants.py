@@ -12,7 +12,8 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import BUILD, LINLID, SRC, Daemon, check, eq, finish, main, plugin_meta  # noqa: E402
+from harness import (  # noqa: E402
+    BUILD, LINLID, SRC, Daemon, by_name, check, eq, finish, main, plugin_meta)
 
 TP = os.path.abspath(os.environ.get("LINLI_TP_DIR", os.path.join(BUILD, "tests", "plugins")))
 GOOD_CAPS = ["bus.publish:good/#", "store.read:residents"]
@@ -59,10 +60,6 @@ class node:
 
     def __exit__(self, etype, *rest):
         finish(self.d, etype)  # a clean stop after a case that passed
-
-
-def by_name(rows):
-    return {r["name"]: r for r in rows}
 
 
 def fails(d, *args, name=None, needle=None, input=None):

@@ -14,7 +14,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import BUILD, LINLI, SRC, Daemon, TestFailure, check, eq, finish, main  # noqa: E402
+from harness import (  # noqa: E402
+    BUILD, LINLI, SRC, Daemon, TestFailure, by_name, check, eq, finish, main, wait_for, write)
 
 TP = os.path.abspath(os.environ.get("LINLI_TP_DIR", os.path.join(BUILD, "tests", "plugins")))
 
@@ -121,15 +122,6 @@ class running:
         finish(self.d, etype)  # a clean stop after a case that passed
 
 
-def write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
-
-
-def by_name(rows):
-    return {r["name"]: r for r in rows if r["name"]}
-
-
 def by_file(rows):
     return {os.path.basename(r["file"]): r for r in rows}
 
@@ -168,16 +160,6 @@ def wait_subs(d, n):
     raise TestFailure(f"never {n} subscriptions: {d.ok('status')}")
 
 
-def wait_for(what, fn, timeout=10):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise TestFailure(f"timed out waiting for {what}")
-
-
 def case_script_plugin_subscribes_publishes_commands_timer():
     with running(apps={"echo.lua": ECHO}) as d:
         rows = d.ok("plugins", "list")
@@ -212,7 +194,7 @@ def case_script_plugin_subscribes_publishes_commands_timer():
         ev = tail_lines(t)
         eq(len(ev), 1, "a timer callback published")
         check(ev[0]["payload"]["ticks"] % 5 == 0, ev)
-        wait_for("3 ticks", lambda: d.ok("echo", "ticks")["ticks"] >= 3)
+        wait_for(lambda: d.ok("echo", "ticks")["ticks"] >= 3, "3 ticks")
         check(abs(d.ok("echo", "ticks")["now"] - time.time() * 1000) < 60000, "time_now_ms")
         # Every resource is listed by plugins info.
         info = d.ok("plugins", "info", "echo")
@@ -417,7 +399,7 @@ def case_reload_to_broken_keeps_old():
 def case_faulted_plugin_is_reported():
     with running(apps={"spin.lua": SPIN, "echo.lua": ECHO}) as d:
         base = subs(d)
-        wait_for("ticks", lambda: d.ok("spinner", "count").get("n"))
+        wait_for(lambda: d.ok("spinner", "count").get("n"), "ticks")
         t0 = time.time()
         fails(d, "spinner", "spin", name="LINLI_ELIMIT", needle="instruction budget exhausted")
         check(time.time() - t0 < 5, "the loop was stopped in time")
@@ -438,7 +420,7 @@ def case_faulted_plugin_is_reported():
         # Reload restarts it.
         eq(d.ok("plugins", "reload", "spinner")["state"], "running", "reloaded")
         eq(subs(d), base, "subscription back")
-        wait_for("ticks again", lambda: d.ok("spinner", "count").get("n"))
+        wait_for(lambda: d.ok("spinner", "count").get("n"), "ticks again")
         # A fini that loops is stopped, and the plugin is disabled all the same.
         row = d.ok("plugins", "disable", "spinner")
         eq(row["state"], "disabled", "disabled")
@@ -467,7 +449,7 @@ def case_nothing_remains_after_unload():
         # A rule's subscriptions made in run go with the rule.
         d.ok("publish", "test/rule/a", '{"sub": true}')
         d.ok("publish", "test/rule/b", '{"sub": true}')
-        wait_for("rule subscriptions", lambda: subs(d) == base + 2)
+        wait_for(lambda: subs(d) == base + 2, "rule subscriptions")
         d.ok("rules", "remove", "watch")
         eq(subs(d), base - 1, "the rule's own and its run's subscriptions are gone")
         # Reinstalled, then faulted: nothing of it remains either.
@@ -477,9 +459,9 @@ def case_nothing_remains_after_unload():
         d.ok("rules", "install", "watch.lua", "--stdin", "--grant", input=rule)
         eq(subs(d), base, "reinstalled")
         d.ok("publish", "test/rule/c", '{"sub": true, "timer": true}')
-        wait_for("rule subscription", lambda: subs(d) == base + 1)
+        wait_for(lambda: subs(d) == base + 1, "rule subscription")
         d.ok("publish", "test/rule/d", '{"loop": true}')
-        wait_for("fault", lambda: by_name(d.ok("rules", "list"))["watch"]["state"] == "faulted")
+        wait_for(lambda: by_name(d.ok("rules", "list"))["watch"]["state"] == "faulted", "fault")
         eq(subs(d), base - 1, "a faulted rule holds nothing")
         d.ok("rules", "reload", "watch")
         eq(subs(d), base, "reloaded")
@@ -540,7 +522,7 @@ def case_faulted_rule_is_reported():
     with running(rules={"hog.lua": rule}, extra="lua = { memory_kb = 1024; };\n") as d:
         base = subs(d)
         d.ok("publish", "test/hog", "{}")
-        wait_for("fault", lambda: by_name(d.ok("rules", "list"))["hog"]["state"] == "faulted")
+        wait_for(lambda: by_name(d.ok("rules", "list"))["hog"]["state"] == "faulted", "fault")
         r = by_name(d.ok("rules", "list"))["hog"]
         check("memory limit reached" in r["problem"], r)
         eq(subs(d), base - 1, "its subscription is gone")

@@ -25,7 +25,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import BUILD, SRC, Daemon, TestFailure, check, eq, finish, main  # noqa: E402
+from harness import (  # noqa: E402
+    BUILD, SRC, Daemon, TestFailure, check, eq, finish, main, wait_for, write)
 
 TP = os.path.abspath(os.environ.get("LINLI_TP_DIR", os.path.join(BUILD, "tests", "plugins")))
 SIM = os.path.join(BUILD, "plugins", "sim", "sim.so")
@@ -152,21 +153,6 @@ class node:
 
     def __exit__(self, etype, *rest):
         finish(self.d, etype)  # a clean stop after a case that passed
-
-
-def write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
-
-
-def wait_for(fn, what, timeout=10):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise TestFailure(f"timed out waiting for {what}")
 
 
 def js(v):

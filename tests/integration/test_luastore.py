@@ -18,7 +18,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import BUILD, SRC, Daemon, TestFailure, check, eq, finish, main  # noqa: E402
+from harness import (  # noqa: E402
+    BUILD, SRC, Daemon, TestFailure, by_name, check, eq, finish, main, wait_for, write)
 
 TP = os.path.abspath(os.environ.get("LINLI_TP_DIR", os.path.join(BUILD, "tests", "plugins")))
 CATALOG = os.path.join(SRC, "catalog")
@@ -161,11 +162,6 @@ class node:
 
     def __exit__(self, etype, *rest):
         finish(self.d, etype)  # a clean stop after a case that passed
-
-
-def write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
 
 
 def see_all(d, user, node, password="Another-Passw0rd-1"):
@@ -564,8 +560,8 @@ return t""" % YUELAN)
         d.ok("publish", "test/probe", js({"tag": "loop", "code":
              "return linli.store_update('grids', 'g-1', function(old)\n"
              "  old.population = 0 while true do end end)"}))
-        wait_for("the looping rule faulted",
-                 lambda: by_name(d.ok("rules", "list"))["probe"]["state"] == "faulted")
+        wait_for(lambda: by_name(d.ok("rules", "list"))["probe"]["state"] == "faulted",
+                 "the looping rule faulted", timeout=15)
         check("instruction budget exhausted" in by_name(d.ok("rules", "list"))["probe"]["problem"],
               d.ok("rules", "list"))
         eq(console_get(d, "grids", "g-1")["population"], 7, "nothing written by the stopped call")
@@ -755,20 +751,6 @@ end)""")
            "keeper unharmed")
 
 
-def by_name(rows):
-    return {r["name"]: r for r in rows}
-
-
-def wait_for(what, fn, timeout=15):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise TestFailure(f"timed out waiting for {what}")
-
-
 def case_on_commit_runs_once_the_batch_is_durable():
     rules = {"probe.lua": probe_rule(caps=("store.read:grids", "store.write:grids"))}
     with node(apps={"keeper.lua": keeper(caps=KEEPER_CAPS)}, rules=rules) as d:
@@ -811,8 +793,8 @@ def case_on_commit_runs_once_the_batch_is_durable():
         # fn runs like any handler: one that never ends faults its script, after the commit.
         run(d, put.format(rec=lua(GRID), scope=YUELAN, rid="g-3") +
             "return linli.store_on_commit(function() while true do end end)")
-        wait_for("keeper faulted",
-                 lambda: by_name(d.ok("plugins", "list"))["keeper"]["state"] == "faulted")
+        wait_for(lambda: by_name(d.ok("plugins", "list"))["keeper"]["state"] == "faulted",
+                 "keeper faulted", timeout=15)
         d.ok("plugins", "reload", "keeper")
         # Bad arguments raise, naming them.
         for code, needle in (
@@ -841,8 +823,8 @@ def case_on_commit_of_a_stopped_script_is_never_called():
         check(rc == 1 and "instruction budget" in err, err)
         d.ok("publish", "test/probe", js({"tag": "spin", "code": code.format(
             rec=lua(dict(GRID, code="g02")), scope=YUELAN, rid="g-2", who="probe")}))
-        wait_for("probe faulted",
-                 lambda: by_name(d.ok("rules", "list"))["probe"]["state"] == "faulted")
+        wait_for(lambda: by_name(d.ok("rules", "list"))["probe"]["state"] == "faulted",
+                 "probe faulted", timeout=15)
         eq(by_name(d.ok("plugins", "list"))["keeper"]["state"], "faulted", "keeper")
         # Their writes stay made (a fault undoes nothing stored) and are committed ...
         eq(count(d, "grids"), 2, "both records")

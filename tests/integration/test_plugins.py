@@ -15,7 +15,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import BUILD, LINLI, SRC, Daemon, TestFailure, check, eq, finish, main  # noqa: E402
+from harness import (  # noqa: E402
+    BUILD, LINLI, SRC, Daemon, TestFailure, by_name, check, eq, finish, main)
 
 TP = os.path.abspath(os.environ.get("LINLI_TP_DIR", os.path.join(BUILD, "tests", "plugins")))
 
@@ -71,10 +72,6 @@ def private_copies(d):
         if target.startswith("/memfd:linli-"):
             names.append(target[len("/memfd:linli-"):].rsplit(".", 2)[0])
     return sorted(names)
-
-
-def by_name(rows):
-    return {r["name"]: r for r in rows if r["name"]}
 
 
 def by_file(rows):

@@ -10,7 +10,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import LINLID, Daemon, check, eq, main  # noqa: E402
+from harness import LINLID, Daemon, by_name, check, eq, main  # noqa: E402
 
 GOOD = """-- smoke alarms above a threshold
 rule {
@@ -68,10 +68,6 @@ def fails(d, *args, want, input=None):
     check(rc == 1, f"linli {' '.join(args)} should fail: {rc} {out} {err}")
     check(want in err, f"linli {' '.join(args)}: want {want!r} in {err!r}")
     return err
-
-
-def by_name(rows):
-    return {r["name"]: r for r in rows}
 
 
 def case_check_good_and_bad():
