@@ -16,6 +16,7 @@ Both define a global `answer(tag)`: a dev_command callback that prints
 `answer TAG => {"r": result, "err": message, "code": code, "req": id}`.
 """
 import calendar
+import functools
 import json
 import os
 import re
@@ -25,6 +26,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
+from luakit import ENC  # noqa: E402
+from luakit import keeper as luakit_keeper, probe_rule as luakit_probe_rule  # noqa: E402
 from harness import (  # noqa: E402
     BUILD, SRC, Daemon, TestFailure, check, eq, finish, main, wait_for, write)
 
@@ -34,71 +37,16 @@ CATALOG = os.path.join(SRC, "catalog")
 COMMUNITY = "hefei/baohe/binhu/yuelan"
 SIBLING = "hefei/baohe/binhu/tianehu"
 
-# A JSON encoder and the callback maker, global in every script here.
-PRELUDE = r"""
-function enc(v)
-  local t = type(v)
-  if t == "nil" then return "null" end
-  if t == "boolean" then return tostring(v) end
-  if t == "number" then
-    return math.type(v) == "integer" and string.format("%d", v) or string.format("%.17g", v)
-  end
-  if t == "string" then
-    return '"' .. (v:gsub('[%c"\\]', function(c) return string.format("\\u%04x", c:byte()) end))
-      .. '"'
-  end
-  if t ~= "table" then return '"<' .. t .. '>"' end
-  local keys = {}
-  for k in pairs(v) do keys[#keys + 1] = k end
-  local out = {}
-  if #keys > 0 and #keys == #v then
-    for i = 1, #v do out[i] = enc(v[i]) end
-    return "[" .. table.concat(out, ",") .. "]"
-  end
-  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
-  for _, k in ipairs(keys) do out[#out + 1] = enc(tostring(k)) .. ":" .. enc(v[k]) end
-  return "{" .. table.concat(out, ",") .. "}"
-end
-
+# The callback maker, global in every script here beside luakit's enc.
+PRELUDE = ENC + r"""
 function answer(tag)
   return function(r, err, code, req)
     print("answer " .. tag .. " => " .. enc({ r = r, err = err, code = code, req = req }))
   end
 end
 """
-
-
-def probe_rule(name="probe", caps=()):
-    capl = ", ".join(f'"{c}"' for c in caps)
-    return PRELUDE + f"""
-rule {{
-  name = "{name}", on = "test/{name}",
-  capabilities = {{ {capl} }},
-  run = function(e)
-    local f = assert(load(e.code, "={name}:" .. e.tag))
-    local r = table.pack(f())
-    print("{name} " .. e.tag .. " => " .. enc({{ r1 = r[1], r2 = r[2], r3 = r[3], n = r.n }}))
-  end,
-}}
-"""
-
-
-def keeper(name="keeper", caps=()):
-    capl = ", ".join(f'"{c}"' for c in caps)
-    return PRELUDE + f"""
-plugin {{
-  name = "{name}", version = "1.0.0", sdk = "1.0", family = "custom",
-  description = "runs the code it is given, as itself",
-  capabilities = {{ {capl} }},
-  init = function()
-    assert(linli.cmd_register("run", "", "run the Lua code on stdin", function(args, input)
-      local f = assert(load(input, "={name}"))
-      local r = table.pack(f())
-      return {{ r1 = r[1], r2 = r[2], r3 = r[3], n = r.n }}
-    end))
-  end,
-}}
-"""
+probe_rule = functools.partial(luakit_probe_rule, prelude=PRELUDE)
+keeper = functools.partial(luakit_keeper, prelude=PRELUDE)
 
 
 DOOR_CAPS = ("device.read:door", "device.command:door")

@@ -18,6 +18,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
+from luakit import keeper, probe_rule  # noqa: E402
 from harness import (  # noqa: E402
     BUILD, SRC, Daemon, TestFailure, by_name, check, eq, finish, main, wait_for, write)
 
@@ -33,70 +34,6 @@ RESIDENT = {"name": "张三", "id_number": "340104199001011234", "gender": "male
             "phone": "13812345678"}
 MASKED = {"name": "张*", "id_number": "340***********1234", "phone": "138****5678"}
 GRID = {"code": "g01", "name": "一网格"}
-
-# A JSON encoder in Lua, for what a rule prints (records included).
-ENC = r"""
-local function enc(v)
-  local t = type(v)
-  if t == "nil" then return "null" end
-  if t == "boolean" then return tostring(v) end
-  if t == "number" then
-    return math.type(v) == "integer" and string.format("%d", v) or string.format("%.17g", v)
-  end
-  if t == "string" then
-    return '"' .. (v:gsub('[%c"\\]', function(c) return string.format("\\u%04x", c:byte()) end))
-      .. '"'
-  end
-  if t ~= "table" then return '"<' .. t .. '>"' end
-  local keys = {}
-  for k in pairs(v) do keys[#keys + 1] = k end
-  local out = {}
-  if #keys > 0 and #keys == #v then
-    for i = 1, #v do out[i] = enc(v[i]) end
-    return "[" .. table.concat(out, ",") .. "]"
-  end
-  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
-  for _, k in ipairs(keys) do out[#out + 1] = enc(tostring(k)) .. ":" .. enc(v[k]) end
-  return "{" .. table.concat(out, ",") .. "}"
-end
-"""
-
-
-def probe_rule(name="probe", caps=(), extra=""):
-    """A rule that runs the code of each test/<name> event as itself and prints the results."""
-    capl = ", ".join(f'"{c}"' for c in caps)
-    return ENC + f"""
-rule {{
-  name = "{name}", on = "test/{name}",
-  capabilities = {{ {capl} }},
-  {extra}
-  run = function(e)
-    local f = assert(load(e.code, "={name}:" .. e.tag))
-    local r = table.pack(f())
-    print("{name} " .. e.tag .. " => " .. enc({{ r1 = r[1], r2 = r[2], r3 = r[3], n = r.n }}))
-  end,
-}}
-"""
-
-
-def keeper(name="keeper", caps=(), extra=""):
-    """A script plugin whose command `run` runs the Lua code on stdin as the plugin."""
-    capl = ", ".join(f'"{c}"' for c in caps)
-    return f"""plugin {{
-  name = "{name}", version = "1.0.0", sdk = "1.0", family = "custom",
-  description = "runs the code it is given, as itself",
-  capabilities = {{ {capl} }},
-  {extra}
-  init = function()
-    assert(linli.cmd_register("run", "", "run the Lua code on stdin", function(args, input)
-      local f = assert(load(input, "={name}"))
-      local r = table.pack(f())
-      return {{ r1 = r[1], r2 = r[2], r3 = r[3], n = r.n }}
-    end))
-  end,
-}}
-"""
-
 
 KEEPER_CAPS = ("store.read:residents", "store.write:residents", "store.read:grids",
                "store.write:grids", "store.read:incidents", "store.read:households",
