@@ -22,7 +22,10 @@ struct cmd_registry {
 	struct cmd_call *pending; /* calls whose handler returned CMD_PENDING */
 };
 
-struct cmd_registry *cmd_registry_new(void) { return calloc(1, sizeof(struct cmd_registry)); }
+struct cmd_registry *cmd_registry_new(void)
+{
+	return calloc(1, sizeof(struct cmd_registry));
+}
 
 static void cmd_clear(struct cmd *c)
 {
@@ -156,6 +159,44 @@ bool cmd_flag(struct cmd_call *call, const char *flag)
 	return false;
 }
 
+int cmd_args(struct cmd_call *call, const struct cmd_opt *opts, int allowed, const char **pos,
+	     int max_pos, int *n_pos, const char *usage,
+	     int (*on)(struct cmd_call *call, void *ud, int bit, const char *value), void *ud)
+{
+	const char *word = call->argv[0], *sub = call->argc > 1 ? call->argv[1] : "";
+	*n_pos = 0;
+	for (int i = 2; i < call->argc; i++) {
+		const char *w = call->argv[i];
+		if (strncmp(w, "--", 2) != 0) {
+			if (*n_pos == max_pos)
+				return cmd_fail(
+				    call, LINLI_EINVAL,
+				    "%s %s: unexpected argument '%.64s' (usage: %s %s %s)", word,
+				    sub, w, word, sub, usage);
+			pos[(*n_pos)++] = w;
+			continue;
+		}
+		const char *eq = strchr(w, '=');
+		size_t nl = eq ? (size_t)(eq - w - 2) : strlen(w + 2);
+		int bit = 0;
+		for (const struct cmd_opt *o = opts; o->name; o++)
+			if (strlen(o->name) == nl && strncmp(w + 2, o->name, nl) == 0)
+				bit = o->bit;
+		if (!(bit & allowed))
+			return cmd_fail(call, LINLI_EINVAL,
+					"%s %s: unknown option '%.64s' (usage: %s %s %s)", word,
+					sub, w, word, sub, usage);
+		const char *v = eq ? eq + 1 : (i + 1 < call->argc ? call->argv[++i] : NULL);
+		if (!v)
+			return cmd_fail(call, LINLI_EINVAL, "%s %s: option '%s' needs a value",
+					word, sub, w);
+		int rc = on(call, ud, bit, v);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 static void pend_unlink(struct cmd_call *c)
 {
 	if (!c->pending)
@@ -204,9 +245,9 @@ void cmd_dispatch(struct cmd_registry *r, struct cmd_call *call)
 						  "unknown subcommand '%s %s'; try 'help %s'", name,
 						  sub, name));
 		else if (has_subs)
-			cmd_finish(call, cmd_fail(call, LINLI_EINVAL,
-						  "'%s' needs a subcommand; try 'help %s'", name,
-						  name));
+			cmd_finish(call,
+				   cmd_fail(call, LINLI_EINVAL,
+					    "'%s' needs a subcommand; try 'help %s'", name, name));
 		else
 			cmd_finish(call, cmd_fail(call, LINLI_ENOENT,
 						  "unknown command '%s'; try 'help'", name));
@@ -234,7 +275,8 @@ void cmd_pack_help(struct cmd_registry *r, msgpack_packer *pk)
 	for (int i = 0; i < r->n; i++) {
 		struct cmd *c = &r->v[i];
 		char full[256];
-		snprintf(full, sizeof full, "%s%s%s", c->name, c->sub ? " " : "", c->sub ? c->sub : "");
+		snprintf(full, sizeof full, "%s%s%s", c->name, c->sub ? " " : "",
+			 c->sub ? c->sub : "");
 		msgpack_pack_map(pk, 3);
 		mp_kv_str(pk, "command", full);
 		mp_kv_str(pk, "usage", c->usage);

@@ -94,6 +94,25 @@ int cmd_fail(struct cmd_call *call, int rc, const char *fmt, ...)
 /* Does argv contain the flag `--name` (e.g. "--all")? Removes it if so. */
 bool cmd_flag(struct cmd_call *call, const char *flag);
 
+/* An option of a command: `--name VALUE` or `--name=VALUE`, allowed by its bit. */
+struct cmd_opt {
+	const char *name; /* without the dashes; NULL ends a table */
+	int bit;
+};
+
+/*
+ * cmd_args — walk argv[2..] of `WORD SUB ...`: words that do not start with
+ * "--" go to pos (at most max_pos; *n_pos counts them), each option of
+ * `opts` whose bit is in `allowed` to on(call, ud, bit, VALUE), which
+ * returns 0 or a code with call->err. Refusals name the command and its
+ * usage: "WORD SUB: unexpected argument 'x' (usage: WORD SUB USAGE)",
+ * "...: unknown option '--x' (usage: ...)", "...: option '--x' needs a
+ * value". Returns 0 or that code.
+ */
+int cmd_args(struct cmd_call *call, const struct cmd_opt *opts, int allowed, const char **pos,
+	     int max_pos, int *n_pos, const char *usage,
+	     int (*on)(struct cmd_call *call, void *ud, int bit, const char *value), void *ud);
+
 /* Pack the command list, for `help` and the console's completion. */
 void cmd_pack_help(struct cmd_registry *r, msgpack_packer *pk);
 

@@ -55,55 +55,39 @@ enum {
 	O_AFTER = 512
 };
 
-static const struct {
-	const char *name;
-	int bit;
-} opt_names[] = {{"scope", O_SCOPE},	     {"class", O_CLASS},     {"state", O_STATE},
-		 {"driver", O_DRIVER},	     {"name", O_NAME},	     {"poll", O_POLL},
-		 {"heartbeat", O_HEARTBEAT}, {"timeout", O_TIMEOUT}, {"limit", O_LIMIT},
-		 {"after", O_AFTER}};
+static const struct cmd_opt opt_names[] = {{"scope", O_SCOPE},
+					   {"class", O_CLASS},
+					   {"state", O_STATE},
+					   {"driver", O_DRIVER},
+					   {"name", O_NAME},
+					   {"poll", O_POLL},
+					   {"heartbeat", O_HEARTBEAT},
+					   {"timeout", O_TIMEOUT},
+					   {"limit", O_LIMIT},
+					   {"after", O_AFTER},
+					   {NULL, 0}};
+
+/* An option's value into its slot of struct args (the bits are in field order). */
+static int take_opt(struct cmd_call *call, void *ud, int bit, const char *v)
+{
+	(void)call;
+	struct args *a = ud;
+	const char **slot[] = {&a->scope, &a->cls,	 &a->state,   &a->driver, &a->name,
+			       &a->poll,  &a->heartbeat, &a->timeout, &a->limit,  &a->after};
+	for (int b = 0; b < 10; b++)
+		if (bit == 1 << b)
+			*slot[b] = v;
+	return 0;
+}
 
 static int parse(struct cmd_call *call, int allowed, int min_pos, int max_pos, const char *usage,
 		 struct args *a)
 {
 	memset(a, 0, sizeof *a);
-	const char *sub = call->argv[1];
-	for (int i = 2; i < call->argc; i++) {
-		const char *w = call->argv[i];
-		if (strncmp(w, "--", 2) != 0) {
-			if (a->n_pos == max_pos)
-				return cmd_fail(call, LINLI_EINVAL,
-						"devices %s: unexpected argument '%.64s' (usage: "
-						"devices %s %s)",
-						sub, w, sub, usage);
-			a->pos[a->n_pos++] = w;
-			continue;
-		}
-		const char *eq = strchr(w, '=');
-		size_t nl = eq ? (size_t)(eq - w - 2) : strlen(w + 2);
-		int bit = 0;
-		for (size_t k = 0; k < sizeof opt_names / sizeof opt_names[0]; k++)
-			if (strlen(opt_names[k].name) == nl &&
-			    strncmp(w + 2, opt_names[k].name, nl) == 0)
-				bit = opt_names[k].bit;
-		if (!(bit & allowed))
-			return cmd_fail(call, LINLI_EINVAL,
-					"devices %s: unknown option '%.64s' (usage: devices %s %s)",
-					sub, w, sub, usage);
-		const char *v = eq ? eq + 1 : (i + 1 < call->argc ? call->argv[++i] : NULL);
-		if (!v)
-			return cmd_fail(call, LINLI_EINVAL, "devices %s: option '%s' needs a value",
-					sub, w);
-		const char **slot[] = {&a->scope, &a->cls,  &a->state,	   &a->driver,
-				       &a->name,  &a->poll, &a->heartbeat, &a->timeout,
-				       &a->limit, &a->after};
-		for (int b = 0; b < 10; b++)
-			if (bit == 1 << b)
-				*slot[b] = v;
-	}
-	if (a->n_pos < min_pos)
-		return cmd_fail(call, LINLI_EINVAL, "usage: devices %s %s", sub, usage);
-	return 0;
+	int rc = cmd_args(call, opt_names, allowed, a->pos, max_pos, &a->n_pos, usage, take_opt, a);
+	if (!rc && a->n_pos < min_pos)
+		rc = cmd_fail(call, LINLI_EINVAL, "usage: devices %s %s", call->argv[1], usage);
+	return rc;
 }
 
 static int num_opt(struct cmd_call *call, const char *opt, const char *v, long long lo,

@@ -44,11 +44,51 @@ struct dargs {
 	char wfield[STORE_MAX_WHERE][CAT_NAME_MAX + 1];
 };
 
-static const struct {
-	const char *name;
-	int bit;
-} opt_names[] = {
-    {"scope", O_SCOPE}, {"id", O_ID}, {"where", O_WHERE}, {"limit", O_LIMIT}, {"cursor", O_CURSOR}};
+static const struct cmd_opt opt_names[] = {{"scope", O_SCOPE},	 {"id", O_ID},
+					   {"where", O_WHERE},	 {"limit", O_LIMIT},
+					   {"cursor", O_CURSOR}, {NULL, 0}};
+
+static int take_opt(struct cmd_call *call, void *ud, int bit, const char *v)
+{
+	struct dargs *a = ud;
+	const char *cmd = call->argv[1];
+	switch (bit) {
+	case O_SCOPE:
+		a->scope = v;
+		break;
+	case O_ID:
+		a->id = v;
+		break;
+	case O_CURSOR:
+		a->cursor = v;
+		break;
+	case O_LIMIT: {
+		char *end;
+		errno = 0;
+		a->limit = strtol(v, &end, 10);
+		if (!*v || *end || errno || a->limit < 1 || a->limit > QUERY_MAX_LIMIT)
+			return cmd_fail(call, LINLI_EINVAL,
+					"data %s: --limit '%.32s' is not a number in 1..%d", cmd, v,
+					QUERY_MAX_LIMIT);
+		break;
+	}
+	case O_WHERE: {
+		const char *e = strchr(v, '=');
+		if (!e || e == v || (size_t)(e - v) > CAT_NAME_MAX)
+			return cmd_fail(call, LINLI_EINVAL,
+					"data %s: --where '%.64s' is not FIELD=VALUE", cmd, v);
+		if (a->n_where == STORE_MAX_WHERE)
+			return cmd_fail(call, LINLI_EINVAL, "data %s: at most %d --where", cmd,
+					STORE_MAX_WHERE);
+		snprintf(a->wfield[a->n_where], sizeof a->wfield[0], "%.*s", (int)(e - v), v);
+		a->where[a->n_where].field = a->wfield[a->n_where];
+		a->where[a->n_where].value = e + 1;
+		a->n_where++;
+		break;
+	}
+	}
+	return 0;
+}
 
 /* Parse argv[2..] of `data SUB ...` into positionals and the options in `allowed`. */
 static int parse_args(struct cmd_call *call, int allowed, int max_pos, const char *usage,
@@ -56,72 +96,7 @@ static int parse_args(struct cmd_call *call, int allowed, int max_pos, const cha
 {
 	memset(a, 0, sizeof *a);
 	a->limit = -1;
-	const char *cmd = call->argv[1];
-	for (int i = 2; i < call->argc; i++) {
-		const char *w = call->argv[i];
-		if (strncmp(w, "--", 2) != 0) {
-			if (a->n_pos == max_pos)
-				return cmd_fail(
-				    call, LINLI_EINVAL,
-				    "data %s: unexpected argument '%.64s' (usage: data %s %s)", cmd,
-				    w, cmd, usage);
-			a->pos[a->n_pos++] = w;
-			continue;
-		}
-		const char *eq = strchr(w, '=');
-		size_t nl = eq ? (size_t)(eq - w - 2) : strlen(w + 2);
-		int bit = 0;
-		for (size_t k = 0; k < sizeof opt_names / sizeof opt_names[0]; k++)
-			if (strlen(opt_names[k].name) == nl &&
-			    strncmp(w + 2, opt_names[k].name, nl) == 0)
-				bit = opt_names[k].bit;
-		if (!(bit & allowed))
-			return cmd_fail(call, LINLI_EINVAL,
-					"data %s: unknown option '%.64s' (usage: data %s %s)", cmd,
-					w, cmd, usage);
-		const char *v = eq ? eq + 1 : (i + 1 < call->argc ? call->argv[++i] : NULL);
-		if (!v)
-			return cmd_fail(call, LINLI_EINVAL, "data %s: option '%s' needs a value",
-					cmd, w);
-		switch (bit) {
-		case O_SCOPE:
-			a->scope = v;
-			break;
-		case O_ID:
-			a->id = v;
-			break;
-		case O_CURSOR:
-			a->cursor = v;
-			break;
-		case O_LIMIT: {
-			char *end;
-			errno = 0;
-			a->limit = strtol(v, &end, 10);
-			if (!*v || *end || errno || a->limit < 1 || a->limit > QUERY_MAX_LIMIT)
-				return cmd_fail(call, LINLI_EINVAL,
-						"data %s: --limit '%.32s' is not a number in 1..%d",
-						cmd, v, QUERY_MAX_LIMIT);
-			break;
-		}
-		case O_WHERE: {
-			const char *e = strchr(v, '=');
-			if (!e || e == v || (size_t)(e - v) > CAT_NAME_MAX)
-				return cmd_fail(call, LINLI_EINVAL,
-						"data %s: --where '%.64s' is not FIELD=VALUE", cmd,
-						v);
-			if (a->n_where == STORE_MAX_WHERE)
-				return cmd_fail(call, LINLI_EINVAL, "data %s: at most %d --where",
-						cmd, STORE_MAX_WHERE);
-			snprintf(a->wfield[a->n_where], sizeof a->wfield[0], "%.*s", (int)(e - v),
-				 v);
-			a->where[a->n_where].field = a->wfield[a->n_where];
-			a->where[a->n_where].value = e + 1;
-			a->n_where++;
-			break;
-		}
-		}
-	}
-	return 0;
+	return cmd_args(call, opt_names, allowed, a->pos, max_pos, &a->n_pos, usage, take_opt, a);
 }
 
 /* The scope of a request: --scope, or this node's path; checked for access. */

@@ -13,8 +13,8 @@
 #include <sys/types.h>
 
 /* Format into err (errlen bytes; NULL or 0: nothing) and return rc. */
-__attribute__((format(printf, 4, 5))) int errf(char *err, size_t errlen, int rc,
-					       const char *fmt, ...);
+__attribute__((format(printf, 4, 5))) int errf(char *err, size_t errlen, int rc, const char *fmt,
+					       ...);
 
 /* The wall clock: milliseconds since 1970-01-01T00:00:00Z (CLOCK_REALTIME). */
 int64_t wall_ms(void);
