@@ -114,22 +114,61 @@ int grants_get(struct kernel *k, enum grant_kind kind, const char *name, char *o
 	return rc;
 }
 
-/* Is `cap` covered by one of the space-separated grants in `list`? */
-static bool covered(const char *list, const char *cap)
+/* A subject's capabilities as words (the record keeps them space-separated). */
+struct capset {
+	char v[MAX_CAPS][LINLI_CAP_MAX];
+	int n;
+};
+
+static void caps_split(const char *list, struct capset *c)
 {
-	char g[LINLI_CAP_MAX];
-	for (const char *p = list; *p;) {
-		size_t n = strcspn(p, " ");
-		if (n && n < sizeof g) {
-			memcpy(g, p, n);
-			g[n] = '\0';
-			if (tier_cap_covers(g, cap))
-				return true;
-		}
-		p += n;
+	c->n = 0;
+	for (const char *p = list + strspn(list, " "); *p && c->n < MAX_CAPS;) {
+		size_t len = strcspn(p, " ");
+		if (len < LINLI_CAP_MAX)
+			snprintf(c->v[c->n++], LINLI_CAP_MAX, "%.*s", (int)len, p);
+		p += len;
 		p += strspn(p, " ");
 	}
+}
+
+static int caps_find(const struct capset *c, const char *cap)
+{
+	for (int i = 0; i < c->n; i++)
+		if (strcmp(c->v[i], cap) == 0)
+			return i;
+	return -1;
+}
+
+/* Is `cap` covered by one of c's grants? */
+static bool caps_cover(const struct capset *c, const char *cap)
+{
+	for (int i = 0; i < c->n; i++)
+		if (tier_cap_covers(c->v[i], cap))
+			return true;
 	return false;
+}
+
+/* c space-separated into out; false when it does not fit. */
+static bool caps_join(const struct capset *c, char *out, size_t n)
+{
+	size_t used = 0;
+	out[0] = '\0';
+	for (int i = 0; i < c->n; i++) {
+		int w = snprintf(out + used, n - used, "%s%s", used ? " " : "", c->v[i]);
+		if (w < 0 || (size_t)w >= n - used)
+			return false;
+		used += (size_t)w;
+	}
+	return true;
+}
+
+static void pack_caps(msgpack_packer *pk, const char *key, const struct capset *c)
+{
+	mp_str(pk, key);
+	msgpack_pack_array(pk, (size_t)c->n);
+	for (int i = 0; i < c->n; i++)
+		mp_str(pk, c->v[i]);
 }
 
 int grants_check(struct kernel *k, enum grant_kind kind, const char *name, const char *const *caps,
@@ -143,11 +182,13 @@ int grants_check(struct kernel *k, enum grant_kind kind, const char *name, const
 		snprintf(why, whylen, "cannot read its grants: %s", err);
 		return LINLI_EPERM;
 	}
+	struct capset granted;
+	caps_split(g.caps, &granted);
 	char missing[2048] = "";
 	size_t used = 0;
 	int nmiss = 0;
 	for (int i = 0; i < n; i++) {
-		if (covered(g.caps, caps[i]))
+		if (caps_cover(&granted, caps[i]))
 			continue;
 		nmiss++;
 		if (used < sizeof missing)
@@ -191,102 +232,66 @@ static int rec_put(struct kernel *k, const struct tier_principal *who, enum gran
 	return rc;
 }
 
-/* Does the space-separated `list` hold exactly `cap`? */
-static bool holds(const char *list, const char *cap)
-{
-	size_t cl = strlen(cap);
-	for (const char *p = list; *p;) {
-		size_t n = strcspn(p, " ");
-		if (n == cl && strncmp(p, cap, n) == 0)
-			return true;
-		p += n;
-		p += strspn(p, " ");
-	}
-	return false;
-}
-
 int grants_change(struct kernel *k, const struct tier_principal *who, enum grant_kind kind,
-		  const char *name, const char *const *caps, int n, bool grant, char *list,
-		  char *err, size_t errlen)
+		  const char *name, const char *const *caps, int n, bool grant, char *err,
+		  size_t errlen)
 {
-	if (!name_ok(name)) {
-		snprintf(err, errlen, "'%.80s' is not a %s name ([a-z][a-z0-9_]*, at most 64)",
-			 name, kind_name(kind));
-		return LINLI_EINVAL;
-	}
-	if (n <= 0) {
-		snprintf(err, errlen, "name at least one capability");
-		return LINLI_EINVAL;
-	}
+	if (!name_ok(name))
+		return errf(err, errlen, LINLI_EINVAL,
+			    "'%.80s' is not a %s name ([a-z][a-z0-9_]*, at most 64)", name,
+			    kind_name(kind));
+	if (n <= 0)
+		return errf(err, errlen, LINLI_EINVAL, "name at least one capability");
 	for (int i = 0; i < n; i++) {
 		int rc = tier_cap_check(caps[i], err, errlen);
 		if (rc)
 			return rc;
-		if (strlen(caps[i]) >= LINLI_CAP_MAX) {
-			snprintf(err, errlen, "capability '%.60s...' is longer than %d bytes",
-				 caps[i], LINLI_CAP_MAX - 1);
-			return LINLI_EINVAL;
-		}
+		if (strlen(caps[i]) >= LINLI_CAP_MAX)
+			return errf(err, errlen, LINLI_EINVAL,
+				    "capability '%.60s...' is longer than %d bytes", caps[i],
+				    LINLI_CAP_MAX - 1);
 	}
 	struct grec g;
 	int rc = rec_get(k, kind, name, &g, err, errlen);
 	if (rc)
 		return rc;
-	char out[GRANTS_LIST_MAX] = "";
-	size_t used = 0;
-	/* Keep the old ones (less the revoked), then add the new ones once each. */
-	for (const char *p = g.caps; *p;) {
-		size_t len = strcspn(p, " ");
-		char c[LINLI_CAP_MAX];
-		if (len && len < sizeof c) {
-			memcpy(c, p, len);
-			c[len] = '\0';
-			bool drop = false;
-			for (int i = 0; !grant && i < n; i++)
-				drop |= strcmp(caps[i], c) == 0;
-			if (!drop && !holds(out, c))
-				used += (size_t)snprintf(out + used, sizeof out - used, "%s%s",
-							 used ? " " : "", c);
-		}
-		p += len;
-		p += strspn(p, " ");
-	}
-	for (int i = 0; i < n; i++) {
-		if (!grant && !holds(g.caps, caps[i])) {
-			snprintf(
-			    err, errlen,
-			    "%s '%s' holds no grant '%s' (its grants: %s); 'linli %s grants %s' "
-			    "lists them",
+	struct capset set;
+	caps_split(g.caps, &set);
+	for (int i = 0; !grant && i < n; i++)
+		if (caps_find(&set, caps[i]) < 0)
+			return errf(
+			    err, errlen, LINLI_ENOENT,
+			    "%s '%s' holds no grant '%s' (its grants: %s); 'linli %s grants "
+			    "%s' lists them",
 			    kind_name(kind), name, caps[i], g.caps[0] ? g.caps : "none",
 			    kind_word(kind), name);
-			return LINLI_ENOENT;
-		}
-		if (grant && !holds(out, caps[i])) {
-			if (used + strlen(caps[i]) + 2 >= sizeof out) {
-				snprintf(err, errlen, "%s '%s': too many grants", kind_name(kind),
-					 name);
-				return LINLI_EINVAL;
-			}
-			used += (size_t)snprintf(out + used, sizeof out - used, "%s%s",
-						 used ? " " : "", caps[i]);
-		}
+	for (int i = 0; i < n; i++) {
+		int at = caps_find(&set, caps[i]);
+		if (!grant && at >= 0)
+			memmove(set.v[at], set.v[at + 1], (size_t)(--set.n - at) * sizeof set.v[0]);
+		else if (grant && at < 0 && set.n < MAX_CAPS)
+			snprintf(set.v[set.n++], LINLI_CAP_MAX, "%s", caps[i]);
+		else if (grant && at < 0)
+			return errf(err, errlen, LINLI_EINVAL, "%s '%s': too many grants",
+				    kind_name(kind), name);
 	}
-	if (strcmp(out, g.caps) != 0) {
-		if ((rc = rec_put(k, who, kind, name, out, err, errlen)) != 0)
-			return rc;
-		char action[32], object[96], detail[GRANTS_LIST_MAX + 32];
-		snprintf(action, sizeof action, "%s.%s", kind_word(kind),
-			 grant ? "grant" : "revoke");
-		snprintf(object, sizeof object, "%s:%s", kind_name(kind), name);
-		size_t d = 0;
-		for (int i = 0; i < n && d < sizeof detail; i++)
-			d += (size_t)snprintf(detail + d, sizeof detail - d, "%s%s", i ? " " : "",
-					      caps[i]);
-		tiers_audit(k, who, action, k->cfg.node_path, object, "allowed", detail);
-		log_info("grants", "%s %s %s %s: %s", who && who->name ? who->name : "-",
-			 grant ? "granted" : "revoked", kind_name(kind), name, detail);
-	}
-	snprintf(list, GRANTS_LIST_MAX, "%s", out);
+	char out[GRANTS_LIST_MAX];
+	if (!caps_join(&set, out, sizeof out))
+		return errf(err, errlen, LINLI_EINVAL, "%s '%s': too many grants", kind_name(kind),
+			    name);
+	if (strcmp(out, g.caps) == 0)
+		return 0; /* nothing changes: nothing written or audited */
+	if ((rc = rec_put(k, who, kind, name, out, err, errlen)) != 0)
+		return rc;
+	char action[32], object[96], detail[GRANTS_LIST_MAX + 32];
+	snprintf(action, sizeof action, "%s.%s", kind_word(kind), grant ? "grant" : "revoke");
+	snprintf(object, sizeof object, "%s:%s", kind_name(kind), name);
+	size_t d = 0;
+	for (int i = 0; i < n && d < sizeof detail; i++)
+		d += (size_t)snprintf(detail + d, sizeof detail - d, "%s%s", i ? " " : "", caps[i]);
+	tiers_audit(k, who, action, k->cfg.node_path, object, "allowed", detail);
+	log_info("grants", "%s %s %s %s: %s", who && who->name ? who->name : "-",
+		 grant ? "granted" : "revoked", kind_name(kind), name, detail);
 	return 0;
 }
 
@@ -295,17 +300,16 @@ int grants_drop(struct kernel *k, const struct tier_principal *who, enum grant_k
 {
 	if (!k->tiers || !k->store)
 		return 0;
-	char *held = malloc(GRANTS_LIST_MAX), *list = malloc(GRANTS_LIST_MAX);
+	struct grec g;
+	int rc = rec_get(k, kind, name, &g, err, errlen);
+	if (rc || !g.caps[0])
+		return rc;
+	struct capset held;
+	caps_split(g.caps, &held);
 	const char *caps[MAX_CAPS];
-	int n = 0, rc = held && list ? grants_get(k, kind, name, held, GRANTS_LIST_MAX, err, errlen)
-				     : LINLI_ENOMEM;
-	for (char *t = rc ? NULL : strtok(held, " "); t && n < MAX_CAPS; t = strtok(NULL, " "))
-		caps[n++] = t;
-	if (!rc && n)
-		rc = grants_change(k, who, kind, name, caps, n, false, list, err, errlen);
-	free(held);
-	free(list);
-	return rc;
+	for (int i = 0; i < held.n; i++)
+		caps[i] = held.v[i];
+	return grants_change(k, who, kind, name, caps, held.n, false, err, errlen);
 }
 
 /* ---- commands ---- */
@@ -315,52 +319,27 @@ struct gcmd {
 	const struct grants_subject_ops *ops;
 };
 
-static void pack_list(msgpack_packer *pk, const char *key, const char *list)
-{
-	int n = 0;
-	for (const char *p = list; *p;) {
-		size_t len = strcspn(p, " ");
-		n += len > 0;
-		p += len;
-		p += strspn(p, " ");
-	}
-	mp_str(pk, key);
-	msgpack_pack_array(pk, (size_t)n);
-	for (const char *p = list; *p;) {
-		size_t len = strcspn(p, " ");
-		if (len) {
-			msgpack_pack_str(pk, len);
-			msgpack_pack_str_body(pk, p, len);
-		}
-		p += len;
-		p += strspn(p, " ");
-	}
-}
-
 /* One subject's row: its grants, what it declares, what is missing, its state. */
 static void pack_subject(struct kernel *k, const struct gcmd *gc, msgpack_packer *pk,
 			 const char *name, const struct grec *g, const char *state)
 {
 	const char *decl[MAX_CAPS];
 	int nd = gc->ops->declared(k, name, decl, MAX_CAPS);
-	char missing[GRANTS_LIST_MAX] = "", declared[GRANTS_LIST_MAX] = "";
-	size_t mu = 0, du = 0;
+	struct capset granted, declared = {.n = 0}, missing = {.n = 0};
+	caps_split(g->caps, &granted);
 	for (int i = 0; i < nd; i++) {
-		if (du < sizeof declared)
-			du += (size_t)snprintf(declared + du, sizeof declared - du, "%s%s",
-					       du ? " " : "", decl[i]);
-		if (!covered(g->caps, decl[i]) && mu < sizeof missing)
-			mu += (size_t)snprintf(missing + mu, sizeof missing - mu, "%s%s",
-					       mu ? " " : "", decl[i]);
+		snprintf(declared.v[declared.n++], LINLI_CAP_MAX, "%s", decl[i]);
+		if (!caps_cover(&granted, decl[i]))
+			snprintf(missing.v[missing.n++], LINLI_CAP_MAX, "%s", decl[i]);
 	}
 	char when[32] = "";
 	if (g->updated)
 		utc_text(g->updated, when, sizeof when);
 	msgpack_pack_map(pk, 7);
 	mp_kv_str(pk, "name", name);
-	pack_list(pk, "granted", g->caps);
-	pack_list(pk, "declared", declared);
-	pack_list(pk, "missing", missing);
+	pack_caps(pk, "granted", &granted);
+	pack_caps(pk, "declared", &declared);
+	pack_caps(pk, "missing", &missing);
 	mp_kv_str(pk, "state", state ? state : nd < 0 ? "not installed" : "");
 	mp_kv_str(pk, "updated", when);
 	mp_kv_str(pk, "updated_by", g->by);
@@ -379,7 +358,8 @@ static int cmd_change(struct cmd_call *call, const struct gcmd *gc, bool grant)
 	const char *name = call->argv[2];
 	const char *caps[MAX_CAPS];
 	int n = 0;
-	char held[GRANTS_LIST_MAX];
+	struct grec g;
+	struct capset held;
 	if (all && grant) {
 		n = gc->ops->declared(k, name, caps, MAX_CAPS);
 		if (n < 0)
@@ -391,11 +371,11 @@ static int cmd_change(struct cmd_call *call, const struct gcmd *gc, bool grant)
 			return cmd_fail(call, LINLI_EINVAL, "%s '%s' declares no capability",
 					kind_name(gc->kind), name);
 	} else if (all) {
-		if ((rc = grants_get(k, gc->kind, name, held, sizeof held, call->err,
-				     sizeof call->err)) != 0)
+		if ((rc = rec_get(k, gc->kind, name, &g, call->err, sizeof call->err)) != 0)
 			return rc;
-		for (char *t = strtok(held, " "); t && n < MAX_CAPS; t = strtok(NULL, " "))
-			caps[n++] = t;
+		caps_split(g.caps, &held);
+		for (n = 0; n < held.n; n++)
+			caps[n] = held.v[n];
 		if (n == 0)
 			return cmd_fail(call, LINLI_ENOENT, "%s '%.64s' holds no grant",
 					kind_name(gc->kind), name);
@@ -406,24 +386,15 @@ static int cmd_change(struct cmd_call *call, const struct gcmd *gc, bool grant)
 		for (int i = 0; i < n; i++)
 			caps[i] = call->argv[3 + i];
 	}
-	char *list = malloc(GRANTS_LIST_MAX);
-	if (!list)
-		return cmd_fail(call, LINLI_ENOMEM, "out of memory");
-	rc = grants_change(k, call->who, gc->kind, name, caps, n, grant, list, call->err,
+	rc = grants_change(k, call->who, gc->kind, name, caps, n, grant, call->err,
 			   sizeof call->err);
-	if (rc) {
-		free(list);
+	if (rc)
 		return rc;
-	}
 	char state[512];
 	gc->ops->changed(k, name, !grant, state, sizeof state);
-	struct grec g = {0};
-	snprintf(g.caps, sizeof g.caps, "%s", list);
-	free(list);
-	struct grec cur;
-	char err[256];
-	if (rec_get(k, gc->kind, name, &cur, err, sizeof err) == 0)
-		g = cur;
+	/* The record as changed (reads see the batch's own writes). */
+	if ((rc = rec_get(k, gc->kind, name, &g, call->err, sizeof call->err)) != 0)
+		return rc;
 	pack_subject(k, gc, &call->pk, name, &g, state);
 	return store_cmds_wait_commit(call);
 }
@@ -566,8 +537,7 @@ int grants_bootstrap(struct kernel *k, const char *subject, const char *const *c
 	const char *name = strchr(subject, ':') + 1;
 	struct tier_principal who = {PRINCIPAL_KERNEL, "linlid --grant", k->cfg.node_path,
 				     ROLE_NONE, NULL};
-	char list[GRANTS_LIST_MAX];
-	int rc = grants_change(k, &who, kind, name, caps, n, true, list, err, errlen);
+	int rc = grants_change(k, &who, kind, name, caps, n, true, err, errlen);
 	if (rc)
 		return rc;
 	return store_batch_end(k->store);

@@ -48,13 +48,13 @@ int grants_check(struct kernel *k, enum grant_kind kind, const char *name, const
 
 /*
  * grants_change — add (grant) or remove (revoke) n capabilities of (kind,
- * name) in the current batch, audited as `who`. Each must be well formed
- * (tier_cap_check); revoking one not held is an error. The resulting list is
- * written to `list` (GRANTS_LIST_MAX). 0 or a code with err.
+ * name) in the current batch, audited as `who` (nothing written or audited
+ * when nothing changes). Each must be well formed (tier_cap_check); revoking
+ * one not held is an error. 0 or a code with err.
  */
 int grants_change(struct kernel *k, const struct tier_principal *who, enum grant_kind kind,
-		  const char *name, const char *const *caps, int n, bool grant, char *list,
-		  char *err, size_t errlen);
+		  const char *name, const char *const *caps, int n, bool grant, char *err,
+		  size_t errlen);
 
 /*
  * grants_drop — revoke everything (kind, name) holds, audited as `who` (a

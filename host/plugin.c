@@ -1565,13 +1565,9 @@ static int op_install(struct plug_registry *reg, const char *src, const struct t
 	if (!rc && grant) {
 		const char *caps[LINLI_MAX_CAPS];
 		int n = declared_caps(np, caps, LINLI_MAX_CAPS);
-		char *list = n ? malloc(GRANTS_LIST_MAX) : NULL;
-		if (n && !list)
-			rc = LINLI_ENOMEM;
-		else if (n)
-			rc = grants_change(k, who, GRANT_PLUGIN, np->name, caps, n, true, list, err,
+		if (n)
+			rc = grants_change(k, who, GRANT_PLUGIN, np->name, caps, n, true, err,
 					   errlen);
-		free(list);
 	}
 	if (rc) {
 		plugin_free(np);

@@ -214,16 +214,12 @@ static int grant_declared(struct cmd_call *call, struct script_rules *r, const c
 	const char *caps[LINLI_MAX_CAPS];
 	enum grant_kind kind;
 	int n = declared(s, caps, LINLI_MAX_CAPS, &kind);
-	char *list = malloc(GRANTS_LIST_MAX);
-	if (!list)
-		rc = LINLI_ENOMEM;
-	else if (kind != GRANT_RULE)
+	if (kind != GRANT_RULE)
 		rc = cmd_fail(call, LINLI_EINVAL,
 			      "%s declares a script plugin: install it with 'plugins install'", file);
 	else if (n > 0)
-		rc = grants_change(call->k, call->who, kind, script_name(s), caps, n, true, list,
+		rc = grants_change(call->k, call->who, kind, script_name(s), caps, n, true,
 				   call->err, sizeof call->err);
-	free(list);
 	script_free(s);
 	return rc;
 }
