@@ -7,7 +7,11 @@
  * body on the connection and posts the request to the kernel thread. There,
  * routing, the auth hook and the handler run, and the aio is finished with
  * the response. Bodies are collected by us, not by nng, because nng answers
- * an oversized body with 400 where the API promises 413.
+ * an oversized body with 400 where the API promises 413; a body must arrive
+ * whole within http.body_timeout_ms, or the connection is cut.
+ *
+ * No aio is ever freed from its own completion callback (nng_aio_free there
+ * waits for itself): the body's aio goes to nng's reaper (pending_free).
  */
 #include "http.h"
 
@@ -40,6 +44,7 @@ struct http {
 	http_auth_fn auth;
 	void *auth_ud;
 	size_t max_body;
+	int body_timeout_ms; /* the whole body must arrive within this */
 	int port;
 	bool started;
 	_Atomic unsigned long long served, errors;
@@ -64,8 +69,15 @@ static void pending_free(struct pending *p)
 	for (int i = 0; i < p->r.n_params; i++)
 		free(p->r.params[i]);
 	json_decref(p->r.resp);
+	/*
+	 * The last owner of a request may be read_aio's own callback (a client
+	 * that went away or stalled mid-body). nng_aio_free there waits for
+	 * that callback to return, for ever, pinning one of nng's few task
+	 * threads: a handful of abandoned bodies froze the whole daemon. The
+	 * reaper frees it once no callback runs.
+	 */
 	if (p->read_aio)
-		nng_aio_free(p->read_aio);
+		nng_aio_reap(p->read_aio);
 	free(p);
 }
 
@@ -293,12 +305,17 @@ static void post_or_fail(struct pending *p)
 	}
 }
 
+/* nng thread, read_aio's callback: never frees read_aio itself (see pending_free). */
 static void body_read(void *arg)
 {
 	struct pending *p = arg;
-	if (nng_aio_result(p->read_aio) != 0) {
+	int rv = nng_aio_result(p->read_aio);
+	if (rv != 0) {
 		/* The client went away or stalled: drop the connection. */
-		nng_aio_finish(p->aio, nng_aio_result(p->read_aio));
+		if (rv == NNG_ETIMEDOUT)
+			log_debug("http", "%s %s: body not complete within %d ms, connection cut",
+				  p->method, p->r.path, p->h->body_timeout_ms);
+		nng_aio_finish(p->aio, rv);
 		pending_free(p);
 		return;
 	}
@@ -373,7 +390,7 @@ static void on_http(nng_aio *aio)
 	p->r.body[n] = '\0';
 	nng_iov iov = {.iov_buf = p->r.body, .iov_len = (size_t)n};
 	nng_aio_set_iov(p->read_aio, 1, &iov);
-	nng_aio_set_timeout(p->read_aio, 10000); /* a stalled client is cut off */
+	nng_aio_set_timeout(p->read_aio, h->body_timeout_ms); /* a stalled client is cut off */
 	nng_http_conn_read_all(conn, p->read_aio);
 }
 
@@ -387,6 +404,7 @@ int http_open(struct kernel *k, const char *url, size_t max_body, struct http **
 		return LINLI_ENOMEM;
 	h->k = k;
 	h->max_body = max_body;
+	h->body_timeout_ms = k->cfg.http_body_timeout_ms > 0 ? k->cfg.http_body_timeout_ms : 10000;
 	if ((rv = nng_url_parse(&u, url)) != 0 || (rv = nng_http_server_hold(&h->srv, u)) != 0) {
 		snprintf(err, errlen, "http.listen: '%s': %s", url, nng_strerror(rv));
 		if (u)

@@ -21,10 +21,10 @@ def free_port():
 class api:
     """A linlid with the HTTP API on a free port."""
 
-    def __init__(self, extra="", rate=50):
+    def __init__(self, extra="", rate=50, max_body=2048, http_extra=""):
         self.port = free_port()
         self.d = Daemon(extra=f'http = {{ listen = "http://127.0.0.1:{self.port}"; '
-                              f'max_body = 2048; rate_limit = {rate}; }};\n'
+                              f'max_body = {max_body}; rate_limit = {rate}; {http_extra} }};\n'
                               f'catalog_dir = "{SRC}/catalog";\n' + extra)
 
     def __enter__(self):
@@ -34,9 +34,9 @@ class api:
     def __exit__(self, *exc):
         self.d.cleanup()
 
-    def curl(self, method, path, body=None, key=None, headers=()):
+    def curl(self, method, path, body=None, key=None, headers=(), max_time=20):
         """Return (status, parsed JSON body or raw text, headers text)."""
-        args = ["curl", "-s", "-S", "-D", "-", "-X", method, "--max-time", "20",
+        args = ["curl", "-s", "-S", "-D", "-", "-X", method, "--max-time", str(max_time),
                 f"http://127.0.0.1:{self.port}{path}"]
         if key:
             args += ["-H", f"Authorization: Bearer {key}"]
@@ -84,6 +84,60 @@ def case_oversized_body_413():
         check("Payload Too Large" in head, head)
         # The server is unharmed.
         eq(a.curl("GET", "/api/v1/health")[0], 200, "health after 413")
+
+
+def case_partial_bodies_never_freeze():
+    """Clients that send part of a body and go away, or stall, cost the node nothing:
+    health and the control socket keep answering, stalls are cut after
+    http.body_timeout_ms, and SIGTERM still ends linlid."""
+    with api(max_body=200000, http_extra="body_timeout_ms = 1000;") as a:
+        head = (b"POST /api/v1/applications HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n")
+        partial = head + b'{"applicant_name": "' + b"x" * 1000
+
+        def healthy(what):
+            t0 = time.time()
+            st = a.curl("GET", "/api/v1/health", max_time=5)[0]
+            took = time.time() - t0
+            check(st == 200 and took < 1.0, f"{what}: health {st} after {took:.2f}s")
+
+        stalled = []
+        for i in range(40):
+            s = socket.create_connection(("127.0.0.1", a.port), timeout=5)
+            s.sendall(partial)
+            if i % 2:
+                s.close()  # abandoned mid-body
+            else:
+                stalled.append(s)  # stays, sending nothing more
+            if i % 8 == 7:
+                healthy(f"after {i + 1} partial bodies")
+        t0 = time.time()
+        rc, out, err = a.d.cli("status")
+        check(rc == 0 and time.time() - t0 < 5, f"status: {rc} {err}")
+        # The stalled ones are cut once the body timeout passes: the server closes them.
+        for s in stalled:
+            try:
+                got = s.recv(4096)
+            except (ConnectionResetError, socket.timeout) as e:
+                got = e
+            check(got == b"" or isinstance(got, ConnectionResetError),
+                  f"a stalled body was not cut: {got!r}")
+            s.close()
+        healthy("after the stalls were cut")
+        # Stalled again, then SIGTERM: linlid ends, and cleanly.
+        stalled = [socket.create_connection(("127.0.0.1", a.port), timeout=5) for _ in range(10)]
+        for s in stalled:
+            s.sendall(partial)
+        for _ in range(10):
+            s = socket.create_connection(("127.0.0.1", a.port), timeout=5)
+            s.sendall(partial)
+            s.close()
+        healthy("before SIGTERM")
+        t0 = time.time()
+        eq(a.d.stop(timeout=10), 0, "linlid exit code")
+        check(time.time() - t0 < 5, f"SIGTERM took {time.time() - t0:.1f}s")
+        for s in stalled:
+            s.close()
 
 
 COMM = "hefei/baohe/binhu/yuelan"
