@@ -27,6 +27,8 @@
 #include "kernel.h"
 #include "linli/error.h"
 #include "log.h"
+#include "record.h"
+#include "util.h"
 
 struct route {
 	char *method, *pattern;
@@ -43,6 +45,8 @@ struct http {
 	int n_routes;
 	http_auth_fn auth;
 	void *auth_ud;
+	http_audit_fn audit;
+	void *audit_ud;
 	size_t max_body;
 	int body_timeout_ms; /* the whole body must arrive within this */
 	int port;
@@ -57,11 +61,13 @@ struct pending {
 	nng_aio *read_aio; /* reads the body */
 	struct http_req r;
 	char *method;
+	bool close; /* refused before an announced body was read: close after the answer */
 };
 
 static void pending_free(struct pending *p)
 {
 	free(p->method);
+	free(p->r.uri);
 	free(p->r.path);
 	free(p->r.query);
 	free(p->r.body);
@@ -83,13 +89,15 @@ static void pending_free(struct pending *p)
 
 int http_error(struct http_req *r, int status, const char *fmt, ...)
 {
-	char msg[512];
+	char msg[512], esc[1024];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
+	/* jansson refuses a string that is not UTF-8: escaped, it always has a body. */
+	utf8_escape(esc, sizeof esc, msg, strlen(msg));
 	json_decref(r->resp);
-	r->resp = json_pack("{s:{s:i,s:s}}", "error", "status", status, "message", msg);
+	r->resp = json_pack("{s:{s:i,s:s}}", "error", "status", status, "message", esc);
 	r->status = status;
 	return status;
 }
@@ -125,6 +133,8 @@ static const char *reason(int status)
 		return "Unprocessable Entity";
 	case 429:
 		return "Too Many Requests";
+	case 500:
+		return "Internal Server Error";
 	case 503:
 		return "Service Unavailable";
 	default:
@@ -142,13 +152,22 @@ static void respond(struct pending *p)
 		pending_free(p);
 		return;
 	}
+	/* Every answer has a JSON body: one that cannot be encoded is a 500. */
+	char *body = r->resp ? json_dumps(r->resp, JSON_COMPACT) : NULL;
+	if (!body) {
+		char b[160];
+		if (r->status < 400)
+			r->status = 500;
+		snprintf(b, sizeof b, "{\"error\":{\"status\":%d,\"message\":\"%s\"}}", r->status,
+			 r->status == 500 ? "cannot encode the answer" : reason(r->status));
+		body = strdup(b);
+	}
 	nng_http_res_set_status(res, (uint16_t)r->status);
 	nng_http_res_set_reason(res, reason(r->status));
-	char *body = r->resp ? json_dumps(r->resp, JSON_COMPACT) : NULL;
 	nng_http_res_set_header(res, "Content-Type", "application/json; charset=utf-8");
 	nng_http_res_set_header(res, "Cache-Control", "no-store");
 	/* After an early refusal the unread body is still on the wire: close. */
-	if (r->status == 413 || r->status == 411 || (r->status == 400 && !r->body && r->body_len))
+	if (p->close)
 		nng_http_res_set_header(res, "Connection", "close");
 	if (r->retry_after[0])
 		nng_http_res_set_header(res, "Retry-After", r->retry_after);
@@ -169,19 +188,23 @@ static int hexval(int c)
 	return isdigit(c) ? c - '0' : isxdigit(c) ? (tolower(c) - 'a' + 10) : -1;
 }
 
-/* Percent-decode [s, s+n) into a new string; NULL on a bad escape or a NUL. */
-static char *decode(const char *s, size_t n, bool plus_is_space)
+/*
+ * Percent-decode [s, s+n) into a new string (*out): LINLI_EINVAL on a bad
+ * escape or %00, LINLI_ENOMEM.
+ */
+static int decode(const char *s, size_t n, bool plus_is_space, char **out)
 {
-	char *out = malloc(n + 1), *o = out;
-	if (!out)
-		return NULL;
+	char *d = malloc(n + 1), *o = d;
+	*out = NULL;
+	if (!d)
+		return LINLI_ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		if (s[i] == '%') {
 			int a = i + 2 < n ? hexval((unsigned char)s[i + 1]) : -1;
 			int b = a >= 0 ? hexval((unsigned char)s[i + 2]) : -1;
 			if (a < 0 || b < 0 || (a == 0 && b == 0)) {
-				free(out);
-				return NULL;
+				free(d);
+				return LINLI_EINVAL;
 			}
 			*o++ = (char)(a * 16 + b);
 			i += 2;
@@ -189,7 +212,45 @@ static char *decode(const char *s, size_t n, bool plus_is_space)
 			*o++ = plus_is_space && s[i] == '+' ? ' ' : s[i];
 	}
 	*o = '\0';
-	return out;
+	*out = d;
+	return 0;
+}
+
+/* Decode part `what` of a target; 0 when it is well-formed UTF-8 text. */
+static int decode_part(const char *what, const char *s, size_t n, bool plus_is_space, char **out,
+		       char *err, size_t errlen)
+{
+	int rc = decode(s, n, plus_is_space, out);
+	if ((rc == 0 && record_utf8_valid(*out, strlen(*out))) || rc == LINLI_ENOMEM)
+		return rc;
+	free(*out);
+	*out = NULL;
+	char raw[160];
+	utf8_escape(raw, sizeof raw, s, n);
+	return errf(err, errlen, LINLI_EINVAL, "the %s '%s' is not percent-encoded UTF-8", what,
+		    raw);
+}
+
+int http_parse_target(const char *uri, char **path, char **query, char *err, size_t errlen)
+{
+	*path = *query = NULL;
+	const char *qm = strchr(uri, '?');
+	size_t plen = qm ? (size_t)(qm - uri) : strlen(uri);
+	int rc = decode_part("path", uri, plen, false, path, err, errlen);
+	if (rc || !qm)
+		return rc;
+	/* The query stays raw (http_query decodes one value), but is checked whole here. */
+	char *q;
+	if ((rc = decode_part("query", qm + 1, strlen(qm + 1), true, &q, err, errlen)) == 0) {
+		free(q);
+		if (!(*query = strdup(qm + 1)))
+			rc = LINLI_ENOMEM;
+	}
+	if (rc) {
+		free(*path);
+		*path = NULL;
+	}
+	return rc;
 }
 
 char *http_query(const struct http_req *r, const char *name)
@@ -202,8 +263,13 @@ char *http_query(const struct http_req *r, const char *name)
 		size_t len = strcspn(q, "&");
 		const char *eq = memchr(q, '=', len);
 		size_t kl = eq ? (size_t)(eq - q) : len;
-		if (kl == nl && strncmp(q, name, nl) == 0)
-			return eq ? decode(eq + 1, len - kl - 1, true) : strdup("");
+		if (kl == nl && strncmp(q, name, nl) == 0) {
+			char *v = NULL;
+			if (!eq)
+				return strdup("");
+			decode(eq + 1, len - kl - 1, true, &v); /* checked by http_parse_target */
+			return v;
+		}
 		q += len;
 		if (*q == '&')
 			q++;
@@ -222,7 +288,8 @@ static bool match(const char *pattern, const char *path, struct http_req *r)
 		if (pn == 2 && strncmp(p, "{}", 2) == 0) {
 			if (tn == 0 || np == HTTP_MAX_PARAMS)
 				goto no;
-			params[np] = decode(t, tn, false);
+			/* The path is decoded already: decoding again would turn %2541 into A. */
+			params[np] = strndup(t, tn);
 			if (!params[np])
 				goto no;
 			np++;
@@ -254,13 +321,27 @@ void http_finish(struct http_req *r, int status)
 	respond(r->priv);
 }
 
-/* Kernel thread: route, authenticate, run. */
+/* A refusal no handler audited goes to the audit hook (kernel thread). */
+static void audit_refusal(struct http *h, struct http_req *r)
+{
+	if (r->status >= 400 && !r->audited && h->audit) {
+		h->audit(r, h->audit_ud);
+		r->audited = true;
+	}
+}
+
+/* Kernel thread: route, authenticate, run; answer what on_http refused. */
 static void on_request(struct kernel *k, void *arg)
 {
 	struct pending *p = arg;
 	struct http *h = p->h;
 	struct http_req *r = &p->r;
 	r->k = k;
+	if (r->status) { /* refused on arrival: malformed target, body refused */
+		audit_refusal(h, r);
+		respond(p);
+		return;
+	}
 	bool path_known = false;
 	for (int i = 0; i < h->n_routes; i++) {
 		struct route *rt = &h->routes[i];
@@ -285,8 +366,9 @@ static void on_request(struct kernel *k, void *arg)
 			st = rt->fn(r, rt->ud);
 			if (st == HTTP_PENDING)
 				return; /* http_finish answers */
-			r->status = st;
 		}
+		r->status = st;
+		audit_refusal(h, r);
 		respond(p);
 		return;
 	}
@@ -294,6 +376,7 @@ static void on_request(struct kernel *k, void *arg)
 		http_error(r, 405, "method %s not allowed on %s", r->method, r->path);
 	else
 		http_error(r, 404, "no such resource: %s", r->path);
+	audit_refusal(h, r);
 	respond(p);
 }
 
@@ -322,6 +405,17 @@ static void body_read(void *arg)
 	post_or_fail(p);
 }
 
+/*
+ * nng thread: refuse a request before its body is read. The answer and the
+ * audit come from the kernel thread like any other; the connection closes
+ * after it, since an announced body may still be on the wire.
+ */
+static void refuse(struct pending *p)
+{
+	p->close = true;
+	post_or_fail(p);
+}
+
 /* nng thread: a request arrived. */
 static void on_http(nng_aio *aio)
 {
@@ -339,11 +433,7 @@ static void on_http(nng_aio *aio)
 	p->r.priv = p;
 	p->method = strdup(nng_http_req_get_method(req));
 	p->r.method = p->method;
-	const char *uri = nng_http_req_get_uri(req);
-	const char *qm = strchr(uri, '?');
-	size_t plen = qm ? (size_t)(qm - uri) : strlen(uri);
-	p->r.path = decode(uri, plen, false);
-	p->r.query = qm ? strdup(qm + 1) : NULL;
+	p->r.uri = strdup(nng_http_req_get_uri(req));
 	const char *auth = nng_http_req_get_header(req, "Authorization");
 	if (auth && strncasecmp(auth, "Bearer ", 7) == 0) {
 		const char *tok = auth + 7;
@@ -351,16 +441,25 @@ static void on_http(nng_aio *aio)
 			tok++;
 		p->r.bearer = strdup(tok);
 	}
-	if (!p->r.path) {
-		http_error(&p->r, 400, "malformed percent-encoding in the path");
-		respond(p);
+	char err[256];
+	int rc = p->method && p->r.uri
+		     ? http_parse_target(p->r.uri, &p->r.path, &p->r.query, err, sizeof err)
+		     : LINLI_ENOMEM;
+	if (rc == LINLI_ENOMEM) {
+		nng_aio_finish(aio, NNG_ENOMEM);
+		pending_free(p);
+		return;
+	}
+	if (rc) {
+		http_error(&p->r, 400, "%s", err);
+		refuse(p);
 		return;
 	}
 	const char *cl = nng_http_req_get_header(req, "Content-Length");
 	const char *te = nng_http_req_get_header(req, "Transfer-Encoding");
 	if (te) {
 		http_error(&p->r, 411, "send the body with a Content-Length, not %s", te);
-		respond(p);
+		refuse(p);
 		return;
 	}
 	if (!cl || strcmp(cl, "0") == 0) {
@@ -371,13 +470,13 @@ static void on_http(nng_aio *aio)
 	unsigned long long n = strtoull(cl, &end, 10);
 	if (*end || !isdigit((unsigned char)cl[0])) {
 		http_error(&p->r, 400, "bad Content-Length '%s'", cl);
-		respond(p);
+		refuse(p);
 		return;
 	}
 	if (n > h->max_body) {
 		http_error(&p->r, 413, "body of %llu bytes exceeds the limit of %zu bytes", n,
 			   h->max_body);
-		respond(p);
+		refuse(p);
 		return;
 	}
 	p->r.body = malloc((size_t)n + 1);
@@ -392,6 +491,27 @@ static void on_http(nng_aio *aio)
 	nng_aio_set_iov(p->read_aio, 1, &iov);
 	nng_aio_set_timeout(p->read_aio, h->body_timeout_ms); /* a stalled client is cut off */
 	nng_http_conn_read_all(conn, p->read_aio);
+}
+
+/*
+ * What nng answers itself, before our handler sees the request (no Host on
+ * HTTP/1.1, another HTTP version, a target that is not a path): the same
+ * JSON error shape. nng sends these as text/html and they are not audited.
+ */
+static int set_error_pages(nng_http_server *srv)
+{
+	static const uint16_t codes[] = {400, 404, 405, 413, 414, 431, 500, 505};
+	int rv = 0;
+	for (size_t i = 0; rv == 0 && i < sizeof codes / sizeof codes[0]; i++) {
+		char page[160];
+		snprintf(page, sizeof page, "{\"error\":{\"status\":%u,\"message\":\"%s\"}}",
+			 codes[i],
+			 codes[i] == 505   ? "only HTTP/1.0 and HTTP/1.1 are served"
+			 : codes[i] == 400 ? "malformed request (an HTTP/1.1 request needs Host)"
+					   : "refused by the HTTP layer");
+		rv = nng_http_server_set_error_page(srv, codes[i], page);
+	}
+	return rv;
 }
 
 int http_open(struct kernel *k, const char *url, size_t max_body, struct http **out, char *err,
@@ -418,7 +538,8 @@ int http_open(struct kernel *k, const char *url, size_t max_body, struct http **
 	    (rv = nng_http_handler_collect_body(h->handler, false, 0)) != 0 ||
 	    (rv = nng_http_handler_set_tree(h->handler)) != 0 ||
 	    (rv = nng_http_handler_set_data(h->handler, h, NULL)) != 0 ||
-	    (rv = nng_http_server_add_handler(h->srv, h->handler)) != 0) {
+	    (rv = nng_http_server_add_handler(h->srv, h->handler)) != 0 ||
+	    (rv = set_error_pages(h->srv)) != 0) {
 		snprintf(err, errlen, "http: cannot set up the handler: %s", nng_strerror(rv));
 		http_close(h);
 		return LINLI_EIO;
@@ -442,6 +563,12 @@ void http_set_auth(struct http *h, http_auth_fn fn, void *ud)
 {
 	h->auth = fn;
 	h->auth_ud = ud;
+}
+
+void http_set_audit(struct http *h, http_audit_fn fn, void *ud)
+{
+	h->audit = fn;
+	h->audit_ud = ud;
 }
 
 int http_start(struct http *h, char *err, size_t errlen)

@@ -162,12 +162,12 @@ static int authenticate(struct http_req *r, void *ud)
 	}
 	od.cur.p = (struct tier_principal){PRINCIPAL_MACHINE, od.cur.name, od.cur.scope,
 					   ROLE_VIEWER, NULL};
+	r->auth = &od.cur; /* known, even when over its limit: the audit names it */
 	if (!rate_ok(k, od.cur.name)) {
 		snprintf(r->retry_after, sizeof r->retry_after, "1");
 		return http_error(r, 429, "key '%s' is over its limit of %d requests per second",
 				  od.cur.name + 7, k->cfg.http_rate);
 	}
-	r->auth = &od.cur;
 	return 0;
 }
 
@@ -175,11 +175,33 @@ static int audited(struct http_req *r, const char *scope, const char *object, co
 		   int status)
 {
 	struct keyauth *ka = r->auth;
-	char action[96], detail[32];
+	char action[96], detail[256];
 	snprintf(action, sizeof action, "http.%s", r->method);
 	snprintf(detail, sizeof detail, "%d %s", status, r->path);
 	tiers_audit(r->k, &ka->p, action, scope, object, result, detail);
+	r->audited = true;
 	return status;
+}
+
+/*
+ * The audit hook (http.c): a request refused before or outside a handler —
+ * unknown path or method, malformed target or body, no or a bad key, over
+ * the rate limit. Filed under the key when it was known, else under
+ * "http:anonymous" at the node; the object is the path as received.
+ */
+static void audit_refusal(struct http_req *r, void *ud)
+{
+	(void)ud;
+	static const struct tier_principal anon = {PRINCIPAL_MACHINE, "http:anonymous", NULL,
+						   ROLE_VIEWER, NULL};
+	struct keyauth *ka = r->auth;
+	const char *msg =
+	    json_string_value(json_object_get(json_object_get(r->resp, "error"), "message"));
+	char action[96], detail[600];
+	snprintf(action, sizeof action, "http.%s", r->method);
+	snprintf(detail, sizeof detail, "%d %s", r->status, msg ? msg : "");
+	tiers_audit(r->k, ka ? &ka->p : &anon, action, ka ? ka->scope : NULL,
+		    r->path ? r->path : r->uri, "denied", detail);
 }
 
 /* The dataset of a request: 404 unknown, 403 not shared or not on the key's list. */
@@ -678,6 +700,7 @@ int opendata_register(struct kernel *k, struct http *h)
 	int rc = 0;
 	if (h) {
 		http_set_auth(h, authenticate, NULL);
+		http_set_audit(h, audit_refusal, NULL);
 		rc = http_route(h, "GET", "/api/v1/health", false, get_health, NULL);
 		if (!rc)
 			rc = http_route(h, "GET", "/api/v1/datasets", true, get_datasets, NULL);
