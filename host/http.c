@@ -255,6 +255,11 @@ int http_parse_target(const char *uri, char **path, char **query, char *err, siz
 
 char *http_query(const struct http_req *r, const char *name)
 {
+	return http_query_at(r, name, 0);
+}
+
+char *http_query_at(const struct http_req *r, const char *name, int nth)
+{
 	if (!r->query)
 		return NULL;
 	size_t nl = strlen(name);
@@ -263,7 +268,7 @@ char *http_query(const struct http_req *r, const char *name)
 		size_t len = strcspn(q, "&");
 		const char *eq = memchr(q, '=', len);
 		size_t kl = eq ? (size_t)(eq - q) : len;
-		if (kl == nl && strncmp(q, name, nl) == 0) {
+		if (kl == nl && strncmp(q, name, nl) == 0 && nth-- == 0) {
 			char *v = NULL;
 			if (!eq)
 				return strdup("");

@@ -105,6 +105,9 @@ int http_error(struct http_req *r, int status, const char *fmt, ...)
 /* The value of query parameter `name` (decoded, caller frees), or NULL. */
 char *http_query(const struct http_req *r, const char *name);
 
+/* The nth (0-based) value of a repeated query parameter, as http_query; NULL past the last. */
+char *http_query_at(const struct http_req *r, const char *name, int nth);
+
 /* Counters for status. */
 void http_counters(const struct http *h, unsigned long long *served, unsigned long long *errors);
 

@@ -5,9 +5,10 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import LINLI, SRC, Daemon, TestFailure, check, eq, finish, main  # noqa: E402
+from harness import BUILD, LINLI, SRC, Daemon, TestFailure, check, eq, finish, main  # noqa: E402
 
 
 def free_port():
@@ -314,9 +315,9 @@ def case_api_keys_and_errors():
         eq(st, 400, "bad limit")
         st, body, _ = a.curl("GET", "/api/v1/datasets/residents/records?where=nofield=1", key=k)
         eq(st, 400, "filter on a field that is not indexed")
-        # Devices (none registered yet) and every request audited.
+        # Devices are not on this key; every request audited.
         st, body, _ = a.curl("GET", "/api/v1/devices", key=k)
-        eq((st, body["devices"]), (200, []), "devices")
+        eq(st, 403, "devices without devices:CLASS")
         log = d.ok("audit", "--who", "apikey:app1", "--limit", "1000")
         check(len(log) >= 10, f"{len(log)} audit entries")
         check({"masked", "denied", "allowed"} <= {e["result"] for e in log}, log)
@@ -355,6 +356,129 @@ def case_post_application_and_bad_bodies():
         other = key(d, "reader", "residents")
         eq(a.curl("POST", "/api/v1/applications", key=other, body=json.dumps(app))[0], 403,
            "a key without applications")
+
+
+def sim_api(per_class=3):
+    """An api() whose node has the simulated fleet: per_class devices of every catalog
+    class at COMM, registered at start and quiet (no readings on a clock)."""
+    a = api(extra=f'plugin_dirs = [ "{os.path.join(BUILD, "plugins", "sim")}" ];\n'
+                  f'plugins = {{ sim = {{ per_class = {per_class}; auto = false; '
+                  f'thread = false; scope = "{COMM}"; }}; }};\n')
+    a.d.grant("plugin:sim", "--all")
+    return a
+
+
+def pages(a, path, k, limit, field):
+    """Follow a list's cursor to the end with ?limit=; return the rows and the page sizes."""
+    rows, sizes, cursor = [], [], None
+    while True:
+        q = f"{path}{'&' if '?' in path else '?'}limit={limit}"
+        if cursor:
+            q += "&cursor=" + urllib.parse.quote(cursor, safe="")
+        st, body, _ = a.curl("GET", q, key=k)
+        eq(st, 200, f"{q}: {body}")
+        rows += body[field]
+        sizes.append(len(body[field]))
+        check(len(body[field]) <= limit, f"{q}: a page over the limit")
+        cursor = body.get("cursor")
+        if not cursor:
+            return rows, sizes
+        check(len(sizes) < 100, "the cursor never ends")
+
+
+def case_keys_bounded_by_resources():
+    """A key reads what it was issued for: devices only with devices:CLASS, of those
+    classes only, without their driver addresses or credentials, page by page."""
+    with sim_api() as a:
+        d = a.d
+        every = d.ok("devices", "list", "--scope", COMM)
+        classes = {x["class"] for x in every}
+        check({"parking", "door"} <= classes and len(every) >= 3 * len(classes), every)
+        # The issue's key: parking_spaces and applications, no devices.
+        k = key(d, "app1", "parking_spaces,applications")
+        st, body, _ = a.curl("GET", "/api/v1/devices", key=k)
+        eq(st, 403, f"devices without devices:CLASS: {body}")
+        check("devices:CLASS" in body["error"]["message"], body)
+        st, body, _ = a.curl("GET", "/api/v1/datasets/devices/records", key=k)
+        eq(st, 403, "the registry is not a dataset for keys")
+        # devices:parking: parking devices only, public fields only, paged.
+        park = d.ok("apikeys", "add", "park", "--resources", "dataset:parking_spaces,devices:parking",
+                    "--scope", COMM)
+        eq(park["resources"], ["dataset:parking_spaces", "devices:parking"], "issued for")
+        rows, sizes = pages(a, "/api/v1/devices", park["key"], 2, "devices")
+        eq(sorted(x["id"] for x in rows),
+           sorted(x["id"] for x in every if x["class"] == "parking"), "the parking devices")
+        eq(sizes, [2, 1], "two pages of at most 2")
+        for x in rows:
+            eq(set(x) - {"id", "scope", "class", "name", "state", "last_seen"}, set(),
+               f"public fields only: {x}")
+        st, body, _ = a.curl("GET", "/api/v1/devices?class=door", key=park["key"])
+        eq(st, 403, "another class")
+        st, body, _ = a.curl("GET", "/api/v1/devices?limit=1001", key=park["key"])
+        eq(st, 400, "a page is at most 1000")
+        st, body, _ = a.curl("GET", "/api/v1/datasets/residents/records", key=park["key"])
+        eq(st, 403, "no dataset:residents")
+        # Two classes: pages filtered, every one within the limit, nothing else.
+        two = d.ok("apikeys", "add", "two", "--resources", "devices:parking,devices:door",
+                   "--scope", COMM)["key"]
+        rows, sizes = pages(a, "/api/v1/devices", two, 4, "devices")
+        eq(sorted(x["id"] for x in rows),
+           sorted(x["id"] for x in every if x["class"] in ("parking", "door")), "two classes")
+        rows, _ = pages(a, "/api/v1/devices?class=door", two, 2, "devices")
+        eq({x["class"] for x in rows}, {"door"}, "?class=")
+        # devices:* sees every class; the datasets list pages too.
+        allk = d.ok("apikeys", "add", "all", "--resources", "devices:*", "--datasets",
+                    "parking_spaces,houses,residents", "--scope", COMM)["key"]
+        rows, _ = pages(a, "/api/v1/devices", allk, 1000, "devices")
+        eq(len(rows), len(every), "devices:*")
+        names, sizes = pages(a, "/api/v1/datasets", allk, 2, "datasets")
+        eq(sorted(x["name"] for x in names), ["houses", "parking_spaces", "residents"],
+           "datasets, paged")
+        eq(sizes, [2, 1], "dataset pages")
+        # Resources that are not, refused when the key is issued.
+        for args, needle in [
+                (["--resources", "datasets:x"], "unknown kind (one of dataset:NAME, devices:CLASS"),
+                (["--resources", "dataset:nosuch"], "dataset:nosuch: no such dataset"),
+                (["--resources", "devices:toaster"], "devices:toaster: no such device class"),
+                (["--resources", "dataset:watchlist"], "not shared"),
+                (["--resources", "dataset:devices"], "read as devices:CLASS"),
+                (["--resources", "metrics:x"], "metrics takes no name"),
+                (["--datasets", "devices:parking"], "use --resources"),
+                ([], "usage: apikeys add NAME --resources")]:
+            rc, out, err = d.cli("apikeys", "add", "bad", *args, "--scope", COMM)
+            check(rc == 1 and needle in err, f"{args}: {rc} {err}")
+        # Kinds whose endpoints come later are issued, listed, and give nothing today.
+        later = d.ok("apikeys", "add", "later", "--resources", "app:alarms/active,metrics,screen",
+                     "--scope", COMM)
+        eq(later["resources"], ["app:alarms/active", "metrics", "screen"], "later kinds")
+        eq(a.curl("GET", "/api/v1/devices", key=later["key"])[0], 403, "no devices")
+        listed = {x["name"]: x["resources"] for x in d.ok("apikeys", "list")}
+        eq(listed["park"], ["dataset:parking_spaces", "devices:parking"], "list")
+        eq(listed["app1"], ["dataset:parking_spaces", "dataset:applications"], "--datasets")
+        eq(listed["all"], ["devices:*", "dataset:parking_spaces", "dataset:houses",
+                           "dataset:residents"], "both options")
+
+
+def case_sensitive_filters_refused():
+    """An API key sees sensitive fields masked, so it may not filter on them either:
+    where= on one is a 403 naming the field, audited as denied; others still work."""
+    with api() as a:
+        d = a.d
+        k = key(d, "reader", "residents")
+        d.ok("data", "put", "residents", "--scope", COMM, json.dumps(RESIDENT, ensure_ascii=False))
+        for where in ["id_number=340104199001011234", "id_number=0", "name=x",
+                      "residence_type=registered&where=id_number=1"]:
+            st, body, _ = a.curl("GET", f"/api/v1/datasets/residents/records?where={where}", key=k)
+            eq(st, 403, f"where={where}: {body}")
+            field = where.split("&where=")[-1].split("=")[0]
+            check(f"field '{field}' of residents is sensitive" in body["error"]["message"], body)
+        st, body, _ = a.curl("GET", "/api/v1/datasets/residents/records?where=residence_type=floating",
+                             key=k)
+        eq((st, body["count"]), (200, 0), "a filter on a field that is not sensitive")
+        denied = [e for e in d.ok("audit", "--who", "apikey:reader", "--result", "denied")
+                  if "is sensitive" in e.get("detail", "")]
+        eq(len(denied), 4, "each refused filter audited")
+        check("id_number" in denied[0]["detail"] or "id_number" in denied[-1]["detail"], denied)
 
 
 def case_rate_limit_429():
