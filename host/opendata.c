@@ -50,9 +50,10 @@ struct keyauth {
 };
 
 struct bucket {
-	char name[KEY_NAME_MAX + 1];
+	char name[KEY_NAME_MAX + 16]; /* "apikey:NAME", "refused:apikey:NAME" */
 	double tokens;
 	uint64_t last_ms;
+	unsigned long long held; /* refusals counted, not itemised (audit_refusal) */
 	struct bucket *next;
 };
 
@@ -142,23 +143,30 @@ static int key_row(void *ud, const struct store_row *row)
 	return 1;
 }
 
-static bool rate_ok(struct kernel *k, const char *name)
+/* The token bucket named `name` (made full on first use); NULL when out of memory. */
+static struct bucket *bucket_get(struct kernel *k, const char *name)
 {
 	struct bucket *b = od.buckets;
 	while (b && strcmp(b->name, name) != 0)
 		b = b->next;
-	uint64_t now = kernel_now_ms();
-	double rate = k->cfg.http_rate;
-	if (!b) {
-		b = calloc(1, sizeof *b);
-		if (!b)
-			return true;
+	if (!b && (b = calloc(1, sizeof *b)) != NULL) {
 		snprintf(b->name, sizeof b->name, "%s", name);
-		b->tokens = rate;
-		b->last_ms = now;
+		b->tokens = k->cfg.http_rate;
+		b->last_ms = kernel_now_ms();
 		b->next = od.buckets;
 		od.buckets = b;
 	}
+	return b;
+}
+
+/* Take a token from `name`'s bucket of http.rate_limit per second. */
+static bool rate_ok(struct kernel *k, const char *name)
+{
+	struct bucket *b = bucket_get(k, name);
+	if (!b)
+		return true;
+	uint64_t now = kernel_now_ms();
+	double rate = k->cfg.http_rate;
 	b->tokens += (double)(now - b->last_ms) * rate / 1000.0;
 	if (b->tokens > rate)
 		b->tokens = rate;
@@ -221,6 +229,11 @@ static int audited(struct http_req *r, const char *scope, const char *object, co
  * unknown path or method, malformed target or body, no or a bad key, over
  * the rate limit. Filed under the key when it was known, else under
  * "http:anonymous" at the node; the object is the path as received.
+ *
+ * Nobody needs a key to be refused, so refusals must not become a way to
+ * write to the store at line rate: each principal's refusals are itemised
+ * up to http.rate_limit per second; beyond that they are counted, and the
+ * count is audited (action http.refused) with the next itemised one.
  */
 static void audit_refusal(struct http_req *r, void *ud)
 {
@@ -228,13 +241,28 @@ static void audit_refusal(struct http_req *r, void *ud)
 	static const struct tier_principal anon = {PRINCIPAL_MACHINE, "http:anonymous", NULL,
 						   ROLE_VIEWER, NULL};
 	struct keyauth *ka = r->auth;
+	const struct tier_principal *who = ka ? &ka->p : &anon;
+	const char *scope = ka ? ka->scope : NULL;
+	char bname[sizeof od.buckets->name], detail[600];
+	snprintf(bname, sizeof bname, "refused:%s", who->name);
+	struct bucket *b = bucket_get(r->k, bname);
+	if (b && !rate_ok(r->k, bname)) {
+		b->held++;
+		return;
+	}
+	if (b && b->held) {
+		snprintf(detail, sizeof detail,
+			 "%llu more refused requests not itemised (over %d per second)", b->held,
+			 r->k->cfg.http_rate);
+		tiers_audit(r->k, who, "http.refused", scope, NULL, "denied", detail);
+		b->held = 0;
+	}
 	const char *msg =
 	    json_string_value(json_object_get(json_object_get(r->resp, "error"), "message"));
-	char action[96], detail[600];
+	char action[96];
 	snprintf(action, sizeof action, "http.%s", r->method);
 	snprintf(detail, sizeof detail, "%d %s", r->status, msg ? msg : "");
-	tiers_audit(r->k, ka ? &ka->p : &anon, action, ka ? ka->scope : NULL,
-		    r->path ? r->path : r->uri, "denied", detail);
+	tiers_audit(r->k, who, action, scope, r->path ? r->path : r->uri, "denied", detail);
 }
 
 /* The dataset of a request: 404 unknown, 403 not shared or not on the key's list. */

@@ -481,6 +481,27 @@ def case_sensitive_filters_refused():
         check("id_number" in denied[0]["detail"] or "id_number" in denied[-1]["detail"], denied)
 
 
+def case_refusals_audited_within_the_rate():
+    """Refused requests need no key, so they are itemised in the audit up to
+    http.rate_limit per second per principal and counted beyond: a flood of them
+    cannot write to the store at line rate, and none goes unaccounted."""
+    with api(rate=5) as a:
+        n = 40
+        for _ in range(n):
+            raw_request(a.port, b"GET /api/v1/nothing HTTP/1.1\r\nHost: x\r\n"
+                                b"Connection: close\r\n\r\n")
+        time.sleep(1.2)  # the bucket refills: the next refusal carries the count
+        raw_request(a.port, b"GET /api/v1/nothing HTTP/1.1\r\nHost: x\r\n"
+                            b"Connection: close\r\n\r\n")
+        log = a.d.ok("audit", "--who", "http:anonymous", "--limit", "1000")
+        itemised = [e for e in log if e["action"] == "http.GET"]
+        counted = [e for e in log if e["action"] == "http.refused"]
+        check(len(itemised) < n // 2, f"{len(itemised)} itemised of {n + 1}")
+        eq(len(counted), 1, f"one count: {counted}")
+        held = int(counted[0]["detail"].split()[0])
+        eq(len(itemised) + held, n + 1, "every refusal itemised or counted")
+
+
 def case_rate_limit_429():
     with api(rate=5) as a:
         k = key(a.d, "busy", "residents")
