@@ -62,6 +62,7 @@ struct pending {
 	struct http_req r;
 	char *method;
 	bool close; /* refused before an announced body was read: close after the answer */
+	int drop;   /* the body never came whole: audit, then end with this nng error */
 };
 
 static void pending_free(struct pending *p)
@@ -123,6 +124,8 @@ static const char *reason(int status)
 		return "Method Not Allowed";
 	case 409:
 		return "Conflict";
+	case 408:
+		return "Request Timeout";
 	case 411:
 		return "Length Required";
 	case 413:
@@ -342,9 +345,14 @@ static void on_request(struct kernel *k, void *arg)
 	struct http *h = p->h;
 	struct http_req *r = &p->r;
 	r->k = k;
-	if (r->status) { /* refused on arrival: malformed target, body refused */
+	if (r->status) { /* refused on arrival: malformed target, body refused or not sent */
 		audit_refusal(h, r);
-		respond(p);
+		if (!p->drop) {
+			respond(p);
+			return;
+		}
+		nng_aio_finish(p->aio, p->drop); /* no answer: nng drops the connection */
+		pending_free(p);
 		return;
 	}
 	bool path_known = false;
@@ -399,12 +407,18 @@ static void body_read(void *arg)
 	struct pending *p = arg;
 	int rv = nng_aio_result(p->read_aio);
 	if (rv != 0) {
-		/* The client went away or stalled: drop the connection. */
+		/* The client went away or stalled: audited, and the connection dropped. */
 		if (rv == NNG_ETIMEDOUT)
-			log_debug("http", "%s %s: body not complete within %d ms, connection cut",
-				  p->method, p->r.path, p->h->body_timeout_ms);
-		nng_aio_finish(p->aio, rv);
-		pending_free(p);
+			http_error(&p->r, 408, "body not complete within %d ms: connection cut",
+				   p->h->body_timeout_ms);
+		else
+			http_error(&p->r, 400, "connection ended before the whole body (%s)",
+				   nng_strerror(rv));
+		p->drop = rv;
+		if (kernel_post(p->h->k, on_request, p) != 0) {
+			nng_aio_finish(p->aio, rv);
+			pending_free(p);
+		}
 		return;
 	}
 	post_or_fail(p);

@@ -125,6 +125,11 @@ def case_partial_bodies_never_freeze():
                   f"a stalled body was not cut: {got!r}")
             s.close()
         healthy("after the stalls were cut")
+        # Each one is audited: abandoned (400) and stalled (408) bodies alike.
+        log = a.d.ok("audit", "--who", "http:anonymous", "--action", "http.POST",
+                     "--limit", "1000")
+        eq(sorted(e["detail"][:3] for e in log), ["400"] * 20 + ["408"] * 20,
+           "every partial body audited")
         # Stalled again, then SIGTERM: linlid ends, and cleanly.
         stalled = [socket.create_connection(("127.0.0.1", a.port), timeout=5) for _ in range(10)]
         for s in stalled:
