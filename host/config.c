@@ -72,6 +72,7 @@ static const struct key keys[] = {
 	{"http.listen", T_STR, false, "address, e.g. http://127.0.0.1:8480"},
 	{"http.max_body", T_INT, false, "largest request body, bytes"},
 	{"http.rate_limit", T_INT, false, "requests per second per API key"},
+	{"http.body_timeout_ms", T_INT, false, "time a client has to send its whole body"},
 	{"plugin_dirs", T_LIST, false, "directories scanned for .so plugins"},
 	{"script_dirs", T_LIST, false, "directories scanned for Lua scripts"},
 	{"catalog_dir", T_STR, false, "the data resource catalog"},
@@ -592,6 +593,7 @@ static int fill(struct ctx *c, config_t *cf, struct cfg *out)
 	    {"accounts.session_ttl_s", &out->session_ttl_s, 8 * 3600, 1, 30 * 86400},
 	    {"accounts.lockout_attempts", &out->lockout_attempts, 5, 1, 100},
 	    {"accounts.lockout_s", &out->lockout_s, 900, 1, 86400},
+	    {"http.body_timeout_ms", &out->http_body_timeout_ms, 10000, 100, 600000},
 	};
 	for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
 		*ints[i].out = ints[i].def;

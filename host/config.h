@@ -79,6 +79,7 @@ struct cfg {
 	char *http_listen;		 /* open-data API address, NULL when off */
 	size_t http_max_body;		 /* largest request body, bytes */
 	int http_rate;			 /* requests per second per API key */
+	int http_body_timeout_ms;	 /* a request body not complete by then is cut */
 	struct cfg_plugin_conf plugin_conf[CFG_MAX_PLUGIN_CONF]; /* plugins = { NAME = {...}; } */
 	int n_plugin_conf;
 };

@@ -7,7 +7,11 @@
  * body on the connection and posts the request to the kernel thread. There,
  * routing, the auth hook and the handler run, and the aio is finished with
  * the response. Bodies are collected by us, not by nng, because nng answers
- * an oversized body with 400 where the API promises 413.
+ * an oversized body with 400 where the API promises 413; a body must arrive
+ * whole within http.body_timeout_ms, or the connection is cut.
+ *
+ * No aio is ever freed from its own completion callback (nng_aio_free there
+ * waits for itself): the body's aio goes to nng's reaper (pending_free).
  */
 #include "http.h"
 
@@ -23,6 +27,8 @@
 #include "kernel.h"
 #include "linli/error.h"
 #include "log.h"
+#include "record.h"
+#include "util.h"
 
 struct route {
 	char *method, *pattern;
@@ -39,7 +45,10 @@ struct http {
 	int n_routes;
 	http_auth_fn auth;
 	void *auth_ud;
+	http_audit_fn audit;
+	void *audit_ud;
 	size_t max_body;
+	int body_timeout_ms; /* the whole body must arrive within this */
 	int port;
 	bool started;
 	_Atomic unsigned long long served, errors;
@@ -52,11 +61,14 @@ struct pending {
 	nng_aio *read_aio; /* reads the body */
 	struct http_req r;
 	char *method;
+	bool close; /* refused before an announced body was read: close after the answer */
+	int drop;   /* the body never came whole: audit, then end with this nng error */
 };
 
 static void pending_free(struct pending *p)
 {
 	free(p->method);
+	free(p->r.uri);
 	free(p->r.path);
 	free(p->r.query);
 	free(p->r.body);
@@ -64,20 +76,29 @@ static void pending_free(struct pending *p)
 	for (int i = 0; i < p->r.n_params; i++)
 		free(p->r.params[i]);
 	json_decref(p->r.resp);
+	/*
+	 * The last owner of a request may be read_aio's own callback (a client
+	 * that went away or stalled mid-body). nng_aio_free there waits for
+	 * that callback to return, for ever, pinning one of nng's few task
+	 * threads: a handful of abandoned bodies froze the whole daemon. The
+	 * reaper frees it once no callback runs.
+	 */
 	if (p->read_aio)
-		nng_aio_free(p->read_aio);
+		nng_aio_reap(p->read_aio);
 	free(p);
 }
 
 int http_error(struct http_req *r, int status, const char *fmt, ...)
 {
-	char msg[512];
+	char msg[512], esc[1024];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
+	/* jansson refuses a string that is not UTF-8: escaped, it always has a body. */
+	utf8_escape(esc, sizeof esc, msg, strlen(msg));
 	json_decref(r->resp);
-	r->resp = json_pack("{s:{s:i,s:s}}", "error", "status", status, "message", msg);
+	r->resp = json_pack("{s:{s:i,s:s}}", "error", "status", status, "message", esc);
 	r->status = status;
 	return status;
 }
@@ -101,6 +122,8 @@ static const char *reason(int status)
 		return "Not Found";
 	case 405:
 		return "Method Not Allowed";
+	case 408:
+		return "Request Timeout";
 	case 409:
 		return "Conflict";
 	case 411:
@@ -113,6 +136,8 @@ static const char *reason(int status)
 		return "Unprocessable Entity";
 	case 429:
 		return "Too Many Requests";
+	case 500:
+		return "Internal Server Error";
 	case 503:
 		return "Service Unavailable";
 	default:
@@ -130,13 +155,22 @@ static void respond(struct pending *p)
 		pending_free(p);
 		return;
 	}
+	/* Every answer has a JSON body: one that cannot be encoded is a 500. */
+	char *body = r->resp ? json_dumps(r->resp, JSON_COMPACT) : NULL;
+	if (!body) {
+		char b[160];
+		if (r->status < 400)
+			r->status = 500;
+		snprintf(b, sizeof b, "{\"error\":{\"status\":%d,\"message\":\"%s\"}}", r->status,
+			 r->status == 500 ? "cannot encode the answer" : reason(r->status));
+		body = strdup(b);
+	}
 	nng_http_res_set_status(res, (uint16_t)r->status);
 	nng_http_res_set_reason(res, reason(r->status));
-	char *body = r->resp ? json_dumps(r->resp, JSON_COMPACT) : NULL;
 	nng_http_res_set_header(res, "Content-Type", "application/json; charset=utf-8");
 	nng_http_res_set_header(res, "Cache-Control", "no-store");
 	/* After an early refusal the unread body is still on the wire: close. */
-	if (r->status == 413 || r->status == 411 || (r->status == 400 && !r->body && r->body_len))
+	if (p->close)
 		nng_http_res_set_header(res, "Connection", "close");
 	if (r->retry_after[0])
 		nng_http_res_set_header(res, "Retry-After", r->retry_after);
@@ -157,19 +191,23 @@ static int hexval(int c)
 	return isdigit(c) ? c - '0' : isxdigit(c) ? (tolower(c) - 'a' + 10) : -1;
 }
 
-/* Percent-decode [s, s+n) into a new string; NULL on a bad escape or a NUL. */
-static char *decode(const char *s, size_t n, bool plus_is_space)
+/*
+ * Percent-decode [s, s+n) into a new string (*out): LINLI_EINVAL on a bad
+ * escape or %00, LINLI_ENOMEM.
+ */
+static int decode(const char *s, size_t n, bool plus_is_space, char **out)
 {
-	char *out = malloc(n + 1), *o = out;
-	if (!out)
-		return NULL;
+	char *d = malloc(n + 1), *o = d;
+	*out = NULL;
+	if (!d)
+		return LINLI_ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		if (s[i] == '%') {
 			int a = i + 2 < n ? hexval((unsigned char)s[i + 1]) : -1;
 			int b = a >= 0 ? hexval((unsigned char)s[i + 2]) : -1;
 			if (a < 0 || b < 0 || (a == 0 && b == 0)) {
-				free(out);
-				return NULL;
+				free(d);
+				return LINLI_EINVAL;
 			}
 			*o++ = (char)(a * 16 + b);
 			i += 2;
@@ -177,10 +215,53 @@ static char *decode(const char *s, size_t n, bool plus_is_space)
 			*o++ = plus_is_space && s[i] == '+' ? ' ' : s[i];
 	}
 	*o = '\0';
-	return out;
+	*out = d;
+	return 0;
+}
+
+/* Decode part `what` of a target; 0 when it is well-formed UTF-8 text. */
+static int decode_part(const char *what, const char *s, size_t n, bool plus_is_space, char **out,
+		       char *err, size_t errlen)
+{
+	int rc = decode(s, n, plus_is_space, out);
+	if ((rc == 0 && record_utf8_valid(*out, strlen(*out))) || rc == LINLI_ENOMEM)
+		return rc;
+	free(*out);
+	*out = NULL;
+	char raw[160];
+	utf8_escape(raw, sizeof raw, s, n);
+	return errf(err, errlen, LINLI_EINVAL, "the %s '%s' is not percent-encoded UTF-8", what,
+		    raw);
+}
+
+int http_parse_target(const char *uri, char **path, char **query, char *err, size_t errlen)
+{
+	*path = *query = NULL;
+	const char *qm = strchr(uri, '?');
+	size_t plen = qm ? (size_t)(qm - uri) : strlen(uri);
+	int rc = decode_part("path", uri, plen, false, path, err, errlen);
+	if (rc || !qm)
+		return rc;
+	/* The query stays raw (http_query decodes one value), but is checked whole here. */
+	char *q;
+	if ((rc = decode_part("query", qm + 1, strlen(qm + 1), true, &q, err, errlen)) == 0) {
+		free(q);
+		if (!(*query = strdup(qm + 1)))
+			rc = LINLI_ENOMEM;
+	}
+	if (rc) {
+		free(*path);
+		*path = NULL;
+	}
+	return rc;
 }
 
 char *http_query(const struct http_req *r, const char *name)
+{
+	return http_query_at(r, name, 0);
+}
+
+char *http_query_at(const struct http_req *r, const char *name, int nth)
 {
 	if (!r->query)
 		return NULL;
@@ -190,8 +271,13 @@ char *http_query(const struct http_req *r, const char *name)
 		size_t len = strcspn(q, "&");
 		const char *eq = memchr(q, '=', len);
 		size_t kl = eq ? (size_t)(eq - q) : len;
-		if (kl == nl && strncmp(q, name, nl) == 0)
-			return eq ? decode(eq + 1, len - kl - 1, true) : strdup("");
+		if (kl == nl && strncmp(q, name, nl) == 0 && nth-- == 0) {
+			char *v = NULL;
+			if (!eq)
+				return strdup("");
+			decode(eq + 1, len - kl - 1, true, &v); /* checked by http_parse_target */
+			return v;
+		}
 		q += len;
 		if (*q == '&')
 			q++;
@@ -210,7 +296,8 @@ static bool match(const char *pattern, const char *path, struct http_req *r)
 		if (pn == 2 && strncmp(p, "{}", 2) == 0) {
 			if (tn == 0 || np == HTTP_MAX_PARAMS)
 				goto no;
-			params[np] = decode(t, tn, false);
+			/* The path is decoded already: decoding again would turn %2541 into A. */
+			params[np] = strndup(t, tn);
 			if (!params[np])
 				goto no;
 			np++;
@@ -242,13 +329,32 @@ void http_finish(struct http_req *r, int status)
 	respond(r->priv);
 }
 
-/* Kernel thread: route, authenticate, run. */
+/* A refusal no handler audited goes to the audit hook (kernel thread). */
+static void audit_refusal(struct http *h, struct http_req *r)
+{
+	if (r->status >= 400 && !r->audited && h->audit) {
+		h->audit(r, h->audit_ud);
+		r->audited = true;
+	}
+}
+
+/* Kernel thread: route, authenticate, run; answer what on_http refused. */
 static void on_request(struct kernel *k, void *arg)
 {
 	struct pending *p = arg;
 	struct http *h = p->h;
 	struct http_req *r = &p->r;
 	r->k = k;
+	if (r->status) { /* refused on arrival: malformed target, body refused or not sent */
+		audit_refusal(h, r);
+		if (!p->drop) {
+			respond(p);
+			return;
+		}
+		nng_aio_finish(p->aio, p->drop); /* no answer: nng drops the connection */
+		pending_free(p);
+		return;
+	}
 	bool path_known = false;
 	for (int i = 0; i < h->n_routes; i++) {
 		struct route *rt = &h->routes[i];
@@ -273,8 +379,9 @@ static void on_request(struct kernel *k, void *arg)
 			st = rt->fn(r, rt->ud);
 			if (st == HTTP_PENDING)
 				return; /* http_finish answers */
-			r->status = st;
 		}
+		r->status = st;
+		audit_refusal(h, r);
 		respond(p);
 		return;
 	}
@@ -282,6 +389,7 @@ static void on_request(struct kernel *k, void *arg)
 		http_error(r, 405, "method %s not allowed on %s", r->method, r->path);
 	else
 		http_error(r, 404, "no such resource: %s", r->path);
+	audit_refusal(h, r);
 	respond(p);
 }
 
@@ -293,15 +401,37 @@ static void post_or_fail(struct pending *p)
 	}
 }
 
+/* nng thread, read_aio's callback: never frees read_aio itself (see pending_free). */
 static void body_read(void *arg)
 {
 	struct pending *p = arg;
-	if (nng_aio_result(p->read_aio) != 0) {
-		/* The client went away or stalled: drop the connection. */
-		nng_aio_finish(p->aio, nng_aio_result(p->read_aio));
-		pending_free(p);
+	int rv = nng_aio_result(p->read_aio);
+	if (rv != 0) {
+		/* The client went away or stalled: audited, and the connection dropped. */
+		if (rv == NNG_ETIMEDOUT)
+			http_error(&p->r, 408, "body not complete within %d ms: connection cut",
+				   p->h->body_timeout_ms);
+		else
+			http_error(&p->r, 400, "connection ended before the whole body (%s)",
+				   nng_strerror(rv));
+		p->drop = rv;
+		if (kernel_post(p->h->k, on_request, p) != 0) {
+			nng_aio_finish(p->aio, rv);
+			pending_free(p);
+		}
 		return;
 	}
+	post_or_fail(p);
+}
+
+/*
+ * nng thread: refuse a request before its body is read. The answer and the
+ * audit come from the kernel thread like any other; the connection closes
+ * after it, since an announced body may still be on the wire.
+ */
+static void refuse(struct pending *p)
+{
+	p->close = true;
 	post_or_fail(p);
 }
 
@@ -322,11 +452,7 @@ static void on_http(nng_aio *aio)
 	p->r.priv = p;
 	p->method = strdup(nng_http_req_get_method(req));
 	p->r.method = p->method;
-	const char *uri = nng_http_req_get_uri(req);
-	const char *qm = strchr(uri, '?');
-	size_t plen = qm ? (size_t)(qm - uri) : strlen(uri);
-	p->r.path = decode(uri, plen, false);
-	p->r.query = qm ? strdup(qm + 1) : NULL;
+	p->r.uri = strdup(nng_http_req_get_uri(req));
 	const char *auth = nng_http_req_get_header(req, "Authorization");
 	if (auth && strncasecmp(auth, "Bearer ", 7) == 0) {
 		const char *tok = auth + 7;
@@ -334,16 +460,25 @@ static void on_http(nng_aio *aio)
 			tok++;
 		p->r.bearer = strdup(tok);
 	}
-	if (!p->r.path) {
-		http_error(&p->r, 400, "malformed percent-encoding in the path");
-		respond(p);
+	char err[256];
+	int rc = p->method && p->r.uri
+		     ? http_parse_target(p->r.uri, &p->r.path, &p->r.query, err, sizeof err)
+		     : LINLI_ENOMEM;
+	if (rc == LINLI_ENOMEM) {
+		nng_aio_finish(aio, NNG_ENOMEM);
+		pending_free(p);
+		return;
+	}
+	if (rc) {
+		http_error(&p->r, 400, "%s", err);
+		refuse(p);
 		return;
 	}
 	const char *cl = nng_http_req_get_header(req, "Content-Length");
 	const char *te = nng_http_req_get_header(req, "Transfer-Encoding");
 	if (te) {
 		http_error(&p->r, 411, "send the body with a Content-Length, not %s", te);
-		respond(p);
+		refuse(p);
 		return;
 	}
 	if (!cl || strcmp(cl, "0") == 0) {
@@ -354,13 +489,13 @@ static void on_http(nng_aio *aio)
 	unsigned long long n = strtoull(cl, &end, 10);
 	if (*end || !isdigit((unsigned char)cl[0])) {
 		http_error(&p->r, 400, "bad Content-Length '%s'", cl);
-		respond(p);
+		refuse(p);
 		return;
 	}
 	if (n > h->max_body) {
 		http_error(&p->r, 413, "body of %llu bytes exceeds the limit of %zu bytes", n,
 			   h->max_body);
-		respond(p);
+		refuse(p);
 		return;
 	}
 	p->r.body = malloc((size_t)n + 1);
@@ -373,8 +508,29 @@ static void on_http(nng_aio *aio)
 	p->r.body[n] = '\0';
 	nng_iov iov = {.iov_buf = p->r.body, .iov_len = (size_t)n};
 	nng_aio_set_iov(p->read_aio, 1, &iov);
-	nng_aio_set_timeout(p->read_aio, 10000); /* a stalled client is cut off */
+	nng_aio_set_timeout(p->read_aio, h->body_timeout_ms); /* a stalled client is cut off */
 	nng_http_conn_read_all(conn, p->read_aio);
+}
+
+/*
+ * What nng answers itself, before our handler sees the request (no Host on
+ * HTTP/1.1, another HTTP version, a target that is not a path): the same
+ * JSON error shape. nng sends these as text/html and they are not audited.
+ */
+static int set_error_pages(nng_http_server *srv)
+{
+	static const uint16_t codes[] = {400, 404, 405, 413, 414, 431, 500, 505};
+	int rv = 0;
+	for (size_t i = 0; rv == 0 && i < sizeof codes / sizeof codes[0]; i++) {
+		char page[160];
+		snprintf(page, sizeof page, "{\"error\":{\"status\":%u,\"message\":\"%s\"}}",
+			 codes[i],
+			 codes[i] == 505   ? "only HTTP/1.0 and HTTP/1.1 are served"
+			 : codes[i] == 400 ? "malformed request (an HTTP/1.1 request needs Host)"
+					   : "refused by the HTTP layer");
+		rv = nng_http_server_set_error_page(srv, codes[i], page);
+	}
+	return rv;
 }
 
 int http_open(struct kernel *k, const char *url, size_t max_body, struct http **out, char *err,
@@ -387,6 +543,7 @@ int http_open(struct kernel *k, const char *url, size_t max_body, struct http **
 		return LINLI_ENOMEM;
 	h->k = k;
 	h->max_body = max_body;
+	h->body_timeout_ms = k->cfg.http_body_timeout_ms > 0 ? k->cfg.http_body_timeout_ms : 10000;
 	if ((rv = nng_url_parse(&u, url)) != 0 || (rv = nng_http_server_hold(&h->srv, u)) != 0) {
 		snprintf(err, errlen, "http.listen: '%s': %s", url, nng_strerror(rv));
 		if (u)
@@ -400,7 +557,8 @@ int http_open(struct kernel *k, const char *url, size_t max_body, struct http **
 	    (rv = nng_http_handler_collect_body(h->handler, false, 0)) != 0 ||
 	    (rv = nng_http_handler_set_tree(h->handler)) != 0 ||
 	    (rv = nng_http_handler_set_data(h->handler, h, NULL)) != 0 ||
-	    (rv = nng_http_server_add_handler(h->srv, h->handler)) != 0) {
+	    (rv = nng_http_server_add_handler(h->srv, h->handler)) != 0 ||
+	    (rv = set_error_pages(h->srv)) != 0) {
 		snprintf(err, errlen, "http: cannot set up the handler: %s", nng_strerror(rv));
 		http_close(h);
 		return LINLI_EIO;
@@ -424,6 +582,12 @@ void http_set_auth(struct http *h, http_auth_fn fn, void *ud)
 {
 	h->auth = fn;
 	h->auth_ud = ud;
+}
+
+void http_set_audit(struct http *h, http_audit_fn fn, void *ud)
+{
+	h->audit = fn;
+	h->audit_ud = ud;
 }
 
 int http_start(struct http *h, char *err, size_t errlen)

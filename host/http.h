@@ -23,7 +23,8 @@ struct http;
 struct http_req {
 	struct kernel *k;
 	const char *method;		/* "GET", "POST" */
-	char *path;			/* decoded path, without the query */
+	char *uri;			/* the request target as received (any bytes) */
+	char *path;			/* decoded path, without the query; NULL if malformed */
 	char *query;			/* raw query string or NULL */
 	char *body;			/* NUL-terminated, or NULL */
 	size_t body_len;
@@ -31,6 +32,7 @@ struct http_req {
 	char *params[HTTP_MAX_PARAMS];	/* {…} segments of the route, decoded */
 	int n_params;
 	void *auth;			/* what the auth hook returned for this request */
+	bool audited;			/* in the audit log already (set by whoever wrote it) */
 	/* The answer. */
 	int status;
 	json_t *resp;			/* owned; NULL gives an empty body */
@@ -55,6 +57,24 @@ void http_finish(struct http_req *r, int status);
  */
 typedef int (*http_auth_fn)(struct http_req *r, void *ud);
 
+/*
+ * The audit hook: record a request that ends refused (status >= 400) without
+ * its handler having audited it (r->audited false): unknown paths, wrong
+ * methods, malformed targets, refused bodies, failed authentication. Runs on
+ * the kernel thread, with r->auth set if the key was known.
+ */
+typedef void (*http_audit_fn)(struct http_req *r, void *ud);
+
+/*
+ * Split and check a request target "PATH[?QUERY]" (pure; the fuzz entry
+ * point for what a client controls in the request line). On success *path is
+ * the percent-decoded path and *query the raw query or NULL (caller frees
+ * both); both are valid UTF-8 once decoded, with no NUL. On a malformed
+ * escape, %00 or bytes that are not UTF-8: LINLI_EINVAL with err saying which
+ * part (its bytes escaped), and *path, *query NULL. LINLI_ENOMEM.
+ */
+int http_parse_target(const char *uri, char **path, char **query, char *err, size_t errlen);
+
 /* Open the server on `url` (http://host:port) with a body limit in bytes. */
 int http_open(struct kernel *k, const char *url, size_t max_body, struct http **out, char *err,
 	      size_t errlen);
@@ -71,14 +91,22 @@ int http_port(const struct http *h);
 int http_route(struct http *h, const char *method, const char *pattern, bool needs_auth,
 	       http_fn fn, void *ud);
 void http_set_auth(struct http *h, http_auth_fn fn, void *ud);
+void http_set_audit(struct http *h, http_audit_fn fn, void *ud);
 int http_start(struct http *h, char *err, size_t errlen);
 
-/* Set an error answer {"error": {"status": N, "message": "..."}}; returns status. */
+/*
+ * Set an error answer {"error": {"status": N, "message": "..."}}; returns
+ * status. Whatever the message echoes (paths, parameters) is escaped
+ * (utf8_escape), so an error always has its body.
+ */
 int http_error(struct http_req *r, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* The value of query parameter `name` (decoded, caller frees), or NULL. */
 char *http_query(const struct http_req *r, const char *name);
+
+/* The nth (0-based) value of a repeated query parameter, as http_query; NULL past the last. */
+char *http_query_at(const struct http_req *r, const char *name, int nth);
 
 /* Counters for status. */
 void http_counters(const struct http *h, unsigned long long *served, unsigned long long *errors);

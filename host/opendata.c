@@ -1,14 +1,16 @@
 /*
  * opendata — see opendata.h.
  *
- * API keys: `linli apikeys add NAME --scope PATH --datasets A,B` issues a
+ * API keys: `linli apikeys add NAME --scope PATH --resources LIST` issues a
  * random 256-bit key, shown once; the store keeps BLAKE2b(key) in the
  * `apikeys` system dataset. A request's Bearer key is hashed and looked up
  * through that indexed field. A key acts as a viewer of its scope: it reads
- * only datasets on its list whose sharing class allows it (shared or
- * conditional, never not_shared or system), always with sensitive fields
- * masked, never outside its jurisdiction; every request is audited. A token
- * bucket per key enforces http.rate_limit.
+ * only the resources it was issued for (apires.h: dataset:NAME whose sharing
+ * class allows it, devices:CLASS, ...), always with sensitive fields masked
+ * (so it may not filter on them either), never outside its jurisdiction;
+ * every list pages, every request is audited. Keys issued before resources
+ * existed carry a datasets list: read as dataset:NAME each. A token bucket
+ * per key enforces http.rate_limit.
  *
  * Handlers run on the kernel thread (http.c guarantees it) and read through
  * the same store as the console.
@@ -22,6 +24,7 @@
 #include <time.h>
 
 #include "access.h"
+#include "apires.h"
 #include "catalog.h"
 #include "cmd.h"
 #include "http.h"
@@ -36,19 +39,21 @@
 #include "util.h"
 
 #define KEY_NAME_MAX 48
-#define MAX_KEY_DATASETS 64
+#define PAGE_DEFAULT 100 /* rows of a list page without ?limit= */
+#define PAGE_MAX 1000	 /* the most ?limit= may ask */
 
 struct keyauth {
 	char name[KEY_NAME_MAX + 8]; /* "apikey:NAME" */
 	char scope[SCOPE_MAX + 1];
-	char datasets[2048];
+	struct apires_set res;
 	struct tier_principal p;
 };
 
 struct bucket {
-	char name[KEY_NAME_MAX + 1];
+	char name[KEY_NAME_MAX + 16]; /* "apikey:NAME", "refused:apikey:NAME" */
 	double tokens;
 	uint64_t last_ms;
+	unsigned long long held; /* refusals counted, not itemised (audit_refusal) */
 	struct bucket *next;
 };
 
@@ -67,23 +72,50 @@ static void key_hash(const char *key, char out[65])
 	sodium_bin2hex(out, 65, h, sizeof h);
 }
 
-static bool on_list(const char *list, const char *name)
-{
-	size_t n = strlen(name);
-	for (const char *p = list; *p;) {
-		size_t l = strcspn(p, " ");
-		if (l == n && strncmp(p, name, n) == 0)
-			return true;
-		p += l;
-		while (*p == ' ')
-			p++;
-	}
-	return false;
-}
-
 static bool shareable(const struct cat_dataset *ds)
 {
 	return ds && !ds->system && ds->sharing != CAT_NOT_SHARED;
+}
+
+/* The resources of a stored key record (apires_from_record); unreadable: none, logged. */
+static void key_resources(const msgpack_object *rec, const char *name, struct apires_set *out)
+{
+	char res[APIRES_TEXT_MAX], ds[APIRES_TEXT_MAX], err[256];
+	const msgpack_object *r = mp_get(rec, "resources"), *d = mp_get(rec, "datasets");
+	bool has_r = r && r->type == MSGPACK_OBJECT_STR;
+	mp_copy_str(has_r ? r : NULL, res, sizeof res);
+	mp_copy_str(d && d->type == MSGPACK_OBJECT_STR ? d : NULL, ds, sizeof ds);
+	if (apires_from_record(has_r ? res : NULL, ds, out, err, sizeof err) != 0)
+		log_warn("http", "API key '%s': stored resources unreadable (%s): it reads nothing",
+			 name, err);
+}
+
+/* The resources as an array of their texts ("dataset:parking_spaces", ...). */
+static void pack_resources(msgpack_packer *pk, const struct apires_set *s)
+{
+	msgpack_pack_array(pk, (size_t)s->n);
+	for (int i = 0; i < s->n; i++) {
+		char t[CAT_NAME_MAX + APIRES_ROUTE_MAX + 16];
+		apires_format_one(&s->v[i], t, sizeof t);
+		mp_str(pk, t);
+	}
+}
+
+/* ?limit= (1..PAGE_MAX, default PAGE_DEFAULT) and ?cursor=; an http_error status or 0. */
+static int page_params(struct http_req *r, size_t *limit, char **cursor)
+{
+	char *l = http_query(r, "limit"), *end;
+	int st = 0;
+	*limit = PAGE_DEFAULT;
+	*cursor = http_query(r, "cursor");
+	if (l) {
+		long v = strtol(l, &end, 10);
+		if (*end || end == l || v < 1 || v > PAGE_MAX)
+			st = http_error(r, 400, "limit must be 1..%d", PAGE_MAX);
+		*limit = (size_t)v;
+	}
+	free(l);
+	return st;
 }
 
 /* ---- authentication and rate limit ---- */
@@ -100,12 +132,9 @@ static int key_row(void *ud, const struct store_row *row)
 	msgpack_unpacked_init(&up);
 	size_t off = 0;
 	if (msgpack_unpack_next(&up, row->data, row->len, &off) == MSGPACK_UNPACK_SUCCESS) {
-		const msgpack_object *d = mp_get(&up.data, "datasets");
 		const msgpack_object *dis = mp_get(&up.data, "disabled");
 		kr->disabled = dis && dis->type == MSGPACK_OBJECT_BOOLEAN && dis->via.boolean;
-		if (d && d->type == MSGPACK_OBJECT_STR)
-			snprintf(kr->ka->datasets, sizeof kr->ka->datasets, "%.*s",
-				 (int)d->via.str.size, d->via.str.ptr);
+		key_resources(&up.data, row->id, &kr->ka->res);
 		snprintf(kr->ka->name, sizeof kr->ka->name, "apikey:%s", row->id);
 		snprintf(kr->ka->scope, sizeof kr->ka->scope, "%s", row->scope);
 		kr->found = true;
@@ -114,23 +143,30 @@ static int key_row(void *ud, const struct store_row *row)
 	return 1;
 }
 
-static bool rate_ok(struct kernel *k, const char *name)
+/* The token bucket named `name` (made full on first use); NULL when out of memory. */
+static struct bucket *bucket_get(struct kernel *k, const char *name)
 {
 	struct bucket *b = od.buckets;
 	while (b && strcmp(b->name, name) != 0)
 		b = b->next;
-	uint64_t now = kernel_now_ms();
-	double rate = k->cfg.http_rate;
-	if (!b) {
-		b = calloc(1, sizeof *b);
-		if (!b)
-			return true;
+	if (!b && (b = calloc(1, sizeof *b)) != NULL) {
 		snprintf(b->name, sizeof b->name, "%s", name);
-		b->tokens = rate;
-		b->last_ms = now;
+		b->tokens = k->cfg.http_rate;
+		b->last_ms = kernel_now_ms();
 		b->next = od.buckets;
 		od.buckets = b;
 	}
+	return b;
+}
+
+/* Take a token from `name`'s bucket of http.rate_limit per second. */
+static bool rate_ok(struct kernel *k, const char *name)
+{
+	struct bucket *b = bucket_get(k, name);
+	if (!b)
+		return true;
+	uint64_t now = kernel_now_ms();
+	double rate = k->cfg.http_rate;
 	b->tokens += (double)(now - b->last_ms) * rate / 1000.0;
 	if (b->tokens > rate)
 		b->tokens = rate;
@@ -162,12 +198,12 @@ static int authenticate(struct http_req *r, void *ud)
 	}
 	od.cur.p = (struct tier_principal){PRINCIPAL_MACHINE, od.cur.name, od.cur.scope,
 					   ROLE_VIEWER, NULL};
+	r->auth = &od.cur; /* known, even when over its limit: the audit names it */
 	if (!rate_ok(k, od.cur.name)) {
 		snprintf(r->retry_after, sizeof r->retry_after, "1");
 		return http_error(r, 429, "key '%s' is over its limit of %d requests per second",
 				  od.cur.name + 7, k->cfg.http_rate);
 	}
-	r->auth = &od.cur;
 	return 0;
 }
 
@@ -175,11 +211,58 @@ static int audited(struct http_req *r, const char *scope, const char *object, co
 		   int status)
 {
 	struct keyauth *ka = r->auth;
-	char action[96], detail[32];
+	const char *msg =
+	    status >= 400
+		? json_string_value(json_object_get(json_object_get(r->resp, "error"), "message"))
+		: NULL;
+	char action[96], detail[512];
 	snprintf(action, sizeof action, "http.%s", r->method);
-	snprintf(detail, sizeof detail, "%d %s", status, r->path);
+	snprintf(detail, sizeof detail, "%d %s%s%s", status, r->path, msg ? ": " : "",
+		 msg ? msg : "");
 	tiers_audit(r->k, &ka->p, action, scope, object, result, detail);
+	r->audited = true;
 	return status;
+}
+
+/*
+ * The audit hook (http.c): a request refused before or outside a handler —
+ * unknown path or method, malformed target or body, no or a bad key, over
+ * the rate limit. Filed under the key when it was known, else under
+ * "http:anonymous" at the node; the object is the path as received.
+ *
+ * Nobody needs a key to be refused, so refusals must not become a way to
+ * write to the store at line rate: each principal's refusals are itemised
+ * up to http.rate_limit per second; beyond that they are counted, and the
+ * count is audited (action http.refused) with the next itemised one.
+ */
+static void audit_refusal(struct http_req *r, void *ud)
+{
+	(void)ud;
+	static const struct tier_principal anon = {PRINCIPAL_MACHINE, "http:anonymous", NULL,
+						   ROLE_VIEWER, NULL};
+	struct keyauth *ka = r->auth;
+	const struct tier_principal *who = ka ? &ka->p : &anon;
+	const char *scope = ka ? ka->scope : NULL;
+	char bname[sizeof od.buckets->name], detail[600];
+	snprintf(bname, sizeof bname, "refused:%s", who->name);
+	struct bucket *b = bucket_get(r->k, bname);
+	if (b && !rate_ok(r->k, bname)) {
+		b->held++;
+		return;
+	}
+	if (b && b->held) {
+		snprintf(detail, sizeof detail,
+			 "%llu more refused requests not itemised (over %d per second)", b->held,
+			 r->k->cfg.http_rate);
+		tiers_audit(r->k, who, "http.refused", scope, NULL, "denied", detail);
+		b->held = 0;
+	}
+	const char *msg =
+	    json_string_value(json_object_get(json_object_get(r->resp, "error"), "message"));
+	char action[96];
+	snprintf(action, sizeof action, "http.%s", r->method);
+	snprintf(detail, sizeof detail, "%d %s", r->status, msg ? msg : "");
+	tiers_audit(r->k, who, action, scope, r->path ? r->path : r->uri, "denied", detail);
 }
 
 /* The dataset of a request: 404 unknown, 403 not shared or not on the key's list. */
@@ -196,7 +279,13 @@ static const struct cat_dataset *dataset_for(struct http_req *r, const char *nam
 				     cat_sharing_name(ds->sharing));
 		return NULL;
 	}
-	if (!on_list(ka->datasets, name)) {
+	if (strcmp(name, "devices") == 0) {
+		*status = http_error(r, 403,
+				     "the device registry is read at /api/v1/devices, with a "
+				     "devices:CLASS resource");
+		return NULL;
+	}
+	if (!apires_allows(&ka->res, APIRES_DATASET, name, NULL)) {
 		*status = http_error(r, 403, "key '%s' may not read dataset '%s'", ka->name + 7,
 				     name);
 		return NULL;
@@ -239,16 +328,35 @@ static int get_health(struct http_req *r, void *ud)
 static const char *const type_names[] = {"?",	  "string", "integer", "float", "boolean",
 					 "time", "enum",   "ref",     "geo"};
 
+/* The datasets a key may read, in catalog order, one page (the cursor is the last name). */
 static int get_datasets(struct http_req *r, void *ud)
 {
 	(void)ud;
 	struct keyauth *ka = r->auth;
 	const struct catalog *c = r->k->catalog;
+	size_t limit;
+	char *after;
+	int st = page_params(r, &limit, &after);
+	if (st) {
+		free(after);
+		return audited(r, ka->scope, "datasets", "denied", st);
+	}
 	json_t *arr = json_array();
+	const char *last = NULL;
+	bool more = false, skipping = after && *after;
 	for (int i = 0; i < c->n_datasets; i++) {
 		const struct cat_dataset *ds = &c->datasets[i];
-		if (!shareable(ds) || !on_list(ka->datasets, ds->name))
+		if (skipping) {
+			skipping = strcmp(ds->name, after) != 0;
 			continue;
+		}
+		if (!shareable(ds) || strcmp(ds->name, "devices") == 0 ||
+		    !apires_allows(&ka->res, APIRES_DATASET, ds->name, NULL))
+			continue;
+		if (json_array_size(arr) == limit) {
+			more = true;
+			break;
+		}
 		json_t *fields = json_array();
 		for (int f = 0; f < ds->n_fields; f++) {
 			const struct cat_field *fl = &ds->fields[f];
@@ -266,8 +374,16 @@ static int get_datasets(struct http_req *r, void *ud)
 				   ds->title_zh, "title_en", ds->title_en, "owner", ds->owner,
 				   "level", tier_level_name(ds->level), "sharing",
 				   cat_sharing_name(ds->sharing), "fields", fields));
+		last = ds->name;
 	}
-	r->resp = json_pack("{s:o}", "datasets", arr);
+	if (skipping) {
+		json_decref(arr);
+		st = http_error(r, 400, "the cursor does not name a dataset of this catalog");
+		free(after);
+		return audited(r, ka->scope, "datasets", "denied", st);
+	}
+	free(after);
+	r->resp = json_pack("{s:o,s:s?}", "datasets", arr, "cursor", more ? last : NULL);
 	return audited(r, ka->scope, "datasets", "allowed", 200);
 }
 
@@ -276,6 +392,7 @@ struct scanctx {
 	msgpack_packer pk;
 	int n;
 	const struct cat_dataset *mask;
+	const struct apires_set *res; /* device_row: the key's resources */
 };
 
 static int scan_row(void *ud, const struct store_row *row)
@@ -283,6 +400,44 @@ static int scan_row(void *ud, const struct store_row *row)
 	struct scanctx *c = ud;
 	if (store_pack_record(&c->pk, row->id, row->scope, row->data, row->len, c->mask) == 0)
 		c->n++;
+	return c->buf.size >= (256u << 10);
+}
+
+/*
+ * What a key sees of a device (sdk/openapi.yaml, Device): never its driver,
+ * address, polling schedule or credential. Rows of classes the key was not
+ * issued for are left out of the page (the cursor still moves past them).
+ */
+static const char *const device_public[] = {"class", "name", "state", "last_seen"};
+#define N_DEVICE_PUBLIC (sizeof device_public / sizeof device_public[0])
+
+static int device_row(void *ud, const struct store_row *row)
+{
+	struct scanctx *c = ud;
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	size_t off = 0;
+	if (msgpack_unpack_next(&up, row->data, row->len, &off) == MSGPACK_UNPACK_SUCCESS &&
+	    up.data.type == MSGPACK_OBJECT_MAP) {
+		char cls[CAT_NAME_MAX + 1];
+		const msgpack_object *v[N_DEVICE_PUBLIC];
+		uint32_t n = 2;
+		for (size_t i = 0; i < N_DEVICE_PUBLIC; i++)
+			n += (v[i] = mp_get(&up.data, device_public[i])) != NULL;
+		mp_copy_str(v[0], cls, sizeof cls);
+		if (v[0] && apires_allows(c->res, APIRES_DEVICES, cls, NULL)) {
+			msgpack_pack_map(&c->pk, n);
+			mp_kv_str(&c->pk, "id", row->id);
+			mp_kv_str(&c->pk, "scope", row->scope);
+			for (size_t i = 0; i < N_DEVICE_PUBLIC; i++)
+				if (v[i]) {
+					mp_str(&c->pk, device_public[i]);
+					msgpack_pack_object(&c->pk, *v[i]);
+				}
+			c->n++;
+		}
+	}
+	msgpack_unpacked_destroy(&up);
 	return c->buf.size >= (256u << 10);
 }
 
@@ -302,14 +457,16 @@ static json_t *rows_json(struct scanctx *c)
 	return arr;
 }
 
+/* One page of q as {"records", "count", "cursor"}; rows through fn (scan_row if NULL). */
 static int scan_to_page(struct http_req *r, const struct store_query *q,
-			const struct cat_dataset *mask, const char *scope, const char *object)
+			const struct cat_dataset *mask, const char *scope, const char *object,
+			store_row_fn fn)
 {
-	struct scanctx c = {.mask = mask};
+	struct scanctx c = {.mask = mask, .res = &((struct keyauth *)r->auth)->res};
 	msgpack_sbuffer_init(&c.buf);
 	msgpack_packer_init(&c.pk, &c.buf, msgpack_sbuffer_write);
 	char cursor[STORE_CURSOR_MAX], err[512];
-	int n = store_scan(r->k->store, q, scan_row, &c, cursor, err, sizeof err);
+	int n = store_scan(r->k->store, q, fn ? fn : scan_row, &c, cursor, err, sizeof err);
 	if (n < 0) {
 		msgpack_sbuffer_destroy(&c.buf);
 		int st = n == LINLI_EINVAL ? 400 : n == LINLI_ENOENT ? 404 : 500;
@@ -323,6 +480,37 @@ static int scan_to_page(struct http_req *r, const struct store_query *q,
 	return audited(r, scope, object, mask ? "masked" : "allowed", 200);
 }
 
+/*
+ * ?where=FIELD=VALUE, repeatable (all must match). A key never holds the
+ * sensitive grant, so a filter on a sensitive field would be an oracle on
+ * what it sees masked: 403 naming the field. Fills w (whose strings point
+ * into vals, which the caller frees); an http_error status or 0.
+ */
+static int where_params(struct http_req *r, const struct cat_dataset *ds,
+			struct store_where w[STORE_MAX_WHERE], char *vals[STORE_MAX_WHERE], int *n)
+{
+	*n = 0;
+	for (char *v; (v = http_query_at(r, "where", *n)) != NULL;) {
+		if (*n == STORE_MAX_WHERE) {
+			free(v);
+			return http_error(r, 400, "at most %d where filters", STORE_MAX_WHERE);
+		}
+		vals[(*n)++] = v;
+		char *eq = strchr(v, '=');
+		if (!eq || eq == v)
+			return http_error(r, 400, "where must be FIELD=VALUE");
+		*eq = '\0';
+		const struct cat_field *fl = cat_dataset_field(ds, v, strlen(v));
+		if (fl && fl->sensitive != CAT_SENS_NONE)
+			return http_error(r, 403,
+					  "field '%s' of %s is sensitive: an API key may not filter "
+					  "on it",
+					  v, ds->name);
+		w[*n - 1] = (struct store_where){v, eq + 1};
+	}
+	return 0;
+}
+
 static int get_records(struct http_req *r, void *ud)
 {
 	(void)ud;
@@ -333,37 +521,24 @@ static int get_records(struct http_req *r, void *ud)
 	char scope[SCOPE_MAX + 1];
 	if ((st = scope_for(r, scope)))
 		return audited(r, ((struct keyauth *)r->auth)->scope, ds->name, "denied", st);
-	char *where = http_query(r, "where"), *limit = http_query(r, "limit");
-	char *cursor = http_query(r, "cursor");
-	struct store_where w = {0};
-	long lim = 100;
-	if (limit) {
-		char *end;
-		lim = strtol(limit, &end, 10);
-		if (*end || lim < 1 || lim > 1000)
-			st = http_error(r, 400, "limit must be 1..1000");
-	}
-	if (!st && where) {
-		char *eq = strchr(where, '=');
-		if (!eq || eq == where)
-			st = http_error(r, 400, "where must be FIELD=VALUE");
-		else {
-			*eq = '\0';
-			w = (struct store_where){where, eq + 1};
-		}
-	}
+	struct store_where w[STORE_MAX_WHERE];
+	char *vals[STORE_MAX_WHERE], *cursor = NULL;
+	int nw = 0;
+	size_t limit;
+	if (!(st = page_params(r, &limit, &cursor)))
+		st = where_params(r, ds, w, vals, &nw);
 	if (!st) {
 		struct store_query q = {.dataset = ds->name,
 					.scope = scope,
-					.where = where ? &w : NULL,
-					.n_where = where ? 1 : 0,
-					.limit = (size_t)lim,
+					.where = nw ? w : NULL,
+					.n_where = nw,
+					.limit = limit,
 					.cursor = cursor};
-		st = scan_to_page(r, &q, store_has_sensitive(ds) ? ds : NULL, scope, ds->name);
+		st = scan_to_page(r, &q, store_has_sensitive(ds) ? ds : NULL, scope, ds->name, NULL);
 	} else
 		audited(r, scope, ds->name, "denied", st);
-	free(where);
-	free(limit);
+	for (int i = 0; i < nw; i++)
+		free(vals[i]);
 	free(cursor);
 	return st;
 }
@@ -404,22 +579,59 @@ static int get_record(struct http_req *r, void *ud)
 	return audited(r, scope, ds->name, mask ? "masked" : "allowed", 200);
 }
 
+/*
+ * The devices of the key's classes within its scope (?scope=, ?class=), one
+ * page. One class — asked for, or the key's only one — reads the class
+ * index; otherwise the page leaves out the classes the key may not see.
+ */
 static int get_devices(struct http_req *r, void *ud)
 {
 	(void)ud;
 	struct keyauth *ka = r->auth;
-	const struct cat_dataset *ds = catalog_dataset(r->k->catalog, "devices");
-	if (!ds) {
-		r->resp = json_pack("{s:[]}", "devices");
-		return audited(r, ka->scope, "devices", "allowed", 200);
+	int st = 0;
+	if (!apires_allows(&ka->res, APIRES_DEVICES, NULL, NULL)) {
+		st = http_error(r, 403, "key '%s' may not read devices (it needs devices:CLASS)",
+				ka->name + 7);
+		return audited(r, ka->scope, "devices", "denied", st);
 	}
-	struct store_query q = {.dataset = "devices", .scope = ka->scope, .limit = 1000};
-	int st = scan_to_page(r, &q, store_has_sensitive(ds) ? ds : NULL, ka->scope, "devices");
-	if (st == 200) { /* the same page, under the name the API promises */
-		json_t *recs = json_incref(json_object_get(r->resp, "records"));
-		json_decref(r->resp);
-		r->resp = json_pack("{s:o}", "devices", recs);
-	}
+	char scope[SCOPE_MAX + 1];
+	if ((st = scope_for(r, scope)))
+		return audited(r, ka->scope, "devices", "denied", st);
+	size_t limit;
+	char *cursor = NULL, *cls = http_query(r, "class");
+	if (!(st = page_params(r, &limit, &cursor)) && cls &&
+	    !apires_allows(&ka->res, APIRES_DEVICES, cls, NULL))
+		st = http_error(r, 403, "key '%s' may not read devices of class '%s'",
+				ka->name + 7, cls);
+	const char *only = cls;
+	int classes = 0;
+	for (int i = 0; !cls && i < ka->res.n; i++)
+		if (ka->res.v[i].kind == APIRES_DEVICES) {
+			classes++;
+			only = strcmp(ka->res.v[i].name, "*") ? ka->res.v[i].name : NULL;
+		}
+	if (classes > 1)
+		only = NULL;
+	if (!st && !catalog_dataset(r->k->catalog, "devices")) {
+		r->resp = json_pack("{s:[],s:i}", "devices", "count", 0);
+		st = audited(r, scope, "devices", "allowed", 200);
+	} else if (!st) {
+		struct store_where w = {"class", only};
+		struct store_query q = {.dataset = "devices",
+					.scope = scope,
+					.where = only ? &w : NULL,
+					.n_where = only ? 1 : 0,
+					.limit = limit,
+					.cursor = cursor};
+		st = scan_to_page(r, &q, NULL, scope, "devices", device_row);
+		if (st == 200) { /* the page, under the name the API promises */
+			json_object_set(r->resp, "devices", json_object_get(r->resp, "records"));
+			json_object_del(r->resp, "records");
+		}
+	} else
+		audited(r, scope, "devices", "denied", st);
+	free(cls);
+	free(cursor);
 	return st;
 }
 
@@ -447,7 +659,7 @@ static int post_application(struct http_req *r, void *ud)
 	(void)ud;
 	struct keyauth *ka = r->auth;
 	int st = 0;
-	if (!on_list(ka->datasets, "applications")) {
+	if (!apires_allows(&ka->res, APIRES_DATASET, "applications", NULL)) {
 		st = http_error(r, 403, "key '%s' may not submit applications", ka->name + 7);
 		return audited(r, ka->scope, "applications", "denied", st);
 	}
@@ -497,24 +709,52 @@ static int post_application(struct http_req *r, void *ud)
 
 /* ---- linli apikeys add | list | revoke ---- */
 
+/* --resources LIST and --datasets A,B (each a dataset:NAME), merged into `out`. */
+static int key_resources_arg(struct cmd_call *call, const char *res, const char *dsl,
+			     struct apires_set *out)
+{
+	char text[APIRES_TEXT_MAX * 2] = "", copy[APIRES_TEXT_MAX];
+	if (res && strlen(res) >= APIRES_TEXT_MAX)
+		return cmd_fail(call, LINLI_EINVAL, "--resources: longer than %d bytes",
+				APIRES_TEXT_MAX - 1);
+	snprintf(text, sizeof text, "%s", res ? res : "");
+	snprintf(copy, sizeof copy, "%s", dsl ? dsl : "");
+	for (char *save, *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+		if (strchr(t, ':'))
+			return cmd_fail(call, LINLI_EINVAL,
+					"--datasets takes dataset names; '%.40s' is a resource "
+					"(use --resources)",
+					t);
+		snprintf(text + strlen(text), sizeof text - strlen(text), "%sdataset:%s",
+			 text[0] ? "," : "", t);
+	}
+	int rc = apires_parse(text, out, call->err, sizeof call->err);
+	if (!rc)
+		rc = apires_validate(out, call->k->catalog, call->err, sizeof call->err);
+	return rc;
+}
+
 static int cmd_apikeys_add(struct cmd_call *call, void *ud)
 {
 	(void)ud;
 	struct kernel *k = call->k;
-	const char *name = NULL, *scope = call->who->scope, *dsl = NULL;
+	const char *name = NULL, *scope = call->who->scope, *dsl = NULL, *resl = NULL;
 	for (int i = 2; i < call->argc; i++) {
 		if (strcmp(call->argv[i], "--scope") == 0 && i + 1 < call->argc)
 			scope = call->argv[++i];
 		else if (strcmp(call->argv[i], "--datasets") == 0 && i + 1 < call->argc)
 			dsl = call->argv[++i];
+		else if (strcmp(call->argv[i], "--resources") == 0 && i + 1 < call->argc)
+			resl = call->argv[++i];
 		else if (!name && call->argv[i][0] != '-')
 			name = call->argv[i];
 		else
 			return cmd_fail(call, LINLI_EINVAL, "unexpected '%.40s'", call->argv[i]);
 	}
-	if (!name || !dsl)
+	if (!name || (!dsl && !resl))
 		return cmd_fail(call, LINLI_EINVAL,
-				"usage: apikeys add NAME --datasets A,B [--scope PATH]");
+				"usage: apikeys add NAME --resources KIND:NAME,... [--datasets A,B] "
+				"[--scope PATH]");
 	if (!store_id_ok(name) || strlen(name) > KEY_NAME_MAX)
 		return cmd_fail(call, LINLI_EINVAL, "bad key name '%.40s'", name);
 	char why[128];
@@ -523,24 +763,26 @@ static int cmd_apikeys_add(struct cmd_call *call, void *ud)
 	int rc = access_call(call, ACT_STORE_ADMIN, scope, "apikeys");
 	if (rc)
 		return rc;
-	char list[2048] = "", copy[2048];
-	snprintf(copy, sizeof copy, "%s", dsl);
-	for (char *t = strtok(copy, ","); t; t = strtok(NULL, ",")) {
-		const struct cat_dataset *ds = catalog_dataset(k->catalog, t);
-		if (!ds)
-			return cmd_fail(call, LINLI_ENOENT, "no dataset '%.40s'", t);
-		if (!shareable(ds))
-			return cmd_fail(call, LINLI_EPERM,
-					"dataset '%s' is not shared (%s): no key may read it", t,
-					ds->system ? "system" : cat_sharing_name(ds->sharing));
-		snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", list[0] ? " " : "",
-			 t);
+	struct apires_set *res = malloc(sizeof *res);
+	if (!res)
+		return cmd_fail(call, LINLI_ENOMEM, "out of memory");
+	if ((rc = key_resources_arg(call, resl, dsl, res))) {
+		free(res);
+		return rc;
 	}
+	/* `datasets` too, as keys were stored before resources: an older linlid reads that. */
+	char text[APIRES_TEXT_MAX], list[APIRES_TEXT_MAX] = "";
+	apires_format(res, text, sizeof text);
+	for (int i = 0; i < res->n; i++)
+		if (res->v[i].kind == APIRES_DATASET)
+			snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
+				 list[0] ? " " : "", res->v[i].name);
 	msgpack_sbuffer sb;
 	msgpack_sbuffer_init(&sb);
 	char err[512], id[STORE_ID_MAX + 1];
 	if (store_get(k->store, "apikeys", NULL, name, &sb, NULL, err, sizeof err) == 0) {
 		msgpack_sbuffer_destroy(&sb);
+		free(res);
 		return cmd_fail(call, LINLI_EEXIST, "a key named '%s' exists", name);
 	}
 	sb.size = 0;
@@ -549,9 +791,10 @@ static int cmd_apikeys_add(struct cmd_call *call, void *ud)
 	key_hash(key, hash);
 	msgpack_packer pk;
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 5);
+	msgpack_pack_map(&pk, 6);
 	mp_kv_str(&pk, "hash", hash);
 	mp_kv_str(&pk, "datasets", list);
+	mp_kv_str(&pk, "resources", text);
 	mp_kv_bool(&pk, "disabled", false);
 	mp_kv_int(&pk, "created", wall_ms());
 	mp_kv_str(&pk, "created_by", call->who->name);
@@ -560,15 +803,18 @@ static int cmd_apikeys_add(struct cmd_call *call, void *ud)
 	msgpack_sbuffer_destroy(&sb);
 	if (rc) {
 		sodium_memzero(key, sizeof key);
+		free(res);
 		return cmd_fail(call, rc, "%s", err);
 	}
-	tiers_audit(k, call->who, "apikeys.add", scope, name, "allowed", list);
+	tiers_audit(k, call->who, "apikeys.add", scope, name, "allowed", text);
 	msgpack_pack_map(&call->pk, 4);
 	mp_kv_str(&call->pk, "name", name);
 	mp_kv_str(&call->pk, "scope", scope);
-	mp_kv_str(&call->pk, "datasets", list);
+	mp_str(&call->pk, "resources");
+	pack_resources(&call->pk, res);
 	mp_kv_str(&call->pk, "key", key); /* shown once, never stored */
 	sodium_memzero(key, sizeof key);
+	free(res);
 	return 0;
 }
 
@@ -576,6 +822,7 @@ struct keylist {
 	msgpack_sbuffer rows;
 	msgpack_packer pk;
 	int n;
+	struct apires_set *res; /* scratch */
 };
 
 static int list_key(void *ud, const struct store_row *row)
@@ -585,16 +832,13 @@ static int list_key(void *ud, const struct store_row *row)
 	msgpack_unpacked_init(&up);
 	size_t off = 0;
 	if (msgpack_unpack_next(&up, row->data, row->len, &off) == MSGPACK_UNPACK_SUCCESS) {
-		const msgpack_object *d = mp_get(&up.data, "datasets");
 		const msgpack_object *dis = mp_get(&up.data, "disabled");
+		key_resources(&up.data, row->id, c->res);
 		msgpack_pack_map(&c->pk, 4);
 		mp_kv_str(&c->pk, "name", row->id);
 		mp_kv_str(&c->pk, "scope", row->scope);
-		mp_str(&c->pk, "datasets");
-		if (d)
-			msgpack_pack_object(&c->pk, *d);
-		else
-			msgpack_pack_nil(&c->pk);
+		mp_str(&c->pk, "resources");
+		pack_resources(&c->pk, c->res);
 		mp_kv_bool(&c->pk, "revoked",
 			   dis && dis->type == MSGPACK_OBJECT_BOOLEAN && dis->via.boolean);
 		c->n++;
@@ -606,7 +850,9 @@ static int list_key(void *ud, const struct store_row *row)
 static int cmd_apikeys_list(struct cmd_call *call, void *ud)
 {
 	(void)ud;
-	struct keylist c = {0};
+	struct keylist c = {.res = malloc(sizeof *c.res)};
+	if (!c.res)
+		return cmd_fail(call, LINLI_ENOMEM, "out of memory");
 	msgpack_sbuffer_init(&c.rows);
 	msgpack_packer_init(&c.pk, &c.rows, msgpack_sbuffer_write);
 	struct store_query q = {.dataset = "apikeys", .scope = call->who->scope,
@@ -618,6 +864,7 @@ static int cmd_apikeys_list(struct cmd_call *call, void *ud)
 		msgpack_sbuffer_write(&call->data, c.rows.data, c.rows.size);
 	}
 	msgpack_sbuffer_destroy(&c.rows);
+	free(c.res);
 	return rc < 0 ? rc : 0;
 }
 
@@ -678,6 +925,7 @@ int opendata_register(struct kernel *k, struct http *h)
 	int rc = 0;
 	if (h) {
 		http_set_auth(h, authenticate, NULL);
+		http_set_audit(h, audit_refusal, NULL);
 		rc = http_route(h, "GET", "/api/v1/health", false, get_health, NULL);
 		if (!rc)
 			rc = http_route(h, "GET", "/api/v1/datasets", true, get_datasets, NULL);
@@ -698,7 +946,8 @@ int opendata_register(struct kernel *k, struct http *h)
 
 int opendata_register_cmds(struct kernel *k)
 {
-	int rc = cmd_register(k->cmds, "apikeys", "add", "NAME --datasets A,B [--scope PATH]",
+	int rc = cmd_register(k->cmds, "apikeys", "add",
+			      "NAME --resources KIND:NAME,... [--datasets A,B] [--scope PATH]",
 			      "issue an open-data API key (shown once)", cmd_apikeys_add, NULL, &od);
 	if (!rc)
 		rc = cmd_register(k->cmds, "apikeys", "list", "", "the API keys of this jurisdiction",

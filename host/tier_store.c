@@ -291,18 +291,32 @@ int tiers_attach(struct kernel *k, struct cmd_call *call)
 
 /* ---- audit ---- */
 
+/*
+ * An entry is never lost to what its fields contain: each is written as
+ * bounded, valid UTF-8 (utf8_escape: "\xff" for a stray byte), and a scope
+ * that is not a valid path is filed at the node with the raw one in detail.
+ */
 void tiers_audit(struct kernel *k, const struct tier_principal *who, const char *action,
 		 const char *scope, const char *object, const char *result, const char *detail)
 {
 	if (!k->store || !kernel_on_thread(k))
 		return;
-	char whob[96];
-	snprintf(whob, sizeof whob, "%s%s",
+	char whob[96], raw[96], act[96], res[32], o[161], d[513], why[128];
+	snprintf(raw, sizeof raw, "%s%s",
 		 !who				 ? ""
 		 : who->kind == PRINCIPAL_PLUGIN ? "plugin:"
 		 : who->kind == PRINCIPAL_RULE	 ? "rule:"
 						 : "",
 		 who ? who->name : "-");
+	utf8_escape(whob, sizeof whob, raw, strlen(raw));
+	utf8_escape(act, sizeof act, action, strlen(action));
+	utf8_escape(res, sizeof res, result, strlen(result));
+	bool bad_scope = scope && *scope && !scope_check(scope, why, sizeof why);
+	if (bad_scope) {
+		snprintf(d, sizeof d, "scope '%.128s': %s", scope, detail ? detail : "");
+		detail = d;
+		scope = NULL;
+	}
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 	msgpack_sbuffer_init(&sb);
@@ -310,23 +324,23 @@ void tiers_audit(struct kernel *k, const struct tier_principal *who, const char 
 	msgpack_pack_map(&pk, 4 + (object && *object) + (detail && *detail));
 	mp_kv_int(&pk, "time", wall_ms());
 	mp_kv_str(&pk, "who", whob);
-	mp_kv_str(&pk, "action", action);
-	mp_kv_str(&pk, "result", result);
+	mp_kv_str(&pk, "action", act);
+	mp_kv_str(&pk, "result", res);
 	if (object && *object) {
-		char o[161];
-		snprintf(o, sizeof o, "%s", object);
+		utf8_escape(o, sizeof o, object, strlen(object));
 		mp_kv_str(&pk, "object", o);
 	}
 	if (detail && *detail) {
-		char d[513];
-		snprintf(d, sizeof d, "%s", detail);
-		mp_kv_str(&pk, "detail", d);
+		char e[513];
+		utf8_escape(e, sizeof e, detail, strlen(detail));
+		mp_kv_str(&pk, "detail", e);
 	}
 	char id[STORE_ID_MAX + 1], err[256];
 	int rc = store_put(k->store, "audit", scope && *scope ? scope : k->cfg.node_path, NULL,
 			   sb.data, sb.size, id, NULL, err, sizeof err);
 	if (rc)
-		log_error("audit", "cannot record %s %s on %s: %s", whob, action, scope, err);
+		log_error("audit", "cannot record %s %s on %s: %s", whob, act,
+			  scope && *scope ? scope : k->cfg.node_path, err);
 	msgpack_sbuffer_destroy(&sb);
 }
 

@@ -52,3 +52,76 @@ int mkdirs(const char *path, mode_t mode)
 	}
 	return mkdir(buf, mode) != 0 && errno != EEXIST ? -1 : 0;
 }
+
+size_t utf8_char_len(const char *str, size_t n)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	if (n == 0)
+		return 0;
+	unsigned c = s[0], cp, min;
+	size_t len;
+	if (c < 0x80)
+		return 1;
+	if ((c & 0xE0) == 0xC0)
+		len = 2, cp = c & 0x1F, min = 0x80;
+	else if ((c & 0xF0) == 0xE0)
+		len = 3, cp = c & 0x0F, min = 0x800;
+	else if ((c & 0xF8) == 0xF0)
+		len = 4, cp = c & 0x07, min = 0x10000;
+	else
+		return 0;
+	if (n < len)
+		return 0;
+	for (size_t k = 1; k < len; k++) {
+		if ((s[k] & 0xC0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[k] & 0x3F);
+	}
+	if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	return len;
+}
+
+/* The escaped form of the piece at in[i] (into piece and pl); returns the input bytes it takes. */
+static size_t escape_piece(const char *in, size_t n, size_t i, char esc[5], const char **piece,
+			   size_t *pl)
+{
+	unsigned char c = (unsigned char)in[i];
+	size_t cl = utf8_char_len(in + i, n - i);
+	if (cl == 0 || c < 0x20 || c == 0x7f) {
+		snprintf(esc, 5, "\\x%02x", c);
+		*piece = esc, *pl = 4;
+		return 1;
+	}
+	*piece = in + i, *pl = cl;
+	return cl;
+}
+
+size_t utf8_escape(char *out, size_t outsz, const char *in, size_t n)
+{
+	static const char ellipsis[] = "\xe2\x80\xa6"; /* … */
+	const size_t el = sizeof ellipsis - 1;
+	char esc[5];
+	const char *piece;
+	size_t pl, total = 0, o = 0;
+	if (!outsz)
+		return 0;
+	for (size_t i = 0; i < n; total += pl)
+		i += escape_piece(in, n, i, esc, &piece, &pl);
+	bool cut = total > outsz - 1;
+	size_t room = !cut ? outsz - 1 : outsz - 1 > el ? outsz - 1 - el : 0;
+	for (size_t i = 0; i < n;) {
+		size_t take = escape_piece(in, n, i, esc, &piece, &pl);
+		if (o + pl > room)
+			break;
+		memcpy(out + o, piece, pl);
+		o += pl;
+		i += take;
+	}
+	if (cut && o + el <= outsz - 1) {
+		memcpy(out + o, ellipsis, el);
+		o += el;
+	}
+	out[o] = '\0';
+	return o;
+}

@@ -2,12 +2,14 @@
  * util — the small things many kernel files need: an error message written
  * into the caller's buffer with the code returned (the `return errf(err,
  * errlen, LINLI_EINVAL, "...", ...)` shape every subsystem reports with), the
- * wall clock in ms and its UTC text, and creating a directory with its
- * parents. Holds no state.
+ * wall clock in ms and its UTC text, creating a directory with its
+ * parents, and untrusted bytes made into bounded, valid UTF-8 text (for the
+ * audit log, error messages and logs). Holds no state.
  */
 #ifndef LINLI_UTIL_H
 #define LINLI_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -24,5 +26,24 @@ void utc_text(int64_t ms, char *out, size_t n);
 
 /* mkdir -p with `mode` for each directory made. 0, or -1 with errno. */
 int mkdirs(const char *path, mode_t mode);
+
+/*
+ * The length of the valid UTF-8 character at s (n bytes available): 1..4,
+ * or 0 when s[0] does not start one (a stray or truncated sequence, an
+ * overlong form, a surrogate, above U+10FFFF).
+ */
+size_t utf8_char_len(const char *s, size_t n);
+
+/*
+ * Write `in` (n bytes, any content) to out (outsz > 0 bytes, always
+ * NUL-terminated) as valid UTF-8 text that says what the bytes were: a byte
+ * that is not part of a valid character becomes "\xNN", as do NUL, other
+ * control characters and DEL. Valid characters are never split: input that
+ * does not fit ends in "…". Returns the length written (without the NUL).
+ * Escaping is idempotent (a backslash stays as it is), so text that passes
+ * several layers that each escape (an error message into the audit log) is
+ * never escaped twice.
+ */
+size_t utf8_escape(char *out, size_t outsz, const char *in, size_t n);
 
 #endif

@@ -31,6 +31,7 @@ static void test_example_parses(void **state)
 	assert_true(c.store_sync);
 	assert_int_equal(c.store_map_size, 64u << 20);
 	assert_int_equal(c.log_level, LOG_INFO);
+	assert_int_equal(c.http_body_timeout_ms, 10000);
 	cfg_free(&c);
 }
 
@@ -90,6 +91,8 @@ static const struct bad bad_cases[] = {
 	 "t.cfg:4: control.max_request: 10 is outside"},
 	{NODE "data_dir = \"/d\";\nstore = { map_size_mb = 0; };\n",
 	 "t.cfg:3: store.map_size_mb: 0 is outside"},
+	{NODE "data_dir = \"/d\";\nhttp = {\n body_timeout_ms = 50;\n};\n",
+	 "t.cfg:4: http.body_timeout_ms: 50 is outside 100..600000"},
 	/* plugin sections */
 	{NODE "data_dir = \"/d\";\nplugins = {\n  Sim = { a = 1; };\n};\n",
 	 "t.cfg:4: plugins: 'Sim' is not a plugin name"},
