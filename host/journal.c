@@ -10,6 +10,7 @@
  */
 #include "journal.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,11 +81,13 @@ static int j_flush(void *arg, char *err, size_t errlen)
 /* ---- linli events journal [--after SEQ] [--limit N] [--scope PATH] ---- */
 
 /*
- * At most this many journal rows are read for one page: a caller whose
- * jurisdiction holds few of the node's events still gets an answer in
- * bounded time, and a cursor past what it may not see to go on from.
+ * At most JOURNAL_SCAN_PER_ROW rows are read per row a page may hold, and
+ * JOURNAL_SCAN_MAX in all: a caller whose jurisdiction holds few of the
+ * node's events still gets an answer in bounded time, and a cursor past what
+ * it may not see to go on from.
  */
-#define JOURNAL_SCAN_MAX 10000
+#define JOURNAL_SCAN_PER_ROW 100
+#define JOURNAL_SCAN_MAX     10000
 
 struct scan_ctx {
 	const char *root;
@@ -132,7 +135,7 @@ static int take_opt(struct cmd_call *call, void *ud, int bit, const char *v)
 /*
  * The reply is {"events": [...], "next": SEQ, "more": BOOL}: pass `next` as
  * --after for the following page. The page ends when it holds --limit
- * events (more), when JOURNAL_SCAN_MAX rows were read (more; `next` then
+ * events (more), when its scan budget was read (more; `next` then
  * moves past rows the caller does not see, so paging always progresses),
  * or at the journal's end (no more; `next` stays at the last event shown,
  * so the reply does not tell how many hidden events follow it).
@@ -151,8 +154,9 @@ static int cmd_journal(struct cmd_call *call, void *ud)
 	long limit = 100;
 	char *end;
 	if (o.after) {
+		errno = 0;
 		after = strtoull(o.after, &end, 10);
-		if (!*o.after || *o.after == '-' || *end)
+		if (!*o.after || *o.after == '-' || *end || errno || after == UINT64_MAX)
 			return cmd_fail(call, LINLI_EINVAL, "--after: '%.32s' is not a seq",
 					o.after);
 	}
@@ -166,14 +170,17 @@ static int cmd_journal(struct cmd_call *call, void *ud)
 	if ((rc = access_scope(call, o.scope, "events journal", ACT_EVENTS_SUBSCRIBE, NULL, root)))
 		return rc;
 	struct scan_ctx c = {.root = root, .limit = (size_t)limit};
+	long budget = limit * JOURNAL_SCAN_PER_ROW;
+	if (budget > JOURNAL_SCAN_MAX)
+		budget = JOURNAL_SCAN_MAX;
 	msgpack_sbuffer_init(&c.rows);
-	int n = store_journal_scan(call->k->store, after, JOURNAL_SCAN_MAX, row, &c, call->err,
+	int n = store_journal_scan(call->k->store, after, (size_t)budget, row, &c, call->err,
 				   sizeof call->err);
 	if (n < 0) {
 		msgpack_sbuffer_destroy(&c.rows);
 		return n;
 	}
-	bool full = c.n >= c.limit, capped = !full && n >= JOURNAL_SCAN_MAX;
+	bool full = c.n >= c.limit, capped = !full && n >= budget;
 	uint64_t next = capped ? c.last_seen : c.n ? c.last_shown : after;
 	msgpack_packer *pk = &call->pk;
 	msgpack_pack_map(pk, 3);
