@@ -115,15 +115,16 @@ static struct hal_dev *device_arg(struct cmd_call *call, const char *id, enum ti
 				  int *rc)
 {
 	struct hal_dev *d = hal_find(call->k->hal, id);
-	bool seen = d && access_sees(call, hal_dev_scope(d));
-	if (d && (*rc = access_call(call, act, hal_dev_scope(d), hal_dev_class(d)->name)) != 0 &&
-	    seen)
-		return NULL;
-	if (!d || !seen) {
-		*rc = cmd_fail(call, LINLI_ENOENT, "no device '%.48s'; see 'devices list'", id);
-		return NULL;
+	if (d) {
+		bool seen = access_sees(call, hal_dev_scope(d));
+		*rc = access_call(call, act, hal_dev_scope(d), hal_dev_class(d)->name);
+		if (*rc == 0 && seen)
+			return d;
+		if (seen) /* the caller's, but not for this action: call->err says why */
+			return NULL;
 	}
-	return d;
+	*rc = cmd_fail(call, LINLI_ENOENT, "no device '%.48s'; see 'devices list'", id);
+	return NULL;
 }
 
 static void who_of(const struct cmd_call *call, char *buf, size_t n)
