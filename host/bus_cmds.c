@@ -548,21 +548,24 @@ struct list_ctx {
 
 /*
  * `events list` shows a subscription whose scope lies within the caller's
- * subtree in full. One that covers it (a plugin's or a rule's, at the node's
- * path or the whole tree) is a node-level object: its owner, pattern and
- * scope show, its counters (events of the whole node) only to callers whose
- * subtree covers the node. A sibling's never shows.
+ * subtree in full. An in-process one that covers it (a plugin's or a
+ * rule's, at the node's path or the whole tree) is a node-level object: its
+ * owner, pattern and scope show, its counters (events of the whole node)
+ * only to callers whose subtree covers the node. Other accounts'
+ * subscriptions outside the caller's subtree (a sibling's, a parent's) never
+ * show.
  */
 static void list_one(const struct bus_sub_info *si, void *arg)
 {
 	struct list_ctx *c = arg;
 	bool full = access_sees(c->call, si->scope);
-	if (!full && !scope_within(si->scope, c->call->who->scope))
+	bool external = si->owner == c->r;
+	if (!full && (external || !scope_within(si->scope, c->call->who->scope)))
 		return;
 	c->n++;
 	if (!c->pack)
 		return;
-	const struct rsub *s = si->owner == c->r ? si->ud : NULL;
+	const struct rsub *s = external ? si->ud : NULL;
 	msgpack_packer *pk = c->pk;
 	msgpack_pack_map(pk, 8);
 	mp_kv_uint(pk, "id", si->id);

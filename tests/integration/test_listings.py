@@ -191,6 +191,7 @@ def case_commands_default_to_the_callers_scope():
         rows = c.ok("aud_y2", "audit", "--result", "denied")
         check(rows and all(r["scope"] == Y2 for r in rows), f"audit defaults to own: {rows}")
         eq(c.ok("aud_y", "audit", "--who", "op-y2"), [], "yuelan's auditor: not yuelan2's")
+        c.refused("aud_y", "audit", "--limit", "5x", name="LINLI_EINVAL")
         # The street admin's default is its street: both communities.
         eq(sorted(r["id"] for r in c.ok("st_b", "devices", "list")), ["door-y", "door-y2"],
            "the street's devices")
@@ -230,9 +231,13 @@ def case_subscriptions_and_counters_of_the_bus():
     with city() as c:
         sy = c.ok("op_y", "events", "subscribe", "alarm/#")["id"]
         sy2 = c.ok("op_y2", "events", "subscribe", "alarm/#")["id"]
+        sb = c.ok("st_b", "events", "subscribe", "alarm/#")["id"]
         publish_each(c)
         rows = {r["id"]: r for r in c.ok("op_y", "events", "list")}
         check(sy in rows and sy2 not in rows, f"a sibling's subscription shows: {rows}")
+        check(sb not in rows, f"the street account's subscription shows: {rows}")
+        street = {r["id"]: r for r in c.ok("st_b", "events", "list")}
+        check(sy in street and sy2 in street and sb in street, f"the street's: {street}")
         eq(rows[sy]["delivered"], 2, "its own subscription's counters")
         node = [r for r in rows.values() if r["scope"] == CITY]
         check(node and all(r["delivered"] is None for r in node),
