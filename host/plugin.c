@@ -1661,15 +1661,6 @@ static const char *shown_reason(const struct cmd_call *call, const struct plugin
 	return "(not shown: it concerns events outside your jurisdiction)";
 }
 
-static void kv_count(msgpack_packer *pk, const char *key, uint64_t v, bool shown)
-{
-	mp_str(pk, key);
-	if (shown)
-		msgpack_pack_uint64(pk, v);
-	else
-		msgpack_pack_nil(pk);
-}
-
 /* A script plugin's health: counters and its recent errors with file and line. */
 static void pack_script(msgpack_packer *pk, const struct cmd_call *call, const struct script *s)
 {
@@ -1688,10 +1679,10 @@ static void pack_script(msgpack_packer *pk, const struct cmd_call *call, const s
 	n = shown;
 	msgpack_pack_map(pk, 6);
 	mp_kv_str(pk, "state", script_state_name(script_state(s)));
-	kv_count(pk, "calls", st.calls, node);
-	kv_count(pk, "errors", st.errors, node);
-	kv_count(pk, "faults", st.faults, node);
-	kv_count(pk, "mem_kb", st.mem_used >> 10, node);
+	mp_kv_uint_if(pk, "calls", st.calls, node);
+	mp_kv_uint_if(pk, "errors", st.errors, node);
+	mp_kv_uint_if(pk, "faults", st.faults, node);
+	mp_kv_uint_if(pk, "mem_kb", st.mem_used >> 10, node);
 	mp_str(pk, "log");
 	msgpack_pack_array(pk, (size_t)n);
 	for (int i = 0; i < n; i++) {

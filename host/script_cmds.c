@@ -108,15 +108,6 @@ static const char *shown_problem(const struct cmd_call *call, const struct scrip
 	return !*p || access_sees(call, script_fault_scope(s)) ? p : HIDDEN_PROBLEM;
 }
 
-static void kv_count(msgpack_packer *pk, const char *key, uint64_t v, bool shown)
-{
-	mp_str(pk, key);
-	if (shown)
-		msgpack_pack_uint64(pk, v);
-	else
-		msgpack_pack_nil(pk);
-}
-
 static int cmd_list(struct cmd_call *call, void *ud)
 {
 	struct script_rules *r = ud;
@@ -133,8 +124,8 @@ static int cmd_list(struct cmd_call *call, void *ud)
 		mp_kv_str(pk, "name", script_name(s));
 		mp_kv_str(pk, "state", script_state_name(script_state(s)));
 		mp_kv_str(pk, "on", d ? d->on : "-");
-		kv_count(pk, "calls", st.calls, node);
-		kv_count(pk, "errors", st.errors, node);
+		mp_kv_uint_if(pk, "calls", st.calls, node);
+		mp_kv_uint_if(pk, "errors", st.errors, node);
 		mp_kv_str(pk, "file", script_file(s));
 		mp_kv_str(pk, "problem", shown_problem(call, s));
 	}
@@ -170,16 +161,16 @@ static int cmd_show(struct cmd_call *call, void *ud)
 	pack_limits(pk, script_limits(s));
 	mp_str(pk, "stats");
 	msgpack_pack_map(pk, 10);
-	kv_count(pk, "calls", st.calls, node);
-	kv_count(pk, "errors", st.errors, node);
-	kv_count(pk, "faults", st.faults, node);
-	kv_count(pk, "last_ms", st.last_ms, node);
-	kv_count(pk, "max_ms", st.max_ms, node);
-	kv_count(pk, "last_units", st.last_units, node);
-	kv_count(pk, "max_units", st.max_units, node);
-	kv_count(pk, "mem_kb", st.mem_used >> 10, node);
-	kv_count(pk, "mem_peak_kb", st.mem_peak >> 10, node);
-	kv_count(pk, "mem_refused", st.mem_refused, node);
+	mp_kv_uint_if(pk, "calls", st.calls, node);
+	mp_kv_uint_if(pk, "errors", st.errors, node);
+	mp_kv_uint_if(pk, "faults", st.faults, node);
+	mp_kv_uint_if(pk, "last_ms", st.last_ms, node);
+	mp_kv_uint_if(pk, "max_ms", st.max_ms, node);
+	mp_kv_uint_if(pk, "last_units", st.last_units, node);
+	mp_kv_uint_if(pk, "max_units", st.max_units, node);
+	mp_kv_uint_if(pk, "mem_kb", st.mem_used >> 10, node);
+	mp_kv_uint_if(pk, "mem_peak_kb", st.mem_peak >> 10, node);
+	mp_kv_uint_if(pk, "mem_refused", st.mem_refused, node);
 	mp_kv_bool(pk, "has_when", d && d->has_when);
 	mp_str(pk, "source");
 	msgpack_pack_str(pk, len);
