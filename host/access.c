@@ -42,6 +42,36 @@ int access_call(struct cmd_call *call, enum tier_action act, const char *scope, 
 	return access_check(call->k, call->who, act, scope, object, call->err, sizeof call->err);
 }
 
+int access_scope(struct cmd_call *call, const char *requested, const char *what,
+		 enum tier_action act, const char *object, char out[SCOPE_MAX + 1])
+{
+	const char *node = call->k->cfg.node_path;
+	if (!call->who)
+		return cmd_fail(call, LINLI_EAUTH, "not logged in: run 'linli login USER' first");
+	/* By default a caller works in its own jurisdiction, not at the node's path. */
+	const char *s = requested ? requested : call->who->scope;
+	char why[128];
+	if (!scope_check(s, why, sizeof why))
+		return cmd_fail(call, LINLI_EINVAL, "%s: scope '%.64s': %s", what, s, why);
+	/* The caller's rights first, so that a refusal is audited. */
+	int rc = access_call(call, act, s, object);
+	if (rc)
+		return rc;
+	if (!scope_within(node, s))
+		return cmd_fail(call, LINLI_EPERM,
+				"%s: scope '%s' is outside this node's jurisdiction '%s'", what, s,
+				node);
+	snprintf(out, SCOPE_MAX + 1, "%s", s);
+	return 0;
+}
+
+bool access_sees(const struct cmd_call *call, const char *scope)
+{
+	if (!call->who || !call->who->scope)
+		return false;
+	return scope_within(call->who->scope, scope && *scope ? scope : call->k->cfg.node_path);
+}
+
 /*
  * The action a command word implies; NULL sub matches any. First match wins.
  * `node`: the action is on this node itself (its plugins and rules act over

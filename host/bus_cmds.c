@@ -80,33 +80,6 @@ struct rsub {
 	struct rsub *next;
 };
 
-/* ---- the permission point ---- */
-
-/*
- * authorize — the scope a console request may subscribe or publish at:
- * `requested` (NULL: the caller's own node), inside this linlid's node, and
- * allowed to the caller's account by access_call (the tier rules).
- */
-static int authorize(struct cmd_call *call, const char *requested, const char *what,
-		     enum tier_action act, const char *object, char out[SCOPE_MAX + 1])
-{
-	const char *node = call->k->cfg.node_path;
-	/* By default a caller works in its own jurisdiction. */
-	const char *s = requested ? requested : call->who->scope;
-	char why[128];
-	if (!scope_check(s, why, sizeof why))
-		return cmd_fail(call, LINLI_EINVAL, "%s: scope '%s': %s", what, s, why);
-	if (!scope_within(node, s))
-		return cmd_fail(call, LINLI_EPERM,
-				"%s: scope '%s' is outside this node's jurisdiction '%s'", what, s,
-				node);
-	int rc = access_call(call, act, s, object);
-	if (rc)
-		return rc;
-	snprintf(out, SCOPE_MAX + 1, "%s", s);
-	return 0;
-}
-
 /* ---- argument helpers ---- */
 
 /* Remove `--name VALUE` from argv; *value is a copy (caller frees) or NULL if absent. */
@@ -430,7 +403,8 @@ static int cmd_subscribe(struct cmd_call *call, void *ud)
 	}
 	const char *pattern = call->argc == 3 ? call->argv[2] : "#";
 	char scope[SCOPE_MAX + 1];
-	rc = authorize(call, scope_opt, "events subscribe", ACT_EVENTS_SUBSCRIBE, pattern, scope);
+	rc =
+	    access_scope(call, scope_opt, "events subscribe", ACT_EVENTS_SUBSCRIBE, pattern, scope);
 	free(scope_opt);
 	if (rc)
 		return rc;
@@ -566,44 +540,85 @@ static int cmd_unsubscribe(struct cmd_call *call, void *ud)
 
 struct list_ctx {
 	struct bus_remote *r;
+	const struct cmd_call *call;
 	msgpack_packer *pk;
 	int n;
 	bool pack;
 };
 
+/*
+ * `events list` shows a subscription whose scope lies within the caller's
+ * subtree in full. An in-process one that covers it (a plugin's or a
+ * rule's, at the node's path or the whole tree) is a node-level object: its
+ * owner, pattern and scope show, its counters (events of the whole node)
+ * only to callers whose subtree covers the node. Other accounts'
+ * subscriptions outside the caller's subtree (a sibling's, a parent's) never
+ * show.
+ */
 static void list_one(const struct bus_sub_info *si, void *arg)
 {
 	struct list_ctx *c = arg;
+	bool full = access_sees(c->call, si->scope);
+	bool external = si->owner == c->r;
+	if (!full && (external || !scope_within(si->scope, c->call->who->scope)))
+		return;
 	c->n++;
 	if (!c->pack)
 		return;
-	const struct rsub *s = si->owner == c->r ? si->ud : NULL;
+	const struct rsub *s = external ? si->ud : NULL;
 	msgpack_packer *pk = c->pk;
 	msgpack_pack_map(pk, 8);
 	mp_kv_uint(pk, "id", si->id);
 	mp_kv_str(pk, "owner", si->owner_name);
 	mp_kv_str(pk, "pattern", si->pattern);
 	mp_kv_str(pk, "scope", *si->scope ? si->scope : "(all)");
-	mp_kv_uint(pk, "delivered", si->delivered);
-	mp_kv_uint(pk, "errors", si->errors);
-	mp_kv_uint(pk, "queued", s ? s->n : 0);
-	mp_kv_uint(pk, "lost", s ? s->lost : 0);
+	if (full) {
+		mp_kv_uint(pk, "delivered", si->delivered);
+		mp_kv_uint(pk, "errors", si->errors);
+		mp_kv_uint(pk, "queued", s ? s->n : 0);
+		mp_kv_uint(pk, "lost", s ? s->lost : 0);
+	} else {
+		static const char *const keys[] = {"delivered", "errors", "queued", "lost"};
+		for (int i = 0; i < 4; i++) {
+			mp_str(pk, keys[i]);
+			msgpack_pack_nil(pk);
+		}
+	}
 }
 
 static int cmd_list(struct cmd_call *call, void *ud)
 {
 	struct bus_remote *r = ud;
-	struct list_ctx c = {r, &call->pk, 0, false};
+	if (call->argc != 2)
+		return cmd_fail(call, LINLI_EINVAL, "usage: events list");
+	struct list_ctx c = {r, call, &call->pk, 0, false};
 	bus_foreach_sub(r->bus, list_one, &c);
 	msgpack_pack_array(&call->pk, (size_t)c.n);
 	c.pack = true;
+	c.n = 0;
 	bus_foreach_sub(r->bus, list_one, &c);
 	return 0;
 }
 
+/*
+ * The families' counters count every event of the node: they are the
+ * node's, shown only to a caller whose subtree covers it (checked, and a
+ * refusal audited, at the node's path).
+ */
 static int cmd_stats(struct cmd_call *call, void *ud)
 {
 	struct bus_remote *r = ud;
+	if (call->argc != 2)
+		return cmd_fail(call, LINLI_EINVAL, "usage: events stats");
+	int rc = access_call(call, ACT_EVENTS_SUBSCRIBE, r->k->cfg.node_path, NULL);
+	if (rc) {
+		char why[sizeof call->err];
+		snprintf(why, sizeof why, "%s", call->err);
+		return cmd_fail(call, rc,
+				"events stats: the counters are node-wide; they take an account "
+				"whose jurisdiction covers the node '%s' (%s)",
+				r->k->cfg.node_path, why);
+	}
 	bus_pack_families(r->bus, &call->pk);
 	return 0;
 }
@@ -640,7 +655,7 @@ static int cmd_publish(struct cmd_call *call, void *ud)
 	}
 	const char *topic = call->argv[1];
 	char scope[SCOPE_MAX + 1];
-	rc = authorize(call, scope_opt, "publish", ACT_EVENTS_PUBLISH, topic, scope);
+	rc = access_scope(call, scope_opt, "publish", ACT_EVENTS_PUBLISH, topic, scope);
 	free(scope_opt);
 	if (rc)
 		return rc;

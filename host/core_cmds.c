@@ -1,7 +1,8 @@
 /*
  * core_cmds — the kernel's own console commands: status, help.
  * Each subsystem registers its commands in its own file; these are the ones
- * that belong to no subsystem.
+ * that belong to no subsystem. `status` shows the node's counters only to
+ * callers whose jurisdiction covers the node.
  */
 #include "core_cmds.h"
 
@@ -9,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "bus.h"
 #include "cmd.h"
 #include "control.h"
@@ -23,10 +25,26 @@ static uint64_t store_bytes(const struct kernel *k)
 	return stat(p, &st) == 0 ? (uint64_t)st.st_size : 0;
 }
 
+/*
+ * What the node is shows to every account; what it did (requests,
+ * connections, events, the store's size, its process) counts the whole
+ * node's activity and shows only to callers whose jurisdiction covers it.
+ */
 static int cmd_status(struct cmd_call *call, void *ud)
 {
 	(void)ud;
 	struct kernel *k = call->k;
+	bool node = access_sees(call, NULL);
+	msgpack_packer *pk = &call->pk;
+	msgpack_pack_map(pk, node ? 19 : 6);
+	mp_kv_str(pk, "node", k->cfg.node_path);
+	mp_kv_str(pk, "level", tier_level_name(k->cfg.node_level));
+	mp_kv_str(pk, "name", k->cfg.node_name);
+	mp_kv_str(pk, "version", LINLI_VERSION);
+	mp_kv_uint(pk, "uptime_s", (kernel_now_ms() - k->started_ms) / 1000);
+	mp_kv_int(pk, "plugins", k->plugin_count);
+	if (!node)
+		return 0;
 	unsigned long long served, malformed;
 	control_counters(k->control, &served, &malformed);
 	unsigned long long conns, cut;
@@ -34,15 +52,7 @@ static int cmd_status(struct cmd_call *call, void *ud)
 	struct bus_totals bt = {0};
 	if (k->bus)
 		bus_get_totals(k->bus, &bt);
-	msgpack_packer *pk = &call->pk;
-	msgpack_pack_map(pk, 19);
-	mp_kv_str(pk, "node", k->cfg.node_path);
-	mp_kv_str(pk, "level", tier_level_name(k->cfg.node_level));
-	mp_kv_str(pk, "name", k->cfg.node_name);
-	mp_kv_str(pk, "version", LINLI_VERSION);
-	mp_kv_uint(pk, "uptime_s", (kernel_now_ms() - k->started_ms) / 1000);
 	mp_kv_int(pk, "pid", getpid());
-	mp_kv_int(pk, "plugins", k->plugin_count);
 	mp_kv_uint(pk, "store_bytes", store_bytes(k));
 	mp_kv_str(pk, "data_dir", k->cfg.data_dir);
 	mp_kv_uint(pk, "requests", served);

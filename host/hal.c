@@ -303,6 +303,10 @@ uint64_t hal_dev_readings(const struct hal_dev *d)
 {
 	return d->readings;
 }
+uint64_t hal_dev_events(const struct hal_dev *d)
+{
+	return d->events;
+}
 bool hal_dev_open(const struct hal_dev *d)
 {
 	return d->open;

@@ -148,6 +148,7 @@ struct hal_driver *hal_dev_driver_of(const struct hal_dev *d); /* NULL: not load
 enum hal_state hal_dev_state(const struct hal_dev *d);
 uint64_t hal_dev_refused(const struct hal_dev *d, enum hal_refusal r);
 uint64_t hal_dev_readings(const struct hal_dev *d);
+uint64_t hal_dev_events(const struct hal_dev *d);
 bool hal_dev_open(const struct hal_dev *d);
 const char *hal_dev_open_error(const struct hal_dev *d); /* NULL when none */
 

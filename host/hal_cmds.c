@@ -105,18 +105,26 @@ static int num_opt(struct cmd_call *call, const char *opt, const char *v, long l
 	return 0;
 }
 
-/* The device named by argv, with access for `act` checked. */
+/*
+ * The device named by argv, with access for `act` checked. A device outside
+ * the caller's jurisdiction is answered as absent (the refusal is still
+ * audited by access_call): a reply never tells that a sibling's device
+ * exists, nor where.
+ */
 static struct hal_dev *device_arg(struct cmd_call *call, const char *id, enum tier_action act,
 				  int *rc)
 {
 	struct hal_dev *d = hal_find(call->k->hal, id);
-	if (!d) {
-		*rc = cmd_fail(call, LINLI_ENOENT, "no device '%.48s'; see 'devices list'", id);
-		return NULL;
+	if (d) {
+		bool seen = access_sees(call, hal_dev_scope(d));
+		*rc = access_call(call, act, hal_dev_scope(d), hal_dev_class(d)->name);
+		if (*rc == 0 && seen)
+			return d;
+		if (seen) /* the caller's, but not for this action: call->err says why */
+			return NULL;
 	}
-	if ((*rc = access_call(call, act, hal_dev_scope(d), hal_dev_class(d)->name)) != 0)
-		return NULL;
-	return d;
+	*rc = cmd_fail(call, LINLI_ENOENT, "no device '%.48s'; see 'devices list'", id);
+	return NULL;
 }
 
 static void who_of(const struct cmd_call *call, char *buf, size_t n)
@@ -148,14 +156,11 @@ static int cmd_list(struct cmd_call *call, void *ud)
 	long long limit = LIST_DEFAULT;
 	if (a.limit && (rc = num_opt(call, "limit", a.limit, 1, LIST_MAX, &limit)))
 		return rc;
-	const char *scope = a.scope ? a.scope : call->k->cfg.node_path;
-	char why[128];
-	if (!scope_check(scope, why, sizeof why))
-		return cmd_fail(call, LINLI_EINVAL, "bad --scope '%.64s': %s", scope, why);
 	if (a.state && strcmp(a.state, "online") && strcmp(a.state, "unavailable"))
 		return cmd_fail(call, LINLI_EINVAL, "--state '%.32s' is not online or unavailable",
 				a.state);
-	if ((rc = access_call(call, ACT_DEVICE_READ, scope, a.cls)) != 0)
+	char scope[SCOPE_MAX + 1];
+	if ((rc = access_scope(call, a.scope, "devices list", ACT_DEVICE_READ, a.cls, scope)))
 		return rc;
 	struct hal_dev **v;
 	int n = hal_list(call->k->hal, scope, &v);
@@ -203,26 +208,51 @@ static int cmd_readings(struct cmd_call *call, void *ud)
 	return 0;
 }
 
+/*
+ * Totals over the devices of a jurisdiction (--scope, by default the
+ * caller's). The layer's own counters (drivers, shed readings, commands,
+ * timeouts) are the node's: they show only when the scope covers the node.
+ */
 static int cmd_stats(struct cmd_call *call, void *ud)
 {
 	(void)ud;
 	struct args a;
-	int rc = parse(call, 0, 0, 0, "", &a);
-	if (rc || (rc = access_call(call, ACT_DEVICE_READ, call->k->cfg.node_path, NULL)))
+	int rc = parse(call, O_SCOPE, 0, 0, "[--scope PATH]", &a);
+	char scope[SCOPE_MAX + 1];
+	if (rc || (rc = access_scope(call, a.scope, "devices stats", ACT_DEVICE_READ, NULL, scope)))
 		return rc;
-	struct hal_totals t;
-	hal_get_totals(call->k->hal, &t);
-	msgpack_pack_map(&call->pk, 10);
-	mp_kv_uint(&call->pk, "devices", t.devices);
-	mp_kv_uint(&call->pk, "open", t.open);
-	mp_kv_uint(&call->pk, "online", t.online);
-	mp_kv_uint(&call->pk, "drivers", t.drivers);
-	mp_kv_uint(&call->pk, "readings", t.readings);
-	mp_kv_uint(&call->pk, "refused", t.refused);
-	mp_kv_uint(&call->pk, "events", t.events);
-	mp_kv_uint(&call->pk, "shed", t.shed);
-	mp_kv_uint(&call->pk, "commands", t.commands);
-	mp_kv_uint(&call->pk, "timeouts", t.timeouts);
+	struct hal_dev **v;
+	int n = hal_list(call->k->hal, scope, &v);
+	if (n < 0)
+		return cmd_fail(call, n, "out of memory");
+	struct hal_totals t = {.devices = (uint64_t)n};
+	for (int i = 0; i < n; i++) {
+		t.open += hal_dev_open(v[i]);
+		t.online += hal_dev_state(v[i]) == HAL_ONLINE;
+		t.readings += hal_dev_readings(v[i]);
+		t.events += hal_dev_events(v[i]);
+		for (int r = 0; r < HAL_REF_KINDS; r++)
+			t.refused += hal_dev_refused(v[i], (enum hal_refusal)r);
+	}
+	free(v);
+	bool node = scope_within(scope, call->k->cfg.node_path);
+	struct hal_totals all;
+	hal_get_totals(call->k->hal, &all);
+	msgpack_packer *pk = &call->pk;
+	msgpack_pack_map(pk, node ? 11 : 7);
+	mp_kv_str(pk, "scope", scope);
+	mp_kv_uint(pk, "devices", t.devices);
+	mp_kv_uint(pk, "open", t.open);
+	mp_kv_uint(pk, "online", t.online);
+	mp_kv_uint(pk, "readings", t.readings);
+	mp_kv_uint(pk, "refused", t.refused);
+	mp_kv_uint(pk, "events", t.events);
+	if (node) {
+		mp_kv_uint(pk, "drivers", all.drivers);
+		mp_kv_uint(pk, "shed", all.shed);
+		mp_kv_uint(pk, "commands", all.commands);
+		mp_kv_uint(pk, "timeouts", all.timeouts);
+	}
 	return 0;
 }
 
@@ -249,11 +279,8 @@ static int cmd_add(struct cmd_call *call, void *ud)
 	long long hb = 0;
 	if (a.heartbeat && (rc = num_opt(call, "heartbeat", a.heartbeat, 1, 604800, &hb)))
 		return rc;
-	const char *scope = a.scope ? a.scope : call->k->cfg.node_path;
-	char why[128];
-	if (!scope_check(scope, why, sizeof why))
-		return cmd_fail(call, LINLI_EINVAL, "bad --scope '%.64s': %s", scope, why);
-	if ((rc = access_call(call, ACT_DEVICE_MANAGE, scope, a.pos[1])) != 0)
+	char scope[SCOPE_MAX + 1];
+	if ((rc = access_scope(call, a.scope, "devices add", ACT_DEVICE_MANAGE, a.pos[1], scope)))
 		return rc;
 	char secret[65], hash[80];
 	tier_token_new(secret);
@@ -491,16 +518,14 @@ static int cmd_command(struct cmd_call *call, void *ud)
 	    parse(call, O_TIMEOUT, 2, MAX_POS, "ID COMMAND [ARG=VALUE ...] [--timeout MS]", &a);
 	if (rc)
 		return rc;
-	struct hal_dev *d = hal_find(call->k->hal, a.pos[0]);
-	if (!d) /* checked before access so that the message names the device */
-		return cmd_fail(call, LINLI_ENOENT, "no device '%.48s'; see 'devices list'",
-				a.pos[0]);
-	if ((rc =
-		 access_call(call, ACT_DEVICE_COMMAND, hal_dev_scope(d), hal_dev_class(d)->name))) {
-		char who[160];
-		who_of(call, who, sizeof who);
-		log_info("audit", "device.command %s %s by %s: denied: %s", a.pos[0], a.pos[1], who,
-			 call->err);
+	struct hal_dev *d = device_arg(call, a.pos[0], ACT_DEVICE_COMMAND, &rc);
+	if (!d) {
+		if (hal_find(call->k->hal, a.pos[0])) { /* there, but not the caller's to command */
+			char who[160];
+			who_of(call, who, sizeof who);
+			log_info("audit", "device.command %s %s by %s: denied: %s", a.pos[0],
+				 a.pos[1], who, call->err);
+		}
 		return rc;
 	}
 	const struct cat_device_class *cls = hal_dev_class(d);
@@ -581,8 +606,8 @@ int hal_cmds_register(struct kernel *k)
 		const char *sub, *usage, *summary;
 		cmd_fn fn;
 	} cmds[] = {
-	    {"list", "[--scope PATH] [--class C] [--state S] [--driver D]",
-	     "registered devices: class, state, last seen, readings", cmd_list},
+	    {"list", "[--scope PATH] [--class C] [--state S] [--driver D] [--limit N] [--after ID]",
+	     "devices of your jurisdiction: class, state, last seen, readings", cmd_list},
 	    {"show", "ID", "one device: registry entry, state, counters", cmd_show},
 	    {"readings", "ID", "the latest value of each of a device's resources", cmd_readings},
 	    {"add",
@@ -596,7 +621,9 @@ int hal_cmds_register(struct kernel *k)
 	    {"set", "ID RESOURCE=VALUE ... [--timeout MS]", "write writable resources", cmd_set},
 	    {"discover", "[DRIVER]", "open unopened devices and run the drivers' discovery",
 	     cmd_discover},
-	    {"stats", "", "device layer totals: devices, readings, refusals, commands", cmd_stats},
+	    {"stats", "[--scope PATH]",
+	     "device totals of your jurisdiction: devices, readings, refusals (commands: node)",
+	     cmd_stats},
 	};
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
 		int rc = cmd_register(k->cmds, "devices", cmds[i].sub, cmds[i].usage,

@@ -10,9 +10,12 @@
  */
 #include "journal.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "access.h"
 #include "bus.h"
 #include "cmd.h"
 #include "json.h"
@@ -75,20 +78,28 @@ static int j_flush(void *arg, char *err, size_t errlen)
 	return rc;
 }
 
-/* ---- linli events journal [--after SEQ] [--limit N] ---- */
+/* ---- linli events journal [--after SEQ] [--limit N] [--scope PATH] ---- */
+
+/*
+ * At most JOURNAL_SCAN_PER_ROW rows are read per row a page may hold, and
+ * JOURNAL_SCAN_MAX in all: a caller whose jurisdiction holds few of the
+ * node's events still gets an answer in bounded time, and a cursor past what
+ * it may not see to go on from.
+ */
+#define JOURNAL_SCAN_PER_ROW 100
+#define JOURNAL_SCAN_MAX     10000
 
 struct scan_ctx {
-	msgpack_packer *pk;
 	const char *root;
-	int n;
+	size_t limit, n;
+	uint64_t last_seen, last_shown; /* seq of the last row read / returned */
 	msgpack_sbuffer rows;
-	msgpack_packer rpk;
 };
 
 static int row(void *ud, uint64_t seq, const void *ev, size_t len)
 {
-	(void)seq;
 	struct scan_ctx *c = ud;
+	c->last_seen = seq;
 	msgpack_unpacked up;
 	msgpack_unpacked_init(&up);
 	size_t off = 0;
@@ -96,49 +107,88 @@ static int row(void *ud, uint64_t seq, const void *ev, size_t len)
 		const msgpack_object *sc = mp_get(&up.data, "scope");
 		char scope[SCOPE_MAX + 1] = "";
 		if (sc && sc->type == MSGPACK_OBJECT_STR && sc->via.str.size <= SCOPE_MAX)
-			snprintf(scope, sizeof scope, "%.*s", (int)sc->via.str.size, sc->via.str.ptr);
+			snprintf(scope, sizeof scope, "%.*s", (int)sc->via.str.size,
+				 sc->via.str.ptr);
 		/* Only the caller's jurisdiction: a sibling's events never show. */
-		if (scope_within(c->root, scope)) {
+		if (*scope && scope_within(c->root, scope)) {
 			msgpack_sbuffer_write(&c->rows, ev, len);
 			c->n++;
+			c->last_shown = seq;
 		}
 	}
 	msgpack_unpacked_destroy(&up);
+	return c->n >= c->limit; /* a full page stops the scan */
+}
+
+struct jopts {
+	const char *after, *limit, *scope;
+};
+
+static int take_opt(struct cmd_call *call, void *ud, int bit, const char *v)
+{
+	(void)call;
+	struct jopts *o = ud;
+	*(bit == 1 ? &o->after : bit == 2 ? &o->limit : &o->scope) = v;
 	return 0;
 }
 
+/*
+ * The reply is {"events": [...], "next": SEQ, "more": BOOL}: pass `next` as
+ * --after for the following page. The page ends when it holds --limit
+ * events (more), when its scan budget was read (more; `next` then
+ * moves past rows the caller does not see, so paging always progresses),
+ * or at the journal's end (no more; `next` stays at the last event shown,
+ * so the reply does not tell how many hidden events follow it).
+ */
 static int cmd_journal(struct cmd_call *call, void *ud)
 {
 	(void)ud;
-	struct kernel *k = call->k;
+	static const struct cmd_opt opts[] = {{"after", 1}, {"limit", 2}, {"scope", 4}, {NULL, 0}};
+	const char *usage = "[--after SEQ] [--limit N] [--scope PATH]";
+	struct jopts o = {0};
+	int npos = 0;
+	int rc = cmd_args(call, opts, 7, NULL, 0, &npos, usage, take_opt, &o);
+	if (rc)
+		return rc;
 	uint64_t after = 0;
 	long limit = 100;
-	for (int i = 2; i < call->argc; i++) {
-		char *end;
-		if (strcmp(call->argv[i], "--after") == 0 && i + 1 < call->argc) {
-			after = strtoull(call->argv[++i], &end, 10);
-			if (*end)
-				return cmd_fail(call, LINLI_EINVAL, "--after: '%s' is not a seq",
-						call->argv[i]);
-		} else if (strcmp(call->argv[i], "--limit") == 0 && i + 1 < call->argc) {
-			limit = strtol(call->argv[++i], &end, 10);
-			if (*end || limit < 1 || limit > 10000)
-				return cmd_fail(call, LINLI_EINVAL, "--limit: '%s' is not 1..10000",
-						call->argv[i]);
-		} else
-			return cmd_fail(call, LINLI_EINVAL,
-					"usage: events journal [--after SEQ] [--limit N]");
+	char *end;
+	if (o.after) {
+		errno = 0;
+		after = strtoull(o.after, &end, 10);
+		if (!*o.after || *o.after == '-' || *end || errno || after == UINT64_MAX)
+			return cmd_fail(call, LINLI_EINVAL, "--after: '%.32s' is not a seq",
+					o.after);
 	}
-	struct scan_ctx c = {.pk = &call->pk, .root = k->cfg.node_path};
+	if (o.limit) {
+		limit = strtol(o.limit, &end, 10);
+		if (!*o.limit || *end || limit < 1 || limit > 10000)
+			return cmd_fail(call, LINLI_EINVAL, "--limit: '%.32s' is not 1..10000",
+					o.limit);
+	}
+	char root[SCOPE_MAX + 1];
+	if ((rc = access_scope(call, o.scope, "events journal", ACT_EVENTS_SUBSCRIBE, NULL, root)))
+		return rc;
+	struct scan_ctx c = {.root = root, .limit = (size_t)limit};
+	long budget = limit * JOURNAL_SCAN_PER_ROW;
+	if (budget > JOURNAL_SCAN_MAX)
+		budget = JOURNAL_SCAN_MAX;
 	msgpack_sbuffer_init(&c.rows);
-	int n = store_journal_scan(k->store, after, (size_t)limit, row, &c, call->err,
+	int n = store_journal_scan(call->k->store, after, (size_t)budget, row, &c, call->err,
 				   sizeof call->err);
 	if (n < 0) {
 		msgpack_sbuffer_destroy(&c.rows);
 		return n;
 	}
-	msgpack_pack_array(&call->pk, (size_t)c.n);
+	bool full = c.n >= c.limit, capped = !full && n >= budget;
+	uint64_t next = capped ? c.last_seen : c.n ? c.last_shown : after;
+	msgpack_packer *pk = &call->pk;
+	msgpack_pack_map(pk, 3);
+	mp_str(pk, "events");
+	msgpack_pack_array(pk, c.n);
 	msgpack_sbuffer_write(&call->data, c.rows.data, c.rows.size);
+	mp_kv_uint(pk, "next", next);
+	mp_kv_bool(pk, "more", full || capped);
 	msgpack_sbuffer_destroy(&c.rows);
 	return 0;
 }
@@ -155,8 +205,10 @@ int journal_attach(struct kernel *k)
 	if (last)
 		log_info("bus", "journal holds events up to seq %llu; numbering goes on from there",
 			 (unsigned long long)last);
-	return cmd_register(k->cmds, "events", "journal", "[--after SEQ] [--limit N]",
-			    "the stored records of consequence (alarms, incidents, ...)",
+	return cmd_register(k->cmds, "events", "journal",
+			    "[--after SEQ] [--limit N] [--scope PATH]",
+			    "the stored records of consequence (alarms, incidents, ...) of the "
+			    "caller's jurisdiction",
 			    cmd_journal, NULL, &js);
 }
 

@@ -39,6 +39,16 @@ static inline void mp_kv_uint(msgpack_packer *pk, const char *k, uint64_t v)
 	msgpack_pack_uint64(pk, v);
 }
 
+/* `k` with `v`, or with nil when not `shown` (a counter the caller may not see). */
+static inline void mp_kv_uint_if(msgpack_packer *pk, const char *k, uint64_t v, bool shown)
+{
+	mp_str(pk, k);
+	if (shown)
+		msgpack_pack_uint64(pk, v);
+	else
+		msgpack_pack_nil(pk);
+}
+
 static inline void mp_kv_bool(msgpack_packer *pk, const char *k, bool v)
 {
 	mp_str(pk, k);

@@ -1645,34 +1645,56 @@ static void pack_str_or_nil(msgpack_packer *pk, const char *k, const char *v)
 
 static const char *kind_name(const struct plugin *p) { return p->kind == KIND_LUA ? "lua" : "so"; }
 
+/*
+ * A plugin is the node's: its name, state and descriptor show to every
+ * account of the node. What it did is not: a script plugin's counters count
+ * the node's events (nil unless the caller's jurisdiction covers the node),
+ * and its log lines and a fault it came to may quote an event, so each shows
+ * only within the jurisdiction of the event it came from (the node's for
+ * its own work: init, timers, commands).
+ */
+static const char *shown_reason(const struct cmd_call *call, const struct plugin *p)
+{
+	if (!p->reason[0] || p->state != PLUG_FAULTED || !p->script ||
+	    access_sees(call, script_fault_scope(p->script)))
+		return p->reason;
+	return "(not shown: it concerns events outside your jurisdiction)";
+}
+
 /* A script plugin's health: counters and its recent errors with file and line. */
-static void pack_script(msgpack_packer *pk, const struct script *s)
+static void pack_script(msgpack_packer *pk, const struct cmd_call *call, const struct script *s)
 {
 	if (!s) {
 		msgpack_pack_nil(pk);
 		return;
 	}
+	bool node = access_sees(call, NULL);
 	struct script_stats st;
 	script_stats(s, &st);
 	const struct script_logent *e[SCRIPT_LOG_MAX];
-	int n = script_log(s, e, SCRIPT_LOG_MAX);
+	int n = script_log(s, e, SCRIPT_LOG_MAX), shown = 0;
+	for (int i = 0; i < n; i++)
+		if (access_sees(call, e[i]->scope))
+			e[shown++] = e[i];
+	n = shown;
 	msgpack_pack_map(pk, 6);
 	mp_kv_str(pk, "state", script_state_name(script_state(s)));
-	mp_kv_uint(pk, "calls", st.calls);
-	mp_kv_uint(pk, "errors", st.errors);
-	mp_kv_uint(pk, "faults", st.faults);
-	mp_kv_uint(pk, "mem_kb", st.mem_used >> 10);
+	mp_kv_uint_if(pk, "calls", st.calls, node);
+	mp_kv_uint_if(pk, "errors", st.errors, node);
+	mp_kv_uint_if(pk, "faults", st.faults, node);
+	mp_kv_uint_if(pk, "mem_kb", st.mem_used >> 10, node);
 	mp_str(pk, "log");
 	msgpack_pack_array(pk, (size_t)n);
 	for (int i = 0; i < n; i++) {
-		msgpack_pack_map(pk, 3);
+		msgpack_pack_map(pk, 4);
 		mp_kv_str(pk, "kind", e[i]->fault ? "fault" : "error");
 		mp_kv_str(pk, "where", e[i]->where);
+		mp_kv_str(pk, "scope", *e[i]->scope ? e[i]->scope : call->k->cfg.node_path);
 		mp_kv_str(pk, "message", e[i]->msg);
 	}
 }
 
-static void pack_row(msgpack_packer *pk, const struct plugin *p)
+static void pack_row(msgpack_packer *pk, const struct cmd_call *call, const struct plugin *p)
 {
 	msgpack_pack_map(pk, 8);
 	pack_str_or_nil(pk, "name", p->name);
@@ -1682,7 +1704,7 @@ static void pack_row(msgpack_packer *pk, const struct plugin *p)
 	pack_str_or_nil(pk, "family", p->meta_ok ? p->meta.family : NULL);
 	mp_kv_uint(pk, "order", p->order);
 	mp_kv_str(pk, "file", p->path);
-	pack_str_or_nil(pk, "reason", p->reason);
+	pack_str_or_nil(pk, "reason", shown_reason(call, p));
 }
 
 static void pack_list(msgpack_packer *pk, const char (*v)[LINLI_NAME_MAX], int n, int width)
@@ -1696,14 +1718,15 @@ static void pack_list(msgpack_packer *pk, const char (*v)[LINLI_NAME_MAX], int n
 		mp_str(pk, base + (size_t)i * (size_t)width);
 }
 
-static void pack_info(msgpack_packer *pk, struct plug_registry *reg, const struct plugin *p)
+static void pack_info(msgpack_packer *pk, const struct cmd_call *call, struct plug_registry *reg,
+		      const struct plugin *p)
 {
 	bool meta = p->meta_ok;
 	msgpack_pack_map(pk, 19);
 	pack_str_or_nil(pk, "name", p->name);
 	mp_kv_str(pk, "kind", kind_name(p));
 	mp_kv_str(pk, "state", plug_state_name(p->state));
-	pack_str_or_nil(pk, "reason", p->reason);
+	pack_str_or_nil(pk, "reason", shown_reason(call, p));
 	mp_kv_str(pk, "file", p->path);
 	pack_str_or_nil(pk, "loaded_from", p->run);
 	pack_str_or_nil(pk, "version", meta ? p->meta.version : NULL);
@@ -1766,7 +1789,7 @@ static void pack_info(msgpack_packer *pk, struct plug_registry *reg, const struc
 	}
 	mp_kv_int(pk, "resource_count", p->n_res);
 	mp_str(pk, "script");
-	pack_script(pk, p->script);
+	pack_script(pk, call, p->script);
 }
 
 static struct plugin *arg_plugin(struct cmd_call *call, struct plug_registry *reg, int *rc)
@@ -1789,7 +1812,7 @@ static int cmd_list(struct cmd_call *call, void *ud)
 		return cmd_fail(call, LINLI_EINVAL, "usage: plugins list");
 	msgpack_pack_array(&call->pk, (size_t)reg->n);
 	for (int i = 0; i < reg->n; i++)
-		pack_row(&call->pk, reg->v[i]);
+		pack_row(&call->pk, call, reg->v[i]);
 	return 0;
 }
 
@@ -1800,7 +1823,7 @@ static int cmd_info(struct cmd_call *call, void *ud)
 	struct plugin *p = arg_plugin(call, reg, &rc);
 	if (!p)
 		return rc;
-	pack_info(&call->pk, reg, p);
+	pack_info(&call->pk, call, reg, p);
 	return 0;
 }
 
@@ -1822,7 +1845,7 @@ static int run_op(struct cmd_call *call, struct plug_registry *reg, plug_op op)
 	if (!now)
 		now = lookup(reg, name);
 	if (now)
-		pack_row(&call->pk, now);
+		pack_row(&call->pk, call, now);
 	else
 		msgpack_pack_nil(&call->pk);
 	return 0;
@@ -1845,7 +1868,7 @@ static int cmd_install(struct cmd_call *call, void *ud)
 	int rc = op_install(reg, call->argv[2], call->who, grant, &p, call->err, sizeof call->err);
 	if (rc)
 		return rc;
-	pack_row(&call->pk, p);
+	pack_row(&call->pk, call, p);
 	return grant ? store_cmds_wait_commit(call) : 0;
 }
 

@@ -90,6 +90,8 @@ struct script {
 	uint32_t errors_in_row;
 	struct script_logent log[SCRIPT_LOG_MAX];
 	int log_head, log_n;
+	char call_scope[SCOPE_MAX + 1];	 /* script_set_call_scope */
+	char fault_scope[SCOPE_MAX + 1]; /* call_scope when it faulted */
 	void *user;
 	script_fault_fn on_fault;
 	void *on_fault_ud;
@@ -633,6 +635,17 @@ static void add_log(struct script *s, bool fault, const char *msg)
 	e->fault = fault;
 	where_of(msg, e->where, sizeof e->where);
 	snprintf(e->msg, sizeof e->msg, "%s", msg);
+	snprintf(e->scope, sizeof e->scope, "%s", s->call_scope);
+}
+
+void script_set_call_scope(struct script *s, const char *scope)
+{
+	snprintf(s->call_scope, sizeof s->call_scope, "%s", scope ? scope : "");
+}
+
+const char *script_fault_scope(const struct script *s)
+{
+	return s->fault_scope;
 }
 
 int script_log(const struct script *s, const struct script_logent **out, int max)
@@ -647,6 +660,7 @@ static void set_fault(struct script *s, const char *msg)
 {
 	s->state = SCRIPT_FAULTED;
 	snprintf(s->fault, sizeof s->fault, "%s", msg);
+	snprintf(s->fault_scope, sizeof s->fault_scope, "%s", s->call_scope);
 	s->st.faults++;
 	if (s->loading) /* a load that fails is reported by its caller */
 		return;

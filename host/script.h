@@ -29,6 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "scope.h"
+
 struct cfg;
 
 /* The SDK version scripts declare against (`sdk = "1.0"`); follows the C SDK's. */
@@ -78,6 +80,7 @@ struct script_logent {
 	bool fault;	 /* this error faulted the script */
 	char where[96];	 /* "file:line", or "" when unknown */
 	char msg[416];
+	char scope[SCOPE_MAX + 1]; /* the event's jurisdiction; "": the node's own work */
 };
 
 struct script_stats {
@@ -187,6 +190,16 @@ const struct script_manifest *script_manifest(const struct script *s); /* NULL i
 void script_stats(const struct script *s, struct script_stats *out);
 /* The registry refs of a declaration's handlers ("when", "run", "init", "fini"), or LUA_NOREF. */
 int script_handler(const struct script *s, const char *which);
+/*
+ * script_set_call_scope — the jurisdiction of the event the following
+ * invocations serve (NULL or "": none, the node's own work: load, timers,
+ * commands). Entries of the error log and a fault made meanwhile carry it,
+ * so that listings show them only to callers whose jurisdiction holds it:
+ * a message may quote the event. Set it around a call, then clear it.
+ */
+void script_set_call_scope(struct script *s, const char *scope);
+/* The jurisdiction the current fault came from ("": the node's; see above). */
+const char *script_fault_scope(const struct script *s);
 /* Error log, oldest first; returns the count (<= SCRIPT_LOG_MAX). */
 int script_log(const struct script *s, const struct script_logent **out, int max);
 /* The script's source text (for `rules show`). */

@@ -307,6 +307,8 @@ static int lsub_run(struct script *s, int fnref, const struct bus_event *ev)
 		payload = &up.data;
 	char err[512];
 	int rc;
+	/* What goes wrong here concerns the event's jurisdiction: so say its log. */
+	script_set_call_scope(s, ev->scope);
 	if (fnref == LUA_NOREF) {
 		bool matched, ran;
 		rc =
@@ -315,6 +317,7 @@ static int lsub_run(struct script *s, int fnref, const struct bus_event *ev)
 		struct evpush e = {ev, payload};
 		rc = script_call(s, fnref, push_event, &e, 0, NULL, NULL, err, sizeof err);
 	}
+	script_set_call_scope(s, NULL);
 	msgpack_unpacked_destroy(&up);
 	return rc;
 }

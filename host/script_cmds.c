@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "access.h"
 #include "cmd.h"
 #include "grants.h"
 #include "json.h"
@@ -91,10 +92,27 @@ static void pack_limits(msgpack_packer *pk, const struct script_limits *l)
 	mp_kv_uint(pk, "max_errors", l->max_errors);
 }
 
+/*
+ * A rule is the node's: its name, state and declaration show to every
+ * account of the node. What it did is not: its counters count the node's
+ * events, so they show only to callers whose jurisdiction covers the node
+ * (nil for others), and its problem and log lines may quote an event, so
+ * each shows only within the jurisdiction of the event it came from (the
+ * node's, for its own work: load, timers, commands).
+ */
+#define HIDDEN_PROBLEM "(not shown: it concerns events outside your jurisdiction)"
+
+static const char *shown_problem(const struct cmd_call *call, const struct script *s)
+{
+	const char *p = script_fault(s);
+	return !*p || access_sees(call, script_fault_scope(s)) ? p : HIDDEN_PROBLEM;
+}
+
 static int cmd_list(struct cmd_call *call, void *ud)
 {
 	struct script_rules *r = ud;
 	msgpack_packer *pk = &call->pk;
+	bool node = access_sees(call, NULL);
 	int n = script_rules_count(r);
 	msgpack_pack_array(pk, (size_t)n);
 	for (int i = 0; i < n; i++) {
@@ -106,10 +124,10 @@ static int cmd_list(struct cmd_call *call, void *ud)
 		mp_kv_str(pk, "name", script_name(s));
 		mp_kv_str(pk, "state", script_state_name(script_state(s)));
 		mp_kv_str(pk, "on", d ? d->on : "-");
-		mp_kv_uint(pk, "calls", st.calls);
-		mp_kv_uint(pk, "errors", st.errors);
+		mp_kv_uint_if(pk, "calls", st.calls, node);
+		mp_kv_uint_if(pk, "errors", st.errors, node);
 		mp_kv_str(pk, "file", script_file(s));
-		mp_kv_str(pk, "problem", script_fault(s));
+		mp_kv_str(pk, "problem", shown_problem(call, s));
 	}
 	return 0;
 }
@@ -123,6 +141,7 @@ static int cmd_show(struct cmd_call *call, void *ud)
 	const struct script_ruledecl *d = script_rule(s);
 	struct script_stats st;
 	script_stats(s, &st);
+	bool node = access_sees(call, NULL);
 	size_t len;
 	const char *src = script_source(s, &len);
 	msgpack_packer *pk = &call->pk;
@@ -130,7 +149,7 @@ static int cmd_show(struct cmd_call *call, void *ud)
 	mp_kv_str(pk, "name", script_name(s));
 	mp_kv_str(pk, "file", script_file(s));
 	mp_kv_str(pk, "state", script_state_name(script_state(s)));
-	mp_kv_str(pk, "problem", script_fault(s));
+	mp_kv_str(pk, "problem", shown_problem(call, s));
 	mp_kv_str(pk, "on", d ? d->on : NULL);
 	mp_kv_str(pk, "description", d && d->description ? d->description : "");
 	mp_kv_str(pk, "scope", script_scope(s));
@@ -142,16 +161,16 @@ static int cmd_show(struct cmd_call *call, void *ud)
 	pack_limits(pk, script_limits(s));
 	mp_str(pk, "stats");
 	msgpack_pack_map(pk, 10);
-	mp_kv_uint(pk, "calls", st.calls);
-	mp_kv_uint(pk, "errors", st.errors);
-	mp_kv_uint(pk, "faults", st.faults);
-	mp_kv_uint(pk, "last_ms", st.last_ms);
-	mp_kv_uint(pk, "max_ms", st.max_ms);
-	mp_kv_uint(pk, "last_units", st.last_units);
-	mp_kv_uint(pk, "max_units", st.max_units);
-	mp_kv_uint(pk, "mem_kb", st.mem_used >> 10);
-	mp_kv_uint(pk, "mem_peak_kb", st.mem_peak >> 10);
-	mp_kv_uint(pk, "mem_refused", st.mem_refused);
+	mp_kv_uint_if(pk, "calls", st.calls, node);
+	mp_kv_uint_if(pk, "errors", st.errors, node);
+	mp_kv_uint_if(pk, "faults", st.faults, node);
+	mp_kv_uint_if(pk, "last_ms", st.last_ms, node);
+	mp_kv_uint_if(pk, "max_ms", st.max_ms, node);
+	mp_kv_uint_if(pk, "last_units", st.last_units, node);
+	mp_kv_uint_if(pk, "max_units", st.max_units, node);
+	mp_kv_uint_if(pk, "mem_kb", st.mem_used >> 10, node);
+	mp_kv_uint_if(pk, "mem_peak_kb", st.mem_peak >> 10, node);
+	mp_kv_uint_if(pk, "mem_refused", st.mem_refused, node);
 	mp_kv_bool(pk, "has_when", d && d->has_when);
 	mp_str(pk, "source");
 	msgpack_pack_str(pk, len);
@@ -296,7 +315,11 @@ static int cmd_log(struct cmd_call *call, void *ud)
 	if (!s)
 		return rc;
 	const struct script_logent *e[SCRIPT_LOG_MAX];
-	int n = script_log(s, e, SCRIPT_LOG_MAX);
+	int n = script_log(s, e, SCRIPT_LOG_MAX), shown = 0;
+	for (int i = 0; i < n; i++) /* only lines of the caller's jurisdiction */
+		if (access_sees(call, e[i]->scope))
+			e[shown++] = e[i];
+	n = shown;
 	msgpack_packer *pk = &call->pk;
 	msgpack_pack_array(pk, (size_t)n);
 	for (int i = 0; i < n; i++) {
@@ -306,10 +329,11 @@ static int cmd_log(struct cmd_call *call, void *ud)
 		gmtime_r(&sec, &tm);
 		size_t w = strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%S", &tm);
 		snprintf(t + w, sizeof t - w, ".%03dZ", (int)(e[i]->time_ms % 1000));
-		msgpack_pack_map(pk, 4);
+		msgpack_pack_map(pk, 5);
 		mp_kv_str(pk, "time", t);
 		mp_kv_str(pk, "kind", e[i]->fault ? "fault" : "error");
 		mp_kv_str(pk, "where", e[i]->where);
+		mp_kv_str(pk, "scope", *e[i]->scope ? e[i]->scope : call->k->cfg.node_path);
 		mp_kv_str(pk, "message", e[i]->msg);
 	}
 	return 0;

@@ -984,8 +984,12 @@ static int cmd_audit(struct cmd_call *call, void *ud)
 			action = v;
 		else if (strcmp(a, "--result") == 0)
 			result = v;
-		else if (strcmp(a, "--limit") == 0)
-			limit = strtol(v, NULL, 10);
+		else if (strcmp(a, "--limit") == 0) {
+			char *end;
+			limit = strtol(v, &end, 10);
+			if (!*v || *end)
+				limit = 0; /* refused below */
+		}
 		else if (strcmp(a, "--since") == 0) {
 			if (!store_time_parse(v, strlen(v), &since))
 				return cmd_fail(call, LINLI_EINVAL,

@@ -600,6 +600,44 @@ static void test_runtime_errors_fault(void **state)
 	script_free(s);
 }
 
+/* Log lines and a fault carry the jurisdiction of the event they came from. */
+static void test_log_scope(void **state)
+{
+	(void)state;
+	struct script *s = load_str("rule { name = 'r', on = 'a/+',\n"
+				    "  run = function(e) error('saw ' .. e.kind) end }");
+	char err[512];
+	bool matched, ran;
+	struct ev e;
+	const char *scopes[] = {"hefei/baohe/binhu/yuelan", "hefei/baohe/binhu/yuelan2", NULL};
+	for (int i = 0; i < 3; i++) {
+		script_set_call_scope(s, scopes[i]);
+		script_rule_eval(s, "a/b", ev_make(&e, "tag", 1, NULL, 0), false, &matched, &ran,
+				 err, sizeof err);
+		ev_free(&e);
+	}
+	script_set_call_scope(s, NULL);
+	const struct script_logent *le[SCRIPT_LOG_MAX];
+	assert_int_equal(script_log(s, le, SCRIPT_LOG_MAX), 3);
+	assert_string_equal(le[0]->scope, scopes[0]);
+	assert_string_equal(le[1]->scope, scopes[1]);
+	assert_string_equal(le[2]->scope, ""); /* the node's own work */
+	assert_string_equal(script_fault_scope(s), "");
+	script_free(s);
+
+	/* The fault names the event's jurisdiction of the call that faulted. */
+	s = load_str("rule { name = 'r', on = 'a', limits = { max_errors = 1 },\n"
+		     "  run = function() error('no') end }");
+	script_set_call_scope(s, scopes[1]);
+	fire(s, NULL, err, sizeof err);
+	script_set_call_scope(s, NULL);
+	assert_int_equal(script_state(s), SCRIPT_FAULTED);
+	assert_string_equal(script_fault_scope(s), scopes[1]);
+	script_stop(s, "again"); /* a no-op: it is faulted already */
+	assert_string_equal(script_fault_scope(s), scopes[1]);
+	script_free(s);
+}
+
 /* Events in: nested maps and arrays; values out: script_pack. */
 static void test_values(void **state)
 {
@@ -1099,6 +1137,7 @@ int main(void)
 	    cmocka_unit_test(test_rule_capabilities),
 	    cmocka_unit_test(test_fault_hook),
 	    cmocka_unit_test(test_runtime_errors_fault),
+	    cmocka_unit_test(test_log_scope),
 	    cmocka_unit_test(test_values),
 	    cmocka_unit_test(test_topics),
 	    cmocka_unit_test(test_matcher_same_as_stock),

@@ -197,7 +197,7 @@ def case_shed_telemetry_at_subscriber_never_alarms():
         eq(st["events_published"], 16, "status events_published")
         eq(st["events_consequence"], 6, "status events_consequence")
         eq(st["bus_journal"], True, "the store journals records of consequence")
-        jr = d.ok("events", "journal")
+        jr = d.ok("events", "journal")["events"]
         eq([e["topic"] for e in jr], ["alarm/raised"] * 6, "exactly the alarms are journaled")
         eq([e["payload"]["i"] for e in jr], list(range(6)), "journal in publication order")
         ext = [s for s in d.ok("events", "list") if s["id"] == sid][0]
@@ -286,7 +286,7 @@ def case_bad_input_is_refused_clearly():
         refused(["publish", "alarm/+", "{}"], "LINLI_EINVAL", "topic 'alarm/+': wildcards")
         refused(["publish", "a//b", "{}"], "LINLI_EINVAL", "empty level")
         refused(["publish", "alarm/x", "{}", "--scope", "hefei/shushan"], "LINLI_EPERM",
-                "outside this node's jurisdiction 'hefei/baohe'")
+                "may not act on hefei/shushan: outside its jurisdiction")
         refused(["publish", "alarm/x", "{}", "--scope", "hefei"], "LINLI_EPERM", "outside")
         refused(["publish", "alarm/x", "{}", "--scope", "Bad"], "LINLI_EINVAL", "scope 'Bad'")
         refused(["publish", "alarm/x"], "LINLI_EINVAL", "usage: publish TOPIC")
@@ -373,7 +373,7 @@ def case_journal_survives_kill9_and_seq_goes_on():
         d.proc.kill()
         d.proc.wait()
         d.start()
-        jr = d.ok("events", "journal", "--limit", "1000")
+        jr = d.ok("events", "journal", "--limit", "1000")["events"]
         eq([e["seq"] for e in jr if e["topic"] == "alarm/raised"], acked, "acked alarms kept")
         eq(jr[-1]["topic"], "incident/reported", "incident kept")
         eq(jr[-1]["scope"], "hefei/baohe", "scope kept")
@@ -382,7 +382,8 @@ def case_journal_survives_kill9_and_seq_goes_on():
         nxt = d.ok("publish", "alarm/raised", '{"i": 99}')["seq"]
         check(nxt > jr[-1]["seq"], f"seq {nxt} repeats one of the journal's")
         after = d.ok("events", "journal", "--after", str(jr[-1]["seq"]))
-        eq([e["seq"] for e in after], [nxt], "--after pages the journal")
+        eq([e["seq"] for e in after["events"]], [nxt], "--after pages the journal")
+        eq((after["next"], after["more"]), (nxt, False), "the journal's end")
         rc, out, err = d.cli("events", "journal", "--limit", "0")
         eq(rc, 1, "bad limit refused")
         check("--limit" in out["error"], out)
@@ -393,17 +394,19 @@ def case_journal_shows_only_own_jurisdiction():
     try:
         d.start()
         d.ok("publish", "alarm/raised", '{"i": 1}', "--scope", "hefei/baohe/binhu")
-        eq(len(d.ok("events", "journal")), 1, "own journal entry")
+        eq(len(d.ok("events", "journal")["events"]), 1, "own journal entry")
         eq(d.stop(), 0, "stop")
-        # The same data served as the sibling district: none of it shows.
+        # The same data served as the sibling district: baohe's admin is outside it.
         d.write_config(node="hefei/shushan", level="district")
         d.start()
-        eq(d.ok("events", "journal"), [], "a sibling sees nothing")
+        rc, out, _ = d.cli("events", "journal")
+        check(rc == 1 and "outside this node's jurisdiction 'hefei/shushan'" in out["error"], out)
         eq(d.stop(), 0, "stop")
         # As the city: everything shows.
         d.write_config(node="hefei", level="city")
         d.start()
-        eq([e["scope"] for e in d.ok("events", "journal")], ["hefei/baohe/binhu"], "city sees all")
+        eq([e["scope"] for e in d.ok("events", "journal")["events"]], ["hefei/baohe/binhu"],
+           "city sees all")
     finally:
         d.cleanup()
 
