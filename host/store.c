@@ -1312,8 +1312,7 @@ static int resolve(struct store *s, MDB_txn *txn, const struct cat_dataset *ds, 
 			    root ? " in scope " : "", root ? scope : "");
 	if (f.n > 1)
 		return errf(err, errlen, LINLI_EINVAL,
-			    "%s: %s%d records have id '%s'%s%s (at %s%s); give the scope of the "
-			    "one you mean",
+			    "%s: %s%d records have id '%s'%s%s (at %s%s); " STORE_AMBIGUOUS,
 			    ds->name, f.n > LOCATE_NAMED ? "more than " : "",
 			    f.n > LOCATE_NAMED ? LOCATE_NAMED : f.n, id, root ? " in scope " : "",
 			    root ? scope : "", f.list, f.n > LOCATE_NAMED ? ", ..." : "");

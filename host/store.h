@@ -126,8 +126,11 @@ int store_put(struct store *s, const char *dataset, const char *scope, const cha
  * id within it: none is LINLI_ENOENT (the same message whether or not the id
  * exists outside the subtree); several are LINLI_EINVAL, with a message
  * naming their scopes (all inside the subtree) and asking for the scope. The
- * _at calls address dataset/scope/id exactly (scope required).
+ * _at calls address dataset/scope/id exactly (scope required). The
+ * message of several ends with STORE_AMBIGUOUS, for a caller to add how it
+ * takes a scope.
  */
+#define STORE_AMBIGUOUS "give the scope of the one you mean"
 
 /* store_delete — delete record `id` within `scope`. Returns 0, LINLI_ENOENT, or as put. */
 int store_delete(struct store *s, const char *dataset, const char *scope, const char *id, char *err,
