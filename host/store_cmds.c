@@ -571,9 +571,14 @@ static void pack_strings(msgpack_packer *pk, const char *key, char **v, int n)
 		mp_str(pk, v[i]);
 }
 
-static void pack_dataset(struct kernel *k, msgpack_packer *pk, const struct cat_dataset *d)
+/*
+ * `counts`: the caller's jurisdiction covers the whole node, so it may see how
+ * many records the node holds (the count spans every scope of the node).
+ */
+static void pack_dataset(struct kernel *k, msgpack_packer *pk, const struct cat_dataset *d,
+			 bool counts)
 {
-	msgpack_pack_map(pk, 14);
+	msgpack_pack_map(pk, 13 + counts);
 	mp_kv_str(pk, "kind", "dataset");
 	mp_kv_str(pk, "name", d->name);
 	mp_kv_str(pk, "title_zh", d->title_zh);
@@ -585,7 +590,8 @@ static void pack_dataset(struct kernel *k, msgpack_packer *pk, const struct cat_
 	mp_kv_str(pk, "source", cat_source_name(d->source));
 	mp_kv_bool(pk, "restricted", d->restricted);
 	mp_kv_str(pk, "file", d->file);
-	mp_kv_uint(pk, "records", k->store ? store_count(k->store, d->name) : 0);
+	if (counts)
+		mp_kv_uint(pk, "records", k->store ? store_count(k->store, d->name) : 0);
 	mp_kv_int(pk, "line", d->line);
 	mp_str(pk, "fields");
 	msgpack_pack_array(pk, (size_t)d->n_fields);
@@ -725,7 +731,8 @@ static int cmd_catalog_show(struct cmd_call *call, void *ud)
 		    dc ? (d ? " and a device class" : " device class") : "",
 		    p ? " and a plugin" : "", name);
 	if (d)
-		pack_dataset(k, &call->pk, d);
+		pack_dataset(k, &call->pk, d,
+			     !call->who || scope_within(call->who->scope, k->cfg.node_path));
 	else if (dc)
 		store_pack_class(&call->pk, dc, false);
 	else

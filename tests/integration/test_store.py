@@ -471,6 +471,13 @@ def case_catalog_list_show():
         check("'alarms' names a dataset and a plugin" in e["error"], e["error"])
         eq(d.ok("catalog", "show", "plugin", "alarms")["kind"], "plugin", "plugin")
         eq(refused(d, "catalog", "show", "nope")["name"], "LINLI_ENOENT", "missing")
+        # The node-wide record count is shown to accounts whose jurisdiction covers the node.
+        put(d, "residents", RESIDENT, "--scope", YUELAN + "/g02")
+        eq(d.ok("catalog", "show", "residents")["records"], 1, "the node's admin sees the count")
+        grid = d.account("gridop", "grid_worker", node=YUELAN + "/g01")
+        rc, out, err = as_(d, grid, "catalog", "show", "residents")
+        eq(rc, 0, err)
+        check("records" not in out and out["name"] == "residents", f"a grid sees no count: {out}")
 
 
 def case_bad_catalog_stops_the_daemon():
