@@ -609,8 +609,9 @@ int store_api_update_as(const struct store_actor *a, const char *dataset, const 
 		return rc;
 	struct upd u = {&c, dataset, id, fn, ud, read_policy(&c, dataset, c.scope, id)};
 	char err[768] = "";
-	rc = c.exact ? store_update_at(c.k->store, dataset, c.scope, id, upd_step, &u, err, sizeof err)
-		     : store_update(c.k->store, dataset, c.scope, id, upd_step, &u, err, sizeof err);
+	rc = c.exact
+		 ? store_update_at(c.k->store, dataset, c.scope, id, upd_step, &u, err, sizeof err)
+		 : store_update(c.k->store, dataset, c.scope, id, upd_step, &u, err, sizeof err);
 	if (rc)
 		return fail_with(&c, rc, err);
 	c.st->last_error[0] = '\0'; /* the callback's own calls do not count */

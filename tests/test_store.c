@@ -717,15 +717,15 @@ static void test_ids_per_scope(void **state)
 	mp_kv_str(&pk, "s", "ours");
 	char id[STORE_ID_MAX + 1];
 	err[0] = '\0';
-	assert_int_equal(store_put(x->s, "things", YUELAN, "r2", b.data, b.size, id, &created, err,
-				   sizeof err),
-			 0);
+	assert_int_equal(
+	    store_put(x->s, "things", YUELAN, "r2", b.data, b.size, id, &created, err, sizeof err),
+	    0);
 	assert_true(created);
 	assert_string_equal(err, "");
 	/* Replacing it replaces only ours. */
-	assert_int_equal(store_put(x->s, "things", YUELAN, "r2", b.data, b.size, id, &created, err,
-				   sizeof err),
-			 0);
+	assert_int_equal(
+	    store_put(x->s, "things", YUELAN, "r2", b.data, b.size, id, &created, err, sizeof err),
+	    0);
 	assert_false(created);
 	msgpack_sbuffer_destroy(&b);
 	commit(x);
@@ -800,7 +800,8 @@ static void test_node_wide_ids(void **state)
 	must_put(x, "sessions", YUELAN2, "s1", rec, NULL);
 	commit(x);
 	assert_int_equal(put_json(x, "sessions", YUELAN, "s1", rec, NULL), LINLI_EEXIST);
-	assert_string_equal(err, "sessions: id 's1' is taken (ids of sessions are unique on the node)");
+	assert_string_equal(err,
+			    "sessions: id 's1' is taken (ids of sessions are unique on the node)");
 	must_put(x, "sessions", YUELAN2, "s1", rec, NULL); /* replacing at its own scope */
 	char id[STORE_ID_MAX + 1];
 	must_put(x, "sessions", YUELAN, NULL, rec, id);
@@ -978,13 +979,13 @@ static void test_read_modify_write(void **state)
 	assert_int_equal(count_where(x, "i=1"), 1);
 	assert_int_equal(count_where(x, "i=100"), 1);
 	/* Within their common parent the id is ambiguous: nothing is changed. */
-	assert_int_equal(store_update(x->s, "things", "hefei/baohe/binhu", "ctr", incr, &mode, err,
-				      sizeof err),
-			 LINLI_EINVAL);
+	assert_int_equal(
+	    store_update(x->s, "things", "hefei/baohe/binhu", "ctr", incr, &mode, err, sizeof err),
+	    LINLI_EINVAL);
 	assert_non_null(strstr(err, "2 records have id 'ctr'"));
 	mode = 1;
-	assert_int_equal(store_update_at(x->s, "things", YUELAN2, "ctr", incr, &mode, err, sizeof err),
-			 0);
+	assert_int_equal(
+	    store_update_at(x->s, "things", YUELAN2, "ctr", incr, &mode, err, sizeof err), 0);
 	assert_int_equal(store_update(x->s, "things", YUELAN, "ctr", incr, &mode, err, sizeof err), 0);
 	commit(x);
 	assert_int_equal(get_obj(x, "things", NULL, "ctr", &up), LINLI_ENOENT);
@@ -1337,8 +1338,9 @@ static void test_unknown_format_refused(void **state)
 	raw_put(txn, meta, "format", 6, "linli-store 3", 13);
 	assert_int_equal(mdb_txn_commit(txn), 0);
 	mdb_env_close(env);
-	expect_refused(x, "data/data.mdb has format 'linli-store 3'; this linlid reads 'linli-store "
-			  "2' and migrates 'linli-store 1'");
+	expect_refused(x,
+		       "data/data.mdb has format 'linli-store 3'; this linlid reads 'linli-store "
+		       "2' and migrates 'linli-store 1'");
 }
 
 /* ---- backup and restore ---- */
@@ -1451,33 +1453,33 @@ int main(int argc, char **argv)
 	if (argc > 1) /* run only the tests matching argv[1] */
 		cmocka_set_test_filter(argv[1]);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_each_type_accepted, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_each_violation_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_scope_and_id_rules, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_generated_ids_are_time_ordered, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_index_upkeep, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_index_rebuilt_when_catalog_changes, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_scope_scans_never_cross_to_siblings, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_ids_per_scope, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_node_wide_ids, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pagination, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_read_modify_write, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_other_threads_read_only, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_map_grows, setup_small, teardown),
-		cmocka_unit_test_setup_teardown(test_disk_full_loses_nothing_committed, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_uncommitted_batch_is_lost_on_crash_only, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_not_lmdb_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_truncated_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_foreign_lmdb_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_format_1_migrated, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_unknown_format_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_backup_and_restore, setup, teardown),
-		cmocka_unit_test(test_time_parse),
+	    cmocka_unit_test_setup_teardown(test_each_type_accepted, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_each_violation_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_scope_and_id_rules, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_generated_ids_are_time_ordered, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_index_upkeep, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_index_rebuilt_when_catalog_changes, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_scope_scans_never_cross_to_siblings, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_ids_per_scope, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_node_wide_ids, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pagination, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_read_modify_write, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_other_threads_read_only, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_map_grows, setup_small, teardown),
+	    cmocka_unit_test_setup_teardown(test_disk_full_loses_nothing_committed, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_uncommitted_batch_is_lost_on_crash_only, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_not_lmdb_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_truncated_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_foreign_lmdb_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_format_1_migrated, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unknown_format_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_backup_and_restore, setup, teardown),
+	    cmocka_unit_test(test_time_parse),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

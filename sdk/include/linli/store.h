@@ -14,9 +14,10 @@
  * (several records there: LINLI_EINVAL naming their scopes). Ids the store
  * makes are time-ordered and end with the node's id, e.g.
  * "01a2281c7d680000-5c1e93a07d" (ms and a sequence in hex, '-', 10 hex
- * digits), so ids of different nodes never meet. A record is a map of the dataset's fields (a linli_record); the
- * store checks every write against the dataset's schema and refuses a bad
- * one whole, with a message naming the dataset, the field and the reason.
+ * digits), so ids of different nodes never meet. A record is a map of the
+ * dataset's fields (a linli_record); the store checks every write against
+ * the dataset's schema and refuses a bad one whole, with a message naming
+ * the dataset, the field and the reason.
  *
  * What a plugin may touch: records whose scope lies in the subtree of the
  * node the plugin runs at (api->plugin_scope), of the datasets its
