@@ -170,7 +170,8 @@ static void raw_put(struct raw *r, MDB_txn *t, const char *scope, const char *id
 }
 
 /* Insert n readings in batches; ids of scope 0 go to `keep` (for gets). Returns seconds. */
-static double raw_insert(struct raw *r, long n, bool records_only, char (*keep)[KEEP_ID], long *nkeep)
+static double raw_insert(struct raw *r, long n, bool records_only, char (*keep)[KEEP_ID],
+			 long *nkeep)
 {
 	msgpack_sbuffer v;
 	msgpack_sbuffer_init(&v);
