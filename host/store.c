@@ -43,7 +43,9 @@
 #include "util.h"
 
 #define KEY_MAX		511
-#define STORE_FORMAT	"linli-store 1"
+#define STORE_FORMAT	"linli-store 2"
+#define STORE_FORMAT_1	"linli-store 1" /* ids unique per dataset: migrated at open */
+#define NODE_ID_LEN	10		/* hex digits of the node's id (meta "node") */
 #define IDX_RAW_MAX	64 /* longer string values are indexed by hash */
 #define HASH_LEN	16
 #define MAP_LIMIT	((size_t)1 << 40) /* 1 TiB: the map never grows past this */
@@ -98,6 +100,7 @@ struct store {
 
 	uint64_t last_ms;
 	uint32_t seq;
+	char node[NODE_ID_LEN + 1]; /* this store's node id: the tail of the ids it makes */
 
 	pthread_rwlock_t maplock;
 	pthread_mutex_t bmu;
@@ -359,13 +362,24 @@ static void rec_key(struct kbuf *k, const char *ds, const char *scope, const cha
 	kstr(k, id);
 }
 
-/* dataset \0 id */
-static void ids_key(struct kbuf *k, const char *ds, const char *id, size_t idlen)
+/* dataset \0 id \0 [root "/"]: the ids entries of `id` within a subtree. */
+static void ids_prefix(struct kbuf *k, const char *ds, const char *id, const char *root)
 {
 	k->n = 0;
 	kstr(k, ds);
 	kzero(k);
-	kput(k, id, idlen);
+	kstr(k, id);
+	kzero(k);
+	if (root && *root) {
+		kstr(k, root);
+		kput(k, "/", 1);
+	}
+}
+
+/* dataset \0 id \0 scope "/": record `id` lives at `scope`. */
+static void ids_key(struct kbuf *k, const char *ds, const char *id, const char *scope)
+{
+	ids_prefix(k, ds, id, scope);
 }
 
 /* An index value: a 2-byte big-endian length and the canonical bytes. */
@@ -906,9 +920,9 @@ static bool unpack_old(struct store *s, const MDB_val *v, msgpack_object *o)
 }
 
 /*
- * Write record (ds, scope, id) = val. APPLY_NEW: the id must be new
- * (MDB_KEYEXIST otherwise, nothing written). APPLY_REPLACE: it exists at
- * this scope. Returns an LMDB/errno code.
+ * Write record (ds, scope, id) = val. APPLY_NEW: there must be no record
+ * `id` at this scope (MDB_KEYEXIST otherwise, nothing written).
+ * APPLY_REPLACE: it exists at this scope. Returns an LMDB/errno code.
  */
 static int apply_put(struct store *s, int dsi, const char *scope, const char *id, const void *val,
 		     size_t len, enum apply_mode mode)
@@ -922,8 +936,8 @@ static int apply_put(struct store *s, int dsi, const char *scope, const char *id
 	msgpack_object oldo, newo;
 	bool have_old = false, idx = has_index(ds);
 	if (mode == APPLY_NEW) {
-		ids_key(&ik, ds->name, id, strlen(id));
-		MDB_val ikey = {ik.n, ik.b}, ival = {strlen(scope), (void *)scope};
+		ids_key(&ik, ds->name, id, scope);
+		MDB_val ikey = {ik.n, ik.b}, ival = {0, ""};
 		if ((rc = mdb_put(s->wtxn, s->ids, &ikey, &ival, MDB_NOOVERWRITE)))
 			return rc;
 		s->delta[dsi]++;
@@ -964,7 +978,7 @@ static int apply_del(struct store *s, int dsi, const char *scope, const char *id
 	}
 	if ((rc = mdb_del(s->wtxn, s->rec, &key, NULL)))
 		return rc;
-	ids_key(&ik, ds->name, id, strlen(id));
+	ids_key(&ik, ds->name, id, scope);
 	MDB_val ikey = {ik.n, ik.b};
 	if ((rc = mdb_del(s->wtxn, s->ids, &ikey, NULL)))
 		return rc;
@@ -1197,22 +1211,121 @@ static int apply_new(struct store *s, bool del, enum apply_mode mode, int dsi, c
 	return 0;
 }
 
-/* Where does record `id` live? 0 with scope, or MDB_NOTFOUND. */
-static int find_scope(struct store *s, MDB_txn *txn, const char *ds, const char *id, char *scope)
+/* ---- finding a record by id ----
+ *
+ * Ids are unique per (dataset, scope): two scopes may hold the same id. The
+ * ids table lists, per dataset and id, the scopes holding it, so a lookup by
+ * id within a subtree walks only that subtree's entries (the prefix
+ * `dataset \0 id \0 root "/"`): what lies outside it is never read, so no
+ * answer can depend on it.
+ */
+
+#define LOCATE_NAMED 8 /* scopes named when an id is ambiguous */
+
+struct found {
+	int n;			   /* records with the id within the root, up to LOCATE_NAMED + 1 */
+	char scope[SCOPE_MAX + 1]; /* the first one's scope */
+	char list[1024];	   /* "a, b, c": up to LOCATE_NAMED of them */
+};
+
+/* The scopes within `root` (NULL/"" = the whole store) holding record `id` of `ds`. */
+static int locate(struct store *s, MDB_txn *txn, const char *ds, const char *root, const char *id,
+		  struct found *f)
 {
-	struct kbuf k;
-	ids_key(&k, ds, id, strlen(id));
-	MDB_val key = {k.n, k.b}, val;
-	int rc = mdb_get(txn, s->ids, &key, &val);
+	struct kbuf p;
+	ids_prefix(&p, ds, id, NULL);
+	size_t tail = p.n;
+	ids_prefix(&p, ds, id, root);
+	f->n = 0;
+	f->scope[0] = f->list[0] = '\0';
+	MDB_cursor *c;
+	int rc = mdb_cursor_open(txn, s->ids, &c);
 	if (rc)
 		return rc;
-	if (val.mv_size > SCOPE_MAX)
-		return MDB_CORRUPTED;
-	memcpy(scope, val.mv_data, val.mv_size);
-	scope[val.mv_size] = '\0';
+	size_t off = 0;
+	MDB_val k = {p.n, p.b}, v;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	     rc == 0 && k.mv_size >= p.n && memcmp(k.mv_data, p.b, p.n) == 0 &&
+	     f->n <= LOCATE_NAMED;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		const char *sp = (const char *)k.mv_data + tail;
+		size_t sl = k.mv_size - tail;
+		if (sl < 2 || sl - 1 > SCOPE_MAX || sp[sl - 1] != '/') {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		sl--;
+		if (f->n == 0) {
+			memcpy(f->scope, sp, sl);
+			f->scope[sl] = '\0';
+		}
+		if (f->n < LOCATE_NAMED && off < sizeof f->list)
+			off += (size_t)snprintf(f->list + off, sizeof f->list - off, "%s%.*s",
+						f->n ? ", " : "", (int)sl, sp);
+		f->n++;
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/*
+ * Datasets the kernel keeps for its registries (system ones: accounts,
+ * sessions, apikeys, grants, audit; written_by ones: devices) are looked up
+ * by id alone, so their ids stay unique on the node.
+ */
+static bool ids_node_wide(const struct cat_dataset *ds)
+{
+	return ds->system || ds->written_by;
+}
+
+/*
+ * Where is record `id` of ds, from a call's `scope`? exact: at `scope`
+ * itself; otherwise the one record with that id within the subtree `scope`
+ * (NULL/"" = the whole store). 0 with its scope in `cur`; LINLI_ENOENT (the
+ * same message whether or not the id exists outside the subtree);
+ * LINLI_EINVAL when several records within the subtree have the id (named
+ * by their scopes, all inside the subtree); or an LMDB failure.
+ */
+static int resolve(struct store *s, MDB_txn *txn, const struct cat_dataset *ds, const char *scope,
+		   const char *id, bool exact, char *cur, char *err, size_t errlen)
+{
+	int rc;
+	if (exact) {
+		struct kbuf k;
+		rec_key(&k, ds->name, scope, id);
+		MDB_val key = {k.n, k.b}, val;
+		rc = mdb_get(txn, s->rec, &key, &val);
+		if (rc == MDB_NOTFOUND)
+			return errf(err, errlen, LINLI_ENOENT, "%s: no record '%s' at scope %s",
+				    ds->name, id, scope);
+		if (rc)
+			return lmdb_fail(s, rc, "looking up the id", err, errlen);
+		snprintf(cur, SCOPE_MAX + 1, "%s", scope);
+		return 0;
+	}
+	struct found f;
+	if ((rc = locate(s, txn, ds->name, scope, id, &f)))
+		return lmdb_fail(s, rc, "looking up the id", err, errlen);
+	bool root = scope && *scope;
+	if (f.n == 0)
+		return errf(err, errlen, LINLI_ENOENT, "%s: no record '%s'%s%s", ds->name, id,
+			    root ? " in scope " : "", root ? scope : "");
+	if (f.n > 1)
+		return errf(err, errlen, LINLI_EINVAL,
+			    "%s: %s%d records have id '%s'%s%s (at %s%s); " STORE_AMBIGUOUS,
+			    ds->name, f.n > LOCATE_NAMED ? "more than " : "",
+			    f.n > LOCATE_NAMED ? LOCATE_NAMED : f.n, id, root ? " in scope " : "",
+			    root ? scope : "", f.list, f.n > LOCATE_NAMED ? ", ..." : "");
+	memcpy(cur, f.scope, strlen(f.scope) + 1);
 	return 0;
 }
 
+/*
+ * A store-made id: the time in ms (12 hex digits) and a sequence within the
+ * ms (4), so that ids sort in creation order, then '-' and the node's id (10
+ * hex digits, random, kept in meta "node"), so that ids made by different
+ * nodes never meet: 0190f3c2a4b10000-5c1e93a07d.
+ */
 static void gen_id(struct store *s, char *out)
 {
 	uint64_t ms = (uint64_t)wall_ms();
@@ -1223,8 +1336,8 @@ static void gen_id(struct store *s, char *out)
 		s->last_ms++;
 		s->seq = 0;
 	}
-	snprintf(out, STORE_ID_MAX + 1, "%012llx%04x", (unsigned long long)s->last_ms,
-		 (unsigned)s->seq);
+	snprintf(out, STORE_ID_MAX + 1, "%012llx%04x-%s", (unsigned long long)s->last_ms,
+		 (unsigned)s->seq, s->node);
 }
 
 static int owner_only(struct store *s, char *err, size_t errlen)
@@ -1255,6 +1368,21 @@ static int prepare_record(struct store *s, const struct cat_dataset *ds, const v
 	return normalise(ds, &o, &pk, err, errlen);
 }
 
+/* In a node-wide dataset, is `id` held at any scope? 0 (no), LINLI_EEXIST, or a failure. */
+static int node_wide_taken(struct store *s, const struct cat_dataset *ds, const char *id, char *err,
+			   size_t errlen)
+{
+	struct found f;
+	int rc = locate(s, s->wtxn, ds->name, NULL, id, &f);
+	if (rc)
+		return lmdb_fail(s, rc, "looking up the id", err, errlen);
+	if (f.n)
+		return errf(err, errlen, LINLI_EEXIST,
+			    "%s: id '%s' is taken (ids of %s are unique on the node)", ds->name, id,
+			    ds->name);
+	return 0;
+}
+
 /* Write s->norm as record (ds, scope, id|new). */
 static int put_prepared(struct store *s, const struct cat_dataset *ds, const char *scope,
 			const char *id, char *id_out, bool *created, char *err, size_t errlen)
@@ -1267,6 +1395,11 @@ static int put_prepared(struct store *s, const struct cat_dataset *ds, const cha
 	if (!id) {
 		for (;;) {
 			gen_id(s, nid);
+			if (ids_node_wide(ds) &&
+			    (rc = node_wide_taken(s, ds, nid, err, errlen)) == LINLI_EEXIST)
+				continue;
+			if (rc)
+				return rc;
 			rc = apply_new(s, false, APPLY_NEW, dsi, scope, nid, s->norm.data,
 				       s->norm.size, err, errlen);
 			if (rc != MDB_KEYEXIST)
@@ -1279,16 +1412,16 @@ static int put_prepared(struct store *s, const struct cat_dataset *ds, const cha
 		snprintf(id_out, STORE_ID_MAX + 1, "%s", nid);
 		return 0;
 	}
-	char cur[SCOPE_MAX + 1];
-	rc = find_scope(s, s->wtxn, ds->name, id, cur);
+	/* The record's address is dataset/scope/id: nothing at another scope matters. */
+	struct kbuf k;
+	rec_key(&k, ds->name, scope, id);
+	MDB_val key = {k.n, k.b}, val;
+	rc = mdb_get(s->wtxn, s->rec, &key, &val);
 	if (rc && rc != MDB_NOTFOUND)
 		return lmdb_fail(s, rc, "looking up the id", err, errlen);
 	bool exists = rc == 0;
-	if (exists && strcmp(cur, scope) != 0)
-		return errf(err, errlen, LINLI_EEXIST,
-			    "%s: id '%s' already exists at scope '%s' (not '%s'); delete it there "
-			    "first to move it",
-			    ds->name, id, cur, scope);
+	if (!exists && ids_node_wide(ds) && (rc = node_wide_taken(s, ds, id, err, errlen)))
+		return rc;
 	rc = apply_new(s, false, exists ? APPLY_REPLACE : APPLY_NEW, dsi, scope, id, s->norm.data,
 		       s->norm.size, err, errlen);
 	if (rc == MDB_KEYEXIST)
@@ -1323,55 +1456,76 @@ int store_put(struct store *s, const char *dataset_name, const char *scope, cons
 	return put_prepared(s, ds, scope, id, id_out, created, err, errlen);
 }
 
-int store_delete(struct store *s, const char *dataset_name, const char *scope, const char *id,
-		 char *err, size_t errlen)
+/* The checks of a call by id: dataset, scope (a record's for exact, else a root), id. */
+static const struct cat_dataset *by_id_args(struct store *s, const char *dataset_name,
+					    const char *scope, const char *id, bool exact, int *rc,
+					    char *err, size_t errlen)
+{
+	const struct cat_dataset *ds = dataset(s, dataset_name, err, errlen);
+	*rc = LINLI_ENOENT;
+	if (!ds)
+		return NULL;
+	char why[128];
+	if (exact && (!scope || !scope_check(scope, why, sizeof why)))
+		*rc = errf(err, errlen, LINLI_EINVAL, "%s: bad scope '%s': %s", ds->name,
+			   scope ? scope : "", scope ? why : "the record's scope is needed");
+	else if (!exact)
+		*rc = check_root(scope, err, errlen);
+	else
+		*rc = 0;
+	if (!*rc && (!id || !store_id_ok(id)))
+		*rc = errf(err, errlen, LINLI_EINVAL, "%s: bad id '%.64s'", ds->name, id ? id : "");
+	return *rc ? NULL : ds;
+}
+
+static int delete_by(struct store *s, const char *dataset_name, const char *scope, const char *id,
+		     bool exact, char *err, size_t errlen)
 {
 	int rc = owner_only(s, err, errlen);
 	if (rc)
 		return rc;
-	const struct cat_dataset *ds = dataset(s, dataset_name, err, errlen);
+	const struct cat_dataset *ds =
+	    by_id_args(s, dataset_name, scope, id, exact, &rc, err, errlen);
 	if (!ds)
-		return LINLI_ENOENT;
-	if ((rc = check_root(scope, err, errlen)))
 		return rc;
-	if (!id || !store_id_ok(id))
-		return errf(err, errlen, LINLI_EINVAL, "%s: bad id '%.64s'", ds->name,
-			    id ? id : "");
 	if ((rc = batch_begin(s, err, errlen)))
 		return rc;
 	char cur[SCOPE_MAX + 1];
-	rc = find_scope(s, s->wtxn, ds->name, id, cur);
-	if (rc == MDB_NOTFOUND || (rc == 0 && scope && !scope_within(scope, cur)))
-		return errf(err, errlen, LINLI_ENOENT, "%s: no record '%s'%s%s", ds->name, id,
-			    scope && *scope ? " in scope " : "", scope ? scope : "");
-	if (rc)
-		return lmdb_fail(s, rc, "looking up the id", err, errlen);
+	if ((rc = resolve(s, s->wtxn, ds, scope, id, exact, cur, err, errlen)))
+		return rc;
 	return apply_new(s, true, APPLY_REPLACE, (int)(ds - s->cat->datasets), cur, id, NULL, 0,
 			 err, errlen);
 }
 
-int store_update(struct store *s, const char *dataset_name, const char *scope, const char *id,
-		 store_update_fn fn, void *ud, char *err, size_t errlen)
+int store_delete(struct store *s, const char *dataset_name, const char *scope, const char *id,
+		 char *err, size_t errlen)
+{
+	return delete_by(s, dataset_name, scope, id, false, err, errlen);
+}
+
+int store_delete_at(struct store *s, const char *dataset_name, const char *scope, const char *id,
+		    char *err, size_t errlen)
+{
+	return delete_by(s, dataset_name, scope, id, true, err, errlen);
+}
+
+static int update_by(struct store *s, const char *dataset_name, const char *scope, const char *id,
+		     bool exact, store_update_fn fn, void *ud, char *err, size_t errlen)
 {
 	int rc = owner_only(s, err, errlen);
 	if (rc)
 		return rc;
-	const struct cat_dataset *ds = dataset(s, dataset_name, err, errlen);
+	const struct cat_dataset *ds =
+	    by_id_args(s, dataset_name, scope, id, exact, &rc, err, errlen);
 	if (!ds)
-		return LINLI_ENOENT;
-	if (!id || !store_id_ok(id))
-		return errf(err, errlen, LINLI_EINVAL, "%s: bad id '%.64s'", ds->name,
-			    id ? id : "");
-	if ((rc = check_root(scope, err, errlen)) || (rc = batch_begin(s, err, errlen)))
+		return rc;
+	if ((rc = batch_begin(s, err, errlen)))
 		return rc;
 	char cur[SCOPE_MAX + 1];
-	rc = find_scope(s, s->wtxn, ds->name, id, cur);
-	if (rc && rc != MDB_NOTFOUND)
-		return lmdb_fail(s, rc, "looking up the id", err, errlen);
+	rc = resolve(s, s->wtxn, ds, scope, id, exact, cur, err, errlen);
+	if (rc && rc != LINLI_ENOENT)
+		return rc;
 	bool exists = rc == 0;
-	if (exists && scope && !scope_within(scope, cur))
-		return errf(err, errlen, LINLI_EEXIST, "%s: id '%s' exists outside scope '%s'",
-			    ds->name, id, scope);
 	const char *where = exists ? cur : scope;
 	if (!exists && (rc = check_scope(ds, scope, err, errlen)))
 		return rc;
@@ -1421,6 +1575,18 @@ int store_update(struct store *s, const char *dataset_name, const char *scope, c
 	if ((rc = prepare_record(s, ds, s->upd.data, s->upd.size, err, errlen)))
 		return rc;
 	return put_prepared(s, ds, where, id, NULL, NULL, err, errlen);
+}
+
+int store_update(struct store *s, const char *dataset_name, const char *scope, const char *id,
+		 store_update_fn fn, void *ud, char *err, size_t errlen)
+{
+	return update_by(s, dataset_name, scope, id, false, fn, ud, err, errlen);
+}
+
+int store_update_at(struct store *s, const char *dataset_name, const char *scope, const char *id,
+		    store_update_fn fn, void *ud, char *err, size_t errlen)
+{
+	return update_by(s, dataset_name, scope, id, true, fn, ud, err, errlen);
 }
 
 int store_on_commit(struct store *s, store_done_fn fn, void *arg)
@@ -1514,55 +1680,46 @@ int store_batch_end(struct store *s)
 
 /* ---- reads ---- */
 
-int store_get(struct store *s, const char *dataset_name, const char *scope, const char *id,
-	      msgpack_sbuffer *out, char *scope_out, char *err, size_t errlen)
+static int get_by(struct store *s, const char *dataset_name, const char *scope, const char *id,
+		  bool exact, msgpack_sbuffer *out, char *scope_out, char *err, size_t errlen)
 {
-	const struct cat_dataset *ds = dataset(s, dataset_name, err, errlen);
+	int rc;
+	const struct cat_dataset *ds =
+	    by_id_args(s, dataset_name, scope, id, exact, &rc, err, errlen);
 	if (!ds)
-		return LINLI_ENOENT;
-	int rc = check_root(scope, err, errlen);
-	if (rc)
 		return rc;
-	if (!id || !store_id_ok(id))
-		return errf(err, errlen, LINLI_EINVAL, "%s: bad id '%.64s'", ds->name,
-			    id ? id : "");
 	struct rd r;
 	if ((rc = rd_begin(s, &r)))
 		return lmdb_fail(s, rc, "beginning a read", err, errlen);
-	struct kbuf k;
-	MDB_val key, val;
 	char cur[SCOPE_MAX + 1];
-	/* The caller often knows the exact scope: one lookup. */
-	rc = MDB_NOTFOUND;
-	if (scope && *scope) {
-		rec_key(&k, ds->name, scope, id);
-		key = (MDB_val){k.n, k.b};
-		rc = mdb_get(r.txn, s->rec, &key, &val);
-		if (rc == 0)
-			snprintf(cur, sizeof cur, "%s", scope);
-	}
-	if (rc == MDB_NOTFOUND) {
-		rc = find_scope(s, r.txn, ds->name, id, cur);
-		if (rc == 0 && scope && !scope_within(scope, cur))
-			rc = MDB_NOTFOUND;
-		if (rc == 0) {
-			rec_key(&k, ds->name, cur, id);
-			key = (MDB_val){k.n, k.b};
-			rc = mdb_get(r.txn, s->rec, &key, &val);
-		}
-	}
+	rc = resolve(s, r.txn, ds, scope, id, exact, cur, err, errlen);
 	if (rc == 0) {
-		msgpack_sbuffer_write(out, val.mv_data, val.mv_size);
-		if (scope_out)
-			snprintf(scope_out, SCOPE_MAX + 1, "%s", cur);
+		struct kbuf k;
+		rec_key(&k, ds->name, cur, id);
+		MDB_val key = {k.n, k.b}, val;
+		int mrc = mdb_get(r.txn, s->rec, &key, &val);
+		if (mrc == 0) {
+			msgpack_sbuffer_write(out, val.mv_data, val.mv_size);
+			if (scope_out)
+				snprintf(scope_out, SCOPE_MAX + 1, "%s", cur);
+		} else /* the ids table names a record that is not there */
+			rc = lmdb_fail(s, mrc == MDB_NOTFOUND ? MDB_CORRUPTED : mrc, "reading", err,
+				       errlen);
 	}
 	rd_end(s, &r);
-	if (rc == MDB_NOTFOUND)
-		return errf(err, errlen, LINLI_ENOENT, "%s: no record '%s'%s%s", ds->name, id,
-			    scope && *scope ? " in scope " : "", scope ? scope : "");
-	if (rc)
-		return lmdb_fail(s, rc, "reading", err, errlen);
-	return 0;
+	return rc;
+}
+
+int store_get(struct store *s, const char *dataset_name, const char *scope, const char *id,
+	      msgpack_sbuffer *out, char *scope_out, char *err, size_t errlen)
+{
+	return get_by(s, dataset_name, scope, id, false, out, scope_out, err, errlen);
+}
+
+int store_get_at(struct store *s, const char *dataset_name, const char *scope, const char *id,
+		 msgpack_sbuffer *out, char *err, size_t errlen)
+{
+	return get_by(s, dataset_name, scope, id, true, out, NULL, err, errlen);
 }
 
 struct filt {
@@ -2110,7 +2267,85 @@ static int probe(struct store *s, MDB_txn *txn)
 	return 0;
 }
 
-/* The open transaction: tables, format, foreign data, indexes. */
+/*
+ * Format 1 kept ids unique per dataset, its ids table `dataset \0 id ->
+ * scope`; format 2 keys them per scope, `dataset \0 id \0 scope "/" -> ""`.
+ * Records, indexes, counts and the journal are the same in both, so the
+ * migration keeps them and rebuilds the ids table from the records, inside
+ * the open transaction: it is committed whole or not at all. `summary` gets
+ * "dataset n, ..." of the records kept.
+ */
+static int migrate_1_to_2(struct store *s, uint64_t *records, char *summary, size_t sumlen)
+{
+	int rc = mdb_drop(s->wtxn, s->ids, 0);
+	if (rc)
+		return rc;
+	MDB_cursor *c;
+	if ((rc = mdb_cursor_open(s->wtxn, s->rec, &c)))
+		return rc;
+	MDB_val k, v;
+	char last[KEY_MAX + 1] = "";
+	uint64_t in_ds = 0;
+	size_t off = 0;
+	*records = 0;
+	summary[0] = '\0';
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		const char *p = k.mv_data, *z = rc ? NULL : memchr(p, '\0', k.mv_size);
+		size_t dl = z ? (size_t)(z - p) : 0;
+		bool next_ds = rc || strlen(last) != dl || memcmp(last, p, dl) != 0;
+		if (next_ds && in_ds && off < sumlen)
+			off += (size_t)snprintf(summary + off, sumlen - off, "%s%s %llu",
+						off ? ", " : "", last, (unsigned long long)in_ds);
+		if (rc)
+			break;
+		char scope[SCOPE_MAX + 1], id[STORE_ID_MAX + 1];
+		if (!z || dl == 0 || !split_tail(z + 1, k.mv_size - dl - 1, scope, id)) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		if (next_ds) {
+			memcpy(last, p, dl);
+			last[dl] = '\0';
+			in_ds = 0;
+		}
+		struct kbuf ik;
+		ids_key(&ik, last, id, scope);
+		MDB_val ikey = {ik.n, ik.b}, ival = {0, ""};
+		if ((rc = mdb_put(s->wtxn, s->ids, &ikey, &ival, 0)))
+			break;
+		in_ds++;
+		(*records)++;
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* The node's id (meta "node"): read it, or make one for a new or migrated store. */
+static int node_id(struct store *s)
+{
+	MDB_val k = {4, "node"}, v;
+	int rc = mdb_get(s->wtxn, s->meta, &k, &v);
+	if (rc == 0 && v.mv_size == NODE_ID_LEN) {
+		memcpy(s->node, v.mv_data, NODE_ID_LEN);
+		s->node[NODE_ID_LEN] = '\0';
+		for (int i = 0; i < NODE_ID_LEN; i++)
+			if (!strchr("0123456789abcdef", s->node[i]) || !s->node[i])
+				return MDB_CORRUPTED;
+		return 0;
+	}
+	if (rc == 0)
+		return MDB_CORRUPTED;
+	if (rc != MDB_NOTFOUND)
+		return rc;
+	unsigned char b[NODE_ID_LEN / 2];
+	randombytes_buf(b, sizeof b);
+	for (size_t i = 0; i < sizeof b; i++)
+		snprintf(s->node + 2 * i, 3, "%02x", b[i]);
+	v = (MDB_val){NODE_ID_LEN, s->node};
+	return mdb_put(s->wtxn, s->meta, &k, &v, 0);
+}
+
+/* The open transaction: tables, format (migrating format 1), foreign data, indexes. */
 static int prepare(struct store *s, char *err, size_t errlen)
 {
 	int rc = mdb_txn_begin(s->env, NULL, 0, &s->wtxn);
@@ -2153,7 +2388,13 @@ static int prepare(struct store *s, char *err, size_t errlen)
 		goto lmdb;
 	k = (MDB_val){6, "format"};
 	rc = mdb_get(s->wtxn, s->meta, &k, &v);
-	if (rc == MDB_NOTFOUND) {
+	bool v1 = rc == 0 && v.mv_size == strlen(STORE_FORMAT_1) &&
+		  memcmp(v.mv_data, STORE_FORMAT_1, v.mv_size) == 0;
+	uint64_t kept = 0;
+	char summary[512] = "";
+	if (rc == MDB_NOTFOUND || v1) {
+		if (v1 && (rc = migrate_1_to_2(s, &kept, summary, sizeof summary)))
+			goto lmdb;
 		v = (MDB_val){strlen(STORE_FORMAT), STORE_FORMAT};
 		if ((rc = mdb_put(s->wtxn, s->meta, &k, &v, 0)))
 			goto lmdb;
@@ -2161,10 +2402,13 @@ static int prepare(struct store *s, char *err, size_t errlen)
 		goto lmdb;
 	else if (v.mv_size != strlen(STORE_FORMAT) || memcmp(v.mv_data, STORE_FORMAT, v.mv_size)) {
 		rc = errf(err, errlen, LINLI_EVERSION,
-			  "store: %s has format '%.*s'; this linlid reads '%s'", s->data_path,
-			  (int)(v.mv_size > 32 ? 32 : v.mv_size), (char *)v.mv_data, STORE_FORMAT);
+			  "store: %s has format '%.*s'; this linlid reads '%s' and migrates '%s'",
+			  s->data_path, (int)(v.mv_size > 32 ? 32 : v.mv_size), (char *)v.mv_data,
+			  STORE_FORMAT, STORE_FORMAT_1);
 		goto out;
 	}
+	if ((rc = node_id(s)))
+		goto lmdb;
 	for (int i = 0; i < s->cat->n_datasets; i++) {
 		char sig[1024], key[CAT_NAME_MAX + 8];
 		ix_signature(&s->cat->datasets[i], sig, sizeof sig);
@@ -2189,6 +2433,13 @@ static int prepare(struct store *s, char *err, size_t errlen)
 	s->wtxn = NULL;
 	if (rc)
 		goto lmdb;
+	if (v1)
+		log_info("store",
+			 "%s: migrated from format '%s' to '%s' (ids unique per dataset and scope) "
+			 "in one transaction: %llu records kept%s%s%s, the ids table rebuilt from "
+			 "them",
+			 s->data_path, STORE_FORMAT_1, STORE_FORMAT, (unsigned long long)kept,
+			 summary[0] ? " (" : "", summary, summary[0] ? ")" : "");
 	return 0;
 lmdb:
 	if (rc == MDB_MAP_FULL) {

@@ -9,17 +9,31 @@
  * touch; see store_cmds.h), never prints, and never blocks the kernel thread
  * on anything but LMDB itself.
  *
- * Layout (named LMDB databases):
+ * Layout (named LMDB databases), format "linli-store 2":
  *   rec   dataset \0 scope "/" \0 id            -> the record (MessagePack map)
  *   idx   dataset \0 field \0 value scope "/" \0 id -> ""  (indexed fields)
- *   ids   dataset \0 id                          -> scope (ids are unique per
- *                                                   dataset in one store)
- *   meta  "format", "count/<dataset>", "ixsig/<dataset>"
+ *   ids   dataset \0 id \0 scope "/"             -> ""  (which scopes hold id)
+ *   meta  "format", "node", "count/<dataset>", "ixsig/<dataset>"
  *   journal  seq (8 bytes, big-endian)           -> one bus event (MessagePack)
  * A jurisdiction subtree is the key range starting `dataset \0 scope "/"`, so
  * `.../yuelan` never matches `.../yuelan2`. An index value is a 2-byte length
  * and the value's canonical bytes (strings longer than 64 bytes: a 16-byte
  * BLAKE2b hash, results re-checked against the record).
+ *
+ * Ids are unique per (dataset, scope): a record's address is
+ * dataset/scope/id, and two scopes may hold the same id, so that nothing
+ * about one jurisdiction's records shows in another's writes. A lookup by id
+ * within a subtree reads only the ids entries under `dataset \0 id \0 root
+ * "/"`. The kernel's own registries (system datasets, and written_by ones
+ * such as devices) are looked up by id alone: their ids stay unique on the
+ * node (LINLI_EEXIST, naming no scope). Ids the store makes are
+ * `TTTTTTTTTTTTSSSS-NNNNNNNNNN`: the time in ms and a sequence (hex, so they
+ * sort in creation order), then the node's id (10 hex digits, random, kept
+ * in meta "node"), so that ids of different nodes never meet when tiers
+ * federate. A format-1 store ("linli-store 1": ids unique per dataset, ids
+ * `dataset \0 id -> scope`) is migrated at open, in one write transaction
+ * (its records kept, the ids table rebuilt from them); any other format is
+ * refused with a message naming the file.
  *
  * Threads: the thread that opened the store (the kernel thread) is its owner.
  * Writes run only there. Reads run on the owner (they see the batch's own
@@ -96,21 +110,34 @@ void store_close(struct store *s);
 /*
  * store_put — create or replace a record. `rec`/`len` is one MessagePack map.
  * `scope` is where the record lives. `id` NULL creates a new record with a
- * time-ordered id; otherwise the record `id` is created or replaced (an id
- * that lives at another scope is refused with LINLI_EEXIST). The id is
- * copied to `id_out` (STORE_ID_MAX + 1 bytes) and `*created` (may be NULL)
- * says whether it is new. Returns 0, LINLI_ESCHEMA, LINLI_EINVAL,
- * LINLI_ENOENT (unknown dataset), LINLI_EEXIST, LINLI_EFULL, LINLI_EIO.
+ * new id (see the layout above); otherwise record dataset/scope/id is
+ * created or replaced, whatever other scopes hold (in a node-wide dataset an
+ * id held at another scope is refused with LINLI_EEXIST). The id is copied
+ * to `id_out` (STORE_ID_MAX + 1 bytes) and `*created` (may be NULL) says
+ * whether it is new. Returns 0, LINLI_ESCHEMA, LINLI_EINVAL, LINLI_ENOENT
+ * (unknown dataset), LINLI_EEXIST, LINLI_EFULL, LINLI_EIO.
  */
 int store_put(struct store *s, const char *dataset, const char *scope, const char *id,
 	      const void *rec, size_t len, char *id_out, bool *created, char *err, size_t errlen);
 
 /*
- * store_delete — delete record `id`, which must lie within `scope` (a subtree
- * root; NULL or "" is the whole store). Returns 0, LINLI_ENOENT, or as put.
+ * Finding a record by id. The calls without _at take `scope` as a subtree
+ * root (NULL or "" is the whole store) and act on the one record with that
+ * id within it: none is LINLI_ENOENT (the same message whether or not the id
+ * exists outside the subtree); several are LINLI_EINVAL, with a message
+ * naming their scopes (all inside the subtree) and asking for the scope. The
+ * _at calls address dataset/scope/id exactly (scope required). The
+ * message of several ends with STORE_AMBIGUOUS, for a caller to add how it
+ * takes a scope.
  */
+#define STORE_AMBIGUOUS "give the scope of the one you mean"
+
+/* store_delete — delete record `id` within `scope`. Returns 0, LINLI_ENOENT, or as put. */
 int store_delete(struct store *s, const char *dataset, const char *scope, const char *id, char *err,
 		 size_t errlen);
+/* store_delete_at — delete record dataset/scope/id. As store_delete. */
+int store_delete_at(struct store *s, const char *dataset, const char *scope, const char *id,
+		    char *err, size_t errlen);
 
 #define STORE_KEEP   1 /* store_update_fn: leave the record as it is */
 #define STORE_DELETE 2 /* store_update_fn: delete the record */
@@ -126,13 +153,16 @@ typedef int (*store_update_fn)(void *ud, const msgpack_object *old, msgpack_pack
 			       size_t errlen);
 
 /*
- * store_update — read-modify-write record `id` in one transaction. An
- * existing record must lie within `scope`; a record that does not exist yet
- * is created at `scope` if fn packs one. Returns fn's negative code, 0 (also
- * for STORE_KEEP), or as put.
+ * store_update — read-modify-write record `id` in one transaction: the one
+ * record with that id within `scope`; when there is none, one is created at
+ * `scope` if fn packs one. Returns fn's negative code, 0 (also for
+ * STORE_KEEP), LINLI_EINVAL (several records within `scope`), or as put.
  */
 int store_update(struct store *s, const char *dataset, const char *scope, const char *id,
 		 store_update_fn fn, void *ud, char *err, size_t errlen);
+/* store_update_at — the same for record dataset/scope/id exactly (created there if absent). */
+int store_update_at(struct store *s, const char *dataset, const char *scope, const char *id,
+		    store_update_fn fn, void *ud, char *err, size_t errlen);
 
 /*
  * Called once the current batch's commit is known: rc 0 (durable) or a
@@ -183,12 +213,17 @@ int store_journal_scan(struct store *s, uint64_t after, size_t limit,
 
 /*
  * store_get — copy record `id` (a MessagePack map) into `out` (appended; the
- * caller owns the buffer). It must lie within `scope` (subtree root; NULL or
- * "" = anywhere). `scope_out` (SCOPE_MAX + 1 bytes, may be NULL) receives
- * the record's scope. Returns 0, LINLI_ENOENT, LINLI_EINVAL, LINLI_EIO.
+ * caller owns the buffer): the one record with that id within `scope`
+ * (subtree root; NULL or "" = anywhere; see "Finding a record by id").
+ * `scope_out` (SCOPE_MAX + 1 bytes, may be NULL) receives the record's
+ * scope. Returns 0, LINLI_ENOENT, LINLI_EINVAL (also: several records),
+ * LINLI_EIO.
  */
 int store_get(struct store *s, const char *dataset, const char *scope, const char *id,
 	      msgpack_sbuffer *out, char *scope_out, char *err, size_t errlen);
+/* store_get_at — copy record dataset/scope/id into `out`. As store_get. */
+int store_get_at(struct store *s, const char *dataset, const char *scope, const char *id,
+		 msgpack_sbuffer *out, char *err, size_t errlen);
 
 struct store_where {
 	const char *field; /* an indexed field */

@@ -36,6 +36,7 @@
 #include "record.h"
 #include "scope.h"
 #include "store.h"
+#include "store_cmds.h"
 #include "access.h"
 #include "tier_store.h"
 
@@ -54,6 +55,7 @@ struct call {
 	struct kernel *k;
 	struct plug_store_state *st;
 	const char *scope; /* resolved: never NULL after call_begin succeeded */
+	bool exact;	   /* the caller named the scope: a record is addressed exactly there */
 };
 
 __attribute__((format(printf, 3, 4))) static int failf(struct call *c, int rc, const char *fmt, ...)
@@ -78,13 +80,16 @@ static void call_init(const struct store_actor *a, struct call *c)
 	c->st = a->st;
 	c->st->last_error[0] = '\0';
 	c->scope = a->who->scope;
+	c->exact = false;
 }
 
 /* Check the common arguments of a store call on `scope` (NULL: the actor's node). */
 static int call_check(struct call *c, const char *what, const char *dataset, const char *scope)
 {
-	if (scope)
+	if (scope) {
 		c->scope = scope;
+		c->exact = true;
+	}
 	if (!c->k->store)
 		return failf(c, LINLI_ESTATE, "%s: this node has no store open", what);
 	if (!dataset || !*dataset)
@@ -279,7 +284,9 @@ int store_api_get_as(const struct store_actor *a, const char *dataset, const cha
 	msgpack_sbuffer buf;
 	msgpack_sbuffer_init(&buf);
 	char err[768] = "", where[SCOPE_MAX + 1];
-	rc = store_get(c.k->store, dataset, c.scope, id, &buf, where, err, sizeof err);
+	snprintf(where, sizeof where, "%s", c.scope);
+	rc = c.exact ? store_get_at(c.k->store, dataset, c.scope, id, &buf, err, sizeof err)
+		     : store_get(c.k->store, dataset, c.scope, id, &buf, where, err, sizeof err);
 	if (rc == 0) {
 		rc = record_from_bytes(buf.data, buf.size, rec, err, sizeof err);
 		const struct cat_dataset *mask = rc ? NULL : read_policy(&c, dataset, where, id);
@@ -306,18 +313,6 @@ static bool packed_map(const void *p)
 	return (b >= 0x80 && b <= 0x8f) || b == 0xde || b == 0xdf;
 }
 
-/* Does record `id` live in the actor's subtree? (The store's message would name its scope.) */
-static bool id_within(struct call *c, const char *dataset, const char *id)
-{
-	msgpack_sbuffer buf;
-	msgpack_sbuffer_init(&buf);
-	char err[256];
-	bool in =
-	    store_get(c->k->store, dataset, c->a->who->scope, id, &buf, NULL, err, sizeof err) == 0;
-	msgpack_sbuffer_destroy(&buf);
-	return in;
-}
-
 int store_api_put_as(const struct store_actor *a, const char *dataset, const char *scope,
 		     const char *id, const void *rec, size_t len, char *id_out, bool *created)
 {
@@ -331,13 +326,8 @@ int store_api_put_as(const struct store_actor *a, const char *dataset, const cha
 	if (!rec || !len || !packed_map(rec))
 		return failf(&c, LINLI_EINVAL, "store_put %s: the record must be a map", dataset);
 	rc = store_put(c.k->store, dataset, c.scope, id, rec, len, nid, &fresh, err, sizeof err);
-	if (rc == LINLI_EEXIST && !id_within(&c, dataset, id))
-		failf(&c, rc, "%s: id '%s' is taken by a record outside this %s's jurisdiction",
-		      dataset, id, a->who->kind == PRINCIPAL_RULE ? "rule" : "plugin");
-	else if (rc)
-		fail_with(&c, rc, err);
 	if (rc)
-		return rc;
+		return fail_with(&c, rc, err);
 	if (id_out)
 		memcpy(id_out, nid, strlen(nid) + 1);
 	if (created)
@@ -354,7 +344,8 @@ int store_api_delete_as(const struct store_actor *a, const char *dataset, const 
 	    (rc = authorize(&c, ACT_DATA_DELETE, "store_delete", dataset)))
 		return rc;
 	char err[768] = "";
-	rc = store_delete(c.k->store, dataset, c.scope, id, err, sizeof err);
+	rc = c.exact ? store_delete_at(c.k->store, dataset, c.scope, id, err, sizeof err)
+		     : store_delete(c.k->store, dataset, c.scope, id, err, sizeof err);
 	return rc ? fail_with(&c, rc, err) : 0;
 }
 
@@ -484,6 +475,12 @@ int store_api_scan_as(const struct store_actor *a, const struct linli_query *in,
 	struct store_where where[STORE_MAX_WHERE];
 	for (int i = 0; i < q.n_where; i++)
 		where[i] = (struct store_where){q.where[i].field, q.where[i].value};
+	char werr[512];
+	if ((rc = store_where_allowed(c.k, a->who, q.dataset, c.scope, where, q.n_where, werr,
+				      sizeof werr))) {
+		log_warn(a->log_name, "store_scan %s", werr);
+		return failf(&c, rc, "store_scan %s", werr);
+	}
 	struct store_query sq = {
 	    .dataset = q.dataset,
 	    .scope = c.scope,
@@ -612,7 +609,9 @@ int store_api_update_as(const struct store_actor *a, const char *dataset, const 
 		return rc;
 	struct upd u = {&c, dataset, id, fn, ud, read_policy(&c, dataset, c.scope, id)};
 	char err[768] = "";
-	rc = store_update(c.k->store, dataset, c.scope, id, upd_step, &u, err, sizeof err);
+	rc = c.exact
+		 ? store_update_at(c.k->store, dataset, c.scope, id, upd_step, &u, err, sizeof err)
+		 : store_update(c.k->store, dataset, c.scope, id, upd_step, &u, err, sizeof err);
 	if (rc)
 		return fail_with(&c, rc, err);
 	c.st->last_error[0] = '\0'; /* the callback's own calls do not count */

@@ -25,6 +25,7 @@
 #include "access.h"
 #include "tier_store.h"
 #include "store.h"
+#include "util.h"
 
 #define QUERY_DEFAULT_LIMIT 100
 #define QUERY_MAX_LIMIT	    1000
@@ -38,6 +39,7 @@ struct dargs {
 	const char *pos[4];
 	int n_pos;
 	const char *scope, *id, *cursor;
+	bool scoped; /* --scope was given: a record is addressed exactly there */
 	long limit;
 	struct store_where where[STORE_MAX_WHERE];
 	int n_where;
@@ -102,6 +104,7 @@ static int parse_args(struct cmd_call *call, int allowed, int max_pos, const cha
 /* The scope of a request: --scope, or this node's path; checked for access. */
 static int request_scope(struct cmd_call *call, struct dargs *a, enum tier_action act)
 {
+	a->scoped = a->scope != NULL;
 	if (!a->scope) /* by default a caller works in its own jurisdiction */
 		a->scope = call->who ? call->who->scope : call->k->cfg.node_path;
 	char why[128];
@@ -188,6 +191,39 @@ bool store_has_sensitive(const struct cat_dataset *ds)
 	return false;
 }
 
+const struct cat_field *store_where_sensitive(const struct cat_dataset *ds,
+					      const struct store_where *where, int n_where)
+{
+	for (int i = 0; ds && i < n_where; i++) {
+		const char *f = where[i].field;
+		const struct cat_field *cf = f ? cat_dataset_field(ds, f, strlen(f)) : NULL;
+		if (cf && cf->sensitive != CAT_SENS_NONE)
+			return cf;
+	}
+	return NULL;
+}
+
+int store_where_allowed(struct kernel *k, const struct tier_principal *who, const char *dataset,
+			const char *scope, const struct store_where *where, int n_where, char *err,
+			size_t errlen)
+{
+	const struct cat_dataset *ds = catalog_dataset(k->catalog, dataset);
+	const struct cat_field *f = store_where_sensitive(ds, where, n_where);
+	if (!f)
+		return 0;
+	char detail[CAT_NAME_MAX + 48];
+	snprintf(detail, sizeof detail, "filter on sensitive field %s", f->name);
+	if (who && tier_sees_sensitive(who, dataset)) {
+		tiers_audit(k, who, "data.read", scope, dataset, "allowed", detail);
+		return 0;
+	}
+	tiers_audit(k, who, "data.read", scope, dataset, "denied", detail);
+	return errf(err, errlen, LINLI_EPERM,
+		    "%s: field '%s' is sensitive: filtering on it needs the grant to read it in "
+		    "clear (sensitive or sensitive:%s)",
+		    dataset, f->name, dataset);
+}
+
 /*
  * Reading a dataset with sensitive fields: decide masking for this caller and
  * audit the read (unmasked reads always; masked ones too, as "masked").
@@ -227,6 +263,16 @@ int store_cmds_wait_commit(struct cmd_call *call)
 
 /* ---- data ---- */
 
+/* A lookup by id that found several records: say how to pick one here. */
+static int ambiguous_hint(struct cmd_call *call, int rc)
+{
+	size_t n = strlen(call->err);
+	if (rc == LINLI_EINVAL && n >= strlen(STORE_AMBIGUOUS) &&
+	    strcmp(call->err + n - strlen(STORE_AMBIGUOUS), STORE_AMBIGUOUS) == 0)
+		snprintf(call->err + n, sizeof call->err - n, " with --scope PATH");
+	return rc;
+}
+
 static int cmd_data_get(struct cmd_call *call, void *ud)
 {
 	(void)ud;
@@ -242,8 +288,12 @@ static int cmd_data_get(struct cmd_call *call, void *ud)
 	msgpack_sbuffer buf;
 	msgpack_sbuffer_init(&buf);
 	char scope[SCOPE_MAX + 1];
-	rc = store_get(call->k->store, a.pos[0], a.scope, a.pos[1], &buf, scope, call->err,
-		       sizeof call->err);
+	snprintf(scope, sizeof scope, "%s", a.scope);
+	rc = a.scoped ? store_get_at(call->k->store, a.pos[0], a.scope, a.pos[1], &buf, call->err,
+				     sizeof call->err)
+		      : store_get(call->k->store, a.pos[0], a.scope, a.pos[1], &buf, scope,
+				  call->err, sizeof call->err);
+	ambiguous_hint(call, rc);
 	const struct cat_dataset *mask = rc ? NULL : read_policy(call, a.pos[0], scope, a.pos[1]);
 	if (!rc && store_pack_record(&call->pk, a.pos[1], scope, buf.data, buf.size, mask))
 		rc = cmd_fail(call, LINLI_ECORRUPT, "%s: record '%s' is not a map", a.pos[0],
@@ -306,9 +356,12 @@ static int cmd_data_del(struct cmd_call *call, void *ud)
 		return cmd_fail(call, LINLI_EINVAL, "usage: data del %s", usage);
 	if ((rc = request_scope(call, &a, ACT_DATA_DELETE)))
 		return rc;
-	rc = store_delete(call->k->store, a.pos[0], a.scope, a.pos[1], call->err, sizeof call->err);
+	rc = a.scoped ? store_delete_at(call->k->store, a.pos[0], a.scope, a.pos[1], call->err,
+					sizeof call->err)
+		      : store_delete(call->k->store, a.pos[0], a.scope, a.pos[1], call->err,
+				     sizeof call->err);
 	if (rc)
-		return rc;
+		return ambiguous_hint(call, rc);
 	msgpack_pack_map(&call->pk, 2);
 	mp_kv_str(&call->pk, "id", a.pos[1]);
 	mp_kv_bool(&call->pk, "deleted", true);
@@ -341,7 +394,9 @@ static int cmd_data_query(struct cmd_call *call, void *ud)
 		return rc;
 	if (a.n_pos != 1)
 		return cmd_fail(call, LINLI_EINVAL, "usage: data query %s", usage);
-	if ((rc = request_scope(call, &a, ACT_DATA_READ)))
+	if ((rc = request_scope(call, &a, ACT_DATA_READ)) ||
+	    (rc = store_where_allowed(call->k, call->who, a.pos[0], a.scope, a.where, a.n_where,
+				      call->err, sizeof call->err)))
 		return rc;
 	struct store_query q = {
 	    .dataset = a.pos[0],
@@ -516,9 +571,14 @@ static void pack_strings(msgpack_packer *pk, const char *key, char **v, int n)
 		mp_str(pk, v[i]);
 }
 
-static void pack_dataset(struct kernel *k, msgpack_packer *pk, const struct cat_dataset *d)
+/*
+ * `counts`: the caller's jurisdiction covers the whole node, so it may see how
+ * many records the node holds (the count spans every scope of the node).
+ */
+static void pack_dataset(struct kernel *k, msgpack_packer *pk, const struct cat_dataset *d,
+			 bool counts)
 {
-	msgpack_pack_map(pk, 14);
+	msgpack_pack_map(pk, 13 + counts);
 	mp_kv_str(pk, "kind", "dataset");
 	mp_kv_str(pk, "name", d->name);
 	mp_kv_str(pk, "title_zh", d->title_zh);
@@ -530,7 +590,8 @@ static void pack_dataset(struct kernel *k, msgpack_packer *pk, const struct cat_
 	mp_kv_str(pk, "source", cat_source_name(d->source));
 	mp_kv_bool(pk, "restricted", d->restricted);
 	mp_kv_str(pk, "file", d->file);
-	mp_kv_uint(pk, "records", k->store ? store_count(k->store, d->name) : 0);
+	if (counts)
+		mp_kv_uint(pk, "records", k->store ? store_count(k->store, d->name) : 0);
 	mp_kv_int(pk, "line", d->line);
 	mp_str(pk, "fields");
 	msgpack_pack_array(pk, (size_t)d->n_fields);
@@ -670,7 +731,8 @@ static int cmd_catalog_show(struct cmd_call *call, void *ud)
 		    dc ? (d ? " and a device class" : " device class") : "",
 		    p ? " and a plugin" : "", name);
 	if (d)
-		pack_dataset(k, &call->pk, d);
+		pack_dataset(k, &call->pk, d,
+			     !call->who || scope_within(call->who->scope, k->cfg.node_path));
 	else if (dc)
 		store_pack_class(&call->pk, dc, false);
 	else

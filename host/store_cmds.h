@@ -45,6 +45,32 @@ int store_pack_record(msgpack_packer *pk, const char *id, const char *scope, con
 bool store_has_sensitive(const struct cat_dataset *ds);
 
 /*
+ * Filters on sensitive fields. A filter (and so an index lookup, a count of
+ * hits, an order by value) on a sensitive field tells about its values as a
+ * clear read would: eleven masked digits fall to guessing. So it needs the
+ * grant to read the field in clear, on every path (console, HTTP, C
+ * plugins, Lua).
+ *
+ * store_where_sensitive — the first of the n_where filters of `where` on a
+ * sensitive field of `ds` (any thread), or NULL (also for a NULL ds).
+ *
+ * store_where_allowed — may `who` filter `dataset` at `scope` so (kernel
+ * thread)? Without a sensitive filter: 0, nothing audited. With one: if
+ * `who` holds the grant to read the dataset's sensitive fields in clear
+ * (tier_sees_sensitive) the filter is audited like a clear read (data.read,
+ * "allowed", "filter on sensitive field F") and 0 is returned; otherwise it
+ * is audited as "denied" and LINLI_EPERM is returned with a message naming
+ * the field. A NULL `who` never holds the grant.
+ */
+struct store_where;
+struct tier_principal;
+const struct cat_field *store_where_sensitive(const struct cat_dataset *ds,
+					      const struct store_where *where, int n_where);
+int store_where_allowed(struct kernel *k, const struct tier_principal *who, const char *dataset,
+			const char *scope, const struct store_where *where, int n_where, char *err,
+			size_t errlen);
+
+/*
  * store_pack_class — one device class as `catalog show device NAME` prints it
  * ({"kind": "device", ..., "heartbeat_s"}), or with `sdk` as the SDK's
  * device_classes record has it (no "kind", "heartbeat"): name, titles,

@@ -250,6 +250,14 @@ static int get_obj(struct fx *x, const char *ds, const char *scope, const char *
 	return rc;
 }
 
+/* Is string field `f` of the unpacked record `v`? */
+static bool field_is(const msgpack_unpacked *up, const char *f, const char *v)
+{
+	const msgpack_object *o = mp_get(&up->data, f);
+	return o && o->type == MSGPACK_OBJECT_STR && o->via.str.size == strlen(v) &&
+	       memcmp(o->via.str.ptr, v, o->via.str.size) == 0;
+}
+
 struct coll {
 	int n;
 	char ids[600][STORE_ID_MAX + 1];
@@ -514,11 +522,11 @@ static void test_scope_and_id_rules(void **state)
 	assert_non_null(strstr(err, "bad scope 'Hefei//x'"));
 	assert_int_equal(put_json(x, "things", YUELAN, "bad/id", "{\"s\":\"x\"}", NULL), LINLI_EINVAL);
 	assert_non_null(strstr(err, "bad id 'bad/id'"));
+	/* Ids are unique per scope: a sibling may hold the same id. */
 	must_put(x, "things", YUELAN, "same", "{\"s\":\"x\"}", NULL);
-	assert_int_equal(put_json(x, "things", YUELAN2, "same", "{\"s\":\"x\"}", NULL), LINLI_EEXIST);
-	assert_non_null(strstr(err, "id 'same' already exists at scope '" YUELAN "'"));
+	must_put(x, "things", YUELAN2, "same", "{\"s\":\"y\"}", NULL);
 	commit(x);
-	assert_int_equal(store_count(x->s, "things"), 2);
+	assert_int_equal(store_count(x->s, "things"), 3);
 	assert_int_equal(store_count(x->s, "gridded"), 1);
 }
 
@@ -528,7 +536,11 @@ static void test_generated_ids_are_time_ordered(void **state)
 	char prev[STORE_ID_MAX + 1] = "", id[STORE_ID_MAX + 1];
 	for (int i = 0; i < 300; i++) {
 		must_put(x, "others", YUELAN, NULL, "{\"name\":\"n\"}", id);
-		assert_int_equal(strlen(id), 16);
+		/* TTTTTTTTTTTTSSSS-NNNNNNNNNN: time, sequence, the node's id. */
+		assert_int_equal(strlen(id), 27);
+		assert_int_equal(id[16], '-');
+		assert_true(store_id_ok(id));
+		assert_true(i == 0 || strcmp(prev + 16, id + 16) == 0);
 		assert_true(strcmp(prev, id) < 0);
 		strcpy(prev, id);
 	}
@@ -683,6 +695,118 @@ static void test_scope_scans_never_cross_to_siblings(void **state)
 	assert_int_equal(store_delete(x->s, "things", YUELAN, "b2", err, sizeof err), LINLI_ENOENT);
 	commit(x);
 	assert_int_equal(store_count(x->s, "things"), 5);
+}
+
+/*
+ * Ids are unique per (dataset, scope): siblings with a shared prefix hold
+ * the same id, and nothing a write or a lookup of one says depends on the
+ * other (issue 12, defect 5).
+ */
+static void test_ids_per_scope(void **state)
+{
+	struct fx *x = *state;
+	bool created = false;
+	must_put(x, "things", YUELAN2, "r2", "{\"s\":\"theirs\",\"e\":\"b\"}", NULL);
+	commit(x);
+	/* The same id at the sibling: created, and no message at all. */
+	msgpack_sbuffer b;
+	msgpack_sbuffer_init(&b);
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 1);
+	mp_kv_str(&pk, "s", "ours");
+	char id[STORE_ID_MAX + 1];
+	err[0] = '\0';
+	assert_int_equal(
+	    store_put(x->s, "things", YUELAN, "r2", b.data, b.size, id, &created, err, sizeof err),
+	    0);
+	assert_true(created);
+	assert_string_equal(err, "");
+	/* Replacing it replaces only ours. */
+	assert_int_equal(
+	    store_put(x->s, "things", YUELAN, "r2", b.data, b.size, id, &created, err, sizeof err),
+	    0);
+	assert_false(created);
+	msgpack_sbuffer_destroy(&b);
+	commit(x);
+	assert_int_equal(store_count(x->s, "things"), 2);
+
+	/* A lookup within a subtree finds its own record only. */
+	msgpack_unpacked up;
+	char where[SCOPE_MAX + 1];
+	msgpack_sbuffer_init(&b);
+	assert_int_equal(store_get(x->s, "things", YUELAN, "r2", &b, where, err, sizeof err), 0);
+	assert_string_equal(where, YUELAN);
+	assert_int_equal(get_obj(x, "things", YUELAN2, "r2", &up), 0);
+	assert_true(field_is(&up, "s", "theirs"));
+	msgpack_unpacked_destroy(&up);
+	/* At the exact address. */
+	b.size = 0;
+	assert_int_equal(store_get_at(x->s, "things", YUELAN2, "r2", &b, err, sizeof err), 0);
+	assert_int_equal(store_get_at(x->s, "things", YUELAN "/g01", "r2", &b, err, sizeof err),
+			 LINLI_ENOENT);
+	assert_string_equal(err, "things: no record 'r2' at scope " YUELAN "/g01");
+	msgpack_sbuffer_destroy(&b);
+
+	/* Not found says the same whether or not the id exists elsewhere. */
+	char absent[sizeof err];
+	assert_int_equal(get_obj(x, "things", YUELAN "/g01", "r9", &up), LINLI_ENOENT);
+	msgpack_unpacked_destroy(&up);
+	snprintf(absent, sizeof absent, "%s", err);
+	assert_int_equal(get_obj(x, "things", YUELAN "/g01", "r2", &up), LINLI_ENOENT);
+	msgpack_unpacked_destroy(&up);
+	assert_string_equal(absent, "things: no record 'r9' in scope " YUELAN "/g01");
+	assert_string_equal(err, "things: no record 'r2' in scope " YUELAN "/g01");
+
+	/* Several within the subtree: ask for the scope, naming only those inside it. */
+	must_put(x, "things", YUELAN "/g01", "r2", "{\"s\":\"grid\"}", NULL);
+	commit(x);
+	assert_int_equal(get_obj(x, "things", YUELAN, "r2", &up), LINLI_EINVAL);
+	msgpack_unpacked_destroy(&up);
+	assert_string_equal(err, "things: 2 records have id 'r2' in scope " YUELAN " (at " YUELAN
+				 ", " YUELAN "/g01); give the scope of the one you mean");
+	assert_null(strstr(err, YUELAN2));
+	assert_int_equal(store_delete(x->s, "things", YUELAN, "r2", err, sizeof err), LINLI_EINVAL);
+	assert_null(strstr(err, YUELAN2));
+	/* The whole tree sees all three. */
+	assert_int_equal(get_obj(x, "things", NULL, "r2", &up), LINLI_EINVAL);
+	msgpack_unpacked_destroy(&up);
+	assert_non_null(strstr(err, "3 records have id 'r2'"));
+
+	/* Delete at the exact address: only that one goes. */
+	assert_int_equal(store_delete_at(x->s, "things", YUELAN, "r2", err, sizeof err), 0);
+	assert_int_equal(store_delete_at(x->s, "things", YUELAN, "r2", err, sizeof err),
+			 LINLI_ENOENT);
+	commit(x);
+	assert_int_equal(store_count(x->s, "things"), 2);
+	assert_int_equal(scan(x, "things", NULL, "s=theirs", NULL, 0, NULL, &C, NULL), 1);
+	assert_int_equal(scan(x, "things", NULL, "s=grid", NULL, 0, NULL, &C, NULL), 1);
+	assert_int_equal(scan(x, "things", NULL, "s=ours", NULL, 0, NULL, &C, NULL), 0);
+	/* Now one is left within YUELAN: found by id alone. */
+	assert_int_equal(get_obj(x, "things", YUELAN, "r2", &up), 0);
+	assert_true(field_is(&up, "s", "grid"));
+	msgpack_unpacked_destroy(&up);
+	assert_int_equal(store_delete(x->s, "things", YUELAN, "r2", err, sizeof err), 0);
+	commit(x);
+	assert_int_equal(get_obj(x, "things", YUELAN2, "r2", &up), 0);
+	msgpack_unpacked_destroy(&up);
+}
+
+/* The kernel's registries (system datasets) keep ids unique on the node, naming no scope. */
+static void test_node_wide_ids(void **state)
+{
+	struct fx *x = *state;
+	const char *rec = "{\"user\":\"u\",\"expires\":1,\"created\":1}";
+	must_put(x, "sessions", YUELAN2, "s1", rec, NULL);
+	commit(x);
+	assert_int_equal(put_json(x, "sessions", YUELAN, "s1", rec, NULL), LINLI_EEXIST);
+	assert_string_equal(err,
+			    "sessions: id 's1' is taken (ids of sessions are unique on the node)");
+	must_put(x, "sessions", YUELAN2, "s1", rec, NULL); /* replacing at its own scope */
+	char id[STORE_ID_MAX + 1];
+	must_put(x, "sessions", YUELAN, NULL, rec, id);
+	commit(x);
+	assert_int_equal(store_count(x->s, "sessions"), 2);
 }
 
 static void test_pagination(void **state)
@@ -848,10 +972,20 @@ static void test_read_modify_write(void **state)
 	assert_int_equal(store_update(x->s, "things", YUELAN, "ctr", incr, &mode, err, sizeof err),
 			 LINLI_ESCHEMA);
 	assert_non_null(strstr(err, "101 is above max 100"));
-	/* Outside the scope it is not touched. */
+	/* Another scope's update makes its own record: YUELAN's is not touched. */
+	mode = 0;
 	assert_int_equal(store_update(x->s, "things", YUELAN2, "ctr", incr, &mode, err, sizeof err),
-			 LINLI_EEXIST);
+			 0);
+	assert_int_equal(count_where(x, "i=1"), 1);
+	assert_int_equal(count_where(x, "i=100"), 1);
+	/* Within their common parent the id is ambiguous: nothing is changed. */
+	assert_int_equal(
+	    store_update(x->s, "things", "hefei/baohe/binhu", "ctr", incr, &mode, err, sizeof err),
+	    LINLI_EINVAL);
+	assert_non_null(strstr(err, "2 records have id 'ctr'"));
 	mode = 1;
+	assert_int_equal(
+	    store_update_at(x->s, "things", YUELAN2, "ctr", incr, &mode, err, sizeof err), 0);
 	assert_int_equal(store_update(x->s, "things", YUELAN, "ctr", incr, &mode, err, sizeof err), 0);
 	commit(x);
 	assert_int_equal(get_obj(x, "things", NULL, "ctr", &up), LINLI_ENOENT);
@@ -1066,6 +1200,149 @@ static void test_foreign_lmdb_refused(void **state)
 	expect_refused(x, "is an LMDB file but not a linli store (it holds 'hello')");
 }
 
+/* ---- format 1 ---- */
+
+/* Put key/value into table `dbi` of txn. */
+static void raw_put(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kn, const void *v, size_t vn)
+{
+	MDB_val key = {kn, (void *)k}, val = {vn, (void *)v};
+	assert_int_equal(mdb_put(txn, dbi, &key, &val, 0), 0);
+}
+
+/*
+ * A format-1 store as linlid 1 wrote it, with raw LMDB calls: rec keyed
+ * `dataset \0 scope "/" \0 id`, ids `dataset \0 id -> scope` (unique per
+ * dataset), meta "format" = "linli-store 1" and the record counts; the index
+ * signatures are left out, so the indexes are rebuilt as after a catalog
+ * change. Records: things t<i> at YUELAN (i = 0..n-1, s = "v<i % 3>"),
+ * things y1 at YUELAN2, others o1 at YUELAN/g01.
+ */
+static void write_format_1(const char *dir, int n)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi rec, ids, meta, idx, journal;
+	assert_int_equal(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 8);
+	mdb_env_set_mapsize(env, 8u << 20);
+	assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "rec", MDB_CREATE, &rec), 0);
+	assert_int_equal(mdb_dbi_open(txn, "idx", MDB_CREATE, &idx), 0);
+	assert_int_equal(mdb_dbi_open(txn, "ids", MDB_CREATE, &ids), 0);
+	assert_int_equal(mdb_dbi_open(txn, "meta", MDB_CREATE, &meta), 0);
+	assert_int_equal(mdb_dbi_open(txn, "journal", MDB_CREATE, &journal), 0);
+	struct f1rec {
+		const char *ds, *scope, *id, *s;
+	} r[300];
+	int m = 0;
+	static char ids_buf[300][16], vals[3][4] = {"v0", "v1", "v2"};
+	for (int i = 0; i < n && m < 298; i++, m++) {
+		snprintf(ids_buf[i], sizeof ids_buf[i], "t%d", i);
+		r[m] = (struct f1rec){"things", YUELAN, ids_buf[i], vals[i % 3]};
+	}
+	r[m++] = (struct f1rec){"things", YUELAN2, "y1", "v0"};
+	r[m++] = (struct f1rec){"others", YUELAN "/g01", "o1", NULL};
+	for (int i = 0; i < m; i++) {
+		char k[512], v[128];
+		size_t kn = 0;
+		kn += (size_t)sprintf(k + kn, "%s", r[i].ds) + 1;
+		kn += (size_t)sprintf(k + kn, "%s/", r[i].scope) + 1;
+		kn += (size_t)sprintf(k + kn, "%s", r[i].id);
+		msgpack_sbuffer b;
+		msgpack_packer pk;
+		msgpack_sbuffer_init(&b);
+		msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+		msgpack_pack_map(&pk, 1);
+		mp_kv_str(&pk, r[i].s ? "s" : "name", r[i].s ? r[i].s : "old");
+		raw_put(txn, rec, k, kn, b.data, b.size);
+		msgpack_sbuffer_destroy(&b);
+		int vn = snprintf(v, sizeof v, "%s", r[i].ds) + 1;
+		vn += sprintf(v + vn, "%s", r[i].id);
+		raw_put(txn, ids, v, (size_t)vn, r[i].scope, strlen(r[i].scope));
+	}
+	int64_t things = n + 1, others = 1;
+	raw_put(txn, meta, "format", 6, "linli-store 1", 13);
+	raw_put(txn, meta, "count/things", 12, &things, sizeof things);
+	raw_put(txn, meta, "count/others", 12, &others, sizeof others);
+	unsigned char seq[8] = {0, 0, 0, 0, 0, 0, 0, 7};
+	raw_put(txn, journal, seq, 8, "\x80", 1);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+/* A format-1 store is migrated at open: every record kept and found, ids per scope from then on. */
+static void test_format_1_migrated(void **state)
+{
+	struct fx *x = *state;
+	store_close(x->s);
+	x->s = NULL;
+	char p[256];
+	data_file(x, p, sizeof p);
+	unlink(p);
+	write_format_1(x->data, 250);
+	char e[1024] = "";
+	if (open_store(x, e, sizeof e))
+		fail_msg("open of a format-1 store: %s", e);
+	/* Every record is there: counts, scans, indexes, gets by id and by address. */
+	assert_int_equal(store_count(x->s, "things"), 251);
+	assert_int_equal(store_count(x->s, "others"), 1);
+	assert_int_equal(scan(x, "things", YUELAN, NULL, NULL, 0, NULL, &C, NULL), 250);
+	assert_int_equal(scan(x, "things", NULL, "s=v0", NULL, 0, NULL, &C, NULL), 85);
+	msgpack_unpacked up;
+	for (int i = 0; i < 250; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "t%d", i);
+		assert_int_equal(get_obj(x, "things", NULL, id, &up), 0);
+		msgpack_unpacked_destroy(&up);
+	}
+	char where[SCOPE_MAX + 1];
+	msgpack_sbuffer b;
+	msgpack_sbuffer_init(&b);
+	assert_int_equal(store_get(x->s, "others", YUELAN, "o1", &b, where, err, sizeof err), 0);
+	assert_string_equal(where, YUELAN "/g01");
+	assert_int_equal(store_get_at(x->s, "things", YUELAN2, "y1", &b, err, sizeof err), 0);
+	msgpack_sbuffer_destroy(&b);
+	assert_int_equal(store_journal_last(x->s), 7);
+	/* The new layout is in force: a sibling's id may be reused, and deletes keep it tidy. */
+	must_put(x, "things", YUELAN, "y1", "{\"s\":\"ours\"}", NULL);
+	assert_int_equal(store_delete_at(x->s, "things", YUELAN, "t0", err, sizeof err), 0);
+	commit(x);
+	assert_int_equal(store_count(x->s, "things"), 251);
+	/* Reopened, it is a format-2 store: nothing to migrate, everything still there. */
+	reopen(x);
+	assert_int_equal(store_count(x->s, "things"), 251);
+	assert_int_equal(get_obj(x, "things", YUELAN, "y1", &up), 0);
+	assert_true(field_is(&up, "s", "ours"));
+	msgpack_unpacked_destroy(&up);
+	assert_int_equal(get_obj(x, "things", NULL, "t0", &up), LINLI_ENOENT);
+	msgpack_unpacked_destroy(&up);
+}
+
+/* A format this linlid does not know (a newer one) stops the open, naming the file. */
+static void test_unknown_format_refused(void **state)
+{
+	struct fx *x = *state;
+	must_put(x, "things", YUELAN, "a", "{\"s\":\"x\"}", NULL);
+	commit(x);
+	store_close(x->s);
+	x->s = NULL;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi meta;
+	assert_int_equal(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 8);
+	assert_int_equal(mdb_env_open(env, x->data, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+	raw_put(txn, meta, "format", 6, "linli-store 3", 13);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	expect_refused(x,
+		       "data/data.mdb has format 'linli-store 3'; this linlid reads 'linli-store "
+		       "2' and migrates 'linli-store 1'");
+}
+
 /* ---- backup and restore ---- */
 
 struct bwait {
@@ -1176,29 +1453,33 @@ int main(int argc, char **argv)
 	if (argc > 1) /* run only the tests matching argv[1] */
 		cmocka_set_test_filter(argv[1]);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_each_type_accepted, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_each_violation_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_scope_and_id_rules, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_generated_ids_are_time_ordered, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_index_upkeep, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_index_rebuilt_when_catalog_changes, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_scope_scans_never_cross_to_siblings, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_pagination, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_read_modify_write, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_other_threads_read_only, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_map_grows, setup_small, teardown),
-		cmocka_unit_test_setup_teardown(test_disk_full_loses_nothing_committed, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_uncommitted_batch_is_lost_on_crash_only, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_not_lmdb_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_truncated_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_foreign_lmdb_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_backup_and_restore, setup, teardown),
-		cmocka_unit_test(test_time_parse),
+	    cmocka_unit_test_setup_teardown(test_each_type_accepted, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_each_violation_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_scope_and_id_rules, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_generated_ids_are_time_ordered, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_index_upkeep, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_index_rebuilt_when_catalog_changes, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_scope_scans_never_cross_to_siblings, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_ids_per_scope, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_node_wide_ids, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pagination, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_read_modify_write, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_other_threads_read_only, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_map_grows, setup_small, teardown),
+	    cmocka_unit_test_setup_teardown(test_disk_full_loses_nothing_committed, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_uncommitted_batch_is_lost_on_crash_only, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_not_lmdb_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_truncated_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_foreign_lmdb_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_format_1_migrated, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unknown_format_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_backup_and_restore, setup, teardown),
+	    cmocka_unit_test(test_time_parse),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

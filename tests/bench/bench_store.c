@@ -34,6 +34,8 @@
 #include "mp.h"
 #include "store.h"
 
+#define KEEP_ID (STORE_ID_MAX + 1) /* an id the store made, with its NUL */
+
 #define BATCH	1000
 #define SCOPES	10
 #define DEVICES 1000
@@ -113,7 +115,9 @@ static void raw_id(struct raw *r, char *out)
 		r->last_ms++;
 		r->seq = 0;
 	}
-	snprintf(out, 17, "%012llx%04x", (unsigned long long)r->last_ms, r->seq);
+	/* The store's shape: time, sequence, '-' and a node id. */
+	snprintf(out, KEEP_ID, "%012llx%04x-%s", (unsigned long long)r->last_ms, r->seq,
+		 "5c1e93a07d");
 }
 
 static size_t cat3(char *k, const char *a, size_t an, const char *b, size_t bn, const char *c,
@@ -130,7 +134,7 @@ static void raw_put(struct raw *r, MDB_txn *t, const char *scope, const char *id
 		    const msgpack_sbuffer *v, const char *dev, bool records_only)
 {
 	char k[512], mid[300];
-	size_t sl = strlen(scope), il = strlen(id), dl = strlen(dev);
+	size_t il = strlen(id), dl = strlen(dev);
 	int ml = snprintf(mid, sizeof mid, "%s/", scope);
 	size_t n = cat3(k, "readings\0", 9, mid, (size_t)ml, "", 0);
 	k[n++] = '\0';
@@ -141,9 +145,12 @@ static void raw_put(struct raw *r, MDB_txn *t, const char *scope, const char *id
 		die("raw", "mdb_put rec");
 	if (records_only)
 		return;
-	n = cat3(k, "readings\0", 9, id, il, "", 0);
+	/* ids: readings \0 id \0 scope "/" -> "" (format 2: ids unique per scope). */
+	n = cat3(k, "readings\0", 9, id, il, "\0", 1);
+	memcpy(k + n, mid, (size_t)ml);
+	n += (size_t)ml;
 	key = (MDB_val){n, k};
-	val = (MDB_val){sl, (void *)scope};
+	val = (MDB_val){0, ""};
 	if (mdb_put(t, r->ids, &key, &val, MDB_NOOVERWRITE))
 		die("raw", "mdb_put ids");
 	n = cat3(k, "readings\0device\0", 16, "", 0, "", 0);
@@ -163,7 +170,8 @@ static void raw_put(struct raw *r, MDB_txn *t, const char *scope, const char *id
 }
 
 /* Insert n readings in batches; ids of scope 0 go to `keep` (for gets). Returns seconds. */
-static double raw_insert(struct raw *r, long n, bool records_only, char (*keep)[17], long *nkeep)
+static double raw_insert(struct raw *r, long n, bool records_only, char (*keep)[KEEP_ID],
+			 long *nkeep)
 {
 	msgpack_sbuffer v;
 	msgpack_sbuffer_init(&v);
@@ -173,14 +181,14 @@ static double raw_insert(struct raw *r, long n, bool records_only, char (*keep)[
 		if (mdb_txn_begin(r->env, NULL, 0, &t))
 			die("raw", "txn");
 		for (long i = b; i < b + BATCH && i < n; i++) {
-			char id[17], dev[32];
+			char id[KEEP_ID], dev[32];
 			raw_id(r, id);
 			snprintf(dev, sizeof dev, "dev-%04ld", i % DEVICES);
 			v.size = 0;
 			pack_reading(&v, i);
 			raw_put(r, t, scopes[i % SCOPES], id, &v, dev, records_only);
 			if (keep && i % SCOPES == 0)
-				memcpy(keep[(*nkeep)++], id, 17);
+				memcpy(keep[(*nkeep)++], id, KEEP_ID);
 		}
 		if (mdb_txn_commit(t))
 			die("raw", "commit");
@@ -203,7 +211,7 @@ static struct store *store_at(const char *dir, const struct catalog *cat, bool s
 	return s;
 }
 
-static double store_insert(struct store *s, long n, char (*keep)[17], long *nkeep)
+static double store_insert(struct store *s, long n, char (*keep)[KEEP_ID], long *nkeep)
 {
 	msgpack_sbuffer v;
 	msgpack_sbuffer_init(&v);
@@ -217,7 +225,7 @@ static double store_insert(struct store *s, long n, char (*keep)[17], long *nkee
 				      NULL, err, sizeof err))
 				die("store_put", err);
 			if (keep && i % SCOPES == 0)
-				memcpy(keep[(*nkeep)++], id, 17);
+				memcpy(keep[(*nkeep)++], id, KEEP_ID);
 		}
 		if (store_batch_end(s))
 			die("store", "commit failed");
@@ -286,8 +294,8 @@ int main(void)
 	printf("store.records: %ld records in %d scopes, batches of %d\n", n, SCOPES, BATCH);
 
 	long nkeep = 0, rkeep = 0;
-	char(*keep)[17] = malloc((size_t)(n / SCOPES + 1) * 17);
-	char(*rk)[17] = malloc((size_t)(n / SCOPES + 1) * 17);
+	char(*keep)[KEEP_ID] = malloc((size_t)(n / SCOPES + 1) * KEEP_ID);
+	char(*rk)[KEEP_ID] = malloc((size_t)(n / SCOPES + 1) * KEEP_ID);
 
 	/* Inserts, synced: one fsync per batch of 1,000. */
 	char d1[300], d2[300], d3[300], d4[300], d5[300];

@@ -7,6 +7,7 @@ acknowledged writes, then every acknowledged write is there after the restart.
 """
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -57,6 +58,10 @@ class running:
         self.d.cleanup()
 
 
+def js(v):
+    return json.dumps(v, ensure_ascii=False)
+
+
 def put(d, dataset, rec, *args):
     return d.ok("data", "put", dataset, *args, json.dumps(rec, ensure_ascii=False))
 
@@ -103,7 +108,9 @@ def case_put_get_del():
         # Reads of sensitive fields in clear need the grant (masking is tested in test_tiers).
         d.account("reader", "admin", grants=["sensitive"], as_default=True)
         r = d.ok("data", "put", "residents", "--stdin", input=json.dumps(RESIDENT))
-        check(r["created"] and r["scope"] == YUELAN and len(r["id"]) == 16, r)
+        # A store-made id: time and sequence (hex), then the node's id.
+        check(r["created"] and r["scope"] == YUELAN and
+              re.fullmatch(r"[0-9a-f]{16}-[0-9a-f]{10}", r["id"]), r)
         rid = r["id"]
         got = d.ok("data", "get", "residents", rid)
         eq(got["id"], rid, "id")
@@ -186,6 +193,178 @@ def case_scopes_never_cross():
            "query above the node")
         check("bad --scope" in refused(d, "data", "query", "residents", "--scope", "A//b")["error"],
               "bad scope")
+
+
+def as_(d, token, *args, input=None):
+    """Run `linli --json ARGS` with another account's session; (exit code, JSON, stderr)."""
+    return d.cli(*args, input=input, env={"LINLI_SESSION": token})
+
+
+def case_same_id_at_a_sibling_tells_nothing():
+    """Issue 12, defect 5: siblings with a shared prefix hold the same id; a community
+    admin's writes and lookups answer alike whatever the sibling holds, and never name it."""
+    with running(node="hefei", level="city") as d:
+        for rid in ("r2", "r3"):
+            put(d, "residents", dict(RESIDENT, residence_type="floating"), "--scope", YUELAN2,
+                "--id", rid)
+        cadmin = d.account("cadmin", "admin", node=YUELAN)
+        answers = []
+
+        def run(want_rc, *args):
+            rc, out, err = as_(d, cadmin, *args)
+            answers.append(f"{out} {err}")
+            eq(rc, want_rc, f"exit code of {args}: {out} {err}")
+            return out
+
+        # Writing r2 in its own community: created, as if the sibling held nothing.
+        r = run(0, "data", "put", "residents", "--scope", YUELAN, "--id", "r2", js(RESIDENT))
+        eq((r["id"], r["scope"], r["created"]), ("r2", YUELAN, True), "created at yuelan")
+        r = run(0, "data", "put", "residents", "--id", "r2",
+                js(dict(RESIDENT, residence_type="overseas")))
+        eq((r["scope"], r["created"]), (YUELAN, False), "replaced: its own scope by default")
+        eq(run(0, "data", "get", "residents", "r2")["residence_type"], "overseas", "by id")
+        eq(run(0, "data", "get", "residents", "r2", "--scope", YUELAN)["scope"], YUELAN,
+           "at its address")
+        # Not found reads the same whether the sibling holds the id (r3) or nobody does (r9).
+        for cmd in ("get", "del"):
+            for extra in ((), ("--scope", YUELAN)):
+                e3 = run(1, "data", cmd, "residents", "r3", *extra)
+                e9 = run(1, "data", cmd, "residents", "r9", *extra)
+                eq((e3["name"], e3["error"].replace("'r3'", "'ID'")),
+                   (e9["name"], e9["error"].replace("'r9'", "'ID'")),
+                   f"{cmd} {extra}: r3 and r9 alike")
+                eq(e3["name"], "LINLI_ENOENT", "not found")
+        # Several records in its own subtree: the scope is asked for, naming only its own.
+        d.ok("data", "put", "residents", "--scope", YUELAN + "/g01", "--id", "r2", js(RESIDENT))
+        want = (f"residents: 2 records have id 'r2' in scope {YUELAN} (at {YUELAN}, "
+                f"{YUELAN}/g01); give the scope of the one you mean with --scope PATH")
+        for cmd in ("get", "del"):
+            e = run(1, "data", cmd, "residents", "r2")
+            eq((e["name"], e["error"]), ("LINLI_EINVAL", want), f"{cmd} of an ambiguous id")
+        run(0, "data", "del", "residents", "r2", "--scope", YUELAN + "/g01")
+        run(0, "data", "del", "residents", "r2")
+        eq(run(1, "data", "get", "residents", "r2")["name"], "LINLI_ENOENT", "both gone")
+        # The sibling's records are untouched, and no answer ever named the sibling.
+        for rid in ("r2", "r3"):
+            eq(d.ok("data", "get", "residents", rid, "--scope", YUELAN2)["residence_type"],
+               "floating", f"yuelan2's {rid}")
+        for a in answers:
+            check("yuelan2" not in a, f"an answer names the sibling: {a}")
+
+
+def case_filter_on_a_sensitive_field_needs_the_grant():
+    """Issue 12, defect 4: a viewer who sees 340***********1234 must not be able to guess
+    the hidden digits by counting the hits of a filter."""
+    with running(node="hefei", level="city") as d:
+        put(d, "residents", RESIDENT, "--scope", YUELAN)
+        put(d, "residents", dict(RESIDENT, id_number="340104199001015678"), "--scope", YUELAN)
+        viewer = d.account("viewer1", "viewer", node=YUELAN)
+        reader = d.account("reader1", "viewer", node=YUELAN, grants=["sensitive:residents"])
+        rc, out, _ = as_(d, viewer, "data", "query", "residents")
+        eq(sorted(r["id_number"] for r in out["records"]),
+           ["340***********1234", "340***********5678"], "the viewer sees masks")
+        right, wrong = RESIDENT["id_number"], "340104199001019234"
+        for guess in (right, wrong):
+            for extra in ((), ("--where", "residence_type=registered")):
+                rc, out, err = as_(d, viewer, "data", "query", "residents", *extra,
+                                   "--where", f"id_number={guess}")
+                eq((rc, out["name"]), (1, "LINLI_EPERM"), f"refused: {out}")
+                check("residents: field 'id_number' is sensitive: filtering on it needs the "
+                      "grant to read it in clear" in out["error"], out["error"])
+                check("count" not in out and "records" not in out, out)
+        # With the grant: it works, and is audited like a clear read.
+        for guess, n in ((right, 1), (wrong, 0)):
+            rc, out, err = as_(d, reader, "data", "query", "residents", "--where",
+                               f"id_number={guess}")
+            eq((rc, out["count"]), (0, n), f"granted filter {guess}: {err}")
+        audit = [(a["who"], a["result"], a.get("detail"))
+                 for a in d.ok("audit", "--action", "data.read", "--limit", "1000")]
+        eq(audit.count(("viewer1", "denied", "filter on sensitive field id_number")), 4,
+           f"every refused filter audited: {audit}")
+        eq(audit.count(("reader1", "allowed", "filter on sensitive field id_number")), 2,
+           f"every granted filter audited: {audit}")
+
+
+def to_format_1(src, dst):
+    """Write the format-2 store of directory `src` as linlid 1 kept it into directory
+    `dst`, with lmdb-utils: the ids table `dataset \\0 id -> scope`, meta "format" =
+    "linli-store 1" and no node id; records, indexes, counts and journal as they are."""
+    dump = subprocess.run(["mdb_dump", "-a", src], capture_output=True, check=True).stdout
+    lines = dump.decode().splitlines()
+    i, names = 0, []
+    while i < len(lines):
+        hdr = []
+        while lines[i] != "HEADER=END":
+            hdr.append(lines[i])
+            i += 1
+        i += 1
+        pairs = []
+        while lines[i] != "DATA=END":
+            pairs.append((bytes.fromhex(lines[i].strip()), bytes.fromhex(lines[i + 1].strip())))
+            i += 2
+        i += 1
+        name = next(h.split("=", 1)[1] for h in hdr if h.startswith("database="))
+        names.append(name)
+        if name == "ids":
+            pairs = [(ds + b"\0" + rid, scope[:-1])
+                     for ds, rid, scope in (k.split(b"\0", 2) for k, _ in pairs)]
+        elif name == "meta":
+            pairs = [(k, b"linli-store 1" if k == b"format" else v)
+                     for k, v in pairs if k != b"node"]
+        text = "\n".join(hdr + ["HEADER=END"] + [f" {k.hex()}\n {v.hex()}"
+                                                 for k, v in sorted(pairs)] + ["DATA=END", ""])
+        subprocess.run(["mdb_load", "-s", name, dst], input=text.encode(), check=True)
+    eq(sorted(names), ["ids", "idx", "journal", "meta", "rec"], "tables dumped")
+
+
+def case_format_1_store_is_migrated_at_start():
+    """A data dir of linlid 1 (store format 1, ids unique per dataset: tools/demo's var/
+    holds one) starts: every record is found, and ids are per scope from then on."""
+    old = os.path.join(tempfile.mkdtemp(prefix="linli-it-f1-"), "data")
+    try:
+        with running(node=STREET, level="street") as d:
+            made = {}
+            for i, scope in enumerate((YUELAN, YUELAN, YUELAN + "/g01", YUELAN2)):
+                r = put(d, "residents", dict(RESIDENT, residence_type="floating" if i % 2
+                                             else "registered"), "--scope", scope)
+                made[r["id"]] = scope
+            put(d, "residents", RESIDENT, "--scope", YUELAN2, "--id", "r-1")
+            put(d, "houses", {"address": "悦澜路1号", "building": "1", "room": "101"},
+                "--scope", YUELAN, "--id", "h-101")
+            made["r-1"] = YUELAN2
+            before = user_datasets(d.ok("store", "stats"))
+            eq(d.stop(), 0, "stop")
+            os.makedirs(old)
+            to_format_1(d.data, old)
+            d2 = store_daemon(node=STREET, level="street", data=old)
+            d2.bootstrapped = True  # it has its admin: linlid itself is the first to open it
+            try:
+                d2.start()
+                d2.wait_log("migrated from format 'linli-store 1' to 'linli-store 2'")
+                check("records kept (" in d2.logtext() and "residents 5" in d2.logtext(),
+                      d2.logtext())
+                eq(user_datasets(d2.ok("store", "stats")), before, "every dataset's count")
+                for rid, scope in made.items():
+                    eq(d2.ok("data", "get", "residents", rid)["scope"], scope, f"{rid} by id")
+                    d2.ok("data", "get", "residents", rid, "--scope", scope)
+                eq(d2.ok("data", "get", "houses", "h-101")["building"], "1", "a house")
+                eq(d2.ok("data", "query", "residents", "--where",
+                         "residence_type=floating")["count"], 2, "indexes kept")
+                # Per scope from now on: yuelan takes r-1 too, and deletes keep the ids tidy.
+                r = put(d2, "residents", RESIDENT, "--scope", YUELAN, "--id", "r-1")
+                check(r["created"], r)
+                d2.ok("data", "del", "residents", "r-1", "--scope", YUELAN2)
+                eq(d2.stop(), 0, "stop after the migration")
+                # A second start has nothing to migrate.
+                d2.start()
+                eq(d2.logtext().count("migrated from format"), 1, "migrated once")
+                eq(d2.ok("data", "get", "residents", "r-1")["scope"], YUELAN, "r-1 at yuelan")
+                eq(d2.ok("data", "query", "residents", "--limit", "1000")["count"], 5, "residents")
+                eq(d2.stop(), 0, "stop")
+            finally:
+                d2.cleanup()
+    finally:
+        shutil.rmtree(os.path.dirname(old), ignore_errors=True)
 
 
 def case_query_pages_and_filters():
@@ -292,6 +471,13 @@ def case_catalog_list_show():
         check("'alarms' names a dataset and a plugin" in e["error"], e["error"])
         eq(d.ok("catalog", "show", "plugin", "alarms")["kind"], "plugin", "plugin")
         eq(refused(d, "catalog", "show", "nope")["name"], "LINLI_ENOENT", "missing")
+        # The node-wide record count is shown to accounts whose jurisdiction covers the node.
+        put(d, "residents", RESIDENT, "--scope", YUELAN + "/g02")
+        eq(d.ok("catalog", "show", "residents")["records"], 1, "the node's admin sees the count")
+        grid = d.account("gridop", "grid_worker", node=YUELAN + "/g01")
+        rc, out, err = as_(d, grid, "catalog", "show", "residents")
+        eq(rc, 0, err)
+        check("records" not in out and out["name"] == "residents", f"a grid sees no count: {out}")
 
 
 def case_bad_catalog_stops_the_daemon():

@@ -329,16 +329,19 @@ struct linli_api {
 
 	/*
 	 * store_get — record `id` of `dataset` as a new record (a map of its
-	 * fields) in *rec: yours, free it with rec_free. `scope` is the subtree
-	 * to look in; NULL means the plugin's node. `scope_out` (may be NULL;
-	 * LINLI_SCOPE_MAX + 1 bytes) receives the scope the record lives at.
-	 * Needs capability store.read:DATASET; sensitive fields come masked
-	 * without sensitive:DATASET, and the read is audited (linli/store.h).
-	 * Returns 0; LINLI_ENOENT (no such
-	 * record in the subtree, or no such dataset); LINLI_EINVAL (bad id or
-	 * scope); LINLI_EPERM (scope outside the plugin's jurisdiction, or the
-	 * capability not declared); LINLI_EIO; LINLI_ENOMEM. On failure *rec is
-	 * NULL and store_last_error says why. Since 1.0.
+	 * fields) in *rec: yours, free it with rec_free. `scope` is the record's
+	 * own scope (ids are unique per dataset and scope: see linli/store.h);
+	 * NULL looks the id up within the plugin's node's subtree. `scope_out`
+	 * (may be NULL; LINLI_SCOPE_MAX + 1 bytes) receives the scope the
+	 * record lives at. Needs capability store.read:DATASET; sensitive fields
+	 * come masked without sensitive:DATASET, and the read is audited
+	 * (linli/store.h). Returns 0; LINLI_ENOENT (no such record there, or no
+	 * such dataset); LINLI_EINVAL (bad id or scope; or, with a NULL scope,
+	 * several records of the subtree have the id: store_last_error names
+	 * their scopes, give one); LINLI_EPERM (scope outside the plugin's
+	 * jurisdiction, or the capability not declared); LINLI_EIO;
+	 * LINLI_ENOMEM. On failure *rec is NULL and store_last_error says why.
+	 * Since 1.0.
 	 */
 	int (*store_get)(linli_ctx *ctx, const char *dataset, const char *scope, const char *id,
 			 linli_record **rec, char *scope_out);
@@ -346,9 +349,9 @@ struct linli_api {
 	 * store_put — create or replace a record of `dataset` at `scope` (NULL:
 	 * the plugin's node; the dataset's catalog `level` says how deep its
 	 * records live, e.g. residents at a community or below). `id` NULL
-	 * creates a new record with a fresh time-ordered id; otherwise record
-	 * `id` is created or replaced whole (an id living at another scope is
-	 * refused: delete it there first). `rec` is a map of the dataset's
+	 * creates a new record with a fresh time-ordered id (it carries the
+	 * node's id: linli/store.h); otherwise record `id` at `scope` is created
+	 * or replaced whole, whatever other scopes hold. `rec` is a map of the dataset's
 	 * fields, borrowed (the kernel copies it); a nil field is absent. The id
 	 * is copied to `id_out` (may be NULL; LINLI_ID_MAX + 1 bytes) and
 	 * *created (may be NULL) says whether the record is new. Needs
@@ -358,18 +361,19 @@ struct linli_api {
 	 * store_last_error names the dataset, the field and the reason, e.g.
 	 * "residents: field 'gender': 'x' is not one of male, female");
 	 * LINLI_EINVAL (bad id or scope, a scope above the dataset's level, rec
-	 * not a map); LINLI_ENOENT (no such dataset); LINLI_EEXIST (the id lives
-	 * at another scope); LINLI_EPERM; LINLI_E2BIG (over 256 KiB packed);
+	 * not a map); LINLI_ENOENT (no such dataset); LINLI_EPERM; LINLI_E2BIG
+	 * (over 256 KiB packed);
 	 * LINLI_EFULL (disk full); LINLI_ESTATE (called from a
 	 * linli_update_fn); LINLI_EIO; LINLI_ENOMEM. Since 1.0.
 	 */
 	int (*store_put)(linli_ctx *ctx, const char *dataset, const char *scope, const char *id,
 			 const linli_record *rec, char *id_out, bool *created);
 	/*
-	 * store_delete — delete record `id` of `dataset`, which must lie within
-	 * `scope` (a subtree root; NULL: the plugin's node). Needs
-	 * store.write:DATASET. Durable like store_put. Returns 0; LINLI_ENOENT
-	 * (no such record in the subtree, or no such dataset); LINLI_EINVAL;
+	 * store_delete — delete record `id` of `dataset` at `scope` (NULL: the
+	 * one record with that id within the plugin's node's subtree, as for
+	 * store_get). Needs store.write:DATASET. Durable like store_put.
+	 * Returns 0; LINLI_ENOENT (no such record, or no such dataset);
+	 * LINLI_EINVAL (also: several records, as for store_get);
 	 * LINLI_EPERM; LINLI_ESTATE (from a linli_update_fn); LINLI_EFULL;
 	 * LINLI_EIO. Since 1.0.
 	 */
@@ -387,8 +391,11 @@ struct linli_api {
 	 * while the cursor is not "". Records added between pages appear in a
 	 * later page if their key sorts after the cursor. Needs
 	 * store.read:DATASET; masking and audit as for store_get (one audit
-	 * entry per page). Returns the number of rows handed to fn (>= 0);
-	 * fn's negative code; LINLI_EINVAL (bad
+	 * entry per page). A filter on a sensitive field needs the grant to
+	 * read it in clear (sensitive or sensitive:DATASET): without it the
+	 * scan is refused with LINLI_EPERM naming the field, and audited as
+	 * denied; with it the filter is audited like a clear read. Returns the
+	 * number of rows handed to fn (>= 0); fn's negative code; LINLI_EINVAL (bad
 	 * scope, limit or filter, a field that is not indexed, a cursor of
 	 * another query, q->size too small: store_last_error says which);
 	 * LINLI_ENOENT (no such dataset); LINLI_EPERM; LINLI_EIO; LINLI_ENOMEM.
@@ -400,17 +407,19 @@ struct linli_api {
 	 * store_update — read-modify-write record `id` of `dataset` in one
 	 * transaction: fn (see linli_update_fn) gets the current record, or NULL
 	 * when there is none, and says what to write; no other write comes in
-	 * between, so N updates that each add 1 add N. An existing record must
-	 * lie within `scope` (a subtree root; NULL: the plugin's node); a new
-	 * one is created at `scope`. Needs store.read:DATASET and
+	 * between, so N updates that each add 1 add N. The record is the one
+	 * at `scope`, or with a NULL scope the one record with that id within
+	 * the plugin's node's subtree (as for store_get); when there is none a
+	 * new one is created at `scope` (NULL: the plugin's node). Needs
+	 * store.read:DATASET and
 	 * store.write:DATASET; without sensitive:DATASET fn sees sensitive
 	 * fields masked, and those it leaves as given keep their stored values.
 	 * Durable like store_put. Returns 0 (also for
 	 * LINLI_STORE_KEEP, and for LINLI_STORE_DELETE of an absent record);
 	 * fn's negative code (store_last_error holds the message fn wrote);
 	 * LINLI_ESCHEMA (the new record breaks the schema; nothing is written);
-	 * LINLI_EEXIST (the id lives outside `scope`); LINLI_EINVAL (bad id or
-	 * scope, NULL fn, fn returned something else); LINLI_ENOENT (no such
+	 * LINLI_EINVAL (bad id or scope, several records as for store_get, NULL
+	 * fn, fn returned something else); LINLI_ENOENT (no such
 	 * dataset); LINLI_EPERM; LINLI_ESTATE (from a linli_update_fn);
 	 * LINLI_EFULL; LINLI_EIO; LINLI_ENOMEM. Since 1.0.
 	 */

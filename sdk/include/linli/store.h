@@ -7,9 +7,17 @@
  * of the node's catalog (`linli catalog list`, `linli catalog show NAME`
  * give its fields), lives at a scope — the jurisdiction path of the node it
  * belongs to, e.g. "hefei/baohe/binhu/yuelan" — and has an id unique in its
- * dataset. A record is a map of the dataset's fields (a linli_record); the
- * store checks every write against the dataset's schema and refuses a bad
- * one whole, with a message naming the dataset, the field and the reason.
+ * dataset and scope: two communities may each hold a record "r2", and
+ * nothing a plugin writes or looks up at one tells anything of the other.
+ * A get, delete or update with a scope addresses dataset/scope/id exactly;
+ * with a NULL scope it looks the id up within the plugin's node's subtree
+ * (several records there: LINLI_EINVAL naming their scopes). Ids the store
+ * makes are time-ordered and end with the node's id, e.g.
+ * "01a2281c7d680000-5c1e93a07d" (ms and a sequence in hex, '-', 10 hex
+ * digits), so ids of different nodes never meet. A record is a map of the
+ * dataset's fields (a linli_record); the store checks every write against
+ * the dataset's schema and refuses a bad one whole, with a message naming
+ * the dataset, the field and the reason.
  *
  * What a plugin may touch: records whose scope lies in the subtree of the
  * node the plugin runs at (api->plugin_scope), of the datasets its
@@ -25,7 +33,9 @@
  * "sensitive:DATASET"; without it get, scan and update see them masked as
  * the console shows them ("340***********1234"; a value that is not a
  * string becomes "***"). Every read of a dataset with sensitive fields is
- * written to the audit log (allowed or masked). Writes need no such grant.
+ * written to the audit log (allowed or masked). A scan filter on a
+ * sensitive field needs the same grant (it would tell what the mask hides):
+ * without it the scan is refused with LINLI_EPERM. Writes need no such grant.
  *
  * Durability: writes are gathered into one transaction per batch of the
  * kernel's loop (group commit) and made durable at the batch's end, after
