@@ -551,15 +551,31 @@ static int get_record(struct http_req *r, void *ud)
 	const struct cat_dataset *ds = dataset_for(r, r->params[0], &st);
 	if (!ds)
 		return audited(r, ka->scope, r->params[0], "denied", st);
+	/*
+	 * ?scope= addresses the record exactly; without it the id is looked up
+	 * within the key's jurisdiction, and an id several of its scopes hold
+	 * is a 409 naming them (all inside the key's jurisdiction).
+	 */
+	char scope[SCOPE_MAX + 1], err[512];
+	if ((st = scope_for(r, scope)))
+		return audited(r, ka->scope, ds->name, "denied", st);
+	char *exact = http_query(r, "scope");
 	msgpack_sbuffer buf;
 	msgpack_sbuffer_init(&buf);
-	char scope[SCOPE_MAX + 1], err[256];
-	int rc = store_get(r->k->store, ds->name, ka->scope, r->params[1], &buf, scope, err,
-			   sizeof err);
+	int rc = exact ? store_get_at(r->k->store, ds->name, scope, r->params[1], &buf, err,
+				      sizeof err)
+		       : store_get(r->k->store, ds->name, ka->scope, r->params[1], &buf, scope, err,
+				   sizeof err);
+	free(exact);
 	if (rc) {
 		msgpack_sbuffer_destroy(&buf);
-		st = http_error(r, rc == LINLI_ENOENT || rc == LINLI_EINVAL ? 404 : 500,
-				"no record '%s' of %s in %s", r->params[1], ds->name, ka->scope);
+		size_t n = strlen(err), na = strlen(STORE_AMBIGUOUS);
+		if (rc == LINLI_EINVAL && n >= na && strcmp(err + n - na, STORE_AMBIGUOUS) == 0)
+			st = http_error(r, 409, "%s with ?scope=PATH", err);
+		else
+			st = http_error(r, rc == LINLI_ENOENT || rc == LINLI_EINVAL ? 404 : 500,
+					"no record '%s' of %s in %s", r->params[1], ds->name,
+					scope);
 		return audited(r, ka->scope, ds->name, "denied", st);
 	}
 	msgpack_sbuffer out;

@@ -332,6 +332,36 @@ def case_api_keys_and_errors():
         eq([x["revoked"] for x in d.ok("apikeys", "list")], [True], "list shows it revoked")
 
 
+def case_same_id_in_two_scopes():
+    """Ids are unique per (dataset, scope): a key over both scopes is asked for ?scope=
+    (409, naming only its own scopes), a key over one of them never learns of the other."""
+    with api() as a:
+        d = a.d
+        street = "hefei/baohe/binhu"
+        both = key(d, "street", "residents", scope=street)
+        one = key(d, "comm2", "residents", scope=COMM2)
+        body = json.dumps(RESIDENT, ensure_ascii=False)
+        d.ok("data", "put", "residents", "--scope", COMM, "--id", "r2", body)
+        d.ok("data", "put", "residents", "--scope", COMM2, "--id", "r2", body)
+        st, got, _ = a.curl("GET", "/api/v1/datasets/residents/records/r2", key=both)
+        eq(st, 409, f"an id two scopes hold: {got}")
+        msg = got["error"]["message"]
+        check(COMM in msg and COMM2 in msg and "?scope=" in msg, msg)
+        for scope in (COMM, COMM2):
+            st, got, _ = a.curl("GET", f"/api/v1/datasets/residents/records/r2?scope={scope}",
+                                key=both)
+            eq((st, got["scope"]), (200, scope), "exact address")
+        st, got, _ = a.curl("GET", "/api/v1/datasets/residents/records/r2", key=one)
+        eq((st, got["scope"]), (200, COMM2), "within the key's own scope: one record")
+        st, got, _ = a.curl("GET", "/api/v1/datasets/residents/records/r2?scope=" + COMM, key=one)
+        eq(st, 403, "a sibling's scope")
+        check(COMM2 not in json.dumps(got) or "outside" in json.dumps(got), got)
+        d.ok("data", "del", "residents", "r2", "--scope", COMM2)
+        st, got, _ = a.curl("GET", "/api/v1/datasets/residents/records/r2", key=one)
+        eq(st, 404, "gone from the key's scope")
+        check(COMM not in json.dumps(got), f"nothing names the sibling: {got}")
+
+
 def case_post_application_and_bad_bodies():
     with api() as a:
         d = a.d
