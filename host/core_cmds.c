@@ -14,6 +14,7 @@
 #include "control.h"
 #include "kernel.h"
 #include "mp.h"
+#include "retention.h"
 
 static uint64_t store_bytes(const struct kernel *k)
 {
@@ -35,7 +36,7 @@ static int cmd_status(struct cmd_call *call, void *ud)
 	if (k->bus)
 		bus_get_totals(k->bus, &bt);
 	msgpack_packer *pk = &call->pk;
-	msgpack_pack_map(pk, 19);
+	msgpack_pack_map(pk, 20);
 	mp_kv_str(pk, "node", k->cfg.node_path);
 	mp_kv_str(pk, "level", tier_level_name(k->cfg.node_level));
 	mp_kv_str(pk, "name", k->cfg.node_name);
@@ -55,6 +56,9 @@ static int cmd_status(struct cmd_call *call, void *ud)
 	mp_kv_uint(pk, "events_consequence", bt.consequence_published);
 	mp_kv_uint(pk, "events_shed", bt.shed + bt.subscriber_shed);
 	mp_kv_bool(pk, "bus_journal", bt.journal);
+	/* Each system dataset: size, oldest entry, writes per minute (retention.h). */
+	mp_str(pk, "datasets");
+	retention_pack_status(k, pk);
 	return 0;
 }
 
