@@ -1101,6 +1101,7 @@ static int cmd_audit(struct cmd_call *call, void *ud)
 	int rc = access_call(call, ACT_AUDIT_READ, scope, "audit");
 	if (rc)
 		return rc;
+	tiers_audit_flush(call->k, true); /* open windows of folded reads show too */
 	struct store_where w[3];
 	int nw = 0;
 	if (who)
