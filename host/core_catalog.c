@@ -76,7 +76,8 @@ static const char core_audit[] =
 	"    { name = \"object\"; type = \"string\"; max_len = 160; },\n"
 	"    { name = \"result\"; type = \"enum\";   required = true; indexed = true; values = [ \"allowed\", \"denied\", \"masked\" ]; },\n"
 	"    { name = \"detail\"; type = \"string\"; max_len = 512; },\n"
-	"    { name = \"count\";  type = \"integer\"; min = 1; }   # plain reads folded into one entry (retention)\n"
+	"    { name = \"count\";  type = \"integer\"; min = 1; },  # plain reads folded into one entry (retention)\n"
+	"    { name = \"first\";  type = \"time\"; }              # ... the first of them (time: the last window's end)\n"
 	"  );\n"
 	"};\n";
 

@@ -64,6 +64,7 @@ struct tiers {
 	struct fold *folds;
 	size_t n_folds, cap_folds;
 	uint64_t flush_count; /* > 0 while tiers_audit_flush writes a folded entry */
+	int64_t flush_first;  /* ... and the time of the first read it counts */
 };
 
 static struct tiers *T(const struct kernel *k) { return k->tiers; }
@@ -307,8 +308,10 @@ int tiers_attach(struct kernel *k, struct cmd_call *call)
  * The write rate of the audit log is bounded by folding plain reads: those of
  * API keys over HTTP (their sensitive fields are always masked) and the
  * internal reads of plugins and rules (nothing leaves the process) become one
- * entry per (principal, action, scope, object, result) and window
- * (retention.audit.aggregate_s) with a count. Denials, writes, logins, and
+ * entry per (principal, action, scope, object, result, detail) and window
+ * (retention.audit.aggregate_s) with a count and the time of the first (the
+ * detail names the record or the path, which an auditor needs apart).
+ * Denials, writes, logins, and
  * every read by a person (sensitive data in clear may leave the process)
  * stay individual.
  */
@@ -326,13 +329,13 @@ static bool audit_foldable(const struct kernel *k, const struct tier_principal *
 }
 
 static bool fold_is(const struct fold *f, const struct tier_principal *who, const char *action,
-		    const char *scope, const char *object, const char *result)
+		    const char *scope, const char *object, const char *result, const char *detail)
 {
 	return f->kind == who->kind && strncmp(f->name, who->name, sizeof f->name - 1) == 0 &&
 	       strncmp(f->action, action, sizeof f->action - 1) == 0 &&
 	       strncmp(f->scope, scope, sizeof f->scope - 1) == 0 &&
 	       strncmp(f->object, object, sizeof f->object - 1) == 0 &&
-	       strcmp(f->result, result) == 0;
+	       strncmp(f->detail, detail, sizeof f->detail - 1) == 0 && strcmp(f->result, result) == 0;
 }
 
 /* Count a foldable entry into its window's entry; false: write it as it is. */
@@ -345,9 +348,10 @@ static bool audit_fold(struct kernel *k, const struct tier_principal *who, const
 	struct tiers *t = T(k);
 	scope = scope && *scope ? scope : k->cfg.node_path;
 	object = object ? object : "";
+	detail = detail ? detail : "";
 	struct fold *f = NULL;
 	for (size_t i = 0; i < t->n_folds && !f; i++)
-		if (fold_is(&t->folds[i], who, action, scope, object, result))
+		if (fold_is(&t->folds[i], who, action, scope, object, result, detail))
 			f = &t->folds[i];
 	if (!f) {
 		if (t->n_folds == 4096) /* many distinct reads in one window: no folding */
@@ -369,10 +373,10 @@ static bool audit_fold(struct kernel *k, const struct tier_principal *who, const
 		snprintf(f->scope, sizeof f->scope, "%s", scope);
 		snprintf(f->object, sizeof f->object, "%s", object);
 		snprintf(f->result, sizeof f->result, "%s", result);
+		snprintf(f->detail, sizeof f->detail, "%s", detail);
 		f->first_ms = wall_ms();
 	}
 	f->count++;
-	snprintf(f->detail, sizeof f->detail, "%s", detail ? detail : "");
 	return true;
 }
 
@@ -389,16 +393,10 @@ void tiers_audit_flush(struct kernel *k, bool all)
 			continue;
 		}
 		t->folds[i] = t->folds[--t->n_folds];
-		char since[40], detail[400];
-		utc_text(f.first_ms, since, sizeof since);
-		if (f.count > 1)
-			snprintf(detail, sizeof detail, "%llu times since %s; last: %s",
-				 (unsigned long long)f.count, since, f.detail);
-		else
-			snprintf(detail, sizeof detail, "%s", f.detail);
 		struct tier_principal p = {f.kind, f.name, f.pscope, ROLE_VIEWER, NULL};
 		t->flush_count = f.count;
-		tiers_audit(k, &p, f.action, f.scope, f.object, f.result, detail);
+		t->flush_first = f.first_ms;
+		tiers_audit(k, &p, f.action, f.scope, f.object, f.result, f.detail);
 		t->flush_count = 0;
 	}
 }
@@ -422,10 +420,12 @@ void tiers_audit(struct kernel *k, const struct tier_principal *who, const char 
 	msgpack_packer pk;
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 4 + (object && *object) + (detail && *detail) + (count > 1));
+	msgpack_pack_map(&pk, 4 + (object && *object) + (detail && *detail) + 2 * (count > 1));
 	mp_kv_int(&pk, "time", wall_ms());
-	if (count > 1)
+	if (count > 1) {
 		mp_kv_uint(&pk, "count", count);
+		mp_kv_int(&pk, "first", T(k)->flush_first);
+	}
 	mp_kv_str(&pk, "who", whob);
 	mp_kv_str(&pk, "action", action);
 	mp_kv_str(&pk, "result", result);
