@@ -88,7 +88,7 @@ struct retention {
 	double aud_bytes;	/* bytes of the entries read this tick */
 	double audit_entry_bytes; /* estimate of one audit entry, 0 until known */
 	bool audit_alarm;	/* raised: the cap would cut entries younger than min_age */
-	uint64_t trimmed_audit, trimmed_journal, holds_expired;
+	uint64_t trimmed_audit, trimmed_journal, holds_expired, purged_sessions;
 	struct sample ring[RATE_RING];
 	int ring_n, ring_next;
 };
@@ -348,6 +348,46 @@ static void trim_audit(struct retention *r, int64_t now)
 	}
 }
 
+/* ---- expired sessions ---- */
+
+struct sess_ctx {
+	struct retention *r;
+	int64_t now;
+};
+
+static int sess_row(void *ud, const struct store_row *row)
+{
+	struct sess_ctx *c = ud;
+	struct retention *r = c->r;
+	if (map_int(row->data, row->len, "expires") <= c->now) {
+		struct aud *a = &r->aud[r->n_aud++];
+		snprintf(a->id, sizeof a->id, "%s", row->id);
+		snprintf(a->scope, sizeof a->scope, "%s", row->scope);
+	}
+	return 0;
+}
+
+/*
+ * A session record outlives its expiry unless its console logs out: delete
+ * the expired ones among the oldest (by `created`; with one TTL for all that
+ * is also the order of expiry).
+ */
+static void purge_sessions(struct retention *r, int64_t now)
+{
+	struct kernel *k = r->k;
+	size_t max = (size_t)k->cfg.retention.batch < TRIM_MAX ? (size_t)k->cfg.retention.batch
+								 : TRIM_MAX;
+	struct sess_ctx c = {r, now};
+	char err[256];
+	r->n_aud = 0;
+	if (store_scan_by(k->store, "sessions", "created", max, sess_row, &c, err, sizeof err) < 0)
+		log_error("retention", "cannot read the sessions: %s", err);
+	for (size_t i = 0; i < r->n_aud; i++)
+		if (store_delete(k->store, "sessions", r->aud[i].scope, r->aud[i].id, err,
+				 sizeof err) == 0)
+			r->purged_sessions++;
+}
+
 /* ---- write rates ---- */
 
 static void counters(struct retention *r, struct sample *s, uint64_t mono)
@@ -398,6 +438,7 @@ void retention_tick(struct kernel *k)
 	load_holders(r);
 	trim_journal(r, now, mono);
 	trim_audit(r, now);
+	purge_sessions(r, now);
 	const struct sample *last = r->ring_n
 					    ? &r->ring[(r->ring_next - 1 + RATE_RING) % RATE_RING]
 					    : NULL;
@@ -605,9 +646,9 @@ void retention_pack_status(struct kernel *k, msgpack_packer *pk)
 	counters(r, &now, kernel_now_ms());
 	msgpack_pack_map(pk, N_TRACKED + 1);
 	for (size_t i = 0; i < N_TRACKED; i++) {
-		bool audit = i == 0;
+		bool audit = i == 0, sessions = i == 1;
 		mp_str(pk, tracked[i]);
-		msgpack_pack_map(pk, audit ? 8 : 3);
+		msgpack_pack_map(pk, audit ? 8 : sessions ? 4 : 3);
 		uint64_t n = store_count(k->store, tracked[i]);
 		mp_kv_uint(pk, "entries", n);
 		pack_oldest(pk, oldest(k, tracked[i]));
@@ -619,6 +660,8 @@ void retention_pack_status(struct kernel *k, msgpack_packer *pk)
 			mp_kv_uint(pk, "trimmed", r->trimmed_audit);
 			mp_kv_bool(pk, "over_cap_alarm", r->audit_alarm);
 		}
+		if (sessions)
+			mp_kv_uint(pk, "expired_deleted", r->purged_sessions);
 	}
 	struct store_journal_info ji;
 	store_journal_info(k->store, &ji);

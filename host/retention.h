@@ -7,8 +7,9 @@
  * holders (`events hold|release|holds`, kept in the journal_holders system
  * dataset), the retention alarms (alarm/system/retention on the bus, each
  * condition logged once), the choice of events that are not journaled (the
- * catalog's `journal = false`), and the size / oldest entry / write rate of
- * each system dataset that `status` shows.
+ * catalog's `journal = false`), the deletion of expired session records, and
+ * the size / oldest entry / write rate of each system dataset that `status`
+ * shows.
  *
  * Never deletes a journal entry past a holder's position (a holder that has
  * blocked due trimming for retention.journal.max_hold is released with an
