@@ -692,7 +692,8 @@ static int load_events(struct ld *l, const config_setting_t *g, struct cat_devic
 				    "severity: '%s' is not one of critical, major, minor, info",
 				    sev);
 		e->severity = (enum cat_severity)v;
-		e->unjournaled = config_setting_get_member(eg, "journal") && !get_bool(eg, "journal");
+		e->unjournaled =
+		    config_setting_get_member(eg, "journal") && !get_bool(eg, "journal");
 	}
 	return 0;
 }

@@ -426,8 +426,8 @@ static int dual(struct ctx *c, config_t *cf, const char *big, const char *small,
 {
 	config_setting_t *b = config_lookup(cf, big), *sm = config_lookup(cf, small);
 	if (b && sm)
-		return fail(c, (int)config_setting_source_line(sm), small, "give %s or %s, not both",
-			    big, small);
+		return fail(c, (int)config_setting_source_line(sm), small,
+			    "give %s or %s, not both", big, small);
 	config_setting_t *set = b ? b : sm;
 	if (!set)
 		return 0;
@@ -453,8 +453,8 @@ static int fill_retention(struct ctx *c, config_t *cf, struct cfg *out)
 		       36500, &audit_max)) ||
 	    (rc = dual(c, cf, "retention.audit.max_mb", "retention.audit.max_kb", 1024, 1 << 20,
 		       &audit_kb)) ||
-	    (rc = dual(c, cf, "retention.journal.max_age_days", "retention.journal.max_age_s", 86400,
-		       36500, &journal_age)) ||
+	    (rc = dual(c, cf, "retention.journal.max_age_days", "retention.journal.max_age_s",
+		       86400, 36500, &journal_age)) ||
 	    (rc = dual(c, cf, "retention.journal.max_mb", "retention.journal.max_kb", 1024, 1 << 20,
 		       &journal_kb)) ||
 	    (rc = dual(c, cf, "retention.journal.max_hold_days", "retention.journal.max_hold_s",
@@ -466,13 +466,14 @@ static int fill_retention(struct ctx *c, config_t *cf, struct cfg *out)
 		return rc;
 	if (audit_max && audit_max < audit_min) {
 		const char *key = config_lookup(cf, "retention.audit.max_age_days")
-					  ? "retention.audit.max_age_days"
-					  : "retention.audit.max_age_s";
+				      ? "retention.audit.max_age_days"
+				      : "retention.audit.max_age_s";
 		config_setting_t *set = config_lookup(cf, key);
-		return fail(c, set ? (int)config_setting_source_line(set) : 0, key,
-			    "%lld s is below retention.audit.min_age (%lld s): the audit log is kept "
-			    "at least that long",
-			    audit_max, audit_min);
+		return fail(
+		    c, set ? (int)config_setting_source_line(set) : 0, key,
+		    "%lld s is below retention.audit.min_age (%lld s): the audit log is kept "
+		    "at least that long",
+		    audit_max, audit_min);
 	}
 	r->audit_min_age_s = audit_min;
 	r->audit_max_age_s = audit_max;

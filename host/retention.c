@@ -41,17 +41,17 @@
 #include "tier_store.h"
 #include "util.h"
 
-#define HOLDERS	       "journal_holders"
-#define HOLDERS_MAX    1024	/* holders read per tick */
-#define TRIM_MAX       1024	/* entries looked at per tick and table */
-#define RATE_EVERY_MS  10000	/* a write-counter sample every 10 s ... */
-#define RATE_SPAN_MS   300000	/* ... rates over the last 5 minutes */
-#define RATE_RING      (RATE_SPAN_MS / RATE_EVERY_MS + 2)
-#define ALARM_TOPIC    "alarm/system/retention"
+#define HOLDERS	      "journal_holders"
+#define HOLDERS_MAX   1024   /* holders read per tick */
+#define TRIM_MAX      1024   /* entries looked at per tick and table */
+#define RATE_EVERY_MS 10000  /* a write-counter sample every 10 s ... */
+#define RATE_SPAN_MS  300000 /* ... rates over the last 5 minutes */
+#define RATE_RING     (RATE_SPAN_MS / RATE_EVERY_MS + 2)
+#define ALARM_TOPIC   "alarm/system/retention"
 
 /* The system datasets whose figures `status` shows; the journal comes last. */
-static const char *const tracked[] = {"audit", "sessions", "accounts", "apikeys", "grants",
-				      HOLDERS};
+static const char *const tracked[] = {"audit",	 "sessions", "accounts",
+				      "apikeys", "grants",   HOLDERS};
 #define N_TRACKED (sizeof tracked / sizeof tracked[0])
 
 struct sample {
@@ -85,9 +85,9 @@ struct retention {
 	struct aud aud[TRIM_MAX];
 	struct jrow jrows[TRIM_MAX];
 	size_t n_aud, n_jrows;
-	double aud_bytes;	/* bytes of the entries read this tick */
+	double aud_bytes;	  /* bytes of the entries read this tick */
 	double audit_entry_bytes; /* estimate of one audit entry, 0 until known */
-	bool audit_alarm;	/* raised: the cap would cut entries younger than min_age */
+	bool audit_alarm;	  /* raised: the cap would cut entries younger than min_age */
 	uint64_t trimmed_audit, trimmed_journal, holds_expired, purged_sessions;
 	struct sample ring[RATE_RING];
 	int ring_n, ring_next;
@@ -220,8 +220,8 @@ static void trim_journal(struct retention *r, int64_t now, uint64_t mono)
 		return;
 	uint64_t excess = 0;
 	if (c->journal_max_bytes && ji.bytes > c->journal_max_bytes) {
-		excess = ji.entries -
-			 (uint64_t)((double)ji.entries * (double)c->journal_max_bytes / (double)ji.bytes);
+		excess = ji.entries - (uint64_t)((double)ji.entries * (double)c->journal_max_bytes /
+						 (double)ji.bytes);
 		if (!excess)
 			excess = 1;
 	}
@@ -281,7 +281,8 @@ static int aud_row(void *ud, const struct store_row *row)
 	/* The record, its key, its `ids` entry and four index entries (who,
 	   action, result, time), each with the scope and the id, and LMDB's
 	   8-byte node headers. */
-	r->aud_bytes += (double)row->len + 6.0 * (double)(strlen(row->scope) + strlen(row->id) + 24);
+	r->aud_bytes +=
+	    (double)row->len + 6.0 * (double)(strlen(row->scope) + strlen(row->id) + 24);
 	return 0;
 }
 
@@ -294,8 +295,8 @@ static void trim_audit(struct retention *r, int64_t now)
 	char err[256];
 	r->n_aud = 0;
 	r->aud_bytes = 0;
-	if (count == 0 || store_scan_by(k->store, "audit", "time", max, aud_row, r, err,
-					sizeof err) < 0) {
+	if (count == 0 ||
+	    store_scan_by(k->store, "audit", "time", max, aud_row, r, err, sizeof err) < 0) {
 		if (count)
 			log_error("retention", "cannot read the audit log: %s", err);
 		return;
@@ -303,7 +304,7 @@ static void trim_audit(struct retention *r, int64_t now)
 	if (r->n_aud) {
 		double mean = r->aud_bytes / (double)r->n_aud;
 		r->audit_entry_bytes =
-			r->audit_entry_bytes ? (r->audit_entry_bytes * 3 + mean) / 4 : mean;
+		    r->audit_entry_bytes ? (r->audit_entry_bytes * 3 + mean) / 4 : mean;
 	}
 	uint64_t excess = 0;
 	double est = (double)count * r->audit_entry_bytes;
@@ -331,13 +332,14 @@ static void trim_audit(struct retention *r, int64_t now)
 	if (kept_young != r->audit_alarm) {
 		char detail[512];
 		snprintf(detail, sizeof detail,
-			 kept_young ? "the audit log (%" PRIu64 " entries, about %.0f bytes) is over "
-				      "retention.audit.max (%llu bytes) but its oldest entries are "
-				      "younger than retention.audit.min_age (%lld s): kept, not cut; "
-				      "raise the cap or free disk space"
-				    : "the audit log (%" PRIu64 " entries, about %.0f bytes) fits "
-				      "retention.audit.max (%llu bytes) again, or its old entries "
-				      "may be cut (retention.audit.min_age %lld s)",
+			 kept_young
+			     ? "the audit log (%" PRIu64 " entries, about %.0f bytes) is over "
+			       "retention.audit.max (%llu bytes) but its oldest entries are "
+			       "younger than retention.audit.min_age (%lld s): kept, not cut; "
+			       "raise the cap or free disk space"
+			     : "the audit log (%" PRIu64 " entries, about %.0f bytes) fits "
+			       "retention.audit.max (%llu bytes) again, or its old entries "
+			       "may be cut (retention.audit.min_age %lld s)",
 			 count, est, c->audit_max_bytes, c->audit_min_age_s);
 		if (kept_young)
 			log_warn("retention", "%s", detail);
@@ -375,8 +377,8 @@ static int sess_row(void *ud, const struct store_row *row)
 static void purge_sessions(struct retention *r, int64_t now)
 {
 	struct kernel *k = r->k;
-	size_t max = (size_t)k->cfg.retention.batch < TRIM_MAX ? (size_t)k->cfg.retention.batch
-								 : TRIM_MAX;
+	size_t max =
+	    (size_t)k->cfg.retention.batch < TRIM_MAX ? (size_t)k->cfg.retention.batch : TRIM_MAX;
 	struct sess_ctx c = {r, now};
 	char err[256];
 	r->n_aud = 0;
@@ -412,7 +414,8 @@ static double rate(const struct retention *r, const struct sample *now, size_t i
 {
 	const struct sample *old = NULL;
 	for (int j = 0; j < r->ring_n; j++) {
-		const struct sample *s = &r->ring[(r->ring_next - r->ring_n + j + RATE_RING) % RATE_RING];
+		const struct sample *s =
+		    &r->ring[(r->ring_next - r->ring_n + j + RATE_RING) % RATE_RING];
 		if (now->t - s->t <= RATE_SPAN_MS) {
 			old = s;
 			break;
@@ -439,16 +442,15 @@ void retention_tick(struct kernel *k)
 	trim_journal(r, now, mono);
 	trim_audit(r, now);
 	purge_sessions(r, now);
-	const struct sample *last = r->ring_n
-					    ? &r->ring[(r->ring_next - 1 + RATE_RING) % RATE_RING]
-					    : NULL;
+	const struct sample *last =
+	    r->ring_n ? &r->ring[(r->ring_next - 1 + RATE_RING) % RATE_RING] : NULL;
 	if (!last || mono - last->t >= RATE_EVERY_MS)
 		sample(r, mono);
 	if (k->cfg.retention.tick_ms != r->tick_ms) { /* a reload changed it */
 		kernel_timer_cancel(k, r->timer);
 		r->tick_ms = k->cfg.retention.tick_ms;
-		r->timer = kernel_timer_add(k, (uint64_t)r->tick_ms, (uint64_t)r->tick_ms, on_tick,
-					    r);
+		r->timer =
+		    kernel_timer_add(k, (uint64_t)r->tick_ms, (uint64_t)r->tick_ms, on_tick, r);
 	}
 }
 
@@ -503,8 +505,10 @@ static int cmd_hold(struct cmd_call *call, void *ud)
 		       err, sizeof err);
 	msgpack_sbuffer_destroy(&sb);
 	if (rc == LINLI_EEXIST) /* another jurisdiction's: say nothing about it */
-		return cmd_fail(call, LINLI_EEXIST, "events hold: the name '%s' is taken; choose "
-						    "another", name);
+		return cmd_fail(call, LINLI_EEXIST,
+				"events hold: the name '%s' is taken; choose "
+				"another",
+				name);
 	if (rc)
 		return cmd_fail(call, rc, "events hold: %s", err);
 	struct store_journal_info ji;
@@ -582,8 +586,8 @@ static int cmd_holds(struct cmd_call *call, void *ud)
 	struct holds_ctx c = {.r = r};
 	msgpack_sbuffer_init(&c.rows);
 	msgpack_packer_init(&c.pk, &c.rows, msgpack_sbuffer_write);
-	struct store_query q = {.dataset = HOLDERS, .scope = call->who->scope,
-				.limit = HOLDERS_MAX};
+	struct store_query q = {
+	    .dataset = HOLDERS, .scope = call->who->scope, .limit = HOLDERS_MAX};
 	char cursor[STORE_CURSOR_MAX];
 	rc = store_scan(call->k->store, &q, holds_row, &c, cursor, call->err, sizeof call->err);
 	if (rc >= 0) {

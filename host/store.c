@@ -980,8 +980,7 @@ static void journal_key(uint64_t seq, unsigned char k[8])
 		k[i] = (unsigned char)(seq & 0xff);
 }
 
-static int apply_journal(struct store *s, bool del, const char *seqhex, const void *val,
-			 size_t len)
+static int apply_journal(struct store *s, bool del, const char *seqhex, const void *val, size_t len)
 {
 	unsigned char kb[8];
 	journal_key(strtoull(seqhex, NULL, 16), kb);
@@ -2504,7 +2503,8 @@ int store_journal_info(struct store *s, struct store_journal_info *ji)
 		for (int e = 0; e < 2; e++)
 			if (mdb_cursor_get(c, &k, &v, ops[e]) == 0 && k.mv_size == 8)
 				for (int i = 0; i < 8; i++)
-					*ends[e] = *ends[e] << 8 | ((const unsigned char *)k.mv_data)[i];
+					*ends[e] =
+					    *ends[e] << 8 | ((const unsigned char *)k.mv_data)[i];
 		mdb_cursor_close(c);
 	}
 	ji->writes = on_owner(s) ? s->dswrites[s->cat->n_datasets] : 0;

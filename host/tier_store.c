@@ -335,7 +335,8 @@ static bool fold_is(const struct fold *f, const struct tier_principal *who, cons
 	       strncmp(f->action, action, sizeof f->action - 1) == 0 &&
 	       strncmp(f->scope, scope, sizeof f->scope - 1) == 0 &&
 	       strncmp(f->object, object, sizeof f->object - 1) == 0 &&
-	       strncmp(f->detail, detail, sizeof f->detail - 1) == 0 && strcmp(f->result, result) == 0;
+	       strncmp(f->detail, detail, sizeof f->detail - 1) == 0 &&
+	       strcmp(f->result, result) == 0;
 }
 
 /* Count a foldable entry into its window's entry; false: write it as it is. */
