@@ -85,7 +85,11 @@ struct retention {
 	struct aud aud[TRIM_MAX];
 	struct jrow jrows[TRIM_MAX];
 	size_t n_aud, n_jrows;
-	double aud_bytes;	  /* bytes of the entries read this tick */
+	uint64_t j_excess;	   /* this tick: entries over the journal's size cap */
+	int64_t j_cutoff;	   /* ... and the time before which an entry is too old */
+	uint64_t a_excess;	   /* the same for the audit log, and the time after which */
+	int64_t a_cutoff, a_young; /* an entry is too young to be cut for size */
+	bool kept_young;
 	double audit_entry_bytes; /* estimate of one audit entry, 0 until known */
 	bool audit_alarm;	  /* raised: the cap would cut entries younger than min_age */
 	uint64_t trimmed_audit, trimmed_journal, holds_expired, purged_sessions;
@@ -187,10 +191,14 @@ static const struct holder *find_holder(const struct retention *r, const char *s
 
 /* ---- the journal ---- */
 
+/* Collect the front entries that are due (by size, then by age); stop at the first that is not. */
 static int jrow_fn(void *ud, uint64_t seq, const void *ev, size_t len)
 {
 	struct retention *r = ud;
-	r->jrows[r->n_jrows++] = (struct jrow){seq, map_int(ev, len, "time")};
+	int64_t t = map_int(ev, len, "time");
+	if (r->n_jrows >= r->j_excess && t >= r->j_cutoff)
+		return 1;
+	r->jrows[r->n_jrows++] = (struct jrow){seq, t};
 	return 0;
 }
 
@@ -225,17 +233,16 @@ static void trim_journal(struct retention *r, int64_t now, uint64_t mono)
 		if (!excess)
 			excess = 1;
 	}
-	int64_t cutoff = c->journal_max_age_s ? now - c->journal_max_age_s * 1000 : INT64_MIN;
 	size_t max = (size_t)c->batch < TRIM_MAX ? (size_t)c->batch : TRIM_MAX;
 	r->n_jrows = 0;
+	r->j_excess = excess;
+	r->j_cutoff = c->journal_max_age_s ? now - c->journal_max_age_s * 1000 : INT64_MIN;
 	char err[256];
 	if (store_journal_scan(k->store, 0, max, jrow_fn, r, err, sizeof err) < 0) {
 		log_error("retention", "cannot read the journal: %s", err);
 		return;
 	}
-	size_t n = 0;
-	while (n < r->n_jrows && (n < excess || r->jrows[n].time < cutoff))
-		n++;
+	size_t n = r->n_jrows;
 	uint64_t upto = n ? r->jrows[n - 1].seq : 0;
 	for (size_t i = 0; i < r->n_holders; i++) {
 		struct holder *h = &r->holders[i];
@@ -271,18 +278,32 @@ static void trim_journal(struct retention *r, int64_t now, uint64_t mono)
 
 /* ---- the audit log ---- */
 
+/*
+ * Collect the oldest audit entries that are due: too old, or over the size
+ * cap but not younger than min_age (that one stops the scan and raises the
+ * alarm). Every entry read feeds the size estimate.
+ */
 static int aud_row(void *ud, const struct store_row *row)
 {
 	struct retention *r = ud;
-	struct aud *a = &r->aud[r->n_aud++];
-	snprintf(a->id, sizeof a->id, "%s", row->id);
-	snprintf(a->scope, sizeof a->scope, "%s", row->scope);
-	a->time = map_int(row->data, row->len, "time");
+	int64_t t = map_int(row->data, row->len, "time");
 	/* The record, its key, its `ids` entry and four index entries (who,
 	   action, result, time), each with the scope and the id, and LMDB's
 	   8-byte node headers. */
-	r->aud_bytes +=
-	    (double)row->len + 6.0 * (double)(strlen(row->scope) + strlen(row->id) + 24);
+	double bytes = (double)row->len + 6.0 * (double)(strlen(row->scope) + strlen(row->id) + 24);
+	r->audit_entry_bytes =
+	    r->audit_entry_bytes ? (r->audit_entry_bytes * 15 + bytes) / 16 : bytes;
+	bool too_old = t < r->a_cutoff;
+	if (!too_old && r->n_aud >= r->a_excess)
+		return 1;
+	if (!too_old && t >= r->a_young) {
+		r->kept_young = true; /* the cap would cut what the law asks to keep */
+		return 1;
+	}
+	struct aud *a = &r->aud[r->n_aud++];
+	snprintf(a->id, sizeof a->id, "%s", row->id);
+	snprintf(a->scope, sizeof a->scope, "%s", row->scope);
+	a->time = t;
 	return 0;
 }
 
@@ -293,36 +314,23 @@ static void trim_audit(struct retention *r, int64_t now)
 	uint64_t count = store_count(k->store, "audit");
 	size_t max = (size_t)c->batch < TRIM_MAX ? (size_t)c->batch : TRIM_MAX;
 	char err[256];
+	/* The size estimate is the last ticks' (the first tick reads one entry for it). */
+	double est = (double)count * r->audit_entry_bytes;
+	r->a_excess = 0;
+	if (c->audit_max_bytes && est > (double)c->audit_max_bytes)
+		r->a_excess = count - (uint64_t)((double)c->audit_max_bytes / r->audit_entry_bytes);
+	r->a_cutoff = c->audit_max_age_s ? now - c->audit_max_age_s * 1000 : INT64_MIN;
+	r->a_young = c->audit_min_age_s ? now - c->audit_min_age_s * 1000 : INT64_MAX;
+	r->kept_young = false;
 	r->n_aud = 0;
-	r->aud_bytes = 0;
-	if (count == 0 ||
+	if (count &&
 	    store_scan_by(k->store, "audit", "time", max, aud_row, r, err, sizeof err) < 0) {
-		if (count)
-			log_error("retention", "cannot read the audit log: %s", err);
+		log_error("retention", "cannot read the audit log: %s", err);
 		return;
 	}
-	if (r->n_aud) {
-		double mean = r->aud_bytes / (double)r->n_aud;
-		r->audit_entry_bytes =
-		    r->audit_entry_bytes ? (r->audit_entry_bytes * 3 + mean) / 4 : mean;
-	}
-	uint64_t excess = 0;
-	double est = (double)count * r->audit_entry_bytes;
-	if (c->audit_max_bytes && est > (double)c->audit_max_bytes)
-		excess = count - (uint64_t)((double)c->audit_max_bytes / r->audit_entry_bytes);
-	int64_t old = c->audit_max_age_s ? now - c->audit_max_age_s * 1000 : INT64_MIN;
-	int64_t young = c->audit_min_age_s ? now - c->audit_min_age_s * 1000 : INT64_MAX;
-	bool kept_young = false;
+	bool kept_young = r->kept_young;
 	for (size_t i = 0; i < r->n_aud; i++) {
 		const struct aud *a = &r->aud[i];
-		bool too_old = a->time < old;
-		if (!too_old && i >= excess)
-			break;
-		if (!too_old && a->time >= young) {
-			/* The size cap would cut an entry the law asks to keep: keep it. */
-			kept_young = true;
-			break;
-		}
 		if (store_delete(k->store, "audit", a->scope, a->id, err, sizeof err) != 0) {
 			log_error("retention", "trimming the audit log: %s", err);
 			break;
@@ -361,11 +369,11 @@ static int sess_row(void *ud, const struct store_row *row)
 {
 	struct sess_ctx *c = ud;
 	struct retention *r = c->r;
-	if (map_int(row->data, row->len, "expires") <= c->now) {
-		struct aud *a = &r->aud[r->n_aud++];
-		snprintf(a->id, sizeof a->id, "%s", row->id);
-		snprintf(a->scope, sizeof a->scope, "%s", row->scope);
-	}
+	if (map_int(row->data, row->len, "expires") > c->now)
+		return 1; /* the oldest that has not expired: the rest have not either */
+	struct aud *a = &r->aud[r->n_aud++];
+	snprintf(a->id, sizeof a->id, "%s", row->id);
+	snprintf(a->scope, sizeof a->scope, "%s", row->scope);
 	return 0;
 }
 
@@ -675,6 +683,7 @@ void retention_pack_status(struct kernel *k, msgpack_packer *pk)
 	mp_kv_uint(pk, "bytes", ji.bytes);
 	mp_kv_uint(pk, "max_bytes", c->journal_max_bytes);
 	r->n_jrows = 0;
+	r->j_excess = UINT64_MAX; /* the first entry, whatever its age */
 	char err[256];
 	store_journal_scan(k->store, 0, 1, jrow_fn, r, err, sizeof err);
 	pack_oldest(pk, r->n_jrows ? r->jrows[0].time : -1);

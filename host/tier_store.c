@@ -331,7 +331,8 @@ static bool audit_foldable(const struct kernel *k, const struct tier_principal *
 static bool fold_is(const struct fold *f, const struct tier_principal *who, const char *action,
 		    const char *scope, const char *object, const char *result, const char *detail)
 {
-	return f->kind == who->kind && strncmp(f->name, who->name, sizeof f->name - 1) == 0 &&
+	return f->kind == who->kind &&
+	       strncmp(f->name, who->name ? who->name : "-", sizeof f->name - 1) == 0 &&
 	       strncmp(f->action, action, sizeof f->action - 1) == 0 &&
 	       strncmp(f->scope, scope, sizeof f->scope - 1) == 0 &&
 	       strncmp(f->object, object, sizeof f->object - 1) == 0 &&

@@ -215,6 +215,17 @@ def case_audit_kept_for_min_age_with_an_alarm_over_the_cap():
         check(d.logtext().count("kept, not cut") == 1, "logged once")
 
 
+def case_audit_trimmed_by_size_once_past_min_age():
+    with running("audit = { min_age_s = 1; max_age_s = 3600; max_kb = 4; };") as d:
+        shell(d, ["data query residents"] * 40)  # ~15 KB of audit entries
+        # Younger than min_age they are kept (and the alarm may be raised); past it the
+        # oldest are cut down to the cap and the alarm is cleared.
+        st = wait_for(lambda: (lambda a: a if a["trimmed"] > 0 and a["bytes_est"] <= 4096 and
+                                not a["over_cap_alarm"] else None)(datasets(d)["audit"]),
+                      "the audit log under its cap")
+        check(st["entries"] < 40, st)
+
+
 def case_audit_trimmed_by_age_past_min_age():
     with running("audit = { min_age_s = 1; max_age_s = 2; };") as d:
         shell(d, ["data query residents"] * 10)
