@@ -380,11 +380,14 @@ static int sess_row(void *ud, const struct store_row *row)
 /*
  * A session record outlives its expiry unless its console logs out: delete
  * the expired ones among the oldest (by `created`; with one TTL for all that
- * is also the order of expiry).
+ * is also the order of expiry) once they have been expired for four TTLs, so
+ * that a console coming back still hears "session expired" for a while
+ * rather than "unknown session".
  */
 static void purge_sessions(struct retention *r, int64_t now)
 {
 	struct kernel *k = r->k;
+	now -= 4 * (int64_t)k->cfg.session_ttl_s * 1000;
 	size_t max =
 	    (size_t)k->cfg.retention.batch < TRIM_MAX ? (size_t)k->cfg.retention.batch : TRIM_MAX;
 	struct sess_ctx c = {r, now};
