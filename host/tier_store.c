@@ -52,7 +52,7 @@ struct sess {
 struct fold {
 	enum principal_kind kind;
 	char name[81], pscope[SCOPE_MAX + 1]; /* the principal */
-	char action[49], scope[SCOPE_MAX + 1], object[161], result[8], detail[161];
+	char action[49], scope[SCOPE_MAX + 1], object[161], result[8], detail[513];
 	int64_t first_ms;
 	uint64_t count;
 };
@@ -311,9 +311,8 @@ int tiers_attach(struct kernel *k, struct cmd_call *call)
  * entry per (principal, action, scope, object, result, detail) and window
  * (retention.audit.aggregate_s) with a count and the time of the first (the
  * detail names the record or the path, which an auditor needs apart).
- * Denials, writes, logins, and
- * every read by a person (sensitive data in clear may leave the process)
- * stay individual.
+ * Denials, writes, logins, and every read by a person (sensitive data in
+ * clear may leave the process) stay individual.
  */
 static bool audit_foldable(const struct kernel *k, const struct tier_principal *who,
 			   const char *action, const char *result)
@@ -356,7 +355,7 @@ static bool audit_fold(struct kernel *k, const struct tier_principal *who, const
 		if (fold_is(&t->folds[i], who, action, scope, object, result, detail))
 			f = &t->folds[i];
 	if (!f) {
-		if (t->n_folds == 4096) /* many distinct reads in one window: no folding */
+		if (t->n_folds == 1024) /* many distinct reads in one window: no folding */
 			return false;
 		if (t->n_folds == t->cap_folds) {
 			size_t cap = t->cap_folds ? t->cap_folds * 2 : 16;
