@@ -505,6 +505,14 @@ static int cmd_hold(struct cmd_call *call, void *ud)
 	msgpack_sbuffer sb;
 	msgpack_sbuffer_init(&sb);
 	bool found = store_get(k->store, HOLDERS, mine, name, &sb, at, err, sizeof err) == 0;
+	if (!found && store_count(k->store, HOLDERS) >= HOLDERS_MAX) {
+		/* Every holder is read each tick: the registry stays small. */
+		msgpack_sbuffer_destroy(&sb);
+		return cmd_fail(call, LINLI_ELIMIT,
+				"events hold: the node has %d journal holders already; release "
+				"one first",
+				HOLDERS_MAX);
+	}
 	sb.size = 0;
 	msgpack_packer pk;
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
