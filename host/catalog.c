@@ -161,7 +161,8 @@ static const struct kspec class_keys[] = {
     {"events", K_LIST, false},
 };
 static const struct kspec command_keys[] = {{"name", K_STR, true}, {"args", K_LIST, true}};
-static const struct kspec event_keys[] = {{"name", K_STR, true}, {"severity", K_STR, true}};
+static const struct kspec event_keys[] = {
+    {"name", K_STR, true}, {"severity", K_STR, true}, {"journal", K_BOOL, false}};
 static const struct kspec plugin_keys[] = {
     {"name", K_STR, true},	    {"family", K_STR, true},	  {"version", K_STR, true},
     {"sdk", K_STR, true},	    {"description", K_STR, true}, {"requires", K_SARR, false},
@@ -691,6 +692,8 @@ static int load_events(struct ld *l, const config_setting_t *g, struct cat_devic
 				    "severity: '%s' is not one of critical, major, minor, info",
 				    sev);
 		e->severity = (enum cat_severity)v;
+		e->unjournaled =
+		    config_setting_get_member(eg, "journal") && !get_bool(eg, "journal");
 	}
 	return 0;
 }

@@ -95,6 +95,7 @@ struct cat_command {
 struct cat_event {
 	char *name;
 	enum cat_severity severity;
+	bool unjournaled; /* `journal = false`: telemetry-like, not kept in the journal */
 	int line;
 };
 

@@ -93,6 +93,24 @@ static const struct key keys[] = {
 	{"lua.max_errors", T_INT, false, "failed calls in a row before a script is faulted"},
 	{"lua.overrides", T_LIST, false, "per-script limits: ( { script = \"name\"; ... } )"},
 	{"plugins", T_GROUP, false, "per-plugin settings: plugins = { NAME = { ... }; }"},
+	{"retention", T_GROUP, false, "how long the audit log and the event journal are kept"},
+	{"retention.tick_ms", T_INT, false, "trimming runs this often, ms"},
+	{"retention.batch", T_INT, false, "entries deleted per tick at most"},
+	{"retention.audit", T_GROUP, false, "the audit log"},
+	{"retention.audit.min_age_days", T_INT, false, "never cut younger entries for size"},
+	{"retention.audit.min_age_s", T_INT, false, "min_age_days in seconds (tests)"},
+	{"retention.audit.max_age_days", T_INT, false, "delete older entries (0: no limit)"},
+	{"retention.audit.max_age_s", T_INT, false, "max_age_days in seconds (tests)"},
+	{"retention.audit.max_mb", T_INT, false, "size cap, MiB (0: no limit)"},
+	{"retention.audit.max_kb", T_INT, false, "max_mb in KiB (tests)"},
+	{"retention.audit.aggregate_s", T_INT, false, "fold plain reads per window (0: off)"},
+	{"retention.journal", T_GROUP, false, "the event journal"},
+	{"retention.journal.max_age_days", T_INT, false, "delete older events (0: no limit)"},
+	{"retention.journal.max_age_s", T_INT, false, "max_age_days in seconds (tests)"},
+	{"retention.journal.max_mb", T_INT, false, "size cap, MiB (0: no limit)"},
+	{"retention.journal.max_kb", T_INT, false, "max_mb in KiB (tests)"},
+	{"retention.journal.max_hold_days", T_INT, false, "longest a holder keeps due entries"},
+	{"retention.journal.max_hold_s", T_INT, false, "max_hold_days in seconds (tests)"},
 };
 
 /* Records of consequence when the config names none (bus.consequence absent). */
@@ -399,6 +417,74 @@ static int fill_bus(struct ctx *c, config_t *cf, struct cfg *out)
 	return 0;
 }
 
+/*
+ * One retention quantity given in a big unit or a small one (max_age_days or
+ * max_age_s, max_mb or max_kb), never both; *out is in the small unit (a
+ * big one is `unit` small ones) and absent keeps its default.
+ */
+static int dual(struct ctx *c, config_t *cf, const char *big, const char *small, long long unit,
+		long long max_big, long long *out)
+{
+	config_setting_t *b = config_lookup(cf, big), *sm = config_lookup(cf, small);
+	if (b && sm)
+		return fail(c, (int)config_setting_source_line(sm), small,
+			    "give %s or %s, not both", big, small);
+	config_setting_t *set = b ? b : sm;
+	if (!set)
+		return 0;
+	long long v = config_setting_get_int64(set), hi = b ? max_big : max_big * unit;
+	if (v < 0 || v > hi)
+		return fail(c, (int)config_setting_source_line(set), b ? big : small,
+			    "%lld is outside 0..%lld", v, hi);
+	*out = b ? v * unit : v;
+	return 0;
+}
+
+/* retention = { tick_ms, batch, audit = { ... }, journal = { ... } } */
+static int fill_retention(struct ctx *c, config_t *cf, struct cfg *out)
+{
+	struct cfg_retention *r = &out->retention;
+	/* In the small units: seconds and KiB. */
+	long long audit_min = 180LL * 86400, audit_max = 365LL * 86400, audit_kb = 256LL << 10,
+		  journal_age = 30LL * 86400, journal_kb = 256LL << 10, hold = 7LL * 86400;
+	int rc;
+	if ((rc = dual(c, cf, "retention.audit.min_age_days", "retention.audit.min_age_s", 86400,
+		       36500, &audit_min)) ||
+	    (rc = dual(c, cf, "retention.audit.max_age_days", "retention.audit.max_age_s", 86400,
+		       36500, &audit_max)) ||
+	    (rc = dual(c, cf, "retention.audit.max_mb", "retention.audit.max_kb", 1024, 1 << 20,
+		       &audit_kb)) ||
+	    (rc = dual(c, cf, "retention.journal.max_age_days", "retention.journal.max_age_s",
+		       86400, 36500, &journal_age)) ||
+	    (rc = dual(c, cf, "retention.journal.max_mb", "retention.journal.max_kb", 1024, 1 << 20,
+		       &journal_kb)) ||
+	    (rc = dual(c, cf, "retention.journal.max_hold_days", "retention.journal.max_hold_s",
+		       86400, 36500, &hold)) ||
+	    (rc = get_int(c, cf, "retention.audit.aggregate_s", 0, 3600, 60,
+			  &r->audit_aggregate_s)) ||
+	    (rc = get_int(c, cf, "retention.tick_ms", 10, 60000, 1000, &r->tick_ms)) ||
+	    (rc = get_int(c, cf, "retention.batch", 1, 100000, 500, &r->batch)))
+		return rc;
+	if (audit_max && audit_max < audit_min) {
+		const char *key = config_lookup(cf, "retention.audit.max_age_days")
+				      ? "retention.audit.max_age_days"
+				      : "retention.audit.max_age_s";
+		config_setting_t *set = config_lookup(cf, key);
+		return fail(
+		    c, set ? (int)config_setting_source_line(set) : 0, key,
+		    "%lld s is below retention.audit.min_age (%lld s): the audit log is kept "
+		    "at least that long",
+		    audit_max, audit_min);
+	}
+	r->audit_min_age_s = audit_min;
+	r->audit_max_age_s = audit_max;
+	r->audit_max_bytes = (unsigned long long)audit_kb << 10;
+	r->journal_max_age_s = journal_age;
+	r->journal_max_bytes = (unsigned long long)journal_kb << 10;
+	r->journal_max_hold_s = hold;
+	return 0;
+}
+
 /* One limit of `lua` or of an override entry; absent leaves *out alone. */
 static int lua_limit(struct ctx *c, config_setting_t *grp, const char *key, const char *path,
 		     long long lo, long long hi, long long *out)
@@ -661,7 +747,7 @@ static int fill(struct ctx *c, config_t *cf, struct cfg *out)
 				    "%d is outside 1..1048576", v);
 		out->store_map_size = (size_t)v << 20;
 	}
-	if ((rc = fill_bus(c, cf, out)))
+	if ((rc = fill_bus(c, cf, out)) || (rc = fill_retention(c, cf, out)))
 		return rc;
 	if ((rc = fill_plugins(c, cf, out)))
 		return rc;

@@ -40,6 +40,22 @@ struct cfg_plugin_conf {
 	size_t len;
 };
 
+/*
+ * Retention of the audit log and the event journal (`retention` in
+ * linli.cfg; host/retention.h). Ages in seconds, sizes in bytes; 0 = no limit.
+ */
+struct cfg_retention {
+	long long audit_min_age_s;	  /* never cut younger entries for size (default 180 days) */
+	long long audit_max_age_s;	  /* delete older entries (default 365 days) */
+	unsigned long long audit_max_bytes; /* size cap (default 256 MiB) */
+	int audit_aggregate_s;		  /* fold plain reads per this window (default 60; 0 = off) */
+	long long journal_max_age_s;	  /* default 30 days */
+	unsigned long long journal_max_bytes; /* default 256 MiB */
+	long long journal_max_hold_s;	  /* how long a holder may keep entries due for trimming */
+	int tick_ms;			  /* trimming runs this often (default 1000) */
+	int batch;			  /* deletions per tick at most (default 500) */
+};
+
 struct cfg {
 	char *source;			 /* file path, or "<embedded>" */
 	char node_path[SCOPE_MAX + 1];
@@ -80,6 +96,7 @@ struct cfg {
 	size_t http_max_body;		 /* largest request body, bytes */
 	int http_rate;			 /* requests per second per API key */
 	int http_body_timeout_ms;	 /* a request body not complete by then is cut */
+	struct cfg_retention retention;
 	struct cfg_plugin_conf plugin_conf[CFG_MAX_PLUGIN_CONF]; /* plugins = { NAME = {...}; } */
 	int n_plugin_conf;
 };

@@ -1,7 +1,7 @@
 /*
  * core_catalog — the kernel's own datasets, built into linlid.
  *
- * accounts, sessions, audit, apikeys and grants exist on every node whatever its
+ * accounts, sessions, audit, apikeys, grants and journal_holders exist on every node whatever its
  * catalog_dir holds (or whether it has one): the permission model cannot
  * depend on a file an operator may forget. They are `system` datasets: no
  * data command, plugin or HTTP request reaches them. catalog.c loads these
@@ -52,7 +52,7 @@ static const char core_sessions[] =
 	"  fields = (\n"
 	"    { name = \"user\";    type = \"string\"; required = true; indexed = true; max_len = 64; },\n"
 	"    { name = \"expires\"; type = \"time\";   required = true; },\n"
-	"    { name = \"created\"; type = \"time\";   required = true; }\n"
+	"    { name = \"created\"; type = \"time\";   required = true; indexed = true; }\n"
 	"  );\n"
 	"};\n";
 
@@ -70,12 +70,14 @@ static const char core_audit[] =
 	"  source = \"community\";\n"
 	"  system = true;\n"
 	"  fields = (\n"
-	"    { name = \"time\";   type = \"time\";   required = true; },\n"
+	"    { name = \"time\";   type = \"time\";   required = true; indexed = true; },   # retention trims by it\n"
 	"    { name = \"who\";    type = \"string\"; required = true; indexed = true; max_len = 80; },\n"
 	"    { name = \"action\"; type = \"string\"; required = true; indexed = true; max_len = 48; },\n"
 	"    { name = \"object\"; type = \"string\"; max_len = 160; },\n"
 	"    { name = \"result\"; type = \"enum\";   required = true; indexed = true; values = [ \"allowed\", \"denied\", \"masked\" ]; },\n"
-	"    { name = \"detail\"; type = \"string\"; max_len = 512; }\n"
+	"    { name = \"detail\"; type = \"string\"; max_len = 512; },\n"
+	"    { name = \"count\";  type = \"integer\"; min = 1; },  # plain reads folded into one entry (retention)\n"
+	"    { name = \"first\";  type = \"time\"; }              # ... the first of them (time: the last window's end)\n"
 	"  );\n"
 	"};\n";
 
@@ -123,11 +125,32 @@ static const char core_grants[] =
 	"  );\n"
 	"};\n";
 
+static const char core_journal_holders[] =
+	"# 日志读取位置 — readers of the event journal (and later federation links) that hold its\n"
+	"# entries after their position from being trimmed (host/retention.c). The id is the name.\n"
+	"dataset = {\n"
+	"  name = \"journal_holders\";\n"
+	"  title_zh = \"日志读取位置\";\n"
+	"  title_en = \"Journal holders\";\n"
+	"  owner = \"platform\";\n"
+	"  family = \"core\";\n"
+	"  level = \"city\";\n"
+	"  sharing = \"not_shared\";\n"
+	"  source = \"community\";\n"
+	"  system = true;\n"
+	"  fields = (\n"
+	"    { name = \"seq\";     type = \"integer\"; required = true; min = 0; },   # read up to here\n"
+	"    { name = \"updated\"; type = \"time\";    required = true; },\n"
+	"    { name = \"by\";      type = \"string\";  max_len = 80; }\n"
+	"  );\n"
+	"};\n";
+
 const struct cat_core_file cat_core_files[] = {
 	{"<built-in>/accounts.cfg", core_accounts},
 	{"<built-in>/sessions.cfg", core_sessions},
 	{"<built-in>/audit.cfg", core_audit},
 	{"<built-in>/apikeys.cfg", core_apikeys},
 	{"<built-in>/grants.cfg", core_grants},
+	{"<built-in>/journal_holders.cfg", core_journal_holders},
 	{NULL, NULL},
 };

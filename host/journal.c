@@ -23,6 +23,7 @@
 #include "linli/error.h"
 #include "log.h"
 #include "mp.h"
+#include "retention.h"
 #include "store.h"
 
 struct jstate {
@@ -46,6 +47,8 @@ static void on_commit(void *arg, int rc, const char *err)
 static int j_write(void *arg, const struct bus_event *ev, char *err, size_t errlen)
 {
 	struct jstate *j = arg;
+	if (!retention_journaled(j->k, ev))
+		return 0; /* telemetry-like (catalog: journal = false): delivered, not kept */
 	msgpack_packer pk;
 	j->buf.size = 0;
 	msgpack_packer_init(&pk, &j->buf, msgpack_sbuffer_write);

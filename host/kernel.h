@@ -30,6 +30,7 @@ struct catalog;
 struct store;
 struct http;
 struct hal;
+struct retention;
 
 typedef void (*kernel_fn)(struct kernel *k, void *arg);
 
@@ -75,6 +76,7 @@ struct kernel {
 	struct tiers *tiers;		/* accounts, sessions, audit (tier_store.c) */
 	struct http *http;		/* open-data API, NULL when off */
 	struct hal *hal;		/* the device layer (hal.h); set before plugins load */
+	struct retention *retention;	/* trimming, journal holders, rates (retention.h) */
 };
 
 int kernel_init(struct kernel *k);

@@ -28,6 +28,7 @@
 #include "opendata.h"
 #include "core_cmds.h"
 #include "journal.h"
+#include "retention.h"
 #include "hal.h"
 #include "hal_cmds.h"
 #include "kernel.h"
@@ -464,6 +465,10 @@ int main(int argc, char **argv)
 		log_error("bus", "cannot attach the journal: %s", linli_strerror(rc));
 		goto out;
 	}
+	if ((rc = retention_open(&k)) != 0) {
+		log_error("retention", "cannot start: %s", linli_strerror(rc));
+		goto out;
+	}
 	if (hal_open(&k, &k.hal, err, sizeof err) != 0) {
 		log_error("hal", "cannot start the device layer: %s", err);
 		goto out;
@@ -527,6 +532,7 @@ out:
 	script_rules_free(k.rules);
 	plug_close(&k);
 	hal_close(k.hal); /* after the drivers are gone; writes last_seen back */
+	retention_close(&k);
 	bus_close(k.bus);
 	tiers_close(&k);
 	/* Commits what is pending and waits for a running backup. */

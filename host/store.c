@@ -91,6 +91,7 @@ struct store {
 	struct waiter *waiters;
 	size_t n_waiters, cap_waiters;
 	int64_t *delta; /* per dataset: records added minus deleted in the batch */
+	uint64_t *dswrites; /* per dataset, then the journal: writes applied (owner only) */
 
 	msgpack_zone zone;    /* scratch for unpacking input (cleared per call) */
 	msgpack_zone azone;   /* scratch for apply (cleared per apply) */
@@ -993,11 +994,15 @@ static void journal_key(uint64_t seq, unsigned char k[8])
 		k[i] = (unsigned char)(seq & 0xff);
 }
 
-static int apply_journal(struct store *s, const char *seqhex, const void *val, size_t len)
+static int apply_journal(struct store *s, bool del, const char *seqhex, const void *val, size_t len)
 {
 	unsigned char kb[8];
 	journal_key(strtoull(seqhex, NULL, 16), kb);
 	MDB_val key = {8, kb}, data = {len, (void *)val};
+	if (del) { /* trimming (store_journal_trim) */
+		int rc = mdb_del(s->wtxn, s->journal, &key, NULL);
+		return rc == MDB_NOTFOUND ? 0 : rc;
+	}
 	return mdb_put(s->wtxn, s->journal, &key, &data, 0);
 }
 
@@ -1005,7 +1010,7 @@ static int apply_op(struct store *s, const struct logop *op)
 {
 	const char *scope = arena_str(s, op->scope_off), *id = arena_str(s, op->id_off);
 	if (op->ds == DS_JOURNAL)
-		return apply_journal(s, id, s->arena + op->val_off, op->val_len);
+		return apply_journal(s, op->del, id, s->arena + op->val_off, op->val_len);
 	if (op->del)
 		return apply_del(s, op->ds, scope, id);
 	return apply_put(s, op->ds, scope, id, s->arena + op->val_off, op->val_len,
@@ -1184,7 +1189,7 @@ static int apply_new(struct store *s, bool del, enum apply_mode mode, int dsi, c
 		     const char *id, const void *val, size_t len, char *err, size_t errlen)
 {
 	for (;;) {
-		int rc = dsi == DS_JOURNAL ? apply_journal(s, id, val, len)
+		int rc = dsi == DS_JOURNAL ? apply_journal(s, del, id, val, len)
 			 : del		   ? apply_del(s, dsi, scope, id)
 					   : apply_put(s, dsi, scope, id, val, len, mode);
 		if (rc == 0)
@@ -1208,6 +1213,7 @@ static int apply_new(struct store *s, bool del, enum apply_mode mode, int dsi, c
 		return rc;
 	}
 	atomic_fetch_add(&s->writes, 1);
+	s->dswrites[dsi == DS_JOURNAL ? s->cat->n_datasets : dsi]++;
 	return 0;
 }
 
@@ -2522,6 +2528,7 @@ int store_open(const struct store_opts *o, const struct catalog *cat, struct sto
 	s->owner = pthread_self();
 	s->map_size = o->map_size ? o->map_size : (size_t)64 << 20;
 	s->delta = calloc((size_t)cat->n_datasets + 1, sizeof *s->delta);
+	s->dswrites = calloc((size_t)cat->n_datasets + 1, sizeof *s->dswrites);
 	pthread_rwlock_init(&s->maplock, NULL);
 	pthread_mutex_init(&s->bmu, NULL);
 	msgpack_zone_init(&s->zone, 8192);
@@ -2531,7 +2538,7 @@ int store_open(const struct store_opts *o, const struct catalog *cat, struct sto
 	msgpack_sbuffer_init(&s->old);
 	snprintf(s->data_path, sizeof s->data_path, "%s/data.mdb", o->dir);
 	int rc;
-	if (!s->dir || !s->delta) {
+	if (!s->dir || !s->delta || !s->dswrites) {
 		rc = errf(err, errlen, LINLI_ENOMEM, "store: out of memory");
 		goto fail;
 	}
@@ -2602,6 +2609,7 @@ void store_close(struct store *s)
 	free(s->ops);
 	free(s->waiters);
 	free(s->delta);
+	free(s->dswrites);
 	free(s->dir);
 	msgpack_zone_destroy(&s->zone);
 	msgpack_zone_destroy(&s->azone);
@@ -2680,4 +2688,152 @@ int store_journal_scan(struct store *s, uint64_t after, size_t limit,
 	if (rc && rc != MDB_NOTFOUND && (size_t)n < limit)
 		return lmdb_fail(s, rc, "reading the journal", err, errlen);
 	return n;
+}
+
+/* ---- retention (host/retention.c): trimming and figures ---- */
+
+int store_journal_trim(struct store *s, uint64_t upto, size_t max, char *err, size_t errlen)
+{
+	int rc = owner_only(s, err, errlen);
+	if (rc)
+		return rc;
+	/* Collect the seqs first: the deletes run in the write transaction. */
+	uint64_t seqs[1024];
+	if (max > sizeof seqs / sizeof seqs[0])
+		max = sizeof seqs / sizeof seqs[0];
+	struct rd r;
+	if ((rc = rd_begin(s, &r)))
+		return lmdb_fail(s, rc, "reading the journal", err, errlen);
+	MDB_cursor *c;
+	size_t n = 0;
+	if ((rc = mdb_cursor_open(r.txn, s->journal, &c)) == 0) {
+		MDB_val k, v;
+		for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && n < max;
+		     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+			uint64_t seq = 0;
+			for (int i = 0; i < 8 && k.mv_size == 8; i++)
+				seq = seq << 8 | ((const unsigned char *)k.mv_data)[i];
+			if (seq > upto)
+				break;
+			seqs[n++] = seq;
+		}
+		mdb_cursor_close(c);
+	}
+	rd_end(s, &r);
+	if (rc && rc != MDB_NOTFOUND && n < max)
+		return lmdb_fail(s, rc, "reading the journal", err, errlen);
+	if (n && (rc = batch_begin(s, err, errlen)))
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		char id[24];
+		snprintf(id, sizeof id, "%016llx", (unsigned long long)seqs[i]);
+		if ((rc = apply_new(s, true, APPLY_REPLACE, DS_JOURNAL, "", id, NULL, 0, err,
+				    errlen)))
+			return rc;
+	}
+	return (int)n;
+}
+
+int store_journal_info(struct store *s, struct store_journal_info *ji)
+{
+	memset(ji, 0, sizeof *ji);
+	struct rd r;
+	if (rd_begin(s, &r))
+		return LINLI_EIO;
+	MDB_stat ms;
+	if (mdb_stat(r.txn, s->journal, &ms) == 0) {
+		ji->entries = ms.ms_entries;
+		ji->bytes = (ms.ms_branch_pages + ms.ms_leaf_pages + ms.ms_overflow_pages) *
+			    (uint64_t)ms.ms_psize;
+	}
+	MDB_cursor *c;
+	MDB_val k, v;
+	if (mdb_cursor_open(r.txn, s->journal, &c) == 0) {
+		uint64_t *ends[2] = {&ji->first, &ji->last};
+		MDB_cursor_op ops[2] = {MDB_FIRST, MDB_LAST};
+		for (int e = 0; e < 2; e++)
+			if (mdb_cursor_get(c, &k, &v, ops[e]) == 0 && k.mv_size == 8)
+				for (int i = 0; i < 8; i++)
+					*ends[e] =
+					    *ends[e] << 8 | ((const unsigned char *)k.mv_data)[i];
+		mdb_cursor_close(c);
+	}
+	ji->writes = on_owner(s) ? s->dswrites[s->cat->n_datasets] : 0;
+	rd_end(s, &r);
+	return 0;
+}
+
+uint64_t store_writes(struct store *s, const char *dataset)
+{
+	const struct cat_dataset *ds = catalog_dataset(s->cat, dataset);
+	return ds && on_owner(s) ? s->dswrites[ds - s->cat->datasets] : 0;
+}
+
+/*
+ * The index of an integer or time field orders its entries by value (enc_value:
+ * big-endian with the sign bit flipped), so its first keys are the smallest.
+ */
+int store_scan_by(struct store *s, const char *dataset_name, const char *field, size_t limit,
+		  store_row_fn fn, void *ud, char *err, size_t errlen)
+{
+	const struct cat_dataset *ds = dataset(s, dataset_name, err, errlen);
+	if (!ds)
+		return LINLI_ENOENT;
+	const struct cat_field *f = NULL;
+	for (int i = 0; i < ds->n_fields; i++)
+		if (strcmp(ds->fields[i].name, field) == 0)
+			f = &ds->fields[i];
+	if (!f || !f->indexed || (f->type != CAT_TIME && f->type != CAT_INTEGER))
+		return errf(err, errlen, LINLI_EINVAL,
+			    "%s: '%s' is not an indexed integer or time field", ds->name, field);
+	struct kbuf prefix;
+	prefix.n = 0;
+	kstr(&prefix, ds->name);
+	kzero(&prefix);
+	kstr(&prefix, f->name);
+	kzero(&prefix);
+	size_t tail_at = prefix.n + 2 + 8; /* the value: a 2-byte length and 8 bytes */
+	struct rd r;
+	int rc = rd_begin(s, &r);
+	if (rc)
+		return lmdb_fail(s, rc, "beginning a read", err, errlen);
+	MDB_cursor *cur;
+	if ((rc = mdb_cursor_open(r.txn, s->idx, &cur))) {
+		rd_end(s, &r);
+		return lmdb_fail(s, rc, "opening a cursor", err, errlen);
+	}
+	MDB_val key = {prefix.n, prefix.b}, val;
+	int rows = 0;
+	for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); rc == 0 && (size_t)rows < limit;
+	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		if (key.mv_size < tail_at || memcmp(key.mv_data, prefix.b, prefix.n) != 0)
+			break;
+		char scope[SCOPE_MAX + 1], id[STORE_ID_MAX + 1];
+		if (!split_tail((const char *)key.mv_data + tail_at, key.mv_size - tail_at, scope,
+				id)) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		struct kbuf rk;
+		rec_key(&rk, ds->name, scope, id);
+		MDB_val rkey = {rk.n, rk.b}, rval;
+		if ((rc = mdb_get(r.txn, s->rec, &rkey, &rval))) {
+			rc = rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc;
+			break;
+		}
+		struct store_row row = {.id = id,
+					.scope = scope,
+					.data = rval.mv_data,
+					.len = rval.mv_size,
+					.key = key.mv_data,
+					.key_len = key.mv_size};
+		rows++;
+		if (fn(ud, &row))
+			break;
+	}
+	mdb_cursor_close(cur);
+	rd_end(s, &r);
+	if (rc && rc != MDB_NOTFOUND && (size_t)rows < limit)
+		return lmdb_fail(s, rc, "scanning", err, errlen);
+	return rows;
 }

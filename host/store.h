@@ -275,6 +275,38 @@ int store_scan(struct store *s, const struct store_query *q, store_row_fn fn, vo
  */
 void store_cursor_after(const void *key, size_t key_len, char *cursor_out);
 
+/* ---- retention (host/retention.c) ---- */
+
+/*
+ * store_journal_trim — delete, in the batch, the journal's first entries
+ * up to seq `upto` (inclusive), at most `max` (1024 at most) of them (owner
+ * thread). Returns how many, or a code as store_journal_append.
+ */
+int store_journal_trim(struct store *s, uint64_t upto, size_t max, char *err, size_t errlen);
+
+struct store_journal_info {
+	uint64_t entries;
+	uint64_t bytes;	      /* the journal table's pages */
+	uint64_t first, last; /* seqs; 0 when empty */
+	uint64_t writes;      /* appends and trims since open (owner thread; else 0) */
+};
+
+/* The journal's size and ends (any thread). Returns 0 or LINLI_EIO. */
+int store_journal_info(struct store *s, struct store_journal_info *ji);
+
+/* Writes (puts and deletes) to `dataset` since open; 0 off the owner thread. */
+uint64_t store_writes(struct store *s, const char *dataset);
+
+/*
+ * store_scan_by — the records of `dataset` in ascending order of `field`
+ * (an indexed integer or time field), all scopes, at most `limit`, in one
+ * short read (any thread). fn as for store_scan (non-zero ends the scan).
+ * Returns the number of rows, LINLI_EINVAL (not such a field), LINLI_ENOENT
+ * (unknown dataset) or LINLI_EIO.
+ */
+int store_scan_by(struct store *s, const char *dataset, const char *field, size_t limit,
+		  store_row_fn fn, void *ud, char *err, size_t errlen);
+
 /* ---- administration: any thread ---- */
 
 struct store_stats {

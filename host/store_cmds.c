@@ -625,9 +625,11 @@ void store_pack_class(msgpack_packer *pk, const struct cat_device_class *c, bool
 	mp_str(pk, "events");
 	msgpack_pack_array(pk, (size_t)c->n_events);
 	for (int i = 0; i < c->n_events; i++) {
-		msgpack_pack_map(pk, 2);
+		msgpack_pack_map(pk, 2 + c->events[i].unjournaled);
 		mp_kv_str(pk, "name", c->events[i].name);
 		mp_kv_str(pk, "severity", cat_severity_name(c->events[i].severity));
+		if (c->events[i].unjournaled) /* shown only when off: the default is on */
+			mp_kv_bool(pk, "journal", false);
 	}
 }
 

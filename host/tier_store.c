@@ -48,10 +48,23 @@ struct sess {
 	struct sess *next;
 };
 
+/* Plain reads folded into one audit entry per window (audit_fold). */
+struct fold {
+	enum principal_kind kind;
+	char name[81], pscope[SCOPE_MAX + 1]; /* the principal */
+	char action[49], scope[SCOPE_MAX + 1], object[161], result[8], detail[513];
+	int64_t first_ms;
+	uint64_t count;
+};
+
 struct tiers {
 	struct kernel *k;
 	struct tier_tree tree;
 	struct sess *cache;
+	struct fold *folds;
+	size_t n_folds, cap_folds;
+	uint64_t flush_count; /* > 0 while tiers_audit_flush writes a folded entry */
+	int64_t flush_first;  /* ... and the time of the first read it counts */
 };
 
 static struct tiers *T(const struct kernel *k) { return k->tiers; }
@@ -292,6 +305,104 @@ int tiers_attach(struct kernel *k, struct cmd_call *call)
 /* ---- audit ---- */
 
 /*
+ * The write rate of the audit log is bounded by folding plain reads: those of
+ * API keys over HTTP (their sensitive fields are always masked) and the
+ * internal reads of plugins and rules (nothing leaves the process) become one
+ * entry per (principal, action, scope, object, result, detail) and window
+ * (retention.audit.aggregate_s) with a count and the time of the first (the
+ * detail names the record or the path, which an auditor needs apart).
+ * Denials, writes, logins, and every read by a person (sensitive data in
+ * clear may leave the process) stay individual.
+ */
+static bool audit_foldable(const struct kernel *k, const struct tier_principal *who,
+			   const char *action, const char *result)
+{
+	if (!who || k->cfg.retention.audit_aggregate_s <= 0 || !T(k) || T(k)->flush_count ||
+	    strcmp(result, "denied") == 0)
+		return false;
+	if (who->kind == PRINCIPAL_MACHINE)
+		return strcmp(action, "http.GET") == 0 || strcmp(action, "http.HEAD") == 0;
+	if (who->kind == PRINCIPAL_PLUGIN || who->kind == PRINCIPAL_RULE)
+		return strcmp(action, "data.read") == 0;
+	return false;
+}
+
+static bool fold_is(const struct fold *f, const struct tier_principal *who, const char *action,
+		    const char *scope, const char *object, const char *result, const char *detail)
+{
+	return f->kind == who->kind &&
+	       strncmp(f->name, who->name ? who->name : "-", sizeof f->name - 1) == 0 &&
+	       strncmp(f->action, action, sizeof f->action - 1) == 0 &&
+	       strncmp(f->scope, scope, sizeof f->scope - 1) == 0 &&
+	       strncmp(f->object, object, sizeof f->object - 1) == 0 &&
+	       strncmp(f->detail, detail, sizeof f->detail - 1) == 0 &&
+	       strcmp(f->result, result) == 0;
+}
+
+/* Count a foldable entry into its window's entry; false: write it as it is. */
+static bool audit_fold(struct kernel *k, const struct tier_principal *who, const char *action,
+		       const char *scope, const char *object, const char *result,
+		       const char *detail)
+{
+	if (!audit_foldable(k, who, action, result))
+		return false;
+	struct tiers *t = T(k);
+	scope = scope && *scope ? scope : k->cfg.node_path;
+	object = object ? object : "";
+	detail = detail ? detail : "";
+	struct fold *f = NULL;
+	for (size_t i = 0; i < t->n_folds && !f; i++)
+		if (fold_is(&t->folds[i], who, action, scope, object, result, detail))
+			f = &t->folds[i];
+	if (!f) {
+		if (t->n_folds == 1024) /* many distinct reads in one window: no folding */
+			return false;
+		if (t->n_folds == t->cap_folds) {
+			size_t cap = t->cap_folds ? t->cap_folds * 2 : 16;
+			struct fold *v = realloc(t->folds, cap * sizeof *v);
+			if (!v)
+				return false;
+			t->folds = v;
+			t->cap_folds = cap;
+		}
+		f = &t->folds[t->n_folds++];
+		memset(f, 0, sizeof *f);
+		f->kind = who->kind;
+		snprintf(f->name, sizeof f->name, "%s", who->name ? who->name : "-");
+		snprintf(f->pscope, sizeof f->pscope, "%s", who->scope ? who->scope : "");
+		snprintf(f->action, sizeof f->action, "%s", action);
+		snprintf(f->scope, sizeof f->scope, "%s", scope);
+		snprintf(f->object, sizeof f->object, "%s", object);
+		snprintf(f->result, sizeof f->result, "%s", result);
+		snprintf(f->detail, sizeof f->detail, "%s", detail);
+		f->first_ms = wall_ms();
+	}
+	f->count++;
+	return true;
+}
+
+void tiers_audit_flush(struct kernel *k, bool all)
+{
+	struct tiers *t = T(k);
+	if (!t || !k->store || !kernel_on_thread(k))
+		return;
+	int64_t now = wall_ms(), window = (int64_t)k->cfg.retention.audit_aggregate_s * 1000;
+	for (size_t i = 0; i < t->n_folds;) {
+		struct fold f = t->folds[i];
+		if (!all && now - f.first_ms < window) {
+			i++;
+			continue;
+		}
+		t->folds[i] = t->folds[--t->n_folds];
+		struct tier_principal p = {f.kind, f.name, f.pscope, ROLE_VIEWER, NULL};
+		t->flush_count = f.count;
+		t->flush_first = f.first_ms;
+		tiers_audit(k, &p, f.action, f.scope, f.object, f.result, f.detail);
+		t->flush_count = 0;
+	}
+}
+
+/*
  * An entry is never lost to what its fields contain: each is written as
  * bounded, valid UTF-8 (utf8_escape: "\xff" for a stray byte), and a scope
  * that is not a valid path is filed at the node with the raw one in detail.
@@ -301,6 +412,9 @@ void tiers_audit(struct kernel *k, const struct tier_principal *who, const char 
 {
 	if (!k->store || !kernel_on_thread(k))
 		return;
+	if (audit_fold(k, who, action, scope, object, result, detail))
+		return;
+	uint64_t count = T(k) ? T(k)->flush_count : 0;
 	char whob[96], raw[96], act[96], res[32], o[161], d[513], why[128];
 	snprintf(raw, sizeof raw, "%s%s",
 		 !who				 ? ""
@@ -321,8 +435,12 @@ void tiers_audit(struct kernel *k, const struct tier_principal *who, const char 
 	msgpack_packer pk;
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 4 + (object && *object) + (detail && *detail));
+	msgpack_pack_map(&pk, 4 + (object && *object) + (detail && *detail) + 2 * (count > 1));
 	mp_kv_int(&pk, "time", wall_ms());
+	if (count > 1) {
+		mp_kv_uint(&pk, "count", count);
+		mp_kv_int(&pk, "first", T(k)->flush_first);
+	}
 	mp_kv_str(&pk, "who", whob);
 	mp_kv_str(&pk, "action", act);
 	mp_kv_str(&pk, "result", res);
@@ -1002,6 +1120,7 @@ static int cmd_audit(struct cmd_call *call, void *ud)
 	int rc = access_call(call, ACT_AUDIT_READ, scope, "audit");
 	if (rc)
 		return rc;
+	tiers_audit_flush(call->k, true); /* open windows of folded reads show too */
 	struct store_where w[3];
 	int nw = 0;
 	if (who)
@@ -1187,6 +1306,8 @@ void tiers_close(struct kernel *k)
 	struct tiers *t = T(k);
 	if (!t)
 		return;
+	tiers_audit_flush(k, true); /* before the store closes: folded reads are not lost */
+	free(t->folds);
 	while (t->cache) {
 		struct sess *s = t->cache;
 		t->cache = s->next;

@@ -42,6 +42,13 @@ void tiers_audit(struct kernel *k, const struct tier_principal *who, const char 
 		 const char *scope, const char *object, const char *result, const char *detail);
 
 /*
+ * tiers_audit_flush — write the folded read entries whose window
+ * (retention.audit.aggregate_s) is over, or all of them (kernel thread;
+ * retention's tick and tiers_close call it). See audit_fold in tier_store.c.
+ */
+void tiers_audit_flush(struct kernel *k, bool all);
+
+/*
  * tiers_bootstrap_admin — the first-run command (`linlid --init-admin USER`):
  * create the node's first administrator when no account exists yet.
  * Runs with the daemon stopped (the caller holds the data dir lock).

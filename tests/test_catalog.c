@@ -24,7 +24,7 @@ static void test_shipped_catalog(void **state)
 	int rc = catalog_load(SRCDIR "/catalog", &c, err, sizeof err);
 	if (rc)
 		fail_msg("%s", err);
-	assert_int_equal(c->n_datasets, 19 + 5); /* 19 shipped + 5 built-in system datasets */
+	assert_int_equal(c->n_datasets, 19 + 6); /* 19 shipped + 6 built-in system datasets */
 	assert_int_equal(c->n_classes, 16);
 	assert_int_equal(c->n_plugins, 14);
 	const struct cat_dataset *r = catalog_dataset(c, "residents");
@@ -53,6 +53,12 @@ static void test_shipped_catalog(void **state)
 	assert_non_null(cam);
 	assert_int_equal(cam->heartbeat, 60);
 	assert_true(cam->n_resources > 0 && cam->n_commands > 0 && cam->n_events > 0);
+	/* journal = false marks telemetry-like events; the default keeps them. */
+	const struct cat_device_class *door = catalog_device_class(c, "door");
+	for (int i = 0; i < door->n_events; i++)
+		assert_int_equal(door->events[i].unjournaled,
+				 strcmp(door->events[i].name, "card_ok") == 0 ||
+					 strcmp(door->events[i].name, "face_ok") == 0);
 	const struct cat_plugin *p = catalog_plugin(c, "watch");
 	assert_non_null(p);
 	assert_int_equal(p->n_requires, 2);
@@ -67,8 +73,9 @@ static void test_empty_catalog(void **state)
 	char err[256];
 	assert_int_equal(catalog_load(NULL, &c, err, sizeof err), 0);
 	/* Without a catalog_dir only the kernel's own datasets exist. */
-	assert_int_equal(c->n_datasets, 5);
+	assert_int_equal(c->n_datasets, 6);
 	assert_true(catalog_dataset(c, "accounts")->system);
+	assert_true(catalog_dataset(c, "journal_holders")->system);
 	assert_true(catalog_dataset(c, "audit")->system);
 	assert_true(catalog_dataset(c, "grants")->system);
 	assert_null(catalog_dataset(c, "residents"));
@@ -290,6 +297,10 @@ static const struct bad bad_cases[] = {
 	 "device_class = { name = \"meter\"; title_zh = \"表\"; title_en = \"M\"; heartbeat = 60;\n"
 	 "  events = ( { name = \"e\"; severity = \"awful\"; } ); };\n",
 	 "devices/meter.cfg:2: event 'e': severity: 'awful' is not one of"},
+	{"dev",
+	 "device_class = { name = \"meter\"; title_zh = \"表\"; title_en = \"M\"; heartbeat = 60;\n"
+	 "  events = ( { name = \"e\"; severity = \"info\"; journal = \"no\"; } ); };\n",
+	 "devices/meter.cfg:2: event 'e': journal"},
 	{"dev",
 	 "device_class = { name = \"meter\"; title_zh = \"表\"; title_en = \"M\"; heartbeat = 0; };\n",
 	 "devices/meter.cfg:1: device_class: heartbeat: must be > 0"},

@@ -32,6 +32,11 @@ static void test_example_parses(void **state)
 	assert_int_equal(c.store_map_size, 64u << 20);
 	assert_int_equal(c.log_level, LOG_INFO);
 	assert_int_equal(c.http_body_timeout_ms, 10000);
+	assert_int_equal(c.retention.audit_min_age_s, 180 * 86400);
+	assert_int_equal(c.retention.audit_max_bytes, 256ull << 20);
+	assert_int_equal(c.retention.journal_max_age_s, 30 * 86400);
+	assert_int_equal(c.retention.journal_max_hold_s, 7 * 86400);
+	assert_int_equal(c.retention.audit_aggregate_s, 60);
 	cfg_free(&c);
 }
 
@@ -47,6 +52,10 @@ static void test_embedded_default(void **state)
 	assert_int_equal(c.node_level, TIER_COMMUNITY);
 	assert_string_equal(c.data_dir, "/base/var");
 	assert_string_equal(c.listen[0], "ipc:///base/var/linlid.sock");
+	/* Retention defaults: audit at least 180 days (Cybersecurity Law art. 21). */
+	assert_int_equal(c.retention.audit_min_age_s, 180 * 86400);
+	assert_int_equal(c.retention.audit_max_age_s, 365 * 86400);
+	assert_int_equal(c.retention.journal_max_bytes, 256ull << 20);
 	cfg_free(&c);
 }
 
@@ -99,6 +108,20 @@ static const struct bad bad_cases[] = {
 	{NODE "data_dir = \"/d\";\nplugins = {\n  sim = 3;\n};\n",
 	 "t.cfg:4: plugins: sim: must be a group"},
 	{NODE "data_dir = \"/d\";\nplugins = ( { sim = 1; } );\n", "t.cfg:3: plugins: must be a group"},
+	/* retention */
+	{NODE "data_dir = \"/d\";\nretention = {\n audit = { max_age_dayz = 3; };\n};\n",
+	 "t.cfg:4: retention.audit.max_age_dayz: unknown key"},
+	{NODE "data_dir = \"/d\";\nretention = {\n journal = { max_mb = \"1\"; };\n};\n",
+	 "t.cfg:4: retention.journal.max_mb: must be an integer"},
+	{NODE "data_dir = \"/d\";\nretention = {\n journal = { max_mb = 1;\n max_kb = 5; };\n};\n",
+	 "t.cfg:5: retention.journal.max_kb: give retention.journal.max_mb or "
+	 "retention.journal.max_kb, not both"},
+	{NODE "data_dir = \"/d\";\nretention = {\n audit = { max_age_days = -1; };\n};\n",
+	 "t.cfg:4: retention.audit.max_age_days: -1 is outside 0..36500"},
+	{NODE "data_dir = \"/d\";\nretention = {\n audit = {\n max_age_days = 90; };\n};\n",
+	 "t.cfg:5: retention.audit.max_age_days: 7776000 s is below retention.audit.min_age"},
+	{NODE "data_dir = \"/d\";\nretention = { tick_ms = 1; };\n",
+	 "t.cfg:3: retention.tick_ms: 1 is outside 10..60000"},
 	/* syntax */
 	{NODE "data_dir = \"/d\";\nlog_level = ;\n", "t.cfg:3: syntax error"},
 };

@@ -1447,6 +1447,88 @@ static void test_time_parse(void **state)
 	}
 }
 
+/* ---- retention's primitives: journal trim and figures, scans by a time field ---- */
+
+static void test_journal_trim_and_info(void **state)
+{
+	struct fx *x = *state;
+	for (uint64_t seq = 1; seq <= 10; seq++)
+		assert_int_equal(store_journal_append(x->s, seq, "\x80", 1, err, sizeof err), 0);
+	commit(x);
+	struct store_journal_info ji;
+	assert_int_equal(store_journal_info(x->s, &ji), 0);
+	assert_int_equal(ji.entries, 10);
+	assert_int_equal(ji.first, 1);
+	assert_int_equal(ji.last, 10);
+	assert_true(ji.bytes > 0 && ji.writes == 10);
+	/* Up to seq 4, from the front; then at most 3 more whatever the bound. */
+	assert_int_equal(store_journal_trim(x->s, 4, 100, err, sizeof err), 4);
+	commit(x);
+	assert_int_equal(store_journal_trim(x->s, 100, 3, err, sizeof err), 3);
+	commit(x);
+	assert_int_equal(store_journal_info(x->s, &ji), 0);
+	assert_int_equal(ji.entries, 3);
+	assert_int_equal(ji.first, 8);
+	assert_int_equal(ji.last, 10);
+	assert_int_equal(store_journal_trim(x->s, 7, 100, err, sizeof err), 0);
+	reopen(x);
+	assert_int_equal(store_journal_info(x->s, &ji), 0);
+	assert_int_equal(ji.first, 8); /* durable */
+	assert_int_equal(store_journal_last(x->s), 10);
+}
+
+/* A map growth replays the batch's log: a trim in it must replay as a trim. */
+static void test_journal_trim_replayed_on_growth(void **state)
+{
+	struct fx *x = *state;
+	static char big[8192];
+	memset(big, 0, sizeof big);
+	big[0] = (char)0xc4; /* bin8 of 0 bytes, then padding the store does not read */
+	for (uint64_t seq = 1; seq <= 4; seq++)
+		assert_int_equal(store_journal_append(x->s, seq, big, 64, err, sizeof err), 0);
+	commit(x);
+	struct store_stats st0, st1;
+	store_stats(x->s, &st0);
+	assert_int_equal(store_journal_trim(x->s, 4, 100, err, sizeof err), 4);
+	for (uint64_t seq = 5; seq <= 300; seq++) /* 2.4 MB into a 1 MiB map */
+		assert_int_equal(store_journal_append(x->s, seq, big, sizeof big, err, sizeof err), 0);
+	commit(x);
+	store_stats(x->s, &st1);
+	assert_true(st1.map_grows > st0.map_grows);
+	struct store_journal_info ji;
+	assert_int_equal(store_journal_info(x->s, &ji), 0);
+	assert_int_equal(ji.first, 5);
+	assert_int_equal(ji.entries, 296);
+}
+
+static void test_scan_by_time_across_scopes(void **state)
+{
+	struct fx *x = *state;
+	must_put(x, "things", YUELAN2, "c", "{\"s\": \"c\", \"t\": 3000}", NULL);
+	must_put(x, "things", YUELAN, "a", "{\"s\": \"a\", \"t\": 1000}", NULL);
+	must_put(x, "things", YUELAN, "b", "{\"s\": \"b\", \"t\": 2000}", NULL);
+	must_put(x, "things", YUELAN2, "z", "{\"s\": \"z\", \"t\": -5}", NULL);
+	must_put(x, "things", YUELAN2, "n", "{\"s\": \"n\"}", NULL); /* no time: not listed */
+	commit(x);
+	memset(&C, 0, sizeof C);
+	assert_int_equal(store_scan_by(x->s, "things", "t", 10, collect, &C, err, sizeof err), 4);
+	const char *want[] = {"z", "a", "b", "c"};
+	for (int i = 0; i < 4; i++)
+		assert_string_equal(C.ids[i], want[i]);
+	assert_string_equal(C.scopes[0], YUELAN2);
+	memset(&C, 0, sizeof C);
+	assert_int_equal(store_scan_by(x->s, "things", "t", 2, collect, &C, err, sizeof err), 2);
+	assert_string_equal(C.ids[1], "a");
+	assert_int_equal(store_scan_by(x->s, "things", "s", 2, collect, &C, err, sizeof err),
+			 LINLI_EINVAL);
+	assert_int_equal(store_scan_by(x->s, "things", "f", 2, collect, &C, err, sizeof err),
+			 LINLI_EINVAL);
+	assert_int_equal(store_scan_by(x->s, "nope", "t", 2, collect, &C, err, sizeof err),
+			 LINLI_ENOENT);
+	assert_int_equal(store_writes(x->s, "things"), 5);
+	assert_int_equal(store_writes(x->s, "others"), 0);
+}
+
 int main(int argc, char **argv)
 {
 	log_set_level(LOG_ERROR);
@@ -1480,6 +1562,10 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_unknown_format_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_backup_and_restore, setup, teardown),
 	    cmocka_unit_test(test_time_parse),
+	    cmocka_unit_test_setup_teardown(test_journal_trim_and_info, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_journal_trim_replayed_on_growth, setup_small,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_scan_by_time_across_scopes, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
