@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "bus.h"
 #include "cmd.h"
 #include "control.h"
@@ -35,12 +36,19 @@ static int cmd_status(struct cmd_call *call, void *ud)
 	if (k->bus)
 		bus_get_totals(k->bus, &bt);
 	msgpack_packer *pk = &call->pk;
-	msgpack_pack_map(pk, 19);
+	/*
+	 * Which node answers is everyone's to know; the figures of the whole
+	 * node (its store, its requests, its bus) only its own accounts'.
+	 */
+	bool whole = access_holds_node(call, ACT_STATUS);
+	msgpack_pack_map(pk, whole ? 19 : 5);
 	mp_kv_str(pk, "node", k->cfg.node_path);
 	mp_kv_str(pk, "level", tier_level_name(k->cfg.node_level));
 	mp_kv_str(pk, "name", k->cfg.node_name);
 	mp_kv_str(pk, "version", LINLI_VERSION);
 	mp_kv_uint(pk, "uptime_s", (kernel_now_ms() - k->started_ms) / 1000);
+	if (!whole)
+		return 0;
 	mp_kv_int(pk, "pid", getpid());
 	mp_kv_int(pk, "plugins", k->plugin_count);
 	mp_kv_uint(pk, "store_bytes", store_bytes(k));
