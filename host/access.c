@@ -50,8 +50,10 @@ int access_call(struct cmd_call *call, enum tier_action act, const char *scope, 
  * act over its whole jurisdiction), the device layer's drivers. Those are
  * checked at the node's own path, the rule `plugins grant` always followed:
  * a street admin on a city node does not back up the city. Every other
- * command acts within the caller's subtree and its handler checks each
- * target. A kernel command without a row here is a bug: the README's command
+ * command acts within the caller's subtree: the gate checks its action at
+ * the caller's own node, or, for the last column, leaves it to the handler,
+ * which checks it at each target with what it touches (a dataset, a device's
+ * class, a topic) and audits that. A kernel command without a row here is a bug: the README's command
  * table, `tier gates` and `help` are compared by tests/integration/test_tiers.py.
  */
 #define N_ REACH_NODE
@@ -62,16 +64,16 @@ static const struct access_gate_row gates[] = {
     {"logout", NULL, ACT_STATUS, S_, false},
     {"whoami", NULL, ACT_STATUS, S_, false},
     {"status", NULL, ACT_STATUS, S_, false}, /* node-wide figures: access_holds_node */
-    {"data", "get", ACT_DATA_READ, S_, false},
-    {"data", "put", ACT_DATA_WRITE, S_, false},
-    {"data", "del", ACT_DATA_DELETE, S_, false},
-    {"data", "query", ACT_DATA_READ, S_, false},
+    {"data", "get", ACT_DATA_READ, S_, true},
+    {"data", "put", ACT_DATA_WRITE, S_, true},
+    {"data", "del", ACT_DATA_DELETE, S_, true},
+    {"data", "query", ACT_DATA_READ, S_, true},
     {"store", "stats", ACT_STORE_ADMIN, N_, false},
     {"store", "backup", ACT_STORE_ADMIN, N_, false},
     {"catalog", "list", ACT_STATUS, S_, false},
     {"catalog", "show", ACT_STATUS, S_, false},
     {"accounts", "add", ACT_ACCOUNTS_MANAGE, S_, false},
-    {"accounts", "passwd", ACT_ACCOUNTS_MANAGE, S_, true},
+    {"accounts", "passwd", ACT_ACCOUNTS_MANAGE, S_, true}, /* one's own: status */
     {"accounts", "set", ACT_ACCOUNTS_MANAGE, S_, false},
     {"accounts", "disable", ACT_ACCOUNTS_MANAGE, S_, false},
     {"accounts", "enable", ACT_ACCOUNTS_MANAGE, S_, false},
@@ -86,22 +88,22 @@ static const struct access_gate_row gates[] = {
     {"apikeys", "add", ACT_STORE_ADMIN, S_, false},
     {"apikeys", "list", ACT_STORE_ADMIN, S_, false},
     {"apikeys", "revoke", ACT_STORE_ADMIN, S_, false},
-    {"events", "subscribe", ACT_EVENTS_SUBSCRIBE, S_, false},
-    {"events", "next", ACT_EVENTS_SUBSCRIBE, S_, false},
+    {"events", "subscribe", ACT_EVENTS_SUBSCRIBE, S_, true},
+    {"events", "next", ACT_EVENTS_SUBSCRIBE, S_, true},
     {"events", "unsubscribe", ACT_EVENTS_SUBSCRIBE, S_, false},
     {"events", "tail", ACT_EVENTS_SUBSCRIBE, S_, false},
     {"events", "journal", ACT_EVENTS_SUBSCRIBE, S_, false},
     {"events", "list", ACT_STATUS, S_, false},
     {"events", "stats", ACT_STATUS, S_, false},
-    {"publish", NULL, ACT_EVENTS_PUBLISH, S_, false},
-    {"devices", "list", ACT_DEVICE_READ, S_, false},
-    {"devices", "show", ACT_DEVICE_READ, S_, false},
-    {"devices", "readings", ACT_DEVICE_READ, S_, false},
-    {"devices", "add", ACT_DEVICE_MANAGE, S_, false},
-    {"devices", "remove", ACT_DEVICE_MANAGE, S_, false},
-    {"devices", "rekey", ACT_DEVICE_MANAGE, S_, false},
-    {"devices", "command", ACT_DEVICE_COMMAND, S_, false},
-    {"devices", "set", ACT_DEVICE_COMMAND, S_, false},
+    {"publish", NULL, ACT_EVENTS_PUBLISH, S_, true},
+    {"devices", "list", ACT_DEVICE_READ, S_, true},
+    {"devices", "show", ACT_DEVICE_READ, S_, true},
+    {"devices", "readings", ACT_DEVICE_READ, S_, true},
+    {"devices", "add", ACT_DEVICE_MANAGE, S_, true},
+    {"devices", "remove", ACT_DEVICE_MANAGE, S_, true},
+    {"devices", "rekey", ACT_DEVICE_MANAGE, S_, true},
+    {"devices", "command", ACT_DEVICE_COMMAND, S_, true},
+    {"devices", "set", ACT_DEVICE_COMMAND, S_, true},
     {"devices", "discover", ACT_DEVICE_MANAGE, N_, false},
     {"devices", "stats", ACT_DEVICE_READ, N_, false},
     {"plugins", "list", ACT_STATUS, S_, false},
@@ -181,8 +183,7 @@ int access_gate(struct kernel *k, struct cmd_call *call)
 	int rc = tiers_attach(k, call);
 	if (rc)
 		return rc;
-	/* One's own password needs no accounts.manage; the handler checks the others. */
-	enum tier_action act = !g || g->self ? ACT_STATUS : g->act;
+	enum tier_action act = !g || g->in_handler ? ACT_STATUS : g->act;
 	char what[80]; /* the audit's object: the command */
 	snprintf(what, sizeof what, "%s%s%s", w0, g && g->sub ? " " : "", g && g->sub ? g->sub : "");
 	if (!g || g->reach != REACH_NODE)

@@ -30,9 +30,10 @@ int access_call(struct cmd_call *call, enum tier_action act, const char *scope,
 /*
  * How far a console command reaches, hence where its action is checked.
  * REACH_OPEN: no session (login, help). REACH_SCOPED: within the caller's
- * subtree: the gate checks the action at the caller's own node (its role),
- * the handler at every target it names (--scope, a record's or device's
- * scope). REACH_NODE: the command acts on, or reveals, the whole node (a
+ * subtree: the gate checks the action at the caller's own node (its role)
+ * unless the row leaves it to the handler (in_handler), and the handler
+ * checks every target it names (--scope, a record's or device's scope).
+ * REACH_NODE: the command acts on, or reveals, the whole node (a
  * backup, node-wide counters, the node's plugins and rules), so the gate
  * checks the action at the node's own path: only accounts whose
  * jurisdiction holds the whole node pass.
@@ -46,7 +47,8 @@ struct access_gate_row {
 	const char *name, *sub; /* sub NULL: the command has no subcommand */
 	enum tier_action act;	/* the action the command takes */
 	enum access_reach reach;
-	bool self; /* on one's own account the gate asks only `status` (accounts passwd) */
+	bool in_handler; /* the handler checks act at each target (and what it touches);
+			    the gate asks only `status` of the caller's role */
 };
 
 /*
