@@ -543,6 +543,42 @@ def case_long_poll_ends_with_its_session():
               "session ended" in reply.get("error", ""), f"{reply} {err}")
 
 
+def case_login_in_flight_does_not_undo_a_disable():
+    """A login verifies the password on a thread (Argon2id; here at the moderate cost, most
+    of a second); a disable that lands meanwhile wins: the account stays disabled and no
+    session of it lives on (the login used to write back the account it had read before
+    the hash ran: enabled again)."""
+    with city() as d:
+        d.account("racer", "operator", node=COMM)
+        d.stop()
+        d.write_config(text=d.config_text(CITY, "city", "x").replace(
+            'pwhash = "min"', 'pwhash = "moderate"') + f'catalog_dir = "{SRC}/catalog";\n')
+        d.start()
+        d.ok("accounts", "passwd", "racer", "--stdin", input=NEWPW + "\n")  # a slow hash
+        base = d.ok("status")["connections"]
+        env = dict(os.environ, LINLI_SESSION_FILE=os.path.join(d.dir, "racer.json"))
+        login = subprocess.Popen([LINLI, "--socket", d.sock, "login", "racer", "--password-stdin"],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, env=env, text=True)
+        try:
+            login.stdin.write(NEWPW + "\n")
+            login.stdin.close()
+            wait_for(lambda: d.ok("status")["connections"] > base, "the login's connection")
+            d.ok("accounts", "disable", "racer")
+            login.wait(timeout=60)
+        finally:
+            if login.poll() is None:
+                login.kill()
+        err = login.stderr.read()
+        rows = {r["user"]: r for r in d.ok("accounts", "list")}
+        eq(rows["racer"]["disabled"], True, f"the disable holds (login: {err.strip()})")
+        if login.returncode == 0:  # it was done before the disable: its session ended with it
+            with open(env["LINLI_SESSION_FILE"]) as f:
+                ended(d, json.load(f)[d.sock]["token"], "disabled")
+        else:
+            check("changed during the login" in err or "disabled" in err, err)
+
+
 def case_moved_account_polls_no_old_subscription():
     with city() as d:
         tok = d.account("mover", "operator", node=COMM)
