@@ -53,8 +53,8 @@ int access_call(struct cmd_call *call, enum tier_action act, const char *scope, 
  * command acts within the caller's subtree: the gate checks its action at
  * the caller's own node, or, for the last column, leaves it to the handler,
  * which checks it at each target with what it touches (a dataset, a device's
- * class, a topic) and audits that. A kernel command without a row here is a bug: the README's command
- * table, `tier gates` and `help` are compared by tests/integration/test_tiers.py.
+ * class, a topic) and audits that. A kernel command without a row here is a bug: the README's
+ * command table, `tier gates` and `help` are compared by tests/integration/test_tiers.py.
  */
 #define N_ REACH_NODE
 #define S_ REACH_SCOPED
@@ -185,7 +185,8 @@ int access_gate(struct kernel *k, struct cmd_call *call)
 		return rc;
 	enum tier_action act = !g || g->in_handler ? ACT_STATUS : g->act;
 	char what[80]; /* the audit's object: the command */
-	snprintf(what, sizeof what, "%s%s%s", w0, g && g->sub ? " " : "", g && g->sub ? g->sub : "");
+	snprintf(what, sizeof what, "%s%s%s", w0, g && g->sub ? " " : "",
+		 g && g->sub ? g->sub : "");
 	if (!g || g->reach != REACH_NODE)
 		return access_call(call, act, call->who->scope, what);
 	rc = access_call(call, act, k->cfg.node_path, what);

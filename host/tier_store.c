@@ -306,8 +306,8 @@ static int sess_put(struct kernel *k, const struct sess_rec *r, char *err, size_
  * Is session `id` live? Reads its record and its account; 0 with the account
  * in *a and the expiry in *expires, or LINLI_EAUTH with call->err saying why.
  */
-static int sess_validate(struct kernel *k, struct cmd_call *call, const char *id,
-			 struct account *a, int64_t *expires)
+static int sess_validate(struct kernel *k, struct cmd_call *call, const char *id, struct account *a,
+			 int64_t *expires)
 {
 	msgpack_sbuffer sb;
 	msgpack_sbuffer_init(&sb);
@@ -324,16 +324,18 @@ static int sess_validate(struct kernel *k, struct cmd_call *call, const char *id
 	if (r.expires <= wall_ms())
 		return cmd_fail(call, LINLI_EAUTH, "session expired: run 'linli login' again");
 	if (account_get(k, r.user, a, err, sizeof err) != 0)
-		return cmd_fail(call, LINLI_EAUTH, "session ended: account '%s' is gone; log in again",
-				r.user);
+		return cmd_fail(call, LINLI_EAUTH,
+				"session ended: account '%s' is gone; log in again", r.user);
 	if (a->disabled)
-		return cmd_fail(call, LINLI_EAUTH, "session ended: account '%s' is disabled", r.user);
+		return cmd_fail(call, LINLI_EAUTH, "session ended: account '%s' is disabled",
+				r.user);
 	/* Older than the account (a removed one of the same name), or older than its epoch. */
 	if (r.epoch != a->epoch || r.created < a->created)
-		return cmd_fail(call, LINLI_EAUTH,
-				"session ended: account '%s' changed (password, role or node) since "
-				"this login; log in again",
-				r.user);
+		return cmd_fail(
+		    call, LINLI_EAUTH,
+		    "session ended: account '%s' changed (password, role or node) since "
+		    "this login; log in again",
+		    r.user);
 	*expires = r.expires;
 	return 0;
 }
@@ -624,7 +626,8 @@ static void login_done(struct kernel *k, struct job *j)
 			now_a.failed++;
 			if (now_a.failed >= k->cfg.lockout_attempts) {
 				now_a.locked_until = now + (int64_t)k->cfg.lockout_s * 1000;
-				log_warn("tiers", "account %s locked for %d s after %lld failed logins",
+				log_warn("tiers",
+					 "account %s locked for %d s after %lld failed logins",
 					 a->user, k->cfg.lockout_s, (long long)now_a.failed);
 			}
 			if (account_put(k, &now_a, err, sizeof err))
@@ -635,10 +638,10 @@ static void login_done(struct kernel *k, struct job *j)
 		tiers_audit(k, &who, "login", a->scope[0] ? a->scope : k->cfg.node_path, a->user,
 			    "denied", why ? why : "wrong user or password");
 		/* The failed count and the audit entry commit with the batch. */
-		cmd_finish(call, why ? cmd_fail(call, LINLI_EAUTH,
-						"login failed: %s; try again", why)
-				     : cmd_fail(call, LINLI_EAUTH,
-						"login failed: wrong user or password"));
+		cmd_finish(
+		    call,
+		    why ? cmd_fail(call, LINLI_EAUTH, "login failed: %s; try again", why)
+			: cmd_fail(call, LINLI_EAUTH, "login failed: wrong user or password"));
 		return;
 	}
 	*a = now_a;
@@ -828,7 +831,8 @@ static int placement_ok(struct cmd_call *call, const char *node, const char *rol
 	if (!scope_check(node, why, sizeof why))
 		return cmd_fail(call, LINLI_EINVAL, "bad --node '%.64s': %s", node, why);
 	if (T(k)->tree.n && !tier_tree_find(&T(k)->tree, node))
-		return cmd_fail(call, LINLI_ENOENT, "node '%s' is not in the jurisdiction tree", node);
+		return cmd_fail(call, LINLI_ENOENT, "node '%s' is not in the jurisdiction tree",
+				node);
 	if (!scope_within(k->cfg.node_path, node))
 		return cmd_fail(call, LINLI_EPERM, "node '%s' is not served by this linlid (%s)",
 				node, k->cfg.node_path);
@@ -838,9 +842,9 @@ static int placement_ok(struct cmd_call *call, const char *node, const char *rol
 	*out = tier_role_parse(role);
 	enum tier_level lvl = (enum tier_level)scope_depth(node);
 	if (*out == ROLE_NONE)
-		return cmd_fail(call, LINLI_EINVAL,
-				"unknown role '%.20s': admin, operator, grid_worker, auditor, viewer",
-				role);
+		return cmd_fail(
+		    call, LINLI_EINVAL,
+		    "unknown role '%.20s': admin, operator, grid_worker, auditor, viewer", role);
 	if (!tier_role_valid_at(*out, lvl))
 		return cmd_fail(call, LINLI_EINVAL, "role %s does not exist at the %s level",
 				tier_role_name(*out), tier_level_name(lvl));
@@ -882,8 +886,8 @@ static int last_admin(struct cmd_call *call, const struct account *a, const char
 		return 0;
 	struct admins c = {k->cfg.node_path, a->user, 0};
 	struct store_where w = {"role", "admin"};
-	struct store_query q = {.dataset = "accounts", .scope = k->cfg.node_path, .where = &w,
-				.n_where = 1};
+	struct store_query q = {
+	    .dataset = "accounts", .scope = k->cfg.node_path, .where = &w, .n_where = 1};
 	char cursor[STORE_CURSOR_MAX], err[256];
 	int rc;
 	do {
@@ -920,11 +924,13 @@ static void add_done(struct kernel *k, struct job *j)
 	if (passwd) {
 		/* The account as it is now (it may have changed while we hashed), new password. */
 		if (got != 0) {
-			cmd_finish(call, cmd_fail(call, LINLI_ENOENT, "no account '%.40s'", a->user));
+			cmd_finish(call,
+				   cmd_fail(call, LINLI_ENOENT, "no account '%.40s'", a->user));
 			return;
 		}
 		int mrc;
-		if (strcmp(a->user, call->who->name) != 0 && (mrc = may_manage(call, other.scope))) {
+		if (strcmp(a->user, call->who->name) != 0 &&
+		    (mrc = may_manage(call, other.scope))) {
 			cmd_finish(call, mrc);
 			return;
 		}
@@ -1149,9 +1155,10 @@ static int cmd_accounts_set(struct cmd_call *call, void *ud)
 	if ((rc = parse_aopts(call, 2, &o, pos, 1, &npos)))
 		return rc;
 	if (npos != 1 || o.machine || (!o.role && !o.node && !o.name))
-		return cmd_fail(call, LINLI_EINVAL,
-				"usage: accounts set USER [--role ROLE] [--node PATH] [--name TEXT] "
-				"(at least one of them)");
+		return cmd_fail(
+		    call, LINLI_EINVAL,
+		    "usage: accounts set USER [--role ROLE] [--node PATH] [--name TEXT] "
+		    "(at least one of them)");
 	const char *user = pos[0];
 	struct account a;
 	char err[256];
@@ -1545,8 +1552,8 @@ int tiers_open(struct kernel *k, char *err, size_t errlen)
 	    {"accounts", "add", "USER --role ROLE [--node PATH] [--name TEXT] [--machine]",
 	     "add a person (password from --stdin) or a machine (secret shown once)",
 	     cmd_accounts_add, NULL},
-	    {"accounts", "passwd", "USER", "set a password (new one from --stdin); ends its sessions",
-	     cmd_accounts_passwd, NULL},
+	    {"accounts", "passwd", "USER",
+	     "set a password (new one from --stdin); ends its sessions", cmd_accounts_passwd, NULL},
 	    {"accounts", "set", "USER [--role ROLE] [--node PATH] [--name TEXT]",
 	     "change an account's role, node or name (a role or node change ends its sessions)",
 	     cmd_accounts_set, NULL},
@@ -1565,8 +1572,9 @@ int tiers_open(struct kernel *k, char *err, size_t errlen)
 	     "the audit log of a jurisdiction", cmd_audit, NULL},
 	    {"tier", "tree", "", "the jurisdiction tree under this session's node", cmd_tree, NULL},
 	    {"tier", "roles", "", "what each role may do at each level", cmd_roles, NULL},
-	    {"tier", "gates", "", "every kernel command with its action and reach (node-wide or scoped)",
-	     cmd_gates, NULL},
+	    {"tier", "gates", "",
+	     "every kernel command with its action and reach (node-wide or scoped)", cmd_gates,
+	     NULL},
 	};
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
 		int rc = cmd_register(k->cmds, cmds[i].name, cmds[i].sub, cmds[i].usage,

@@ -271,11 +271,12 @@ static void test_tree_bad(void **state)
 static void test_gates(void **state)
 {
 	(void)state;
-	const char *node_wide[][2] = {{"store", "backup"},   {"store", "stats"},
+	const char *node_wide[][2] = {{"store", "backup"},    {"store", "stats"},
 				      {"plugins", "install"}, {"plugins", "grant"},
 				      {"rules", "install"},   {"devices", "discover"}};
 	for (size_t i = 0; i < sizeof node_wide / sizeof node_wide[0]; i++) {
-		const struct access_gate_row *g = access_gate_find(node_wide[i][0], node_wide[i][1]);
+		const struct access_gate_row *g =
+		    access_gate_find(node_wide[i][0], node_wide[i][1]);
 		assert_non_null(g);
 		assert_int_equal(g->reach, REACH_NODE);
 		assert_false(g->in_handler);
@@ -318,12 +319,16 @@ int main(void)
 	if (sodium_init() < 0)
 		return 1;
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_scope_rules),	  cmocka_unit_test(test_role_table),
-		cmocka_unit_test(test_plugin_caps),	  cmocka_unit_test(test_sensitive_grant),
-		cmocka_unit_test(test_cap_syntax),
-		cmocka_unit_test(test_masking),		  cmocka_unit_test(test_passwords_and_tokens),
-		cmocka_unit_test(test_tree_shipped), cmocka_unit_test(test_tree_bad),
-		cmocka_unit_test(test_gates),
+	    cmocka_unit_test(test_scope_rules),
+	    cmocka_unit_test(test_role_table),
+	    cmocka_unit_test(test_plugin_caps),
+	    cmocka_unit_test(test_sensitive_grant),
+	    cmocka_unit_test(test_cap_syntax),
+	    cmocka_unit_test(test_masking),
+	    cmocka_unit_test(test_passwords_and_tokens),
+	    cmocka_unit_test(test_tree_shipped),
+	    cmocka_unit_test(test_tree_bad),
+	    cmocka_unit_test(test_gates),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
