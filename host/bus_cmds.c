@@ -692,6 +692,24 @@ static int cmd_publish(struct cmd_call *call, void *ud)
 	return journal_await(r->k, call) ? CMD_PENDING : 0;
 }
 
+void bus_cmds_end_owner(struct bus_remote *r, const char *owner, const char *why)
+{
+	for (struct rsub *s = r ? r->subs : NULL, *next; s; s = next) {
+		next = s->next;
+		if (strcmp(s->owner, owner) != 0)
+			continue;
+		if (s->waiter) {
+			struct cmd_call *call = s->waiter;
+			waiter_done(s);
+			cmd_finish(call, cmd_fail(call, LINLI_EAUTH, "session ended: %s; log in again",
+						  why));
+		}
+		log_info("bus", "external subscription %llu ('%s') of %s ended with its sessions: %s",
+			 (unsigned long long)s->id, s->pattern, owner, why);
+		drop_sub(s);
+	}
+}
+
 int bus_cmds_open(struct kernel *k, struct bus_remote **out)
 {
 	struct bus_remote *r = calloc(1, sizeof *r);

@@ -15,7 +15,8 @@
  * epoch is the account's, so nothing brings an ended session back: not
  * `accounts enable`, not a new account of the same name (its records must
  * also be younger than the account). Cached principals of those sessions are
- * marked ended at once; a call that outlives its request's check (a long
+ * marked ended at once, the account's external subscriptions end with them
+ * (bus_cmds_end_owner), and a call that outlives its request's check (a long
  * poll) asks tiers_recheck before it answers.
  *
  * Passwords: hashed and verified on a short-lived thread each (logins are
@@ -34,6 +35,7 @@
 #include <time.h>
 
 #include "access.h"
+#include "bus.h"
 #include "catalog.h"
 #include "cmd.h"
 #include "kernel.h"
@@ -458,8 +460,10 @@ static int sessions_sweep(struct kernel *k, const char *user, const char *why, c
 		}
 	}
 	free(w.v);
-	if (why)
+	if (why) {
 		cache_drop(T(k), by_user, user, why);
+		bus_cmds_end_owner(k->bus_remote, user, why); /* what its sessions subscribed */
+	}
 	return rc < 0 ? rc : ended;
 }
 
