@@ -701,10 +701,11 @@ void bus_cmds_end_owner(struct bus_remote *r, const char *owner, const char *why
 		if (s->waiter) {
 			struct cmd_call *call = s->waiter;
 			waiter_done(s);
-			cmd_finish(call, cmd_fail(call, LINLI_EAUTH, "session ended: %s; log in again",
-						  why));
+			cmd_finish(call, cmd_fail(call, LINLI_EAUTH,
+						  "session ended: %s; log in again", why));
 		}
-		log_info("bus", "external subscription %llu ('%s') of %s ended with its sessions: %s",
+		log_info("bus",
+			 "external subscription %llu ('%s') of %s ended with its sessions: %s",
 			 (unsigned long long)s->id, s->pattern, owner, why);
 		drop_sub(s);
 	}
