@@ -52,8 +52,8 @@ int access_call(struct cmd_call *call, enum tier_action act, const char *scope, 
  * a street admin on a city node does not back up the city. Every other
  * command acts within the caller's subtree: the gate checks its action at
  * the caller's own node, or leaves it to the handler, which checks it at
- * each target with what it touches (a dataset, a device's
- * class, a topic) and audits that (the last column says which). A kernel
+ * each target with what it touches (a dataset, a device's class, a topic)
+ * and audits that (the last column says which). A kernel
  * command without a row here is a bug: tests/integration/test_tiers.py holds
  * `help`, `tier gates` and the README's command table together.
  */
