@@ -1164,6 +1164,9 @@ static int cmd_accounts_set(struct cmd_call *call, void *ud)
 		    "usage: accounts set USER [--role ROLE] [--node PATH] [--name TEXT] "
 		    "(at least one of them)");
 	const char *user = pos[0];
+	if (o.name && strlen(o.name) >= sizeof ((struct account *)0)->display)
+		return cmd_fail(call, LINLI_EINVAL, "accounts set: --name is longer than %zu bytes",
+				sizeof ((struct account *)0)->display - 1);
 	struct account a;
 	char err[256];
 	if (account_get(k, user, &a, err, sizeof err) != 0)
@@ -1187,14 +1190,19 @@ static int cmd_accounts_set(struct cmd_call *call, void *ud)
 	snprintf(b.role, sizeof b.role, "%s", tier_role_name(role));
 	snprintf(b.scope, sizeof b.scope, "%s", node);
 	if (o.name)
-		snprintf(b.display, sizeof b.display, "%.64s", o.name);
+		snprintf(b.display, sizeof b.display, "%s", o.name);
 	if (moves || rerole)
 		b.epoch++;
 	/* A record lives at its scope: a move deletes it there and writes it anew. */
 	if (moves && (rc = store_delete(k->store, "accounts", a.scope, user, err, sizeof err)))
 		return cmd_fail(call, rc, "accounts set: %s", err);
-	if ((rc = account_put(k, &b, err, sizeof err)))
+	if ((rc = account_put(k, &b, err, sizeof err))) {
+		char e2[256];
+		if (moves && account_put(k, &a, e2, sizeof e2)) /* put back what was there */
+			log_error("tiers", "accounts set: cannot restore '%s' at %s: %s", user,
+				  a.scope, e2);
 		return cmd_fail(call, rc, "accounts set: %s", err);
+	}
 	int ended = 0;
 	if (moves || rerole) {
 		char why[SCOPE_MAX + 96];

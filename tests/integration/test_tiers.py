@@ -505,6 +505,10 @@ def case_accounts_set_and_remove_stay_in_the_subtree():
         check(rc == 1 and "your own account" in out["error"], out)
         rc, out, _ = as_(d, st, "accounts", "set", "c1")
         check(rc == 1 and "usage: accounts set" in out["error"], out)
+        rc, out, _ = as_(d, st, "accounts", "set", "c1", "--node", COMM2, "--name", "名" * 22)
+        check(rc == 1 and "longer than 64 bytes" in out["error"], out)
+        eq({r["user"]: r["scope"] for r in allowed(d, st, "accounts", "list")}["c1"], COMM,
+           "a refused set moves nothing")
         allowed(d, st, "accounts", "set", "c1", "--node", COMM2, "--role", "viewer")
         allowed(d, st, "accounts", "remove", "c1")
         # The node's last administrator can be neither removed nor demoted nor moved.
