@@ -1164,9 +1164,9 @@ static int cmd_accounts_set(struct cmd_call *call, void *ud)
 		    "usage: accounts set USER [--role ROLE] [--node PATH] [--name TEXT] "
 		    "(at least one of them)");
 	const char *user = pos[0];
-	if (o.name && strlen(o.name) >= sizeof ((struct account *)0)->display)
+	if (o.name && strlen(o.name) >= sizeof((struct account *)0)->display)
 		return cmd_fail(call, LINLI_EINVAL, "accounts set: --name is longer than %zu bytes",
-				sizeof ((struct account *)0)->display - 1);
+				sizeof((struct account *)0)->display - 1);
 	struct account a;
 	char err[256];
 	if (account_get(k, user, &a, err, sizeof err) != 0)
