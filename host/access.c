@@ -73,36 +73,127 @@ bool access_sees(const struct cmd_call *call, const char *scope)
 }
 
 /*
- * The action a command word implies; NULL sub matches any. First match wins.
- * `node`: the action is on this node itself (its plugins and rules act over
- * its whole jurisdiction), so the caller needs the right at the node's path,
- * not merely at its own: a street admin does not manage a city node's plugins.
+ * The gates: every console command of the kernel, with the action it takes
+ * and how far it reaches (access.h). A command acts on the whole node when
+ * it copies, counts or changes what belongs to no one jurisdiction: the
+ * store as a whole, node-wide counters, the node's plugins and rules (they
+ * act over its whole jurisdiction), the device layer's drivers. Those are
+ * checked at the node's own path, the rule `plugins grant` always followed:
+ * a street admin on a city node does not back up the city. Every other
+ * command acts within the caller's subtree: the gate checks its action at
+ * the caller's own node, or leaves it to the handler, which checks it at
+ * each target with what it touches (a dataset, a device's class, a topic)
+ * and audits that (the last column says which). A kernel
+ * command without a row here is a bug: tests/integration/test_tiers.py holds
+ * `help`, `tier gates` and the README's command table together.
  */
-static const struct {
-	const char *name, *sub;
-	enum tier_action act;
-	bool node;
-} gates[] = {
-    {"accounts", "passwd", ACT_STATUS, false}, /* one's own; others are checked inside */
-    {"accounts", NULL, ACT_ACCOUNTS_MANAGE, false},
-    {"audit", NULL, ACT_AUDIT_READ, false},
-    {"plugins", "list", ACT_STATUS, false},
-    {"plugins", "info", ACT_STATUS, false},
-    {"plugins", "grants", ACT_STATUS, false},
-    {"plugins", NULL, ACT_PLUGIN_MANAGE, true},
-    {"rules", "list", ACT_STATUS, false},
-    {"rules", "show", ACT_STATUS, false},
-    {"rules", "log", ACT_STATUS, false},
-    {"rules", "grants", ACT_STATUS, false},
-    {"rules", NULL, ACT_RULES_MANAGE, true},
-    {"store", NULL, ACT_STORE_ADMIN, false},
-    {"apikeys", NULL, ACT_STORE_ADMIN, false},
+#define N_ REACH_NODE
+#define S_ REACH_SCOPED
+static const struct access_gate_row gates[] = {
+    {"login", NULL, ACT_STATUS, REACH_OPEN, false},
+    {"help", NULL, ACT_STATUS, REACH_OPEN, false},
+    {"logout", NULL, ACT_STATUS, S_, false},
+    {"whoami", NULL, ACT_STATUS, S_, false},
+    {"status", NULL, ACT_STATUS, S_, false}, /* node-wide figures: access_sees */
+    {"data", "get", ACT_DATA_READ, S_, true},
+    {"data", "put", ACT_DATA_WRITE, S_, true},
+    {"data", "del", ACT_DATA_DELETE, S_, true},
+    {"data", "query", ACT_DATA_READ, S_, true},
+    {"store", "stats", ACT_STORE_ADMIN, N_, false},
+    {"store", "backup", ACT_STORE_ADMIN, N_, false},
+    {"catalog", "list", ACT_STATUS, S_, false},
+    {"catalog", "show", ACT_STATUS, S_, false},
+    {"accounts", "add", ACT_ACCOUNTS_MANAGE, S_, false},
+    {"accounts", "passwd", ACT_ACCOUNTS_MANAGE, S_, true}, /* one's own: status */
+    {"accounts", "set", ACT_ACCOUNTS_MANAGE, S_, false},
+    {"accounts", "disable", ACT_ACCOUNTS_MANAGE, S_, false},
+    {"accounts", "enable", ACT_ACCOUNTS_MANAGE, S_, false},
+    {"accounts", "remove", ACT_ACCOUNTS_MANAGE, S_, false},
+    {"accounts", "grant", ACT_ACCOUNTS_MANAGE, S_, false},
+    {"accounts", "revoke", ACT_ACCOUNTS_MANAGE, S_, false},
+    {"accounts", "list", ACT_ACCOUNTS_MANAGE, S_, false},
+    {"audit", NULL, ACT_AUDIT_READ, S_, false},
+    {"tier", "tree", ACT_STATUS, S_, false},
+    {"tier", "roles", ACT_STATUS, S_, false},
+    {"tier", "gates", ACT_STATUS, S_, false},
+    {"apikeys", "add", ACT_STORE_ADMIN, S_, false},
+    {"apikeys", "list", ACT_STORE_ADMIN, S_, false},
+    {"apikeys", "revoke", ACT_STORE_ADMIN, S_, false},
+    {"events", "subscribe", ACT_EVENTS_SUBSCRIBE, S_, true},
+    {"events", "next", ACT_EVENTS_SUBSCRIBE, S_, true},
+    {"events", "unsubscribe", ACT_EVENTS_SUBSCRIBE, S_, false},
+    {"events", "tail", ACT_EVENTS_SUBSCRIBE, S_, false},
+    {"events", "journal", ACT_EVENTS_SUBSCRIBE, S_, false},
+    {"events", "list", ACT_STATUS, S_, false},
+    {"events", "stats", ACT_EVENTS_SUBSCRIBE, N_, true},
+    {"events", "hold", ACT_EVENTS_SUBSCRIBE, S_, true},
+    {"events", "release", ACT_EVENTS_SUBSCRIBE, S_, true},
+    {"events", "holds", ACT_EVENTS_SUBSCRIBE, S_, true},
+    {"publish", NULL, ACT_EVENTS_PUBLISH, S_, true},
+    {"devices", "list", ACT_DEVICE_READ, S_, true},
+    {"devices", "show", ACT_DEVICE_READ, S_, true},
+    {"devices", "readings", ACT_DEVICE_READ, S_, true},
+    {"devices", "add", ACT_DEVICE_MANAGE, S_, true},
+    {"devices", "remove", ACT_DEVICE_MANAGE, S_, true},
+    {"devices", "rekey", ACT_DEVICE_MANAGE, S_, true},
+    {"devices", "command", ACT_DEVICE_COMMAND, S_, true},
+    {"devices", "set", ACT_DEVICE_COMMAND, S_, true},
+    {"devices", "discover", ACT_DEVICE_MANAGE, N_, false},
+    {"devices", "stats", ACT_DEVICE_READ, S_, true},
+    {"plugins", "list", ACT_STATUS, S_, false},
+    {"plugins", "info", ACT_STATUS, S_, false},
+    {"plugins", "grants", ACT_STATUS, S_, false},
+    {"plugins", "enable", ACT_PLUGIN_MANAGE, N_, false},
+    {"plugins", "disable", ACT_PLUGIN_MANAGE, N_, false},
+    {"plugins", "reload", ACT_PLUGIN_MANAGE, N_, false},
+    {"plugins", "install", ACT_PLUGIN_MANAGE, N_, false},
+    {"plugins", "grant", ACT_PLUGIN_MANAGE, N_, false},
+    {"plugins", "revoke", ACT_PLUGIN_MANAGE, N_, false},
+    {"rules", "list", ACT_STATUS, S_, false},
+    {"rules", "show", ACT_STATUS, S_, false},
+    {"rules", "log", ACT_STATUS, S_, false},
+    {"rules", "grants", ACT_STATUS, S_, false},
+    {"rules", "check", ACT_RULES_MANAGE, N_, false},
+    {"rules", "install", ACT_RULES_MANAGE, N_, false},
+    {"rules", "reload", ACT_RULES_MANAGE, N_, false},
+    {"rules", "remove", ACT_RULES_MANAGE, N_, false},
+    {"rules", "test", ACT_RULES_MANAGE, N_, false},
+    {"rules", "grant", ACT_RULES_MANAGE, N_, false},
+    {"rules", "revoke", ACT_RULES_MANAGE, N_, false},
 };
+#undef N_
+#undef S_
+
+const char *access_reach_name(enum access_reach r)
+{
+	return r == REACH_OPEN ? "open" : r == REACH_NODE ? "node-wide" : "scoped";
+}
+
+const struct access_gate_row *access_gates(size_t *n)
+{
+	*n = sizeof gates / sizeof gates[0];
+	return gates;
+}
+
+const struct access_gate_row *access_gate_find(const char *name, const char *sub)
+{
+	const struct access_gate_row *alone = NULL;
+	for (size_t i = 0; i < sizeof gates / sizeof gates[0]; i++) {
+		if (strcmp(gates[i].name, name) != 0)
+			continue;
+		if (!gates[i].sub)
+			alone = &gates[i];
+		else if (sub && strcmp(gates[i].sub, sub) == 0)
+			return &gates[i];
+	}
+	return alone;
+}
 
 int access_gate(struct kernel *k, struct cmd_call *call)
 {
 	const char *w0 = call->argv[0], *w1 = call->argc > 1 ? call->argv[1] : NULL;
-	if (strcmp(w0, "login") == 0 || strcmp(w0, "help") == 0)
+	const struct access_gate_row *g = access_gate_find(w0, w1);
+	if (g && g->reach == REACH_OPEN)
 		return 0;
 	if (!k->tiers) {
 		/*
@@ -119,14 +210,18 @@ int access_gate(struct kernel *k, struct cmd_call *call)
 	int rc = tiers_attach(k, call);
 	if (rc)
 		return rc;
-	enum tier_action act = ACT_STATUS;
-	bool node = false;
-	for (size_t i = 0; i < sizeof gates / sizeof gates[0]; i++)
-		if (strcmp(gates[i].name, w0) == 0 &&
-		    (!gates[i].sub || (w1 && strcmp(gates[i].sub, w1) == 0))) {
-			act = gates[i].act;
-			node = gates[i].node;
-			break;
-		}
-	return access_call(call, act, node ? k->cfg.node_path : call->who->scope, w0);
+	enum tier_action act = !g || g->in_handler ? ACT_STATUS : g->act;
+	char what[80]; /* the audit's object: the command */
+	snprintf(what, sizeof what, "%s%s%s", w0, g && g->sub ? " " : "",
+		 g && g->sub ? g->sub : "");
+	if (!g || g->reach != REACH_NODE)
+		return access_call(call, act, call->who->scope, what);
+	rc = access_call(call, act, k->cfg.node_path, what);
+	if (rc) {
+		char why[sizeof call->err];
+		snprintf(why, sizeof why, "%s", call->err);
+		cmd_fail(call, rc, "'%s' acts on the whole node %s: %s", what, k->cfg.node_path,
+			 why);
+	}
+	return rc;
 }

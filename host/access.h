@@ -45,13 +45,46 @@ int access_scope(struct cmd_call *call, const char *requested, const char *what,
  * covers the node sees. A listing shows a row only when this is true.
  */
 bool access_sees(const struct cmd_call *call, const char *scope);
+ * How far a console command reaches, hence where its action is checked.
+ * REACH_OPEN: no session (login, help). REACH_SCOPED: within the caller's
+ * subtree: the gate checks the action at the caller's own node (its role)
+ * unless the row leaves it to the handler (in_handler), and the handler
+ * checks every target it names (--scope, a record's or device's scope).
+ * REACH_NODE: the command acts on, or reveals, the whole node (a
+ * backup, node-wide counters, the node's plugins and rules), so the gate
+ * checks the action at the node's own path: only accounts whose
+ * jurisdiction holds the whole node pass.
+ */
+enum access_reach { REACH_OPEN, REACH_SCOPED, REACH_NODE };
+
+const char *access_reach_name(enum access_reach r); /* "open", "scoped", "node-wide" */
+
+/* One row of the gates table: the kernel's console commands, each with its reach. */
+struct access_gate_row {
+	const char *name, *sub; /* sub NULL: the command has no subcommand */
+	enum tier_action act;	/* the action the command takes */
+	enum access_reach reach;
+	bool in_handler; /* the handler checks act at each target (and what it touches);
+			    the gate asks only `status` of the caller's role */
+};
+
+/*
+ * access_gate_find — the row of `name [sub]`: the exact one, else the row
+ * of `name` alone (sub is then an argument: `audit --scope X`). NULL for a
+ * command the kernel does not know (a plugin's own command: the gate asks
+ * `status` at the caller's node, the plugin checks the rest).
+ */
+const struct access_gate_row *access_gate_find(const char *name, const char *sub);
+
+/* Every row, in order; *n receives the count. */
+const struct access_gate_row *access_gates(size_t *n);
 
 /*
  * access_gate — before a console request runs: attach the session's
- * principal (all but `login` and `help` need one) and check the action the
- * command word implies (accounts → accounts.manage, plugins install →
- * plugin.manage, audit → audit.read, ...; data, events and devices check
- * their own scope and object in their handlers). 0, or a code with call->err.
+ * principal (all but REACH_OPEN commands need one) and check the action of
+ * the command's row where its reach says (see above). Refusals are audited
+ * by access_check; a node-wide refusal says that the command acts on the
+ * whole node. 0, or a code with call->err.
  */
 int access_gate(struct kernel *k, struct cmd_call *call);
 

@@ -273,5 +273,11 @@ struct bus_remote;
 int bus_cmds_open(struct kernel *k, struct bus_remote **out);
 /* Answer pending polls, drop external subscriptions, free. Before control_close. */
 void bus_cmds_close(struct bus_remote *r);
+/*
+ * The sessions of account `owner` ended (tier_store.c: a password, role or
+ * node change, a disable, a removal): its external subscriptions end with
+ * them, a waiting poll answered with LINLI_EAUTH "session ended: `why`".
+ */
+void bus_cmds_end_owner(struct bus_remote *r, const char *owner, const char *why);
 
 #endif

@@ -45,6 +45,7 @@
 #include "log.h"
 #include "mp.h"
 #include "scope.h"
+#include "tier_store.h"
 
 #define REPLY_BYTES	  (512u << 10) /* default byte budget of a reply (nng clients take 1 MiB) */
 #define REPLY_BYTES_MAX	  (64u << 20)  /* what --bytes may ask for */
@@ -225,6 +226,12 @@ static void answer(struct rsub *s)
 	s->last_poll_ms = kernel_now_ms();
 	if (s->closed) {
 		cmd_finish(call, cmd_fail(call, LINLI_ELIMIT, "%s", s->closed_why));
+		return;
+	}
+	/* The poll waited: its session may have ended meanwhile (tier_store.h). */
+	int rc = tiers_recheck(s->r->k, call);
+	if (rc) {
+		cmd_finish(call, rc);
 		return;
 	}
 	pack_reply(s, call, max, budget, false);
@@ -487,6 +494,15 @@ static int cmd_next(struct cmd_call *call, void *ud)
 	struct rsub *s = NULL;
 	if ((rc = get_sub(call, r, call->argv[2], &s)))
 		return rc;
+	/*
+	 * The subscription was allowed to its account as it was then; the
+	 * account may since have moved or changed role: it reads on only what
+	 * it may subscribe to now (a refusal is audited, the subscription ends).
+	 */
+	if ((rc = access_call(call, ACT_EVENTS_SUBSCRIBE, s->scope, s->pattern))) {
+		drop_sub(s);
+		return rc;
+	}
 	if (s->closed) {
 		rc = cmd_fail(call, LINLI_ELIMIT, "subscription %llu: %s",
 			      (unsigned long long)s->id, s->closed_why);
@@ -689,6 +705,25 @@ static int cmd_publish(struct cmd_call *call, void *ud)
 	mp_kv_str(out, "scope", scope);
 	/* A record of consequence is acknowledged once its batch is on disk. */
 	return journal_await(r->k, call) ? CMD_PENDING : 0;
+}
+
+void bus_cmds_end_owner(struct bus_remote *r, const char *owner, const char *why)
+{
+	for (struct rsub *s = r ? r->subs : NULL, *next; s; s = next) {
+		next = s->next;
+		if (strcmp(s->owner, owner) != 0)
+			continue;
+		if (s->waiter) {
+			struct cmd_call *call = s->waiter;
+			waiter_done(s);
+			cmd_finish(call, cmd_fail(call, LINLI_EAUTH,
+						  "session ended: %s; log in again", why));
+		}
+		log_info("bus",
+			 "external subscription %llu ('%s') of %s ended with its sessions: %s",
+			 (unsigned long long)s->id, s->pattern, owner, why);
+		drop_sub(s);
+	}
 }
 
 int bus_cmds_open(struct kernel *k, struct bus_remote **out)

@@ -33,7 +33,8 @@ static const char core_accounts[] =
 	"    { name = \"failed\";       type = \"integer\"; min = 0; },\n"
 	"    { name = \"locked_until\"; type = \"time\"; },\n"
 	"    { name = \"created\";      type = \"time\"; },\n"
-	"    { name = \"created_by\";   type = \"string\";  max_len = 64; }\n"
+	"    { name = \"created_by\";   type = \"string\";  max_len = 64; },\n"
+	"    { name = \"epoch\";        type = \"integer\"; min = 0; }                          # bumped when sessions must end\n"
 	"  );\n"
 	"};\n";
 
@@ -52,7 +53,9 @@ static const char core_sessions[] =
 	"  fields = (\n"
 	"    { name = \"user\";    type = \"string\"; required = true; indexed = true; max_len = 64; },\n"
 	"    { name = \"expires\"; type = \"time\";   required = true; },\n"
-	"    { name = \"created\"; type = \"time\";   required = true; indexed = true; }\n"
+	"    { name = \"created\"; type = \"time\";   required = true; indexed = true; },\n"
+	"    { name = \"epoch\";   type = \"integer\"; min = 0; },               # the account's at login\n"
+	"    { name = \"ended\";   type = \"string\"; max_len = 160; }           # why it ended, if it did\n"
 	"  );\n"
 	"};\n";
 

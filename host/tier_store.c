@@ -2,10 +2,22 @@
  * tier_store — see tier_store.h.
  *
  * Sessions: the console keeps a random 256-bit token; linlid keeps only
- * BLAKE2b(token) as the id of a `sessions` record (user, expiry). A request's
- * token is hashed and looked up in a small cache, then in the store; the
- * account behind it is re-read, so a disabled account or a changed role takes
- * effect at the next request (the cache is dropped for that user).
+ * BLAKE2b(token) as the id of a `sessions` record (user, expiry, and the
+ * account's epoch at login). A request's token is hashed and looked up in a
+ * small cache, then in the store; the account behind it is re-read, so a
+ * changed grant takes effect at the next request (the cache is dropped for
+ * that user).
+ *
+ * Ending sessions for good: a password change, a disable, a role or node
+ * change and a removal bump the account's epoch and turn every session
+ * record of the account into a tombstone that says why it ended (an expired
+ * one is deleted). A token is valid only while its record is live and its
+ * epoch is the account's, so nothing brings an ended session back: not
+ * `accounts enable`, not a new account of the same name (its records must
+ * also be younger than the account). Cached principals of those sessions are
+ * marked ended at once, the account's external subscriptions end with them
+ * (bus_cmds_end_owner), and a call that outlives its request's check (a long
+ * poll) asks tiers_recheck before it answers.
  *
  * Passwords: hashed and verified on a short-lived thread each (logins are
  * rare and Argon2id is deliberately slow); the result comes back to the kernel
@@ -23,6 +35,7 @@
 #include <time.h>
 
 #include "access.h"
+#include "bus.h"
 #include "catalog.h"
 #include "cmd.h"
 #include "kernel.h"
@@ -44,6 +57,7 @@ struct sess {
 	int64_t expires_ms;
 	int refs;
 	bool dead; /* dropped from the cache; freed with its last reference */
+	char ended[160]; /* why the session ended ("" while it has not) */
 	struct tier_principal p;
 	struct sess *next;
 };
@@ -80,13 +94,21 @@ static void sess_unref(void *arg)
 		free(s);
 }
 
-static void cache_drop(struct tiers *t, bool (*match)(struct sess *, const void *), const void *key)
+/*
+ * Drop the matching entries. `ended` non-NULL: their sessions ended for good
+ * (calls still holding one see it in tiers_recheck); NULL: the account only
+ * changed (a grant), the next request reads it again.
+ */
+static void cache_drop(struct tiers *t, bool (*match)(struct sess *, const void *), const void *key,
+		       const char *ended)
 {
 	for (struct sess **pp = &t->cache; *pp;) {
 		struct sess *s = *pp;
 		if (match(s, key)) {
 			*pp = s->next;
 			s->dead = true;
+			if (ended)
+				snprintf(s->ended, sizeof s->ended, "%s", ended);
 			if (s->refs == 0)
 				free(s);
 		} else
@@ -117,6 +139,7 @@ struct account {
 	char grants[4096];
 	bool disabled;
 	int64_t failed, locked_until, created;
+	int64_t epoch; /* bumped by whatever must end the account's sessions */
 };
 
 static int64_t get_i(const msgpack_object *o)
@@ -143,6 +166,7 @@ static void account_from(const msgpack_object *m, struct account *a)
 	a->failed = get_i(mp_get(m, "failed"));
 	a->locked_until = get_i(mp_get(m, "locked_until"));
 	a->created = get_i(mp_get(m, "created"));
+	a->epoch = get_i(mp_get(m, "epoch"));
 }
 
 /* Read account `user`; 0, LINLI_ENOENT, or a store error (message in err). */
@@ -174,7 +198,7 @@ static void account_pack(const struct account *a, msgpack_sbuffer *sb)
 	msgpack_packer pk;
 	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
 	int n = 6 + (a->display[0] != 0) + (a->grants[0] != 0) + (a->locked_until != 0) +
-		(a->created_by[0] != 0);
+		(a->created_by[0] != 0) + (a->epoch != 0);
 	msgpack_pack_map(&pk, (size_t)n);
 	mp_kv_str(&pk, "kind", a->kind);
 	mp_kv_str(&pk, "role", a->role);
@@ -190,6 +214,8 @@ static void account_pack(const struct account *a, msgpack_sbuffer *sb)
 		mp_kv_int(&pk, "locked_until", a->locked_until);
 	if (a->created_by[0])
 		mp_kv_str(&pk, "created_by", a->created_by);
+	if (a->epoch)
+		mp_kv_int(&pk, "epoch", a->epoch);
 }
 
 static int account_put(struct kernel *k, const struct account *a, char *err, size_t errlen)
@@ -247,6 +273,88 @@ static void attach(struct cmd_call *call, struct sess *s)
 	call->who_release = sess_unref;
 }
 
+/* A `sessions` record as read back. */
+struct sess_rec {
+	char id[SID_LEN + 1];
+	char scope[SCOPE_MAX + 1];
+	char user[USER_MAX + 1];
+	char ended[160];
+	int64_t expires, created, epoch;
+};
+
+static void sess_rec_from(const void *data, size_t len, struct sess_rec *r)
+{
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	size_t off = 0;
+	if (msgpack_unpack_next(&up, data, len, &off) == MSGPACK_UNPACK_SUCCESS) {
+		mp_copy_str(mp_get(&up.data, "user"), r->user, sizeof r->user);
+		mp_copy_str(mp_get(&up.data, "ended"), r->ended, sizeof r->ended);
+		r->expires = get_i(mp_get(&up.data, "expires"));
+		r->created = get_i(mp_get(&up.data, "created"));
+		r->epoch = get_i(mp_get(&up.data, "epoch"));
+	}
+	msgpack_unpacked_destroy(&up);
+}
+
+static int sess_put(struct kernel *k, const struct sess_rec *r, char *err, size_t errlen)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 4 + (r->ended[0] != 0));
+	mp_kv_str(&pk, "user", r->user);
+	mp_kv_int(&pk, "expires", r->expires);
+	mp_kv_int(&pk, "created", r->created);
+	mp_kv_int(&pk, "epoch", r->epoch);
+	if (r->ended[0])
+		mp_kv_str(&pk, "ended", r->ended);
+	char sid[STORE_ID_MAX + 1];
+	int rc = store_put(k->store, "sessions", r->scope, r->id, sb.data, sb.size, sid, NULL, err,
+			   errlen);
+	msgpack_sbuffer_destroy(&sb);
+	return rc;
+}
+
+/*
+ * Is session `id` live? Reads its record and its account; 0 with the account
+ * in *a and the expiry in *expires, or LINLI_EAUTH with call->err saying why.
+ */
+static int sess_validate(struct kernel *k, struct cmd_call *call, const char *id, struct account *a,
+			 int64_t *expires)
+{
+	msgpack_sbuffer sb;
+	msgpack_sbuffer_init(&sb);
+	struct sess_rec r = {0};
+	char err[256];
+	int rc = store_get(k->store, "sessions", NULL, id, &sb, r.scope, err, sizeof err);
+	if (rc == 0)
+		sess_rec_from(sb.data, sb.size, &r);
+	msgpack_sbuffer_destroy(&sb);
+	if (rc != 0 || !r.user[0])
+		return cmd_fail(call, LINLI_EAUTH, "unknown session: log in again");
+	if (r.ended[0])
+		return cmd_fail(call, LINLI_EAUTH, "session ended: %s; log in again", r.ended);
+	if (r.expires <= wall_ms())
+		return cmd_fail(call, LINLI_EAUTH, "session expired: run 'linli login' again");
+	if (account_get(k, r.user, a, err, sizeof err) != 0)
+		return cmd_fail(call, LINLI_EAUTH,
+				"session ended: account '%s' is gone; log in again", r.user);
+	if (a->disabled)
+		return cmd_fail(call, LINLI_EAUTH, "session ended: account '%s' is disabled",
+				r.user);
+	/* Older than the account (a removed one of the same name), or older than its epoch. */
+	if (r.epoch != a->epoch || r.created < a->created)
+		return cmd_fail(
+		    call, LINLI_EAUTH,
+		    "session ended: account '%s' changed (password, role or node) since "
+		    "this login; log in again",
+		    r.user);
+	*expires = r.expires;
+	return 0;
+}
+
 int tiers_attach(struct kernel *k, struct cmd_call *call)
 {
 	struct tiers *t = T(k);
@@ -260,39 +368,18 @@ int tiers_attach(struct kernel *k, struct cmd_call *call)
 	for (struct sess *s = t->cache; s; s = s->next)
 		if (strcmp(s->id, id) == 0) {
 			if (s->expires_ms <= now) {
-				cache_drop(t, by_id, id);
+				cache_drop(t, by_id, id, "it expired");
 				return cmd_fail(call, LINLI_EAUTH,
 						"session expired: run 'linli login' again");
 			}
 			attach(call, s);
 			return 0;
 		}
-	msgpack_sbuffer sb;
-	msgpack_sbuffer_init(&sb);
-	char scope[SCOPE_MAX + 1], err[256];
-	int rc = store_get(k->store, "sessions", NULL, id, &sb, scope, err, sizeof err);
-	char user[USER_MAX + 1] = "";
-	int64_t expires = 0;
-	if (rc == 0) {
-		msgpack_unpacked up;
-		msgpack_unpacked_init(&up);
-		size_t off = 0;
-		if (msgpack_unpack_next(&up, sb.data, sb.size, &off) == MSGPACK_UNPACK_SUCCESS) {
-			mp_copy_str(mp_get(&up.data, "user"), user, sizeof user);
-			expires = get_i(mp_get(&up.data, "expires"));
-		}
-		msgpack_unpacked_destroy(&up);
-	}
-	msgpack_sbuffer_destroy(&sb);
-	if (rc != 0 || !user[0])
-		return cmd_fail(call, LINLI_EAUTH, "unknown session: log in again");
-	if (expires <= now)
-		return cmd_fail(call, LINLI_EAUTH, "session expired: run 'linli login' again");
 	struct account a;
-	if (account_get(k, user, &a, err, sizeof err) != 0)
-		return cmd_fail(call, LINLI_EAUTH, "the session's account is gone: log in again");
-	if (a.disabled)
-		return cmd_fail(call, LINLI_EAUTH, "account '%s' is disabled", user);
+	int64_t expires = 0;
+	int rc = sess_validate(k, call, id, &a, &expires);
+	if (rc)
+		return rc;
 	struct sess *s = sess_build(&a, id, expires);
 	if (!s)
 		return cmd_fail(call, LINLI_ENOMEM, "out of memory");
@@ -300,6 +387,97 @@ int tiers_attach(struct kernel *k, struct cmd_call *call)
 	t->cache = s;
 	attach(call, s);
 	return 0;
+}
+
+int tiers_recheck(struct kernel *k, struct cmd_call *call)
+{
+	if (!k->tiers || call->who_release != sess_unref)
+		return 0; /* the kernel's own, or a principal no session stands behind */
+	struct sess *s = call->who_ref;
+	if (s->ended[0])
+		return cmd_fail(call, LINLI_EAUTH, "session ended: %s; log in again", s->ended);
+	if (s->expires_ms <= wall_ms())
+		return cmd_fail(call, LINLI_EAUTH, "session expired: run 'linli login' again");
+	if (!s->dead)
+		return 0; /* still the cache's: nothing ended it */
+	struct account a;
+	int64_t expires;
+	int rc = sess_validate(k, call, s->id, &a, &expires);
+	if (rc == 0 && strcmp(a.scope, s->scope) != 0)
+		rc = cmd_fail(call, LINLI_EAUTH, "session ended: account '%s' moved; log in again",
+			      s->user);
+	return rc;
+}
+
+struct sweep {
+	struct sess_rec *v;
+	size_t n, cap;
+	bool oom;
+};
+
+static int sweep_row(void *ud, const struct store_row *row)
+{
+	struct sweep *w = ud;
+	if (w->n == w->cap) {
+		size_t cap = w->cap ? w->cap * 2 : 16;
+		struct sess_rec *v = realloc(w->v, cap * sizeof *v);
+		if (!v) {
+			w->oom = true;
+			return 1;
+		}
+		w->v = v;
+		w->cap = cap;
+	}
+	struct sess_rec *r = &w->v[w->n++];
+	memset(r, 0, sizeof *r);
+	snprintf(r->id, sizeof r->id, "%s", row->id);
+	snprintf(r->scope, sizeof r->scope, "%s", row->scope);
+	sess_rec_from(row->data, row->len, r);
+	return 0;
+}
+
+/*
+ * sessions_sweep — the `sessions` records of `user`: expired ones are deleted
+ * (a login sweeps its own, so they do not pile up); with `why`, every live one
+ * becomes a tombstone saying why it ended, and the cache forgets them. Returns
+ * how many live sessions ended (>= 0), or a store error with err set.
+ */
+static int sessions_sweep(struct kernel *k, const char *user, const char *why, char *err,
+			  size_t errlen)
+{
+	struct sweep w = {0};
+	struct store_where wh = {"user", user};
+	struct store_query q = {.dataset = "sessions", .where = &wh, .n_where = 1};
+	char cursor[STORE_CURSOR_MAX];
+	int rc;
+	do {
+		rc = store_scan(k->store, &q, sweep_row, &w, cursor, err, errlen);
+		q.cursor = cursor;
+	} while (rc > 0 && cursor[0] && !w.oom);
+	if (rc >= 0 && w.oom) {
+		snprintf(err, errlen, "out of memory listing the sessions of '%s'", user);
+		rc = LINLI_ENOMEM;
+	}
+	int64_t now = wall_ms();
+	int ended = 0;
+	for (size_t i = 0; rc >= 0 && i < w.n; i++) {
+		struct sess_rec *r = &w.v[i];
+		if (strcmp(r->user, user) != 0)
+			continue; /* an index entry of a long value: re-checked here */
+		if (r->expires <= now)
+			rc = store_delete(k->store, "sessions", NULL, r->id, err, errlen);
+		else if (why && !r->ended[0]) {
+			snprintf(r->ended, sizeof r->ended, "%s", why);
+			rc = sess_put(k, r, err, errlen);
+			ended++;
+		}
+	}
+	free(w.v);
+	if (why) {
+		cache_drop(T(k), by_user, user, why);
+		bus_cmds_end_owner(k->bus_remote, user, why); /* what its sessions subscribed */
+	}
+	return rc < 0 ? rc : ended;
 }
 
 /* ---- audit ---- */
@@ -570,46 +748,58 @@ static void login_done(struct kernel *k, struct job *j)
 	int64_t now = wall_ms();
 	struct tier_principal who = {PRINCIPAL_PERSON, a->user, a->scope[0] ? a->scope : "-",
 				     ROLE_NONE, NULL};
-	if (!j->ok || !a->hash[0]) {
-		if (a->hash[0]) {
-			a->failed++;
-			if (a->failed >= k->cfg.lockout_attempts) {
-				a->locked_until = now + (int64_t)k->cfg.lockout_s * 1000;
-				log_warn("tiers", "account %s locked for %d s after %lld failed logins",
-					 a->user, k->cfg.lockout_s, (long long)a->failed);
+	/*
+	 * The password was checked against the account as it was when the login
+	 * began. Read it again: what changed meanwhile (a new password, a
+	 * disable, a new epoch) wins, and is never written back over.
+	 */
+	struct account now_a;
+	bool same = a->hash[0] && account_get(k, a->user, &now_a, err, sizeof err) == 0 &&
+		    strcmp(now_a.hash, a->hash) == 0 && now_a.epoch == a->epoch &&
+		    !now_a.disabled && strcmp(now_a.scope, a->scope) == 0;
+	if (!j->ok || !same) {
+		if (!j->ok && a->hash[0] && account_get(k, a->user, &now_a, err, sizeof err) == 0) {
+			now_a.failed++;
+			if (now_a.failed >= k->cfg.lockout_attempts) {
+				now_a.locked_until = now + (int64_t)k->cfg.lockout_s * 1000;
+				log_warn("tiers",
+					 "account %s locked for %d s after %lld failed logins",
+					 a->user, k->cfg.lockout_s, (long long)now_a.failed);
 			}
-			if (account_put(k, a, err, sizeof err))
+			if (account_put(k, &now_a, err, sizeof err))
 				log_error("tiers", "cannot count a failed login of %s: %s", a->user,
 					  err);
 		}
+		const char *why = j->ok ? "the account changed during the login" : NULL;
 		tiers_audit(k, &who, "login", a->scope[0] ? a->scope : k->cfg.node_path, a->user,
-			    "denied", "wrong user or password");
+			    "denied", why ? why : "wrong user or password");
 		/* The failed count and the audit entry commit with the batch. */
-		cmd_finish(call, cmd_fail(call, LINLI_EAUTH, "login failed: wrong user or password"));
+		cmd_finish(
+		    call,
+		    why ? cmd_fail(call, LINLI_EAUTH, "login failed: %s; try again", why)
+			: cmd_fail(call, LINLI_EAUTH, "login failed: wrong user or password"));
 		return;
 	}
+	*a = now_a;
 	a->failed = 0;
 	a->locked_until = 0;
 	if (account_put(k, a, err, sizeof err)) {
 		cmd_finish(call, cmd_fail(call, LINLI_EIO, "login: %s", err));
 		return;
 	}
-	char token[65], id[SID_LEN + 1];
+	/* Expired sessions of this account go now, so they never pile up. */
+	if (sessions_sweep(k, a->user, NULL, err, sizeof err) < 0)
+		log_warn("tiers", "cannot sweep the expired sessions of %s: %s", a->user, err);
+	char token[65];
 	tier_token_new(token);
-	token_id(token, id);
-	int64_t expires = now + (int64_t)k->cfg.session_ttl_s * 1000;
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 3);
-	mp_kv_str(&pk, "user", a->user);
-	mp_kv_int(&pk, "expires", expires);
-	mp_kv_int(&pk, "created", now);
-	char sid[STORE_ID_MAX + 1];
-	int rc = store_put(k->store, "sessions", a->scope, id, sb.data, sb.size, sid, NULL, err,
-			   sizeof err);
-	msgpack_sbuffer_destroy(&sb);
+	struct sess_rec r = {0};
+	token_id(token, r.id);
+	snprintf(r.scope, sizeof r.scope, "%s", a->scope);
+	snprintf(r.user, sizeof r.user, "%s", a->user);
+	r.expires = now + (int64_t)k->cfg.session_ttl_s * 1000;
+	r.created = now;
+	r.epoch = a->epoch;
+	int rc = sess_put(k, &r, err, sizeof err);
 	if (rc) {
 		sodium_memzero(token, sizeof token);
 		cmd_finish(call, cmd_fail(call, rc, "login: cannot store the session: %s", err));
@@ -619,7 +809,7 @@ static void login_done(struct kernel *k, struct job *j)
 	tiers_audit(k, &who, "login", a->scope, a->user, "allowed", NULL);
 	log_info("tiers", "%s logged in (%s at %s)", a->user, a->role, a->scope);
 	char when[32];
-	utc_text(expires, when, sizeof when);
+	utc_text(r.expires, when, sizeof when);
 	msgpack_packer *out = &call->pk;
 	msgpack_pack_map(out, 5);
 	mp_kv_str(out, "user", a->user);
@@ -689,7 +879,7 @@ static int cmd_logout(struct cmd_call *call, void *ud)
 	int rc = store_delete(k->store, "sessions", NULL, id, err, sizeof err);
 	if (rc && rc != LINLI_ENOENT)
 		return cmd_fail(call, rc, "logout: %s", err);
-	cache_drop(T(k), by_id, id);
+	cache_drop(T(k), by_id, id, "it was logged out");
 	msgpack_pack_map(&call->pk, 1);
 	mp_kv_str(&call->pk, "logged_out", s->user);
 	if (rc == 0) {
@@ -765,6 +955,91 @@ static int may_manage(struct cmd_call *call, const char *scope)
 	return access_call(call, ACT_ACCOUNTS_MANAGE, scope, "accounts");
 }
 
+/*
+ * Where an account may be put and as what: `node` in the tree, served here
+ * and in the caller's subtree; `role` known and existing at node's level.
+ */
+static int placement_ok(struct cmd_call *call, const char *node, const char *role,
+			enum tier_role *out)
+{
+	struct kernel *k = call->k;
+	char why[128];
+	if (!scope_check(node, why, sizeof why))
+		return cmd_fail(call, LINLI_EINVAL, "bad --node '%.64s': %s", node, why);
+	if (T(k)->tree.n && !tier_tree_find(&T(k)->tree, node))
+		return cmd_fail(call, LINLI_ENOENT, "node '%s' is not in the jurisdiction tree",
+				node);
+	if (!scope_within(k->cfg.node_path, node))
+		return cmd_fail(call, LINLI_EPERM, "node '%s' is not served by this linlid (%s)",
+				node, k->cfg.node_path);
+	int rc = may_manage(call, node);
+	if (rc)
+		return rc;
+	*out = tier_role_parse(role);
+	enum tier_level lvl = (enum tier_level)scope_depth(node);
+	if (*out == ROLE_NONE)
+		return cmd_fail(
+		    call, LINLI_EINVAL,
+		    "unknown role '%.20s': admin, operator, grid_worker, auditor, viewer", role);
+	if (!tier_role_valid_at(*out, lvl))
+		return cmd_fail(call, LINLI_EINVAL, "role %s does not exist at the %s level",
+				tier_role_name(*out), tier_level_name(lvl));
+	return 0;
+}
+
+struct admins {
+	const char *node, *skip; /* count the admins at node, but skip */
+	int n;
+};
+
+static int admin_row(void *ud, const struct store_row *row)
+{
+	struct admins *c = ud;
+	if (strcmp(row->scope, c->node) != 0 || strcmp(row->id, c->skip) == 0)
+		return 0;
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	size_t off = 0;
+	struct account a;
+	memset(&a, 0, sizeof a);
+	if (msgpack_unpack_next(&up, row->data, row->len, &off) == MSGPACK_UNPACK_SUCCESS)
+		account_from(&up.data, &a);
+	msgpack_unpacked_destroy(&up);
+	if (strcmp(a.role, "admin") == 0 && !a.disabled)
+		c->n++;
+	return 0;
+}
+
+/*
+ * last_admin — refuse to `what` account `a` when it is the last enabled
+ * administrator of this linlid's own node: nobody could manage the node any
+ * more. 0 when another one is left (or `a` is not one), else LINLI_EPERM.
+ */
+static int last_admin(struct cmd_call *call, const struct account *a, const char *what)
+{
+	struct kernel *k = call->k;
+	if (strcmp(a->role, "admin") != 0 || a->disabled || strcmp(a->scope, k->cfg.node_path) != 0)
+		return 0;
+	struct admins c = {k->cfg.node_path, a->user, 0};
+	struct store_where w = {"role", "admin"};
+	struct store_query q = {
+	    .dataset = "accounts", .scope = k->cfg.node_path, .where = &w, .n_where = 1};
+	char cursor[STORE_CURSOR_MAX], err[256];
+	int rc;
+	do {
+		rc = store_scan(k->store, &q, admin_row, &c, cursor, err, sizeof err);
+		q.cursor = cursor;
+	} while (rc > 0 && cursor[0] && c.n == 0);
+	if (rc < 0)
+		return cmd_fail(call, rc, "accounts %s: %s", what, err);
+	if (c.n == 0)
+		return cmd_fail(call, LINLI_EPERM,
+				"'%s' is the last administrator of %s: add another admin there "
+				"before you %s it",
+				a->user, k->cfg.node_path, what);
+	return 0;
+}
+
 static void add_done(struct kernel *k, struct job *j)
 {
 	struct cmd_call *call = j->call;
@@ -774,29 +1049,54 @@ static void add_done(struct kernel *k, struct job *j)
 		return;
 	}
 	struct account *a = &j->acct;
-	snprintf(a->hash, sizeof a->hash, "%s", j->hash);
-	/* Someone may have taken the name while we hashed. */
+	bool passwd = strcmp(call->argv[1], "passwd") == 0;
 	struct account other;
-	if (account_get(k, a->user, &other, err, sizeof err) == 0 && strcmp(call->argv[1], "passwd")) {
+	int got = account_get(k, a->user, &other, err, sizeof err);
+	if (!passwd && got == 0) {
+		/* Someone took the name while we hashed. */
 		cmd_finish(call, cmd_fail(call, LINLI_EEXIST, "account '%s' exists", a->user));
 		return;
 	}
+	if (passwd) {
+		/* The account as it is now (it may have changed while we hashed), new password. */
+		if (got != 0) {
+			cmd_finish(call,
+				   cmd_fail(call, LINLI_ENOENT, "no account '%.40s'", a->user));
+			return;
+		}
+		int mrc;
+		if (strcmp(a->user, call->who->name) != 0 &&
+		    (mrc = may_manage(call, other.scope))) {
+			cmd_finish(call, mrc);
+			return;
+		}
+		*a = other;
+		a->failed = 0;
+		a->locked_until = 0;
+		a->epoch++;
+	}
+	snprintf(a->hash, sizeof a->hash, "%s", j->hash);
 	int rc = account_put(k, a, err, sizeof err);
-	if (rc) {
+	int ended = 0;
+	if (!rc && passwd) {
+		char why[96];
+		snprintf(why, sizeof why, "the password of '%s' was changed", a->user);
+		rc = ended = sessions_sweep(k, a->user, why, err, sizeof err);
+	}
+	if (rc < 0) {
 		cmd_finish(call, cmd_fail(call, rc, "%s", err));
 		return;
 	}
-	bool passwd = strcmp(call->argv[1], "passwd") == 0;
 	tiers_audit(k, call->who, passwd ? "accounts.passwd" : "accounts.add", a->scope, a->user,
 		    "allowed", passwd ? NULL : a->role);
-	if (passwd)
-		cache_drop(T(k), by_user, a->user);
 	msgpack_packer *pk = &call->pk;
-	msgpack_pack_map(pk, 4 + (j->extra[0] != 0));
+	msgpack_pack_map(pk, 4 + (j->extra[0] != 0) + passwd);
 	mp_kv_str(pk, "user", a->user);
 	mp_kv_str(pk, "kind", a->kind);
 	mp_kv_str(pk, "role", a->role);
 	mp_kv_str(pk, "scope", a->scope);
+	if (passwd)
+		mp_kv_int(pk, "sessions_ended", ended);
 	if (j->extra[0])
 		mp_kv_str(pk, "secret", j->extra); /* shown once, never stored */
 	sodium_memzero(j->extra, sizeof j->extra);
@@ -823,24 +1123,9 @@ static int cmd_accounts_add(struct cmd_call *call, void *ud)
 				user);
 	const char *node = o.node ? o.node : call->who->scope;
 	char why[128];
-	if (!scope_check(node, why, sizeof why))
-		return cmd_fail(call, LINLI_EINVAL, "bad --node '%.64s': %s", node, why);
-	if (T(k)->tree.n && !tier_tree_find(&T(k)->tree, node))
-		return cmd_fail(call, LINLI_ENOENT, "node '%s' is not in the jurisdiction tree", node);
-	if (!scope_within(k->cfg.node_path, node))
-		return cmd_fail(call, LINLI_EPERM, "node '%s' is not served by this linlid (%s)",
-				node, k->cfg.node_path);
-	if ((rc = may_manage(call, node)))
+	enum tier_role role;
+	if ((rc = placement_ok(call, node, o.role, &role)))
 		return rc;
-	enum tier_role role = tier_role_parse(o.role);
-	enum tier_level lvl = (enum tier_level)scope_depth(node);
-	if (role == ROLE_NONE)
-		return cmd_fail(call, LINLI_EINVAL,
-				"unknown role '%.20s': admin, operator, grid_worker, auditor, viewer",
-				o.role);
-	if (!tier_role_valid_at(role, lvl))
-		return cmd_fail(call, LINLI_EINVAL, "role %s does not exist at the %s level",
-				tier_role_name(role), tier_level_name(lvl));
 	struct account existing;
 	char err[256];
 	if (account_get(k, user, &existing, err, sizeof err) == 0)
@@ -915,8 +1200,6 @@ static int cmd_accounts_passwd(struct cmd_call *call, void *ud)
 		return cmd_fail(call, rc, "%s", why);
 	}
 	j->acct = a;
-	j->acct.failed = 0;
-	j->acct.locked_until = 0;
 	j->kind = JOB_HASH;
 	j->strength = k->cfg.pwhash;
 	j->done = add_done;
@@ -941,9 +1224,12 @@ static int change_account(struct cmd_call *call, const char *what)
 		return rc;
 	if (strcmp(user, call->who->name) == 0 && strcmp(what, "enable") != 0)
 		return cmd_fail(call, LINLI_EPERM, "you may not %s your own account", what);
-	if (strcmp(what, "disable") == 0)
+	if (strcmp(what, "disable") == 0) {
+		if ((rc = last_admin(call, &a, "disable")))
+			return rc;
 		a.disabled = true;
-	else if (strcmp(what, "enable") == 0) {
+		a.epoch++;
+	} else if (strcmp(what, "enable") == 0) {
 		a.disabled = false;
 		a.failed = 0;
 		a.locked_until = 0;
@@ -975,7 +1261,13 @@ static int change_account(struct cmd_call *call, const char *what)
 	}
 	if ((rc = account_put(k, &a, err, sizeof err)))
 		return cmd_fail(call, rc, "%s", err);
-	cache_drop(T(k), by_user, user);
+	if (strcmp(what, "disable") == 0) {
+		char why[96];
+		snprintf(why, sizeof why, "account '%s' was disabled", user);
+		if ((rc = sessions_sweep(k, user, why, err, sizeof err)) < 0)
+			return cmd_fail(call, rc, "%s", err);
+	} else
+		cache_drop(T(k), by_user, user, NULL);
 	char action[32];
 	snprintf(action, sizeof action, "accounts.%s", what);
 	tiers_audit(k, call->who, action, a.scope, user, "allowed",
@@ -984,6 +1276,120 @@ static int change_account(struct cmd_call *call, const char *what)
 	mp_kv_str(&call->pk, "user", user);
 	mp_kv_bool(&call->pk, "disabled", a.disabled);
 	mp_kv_str(&call->pk, "grants", a.grants);
+	finish_after_commit(k, call);
+	return CMD_PENDING;
+}
+
+/* The role or node of an account changes: a new epoch, and its sessions end. */
+static int cmd_accounts_set(struct cmd_call *call, void *ud)
+{
+	(void)ud;
+	struct kernel *k = call->k;
+	struct aopts o;
+	const char *pos[1];
+	int npos, rc;
+	if ((rc = parse_aopts(call, 2, &o, pos, 1, &npos)))
+		return rc;
+	if (npos != 1 || o.machine || (!o.role && !o.node && !o.name))
+		return cmd_fail(
+		    call, LINLI_EINVAL,
+		    "usage: accounts set USER [--role ROLE] [--node PATH] [--name TEXT] "
+		    "(at least one of them)");
+	const char *user = pos[0];
+	if (o.name && strlen(o.name) >= sizeof((struct account *)0)->display)
+		return cmd_fail(call, LINLI_EINVAL, "accounts set: --name is longer than %zu bytes",
+				sizeof((struct account *)0)->display - 1);
+	struct account a;
+	char err[256];
+	if (account_get(k, user, &a, err, sizeof err) != 0)
+		return cmd_fail(call, LINLI_ENOENT, "no account '%.40s'", user);
+	if ((rc = may_manage(call, a.scope)))
+		return rc;
+	const char *node = o.node ? o.node : a.scope;
+	enum tier_role role;
+	if ((rc = placement_ok(call, node, o.role ? o.role : a.role, &role)))
+		return rc;
+	bool moves = strcmp(node, a.scope) != 0;
+	bool rerole = strcmp(tier_role_name(role), a.role) != 0;
+	if (moves || rerole) {
+		if ((rc = last_admin(call, &a, moves ? "move" : "demote")))
+			return rc;
+		if (strcmp(user, call->who->name) == 0)
+			return cmd_fail(call, LINLI_EPERM,
+					"you may not change the role or node of your own account");
+	}
+	struct account b = a;
+	snprintf(b.role, sizeof b.role, "%s", tier_role_name(role));
+	snprintf(b.scope, sizeof b.scope, "%s", node);
+	if (o.name)
+		snprintf(b.display, sizeof b.display, "%s", o.name);
+	if (moves || rerole)
+		b.epoch++;
+	/* A record lives at its scope: a move deletes it there and writes it anew. */
+	if (moves && (rc = store_delete(k->store, "accounts", a.scope, user, err, sizeof err)))
+		return cmd_fail(call, rc, "accounts set: %s", err);
+	if ((rc = account_put(k, &b, err, sizeof err))) {
+		char e2[256];
+		if (moves && account_put(k, &a, e2, sizeof e2)) /* put back what was there */
+			log_error("tiers", "accounts set: cannot restore '%s' at %s: %s", user,
+				  a.scope, e2);
+		return cmd_fail(call, rc, "accounts set: %s", err);
+	}
+	int ended = 0;
+	if (moves || rerole) {
+		char why[SCOPE_MAX + 96];
+		if (moves)
+			snprintf(why, sizeof why, "account '%s' was moved to %s", user, node);
+		else
+			snprintf(why, sizeof why, "the role of '%s' changed to %s", user, b.role);
+		if ((ended = sessions_sweep(k, user, why, err, sizeof err)) < 0)
+			return cmd_fail(call, ended, "accounts set: %s", err);
+	}
+	char detail[2 * SCOPE_MAX + 64];
+	snprintf(detail, sizeof detail, "role %s->%s node %s->%s%s", a.role, b.role, a.scope,
+		 b.scope, o.name ? " name" : "");
+	tiers_audit(k, call->who, "accounts.set", a.scope, user, "allowed", detail);
+	if (moves) /* the new jurisdiction's auditors see who came in */
+		tiers_audit(k, call->who, "accounts.set", b.scope, user, "allowed", detail);
+	msgpack_pack_map(&call->pk, 5);
+	mp_kv_str(&call->pk, "user", user);
+	mp_kv_str(&call->pk, "role", b.role);
+	mp_kv_str(&call->pk, "scope", b.scope);
+	mp_kv_str(&call->pk, "name", b.display);
+	mp_kv_int(&call->pk, "sessions_ended", ended);
+	finish_after_commit(k, call);
+	return CMD_PENDING;
+}
+
+/* An account goes, with every session it had. */
+static int cmd_accounts_remove(struct cmd_call *call, void *ud)
+{
+	(void)ud;
+	struct kernel *k = call->k;
+	if (call->argc != 3)
+		return cmd_fail(call, LINLI_EINVAL, "usage: accounts remove USER");
+	const char *user = call->argv[2];
+	struct account a;
+	char err[256];
+	if (account_get(k, user, &a, err, sizeof err) != 0)
+		return cmd_fail(call, LINLI_ENOENT, "no account '%.40s'", user);
+	int rc = may_manage(call, a.scope);
+	if (rc || (rc = last_admin(call, &a, "remove")))
+		return rc;
+	if (strcmp(user, call->who->name) == 0)
+		return cmd_fail(call, LINLI_EPERM, "you may not remove your own account");
+	if ((rc = store_delete(k->store, "accounts", a.scope, user, err, sizeof err)))
+		return cmd_fail(call, rc, "accounts remove: %s", err);
+	char why[96];
+	snprintf(why, sizeof why, "account '%s' was removed", user);
+	int ended = sessions_sweep(k, user, why, err, sizeof err);
+	if (ended < 0)
+		return cmd_fail(call, ended, "accounts remove: %s", err);
+	tiers_audit(k, call->who, "accounts.remove", a.scope, user, "allowed", a.role);
+	msgpack_pack_map(&call->pk, 3);
+	mp_kv_str(&call->pk, "user", user);
+	mp_kv_str(&call->pk, "scope", a.scope);
+	mp_kv_int(&call->pk, "sessions_ended", ended);
 	finish_after_commit(k, call);
 	return CMD_PENDING;
 }
@@ -1201,6 +1607,26 @@ static int cmd_roles(struct cmd_call *call, void *ud)
 	return 0;
 }
 
+/* Every kernel command with its action and reach (access.c's gates). */
+static int cmd_gates(struct cmd_call *call, void *ud)
+{
+	(void)ud;
+	size_t n;
+	const struct access_gate_row *g = access_gates(&n);
+	msgpack_packer *pk = &call->pk;
+	msgpack_pack_array(pk, n);
+	for (size_t i = 0; i < n; i++) {
+		char cmd[64];
+		snprintf(cmd, sizeof cmd, "%s%s%s", g[i].name, g[i].sub ? " " : "",
+			 g[i].sub ? g[i].sub : "");
+		msgpack_pack_map(pk, 3);
+		mp_kv_str(pk, "command", cmd);
+		mp_kv_str(pk, "action", tier_action_name(g[i].act));
+		mp_kv_str(pk, "reach", access_reach_name(g[i].reach));
+	}
+	return 0;
+}
+
 /* ---- bootstrap and life cycle ---- */
 
 int tiers_bootstrap_admin(struct kernel *k, const char *user, const char *password, char *err,
@@ -1275,20 +1701,29 @@ int tiers_open(struct kernel *k, char *err, size_t errlen)
 	    {"accounts", "add", "USER --role ROLE [--node PATH] [--name TEXT] [--machine]",
 	     "add a person (password from --stdin) or a machine (secret shown once)",
 	     cmd_accounts_add, NULL},
-	    {"accounts", "passwd", "USER", "set a password (new one from --stdin)",
-	     cmd_accounts_passwd, NULL},
-	    {"accounts", "disable", "USER", "disable an account", cmd_accounts_change, "disable"},
+	    {"accounts", "passwd", "USER",
+	     "set a password (new one from --stdin); ends its sessions", cmd_accounts_passwd, NULL},
+	    {"accounts", "set", "USER [--role ROLE] [--node PATH] [--name TEXT]",
+	     "change an account's role, node or name (a role or node change ends its sessions)",
+	     cmd_accounts_set, NULL},
+	    {"accounts", "disable", "USER", "disable an account (ends its sessions)",
+	     cmd_accounts_change, "disable"},
 	    {"accounts", "enable", "USER", "enable an account and clear a lockout",
 	     cmd_accounts_change, "enable"},
 	    {"accounts", "grant", "USER GRANT", "grant 'sensitive' or 'sensitive:DATASET'",
 	     cmd_accounts_change, "grant"},
 	    {"accounts", "revoke", "USER GRANT", "revoke a grant", cmd_accounts_change, "revoke"},
+	    {"accounts", "remove", "USER", "remove an account and end its sessions",
+	     cmd_accounts_remove, NULL},
 	    {"accounts", "list", "[--scope PATH]", "accounts of a jurisdiction", cmd_accounts_list,
 	     NULL},
 	    {"audit", NULL, "[--who U] [--action A] [--result R] [--since TIME] [--scope PATH]",
 	     "the audit log of a jurisdiction", cmd_audit, NULL},
 	    {"tier", "tree", "", "the jurisdiction tree under this session's node", cmd_tree, NULL},
 	    {"tier", "roles", "", "what each role may do at each level", cmd_roles, NULL},
+	    {"tier", "gates", "",
+	     "every kernel command with its action and reach (node-wide or scoped)", cmd_gates,
+	     NULL},
 	};
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
 		int rc = cmd_register(k->cmds, cmds[i].name, cmds[i].sub, cmds[i].usage,

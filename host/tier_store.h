@@ -3,8 +3,10 @@
  *
  * Owns the `accounts`, `sessions` and `audit` system datasets and the
  * console commands over them: login, logout, whoami, accounts ..., audit,
- * tier tree, tier roles. Resolves a session token to the principal every
- * request acts as (a small cache in front of the store). Password hashing
+ * tier tree, tier roles, tier gates. Resolves a session token to the
+ * principal every request acts as (a small cache in front of the store), and
+ * ends an account's sessions for good when its password, role or node
+ * changes, or it is disabled or removed. Password hashing
  * and verification (Argon2id, tens of milliseconds and tens of MiB) run on a
  * thread of their own and post back, so the kernel thread never waits on
  * them. Never stores, logs or returns a password or a token in clear: only
@@ -32,6 +34,15 @@ void tiers_close(struct kernel *k);
  * (no session, unknown or forged token, expired, account disabled).
  */
 int tiers_attach(struct kernel *k, struct cmd_call *call);
+
+/*
+ * tiers_recheck — is the session behind call->who still live? For a call
+ * that outlives the check of its request (a long poll answered seconds
+ * later): a password change, a disable, a role or node change or a removal
+ * of its account, a logout or the expiry ends it. 0 (also for a principal no
+ * session stands behind), or LINLI_EAUTH with call->err "session ended: ...".
+ */
+int tiers_recheck(struct kernel *k, struct cmd_call *call);
 
 /*
  * tiers_audit — append an audit entry to the current batch (kernel thread):

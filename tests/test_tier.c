@@ -1,4 +1,7 @@
-/* Unit tests of host/tier.c: the role table, the one check, masking, passwords, tokens. */
+/*
+ * Unit tests of host/tier.c: the role table, the one check, masking, passwords, tokens;
+ * and of access.c's gates table, which applies them to console commands.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,6 +10,7 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "access.h"
 #include "linli/error.h"
 #include "tier.h"
 #include "tier_tree.h"
@@ -260,16 +264,71 @@ static void test_tree_bad(void **state)
 		 ":2: tree entry 1: unknown key 'lvl'");
 }
 
+/*
+ * The gates: node-wide commands are checked at the node's path, so on a city
+ * node a street or community admin is refused what the city's admin may do.
+ */
+static void test_gates(void **state)
+{
+	(void)state;
+	const char *node_wide[][2] = {{"store", "backup"},    {"store", "stats"},
+				      {"plugins", "install"}, {"plugins", "grant"},
+				      {"rules", "install"},   {"devices", "discover"}};
+	for (size_t i = 0; i < sizeof node_wide / sizeof node_wide[0]; i++) {
+		const struct access_gate_row *g =
+		    access_gate_find(node_wide[i][0], node_wide[i][1]);
+		assert_non_null(g);
+		assert_int_equal(g->reach, REACH_NODE);
+		assert_false(g->in_handler);
+	}
+	/* A word alone matches its row whatever follows; an unknown command has none. */
+	assert_string_equal(access_gate_find("audit", "--scope")->name, "audit");
+	assert_int_equal(access_gate_find("publish", "alarm/raised")->act, ACT_EVENTS_PUBLISH);
+	assert_null(access_gate_find("tp_store", "scan"));
+	assert_null(access_gate_find("store", "nosuch"));
+	assert_int_equal(access_gate_find("login", NULL)->reach, REACH_OPEN);
+	assert_int_equal(access_gate_find("accounts", "remove")->act, ACT_ACCOUNTS_MANAGE);
+	/* Every row once; a node-wide one asks more than status. */
+	size_t n;
+	const struct access_gate_row *v = access_gates(&n);
+	assert_true(n > 50);
+	for (size_t i = 0; i < n; i++) {
+		for (size_t j = i + 1; j < n; j++)
+			assert_false(strcmp(v[i].name, v[j].name) == 0 &&
+				     ((!v[i].sub && !v[j].sub) ||
+				      (v[i].sub && v[j].sub && strcmp(v[i].sub, v[j].sub) == 0)));
+		if (v[i].reach == REACH_NODE)
+			assert_int_not_equal(v[i].act, ACT_STATUS);
+	}
+	/* What the gate then asks of tier_check, at the node's own path. */
+	char why[256];
+	struct tier_principal city = person("hefei", ROLE_ADMIN, NULL);
+	struct tier_principal street = person("hefei/baohe/binhu", ROLE_ADMIN, NULL);
+	struct tier_principal comm = person("hefei/baohe/binhu/yuelan", ROLE_ADMIN, NULL);
+	assert_int_equal(tier_check(&city, ACT_STORE_ADMIN, "hefei", NULL, why, sizeof why), 0);
+	assert_int_equal(tier_check(&street, ACT_STORE_ADMIN, "hefei", NULL, why, sizeof why),
+			 LINLI_EPERM);
+	assert_int_equal(tier_check(&comm, ACT_STORE_ADMIN, "hefei", NULL, why, sizeof why),
+			 LINLI_EPERM);
+	assert_non_null(strstr(why, "may not act on hefei"));
+	assert_string_equal(access_reach_name(REACH_NODE), "node-wide");
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
 		return 1;
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_scope_rules),	  cmocka_unit_test(test_role_table),
-		cmocka_unit_test(test_plugin_caps),	  cmocka_unit_test(test_sensitive_grant),
-		cmocka_unit_test(test_cap_syntax),
-		cmocka_unit_test(test_masking),		  cmocka_unit_test(test_passwords_and_tokens),
-		cmocka_unit_test(test_tree_shipped), cmocka_unit_test(test_tree_bad),
+	    cmocka_unit_test(test_scope_rules),
+	    cmocka_unit_test(test_role_table),
+	    cmocka_unit_test(test_plugin_caps),
+	    cmocka_unit_test(test_sensitive_grant),
+	    cmocka_unit_test(test_cap_syntax),
+	    cmocka_unit_test(test_masking),
+	    cmocka_unit_test(test_passwords_and_tokens),
+	    cmocka_unit_test(test_tree_shipped),
+	    cmocka_unit_test(test_tree_bad),
+	    cmocka_unit_test(test_gates),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

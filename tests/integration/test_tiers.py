@@ -11,7 +11,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import LINLI, SRC, Daemon, TestFailure, check, eq, main  # noqa: E402
+from harness import LINLI, SRC, Daemon, TestFailure, check, eq, main, wait_for  # noqa: E402
 
 CITY = "hefei"
 DIST = "hefei/baohe"
@@ -319,6 +319,281 @@ def case_readme_role_table_matches_the_code():
     with city() as d:
         code = {r["role"]: r["may"] for r in d.ok("tier", "roles")}
     eq(doc, code, "README role table vs linli tier roles")
+
+
+# ---- node-wide commands and the command table ----
+
+def gates(d):
+    return {g["command"]: g for g in d.ok("tier", "gates")}
+
+
+def node_wide_args(d, command):
+    """Harmless arguments for a node-wide command: a refusal must come before they matter."""
+    return {
+        "store backup": [os.path.join(d.dir, "bk-" + secrets.token_hex(4))],
+        "plugins enable": ["nosuch"], "plugins disable": ["nosuch"], "plugins reload": ["nosuch"],
+        "plugins install": ["/nonexistent/nosuch.so"],
+        "plugins grant": ["nosuch", "store.read"], "plugins revoke": ["nosuch", "store.read"],
+        "rules check": ["/nonexistent/nosuch.lua"], "rules install": ["/nonexistent/nosuch.lua"],
+        "rules remove": ["nosuch"], "rules test": ["nosuch"],
+        "rules grant": ["nosuch", "store.read"], "rules revoke": ["nosuch", "store.read"],
+    }.get(command, [])
+
+
+def case_node_wide_commands_need_the_node():
+    """On a city node with sibling districts, streets and communities, every node-wide
+    command (store backup and stats above all) is refused to a street admin and a
+    community admin below it, audited; the city's own admin passes the gate."""
+    with city() as d:
+        street = d.account("stadmin", "admin", node=STREET)
+        comm = d.account("cmadmin", "admin", node=COMM)
+        wide = sorted(c for c, g in gates(d).items() if g["reach"] == "node-wide")
+        check({"store backup", "store stats", "plugins install", "rules install"} <= set(wide),
+              wide)
+        city_may = {r["role"]: r["may"] for r in d.ok("tier", "roles")}["admin"]
+        for cmd in wide:
+            args = cmd.split() + node_wide_args(d, cmd)
+            for tok in (street, comm):
+                out = denied(d, tok, *args)
+                check(f"'{cmd}' acts on the whole node {CITY}" in out["error"], out)
+            rc, out, err = d.cli(*args)
+            action = gates(d)[cmd]["action"]
+            if "city" in city_may.get(action, ""):
+                check(rc == 0 or out.get("name") != "LINLI_EPERM",
+                      f"the city's admin may {cmd}: {out} {err}")
+            else:  # the role table keeps it from the city level (device.manage)
+                eq(out.get("name"), "LINLI_EPERM", f"{cmd} by the city admin")
+        for who in ("stadmin", "cmadmin"):
+            rows = d.ok("audit", "--who", who, "--result", "denied", "--limit", "1000")
+            eq(sorted(r["object"] for r in rows), wide, f"the refusals of {who} are audited")
+        # status: which node answers, to everyone; the node's figures to its own accounts.
+        mine = allowed(d, comm, "status")
+        eq(sorted(mine), sorted(["node", "level", "name", "version", "uptime_s"]), "status")
+        check({"store_bytes", "data_dir", "requests"} <= set(d.ok("status")), "the node's own")
+
+
+def case_store_backup_by_the_node_admin_only():
+    with city() as d:
+        comm = d.account("cmadmin", "admin", node=COMM)
+        target = os.path.join(d.dir, "copy")
+        denied(d, comm, "store", "backup", target)
+        check(not os.path.exists(os.path.join(target, "data.mdb")), "no copy was written")
+        denied(d, comm, "store", "stats")
+        d.ok("store", "backup", target)
+        check(os.path.exists(os.path.join(target, "data.mdb")), "the node admin's copy")
+        check(d.ok("store", "stats")["records"] > 0, "the node admin's stats")
+
+
+def readme_command_table():
+    """README's table of console commands: {command: (action, reach)}."""
+    with open(os.path.join(SRC, "README.md"), encoding="utf-8") as f:
+        text = f.read().split("## linli, the console", 1)[1].split("\n## ", 1)[0]
+    rows = [[c.strip() for c in l.strip().strip("|").split("|")]
+            for l in text.splitlines() if l.startswith("| ")]
+    eq(rows[0], ["command", "action", "reach"], "the README command table's header")
+    return {r[0].strip("`"): (r[1], r[2]) for r in rows[1:] if not set(r[0]) <= set("-")}
+
+
+def case_readme_command_table_matches_the_gates():
+    """Every command linlid offers is in README's table with the action and reach its
+    gate enforces, and every gate is a command linlid offers."""
+    doc = readme_command_table()
+    with city() as d:
+        code = {c: (g["action"], g["reach"]) for c, g in gates(d).items()}
+        offered = {c["command"] for c in d.ok("help")}
+    eq(offered, set(code), "help vs tier gates (a kernel command without a gate row?)")
+    eq(doc, code, "README command table vs tier gates")
+
+
+# ---- sessions end for good ----
+
+NEWPW = "Brand-New-Passw0rd-2"
+
+
+def ended(d, tok, why):
+    out = denied(d, tok, "whoami", name="LINLI_EAUTH")
+    check("session ended" in out["error"] and why in out["error"], out)
+
+
+def case_own_password_change_ends_sessions():
+    with city() as d:
+        tok = d.account("pw1", "operator", node=COMM)
+        other = d.login("pw1", "Another-Passw0rd-1")  # a second session of the same person
+        out = allowed(d, tok, "accounts", "passwd", "pw1", "--stdin", input=NEWPW + "\n")
+        eq(out["sessions_ended"], 2, "both sessions")
+        ended(d, tok, "password")
+        ended(d, other, "password")
+        fresh = d.login("pw1", NEWPW)
+        eq(allowed(d, fresh, "whoami")["user"], "pw1", "a new login works")
+
+
+def case_admin_password_change_ends_sessions():
+    with city() as d:
+        tok = d.account("pw2", "operator", node=COMM)
+        st = d.account("stadm", "admin", node=STREET)
+        allowed(d, st, "accounts", "passwd", "pw2", "--stdin", input=NEWPW + "\n")
+        ended(d, tok, "password of 'pw2' was changed")
+        allowed(d, st, "whoami")  # the admin's own session goes on
+        eq(allowed(d, d.login("pw2", NEWPW), "whoami")["user"], "pw2", "new login")
+
+
+def case_disable_then_enable_keeps_old_sessions_dead():
+    with city() as d:
+        tok = d.account("dis1", "operator", node=COMM)
+        d.ok("accounts", "disable", "dis1")
+        ended(d, tok, "disabled")
+        d.ok("accounts", "enable", "dis1")
+        ended(d, tok, "disabled")
+        eq(allowed(d, d.login("dis1", "Another-Passw0rd-1"), "whoami")["user"], "dis1",
+           "a new login after enable")
+
+
+def case_role_and_node_change_end_sessions():
+    with city() as d:
+        tok = d.account("mv1", "operator", node=COMM)
+        out = d.ok("accounts", "set", "mv1", "--role", "viewer")
+        eq((out["role"], out["sessions_ended"]), ("viewer", 1), "set --role")
+        ended(d, tok, "role of 'mv1' changed to viewer")
+        tok = d.login("mv1", "Another-Passw0rd-1")
+        eq(allowed(d, tok, "whoami")["role"], "viewer", "the new role")
+        out = d.ok("accounts", "set", "mv1", "--node", COMM2)
+        eq((out["scope"], out["sessions_ended"]), (COMM2, 1), "set --node")
+        ended(d, tok, f"moved to {COMM2}")
+        tok = d.login("mv1", "Another-Passw0rd-1")
+        eq(allowed(d, tok, "whoami")["scope"], COMM2, "the new node")
+        # A name only changes nothing that a session stands on.
+        d.ok("accounts", "set", "mv1", "--name", "王五")
+        eq(allowed(d, tok, "whoami")["user"], "mv1", "a rename keeps the session")
+        rows = {r["user"]: r for r in d.ok("accounts", "list")}
+        eq((rows["mv1"]["scope"], rows["mv1"]["name"]), (COMM2, "王五"), "listed")
+        log = d.ok("audit", "--action", "accounts.set", "--scope", STREET)
+        check(any("role operator->viewer" in e["detail"] for e in log), log)
+
+
+def case_remove_ends_sessions_and_a_new_namesake_gets_none():
+    with city() as d:
+        tok = d.account("rm1", "operator", node=COMM)
+        out = d.ok("accounts", "remove", "rm1")
+        eq(out["sessions_ended"], 1, "remove")
+        ended(d, tok, "removed")
+        try:
+            d.login("rm1", "Another-Passw0rd-1")
+            raise AssertionError("a removed account logged in")
+        except TestFailure as e:
+            check("wrong user or password" in str(e), str(e))
+        check("rm1" not in {r["user"] for r in d.ok("accounts", "list")}, "gone from the list")
+        d.account("rm1", "operator", node=COMM)
+        ended(d, tok, "removed")
+        log = d.ok("audit", "--action", "accounts.remove")
+        eq([(e["who"], e["object"]) for e in log], [("admin", "rm1")], "audited")
+
+
+def case_accounts_set_and_remove_stay_in_the_subtree():
+    with city() as d:
+        st = d.account("stadm2", "admin", node=STREET)
+        d.account("c1", "operator", node=COMM)
+        d.account("far", "operator", node="hefei/baohe/fanhua/jinxiu")
+        denied(d, st, "accounts", "set", "c1", "--node", STREET2)      # out of its subtree
+        denied(d, st, "accounts", "set", "c1", "--node", DIST, "--role", "admin")  # above itself
+        denied(d, st, "accounts", "set", "far", "--role", "viewer")     # a sibling's account
+        denied(d, st, "accounts", "remove", "far")
+        rc, out, _ = as_(d, st, "accounts", "set", "c1", "--node", GRID)
+        check(rc == 1 and "does not exist at the grid level" in out["error"], out)
+        rc, out, _ = as_(d, st, "accounts", "set", "stadm2", "--role", "viewer")
+        check(rc == 1 and "your own account" in out["error"], out)
+        rc, out, _ = as_(d, st, "accounts", "remove", "stadm2")
+        check(rc == 1 and "your own account" in out["error"], out)
+        rc, out, _ = as_(d, st, "accounts", "set", "c1")
+        check(rc == 1 and "usage: accounts set" in out["error"], out)
+        rc, out, _ = as_(d, st, "accounts", "set", "c1", "--node", COMM2, "--name", "名" * 22)
+        check(rc == 1 and "longer than 64 bytes" in out["error"], out)
+        eq({r["user"]: r["scope"] for r in allowed(d, st, "accounts", "list")}["c1"], COMM,
+           "a refused set moves nothing")
+        allowed(d, st, "accounts", "set", "c1", "--node", COMM2, "--role", "viewer")
+        allowed(d, st, "accounts", "remove", "c1")
+        # The node's last administrator can be neither removed nor demoted nor moved.
+        for args in (["remove", "admin"], ["set", "admin", "--role", "operator"],
+                     ["set", "admin", "--node", DIST]):
+            rc, out, _ = d.cli("accounts", *args)
+            check(rc == 1 and f"last administrator of {CITY}" in out["error"], (args, out))
+        d.account("admin2", "admin", node=CITY)
+        rc, out, _ = d.cli("accounts", "remove", "admin")
+        check(rc == 1 and "your own account" in out["error"], out)
+        denials = d.ok("audit", "--who", "stadm2", "--result", "denied")
+        eq(len(denials), 4, f"the subtree refusals are audited: {denials}")
+
+
+def case_long_poll_ends_with_its_session():
+    """A poll parked before the password change answers with the session's end, not with
+    the events published after it."""
+    with city() as d:
+        tok = d.account("poller", "operator", node=COMM)
+        sid = str(allowed(d, tok, "events", "subscribe", "alarm/#")["id"])
+        base = d.ok("status")["connections"]
+        env = dict(os.environ, LINLI_SESSION=tok)
+        poll = subprocess.Popen([LINLI, "--socket", d.sock, "--json", "events", "next", sid,
+                                 "--wait", "20000"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env, text=True)
+        try:
+            wait_for(lambda: d.ok("status")["connections"] > base, "the poll's connection")
+            d.ok("accounts", "passwd", "poller", "--stdin", input=NEWPW + "\n")
+            d.ok("publish", "alarm/raised", '{"secret": 1}', "--scope", COMM)
+            out, err = poll.communicate(timeout=30)
+        finally:
+            if poll.poll() is None:
+                poll.kill()
+        reply = json.loads(out)
+        check(poll.returncode == 1 and reply.get("name") == "LINLI_EAUTH" and
+              "session ended" in reply.get("error", ""), f"{reply} {err}")
+
+
+def case_login_in_flight_does_not_undo_a_disable():
+    """A login verifies the password on a thread (Argon2id; here at the moderate cost, most
+    of a second); a disable that lands meanwhile wins: the account stays disabled and no
+    session of it lives on (the login used to write back the account it had read before
+    the hash ran: enabled again)."""
+    with city() as d:
+        d.account("racer", "operator", node=COMM)
+        d.stop()
+        d.write_config(text=d.config_text(CITY, "city", "x").replace(
+            'pwhash = "min"', 'pwhash = "moderate"') + f'catalog_dir = "{SRC}/catalog";\n')
+        d.start()
+        d.ok("accounts", "passwd", "racer", "--stdin", input=NEWPW + "\n")  # a slow hash
+        base = d.ok("status")["connections"]
+        env = dict(os.environ, LINLI_SESSION_FILE=os.path.join(d.dir, "racer.json"))
+        login = subprocess.Popen([LINLI, "--socket", d.sock, "login", "racer", "--password-stdin"],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, env=env, text=True)
+        try:
+            login.stdin.write(NEWPW + "\n")
+            login.stdin.close()
+            wait_for(lambda: d.ok("status")["connections"] > base, "the login's connection")
+            d.ok("accounts", "disable", "racer")
+            login.wait(timeout=60)
+        finally:
+            if login.poll() is None:
+                login.kill()
+        err = login.stderr.read()
+        rows = {r["user"]: r for r in d.ok("accounts", "list")}
+        eq(rows["racer"]["disabled"], True, f"the disable holds (login: {err.strip()})")
+        if login.returncode == 0:  # it was done before the disable: its session ended with it
+            with open(env["LINLI_SESSION_FILE"]) as f:
+                ended(d, json.load(f)[d.sock]["token"], "disabled")
+        else:
+            check("changed during the login" in err or "disabled" in err, err)
+
+
+def case_moved_account_polls_no_old_subscription():
+    with city() as d:
+        tok = d.account("mover", "operator", node=COMM)
+        sid = str(allowed(d, tok, "events", "subscribe", "#")["id"])
+        d.ok("accounts", "set", "mover", "--node", COMM2)
+        d.ok("publish", "alarm/raised", '{"in": "yuelan"}', "--scope", COMM)
+        tok = d.login("mover", "Another-Passw0rd-1")
+        # The subscription ended with the sessions it was made in.
+        denied(d, tok, "events", "next", sid, "--wait", "0", name="LINLI_ENOENT")
+        check(f"external subscription {sid} ('#') of mover ended with its sessions: account "
+              f"'mover' was moved to {COMM2}" in d.logtext(), d.logtext()[-2000:])
 
 
 # ---- the permission matrix ----
