@@ -45,6 +45,8 @@ int access_scope(struct cmd_call *call, const char *requested, const char *what,
  * covers the node sees. A listing shows a row only when this is true.
  */
 bool access_sees(const struct cmd_call *call, const char *scope);
+
+/*
  * How far a console command reaches, hence where its action is checked.
  * REACH_OPEN: no session (login, help). REACH_SCOPED: within the caller's
  * subtree: the gate checks the action at the caller's own node (its role)

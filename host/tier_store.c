@@ -1128,9 +1128,17 @@ static int cmd_accounts_add(struct cmd_call *call, void *ud)
 		return rc;
 	struct account existing;
 	char err[256];
+	/*
+	 * User names are one namespace per node (a login names no scope), so a
+	 * taken name cannot be hidden; where it is stays hidden outside the
+	 * caller's subtree.
+	 */
 	if (account_get(k, user, &existing, err, sizeof err) == 0)
-		return cmd_fail(call, LINLI_EEXIST, "account '%s' exists (at %s)", user,
-				existing.scope);
+		return scope_within(call->who->scope, existing.scope)
+			       ? cmd_fail(call, LINLI_EEXIST, "account '%s' exists (at %s)", user,
+					  existing.scope)
+			       : cmd_fail(call, LINLI_EEXIST, "user name '%s' is taken on this node",
+					  user);
 	struct job *j = calloc(1, sizeof *j);
 	if (!j)
 		return cmd_fail(call, LINLI_ENOMEM, "out of memory");

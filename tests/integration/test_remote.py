@@ -213,6 +213,11 @@ def unpack_reply(body):
             v = int.from_bytes(body[pos:pos + k], "big")
             pos += k
             return v
+        elif b in (0xCA, 0xCB):
+            k = 4 if b == 0xCA else 8
+            v = struct.unpack(">f" if k == 4 else ">d", body[pos:pos + k])[0]
+            pos += k
+            return v
         elif b in (0xDE, 0xDF):
             k = 2 if b == 0xDE else 4
             n = int.from_bytes(body[pos:pos + k], "big")

@@ -68,7 +68,7 @@ def journal(d):
 
 
 def seqs(d):
-    return [e["seq"] for e in d.ok("events", "journal", "--limit", "10000")]
+    return [e["seq"] for e in d.ok("events", "journal", "--limit", "10000")["events"]]
 
 
 def alarm_events(d, sid, condition, timeout=15):

@@ -227,6 +227,22 @@ def case_admins_manage_their_subtree_only():
         denied(d, op, "accounts", "list")
 
 
+def case_taken_user_name_hides_where():
+    """User names are one namespace per node, so a taken one is refused; where it lives
+    is told only inside the caller's subtree."""
+    with city() as d:
+        d.account("zhang", "operator", node=COMM)
+        other = d.account("admin2", "admin", node=COMM2)
+        rc, out, _ = as_(d, other, "accounts", "add", "zhang", "--role", "operator", "--stdin",
+                         input=PW + "\n")
+        check(rc == 1 and out["name"] == "LINLI_EEXIST", out)
+        check("taken" in out["error"] and COMM not in out["error"], out["error"])
+        street = d.account("admin3", "admin", node=STREET)
+        rc, out, _ = as_(d, street, "accounts", "add", "zhang", "--role", "operator", "--stdin",
+                         input=PW + "\n")
+        check(rc == 1 and COMM in out["error"], f"within the subtree it is named: {out}")
+
+
 def case_masking_per_role_and_audit():
     with city() as d:
         d.ok("data", "put", "residents", "--scope", COMM, json.dumps(RESIDENT, ensure_ascii=False))
@@ -368,7 +384,7 @@ def case_node_wide_commands_need_the_node():
             eq(sorted(r["object"] for r in rows), wide, f"the refusals of {who} are audited")
         # status: which node answers, to everyone; the node's figures to its own accounts.
         mine = allowed(d, comm, "status")
-        eq(sorted(mine), sorted(["node", "level", "name", "version", "uptime_s"]), "status")
+        eq(sorted(mine), sorted(["node", "level", "name", "version", "uptime_s", "plugins"]), "status")
         check({"store_bytes", "data_dir", "requests"} <= set(d.ok("status")), "the node's own")
 
 
