@@ -246,7 +246,7 @@ def case_subscriptions_and_counters_of_the_bus():
         check(sy in allrows and sy2 in allrows, allrows)
         check(all(r["delivered"] is not None for r in allrows.values()), allrows)
         out = c.refused("op_y", "events", "stats")
-        check("node-wide" in out["error"], out)
+        check("acts on the whole node" in out["error"], out)
         check(c.ok("admin", "events", "stats"), "the city sees the counters")
         st = c.ok("op_y", "status")
         eq(st["node"], CITY, "the node shows")
