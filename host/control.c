@@ -522,6 +522,13 @@ static struct cmd_call *decode(struct kernel *k, const void *body, size_t len, c
 		snprintf(err, errlen, "empty request");
 		return NULL;
 	}
+	/* Declared sizes first: msgpack-c allocates for a header before it reads on. */
+	char why[160];
+	size_t used;
+	if (mp_check_next(body, len, PROTO_MAX_DEPTH, 0, &used, why, sizeof why) != 0) {
+		snprintf(err, errlen, "request is not MessagePack (%zu bytes): %s", len, why);
+		return NULL;
+	}
 	msgpack_unpacked up;
 	msgpack_unpacked_init(&up);
 	size_t off = 0;

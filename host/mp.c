@@ -163,8 +163,8 @@ static const uint8_t *walk(struct walk *w, const uint8_t *p, unsigned depth, boo
 	return p;
 }
 
-int mp_check(const void *buf, size_t len, unsigned max_depth, unsigned flags, char *err,
-	     size_t errlen)
+int mp_check_next(const void *buf, size_t len, unsigned max_depth, unsigned flags, size_t *used,
+		  char *err, size_t errlen)
 {
 	if (err && errlen)
 		err[0] = '\0';
@@ -177,9 +177,20 @@ int mp_check(const void *buf, size_t len, unsigned max_depth, unsigned flags, ch
 	const uint8_t *q = walk(&w, b, 0, false);
 	if (!q)
 		return LINLI_EPROTO;
-	if (q != w.end) {
-		walk_fail(&w, q, "%zu bytes after the object", (size_t)(w.end - q));
+	*used = (size_t)(q - b);
+	return 0;
+}
+
+int mp_check(const void *buf, size_t len, unsigned max_depth, unsigned flags, char *err,
+	     size_t errlen)
+{
+	size_t used = 0;
+	int rc = mp_check_next(buf, len, max_depth, flags, &used, err, errlen);
+	if (rc == 0 && used != len) {
+		if (err && errlen)
+			snprintf(err, errlen, "byte %zu: %zu bytes after the object", used,
+				 len - used);
 		return LINLI_EPROTO;
 	}
-	return 0;
+	return rc;
 }

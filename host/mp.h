@@ -109,4 +109,13 @@ void mp_copy_str(const msgpack_object *o, char *out, size_t n);
 int mp_check(const void *buf, size_t len, unsigned max_depth, unsigned flags, char *err,
 	     size_t errlen);
 
+/*
+ * mp_check_next — mp_check of the first object in buf, for a caller that
+ * reads objects one after another (msgpack_unpack_next) or judges trailing
+ * bytes itself: what follows the object is not looked at, and *used is set
+ * to the object's length.
+ */
+int mp_check_next(const void *buf, size_t len, unsigned max_depth, unsigned flags, size_t *used,
+		  char *err, size_t errlen);
+
 #endif

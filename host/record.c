@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "linli/error.h"
+#include "mp.h"
 
 struct rval {
 	uint8_t type; /* enum linli_type */
@@ -1048,19 +1049,22 @@ int record_from_mp(const msgpack_object *o, linli_record **out, char *err, size_
 
 int record_from_bytes(const void *buf, size_t len, linli_record **out, char *err, size_t errlen)
 {
+	char why[160];
+	/* Sizes first: msgpack-c allocates what a header declares before reading on. */
+	if (mp_check(buf, len, MP_MAX_DEPTH, 0, why, sizeof why) != 0) {
+		if (err && errlen)
+			snprintf(err, errlen, "not one MessagePack object: %s", why);
+		return LINLI_EPROTO;
+	}
 	msgpack_unpacked up;
 	msgpack_unpacked_init(&up);
 	size_t off = 0;
 	int rc;
 	msgpack_unpack_return ur = msgpack_unpack_next(&up, buf, len, &off);
-	if (ur != MSGPACK_UNPACK_SUCCESS) {
+	if (ur != MSGPACK_UNPACK_SUCCESS || off != len) {
 		if (err && errlen)
-			snprintf(err, errlen, "not one MessagePack object (%s)",
-				 ur == MSGPACK_UNPACK_CONTINUE ? "truncated" : "malformed");
-		rc = LINLI_EPROTO;
-	} else if (off != len) {
-		if (err && errlen)
-			snprintf(err, errlen, "%zu bytes after the MessagePack object", len - off);
+			snprintf(err, errlen, "not one MessagePack object (unpack error %d)",
+				 (int)ur);
 		rc = LINLI_EPROTO;
 	} else
 		rc = record_from_mp(&up.data, out, err, errlen);
