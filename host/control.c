@@ -514,9 +514,8 @@ static void call_finish(struct cmd_call *call, int rc)
 	cmd_call_free(call);
 }
 
-/* Decode one request into a call; on failure fill `err` and return NULL. */
-static struct cmd_call *decode(struct kernel *k, const void *body, size_t len, char *err,
-			       size_t errlen)
+struct cmd_call *control_decode(struct kernel *k, const void *body, size_t len, char *err,
+				size_t errlen)
 {
 	if (len == 0) {
 		snprintf(err, errlen, "empty request");
@@ -604,7 +603,7 @@ static void on_request(struct kernel *k, void *arg)
 	nng_msg *m = w->req;
 	w->req = NULL;
 	char err[256];
-	struct cmd_call *call = decode(k, nng_msg_body(m), nng_msg_len(m), err, sizeof err);
+	struct cmd_call *call = control_decode(k, nng_msg_body(m), nng_msg_len(m), err, sizeof err);
 	nng_msg_free(m);
 	if (!call) {
 		atomic_fetch_add(&w->ctl->malformed, 1);

@@ -630,3 +630,17 @@ void http_counters(const struct http *h, unsigned long long *served, unsigned lo
 	*served = h ? atomic_load(&h->served) : 0;
 	*errors = h ? atomic_load(&h->errors) : 0;
 }
+
+/*
+ * The parsing on_http does on a request target, callable apart from nng:
+ * for the fuzz target (tests/fuzz/fuzz_http.c).
+ */
+char *http_decode(const char *s, size_t n, bool plus_is_space)
+{
+	return decode(s, n, plus_is_space);
+}
+
+bool http_match(const char *pattern, const char *path, struct http_req *r)
+{
+	return match(pattern, path, r);
+}

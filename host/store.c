@@ -1358,6 +1358,10 @@ static int prepare_record(struct store *s, const struct cat_dataset *ds, const v
 	msgpack_zone_clear(&s->zone);
 	msgpack_object o;
 	size_t off = 0;
+	char why[160];
+	if (rec && mp_check(rec, len, MP_MAX_DEPTH, 0, why, sizeof why) != 0)
+		return errf(err, errlen, LINLI_ESCHEMA,
+			    "%s: the record is not one MessagePack map: %s", ds->name, why);
 	if (!rec || msgpack_unpack(rec, len, &off, &s->zone, &o) != MSGPACK_UNPACK_SUCCESS ||
 	    off != len)
 		return errf(err, errlen, LINLI_ESCHEMA, "%s: the record is not one MessagePack map",
