@@ -91,7 +91,7 @@ void mp_copy_str(const msgpack_object *o, char *out, size_t n);
  * mp_check — may these bytes go to msgpack-c's unpacker? msgpack-c trusts
  * the sizes a buffer declares: it allocates an array's or map's slots when
  * it reads the header, before the elements, so a 5-byte map32 header asks
- * for 4 billion entries (~192 GiB). Every buffer that comes from outside the
+ * for 4 billion entries (256 GiB). Every buffer that comes from outside the
  * kernel's own packer (control requests, record bytes, what federation will
  * carry) passes here first.
  *
@@ -102,7 +102,7 @@ void mp_copy_str(const msgpack_object *o, char *out, size_t n);
  * `max_depth` deep (a map in a map is 2; more than MP_MAX_DEPTH is taken as
  * MP_MAX_DEPTH); never the reserved byte 0xc1; nothing after the object;
  * with MP_STR_KEYS, string keys only. What passes unpacks in at most about
- * 24 bytes of zone per input byte, and the walk is linear in `len`.
+ * 50 bytes of zone per input byte, and the walk is linear in `len`.
  *
  * Returns 0, or LINLI_EPROTO with "byte N: reason" in err (errlen bytes).
  */

@@ -24,7 +24,7 @@ class running:
 
 
 def case_declared_sizes_refused_daemon_serves():
-    """The 5-byte map32 request (4 billion entries: ~192 GiB for msgpack-c), and every
+    """The 5-byte map32 request (4 billion entries: 256 GiB for msgpack-c), and every
     other count or length a request declares beyond its bytes, get a clear LINLI_EPROTO
     reply; the daemon (ASan build included) keeps answering."""
     with running() as d:
