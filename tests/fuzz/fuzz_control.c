@@ -35,8 +35,8 @@ static int handler(struct cmd_call *call, void *ud)
 	cmd_flag(call, "--all");
 	const char *pos[8];
 	int n_pos;
-	int rc = cmd_args(call, opts, (int)(intptr_t)ud ? 63 : 1, pos, 8, &n_pos, "[ARGS]", take,
-			  NULL);
+	int rc =
+	    cmd_args(call, opts, (int)(intptr_t)ud ? 63 : 1, pos, 8, &n_pos, "[ARGS]", take, NULL);
 	if (rc)
 		return rc;
 	if (call->input) {
@@ -74,8 +74,8 @@ static void setup(void)
 	fuzz_quiet();
 	reg = cmd_registry_new();
 	static const char *const cmds[][2] = {
-	    {"status", NULL},	{"help", NULL},	      {"login", NULL},	    {"data", "put"},
-	    {"data", "get"},	{"data", "query"},    {"devices", "list"},  {"events", "journal"},
+	    {"status", NULL},	 {"help", NULL},       {"login", NULL},	    {"data", "put"},
+	    {"data", "get"},	 {"data", "query"},    {"devices", "list"}, {"events", "journal"},
 	    {"accounts", "add"}, {"plugins", "grant"}, {"store", "backup"}, {"rules", "test"},
 	};
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)

@@ -16,8 +16,12 @@
 #include "store.h"
 
 static const char *const routes[] = {
-    "/api/v1/health",		       "/api/v1/datasets", "/api/v1/datasets/{}/records",
-    "/api/v1/datasets/{}/records/{}", "/api/v1/devices",	"/api/v1/applications",
+    "/api/v1/health",
+    "/api/v1/datasets",
+    "/api/v1/datasets/{}/records",
+    "/api/v1/datasets/{}/records/{}",
+    "/api/v1/devices",
+    "/api/v1/applications",
 };
 
 static int row(void *ud, const struct store_row *r)

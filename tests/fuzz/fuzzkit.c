@@ -21,7 +21,7 @@ static struct store *st;
 void fuzz_quiet(void)
 {
 	if (!getenv("LINLI_FUZZ_LOG"))
-		log_set_level((enum log_level)-1);
+		log_set_level((enum log_level) - 1);
 }
 
 static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
