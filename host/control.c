@@ -587,7 +587,8 @@ struct cmd_call *control_decode(struct kernel *k, const void *body, size_t len, 
 		call->input_len = in->via.str.size;
 		call->input = malloc(call->input_len + 1);
 		if (call->input) {
-			memcpy(call->input, in->via.str.ptr, call->input_len);
+			if (call->input_len) /* msgpack-c gives an empty string a NULL pointer */
+				memcpy(call->input, in->via.str.ptr, call->input_len);
 			call->input[call->input_len] = '\0';
 		}
 	}

@@ -15,7 +15,7 @@ const msgpack_object *mp_get(const msgpack_object *m, const char *key)
 	for (uint32_t i = 0; i < m->via.map.size; i++) {
 		const msgpack_object *k = &m->via.map.ptr[i].key;
 		if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
-		    memcmp(k->via.str.ptr, key, n) == 0)
+		    (!n || memcmp(k->via.str.ptr, key, n) == 0))
 			return &m->via.map.ptr[i].val;
 	}
 	return NULL;
@@ -25,7 +25,7 @@ bool mp_eq(const msgpack_object *o, const char *s)
 {
 	size_t n = strlen(s);
 	return o && o->type == MSGPACK_OBJECT_STR && o->via.str.size == n &&
-	       memcmp(o->via.str.ptr, s, n) == 0;
+	       (!n || memcmp(o->via.str.ptr, s, n) == 0);
 }
 
 char *mp_strdup(const msgpack_object *o)
@@ -35,7 +35,8 @@ char *mp_strdup(const msgpack_object *o)
 	char *s = malloc(o->via.str.size + 1);
 	if (!s)
 		return NULL;
-	memcpy(s, o->via.str.ptr, o->via.str.size);
+	if (o->via.str.size) /* msgpack-c gives an empty string a NULL pointer */
+		memcpy(s, o->via.str.ptr, o->via.str.size);
 	s[o->via.str.size] = '\0';
 	return s;
 }

@@ -861,7 +861,7 @@ static int keycmp(const void *a, const void *b)
 {
 	const struct keyref *x = a, *y = b;
 	size_t n = x->n < y->n ? x->n : y->n;
-	int c = memcmp(x->p, y->p, n);
+	int c = n ? memcmp(x->p, y->p, n) : 0; /* an empty key's pointer may be NULL */
 	return c ? c : (x->n > y->n) - (x->n < y->n);
 }
 
@@ -876,7 +876,8 @@ static int find_dup(const msgpack_object *o, struct keyref *dup)
 			for (uint32_t j = i + 1; j < n; j++) {
 				const msgpack_object_str *a = &o->via.map.ptr[i].key.via.str;
 				const msgpack_object_str *b = &o->via.map.ptr[j].key.via.str;
-				if (a->size == b->size && memcmp(a->ptr, b->ptr, a->size) == 0) {
+				if (a->size == b->size &&
+				    (!a->size || memcmp(a->ptr, b->ptr, a->size) == 0)) {
 					*dup = (struct keyref){a->ptr, a->size};
 					return 1;
 				}
@@ -982,7 +983,8 @@ static int dec_cont(struct dec *d, const msgpack_object *o, uint8_t depth,
 				return dec_fail(d, LINLI_EPROTO,
 						"key %u is not a string (MessagePack type %d)", i,
 						(int)k->type);
-			if (memchr(k->via.str.ptr, 0, k->via.str.size) ||
+			/* msgpack-c gives an empty string a NULL pointer: no memchr on it. */
+			if ((k->via.str.size && memchr(k->via.str.ptr, 0, k->via.str.size)) ||
 			    !record_utf8_valid(k->via.str.ptr, k->via.str.size))
 				return dec_fail(d, LINLI_EPROTO,
 						"key %u has a NUL byte or invalid UTF-8", i);
@@ -999,7 +1001,8 @@ static int dec_cont(struct dec *d, const msgpack_object *o, uint8_t depth,
 			f->key = malloc(k->size + 1);
 			if (!f->key)
 				return LINLI_ENOMEM;
-			memcpy(f->key, k->ptr, k->size);
+			if (k->size)
+				memcpy(f->key, k->ptr, k->size);
 			f->key[k->size] = '\0';
 			f->klen = k->size;
 			f->val.type = LINLI_T_NIL;
