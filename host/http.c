@@ -631,15 +631,7 @@ void http_counters(const struct http *h, unsigned long long *served, unsigned lo
 	*errors = h ? atomic_load(&h->errors) : 0;
 }
 
-/*
- * The parsing on_http does on a request target, callable apart from nng:
- * for the fuzz target (tests/fuzz/fuzz_http.c).
- */
-char *http_decode(const char *s, size_t n, bool plus_is_space)
-{
-	return decode(s, n, plus_is_space);
-}
-
+/* The router's match, for the fuzz target (tests/fuzz/fuzz_http.c). */
 bool http_match(const char *pattern, const char *path, struct http_req *r)
 {
 	return match(pattern, path, r);

@@ -112,12 +112,9 @@ char *http_query_at(const struct http_req *r, const char *name, int nth);
 void http_counters(const struct http *h, unsigned long long *served, unsigned long long *errors);
 
 /*
- * http_decode — percent-decode n bytes of s ('+' as a space when asked) into a
- * new string, NULL on a bad escape or %00. http_match — does `path` match the
- * route `pattern` ({} segments decoded into r->params, which the caller
- * frees)? What on_http and the router use, exposed for tests/fuzz/fuzz_http.c.
+ * http_match — does `path` match the route `pattern`? Fills r->params (the
+ * caller frees them). The router's own test, exposed for tests/fuzz/fuzz_http.c.
  */
-char *http_decode(const char *s, size_t n, bool plus_is_space);
 bool http_match(const char *pattern, const char *path, struct http_req *r);
 
 #endif

@@ -2,9 +2,10 @@
  * Fuzz target: the HTTP API's request target and headers (host/http.c, and
  * the query handling of host/opendata.c down to the store's filter and
  * cursor parsing). The input is a request target ("/api/v1/...?...") and,
- * after a newline, an Authorization header value. The target is split,
- * decoded and routed as on_http does; the records route's query (where=,
- * limit=, cursor=) is shaped as opendata.c shapes it and scanned.
+ * after a newline, an Authorization header value. The target is split and
+ * checked (http_parse_target) and routed as on_http does; the records
+ * route's query (where= repeated, limit=, cursor=) is shaped as opendata.c
+ * shapes it and scanned.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -32,9 +33,10 @@ static int row(void *ud, const struct store_row *r)
 
 static void query(struct http_req *r, const char *dataset)
 {
-	char *where = http_query(r, "where"), *limit = http_query(r, "limit");
-	char *cursor = http_query(r, "cursor");
-	struct store_where w = {0};
+	char *limit = http_query(r, "limit"), *cursor = http_query(r, "cursor");
+	char *where[STORE_MAX_WHERE];
+	struct store_where w[STORE_MAX_WHERE];
+	int nw = 0;
 	long lim = 100;
 	bool ok = true;
 	if (limit) {
@@ -42,25 +44,27 @@ static void query(struct http_req *r, const char *dataset)
 		lim = strtol(limit, &end, 10);
 		ok = !*end && lim >= 1 && lim <= 1000;
 	}
-	if (ok && where) {
-		char *eq = strchr(where, '=');
-		ok = eq && eq != where;
-		if (ok) {
+	while (nw < STORE_MAX_WHERE && (where[nw] = http_query_at(r, "where", nw))) {
+		char *eq = strchr(where[nw], '=');
+		if (eq && eq != where[nw]) {
 			*eq = '\0';
-			w = (struct store_where){where, eq + 1};
-		}
+			w[nw] = (struct store_where){where[nw], eq + 1};
+		} else
+			ok = false;
+		nw++;
 	}
 	if (ok) {
 		struct store_query q = {.dataset = dataset,
 					.scope = "hefei/baohe/binhu/yuelan",
-					.where = where ? &w : NULL,
-					.n_where = where ? 1 : 0,
+					.where = nw ? w : NULL,
+					.n_where = nw,
 					.limit = (size_t)lim,
 					.cursor = cursor};
 		char next[STORE_CURSOR_MAX], err[512];
 		store_scan(fuzz_store(), &q, row, NULL, next, err, sizeof err);
 	}
-	free(where);
+	for (int i = 0; i < nw; i++)
+		free(where[i]);
 	free(limit);
 	free(cursor);
 }
@@ -78,11 +82,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		auth = nl + 1;
 	}
 	struct http_req r = {.method = "GET"};
-	const char *uri = in;
-	const char *qm = strchr(uri, '?');
-	size_t plen = qm ? (size_t)(qm - uri) : strlen(uri);
-	r.path = http_decode(uri, plen, false);
-	r.query = qm ? strdup(qm + 1) : NULL;
+	char err[256];
+	http_parse_target(in, &r.path, &r.query, err, sizeof err);
 	if (auth && strncasecmp(auth, "Bearer ", 7) == 0) {
 		const char *tok = auth + 7;
 		while (*tok == ' ')
