@@ -223,87 +223,19 @@ bool bus_pattern_match(const char *p, const char *t)
 
 /* ---- payload validation: exactly one MessagePack map, string keys ---- */
 
-static uint64_t be(const uint8_t *p, int n)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < n; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
-/*
- * Formats 0xc4..0xdb that are not containers: the width of their length field
- * (`len`, 0 for none) and the bytes that follow it besides the length's (`fixed`).
- */
-static const struct {
-	uint8_t len, fixed;
-} fmt_c4[24] = {
-    {1, 0}, {2, 0}, {4, 0},		     /* c4-c6 bin 8/16/32 */
-    {1, 1}, {2, 1}, {4, 1},		     /* c7-c9 ext 8/16/32: length, then a type byte */
-    {0, 4}, {0, 8},			     /* ca-cb float 32/64 */
-    {0, 1}, {0, 2}, {0, 4}, {0, 8},	     /* cc-cf uint 8..64 */
-    {0, 1}, {0, 2}, {0, 4}, {0, 8},	     /* d0-d3 int 8..64 */
-    {0, 2}, {0, 3}, {0, 5}, {0, 9}, {0, 17}, /* d4-d8 fixext 1..16, with the type */
-    {1, 0}, {2, 0}, {4, 0},		     /* d9-db str 8/16/32 */
-};
-
-/* Skip one object at p; NULL if malformed. `key` requires a string. */
-static const uint8_t *mp_skip(const uint8_t *p, const uint8_t *end, int depth, bool key)
-{
-	if (p >= end || depth > MP_DEPTH_MAX)
-		return NULL;
-	uint8_t c = *p++;
-	uint64_t n = 0, items = 0;
-	bool map = (c >= 0x80 && c <= 0x8f) || c == 0xde || c == 0xdf;
-	if (key && !((c >= 0xa0 && c <= 0xbf) || (c >= 0xd9 && c <= 0xdb)))
-		return NULL;
-	if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3)
-		return p; /* fixint, nil, false, true */
-	if (c == 0xc1)
-		return NULL; /* never used */
-	if (c <= 0x8f)
-		items = 2u * (c & 0x0f);
-	else if (c <= 0x9f)
-		items = c & 0x0f;
-	else if (c <= 0xbf)
-		n = c & 0x1f;
-	else if (c >= 0xdc) { /* array 16/32, map 16/32 */
-		int w = (c == 0xdc || c == 0xde) ? 2 : 4;
-		if (end - p < w)
-			return NULL;
-		items = be(p, w) * (map ? 2u : 1u);
-		p += w;
-	} else {
-		int w = fmt_c4[c - 0xc4].len;
-		n = fmt_c4[c - 0xc4].fixed;
-		if (end - p < w)
-			return NULL;
-		n += be(p, w);
-		p += w;
-	}
-	if (n > (uint64_t)(end - p))
-		return NULL;
-	p += n;
-	if (items > (uint64_t)(end - p))
-		return NULL; /* every item needs at least one byte */
-	for (uint64_t i = 0; i < items && p; i++)
-		p = mp_skip(p, end, depth + 1, map && i % 2 == 0);
-	return p;
-}
-
 static bool payload_ok(const void *data, size_t len, char *w, size_t wlen)
 {
-	const uint8_t *p = data, *end = p + len;
-	uint8_t c = p[0];
+	uint8_t c = *(const uint8_t *)data;
 	if (!((c >= 0x80 && c <= 0x8f) || c == 0xde || c == 0xdf))
 		return why(w, wlen, "payload must be a MessagePack map"), false;
-	const uint8_t *q = mp_skip(p, end, 0, false);
-	if (!q)
-		return why(w, wlen,
-			   "payload is not well-formed MessagePack (or a map key is not "
-			   "a string)"),
-		       false;
-	if (q != end)
+	char e[128];
+	size_t used;
+	if (mp_check_next(data, len, MP_DEPTH_MAX, MP_STR_KEYS, &used, e, sizeof e) != 0) {
+		if (w && wlen)
+			snprintf(w, wlen, "payload is not well-formed MessagePack: %s", e);
+		return false;
+	}
+	if (used != len)
 		return why(w, wlen, "payload has bytes after its map"), false;
 	return true;
 }

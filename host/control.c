@@ -514,12 +514,18 @@ static void call_finish(struct cmd_call *call, int rc)
 	cmd_call_free(call);
 }
 
-/* Decode one request into a call; on failure fill `err` and return NULL. */
-static struct cmd_call *decode(struct kernel *k, const void *body, size_t len, char *err,
-			       size_t errlen)
+struct cmd_call *control_decode(struct kernel *k, const void *body, size_t len, char *err,
+				size_t errlen)
 {
 	if (len == 0) {
 		snprintf(err, errlen, "empty request");
+		return NULL;
+	}
+	/* Declared sizes first: msgpack-c allocates for a header before it reads on. */
+	char why[160];
+	size_t used;
+	if (mp_check_next(body, len, PROTO_MAX_DEPTH, 0, &used, why, sizeof why) != 0) {
+		snprintf(err, errlen, "request is not MessagePack (%zu bytes): %s", len, why);
 		return NULL;
 	}
 	msgpack_unpacked up;
@@ -581,7 +587,8 @@ static struct cmd_call *decode(struct kernel *k, const void *body, size_t len, c
 		call->input_len = in->via.str.size;
 		call->input = malloc(call->input_len + 1);
 		if (call->input) {
-			memcpy(call->input, in->via.str.ptr, call->input_len);
+			if (call->input_len) /* msgpack-c gives an empty string a NULL pointer */
+				memcpy(call->input, in->via.str.ptr, call->input_len);
 			call->input[call->input_len] = '\0';
 		}
 	}
@@ -597,7 +604,7 @@ static void on_request(struct kernel *k, void *arg)
 	nng_msg *m = w->req;
 	w->req = NULL;
 	char err[256];
-	struct cmd_call *call = decode(k, nng_msg_body(m), nng_msg_len(m), err, sizeof err);
+	struct cmd_call *call = control_decode(k, nng_msg_body(m), nng_msg_len(m), err, sizeof err);
 	nng_msg_free(m);
 	if (!call) {
 		atomic_fetch_add(&w->ctl->malformed, 1);

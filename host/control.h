@@ -45,4 +45,14 @@ unsigned long long control_restarts(const struct control *c);
 void control_counters(const struct control *c, unsigned long long *served,
 		      unsigned long long *malformed);
 
+struct cmd_call;
+
+/*
+ * control_decode — one request's bytes (proto.h) into a new call (free with
+ * cmd_call_free), or NULL with the reason in err. Kernel thread; exposed
+ * for the fuzz target (tests/fuzz/fuzz_control.c).
+ */
+struct cmd_call *control_decode(struct kernel *k, const void *body, size_t len, char *err,
+				size_t errlen);
+
 #endif

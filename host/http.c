@@ -630,3 +630,9 @@ void http_counters(const struct http *h, unsigned long long *served, unsigned lo
 	*served = h ? atomic_load(&h->served) : 0;
 	*errors = h ? atomic_load(&h->errors) : 0;
 }
+
+/* The router's match, for the fuzz target (tests/fuzz/fuzz_http.c). */
+bool http_match(const char *pattern, const char *path, struct http_req *r)
+{
+	return match(pattern, path, r);
+}

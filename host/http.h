@@ -111,4 +111,10 @@ char *http_query_at(const struct http_req *r, const char *name, int nth);
 /* Counters for status. */
 void http_counters(const struct http *h, unsigned long long *served, unsigned long long *errors);
 
+/*
+ * http_match — does `path` match the route `pattern`? Fills r->params (the
+ * caller frees them). The router's own test, exposed for tests/fuzz/fuzz_http.c.
+ */
+bool http_match(const char *pattern, const char *path, struct http_req *r);
+
 #endif

@@ -63,7 +63,7 @@ json_t *json_from_mp(const msgpack_object *o)
 	}
 }
 
-int json_to_mp(const json_t *j, msgpack_packer *pk)
+static int to_mp(const json_t *j, msgpack_packer *pk, unsigned depth)
 {
 	switch (json_typeof(j)) {
 	case JSON_NULL:
@@ -81,26 +81,39 @@ int json_to_mp(const json_t *j, msgpack_packer *pk)
 		msgpack_pack_str(pk, n);
 		return msgpack_pack_str_body(pk, json_string_value(j), n);
 	}
-	case JSON_ARRAY: {
+	case JSON_ARRAY:
+	case JSON_OBJECT:
+		break;
+	}
+	if (depth + 1 > MP_MAX_DEPTH)
+		return LINLI_ELIMIT;
+	int rc = 0;
+	if (json_is_array(j)) {
 		size_t i;
 		json_t *v;
 		msgpack_pack_array(pk, json_array_size(j));
-		json_array_foreach(j, i, v) json_to_mp(v, pk);
-		return 0;
-	}
-	case JSON_OBJECT: {
-		const char *k;
-		json_t *v;
-		msgpack_pack_map(pk, json_object_size(j));
-		json_object_foreach((json_t *)j, k, v)
+		json_array_foreach(j, i, v)
 		{
-			mp_str(pk, k);
-			json_to_mp(v, pk);
+			if ((rc = to_mp(v, pk, depth + 1)) != 0)
+				break;
 		}
-		return 0;
+		return rc;
 	}
+	const char *k;
+	json_t *v;
+	msgpack_pack_map(pk, json_object_size(j));
+	json_object_foreach((json_t *)j, k, v)
+	{
+		mp_str(pk, k);
+		if ((rc = to_mp(v, pk, depth + 1)) != 0)
+			break;
 	}
-	return 0;
+	return rc;
+}
+
+int json_to_mp(const json_t *j, msgpack_packer *pk)
+{
+	return to_mp(j, pk, 0);
 }
 
 int json_parse_to_mp(const char *text, size_t len, msgpack_packer *pk, char *err, size_t errlen)
@@ -112,7 +125,13 @@ int json_parse_to_mp(const char *text, size_t len, msgpack_packer *pk, char *err
 			 je.text);
 		return LINLI_EINVAL;
 	}
-	json_to_mp(j, pk);
+	int rc = json_to_mp(j, pk);
 	json_decref(j);
-	return 0;
+	if (rc == LINLI_ELIMIT)
+		snprintf(err, errlen, "JSON nested deeper than %d levels", MP_MAX_DEPTH);
+	else if (rc) {
+		snprintf(err, errlen, "out of memory");
+		rc = LINLI_ENOMEM;
+	}
+	return rc;
 }

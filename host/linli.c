@@ -435,6 +435,12 @@ static int run(struct console *c, int argc, char **argv, json_t **reply_out, con
 	msgpack_unpacked up;
 	msgpack_unpacked_init(&up);
 	size_t off = 0;
+	char why[160];
+	/* A reply can come from any server at --socket: its sizes are checked first. */
+	if (mp_check(nng_msg_body(m), nng_msg_len(m), MP_MAX_DEPTH, 0, why, sizeof why) != 0) {
+		fprintf(stderr, "linli: malformed reply from %s: %s\n", c->addr, why);
+		goto out;
+	}
 	if (msgpack_unpack_next(&up, nng_msg_body(m), nng_msg_len(m), &off) !=
 		    MSGPACK_UNPACK_SUCCESS ||
 	    up.data.type != MSGPACK_OBJECT_MAP) {

@@ -31,6 +31,10 @@
  *     1 MiB) is dropped by nng and its connection closed; nothing else is hurt.
  *   - Bytes that are not one MessagePack map, an empty message, a missing or
  *     empty "argv", or a non-string argv word get LINLI_EPROTO with a message.
+ *   - So does a size the request declares but does not hold (an array or map
+ *     count greater than the bytes that follow it, a string longer than
+ *     them), and nesting deeper than PROTO_MAX_DEPTH: such a request is
+ *     refused before anything is allocated for it (mp_check, host/mp.h).
  *   - An unknown command gets LINLI_ENOENT ("unknown command 'x'; try help").
  *
  * Connections (control.c): a peer that does not speak SP (wrong header, or a
@@ -48,6 +52,7 @@
 #define PROTO_VERSION 1
 #define PROTO_MAX_REQUEST (1u << 20)
 #define PROTO_MAX_ARGS 64
+#define PROTO_MAX_DEPTH 8 /* containers nested in a request (the map and argv: 2) */
 #define PROTO_PING "PING"
 #define PROTO_PONG "PONG"
 #define PROTO_PING_LEN 4

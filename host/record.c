@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "linli/error.h"
+#include "mp.h"
 
 struct rval {
 	uint8_t type; /* enum linli_type */
@@ -860,7 +861,7 @@ static int keycmp(const void *a, const void *b)
 {
 	const struct keyref *x = a, *y = b;
 	size_t n = x->n < y->n ? x->n : y->n;
-	int c = memcmp(x->p, y->p, n);
+	int c = n ? memcmp(x->p, y->p, n) : 0; /* an empty key's pointer may be NULL */
 	return c ? c : (x->n > y->n) - (x->n < y->n);
 }
 
@@ -875,7 +876,8 @@ static int find_dup(const msgpack_object *o, struct keyref *dup)
 			for (uint32_t j = i + 1; j < n; j++) {
 				const msgpack_object_str *a = &o->via.map.ptr[i].key.via.str;
 				const msgpack_object_str *b = &o->via.map.ptr[j].key.via.str;
-				if (a->size == b->size && memcmp(a->ptr, b->ptr, a->size) == 0) {
+				if (a->size == b->size &&
+				    (!a->size || memcmp(a->ptr, b->ptr, a->size) == 0)) {
 					*dup = (struct keyref){a->ptr, a->size};
 					return 1;
 				}
@@ -981,7 +983,8 @@ static int dec_cont(struct dec *d, const msgpack_object *o, uint8_t depth,
 				return dec_fail(d, LINLI_EPROTO,
 						"key %u is not a string (MessagePack type %d)", i,
 						(int)k->type);
-			if (memchr(k->via.str.ptr, 0, k->via.str.size) ||
+			/* msgpack-c gives an empty string a NULL pointer: no memchr on it. */
+			if ((k->via.str.size && memchr(k->via.str.ptr, 0, k->via.str.size)) ||
 			    !record_utf8_valid(k->via.str.ptr, k->via.str.size))
 				return dec_fail(d, LINLI_EPROTO,
 						"key %u has a NUL byte or invalid UTF-8", i);
@@ -998,7 +1001,8 @@ static int dec_cont(struct dec *d, const msgpack_object *o, uint8_t depth,
 			f->key = malloc(k->size + 1);
 			if (!f->key)
 				return LINLI_ENOMEM;
-			memcpy(f->key, k->ptr, k->size);
+			if (k->size)
+				memcpy(f->key, k->ptr, k->size);
 			f->key[k->size] = '\0';
 			f->klen = k->size;
 			f->val.type = LINLI_T_NIL;
@@ -1048,19 +1052,22 @@ int record_from_mp(const msgpack_object *o, linli_record **out, char *err, size_
 
 int record_from_bytes(const void *buf, size_t len, linli_record **out, char *err, size_t errlen)
 {
+	char why[160];
+	/* Sizes first: msgpack-c allocates what a header declares before reading on. */
+	if (mp_check(buf, len, MP_MAX_DEPTH, 0, why, sizeof why) != 0) {
+		if (err && errlen)
+			snprintf(err, errlen, "not one MessagePack object: %s", why);
+		return LINLI_EPROTO;
+	}
 	msgpack_unpacked up;
 	msgpack_unpacked_init(&up);
 	size_t off = 0;
 	int rc;
 	msgpack_unpack_return ur = msgpack_unpack_next(&up, buf, len, &off);
-	if (ur != MSGPACK_UNPACK_SUCCESS) {
+	if (ur != MSGPACK_UNPACK_SUCCESS || off != len) {
 		if (err && errlen)
-			snprintf(err, errlen, "not one MessagePack object (%s)",
-				 ur == MSGPACK_UNPACK_CONTINUE ? "truncated" : "malformed");
-		rc = LINLI_EPROTO;
-	} else if (off != len) {
-		if (err && errlen)
-			snprintf(err, errlen, "%zu bytes after the MessagePack object", len - off);
+			snprintf(err, errlen, "not one MessagePack object (unpack error %d)",
+				 (int)ur);
 		rc = LINLI_EPROTO;
 	} else
 		rc = record_from_mp(&up.data, out, err, errlen);

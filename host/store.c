@@ -404,7 +404,7 @@ static void enc_value(const struct cat_field *f, const msgpack_object *v, struct
 	size_t n = 0;
 	if (is_str_type(f->type)) {
 		n = v->via.str.size;
-		if (n <= IDX_RAW_MAX)
+		if (n && n <= IDX_RAW_MAX) /* "" unpacks with a NULL pointer */
 			memcpy(p, v->via.str.ptr, n);
 		else {
 			crypto_generichash(p, HASH_LEN, (const unsigned char *)v->via.str.ptr,
@@ -464,7 +464,8 @@ static bool val_eq(const struct cat_field *f, const msgpack_object *a, const msg
 	if (is_str_type(f->type))
 		return a->type == MSGPACK_OBJECT_STR && b->type == MSGPACK_OBJECT_STR &&
 		       a->via.str.size == b->via.str.size &&
-		       memcmp(a->via.str.ptr, b->via.str.ptr, a->via.str.size) == 0;
+		       (!a->via.str.size ||
+			memcmp(a->via.str.ptr, b->via.str.ptr, a->via.str.size) == 0);
 	if (f->type == CAT_INTEGER || f->type == CAT_TIME) {
 		int64_t x, y;
 		return obj_int(a, &x) && obj_int(b, &y) && x == y;
@@ -1364,6 +1365,10 @@ static int prepare_record(struct store *s, const struct cat_dataset *ds, const v
 	msgpack_zone_clear(&s->zone);
 	msgpack_object o;
 	size_t off = 0;
+	char why[160];
+	if (rec && mp_check(rec, len, MP_MAX_DEPTH, 0, why, sizeof why) != 0)
+		return errf(err, errlen, LINLI_ESCHEMA,
+			    "%s: the record is not one MessagePack map: %s", ds->name, why);
 	if (!rec || msgpack_unpack(rec, len, &off, &s->zone, &o) != MSGPACK_UNPACK_SUCCESS ||
 	    off != len)
 		return errf(err, errlen, LINLI_ESCHEMA, "%s: the record is not one MessagePack map",

@@ -418,7 +418,41 @@ static void test_msgpack_refusals(void **state)
 
 	msgpack_pack_map(&pk, 2);
 	msgpack_pack_str_with_body(&pk, "a", 1);
-	expect_refused(&sb, LINLI_EPROTO, "truncated");
+	expect_refused(&sb, LINLI_EPROTO, "byte 0: fixmap declares 2 entries, only 2 bytes remain");
+
+	/* Empty keys and strings (msgpack-c gives them a NULL pointer; found by fuzz_record). */
+	msgpack_pack_map(&pk, 2);
+	msgpack_pack_str_with_body(&pk, "", 0);
+	msgpack_pack_str_with_body(&pk, "", 0);
+	msgpack_pack_str_with_body(&pk, "", 0);
+	msgpack_pack_bin_with_body(&pk, "", 0);
+	expect_refused(&sb, LINLI_EPROTO, "duplicate key ''");
+	msgpack_pack_map(&pk, 2);
+	msgpack_pack_str_with_body(&pk, "", 0);
+	msgpack_pack_str_with_body(&pk, "", 0);
+	msgpack_pack_str_with_body(&pk, "a", 1);
+	msgpack_pack_bin_with_body(&pk, "", 0);
+	linli_record *r = NULL;
+	char err[256];
+	assert_int_equal(record_from_bytes(sb.data, sb.size, &r, err, sizeof err), 0);
+	const char *s;
+	size_t n;
+	assert_int_equal(record_get_str(r, "", &s, &n), 0);
+	assert_int_equal(n, 0);
+	record_free(r);
+	msgpack_sbuffer_clear(&sb);
+
+	/* Sizes the bytes cannot hold are refused before msgpack-c allocates for them. */
+	msgpack_sbuffer_write(&sb, "\xdf\xff\xff\xff\xff", 5);
+	expect_refused(&sb, LINLI_EPROTO, "map 32 declares 4294967295 entries");
+	msgpack_pack_map(&pk, 1);
+	msgpack_pack_str_with_body(&pk, "a", 1);
+	msgpack_sbuffer_write(&sb, "\xdd\x10\x00\x00\x00\x01", 6);
+	expect_refused(&sb, LINLI_EPROTO, "byte 3: array 32 declares 268435456 elements");
+	msgpack_pack_map(&pk, 1);
+	msgpack_pack_str_with_body(&pk, "a", 1);
+	msgpack_sbuffer_write(&sb, "\xdb\x7f\xff\xff\xff", 5);
+	expect_refused(&sb, LINLI_EPROTO, "byte 3: str 32 declares 2147483647 bytes, 0 remain");
 
 	msgpack_pack_map(&pk, 0);
 	msgpack_pack_map(&pk, 0);

@@ -1,0 +1,1 @@
+rule { name = 'r', on = 'a/b', run = function() end }

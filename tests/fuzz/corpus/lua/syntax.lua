@@ -1,0 +1,4 @@
+plugin {
+  name = 'syntax',
+  init = function(
+}
