@@ -700,8 +700,13 @@ static int post_application(struct http_req *r, void *ud)
 	msgpack_packer pk;
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	json_to_mp(j, &pk);
+	int deep = json_to_mp(j, &pk);
 	json_decref(j);
+	if (deep) {
+		msgpack_sbuffer_destroy(&sb);
+		st = http_error(r, 400, "the body nests deeper than %d levels", MP_MAX_DEPTH);
+		return audited(r, ka->scope, "applications", "denied", st);
+	}
 	struct pending_post *pp = calloc(1, sizeof *pp);
 	char err[512];
 	int rc = pp ? store_put(r->k->store, "applications", ka->scope, NULL, sb.data, sb.size,
