@@ -790,7 +790,8 @@ static void dev_close(struct hal *h, struct hal_dev *d)
 /* ---- drivers ---- */
 
 /* Ops-table sizes of the SDK's minors, index = minor. */
-static const uint32_t ops_sizes[] = {(uint32_t)LINLI_DRIVER_OPS_SIZE_1_0};
+static const uint32_t ops_sizes[] = {(uint32_t)LINLI_DRIVER_OPS_SIZE_1_0,
+				     (uint32_t)LINLI_DRIVER_OPS_SIZE_1_0};
 _Static_assert(sizeof ops_sizes / sizeof ops_sizes[0] == LINLI_SDK_MINOR + 1,
 	       "add the driver ops size of the new SDK minor to ops_sizes");
 _Static_assert(LINLI_DRIVER_OPS_SIZE_1_0 == sizeof(struct linli_driver_ops),

@@ -266,7 +266,7 @@ int plug_running(const struct kernel *k) { return k->plugins ? k->plugins->runni
 #endif
 
 /* Size of the metadata block of SDK 1.<minor>; index = minor. */
-static const uint32_t meta_sizes[] = {LINLI_META_SIZE_1_0};
+static const uint32_t meta_sizes[] = {LINLI_META_SIZE_1_0, LINLI_META_SIZE_1_0};
 _Static_assert(sizeof meta_sizes / sizeof meta_sizes[0] == LINLI_SDK_MINOR + 1,
 	       "add the metadata block size of the new SDK minor to meta_sizes");
 

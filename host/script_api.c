@@ -1842,6 +1842,18 @@ static void bind_api(lua_State *L, struct script *s, void *ud)
 	    {"dev_info", l_dev_info},
 	    {"dev_get", l_dev_get},
 	    {"dev_command", l_dev_command},
+	    /* 1.1: the caller, actions, duties */
+
+	    /* 1.1: routes */
+
+	    /* 1.1: bus request/reply */
+
+	    /* 1.1: store changes, schemas */
+
+	    /* 1.1: devices */
+
+	    /* 1.1: time */
+
 	    {NULL, NULL},
 	};
 	luaL_setfuncs(L, fns, 0);

@@ -554,6 +554,18 @@ static const struct linli_api table = {
 	.dev_info = hal_api_dev_info,
 	.dev_get = hal_api_dev_get,
 	.dev_command = hal_api_dev_command,
+	/* ---- 1.1: the caller, acting as the caller, actions, duties ---- */
+
+	/* ---- 1.1: plugin HTTP routes ---- */
+
+	/* ---- 1.1: bus request/reply ---- */
+
+	/* ---- 1.1: store range filters, change notifications, schemas ---- */
+
+	/* ---- 1.1: devices waiting for a commit ---- */
+
+	/* ---- 1.1: time ---- */
+
 	/* ---- later subsystems: fill their members here, in the order of api.h ---- */
 };
 

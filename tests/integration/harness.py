@@ -20,6 +20,21 @@ SRC = os.environ.get("LINLI_SRC", os.path.dirname(os.path.dirname(os.path.dirnam
 BUILD = os.environ.get("LINLI_BUILD", os.path.join(SRC, "build"))
 
 
+def _sdk_version():
+    """The SDK version (major, minor) of the sources, from linli/version.h."""
+    want = {}
+    with open(os.path.join(SRC, "sdk", "include", "linli", "version.h")) as f:
+        for line in f:
+            w = line.split()
+            if len(w) == 3 and w[0] == "#define" and w[1] in ("LINLI_SDK_MAJOR", "LINLI_SDK_MINOR"):
+                want[w[1]] = int(w[2])
+    return want["LINLI_SDK_MAJOR"], want["LINLI_SDK_MINOR"]
+
+
+SDK_MAJOR, SDK_MINOR = _sdk_version()
+SDK = f"{SDK_MAJOR}.{SDK_MINOR}"
+
+
 class TestFailure(Exception):
     pass
 

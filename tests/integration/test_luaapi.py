@@ -15,6 +15,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (  # noqa: E402
+    SDK_MAJOR, SDK_MINOR,
     BUILD, LINLI, SRC, Daemon, TestFailure, by_name, check, eq, finish, main, wait_for, write)
 
 TP = os.path.abspath(os.environ.get("LINLI_TP_DIR", os.path.join(BUILD, "tests", "plugins")))
@@ -579,7 +580,7 @@ plugin { name = "names", version = "1.0.0", sdk = "1.0", family = "custom",
                                        "time_now_ms", "timer_add", "timer_cancel",
                                        "unsubscribe"]), "linli.*")
         check("linli.publish: not available while the file loads" in r["loaderr"], r)
-        eq((r["name"], r["major"], r["minor"]), ("names", 1, 0), "fields")
+        eq((r["name"], r["major"], r["minor"]), ("names", SDK_MAJOR, SDK_MINOR), "fields")
         # The editor definitions and the reference describe exactly this table.
         with open(os.path.join(SRC, "sdk", "lua", "linli.lua")) as f:
             text = f.read()

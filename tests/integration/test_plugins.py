@@ -16,6 +16,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (  # noqa: E402
+    SDK, SDK_MAJOR, SDK_MINOR,
     BUILD, LINLI, SRC, Daemon, TestFailure, by_name, check, eq, finish, main)
 
 TP = os.path.abspath(os.environ.get("LINLI_TP_DIR", os.path.join(BUILD, "tests", "plugins")))
@@ -106,7 +107,7 @@ def case_good_plugin_runs():
         info = d.ok("plugins", "info", "good")
         eq(info["description"], "A well-formed test plugin (测试)", "description")
         eq(info["capabilities"], ["bus.publish:good/#", "store.read:residents"], "caps")
-        eq(info["sdk"], "1.0", "sdk")
+        eq(info["sdk"], SDK, "sdk")
         eq(info["scope"], "hefei", "scope")
         # The private copy: a sealed in-memory file of linlid, opened by path.
         check(os.readlink(info["loaded_from"]).startswith("/memfd:linli-good."),
@@ -153,9 +154,9 @@ def case_refusals_name_file_and_reason():
         rows = by_file(d.ok("plugins", "list"))
         eq(len(rows), len(files), "every file listed")
         want = {
-            "major.so": "built for SDK 2.0; this linlid takes SDK 1.x plugins",
-            "minor.so": "built for SDK 1.1, newer than this linlid's SDK 1.0",
-            "size.so": "descriptor size 1234 is not the size of an SDK 1.0 descriptor",
+            "major.so": f"built for SDK {SDK_MAJOR + 1}.{SDK_MINOR}; this linlid takes SDK 1.x plugins",
+            "minor.so": f"built for SDK 1.{SDK_MINOR + 1}, newer than this linlid's SDK {SDK}",
+            "size.so": f"descriptor size 1234 is not the size of an SDK {SDK} descriptor",
             "nodesc.so": "no plugin descriptor (no .linli_plugin section",
             "notelf.so": "not an ELF file",
             "good_again.so": f"duplicate name 'good': already provided by {d.pdir}/good.so",
@@ -179,8 +180,8 @@ def case_refusals_name_file_and_reason():
         eq(d.ok("good", "hello")["greeting"], "hello, world", "daemon carries on")
         info = d.ok("plugins", "info", "notelf.so")
         eq((info["state"], info["reason"]), ("refused", "not an ELF file"), "info by file")
-        eq(d.ok("plugins", "info", "major")["sdk"], "2.0", "sdk of a refused plugin")
-        fails(d, "plugins", "enable", "major", name="LINLI_EINVAL", needle="built for SDK 2.0")
+        eq(d.ok("plugins", "info", "major")["sdk"], f"{SDK_MAJOR + 1}.{SDK_MINOR}", "sdk of a refused plugin")
+        fails(d, "plugins", "enable", "major", name="LINLI_EINVAL", needle=f"built for SDK {SDK_MAJOR + 1}.{SDK_MINOR}")
         fails(d, "plugins", "enable", "notelf.so", name="LINLI_EINVAL", needle="no plugin name")
         check("CONSTRUCTOR RAN major" not in d.logtext(), "enable ran refused code")
         eq(d.ok("status")["plugins"], 1, "status")
@@ -373,7 +374,7 @@ def case_install():
         fails(d, "plugins", "install", tp("tp_dep_a"), name="LINLI_ESTATE",
               needle="requires 'dep_b', which is not installed")
         fails(d, "plugins", "install", tp("tp_major"), name="LINLI_EINVAL",
-              needle="built for SDK 2.0")
+              needle=f"built for SDK {SDK_MAJOR + 1}.{SDK_MINOR}")
         eq(sorted(os.listdir(d.pdir)), ["good.so"], "nothing else copied")
         eq([r["name"] for r in d.ok("plugins", "list")], ["good"], "list")
         d.ok("plugins", "install", tp("tp_dep_b"))
@@ -474,7 +475,7 @@ def case_template_builds_out_of_tree():
         cflags = sh(["pkg-config", "--cflags", "linli-sdk"], env=env)
         check(f"-I{prefix}/include" in cflags and "-fvisibility=hidden" in cflags, cflags)
         eq(sh(["pkg-config", "--libs", "linli-sdk"], env=env).strip(), "", "no libs")
-        eq(sh(["pkg-config", "--modversion", "linli-sdk"], env=env).strip(), "1.0", "version")
+        eq(sh(["pkg-config", "--modversion", "linli-sdk"], env=env).strip(), SDK, "version")
         # A copy outside the source tree, so nothing can reach ../include.
         proj = os.path.join(tmp, "hello")
         shutil.copytree(os.path.join(SRC, "sdk", "template"), proj)
@@ -492,7 +493,7 @@ def case_template_builds_out_of_tree():
             eq((r["greeting"], r["from"], r["scope"], r["count"]),
                ("hello, 王五", "hello", "hefei", 1), "greet")
             eq(d.ok("hello", "greet")["count"], 2, "state kept")
-            check("hello: ready at hefei (SDK 1.0)" in d.logtext(), d.logtext())
+            check(f"hello: ready at hefei (SDK {SDK})" in d.logtext(), d.logtext())
             d.stop()
             check("hello: bye after 2 greeting(s)" in d.logtext(), "fini")
     finally:

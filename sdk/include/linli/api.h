@@ -572,6 +572,20 @@ struct linli_api {
 			   void *ud, uint64_t *req);
 
 	/* ---- append new members below this line, grouped by subsystem and version ---- */
+
+	/* ---- the caller, acting as the caller, plugin actions and duties, since 1.1 ---- */
+
+	/* ---- plugin HTTP routes, since 1.1 ---- */
+
+	/* ---- bus request/reply, since 1.1 ---- */
+
+	/* ---- store: range filters, change notifications, schemas, since 1.1 ---- */
+
+	/* ---- devices: waiting for a commit, since 1.1 ---- */
+
+	/* ---- time: the node's time zone, local calendar time, since 1.1 ---- */
+
+	/* ---- end of 1.1 ---- */
 };
 
 /* Does the kernel's table have `member`? (Always true for members of your own minor.) */

@@ -16,7 +16,7 @@
 #define LINLI_VERSION_H
 
 #define LINLI_SDK_MAJOR 1
-#define LINLI_SDK_MINOR 0
+#define LINLI_SDK_MINOR 1
 
 #define LINLI_SDK_STR_(x) #x
 #define LINLI_SDK_STR(x) LINLI_SDK_STR_(x)
