@@ -111,6 +111,8 @@ static const struct access_gate_row gates[] = {
     {"accounts", "remove", ACT_ACCOUNTS_MANAGE, S_, false},
     {"accounts", "grant", ACT_ACCOUNTS_MANAGE, S_, false},
     {"accounts", "revoke", ACT_ACCOUNTS_MANAGE, S_, false},
+    {"accounts", "assign", ACT_ACCOUNTS_MANAGE, S_, false},
+    {"accounts", "unassign", ACT_ACCOUNTS_MANAGE, S_, false},
     {"accounts", "list", ACT_ACCOUNTS_MANAGE, S_, false},
     {"audit", NULL, ACT_AUDIT_READ, S_, false},
     {"tier", "tree", ACT_STATUS, S_, false},
@@ -203,7 +205,7 @@ int access_gate(struct kernel *k, struct cmd_call *call)
 		 */
 		static struct tier_principal kp;
 		kp = (struct tier_principal){PRINCIPAL_KERNEL, "kernel", k->cfg.node_path,
-					     ROLE_NONE, NULL};
+					     ROLE_NONE, NULL, NULL, NULL};
 		call->who = &kp;
 		return 0;
 	}

@@ -536,7 +536,7 @@ int grants_bootstrap(struct kernel *k, const char *subject, const char *const *c
 	}
 	const char *name = strchr(subject, ':') + 1;
 	struct tier_principal who = {PRINCIPAL_KERNEL, "linlid --grant", k->cfg.node_path,
-				     ROLE_NONE, NULL};
+				     ROLE_NONE, NULL, NULL, NULL};
 	int rc = grants_change(k, &who, kind, name, caps, n, true, err, errlen);
 	if (rc)
 		return rc;

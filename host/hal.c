@@ -1333,7 +1333,7 @@ static struct hal_cmd *cmd_unlink(struct hal *h, uint64_t req)
 static void audit_result(const struct hal_cmd *c, int rc, const char *msg, uint64_t ms)
 {
 	if (c->has_p && c->d) {
-		struct tier_principal p = {c->pkind, c->pname, c->pscope, ROLE_NONE, NULL};
+		struct tier_principal p = {c->pkind, c->pname, c->pscope, ROLE_NONE, NULL, NULL, NULL};
 		char detail[400];
 		if (rc == 0)
 			snprintf(detail, sizeof detail, "#%" PRIu64 " %s: ok in %" PRIu64 " ms", c->req,

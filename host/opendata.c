@@ -197,7 +197,7 @@ static int authenticate(struct http_req *r, void *ud)
 		return http_error(r, 401, "unknown or revoked API key");
 	}
 	od.cur.p = (struct tier_principal){PRINCIPAL_MACHINE, od.cur.name, od.cur.scope,
-					   ROLE_VIEWER, NULL};
+					   ROLE_VIEWER, NULL, NULL, NULL};
 	r->auth = &od.cur; /* known, even when over its limit: the audit names it */
 	if (!rate_ok(k, od.cur.name)) {
 		snprintf(r->retry_after, sizeof r->retry_after, "1");
@@ -239,7 +239,7 @@ static void audit_refusal(struct http_req *r, void *ud)
 {
 	(void)ud;
 	static const struct tier_principal anon = {PRINCIPAL_MACHINE, "http:anonymous", NULL,
-						   ROLE_VIEWER, NULL};
+						   ROLE_VIEWER, NULL, NULL, NULL};
 	struct keyauth *ka = r->auth;
 	const struct tier_principal *who = ka ? &ka->p : &anon;
 	const char *scope = ka ? ka->scope : NULL;

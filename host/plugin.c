@@ -85,6 +85,10 @@ struct plugin {
 	bool in_init;
 	char init_err[512];
 	struct plug_store_state store; /* store_api.c */
+	/* The caller while one of its handlers serves a request (plug_act_begin). */
+	const struct tier_principal *acting;
+	const void *acting_tag;
+	char acting_scope[SCOPE_MAX + 1]; /* the narrower of its node and the caller's scope */
 	/* graph scratch (load_all) */
 	int t_index, t_low;
 	bool t_onstack, t_done;
@@ -2077,8 +2081,46 @@ void plug_principal(struct plugin *p, struct tier_principal *who, const char **g
 	for (int i = 0; i < LINLI_MAX_CAPS && p->meta.capabilities[i][0]; i++)
 		grants[n++] = p->meta.capabilities[i];
 	grants[n] = NULL;
-	*who = (struct tier_principal){PRINCIPAL_PLUGIN, p->name, p->reg->k->cfg.node_path,
-				       ROLE_NONE, grants};
+	*who = (struct tier_principal){PRINCIPAL_PLUGIN, p->name,
+				       p->acting ? p->acting_scope : p->reg->k->cfg.node_path,
+				       ROLE_NONE, grants, p->acting, NULL};
+}
+
+int plug_act_begin(struct plugin *p, const struct tier_principal *caller, const void *tag,
+		   struct plug_acting *saved, char *err, size_t errlen)
+{
+	saved->who = p->acting;
+	saved->tag = p->acting_tag;
+	snprintf(saved->scope, sizeof saved->scope, "%s", p->acting_scope);
+	if (!caller)
+		return 0;
+	const char *node = p->reg->k->cfg.node_path;
+	const char *narrow = scope_within(node, caller->scope)	 ? caller->scope
+			     : scope_within(caller->scope, node) ? node
+								 : NULL;
+	if (!narrow) {
+		snprintf(err, errlen, "'%s' of %s has no jurisdiction on this node %s", caller->name,
+			 caller->scope, node);
+		return LINLI_EPERM;
+	}
+	snprintf(p->acting_scope, sizeof p->acting_scope, "%s", narrow);
+	p->acting = caller;
+	p->acting_tag = tag;
+	return 0;
+}
+
+void plug_act_end(struct plugin *p, const struct plug_acting *saved)
+{
+	p->acting = saved->who;
+	p->acting_tag = saved->tag;
+	snprintf(p->acting_scope, sizeof p->acting_scope, "%s", saved->scope);
+}
+
+const struct tier_principal *plug_acting(const struct plugin *p, const void **tag)
+{
+	if (tag)
+		*tag = p->acting_tag;
+	return p->acting;
 }
 
 int plug_authorize(struct plugin *p, enum tier_action act, const char *scope, const char *object,

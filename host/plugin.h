@@ -173,6 +173,29 @@ int plug_authorize(struct plugin *p, enum tier_action act, const char *scope, co
  * `grants` (LINLI_MAX_CAPS + 1 slots) and into p; valid while p runs.
  */
 void plug_principal(struct plugin *p, struct tier_principal *who, const char **grants);
+/*
+ * Acting as the caller. While one of p's handlers serves a request (a
+ * console command, an HTTP route), p acts for `caller`: plug_principal
+ * gives p's principal with on_behalf = caller and, as its scope, the
+ * narrower of p's node and the caller's scope, so every check, mask and
+ * audit entry of a call p makes meanwhile (store, bus, devices, in C and
+ * Lua) is the intersection of both, filed under the caller (tier.h).
+ * `tag` identifies the request's struct linli_caller for caller_may.
+ * plug_act_begin saves what was there (nesting) into *saved; it refuses a
+ * caller with no jurisdiction on this node (LINLI_EPERM, err). A NULL
+ * caller keeps p acting for itself. plug_act_end restores.
+ */
+struct plug_acting {
+	const struct tier_principal *who;
+	const void *tag;
+	char scope[SCOPE_MAX + 1];
+};
+int plug_act_begin(struct plugin *p, const struct tier_principal *caller, const void *tag,
+		   struct plug_acting *saved, char *err, size_t errlen);
+void plug_act_end(struct plugin *p, const struct plug_acting *saved);
+/* The caller p serves now (and its tag), or NULL when p acts for itself. */
+const struct tier_principal *plug_acting(const struct plugin *p, const void **tag);
+
 /* Does plugin p hold a granted capability covering `cap` (e.g. "hal.driver:sim")? */
 bool plug_has_cap(const struct plugin *p, const char *cap);
 

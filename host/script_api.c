@@ -27,6 +27,7 @@
 
 #include "access.h"
 #include "bus.h"
+#include "caller.h"
 #include "cmd.h"
 #include "hal.h"
 #include "hal_api.h"
@@ -55,6 +56,7 @@ struct sapi {
 	struct lres *res;    /* every resource it made, newest first */
 	char owner[SCRIPT_NAME_MAX + 8]; /* "rule NAME" or the plugin's name, for the bus */
 	struct plug_store_state st;	 /* a rule's store state (a plugin's is on its entry) */
+	bool has_caller; /* a command is being served: its caller table is in the registry */
 };
 
 /* The header of every resource a script makes. */
@@ -111,7 +113,7 @@ static void principal_of(struct sapi *a, struct tier_principal *pr, const char *
 		plug_principal(a->p, pr, grants);
 	else
 		*pr = (struct tier_principal){PRINCIPAL_RULE, script_name(a->s),
-					      a->k->cfg.node_path, ROLE_NONE, a->grants};
+					      a->k->cfg.node_path, ROLE_NONE, a->grants, NULL, NULL};
 }
 
 static int authorize(struct sapi *a, enum tier_action act, const char *scope, const char *object,
@@ -615,6 +617,7 @@ struct lcmd {
 	char *usage, *summary;
 	int fnref;
 	bool registered;
+	char action[CALLER_ACTION_MAX + 1]; /* required of every caller (cmd_require); "" none */
 };
 
 struct creply {
@@ -626,12 +629,50 @@ struct creply {
 
 struct cargs {
 	struct cmd_call *call;
+	struct sapi *a;
 };
 
-/* handler(args, input): the words after `linli <plugin> <cmd>`, the --stdin body or nil. */
+#define CALLER_KEY "linli.caller" /* the registry field holding the caller being served */
+
+/* A list of strings as an array table (NULL: an empty one). */
+static void push_strings(lua_State *L, const char *const *v)
+{
+	lua_newtable(L);
+	for (int i = 0; v && v[i]; i++) {
+		lua_pushstring(L, v[i]);
+		lua_rawseti(L, -2, i + 1);
+	}
+}
+
+/* The caller table of linli/api.h's struct linli_caller, field for field. */
+static void push_caller(lua_State *L, const struct linli_caller *c)
+{
+	lua_createtable(L, 0, 8);
+	const char *const f[][2] = {{"kind", c->kind},	 {"name", c->name},
+				    {"role", c->role},	 {"scope", c->scope},
+				    {"level", c->level}};
+	for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+		lua_pushstring(L, f[i][1]);
+		lua_setfield(L, -2, f[i][0]);
+	}
+	push_strings(L, c->grants);
+	lua_setfield(L, -2, "grants");
+	push_strings(L, c->duties);
+	lua_setfield(L, -2, "duties");
+	if (c->resources) {
+		push_strings(L, c->resources);
+		lua_setfield(L, -2, "resources");
+	}
+}
+
+/*
+ * handler(args, input, caller): the words after `linli <plugin> <cmd>`, the
+ * --stdin body or nil, and who called (a table; caller_may takes it back).
+ */
 static int push_args(lua_State *L, void *ud)
 {
-	struct cmd_call *call = ((struct cargs *)ud)->call;
+	struct cargs *ca = ud;
+	struct cmd_call *call = ca->call;
 	int n = call->argc - 2;
 	lua_createtable(L, n, 0);
 	for (int i = 0; i < n; i++) {
@@ -642,7 +683,17 @@ static int push_args(lua_State *L, void *ud)
 		lua_pushlstring(L, call->input, call->input_len);
 	else
 		lua_pushnil(L);
-	return 2;
+	if (!call->who) {
+		lua_pushnil(L);
+		return 3;
+	}
+	struct caller_view cv;
+	caller_view_make(&cv, call->who, NULL);
+	push_caller(L, &cv.pub);
+	lua_pushvalue(L, -1);
+	lua_setfield(L, LUA_REGISTRYINDEX, CALLER_KEY);
+	ca->a->has_caller = true;
+	return 3;
 }
 
 static int code_of(lua_State *L, int idx)
@@ -687,11 +738,20 @@ static int lcmd_run(struct cmd_call *call, void *ud)
 	struct script *s = c->h.a->s;
 	int ref = c->fnref;
 	/* c may be gone after the call (a fault, cmd_unregister): nothing of it below. */
-	struct cargs args = {call};
+	struct sapi *a = c->h.a;
+	struct cargs args = {call, a};
 	struct creply r = {.failed = false};
-	msgpack_sbuffer_init(&r.out);
 	char err[768];
-	int rc = script_call(s, ref, push_args, &args, 3, take_reply, &r, err, sizeof err);
+	struct plug_acting saved;
+	int rc = caller_serve_begin(a->p, call->who, NULL, c->action[0] ? c->action : NULL,
+				    &saved, err, sizeof err);
+	if (rc)
+		return cmd_fail(call, rc, "%s %s: %s", call->argv[0], call->argv[1], err);
+	a->has_caller = false;
+	msgpack_sbuffer_init(&r.out);
+	rc = script_call(s, ref, push_args, &args, 3, take_reply, &r, err, sizeof err);
+	caller_serve_end(a->p, &saved);
+	a->has_caller = false; /* the table left in the registry is never taken again */
 	if (!rc && r.failed)
 		rc = cmd_fail(call, r.code, "%s %s: %s", call->argv[0], call->argv[1], r.msg);
 	else if (rc)
@@ -740,7 +800,8 @@ static int lcmd_resume(void *arg)
 static void lcmd_describe(void *arg, char *buf, size_t len)
 {
 	struct lcmd *c = arg;
-	snprintf(buf, len, "%s %s", c->word, c->sub);
+	snprintf(buf, len, "%s %s%s%s", c->word, c->sub, c->action[0] ? ", needs " : "",
+		 c->action);
 }
 
 static const struct plug_res_ops lcmd_ops = {
@@ -814,6 +875,93 @@ static int l_cmd_register(lua_State *L)
 	}
 	lua_pushboolean(L, 1);
 	return 1;
+}
+
+/* linli.cmd_require(sub, action) -> true | nil, msg, code */
+static int l_cmd_require(lua_State *L)
+{
+	struct sapi *a = need(L, "cmd_require");
+	const char *sub = luaL_checkstring(L, 1), *action = luaL_checkstring(L, 2);
+	no_more(L, 2, "sub, action");
+	if (!a->p)
+		return luaL_error(L, "linli.cmd_require: only script plugins have console commands");
+	struct lcmd *c = find_cmd(a, sub);
+	if (!c)
+		return push_fail(L, LINLI_ENOENT, "no such command of this plugin");
+	if (!caller_action_exists(a->p, action))
+		return push_fail(L, LINLI_ENOENT, "no such action of this plugin (action_declare)");
+	snprintf(c->action, sizeof c->action, "%s", action);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* linli.action_declare(name, min_role, level, duty, summary) -> true | nil, msg, code */
+static int l_action_declare(lua_State *L)
+{
+	struct sapi *a = need(L, "action_declare");
+	const char *name = luaL_checkstring(L, 1), *role = luaL_checkstring(L, 2);
+	const char *level = luaL_optstring(L, 3, NULL), *duty = luaL_optstring(L, 4, NULL);
+	const char *summary = luaL_optstring(L, 5, NULL);
+	no_more(L, 5, "name, min_role, level, duty, summary");
+	if (!a->p)
+		return luaL_error(L, "linli.action_declare: only script plugins declare actions");
+	script_charge(L, API_CALL_UNITS);
+	char err[256];
+	int rc = caller_action_declare(a->p, name, role, level, duty, summary, err, sizeof err);
+	if (rc)
+		return push_fail(L, rc, err);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* linli.caller_may(caller, action, scope) -> true | nil, msg, code */
+static int l_caller_may(lua_State *L)
+{
+	struct sapi *a = need(L, "caller_may");
+	luaL_checktype(L, 1, LUA_TTABLE);
+	const char *action = luaL_checkstring(L, 2), *scope = luaL_optstring(L, 3, NULL);
+	no_more(L, 3, "caller, action, scope");
+	if (!a->p)
+		return luaL_error(L, "linli.caller_may: only script plugins serve callers");
+	script_charge(L, API_CALL_UNITS);
+	const struct tier_principal *who = plug_acting(a->p, NULL);
+	bool same = false;
+	if (who && a->has_caller) {
+		lua_getfield(L, LUA_REGISTRYINDEX, CALLER_KEY);
+		same = lua_rawequal(L, 1, -1);
+		lua_pop(L, 1);
+	}
+	if (!same)
+		return push_fail(L, LINLI_ESTATE,
+				 "not the caller of the request being served (a caller is valid "
+				 "only while its handler runs)");
+	char err[512];
+	int rc = caller_action_check(a->p, who, action, scope, err, sizeof err);
+	if (rc)
+		return push_fail(L, rc, err);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+static int push_sb(lua_State *L, int rc, msgpack_sbuffer *sb, bool split, const char *err,
+		   const char *oom);
+
+/* linli.duty_holders(duty, scope) -> { {user, scope, role, name}, ... } | nil, msg, code */
+static int l_duty_holders(lua_State *L)
+{
+	struct sapi *a = need(L, "duty_holders");
+	const char *duty = luaL_checkstring(L, 1), *scope = luaL_optstring(L, 2, NULL);
+	no_more(L, 2, "duty, scope");
+	if (!a->p)
+		return luaL_error(L, "linli.duty_holders: only script plugins read duties");
+	script_charge(L, API_CALL_UNITS);
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	char err[512];
+	int rc = caller_duty_holders(a->p, duty, scope, &pk, err, sizeof err);
+	return push_sb(L, rc, &sb, false, err, "out of memory");
 }
 
 /* linli.cmd_unregister(sub) -> true | nil, msg, "LINLI_ENOENT" */
@@ -1843,6 +1991,10 @@ static void bind_api(lua_State *L, struct script *s, void *ud)
 	    {"dev_get", l_dev_get},
 	    {"dev_command", l_dev_command},
 	    /* 1.1: the caller, actions, duties */
+	    {"action_declare", l_action_declare},
+	    {"cmd_require", l_cmd_require},
+	    {"caller_may", l_caller_may},
+	    {"duty_holders", l_duty_holders},
 
 	    /* 1.1: routes */
 

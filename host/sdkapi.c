@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "bus.h"
+#include "caller.h"
 #include "hal_api.h"
 #include "cmd.h"
 #include "kernel.h"
@@ -83,6 +84,7 @@ struct pcmd {
 	linli_cmd_fn fn;
 	void *ud;
 	bool registered;
+	char action[CALLER_ACTION_MAX + 1]; /* required of every caller (cmd_require); "" none */
 };
 
 static int pcmd_run(struct cmd_call *call, void *ud)
@@ -90,6 +92,9 @@ static int pcmd_run(struct cmd_call *call, void *ud)
 	struct pcmd *c = ud;
 	/* The handler may unregister its own command: copy what is used after it. */
 	struct plugin *p = c->p;
+	struct caller_view cv;
+	if (call->who)
+		caller_view_make(&cv, call->who, NULL);
 	struct linli_cmd_req req = {
 		.size = sizeof req,
 		.argc = call->argc - 2,
@@ -97,10 +102,17 @@ static int pcmd_run(struct cmd_call *call, void *ud)
 		.input = call->input,
 		.input_len = call->input_len,
 		.ud = c->ud,
+		.caller = call->who ? &cv.pub : NULL,
 	};
 	linli_record *out = NULL;
 	char err[768] = "";
-	int rc = c->fn(plug_ctx(p), &req, &out, err, sizeof err);
+	struct plug_acting saved;
+	int rc = caller_serve_begin(p, call->who, req.caller, c->action[0] ? c->action : NULL,
+				    &saved, err, sizeof err);
+	if (rc)
+		return cmd_fail(call, rc, "%s %s: %s", call->argv[0], call->argv[1], err);
+	rc = c->fn(plug_ctx(p), &req, &out, err, sizeof err);
+	caller_serve_end(p, &saved);
 	if (rc) {
 		record_free(out);
 		int code = rc < 0 ? rc : LINLI_EINVAL;
@@ -150,7 +162,8 @@ static int pcmd_resume(void *arg) { return pcmd_register(arg); }
 static void pcmd_describe(void *arg, char *buf, size_t len)
 {
 	struct pcmd *c = arg;
-	snprintf(buf, len, "%s %s", plug_name(c->p), c->sub);
+	snprintf(buf, len, "%s %s%s%s", plug_name(c->p), c->sub, c->action[0] ? ", needs " : "",
+		 c->action);
 }
 
 static const struct plug_res_ops pcmd_ops = {
@@ -202,6 +215,21 @@ static int api_cmd_register(linli_ctx *ctx, const char *sub, const char *usage,
 		pcmd_release(c);
 		return rc;
 	}
+	return 0;
+}
+
+static int api_cmd_require(linli_ctx *ctx, const char *sub, const char *action)
+{
+	struct plugin *p = plug_from_ctx(ctx);
+	if (!sub || !action)
+		return LINLI_EINVAL;
+	struct pcmd *c = plug_find_res(p, &pcmd_ops, pcmd_match, sub, NULL);
+	if (!c || !caller_action_exists(p, action)) {
+		log_warn(plug_name(p), "cmd_require %s %s: no such %s of this plugin", sub, action,
+			 c ? "action" : "command");
+		return LINLI_ENOENT;
+	}
+	snprintf(c->action, sizeof c->action, "%s", action);
 	return 0;
 }
 
@@ -555,6 +583,10 @@ static const struct linli_api table = {
 	.dev_get = hal_api_dev_get,
 	.dev_command = hal_api_dev_command,
 	/* ---- 1.1: the caller, acting as the caller, actions, duties ---- */
+	.action_declare = caller_api_action_declare,
+	.cmd_require = api_cmd_require,
+	.caller_may = caller_api_may,
+	.duty_holders = caller_api_duty_holders,
 
 	/* ---- 1.1: plugin HTTP routes ---- */
 

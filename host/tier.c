@@ -234,8 +234,26 @@ static void needed_cap(enum tier_action act, const char *object, char *out, size
 	snprintf(out, n, "%s%s%s", verb, object ? ":" : "", object ? object : "");
 }
 
+static int check_one(const struct tier_principal *who, enum tier_action act, const char *scope,
+		     const char *object, char *why, size_t whylen);
+
 int tier_check(const struct tier_principal *who, enum tier_action act, const char *scope,
 	       const char *object, char *why, size_t whylen)
+{
+	int rc = check_one(who, act, scope, object, why, whylen);
+	if (rc || !who->on_behalf)
+		return rc;
+	/* Acting for a caller: the caller must be allowed too (a plugin never widens it). */
+	char cwhy[384];
+	rc = check_one(who->on_behalf, act, scope, object, cwhy, sizeof cwhy);
+	if (rc)
+		snprintf(why, whylen, "%s (through %s '%s')", cwhy,
+			 who->kind == PRINCIPAL_RULE ? "rule" : "plugin", who->name);
+	return rc;
+}
+
+static int check_one(const struct tier_principal *who, enum tier_action act, const char *scope,
+		     const char *object, char *why, size_t whylen)
 {
 	if (who->kind == PRINCIPAL_KERNEL)
 		return 0;
@@ -266,7 +284,85 @@ int tier_check(const struct tier_principal *who, enum tier_action act, const cha
 	return 0;
 }
 
+int tier_role_rank(enum tier_role r)
+{
+	static const int rank[ROLE_COUNT] = {[ROLE_VIEWER] = 1, [ROLE_AUDITOR] = 2,
+					     [ROLE_GRID_WORKER] = 3, [ROLE_OPERATOR] = 4,
+					     [ROLE_ADMIN] = 5};
+	return r > ROLE_NONE && r < ROLE_COUNT ? rank[r] : 0;
+}
+
+bool tier_duty_ok(const char *d)
+{
+	size_t n = d ? strlen(d) : 0;
+	if (n == 0 || n > 63 || d[0] < 'a' || d[0] > 'z')
+		return false;
+	int dots = 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = d[i];
+		if (c == '.') {
+			if (++dots > 1 || i + 1 == n || d[i + 1] < 'a' || d[i + 1] > 'z')
+				return false;
+		} else if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+			return false;
+	}
+	return true;
+}
+
+bool tier_has_duty(const struct tier_principal *who, const char *duty)
+{
+	for (const char *const *d = who->duties; d && *d; d++)
+		if (strcmp(*d, duty) == 0)
+			return true;
+	return false;
+}
+
+int tier_check_action(const struct tier_principal *who, const struct tier_plugin_action *a,
+		      const char *scope, char *why, size_t whylen)
+{
+	/* A plugin or rule acting for a caller: the caller is who takes the action. */
+	while (who->on_behalf && (who->kind == PRINCIPAL_PLUGIN || who->kind == PRINCIPAL_RULE))
+		who = who->on_behalf;
+	if (who->kind == PRINCIPAL_KERNEL)
+		return 0;
+	if (who->kind == PRINCIPAL_PLUGIN || who->kind == PRINCIPAL_RULE) {
+		snprintf(why, whylen, "%s '%s' is no caller: action %s is taken by accounts",
+			 who->kind == PRINCIPAL_RULE ? "rule" : "plugin", who->name, a->name);
+		return LINLI_EPERM;
+	}
+	if (!scope_within(who->scope, scope)) {
+		snprintf(why, whylen, "account '%s' of %s may not %s on %s: outside its jurisdiction",
+			 who->name, who->scope, a->name, scope);
+		return LINLI_EPERM;
+	}
+	if (tier_role_rank(who->role) < tier_role_rank(a->min_role)) {
+		snprintf(why, whylen, "action %s needs role %s or above; '%s' is %s", a->name,
+			 tier_role_name(a->min_role), who->name, tier_role_name(who->role));
+		return LINLI_EPERM;
+	}
+	enum tier_level lvl = (enum tier_level)scope_depth(who->scope);
+	if (a->max_depth != TIER_NONE && lvl > a->max_depth) {
+		snprintf(why, whylen, "action %s is taken at %s level or above; '%s' sits at %s",
+			 a->name, tier_level_name(a->max_depth), who->name,
+			 tier_level_name(lvl) ? tier_level_name(lvl) : "?");
+		return LINLI_EPERM;
+	}
+	if (a->duty && *a->duty && who->role != ROLE_ADMIN && !tier_has_duty(who, a->duty)) {
+		snprintf(why, whylen, "action %s needs the duty %s, which '%s' does not hold",
+			 a->name, a->duty, who->name);
+		return LINLI_EPERM;
+	}
+	return 0;
+}
+
+static bool sees_one(const struct tier_principal *who, const char *dataset);
+
 bool tier_sees_sensitive(const struct tier_principal *who, const char *dataset)
+{
+	return sees_one(who, dataset) && (!who->on_behalf || sees_one(who->on_behalf, dataset));
+}
+
+static bool sees_one(const struct tier_principal *who, const char *dataset)
 {
 	if (who->kind == PRINCIPAL_KERNEL)
 		return true;

@@ -74,6 +74,15 @@ struct tier_principal {
 	enum tier_role role;		/* persons and machines */
 	const char *const *grants;	/* NULL-terminated: "sensitive", "sensitive:DATASET",
 					   plugin capabilities "store.read:DATASET", ... */
+	/*
+	 * A plugin or rule acting for a caller (a command or route it serves):
+	 * the caller. Then both must be allowed (tier_check), both must hold
+	 * the grant to see a field in clear (tier_sees_sensitive), and the
+	 * audit files the act under the caller, naming the plugin. NULL: the
+	 * principal acts for itself.
+	 */
+	const struct tier_principal *on_behalf;
+	const char *const *duties;	/* NULL-terminated workflow duties of an account, or NULL */
 };
 
 /*
@@ -87,6 +96,40 @@ struct tier_principal {
  */
 int tier_check(const struct tier_principal *who, enum tier_action act, const char *scope,
 	       const char *object, char *why, size_t whylen);
+
+/*
+ * A plugin-defined action ("alarms.ack"): the least role a caller needs
+ * (roles rank viewer < auditor < grid_worker < operator < admin), the
+ * deepest level it may sit at (TIER_STREET: a street, district or city
+ * account; TIER_NONE: any), and a workflow duty it must hold (NULL: none;
+ * an admin needs none).
+ */
+struct tier_plugin_action {
+	const char *name;
+	enum tier_role min_role;
+	enum tier_level max_depth;
+	const char *duty;
+};
+
+/* The rank of a role for plugin actions (0 for ROLE_NONE). */
+int tier_role_rank(enum tier_role r);
+
+/*
+ * tier_check_action — may `who` (a person or machine; a plugin or rule
+ * acting for one is checked as that caller) take plugin action `a` on
+ * `scope`? The target must lie in the caller's subtree, the caller's role
+ * rank at least a->min_role's, its level no deeper than a->max_depth, and
+ * it must hold a->duty unless it is an admin. The kernel passes. 0 or
+ * LINLI_EPERM with the reason in `why`.
+ */
+int tier_check_action(const struct tier_principal *who, const struct tier_plugin_action *a,
+		      const char *scope, char *why, size_t whylen);
+
+/* Does `who` hold workflow duty `duty`? */
+bool tier_has_duty(const struct tier_principal *who, const char *duty);
+
+/* Is `d` a well-formed duty name ([a-z][a-z0-9_]* with at most one '.', <= 63 bytes)? */
+bool tier_duty_ok(const char *d);
 
 /* Does `who` hold the grant to read `dataset`'s sensitive fields unmasked? */
 bool tier_sees_sensitive(const struct tier_principal *who, const char *dataset);

@@ -54,6 +54,8 @@ struct sess {
 	char scope[SCOPE_MAX + 1];
 	char grants_buf[4096];
 	const char *grants[TIER_MAX_GRANTS + 1];
+	char duties_buf[1024];
+	const char *duties[TIER_MAX_GRANTS + 1];
 	int64_t expires_ms;
 	int refs;
 	bool dead; /* dropped from the cache; freed with its last reference */
@@ -137,6 +139,7 @@ struct account {
 	char kind[16], role[16], display[65], created_by[65];
 	char hash[TIER_HASH_MAX];
 	char grants[4096];
+	char duties[1024]; /* workflow duties, space-separated ("grid.dispatcher ...") */
 	bool disabled;
 	int64_t failed, locked_until, created;
 	int64_t epoch; /* bumped by whatever must end the account's sessions */
@@ -161,6 +164,7 @@ static void account_from(const msgpack_object *m, struct account *a)
 	mp_copy_str(mp_get(m, "created_by"), a->created_by, sizeof a->created_by);
 	mp_copy_str(mp_get(m, "hash"), a->hash, sizeof a->hash);
 	mp_copy_str(mp_get(m, "grants"), a->grants, sizeof a->grants);
+	mp_copy_str(mp_get(m, "duties"), a->duties, sizeof a->duties);
 	const msgpack_object *d = mp_get(m, "disabled");
 	a->disabled = d && d->type == MSGPACK_OBJECT_BOOLEAN && d->via.boolean;
 	a->failed = get_i(mp_get(m, "failed"));
@@ -198,7 +202,7 @@ static void account_pack(const struct account *a, msgpack_sbuffer *sb)
 	msgpack_packer pk;
 	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
 	int n = 6 + (a->display[0] != 0) + (a->grants[0] != 0) + (a->locked_until != 0) +
-		(a->created_by[0] != 0) + (a->epoch != 0);
+		(a->created_by[0] != 0) + (a->epoch != 0) + (a->duties[0] != 0);
 	msgpack_pack_map(&pk, (size_t)n);
 	mp_kv_str(&pk, "kind", a->kind);
 	mp_kv_str(&pk, "role", a->role);
@@ -210,6 +214,8 @@ static void account_pack(const struct account *a, msgpack_sbuffer *sb)
 		mp_kv_str(&pk, "display_name", a->display);
 	if (a->grants[0])
 		mp_kv_str(&pk, "grants", a->grants);
+	if (a->duties[0])
+		mp_kv_str(&pk, "duties", a->duties);
 	if (a->locked_until)
 		mp_kv_int(&pk, "locked_until", a->locked_until);
 	if (a->created_by[0])
@@ -258,10 +264,17 @@ static struct sess *sess_build(const struct account *a, const char *id, int64_t 
 	     tok = strtok(NULL, " "))
 		s->grants[n++] = tok;
 	s->grants[n] = NULL;
+	snprintf(s->duties_buf, sizeof s->duties_buf, "%s", a->duties);
+	n = 0;
+	for (char *tok = strtok(s->duties_buf, " "); tok && n < TIER_MAX_GRANTS;
+	     tok = strtok(NULL, " "))
+		s->duties[n++] = tok;
+	s->duties[n] = NULL;
 	s->expires_ms = expires;
 	s->p = (struct tier_principal){strcmp(a->kind, "machine") == 0 ? PRINCIPAL_MACHINE
 								      : PRINCIPAL_PERSON,
-				       s->user, s->scope, tier_role_parse(a->role), s->grants};
+				       s->user, s->scope, tier_role_parse(a->role), s->grants, NULL,
+				       s->duties};
 	return s;
 }
 
@@ -572,7 +585,7 @@ void tiers_audit_flush(struct kernel *k, bool all)
 			continue;
 		}
 		t->folds[i] = t->folds[--t->n_folds];
-		struct tier_principal p = {f.kind, f.name, f.pscope, ROLE_VIEWER, NULL};
+		struct tier_principal p = {f.kind, f.name, f.pscope, ROLE_VIEWER, NULL, NULL, NULL};
 		t->flush_count = f.count;
 		t->flush_first = f.first_ms;
 		tiers_audit(k, &p, f.action, f.scope, f.object, f.result, f.detail);
@@ -585,13 +598,32 @@ void tiers_audit_flush(struct kernel *k, bool all)
  * bounded, valid UTF-8 (utf8_escape: "\xff" for a stray byte), and a scope
  * that is not a valid path is filed at the node with the raw one in detail.
  */
+static void audit_put(struct kernel *k, const struct tier_principal *who, const char *via,
+		      const char *action, const char *scope, const char *object,
+		      const char *result, const char *detail);
+
 void tiers_audit(struct kernel *k, const struct tier_principal *who, const char *action,
 		 const char *scope, const char *object, const char *result, const char *detail)
 {
 	if (!k->store || !kernel_on_thread(k))
 		return;
+	if (who && who->on_behalf) {
+		/* A plugin or rule acting for a caller: filed under the caller, naming it. */
+		char via[96];
+		snprintf(via, sizeof via, "%s:%s", who->kind == PRINCIPAL_RULE ? "rule" : "plugin",
+			 who->name);
+		audit_put(k, who->on_behalf, via, action, scope, object, result, detail);
+		return;
+	}
 	if (audit_fold(k, who, action, scope, object, result, detail))
 		return;
+	audit_put(k, who, NULL, action, scope, object, result, detail);
+}
+
+static void audit_put(struct kernel *k, const struct tier_principal *who, const char *via,
+		      const char *action, const char *scope, const char *object,
+		      const char *result, const char *detail)
+{
 	uint64_t count = T(k) ? T(k)->flush_count : 0;
 	char whob[96], raw[96], act[96], res[32], o[161], d[513], why[128];
 	snprintf(raw, sizeof raw, "%s%s",
@@ -613,13 +645,19 @@ void tiers_audit(struct kernel *k, const struct tier_principal *who, const char 
 	msgpack_packer pk;
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 4 + (object && *object) + (detail && *detail) + 2 * (count > 1));
+	msgpack_pack_map(&pk, 4 + (object && *object) + (detail && *detail) + 2 * (count > 1) +
+				  (via != NULL));
 	mp_kv_int(&pk, "time", wall_ms());
 	if (count > 1) {
 		mp_kv_uint(&pk, "count", count);
 		mp_kv_int(&pk, "first", T(k)->flush_first);
 	}
 	mp_kv_str(&pk, "who", whob);
+	if (via) {
+		char v[96];
+		utf8_escape(v, sizeof v, via, strlen(via));
+		mp_kv_str(&pk, "via", v);
+	}
 	mp_kv_str(&pk, "action", act);
 	mp_kv_str(&pk, "result", res);
 	if (object && *object) {
@@ -747,7 +785,7 @@ static void login_done(struct kernel *k, struct job *j)
 	char err[256];
 	int64_t now = wall_ms();
 	struct tier_principal who = {PRINCIPAL_PERSON, a->user, a->scope[0] ? a->scope : "-",
-				     ROLE_NONE, NULL};
+				     ROLE_NONE, NULL, NULL, NULL};
 	/*
 	 * The password was checked against the account as it was when the login
 	 * began. Read it again: what changed meanwhile (a new password, a
@@ -847,7 +885,7 @@ static int cmd_login(struct cmd_call *call, void *ud)
 			char when[32];
 			utc_text(j->acct.locked_until, when, sizeof when);
 			struct tier_principal who = {PRINCIPAL_PERSON, user, j->acct.scope, ROLE_NONE,
-						     NULL};
+						     NULL, NULL, NULL};
 			tiers_audit(k, &who, "login", j->acct.scope, user, "denied",
 				    locked ? "locked" : "disabled");
 			sodium_memzero(pw, strlen(pw));
@@ -898,7 +936,10 @@ static int cmd_whoami(struct cmd_call *call, void *ud)
 	int n = 0;
 	while (w->grants && w->grants[n])
 		n++;
-	msgpack_pack_map(pk, 6);
+	int nd = 0;
+	while (w->duties && w->duties[nd])
+		nd++;
+	msgpack_pack_map(pk, 7);
 	mp_kv_str(pk, "user", w->name);
 	mp_kv_str(pk, "kind", w->kind == PRINCIPAL_MACHINE ? "machine" : "person");
 	mp_kv_str(pk, "role", tier_role_name(w->role));
@@ -908,6 +949,10 @@ static int cmd_whoami(struct cmd_call *call, void *ud)
 	msgpack_pack_array(pk, (size_t)n);
 	for (int i = 0; i < n; i++)
 		mp_str(pk, w->grants[i]);
+	mp_str(pk, "duties");
+	msgpack_pack_array(pk, (size_t)nd);
+	for (int i = 0; i < nd; i++)
+		mp_str(pk, w->duties[i]);
 	(void)s;
 	return 0;
 }
@@ -1218,10 +1263,11 @@ static int cmd_accounts_passwd(struct cmd_call *call, void *ud)
 static int change_account(struct cmd_call *call, const char *what)
 {
 	struct kernel *k = call->k;
-	bool grantish = strcmp(what, "grant") == 0 || strcmp(what, "revoke") == 0;
+	bool dutyish = strcmp(what, "assign") == 0 || strcmp(what, "unassign") == 0;
+	bool grantish = dutyish || strcmp(what, "grant") == 0 || strcmp(what, "revoke") == 0;
 	if (call->argc != (grantish ? 4 : 3))
 		return cmd_fail(call, LINLI_EINVAL, "usage: accounts %s USER%s", what,
-				grantish ? " GRANT" : "");
+				dutyish ? " DUTY" : grantish ? " GRANT" : "");
 	const char *user = call->argv[2];
 	struct account a;
 	char err[256];
@@ -1230,7 +1276,7 @@ static int change_account(struct cmd_call *call, const char *what)
 	int rc = may_manage(call, a.scope);
 	if (rc)
 		return rc;
-	if (strcmp(user, call->who->name) == 0 && strcmp(what, "enable") != 0)
+	if (strcmp(user, call->who->name) == 0 && strcmp(what, "enable") != 0 && !dutyish)
 		return cmd_fail(call, LINLI_EPERM, "you may not %s your own account", what);
 	if (strcmp(what, "disable") == 0) {
 		if ((rc = last_admin(call, &a, "disable")))
@@ -1243,15 +1289,24 @@ static int change_account(struct cmd_call *call, const char *what)
 		a.locked_until = 0;
 	} else {
 		const char *g = call->argv[3];
-		bool ok = strcmp(g, "sensitive") == 0 ||
-			  (strncmp(g, "sensitive:", 10) == 0 && catalog_dataset(k->catalog, g + 10));
+		bool ok = dutyish ? tier_duty_ok(g)
+				  : strcmp(g, "sensitive") == 0 ||
+					(strncmp(g, "sensitive:", 10) == 0 &&
+					 catalog_dataset(k->catalog, g + 10));
+		if (!ok && dutyish)
+			return cmd_fail(call, LINLI_EINVAL,
+					"bad duty '%.60s': a word of a-z, 0-9 and _ (e.g. "
+					"'grid.dispatcher'), at most 63 bytes",
+					g);
 		if (!ok)
 			return cmd_fail(call, LINLI_EINVAL,
 					"unknown grant '%.60s': 'sensitive' or 'sensitive:DATASET'", g);
+		char *field = dutyish ? a.duties : a.grants;
+		size_t cap = dutyish ? sizeof a.duties : sizeof a.grants;
 		char list[4096] = "";
 		bool had = false;
 		char copy[4096];
-		snprintf(copy, sizeof copy, "%s", a.grants);
+		snprintf(copy, sizeof copy, "%s", field);
 		for (char *t = strtok(copy, " "); t; t = strtok(NULL, " ")) {
 			if (strcmp(t, g) == 0) {
 				had = true;
@@ -1260,12 +1315,15 @@ static int change_account(struct cmd_call *call, const char *what)
 			snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
 				 list[0] ? " " : "", t);
 		}
-		if (strcmp(what, "grant") == 0)
+		if (strcmp(what, "grant") == 0 || strcmp(what, "assign") == 0)
 			snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
 				 list[0] ? " " : "", g);
 		else if (!had)
 			return cmd_fail(call, LINLI_ENOENT, "'%s' does not hold '%s'", user, g);
-		snprintf(a.grants, sizeof a.grants, "%s", list);
+		if (strlen(list) >= cap)
+			return cmd_fail(call, LINLI_ELIMIT, "'%s' holds too many %s already", user,
+					dutyish ? "duties" : "grants");
+		snprintf(field, cap, "%s", list);
 	}
 	if ((rc = account_put(k, &a, err, sizeof err)))
 		return cmd_fail(call, rc, "%s", err);
@@ -1280,10 +1338,11 @@ static int change_account(struct cmd_call *call, const char *what)
 	snprintf(action, sizeof action, "accounts.%s", what);
 	tiers_audit(k, call->who, action, a.scope, user, "allowed",
 		    grantish ? call->argv[3] : NULL);
-	msgpack_pack_map(&call->pk, 3);
+	msgpack_pack_map(&call->pk, 4);
 	mp_kv_str(&call->pk, "user", user);
 	mp_kv_bool(&call->pk, "disabled", a.disabled);
 	mp_kv_str(&call->pk, "grants", a.grants);
+	mp_kv_str(&call->pk, "duties", a.duties);
 	finish_after_commit(k, call);
 	return CMD_PENDING;
 }
@@ -1424,7 +1483,7 @@ static int list_row(void *ud, const struct store_row *row)
 		struct account a;
 		memset(&a, 0, sizeof a);
 		account_from(&up.data, &a);
-		msgpack_pack_map(&c->pk, 8);
+		msgpack_pack_map(&c->pk, 9);
 		mp_kv_str(&c->pk, "user", row->id);
 		mp_kv_str(&c->pk, "kind", a.kind);
 		mp_kv_str(&c->pk, "role", a.role);
@@ -1433,10 +1492,70 @@ static int list_row(void *ud, const struct store_row *row)
 		mp_kv_bool(&c->pk, "disabled", a.disabled);
 		mp_kv_bool(&c->pk, "locked", a.locked_until > c->now);
 		mp_kv_str(&c->pk, "grants", a.grants);
+		mp_kv_str(&c->pk, "duties", a.duties);
 		c->n++;
 	}
 	msgpack_unpacked_destroy(&up);
 	return 0;
+}
+
+struct dutyctx {
+	const char *duty;
+	msgpack_sbuffer rows;
+	msgpack_packer pk;
+	int n;
+};
+
+static int duty_row(void *ud, const struct store_row *row)
+{
+	struct dutyctx *c = ud;
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	size_t off = 0;
+	if (msgpack_unpack_next(&up, row->data, row->len, &off) == MSGPACK_UNPACK_SUCCESS) {
+		struct account a;
+		memset(&a, 0, sizeof a);
+		account_from(&up.data, &a);
+		bool holds = false;
+		for (char *t = strtok(a.duties, " "); t && !holds; t = strtok(NULL, " "))
+			holds = strcmp(t, c->duty) == 0;
+		if (holds && !a.disabled) {
+			msgpack_pack_map(&c->pk, 4);
+			mp_kv_str(&c->pk, "user", row->id);
+			mp_kv_str(&c->pk, "scope", row->scope);
+			mp_kv_str(&c->pk, "role", a.role);
+			mp_kv_str(&c->pk, "name", a.display);
+			c->n++;
+		}
+	}
+	msgpack_unpacked_destroy(&up);
+	return 0;
+}
+
+int tiers_duty_holders(struct kernel *k, const char *duty, const char *scope, msgpack_packer *pk,
+		       char *err, size_t errlen)
+{
+	if (!k->store) {
+		snprintf(err, errlen, "this node has no store open");
+		return LINLI_ESTATE;
+	}
+	struct dutyctx c = {.duty = duty};
+	msgpack_sbuffer_init(&c.rows);
+	msgpack_packer_init(&c.pk, &c.rows, msgpack_sbuffer_write);
+	char cursor[STORE_CURSOR_MAX] = "";
+	int rc = 0;
+	do {
+		struct store_query q = {.dataset = "accounts", .scope = scope,
+					.limit = STORE_SCAN_MAX, .cursor = cursor};
+		rc = store_scan(k->store, &q, duty_row, &c, cursor, err, errlen);
+	} while (rc >= 0 && cursor[0]);
+	if (rc >= 0) {
+		msgpack_pack_array(pk, (size_t)c.n);
+		pk->callback(pk->data, c.rows.data, c.rows.size);
+		rc = 0;
+	}
+	msgpack_sbuffer_destroy(&c.rows);
+	return rc;
 }
 
 static int cmd_accounts_list(struct cmd_call *call, void *ud)
@@ -1499,19 +1618,22 @@ static int cmd_audit(struct cmd_call *call, void *ud)
 {
 	(void)ud;
 	const char *scope = call->who->scope, *who = NULL, *action = NULL, *result = NULL;
+	const char *via = NULL;
 	int64_t since = 0;
 	long limit = 200;
 	for (int i = 1; i < call->argc; i++) {
 		const char *a = call->argv[i], *v = i + 1 < call->argc ? call->argv[i + 1] : NULL;
 		if (!v)
 			return cmd_fail(call, LINLI_EINVAL,
-					"usage: audit [--who U] [--action A] [--result R] [--since "
-					"TIME] [--scope PATH] [--limit N]");
+					"usage: audit [--who U] [--via plugin:P] [--action A] [--result "
+					"R] [--since TIME] [--scope PATH] [--limit N]");
 		i++;
 		if (strcmp(a, "--scope") == 0)
 			scope = v;
 		else if (strcmp(a, "--who") == 0)
 			who = v;
+		else if (strcmp(a, "--via") == 0)
+			via = v;
 		else if (strcmp(a, "--action") == 0)
 			action = v;
 		else if (strcmp(a, "--result") == 0)
@@ -1535,10 +1657,12 @@ static int cmd_audit(struct cmd_call *call, void *ud)
 	if (rc)
 		return rc;
 	tiers_audit_flush(call->k, true); /* open windows of folded reads show too */
-	struct store_where w[3];
+	struct store_where w[4];
 	int nw = 0;
 	if (who)
 		w[nw++] = (struct store_where){"who", who};
+	if (via)
+		w[nw++] = (struct store_where){"via", via};
 	if (action)
 		w[nw++] = (struct store_where){"action", action};
 	if (result)
@@ -1670,7 +1794,7 @@ int tiers_bootstrap_admin(struct kernel *k, const char *user, const char *passwo
 	if ((rc = account_put(k, &a, err, errlen)))
 		return rc;
 	struct tier_principal who = {PRINCIPAL_KERNEL, "init-admin", k->cfg.node_path, ROLE_NONE,
-				     NULL};
+				     NULL, NULL, NULL};
 	tiers_audit(k, &who, "accounts.add", a.scope, user, "allowed", "first administrator");
 	return store_batch_end(k->store);
 }
@@ -1704,7 +1828,7 @@ int tiers_open(struct kernel *k, char *err, size_t errlen)
 	    {"login", NULL, "USER [--password-stdin]", "start a session (password asked)",
 	     cmd_login, NULL},
 	    {"logout", NULL, "", "end this session", cmd_logout, NULL},
-	    {"whoami", NULL, "", "the account, role, jurisdiction and grants of this session",
+	    {"whoami", NULL, "", "the account, role, jurisdiction, grants and duties of this session",
 	     cmd_whoami, NULL},
 	    {"accounts", "add", "USER --role ROLE [--node PATH] [--name TEXT] [--machine]",
 	     "add a person (password from --stdin) or a machine (secret shown once)",
@@ -1721,11 +1845,17 @@ int tiers_open(struct kernel *k, char *err, size_t errlen)
 	    {"accounts", "grant", "USER GRANT", "grant 'sensitive' or 'sensitive:DATASET'",
 	     cmd_accounts_change, "grant"},
 	    {"accounts", "revoke", "USER GRANT", "revoke a grant", cmd_accounts_change, "revoke"},
+	    {"accounts", "assign", "USER DUTY",
+	     "give an account a workflow duty plugins read (e.g. grid.dispatcher)",
+	     cmd_accounts_change, "assign"},
+	    {"accounts", "unassign", "USER DUTY", "take a workflow duty away", cmd_accounts_change,
+	     "unassign"},
 	    {"accounts", "remove", "USER", "remove an account and end its sessions",
 	     cmd_accounts_remove, NULL},
 	    {"accounts", "list", "[--scope PATH]", "accounts of a jurisdiction", cmd_accounts_list,
 	     NULL},
-	    {"audit", NULL, "[--who U] [--action A] [--result R] [--since TIME] [--scope PATH]",
+	    {"audit", NULL,
+	     "[--who U] [--via plugin:P] [--action A] [--result R] [--since TIME] [--scope PATH]",
 	     "the audit log of a jurisdiction", cmd_audit, NULL},
 	    {"tier", "tree", "", "the jurisdiction tree under this session's node", cmd_tree, NULL},
 	    {"tier", "roles", "", "what each role may do at each level", cmd_roles, NULL},

@@ -45,6 +45,15 @@ int tiers_attach(struct kernel *k, struct cmd_call *call);
 int tiers_recheck(struct kernel *k, struct cmd_call *call);
 
 /*
+ * tiers_duty_holders — pack an array of {"user", "scope", "role", "name"}:
+ * the enabled accounts within `scope`'s subtree that hold workflow duty
+ * `duty` (accounts assign). 0 or a store code with err.
+ */
+struct msgpack_packer;
+int tiers_duty_holders(struct kernel *k, const char *duty, const char *scope,
+		       struct msgpack_packer *pk, char *err, size_t errlen);
+
+/*
  * tiers_audit — append an audit entry to the current batch (kernel thread):
  * who did `action` on `object` at `scope`, with result "allowed", "denied"
  * or "masked" and an optional detail. Failures are logged, never fatal.

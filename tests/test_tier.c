@@ -21,7 +21,7 @@
 static struct tier_principal person(const char *scope, enum tier_role role,
 				    const char *const *grants)
 {
-	return (struct tier_principal){PRINCIPAL_PERSON, "u", scope, role, grants};
+	return (struct tier_principal){PRINCIPAL_PERSON, "u", scope, role, grants, NULL, NULL};
 }
 
 static void test_scope_rules(void **state)
@@ -75,7 +75,7 @@ static void test_plugin_caps(void **state)
 	char why[256];
 	const char *const grants[] = {"store.read:incidents", "store.write:*",
 				      "bus.publish:incident/#", NULL};
-	struct tier_principal p = {PRINCIPAL_PLUGIN, "grid", "hefei/baohe", ROLE_NONE, grants};
+	struct tier_principal p = {PRINCIPAL_PLUGIN, "grid", "hefei/baohe", ROLE_NONE, grants, NULL, NULL};
 	assert_int_equal(tier_check(&p, ACT_DATA_READ, "hefei/baohe/x", "incidents", why, sizeof why),
 			 0);
 	assert_int_equal(tier_check(&p, ACT_DATA_READ, "hefei/baohe/x", "residents", why, sizeof why),
@@ -107,7 +107,7 @@ static void test_plugin_caps(void **state)
 	assert_true(tier_cap_covers("bus.publish:#", "bus.publish:good/#"));
 	/* A Lua rule is checked like a plugin, and named as a rule. */
 	const char *const rgrants[] = {"bus.publish:alarm/smoke/#", NULL};
-	struct tier_principal r = {PRINCIPAL_RULE, "smoke", "hefei/baohe", ROLE_NONE, rgrants};
+	struct tier_principal r = {PRINCIPAL_RULE, "smoke", "hefei/baohe", ROLE_NONE, rgrants, NULL, NULL};
 	assert_int_equal(tier_check(&r, ACT_EVENTS_PUBLISH, "hefei/baohe/binhu", "alarm/smoke/x",
 				    why, sizeof why),
 			 0);
@@ -119,7 +119,7 @@ static void test_plugin_caps(void **state)
 	    tier_check(&r, ACT_EVENTS_PUBLISH, "hefei", "alarm/smoke/x", why, sizeof why),
 	    LINLI_EPERM);
 	assert_non_null(strstr(why, "rule 'smoke' of hefei/baohe may not act on hefei"));
-	struct tier_principal none = {PRINCIPAL_RULE, "quiet", "hefei/baohe", ROLE_NONE, NULL};
+	struct tier_principal none = {PRINCIPAL_RULE, "quiet", "hefei/baohe", ROLE_NONE, NULL, NULL, NULL};
 	assert_int_equal(tier_check(&none, ACT_DATA_READ, "hefei/baohe", "x", why, sizeof why),
 			 LINLI_EPERM);
 }

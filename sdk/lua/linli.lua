@@ -71,7 +71,7 @@ function linli.time_now_ms() end
 ---@param sub string [a-z][a-z0-9_-]*, at most 63 bytes
 ---@param usage? string the arguments, e.g. "NAME [--all]"
 ---@param summary? string one line for `linli help`
----@param fn fun(args: string[], input: string|nil): any, string?, linli.code?
+---@param fn fun(args: string[], input: string|nil, caller: linli.caller|nil): any, string?, linli.code?
 ---@return true|nil ok
 ---@return string? message
 ---@return linli.code? code "LINLI_EINVAL", "LINLI_EEXIST", "LINLI_ENOMEM"
@@ -83,6 +83,60 @@ function linli.cmd_register(sub, usage, summary, fn) end
 ---@return string? message
 ---@return linli.code? code "LINLI_ENOENT"
 function linli.cmd_unregister(sub) end
+
+---Who called a command (SDK 1.1): the third argument of a command handler. While the
+---handler runs, every linli.* call acts as this caller (the intersection of the plugin's
+---grants and the caller's rights, audited under the caller). C: struct linli_caller.
+---@class linli.caller
+---@field kind "person"|"machine"|"kernel"
+---@field name string account name, or "apikey:NAME"
+---@field role string "admin", "operator", "grid_worker", "auditor" or "viewer"
+---@field scope string the caller's jurisdiction
+---@field level string "city", "district", "street", "community" or "grid"
+---@field grants string[] "sensitive", "sensitive:DATASET"
+---@field duties string[] workflow duties, e.g. "grid.dispatcher"
+---@field resources? string[] an API key's resources
+
+---Declare this plugin's action `name` ("<plugin>.<word>") with the least role its caller
+---needs, the deepest level it may sit at (nil: any) and a duty it must hold (nil: none;
+---admins need none). Script plugins only. C member: action_declare (since 1.1).
+---@param name string
+---@param min_role "viewer"|"auditor"|"grid_worker"|"operator"|"admin"
+---@param level? "city"|"district"|"street"|"community"|"grid"
+---@param duty? string
+---@param summary? string
+---@return true|nil ok
+---@return string? message
+---@return linli.code? code "LINLI_EINVAL", "LINLI_EEXIST"
+function linli.action_declare(name, min_role, level, duty, summary) end
+
+---Have the kernel check `action` for every caller of command `sub` before its handler runs.
+---C member: cmd_require (since 1.1).
+---@param sub string
+---@param action string
+---@return true|nil ok
+---@return string? message
+---@return linli.code? code "LINLI_ENOENT"
+function linli.cmd_require(sub, action) end
+
+---May `caller` (the handler's third argument, while the handler runs) take this plugin's
+---action on `scope` (nil: the caller's own)? Refusals are audited. C member: caller_may.
+---@param caller linli.caller
+---@param action string
+---@param scope? string
+---@return true|nil ok
+---@return string? message
+---@return linli.code? code "LINLI_EPERM", "LINLI_ENOENT", "LINLI_ESTATE"
+function linli.caller_may(caller, action, scope) end
+
+---The enabled accounts within `scope` holding workflow duty `duty`: { {user, scope, role,
+---name}, ... }. C member: duty_holders (since 1.1).
+---@param duty string
+---@param scope? string
+---@return table[]|nil holders
+---@return string? message
+---@return linli.code? code "LINLI_EINVAL", "LINLI_EPERM"
+function linli.duty_holders(duty, scope) end
 
 ---Call fn() after delay_ms, then every interval_ms if it is > 0 (0: once).
 ---Removed automatically when the script stops or faults. C member: timer_add.

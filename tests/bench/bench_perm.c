@@ -45,7 +45,7 @@ int main(void)
 	log_set_level(LOG_ERROR);
 	const char *const grants[] = {NULL};
 	struct tier_principal op = {PRINCIPAL_PERSON, "op", "hefei/baohe/binhu", ROLE_OPERATOR,
-				    grants};
+				    grants, NULL, NULL};
 	char why[256];
 
 	/* One check: allowed, then denied. */

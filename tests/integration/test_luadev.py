@@ -233,11 +233,11 @@ def case_plugin_and_rule_read_and_command_devices():
            "dev_get sees it")
         # Sent and answered are audited as the script's, like a C plugin's command.
         rows = audit(d, action="device.command")
-        got = {(e["who"], e["object"], e["result"], e["detail"].split(" ")[1]) for e in rows}
+        got = {(e.get("via", e["who"]), e["object"], e["result"], e["detail"].split(" ")[1]) for e in rows}
         check(("plugin:keeper", "sim-door-001", "allowed", "open") in got, got)
         check(("rule:probe", "sim-door-001", "allowed", "set_mode") in got, got)
         rows = audit(d, action="device.command.result")
-        check(any(e["who"] == "rule:probe" and e["detail"].startswith(f"#{req2} set_mode: ok")
+        check(any(e.get("via", e["who"]) == "rule:probe" and e["detail"].startswith(f"#{req2} set_mode: ok")
                   for e in rows), rows)
         log = d.logtext()
         check(f"device.command #{req} sim-door-001 (door at {COMMUNITY}) open "
@@ -279,11 +279,11 @@ def case_undeclared_capability_refused_and_audited_like_a_c_plugin():
                     "device.command:door", "the whole message")
         # Every denial is in the audit log as the script's (and devapp's), object = the class.
         rows = audit(d, result="denied")
-        got = {(e["who"], e["action"], e.get("object")) for e in rows}
+        got = {(e.get("via", e["who"]), e["action"], e.get("object")) for e in rows}
         for who in ("plugin:keeper", "rule:probe", "plugin:devapp"):
             for want in ((who, "device.read", "smoke"), (who, "device.command", "door")):
                 check(want in got, f"{want} not audited: {got}")
-        details = {e["detail"].replace(e["who"].split(":")[1], "X") for e in rows
+        details = {e["detail"].replace(e.get("via", e["who"]).split(":")[1], "X") for e in rows
                    if e["action"] == "device.command"}
         check(len({x.replace("plugin 'X'", "'X'").replace("rule 'X'", "'X'")
                    for x in details}) == 1, f"one reason, whoever asks: {details}")

@@ -297,7 +297,7 @@ def case_rule_outside_its_scope_is_refused_like_a_c_plugin():
         # city's administrator), and logged under its name.
         d.login()
         denied = [(a["action"], a.get("detail", "")) for a in d.ok("audit", "--limit", "1000")
-                  if a["who"] == "rule:probe" and a["result"] == "denied"]
+                  if a.get("via", a["who"]) == "rule:probe" and a["result"] == "denied"]
         for scope in (OTHER, DISTRICT, "hefei"):
             for action in ("data.read", "data.write", "data.delete"):
                 check(any(a == action and f"may not act on {scope}:" in det
@@ -347,7 +347,7 @@ def case_undeclared_dataset_refused():
                 "kept by the kernel itself")
         refused(run(d, "return linli.store_get('nosuch', 'x')"), "LINLI_EPERM",
                 "no granted capability store.read:nosuch")
-        denied = {(a["who"], a["action"], a.get("object")) for a in
+        denied = {(a.get("via", a["who"]), a["action"], a.get("object")) for a in
                   d.ok("audit", "--limit", "1000") if a["result"] == "denied"}
         for want in (("rule:probe", "data.read", "businesses"),
                      ("rule:probe", "data.write", "residents"),
@@ -410,8 +410,8 @@ def case_sensitive_fields_masked_without_the_grant():
         eq((c["name"], c["id_number"], "phone" in c), ("李四", RESIDENT["id_number"], False),
            "changed and dropped fields written")
         # Every read is audited, masked or allowed, under the rule's name.
-        seen = {(a["who"], a["result"], a.get("detail")) for a in d.ok("audit", "--limit", "1000")
-                if a.get("action") == "data.read" and a["who"].startswith("rule:")}
+        seen = {(a.get("via", a["who"]), a["result"], a.get("detail")) for a in d.ok("audit", "--limit", "1000")
+                if a.get("action") == "data.read" and a.get("via", a["who"]).startswith("rule:")}
         for want in (("rule:probe", "masked", "r-1"), ("rule:seer", "allowed", "r-1"),
                      ("rule:wide", "allowed", "r-1"), ("rule:probe", "masked", "scan"),
                      ("rule:seer", "allowed", "scan"),

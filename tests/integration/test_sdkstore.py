@@ -17,7 +17,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import BUILD, SRC, Daemon, TestFailure, check, eq, finish, main  # noqa: E402
+from harness import BUILD, SRC, Daemon, TestFailure, check, eq, finish, main, wait_for  # noqa: E402
 
 TP = os.path.abspath(os.environ.get("LINLI_TP_DIR", os.path.join(BUILD, "tests", "plugins")))
 CATALOG = os.path.join(SRC, "catalog")
@@ -25,6 +25,7 @@ DISTRICT = "hefei/baohe"
 STREET = "hefei/baohe/binhu"
 YUELAN = STREET + "/yuelan"
 TIANEHU = STREET + "/tianehu"
+QIMING = STREET + "/qiming"  # a community of the tree (accounts live on it)
 OTHER = "hefei/baohe/other/c1"  # a community of a sibling street
 RESIDENT = {"name": "张三", "id_number": "340104199001011234", "gender": "male",
             "birth_date": "1990-01-01", "residence_type": "registered"}
@@ -353,7 +354,7 @@ def case_undeclared_dataset_and_foreign_scope_refused():
         check("tp_store: store_put businesses: plugin 'tp_store' holds no granted capability"
               in d.logtext(), "refusals are logged under the plugin's name")
         denied = [(a["action"], a.get("object")) for a in d.ok("audit", "--limit", "1000")
-                  if a["who"] == "plugin:tp_store" and a["result"] == "denied"]
+                  if a.get("via", a["who"]) == "plugin:tp_store" and a["result"] == "denied"]
         for want in (("data.write", "businesses"), ("data.read", "businesses"),
                      ("data.write", "incidents")):
             check(want in denied, f"{want} not audited as denied: {denied}")
@@ -391,8 +392,8 @@ def case_sensitive_fields_masked_audited_and_kept_by_updates():
            "with the grant: a miss")
         # Every read is audited, allowed or masked.
         audit = d.ok("audit", "--limit", "1000")
-        mine = [(a["who"], a["result"], a.get("detail")) for a in audit
-                if a.get("action") == "data.read" and a["who"].startswith("plugin:")]
+        mine = [(a.get("via", a["who"]), a["result"], a.get("detail")) for a in audit
+                if a.get("action") == "data.read" and a.get("via", a["who"]).startswith("plugin:")]
         for want in (("plugin:tp_store", "masked", "r-1"), ("plugin:tp_store_sens", "allowed", "r-1"),
                      ("plugin:tp_store", "masked", "scan"),
                      ("plugin:tp_store_sens", "allowed", "scan"),
@@ -488,6 +489,160 @@ def case_commit_notice_of_a_stopped_plugin_is_dropped():
         see_all(d, "reader_street")
         names = sorted(r["name"] for r in d.ok("data", "query", "residents")["records"])
         eq(names, ["停用", "关机"], "both fini writes survived")
+
+
+# ---- SDK 1.1: the caller ----
+
+def as_user(d, token, *args, plugin="tp_store"):
+    """tp_store ARGS run by the account whose session is `token`: (exit code, reply, stderr)."""
+    return d.cli(plugin, *args, env={"LINLI_SESSION": token})
+
+
+def reply_of(d, token, *args, plugin="tp_store"):
+    rc, out, err = as_user(d, token, *args, plugin=plugin)
+    check(rc == 0, f"tp_store {' '.join(args)}: {err}")
+    return out
+
+
+def case_a_command_acts_as_its_caller():
+    """A plugin command runs with the intersection of the plugin's grants and the
+    caller's rights: narrowed or refused exactly as `data` commands are, masked and
+    audited under the caller."""
+    with node(plugins=("tp_store", "tp_store_sens")) as d:
+        d.ok("data", "put", "residents", "--scope", YUELAN, "--id", "y1", js(RESIDENT))
+        d.ok("data", "put", "residents", "--scope", TIANEHU, "--id", "t1", js(RESIDENT))
+        viewer = d.account("viewer1", "viewer", node=STREET)
+        op_y = d.account("op_y", "operator", node=YUELAN)
+        admin_s = d.account("admin_s", "admin", node=STREET)  # no sensitive grant
+        # The caller, as the handler sees it.
+        w = reply_of(d, op_y, "whoami")
+        eq((w["kind"], w["name"], w["role"], w["scope"], w["level"], w["key"]),
+           ("person", "op_y", "operator", YUELAN, "community", False), "the caller")
+        eq(w["grants"], [], "no grants")
+        eq(reply_of(d, d.session, "whoami")["grants"], ["sensitive"], "the console's grants")
+        # A viewer reads through the plugin but cannot write through it, as with `data put`.
+        eq(reply_of(d, viewer, "get", "residents", "y1")["scope"], YUELAN, "viewer reads")
+        r = reply_of(d, viewer, "put", "residents", YUELAN, "-", js(RESIDENT))
+        eq(r["name"], "LINLI_EPERM", f"viewer writes through the plugin: {r}")
+        check("role viewer at street level may not data.write" in r["error"] and
+              "through plugin 'tp_store'" in r["error"], r["error"])
+        rc, _, err = d.cli("data", "put", "residents", "--scope", YUELAN, js(RESIDENT),
+                           env={"LINLI_SESSION": viewer})
+        check(rc != 0 and "may not data.write" in err, f"the same through data put: {err}")
+        # A community operator: its own community, never the sibling's.
+        eq(reply_of(d, op_y, "get", "residents", "y1")["scope"], YUELAN, "own community")
+        r = reply_of(d, op_y, "get", "residents", "t1")
+        eq(r["name"], "LINLI_ENOENT", f"a NULL scope is the caller's subtree: {r}")
+        r = reply_of(d, op_y, "get", "residents", "t1", TIANEHU)
+        eq(r["name"], "LINLI_EPERM", f"the sibling named: {r}")
+        eq(reply_of(d, op_y, "pages", "residents")["ids"], ["y1"], "a scan is narrowed")
+        r = reply_of(d, op_y, "put", "residents", YUELAN, "y2", js(RESIDENT))
+        eq((r["name"], r["created"]), ("LINLI_OK", True), f"operator writes its own: {r}")
+        # Masking: in clear only when both the plugin and the caller hold the grant.
+        eq(reply_of(d, d.session, "get", "residents", "y1", plugin="tp_store_sens")
+           ["record"]["id_number"], RESIDENT["id_number"], "both hold it")
+        eq(reply_of(d, admin_s, "get", "residents", "y1", plugin="tp_store_sens")
+           ["record"]["id_number"], MASKED["id_number"], "the caller does not")
+        eq(reply_of(d, d.session, "get", "residents", "y1")["record"]["id_number"],
+           MASKED["id_number"], "the plugin does not")
+        # Audited under the caller, naming the plugin.
+        rows = d.ok("audit", "--via", "plugin:tp_store", "--limit", "1000")
+        got = {(a["who"], a["action"], a["result"]) for a in rows}
+        for want in (("viewer1", "data.write", "denied"), ("op_y", "data.read", "denied"),
+                     ("op_y", "data.read", "masked")):
+            check(want in got, f"{want} not in {got}")
+        check(all(not a["who"].startswith("plugin:") for a in rows), rows)
+        sens = d.ok("audit", "--via", "plugin:tp_store_sens", "--limit", "100")
+        got = {(a["who"], a["result"]) for a in sens if a["action"] == "data.read"}
+        check(("admin_s", "masked") in got and ("reader_street", "allowed") in got, got)
+        # Timers and other callbacks act as the plugin itself: tp_store's commit notice.
+        eq(ok(d, "commit", "residents", YUELAN, js(RESIDENT))["rc"], 0, "commit asked")
+
+
+def case_plugin_actions_roles_levels_duties():
+    with node(STREET, "street") as d:
+        viewer = d.account("viewer1", "viewer", node=STREET)
+        op_s = d.account("op_s", "operator", node=STREET)
+        op_y = d.account("op_y", "operator", node=YUELAN)
+        # Declarations: listed with what needs them; bad ones refused with a reason.
+        info = d.ok("plugins", "info", "tp_store")
+        whats = [r["what"] for r in info["resources"] if r["kind"] == "action"]
+        eq(sorted(w.split(":")[0] for w in whats), ["tp_store.ack", "tp_store.approve"],
+           f"actions: {whats}")
+        check("tp_store.approve: operator or above, at street level or above, duty "
+              "tp_store.checker: approve a case" in whats, whats)
+        check({"kind": "command", "what": "tp_store ack, needs tp_store.ack"}
+              in info["resources"], info["resources"])
+        log = d.logtext()
+        for needle in ("action 'other.x': a name 'tp_store.WORD'",
+                       "least role 'boss' is none of viewer",
+                       "action tp_store.ack is declared already",
+                       "cmd_require ack tp_store.nosuch: no such action"):
+            check(needle in log, needle)
+        # cmd_require: a viewer never reaches the handler.
+        rc, out, err = as_user(d, viewer, "ack")
+        check(rc != 0 and "tp_store.ack: action tp_store.ack needs role operator or above; "
+              "'viewer1' is viewer" in err, err)
+        eq(reply_of(d, op_y, "ack")["acked_by"], "op_y", "an operator passes")
+        # caller_may: level, then duty; an admin needs no duty.
+        r = reply_of(d, op_y, "approve", YUELAN)
+        eq(r["name"], "LINLI_EPERM", "a community operator")
+        check("taken at street level or above; 'op_y' sits at community" in r["error"], r)
+        r = reply_of(d, op_s, "approve", YUELAN)
+        check(r["name"] == "LINLI_EPERM" and "needs the duty tp_store.checker" in r["error"], r)
+        rc, _, err = d.cli("accounts", "assign", "op_s", "Bad Duty!")
+        check(rc != 0 and "bad duty 'Bad Duty!'" in err, err)
+        eq(d.ok("accounts", "assign", "op_s", "tp_store.checker")["duties"], "tp_store.checker",
+           "assigned")
+        eq(reply_of(d, op_s, "approve", YUELAN)["name"], "LINLI_OK", "with the duty")
+        eq(d.cli("whoami", env={"LINLI_SESSION": op_s})[1]["duties"], ["tp_store.checker"],
+           "whoami shows duties")
+        r = reply_of(d, op_s, "approve", "hefei/baohe")
+        check(r["name"] == "LINLI_EPERM" and "outside its jurisdiction" in r["error"], r)
+        eq(reply_of(d, d.session, "approve", YUELAN)["name"], "LINLI_OK", "an admin")
+        # Duty holders: whom to dispatch to, within the caller's reach.
+        d.account("op_t", "operator", node=QIMING)
+        d.ok("accounts", "assign", "op_t", "tp_store.checker")
+        h = reply_of(d, d.session, "holders", "tp_store.checker")
+        eq(sorted((x["user"], x["scope"]) for x in h["holders"]),
+           [("op_s", STREET), ("op_t", QIMING)], "holders in the street")
+        h = reply_of(d, op_y, "holders", "tp_store.checker")
+        eq(h["holders"], [], "the community operator's reach")
+        eq(reply_of(d, op_y, "holders", "tp_store.checker", QIMING)["name"], "LINLI_EPERM",
+           "a sibling's")
+        eq(reply_of(d, d.session, "holders", "no good")["name"], "LINLI_EINVAL", "bad duty")
+        d.ok("accounts", "unassign", "op_s", "tp_store.checker")
+        eq(reply_of(d, op_s, "approve", YUELAN)["name"], "LINLI_EPERM", "unassigned")
+        # A caller kept past its handler is refused, never followed.
+        d.ok("tp_store", "keep")
+        wait_for(lambda: d.ok("tp_store", "stale")["name"] != "pending", "the timer")
+        r = d.ok("tp_store", "stale")
+        check(r["name"] == "LINLI_ESTATE" and "not the caller of the request being served"
+              in r["error"], r)
+        # Refusals are audited under the caller.
+        rows = d.ok("audit", "--result", "denied", "--limit", "1000")
+        got = {(a["who"], a["action"]) for a in rows}
+        for want in (("viewer1", "tp_store.ack"), ("op_y", "tp_store.approve"),
+                     ("op_s", "tp_store.approve")):
+            check(want in got, f"{want} not in {got}")
+
+
+def case_a_1_0_plugin_binary_still_loads_and_works():
+    """tp_store built against the frozen SDK 1.0 headers (tests/sdk-1.0): its smaller
+    request and query structs are read by their size, and it acts as its caller too."""
+    with node(plugins=("tp_store_v10",)) as d:
+        info = d.ok("plugins", "info", "tp_store")
+        eq((info["state"], info["sdk"]), ("running", "1.0"), "a 1.0 plugin runs")
+        r = ok(d, "put", "residents", YUELAN, "-", js(RESIDENT))
+        eq(ok(d, "get", "residents", r["id"])["record"]["id_number"], MASKED["id_number"],
+           "get")
+        p = ok(d, "scan", "residents", "where=residence_type=registered")
+        eq(p["count"], 1, "scan with a filter")
+        rc, _, err = d.cli("tp_store", "whoami")
+        check(rc != 0 and "unknown subcommand" in err, err)
+        viewer = d.account("viewer1", "viewer", node=STREET)
+        eq(reply_of(d, viewer, "put", "residents", YUELAN, "-", js(RESIDENT))["name"],
+           "LINLI_EPERM", "a 1.0 plugin acts as its caller too")
 
 
 if __name__ == "__main__":

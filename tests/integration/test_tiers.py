@@ -727,7 +727,7 @@ def case_permission_matrix_through_a_c_plugin():
                     if denied_ == expect_allow:
                         failures.append(f"plugin at {level} {name} on {kind} ({target}): "
                                         f"got {out.get('name')} {out.get('error')}")
-            denials = d.ok("audit", "--who", "plugin:tp_store", "--result", "denied",
+            denials = d.ok("audit", "--via", "plugin:tp_store", "--result", "denied",
                            "--limit", "1000", "--scope", node)
             check(len(denials) >= 1, f"no audited plugin denial at {node}")
         finally:

@@ -560,6 +560,153 @@ static void after_fini(linli_ctx *ctx, int rc, const char *msg, void *ud)
 	api->log(ctx, LINLI_LOG_ERROR, "a commit notice after fini: rc %d %s", rc, msg);
 }
 
+#if LINLI_SDK_MINOR >= 1
+/*
+ * SDK 1.1: the caller. (Built against the frozen 1.0 headers as
+ * tp_store_v10, the plugin has none of this: the 1.0 compatibility test.)
+ *
+ *   tp_store whoami                  -> the caller's fields
+ *   tp_store ack                     needs tp_store.ack (operator) through cmd_require
+ *   tp_store approve SCOPE           caller_may tp_store.approve (operator, street level or
+ *                                    above, duty tp_store.checker) at SCOPE
+ *   tp_store holders DUTY [SCOPE]    duty_holders
+ *   tp_store keep / stale            keep the caller pointer, and call caller_may with it
+ *                                    from a timer / what that call returned
+ */
+static const struct linli_caller *kept;
+#ifdef SENSITIVE
+#define ACT(w) "tp_store_sens." w
+#else
+#define ACT(w) "tp_store." w
+#endif
+
+static void set_list(linli_record *r, const char *key, const char *const *v)
+{
+	linli_record *a = NULL;
+	api->rec_set_array(r, key, &a);
+	for (int i = 0; v && v[i]; i++)
+		api->arr_push_str(a, v[i]);
+}
+
+static int cmd_whoami(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
+		      char *err, size_t errlen)
+{
+	(void)ctx, (void)err, (void)errlen;
+	const struct linli_caller *c = req->caller;
+	linli_record *r = api->rec_new();
+	api->rec_set_int(r, "req_size", req->size);
+	api->rec_set_str(r, "kind", c->kind);
+	api->rec_set_str(r, "name", c->name);
+	api->rec_set_str(r, "role", c->role);
+	api->rec_set_str(r, "scope", c->scope);
+	api->rec_set_str(r, "level", c->level);
+	set_list(r, "grants", c->grants);
+	set_list(r, "duties", c->duties);
+	api->rec_set_bool(r, "key", c->resources != NULL);
+	*reply = r;
+	return 0;
+}
+
+static int cmd_ack(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
+		   char *err, size_t errlen)
+{
+	(void)ctx, (void)err, (void)errlen;
+	linli_record *r = api->rec_new();
+	api->rec_set_str(r, "acked_by", req->caller->name);
+	*reply = r;
+	return 0;
+}
+
+static int cmd_approve(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
+		       char *err, size_t errlen)
+{
+	if (req->argc != 1)
+		return usage(err, errlen, "approve SCOPE");
+	char why[512] = "";
+	int rc = api->caller_may(ctx, req->caller, ACT("approve"), arg(req, 0), why,
+				 sizeof why);
+	linli_record *r = api->rec_new();
+	api->rec_set_int(r, "rc", rc);
+	api->rec_set_str(r, "name", linli_errname(rc < 0 ? rc : 0));
+	api->rec_set_str(r, "error", why);
+	*reply = r;
+	return 0;
+}
+
+static int cmd_holders(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
+		       char *err, size_t errlen)
+{
+	if (req->argc < 1 || req->argc > 2)
+		return usage(err, errlen, "holders DUTY [SCOPE]");
+	linli_record *list = NULL;
+	int rc = api->duty_holders(ctx, arg(req, 0), arg(req, 1), &list);
+	linli_record *r = api->rec_new();
+	api->rec_set_int(r, "rc", rc);
+	api->rec_set_str(r, "name", linli_errname(rc < 0 ? rc : 0));
+	if (list)
+		api->rec_set_record(r, "holders", list);
+	api->rec_free(list);
+	*reply = r;
+	return 0;
+}
+
+static int stale_rc = 1;
+static char stale_err[512];
+
+/* Outside any handler, the kept caller is no caller. */
+static void stale_fire(linli_ctx *ctx, void *ud)
+{
+	(void)ud;
+	stale_rc = api->caller_may(ctx, kept, ACT("ack"), NULL, stale_err, sizeof stale_err);
+}
+
+static int cmd_keep(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
+		    char *err, size_t errlen)
+{
+	(void)reply, (void)err, (void)errlen;
+	kept = req->caller;
+	stale_rc = 1;
+	return api->timer_add(ctx, 0, 0, stale_fire, NULL, NULL);
+}
+
+static int cmd_stale(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
+		     char *err, size_t errlen)
+{
+	(void)ctx, (void)req, (void)err, (void)errlen;
+	linli_record *r = api->rec_new();
+	api->rec_set_int(r, "rc", stale_rc);
+	api->rec_set_str(r, "name", stale_rc == 1 ? "pending" : linli_errname(stale_rc));
+	api->rec_set_str(r, "error", stale_err);
+	*reply = r;
+	return 0;
+}
+
+static int caller_init(linli_ctx *ctx)
+{
+	int rc = api->action_declare(ctx, ACT("ack"), "operator", NULL, NULL, "acknowledge");
+	if (!rc)
+		rc = api->action_declare(ctx, ACT("approve"), "operator", "street",
+					 "tp_store.checker", "approve a case");
+	static const struct {
+		const char *sub;
+		linli_cmd_fn fn;
+	} cmds[] = {{"whoami", cmd_whoami}, {"ack", cmd_ack},	  {"approve", cmd_approve},
+		    {"holders", cmd_holders}, {"keep", cmd_keep}, {"stale", cmd_stale}};
+	for (size_t i = 0; !rc && i < sizeof cmds / sizeof cmds[0]; i++)
+		rc = api->cmd_register(ctx, cmds[i].sub, NULL, "the caller", cmds[i].fn, NULL);
+	if (!rc)
+		rc = api->cmd_require(ctx, "ack", ACT("ack"));
+	/* Refusals of bad declarations, for the test to see in the log. */
+	if (!rc && (api->action_declare(ctx, "other.x", "operator", NULL, NULL, NULL) !=
+			LINLI_EINVAL ||
+		    api->action_declare(ctx, ACT("y"), "boss", NULL, NULL, NULL) != LINLI_EINVAL ||
+		    api->action_declare(ctx, ACT("ack"), "viewer", NULL, NULL, NULL) != LINLI_EEXIST ||
+		    api->cmd_require(ctx, "ack", ACT("nosuch")) != LINLI_ENOENT))
+		rc = LINLI_EINVAL;
+	return rc;
+}
+#endif
+
 static int store_init(linli_ctx *ctx, const struct linli_api *a)
 {
 	api = a;
@@ -586,6 +733,10 @@ static int store_init(linli_ctx *ctx, const struct linli_api *a)
 	for (size_t i = 0; !rc && i < sizeof cmds / sizeof cmds[0]; i++)
 		rc =
 		    api->cmd_register(ctx, cmds[i].sub, NULL, "try a store call", cmds[i].fn, NULL);
+#if LINLI_SDK_MINOR >= 1
+	if (!rc)
+		rc = caller_init(ctx);
+#endif
 	return rc;
 }
 

@@ -63,6 +63,41 @@ struct linli_cmd_req {
 	const char *input;	 /* body sent with `linli --stdin`, or NULL */
 	size_t input_len;	 /* bytes in input */
 	void *ud;		 /* the pointer given to cmd_register */
+	/*
+	 * Since 1.1 (check req->size before reading it if you also run on 1.0):
+	 * who called. While the handler runs, every store, bus and device call
+	 * the plugin makes acts as this caller (see "Acting as the caller" at
+	 * struct linli_caller).
+	 */
+	const struct linli_caller *caller;
+};
+
+/*
+ * struct linli_caller — who a request comes from, since 1.1: the person or
+ * machine account of a console command, or the API key of an HTTP route.
+ * Borrowed for the duration of the handler: copy what you keep.
+ *
+ * Acting as the caller: while a command or route handler runs, every store,
+ * bus and device call the plugin makes is checked, masked and audited as
+ * the intersection of the plugin's grants and the caller's rights: the
+ * target must lie in both jurisdictions (a NULL scope means the narrower of
+ * the plugin's node and the caller's scope), the caller's role must allow
+ * the action at its level, a field comes in clear only if both hold the
+ * `sensitive` grant, and the audit files the act under the caller's name
+ * "via plugin:NAME". A plugin cannot widen its caller. Callbacks that run
+ * later (timers, subscribers, commit notices, device answers) act as the
+ * plugin itself: do there only what the plugin does on its own account.
+ */
+struct linli_caller {
+	uint32_t size;		       /* sizeof(struct linli_caller) of the kernel */
+	const char *kind;	       /* "person", "machine" (machine account or API key), "kernel" */
+	const char *name;	       /* account name, or "apikey:NAME" */
+	const char *role;	       /* "admin", "operator", "grid_worker", "auditor", "viewer" */
+	const char *scope;	       /* the caller's jurisdiction, e.g. "hefei/baohe/binhu" */
+	const char *level;	       /* "city", "district", "street", "community" or "grid" */
+	const char *const *grants;    /* NULL-terminated: "sensitive", "sensitive:DATASET" */
+	const char *const *duties;    /* NULL-terminated workflow duties: "grid.dispatcher" */
+	const char *const *resources; /* an API key's resources, NULL-terminated; NULL else */
 };
 
 /*
@@ -574,6 +609,57 @@ struct linli_api {
 	/* ---- append new members below this line, grouped by subsystem and version ---- */
 
 	/* ---- the caller, acting as the caller, plugin actions and duties, since 1.1 ---- */
+
+	/*
+	 * action_declare — declare this plugin's action `name` ("<plugin>.<word>",
+	 * e.g. "alarms.ack", at most 63 bytes) for callers: the least role it
+	 * needs (`min_role`: "viewer" < "auditor" < "grid_worker" < "operator" <
+	 * "admin"), the deepest level its caller may sit at (`level`: "city",
+	 * "district", "street", "community", "grid"; NULL for any), and a
+	 * workflow duty the caller must hold (`duty`, e.g. "grid.dispatcher";
+	 * NULL for none; admins need none). `summary` (may be NULL) is one line
+	 * for `linli plugins info`, which lists the actions. The kernel's one
+	 * decision point checks them (cmd_require, caller_may). Removed with the
+	 * plugin like commands. Returns 0; LINLI_EINVAL (bad name, role, level or
+	 * duty: the log says which); LINLI_EEXIST (declared already);
+	 * LINLI_ENOMEM. Since 1.1.
+	 */
+	int (*action_declare)(linli_ctx *ctx, const char *name, const char *min_role,
+			      const char *level, const char *duty, const char *summary);
+	/*
+	 * cmd_require — have the kernel check action `action` (declared by this
+	 * plugin) for every caller of command `sub` before its handler runs, at
+	 * the caller's own scope. A refused caller never reaches the handler:
+	 * the console gets LINLI_EPERM naming the action and the reason, and the
+	 * refusal is audited under the caller. A handler that acts on a target
+	 * scope checks it there again with caller_may. Returns 0; LINLI_ENOENT
+	 * (no such command or action of this plugin); LINLI_EINVAL. Since 1.1.
+	 */
+	int (*cmd_require)(linli_ctx *ctx, const char *sub, const char *action);
+	/*
+	 * caller_may — may `caller` (the req->caller of the request this plugin
+	 * serves now) take this plugin's action `action` on `scope` (NULL: the
+	 * caller's own)? The action's least role, level and duty, and the scope
+	 * within the caller's jurisdiction. A refusal is audited under the caller
+	 * and logged. Returns 0; LINLI_EPERM with the reason in err (errlen
+	 * bytes; err may be NULL); LINLI_ENOENT (no such action declared);
+	 * LINLI_EINVAL (bad scope, NULL argument); LINLI_ESTATE (`caller` is not
+	 * the caller of the request being served: a caller is valid only while
+	 * its handler runs). Since 1.1.
+	 */
+	int (*caller_may)(linli_ctx *ctx, const struct linli_caller *caller, const char *action,
+			  const char *scope, char *err, size_t errlen);
+	/*
+	 * duty_holders — the enabled accounts within `scope` (NULL: the plugin's
+	 * node, or the caller's scope while serving a request) holding workflow
+	 * duty `duty`, as a new array in *out (yours) of maps {"user", "scope",
+	 * "role", "name"}: whom to dispatch a case to. Admins assign duties with
+	 * `linli accounts assign USER DUTY`. Returns 0; LINLI_EINVAL (bad duty or
+	 * scope); LINLI_EPERM (scope outside the plugin's jurisdiction, or the
+	 * caller's while serving one); LINLI_ENOMEM; the store's code. Since 1.1.
+	 */
+	int (*duty_holders)(linli_ctx *ctx, const char *duty, const char *scope,
+			    linli_record **out);
 
 	/* ---- plugin HTTP routes, since 1.1 ---- */
 
