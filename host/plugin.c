@@ -2116,6 +2116,11 @@ void plug_act_end(struct plugin *p, const struct plug_acting *saved)
 	snprintf(p->acting_scope, sizeof p->acting_scope, "%s", saved->scope);
 }
 
+const char *plug_scope_now(const struct plugin *p)
+{
+	return p->acting ? p->acting_scope : p->reg->k->cfg.node_path;
+}
+
 const struct tier_principal *plug_acting(const struct plugin *p, const void **tag)
 {
 	if (tag)

@@ -193,6 +193,8 @@ struct plug_acting {
 int plug_act_begin(struct plugin *p, const struct tier_principal *caller, const void *tag,
 		   struct plug_acting *saved, char *err, size_t errlen);
 void plug_act_end(struct plugin *p, const struct plug_acting *saved);
+/* The default scope of p's calls now: its node, or the narrowed one while it acts for a caller. */
+const char *plug_scope_now(const struct plugin *p);
 /* The caller p serves now (and its tag), or NULL when p acts for itself. */
 const struct tier_principal *plug_acting(const struct plugin *p, const void **tag);
 

@@ -467,7 +467,7 @@ static int l_publish(lua_State *L)
 	struct sapi *a = need(L, "publish");
 	const char *topic = luaL_checkstring(L, 1);
 	luaL_argexpected(L, lua_isnoneornil(L, 2) || lua_istable(L, 2), 2, "table or nil");
-	const char *scope = luaL_optstring(L, 3, a->k->cfg.node_path);
+	const char *scope = luaL_optstring(L, 3, a->p ? plug_scope_now(a->p) : a->k->cfg.node_path);
 	script_charge(L, API_CALL_UNITS);
 	char err[256];
 	int rc = authorize(a, ACT_EVENTS_PUBLISH, scope, topic, err, sizeof err);

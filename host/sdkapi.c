@@ -457,7 +457,7 @@ static int api_publish(linli_ctx *ctx, const char *topic, const char *scope,
 	if (!topic)
 		return LINLI_EINVAL;
 	if (!scope)
-		scope = k->cfg.node_path;
+		scope = plug_scope_now(p);
 	int rc = plug_authorize(p, ACT_EVENTS_PUBLISH, scope, topic, err, sizeof err);
 	if (rc) {
 		log_warn(plug_name(p), "publish %s: %s", topic, err);

@@ -292,7 +292,7 @@ def case_refusals_are_reported_like_so():
         want = {
             "bad_manifest.lua": "bad_manifest.lua:1: plugin 'bad_manifest': version must be a "
                                 "string (got nothing)",
-            "newer.lua": "plugin 'newer': needs SDK 1.9, this host offers 1.0",
+            "newer.lua": f"plugin 'newer': needs SDK 1.9, this host offers {SDK_MAJOR}.{SDK_MINOR}",
             "syntax.lua": "syntax.lua:4:",
             "missing.lua": "requires 'nosuch', which is not installed",
             "cyc_x.lua": "dependency cycle among",
@@ -550,6 +550,103 @@ def case_install_script_plugin():
         d.stop()
         d.start()
         eq(by_name(d.ok("plugins", "list"))["echo"]["state"], "running", "after restart")
+
+
+DESK = """
+plugin { name = "desk", version = "1.0.0", sdk = "1.1", family = "custom", description = "d",
+  capabilities = { "bus.publish:desk/#" },
+  init = function()
+    assert(linli.action_declare("desk.ack", "operator", nil, nil, "acknowledge"))
+    assert(linli.action_declare("desk.close", "operator", "district", "desk.lead"))
+    local bad = {}
+    bad[1] = select(2, linli.action_declare("alarms.x", "operator"))
+    bad[2] = select(2, linli.action_declare("desk.y", "chief"))
+    bad[3] = select(2, linli.action_declare("desk.z", "viewer", "planet"))
+    bad[4] = select(2, linli.action_declare("desk.ack", "viewer"))
+    local kept
+    local stale
+    linli.cmd_register("who", "", "", function(args, input, caller)
+      return { kind = caller.kind, name = caller.name, role = caller.role, scope = caller.scope,
+               level = caller.level, duties = table.concat(caller.duties, " "), bad = bad }
+    end)
+    linli.cmd_register("ack", "", "", function(args, input, caller) return { by = caller.name } end)
+    assert(linli.cmd_require("ack", "desk.ack"))
+    linli.cmd_register("close", "SCOPE", "", function(args, input, caller)
+      local ok, msg, code = linli.caller_may(caller, "desk.close", args[1])
+      if not ok then return nil, msg, code end
+      return { closed = args[1] }
+    end)
+    linli.cmd_register("forged", "", "", function(args, input, caller)
+      local copy = {}
+      for k, v in pairs(caller) do copy[k] = v end
+      copy.role = "admin"
+      return { r = { linli.caller_may(copy, "desk.ack") } }
+    end)
+    linli.cmd_register("keep", "", "", function(args, input, caller)
+      kept = caller
+      linli.timer_add(0, 0, function() stale = { linli.caller_may(kept, "desk.ack") } end)
+    end)
+    linli.cmd_register("stale", "", "", function() return { r = stale } end)
+    linli.cmd_register("holders", "DUTY", "", function(args)
+      return { r = { linli.duty_holders(args[1], args[2]) } }
+    end)
+    linli.cmd_register("shout", "", "", function()
+      return { r = { linli.publish("desk/shout", { x = 1 }) } }
+    end)
+  end }
+"""
+
+
+def lua_ret(r):
+    """`{ f() }` of a Lua function returning nil, msg, code packs as {"2": msg, "3": code}."""
+    return [None, r.get("2"), r.get("3")] if isinstance(r, dict) else r
+
+
+def case_script_plugin_serves_its_caller():
+    """The Lua mirror of SDK 1.1's caller members: the handler's caller, its actions, duties,
+    and acting as the caller."""
+    with running(apps={"desk.lua": DESK}) as d:
+        w = d.ok("desk", "who")
+        eq((w["kind"], w["name"], w["role"], w["scope"], w["level"], w["duties"]),
+           ("person", "admin", "admin", "hefei", "city", ""), "the console's admin")
+        for i, needle in enumerate(["a name 'desk.WORD'", "least role 'chief'",
+                                    "level 'planet' is none of", "declared already"]):
+            check(needle in w["bad"][i], f"{needle!r} not in {w['bad'][i]!r}")
+        viewer = d.account("v1", "viewer", node="hefei/baohe")
+        op_c = d.account("op_c", "operator", node="hefei/baohe/binhu/yuelan")
+        op_d = d.account("op_d", "operator", node="hefei/baohe")
+
+        def as_(tok, *args):
+            return d.cli("desk", *args, env={"LINLI_SESSION": tok})
+
+        rc, _, err = as_(viewer, "ack")
+        check(rc == 1 and "needs role operator or above; 'v1' is viewer" in err, err)
+        eq(as_(op_c, "ack")[1]["by"], "op_c", "an operator acks")
+        rc, _, err = as_(op_c, "close", "hefei/baohe/binhu/yuelan")
+        check(rc == 1 and "'op_c' sits at community" in err, err)
+        rc, _, err = as_(op_d, "close", "hefei/baohe/binhu")
+        check(rc == 1 and "needs the duty desk.lead" in err, err)
+        d.ok("accounts", "assign", "op_d", "desk.lead")
+        eq(as_(op_d, "close", "hefei/baohe/binhu")[1]["closed"], "hefei/baohe/binhu", "duty")
+        rc, _, err = as_(op_d, "close", "hefei/shushan")
+        check(rc == 1 and "outside its jurisdiction" in err, err)
+        eq(as_(op_d, "who")[1]["duties"], "desk.lead", "the caller's duties")
+        # A table that is not the handler's caller is no caller.
+        r = lua_ret(as_(viewer, "forged")[1]["r"])
+        eq(r[2], "LINLI_ESTATE", f"a forged caller: {r}")
+        d.ok("desk", "keep")
+        wait_for(lambda: d.ok("desk", "stale").get("r"), "the timer")
+        eq(lua_ret(d.ok("desk", "stale")["r"])[2], "LINLI_ESTATE",
+           "a kept caller outside its handler")
+        h = d.ok("desk", "holders", "desk.lead")["r"][0]
+        eq([(x["user"], x["scope"]) for x in h], [("op_d", "hefei/baohe")], "holders")
+        check(as_(op_c, "holders", "desk.lead")[1]["r"][0] in ([], {}), "the caller's reach")
+        # Acting as the caller: a viewer cannot publish through the plugin; an operator can.
+        r = lua_ret(as_(viewer, "shout")[1]["r"])
+        check(r[0] is None and "may not events.publish" in r[1], f"viewer: {r}")
+        check(as_(op_d, "shout")[1]["r"][0], "operator publishes")
+        rows = d.ok("audit", "--via", "plugin:desk", "--result", "denied")
+        check(any(a["who"] == "v1" and a["action"] == "events.publish" for a in rows), rows)
 
 
 def case_linli_table_is_the_api():
