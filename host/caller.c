@@ -50,7 +50,8 @@ void caller_view_make(struct caller_view *v, const struct tier_principal *who,
 	if (res) {
 		int n = 0;
 		for (int i = 0; i < res->n && i < APIRES_MAX; i++)
-			if (apires_format_one(&res->v[i], v->res_text[n], sizeof v->res_text[n]) == 0)
+			if (apires_format_one(&res->v[i], v->res_text[n], sizeof v->res_text[n]) <
+			    (int)sizeof v->res_text[n])
 				v->resources[n] = v->res_text[n], n++;
 		v->resources[n] = NULL;
 		v->pub.resources = v->resources;
@@ -68,7 +69,10 @@ struct paction {
 	struct tier_plugin_action a;
 };
 
-static void paction_release(void *arg) { free(arg); }
+static void paction_release(void *arg)
+{
+	free(arg);
+}
 
 static void paction_describe(void *arg, char *buf, size_t len)
 {
@@ -209,8 +213,8 @@ void caller_serve_end(struct plugin *p, const struct plug_acting *saved)
 	plug_act_end(p, saved);
 }
 
-int caller_duty_holders(struct plugin *p, const char *duty, const char *scope,
-			msgpack_packer *pk, char *err, size_t errlen)
+int caller_duty_holders(struct plugin *p, const char *duty, const char *scope, msgpack_packer *pk,
+			char *err, size_t errlen)
 {
 	if (!duty || !tier_duty_ok(duty)) {
 		snprintf(err, errlen, "duty_holders: bad duty '%.70s'", duty ? duty : "(null)");
@@ -271,8 +275,7 @@ int caller_api_may(linli_ctx *ctx, const struct linli_caller *caller, const char
 	return caller_action_check(p, who, action, scope, err, errlen);
 }
 
-int caller_api_duty_holders(linli_ctx *ctx, const char *duty, const char *scope,
-			    linli_record **out)
+int caller_api_duty_holders(linli_ctx *ctx, const char *duty, const char *scope, linli_record **out)
 {
 	struct plugin *p = plug_from_ctx(ctx);
 	if (!out)

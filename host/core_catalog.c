@@ -102,6 +102,7 @@ static const char core_apikeys[] =
 	"    { name = \"hash\";     type = \"string\";  required = true; indexed = true; max_len = 128; },\n"
 	"    { name = \"datasets\"; type = \"string\";  required = true; max_len = 2048; },   # space-separated\n"
 	"    { name = \"resources\"; type = \"string\"; max_len = 2048; },   # apires list; absent: datasets alone\n"
+	"    { name = \"role\";     type = \"enum\";    values = [ \"viewer\", \"operator\" ]; },   # what plugin routes do as the key; absent: viewer\n"
 	"    { name = \"disabled\"; type = \"boolean\"; },\n"
 	"    { name = \"created\";  type = \"time\"; },\n"
 	"    { name = \"created_by\"; type = \"string\"; max_len = 64; }\n"

@@ -293,6 +293,13 @@ static bool match(const char *pattern, const char *path, struct http_req *r)
 	const char *p = pattern, *t = path;
 	for (;;) {
 		size_t pn = strcspn(p, "/"), tn = strcspn(t, "/");
+		if (pn == 2 && strncmp(p, "**", 2) == 0 && !p[2]) {
+			/* A final `**`: the rest of the path, one segment or more, as one param. */
+			if (!*t || np == HTTP_MAX_PARAMS || !(params[np] = strdup(t)))
+				goto no;
+			np++;
+			break;
+		}
 		if (pn == 2 && strncmp(p, "{}", 2) == 0) {
 			if (tn == 0 || np == HTTP_MAX_PARAMS)
 				goto no;

@@ -85,7 +85,9 @@ int http_port(const struct http *h);
 
 /*
  * Add a route before http_start. `pattern` is a path whose `{}` segments
- * match one path segment each, e.g. "/api/v1/datasets/{}/records/{}".
+ * match one path segment each, e.g. "/api/v1/datasets/{}/records/{}"; a
+ * final `**` matches the rest of the path (one segment or more) as one
+ * parameter.
  * `needs_auth` routes pass the auth hook first.
  */
 int http_route(struct http *h, const char *method, const char *pattern, bool needs_auth,

@@ -25,6 +25,7 @@
 
 #include "access.h"
 #include "apires.h"
+#include "approutes.h"
 #include "catalog.h"
 #include "cmd.h"
 #include "http.h"
@@ -45,6 +46,7 @@
 struct keyauth {
 	char name[KEY_NAME_MAX + 8]; /* "apikey:NAME" */
 	char scope[SCOPE_MAX + 1];
+	enum tier_role role; /* what plugin routes may do as the key (viewer unless issued so) */
 	struct apires_set res;
 	struct tier_principal p;
 };
@@ -135,6 +137,11 @@ static int key_row(void *ud, const struct store_row *row)
 		const msgpack_object *dis = mp_get(&up.data, "disabled");
 		kr->disabled = dis && dis->type == MSGPACK_OBJECT_BOOLEAN && dis->via.boolean;
 		key_resources(&up.data, row->id, &kr->ka->res);
+		char role[16] = "";
+		mp_copy_str(mp_get(&up.data, "role"), role, sizeof role);
+		kr->ka->role = role[0] ? tier_role_parse(role) : ROLE_VIEWER;
+		if (kr->ka->role != ROLE_VIEWER && kr->ka->role != ROLE_OPERATOR)
+			kr->ka->role = ROLE_VIEWER; /* nothing else is ever issued */
 		snprintf(kr->ka->name, sizeof kr->ka->name, "apikey:%s", row->id);
 		snprintf(kr->ka->scope, sizeof kr->ka->scope, "%s", row->scope);
 		kr->found = true;
@@ -197,7 +204,7 @@ static int authenticate(struct http_req *r, void *ud)
 		return http_error(r, 401, "unknown or revoked API key");
 	}
 	od.cur.p = (struct tier_principal){PRINCIPAL_MACHINE, od.cur.name, od.cur.scope,
-					   ROLE_VIEWER, NULL, NULL, NULL};
+					   od.cur.role, NULL, NULL, NULL};
 	r->auth = &od.cur; /* known, even when over its limit: the audit names it */
 	if (!rate_ok(k, od.cur.name)) {
 		snprintf(r->retry_after, sizeof r->retry_after, "1");
@@ -207,8 +214,8 @@ static int authenticate(struct http_req *r, void *ud)
 	return 0;
 }
 
-static int audited(struct http_req *r, const char *scope, const char *object, const char *result,
-		   int status)
+int opendata_audited(struct http_req *r, const char *scope, const char *object,
+		     const char *result, int status)
 {
 	struct keyauth *ka = r->auth;
 	const char *msg =
@@ -339,7 +346,7 @@ static int get_datasets(struct http_req *r, void *ud)
 	int st = page_params(r, &limit, &after);
 	if (st) {
 		free(after);
-		return audited(r, ka->scope, "datasets", "denied", st);
+		return opendata_audited(r, ka->scope, "datasets", "denied", st);
 	}
 	json_t *arr = json_array();
 	const char *last = NULL;
@@ -380,11 +387,11 @@ static int get_datasets(struct http_req *r, void *ud)
 		json_decref(arr);
 		st = http_error(r, 400, "the cursor does not name a dataset of this catalog");
 		free(after);
-		return audited(r, ka->scope, "datasets", "denied", st);
+		return opendata_audited(r, ka->scope, "datasets", "denied", st);
 	}
 	free(after);
 	r->resp = json_pack("{s:o,s:s?}", "datasets", arr, "cursor", more ? last : NULL);
-	return audited(r, ka->scope, "datasets", "allowed", 200);
+	return opendata_audited(r, ka->scope, "datasets", "allowed", 200);
 }
 
 struct scanctx {
@@ -471,13 +478,13 @@ static int scan_to_page(struct http_req *r, const struct store_query *q,
 		msgpack_sbuffer_destroy(&c.buf);
 		int st = n == LINLI_EINVAL ? 400 : n == LINLI_ENOENT ? 404 : 500;
 		http_error(r, st, "%s", err);
-		return audited(r, scope, object, "denied", st);
+		return opendata_audited(r, scope, object, "denied", st);
 	}
 	json_t *recs = rows_json(&c);
 	msgpack_sbuffer_destroy(&c.buf);
 	r->resp = json_pack("{s:o,s:i,s:s?}", "records", recs, "count", c.n, "cursor",
 			    cursor[0] ? cursor : NULL);
-	return audited(r, scope, object, mask ? "masked" : "allowed", 200);
+	return opendata_audited(r, scope, object, mask ? "masked" : "allowed", 200);
 }
 
 /*
@@ -517,10 +524,10 @@ static int get_records(struct http_req *r, void *ud)
 	int st = 0;
 	const struct cat_dataset *ds = dataset_for(r, r->params[0], &st);
 	if (!ds)
-		return audited(r, ((struct keyauth *)r->auth)->scope, r->params[0], "denied", st);
+		return opendata_audited(r, ((struct keyauth *)r->auth)->scope, r->params[0], "denied", st);
 	char scope[SCOPE_MAX + 1];
 	if ((st = scope_for(r, scope)))
-		return audited(r, ((struct keyauth *)r->auth)->scope, ds->name, "denied", st);
+		return opendata_audited(r, ((struct keyauth *)r->auth)->scope, ds->name, "denied", st);
 	struct store_where w[STORE_MAX_WHERE];
 	char *vals[STORE_MAX_WHERE], *cursor = NULL;
 	int nw = 0;
@@ -536,7 +543,7 @@ static int get_records(struct http_req *r, void *ud)
 					.cursor = cursor};
 		st = scan_to_page(r, &q, store_has_sensitive(ds) ? ds : NULL, scope, ds->name, NULL);
 	} else
-		audited(r, scope, ds->name, "denied", st);
+		opendata_audited(r, scope, ds->name, "denied", st);
 	for (int i = 0; i < nw; i++)
 		free(vals[i]);
 	free(cursor);
@@ -550,7 +557,7 @@ static int get_record(struct http_req *r, void *ud)
 	struct keyauth *ka = r->auth;
 	const struct cat_dataset *ds = dataset_for(r, r->params[0], &st);
 	if (!ds)
-		return audited(r, ka->scope, r->params[0], "denied", st);
+		return opendata_audited(r, ka->scope, r->params[0], "denied", st);
 	/*
 	 * ?scope= addresses the record exactly; without it the id is looked up
 	 * within the key's jurisdiction, and an id several of its scopes hold
@@ -558,7 +565,7 @@ static int get_record(struct http_req *r, void *ud)
 	 */
 	char scope[SCOPE_MAX + 1], err[512];
 	if ((st = scope_for(r, scope)))
-		return audited(r, ka->scope, ds->name, "denied", st);
+		return opendata_audited(r, ka->scope, ds->name, "denied", st);
 	char *exact = http_query(r, "scope");
 	msgpack_sbuffer buf;
 	msgpack_sbuffer_init(&buf);
@@ -576,7 +583,7 @@ static int get_record(struct http_req *r, void *ud)
 			st = http_error(r, rc == LINLI_ENOENT || rc == LINLI_EINVAL ? 404 : 500,
 					"no record '%s' of %s in %s", r->params[1], ds->name,
 					scope);
-		return audited(r, ka->scope, ds->name, "denied", st);
+		return opendata_audited(r, ka->scope, ds->name, "denied", st);
 	}
 	msgpack_sbuffer out;
 	msgpack_packer pk;
@@ -592,7 +599,7 @@ static int get_record(struct http_req *r, void *ud)
 	msgpack_unpacked_destroy(&up);
 	msgpack_sbuffer_destroy(&out);
 	msgpack_sbuffer_destroy(&buf);
-	return audited(r, scope, ds->name, mask ? "masked" : "allowed", 200);
+	return opendata_audited(r, scope, ds->name, mask ? "masked" : "allowed", 200);
 }
 
 /*
@@ -608,11 +615,11 @@ static int get_devices(struct http_req *r, void *ud)
 	if (!apires_allows(&ka->res, APIRES_DEVICES, NULL, NULL)) {
 		st = http_error(r, 403, "key '%s' may not read devices (it needs devices:CLASS)",
 				ka->name + 7);
-		return audited(r, ka->scope, "devices", "denied", st);
+		return opendata_audited(r, ka->scope, "devices", "denied", st);
 	}
 	char scope[SCOPE_MAX + 1];
 	if ((st = scope_for(r, scope)))
-		return audited(r, ka->scope, "devices", "denied", st);
+		return opendata_audited(r, ka->scope, "devices", "denied", st);
 	size_t limit;
 	char *cursor = NULL, *cls = http_query(r, "class");
 	if (!(st = page_params(r, &limit, &cursor)) && cls &&
@@ -630,7 +637,7 @@ static int get_devices(struct http_req *r, void *ud)
 		only = NULL;
 	if (!st && !catalog_dataset(r->k->catalog, "devices")) {
 		r->resp = json_pack("{s:[],s:i}", "devices", "count", 0);
-		st = audited(r, scope, "devices", "allowed", 200);
+		st = opendata_audited(r, scope, "devices", "allowed", 200);
 	} else if (!st) {
 		struct store_where w = {"class", only};
 		struct store_query q = {.dataset = "devices",
@@ -645,7 +652,7 @@ static int get_devices(struct http_req *r, void *ud)
 			json_object_del(r->resp, "records");
 		}
 	} else
-		audited(r, scope, "devices", "denied", st);
+		opendata_audited(r, scope, "devices", "denied", st);
 	free(cls);
 	free(cursor);
 	return st;
@@ -677,10 +684,10 @@ static int post_application(struct http_req *r, void *ud)
 	int st = 0;
 	if (!apires_allows(&ka->res, APIRES_DATASET, "applications", NULL)) {
 		st = http_error(r, 403, "key '%s' may not submit applications", ka->name + 7);
-		return audited(r, ka->scope, "applications", "denied", st);
+		return opendata_audited(r, ka->scope, "applications", "denied", st);
 	}
 	if (!r->body)
-		return audited(r, ka->scope, "applications", "denied",
+		return opendata_audited(r, ka->scope, "applications", "denied",
 			       http_error(r, 400, "the application is a JSON object in the body"));
 	json_error_t je;
 	json_t *j = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &je);
@@ -689,7 +696,7 @@ static int post_application(struct http_req *r, void *ud)
 		st = j ? http_error(r, 400, "the body must be a JSON object")
 		       : http_error(r, 400, "malformed JSON at line %d column %d: %s", je.line,
 				    je.column, je.text);
-		return audited(r, ka->scope, "applications", "denied", st);
+		return opendata_audited(r, ka->scope, "applications", "denied", st);
 	}
 	/* The server owns the workflow fields. */
 	json_object_set_new(j, "status", json_string("submitted"));
@@ -705,7 +712,7 @@ static int post_application(struct http_req *r, void *ud)
 	if (deep) {
 		msgpack_sbuffer_destroy(&sb);
 		st = http_error(r, 400, "the body nests deeper than %d levels", MP_MAX_DEPTH);
-		return audited(r, ka->scope, "applications", "denied", st);
+		return opendata_audited(r, ka->scope, "applications", "denied", st);
 	}
 	struct pending_post *pp = calloc(1, sizeof *pp);
 	char err[512];
@@ -717,9 +724,9 @@ static int post_application(struct http_req *r, void *ud)
 		free(pp);
 		st = http_error(r, rc == LINLI_ESCHEMA || rc == LINLI_EINVAL ? 400 : 500, "%s",
 				rc == LINLI_ENOMEM ? "out of memory" : err);
-		return audited(r, ka->scope, "applications", "denied", st);
+		return opendata_audited(r, ka->scope, "applications", "denied", st);
 	}
-	audited(r, ka->scope, "applications", "allowed", 201);
+	opendata_audited(r, ka->scope, "applications", "allowed", 201);
 	pp->r = r;
 	if (store_on_commit(r->k->store, post_committed, pp) != 0) {
 		free(pp);
@@ -760,9 +767,12 @@ static int cmd_apikeys_add(struct cmd_call *call, void *ud)
 	(void)ud;
 	struct kernel *k = call->k;
 	const char *name = NULL, *scope = call->who->scope, *dsl = NULL, *resl = NULL;
+	const char *role = "viewer";
 	for (int i = 2; i < call->argc; i++) {
 		if (strcmp(call->argv[i], "--scope") == 0 && i + 1 < call->argc)
 			scope = call->argv[++i];
+		else if (strcmp(call->argv[i], "--role") == 0 && i + 1 < call->argc)
+			role = call->argv[++i];
 		else if (strcmp(call->argv[i], "--datasets") == 0 && i + 1 < call->argc)
 			dsl = call->argv[++i];
 		else if (strcmp(call->argv[i], "--resources") == 0 && i + 1 < call->argc)
@@ -775,7 +785,12 @@ static int cmd_apikeys_add(struct cmd_call *call, void *ud)
 	if (!name || (!dsl && !resl))
 		return cmd_fail(call, LINLI_EINVAL,
 				"usage: apikeys add NAME --resources KIND:NAME,... [--datasets A,B] "
-				"[--scope PATH]");
+				"[--scope PATH] [--role viewer|operator]");
+	if (strcmp(role, "viewer") != 0 && strcmp(role, "operator") != 0)
+		return cmd_fail(call, LINLI_EINVAL,
+				"--role '%.40s': a key is a viewer (the default) or an operator (what "
+				"the plugin routes it reaches may write as it)",
+				role);
 	if (!store_id_ok(name) || strlen(name) > KEY_NAME_MAX)
 		return cmd_fail(call, LINLI_EINVAL, "bad key name '%.40s'", name);
 	char why[128];
@@ -812,8 +827,9 @@ static int cmd_apikeys_add(struct cmd_call *call, void *ud)
 	key_hash(key, hash);
 	msgpack_packer pk;
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 6);
+	msgpack_pack_map(&pk, 7);
 	mp_kv_str(&pk, "hash", hash);
+	mp_kv_str(&pk, "role", role);
 	mp_kv_str(&pk, "datasets", list);
 	mp_kv_str(&pk, "resources", text);
 	mp_kv_bool(&pk, "disabled", false);
@@ -828,9 +844,10 @@ static int cmd_apikeys_add(struct cmd_call *call, void *ud)
 		return cmd_fail(call, rc, "%s", err);
 	}
 	tiers_audit(k, call->who, "apikeys.add", scope, name, "allowed", text);
-	msgpack_pack_map(&call->pk, 4);
+	msgpack_pack_map(&call->pk, 5);
 	mp_kv_str(&call->pk, "name", name);
 	mp_kv_str(&call->pk, "scope", scope);
+	mp_kv_str(&call->pk, "role", role);
 	mp_str(&call->pk, "resources");
 	pack_resources(&call->pk, res);
 	mp_kv_str(&call->pk, "key", key); /* shown once, never stored */
@@ -940,6 +957,19 @@ static int cmd_apikeys_revoke(struct cmd_call *call, void *ud)
 	return 0;
 }
 
+const struct tier_principal *opendata_key(const struct http_req *r, const char **scope,
+					  const struct apires_set **res)
+{
+	const struct keyauth *ka = r->auth;
+	if (!ka)
+		return NULL;
+	if (scope)
+		*scope = ka->scope;
+	if (res)
+		*res = &ka->res;
+	return &ka->p;
+}
+
 int opendata_register(struct kernel *k, struct http *h)
 {
 	od.k = k;
@@ -958,6 +988,8 @@ int opendata_register(struct kernel *k, struct http *h)
 					get_record, NULL);
 		if (!rc)
 			rc = http_route(h, "GET", "/api/v1/devices", true, get_devices, NULL);
+		if (!rc)
+			rc = approutes_register(k, h);
 		if (!rc)
 			rc = http_route(h, "POST", "/api/v1/applications", true, post_application,
 					NULL);

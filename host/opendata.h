@@ -7,12 +7,31 @@
 
 struct kernel;
 struct http;
+struct http_req;
+struct apires_set;
+struct tier_principal;
 
 /* Add the /api/v1 routes and the API-key authentication to server h. */
 int opendata_register(struct kernel *k, struct http *h);
 
 /* Register `linli apikeys add | list | revoke` (also without an HTTP server). */
 int opendata_register_cmds(struct kernel *k);
+
+/*
+ * The API key of an authenticated request: its principal (a machine at the
+ * key's scope with the role it was issued with), and in *scope and *res
+ * (each may be NULL) its scope and resources. NULL before authentication.
+ */
+const struct tier_principal *opendata_key(const struct http_req *r, const char **scope,
+					  const struct apires_set **res);
+
+/*
+ * Audit request r under its key (object at scope, result "allowed" /
+ * "denied") and mark it audited; returns status, for `return
+ * opendata_audited(...)`.
+ */
+int opendata_audited(struct http_req *r, const char *scope, const char *object,
+		     const char *result, int status);
 
 /* Free the rate-limit state. */
 void opendata_close(void);

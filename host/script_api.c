@@ -27,6 +27,7 @@
 
 #include "access.h"
 #include "bus.h"
+#include "approutes.h"
 #include "caller.h"
 #include "cmd.h"
 #include "hal.h"
@@ -962,6 +963,152 @@ static int l_duty_holders(lua_State *L)
 	char err[512];
 	int rc = caller_duty_holders(a->p, duty, scope, &pk, err, sizeof err);
 	return push_sb(L, rc, &sb, false, err, "out of memory");
+}
+
+/* ---- HTTP routes (script plugins) ---- */
+
+struct lroute {
+	struct sapi *a;
+	int fnref;
+};
+
+struct rcall {
+	const struct approute_call *c;
+	struct sapi *a;
+};
+
+static void push_record_value(lua_State *L, const linli_record *r)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	size_t off = 0;
+	if (r && record_pack(r, &pk) == 0 &&
+	    msgpack_unpack_next(&up, sb.data, sb.size, &off) == MSGPACK_UNPACK_SUCCESS)
+		script_push_mp(L, &up.data);
+	else
+		lua_pushnil(L);
+	msgpack_unpacked_destroy(&up);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+/* handler(req): {method, route, path, params, query, body, caller} */
+static int push_route(lua_State *L, void *ud)
+{
+	struct rcall *rc = ud;
+	const struct linli_http_req *q = &rc->c->pub;
+	lua_createtable(L, 0, 7);
+	lua_pushstring(L, q->method);
+	lua_setfield(L, -2, "method");
+	lua_pushstring(L, q->route);
+	lua_setfield(L, -2, "route");
+	lua_pushstring(L, q->path);
+	lua_setfield(L, -2, "path");
+	push_strings(L, q->params);
+	lua_setfield(L, -2, "params");
+	push_record_value(L, q->query);
+	lua_setfield(L, -2, "query");
+	push_record_value(L, q->body);
+	lua_setfield(L, -2, "body");
+	push_caller(L, q->caller);
+	lua_pushvalue(L, -1);
+	lua_setfield(L, LUA_REGISTRYINDEX, CALLER_KEY);
+	rc->a->has_caller = true;
+	lua_setfield(L, -2, "caller");
+	return 1;
+}
+
+struct rreply {
+	struct creply r;
+	int status;
+};
+
+/* reply[, status] or nil, message[, code[, status]] */
+static void take_route(lua_State *L, int first, void *ud)
+{
+	struct rreply *rr = ud;
+	take_reply(L, first, &rr->r);
+	int at = rr->r.failed ? first + 3 : first + 1;
+	if (lua_isinteger(L, at))
+		rr->status = (int)lua_tointeger(L, at);
+}
+
+static int lroute_run(void *arg, const struct approute_call *c, msgpack_sbuffer *reply,
+		      int *status, char *err, size_t errlen)
+{
+	struct lroute *lr = arg;
+	struct sapi *a = lr->a;
+	struct rcall args = {c, a};
+	struct rreply rr = {.r = {.failed = false}};
+	msgpack_sbuffer_init(&rr.r.out);
+	a->has_caller = false;
+	int rc = script_call(a->s, lr->fnref, push_route, &args, 4, take_route, &rr, err, errlen);
+	a->has_caller = false;
+	*status = rr.status;
+	if (!rc && rr.r.failed) {
+		rc = rr.r.code;
+		snprintf(err, errlen, "%s", rr.r.msg);
+	} else if (!rc && rr.r.out.size)
+		msgpack_sbuffer_write(reply, rr.r.out.data, rr.r.out.size);
+	msgpack_sbuffer_destroy(&rr.r.out);
+	return rc;
+}
+
+/* linli.route_register(name, method, pattern, fn) -> true | nil, msg, code */
+static int l_route_register(lua_State *L)
+{
+	struct sapi *a = need(L, "route_register");
+	const char *name = luaL_checkstring(L, 1), *method = luaL_checkstring(L, 2);
+	const char *pattern = luaL_checkstring(L, 3);
+	luaL_checktype(L, 4, LUA_TFUNCTION);
+	no_more(L, 4, "name, method, pattern, fn");
+	if (!a->p)
+		return luaL_error(L, "linli.route_register: only script plugins have routes");
+	script_charge(L, API_CALL_UNITS);
+	struct lroute *lr = calloc(1, sizeof *lr);
+	if (!lr)
+		return push_fail(L, LINLI_ENOMEM, NULL);
+	lua_pushvalue(L, 4);
+	lr->a = a;
+	lr->fnref = luaL_ref(L, LUA_REGISTRYINDEX);
+	char err[256];
+	int rc = approute_add(a->p, name, method, pattern, lroute_run, lr, free, err, sizeof err);
+	if (rc) {
+		luaL_unref(L, LUA_REGISTRYINDEX, lr->fnref);
+		free(lr);
+		return push_fail(L, rc, err);
+	}
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* linli.route_require(name, action) -> true | nil, msg, code */
+static int l_route_require(lua_State *L)
+{
+	struct sapi *a = need(L, "route_require");
+	const char *name = luaL_checkstring(L, 1), *action = luaL_checkstring(L, 2);
+	no_more(L, 2, "name, action");
+	if (!a->p)
+		return luaL_error(L, "linli.route_require: only script plugins have routes");
+	if (approute_require(a->p, name, action))
+		return push_fail(L, LINLI_ENOENT, "no such route or action of this plugin");
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* linli.route_unregister(name) -> true | nil, msg, code */
+static int l_route_unregister(lua_State *L)
+{
+	struct sapi *a = need(L, "route_unregister");
+	const char *name = luaL_checkstring(L, 1);
+	no_more(L, 1, "name");
+	if (!a->p || approute_remove(a->p, name))
+		return push_fail(L, LINLI_ENOENT, "no such route of this plugin");
+	lua_pushboolean(L, 1);
+	return 1;
 }
 
 /* linli.cmd_unregister(sub) -> true | nil, msg, "LINLI_ENOENT" */
@@ -1997,6 +2144,9 @@ static void bind_api(lua_State *L, struct script *s, void *ud)
 	    {"duty_holders", l_duty_holders},
 
 	    /* 1.1: routes */
+	    {"route_register", l_route_register},
+	    {"route_require", l_route_require},
+	    {"route_unregister", l_route_unregister},
 
 	    /* 1.1: bus request/reply */
 

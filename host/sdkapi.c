@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "approutes.h"
 #include "bus.h"
 #include "caller.h"
 #include "hal_api.h"
@@ -589,6 +590,9 @@ static const struct linli_api table = {
 	.duty_holders = caller_api_duty_holders,
 
 	/* ---- 1.1: plugin HTTP routes ---- */
+	.route_register = approutes_api_register,
+	.route_require = approutes_api_require,
+	.route_unregister = approutes_api_unregister,
 
 	/* ---- 1.1: bus request/reply ---- */
 

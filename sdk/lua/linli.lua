@@ -138,6 +138,44 @@ function linli.caller_may(caller, action, scope) end
 ---@return linli.code? code "LINLI_EINVAL", "LINLI_EPERM"
 function linli.duty_holders(duty, scope) end
 
+---A request to a plugin route (SDK 1.1). C: struct linli_http_req.
+---@class linli.http_req
+---@field method "GET"|"POST"|"PUT"|"DELETE"
+---@field route string the route's name
+---@field path string the decoded path after /api/v1/apps/<plugin>/
+---@field params string[] the values of the pattern's {} segments
+---@field query table<string, string> the query parameters (first value of each)
+---@field body table|nil the JSON body
+---@field caller linli.caller the API key
+
+---Serve `method` on /api/v1/apps/<plugin>/<pattern> with fn(req) -> reply[, status] or
+---nil, message[, code[, status]]. The key needs app:<plugin> or app:<plugin>/<name>.
+---C member: route_register (since 1.1).
+---@param name string [a-z][a-z0-9_-]*
+---@param method "GET"|"POST"|"PUT"|"DELETE"
+---@param pattern string segments of [A-Za-z0-9._-] or {}
+---@param fn fun(req: linli.http_req): any, (string|integer)?, linli.code?, integer?
+---@return true|nil ok
+---@return string? message
+---@return linli.code? code "LINLI_EINVAL", "LINLI_EEXIST"
+function linli.route_register(name, method, pattern, fn) end
+
+---Have the kernel check this plugin's action for the key before route `name` runs.
+---C member: route_require (since 1.1).
+---@param name string
+---@param action string
+---@return true|nil ok
+---@return string? message
+---@return linli.code? code "LINLI_ENOENT"
+function linli.route_require(name, action) end
+
+---Remove route `name`. C member: route_unregister (since 1.1).
+---@param name string
+---@return true|nil ok
+---@return string? message
+---@return linli.code? code "LINLI_ENOENT"
+function linli.route_unregister(name) end
+
 ---Call fn() after delay_ms, then every interval_ms if it is > 0 (0: once).
 ---Removed automatically when the script stops or faults. C member: timer_add.
 ---@param delay_ms integer >= 0

@@ -557,5 +557,120 @@ def case_rate_limit_429():
         eq(a.curl("GET", "/api/v1/datasets", key=k)[0], 200, "allowed again after a second")
 
 
+DESK_APP = """
+plugin { name = "desk", version = "1.0.0", sdk = "1.1", family = "custom", description = "d",
+  capabilities = { "store.read:grids", "store.write:grids" },
+  init = function()
+    assert(linli.action_declare("desk.file", "operator"))
+    assert(linli.route_register("hello", "GET", "hello/{}", function(req)
+      return { name = req.params[1], who = req.caller.name, kind = req.caller.kind,
+               role = req.caller.role, scope = req.caller.scope, q = req.query.q,
+               resources = req.caller.resources }
+    end))
+    assert(linli.route_register("file", "POST", "grids", function(req)
+      local id, err, code = linli.store_put("grids", req.body, req.caller.scope)
+      if not id then return nil, err, code end
+      return { id = id }, 201
+    end))
+    assert(linli.route_require("file", "desk.file"))
+    assert(linli.route_register("teapot", "GET", "teapot", function(req)
+      return nil, "short and stout", "LINLI_EBUSY", 418
+    end))
+    local bad = select(2, linli.route_register("x", "PATCH", "a", function() end))
+    assert(bad:find("method 'PATCH' is none of"), bad)
+    bad = select(2, linli.route_register("y", "GET", "a/../b", function() end))
+    assert(bad:find("'..' segment"), bad)
+  end }
+"""
+
+
+def case_plugin_routes_pass_the_key_check():
+    """A plugin's routes under /api/v1/apps/<plugin>/: the kernel's key check, rate limit,
+    audit and JSON errors; the resource app:PLUGIN[/ROUTE]; the handler acts as the key."""
+    import tempfile
+    scripts = tempfile.mkdtemp(prefix="linli-it-apps-")
+    os.makedirs(os.path.join(scripts, "apps"))
+    with open(os.path.join(scripts, "apps", "desk.lua"), "w") as f:
+        f.write(DESK_APP)
+    a = api(extra=f'script_dirs = [ "{scripts}" ];\n')
+    a.d.grant_scripts(os.path.join(scripts, "apps"))
+    with a:
+        d = a.d
+        all_ = d.ok("apikeys", "add", "all", "--resources", "app:desk", "--scope", COMM)["key"]
+        hello = d.ok("apikeys", "add", "hello", "--resources", "app:desk/hello",
+                     "--scope", COMM)["key"]
+        none = d.ok("apikeys", "add", "none", "--resources", "dataset:grids", "--scope",
+                    COMM)["key"]
+        op = d.ok("apikeys", "add", "op", "--resources", "app:desk", "--scope", COMM,
+                  "--role", "operator")
+        eq(op["role"], "operator", "an operator key")
+        op = op["key"]
+        rc, _, err = d.cli("apikeys", "add", "boss", "--resources", "app:desk", "--role", "admin")
+        check(rc != 0 and "a key is a viewer (the default) or an operator" in err, err)
+        st, body, _ = a.curl("GET", "/api/v1/apps/desk/hello/%E5%BC%A0?q=1", key=hello)
+        eq(st, 200, f"hello: {body}")
+        eq((body["name"], body["who"], body["kind"], body["role"], body["scope"], body["q"]),
+           ("张", "apikey:hello", "machine", "viewer", COMM, "1"), "the request and the key")
+        eq(body["resources"], ["app:desk/hello"], "its resources")
+        # No key, a key without the resource, a key for another route of the plugin.
+        eq(a.curl("GET", "/api/v1/apps/desk/hello/x")[0], 401, "no key")
+        st, body, _ = a.curl("GET", "/api/v1/apps/desk/hello/x", key=none)
+        eq(st, 403, "no app resource")
+        check("may not reach app:desk/hello" in body["error"]["message"], body)
+        st, body, _ = a.curl("POST", "/api/v1/apps/desk/grids", body="{}", key=hello)
+        eq(st, 403, "app:desk/hello does not reach file")
+        # Unknown plugin or path: 404; a known path with another method: 405.
+        eq(a.curl("GET", "/api/v1/apps/nosuch/x", key=all_)[0], 404, "no such plugin")
+        eq(a.curl("GET", "/api/v1/apps/desk/nothing", key=all_)[0], 404, "no such route")
+        eq(a.curl("DELETE", "/api/v1/apps/desk/hello/x", key=all_)[0], 405, "method")
+        # The route's action and acting as the key: a viewer key is refused by the action,
+        # an operator key writes at its scope.
+        grid = json.dumps({"code": "g09", "name": "九网格"}, ensure_ascii=False)
+        st, body, _ = a.curl("POST", "/api/v1/apps/desk/grids", body=grid, key=all_)
+        eq(st, 403, f"a viewer key: {body}")
+        check("needs role operator or above" in body["error"]["message"], body)
+        st, body, _ = a.curl("POST", "/api/v1/apps/desk/grids", body=grid, key=op)
+        eq(st, 201, f"an operator key: {body}")
+        eq(d.ok("data", "get", "grids", body["id"])["name"], "九网格", "stored at its scope")
+        st, body, _ = a.curl("POST", "/api/v1/apps/desk/grids", body='{"code": 1', key=op)
+        eq(st, 400, "malformed body")
+        check("malformed JSON" in body["error"]["message"], body)
+        st, body, _ = a.curl("POST", "/api/v1/apps/desk/grids", body='{"code": "g10"}', key=op)
+        eq(st, 400, f"the schema's refusal: {body}")
+        check("name" in body["error"]["message"], body)
+        st, body, _ = a.curl("GET", "/api/v1/apps/desk/teapot", key=all_)
+        eq((st, body["error"]["message"]), (418, "short and stout"), "the handler's status")
+        # Every request is audited under its key.
+        rows = d.ok("audit", "--who", "apikey:op", "--limit", "100")
+        got = {(e["object"], e["result"]) for e in rows if e["action"].startswith("http.")}
+        check(("app:desk/file", "allowed") in got, got)
+        rows = d.ok("audit", "--who", "apikey:none", "--limit", "100")
+        check(any(e.get("object") == "app:desk/hello" and e["result"] == "denied"
+                  for e in rows), rows)
+        info = d.ok("plugins", "info", "desk")
+        check({"kind": "route", "what": "file: POST /api/v1/apps/desk/grids, needs desk.file"}
+              in info["resources"], info["resources"])
+
+
+def case_a_c_plugin_route():
+    import shutil
+    tp = os.path.abspath(os.environ.get("LINLI_TP_DIR", os.path.join(BUILD, "tests",
+                                                                     "plugins")))
+    import tempfile
+    pdir = tempfile.mkdtemp(prefix="linli-it-tp-")
+    shutil.copyfile(os.path.join(tp, "tp_store.so"), os.path.join(pdir, "tp_store.so"))
+    a = api(extra=f'plugin_dirs = [ "{pdir}" ];\n')
+    a.d.grant_declared(pdir)
+    with a:
+        k = a.d.ok("apikeys", "add", "k", "--resources", "app:tp_store/echo",
+                   "--scope", COMM)["key"]
+        st, body, _ = a.curl("GET", "/api/v1/apps/tp_store/echo/a%20b?x=%E4%B8%80", key=k)
+        eq(st, 202, f"the handler's status: {body}")
+        eq(body, {"param": "a b", "route": "echo", "path": "echo/a b", "key": "apikey:k",
+                  "x": "一"}, "the request as the plugin saw it")
+        st, body, _ = a.curl("GET", "/api/v1/apps/tp_store/echo/a?fail=1", key=k)
+        eq((st, body["error"]["message"]), (409, "asked to fail"), "LINLI_EEXIST is 409")
+
+
 if __name__ == "__main__":
     sys.exit(main(dict(globals())))

@@ -681,6 +681,28 @@ static int cmd_stale(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 	return 0;
 }
 
+/* GET /api/v1/apps/tp_store/echo/{}?x=..: the param, the query, the key; ?fail=1 fails. */
+static int route_echo(linli_ctx *ctx, const struct linli_http_req *req, linli_record **reply,
+		      int *status, char *err, size_t errlen)
+{
+	(void)ctx;
+	if (api->rec_has(req->query, "fail")) {
+		snprintf(err, errlen, "asked to fail");
+		return LINLI_EEXIST;
+	}
+	linli_record *r = api->rec_new();
+	api->rec_set_str(r, "param", req->params[0]);
+	api->rec_set_str(r, "route", req->route);
+	api->rec_set_str(r, "path", req->path);
+	api->rec_set_str(r, "key", req->caller->name);
+	const char *x = NULL;
+	if (api->rec_get_str(req->query, "x", &x, NULL) == 0)
+		api->rec_set_str(r, "x", x);
+	*reply = r;
+	*status = 202;
+	return 0;
+}
+
 static int caller_init(linli_ctx *ctx)
 {
 	int rc = api->action_declare(ctx, ACT("ack"), "operator", NULL, NULL, "acknowledge");
@@ -696,6 +718,8 @@ static int caller_init(linli_ctx *ctx)
 		rc = api->cmd_register(ctx, cmds[i].sub, NULL, "the caller", cmds[i].fn, NULL);
 	if (!rc)
 		rc = api->cmd_require(ctx, "ack", ACT("ack"));
+	if (!rc)
+		rc = api->route_register(ctx, "echo", "GET", "echo/{}", route_echo, NULL);
 	/* Refusals of bad declarations, for the test to see in the log. */
 	if (!rc && (api->action_declare(ctx, "other.x", "operator", NULL, NULL, NULL) !=
 			LINLI_EINVAL ||

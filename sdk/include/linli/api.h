@@ -135,6 +135,34 @@ struct linli_event {
  */
 typedef int (*linli_event_fn)(linli_ctx *ctx, const struct linli_event *ev, void *ud);
 
+/*
+ * struct linli_http_req — one request to a plugin's HTTP route, since 1.1.
+ * Everything is borrowed for the duration of the handler call.
+ */
+struct linli_http_req {
+	uint32_t size;		   /* sizeof(struct linli_http_req) of the kernel */
+	const char *method;	   /* "GET", "POST", "PUT" or "DELETE" */
+	const char *route;	   /* the name the route was registered with */
+	const char *path;	   /* the decoded path after /api/v1/apps/<plugin>/ */
+	const char *const *params; /* the values of the pattern's {} segments, NULL-terminated */
+	const linli_record *query; /* the query parameters: a map of strings (first value) */
+	const linli_record *body;  /* the JSON body (a map or an array), or NULL */
+	const struct linli_caller *caller; /* the API key (kind "machine", resources set) */
+	void *ud;		   /* the pointer given to route_register */
+};
+
+/*
+ * linli_route_fn — an HTTP route handler (kernel thread; must not block).
+ * Return 0 and optionally set *reply to a record you created (sent as the
+ * JSON body and freed by the kernel; none: an empty object) and *status to
+ * a 2xx status (default 200). Or return a negative LINLI_E* code with a
+ * message in err: the client gets the kernel's JSON error, with *status if
+ * you set one >= 400, else LINLI_EPERM 403, LINLI_ENOENT 404, LINLI_EEXIST
+ * 409, LINLI_EINVAL / LINLI_ESCHEMA 400, LINLI_EBUSY 429, others 500.
+ */
+typedef int (*linli_route_fn)(linli_ctx *ctx, const struct linli_http_req *req,
+			      linli_record **reply, int *status, char *err, size_t errlen);
+
 /* linli_timer_fn — a timer callback (kernel thread; must not block). */
 typedef void (*linli_timer_fn)(linli_ctx *ctx, void *ud);
 
@@ -662,6 +690,32 @@ struct linli_api {
 			    linli_record **out);
 
 	/* ---- plugin HTTP routes, since 1.1 ---- */
+
+	/*
+	 * route_register — serve `method` ("GET", "POST", "PUT", "DELETE") on
+	 * /api/v1/apps/<plugin>/<pattern> with fn. `pattern` is a path of
+	 * segments of [A-Za-z0-9._-] or `{}` (one segment, given in
+	 * req->params), at most 8 of them, e.g. "cases/{}/close"; `name` ([a-z]
+	 * [a-z0-9_-]*, at most 63 bytes) names the route for API keys: a key
+	 * reaches it only with the resource app:<plugin> or app:<plugin>/<name>
+	 * (`linli apikeys add --resources`). Requests pass the kernel's key
+	 * check, rate limit and audit first, and the handler acts as the key
+	 * (a machine at the key's scope, a viewer unless issued `--role
+	 * operator`), as commands act as their caller. Removed with the plugin.
+	 * Returns 0; LINLI_EINVAL (bad name, method or pattern, NULL fn: the log
+	 * says which); LINLI_EEXIST (the name, or the method on the same
+	 * pattern, is taken); LINLI_ENOMEM. Since 1.1.
+	 */
+	int (*route_register)(linli_ctx *ctx, const char *name, const char *method,
+			      const char *pattern, linli_route_fn fn, void *ud);
+	/*
+	 * route_require — have the kernel check this plugin's action `action`
+	 * for the key before route `name` runs (refused: 403, audited). Returns
+	 * 0 or LINLI_ENOENT (no such route or action). Since 1.1.
+	 */
+	int (*route_require)(linli_ctx *ctx, const char *name, const char *action);
+	/* route_unregister — remove route `name`: 0 or LINLI_ENOENT. Since 1.1. */
+	int (*route_unregister)(linli_ctx *ctx, const char *name);
 
 	/* ---- bus request/reply, since 1.1 ---- */
 
