@@ -626,8 +626,8 @@ static void test_ops_table_checks(void **state)
 			 LINLI_EVERSION);
 	char want[200];
 	snprintf(want, sizeof want,
-		 "driver big: ops table of %zu bytes is not the size of an SDK 1.0 ops table "
-		 "(%zu bytes)",
+		 "driver big: ops table of %zu bytes is not the size of an SDK " LINLI_SDK_VERSION
+		 " ops table (%zu bytes)",
 		 sizeof o + 8, sizeof o);
 	assert_non_null(strstr(err, want));
 	o.size = 4;

@@ -334,7 +334,8 @@ static void test_not_attached_may_not_act(void **state)
 			  "assert(not pcall(linli.timer_add, 0, 0, print))\n"
 			  "assert(linli.time_now_ms() > 1600000000000)\n"
 			  "assert(linli.plugin_scope() == 'hefei/baohe')\n"
-			  "assert(linli.major == 1 and linli.minor == 0)\n"
+			  "assert(linli.major == " LINLI_SDK_STR(LINLI_SDK_MAJOR)
+			  " and linli.minor == " LINLI_SDK_STR(LINLI_SDK_MINOR) ")\n"
 			  "rule { name = 'n', on = 'x', capabilities = { 'bus.publish:out/#' },\n"
 			  "  run = function() assert(linli.publish('out/x', {})) end }\n";
 	struct script_opts o = {.kind = SCRIPT_RULE, .scope = "hefei/baohe", .lim = lim};

@@ -1,8 +1,11 @@
 /*
  * hello — a complete linli plugin, the starting point for your own.
  *
- * It registers one console command, `linli hello greet [NAME]`, which answers
- * with a record, and a timer that logs how many greetings it gave. Rename
+ * It registers a console command, `linli hello greet [NAME]`, which answers
+ * with a record; `linli hello note TEXT`, which acts as its caller (SDK 1.1:
+ * only an operator or above may note, and what it publishes is checked and
+ * audited as the caller's); and a timer that logs how many greetings it
+ * gave. Rename
  * the plugin (the .name below, the file names in meson.build), keep the
  * shape: one LINLI_PLUGIN line, an init that registers everything, a fini
  * that frees what is yours.
@@ -21,8 +24,8 @@ struct hello {
 };
 
 /* `linli hello greet [NAME]`: runs on the kernel thread, must not block. */
-static int greet(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
-		 char *err, size_t errlen)
+static int greet(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply, char *err,
+		 size_t errlen)
 {
 	struct hello *h = api->userdata(ctx);
 	if (req->argc > 1) {
@@ -54,6 +57,43 @@ static int greet(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record *
 	return 0;
 }
 
+/*
+ * `linli hello note TEXT`: a command that acts as its caller. The kernel lets
+ * only callers allowed the plugin's action `hello.note` in (cmd_require in
+ * init), and everything the handler does meanwhile -- here a publish -- is
+ * checked as both the plugin and the caller, and audited under the caller.
+ */
+static int note(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply, char *err,
+		size_t errlen)
+{
+	if (req->argc != 1) {
+		snprintf(err, errlen, "usage: hello note TEXT");
+		return LINLI_EINVAL;
+	}
+	linli_record *ev = api->rec_new();
+	if (!ev)
+		return LINLI_ENOMEM;
+	int rc = api->rec_set_str(ev, "text", req->argv[0]);
+	if (!rc)
+		rc = api->rec_set_str(ev, "by", req->caller->name);
+	uint64_t seq = 0;
+	if (!rc)
+		rc = api->publish(ctx, "hello/note", NULL, ev, &seq); /* NULL: the caller's scope */
+	api->rec_free(ev);
+	if (rc) {
+		snprintf(err, errlen, "cannot publish: %s", linli_strerror(rc));
+		return rc;
+	}
+	linli_record *r = api->rec_new();
+	if (!r || api->rec_set_int(r, "seq", (int64_t)seq) ||
+	    api->rec_set_str(r, "by", req->caller->name)) {
+		api->rec_free(r);
+		return LINLI_ENOMEM;
+	}
+	*reply = r;
+	return 0;
+}
+
 static void report(linli_ctx *ctx, void *ud)
 {
 	struct hello *h = ud;
@@ -67,8 +107,16 @@ static int hello_init(linli_ctx *ctx, const struct linli_api *a)
 	if (!h)
 		return LINLI_ENOMEM;
 	api->set_userdata(ctx, h);
-	int rc = api->cmd_register(ctx, "greet", "[NAME]", "answer with a greeting record", greet,
-				   NULL);
+	int rc =
+	    api->cmd_register(ctx, "greet", "[NAME]", "answer with a greeting record", greet, NULL);
+	if (!rc)
+		rc = api->action_declare(ctx, "hello.note", "operator", NULL, NULL,
+					 "publish a note as oneself");
+	if (!rc)
+		rc = api->cmd_register(ctx, "note", "TEXT", "publish a note (operators and above)",
+				       note, NULL);
+	if (!rc)
+		rc = api->cmd_require(ctx, "note", "hello.note");
 	if (!rc)
 		rc = api->timer_add(ctx, 60000, 60000, report, h, &h->timer);
 	if (rc) {
@@ -77,8 +125,8 @@ static int hello_init(linli_ctx *ctx, const struct linli_api *a)
 		free(h);
 		return rc;
 	}
-	api->log(ctx, LINLI_LOG_INFO, "ready at %s (SDK %u.%u)", api->plugin_scope(ctx),
-		 api->major, api->minor);
+	api->log(ctx, LINLI_LOG_INFO, "ready at %s (SDK %u.%u)", api->plugin_scope(ctx), api->major,
+		 api->minor);
 	return 0;
 }
 
@@ -89,13 +137,10 @@ static void hello_fini(linli_ctx *ctx, const struct linli_api *a)
 	free(h); /* commands and timers are removed by the kernel */
 }
 
-LINLI_PLUGIN(hello_init, hello_fini,
-	     .name = "hello",
-	     .version = "1.0.0",
-	     .family = "custom",
-	     .description = "Template plugin: answers `linli hello greet [NAME]`");
+LINLI_PLUGIN(hello_init, hello_fini, .name = "hello", .version = "1.0.0", .family = "custom",
+	     .description = "Template plugin: answers `linli hello greet [NAME]`",
+	     .capabilities = {"bus.publish:hello/#"}); /* what an admin must grant */
 /*
  * More fields, when you need them:
  *     .requires = {"alarms"},                      plugins initialised before this one
- *     .capabilities = {"bus.publish:hello/#"},     what an admin must grant
  */

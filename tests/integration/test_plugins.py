@@ -486,6 +486,7 @@ def case_template_builds_out_of_tree():
         with running({}) as d:
             shutil.copyfile(so, os.path.join(d.pdir, "hello.so"))
             d.stop()
+            d.grant_declared(d.pdir)  # the admin approves bus.publish:hello/#
             d.start()
             row = by_name(d.ok("plugins", "list"))["hello"]
             eq((row["state"], row["version"]), ("running", "1.0.0"), "template runs")
@@ -493,6 +494,11 @@ def case_template_builds_out_of_tree():
             eq((r["greeting"], r["from"], r["scope"], r["count"]),
                ("hello, 王五", "hello", "hefei", 1), "greet")
             eq(d.ok("hello", "greet")["count"], 2, "state kept")
+            # A command that acts as its caller: an operator notes, a viewer may not.
+            eq(d.ok("hello", "note", "早上好")["by"], "admin", "the admin notes")
+            viewer = d.account("v1", "viewer")
+            rc, _, err = d.cli("hello", "note", "x", env={"LINLI_SESSION": viewer})
+            check(rc == 1 and "action hello.note needs role operator or above" in err, err)
             check(f"hello: ready at hefei (SDK {SDK})" in d.logtext(), d.logtext())
             d.stop()
             check("hello: bye after 2 greeting(s)" in d.logtext(), "fini")
