@@ -394,13 +394,12 @@ static void pack_clock(struct kernel *k, msgpack_packer *pk, int64_t advanced)
 	char utc[40], local[48];
 	utc_text(now, utc, sizeof utc);
 	clock_local_text(now, local, sizeof local);
-	msgpack_pack_map(pk, advanced >= 0 ? 7 : 6);
+	msgpack_pack_map(pk, advanced >= 0 ? 6 : 5);
 	mp_kv_int(pk, "now_ms", now);
 	mp_kv_str(pk, "utc", utc);
 	mp_kv_str(pk, "local", local);
 	mp_kv_str(pk, "time_zone", k->cfg.time_zone);
 	mp_kv_int(pk, "offset_ms", clock_offset_ms());
-	mp_kv_int(pk, "kernel_clock_ms", (int64_t)kernel_clock_ms());
 	if (advanced >= 0)
 		mp_kv_int(pk, "advanced_ms", advanced);
 }

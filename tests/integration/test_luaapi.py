@@ -597,7 +597,7 @@ plugin { name = "names", version = "1.0.0", sdk = "1.0", family = "custom",
             check(f"linli.{n}" in doc, f"sdk/lua-api.md lacks linli.{n}")
         # Its examples are valid declarations.
         blocks = re.findall(r"```lua\n(.*?)```", doc, re.S)
-        eq(len(blocks), 5, "examples in sdk/lua-api.md")
+        eq(len(blocks), 6, "examples in sdk/lua-api.md")
         for i, b in enumerate(blocks):
             d.ok("rules", "check", f"example{i}.lua", "--stdin", input=b)
 
