@@ -28,8 +28,8 @@
 
 #include "access.h"
 #include "bus.h"
-#include "clock.h"
 #include "cmd.h"
+#include "clock.h"
 #include "hal.h"
 #include "hal_api.h"
 #include "kernel.h"

@@ -15,9 +15,9 @@
 #include <time.h>
 
 #include "bus.h"
-#include "clock.h"
 #include "hal_api.h"
 #include "cmd.h"
+#include "clock.h"
 #include "kernel.h"
 #include "log.h"
 #include "plugin.h"
