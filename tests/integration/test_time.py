@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (  # noqa: E402
-    BUILD, LINLID, Daemon, check, eq, finish, main, wait_for, write)
+    BUILD, LINLID, SRC, Daemon, check, eq, finish, main, wait_for, write)
 from luakit import keeper  # noqa: E402
 
 TP = os.path.abspath(os.environ.get("LINLI_TP_DIR", os.path.join(BUILD, "tests", "plugins")))
@@ -202,6 +202,31 @@ def case_clock_refused_without_the_flag():
         now = int(datetime.now(timezone.utc).timestamp() * 1000)
         r = d.ok("timecheck", "fired")["now"]
         check(abs(r - now) < 60000, f"time_now_ms is the real time: {r} vs {now}")
+
+
+def case_kernel_deadlines_follow_the_clock():
+    """The kernel's own deadlines and times follow the clock: journal entries older than
+    30 days go, a holder keeping them is released after its 7 days of grace with an alarm,
+    and what is published after the jump carries the new time."""
+    extra = f'catalog_dir = "{SRC}/catalog";\nretention = {{ tick_ms = 50; }};\n'
+    with node(extra=extra) as d:
+        first = d.ok("publish", "alarm/raised", '{"i": 0}')["seq"]
+        d.ok("events", "hold", "reader1", str(first))  # keeps what follows `first`
+        second = d.ok("publish", "alarm/raised", '{"i": 1}')["seq"]
+        seqs = lambda: [e["seq"] for e in d.ok("events", "journal")["events"]]  # noqa: E731
+        eq(seqs(), [first, second], "both kept: young")
+        advance(d, "31d")
+        wait_for(lambda: seqs() == [second], "the old entry before the hold trimmed")
+        eq([h["name"] for h in d.ok("events", "holds")], ["reader1"], "still held")
+        advance(d, "6d")
+        eq(seqs(), [second], "held for 6 days")
+        d.ok("publish", "alarm/raised", '{"i": 2}')
+        ev = d.ok("events", "journal")["events"][-1]
+        check(ev["time"] >= d.ok("clock")["now_ms"] - 60000, f"published at the new time: {ev}")
+        advance(d, "2d")
+        wait_for(lambda: d.ok("events", "holds") == [], "the hold released after its grace")
+        wait_for(lambda: second not in seqs(), "trimmed past the released hold")
+        d.wait_log("holder 'reader1'")
 
 
 # ---- local calendar time ----
