@@ -301,6 +301,9 @@ int clock_parse_duration(const char *s, int64_t *ms, char *err, size_t errlen)
 			return errf(err, errlen, LINLI_EINVAL,
 				    "'%.64s': %" PRId64 " needs a unit (d, h, m, s or ms)", s, n);
 		p += strlen(units[i].unit);
+		if (n > max / units[i].ms) /* before multiplying: no overflow */
+			return errf(err, errlen, LINLI_EINVAL, "'%.64s' is longer than 3650 days",
+				    s);
 		total += n * units[i].ms;
 		if (total > max)
 			return errf(err, errlen, LINLI_EINVAL, "'%.64s' is longer than 3650 days",

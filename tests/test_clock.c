@@ -281,7 +281,16 @@ static void test_durations(void **state)
 		assert_int_equal(clock_parse_duration(ok[i].s, &ms, err, sizeof err), 0);
 		assert_int_equal(ms, ok[i].ms);
 	}
-	const char *bad[] = {"", "-1h", "90", "5x", "h", "1h 30m", "3651d", "99999999999999999d"};
+	const char *bad[] = {"",
+			     "-1h",
+			     "90",
+			     "5x",
+			     "h",
+			     "1h 30m",
+			     "3651d",
+			     "99999999999999999d",
+			     "300000000000d",
+			     "3650d1ms"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
 		assert_int_equal(clock_parse_duration(bad[i], &ms, err, sizeof err), LINLI_EINVAL);
 	clock_parse_duration("-1h", &ms, err, sizeof err);
