@@ -162,6 +162,7 @@ static const struct access_gate_row gates[] = {
     {"rules", "test", ACT_RULES_MANAGE, N_, false},
     {"rules", "grant", ACT_RULES_MANAGE, N_, false},
     {"rules", "revoke", ACT_RULES_MANAGE, N_, false},
+    {"clock", NULL, ACT_STORE_ADMIN, N_, false}, /* refused unless linlid --test-clock */
 };
 #undef N_
 #undef S_

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "bus.h"
+#include "clock.h"
 #include "linli/error.h"
 #include "log.h"
 
@@ -54,6 +55,7 @@ static const struct key keys[] = {
 	{"node.path", T_STR, true, "jurisdiction path, e.g. \"hefei/baohe\""},
 	{"node.level", T_STR, true, "city, district, street or community"},
 	{"node.name", T_STR, false, "display name"},
+	{"time_zone", T_STR, false, "the node's time zone, e.g. \"Asia/Shanghai\" (the default)"},
 	{"data_dir", T_STR, true, "directory for the store, lock and sockets"},
 	{"log_level", T_STR, false, "error, warn, info or debug"},
 	{"control", T_GROUP, false, "the console's request/reply socket"},
@@ -585,7 +587,7 @@ static int fill(struct ctx *c, config_t *cf, struct cfg *out)
 
 	const char *s;
 	config_setting_t *set;
-	char why[128];
+	char why[320];
 
 	set = config_lookup(cf, "node.level");
 	s = config_setting_get_string(set);
@@ -606,6 +608,16 @@ static int fill(struct ctx *c, config_t *cf, struct cfg *out)
 	snprintf(out->node_path, sizeof out->node_path, "%s", s);
 
 	out->node_name = strdup(config_lookup_string(cf, "node.name", &s) ? s : "");
+
+	/* Local time is the node's, never the TZ linlid happened to start with. */
+	_Static_assert(sizeof out->time_zone == CLOCK_ZONE_MAX, "time_zone size");
+	set = config_lookup(cf, "time_zone");
+	s = set ? config_setting_get_string(set) : "Asia/Shanghai";
+	if (clock_zone_check(s, why, sizeof why) != 0)
+		return fail(c, set ? (int)config_setting_source_line(set) : 0, "time_zone",
+			    "'%.80s'%s is not a time zone: %s", s, set ? "" : " (the default)",
+			    why);
+	snprintf(out->time_zone, sizeof out->time_zone, "%s", s);
 
 	set = config_lookup(cf, "data_dir");
 	s = config_setting_get_string(set);

@@ -61,6 +61,7 @@ struct cfg {
 	char node_path[SCOPE_MAX + 1];
 	enum tier_level node_level;
 	char *node_name;		 /* display name; may be "" */
+	char time_zone[64];		 /* IANA zone of local time (clock.h), "Asia/Shanghai" */
 	char *data_dir;			 /* absolute */
 	char *listen[CFG_MAX_LISTEN];	 /* control addresses, first is the default */
 	int n_listen;

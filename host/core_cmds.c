@@ -12,11 +12,13 @@
 
 #include "access.h"
 #include "bus.h"
+#include "clock.h"
 #include "cmd.h"
 #include "control.h"
 #include "kernel.h"
 #include "mp.h"
 #include "retention.h"
+#include "util.h"
 
 static uint64_t store_bytes(const struct kernel *k)
 {
@@ -37,13 +39,18 @@ static int cmd_status(struct cmd_call *call, void *ud)
 	struct kernel *k = call->k;
 	bool node = access_sees(call, NULL);
 	msgpack_packer *pk = &call->pk;
-	msgpack_pack_map(pk, node ? 20 : 6);
+	msgpack_pack_map(pk, node ? 22 : 8);
 	mp_kv_str(pk, "node", k->cfg.node_path);
 	mp_kv_str(pk, "level", tier_level_name(k->cfg.node_level));
 	mp_kv_str(pk, "name", k->cfg.node_name);
 	mp_kv_str(pk, "version", LINLI_VERSION);
 	mp_kv_uint(pk, "uptime_s", (kernel_now_ms() - k->started_ms) / 1000);
 	mp_kv_int(pk, "plugins", k->plugin_count);
+	/* The node's local time (logs stay in UTC); the test clock's, if moved. */
+	char local[48];
+	clock_local_text(wall_ms(), local, sizeof local);
+	mp_kv_str(pk, "time_zone", k->cfg.time_zone);
+	mp_kv_str(pk, "local_time", local);
 	if (!node)
 		return 0;
 	unsigned long long served, malformed;

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "linli/error.h"
 #include "log.h"
 
@@ -29,6 +30,11 @@ uint64_t kernel_now_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t kernel_clock_ms(void)
+{
+	return kernel_now_ms() + (uint64_t)clock_offset_ms();
 }
 
 int kernel_init(struct kernel *k)
@@ -125,7 +131,7 @@ uint64_t kernel_timer_add(struct kernel *k, uint64_t delay_ms, uint64_t interval
 	if (!t)
 		return 0;
 	t->id = k->next_timer_id++;
-	t->due = kernel_now_ms() + delay_ms;
+	t->due = kernel_clock_ms() + delay_ms;
 	t->interval = interval_ms;
 	t->fn = fn;
 	t->arg = arg;
@@ -155,10 +161,14 @@ int kernel_on_batch_end(struct kernel *k, kernel_fn fn, void *arg)
 	return 0;
 }
 
-/* Run due timers; return ms until the next one (or -1 for none). */
+/*
+ * Run due timers; return ms until the next one (or -1 for none). An interval
+ * timer is due again `interval` after it ran, so after a jump of the test
+ * clock it fires once, not once per interval skipped.
+ */
 static int64_t run_timers(struct kernel *k)
 {
-	uint64_t now = kernel_now_ms();
+	uint64_t now = kernel_clock_ms();
 	while (k->timers && k->timers->due <= now) {
 		struct ktimer *t = k->timers;
 		k->timers = t->next;
@@ -172,7 +182,7 @@ static int64_t run_timers(struct kernel *k)
 			free(t);
 		fn(k, arg);
 		(void)id;
-		now = kernel_now_ms();
+		now = kernel_clock_ms();
 	}
 	return k->timers ? (int64_t)(k->timers->due - now) : -1;
 }

@@ -47,6 +47,7 @@ struct ktimer;
 struct kernel {
 	struct cfg cfg;			/* owned; replaced whole on reload */
 	uint64_t started_ms;		/* monotonic */
+	bool test_clock;		/* linlid --test-clock: `clock` may move the time */
 	pthread_t thread;		/* the kernel thread, once running */
 	/* The queue: the only state shared across threads. */
 	pthread_mutex_t mu;
@@ -104,6 +105,9 @@ bool kernel_on_thread(const struct kernel *k);
 /*
  * Timers (kernel thread only). Runs fn after `delay_ms`, then every
  * `interval_ms` if non-zero. Returns an id > 0 for kernel_timer_cancel.
+ * Timers run by kernel_clock_ms: when the test clock jumps, every timer due
+ * by the new now fires at the loop's next turn in due order, and an
+ * interval timer fires once and then goes on from the new now.
  */
 uint64_t kernel_timer_add(struct kernel *k, uint64_t delay_ms, uint64_t interval_ms, kernel_fn fn,
 			  void *arg);
@@ -112,6 +116,20 @@ bool kernel_timer_cancel(struct kernel *k, uint64_t id);
 /* Run fn(k, arg) after every batch of events (kernel thread only). */
 int kernel_on_batch_end(struct kernel *k, kernel_fn fn, void *arg);
 
-uint64_t kernel_now_ms(void); /* CLOCK_MONOTONIC, milliseconds */
+/*
+ * kernel_now_ms — CLOCK_MONOTONIC in ms: the real time that passes, for
+ * what measures a live peer or the process (idle connections and
+ * subscribers, rate limits, uptime, how long a call took). The test clock
+ * does not move it.
+ */
+uint64_t kernel_now_ms(void);
+
+/*
+ * kernel_clock_ms — the kernel's clock for deadlines: kernel_now_ms plus the
+ * test clock's offset (clock.h). Timers, and deadlines the kernel keeps
+ * itself (how long a journal holder has kept entries due for trimming),
+ * follow it, as wall_ms (util.h) does for the times written into records.
+ */
+uint64_t kernel_clock_ms(void);
 
 #endif

@@ -21,6 +21,7 @@
 
 #include "bus.h"
 #include "catalog.h"
+#include "clock.h"
 #include "cmd.h"
 #include "config.h"
 #include "control.h"
@@ -48,7 +49,8 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: linlid [--config FILE] [--check-config] [--foreground] [--version]\n"
+	fprintf(f, "usage: linlid [--config FILE] [--check-config] [--foreground] [--test-clock]\n"
+		   "              [--version]\n"
 		   "       linlid [--config FILE] --init-admin USER   (password on stdin)\n"
 		   "       linlid [--config FILE] --grant plugin:NAME|rule:NAME CAP...|--all\n"
 		   "  --config FILE    read FILE instead of the embedded default\n"
@@ -57,6 +59,8 @@ static void usage(FILE *f)
 		   "  --grant S CAP... grant capabilities to plugin or rule S (daemon stopped), exit;\n"
 		   "                   --all: every one its file in the configured dirs declares\n"
 		   "  --foreground     stay attached to the terminal (default: detach)\n"
+		   "  --test-clock     tests only: let an admin move the kernel's clock forward\n"
+		   "                   (`linli clock`); never on a node in service\n"
 		   "  --version        print the version and exit\n");
 }
 
@@ -165,6 +169,12 @@ static void on_hup(struct kernel *k, void *arg)
 	cfg_free(oc);
 	*oc = nc;
 	log_set_level((enum log_level)oc->log_level);
+	if (strcmp(clock_zone(), oc->time_zone) != 0) {
+		char was[CLOCK_ZONE_MAX];
+		snprintf(was, sizeof was, "%s", clock_zone());
+		if (clock_zone_apply(oc->time_zone) == 0)
+			log_info("config", "time_zone %s -> %s", was, oc->time_zone);
+	}
 	bus_reconfigure(k->bus, oc);
 	if (k->store)
 		store_set_sync(k->store, oc->store_sync);
@@ -318,11 +328,11 @@ int main(int argc, char **argv)
 		{"foreground", no_argument, NULL, 'f'},	  {"version", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},	  {"init-admin", required_argument, NULL, 'i'},
 		{"grant", required_argument, NULL, 'g'},  {"all", no_argument, NULL, 'a'},
-		{NULL, 0, NULL, 0}};
+		{"test-clock", no_argument, NULL, 't'},	  {NULL, 0, NULL, 0}};
 	const char *init_admin = NULL, *grant = NULL;
 	bool grant_all = false;
 	const char *cfg_path = NULL;
-	bool check = false, foreground = false;
+	bool check = false, foreground = false, test_clock = false;
 	int o;
 	while ((o = getopt_long(argc, argv, "c:kfvhi:", opts, NULL)) != -1) {
 		switch (o) {
@@ -345,6 +355,9 @@ int main(int argc, char **argv)
 			break;
 		case 'f':
 			foreground = true;
+			break;
+		case 't':
+			test_clock = true;
 			break;
 		case 'v':
 			printf("linlid %s\n", LINLI_VERSION);
@@ -379,12 +392,19 @@ int main(int argc, char **argv)
 		return EXIT_CONFIG;
 	}
 	if (check) {
-		printf("%s: configuration ok (node %s, %s)\n", k.cfg.source, k.cfg.node_path,
-		       tier_level_name(k.cfg.node_level));
+		printf("%s: configuration ok (node %s, %s, time zone %s)\n", k.cfg.source,
+		       k.cfg.node_path, tier_level_name(k.cfg.node_level), k.cfg.time_zone);
 		kernel_destroy(&k);
 		return 0;
 	}
 	log_set_level((enum log_level)k.cfg.log_level);
+	/* Before any thread starts: later reloads replace TZ in place (clock.h). */
+	if (clock_zone_apply(k.cfg.time_zone) != 0) {
+		log_error("config", "cannot set the time zone %s", k.cfg.time_zone);
+		kernel_destroy(&k);
+		return 1;
+	}
+	k.test_clock = test_clock;
 
 	int ready_fd = -1;
 	if (!foreground && detach(&ready_fd) != 0) {
@@ -440,7 +460,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	k.cmds = cmd_registry_new();
-	if (!k.cmds || core_cmds_register(&k) != 0 || store_cmds_register(&k) != 0) {
+	if (!k.cmds || core_cmds_register(&k) != 0 || store_cmds_register(&k) != 0 ||
+	    clock_cmds_register(&k) != 0) {
 		log_error("kernel", "cannot register commands");
 		goto out;
 	}
@@ -509,8 +530,12 @@ int main(int argc, char **argv)
 	}
 	have_st = true;
 
-	log_info("kernel", "linlid %s serving %s (%s) from %s, config %s", LINLI_VERSION,
-		 k.cfg.node_path, tier_level_name(k.cfg.node_level), k.cfg.data_dir, k.cfg.source);
+	log_info("kernel", "linlid %s serving %s (%s) from %s, config %s, time zone %s",
+		 LINLI_VERSION, k.cfg.node_path, tier_level_name(k.cfg.node_level), k.cfg.data_dir,
+		 k.cfg.source, k.cfg.time_zone);
+	if (k.test_clock)
+		log_warn("kernel", "--test-clock: admins may move this node's clock forward "
+				   "(`linli clock`); a node in service never runs so");
 	report_ready(&ready_fd, 0);
 	kernel_run(&k);
 	cmd_cancel_pending(k.cmds); /* long polls and the like get "shutting down" */

@@ -450,7 +450,8 @@ void retention_tick(struct kernel *k)
 	uint64_t mono = kernel_now_ms();
 	tiers_audit_flush(k, false);
 	load_holders(r);
-	trim_journal(r, now, mono);
+	/* A holder's grace is a deadline: the kernel's clock, which the test clock moves. */
+	trim_journal(r, now, kernel_clock_ms());
 	trim_audit(r, now);
 	purge_sessions(r, now);
 	const struct sample *last =
@@ -573,7 +574,7 @@ static int holds_row(void *ud, const struct store_row *row)
 {
 	struct holds_ctx *c = ud;
 	const struct holder *h = find_holder(c->r, row->scope, row->id);
-	uint64_t mono = kernel_now_ms();
+	uint64_t mono = kernel_clock_ms(); /* as trim_journal's blocking_since */
 	msgpack_pack_map(&c->pk, 6);
 	mp_kv_str(&c->pk, "name", row->id);
 	mp_kv_str(&c->pk, "scope", row->scope);

@@ -20,6 +20,7 @@
 
 #include <lauxlib.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@
 #include "approutes.h"
 #include "caller.h"
 #include "cmd.h"
+#include "clock.h"
 #include "hal.h"
 #include "hal_api.h"
 #include "kernel.h"
@@ -208,6 +210,109 @@ static int l_plugin_scope(lua_State *L)
 static int l_time_now_ms(lua_State *L)
 {
 	lua_pushinteger(L, (lua_Integer)wall_ms());
+	return 1;
+}
+
+/* ---- time, since 1.1 (clock.h); usable while the file loads, like time_now_ms ---- */
+
+/* linli.time_zone() -> "Asia/Shanghai" */
+static int l_time_zone(lua_State *L)
+{
+	no_more(L, 0, "no arguments");
+	lua_pushstring(L, clock_zone());
+	return 1;
+}
+
+static const char *const tm_fields[] = {"year",	   "month",	   "day", "hour",
+					"minute",  "second",	   "ms",  "weekday",
+					"yearday", "utc_offset_s", "dst", NULL};
+
+/* linli.time_local([ms]) -> { year, month, day, ..., utc_offset_s, dst } | nil, msg, code */
+static int l_time_local(lua_State *L)
+{
+	lua_Integer ms = luaL_optinteger(L, 1, (lua_Integer)wall_ms());
+	no_more(L, 1, "(ms)");
+	struct linli_tm t = {.size = sizeof t};
+	if (clock_local((int64_t)ms, &t) != 0)
+		return push_fail(
+		    L, LINLI_EINVAL,
+		    lua_pushfstring(L, "time_local: %I is outside the years 1..9999", ms));
+	const int32_t v[] = {t.year, t.month,	t.day,	   t.hour,	   t.minute, t.second,
+			     t.ms,   t.weekday, t.yearday, t.utc_offset_s, t.dst};
+	lua_createtable(L, 0, 11);
+	for (int i = 0; tm_fields[i]; i++) {
+		if (i == 10)
+			lua_pushboolean(L, v[i]);
+		else
+			lua_pushinteger(L, v[i]);
+		lua_setfield(L, -2, tm_fields[i]);
+	}
+	return 1;
+}
+
+/* linli.time_from_local({ year, month, day [, hour, minute, second, ms] }) -> ms | nil, ... */
+static int l_time_from_local(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	no_more(L, 1, "(t)");
+	int32_t v[7];
+	for (int i = 0; i < 7; i++) {
+		int type = lua_getfield(L, 1, tm_fields[i]);
+		int isint = 0;
+		lua_Integer x = lua_tointegerx(L, -1, &isint);
+		lua_pop(L, 1);
+		if (type == LUA_TNIL && i >= 3) {
+			v[i] = 0;
+			continue;
+		}
+		if (type == LUA_TNIL)
+			return push_fail(L, LINLI_EINVAL,
+					 lua_pushfstring(L,
+							 "time_from_local: field '%s' is missing",
+							 tm_fields[i]));
+		if (type != LUA_TNUMBER || !isint || x < INT32_MIN || x > INT32_MAX)
+			return push_fail(
+			    L, LINLI_EINVAL,
+			    lua_pushfstring(L, "time_from_local: field '%s' must be an integer",
+					    tm_fields[i]));
+		v[i] = (int32_t)x;
+	}
+	struct linli_tm t = {.size = sizeof t,
+			     .year = v[0],
+			     .month = v[1],
+			     .day = v[2],
+			     .hour = v[3],
+			     .minute = v[4],
+			     .second = v[5],
+			     .ms = v[6]};
+	int64_t ms;
+	if (clock_from_local(&t, &ms) != 0) {
+		char msg[200];
+		snprintf(msg, sizeof msg,
+			 "time_from_local: %d-%02d-%02d %02d:%02d:%02d.%03d is not a date and "
+			 "time (year 1..9999, month 1..12, a day of that month, hour 0..23, "
+			 "minute and second 0..59, ms 0..999)",
+			 t.year, t.month, t.day, t.hour, t.minute, t.second, t.ms);
+		return push_fail(L, LINLI_EINVAL, msg);
+	}
+	lua_pushinteger(L, (lua_Integer)ms);
+	return 1;
+}
+
+/* linli.time_day_start([ms [, days]]) -> ms | nil, msg, code */
+static int l_time_day_start(lua_State *L)
+{
+	lua_Integer ms = luaL_optinteger(L, 1, (lua_Integer)wall_ms());
+	lua_Integer days = luaL_optinteger(L, 2, 0);
+	no_more(L, 2, "(ms, days)");
+	int64_t out;
+	if (clock_day_start((int64_t)ms, (int64_t)days, &out) != 0)
+		return push_fail(L, LINLI_EINVAL,
+				 lua_pushfstring(L,
+						 "time_day_start: %I and %I days is outside the "
+						 "years 1..9999",
+						 ms, days));
+	lua_pushinteger(L, (lua_Integer)out);
 	return 1;
 }
 
@@ -2155,6 +2260,10 @@ static void bind_api(lua_State *L, struct script *s, void *ud)
 	    /* 1.1: devices */
 
 	    /* 1.1: time */
+	    {"time_zone", l_time_zone},
+	    {"time_local", l_time_local},
+	    {"time_from_local", l_time_from_local},
+	    {"time_day_start", l_time_day_start},
 
 	    {NULL, NULL},
 	};

@@ -19,6 +19,7 @@
 #include "caller.h"
 #include "hal_api.h"
 #include "cmd.h"
+#include "clock.h"
 #include "kernel.h"
 #include "log.h"
 #include "plugin.h"
@@ -72,6 +73,31 @@ static void api_set_userdata(linli_ctx *ctx, void *ud)
 static void *api_userdata(linli_ctx *ctx) { return plug_userdata(plug_from_ctx(ctx)); }
 
 static int64_t api_time_now_ms(void) { return wall_ms(); }
+
+/* ---- time, since 1.1: the node's zone (clock.h) ---- */
+
+static const char *api_time_zone(linli_ctx *ctx)
+{
+	return plug_kernel(plug_from_ctx(ctx))->cfg.time_zone;
+}
+
+static int api_time_local(linli_ctx *ctx, int64_t ms, struct linli_tm *out)
+{
+	(void)ctx;
+	return clock_local(ms, out);
+}
+
+static int api_time_from_local(linli_ctx *ctx, const struct linli_tm *t, int64_t *ms)
+{
+	(void)ctx;
+	return clock_from_local(t, ms);
+}
+
+static int api_time_day_start(linli_ctx *ctx, int64_t ms, int64_t days, int64_t *out)
+{
+	(void)ctx;
+	return clock_day_start(ms, days, out);
+}
 
 /* ---- console commands ---- */
 
@@ -601,6 +627,10 @@ static const struct linli_api table = {
 	/* ---- 1.1: devices waiting for a commit ---- */
 
 	/* ---- 1.1: time ---- */
+	.time_zone = api_time_zone,
+	.time_local = api_time_local,
+	.time_from_local = api_time_from_local,
+	.time_day_start = api_time_day_start,
 
 	/* ---- later subsystems: fill their members here, in the order of api.h ---- */
 };

@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "clock.h"
+
 int errf(char *err, size_t errlen, int rc, const char *fmt, ...)
 {
 	if (err && errlen) {
@@ -24,7 +26,7 @@ int64_t wall_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + clock_offset_ms();
 }
 
 void utc_text(int64_t ms, char *out, size_t n)

@@ -2,9 +2,10 @@
  * util — the small things many kernel files need: an error message written
  * into the caller's buffer with the code returned (the `return errf(err,
  * errlen, LINLI_EINVAL, "...", ...)` shape every subsystem reports with), the
- * wall clock in ms and its UTC text, creating a directory with its
- * parents, and untrusted bytes made into bounded, valid UTF-8 text (for the
- * audit log, error messages and logs). Holds no state.
+ * wall clock in ms (with the test clock's offset, kept by clock.c) and its
+ * UTC text, creating a directory with its parents, and untrusted bytes made
+ * into bounded, valid UTF-8 text (for the audit log, error messages and
+ * logs). Holds no state.
  */
 #ifndef LINLI_UTIL_H
 #define LINLI_UTIL_H
@@ -18,7 +19,12 @@
 __attribute__((format(printf, 4, 5))) int errf(char *err, size_t errlen, int rc, const char *fmt,
 					       ...);
 
-/* The wall clock: milliseconds since 1970-01-01T00:00:00Z (CLOCK_REALTIME). */
+/*
+ * The wall clock: milliseconds since 1970-01-01T00:00:00Z (CLOCK_REALTIME),
+ * plus the test clock's offset (clock.h; 0 unless linlid --test-clock was
+ * moved). Everything the kernel writes a time into (records, the audit log,
+ * the journal, ids, session and lockout expiry) reads it. Logs do not.
+ */
 int64_t wall_ms(void);
 
 /* ms since the epoch as RFC 3339 UTC text to the second, "2026-11-29T18:31:44Z". */

@@ -37,6 +37,7 @@ static void test_example_parses(void **state)
 	assert_int_equal(c.retention.journal_max_age_s, 30 * 86400);
 	assert_int_equal(c.retention.journal_max_hold_s, 7 * 86400);
 	assert_int_equal(c.retention.audit_aggregate_s, 60);
+	assert_string_equal(c.time_zone, "Asia/Shanghai");
 	cfg_free(&c);
 }
 
@@ -56,6 +57,8 @@ static void test_embedded_default(void **state)
 	assert_int_equal(c.retention.audit_min_age_s, 180 * 86400);
 	assert_int_equal(c.retention.audit_max_age_s, 365 * 86400);
 	assert_int_equal(c.retention.journal_max_bytes, 256ull << 20);
+	/* The node's zone, whatever TZ linlid was started with. */
+	assert_string_equal(c.time_zone, "Asia/Shanghai");
 	cfg_free(&c);
 }
 
@@ -122,6 +125,17 @@ static const struct bad bad_cases[] = {
 	 "t.cfg:5: retention.audit.max_age_days: 7776000 s is below retention.audit.min_age"},
 	{NODE "data_dir = \"/d\";\nretention = { tick_ms = 1; };\n",
 	 "t.cfg:3: retention.tick_ms: 1 is outside 10..60000"},
+	/* the time zone: a name under the zone directory, the line and the value named */
+	{NODE "data_dir = \"/d\";\ntime_zone = \"Mars/Olympus\";\n",
+	 "t.cfg:3: time_zone: 'Mars/Olympus' is not a time zone: no such zone file "
+	 "/usr/share/zoneinfo/Mars/Olympus"},
+	{NODE "data_dir = \"/d\";\n\ntime_zone = \"../../../etc/passwd\";\n",
+	 "t.cfg:4: time_zone: '../../../etc/passwd' is not a time zone: not a zone name"},
+	{NODE "data_dir = \"/d\";\ntime_zone = \"Europe\";\n",
+	 "t.cfg:3: time_zone: 'Europe' is not a time zone: /usr/share/zoneinfo/Europe is a "
+	 "directory of zones"},
+	{NODE "data_dir = \"/d\";\ntime_zone = \"\";\n", "t.cfg:3: time_zone: '' is not a time zone"},
+	{NODE "data_dir = \"/d\";\ntime_zone = 8;\n", "t.cfg:3: time_zone: must be a string"},
 	/* syntax */
 	{NODE "data_dir = \"/d\";\nlog_level = ;\n", "t.cfg:3: syntax error"},
 };
@@ -175,6 +189,35 @@ static void test_plugin_sections(void **state)
 	cfg_free(&c);
 }
 
+/* time_zone = "Europe/Berlin": taken as given; TZ of the process plays no part. */
+static void test_time_zone(void **state)
+{
+	(void)state;
+	struct cfg c;
+	char err[1024] = "";
+	setenv("TZ", "America/New_York", 1);
+	assert_int_equal(
+	    cfg_load_string(&c, NODE "data_dir = \"/d\";\ntime_zone = \"Europe/Berlin\";\n",
+			    "t.cfg", "/", err, sizeof err),
+	    0);
+	assert_string_equal(c.time_zone, "Europe/Berlin");
+	cfg_free(&c);
+	assert_int_equal(
+	    cfg_load_string(&c, NODE "data_dir = \"/d\";\n", "t.cfg", "/", err, sizeof err), 0);
+	assert_string_equal(c.time_zone, "Asia/Shanghai");
+	cfg_free(&c);
+	/* Without tzdata even the default is refused, saying so. */
+	setenv("TZDIR", "/nonexistent", 1);
+	assert_int_equal(
+	    cfg_load_string(&c, NODE "data_dir = \"/d\";\n", "t.cfg", "/", err, sizeof err),
+	    LINLI_ECONFIG);
+	assert_non_null(
+	    strstr(err, "t.cfg: time_zone: 'Asia/Shanghai' (the default) is not a time zone"));
+	assert_non_null(strstr(err, "is tzdata installed?"));
+	unsetenv("TZDIR");
+	unsetenv("TZ");
+}
+
 static void test_missing_file(void **state)
 {
 	(void)state;
@@ -215,6 +258,7 @@ int main(void)
 		cmocka_unit_test(test_embedded_default),
 		cmocka_unit_test(test_bad_cases),
 		cmocka_unit_test(test_plugin_sections),
+		cmocka_unit_test(test_time_zone),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_relative_paths_follow_the_file),
 	};

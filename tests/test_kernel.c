@@ -12,8 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "kernel.h"
 #include "linli/error.h"
+#include "util.h"
 
 #define PER_THREAD 20000
 
@@ -152,12 +154,101 @@ static void test_stop_drains(void **state)
 	kernel_destroy(&k);
 }
 
+/*
+ * The test clock jumps 3 h: the timers due by then fire at once in due order,
+ * the interval timer once (not 18 times), one due in a day does not; the
+ * wall clock moves with them and the real monotonic clock does not.
+ */
+struct jump {
+	char order[16];
+	int n, ticks;
+	uint64_t tick_id, day_id;
+	int64_t wall_before, wall_after;
+	uint64_t mono_before, mono_after;
+};
+
+static void mark(struct jump *j, char c)
+{
+	if (j->n < (int)sizeof j->order - 1)
+		j->order[j->n++] = c;
+}
+
+static void fire_a(struct kernel *k, void *arg)
+{
+	(void)k;
+	mark(arg, 'A');
+}
+
+static void fire_b(struct kernel *k, void *arg)
+{
+	(void)k;
+	mark(arg, 'B');
+}
+
+static void fire_day(struct kernel *k, void *arg)
+{
+	(void)k;
+	mark(arg, 'D');
+}
+
+static void fire_tick(struct kernel *k, void *arg)
+{
+	(void)k;
+	struct jump *j = arg;
+	j->ticks++;
+	mark(j, 'T');
+}
+
+static void fire_stop(struct kernel *k, void *arg)
+{
+	struct jump *j = arg;
+	mark(j, '.');
+	j->wall_after = wall_ms();
+	j->mono_after = kernel_now_ms();
+	kernel_stop(k);
+}
+
+static void do_jump(struct kernel *k, void *arg)
+{
+	struct jump *j = arg;
+	j->wall_before = wall_ms();
+	j->mono_before = kernel_now_ms();
+	assert_int_equal(clock_advance(3 * 3600000), 0);
+	/* Added after the jump with no delay: it sorts after everything due by now. */
+	assert_true(kernel_timer_add(k, 0, 0, fire_stop, j) > 0);
+}
+
+static void test_clock_jump(void **state)
+{
+	(void)state;
+	struct kernel k;
+	struct jump j;
+	memset(&j, 0, sizeof j);
+	assert_int_equal(kernel_init(&k), 0);
+	assert_true(kernel_timer_add(&k, 2 * 3600000, 0, fire_b, &j) > 0);
+	assert_true(kernel_timer_add(&k, 3600000, 0, fire_a, &j) > 0);
+	j.tick_id = kernel_timer_add(&k, 600000, 600000, fire_tick, &j);
+	j.day_id = kernel_timer_add(&k, 86400000, 0, fire_day, &j);
+	assert_int_equal(kernel_post(&k, do_jump, &j), 0);
+	kernel_run(&k);
+	assert_string_equal(j.order, "TAB.");
+	assert_int_equal(j.ticks, 1);
+	assert_true(j.wall_after - j.wall_before >= 3 * 3600000);
+	assert_true(j.wall_after - j.wall_before < 3 * 3600000 + 60000);
+	assert_true(j.mono_after - j.mono_before < 60000);
+	/* The interval timer goes on from the new now; the day's timer still waits. */
+	assert_true(kernel_timer_cancel(&k, j.tick_id));
+	assert_true(kernel_timer_cancel(&k, j.day_id));
+	kernel_destroy(&k);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cross_thread_order),
 		cmocka_unit_test(test_timers),
 		cmocka_unit_test(test_stop_drains),
+		cmocka_unit_test(test_clock_jump),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -60,9 +60,55 @@ function linli.plugin_name() end
 ---@return string
 function linli.plugin_scope() end
 
----Wall clock, ms since the Unix epoch (UTC). C member: time_now_ms.
+---Wall clock, ms since the Unix epoch (UTC); on a node run with --test-clock, the test
+---clock (`linli clock`), which the timers follow too. C member: time_now_ms.
 ---@return integer
 function linli.time_now_ms() end
+
+---One instant in the node's local calendar (C struct linli_tm), since 1.1.
+---@class linli.tm
+---@field year integer 1..9999
+---@field month integer 1..12
+---@field day integer 1..31
+---@field hour integer 0..23
+---@field minute integer 0..59
+---@field second integer 0..59
+---@field ms integer 0..999
+---@field weekday integer 1 = Monday .. 7 = Sunday (output only)
+---@field yearday integer 1..366 (output only)
+---@field utc_offset_s integer local minus UTC, seconds: 28800 for +08:00 (output only)
+---@field dst boolean summer time in effect (output only)
+
+---The node's time zone, e.g. "Asia/Shanghai" (linli.cfg `time_zone`). Since 1.1.
+---C member: time_zone.
+---@return string
+function linli.time_zone() end
+
+---ms (default: now) in the node's local calendar. Since 1.1. C member: time_local.
+---@param ms? integer ms since the epoch
+---@return linli.tm|nil t
+---@return string? msg
+---@return string? code "LINLI_EINVAL" outside the years 1..9999
+function linli.time_local(ms) end
+
+---The instant of a local calendar time: year, month and day are required; hour, minute,
+---second and ms default to 0, other fields are ignored. A date that does not exist fails
+---with LINLI_EINVAL; a time skipped by summer time moves forward by the gap, one passed
+---twice gives the earlier instant. Since 1.1. C member: time_from_local.
+---@param t linli.tm
+---@return integer|nil ms
+---@return string? msg
+---@return string? code
+function linli.time_from_local(t) end
+
+---The first instant of the local day `days` (default 0) days after the one holding ms
+---(default: now): local midnight. Since 1.1. C member: time_day_start.
+---@param ms? integer
+---@param days? integer 0: that day, 1: the next, -1: the day before
+---@return integer|nil ms
+---@return string? msg
+---@return string? code
+function linli.time_day_start(ms, days) end
 
 ---Make `linli <plugin> <sub> ARGS...` call fn(args, input). Script plugins only (raises in
 ---a rule). fn returns the reply (a table, string, number, boolean, or nothing for "ok"), or

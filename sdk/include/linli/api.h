@@ -43,6 +43,7 @@
 #include "linli/plugin.h"
 #include "linli/record.h"
 #include "linli/store.h"
+#include "linli/time.h"
 #include "linli/version.h"
 
 #ifdef __cplusplus
@@ -200,7 +201,12 @@ struct linli_api {
 	/* set_userdata / userdata — one pointer kept for you with ctx. Since 1.0. */
 	void (*set_userdata)(linli_ctx *ctx, void *ud);
 	void *(*userdata)(linli_ctx *ctx);
-	/* time_now_ms — wall clock, ms since the Unix epoch (UTC), for times. Since 1.0. */
+	/*
+	 * time_now_ms — wall clock, ms since the Unix epoch (UTC), for times.
+	 * On a node started with --test-clock it is the test clock, which an
+	 * admin may move forward (`linli clock`), as are the timers. Any
+	 * thread. Since 1.0.
+	 */
 	int64_t (*time_now_ms)(void);
 
 	/* ---- console commands, since 1.0 ---- */
@@ -724,6 +730,49 @@ struct linli_api {
 	/* ---- devices: waiting for a commit, since 1.1 ---- */
 
 	/* ---- time: the node's time zone, local calendar time, since 1.1 ---- */
+
+	/*
+	 * time_zone — the node's time zone, an IANA name ("Asia/Shanghai"
+	 * unless linli.cfg's `time_zone` says otherwise; never the TZ linlid
+	 * was started with). The string stays valid as long as ctx; an admin's
+	 * config reload may change it between two of your callbacks. Kernel
+	 * thread. Since 1.1.
+	 */
+	const char *(*time_zone)(linli_ctx *ctx);
+	/*
+	 * time_local — the instant `ms` (ms since the epoch, e.g. from
+	 * time_now_ms) in the node's local calendar: fills *out (set
+	 * out->size = sizeof *out first; the caller owns it) with year, month
+	 * 1-12, day, hour, minute, second, ms, weekday (1 = Monday .. 7 =
+	 * Sunday), yearday, the UTC offset in seconds and dst. Returns 0, or
+	 * LINLI_EINVAL (out NULL or its size too small, ms outside the years
+	 * 1..9999). Any thread. Since 1.1.
+	 */
+	int (*time_local)(linli_ctx *ctx, int64_t ms, struct linli_tm *out);
+	/*
+	 * time_from_local — the instant (ms since the epoch, into *ms) of a
+	 * local calendar time: year, month, day, hour, minute, second and ms
+	 * of *t are read (t->size set; weekday, yearday, utc_offset_s and dst
+	 * are ignored). A date that does not exist (31 April, 29 February of
+	 * a common year) or a field out of range is refused with LINLI_EINVAL
+	 * and *ms is left alone. A time the clocks skip when summer time
+	 * begins (02:30 in Berlin on its last Sunday of March) moves forward
+	 * by the gap (03:30); one they pass twice when it ends gives the
+	 * earlier instant (add 3600000 for the later). Asia/Shanghai has no
+	 * summer time. Any thread. Since 1.1.
+	 */
+	int (*time_from_local)(linli_ctx *ctx, const struct linli_tm *t, int64_t *ms);
+	/*
+	 * time_day_start — the first instant of the local day `days` days
+	 * after the one that holds `ms` (0: that day, 1: the next, -1: the day
+	 * before) into *out: local midnight, or the first instant after it if
+	 * a change of offset skips midnight. For daily checks and shift
+	 * windows: "today 08:00" is time_day_start(ctx, now, 0, &d) plus 8 h
+	 * on days without a change of offset, time_from_local on any day.
+	 * Returns 0, or LINLI_EINVAL (out NULL, outside the years 1..9999).
+	 * Any thread. Since 1.1.
+	 */
+	int (*time_day_start)(linli_ctx *ctx, int64_t ms, int64_t days, int64_t *out);
 
 	/* ---- end of 1.1 ---- */
 };

@@ -8,6 +8,7 @@
  *   store.h    the store's limits, query and callback types
  *   api.h      struct linli_api, the function table init receives
  *   device.h   the device layer: driver ops, readings (included by api.h)
+ *   time.h     local calendar time: struct linli_tm (included by api.h; 1.1)
  *
  * Build flags come from `pkg-config --cflags linli-sdk`; a plugin needs no
  * library (`--libs` is empty). See the vendor guide, sdk/README.md.
