@@ -87,6 +87,8 @@ SPIN = """plugin {
     linli.cmd_register("count", "", "", function() return { n = n } end)
   end,
   fini = function() while true do end end,
+  -- A small budget: spent in well under the time limit, however busy the machine.
+  limits = { instructions = 200000 },
 }
 """
 

@@ -26,6 +26,8 @@ LOOP = """rule {
   on = "dev/+/+/event/#",
   when = function(e) while true do pcall(function() while true do end end) end end,
   run = function() end,
+  -- A small budget: spent in well under the time limit, however busy the machine.
+  limits = { instructions = 200000 },
 }
 """
 
