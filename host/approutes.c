@@ -123,32 +123,13 @@ static bool pattern_ok(const char *s, char *why, size_t whylen)
 /* Does `path` match `pattern`? Copies the {} segments into params (NULL-terminated). */
 static bool match(const char *pattern, const char *path, char **params, int *np)
 {
-	*np = 0;
-	const char *p = pattern, *t = path;
-	for (;;) {
-		size_t pn = strcspn(p, "/"), tn = strcspn(t, "/");
-		if (pn == 2 && strncmp(p, "{}", 2) == 0) {
-			if (tn == 0 || !(params[*np] = strndup(t, tn)))
-				goto no;
-			(*np)++;
-		} else if (pn != tn || strncmp(p, t, pn) != 0)
-			goto no;
-		p += pn;
-		t += tn;
-		if (!*p || !*t) {
-			if (*p || *t)
-				goto no;
-			params[*np] = NULL;
-			return true;
-		}
-		p++;
-		t++;
+	*np = http_path_match(pattern, path, params, APPROUTE_MAX_PARAMS);
+	if (*np < 0) {
+		*np = 0;
+		return false;
 	}
-no:
-	for (int i = 0; i < *np; i++)
-		free(params[i]);
-	*np = 0;
-	return false;
+	params[*np] = NULL;
+	return true;
 }
 
 int approute_add(struct plugin *p, const char *name, const char *method, const char *pattern,

@@ -285,23 +285,21 @@ char *http_query_at(const struct http_req *r, const char *name, int nth)
 	return NULL;
 }
 
-/* Does `path` match `pattern`? Fills params for {} segments. */
-static bool match(const char *pattern, const char *path, struct http_req *r)
+int http_path_match(const char *pattern, const char *path, char **params, int max)
 {
 	int np = 0;
-	char *params[HTTP_MAX_PARAMS];
 	const char *p = pattern, *t = path;
 	for (;;) {
 		size_t pn = strcspn(p, "/"), tn = strcspn(t, "/");
 		if (pn == 2 && strncmp(p, "**", 2) == 0 && !p[2]) {
 			/* A final `**`: the rest of the path, one segment or more, as one param. */
-			if (!*t || np == HTTP_MAX_PARAMS || !(params[np] = strdup(t)))
+			if (!*t || np == max || !(params[np] = strdup(t)))
 				goto no;
 			np++;
 			break;
 		}
 		if (pn == 2 && strncmp(p, "{}", 2) == 0) {
-			if (tn == 0 || np == HTTP_MAX_PARAMS)
+			if (tn == 0 || np == max)
 				goto no;
 			/* The path is decoded already: decoding again would turn %2541 into A. */
 			params[np] = strndup(t, tn);
@@ -320,14 +318,21 @@ static bool match(const char *pattern, const char *path, struct http_req *r)
 		p++;
 		t++;
 	}
-	for (int i = 0; i < np; i++)
-		r->params[i] = params[i];
-	r->n_params = np;
-	return true;
+	return np;
 no:
 	for (int i = 0; i < np; i++)
 		free(params[i]);
-	return false;
+	return -1;
+}
+
+/* Does `path` match `pattern`? Fills r->params for {} segments. */
+static bool match(const char *pattern, const char *path, struct http_req *r)
+{
+	int np = http_path_match(pattern, path, r->params, HTTP_MAX_PARAMS);
+	if (np < 0)
+		return false;
+	r->n_params = np;
+	return true;
 }
 
 void http_finish(struct http_req *r, int status)

@@ -114,6 +114,14 @@ char *http_query_at(const struct http_req *r, const char *name, int nth);
 void http_counters(const struct http *h, unsigned long long *served, unsigned long long *errors);
 
 /*
+ * http_path_match — does `path` match `pattern` (segments, `{}` for one
+ * segment, a final `**` for the rest)? Returns the number of parameters,
+ * copied into params[0..] (at most max; the caller frees them), or -1 (none
+ * left allocated).
+ */
+int http_path_match(const char *pattern, const char *path, char **params, int max);
+
+/*
  * http_match — does `path` match the route `pattern`? Fills r->params (the
  * caller frees them). The router's own test, exposed for tests/fuzz/fuzz_http.c.
  */
