@@ -36,6 +36,8 @@
 #include "linli/error.h"
 #include "log.h"
 #include "plugin.h"
+#include "plugin_lua.h"
+#include "plugin_so.h"
 #include "script.h"
 #include "script_api.h"
 #include "script_cmds.h"
@@ -334,6 +336,9 @@ int main(int argc, char **argv)
 	const char *cfg_path = NULL;
 	bool check = false, foreground = false, test_clock = false;
 	int o;
+	/* The kinds of plugin the registry loads: shared objects and Lua scripts. */
+	plug_kind_add(plugin_so_kind());
+	plug_kind_add(plugin_lua_kind());
 	while ((o = getopt_long(argc, argv, "c:kfvhi:", opts, NULL)) != -1) {
 		switch (o) {
 		case 'c':

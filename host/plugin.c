@@ -1,13 +1,12 @@
 /*
  * plugin — see plugin.h.
  *
- * Life of a file: read whole into memory → ELF section `.linli_plugin` found
- * and checked (plug_read_meta, plug_check_meta) → checked against the others
- * (duplicates, requirements, cycles) → the very bytes that were checked are
- * written to a private, sealed in-memory copy → dlopen(RTLD_NOW | RTLD_LOCAL)
- * → descriptor cross-checked against the block → init. dlopen runs ELF constructors, so it
- * is the first step that executes plugin code and comes strictly after every
- * refusal reason has been ruled out.
+ * The registry knows no kind of plugin: each (plugin_so.c, plugin_lua.c)
+ * registers a struct plug_kind with plug_kind_add, and the registry calls
+ * its ops to read a file, start, stop and unload an instance, while it owns
+ * the checks that are the same for every kind (names, families, grants,
+ * duplicates, requirements, cycles), the states, the order, enable, disable,
+ * reload and install, and the tracking of every resource.
  *
  * Cycles are found with Tarjan's strongly connected components: a DFS that
  * only reports back edges misses members of a cycle reached through a node
@@ -16,39 +15,27 @@
 #include "plugin.h"
 
 #include <dirent.h>
-#include <dlfcn.h>
-#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <link.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <lauxlib.h>
 
 #include "access.h"
 #include "cmd.h"
 #include "grants.h"
 #include "kernel.h"
-#include "linli/api.h"
 #include "linli/error.h"
 #include "log.h"
 #include "mp.h"
 #include "record.h"
-#include "script.h"
-#include "script_api.h"
-#include "sdkapi.h"
 #include "store_cmds.h"
 #include "util.h"
-
-#define MAX_PLUGIN_FILE (64u << 20) /* a bigger ".so" is refused unread */
 
 struct plug_res {
 	const struct plug_res_ops *ops;
@@ -57,25 +44,17 @@ struct plug_res {
 	struct plug_res *prev, *next;
 };
 
-enum plug_kind { KIND_SO, KIND_LUA };
-
 struct plugin {
 	struct plug_registry *reg;
-	enum plug_kind kind;
+	const struct plug_kind *kind;
+	void *kstate;	       /* the kind's own: the checked bytes or script, the loaded copy */
 	char path[PATH_MAX];   /* the file in a plugin dir (or the install source) */
-	char run[PATH_MAX];    /* path of the private copy while loaded, else "" */
-	int run_fd;	       /* the copy (a sealed memfd) while loaded, else -1 */
 	char name[LINLI_NAME_MAX]; /* "" when the file gave none */
 	bool have_meta;	       /* meta passed every check and it may still start */
 	bool meta_ok;	       /* meta passed plug_check_meta: its strings are safe to show */
 	struct linli_plugin_meta meta;
-	unsigned char *image;  /* the checked bytes, until started */
-	size_t image_len;
 	enum plug_state state;
 	char reason[768];      /* why refused / failed / blocked / disabled */
-	void *dl;
-	const struct linli_plugin *desc;
-	struct script *script;	/* a script plugin's state, from its check until it stops */
 	bool stopping;		/* in plug_stop: a fault of its fini changes nothing */
 	struct plug_res *res;  /* tracked resources, newest first */
 	int n_res;
@@ -243,149 +222,6 @@ void plug_set_error(struct plugin *p, const char *msg)
 
 int plug_running(const struct kernel *k) { return k->plugins ? k->plugins->running : 0; }
 
-/* ---- reading the metadata block from the ELF file ---- */
-
-#if defined(__x86_64__)
-#define HOST_MACHINE EM_X86_64
-#elif defined(__aarch64__)
-#define HOST_MACHINE EM_AARCH64
-#elif defined(__i386__)
-#define HOST_MACHINE EM_386
-#elif defined(__arm__)
-#define HOST_MACHINE EM_ARM
-#elif defined(__riscv)
-#define HOST_MACHINE EM_RISCV
-#endif
-
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-#define HOST_DATA ELFDATA2LSB
-#else
-#define HOST_DATA ELFDATA2MSB
-#endif
-
-#if __SIZEOF_POINTER__ == 8
-#define HOST_CLASS ELFCLASS64
-#else
-#define HOST_CLASS ELFCLASS32
-#endif
-
-/* Size of the metadata block of SDK 1.<minor>; index = minor. */
-static const uint32_t meta_sizes[] = {LINLI_META_SIZE_1_0, LINLI_META_SIZE_1_0};
-_Static_assert(sizeof meta_sizes / sizeof meta_sizes[0] == LINLI_SDK_MINOR + 1,
-	       "add the metadata block size of the new SDK minor to meta_sizes");
-
-/* Is [off, off+size) inside a buffer of len bytes? */
-static bool in_bounds(uint64_t off, uint64_t size, size_t len)
-{
-	return off <= len && size <= len - off;
-}
-
-int plug_read_meta(const void *buf, size_t len, struct linli_plugin_meta *out, char *err,
-		   size_t errlen)
-{
-	const unsigned char *b = buf;
-	memset(out, 0, sizeof *out);
-	if (len < EI_NIDENT || memcmp(b, ELFMAG, SELFMAG) != 0)
-		return errf(err, errlen, LINLI_EINVAL, "not an ELF file");
-	if (b[EI_CLASS] != HOST_CLASS || b[EI_DATA] != HOST_DATA)
-		return errf(err, errlen, LINLI_EINVAL,
-			    "ELF file of another word size or byte order (class %u, data %u)",
-			    b[EI_CLASS], b[EI_DATA]);
-	ElfW(Ehdr) eh;
-	if (len < sizeof eh)
-		return errf(err, errlen, LINLI_ECORRUPT, "malformed ELF: truncated header");
-	memcpy(&eh, b, sizeof eh);
-	if (eh.e_type != ET_DYN)
-		return errf(err, errlen, LINLI_EINVAL, "not a shared object (ELF type %u)",
-			    (unsigned)eh.e_type);
-#ifdef HOST_MACHINE
-	if (eh.e_machine != HOST_MACHINE)
-		return errf(err, errlen, LINLI_EINVAL,
-			    "built for another machine (ELF machine %u, this one is %u)",
-			    (unsigned)eh.e_machine, (unsigned)HOST_MACHINE);
-#endif
-	if (eh.e_shoff == 0)
-		return errf(err, errlen, LINLI_ECORRUPT,
-			    "malformed ELF: no section headers (over-stripped?)");
-	if (eh.e_shentsize != sizeof(ElfW(Shdr)))
-		return errf(err, errlen, LINLI_ECORRUPT,
-			    "malformed ELF: section header size %u", (unsigned)eh.e_shentsize);
-	if (!in_bounds(eh.e_shoff, sizeof(ElfW(Shdr)), len))
-		return errf(err, errlen, LINLI_ECORRUPT,
-			    "malformed ELF: section headers outside the file");
-	ElfW(Shdr) sh0;
-	memcpy(&sh0, b + eh.e_shoff, sizeof sh0);
-	uint64_t shnum = eh.e_shnum ? eh.e_shnum : sh0.sh_size;
-	uint64_t shstrndx = eh.e_shstrndx == SHN_XINDEX ? sh0.sh_link : eh.e_shstrndx;
-	if (shnum == 0 || shnum > (len - eh.e_shoff) / sizeof(ElfW(Shdr)))
-		return errf(err, errlen, LINLI_ECORRUPT,
-			    "malformed ELF: section headers outside the file");
-	if (shstrndx >= shnum)
-		return errf(err, errlen, LINLI_ECORRUPT,
-			    "malformed ELF: section name table index %llu out of range",
-			    (unsigned long long)shstrndx);
-	ElfW(Shdr) strsh;
-	memcpy(&strsh, b + eh.e_shoff + shstrndx * sizeof(ElfW(Shdr)), sizeof strsh);
-	if (strsh.sh_type == SHT_NOBITS || !in_bounds(strsh.sh_offset, strsh.sh_size, len))
-		return errf(err, errlen, LINLI_ECORRUPT,
-			    "malformed ELF: section name table outside the file");
-	const char *names = (const char *)b + strsh.sh_offset;
-	const size_t want_len = sizeof LINLI_PLUGIN_SECTION; /* with the NUL */
-	int found = 0;
-	ElfW(Shdr) sec = {0};
-	for (uint64_t i = 0; i < shnum; i++) {
-		ElfW(Shdr) sh;
-		memcpy(&sh, b + eh.e_shoff + i * sizeof(ElfW(Shdr)), sizeof sh);
-		if (sh.sh_name >= strsh.sh_size || strsh.sh_size - sh.sh_name < want_len)
-			continue;
-		if (memcmp(names + sh.sh_name, LINLI_PLUGIN_SECTION, want_len) == 0) {
-			found++;
-			sec = sh;
-		}
-	}
-	if (!found)
-		return errf(err, errlen, LINLI_EINVAL,
-			    "no plugin descriptor (no %s section: not built with LINLI_PLUGIN())",
-			    LINLI_PLUGIN_SECTION);
-	if (found > 1)
-		return errf(err, errlen, LINLI_ECORRUPT, "%d %s sections: LINLI_PLUGIN used twice?",
-			    found, LINLI_PLUGIN_SECTION);
-	if (sec.sh_type == SHT_NOBITS || !in_bounds(sec.sh_offset, sec.sh_size, len))
-		return errf(err, errlen, LINLI_ECORRUPT,
-			    "malformed ELF: %s section outside the file", LINLI_PLUGIN_SECTION);
-	const size_t head = offsetof(struct linli_plugin_meta, name);
-	if (sec.sh_size < head)
-		return errf(err, errlen, LINLI_ECORRUPT,
-			    "descriptor section too small (%llu bytes)",
-			    (unsigned long long)sec.sh_size);
-	const unsigned char *m = b + sec.sh_offset;
-	/* Whatever fits is copied, so that a refused plugin can still be named. */
-	memcpy(out, m, sec.sh_size < sizeof *out ? sec.sh_size : sizeof *out);
-	if (memcmp(out->magic, LINLI_META_MAGIC, sizeof out->magic) != 0)
-		return errf(err, errlen, LINLI_ECORRUPT, "bad descriptor magic");
-	if (out->sdk_major != LINLI_SDK_MAJOR)
-		return errf(err, errlen, LINLI_EVERSION,
-			    "built for SDK %u.%u; this linlid takes SDK %d.x plugins (it is %s)",
-			    out->sdk_major, out->sdk_minor, LINLI_SDK_MAJOR, LINLI_SDK_VERSION);
-	if (out->sdk_minor > LINLI_SDK_MINOR)
-		return errf(err, errlen, LINLI_EVERSION,
-			    "built for SDK %u.%u, newer than this linlid's SDK %s: upgrade linlid "
-			    "or rebuild the plugin against SDK %s",
-			    out->sdk_major, out->sdk_minor, LINLI_SDK_VERSION, LINLI_SDK_VERSION);
-	uint32_t want = meta_sizes[out->sdk_minor];
-	if (out->size != want)
-		return errf(err, errlen, LINLI_EVERSION,
-			    "descriptor size %u is not the size of an SDK %u.%u descriptor (%u)",
-			    out->size, out->sdk_major, out->sdk_minor, want);
-	if (sec.sh_size < out->size)
-		return errf(err, errlen, LINLI_ECORRUPT,
-			    "descriptor says %u bytes but its section holds %llu", out->size,
-			    (unsigned long long)sec.sh_size);
-	if (out->size < sizeof *out) /* an older minor: later fields stay zero */
-		memset((char *)out + out->size, 0, sizeof *out - out->size);
-	return 0;
-}
-
 static bool is_ident(const char *s, size_t max)
 {
 	size_t n = strnlen(s, max);
@@ -470,48 +306,6 @@ int plug_check_meta(const struct linli_plugin_meta *m, char *err, size_t errlen)
 	return 0;
 }
 
-/* ---- files ---- */
-
-static int read_file(const char *path, unsigned char **buf, size_t *len, char *err, size_t errlen)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errf(err, errlen, LINLI_EIO, "cannot open: %s", strerror(errno));
-	struct stat st;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return errf(err, errlen, LINLI_EINVAL, "not a regular file");
-	}
-	if ((uint64_t)st.st_size > MAX_PLUGIN_FILE) {
-		close(fd);
-		return errf(err, errlen, LINLI_E2BIG, "file of %lld bytes is over the %u MiB limit",
-			    (long long)st.st_size, MAX_PLUGIN_FILE >> 20);
-	}
-	size_t n = (size_t)st.st_size, got = 0;
-	unsigned char *b = malloc(n ? n : 1);
-	if (!b) {
-		close(fd);
-		return LINLI_ENOMEM;
-	}
-	while (got < n) {
-		ssize_t r = read(fd, b + got, n - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			int e = errno;
-			free(b);
-			close(fd);
-			return errf(err, errlen, LINLI_EIO, "cannot read: %s",
-				    r < 0 ? strerror(e) : "file shrank");
-		}
-		got += (size_t)r;
-	}
-	close(fd);
-	*buf = b;
-	*len = n;
-	return 0;
-}
-
 /* Write len bytes to path (new file, mode 0600 .. 0644 via `mode`). */
 static int write_file(const char *path, const void *buf, size_t len, mode_t mode, char *err,
 		      size_t errlen)
@@ -542,6 +336,72 @@ static int write_file(const char *path, const void *buf, size_t len, mode_t mode
 }
 
 /* ---- the registry ---- */
+
+static bool has_suffix(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+	return n > m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* The kinds of plugin, in the order their files are scanned (process-wide: they are code). */
+#define MAX_KINDS 4
+static const struct plug_kind *kinds[MAX_KINDS];
+static int n_kinds;
+
+int plug_kind_add(const struct plug_kind *kind)
+{
+	for (int i = 0; i < n_kinds; i++)
+		if (kinds[i] == kind || strcmp(kinds[i]->suffix, kind->suffix) == 0)
+			return kinds[i] == kind ? 0 : LINLI_EEXIST;
+	if (n_kinds == MAX_KINDS || !kind->read || !kind->start || !kind->unload ||
+	    !kind->dirs || !kind->install_dir || !kind->declares || !kind->bytes)
+		return LINLI_EINVAL;
+	kinds[n_kinds++] = kind;
+	return 0;
+}
+
+/* The kind whose files look like `path`; NULL for none. */
+static const struct plug_kind *kind_of(const char *path)
+{
+	for (int i = 0; i < n_kinds; i++)
+		if (has_suffix(path, kinds[i]->suffix))
+			return kinds[i];
+	return NULL;
+}
+
+/* "*.so or *.lua", for a refusal. */
+static const char *kinds_suffixes(void)
+{
+	static char buf[64];
+	buf[0] = '\0';
+	for (int i = 0; i < n_kinds; i++)
+		snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s*%s", i ? " or " : "",
+			 kinds[i]->suffix);
+	return buf;
+}
+
+const char *plug_path(const struct plugin *p) { return p->path; }
+
+const struct linli_plugin_meta *plug_meta(const struct plugin *p) { return &p->meta; }
+
+void *plug_kind_state(const struct plugin *p) { return p->kstate; }
+
+void plug_set_kind_state(struct plugin *p, void *state) { p->kstate = state; }
+
+uint64_t plug_next_gen(struct plugin *p) { return ++p->reg->gen; }
+
+void plug_init_begin(struct plugin *p)
+{
+	p->in_init = true;
+	p->init_err[0] = '\0';
+}
+
+const char *plug_init_end(struct plugin *p)
+{
+	p->in_init = false;
+	return p->init_err;
+}
+
 
 static struct plugin *find_named(struct plug_registry *reg, const char *name, bool running_only)
 {
@@ -588,16 +448,12 @@ static void reg_replace(struct plug_registry *reg, struct plugin *old, struct pl
 			reg->v[i] = np;
 }
 
-/* Free what a checked entry holds until it starts: the file's bytes, or the script. */
+/* Free what the kind holds of an entry: what it read, or what it loaded. */
 static void drop_loaded(struct plugin *p)
 {
-	free(p->image);
-	p->image = NULL;
-	if (p->script) {
-		script_api_detach(p->script);
-		script_free(p->script);
-		p->script = NULL;
-	}
+	if (p->kstate)
+		p->kind->unload(p);
+	p->kstate = NULL;
 }
 
 static void plugin_free(struct plugin *p)
@@ -608,11 +464,6 @@ static void plugin_free(struct plugin *p)
 	free(p);
 }
 
-static bool has_suffix(const char *s, const char *suffix)
-{
-	size_t n = strlen(s), m = strlen(suffix);
-	return n > m && strcmp(s + n - m, suffix) == 0;
-}
 
 static bool is_disabled(const struct plug_registry *reg, const char *name)
 {
@@ -726,80 +577,11 @@ static bool kernel_word(struct plug_registry *reg, const char *name)
 	return taken && !find_named(reg, name, true);
 }
 
-/* Copy string `v` into a metadata field of `cap` bytes; false when it does not fit. */
-static bool meta_str(char *field, size_t cap, const char *v)
-{
-	if (!v || strlen(v) >= cap)
-		return false;
-	memcpy(field, v, strlen(v) + 1);
-	return true;
-}
 
-/*
- * Fill the metadata block from a script plugin's manifest, so that the checks,
- * requirements and listings of .so plugins apply unchanged. The manifest was
- * validated by script.c; what is checked here are the block's size limits.
- */
-static int meta_from_manifest(const struct script_manifest *m, struct linli_plugin_meta *out,
-			      char *err, size_t errlen)
+/* Read the file at p->path with its kind: p->meta and p->name; 0 or an error in why. */
+static int read_candidate(struct plugin *p, char *why, size_t whylen)
 {
-	memset(out, 0, sizeof *out);
-	memcpy(out->magic, LINLI_META_MAGIC, sizeof out->magic);
-	out->size = LINLI_META_SIZE_1_0;
-	out->sdk_major = (uint16_t)atoi(m->sdk);
-	out->sdk_minor = (uint16_t)atoi(strchr(m->sdk, '.') + 1);
-	if (!meta_str(out->name, sizeof out->name, m->name))
-		return errf(err, errlen, LINLI_EINVAL, "plugin name '%s' is longer than %d bytes",
-			    m->name, LINLI_NAME_MAX - 1);
-	if (!meta_str(out->version, sizeof out->version, m->version))
-		return errf(err, errlen, LINLI_EINVAL, "version is longer than %d bytes",
-			    LINLI_VERSION_MAX - 1);
-	if (!meta_str(out->family, sizeof out->family, m->family))
-		return errf(err, errlen, LINLI_EINVAL, "bad family");
-	if (!meta_str(out->description, sizeof out->description, m->description))
-		return errf(err, errlen, LINLI_EINVAL, "description is longer than %d bytes",
-			    LINLI_DESCRIPTION_MAX - 1);
-	if (m->n_requires > LINLI_MAX_REQUIRES)
-		return errf(err, errlen, LINLI_EINVAL, "requires: more than %d plugins",
-			    LINLI_MAX_REQUIRES);
-	for (int i = 0; i < m->n_requires; i++)
-		if (!meta_str(out->requires[i], LINLI_NAME_MAX, m->requires[i]))
-			return errf(err, errlen, LINLI_EINVAL,
-				    "requires: '%s' is longer than %d bytes", m->requires[i],
-				    LINLI_NAME_MAX - 1);
-	if (m->n_capabilities > LINLI_MAX_CAPS)
-		return errf(err, errlen, LINLI_EINVAL, "capabilities: more than %d",
-			    LINLI_MAX_CAPS);
-	for (int i = 0; i < m->n_capabilities; i++)
-		if (!meta_str(out->capabilities[i], LINLI_CAP_MAX, m->capabilities[i]))
-			return errf(err, errlen, LINLI_EINVAL,
-				    "capabilities: '%s' is longer than %d bytes",
-				    m->capabilities[i], LINLI_CAP_MAX - 1);
-	return 0;
-}
-
-/*
- * Read the file at `path`: a .so's metadata block from its ELF section, or a
- * script's manifest by loading it into a sandboxed state (its top-level chunk
- * runs there, with no linli.* call that acts: it is not attached yet). Fills
- * p->meta, p->name and either p->image or p->script; 0 or an error in why.
- */
-static int read_candidate(struct plug_registry *reg, struct plugin *p, char *why, size_t whylen)
-{
-	int rc;
-	if (p->kind == KIND_LUA) {
-		struct kernel *k = reg->k;
-		struct script_opts o = {.kind = SCRIPT_APP, .scope = k->cfg.node_path,
-					.cfg = &k->cfg};
-		script_limits_from_cfg(&k->cfg, NULL, &o.lim);
-		rc = script_load_file(p->path, &o, &p->script, why, whylen);
-		if (!rc)
-			rc = meta_from_manifest(script_manifest(p->script), &p->meta, why, whylen);
-	} else {
-		rc = read_file(p->path, &p->image, &p->image_len, why, whylen);
-		if (!rc)
-			rc = plug_read_meta(p->image, p->image_len, &p->meta, why, whylen);
-	}
+	int rc = p->kind->read(p, &p->meta, why, whylen);
 	if (is_ident(p->meta.name, sizeof p->meta.name))
 		memcpy(p->name, p->meta.name, sizeof p->name);
 	return rc;
@@ -835,12 +617,12 @@ static struct plugin *candidate(struct plug_registry *reg, const char *path, boo
 	if (!p)
 		return NULL;
 	p->reg = reg;
-	p->run_fd = -1;
-	p->kind = has_suffix(path, ".lua") ? KIND_LUA : KIND_SO;
+	p->kind = kind_of(path);
 	snprintf(p->path, sizeof p->path, "%s", path);
 	p->state = PLUG_REFUSED;
 	char why[512];
-	int rc = read_candidate(reg, p, why, sizeof why);
+	int rc = p->kind ? read_candidate(p, why, sizeof why)
+			 : errf(why, sizeof why, LINLI_EINVAL, "no kind of plugin has files like it");
 	if (!rc)
 		rc = plug_check_meta(&p->meta, why, sizeof why);
 	p->meta_ok = rc == 0;
@@ -878,180 +660,33 @@ __attribute__((format(printf, 2, 3))) static void refuse(struct plugin *p, const
 
 /* ---- loading and unloading one instance ---- */
 
-static void unmap(struct plugin *p)
-{
-	if (p->script) {
-		script_api_detach(p->script);
-		script_free(p->script);
-		p->script = NULL;
-	}
-	if (p->dl)
-		dlclose(p->dl);
-	p->dl = NULL;
-	p->desc = NULL;
-	if (p->run_fd >= 0)
-		close(p->run_fd);
-	p->run_fd = -1;
-	p->run[0] = '\0';
-}
-
 /*
- * The private copy: the checked bytes in an anonymous, sealed in-memory file
- * (memfd), so that neither the plugin dir nor the disk is involved and a copy
- * never outlives the process. dlopen opens it as /proc/<pid>/fd/<n>, a path
- * that gdb and the sanitizers' symbolizer (other processes) can open too; the
- * fd stays open while the plugin is loaded, which also keeps the path unique
- * among loaded objects (glibc matches objects by name).
- */
-static int make_run_copy(struct plugin *p, char *why, size_t whylen)
-{
-	char label[LINLI_NAME_MAX + 32];
-	snprintf(label, sizeof label, "linli-%s.%llu.so", p->name,
-		 (unsigned long long)++p->reg->gen);
-	int fd = memfd_create(label, MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (fd < 0)
-		return errf(why, whylen, LINLI_EIO, "cannot make the private copy: memfd_create: %s",
-			    strerror(errno));
-	const unsigned char *b = p->image;
-	size_t done = 0;
-	while (done < p->image_len) {
-		ssize_t w = write(fd, b + done, p->image_len - done);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			int e = errno;
-			close(fd);
-			return errf(why, whylen, LINLI_EIO, "cannot write the private copy: %s",
-				    strerror(w < 0 ? e : ENOSPC));
-		}
-		done += (size_t)w;
-	}
-	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) {
-		int e = errno;
-		close(fd);
-		return errf(why, whylen, LINLI_EIO, "cannot seal the private copy: %s", strerror(e));
-	}
-	p->run_fd = fd;
-	snprintf(p->run, sizeof p->run, "/proc/%ld/fd/%d", (long)getpid(), fd);
-	return 0;
-}
-
-struct init_result {
-	bool ok;
-	char msg[256];
-};
-
-/* init's results: false (and a message) refuses to start; anything else is success. */
-static void take_init(lua_State *L, int first, void *ud)
-{
-	struct init_result *r = ud;
-	if (lua_type(L, first) == LUA_TBOOLEAN && !lua_toboolean(L, first)) {
-		r->ok = false;
-		if (lua_type(L, first + 1) == LUA_TSTRING)
-			snprintf(r->msg, sizeof r->msg, "%s", lua_tostring(L, first + 1));
-	}
-}
-
-/* Attach a checked script plugin to the API and run its init. */
-static int start_lua(struct plugin *p, char *why, size_t whylen)
-{
-	int rc = script_api_attach(p->reg->k, p->script, p);
-	if (rc)
-		return errf(why, whylen, rc, "out of memory");
-	int ref = script_handler(p->script, "init");
-	struct init_result r = {.ok = true};
-	char msg[512] = "";
-	p->in_init = true;
-	p->init_err[0] = '\0';
-	if (ref != LUA_NOREF)
-		rc = script_call(p->script, ref, NULL, NULL, 2, take_init, &r, msg, sizeof msg);
-	p->in_init = false;
-	if (!rc && r.ok)
-		return 0;
-	const char *extra = p->init_err[0] ? p->init_err : r.msg;
-	if (rc)
-		errf(why, whylen, rc, "init failed: %s", msg);
-	else
-		errf(why, whylen, rc, "init returned false%s%s", extra[0] ? ": " : "", extra);
-	release_all(p);
-	return rc ? rc : LINLI_EINVAL;
-}
-
-/*
- * Load the checked image (or attach the checked script) and run init. On
- * failure the state is PLUG_FAILED, the reason says why, and nothing of the
- * plugin remains loaded.
+ * Load the checked plugin with its kind and run init. On failure the state
+ * is PLUG_FAILED, the reason says why, and nothing of the plugin remains:
+ * neither what its init made nor what its kind loaded.
  */
 static int plug_start(struct plugin *p)
 {
 	struct plug_registry *reg = p->reg;
 	char why[512] = "";
-	int rc;
-	if (p->kind == KIND_LUA) {
-		if ((rc = start_lua(p, why, sizeof why)) != 0)
-			goto failed;
-		goto started;
-	}
-	if ((rc = make_run_copy(p, why, sizeof why)) != 0)
-		goto failed;
-	free(p->image);
-	p->image = NULL;
-	dlerror();
-	p->dl = dlopen(p->run, RTLD_NOW | RTLD_LOCAL);
-	if (!p->dl) {
-		const char *e = dlerror();
-		rc = errf(why, sizeof why, LINLI_EINVAL, "cannot load: %s",
-			  e ? e : "dlopen failed");
-		goto failed;
-	}
-	p->desc = dlsym(p->dl, LINLI_PLUGIN_SYMBOL);
-	const struct linli_plugin *d = p->desc;
-	if (!d) {
-		rc = errf(why, sizeof why, LINLI_EINVAL,
-			  "no exported symbol %s (is it declared with LINLI_PLUGIN?)",
-			  LINLI_PLUGIN_SYMBOL);
-		goto failed;
-	}
-	if (d->size != LINLI_PLUGIN_SIZE_1_0 || d->sdk_major != p->meta.sdk_major ||
-	    d->sdk_minor != p->meta.sdk_minor || !d->meta ||
-	    memcmp(d->meta, &p->meta, p->meta.size) != 0) {
-		rc = errf(why, sizeof why, LINLI_ECORRUPT,
-			  "descriptor %s does not match the %s block", LINLI_PLUGIN_SYMBOL,
-			  LINLI_PLUGIN_SECTION);
-		goto failed;
-	}
-	if (!d->init) {
-		rc = errf(why, sizeof why, LINLI_EINVAL, "descriptor has no init function");
-		goto failed;
-	}
-	p->in_init = true;
-	p->init_err[0] = '\0';
-	rc = d->init(plug_ctx(p), sdkapi_table());
-	p->in_init = false;
+	int rc = p->kind->start(p, why, sizeof why);
 	if (rc) {
-		int code = rc < 0 ? rc : LINLI_EINVAL;
-		errf(why, sizeof why, code, "init returned %s (%s)%s%s", linli_errname(rc),
-		     linli_strerror(rc), p->init_err[0] ? ": " : "", p->init_err);
 		release_all(p);
-		rc = code;
-		goto failed;
+		drop_loaded(p);
+		p->state = PLUG_FAILED;
+		snprintf(p->reason, sizeof p->reason, "%s", why);
+		log_warn("plugins", "%s: %s failed: %s", p->path, p->name, why);
+		return rc;
 	}
-started:
 	p->state = PLUG_RUNNING;
 	p->reason[0] = '\0';
 	p->order = ++reg->seq;
-	p->started_ms = sdkapi_table()->time_now_ms();
+	p->started_ms = wall_ms();
 	reg->running++;
 	reg->k->plugin_count = reg->running;
 	log_info("plugins", "%s %s started (order %llu, %s)", p->name, p->meta.version,
 		 (unsigned long long)p->order, p->path);
 	return 0;
-failed:
-	unmap(p);
-	p->state = PLUG_FAILED;
-	snprintf(p->reason, sizeof p->reason, "%s", why);
-	log_warn("plugins", "%s: %s failed: %s", p->path, p->name, why);
-	return rc;
 }
 
 /* fini, remove what is left, unload. The caller sets the new state. */
@@ -1063,17 +698,12 @@ static void plug_stop(struct plugin *p)
 	for (struct plug_res *r = p->res; r; r = r->next)
 		if (r->ops->quiesce && !r->suspended)
 			r->ops->quiesce(r->arg);
-	if (p->desc && p->desc->fini)
-		p->desc->fini(plug_ctx(p), sdkapi_table());
-	int fini = p->script ? script_handler(p->script, "fini") : LUA_NOREF;
-	if (fini != LUA_NOREF) {
-		char err[512];
-		script_call(p->script, fini, NULL, NULL, 0, NULL, NULL, err, sizeof err);
-	}
+	if (p->kind->fini)
+		p->kind->fini(p);
 	p->stopping = false;
 	int left = p->n_res;
 	release_all(p);
-	unmap(p);
+	drop_loaded(p);
 	p->order = 0;
 	p->reg->running--;
 	p->reg->k->plugin_count = p->reg->running;
@@ -1318,12 +948,12 @@ int plug_load_all(struct kernel *k)
 	struct plug_registry *reg = k->plugins;
 	if (!reg)
 		return 0;
-	for (int d = 0; d < k->cfg.n_plugin_dirs; d++)
-		scan_dir(reg, k->cfg.plugin_dirs[d], ".so", false);
-	for (int d = 0; d < k->cfg.n_script_dirs; d++) {
-		char apps[PATH_MAX];
-		snprintf(apps, sizeof apps, "%s/apps", k->cfg.script_dirs[d]);
-		scan_dir(reg, apps, ".lua", true);
+	for (int i = 0; i < n_kinds; i++) {
+		char dirs[CFG_MAX_DIRS][PATH_MAX];
+		bool optional;
+		int nd = kinds[i]->dirs(&k->cfg, false, dirs, CFG_MAX_DIRS, &optional);
+		for (int d = 0; d < nd; d++)
+			scan_dir(reg, dirs[d], kinds[i]->suffix, optional);
 	}
 	/* Duplicates: the first in dir order, then file name order, wins. */
 	for (int i = 0; i < reg->n; i++) {
@@ -1542,18 +1172,18 @@ static int op_install(struct plug_registry *reg, const char *src, const struct t
 		return errf(err, errlen, LINLI_EINVAL,
 			    "'%s': give an absolute path (the daemon reads it, not the console)",
 			    src);
-	bool lua = has_suffix(src, ".lua");
-	if (!lua && k->cfg.n_plugin_dirs == 0)
-		return errf(err, errlen, LINLI_ECONFIG,
-			    "no plugin_dirs configured: nowhere to install to");
-	if (lua && k->cfg.n_script_dirs == 0)
-		return errf(err, errlen, LINLI_ECONFIG,
-			    "no script_dirs configured: nowhere to install a script plugin to");
+	const struct plug_kind *kind = kind_of(src);
+	if (!kind)
+		return errf(err, errlen, LINLI_EINVAL, "'%s': not a plugin file (%s)", src,
+			    kinds_suffixes());
+	char dir[PATH_MAX], dest[PATH_MAX + 64], part[PATH_MAX + 80];
+	int rc = kind->install_dir(&k->cfg, dir, sizeof dir, err, errlen);
+	if (rc)
+		return rc;
 	struct plugin *np = candidate(reg, src, false);
 	if (!np)
 		return LINLI_ENOMEM;
 	struct plugin *same = np->name[0] ? find_named(reg, np->name, false) : NULL;
-	int rc = 0;
 	if (np->state == PLUG_REFUSED)
 		rc = errf(err, errlen, LINLI_EINVAL, "%s: refused: %s", src, np->reason);
 	else if (same)
@@ -1577,28 +1207,15 @@ static int op_install(struct plug_registry *reg, const char *src, const struct t
 		plugin_free(np);
 		return rc;
 	}
-	char dir[PATH_MAX], dest[PATH_MAX + 64], part[PATH_MAX + 80];
-	const char *ext = lua ? "lua" : "so";
-	if (lua) {
-		snprintf(dir, sizeof dir, "%s/apps", k->cfg.script_dirs[0]);
-		if (mkdirs(dir, 0750) != 0) {
-			plugin_free(np);
-			return errf(err, errlen, LINLI_EIO, "cannot create %s: %s", dir,
-				    strerror(errno));
-		}
-	} else
-		snprintf(dir, sizeof dir, "%s", k->cfg.plugin_dirs[0]);
-	snprintf(dest, sizeof dest, "%s/%s.%s", dir, np->name, ext);
-	snprintf(part, sizeof part, "%s/.%s.%s.part", dir, np->name, ext);
+	snprintf(dest, sizeof dest, "%s/%s%s", dir, np->name, kind->suffix);
+	snprintf(part, sizeof part, "%s/.%s%s.part", dir, np->name, kind->suffix);
 	if (access(dest, F_OK) == 0) {
 		plugin_free(np);
 		return errf(err, errlen, LINLI_EEXIST, "%s exists already", dest);
 	}
 	unlink(part);
-	size_t len = np->image_len;
-	const void *bytes = np->image;
-	if (lua)
-		bytes = script_source(np->script, &len);
+	size_t len = 0;
+	const void *bytes = kind->bytes(np, &len);
 	rc = write_file(part, bytes, len, 0644, err, errlen);
 	if (!rc && rename(part, dest) != 0) {
 		rc = errf(err, errlen, LINLI_EIO, "cannot install %s: %s", dest, strerror(errno));
@@ -1608,7 +1225,7 @@ static int op_install(struct plug_registry *reg, const char *src, const struct t
 		plugin_free(np);
 		return rc;
 	}
-	if (lua) { /* the state that runs is the installed file's, named by its path */
+	if (kind->run_installed) { /* what runs is the installed file's, named by its path */
 		plugin_free(np);
 		np = candidate(reg, dest, true);
 		if (!np || np->state == PLUG_REFUSED) {
@@ -1647,7 +1264,7 @@ static void pack_str_or_nil(msgpack_packer *pk, const char *k, const char *v)
 	mp_kv_str(pk, k, v && *v ? v : NULL);
 }
 
-static const char *kind_name(const struct plugin *p) { return p->kind == KIND_LUA ? "lua" : "so"; }
+static const char *kind_name(const struct plugin *p) { return p->kind ? p->kind->name : "?"; }
 
 /*
  * A plugin is the node's: its name, state and descriptor show to every
@@ -1659,43 +1276,10 @@ static const char *kind_name(const struct plugin *p) { return p->kind == KIND_LU
  */
 static const char *shown_reason(const struct cmd_call *call, const struct plugin *p)
 {
-	if (!p->reason[0] || p->state != PLUG_FAULTED || !p->script ||
-	    access_sees(call, script_fault_scope(p->script)))
+	const char *fs = p->kstate && p->kind->fault_scope ? p->kind->fault_scope(p) : NULL;
+	if (!p->reason[0] || p->state != PLUG_FAULTED || !fs || access_sees(call, fs))
 		return p->reason;
 	return "(not shown: it concerns events outside your jurisdiction)";
-}
-
-/* A script plugin's health: counters and its recent errors with file and line. */
-static void pack_script(msgpack_packer *pk, const struct cmd_call *call, const struct script *s)
-{
-	if (!s) {
-		msgpack_pack_nil(pk);
-		return;
-	}
-	bool node = access_sees(call, NULL);
-	struct script_stats st;
-	script_stats(s, &st);
-	const struct script_logent *e[SCRIPT_LOG_MAX];
-	int n = script_log(s, e, SCRIPT_LOG_MAX), shown = 0;
-	for (int i = 0; i < n; i++)
-		if (access_sees(call, e[i]->scope))
-			e[shown++] = e[i];
-	n = shown;
-	msgpack_pack_map(pk, 6);
-	mp_kv_str(pk, "state", script_state_name(script_state(s)));
-	mp_kv_uint_if(pk, "calls", st.calls, node);
-	mp_kv_uint_if(pk, "errors", st.errors, node);
-	mp_kv_uint_if(pk, "faults", st.faults, node);
-	mp_kv_uint_if(pk, "mem_kb", st.mem_used >> 10, node);
-	mp_str(pk, "log");
-	msgpack_pack_array(pk, (size_t)n);
-	for (int i = 0; i < n; i++) {
-		msgpack_pack_map(pk, 4);
-		mp_kv_str(pk, "kind", e[i]->fault ? "fault" : "error");
-		mp_kv_str(pk, "where", e[i]->where);
-		mp_kv_str(pk, "scope", *e[i]->scope ? e[i]->scope : call->k->cfg.node_path);
-		mp_kv_str(pk, "message", e[i]->msg);
-	}
 }
 
 static void pack_row(msgpack_packer *pk, const struct cmd_call *call, const struct plugin *p)
@@ -1732,7 +1316,8 @@ static void pack_info(msgpack_packer *pk, const struct cmd_call *call, struct pl
 	mp_kv_str(pk, "state", plug_state_name(p->state));
 	pack_str_or_nil(pk, "reason", shown_reason(call, p));
 	mp_kv_str(pk, "file", p->path);
-	pack_str_or_nil(pk, "loaded_from", p->run);
+	pack_str_or_nil(pk, "loaded_from",
+			p->kstate && p->kind->loaded_from ? p->kind->loaded_from(p) : NULL);
 	pack_str_or_nil(pk, "version", meta ? p->meta.version : NULL);
 	pack_str_or_nil(pk, "family", meta ? p->meta.family : NULL);
 	pack_str_or_nil(pk, "description", meta ? p->meta.description : NULL);
@@ -1793,7 +1378,10 @@ static void pack_info(msgpack_packer *pk, const struct cmd_call *call, struct pl
 	}
 	mp_kv_int(pk, "resource_count", p->n_res);
 	mp_str(pk, "script");
-	pack_script(pk, call, p->script);
+	if (p->kstate && p->kind->pack_info)
+		p->kind->pack_info(p, call, pk);
+	else
+		msgpack_pack_nil(pk);
 }
 
 static struct plugin *arg_plugin(struct cmd_call *call, struct plug_registry *reg, int *rc)
@@ -1878,70 +1466,31 @@ static int cmd_install(struct cmd_call *call, void *ud)
 
 /* ---- grants (grants.h): what a plugin declares, and what a change does to it ---- */
 
-/* Does the file at path declare `name` (of kind `rule`)? Fills caps. 1 yes, 0 no. */
-static int file_declares(const struct cfg *c, const char *path, bool rule, const char *name,
-			 char (*caps)[LINLI_CAP_MAX], int max, int *n)
-{
-	char why[512];
-	struct linli_plugin_meta m;
-	if (!has_suffix(path, ".lua")) {
-		unsigned char *buf;
-		size_t len;
-		if (read_file(path, &buf, &len, why, sizeof why) != 0)
-			return 0;
-		int rc = plug_read_meta(buf, len, &m, why, sizeof why);
-		free(buf);
-		if (rc || strcmp(m.name, name) != 0)
-			return 0;
-		for (*n = 0; *n < max && *n < LINLI_MAX_CAPS && m.capabilities[*n][0]; (*n)++)
-			snprintf(caps[*n], LINLI_CAP_MAX, "%s", m.capabilities[*n]);
-		return 1;
-	}
-	struct script_opts o = {.kind = rule ? SCRIPT_RULE : SCRIPT_APP, .scope = c->node_path,
-				.cfg = c};
-	script_limits_from_cfg(c, NULL, &o.lim);
-	struct script *s;
-	if (script_load_file(path, &o, &s, why, sizeof why) != 0)
-		return 0;
-	const struct script_ruledecl *d = script_rule(s);
-	const struct script_manifest *sm = script_manifest(s);
-	char **v = d ? d->capabilities : sm ? sm->capabilities : NULL;
-	int nv = d ? d->n_capabilities : sm ? sm->n_capabilities : 0;
-	int found = strcmp(script_name(s), name) == 0;
-	for (*n = 0; found && *n < max && *n < nv; (*n)++)
-		snprintf(caps[*n], LINLI_CAP_MAX, "%s", v[*n]);
-	script_free(s);
-	return found;
-}
-
 int plug_find_declared(const struct cfg *c, bool rule, const char *name,
 		       char (*caps)[LINLI_CAP_MAX], int max, char *err, size_t errlen)
 {
-	int np = rule ? 0 : c->n_plugin_dirs, nd = np + c->n_script_dirs;
-	for (int i = 0; i < nd; i++) {
-		char dir[PATH_MAX];
-		if (i < np)
-			snprintf(dir, sizeof dir, "%s", c->plugin_dirs[i]);
-		else
-			snprintf(dir, sizeof dir, "%s/%s", c->script_dirs[i - np],
-				 rule ? "rules" : "apps");
-		struct dirent **ents;
-		int ne = scandir(dir, &ents, NULL, alphasort);
-		int found = 0, n = 0;
-		for (int j = 0; j < ne; j++) {
-			const char *f = ents[j]->d_name;
-			bool lua = has_suffix(f, ".lua");
-			if (!found && f[0] != '.' && (lua || (!rule && has_suffix(f, ".so")))) {
-				char path[PATH_MAX * 2];
-				snprintf(path, sizeof path, "%s/%s", dir, f);
-				found = file_declares(c, path, rule, name, caps, max, &n);
+	for (int i = 0; i < n_kinds; i++) {
+		char dirs[CFG_MAX_DIRS][PATH_MAX];
+		bool optional;
+		int nd = kinds[i]->dirs(c, rule, dirs, CFG_MAX_DIRS, &optional);
+		for (int d = 0; d < nd; d++) {
+			struct dirent **ents;
+			int ne = scandir(dirs[d], &ents, NULL, alphasort);
+			int found = 0, n = 0;
+			for (int j = 0; j < ne; j++) {
+				const char *f = ents[j]->d_name;
+				if (!found && f[0] != '.' && has_suffix(f, kinds[i]->suffix)) {
+					char path[PATH_MAX * 2];
+					snprintf(path, sizeof path, "%s/%s", dirs[d], f);
+					found = kinds[i]->declares(c, path, rule, name, caps, max, &n);
+				}
+				free(ents[j]);
 			}
-			free(ents[j]);
+			if (ne >= 0)
+				free(ents);
+			if (found)
+				return n;
 		}
-		if (ne >= 0)
-			free(ents);
-		if (found)
-			return n;
 	}
 	return errf(err, errlen, LINLI_ENOENT, "no %s named '%s' in the configured %s",
 		    rule ? "rule" : "plugin", name,

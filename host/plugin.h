@@ -52,6 +52,7 @@
 #ifndef LINLI_PLUGIN_KERNEL_H
 #define LINLI_PLUGIN_KERNEL_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -129,6 +130,67 @@ struct plug_store_state *plug_store_state(struct plugin *p);
  * not in its fini).
  */
 void plug_fault(struct plugin *p, const char *why);
+
+/*
+ * ---- Kinds of plugin ----
+ *
+ * The registry knows no kind: a kind (plugin_so.c for `.so` files,
+ * plugin_lua.c for Lua scripts) gives its ops with plug_kind_add before
+ * plug_load_all (and before plug_find_declared), as drivers do with the HAL.
+ * The registry checks and orders what the kind read, and calls start, fini
+ * and unload at the right times; it releases every tracked resource itself.
+ */
+struct cfg;
+struct cmd_call;
+struct msgpack_packer;
+struct plug_kind {
+	const char *name;   /* "so", "lua": `plugins info`'s kind */
+	const char *suffix; /* its files end so: ".so", ".lua" */
+	/* the dirs its files are in (rule: of rules, not plugins); *optional: a missing one is normal */
+	int (*dirs)(const struct cfg *c, bool rule, char (*out)[PATH_MAX], int max, bool *optional);
+	/* where `plugins install` puts one (made if need be): 0 or LINLI_E* with err */
+	int (*install_dir)(const struct cfg *c, char *dir, size_t len, char *err, size_t errlen);
+	/*
+	 * read — read and check file plug_path(p) on its own: fill *meta (name,
+	 * version, family, requires, capabilities ...) and keep what start needs
+	 * as its state (plug_set_kind_state, also on failure). 0 or LINLI_E*
+	 * with why. Runs none of the plugin's code that could act.
+	 */
+	int (*read)(struct plugin *p, struct linli_plugin_meta *meta, char *why, size_t whylen);
+	/* with no registry (linlid --grant): does file `path` declare `name`? fills caps; 1 or 0 */
+	int (*declares)(const struct cfg *c, const char *path, bool rule, const char *name,
+			char (*caps)[LINLI_CAP_MAX], int max, int *n);
+	/* the bytes read checked, for `plugins install` to write */
+	const void *(*bytes)(const struct plugin *p, size_t *len);
+	bool run_installed; /* after install, read the installed file again and run that */
+	/*
+	 * start — load what read checked and run init (plug_init_begin/end
+	 * around it). 0, or LINLI_E* with why: the registry then releases what
+	 * init made and calls unload.
+	 */
+	int (*start)(struct plugin *p, char *why, size_t whylen);
+	void (*fini)(struct plugin *p);	  /* run the plugin's fini, if it has one; may be NULL */
+	void (*unload)(struct plugin *p); /* free its state, loaded or only read; required */
+	const char *(*loaded_from)(const struct plugin *p); /* may be NULL */
+	/* the scope a fault concerns (whose accounts may read its reason); may be NULL */
+	const char *(*fault_scope)(const struct plugin *p);
+	/* pack one value for `plugins info`'s "script" (may be NULL: nil) */
+	void (*pack_info)(const struct plugin *p, const struct cmd_call *call,
+			  struct msgpack_packer *pk);
+};
+
+/* Add a kind (process-wide): 0, LINLI_EEXIST (its suffix is taken), LINLI_EINVAL. */
+int plug_kind_add(const struct plug_kind *kind);
+
+/* What a kind reads and writes of an entry. */
+const char *plug_path(const struct plugin *p);
+const struct linli_plugin_meta *plug_meta(const struct plugin *p);
+void *plug_kind_state(const struct plugin *p);
+void plug_set_kind_state(struct plugin *p, void *state);
+uint64_t plug_next_gen(struct plugin *p); /* a number for the private copy's label */
+/* Around the plugin's init: api->set_error's message is kept; end returns it ("" if none). */
+void plug_init_begin(struct plugin *p);
+const char *plug_init_end(struct plugin *p);
 
 /*
  * plug_open — create k->plugins, clear stale private copies, read the

@@ -41,6 +41,8 @@
 #include "log.h"
 #include "mp.h"
 #include "plugin.h"
+#include "plugin_lua.h"
+#include "plugin_so.h"
 #include "store.h"
 #include "store_cmds.h"
 
@@ -286,6 +288,9 @@ int main(void)
 	    .dir = dir, .map_size = 64u << 20, .wake = store_cmds_wake, .wake_ud = &K};
 	if (store_open(&so, K.catalog, &K.store, err, sizeof err))
 		die("store", err);
+	/* The kinds of plugin the registry loads: shared objects and Lua scripts. */
+	plug_kind_add(plugin_so_kind());
+	plug_kind_add(plugin_lua_kind());
 	K.cmds = cmd_registry_new();
 	if (store_cmds_register(&K) || bus_open(&K, &K.bus, err, sizeof err) ||
 	    journal_attach(&K) || hal_open(&K, &K.hal, err, sizeof err) ||

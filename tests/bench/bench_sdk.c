@@ -28,6 +28,8 @@
 #include "linli/api.h"
 #include "log.h"
 #include "plugin.h"
+#include "plugin_lua.h"
+#include "plugin_so.h"
 #include "record.h"
 #include "sdkapi.h"
 
@@ -197,6 +199,9 @@ static int load100(void)
 		k.cfg.data_dir = strdup(data);
 		k.cfg.plugin_dirs[0] = strdup(dir);
 		k.cfg.n_plugin_dirs = 1;
+		/* The kinds of plugin the registry loads: shared objects and Lua scripts. */
+		plug_kind_add(plugin_so_kind());
+		plug_kind_add(plugin_lua_kind());
 		k.cmds = cmd_registry_new();
 		if (plug_open(&k, err, sizeof err) != 0) {
 			fprintf(stderr, "bench_sdk: %s\n", err);
