@@ -73,7 +73,8 @@
 #define STORE_ID_MAX	 48	      /* id: [A-Za-z0-9][A-Za-z0-9_.:-]*, bytes */
 #define STORE_SCAN_MAX	 10000	      /* rows per store_scan page */
 #define STORE_CURSOR_MAX 700	      /* cursor text, with its NUL */
-#define STORE_MAX_WHERE	 8	      /* filters per query */
+#define STORE_MAX_WHERE	 8	      /* equality filters per query */
+#define STORE_MAX_RANGE	 8	      /* range filters per query */
 #define STORE_MAX_RECORD (256u << 10) /* packed record, bytes */
 #define STORE_MAX_STRING 65536	      /* one string value, bytes */
 
@@ -230,6 +231,20 @@ struct store_where {
 	const char *value; /* its value as text: 42, 1.5, true, 2026-01-02T03:04:05Z, ... */
 };
 
+/*
+ * A range filter: field op value, on an indexed integer, float or time
+ * field; op is "<", "<=", ">" or ">=". A time's value may also be "now" (the
+ * wall clock when the scan starts).
+ */
+struct store_range {
+	const char *field;
+	const char *op;
+	const char *value;
+};
+
+/* Is `op` a range operator ("<", "<=", ">", ">=")? */
+bool store_op_is_range(const char *op);
+
 struct store_query {
 	const char *dataset;
 	const char *scope; /* subtree root; NULL or "" = the whole store */
@@ -237,6 +252,8 @@ struct store_query {
 	int n_where;	    /* 0..STORE_MAX_WHERE, all must match */
 	size_t limit;	    /* rows per page, 1..STORE_SCAN_MAX; 0 = STORE_SCAN_MAX */
 	const char *cursor; /* from the previous page, or NULL/"" for the first */
+	const struct store_range *range;
+	int n_range; /* 0..STORE_MAX_RANGE, all must match too */
 };
 
 /* One row; every pointer is valid only during the callback. */
@@ -258,8 +275,13 @@ typedef int (*store_row_fn)(void *ud, const struct store_row *row);
 
 /*
  * store_scan — the records of `q->dataset` within `q->scope` that match
- * every filter, in key order (scope, then id; by an index when filtered),
- * at most q->limit of them, in one short read transaction. `cursor_out`
+ * every filter, in key order, at most q->limit of them, in one short read
+ * transaction. The walk: with an equality filter, the index of the first
+ * one (scope, then id, under that value); else with a range, the index of
+ * the first range's field between the bounds the ranges on that field give
+ * (ascending value, then scope and id; outside q->scope skipped); else
+ * the records (scope, then id). Every other filter is checked on the
+ * record. `cursor_out`
  * (STORE_CURSOR_MAX bytes) receives the cursor of the next page, or "" when
  * there is none. Returns the number of rows (>= 0) or a negative code:
  * LINLI_EINVAL (bad filter, not indexed field, a cursor of another query),
