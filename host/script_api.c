@@ -1083,6 +1083,42 @@ static int read_where(lua_State *L, int idx, struct lwhere *w)
 	return n;
 }
 
+/*
+ * Read the query's `range` list at idx into r: each entry {field, op, value}
+ * or {field = , op = , value = } (the value a string or a number); strings
+ * stay on the stack. The count, or luaL_error naming the entry.
+ */
+static int read_range(lua_State *L, int idx, struct linli_range *r)
+{
+	static const char *const names[] = {"field", "op", "value"};
+	int n = (int)luaL_len(L, idx);
+	if (n > LINLI_MAX_RANGE)
+		return n;
+	luaL_checkstack(L, 4 * LINLI_MAX_RANGE + 4, "range");
+	for (int i = 0; i < n; i++) {
+		if (lua_geti(L, idx, i + 1) != LUA_TTABLE)
+			luaL_error(L, "linli.store_scan: range[%d] must be a table {field, op, value}, "
+				      "not %s",
+				   i + 1, luaL_typename(L, -1));
+		int e = lua_gettop(L);
+		const char *v[3];
+		for (int j = 0; j < 3; j++) {
+			int t = lua_geti(L, e, j + 1);
+			if (t == LUA_TNIL) {
+				lua_pop(L, 1);
+				t = lua_getfield(L, e, names[j]);
+			}
+			if (t != LUA_TSTRING && !(j == 2 && t == LUA_TNUMBER))
+				luaL_error(L, "linli.store_scan: range[%d].%s must be a string%s, not %s",
+					   i + 1, names[j], j == 2 ? " or a number" : "",
+					   luaL_typename(L, -1));
+			v[j] = lua_tostring(L, -1); /* a number becomes text in this copy */
+		}
+		r[i] = (struct linli_range){v[0], v[1], v[2]};
+	}
+	return n;
+}
+
 /* The optional string field `key` of the table at 1, left on the stack; NULL if nil. */
 static const char *query_str(lua_State *L, const char *key, bool required)
 {
@@ -1097,13 +1133,15 @@ static const char *query_str(lua_State *L, const char *key, bool required)
 }
 
 /*
- * linli.store_scan{dataset = , scope = , where = {field = value, ...}, limit = , cursor = }
+ * linli.store_scan{dataset = , scope = , where = {field = value, ...},
+ *                  range = {{field, op, value}, ...}, limit = , cursor = }
  * -> rows, cursor | nil, msg, code. rows[i] = {id = , scope = , record = }; cursor is nil
  * after the last page.
  */
 static int l_store_scan(lua_State *L)
 {
-	static const char *const keys[] = {"dataset", "scope", "where", "limit", "cursor", NULL};
+	static const char *const keys[] = {"dataset", "scope",	"where", "limit",
+					   "cursor",  "range", NULL};
 	struct sapi *s = need(L, "store_scan");
 	luaL_checktype(L, 1, LUA_TTABLE);
 	lua_settop(L, 1);
@@ -1117,7 +1155,7 @@ static int l_store_scan(lua_State *L)
 		if (!known)
 			luaL_error(L,
 				   "linli.store_scan: unknown query field %s%s%s (dataset, scope, "
-				   "where, limit, cursor)",
+				   "where, range, limit, cursor)",
 				   lua_type(L, -1) == LUA_TSTRING ? "'" : "a ",
 				   lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
 								  : luaL_typename(L, -1),
@@ -1147,6 +1185,16 @@ static int l_store_scan(lua_State *L)
 		where[i] = (struct linli_where){w[i].field, w[i].value};
 	q.where = where;
 	q.n_where = n;
+	struct linli_range range[LINLI_MAX_RANGE];
+	t = lua_getfield(L, 1, "range");
+	if (t != LUA_TNIL && t != LUA_TTABLE)
+		luaL_error(L, "linli.store_scan: range must be a list or nil, not %s",
+			   luaL_typename(L, -1));
+	n = t == LUA_TTABLE ? read_range(L, lua_gettop(L), range) : 0;
+	if (n > LINLI_MAX_RANGE)
+		return push_fail(L, LINLI_EINVAL, "store_scan: more than 8 filters in range");
+	q.range = range;
+	q.n_range = n;
 	lua_newtable(L);
 	struct lscan c = {L, lua_gettop(L), LUA_OK, 0};
 	script_charge(L, API_CALL_UNITS);

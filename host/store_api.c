@@ -45,6 +45,7 @@ _Static_assert(LINLI_SCOPE_MAX == SCOPE_MAX, "linli/store.h and scope.h disagree
 _Static_assert(LINLI_CURSOR_MAX == STORE_CURSOR_MAX, "cursor sizes differ");
 _Static_assert(LINLI_SCAN_MAX == STORE_SCAN_MAX, "scan limits differ");
 _Static_assert(LINLI_MAX_WHERE == STORE_MAX_WHERE, "filter limits differ");
+_Static_assert(LINLI_MAX_RANGE == STORE_MAX_RANGE, "range filter limits differ");
 
 #define SCAN_MAX_BYTES (4u << 20) /* a page ends once its records reach this */
 /* The part of struct linli_query that SDK 1.0 defines. */
@@ -412,6 +413,17 @@ static int take_query(struct call *c, const struct linli_query *in, struct linli
 			return failf(c, LINLI_EINVAL, "store_scan %s: filter %d lacks a %s",
 				     q->dataset ? q->dataset : "", i,
 				     q->where[i].field ? "value" : "field");
+	if (q->n_range < 0 || q->n_range > LINLI_MAX_RANGE || (q->n_range && !q->range))
+		return failf(c, LINLI_EINVAL,
+			     "store_scan %s: %d range filters (0..%d, with range set)",
+			     q->dataset ? q->dataset : "", q->n_range, LINLI_MAX_RANGE);
+	for (int i = 0; i < q->n_range; i++)
+		if (!q->range[i].field || !q->range[i].op || !q->range[i].value)
+			return failf(c, LINLI_EINVAL, "store_scan %s: range filter %d lacks a %s",
+				     q->dataset ? q->dataset : "", i,
+				     !q->range[i].field ? "field"
+				     : !q->range[i].op  ? "op"
+							: "value");
 	if (q->limit > LINLI_SCAN_MAX)
 		return failf(c, LINLI_EINVAL, "store_scan %s: limit %zu is above %d",
 			     q->dataset ? q->dataset : "", q->limit, LINLI_SCAN_MAX);
@@ -475,9 +487,12 @@ int store_api_scan_as(const struct store_actor *a, const struct linli_query *in,
 	struct store_where where[STORE_MAX_WHERE];
 	for (int i = 0; i < q.n_where; i++)
 		where[i] = (struct store_where){q.where[i].field, q.where[i].value};
+	struct store_range range[STORE_MAX_RANGE];
+	for (int i = 0; i < q.n_range; i++)
+		range[i] = (struct store_range){q.range[i].field, q.range[i].op, q.range[i].value};
 	char werr[512];
-	if ((rc = store_where_allowed(c.k, a->who, q.dataset, c.scope, where, q.n_where, werr,
-				      sizeof werr))) {
+	if ((rc = store_where_allowed(c.k, a->who, q.dataset, c.scope, where, q.n_where, range,
+				      q.n_range, werr, sizeof werr))) {
 		log_warn(a->log_name, "store_scan %s", werr);
 		return failf(&c, rc, "store_scan %s", werr);
 	}
@@ -486,6 +501,8 @@ int store_api_scan_as(const struct store_actor *a, const struct linli_query *in,
 	    .scope = c.scope,
 	    .where = where,
 	    .n_where = q.n_where,
+	    .range = range,
+	    .n_range = q.n_range,
 	    .limit = q.limit,
 	    .cursor = q.cursor,
 	};

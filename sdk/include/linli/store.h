@@ -35,7 +35,8 @@
  * string becomes "***"). Every read of a dataset with sensitive fields is
  * written to the audit log (allowed or masked). A scan filter on a
  * sensitive field needs the same grant (it would tell what the mask hides):
- * without it the scan is refused with LINLI_EPERM. Writes need no such grant.
+ * without it the scan is refused with LINLI_EPERM; so is a range filter
+ * (since 1.1). Writes need no such grant.
  *
  * Durability: writes are gathered into one transaction per batch of the
  * kernel's loop (group commit) and made durable at the batch's end, after
@@ -62,6 +63,7 @@ extern "C" {
 #define LINLI_SCAN_DEFAULT 100	 /* rows per scan page when limit is 0 */
 #define LINLI_SCAN_MAX	   10000 /* largest limit of a scan page */
 #define LINLI_MAX_WHERE	   8	 /* equality filters per scan */
+#define LINLI_MAX_RANGE	   8	 /* range filters per scan, since 1.1 */
 
 /*
  * struct linli_where — one equality filter of a scan, since 1.0: `field` must
@@ -71,6 +73,20 @@ extern "C" {
  */
 struct linli_where {
 	const char *field;
+	const char *value;
+};
+
+/*
+ * struct linli_range — one range filter of a scan, since 1.1: `field` an
+ * indexed integer, float or time field of the dataset, `op` one of "<",
+ * "<=", ">", ">=", `value` the bound as text like linli_where's (a time may
+ * also be "now": the node's clock when the scan starts). Several ranges
+ * on one field bound it from both sides: {"due_at", "<", "now"} with the
+ * equality {"state", "open"} finds what is overdue.
+ */
+struct linli_range {
+	const char *field;
+	const char *op;
 	const char *value;
 };
 
@@ -87,6 +103,9 @@ struct linli_query {
 	int n_where;			 /* 0..LINLI_MAX_WHERE */
 	size_t limit;	    /* rows per page, 1..LINLI_SCAN_MAX; 0: LINLI_SCAN_DEFAULT */
 	const char *cursor; /* NULL or "": the first page; else a previous cursor */
+	/* since 1.1 (a 1.0 plugin's smaller query has none): */
+	const struct linli_range *range; /* n_range range filters, all must match */
+	int n_range;			 /* 0..LINLI_MAX_RANGE */
 };
 
 /*
