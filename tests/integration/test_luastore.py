@@ -803,5 +803,59 @@ def case_on_commit_of_a_stopped_script_is_never_called():
         d.wait_log("probe: probe again\ttrue")
 
 
+def case_range_filters():
+    with node(apps={"keeper.lua": keeper(caps=KEEPER_CAPS)}) as d:
+        for i, t in enumerate(("2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z",
+                               "2026-01-03T00:00:00Z", "2099-01-01T00:00:00Z")):
+            d.ok("data", "put", "alarms", "--scope", YUELAN if i % 2 else TIANEHU, "--id", f"a-{i}",
+                 js({"topic": "dev/smoke/s1/event/alarm", "event": "smoke", "severity": "major",
+                     "status": "raised" if i else "cleared", "raised_at": t}))
+
+        def ids(query):
+            r = run(d, f"""
+local ids, cursor = {{}}, nil
+repeat
+  local rows
+  rows, cursor = assert(linli.store_scan{{ dataset = "alarms", limit = 1, cursor = cursor,
+    {query} }})
+  for _, row in ipairs(rows) do ids[#ids + 1] = row.id end
+until not cursor
+return ids""")
+            return r["r1"] or []
+
+        # Positional {field, op, value} and named entries; numbers, RFC 3339 and "now".
+        eq(ids("range = { { 'raised_at', '<', 'now' } }"), ["a-0", "a-1", "a-2"], "before now")
+        eq(ids("range = { { field = 'raised_at', op = '>=', value = 1767312000000 } }"),
+           ["a-1", "a-2", "a-3"], "from 2026-01-02")
+        eq(ids("range = { { 'raised_at', '>', '2026-01-01T08:00:00+08:00' },"
+               " { 'raised_at', '<=', '2026-01-03T00:00:00Z' } }"), ["a-1", "a-2"], "between")
+        eq(ids(f"scope = '{YUELAN}', range = {{ {{ 'raised_at', '<', 'now' }} }}"), ["a-1"],
+           "within yuelan")
+        eq(ids("where = { status = 'raised' }, range = { { 'raised_at', '<', 'now' } }"),
+           ["a-2", "a-1"], "with an equality: by its index (scope, then id)")
+        # Refusals: returned like the C member's, or a Lua error for a malformed query.
+        refused(run(d, "return linli.store_scan{ dataset = 'alarms',"
+                       " range = { { 'raised_at', '=<', 1 } } }"),
+                "LINLI_EINVAL", "field 'raised_at': '=<' is not a range operator")
+        refused(run(d, "return linli.store_scan{ dataset = 'alarms',"
+                       " range = { { 'status', '<', 'raised' } } }"),
+                "LINLI_EINVAL", "field 'status' is of type enum: ranges")
+        refused(run(d, "return linli.store_scan{ dataset = 'residents',"
+                       " range = { { 'id_number', '>', '1' } } }"),
+                "LINLI_EPERM", "field 'id_number' is sensitive")
+        many = ", ".join("{ 'raised_at', '>', 1 }" for _ in range(9))
+        refused(run(d, f"return linli.store_scan{{ dataset = 'alarms', range = {{ {many} }} }}"),
+                "LINLI_EINVAL", "more than 8 filters in range")
+        for code, needle in (("{ dataset = 'alarms', range = 'x' }", "range must be a list"),
+                             ("{ dataset = 'alarms', range = { 'x' } }",
+                              "range[1] must be a table {field, op, value}"),
+                             ("{ dataset = 'alarms', range = { { 'raised_at', '<' } } }",
+                              "range[1].value must be a string or a number"),
+                             ("{ dataset = 'alarms', range = { { 'raised_at', 1, 2 } } }",
+                              "range[1].op must be a string")):
+            r = run(d, f"return pcall(function() return linli.store_scan{code} end)")
+            check(r["r1"] is False and needle in r["r2"], f"{code}: {r}")
+
+
 if __name__ == "__main__":
     sys.exit(main(dict(globals())))
