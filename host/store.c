@@ -58,6 +58,22 @@ struct logop {
 	uint8_t mode;
 	uint16_t ds; /* index into cat->datasets, or DS_JOURNAL */
 	uint32_t scope_off, id_off, val_off, val_len;
+	uint64_t writer; /* the watcher whose callback made the write, or 0 */
+};
+
+/* A change of a committed batch, kept until store_changes_deliver. */
+struct pchange {
+	uint16_t ds;
+	uint8_t kind; /* enum store_change_kind */
+	uint64_t writer, batch;
+	char *scope_id; /* "scope\0id\0", malloc'd */
+};
+
+struct watcher {
+	uint64_t id, from; /* from: the last batch committed before it was added */
+	int ds;
+	store_watch_fn fn; /* NULL: removed (the slot goes after delivery) */
+	void *ud;
 };
 
 /* A log op for the event journal rather than a dataset: id holds the seq. */
@@ -110,6 +126,16 @@ struct store {
 	pthread_t backup_thread;
 
 	atomic_uint_fast64_t commits, writes, failed_commits, grows, last_commit_us;
+
+	/* Change notices (owner thread): who watches, and what committed since. */
+	struct watcher *watchers;
+	size_t n_watchers, cap_watchers;
+	uint32_t *watched; /* per dataset: live watchers */
+	size_t n_watched;  /* datasets with a watcher: 0 skips all of it */
+	struct pchange *pend;
+	size_t n_pend, cap_pend;
+	uint64_t next_watch, batches, writer;
+	int delivering;
 };
 
 /* ---- errors ---- */
@@ -1050,7 +1076,8 @@ static int log_op(struct store *s, bool del, enum apply_mode mode, int dsi, cons
 		s->ops = v;
 		s->cap_ops = cap;
 	}
-	struct logop op = {.del = del, .mode = (uint8_t)mode, .ds = (uint16_t)dsi};
+	struct logop op = {
+	    .del = del, .mode = (uint8_t)mode, .ds = (uint16_t)dsi, .writer = s->writer};
 	int rc = arena_add(s, scope, strlen(scope), &op.scope_off);
 	if (!rc)
 		rc = arena_add(s, id, strlen(id), &op.id_off);
@@ -1642,6 +1669,42 @@ static int flush_counts(struct store *s)
 	return 0;
 }
 
+/* Keep the committed batch's writes to watched datasets for store_changes_deliver. */
+static void keep_changes(struct store *s)
+{
+	for (size_t i = 0; i < s->n_ops; i++) {
+		const struct logop *op = &s->ops[i];
+		if (op->ds == DS_JOURNAL || !s->watched[op->ds])
+			continue;
+		if (s->n_pend == s->cap_pend) {
+			size_t cap = s->cap_pend ? s->cap_pend * 2 : 64;
+			struct pchange *v = realloc(s->pend, cap * sizeof *v);
+			if (!v)
+				goto oom;
+			s->pend = v;
+			s->cap_pend = cap;
+		}
+		const char *scope = arena_str(s, op->scope_off), *id = arena_str(s, op->id_off);
+		size_t sl = strlen(scope) + 1, il = strlen(id) + 1;
+		char *b = malloc(sl + il);
+		if (!b)
+			goto oom;
+		memcpy(b, scope, sl);
+		memcpy(b + sl, id, il);
+		s->pend[s->n_pend++] = (struct pchange){
+		    .ds = op->ds,
+		    .kind = op->del		       ? STORE_DELETED
+			    : op->mode == APPLY_NEW ? STORE_CREATED
+						    : STORE_UPDATED,
+		    .writer = op->writer,
+		    .batch = s->batches,
+		    .scope_id = b};
+	}
+	return;
+oom:
+	log_error("store", "out of memory: change notices of a committed batch were dropped");
+}
+
 static uint64_t now_us(void)
 {
 	struct timespec ts;
@@ -1684,6 +1747,9 @@ int store_batch_end(struct store *s)
 	}
 	atomic_store(&s->last_commit_us, now_us() - t0);
 	atomic_fetch_add(&s->commits, 1);
+	s->batches++;
+	if (s->n_watched)
+		keep_changes(s);
 	log_clear(s);
 	run_waiters(s, 0, NULL);
 	return 0;
@@ -2796,6 +2862,7 @@ int store_open(const struct store_opts *o, const struct catalog *cat, struct sto
 	s->map_size = o->map_size ? o->map_size : (size_t)64 << 20;
 	s->delta = calloc((size_t)cat->n_datasets + 1, sizeof *s->delta);
 	s->dswrites = calloc((size_t)cat->n_datasets + 1, sizeof *s->dswrites);
+	s->watched = calloc((size_t)cat->n_datasets + 1, sizeof *s->watched);
 	pthread_rwlock_init(&s->maplock, NULL);
 	pthread_mutex_init(&s->bmu, NULL);
 	msgpack_zone_init(&s->zone, 8192);
@@ -2877,6 +2944,11 @@ void store_close(struct store *s)
 	free(s->waiters);
 	free(s->delta);
 	free(s->dswrites);
+	free(s->watched);
+	free(s->watchers);
+	for (size_t i = 0; i < s->n_pend; i++)
+		free(s->pend[i].scope_id);
+	free(s->pend);
 	free(s->dir);
 	msgpack_zone_destroy(&s->zone);
 	msgpack_zone_destroy(&s->azone);
@@ -3103,4 +3175,102 @@ int store_scan_by(struct store *s, const char *dataset_name, const char *field, 
 	if (rc && rc != MDB_NOTFOUND && (size_t)rows < limit)
 		return lmdb_fail(s, rc, "scanning", err, errlen);
 	return rows;
+}
+
+/* ---- change notices ---- */
+
+int store_watch(struct store *s, const char *dataset_name, store_watch_fn fn, void *ud,
+		uint64_t *id, char *err, size_t errlen)
+{
+	if (!on_owner(s) || !fn)
+		return errf(err, errlen, LINLI_EINVAL, "store_watch: %s",
+			    fn ? "not on the store's thread" : "no callback");
+	const struct cat_dataset *ds = dataset(s, dataset_name, err, errlen);
+	if (!ds)
+		return LINLI_ENOENT;
+	int dsi = (int)(ds - s->cat->datasets);
+	if (s->n_watchers == s->cap_watchers) {
+		size_t cap = s->cap_watchers ? s->cap_watchers * 2 : 16;
+		struct watcher *v = realloc(s->watchers, cap * sizeof *v);
+		if (!v)
+			return errf(err, errlen, LINLI_ENOMEM, "store_watch: out of memory");
+		s->watchers = v;
+		s->cap_watchers = cap;
+	}
+	s->watchers[s->n_watchers++] =
+	    (struct watcher){.id = ++s->next_watch, .from = s->batches, .ds = dsi, .fn = fn, .ud = ud};
+	if (s->watched[dsi]++ == 0)
+		s->n_watched++;
+	*id = s->next_watch;
+	return 0;
+}
+
+/* Drop the slots of removed watchers (not while delivering: indexes are in use). */
+static void watchers_compact(struct store *s)
+{
+	size_t j = 0;
+	for (size_t i = 0; i < s->n_watchers; i++)
+		if (s->watchers[i].fn)
+			s->watchers[j++] = s->watchers[i];
+	s->n_watchers = j;
+}
+
+int store_unwatch(struct store *s, uint64_t id)
+{
+	for (size_t i = 0; i < s->n_watchers; i++) {
+		struct watcher *w = &s->watchers[i];
+		if (w->id != id || !w->fn)
+			continue;
+		w->fn = NULL;
+		if (--s->watched[w->ds] == 0)
+			s->n_watched--;
+		if (!s->delivering)
+			watchers_compact(s);
+		return 0;
+	}
+	return LINLI_ENOENT;
+}
+
+/*
+ * Each kept change goes to each watcher of its dataset that was there
+ * before its batch committed and did not make it itself (a write from a
+ * watcher's own callback is tagged with its id: no watcher hears its own
+ * echo, so none loops on it). Writes made by the callbacks go into the
+ * next batch; their notices come after that one commits.
+ */
+void store_changes_deliver(struct store *s)
+{
+	if (!on_owner(s) || s->delivering || !s->n_pend)
+		return;
+	struct pchange *pend = s->pend;
+	size_t n = s->n_pend;
+	s->pend = NULL;
+	s->n_pend = s->cap_pend = 0;
+	s->delivering++;
+	for (size_t i = 0; i < n; i++) {
+		const struct pchange *p = &pend[i];
+		struct store_change c = {.dataset = s->cat->datasets[p->ds].name,
+					 .scope = p->scope_id,
+					 .id = p->scope_id + strlen(p->scope_id) + 1,
+					 .kind = (enum store_change_kind)p->kind};
+		/* n_watchers may grow during the loop (realloc): index, never hold pointers. */
+		for (size_t j = 0; j < s->n_watchers; j++) {
+			struct watcher w = s->watchers[j];
+			if (!w.fn || w.ds != p->ds || w.from >= p->batch || w.id == p->writer)
+				continue;
+			uint64_t prev = s->writer;
+			s->writer = w.id;
+			w.fn(w.ud, &c);
+			s->writer = prev;
+		}
+		free(p->scope_id);
+	}
+	free(pend);
+	s->delivering--;
+	watchers_compact(s);
+}
+
+const char *store_change_kind_name(enum store_change_kind k)
+{
+	return k == STORE_CREATED ? "created" : k == STORE_UPDATED ? "updated" : "deleted";
 }

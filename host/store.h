@@ -297,6 +297,40 @@ int store_scan(struct store *s, const struct store_query *q, store_row_fn fn, vo
  */
 void store_cursor_after(const void *key, size_t key_len, char *cursor_out);
 
+/* ---- change notices: owner thread only ----
+ *
+ * After a batch commits, every write it held (puts and deletes, whoever
+ * made them) to a dataset somebody watches is kept; store_changes_deliver
+ * (the kernel calls it after store_batch_end) hands each to the watchers of
+ * its dataset. A lost batch tells nobody. Nothing is kept while a dataset
+ * has no watcher, so the cost without watchers is one test per commit.
+ */
+enum store_change_kind { STORE_CREATED, STORE_UPDATED, STORE_DELETED };
+const char *store_change_kind_name(enum store_change_kind k); /* "created", ... */
+
+struct store_change {
+	const char *dataset, *scope, *id; /* valid during the callback */
+	enum store_change_kind kind;
+};
+
+/*
+ * A watcher. It may read and write the store, and add or remove watchers
+ * (itself too). Its own writes are not told back to it.
+ */
+typedef void (*store_watch_fn)(void *ud, const struct store_change *c);
+
+/*
+ * store_watch — call fn(ud, change) for the changes of `dataset` in batches
+ * committed from now on. *id gets its id (> 0). Returns 0, LINLI_ENOENT
+ * (unknown dataset), LINLI_EINVAL (NULL fn, not the owner), LINLI_ENOMEM.
+ */
+int store_watch(struct store *s, const char *dataset, store_watch_fn fn, void *ud, uint64_t *id,
+		char *err, size_t errlen);
+/* store_unwatch — stop watcher `id` (also from inside a callback). 0 or LINLI_ENOENT. */
+int store_unwatch(struct store *s, uint64_t id);
+/* store_changes_deliver — hand the kept changes to their watchers, in commit order. */
+void store_changes_deliver(struct store *s);
+
 /* ---- retention (host/retention.c) ---- */
 
 /*

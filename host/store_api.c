@@ -808,6 +808,102 @@ int store_api_on_commit(linli_ctx *ctx, linli_commit_fn fn, void *ud)
 	return rc;
 }
 
+/* ---- schemas (since 1.1) ---- */
+
+/*
+ * May the actor read the catalog? A plugin or rule needs the granted
+ * capability catalog.read; an account may (`linli catalog` shows it to any).
+ */
+static int catalog_allowed(struct call *c, const char *what)
+{
+	const struct tier_principal *w = c->a->who;
+	if (w->kind != PRINCIPAL_PLUGIN && w->kind != PRINCIPAL_RULE)
+		return 0;
+	for (const char *const *g = w->grants; g && *g; g++)
+		if (tier_cap_covers(*g, "catalog.read"))
+			return 0;
+	log_warn(c->a->log_name, "%s: holds no granted capability catalog.read", what);
+	return failf(c, LINLI_EPERM, "%s: %s '%s' holds no granted capability catalog.read",
+		     what, w->kind == PRINCIPAL_RULE ? "rule" : "plugin", w->name);
+}
+
+int store_api_schema_as(const struct store_actor *a, const char *dataset, msgpack_packer *pk)
+{
+	struct call c;
+	int rc = call_begin(a, "dataset_schema", dataset, NULL, &c);
+	if (rc || (rc = catalog_allowed(&c, "dataset_schema")))
+		return rc;
+	const struct cat_dataset *ds = catalog_dataset(c.k->catalog, dataset);
+	if (!ds)
+		return failf(&c, LINLI_ENOENT, "dataset_schema: no dataset '%.64s' in the catalog",
+			     dataset);
+	cat_pack_schema(pk, ds, true);
+	return 0;
+}
+
+int store_api_datasets_as(const struct store_actor *a, msgpack_packer *pk)
+{
+	struct call c;
+	call_init(a, &c);
+	int rc = catalog_allowed(&c, "datasets");
+	if (rc)
+		return rc;
+	const struct catalog *cat = c.k->catalog;
+	int n = 0;
+	for (int i = 0; cat && i < cat->n_datasets; i++)
+		n += !cat->datasets[i].system;
+	msgpack_pack_array(pk, (size_t)n);
+	for (int i = 0; cat && i < cat->n_datasets; i++)
+		if (!cat->datasets[i].system)
+			cat_pack_schema(pk, &cat->datasets[i], false);
+	return 0;
+}
+
+/* The one object packed in sb (destroyed here) as a new record in *out. */
+static int packed_record(const struct store_actor *a, const char *what, int rc,
+			 msgpack_sbuffer *sb, linli_record **out)
+{
+	char err[256];
+	if (rc == 0 && record_from_bytes(sb->data, sb->size, out, err, sizeof err) != 0) {
+		snprintf(a->st->last_error, sizeof a->st->last_error, "%s: %s", what, err);
+		rc = LINLI_ENOMEM;
+	}
+	msgpack_sbuffer_destroy(sb);
+	return rc;
+}
+
+int store_api_dataset_schema(linli_ctx *ctx, const char *dataset, linli_record **out)
+{
+	struct plugin_actor pa;
+	const struct store_actor *a = plugin_actor(ctx, &pa);
+	if (!out) {
+		snprintf(a->st->last_error, sizeof a->st->last_error, "dataset_schema: out is NULL");
+		return LINLI_EINVAL;
+	}
+	*out = NULL;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	return packed_record(a, "dataset_schema", store_api_schema_as(a, dataset, &pk), &sb, out);
+}
+
+int store_api_datasets(linli_ctx *ctx, linli_record **out)
+{
+	struct plugin_actor pa;
+	const struct store_actor *a = plugin_actor(ctx, &pa);
+	if (!out) {
+		snprintf(a->st->last_error, sizeof a->st->last_error, "datasets: out is NULL");
+		return LINLI_EINVAL;
+	}
+	*out = NULL;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	return packed_record(a, "datasets", store_api_datasets_as(a, &pk), &sb, out);
+}
+
 const char *store_api_last_error(linli_ctx *ctx)
 {
 	return plug_store_state(plug_from_ctx(ctx))->last_error;

@@ -89,4 +89,17 @@ int store_api_update_as(const struct store_actor *a, const char *dataset, const 
  */
 int store_api_on_commit_as(const struct store_actor *a, store_done_fn fn, void *arg);
 
+/*
+ * Schemas, since 1.1: the members dataset_schema and datasets, and the
+ * same for any actor (packed into pk: one map, or one array of maps; see
+ * cat_pack_schema). A plugin or rule needs the capability catalog.read
+ * (LINLI_EPERM); a system dataset is refused like every store call
+ * (LINLI_EPERM), an unknown one is LINLI_ENOENT; the message is in
+ * a->st->last_error. datasets lists every dataset but the system ones.
+ */
+int store_api_dataset_schema(linli_ctx *ctx, const char *dataset, linli_record **out);
+int store_api_datasets(linli_ctx *ctx, linli_record **out);
+int store_api_schema_as(const struct store_actor *a, const char *dataset, msgpack_packer *pk);
+int store_api_datasets_as(const struct store_actor *a, msgpack_packer *pk);
+
 #endif

@@ -784,6 +784,8 @@ static void batch_end(struct kernel *k, void *arg)
 {
 	(void)arg;
 	store_batch_end(k->store);
+	/* After the commit, outside any write: watchers may read and write (the next batch). */
+	store_changes_deliver(k->store);
 }
 
 static void wake_noop(struct kernel *k, void *arg)

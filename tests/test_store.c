@@ -1767,6 +1767,113 @@ static void test_range_filters_refused(void **state)
 	free(c);
 }
 
+/* ---- change notices ---- */
+
+struct heard {
+	struct fx *x;
+	char log[4096];
+	int n;
+	uint64_t self;	   /* this watcher's id */
+	bool echo;	   /* write to `others` from the callback */
+	bool stop;	   /* unwatch itself at the first change */
+	struct heard *add; /* watch with this one at the first change */
+};
+
+static void heard_fn(void *ud, const struct store_change *c)
+{
+	struct heard *h = ud;
+	size_t off = strlen(h->log);
+	snprintf(h->log + off, sizeof h->log - off, "%s%s %s %s %s", h->n++ ? "; " : "",
+		 store_change_kind_name(c->kind), c->dataset, c->scope, c->id);
+	if (h->echo) /* a write of its own: the next batch; never told back to it */
+		must_put(h->x, "others", c->scope, "echo", "{\"name\":\"e\"}", NULL);
+	if (h->stop)
+		assert_int_equal(store_unwatch(h->x->s, h->self), 0);
+	if (h->add) {
+		uint64_t id;
+		assert_int_equal(store_watch(h->x->s, "others", heard_fn, h->add, &id, err, sizeof err),
+				 0);
+		h->add = NULL;
+	}
+}
+
+/* After a commit every put, update and delete of a watched dataset is told, once, in order. */
+static void test_change_notices(void **state)
+{
+	struct fx *x = *state;
+	struct heard a = {.x = x}, b = {.x = x}, late = {.x = x};
+	uint64_t ida, idb;
+	assert_int_equal(store_watch(x->s, "others", heard_fn, &a, &ida, err, sizeof err), 0);
+	assert_int_equal(store_watch(x->s, "nums", heard_fn, &b, &idb, err, sizeof err), 0);
+	assert_true(ida > 0 && idb > ida);
+	a.self = ida;
+	assert_int_equal(store_watch(x->s, "nope", heard_fn, &a, &ida, err, sizeof err),
+			 LINLI_ENOENT);
+	assert_non_null(strstr(err, "no dataset 'nope'"));
+	must_put(x, "others", YUELAN, "o1", "{\"name\":\"x\"}", NULL);
+	must_put(x, "others", YUELAN, "o1", "{\"name\":\"y\"}", NULL);
+	must_put(x, "others", YUELAN2, "o2", "{\"name\":\"z\"}", NULL);
+	must_put(x, "things", YUELAN, "t1", "{\"s\":\"a\"}", NULL); /* nobody watches things */
+	store_changes_deliver(x->s);
+	assert_int_equal(a.n, 0); /* nothing before the commit */
+	commit(x);
+	store_changes_deliver(x->s);
+	assert_string_equal(a.log, "created others " YUELAN " o1; updated others " YUELAN
+				   " o1; created others " YUELAN2 " o2");
+	assert_int_equal(b.n, 0);
+	a.log[0] = '\0';
+	a.n = 0;
+	assert_int_equal(store_delete(x->s, "others", YUELAN2, "o2", err, sizeof err), 0);
+	commit(x);
+	store_changes_deliver(x->s);
+	store_changes_deliver(x->s); /* told once */
+	assert_string_equal(a.log, "deleted others " YUELAN2 " o2");
+	/* A lost batch (a full disk) tells nobody. */
+	x->sync = true;
+	reopen(x);
+	assert_int_equal(store_watch(x->s, "others", heard_fn, &a, &ida, err, sizeof err), 0);
+	a.self = ida;
+	a.log[0] = '\0';
+	a.n = 0;
+	must_put(x, "others", YUELAN, "lost", "{\"name\":\"l\"}", NULL);
+	atomic_store(&disk_full_armed, 1);
+	assert_int_equal(store_batch_end(x->s), LINLI_EFULL);
+	atomic_store(&disk_full_armed, 0);
+	store_changes_deliver(x->s);
+	assert_int_equal(a.n, 0);
+	/* A callback's own write is not told back to it, but to the others; a watcher
+	   added during a delivery hears only later batches; one may stop itself. */
+	assert_int_equal(store_watch(x->s, "others", heard_fn, &b, &idb, err, sizeof err), 0);
+	b.self = idb;
+	a.echo = true;
+	a.add = &late;
+	must_put(x, "others", YUELAN, "o3", "{\"name\":\"w\"}", NULL);
+	commit(x);
+	store_changes_deliver(x->s);
+	assert_string_equal(a.log, "created others " YUELAN " o3");
+	assert_string_equal(b.log, "created others " YUELAN " o3");
+	assert_int_equal(late.n, 0);
+	a.echo = false;
+	commit(x); /* a's echo */
+	store_changes_deliver(x->s);
+	assert_string_equal(a.log, "created others " YUELAN " o3");
+	assert_string_equal(b.log, "created others " YUELAN " o3; created others " YUELAN " echo");
+	assert_string_equal(late.log, "created others " YUELAN " echo");
+	b.stop = true;
+	assert_int_equal(store_delete(x->s, "others", YUELAN, "o3", err, sizeof err), 0);
+	assert_int_equal(store_delete(x->s, "others", YUELAN, "echo", err, sizeof err), 0);
+	commit(x);
+	store_changes_deliver(x->s);
+	assert_int_equal(b.n, 3); /* it stopped after the first of the two */
+	assert_int_equal(late.n, 3);
+	assert_int_equal(store_unwatch(x->s, idb), LINLI_ENOENT);
+	assert_int_equal(store_unwatch(x->s, ida), 0);
+	assert_int_equal(store_unwatch(x->s, ida), LINLI_ENOENT);
+	/* Pending notices of a store that closes are freed (ASan checks). */
+	must_put(x, "others", YUELAN, "o4", "{\"name\":\"v\"}", NULL);
+	commit(x);
+}
+
 int main(int argc, char **argv)
 {
 	log_set_level(LOG_ERROR);
@@ -1807,6 +1914,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_range_filters, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_range_filters_random, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_range_filters_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_change_notices, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
