@@ -808,6 +808,157 @@ int store_api_on_commit(linli_ctx *ctx, linli_commit_fn fn, void *ud)
 	return rc;
 }
 
+/* ---- change notices (since 1.1) ----
+ *
+ * A watch is a store watcher (store_watch) whose trampoline passes on only
+ * the changes inside the actor's jurisdiction, as a struct linli_change.
+ * The actor's side keeps it as a tracked resource (pwatch for a C plugin,
+ * script_api.c's for a script) whose release is store_api_unwatch_as.
+ */
+
+struct store_api_watch {
+	struct kernel *k;
+	uint64_t id;
+	store_change_as_fn fn;
+	void *ud;
+	char scope[SCOPE_MAX + 1]; /* the actor's jurisdiction */
+};
+
+static void watch_tramp(void *ud, const struct store_change *c)
+{
+	struct store_api_watch *w = ud;
+	if (!scope_within(w->scope, c->scope))
+		return; /* a sibling's or a parent's record: never told */
+	struct linli_change ch = {.size = sizeof ch,
+				  .dataset = c->dataset,
+				  .scope = c->scope,
+				  .id = c->id,
+				  .kind = store_change_kind_name(c->kind)};
+	w->fn(w->ud, &ch); /* may free w (unwatch from inside): touch nothing after */
+}
+
+int store_api_watch_as(const struct store_actor *a, const char *dataset, store_change_as_fn fn,
+		       void *ud, struct store_api_watch **out)
+{
+	struct call c;
+	*out = NULL;
+	int rc = call_begin(a, "store_watch", dataset, NULL, &c);
+	if (rc)
+		return rc;
+	if (!fn)
+		return failf(&c, LINLI_EINVAL, "store_watch %s: fn is NULL", dataset);
+	if (!catalog_dataset(c.k->catalog, dataset))
+		return failf(&c, LINLI_ENOENT, "store_watch: no dataset '%.64s' in the catalog",
+			     dataset);
+	if ((rc = authorize(&c, ACT_DATA_READ, "store_watch", dataset)))
+		return rc;
+	struct store_api_watch *w = calloc(1, sizeof *w);
+	if (!w)
+		return failf(&c, LINLI_ENOMEM, "store_watch %s: out of memory", dataset);
+	*w = (struct store_api_watch){.k = c.k, .fn = fn, .ud = ud};
+	snprintf(w->scope, sizeof w->scope, "%s", c.scope);
+	char err[256];
+	if ((rc = store_watch(c.k->store, dataset, watch_tramp, w, &w->id, err, sizeof err))) {
+		free(w);
+		return fail_with(&c, rc, err);
+	}
+	*out = w;
+	return 0;
+}
+
+uint64_t store_api_watch_id(const struct store_api_watch *w) { return w->id; }
+
+void store_api_unwatch_as(struct store_api_watch *w)
+{
+	if (!w)
+		return;
+	if (w->k->store)
+		store_unwatch(w->k->store, w->id);
+	free(w);
+}
+
+struct pwatch {
+	struct plugin *p;
+	struct plug_res *res;
+	struct store_api_watch *w;
+	linli_change_fn fn;
+	void *ud;
+	char dataset[CAT_NAME_MAX + 1];
+};
+
+static void pwatch_fn(void *ud, const struct linli_change *ch)
+{
+	struct pwatch *pw = ud;
+	pw->fn(plug_ctx(pw->p), ch, pw->ud);
+}
+
+static void pwatch_release(void *arg)
+{
+	struct pwatch *pw = arg;
+	store_api_unwatch_as(pw->w);
+	free(pw);
+}
+
+static void pwatch_describe(void *arg, char *buf, size_t len)
+{
+	struct pwatch *pw = arg;
+	snprintf(buf, len, "store watch %llu of %s", (unsigned long long)pw->w->id, pw->dataset);
+}
+
+static const struct plug_res_ops pwatch_ops = {
+    .kind = "store watch",
+    .release = pwatch_release,
+    .describe = pwatch_describe,
+};
+
+static bool pwatch_match(void *arg, const void *key)
+{
+	return ((struct pwatch *)arg)->w->id == *(const uint64_t *)key;
+}
+
+int store_api_watch(linli_ctx *ctx, const char *dataset, linli_change_fn fn, void *ud,
+		    uint64_t *id)
+{
+	struct plugin_actor pa;
+	const struct store_actor *a = plugin_actor(ctx, &pa);
+	struct pwatch *pw = calloc(1, sizeof *pw);
+	if (!pw) {
+		snprintf(a->st->last_error, sizeof a->st->last_error, "store_watch: out of memory");
+		return LINLI_ENOMEM;
+	}
+	*pw = (struct pwatch){.p = pa.p, .fn = fn, .ud = ud};
+	snprintf(pw->dataset, sizeof pw->dataset, "%s", dataset ? dataset : "");
+	int rc = store_api_watch_as(a, dataset, fn ? pwatch_fn : NULL, pw, &pw->w);
+	if (rc) {
+		free(pw);
+		return rc;
+	}
+	if (!(pw->res = plug_track(pa.p, &pwatch_ops, pw))) {
+		store_api_unwatch_as(pw->w);
+		free(pw);
+		snprintf(a->st->last_error, sizeof a->st->last_error, "store_watch: out of memory");
+		return LINLI_ENOMEM;
+	}
+	if (id)
+		*id = pw->w->id;
+	return 0;
+}
+
+int store_api_unwatch(linli_ctx *ctx, uint64_t id)
+{
+	struct plugin_actor pa;
+	const struct store_actor *a = plugin_actor(ctx, &pa);
+	a->st->last_error[0] = '\0';
+	struct plug_res *res;
+	if (!plug_find_res(pa.p, &pwatch_ops, pwatch_match, &id, &res)) {
+		snprintf(a->st->last_error, sizeof a->st->last_error,
+			 "store_unwatch: no watch %llu of this plugin", (unsigned long long)id);
+		return LINLI_ENOENT;
+	}
+	plug_release(pa.p, res);
+	return 0;
+}
+
 /* ---- schemas (since 1.1) ---- */
 
 /*

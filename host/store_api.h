@@ -102,4 +102,23 @@ int store_api_datasets(linli_ctx *ctx, linli_record **out);
 int store_api_schema_as(const struct store_actor *a, const char *dataset, msgpack_packer *pk);
 int store_api_datasets_as(const struct store_actor *a, msgpack_packer *pk);
 
+/*
+ * Change notices, since 1.1: the members store_watch / store_unwatch, and
+ * the same for any actor. store_api_watch_as checks like a scan (a system
+ * dataset, an unknown one: LINLI_ENOENT, store.read:DATASET) and has
+ * fn(ud, change) called, on the kernel thread after each commit, for the
+ * changes of the dataset within the actor's jurisdiction; *out is the
+ * watch, which the caller tracks and ends with store_api_unwatch_as (also
+ * from inside fn; fn is then never called again).
+ */
+typedef void (*store_change_as_fn)(void *ud, const struct linli_change *ch);
+struct store_api_watch;
+int store_api_watch(linli_ctx *ctx, const char *dataset, linli_change_fn fn, void *ud,
+		    uint64_t *id);
+int store_api_unwatch(linli_ctx *ctx, uint64_t id);
+int store_api_watch_as(const struct store_actor *a, const char *dataset, store_change_as_fn fn,
+		       void *ud, struct store_api_watch **out);
+uint64_t store_api_watch_id(const struct store_api_watch *w);
+void store_api_unwatch_as(struct store_api_watch *w);
+
 #endif

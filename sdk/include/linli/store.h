@@ -1,7 +1,8 @@
 /*
  * linli/store.h — the types of the store members of the function table
  * (api->store_get, store_put, store_delete, store_scan, store_update,
- * store_on_commit, store_last_error; linli/api.h documents each).
+ * store_on_commit, store_last_error; since 1.1 store_watch, store_unwatch,
+ * dataset_schema, datasets; linli/api.h documents each).
  *
  * The store keeps the platform's records. Every record belongs to a dataset
  * of the node's catalog (`linli catalog list`, `linli catalog show NAME`
@@ -164,6 +165,30 @@ typedef int (*linli_update_fn)(linli_ctx *ctx, const char *id, linli_record **re
  * the loop batch; it may call the table (a write opens the next batch).
  */
 typedef void (*linli_commit_fn)(linli_ctx *ctx, int rc, const char *msg, void *ud);
+
+/*
+ * struct linli_change — one record changed by a committed batch, as a
+ * watcher (api->store_watch) is told of it, since 1.1. Everything is
+ * borrowed for the duration of the callback.
+ */
+struct linli_change {
+	uint32_t size;	     /* sizeof(struct linli_change) of the kernel */
+	const char *dataset; /* the watched dataset */
+	const char *scope;   /* the record's scope (inside the plugin's jurisdiction) */
+	const char *id;	     /* the record's id */
+	const char *kind;    /* "created", "updated" or "deleted" */
+};
+
+/*
+ * linli_change_fn — a store watcher (kernel thread, after the commit, never
+ * inside a write transaction; must not block), since 1.1. It may call any
+ * member: read the record (api->store_get; it may have changed again since),
+ * write (into the next batch), watch and unwatch (itself too). The writes
+ * it makes are not told back to this watcher, so a cache that writes what
+ * it hears does not hear itself; two watchers that answer each other's
+ * writes do, one batch per turn of the kernel's loop.
+ */
+typedef void (*linli_change_fn)(linli_ctx *ctx, const struct linli_change *ch, void *ud);
 
 #ifdef __cplusplus
 }
