@@ -17,7 +17,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import BUILD, SRC, Daemon, TestFailure, check, eq, finish, main  # noqa: E402
+from harness import (BUILD, SRC, Daemon, TestFailure, check, eq, finish, main,  # noqa: E402
+                     wait_for)
 
 TP = os.path.abspath(os.environ.get("LINLI_TP_DIR", os.path.join(BUILD, "tests", "plugins")))
 CATALOG = os.path.join(SRC, "catalog")
@@ -571,6 +572,104 @@ def case_range_filters():
         check(any(a.get("who") == "viewer1" and a["result"] == "denied"
                   and a.get("detail") == "filter on sensitive field reporter_phone"
                   for a in d.ok("audit", "--limit", "1000")), "the viewer's range audited denied")
+
+
+def watch_ok(d, *args):
+    """A tp_watch call that must succeed; returns its reply."""
+    r = d.ok("tp_watch", *args)
+    check(r["rc"] >= 0 and r["error"] == "", f"tp_watch {' '.join(args)}: {r}")
+    return r
+
+
+def case_change_notices_after_commit():
+    """tp_watch (a street's plugin) is told of every committed change in its subtree,
+    whoever made it, once, in order; its watches are tracked resources."""
+    with node(plugins=("tp_watch",)) as d:
+        wres = watch_ok(d, "watch", "residents")["id"]
+        wgrid = watch_ok(d, "watch", "grids")["id"]
+        check(wres > 0 and wgrid > wres, "ids")
+        info = d.ok("plugins", "info", "tp_watch")["resources"]
+        for w in (f"store watch {wres} of residents", f"store watch {wgrid} of grids"):
+            check({"kind": "store watch", "what": w} in info, f"{w} in {info}")
+        d.ok("data", "put", "residents", "--scope", YUELAN, "--id", "r-1", js(RESIDENT))
+        d.ok("data", "put", "residents", "--scope", YUELAN, "--id", "r-1",
+             js(dict(RESIDENT, gender="female")))
+        d.ok("data", "del", "residents", "r-1")
+        d.ok("data", "put", "grids", "--scope", TIANEHU, "--id", "g-1", js(GRID))
+        d.ok("data", "put", "businesses", "--scope", YUELAN, "--id", "b-1",
+             js({"name": "小店", "credit_code": "91340100MA2N0XXX1X",
+                 "kind": "individual_business"}))  # not watched
+        heard = []
+        wait_for(lambda: heard.extend(watch_ok(d, "heard")["heard"]) or len(heard) >= 4,
+                 "four changes")
+        eq(heard, [f"created residents {YUELAN} r-1", f"updated residents {YUELAN} r-1",
+                   f"deleted residents {YUELAN} r-1", f"created grids {TIANEHU} g-1"],
+           "what was told")
+        # Refusals name the reason.
+        for ds, name, needle in (
+                ("incidents", "LINLI_EPERM", "holds no granted capability store.read:incidents"),
+                ("accounts", "LINLI_EPERM", "dataset 'accounts' is kept by the kernel itself"),
+                ("nope", "LINLI_ENOENT", "no dataset 'nope' in the catalog")):
+            r = d.ok("tp_watch", "watch", ds)
+            eq(r["name"], name, r["error"])
+            check(needle in r["error"], f"{needle!r} not in {r['error']!r}")
+        # One that stops itself at its first change; unwatch.
+        watch_ok(d, "once", "residents")
+        watch_ok(d, "unwatch", str(wres))
+        eq(d.ok("tp_watch", "unwatch", str(wres))["name"], "LINLI_ENOENT", "unwatched already")
+        for i in range(2):
+            d.ok("data", "put", "residents", "--scope", YUELAN, "--id", f"r-{i + 2}",
+                 js(RESIDENT))
+        d.wait_log("once: unwatch rc 0")
+        eq(d.logtext().count("heard once "), 1, "told once, then it stopped")
+        eq(watch_ok(d, "heard")["heard"], [f"created residents {YUELAN} r-2"], "only the once")
+        # A watcher's own write is not told back to it (no loop), but to the others.
+        watch_ok(d, "echo", "grids")
+        d.ok("data", "put", "grids", "--scope", YUELAN, "--id", "g-2", js(GRID))
+        heard = []
+        wait_for(lambda: heard.extend(watch_ok(d, "heard")["heard"]) or len(heard) >= 3,
+                 "the echo's notice")
+        eq(sorted(heard), sorted([f"created grids {YUELAN} g-2", f"created grids {YUELAN} g-2",
+                                  f"created grids {YUELAN} echo"]), "the echo heard by the other")
+        eq(d.logtext().count("echo: put rc 0"), 1, "the echo watcher did not hear itself")
+        eq(d.ok("data", "get", "grids", "echo", "--scope", YUELAN)["name"], "g-2", "echo stored")
+        # Disable removes every watch; the next instance starts with none.
+        d.ok("plugins", "disable", "tp_watch")
+        d.ok("data", "put", "grids", "--scope", YUELAN, "--id", "g-3", js(GRID))
+        d.ok("plugins", "enable", "tp_watch")
+        eq([r for r in d.ok("plugins", "info", "tp_watch")["resources"]
+            if r["kind"] == "store watch"], [], "no watch left")
+        d.ok("data", "put", "grids", "--scope", YUELAN, "--id", "g-4", js(GRID))
+        eq(watch_ok(d, "heard")["heard"], [], "nothing told to the new instance")
+        check(f"{YUELAN} g-3" not in d.logtext(), "nothing told while disabled")
+
+
+def case_dataset_schema_and_list():
+    with node(plugins=("tp_watch",)) as d:
+        s = watch_ok(d, "schema", "residents")["schema"]
+        eq((s["name"], s["level"], s["title_en"]), ("residents", "community", s["title_en"]), "head")
+        cat = d.ok("catalog", "show", "dataset", "residents")
+        eq((s["title_zh"], s["sharing"], s["owner"], s["family"]),
+           (cat["title_zh"], cat["sharing"], cat["owner"], cat["family"]), "as the catalog has it")
+        fields = {f["name"]: f for f in s["fields"]}
+        eq([f["name"] for f in s["fields"]], [f["name"] for f in cat["fields"]], "every field")
+        eq(fields["id_number"]["sensitive"], "id_number", "a mask kind")
+        eq(fields["gender"]["sensitive"], False, "not sensitive")
+        eq(fields["gender"]["values"], ["male", "female"], "enum values")
+        for f in cat["fields"]:
+            g = fields[f["name"]]
+            eq((g["type"], g["required"], g["indexed"]), (f["type"], f["required"], f["indexed"]),
+               f["name"])
+        lst = watch_ok(d, "datasets")["datasets"]
+        names = [x["name"] for x in lst]
+        check("residents" in names and "incidents" in names, names)
+        check(not set(names) & SYSTEM, f"system datasets listed: {names}")
+        eq(sorted(lst[0]), ["level", "name", "sharing", "title_en", "title_zh"], "an entry")
+        for ds, name, needle in (("accounts", "LINLI_EPERM", "kept by the kernel itself"),
+                                 ("nope", "LINLI_ENOENT", "no dataset 'nope' in the catalog")):
+            r = d.ok("tp_watch", "schema", ds)
+            eq(r["name"], name, r["error"])
+            check(needle in r["error"], r["error"])
 
 
 if __name__ == "__main__":
