@@ -857,5 +857,66 @@ return ids""")
             check(r["r1"] is False and needle in r["r2"], f"{code}: {r}")
 
 
+def case_store_watch_and_schema():
+    apps = {"keeper.lua": keeper(caps=KEEPER_CAPS),
+            "reader.lua": keeper("reader", caps=("catalog.read", "store.read:residents"))}
+    with node(apps=apps) as d:
+        r = run(d, "HEARD = {}\n"
+                   "return linli.store_watch('residents', function(c)\n"
+                   "  HEARD[#HEARD + 1] = c.kind .. ' ' .. c.dataset .. ' ' .. c.scope .. ' ' .. c.id\n"
+                   "end)")
+        wid = r["r1"]
+        check(isinstance(wid, int) and wid > 0, f"an id: {r}")
+        info = d.ok("plugins", "info", "keeper")["resources"]
+        check({"kind": "store watch", "what": f"store watch {wid} of residents"} in info, info)
+        d.ok("data", "put", "residents", "--scope", YUELAN, "--id", "r-1", js(RESIDENT))
+        d.ok("data", "put", "residents", "--scope", YUELAN, "--id", "r-1",
+             js(dict(RESIDENT, gender="female")))
+        d.ok("data", "del", "residents", "r-1")
+        # The script's own write outside its watcher counts too.
+        run(d, f"return linli.store_put('residents', {lua(RESIDENT)}, '{TIANEHU}', 'own')")
+        def heard():
+            return run(d, "return HEARD")["r1"] or []
+
+        wait_for(lambda: len(heard()) >= 4, "four changes")
+        eq(heard(), [f"created residents {YUELAN} r-1", f"updated residents {YUELAN} r-1",
+                   f"deleted residents {YUELAN} r-1", f"created residents {TIANEHU} own"],
+           "told after each commit, in order")
+        r = run(d, f"return linli.store_unwatch({wid})")
+        eq(r["r1"], True, "unwatched")
+        refused(run(d, f"return linli.store_unwatch({wid})"), "LINLI_ENOENT", "no such watch")
+        d.ok("data", "put", "residents", "--scope", YUELAN, "--id", "r-2", js(RESIDENT))
+        d.ok("data", "put", "residents", "--scope", YUELAN, "--id", "r-3", js(RESIDENT))
+        eq(len(heard()), 4, "nothing after unwatch")
+        for ds, code, needle in (("businesses", "LINLI_EPERM",
+                                  "holds no granted capability store.read:businesses"),
+                                 ("sessions", "LINLI_EPERM", "kept by the kernel itself"),
+                                 ("nope", "LINLI_ENOENT", "no dataset 'nope'")):
+            refused(run(d, f"return linli.store_watch('{ds}', function() end)"), code, needle)
+        r = run(d, "return pcall(linli.store_watch, 'residents')")
+        check(r["r1"] is False and "function expected" in r["r2"], r)
+        # A reload removes the old instance's watches.
+        run(d, "return linli.store_watch('residents', function() end)")
+        d.ok("plugins", "reload", "keeper")
+        eq([x for x in d.ok("plugins", "info", "keeper")["resources"]
+            if x["kind"] == "store watch"], [], "no watch after reload")
+        # Schemas need catalog.read.
+        refused(run(d, "return linli.dataset_schema('residents')"), "LINLI_EPERM",
+                "holds no granted capability catalog.read")
+        refused(run(d, "return linli.datasets()"), "LINLI_EPERM",
+                "holds no granted capability catalog.read")
+        s = run(d, "return linli.dataset_schema('residents')", "reader")["r1"]
+        cat = d.ok("catalog", "show", "dataset", "residents")
+        eq([f["name"] for f in s["fields"]], [f["name"] for f in cat["fields"]], "fields")
+        eq({f["name"]: f["sensitive"] for f in s["fields"]}["id_number"], "id_number", "mask")
+        eq((s["level"], s["sharing"]), (cat["level"], cat["sharing"]), "level and sharing")
+        refused(run(d, "return linli.dataset_schema('apikeys')", "reader"), "LINLI_EPERM",
+                "kept by the kernel itself")
+        refused(run(d, "return linli.dataset_schema('nope')", "reader"), "LINLI_ENOENT",
+                "no dataset 'nope'")
+        names = [x["name"] for x in run(d, "return linli.datasets()", "reader")["r1"]]
+        check("residents" in names and "apikeys" not in names, names)
+
+
 if __name__ == "__main__":
     sys.exit(main(dict(globals())))
