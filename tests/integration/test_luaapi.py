@@ -578,7 +578,10 @@ plugin { name = "names", version = "1.0.0", sdk = "1.0", family = "custom",
                                        "store_get", "store_on_commit", "store_put",
                                        "store_scan", "store_update", "subscribe",
                                        "time_now_ms", "timer_add", "timer_cancel",
-                                       "unsubscribe"]), "linli.*")
+                                       "unsubscribe",
+                                       # 1.1: store changes, schemas
+                                       "store_watch", "store_unwatch", "dataset_schema",
+                                       "datasets"]), "linli.*")
         check("linli.publish: not available while the file loads" in r["loaderr"], r)
         eq((r["name"], r["major"], r["minor"]), ("names", SDK_MAJOR, SDK_MINOR), "fields")
         # The editor definitions and the reference describe exactly this table.
