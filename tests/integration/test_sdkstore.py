@@ -527,6 +527,9 @@ def case_range_filters():
         eq(ids(f"range=step_deadline>={now - 2 * hour}", f"range=step_deadline<={now + hour}"),
            ["i-1", "i-2", "i-3"], "between two bounds")
         eq(ids(f"range=step_deadline>{now + 2 * hour}"), [], "none after the last")
+        # A 1.0 plugin's query is smaller: the kernel reads no range from it.
+        eq(len(ok(d, "scan", "incidents", "range=step_deadline<0", "size=1.0")["rows"]), 6,
+           "the 1.0 size: the whole dataset, the range members unread")
         # Refusals name the field and the reason.
         for arg, name, needle in (
                 ("range=step_deadline!=now", "LINLI_EINVAL",
