@@ -1140,8 +1140,8 @@ static const char *query_str(lua_State *L, const char *key, bool required)
  */
 static int l_store_scan(lua_State *L)
 {
-	static const char *const keys[] = {"dataset", "scope",	"where", "limit",
-					   "cursor",  "range", NULL};
+	static const char *const keys[] = {"dataset", "scope", "where", "range",
+					   "limit",   "cursor", NULL};
 	struct sapi *s = need(L, "store_scan");
 	luaL_checktype(L, 1, LUA_TTABLE);
 	lua_settop(L, 1);

@@ -18,7 +18,11 @@
  * A jurisdiction subtree is the key range starting `dataset \0 scope "/"`, so
  * `.../yuelan` never matches `.../yuelan2`. An index value is a 2-byte length
  * and the value's canonical bytes (strings longer than 64 bytes: a 16-byte
- * BLAKE2b hash, results re-checked against the record).
+ * BLAKE2b hash, results re-checked against the record). Integers and times
+ * are 8 bytes big-endian with the sign bit flipped, so they sort by value;
+ * floats are their IEEE bits as they are: non-negative ones sort by value,
+ * negative ones after them in reverse (a range walk takes them as two
+ * segments; changing that would change the format).
  *
  * Ids are unique per (dataset, scope): a record's address is
  * dataset/scope/id, and two scopes may hold the same id, so that nothing
