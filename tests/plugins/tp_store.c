@@ -135,8 +135,10 @@ struct scan_opts {
 	struct linli_query q;
 	struct linli_where where[LINLI_MAX_WHERE + 1];
 	char wf[LINLI_MAX_WHERE + 1][64];
+#ifdef LINLI_MAX_RANGE /* SDK 1.1: not in the frozen 1.0 headers tp_store_v10 builds with */
 	struct linli_range range[LINLI_MAX_RANGE + 1];
 	char rf[LINLI_MAX_RANGE + 1][64], rop[LINLI_MAX_RANGE + 1][4];
+#endif
 	long stop, fail;
 	bool write;
 };
@@ -173,6 +175,7 @@ static int parse_scan(const struct linli_cmd_req *req, struct scan_opts *o, char
 			snprintf(o->wf[n], sizeof o->wf[n], "%.*s", (int)(eq - w - 6), w + 6);
 			o->where[n].field = o->wf[n];
 			o->where[n].value = eq + 1;
+#ifdef LINLI_MAX_RANGE
 		} else if (strncmp(w, "range=", 6) == 0 && o->q.n_range <= LINLI_MAX_RANGE) {
 			/* range=FIELD OP VALUE, the operator being any of <>=! */
 			size_t fl = strcspn(w + 6, "<>=!"), ol = strspn(w + 6 + fl, "<>=!");
@@ -181,6 +184,7 @@ static int parse_scan(const struct linli_cmd_req *req, struct scan_opts *o, char
 			snprintf(o->rf[n], sizeof o->rf[n], "%.*s", (int)fl, w + 6);
 			snprintf(o->rop[n], sizeof o->rop[n], "%.*s", (int)ol, w + 6 + fl);
 			o->range[n] = (struct linli_range){o->rf[n], o->rop[n], w + 6 + fl + ol};
+#endif
 		} else {
 			snprintf(err, errlen, "tp_store scan: what is '%s'?", w);
 			return LINLI_EINVAL;
