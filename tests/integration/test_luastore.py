@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -916,6 +917,57 @@ def case_store_watch_and_schema():
                 "no dataset 'nope'")
         names = [x["name"] for x in run(d, "return linli.datasets()", "reader")["r1"]]
         check("residents" in names and "apikeys" not in names, names)
+
+
+def case_a_lost_batch_tells_no_watcher():
+    """A batch lost to a full disk tells nothing: what a watch heard is exactly what was
+    stored (a small tmpfs as the data dir; needs root)."""
+    if os.geteuid() != 0:
+        print("skipped: mounting a small tmpfs needs root")
+        sys.exit(77)
+    d = Daemon()
+    os.makedirs(d.data)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", d.data],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        d.cleanup()
+        print(f"skipped: cannot mount a tmpfs: {r.stderr.strip()}")
+        sys.exit(77)
+    try:
+        caps = ("store.read:alarms", "store.write:alarms")
+        with node(apps={"keeper.lua": keeper(caps=caps)}, d=d) as d:
+            run(d, "HEARD = {}\n"
+                   "return linli.store_watch('alarms', function(c) HEARD[#HEARD + 1] = c.id end)")
+            fill = f"""
+for i = 1, 100 do
+  assert(linli.store_put("alarms", {{ topic = "t", event = "e", severity = "major",
+    status = "raised", raised_at = 1, message = string.rep("m", 1000) }}, "{YUELAN}"))
+end
+return true"""
+            for _ in range(60):  # 100 KB a batch; the 2 MB fill long before
+                run(d, fill)
+                if "batch lost" in d.logtext():
+                    break
+            check("batch lost" in d.logtext() and "the disk is full" in d.logtext(),
+                  "no batch was lost")
+            heard = run(d, "return HEARD")["r1"]
+            stored, cursor = [], None
+            while True:
+                q = d.ok("data", "query", "alarms", "--limit", "1000",
+                         *(["--cursor", cursor] if cursor else []))
+                stored += [x["id"] for x in q["records"]]
+                cursor = q.get("cursor")
+                if not cursor:
+                    break
+            check(len(stored) >= 100 and len(stored) % 100 == 0, f"{len(stored)} stored")
+            eq(sorted(heard), sorted(stored), "heard exactly what was stored")
+            print(f"  {len(stored)} stored and heard, then: a batch lost")
+    finally:
+        if d.proc and d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait()
+        subprocess.run(["umount", d.data])
+        d.cleanup()
 
 
 if __name__ == "__main__":
