@@ -1204,3 +1204,69 @@ const struct cat_field *cat_dataset_field(const struct cat_dataset *d, const cha
 			return &d->fields[i];
 	return NULL;
 }
+
+/* ---- schema records for the SDK (api->dataset_schema, api->datasets), since 1.1 ---- */
+
+#include <msgpack.h> /* here, not above: this part only packs what was loaded */
+
+#include "mp.h"
+
+/* One field as the SDK's schema record has it (see cat_pack_schema). */
+static void pack_schema_field(msgpack_packer *pk, const struct cat_field *f)
+{
+	int n = 5 + (f->n_values > 0) + (f->ref != NULL) + f->has_min + f->has_max +
+		(f->max_len > 0) + (f->unit != NULL);
+	msgpack_pack_map(pk, (size_t)n);
+	mp_kv_str(pk, "name", f->name);
+	mp_kv_str(pk, "type", cat_type_name(f->type));
+	mp_kv_bool(pk, "required", f->required);
+	mp_kv_bool(pk, "indexed", f->indexed);
+	if (f->sensitive != CAT_SENS_NONE)
+		mp_kv_str(pk, "sensitive", cat_sensitive_name(f->sensitive));
+	else
+		mp_kv_bool(pk, "sensitive", false);
+	if (f->n_values) {
+		mp_str(pk, "values");
+		msgpack_pack_array(pk, (size_t)f->n_values);
+		for (int i = 0; i < f->n_values; i++)
+			mp_str(pk, f->values[i]);
+	}
+	if (f->ref)
+		mp_kv_str(pk, "ref", f->ref);
+	if (f->has_min) {
+		if (f->type == CAT_FLOAT)
+			mp_kv_double(pk, "min", f->fmin);
+		else
+			mp_kv_int(pk, "min", f->imin);
+	}
+	if (f->has_max) {
+		if (f->type == CAT_FLOAT)
+			mp_kv_double(pk, "max", f->fmax);
+		else
+			mp_kv_int(pk, "max", f->imax);
+	}
+	if (f->max_len > 0)
+		mp_kv_int(pk, "max_len", f->max_len);
+	if (f->unit)
+		mp_kv_str(pk, "unit", f->unit);
+}
+
+void cat_pack_schema(msgpack_packer *pk, const struct cat_dataset *d, bool fields)
+{
+	msgpack_pack_map(pk, fields ? 10 : 5);
+	mp_kv_str(pk, "name", d->name);
+	mp_kv_str(pk, "title_en", d->title_en);
+	mp_kv_str(pk, "title_zh", d->title_zh);
+	mp_kv_str(pk, "level", tier_level_name(d->level));
+	mp_kv_str(pk, "sharing", cat_sharing_name(d->sharing));
+	if (!fields)
+		return;
+	mp_kv_str(pk, "owner", d->owner);
+	mp_kv_str(pk, "family", d->family);
+	mp_kv_str(pk, "source", cat_source_name(d->source));
+	mp_kv_bool(pk, "restricted", d->restricted);
+	mp_str(pk, "fields");
+	msgpack_pack_array(pk, (size_t)d->n_fields);
+	for (int i = 0; i < d->n_fields; i++)
+		pack_schema_field(pk, &d->fields[i]);
+}

@@ -162,4 +162,15 @@ const char *cat_sharing_name(enum cat_sharing s);
 const char *cat_source_name(enum cat_source s);
 const char *cat_severity_name(enum cat_severity s);
 
+/*
+ * cat_pack_schema — dataset d as the SDK's schema record (api->dataset_schema,
+ * since 1.1): {"name", "title_en", "title_zh", "level", "sharing", "owner",
+ * "family", "source", "restricted", "fields": [{"name", "type", "required",
+ * "indexed", "sensitive" (the mask kind, or false), "values"?, "ref"?,
+ * "min"?, "max"?, "max_len"?, "unit"?}]}; with `fields` false only the first
+ * five (one entry of api->datasets).
+ */
+struct msgpack_packer;
+void cat_pack_schema(struct msgpack_packer *pk, const struct cat_dataset *d, bool fields);
+
 #endif

@@ -488,32 +488,53 @@ static int scan_to_page(struct http_req *r, const struct store_query *q,
 }
 
 /*
- * ?where=FIELD=VALUE, repeatable (all must match). A key never holds the
- * sensitive grant, so a filter on a sensitive field would be an oracle on
- * what it sees masked: 403 naming the field. Fills w (whose strings point
- * into vals, which the caller frees); an http_error status or 0.
+ * ?where=FIELD=VALUE, repeatable (all must match); also FIELD<VALUE,
+ * FIELD<=VALUE, FIELD>VALUE, FIELD>=VALUE on indexed numbers and times
+ * (`<` and `>` percent-encoded or not). A key never holds the sensitive
+ * grant, so a filter on a sensitive field would be an oracle on what it sees
+ * masked: 403 naming the field. Fills f (whose strings point into f->vals
+ * and f->fields; the caller frees vals); an http_error status or 0.
  */
-static int where_params(struct http_req *r, const struct cat_dataset *ds,
-			struct store_where w[STORE_MAX_WHERE], char *vals[STORE_MAX_WHERE], int *n)
+struct filters {
+	struct store_where w[STORE_MAX_WHERE];
+	struct store_range rg[STORE_MAX_RANGE];
+	int nw, nr, nv;
+	char *vals[STORE_MAX_WHERE + STORE_MAX_RANGE];
+	char fields[STORE_MAX_WHERE + STORE_MAX_RANGE][CAT_NAME_MAX + 1];
+};
+
+static int where_params(struct http_req *r, const struct cat_dataset *ds, struct filters *f)
 {
-	*n = 0;
-	for (char *v; (v = http_query_at(r, "where", *n)) != NULL;) {
-		if (*n == STORE_MAX_WHERE) {
+	for (char *v; (v = http_query_at(r, "where", f->nv)) != NULL;) {
+		if (f->nv == STORE_MAX_WHERE + STORE_MAX_RANGE) {
 			free(v);
-			return http_error(r, 400, "at most %d where filters", STORE_MAX_WHERE);
+			return http_error(r, 400, "at most %d where filters",
+					  STORE_MAX_WHERE + STORE_MAX_RANGE);
 		}
-		vals[(*n)++] = v;
-		char *eq = strchr(v, '=');
-		if (!eq || eq == v)
-			return http_error(r, 400, "where must be FIELD=VALUE");
-		*eq = '\0';
-		const struct cat_field *fl = cat_dataset_field(ds, v, strlen(v));
+		char *field = f->fields[f->nv];
+		f->vals[f->nv++] = v;
+		const char *op, *val;
+		if (!store_parse_filter(v, field, &op, &val))
+			return http_error(r, 400,
+					  "where must be FIELD=VALUE, FIELD<VALUE, FIELD<=VALUE, "
+					  "FIELD>VALUE or FIELD>=VALUE");
+		const struct cat_field *fl = cat_dataset_field(ds, field, strlen(field));
 		if (fl && fl->sensitive != CAT_SENS_NONE)
 			return http_error(r, 403,
 					  "field '%s' of %s is sensitive: an API key may not filter "
 					  "on it",
-					  v, ds->name);
-		w[*n - 1] = (struct store_where){v, eq + 1};
+					  field, ds->name);
+		if (op[0] == '=') {
+			if (f->nw == STORE_MAX_WHERE)
+				return http_error(r, 400, "at most %d where FIELD=VALUE filters",
+						  STORE_MAX_WHERE);
+			f->w[f->nw++] = (struct store_where){field, val};
+		} else {
+			if (f->nr == STORE_MAX_RANGE)
+				return http_error(r, 400, "at most %d range where filters",
+						  STORE_MAX_RANGE);
+			f->rg[f->nr++] = (struct store_range){field, op, val};
+		}
 	}
 	return 0;
 }
@@ -528,24 +549,26 @@ static int get_records(struct http_req *r, void *ud)
 	char scope[SCOPE_MAX + 1];
 	if ((st = scope_for(r, scope)))
 		return opendata_audited(r, ((struct keyauth *)r->auth)->scope, ds->name, "denied", st);
-	struct store_where w[STORE_MAX_WHERE];
-	char *vals[STORE_MAX_WHERE], *cursor = NULL;
-	int nw = 0;
+	struct filters f;
+	f.nw = f.nr = f.nv = 0;
+	char *cursor = NULL;
 	size_t limit;
 	if (!(st = page_params(r, &limit, &cursor)))
-		st = where_params(r, ds, w, vals, &nw);
+		st = where_params(r, ds, &f);
 	if (!st) {
 		struct store_query q = {.dataset = ds->name,
 					.scope = scope,
-					.where = nw ? w : NULL,
-					.n_where = nw,
+					.where = f.nw ? f.w : NULL,
+					.n_where = f.nw,
 					.limit = limit,
-					.cursor = cursor};
+					.cursor = cursor,
+					.range = f.nr ? f.rg : NULL,
+					.n_range = f.nr};
 		st = scan_to_page(r, &q, store_has_sensitive(ds) ? ds : NULL, scope, ds->name, NULL);
 	} else
 		opendata_audited(r, scope, ds->name, "denied", st);
-	for (int i = 0; i < nw; i++)
-		free(vals[i]);
+	for (int i = 0; i < f.nv; i++)
+		free(f.vals[i]);
 	free(cursor);
 	return st;
 }

@@ -1483,6 +1483,42 @@ static int read_where(lua_State *L, int idx, struct lwhere *w)
 	return n;
 }
 
+/*
+ * Read the query's `range` list at idx into r: each entry {field, op, value}
+ * or {field = , op = , value = } (the value a string or a number); strings
+ * stay on the stack. The count, or luaL_error naming the entry.
+ */
+static int read_range(lua_State *L, int idx, struct linli_range *r)
+{
+	static const char *const names[] = {"field", "op", "value"};
+	int n = (int)luaL_len(L, idx);
+	if (n > LINLI_MAX_RANGE)
+		return n;
+	luaL_checkstack(L, 4 * LINLI_MAX_RANGE + 4, "range");
+	for (int i = 0; i < n; i++) {
+		if (lua_geti(L, idx, i + 1) != LUA_TTABLE)
+			luaL_error(L, "linli.store_scan: range[%d] must be a table {field, op, value}, "
+				      "not %s",
+				   i + 1, luaL_typename(L, -1));
+		int e = lua_gettop(L);
+		const char *v[3];
+		for (int j = 0; j < 3; j++) {
+			int t = lua_geti(L, e, j + 1);
+			if (t == LUA_TNIL) {
+				lua_pop(L, 1);
+				t = lua_getfield(L, e, names[j]);
+			}
+			if (t != LUA_TSTRING && !(j == 2 && t == LUA_TNUMBER))
+				luaL_error(L, "linli.store_scan: range[%d].%s must be a string%s, not %s",
+					   i + 1, names[j], j == 2 ? " or a number" : "",
+					   luaL_typename(L, -1));
+			v[j] = lua_tostring(L, -1); /* a number becomes text in this copy */
+		}
+		r[i] = (struct linli_range){v[0], v[1], v[2]};
+	}
+	return n;
+}
+
 /* The optional string field `key` of the table at 1, left on the stack; NULL if nil. */
 static const char *query_str(lua_State *L, const char *key, bool required)
 {
@@ -1497,13 +1533,15 @@ static const char *query_str(lua_State *L, const char *key, bool required)
 }
 
 /*
- * linli.store_scan{dataset = , scope = , where = {field = value, ...}, limit = , cursor = }
+ * linli.store_scan{dataset = , scope = , where = {field = value, ...},
+ *                  range = {{field, op, value}, ...}, limit = , cursor = }
  * -> rows, cursor | nil, msg, code. rows[i] = {id = , scope = , record = }; cursor is nil
  * after the last page.
  */
 static int l_store_scan(lua_State *L)
 {
-	static const char *const keys[] = {"dataset", "scope", "where", "limit", "cursor", NULL};
+	static const char *const keys[] = {"dataset", "scope", "where", "range",
+					   "limit",   "cursor", NULL};
 	struct sapi *s = need(L, "store_scan");
 	luaL_checktype(L, 1, LUA_TTABLE);
 	lua_settop(L, 1);
@@ -1517,7 +1555,7 @@ static int l_store_scan(lua_State *L)
 		if (!known)
 			luaL_error(L,
 				   "linli.store_scan: unknown query field %s%s%s (dataset, scope, "
-				   "where, limit, cursor)",
+				   "where, range, limit, cursor)",
 				   lua_type(L, -1) == LUA_TSTRING ? "'" : "a ",
 				   lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
 								  : luaL_typename(L, -1),
@@ -1547,6 +1585,16 @@ static int l_store_scan(lua_State *L)
 		where[i] = (struct linli_where){w[i].field, w[i].value};
 	q.where = where;
 	q.n_where = n;
+	struct linli_range range[LINLI_MAX_RANGE];
+	t = lua_getfield(L, 1, "range");
+	if (t != LUA_TNIL && t != LUA_TTABLE)
+		luaL_error(L, "linli.store_scan: range must be a list or nil, not %s",
+			   luaL_typename(L, -1));
+	n = t == LUA_TTABLE ? read_range(L, lua_gettop(L), range) : 0;
+	if (n > LINLI_MAX_RANGE)
+		return push_fail(L, LINLI_EINVAL, "store_scan: more than 8 filters in range");
+	q.range = range;
+	q.n_range = n;
 	lua_newtable(L);
 	struct lscan c = {L, lua_gettop(L), LUA_OK, 0};
 	script_charge(L, API_CALL_UNITS);
@@ -2211,6 +2259,158 @@ static int l_dev_command(lua_State *L)
 
 /* ---- the binder, attach, detach ---- */
 
+/* ---- store change notices and schemas (1.1) ---- */
+
+struct lwatch {
+	struct lres h;
+	struct store_api_watch *w;
+	int fnref;
+	char dataset[CAT_NAME_MAX + 1];
+};
+
+static void lwatch_release(void *arg)
+{
+	struct lwatch *lw = arg;
+	unlink_res(&lw->h);
+	store_api_unwatch_as(lw->w);
+	free(lw);
+}
+
+static void lwatch_describe(void *arg, char *buf, size_t len)
+{
+	struct lwatch *lw = arg;
+	snprintf(buf, len, "store watch %llu of %s",
+		 (unsigned long long)store_api_watch_id(lw->w), lw->dataset);
+}
+
+static const struct plug_res_ops lwatch_ops = {
+    .kind = "store watch",
+    .release = lwatch_release,
+    .describe = lwatch_describe,
+};
+
+static bool lwatch_match(const struct lres *r, uint64_t id)
+{
+	return store_api_watch_id(((const struct lwatch *)r)->w) == id;
+}
+
+/* fn(change): {dataset = , scope = , id = , kind = } */
+static int push_change(lua_State *L, void *ud)
+{
+	const struct linli_change *ch = ud;
+	luaL_checkstack(L, 3, "change");
+	lua_createtable(L, 0, 4);
+	lua_pushstring(L, ch->dataset);
+	lua_setfield(L, -2, "dataset");
+	lua_pushstring(L, ch->scope);
+	lua_setfield(L, -2, "scope");
+	lua_pushstring(L, ch->id);
+	lua_setfield(L, -2, "id");
+	lua_pushstring(L, ch->kind);
+	lua_setfield(L, -2, "kind");
+	return 1;
+}
+
+/* The store's call after a commit (kernel batch end: the script never runs then). */
+static void lwatch_fn(void *ud, const struct linli_change *ch)
+{
+	struct lwatch *lw = ud;
+	struct script *s = lw->h.a->s; /* the call may release lw (unwatch, a fault) */
+	if (script_state(s) != SCRIPT_READY)
+		return;
+	char err[512];
+	script_set_call_scope(s, ch->scope);
+	int rc = script_call(s, lw->fnref, push_change, (void *)ch, 0, NULL, NULL, err, sizeof err);
+	script_set_call_scope(s, NULL);
+	if (rc == LINLI_EBUSY)
+		log_warn(script_name(s), "store watch: the script was busy: change %s %s/%s dropped",
+			 ch->kind, ch->scope, ch->id);
+}
+
+/* linli.store_watch(dataset, fn) -> id | nil, msg, code; later fn(change) */
+static int l_store_watch(lua_State *L)
+{
+	struct sapi *s = need(L, "store_watch");
+	const char *dataset = luaL_checkstring(L, 1);
+	luaL_checktype(L, 2, LUA_TFUNCTION);
+	no_more(L, 2, "dataset and fn");
+	script_charge(L, API_CALL_UNITS);
+	lua_pushvalue(L, 2);
+	int ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	struct lwatch *lw = calloc(1, sizeof *lw);
+	if (!lw) {
+		luaL_unref(L, LUA_REGISTRYINDEX, ref);
+		return push_fail(L, LINLI_ENOMEM, "store_watch: out of memory");
+	}
+	lw->fnref = ref;
+	snprintf(lw->dataset, sizeof lw->dataset, "%s", dataset);
+	struct lactor la;
+	const struct store_actor *a = actor_of(s, &la);
+	int rc = store_api_watch_as(a, dataset, lwatch_fn, lw, &lw->w);
+	if (rc == 0 && track(s, &lw->h, &lwatch_ops)) {
+		store_api_unwatch_as(lw->w);
+		snprintf(a->st->last_error, sizeof a->st->last_error, "store_watch: out of memory");
+		rc = LINLI_ENOMEM;
+	}
+	if (rc) {
+		free(lw);
+		luaL_unref(L, LUA_REGISTRYINDEX, ref);
+		return store_fail(L, a, rc);
+	}
+	lua_pushinteger(L, (lua_Integer)store_api_watch_id(lw->w));
+	return 1;
+}
+
+/* linli.store_unwatch(id) -> true | nil, msg, "LINLI_ENOENT" */
+static int l_store_unwatch(lua_State *L)
+{
+	struct sapi *s = need(L, "store_unwatch");
+	lua_Integer id = luaL_checkinteger(L, 1);
+	no_more(L, 1, "only id");
+	struct lwatch *lw = (struct lwatch *)find_res(s, &lwatch_ops, lwatch_match, (uint64_t)id);
+	if (!lw)
+		return push_fail(L, LINLI_ENOENT, "store_unwatch: no such watch of this script");
+	luaL_unref(L, LUA_REGISTRYINDEX, lw->fnref);
+	release_res(&lw->h);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* linli.dataset_schema(dataset) -> schema | nil, msg, code */
+static int l_dataset_schema(lua_State *L)
+{
+	struct sapi *s = need(L, "dataset_schema");
+	const char *dataset = luaL_checkstring(L, 1);
+	no_more(L, 1, "only the dataset");
+	script_charge(L, API_CALL_UNITS);
+	struct lactor la;
+	const struct store_actor *a = actor_of(s, &la);
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	int rc = store_api_schema_as(a, dataset, &pk);
+	return push_sb(L, rc, &sb, false, a->st->last_error,
+		       "dataset_schema: out of memory for the schema");
+}
+
+/* linli.datasets() -> list | nil, msg, code */
+static int l_datasets(lua_State *L)
+{
+	struct sapi *s = need(L, "datasets");
+	no_more(L, 0, "no arguments");
+	script_charge(L, API_CALL_UNITS);
+	struct lactor la;
+	const struct store_actor *a = actor_of(s, &la);
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	int rc = store_api_datasets_as(a, &pk);
+	return push_sb(L, rc, &sb, false, a->st->last_error,
+		       "datasets: out of memory for the list");
+}
+
 static void bind_api(lua_State *L, struct script *s, void *ud)
 {
 	(void)s;
@@ -2256,6 +2456,10 @@ static void bind_api(lua_State *L, struct script *s, void *ud)
 	    /* 1.1: bus request/reply */
 
 	    /* 1.1: store changes, schemas */
+	    {"store_watch", l_store_watch},
+	    {"store_unwatch", l_store_unwatch},
+	    {"dataset_schema", l_dataset_schema},
+	    {"datasets", l_datasets},
 
 	    /* 1.1: devices */
 

@@ -623,6 +623,10 @@ static const struct linli_api table = {
 	/* ---- 1.1: bus request/reply ---- */
 
 	/* ---- 1.1: store range filters, change notifications, schemas ---- */
+	.store_watch = store_api_watch,
+	.store_unwatch = store_api_unwatch,
+	.dataset_schema = store_api_dataset_schema,
+	.datasets = store_api_datasets,
 
 	/* ---- 1.1: devices waiting for a commit ---- */
 

@@ -58,6 +58,22 @@ struct logop {
 	uint8_t mode;
 	uint16_t ds; /* index into cat->datasets, or DS_JOURNAL */
 	uint32_t scope_off, id_off, val_off, val_len;
+	uint64_t writer; /* the watcher whose callback made the write, or 0 */
+};
+
+/* A change of a committed batch, kept until store_changes_deliver. */
+struct pchange {
+	uint16_t ds;
+	uint8_t kind; /* enum store_change_kind */
+	uint64_t writer, batch;
+	char *scope_id; /* "scope\0id\0", malloc'd */
+};
+
+struct watcher {
+	uint64_t id, from; /* from: the last batch committed before it was added */
+	int ds;
+	store_watch_fn fn; /* NULL: removed (the slot goes after delivery) */
+	void *ud;
 };
 
 /* A log op for the event journal rather than a dataset: id holds the seq. */
@@ -110,6 +126,16 @@ struct store {
 	pthread_t backup_thread;
 
 	atomic_uint_fast64_t commits, writes, failed_commits, grows, last_commit_us;
+
+	/* Change notices (owner thread): who watches, and what committed since. */
+	struct watcher *watchers;
+	size_t n_watchers, cap_watchers;
+	uint32_t *watched; /* per dataset: live watchers */
+	size_t n_watched;  /* datasets with a watcher: 0 skips all of it */
+	struct pchange *pend;
+	size_t n_pend, cap_pend;
+	uint64_t next_watch, batches, writer;
+	int delivering;
 };
 
 /* ---- errors ---- */
@@ -1050,7 +1076,8 @@ static int log_op(struct store *s, bool del, enum apply_mode mode, int dsi, cons
 		s->ops = v;
 		s->cap_ops = cap;
 	}
-	struct logop op = {.del = del, .mode = (uint8_t)mode, .ds = (uint16_t)dsi};
+	struct logop op = {
+	    .del = del, .mode = (uint8_t)mode, .ds = (uint16_t)dsi, .writer = s->writer};
 	int rc = arena_add(s, scope, strlen(scope), &op.scope_off);
 	if (!rc)
 		rc = arena_add(s, id, strlen(id), &op.id_off);
@@ -1642,6 +1669,42 @@ static int flush_counts(struct store *s)
 	return 0;
 }
 
+/* Keep the committed batch's writes to watched datasets for store_changes_deliver. */
+static void keep_changes(struct store *s)
+{
+	for (size_t i = 0; i < s->n_ops; i++) {
+		const struct logop *op = &s->ops[i];
+		if (op->ds == DS_JOURNAL || !s->watched[op->ds])
+			continue;
+		if (s->n_pend == s->cap_pend) {
+			size_t cap = s->cap_pend ? s->cap_pend * 2 : 64;
+			struct pchange *v = realloc(s->pend, cap * sizeof *v);
+			if (!v)
+				goto oom;
+			s->pend = v;
+			s->cap_pend = cap;
+		}
+		const char *scope = arena_str(s, op->scope_off), *id = arena_str(s, op->id_off);
+		size_t sl = strlen(scope) + 1, il = strlen(id) + 1;
+		char *b = malloc(sl + il);
+		if (!b)
+			goto oom;
+		memcpy(b, scope, sl);
+		memcpy(b + sl, id, il);
+		s->pend[s->n_pend++] = (struct pchange){
+		    .ds = op->ds,
+		    .kind = op->del		       ? STORE_DELETED
+			    : op->mode == APPLY_NEW ? STORE_CREATED
+						    : STORE_UPDATED,
+		    .writer = op->writer,
+		    .batch = s->batches,
+		    .scope_id = b};
+	}
+	return;
+oom:
+	log_error("store", "out of memory: change notices of a committed batch were dropped");
+}
+
 static uint64_t now_us(void)
 {
 	struct timespec ts;
@@ -1684,6 +1747,9 @@ int store_batch_end(struct store *s)
 	}
 	atomic_store(&s->last_commit_us, now_us() - t0);
 	atomic_fetch_add(&s->commits, 1);
+	s->batches++;
+	if (s->n_watched)
+		keep_changes(s);
 	log_clear(s);
 	run_waiters(s, 0, NULL);
 	return 0;
@@ -1733,13 +1799,54 @@ int store_get_at(struct store *s, const char *dataset_name, const char *scope, c
 	return get_by(s, dataset_name, scope, id, true, out, NULL, err, errlen);
 }
 
+enum fop { OP_EQ, OP_LT, OP_LE, OP_GT, OP_GE };
+
 struct filt {
 	const struct cat_field *f;
 	msgpack_object v;
+	enum fop op;
 };
 
-/* Parse filter text into a normalised value of field f. */
-static int parse_filter(const struct cat_dataset *ds, const struct store_where *w, struct filt *o,
+static bool op_of(const char *op, enum fop *o)
+{
+	static const struct {
+		const char *name;
+		enum fop op;
+	} ops[] = {{"=", OP_EQ}, {"<", OP_LT}, {"<=", OP_LE}, {">", OP_GT}, {">=", OP_GE}};
+	if (!op || !*op) {
+		*o = OP_EQ;
+		return true;
+	}
+	for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+		if (strcmp(op, ops[i].name) == 0) {
+			*o = ops[i].op;
+			return true;
+		}
+	return false;
+}
+
+bool store_op_is_range(const char *op)
+{
+	enum fop o;
+	return op_of(op, &o) && o != OP_EQ;
+}
+
+static bool is_num_type(enum cat_type t)
+{
+	return t == CAT_INTEGER || t == CAT_FLOAT || t == CAT_TIME;
+}
+
+static void set_int(msgpack_object *o, int64_t v)
+{
+	o->type = v < 0 ? MSGPACK_OBJECT_NEGATIVE_INTEGER : MSGPACK_OBJECT_POSITIVE_INTEGER;
+	if (v < 0)
+		o->via.i64 = v;
+	else
+		o->via.u64 = (uint64_t)v;
+}
+
+/* Parse filter text (op NULL: an equality) into a normalised value of field f. */
+static int parse_filter(const struct cat_dataset *ds, const struct store_range *w, struct filt *o,
 			char *err, size_t errlen)
 {
 	const struct cat_field *f =
@@ -1747,6 +1854,10 @@ static int parse_filter(const struct cat_dataset *ds, const struct store_where *
 	if (!f)
 		return errf(err, errlen, LINLI_EINVAL, "%s: no field '%s' to filter on", ds->name,
 			    w->field ? w->field : "");
+	if (!op_of(w->op, &o->op))
+		return errf(err, errlen, LINLI_EINVAL,
+			    "%s: field '%s': '%.8s' is not a range operator (<, <=, >, >=)",
+			    ds->name, f->name, w->op);
 	if (!f->indexed) {
 		char names[512];
 		size_t off = 0;
@@ -1759,6 +1870,11 @@ static int parse_filter(const struct cat_dataset *ds, const struct store_where *
 			    "%s: field '%s' is not indexed; filters take indexed fields (%s)",
 			    ds->name, f->name, names[0] ? names : "none");
 	}
+	if (o->op != OP_EQ && !is_num_type(f->type))
+		return errf(err, errlen, LINLI_EINVAL,
+			    "%s: field '%s' is of type %s: ranges (<, <=, >, >=) take integer, "
+			    "float and time fields",
+			    ds->name, f->name, cat_type_name(f->type));
 	const char *t = w->value ? w->value : "";
 	size_t n = strlen(t);
 	o->f = f;
@@ -1785,26 +1901,20 @@ static int parse_filter(const struct cat_dataset *ds, const struct store_where *
 		long long v = strtoll(t, &end, 10);
 		int64_t ms;
 		if (n && *end == '\0' && errno == 0) {
-			o->v.type = v < 0 ? MSGPACK_OBJECT_NEGATIVE_INTEGER
-					  : MSGPACK_OBJECT_POSITIVE_INTEGER;
-			if (v < 0)
-				o->v.via.i64 = v;
-			else
-				o->v.via.u64 = (uint64_t)v;
+			set_int(&o->v, v);
+			return 0;
+		}
+		if (f->type == CAT_TIME && strcmp(t, "now") == 0) {
+			set_int(&o->v, wall_ms());
 			return 0;
 		}
 		if (f->type == CAT_TIME && store_time_parse(t, n, &ms)) {
-			o->v.type = ms < 0 ? MSGPACK_OBJECT_NEGATIVE_INTEGER
-					   : MSGPACK_OBJECT_POSITIVE_INTEGER;
-			if (ms < 0)
-				o->v.via.i64 = ms;
-			else
-				o->v.via.u64 = (uint64_t)ms;
+			set_int(&o->v, ms);
 			return 0;
 		}
 		return errf(err, errlen, LINLI_EINVAL, "%s: field '%s': '%.64s' is not %s",
 			    ds->name, f->name, t,
-			    f->type == CAT_TIME ? "a time (ms or RFC 3339)" : "an integer");
+			    f->type == CAT_TIME ? "a time (ms, RFC 3339 or now)" : "an integer");
 	}
 	case CAT_FLOAT: {
 		double d = strtod(t, &end);
@@ -1813,7 +1923,7 @@ static int parse_filter(const struct cat_dataset *ds, const struct store_where *
 				    "%s: field '%s': '%.64s' is not a number", ds->name, f->name,
 				    t);
 		o->v.type = MSGPACK_OBJECT_FLOAT64;
-		o->v.via.f64 = d;
+		o->v.via.f64 = d == 0 ? 0 : d; /* -0.0 is 0.0 */
 		return 0;
 	}
 	case CAT_BOOLEAN:
@@ -1831,6 +1941,36 @@ static int parse_filter(const struct cat_dataset *ds, const struct store_where *
 		    f->name);
 }
 
+/* Does stored value v of a number field pass range filter fl? */
+static bool in_range(const struct filt *fl, const msgpack_object *v)
+{
+	int c;
+	if (fl->f->type == CAT_FLOAT) {
+		double x, y;
+		if (!obj_num(v, &x) || !obj_num(&fl->v, &y))
+			return false;
+		c = x < y ? -1 : x > y;
+	} else {
+		int64_t x, y;
+		if (!obj_int(v, &x) || !obj_int(&fl->v, &y))
+			return false;
+		c = x < y ? -1 : x > y;
+	}
+	switch (fl->op) {
+	case OP_LT:
+		return c < 0;
+	case OP_LE:
+		return c <= 0;
+	case OP_GT:
+		return c > 0;
+	case OP_GE:
+		return c >= 0;
+	case OP_EQ:
+		break;
+	}
+	return false;
+}
+
 static bool filters_match(msgpack_zone *z, const struct filt *fl, int n, const void *data,
 			  size_t len)
 {
@@ -1841,10 +1981,122 @@ static bool filters_match(msgpack_zone *z, const struct filt *fl, int n, const v
 		return false;
 	for (int i = 0; i < n; i++) {
 		const msgpack_object *v = mp_get(&o, fl[i].f->name);
-		if (!v || !val_eq(fl[i].f, v, &fl[i].v))
+		if (!v || !(fl[i].op == OP_EQ ? val_eq(fl[i].f, v, &fl[i].v) : in_range(&fl[i], v)))
 			return false;
 	}
 	return true;
+}
+
+/*
+ * A walk of one number field's index between bounds. Index values of
+ * integers and times are big-endian with the sign bit flipped, so they sort
+ * by value, negatives first. Floats are indexed by their IEEE bits as they
+ * are (format "linli-store 2"): non-negative values sort by value, then come
+ * the negative ones in descending value (the sign bit set, growing
+ * magnitude). A float range that spans 0 is walked as two segments: from
+ * 0 up to hi, then from the first negative up to lo.
+ */
+struct rwalk {
+	bool is_float;
+	int64_t ilo, ihi; /* integers and times: inclusive bounds */
+	double lo, hi;	  /* floats: bounds, each inclusive or not */
+	bool lo_in, hi_in;
+	bool empty; /* the bounds exclude every value */
+};
+
+enum { RW_TAKE, RW_SKIP, RW_STOP, RW_NEGATIVES };
+
+#define NEG_BITS (1ull << 63)
+
+static uint64_t rd_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static void rwalk_init(struct rwalk *w, const struct filt *fl, int n, const struct cat_field *f)
+{
+	memset(w, 0, sizeof *w);
+	w->is_float = f->type == CAT_FLOAT;
+	w->ilo = INT64_MIN;
+	w->ihi = INT64_MAX;
+	w->lo = -INFINITY;
+	w->hi = INFINITY;
+	w->lo_in = w->hi_in = true;
+	for (int i = 0; i < n; i++) {
+		if (fl[i].f != f || fl[i].op == OP_EQ)
+			continue;
+		bool upper = fl[i].op == OP_LT || fl[i].op == OP_LE;
+		bool incl = fl[i].op == OP_LE || fl[i].op == OP_GE;
+		if (w->is_float) {
+			double d = 0;
+			obj_num(&fl[i].v, &d);
+			if (upper && (d < w->hi || (d == w->hi && !incl))) {
+				w->hi = d;
+				w->hi_in = incl;
+			} else if (!upper && (d > w->lo || (d == w->lo && !incl))) {
+				w->lo = d;
+				w->lo_in = incl;
+			}
+			continue;
+		}
+		int64_t v = 0;
+		obj_int(&fl[i].v, &v);
+		if (upper) {
+			if (!incl && v == INT64_MIN)
+				w->empty = true;
+			else if ((incl ? v : v - 1) < w->ihi)
+				w->ihi = incl ? v : v - 1;
+		} else {
+			if (!incl && v == INT64_MAX)
+				w->empty = true;
+			else if ((incl ? v : v + 1) > w->ilo)
+				w->ilo = incl ? v : v + 1;
+		}
+	}
+	if (w->is_float)
+		w->empty = w->empty || w->lo > w->hi || (w->lo == w->hi && !(w->lo_in && w->hi_in));
+	else
+		w->empty = w->empty || w->ilo > w->ihi;
+}
+
+/* The index bits where the walk starts. */
+static uint64_t rwalk_start(const struct rwalk *w)
+{
+	if (!w->is_float)
+		return (uint64_t)w->ilo ^ NEG_BITS;
+	double d;
+	if (w->hi < 0 || (w->hi == 0 && !w->hi_in)) { /* negatives only */
+		if (w->hi == 0)
+			return NEG_BITS;
+		d = w->hi;
+	} else
+		d = w->lo >= 0 ? w->lo : 0;
+	if (d == 0)
+		d = 0;
+	uint64_t bits;
+	memcpy(&bits, &d, 8);
+	return bits;
+}
+
+/* What to do with the index entry holding value bits `b`. */
+static int rwalk_step(const struct rwalk *w, uint64_t b)
+{
+	if (!w->is_float) {
+		int64_t v = (int64_t)(b ^ NEG_BITS);
+		return v > w->ihi ? RW_STOP : v < w->ilo ? RW_SKIP : RW_TAKE;
+	}
+	double d;
+	memcpy(&d, &b, 8);
+	bool above = d > w->hi || (d == w->hi && !w->hi_in);
+	bool below = d < w->lo || (d == w->lo && !w->lo_in);
+	if (!above && !below)
+		return RW_TAKE;
+	if (!(b & NEG_BITS)) /* the non-negative segment, ascending */
+		return !above ? RW_SKIP : w->lo < 0 ? RW_NEGATIVES : RW_STOP;
+	return below ? RW_STOP : RW_SKIP; /* the negative one, descending */
 }
 
 static void cursor_encode(const struct kbuf *k, char *out)
@@ -1873,10 +2125,12 @@ static bool cursor_decode(const char *c, struct kbuf *k)
 }
 
 /*
- * The scan walks either `rec` (no filter) or `idx` (by the first filter)
- * over the keys starting with `prefix`; a row's record key is rebuilt from
- * the key's tail ("scope/\0id"). The cursor is the last row's key, so the
- * next page starts strictly after it even if records were added between.
+ * The scan walks `rec` (no filter), `idx` under the value of the first
+ * equality filter, or `idx` of the first range's field between its bounds
+ * (struct rwalk), over the keys starting with `prefix`; a row's record key
+ * is rebuilt from the key's tail ("scope/\0id"). The cursor is the last
+ * row's key, so the next page starts strictly after it even if records were
+ * added between.
  */
 int store_scan(struct store *s, const struct store_query *q, store_row_fn fn, void *ud,
 	       char *cursor_out, char *err, size_t errlen)
@@ -1894,20 +2148,47 @@ int store_scan(struct store *s, const struct store_query *q, store_row_fn fn, vo
 			    STORE_SCAN_MAX);
 	if (q->n_where < 0 || q->n_where > STORE_MAX_WHERE)
 		return errf(err, errlen, LINLI_EINVAL, "at most %d filters", STORE_MAX_WHERE);
-	struct filt fl[STORE_MAX_WHERE];
-	for (int i = 0; i < q->n_where; i++)
-		if ((rc = parse_filter(ds, &q->where[i], &fl[i], err, errlen)))
+	if (q->n_range < 0 || q->n_range > STORE_MAX_RANGE)
+		return errf(err, errlen, LINLI_EINVAL, "at most %d range filters", STORE_MAX_RANGE);
+	struct filt fl[STORE_MAX_WHERE + STORE_MAX_RANGE];
+	int nf = q->n_where + q->n_range, eq = q->n_where ? 0 : -1,
+	    rg = q->n_range ? q->n_where : -1;
+	for (int i = 0; i < q->n_where; i++) {
+		struct store_range w = {q->where[i].field, NULL, q->where[i].value};
+		if ((rc = parse_filter(ds, &w, &fl[i], err, errlen)))
 			return rc;
+	}
+	for (int i = 0; i < q->n_range; i++) {
+		const struct store_range *w = &q->range[i];
+		if (!w->op || !store_op_is_range(w->op))
+			return errf(err, errlen, LINLI_EINVAL,
+				    "%s: field '%s': '%.8s' is not a range operator (<, <=, >, >=)",
+				    ds->name, w->field ? w->field : "", w->op ? w->op : "");
+		if ((rc = parse_filter(ds, w, &fl[q->n_where + i], err, errlen)))
+			return rc;
+	}
 
 	struct kbuf prefix, start;
 	size_t tail_at; /* where the "scope/\0id" tail starts in a key */
 	MDB_dbi dbi;
-	if (q->n_where) {
+	struct rwalk w;
+	bool ranged = eq < 0 && rg >= 0;
+	size_t root_len = q->scope ? strlen(q->scope) : 0;
+	if (eq >= 0) {
 		struct encv e;
-		enc_value(fl[0].f, &fl[0].v, &e);
-		idx_prefix(&prefix, ds->name, fl[0].f, &e, NULL);
+		enc_value(fl[eq].f, &fl[eq].v, &e);
+		idx_prefix(&prefix, ds->name, fl[eq].f, &e, NULL);
 		tail_at = prefix.n;
-		idx_prefix(&prefix, ds->name, fl[0].f, &e, q->scope);
+		idx_prefix(&prefix, ds->name, fl[eq].f, &e, q->scope);
+		dbi = s->idx;
+	} else if (ranged) {
+		rwalk_init(&w, fl, nf, fl[rg].f);
+		prefix.n = 0;
+		kstr(&prefix, ds->name);
+		kzero(&prefix);
+		kstr(&prefix, fl[rg].f->name);
+		kzero(&prefix);
+		tail_at = prefix.n + 2 + 8; /* a number's value: length 8, 8 bytes */
 		dbi = s->idx;
 	} else {
 		rec_prefix(&prefix, ds->name, NULL);
@@ -1922,8 +2203,16 @@ int store_scan(struct store *s, const struct store_query *q, store_row_fn fn, vo
 			return errf(err, errlen, LINLI_EINVAL,
 				    "the cursor does not belong to this query (dataset, scope and "
 				    "first filter must be the same)");
-	} else
+	} else {
 		start = prefix;
+		if (ranged) {
+			uint8_t v[10] = {0, 8};
+			be64(v + 2, rwalk_start(&w));
+			kput(&start, v, sizeof v);
+		}
+	}
+	if (ranged && w.empty)
+		return 0;
 
 	struct rd r;
 	if ((rc = rd_begin(s, &r)))
@@ -1934,7 +2223,7 @@ int store_scan(struct store *s, const struct store_query *q, store_row_fn fn, vo
 		return lmdb_fail(s, rc, "opening a cursor", err, errlen);
 	}
 	MDB_val key = {start.n, start.b}, val;
-	struct kbuf last = {.n = 0};
+	struct kbuf last = {.n = 0}, seek;
 	msgpack_zone z; /* scans may run off the owner thread: no shared scratch */
 	msgpack_zone_init(&z, 2048);
 	int rows = 0;
@@ -1945,12 +2234,51 @@ int store_scan(struct store *s, const struct store_query *q, store_row_fn fn, vo
 			break;
 		if (resume && key.mv_size == start.n && memcmp(key.mv_data, start.b, start.n) == 0)
 			continue;
+		if (ranged) {
+			const uint8_t *vb = (const uint8_t *)key.mv_data + prefix.n;
+			if (key.mv_size < tail_at || vb[0] != 0 || vb[1] != 8) {
+				rc = MDB_CORRUPTED;
+				break;
+			}
+			int step = rwalk_step(&w, rd_be64(vb + 2));
+			if (step == RW_STOP)
+				break;
+			if (step == RW_SKIP)
+				continue;
+			if (step == RW_NEGATIVES) { /* on to the negative floats */
+				seek = prefix;
+				uint8_t v[10] = {0, 8};
+				be64(v + 2, NEG_BITS);
+				kput(&seek, v, sizeof v);
+				key.mv_size = seek.n;
+				key.mv_data = seek.b;
+				if ((rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE)))
+					break;
+				if (key.mv_size < prefix.n ||
+				    memcmp(key.mv_data, prefix.b, prefix.n) != 0)
+					break;
+				vb = (const uint8_t *)key.mv_data + prefix.n;
+				if (key.mv_size < tail_at || vb[0] != 0 || vb[1] != 8) {
+					rc = MDB_CORRUPTED;
+					break;
+				}
+				step = rwalk_step(&w, rd_be64(vb + 2));
+				if (step == RW_STOP)
+					break;
+				if (step != RW_TAKE)
+					continue;
+			}
+		}
 		char scope[SCOPE_MAX + 1], id[STORE_ID_MAX + 1];
 		if (!split_tail((const char *)key.mv_data + tail_at, key.mv_size - tail_at, scope,
 				id)) {
 			rc = MDB_CORRUPTED;
 			break;
 		}
+		if (ranged && root_len &&
+		    (strncmp(scope, q->scope, root_len) != 0 ||
+		     (scope[root_len] != '\0' && scope[root_len] != '/')))
+			continue; /* outside the subtree */
 		const void *data = val.mv_data;
 		size_t len = val.mv_size;
 		if (dbi == s->idx) {
@@ -1964,7 +2292,7 @@ int store_scan(struct store *s, const struct store_query *q, store_row_fn fn, vo
 			data = rval.mv_data;
 			len = rval.mv_size;
 		}
-		if (q->n_where && !filters_match(&z, fl, q->n_where, data, len))
+		if (nf && !filters_match(&z, fl, nf, data, len))
 			continue;
 		if ((size_t)rows == limit) {
 			more = true;
@@ -2534,6 +2862,7 @@ int store_open(const struct store_opts *o, const struct catalog *cat, struct sto
 	s->map_size = o->map_size ? o->map_size : (size_t)64 << 20;
 	s->delta = calloc((size_t)cat->n_datasets + 1, sizeof *s->delta);
 	s->dswrites = calloc((size_t)cat->n_datasets + 1, sizeof *s->dswrites);
+	s->watched = calloc((size_t)cat->n_datasets + 1, sizeof *s->watched);
 	pthread_rwlock_init(&s->maplock, NULL);
 	pthread_mutex_init(&s->bmu, NULL);
 	msgpack_zone_init(&s->zone, 8192);
@@ -2615,6 +2944,11 @@ void store_close(struct store *s)
 	free(s->waiters);
 	free(s->delta);
 	free(s->dswrites);
+	free(s->watched);
+	free(s->watchers);
+	for (size_t i = 0; i < s->n_pend; i++)
+		free(s->pend[i].scope_id);
+	free(s->pend);
 	free(s->dir);
 	msgpack_zone_destroy(&s->zone);
 	msgpack_zone_destroy(&s->azone);
@@ -2841,4 +3175,102 @@ int store_scan_by(struct store *s, const char *dataset_name, const char *field, 
 	if (rc && rc != MDB_NOTFOUND && (size_t)rows < limit)
 		return lmdb_fail(s, rc, "scanning", err, errlen);
 	return rows;
+}
+
+/* ---- change notices ---- */
+
+int store_watch(struct store *s, const char *dataset_name, store_watch_fn fn, void *ud,
+		uint64_t *id, char *err, size_t errlen)
+{
+	if (!on_owner(s) || !fn)
+		return errf(err, errlen, LINLI_EINVAL, "store_watch: %s",
+			    fn ? "not on the store's thread" : "no callback");
+	const struct cat_dataset *ds = dataset(s, dataset_name, err, errlen);
+	if (!ds)
+		return LINLI_ENOENT;
+	int dsi = (int)(ds - s->cat->datasets);
+	if (s->n_watchers == s->cap_watchers) {
+		size_t cap = s->cap_watchers ? s->cap_watchers * 2 : 16;
+		struct watcher *v = realloc(s->watchers, cap * sizeof *v);
+		if (!v)
+			return errf(err, errlen, LINLI_ENOMEM, "store_watch: out of memory");
+		s->watchers = v;
+		s->cap_watchers = cap;
+	}
+	s->watchers[s->n_watchers++] =
+	    (struct watcher){.id = ++s->next_watch, .from = s->batches, .ds = dsi, .fn = fn, .ud = ud};
+	if (s->watched[dsi]++ == 0)
+		s->n_watched++;
+	*id = s->next_watch;
+	return 0;
+}
+
+/* Drop the slots of removed watchers (not while delivering: indexes are in use). */
+static void watchers_compact(struct store *s)
+{
+	size_t j = 0;
+	for (size_t i = 0; i < s->n_watchers; i++)
+		if (s->watchers[i].fn)
+			s->watchers[j++] = s->watchers[i];
+	s->n_watchers = j;
+}
+
+int store_unwatch(struct store *s, uint64_t id)
+{
+	for (size_t i = 0; i < s->n_watchers; i++) {
+		struct watcher *w = &s->watchers[i];
+		if (w->id != id || !w->fn)
+			continue;
+		w->fn = NULL;
+		if (--s->watched[w->ds] == 0)
+			s->n_watched--;
+		if (!s->delivering)
+			watchers_compact(s);
+		return 0;
+	}
+	return LINLI_ENOENT;
+}
+
+/*
+ * Each kept change goes to each watcher of its dataset that was there
+ * before its batch committed and did not make it itself (a write from a
+ * watcher's own callback is tagged with its id: no watcher hears its own
+ * echo, so none loops on it). Writes made by the callbacks go into the
+ * next batch; their notices come after that one commits.
+ */
+void store_changes_deliver(struct store *s)
+{
+	if (!on_owner(s) || s->delivering || !s->n_pend)
+		return;
+	struct pchange *pend = s->pend;
+	size_t n = s->n_pend;
+	s->pend = NULL;
+	s->n_pend = s->cap_pend = 0;
+	s->delivering++;
+	for (size_t i = 0; i < n; i++) {
+		const struct pchange *p = &pend[i];
+		struct store_change c = {.dataset = s->cat->datasets[p->ds].name,
+					 .scope = p->scope_id,
+					 .id = p->scope_id + strlen(p->scope_id) + 1,
+					 .kind = (enum store_change_kind)p->kind};
+		/* n_watchers may grow during the loop (realloc): index, never hold pointers. */
+		for (size_t j = 0; j < s->n_watchers; j++) {
+			struct watcher w = s->watchers[j];
+			if (!w.fn || w.ds != p->ds || w.from >= p->batch || w.id == p->writer)
+				continue;
+			uint64_t prev = s->writer;
+			s->writer = w.id;
+			w.fn(w.ud, &c);
+			s->writer = prev;
+		}
+		free(p->scope_id);
+	}
+	free(pend);
+	s->delivering--;
+	watchers_compact(s);
+}
+
+const char *store_change_kind_name(enum store_change_kind k)
+{
+	return k == STORE_CREATED ? "created" : k == STORE_UPDATED ? "updated" : "deleted";
 }

@@ -18,7 +18,11 @@
  * A jurisdiction subtree is the key range starting `dataset \0 scope "/"`, so
  * `.../yuelan` never matches `.../yuelan2`. An index value is a 2-byte length
  * and the value's canonical bytes (strings longer than 64 bytes: a 16-byte
- * BLAKE2b hash, results re-checked against the record).
+ * BLAKE2b hash, results re-checked against the record). Integers and times
+ * are 8 bytes big-endian with the sign bit flipped, so they sort by value;
+ * floats are their IEEE bits as they are: non-negative ones sort by value,
+ * negative ones after them in reverse (a range walk takes them as two
+ * segments; changing that would change the format).
  *
  * Ids are unique per (dataset, scope): a record's address is
  * dataset/scope/id, and two scopes may hold the same id, so that nothing
@@ -73,7 +77,8 @@
 #define STORE_ID_MAX	 48	      /* id: [A-Za-z0-9][A-Za-z0-9_.:-]*, bytes */
 #define STORE_SCAN_MAX	 10000	      /* rows per store_scan page */
 #define STORE_CURSOR_MAX 700	      /* cursor text, with its NUL */
-#define STORE_MAX_WHERE	 8	      /* filters per query */
+#define STORE_MAX_WHERE	 8	      /* equality filters per query */
+#define STORE_MAX_RANGE	 8	      /* range filters per query */
 #define STORE_MAX_RECORD (256u << 10) /* packed record, bytes */
 #define STORE_MAX_STRING 65536	      /* one string value, bytes */
 
@@ -230,6 +235,20 @@ struct store_where {
 	const char *value; /* its value as text: 42, 1.5, true, 2026-01-02T03:04:05Z, ... */
 };
 
+/*
+ * A range filter: field op value, on an indexed integer, float or time
+ * field; op is "<", "<=", ">" or ">=". A time's value may also be "now" (the
+ * wall clock when the scan starts).
+ */
+struct store_range {
+	const char *field;
+	const char *op;
+	const char *value;
+};
+
+/* Is `op` a range operator ("<", "<=", ">", ">=")? */
+bool store_op_is_range(const char *op);
+
 struct store_query {
 	const char *dataset;
 	const char *scope; /* subtree root; NULL or "" = the whole store */
@@ -237,6 +256,8 @@ struct store_query {
 	int n_where;	    /* 0..STORE_MAX_WHERE, all must match */
 	size_t limit;	    /* rows per page, 1..STORE_SCAN_MAX; 0 = STORE_SCAN_MAX */
 	const char *cursor; /* from the previous page, or NULL/"" for the first */
+	const struct store_range *range;
+	int n_range; /* 0..STORE_MAX_RANGE, all must match too */
 };
 
 /* One row; every pointer is valid only during the callback. */
@@ -258,8 +279,13 @@ typedef int (*store_row_fn)(void *ud, const struct store_row *row);
 
 /*
  * store_scan — the records of `q->dataset` within `q->scope` that match
- * every filter, in key order (scope, then id; by an index when filtered),
- * at most q->limit of them, in one short read transaction. `cursor_out`
+ * every filter, in key order, at most q->limit of them, in one short read
+ * transaction. The walk: with an equality filter, the index of the first
+ * one (scope, then id, under that value); else with a range, the index of
+ * the first range's field between the bounds the ranges on that field give
+ * (ascending value, then scope and id; outside q->scope skipped); else
+ * the records (scope, then id). Every other filter is checked on the
+ * record. `cursor_out`
  * (STORE_CURSOR_MAX bytes) receives the cursor of the next page, or "" when
  * there is none. Returns the number of rows (>= 0) or a negative code:
  * LINLI_EINVAL (bad filter, not indexed field, a cursor of another query),
@@ -274,6 +300,40 @@ int store_scan(struct store *s, const struct store_query *q, store_row_fn fn, vo
  * keeps rows and ends its page before the last one it kept.
  */
 void store_cursor_after(const void *key, size_t key_len, char *cursor_out);
+
+/* ---- change notices: owner thread only ----
+ *
+ * After a batch commits, every write it held (puts and deletes, whoever
+ * made them) to a dataset somebody watches is kept; store_changes_deliver
+ * (the kernel calls it after store_batch_end) hands each to the watchers of
+ * its dataset. A lost batch tells nobody. Nothing is kept while a dataset
+ * has no watcher, so the cost without watchers is one test per commit.
+ */
+enum store_change_kind { STORE_CREATED, STORE_UPDATED, STORE_DELETED };
+const char *store_change_kind_name(enum store_change_kind k); /* "created", ... */
+
+struct store_change {
+	const char *dataset, *scope, *id; /* valid during the callback */
+	enum store_change_kind kind;
+};
+
+/*
+ * A watcher. It may read and write the store, and add or remove watchers
+ * (itself too). Its own writes are not told back to it.
+ */
+typedef void (*store_watch_fn)(void *ud, const struct store_change *c);
+
+/*
+ * store_watch — call fn(ud, change) for the changes of `dataset` in batches
+ * committed from now on. *id gets its id (> 0). Returns 0, LINLI_ENOENT
+ * (unknown dataset), LINLI_EINVAL (NULL fn, not the owner), LINLI_ENOMEM.
+ */
+int store_watch(struct store *s, const char *dataset, store_watch_fn fn, void *ud, uint64_t *id,
+		char *err, size_t errlen);
+/* store_unwatch — stop watcher `id` (also from inside a callback). 0 or LINLI_ENOENT. */
+int store_unwatch(struct store *s, uint64_t id);
+/* store_changes_deliver — hand the kept changes to their watchers, in commit order. */
+void store_changes_deliver(struct store *s);
 
 /* ---- retention (host/retention.c) ---- */
 

@@ -45,6 +45,7 @@ _Static_assert(LINLI_SCOPE_MAX == SCOPE_MAX, "linli/store.h and scope.h disagree
 _Static_assert(LINLI_CURSOR_MAX == STORE_CURSOR_MAX, "cursor sizes differ");
 _Static_assert(LINLI_SCAN_MAX == STORE_SCAN_MAX, "scan limits differ");
 _Static_assert(LINLI_MAX_WHERE == STORE_MAX_WHERE, "filter limits differ");
+_Static_assert(LINLI_MAX_RANGE == STORE_MAX_RANGE, "range filter limits differ");
 
 #define SCAN_MAX_BYTES (4u << 20) /* a page ends once its records reach this */
 /* The part of struct linli_query that SDK 1.0 defines. */
@@ -412,6 +413,17 @@ static int take_query(struct call *c, const struct linli_query *in, struct linli
 			return failf(c, LINLI_EINVAL, "store_scan %s: filter %d lacks a %s",
 				     q->dataset ? q->dataset : "", i,
 				     q->where[i].field ? "value" : "field");
+	if (q->n_range < 0 || q->n_range > LINLI_MAX_RANGE || (q->n_range && !q->range))
+		return failf(c, LINLI_EINVAL,
+			     "store_scan %s: %d range filters (0..%d, with range set)",
+			     q->dataset ? q->dataset : "", q->n_range, LINLI_MAX_RANGE);
+	for (int i = 0; i < q->n_range; i++)
+		if (!q->range[i].field || !q->range[i].op || !q->range[i].value)
+			return failf(c, LINLI_EINVAL, "store_scan %s: range filter %d lacks a %s",
+				     q->dataset ? q->dataset : "", i,
+				     !q->range[i].field ? "field"
+				     : !q->range[i].op  ? "op"
+							: "value");
 	if (q->limit > LINLI_SCAN_MAX)
 		return failf(c, LINLI_EINVAL, "store_scan %s: limit %zu is above %d",
 			     q->dataset ? q->dataset : "", q->limit, LINLI_SCAN_MAX);
@@ -475,9 +487,12 @@ int store_api_scan_as(const struct store_actor *a, const struct linli_query *in,
 	struct store_where where[STORE_MAX_WHERE];
 	for (int i = 0; i < q.n_where; i++)
 		where[i] = (struct store_where){q.where[i].field, q.where[i].value};
+	struct store_range range[STORE_MAX_RANGE];
+	for (int i = 0; i < q.n_range; i++)
+		range[i] = (struct store_range){q.range[i].field, q.range[i].op, q.range[i].value};
 	char werr[512];
-	if ((rc = store_where_allowed(c.k, a->who, q.dataset, c.scope, where, q.n_where, werr,
-				      sizeof werr))) {
+	if ((rc = store_where_allowed(c.k, a->who, q.dataset, c.scope, where, q.n_where, range,
+				      q.n_range, werr, sizeof werr))) {
 		log_warn(a->log_name, "store_scan %s", werr);
 		return failf(&c, rc, "store_scan %s", werr);
 	}
@@ -486,6 +501,8 @@ int store_api_scan_as(const struct store_actor *a, const struct linli_query *in,
 	    .scope = c.scope,
 	    .where = where,
 	    .n_where = q.n_where,
+	    .range = range,
+	    .n_range = q.n_range,
 	    .limit = q.limit,
 	    .cursor = q.cursor,
 	};
@@ -789,6 +806,253 @@ int store_api_on_commit(linli_ctx *ctx, linli_commit_fn fn, void *ud)
 		free(w);
 	}
 	return rc;
+}
+
+/* ---- change notices (since 1.1) ----
+ *
+ * A watch is a store watcher (store_watch) whose trampoline passes on only
+ * the changes inside the actor's jurisdiction, as a struct linli_change.
+ * The actor's side keeps it as a tracked resource (pwatch for a C plugin,
+ * script_api.c's for a script) whose release is store_api_unwatch_as.
+ */
+
+struct store_api_watch {
+	struct kernel *k;
+	uint64_t id;
+	store_change_as_fn fn;
+	void *ud;
+	char scope[SCOPE_MAX + 1]; /* the actor's jurisdiction */
+};
+
+static void watch_tramp(void *ud, const struct store_change *c)
+{
+	struct store_api_watch *w = ud;
+	if (!scope_within(w->scope, c->scope))
+		return; /* a sibling's or a parent's record: never told */
+	struct linli_change ch = {.size = sizeof ch,
+				  .dataset = c->dataset,
+				  .scope = c->scope,
+				  .id = c->id,
+				  .kind = store_change_kind_name(c->kind)};
+	w->fn(w->ud, &ch); /* may free w (unwatch from inside): touch nothing after */
+}
+
+int store_api_watch_as(const struct store_actor *a, const char *dataset, store_change_as_fn fn,
+		       void *ud, struct store_api_watch **out)
+{
+	struct call c;
+	*out = NULL;
+	int rc = call_begin(a, "store_watch", dataset, NULL, &c);
+	if (rc)
+		return rc;
+	if (!fn)
+		return failf(&c, LINLI_EINVAL, "store_watch %s: fn is NULL", dataset);
+	if (!catalog_dataset(c.k->catalog, dataset))
+		return failf(&c, LINLI_ENOENT, "store_watch: no dataset '%.64s' in the catalog",
+			     dataset);
+	if ((rc = authorize(&c, ACT_DATA_READ, "store_watch", dataset)))
+		return rc;
+	struct store_api_watch *w = calloc(1, sizeof *w);
+	if (!w)
+		return failf(&c, LINLI_ENOMEM, "store_watch %s: out of memory", dataset);
+	*w = (struct store_api_watch){.k = c.k, .fn = fn, .ud = ud};
+	snprintf(w->scope, sizeof w->scope, "%s", c.scope);
+	char err[256];
+	if ((rc = store_watch(c.k->store, dataset, watch_tramp, w, &w->id, err, sizeof err))) {
+		free(w);
+		return fail_with(&c, rc, err);
+	}
+	*out = w;
+	return 0;
+}
+
+uint64_t store_api_watch_id(const struct store_api_watch *w) { return w->id; }
+
+void store_api_unwatch_as(struct store_api_watch *w)
+{
+	if (!w)
+		return;
+	if (w->k->store)
+		store_unwatch(w->k->store, w->id);
+	free(w);
+}
+
+struct pwatch {
+	struct plugin *p;
+	struct plug_res *res;
+	struct store_api_watch *w;
+	linli_change_fn fn;
+	void *ud;
+	char dataset[CAT_NAME_MAX + 1];
+};
+
+static void pwatch_fn(void *ud, const struct linli_change *ch)
+{
+	struct pwatch *pw = ud;
+	pw->fn(plug_ctx(pw->p), ch, pw->ud);
+}
+
+static void pwatch_release(void *arg)
+{
+	struct pwatch *pw = arg;
+	store_api_unwatch_as(pw->w);
+	free(pw);
+}
+
+static void pwatch_describe(void *arg, char *buf, size_t len)
+{
+	struct pwatch *pw = arg;
+	snprintf(buf, len, "store watch %llu of %s", (unsigned long long)pw->w->id, pw->dataset);
+}
+
+static const struct plug_res_ops pwatch_ops = {
+    .kind = "store watch",
+    .release = pwatch_release,
+    .describe = pwatch_describe,
+};
+
+static bool pwatch_match(void *arg, const void *key)
+{
+	return ((struct pwatch *)arg)->w->id == *(const uint64_t *)key;
+}
+
+int store_api_watch(linli_ctx *ctx, const char *dataset, linli_change_fn fn, void *ud,
+		    uint64_t *id)
+{
+	struct plugin_actor pa;
+	const struct store_actor *a = plugin_actor(ctx, &pa);
+	struct pwatch *pw = calloc(1, sizeof *pw);
+	if (!pw) {
+		snprintf(a->st->last_error, sizeof a->st->last_error, "store_watch: out of memory");
+		return LINLI_ENOMEM;
+	}
+	*pw = (struct pwatch){.p = pa.p, .fn = fn, .ud = ud};
+	snprintf(pw->dataset, sizeof pw->dataset, "%s", dataset ? dataset : "");
+	int rc = store_api_watch_as(a, dataset, fn ? pwatch_fn : NULL, pw, &pw->w);
+	if (rc) {
+		free(pw);
+		return rc;
+	}
+	if (!(pw->res = plug_track(pa.p, &pwatch_ops, pw))) {
+		store_api_unwatch_as(pw->w);
+		free(pw);
+		snprintf(a->st->last_error, sizeof a->st->last_error, "store_watch: out of memory");
+		return LINLI_ENOMEM;
+	}
+	if (id)
+		*id = pw->w->id;
+	return 0;
+}
+
+int store_api_unwatch(linli_ctx *ctx, uint64_t id)
+{
+	struct plugin_actor pa;
+	const struct store_actor *a = plugin_actor(ctx, &pa);
+	a->st->last_error[0] = '\0';
+	struct plug_res *res;
+	if (!plug_find_res(pa.p, &pwatch_ops, pwatch_match, &id, &res)) {
+		snprintf(a->st->last_error, sizeof a->st->last_error,
+			 "store_unwatch: no watch %llu of this plugin", (unsigned long long)id);
+		return LINLI_ENOENT;
+	}
+	plug_release(pa.p, res);
+	return 0;
+}
+
+/* ---- schemas (since 1.1) ---- */
+
+/*
+ * May the actor read the catalog? A plugin or rule needs the granted
+ * capability catalog.read; an account may (`linli catalog` shows it to any).
+ */
+static int catalog_allowed(struct call *c, const char *what)
+{
+	const struct tier_principal *w = c->a->who;
+	if (w->kind != PRINCIPAL_PLUGIN && w->kind != PRINCIPAL_RULE)
+		return 0;
+	for (const char *const *g = w->grants; g && *g; g++)
+		if (tier_cap_covers(*g, "catalog.read"))
+			return 0;
+	log_warn(c->a->log_name, "%s: holds no granted capability catalog.read", what);
+	return failf(c, LINLI_EPERM, "%s: %s '%s' holds no granted capability catalog.read",
+		     what, w->kind == PRINCIPAL_RULE ? "rule" : "plugin", w->name);
+}
+
+int store_api_schema_as(const struct store_actor *a, const char *dataset, msgpack_packer *pk)
+{
+	struct call c;
+	int rc = call_begin(a, "dataset_schema", dataset, NULL, &c);
+	if (rc || (rc = catalog_allowed(&c, "dataset_schema")))
+		return rc;
+	const struct cat_dataset *ds = catalog_dataset(c.k->catalog, dataset);
+	if (!ds)
+		return failf(&c, LINLI_ENOENT, "dataset_schema: no dataset '%.64s' in the catalog",
+			     dataset);
+	cat_pack_schema(pk, ds, true);
+	return 0;
+}
+
+int store_api_datasets_as(const struct store_actor *a, msgpack_packer *pk)
+{
+	struct call c;
+	call_init(a, &c);
+	int rc = catalog_allowed(&c, "datasets");
+	if (rc)
+		return rc;
+	const struct catalog *cat = c.k->catalog;
+	int n = 0;
+	for (int i = 0; cat && i < cat->n_datasets; i++)
+		n += !cat->datasets[i].system;
+	msgpack_pack_array(pk, (size_t)n);
+	for (int i = 0; cat && i < cat->n_datasets; i++)
+		if (!cat->datasets[i].system)
+			cat_pack_schema(pk, &cat->datasets[i], false);
+	return 0;
+}
+
+/* The one object packed in sb (destroyed here) as a new record in *out. */
+static int packed_record(const struct store_actor *a, const char *what, int rc,
+			 msgpack_sbuffer *sb, linli_record **out)
+{
+	char err[256];
+	if (rc == 0 && record_from_bytes(sb->data, sb->size, out, err, sizeof err) != 0) {
+		snprintf(a->st->last_error, sizeof a->st->last_error, "%s: %s", what, err);
+		rc = LINLI_ENOMEM;
+	}
+	msgpack_sbuffer_destroy(sb);
+	return rc;
+}
+
+int store_api_dataset_schema(linli_ctx *ctx, const char *dataset, linli_record **out)
+{
+	struct plugin_actor pa;
+	const struct store_actor *a = plugin_actor(ctx, &pa);
+	if (!out) {
+		snprintf(a->st->last_error, sizeof a->st->last_error, "dataset_schema: out is NULL");
+		return LINLI_EINVAL;
+	}
+	*out = NULL;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	return packed_record(a, "dataset_schema", store_api_schema_as(a, dataset, &pk), &sb, out);
+}
+
+int store_api_datasets(linli_ctx *ctx, linli_record **out)
+{
+	struct plugin_actor pa;
+	const struct store_actor *a = plugin_actor(ctx, &pa);
+	if (!out) {
+		snprintf(a->st->last_error, sizeof a->st->last_error, "datasets: out is NULL");
+		return LINLI_EINVAL;
+	}
+	*out = NULL;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	return packed_record(a, "datasets", store_api_datasets_as(a, &pk), &sb, out);
 }
 
 const char *store_api_last_error(linli_ctx *ctx)

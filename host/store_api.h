@@ -89,4 +89,36 @@ int store_api_update_as(const struct store_actor *a, const char *dataset, const 
  */
 int store_api_on_commit_as(const struct store_actor *a, store_done_fn fn, void *arg);
 
+/*
+ * Schemas, since 1.1: the members dataset_schema and datasets, and the
+ * same for any actor (packed into pk: one map, or one array of maps; see
+ * cat_pack_schema). A plugin or rule needs the capability catalog.read
+ * (LINLI_EPERM); a system dataset is refused like every store call
+ * (LINLI_EPERM), an unknown one is LINLI_ENOENT; the message is in
+ * a->st->last_error. datasets lists every dataset but the system ones.
+ */
+int store_api_dataset_schema(linli_ctx *ctx, const char *dataset, linli_record **out);
+int store_api_datasets(linli_ctx *ctx, linli_record **out);
+int store_api_schema_as(const struct store_actor *a, const char *dataset, msgpack_packer *pk);
+int store_api_datasets_as(const struct store_actor *a, msgpack_packer *pk);
+
+/*
+ * Change notices, since 1.1: the members store_watch / store_unwatch, and
+ * the same for any actor. store_api_watch_as checks like a scan (a system
+ * dataset, an unknown one: LINLI_ENOENT, store.read:DATASET) and has
+ * fn(ud, change) called, on the kernel thread after each commit, for the
+ * changes of the dataset within the actor's jurisdiction; *out is the
+ * watch, which the caller tracks and ends with store_api_unwatch_as (also
+ * from inside fn; fn is then never called again).
+ */
+typedef void (*store_change_as_fn)(void *ud, const struct linli_change *ch);
+struct store_api_watch;
+int store_api_watch(linli_ctx *ctx, const char *dataset, linli_change_fn fn, void *ud,
+		    uint64_t *id);
+int store_api_unwatch(linli_ctx *ctx, uint64_t id);
+int store_api_watch_as(const struct store_actor *a, const char *dataset, store_change_as_fn fn,
+		       void *ud, struct store_api_watch **out);
+uint64_t store_api_watch_id(const struct store_api_watch *w);
+void store_api_unwatch_as(struct store_api_watch *w);
+
 #endif

@@ -33,6 +33,23 @@
 
 /* ---- arguments ---- */
 
+bool store_parse_filter(const char *text, char *field, const char **op, const char **value)
+{
+	static const char *const ops[] = {"<=", ">=", "<", ">", "="};
+	size_t n = strcspn(text, "<>=");
+	if (!text[n] || n == 0 || n > CAT_NAME_MAX)
+		return false;
+	memcpy(field, text, n);
+	field[n] = '\0';
+	for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+		if (strncmp(text + n, ops[i], strlen(ops[i])) == 0) {
+			*op = ops[i];
+			*value = text + n + strlen(ops[i]);
+			return true;
+		}
+	return false;
+}
+
 enum { O_SCOPE = 1, O_ID = 2, O_WHERE = 4, O_LIMIT = 8, O_CURSOR = 16 };
 
 struct dargs {
@@ -44,6 +61,9 @@ struct dargs {
 	struct store_where where[STORE_MAX_WHERE];
 	int n_where;
 	char wfield[STORE_MAX_WHERE][CAT_NAME_MAX + 1];
+	struct store_range range[STORE_MAX_RANGE];
+	int n_range;
+	char rfield[STORE_MAX_RANGE][CAT_NAME_MAX + 1];
 };
 
 static const struct cmd_opt opt_names[] = {{"scope", O_SCOPE},	 {"id", O_ID},
@@ -75,17 +95,30 @@ static int take_opt(struct cmd_call *call, void *ud, int bit, const char *v)
 		break;
 	}
 	case O_WHERE: {
-		const char *e = strchr(v, '=');
-		if (!e || e == v || (size_t)(e - v) > CAT_NAME_MAX)
+		char field[CAT_NAME_MAX + 1];
+		const char *op, *val;
+		if (!store_parse_filter(v, field, &op, &val))
 			return cmd_fail(call, LINLI_EINVAL,
-					"data %s: --where '%.64s' is not FIELD=VALUE", cmd, v);
-		if (a->n_where == STORE_MAX_WHERE)
-			return cmd_fail(call, LINLI_EINVAL, "data %s: at most %d --where", cmd,
-					STORE_MAX_WHERE);
-		snprintf(a->wfield[a->n_where], sizeof a->wfield[0], "%.*s", (int)(e - v), v);
-		a->where[a->n_where].field = a->wfield[a->n_where];
-		a->where[a->n_where].value = e + 1;
-		a->n_where++;
+					"data %s: --where '%.64s' is not FIELD=VALUE, FIELD<VALUE, "
+					"FIELD<=VALUE, FIELD>VALUE or FIELD>=VALUE",
+					cmd, v);
+		if (op[0] == '=') {
+			if (a->n_where == STORE_MAX_WHERE)
+				return cmd_fail(call, LINLI_EINVAL,
+						"data %s: at most %d --where FIELD=VALUE", cmd,
+						STORE_MAX_WHERE);
+			memcpy(a->wfield[a->n_where], field, sizeof field);
+			a->where[a->n_where].field = a->wfield[a->n_where];
+			a->where[a->n_where].value = val;
+			a->n_where++;
+			break;
+		}
+		if (a->n_range == STORE_MAX_RANGE)
+			return cmd_fail(call, LINLI_EINVAL, "data %s: at most %d range --where",
+					cmd, STORE_MAX_RANGE);
+		memcpy(a->rfield[a->n_range], field, sizeof field);
+		a->range[a->n_range] = (struct store_range){a->rfield[a->n_range], op, val};
+		a->n_range++;
 		break;
 	}
 	}
@@ -192,10 +225,11 @@ bool store_has_sensitive(const struct cat_dataset *ds)
 }
 
 const struct cat_field *store_where_sensitive(const struct cat_dataset *ds,
-					      const struct store_where *where, int n_where)
+					      const struct store_where *where, int n_where,
+					      const struct store_range *range, int n_range)
 {
-	for (int i = 0; ds && i < n_where; i++) {
-		const char *f = where[i].field;
+	for (int i = 0; ds && i < n_where + n_range; i++) {
+		const char *f = i < n_where ? where[i].field : range[i - n_where].field;
 		const struct cat_field *cf = f ? cat_dataset_field(ds, f, strlen(f)) : NULL;
 		if (cf && cf->sensitive != CAT_SENS_NONE)
 			return cf;
@@ -204,11 +238,11 @@ const struct cat_field *store_where_sensitive(const struct cat_dataset *ds,
 }
 
 int store_where_allowed(struct kernel *k, const struct tier_principal *who, const char *dataset,
-			const char *scope, const struct store_where *where, int n_where, char *err,
-			size_t errlen)
+			const char *scope, const struct store_where *where, int n_where,
+			const struct store_range *range, int n_range, char *err, size_t errlen)
 {
 	const struct cat_dataset *ds = catalog_dataset(k->catalog, dataset);
-	const struct cat_field *f = store_where_sensitive(ds, where, n_where);
+	const struct cat_field *f = store_where_sensitive(ds, where, n_where, range, n_range);
 	if (!f)
 		return 0;
 	char detail[CAT_NAME_MAX + 48];
@@ -388,7 +422,7 @@ static int cmd_data_query(struct cmd_call *call, void *ud)
 	(void)ud;
 	struct dargs a;
 	const char *usage =
-	    "DATASET [--scope PATH] [--where FIELD=VALUE]... [--limit N] [--cursor C]";
+	    "DATASET [--scope PATH] [--where FIELD{=,<,<=,>,>=}VALUE]... [--limit N] [--cursor C]";
 	int rc = parse_args(call, O_SCOPE | O_WHERE | O_LIMIT | O_CURSOR, 1, usage, &a);
 	if (rc)
 		return rc;
@@ -396,7 +430,7 @@ static int cmd_data_query(struct cmd_call *call, void *ud)
 		return cmd_fail(call, LINLI_EINVAL, "usage: data query %s", usage);
 	if ((rc = request_scope(call, &a, ACT_DATA_READ)) ||
 	    (rc = store_where_allowed(call->k, call->who, a.pos[0], a.scope, a.where, a.n_where,
-				      call->err, sizeof call->err)))
+				      a.range, a.n_range, call->err, sizeof call->err)))
 		return rc;
 	struct store_query q = {
 	    .dataset = a.pos[0],
@@ -405,6 +439,8 @@ static int cmd_data_query(struct cmd_call *call, void *ud)
 	    .n_where = a.n_where,
 	    .limit = a.limit > 0 ? (size_t)a.limit : QUERY_DEFAULT_LIMIT,
 	    .cursor = a.cursor,
+	    .range = a.range,
+	    .n_range = a.n_range,
 	};
 	struct rows r = {.bad = 0, .mask = read_policy(call, a.pos[0], a.scope, "query")};
 	msgpack_sbuffer_init(&r.buf);
@@ -748,6 +784,8 @@ static void batch_end(struct kernel *k, void *arg)
 {
 	(void)arg;
 	store_batch_end(k->store);
+	/* After the commit, outside any write: watchers may read and write (the next batch). */
+	store_changes_deliver(k->store);
 }
 
 static void wake_noop(struct kernel *k, void *arg)
@@ -780,8 +818,9 @@ int store_cmds_register(struct kernel *k)
 	     "create or replace a record (acknowledged once committed)", cmd_data_put},
 	    {"data", "del", "DATASET ID [--scope PATH]", "delete a record", cmd_data_del},
 	    {"data", "query",
-	     "DATASET [--scope PATH] [--where FIELD=VALUE]... [--limit N] [--cursor C]",
-	     "records of a scope subtree, filtered on indexed fields, a page at a time",
+	     "DATASET [--scope PATH] [--where FIELD{=,<,<=,>,>=}VALUE]... [--limit N] [--cursor C]",
+	     "records of a scope subtree, filtered on indexed fields (equal, or a range of "
+	     "numbers and times), a page at a time",
 	     cmd_data_query},
 	    {"store", "stats", "", "size, map, records, commits of the store", cmd_store_stats},
 	    {"store", "backup", "DIR",

@@ -51,8 +51,9 @@ bool store_has_sensitive(const struct cat_dataset *ds);
  * grant to read the field in clear, on every path (console, HTTP, C
  * plugins, Lua).
  *
- * store_where_sensitive — the first of the n_where filters of `where` on a
- * sensitive field of `ds` (any thread), or NULL (also for a NULL ds).
+ * store_where_sensitive — the first of the n_where filters of `where` and
+ * the n_range of `range` on a sensitive field of `ds` (any thread), or NULL
+ * (also for a NULL ds). A range tells as much as an equality.
  *
  * store_where_allowed — may `who` filter `dataset` at `scope` so (kernel
  * thread)? Without a sensitive filter: 0, nothing audited. With one: if
@@ -63,12 +64,23 @@ bool store_has_sensitive(const struct cat_dataset *ds);
  * the field. A NULL `who` never holds the grant.
  */
 struct store_where;
+struct store_range;
 struct tier_principal;
 const struct cat_field *store_where_sensitive(const struct cat_dataset *ds,
-					      const struct store_where *where, int n_where);
+					      const struct store_where *where, int n_where,
+					      const struct store_range *range, int n_range);
 int store_where_allowed(struct kernel *k, const struct tier_principal *who, const char *dataset,
-			const char *scope, const struct store_where *where, int n_where, char *err,
-			size_t errlen);
+			const char *scope, const struct store_where *where, int n_where,
+			const struct store_range *range, int n_range, char *err, size_t errlen);
+
+/*
+ * store_parse_filter — split one console or HTTP filter "FIELDopVALUE" (op
+ * one of =, <, <=, >, >=; the first of '<', '>', '=' ends the field) into
+ * field (copied to `field`, CAT_NAME_MAX + 1 bytes), *op ("=" or a range
+ * operator, static) and *value (pointing into text). false when there is
+ * no operator, no field or a field too long.
+ */
+bool store_parse_filter(const char *text, char *field, const char **op, const char **value);
 
 /*
  * store_pack_class — one device class as `catalog show device NAME` prints it

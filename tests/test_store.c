@@ -99,12 +99,22 @@ static const char others_cfg[] =
 	"  sharing = \"shared\"; source = \"community\";\n"
 	"  fields = ( { name = \"name\"; type = \"string\"; indexed = %s; } ); };\n";
 static const char gridded_cfg[] =
-	"dataset = { name = \"gridded\"; title_zh = \"格\"; title_en = \"Gridded\";\n"
-	"  owner = \"test\"; family = \"core\"; level = \"grid\";\n"
-	"  sharing = \"shared\"; source = \"community\";\n"
-	"  fields = ( { name = \"x\"; type = \"integer\"; } ); };\n";
+    "dataset = { name = \"gridded\"; title_zh = \"格\"; title_en = \"Gridded\";\n"
+    "  owner = \"test\"; family = \"core\"; level = \"grid\";\n"
+    "  sharing = \"shared\"; source = \"community\";\n"
+    "  fields = ( { name = \"x\"; type = \"integer\"; } ); };\n";
 
-#define YUELAN "hefei/baohe/binhu/yuelan"
+static const char nums_cfg[] =
+    "dataset = { name = \"nums\"; title_zh = \"数\"; title_en = \"Numbers\";\n"
+    "  owner = \"test\"; family = \"core\"; level = \"community\";\n"
+    "  sharing = \"shared\"; source = \"community\";\n"
+    "  fields = ( { name = \"n\"; type = \"integer\"; indexed = true; },\n"
+    "    { name = \"x\"; type = \"float\"; indexed = true; },\n"
+    "    { name = \"at\"; type = \"time\"; indexed = true; },\n"
+    "    { name = \"k\"; type = \"enum\"; values = [ \"a\", \"b\" ]; indexed = true; },\n"
+    "    { name = \"m\"; type = \"integer\"; } ); };\n";
+
+#define YUELAN	"hefei/baohe/binhu/yuelan"
 #define YUELAN2 "hefei/baohe/binhu/yuelan2"
 
 struct fx {
@@ -136,6 +146,7 @@ static void write_catalog(struct fx *x, bool others_indexed)
 	snprintf(o, sizeof o, others_cfg, others_indexed ? "true" : "false");
 	write_file(ds, "others.cfg", o);
 	write_file(ds, "gridded.cfg", gridded_cfg);
+	write_file(ds, "nums.cfg", nums_cfg);
 	char err[1024];
 	catalog_free(x->cat);
 	x->cat = NULL;
@@ -303,7 +314,12 @@ static int scan(struct fx *x, const char *ds, const char *scope, const char *w1,
 			w[n].value = eq + 1;
 			n++;
 		}
-	struct store_query q = {ds, scope, w, n, limit, cursor};
+	struct store_query q = {.dataset = ds,
+				.scope = scope,
+				.where = w,
+				.n_where = n,
+				.limit = limit,
+				.cursor = cursor};
 	char cb[STORE_CURSOR_MAX];
 	memset(c, 0, sizeof *c);
 	return store_scan(x->s, &q, collect, c, cursor_out ? cursor_out : cb, err, sizeof err);
@@ -318,7 +334,8 @@ static void test_each_type_accepted(void **state)
 	struct fx *x = *state;
 	char id[STORE_ID_MAX + 1];
 	must_put(x, "things", YUELAN, NULL,
-		 "{\"s\":\"héllo\",\"i\":42,\"f\":0.5,\"b\":true,\"t\":\"2026-01-02T03:04:05.250+08:00\","
+		 "{\"s\":\"héllo\",\"i\":42,\"f\":0.5,\"b\":true,\"t\":\"2026-01-02T03:04:05.250+"
+		 "08:00\","
 		 "\"e\":\"b\",\"r\":\"o-1\",\"g\":{\"lat\":31.8,\"lon\":117.25},\"note\":null}",
 		 id);
 	commit(x);
@@ -854,7 +871,8 @@ static void test_pagination(void **state)
 	cur[0] = '\0';
 	seen = 0;
 	do {
-		struct store_query q = {"things", YUELAN, NULL, 0, 100, cur};
+		struct store_query q = {
+		    .dataset = "things", .scope = YUELAN, .limit = 100, .cursor = cur};
 		int n = store_scan(x->s, &q, stop_at_7, c7, next, err, sizeof err);
 		assert_true(n >= 0 && n <= 7);
 		seen += n;
@@ -1529,6 +1547,333 @@ static void test_scan_by_time_across_scopes(void **state)
 	assert_int_equal(store_writes(x->s, "others"), 0);
 }
 
+/* ---- range filters ---- */
+
+/*
+ * Scan `nums` with filters "field OP value" (OP one of =, <, <=, >, >=),
+ * every page of `limit` rows, into c (ids in order). Returns the rows, or
+ * the first negative code.
+ */
+static int rscan(struct fx *x, const char *scope, const char *const *specs, size_t limit,
+		 struct coll *c)
+{
+	struct store_where w[STORE_MAX_WHERE];
+	struct store_range r[STORE_MAX_RANGE];
+	char f[16][64], op[16][3];
+	int nw = 0, nr = 0;
+	for (int i = 0; specs[i]; i++) {
+		size_t fl = strcspn(specs[i], "<>=!");
+		size_t ol = strspn(specs[i] + fl, "<>=!");
+		snprintf(f[i], sizeof f[i], "%.*s", (int)fl, specs[i]);
+		snprintf(op[i], sizeof op[i], "%.*s", (int)ol, specs[i] + fl);
+		if (strcmp(op[i], "=") == 0)
+			w[nw++] = (struct store_where){f[i], specs[i] + fl + ol};
+		else
+			r[nr++] = (struct store_range){f[i], op[i], specs[i] + fl + ol};
+	}
+	memset(c, 0, sizeof *c);
+	char cur[STORE_CURSOR_MAX] = "", next[STORE_CURSOR_MAX];
+	int total = 0;
+	do {
+		struct store_query q = {.dataset = "nums",
+					.scope = scope,
+					.where = w,
+					.n_where = nw,
+					.range = r,
+					.n_range = nr,
+					.limit = limit,
+					.cursor = cur};
+		int n = store_scan(x->s, &q, collect, c, next, err, sizeof err);
+		if (n < 0)
+			return n;
+		total += n;
+		memcpy(cur, next, sizeof cur);
+	} while (cur[0]);
+	return total;
+}
+
+/* Ids of the rows in c, joined by ",", in order. */
+static const char *joined(const struct coll *c)
+{
+	static char b[4096];
+	size_t off = 0;
+	b[0] = '\0';
+	for (int i = 0; i < c->n && off + 1 < sizeof b; i++)
+		off += (size_t)snprintf(b + off, sizeof b - off, "%s%s", i ? "," : "", c->ids[i]);
+	return b;
+}
+
+/* Integers, floats and times of both signs: ranges find exactly the matching ones, by value. */
+static void test_range_filters(void **state)
+{
+	struct fx *x = *state;
+	static const struct {
+		const char *id;
+		long n;
+		const char *xv;
+		const char *at;
+		const char *k;
+	} rows[] = {
+	    {"n5", -5, "-2.5", "2026-01-01T00:00:00Z", "a"},
+	    {"n1", -1, "-0.5", "2026-01-02T00:00:00Z", "b"},
+	    {"z0", 0, "0", "2026-01-03T00:00:00Z", "a"},
+	    {"p3", 3, "0.25", "2026-01-04T00:00:00Z", "b"},
+	    {"p7", 7, "1.5", "2099-01-01T00:00:00Z", "a"},
+	    {"pc", 100, "3", "1969-12-31T23:59:59Z", "b"},
+	};
+	char json[256];
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		snprintf(json, sizeof json,
+			 "{\"n\": %ld, \"x\": %s, \"at\": \"%s\", \"k\": \"%s\"}", rows[i].n,
+			 rows[i].xv, rows[i].at, rows[i].k);
+		must_put(x, "nums", YUELAN, rows[i].id, json, NULL);
+		must_put(x, "nums", YUELAN2, rows[i].id, json, NULL);
+	}
+	commit(x);
+	struct coll *c = calloc(1, sizeof *c);
+	/* Integers: ascending value, negatives first; bounds combine. */
+	assert_int_equal(rscan(x, YUELAN, (const char *[]){"n>=0", NULL}, 100, c), 4);
+	assert_string_equal(joined(c), "z0,p3,p7,pc");
+	assert_int_equal(rscan(x, YUELAN, (const char *[]){"n<0", NULL}, 100, c), 2);
+	assert_string_equal(joined(c), "n5,n1");
+	assert_int_equal(rscan(x, YUELAN, (const char *[]){"n>-2", "n<=7", NULL}, 1, c), 4);
+	assert_string_equal(joined(c), "n1,z0,p3,p7");
+	assert_int_equal(rscan(x, YUELAN, (const char *[]){"n>7", "n<100", NULL}, 100, c), 0);
+	/* Floats: 0 up, then the negatives from -0 down; pages cross the gap. */
+	assert_int_equal(rscan(x, YUELAN, (const char *[]){"x<0", NULL}, 100, c), 2);
+	assert_string_equal(joined(c), "n1,n5");
+	assert_int_equal(rscan(x, YUELAN, (const char *[]){"x>=-1", "x<1", NULL}, 1, c), 3);
+	assert_string_equal(joined(c), "z0,p3,n1");
+	assert_int_equal(rscan(x, YUELAN, (const char *[]){"x>0", NULL}, 2, c), 3);
+	assert_string_equal(joined(c), "p3,p7,pc");
+	assert_int_equal(rscan(x, YUELAN, (const char *[]){"x<=-2.5", NULL}, 100, c), 1);
+	assert_string_equal(joined(c), "n5");
+	assert_int_equal(rscan(x, YUELAN, (const char *[]){"x>-3", NULL}, 4, c), 6);
+	assert_int_equal(rscan(x, YUELAN, (const char *[]){"x>1.5", "x<1.5", NULL}, 100, c), 0);
+	assert_int_equal(rscan(x, YUELAN, (const char *[]){"x<=0", "x>=0", NULL}, 100, c), 1);
+	assert_string_equal(joined(c), "z0");
+	/* Times: RFC 3339, ms and "now"; before 1970 too. */
+	assert_int_equal(rscan(x, YUELAN, (const char *[]){"at<now", NULL}, 100, c), 5);
+	assert_string_equal(joined(c), "pc,n5,n1,z0,p3");
+	assert_int_equal(
+	    rscan(x, YUELAN,
+		  (const char *[]){"at>=2026-01-02T08:00:00+08:00", "at<1767398400000", NULL}, 100,
+		  c),
+	    1);
+	assert_string_equal(joined(c), "n1");
+	/* With an equality filter the walk takes its index; ranges still apply. */
+	assert_int_equal(rscan(x, YUELAN, (const char *[]){"n>0", "k=a", NULL}, 1, c), 1);
+	assert_string_equal(joined(c), "p7");
+	/* The scope bounds a range walk: the sibling's records never come. */
+	assert_int_equal(rscan(x, YUELAN2, (const char *[]){"n>=-100", NULL}, 3, c), 6);
+	for (int i = 0; i < c->n; i++)
+		assert_string_equal(c->scopes[i], YUELAN2);
+	assert_int_equal(rscan(x, "hefei/baohe", (const char *[]){"n>=-100", NULL}, 5, c), 12);
+	free(c);
+}
+
+/* Random values of both signs: every range (paged) finds what a full check finds. */
+static void test_range_filters_random(void **state)
+{
+	struct fx *x = *state;
+	enum { N = 300 };
+	static long nv[N];
+	static double xv[N];
+	srand(13);
+	char json[160], id[16];
+	for (int i = 0; i < N; i++) {
+		nv[i] = rand() % 2001 - 1000;
+		xv[i] = (rand() % 20001 - 10000) / 64.0;
+		if (i % 37 == 0)
+			xv[i] = 0;
+		snprintf(json, sizeof json, "{\"n\": %ld, \"x\": %.17g}", nv[i], xv[i]);
+		snprintf(id, sizeof id, "r%03d", i);
+		must_put(x, "nums", YUELAN, id, json, NULL);
+	}
+	commit(x);
+	struct coll *c = calloc(1, sizeof *c);
+	static const char *const ops[] = {"<", "<=", ">", ">="};
+	for (int t = 0; t < 200; t++) {
+		bool fl = t % 2;
+		const char *o1 = ops[rand() % 4], *o2 = ops[rand() % 4];
+		double b1 = fl ? (rand() % 401 - 200) / 1.5 : rand() % 2201 - 1100;
+		double b2 = fl ? (rand() % 401 - 200) / 1.5 : rand() % 2201 - 1100;
+		if (fl && t % 10 == 1)
+			b1 = 0;
+		char s1[64], s2[64];
+		snprintf(s1, sizeof s1, "%s%s%.17g", fl ? "x" : "n", o1, b1);
+		snprintf(s2, sizeof s2, "%s%s%.17g", fl ? "x" : "n", o2, b2);
+		bool two = t % 3 == 0;
+		const char *specs[] = {s1, two ? s2 : NULL, NULL};
+		int want = 0;
+		for (int i = 0; i < N; i++) {
+			double v = fl ? xv[i] : (double)nv[i];
+			bool ok = true;
+			for (int j = 0; j < (two ? 2 : 1); j++) {
+				const char *o = j ? o2 : o1;
+				double b = j ? b2 : b1;
+				ok = ok && (o[0] == '<' ? (o[1] ? v <= b : v < b)
+							: (o[1] ? v >= b : v > b));
+			}
+			want += ok;
+		}
+		int got = rscan(x, YUELAN, specs, (size_t)(1 + t % 9), c);
+		if (got != want)
+			fail_msg("%s %s: %d rows, expected %d (%s)", s1, two ? s2 : "", got, want,
+				 err);
+		for (int i = 0; i < c->n; i++) /* each once */
+			for (int j = 0; j < i; j++)
+				assert_string_not_equal(c->ids[i], c->ids[j]);
+	}
+	free(c);
+}
+
+/* Bad range filters are refused naming the field and the reason. */
+static void test_range_filters_refused(void **state)
+{
+	struct fx *x = *state;
+	struct coll *c = calloc(1, sizeof *c);
+	assert_int_equal(rscan(x, YUELAN, (const char *[]){"n!=3", NULL}, 10, c), LINLI_EINVAL);
+	assert_non_null(strstr(err, "field 'n': '!=' is not a range operator"));
+	assert_int_equal(rscan(x, YUELAN, (const char *[]){"k>a", NULL}, 10, c), LINLI_EINVAL);
+	assert_non_null(strstr(err, "field 'k' is of type enum: ranges"));
+	assert_int_equal(rscan(x, YUELAN, (const char *[]){"m>1", NULL}, 10, c), LINLI_EINVAL);
+	assert_non_null(strstr(err, "field 'm' is not indexed"));
+	assert_int_equal(rscan(x, YUELAN, (const char *[]){"n<abc", NULL}, 10, c), LINLI_EINVAL);
+	assert_non_null(strstr(err, "field 'n': 'abc' is not an integer"));
+	assert_int_equal(rscan(x, YUELAN, (const char *[]){"x<nan", NULL}, 10, c), LINLI_EINVAL);
+	assert_non_null(strstr(err, "field 'x': 'nan' is not a number"));
+	assert_int_equal(rscan(x, YUELAN, (const char *[]){"at<yesterday", NULL}, 10, c),
+			 LINLI_EINVAL);
+	assert_non_null(strstr(err, "field 'at': 'yesterday' is not a time"));
+	assert_int_equal(rscan(x, YUELAN, (const char *[]){"nope<1", NULL}, 10, c), LINLI_EINVAL);
+	assert_non_null(strstr(err, "no field 'nope'"));
+	/* A cursor of a walk over another field does not fit. */
+	for (int i = 0; i < 3; i++)
+		must_put(x, "nums", YUELAN, NULL, "{\"n\": 1, \"x\": 1}", NULL);
+	commit(x);
+	char next[STORE_CURSOR_MAX];
+	struct store_range r = {"n", ">", "0"};
+	struct store_query q = {
+	    .dataset = "nums", .scope = YUELAN, .range = &r, .n_range = 1, .limit = 1};
+	assert_int_equal(store_scan(x->s, &q, NULL, NULL, next, err, sizeof err), 1);
+	assert_true(next[0]);
+	struct store_range r2 = {"x", ">", "0"};
+	char other[STORE_CURSOR_MAX];
+	q.range = &r2;
+	q.cursor = next;
+	assert_int_equal(store_scan(x->s, &q, NULL, NULL, other, err, sizeof err), LINLI_EINVAL);
+	assert_non_null(strstr(err, "does not belong to this query"));
+	free(c);
+}
+
+/* ---- change notices ---- */
+
+struct heard {
+	struct fx *x;
+	char log[4096];
+	int n;
+	uint64_t self;	   /* this watcher's id */
+	bool echo;	   /* write to `others` from the callback */
+	bool stop;	   /* unwatch itself at the first change */
+	struct heard *add; /* watch with this one at the first change */
+};
+
+static void heard_fn(void *ud, const struct store_change *c)
+{
+	struct heard *h = ud;
+	size_t off = strlen(h->log);
+	snprintf(h->log + off, sizeof h->log - off, "%s%s %s %s %s", h->n++ ? "; " : "",
+		 store_change_kind_name(c->kind), c->dataset, c->scope, c->id);
+	if (h->echo) /* a write of its own: the next batch; never told back to it */
+		must_put(h->x, "others", c->scope, "echo", "{\"name\":\"e\"}", NULL);
+	if (h->stop)
+		assert_int_equal(store_unwatch(h->x->s, h->self), 0);
+	if (h->add) {
+		uint64_t id;
+		assert_int_equal(store_watch(h->x->s, "others", heard_fn, h->add, &id, err, sizeof err),
+				 0);
+		h->add = NULL;
+	}
+}
+
+/* After a commit every put, update and delete of a watched dataset is told, once, in order. */
+static void test_change_notices(void **state)
+{
+	struct fx *x = *state;
+	struct heard a = {.x = x}, b = {.x = x}, late = {.x = x};
+	uint64_t ida, idb;
+	assert_int_equal(store_watch(x->s, "others", heard_fn, &a, &ida, err, sizeof err), 0);
+	assert_int_equal(store_watch(x->s, "nums", heard_fn, &b, &idb, err, sizeof err), 0);
+	assert_true(ida > 0 && idb > ida);
+	a.self = ida;
+	assert_int_equal(store_watch(x->s, "nope", heard_fn, &a, &ida, err, sizeof err),
+			 LINLI_ENOENT);
+	assert_non_null(strstr(err, "no dataset 'nope'"));
+	must_put(x, "others", YUELAN, "o1", "{\"name\":\"x\"}", NULL);
+	must_put(x, "others", YUELAN, "o1", "{\"name\":\"y\"}", NULL);
+	must_put(x, "others", YUELAN2, "o2", "{\"name\":\"z\"}", NULL);
+	must_put(x, "things", YUELAN, "t1", "{\"s\":\"a\"}", NULL); /* nobody watches things */
+	store_changes_deliver(x->s);
+	assert_int_equal(a.n, 0); /* nothing before the commit */
+	commit(x);
+	store_changes_deliver(x->s);
+	assert_string_equal(a.log, "created others " YUELAN " o1; updated others " YUELAN
+				   " o1; created others " YUELAN2 " o2");
+	assert_int_equal(b.n, 0);
+	a.log[0] = '\0';
+	a.n = 0;
+	assert_int_equal(store_delete(x->s, "others", YUELAN2, "o2", err, sizeof err), 0);
+	commit(x);
+	store_changes_deliver(x->s);
+	store_changes_deliver(x->s); /* told once */
+	assert_string_equal(a.log, "deleted others " YUELAN2 " o2");
+	/* A lost batch (a full disk) tells nobody. */
+	x->sync = true;
+	reopen(x);
+	assert_int_equal(store_watch(x->s, "others", heard_fn, &a, &ida, err, sizeof err), 0);
+	a.self = ida;
+	a.log[0] = '\0';
+	a.n = 0;
+	must_put(x, "others", YUELAN, "lost", "{\"name\":\"l\"}", NULL);
+	atomic_store(&disk_full_armed, 1);
+	assert_int_equal(store_batch_end(x->s), LINLI_EFULL);
+	atomic_store(&disk_full_armed, 0);
+	store_changes_deliver(x->s);
+	assert_int_equal(a.n, 0);
+	/* A callback's own write is not told back to it, but to the others; a watcher
+	   added during a delivery hears only later batches; one may stop itself. */
+	assert_int_equal(store_watch(x->s, "others", heard_fn, &b, &idb, err, sizeof err), 0);
+	b.self = idb;
+	a.echo = true;
+	a.add = &late;
+	must_put(x, "others", YUELAN, "o3", "{\"name\":\"w\"}", NULL);
+	commit(x);
+	store_changes_deliver(x->s);
+	assert_string_equal(a.log, "created others " YUELAN " o3");
+	assert_string_equal(b.log, "created others " YUELAN " o3");
+	assert_int_equal(late.n, 0);
+	a.echo = false;
+	commit(x); /* a's echo */
+	store_changes_deliver(x->s);
+	assert_string_equal(a.log, "created others " YUELAN " o3");
+	assert_string_equal(b.log, "created others " YUELAN " o3; created others " YUELAN " echo");
+	assert_string_equal(late.log, "created others " YUELAN " echo");
+	b.stop = true;
+	assert_int_equal(store_delete(x->s, "others", YUELAN, "o3", err, sizeof err), 0);
+	assert_int_equal(store_delete(x->s, "others", YUELAN, "echo", err, sizeof err), 0);
+	commit(x);
+	store_changes_deliver(x->s);
+	assert_int_equal(b.n, 3); /* it stopped after the first of the two */
+	assert_int_equal(late.n, 3);
+	assert_int_equal(store_unwatch(x->s, idb), LINLI_ENOENT);
+	assert_int_equal(store_unwatch(x->s, ida), 0);
+	assert_int_equal(store_unwatch(x->s, ida), LINLI_ENOENT);
+	/* Pending notices of a store that closes are freed (ASan checks). */
+	must_put(x, "others", YUELAN, "o4", "{\"name\":\"v\"}", NULL);
+	commit(x);
+}
+
 int main(int argc, char **argv)
 {
 	log_set_level(LOG_ERROR);
@@ -1566,6 +1911,10 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_journal_trim_replayed_on_growth, setup_small,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_scan_by_time_across_scopes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_range_filters, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_range_filters_random, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_range_filters_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_change_notices, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -279,8 +279,16 @@ function linli.publish(topic, payload, scope) end
 ---@field dataset string required
 ---@field scope? string subtree root inside the script's jurisdiction; nil: the node
 ---@field where? table<string, string|number|boolean> equality filters on indexed fields (at most 8), taken in field-name order
+---@field range? linli.range[] range filters on indexed numbers and times (at most 8), since 1.1
 ---@field limit? integer rows per page, 1..10000; nil or 0: 100
 ---@field cursor? string nil: the first page; else the cursor of the previous page
+
+---One range filter of linli.store_scan (C struct linli_range), since 1.1: `{ field, op, value }`
+---or `{ field = , op = , value = }`; op is "<", "<=", ">" or ">="; a time's value may be "now".
+---@class linli.range
+---@field [1]? string the field (or `field`): an indexed integer, float or time field
+---@field [2]? "<"|"<="|">"|">=" the operator (or `op`)
+---@field [3]? string|number the bound (or `value`)
 
 ---Record `id` of `dataset` within `scope` (nil: the node), as a table, and the scope it lives
 ---at. Needs store.read:DATASET; sensitive fields come masked without `sensitive[:DATASET]`,
@@ -351,6 +359,72 @@ function linli.store_update(dataset, id, fn, scope) end
 function linli.store_on_commit(fn) end
 
 ---A resource, or an argument of a command, of a device class (C device_classes' record).
+---One change a store watcher is told of (C struct linli_change), since 1.1.
+---@class linli.change
+---@field dataset string the watched dataset
+---@field scope string the record's scope (inside the script's jurisdiction)
+---@field id string the record's id
+---@field kind "created"|"updated"|"deleted"
+
+---After each batch commits, call fn(change) for every record of `dataset` created, updated
+---or deleted in it (by anyone; never the writes fn itself made) within the script's
+---jurisdiction. Needs store.read:DATASET. C member: store_watch. Since 1.1.
+---@param dataset string
+---@param fn fun(change: linli.change)
+---@return integer|nil id
+---@return string? message
+---@return linli.code? code "LINLI_ENOENT", "LINLI_EPERM", "LINLI_ENOMEM"
+function linli.store_watch(dataset, fn) end
+
+---Stop watch `id` (also from inside its fn). C member: store_unwatch. Since 1.1.
+---@param id integer
+---@return true|nil ok
+---@return string? message
+---@return linli.code? code "LINLI_ENOENT"
+function linli.store_unwatch(id) end
+
+---One field of a dataset's schema, since 1.1.
+---@class linli.schema_field
+---@field name string
+---@field type "string"|"integer"|"float"|"boolean"|"time"|"enum"|"ref"|"geo"
+---@field required boolean
+---@field indexed boolean
+---@field sensitive string|false the mask kind ("id_number", "phone", "name", "address", "health") or false
+---@field values? string[] an enum's values
+---@field ref? string the dataset a ref points to
+---@field min? number
+---@field max? number
+---@field max_len? integer
+---@field unit? string
+
+---A dataset's schema as the catalog has it (C member dataset_schema's record), since 1.1.
+---@class linli.schema
+---@field name string
+---@field title_en string
+---@field title_zh string
+---@field level "city"|"district"|"street"|"community"|"grid"
+---@field sharing string
+---@field owner? string
+---@field family? string
+---@field source? string
+---@field restricted? boolean
+---@field fields? linli.schema_field[] (absent in linli.datasets' entries)
+
+---What the catalog says of `dataset`. Needs the capability catalog.read. C member:
+---dataset_schema. Since 1.1.
+---@param dataset string
+---@return linli.schema|nil schema
+---@return string? message
+---@return linli.code? code "LINLI_EPERM", "LINLI_ENOENT"
+function linli.dataset_schema(dataset) end
+
+---The catalog's datasets (not the kernel's own): {name, title_en, title_zh, level, sharing}
+---each. Needs catalog.read. C member: datasets. Since 1.1.
+---@return linli.schema[]|nil list
+---@return string? message
+---@return linli.code? code "LINLI_EPERM"
+function linli.datasets() end
+
 ---@class linli.class_field
 ---@field name string
 ---@field type "integer"|"float"|"boolean"|"string"|"enum"

@@ -672,5 +672,38 @@ def case_a_c_plugin_route():
         eq((st, body["error"]["message"]), (409, "asked to fail"), "LINLI_EEXIST is 409")
 
 
+def case_range_filters():
+    """where= takes <, <=, >, >= on indexed numbers and times (since SDK 1.1), beside
+    FIELD=VALUE; bad ones are a 400 naming the field, a sensitive field a 403."""
+    with api() as a:
+        d = a.d
+        k = key(d, "ranges", "applications")
+        for i, t in enumerate(("2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z",
+                               "2026-01-03T00:00:00Z")):
+            d.ok("data", "put", "applications", "--scope", COMM, "--id", f"a-{i}",
+                 json.dumps({"item": "s-1", "applicant_name": "张三",
+                             "applicant_id_number": RESIDENT["id_number"],
+                             "status": "submitted" if i else "accepted", "submitted_at": t}))
+        path = "/api/v1/datasets/applications/records"
+        for where, want in (("submitted_at%3E=2026-01-02T00:00:00Z", ["a-1", "a-2"]),
+                            ("submitted_at<1767312000000", ["a-0"]),
+                            ("submitted_at%3Cnow&where=status=submitted", ["a-1", "a-2"]),
+                            ("submitted_at>1767225600000&where=submitted_at<=1767398400000",
+                             ["a-1", "a-2"])):
+            st, body, _ = a.curl("GET", f"{path}?where={where}", key=k)
+            eq((st, sorted(r["id"] for r in body.get("records", []))), (200, want),
+               f"where={where}: {body}")
+        for where, st_want, needle in (
+                ("status<x", 400, "field 'status' is of type enum: ranges"),
+                ("submitted_at~1", 400, "where must be FIELD=VALUE, FIELD<VALUE"),
+                ("submitted_at>=soon", 400, "field 'submitted_at': 'soon' is not a time"),
+                ("completed_at<now", 400, "field 'completed_at' is not indexed"),
+                ("applicant_id_number>1", 403,
+                 "field 'applicant_id_number' of applications is sensitive")):
+            st, body, _ = a.curl("GET", f"{path}?where={where}", key=k)
+            eq(st, st_want, f"where={where}: {body}")
+            check(needle in body["error"]["message"], f"{needle!r} in {body}")
+
+
 if __name__ == "__main__":
     sys.exit(main(dict(globals())))

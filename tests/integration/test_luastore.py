@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -801,6 +802,172 @@ def case_on_commit_of_a_stopped_script_is_never_called():
                  "return linli.store_on_commit(function(ok) print('probe again', ok) end)")
         d.wait_log("keeper: keeper again\ttrue")
         d.wait_log("probe: probe again\ttrue")
+
+
+def case_range_filters():
+    with node(apps={"keeper.lua": keeper(caps=KEEPER_CAPS)}) as d:
+        for i, t in enumerate(("2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z",
+                               "2026-01-03T00:00:00Z", "2099-01-01T00:00:00Z")):
+            d.ok("data", "put", "alarms", "--scope", YUELAN if i % 2 else TIANEHU, "--id", f"a-{i}",
+                 js({"topic": "dev/smoke/s1/event/alarm", "event": "smoke", "severity": "major",
+                     "status": "raised" if i else "cleared", "raised_at": t}))
+
+        def ids(query):
+            r = run(d, f"""
+local ids, cursor = {{}}, nil
+repeat
+  local rows
+  rows, cursor = assert(linli.store_scan{{ dataset = "alarms", limit = 1, cursor = cursor,
+    {query} }})
+  for _, row in ipairs(rows) do ids[#ids + 1] = row.id end
+until not cursor
+return ids""")
+            return r["r1"] or []
+
+        # Positional {field, op, value} and named entries; numbers, RFC 3339 and "now".
+        eq(ids("range = { { 'raised_at', '<', 'now' } }"), ["a-0", "a-1", "a-2"], "before now")
+        eq(ids("range = { { field = 'raised_at', op = '>=', value = 1767312000000 } }"),
+           ["a-1", "a-2", "a-3"], "from 2026-01-02")
+        eq(ids("range = { { 'raised_at', '>', '2026-01-01T08:00:00+08:00' },"
+               " { 'raised_at', '<=', '2026-01-03T00:00:00Z' } }"), ["a-1", "a-2"], "between")
+        eq(ids(f"scope = '{YUELAN}', range = {{ {{ 'raised_at', '<', 'now' }} }}"), ["a-1"],
+           "within yuelan")
+        eq(ids("where = { status = 'raised' }, range = { { 'raised_at', '<', 'now' } }"),
+           ["a-2", "a-1"], "with an equality: by its index (scope, then id)")
+        # Refusals: returned like the C member's, or a Lua error for a malformed query.
+        refused(run(d, "return linli.store_scan{ dataset = 'alarms',"
+                       " range = { { 'raised_at', '=<', 1 } } }"),
+                "LINLI_EINVAL", "field 'raised_at': '=<' is not a range operator")
+        refused(run(d, "return linli.store_scan{ dataset = 'alarms',"
+                       " range = { { 'status', '<', 'raised' } } }"),
+                "LINLI_EINVAL", "field 'status' is of type enum: ranges")
+        refused(run(d, "return linli.store_scan{ dataset = 'residents',"
+                       " range = { { 'id_number', '>', '1' } } }"),
+                "LINLI_EPERM", "field 'id_number' is sensitive")
+        many = ", ".join("{ 'raised_at', '>', 1 }" for _ in range(9))
+        refused(run(d, f"return linli.store_scan{{ dataset = 'alarms', range = {{ {many} }} }}"),
+                "LINLI_EINVAL", "more than 8 filters in range")
+        for code, needle in (("{ dataset = 'alarms', range = 'x' }", "range must be a list"),
+                             ("{ dataset = 'alarms', range = { 'x' } }",
+                              "range[1] must be a table {field, op, value}"),
+                             ("{ dataset = 'alarms', range = { { 'raised_at', '<' } } }",
+                              "range[1].value must be a string or a number"),
+                             ("{ dataset = 'alarms', range = { { 'raised_at', 1, 2 } } }",
+                              "range[1].op must be a string")):
+            r = run(d, f"return pcall(function() return linli.store_scan{code} end)")
+            check(r["r1"] is False and needle in r["r2"], f"{code}: {r}")
+
+
+def case_store_watch_and_schema():
+    apps = {"keeper.lua": keeper(caps=KEEPER_CAPS),
+            "reader.lua": keeper("reader", caps=("catalog.read", "store.read:residents"))}
+    with node(apps=apps) as d:
+        r = run(d, "HEARD = {}\n"
+                   "return linli.store_watch('residents', function(c)\n"
+                   "  HEARD[#HEARD + 1] = c.kind .. ' ' .. c.dataset .. ' ' .. c.scope .. ' ' .. c.id\n"
+                   "end)")
+        wid = r["r1"]
+        check(isinstance(wid, int) and wid > 0, f"an id: {r}")
+        info = d.ok("plugins", "info", "keeper")["resources"]
+        check({"kind": "store watch", "what": f"store watch {wid} of residents"} in info, info)
+        d.ok("data", "put", "residents", "--scope", YUELAN, "--id", "r-1", js(RESIDENT))
+        d.ok("data", "put", "residents", "--scope", YUELAN, "--id", "r-1",
+             js(dict(RESIDENT, gender="female")))
+        d.ok("data", "del", "residents", "r-1")
+        # The script's own write outside its watcher counts too.
+        run(d, f"return linli.store_put('residents', {lua(RESIDENT)}, '{TIANEHU}', 'own')")
+        def heard():
+            return run(d, "return HEARD")["r1"] or []
+
+        wait_for(lambda: len(heard()) >= 4, "four changes")
+        eq(heard(), [f"created residents {YUELAN} r-1", f"updated residents {YUELAN} r-1",
+                   f"deleted residents {YUELAN} r-1", f"created residents {TIANEHU} own"],
+           "told after each commit, in order")
+        r = run(d, f"return linli.store_unwatch({wid})")
+        eq(r["r1"], True, "unwatched")
+        refused(run(d, f"return linli.store_unwatch({wid})"), "LINLI_ENOENT", "no such watch")
+        d.ok("data", "put", "residents", "--scope", YUELAN, "--id", "r-2", js(RESIDENT))
+        d.ok("data", "put", "residents", "--scope", YUELAN, "--id", "r-3", js(RESIDENT))
+        eq(len(heard()), 4, "nothing after unwatch")
+        for ds, code, needle in (("businesses", "LINLI_EPERM",
+                                  "holds no granted capability store.read:businesses"),
+                                 ("sessions", "LINLI_EPERM", "kept by the kernel itself"),
+                                 ("nope", "LINLI_ENOENT", "no dataset 'nope'")):
+            refused(run(d, f"return linli.store_watch('{ds}', function() end)"), code, needle)
+        r = run(d, "return pcall(linli.store_watch, 'residents')")
+        check(r["r1"] is False and "function expected" in r["r2"], r)
+        # A reload removes the old instance's watches.
+        run(d, "return linli.store_watch('residents', function() end)")
+        d.ok("plugins", "reload", "keeper")
+        eq([x for x in d.ok("plugins", "info", "keeper")["resources"]
+            if x["kind"] == "store watch"], [], "no watch after reload")
+        # Schemas need catalog.read.
+        refused(run(d, "return linli.dataset_schema('residents')"), "LINLI_EPERM",
+                "holds no granted capability catalog.read")
+        refused(run(d, "return linli.datasets()"), "LINLI_EPERM",
+                "holds no granted capability catalog.read")
+        s = run(d, "return linli.dataset_schema('residents')", "reader")["r1"]
+        cat = d.ok("catalog", "show", "dataset", "residents")
+        eq([f["name"] for f in s["fields"]], [f["name"] for f in cat["fields"]], "fields")
+        eq({f["name"]: f["sensitive"] for f in s["fields"]}["id_number"], "id_number", "mask")
+        eq((s["level"], s["sharing"]), (cat["level"], cat["sharing"]), "level and sharing")
+        refused(run(d, "return linli.dataset_schema('apikeys')", "reader"), "LINLI_EPERM",
+                "kept by the kernel itself")
+        refused(run(d, "return linli.dataset_schema('nope')", "reader"), "LINLI_ENOENT",
+                "no dataset 'nope'")
+        names = [x["name"] for x in run(d, "return linli.datasets()", "reader")["r1"]]
+        check("residents" in names and "apikeys" not in names, names)
+
+
+def case_a_lost_batch_tells_no_watcher():
+    """A batch lost to a full disk tells nothing: what a watch heard is exactly what was
+    stored (a small tmpfs as the data dir; needs root)."""
+    if os.geteuid() != 0:
+        print("skipped: mounting a small tmpfs needs root")
+        sys.exit(77)
+    d = Daemon()
+    os.makedirs(d.data)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", d.data],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        d.cleanup()
+        print(f"skipped: cannot mount a tmpfs: {r.stderr.strip()}")
+        sys.exit(77)
+    try:
+        caps = ("store.read:alarms", "store.write:alarms")
+        with node(apps={"keeper.lua": keeper(caps=caps)}, d=d) as d:
+            run(d, "HEARD = {}\n"
+                   "return linli.store_watch('alarms', function(c) HEARD[#HEARD + 1] = c.id end)")
+            fill = f"""
+for i = 1, 100 do
+  assert(linli.store_put("alarms", {{ topic = "t", event = "e", severity = "major",
+    status = "raised", raised_at = 1, message = string.rep("m", 1000) }}, "{YUELAN}"))
+end
+return true"""
+            for _ in range(60):  # 100 KB a batch; the 2 MB fill long before
+                run(d, fill)
+                if "batch lost" in d.logtext():
+                    break
+            check("batch lost" in d.logtext() and "the disk is full" in d.logtext(),
+                  "no batch was lost")
+            heard = run(d, "return HEARD")["r1"]
+            stored, cursor = [], None
+            while True:
+                q = d.ok("data", "query", "alarms", "--limit", "1000",
+                         *(["--cursor", cursor] if cursor else []))
+                stored += [x["id"] for x in q["records"]]
+                cursor = q.get("cursor")
+                if not cursor:
+                    break
+            check(len(stored) >= 100 and len(stored) % 100 == 0, f"{len(stored)} stored")
+            eq(sorted(heard), sorted(stored), "heard exactly what was stored")
+            print(f"  {len(stored)} stored and heard, then: a batch lost")
+    finally:
+        if d.proc and d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait()
+        subprocess.run(["umount", d.data])
+        d.cleanup()
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import BUILD, SRC, Daemon, TestFailure, check, eq, finish, main, wait_for  # noqa: E402
+from harness import (BUILD, SRC, Daemon, TestFailure, check, eq, finish, main,  # noqa: E402
+                     wait_for)
 
 TP = os.path.abspath(os.environ.get("LINLI_TP_DIR", os.path.join(BUILD, "tests", "plugins")))
 CATALOG = os.path.join(SRC, "catalog")
@@ -643,6 +644,190 @@ def case_a_1_0_plugin_binary_still_loads_and_works():
         viewer = d.account("viewer1", "viewer", node=STREET)
         eq(reply_of(d, viewer, "put", "residents", YUELAN, "-", js(RESIDENT))["name"],
            "LINLI_EPERM", "a 1.0 plugin acts as its caller too")
+
+
+def case_range_filters():
+    """Ranges on indexed times through store_scan, paged, bounded by the scope, with the
+    sensitive-field rule of equality filters; the same through the console."""
+    with node() as d:
+        d.ok("data", "put", "grids", "--scope", YUELAN, "--id", "g1", js(GRID))
+        now = int(time.time() * 1000)
+        hour = 3600 * 1000
+        # due in -3h .. +2h; status handling except i-0; one in a sibling community
+        for i, (due, status) in enumerate(((-3, "reported"), (-2, "handling"),
+                                          (-1, "handling"), (1, "handling"), (2, "handling"))):
+            d.ok("data", "put", "incidents", "--scope", YUELAN + "/g01", "--id", f"i-{i}",
+                 js({"title": "t", "category": "environment", "status": status, "grid": "g1",
+                     "reported_at": now - 5 * hour, "step_deadline": now + due * hour}))
+        d.ok("data", "put", "incidents", "--scope", TIANEHU + "/g01", "--id", "t-0",
+             js({"title": "t", "category": "environment", "status": "handling", "grid": "g1",
+                 "reported_at": now - 5 * hour, "step_deadline": now - 4 * hour}))
+
+        def ids(*args, scope=None):
+            got, cursor = [], None
+            while True:
+                a = list(args) + ["limit=1"] + ([f"scope={scope}"] if scope else [])
+                r = ok(d, "scan", "incidents", *a + ([f"cursor={cursor}"] if cursor else []))
+                got += [row["id"] for row in r["rows"]]
+                cursor = r.get("cursor")
+                if not cursor:
+                    return got
+
+        # Overdue: walked by the deadline's index, earliest first, page by page.
+        eq(ids("range=step_deadline<now"), ["t-0", "i-0", "i-1", "i-2"], "overdue")
+        eq(ids("range=step_deadline<now", scope=YUELAN), ["i-0", "i-1", "i-2"],
+           "overdue within yuelan only")
+        eq(ids("range=step_deadline<now", "where=status=handling"), ["t-0", "i-1", "i-2"],
+           "overdue and handling: by the status's index, then scope and id")
+        eq(ids(f"range=step_deadline>={now - 2 * hour}", f"range=step_deadline<={now + hour}"),
+           ["i-1", "i-2", "i-3"], "between two bounds")
+        eq(ids(f"range=step_deadline>{now + 2 * hour}"), [], "none after the last")
+        # A 1.0 plugin's query is smaller: the kernel reads no range from it.
+        eq(len(ok(d, "scan", "incidents", "range=step_deadline<0", "size=1.0")["rows"]), 6,
+           "the 1.0 size: the whole dataset, the range members unread")
+        # Refusals name the field and the reason.
+        for arg, name, needle in (
+                ("range=step_deadline!=now", "LINLI_EINVAL",
+                 "field 'step_deadline': '!=' is not a range operator"),
+                ("range=status>handling", "LINLI_EINVAL",
+                 "field 'status' is of type enum: ranges (<, <=, >, >=) take integer, float "
+                 "and time fields"),
+                ("range=close_deadline<now", "LINLI_EINVAL", "field 'close_deadline' is not indexed"),
+                ("range=step_deadline<soon", "LINLI_EINVAL",
+                 "field 'step_deadline': 'soon' is not a time"),
+                ("range=reporter_phone>1", "LINLI_EPERM",
+                 "incidents: field 'reporter_phone' is sensitive: filtering on it needs the "
+                 "grant")):
+            refused(d, name, needle, "scan", "incidents", arg)
+        audit = d.ok("audit", "--limit", "1000")
+        mine = [(a.get("via", a["who"]), a["result"], a.get("detail")) for a in audit
+                if a.get("action") == "data.read" and a.get("via", a["who"]).startswith("plugin:")]
+        want = ("plugin:tp_store", "denied", "filter on sensitive field reporter_phone")
+        check(want in mine, f"{want} not audited: {mine}")
+        # The console: --where takes the same operators.
+        q = d.ok("data", "query", "incidents", "--where", "step_deadline<now", "--where",
+                 "status=handling", "--scope", STREET)
+        eq([r["id"] for r in q["records"]], ["t-0", "i-1", "i-2"], "console overdue")
+        q = d.ok("data", "query", "incidents", "--where", f"step_deadline>={now}", "--limit", "1")
+        eq(([r["id"] for r in q["records"]], bool(q["cursor"])), (["i-3"], True), "console page")
+        q = d.ok("data", "query", "incidents", "--where", f"step_deadline>={now}", "--limit", "1",
+                 "--cursor", q["cursor"])
+        eq(([r["id"] for r in q["records"]], q.get("cursor")), (["i-4"], None), "console page 2")
+        for arg, needle in (("step_deadline~now", "--where 'step_deadline~now' is not FIELD=VALUE, "
+                             "FIELD<VALUE"),
+                            ("status<=handling", "field 'status' is of type enum: ranges"),
+                            ("step_deadline>=x", "field 'step_deadline': 'x' is not a time")):
+            rc, out, err = d.cli("data", "query", "incidents", "--where", arg)
+            check(rc != 0 and needle in err, f"data query --where {arg}: {rc} {out} {err}")
+        # A viewer without the sensitive grant: refused, and audited as denied.
+        rc, out, err = d.cli("data", "query", "incidents", "--where", "reporter_phone>=1")
+        check(rc != 0 and "field 'reporter_phone' is not indexed" in err,
+              f"the admin sees it in clear: its range gets as far as the index: {err}")
+        viewer = d.account("viewer1", "viewer", node=STREET)
+        rc, out, err = d.cli("data", "query", "incidents", "--where", "reporter_phone>=1",
+                             env={"LINLI_SESSION": viewer})
+        check(rc != 0 and "field 'reporter_phone' is sensitive" in err, f"{rc} {out} {err}")
+        check(any(a.get("who") == "viewer1" and a["result"] == "denied"
+                  and a.get("detail") == "filter on sensitive field reporter_phone"
+                  for a in d.ok("audit", "--limit", "1000")), "the viewer's range audited denied")
+
+
+def watch_ok(d, *args):
+    """A tp_watch call that must succeed; returns its reply."""
+    r = d.ok("tp_watch", *args)
+    check(r["rc"] >= 0 and r["error"] == "", f"tp_watch {' '.join(args)}: {r}")
+    return r
+
+
+def case_change_notices_after_commit():
+    """tp_watch (a street's plugin) is told of every committed change in its subtree,
+    whoever made it, once, in order; its watches are tracked resources."""
+    with node(plugins=("tp_watch",)) as d:
+        wres = watch_ok(d, "watch", "residents")["id"]
+        wgrid = watch_ok(d, "watch", "grids")["id"]
+        check(wres > 0 and wgrid > wres, "ids")
+        info = d.ok("plugins", "info", "tp_watch")["resources"]
+        for w in (f"store watch {wres} of residents", f"store watch {wgrid} of grids"):
+            check({"kind": "store watch", "what": w} in info, f"{w} in {info}")
+        d.ok("data", "put", "residents", "--scope", YUELAN, "--id", "r-1", js(RESIDENT))
+        d.ok("data", "put", "residents", "--scope", YUELAN, "--id", "r-1",
+             js(dict(RESIDENT, gender="female")))
+        d.ok("data", "del", "residents", "r-1")
+        d.ok("data", "put", "grids", "--scope", TIANEHU, "--id", "g-1", js(GRID))
+        d.ok("data", "put", "businesses", "--scope", YUELAN, "--id", "b-1",
+             js({"name": "小店", "credit_code": "91340100MA2N0XXX1X",
+                 "kind": "individual_business"}))  # not watched
+        heard = []
+        wait_for(lambda: heard.extend(watch_ok(d, "heard")["heard"]) or len(heard) >= 4,
+                 "four changes")
+        eq(heard, [f"created residents {YUELAN} r-1", f"updated residents {YUELAN} r-1",
+                   f"deleted residents {YUELAN} r-1", f"created grids {TIANEHU} g-1"],
+           "what was told")
+        # Refusals name the reason.
+        for ds, name, needle in (
+                ("incidents", "LINLI_EPERM", "holds no granted capability store.read:incidents"),
+                ("accounts", "LINLI_EPERM", "dataset 'accounts' is kept by the kernel itself"),
+                ("nope", "LINLI_ENOENT", "no dataset 'nope' in the catalog")):
+            r = d.ok("tp_watch", "watch", ds)
+            eq(r["name"], name, r["error"])
+            check(needle in r["error"], f"{needle!r} not in {r['error']!r}")
+        # One that stops itself at its first change; unwatch.
+        watch_ok(d, "once", "residents")
+        watch_ok(d, "unwatch", str(wres))
+        eq(d.ok("tp_watch", "unwatch", str(wres))["name"], "LINLI_ENOENT", "unwatched already")
+        for i in range(2):
+            d.ok("data", "put", "residents", "--scope", YUELAN, "--id", f"r-{i + 2}",
+                 js(RESIDENT))
+        d.wait_log("once: unwatch rc 0")
+        eq(d.logtext().count("heard once "), 1, "told once, then it stopped")
+        eq(watch_ok(d, "heard")["heard"], [f"created residents {YUELAN} r-2"], "only the once")
+        # A watcher's own write is not told back to it (no loop), but to the others.
+        watch_ok(d, "echo", "grids")
+        d.ok("data", "put", "grids", "--scope", YUELAN, "--id", "g-2", js(GRID))
+        heard = []
+        wait_for(lambda: heard.extend(watch_ok(d, "heard")["heard"]) or len(heard) >= 3,
+                 "the echo's notice")
+        eq(sorted(heard), sorted([f"created grids {YUELAN} g-2", f"created grids {YUELAN} g-2",
+                                  f"created grids {YUELAN} echo"]), "the echo heard by the other")
+        eq(d.logtext().count("echo: put rc 0"), 1, "the echo watcher did not hear itself")
+        eq(d.ok("data", "get", "grids", "echo", "--scope", YUELAN)["name"], "g-2", "echo stored")
+        # Disable removes every watch; the next instance starts with none.
+        d.ok("plugins", "disable", "tp_watch")
+        d.ok("data", "put", "grids", "--scope", YUELAN, "--id", "g-3", js(GRID))
+        d.ok("plugins", "enable", "tp_watch")
+        eq([r for r in d.ok("plugins", "info", "tp_watch")["resources"]
+            if r["kind"] == "store watch"], [], "no watch left")
+        d.ok("data", "put", "grids", "--scope", YUELAN, "--id", "g-4", js(GRID))
+        eq(watch_ok(d, "heard")["heard"], [], "nothing told to the new instance")
+        check(f"{YUELAN} g-3" not in d.logtext(), "nothing told while disabled")
+
+
+def case_dataset_schema_and_list():
+    with node(plugins=("tp_watch",)) as d:
+        s = watch_ok(d, "schema", "residents")["schema"]
+        eq((s["name"], s["level"], s["title_en"]), ("residents", "community", s["title_en"]), "head")
+        cat = d.ok("catalog", "show", "dataset", "residents")
+        eq((s["title_zh"], s["sharing"], s["owner"], s["family"]),
+           (cat["title_zh"], cat["sharing"], cat["owner"], cat["family"]), "as the catalog has it")
+        fields = {f["name"]: f for f in s["fields"]}
+        eq([f["name"] for f in s["fields"]], [f["name"] for f in cat["fields"]], "every field")
+        eq(fields["id_number"]["sensitive"], "id_number", "a mask kind")
+        eq(fields["gender"]["sensitive"], False, "not sensitive")
+        eq(fields["gender"]["values"], ["male", "female"], "enum values")
+        for f in cat["fields"]:
+            g = fields[f["name"]]
+            eq((g["type"], g["required"], g["indexed"]), (f["type"], f["required"], f["indexed"]),
+               f["name"])
+        lst = watch_ok(d, "datasets")["datasets"]
+        names = [x["name"] for x in lst]
+        check("residents" in names and "incidents" in names, names)
+        check(not set(names) & SYSTEM, f"system datasets listed: {names}")
+        eq(sorted(lst[0]), ["level", "name", "sharing", "title_en", "title_zh"], "an entry")
+        for ds, name, needle in (("accounts", "LINLI_EPERM", "kept by the kernel itself"),
+                                 ("nope", "LINLI_ENOENT", "no dataset 'nope' in the catalog")):
+            r = d.ok("tp_watch", "schema", ds)
+            eq(r["name"], name, r["error"])
+            check(needle in r["error"], r["error"])
 
 
 if __name__ == "__main__":

@@ -7,11 +7,13 @@
  *   tp_store get DATASET ID [SCOPE]            -> record, scope
  *   tp_store put DATASET SCOPE ID JSON         -> id, created
  *   tp_store del DATASET ID [SCOPE]
- *   tp_store scan DATASET [scope=S] [where=F=V]... [limit=N] [cursor=C] [stop=K] [fail=K]
+ *   tp_store scan DATASET [scope=S] [where=F=V]... [range=FopV]... [limit=N] [cursor=C]
+ *        [stop=K] [fail=K] [size=1.0]
  *        one page -> rows [{id, scope, record}], count, cursor; stop=K ends the
  *        page after row K (callback returns 1), fail=K makes it return LINLI_EBUSY,
  *        write=1 makes it put a grids record {code: "w", name: <row id>} at the
- *        row's scope for every row (writes from inside a scan)
+ *        row's scope for every row (writes from inside a scan); size=1.0 passes
+ *        the query with the size of SDK 1.0 (the range members are then not read)
  *   tp_store pages DATASET [scope=S] [where=F=V]... [limit=N]
  *        every page, following the cursors -> ids, pages
  *   tp_store update DATASET ID SCOPE MODE [ARG] [JSON]
@@ -36,6 +38,7 @@
  * incidents) and, with -DSENSITIVE, tp_store_sens (store.read of every
  * dataset, store.write:residents, sensitive:residents).
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,6 +135,10 @@ struct scan_opts {
 	struct linli_query q;
 	struct linli_where where[LINLI_MAX_WHERE + 1];
 	char wf[LINLI_MAX_WHERE + 1][64];
+#ifdef LINLI_MAX_RANGE /* SDK 1.1: not in the frozen 1.0 headers tp_store_v10 builds with */
+	struct linli_range range[LINLI_MAX_RANGE + 1];
+	char rf[LINLI_MAX_RANGE + 1][64], rop[LINLI_MAX_RANGE + 1][4];
+#endif
 	long stop, fail;
 	bool write;
 };
@@ -158,6 +165,8 @@ static int parse_scan(const struct linli_cmd_req *req, struct scan_opts *o, char
 			o->fail = strtol(w + 5, NULL, 10);
 		else if (strcmp(w, "write=1") == 0)
 			o->write = true;
+		else if (strcmp(w, "size=1.0") == 0) /* what a 1.0 plugin passes: no ranges */
+			o->q.size = offsetof(struct linli_query, cursor) + sizeof(const char *);
 		else if (strncmp(w, "where=", 6) == 0 && strchr(w + 6, '=') &&
 			 o->q.n_where <= LINLI_MAX_WHERE) {
 			/* One more than allowed is kept, to see the kernel refuse it. */
@@ -166,6 +175,16 @@ static int parse_scan(const struct linli_cmd_req *req, struct scan_opts *o, char
 			snprintf(o->wf[n], sizeof o->wf[n], "%.*s", (int)(eq - w - 6), w + 6);
 			o->where[n].field = o->wf[n];
 			o->where[n].value = eq + 1;
+#ifdef LINLI_MAX_RANGE
+		} else if (strncmp(w, "range=", 6) == 0 && o->q.n_range <= LINLI_MAX_RANGE) {
+			/* range=FIELD OP VALUE, the operator being any of <>=! */
+			size_t fl = strcspn(w + 6, "<>=!"), ol = strspn(w + 6 + fl, "<>=!");
+			int n = o->q.n_range++;
+			o->q.range = o->range;
+			snprintf(o->rf[n], sizeof o->rf[n], "%.*s", (int)fl, w + 6);
+			snprintf(o->rop[n], sizeof o->rop[n], "%.*s", (int)ol, w + 6 + fl);
+			o->range[n] = (struct linli_range){o->rf[n], o->rop[n], w + 6 + fl + ol};
+#endif
 		} else {
 			snprintf(err, errlen, "tp_store scan: what is '%s'?", w);
 			return LINLI_EINVAL;

@@ -727,6 +727,57 @@ struct linli_api {
 
 	/* ---- store: range filters, change notifications, schemas, since 1.1 ---- */
 
+	/*
+	 * Range filters need no member of their own: struct linli_query has
+	 * `range` and `n_range` since 1.1 (linli/store.h), and store_scan
+	 * takes them ("<", "<=", ">", ">=" on indexed integers, floats and
+	 * times; a sensitive field needs the grant, as an equality does).
+	 */
+
+	/*
+	 * store_watch — after each batch commits, call fn(ctx, change, ud)
+	 * (linli_change_fn, linli/store.h) for every record of `dataset`
+	 * created, updated or deleted in it, by anyone (console, HTTP, other
+	 * plugins, scripts, this plugin outside fn), whose scope lies in the
+	 * plugin's jurisdiction, in commit order. Nothing is told of a batch
+	 * that was lost, nor of writes before the call. Stores the id (> 0)
+	 * in *id (may be NULL). Needs store.read:DATASET. Removed
+	 * automatically on failure of init, disable, reload and unload.
+	 * Returns 0; LINLI_EINVAL (NULL fn); LINLI_ENOENT (no such dataset);
+	 * LINLI_EPERM (no capability, or a system dataset); LINLI_ENOMEM;
+	 * store_last_error says why. Since 1.1.
+	 */
+	int (*store_watch)(linli_ctx *ctx, const char *dataset, linli_change_fn fn, void *ud,
+			   uint64_t *id);
+	/*
+	 * store_unwatch — stop watch `id` (also from inside its own fn: it
+	 * is not called again). 0 or LINLI_ENOENT (not this plugin's).
+	 * Since 1.1.
+	 */
+	int (*store_unwatch)(linli_ctx *ctx, uint64_t id);
+	/*
+	 * dataset_schema — what the catalog says of `dataset`, as a new map
+	 * in *out (yours: rec_free it): {"name", "title_en", "title_zh",
+	 * "level" (city, district, street, community, grid), "sharing",
+	 * "owner", "family", "source", "restricted", "fields": [{"name",
+	 * "type" (string, integer, float, boolean, time, enum, ref, geo),
+	 * "required", "indexed", "sensitive" (the mask kind: "id_number",
+	 * "phone", "name", "address", "health"; or false), "values"? (enum),
+	 * "ref"? (the dataset a ref points to), "min"?, "max"?, "max_len"?,
+	 * "unit"?}]}, fields in catalog order. Needs the capability
+	 * catalog.read. Returns 0; LINLI_EPERM (no capability, or a system
+	 * dataset); LINLI_ENOENT (no such dataset); LINLI_EINVAL (NULL out);
+	 * LINLI_ENOMEM; store_last_error says why. Since 1.1.
+	 */
+	int (*dataset_schema)(linli_ctx *ctx, const char *dataset, linli_record **out);
+	/*
+	 * datasets — the catalog's datasets (the kernel's own left out) as a
+	 * new array in *out (yours), one map each: {"name", "title_en",
+	 * "title_zh", "level", "sharing"}. Needs catalog.read. Returns 0,
+	 * LINLI_EPERM, LINLI_EINVAL, LINLI_ENOMEM. Since 1.1.
+	 */
+	int (*datasets)(linli_ctx *ctx, linli_record **out);
+
 	/* ---- devices: waiting for a commit, since 1.1 ---- */
 
 	/* ---- time: the node's time zone, local calendar time, since 1.1 ---- */

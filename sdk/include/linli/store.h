@@ -1,7 +1,8 @@
 /*
  * linli/store.h — the types of the store members of the function table
  * (api->store_get, store_put, store_delete, store_scan, store_update,
- * store_on_commit, store_last_error; linli/api.h documents each).
+ * store_on_commit, store_last_error; since 1.1 store_watch, store_unwatch,
+ * dataset_schema, datasets; linli/api.h documents each).
  *
  * The store keeps the platform's records. Every record belongs to a dataset
  * of the node's catalog (`linli catalog list`, `linli catalog show NAME`
@@ -35,7 +36,8 @@
  * string becomes "***"). Every read of a dataset with sensitive fields is
  * written to the audit log (allowed or masked). A scan filter on a
  * sensitive field needs the same grant (it would tell what the mask hides):
- * without it the scan is refused with LINLI_EPERM. Writes need no such grant.
+ * without it the scan is refused with LINLI_EPERM; so is a range filter
+ * (since 1.1). Writes need no such grant.
  *
  * Durability: writes are gathered into one transaction per batch of the
  * kernel's loop (group commit) and made durable at the batch's end, after
@@ -62,6 +64,7 @@ extern "C" {
 #define LINLI_SCAN_DEFAULT 100	 /* rows per scan page when limit is 0 */
 #define LINLI_SCAN_MAX	   10000 /* largest limit of a scan page */
 #define LINLI_MAX_WHERE	   8	 /* equality filters per scan */
+#define LINLI_MAX_RANGE	   8	 /* range filters per scan, since 1.1 */
 
 /*
  * struct linli_where — one equality filter of a scan, since 1.0: `field` must
@@ -71,6 +74,20 @@ extern "C" {
  */
 struct linli_where {
 	const char *field;
+	const char *value;
+};
+
+/*
+ * struct linli_range — one range filter of a scan, since 1.1: `field` an
+ * indexed integer, float or time field of the dataset, `op` one of "<",
+ * "<=", ">", ">=", `value` the bound as text like linli_where's (a time may
+ * also be "now": the node's clock when the scan starts). Several ranges
+ * on one field bound it from both sides: {"due_at", "<", "now"} with the
+ * equality {"state", "open"} finds what is overdue.
+ */
+struct linli_range {
+	const char *field;
+	const char *op;
 	const char *value;
 };
 
@@ -87,6 +104,9 @@ struct linli_query {
 	int n_where;			 /* 0..LINLI_MAX_WHERE */
 	size_t limit;	    /* rows per page, 1..LINLI_SCAN_MAX; 0: LINLI_SCAN_DEFAULT */
 	const char *cursor; /* NULL or "": the first page; else a previous cursor */
+	/* since 1.1 (a 1.0 plugin's smaller query has none): */
+	const struct linli_range *range; /* n_range range filters, all must match */
+	int n_range;			 /* 0..LINLI_MAX_RANGE */
 };
 
 /*
@@ -145,6 +165,30 @@ typedef int (*linli_update_fn)(linli_ctx *ctx, const char *id, linli_record **re
  * the loop batch; it may call the table (a write opens the next batch).
  */
 typedef void (*linli_commit_fn)(linli_ctx *ctx, int rc, const char *msg, void *ud);
+
+/*
+ * struct linli_change — one record changed by a committed batch, as a
+ * watcher (api->store_watch) is told of it, since 1.1. Everything is
+ * borrowed for the duration of the callback.
+ */
+struct linli_change {
+	uint32_t size;	     /* sizeof(struct linli_change) of the kernel */
+	const char *dataset; /* the watched dataset */
+	const char *scope;   /* the record's scope (inside the plugin's jurisdiction) */
+	const char *id;	     /* the record's id */
+	const char *kind;    /* "created", "updated" or "deleted" */
+};
+
+/*
+ * linli_change_fn — a store watcher (kernel thread, after the commit, never
+ * inside a write transaction; must not block), since 1.1. It may call any
+ * member: read the record (api->store_get; it may have changed again since),
+ * write (into the next batch), watch and unwatch (itself too). The writes
+ * it makes are not told back to this watcher, so a cache that writes what
+ * it hears does not hear itself; two watchers that answer each other's
+ * writes do, one batch per turn of the kernel's loop.
+ */
+typedef void (*linli_change_fn)(linli_ctx *ctx, const struct linli_change *ch, void *ud);
 
 #ifdef __cplusplus
 }
