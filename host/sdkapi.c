@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "bus.h"
+#include "bus_api.h"
 #include "hal_api.h"
 #include "cmd.h"
 #include "kernel.h"
@@ -559,6 +560,11 @@ static const struct linli_api table = {
 	/* ---- 1.1: plugin HTTP routes ---- */
 
 	/* ---- 1.1: bus request/reply ---- */
+	.serve = bus_api_serve,
+	.unserve = bus_api_unserve,
+	.reply = bus_api_reply,
+	.request = bus_api_request,
+	.request_cancel = bus_api_request_cancel,
 
 	/* ---- 1.1: store range filters, change notifications, schemas ---- */
 
