@@ -58,12 +58,12 @@ static void psrv_serve(const struct bus_request *rq, void *ud)
 		return;
 	}
 	struct linli_request lr = {
-		.size = sizeof lr,
-		.id = rq->id,
-		.topic = rq->topic,
-		.scope = rq->scope,
-		.requester = rq->requester,
-		.payload = payload,
+	    .size = sizeof lr,
+	    .id = rq->id,
+	    .topic = rq->topic,
+	    .scope = rq->scope,
+	    .requester = rq->requester,
+	    .payload = payload,
 	};
 	s->fn(plug_ctx(p), &lr, s->ud);
 	record_free(payload);
@@ -95,11 +95,11 @@ static void psrv_describe(void *arg, char *buf, size_t len)
 }
 
 static const struct plug_res_ops psrv_ops = {
-	.kind = "server",
-	.release = psrv_release,
-	.suspend = psrv_suspend,
-	.resume = psrv_resume,
-	.describe = psrv_describe,
+    .kind = "server",
+    .release = psrv_release,
+    .suspend = psrv_suspend,
+    .resume = psrv_resume,
+    .describe = psrv_describe,
 };
 
 static bool psrv_match(void *arg, const void *key)
@@ -107,16 +107,15 @@ static bool psrv_match(void *arg, const void *key)
 	return ((struct psrv *)arg)->id == *(const uint64_t *)key;
 }
 
-int bus_api_serve(linli_ctx *ctx, const char *pattern, linli_request_fn fn, void *ud,
-		  uint64_t *id)
+int bus_api_serve(linli_ctx *ctx, const char *pattern, linli_request_fn fn, void *ud, uint64_t *id)
 {
 	struct plugin *p = plug_from_ctx(ctx);
 	struct kernel *k = plug_kernel(p);
 	char err[384] = "";
 	if (!pattern || !fn)
 		return LINLI_EINVAL;
-	int rc = plug_authorize(p, ACT_EVENTS_SUBSCRIBE, k->cfg.node_path, pattern, err,
-				sizeof err);
+	int rc =
+	    plug_authorize(p, ACT_EVENTS_SUBSCRIBE, k->cfg.node_path, pattern, err, sizeof err);
 	if (rc) {
 		log_warn(plug_name(p), "serve %s: %s", pattern, err);
 		return rc;
@@ -154,8 +153,7 @@ int bus_api_unserve(linli_ctx *ctx, uint64_t id)
 	return 0;
 }
 
-int bus_api_reply(linli_ctx *ctx, uint64_t id, int status, const linli_record *rec,
-		  const char *err)
+int bus_api_reply(linli_ctx *ctx, uint64_t id, int status, const linli_record *rec, const char *err)
 {
 	struct plugin *p = plug_from_ctx(ctx);
 	msgpack_sbuffer sb;
@@ -218,9 +216,9 @@ static void preq_describe(void *arg, char *buf, size_t len)
 }
 
 static const struct plug_res_ops preq_ops = {
-	.kind = "request",
-	.release = preq_release,
-	.describe = preq_describe,
+    .kind = "request",
+    .release = preq_release,
+    .describe = preq_describe,
 };
 
 static bool preq_match(void *arg, const void *key)

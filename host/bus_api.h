@@ -16,8 +16,7 @@
 
 #include "linli/api.h"
 
-int bus_api_serve(linli_ctx *ctx, const char *pattern, linli_request_fn fn, void *ud,
-		  uint64_t *id);
+int bus_api_serve(linli_ctx *ctx, const char *pattern, linli_request_fn fn, void *ud, uint64_t *id);
 int bus_api_unserve(linli_ctx *ctx, uint64_t id);
 int bus_api_reply(linli_ctx *ctx, uint64_t id, int status, const linli_record *rec,
 		  const char *err);

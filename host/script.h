@@ -35,7 +35,7 @@ struct cfg;
 
 /* The SDK version scripts declare against (`sdk = "1.0"`); follows the C SDK's. */
 #define SCRIPT_SDK_MAJOR 1
-#define SCRIPT_SDK_MINOR 0
+#define SCRIPT_SDK_MINOR 1
 
 #define SCRIPT_NAME_MAX	  64	     /* [a-z][a-z0-9_]*, like every catalog name */
 #define SCRIPT_TOPIC_MAX  256	     /* an `on` pattern or a topic */

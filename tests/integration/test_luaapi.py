@@ -575,6 +575,9 @@ plugin { name = "names", version = "1.0.0", sdk = "1.0", family = "custom",
                                        "dev_get", "dev_info", "device_classes", "log", "major",
                                        "minor", "plugin_config", "plugin_name", "plugin_scope",
                                        "publish", "scope", "set_error", "store_delete",
+                                       # 1.1: bus request/reply
+                                       "reply", "request", "request_cancel", "serve",
+                                       "unserve",
                                        "store_get", "store_on_commit", "store_put",
                                        "store_scan", "store_update", "subscribe",
                                        "time_now_ms", "timer_add", "timer_cancel",
@@ -594,7 +597,7 @@ plugin { name = "names", version = "1.0.0", sdk = "1.0", family = "custom",
             check(f"linli.{n}" in doc, f"sdk/lua-api.md lacks linli.{n}")
         # Its examples are valid declarations.
         blocks = re.findall(r"```lua\n(.*?)```", doc, re.S)
-        eq(len(blocks), 5, "examples in sdk/lua-api.md")
+        eq(len(blocks), 7, "examples in sdk/lua-api.md")  # 1.1: + request/reply's 2
         for i, b in enumerate(blocks):
             d.ok("rules", "check", f"example{i}.lua", "--stdin", input=b)
 
