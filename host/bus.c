@@ -1201,8 +1201,7 @@ static const struct bus_server *server_clash(const struct bus *b, const struct b
 }
 
 int bus_serve(struct bus *b, const char *pattern, const char *scope, bus_serve_fn fn, void *ud,
-	      const void *owner, const char *owner_name, uint64_t *id_out, char *err,
-	      size_t errlen)
+	      const void *owner, const char *owner_name, uint64_t *id_out, char *err, size_t errlen)
 {
 	char w[160];
 	if (!fn)
@@ -1389,8 +1388,8 @@ static void rq_deliver(struct kernel *k, void *arg)
 	}
 	r->state = RQ_DELIVERED;
 	b->rq_totals.delivered++;
-	struct bus_request rq = {r->id, r->topic, r->scope, r->requester, r->payload,
-				 r->payload_len};
+	struct bus_request rq = {r->id,	       r->topic,   r->scope,
+				 r->requester, r->payload, r->payload_len};
 	/* The handler may reply, unserve, drop: r and sv may be gone after it. */
 	sv->fn(&rq, sv->ud);
 }

@@ -240,8 +240,8 @@ typedef void (*bus_serve_fn)(const struct bus_request *rq, void *ud);
  * record (a MessagePack map, or NULL/0), a message (never NULL, "" when
  * none). Everything is borrowed for the call.
  */
-typedef void (*bus_reply_fn)(uint64_t id, int status, const void *rec, size_t len,
-			     const char *msg, void *ud);
+typedef void (*bus_reply_fn)(uint64_t id, int status, const void *rec, size_t len, const char *msg,
+			     void *ud);
 
 #define BUS_REQUEST_TIMEOUT_MS	   10000  /* timeout_ms 0 */
 #define BUS_REQUEST_TIMEOUT_MAX_MS 600000 /* at most */

@@ -1943,8 +1943,8 @@ static void take_answer(lua_State *L, int first, void *ud)
 		luaL_error(L, "a server's handler returns a status (an integer >= 0) and a "
 			      "record, or nil, a message and a code, or nothing");
 	s->status = (int)lua_tointeger(L, first);
-	luaL_argexpected(L, lua_isnoneornil(L, first + 1) || lua_istable(L, first + 1),
-			 first + 1, "table or nil");
+	luaL_argexpected(L, lua_isnoneornil(L, first + 1) || lua_istable(L, first + 1), first + 1,
+			 "table or nil");
 	char err[256];
 	if (pack_map_arg(L, first + 1, &s->rec, err, sizeof err) != 0)
 		luaL_error(L, "the reply's record: %s", err);
@@ -1965,12 +1965,11 @@ static void lsrv_serve(const struct bus_request *rq, void *ud)
 	msgpack_unpacked_init(&up);
 	size_t off = 0;
 	struct rqpush push = {rq, NULL};
-	if (msgpack_unpack_next(&up, rq->payload, rq->payload_len, &off) ==
-	    MSGPACK_UNPACK_SUCCESS)
+	if (msgpack_unpack_next(&up, rq->payload, rq->payload_len, &off) == MSGPACK_UNPACK_SUCCESS)
 		push.payload = &up.data;
 	script_set_call_scope(s, rq->scope);
-	int rc = script_call(s, v->fnref, push_request, &push, 3, take_answer, &ans, err,
-			     sizeof err);
+	int rc =
+	    script_call(s, v->fnref, push_request, &push, 3, take_answer, &ans, err, sizeof err);
 	script_set_call_scope(s, NULL);
 	msgpack_unpacked_destroy(&up);
 	if (rc) /* the handler broke (logged by the script): the requester learns it now */
