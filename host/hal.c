@@ -2394,3 +2394,113 @@ void hal_close(struct hal *h)
 	pthread_mutex_destroy(&h->qmu);
 	free(h);
 }
+
+/* ---- personal data in device events ---- */
+
+static const struct cat_event *sensitive_event(const struct catalog *cat, const char *topic)
+{
+	if (!cat || strncmp(topic, "dev/", 4) != 0)
+		return NULL;
+	const char *cls = topic + 4, *id = strchr(cls, '/');
+	const char *ev = id ? strchr(id + 1, '/') : NULL;
+	if (!ev || strncmp(ev, "/event/", 7) != 0 || strchr(ev + 7, '/'))
+		return NULL;
+	char name[CAT_NAME_MAX + 1];
+	size_t n = (size_t)(id - cls);
+	if (n == 0 || n > CAT_NAME_MAX)
+		return NULL;
+	memcpy(name, cls, n);
+	name[n] = '\0';
+	const struct cat_device_class *c = catalog_device_class(cat, name);
+	for (int i = 0; c && i < c->n_events; i++)
+		if (strcmp(c->events[i].name, ev + 7) == 0)
+			return c->events[i].n_sensitive ? &c->events[i] : NULL;
+	return NULL;
+}
+
+bool hal_event_sensitive(const struct catalog *cat, const char *topic)
+{
+	return sensitive_event(cat, topic) != NULL;
+}
+
+static enum mask_kind mask_kind_of(enum cat_sensitive s)
+{
+	switch (s) {
+	case CAT_SENS_ID_NUMBER:
+		return MASK_ID_NUMBER;
+	case CAT_SENS_PHONE:
+		return MASK_PHONE;
+	case CAT_SENS_NAME:
+		return MASK_NAME;
+	case CAT_SENS_ADDRESS:
+		return MASK_ADDRESS;
+	case CAT_SENS_HEALTH:
+		return MASK_HEALTH;
+	default:
+		return MASK_NONE;
+	}
+}
+
+static bool key_is(const msgpack_object *k, const char *s)
+{
+	size_t n = strlen(s);
+	return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
+	       memcmp(k->via.str.ptr, s, n) == 0;
+}
+
+/* Pack the details map d with e's sensitive fields masked. */
+static void pack_masked_data(msgpack_packer *pk, const msgpack_object *d,
+			     const struct cat_event *e)
+{
+	msgpack_pack_map(pk, d->via.map.size);
+	for (uint32_t i = 0; i < d->via.map.size; i++) {
+		const msgpack_object *k = &d->via.map.ptr[i].key, *v = &d->via.map.ptr[i].val;
+		const struct cat_event_field *f = NULL;
+		for (int j = 0; j < e->n_sensitive && !f; j++)
+			if (key_is(k, e->sensitive[j].name))
+				f = &e->sensitive[j];
+		msgpack_pack_object(pk, *k);
+		if (!f || v->type == MSGPACK_OBJECT_NIL) {
+			msgpack_pack_object(pk, *v);
+			continue;
+		}
+		char masked[512];
+		if (v->type == MSGPACK_OBJECT_STR)
+			tier_mask(mask_kind_of(f->sensitive), v->via.str.ptr, v->via.str.size,
+				  masked, sizeof masked);
+		else
+			snprintf(masked, sizeof masked, "***");
+		mp_str(pk, masked);
+	}
+}
+
+int hal_event_mask(const struct catalog *cat, const char *topic, const void *payload, size_t len,
+		   msgpack_sbuffer *out)
+{
+	const struct cat_event *e = sensitive_event(cat, topic);
+	if (!e || !payload || !len)
+		return 0;
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	size_t off = 0;
+	int done = 0;
+	if (msgpack_unpack_next(&up, payload, len, &off) == MSGPACK_UNPACK_SUCCESS &&
+	    up.data.type == MSGPACK_OBJECT_MAP) {
+		const msgpack_object *m = &up.data;
+		msgpack_packer pk;
+		msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+		msgpack_pack_map(&pk, m->via.map.size);
+		for (uint32_t i = 0; i < m->via.map.size; i++) {
+			const msgpack_object *k = &m->via.map.ptr[i].key;
+			const msgpack_object *v = &m->via.map.ptr[i].val;
+			msgpack_pack_object(&pk, *k);
+			if (key_is(k, "data") && v->type == MSGPACK_OBJECT_MAP)
+				pack_masked_data(&pk, v, e);
+			else
+				msgpack_pack_object(&pk, *v);
+		}
+		done = 1;
+	}
+	msgpack_unpacked_destroy(&up);
+	return done;
+}

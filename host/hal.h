@@ -278,4 +278,26 @@ struct hal_totals {
 };
 void hal_get_totals(struct hal *h, struct hal_totals *t);
 
+/*
+ * ---- personal data in device events (catalog: an event's `sensitive` list) ----
+ *
+ * Events are published, journaled and stored in clear; a reader without the
+ * grant sensitive:devices (HAL_SENSITIVE_DATASET; or `sensitive`) gets them
+ * through hal_event_mask. Any thread (reads the immutable catalog only).
+ */
+#define HAL_SENSITIVE_DATASET "devices"
+
+/*
+ * hal_event_mask — when `topic` is a device event (dev/CLASS/ID/event/NAME)
+ * whose class marks fields of its details sensitive, write `payload` (the
+ * event's map; its "data" map holds the details) with those fields masked
+ * into `out` (initialised by the caller) and return 1. 0: nothing to mask,
+ * use the payload as it is (also for a payload that is not such a map).
+ */
+int hal_event_mask(const struct catalog *cat, const char *topic, const void *payload, size_t len,
+		   msgpack_sbuffer *out);
+
+/* Does hal_event_mask have anything to mask for `topic`? Cheap: no payload read. */
+bool hal_event_sensitive(const struct catalog *cat, const char *topic);
+
 #endif

@@ -295,15 +295,33 @@ static int push_event(lua_State *L, void *ud)
 	return 3;
 }
 
-/* Run the script for one event; LINLI_EBUSY when it is running (queue it). */
-static int lsub_run(struct script *s, int fnref, const struct bus_event *ev)
+/*
+ * Run the script for one event; LINLI_EBUSY when it is running (queue it).
+ * A device event's personal fields come masked unless the script holds
+ * sensitive:devices (hal_event_mask); what is queued stays in clear.
+ */
+static int lsub_run(struct sapi *a, int fnref, const struct bus_event *ev)
 {
+	struct script *s = a->s;
+	msgpack_sbuffer sb;
+	msgpack_sbuffer_init(&sb);
+	const void *data = ev->payload;
+	size_t len = ev->payload_len;
+	if (hal_event_sensitive(a->k->catalog, ev->topic)) {
+		struct tier_principal pr;
+		const char *grants[LINLI_MAX_CAPS + 1];
+		principal_of(a, &pr, grants);
+		if (!tier_sees_sensitive(&pr, HAL_SENSITIVE_DATASET) &&
+		    hal_event_mask(a->k->catalog, ev->topic, data, len, &sb)) {
+			data = sb.data;
+			len = sb.size;
+		}
+	}
 	msgpack_unpacked up;
 	msgpack_unpacked_init(&up);
 	size_t off = 0;
 	const msgpack_object *payload = NULL;
-	if (ev->payload_len &&
-	    msgpack_unpack_next(&up, ev->payload, ev->payload_len, &off) == MSGPACK_UNPACK_SUCCESS)
+	if (len && msgpack_unpack_next(&up, data, len, &off) == MSGPACK_UNPACK_SUCCESS)
 		payload = &up.data;
 	char err[512];
 	int rc;
@@ -319,6 +337,7 @@ static int lsub_run(struct script *s, int fnref, const struct bus_event *ev)
 	}
 	script_set_call_scope(s, NULL);
 	msgpack_unpacked_destroy(&up);
+	msgpack_sbuffer_destroy(&sb);
 	return rc;
 }
 
@@ -366,7 +385,7 @@ static void lsub_later(struct kernel *k, void *arg)
 	(void)k;
 	struct lqueued *q = arg;
 	struct lsub *ls = q->ls;
-	if (!ls->dead && lsub_run(ls->h.a->s, ls->fnref, &q->ev) == LINLI_EBUSY && !ls->dead)
+	if (!ls->dead && lsub_run(ls->h.a, ls->fnref, &q->ev) == LINLI_EBUSY && !ls->dead)
 		lsub_queue(ls, &q->ev);
 	lsub_unref(ls);
 	free(q);
@@ -381,7 +400,7 @@ static int lsub_deliver(const struct bus_event *ev, void *ud)
 	if (script_state(s) != SCRIPT_READY)
 		return 0;
 	/* Errors land in the script's log (rules log / the daemon log), not the bus's. */
-	if (lsub_run(s, ls->fnref, ev) == LINLI_EBUSY && !ls->dead)
+	if (lsub_run(ls->h.a, ls->fnref, ev) == LINLI_EBUSY && !ls->dead)
 		lsub_queue(ls, ev);
 	return 0;
 }

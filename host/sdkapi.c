@@ -16,6 +16,7 @@
 
 #include "bus.h"
 #include "bus_api.h"
+#include "hal.h"
 #include "hal_api.h"
 #include "cmd.h"
 #include "kernel.h"
@@ -322,12 +323,31 @@ struct psub {
 	char pattern[BUS_TOPIC_MAX + 1];
 };
 
+/* Does plugin p read device events' personal fields in clear (sensitive:devices)? */
+static bool psub_clear(struct plugin *p)
+{
+	struct tier_principal who;
+	const char *grants[LINLI_MAX_CAPS + 1];
+	plug_principal(p, &who, grants);
+	return tier_sees_sensitive(&who, HAL_SENSITIVE_DATASET);
+}
+
 static int psub_deliver(const struct bus_event *ev, void *ud)
 {
 	struct psub *s = ud;
 	linli_record *payload = NULL;
 	char err[256];
-	int rc = record_from_bytes(ev->payload, ev->payload_len, &payload, err, sizeof err);
+	const void *data = ev->payload;
+	size_t len = ev->payload_len;
+	msgpack_sbuffer sb;
+	msgpack_sbuffer_init(&sb);
+	if (hal_event_sensitive(plug_kernel(s->p)->catalog, ev->topic) && !psub_clear(s->p) &&
+	    hal_event_mask(plug_kernel(s->p)->catalog, ev->topic, data, len, &sb)) {
+		data = sb.data;
+		len = sb.size;
+	}
+	int rc = record_from_bytes(data, len, &payload, err, sizeof err);
+	msgpack_sbuffer_destroy(&sb);
 	if (rc) {
 		log_warn(plug_name(s->p), "event %s: payload refused: %s", ev->topic, err);
 		return rc;

@@ -399,6 +399,63 @@ def case_events_are_records_of_consequence():
            ("door-1", "door", "forced", "major", {"n": 1}), "payload")
 
 
+def case_door_holder_is_masked_without_the_grant():
+    """A door event's holder (catalog: sensitive, mask name) is stored in clear and masked for
+    every reader without sensitive:devices: plugins, the console's subscriptions and journal."""
+    with node(plugins=("tp_driver", "tp_doorwatch", "tp_doorclear")) as d:
+        add(d, "door-1", "door", "tdrv", "ok")
+        viewer = d.account("watcher", "viewer", node=COMMUNITY)
+        reader = d.account("reader", "viewer", node=COMMUNITY, grants=("sensitive:devices",))
+        as_ = lambda tok: {"LINLI_SESSION": tok}  # noqa: E731
+
+        def ok_as(tok, *args):
+            rc, out, err = d.cli(*args, env=as_(tok))
+            eq(rc, 0, f"linli {' '.join(args)}: {err}")
+            return out
+
+        sv = ok_as(viewer, "events", "subscribe", "dev/door/#")["id"]
+        sr = ok_as(reader, "events", "subscribe", "dev/door/#")["id"]
+        eq(d.ok("tdrv", "event", "door-1", "card_denied", "holder=R01234", "reason=expired")["name"],
+           "LINLI_OK", "event")
+        eq(d.ok("tdrv", "event", "door-1", "forced", "holder=R07777")["name"], "LINLI_OK",
+           "an event that marks nothing")
+
+        def held(events, ev):
+            return [e["payload"]["data"] for e in events if e["payload"]["event"] == ev]
+
+        # The console: subscriptions.
+        got_v = ok_as(viewer, "events", "next", str(sv), "--wait", "2000")["events"]
+        got_r = ok_as(reader, "events", "next", str(sr), "--wait", "2000")["events"]
+        eq(held(got_v, "card_denied"), [{"n": 1, "holder": "R*****", "reason": "expired"}],
+           "masked for the viewer, other details kept")
+        eq(held(got_r, "card_denied"), [{"n": 1, "holder": "R01234", "reason": "expired"}],
+           "clear with sensitive:devices")
+        eq(held(got_v, "forced"), [{"n": 1, "holder": "R07777"}], "forced marks nothing")
+        # The console: the journal, stored in clear, masked when read.
+        j_v = ok_as(viewer, "events", "journal")["events"]
+        j_r = ok_as(reader, "events", "journal")["events"]
+        eq(held(j_v, "card_denied"), [{"n": 1, "holder": "R*****", "reason": "expired"}],
+           "journal masked for the viewer")
+        eq(held(j_r, "card_denied"), [{"n": 1, "holder": "R01234", "reason": "expired"}],
+           "journal clear with the grant")
+        eq([e["seq"] for e in j_v], [e["seq"] for e in j_r], "the same rows, only masked")
+        # The admin holds no sensitive grant either.
+        eq(held(d.ok("events", "journal")["events"], "card_denied")[0]["holder"], "R*****",
+           "admin without the grant")
+        # Reads of personal fields are audited: in clear as allowed, masked as masked.
+        rows = d.ok("audit", "--action", "data.read")
+        rows = rows if isinstance(rows, list) else rows.get("entries", [])
+        got = {(e.get("who"), e["action"], e["result"]) for e in rows
+               if e.get("object") == "devices" and "events journal" in e.get("detail", "")}
+        check(any(w and "reader" in w and r == "allowed" for w, a, r in got), f"audit: {got}")
+        check(any(w and "watcher" in w and r == "masked" for w, a, r in got), f"audit: {got}")
+        # Plugins: doorwatch without the grant, doorclear with it.
+        d.wait_log("doorwatch saw card_denied holder=R*****")
+        d.wait_log("doorclear saw card_denied holder=R01234")
+        check("doorwatch saw card_denied holder=R01234" not in d.logtext(), "never in clear")
+        d.wait_log("doorwatch saw forced holder=R07777")
+
+
 def case_readings_from_a_driver_thread():
     with node() as d:
         add(d, "w-1", "wearable", "tdrv", "ok")

@@ -16,7 +16,7 @@
  *   tdrv post ID RESOURCE TYPE VALUE   dev_post one reading on the kernel
  *                                      thread (TYPE int|float|bool|str|nan)
  *   tdrv thread ID RESOURCE N          a thread posts N integer readings 0..N-1
- *   tdrv event ID NAME                 dev_event with {"n": 1}
+ *   tdrv event ID NAME [K=V ...]       dev_event with {"n": 1, K: "V", ...}
  *   tdrv auth ID SECRET                dev_auth
  *   tdrv found ID CLASS ADDRESS        dev_found outside discover
  *   tdrv opens                         how many opens / closes so far
@@ -259,12 +259,20 @@ static int c_thread(linli_ctx *ctx, const struct linli_cmd_req *req, linli_recor
 static int c_event(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply, char *err,
 		   size_t errlen)
 {
-	if (req->argc != 2) {
-		snprintf(err, errlen, "usage: tdrv event ID NAME");
+	if (req->argc < 2) {
+		snprintf(err, errlen, "usage: tdrv event ID NAME [KEY=STRING ...]");
 		return LINLI_EINVAL;
 	}
 	linli_record *d = api->rec_new();
 	api->rec_set_int(d, "n", 1);
+	for (int i = 2; i < req->argc; i++) {
+		char key[64];
+		const char *eq = strchr(req->argv[i], '=');
+		if (!eq || (size_t)(eq - req->argv[i]) >= sizeof key)
+			continue;
+		snprintf(key, sizeof key, "%.*s", (int)(eq - req->argv[i]), req->argv[i]);
+		api->rec_set_str(d, key, eq + 1);
+	}
 	int rc = api->dev_event(ctx, req->argv[0], req->argv[1], d, 0);
 	api->rec_free(d);
 	return reply_rc(reply, rc);
