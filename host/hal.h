@@ -217,6 +217,26 @@ int hal_post(struct hal *h, linli_ctx *from, const struct linli_reading *r, size
 int hal_event(struct hal *h, linli_ctx *from, const char *dev, const char *event, const void *data,
 	      size_t len, int64_t time_ms, char *err, size_t errlen);
 /*
+ * hal_event_wait — hal_event from a driver's own thread (LINLI_ESTATE on the
+ * kernel thread, where it would deadlock), then block until the batch that
+ * journaled it committed (0) or failed (the store's code), the event was
+ * refused (hal_event's codes), the timeout passed (0: the default;
+ * LINLI_ETIMEDOUT), or the driver's plugin stops or linlid shuts down
+ * (LINLI_ESTATE: hal_driver_waiters_fail, hal_close). An event the journal
+ * does not keep (`journal = false`) returns 0 once published.
+ */
+#define HAL_EVENT_WAIT_DEFAULT_MS 10000
+#define HAL_EVENT_WAIT_MAX_MS	  600000
+int hal_event_wait(struct hal *h, linli_ctx *from, const char *dev, const char *event,
+		   const void *data, size_t len, int64_t time_ms, uint32_t timeout_ms, char *err,
+		   size_t errlen);
+/*
+ * Wake every thread of plugin `from` waiting in hal_event_wait with
+ * LINLI_ESTATE; `stopping` refuses its new waits (from its quiesce until its
+ * fini joined its threads), false accepts them again.
+ */
+void hal_driver_waiters_fail(struct hal *h, linli_ctx *from, bool stopping);
+/*
  * hal_found — driver d found a device in discover: registered (no
  * credential) and opened unless the id exists (LINLI_EEXIST).
  */

@@ -589,6 +589,7 @@ static const struct linli_api table = {
 	/* ---- 1.1: store range filters, change notifications, schemas ---- */
 
 	/* ---- 1.1: devices waiting for a commit ---- */
+	.dev_event_wait = hal_api_dev_event_wait,
 
 	/* ---- 1.1: time ---- */
 

@@ -682,6 +682,27 @@ struct linli_api {
 
 	/* ---- devices: waiting for a commit, since 1.1 ---- */
 
+	/*
+	 * dev_event_wait — dev_event, then wait until the event is durable:
+	 * for a driver that acknowledges a device only once the event is kept
+	 * (MQTT QoS 1). Call it from the driver's OWN thread, never on the
+	 * kernel thread (init, handlers, ops, timers: it would block the thread
+	 * that commits, so it is refused there with LINLI_ESTATE). Blocks the
+	 * calling thread until the kernel's batch that journaled the event
+	 * committed, at most timeout_ms (0: 10 s; at most 600 s). An event the
+	 * class does not journal (`journal = false` in the catalog) returns 0
+	 * once published. `data` is copied before the call blocks. Returns 0
+	 * (committed); the refusals of dev_event (LINLI_ENOENT, LINLI_ESCHEMA,
+	 * LINLI_EPERM, LINLI_EINVAL); the store's code when the commit failed
+	 * (LINLI_EFULL, LINLI_EIO: the event is lost, do not acknowledge it);
+	 * LINLI_ETIMEDOUT (not known yet: the event may still be committed);
+	 * LINLI_ESTATE (on the kernel thread; or the plugin is stopping — its
+	 * quiesce wakes every waiting thread before fini, so fini can join them —
+	 * or linlid is shutting down); LINLI_ENOMEM. Since 1.1.
+	 */
+	int (*dev_event_wait)(linli_ctx *ctx, const char *device, const char *event,
+			      const linli_record *data, int64_t time_ms, uint32_t timeout_ms);
+
 	/* ---- time: the node's time zone, local calendar time, since 1.1 ---- */
 
 	/* ---- end of 1.1 ---- */
