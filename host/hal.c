@@ -1854,6 +1854,16 @@ int hal_event_wait(struct hal *h, linli_ctx *from, const char *dev, const char *
 	return rc;
 }
 
+int hal_waiting(struct hal *h)
+{
+	int n = 0;
+	pthread_mutex_lock(&h->qmu);
+	for (struct hal_waiter *w = h->waiters; w; w = w->next)
+		n++;
+	pthread_mutex_unlock(&h->qmu);
+	return n;
+}
+
 void hal_driver_waiters_fail(struct hal *h, linli_ctx *from, bool stopping)
 {
 	pthread_mutex_lock(&h->qmu);

@@ -236,6 +236,8 @@ int hal_event_wait(struct hal *h, linli_ctx *from, const char *dev, const char *
  * fini joined its threads), false accepts them again.
  */
 void hal_driver_waiters_fail(struct hal *h, linli_ctx *from, bool stopping);
+/* How many hal_event_wait calls the hal holds (waiting, or timed out and not yet answered). */
+int hal_waiting(struct hal *h);
 /*
  * hal_found — driver d found a device in discover: registered (no
  * credential) and opened unless the id exists (LINLI_EEXIST).
