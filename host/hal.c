@@ -1709,7 +1709,8 @@ static struct hal_waiter *waiter_take(struct hal *h, uint64_t id, linli_ctx *fro
 	struct hal_waiter *w = NULL;
 	for (struct hal_waiter **pp = &h->waiters; *pp; pp = &(*pp)->next)
 		if (id ? (*pp)->id == id
-		       : (!from || (*pp)->from == from) && (state < 0 || (int)(*pp)->state == state)) {
+		       : (!from || (*pp)->from == from) &&
+			     (state < 0 || (int)(*pp)->state == state)) {
 			w = *pp;
 			*pp = w->next;
 			w->next = NULL;
@@ -1741,8 +1742,8 @@ static void waiters_committed(void *arg, int rc, const char *msg)
 		waiter_answer(w, rc, rc ? msg : NULL);
 }
 
-static void event_wait_now(struct hal *h, const struct qhdr *hd, const char *dev,
-			   const char *event, const void *data)
+static void event_wait_now(struct hal *h, const struct qhdr *hd, const char *dev, const char *event,
+			   const void *data)
 {
 	char err[320];
 	int rc = event_now(h, hd->from, dev, event, data, hd->n3, hd->time_ms, err, sizeof err);
@@ -1757,7 +1758,8 @@ static void event_wait_now(struct hal *h, const struct qhdr *hd, const char *dev
 		struct hal_commit_hook *hook = malloc(sizeof *hook);
 		if (hook) {
 			hook->h = h;
-			if (h->k->store && store_on_commit(h->k->store, waiters_committed, hook) == 0)
+			if (h->k->store &&
+			    store_on_commit(h->k->store, waiters_committed, hook) == 0)
 				h->hook = hook;
 			else
 				free(hook);
@@ -1811,8 +1813,8 @@ int hal_event_wait(struct hal *h, linli_ctx *from, const char *dev, const char *
 			  .n3 = (uint32_t)len};
 	pthread_mutex_lock(&h->qmu);
 	w->id = hd.req = ++h->next_waiter;
-	int rc = h->closed || h->stopping == from ? LINLI_ESTATE
-						   : q_put(&h->qin, &hd, dev, event, data);
+	int rc =
+	    h->closed || h->stopping == from ? LINLI_ESTATE : q_put(&h->qin, &hd, dev, event, data);
 	if (!rc && (rc = q_wake(h)) != 0)
 		h->qin.len -= hd.size;
 	if (!rc) {
@@ -1847,8 +1849,8 @@ int hal_event_wait(struct hal *h, linli_ctx *from, const char *dev, const char *
 			errf(err, errlen, rc, "%s", w->err);
 	} else
 		rc = errf(err, errlen, LINLI_ETIMEDOUT,
-			  "dev_event_wait: event %s of %s not committed within %llu ms", event,
-			  dev, (unsigned long long)ms);
+			  "dev_event_wait: event %s of %s not committed within %llu ms", event, dev,
+			  (unsigned long long)ms);
 	/* Timed out: the hal still holds its ref and answers (into the void) later. */
 	waiter_unref(w);
 	return rc;
@@ -2682,8 +2684,7 @@ static bool key_is(const msgpack_object *k, const char *s)
 }
 
 /* Pack the details map d with e's sensitive fields masked. */
-static void pack_masked_data(msgpack_packer *pk, const msgpack_object *d,
-			     const struct cat_event *e)
+static void pack_masked_data(msgpack_packer *pk, const msgpack_object *d, const struct cat_event *e)
 {
 	msgpack_pack_map(pk, d->via.map.size);
 	for (uint32_t i = 0; i < d->via.map.size; i++) {

@@ -456,6 +456,36 @@ def case_door_holder_is_masked_without_the_grant():
         d.wait_log("doorwatch saw forced holder=R07777")
 
 
+def case_driver_thread_waits_for_the_commit():
+    """dev_event_wait (SDK 1.1): from a driver's thread it returns once the event is committed
+    to the journal; refusals come back to the thread; on the kernel thread, and while the
+    plugin stops, it is refused at once."""
+    with node() as d:
+        add(d, "door-1", "door", "tdrv", "ok")
+        eq(d.ok("tdrv", "waitk", "door-1", "forced")["name"], "LINLI_ESTATE", "kernel thread")
+        d.wait_log("dev_event_wait: called on the kernel thread")
+
+        def wait_n(n):
+            return wait_for(lambda: (lambda w: w if w["done"] >= n else None)(
+                d.ok("tdrv", "waited")), f"wait {n} returned")
+
+        eq(d.ok("tdrv", "waitev", "door-1", "forced", "holder=R00042")["rc"], 0, "started")
+        eq(wait_n(1)["name"], "LINLI_OK", "committed")
+        j = [e for e in d.ok("events", "journal")["events"]
+             if e["topic"] == "dev/door/door-1/event/forced"]
+        eq(len(j), 1, "the event is in the journal")
+        eq(j[0]["payload"]["data"], {"holder": "R00042"}, "with its details")
+        d.ok("tdrv", "waitev", "door-1", "party")
+        eq(wait_n(2)["name"], "LINLI_ESCHEMA", "an unknown event, told to the thread")
+        d.ok("tdrv", "waitev", "nosuch", "forced")
+        eq(wait_n(3)["name"], "LINLI_ENOENT", "an unknown device")
+        d.ok("tdrv", "waitev", "door-1", "card_ok")
+        eq(wait_n(4)["name"], "LINLI_OK", "an event the journal does not keep: at once")
+        # Stopping: the thread's wait during fini is refused, so fini's join never blocks.
+        d.ok("plugins", "disable", "tdrv")
+        d.wait_log("tdrv: fini: dev_event_wait from a thread -> LINLI_ESTATE")
+
+
 def case_readings_from_a_driver_thread():
     with node() as d:
         add(d, "w-1", "wearable", "tdrv", "ok")

@@ -16,8 +16,7 @@ static int on_door(linli_ctx *ctx, const struct linli_event *ev, void *ud)
 	api->rec_get_str(ev->payload, "event", &event, NULL);
 	if (api->rec_get_map((linli_record *)ev->payload, "data", &data) == 0)
 		api->rec_get_str(data, "holder", &holder, NULL);
-	api->log(ctx, LINLI_LOG_INFO, "%s saw %s holder=%s", api->plugin_name(ctx), event,
-		 holder);
+	api->log(ctx, LINLI_LOG_INFO, "%s saw %s holder=%s", api->plugin_name(ctx), event, holder);
 	return 0;
 }
 
@@ -34,11 +33,10 @@ static void watch_fini(linli_ctx *ctx, const struct linli_api *a)
 }
 
 #ifdef CLEAR
-LINLI_PLUGIN(watch_init, watch_fini, .name = "doorclear", .version = "1.0.0",
-	     .family = "custom", .description = "logs door events, personal fields in clear",
+LINLI_PLUGIN(watch_init, watch_fini, .name = "doorclear", .version = "1.0.0", .family = "custom",
+	     .description = "logs door events, personal fields in clear",
 	     .capabilities = {"bus.subscribe:dev/door/#", "sensitive:devices"});
 #else
-LINLI_PLUGIN(watch_init, watch_fini, .name = "doorwatch", .version = "1.0.0",
-	     .family = "custom", .description = "logs door events",
-	     .capabilities = {"bus.subscribe:dev/door/#"});
+LINLI_PLUGIN(watch_init, watch_fini, .name = "doorwatch", .version = "1.0.0", .family = "custom",
+	     .description = "logs door events", .capabilities = {"bus.subscribe:dev/door/#"});
 #endif
