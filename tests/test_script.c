@@ -22,6 +22,7 @@
 
 #include "config.h"
 #include "linli/error.h"
+#include "linli/version.h"
 #include "log.h"
 #include "script.h"
 
@@ -407,7 +408,7 @@ static const struct bad bad_decls[] = {
      LINLI_EINVAL, "plugin 'p': version '1.0' must be MAJOR.MINOR.PATCH"},
     {"plugin { name = 'p', version = '1.0.0', sdk = '2.0', family = 'safety', description = "
      "'d', capabilities = {} }",
-     LINLI_EINVAL, "plugin 'p': needs SDK 2.0, this host offers 1.0"},
+     LINLI_EINVAL, "plugin 'p': needs SDK 2.0, this host offers " LINLI_SDK_VERSION},
     {"plugin { name = 'p', version = '1.0.0', sdk = '1.0', family = 'fun', description = 'd', "
      "capabilities = {} }",
      LINLI_EINVAL, "family 'fun' is not one of"},

@@ -292,7 +292,7 @@ def case_refusals_are_reported_like_so():
         want = {
             "bad_manifest.lua": "bad_manifest.lua:1: plugin 'bad_manifest': version must be a "
                                 "string (got nothing)",
-            "newer.lua": "plugin 'newer': needs SDK 1.9, this host offers 1.0",
+            "newer.lua": f"plugin 'newer': needs SDK 1.9, this host offers {SDK_MAJOR}.{SDK_MINOR}",
             "syntax.lua": "syntax.lua:4:",
             "missing.lua": "requires 'nosuch', which is not installed",
             "cyc_x.lua": "dependency cycle among",
