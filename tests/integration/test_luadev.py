@@ -335,6 +335,12 @@ def case_door_holder_masked_for_lua_without_the_grant():
         d.wait_log("keeper saw face_denied holder=R***** reason=unknown")
         d.wait_log("doormask saw face_denied holder=R*****")
         d.wait_log("doorclear saw face_denied holder=R01234")
+        # device_classes says which fields are personal.
+        r = run(d, "for _, c in ipairs(linli.device_classes()) do if c.name == 'door' then "
+                   "local m = {} for _, e in ipairs(c.events) do m[e.name] = e.sensitive or "
+                   "false end return m end end")
+        eq(r["r1"]["card_ok"], [{"name": "holder", "mask": "name"}], "card_ok's holder")
+        eq(r["r1"]["forced"], False, "forced marks nothing")
         log = d.logtext()
         check("keeper saw face_denied holder=R01234" not in log and
               "doormask saw face_denied holder=R01234" not in log, "never in clear")

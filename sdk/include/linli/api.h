@@ -500,7 +500,9 @@ struct linli_api {
 	 * (yours), one map per class: {"name", "title_en", "title_zh",
 	 * "heartbeat", "resources": [{"name", "type", "access", "unit"?, "min"?,
 	 * "max"?, "values"?, "max_len"?}], "commands": [{"name", "args": [...]}], "events":
-	 * [{"name", "severity"}]}. Returns 0 or LINLI_ENOMEM. Since 1.0.
+	 * [{"name", "severity", "journal"?, "sensitive"?: [{"name", "mask"}]}]}
+	 * ("sensitive" since 1.1: the event's personal fields, masked without
+	 * sensitive:devices). Returns 0 or LINLI_ENOMEM. Since 1.0.
 	 */
 	int (*device_classes)(linli_ctx *ctx, linli_record **out);
 	/*
