@@ -11,7 +11,8 @@
  * `rpcsrv wide` (serve # without the capability -> rc).
  *
  * rpccli requests (capability bus.publish:rpc/#): `rpccli send TOPIC
- * [TIMEOUT_MS [SCOPE]]` -> {"rc", "id"}; the answers are kept in order and
+ * [TIMEOUT_MS [SCOPE|- [DELAY_MS]]]` -> {"rc", "id"} (DELAY_MS: the payload's
+ * delay_ms, default 300); the answers are kept in order and
  * `rpccli answers` lists them as {"id", "status", "rec", "err", "ms"} (ms:
  * from sending to the answer). `rpccli cancel ID` -> rc.
  */
@@ -144,15 +145,15 @@ static void on_answer(linli_ctx *ctx, uint64_t id, int status, const linli_recor
 static int cmd_send(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
 		    char *err, size_t errlen)
 {
-	if (req->argc < 1 || req->argc > 3) {
-		snprintf(err, errlen, "usage: send TOPIC [TIMEOUT_MS [SCOPE]]");
+	if (req->argc < 1 || req->argc > 4) {
+		snprintf(err, errlen, "usage: send TOPIC [TIMEOUT_MS [SCOPE|- [DELAY_MS]]]");
 		return LINLI_EINVAL;
 	}
 	uint32_t tmo = req->argc > 1 ? (uint32_t)strtoul(req->argv[1], NULL, 10) : 0;
-	const char *scope = req->argc > 2 ? req->argv[2] : NULL;
+	const char *scope = req->argc > 2 && strcmp(req->argv[2], "-") != 0 ? req->argv[2] : NULL;
 	linli_record *p = api->rec_new();
 	api->rec_set_int(p, "n", 21);
-	api->rec_set_int(p, "delay_ms", 300);
+	api->rec_set_int(p, "delay_ms", req->argc > 3 ? strtoll(req->argv[3], NULL, 10) : 300);
 	uint64_t id = 0;
 	int64_t at = api->time_now_ms();
 	int rc = api->request(ctx, req->argv[0], scope, p, tmo, on_answer, NULL, &id);
@@ -193,8 +194,8 @@ static int rpc_init(linli_ctx *ctx, const struct linli_api *a)
 	n_sent = 0;
 	int rc = answers ? 0 : LINLI_ENOMEM;
 	if (!rc)
-		rc = api->cmd_register(ctx, "send", "TOPIC [TIMEOUT_MS [SCOPE]]", "send a request",
-				       cmd_send, NULL);
+		rc = api->cmd_register(ctx, "send", "TOPIC [TIMEOUT_MS [SCOPE|- [DELAY_MS]]]",
+				       "send a request", cmd_send, NULL);
 	if (!rc)
 		rc = api->cmd_register(ctx, "answers", "", "the answers so far", cmd_answers, NULL);
 	if (!rc)
