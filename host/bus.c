@@ -1225,9 +1225,9 @@ int bus_serve(struct bus *b, const char *pattern, const char *scope, bus_serve_f
 	sv->ud = ud;
 	const struct bus_server *other = server_clash(b, sv);
 	if (other) {
-		int rc = errf(err, errlen, LINLI_EEXIST,
-			      "serve %s: %s serves it already (server %llu at '%s')", pattern,
-			      other->owner_name, (unsigned long long)other->id, other->scope);
+		int rc =
+		    errf(err, errlen, LINLI_EEXIST, "%s serves it already (server %llu at '%s')",
+			 other->owner_name, (unsigned long long)other->id, other->scope);
 		free(sv);
 		return rc;
 	}
@@ -1411,8 +1411,8 @@ int bus_request(struct bus *b, const struct bus_msg *m, uint32_t timeout_ms, bus
 	if (!fn)
 		return errf(err, errlen, LINLI_EINVAL, "request: no answer function");
 	if (timeout_ms > BUS_REQUEST_TIMEOUT_MAX_MS)
-		return errf(err, errlen, LINLI_EINVAL, "request %s: timeout %u ms is above %d ms",
-			    m->topic ? m->topic : "", timeout_ms, BUS_REQUEST_TIMEOUT_MAX_MS);
+		return errf(err, errlen, LINLI_EINVAL, "timeout %u ms is above %d ms", timeout_ms,
+			    BUS_REQUEST_TIMEOUT_MAX_MS);
 	struct lens l;
 	int rc = check_msg(m, &l, err, errlen);
 	if (rc)
@@ -1420,12 +1420,10 @@ int bus_request(struct bus *b, const struct bus_msg *m, uint32_t timeout_ms, bus
 	const struct bus_server *sv = server_for(b, m->topic, m->scope);
 	if (!sv) {
 		b->rq_totals.no_server++;
-		return errf(err, errlen, LINLI_ENOENT, "request %s: nobody serves it at '%s'",
-			    m->topic, m->scope);
+		return errf(err, errlen, LINLI_ENOENT, "nobody serves it at '%s'", m->scope);
 	}
 	if (b->n_rqs >= BUS_REQUESTS_MAX)
-		return errf(err, errlen, LINLI_EBUSY, "request %s: %d requests are pending",
-			    m->topic, BUS_REQUESTS_MAX);
+		return errf(err, errlen, LINLI_EBUSY, "%d requests are pending", BUS_REQUESTS_MAX);
 	struct bus_rq *r = calloc(1, sizeof *r);
 	char *buf = malloc(l.topic + l.scope + l.publisher + 3 + l.payload_len);
 	if (!r || !buf) {

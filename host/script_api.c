@@ -2027,8 +2027,11 @@ static int l_serve(lua_State *L)
 	}
 	if (rc) {
 		free(v);
-		log_warn(who(a), "serve %s: %s", pattern, err);
-		return push_fail(L, rc, err);
+		char msg[512];
+		snprintf(msg, sizeof msg, "serve %s: %s", pattern,
+			 err[0] ? err : linli_strerror(rc));
+		log_warn(who(a), "%s", msg);
+		return push_fail(L, rc, msg);
 	}
 	lua_pushvalue(L, 2);
 	v->fnref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -2076,13 +2079,17 @@ static int l_reply(lua_State *L)
 	msgpack_sbuffer_init(&sb);
 	char err[384] = "";
 	int rc = pack_map_arg(L, 3, &sb, err, sizeof err);
-	if (!rc)
+	if (rc) { /* name the request, as bus_reply's messages do */
+		char e[384];
+		snprintf(e, sizeof e, "reply %lld: %s", (long long)id, err);
+		snprintf(err, sizeof err, "%s", e);
+	} else
 		rc = bus_reply(a->k->bus, (uint64_t)id, a, status, sb.data, sb.size, msg, err,
 			       sizeof err);
 	size_t size = sb.size;
 	msgpack_sbuffer_destroy(&sb);
 	if (rc) {
-		log_warn(who(a), "reply %lld: %s", (long long)id, err);
+		log_warn(who(a), "%s", err);
 		return push_fail(L, rc, err);
 	}
 	script_charge(L, size / 64);
@@ -2212,8 +2219,11 @@ static int l_request(lua_State *L)
 	msgpack_sbuffer_destroy(&sb);
 	if (rc) {
 		luaL_unref(L, LUA_REGISTRYINDEX, ref);
-		log_warn(who(a), "request %s: %s", topic, err[0] ? err : linli_strerror(rc));
-		return push_fail(L, rc, err);
+		char msg[512];
+		snprintf(msg, sizeof msg, "request %s: %s", topic,
+			 err[0] ? err : linli_strerror(rc));
+		log_warn(who(a), "%s", msg);
+		return push_fail(L, rc, msg);
 	}
 	script_charge(L, size / 64);
 	lua_pushinteger(L, (lua_Integer)q->id);
