@@ -30,6 +30,7 @@
 #include "json.h"
 #include "kernel.h"
 #include "linli/error.h"
+#include "linli/version.h"
 #include "log.h"
 #include "mp.h"
 #include "record.h"
@@ -334,7 +335,8 @@ static void test_not_attached_may_not_act(void **state)
 			  "assert(not pcall(linli.timer_add, 0, 0, print))\n"
 			  "assert(linli.time_now_ms() > 1600000000000)\n"
 			  "assert(linli.plugin_scope() == 'hefei/baohe')\n"
-			  "assert(linli.major == 1 and linli.minor == 0)\n"
+			  "assert(linli.major == " LINLI_SDK_STR(LINLI_SDK_MAJOR) " and linli.minor == "
+			  LINLI_SDK_STR(LINLI_SDK_MINOR) ")\n"
 			  "rule { name = 'n', on = 'x', capabilities = { 'bus.publish:out/#' },\n"
 			  "  run = function() assert(linli.publish('out/x', {})) end }\n";
 	struct script_opts o = {.kind = SCRIPT_RULE, .scope = "hefei/baohe", .lim = lim};
@@ -787,7 +789,8 @@ static void test_rule_config_and_classes(void **state)
 	char want[2048];
 	snprintf(want, sizeof want,
 		 "t/out rule cc {\"c\":true,\"cmd\":\"always_open\",\"code\":\"LINLI_ESTATE\","
-		 "\"ev\":{\"name\":\"watchlist_hit\",\"severity\":\"critical\"},\"heartbeat\":120,"
+		 "\"ev\":{\"name\":\"watchlist_hit\",\"sensitive\":[{\"mask\":\"name\",\"name\":"
+		 "\"holder\"}],\"severity\":\"critical\"},\"heartbeat\":120,"
 		 "\"msg\":\"plugin_config: rule 'cc' has no plugin config (plugins.NAME of "
 		 "linli.cfg is read by plugins only)\",\"n\":%d,\"res\":{\"access\":\"rw\","
 		 "\"max\":60,\"min\":1,\"name\":\"open_time\",\"type\":\"integer\",\"unit\":\"s\"},"
