@@ -29,13 +29,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "linli/version.h"
 #include "scope.h"
 
 struct cfg;
 
-/* The SDK version scripts declare against (`sdk = "1.0"`); follows the C SDK's. */
-#define SCRIPT_SDK_MAJOR 1
-#define SCRIPT_SDK_MINOR 1
+/* The SDK version scripts declare against (`sdk = "1.1"`): the C SDK's, always. */
+#define SCRIPT_SDK_MAJOR LINLI_SDK_MAJOR
+#define SCRIPT_SDK_MINOR LINLI_SDK_MINOR
 
 #define SCRIPT_NAME_MAX	  64	     /* [a-z][a-z0-9_]*, like every catalog name */
 #define SCRIPT_TOPIC_MAX  256	     /* an `on` pattern or a topic */

@@ -22,7 +22,6 @@
 
 #include "config.h"
 #include "linli/error.h"
-#include "linli/version.h"
 #include "log.h"
 #include "script.h"
 

@@ -30,7 +30,6 @@
 #include "json.h"
 #include "kernel.h"
 #include "linli/error.h"
-#include "linli/version.h"
 #include "log.h"
 #include "mp.h"
 #include "record.h"
@@ -335,8 +334,8 @@ static void test_not_attached_may_not_act(void **state)
 			  "assert(not pcall(linli.timer_add, 0, 0, print))\n"
 			  "assert(linli.time_now_ms() > 1600000000000)\n"
 			  "assert(linli.plugin_scope() == 'hefei/baohe')\n"
-			  "assert(linli.major == " LINLI_SDK_STR(LINLI_SDK_MAJOR) " and linli.minor == "
-			  LINLI_SDK_STR(LINLI_SDK_MINOR) ")\n"
+			  "assert(linli.major == " LINLI_SDK_STR(LINLI_SDK_MAJOR)
+			  " and linli.minor == " LINLI_SDK_STR(LINLI_SDK_MINOR) ")\n"
 			  "rule { name = 'n', on = 'x', capabilities = { 'bus.publish:out/#' },\n"
 			  "  run = function() assert(linli.publish('out/x', {})) end }\n";
 	struct script_opts o = {.kind = SCRIPT_RULE, .scope = "hefei/baohe", .lim = lim};

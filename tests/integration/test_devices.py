@@ -16,7 +16,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (  # noqa: E402
-    BUILD, LINLID, SDK, SRC, Daemon, TestFailure, check, eq, finish, main, wait_for)
+    BUILD, LINLID, SRC, Daemon, TestFailure, check, eq, finish, main, wait_for)
 
 TP = os.path.abspath(os.environ.get("LINLI_TP_DIR", os.path.join(BUILD, "tests", "plugins")))
 SIM = os.path.join(BUILD, "plugins", "sim", "sim.so")
@@ -637,9 +637,8 @@ def case_driver_with_a_wrong_ops_table_size_is_refused():
         p = {r["name"]: r for r in d.ok("plugins", "list")}
         eq(p["tdrv"]["state"], "running", "good driver")
         eq(p["badops"]["state"], "failed", "wrong size")
-        check(re.search(r"driver badops: ops table of \d+ bytes is not the size of an SDK "
-                        + re.escape(SDK) + r" ops table \(\d+ bytes\): rebuild the driver "
-                        r"against SDK " + re.escape(SDK),
+        check(re.search(r"driver badops: ops table of \d+ bytes is not the size of an SDK 1\.\d+ "
+                        r"ops table \(\d+ bytes\): rebuild the driver against SDK 1\.\d+",
                         p["badops"]["reason"]), p["badops"]["reason"])
         eq(p["nocap"]["state"], "failed", "no capability")
         check("holds no granted capability hal.driver:nocap" in p["nocap"]["reason"],
