@@ -15,14 +15,14 @@
 #include <time.h>
 
 #include "bus.h"
-#include "bus_api.h"
-#include "hal.h"
 #include "hal_api.h"
 #include "cmd.h"
 #include "kernel.h"
 #include "log.h"
 #include "plugin.h"
 #include "record.h"
+#include "bus_api.h" /* 1.1 */
+#include "hal.h"
 #include "store_api.h"
 #include "util.h"
 

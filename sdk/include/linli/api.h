@@ -100,6 +100,9 @@ struct linli_event {
  */
 typedef int (*linli_event_fn)(linli_ctx *ctx, const struct linli_event *ev, void *ud);
 
+/* linli_timer_fn — a timer callback (kernel thread; must not block). */
+typedef void (*linli_timer_fn)(linli_ctx *ctx, void *ud);
+
 /*
  * struct linli_request — one request a server's handler receives (serve),
  * since 1.1. Everything is borrowed for the duration of the handler call:
@@ -134,9 +137,6 @@ typedef void (*linli_request_fn)(linli_ctx *ctx, const struct linli_request *rq,
  */
 typedef void (*linli_reply_fn)(linli_ctx *ctx, uint64_t id, int status, const linli_record *rec,
 			       const char *err, void *ud);
-
-/* linli_timer_fn — a timer callback (kernel thread; must not block). */
-typedef void (*linli_timer_fn)(linli_ctx *ctx, void *ud);
 
 struct linli_api {
 	uint32_t size;		 /* sizeof(struct linli_api) in the kernel, since 1.0 */
