@@ -74,6 +74,37 @@ struct bus_sub {
 	uint64_t delivered, errors, suppressed, last_log_ms;
 };
 
+/* A server of requests (bus_serve). */
+struct bus_server {
+	struct bus_server *next;
+	uint64_t id;
+	char pattern[BUS_TOPIC_MAX + 1];
+	char scope[SCOPE_MAX + 1];
+	char owner_name[BUS_PUBLISHER_MAX + 1];
+	const void *owner;
+	bus_serve_fn fn;
+	void *ud;
+	bool suspended;
+};
+
+/* A request from bus_request until its answer was handed over or it was dropped. */
+enum rq_state { RQ_QUEUED, RQ_DELIVERED, RQ_ANSWERED };
+struct bus_rq {
+	struct bus_rq *prev, *next;
+	struct bus *b;
+	uint64_t id, server; /* the server's id */
+	enum rq_state state;
+	uint64_t step_timer, timeout_timer;
+	bus_reply_fn fn;
+	void *ud;
+	const void *owner;
+	int status;
+	char *answer, *msg; /* the answer, once there */
+	size_t answer_len;
+	char *topic, *scope, *requester, *payload; /* one allocation, topic first */
+	size_t payload_len;
+};
+
 struct tnode {
 	struct tnode *parent, *hnext, *plus;
 	struct bus_sub *here, *rest;
@@ -122,6 +153,11 @@ struct bus {
 	bool delivering, cont_posted;
 	const struct bus_event *cur;
 	struct bus_blob *cur_blob;
+	/* request/reply */
+	struct bus_server *servers; /* id order */
+	struct bus_rq *rqs;	    /* pending and answered-not-handed-over */
+	int n_servers, n_rqs;
+	struct bus_rq_totals rq_totals;
 };
 
 static void why(char *w, size_t n, const char *s)
@@ -575,10 +611,19 @@ static void sub_detach(struct bus *b, struct bus_sub *s)
 	s->dead = true;
 }
 
+static void rq_free(struct bus_rq *r);
+
 void bus_close(struct bus *b)
 {
 	if (!b)
 		return;
+	while (b->rqs)
+		rq_free(b->rqs); /* uncalled */
+	while (b->servers) {
+		struct bus_server *sv = b->servers;
+		b->servers = sv->next;
+		free(sv);
+	}
 	while (b->all_head) {
 		struct bus_sub *s = b->all_head;
 		sub_detach(b, s);
@@ -1133,6 +1178,328 @@ void bus_count_subscriber_shed(struct bus *b, const struct bus_event *ev)
 			b->families[i].subscriber_shed++;
 			return;
 		}
+}
+
+/* ---- request/reply ---- */
+
+static struct bus_server *server_find(const struct bus *b, uint64_t id)
+{
+	for (struct bus_server *sv = b->servers; sv; sv = sv->next)
+		if (sv->id == id)
+			return sv;
+	return NULL;
+}
+
+/* A live server other than `self` with the same pattern over an overlapping scope. */
+static const struct bus_server *server_clash(const struct bus *b, const struct bus_server *self)
+{
+	for (const struct bus_server *sv = b->servers; sv; sv = sv->next)
+		if (sv != self && !sv->suspended && strcmp(sv->pattern, self->pattern) == 0 &&
+		    (scope_within(sv->scope, self->scope) || scope_within(self->scope, sv->scope)))
+			return sv;
+	return NULL;
+}
+
+int bus_serve(struct bus *b, const char *pattern, const char *scope, bus_serve_fn fn, void *ud,
+	      const void *owner, const char *owner_name, uint64_t *id_out, char *err, size_t errlen)
+{
+	char w[160];
+	if (!fn)
+		return errf(err, errlen, LINLI_EINVAL, "serve: no handler");
+	if (!pattern || !bus_pattern_check(pattern, w, sizeof w))
+		return errf(err, errlen, LINLI_EINVAL, "pattern '%s': %s", pattern ? pattern : "",
+			    pattern ? w : "missing");
+	if (!scope)
+		scope = "";
+	if (*scope && !scope_check(scope, w, sizeof w))
+		return errf(err, errlen, LINLI_EINVAL, "scope '%s': %s", scope, w);
+	struct bus_server *sv = calloc(1, sizeof *sv);
+	if (!sv)
+		return LINLI_ENOMEM;
+	snprintf(sv->pattern, sizeof sv->pattern, "%s", pattern);
+	snprintf(sv->scope, sizeof sv->scope, "%s", scope);
+	snprintf(sv->owner_name, sizeof sv->owner_name, "%s",
+		 owner_name && *owner_name ? owner_name : "?");
+	sv->owner = owner;
+	sv->fn = fn;
+	sv->ud = ud;
+	const struct bus_server *other = server_clash(b, sv);
+	if (other) {
+		int rc =
+		    errf(err, errlen, LINLI_EEXIST, "%s serves it already (server %llu at '%s')",
+			 other->owner_name, (unsigned long long)other->id, other->scope);
+		free(sv);
+		return rc;
+	}
+	sv->id = b->next_id++;
+	struct bus_server **pp = &b->servers;
+	while (*pp)
+		pp = &(*pp)->next;
+	*pp = sv;
+	b->n_servers++;
+	*id_out = sv->id;
+	return 0;
+}
+
+static void rq_unlink(struct bus_rq *r)
+{
+	struct bus *b = r->b;
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		b->rqs = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	b->n_rqs--;
+}
+
+/* Unlink, cancel its timers and free r: its fn is not called. */
+static void rq_free(struct bus_rq *r)
+{
+	struct kernel *k = r->b->k;
+	rq_unlink(r);
+	if (r->step_timer)
+		kernel_timer_cancel(k, r->step_timer);
+	if (r->timeout_timer)
+		kernel_timer_cancel(k, r->timeout_timer);
+	free(r->answer);
+	free(r->msg);
+	free(r->topic);
+	free(r);
+}
+
+static struct bus_rq *rq_find(const struct bus *b, uint64_t id)
+{
+	for (struct bus_rq *r = b->rqs; r; r = r->next)
+		if (r->id == id)
+			return r;
+	return NULL;
+}
+
+/* The answer's timer: hand it to the requester, then forget the request. */
+static void rq_hand_over(struct kernel *k, void *arg)
+{
+	(void)k;
+	struct bus_rq *r = arg;
+	r->step_timer = 0; /* a one-shot timer is gone once it fires */
+	bus_reply_fn fn = r->fn;
+	void *ud = r->ud;
+	uint64_t id = r->id;
+	int status = r->status;
+	/* Off the list before the call: fn may send requests, drop others, ... */
+	rq_unlink(r);
+	fn(id, status, r->answer, r->answer_len, r->msg ? r->msg : "", ud);
+	free(r->answer);
+	free(r->msg);
+	free(r->topic);
+	free(r);
+}
+
+/*
+ * Answer r: keep the answer (copied) and hand it over from a zero-delay
+ * timer. Out of memory keeps the status with no record.
+ */
+static void rq_answer(struct bus_rq *r, int status, const void *rec, size_t len, const char *msg)
+{
+	struct kernel *k = r->b->k;
+	if (r->timeout_timer)
+		kernel_timer_cancel(k, r->timeout_timer);
+	r->timeout_timer = 0;
+	if (r->step_timer) /* a delivery not yet made */
+		kernel_timer_cancel(k, r->step_timer);
+	r->step_timer = 0;
+	r->state = RQ_ANSWERED;
+	r->status = status;
+	if (rec && len && (r->answer = malloc(len)) != NULL) {
+		memcpy(r->answer, rec, len);
+		r->answer_len = len;
+	}
+	r->msg = strdup(msg ? msg : "");
+	if (!(r->step_timer = kernel_timer_add(k, 0, 0, rq_hand_over, r))) {
+		log_error("bus", "out of memory: the answer to request %llu on %s was dropped",
+			  (unsigned long long)r->id, r->topic);
+		rq_free(r);
+	}
+}
+
+/* Answer every request of server sv not answered yet with LINLI_ESTATE. */
+static void server_fail_pending(struct bus *b, const struct bus_server *sv)
+{
+	char msg[BUS_TOPIC_MAX + BUS_PUBLISHER_MAX + 96];
+	snprintf(msg, sizeof msg, "%s stopped serving %s before it replied", sv->owner_name,
+		 sv->pattern);
+	for (struct bus_rq *r = b->rqs; r; r = r->next)
+		if (r->server == sv->id && r->state != RQ_ANSWERED) {
+			b->rq_totals.gone++;
+			rq_answer(r, LINLI_ESTATE, NULL, 0, msg);
+		}
+}
+
+int bus_unserve(struct bus *b, uint64_t id, const void *owner)
+{
+	for (struct bus_server **pp = &b->servers; *pp; pp = &(*pp)->next) {
+		struct bus_server *sv = *pp;
+		if (sv->id != id)
+			continue;
+		if (owner && sv->owner != owner)
+			return LINLI_EPERM;
+		*pp = sv->next;
+		b->n_servers--;
+		server_fail_pending(b, sv);
+		free(sv);
+		return 0;
+	}
+	return LINLI_ENOENT;
+}
+
+int bus_serve_suspend(struct bus *b, uint64_t id, bool on)
+{
+	struct bus_server *sv = server_find(b, id);
+	if (!sv)
+		return LINLI_ENOENT;
+	if (!on && sv->suspended && server_clash(b, sv))
+		return LINLI_EEXIST;
+	sv->suspended = on;
+	return 0;
+}
+
+/* The first live server whose pattern matches and whose scope holds the request's. */
+static const struct bus_server *server_for(const struct bus *b, const char *topic,
+					   const char *scope)
+{
+	for (const struct bus_server *sv = b->servers; sv; sv = sv->next)
+		if (!sv->suspended && bus_pattern_match(sv->pattern, topic) &&
+		    scope_within(sv->scope, scope))
+			return sv;
+	return NULL;
+}
+
+/* The delivery timer: hand r to its server. */
+static void rq_deliver(struct kernel *k, void *arg)
+{
+	(void)k;
+	struct bus_rq *r = arg;
+	struct bus *b = r->b;
+	r->step_timer = 0;
+	struct bus_server *sv = server_find(b, r->server);
+	if (!sv) { /* cannot happen: removing a server answers its requests */
+		rq_answer(r, LINLI_ESTATE, NULL, 0, "the server went away");
+		return;
+	}
+	r->state = RQ_DELIVERED;
+	b->rq_totals.delivered++;
+	struct bus_request rq = {r->id,	       r->topic,   r->scope,
+				 r->requester, r->payload, r->payload_len};
+	/* The handler may reply, unserve, drop: r and sv may be gone after it. */
+	sv->fn(&rq, sv->ud);
+}
+
+static void rq_timeout(struct kernel *k, void *arg)
+{
+	(void)k;
+	struct bus_rq *r = arg;
+	r->timeout_timer = 0;
+	r->b->rq_totals.timeouts++;
+	char msg[BUS_TOPIC_MAX + 64];
+	snprintf(msg, sizeof msg, "no reply to the request on %s in time", r->topic);
+	rq_answer(r, LINLI_ETIMEDOUT, NULL, 0, msg);
+}
+
+int bus_request(struct bus *b, const struct bus_msg *m, uint32_t timeout_ms, bus_reply_fn fn,
+		void *ud, const void *owner, uint64_t *id_out, char *err, size_t errlen)
+{
+	if (!fn)
+		return errf(err, errlen, LINLI_EINVAL, "request: no answer function");
+	if (timeout_ms > BUS_REQUEST_TIMEOUT_MAX_MS)
+		return errf(err, errlen, LINLI_EINVAL, "timeout %u ms is above %d ms", timeout_ms,
+			    BUS_REQUEST_TIMEOUT_MAX_MS);
+	struct lens l;
+	int rc = check_msg(m, &l, err, errlen);
+	if (rc)
+		return rc;
+	const struct bus_server *sv = server_for(b, m->topic, m->scope);
+	if (!sv) {
+		b->rq_totals.no_server++;
+		return errf(err, errlen, LINLI_ENOENT, "nobody serves it at '%s'", m->scope);
+	}
+	if (b->n_rqs >= BUS_REQUESTS_MAX)
+		return errf(err, errlen, LINLI_EBUSY, "%d requests are pending", BUS_REQUESTS_MAX);
+	struct bus_rq *r = calloc(1, sizeof *r);
+	char *buf = malloc(l.topic + l.scope + l.publisher + 3 + l.payload_len);
+	if (!r || !buf) {
+		free(r);
+		free(buf);
+		return LINLI_ENOMEM;
+	}
+	r->b = b;
+	r->topic = buf;
+	memcpy(r->topic, m->topic, l.topic + 1);
+	r->scope = r->topic + l.topic + 1;
+	memcpy(r->scope, m->scope, l.scope + 1);
+	r->requester = r->scope + l.scope + 1;
+	memcpy(r->requester, m->publisher, l.publisher + 1);
+	r->payload = r->requester + l.publisher + 1;
+	memcpy(r->payload, l.payload, l.payload_len);
+	r->payload_len = l.payload_len;
+	r->fn = fn;
+	r->ud = ud;
+	r->owner = owner;
+	r->server = sv->id;
+	r->id = b->next_id++;
+	r->next = b->rqs;
+	if (b->rqs)
+		b->rqs->prev = r;
+	b->rqs = r;
+	b->n_rqs++;
+	uint64_t tmo = timeout_ms ? timeout_ms : BUS_REQUEST_TIMEOUT_MS;
+	if (!(r->step_timer = kernel_timer_add(b->k, 0, 0, rq_deliver, r)) ||
+	    !(r->timeout_timer = kernel_timer_add(b->k, tmo, 0, rq_timeout, r))) {
+		rq_free(r);
+		return LINLI_ENOMEM;
+	}
+	b->rq_totals.requests++;
+	*id_out = r->id;
+	return 0;
+}
+
+int bus_request_drop(struct bus *b, uint64_t id, const void *owner)
+{
+	struct bus_rq *r = rq_find(b, id);
+	if (!r || r->owner != owner)
+		return LINLI_ENOENT;
+	rq_free(r);
+	return 0;
+}
+
+int bus_reply(struct bus *b, uint64_t id, const void *owner, int status, const void *rec,
+	      size_t len, const char *msg, char *err, size_t errlen)
+{
+	struct bus_rq *r = rq_find(b, id);
+	const struct bus_server *sv = r ? server_find(b, r->server) : NULL;
+	if (!r || r->state != RQ_DELIVERED || !sv || sv->owner != owner)
+		return errf(err, errlen, LINLI_ENOENT,
+			    "reply %llu: no such request pending at this server (answered, timed "
+			    "out, or never delivered here)",
+			    (unsigned long long)id);
+	char w[160];
+	if (rec && len) {
+		if (len > BUS_PAYLOAD_MAX)
+			return errf(err, errlen, LINLI_E2BIG, "reply %llu: %zu bytes exceed %d",
+				    (unsigned long long)id, len, BUS_PAYLOAD_MAX);
+		if (!payload_ok(rec, len, w, sizeof w))
+			return errf(err, errlen, LINLI_EINVAL, "reply %llu: %s",
+				    (unsigned long long)id, w);
+	}
+	b->rq_totals.replies++;
+	rq_answer(r, status, rec, len, msg);
+	return 0;
+}
+
+void bus_rq_get_totals(const struct bus *b, struct bus_rq_totals *t)
+{
+	*t = b->rq_totals;
+	t->servers = b->n_servers;
+	t->pending = b->n_rqs;
 }
 
 /* ---- introspection ---- */

@@ -207,6 +207,106 @@ int bus_publish(struct bus *b, const struct bus_msg *m, uint64_t *seq_out, char 
  */
 int bus_post(struct bus *b, const struct bus_msg *m, char *err, size_t errlen);
 
+/*
+ * ---- request/reply (kernel thread) ----
+ *
+ * A server serves a topic pattern at a scope (its jurisdiction); a request
+ * names a topic and a scope and goes to exactly one server: among the live
+ * ones whose pattern matches the topic and whose scope holds the request's
+ * scope, the one registered first. None: the request is refused at once with
+ * LINLI_ENOENT (it was never delivered). Two servers of the same pattern
+ * whose scopes overlap are refused (LINLI_EEXIST). A request is handed to its
+ * server from a zero-delay timer (never inside bus_request), and its answer
+ * to the requester the same way (never inside bus_reply): exactly once, the
+ * server's status and record, LINLI_ETIMEDOUT, or LINLI_ESTATE when the
+ * server was removed before it replied (it may have acted on the request).
+ * A dropped request (the requester went away) is never answered.
+ */
+
+/* One request as the server's handler sees it; borrowed for the call. */
+struct bus_request {
+	uint64_t id;
+	const char *topic, *scope, *requester;
+	const void *payload; /* one MessagePack map */
+	size_t payload_len;
+};
+
+/* The server's handler: answer with bus_reply, inside or later. */
+typedef void (*bus_serve_fn)(const struct bus_request *rq, void *ud);
+
+/*
+ * The requester's answer: status (the server's: 0 or positive, or a negative
+ * LINLI_E* code; or the bus's LINLI_ETIMEDOUT / LINLI_ESTATE), the reply's
+ * record (a MessagePack map, or NULL/0), a message (never NULL, "" when
+ * none). Everything is borrowed for the call.
+ */
+typedef void (*bus_reply_fn)(uint64_t id, int status, const void *rec, size_t len, const char *msg,
+			     void *ud);
+
+#define BUS_REQUEST_TIMEOUT_MS	   10000  /* timeout_ms 0 */
+#define BUS_REQUEST_TIMEOUT_MAX_MS 600000 /* at most */
+#define BUS_REQUESTS_MAX	   10000  /* pending requests on the bus */
+
+/*
+ * bus_serve — serve requests on `pattern` whose scope lies within `scope`
+ * ("" the whole tree). `owner` identifies the server for bus_reply and
+ * bus_unserve; `owner_name` names it in listings (copied). Returns 0 with
+ * the id (> 0) in *id_out; LINLI_EINVAL (bad pattern or scope, no fn);
+ * LINLI_EEXIST (the same pattern is served over an overlapping scope: err
+ * names the server); LINLI_ENOMEM.
+ */
+int bus_serve(struct bus *b, const char *pattern, const char *scope, bus_serve_fn fn, void *ud,
+	      const void *owner, const char *owner_name, uint64_t *id_out, char *err,
+	      size_t errlen);
+
+/*
+ * bus_unserve — remove server `id` (of `owner` when not NULL: LINLI_EPERM
+ * otherwise). Its pending requests are answered LINLI_ESTATE at once (from
+ * a zero-delay timer). Returns 0 or LINLI_ENOENT.
+ */
+int bus_unserve(struct bus *b, uint64_t id, const void *owner);
+
+/*
+ * bus_serve_suspend — take server `id` out of matching (on) or put it back
+ * (off), for a plugin reload: a suspended server gets no new requests and
+ * does not clash with a new one; its pending requests stay. Putting it back
+ * fails with LINLI_EEXIST when a new server took the pattern meanwhile.
+ */
+int bus_serve_suspend(struct bus *b, uint64_t id, bool on);
+
+/*
+ * bus_request — send m (topic, requester as publisher, scope, payload) to
+ * its server and call fn(id, ...) once with the answer within timeout_ms (0:
+ * BUS_REQUEST_TIMEOUT_MS; at most BUS_REQUEST_TIMEOUT_MAX_MS). `owner`
+ * groups requests for bus_request_drop. Returns 0 with the id (> 0) in
+ * *id_out; or, with nothing sent and fn never called, LINLI_EINVAL (bad
+ * message, timeout or fn), LINLI_ENOENT (no server: err names topic and
+ * scope), LINLI_EBUSY (BUS_REQUESTS_MAX pending), LINLI_ENOMEM.
+ */
+int bus_request(struct bus *b, const struct bus_msg *m, uint32_t timeout_ms, bus_reply_fn fn,
+		void *ud, const void *owner, uint64_t *id_out, char *err, size_t errlen);
+
+/* bus_request_drop — forget request `id` of `owner`: fn is never called. 0 or LINLI_ENOENT. */
+int bus_request_drop(struct bus *b, uint64_t id, const void *owner);
+
+/*
+ * bus_reply — the server `owner` answers request `id` (one delivered to one
+ * of its servers) with `status`, a MessagePack map `rec` (NULL/0: none) and
+ * a message `msg` (may be NULL). Copied; the requester's fn runs later.
+ * Returns 0; LINLI_ENOENT (no such pending request of this server: already
+ * answered, timed out, or not delivered to it); LINLI_EINVAL (rec not a
+ * map, or over BUS_PAYLOAD_MAX); LINLI_ENOMEM. err says which.
+ */
+int bus_reply(struct bus *b, uint64_t id, const void *owner, int status, const void *rec,
+	      size_t len, const char *msg, char *err, size_t errlen);
+
+/* Counters of request/reply for `events stats`. */
+struct bus_rq_totals {
+	uint64_t requests, delivered, replies, timeouts, gone, no_server;
+	int servers, pending;
+};
+void bus_rq_get_totals(const struct bus *b, struct bus_rq_totals *t);
+
 /* ---- for external subscribers (bus_cmds) ---- */
 
 /*

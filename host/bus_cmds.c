@@ -38,6 +38,7 @@
 #include "bus.h"
 #include "cmd.h"
 #include "access.h"
+#include "hal.h"
 #include "journal.h"
 #include "json.h"
 #include "kernel.h"
@@ -77,6 +78,7 @@ struct rsub {
 	uint64_t timer;
 	size_t want_max, want_bytes;
 	bool ready, closed;
+	bool clear; /* the account reads device events' personal fields in clear */
 	char closed_why[200];
 	struct rsub *next;
 };
@@ -322,7 +324,18 @@ static int on_event(const struct bus_event *ev, void *ud)
 		mark_ready(s);
 		return 0;
 	}
-	struct bus_blob *b = bus_event_blob(bus, ev);
+	struct bus_blob *b;
+	msgpack_sbuffer sb;
+	msgpack_sbuffer_init(&sb);
+	if (!s->clear &&
+	    hal_event_mask(s->r->k->catalog, ev->topic, ev->payload, ev->payload_len, &sb)) {
+		struct bus_event masked = *ev; /* encoded for this subscriber alone */
+		masked.payload = sb.data;
+		masked.payload_len = sb.size;
+		b = bus_event_blob(bus, &masked);
+	} else
+		b = bus_event_blob(bus, ev);
+	msgpack_sbuffer_destroy(&sb);
 	if (!b || ring_push(s, b) != 0) {
 		bus_blob_unref(b);
 		if (ev->cls == BUS_TELEMETRY) {
@@ -416,8 +429,10 @@ static int cmd_subscribe(struct cmd_call *call, void *ud)
 	if (rc)
 		return rc;
 	struct rsub *s = calloc(1, sizeof *s);
-	if (s && call->who)
+	if (s && call->who) {
 		snprintf(s->owner, sizeof s->owner, "%s", call->who->name);
+		s->clear = tier_sees_sensitive(call->who, HAL_SENSITIVE_DATASET);
+	}
 	if (!s || !(s->pattern = strdup(pattern))) {
 		free(s);
 		return LINLI_ENOMEM;

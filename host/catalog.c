@@ -161,8 +161,11 @@ static const struct kspec class_keys[] = {
     {"events", K_LIST, false},
 };
 static const struct kspec command_keys[] = {{"name", K_STR, true}, {"args", K_LIST, true}};
-static const struct kspec event_keys[] = {
-    {"name", K_STR, true}, {"severity", K_STR, true}, {"journal", K_BOOL, false}};
+static const struct kspec event_keys[] = {{"name", K_STR, true},
+					  {"severity", K_STR, true},
+					  {"journal", K_BOOL, false},
+					  {"sensitive", K_LIST, false}};
+static const struct kspec event_field_keys[] = {{"name", K_STR, true}, {"mask", K_STR, true}};
 static const struct kspec plugin_keys[] = {
     {"name", K_STR, true},	    {"family", K_STR, true},	  {"version", K_STR, true},
     {"sdk", K_STR, true},	    {"description", K_STR, true}, {"requires", K_SARR, false},
@@ -657,6 +660,43 @@ static int load_commands(struct ld *l, const config_setting_t *g, struct cat_dev
 	return 0;
 }
 
+/* An event's `sensitive` list: the fields of its details masked for readers without the grant. */
+static int load_event_sensitive(struct ld *l, struct cat_event *e, config_setting_t *list,
+				const char *what)
+{
+	int n = list ? config_setting_length(list) : 0;
+	if (n == 0)
+		return 0;
+	if (!(e->sensitive = calloc((size_t)n, sizeof *e->sensitive)))
+		return LINLI_ENOMEM;
+	for (int i = 0; i < n; i++) {
+		config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+		char fw[192];
+		snprintf(fw, sizeof fw, "%s: sensitive[%d]", what, i);
+		int rc = check_keys(l, g, fw, event_field_keys, N_OF(event_field_keys));
+		if (rc)
+			return rc;
+		const char *name = get_str(g, "name"), *mask = get_str(g, "mask");
+		if (!good_name(name))
+			return fail(l, line_of(g), fw, "name: '%s' is not a name", name);
+		for (int j = 0; j < e->n_sensitive; j++)
+			if (strcmp(e->sensitive[j].name, name) == 0)
+				return fail(l, line_of(g), fw, "field '%s' is listed twice", name);
+		int s = lookup(sens_names, 1, N_OF(sens_names), mask);
+		if (s < 0) {
+			char allowed[128];
+			join(allowed, sizeof allowed, sens_names, 1, N_OF(sens_names));
+			return fail(l, line_of(config_setting_get_member(g, "mask")), fw,
+				    "mask: '%s' is not one of %s", mask, allowed);
+		}
+		if (!(e->sensitive[i].name = strdup(name)))
+			return LINLI_ENOMEM;
+		e->sensitive[i].sensitive = (enum cat_sensitive)s;
+		e->n_sensitive++;
+	}
+	return 0;
+}
+
 static int load_events(struct ld *l, const config_setting_t *g, struct cat_device_class *c)
 {
 	const config_setting_t *list = config_setting_get_member(g, "events");
@@ -694,6 +734,9 @@ static int load_events(struct ld *l, const config_setting_t *g, struct cat_devic
 		e->severity = (enum cat_severity)v;
 		e->unjournaled =
 		    config_setting_get_member(eg, "journal") && !get_bool(eg, "journal");
+		if ((rc = load_event_sensitive(l, e, config_setting_get_member(eg, "sensitive"),
+					       what)))
+			return rc;
 	}
 	return 0;
 }
@@ -750,8 +793,12 @@ static void free_class(struct cat_device_class *c)
 		free_fields(c->commands[i].args, c->commands[i].n_args);
 	}
 	free(c->commands);
-	for (int i = 0; i < c->n_events; i++)
+	for (int i = 0; i < c->n_events; i++) {
 		free(c->events[i].name);
+		for (int j = 0; j < c->events[i].n_sensitive; j++)
+			free(c->events[i].sensitive[j].name);
+		free(c->events[i].sensitive);
+	}
 	free(c->events);
 }
 

@@ -92,11 +92,21 @@ struct cat_command {
 	int line;
 };
 
+/* A field of an event's details (`data`) the class marks sensitive. */
+struct cat_event_field {
+	char *name;
+	enum cat_sensitive sensitive; /* never CAT_SENS_NONE */
+};
+
 struct cat_event {
 	char *name;
 	enum cat_severity severity;
 	bool unjournaled; /* `journal = false`: telemetry-like, not kept in the journal */
 	int line;
+	/* `sensitive = ( { name = "holder"; mask = "name"; } )`: masked for readers
+	 * without the grant sensitive:devices (hal_event_mask) */
+	struct cat_event_field *sensitive;
+	int n_sensitive;
 };
 
 struct cat_device_class {

@@ -25,6 +25,7 @@
  */
 #include "hal.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
@@ -131,7 +132,7 @@ struct hal_cmd {
 };
 
 /* The queue from drivers' threads. */
-enum { Q_READING = 1, Q_EVENT, Q_DONE };
+enum { Q_READING = 1, Q_EVENT, Q_DONE, Q_EVENT_WAIT };
 
 struct qhdr {
 	uint32_t kind, size; /* size: the whole entry, 8-aligned */
@@ -147,6 +148,29 @@ struct qhdr {
 struct qbuf {
 	char *p;
 	size_t len, cap;
+};
+
+/*
+ * A driver thread waiting in hal_event_wait. Two references: the thread's
+ * and the list's (h->waiters); each is dropped under w->mu, the last frees.
+ * The thread sleeps on w->cv, never on anything of h, so hal_close may free
+ * h while it still wakes up.
+ */
+enum hw_state { HW_QUEUED, HW_COMMIT, HW_DONE };
+struct hal_waiter {
+	struct hal_waiter *next; /* on h->waiters while the hal holds it */
+	uint64_t id;
+	linli_ctx *from;
+	enum hw_state state; /* HW_DONE: rc and err are the answer */
+	int rc, refs;
+	char err[320];
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+};
+
+/* The store's commit callback for the waiters of one batch (hal_close may orphan it). */
+struct hal_commit_hook {
+	struct hal *h; /* NULL once the hal closed */
 };
 
 struct hal {
@@ -168,6 +192,11 @@ struct hal {
 	atomic_uint_fast64_t shed;
 	/* the queue */
 	pthread_mutex_t qmu;
+	/* Threads waiting in hal_event_wait (under qmu), and the commit hook. */
+	struct hal_waiter *waiters;
+	uint64_t next_waiter;
+	struct hal_commit_hook *hook; /* registered for the current batch, or NULL */
+	linli_ctx *stopping;	      /* a driver plugin between its quiesce and release */
 	struct qbuf qin, qwork;
 	size_t q_readings; /* readings waiting in qin */
 	bool q_posted;
@@ -1648,6 +1677,206 @@ static int q_wake(struct hal *h)
 	return rc;
 }
 
+/* ---- a driver thread waits for its event's commit (hal_event_wait) ---- */
+
+static void waiter_unref(struct hal_waiter *w)
+{
+	/* the caller holds w->mu */
+	bool last = --w->refs == 0;
+	pthread_mutex_unlock(&w->mu);
+	if (last) {
+		pthread_mutex_destroy(&w->mu);
+		pthread_cond_destroy(&w->cv);
+		free(w);
+	}
+}
+
+/* Answer w (off h->waiters already: the caller unlinked it under qmu) and drop the list's ref. */
+static void waiter_answer(struct hal_waiter *w, int rc, const char *msg)
+{
+	pthread_mutex_lock(&w->mu);
+	w->state = HW_DONE;
+	w->rc = rc;
+	snprintf(w->err, sizeof w->err, "%s", msg ? msg : "");
+	pthread_cond_signal(&w->cv);
+	waiter_unref(w);
+}
+
+/* Take the waiter `id` (or each in `state` of `from`, when id is 0) off the list. */
+static struct hal_waiter *waiter_take(struct hal *h, uint64_t id, linli_ctx *from, int state)
+{
+	pthread_mutex_lock(&h->qmu);
+	struct hal_waiter *w = NULL;
+	for (struct hal_waiter **pp = &h->waiters; *pp; pp = &(*pp)->next)
+		if (id ? (*pp)->id == id
+		       : (!from || (*pp)->from == from) &&
+			     (state < 0 || (int)(*pp)->state == state)) {
+			w = *pp;
+			*pp = w->next;
+			w->next = NULL;
+			break;
+		}
+	pthread_mutex_unlock(&h->qmu);
+	return w;
+}
+
+/* Answer every waiter of `from` (every one: NULL) with rc. */
+static void waiters_fail(struct hal *h, linli_ctx *from, int rc, const char *msg)
+{
+	struct hal_waiter *w;
+	while ((w = waiter_take(h, 0, from, -1)) != NULL)
+		waiter_answer(w, rc, msg);
+}
+
+/* The store's verdict on the batch that journaled the waited-for events. */
+static void waiters_committed(void *arg, int rc, const char *msg)
+{
+	struct hal_commit_hook *hook = arg;
+	struct hal *h = hook->h;
+	free(hook);
+	if (!h)
+		return;
+	h->hook = NULL;
+	struct hal_waiter *w;
+	while ((w = waiter_take(h, 0, NULL, HW_COMMIT)) != NULL)
+		waiter_answer(w, rc, rc ? msg : NULL);
+}
+
+static void event_wait_now(struct hal *h, const struct qhdr *hd, const char *dev, const char *event,
+			   const void *data)
+{
+	char err[320];
+	int rc = event_now(h, hd->from, dev, event, data, hd->n3, hd->time_ms, err, sizeof err);
+	struct hal_waiter *w = NULL;
+	if (rc) {
+		if ((w = waiter_take(h, hd->req, NULL, -1)) != NULL)
+			waiter_answer(w, rc, err);
+		return;
+	}
+	/* Journaled: durable when the batch commits. Nothing written: durable already. */
+	if (!h->hook) {
+		struct hal_commit_hook *hook = malloc(sizeof *hook);
+		if (hook) {
+			hook->h = h;
+			if (h->k->store &&
+			    store_on_commit(h->k->store, waiters_committed, hook) == 0)
+				h->hook = hook;
+			else
+				free(hook);
+		}
+	}
+	pthread_mutex_lock(&h->qmu);
+	for (w = h->waiters; w && w->id != hd->req; w = w->next)
+		;
+	if (w && h->hook)
+		w->state = HW_COMMIT;
+	pthread_mutex_unlock(&h->qmu);
+	if (w && !h->hook && (w = waiter_take(h, hd->req, NULL, -1)) != NULL)
+		waiter_answer(w, 0, NULL);
+}
+
+int hal_event_wait(struct hal *h, linli_ctx *from, const char *dev, const char *event,
+		   const void *data, size_t len, int64_t time_ms, uint32_t timeout_ms, char *err,
+		   size_t errlen)
+{
+	if (kernel_on_thread(h->k))
+		return errf(err, errlen, LINLI_ESTATE,
+			    "dev_event_wait: called on the kernel thread, where waiting for the "
+			    "commit would block it (use dev_event there)");
+	if (!dev || !event)
+		return errf(err, errlen, LINLI_EINVAL,
+			    "dev_event_wait: device and event are required");
+	if (timeout_ms > HAL_EVENT_WAIT_MAX_MS)
+		return errf(err, errlen, LINLI_EINVAL,
+			    "dev_event_wait: timeout %u ms is above %d ms", timeout_ms,
+			    HAL_EVENT_WAIT_MAX_MS);
+	size_t dl = strlen(dev), el = strlen(event);
+	if (dl > STORE_ID_MAX || el > CAT_NAME_MAX || len > BUS_PAYLOAD_MAX / 2)
+		return errf(err, errlen, LINLI_EINVAL,
+			    "dev_event_wait: device, event or data too long");
+	struct hal_waiter *w = calloc(1, sizeof *w);
+	if (!w)
+		return errf(err, errlen, LINLI_ENOMEM, "dev_event_wait: out of memory");
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&w->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_mutex_init(&w->mu, NULL);
+	w->from = from;
+	w->refs = 2;
+	struct qhdr hd = {.kind = Q_EVENT_WAIT,
+			  .from = from,
+			  .time_ms = time_ms,
+			  .n1 = (uint32_t)dl + 1,
+			  .n2 = (uint32_t)el + 1,
+			  .n3 = (uint32_t)len};
+	pthread_mutex_lock(&h->qmu);
+	w->id = hd.req = ++h->next_waiter;
+	int rc =
+	    h->closed || h->stopping == from ? LINLI_ESTATE : q_put(&h->qin, &hd, dev, event, data);
+	if (!rc && (rc = q_wake(h)) != 0)
+		h->qin.len -= hd.size;
+	if (!rc) {
+		w->next = h->waiters;
+		h->waiters = w;
+	}
+	pthread_mutex_unlock(&h->qmu);
+	if (rc) {
+		pthread_mutex_destroy(&w->mu);
+		pthread_cond_destroy(&w->cv);
+		free(w);
+		return errf(err, errlen, rc, "dev_event_wait: %s",
+			    rc == LINLI_ESTATE ? "linlid or the driver's plugin is stopping"
+					       : linli_strerror(rc));
+	}
+	struct timespec until;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	uint64_t ms = timeout_ms ? timeout_ms : HAL_EVENT_WAIT_DEFAULT_MS;
+	until.tv_sec += (time_t)(ms / 1000);
+	until.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&w->mu);
+	int wr = 0;
+	while (w->state != HW_DONE && wr != ETIMEDOUT)
+		wr = pthread_cond_timedwait(&w->cv, &w->mu, &until);
+	if (w->state == HW_DONE) {
+		rc = w->rc;
+		if (rc)
+			errf(err, errlen, rc, "%s", w->err);
+	} else
+		rc = errf(err, errlen, LINLI_ETIMEDOUT,
+			  "dev_event_wait: event %s of %s not committed within %llu ms", event, dev,
+			  (unsigned long long)ms);
+	/* Timed out: the hal still holds its ref and answers (into the void) later. */
+	waiter_unref(w);
+	return rc;
+}
+
+int hal_waiting(struct hal *h)
+{
+	int n = 0;
+	pthread_mutex_lock(&h->qmu);
+	for (struct hal_waiter *w = h->waiters; w; w = w->next)
+		n++;
+	pthread_mutex_unlock(&h->qmu);
+	return n;
+}
+
+void hal_driver_waiters_fail(struct hal *h, linli_ctx *from, bool stopping)
+{
+	pthread_mutex_lock(&h->qmu);
+	if (stopping)
+		h->stopping = from;
+	else if (h->stopping == from)
+		h->stopping = NULL;
+	pthread_mutex_unlock(&h->qmu);
+	waiters_fail(h, from, LINLI_ESTATE, "dev_event_wait: the driver's plugin is stopping");
+}
+
 void hal_drain(struct hal *h)
 {
 	pthread_mutex_lock(&h->qmu);
@@ -1682,6 +1911,9 @@ void hal_drain(struct hal *h)
 		}
 		case Q_DONE:
 			done_now(h, hd.from, hd.req, hd.rc, b2, hd.n2, hd.n1 ? b1 : NULL);
+			break;
+		case Q_EVENT_WAIT:
+			event_wait_now(h, &hd, b1, b2, b3);
 			break;
 		}
 		off += hd.size;
@@ -2369,6 +2601,9 @@ void hal_close(struct hal *h)
 	pthread_mutex_lock(&h->qmu);
 	h->closed = true;
 	pthread_mutex_unlock(&h->qmu);
+	waiters_fail(h, NULL, LINLI_ESTATE, "dev_event_wait: linlid is shutting down");
+	if (h->hook)
+		h->hook->h = NULL; /* the store frees it when its batch ends */
 	if (h->sweep_timer)
 		kernel_timer_cancel(h->k, h->sweep_timer);
 	if (h->flush_timer)
@@ -2393,4 +2628,113 @@ void hal_close(struct hal *h)
 	msgpack_sbuffer_destroy(&h->sb);
 	pthread_mutex_destroy(&h->qmu);
 	free(h);
+}
+
+/* ---- personal data in device events ---- */
+
+static const struct cat_event *sensitive_event(const struct catalog *cat, const char *topic)
+{
+	if (!cat || strncmp(topic, "dev/", 4) != 0)
+		return NULL;
+	const char *cls = topic + 4, *id = strchr(cls, '/');
+	const char *ev = id ? strchr(id + 1, '/') : NULL;
+	if (!ev || strncmp(ev, "/event/", 7) != 0 || strchr(ev + 7, '/'))
+		return NULL;
+	char name[CAT_NAME_MAX + 1];
+	size_t n = (size_t)(id - cls);
+	if (n == 0 || n > CAT_NAME_MAX)
+		return NULL;
+	memcpy(name, cls, n);
+	name[n] = '\0';
+	const struct cat_device_class *c = catalog_device_class(cat, name);
+	for (int i = 0; c && i < c->n_events; i++)
+		if (strcmp(c->events[i].name, ev + 7) == 0)
+			return c->events[i].n_sensitive ? &c->events[i] : NULL;
+	return NULL;
+}
+
+bool hal_event_sensitive(const struct catalog *cat, const char *topic)
+{
+	return sensitive_event(cat, topic) != NULL;
+}
+
+static enum mask_kind mask_kind_of(enum cat_sensitive s)
+{
+	switch (s) {
+	case CAT_SENS_ID_NUMBER:
+		return MASK_ID_NUMBER;
+	case CAT_SENS_PHONE:
+		return MASK_PHONE;
+	case CAT_SENS_NAME:
+		return MASK_NAME;
+	case CAT_SENS_ADDRESS:
+		return MASK_ADDRESS;
+	case CAT_SENS_HEALTH:
+		return MASK_HEALTH;
+	default:
+		return MASK_NONE;
+	}
+}
+
+static bool key_is(const msgpack_object *k, const char *s)
+{
+	size_t n = strlen(s);
+	return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
+	       memcmp(k->via.str.ptr, s, n) == 0;
+}
+
+/* Pack the details map d with e's sensitive fields masked. */
+static void pack_masked_data(msgpack_packer *pk, const msgpack_object *d, const struct cat_event *e)
+{
+	msgpack_pack_map(pk, d->via.map.size);
+	for (uint32_t i = 0; i < d->via.map.size; i++) {
+		const msgpack_object *k = &d->via.map.ptr[i].key, *v = &d->via.map.ptr[i].val;
+		const struct cat_event_field *f = NULL;
+		for (int j = 0; j < e->n_sensitive && !f; j++)
+			if (key_is(k, e->sensitive[j].name))
+				f = &e->sensitive[j];
+		msgpack_pack_object(pk, *k);
+		if (!f || v->type == MSGPACK_OBJECT_NIL) {
+			msgpack_pack_object(pk, *v);
+			continue;
+		}
+		char masked[512];
+		if (v->type == MSGPACK_OBJECT_STR)
+			tier_mask(mask_kind_of(f->sensitive), v->via.str.ptr, v->via.str.size,
+				  masked, sizeof masked);
+		else
+			snprintf(masked, sizeof masked, "***");
+		mp_str(pk, masked);
+	}
+}
+
+int hal_event_mask(const struct catalog *cat, const char *topic, const void *payload, size_t len,
+		   msgpack_sbuffer *out)
+{
+	const struct cat_event *e = sensitive_event(cat, topic);
+	if (!e || !payload || !len)
+		return 0;
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	size_t off = 0;
+	int done = 0;
+	if (msgpack_unpack_next(&up, payload, len, &off) == MSGPACK_UNPACK_SUCCESS &&
+	    up.data.type == MSGPACK_OBJECT_MAP) {
+		const msgpack_object *m = &up.data;
+		msgpack_packer pk;
+		msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+		msgpack_pack_map(&pk, m->via.map.size);
+		for (uint32_t i = 0; i < m->via.map.size; i++) {
+			const msgpack_object *k = &m->via.map.ptr[i].key;
+			const msgpack_object *v = &m->via.map.ptr[i].val;
+			msgpack_pack_object(&pk, *k);
+			if (key_is(k, "data") && v->type == MSGPACK_OBJECT_MAP)
+				pack_masked_data(&pk, v, e);
+			else
+				msgpack_pack_object(&pk, *v);
+		}
+		done = 1;
+	}
+	msgpack_unpacked_destroy(&up);
+	return done;
 }

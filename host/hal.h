@@ -217,6 +217,28 @@ int hal_post(struct hal *h, linli_ctx *from, const struct linli_reading *r, size
 int hal_event(struct hal *h, linli_ctx *from, const char *dev, const char *event, const void *data,
 	      size_t len, int64_t time_ms, char *err, size_t errlen);
 /*
+ * hal_event_wait — hal_event from a driver's own thread (LINLI_ESTATE on the
+ * kernel thread, where it would deadlock), then block until the batch that
+ * journaled it committed (0) or failed (the store's code), the event was
+ * refused (hal_event's codes), the timeout passed (0: the default;
+ * LINLI_ETIMEDOUT), or the driver's plugin stops or linlid shuts down
+ * (LINLI_ESTATE: hal_driver_waiters_fail, hal_close). An event the journal
+ * does not keep (`journal = false`) returns 0 once published.
+ */
+#define HAL_EVENT_WAIT_DEFAULT_MS 10000
+#define HAL_EVENT_WAIT_MAX_MS	  600000
+int hal_event_wait(struct hal *h, linli_ctx *from, const char *dev, const char *event,
+		   const void *data, size_t len, int64_t time_ms, uint32_t timeout_ms, char *err,
+		   size_t errlen);
+/*
+ * Wake every thread of plugin `from` waiting in hal_event_wait with
+ * LINLI_ESTATE; `stopping` refuses its new waits (from its quiesce until its
+ * fini joined its threads), false accepts them again.
+ */
+void hal_driver_waiters_fail(struct hal *h, linli_ctx *from, bool stopping);
+/* How many hal_event_wait calls the hal holds (waiting, or timed out and not yet answered). */
+int hal_waiting(struct hal *h);
+/*
  * hal_found — driver d found a device in discover: registered (no
  * credential) and opened unless the id exists (LINLI_EEXIST).
  */
@@ -277,5 +299,27 @@ struct hal_totals {
 	uint64_t drivers;
 };
 void hal_get_totals(struct hal *h, struct hal_totals *t);
+
+/*
+ * ---- personal data in device events (catalog: an event's `sensitive` list) ----
+ *
+ * Events are published, journaled and stored in clear; a reader without the
+ * grant sensitive:devices (HAL_SENSITIVE_DATASET; or `sensitive`) gets them
+ * through hal_event_mask. Any thread (reads the immutable catalog only).
+ */
+#define HAL_SENSITIVE_DATASET "devices"
+
+/*
+ * hal_event_mask — when `topic` is a device event (dev/CLASS/ID/event/NAME)
+ * whose class marks fields of its details sensitive, write `payload` (the
+ * event's map; its "data" map holds the details) with those fields masked
+ * into `out` (initialised by the caller) and return 1. 0: nothing to mask,
+ * use the payload as it is (also for a payload that is not such a map).
+ */
+int hal_event_mask(const struct catalog *cat, const char *topic, const void *payload, size_t len,
+		   msgpack_sbuffer *out);
+
+/* Does hal_event_mask have anything to mask for `topic`? Cheap: no payload read. */
+bool hal_event_sensitive(const struct catalog *cat, const char *topic);
 
 #endif

@@ -112,6 +112,7 @@ static void schedule_attach(struct hal *h, struct hal_driver *d)
 static void pdrv_release(void *arg)
 {
 	struct pdrv *r = arg;
+	hal_driver_waiters_fail(plug_kernel(r->p)->hal, plug_ctx(r->p), false);
 	if (r->d)
 		hal_driver_remove(plug_kernel(r->p)->hal, r->d);
 	free(r);
@@ -120,6 +121,8 @@ static void pdrv_release(void *arg)
 static void pdrv_quiesce(void *arg)
 {
 	struct pdrv *r = arg;
+	/* Its threads waiting in dev_event_wait wake up before fini joins them. */
+	hal_driver_waiters_fail(plug_kernel(r->p)->hal, plug_ctx(r->p), true);
 	if (r->d)
 		hal_driver_quiesce(plug_kernel(r->p)->hal, r->d);
 }
@@ -239,6 +242,25 @@ int hal_api_dev_event(linli_ctx *ctx, const char *device, const char *event,
 	if (!rc) {
 		char err[320];
 		rc = hal_event(h, ctx, device, event, sb.data, sb.size, time_ms, err, sizeof err);
+	}
+	msgpack_sbuffer_destroy(&sb);
+	return rc;
+}
+
+int hal_api_dev_event_wait(linli_ctx *ctx, const char *device, const char *event,
+			   const linli_record *data, int64_t time_ms, uint32_t timeout_ms)
+{
+	struct hal *h = hal_of(ctx);
+	if (!h)
+		return LINLI_ESTATE;
+	msgpack_sbuffer sb;
+	int rc = pack_map(data, &sb);
+	if (!rc) {
+		char err[400];
+		rc = hal_event_wait(h, ctx, device, event, sb.data, sb.size, time_ms, timeout_ms, err,
+				    sizeof err);
+		if (rc && rc != LINLI_ETIMEDOUT)
+			log_warn(plug_name(plug_from_ctx(ctx)), "%s", err);
 	}
 	msgpack_sbuffer_destroy(&sb);
 	return rc;

@@ -28,6 +28,9 @@ int hal_api_driver_register(linli_ctx *ctx, const char *name, const struct linli
 int hal_api_dev_post(linli_ctx *ctx, const struct linli_reading *r, size_t n);
 int hal_api_dev_event(linli_ctx *ctx, const char *device, const char *event,
 		      const linli_record *data, int64_t time_ms);
+/* dev_event_wait (SDK 1.1): hal_event_wait from a driver's thread. */
+int hal_api_dev_event_wait(linli_ctx *ctx, const char *device, const char *event,
+			   const linli_record *data, int64_t time_ms, uint32_t timeout_ms);
 int hal_api_dev_command_done(linli_ctx *ctx, uint64_t req, int rc, const linli_record *result,
 			     const char *err);
 int hal_api_dev_found(linli_ctx *ctx, const struct linli_device_info *info);

@@ -18,6 +18,7 @@
 #include "access.h"
 #include "bus.h"
 #include "cmd.h"
+#include "hal.h"
 #include "json.h"
 #include "kernel.h"
 #include "linli/error.h"
@@ -25,6 +26,7 @@
 #include "mp.h"
 #include "retention.h"
 #include "store.h"
+#include "tier_store.h"
 
 struct jstate {
 	struct kernel *k;
@@ -97,7 +99,45 @@ struct scan_ctx {
 	size_t limit, n;
 	uint64_t last_seen, last_shown; /* seq of the last row read / returned */
 	msgpack_sbuffer rows;
+	const struct catalog *cat;
+	bool clear;		 /* the caller reads device events' personal fields in clear */
+	size_t masked, in_clear; /* rows shown with personal fields masked / in clear */
 };
+
+/*
+ * Append journal entry `e` (a map whose "payload" is the event's) to the page
+ * with the payload's personal fields masked (hal_event_mask). 0, or 1 when
+ * the entry has nothing to mask (the caller appends it as it is).
+ */
+static int append_masked(struct scan_ctx *c, const msgpack_object *e, const char *topic)
+{
+	const msgpack_object *pl = mp_get(e, "payload");
+	if (!pl || pl->type != MSGPACK_OBJECT_MAP)
+		return 1;
+	msgpack_sbuffer in, out;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&in);
+	msgpack_sbuffer_init(&out);
+	msgpack_packer_init(&pk, &in, msgpack_sbuffer_write);
+	msgpack_pack_object(&pk, *pl);
+	int rc = 1;
+	if (hal_event_mask(c->cat, topic, in.data, in.size, &out)) {
+		msgpack_packer_init(&pk, &c->rows, msgpack_sbuffer_write);
+		msgpack_pack_map(&pk, e->via.map.size);
+		for (uint32_t i = 0; i < e->via.map.size; i++) {
+			const msgpack_object_kv *kv = &e->via.map.ptr[i];
+			msgpack_pack_object(&pk, kv->key);
+			if (&kv->val == pl)
+				msgpack_sbuffer_write(&c->rows, out.data, out.size);
+			else
+				msgpack_pack_object(&pk, kv->val);
+		}
+		rc = 0;
+	}
+	msgpack_sbuffer_destroy(&in);
+	msgpack_sbuffer_destroy(&out);
+	return rc;
+}
 
 static int row(void *ud, uint64_t seq, const void *ev, size_t len)
 {
@@ -114,7 +154,18 @@ static int row(void *ud, uint64_t seq, const void *ev, size_t len)
 				 sc->via.str.ptr);
 		/* Only the caller's jurisdiction: a sibling's events never show. */
 		if (*scope && scope_within(c->root, scope)) {
-			msgpack_sbuffer_write(&c->rows, ev, len);
+			const msgpack_object *tp = mp_get(&up.data, "topic");
+			char topic[BUS_TOPIC_MAX + 1] = "";
+			if (tp && tp->type == MSGPACK_OBJECT_STR && tp->via.str.size <= BUS_TOPIC_MAX)
+				snprintf(topic, sizeof topic, "%.*s", (int)tp->via.str.size,
+					 tp->via.str.ptr);
+			bool sens = hal_event_sensitive(c->cat, topic);
+			if (sens && c->clear)
+				c->in_clear++;
+			if (!sens || c->clear || append_masked(c, &up.data, topic) != 0)
+				msgpack_sbuffer_write(&c->rows, ev, len);
+			else
+				c->masked++;
 			c->n++;
 			c->last_shown = seq;
 		}
@@ -172,7 +223,11 @@ static int cmd_journal(struct cmd_call *call, void *ud)
 	char root[SCOPE_MAX + 1];
 	if ((rc = access_scope(call, o.scope, "events journal", ACT_EVENTS_SUBSCRIBE, NULL, root)))
 		return rc;
-	struct scan_ctx c = {.root = root, .limit = (size_t)limit};
+	struct scan_ctx c = {.root = root,
+			     .limit = (size_t)limit,
+			     .cat = call->k->catalog,
+			     .clear = call->who &&
+				      tier_sees_sensitive(call->who, HAL_SENSITIVE_DATASET)};
 	long budget = limit * JOURNAL_SCAN_PER_ROW;
 	if (budget > JOURNAL_SCAN_MAX)
 		budget = JOURNAL_SCAN_MAX;
@@ -182,6 +237,14 @@ static int cmd_journal(struct cmd_call *call, void *ud)
 	if (n < 0) {
 		msgpack_sbuffer_destroy(&c.rows);
 		return n;
+	}
+	/* Personal fields of device events read in clear are audited like a store read. */
+	if (call->who && (c.in_clear || c.masked)) {
+		char detail[96];
+		snprintf(detail, sizeof detail, "events journal: %zu device events with personal fields",
+			 c.in_clear + c.masked);
+		tiers_audit(call->k, call->who, "data.read", root, HAL_SENSITIVE_DATASET,
+			    c.in_clear ? "allowed" : "masked", detail);
 	}
 	bool full = c.n >= c.limit, capped = !full && n >= budget;
 	uint64_t next = capped ? c.last_seen : c.n ? c.last_shown : after;

@@ -403,15 +403,33 @@ static int push_event(lua_State *L, void *ud)
 	return 3;
 }
 
-/* Run the script for one event; LINLI_EBUSY when it is running (queue it). */
-static int lsub_run(struct script *s, int fnref, const struct bus_event *ev)
+/*
+ * Run the script for one event; LINLI_EBUSY when it is running (queue it).
+ * A device event's personal fields come masked unless the script holds
+ * sensitive:devices (hal_event_mask); what is queued stays in clear.
+ */
+static int lsub_run(struct sapi *a, int fnref, const struct bus_event *ev)
 {
+	struct script *s = a->s;
+	msgpack_sbuffer sb;
+	msgpack_sbuffer_init(&sb);
+	const void *data = ev->payload;
+	size_t len = ev->payload_len;
+	if (hal_event_sensitive(a->k->catalog, ev->topic)) {
+		struct tier_principal pr;
+		const char *grants[LINLI_MAX_CAPS + 1];
+		principal_of(a, &pr, grants);
+		if (!tier_sees_sensitive(&pr, HAL_SENSITIVE_DATASET) &&
+		    hal_event_mask(a->k->catalog, ev->topic, data, len, &sb)) {
+			data = sb.data;
+			len = sb.size;
+		}
+	}
 	msgpack_unpacked up;
 	msgpack_unpacked_init(&up);
 	size_t off = 0;
 	const msgpack_object *payload = NULL;
-	if (ev->payload_len &&
-	    msgpack_unpack_next(&up, ev->payload, ev->payload_len, &off) == MSGPACK_UNPACK_SUCCESS)
+	if (len && msgpack_unpack_next(&up, data, len, &off) == MSGPACK_UNPACK_SUCCESS)
 		payload = &up.data;
 	char err[512];
 	int rc;
@@ -427,6 +445,7 @@ static int lsub_run(struct script *s, int fnref, const struct bus_event *ev)
 	}
 	script_set_call_scope(s, NULL);
 	msgpack_unpacked_destroy(&up);
+	msgpack_sbuffer_destroy(&sb);
 	return rc;
 }
 
@@ -474,7 +493,7 @@ static void lsub_later(struct kernel *k, void *arg)
 	(void)k;
 	struct lqueued *q = arg;
 	struct lsub *ls = q->ls;
-	if (!ls->dead && lsub_run(ls->h.a->s, ls->fnref, &q->ev) == LINLI_EBUSY && !ls->dead)
+	if (!ls->dead && lsub_run(ls->h.a, ls->fnref, &q->ev) == LINLI_EBUSY && !ls->dead)
 		lsub_queue(ls, &q->ev);
 	lsub_unref(ls);
 	free(q);
@@ -489,7 +508,7 @@ static int lsub_deliver(const struct bus_event *ev, void *ud)
 	if (script_state(s) != SCRIPT_READY)
 		return 0;
 	/* Errors land in the script's log (rules log / the daemon log), not the bus's. */
-	if (lsub_run(s, ls->fnref, ev) == LINLI_EBUSY && !ls->dead)
+	if (lsub_run(ls->h.a, ls->fnref, ev) == LINLI_EBUSY && !ls->dead)
 		lsub_queue(ls, ev);
 	return 0;
 }
@@ -1862,7 +1881,7 @@ static void reply_deliver(struct lreply *r, int rc, const void *result, size_t l
 	msgpack_unpacked_init(&up);
 	size_t off = 0;
 	struct rargs args = {r, rc, NULL, msg};
-	if (!rc && len && msgpack_unpack_next(&up, result, len, &off) == MSGPACK_UNPACK_SUCCESS)
+	if (rc >= 0 && len && msgpack_unpack_next(&up, result, len, &off) == MSGPACK_UNPACK_SUCCESS)
 		args.result = &up.data;
 	char err[512];
 	int c = script_call(a->s, r->fnref, r->push, &args, 0, NULL, NULL, err, sizeof err);
@@ -2257,6 +2276,423 @@ static int l_dev_command(lua_State *L)
 	return 1;
 }
 
+/* ---- 1.1: bus request/reply ----
+ *
+ * serve, unserve, reply, request and request_cancel over bus.c's
+ * request/reply, with the script's context (struct sapi) as the owner of
+ * its servers on the bus, so that reply answers any request one of them
+ * received. A server (struct lsrv) is a resource like a subscription; a
+ * request sent (struct lrq) is an lreply until its answer was handed over,
+ * like a device command: released first, it is dropped on the bus and its
+ * function is never called.
+ */
+
+/* Pack the table at idx as a map ({} too), or nothing for nil. */
+static int pack_map_arg(lua_State *L, int idx, msgpack_sbuffer *sb, char *err, size_t errlen)
+{
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+	if (lua_isnoneornil(L, idx))
+		return 0;
+	lua_pushnil(L);
+	if (!lua_next(L, idx)) {
+		msgpack_pack_map(&pk, 0);
+		return 0;
+	}
+	lua_pop(L, 2);
+	int rc = script_pack(L, idx, &pk, err, errlen);
+	if (!rc && sb->size && ((unsigned char)sb->data[0] & 0xf0) == 0x90) {
+		snprintf(err, errlen, "a record must be a table with named fields, not a list");
+		rc = LINLI_ETYPE;
+	}
+	return rc;
+}
+
+struct lsrv {
+	struct lres h;
+	struct kernel *k;
+	uint64_t id;
+	int fnref;
+	char pattern[BUS_TOPIC_MAX + 1];
+};
+
+static void lsrv_release(void *arg)
+{
+	struct lsrv *v = arg;
+	unlink_res(&v->h);
+	bus_unserve(v->k->bus, v->id, v->h.a);
+	free(v);
+}
+
+static int lsrv_suspend(void *arg)
+{
+	struct lsrv *v = arg;
+	return bus_serve_suspend(v->k->bus, v->id, true);
+}
+
+static int lsrv_resume(void *arg)
+{
+	struct lsrv *v = arg;
+	return bus_serve_suspend(v->k->bus, v->id, false);
+}
+
+static void lsrv_describe(void *arg, char *buf, size_t len)
+{
+	struct lsrv *v = arg;
+	snprintf(buf, len, "server %llu of %s", (unsigned long long)v->id, v->pattern);
+}
+
+static const struct plug_res_ops lsrv_ops = {
+    .kind = "server",
+    .release = lsrv_release,
+    .suspend = lsrv_suspend,
+    .resume = lsrv_resume,
+    .describe = lsrv_describe,
+};
+
+static bool lsrv_match(const struct lres *r, uint64_t id)
+{
+	return ((const struct lsrv *)r)->id == id;
+}
+
+struct rqpush {
+	const struct bus_request *rq;
+	const msgpack_object *payload;
+};
+
+/* handler(rq): {id, topic, scope, requester, payload}. */
+static int push_request(lua_State *L, void *ud)
+{
+	const struct rqpush *p = ud;
+	luaL_checkstack(L, 4, "request");
+	lua_createtable(L, 0, 5);
+	lua_pushinteger(L, (lua_Integer)p->rq->id);
+	lua_setfield(L, -2, "id");
+	lua_pushstring(L, p->rq->topic);
+	lua_setfield(L, -2, "topic");
+	lua_pushstring(L, p->rq->scope);
+	lua_setfield(L, -2, "scope");
+	lua_pushstring(L, p->rq->requester);
+	lua_setfield(L, -2, "requester");
+	if (p->payload)
+		script_push_mp(L, p->payload);
+	else
+		lua_newtable(L);
+	lua_setfield(L, -2, "payload");
+	return 1;
+}
+
+/* What a handler returned: nothing (reply later), status [, record], or nil, msg [, code]. */
+struct sanswer {
+	bool now, failed;
+	int status;
+	msgpack_sbuffer rec;
+	char msg[512];
+};
+
+static void take_answer(lua_State *L, int first, void *ud)
+{
+	struct sanswer *s = ud;
+	if (lua_isnil(L, first) && lua_isnil(L, first + 1))
+		return; /* the handler replies later */
+	s->now = true;
+	if (lua_isnil(L, first)) {
+		s->failed = true;
+		s->status = code_of(L, first + 2);
+		int t = lua_type(L, first + 1);
+		snprintf(s->msg, sizeof s->msg, "%s",
+			 t == LUA_TSTRING || t == LUA_TNUMBER ? lua_tostring(L, first + 1)
+							      : "the request failed");
+		return;
+	}
+	if (!lua_isinteger(L, first) || lua_tointeger(L, first) < 0 ||
+	    lua_tointeger(L, first) > INT32_MAX)
+		luaL_error(L, "a server's handler returns a status (an integer >= 0) and a "
+			      "record, or nil, a message and a code, or nothing");
+	s->status = (int)lua_tointeger(L, first);
+	luaL_argexpected(L, lua_isnoneornil(L, first + 1) || lua_istable(L, first + 1), first + 1,
+			 "table or nil");
+	char err[256];
+	if (pack_map_arg(L, first + 1, &s->rec, err, sizeof err) != 0)
+		luaL_error(L, "the reply's record: %s", err);
+	script_charge(L, s->rec.size / 64);
+}
+
+static void lsrv_serve(const struct bus_request *rq, void *ud)
+{
+	struct lsrv *v = ud;
+	/* v may be gone after the call (unserve inside, a fault): nothing of it below. */
+	struct sapi *a = v->h.a;
+	struct kernel *k = v->k;
+	struct script *s = a->s;
+	struct sanswer ans = {.now = false};
+	msgpack_sbuffer_init(&ans.rec);
+	char err[512];
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	size_t off = 0;
+	struct rqpush push = {rq, NULL};
+	if (msgpack_unpack_next(&up, rq->payload, rq->payload_len, &off) == MSGPACK_UNPACK_SUCCESS)
+		push.payload = &up.data;
+	script_set_call_scope(s, rq->scope);
+	int rc =
+	    script_call(s, v->fnref, push_request, &push, 3, take_answer, &ans, err, sizeof err);
+	script_set_call_scope(s, NULL);
+	msgpack_unpacked_destroy(&up);
+	if (rc) /* the handler broke (logged by the script): the requester learns it now */
+		bus_reply(k->bus, rq->id, a, rc, NULL, 0, err, NULL, 0);
+	else if (ans.now)
+		bus_reply(k->bus, rq->id, a, ans.status, ans.rec.data, ans.rec.size,
+			  ans.failed ? ans.msg : NULL, NULL, 0);
+	msgpack_sbuffer_destroy(&ans.rec);
+}
+
+/* linli.serve(pattern, fn) -> id | nil, msg, code */
+static int l_serve(lua_State *L)
+{
+	struct sapi *a = need(L, "serve");
+	const char *pattern = luaL_checkstring(L, 1);
+	luaL_checktype(L, 2, LUA_TFUNCTION);
+	no_more(L, 2, "pattern and fn");
+	script_charge(L, API_CALL_UNITS);
+	char err[384] = "";
+	int rc = authorize(a, ACT_EVENTS_SUBSCRIBE, a->k->cfg.node_path, pattern, err, sizeof err);
+	if (rc) {
+		log_warn(who(a), "serve %s: %s", pattern, err);
+		return push_fail(L, rc, err);
+	}
+	struct lsrv *v = calloc(1, sizeof *v);
+	if (!v)
+		return push_fail(L, LINLI_ENOMEM, "serve: out of memory");
+	v->k = a->k;
+	snprintf(v->pattern, sizeof v->pattern, "%s", pattern);
+	rc = bus_serve(a->k->bus, pattern, a->k->cfg.node_path, lsrv_serve, v, a, a->owner, &v->id,
+		       err, sizeof err);
+	if (!rc && track(a, &v->h, &lsrv_ops) != 0) {
+		bus_unserve(a->k->bus, v->id, a);
+		rc = LINLI_ENOMEM;
+		snprintf(err, sizeof err, "serve: out of memory");
+	}
+	if (rc) {
+		free(v);
+		char msg[512];
+		snprintf(msg, sizeof msg, "serve %s: %s", pattern,
+			 err[0] ? err : linli_strerror(rc));
+		log_warn(who(a), "%s", msg);
+		return push_fail(L, rc, msg);
+	}
+	lua_pushvalue(L, 2);
+	v->fnref = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_pushinteger(L, (lua_Integer)v->id);
+	return 1;
+}
+
+/* linli.unserve(id) -> true | nil, msg, "LINLI_ENOENT" */
+static int l_unserve(lua_State *L)
+{
+	struct sapi *a = need(L, "unserve");
+	lua_Integer id = luaL_checkinteger(L, 1);
+	no_more(L, 1, "only id");
+	struct lsrv *v = (struct lsrv *)find_res(a, &lsrv_ops, lsrv_match, (uint64_t)id);
+	if (!v)
+		return push_fail(L, LINLI_ENOENT, "no such server of this script");
+	luaL_unref(L, LUA_REGISTRYINDEX, v->fnref);
+	release_res(&v->h);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* linli.reply(id, status, record [, message]) -> true | nil, msg, code */
+static int l_reply(lua_State *L)
+{
+	struct sapi *a = need(L, "reply");
+	lua_Integer id = luaL_checkinteger(L, 1);
+	int status;
+	if (lua_type(L, 2) == LUA_TSTRING) {
+		status = code_of(L, 2);
+		luaL_argcheck(L, strcmp(lua_tostring(L, 2), linli_errname(status)) == 0, 2,
+			      "a status (an integer >= 0) or a code name such as \"LINLI_ENOENT\"");
+	} else {
+		lua_Integer st = luaL_checkinteger(L, 2);
+		luaL_argcheck(L, st >= 0 && st <= INT32_MAX, 2,
+			      "a status (an integer >= 0) or a code name such as \"LINLI_ENOENT\"");
+		status = (int)st;
+	}
+	luaL_argexpected(L, lua_isnoneornil(L, 3) || lua_istable(L, 3), 3, "table or nil");
+	const char *msg = luaL_optstring(L, 4, NULL);
+	no_more(L, 4, "id, status, record and message");
+	script_charge(L, API_CALL_UNITS);
+	/* Nothing below raises until the buffer is freed. */
+	msgpack_sbuffer sb;
+	msgpack_sbuffer_init(&sb);
+	char err[384] = "";
+	int rc = pack_map_arg(L, 3, &sb, err, sizeof err);
+	if (rc) { /* name the request, as bus_reply's messages do */
+		char e[384];
+		snprintf(e, sizeof e, "reply %lld: %s", (long long)id, err);
+		snprintf(err, sizeof err, "%s", e);
+	} else
+		rc = bus_reply(a->k->bus, (uint64_t)id, a, status, sb.data, sb.size, msg, err,
+			       sizeof err);
+	size_t size = sb.size;
+	msgpack_sbuffer_destroy(&sb);
+	if (rc) {
+		log_warn(who(a), "%s", err);
+		return push_fail(L, rc, err);
+	}
+	script_charge(L, size / 64);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* A request sent by a script: an lreply until its answer was handed over. */
+struct lrq {
+	struct lreply r;
+	uint64_t id;
+	bool answered; /* the bus has let go of it */
+	uint32_t timeout_ms;
+	char topic[BUS_TOPIC_MAX + 1];
+};
+
+static void lrq_release(void *arg)
+{
+	struct lrq *q = arg;
+	unlink_res(&q->r.h);
+	if (q->r.timer)
+		kernel_timer_cancel(q->r.k, q->r.timer);
+	else if (!q->answered)
+		bus_request_drop(q->r.k->bus, q->id, q);
+	reply_free(&q->r);
+}
+
+static void lrq_describe(void *arg, char *buf, size_t len)
+{
+	struct lrq *q = arg;
+	snprintf(buf, len, "request %llu on %s (timeout %u ms)%s", (unsigned long long)q->id,
+		 q->topic, q->timeout_ms ? q->timeout_ms : BUS_REQUEST_TIMEOUT_MS,
+		 q->answered ? " (answered, not yet handed over)" : "");
+}
+
+static const struct plug_res_ops lrq_ops = {
+    .kind = "request",
+    .release = lrq_release,
+    .describe = lrq_describe,
+};
+
+static bool lrq_match(const struct lres *r, uint64_t id)
+{
+	return ((const struct lrq *)r)->id == id;
+}
+
+/* fn(record, status, nil, id) or fn(nil, message, code, id); fn is dropped once on the stack. */
+static int push_rq_answer(lua_State *L, void *ud)
+{
+	struct rargs *a = ud;
+	luaL_unref(L, LUA_REGISTRYINDEX, a->r->fnref);
+	luaL_checkstack(L, 4, "answer");
+	if (a->rc >= 0) {
+		if (a->result)
+			script_push_mp(L, a->result);
+		else
+			lua_newtable(L);
+		lua_pushinteger(L, a->rc);
+		lua_pushnil(L);
+	} else
+		push_failure(L, a);
+	lua_pushinteger(L, (lua_Integer)((struct lrq *)a->r)->id);
+	return 4;
+}
+
+static void lrq_done(uint64_t id, int status, const void *rec, size_t len, const char *msg,
+		     void *ud)
+{
+	(void)id;
+	struct lrq *q = ud;
+	q->answered = true;
+	reply_deliver(&q->r, status, rec, len, msg);
+}
+
+/* linli.request(topic, scope, payload, timeout_ms, fn) -> id | nil, msg, code */
+static int l_request(lua_State *L)
+{
+	struct sapi *a = need(L, "request");
+	const char *topic = luaL_checkstring(L, 1);
+	const char *scope = luaL_optstring(L, 2, a->k->cfg.node_path);
+	luaL_argexpected(L, lua_isnoneornil(L, 3) || lua_istable(L, 3), 3, "table or nil");
+	lua_Integer tmo = luaL_optinteger(L, 4, 0);
+	luaL_argcheck(L, tmo >= 0 && tmo <= UINT32_MAX, 4, "timeout_ms must be >= 0 (0: 10 s)");
+	luaL_checktype(L, 5, LUA_TFUNCTION);
+	no_more(L, 5, "topic, scope, payload, timeout_ms and fn");
+	script_charge(L, API_CALL_UNITS);
+	char err[384] = "";
+	int rc = authorize(a, ACT_EVENTS_PUBLISH, scope, topic, err, sizeof err);
+	if (rc) {
+		log_warn(who(a), "request %s: %s", topic, err);
+		return push_fail(L, rc, err);
+	}
+	lua_pushvalue(L, 5);
+	int ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	/* Nothing below raises until everything is freed. */
+	msgpack_sbuffer sb;
+	msgpack_sbuffer_init(&sb);
+	struct lrq *q = NULL;
+	rc = pack_map_arg(L, 3, &sb, err, sizeof err);
+	if (!rc && !(q = calloc(1, sizeof *q))) {
+		rc = LINLI_ENOMEM;
+		snprintf(err, sizeof err, "out of memory");
+	}
+	if (!rc) {
+		q->r.k = a->k;
+		q->r.push = push_rq_answer;
+		q->r.fnref = ref;
+		q->timeout_ms = (uint32_t)tmo;
+		snprintf(q->topic, sizeof q->topic, "%s", topic);
+		struct bus_msg m = {.topic = topic,
+				    .publisher = a->owner,
+				    .scope = scope,
+				    .payload = sb.data,
+				    .payload_len = sb.size};
+		rc = bus_request(a->k->bus, &m, (uint32_t)tmo, lrq_done, q, q, &q->id, err,
+				 sizeof err);
+		/* The bus never answers inside the call: track it now. */
+		if (!rc && track(a, &q->r.h, &lrq_ops) != 0) {
+			bus_request_drop(a->k->bus, q->id, q);
+			rc = LINLI_ENOMEM;
+			snprintf(err, sizeof err, "out of memory");
+		}
+		if (rc)
+			reply_free(&q->r);
+	}
+	size_t size = sb.size;
+	msgpack_sbuffer_destroy(&sb);
+	if (rc) {
+		luaL_unref(L, LUA_REGISTRYINDEX, ref);
+		char msg[512];
+		snprintf(msg, sizeof msg, "request %s: %s", topic,
+			 err[0] ? err : linli_strerror(rc));
+		log_warn(who(a), "%s", msg);
+		return push_fail(L, rc, msg);
+	}
+	script_charge(L, size / 64);
+	lua_pushinteger(L, (lua_Integer)q->id);
+	return 1;
+}
+
+/* linli.request_cancel(id) -> true | nil, msg, "LINLI_ENOENT" */
+static int l_request_cancel(lua_State *L)
+{
+	struct sapi *a = need(L, "request_cancel");
+	lua_Integer id = luaL_checkinteger(L, 1);
+	no_more(L, 1, "only id");
+	struct lrq *q = (struct lrq *)find_res(a, &lrq_ops, lrq_match, (uint64_t)id);
+	if (!q)
+		return push_fail(L, LINLI_ENOENT, "no such pending request of this script");
+	luaL_unref(L, LUA_REGISTRYINDEX, q->r.fnref);
+	release_res(&q->r.h);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
 /* ---- the binder, attach, detach ---- */
 
 /* ---- store change notices and schemas (1.1) ---- */
@@ -2454,6 +2890,11 @@ static void bind_api(lua_State *L, struct script *s, void *ud)
 	    {"route_unregister", l_route_unregister},
 
 	    /* 1.1: bus request/reply */
+	    {"serve", l_serve},
+	    {"unserve", l_unserve},
+	    {"reply", l_reply},
+	    {"request", l_request},
+	    {"request_cancel", l_request_cancel},
 
 	    /* 1.1: store changes, schemas */
 	    {"store_watch", l_store_watch},

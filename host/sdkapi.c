@@ -24,6 +24,8 @@
 #include "log.h"
 #include "plugin.h"
 #include "record.h"
+#include "bus_api.h" /* 1.1 */
+#include "hal.h"
 #include "store_api.h"
 #include "util.h"
 
@@ -376,12 +378,31 @@ struct psub {
 	char pattern[BUS_TOPIC_MAX + 1];
 };
 
+/* Does plugin p read device events' personal fields in clear (sensitive:devices)? */
+static bool psub_clear(struct plugin *p)
+{
+	struct tier_principal who;
+	const char *grants[LINLI_MAX_CAPS + 1];
+	plug_principal(p, &who, grants);
+	return tier_sees_sensitive(&who, HAL_SENSITIVE_DATASET);
+}
+
 static int psub_deliver(const struct bus_event *ev, void *ud)
 {
 	struct psub *s = ud;
 	linli_record *payload = NULL;
 	char err[256];
-	int rc = record_from_bytes(ev->payload, ev->payload_len, &payload, err, sizeof err);
+	const void *data = ev->payload;
+	size_t len = ev->payload_len;
+	msgpack_sbuffer sb;
+	msgpack_sbuffer_init(&sb);
+	if (hal_event_sensitive(plug_kernel(s->p)->catalog, ev->topic) && !psub_clear(s->p) &&
+	    hal_event_mask(plug_kernel(s->p)->catalog, ev->topic, data, len, &sb)) {
+		data = sb.data;
+		len = sb.size;
+	}
+	int rc = record_from_bytes(data, len, &payload, err, sizeof err);
+	msgpack_sbuffer_destroy(&sb);
 	if (rc) {
 		log_warn(plug_name(s->p), "event %s: payload refused: %s", ev->topic, err);
 		return rc;
@@ -621,6 +642,11 @@ static const struct linli_api table = {
 	.route_unregister = approutes_api_unregister,
 
 	/* ---- 1.1: bus request/reply ---- */
+	.serve = bus_api_serve,
+	.unserve = bus_api_unserve,
+	.reply = bus_api_reply,
+	.request = bus_api_request,
+	.request_cancel = bus_api_request_cancel,
 
 	/* ---- 1.1: store range filters, change notifications, schemas ---- */
 	.store_watch = store_api_watch,
@@ -629,6 +655,7 @@ static const struct linli_api table = {
 	.datasets = store_api_datasets,
 
 	/* ---- 1.1: devices waiting for a commit ---- */
+	.dev_event_wait = hal_api_dev_event_wait,
 
 	/* ---- 1.1: time ---- */
 	.time_zone = api_time_zone,

@@ -661,11 +661,21 @@ void store_pack_class(msgpack_packer *pk, const struct cat_device_class *c, bool
 	mp_str(pk, "events");
 	msgpack_pack_array(pk, (size_t)c->n_events);
 	for (int i = 0; i < c->n_events; i++) {
-		msgpack_pack_map(pk, 2 + c->events[i].unjournaled);
-		mp_kv_str(pk, "name", c->events[i].name);
-		mp_kv_str(pk, "severity", cat_severity_name(c->events[i].severity));
-		if (c->events[i].unjournaled) /* shown only when off: the default is on */
+		const struct cat_event *e = &c->events[i];
+		msgpack_pack_map(pk, 2 + e->unjournaled + (e->n_sensitive > 0));
+		mp_kv_str(pk, "name", e->name);
+		mp_kv_str(pk, "severity", cat_severity_name(e->severity));
+		if (e->unjournaled) /* shown only when off: the default is on */
 			mp_kv_bool(pk, "journal", false);
+		if (e->n_sensitive) { /* its details' personal fields (hal_event_mask) */
+			mp_str(pk, "sensitive");
+			msgpack_pack_array(pk, (size_t)e->n_sensitive);
+			for (int j = 0; j < e->n_sensitive; j++) {
+				msgpack_pack_map(pk, 2);
+				mp_kv_str(pk, "name", e->sensitive[j].name);
+				mp_kv_str(pk, "mask", cat_sensitive_name(e->sensitive[j].sensitive));
+			}
+		}
 	}
 }
 

@@ -1087,6 +1087,179 @@ static void test_publish_off_thread_refused(void **state)
 
 /* ---- config ---- */
 
+/* ---- request/reply ---- */
+
+struct rqt {
+	struct kernel *k;
+	int served[4]; /* per server index */
+	char seen_scope[4][64];
+	int answers, statuses[16], lens[16];
+	uint64_t ids[16];
+	char msgs[16][160];
+	uint64_t keep_id; /* a request S2 keeps without replying */
+	uint64_t s2;
+};
+
+static int owner_a, owner_b; /* server owners */
+
+/* The server's ud: the test and its index. */
+struct srvud {
+	struct rqt *t;
+	int idx;
+	const void *owner;
+};
+
+static void srv_fn(const struct bus_request *rq, void *ud)
+{
+	struct srvud *s = ud;
+	struct rqt *t = s->t;
+	t->served[s->idx]++;
+	snprintf(t->seen_scope[s->idx], sizeof t->seen_scope[s->idx], "%s", rq->scope);
+	char err[256];
+	if (strcmp(rq->topic, "rq/a") == 0) {
+		struct pl p = payload_n(40 + (uint32_t)s->idx);
+		assert_int_equal(bus_reply(t->k->bus, rq->id, s->owner, 5 + s->idx, p.b, p.n,
+					   "fine", err, sizeof err),
+				 0);
+		/* Answered: a second reply is refused. */
+		assert_int_equal(
+		    bus_reply(t->k->bus, rq->id, s->owner, 0, NULL, 0, NULL, err, sizeof err),
+		    LINLI_ENOENT);
+	} else if (strcmp(rq->topic, "rq/keep") == 0)
+		t->keep_id = rq->id;
+	/* rq/slow: no reply */
+}
+
+static void ans_fn(uint64_t id, int status, const void *rec, size_t len, const char *msg, void *ud)
+{
+	(void)rec;
+	struct rqt *t = ud;
+	assert_true(t->answers < 16);
+	t->ids[t->answers] = id;
+	t->statuses[t->answers] = status;
+	t->lens[t->answers] = (int)len;
+	snprintf(t->msgs[t->answers], sizeof t->msgs[0], "%s", msg);
+	t->answers++;
+}
+
+static void rq_stop(struct kernel *k, void *arg)
+{
+	(void)arg;
+	kernel_stop(k);
+}
+
+static void rq_unserve_s2(struct kernel *k, void *arg)
+{
+	struct rqt *t = arg;
+	assert_int_equal(bus_unserve(k->bus, t->s2, &owner_a), LINLI_EPERM);
+	assert_int_equal(bus_unserve(k->bus, t->s2, &owner_b), 0);
+	assert_int_equal(bus_unserve(k->bus, t->s2, &owner_b), LINLI_ENOENT);
+}
+
+static uint64_t send_rq(struct rqt *t, const char *topic, const char *scope, uint32_t tmo, int want)
+{
+	char err[256] = "";
+	struct bus_msg m = {topic, "asker", scope, NULL, 0};
+	uint64_t id = 0;
+	int rc = bus_request(t->k->bus, &m, tmo, ans_fn, t, t, &id, err, sizeof err);
+	if (rc != want)
+		fail_msg("request %s at %s: %d (%s), want %d", topic, scope, rc, err, want);
+	return id;
+}
+
+static void test_request_reply(void **state)
+{
+	(void)state;
+	struct kernel k;
+	open_bus(&k, NULL);
+	struct rqt t = {.k = &k};
+	struct srvud su[4] = {
+	    {&t, 0, &owner_a}, {&t, 1, &owner_b}, {&t, 2, &owner_a}, {&t, 3, &owner_a}};
+	char err[256];
+	uint64_t s1, s3, s4;
+	assert_int_equal(bus_serve(k.bus, "rq/#", "hefei/baohe", srv_fn, &su[0], &owner_a, "a", &s1,
+				   err, sizeof err),
+			 0);
+	assert_int_equal(bus_serve(k.bus, "rq/+", "hefei/shushan", srv_fn, &su[1], &owner_b, "b",
+				   &t.s2, err, sizeof err),
+			 0);
+	/* The same pattern over an overlapping scope is refused, naming the server. */
+	assert_int_equal(bus_serve(k.bus, "rq/#", "hefei/baohe/binhu", srv_fn, &su[2], &owner_a,
+				   "c", &s3, err, sizeof err),
+			 LINLI_EEXIST);
+	assert_non_null(strstr(err, "a serves it already"));
+	/* ... over a disjoint one it is not. */
+	assert_int_equal(bus_serve(k.bus, "rq/#", "hefei/luyang", srv_fn, &su[3], &owner_a, "d",
+				   &s4, err, sizeof err),
+			 0);
+	assert_int_equal(
+	    bus_serve(k.bus, "rq/+/#x", "", srv_fn, &su[2], NULL, "x", &s3, err, sizeof err),
+	    LINLI_EINVAL);
+
+	uint64_t ia = send_rq(&t, "rq/a", "hefei/baohe/binhu", 0, 0); /* to S1 */
+	uint64_t ib = send_rq(&t, "rq/a", "hefei/shushan", 0, 0);     /* to S2 */
+	/* Outside every server's jurisdiction, or above it: never delivered. */
+	send_rq(&t, "rq/a", "hefei/yaohai", 0, LINLI_ENOENT);
+	send_rq(&t, "rq/a", "hefei", 0, LINLI_ENOENT);
+	send_rq(&t, "other", "hefei/baohe", 0, LINLI_ENOENT);
+	send_rq(&t, "rq/+", "hefei/baohe", 0, LINLI_EINVAL);
+	send_rq(&t, "rq/a", "hefei/baohe", BUS_REQUEST_TIMEOUT_MAX_MS + 1, LINLI_EINVAL);
+	uint64_t islow = send_rq(&t, "rq/slow", "hefei/baohe", 50, 0);
+	uint64_t ikeep = send_rq(&t, "rq/keep", "hefei/shushan", 60000, 0);
+	uint64_t idrop = send_rq(&t, "rq/slow", "hefei/baohe", 50, 0);
+	/* Nothing is delivered inside bus_request. */
+	assert_int_equal(t.served[0] + t.served[1], 0);
+	assert_int_equal(bus_request_drop(k.bus, idrop, &owner_a), LINLI_ENOENT); /* not its own */
+	assert_int_equal(bus_request_drop(k.bus, idrop, &t), 0);
+	kernel_timer_add(&k, 120, 0, rq_unserve_s2, &t);
+	kernel_timer_add(&k, 250, 0, rq_stop, NULL);
+	kernel_run(&k);
+
+	assert_int_equal(t.served[0], 2); /* rq/a and one rq/slow: the dropped one never */
+	assert_int_equal(t.served[1], 2);
+	assert_int_equal(t.served[3], 0);
+	assert_string_equal(t.seen_scope[0], "hefei/baohe");
+	assert_int_equal(t.answers, 4);
+	/* Replies in the order they were made; the timeout, then the gone server. */
+	assert_true(t.ids[0] == ia && t.statuses[0] == 5 && t.lens[0] == 8);
+	assert_string_equal(t.msgs[0], "fine");
+	assert_true(t.ids[1] == ib && t.statuses[1] == 6);
+	assert_true(t.ids[2] == islow && t.statuses[2] == LINLI_ETIMEDOUT && t.lens[2] == 0);
+	assert_true(t.ids[3] == ikeep && t.statuses[3] == LINLI_ESTATE);
+	assert_non_null(strstr(t.msgs[3], "b stopped serving rq/+ before it replied"));
+	/* A late reply to what timed out, or was answered already, is refused. */
+	assert_int_equal(bus_reply(k.bus, islow, &owner_a, 0, NULL, 0, NULL, err, sizeof err),
+			 LINLI_ENOENT);
+	assert_int_equal(bus_reply(k.bus, t.keep_id, &owner_b, 0, NULL, 0, NULL, err, sizeof err),
+			 LINLI_ENOENT);
+
+	struct bus_rq_totals tot;
+	bus_rq_get_totals(k.bus, &tot);
+	assert_int_equal(tot.requests, 5);
+	assert_int_equal(tot.no_server, 3);
+	assert_int_equal(tot.timeouts, 1);
+	assert_int_equal(tot.gone, 1);
+	assert_int_equal(tot.replies, 2);
+	assert_int_equal(tot.pending, 0);
+	assert_int_equal(tot.servers, 2);
+
+	/* Suspended (a reload): no requests, no clash; put back while the pattern is taken:
+	 * refused. */
+	assert_int_equal(bus_serve_suspend(k.bus, s1, true), 0);
+	send_rq(&t, "rq/a", "hefei/baohe", 0, LINLI_ENOENT);
+	uint64_t s5;
+	assert_int_equal(bus_serve(k.bus, "rq/#", "hefei/baohe", srv_fn, &su[2], &owner_a, "e", &s5,
+				   err, sizeof err),
+			 0);
+	assert_int_equal(bus_serve_suspend(k.bus, s1, false), LINLI_EEXIST);
+	assert_int_equal(bus_unserve(k.bus, s5, NULL), 0);
+	assert_int_equal(bus_serve_suspend(k.bus, s1, false), 0);
+	/* A request left pending at close is freed without a call. */
+	send_rq(&t, "rq/slow", "hefei/baohe", 60000, 0);
+	close_bus(&k);
+	assert_int_equal(t.answers, 4);
+}
+
 static void test_bus_config(void **state)
 {
 	(void)state;
@@ -1155,6 +1328,7 @@ int main(void)
 	    cmocka_unit_test(test_payload_validator_agrees_with_msgpack),
 	    cmocka_unit_test(test_publish_off_thread_refused),
 	    cmocka_unit_test(test_bus_config),
+	    cmocka_unit_test(test_request_reply),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

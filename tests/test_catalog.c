@@ -59,6 +59,17 @@ static void test_shipped_catalog(void **state)
 		assert_int_equal(door->events[i].unjournaled,
 				 strcmp(door->events[i].name, "card_ok") == 0 ||
 					 strcmp(door->events[i].name, "face_ok") == 0);
+	/* A door event's holder is personal data, masked like a name; forced marks nothing. */
+	for (int i = 0; i < door->n_events; i++) {
+		const struct cat_event *e = &door->events[i];
+		if (strcmp(e->name, "forced") == 0 || strcmp(e->name, "held_open") == 0) {
+			assert_int_equal(e->n_sensitive, 0);
+			continue;
+		}
+		assert_int_equal(e->n_sensitive, 1);
+		assert_string_equal(e->sensitive[0].name, "holder");
+		assert_int_equal(e->sensitive[0].sensitive, CAT_SENS_NAME);
+	}
 	const struct cat_plugin *p = catalog_plugin(c, "watch");
 	assert_non_null(p);
 	assert_int_equal(p->n_requires, 2);
@@ -301,6 +312,27 @@ static const struct bad bad_cases[] = {
 	 "device_class = { name = \"meter\"; title_zh = \"表\"; title_en = \"M\"; heartbeat = 60;\n"
 	 "  events = ( { name = \"e\"; severity = \"info\"; journal = \"no\"; } ); };\n",
 	 "devices/meter.cfg:2: event 'e': journal"},
+	{"dev",
+	 "device_class = { name = \"meter\"; title_zh = \"表\"; title_en = \"M\"; heartbeat = 60;\n"
+	 "  events = ( { name = \"e\"; severity = \"info\";\n"
+	 "    sensitive = ( { name = \"who\"; mask = \"face\"; } ); } ); };\n",
+	 "devices/meter.cfg:3: event 'e': sensitive[0]: mask: 'face' is not one of id_number, "
+	 "phone, name, address, health"},
+	{"dev",
+	 "device_class = { name = \"meter\"; title_zh = \"表\"; title_en = \"M\"; heartbeat = 60;\n"
+	 "  events = ( { name = \"e\"; severity = \"info\";\n"
+	 "    sensitive = ( { name = \"who\"; mask = \"name\"; },\n"
+	 "                  { name = \"who\"; mask = \"phone\"; } ); } ); };\n",
+	 "devices/meter.cfg:4: event 'e': sensitive[1]: field 'who' is listed twice"},
+	{"dev",
+	 "device_class = { name = \"meter\"; title_zh = \"表\"; title_en = \"M\"; heartbeat = 60;\n"
+	 "  events = ( { name = \"e\"; severity = \"info\";\n"
+	 "    sensitive = ( { name = \"who\"; } ); } ); };\n",
+	 "devices/meter.cfg:3: event 'e': sensitive[0]: missing required key 'mask'"},
+	{"dev",
+	 "device_class = { name = \"meter\"; title_zh = \"表\"; title_en = \"M\"; heartbeat = 60;\n"
+	 "  events = ( { name = \"e\"; severity = \"info\"; sensitive = \"who\"; } ); };\n",
+	 "devices/meter.cfg:2: event 'e': sensitive"},
 	{"dev",
 	 "device_class = { name = \"meter\"; title_zh = \"表\"; title_en = \"M\"; heartbeat = 0; };\n",
 	 "devices/meter.cfg:1: device_class: heartbeat: must be > 0"},

@@ -12,6 +12,11 @@
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -751,6 +756,180 @@ static void test_registry_persists(void **state)
 	assert_non_null(strstr(err, "no driver 't' is loaded (loaded: nr)"));
 }
 
+
+/* ---- dev_event_wait: a driver thread waits for its event's commit ---- */
+
+struct waitjob {
+	struct fx *x;
+	const char *dev, *event;
+	uint32_t tmo;
+	int rc;
+	char err[320];
+	_Atomic bool done;
+};
+
+static void *wait_thread(void *arg)
+{
+	struct waitjob *j = arg;
+	j->rc = hal_event_wait(j->x->k.hal, ctx1(), j->dev, j->event, NULL, 0, 0, j->tmo, j->err,
+			       sizeof j->err);
+	atomic_store(&j->done, true);
+	return NULL;
+}
+
+struct waitrun {
+	struct waitjob *jobs;
+	int n, ticks, on_kernel_rc;
+};
+
+static void wait_on_kernel(struct kernel *k, void *arg)
+{
+	struct waitrun *r = arg;
+	char err[320];
+	r->on_kernel_rc = hal_event_wait(k->hal, ctx1(), "door-1", "forced", NULL, 0, 0, 1000, err,
+					 sizeof err);
+	assert_non_null(strstr(err, "kernel thread"));
+}
+
+static void stop_when_waited(struct kernel *k, void *arg)
+{
+	struct waitrun *r = arg;
+	bool all = true;
+	for (int i = 0; i < r->n; i++)
+		all = all && atomic_load(&r->jobs[i].done);
+	if (all || r->ticks++ > 1000)
+		kernel_stop(k);
+}
+
+static void test_event_wait_commits(void **state)
+{
+	struct fx *x = *state;
+	add(x, "door-1", "door", "ok", 0);
+	uint64_t before = store_journal_last(x->k.store);
+	struct waitjob jobs[4] = {
+	    {.x = x, .dev = "door-1", .event = "forced", .tmo = 20000},
+	    {.x = x, .dev = "nosuch", .event = "forced", .tmo = 20000},
+	    {.x = x, .dev = "door-1", .event = "party", .tmo = 20000},
+	    {.x = x, .dev = "door-1", .event = "card_ok", .tmo = 20000}, /* journal = false */
+	};
+	struct waitrun r = {jobs, 4, 0, 1};
+	pthread_t th[4];
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, wait_thread, &jobs[i]), 0);
+	kernel_timer_add(&x->k, 0, 0, wait_on_kernel, &r);
+	kernel_timer_add(&x->k, 10, 10, stop_when_waited, &r);
+	kernel_run(&x->k);
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	assert_int_equal(r.on_kernel_rc, LINLI_ESTATE);
+	if (jobs[0].rc)
+		fail_msg("forced: %d %s", jobs[0].rc, jobs[0].err);
+	/* When it returned 0 the event was in the journal, committed. */
+	assert_true(store_journal_last(x->k.store) > before);
+	assert_int_equal(jobs[1].rc, LINLI_ENOENT);
+	assert_int_equal(jobs[2].rc, LINLI_ESCHEMA);
+	assert_non_null(strstr(jobs[2].err, "no such event"));
+	assert_int_equal(jobs[3].rc, 0);
+	assert_int_equal(hal_waiting(x->k.hal), 0);
+}
+
+/*
+ * A store that cannot write (the data file may not grow: RLIMIT_FSIZE, the
+ * unit test's full disk): the event is not kept, and the waiting thread
+ * learns the store's code.
+ */
+static void test_event_wait_store_full(void **state)
+{
+	struct fx *x = *state;
+	add(x, "door-1", "door", "ok", 0);
+	char path[128];
+	snprintf(path, sizeof path, "%s/data.mdb", x->dir);
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	struct rlimit old, lim;
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = (rlim_t)st.st_size + 4096;
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	char msg[1025], err[512], id[64];
+	memset(msg, 'm', 1024);
+	msg[1024] = '\0';
+	int rc = 0;
+	for (int i = 0; i < 100000 && rc == 0; i++) {
+		msgpack_sbuffer sb;
+		msgpack_packer pk;
+		msgpack_sbuffer_init(&sb);
+		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+		msgpack_pack_map(&pk, 6);
+		mp_kv_str(&pk, "topic", "t");
+		mp_kv_str(&pk, "event", "e");
+		mp_kv_str(&pk, "severity", "major");
+		mp_kv_str(&pk, "status", "raised");
+		mp_kv_int(&pk, "raised_at", 1);
+		mp_kv_str(&pk, "message", msg);
+		rc = store_put(x->k.store, "alarms", NODE, NULL, sb.data, sb.size, id, NULL, err,
+			       sizeof err);
+		msgpack_sbuffer_destroy(&sb);
+		if (rc == 0 && i % 100 == 99)
+			rc = store_batch_end(x->k.store);
+	}
+	int store_rc = rc;
+	assert_true(store_rc < 0);
+	store_batch_end(x->k.store);
+	struct waitjob j = {.x = x, .dev = "door-1", .event = "forced", .tmo = 20000};
+	struct waitrun r = {&j, 1, 0, 0};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, wait_thread, &j), 0);
+	kernel_timer_add(&x->k, 10, 10, stop_when_waited, &r);
+	kernel_run(&x->k);
+	pthread_join(th, NULL);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	if (j.rc != store_rc)
+		fail_msg("dev_event_wait: %d (%s), the store said %d", j.rc, j.err, store_rc);
+	assert_int_equal(hal_waiting(x->k.hal), 0);
+}
+
+/* Waiting threads are woken by their plugin's stop and by the shutdown; never left blocked. */
+static void test_event_wait_woken_on_stop_and_shutdown(void **state)
+{
+	struct fx *x = *state;
+	struct hal *h = x->k.hal;
+	add(x, "door-1", "door", "ok", 0);
+	/* The kernel loop does not run: the thread stays waiting until woken. */
+	struct waitjob j = {.x = x, .dev = "door-1", .event = "forced", .tmo = 600000};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, wait_thread, &j), 0);
+	for (int i = 0; i < 200000 && hal_waiting(h) == 0; i++)
+		sched_yield();
+	assert_int_equal(hal_waiting(h), 1);
+	assert_false(atomic_load(&j.done));
+	hal_driver_waiters_fail(h, ctx2(), true); /* another plugin's stop: not this one's */
+	assert_int_equal(hal_waiting(h), 1);
+	hal_driver_waiters_fail(h, ctx1(), true);
+	pthread_join(th, NULL);
+	assert_int_equal(j.rc, LINLI_ESTATE);
+	assert_non_null(strstr(j.err, "plugin is stopping"));
+	assert_int_equal(hal_waiting(h), 0);
+	/* While its plugin stops, a new wait is refused at once. */
+	char err[320];
+	assert_int_equal(hal_event_wait(h, ctx1(), "door-1", "forced", NULL, 0, 0, 600000, err,
+					sizeof err),
+			 LINLI_ESTATE);
+	hal_driver_waiters_fail(h, ctx1(), false);
+	/* The shutdown wakes a waiting thread too. */
+	struct waitjob j2 = {.x = x, .dev = "door-1", .event = "forced", .tmo = 600000};
+	assert_int_equal(pthread_create(&th, NULL, wait_thread, &j2), 0);
+	for (int i = 0; i < 200000 && hal_waiting(h) == 0; i++)
+		sched_yield();
+	assert_int_equal(hal_waiting(h), 1);
+	hal_close(h);
+	x->k.hal = NULL;
+	pthread_join(th, NULL);
+	assert_int_equal(j2.rc, LINLI_ESTATE);
+	assert_non_null(strstr(j2.err, "shutting down"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -767,6 +946,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_ops_table_checks, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_thread_posts_arrive_in_order, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_registry_persists, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_event_wait_commits, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_event_wait_store_full, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_event_wait_woken_on_stop_and_shutdown, setup,
+					    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -788,7 +788,8 @@ static void test_rule_config_and_classes(void **state)
 	char want[2048];
 	snprintf(want, sizeof want,
 		 "t/out rule cc {\"c\":true,\"cmd\":\"always_open\",\"code\":\"LINLI_ESTATE\","
-		 "\"ev\":{\"name\":\"watchlist_hit\",\"severity\":\"critical\"},\"heartbeat\":120,"
+		 "\"ev\":{\"name\":\"watchlist_hit\",\"sensitive\":[{\"mask\":\"name\",\"name\":"
+		 "\"holder\"}],\"severity\":\"critical\"},\"heartbeat\":120,"
 		 "\"msg\":\"plugin_config: rule 'cc' has no plugin config (plugins.NAME of "
 		 "linli.cfg is read by plugins only)\",\"n\":%d,\"res\":{\"access\":\"rw\","
 		 "\"max\":60,\"min\":1,\"name\":\"open_time\",\"type\":\"integer\",\"unit\":\"s\"},"

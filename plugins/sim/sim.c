@@ -480,8 +480,13 @@ static void rare(struct sim *S, struct outbox *o, struct sdev *d, const char *ev
 		event(S, o, d, ev, NULL);
 }
 
-static const char *const items[] = {"居住证申领", "社保卡补办", "老年优待证",
-				    "生育登记",	  "低保申请",	"残疾人证"};
+/*
+ * A kiosk reports service items by their code (service_items.code: 居住证申领,
+ * 社保卡补办, 老年优待证, 生育登记, 低保申请, 残疾人证), never the applicant:
+ * device events carry ids, not personal data.
+ */
+static const char *const items[] = {"GS-HJ-0101", "GS-SB-0203", "GS-LL-0301",
+				    "GS-WS-0402", "GS-MZ-0501", "GS-CL-0601"};
 
 static void plate(struct sdev *d, char *out, size_t n)
 {

@@ -268,6 +268,70 @@ function linli.unsubscribe(id) end
 ---@return linli.code? code "LINLI_EPERM", "LINLI_EINVAL", "LINLI_EBUSY", a store code
 function linli.publish(topic, payload, scope) end
 
+---One request a server's handler receives (C struct linli_request). Since 1.1.
+---@class linli.request
+---@field id integer the request's id, for linli.reply
+---@field topic string e.g. "alarm/raise"
+---@field scope string the jurisdiction the request is about
+---@field requester string the requesting plugin's name ("rule NAME" for a rule)
+---@field payload linli.record
+
+---Answer requests on topics matching `pattern` whose scope lies in the script's
+---jurisdiction: fn(rq) runs once per request, never inside the requester's call. It returns
+---status (an integer >= 0) and a record to reply at once, nil, a message and a code to fail
+---it, or nothing to reply later with linli.reply(rq.id, ...). A request goes to exactly one
+---server (of those whose pattern matches, the first). Needs bus.subscribe:<pattern>.
+---C member: serve. Since 1.1.
+---@param pattern string e.g. "alarm/raise"
+---@param fn fun(rq: linli.request): (integer|nil, linli.record|string|nil, linli.code|nil)
+---@return integer|nil id
+---@return string? message
+---@return linli.code? code "LINLI_EPERM", "LINLI_EINVAL", "LINLI_EEXIST", "LINLI_ENOMEM"
+function linli.serve(pattern, fn) end
+
+---Stop server `id` (also from its handler); its requests not yet answered are answered
+---LINLI_ESTATE. C member: unserve. Since 1.1.
+---@param id integer
+---@return true|nil ok
+---@return string? message
+---@return linli.code? code "LINLI_ENOENT"
+function linli.unserve(id) end
+
+---Answer request `id` that one of the script's servers received: status an integer >= 0
+---(served) or a code name such as "LINLI_ENOENT" (failed), a record (nil for none) and a
+---message for the requester. C member: reply. Since 1.1.
+---@param id integer rq.id
+---@param status integer|linli.code
+---@param record? linli.record
+---@param message? string
+---@return true|nil ok
+---@return string? message
+---@return linli.code? code "LINLI_ENOENT" (answered, timed out, requester gone), "LINLI_EINVAL", "LINLI_ETYPE", "LINLI_E2BIG"
+function linli.reply(id, status, record, message) end
+
+---Send `payload` on `topic` for jurisdiction `scope` (nil: the script's node) to the one
+---server of the topic; fn(record, status, nil, id) gets its reply ({} when it sent no
+---record), or fn(nil, message, code, id) its failure, "LINLI_ETIMEDOUT" after timeout_ms, or
+---"LINLI_ESTATE" at once when the server stopped before replying. Exactly once, never inside
+---this call; never once the script stops. Needs bus.publish:<topic>. C member: request.
+---Since 1.1.
+---@param topic string no wildcards, e.g. "alarm/raise"
+---@param scope? string a jurisdiction path inside the script's
+---@param payload? linli.record
+---@param timeout_ms? integer >= 0; 0 or nil: 10 s; at most 600000
+---@param fn fun(record: linli.record|nil, status: integer|string, code: linli.code|nil, id: integer)
+---@return integer|nil id
+---@return string? message
+---@return linli.code? code "LINLI_ENOENT" (nobody serves it), "LINLI_EPERM", "LINLI_EINVAL", "LINLI_EBUSY", "LINLI_ENOMEM"
+function linli.request(topic, scope, payload, timeout_ms, fn) end
+
+---Give up pending request `id`: its fn is never called. C member: request_cancel. Since 1.1.
+---@param id integer
+---@return true|nil ok
+---@return string? message
+---@return linli.code? code "LINLI_ENOENT"
+function linli.request_cancel(id) end
+
 ---One row of linli.store_scan (C struct linli_row).
 ---@class linli.row
 ---@field id string the record's id

@@ -399,6 +399,93 @@ def case_events_are_records_of_consequence():
            ("door-1", "door", "forced", "major", {"n": 1}), "payload")
 
 
+def case_door_holder_is_masked_without_the_grant():
+    """A door event's holder (catalog: sensitive, mask name) is stored in clear and masked for
+    every reader without sensitive:devices: plugins, the console's subscriptions and journal."""
+    with node(plugins=("tp_driver", "tp_doorwatch", "tp_doorclear")) as d:
+        add(d, "door-1", "door", "tdrv", "ok")
+        viewer = d.account("watcher", "viewer", node=COMMUNITY)
+        reader = d.account("reader", "viewer", node=COMMUNITY, grants=("sensitive:devices",))
+        as_ = lambda tok: {"LINLI_SESSION": tok}  # noqa: E731
+
+        def ok_as(tok, *args):
+            rc, out, err = d.cli(*args, env=as_(tok))
+            eq(rc, 0, f"linli {' '.join(args)}: {err}")
+            return out
+
+        sv = ok_as(viewer, "events", "subscribe", "dev/door/#")["id"]
+        sr = ok_as(reader, "events", "subscribe", "dev/door/#")["id"]
+        eq(d.ok("tdrv", "event", "door-1", "card_denied", "holder=R01234", "reason=expired")["name"],
+           "LINLI_OK", "event")
+        eq(d.ok("tdrv", "event", "door-1", "forced", "holder=R07777")["name"], "LINLI_OK",
+           "an event that marks nothing")
+
+        def held(events, ev):
+            return [e["payload"]["data"] for e in events if e["payload"]["event"] == ev]
+
+        # The console: subscriptions.
+        got_v = ok_as(viewer, "events", "next", str(sv), "--wait", "2000")["events"]
+        got_r = ok_as(reader, "events", "next", str(sr), "--wait", "2000")["events"]
+        eq(held(got_v, "card_denied"), [{"n": 1, "holder": "R*****", "reason": "expired"}],
+           "masked for the viewer, other details kept")
+        eq(held(got_r, "card_denied"), [{"n": 1, "holder": "R01234", "reason": "expired"}],
+           "clear with sensitive:devices")
+        eq(held(got_v, "forced"), [{"n": 1, "holder": "R07777"}], "forced marks nothing")
+        # The console: the journal, stored in clear, masked when read.
+        j_v = ok_as(viewer, "events", "journal")["events"]
+        j_r = ok_as(reader, "events", "journal")["events"]
+        eq(held(j_v, "card_denied"), [{"n": 1, "holder": "R*****", "reason": "expired"}],
+           "journal masked for the viewer")
+        eq(held(j_r, "card_denied"), [{"n": 1, "holder": "R01234", "reason": "expired"}],
+           "journal clear with the grant")
+        eq([e["seq"] for e in j_v], [e["seq"] for e in j_r], "the same rows, only masked")
+        # The admin holds no sensitive grant either.
+        eq(held(d.ok("events", "journal")["events"], "card_denied")[0]["holder"], "R*****",
+           "admin without the grant")
+        # Reads of personal fields are audited: in clear as allowed, masked as masked.
+        rows = d.ok("audit", "--action", "data.read")
+        rows = rows if isinstance(rows, list) else rows.get("entries", [])
+        got = {(e.get("who"), e["action"], e["result"]) for e in rows
+               if e.get("object") == "devices" and "events journal" in e.get("detail", "")}
+        check(any(w and "reader" in w and r == "allowed" for w, a, r in got), f"audit: {got}")
+        check(any(w and "watcher" in w and r == "masked" for w, a, r in got), f"audit: {got}")
+        # Plugins: doorwatch without the grant, doorclear with it.
+        d.wait_log("doorwatch saw card_denied holder=R*****")
+        d.wait_log("doorclear saw card_denied holder=R01234")
+        check("doorwatch saw card_denied holder=R01234" not in d.logtext(), "never in clear")
+        d.wait_log("doorwatch saw forced holder=R07777")
+
+
+def case_driver_thread_waits_for_the_commit():
+    """dev_event_wait (SDK 1.1): from a driver's thread it returns once the event is committed
+    to the journal; refusals come back to the thread; on the kernel thread, and while the
+    plugin stops, it is refused at once."""
+    with node() as d:
+        add(d, "door-1", "door", "tdrv", "ok")
+        eq(d.ok("tdrv", "waitk", "door-1", "forced")["name"], "LINLI_ESTATE", "kernel thread")
+        d.wait_log("dev_event_wait: called on the kernel thread")
+
+        def wait_n(n):
+            return wait_for(lambda: (lambda w: w if w["done"] >= n else None)(
+                d.ok("tdrv", "waited")), f"wait {n} returned")
+
+        eq(d.ok("tdrv", "waitev", "door-1", "forced", "holder=R00042")["rc"], 0, "started")
+        eq(wait_n(1)["name"], "LINLI_OK", "committed")
+        j = [e for e in d.ok("events", "journal")["events"]
+             if e["topic"] == "dev/door/door-1/event/forced"]
+        eq(len(j), 1, "the event is in the journal")
+        eq(j[0]["payload"]["data"], {"holder": "R00042"}, "with its details")
+        d.ok("tdrv", "waitev", "door-1", "party")
+        eq(wait_n(2)["name"], "LINLI_ESCHEMA", "an unknown event, told to the thread")
+        d.ok("tdrv", "waitev", "nosuch", "forced")
+        eq(wait_n(3)["name"], "LINLI_ENOENT", "an unknown device")
+        d.ok("tdrv", "waitev", "door-1", "card_ok")
+        eq(wait_n(4)["name"], "LINLI_OK", "an event the journal does not keep: at once")
+        # Stopping: the thread's wait during fini is refused, so fini's join never blocks.
+        d.ok("plugins", "disable", "tdrv")
+        d.wait_log("tdrv: fini: dev_event_wait from a thread -> LINLI_ESTATE")
+
+
 def case_readings_from_a_driver_thread():
     with node() as d:
         add(d, "w-1", "wearable", "tdrv", "ok")

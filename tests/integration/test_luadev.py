@@ -310,6 +310,42 @@ def case_undeclared_capability_refused_and_audited_like_a_c_plugin():
         check(rc == 1 and "'device.command' needs an argument" in err, err)
 
 
+def door_rule(name, caps):
+    caps = ", ".join(f'"{c}"' for c in caps)
+    return f"""
+rule {{
+  name = "{name}", on = "dev/door/+/event/#", capabilities = {{ {caps} }},
+  run = function(e) print("{name} saw " .. e.event .. " holder=" .. tostring(e.data.holder)) end,
+}}
+"""
+
+
+def case_door_holder_masked_for_lua_without_the_grant():
+    apps = {"keeper.lua": keeper(caps=("bus.subscribe:dev/door/#",))}
+    rules = {"doormask.lua": door_rule("doormask", ("bus.subscribe:dev/door/#",)),
+             "doorclear.lua": door_rule("doorclear", ("bus.subscribe:dev/door/#",
+                                                      "sensitive:devices"))}
+    with node(apps=apps, rules=rules) as d:
+        d.ok("devices", "add", "d-new", "door", "tdrv", "ok")
+        run(d, 'return linli.subscribe("dev/door/d-new/event/#", function(e, topic, meta) '
+               'print("keeper saw " .. e.event .. " holder=" .. tostring(e.data.holder) .. '
+               '" reason=" .. tostring(e.data.reason)) end)')
+        eq(d.ok("tdrv", "event", "d-new", "face_denied", "holder=R01234", "reason=unknown")["rc"],
+           0, "event")
+        d.wait_log("keeper saw face_denied holder=R***** reason=unknown")
+        d.wait_log("doormask saw face_denied holder=R*****")
+        d.wait_log("doorclear saw face_denied holder=R01234")
+        # device_classes says which fields are personal.
+        r = run(d, "for _, c in ipairs(linli.device_classes()) do if c.name == 'door' then "
+                   "local m = {} for _, e in ipairs(c.events) do m[e.name] = e.sensitive or "
+                   "false end return m end end")
+        eq(r["r1"]["card_ok"], [{"name": "holder", "mask": "name"}], "card_ok's holder")
+        eq(r["r1"]["forced"], False, "forced marks nothing")
+        log = d.logtext()
+        check("keeper saw face_denied holder=R01234" not in log and
+              "doormask saw face_denied holder=R01234" not in log, "never in clear")
+
+
 def case_bad_arguments_are_named():
     apps = {"keeper.lua": keeper(caps=DOOR_CAPS + ("device.read:locker",
                                                    "device.command:locker"))}

@@ -16,16 +16,21 @@
  *   tdrv post ID RESOURCE TYPE VALUE   dev_post one reading on the kernel
  *                                      thread (TYPE int|float|bool|str|nan)
  *   tdrv thread ID RESOURCE N          a thread posts N integer readings 0..N-1
- *   tdrv event ID NAME                 dev_event with {"n": 1}
+ *   tdrv event ID NAME [K=V ...]       dev_event with {"n": 1, K: "V", ...}
  *   tdrv auth ID SECRET                dev_auth
  *   tdrv found ID CLASS ADDRESS        dev_found outside discover
  *   tdrv opens                         how many opens / closes so far
+ *   tdrv waitev ID NAME [K=V ...]      a thread calls dev_event_wait (10 s)
+ *   tdrv waited                        its rc and how many have returned
+ *   tdrv waitk ID NAME                 dev_event_wait on the kernel thread
+ * After a waitev, fini runs one more from a thread and logs its code.
  * Each answers {"rc": code}.
  *
  * Built twice more: -DBADSIZE ("badops", a wrong ops-table size) and
  * -DNOCAP ("nocap", registers a driver without holding hal.driver).
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,12 +264,20 @@ static int c_thread(linli_ctx *ctx, const struct linli_cmd_req *req, linli_recor
 static int c_event(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply, char *err,
 		   size_t errlen)
 {
-	if (req->argc != 2) {
-		snprintf(err, errlen, "usage: tdrv event ID NAME");
+	if (req->argc < 2) {
+		snprintf(err, errlen, "usage: tdrv event ID NAME [KEY=STRING ...]");
 		return LINLI_EINVAL;
 	}
 	linli_record *d = api->rec_new();
 	api->rec_set_int(d, "n", 1);
+	for (int i = 2; i < req->argc; i++) {
+		char key[64];
+		const char *eq = strchr(req->argv[i], '=');
+		if (!eq || (size_t)(eq - req->argv[i]) >= sizeof key)
+			continue;
+		snprintf(key, sizeof key, "%.*s", (int)(eq - req->argv[i]), req->argv[i]);
+		api->rec_set_str(d, key, eq + 1);
+	}
 	int rc = api->dev_event(ctx, req->argv[0], req->argv[1], d, 0);
 	api->rec_free(d);
 	return reply_rc(reply, rc);
@@ -308,6 +321,78 @@ static int c_opens(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record
 	return 0;
 }
 
+/* ---- dev_event_wait (SDK 1.1) from a thread of the driver ---- */
+
+static pthread_t wth;
+static bool have_wth;
+static _Atomic int wait_rc, waits_done;
+static char wait_dev[64], wait_ev[64];
+static linli_record *wait_data;
+
+static void *waiter(void *arg)
+{
+	linli_ctx *ctx = arg;
+	atomic_store(&wait_rc, api->dev_event_wait(ctx, wait_dev, wait_ev, wait_data, 0, 10000));
+	atomic_fetch_add(&waits_done, 1);
+	return NULL;
+}
+
+static void join_waiter(void)
+{
+	if (have_wth)
+		pthread_join(wth, NULL);
+	have_wth = false;
+	api->rec_free(wait_data);
+	wait_data = NULL;
+}
+
+/* tdrv waitev ID NAME [K=V ...]: a thread calls dev_event_wait; `tdrv waited` tells. */
+static int c_waitev(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
+		    char *err, size_t errlen)
+{
+	if (req->argc < 2) {
+		snprintf(err, errlen, "usage: tdrv waitev ID NAME [KEY=STRING ...]");
+		return LINLI_EINVAL;
+	}
+	join_waiter();
+	snprintf(wait_dev, sizeof wait_dev, "%s", req->argv[0]);
+	snprintf(wait_ev, sizeof wait_ev, "%s", req->argv[1]);
+	wait_data = api->rec_new();
+	for (int i = 2; i < req->argc; i++) {
+		char key[64];
+		const char *eq = strchr(req->argv[i], '=');
+		if (!eq || (size_t)(eq - req->argv[i]) >= sizeof key)
+			continue;
+		snprintf(key, sizeof key, "%.*s", (int)(eq - req->argv[i]), req->argv[i]);
+		api->rec_set_str(wait_data, key, eq + 1);
+	}
+	have_wth = pthread_create(&wth, NULL, waiter, ctx) == 0;
+	return reply_rc(reply, have_wth ? 0 : LINLI_ENOMEM);
+}
+
+static int c_waited(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
+		    char *err, size_t errlen)
+{
+	(void)ctx;
+	(void)req;
+	(void)err;
+	(void)errlen;
+	reply_rc(reply, atomic_load(&wait_rc));
+	api->rec_set_int(*reply, "done", atomic_load(&waits_done));
+	return 0;
+}
+
+/* tdrv waitk ID NAME: dev_event_wait on the kernel thread (refused). */
+static int c_waitk(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply, char *err,
+		   size_t errlen)
+{
+	if (req->argc != 2) {
+		snprintf(err, errlen, "usage: tdrv waitk ID NAME");
+		return LINLI_EINVAL;
+	}
+	return reply_rc(reply, api->dev_event_wait(ctx, req->argv[0], req->argv[1], NULL, 0, 1000));
+}
+
 static int t_init(linli_ctx *ctx, const struct linli_api *a)
 {
 	api = a;
@@ -323,6 +408,12 @@ static int t_init(linli_ctx *ctx, const struct linli_api *a)
 	if (!rc)
 		rc = api->cmd_register(ctx, "opens", NULL, NULL, c_opens, NULL);
 	if (!rc)
+		rc = api->cmd_register(ctx, "waitev", NULL, NULL, c_waitev, NULL);
+	if (!rc)
+		rc = api->cmd_register(ctx, "waited", NULL, NULL, c_waited, NULL);
+	if (!rc)
+		rc = api->cmd_register(ctx, "waitk", NULL, NULL, c_waitk, NULL);
+	if (!rc)
 		rc = api->driver_register(ctx, PNAME, &ops);
 	return rc;
 }
@@ -334,6 +425,18 @@ static void t_fini(linli_ctx *ctx, const struct linli_api *a)
 	if (have_th)
 		pthread_join(th, NULL);
 	have_th = false;
+	/* After a waitev, one more from a thread while stopping: refused, never blocking fini. */
+	if (have_wth) {
+		join_waiter();
+		wait_data = api->rec_new();
+		if (pthread_create(&wth, NULL, waiter, ctx) == 0) {
+			pthread_join(wth, NULL);
+			api->log(ctx, LINLI_LOG_INFO, "fini: dev_event_wait from a thread -> %s",
+				 linli_errname(atomic_load(&wait_rc)));
+		}
+		api->rec_free(wait_data);
+		wait_data = NULL;
+	}
 }
 
 LINLI_PLUGIN(t_init, t_fini, .name = PNAME, .version = "1.0.0", .family = "driver",

@@ -167,6 +167,41 @@ typedef int (*linli_route_fn)(linli_ctx *ctx, const struct linli_http_req *req,
 /* linli_timer_fn — a timer callback (kernel thread; must not block). */
 typedef void (*linli_timer_fn)(linli_ctx *ctx, void *ud);
 
+/*
+ * struct linli_request — one request a server's handler receives (serve),
+ * since 1.1. Everything is borrowed for the duration of the handler call:
+ * copy what you keep. Answer it with reply(ctx, rq->id, ...), inside the
+ * handler or later.
+ */
+struct linli_request {
+	uint32_t size;		     /* sizeof(struct linli_request) of the kernel */
+	uint64_t id;		     /* the request's id, for reply */
+	const char *topic;	     /* e.g. "alarm/raise" */
+	const char *scope;	     /* the jurisdiction the request is about */
+	const char *requester;	     /* the requesting plugin's name ("rule NAME" for a rule) */
+	const linli_record *payload; /* a map */
+};
+
+/*
+ * linli_request_fn — a server's handler (kernel thread; must not block),
+ * since 1.1. It may reply at once or keep rq->id and reply later (after a
+ * store commit, a device's answer); it may serve, unserve and send requests.
+ */
+typedef void (*linli_request_fn)(linli_ctx *ctx, const struct linli_request *rq, void *ud);
+
+/*
+ * linli_reply_fn — the answer to a request, called exactly once on the
+ * kernel thread (never inside request), since 1.1. `status` is the server's
+ * (0 or a positive status of its own: the request was served; a negative
+ * LINLI_E* code: it failed) or the kernel's: LINLI_ETIMEDOUT (no reply
+ * within the timeout), LINLI_ESTATE (the server stopped or unserved before
+ * it replied: it may have acted on the request). `rec` is the reply's map,
+ * or NULL when the server sent none; `err` is the server's or the kernel's
+ * message, "" when none. Both are borrowed for the call (rec_copy to keep).
+ */
+typedef void (*linli_reply_fn)(linli_ctx *ctx, uint64_t id, int status, const linli_record *rec,
+			       const char *err, void *ud);
+
 struct linli_api {
 	uint32_t size;		 /* sizeof(struct linli_api) in the kernel, since 1.0 */
 	uint16_t major, minor; /* the kernel's SDK version, since 1.0 */
@@ -534,7 +569,9 @@ struct linli_api {
 	 * (yours), one map per class: {"name", "title_en", "title_zh",
 	 * "heartbeat", "resources": [{"name", "type", "access", "unit"?, "min"?,
 	 * "max"?, "values"?, "max_len"?}], "commands": [{"name", "args": [...]}], "events":
-	 * [{"name", "severity"}]}. Returns 0 or LINLI_ENOMEM. Since 1.0.
+	 * [{"name", "severity", "journal"?, "sensitive"?: [{"name", "mask"}]}]}
+	 * ("sensitive" since 1.1: the event's personal fields, masked without
+	 * sensitive:devices). Returns 0 or LINLI_ENOMEM. Since 1.0.
 	 */
 	int (*device_classes)(linli_ctx *ctx, linli_record **out);
 	/*
@@ -725,6 +762,70 @@ struct linli_api {
 
 	/* ---- bus request/reply, since 1.1 ---- */
 
+	/*
+	 * serve — answer requests on topics matching `pattern` (as for
+	 * subscribe: `+` one level, a final `#` the rest) whose scope lies in
+	 * the plugin's jurisdiction: fn(ctx, rq, ud) runs on the kernel thread
+	 * once per request, never inside the requester's call. A request goes to
+	 * exactly one server: of those whose pattern matches its topic, the one
+	 * that served first. Needs the granted capability
+	 * `bus.subscribe:<pattern>` (serving is subscribing to requests). Stores
+	 * the id (> 0) in *id (may be NULL). Removed automatically on failure of
+	 * init, disable, reload and unload; its requests not yet answered are
+	 * then answered LINLI_ESTATE at once. Returns 0, LINLI_EINVAL (bad
+	 * pattern or NULL fn; see the log), LINLI_EPERM, LINLI_EEXIST (another
+	 * server has the same pattern: the log names it), LINLI_ENOMEM.
+	 * Since 1.1.
+	 */
+	int (*serve)(linli_ctx *ctx, const char *pattern, linli_request_fn fn, void *ud,
+		     uint64_t *id);
+	/*
+	 * unserve — stop server `id` (also from inside its handler); its
+	 * requests not yet answered are answered LINLI_ESTATE. 0 or
+	 * LINLI_ENOENT. Since 1.1.
+	 */
+	int (*unserve)(linli_ctx *ctx, uint64_t id);
+	/*
+	 * reply — answer request `id` that one of this plugin's servers received,
+	 * inside its handler or later: `status` 0 (or a positive status of your
+	 * own) for served, a negative LINLI_E* code for failed; `rec` a map
+	 * (borrowed: copied) or NULL; `err` a message (may be NULL) for the
+	 * requester. The requester's fn runs after the current callback returns.
+	 * Returns 0; LINLI_ENOENT (no such request pending at this plugin: it was
+	 * answered, timed out, or its requester went away); LINLI_EINVAL (rec
+	 * not a map); LINLI_E2BIG (over 256 KiB packed); LINLI_ENOMEM. Since 1.1.
+	 */
+	int (*reply)(linli_ctx *ctx, uint64_t id, int status, const linli_record *rec,
+		     const char *err);
+	/*
+	 * request — send `payload` (a map, borrowed: copied; NULL for empty) on
+	 * `topic` (no wildcards) for jurisdiction `scope` (NULL: the plugin's
+	 * node; otherwise a path inside it) to the one server of the topic, and
+	 * get fn(ctx, id, status, rec, err, ud) exactly once: the server's reply,
+	 * or LINLI_ETIMEDOUT after timeout_ms (0: 10 s; at most 600 s), or
+	 * LINLI_ESTATE at once when the server stops or unserves before it
+	 * replied (see linli_reply_fn). A server only receives requests whose
+	 * scope lies in its jurisdiction. Needs the granted capability
+	 * `bus.publish:<topic>`. Stores the id (> 0) in *id (may be NULL). A
+	 * pending request is a resource: removed, and fn never called, when the
+	 * plugin stops first. Returns 0; or, with nothing sent and fn never
+	 * called: LINLI_ENOENT (nobody serves the topic at that scope: see the
+	 * log), LINLI_EINVAL (bad topic, scope, payload or timeout, NULL fn),
+	 * LINLI_EPERM (scope outside the plugin's jurisdiction, no capability),
+	 * LINLI_EBUSY (10000 requests pending on the node), LINLI_ENOMEM.
+	 * Since 1.1.
+	 */
+	int (*request)(linli_ctx *ctx, const char *topic, const char *scope,
+		       const linli_record *payload, uint32_t timeout_ms, linli_reply_fn fn,
+		       void *ud, uint64_t *id);
+	/*
+	 * request_cancel — give up pending request `id` of this plugin: its fn is
+	 * never called (a reply the server sends later is refused with
+	 * LINLI_ENOENT). 0 or LINLI_ENOENT (not this plugin's, or answered
+	 * already). Since 1.1.
+	 */
+	int (*request_cancel)(linli_ctx *ctx, uint64_t id);
+
 	/* ---- store: range filters, change notifications, schemas, since 1.1 ---- */
 
 	/*
@@ -779,6 +880,27 @@ struct linli_api {
 	int (*datasets)(linli_ctx *ctx, linli_record **out);
 
 	/* ---- devices: waiting for a commit, since 1.1 ---- */
+
+	/*
+	 * dev_event_wait — dev_event, then wait until the event is durable:
+	 * for a driver that acknowledges a device only once the event is kept
+	 * (MQTT QoS 1). Call it from the driver's OWN thread, never on the
+	 * kernel thread (init, handlers, ops, timers: it would block the thread
+	 * that commits, so it is refused there with LINLI_ESTATE). Blocks the
+	 * calling thread until the kernel's batch that journaled the event
+	 * committed, at most timeout_ms (0: 10 s; at most 600 s). An event the
+	 * class does not journal (`journal = false` in the catalog) returns 0
+	 * once published. `data` is copied before the call blocks. Returns 0
+	 * (committed); the refusals of dev_event (LINLI_ENOENT, LINLI_ESCHEMA,
+	 * LINLI_EPERM, LINLI_EINVAL); the store's code when the commit failed
+	 * (LINLI_EFULL, LINLI_EIO: the event is lost, do not acknowledge it);
+	 * LINLI_ETIMEDOUT (not known yet: the event may still be committed);
+	 * LINLI_ESTATE (on the kernel thread; or the plugin is stopping — its
+	 * quiesce wakes every waiting thread before fini, so fini can join them —
+	 * or linlid is shutting down); LINLI_ENOMEM. Since 1.1.
+	 */
+	int (*dev_event_wait)(linli_ctx *ctx, const char *device, const char *event,
+			      const linli_record *data, int64_t time_ms, uint32_t timeout_ms);
 
 	/* ---- time: the node's time zone, local calendar time, since 1.1 ---- */
 

@@ -174,4 +174,15 @@ typedef void (*linli_dev_done_fn)(linli_ctx *ctx, uint64_t req, int rc, const li
 }
 #endif
 
+/*
+ * Personal data in device events, since 1.1: a class may mark fields of an
+ * event's details sensitive in the catalog (`sensitive = ( { name = "holder";
+ * mask = "name"; } )` in an event of catalog/devices/CLASS.cfg). A driver
+ * reports them in clear with dev_event / dev_event_wait; the kernel journals
+ * them in clear and masks them for every reader without the grant
+ * `sensitive:devices` (or `sensitive`): subscribers, rules, the console.
+ * Report people by an id, never by name or id number, where the class
+ * does not mark the field.
+ */
+
 #endif
