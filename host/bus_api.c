@@ -236,7 +236,7 @@ int bus_api_request(linli_ctx *ctx, const char *topic, const char *scope,
 	if (!topic || !fn)
 		return LINLI_EINVAL;
 	if (!scope)
-		scope = k->cfg.node_path;
+		scope = plug_scope_now(p); /* the caller's, while serving one */
 	int rc = plug_authorize(p, ACT_EVENTS_PUBLISH, scope, topic, err, sizeof err);
 	if (rc) {
 		log_warn(plug_name(p), "request %s: %s", topic, err);

@@ -2617,7 +2617,7 @@ static int l_request(lua_State *L)
 {
 	struct sapi *a = need(L, "request");
 	const char *topic = luaL_checkstring(L, 1);
-	const char *scope = luaL_optstring(L, 2, a->k->cfg.node_path);
+	const char *scope = luaL_optstring(L, 2, a->p ? plug_scope_now(a->p) : a->k->cfg.node_path);
 	luaL_argexpected(L, lua_isnoneornil(L, 3) || lua_istable(L, 3), 3, "table or nil");
 	lua_Integer tmo = luaL_optinteger(L, 4, 0);
 	luaL_argcheck(L, tmo >= 0 && tmo <= UINT32_MAX, 4, "timeout_ms must be >= 0 (0: 10 s)");
