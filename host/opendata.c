@@ -895,9 +895,12 @@ static int list_key(void *ud, const struct store_row *row)
 	if (msgpack_unpack_next(&up, row->data, row->len, &off) == MSGPACK_UNPACK_SUCCESS) {
 		const msgpack_object *dis = mp_get(&up.data, "disabled");
 		key_resources(&up.data, row->id, c->res);
-		msgpack_pack_map(&c->pk, 4);
+		char role[16] = "";
+		mp_copy_str(mp_get(&up.data, "role"), role, sizeof role);
+		msgpack_pack_map(&c->pk, 5);
 		mp_kv_str(&c->pk, "name", row->id);
 		mp_kv_str(&c->pk, "scope", row->scope);
+		mp_kv_str(&c->pk, "role", role[0] ? role : "viewer");
 		mp_str(&c->pk, "resources");
 		pack_resources(&c->pk, c->res);
 		mp_kv_bool(&c->pk, "revoked",

@@ -604,6 +604,8 @@ def case_plugin_routes_pass_the_key_check():
         op = d.ok("apikeys", "add", "op", "--resources", "app:desk", "--scope", COMM,
                   "--role", "operator")
         eq(op["role"], "operator", "an operator key")
+        roles = {x["name"]: x["role"] for x in d.ok("apikeys", "list")}
+        eq((roles["op"], roles["all"]), ("operator", "viewer"), "apikeys list shows the role")
         op = op["key"]
         rc, _, err = d.cli("apikeys", "add", "boss", "--resources", "app:desk", "--role", "admin")
         check(rc != 0 and "a key is a viewer (the default) or an operator" in err, err)

@@ -384,7 +384,8 @@ def case_node_wide_commands_need_the_node():
             eq(sorted(r["object"] for r in rows), wide, f"the refusals of {who} are audited")
         # status: which node answers, to everyone; the node's figures to its own accounts.
         mine = allowed(d, comm, "status")
-        eq(sorted(mine), sorted(["node", "level", "name", "version", "uptime_s", "plugins"]), "status")
+        eq(sorted(mine), sorted(["node", "level", "name", "version", "uptime_s", "plugins", "time_zone",
+                                 "local_time"]), "status")
         check({"store_bytes", "data_dir", "requests"} <= set(d.ok("status")), "the node's own")
 
 
