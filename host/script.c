@@ -430,6 +430,23 @@ static int sb_collectgarbage(lua_State *L)
 	return 1;
 }
 
+/*
+ * A load reader, wrapped: the lexer's work on each piece it returns (64 MiB
+ * of whitespace or of a comment's body allocate nothing) is charged when the
+ * piece is returned, so a reader that never ends is stopped at the deadline.
+ * A stop raised here is caught by load, which returns it as (nil, message);
+ * the next instruction raises it again (raise_stop leaves the hook at 1).
+ */
+static int load_reader(lua_State *L)
+{
+	lua_settop(L, 0);
+	lua_pushvalue(L, lua_upvalueindex(1));
+	lua_call(L, 0, 1);
+	if (lua_type(L, 1) == LUA_TSTRING)
+		script_charge(L, 1 + lua_rawlen(L, 1) / 64);
+	return 1;
+}
+
 static int sb_load(lua_State *L)
 {
 	const char *mode = luaL_optstring(L, 3, "t");
@@ -439,6 +456,12 @@ static int sb_load(lua_State *L)
 	int top = lua_gettop(L);
 	if (top < 3)
 		lua_settop(L, 3);
+	if (lua_type(L, 1) == LUA_TFUNCTION) {
+		lua_pushvalue(L, 1);
+		lua_pushcclosure(L, load_reader, 1);
+		lua_replace(L, 1);
+	} else if (lua_type(L, 1) == LUA_TSTRING)
+		script_charge(L, 1 + lua_rawlen(L, 1) / 64);
 	lua_pushliteral(L, "t");
 	lua_replace(L, 3);
 	lua_pushvalue(L, lua_upvalueindex(1));
@@ -499,9 +522,12 @@ static void provide(lua_State *L, int prov, int from, const char *name)
 	lua_setfield(L, prov, name);
 }
 
-static void provide_lib(lua_State *L, int prov, const char *name, lua_CFunction open)
+static void provide_lib(lua_State *L, int prov, const char *name, lua_CFunction open,
+			void (*bound)(lua_State *L, int lib))
 {
 	luaL_requiref(L, name, open, 0);
+	if (bound)
+		bound(L, lua_gettop(L));
 	make_readonly(L, name);
 	lua_setfield(L, prov, name);
 }
@@ -528,6 +554,7 @@ static int open_sandbox(lua_State *L)
 	    "tostring", "type",	    "xpcall",	    "_VERSION", NULL};
 	for (int i = 0; base_ok[i]; i++)
 		provide(L, 2, 1, base_ok[i]);
+	luastr_install_base(L, 2); /* tonumber charges the numerals it converts */
 	lua_pushcfunction(L, sb_setmetatable);
 	lua_setfield(L, 2, "setmetatable");
 	lua_getfield(L, 1, "load");
@@ -568,9 +595,9 @@ static int open_sandbox(lua_State *L)
 	lua_setfield(L, 2, "table");
 	make_readonly(L, "string");
 	lua_setfield(L, 2, "string");
-	provide_lib(L, 2, "math", luaopen_math);
-	provide_lib(L, 2, "utf8", luaopen_utf8);
-	provide_lib(L, 2, "coroutine", luaopen_coroutine);
+	provide_lib(L, 2, "math", luaopen_math, luastr_install_math);
+	provide_lib(L, 2, "utf8", luaopen_utf8, luastr_install_utf8);
+	provide_lib(L, 2, "coroutine", luaopen_coroutine, NULL);
 	luaL_requiref(L, "os", luaopen_os, 0);
 	lua_createtable(L, 0, 4);
 	static const char *const os_ok[] = {"time", "date", "clock", "difftime", NULL};
