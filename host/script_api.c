@@ -41,6 +41,7 @@
 #include "plugin.h"
 #include "record.h"
 #include "script.h"
+#include "store.h"
 #include "store_api.h"
 #include "tier.h"
 #include "util.h"
@@ -606,7 +607,7 @@ static int l_publish(lua_State *L)
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	if (lua_istable(L, 2))
-		rc = script_pack(L, 2, &pk, err, sizeof err);
+		rc = script_pack_to(L, 2, &pk, "payload", BUS_PAYLOAD_MAX, err, sizeof err);
 	else
 		msgpack_pack_map(&pk, 0);
 	uint64_t seq = 0;
@@ -629,6 +630,10 @@ static int l_publish(lua_State *L)
 	lua_pushinteger(L, (lua_Integer)seq);
 	return 1;
 }
+
+/* What script_pack refuses past is each destination's cap: keep them one. */
+_Static_assert(SCRIPT_PACK_MAX == BUS_PAYLOAD_MAX && SCRIPT_PACK_MAX == STORE_MAX_RECORD,
+	       "script_pack's cap is the bus payload's and the store record's");
 
 /* ---- timers ---- */
 
