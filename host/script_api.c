@@ -61,6 +61,7 @@ struct sapi {
 	char owner[SCRIPT_NAME_MAX + 8]; /* "rule NAME" or the plugin's name, for the bus */
 	struct plug_store_state st;	 /* a rule's store state (a plugin's is on its entry) */
 	bool has_caller; /* a command is being served: its caller table is in the registry */
+	unsigned n_timers; /* timers it holds (lua.max_timers) */
 };
 
 /* The header of every resource a script makes. */
@@ -647,6 +648,7 @@ struct ltimer {
 static void ltimer_release(void *arg)
 {
 	struct ltimer *t = arg;
+	t->h.a->n_timers--;
 	unlink_res(&t->h);
 	kernel_timer_cancel(t->k, t->kid);
 	free(t);
@@ -686,6 +688,7 @@ static void ltimer_fire(struct kernel *k, void *arg)
 	if (once) { /* the kernel has dropped it already */
 		if (t->h.a->p)
 			plug_untrack(t->h.a->p, t->h.pres);
+		t->h.a->n_timers--;
 		unlink_res(&t->h);
 		free(t);
 	}
@@ -693,7 +696,14 @@ static void ltimer_fire(struct kernel *k, void *arg)
 	script_call(s, ref, once ? push_once : NULL, &ref, 0, NULL, NULL, err, sizeof err);
 }
 
-/* linli.timer_add(delay_ms, interval_ms, fn) -> id | nil, msg, code */
+/*
+ * linli.timer_add(delay_ms, interval_ms, fn) -> id | nil, msg, code
+ *
+ * A script holds at most lua.max_timers timers, and a repeating one runs
+ * every lua.min_timer_ms at the most often (issue 14: one call made 2,000
+ * timers of 1 ms and the console froze). A shorter interval is a bad
+ * argument (raised); a timer past the cap is refused with LINLI_ELIMIT.
+ */
 static int l_timer_add(lua_State *L)
 {
 	struct sapi *a = need(L, "timer_add");
@@ -701,7 +711,24 @@ static int l_timer_add(lua_State *L)
 	luaL_argcheck(L, delay >= 0, 1, "delay_ms must be >= 0");
 	luaL_argcheck(L, interval >= 0, 2, "interval_ms must be >= 0 (0: once)");
 	luaL_checktype(L, 3, LUA_TFUNCTION);
+	const struct cfg_lua *cl = &a->k->cfg.lua;
+	unsigned min_ms = cl->min_timer_ms ? cl->min_timer_ms : 10;
+	unsigned max_n = cl->max_timers ? cl->max_timers : 256;
+	if (interval > 0 && interval < (lua_Integer)min_ms)
+		return luaL_argerror(L, 2,
+				     lua_pushfstring(L,
+						     "interval_ms %d is below this node's "
+						     "minimum of %d ms (lua.min_timer_ms)",
+						     (int)interval, (int)min_ms));
 	script_charge(L, API_CALL_UNITS);
+	if (a->n_timers >= max_n) {
+		char m[256];
+		snprintf(m, sizeof m,
+			 "timer_add: %s holds %u timers already, this node's most per script "
+			 "(lua.max_timers); cancel one first",
+			 who(a), a->n_timers);
+		return push_fail(L, LINLI_ELIMIT, m);
+	}
 	lua_pushvalue(L, 3);
 	int ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	struct ltimer *t = calloc(1, sizeof *t);
@@ -713,6 +740,7 @@ static int l_timer_add(lua_State *L)
 	t->k = a->k;
 	t->interval = (uint64_t)interval;
 	t->fnref = ref;
+	a->n_timers++; /* each way out frees through ltimer_release or ltimer_fire */
 	t->kid = kernel_timer_add(a->k, (uint64_t)delay, (uint64_t)interval, ltimer_fire, t);
 	if (!t->kid) {
 		release_res(&t->h);

@@ -1012,6 +1012,8 @@ static void test_config_limits(void **state)
 	assert_int_equal(l.instructions, 5000000);
 	assert_int_equal(l.time_ms, 50);
 	assert_int_equal(l.max_errors, 5);
+	assert_int_equal(c.lua.max_timers, 256); /* node-wide defaults */
+	assert_int_equal(c.lua.min_timer_ms, 10);
 	script_limits_from_cfg(&c, "big", &l);
 	assert_int_equal(l.memory, 65536 << 10);
 	assert_int_equal(l.time_ms, 1000);
@@ -1040,6 +1042,10 @@ static void test_config_limits(void **state)
 	     "lua.overrides[1].time_ms: 0 is outside 1..60000"},
 	    {"lua = { overrides = ( { script = \"a\"; }, { script = \"a\"; } ); };",
 	     "lua.overrides[2]: script 'a' already has an override"},
+	    {"lua = { max_timers = 0; };", "t.cfg:3: lua.max_timers: 0 is outside 1..100000"},
+	    {"lua = { min_timer_ms = \"x\"; };", "t.cfg:3: lua.min_timer_ms: must be an integer"},
+	    {"lua = { overrides = ( { script = \"a\"; max_timers = 3; } ); };",
+	     "lua.overrides[1]: unknown key 'max_timers'"},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		char t[512];
