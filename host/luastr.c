@@ -743,7 +743,7 @@ static int tab_unpack(lua_State *L)
  * table.sort, our own: the stock one charges nothing per comparison, and
  * comparing two long strings is one C call (strcoll over their common
  * prefix), so 100,000 references to one 1 MB string never finished. A
- * heapsort (written for linli; n log n comparisons at worst, no recursion,
+ * heapsort (written for linli; 2 n log n comparisons at worst, no recursion,
  * indices always in 1..n whatever the order function answers) that charges
  * each comparison by what it compares: 1 unit, plus one per 64 bytes of the
  * shorter string when both are strings. Units are charged in batches of
@@ -769,53 +769,56 @@ static void sort_charge(struct sorter *so, uint64_t units)
 	}
 }
 
-/* Is t[i] < t[j] (by the order function, if any)? */
-static bool sort_less(struct sorter *so, lua_Integer i, lua_Integer j)
+/* Is the value at stack index a less than the one at b (by the order function, if any)? */
+static bool sort_lt(struct sorter *so, int a, int b)
 {
 	lua_State *L = so->L;
 	uint64_t units = 1;
-	if (so->fn)
-		lua_pushvalue(L, 2);
-	lua_geti(L, 1, i);
-	lua_geti(L, 1, j);
-	if (lua_type(L, -1) == LUA_TSTRING && lua_type(L, -2) == LUA_TSTRING) {
-		size_t la = lua_rawlen(L, -2), lb = lua_rawlen(L, -1);
+	if (lua_type(L, a) == LUA_TSTRING && lua_type(L, b) == LUA_TSTRING) {
+		size_t la = lua_rawlen(L, a), lb = lua_rawlen(L, b);
 		units += (la < lb ? la : lb) / 64;
 	}
 	sort_charge(so, units); /* before comparing: a long comparison is charged first */
-	bool r;
-	if (so->fn) {
-		lua_call(L, 2, 1);
-		r = lua_toboolean(L, -1);
-		lua_pop(L, 1);
-	} else {
-		r = lua_compare(L, -2, -1, LUA_OPLT);
-		lua_pop(L, 2);
-	}
+	if (!so->fn)
+		return lua_compare(L, a, b, LUA_OPLT);
+	lua_pushvalue(L, 2);
+	lua_pushvalue(L, a);
+	lua_pushvalue(L, b);
+	lua_call(L, 2, 1);
+	bool r = lua_toboolean(L, -1);
+	lua_pop(L, 1);
 	return r;
 }
 
-static void sort_swap(struct sorter *so, lua_Integer i, lua_Integer j)
-{
-	lua_State *L = so->L;
-	lua_geti(L, 1, i);
-	lua_geti(L, 1, j);
-	lua_seti(L, 1, i);
-	lua_seti(L, 1, j);
-}
-
-/* Let t[k] sink into the heap t[1..m] (children of k: 2k, 2k + 1). */
+/*
+ * The value on top of the stack sinks into the heap t[1..m] from the hole at
+ * k (children of k: 2k, 2k + 1): the larger child moves up into the hole
+ * until the value is not less than it. Two reads, one write and two
+ * comparisons per level.
+ */
 static void sort_sift(struct sorter *so, lua_Integer k, lua_Integer m)
 {
+	lua_State *L = so->L;
+	int v = lua_gettop(L);
 	while (k <= m / 2) {
 		lua_Integer c = 2 * k;
-		if (c < m && sort_less(so, c, c + 1))
-			c++;
-		if (!sort_less(so, k, c))
-			return;
-		sort_swap(so, k, c);
+		lua_geti(L, 1, c);
+		if (c < m) {
+			lua_geti(L, 1, c + 1);
+			if (sort_lt(so, v + 1, v + 2)) {
+				lua_remove(L, v + 1);
+				c++;
+			} else
+				lua_pop(L, 1);
+		}
+		if (!sort_lt(so, v, v + 1)) {
+			lua_pop(L, 1);
+			break;
+		}
+		lua_seti(L, 1, k); /* the child moves up into the hole */
 		k = c;
 	}
+	lua_seti(L, 1, k);
 }
 
 static int tab_sort(lua_State *L)
@@ -826,12 +829,16 @@ static int tab_sort(lua_State *L)
 		if (!lua_isnoneornil(L, 2))
 			luaL_checktype(L, 2, LUA_TFUNCTION);
 		lua_settop(L, 2);
-		luaL_checkstack(L, 4, "table.sort");
+		luaL_checkstack(L, 6, "table.sort");
 		struct sorter so = {.L = L, .fn = !lua_isnil(L, 2)};
-		for (lua_Integer k = n / 2; k >= 1; k--)
+		for (lua_Integer k = n / 2; k >= 1; k--) {
+			lua_geti(L, 1, k);
 			sort_sift(&so, k, n);
+		}
 		for (lua_Integer m = n; m > 1; m--) {
-			sort_swap(&so, 1, m);
+			lua_geti(L, 1, m); /* sinks from the root once the largest is at m */
+			lua_geti(L, 1, 1);
+			lua_seti(L, 1, m);
 			sort_sift(&so, 1, m - 1);
 		}
 		if (so.pending)
