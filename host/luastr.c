@@ -946,10 +946,21 @@ static int u_codes(lua_State *L)
 	return nres;
 }
 
-/* utf8.char and string.char (...): one unit per argument. */
+/* The bytes of the string arguments (numerals a function will convert); -1: none. */
+static int64_t string_args(lua_State *L)
+{
+	int64_t bytes = -1;
+	for (int i = 1, n = lua_gettop(L); i <= n; i++)
+		if (lua_type(L, i) == LUA_TSTRING)
+			bytes = (bytes < 0 ? 0 : bytes) + (int64_t)lua_rawlen(L, i);
+	return bytes;
+}
+
+/* utf8.char and string.char (...): one unit per argument, and the numerals' bytes. */
 static int per_arg(lua_State *L)
 {
-	script_charge(L, 1 + (uint64_t)lua_gettop(L));
+	int64_t bytes = string_args(L);
+	script_charge(L, 1 + (uint64_t)lua_gettop(L) + (bytes > 0 ? (uint64_t)bytes / 64 : 0));
 	return call_stock(L);
 }
 
@@ -960,15 +971,9 @@ static int per_arg(lua_State *L)
  */
 static int numerals(lua_State *L)
 {
-	size_t bytes = 0;
-	bool any = false;
-	for (int i = 1, n = lua_gettop(L); i <= n && i <= 3; i++)
-		if (lua_type(L, i) == LUA_TSTRING) {
-			bytes += lua_rawlen(L, i);
-			any = true;
-		}
-	if (any)
-		charge_bytes(L, bytes);
+	int64_t bytes = string_args(L); /* every argument: math.max(table.unpack(t)) */
+	if (bytes >= 0)
+		charge_bytes(L, (size_t)bytes);
 	return call_stock(L);
 }
 

@@ -1083,6 +1083,7 @@ static const struct {
     {"tonumber base", "while true do tonumber(big, 16) end", "f"},
     {"string arithmetic", "while true do local x = big + 0 end", "1"},
     {"math", "while true do math.abs(big) end", "1"},
+    {"string.char", "while true do pcall(string.char, big, big, big) end", "1"},
     {"load whitespace", "local ws = big:sub(1, 4 << 20) load(function() return ws end)", " "},
     {"load comment",
      "local n = 0 load(function() n = n + 1 if n == 1 then return '--[[' end return big end)",
