@@ -49,6 +49,8 @@
 #define API_CALL_UNITS 100 /* budget charged for one API call that does work */
 #define ROW_UNITS      20  /* and for each row of a scan, besides 1 per 64 bytes */
 #define SUB_MAX	       64  /* a command's sub-word, like sdkapi.c's */
+/* A command's or a route's reply: what the console receives at most (nng's default). */
+#define REPLY_MAX ((size_t)1 << 20)
 
 struct lres;
 
@@ -885,7 +887,7 @@ static void take_reply(lua_State *L, int first, void *ud)
 	msgpack_packer pk;
 	msgpack_packer_init(&pk, &r->out, msgpack_sbuffer_write);
 	char err[256];
-	if (script_pack(L, first, &pk, err, sizeof err) != 0)
+	if (script_pack_to(L, first, &pk, "value", REPLY_MAX, err, sizeof err) != 0)
 		luaL_error(L, "the command's reply: %s", err);
 	script_charge(L, r->out.size / 64);
 }

@@ -172,6 +172,10 @@ def case_packing_stops_at_the_cap_and_names_cycles():
         r = d.ok("packer", "run", "--stdin", input=CYCLE)
         eq((r.get("r1"), r.get("r2"), r.get("r3")),
            (None, "payload.a.b.c: a table that contains itself", "LINLI_ETYPE"), "cycle")
+        # A command's reply may be larger (the console takes 1 MiB), not without end.
+        rc, out, err = d.cli("packer", "run", "--stdin", input="return string.rep('x', 2 << 20)")
+        check(rc == 1 and "the command's reply: value.r1: the value is larger than 1024 KiB "
+              "once packed" in err, err)
         r = d.ok("packer", "run", "--stdin", input=TWICE)
         check(isinstance(r["r1"], int), f"a table that appears twice is fine: {r}")
         eq(by_name(d.ok("plugins", "list"))["packer"]["state"], "running", "packer runs on")
