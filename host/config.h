@@ -26,6 +26,9 @@ struct cfg_lua {
 	long long instructions;		 /* per invocation */
 	unsigned time_ms;		 /* wall clock per invocation */
 	unsigned max_errors;		 /* failed calls in a row before faulted */
+	/* Node-wide only (not in overrides): */
+	unsigned max_timers;   /* timers one script may hold at once */
+	unsigned min_timer_ms; /* the shortest interval of a repeating timer */
 };
 
 struct cfg_lua_override {

@@ -12,13 +12,16 @@
  *
  * The table functions are the stock ones behind a wrapper that measures the
  * range they will walk (its length may come from a __len metamethod that
- * lies) and charges it first.
+ * lies) and charges it first; table.sort is our own, charged per comparison.
+ * The stock functions that scan a string (utf8.*, tonumber, math.* and
+ * string arithmetic converting numerals) are wrapped the same way.
  */
 #include "luastr.h"
 
 #include <ctype.h>
-#include <stdbool.h>
 #include <lauxlib.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "script.h"
@@ -736,17 +739,246 @@ static int tab_unpack(lua_State *L)
 	return call_stock(L);
 }
 
+/*
+ * table.sort, our own: the stock one charges nothing per comparison, and
+ * comparing two long strings is one C call (strcoll over their common
+ * prefix), so 100,000 references to one 1 MB string never finished. A
+ * heapsort (written for linli; 2 n log n comparisons at worst, no recursion,
+ * indices always in 1..n whatever the order function answers) that charges
+ * each comparison by what it compares: 1 unit, plus one per 64 bytes of the
+ * shorter string when both are strings. Units are charged in batches of
+ * SORT_BATCH, or at once for a long comparison, so the deadline is checked
+ * at most that far apart. Elements are read and written with lua_geti and
+ * lua_seti (metamethods included), as the stock sort does; it is not stable
+ * (nor is the stock one).
+ */
+#define SORT_BATCH 256
+
+struct sorter {
+	lua_State *L;
+	bool fn;	  /* an order function is argument 2 */
+	uint64_t pending; /* units not charged yet */
+};
+
+static void sort_charge(struct sorter *so, uint64_t units)
+{
+	so->pending += units;
+	if (so->pending >= SORT_BATCH) {
+		script_charge(so->L, so->pending);
+		so->pending = 0;
+	}
+}
+
+/* Is the value at stack index a less than the one at b (by the order function, if any)? */
+static bool sort_lt(struct sorter *so, int a, int b)
+{
+	lua_State *L = so->L;
+	uint64_t units = 1;
+	if (lua_type(L, a) == LUA_TSTRING && lua_type(L, b) == LUA_TSTRING) {
+		size_t la = lua_rawlen(L, a), lb = lua_rawlen(L, b);
+		units += (la < lb ? la : lb) / 64;
+	}
+	sort_charge(so, units); /* before comparing: a long comparison is charged first */
+	if (!so->fn)
+		return lua_compare(L, a, b, LUA_OPLT);
+	lua_pushvalue(L, 2);
+	lua_pushvalue(L, a);
+	lua_pushvalue(L, b);
+	lua_call(L, 2, 1);
+	bool r = lua_toboolean(L, -1);
+	lua_pop(L, 1);
+	return r;
+}
+
+/*
+ * The value on top of the stack sinks into the heap t[1..m] from the hole at
+ * k (children of k: 2k, 2k + 1): the larger child moves up into the hole
+ * until the value is not less than it. Two reads, one write and two
+ * comparisons per level.
+ */
+static void sort_sift(struct sorter *so, lua_Integer k, lua_Integer m)
+{
+	lua_State *L = so->L;
+	int v = lua_gettop(L);
+	while (k <= m / 2) {
+		lua_Integer c = 2 * k;
+		lua_geti(L, 1, c);
+		if (c < m) {
+			lua_geti(L, 1, c + 1);
+			if (sort_lt(so, v + 1, v + 2)) {
+				lua_remove(L, v + 1);
+				c++;
+			} else
+				lua_pop(L, 1);
+		}
+		if (!sort_lt(so, v, v + 1)) {
+			lua_pop(L, 1);
+			break;
+		}
+		lua_seti(L, 1, k); /* the child moves up into the hole */
+		k = c;
+	}
+	lua_seti(L, 1, k);
+}
+
 static int tab_sort(lua_State *L)
 {
 	lua_Integer n = len_of(L, 1);
-	uint64_t u = n > 1 ? (uint64_t)n : 1, lg = 1;
-	while ((1ull << lg) < u && lg < 63)
-		lg++;
-	script_charge(L, u * lg);
+	if (n > 1) {
+		luaL_argcheck(L, n < INT_MAX, 1, "array too big");
+		if (!lua_isnoneornil(L, 2))
+			luaL_checktype(L, 2, LUA_TFUNCTION);
+		lua_settop(L, 2);
+		luaL_checkstack(L, 6, "table.sort");
+		struct sorter so = {.L = L, .fn = !lua_isnil(L, 2)};
+		for (lua_Integer k = n / 2; k >= 1; k--) {
+			lua_geti(L, 1, k);
+			sort_sift(&so, k, n);
+		}
+		for (lua_Integer m = n; m > 1; m--) {
+			lua_geti(L, 1, m); /* sinks from the root once the largest is at m */
+			lua_geti(L, 1, 1);
+			lua_seti(L, 1, m);
+			sort_sift(&so, 1, m - 1);
+		}
+		if (so.pending)
+			script_charge(L, so.pending);
+	}
+	return 0;
+}
+
+/*
+ * ---- stock functions that scan: charge what they will scan, then call ----
+ *
+ * A C call is not interrupted by the count hook, which runs every
+ * SCRIPT_HOOK_EVERY VM instructions: 250 calls of utf8.len over 8 MB between
+ * two hooks held the kernel thread seconds. Charging each call checks the
+ * deadline at every call, so the overrun is one call's work. The charge is
+ * what the call walks (one unit per 64 bytes, as growth is charged), not the
+ * size of its arguments: s:byte(i) on a long string stays cheap.
+ */
+
+static void charge_bytes(lua_State *L, size_t n)
+{
+	script_charge(L, 1 + n / 64);
+}
+
+/* A 1-based position as lutf8lib's u_posrelat (negative: from the end). */
+static lua_Integer posrelat(lua_Integer pos, size_t len)
+{
+	if (pos >= 0)
+		return pos;
+	if ((size_t)0 - (size_t)pos > len)
+		return 0;
+	return (lua_Integer)len + pos + 1;
+}
+
+/* Bytes from i to j, both clamped to the string. */
+static size_t range_of(lua_Integer i, lua_Integer j, size_t len)
+{
+	if (i < 1)
+		i = 1;
+	if (j > (lua_Integer)len)
+		j = (lua_Integer)len;
+	return j >= i ? (size_t)(j - i + 1) : 0;
+}
+
+/* utf8.len(s [, i [, j]]): scans i..j. */
+static int u_len(lua_State *L)
+{
+	size_t len;
+	luaL_checklstring(L, 1, &len);
+	lua_Integer i = posrelat(luaL_optinteger(L, 2, 1), len);
+	lua_Integer j = posrelat(luaL_optinteger(L, 3, -1), len);
+	charge_bytes(L, range_of(i, j, len));
+	return call_stock(L);
+}
+
+/* utf8.codepoint and string.byte (s [, i [, j]]): one value pushed per byte of i..j at most. */
+static int push_range(lua_State *L)
+{
+	size_t len;
+	luaL_checklstring(L, 1, &len);
+	lua_Integer i = posrelat(luaL_optinteger(L, 2, 1), len);
+	lua_Integer j = posrelat(luaL_optinteger(L, 3, i), len);
+	script_charge(L, 1 + range_of(i, j, len));
+	return call_stock(L);
+}
+
+/* utf8.offset(s, n [, i]): walks from i to the answer (or the end); charged after. */
+static int u_offset(lua_State *L)
+{
+	size_t len;
+	luaL_checklstring(L, 1, &len);
+	lua_Integer n = luaL_checkinteger(L, 2);
+	lua_Integer i = posrelat(luaL_optinteger(L, 3, n >= 0 ? 1 : (lua_Integer)len + 1), len);
+	int nres = call_stock(L);
+	size_t walked = len;
+	if (nres >= 1 && lua_isinteger(L, 1)) {
+		lua_Integer at = lua_tointeger(L, 1);
+		walked = at > i ? (size_t)(at - i) : (size_t)(i - at);
+	}
+	charge_bytes(L, walked);
+	return nres;
+}
+
+/* The iterator utf8.codes returns, wrapped: charged by how far it moved. */
+static int u_codes_next(lua_State *L)
+{
+	size_t len = 0;
+	if (lua_type(L, 1) == LUA_TSTRING)
+		lua_tolstring(L, 1, &len);
+	lua_Integer from = lua_tointeger(L, 2);
+	int nres = call_stock(L);
+	lua_Integer to = nres >= 1 && lua_isinteger(L, 1) ? lua_tointeger(L, 1) : (lua_Integer)len;
+	charge_bytes(L, to > from ? (size_t)(to - from) : 0);
+	return nres;
+}
+
+static int u_codes(lua_State *L)
+{
+	int nres = call_stock(L); /* iterator, s, 0 */
+	if (nres >= 1) {
+		lua_pushvalue(L, 1);
+		lua_pushcclosure(L, u_codes_next, 1);
+		lua_replace(L, 1);
+	}
+	return nres;
+}
+
+/* The bytes of the string arguments (numerals a function will convert); -1: none. */
+static int64_t string_args(lua_State *L)
+{
+	int64_t bytes = -1;
+	for (int i = 1, n = lua_gettop(L); i <= n; i++)
+		if (lua_type(L, i) == LUA_TSTRING)
+			bytes = (bytes < 0 ? 0 : bytes) + (int64_t)lua_rawlen(L, i);
+	return bytes;
+}
+
+/* utf8.char and string.char (...): one unit per argument, and the numerals' bytes. */
+static int per_arg(lua_State *L)
+{
+	int64_t bytes = string_args(L);
+	script_charge(L, 1 + (uint64_t)lua_gettop(L) + (bytes > 0 ? (uint64_t)bytes / 64 : 0));
+	return call_stock(L);
+}
+
+/*
+ * A function whose numbers may come as strings: converting a numeral scans
+ * it (strtod over 8 MB: ~9 ms). Charged only when an argument is a string,
+ * so math.floor(x) costs no clock read.
+ */
+static int numerals(lua_State *L)
+{
+	int64_t bytes = string_args(L); /* every argument: math.max(table.unpack(t)) */
+	if (bytes >= 0)
+		charge_bytes(L, (size_t)bytes);
 	return call_stock(L);
 }
 
 static void wrap(lua_State *L, int tab, const char *name, lua_CFunction fn)
+
 {
 	lua_getfield(L, tab, name);
 	lua_pushcclosure(L, fn, 1);
@@ -764,10 +996,56 @@ void luastr_install(lua_State *L, int str, int tab)
 	}
 	lua_pushnil(L);
 	lua_setfield(L, str, "dump");
+	wrap(L, str, "byte", push_range);
+	wrap(L, str, "char", per_arg);
+	/* Arithmetic on strings ("1" + 1) runs these metamethods: they convert numerals. */
+	static const char *const arith[] = {"__add", "__sub",  "__mul", "__mod", "__pow",
+					    "__div", "__idiv", "__unm", NULL};
+	lua_pushliteral(L, "");
+	if (lua_getmetatable(L, -1)) {
+		int mt = lua_gettop(L);
+		for (int i = 0; arith[i]; i++)
+			if (lua_getfield(L, mt, arith[i]) == LUA_TFUNCTION) {
+				lua_pop(L, 1);
+				wrap(L, mt, arith[i], numerals);
+			} else
+				lua_pop(L, 1);
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
 	wrap(L, tab, "insert", tab_insert);
 	wrap(L, tab, "remove", tab_remove);
 	wrap(L, tab, "move", tab_move);
 	wrap(L, tab, "concat", tab_concat);
 	wrap(L, tab, "unpack", tab_unpack);
-	wrap(L, tab, "sort", tab_sort);
+	lua_pushcfunction(L, tab_sort);
+	lua_setfield(L, tab, "sort");
+}
+
+void luastr_install_utf8(lua_State *L, int u)
+{
+	wrap(L, u, "len", u_len);
+	wrap(L, u, "codepoint", push_range);
+	wrap(L, u, "offset", u_offset);
+	wrap(L, u, "codes", u_codes);
+	wrap(L, u, "char", per_arg);
+}
+
+void luastr_install_math(lua_State *L, int m)
+{
+	lua_pushnil(L);
+	while (lua_next(L, m)) {
+		if (lua_type(L, -1) == LUA_TFUNCTION && lua_type(L, -2) == LUA_TSTRING) {
+			lua_pushcclosure(L, numerals, 1);
+			lua_pushvalue(L, -2);
+			lua_insert(L, -2);
+			lua_rawset(L, m); /* replacing an existing key keeps lua_next valid */
+		} else
+			lua_pop(L, 1);
+	}
+}
+
+void luastr_install_base(lua_State *L, int g)
+{
+	wrap(L, g, "tonumber", numerals);
 }

@@ -268,6 +268,20 @@ void script_charge(lua_State *L, uint64_t units)
 	}
 }
 
+int script_charge_soft(lua_State *L, uint64_t units)
+{
+	struct script *s = script_from_lua(L);
+	if (!s || s->inv.depth == 0)
+		return 0;
+	int why = account(s, units);
+	if (!why)
+		return 0;
+	lua_Debug ar;
+	stop_message(s, L, lua_getstack(L, 1, &ar) ? &ar : NULL, why);
+	lua_sethook(L, hook, LUA_MASKCOUNT, 1); /* the next instruction raises it */
+	return LINLI_ELIMIT;
+}
+
 void script_interrupt(struct script *s)
 {
 	int expect = 0;
@@ -430,6 +444,23 @@ static int sb_collectgarbage(lua_State *L)
 	return 1;
 }
 
+/*
+ * A load reader, wrapped: the lexer's work on each piece it returns (64 MiB
+ * of whitespace or of a comment's body allocate nothing) is charged when the
+ * piece is returned, so a reader that never ends is stopped at the deadline.
+ * A stop raised here is caught by load, which returns it as (nil, message);
+ * the next instruction raises it again (raise_stop leaves the hook at 1).
+ */
+static int load_reader(lua_State *L)
+{
+	lua_settop(L, 0);
+	lua_pushvalue(L, lua_upvalueindex(1));
+	lua_call(L, 0, 1);
+	if (lua_type(L, 1) == LUA_TSTRING)
+		script_charge(L, 1 + lua_rawlen(L, 1) / 64);
+	return 1;
+}
+
 static int sb_load(lua_State *L)
 {
 	const char *mode = luaL_optstring(L, 3, "t");
@@ -439,6 +470,12 @@ static int sb_load(lua_State *L)
 	int top = lua_gettop(L);
 	if (top < 3)
 		lua_settop(L, 3);
+	if (lua_type(L, 1) == LUA_TFUNCTION) {
+		lua_pushvalue(L, 1);
+		lua_pushcclosure(L, load_reader, 1);
+		lua_replace(L, 1);
+	} else if (lua_type(L, 1) == LUA_TSTRING)
+		script_charge(L, 1 + lua_rawlen(L, 1) / 64);
 	lua_pushliteral(L, "t");
 	lua_replace(L, 3);
 	lua_pushvalue(L, lua_upvalueindex(1));
@@ -499,9 +536,12 @@ static void provide(lua_State *L, int prov, int from, const char *name)
 	lua_setfield(L, prov, name);
 }
 
-static void provide_lib(lua_State *L, int prov, const char *name, lua_CFunction open)
+static void provide_lib(lua_State *L, int prov, const char *name, lua_CFunction open,
+			void (*bound)(lua_State *L, int lib))
 {
 	luaL_requiref(L, name, open, 0);
+	if (bound)
+		bound(L, lua_gettop(L));
 	make_readonly(L, name);
 	lua_setfield(L, prov, name);
 }
@@ -528,6 +568,7 @@ static int open_sandbox(lua_State *L)
 	    "tostring", "type",	    "xpcall",	    "_VERSION", NULL};
 	for (int i = 0; base_ok[i]; i++)
 		provide(L, 2, 1, base_ok[i]);
+	luastr_install_base(L, 2); /* tonumber charges the numerals it converts */
 	lua_pushcfunction(L, sb_setmetatable);
 	lua_setfield(L, 2, "setmetatable");
 	lua_getfield(L, 1, "load");
@@ -568,9 +609,9 @@ static int open_sandbox(lua_State *L)
 	lua_setfield(L, 2, "table");
 	make_readonly(L, "string");
 	lua_setfield(L, 2, "string");
-	provide_lib(L, 2, "math", luaopen_math);
-	provide_lib(L, 2, "utf8", luaopen_utf8);
-	provide_lib(L, 2, "coroutine", luaopen_coroutine);
+	provide_lib(L, 2, "math", luaopen_math, luastr_install_math);
+	provide_lib(L, 2, "utf8", luaopen_utf8, luastr_install_utf8);
+	provide_lib(L, 2, "coroutine", luaopen_coroutine, NULL);
 	luaL_requiref(L, "os", luaopen_os, 0);
 	lua_createtable(L, 0, 4);
 	static const char *const os_ok[] = {"time", "date", "clock", "difftime", NULL};
@@ -1626,46 +1667,115 @@ void script_push_mp(lua_State *L, const msgpack_object *o)
 	push_mp(L, o, 0);
 }
 
+/*
+ * Packing a script's value is work a script sizes: three small tables that
+ * share each other expanded to a 1 GB payload. So every value visited is
+ * charged (script_charge_soft: the callers hold buffers a Lua error would
+ * leak), the bytes written are counted against the destination's cap and
+ * packing stops the moment it is passed, before a long string is copied;
+ * and a table met again among its own ancestors is a cycle, refused. A
+ * table that appears twice side by side is packed (and charged) twice.
+ */
+#define PACK_BATCH 256 /* units charged at a time */
+
 struct packctx {
+	lua_State *L;
+	msgpack_packer out; /* writes through pack_write into *dst */
+	msgpack_packer *dst;
+	size_t written, max;
+	bool over;	  /* max passed: nothing more is written */
+	bool stopped;	  /* the invocation was stopped while packing */
+	uint64_t pending; /* units not charged yet */
+	const void *anc[MP_DEPTH + 2]; /* the tables being packed, outermost first */
+	int nanc;
 	char *err;
 	size_t errlen;
 	char path[256];
 };
 
-static int pack_val(lua_State *L, int idx, msgpack_packer *pk, struct packctx *c, int depth);
+static int pack_write(void *data, const char *buf, size_t len)
+{
+	struct packctx *c = data;
+	if (c->over || len > c->max - c->written) {
+		c->over = true;
+		return -1;
+	}
+	c->written += len;
+	return c->dst->callback(c->dst->data, buf, len);
+}
+
+/* Charge units (in batches); false once the invocation is stopped. */
+static bool pack_visit(struct packctx *c, uint64_t units)
+{
+	c->pending += units;
+	if (c->pending < PACK_BATCH)
+		return true;
+	uint64_t u = c->pending;
+	c->pending = 0;
+	if (script_charge_soft(c->L, u) != 0)
+		c->stopped = true;
+	return !c->stopped;
+}
+
+/* The error for a pack that was cut short (over the cap, or stopped). */
+static int pack_cut(struct packctx *c)
+{
+	if (c->stopped) {
+		struct script *s = script_from_lua(c->L);
+		return errf(c->err, c->errlen, LINLI_ELIMIT, "%s: %s", c->path,
+			    s && s->inv.stop_msg[0] ? s->inv.stop_msg : "stopped");
+	}
+	return errf(c->err, c->errlen, LINLI_E2BIG,
+		    "%s: the value is larger than %zu KiB once packed, the most it may be",
+		    c->path, c->max >> 10);
+}
+
+static int pack_val(lua_State *L, int idx, struct packctx *c, int depth);
 
 /* Is the table at idx a sequence 1..n with no other keys? n gets its length. */
-static bool is_array(lua_State *L, int idx, size_t *n)
+static bool is_array(lua_State *L, int idx, size_t *n, size_t *keys)
 {
 	size_t len = lua_rawlen(L, idx), count = 0;
 	lua_pushnil(L);
 	while (lua_next(L, idx)) {
 		lua_pop(L, 1);
+		count++;
 		if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 ||
 		    (size_t)lua_tointeger(L, -1) > len) {
 			lua_pop(L, 1);
+			*keys = count;
 			return false;
 		}
-		count++;
 	}
 	*n = len;
+	*keys = count;
 	return count == len && len > 0;
 }
 
-static int pack_table(lua_State *L, int idx, msgpack_packer *pk, struct packctx *c, int depth)
+static int pack_table(lua_State *L, int idx, struct packctx *c, int depth)
 {
-	size_t plen = strlen(c->path), n;
-	if (is_array(L, idx, &n)) {
-		msgpack_pack_array(pk, n);
+	size_t plen = strlen(c->path), n, keys;
+	const void *self = lua_topointer(L, idx);
+	for (int i = 0; i < c->nanc; i++)
+		if (c->anc[i] == self)
+			return errf(c->err, c->errlen, LINLI_ETYPE,
+				    "%s: a table that contains itself", c->path);
+	c->anc[c->nanc++] = self;
+	bool arr = is_array(L, idx, &n, &keys);
+	if (!pack_visit(c, keys))
+		return pack_cut(c);
+	if (arr) {
+		msgpack_pack_array(&c->out, n);
 		for (size_t i = 1; i <= n; i++) {
 			snprintf(c->path + plen, sizeof c->path - plen, "[%zu]", i);
 			lua_rawgeti(L, idx, (lua_Integer)i);
-			int rc = pack_val(L, lua_gettop(L), pk, c, depth + 1);
+			int rc = pack_val(L, lua_gettop(L), c, depth + 1);
 			lua_pop(L, 1);
 			if (rc)
 				return rc;
 		}
 		c->path[plen] = '\0';
+		c->nanc--;
 		return 0;
 	}
 	size_t count = 0;
@@ -1674,7 +1784,9 @@ static int pack_table(lua_State *L, int idx, msgpack_packer *pk, struct packctx 
 		lua_pop(L, 1);
 		count++;
 	}
-	msgpack_pack_map(pk, count);
+	if (!pack_visit(c, count))
+		return pack_cut(c);
+	msgpack_pack_map(&c->out, count);
 	lua_pushnil(L);
 	while (lua_next(L, idx)) {
 		int kt = lua_type(L, -2);
@@ -1682,19 +1794,19 @@ static int pack_table(lua_State *L, int idx, msgpack_packer *pk, struct packctx 
 			size_t kl;
 			const char *k = lua_tolstring(L, -2, &kl);
 			snprintf(c->path + plen, sizeof c->path - plen, ".%s", k);
-			msgpack_pack_str(pk, kl);
-			msgpack_pack_str_body(pk, k, kl);
+			msgpack_pack_str(&c->out, kl);
+			msgpack_pack_str_body(&c->out, k, kl);
 		} else if (kt == LUA_TNUMBER && lua_isinteger(L, -2)) {
 			snprintf(c->path + plen, sizeof c->path - plen, "[%lld]",
 				 (long long)lua_tointeger(L, -2));
-			msgpack_pack_int64(pk, lua_tointeger(L, -2));
+			msgpack_pack_int64(&c->out, lua_tointeger(L, -2));
 		} else {
 			lua_pop(L, 2);
 			return errf(c->err, c->errlen, LINLI_ETYPE,
 				    "%s: keys must be strings or integers, not %s", c->path,
 				    lua_typename(L, kt));
 		}
-		int rc = pack_val(L, lua_gettop(L), pk, c, depth + 1);
+		int rc = pack_val(L, lua_gettop(L), c, depth + 1);
 		lua_pop(L, 1);
 		if (rc) {
 			lua_pop(L, 1);
@@ -1702,54 +1814,76 @@ static int pack_table(lua_State *L, int idx, msgpack_packer *pk, struct packctx 
 		}
 	}
 	c->path[plen] = '\0';
+	c->nanc--;
 	return 0;
 }
 
-static int pack_val(lua_State *L, int idx, msgpack_packer *pk, struct packctx *c, int depth)
+static int pack_val(lua_State *L, int idx, struct packctx *c, int depth)
 {
 	if (depth > MP_DEPTH)
-		return errf(c->err, c->errlen, LINLI_E2BIG, "%s: nested deeper than %d (a cycle?)",
-			    c->path, MP_DEPTH);
+		return errf(c->err, c->errlen, LINLI_E2BIG, "%s: nested deeper than %d", c->path,
+			    MP_DEPTH);
 	if (!lua_checkstack(L, 4))
 		return errf(c->err, c->errlen, LINLI_ENOMEM, "%s: Lua stack exhausted", c->path);
+	if (c->over || !pack_visit(c, 1))
+		return pack_cut(c);
 	switch (lua_type(L, idx)) {
 	case LUA_TNIL:
-		msgpack_pack_nil(pk);
-		return 0;
+		msgpack_pack_nil(&c->out);
+		break;
 	case LUA_TBOOLEAN:
 		if (lua_toboolean(L, idx))
-			msgpack_pack_true(pk);
+			msgpack_pack_true(&c->out);
 		else
-			msgpack_pack_false(pk);
-		return 0;
+			msgpack_pack_false(&c->out);
+		break;
 	case LUA_TNUMBER:
 		if (lua_isinteger(L, idx))
-			msgpack_pack_int64(pk, lua_tointeger(L, idx));
+			msgpack_pack_int64(&c->out, lua_tointeger(L, idx));
 		else
-			msgpack_pack_double(pk, lua_tonumber(L, idx));
-		return 0;
+			msgpack_pack_double(&c->out, lua_tonumber(L, idx));
+		break;
 	case LUA_TSTRING: {
 		size_t l;
 		const char *v = lua_tolstring(L, idx, &l);
-		msgpack_pack_str(pk, l);
-		msgpack_pack_str_body(pk, v, l);
-		return 0;
+		if (l > c->max - c->written) { /* refused before a byte of it is copied */
+			c->over = true;
+			return pack_cut(c);
+		}
+		if (!pack_visit(c, l / 64))
+			return pack_cut(c);
+		msgpack_pack_str(&c->out, l);
+		msgpack_pack_str_body(&c->out, v, l);
+		break;
 	}
 	case LUA_TTABLE:
-		return pack_table(L, idx, pk, c, depth);
+		return pack_table(L, idx, c, depth);
 	default:
 		return errf(c->err, c->errlen, LINLI_ETYPE, "%s: cannot convert a %s", c->path,
 			    luaL_typename(L, idx));
 	}
+	return c->over ? pack_cut(c) : 0;
+}
+
+int script_pack_to(lua_State *L, int idx, msgpack_packer *pk, const char *what, size_t max,
+		   char *err, size_t errlen)
+{
+	struct packctx c = {.L = L, .dst = pk, .max = max, .err = err, .errlen = errlen};
+	msgpack_packer_init(&c.out, &c, pack_write);
+	snprintf(c.path, sizeof c.path, "%s", what);
+	int top = lua_gettop(L);
+	int rc = pack_val(L, lua_absindex(L, idx), &c, 0);
+	lua_settop(L, top);
+	if (!rc && c.pending && script_charge_soft(L, c.pending) != 0) {
+		c.stopped = true;
+		rc = pack_cut(&c);
+	}
+	return rc;
 }
 
 int script_pack(lua_State *L, int idx, msgpack_packer *pk, char *err, size_t errlen)
 {
-	struct packctx c = {.err = err, .errlen = errlen, .path = "value"};
-	int top = lua_gettop(L);
-	int rc = pack_val(L, lua_absindex(L, idx), pk, &c, 0);
-	lua_settop(L, top);
-	return rc;
+	return script_pack_to(L, idx, pk, "value", SCRIPT_PACK_MAX, err, errlen);
 }
 
 /* ---- limits from the configuration ---- */

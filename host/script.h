@@ -233,6 +233,14 @@ struct script *script_from_lua(lua_State *L);
 void script_charge(lua_State *L, uint64_t units);
 
 /*
+ * script_charge_soft — script_charge for C code that must not raise (it holds
+ * buffers a Lua error would leak): returns 0, or LINLI_ELIMIT once the
+ * invocation is stopped; the stop error is then raised by the script's next
+ * VM instruction.
+ */
+int script_charge_soft(lua_State *L, uint64_t units);
+
+/*
  * script_set_binder — `bind(L, s, ud)` is called for every new state with the
  * `linli` API table on top of the stack; it adds functions and sub-tables.
  * The runtime then makes the whole tree read-only. Set once, before loading.
@@ -248,12 +256,24 @@ void script_set_binder(script_bind_fn bind, void *ud);
 void script_push_mp(lua_State *L, const msgpack_object *o);
 
 /*
- * script_pack — pack the Lua value at `idx` as msgpack: tables with keys
+ * script_pack_to — pack the Lua value at `idx` as msgpack: tables with keys
  * 1..n become arrays, others maps with string or integer keys; functions,
- * coroutines and cycles are refused. Returns 0 or LINLI_ETYPE / LINLI_E2BIG
- * with a message naming the path ("e.a[3]: cannot convert a function").
- * Reads only (no metamethods, no allocation in the state).
+ * coroutines and cycles (a table inside itself) are refused; a table that
+ * appears twice is packed twice. Every value visited is charged to the
+ * running invocation, and packing stops once more than `max` bytes would be
+ * written (a long string is refused before it is copied). Returns 0, or
+ * LINLI_ETYPE / LINLI_E2BIG / LINLI_ELIMIT (the invocation was stopped; its
+ * next instruction raises) with a message naming the path under `what`
+ * ("payload.a[3]: cannot convert a function"). Reads only (no metamethods,
+ * no allocation in the state) and never raises: a caller may hold buffers.
  */
+int script_pack_to(lua_State *L, int idx, msgpack_packer *pk, const char *what, size_t max,
+		   char *err, size_t errlen);
+
+/* The largest value script_pack packs: a bus payload's and a store record's cap. */
+#define SCRIPT_PACK_MAX ((size_t)256 << 10)
+
+/* script_pack_to(L, idx, pk, "value", SCRIPT_PACK_MAX, err, errlen). */
 int script_pack(lua_State *L, int idx, msgpack_packer *pk, char *err, size_t errlen);
 
 /* Is `p` a valid topic pattern (`+` one level, `#` the last)? why gets the reason. */

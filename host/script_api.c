@@ -41,6 +41,7 @@
 #include "plugin.h"
 #include "record.h"
 #include "script.h"
+#include "store.h"
 #include "store_api.h"
 #include "tier.h"
 #include "util.h"
@@ -48,6 +49,8 @@
 #define API_CALL_UNITS 100 /* budget charged for one API call that does work */
 #define ROW_UNITS      20  /* and for each row of a scan, besides 1 per 64 bytes */
 #define SUB_MAX	       64  /* a command's sub-word, like sdkapi.c's */
+/* A command's or a route's reply: what the console receives at most (nng's default). */
+#define REPLY_MAX ((size_t)1 << 20)
 
 struct lres;
 
@@ -60,6 +63,7 @@ struct sapi {
 	char owner[SCRIPT_NAME_MAX + 8]; /* "rule NAME" or the plugin's name, for the bus */
 	struct plug_store_state st;	 /* a rule's store state (a plugin's is on its entry) */
 	bool has_caller; /* a command is being served: its caller table is in the registry */
+	unsigned n_timers; /* timers it holds (lua.max_timers) */
 };
 
 /* The header of every resource a script makes. */
@@ -606,7 +610,7 @@ static int l_publish(lua_State *L)
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	if (lua_istable(L, 2))
-		rc = script_pack(L, 2, &pk, err, sizeof err);
+		rc = script_pack_to(L, 2, &pk, "payload", BUS_PAYLOAD_MAX, err, sizeof err);
 	else
 		msgpack_pack_map(&pk, 0);
 	uint64_t seq = 0;
@@ -630,6 +634,10 @@ static int l_publish(lua_State *L)
 	return 1;
 }
 
+/* What script_pack refuses past is each destination's cap: keep them one. */
+_Static_assert(SCRIPT_PACK_MAX == BUS_PAYLOAD_MAX && SCRIPT_PACK_MAX == STORE_MAX_RECORD,
+	       "script_pack's cap is the bus payload's and the store record's");
+
 /* ---- timers ---- */
 
 struct ltimer {
@@ -642,6 +650,7 @@ struct ltimer {
 static void ltimer_release(void *arg)
 {
 	struct ltimer *t = arg;
+	t->h.a->n_timers--;
 	unlink_res(&t->h);
 	kernel_timer_cancel(t->k, t->kid);
 	free(t);
@@ -681,6 +690,7 @@ static void ltimer_fire(struct kernel *k, void *arg)
 	if (once) { /* the kernel has dropped it already */
 		if (t->h.a->p)
 			plug_untrack(t->h.a->p, t->h.pres);
+		t->h.a->n_timers--;
 		unlink_res(&t->h);
 		free(t);
 	}
@@ -688,7 +698,14 @@ static void ltimer_fire(struct kernel *k, void *arg)
 	script_call(s, ref, once ? push_once : NULL, &ref, 0, NULL, NULL, err, sizeof err);
 }
 
-/* linli.timer_add(delay_ms, interval_ms, fn) -> id | nil, msg, code */
+/*
+ * linli.timer_add(delay_ms, interval_ms, fn) -> id | nil, msg, code
+ *
+ * A script holds at most lua.max_timers timers, and a repeating one runs
+ * every lua.min_timer_ms at the most often (issue 14: one call made 2,000
+ * timers of 1 ms and the console froze). A shorter interval is a bad
+ * argument (raised); a timer past the cap is refused with LINLI_ELIMIT.
+ */
 static int l_timer_add(lua_State *L)
 {
 	struct sapi *a = need(L, "timer_add");
@@ -696,7 +713,24 @@ static int l_timer_add(lua_State *L)
 	luaL_argcheck(L, delay >= 0, 1, "delay_ms must be >= 0");
 	luaL_argcheck(L, interval >= 0, 2, "interval_ms must be >= 0 (0: once)");
 	luaL_checktype(L, 3, LUA_TFUNCTION);
+	const struct cfg_lua *cl = &a->k->cfg.lua;
+	unsigned min_ms = cl->min_timer_ms ? cl->min_timer_ms : 10;
+	unsigned max_n = cl->max_timers ? cl->max_timers : 256;
+	if (interval > 0 && interval < (lua_Integer)min_ms)
+		return luaL_argerror(L, 2,
+				     lua_pushfstring(L,
+						     "interval_ms %d is below this node's "
+						     "minimum of %d ms (lua.min_timer_ms)",
+						     (int)interval, (int)min_ms));
 	script_charge(L, API_CALL_UNITS);
+	if (a->n_timers >= max_n) {
+		char m[256];
+		snprintf(m, sizeof m,
+			 "timer_add: %s holds %u timers already, this node's most per script "
+			 "(lua.max_timers); cancel one first",
+			 who(a), a->n_timers);
+		return push_fail(L, LINLI_ELIMIT, m);
+	}
 	lua_pushvalue(L, 3);
 	int ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	struct ltimer *t = calloc(1, sizeof *t);
@@ -708,6 +742,7 @@ static int l_timer_add(lua_State *L)
 	t->k = a->k;
 	t->interval = (uint64_t)interval;
 	t->fnref = ref;
+	a->n_timers++; /* each way out frees through ltimer_release or ltimer_fire */
 	t->kid = kernel_timer_add(a->k, (uint64_t)delay, (uint64_t)interval, ltimer_fire, t);
 	if (!t->kid) {
 		release_res(&t->h);
@@ -852,7 +887,7 @@ static void take_reply(lua_State *L, int first, void *ud)
 	msgpack_packer pk;
 	msgpack_packer_init(&pk, &r->out, msgpack_sbuffer_write);
 	char err[256];
-	if (script_pack(L, first, &pk, err, sizeof err) != 0)
+	if (script_pack_to(L, first, &pk, "value", REPLY_MAX, err, sizeof err) != 0)
 		luaL_error(L, "the command's reply: %s", err);
 	script_charge(L, r->out.size / 64);
 }

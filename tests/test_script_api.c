@@ -275,7 +275,7 @@ static void test_timers(void **state)
 		    "    if ev.add then\n"
 		    "      ONCE = assert(linli.timer_add(0, 0, function()\n"
 		    "        linli.publish('out/once', {}) end))\n"
-		    "      EVERY = assert(linli.timer_add(0, 1, function() N = (N or 0) + 1\n"
+		    "      EVERY = assert(linli.timer_add(0, 10, function() N = (N or 0) + 1\n"
 		    "        linli.publish('out/every', { n = N }) end))\n"
 		    "    end\n"
 		    "    if ev.bad then linli.timer_add(-1, 0, function() end) end\n"
@@ -295,6 +295,35 @@ static void test_timers(void **state)
 	must_fire(s, "in/b", "{\"cancel\": true}");
 	assert_null(e->k.timers);
 	script_api_detach(s);
+	script_free(s);
+	env_free(e);
+}
+
+/* lua.max_timers and lua.min_timer_ms (issue 14, item 3); unset, they are 256 and 10. */
+static void test_timer_limits(void **state)
+{
+	(void)state;
+	struct env *e = env_new();
+	e->k.cfg.lua.max_timers = 2;
+	e->k.cfg.lua.min_timer_ms = 20;
+	struct script *s =
+	    rule(e, "rule { name = 't', on = 'in/#', run = function()\n"
+		    "  local function f() end\n"
+		    "  local a = assert(linli.timer_add(1000, 20, f))\n"
+		    "  assert(linli.timer_add(1000, 0, f))\n"
+		    "  local c, msg, code = linli.timer_add(1000, 20, f)\n"
+		    "  assert(c == nil and code == 'LINLI_ELIMIT', code)\n"
+		    "  assert(msg == \"timer_add: t holds 2 timers already, this node's most per \"\n"
+		    "    .. 'script (lua.max_timers); cancel one first', msg)\n"
+		    "  assert(linli.timer_cancel(a))\n"
+		    "  assert(linli.timer_add(1000, 20, f), 'a cancelled timer gives its place back')\n"
+		    "  local ok, err = pcall(linli.timer_add, 0, 19, f)\n"
+		    "  assert(not ok and err:find(\"interval_ms 19 is below this node's minimum of \"\n"
+		    "    .. '20 ms (lua.min_timer_ms)', 1, true), err)\n"
+		    "end }");
+	must_fire(s, "in/a", "{}");
+	script_api_detach(s);
+	assert_null(e->k.timers); /* detaching released them */
 	script_free(s);
 	env_free(e);
 }
@@ -818,6 +847,7 @@ int main(void)
 	    cmocka_unit_test(test_publish_with_capabilities),
 	    cmocka_unit_test(test_subscribe_and_release),
 	    cmocka_unit_test(test_timers),
+	    cmocka_unit_test(test_timer_limits),
 	    cmocka_unit_test(test_event_for_a_running_script_is_queued),
 	    cmocka_unit_test(test_not_attached_may_not_act),
 	    cmocka_unit_test(test_devices_within_the_jurisdiction_only),

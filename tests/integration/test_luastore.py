@@ -443,7 +443,7 @@ def case_read_modify_write_is_atomic():
         r = run(d, """
 DONE = 0
 local t
-t = linli.timer_add(1, 1, function()
+t = linli.timer_add(10, 10, function()  -- at least lua.min_timer_ms (10)
   for i = 1, 2 do
     assert(linli.store_update("grids", "g-1", function(old)
       old = old or { code = "g-1", name = "auto" }
