@@ -9,12 +9,17 @@
  * touch; see store_cmds.h), never prints, and never blocks the kernel thread
  * on anything but LMDB itself.
  *
- * Layout (named LMDB databases), format "linli-store 2":
- *   rec   dataset \0 scope "/" \0 id            -> the record (MessagePack map)
- *   idx   dataset \0 field \0 value scope "/" \0 id -> ""  (indexed fields)
- *   ids   dataset \0 id \0 scope "/"             -> ""  (which scopes hold id)
- *   meta  "format", "node", "count/<dataset>", "ixsig/<dataset>"
- *   journal  seq (8 bytes, big-endian)           -> one bus event (MessagePack)
+ * Layout (named LMDB databases), format "linli-store 3":
+ *   rec   dataset \0 scope "/" \0 id            -> sum, the record (MessagePack map)
+ *   idx   dataset \0 field \0 value scope "/" \0 id -> sum  (indexed fields)
+ *   ids   dataset \0 id \0 scope "/"             -> sum  (which scopes hold id)
+ *   meta  "format" (no sum), "node", "count/<dataset>", "ixsig/<dataset>" -> sum, value
+ *   journal  seq (8 bytes, big-endian)           -> sum, one bus event (MessagePack)
+ * `sum` is 8 bytes: XXH3-64 of the value seeded with XXH3-64 of the key
+ * (seeded with the table: rec 1, idx 2, ids 3, meta 4, journal 5),
+ * little-endian. Every read checks it: a mismatch is LINLI_ECORRUPT naming
+ * the entry (dataset, scope and id; or the index and key) and saying the
+ * file is damaged, never data.
  * A jurisdiction subtree is the key range starting `dataset \0 scope "/"`, so
  * `.../yuelan` never matches `.../yuelan2`. An index value is a 2-byte length
  * and the value's canonical bytes (strings longer than 64 bytes: a 16-byte
@@ -34,9 +39,10 @@
  * `TTTTTTTTTTTTSSSS-NNNNNNNNNN`: the time in ms and a sequence (hex, so they
  * sort in creation order), then the node's id (10 hex digits, random, kept
  * in meta "node"), so that ids of different nodes never meet when tiers
- * federate. A format-1 store ("linli-store 1": ids unique per dataset, ids
- * `dataset \0 id -> scope`) is migrated at open, in one write transaction
- * (its records kept, the ids table rebuilt from them); any other format is
+ * federate. Earlier stores are migrated at open, in one write transaction,
+ * logged: format 2 (no sums) gets a sum on every entry; format 1 ("linli-store
+ * 1": ids unique per dataset, ids `dataset \0 id -> scope`) first has its ids
+ * table rebuilt from its records, then goes on as format 2. A newer format is
  * refused with a message naming the file.
  *
  * Threads: the thread that opened the store (the kernel thread) is its owner.
