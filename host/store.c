@@ -26,6 +26,7 @@
 #include <lmdb.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -34,6 +35,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -126,6 +128,10 @@ struct store {
 	atomic_bool backup_running;
 	bool backup_joinable;
 	pthread_t backup_thread;
+	atomic_bool verify_running; /* store_verify_start: its thread, and its child */
+	bool verify_joinable;
+	pthread_t verify_thread;
+	atomic_int verify_pid;
 
 	atomic_uint_fast64_t commits, writes, failed_commits, grows, last_commit_us;
 
@@ -3284,6 +3290,13 @@ void store_close(struct store *s)
 		pthread_join(s->backup_thread, NULL);
 		s->backup_joinable = false;
 	}
+	if (s->verify_joinable) {
+		int pid = atomic_load(&s->verify_pid);
+		if (pid > 0)
+			kill(pid, SIGKILL); /* its walk is not worth a slow stop */
+		pthread_join(s->verify_thread, NULL);
+		s->verify_joinable = false;
+	}
 	pthread_mutex_unlock(&s->bmu);
 	if (s->rtxn)
 		mdb_txn_abort(s->rtxn);
@@ -3633,4 +3646,345 @@ void store_changes_deliver(struct store *s)
 const char *store_change_kind_name(enum store_change_kind k)
 {
 	return k == STORE_CREATED ? "created" : k == STORE_UPDATED ? "updated" : "deleted";
+}
+
+/* ---- verification ----
+ *
+ * The walk runs in a child process: LMDB trusts its pages, and a damaged
+ * branch page can send it reading anywhere, up to a crash. The child opens
+ * the file read-only in an environment of its own (beside a running linlid
+ * too: it is one more reader), walks every table, and writes its report
+ * down a pipe; a child killed by a signal is itself the verdict.
+ */
+
+/* One damaged entry: counted, and named while there is room. */
+static void vnote(struct store_verify_report *rep, enum tab t, const MDB_val *k, const char *why)
+{
+	rep->damaged++;
+	if (rep->n_named >= STORE_VERIFY_NAMED)
+		return;
+	char what[400];
+	if (k)
+		describe(t, k->mv_data, k->mv_size, what, sizeof what);
+	else
+		snprintf(what, sizeof what, "table %s", tab_names[t]);
+	snprintf(rep->named[rep->n_named++], sizeof rep->named[0], "%s: %s", what, why);
+}
+
+/* Does entry k of table t name a record (rec key `rk`) that is there? */
+static bool vrec_there(MDB_txn *txn, MDB_dbi rec, const struct kbuf *rk)
+{
+	MDB_val k = {rk->n, (void *)rk->b}, v;
+	return mdb_get(txn, rec, &k, &v) == 0;
+}
+
+/* The record key an ids or idx key names; false when it does not parse. */
+static bool vrec_key(enum tab t, const MDB_val *k, struct kbuf *rk)
+{
+	const char *p = k->mv_data, *end = p + k->mv_size;
+	const char *z1 = memchr(p, '\0', k->mv_size);
+	const char *z2 = z1 ? memchr(z1 + 1, '\0', (size_t)(end - z1 - 1)) : NULL;
+	char scope[SCOPE_MAX + 1], id[STORE_ID_MAX + 1], ds[CAT_NAME_MAX + 1];
+	if (!z1 || !z2 || z1 == p || (size_t)(z1 - p) > CAT_NAME_MAX)
+		return false;
+	memcpy(ds, p, (size_t)(z1 - p));
+	ds[z1 - p] = '\0';
+	if (t == T_IDS) {
+		size_t il = (size_t)(z2 - z1 - 1), sl = (size_t)(end - z2 - 1);
+		if (il == 0 || il > STORE_ID_MAX || sl < 2 || sl - 1 > SCOPE_MAX || end[-1] != '/')
+			return false;
+		memcpy(id, z1 + 1, il);
+		id[il] = '\0';
+		memcpy(scope, z2 + 1, sl - 1);
+		scope[sl - 1] = '\0';
+	} else {
+		if (end - z2 < 3)
+			return false;
+		size_t vl = ((size_t)(uint8_t)z2[1] << 8 | (uint8_t)z2[2]) & 0x7fff;
+		const char *tail = z2 + 3 + vl;
+		if (tail >= end || !split_tail(tail, (size_t)(end - tail), scope, id))
+			return false;
+	}
+	rec_key(rk, ds, scope, id);
+	return true;
+}
+
+/* Walk table t, checking every entry; dbis: rec, idx, ids, journal, meta. */
+static void vwalk(MDB_txn *txn, const MDB_dbi *dbis, int ti, bool sums,
+		  struct store_verify_report *rep)
+{
+	static const enum tab tabs[] = {T_REC, T_IDX, T_IDS, T_JOURNAL, T_META};
+	enum tab t = tabs[ti];
+	MDB_cursor *c;
+	int rc = mdb_cursor_open(txn, dbis[ti], &c);
+	if (rc) {
+		vnote(rep, t, NULL, lmdb_words(rc));
+		return;
+	}
+	MDB_val k, v;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		rep->entries[ti]++;
+		bool format = t == T_META && k.mv_size == 6 && memcmp(k.mv_data, "format", 6) == 0;
+		if (sums && !format && sum_chk(t, &k, &v, NULL)) {
+			vnote(rep, t, &k, "its checksum does not match");
+			continue;
+		}
+		struct kbuf rk;
+		char why[200];
+		if (t == T_REC) {
+			const char *p = k.mv_data, *z = memchr(p, '\0', k.mv_size);
+			char scope[SCOPE_MAX + 1], id[STORE_ID_MAX + 1], ds[CAT_NAME_MAX + 1];
+			if (!z || z == p || (size_t)(z - p) > CAT_NAME_MAX ||
+			    !split_tail(z + 1, k.mv_size - (size_t)(z - p) - 1, scope, id)) {
+				vnote(rep, t, &k, "its key is not dataset, scope and id");
+				continue;
+			}
+			const uint8_t *b = v.mv_data;
+			if (!v.mv_size || !((b[0] & 0xf0) == 0x80 || b[0] == 0xde || b[0] == 0xdf) ||
+			    mp_check(v.mv_data, v.mv_size, MP_MAX_DEPTH, 0, why, sizeof why) != 0) {
+				vnote(rep, t, &k, "its value is not one MessagePack map");
+				continue;
+			}
+			memcpy(ds, p, (size_t)(z - p));
+			ds[z - p] = '\0';
+			ids_key(&rk, ds, id, scope);
+			MDB_val ik = {rk.n, rk.b}, iv;
+			if (mdb_get(txn, dbis[2], &ik, &iv) != 0)
+				vnote(rep, t, &k, "it has no entry in the ids table");
+		} else if (t == T_IDS || t == T_IDX) {
+			if (!vrec_key(t, &k, &rk))
+				vnote(rep, t, &k, "its key does not parse");
+			else if (!vrec_there(txn, dbis[0], &rk))
+				vnote(rep, t, &k, "it names a record that is not there");
+		} else if (t == T_JOURNAL && k.mv_size != 8)
+			vnote(rep, t, &k, "its key is not a sequence number");
+	}
+	mdb_cursor_close(c);
+	if (rc != MDB_NOTFOUND) {
+		char why[300];
+		snprintf(why, sizeof why, "LMDB stopped the walk after %llu entries: %s (%s)",
+			 (unsigned long long)rep->entries[ti], mdb_strerror(rc), lmdb_words(rc));
+		vnote(rep, t, NULL, why);
+	}
+}
+
+/* The walk itself (in the child). */
+static void verify_walk(const char *dir, struct store_verify_report *rep)
+{
+	MDB_env *env = NULL;
+	MDB_txn *txn = NULL;
+	int rc = mdb_env_create(&env);
+	if (rc == 0) {
+		mdb_env_set_maxdbs(env, 8);
+		rc = mdb_env_open(env, dir, MDB_RDONLY, 0);
+	}
+	if (rc == 0)
+		rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+	if (rc) {
+		snprintf(rep->error, sizeof rep->error, "cannot open %s/data.mdb: %s (%s)", dir,
+			 mdb_strerror(rc), lmdb_words(rc));
+		if (rc != ENOENT && rc != EACCES && rc != ENOMEM)
+			rep->damaged++;
+		goto out;
+	}
+	MDB_dbi dbis[5];
+	static const char *const names[] = {"rec", "idx", "ids", "journal", "meta"};
+	for (int i = 0; i < 5; i++)
+		if ((rc = mdb_dbi_open(txn, names[i], 0, &dbis[i]))) {
+			snprintf(rep->error, sizeof rep->error, "%s/data.mdb: table %s: %s (%s)", dir,
+				 names[i], mdb_strerror(rc), lmdb_words(rc));
+			rep->damaged++;
+			goto out;
+		}
+	MDB_val k = {6, "format"}, v;
+	if ((rc = mdb_get(txn, dbis[4], &k, &v)) == 0)
+		rep->format = format_number(&v);
+	else
+		vnote(rep, T_META, &k, rc == MDB_NOTFOUND ? "it is missing" : lmdb_words(rc));
+	bool sums = rep->format >= FORMAT_N;
+	if (rep->format > FORMAT_N || (rc == 0 && rep->format < 1)) {
+		vnote(rep, T_META, &k, rep->format ? "a newer format: not checked" : "it is damaged");
+		goto out;
+	}
+	rep->checksums = sums;
+	for (int i = 0; i < 5; i++)
+		vwalk(txn, dbis, i, sums, rep);
+out:
+	if (txn)
+		mdb_txn_abort(txn);
+	if (env)
+		mdb_env_close(env);
+}
+
+/* Run the walk in a child; *pidp (may be NULL) holds its pid while it runs. */
+static int verify_run(const char *dir, struct store_verify_report *rep, atomic_int *pidp)
+{
+	memset(rep, 0, sizeof *rep);
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/data.mdb", dir);
+	struct stat st;
+	if (stat(path, &st) != 0) {
+		rep->absent = errno == ENOENT;
+		snprintf(rep->error, sizeof rep->error, "%s: %s", path, strerror(errno));
+		return 0;
+	}
+	int fds[2];
+	if (pipe(fds) != 0)
+		return LINLI_EIO;
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return LINLI_EIO;
+	}
+	if (pid == 0) {
+		close(fds[0]);
+		struct store_verify_report *r = calloc(1, sizeof *r);
+		if (!r)
+			_exit(3);
+		verify_walk(dir, r);
+		const char *p = (const char *)r;
+		size_t left = sizeof *r;
+		while (left) {
+			ssize_t n = write(fds[1], p, left);
+			if (n <= 0)
+				_exit(2);
+			p += n;
+			left -= (size_t)n;
+		}
+		_exit(0);
+	}
+	close(fds[1]);
+	if (pidp)
+		atomic_store(pidp, pid);
+	size_t got = 0;
+	while (got < sizeof *rep) {
+		ssize_t n = read(fds[0], (char *)rep + got, sizeof *rep - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fds[0]);
+	int status = 0;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (pidp)
+		atomic_store(pidp, 0);
+	if (got == sizeof *rep && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	memset(rep, 0, sizeof *rep);
+	rep->damaged = 1;
+	if (WIFSIGNALED(status)) {
+		rep->crashed = WTERMSIG(status);
+		snprintf(rep->error, sizeof rep->error,
+			 "the walk of %s crashed (signal %d, %s) inside LMDB: its pages are "
+			 "damaged beyond reading",
+			 path, rep->crashed, strsignal(rep->crashed));
+	} else
+		snprintf(rep->error, sizeof rep->error, "the walk of %s ended early (status %d)",
+			 path, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	return 0;
+}
+
+int store_verify(const char *dir, struct store_verify_report *rep)
+{
+	return verify_run(dir, rep, NULL);
+}
+
+int store_verify_print(const char *dir, const struct store_verify_report *rep, FILE *f)
+{
+	if (rep->absent) {
+		fprintf(f, "%s/data.mdb: no store yet: nothing to verify\n", dir);
+		return 0;
+	}
+	if (rep->format)
+		fprintf(f, "%s/data.mdb: format 'linli-store %d'%s\n", dir, rep->format,
+			rep->checksums ? ", every checksum checked"
+				       : ": no checksums yet (linlid adds them at its next start); "
+					 "LMDB's structure and the tables' agreement checked");
+	static const char *const what[] = {"records", "index entries", "id entries",
+					   "journal events", "meta entries"};
+	for (int i = 0; i < 5; i++)
+		fprintf(f, "%s%llu %s", i ? ", " : "  ", (unsigned long long)rep->entries[i],
+			what[i]);
+	fprintf(f, "\n");
+	if (rep->error[0])
+		fprintf(f, "  %s\n", rep->error);
+	for (int i = 0; i < rep->n_named; i++)
+		fprintf(f, "  damaged: %s\n", rep->named[i]);
+	if (!rep->damaged) {
+		fprintf(f, "  clean: 0 damaged\n");
+		return 0;
+	}
+	fprintf(f,
+		"  DAMAGED: %llu entr%s%s; restore a backup (README: recovering a damaged "
+		"store)\n",
+		(unsigned long long)rep->damaged, rep->damaged == 1 ? "y" : "ies",
+		rep->damaged > (uint64_t)rep->n_named && rep->n_named ? " (the first named above)"
+								       : "");
+	return 1;
+}
+
+int store_verify_cli(const char *dir)
+{
+	struct store_verify_report *rep = malloc(sizeof *rep);
+	if (!rep || store_verify(dir, rep) != 0) {
+		fprintf(stderr, "linlid --verify: cannot start the walk of %s: %s\n", dir,
+			strerror(errno));
+		free(rep);
+		return 1;
+	}
+	int rc = store_verify_print(dir, rep, rep->damaged ? stderr : stdout);
+	free(rep);
+	return rc;
+}
+
+struct verify_job {
+	struct store *s;
+	store_verify_fn done;
+	void *arg;
+};
+
+static void *verify_main(void *p)
+{
+	struct verify_job *j = p;
+	struct store_verify_report *rep = calloc(1, sizeof *rep);
+	int rc = rep ? verify_run(j->s->dir, rep, &j->s->verify_pid) : LINLI_ENOMEM;
+	atomic_store(&j->s->verify_running, false);
+	j->done(j->arg, rc, rep);
+	free(rep);
+	free(j);
+	return NULL;
+}
+
+int store_verify_start(struct store *s, store_verify_fn done, void *arg, char *err, size_t errlen)
+{
+	pthread_mutex_lock(&s->bmu);
+	if (atomic_load(&s->verify_running)) {
+		pthread_mutex_unlock(&s->bmu);
+		return errf(err, errlen, LINLI_EBUSY, "store verify: one is running already");
+	}
+	if (s->verify_joinable) {
+		pthread_join(s->verify_thread, NULL);
+		s->verify_joinable = false;
+	}
+	struct verify_job *j = malloc(sizeof *j);
+	int rc = 0;
+	if (!j)
+		rc = errf(err, errlen, LINLI_ENOMEM, "store verify: out of memory");
+	else {
+		*j = (struct verify_job){s, done, arg};
+		atomic_store(&s->verify_running, true);
+		if (pthread_create(&s->verify_thread, NULL, verify_main, j) != 0) {
+			atomic_store(&s->verify_running, false);
+			free(j);
+			rc = errf(err, errlen, LINLI_EIO, "store verify: cannot start a thread");
+		} else
+			s->verify_joinable = true;
+	}
+	pthread_mutex_unlock(&s->bmu);
+	return rc;
 }

@@ -76,6 +76,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "catalog.h"
 #include "scope.h"
@@ -405,6 +406,48 @@ uint64_t store_count(struct store *s, const char *dataset);
  */
 int store_backup_start(struct store *s, const char *path, store_done_fn done, void *arg, char *err,
 		       size_t errlen);
+
+/* ---- verification: any thread, or with no store open (linlid --verify) ---- */
+
+#define STORE_VERIFY_NAMED 20 /* damaged entries named in a report */
+
+struct store_verify_report {
+	bool absent;	     /* no data.mdb: nothing to verify */
+	int format;	     /* N of "linli-store N"; 0 when unreadable */
+	bool checksums;	     /* format 3: every entry's checksum was checked */
+	uint64_t entries[5]; /* records, index entries, id entries, journal events, meta */
+	uint64_t damaged;    /* entries found damaged (1 when the walk could not finish) */
+	int crashed;	     /* the signal that ended the walk (damaged pages), or 0 */
+	int n_named;
+	char named[STORE_VERIFY_NAMED][320]; /* the first damaged ones, in words */
+	char error[512];		     /* the walk could not start or finish: why */
+};
+
+/*
+ * store_verify — walk every entry of the store in directory `dir`, in a
+ * child process (LMDB itself can crash on a damaged branch page): every
+ * checksum, every record one MessagePack map with its ids entry, every ids
+ * and index entry naming a record that is there. Read-only; runs beside a
+ * running linlid too. Returns 0 with `rep` filled (rep->damaged is the
+ * verdict) or LINLI_EIO (no pipe or child).
+ */
+int store_verify(const char *dir, struct store_verify_report *rep);
+
+/* The report in words on f; returns 0 (clean) or 1 (damaged). */
+int store_verify_print(const char *dir, const struct store_verify_report *rep, FILE *f);
+
+/* linlid --verify: walk, print (stdout clean, stderr damaged), return the exit status 0 or 1. */
+int store_verify_cli(const char *dir);
+
+/* Called on the verify thread when the walk ends: rc 0 with rep, or a code (rep NULL). */
+typedef void (*store_verify_fn)(void *arg, int rc, const struct store_verify_report *rep);
+
+/*
+ * store_verify_start — store_verify of this store's directory on a thread
+ * of its own, then done(arg, ...) there. One at a time (LINLI_EBUSY);
+ * store_close ends a running one (its child killed, done still called).
+ */
+int store_verify_start(struct store *s, store_verify_fn done, void *arg, char *err, size_t errlen);
 
 /* Is `id` a well-formed record id? */
 bool store_id_ok(const char *id);

@@ -1691,6 +1691,73 @@ static void test_format_2_migrated(void **state)
 	assert_non_null(strstr(err, "record dataset others, scope " YUELAN2 ", id 'o2999'"));
 }
 
+/* store_verify walks everything in a child: clean, then damage of each kind named and counted. */
+static void test_verify_walks_everything(void **state)
+{
+	struct fx *x = *state;
+	for (int i = 0; i < 40; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "t%d", i);
+		must_put(x, "things", YUELAN, id, "{\"s\":\"v1\",\"i\":5}", NULL);
+	}
+	assert_int_equal(store_journal_append(x->s, 9, "\x81\xa1k\xa1v", 5, err, sizeof err), 0);
+	commit(x);
+	struct store_verify_report *r = malloc(sizeof *r);
+	/* Beside the open store (a running linlid), and clean. */
+	assert_int_equal(store_verify(x->data, r), 0);
+	assert_int_equal(r->damaged, 0);
+	assert_int_equal(r->format, 3);
+	assert_true(r->checksums);
+	assert_int_equal(r->entries[0], 40);
+	assert_int_equal(r->entries[1], 40 * 2); /* s and i */
+	assert_int_equal(r->entries[2], 40);
+	assert_int_equal(r->entries[3], 1);
+	store_close(x->s);
+	x->s = NULL;
+	char k[256];
+	size_t kn = (size_t)sprintf(k, "things") + 1;
+	kn += (size_t)sprintf(k + kn, "%s/", YUELAN) + 1;
+	kn += (size_t)sprintf(k + kn, "t7");
+	flip_value(x, "rec", k, kn, -2);
+	unsigned char seq[8] = {0, 0, 0, 0, 0, 0, 0, 9};
+	flip_value(x, "journal", seq, 8, 0);
+	/* An ids entry whose record is gone: the tables disagree. */
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	raw_begin(x, "rec", &env, &txn, &dbi);
+	kn = (size_t)sprintf(k, "things") + 1;
+	kn += (size_t)sprintf(k + kn, "%s/", YUELAN) + 1;
+	kn += (size_t)sprintf(k + kn, "t8");
+	MDB_val key = {kn, k};
+	assert_int_equal(mdb_del(txn, dbi, &key, NULL), 0);
+	raw_end(env, txn);
+	assert_int_equal(store_verify(x->data, r), 0);
+	for (int i = 0; i < r->n_named; i++)
+		printf("named: %s\n", r->named[i]);
+	assert_int_equal(r->n_named, (int)r->damaged);
+	assert_string_equal(r->named[0], "record dataset things, scope " YUELAN
+					 ", id 't7': its checksum does not match");
+	bool ids = false, journal = false;
+	for (int i = 0; i < r->n_named; i++) {
+		ids |= strcmp(r->named[i], "id entry of dataset things, id 't8', scope " YUELAN
+					   ": it names a record that is not there") == 0;
+		journal |= strcmp(r->named[i], "journal event 9: its checksum does not match") == 0;
+	}
+	assert_true(ids && journal);
+	assert_int_equal(r->entries[0], 39);
+	FILE *f = tmpfile();
+	assert_int_equal(store_verify_print(x->data, r, f), 1);
+	fclose(f);
+	/* No store at all: nothing to verify. */
+	char p[256];
+	snprintf(p, sizeof p, "%s/none", x->dir);
+	assert_int_equal(store_verify(p, r), 0);
+	assert_true(r->absent);
+	assert_int_equal(r->damaged, 0);
+	free(r);
+}
+
 /* A damaged count is counted again, never served wrong. */
 static void test_damaged_count_recounted(void **state)
 {
@@ -2260,6 +2327,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_damaged_ids_and_journal_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_format_2_migrated, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_damaged_count_recounted, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_verify_walks_everything, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_backup_and_restore, setup, teardown),
 	    cmocka_unit_test(test_time_parse),
 	    cmocka_unit_test_setup_teardown(test_journal_trim_and_info, setup, teardown),
