@@ -1593,10 +1593,14 @@ static void write_format_2(const char *dir, int n)
 	assert_int_equal(mdb_dbi_open(txn, "journal", MDB_CREATE, &journal), 0);
 	char ixsig[64];
 	snprintf(ixsig, sizeof ixsig, "v1,name:string");
+	static char big[20001];
+	memset(big, 'x', sizeof big - 1);
 	for (int i = 0; i < n; i++) {
 		char k[512], id[16], name[16];
 		snprintf(id, sizeof id, "o%d", i);
 		snprintf(name, sizeof name, "n%d", i % 4);
+		if (i == n / 2)
+			name[0] = 'b'; /* one record on overflow pages: "big" below */
 		const char *scope = i % 2 ? YUELAN2 : YUELAN;
 		size_t kn = (size_t)sprintf(k, "others") + 1;
 		kn += (size_t)sprintf(k + kn, "%s/", scope) + 1;
@@ -1605,8 +1609,10 @@ static void write_format_2(const char *dir, int n)
 		msgpack_packer pk;
 		msgpack_sbuffer_init(&b);
 		msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
-		msgpack_pack_map(&pk, 1);
+		msgpack_pack_map(&pk, name[0] == 'b' ? 2 : 1);
 		mp_kv_str(&pk, "name", name);
+		if (name[0] == 'b')
+			mp_kv_str(&pk, "note", big); /* not in the catalog: read back as it is */
 		raw_put(txn, rec, k, kn, b.data, b.size);
 		msgpack_sbuffer_destroy(&b);
 		kn = (size_t)sprintf(k, "others") + 1;
@@ -1661,6 +1667,11 @@ static void test_format_2_migrated(void **state)
 	assert_int_equal(scan(x, "others", YUELAN, NULL, NULL, 0, NULL, &C, NULL), 1500);
 	assert_int_equal(scan(x, "others", NULL, "name=n1", NULL, 0, NULL, &C, NULL), 750);
 	msgpack_unpacked up;
+	assert_int_equal(get_obj(x, "others", NULL, "o1500", &up), 0);
+	const msgpack_object *note = mp_get(&up.data, "note");
+	assert_non_null(note);
+	assert_int_equal(note->via.str.size, 20000);
+	msgpack_unpacked_destroy(&up);
 	for (int i = 0; i < 3000; i += 7) {
 		char id[16];
 		snprintf(id, sizeof id, "o%d", i);
