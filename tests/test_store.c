@@ -1769,6 +1769,26 @@ static void test_verify_walks_everything(void **state)
 	free(r);
 }
 
+/* An LMDB error at open names the file and says what it means, not only LMDB's phrase. */
+static void test_lmdb_open_error_in_words(void **state)
+{
+	struct fx *x = *state;
+	store_close(x->s);
+	x->s = NULL;
+	char p[256];
+	data_file(x, p, sizeof p);
+	FILE *f = fopen(p, "r+b");
+	assert_non_null(f);
+	uint32_t version = 999; /* the first meta page's mm_version, after its magic */
+	fseek(f, 20, SEEK_SET);
+	fwrite(&version, 4, 1, f);
+	fclose(f);
+	expect_refused(x, "data/data.mdb (or lock.mdb) is damaged or truncated: "
+			  "MDB_VERSION_MISMATCH: Database environment version mismatch: data.mdb or "
+			  "lock.mdb was written by another LMDB version, or is damaged; refusing to "
+			  "start on it; restore a backup");
+}
+
 /* A damaged count is counted again, never served wrong. */
 static void test_damaged_count_recounted(void **state)
 {
@@ -2339,6 +2359,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_format_2_migrated, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_damaged_count_recounted, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_verify_walks_everything, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lmdb_open_error_in_words, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_backup_and_restore, setup, teardown),
 	    cmocka_unit_test(test_time_parse),
 	    cmocka_unit_test_setup_teardown(test_journal_trim_and_info, setup, teardown),
