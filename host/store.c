@@ -579,8 +579,9 @@ static bool split_tail(const char *t, size_t n, char *scope, char *id)
  * XXH3-64 of the value, seeded with XXH3-64 of the key, seeded with the
  * table, little-endian. A read checks and strips them; a mismatch is
  * LINLI_ECORRUPT naming the entry and saying the file is damaged, never
- * data. XXH3 runs at memory speed (a 200-byte record costs ~20 ns), so a
- * lookup pays a few percent.
+ * data. XXH3 runs at memory speed: a 48-byte key and a 96-byte value cost
+ * 15-40 ns, against ~5 us for a get and ~15 us for an insert (three entries)
+ * through the store, and ~200-350 ns per record of a scan (tools/bench store).
  */
 enum tab { T_REC = 1, T_IDX, T_IDS, T_META, T_JOURNAL };
 #define SUM_LEN 8
