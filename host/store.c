@@ -47,7 +47,7 @@
 
 #define KEY_MAX		511
 #define STORE_FORMAT	"linli-store 3"
-#define FORMAT_N	3		/* the number in STORE_FORMAT */
+#define FORMAT_N	3 /* the number in STORE_FORMAT */
 #define FORMAT_PREFIX	"linli-store "
 #define NODE_ID_LEN	10		/* hex digits of the node's id (meta "node") */
 #define IDX_RAW_MAX	64 /* longer string values are indexed by hash */
@@ -674,7 +674,8 @@ static const char *const tab_names[] = {"", "rec", "idx", "ids", "meta", "journa
 static void describe(enum tab t, const void *kp, size_t kn, char *out, size_t len)
 {
 	const char *k = kp, *end = k + kn;
-	const char *z1 = memchr(k, '\0', kn), *z2 = z1 ? memchr(z1 + 1, '\0', (size_t)(end - z1 - 1)) : NULL;
+	const char *z1 = memchr(k, '\0', kn),
+		   *z2 = z1 ? memchr(z1 + 1, '\0', (size_t)(end - z1 - 1)) : NULL;
 	char a[128], b[SCOPE_MAX * 2], c[STORE_ID_MAX * 4 + 8], d[80];
 	if (t == T_REC && z1 && z2 && z2 > z1 + 1 && z2[-1] == '/') {
 		esc(a, sizeof a, k, (size_t)(z1 - k));
@@ -716,7 +717,8 @@ static void describe(enum tab t, const void *kp, size_t kn, char *out, size_t le
 		return;
 	}
 	esc(b, sizeof b, k, kn > 96 ? 96 : kn);
-	snprintf(out, len, "entry of table %s with key '%s%s'", tab_names[t], b, kn > 96 ? "..." : "");
+	snprintf(out, len, "entry of table %s with key '%s%s'", tab_names[t], b,
+		 kn > 96 ? "..." : "");
 }
 
 /* The entry b names is damaged: LINLI_ECORRUPT, saying which and what to do. */
@@ -2943,7 +2945,8 @@ static int migrate_2_to_3(struct store *s, char *summary, size_t sumlen)
 		uint64_t n = 0;
 		for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
 		     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-			if (tabs[i] == T_META && k.mv_size == 6 && memcmp(k.mv_data, "format", 6) == 0)
+			if (tabs[i] == T_META && k.mv_size == 6 &&
+			    memcmp(k.mv_data, "format", 6) == 0)
 				continue;
 			if (v.mv_size + SUM_LEN > cap) {
 				size_t nc = (v.mv_size + SUM_LEN) * 2;
@@ -2958,8 +2961,8 @@ static int migrate_2_to_3(struct store *s, char *summary, size_t sumlen)
 			/* Copies first: the put moves what LMDB's pointers show. */
 			struct kbuf kb = {.n = k.mv_size > KEY_MAX ? KEY_MAX : k.mv_size};
 			memcpy(kb.b, k.mv_data, kb.n);
-			le64((uint8_t *)buf, entry_sum(tabs[i], k.mv_data, k.mv_size, v.mv_data,
-						       v.mv_size));
+			le64((uint8_t *)buf,
+			     entry_sum(tabs[i], k.mv_data, k.mv_size, v.mv_data, v.mv_size));
 			if (v.mv_size)
 				memcpy(buf + SUM_LEN, v.mv_data, v.mv_size);
 			MDB_val nk = {kb.n, kb.b}, nv = {v.mv_size + SUM_LEN, buf};
@@ -3742,7 +3745,8 @@ static void vwalk(MDB_txn *txn, const MDB_dbi *dbis, int ti, bool sums,
 				continue;
 			}
 			const uint8_t *b = v.mv_data;
-			if (!v.mv_size || !((b[0] & 0xf0) == 0x80 || b[0] == 0xde || b[0] == 0xdf) ||
+			if (!v.mv_size ||
+			    !((b[0] & 0xf0) == 0x80 || b[0] == 0xde || b[0] == 0xdf) ||
 			    mp_check(v.mv_data, v.mv_size, MP_MAX_DEPTH, 0, why, sizeof why) != 0) {
 				vnote(rep, t, &k, "its value is not one MessagePack map");
 				continue;
@@ -3793,8 +3797,8 @@ static void verify_walk(const char *dir, struct store_verify_report *rep)
 	static const char *const names[] = {"rec", "idx", "ids", "journal", "meta"};
 	for (int i = 0; i < 5; i++)
 		if ((rc = mdb_dbi_open(txn, names[i], 0, &dbis[i]))) {
-			snprintf(rep->error, sizeof rep->error, "%s/data.mdb: table %s: %s (%s)", dir,
-				 names[i], mdb_strerror(rc), lmdb_words(rc));
+			snprintf(rep->error, sizeof rep->error, "%s/data.mdb: table %s: %s (%s)",
+				 dir, names[i], mdb_strerror(rc), lmdb_words(rc));
 			rep->damaged++;
 			goto out;
 		}
@@ -3805,7 +3809,8 @@ static void verify_walk(const char *dir, struct store_verify_report *rep)
 		vnote(rep, T_META, &k, rc == MDB_NOTFOUND ? "it is missing" : lmdb_words(rc));
 	bool sums = rep->format >= FORMAT_N;
 	if (rep->format > FORMAT_N || (rc == 0 && rep->format < 1)) {
-		vnote(rep, T_META, &k, rep->format ? "a newer format: not checked" : "it is damaged");
+		vnote(rep, T_META, &k,
+		      rep->format ? "a newer format: not checked" : "it is damaged");
 		goto out;
 	}
 	rep->checksums = sums;
@@ -3925,7 +3930,7 @@ int store_verify_print(const char *dir, const struct store_verify_report *rep, F
 		"store)\n",
 		(unsigned long long)rep->damaged, rep->damaged == 1 ? "y" : "ies",
 		rep->damaged > (uint64_t)rep->n_named && rep->n_named ? " (the first named above)"
-								       : "");
+								      : "");
 	return 1;
 }
 

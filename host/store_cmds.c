@@ -597,9 +597,9 @@ static void verify_finish(struct kernel *k, void *arg)
 	if (r->crashed)
 		mp_kv_int(pk, "crashed_by_signal", r->crashed);
 	if (r->damaged)
-		log_error("store", "store verify: %s/data.mdb: %llu damaged entries%s%s", k->cfg.data_dir,
-			  (unsigned long long)r->damaged, r->n_named ? ", the first: " : "",
-			  r->n_named ? r->named[0] : r->error);
+		log_error("store", "store verify: %s/data.mdb: %llu damaged entries%s%s",
+			  k->cfg.data_dir, (unsigned long long)r->damaged,
+			  r->n_named ? ", the first: " : "", r->n_named ? r->named[0] : r->error);
 	cmd_finish(call, 0);
 	free(d);
 }
@@ -626,8 +626,8 @@ static int cmd_store_verify(struct cmd_call *call, void *ud)
 	(void)ud;
 	if (call->argc != 2)
 		return cmd_fail(call, LINLI_EINVAL, "usage: store verify (no arguments)");
-	int rc = store_verify_start(call->k->store, verify_done_cb, call, call->err,
-				    sizeof call->err);
+	int rc =
+	    store_verify_start(call->k->store, verify_done_cb, call, call->err, sizeof call->err);
 	return rc ? rc : CMD_PENDING;
 }
 

@@ -1783,10 +1783,11 @@ static void test_lmdb_open_error_in_words(void **state)
 	fseek(f, 20, SEEK_SET);
 	fwrite(&version, 4, 1, f);
 	fclose(f);
-	expect_refused(x, "data/data.mdb (or lock.mdb) is damaged or truncated: "
-			  "MDB_VERSION_MISMATCH: Database environment version mismatch: data.mdb or "
-			  "lock.mdb was written by another LMDB version, or is damaged; refusing to "
-			  "start on it; restore a backup");
+	expect_refused(x,
+		       "data/data.mdb (or lock.mdb) is damaged or truncated: "
+		       "MDB_VERSION_MISMATCH: Database environment version mismatch: data.mdb or "
+		       "lock.mdb was written by another LMDB version, or is damaged; refusing to "
+		       "start on it; restore a backup");
 }
 
 /* A damaged count is counted again, never served wrong. */
