@@ -101,6 +101,7 @@ static const struct access_gate_row gates[] = {
     {"data", "query", ACT_DATA_READ, S_, true},
     {"store", "stats", ACT_STORE_ADMIN, N_, false},
     {"store", "backup", ACT_STORE_ADMIN, N_, false},
+    {"store", "verify", ACT_STORE_ADMIN, N_, false},
     {"catalog", "list", ACT_STATUS, S_, false},
     {"catalog", "show", ACT_STATUS, S_, false},
     {"accounts", "add", ACT_ACCOUNTS_MANAGE, S_, false},

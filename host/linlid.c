@@ -55,11 +55,14 @@ static void usage(FILE *f)
 		   "              [--version]\n"
 		   "       linlid [--config FILE] --init-admin USER   (password on stdin)\n"
 		   "       linlid [--config FILE] --grant plugin:NAME|rule:NAME CAP...|--all\n"
+		   "       linlid [--config FILE] --verify\n"
 		   "  --config FILE    read FILE instead of the embedded default\n"
 		   "  --check-config   validate the configuration and exit (0 good, 2 bad)\n"
 		   "  --init-admin U   first run: create the node's first administrator U and exit\n"
 		   "  --grant S CAP... grant capabilities to plugin or rule S (daemon stopped), exit;\n"
 		   "                   --all: every one its file in the configured dirs declares\n"
+		   "  --verify         walk the store (daemon stopped): every checksum, every\n"
+		   "                   table; exit 0 clean, 1 damaged (naming what)\n"
 		   "  --foreground     stay attached to the terminal (default: detach)\n"
 		   "  --test-clock     tests only: let an admin move the kernel's clock forward\n"
 		   "                   (`linli clock`); never on a node in service\n"
@@ -330,11 +333,12 @@ int main(int argc, char **argv)
 		{"foreground", no_argument, NULL, 'f'},	  {"version", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},	  {"init-admin", required_argument, NULL, 'i'},
 		{"grant", required_argument, NULL, 'g'},  {"all", no_argument, NULL, 'a'},
-		{"test-clock", no_argument, NULL, 't'},	  {NULL, 0, NULL, 0}};
+		{"test-clock", no_argument, NULL, 't'},	  {"verify", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0}};
 	const char *init_admin = NULL, *grant = NULL;
 	bool grant_all = false;
 	const char *cfg_path = NULL;
-	bool check = false, foreground = false, test_clock = false;
+	bool check = false, foreground = false, test_clock = false, verify = false;
 	int o;
 	/* The kinds of plugin the registry loads: shared objects and Lua scripts. */
 	plug_kind_add(plugin_so_kind());
@@ -363,6 +367,10 @@ int main(int argc, char **argv)
 			break;
 		case 't':
 			test_clock = true;
+			break;
+		case 'V':
+			verify = true;
+			foreground = true;
 			break;
 		case 'v':
 			printf("linlid %s\n", LINLI_VERSION);
@@ -434,6 +442,10 @@ int main(int argc, char **argv)
 		  strerror(errno))) ||
 	    take_lock(k.cfg.data_dir, &lock_fd, err, sizeof err) != 0) {
 		log_error("kernel", "%s", err);
+		goto out;
+	}
+	if (verify) {
+		exit_code = store_verify_cli(k.cfg.data_dir);
 		goto out;
 	}
 	if (catalog_load(k.cfg.catalog_dir, &k.catalog, err, sizeof err) != 0) {

@@ -9,12 +9,17 @@
  * touch; see store_cmds.h), never prints, and never blocks the kernel thread
  * on anything but LMDB itself.
  *
- * Layout (named LMDB databases), format "linli-store 2":
- *   rec   dataset \0 scope "/" \0 id            -> the record (MessagePack map)
- *   idx   dataset \0 field \0 value scope "/" \0 id -> ""  (indexed fields)
- *   ids   dataset \0 id \0 scope "/"             -> ""  (which scopes hold id)
- *   meta  "format", "node", "count/<dataset>", "ixsig/<dataset>"
- *   journal  seq (8 bytes, big-endian)           -> one bus event (MessagePack)
+ * Layout (named LMDB databases), format "linli-store 3":
+ *   rec   dataset \0 scope "/" \0 id            -> sum, the record (MessagePack map)
+ *   idx   dataset \0 field \0 value scope "/" \0 id -> sum  (indexed fields)
+ *   ids   dataset \0 id \0 scope "/"             -> sum  (which scopes hold id)
+ *   meta  "format" (no sum), "node", "count/<dataset>", "ixsig/<dataset>" -> sum, value
+ *   journal  seq (8 bytes, big-endian)           -> sum, one bus event (MessagePack)
+ * `sum` is 8 bytes: XXH3-64 of the value seeded with XXH3-64 of the key
+ * (seeded with the table: rec 1, idx 2, ids 3, meta 4, journal 5),
+ * little-endian. Every read checks it: a mismatch is LINLI_ECORRUPT naming
+ * the entry (dataset, scope and id; or the index and key) and saying the
+ * file is damaged, never data.
  * A jurisdiction subtree is the key range starting `dataset \0 scope "/"`, so
  * `.../yuelan` never matches `.../yuelan2`. An index value is a 2-byte length
  * and the value's canonical bytes (strings longer than 64 bytes: a 16-byte
@@ -34,9 +39,10 @@
  * `TTTTTTTTTTTTSSSS-NNNNNNNNNN`: the time in ms and a sequence (hex, so they
  * sort in creation order), then the node's id (10 hex digits, random, kept
  * in meta "node"), so that ids of different nodes never meet when tiers
- * federate. A format-1 store ("linli-store 1": ids unique per dataset, ids
- * `dataset \0 id -> scope`) is migrated at open, in one write transaction
- * (its records kept, the ids table rebuilt from them); any other format is
+ * federate. Earlier stores are migrated at open, in one write transaction,
+ * logged: format 2 (no sums) gets a sum on every entry; format 1 ("linli-store
+ * 1": ids unique per dataset, ids `dataset \0 id -> scope`) first has its ids
+ * table rebuilt from its records, then goes on as format 2. A newer format is
  * refused with a message naming the file.
  *
  * Threads: the thread that opened the store (the kernel thread) is its owner.
@@ -70,6 +76,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "catalog.h"
 #include "scope.h"
@@ -399,6 +406,48 @@ uint64_t store_count(struct store *s, const char *dataset);
  */
 int store_backup_start(struct store *s, const char *path, store_done_fn done, void *arg, char *err,
 		       size_t errlen);
+
+/* ---- verification: any thread, or with no store open (linlid --verify) ---- */
+
+#define STORE_VERIFY_NAMED 20 /* damaged entries named in a report */
+
+struct store_verify_report {
+	bool absent;	     /* no data.mdb: nothing to verify */
+	int format;	     /* N of "linli-store N"; 0 when unreadable */
+	bool checksums;	     /* format 3: every entry's checksum was checked */
+	uint64_t entries[5]; /* records, index entries, id entries, journal events, meta */
+	uint64_t damaged;    /* entries found damaged (1 when the walk could not finish) */
+	int crashed;	     /* the signal that ended the walk (damaged pages), or 0 */
+	int n_named;
+	char named[STORE_VERIFY_NAMED][320]; /* the first damaged ones, in words */
+	char error[512];		     /* the walk could not start or finish: why */
+};
+
+/*
+ * store_verify — walk every entry of the store in directory `dir`, in a
+ * child process (LMDB itself can crash on a damaged branch page): every
+ * checksum, every record one MessagePack map with its ids entry, every ids
+ * and index entry naming a record that is there. Read-only; runs beside a
+ * running linlid too. Returns 0 with `rep` filled (rep->damaged is the
+ * verdict) or LINLI_EIO (no pipe or child).
+ */
+int store_verify(const char *dir, struct store_verify_report *rep);
+
+/* The report in words on f; returns 0 (clean) or 1 (damaged). */
+int store_verify_print(const char *dir, const struct store_verify_report *rep, FILE *f);
+
+/* linlid --verify: walk, print (stdout clean, stderr damaged), return the exit status 0 or 1. */
+int store_verify_cli(const char *dir);
+
+/* Called on the verify thread when the walk ends: rc 0 with rep, or a code (rep NULL). */
+typedef void (*store_verify_fn)(void *arg, int rc, const struct store_verify_report *rep);
+
+/*
+ * store_verify_start — store_verify of this store's directory on a thread
+ * of its own, then done(arg, ...) there. One at a time (LINLI_EBUSY);
+ * store_close ends a running one (its child killed, done still called).
+ */
+int store_verify_start(struct store *s, store_verify_fn done, void *arg, char *err, size_t errlen);
 
 /* Is `id` a well-formed record id? */
 bool store_id_ok(const char *id);

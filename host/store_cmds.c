@@ -552,6 +552,85 @@ static int cmd_store_backup(struct cmd_call *call, void *ud)
 	return rc ? rc : CMD_PENDING;
 }
 
+struct verify_done {
+	struct cmd_call *call;
+	int rc;
+	struct store_verify_report rep;
+};
+
+/* Kernel thread: the walk ended; the reply is its report. */
+static void verify_finish(struct kernel *k, void *arg)
+{
+	struct verify_done *d = arg;
+	struct cmd_call *call = d->call;
+	if (d->rc) {
+		snprintf(call->err, sizeof call->err, "store verify: the walk could not run: %s",
+			 linli_strerror(d->rc));
+		cmd_finish(call, d->rc);
+		free(d);
+		return;
+	}
+	const struct store_verify_report *r = &d->rep;
+	msgpack_packer *pk = &call->pk;
+	char file[4200];
+	snprintf(file, sizeof file, "%s/data.mdb", k->cfg.data_dir);
+	msgpack_pack_map(pk, 7 + (r->error[0] != 0) + (r->crashed != 0));
+	mp_kv_str(pk, "file", file);
+	mp_kv_int(pk, "format", r->format);
+	mp_kv_bool(pk, "checksums", r->checksums);
+	static const char *const what[] = {"records", "index_entries", "id_entries",
+					   "journal_events", "meta_entries"};
+	mp_str(pk, "entries");
+	msgpack_pack_map(pk, 5);
+	for (int i = 0; i < 5; i++)
+		mp_kv_uint(pk, what[i], r->entries[i]);
+	mp_kv_uint(pk, "damaged", r->damaged);
+	mp_str(pk, "first_damaged");
+	msgpack_pack_array(pk, (size_t)r->n_named);
+	for (int i = 0; i < r->n_named; i++)
+		mp_str(pk, r->named[i]);
+	mp_kv_str(pk, "verdict",
+		  r->damaged ? "DAMAGED: restore a backup (README: recovering a damaged store)"
+			     : "clean");
+	if (r->error[0])
+		mp_kv_str(pk, "error", r->error);
+	if (r->crashed)
+		mp_kv_int(pk, "crashed_by_signal", r->crashed);
+	if (r->damaged)
+		log_error("store", "store verify: %s/data.mdb: %llu damaged entries%s%s",
+			  k->cfg.data_dir, (unsigned long long)r->damaged,
+			  r->n_named ? ", the first: " : "", r->n_named ? r->named[0] : r->error);
+	cmd_finish(call, 0);
+	free(d);
+}
+
+/* Verify thread: hand the report to the kernel thread. */
+static void verify_done_cb(void *arg, int rc, const struct store_verify_report *rep)
+{
+	struct cmd_call *call = arg;
+	struct verify_done *d = calloc(1, sizeof *d);
+	if (d) {
+		d->call = call;
+		d->rc = rc;
+		if (rep)
+			d->rep = *rep;
+	}
+	if (!d || kernel_post(call->k, verify_finish, d) != 0) {
+		free(d); /* the daemon is stopping: nobody is left to answer */
+		cmd_call_free(call);
+	}
+}
+
+static int cmd_store_verify(struct cmd_call *call, void *ud)
+{
+	(void)ud;
+	if (call->argc != 2)
+		return cmd_fail(call, LINLI_EINVAL, "usage: store verify (no arguments)");
+	int rc =
+	    store_verify_start(call->k->store, verify_done_cb, call, call->err, sizeof call->err);
+	return rc ? rc : CMD_PENDING;
+}
+
 /* ---- catalog ---- */
 
 static void pack_field(msgpack_packer *pk, const struct cat_field *f, bool dataset)
@@ -835,6 +914,10 @@ int store_cmds_register(struct kernel *k)
 	    {"store", "stats", "", "size, map, records, commits of the store", cmd_store_stats},
 	    {"store", "backup", "DIR",
 	     "write a compacted, consistent copy to DIR/data.mdb while serving", cmd_store_backup},
+	    {"store", "verify", "",
+	     "walk the whole store in a child process: every checksum, every table; counts "
+	     "and the first damaged entries",
+	     cmd_store_verify},
 	    {"catalog", "list", "[datasets|devices|plugins]",
 	     "datasets, device classes and plugins of the catalog", cmd_catalog_list},
 	    {"catalog", "show", "[dataset|device|plugin] NAME", "one catalog entry in full",

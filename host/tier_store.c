@@ -879,7 +879,15 @@ static int cmd_login(struct cmd_call *call, void *ud)
 	j->done = login_done;
 	char err[256];
 	const char *user = call->argv[1];
-	if (user_ok(user) && account_get(k, user, &j->acct, err, sizeof err) == 0) {
+	int arc = user_ok(user) ? account_get(k, user, &j->acct, err, sizeof err) : LINLI_ENOENT;
+	if (arc == LINLI_ECORRUPT) { /* a damaged store is said, never "wrong password" */
+		sodium_memzero(pw, strlen(pw));
+		free(pw);
+		free(j);
+		log_error("tiers", "login of %s: %s", user, err);
+		return cmd_fail(call, arc, "login failed: %s", err);
+	}
+	if (arc == 0) {
 		if (j->acct.disabled || j->acct.locked_until > wall_ms()) {
 			bool locked = !j->acct.disabled;
 			char when[32];

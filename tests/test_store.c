@@ -1353,12 +1353,461 @@ static void test_unknown_format_refused(void **state)
 	assert_int_equal(mdb_env_open(env, x->data, 0, 0600), 0);
 	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
 	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
-	raw_put(txn, meta, "format", 6, "linli-store 3", 13);
+	raw_put(txn, meta, "format", 6, "linli-store 4", 13);
 	assert_int_equal(mdb_txn_commit(txn), 0);
 	mdb_env_close(env);
+	expect_refused(x, "data/data.mdb has format 'linli-store 4', written by a newer linlid; "
+			  "this linlid reads 'linli-store 3' (and migrates 1 and 2)");
+	/* And a format no linlid wrote is damage, not a version. */
+	assert_int_equal(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 8);
+	assert_int_equal(mdb_env_open(env, x->data, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+	raw_put(txn, meta, "format", 6, "linli-stOre 3", 13);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	expect_refused(x, "has format 'linli-stOre 3', which no linlid wrote: meta entry 'format' "
+			  "is damaged");
+}
+
+/* ---- checksums (format 3) ---- */
+
+/* Open the store's file with raw LMDB, table `name` in a write txn. */
+static void raw_begin(struct fx *x, const char *name, MDB_env **env, MDB_txn **txn, MDB_dbi *dbi)
+{
+	assert_int_equal(mdb_env_create(env), 0);
+	mdb_env_set_maxdbs(*env, 8);
+	assert_int_equal(mdb_env_open(*env, x->data, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(*env, NULL, 0, txn), 0);
+	assert_int_equal(mdb_dbi_open(*txn, name, 0, dbi), 0);
+}
+
+static void raw_end(MDB_env *env, MDB_txn *txn)
+{
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+/*
+ * Flip byte `at` (from the end when negative) of the value of key k in
+ * table `name`, as a damaged page would show it: LMDB itself sees nothing.
+ */
+static void flip_value(struct fx *x, const char *name, const void *k, size_t kn, long at)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	raw_begin(x, name, &env, &txn, &dbi);
+	MDB_val key = {kn, (void *)k}, val;
+	assert_int_equal(mdb_get(txn, dbi, &key, &val), 0);
+	unsigned char b[4096];
+	assert_true(val.mv_size <= sizeof b);
+	memcpy(b, val.mv_data, val.mv_size);
+	size_t i = at < 0 ? val.mv_size - (size_t)-at : (size_t)at;
+	assert_true(i < val.mv_size);
+	b[i] ^= 0x20;
+	val.mv_data = b;
+	assert_int_equal(mdb_put(txn, dbi, &key, &val, 0), 0);
+	raw_end(env, txn);
+}
+
+/* Change every copy of `from` in data.mdb's bytes to `to` (same length); how many. */
+static int edit_file(struct fx *x, const char *from, const char *to)
+{
+	char p[256];
+	data_file(x, p, sizeof p);
+	FILE *f = fopen(p, "r+b");
+	assert_non_null(f);
+	fseek(f, 0, SEEK_END);
+	long n = ftell(f);
+	char *b = malloc((size_t)n);
+	rewind(f);
+	assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
+	int hits = 0;
+	size_t fl = strlen(from);
+	for (long i = 0; i + (long)fl <= n; i++)
+		if (memcmp(b + i, from, fl) == 0) {
+			fseek(f, i, SEEK_SET);
+			fwrite(to, 1, fl, f);
+			hits++;
+		}
+	fclose(f);
+	free(b);
+	return hits;
+}
+
+/* A record whose bytes changed in the file is refused by get and scan, naming it; others serve. */
+static void test_damaged_record_refused(void **state)
+{
+	struct fx *x = *state;
+	must_put(x, "things", YUELAN, "a", "{\"s\":\"v1\",\"note\":\"QZXJWKVQ\"}", NULL);
+	must_put(x, "things", YUELAN, "b", "{\"s\":\"v1\",\"note\":\"fine\"}", NULL);
+	commit(x);
+	store_close(x->s);
+	x->s = NULL;
+	assert_true(edit_file(x, "QZXJWKVQ", "QZXJWKVR") >= 1);
+	char e[1024];
+	if (open_store(x, e, sizeof e))
+		fail_msg("open: %s", e);
+	msgpack_unpacked up;
+	assert_int_equal(get_obj(x, "things", NULL, "a", &up), LINLI_ECORRUPT);
+	msgpack_unpacked_destroy(&up);
+	if (!strstr(err, "record dataset things, scope " YUELAN ", id 'a': its checksum does not "
+			 "match") ||
+	    !strstr(err, "data/data.mdb is damaged; restore a backup"))
+		fail_msg("get: %s", err);
+	assert_int_equal(get_obj(x, "things", NULL, "b", &up), 0);
+	assert_true(field_is(&up, "note", "fine"));
+	msgpack_unpacked_destroy(&up);
+	/* A scan of the records, and one through an index, both stop at it. */
+	assert_int_equal(scan(x, "things", YUELAN, NULL, NULL, 0, NULL, &C, NULL), LINLI_ECORRUPT);
+	assert_non_null(strstr(err, "record dataset things, scope " YUELAN ", id 'a'"));
+	assert_int_equal(scan(x, "things", NULL, "s=v1", NULL, 0, NULL, &C, NULL), LINLI_ECORRUPT);
+	assert_non_null(strstr(err, "id 'a'"));
+	/* Nor is it replaced or deleted over: its index entries are unknown. */
+	assert_int_equal(put_json(x, "things", YUELAN, "a", "{\"s\":\"v2\"}", NULL),
+			 LINLI_ECORRUPT);
+	assert_non_null(strstr(err, "id 'a': its checksum does not match"));
+	assert_int_equal(store_delete(x->s, "things", YUELAN, "a", err, sizeof err),
+			 LINLI_ECORRUPT);
+}
+
+/* A damaged index entry (its value, or its key) is refused by the scan that walks it. */
+static void test_damaged_index_entry_refused(void **state)
+{
+	struct fx *x = *state;
+	must_put(x, "things", YUELAN, "a", "{\"s\":\"v1\",\"i\":7}", NULL);
+	must_put(x, "things", YUELAN, "b", "{\"s\":\"v2\",\"i\":9}", NULL);
+	commit(x);
+	store_close(x->s);
+	x->s = NULL;
+	/* things \0 s \0 (len 2) v1 YUELAN/ \0 a */
+	char k[256];
+	size_t kn = 0;
+	memcpy(k, "things\0s\0\0\2v1", 13);
+	kn = 13;
+	kn += (size_t)sprintf(k + kn, "%s/", YUELAN) + 1;
+	kn += (size_t)sprintf(k + kn, "a");
+	flip_value(x, "idx", k, kn, 0);
+	char e[1024];
+	if (open_store(x, e, sizeof e))
+		fail_msg("open: %s", e);
+	assert_int_equal(scan(x, "things", NULL, "s=v1", NULL, 0, NULL, &C, NULL), LINLI_ECORRUPT);
+	if (!strstr(err, "index entry things.s of scope " YUELAN ", id 'a': its checksum does not "
+			 "match"))
+		fail_msg("scan: %s", err);
+	assert_int_equal(scan(x, "things", NULL, "s=v2", NULL, 0, NULL, &C, NULL), 1);
+	/*
+	 * A key changed in place (b's entry v2 -> v4: it now claims another
+	 * value, its checksum intact) is caught too, as is damage in the
+	 * entries a range walks.
+	 */
+	store_close(x->s);
+	x->s = NULL;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	raw_begin(x, "idx", &env, &txn, &dbi);
+	kn = 13;
+	memcpy(k, "things\0s\0\0\2v2", 13);
+	kn += (size_t)sprintf(k + kn, "%s/", YUELAN) + 1;
+	kn += (size_t)sprintf(k + kn, "b");
+	MDB_val key = {kn, k}, val;
+	assert_int_equal(mdb_get(txn, dbi, &key, &val), 0);
+	unsigned char v[8];
+	assert_int_equal(val.mv_size, 8);
+	memcpy(v, val.mv_data, 8);
+	assert_int_equal(mdb_del(txn, dbi, &key, NULL), 0);
+	k[12] = '4';
+	val = (MDB_val){8, v};
+	assert_int_equal(mdb_put(txn, dbi, &key, &val, 0), 0);
+	raw_end(env, txn);
+	memcpy(k, "things\0i\0\0\x08", 11);
+	uint64_t seven = 7ull ^ (1ull << 63);
+	for (int i = 7; i >= 0; i--, seven >>= 8)
+		k[11 + i] = (char)(seven & 0xff);
+	kn = 19;
+	kn += (size_t)sprintf(k + kn, "%s/", YUELAN) + 1;
+	kn += (size_t)sprintf(k + kn, "a");
+	flip_value(x, "idx", k, kn, 3);
+	if (open_store(x, e, sizeof e))
+		fail_msg("reopen: %s", e);
+	assert_int_equal(scan(x, "things", NULL, "s=v4", NULL, 0, NULL, &C, NULL), LINLI_ECORRUPT);
+	assert_non_null(strstr(err, "index entry things.s of scope " YUELAN ", id 'b'"));
+	struct store_range r = {"i", ">", "1"};
+	struct store_query q = {.dataset = "things", .range = &r, .n_range = 1};
+	char cur[STORE_CURSOR_MAX];
+	assert_int_equal(store_scan(x->s, &q, collect, &C, cur, err, sizeof err), LINLI_ECORRUPT);
+	assert_non_null(strstr(err, "index entry things.i of scope " YUELAN ", id 'a'"));
+}
+
+/* The ids table and the journal are checked too. */
+static void test_damaged_ids_and_journal_refused(void **state)
+{
+	struct fx *x = *state;
+	must_put(x, "others", YUELAN, "o1", "{\"name\":\"n\"}", NULL);
+	assert_int_equal(store_journal_append(x->s, 5, "\x81\xa1k\xa1v", 5, err, sizeof err), 0);
+	commit(x);
+	store_close(x->s);
+	x->s = NULL;
+	char k[256];
+	size_t kn = (size_t)sprintf(k, "others") + 1;
+	kn += (size_t)sprintf(k + kn, "o1") + 1;
+	kn += (size_t)sprintf(k + kn, "%s/", YUELAN);
+	flip_value(x, "ids", k, kn, 7);
+	unsigned char seq[8] = {0, 0, 0, 0, 0, 0, 0, 5};
+	flip_value(x, "journal", seq, 8, -1);
+	char e[1024];
+	if (open_store(x, e, sizeof e))
+		fail_msg("open: %s", e);
+	msgpack_unpacked up;
+	assert_int_equal(get_obj(x, "others", NULL, "o1", &up), LINLI_ECORRUPT);
+	msgpack_unpacked_destroy(&up);
+	if (!strstr(err, "id entry of dataset others, id 'o1', scope " YUELAN ": its checksum"))
+		fail_msg("get: %s", err);
+	assert_int_equal(store_journal_scan(x->s, 0, 10, NULL, NULL, err, sizeof err),
+			 LINLI_ECORRUPT);
+	assert_non_null(strstr(err, "journal event 5: its checksum does not match"));
+}
+
+/*
+ * A format-2 store (no checksums) as the linlid before this one wrote it,
+ * with raw LMDB calls: records, ids per scope, an index entry, counts, the
+ * node id, the journal.
+ */
+static void write_format_2(const char *dir, int n)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi rec, ids, meta, idx, journal;
+	assert_int_equal(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 8);
+	mdb_env_set_mapsize(env, 8u << 20);
+	assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "rec", MDB_CREATE, &rec), 0);
+	assert_int_equal(mdb_dbi_open(txn, "idx", MDB_CREATE, &idx), 0);
+	assert_int_equal(mdb_dbi_open(txn, "ids", MDB_CREATE, &ids), 0);
+	assert_int_equal(mdb_dbi_open(txn, "meta", MDB_CREATE, &meta), 0);
+	assert_int_equal(mdb_dbi_open(txn, "journal", MDB_CREATE, &journal), 0);
+	char ixsig[64];
+	snprintf(ixsig, sizeof ixsig, "v1,name:string");
+	static char big[20001];
+	memset(big, 'x', sizeof big - 1);
+	for (int i = 0; i < n; i++) {
+		char k[512], id[16], name[16];
+		snprintf(id, sizeof id, "o%d", i);
+		snprintf(name, sizeof name, "n%d", i % 4);
+		if (i == n / 2)
+			name[0] = 'b'; /* one record on overflow pages: "big" below */
+		const char *scope = i % 2 ? YUELAN2 : YUELAN;
+		size_t kn = (size_t)sprintf(k, "others") + 1;
+		kn += (size_t)sprintf(k + kn, "%s/", scope) + 1;
+		kn += (size_t)sprintf(k + kn, "%s", id);
+		msgpack_sbuffer b;
+		msgpack_packer pk;
+		msgpack_sbuffer_init(&b);
+		msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+		msgpack_pack_map(&pk, name[0] == 'b' ? 2 : 1);
+		mp_kv_str(&pk, "name", name);
+		if (name[0] == 'b')
+			mp_kv_str(&pk, "note", big); /* not in the catalog: read back as it is */
+		raw_put(txn, rec, k, kn, b.data, b.size);
+		msgpack_sbuffer_destroy(&b);
+		kn = (size_t)sprintf(k, "others") + 1;
+		kn += (size_t)sprintf(k + kn, "%s", id) + 1;
+		kn += (size_t)sprintf(k + kn, "%s/", scope);
+		raw_put(txn, ids, k, kn, "", 0);
+		kn = (size_t)sprintf(k, "others") + 1;
+		kn += (size_t)sprintf(k + kn, "name") + 1;
+		k[kn++] = 0;
+		k[kn++] = (char)strlen(name);
+		kn += (size_t)sprintf(k + kn, "%s%s/", name, scope) + 1;
+		kn += (size_t)sprintf(k + kn, "%s", id);
+		raw_put(txn, idx, k, kn, "", 0);
+	}
+	int64_t count = n;
+	raw_put(txn, meta, "format", 6, "linli-store 2", 13);
+	raw_put(txn, meta, "node", 4, "0123456789", 10);
+	raw_put(txn, meta, "count/others", 12, &count, sizeof count);
+	raw_put(txn, meta, "ixsig/others", 12, ixsig, strlen(ixsig));
+	for (unsigned s = 1; s <= 3; s++) {
+		unsigned char seq[8] = {0, 0, 0, 0, 0, 0, 0, (unsigned char)s};
+		raw_put(txn, journal, seq, 8, "\x81\xa1k\xa1v", 5);
+	}
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+static int count_journal(void *ud, uint64_t seq, const void *ev, size_t len)
+{
+	(void)seq;
+	assert_int_equal(len, 5);
+	assert_memory_equal(ev, "\x81\xa1k\xa1v", 5);
+	++*(int *)ud;
+	return 0;
+}
+
+/* A format-2 store is migrated at open: every entry kept and checked from then on. */
+static void test_format_2_migrated(void **state)
+{
+	struct fx *x = *state;
+	store_close(x->s);
+	x->s = NULL;
+	write_catalog(x, true); /* others.name indexed: the signature written above */
+	char p[256];
+	data_file(x, p, sizeof p);
+	unlink(p);
+	write_format_2(x->data, 3000); /* several pages of every table */
+	char e[1024] = "";
+	if (open_store(x, e, sizeof e))
+		fail_msg("open of a format-2 store: %s", e);
+	assert_int_equal(store_count(x->s, "others"), 3000);
+	assert_int_equal(scan(x, "others", YUELAN, NULL, NULL, 0, NULL, &C, NULL), 1500);
+	assert_int_equal(scan(x, "others", NULL, "name=n1", NULL, 0, NULL, &C, NULL), 750);
+	msgpack_unpacked up;
+	assert_int_equal(get_obj(x, "others", NULL, "o1500", &up), 0);
+	const msgpack_object *note = mp_get(&up.data, "note");
+	assert_non_null(note);
+	assert_int_equal(note->via.str.size, 20000);
+	msgpack_unpacked_destroy(&up);
+	for (int i = 0; i < 3000; i += 7) {
+		char id[16];
+		snprintf(id, sizeof id, "o%d", i);
+		assert_int_equal(get_obj(x, "others", NULL, id, &up), 0);
+		msgpack_unpacked_destroy(&up);
+	}
+	int nj = 0;
+	assert_int_equal(store_journal_scan(x->s, 0, 10, count_journal, &nj, err, sizeof err), 3);
+	assert_int_equal(nj, 3);
+	char id[STORE_ID_MAX + 1];
+	must_put(x, "others", YUELAN, NULL, "{\"name\":\"new\"}", id);
+	assert_non_null(strstr(id, "-0123456789")); /* the node id kept */
+	commit(x);
+	/* Every value now has its checksum: one flipped byte is caught. */
+	reopen(x);
+	assert_int_equal(store_count(x->s, "others"), 3001);
+	store_close(x->s);
+	x->s = NULL;
+	char k[256];
+	size_t kn = (size_t)sprintf(k, "others") + 1;
+	kn += (size_t)sprintf(k + kn, "%s/", YUELAN2) + 1;
+	kn += (size_t)sprintf(k + kn, "o2999");
+	flip_value(x, "rec", k, kn, -1);
+	if (open_store(x, e, sizeof e))
+		fail_msg("reopen: %s", e);
+	assert_int_equal(get_obj(x, "others", NULL, "o2999", &up), LINLI_ECORRUPT);
+	msgpack_unpacked_destroy(&up);
+	assert_non_null(strstr(err, "record dataset others, scope " YUELAN2 ", id 'o2999'"));
+}
+
+/* store_verify walks everything in a child: clean, then damage of each kind named and counted. */
+static void test_verify_walks_everything(void **state)
+{
+	struct fx *x = *state;
+	for (int i = 0; i < 40; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "t%d", i);
+		must_put(x, "things", YUELAN, id, "{\"s\":\"v1\",\"i\":5}", NULL);
+	}
+	assert_int_equal(store_journal_append(x->s, 9, "\x81\xa1k\xa1v", 5, err, sizeof err), 0);
+	commit(x);
+	struct store_verify_report *r = malloc(sizeof *r);
+	/* Beside the open store (a running linlid), and clean. */
+	assert_int_equal(store_verify(x->data, r), 0);
+	assert_int_equal(r->damaged, 0);
+	assert_int_equal(r->format, 3);
+	assert_true(r->checksums);
+	assert_int_equal(r->entries[0], 40);
+	assert_int_equal(r->entries[1], 40 * 2); /* s and i */
+	assert_int_equal(r->entries[2], 40);
+	assert_int_equal(r->entries[3], 1);
+	store_close(x->s);
+	x->s = NULL;
+	char k[256];
+	size_t kn = (size_t)sprintf(k, "things") + 1;
+	kn += (size_t)sprintf(k + kn, "%s/", YUELAN) + 1;
+	kn += (size_t)sprintf(k + kn, "t7");
+	flip_value(x, "rec", k, kn, -2);
+	unsigned char seq[8] = {0, 0, 0, 0, 0, 0, 0, 9};
+	flip_value(x, "journal", seq, 8, 0);
+	/* An ids entry whose record is gone: the tables disagree. */
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	raw_begin(x, "rec", &env, &txn, &dbi);
+	kn = (size_t)sprintf(k, "things") + 1;
+	kn += (size_t)sprintf(k + kn, "%s/", YUELAN) + 1;
+	kn += (size_t)sprintf(k + kn, "t8");
+	MDB_val key = {kn, k};
+	assert_int_equal(mdb_del(txn, dbi, &key, NULL), 0);
+	raw_end(env, txn);
+	assert_int_equal(store_verify(x->data, r), 0);
+	for (int i = 0; i < r->n_named; i++)
+		printf("named: %s\n", r->named[i]);
+	assert_int_equal(r->n_named, (int)r->damaged);
+	assert_string_equal(r->named[0], "record dataset things, scope " YUELAN
+					 ", id 't7': its checksum does not match");
+	bool ids = false, journal = false;
+	for (int i = 0; i < r->n_named; i++) {
+		ids |= strcmp(r->named[i], "id entry of dataset things, id 't8', scope " YUELAN
+					   ": it names a record that is not there") == 0;
+		journal |= strcmp(r->named[i], "journal event 9: its checksum does not match") == 0;
+	}
+	assert_true(ids && journal);
+	assert_int_equal(r->entries[0], 39);
+	FILE *f = tmpfile();
+	assert_int_equal(store_verify_print(x->data, r, f), 1);
+	fclose(f);
+	/* No store at all: nothing to verify. */
+	char p[256];
+	snprintf(p, sizeof p, "%s/none", x->dir);
+	assert_int_equal(store_verify(p, r), 0);
+	assert_true(r->absent);
+	assert_int_equal(r->damaged, 0);
+	free(r);
+}
+
+/* An LMDB error at open names the file and says what it means, not only LMDB's phrase. */
+static void test_lmdb_open_error_in_words(void **state)
+{
+	struct fx *x = *state;
+	store_close(x->s);
+	x->s = NULL;
+	char p[256];
+	data_file(x, p, sizeof p);
+	FILE *f = fopen(p, "r+b");
+	assert_non_null(f);
+	uint32_t version = 999; /* the first meta page's mm_version, after its magic */
+	fseek(f, 20, SEEK_SET);
+	fwrite(&version, 4, 1, f);
+	fclose(f);
 	expect_refused(x,
-		       "data/data.mdb has format 'linli-store 3'; this linlid reads 'linli-store "
-		       "2' and migrates 'linli-store 1'");
+		       "data/data.mdb (or lock.mdb) is damaged or truncated: "
+		       "MDB_VERSION_MISMATCH: Database environment version mismatch: data.mdb or "
+		       "lock.mdb was written by another LMDB version, or is damaged; refusing to "
+		       "start on it; restore a backup");
+}
+
+/* A damaged count is counted again, never served wrong. */
+static void test_damaged_count_recounted(void **state)
+{
+	struct fx *x = *state;
+	for (int i = 0; i < 5; i++)
+		must_put(x, "others", YUELAN, NULL, "{\"name\":\"n\"}", NULL);
+	commit(x);
+	store_close(x->s);
+	x->s = NULL;
+	flip_value(x, "meta", "count/others", 12, 8);
+	char e[1024];
+	if (open_store(x, e, sizeof e))
+		fail_msg("open: %s", e);
+	assert_int_equal(store_count(x->s, "others"), 5);
+	must_put(x, "others", YUELAN, NULL, "{\"name\":\"n\"}", NULL);
+	commit(x);
+	reopen(x);
+	assert_int_equal(store_count(x->s, "others"), 6);
 }
 
 /* ---- backup and restore ---- */
@@ -1905,6 +2354,13 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_foreign_lmdb_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_format_1_migrated, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unknown_format_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_damaged_record_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_damaged_index_entry_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_damaged_ids_and_journal_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_format_2_migrated, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_damaged_count_recounted, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_verify_walks_everything, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lmdb_open_error_in_words, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_backup_and_restore, setup, teardown),
 	    cmocka_unit_test(test_time_parse),
 	    cmocka_unit_test_setup_teardown(test_journal_trim_and_info, setup, teardown),

@@ -7,6 +7,7 @@ acknowledged writes, then every acknowledged write is there after the restart.
 """
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -16,7 +17,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import LINLID, SRC, Daemon, TestFailure, check, eq, main  # noqa: E402
+from harness import LINLI, LINLID, SRC, Daemon, TestFailure, check, eq, main  # noqa: E402
 
 STORM = os.environ.get("STORM", os.path.join(SRC, "build", "tests", "storm"))
 CATALOG = os.path.join(SRC, "catalog")
@@ -286,9 +287,10 @@ def case_filter_on_a_sensitive_field_needs_the_grant():
 
 
 def to_format_1(src, dst):
-    """Write the format-2 store of directory `src` as linlid 1 kept it into directory
-    `dst`, with lmdb-utils: the ids table `dataset \\0 id -> scope`, meta "format" =
-    "linli-store 1" and no node id; records, indexes, counts and journal as they are."""
+    """Write the format-3 store of directory `src` as linlid 1 kept it into directory
+    `dst`, with lmdb-utils: no checksums (the 8 bytes in front of every value but meta
+    "format"), the ids table `dataset \\0 id -> scope`, meta "format" = "linli-store 1"
+    and no node id; records, indexes, counts and journal as they are."""
     dump = subprocess.run(["mdb_dump", "-a", src], capture_output=True, check=True).stdout
     lines = dump.decode().splitlines()
     i, names = 0, []
@@ -305,6 +307,7 @@ def to_format_1(src, dst):
         i += 1
         name = next(h.split("=", 1)[1] for h in hdr if h.startswith("database="))
         names.append(name)
+        pairs = [(k, v if name == "meta" and k == b"format" else v[8:]) for k, v in pairs]
         if name == "ids":
             pairs = [(ds + b"\0" + rid, scope[:-1])
                      for ds, rid, scope in (k.split(b"\0", 2) for k, _ in pairs)]
@@ -341,6 +344,8 @@ def case_format_1_store_is_migrated_at_start():
             try:
                 d2.start()
                 d2.wait_log("migrated from format 'linli-store 1' to 'linli-store 2'")
+                d2.wait_log("migrated from format 'linli-store 2' to 'linli-store 3' (a "
+                            "checksum on every entry) in the same transaction: 10 records, ")
                 check("records kept (" in d2.logtext() and "residents 5" in d2.logtext(),
                       d2.logtext())
                 eq(user_datasets(d2.ok("store", "stats")), before, "every dataset's count")
@@ -357,7 +362,8 @@ def case_format_1_store_is_migrated_at_start():
                 eq(d2.stop(), 0, "stop after the migration")
                 # A second start has nothing to migrate.
                 d2.start()
-                eq(d2.logtext().count("migrated from format"), 1, "migrated once")
+                eq(d2.logtext().count("migrated from format 'linli-store 1'"), 1, "once")
+                eq(d2.logtext().count("migrated from format 'linli-store 2'"), 1, "once")
                 eq(d2.ok("data", "get", "residents", "r-1")["scope"], YUELAN, "r-1 at yuelan")
                 eq(d2.ok("data", "query", "residents", "--limit", "1000")["count"], 5, "residents")
                 eq(d2.stop(), 0, "stop")
@@ -538,6 +544,158 @@ def case_backup_while_serving_and_restore():
             eq(r2.stop(), 0, "stop the restored daemon")
         finally:
             r2.cleanup()
+
+
+# ---- integrity: checksums, verify, recovery ----
+
+PW = "Clerk-Passw0rd-14"
+
+
+def verify_stopped(d):
+    """`linlid --verify` on d's store (daemon stopped): (exit code, stdout + stderr)."""
+    r = subprocess.run([LINLID, "--config", d.cfg, "--verify"], capture_output=True, text=True,
+                       timeout=120)
+    return r.returncode, r.stdout + r.stderr
+
+
+def try_login(d, user, password):
+    """Log in with the real console: (exit code, stderr)."""
+    env = dict(os.environ, LINLI_SESSION_FILE=os.path.join(d.dir, "s-" + user))
+    env.pop("LINLI_SESSION", None)
+    r = subprocess.run([LINLI, "--socket", d.sock, "login", user, "--password-stdin"],
+                       input=password + "\n", capture_output=True, text=True, env=env,
+                       timeout=60)
+    return r.returncode, r.stderr
+
+
+def damage_value(path, key_re, rng, inside=None, span=24):
+    """Write random bytes into the value of every copy of the record whose rec key matches
+    `key_re` in the file's data pages (an LMDB leaf node: the key, then its value): at
+    random places within `span` bytes after `inside` in the value, or after the value's
+    first 8 bytes. Returns how many copies were damaged."""
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
+    hits = 0
+    for m in re.finditer(key_re, bytes(data)):
+        at = m.end() + 8
+        if inside:
+            i = data.find(inside, m.end(), m.end() + 400)
+            if i < 0:
+                continue
+            at = i + len(inside)
+        for _ in range(3):
+            j = at + rng.randrange(span)
+            data[j] ^= 1 + rng.randrange(255)
+        hits += 1
+    with open(path, "r+b") as f:
+        f.write(data)
+    return hits
+
+
+def rec_key_re(dataset, rid):
+    return re.escape(dataset.encode()) + rb"\x00[a-z0-9/]+/\x00" + re.escape(rid.encode())
+
+
+def case_store_verify_clean_reports_zero():
+    """`linli store verify` walks a clean store beside the running daemon: 0 damaged, the
+    counts of every table; a viewer may not run it; `linlid --verify` agrees."""
+    with running() as d:
+        for i in range(20):
+            put(d, "residents", dict(RESIDENT, name=f"居民{i}"), "--scope", YUELAN)
+        r = d.ok("store", "verify")
+        eq(r["damaged"], 0, f"damaged: {r}")
+        eq(r["verdict"], "clean", "verdict")
+        eq(r["format"], 3, "format")
+        check(r["checksums"], r)
+        eq(r["first_damaged"], [], "named")
+        st = d.ok("store", "stats")
+        eq(r["entries"]["records"], st["records"], "records walked")
+        eq(r["entries"]["index_entries"], st["index_entries"], "index entries walked")
+        eq(r["entries"]["id_entries"], st["records"], "an ids entry per record")
+        d.account("viewer1", "viewer", node=YUELAN, as_default=True)
+        e = refused(d, "store", "verify")
+        eq(e["name"], "LINLI_EPERM", f"a viewer: {e}")
+        d.session = None
+        eq(d.stop(), 0, "stop")
+        rc, out = verify_stopped(d)
+        eq(rc, 0, f"linlid --verify: {out}")
+        check("every checksum checked" in out and "clean: 0 damaged" in out, out)
+
+
+def case_random_bytes_in_data_pages_are_caught():
+    """Random bytes written into records' values in data.mdb (two accounts' password
+    hashes, two residents' ethnicity): `linlid --verify` exits 1 naming each; linlid then
+    serves no wrong record — a login either works or says the store is damaged, never
+    "wrong user or password", and a damaged resident is refused, never shown changed;
+    a backup restored as the README says is clean again."""
+    rng = random.Random(14)
+    with running() as d:
+        users = ["clerk1", "clerk2", "clerk3"]
+        for u in users:
+            d.account(u, "viewer", node=YUELAN, password=PW)
+        d.session = None
+        d.login()
+        want = {}
+        for i in range(12):
+            rid = f"r-{i:03d}"
+            rec = dict(RESIDENT, ethnicity=f"QZX{i:03d}")
+            put(d, "residents", rec, "--scope", YUELAN, "--id", rid)
+            want[rid] = rec["ethnicity"]
+        backup = os.path.join(d.dir, "backup")
+        d.ok("store", "backup", backup)
+        eq(d.stop(), 0, "stop")
+        path = os.path.join(d.data, "data.mdb")
+        for u in users[:2]:
+            check(damage_value(path, rec_key_re("accounts", u), rng,
+                               inside=b"$argon2id$v=19$", span=40) >= 1, f"{u} not found")
+        for rid in ("r-003", "r-007"):
+            check(damage_value(path, rec_key_re("residents", rid), rng, inside=b"QZX",
+                               span=3) >= 1, f"{rid} not found")
+        rc, out = verify_stopped(d)
+        eq(rc, 1, f"linlid --verify exit: {out}")
+        for name in ("accounts, scope " + YUELAN + ", id 'clerk1'",
+                     "accounts, scope " + YUELAN + ", id 'clerk2'",
+                     "residents, scope " + YUELAN + ", id 'r-003'",
+                     "residents, scope " + YUELAN + ", id 'r-007'"):
+            check(f"damaged: record dataset {name}: its checksum does not match" in out,
+                  f"--verify does not name {name}:\n{out}")
+        check("DAMAGED: 4 entries" in out and "restore a backup" in out, out)
+
+        d.start()
+        for u in users:
+            rc, err = try_login(d, u, PW)
+            check("wrong user or password" not in err, f"{u}: a damaged store said {err}")
+            if u in users[:2]:
+                eq(rc, 1, f"{u} logged in with a damaged hash")
+                check("is damaged" in err and "clerk" in err, f"{u}: {err}")
+            else:
+                eq(rc, 0, f"{u}: {err}")
+        for rid, name in want.items():
+            rc, out, err = d.cli("data", "get", "residents", rid)
+            if rid in ("r-003", "r-007"):
+                eq(rc, 1, f"{rid} served: {out}")
+                check("is damaged" in out["error"] and f"id '{rid}'" in out["error"], out)
+                eq(out["name"], "LINLI_ECORRUPT", out)
+            else:
+                eq((rc, out["ethnicity"]), (0, name), f"{rid}")
+        rc, out, err = d.cli("data", "query", "residents", "--limit", "100")
+        check(rc == 1 and "is damaged" in out["error"], f"a query served damaged rows: {out}")
+        r = d.ok("store", "verify")
+        eq(r["damaged"], 4, f"store verify: {r}")
+        eq(len(r["first_damaged"]), 4, "named")
+        check("DAMAGED" in r["verdict"], r)
+        eq(d.stop(), 0, "stop")
+
+        # Recovery as the README says: stopped, the backup's data.mdb in place, verified.
+        shutil.move(path, path + ".damaged")
+        os.remove(os.path.join(d.data, "lock.mdb"))
+        shutil.copy(os.path.join(backup, "data.mdb"), path)
+        rc, out = verify_stopped(d)
+        eq(rc, 0, f"the backup verifies clean: {out}")
+        d.start()
+        for u in users:
+            eq(try_login(d, u, PW)[0], 0, f"{u} after the restore")
+        eq(d.ok("data", "get", "residents", "r-003")["ethnicity"], "QZX003", "r-003 restored")
 
 
 def start_refused(d, want):
