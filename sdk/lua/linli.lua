@@ -224,12 +224,13 @@ function linli.route_unregister(name) end
 
 ---Call fn() after delay_ms, then every interval_ms if it is > 0 (0: once).
 ---Removed automatically when the script stops or faults. C member: timer_add.
+---At most lua.max_timers (256) per script; intervals of at least lua.min_timer_ms (10).
 ---@param delay_ms integer >= 0
----@param interval_ms integer >= 0; 0: once
+---@param interval_ms integer >= 0; 0: once, else >= the node's minimum
 ---@param fn fun()
 ---@return integer|nil id
 ---@return string? message
----@return linli.code? code "LINLI_ENOMEM"
+---@return linli.code? code "LINLI_ELIMIT", "LINLI_ENOMEM"
 function linli.timer_add(delay_ms, interval_ms, fn) end
 
 ---Stop timer `id` (also from inside its own callback). C member: timer_cancel.
