@@ -274,7 +274,7 @@ static void look(struct wd_seen *s)
 		s->warning = false;
 	}
 	unsigned warn = atomic_load(&warn_limit);
-	if (f.depth && warn && now - f.since_ms >= warn) {
+	if (f.depth && warn && now >= f.since_ms && now - f.since_ms >= warn) {
 		wd_describe(&f, what, sizeof what);
 		if (!same) {
 			log_warn(
@@ -293,7 +293,7 @@ static void look(struct wd_seen *s)
 	}
 	uint64_t t = atomic_load(&term_at);
 	unsigned grace = atomic_load(&grace_limit);
-	if (t && grace && now - t >= grace) {
+	if (t && grace && now >= t && now - t >= grace) { /* t may be newer than now */
 		const char *sig = sigabbrev_np(atomic_load(&term_sig));
 		sig = sig ? sig : "TERM";
 		if (f.depth) {
