@@ -561,6 +561,12 @@ int main(int argc, char **argv)
 	cmd_cancel_pending(k.cmds); /* long polls and the like get "shutting down" */
 	exit_code = 0;
 	plug_close(&k); /* fini in reverse init order, still on the kernel thread */
+	/*
+	 * No plugin code runs from here on: the record is cleared (a clean
+	 * stop) and the grace period ends. What remains is the kernel's own
+	 * closing (sockets that drain, a backup to finish), not a stuck plugin.
+	 */
+	wd_close();
 	log_info("kernel", "stopped");
 out:
 	report_ready(&ready_fd, (unsigned char)exit_code);

@@ -9,7 +9,8 @@
  * next start knows which plugin was running when linlid died; the watchdog
  * thread, which logs a call that runs longer than watchdog.warn_ms (again
  * every few seconds while it lasts) and ends a daemon that has not stopped
- * watchdog.stop_grace_ms after SIGTERM; and the exit hook that turns exit()
+ * watchdog.stop_grace_ms after SIGTERM (stopped: its loop ended and every
+ * plugin's fini ran, when linlid calls wd_close); and the exit hook that turns exit()
  * from plugin code into a logged, non-zero _exit.
  *
  * Must never lock, allocate, or reach the disk synchronously in wd_enter /
