@@ -25,6 +25,7 @@
 #include "mp.h"
 #include "opendata.h"
 #include "record.h"
+#include "watchdog.h"
 
 #define PATTERN_MAX 256
 
@@ -404,7 +405,10 @@ static int crun(void *arg, const struct approute_call *c, msgpack_sbuffer *reply
 	struct linli_http_req req = c->pub;
 	req.ud = cr->ud;
 	linli_record *out = NULL;
+	struct wd_frame wd;
+	wd_enter(&wd, plug_name(cr->p), "route handler", req.route, 0);
 	int rc = cr->fn(plug_ctx(cr->p), &req, &out, status, err, errlen);
+	wd_leave(&wd);
 	if (rc > 0)
 		rc = LINLI_EINVAL;
 	if (!rc && out) {

@@ -19,6 +19,7 @@
 #include "plugin.h"
 #include "record.h"
 #include "tier.h"
+#include "watchdog.h"
 
 /* Pack r (a map) into sb; NULL packs nothing. 0 or LINLI_EINVAL. */
 static int pack_map(const linli_record *r, msgpack_sbuffer *sb)
@@ -65,7 +66,10 @@ static void psrv_serve(const struct bus_request *rq, void *ud)
 	    .requester = rq->requester,
 	    .payload = payload,
 	};
+	struct wd_frame wd;
+	wd_enter(&wd, plug_name(p), "request handler", rq->topic, 0);
 	s->fn(plug_ctx(p), &lr, s->ud);
+	wd_leave(&wd);
 	record_free(payload);
 }
 
@@ -197,7 +201,10 @@ static void preq_answer(uint64_t id, int status, const void *rec, size_t len, co
 		log_warn(plug_name(p), "the reply to request %llu on %s: %s",
 			 (unsigned long long)id, q->topic, err);
 	free(q);
+	struct wd_frame wd;
+	wd_enter(&wd, plug_name(p), "reply handler", NULL, id);
 	fn(plug_ctx(p), id, status, r, msg, fud);
+	wd_leave(&wd);
 	record_free(r);
 }
 

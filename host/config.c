@@ -115,6 +115,9 @@ static const struct key keys[] = {
 	{"retention.journal.max_kb", T_INT, false, "max_mb in KiB (tests)"},
 	{"retention.journal.max_hold_days", T_INT, false, "longest a holder keeps due entries"},
 	{"retention.journal.max_hold_s", T_INT, false, "max_hold_days in seconds (tests)"},
+	{"watchdog", T_GROUP, false, "stuck C plugins: logging them, ending a stuck stop"},
+	{"watchdog.warn_ms", T_INT, false, "log a plugin call running longer, ms (0: off)"},
+	{"watchdog.stop_grace_ms", T_INT, false, "after SIGTERM, end a stuck linlid, ms (0: off)"},
 };
 
 /* Records of consequence when the config names none (bus.consequence absent). */
@@ -489,6 +492,30 @@ static int fill_retention(struct ctx *c, config_t *cf, struct cfg *out)
 	return 0;
 }
 
+/*
+ * watchdog = { warn_ms, stop_grace_ms } (watchdog.h): 0 turns one off, and
+ * anything shorter than a few ticks of the watchdog thread would only be noise.
+ */
+static int fill_watchdog(struct ctx *c, config_t *cf, struct cfg *out)
+{
+	static const struct {
+		const char *key;
+		int lo, hi, def;
+	} lim[] = {{"watchdog.warn_ms", 100, 3600000, 1000},
+		   {"watchdog.stop_grace_ms", 500, 3600000, 10000}};
+	int *dst[] = {&out->wd_warn_ms, &out->wd_stop_grace_ms};
+	for (int i = 0; i < 2; i++) {
+		config_setting_t *set = config_lookup(cf, lim[i].key);
+		int rc = get_int(c, cf, lim[i].key, 0, lim[i].hi, lim[i].def, dst[i]);
+		if (rc)
+			return rc;
+		if (*dst[i] && *dst[i] < lim[i].lo)
+			return fail(c, set ? (int)config_setting_source_line(set) : 0, lim[i].key,
+				    "%d is below %d (0 turns it off)", *dst[i], lim[i].lo);
+	}
+	return 0;
+}
+
 /* One limit of `lua` or of an override entry; absent leaves *out alone. */
 static int lua_limit(struct ctx *c, config_setting_t *grp, const char *key, const char *path,
 		     long long lo, long long hi, long long *out)
@@ -770,6 +797,8 @@ static int fill(struct ctx *c, config_t *cf, struct cfg *out)
 	if ((rc = fill_bus(c, cf, out)) || (rc = fill_retention(c, cf, out)))
 		return rc;
 	if ((rc = fill_plugins(c, cf, out)))
+		return rc;
+	if ((rc = fill_watchdog(c, cf, out)))
 		return rc;
 	return fill_lua(c, cf, out);
 }

@@ -103,6 +103,9 @@ struct cfg {
 	struct cfg_retention retention;
 	struct cfg_plugin_conf plugin_conf[CFG_MAX_PLUGIN_CONF]; /* plugins = { NAME = {...}; } */
 	int n_plugin_conf;
+	/* watchdog (watchdog.h): ms; 0 = off */
+	int wd_warn_ms;			 /* log a C plugin call running longer (default 1000) */
+	int wd_stop_grace_ms;		 /* end a linlid not stopped this long after SIGTERM (10000) */
 };
 
 /* The configuration `linlid` runs when started without --config. */

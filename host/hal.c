@@ -46,6 +46,7 @@
 #include "store.h"
 #include "tier_store.h"
 #include "util.h"
+#include "watchdog.h"
 
 #define DATASET "devices"
 
@@ -506,7 +507,10 @@ static void poll_fire(struct kernel *k, void *arg)
 	if (!d->open || !d->drv || !d->drv->ops.read)
 		return;
 	const char *res = d->cls->resources[p->res].name;
+	struct wd_frame wd;
+	wd_enter(&wd, d->drv->owner, "driver read", d->id, 0);
 	int rc = d->drv->ops.read(d->drv->ctx, &d->pub, res);
+	wd_leave(&wd);
 	if (rc && !d->poll_warned) {
 		log_warn("hal", "device %s (%s): poll of '%s' failed: %s (logged once)", d->id,
 			 d->cls->name, res, linli_strerror(rc));
@@ -759,7 +763,10 @@ static void dev_open(struct hal *h, struct hal_dev *d)
 	}
 	char err[256] = "";
 	d->pub.driver_data = NULL;
+	struct wd_frame wd;
+	wd_enter(&wd, d->drv->owner, "driver open", d->id, 0);
 	int rc = d->drv->ops.open(d->drv->ctx, &d->pub, err, sizeof err);
+	wd_leave(&wd);
 	if (rc) {
 		snprintf(d->open_error, sizeof d->open_error, "%s",
 			 err[0] ? err : linli_strerror(rc));
@@ -810,8 +817,12 @@ static void dev_close(struct hal *h, struct hal_dev *d)
 		d->retry_timer = 0;
 	}
 	polls_stop(h, d);
-	if (d->open && d->drv)
+	if (d->open && d->drv) {
+		struct wd_frame wd;
+		wd_enter(&wd, d->drv->owner, "driver close", d->id, 0);
 		d->drv->ops.close(d->drv->ctx, &d->pub);
+		wd_leave(&wd);
+	}
 	d->open = false;
 	d->pub.driver_data = NULL;
 }
@@ -890,7 +901,10 @@ void hal_driver_attach(struct hal *h, struct hal_driver *d)
 		log_info("hal", "driver %s: %d registered device(s) attached", d->name, n);
 	if (d->ops.discover) {
 		d->found = 0;
+		struct wd_frame wd;
+		wd_enter(&wd, d->owner, "driver discover", NULL, 0);
 		int rc = d->ops.discover(d->ctx);
+		wd_leave(&wd);
 		if (rc)
 			log_warn("hal", "driver %s: discover failed: %s", d->name,
 				 linli_strerror(rc));
@@ -1578,8 +1592,11 @@ int hal_command(struct hal *h, const struct hal_cmd_req *r, uint64_t *req, char 
 		free(c);
 		return LINLI_ENOMEM;
 	}
+	struct wd_frame wd;
+	wd_enter(&wd, d->drv->owner, cc ? "driver command" : "driver write", d->id, 0);
 	rc = cc ? d->drv->ops.command(d->drv->ctx, &d->pub, c->req, cc->name, args)
 		: d->drv->ops.write(d->drv->ctx, &d->pub, c->req, args);
+	wd_leave(&wd);
 	record_free(empty);
 	if (rc) {
 		struct hal_cmd *u = cmd_unlink(h, c->req);

@@ -35,6 +35,7 @@
 #include "record.h"
 #include "store_cmds.h"
 #include "util.h"
+#include "watchdog.h"
 
 static struct hal *hal_of(linli_ctx *ctx)
 {
@@ -585,7 +586,10 @@ static void pcmd_done(void *arg, int rc, const void *result, size_t len, const c
 	if (!r)
 		r = record_new();
 	plug_untrack(c->p, c->res);
+	struct wd_frame wd;
+	wd_enter(&wd, plug_name(c->p), "device reply", NULL, c->req);
 	c->fn(plug_ctx(c->p), c->req, rc, r, err, c->ud);
+	wd_leave(&wd);
 	record_free(r);
 	free(c);
 }

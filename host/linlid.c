@@ -46,6 +46,7 @@
 #include "store_cmds.h"
 #include "tier_store.h"
 #include "util.h"
+#include "watchdog.h"
 
 #define EXIT_CONFIG 2
 
@@ -183,6 +184,7 @@ static void on_hup(struct kernel *k, void *arg)
 	bus_reconfigure(k->bus, oc);
 	if (k->store)
 		store_set_sync(k->store, oc->store_sync);
+	wd_configure((unsigned)oc->wd_warn_ms, (unsigned)oc->wd_stop_grace_ms);
 	log_info("config", "reloaded %s", oc->source);
 }
 
@@ -200,6 +202,8 @@ static void *signal_thread(void *arg)
 			continue;
 		if (kernel_post(s->k, sig == SIGHUP ? on_hup : on_term, NULL) != 0)
 			return NULL;
+		if (sig != SIGHUP)
+			wd_term(sig); /* stuck past watchdog.stop_grace_ms: the watchdog ends it */
 		log_info("kernel", "received %s", sig == SIGHUP ? "SIGHUP" : sigabbrev_np(sig));
 	}
 }
@@ -515,6 +519,17 @@ int main(int argc, char **argv)
 		log_error("hal", "cannot register the device commands: %s", linli_strerror(rc));
 		goto out;
 	}
+	/*
+	 * What plugin code runs now, in <data_dir>/plugins.running: plug_open
+	 * counts a death for the plugin it named if the last linlid died; from
+	 * here on exit() from plugin code and a stuck stop are caught.
+	 */
+	if (wd_open(k.cfg.data_dir, err, sizeof err) != 0)
+		log_warn("plugins", "%s: running without crash-loop quarantine", err);
+	if (wd_start((unsigned)k.cfg.wd_warn_ms, (unsigned)k.cfg.wd_stop_grace_ms) != 0) {
+		log_error("kernel", "cannot start the watchdog thread");
+		goto out;
+	}
 	if (plug_open(&k, err, sizeof err) != 0) {
 		log_error("plugins", "%s", err);
 		goto out;
@@ -532,6 +547,12 @@ int main(int argc, char **argv)
 		log_error("control", "%s", err);
 		goto out;
 	}
+	/* Before the plugins' init: SIGTERM must reach the watchdog if one never returns. */
+	if (pthread_create(&st, NULL, signal_thread, &sc) != 0) {
+		log_error("kernel", "cannot start the signal thread");
+		goto out;
+	}
+	have_st = true;
 	plug_load_all(&k); /* refusals and failures are logged; the daemon carries on */
 	if (k.cfg.http_listen &&
 	    (http_open(&k, k.cfg.http_listen, k.cfg.http_max_body, &k.http, err, sizeof err) != 0 ||
@@ -541,12 +562,6 @@ int main(int argc, char **argv)
 	}
 	if (k.http)
 		log_info("http", "open-data API on %s (port %d)", k.cfg.http_listen, http_port(k.http));
-	if (pthread_create(&st, NULL, signal_thread, &sc) != 0) {
-		log_error("kernel", "cannot start the signal thread");
-		goto out;
-	}
-	have_st = true;
-
 	log_info("kernel", "linlid %s serving %s (%s) from %s, config %s, time zone %s",
 		 LINLI_VERSION, k.cfg.node_path, tier_level_name(k.cfg.node_level), k.cfg.data_dir,
 		 k.cfg.source, k.cfg.time_zone);
@@ -558,6 +573,12 @@ int main(int argc, char **argv)
 	cmd_cancel_pending(k.cmds); /* long polls and the like get "shutting down" */
 	exit_code = 0;
 	plug_close(&k); /* fini in reverse init order, still on the kernel thread */
+	/*
+	 * No plugin code runs from here on: the record is cleared (a clean
+	 * stop) and the grace period ends. What remains is the kernel's own
+	 * closing (sockets that drain, a backup to finish), not a stuck plugin.
+	 */
+	wd_close();
 	log_info("kernel", "stopped");
 out:
 	report_ready(&ready_fd, (unsigned char)exit_code);
@@ -577,6 +598,7 @@ out:
 	retention_close(&k);
 	bus_close(k.bus);
 	tiers_close(&k);
+	wd_close(); /* no plugin code runs any more: a clean stop clears the record */
 	/* Commits what is pending and waits for a running backup. */
 	store_close(k.store);
 	cmd_registry_free(k.cmds);

@@ -36,6 +36,7 @@
 #include "record.h"
 #include "store_cmds.h"
 #include "util.h"
+#include "watchdog.h"
 
 struct plug_res {
 	const struct plug_res_ops *ops;
@@ -82,10 +83,20 @@ struct plug_registry {
 	char statepath[PATH_MAX];
 	char **disabled;
 	int n_disabled;
+	/* Deaths of linlid while a plugin's code ran (PLUG_QUARANTINE_DEATHS). */
+	char deathpath[PATH_MAX];
+	struct plug_deaths *deaths;
+	int n_deaths;
 	/* Tarjan */
 	int t_next;
 	struct plugin **t_stack;
 	int t_sp;
+};
+
+struct plug_deaths {
+	char name[LINLI_NAME_MAX];
+	int count;
+	char last[WD_WHAT_MAX + WD_DETAIL_MAX + 32]; /* "its timer 7": where the last one came */
 };
 
 static const char *const families[] = {"governance", "gov_services", "public_services",
@@ -106,6 +117,8 @@ const char *plug_state_name(enum plug_state s)
 		return "running";
 	case PLUG_FAULTED:
 		return "faulted";
+	case PLUG_QUARANTINED:
+		return "quarantined";
 	}
 	return "?";
 }
@@ -546,6 +559,134 @@ static void load_disabled(struct plug_registry *reg)
 	fclose(f);
 }
 
+/* ---- crash-loop quarantine ---- */
+
+static struct plug_deaths *deaths_of(struct plug_registry *reg, const char *name)
+{
+	for (int i = 0; i < reg->n_deaths; i++)
+		if (strcmp(reg->deaths[i].name, name) == 0)
+			return &reg->deaths[i];
+	return NULL;
+}
+
+static int deaths_count(struct plug_registry *reg, const char *name)
+{
+	const struct plug_deaths *d = name[0] ? deaths_of(reg, name) : NULL;
+	return d ? d->count : 0;
+}
+
+/* Rewrite <data_dir>/plugins.deaths whole (rare: a start after a death, an enable). */
+static int save_deaths(struct plug_registry *reg, char *err, size_t errlen)
+{
+	char tmp[PATH_MAX + 8];
+	snprintf(tmp, sizeof tmp, "%s.tmp", reg->deathpath);
+	FILE *f = fopen(tmp, "we");
+	if (!f)
+		return errf(err, errlen, LINLI_EIO, "cannot write %s: %s", tmp, strerror(errno));
+	fprintf(f, "# deaths of linlid while a plugin's code ran: NAME COUNT WHERE-THE-LAST-CAME\n"
+		   "# at %d a plugin is quarantined; 'linli plugins enable NAME' clears its line\n",
+		PLUG_QUARANTINE_DEATHS);
+	for (int i = 0; i < reg->n_deaths; i++)
+		if (reg->deaths[i].count > 0)
+			fprintf(f, "%s %d %s\n", reg->deaths[i].name, reg->deaths[i].count,
+				reg->deaths[i].last);
+	bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+	ok = (fclose(f) == 0) && ok;
+	if (!ok || rename(tmp, reg->deathpath) != 0) {
+		int e = errno;
+		unlink(tmp);
+		return errf(err, errlen, LINLI_EIO, "cannot write %s: %s", reg->deathpath,
+			    strerror(e));
+	}
+	return 0;
+}
+
+static struct plug_deaths *deaths_add(struct plug_registry *reg, const char *name)
+{
+	struct plug_deaths *d = deaths_of(reg, name);
+	if (d)
+		return d;
+	struct plug_deaths *v = realloc(reg->deaths, (size_t)(reg->n_deaths + 1) * sizeof *v);
+	if (!v)
+		return NULL;
+	reg->deaths = v;
+	d = &v[reg->n_deaths++];
+	memset(d, 0, sizeof *d);
+	snprintf(d->name, sizeof d->name, "%s", name);
+	return d;
+}
+
+static void load_deaths(struct plug_registry *reg)
+{
+	FILE *f = fopen(reg->deathpath, "re");
+	if (!f)
+		return;
+	char line[512];
+	int lineno = 0;
+	while (fgets(line, sizeof line, f)) {
+		lineno++;
+		line[strcspn(line, "\r\n")] = '\0';
+		if (!line[0] || line[0] == '#')
+			continue;
+		char name[LINLI_NAME_MAX + 1];
+		int count = 0, off = 0;
+		if (sscanf(line, "%32s %d %n", name, &count, &off) < 2 ||
+		    !is_ident(name, LINLI_NAME_MAX) || count < 1) {
+			log_warn("plugins", "%s:%d: not 'NAME COUNT WHERE'; ignored", reg->deathpath,
+				 lineno);
+			continue;
+		}
+		struct plug_deaths *d = deaths_add(reg, name);
+		if (!d)
+			break;
+		d->count = count;
+		snprintf(d->last, sizeof d->last, "%s", line + off);
+	}
+	fclose(f);
+}
+
+/*
+ * The last linlid of this data dir died while plugin `f->plugin` ran
+ * (watchdog.h): count it. Called once, at plug_open, before any plugin loads.
+ */
+static void count_death(struct plug_registry *reg, const struct wd_frame *f, long pid)
+{
+	if (!is_ident(f->plugin, LINLI_NAME_MAX)) {
+		log_warn("plugins", "%s names no plugin ('%.31s'); ignored", "plugins.running",
+			 f->plugin);
+		return;
+	}
+	struct plug_deaths *d = deaths_add(reg, f->plugin);
+	if (!d)
+		return;
+	d->count++;
+	wd_describe(f, d->last, sizeof d->last);
+	char err[PATH_MAX + 128];
+	if (save_deaths(reg, err, sizeof err) != 0)
+		log_error("plugins", "%s", err);
+	if (d->count >= PLUG_QUARANTINE_DEATHS)
+		log_error("plugins",
+			  "the last linlid (pid %ld) died while plugin %s ran %s: %d deaths, it is "
+			  "quarantined until 'linli plugins enable %s'",
+			  pid, d->name, d->last, d->count, d->name);
+	else
+		log_warn("plugins",
+			 "the last linlid (pid %ld) died while plugin %s ran %s: death %d; at %d it "
+			 "is quarantined",
+			 pid, d->name, d->last, d->count, PLUG_QUARANTINE_DEATHS);
+}
+
+/* Forget p's deaths (an admin enabled it). 0 or LINLI_EIO with err. */
+static int clear_deaths(struct plug_registry *reg, const char *name, char *err, size_t errlen)
+{
+	struct plug_deaths *d = deaths_of(reg, name);
+	if (!d || !d->count)
+		return 0;
+	d->count = 0;
+	log_info("plugins", "%s: its count of linlid's deaths is cleared", name);
+	return save_deaths(reg, err, errlen);
+}
+
 /* Is `name` the first word of a command the kernel (not a plugin) registered? */
 static bool kernel_word(struct plug_registry *reg, const char *name)
 {
@@ -898,11 +1039,21 @@ static void bring_up(struct plug_registry *reg, struct plugin *p)
 {
 	const struct plugin *q = NULL;
 	const char *req;
+	const struct plug_deaths *dd;
 	if (is_disabled(reg, p->name)) {
 		p->state = PLUG_DISABLED;
 		snprintf(p->reason, sizeof p->reason, "disabled by an admin");
 		drop_loaded(p);
 		log_info("plugins", "%s: %s is disabled", p->path, p->name);
+	} else if ((dd = deaths_of(reg, p->name)) && dd->count >= PLUG_QUARANTINE_DEATHS) {
+		p->state = PLUG_QUARANTINED;
+		snprintf(p->reason, sizeof p->reason,
+			 "linlid died %d times while it ran (the last time in %s); 'linli plugins "
+			 "enable %s' starts it again",
+			 dd->count, dd->last, p->name);
+		drop_loaded(p);
+		log_warn("plugins", "%s: %s not started, quarantined: %s", p->path, p->name,
+			 p->reason);
 	} else if ((req = unmet(reg, p, &q))) {
 		block(p, req, q);
 		drop_loaded(p);
@@ -1011,6 +1162,7 @@ void plug_close(struct kernel *k)
 	for (int i = 0; i < reg->n_disabled; i++)
 		free(reg->disabled[i]);
 	free(reg->disabled);
+	free(reg->deaths);
 	free(reg);
 	k->plugins = NULL;
 	k->plugin_count = 0;
@@ -1077,6 +1229,8 @@ static int op_enable(struct plug_registry *reg, struct plugin *p, char *err, siz
 		return errf(err, errlen, LINLI_EINVAL, "%s has no plugin name: %s", p->path,
 			    p->reason);
 	int rc = set_disabled(reg, p->name, false, err, errlen);
+	if (!rc)
+		rc = clear_deaths(reg, p->name, err, errlen);
 	if (rc)
 		return rc;
 	struct plugin *running = find_named(reg, p->name, true);
@@ -1310,7 +1464,7 @@ static void pack_info(msgpack_packer *pk, const struct cmd_call *call, struct pl
 		      const struct plugin *p)
 {
 	bool meta = p->meta_ok;
-	msgpack_pack_map(pk, 19);
+	msgpack_pack_map(pk, 20);
 	pack_str_or_nil(pk, "name", p->name);
 	mp_kv_str(pk, "kind", kind_name(p));
 	mp_kv_str(pk, "state", plug_state_name(p->state));
@@ -1377,6 +1531,8 @@ static void pack_info(msgpack_packer *pk, const struct cmd_call *call, struct pl
 		mp_kv_str(pk, "what", label);
 	}
 	mp_kv_int(pk, "resource_count", p->n_res);
+	/* linlid's deaths while its code ran, since an admin last enabled it */
+	mp_kv_int(pk, "deaths", deaths_count(reg, p->name));
 	mp_str(pk, "script");
 	if (p->kstate && p->kind->pack_info)
 		p->kind->pack_info(p, call, pk);
@@ -1578,6 +1734,11 @@ int plug_open(struct kernel *k, char *err, size_t errlen)
 	reg->k = k;
 	snprintf(reg->statepath, sizeof reg->statepath, "%s/plugins.disabled", k->cfg.data_dir);
 	load_disabled(reg);
+	snprintf(reg->deathpath, sizeof reg->deathpath, "%s/plugins.deaths", k->cfg.data_dir);
+	load_deaths(reg);
+	const struct wd_frame *last = wd_previous();
+	if (last && last->depth)
+		count_death(reg, last, wd_previous_pid());
 	k->plugins = reg;
 	static const struct {
 		const char *sub, *usage, *summary;
@@ -1585,7 +1746,8 @@ int plug_open(struct kernel *k, char *err, size_t errlen)
 	} cmds[] = {
 		{"list", "", "every plugin file found: state, version, order, reason", cmd_list},
 		{"info", "NAME", "one plugin: descriptor, state, resources", cmd_info},
-		{"enable", "NAME", "start a disabled or failed plugin (kept across restarts)",
+		{"enable", "NAME",
+		 "start a disabled, failed or quarantined plugin (kept across restarts)",
 		 cmd_enable},
 		{"disable", "NAME", "stop a plugin and keep it stopped across restarts",
 		 cmd_disable},

@@ -71,7 +71,19 @@ enum plug_state {
 	PLUG_FAILED,   /* loading or init failed; nothing of it remains */
 	PLUG_RUNNING,
 	PLUG_FAULTED,  /* a script plugin stopped for breaking a limit; nothing it made remains */
+	PLUG_QUARANTINED, /* linlid died PLUG_QUARANTINE_DEATHS times while its code ran */
 };
+
+/*
+ * Crash-loop quarantine: linlid's deaths while a plugin's code ran (the
+ * record of watchdog.h, read at the next start) are counted per plugin in
+ * <data_dir>/plugins.deaths; at this many the plugin is not started
+ * (PLUG_QUARANTINED) until an admin enables it, which clears its count.
+ * Below systemd's default start limit (5 starts in 10 s), so that a plugin
+ * that kills linlid at every start is set aside before systemd gives up on
+ * the node.
+ */
+#define PLUG_QUARANTINE_DEATHS 3
 
 const char *plug_state_name(enum plug_state s);
 

@@ -36,6 +36,7 @@
 #include "linli/error.h"
 #include "sdkapi.h"
 #include "util.h"
+#include "watchdog.h"
 
 #define MAX_PLUGIN_FILE (64u << 20) /* a bigger ".so" is refused unread */
 
@@ -307,7 +308,10 @@ static int so_start(struct plugin *p, char *why, size_t whylen)
 	free(so->image);
 	so->image = NULL;
 	dlerror();
+	struct wd_frame wd;
+	wd_enter(&wd, plug_name(p), "load", NULL, 0); /* its ELF constructors run */
 	so->dl = dlopen(so->run, RTLD_NOW | RTLD_LOCAL);
+	wd_leave(&wd);
 	if (!so->dl) {
 		const char *e = dlerror();
 		return errf(why, whylen, LINLI_EINVAL, "cannot load: %s", e ? e : "dlopen failed");
@@ -325,7 +329,9 @@ static int so_start(struct plugin *p, char *why, size_t whylen)
 	if (!d->init)
 		return errf(why, whylen, LINLI_EINVAL, "descriptor has no init function");
 	plug_init_begin(p);
+	wd_enter(&wd, plug_name(p), "init", NULL, 0);
 	rc = d->init(plug_ctx(p), sdkapi_table());
+	wd_leave(&wd);
 	const char *ierr = plug_init_end(p);
 	if (rc) {
 		int code = rc < 0 ? rc : LINLI_EINVAL;
@@ -339,8 +345,12 @@ static int so_start(struct plugin *p, char *why, size_t whylen)
 static void so_fini(struct plugin *p)
 {
 	struct so *so = so_of(p);
-	if (so && so->desc && so->desc->fini)
+	if (so && so->desc && so->desc->fini) {
+		struct wd_frame wd;
+		wd_enter(&wd, plug_name(p), "fini", NULL, 0);
 		so->desc->fini(plug_ctx(p), sdkapi_table());
+		wd_leave(&wd);
+	}
 }
 
 static void so_unload(struct plugin *p)
@@ -349,8 +359,12 @@ static void so_unload(struct plugin *p)
 	if (!so)
 		return;
 	free(so->image);
-	if (so->dl)
+	if (so->dl) {
+		struct wd_frame wd;
+		wd_enter(&wd, plug_name(p), "unload", NULL, 0); /* its ELF destructors run */
 		dlclose(so->dl);
+		wd_leave(&wd);
+	}
 	if (so->run_fd >= 0)
 		close(so->run_fd);
 	free(so);

@@ -28,6 +28,7 @@
 #include "hal.h"
 #include "store_api.h"
 #include "util.h"
+#include "watchdog.h"
 
 /* ---- logging and the plugin itself ---- */
 
@@ -140,7 +141,12 @@ static int pcmd_run(struct cmd_call *call, void *ud)
 				    &saved, err, sizeof err);
 	if (rc)
 		return cmd_fail(call, rc, "%s %s: %s", call->argv[0], call->argv[1], err);
+	char words[WD_DETAIL_MAX];
+	snprintf(words, sizeof words, "%s %s", call->argv[0], call->argv[1]);
+	struct wd_frame wd;
+	wd_enter(&wd, plug_name(p), "command", words, 0);
 	rc = c->fn(plug_ctx(p), &req, &out, err, sizeof err);
+	wd_leave(&wd);
 	caller_serve_end(p, &saved);
 	if (rc) {
 		record_free(out);
@@ -291,11 +297,15 @@ static void ptimer_fire(struct kernel *k, void *arg)
 	struct plugin *p = t->p;
 	linli_timer_fn fn = t->fn;
 	void *ud = t->ud;
+	uint64_t kid = t->kid;
 	if (!t->interval) { /* the kernel has dropped it already */
 		plug_untrack(p, t->res);
 		free(t);
 	}
+	struct wd_frame wd;
+	wd_enter(&wd, plug_name(p), "timer", NULL, kid);
 	fn(plug_ctx(p), ud);
+	wd_leave(&wd);
 }
 
 static void ptimer_release(void *arg)
@@ -417,7 +427,10 @@ static int psub_deliver(const struct bus_event *ev, void *ud)
 		.payload = payload,
 		.consequence = ev->cls == BUS_CONSEQUENCE,
 	};
+	struct wd_frame wd;
+	wd_enter(&wd, plug_name(s->p), "event handler", ev->topic, 0);
 	rc = s->fn(plug_ctx(s->p), &le, s->ud);
+	wd_leave(&wd);
 	record_free(payload);
 	return rc;
 }

@@ -39,6 +39,7 @@
 #include "store_cmds.h"
 #include "access.h"
 #include "tier_store.h"
+#include "watchdog.h"
 
 _Static_assert(LINLI_ID_MAX == STORE_ID_MAX, "linli/store.h and store.h disagree on ids");
 _Static_assert(LINLI_SCOPE_MAX == SCOPE_MAX, "linli/store.h and scope.h disagree on scopes");
@@ -771,7 +772,10 @@ static void pcommit_done(void *arg, int rc, const char *err)
 	if (w->p) {
 		struct plugin *p = w->p;
 		plug_untrack(p, w->res);
+		struct wd_frame wd;
+		wd_enter(&wd, plug_name(p), "commit callback", NULL, 0);
 		w->fn(plug_ctx(p), rc, rc ? (err ? err : linli_strerror(rc)) : "", w->ud);
+		wd_leave(&wd);
 	}
 	free(w);
 }
@@ -889,7 +893,10 @@ struct pwatch {
 static void pwatch_fn(void *ud, const struct linli_change *ch)
 {
 	struct pwatch *pw = ud;
+	struct wd_frame wd;
+	wd_enter(&wd, plug_name(pw->p), "change handler", pw->dataset, 0);
 	pw->fn(plug_ctx(pw->p), ch, pw->ud);
+	wd_leave(&wd);
 }
 
 static void pwatch_release(void *arg)

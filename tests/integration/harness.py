@@ -57,8 +57,20 @@ def finish(d, etype):
             eq(d.stop(), 0, "linlid exit code")
             log = d.logtext()
             check("Sanitizer" not in log and "runtime error" not in log, log[-3000:])
+        elif d.proc and d.proc.poll() is not None and d.proc.returncode:
+            d.print_log(f"the case failed; linlid had ended ({exit_text(d.proc.returncode)})")
     finally:
         d.cleanup()
+
+
+def exit_text(rc):
+    """A Popen returncode in words: "status 3", "signal SIGABRT"."""
+    if rc is not None and rc < 0:
+        try:
+            return f"signal {signal.Signals(-rc).name}"
+        except ValueError:
+            return f"signal {-rc}"
+    return f"status {rc}"
 
 
 def wait_for(fn, what, timeout=10):
@@ -293,15 +305,36 @@ class Daemon:
         self.proc.send_signal(sig)
 
     def stop(self, sig=signal.SIGTERM, timeout=20):
+        """Stop the daemon with sig; its exit status. A stop that is not clean (a signal
+        exit, a non-zero status, a timeout) prints the daemon's log, so that a failure
+        seen only once, on a loaded machine, leaves its evidence in the test's output."""
         if not self.proc or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
+            rc = self.proc.returncode if self.proc else None
+            if rc:
+                self.print_log(f"linlid had already ended ({exit_text(rc)}) when told to stop")
+            return rc
         self.proc.send_signal(sig)
         try:
-            return self.proc.wait(timeout)
+            rc = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+            self.print_log(f"linlid did not stop within {timeout} s of {sig.name}")
             raise TestFailure("linlid did not stop on signal:\n" + self.logtext())
+        if rc != 0:
+            self.print_log(f"linlid ended with {exit_text(rc)} on {sig.name}")
+        return rc
+
+    def print_log(self, why, limit=200000):
+        """Print why and the daemon's log (its last `limit` bytes) to stderr, once per run."""
+        if getattr(self, "_printed", None) is self.proc:
+            return
+        self._printed = self.proc
+        log = self.logtext()
+        cut = f"[... {len(log) - limit} bytes before]\n" if len(log) > limit else ""
+        sys.stderr.write(f"==== {why}; its log ({self.logpath}):\n{cut}{log[-limit:]}"
+                         f"==== end of the log of linlid pid {self.proc.pid}\n")
+        sys.stderr.flush()
 
     def logtext(self):
         try:
