@@ -882,5 +882,11 @@ int main(int argc, char **argv)
 		code = dispatch(&c, argc - i, argv + i);
 	if (c.open)
 		nng_close(c.sock);
+	/*
+	 * nng frees closed pipes and dialers on its reaper thread; exiting while
+	 * it is half way through one leaves blocks that LeakSanitizer reports.
+	 * nng_fini waits for the reaper to drain.
+	 */
+	nng_fini();
 	return code;
 }
