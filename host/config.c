@@ -75,6 +75,7 @@ static const struct key keys[] = {
 	{"http.max_body", T_INT, false, "largest request body, bytes"},
 	{"http.rate_limit", T_INT, false, "requests per second per API key"},
 	{"http.body_timeout_ms", T_INT, false, "time a client has to send its whole body"},
+	{"http.health_min_free_mb", T_INT, false, "less free disk under data_dir: health degraded"},
 	{"plugin_dirs", T_LIST, false, "directories scanned for .so plugins"},
 	{"script_dirs", T_LIST, false, "directories scanned for Lua scripts"},
 	{"catalog_dir", T_STR, false, "the data resource catalog"},
@@ -727,6 +728,7 @@ static int fill(struct ctx *c, config_t *cf, struct cfg *out)
 	    {"accounts.lockout_attempts", &out->lockout_attempts, 5, 1, 100},
 	    {"accounts.lockout_s", &out->lockout_s, 900, 1, 86400},
 	    {"http.body_timeout_ms", &out->http_body_timeout_ms, 10000, 100, 600000},
+	    {"http.health_min_free_mb", &out->health_min_free_mb, 64, 0, 1 << 30},
 	};
 	for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
 		*ints[i].out = ints[i].def;
