@@ -166,6 +166,30 @@ local function meetings(code, scope, from, to)
   return out
 end
 
+-- [--branch B] [--month YYYY-MM] of `activity list` and `rates`: the branches (rows
+-- {id, scope, record}: one, or every one) and the month's bounds (nil: every month).
+local function select_meetings(args, cmd)
+  local pos, opts = parse(args, { flags = { branch = true, month = true } })
+  if not pos then return fail(opts) end
+  if #pos > 0 then return fail("usage: " .. cmd .. " [--branch B] [--month YYYY-MM]") end
+  local sel = { month = opts.month }
+  if opts.month then
+    local from, to = parse_month(opts.month)
+    if not from then return fail(to) end
+    sel.from, sel.to = from, to
+  end
+  if opts.branch then
+    local b, scope, c = branch_get(opts.branch)
+    if not b then return nil, scope, c end
+    sel.branches = { { id = opts.branch, scope = scope, record = b } }
+  else
+    local rows, e, c = scan_all{ dataset = "party_branches" }
+    if not rows then return nil, e, c end
+    sel.branches = rows
+  end
+  return sel
+end
+
 local function may_manage(caller, scope)
   return linli.caller_may(caller, MANAGE, scope)
 end
@@ -341,24 +365,9 @@ local function activity_cmd(args, input, caller)
     return { id = id, branch = pos[1], kind = kind, date = date_text(at),
              expected = #active }
   elseif verb == "list" then
-    local pos, opts = parse(args, { flags = { branch = true, month = true } })
-    if not pos then return fail(opts) end
-    if #pos > 0 then return fail("usage: activity list [--branch B] [--month YYYY-MM]") end
-    local from, to
-    if opts.month then
-      from, to = parse_month(opts.month)
-      if not from then return fail(to) end
-    end
-    local branches = {}
-    if opts.branch then
-      local b, scope, c = branch_get(opts.branch)
-      if not b then return nil, scope, c end
-      branches[1] = { id = opts.branch, scope = scope }
-    else
-      local rows, e, c = scan_all{ dataset = "party_branches" }
-      if not rows then return nil, e, c end
-      branches = rows
-    end
+    local sel, e0, c0 = select_meetings(args, "activity list")
+    if not sel then return nil, e0, c0 end
+    local branches, from, to = sel.branches, sel.from, sel.to
     local out = {}
     for _, b in ipairs(branches) do
       local rows, e, c = meetings(b.id, b.scope, from, to)
@@ -439,24 +448,9 @@ end
 -- rates [--branch B] [--month YYYY-MM]: attended / expected member-meetings per branch,
 -- counting the meetings held (not cancelled, not in the future).
 local function rates_cmd(args, input, caller)
-  local pos, opts = parse(args, { flags = { branch = true, month = true } })
-  if not pos then return fail(opts) end
-  if #pos > 0 then return fail("usage: rates [--branch B] [--month YYYY-MM]") end
-  local from, to
-  if opts.month then
-    from, to = parse_month(opts.month)
-    if not from then return fail(to) end
-  end
-  local branches
-  if opts.branch then
-    local b, scope, c = branch_get(opts.branch)
-    if not b then return nil, scope, c end
-    branches = { { id = opts.branch, scope = scope, record = b } }
-  else
-    local e, c
-    branches, e, c = scan_all{ dataset = "party_branches" }
-    if not branches then return nil, e, c end
-  end
+  local sel, e0, c0 = select_meetings(args, "rates")
+  if not sel then return nil, e0, c0 end
+  local branches, from, to, month = sel.branches, sel.from, sel.to, sel.month
   local now, out = linli.time_now_ms(), {}
   for _, b in ipairs(branches) do
     local rows, e, c = meetings(b.id, b.scope, from, to)
@@ -469,7 +463,7 @@ local function rates_cmd(args, input, caller)
         attended = attended + (r.record.attendees or 0)
       end
     end
-    out[#out + 1] = { branch = b.id, name = b.record.name, month = opts.month,
+    out[#out + 1] = { branch = b.id, name = b.record.name, month = month,
                       meetings = held, expected = expected, attended = attended,
                       rate = expected > 0 and math.floor(attended * 10000 / expected + 0.5)
                         / 10000 or nil }
