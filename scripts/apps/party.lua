@@ -395,6 +395,10 @@ local function attend_cmd(args, input, caller)
   if act.status == "cancelled" then
     return fail("activity '" .. act_id .. "' was cancelled", "LINLI_ESTATE")
   end
+  if act.start_at > linli.time_now_ms() then
+    return fail("activity '" .. act_id .. "' is on " .. date_text(act.start_at)
+      .. ", still to come: attendance is recorded once it is held", "LINLI_ESTATE")
+  end
   -- Check every member before writing anything.
   local seen = {}
   for _, mid in ipairs(pos) do

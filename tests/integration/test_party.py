@@ -235,6 +235,7 @@ def case_refusals_store_nothing():
     """Bad input is refused naming what is wrong, and nothing is stored."""
     with node() as d:
         m, a = seed(d)
+        future = party(d, "activity", "add", "b1", "党课", "2099-07-01T19:00")["id"]
         before = (party(d, "member", "list"), party(d, "activity", "list"),
                   party(d, "branch", "list"))
         for args, name, text in (
@@ -271,6 +272,8 @@ def case_refusals_store_nothing():
                  f"member '{m['m5']}' is not a member of branch 'b1' (its branch is 'b2')"),
                 (("attend", a["a1"], m["m1"], "nosuch"), "LINLI_ENOENT", "no member 'nosuch'"),
                 (("attend", "nosuch", m["m1"]), "LINLI_ENOENT", "no activity 'nosuch'"),
+                (("attend", future, m["m1"]), "LINLI_ESTATE",
+                 "is on 2099-07-01T19:00, still to come: attendance is recorded once it is held"),
                 (("attend", a["a1"]), "LINLI_EINVAL", "usage: attend ACTIVITY MEMBER"),
                 (("attend", a["a1"], m["m1"], "--late"), "LINLI_EINVAL", "unknown option --late"),
                 (("rates", "--month", "March"), "LINLI_EINVAL", "'March' is not a month"),
@@ -279,7 +282,8 @@ def case_refusals_store_nothing():
             refused(d, args, name, text)
         eq((party(d, "member", "list"), party(d, "activity", "list"),
             party(d, "branch", "list")), before, "nothing stored")
-        eq([r["attended"] for r in party(d, "rates")], [0, 0], "no attendance recorded")
+        eq([(r["attended"], r["meetings"]) for r in party(d, "rates")], [(0, 3), (0, 1)],
+           "no attendance recorded; a meeting still to come is not counted")
         eq(d.ok("data", "query", "party_attendance")["count"], 0, "no attendance record")
 
 
