@@ -35,6 +35,7 @@ const char cfg_embedded_default[] =
 	"log_level = \"info\";\n"
 	"catalog_dir = \"catalog\";\n"
 	"plugin_dirs = [ \"build/plugins/sim\" ];\n"
+	"script_dirs = [ \"scripts\" ];  # the repo's Lua applications (scripts/apps)\n"
 	"store = { sync = true; };\n"
 	"plugins = {\n"
 	"  sim = { per_class = 3; seed = 1; tick_ms = 1000; };  # 48 devices, one round a second\n"

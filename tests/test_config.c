@@ -54,6 +54,8 @@ static void test_embedded_default(void **state)
 	assert_int_equal(c.node_level, TIER_COMMUNITY);
 	assert_string_equal(c.data_dir, "/base/var");
 	assert_string_equal(c.listen[0], "ipc:///base/var/linlid.sock");
+	assert_int_equal(c.n_script_dirs, 1); /* the repo's Lua applications */
+	assert_string_equal(c.script_dirs[0], "/base/scripts");
 	/* Retention defaults: audit at least 180 days (Cybersecurity Law art. 21). */
 	assert_int_equal(c.retention.audit_min_age_s, 180 * 86400);
 	assert_int_equal(c.retention.audit_max_age_s, 365 * 86400);
