@@ -418,6 +418,23 @@ static int is_grid_path(const char *scope)
 	return n == 5;
 }
 
+/*
+ * Who calls: the caller's account name; "kernel" for a request without a caller (the
+ * kernel's own in-process calls, which act as the plugin).
+ */
+static const char *who_of(const struct linli_cmd_req *req)
+{
+	return req->caller && req->caller->name[0] ? req->caller->name : "kernel";
+}
+
+/* May the caller take `action` at `scope`? A request without a caller acts as the plugin. */
+static int may(linli_ctx *ctx, const struct linli_cmd_req *req, const char *action,
+	       const char *scope, char *err, size_t errlen)
+{
+	int rc = req->caller ? api->caller_may(ctx, req->caller, action, scope, err, errlen) : 0;
+	return rc ? rc : grid_worker_may(ctx, req->caller, scope, err, errlen);
+}
+
 /* ---- moves ---- */
 
 struct ctx_move {
@@ -550,14 +567,13 @@ static int do_move(linli_ctx *ctx, const struct linli_cmd_req *req, const char *
 	api->rec_get_int(c, "extensions", &ext);
 	if (!strcmp(mv->verb, "approve") && ext > 1)
 		action = "grid.approve_above";
-	if ((rc = api->caller_may(ctx, req->caller, action, scope, err, errlen)) ||
-	    (rc = grid_worker_may(ctx, req->caller, scope, err, errlen)))
+	if ((rc = may(ctx, req, action, scope, err, errlen)))
 		goto out;
 	const char *handler = str_or(c, "handler", NULL);
-	if (handler_verb(mv->verb) && handler && strcmp(handler, req->caller->name) &&
+	if (handler_verb(mv->verb) && handler && req->caller && strcmp(handler, who_of(req)) &&
 	    strcmp(req->caller->role, "admin")) {
 		snprintf(err, errlen, "case %s is dispatched to '%s', not to '%s'", id, handler,
-			 req->caller->name);
+			 who_of(req));
 		rc = LINLI_EPERM;
 		goto out;
 	}
@@ -602,8 +618,8 @@ static int do_move(linli_ctx *ctx, const struct linli_cmd_req *req, const char *
 		api->rec_set_int(c, "reworks", n + 1);
 	}
 	if ((rc = api->store_put(ctx, "incidents", scope, id, c, NULL, NULL)) ||
-	    (rc = record_move(ctx, scope, id, mv->verb, from_s, m->to, req->caller->name, now,
-			      mv->note, deadline, worked))) {
+	    (rc = record_move(ctx, scope, id, mv->verb, from_s, m->to, who_of(req), now, mv->note,
+			      deadline, worked))) {
 		snprintf(err, errlen, "%s", api->store_last_error(ctx));
 		goto out;
 	}
@@ -693,14 +709,14 @@ static int cmd_report(linli_ctx *ctx, const struct linli_cmd_req *req, linli_rec
 	}
 	const char *scope = req->argv[0];
 	int rc;
-	if ((rc = api->caller_may(ctx, req->caller, "grid.report", scope, err, errlen)) ||
-	    (rc = grid_worker_may(ctx, req->caller, scope, err, errlen)))
+	if ((rc = may(ctx, req, "grid.report", scope, err, errlen)))
 		return rc;
 	linli_record *c = api->rec_new();
 	api->rec_set_str(c, "category", req->argv[1]);
 	api->rec_set_str(c, "title", req->argv[2]);
 	api->rec_set_str(c, "channel",
-			 strcmp(req->caller->role, "grid_worker") ? "resident" : "grid_worker");
+			 req->caller && !strcmp(req->caller->role, "grid_worker") ? "grid_worker"
+										  : "resident");
 	for (int i = 3; i < req->argc; i++) {
 		const char *eq = strchr(req->argv[i], '=');
 		size_t k = 0, n = eq ? (size_t)(eq - req->argv[i]) : 0;
@@ -720,7 +736,7 @@ static int cmd_report(linli_ctx *ctx, const struct linli_cmd_req *req, linli_rec
 		api->rec_set_str(c, report_fields[k], eq + 1);
 	}
 	char id[LINLI_ID_MAX + 1], warn[256] = "";
-	rc = open_case(ctx, scope, c, req->caller->name, id, warn, sizeof warn, err, errlen);
+	rc = open_case(ctx, scope, c, who_of(req), id, warn, sizeof warn, err, errlen);
 	api->rec_free(c);
 	if (rc)
 		return rc;
