@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -18,36 +19,19 @@
 #include "wf_cal.h"
 #include "wf_table.h"
 
-/* ---- a fixed zone, UTC+08:00, through the C library in UTC ---- */
+/* ---- a fixed zone, UTC+08:00, through the C library's UTC calendar ---- */
 
 #define ZONE_S (8 * 3600)
-
-static int64_t civil_days(int y, int m, int d)
-{
-	y -= m <= 2;
-	int era = (y >= 0 ? y : y - 399) / 400;
-	int yoe = y - era * 400;
-	int doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return (int64_t)era * 146097 + doe - 719468;
-}
 
 static int fixed_local(void *ud, int64_t ms, struct linli_tm *t)
 {
 	(void)ud;
-	int64_t s = ms / 1000 + ZONE_S, days = s / 86400, rest = s % 86400;
-	if (rest < 0)
-		rest += 86400, days--;
-	/* invert civil_days by search from an estimate: fine for tests */
-	int y = (int)(1970 + days / 366);
-	while (civil_days(y + 1, 1, 1) <= days)
-		y++;
-	int m = 1;
-	while (m < 12 && civil_days(y, m + 1, 1) <= days)
-		m++;
-	t->year = y, t->month = m, t->day = (int)(days - civil_days(y, m, 1)) + 1;
-	t->hour = (int)(rest / 3600), t->minute = (int)(rest / 60 % 60),
-	t->second = (int)(rest % 60);
+	time_t s = (time_t)(ms / 1000) + ZONE_S;
+	struct tm tm;
+	if (!gmtime_r(&s, &tm))
+		return LINLI_EINVAL;
+	t->year = tm.tm_year + 1900, t->month = tm.tm_mon + 1, t->day = tm.tm_mday;
+	t->hour = tm.tm_hour, t->minute = tm.tm_min, t->second = tm.tm_sec;
 	t->ms = (int)(ms % 1000);
 	return 0;
 }
@@ -55,11 +39,13 @@ static int fixed_local(void *ud, int64_t ms, struct linli_tm *t)
 static int fixed_from_local(void *ud, const struct linli_tm *t, int64_t *ms)
 {
 	(void)ud;
-	*ms = ((civil_days(t->year, t->month, t->day) * 86400 + t->hour * 3600 + t->minute * 60 +
-		t->second) -
-	       ZONE_S) *
-		  1000 +
-	      t->ms;
+	struct tm tm = {.tm_year = t->year - 1900,
+			.tm_mon = t->month - 1,
+			.tm_mday = t->day,
+			.tm_hour = t->hour,
+			.tm_min = t->minute,
+			.tm_sec = t->second};
+	*ms = ((int64_t)timegm(&tm) - ZONE_S) * 1000 + t->ms;
 	return 0;
 }
 

@@ -372,41 +372,60 @@ static int worker_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
 	return 0;
 }
 
+/* The grids of one community a caller works in, kept for a listing's rows. */
+struct worker_cache {
+	char community[LINLI_SCOPE_MAX + 1];
+	struct grids_of g;
+};
+
 /*
  * A grid worker (named as `account` by active grid_workers records of the case's
  * community) acts only in the grids those records name. Others pass: their reach is
- * the kernel's scope check. `scope` is a grid path .../community/gNN.
+ * the kernel's scope check. `scope` is a grid path .../community/gNN. `cache` (may be
+ * NULL) keeps the last community's answer for the next call.
  */
-static int grid_worker_may(linli_ctx *ctx, const struct linli_caller *who, const char *scope,
-			   char *err, size_t errlen)
+static int grid_worker_may_cached(linli_ctx *ctx, const struct linli_caller *who, const char *scope,
+				  struct worker_cache *cache, char *err, size_t errlen)
 {
 	if (!who || !who->name || strcmp(who->role, "admin") == 0)
 		return 0;
-	char community[LINLI_SCOPE_MAX + 1];
-	snprintf(community, sizeof community, "%s", scope);
-	char *slash = strrchr(community, '/');
-	if (!slash)
+	struct worker_cache local;
+	struct worker_cache *wc = cache ? cache : &local;
+	const char *slash = strrchr(scope, '/');
+	if (!slash || (size_t)(slash - scope) >= sizeof wc->community)
 		return 0;
-	*slash = '\0';
 	const char *grid = slash + 1;
-	struct linli_where w = {"account", who->name};
-	struct linli_query q = {.size = sizeof q,
-				.dataset = "grid_workers",
-				.scope = community,
-				.where = &w,
-				.n_where = 1,
-				.limit = 100};
-	struct grids_of g = {{0}, 0};
-	if (api->store_scan(ctx, &q, worker_row, &g, NULL) < 0 || !g.n)
-		return 0; /* not a grid worker of that community (or out of the caller's reach) */
+	size_t clen = (size_t)(slash - scope);
+	if (!cache || strlen(wc->community) != clen || strncmp(wc->community, scope, clen)) {
+		memcpy(wc->community, scope, clen);
+		wc->community[clen] = '\0';
+		memset(&wc->g, 0, sizeof wc->g);
+		struct linli_where w = {"account", who->name};
+		struct linli_query q = {.size = sizeof q,
+					.dataset = "grid_workers",
+					.scope = wc->community,
+					.where = &w,
+					.n_where = 1,
+					.limit = 100};
+		if (api->store_scan(ctx, &q, worker_row, &wc->g, NULL) < 0)
+			wc->g.n = 0; /* out of the caller's reach: the kernel's check decides */
+	}
+	if (!wc->g.n)
+		return 0; /* not a grid worker of that community */
 	char needle[64];
 	snprintf(needle, sizeof needle, ",%s,", grid);
-	if (strstr(g.grids, needle))
+	if (strstr(wc->g.grids, needle))
 		return 0;
-	g.grids[strlen(g.grids) - 1] = '\0';
-	snprintf(err, errlen, "grid worker '%s' works in grids %s of %s, not in %s", who->name,
-		 g.grids + 1, community, grid);
+	size_t n = strlen(wc->g.grids);
+	snprintf(err, errlen, "grid worker '%s' works in grids %.*s of %s, not in %s", who->name,
+		 (int)(n > 2 ? n - 2 : 0), wc->g.grids + 1, wc->community, grid);
 	return LINLI_EPERM;
+}
+
+static int grid_worker_may(linli_ctx *ctx, const struct linli_caller *who, const char *scope,
+			   char *err, size_t errlen)
+{
+	return grid_worker_may_cached(ctx, who, scope, NULL, err, errlen);
 }
 
 /* Is `scope` a grid path (community/gNN: five segments)? */
@@ -790,6 +809,7 @@ struct listing {
 	const struct linli_caller *who;
 	linli_ctx *ctx;
 	const char *status;
+	struct worker_cache workers;
 };
 
 static int list_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
@@ -799,7 +819,7 @@ static int list_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
 	if (l->status && strcmp(st, l->status))
 		return 0;
 	char e[8];
-	if (grid_worker_may(ctx, l->who, row->scope, e, sizeof e))
+	if (grid_worker_may_cached(ctx, l->who, row->scope, &l->workers, e, sizeof e))
 		return 0;
 	linli_record *m;
 	if (api->arr_push_map(l->rows, &m))
@@ -819,7 +839,7 @@ static int cmd_list(linli_ctx *ctx, const struct linli_cmd_req *req, linli_recor
 		    char *err, size_t errlen)
 {
 	struct linli_query q = {.size = sizeof q, .dataset = "incidents", .limit = 1000};
-	struct listing l = {api->rec_new_array(), req->caller, ctx, NULL};
+	struct listing l = {.rows = api->rec_new_array(), .who = req->caller, .ctx = ctx};
 	for (int i = 0; i < req->argc; i++) {
 		if (!strncmp(req->argv[i], "status=", 7) &&
 		    wf_state_known(&table, req->argv[i] + 7))

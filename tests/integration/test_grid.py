@@ -313,6 +313,15 @@ def case_deadlines_in_working_time_across_a_weekend():
         r = move(d, "dispatch", c, "h1")
         near(r["step_deadline"], local_ms(2028, 1, 3, 9, 30), "weekends only in 2028")
         check("no working calendar for 2028" in r["warning"], r)
+        # A street's calendar with a date that does not exist: named in the log, its year's
+        # holidays not used (the city's are not either: the street's record overrides them).
+        d.ok("data", "put", "work_calendar", "--scope", "hefei/shushan/sanlijie", "--id", "2027",
+             js(dict(CAL_2027, holidays="2027-02-30", hours="9-17")))
+        report(d, "hefei/shushan/sanlijie/anhua/g01")
+        d.wait_log("work_calendar 2027 at hefei/shushan/sanlijie: holidays 2027: '2027-02-30' "
+                   "is not a date YYYY-MM-DD")
+        d.wait_log("work_calendar 2027 at hefei/shushan/sanlijie: hours: period 1 '9-17' is not "
+                   "HH:MM-HH:MM (default used)")
 
 
 def case_a_first_workflow_record_is_read_and_migrated():
