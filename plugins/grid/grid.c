@@ -93,8 +93,9 @@ struct grid {
 	struct cache categories, calendars;
 	int dirty;	    /* a watched dataset changed: reload before the next use */
 	int warned_year[8]; /* years a missing calendar was logged for */
-	/* the calendar built last, for this scope */
+	/* the calendar built last, for this scope and year */
 	char cal_scope[LINLI_SCOPE_MAX + 1];
+	int64_t cal_year; /* the year whose hours it has */
 	struct wf_cal cal;
 	int cal_found; /* some work_calendar record applies */
 	linli_ctx *ctx;
@@ -230,15 +231,15 @@ static const char *str_or(const linli_record *r, const char *key, const char *df
  */
 static const struct wf_cal *calendar(linli_ctx *ctx, const char *scope, int64_t now)
 {
-	if (strcmp(G->cal_scope, scope) == 0)
+	struct linli_tm t = {.size = sizeof t};
+	int64_t this_year = api->time_local(ctx, now, &t) == 0 ? t.year : 0, hours_year = -1;
+	if (G->cal_year == this_year && strcmp(G->cal_scope, scope) == 0)
 		return &G->cal;
 	struct wf_cal *c = &G->cal;
 	char err[256];
 	wf_cal_init(c);
 	wf_cal_set_hours(c, "09:00-12:00,13:30-17:30", err, sizeof err);
 	G->cal_found = 0;
-	struct linli_tm t = {.size = sizeof t};
-	int64_t this_year = api->time_local(ctx, now, &t) == 0 ? t.year : 0, hours_year = -1;
 	const struct entry *hours = NULL;
 	for (size_t i = 0; i < G->calendars.n; i++) {
 		int64_t y;
@@ -264,6 +265,7 @@ static const struct wf_cal *calendar(linli_ctx *ctx, const char *scope, int64_t 
 				 hours->id, hours->scope, err);
 	}
 	snprintf(G->cal_scope, sizeof G->cal_scope, "%s", scope);
+	G->cal_year = this_year;
 	return c;
 }
 

@@ -322,6 +322,13 @@ def case_deadlines_in_working_time_across_a_weekend():
                    "is not a date YYYY-MM-DD")
         d.wait_log("work_calendar 2027 at hefei/shushan/sanlijie: hours: period 1 '9-17' is not "
                    "HH:MM-HH:MM (default used)")
+        # A new year takes its own record's hours.
+        d.ok("data", "put", "work_calendar", "--scope", "hefei", "--id", "2028",
+             js(dict(CAL_2027, year=2028, hours="10:00-12:00", holidays="")))
+        set_clock(d, "2028-01-03T09:00")  # a Monday
+        c = report(d, G01)
+        near(d.ok("grid", "show", c)["step_deadline"], local_ms(2028, 1, 3, 10, 30),
+             "30 working minutes from 10:00, 2028's hours")
 
 
 def case_a_first_workflow_record_is_read_and_migrated():
