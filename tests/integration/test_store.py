@@ -466,7 +466,7 @@ def case_catalog_list_show():
         rows = d.ok("catalog", "list")
         shipped = len([f for f in os.listdir(os.path.join(CATALOG, "datasets"))
                        if f.endswith(".cfg")])
-        check(shipped >= 21, f"{shipped} dataset files")
+        check(shipped >= 24, f"{shipped} dataset files")
         eq(len(rows), shipped + 6 + 16 + 14, "entries (6: the built-in system datasets)")
         eq(len(d.ok("catalog", "list", "devices")), 16, "device classes")
         r = d.ok("catalog", "show", "residents")
