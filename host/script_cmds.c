@@ -198,7 +198,7 @@ static int cmd_check(struct cmd_call *call, void *ud)
 	struct script_rules *r = ud;
 	const char *name;
 	char *text = NULL;
-	size_t len;
+	size_t len = 0;
 	int rc = file_text(call, &name, &text, &len);
 	if (rc)
 		return rc;
