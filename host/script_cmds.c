@@ -196,7 +196,7 @@ static int declared(const struct script *s, const char **out, int max, enum gran
 static int cmd_check(struct cmd_call *call, void *ud)
 {
 	struct script_rules *r = ud;
-	const char *name;
+	const char *name = NULL;
 	char *text = NULL;
 	size_t len = 0;
 	int rc = file_text(call, &name, &text, &len);
@@ -247,7 +247,7 @@ static int cmd_install(struct cmd_call *call, void *ud)
 {
 	struct script_rules *r = ud;
 	bool grant = cmd_flag(call, "--grant");
-	const char *file;
+	const char *file = NULL;
 	char *text = NULL;
 	size_t len;
 	int rc = file_text(call, &file, &text, &len);
