@@ -1106,6 +1106,25 @@ static int l_caller_may(lua_State *L)
 static int push_sb(lua_State *L, int rc, msgpack_sbuffer *sb, bool split, const char *err,
 		   const char *oom);
 
+/* linli.audit(action, scope, object, result, detail) -> true | nil, msg, code */
+static int l_audit(lua_State *L)
+{
+	struct sapi *a = need(L, "audit");
+	const char *action = luaL_checkstring(L, 1), *scope = luaL_optstring(L, 2, NULL);
+	const char *object = luaL_optstring(L, 3, NULL), *result = luaL_checkstring(L, 4);
+	const char *detail = luaL_optstring(L, 5, NULL);
+	no_more(L, 5, "action, scope, object, result, detail");
+	if (!a->p)
+		return luaL_error(L, "linli.audit: only script plugins file audit entries");
+	script_charge(L, API_CALL_UNITS);
+	char err[512];
+	int rc = caller_audit(a->p, action, scope, object, result, detail, err, sizeof err);
+	if (rc)
+		return push_fail(L, rc, err);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
 /* linli.duty_holders(duty, scope) -> { {user, scope, role, name}, ... } | nil, msg, code */
 static int l_duty_holders(lua_State *L)
 {
@@ -2918,6 +2937,7 @@ static void bind_api(lua_State *L, struct script *s, void *ud)
 	    {"cmd_require", l_cmd_require},
 	    {"caller_may", l_caller_may},
 	    {"duty_holders", l_duty_holders},
+	    {"audit", l_audit},
 
 	    /* 1.1: routes */
 	    {"route_register", l_route_register},

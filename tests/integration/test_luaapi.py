@@ -595,6 +595,10 @@ plugin { name = "desk", version = "1.0.0", sdk = "1.1", family = "custom", descr
     linli.cmd_register("shout", "", "", function()
       return { r = { linli.publish("desk/shout", { x = 1 }) } }
     end)
+    linli.cmd_register("note", "ACTION SCOPE RESULT", "", function(args)
+      local scope = args[2] ~= "-" and args[2] or nil
+      return { r = { linli.audit(args[1], scope, "case-1", args[3], "from Lua") } }
+    end)
   end }
 """
 
@@ -649,6 +653,15 @@ def case_script_plugin_serves_its_caller():
         check(as_(op_d, "shout")[1]["r"][0], "operator publishes")
         rows = d.ok("audit", "--via", "plugin:desk", "--result", "denied")
         check(any(a["who"] == "v1" and a["action"] == "events.publish" for a in rows), rows)
+        # linli.audit: filed under the caller via the app; refusals say why, file nothing.
+        eq(as_(op_c, "note", "desk.move", "-", "denied")[1]["r"], [True], "filed")
+        r = lua_ret(as_(op_c, "note", "desk.move", "hefei/baohe", "denied")[1]["r"])
+        check(r[2] == "LINLI_EPERM" and "outside the caller's jurisdiction" in r[1], r)
+        r = lua_ret(d.ok("desk", "note", "other.move", "-", "allowed")["r"])
+        check(r[2] == "LINLI_EINVAL" and "a name 'desk.WORD'" in r[1], r)
+        rows = [a for a in d.ok("audit", "--via", "plugin:desk") if a["action"] == "desk.move"]
+        eq([(a["who"], a["scope"], a["object"], a["result"], a["detail"]) for a in rows],
+           [("op_c", "hefei/baohe/binhu/yuelan", "case-1", "denied", "from Lua")], "the entry")
 
 
 def case_linli_table_is_the_api():
