@@ -581,8 +581,11 @@ static int do_move(linli_ctx *ctx, const struct linli_cmd_req *req, const char *
 	char from_s[32];
 	snprintf(from_s, sizeof from_s, "%s", from);
 	const struct wf_move *m;
-	if ((rc = wf_move_check(&table, id, from_s, mv->verb, &m, err, errlen)))
+	if ((rc = wf_move_check(&table, id, from_s, mv->verb, &m, err, errlen))) {
+		/* an illegal move is refused and audited, under the caller */
+		api->audit(ctx, "grid.move", scope, id, "denied", err);
 		goto out;
+	}
 	const char *action = m->action;
 	int64_t ext = 0;
 	api->rec_get_int(c, "extensions", &ext);
@@ -595,6 +598,7 @@ static int do_move(linli_ctx *ctx, const struct linli_cmd_req *req, const char *
 	    strcmp(req->caller->role, "admin")) {
 		snprintf(err, errlen, "case %s is dispatched to '%s', not to '%s'", id, handler,
 			 who_of(req));
+		api->audit(ctx, "grid.move", scope, id, "denied", err);
 		rc = LINLI_EPERM;
 		goto out;
 	}

@@ -186,6 +186,13 @@ def case_illegal_moves_refused_with_state_and_allowed_moves():
         refused(d, "field 'category': 'weather' is not one of", "report", G01, "weather", "t")
         # Refused moves write nothing.
         eq(len(d.ok("grid", "show", a)["moves"]), 1, "only the report")
+        # Illegal moves are audited, under the caller, with the message.
+        rows = [r for r in d.ok("audit", "--via", "plugin:grid", "--result", "denied",
+                                "--limit", "1000") if r["action"] == "grid.move"]
+        eq(sorted((r["object"], r["detail"].split(": cannot ")[1].split(":")[0]) for r in rows),
+           sorted([(a, "accept"), (a, "close"), (b, "void"), (b, "verify"), (c, "file"),
+                   (b, "feedback")]), f"the illegal moves audited: {rows}")
+        check(all(r["who"] == d.ok("whoami")["user"] for r in rows), rows)
 
 
 def case_duties_and_the_handler():
