@@ -1014,6 +1014,7 @@ static void test_config_limits(void **state)
 	assert_int_equal(l.max_errors, 5);
 	assert_int_equal(c.lua.max_timers, 256); /* node-wide defaults */
 	assert_int_equal(c.lua.min_timer_ms, 10);
+	assert_int_equal(c.lua.max_event_depth, 8);
 	script_limits_from_cfg(&c, "big", &l);
 	assert_int_equal(l.memory, 65536 << 10);
 	assert_int_equal(l.time_ms, 1000);
@@ -1046,6 +1047,14 @@ static void test_config_limits(void **state)
 	    {"lua = { min_timer_ms = \"x\"; };", "t.cfg:3: lua.min_timer_ms: must be an integer"},
 	    {"lua = { overrides = ( { script = \"a\"; max_timers = 3; } ); };",
 	     "lua.overrides[1]: unknown key 'max_timers'"},
+	    {"lua = { max_event_depth = 0; };",
+	     "t.cfg:3: lua.max_event_depth: 0 is outside 1..255"},
+	    {"lua = { max_event_depth = 1000; };",
+	     "t.cfg:3: lua.max_event_depth: 1000 is outside 1..255"},
+	    {"lua = { max_event_depth = true; };",
+	     "t.cfg:3: lua.max_event_depth: must be an integer"},
+	    {"lua = { overrides = ( { script = \"a\"; max_event_depth = 3; } ); };",
+	     "lua.overrides[1]: unknown key 'max_event_depth'"},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		char t[512];

@@ -349,6 +349,58 @@ static void test_timer_limits(void **state)
 	env_free(e);
 }
 
+/*
+ * Event storms (issue 14, item 4): what a rule publishes while it handles an
+ * event of depth d has depth d + 1; past lua.max_event_depth (8 unset) it is
+ * dropped and counted, and the 16th drop within 10 s faults the rule.
+ */
+static void test_event_depth_bound(void **state)
+{
+	(void)state;
+	struct env *e = env_new();
+	struct script *s = rule(
+	    e, "rule { name = 'deep', on = 'in/#', capabilities = { 'bus.publish:out/#' },\n"
+	       "  run = function(ev)\n"
+	       "    local seq, msg, code = linli.publish('out/x', { n = 1 })\n"
+	       "    if ev.ok then assert(seq, msg) return end\n"
+	       "    assert(seq == nil and code == 'LINLI_ELIMIT', code)\n"
+	       "    assert(msg == \"'out/x' at cause depth 9: dropped, deeper than \"\n"
+	       "      .. 'lua.max_event_depth (8) (a chain of events that handlers cause)', msg)\n"
+	       "  end }");
+	script_set_cause_depth(s, 8); /* handling an event of depth 7 */
+	must_fire(s, "in/a", "{\"ok\": true}");
+	script_set_cause_depth(s, 9);
+	for (int i = 1; i < (int)SCRIPT_DEPTH_FAULT_DROPS; i++)
+		must_fire(s, "in/a", "{}");
+	struct script_stats st;
+	script_stats(s, &st);
+	assert_int_equal(st.depth_drops, SCRIPT_DEPTH_FAULT_DROPS - 1);
+	assert_int_equal(script_state(s), SCRIPT_READY);
+	char err[1024];
+	assert_int_equal(fire(s, "in/a", "{}", err, sizeof err), LINLI_ELIMIT);
+	assert_int_equal(script_state(s), SCRIPT_FAULTED);
+	assert_non_null(strstr(script_fault(s), "r.lua:3: event chain too deep: 16 events dropped "
+						"within 10 s, each deeper than lua.max_event_depth "
+						"(8) (the last on 'out/x' at cause depth 9)"));
+	script_set_cause_depth(s, 0);
+	run_posted(e);
+	assert_string_equal(e->seen.text, "out/x rule deep {\"n\":1}\n"); /* the one not too deep */
+	script_api_detach(s);
+	script_free(s);
+	/* lua.max_event_depth = 2: depth 3 is too deep. */
+	e->k.cfg.lua.max_event_depth = 2;
+	s = rule(
+	    e, "rule { name = 'd2', on = 'in/#', capabilities = { 'bus.publish:out/#' },\n"
+	       "  run = function() local _, msg = linli.publish('out/x', {}) DROPPED = msg end }");
+	script_set_cause_depth(s, 3);
+	must_fire(s, "in/a", "{}");
+	script_stats(s, &st);
+	assert_int_equal(st.depth_drops, 1);
+	script_api_detach(s);
+	script_free(s);
+	env_free(e);
+}
+
 /* A rule that publishes to its own `on` from outside the bus: the event is queued, not lost. */
 static void test_event_for_a_running_script_is_queued(void **state)
 {
@@ -875,6 +927,7 @@ int main(void)
 	    cmocka_unit_test(test_subscribe_and_release),
 	    cmocka_unit_test(test_timers),
 	    cmocka_unit_test(test_timer_limits),
+	    cmocka_unit_test(test_event_depth_bound),
 	    cmocka_unit_test(test_event_for_a_running_script_is_queued),
 	    cmocka_unit_test(test_not_attached_may_not_act),
 	    cmocka_unit_test(test_devices_within_the_jurisdiction_only),
