@@ -1068,10 +1068,12 @@ int bus_publish_caused(struct bus *b, const struct bus_msg *m, uint32_t depth, u
 	if (b->delivering)
 		return 0;
 	if (later) {
-		/* Delivered after the caller's kernel event (finish_delivery posts it). */
-		b->delivering = true;
-		finish_delivery(b);
-		return 0;
+		/* Delivered after the caller's kernel event, by a continuation. */
+		if (b->cont_posted || kernel_post(b->k, on_continue, b) == 0) {
+			b->cont_posted = true;
+			return 0;
+		}
+		/* The loop has ended (a script's fini at stop): deliver now, as before it. */
 	}
 	/* A continuation is pending: drain now, in order, rather than wait for it. */
 	b->delivering = true;

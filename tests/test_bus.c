@@ -609,6 +609,10 @@ static void test_delivery_budget_per_turn(void **state)
 	bus_get_totals(k.bus, &t);
 	assert_true(f.delayed >= 100);
 	assert_int_equal(t.delayed, (uint64_t)f.delayed);
+	/* Once the loop has ended (a script's fini at stop), a later publish is delivered now. */
+	struct bus_msg m = {"alarm/fini", "script", "hefei", NULL, 0};
+	assert_int_equal(bus_publish_caused(k.bus, &m, 0, BUS_PUB_LATER, NULL, err, sizeof err), 0);
+	assert_int_equal(f.delivered, 206);
 	close_bus(&k);
 }
 
