@@ -45,6 +45,9 @@ return sent
 """
 
 N_INNOCENT = 3000
+# The generator may take its time (journaled publishes are slow in a sanitizer build); its
+# subscribers' work is not charged to it.
+GEN_SLOW = 'overrides = ( { script = "gen"; time_ms = 20000; } );'
 
 
 def innocent_rate(d, what):
@@ -61,7 +64,8 @@ def innocent_rate(d, what):
 
 
 def case_storm_rule_faults_and_others_keep_their_speed():
-    with node(rules={"storm.lua": STORM}, apps={"innocent.lua": INNOCENT, "gen.lua": GEN}) as d:
+    with node(rules={"storm.lua": STORM}, apps={"innocent.lua": INNOCENT, "gen.lua": GEN},
+              lua=GEN_SLOW) as d:
         check(isinstance(d.ok("innocent", "run", "--stdin", input=LISTEN)["r1"], int),
               "innocent subscribed")
         innocent_rate(d, "warming up")
@@ -96,8 +100,9 @@ rule {
 }
 """
 
-# Notes every test/ping and test/pong event: its n (the hops made) and its meta.depth.
-WATCH = keeper(name="watch", caps=("bus.subscribe:test/+",))
+# Notes every test/ping and test/pong event: its n (the hops made) and its meta.depth; and
+# starts chains.
+WATCH = keeper(name="watch", caps=("bus.subscribe:test/+", "bus.publish:test/ping"))
 WATCH_ON = """
 seen = {}
 return linli.subscribe("test/+", function(e, topic, meta)
@@ -139,8 +144,8 @@ def case_depth_survives_the_queue_and_cuts_a_ping_pong():
         wait_for(lambda: stats(d, "pong")["depth_drops"] == 1, "pong drops the 5th hop")
         seen = d.ok("watch", "run", "--stdin", input="return table.concat(seen, ',')")["r1"]
         eq(len(seen.split(",")), 4, f"hops 0..3: {seen}")
-        for i in range(15):
-            d.ok("publish", "test/ping", '{"n": 0}')
+        d.ok("watch", "run", "--stdin",
+             input="for i = 1, 15 do assert(linli.publish('test/ping', { n = 0 })) end")
         wait_for(lambda: by_name(d.ok("rules", "list"))["pong"]["state"] == "faulted",
                  "pong faults after 16 drops")
         row = by_name(d.ok("rules", "list"))["pong"]
@@ -162,20 +167,16 @@ N_FIRE = 20000
 
 
 def case_consequence_flood_is_delivered_and_the_console_answers():
-    # The publisher may take its time (20,000 journaled publishes); its subscribers' work is
-    # not charged to it: before, every event was delivered inside its call.
-    with node(rules={"fire.lua": FIRE}, apps={"gen.lua": GEN},
-              lua='overrides = ( { script = "gen"; time_ms = 20000; } );') as d:
+    with node(rules={"fire.lua": FIRE}, apps={"gen.lua": GEN}, lua=GEN_SLOW) as d:
+        r = d.ok("gen", "run", "--stdin", input=BURST % (N_FIRE, "alarm/fire/zone3"))
+        eq(r["r1"], N_FIRE, "published from one call")
+        # Before, every event was delivered inside the publisher's call (and charged to it).
+        calls = stats(d, "fire")["calls"]
+        check(calls < N_FIRE, f"delivered after the publisher's call, not inside it: {calls}")
         with status_prober(d) as p:
-            r = d.ok("gen", "run", "--stdin", input=BURST % (N_FIRE, "alarm/fire/zone3"))
-            eq(r["r1"], N_FIRE, "published from one call")
-            n0, calls = len(p.times), stats(d, "fire")["calls"]
-            check(calls < N_FIRE, f"delivered after the publisher's call, not inside it: {calls}")
             wait_for(lambda: stats(d, "fire")["calls"] == N_FIRE, "every event delivered",
                      timeout=120)
-            during = len(p.times) - n0
-        p.check("20,000 records of consequence", n_min=3)
-        check(during >= 2, f"status answered {during} times while the events were delivered")
+        p.check("delivering 20,000 records of consequence", n_min=3)
         st = stats(d, "fire")
         eq((st["calls"], st["errors"], st["faults"]), (N_FIRE, 0, 0), "the fire rule")
         check(st["delayed"] > 0, f"delayed and counted: {st}")
@@ -184,7 +185,7 @@ def case_consequence_flood_is_delivered_and_the_console_answers():
         eq(by_name(d.ok("rules", "list"))["fire"]["state"], "ready", "never faulted")
         eq(by_name(d.ok("plugins", "list"))["gen"]["state"], "running", "nor the publisher")
         print(f"  {N_FIRE} delivered, {st['delayed']} of them delayed to a later turn; "
-              f"{during} status answers meanwhile")
+              f"{calls} delivered when the publisher's call returned")
 
 
 def case_bad_max_event_depth_refused():
