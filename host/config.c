@@ -97,6 +97,7 @@ static const struct key keys[] = {
 	{"lua.max_errors", T_INT, false, "failed calls in a row before a script is faulted"},
 	{"lua.max_timers", T_INT, false, "timers one script may hold at once"},
 	{"lua.min_timer_ms", T_INT, false, "shortest interval of a script's repeating timer, ms"},
+	{"lua.max_event_depth", T_INT, false, "deepest chain of events scripts cause in turn"},
 	{"lua.overrides", T_LIST, false, "per-script limits: ( { script = \"name\"; ... } )"},
 	{"plugins", T_GROUP, false, "per-plugin settings: plugins = { NAME = { ... }; }"},
 	{"retention", T_GROUP, false, "how long the audit log and the event journal are kept"},
@@ -563,7 +564,7 @@ static int lua_limits(struct ctx *c, config_setting_t *grp, const char *prefix, 
 /* lua = { memory_kb, instructions, time_ms, max_errors, overrides = ( {...} ) } */
 static int fill_lua(struct ctx *c, config_t *cf, struct cfg *out)
 {
-	out->lua = (struct cfg_lua){16384, 10000000, 200, 5, 256, 10};
+	out->lua = (struct cfg_lua){16384, 10000000, 200, 5, 256, 10, 8};
 	config_setting_t *lua = config_lookup(cf, "lua");
 	if (!lua)
 		return 0;
@@ -571,11 +572,14 @@ static int fill_lua(struct ctx *c, config_t *cf, struct cfg *out)
 	if (rc)
 		return rc;
 	long long mt = out->lua.max_timers, mp = out->lua.min_timer_ms;
+	long long md = out->lua.max_event_depth;
 	if ((rc = lua_limit(c, lua, "max_timers", "lua.max_timers", 1, 100000, &mt)) ||
-	    (rc = lua_limit(c, lua, "min_timer_ms", "lua.min_timer_ms", 1, 3600000, &mp)))
+	    (rc = lua_limit(c, lua, "min_timer_ms", "lua.min_timer_ms", 1, 3600000, &mp)) ||
+	    (rc = lua_limit(c, lua, "max_event_depth", "lua.max_event_depth", 1, 255, &md)))
 		return rc;
 	out->lua.max_timers = (unsigned)mt;
 	out->lua.min_timer_ms = (unsigned)mp;
+	out->lua.max_event_depth = (unsigned)md;
 	config_setting_t *ov = config_setting_get_member(lua, "overrides");
 	int n = ov ? config_setting_length(ov) : 0;
 	if (n > CFG_MAX_LUA_OVERRIDES)

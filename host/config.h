@@ -29,6 +29,7 @@ struct cfg_lua {
 	/* Node-wide only (not in overrides): */
 	unsigned max_timers;   /* timers one script may hold at once */
 	unsigned min_timer_ms; /* the shortest interval of a repeating timer */
+	unsigned max_event_depth; /* deepest chain of script-caused events (bus.h depth) */
 };
 
 struct cfg_lua_override {
