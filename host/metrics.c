@@ -134,6 +134,9 @@ static void rules_metrics(struct mbuf *b, const struct kernel *k)
 	    {"linli_lua_call_seconds_max", "gauge", "the longest call so far"},
 	    {"linli_lua_memory_bytes", "gauge", "memory of the rule's Lua state"},
 	    {"linli_lua_memory_refused_total", "counter", "allocations refused by its cap"},
+	    {"linli_lua_depth_drops_total", "counter",
+	     "events it published past lua.max_event_depth, dropped"},
+	    {"linli_lua_delayed_total", "counter", "events it got a loop turn late"},
 	};
 	for (size_t f = 0; f < sizeof per / sizeof per[0]; f++) {
 		family(b, per[f].name, per[f].type, per[f].help);
@@ -159,8 +162,14 @@ static void rules_metrics(struct mbuf *b, const struct kernel *k)
 			case 4:
 				put(b, "\"} %zu\n", st.mem_used);
 				break;
-			default:
+			case 5:
 				put(b, "\"} %llu\n", (unsigned long long)st.mem_refused);
+				break;
+			case 6:
+				put(b, "\"} %llu\n", (unsigned long long)st.depth_drops);
+				break;
+			default:
+				put(b, "\"} %llu\n", (unsigned long long)st.delayed);
 				break;
 			}
 		}
@@ -237,6 +246,8 @@ int metrics_text(struct kernel *k, char **out, size_t *len)
 		    (unsigned long long)bt.shed);
 		put(&b, "linli_bus_events_shed_total{at=\"subscriber\"} %llu\n",
 		    (unsigned long long)bt.subscriber_shed);
+		one(&b, "linli_bus_events_delayed_total", "counter",
+		    "deliveries a loop turn's budget put off to a later turn (a flood)", bt.delayed);
 		one(&b, "linli_bus_events_refused_total", "counter", "publishes refused",
 		    bt.refused);
 		one(&b, "linli_bus_handler_errors_total", "counter", "handlers that failed",

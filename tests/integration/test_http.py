@@ -773,6 +773,8 @@ def case_metrics_in_the_prometheus_format():
         eq(m[("linli_lua_rules", (("state", "faulted"),))], 1, "the faulted rule")
         eq(m[("linli_lua_faults_total", (("rule", "spin"),))], 1, "its fault")
         check(m[("linli_lua_calls_total", (("rule", "spin"),))] >= 1, "its call")
+        eq(m[("linli_lua_depth_drops_total", (("rule", "spin"),))], 0, "no deep chain")
+        check(("linli_bus_events_delayed_total", ()) in m, "the bus's late deliveries")
         eq(m[("linli_http_responses_total", (("code", "403"),))], 2, "the two refusals")
         eq(m[("linli_http_responses_total", (("code", "401"),))], 1, "the missing key")
         check(m[("linli_data_dir_free_bytes", ())] > 0, "free disk")
