@@ -33,6 +33,8 @@
 ---@field publisher string plugin name, "rule NAME", "console", a driver, ...
 ---@field scope string jurisdiction path the event belongs to
 ---@field consequence boolean true for a record of consequence (never shed)
+---@field depth integer cause depth: 0 unless a script published it while handling an event
+---of depth d (then d + 1); past lua.max_event_depth a script's publish is dropped
 
 ---@class linli
 ---@field scope string the jurisdiction path the script acts in (as plugin_scope())
