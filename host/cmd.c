@@ -269,11 +269,25 @@ void cmd_dispatch(struct cmd_registry *r, struct cmd_call *call)
 	r->pending = call;
 }
 
-void cmd_pack_help(struct cmd_registry *r, msgpack_packer *pk)
+static bool help_matches(const struct cmd *c, const char *name, const char *sub)
 {
-	msgpack_pack_array(pk, (size_t)r->n);
+	return (!name || strcmp(c->name, name) == 0) &&
+	       (!sub || (c->sub && strcmp(c->sub, sub) == 0));
+}
+
+int cmd_pack_help_of(struct cmd_registry *r, const char *name, const char *sub,
+		     msgpack_packer *pk)
+{
+	size_t n = 0;
+	for (int i = 0; i < r->n; i++)
+		n += help_matches(&r->v[i], name, sub);
+	if (n == 0)
+		return LINLI_ENOENT;
+	msgpack_pack_array(pk, n);
 	for (int i = 0; i < r->n; i++) {
 		struct cmd *c = &r->v[i];
+		if (!help_matches(c, name, sub))
+			continue;
 		char full[256];
 		snprintf(full, sizeof full, "%s%s%s", c->name, c->sub ? " " : "",
 			 c->sub ? c->sub : "");
@@ -282,4 +296,18 @@ void cmd_pack_help(struct cmd_registry *r, msgpack_packer *pk)
 		mp_kv_str(pk, "usage", c->usage);
 		mp_kv_str(pk, "summary", c->summary);
 	}
+	return 0;
+}
+
+bool cmd_known(const struct cmd_registry *r, const char *name)
+{
+	for (int i = 0; i < r->n; i++)
+		if (strcmp(r->v[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+void cmd_pack_help(struct cmd_registry *r, msgpack_packer *pk)
+{
+	cmd_pack_help_of(r, NULL, NULL, pk);
 }

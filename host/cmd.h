@@ -115,5 +115,13 @@ int cmd_args(struct cmd_call *call, const struct cmd_opt *opts, int allowed, con
 
 /* Pack the command list, for `help` and the console's completion. */
 void cmd_pack_help(struct cmd_registry *r, msgpack_packer *pk);
+/*
+ * Pack the entries of command `name` (NULL: all), of its subcommand `sub`
+ * only when not NULL; LINLI_ENOENT (nothing packed) when none matches.
+ */
+int cmd_pack_help_of(struct cmd_registry *r, const char *name, const char *sub,
+		     msgpack_packer *pk);
+/* Is `name` a command (with or without subcommands)? */
+bool cmd_known(const struct cmd_registry *r, const char *name);
 
 #endif

@@ -16,6 +16,7 @@
 #include "cmd.h"
 #include "control.h"
 #include "kernel.h"
+#include "linli/error.h"
 #include "mp.h"
 #include "retention.h"
 #include "util.h"
@@ -80,11 +81,20 @@ static int cmd_status(struct cmd_call *call, void *ud)
 	return 0;
 }
 
+/* help [COMMAND [SUB]]: every command, or the usage of one command's subcommands. */
 static int cmd_help(struct cmd_call *call, void *ud)
 {
 	(void)ud;
-	cmd_pack_help(call->k->cmds, &call->pk);
-	return 0;
+	if (call->argc > 3)
+		return cmd_fail(call, LINLI_EINVAL, "usage: help [COMMAND [SUBCOMMAND]]");
+	const char *name = call->argc > 1 ? call->argv[1] : NULL;
+	const char *sub = call->argc > 2 ? call->argv[2] : NULL;
+	if (name && !cmd_known(call->k->cmds, name))
+		return cmd_fail(call, LINLI_ENOENT, "unknown command '%s'; try 'help'", name);
+	if (cmd_pack_help_of(call->k->cmds, name, sub, &call->pk) == 0)
+		return 0;
+	return cmd_fail(call, LINLI_ENOENT, "'%s' has no subcommand '%s'; try 'help %s'", name,
+			sub, name);
 }
 
 int core_cmds_register(struct kernel *k)
@@ -93,7 +103,8 @@ int core_cmds_register(struct kernel *k)
 			      "node path, tier level, version, uptime, plugins, store size",
 			      cmd_status, NULL, k);
 	if (!rc)
-		rc = cmd_register(k->cmds, "help", NULL, "[COMMAND]", "list the commands",
+		rc = cmd_register(k->cmds, "help", NULL, "[COMMAND [SUBCOMMAND]]",
+				  "list the commands, or one command's usage",
 				  cmd_help, NULL, k);
 	return rc;
 }

@@ -259,6 +259,24 @@ def case_console_usage_and_help():
         eq(r.returncode, 2, "unknown option rc")
         cmds = {c["command"] for c in d.ok("help")}
         check({"status", "help"} <= cmds, cmds)
+        # help COMMAND [SUB]: that command's usage, as the dispatcher has it.
+        devs = d.ok("help", "devices")
+        eq({c["command"] for c in devs}, {c for c in cmds if c.split()[0] == "devices"},
+           "help devices")
+        check(len(devs) > 3, devs)
+        one = d.ok("help", "devices", "list")
+        eq([c["command"] for c in one], ["devices list"], "help devices list")
+        check(one[0]["usage"] and one[0]["summary"], one)
+        eq([c["command"] for c in d.ok("help", "status")], ["status"], "help status")
+        for args, needle in ((("nosuch",), "unknown command 'nosuch'; try 'help'"),
+                             (("devices", "nosuch"),
+                              "'devices' has no subcommand 'nosuch'; try 'help devices'"),
+                             (("a", "b", "c"), "usage: help [COMMAND [SUBCOMMAND]]")):
+            rc, _, err = d.cli("help", *args)
+            check(rc == 1 and needle in err, f"help {args}: {err}")
+        # Errors point to it, and it answers there.
+        rc, _, err = d.cli("devices", "nosuch")
+        check("try 'help devices'" in err, err)
         # The default socket comes from LINLI_SOCKET.
         r = subprocess.run([LINLI, "--json", "status"], capture_output=True, text=True,
                            env=dict(os.environ, LINLI_SOCKET=d.sock))
