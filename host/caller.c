@@ -213,6 +213,33 @@ void caller_serve_end(struct plugin *p, const struct plug_acting *saved)
 	plug_act_end(p, saved);
 }
 
+/*
+ * The scope a plugin's call names (NULL: where it acts now — the caller's
+ * jurisdiction while it serves one, else its own) into *out, refused unless
+ * valid and within the plugin's jurisdiction, narrowed to the caller's while
+ * it serves one; *who gets the plugin's principal (grants: its array).
+ */
+static int reach_scope(struct plugin *p, const char *what, const char *scope,
+		       struct tier_principal *who, const char **grants, const char **out,
+		       char *err, size_t errlen)
+{
+	plug_principal(p, who, grants);
+	const char *s = scope ? scope : who->scope;
+	char why[256];
+	if (!scope_check(s, why, sizeof why)) {
+		snprintf(err, errlen, "%s: bad scope '%.64s': %s", what, s, why);
+		return LINLI_EINVAL;
+	}
+	if (!scope_within(who->scope, s) ||
+	    (who->on_behalf && !scope_within(who->on_behalf->scope, s))) {
+		snprintf(err, errlen, "%s: scope %s is outside %s", what, s,
+			 who->on_behalf ? "the caller's jurisdiction" : "the plugin's jurisdiction");
+		return LINLI_EPERM;
+	}
+	*out = s;
+	return 0;
+}
+
 int caller_audit(struct plugin *p, const char *action, const char *scope, const char *object,
 		 const char *result, const char *detail, char *err, size_t errlen)
 {
@@ -235,22 +262,11 @@ int caller_audit(struct plugin *p, const char *action, const char *scope, const 
 			 CALLER_AUDIT_TEXT_MAX);
 		return LINLI_EINVAL;
 	}
-	const char *grants[LINLI_MAX_CAPS + 1];
+	const char *grants[LINLI_MAX_CAPS + 1], *s;
 	struct tier_principal who;
-	plug_principal(p, &who, grants);
-	/* By default where the work happens: the caller's jurisdiction, or the plugin's. */
-	const char *s = scope ? scope : who.on_behalf ? who.on_behalf->scope : who.scope;
-	char why[256];
-	if (!scope_check(s, why, sizeof why)) {
-		snprintf(err, errlen, "audit: bad scope '%.64s': %s", s, why);
-		return LINLI_EINVAL;
-	}
-	if (!scope_within(who.scope, s) ||
-	    (who.on_behalf && !scope_within(who.on_behalf->scope, s))) {
-		snprintf(err, errlen, "audit: scope %s is outside %s", s,
-			 who.on_behalf ? "the caller's jurisdiction" : "the plugin's jurisdiction");
-		return LINLI_EPERM;
-	}
+	int rc = reach_scope(p, "audit", scope, &who, grants, &s, err, errlen);
+	if (rc)
+		return rc;
 	/* Filed under the caller with via plugin:NAME while serving one (tiers_audit). */
 	tiers_audit(plug_kernel(p), &who, action, s, object, result, detail);
 	return 0;
@@ -263,23 +279,10 @@ int caller_duty_holders(struct plugin *p, const char *duty, const char *scope, m
 		snprintf(err, errlen, "duty_holders: bad duty '%.70s'", duty ? duty : "(null)");
 		return LINLI_EINVAL;
 	}
-	const char *grants[LINLI_MAX_CAPS + 1];
+	const char *grants[LINLI_MAX_CAPS + 1], *s;
 	struct tier_principal who;
-	plug_principal(p, &who, grants);
-	const char *s = scope ? scope : who.scope;
-	char why[256];
-	if (!scope_check(s, why, sizeof why)) {
-		snprintf(err, errlen, "duty_holders: bad scope '%.64s': %s", s, why);
-		return LINLI_EINVAL;
-	}
-	/* The plugin's jurisdiction, narrowed to the caller's while it serves one. */
-	if (!scope_within(who.scope, s) ||
-	    (who.on_behalf && !scope_within(who.on_behalf->scope, s))) {
-		snprintf(err, errlen, "duty_holders: scope %s is outside %s", s,
-			 who.on_behalf ? "the caller's jurisdiction" : "the plugin's jurisdiction");
-		return LINLI_EPERM;
-	}
-	return tiers_duty_holders(plug_kernel(p), duty, s, pk, err, errlen);
+	int rc = reach_scope(p, "duty_holders", scope, &who, grants, &s, err, errlen);
+	return rc ? rc : tiers_duty_holders(plug_kernel(p), duty, s, pk, err, errlen);
 }
 
 /* ---- the members of the C table ---- */
