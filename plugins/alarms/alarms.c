@@ -1,0 +1,653 @@
+/*
+ * alarms — the alarms plugin: every family raises through it (plugins/alarms/).
+ *
+ * It keeps one active alarm per (scope, source, type): a repeat folds into
+ * the alarm's count and last time in memory and is written once, by a flush
+ * that runs after the current loop turn, however many repeats came in it.
+ * The table of active alarms is rebuilt from the store at init, so it
+ * survives restarts and kill -9 (what was not flushed was not acknowledged
+ * as durable either). Raises come as requests on `alarmreq/raise` (answered
+ * with the alarm's id) or from `linli alarms raise`; each change is kept in
+ * alarm_history and published on alarm/<type>/<raised|acked|cleared|assigned>
+ * with the alarm's scope on the event. This file must never block and never
+ * write outside the alarms datasets.
+ */
+#include "alarms.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const struct linli_api *api;
+
+const char *const al_sev_names[SEV_N] = {"critical", "major", "minor", "warning", "indeterminate"};
+
+static struct al_state *state; /* the plugin's one state: init to fini */
+
+int al_err(char *err, size_t errlen, int rc, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+int al_sev_parse(const char *s)
+{
+	for (int i = 0; s && i < SEV_N; i++)
+		if (strcmp(s, al_sev_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+const char *al_state_name(bool active, bool acked)
+{
+	return active ? (acked ? "active_acknowledged" : "active_unacknowledged")
+		      : (acked ? "cleared_acknowledged" : "cleared_unacknowledged");
+}
+
+/* ---- the table of active alarms ---- */
+
+static uint64_t hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+static char *make_key(const char *scope, const char *source, const char *type)
+{
+	size_t n = strlen(scope) + strlen(source) + strlen(type) + 3;
+	char *k = malloc(n);
+	if (k)
+		snprintf(k, n, "%s\x1f%s\x1f%s", scope, source, type);
+	return k;
+}
+
+static struct al_entry *find_key(struct al_state *st, const char *key)
+{
+	if (!st->cap)
+		return NULL;
+	for (struct al_entry *e = st->buckets[hash(key) & (st->cap - 1)]; e; e = e->next)
+		if (strcmp(e->key, key) == 0)
+			return e;
+	return NULL;
+}
+
+struct al_entry *al_find(struct al_state *st, const char *scope, const char *source,
+			 const char *type)
+{
+	char *k = make_key(scope, source, type);
+	struct al_entry *e = k ? find_key(st, k) : NULL;
+	free(k);
+	return e;
+}
+
+static int grow(struct al_state *st)
+{
+	size_t cap = st->cap ? st->cap * 2 : 256;
+	struct al_entry **b = calloc(cap, sizeof *b);
+	if (!b)
+		return LINLI_ENOMEM;
+	for (size_t i = 0; i < st->cap; i++)
+		for (struct al_entry *e = st->buckets[i], *next; e; e = next) {
+			next = e->next;
+			size_t h = hash(e->key) & (cap - 1);
+			e->next = b[h];
+			b[h] = e;
+		}
+	free(st->buckets);
+	st->buckets = b;
+	st->cap = cap;
+	return 0;
+}
+
+/* A new entry for alarm `id` (key taken: freed with the entry). NULL: out of memory. */
+static struct al_entry *insert(struct al_state *st, char *key, const char *id, const char *scope,
+			       const char *source, const char *type, int sev, int64_t count,
+			       int64_t last_at)
+{
+	struct al_entry *e = calloc(1, sizeof *e);
+	if (!e || ((st->n + 1) * 4 > st->cap * 3 && grow(st))) {
+		free(e);
+		free(key);
+		return NULL;
+	}
+	e->key = key;
+	snprintf(e->id, sizeof e->id, "%s", id);
+	snprintf(e->scope, sizeof e->scope, "%s", scope);
+	snprintf(e->source, sizeof e->source, "%s", source);
+	snprintf(e->type, sizeof e->type, "%s", type);
+	e->sev = sev;
+	e->count = count;
+	e->last_at = last_at;
+	size_t h = hash(key) & (st->cap - 1);
+	e->next = st->buckets[h];
+	st->buckets[h] = e;
+	st->n++;
+	return e;
+}
+
+/* Remove e from the table (and the dirty list) and free it. */
+void al_drop(struct al_state *st, struct al_entry *e)
+{
+	for (size_t i = 0; e->dirty && i < st->n_dirty; i++)
+		if (st->dirty[i] == e)
+			st->dirty[i] = NULL;
+	struct al_entry **pp = &st->buckets[hash(e->key) & (st->cap - 1)];
+	while (*pp && *pp != e)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = e->next;
+	st->n--;
+	free(e->key);
+	free(e);
+}
+
+static void free_table(struct al_state *st)
+{
+	for (size_t i = 0; i < st->cap; i++)
+		for (struct al_entry *e = st->buckets[i], *next; e; e = next) {
+			next = e->next;
+			free(e->key);
+			free(e);
+		}
+	free(st->buckets);
+	free(st->dirty);
+}
+
+/* ---- history and events ---- */
+
+int al_history(linli_ctx *ctx, const char *scope, const char *alarm, const char *by,
+	       const char *action, const char *from, const char *to, const char *why)
+{
+	linli_record *h = api->rec_new();
+	if (!h)
+		return LINLI_ENOMEM;
+	api->rec_set_str(h, "alarm", alarm);
+	api->rec_set_time(h, "at", api->time_now_ms());
+	api->rec_set_strn(h, "by", by, strnlen(by, AL_BY_MAX));
+	api->rec_set_str(h, "action", action);
+	if (from)
+		api->rec_set_str(h, "from", from);
+	if (to)
+		api->rec_set_str(h, "to", to);
+	if (why && *why)
+		api->rec_set_strn(h, "why", why, strnlen(why, AL_WHY_MAX));
+	int rc = api->store_put(ctx, "alarm_history", scope, NULL, h, NULL, NULL);
+	if (rc)
+		api->log(ctx, LINLI_LOG_WARN, "history of alarm %s (%s) not kept: %s", alarm,
+			 action, api->store_last_error(ctx));
+	api->rec_free(h);
+	return rc;
+}
+
+/*
+ * Publish alarm/<type>/<what> for the alarm `alarm` (its stored fields) at
+ * its scope: {id, type, source, severity, state, count, by}.
+ */
+int al_publish(linli_ctx *ctx, const char *scope, const char *id, const linli_record *alarm,
+	       const char *what, const char *by)
+{
+	const char *type = "", *source = "", *sev = "", *assignee = NULL;
+	bool active = true, acked = false;
+	int64_t count = 1;
+	api->rec_get_str(alarm, "type", &type, NULL);
+	api->rec_get_str(alarm, "source", &source, NULL);
+	api->rec_get_str(alarm, "severity", &sev, NULL);
+	api->rec_get_str(alarm, "assignee", &assignee, NULL);
+	api->rec_get_bool(alarm, "active", &active);
+	api->rec_get_bool(alarm, "acknowledged", &acked);
+	api->rec_get_int(alarm, "count", &count);
+	linli_record *p = api->rec_new();
+	if (!p)
+		return LINLI_ENOMEM;
+	api->rec_set_str(p, "id", id);
+	api->rec_set_str(p, "type", type);
+	api->rec_set_str(p, "source", source);
+	api->rec_set_str(p, "severity", sev);
+	api->rec_set_str(p, "state", al_state_name(active, acked));
+	api->rec_set_int(p, "count", count);
+	if (assignee)
+		api->rec_set_str(p, "assignee", assignee);
+	api->rec_set_str(p, "by", by);
+	char topic[AL_TYPE_MAX + 32];
+	snprintf(topic, sizeof topic, "alarm/%s/%s", type, what);
+	int rc = api->publish(ctx, topic, scope, p, NULL);
+	if (rc)
+		api->log(ctx, LINLI_LOG_WARN, "cannot publish %s for alarm %s at %s: %s", topic, id,
+			 scope, linli_strerror(rc));
+	api->rec_free(p);
+	return rc;
+}
+
+/* ---- folding repeats ---- */
+
+struct fold {
+	struct al_entry *e;
+	bool sev;
+};
+
+static int fold_fn(linli_ctx *ctx, const char *id, linli_record **rec, void *ud, char *err,
+		   size_t errlen)
+{
+	(void)ctx;
+	struct fold *f = ud;
+	bool active = false;
+	if (!*rec)
+		return al_err(err, errlen, LINLI_ENOENT, "alarm %s is gone", id);
+	if (api->rec_get_bool(*rec, "active", &active) || !active)
+		return al_err(err, errlen, LINLI_ESTATE, "alarm %s is cleared", id);
+	int64_t count = 1, last = 0;
+	api->rec_get_int(*rec, "count", &count);
+	api->rec_get_time(*rec, "last_at", &last);
+	api->rec_set_int(*rec, "count", count + f->e->pending);
+	api->rec_set_time(*rec, "last_at", f->e->last_at > last ? f->e->last_at : last);
+	if (f->sev)
+		api->rec_set_str(*rec, "severity", al_sev_names[f->e->sev]);
+	return 0;
+}
+
+static int write_entry(linli_ctx *ctx, struct al_state *st, struct al_entry *e, bool sev, char *err,
+		       size_t errlen)
+{
+	struct fold f = {e, sev};
+	int rc = api->store_update(ctx, "alarms", e->scope, e->id, fold_fn, &f);
+	st->writes++;
+	if (rc)
+		return al_err(err, errlen, rc, "%s", api->store_last_error(ctx));
+	e->pending = 0;
+	return 0;
+}
+
+/*
+ * Write e's folded raises now (before its alarm is acted on). An alarm that
+ * is gone or was cleared behind the plugin's back leaves the table: a
+ * later raise makes a new one.
+ */
+int al_flush_one(linli_ctx *ctx, struct al_state *st, struct al_entry *e, char *err, size_t errlen)
+{
+	if (!e->pending)
+		return 0;
+	int rc = write_entry(ctx, st, e, false, err, errlen);
+	if (rc == LINLI_ENOENT || rc == LINLI_ESTATE)
+		al_drop(st, e);
+	return rc;
+}
+
+static void flush(linli_ctx *ctx, void *ud)
+{
+	struct al_state *st = ud;
+	char err[512];
+	st->flush_armed = false;
+	for (size_t i = 0; i < st->n_dirty; i++) {
+		struct al_entry *e = st->dirty[i];
+		if (!e)
+			continue;
+		e->dirty = false;
+		st->dirty[i] = NULL;
+		int rc = al_flush_one(ctx, st, e, err, sizeof err);
+		if (rc)
+			api->log(ctx, LINLI_LOG_WARN, "repeats of an alarm not written: %s", err);
+	}
+	st->n_dirty = 0;
+}
+
+static int mark_dirty(linli_ctx *ctx, struct al_state *st, struct al_entry *e)
+{
+	if (!e->dirty) {
+		if (st->n_dirty == st->cap_dirty) {
+			size_t cap = st->cap_dirty ? st->cap_dirty * 2 : 64;
+			struct al_entry **d = realloc(st->dirty, cap * sizeof *d);
+			if (!d)
+				return LINLI_ENOMEM;
+			st->dirty = d;
+			st->cap_dirty = cap;
+		}
+		st->dirty[st->n_dirty++] = e;
+		e->dirty = true;
+	}
+	if (!st->flush_armed) {
+		int rc = api->timer_add(ctx, 0, 0, flush, st, NULL);
+		if (rc)
+			return rc;
+		st->flush_armed = true;
+	}
+	return 0;
+}
+
+/* ---- raising ---- */
+
+static bool name_ok(const char *s, size_t max)
+{
+	size_t n = 0;
+	if (!s || !(*s >= 'a' && *s <= 'z'))
+		return false;
+	for (; s[n]; n++)
+		if (!((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= '0' && s[n] <= '9') || s[n] == '_'))
+			return false;
+	return n <= max;
+}
+
+/* Is `s` a record id ([A-Za-z0-9][A-Za-z0-9_.:-]*, at most LINLI_ID_MAX)? */
+static bool id_ok(const char *s, size_t n)
+{
+	if (!n || n > LINLI_ID_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		bool alnum =
+		    (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+		if (!alnum && (i == 0 || !strchr("_.:-", c)))
+			return false;
+	}
+	return true;
+}
+
+static int check_source(const char *src, char *err, size_t errlen)
+{
+	static const char *const kinds[] = {"device", "record", "plugin", "rule"};
+	const char *colon = src ? strchr(src, ':') : NULL;
+	if (!src || !*src)
+		return al_err(err, errlen, LINLI_EINVAL,
+			      "missing source (device:ID, "
+			      "record:DATASET/ID, plugin:NAME or rule:NAME)");
+	if (strlen(src) > AL_SOURCE_MAX)
+		return al_err(err, errlen, LINLI_EINVAL, "source: %zu bytes, longer than %d",
+			      strlen(src), AL_SOURCE_MAX);
+	for (size_t i = 0; colon && colon[1] && i < sizeof kinds / sizeof kinds[0]; i++)
+		if ((size_t)(colon - src) == strlen(kinds[i]) &&
+		    memcmp(src, kinds[i], strlen(kinds[i])) == 0) {
+			if (i == 0 && !id_ok(colon + 1, strlen(colon + 1)))
+				return al_err(err, errlen, LINLI_EINVAL,
+					      "source '%s': '%s' is not a device id", src,
+					      colon + 1);
+			return 0;
+		}
+	return al_err(err, errlen, LINLI_EINVAL,
+		      "source '%.64s' is not KIND:NAME with KIND device, record, plugin or rule",
+		      src);
+}
+
+/* Check a raise; 0, or LINLI_EINVAL with the reason in err. */
+static int check_raise(const struct al_raise *in, int *sev, char *err, size_t errlen)
+{
+	if (!in->type || !*in->type)
+		return al_err(err, errlen, LINLI_EINVAL, "missing type (e.g. smoke, door_forced)");
+	if (!name_ok(in->type, AL_TYPE_MAX))
+		return al_err(err, errlen, LINLI_EINVAL,
+			      "type '%.64s' must be [a-z][a-z0-9_]*, at most %d bytes", in->type,
+			      AL_TYPE_MAX);
+	int rc = check_source(in->source, err, errlen);
+	if (rc)
+		return rc;
+	if (!in->severity || !*in->severity)
+		return al_err(err, errlen, LINLI_EINVAL, "missing severity (%s)", AL_SEV_LIST);
+	if ((*sev = al_sev_parse(in->severity)) < 0)
+		return al_err(err, errlen, LINLI_EINVAL, "severity '%.64s' is not one of %s",
+			      in->severity, AL_SEV_LIST);
+	if (in->details && strlen(in->details) > AL_DETAILS_MAX)
+		return al_err(err, errlen, LINLI_EINVAL, "details: %zu bytes, longer than %d",
+			      strlen(in->details), AL_DETAILS_MAX);
+	if (!in->scope || !*in->scope)
+		return al_err(err, errlen, LINLI_EINVAL, "missing scope");
+	return 0;
+}
+
+/* A repeat of active alarm e: fold it; a new severity is written and told at once. */
+static int repeat(linli_ctx *ctx, struct al_state *st, struct al_entry *e, int sev,
+		  const struct al_raise *in, char *err, size_t errlen)
+{
+	int64_t now = api->time_now_ms();
+	e->pending++;
+	e->count++;
+	e->last_at = now > e->last_at ? now : e->last_at;
+	st->folded++;
+	if (sev == e->sev)
+		return mark_dirty(ctx, st, e);
+	int from = e->sev;
+	e->sev = sev;
+	char id[LINLI_ID_MAX + 1], scope[LINLI_SCOPE_MAX + 1];
+	snprintf(id, sizeof id, "%s", e->id);
+	snprintf(scope, sizeof scope, "%s", e->scope);
+	int rc = write_entry(ctx, st, e, true, err, errlen);
+	if (rc) {
+		e->sev = from;
+		return rc;
+	}
+	al_history(ctx, scope, id, in->by, "severity", al_sev_names[from], al_sev_names[sev],
+		   "raised again with another severity");
+	linli_record *a = NULL;
+	if (api->store_get(ctx, "alarms", scope, id, &a, NULL) == 0) {
+		al_publish(ctx, scope, id, a, "raised", in->by);
+		api->rec_free(a);
+	}
+	return 0;
+}
+
+int al_raise(linli_ctx *ctx, struct al_state *st, const struct al_raise *in, char *id_out,
+	     bool *created, int64_t *count, char *err, size_t errlen)
+{
+	int sev = 0;
+	int rc = check_raise(in, &sev, err, errlen);
+	if (rc)
+		return rc;
+	char *key = make_key(in->scope, in->source, in->type);
+	if (!key)
+		return al_err(err, errlen, LINLI_ENOMEM, "out of memory");
+	struct al_entry *e = find_key(st, key);
+	if (e) {
+		free(key);
+		if ((rc = repeat(ctx, st, e, sev, in, err, errlen)))
+			return rc;
+		snprintf(id_out, LINLI_ID_MAX + 1, "%s", e->id);
+		*created = false;
+		*count = e->count;
+		return 0;
+	}
+	int64_t now = api->time_now_ms();
+	linli_record *r = api->rec_new();
+	if (!r) {
+		free(key);
+		return al_err(err, errlen, LINLI_ENOMEM, "out of memory");
+	}
+	api->rec_set_str(r, "type", in->type);
+	api->rec_set_str(r, "source", in->source);
+	api->rec_set_str(r, "severity", al_sev_names[sev]);
+	api->rec_set_bool(r, "active", true);
+	api->rec_set_bool(r, "acknowledged", false);
+	api->rec_set_int(r, "count", 1);
+	api->rec_set_time(r, "first_at", now);
+	api->rec_set_time(r, "last_at", now);
+	if (in->details && *in->details)
+		api->rec_set_str(r, "details", in->details);
+	if (in->topic && *in->topic)
+		api->rec_set_str(r, "topic", in->topic);
+	if (strncmp(in->source, "device:", 7) == 0)
+		api->rec_set_str(r, "device", in->source + 7);
+	char id[LINLI_ID_MAX + 1];
+	rc = api->store_put(ctx, "alarms", in->scope, NULL, r, id, NULL);
+	if (rc) {
+		free(key);
+		api->rec_free(r);
+		return al_err(err, errlen, rc, "%s", api->store_last_error(ctx));
+	}
+	st->raised++;
+	st->writes++;
+	if (!insert(st, key, id, in->scope, in->source, in->type, sev, 1, now))
+		api->log(ctx, LINLI_LOG_WARN, "out of memory: alarm %s is not folded", id);
+	al_history(ctx, in->scope, id, in->by, "raised", NULL, al_sev_names[sev], in->details);
+	al_publish(ctx, in->scope, id, r, "raised", in->by);
+	api->rec_free(r);
+	snprintf(id_out, LINLI_ID_MAX + 1, "%s", id);
+	*created = true;
+	*count = 1;
+	return 0;
+}
+
+/* ---- the request server: alarmreq/raise ---- */
+
+static const char *opt_str(const linli_record *p, const char *key, const char **bad)
+{
+	const char *s = NULL;
+	int rc = api->rec_get_str(p, key, &s, NULL);
+	if (rc == LINLI_ETYPE && !*bad)
+		*bad = key;
+	return rc ? NULL : s;
+}
+
+static void on_raise(linli_ctx *ctx, const struct linli_request *rq, void *ud)
+{
+	struct al_state *st = ud;
+	char err[768], by[AL_BY_MAX + 1], id[LINLI_ID_MAX + 1];
+	static const char *const known[] = {"type", "severity", "source", "details", "topic"};
+	const linli_record *p = rq->payload;
+	for (size_t i = 0; p && i < api->rec_count(p); i++) {
+		const char *k = NULL;
+		api->rec_key(p, i, &k);
+		bool ok = false;
+		for (size_t j = 0; k && j < sizeof known / sizeof known[0]; j++)
+			ok = ok || strcmp(k, known[j]) == 0;
+		if (!ok) {
+			snprintf(err, sizeof err,
+				 "alarmreq/raise: unknown field '%.64s' (it takes type, source, "
+				 "severity, details, topic)",
+				 k ? k : "?");
+			api->reply(ctx, rq->id, LINLI_EINVAL, NULL, err);
+			return;
+		}
+	}
+	/* "rule NAME" for a rule, else the plugin's name. */
+	if (strncmp(rq->requester, "rule ", 5) == 0)
+		snprintf(by, sizeof by, "rule:%s", rq->requester + 5);
+	else
+		snprintf(by, sizeof by, "plugin:%s", rq->requester);
+	const char *bad = NULL;
+	struct al_raise in = {.type = opt_str(p, "type", &bad),
+			      .source = opt_str(p, "source", &bad),
+			      .severity = opt_str(p, "severity", &bad),
+			      .details = opt_str(p, "details", &bad),
+			      .topic = opt_str(p, "topic", &bad),
+			      .scope = rq->scope,
+			      .by = by};
+	bool created = false;
+	int64_t count = 0;
+	int rc = bad ? al_err(err, sizeof err, LINLI_EINVAL, "field '%s' must be a string", bad)
+		     : al_raise(ctx, st, &in, id, &created, &count, err, sizeof err);
+	if (rc) {
+		char msg[900];
+		snprintf(msg, sizeof msg, "alarmreq/raise: %s", err);
+		api->reply(ctx, rq->id, rc, NULL, msg);
+		return;
+	}
+	linli_record *r = api->rec_new();
+	api->rec_set_str(r, "id", id);
+	api->rec_set_bool(r, "created", created);
+	api->rec_set_int(r, "count", count);
+	api->reply(ctx, rq->id, 0, r, NULL);
+	api->rec_free(r);
+}
+
+/* ---- init: the table from the store ---- */
+
+static int load_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
+{
+	struct al_state *st = ud;
+	const char *type = NULL, *source = NULL, *sev = NULL;
+	int64_t count = 1, last = 0;
+	api->rec_get_str(row->record, "type", &type, NULL);
+	api->rec_get_str(row->record, "source", &source, NULL);
+	api->rec_get_str(row->record, "severity", &sev, NULL);
+	api->rec_get_int(row->record, "count", &count);
+	api->rec_get_time(row->record, "last_at", &last);
+	if (!type || !source)
+		return 0;
+	char *key = make_key(row->scope, source, type);
+	if (!key)
+		return LINLI_ENOMEM;
+	if (find_key(st, key)) { /* two active of one key (written around the plugin) */
+		api->log(ctx, LINLI_LOG_WARN,
+			 "alarm %s at %s repeats the active %s of %s; repeats fold into the first",
+			 row->id, row->scope, type, source);
+		free(key);
+		return 0;
+	}
+	int s = al_sev_parse(sev);
+	if (!insert(st, key, row->id, row->scope, source, type, s < 0 ? SEV_INDETERMINATE : s,
+		    count, last))
+		return LINLI_ENOMEM;
+	return 0;
+}
+
+static int load_active(linli_ctx *ctx, struct al_state *st, char *err, size_t errlen)
+{
+	struct linli_where w = {"active", "true"};
+	struct linli_query q = {
+	    .size = sizeof q, .dataset = "alarms", .where = &w, .n_where = 1, .limit = 1000};
+	char cursor[LINLI_CURSOR_MAX] = "";
+	do {
+		q.cursor = cursor;
+		int rc = api->store_scan(ctx, &q, load_row, st, cursor);
+		if (rc < 0)
+			return al_err(err, errlen, rc, "loading the active alarms: %s",
+				      rc == LINLI_ENOMEM ? "out of memory"
+							 : api->store_last_error(ctx));
+	} while (cursor[0]);
+	return 0;
+}
+
+static int alarms_init(linli_ctx *ctx, const struct linli_api *a)
+{
+	api = a;
+	char err[768] = "";
+	int64_t migrated = 0;
+	struct al_state *st = calloc(1, sizeof *st);
+	int rc = st ? 0 : LINLI_ENOMEM;
+	if (!rc)
+		rc = al_migrate(ctx, &migrated, err, sizeof err);
+	if (!rc)
+		rc = load_active(ctx, st, err, sizeof err);
+	if (!rc)
+		rc = api->serve(ctx, "alarmreq/raise", on_raise, st, NULL);
+	if (!rc)
+		rc = al_cmds_register(ctx, st);
+	if (rc) {
+		api->set_error(ctx, "%s", err[0] ? err : linli_strerror(rc));
+		if (st)
+			free_table(st);
+		free(st);
+		return rc;
+	}
+	st->migrated = migrated;
+	if (migrated)
+		api->log(ctx, LINLI_LOG_INFO,
+			 "migrated %lld alarms stored under the earlier definition (status -> "
+			 "active and acknowledged, severity info -> indeterminate)",
+			 (long long)migrated);
+	api->log(ctx, LINLI_LOG_INFO, "%zu active alarms", st->n);
+	state = st;
+	return 0;
+}
+
+static void alarms_fini(linli_ctx *ctx, const struct linli_api *a)
+{
+	(void)a;
+	struct al_state *st = state;
+	if (!st)
+		return;
+	flush(ctx, st); /* the last folded repeats join the last batch */
+	free_table(st);
+	free(st);
+	state = NULL;
+}
+
+LINLI_PLUGIN(alarms_init, alarms_fini, .name = "alarms", .version = "1.0.0", .family = "safety",
+	     .description = "Alarms with a lifecycle: raise with dedup, acknowledge, clear, "
+			    "assign, history and notes",
+	     .capabilities = {"store.read:alarms", "store.write:alarms", "store.read:alarm_history",
+			      "store.write:alarm_history", "store.read:alarm_notes",
+			      "store.write:alarm_notes", "bus.subscribe:alarmreq/raise",
+			      "bus.publish:alarm/#"});
