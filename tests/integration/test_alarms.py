@@ -298,6 +298,8 @@ def case_a_community_operator_sees_and_acks_only_its_own():
         rc, out, err = d.cli("alarms", "ack", y, env={"LINLI_SESSION": op_y})
         eq((rc, out and out["state"]), (0, "active_acknowledged"), f"op_y acks its own: {err}")
         eq(alarms(d, "history", y)["history"][-1]["by"], "op_y", "acked by op_y")
+        eq([(e["scope"], e["payload"]["by"]) for e in journal(d, "alarm/smoke/acked")],
+           [(YUELAN, "op_y")], "published for yuelan, by op_y")
         # Raising for a sibling's community is refused too.
         refused(d, "alarms.raise", "raise", "smoke", "device:x", QIMING, "minor", token=op_y)
         # A viewer sees both and acts on none.
