@@ -283,55 +283,47 @@ static int add_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
 	return 0;
 }
 
-static int cmd_list(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
-		    char *err, size_t errlen)
+struct list_opts {
+	const char *active; /* "true", "false" or NULL */
+	const char *severity, *scope, *cursor;
+	long limit;
+};
+
+static int parse_limit(const char *v, long *limit, char *err, size_t errlen)
 {
-	struct linli_where w[3];
+	char *end;
+	*limit = strtol(v, &end, 10);
+	if (!*v || *end || *limit < 1 || *limit > 1000)
+		return al_err(err, errlen, LINLI_EINVAL, "limit: '%.32s' is not a number 1..1000",
+			      v);
+	return 0;
+}
+
+/* One page of the alarms the caller may see: {alarms, count, cursor}. */
+static int do_list(linli_ctx *ctx, const struct list_opts *o, linli_record **reply, char *err,
+		   size_t errlen)
+{
+	struct linli_where w[2];
 	int n_where = 0;
-	const char *scope = NULL, *cursor = NULL;
-	long limit = 100;
-	for (int i = 0; i < req->argc; i++) {
-		const char *a = req->argv[i], *v = i + 1 < req->argc ? req->argv[i + 1] : NULL;
-		if (strcmp(a, "--active") == 0)
-			w[n_where++] = (struct linli_where){"active", "true"};
-		else if (strcmp(a, "--cleared") == 0)
-			w[n_where++] = (struct linli_where){"active", "false"};
-		else if (strcmp(a, "--severity") == 0 && v) {
-			if (al_sev_parse(v) < 0)
-				return al_err(err, errlen, LINLI_EINVAL,
-					      "--severity: '%.64s' is not one of %s", v,
-					      AL_SEV_LIST);
-			w[n_where++] = (struct linli_where){"severity", v}, i++;
-		} else if (strcmp(a, "--scope") == 0 && v)
-			scope = v, i++;
-		else if (strcmp(a, "--cursor") == 0 && v)
-			cursor = v, i++;
-		else if (strcmp(a, "--limit") == 0 && v) {
-			char *end;
-			limit = strtol(v, &end, 10), i++;
-			if (*end || limit < 1 || limit > 1000)
-				return al_err(err, errlen, LINLI_EINVAL,
-					      "--limit: '%.32s' is not a number 1..1000", v);
-		} else
-			return al_err(
-			    err, errlen, LINLI_EINVAL,
-			    "list: unknown argument '%.64s' (usage: alarms list [--active "
-			    "| --cleared] [--severity S] [--scope PATH] [--limit N] "
-			    "[--cursor C])",
-			    a);
-		if (n_where > 2)
-			return al_err(err, errlen, LINLI_EINVAL, "list: too many filters");
+	if (o->active)
+		w[n_where++] = (struct linli_where){"active", o->active};
+	if (o->severity) {
+		if (al_sev_parse(o->severity) < 0)
+			return al_err(err, errlen, LINLI_EINVAL,
+				      "severity: '%.64s' is not one of %s", o->severity,
+				      AL_SEV_LIST);
+		w[n_where++] = (struct linli_where){"severity", o->severity};
 	}
 	linli_record *rows = api->rec_new_array();
 	if (!rows)
 		return LINLI_ENOMEM;
 	struct linli_query q = {.size = sizeof q,
 				.dataset = "alarms",
-				.scope = scope,
+				.scope = o->scope,
 				.where = w,
 				.n_where = n_where,
-				.limit = (size_t)limit,
-				.cursor = cursor};
+				.limit = (size_t)o->limit,
+				.cursor = o->cursor};
 	char next[LINLI_CURSOR_MAX] = "";
 	int rc = api->store_scan(ctx, &q, add_row, rows, next);
 	if (rc < 0) {
@@ -345,6 +337,43 @@ static int cmd_list(linli_ctx *ctx, const struct linli_cmd_req *req, linli_recor
 	api->rec_free(rows);
 	*reply = r;
 	return 0;
+}
+
+static int cmd_list(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
+		    char *err, size_t errlen)
+{
+	struct list_opts o = {.limit = 100};
+	for (int i = 0; i < req->argc; i++) {
+		const char *a = req->argv[i], *v = i + 1 < req->argc ? req->argv[i + 1] : NULL;
+		int rc = 0;
+		if (strcmp(a, "--active") == 0 || strcmp(a, "--cleared") == 0) {
+			if (o.active)
+				return al_err(err, errlen, LINLI_EINVAL,
+					      "list: --active and --cleared exclude each other");
+			o.active = a[2] == 'a' ? "true" : "false";
+		} else if (strcmp(a, "--severity") == 0 && v) {
+			o.severity = v, i++;
+			if (al_sev_parse(v) < 0)
+				return al_err(err, errlen, LINLI_EINVAL,
+					      "--severity: '%.64s' is not one of %s", v,
+					      AL_SEV_LIST);
+		} else if (strcmp(a, "--scope") == 0 && v)
+			o.scope = v, i++;
+		else if (strcmp(a, "--cursor") == 0 && v)
+			o.cursor = v, i++;
+		else if (strcmp(a, "--limit") == 0 && v)
+			rc = parse_limit(v, &o.limit, err, errlen), i++;
+		else
+			return al_err(
+			    err, errlen, LINLI_EINVAL,
+			    "list: unknown argument '%.64s' (usage: alarms list [--active "
+			    "| --cleared] [--severity S] [--scope PATH] [--limit N] "
+			    "[--cursor C])",
+			    a);
+		if (rc)
+			return rc;
+	}
+	return do_list(ctx, &o, reply, err, errlen);
 }
 
 /* Every row of `dataset` about alarm id at scope, in time order, into a new array. */
@@ -374,26 +403,25 @@ static int about(linli_ctx *ctx, const char *dataset, const char *scope, const c
 	return 0;
 }
 
-static int cmd_show(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
-		    char *err, size_t errlen)
+/* Alarm id as the caller sees it, with its folded repeats, state and notes. */
+static int do_show(linli_ctx *ctx, struct al_state *st, const char *id, linli_record **reply,
+		   char *err, size_t errlen)
 {
-	if (req->argc != 1)
-		return al_err(err, errlen, LINLI_EINVAL, "usage: alarms show ID");
 	char scope[LINLI_SCOPE_MAX + 1];
 	linli_record *rec = NULL, *notes = NULL;
-	int rc = get_alarm(ctx, req->argv[0], &rec, scope, err, errlen);
+	int rc = get_alarm(ctx, id, &rec, scope, err, errlen);
 	if (rc)
 		return rc;
-	flush_alarm(ctx, req->ud, rec, scope, req->argv[0]);
+	flush_alarm(ctx, st, rec, scope, id);
 	api->rec_free(rec);
 	rec = NULL;
-	if ((rc = get_alarm(ctx, req->argv[0], &rec, scope, err, errlen)))
+	if ((rc = get_alarm(ctx, id, &rec, scope, err, errlen)))
 		return rc;
-	if ((rc = about(ctx, "alarm_notes", scope, req->argv[0], &notes, err, errlen))) {
+	if ((rc = about(ctx, "alarm_notes", scope, id, &notes, err, errlen))) {
 		api->rec_free(rec);
 		return rc;
 	}
-	api->rec_set_str(rec, "id", req->argv[0]);
+	api->rec_set_str(rec, "id", id);
 	api->rec_set_str(rec, "scope", scope);
 	api->rec_set_str(rec, "state", state_of(rec));
 	api->rec_set_record(rec, "notes", notes);
@@ -402,24 +430,91 @@ static int cmd_show(linli_ctx *ctx, const struct linli_cmd_req *req, linli_recor
 	return 0;
 }
 
-static int cmd_history(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
-		       char *err, size_t errlen)
+/* The history of alarm id, as the caller sees it: {alarm, scope, history}. */
+static int do_history(linli_ctx *ctx, const char *id, linli_record **reply, char *err,
+		      size_t errlen)
 {
-	if (req->argc != 1)
-		return al_err(err, errlen, LINLI_EINVAL, "usage: alarms history ID");
 	char scope[LINLI_SCOPE_MAX + 1];
 	linli_record *rec = NULL, *rows = NULL;
-	int rc = get_alarm(ctx, req->argv[0], &rec, scope, err, errlen);
+	int rc = get_alarm(ctx, id, &rec, scope, err, errlen);
 	api->rec_free(rec);
-	if (rc || (rc = about(ctx, "alarm_history", scope, req->argv[0], &rows, err, errlen)))
+	if (rc || (rc = about(ctx, "alarm_history", scope, id, &rows, err, errlen)))
 		return rc;
 	linli_record *r = api->rec_new();
-	api->rec_set_str(r, "alarm", req->argv[0]);
+	api->rec_set_str(r, "alarm", id);
 	api->rec_set_str(r, "scope", scope);
 	api->rec_set_record(r, "history", rows);
 	api->rec_free(rows);
 	*reply = r;
 	return 0;
+}
+
+static int cmd_show(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
+		    char *err, size_t errlen)
+{
+	if (req->argc != 1)
+		return al_err(err, errlen, LINLI_EINVAL, "usage: alarms show ID");
+	return do_show(ctx, req->ud, req->argv[0], reply, err, errlen);
+}
+
+static int cmd_history(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
+		       char *err, size_t errlen)
+{
+	if (req->argc != 1)
+		return al_err(err, errlen, LINLI_EINVAL, "usage: alarms history ID");
+	return do_history(ctx, req->argv[0], reply, err, errlen);
+}
+
+/* ---- HTTP read endpoints: GET alarms, alarms/{}, alarms/{}/history ---- */
+
+static int route_list(linli_ctx *ctx, const struct linli_http_req *req, linli_record **reply,
+		      int *status, char *err, size_t errlen)
+{
+	(void)status;
+	struct list_opts o = {.limit = 100};
+	for (size_t i = 0; req->query && i < api->rec_count(req->query); i++) {
+		const char *k = NULL, *v = NULL;
+		api->rec_key(req->query, i, &k);
+		api->rec_get_str(req->query, k, &v, NULL);
+		int rc = 0;
+		if (!v)
+			continue;
+		if (strcmp(k, "active") == 0) {
+			if (strcmp(v, "true") && strcmp(v, "false"))
+				return al_err(err, errlen, LINLI_EINVAL,
+					      "active: '%.16s' is not true or false", v);
+			o.active = v;
+		} else if (strcmp(k, "severity") == 0)
+			o.severity = v;
+		else if (strcmp(k, "scope") == 0)
+			o.scope = v;
+		else if (strcmp(k, "cursor") == 0)
+			o.cursor = v;
+		else if (strcmp(k, "limit") == 0)
+			rc = parse_limit(v, &o.limit, err, errlen);
+		else
+			return al_err(err, errlen, LINLI_EINVAL,
+				      "unknown parameter '%.64s' (active, severity, scope, limit, "
+				      "cursor)",
+				      k);
+		if (rc)
+			return rc;
+	}
+	return do_list(ctx, &o, reply, err, errlen);
+}
+
+static int route_show(linli_ctx *ctx, const struct linli_http_req *req, linli_record **reply,
+		      int *status, char *err, size_t errlen)
+{
+	(void)status;
+	return do_show(ctx, req->ud, req->params[0], reply, err, errlen);
+}
+
+static int route_history(linli_ctx *ctx, const struct linli_http_req *req, linli_record **reply,
+			 int *status, char *err, size_t errlen)
+{
+	(void)status;
+	return do_history(ctx, req->params[0], reply, err, errlen);
 }
 
 static int cmd_note(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
@@ -494,7 +589,18 @@ int al_cmds_register(linli_ctx *ctx, struct al_state *st)
 	    {"note", "ID TEXT...", "add a note to an alarm", "alarms.note", cmd_note},
 	    {"stats", "", "raises, folded repeats, writes", NULL, cmd_stats},
 	};
+	static const struct {
+		const char *name, *pattern;
+		linli_route_fn fn;
+	} routes[] = {
+	    {"list", "alarms", route_list},
+	    {"show", "alarms/{}", route_show},
+	    {"history", "alarms/{}/history", route_history},
+	};
 	int rc = 0;
+	for (size_t i = 0; !rc && i < sizeof routes / sizeof routes[0]; i++)
+		rc = api->route_register(ctx, routes[i].name, "GET", routes[i].pattern,
+					 routes[i].fn, st);
 	for (size_t i = 0; !rc && i < sizeof actions / sizeof actions[0]; i++)
 		rc = api->action_declare(ctx, actions[i].name, actions[i].role, NULL, NULL,
 					 actions[i].summary);

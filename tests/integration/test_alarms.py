@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from harness import (BUILD, SRC, Daemon, check, eq, finish, main,  # noqa: E402
                      plugin_meta, wait_for, write)
 from luakit import ENC, keeper  # noqa: E402
+from test_http import api as http_api, free_port  # noqa: E402
 
 ALARMS_SO = os.path.join(BUILD, "plugins", "alarms", "alarms.so")
 CATALOG = os.path.join(SRC, "catalog")
@@ -75,7 +76,7 @@ def js(v):
 class node:
     """A street linlid with the alarms plugin and the raiser script plugin."""
 
-    def __init__(self, d=None, catalog=CATALOG, plugin=True):
+    def __init__(self, d=None, catalog=CATALOG, plugin=True, extra=""):
         self.d = d or Daemon()
         self.pdir = os.path.join(self.d.dir, "plugins")
         scripts = os.path.join(self.d.dir, "scripts")
@@ -89,7 +90,7 @@ class node:
                             extra=f'plugin_dirs = [ "{self.pdir}" ];\n'
                                   f'catalog_dir = "{catalog}";\n'
                                   f'script_dirs = [ "{scripts}" ];\n'
-                                  'lua = { time_ms = 5000; };\n')
+                                  'lua = { time_ms = 5000; };\n' + extra)
         self.d.grant_declared(self.pdir)
         self.d.grant_scripts(os.path.join(scripts, "apps"))
 
@@ -435,6 +436,40 @@ def case_state_survives_restart_and_kill_9():
         d.start()
         admin(d)
         eq(alarms(d, "show", a)["count"], 11, "after a clean restart")
+
+
+def case_http_read_endpoints_act_as_the_key():
+    port = free_port()
+    with node(extra=f'http = {{ listen = "http://127.0.0.1:{port}"; }};\n') as d:
+        web = object.__new__(http_api)  # test_http's curl, on this node's port
+        web.port = port
+        y = alarms(d, "raise", "smoke", "device:sd-1", YUELAN, "major")["id"]
+        q = alarms(d, "raise", "smoke", "device:sd-9", QIMING, "critical")["id"]
+        c = alarms(d, "raise", "gas", "device:g-1", YUELAN, "minor")["id"]
+        alarms(d, "ack", y)
+        alarms(d, "clear", c)
+        key = d.ok("apikeys", "add", "screen", "--resources", "app:alarms", "--scope",
+                   YUELAN)["key"]
+        st, body, _ = web.curl("GET", "/api/v1/apps/alarms/alarms?active=true", key=key)
+        eq((st, [x["id"] for x in body["alarms"]]), (200, [y]), f"active at yuelan: {body}")
+        st, body, _ = web.curl("GET", "/api/v1/apps/alarms/alarms?severity=minor", key=key)
+        eq([(x["id"], x["state"]) for x in body["alarms"]], [(c, "cleared_unacknowledged")],
+           "by severity")
+        st, body, _ = web.curl("GET", f"/api/v1/apps/alarms/alarms/{y}", key=key)
+        eq((st, body["state"], body["scope"]), (200, "active_acknowledged", YUELAN), "show")
+        st, body, _ = web.curl("GET", f"/api/v1/apps/alarms/alarms/{y}/history", key=key)
+        eq([x["action"] for x in body["history"]], ["raised", "acked"], "history")
+        st, body, _ = web.curl("GET", f"/api/v1/apps/alarms/alarms/{q}", key=key)
+        eq(st, 404, f"a sibling's alarm is not found: {body}")
+        st, body, _ = web.curl("GET", "/api/v1/apps/alarms/alarms?colour=red", key=key)
+        check(st == 400 and "unknown parameter 'colour'" in body["error"]["message"], body)
+        st, body, _ = web.curl("GET", "/api/v1/apps/alarms/alarms?severity=awful", key=key)
+        check(st == 400 and "'awful' is not one of" in body["error"]["message"], body)
+        only = d.ok("apikeys", "add", "wall", "--resources", "app:alarms/list", "--scope",
+                    YUELAN)["key"]
+        eq(web.curl("GET", "/api/v1/apps/alarms/alarms", key=only)[0], 200, "its route")
+        eq(web.curl("GET", f"/api/v1/apps/alarms/alarms/{y}", key=only)[0], 403, "not show")
+        eq(web.curl("GET", "/api/v1/apps/alarms/alarms")[0], 401, "no key")
 
 
 if __name__ == "__main__":
