@@ -157,6 +157,7 @@ static void free_table(struct al_state *st)
 		}
 	free(st->buckets);
 	free(st->dirty);
+	free(st->expire);
 }
 
 /* ---- history and events ---- */
@@ -551,6 +552,95 @@ static void on_raise(linli_ctx *ctx, const struct linli_request *rq, void *ud)
 	api->rec_free(r);
 }
 
+/* ---- configuration and auto-expiry ---- */
+
+#define AL_EXPIRE_MAX_S (90LL * 24 * 3600) /* the longest expiry: 90 days */
+
+/*
+ * plugins = { alarms = { expire_s = { TYPE = SECONDS; ... }; }; }; in
+ * linli.cfg: an active alarm of TYPE with no raise for SECONDS is cleared by
+ * the plugin. Anything else is refused, naming the key.
+ */
+static int load_config(linli_ctx *ctx, struct al_state *st, char *err, size_t errlen)
+{
+	linli_record *cfg = NULL, *exp = NULL;
+	int rc = api->plugin_config(ctx, &cfg);
+	if (rc)
+		return al_err(err, errlen, rc, "cannot read the configuration");
+	for (size_t i = 0; !rc && i < api->rec_count(cfg); i++) {
+		const char *k = NULL;
+		api->rec_key(cfg, i, &k);
+		if (strcmp(k, "expire_s") != 0)
+			rc = al_err(
+			    err, errlen, LINLI_ECONFIG,
+			    "linli.cfg: plugins.alarms.%.64s: unknown key (it takes expire_s)", k);
+	}
+	if (!rc && api->rec_has(cfg, "expire_s") && api->rec_get_map(cfg, "expire_s", &exp))
+		rc = al_err(
+		    err, errlen, LINLI_ECONFIG,
+		    "linli.cfg: plugins.alarms.expire_s: must be a group { TYPE = SECONDS; }");
+	size_t n = exp ? api->rec_count(exp) : 0;
+	if (!rc && n && !(st->expire = calloc(n, sizeof *st->expire)))
+		rc = al_err(err, errlen, LINLI_ENOMEM, "out of memory");
+	for (size_t i = 0; !rc && i < n; i++) {
+		const char *type = NULL;
+		int64_t s = 0;
+		api->rec_key(exp, i, &type);
+		if (!name_ok(type, AL_TYPE_MAX))
+			rc = al_err(err, errlen, LINLI_ECONFIG,
+				    "linli.cfg: plugins.alarms.expire_s.%.64s: not an alarm type",
+				    type);
+		else if (api->rec_get_int(exp, type, &s) || s < 1 || s > AL_EXPIRE_MAX_S)
+			rc = al_err(err, errlen, LINLI_ECONFIG,
+				    "linli.cfg: plugins.alarms.expire_s.%s: must be whole seconds, "
+				    "1 to %lld",
+				    type, AL_EXPIRE_MAX_S);
+		else {
+			snprintf(st->expire[i].type, sizeof st->expire[i].type, "%s", type);
+			st->expire[i].ms = s * 1000;
+			st->n_expire++;
+		}
+	}
+	api->rec_free(cfg);
+	return rc;
+}
+
+static int64_t expiry_of(const struct al_state *st, const char *type)
+{
+	for (size_t i = 0; i < st->n_expire; i++)
+		if (strcmp(st->expire[i].type, type) == 0)
+			return st->expire[i].ms;
+	return 0;
+}
+
+/* Every second: clear the active alarms of an expiring type not raised for its time. */
+static void sweep(linli_ctx *ctx, void *ud)
+{
+	struct al_state *st = ud;
+	int64_t now = api->time_now_ms();
+	size_t n = 0;
+	struct al_entry **due = NULL;
+	for (size_t i = 0; i < st->cap; i++)
+		for (struct al_entry *e = st->buckets[i]; e; e = e->next) {
+			int64_t ms = expiry_of(st, e->type);
+			if (!ms || e->last_at + ms > now)
+				continue;
+			struct al_entry **d = realloc(due, (n + 1) * sizeof *d);
+			if (!d)
+				break;
+			due = d;
+			due[n++] = e;
+		}
+	for (size_t i = 0; i < n; i++) {
+		char why[96];
+		snprintf(why, sizeof why, "expired: not raised for %lld s",
+			 (long long)(expiry_of(st, due[i]->type) / 1000));
+		if (al_clear_by_plugin(ctx, st, due[i], why) == 0)
+			st->expired++;
+	}
+	free(due);
+}
+
 /* ---- init: the table from the store ---- */
 
 static int load_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
@@ -607,6 +697,8 @@ static int alarms_init(linli_ctx *ctx, const struct linli_api *a)
 	struct al_state *st = calloc(1, sizeof *st);
 	int rc = st ? 0 : LINLI_ENOMEM;
 	if (!rc)
+		rc = load_config(ctx, st, err, sizeof err);
+	if (!rc)
 		rc = al_migrate(ctx, &migrated, err, sizeof err);
 	if (!rc)
 		rc = load_active(ctx, st, err, sizeof err);
@@ -614,6 +706,8 @@ static int alarms_init(linli_ctx *ctx, const struct linli_api *a)
 		rc = api->serve(ctx, "alarmreq/raise", on_raise, st, NULL);
 	if (!rc)
 		rc = al_cmds_register(ctx, st);
+	if (!rc && st->n_expire)
+		rc = api->timer_add(ctx, 1000, 1000, sweep, st, NULL);
 	if (rc) {
 		api->set_error(ctx, "%s", err[0] ? err : linli_strerror(rc));
 		if (st)

@@ -49,6 +49,13 @@ struct al_state {
 	struct al_entry **dirty; /* entries with pending raises */
 	size_t n_dirty, cap_dirty;
 	bool flush_armed; /* a flush timer is set */
+	/* auto-expiry per type (plugins.alarms.expire_s): clear after so long without a raise */
+	struct al_expiry {
+		char type[AL_TYPE_MAX + 1];
+		int64_t ms;
+	} * expire;
+	size_t n_expire;
+	int64_t expired;
 	/* counters for `alarms stats` */
 	int64_t raised, folded, writes, migrated;
 };
@@ -77,6 +84,8 @@ int al_err(char *err, size_t errlen, int rc, const char *fmt, ...)
 
 /* alarms_cmds.c */
 int al_cmds_register(linli_ctx *ctx, struct al_state *st);
+/* Clear active alarm e as the plugin itself (auto-expiry), with `why`; e leaves the table. */
+int al_clear_by_plugin(linli_ctx *ctx, struct al_state *st, struct al_entry *e, const char *why);
 
 /* alarms_migrate.c: rewrite alarms stored before the two-flag state; their count in *n. */
 int al_migrate(linli_ctx *ctx, int64_t *n, char *err, size_t errlen);

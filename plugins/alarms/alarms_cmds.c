@@ -201,6 +201,33 @@ static int do_move(linli_ctx *ctx, struct al_state *st, const struct linli_cmd_r
 	return 0;
 }
 
+int al_clear_by_plugin(linli_ctx *ctx, struct al_state *st, struct al_entry *e, const char *why)
+{
+	char err[512], id[LINLI_ID_MAX + 1], scope[LINLI_SCOPE_MAX + 1];
+	snprintf(id, sizeof id, "%s", e->id);
+	snprintf(scope, sizeof scope, "%s", e->scope);
+	int rc = e->pending ? al_flush_one(ctx, st, e, err, sizeof err) : 0;
+	if (rc) /* gone or cleared already: al_flush_one dropped it; else tried again later */
+		return rc;
+	struct move_arg a = {.word = "clear"};
+	rc = api->store_update(ctx, "alarms", scope, id, move_fn, &a);
+	if (rc) {
+		api->log(ctx, LINLI_LOG_WARN, "cannot clear alarm %s at %s: %s", id, scope,
+			 api->store_last_error(ctx));
+		if (rc == LINLI_ENOENT || rc == LINLI_ESTATE)
+			al_drop(st, e);
+		return rc;
+	}
+	al_drop(st, e);
+	al_history(ctx, scope, id, "plugin:alarms", "cleared", a.m->from, a.m->to, why);
+	linli_record *rec = NULL;
+	if (api->store_get(ctx, "alarms", scope, id, &rec, NULL) == 0) {
+		al_publish(ctx, scope, id, rec, "cleared", "plugin:alarms");
+		api->rec_free(rec);
+	}
+	return 0;
+}
+
 static int cmd_ack(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply, char *err,
 		   size_t errlen)
 {
@@ -557,6 +584,7 @@ static int cmd_stats(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 	api->rec_set_int(r, "folded", st->folded);
 	api->rec_set_int(r, "writes", st->writes);
 	api->rec_set_int(r, "migrated", st->migrated);
+	api->rec_set_int(r, "expired", st->expired);
 	*reply = r;
 	return 0;
 }

@@ -438,6 +438,49 @@ def case_state_survives_restart_and_kill_9():
         eq(alarms(d, "show", a)["count"], 11, "after a clean restart")
 
 
+def case_auto_expiry_per_type_also_after_a_restart():
+    cfg = "plugins = { alarms = { expire_s = { smoke = 60; door_forced = 600; }; }; };\n"
+    n = node(extra=cfg)
+    n.d.start = (lambda start: lambda **kw: start(args=("--test-clock",)))(n.d.start)
+    with n as d:
+        s = alarms(d, "raise", "smoke", "device:sd-1", YUELAN, "major")["id"]
+        g = alarms(d, "raise", "gas", "device:g-1", YUELAN, "minor")["id"]
+        d.ok("clock", "advance", "50s")
+        alarms(d, "raise", "smoke", "device:sd-1", YUELAN, "major")  # a repeat: 60 s more
+        d.ok("clock", "advance", "50s")
+        eq(alarms(d, "show", s)["state"], "active_unacknowledged", "raised again 50 s ago")
+        d.ok("clock", "advance", "11s")
+        wait_for(lambda: alarms(d, "show", s)["state"] == "cleared_unacknowledged",
+                 "the smoke alarm expired")
+        eq(alarms(d, "show", g)["state"], "active_unacknowledged", "gas does not expire")
+        h = alarms(d, "history", s)["history"][-1]
+        eq((h["action"], h["by"], h["why"]), ("cleared", "plugin:alarms",
+                                              "expired: not raised for 60 s"), "history")
+        eq([e["payload"]["by"] for e in journal(d, "alarm/smoke/cleared")], ["plugin:alarms"],
+           "published")
+        # An alarm raised before a restart expires after it, from its stored last time.
+        dr = alarms(d, "raise", "door_forced", "device:door-1", YUELAN, "critical")["id"]
+        eq(d.stop(), 0, "stop")
+        d.start()
+        admin(d)
+        # (the restart runs on the real clock again: 111 s behind the stored last time)
+        d.ok("clock", "advance", "590s")
+        eq(alarms(d, "show", dr)["state"], "active_unacknowledged", "not yet")
+        d.ok("clock", "advance", "130s")
+        wait_for(lambda: alarms(d, "show", dr)["state"] == "cleared_unacknowledged",
+                 "the door alarm expired after the restart")
+        eq(alarms(d, "stats")["expired"], 1, "counted since the start")
+    # A bad setting stops the plugin with the key named; linlid runs on.
+    for bad, needle in (("expire_s = { smoke = \"1h\"; };",
+                         "plugins.alarms.expire_s.smoke: must be whole seconds, 1 to 7776000"),
+                        ("expire_s = { Smoke = 5; };",
+                         "plugins.alarms.expire_s.Smoke: not an alarm type"),
+                        ("expire = 5;", "plugins.alarms.expire: unknown key (it takes expire_s)")):
+        with node(extra=f"plugins = {{ alarms = {{ {bad} }}; }};\n") as d:
+            info = d.ok("plugins", "info", "alarms")
+            check(info["state"] == "failed" and needle in info["reason"], f"{bad}: {info}")
+
+
 def case_http_read_endpoints_act_as_the_key():
     port = free_port()
     with node(extra=f'http = {{ listen = "http://127.0.0.1:{port}"; }};\n') as d:
