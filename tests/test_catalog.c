@@ -24,7 +24,7 @@ static void test_shipped_catalog(void **state)
 	int rc = catalog_load(SRCDIR "/catalog", &c, err, sizeof err);
 	if (rc)
 		fail_msg("%s", err);
-	assert_int_equal(c->n_datasets, 21 + 6); /* 21 shipped + 6 built-in system datasets */
+	assert_int_equal(c->n_datasets, 22 + 6); /* 22 shipped + 6 built-in system datasets */
 	assert_int_equal(c->n_classes, 16);
 	assert_int_equal(c->n_plugins, 14);
 	const struct cat_dataset *r = catalog_dataset(c, "residents");

@@ -158,6 +158,7 @@ static void free_table(struct al_state *st)
 	free(st->buckets);
 	free(st->dirty);
 	free(st->expire);
+	free(st->shelves);
 }
 
 /* ---- history and events ---- */
@@ -320,9 +321,89 @@ static int mark_dirty(linli_ctx *ctx, struct al_state *st, struct al_entry *e)
 	return 0;
 }
 
+/* ---- shelves ---- */
+
+int al_shelf_add(struct al_state *st, const char *id, const char *scope, const char *type,
+		 const char *source, int64_t until)
+{
+	struct al_shelf *s = realloc(st->shelves, (st->n_shelves + 1) * sizeof *s);
+	if (!s)
+		return LINLI_ENOMEM;
+	st->shelves = s;
+	s = &st->shelves[st->n_shelves++];
+	memset(s, 0, sizeof *s);
+	snprintf(s->id, sizeof s->id, "%s", id);
+	snprintf(s->scope, sizeof s->scope, "%s", scope);
+	snprintf(s->type, sizeof s->type, "%s", type ? type : "");
+	snprintf(s->source, sizeof s->source, "%s", source ? source : "");
+	s->until = until;
+	return 0;
+}
+
+void al_shelf_remove(struct al_state *st, const char *id)
+{
+	for (size_t i = 0; i < st->n_shelves; i++)
+		if (strcmp(st->shelves[i].id, id) == 0) {
+			st->shelves[i] = st->shelves[--st->n_shelves];
+			return;
+		}
+}
+
+/* Is `scope` the shelf's scope or below it? */
+static bool under(const char *scope, const char *top)
+{
+	size_t n = strlen(top);
+	return strncmp(scope, top, n) == 0 && (scope[n] == '\0' || scope[n] == '/');
+}
+
+/* The shelf in force over a raise, or NULL; shelves past their end are forgotten. */
+static const struct al_shelf *shelf_over(struct al_state *st, const struct al_raise *in)
+{
+	int64_t now = api->time_now_ms();
+	for (size_t i = 0; i < st->n_shelves;) {
+		const struct al_shelf *s = &st->shelves[i];
+		if (s->until <= now) {
+			st->shelves[i] = st->shelves[--st->n_shelves];
+			continue;
+		}
+		if (under(in->scope, s->scope) &&
+		    (strcmp(s->type, in->type) == 0 || strcmp(s->source, in->source) == 0))
+			return s;
+		i++;
+	}
+	return NULL;
+}
+
+static int load_shelf(linli_ctx *ctx, const struct linli_row *row, void *ud)
+{
+	(void)ctx;
+	const char *type = NULL, *source = NULL;
+	int64_t until = 0;
+	api->rec_get_str(row->record, "type", &type, NULL);
+	api->rec_get_str(row->record, "source", &source, NULL);
+	api->rec_get_time(row->record, "until", &until);
+	return al_shelf_add(ud, row->id, row->scope, type, source, until);
+}
+
+static int load_shelves(linli_ctx *ctx, struct al_state *st, char *err, size_t errlen)
+{
+	struct linli_range r = {"until", ">", "now"};
+	struct linli_query q = {
+	    .size = sizeof q, .dataset = "alarm_shelves", .range = &r, .n_range = 1, .limit = 1000};
+	char cursor[LINLI_CURSOR_MAX] = "";
+	do {
+		q.cursor = cursor;
+		int rc = api->store_scan(ctx, &q, load_shelf, st, cursor);
+		if (rc < 0)
+			return al_err(err, errlen, rc, "loading the shelves: %s",
+				      api->store_last_error(ctx));
+	} while (cursor[0]);
+	return 0;
+}
+
 /* ---- raising ---- */
 
-static bool name_ok(const char *s, size_t max)
+bool al_name_ok(const char *s, size_t max)
 {
 	size_t n = 0;
 	if (!s || !(*s >= 'a' && *s <= 'z'))
@@ -348,7 +429,7 @@ static bool id_ok(const char *s, size_t n)
 	return true;
 }
 
-static int check_source(const char *src, char *err, size_t errlen)
+int al_check_source(const char *src, char *err, size_t errlen)
 {
 	static const char *const kinds[] = {"device", "record", "plugin", "rule"};
 	const char *colon = src ? strchr(src, ':') : NULL;
@@ -378,11 +459,11 @@ static int check_raise(const struct al_raise *in, int *sev, char *err, size_t er
 {
 	if (!in->type || !*in->type)
 		return al_err(err, errlen, LINLI_EINVAL, "missing type (e.g. smoke, door_forced)");
-	if (!name_ok(in->type, AL_TYPE_MAX))
+	if (!al_name_ok(in->type, AL_TYPE_MAX))
 		return al_err(err, errlen, LINLI_EINVAL,
 			      "type '%.64s' must be [a-z][a-z0-9_]*, at most %d bytes", in->type,
 			      AL_TYPE_MAX);
-	int rc = check_source(in->source, err, errlen);
+	int rc = al_check_source(in->source, err, errlen);
 	if (rc)
 		return rc;
 	if (!in->severity || !*in->severity)
@@ -430,12 +511,21 @@ static int repeat(linli_ctx *ctx, struct al_state *st, struct al_entry *e, int s
 }
 
 int al_raise(linli_ctx *ctx, struct al_state *st, const struct al_raise *in, char *id_out,
-	     bool *created, int64_t *count, char *err, size_t errlen)
+	     bool *created, int64_t *count, bool *shelved, char *err, size_t errlen)
 {
 	int sev = 0;
 	int rc = check_raise(in, &sev, err, errlen);
 	if (rc)
 		return rc;
+	const struct al_shelf *shelf = shelf_over(st, in);
+	*shelved = shelf != NULL;
+	*created = false;
+	*count = 0;
+	if (shelf) {
+		st->shelved++;
+		snprintf(id_out, LINLI_ID_MAX + 1, "%s", shelf->id);
+		return 0;
+	}
 	char *key = make_key(in->scope, in->source, in->type);
 	if (!key)
 		return al_err(err, errlen, LINLI_ENOMEM, "out of memory");
@@ -445,7 +535,6 @@ int al_raise(linli_ctx *ctx, struct al_state *st, const struct al_raise *in, cha
 		if ((rc = repeat(ctx, st, e, sev, in, err, errlen)))
 			return rc;
 		snprintf(id_out, LINLI_ID_MAX + 1, "%s", e->id);
-		*created = false;
 		*count = e->count;
 		return 0;
 	}
@@ -534,10 +623,10 @@ static void on_raise(linli_ctx *ctx, const struct linli_request *rq, void *ud)
 			      .topic = opt_str(p, "topic", &bad),
 			      .scope = rq->scope,
 			      .by = by};
-	bool created = false;
+	bool created = false, shelved = false;
 	int64_t count = 0;
 	int rc = bad ? al_err(err, sizeof err, LINLI_EINVAL, "field '%s' must be a string", bad)
-		     : al_raise(ctx, st, &in, id, &created, &count, err, sizeof err);
+		     : al_raise(ctx, st, &in, id, &created, &count, &shelved, err, sizeof err);
 	if (rc) {
 		char msg[900];
 		snprintf(msg, sizeof msg, "alarmreq/raise: %s", err);
@@ -545,9 +634,10 @@ static void on_raise(linli_ctx *ctx, const struct linli_request *rq, void *ud)
 		return;
 	}
 	linli_record *r = api->rec_new();
-	api->rec_set_str(r, "id", id);
+	api->rec_set_str(r, shelved ? "shelf" : "id", id);
 	api->rec_set_bool(r, "created", created);
 	api->rec_set_int(r, "count", count);
+	api->rec_set_bool(r, "shelved", shelved);
 	api->reply(ctx, rq->id, 0, r, NULL);
 	api->rec_free(r);
 }
@@ -586,7 +676,7 @@ static int load_config(linli_ctx *ctx, struct al_state *st, char *err, size_t er
 		const char *type = NULL;
 		int64_t s = 0;
 		api->rec_key(exp, i, &type);
-		if (!name_ok(type, AL_TYPE_MAX))
+		if (!al_name_ok(type, AL_TYPE_MAX))
 			rc = al_err(err, errlen, LINLI_ECONFIG,
 				    "linli.cfg: plugins.alarms.expire_s.%.64s: not an alarm type",
 				    type);
@@ -703,6 +793,8 @@ static int alarms_init(linli_ctx *ctx, const struct linli_api *a)
 	if (!rc)
 		rc = load_active(ctx, st, err, sizeof err);
 	if (!rc)
+		rc = load_shelves(ctx, st, err, sizeof err);
+	if (!rc)
 		rc = api->serve(ctx, "alarmreq/raise", on_raise, st, NULL);
 	if (!rc)
 		rc = al_cmds_register(ctx, st);
@@ -743,5 +835,6 @@ LINLI_PLUGIN(alarms_init, alarms_fini, .name = "alarms", .version = "1.0.0", .fa
 			    "assign, history and notes",
 	     .capabilities = {"store.read:alarms", "store.write:alarms", "store.read:alarm_history",
 			      "store.write:alarm_history", "store.read:alarm_notes",
-			      "store.write:alarm_notes", "bus.subscribe:alarmreq/raise",
+			      "store.write:alarm_notes", "store.read:alarm_shelves",
+			      "store.write:alarm_shelves", "bus.subscribe:alarmreq/raise",
 			      "bus.publish:alarm/#"});

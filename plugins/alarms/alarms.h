@@ -56,6 +56,16 @@ struct al_state {
 	} * expire;
 	size_t n_expire;
 	int64_t expired;
+	/* shelves in force or to come (alarm_shelves): raises they cover are dropped */
+	struct al_shelf {
+		char id[LINLI_ID_MAX + 1];
+		char scope[LINLI_SCOPE_MAX + 1];
+		char type[AL_TYPE_MAX + 1];	/* "" or the type shelved */
+		char source[AL_SOURCE_MAX + 1]; /* "" or the source shelved */
+		int64_t until;
+	} * shelves;
+	size_t n_shelves;
+	int64_t shelved; /* raises dropped under a shelf */
 	/* counters for `alarms stats` */
 	int64_t raised, folded, writes, migrated;
 };
@@ -69,8 +79,17 @@ struct al_raise {
 /* alarms.c */
 int al_sev_parse(const char *s);
 const char *al_state_name(bool active, bool acked);
+/*
+ * Raise: 0 with the alarm's id, whether it is new and its count; under a
+ * shelf 0 with the shelf's id in id_out and *shelved set (nothing stored).
+ */
 int al_raise(linli_ctx *ctx, struct al_state *st, const struct al_raise *in, char *id_out,
-	     bool *created, int64_t *count, char *err, size_t errlen);
+	     bool *created, int64_t *count, bool *shelved, char *err, size_t errlen);
+bool al_name_ok(const char *s, size_t max);
+int al_check_source(const char *src, char *err, size_t errlen);
+int al_shelf_add(struct al_state *st, const char *id, const char *scope, const char *type,
+		 const char *source, int64_t until);
+void al_shelf_remove(struct al_state *st, const char *id);
 struct al_entry *al_find(struct al_state *st, const char *scope, const char *source,
 			 const char *type);
 int al_flush_one(linli_ctx *ctx, struct al_state *st, struct al_entry *e, char *err, size_t errlen);

@@ -228,24 +228,27 @@ int al_clear_by_plugin(linli_ctx *ctx, struct al_state *st, struct al_entry *e, 
 	return 0;
 }
 
-static int cmd_ack(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply, char *err,
-		   size_t errlen)
+/* `alarms ack|clear ID [WHY...]` */
+static int simple_move(linli_ctx *ctx, const struct linli_cmd_req *req, const char *word,
+		       linli_record **reply, char *err, size_t errlen)
 {
 	char why[AL_WHY_MAX + 1];
 	if (req->argc < 1)
-		return al_err(err, errlen, LINLI_EINVAL, "usage: alarms ack ID [WHY...]");
+		return al_err(err, errlen, LINLI_EINVAL, "usage: alarms %s ID [WHY...]", word);
 	join(req, 1, why, sizeof why);
-	return do_move(ctx, req->ud, req, "ack", NULL, why, reply, err, errlen);
+	return do_move(ctx, req->ud, req, word, NULL, why, reply, err, errlen);
+}
+
+static int cmd_ack(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply, char *err,
+		   size_t errlen)
+{
+	return simple_move(ctx, req, "ack", reply, err, errlen);
 }
 
 static int cmd_clear(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
 		     char *err, size_t errlen)
 {
-	char why[AL_WHY_MAX + 1];
-	if (req->argc < 1)
-		return al_err(err, errlen, LINLI_EINVAL, "usage: alarms clear ID [WHY...]");
-	join(req, 1, why, sizeof why);
-	return do_move(ctx, req->ud, req, "clear", NULL, why, reply, err, errlen);
+	return simple_move(ctx, req, "clear", reply, err, errlen);
 }
 
 static int cmd_assign(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
@@ -282,14 +285,15 @@ static int cmd_raise(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 			      .severity = req->argv[3],
 			      .details = details,
 			      .by = by};
-	bool created = false;
+	bool created = false, shelved = false;
 	int64_t count = 0;
-	if ((rc = al_raise(ctx, st, &in, id, &created, &count, err, errlen)))
+	if ((rc = al_raise(ctx, st, &in, id, &created, &count, &shelved, err, errlen)))
 		return rc;
 	linli_record *r = api->rec_new();
-	api->rec_set_str(r, "id", id);
+	api->rec_set_str(r, shelved ? "shelf" : "id", id);
 	api->rec_set_bool(r, "created", created);
 	api->rec_set_int(r, "count", count);
+	api->rec_set_bool(r, "shelved", shelved);
 	*reply = r;
 	return 0;
 }
@@ -571,6 +575,116 @@ static int cmd_note(linli_ctx *ctx, const struct linli_cmd_req *req, linli_recor
 	return 0;
 }
 
+/* ---- shelves ---- */
+
+/* "90", "90s", "15m", "2h", "3d" as ms; at most 30 days. */
+static int parse_duration(const char *v, int64_t *ms, char *err, size_t errlen)
+{
+	char *end;
+	long long n = strtoll(v, &end, 10);
+	int64_t unit = !*end		   ? 1000
+		       : !strcmp(end, "s") ? 1000
+		       : !strcmp(end, "m") ? 60000
+		       : !strcmp(end, "h") ? 3600000
+		       : !strcmp(end, "d") ? 86400000
+					   : 0;
+	if (end == v || !unit || n < 1 || n * unit > 30LL * 86400000)
+		return al_err(err, errlen, LINLI_EINVAL,
+			      "shelve: '%.32s' is not a duration of 1 s to 30 d (90s, 15m, 2h, 3d)",
+			      v);
+	*ms = n * unit;
+	return 0;
+}
+
+static int cmd_shelve(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
+		      char *err, size_t errlen)
+{
+	struct al_state *st = req->ud;
+	if (req->argc < 5)
+		return al_err(err, errlen, LINLI_EINVAL,
+			      "usage: alarms shelve type|source VALUE SCOPE DURATION WHY...");
+	const char *kind = req->argv[0], *value = req->argv[1], *scope = req->argv[2];
+	bool is_type = strcmp(kind, "type") == 0;
+	int64_t ms = 0;
+	int rc = 0;
+	if (!is_type && strcmp(kind, "source") != 0)
+		return al_err(err, errlen, LINLI_EINVAL, "shelve: '%.32s' is not type or source",
+			      kind);
+	if (is_type && !al_name_ok(value, AL_TYPE_MAX))
+		return al_err(err, errlen, LINLI_EINVAL,
+			      "shelve: type '%.64s' must be [a-z][a-z0-9_]*, at most %d bytes",
+			      value, AL_TYPE_MAX);
+	if ((!is_type && (rc = al_check_source(value, err, errlen))) ||
+	    (rc = parse_duration(req->argv[3], &ms, err, errlen)) ||
+	    (rc = api->caller_may(ctx, req->caller, "alarms.shelve", scope, err, errlen)))
+		return rc;
+	char why[AL_WHY_MAX + 1], id[LINLI_ID_MAX + 1];
+	join(req, 4, why, sizeof why);
+	int64_t now = api->time_now_ms();
+	linli_record *r = api->rec_new();
+	api->rec_set_str(r, kind, value);
+	api->rec_set_time(r, "until", now + ms);
+	api->rec_set_str(r, "why", why);
+	api->rec_set_str(r, "by", req->caller->name);
+	api->rec_set_time(r, "at", now);
+	if ((rc = api->store_put(ctx, "alarm_shelves", scope, NULL, r, id, NULL)) ||
+	    (rc = al_shelf_add(st, id, scope, is_type ? value : NULL, is_type ? NULL : value,
+			       now + ms))) {
+		api->rec_free(r);
+		return al_err(err, errlen, rc, "%s",
+			      rc == LINLI_ENOMEM ? "out of memory" : api->store_last_error(ctx));
+	}
+	api->rec_set_str(r, "id", id);
+	api->rec_set_str(r, "scope", scope);
+	char topic[AL_TYPE_MAX + 32];
+	snprintf(topic, sizeof topic, "alarm/%s/shelved", is_type ? value : "any");
+	if ((rc = api->publish(ctx, topic, scope, r, NULL)))
+		api->log(ctx, LINLI_LOG_WARN, "cannot publish %s: %s", topic, linli_strerror(rc));
+	*reply = r;
+	return 0;
+}
+
+static int cmd_unshelve(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
+			char *err, size_t errlen)
+{
+	(void)reply;
+	if (req->argc != 1)
+		return al_err(err, errlen, LINLI_EINVAL, "usage: alarms unshelve SHELF");
+	char scope[LINLI_SCOPE_MAX + 1];
+	linli_record *rec = NULL;
+	int rc = api->store_get(ctx, "alarm_shelves", NULL, req->argv[0], &rec, scope);
+	api->rec_free(rec);
+	if (rc == LINLI_ENOENT)
+		return al_err(err, errlen, rc, "no shelf %s here", req->argv[0]);
+	if (rc)
+		return al_err(err, errlen, rc, "%s", api->store_last_error(ctx));
+	if ((rc = api->caller_may(ctx, req->caller, "alarms.shelve", scope, err, errlen)))
+		return rc;
+	if ((rc = api->store_delete(ctx, "alarm_shelves", scope, req->argv[0])))
+		return al_err(err, errlen, rc, "%s", api->store_last_error(ctx));
+	al_shelf_remove(req->ud, req->argv[0]);
+	return 0;
+}
+
+static int cmd_shelves(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
+		       char *err, size_t errlen)
+{
+	(void)req;
+	struct linli_range r = {"until", ">", "now"};
+	struct linli_query q = {
+	    .size = sizeof q, .dataset = "alarm_shelves", .range = &r, .n_range = 1, .limit = 1000};
+	linli_record *rows = api->rec_new_array();
+	if (!rows)
+		return LINLI_ENOMEM;
+	int rc = api->store_scan(ctx, &q, add_row, rows, NULL);
+	if (rc < 0) {
+		api->rec_free(rows);
+		return al_err(err, errlen, rc, "%s", api->store_last_error(ctx));
+	}
+	*reply = rows;
+	return 0;
+}
+
 static int cmd_stats(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
 		     char *err, size_t errlen)
 {
@@ -585,6 +699,7 @@ static int cmd_stats(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 	api->rec_set_int(r, "writes", st->writes);
 	api->rec_set_int(r, "migrated", st->migrated);
 	api->rec_set_int(r, "expired", st->expired);
+	api->rec_set_int(r, "shelved", st->shelved);
 	*reply = r;
 	return 0;
 }
@@ -599,6 +714,7 @@ int al_cmds_register(linli_ctx *ctx, struct al_state *st)
 	    {"alarms.clear", "operator", "clear an alarm"},
 	    {"alarms.assign", "operator", "assign an alarm to an account"},
 	    {"alarms.note", "operator", "add a note to an alarm"},
+	    {"alarms.shelve", "operator", "shelve an alarm type or source for a while"},
 	};
 	static const struct {
 		const char *sub, *usage, *summary, *action;
@@ -615,6 +731,11 @@ int al_cmds_register(linli_ctx *ctx, struct al_state *st)
 	     cmd_assign},
 	    {"history", "ID", "every change of an alarm: who, when, why", NULL, cmd_history},
 	    {"note", "ID TEXT...", "add a note to an alarm", "alarms.note", cmd_note},
+	    {"shelve", "type|source VALUE SCOPE DURATION WHY...",
+	     "drop the raises of a type or source under SCOPE for a while", "alarms.shelve",
+	     cmd_shelve},
+	    {"unshelve", "SHELF", "end a shelf now", "alarms.shelve", cmd_unshelve},
+	    {"shelves", "", "the shelves in force", NULL, cmd_shelves},
 	    {"stats", "", "raises, folded repeats, writes", NULL, cmd_stats},
 	};
 	static const struct {

@@ -33,7 +33,8 @@ function RAISE(n, payload, scope)
   for i = 1, n do
     local ok, msg, code = linli.request("alarmreq/raise", scope, payload, 10000,
       function(r, status, code)
-        ANSWERS[#ANSWERS + 1] = r and { id = r.id, created = r.created, count = r.count }
+        ANSWERS[#ANSWERS + 1] = r and { id = r.id, created = r.created, count = r.count,
+                                        shelved = r.shelved, shelf = r.shelf }
                                  or { status = status, code = code }
       end)
     if not ok then return nil, msg, code end
@@ -479,6 +480,55 @@ def case_auto_expiry_per_type_also_after_a_restart():
         with node(extra=f"plugins = {{ alarms = {{ {bad} }}; }};\n") as d:
             info = d.ok("plugins", "info", "alarms")
             check(info["state"] == "failed" and needle in info["reason"], f"{bad}: {info}")
+
+
+def case_shelving_a_type_or_source_for_a_window():
+    n = node()
+    n.d.start = (lambda start: lambda **kw: start(args=("--test-clock",)))(n.d.start)
+    with n as d:
+        sh = alarms(d, "shelve", "type", "smoke", YUELAN, "1h", "fire", "drill")
+        eq((sh["type"], sh["why"], sh["by"], sh["scope"]), ("smoke", "fire drill",
+                                                            "street_admin", YUELAN), "shelf")
+        eq([(e["scope"], e["payload"]["id"]) for e in journal(d, "alarm/smoke/shelved")],
+           [(YUELAN, sh["id"])], "published")
+        a = request(d, SMOKE)
+        eq((a.get("shelved"), a.get("shelf"), a.get("id")), (True, sh["id"], None),
+           f"a raise under the shelf: {a}")
+        check(request(d, SMOKE, scope=QIMING)["created"], "another community is not shelved")
+        check(request(d, dict(SMOKE, type="gas"))["created"], "another type is not shelved")
+        src = alarms(d, "shelve", "source", "device:g-9", STREET, "10m", "maintenance")
+        eq(alarms(d, "raise", "gas", "device:g-9", YUELAN, "minor")["shelf"], src["id"],
+           "a source shelved for the whole street")
+        eq(sorted(x["id"] for x in alarms(d, "shelves")), sorted([sh["id"], src["id"]]),
+           "shelves")
+        eq(d.ok("data", "query", "alarms", "--where", "type=smoke")["count"], 1, "only qiming's")
+        # Who may shelve: an operator in its own community only; a viewer never.
+        op_y = d.account("op_y", "operator", node=YUELAN)
+        viewer = d.account("viewer1", "viewer", node=STREET)
+        refused(d, "alarms.shelve", "shelve", "type", "gas", QIMING, "1h", "x", token=op_y)
+        refused(d, "alarms.shelve", "shelve", "type", "gas", YUELAN, "1h", "x", token=viewer)
+        rc, out, err = d.cli("alarms", "shelve", "type", "leak", YUELAN, "1h", "pipe", "work",
+                             env={"LINLI_SESSION": op_y})
+        eq(rc, 0, f"op_y shelves its own community: {err}")
+        # Bad shelves.
+        refused(d, "shelve: 'colour' is not type or source", "shelve", "colour", "x", YUELAN,
+                "1h", "y")
+        refused(d, "'forever' is not a duration of 1 s to 30 d", "shelve", "type", "gas",
+                YUELAN, "forever", "y")
+        refused(d, "'31d' is not a duration", "shelve", "type", "gas", YUELAN, "31d", "y")
+        refused(d, "usage: alarms shelve", "shelve", "type", "gas", YUELAN, "1h")
+        # Shelves survive a restart, end at their time, and can be ended early.
+        eq(d.stop(), 0, "stop")
+        d.start()
+        admin(d)
+        eq(request(d, SMOKE).get("shelf"), sh["id"], "still shelved after a restart")
+        d.ok("clock", "advance", "11m")
+        check(alarms(d, "raise", "gas", "device:g-9", YUELAN, "minor")["created"],
+              "the source's shelf ended")
+        alarms(d, "unshelve", sh["id"])
+        check(request(d, SMOKE)["created"], "unshelved")
+        refused(d, "no shelf nope here", "unshelve", "nope")
+        eq(alarms(d, "stats")["shelved"], 1, "raises dropped since the start")
 
 
 def case_http_read_endpoints_act_as_the_key():

@@ -465,7 +465,7 @@ def case_sighup_switches_durability():
 def case_catalog_list_show():
     with running() as d:
         rows = d.ok("catalog", "list")
-        eq(len(rows), 21 + 6 + 16 + 14, "entries (6: the built-in system datasets)")
+        eq(len(rows), 22 + 6 + 16 + 14, "entries (6: the built-in system datasets)")
         eq(len(d.ok("catalog", "list", "devices")), 16, "device classes")
         r = d.ok("catalog", "show", "residents")
         eq(r["kind"], "dataset", "kind")
