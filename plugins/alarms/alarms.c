@@ -158,6 +158,7 @@ static void free_table(struct al_state *st)
 	free(st->buckets);
 	free(st->dirty);
 	free(st->expire);
+	free(st->ladders);
 	free(st->shelves);
 }
 
@@ -203,7 +204,9 @@ int al_publish(linli_ctx *ctx, const char *scope, const char *id, const linli_re
 	api->rec_get_str(alarm, "assignee", &assignee, NULL);
 	api->rec_get_bool(alarm, "active", &active);
 	api->rec_get_bool(alarm, "acknowledged", &acked);
+	int64_t esc = 0;
 	api->rec_get_int(alarm, "count", &count);
+	api->rec_get_int(alarm, "escalation", &esc);
 	linli_record *p = api->rec_new();
 	if (!p)
 		return LINLI_ENOMEM;
@@ -215,6 +218,8 @@ int al_publish(linli_ctx *ctx, const char *scope, const char *id, const linli_re
 	api->rec_set_int(p, "count", count);
 	if (assignee)
 		api->rec_set_str(p, "assignee", assignee);
+	if (esc)
+		api->rec_set_int(p, "escalation", esc);
 	api->rec_set_str(p, "by", by);
 	char topic[AL_TYPE_MAX + 32];
 	snprintf(topic, sizeof topic, "alarm/%s/%s", type, what);
@@ -567,7 +572,10 @@ int al_raise(linli_ctx *ctx, struct al_state *st, const struct al_raise *in, cha
 	}
 	st->raised++;
 	st->writes++;
-	if (!insert(st, key, id, in->scope, in->source, in->type, sev, 1, now))
+	e = insert(st, key, id, in->scope, in->source, in->type, sev, 1, now);
+	if (e)
+		e->first_at = now;
+	else
 		api->log(ctx, LINLI_LOG_WARN, "out of memory: alarm %s is not folded", id);
 	al_history(ctx, in->scope, id, in->by, "raised", NULL, al_sev_names[sev], in->details);
 	al_publish(ctx, in->scope, id, r, "raised", in->by);
@@ -647,6 +655,53 @@ static void on_raise(linli_ctx *ctx, const struct linli_request *rq, void *ud)
 #define AL_EXPIRE_MAX_S (90LL * 24 * 3600) /* the longest expiry: 90 days */
 
 /*
+ * escalate = { TYPE = [ T1, T2 ]; ... }: an alarm of TYPE still unacknowledged
+ * T1 seconds after it was first raised is re-notified, after T2 supervised
+ * by the tier above (督办); T2 may be left out.
+ */
+static int load_ladders(linli_record *cfg, struct al_state *st, char *err, size_t errlen)
+{
+	linli_record *esc = NULL;
+	if (!api->rec_has(cfg, "escalate"))
+		return 0;
+	if (api->rec_get_map(cfg, "escalate", &esc))
+		return al_err(err, errlen, LINLI_ECONFIG,
+			      "linli.cfg: plugins.alarms.escalate: must be a group { TYPE = [ "
+			      "RENOTIFY_S, SUPERVISE_S ]; }");
+	size_t n = api->rec_count(esc);
+	if (n && !(st->ladders = calloc(n, sizeof *st->ladders)))
+		return al_err(err, errlen, LINLI_ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		const char *type = NULL;
+		linli_record *arr = NULL;
+		struct al_ladder *l = &st->ladders[i];
+		api->rec_key(esc, i, &type);
+		if (!al_name_ok(type, AL_TYPE_MAX))
+			return al_err(err, errlen, LINLI_ECONFIG,
+				      "linli.cfg: plugins.alarms.escalate.%.64s: not an alarm type",
+				      type);
+		size_t k = api->rec_get_array(esc, type, &arr) ? 0 : api->rec_count(arr);
+		for (size_t j = 0; j < k && j < 2; j++) {
+			int64_t v = 0;
+			if (api->arr_get_int(arr, j, &v) || v < 1 || v > AL_EXPIRE_MAX_S ||
+			    (j && v * 1000 <= l->ms[0]))
+				k = 0;
+			l->ms[j] = v * 1000;
+		}
+		if (k < 1 || k > 2)
+			return al_err(
+			    err, errlen, LINLI_ECONFIG,
+			    "linli.cfg: plugins.alarms.escalate.%s: must be [ RENOTIFY_S ] or "
+			    "[ RENOTIFY_S, SUPERVISE_S ], whole seconds 1 to %lld, increasing",
+			    type, AL_EXPIRE_MAX_S);
+		snprintf(l->type, sizeof l->type, "%s", type);
+		l->n = (int)k;
+		st->n_ladders++;
+	}
+	return 0;
+}
+
+/*
  * plugins = { alarms = { expire_s = { TYPE = SECONDS; ... }; }; }; in
  * linli.cfg: an active alarm of TYPE with no raise for SECONDS is cleared by
  * the plugin. Anything else is refused, naming the key.
@@ -660,11 +715,15 @@ static int load_config(linli_ctx *ctx, struct al_state *st, char *err, size_t er
 	for (size_t i = 0; !rc && i < api->rec_count(cfg); i++) {
 		const char *k = NULL;
 		api->rec_key(cfg, i, &k);
-		if (strcmp(k, "expire_s") != 0)
+		if (strcmp(k, "expire_s") != 0 && strcmp(k, "escalate") != 0)
 			rc = al_err(
 			    err, errlen, LINLI_ECONFIG,
-			    "linli.cfg: plugins.alarms.%.64s: unknown key (it takes expire_s)", k);
+			    "linli.cfg: plugins.alarms.%.64s: unknown key (it takes expire_s, "
+			    "escalate)",
+			    k);
 	}
+	if (!rc)
+		rc = load_ladders(cfg, st, err, errlen);
 	if (!rc && api->rec_has(cfg, "expire_s") && api->rec_get_map(cfg, "expire_s", &exp))
 		rc = al_err(
 		    err, errlen, LINLI_ECONFIG,
@@ -703,6 +762,94 @@ static int64_t expiry_of(const struct al_state *st, const char *type)
 	return 0;
 }
 
+struct esc_arg {
+	int level;
+	bool acked; /* found acknowledged: nothing to do */
+};
+
+static int esc_fn(linli_ctx *ctx, const char *id, linli_record **rec, void *ud, char *err,
+		  size_t errlen)
+{
+	(void)ctx;
+	struct esc_arg *a = ud;
+	bool active = false;
+	if (!*rec)
+		return al_err(err, errlen, LINLI_ENOENT, "alarm %s is gone", id);
+	if (api->rec_get_bool(*rec, "active", &active) || !active)
+		return al_err(err, errlen, LINLI_ESTATE, "alarm %s is cleared", id);
+	api->rec_get_bool(*rec, "acknowledged", &a->acked);
+	if (a->acked)
+		return LINLI_STORE_KEEP;
+	return api->rec_set_int(*rec, "escalation", a->level);
+}
+
+/* Move e up its type's ladder to `level`: write it, keep it in the history, tell the bus. */
+static void escalate(linli_ctx *ctx, struct al_state *st, struct al_entry *e, int level, int64_t ms)
+{
+	static const char *const what[] = {"", "re-notified",
+					   "supervised by the tier above (督办)"};
+	struct esc_arg a = {level, false};
+	char id[LINLI_ID_MAX + 1], scope[LINLI_SCOPE_MAX + 1], why[128], from[24], to[24];
+	snprintf(id, sizeof id, "%s", e->id);
+	snprintf(scope, sizeof scope, "%s", e->scope);
+	int rc = api->store_update(ctx, "alarms", scope, id, esc_fn, &a);
+	if (rc) {
+		api->log(ctx, LINLI_LOG_WARN, "cannot escalate alarm %s: %s", id,
+			 api->store_last_error(ctx));
+		if (rc == LINLI_ENOENT || rc == LINLI_ESTATE)
+			al_drop(st, e);
+		return;
+	}
+	if (a.acked) {
+		e->acked = true;
+		return;
+	}
+	snprintf(from, sizeof from, "%d", e->esc);
+	snprintf(to, sizeof to, "%d", level);
+	e->esc = level;
+	st->escalated++;
+	snprintf(why, sizeof why, "unacknowledged for %lld s: %s", (long long)(ms / 1000),
+		 what[level]);
+	al_history(ctx, scope, id, "plugin:alarms", "escalated", from, to, why);
+	linli_record *rec = NULL;
+	if (api->store_get(ctx, "alarms", scope, id, &rec, NULL) == 0) {
+		al_publish(ctx, scope, id, rec, "escalated", "plugin:alarms");
+		api->rec_free(rec);
+	}
+}
+
+static const struct al_ladder *ladder_of(const struct al_state *st, const char *type)
+{
+	for (size_t i = 0; i < st->n_ladders; i++)
+		if (strcmp(st->ladders[i].type, type) == 0)
+			return &st->ladders[i];
+	return NULL;
+}
+
+/* Escalate every unacknowledged active alarm whose ladder has a step due. */
+static void escalate_due(linli_ctx *ctx, struct al_state *st, int64_t now)
+{
+	size_t n = 0;
+	struct al_entry **due = NULL;
+	for (size_t i = 0; st->n_ladders && i < st->cap; i++)
+		for (struct al_entry *e = st->buckets[i]; e; e = e->next) {
+			const struct al_ladder *l = ladder_of(st, e->type);
+			if (!l || e->acked || e->esc >= l->n || e->first_at + l->ms[e->esc] > now)
+				continue;
+			struct al_entry **d = realloc(due, (n + 1) * sizeof *d);
+			if (!d)
+				break;
+			due = d;
+			due[n++] = e;
+		}
+	for (size_t i = 0; i < n; i++) {
+		const struct al_ladder *l = ladder_of(st, due[i]->type);
+		int level = l->n == 2 && due[i]->first_at + l->ms[1] <= now ? 2 : 1;
+		escalate(ctx, st, due[i], level, l->ms[level - 1]);
+	}
+	free(due);
+}
+
 /* Every second: clear the active alarms of an expiring type not raised for its time. */
 static void sweep(linli_ctx *ctx, void *ud)
 {
@@ -729,6 +876,7 @@ static void sweep(linli_ctx *ctx, void *ud)
 			st->expired++;
 	}
 	free(due);
+	escalate_due(ctx, st, now);
 }
 
 /* ---- init: the table from the store ---- */
@@ -756,9 +904,15 @@ static int load_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
 		return 0;
 	}
 	int s = al_sev_parse(sev);
-	if (!insert(st, key, row->id, row->scope, source, type, s < 0 ? SEV_INDETERMINATE : s,
-		    count, last))
+	struct al_entry *e = insert(st, key, row->id, row->scope, source, type,
+				    s < 0 ? SEV_INDETERMINATE : s, count, last);
+	if (!e)
 		return LINLI_ENOMEM;
+	int64_t esc = 0;
+	api->rec_get_time(row->record, "first_at", &e->first_at);
+	api->rec_get_bool(row->record, "acknowledged", &e->acked);
+	api->rec_get_int(row->record, "escalation", &esc);
+	e->esc = (int)esc;
 	return 0;
 }
 
@@ -798,7 +952,7 @@ static int alarms_init(linli_ctx *ctx, const struct linli_api *a)
 		rc = api->serve(ctx, "alarmreq/raise", on_raise, st, NULL);
 	if (!rc)
 		rc = al_cmds_register(ctx, st);
-	if (!rc && st->n_expire)
+	if (!rc && (st->n_expire || st->n_ladders))
 		rc = api->timer_add(ctx, 1000, 1000, sweep, st, NULL);
 	if (rc) {
 		api->set_error(ctx, "%s", err[0] ? err : linli_strerror(rc));
@@ -832,7 +986,7 @@ static void alarms_fini(linli_ctx *ctx, const struct linli_api *a)
 
 LINLI_PLUGIN(alarms_init, alarms_fini, .name = "alarms", .version = "1.0.0", .family = "safety",
 	     .description = "Alarms with a lifecycle: raise with dedup, acknowledge, clear, "
-			    "assign, history and notes",
+			    "assign, shelve, expire, escalate; history and notes",
 	     .capabilities = {"store.read:alarms", "store.write:alarms", "store.read:alarm_history",
 			      "store.write:alarm_history", "store.read:alarm_notes",
 			      "store.write:alarm_notes", "store.read:alarm_shelves",

@@ -40,7 +40,10 @@ struct al_entry {
 	int64_t count;	 /* raises so far, the folded ones included */
 	int64_t pending; /* raises folded since the last write */
 	int64_t last_at; /* the latest raise */
-	bool dirty;	 /* in the dirty list: written at the next flush */
+	int64_t first_at;
+	bool acked; /* acknowledged: no more escalation */
+	int esc;    /* escalation reached: 0, 1 re-notified, 2 supervised */
+	bool dirty; /* in the dirty list: written at the next flush */
 };
 
 struct al_state {
@@ -56,6 +59,15 @@ struct al_state {
 	} * expire;
 	size_t n_expire;
 	int64_t expired;
+	/* the escalation ladder per type (plugins.alarms.escalate): unacknowledged after
+	 * ms[0] re-notify, after ms[1] supervision by the tier above */
+	struct al_ladder {
+		char type[AL_TYPE_MAX + 1];
+		int64_t ms[2];
+		int n;
+	} * ladders;
+	size_t n_ladders;
+	int64_t escalated;
 	/* shelves in force or to come (alarm_shelves): raises they cover are dropped */
 	struct al_shelf {
 		char id[LINLI_ID_MAX + 1];

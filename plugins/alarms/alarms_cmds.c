@@ -185,13 +185,15 @@ static int do_move(linli_ctx *ctx, struct al_state *st, const struct linli_cmd_r
 			   a.m->from, a.m->to, why);
 	if ((rc = api->store_get(ctx, "alarms", scope, id, &rec, NULL)))
 		return al_err(err, errlen, rc, "%s", api->store_last_error(ctx));
-	if (strcmp(word, "clear") == 0) { /* a raise of it now makes a new alarm */
-		const char *type = NULL, *source = NULL;
-		api->rec_get_str(rec, "type", &type, NULL);
-		api->rec_get_str(rec, "source", &source, NULL);
-		struct al_entry *e = type && source ? al_find(st, scope, source, type) : NULL;
-		if (e && strcmp(e->id, id) == 0)
+	const char *type = NULL, *source = NULL;
+	api->rec_get_str(rec, "type", &type, NULL);
+	api->rec_get_str(rec, "source", &source, NULL);
+	struct al_entry *e = type && source ? al_find(st, scope, source, type) : NULL;
+	if (e && strcmp(e->id, id) == 0) {
+		if (strcmp(word, "clear") == 0) /* a raise of it now makes a new alarm */
 			al_drop(st, e);
+		else if (strcmp(word, "ack") == 0) /* no more escalation */
+			e->acked = true;
 	}
 	al_publish(ctx, scope, id, rec, a.m->event, by);
 	api->rec_set_str(rec, "id", id);
@@ -700,6 +702,7 @@ static int cmd_stats(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 	api->rec_set_int(r, "migrated", st->migrated);
 	api->rec_set_int(r, "expired", st->expired);
 	api->rec_set_int(r, "shelved", st->shelved);
+	api->rec_set_int(r, "escalated", st->escalated);
 	*reply = r;
 	return 0;
 }

@@ -85,9 +85,10 @@ static void old_source(const linli_record *r, char *out, size_t len)
 static bool new_field(const char *k)
 {
 	static const char *const fields[] = {
-	    "type",	"source",  "severity",	      "active",	    "acknowledged", "count",
-	    "first_at", "last_at", "acknowledged_at", "cleared_at", "assignee",	    "details",
-	    "device",	"grid",	   "incident",	      "topic",	    "location"};
+	    "type",	"source",     "severity", "active",	     "acknowledged",
+	    "count",	"first_at",   "last_at",  "acknowledged_at", "cleared_at",
+	    "assignee", "escalation", "details",  "device",	     "grid",
+	    "incident", "topic",      "location"};
 	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
 		if (strcmp(k, fields[i]) == 0)
 			return true;

@@ -476,10 +476,52 @@ def case_auto_expiry_per_type_also_after_a_restart():
                          "plugins.alarms.expire_s.smoke: must be whole seconds, 1 to 7776000"),
                         ("expire_s = { Smoke = 5; };",
                          "plugins.alarms.expire_s.Smoke: not an alarm type"),
-                        ("expire = 5;", "plugins.alarms.expire: unknown key (it takes expire_s)")):
+                        ("expire = 5;",
+                         "plugins.alarms.expire: unknown key (it takes expire_s, escalate)")):
         with node(extra=f"plugins = {{ alarms = {{ {bad} }}; }};\n") as d:
             info = d.ok("plugins", "info", "alarms")
             check(info["state"] == "failed" and needle in info["reason"], f"{bad}: {info}")
+
+
+def case_escalation_ladder_per_type_resumes_after_a_restart():
+    cfg = "plugins = { alarms = { escalate = { smoke = [ 300, 900 ]; gas = [ 60 ]; }; }; };\n"
+    n = node(extra=cfg)
+    n.d.start = (lambda start: lambda **kw: start(args=("--test-clock",)))(n.d.start)
+    with n as d:
+        s = alarms(d, "raise", "smoke", "device:sd-1", YUELAN, "major")["id"]
+        g = alarms(d, "raise", "gas", "device:g-1", YUELAN, "minor")["id"]
+        k = alarms(d, "raise", "gas", "device:g-2", YUELAN, "minor")["id"]
+        lk = alarms(d, "raise", "leak", "device:w-1", YUELAN, "minor")["id"]
+        alarms(d, "ack", k)  # acknowledged: never escalated
+        d.ok("clock", "advance", "299s")
+        wait_for(lambda: alarms(d, "show", g).get("escalation") == 1, "gas re-notified")
+        eq(alarms(d, "show", s).get("escalation"), None, "smoke not yet")
+        d.ok("clock", "advance", "2s")
+        wait_for(lambda: alarms(d, "show", s).get("escalation") == 1, "smoke re-notified")
+        h = alarms(d, "history", s)["history"][-1]
+        eq((h["action"], h["from"], h["to"], h["why"], h["by"]),
+           ("escalated", "0", "1", "unacknowledged for 300 s: re-notified", "plugin:alarms"),
+           "history")
+        ev = [(e["payload"]["id"], e["payload"]["escalation"], e["scope"])
+              for e in journal(d, "alarm/")
+              if e["topic"].endswith("/escalated")]
+        eq(sorted(ev), sorted([(g, 1, YUELAN), (s, 1, YUELAN)]), "published")
+        eq((alarms(d, "show", k).get("escalation"), alarms(d, "show", lk).get("escalation")),
+           (None, None), "acknowledged, or a type without a ladder")
+        # The next step comes after a restart, from the stored first time.
+        eq(d.stop(), 0, "stop")
+        d.start()
+        admin(d)
+        d.ok("clock", "advance", "905s")
+        wait_for(lambda: alarms(d, "show", s).get("escalation") == 2, "smoke supervised")
+        eq(alarms(d, "history", s)["history"][-1]["why"],
+           "unacknowledged for 900 s: supervised by the tier above (督办)", "why")
+        eq(alarms(d, "show", g)["escalation"], 1, "gas has one step only")
+        eq(alarms(d, "stats")["escalated"], 1, "escalations since the start")
+    with node(extra="plugins = { alarms = { escalate = { smoke = [ 900, 300 ]; }; }; };\n") as d:
+        info = d.ok("plugins", "info", "alarms")
+        check(info["state"] == "failed" and "plugins.alarms.escalate.smoke: must be [ RENOTIFY_S ]"
+              in info["reason"], info)
 
 
 def case_shelving_a_type_or_source_for_a_window():
