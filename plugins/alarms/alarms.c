@@ -536,12 +536,17 @@ int al_raise(linli_ctx *ctx, struct al_state *st, const struct al_raise *in, cha
 		return al_err(err, errlen, LINLI_ENOMEM, "out of memory");
 	struct al_entry *e = find_key(st, key);
 	if (e) {
-		free(key);
-		if ((rc = repeat(ctx, st, e, sev, in, err, errlen)))
-			return rc;
-		snprintf(id_out, LINLI_ID_MAX + 1, "%s", e->id);
-		*count = e->count;
-		return 0;
+		rc = repeat(ctx, st, e, sev, in, err, errlen);
+		if (rc != LINLI_ENOENT && rc != LINLI_ESTATE) {
+			free(key);
+			if (rc)
+				return rc;
+			snprintf(id_out, LINLI_ID_MAX + 1, "%s", e->id);
+			*count = e->count;
+			return 0;
+		}
+		/* deleted or cleared behind the plugin's back: this raise makes a new one */
+		al_drop(st, e);
 	}
 	int64_t now = api->time_now_ms();
 	linli_record *r = api->rec_new();

@@ -284,6 +284,14 @@ def case_every_lifecycle_move_and_the_illegal_ones():
                 "indeterminate", "list", "--severity", "awful")
         refused(d, "list: unknown argument '--colour'", "list", "--colour")
         refused(d, "no alarm nope here", "ack", "nope")
+        # Cleared behind the plugin's back (data put): a raise with another severity, which
+        # is written at once, finds it cleared and makes a new alarm.
+        x = alarms(d, "raise", "gas", "device:g-7", YUELAN, "minor")["id"]
+        rec = d.ok("data", "get", "alarms", x)
+        del rec["id"], rec["scope"]
+        d.ok("data", "put", "alarms", "--scope", YUELAN, "--id", x, js(dict(rec, active=False)))
+        r = alarms(d, "raise", "gas", "device:g-7", YUELAN, "major")
+        check(r["created"] and r["id"] != x, f"a new alarm: {r}")
 
 
 def case_a_community_operator_sees_and_acks_only_its_own():
