@@ -238,16 +238,25 @@ struct fold {
 	bool sev;
 };
 
+/* In an update: 0 if alarm id is there and active, else why not. */
+static int still_active(const char *id, const linli_record *rec, char *err, size_t errlen)
+{
+	bool active = false;
+	if (!rec)
+		return al_err(err, errlen, LINLI_ENOENT, "alarm %s is gone", id);
+	if (api->rec_get_bool(rec, "active", &active) || !active)
+		return al_err(err, errlen, LINLI_ESTATE, "alarm %s is cleared", id);
+	return 0;
+}
+
 static int fold_fn(linli_ctx *ctx, const char *id, linli_record **rec, void *ud, char *err,
 		   size_t errlen)
 {
 	(void)ctx;
 	struct fold *f = ud;
-	bool active = false;
-	if (!*rec)
-		return al_err(err, errlen, LINLI_ENOENT, "alarm %s is gone", id);
-	if (api->rec_get_bool(*rec, "active", &active) || !active)
-		return al_err(err, errlen, LINLI_ESTATE, "alarm %s is cleared", id);
+	int rc = still_active(id, *rec, err, errlen);
+	if (rc)
+		return rc;
 	int64_t count = 1, last = 0;
 	api->rec_get_int(*rec, "count", &count);
 	api->rec_get_time(*rec, "last_at", &last);
@@ -777,11 +786,9 @@ static int esc_fn(linli_ctx *ctx, const char *id, linli_record **rec, void *ud, 
 {
 	(void)ctx;
 	struct esc_arg *a = ud;
-	bool active = false;
-	if (!*rec)
-		return al_err(err, errlen, LINLI_ENOENT, "alarm %s is gone", id);
-	if (api->rec_get_bool(*rec, "active", &active) || !active)
-		return al_err(err, errlen, LINLI_ESTATE, "alarm %s is cleared", id);
+	int rc = still_active(id, *rec, err, errlen);
+	if (rc)
+		return rc;
 	api->rec_get_bool(*rec, "acknowledged", &a->acked);
 	if (a->acked)
 		return LINLI_STORE_KEEP;
