@@ -159,6 +159,11 @@ static void free_table(struct al_state *st)
 	free(st->dirty);
 	free(st->expire);
 	free(st->ladders);
+	free(st->floods);
+	for (struct al_window *w = st->windows, *next; w; w = next) {
+		next = w->next;
+		free(w);
+	}
 	free(st->shelves);
 }
 
@@ -415,6 +420,34 @@ static int load_shelves(linli_ctx *ctx, struct al_state *st, char *err, size_t e
 	return 0;
 }
 
+/* ---- flood suppression ---- */
+
+/* One more new alarm of type at scope: is it past its type's flood threshold? */
+static bool flooded(struct al_state *st, const char *scope, const char *type)
+{
+	const struct al_flood *f = NULL;
+	for (size_t i = 0; i < st->n_floods && !f; i++)
+		if (strcmp(st->floods[i].type, type) == 0)
+			f = &st->floods[i];
+	if (!f)
+		return false;
+	struct al_window *w = st->windows;
+	while (w && (strcmp(w->scope, scope) || strcmp(w->type, type)))
+		w = w->next;
+	if (!w) {
+		if (!(w = calloc(1, sizeof *w)))
+			return false;
+		snprintf(w->scope, sizeof w->scope, "%s", scope);
+		snprintf(w->type, sizeof w->type, "%s", type);
+		w->next = st->windows;
+		st->windows = w;
+	}
+	int64_t now = api->time_now_ms();
+	if (!w->n || now - w->start >= f->ms)
+		w->start = now, w->n = 0;
+	return ++w->n > f->n;
+}
+
 /* ---- raising ---- */
 
 bool al_name_ok(const char *s, size_t max)
@@ -556,6 +589,21 @@ int al_raise(linli_ctx *ctx, struct al_state *st, const struct al_raise *in, cha
 		}
 		/* deleted or cleared behind the plugin's back: this raise makes a new one */
 		al_drop(st, e);
+	}
+	if (strcmp(in->source, "plugin:alarms") != 0 && flooded(st, in->scope, in->type)) {
+		/* a flood: this raise folds into the summary alarm of its type and scope */
+		char details[AL_DETAILS_MAX + 1];
+		struct al_raise sum = *in;
+		snprintf(details, sizeof details,
+			 "flood: more new %s alarms at %s than the "
+			 "threshold allows; the latest from %s",
+			 in->type, in->scope, in->source);
+		sum.source = "plugin:alarms";
+		sum.details = details;
+		sum.topic = NULL;
+		free(key);
+		st->flooded++;
+		return al_raise(ctx, st, &sum, id_out, created, count, shelved, err, errlen);
 	}
 	int64_t now = api->time_now_ms();
 	linli_record *r = api->rec_new();
@@ -716,6 +764,47 @@ static int load_ladders(linli_record *cfg, struct al_state *st, char *err, size_
 }
 
 /*
+ * flood = { TYPE = [ N, WINDOW_S ]; ... }: past N new alarms of TYPE at one
+ * scope within WINDOW_S seconds, the next ones become one summary alarm.
+ */
+static int load_floods(linli_record *cfg, struct al_state *st, char *err, size_t errlen)
+{
+	linli_record *fl = NULL;
+	if (!api->rec_has(cfg, "flood"))
+		return 0;
+	if (api->rec_get_map(cfg, "flood", &fl))
+		return al_err(err, errlen, LINLI_ECONFIG,
+			      "linli.cfg: plugins.alarms.flood: must be a group { TYPE = [ N, "
+			      "WINDOW_S ]; }");
+	size_t n = api->rec_count(fl);
+	if (n && !(st->floods = calloc(n, sizeof *st->floods)))
+		return al_err(err, errlen, LINLI_ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		const char *type = NULL;
+		linli_record *arr = NULL;
+		int64_t v[2] = {0, 0};
+		api->rec_key(fl, i, &type);
+		if (!al_name_ok(type, AL_TYPE_MAX))
+			return al_err(err, errlen, LINLI_ECONFIG,
+				      "linli.cfg: plugins.alarms.flood.%.64s: not an alarm type",
+				      type);
+		if (api->rec_get_array(fl, type, &arr) || api->rec_count(arr) != 2 ||
+		    api->arr_get_int(arr, 0, &v[0]) || api->arr_get_int(arr, 1, &v[1]) ||
+		    v[0] < 1 || v[0] > 100000 || v[1] < 1 || v[1] > AL_EXPIRE_MAX_S)
+			return al_err(
+			    err, errlen, LINLI_ECONFIG,
+			    "linli.cfg: plugins.alarms.flood.%s: must be [ N, WINDOW_S ], N 1 "
+			    "to 100000, WINDOW_S 1 to %lld",
+			    type, AL_EXPIRE_MAX_S);
+		snprintf(st->floods[i].type, sizeof st->floods[i].type, "%s", type);
+		st->floods[i].n = v[0];
+		st->floods[i].ms = v[1] * 1000;
+		st->n_floods++;
+	}
+	return 0;
+}
+
+/*
  * plugins = { alarms = { expire_s = { TYPE = SECONDS; ... }; }; }; in
  * linli.cfg: an active alarm of TYPE with no raise for SECONDS is cleared by
  * the plugin. Anything else is refused, naming the key.
@@ -729,15 +818,18 @@ static int load_config(linli_ctx *ctx, struct al_state *st, char *err, size_t er
 	for (size_t i = 0; !rc && i < api->rec_count(cfg); i++) {
 		const char *k = NULL;
 		api->rec_key(cfg, i, &k);
-		if (strcmp(k, "expire_s") != 0 && strcmp(k, "escalate") != 0)
+		if (strcmp(k, "expire_s") != 0 && strcmp(k, "escalate") != 0 &&
+		    strcmp(k, "flood") != 0)
 			rc = al_err(
 			    err, errlen, LINLI_ECONFIG,
 			    "linli.cfg: plugins.alarms.%.64s: unknown key (it takes expire_s, "
-			    "escalate)",
+			    "escalate, flood)",
 			    k);
 	}
 	if (!rc)
 		rc = load_ladders(cfg, st, err, errlen);
+	if (!rc)
+		rc = load_floods(cfg, st, err, errlen);
 	if (!rc && api->rec_has(cfg, "expire_s") && api->rec_get_map(cfg, "expire_s", &exp))
 		rc = al_err(
 		    err, errlen, LINLI_ECONFIG,

@@ -68,6 +68,20 @@ struct al_state {
 	} * ladders;
 	size_t n_ladders;
 	int64_t escalated;
+	/* flood suppression per type (plugins.alarms.flood): past n new alarms of a type at
+	 * one scope within a window, the next ones fold into one summary alarm */
+	struct al_flood {
+		char type[AL_TYPE_MAX + 1];
+		int64_t n, ms;
+	} * floods;
+	size_t n_floods;
+	struct al_window { /* new alarms of a type at a scope in the current window */
+		struct al_window *next;
+		char scope[LINLI_SCOPE_MAX + 1];
+		char type[AL_TYPE_MAX + 1];
+		int64_t start, n;
+	} * windows;
+	int64_t flooded;
 	/* shelves in force or to come (alarm_shelves): raises they cover are dropped */
 	struct al_shelf {
 		char id[LINLI_ID_MAX + 1];

@@ -703,6 +703,7 @@ static int cmd_stats(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 	api->rec_set_int(r, "expired", st->expired);
 	api->rec_set_int(r, "shelved", st->shelved);
 	api->rec_set_int(r, "escalated", st->escalated);
+	api->rec_set_int(r, "flooded", st->flooded);
 	*reply = r;
 	return 0;
 }

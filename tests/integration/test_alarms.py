@@ -490,7 +490,7 @@ def case_auto_expiry_per_type_also_after_a_restart():
                         ("expire_s = { Smoke = 5; };",
                          "plugins.alarms.expire_s.Smoke: not an alarm type"),
                         ("expire = 5;",
-                         "plugins.alarms.expire: unknown key (it takes expire_s, escalate)")):
+                         "plugins.alarms.expire: unknown key (it takes expire_s, escalate, flood)")):
         with node(extra=f"plugins = {{ alarms = {{ {bad} }}; }};\n") as d:
             info = d.ok("plugins", "info", "alarms")
             check(info["state"] == "failed" and needle in info["reason"], f"{bad}: {info}")
@@ -533,6 +533,32 @@ def case_escalation_ladder_per_type_resumes_after_a_restart():
     with node(extra="plugins = { alarms = { escalate = { smoke = [ 900, 300 ]; }; }; };\n") as d:
         info = d.ok("plugins", "info", "alarms")
         check(info["state"] == "failed" and "plugins.alarms.escalate.smoke: must be [ RENOTIFY_S ]"
+              in info["reason"], info)
+
+
+def case_a_flood_of_new_alarms_becomes_one_summary_alarm():
+    cfg = "plugins = { alarms = { flood = { smoke = [ 3, 600 ]; }; }; };\n"
+    with clocked(node(extra=cfg)) as d:
+        got = [alarms(d, "raise", "smoke", f"device:sd-{i}", YUELAN, "major") for i in range(6)]
+        check(all(r["created"] for r in got[:4]), f"3 alarms, then the summary: {got}")
+        summary = got[3]["id"]
+        eq([r["id"] for r in got[3:]], [summary] * 3, "the rest fold into the summary")
+        s = alarms(d, "show", summary)
+        eq((s["source"], s["type"], s["count"]), ("plugin:alarms", "smoke", 3), "summary")
+        check(s["details"].startswith("flood: more new smoke alarms at " + YUELAN), s)
+        # Repeats of the three are repeats, not new alarms; another scope has its own window.
+        eq(alarms(d, "raise", "smoke", "device:sd-0", YUELAN, "major")["id"], got[0]["id"],
+           "a repeat folds as ever")
+        check(alarms(d, "raise", "smoke", "device:sd-9", QIMING, "major")["created"], "qiming")
+        eq(d.ok("data", "query", "alarms")["count"], 5, "3 + the summary + qiming's")
+        eq(alarms(d, "stats")["flooded"], 3, "raises folded into the summary")
+        # After the window, new alarms are single again.
+        d.ok("clock", "advance", "601s")
+        r = alarms(d, "raise", "smoke", "device:sd-7", YUELAN, "major")
+        check(r["created"] and r["id"] != summary, r)
+    with node(extra="plugins = { alarms = { flood = { smoke = [ 0, 60 ]; }; }; };\n") as d:
+        info = d.ok("plugins", "info", "alarms")
+        check(info["state"] == "failed" and "plugins.alarms.flood.smoke: must be [ N, WINDOW_S ]"
               in info["reason"], info)
 
 
