@@ -12,9 +12,18 @@
  * Delivery is a FIFO: an event published while another is being delivered (a
  * handler publishing) is copied to the queue and delivered after it, so order
  * is publication order and handlers never recurse. The queue is drained by
- * the outermost publish, at most BUS_DRAIN_MAX events at a time; the rest is
- * continued from a kernel event so that a handler that publishes in a loop
- * cannot starve the kernel.
+ * the outermost publish, at most BUS_DRAIN_MAX events at a time and, while
+ * the kernel loop runs, for at most KERNEL_EVENT_TURN_MS per loop turn
+ * (counted from the turn's first drain); the rest is continued from a kernel
+ * event, in the next turn, so that a flood of events (a fire: thousands of
+ * records of consequence, each handled by rules) is delivered in full, later,
+ * while the kernel serves requests between turns. Events delivered in a
+ * later turn because a turn's budget ran out are counted as delayed.
+ *
+ * Cause depth (issue 14, event storms): every event carries the depth of the
+ * chain of script handlers that caused it (struct bus_event). The bus only
+ * carries it through its queue; the script API sets it and refuses what is
+ * too deep (script_api.c, lua.max_event_depth).
  *
  * Shedding: telemetry accepted but not yet delivered (posted from a driver
  * thread, or queued behind a delivery) is counted in `pending`; beyond
@@ -153,6 +162,9 @@ struct bus {
 	bool delivering, cont_posted;
 	const struct bus_event *cur;
 	struct bus_blob *cur_blob;
+	uint64_t turn, turn_start_ms; /* the loop turn of the last drain, when it began */
+	uint64_t cut_seq;	      /* queued when a turn's budget ran out: delivered later */
+	uint64_t delayed;
 	/* request/reply */
 	struct bus_server *servers; /* id order */
 	struct bus_rq *rqs;	    /* pending and answered-not-handed-over */
@@ -355,6 +367,8 @@ static struct qev *qev_new(struct bus *b, const struct bus_msg *m, const struct 
 	p += l->scope + 1;
 	q->ev.payload = memcpy(p, l->payload, l->payload_len);
 	q->ev.payload_len = l->payload_len;
+	q->ev.depth = 0;
+	q->ev.delayed = false;
 	return q;
 }
 
@@ -885,14 +899,41 @@ static void deliver(struct bus *b, const struct bus_event *ev, size_t scope_len,
 
 static void on_continue(struct kernel *k, void *arg);
 
+/*
+ * Has this loop turn's delivery budget been spent? The budget runs from the
+ * turn's first drain, so timers that took their own share first never starve
+ * the bus. Outside the loop (unit tests) there is no budget.
+ */
+static bool turn_spent(struct bus *b)
+{
+	uint64_t turn = kernel_turn(b->k);
+	if (!turn)
+		return false;
+	uint64_t now = kernel_now_ms();
+	if (turn != b->turn) {
+		b->turn = turn;
+		b->turn_start_ms = now;
+		return false;
+	}
+	return now - b->turn_start_ms >= KERNEL_EVENT_TURN_MS;
+}
+
 /* Deliver what is queued (the caller set b->delivering). */
 static void drain(struct bus *b)
 {
 	for (int n = 0; b->q_head && n < BUS_DRAIN_MAX; n++) {
+		if (turn_spent(b)) {
+			b->cut_seq = b->q_tail->ev.seq;
+			break;
+		}
 		struct qev *q = b->q_head;
 		b->q_head = q->next;
 		if (!b->q_head)
 			b->q_tail = NULL;
+		if (q->ev.seq <= b->cut_seq) {
+			q->ev.delayed = true;
+			b->delayed++;
+		}
 		deliver(b, &q->ev, q->scope_len, q->family);
 		if (q->ev.cls == BUS_TELEMETRY)
 			atomic_fetch_sub(&b->pending, 1);
@@ -964,6 +1005,12 @@ static int accept_ev(struct bus *b, struct bus_event *ev, int fam, char *err, si
 
 int bus_publish(struct bus *b, const struct bus_msg *m, uint64_t *seq_out, char *err, size_t errlen)
 {
+	return bus_publish_caused(b, m, 0, 0, seq_out, err, errlen);
+}
+
+int bus_publish_caused(struct bus *b, const struct bus_msg *m, uint32_t depth, unsigned flags,
+		       uint64_t *seq_out, char *err, size_t errlen)
+{
 	if (!kernel_on_thread(b->k))
 		return errf(err, errlen, LINLI_ESTATE,
 			    "bus_publish called off the kernel thread (use bus_post)");
@@ -973,7 +1020,8 @@ int bus_publish(struct bus *b, const struct bus_msg *m, uint64_t *seq_out, char 
 		return rc;
 	int fam = classify(b, m->topic);
 	struct family *f = &b->families[fam];
-	bool queue = b->delivering || b->q_head;
+	bool later = flags & BUS_PUB_LATER;
+	bool queue = b->delivering || b->q_head || later;
 	if (!queue) {
 		struct bus_event ev = {
 		    .time_ms = (uint64_t)wall_ms(),
@@ -984,6 +1032,7 @@ int bus_publish(struct bus *b, const struct bus_msg *m, uint64_t *seq_out, char 
 		    .payload_len = l.payload_len,
 		    .cls = f->cls,
 		    .family = f->pattern,
+		    .depth = depth,
 		};
 		if ((rc = accept_ev(b, &ev, fam, err, errlen)))
 			return rc;
@@ -1006,6 +1055,7 @@ int bus_publish(struct bus *b, const struct bus_msg *m, uint64_t *seq_out, char 
 	struct qev *q = qev_new(b, m, &l, fam, (uint64_t)wall_ms());
 	if (!q)
 		return LINLI_ENOMEM;
+	q->ev.depth = depth;
 	if ((rc = accept_ev(b, &q->ev, fam, err, errlen))) {
 		free(q);
 		return rc;
@@ -1015,12 +1065,20 @@ int bus_publish(struct bus *b, const struct bus_msg *m, uint64_t *seq_out, char 
 	if (seq_out)
 		*seq_out = q->ev.seq;
 	enqueue(b, q);
-	if (!b->delivering) {
-		/* A continuation is pending: drain now, in order, rather than wait for it. */
-		b->delivering = true;
-		drain(b);
-		finish_delivery(b);
+	if (b->delivering)
+		return 0;
+	if (later) {
+		/* Delivered after the caller's kernel event, by a continuation. */
+		if (b->cont_posted || kernel_post(b->k, on_continue, b) == 0) {
+			b->cont_posted = true;
+			return 0;
+		}
+		/* The loop has ended (a script's fini at stop): deliver now, as before it. */
 	}
+	/* A continuation is pending: drain now, in order, rather than wait for it. */
+	b->delivering = true;
+	drain(b);
+	finish_delivery(b);
 	return 0;
 }
 
@@ -1518,6 +1576,7 @@ void bus_get_totals(const struct bus *b, struct bus_totals *t)
 			t->consequence_published += f->published;
 	}
 	t->handler_errors = b->handler_errors;
+	t->delayed = b->delayed;
 	t->subscriptions = b->n_subs;
 	t->journal = b->has_journal;
 }

@@ -58,6 +58,14 @@ struct bus_event {
 	size_t payload_len;
 	enum bus_class cls;
 	const char *family; /* the family pattern that classified it, e.g. "alarm/#" */
+	/*
+	 * Cause depth: 0 for an event published by the kernel, a device, a C
+	 * plugin, a console command, or a script outside any event handler (a
+	 * timer, a command, init); d + 1 for one a script publishes while it
+	 * handles an event of depth d. Kept through every queue.
+	 */
+	uint32_t depth;
+	bool delayed; /* its delivery waited for a later loop turn (KERNEL_EVENT_TURN_MS) */
 };
 
 /* What a publisher hands in. `payload` NULL (or len 0) means an empty map. */
@@ -194,6 +202,17 @@ int bus_set_release(struct bus *b, uint64_t id, void (*release)(void *ud));
  */
 int bus_publish(struct bus *b, const struct bus_msg *m, uint64_t *seq_out, char *err,
 		size_t errlen);
+
+/*
+ * bus_publish_caused — bus_publish of an event of cause depth `depth` (see
+ * struct bus_event). With BUS_PUB_LATER the event is never delivered inside
+ * this call, always from the queue after the caller's kernel event: a
+ * script's publish, so that its subscribers' work is neither charged to the
+ * publisher's time limit nor run nested in it, and a flood waits its turn.
+ */
+#define BUS_PUB_LATER 1u
+int bus_publish_caused(struct bus *b, const struct bus_msg *m, uint32_t depth, unsigned flags,
+		       uint64_t *seq_out, char *err, size_t errlen);
 
 /*
  * bus_post — publish from any thread (drivers). Validates and copies the
@@ -341,6 +360,7 @@ void bus_count_subscriber_shed(struct bus *b, const struct bus_event *ev);
 struct bus_totals {
 	uint64_t published, delivered, shed, subscriber_shed, refused, handler_errors;
 	uint64_t consequence_published;
+	uint64_t delayed; /* events a turn's delivery budget put off to a later turn */
 	int subscriptions;
 	bool journal;
 };

@@ -213,6 +213,49 @@ void caller_serve_end(struct plugin *p, const struct plug_acting *saved)
 	plug_act_end(p, saved);
 }
 
+int caller_audit(struct plugin *p, const char *action, const char *scope, const char *object,
+		 const char *result, const char *detail, char *err, size_t errlen)
+{
+	if (!action || !action_name_ok(p, action)) {
+		snprintf(err, errlen,
+			 "audit: action '%.80s': a name '%s.WORD' (WORD of a-z, 0-9, _ and -), at "
+			 "most %d bytes",
+			 action ? action : "(null)", plug_name(p), CALLER_ACTION_MAX);
+		return LINLI_EINVAL;
+	}
+	if (!result || (strcmp(result, "allowed") != 0 && strcmp(result, "denied") != 0 &&
+			strcmp(result, "failed") != 0)) {
+		snprintf(err, errlen, "audit: result '%.40s' is none of allowed, denied, failed",
+			 result ? result : "(null)");
+		return LINLI_EINVAL;
+	}
+	if ((object && strlen(object) > CALLER_AUDIT_TEXT_MAX) ||
+	    (detail && strlen(detail) > CALLER_AUDIT_TEXT_MAX)) {
+		snprintf(err, errlen, "audit: object or detail longer than %d bytes",
+			 CALLER_AUDIT_TEXT_MAX);
+		return LINLI_EINVAL;
+	}
+	const char *grants[LINLI_MAX_CAPS + 1];
+	struct tier_principal who;
+	plug_principal(p, &who, grants);
+	/* By default where the work happens: the caller's jurisdiction, or the plugin's. */
+	const char *s = scope ? scope : who.on_behalf ? who.on_behalf->scope : who.scope;
+	char why[256];
+	if (!scope_check(s, why, sizeof why)) {
+		snprintf(err, errlen, "audit: bad scope '%.64s': %s", s, why);
+		return LINLI_EINVAL;
+	}
+	if (!scope_within(who.scope, s) ||
+	    (who.on_behalf && !scope_within(who.on_behalf->scope, s))) {
+		snprintf(err, errlen, "audit: scope %s is outside %s", s,
+			 who.on_behalf ? "the caller's jurisdiction" : "the plugin's jurisdiction");
+		return LINLI_EPERM;
+	}
+	/* Filed under the caller with via plugin:NAME while serving one (tiers_audit). */
+	tiers_audit(plug_kernel(p), &who, action, s, object, result, detail);
+	return 0;
+}
+
 int caller_duty_holders(struct plugin *p, const char *duty, const char *scope, msgpack_packer *pk,
 			char *err, size_t errlen)
 {
@@ -249,6 +292,17 @@ int caller_api_action_declare(linli_ctx *ctx, const char *name, const char *min_
 	int rc = caller_action_declare(p, name, min_role, level, duty, summary, err, sizeof err);
 	if (rc)
 		log_warn(plug_name(p), "action_declare: %s", err);
+	return rc;
+}
+
+int caller_api_audit(linli_ctx *ctx, const char *action, const char *scope, const char *object,
+		     const char *result, const char *detail)
+{
+	struct plugin *p = plug_from_ctx(ctx);
+	char err[256];
+	int rc = caller_audit(p, action, scope, object, result, detail, err, sizeof err);
+	if (rc)
+		log_warn(plug_name(p), "%s", err);
 	return rc;
 }
 

@@ -78,6 +78,20 @@ int caller_duty_holders(struct plugin *p, const char *duty, const char *scope,
 			msgpack_packer *pk, char *err, size_t errlen);
 
 /* The members of the C table. */
+/*
+ * caller_audit — file a decision of plugin p in the audit log (the SDK's
+ * audit member, linli.audit): under its caller (via plugin:NAME) while it
+ * serves one, else under the plugin; at `scope` (NULL: the caller's or the
+ * plugin's), which must lie in both jurisdictions. LINLI_EINVAL (action not
+ * "<plugin>.WORD", result none of allowed/denied/failed, text too long, bad
+ * scope), LINLI_EPERM (scope outside), with err saying which.
+ */
+#define CALLER_AUDIT_TEXT_MAX 512
+int caller_audit(struct plugin *p, const char *action, const char *scope, const char *object,
+		 const char *result, const char *detail, char *err, size_t errlen);
+int caller_api_audit(linli_ctx *ctx, const char *action, const char *scope, const char *object,
+		     const char *result, const char *detail);
+
 int caller_api_action_declare(linli_ctx *ctx, const char *name, const char *min_role,
 			      const char *level, const char *duty, const char *summary);
 int caller_api_may(linli_ctx *ctx, const struct linli_caller *caller, const char *action,

@@ -34,7 +34,8 @@ const char cfg_embedded_default[] =
 	"data_dir = \"var\";\n"
 	"log_level = \"info\";\n"
 	"catalog_dir = \"catalog\";\n"
-	"plugin_dirs = [ \"build/plugins/sim\" ];\n"
+	"plugin_dirs = [ \"build/plugins/sim\", \"build/plugins/grid\" ];\n"
+	"script_dirs = [ \"scripts\" ];  # the repo's Lua applications (scripts/apps)\n"
 	"store = { sync = true; };\n"
 	"plugins = {\n"
 	"  sim = { per_class = 3; seed = 1; tick_ms = 1000; };  # 48 devices, one round a second\n"
@@ -75,6 +76,7 @@ static const struct key keys[] = {
 	{"http.max_body", T_INT, false, "largest request body, bytes"},
 	{"http.rate_limit", T_INT, false, "requests per second per API key"},
 	{"http.body_timeout_ms", T_INT, false, "time a client has to send its whole body"},
+	{"http.health_min_free_mb", T_INT, false, "less free disk under data_dir: health degraded"},
 	{"plugin_dirs", T_LIST, false, "directories scanned for .so plugins"},
 	{"script_dirs", T_LIST, false, "directories scanned for Lua scripts"},
 	{"catalog_dir", T_STR, false, "the data resource catalog"},
@@ -95,6 +97,7 @@ static const struct key keys[] = {
 	{"lua.max_errors", T_INT, false, "failed calls in a row before a script is faulted"},
 	{"lua.max_timers", T_INT, false, "timers one script may hold at once"},
 	{"lua.min_timer_ms", T_INT, false, "shortest interval of a script's repeating timer, ms"},
+	{"lua.max_event_depth", T_INT, false, "deepest chain of events scripts cause in turn"},
 	{"lua.overrides", T_LIST, false, "per-script limits: ( { script = \"name\"; ... } )"},
 	{"plugins", T_GROUP, false, "per-plugin settings: plugins = { NAME = { ... }; }"},
 	{"retention", T_GROUP, false, "how long the audit log and the event journal are kept"},
@@ -561,7 +564,7 @@ static int lua_limits(struct ctx *c, config_setting_t *grp, const char *prefix, 
 /* lua = { memory_kb, instructions, time_ms, max_errors, overrides = ( {...} ) } */
 static int fill_lua(struct ctx *c, config_t *cf, struct cfg *out)
 {
-	out->lua = (struct cfg_lua){16384, 10000000, 200, 5, 256, 10};
+	out->lua = (struct cfg_lua){16384, 10000000, 200, 5, 256, 10, 8};
 	config_setting_t *lua = config_lookup(cf, "lua");
 	if (!lua)
 		return 0;
@@ -569,11 +572,14 @@ static int fill_lua(struct ctx *c, config_t *cf, struct cfg *out)
 	if (rc)
 		return rc;
 	long long mt = out->lua.max_timers, mp = out->lua.min_timer_ms;
+	long long md = out->lua.max_event_depth;
 	if ((rc = lua_limit(c, lua, "max_timers", "lua.max_timers", 1, 100000, &mt)) ||
-	    (rc = lua_limit(c, lua, "min_timer_ms", "lua.min_timer_ms", 1, 3600000, &mp)))
+	    (rc = lua_limit(c, lua, "min_timer_ms", "lua.min_timer_ms", 1, 3600000, &mp)) ||
+	    (rc = lua_limit(c, lua, "max_event_depth", "lua.max_event_depth", 1, 255, &md)))
 		return rc;
 	out->lua.max_timers = (unsigned)mt;
 	out->lua.min_timer_ms = (unsigned)mp;
+	out->lua.max_event_depth = (unsigned)md;
 	config_setting_t *ov = config_setting_get_member(lua, "overrides");
 	int n = ov ? config_setting_length(ov) : 0;
 	if (n > CFG_MAX_LUA_OVERRIDES)
@@ -727,6 +733,7 @@ static int fill(struct ctx *c, config_t *cf, struct cfg *out)
 	    {"accounts.lockout_attempts", &out->lockout_attempts, 5, 1, 100},
 	    {"accounts.lockout_s", &out->lockout_s, 900, 1, 86400},
 	    {"http.body_timeout_ms", &out->http_body_timeout_ms, 10000, 100, 600000},
+	    {"http.health_min_free_mb", &out->health_min_free_mb, 64, 0, 1 << 30},
 	};
 	for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
 		*ints[i].out = ints[i].def;

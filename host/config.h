@@ -29,6 +29,7 @@ struct cfg_lua {
 	/* Node-wide only (not in overrides): */
 	unsigned max_timers;   /* timers one script may hold at once */
 	unsigned min_timer_ms; /* the shortest interval of a repeating timer */
+	unsigned max_event_depth; /* deepest chain of script-caused events (bus.h depth) */
 };
 
 struct cfg_lua_override {
@@ -100,6 +101,7 @@ struct cfg {
 	size_t http_max_body;		 /* largest request body, bytes */
 	int http_rate;			 /* requests per second per API key */
 	int http_body_timeout_ms;	 /* a request body not complete by then is cut */
+	int health_min_free_mb;		 /* less free disk under data_dir: health degraded */
 	struct cfg_retention retention;
 	struct cfg_plugin_conf plugin_conf[CFG_MAX_PLUGIN_CONF]; /* plugins = { NAME = {...}; } */
 	int n_plugin_conf;

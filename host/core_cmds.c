@@ -39,7 +39,7 @@ static int cmd_status(struct cmd_call *call, void *ud)
 	struct kernel *k = call->k;
 	bool node = access_sees(call, NULL);
 	msgpack_packer *pk = &call->pk;
-	msgpack_pack_map(pk, node ? 22 : 8);
+	msgpack_pack_map(pk, node ? 23 : 8);
 	mp_kv_str(pk, "node", k->cfg.node_path);
 	mp_kv_str(pk, "level", tier_level_name(k->cfg.node_level));
 	mp_kv_str(pk, "name", k->cfg.node_name);
@@ -72,6 +72,7 @@ static int cmd_status(struct cmd_call *call, void *ud)
 	mp_kv_uint(pk, "events_published", bt.published);
 	mp_kv_uint(pk, "events_consequence", bt.consequence_published);
 	mp_kv_uint(pk, "events_shed", bt.shed + bt.subscriber_shed);
+	mp_kv_uint(pk, "events_delayed", bt.delayed);
 	mp_kv_bool(pk, "bus_journal", bt.journal);
 	/* Each system dataset: size, oldest entry, writes per minute (retention.h). */
 	mp_str(pk, "datasets");

@@ -52,6 +52,7 @@ struct http {
 	int port;
 	bool started;
 	_Atomic unsigned long long served, errors;
+	_Atomic unsigned long long by_status[500]; /* answers per status 100..599 */
 };
 
 /* One request in flight. */
@@ -76,6 +77,7 @@ static void pending_free(struct pending *p)
 	for (int i = 0; i < p->r.n_params; i++)
 		free(p->r.params[i]);
 	json_decref(p->r.resp);
+	free(p->r.text);
 	/*
 	 * The last owner of a request may be read_aio's own callback (a client
 	 * that went away or stalled mid-body). nng_aio_free there waits for
@@ -155,9 +157,11 @@ static void respond(struct pending *p)
 		pending_free(p);
 		return;
 	}
-	/* Every answer has a JSON body: one that cannot be encoded is a 500. */
-	char *body = r->resp ? json_dumps(r->resp, JSON_COMPACT) : NULL;
-	if (!body) {
+	/* Every answer has a body, JSON unless the handler set a text: one
+	 * that cannot be encoded is a 500. */
+	bool text = r->text && r->status < 400;
+	char *body = text ? NULL : r->resp ? json_dumps(r->resp, JSON_COMPACT) : NULL;
+	if (!body && !text) {
 		char b[160];
 		if (r->status < 400)
 			r->status = 500;
@@ -167,18 +171,24 @@ static void respond(struct pending *p)
 	}
 	nng_http_res_set_status(res, (uint16_t)r->status);
 	nng_http_res_set_reason(res, reason(r->status));
-	nng_http_res_set_header(res, "Content-Type", "application/json; charset=utf-8");
+	nng_http_res_set_header(res, "Content-Type",
+				text && r->content_type ? r->content_type
+							: "application/json; charset=utf-8");
 	nng_http_res_set_header(res, "Cache-Control", "no-store");
 	/* After an early refusal the unread body is still on the wire: close. */
 	if (p->close)
 		nng_http_res_set_header(res, "Connection", "close");
 	if (r->retry_after[0])
 		nng_http_res_set_header(res, "Retry-After", r->retry_after);
-	if (body) {
+	if (text) {
+		nng_http_res_copy_data(res, r->text, r->text_len);
+	} else if (body) {
 		nng_http_res_copy_data(res, body, strlen(body));
 		free(body);
 	}
 	atomic_fetch_add(&p->h->served, 1);
+	if (r->status >= 100 && r->status <= 599)
+		atomic_fetch_add(&p->h->by_status[r->status - 100], 1);
 	if (r->status >= 400)
 		atomic_fetch_add(&p->h->errors, 1);
 	nng_aio_set_output(p->aio, 0, res);
@@ -635,6 +645,11 @@ void http_close(struct http *h)
 	}
 	free(h->routes);
 	free(h);
+}
+
+unsigned long long http_status_count(const struct http *h, int status)
+{
+	return h && status >= 100 && status <= 599 ? atomic_load(&h->by_status[status - 100]) : 0;
 }
 
 void http_counters(const struct http *h, unsigned long long *served, unsigned long long *errors)

@@ -36,6 +36,10 @@ struct http_req {
 	/* The answer. */
 	int status;
 	json_t *resp;			/* owned; NULL gives an empty body */
+	/* A body that is not JSON (metrics, the OpenAPI document): owned, used when set. */
+	char *text;
+	size_t text_len;
+	const char *content_type;	/* static; with text */
 	char retry_after[16];		/* set with 429 */
 	void *priv;			/* http.c's own */
 };
@@ -112,6 +116,9 @@ char *http_query_at(const struct http_req *r, const char *name, int nth);
 
 /* Counters for status. */
 void http_counters(const struct http *h, unsigned long long *served, unsigned long long *errors);
+
+/* Answers sent with `status` (100..599) so far; 0 for any other. Any thread. */
+unsigned long long http_status_count(const struct http *h, int status);
 
 /*
  * http_path_match — does `path` match `pattern` (segments, `{}` for one

@@ -204,10 +204,16 @@ static void run_batch_hooks(struct kernel *k)
 	k->batches++;
 }
 
+uint64_t kernel_turn(const struct kernel *k)
+{
+	return k->turn;
+}
+
 void kernel_run(struct kernel *k)
 {
 	k->thread = pthread_self();
 	for (;;) {
+		k->turn++;
 		int64_t wait = run_timers(k);
 		pthread_mutex_lock(&k->mu);
 		while (!k->head && !k->stopping) {
@@ -233,8 +239,10 @@ void kernel_run(struct kernel *k)
 		if (stop)
 			k->closed = true;
 		pthread_mutex_unlock(&k->mu);
-		if (stop)
+		if (stop) {
+			k->turn = 0;
 			break;
+		}
 		if (!batch)
 			continue;
 		while (batch) {

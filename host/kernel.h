@@ -65,6 +65,7 @@ struct kernel {
 	} batch_hooks[KERNEL_MAX_HOOKS];
 	int n_batch_hooks;
 	uint64_t events_run, batches;
+	uint64_t turn; /* loop turns so far; 0 outside kernel_run */
 	struct control *control;
 	struct cmd_registry *cmds;
 	struct bus *bus;		/* the event bus (bus.h) */
@@ -112,6 +113,17 @@ bool kernel_on_thread(const struct kernel *k);
 uint64_t kernel_timer_add(struct kernel *k, uint64_t delay_ms, uint64_t interval_ms, kernel_fn fn,
 			  void *arg);
 bool kernel_timer_cancel(struct kernel *k, uint64_t id);
+
+/*
+ * kernel_turn — the number of the loop's current turn (one wake-up: due
+ * timers, then the queued batch), counting from 1; 0 when the loop does not
+ * run (unit tests driving the parts by hand). Work that may come in floods
+ * (the bus's delivery queue) spends at most KERNEL_EVENT_TURN_MS of a turn
+ * and continues in the next one, so requests queued meanwhile (`linli
+ * status`) are served in between.
+ */
+#define KERNEL_EVENT_TURN_MS 20
+uint64_t kernel_turn(const struct kernel *k);
 
 /* Run fn(k, arg) after every batch of events (kernel thread only). */
 int kernel_on_batch_end(struct kernel *k, kernel_fn fn, void *arg);

@@ -946,14 +946,19 @@ static int u_codes(lua_State *L)
 	return nres;
 }
 
-/* The bytes of the string arguments (numerals a function will convert); -1: none. */
-static int64_t string_args(lua_State *L)
+/* Bytes of the string arguments from `first` on (numerals a function converts); -1: none. */
+static int64_t string_args_from(lua_State *L, int first)
 {
 	int64_t bytes = -1;
-	for (int i = 1, n = lua_gettop(L); i <= n; i++)
+	for (int i = first, n = lua_gettop(L); i <= n; i++)
 		if (lua_type(L, i) == LUA_TSTRING)
 			bytes = (bytes < 0 ? 0 : bytes) + (int64_t)lua_rawlen(L, i);
 	return bytes;
+}
+
+static int64_t string_args(lua_State *L)
+{
+	return string_args_from(L, 1);
 }
 
 /* utf8.char and string.char (...): one unit per argument, and the numerals' bytes. */
@@ -972,6 +977,18 @@ static int per_arg(lua_State *L)
 static int numerals(lua_State *L)
 {
 	int64_t bytes = string_args(L); /* every argument: math.max(table.unpack(t)) */
+	if (bytes >= 0)
+		charge_bytes(L, (size_t)bytes);
+	return call_stock(L);
+}
+
+/*
+ * string.sub (s, i, j): i and j may be numerals (`s:sub(n)` with n 8 MB of
+ * blanks and a digit scans 8 MB); s itself is not read, so it is not charged.
+ */
+static int numeral_args(lua_State *L)
+{
+	int64_t bytes = string_args_from(L, 2);
 	if (bytes >= 0)
 		charge_bytes(L, (size_t)bytes);
 	return call_stock(L);
@@ -998,6 +1015,7 @@ void luastr_install(lua_State *L, int str, int tab)
 	lua_setfield(L, str, "dump");
 	wrap(L, str, "byte", push_range);
 	wrap(L, str, "char", per_arg);
+	wrap(L, str, "sub", numeral_args);
 	/* Arithmetic on strings ("1" + 1) runs these metamethods: they convert numerals. */
 	static const char *const arith[] = {"__add", "__sub",  "__mul", "__mod", "__pow",
 					    "__div", "__idiv", "__unm", NULL};

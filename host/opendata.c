@@ -33,6 +33,7 @@
 #include "kernel.h"
 #include "linli/error.h"
 #include "log.h"
+#include "metrics.h"
 #include "mp.h"
 #include "store.h"
 #include "store_cmds.h"
@@ -322,13 +323,63 @@ static int scope_for(struct http_req *r, char out[SCOPE_MAX + 1])
 
 /* ---- routes ---- */
 
+/*
+ * Anyone may ask whether the node is up: "ok", or "degraded" with what is
+ * (metrics_degraded: parts and states, never the reasons). Still 200 when
+ * degraded — the node serves; a monitor reads the status.
+ */
 static int get_health(struct http_req *r, void *ud)
 {
 	(void)ud;
 	struct kernel *k = r->k;
-	r->resp = json_pack("{s:s,s:s,s:s,s:s,s:I}", "status", "ok", "node", k->cfg.node_path,
+	json_t *deg = metrics_degraded(k);
+	if (!deg)
+		return http_error(r, 500, "out of memory");
+	r->resp = json_pack("{s:s,s:s,s:s,s:s,s:I,s:o}", "status",
+			    json_array_size(deg) ? "degraded" : "ok", "node", k->cfg.node_path,
 			    "level", tier_level_name(k->cfg.node_level), "version", LINLI_VERSION,
-			    "uptime_s", (json_int_t)((kernel_now_ms() - k->started_ms) / 1000));
+			    "uptime_s", (json_int_t)((kernel_now_ms() - k->started_ms) / 1000),
+			    "degraded", deg);
+	return 200;
+}
+
+/*
+ * GET /metrics: a key with the `metrics` resource whose jurisdiction covers
+ * the node (the figures are the whole node's, as for `status`). A scrape is
+ * not audited — a monitor asks every few seconds; refusals are.
+ */
+static int get_metrics(struct http_req *r, void *ud)
+{
+	(void)ud;
+	struct keyauth *ka = r->auth;
+	struct kernel *k = r->k;
+	if (!apires_allows(&ka->res, APIRES_METRICS, NULL, NULL))
+		return opendata_audited(r, ka->scope, "metrics", "denied",
+					http_error(r, 403, "key '%s' may not read metrics",
+						   ka->name + 7));
+	if (!scope_within(ka->scope, k->cfg.node_path))
+		return opendata_audited(
+		    r, ka->scope, "metrics", "denied",
+		    http_error(r, 403, "the metrics are the whole node's: key '%s' is bound to %s",
+			       ka->name + 7, ka->scope));
+	if (metrics_text(k, &r->text, &r->text_len) != 0)
+		return http_error(r, 500, "out of memory");
+	r->content_type = "text/plain; version=0.0.4; charset=utf-8";
+	return 200;
+}
+
+extern const char linli_openapi_yaml[];
+extern const size_t linli_openapi_yaml_len;
+
+/* GET /api/v1/openapi.yaml: the API's description, as built into this daemon. */
+static int get_openapi(struct http_req *r, void *ud)
+{
+	(void)ud;
+	if (!(r->text = malloc(linli_openapi_yaml_len + 1)))
+		return http_error(r, 500, "out of memory");
+	memcpy(r->text, linli_openapi_yaml, linli_openapi_yaml_len + 1);
+	r->text_len = linli_openapi_yaml_len;
+	r->content_type = "application/yaml; charset=utf-8";
 	return 200;
 }
 
@@ -1004,6 +1055,10 @@ int opendata_register(struct kernel *k, struct http *h)
 		http_set_auth(h, authenticate, NULL);
 		http_set_audit(h, audit_refusal, NULL);
 		rc = http_route(h, "GET", "/api/v1/health", false, get_health, NULL);
+		if (!rc)
+			rc = http_route(h, "GET", "/api/v1/openapi.yaml", false, get_openapi, NULL);
+		if (!rc)
+			rc = http_route(h, "GET", "/metrics", true, get_metrics, NULL);
 		if (!rc)
 			rc = http_route(h, "GET", "/api/v1/datasets", true, get_datasets, NULL);
 		if (!rc)

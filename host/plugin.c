@@ -235,6 +235,15 @@ void plug_set_error(struct plugin *p, const char *msg)
 
 int plug_running(const struct kernel *k) { return k->plugins ? k->plugins->running : 0; }
 
+void plug_each(const struct kernel *k, plug_visit_fn fn, void *ud)
+{
+	const struct plug_registry *reg = k->plugins;
+	for (int i = 0; reg && i < reg->n; i++) {
+		const struct plugin *p = reg->v[i];
+		fn(p->name[0] ? p->name : p->path, p->state, p->reason, ud);
+	}
+}
+
 static bool is_ident(const char *s, size_t max)
 {
 	size_t n = strnlen(s, max);

@@ -288,4 +288,8 @@ int plug_find_declared(const struct cfg *c, bool rule, const char *name,
 /* Number of running plugins (also kept in k->plugin_count). */
 int plug_running(const struct kernel *k);
 
+/* Visit every plugin the registry knows, in scan order (kernel thread). */
+typedef void (*plug_visit_fn)(const char *name, enum plug_state st, const char *reason, void *ud);
+void plug_each(const struct kernel *k, plug_visit_fn fn, void *ud);
+
 #endif

@@ -184,12 +184,14 @@ static void lua_pack_info(const struct plugin *p, const struct cmd_call *call, m
 		if (access_sees(call, e[i]->scope))
 			e[shown++] = e[i];
 	n = shown;
-	msgpack_pack_map(pk, 6);
+	msgpack_pack_map(pk, 8);
 	mp_kv_str(pk, "state", script_state_name(script_state(s)));
 	mp_kv_uint_if(pk, "calls", st.calls, node);
 	mp_kv_uint_if(pk, "errors", st.errors, node);
 	mp_kv_uint_if(pk, "faults", st.faults, node);
 	mp_kv_uint_if(pk, "mem_kb", st.mem_used >> 10, node);
+	mp_kv_uint_if(pk, "depth_drops", st.depth_drops, node);
+	mp_kv_uint_if(pk, "delayed", st.delayed, node);
 	mp_str(pk, "log");
 	msgpack_pack_array(pk, (size_t)n);
 	for (int i = 0; i < n; i++) {

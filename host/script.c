@@ -91,6 +91,10 @@ struct script {
 	struct script_logent log[SCRIPT_LOG_MAX];
 	int log_head, log_n;
 	char call_scope[SCOPE_MAX + 1];	 /* script_set_call_scope */
+	uint32_t cause_depth;		 /* script_set_cause_depth */
+	uint64_t drop_window_ms;	 /* when the current burst of depth drops began */
+	uint32_t drop_window_n;		 /* drops in it */
+	char drop_msg[200];		 /* the fault's reason, when the drops fault it */
 	char fault_scope[SCOPE_MAX + 1]; /* call_scope when it faulted */
 	void *user;
 	script_fault_fn on_fault;
@@ -208,6 +212,9 @@ static void stop_message(struct script *s, lua_State *L, lua_Debug *ar, int why)
 		snprintf(s->inv.stop_msg, sizeof s->inv.stop_msg,
 			 "%stime limit exceeded (%u ms per call)", where, s->lim.time_ms);
 		break;
+	case SCRIPT_STOP_DEPTH:
+		snprintf(s->inv.stop_msg, sizeof s->inv.stop_msg, "%s%s", where, s->drop_msg);
+		break;
 	default:
 		snprintf(s->inv.stop_msg, sizeof s->inv.stop_msg, "%sinterrupted by the host",
 			 where);
@@ -280,6 +287,42 @@ int script_charge_soft(lua_State *L, uint64_t units)
 	stop_message(s, L, lua_getstack(L, 1, &ar) ? &ar : NULL, why);
 	lua_sethook(L, hook, LUA_MASKCOUNT, 1); /* the next instruction raises it */
 	return LINLI_ELIMIT;
+}
+
+int script_depth_drop(lua_State *L, const char *topic, uint32_t depth, uint32_t max, char *err,
+		      size_t errlen)
+{
+	struct script *s = script_from_lua(L);
+	const char *name = s->name ? s->name : s->file;
+	uint64_t now = now_ns() / 1000000u;
+	s->st.depth_drops++;
+	if (!s->drop_window_n || now - s->drop_window_ms >= SCRIPT_DEPTH_WINDOW_MS) {
+		s->drop_window_ms = now;
+		s->drop_window_n = 0;
+		log_warn(
+		    name,
+		    "dropped an event on '%s' at cause depth %u, deeper than lua.max_event_depth "
+		    "(%u): a chain of events its handlers cause; more drops within %u s are only "
+		    "counted (depth_drops), %u fault it",
+		    topic, depth, max, SCRIPT_DEPTH_WINDOW_MS / 1000, SCRIPT_DEPTH_FAULT_DROPS);
+	}
+	if (++s->drop_window_n >= SCRIPT_DEPTH_FAULT_DROPS && s->inv.depth > 0) {
+		snprintf(s->drop_msg, sizeof s->drop_msg,
+			 "event chain too deep: %u events dropped within %u s, each deeper than "
+			 "lua.max_event_depth (%u) (the last on '%s' at cause depth %u)",
+			 s->drop_window_n, SCRIPT_DEPTH_WINDOW_MS / 1000, max, topic, depth);
+		int expect = 0;
+		int why = atomic_compare_exchange_strong(&s->stop, &expect, SCRIPT_STOP_DEPTH)
+			      ? SCRIPT_STOP_DEPTH
+			      : expect;
+		lua_Debug ar;
+		raise_stop(s, L, lua_getstack(L, 1, &ar) ? &ar : NULL, why);
+	}
+	return errf(
+	    err, errlen, LINLI_ELIMIT,
+	    "'%s' at cause depth %u: dropped, deeper than lua.max_event_depth (%u) (a chain "
+	    "of events that handlers cause)",
+	    topic, depth, max);
 }
 
 void script_interrupt(struct script *s)
@@ -682,6 +725,21 @@ static void add_log(struct script *s, bool fault, const char *msg)
 void script_set_call_scope(struct script *s, const char *scope)
 {
 	snprintf(s->call_scope, sizeof s->call_scope, "%s", scope ? scope : "");
+}
+
+void script_set_cause_depth(struct script *s, uint32_t depth)
+{
+	s->cause_depth = depth;
+}
+
+uint32_t script_cause_depth(const struct script *s)
+{
+	return s->cause_depth;
+}
+
+void script_count_delayed(struct script *s)
+{
+	s->st.delayed++;
 }
 
 const char *script_fault_scope(const struct script *s)

@@ -74,7 +74,18 @@ enum script_stop {
 	SCRIPT_STOP_BUDGET,    /* instruction budget exhausted */
 	SCRIPT_STOP_TIME,      /* wall-clock limit passed */
 	SCRIPT_STOP_INTERRUPT, /* script_interrupt from another thread */
+	SCRIPT_STOP_DEPTH,     /* too many events dropped for their cause depth */
 };
+
+/*
+ * Event storms (issue 14): a script's publish deeper than lua.max_event_depth
+ * is dropped and counted; SCRIPT_DEPTH_FAULT_DROPS drops within
+ * SCRIPT_DEPTH_WINDOW_MS fault the script. The first drop of a window is
+ * logged, the others only counted.
+ */
+#define SCRIPT_DEFAULT_MAX_EVENT_DEPTH 8u
+#define SCRIPT_DEPTH_FAULT_DROPS       16u
+#define SCRIPT_DEPTH_WINDOW_MS	       10000u
 
 struct script_logent {
 	int64_t time_ms; /* realtime, ms since the epoch */
@@ -90,6 +101,8 @@ struct script_stats {
 	uint64_t last_units, max_units; /* budget used by the last / largest one */
 	size_t mem_used, mem_peak;
 	uint64_t mem_refused; /* allocations refused by the cap */
+	uint64_t depth_drops; /* events it published too deep (lua.max_event_depth), dropped */
+	uint64_t delayed;     /* events it got a loop turn late (a flood; bus.h `delayed`) */
 };
 
 struct script_capability {
@@ -199,6 +212,15 @@ int script_handler(const struct script *s, const char *which);
  * a message may quote the event. Set it around a call, then clear it.
  */
 void script_set_call_scope(struct script *s, const char *scope);
+/*
+ * script_set_cause_depth — the cause depth of the events the following
+ * invocations publish: the handled event's depth + 1 around an event
+ * handler, 0 (the default) otherwise. Set it around a call, then reset it.
+ */
+void script_set_cause_depth(struct script *s, uint32_t depth);
+uint32_t script_cause_depth(const struct script *s);
+/* Count an event delivered to s a loop turn late (bus_event.delayed). */
+void script_count_delayed(struct script *s);
 /* The jurisdiction the current fault came from ("": the node's; see above). */
 const char *script_fault_scope(const struct script *s);
 /* Error log, oldest first; returns the count (<= SCRIPT_LOG_MAX). */
@@ -220,6 +242,18 @@ typedef void (*script_fault_fn)(struct script *s, void *ud);
 void script_on_fault(struct script *s, script_fault_fn fn, void *ud);
 
 /* ---- for bindings (C functions called from a script) ---- */
+
+/*
+ * script_depth_drop — the running script's publish on `topic` at cause
+ * depth `depth` is deeper than `max` and is dropped: count it, log the
+ * first drop of a burst (naming script, topic and depth), and on the
+ * SCRIPT_DEPTH_FAULT_DROPS-th drop within SCRIPT_DEPTH_WINDOW_MS stop the
+ * invocation (raises: the script faults). Otherwise returns LINLI_ELIMIT
+ * with the publish's refusal in err. Call in a Lua C function, holding
+ * nothing a Lua error would leak.
+ */
+int script_depth_drop(lua_State *L, const char *topic, uint32_t depth, uint32_t max, char *err,
+		      size_t errlen);
 
 /* The script whose state (or coroutine) `L` is. */
 struct script *script_from_lua(lua_State *L);

@@ -393,7 +393,9 @@ static int push_event(lua_State *L, void *ud)
 	else
 		lua_newtable(L);
 	lua_pushstring(L, e->ev->topic);
-	lua_createtable(L, 0, 5);
+	lua_createtable(L, 0, 6);
+	lua_pushinteger(L, (lua_Integer)e->ev->depth);
+	lua_setfield(L, -2, "depth");
 	lua_pushinteger(L, (lua_Integer)e->ev->seq);
 	lua_setfield(L, -2, "seq");
 	lua_pushinteger(L, (lua_Integer)e->ev->time_ms);
@@ -439,6 +441,12 @@ static int lsub_run(struct sapi *a, int fnref, const struct bus_event *ev)
 	int rc;
 	/* What goes wrong here concerns the event's jurisdiction: so say its log. */
 	script_set_call_scope(s, ev->scope);
+	/*
+	 * What it publishes now was caused by this event: one level deeper. (A
+	 * call refused as busy leaves the running call's depth as it was.)
+	 */
+	uint32_t outer_depth = script_cause_depth(s);
+	script_set_cause_depth(s, ev->depth + 1);
 	if (fnref == LUA_NOREF) {
 		bool matched, ran;
 		rc =
@@ -448,6 +456,9 @@ static int lsub_run(struct sapi *a, int fnref, const struct bus_event *ev)
 		rc = script_call(s, fnref, push_event, &e, 0, NULL, NULL, err, sizeof err);
 	}
 	script_set_call_scope(s, NULL);
+	script_set_cause_depth(s, outer_depth);
+	if (rc != LINLI_EBUSY && ev->delayed)
+		script_count_delayed(s);
 	msgpack_unpacked_destroy(&up);
 	msgpack_sbuffer_destroy(&sb);
 	return rc;
@@ -590,7 +601,15 @@ static int l_unsubscribe(lua_State *L)
 	return 1;
 }
 
-/* linli.publish(topic, payload [, scope]) -> seq | nil, msg, code */
+/*
+ * linli.publish(topic, payload [, scope]) -> seq | nil, msg, code
+ *
+ * Event storms (issue 14): the event carries the cause depth of the event
+ * the script handles now, + 1 (0 from a timer, a command, init); deeper than
+ * lua.max_event_depth it is dropped (script_depth_drop: counted, logged once
+ * per burst, the script faulted after repeats). It is delivered after the
+ * script's call returned (BUS_PUB_LATER), never inside it.
+ */
 static int l_publish(lua_State *L)
 {
 	struct sapi *a = need(L, "publish");
@@ -604,6 +623,13 @@ static int l_publish(lua_State *L)
 		log_warn(who(a), "publish %s: %s", topic, err);
 		return push_fail(L, rc, err);
 	}
+	uint32_t depth = script_cause_depth(a->s);
+	uint32_t max_depth = a->k->cfg.lua.max_event_depth;
+	if (!max_depth)
+		max_depth = SCRIPT_DEFAULT_MAX_EVENT_DEPTH;
+	if (depth > max_depth)
+		return push_fail(L, script_depth_drop(L, topic, depth, max_depth, err, sizeof err),
+				 err);
 	/* Nothing below raises until the buffer is freed. */
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
@@ -621,7 +647,7 @@ static int l_publish(lua_State *L)
 				    .scope = scope,
 				    .payload = sb.data,
 				    .payload_len = sb.size};
-		rc = bus_publish(a->k->bus, &m, &seq, err, sizeof err);
+		rc = bus_publish_caused(a->k->bus, &m, depth, BUS_PUB_LATER, &seq, err, sizeof err);
 	}
 	msgpack_sbuffer_destroy(&sb);
 	if (rc) {
@@ -1105,6 +1131,25 @@ static int l_caller_may(lua_State *L)
 
 static int push_sb(lua_State *L, int rc, msgpack_sbuffer *sb, bool split, const char *err,
 		   const char *oom);
+
+/* linli.audit(action, scope, object, result, detail) -> true | nil, msg, code */
+static int l_audit(lua_State *L)
+{
+	struct sapi *a = need(L, "audit");
+	const char *action = luaL_checkstring(L, 1), *scope = luaL_optstring(L, 2, NULL);
+	const char *object = luaL_optstring(L, 3, NULL), *result = luaL_checkstring(L, 4);
+	const char *detail = luaL_optstring(L, 5, NULL);
+	no_more(L, 5, "action, scope, object, result, detail");
+	if (!a->p)
+		return luaL_error(L, "linli.audit: only script plugins file audit entries");
+	script_charge(L, API_CALL_UNITS);
+	char err[512];
+	int rc = caller_audit(a->p, action, scope, object, result, detail, err, sizeof err);
+	if (rc)
+		return push_fail(L, rc, err);
+	lua_pushboolean(L, 1);
+	return 1;
+}
 
 /* linli.duty_holders(duty, scope) -> { {user, scope, role, name}, ... } | nil, msg, code */
 static int l_duty_holders(lua_State *L)
@@ -2918,6 +2963,7 @@ static void bind_api(lua_State *L, struct script *s, void *ud)
 	    {"cmd_require", l_cmd_require},
 	    {"caller_may", l_caller_may},
 	    {"duty_holders", l_duty_holders},
+	    {"audit", l_audit},
 
 	    /* 1.1: routes */
 	    {"route_register", l_route_register},

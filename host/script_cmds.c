@@ -160,7 +160,7 @@ static int cmd_show(struct cmd_call *call, void *ud)
 	mp_str(pk, "limits");
 	pack_limits(pk, script_limits(s));
 	mp_str(pk, "stats");
-	msgpack_pack_map(pk, 10);
+	msgpack_pack_map(pk, 12);
 	mp_kv_uint_if(pk, "calls", st.calls, node);
 	mp_kv_uint_if(pk, "errors", st.errors, node);
 	mp_kv_uint_if(pk, "faults", st.faults, node);
@@ -171,6 +171,8 @@ static int cmd_show(struct cmd_call *call, void *ud)
 	mp_kv_uint_if(pk, "mem_kb", st.mem_used >> 10, node);
 	mp_kv_uint_if(pk, "mem_peak_kb", st.mem_peak >> 10, node);
 	mp_kv_uint_if(pk, "mem_refused", st.mem_refused, node);
+	mp_kv_uint_if(pk, "depth_drops", st.depth_drops, node);
+	mp_kv_uint_if(pk, "delayed", st.delayed, node);
 	mp_kv_bool(pk, "has_when", d && d->has_when);
 	mp_str(pk, "source");
 	msgpack_pack_str(pk, len);
@@ -196,9 +198,9 @@ static int declared(const struct script *s, const char **out, int max, enum gran
 static int cmd_check(struct cmd_call *call, void *ud)
 {
 	struct script_rules *r = ud;
-	const char *name;
+	const char *name = NULL;
 	char *text = NULL;
-	size_t len;
+	size_t len = 0;
 	int rc = file_text(call, &name, &text, &len);
 	if (rc)
 		return rc;
@@ -247,7 +249,7 @@ static int cmd_install(struct cmd_call *call, void *ud)
 {
 	struct script_rules *r = ud;
 	bool grant = cmd_flag(call, "--grant");
-	const char *file;
+	const char *file = NULL;
 	char *text = NULL;
 	size_t len;
 	int rc = file_text(call, &file, &text, &len);

@@ -676,6 +676,9 @@ static const struct linli_api table = {
 	.time_from_local = api_time_from_local,
 	.time_day_start = api_time_day_start,
 
+	/* ---- 1.1: the audit log ---- */
+	.audit = caller_api_audit,
+
 	/* ---- later subsystems: fill their members here, in the order of api.h ---- */
 };
 

@@ -479,6 +479,143 @@ static void test_nested_publish_queues(void **state)
 	close_bus(&k);
 }
 
+/* ---- event storms (issue 14, item 4) ---- */
+
+/* Cause depth: a handler publishes two events one level deeper, down to depth 4. */
+struct depths {
+	struct kernel *k;
+	int per_depth[8];
+	int n, wrong;
+	int last_depth; /* delivery is breadth first: depths never go down */
+};
+
+static int on_depth(const struct bus_event *ev, void *ud)
+{
+	struct depths *d = ud;
+	d->n++;
+	if (read_n(ev) != ev->depth || ev->depth < (uint32_t)d->last_depth || ev->depth >= 8)
+		d->wrong++;
+	else
+		d->per_depth[ev->depth]++;
+	d->last_depth = (int)ev->depth;
+	if (ev->depth < 4 && strcmp(ev->topic, "d/x") == 0)
+		for (int i = 0; i < 2; i++) {
+			struct pl pl = payload_n(ev->depth + 1);
+			struct bus_msg m = {"d/x", "deep", "hefei", pl.b, pl.n};
+			char err[256];
+			assert_int_equal(bus_publish_caused(d->k->bus, &m, ev->depth + 1, 0, NULL,
+							    err, sizeof err),
+					 0);
+		}
+	return 0;
+}
+
+static void test_cause_depth_kept_through_the_queue(void **state)
+{
+	(void)state;
+	struct kernel k;
+	open_bus(&k, NULL);
+	struct depths d = {.k = &k};
+	char err[256];
+	assert_int_equal(
+	    bus_subscribe(k.bus, "d/#", NULL, on_depth, &d, NULL, "deep", NULL, err, sizeof err),
+	    0);
+	struct pl pl = payload_n(0);
+	struct bus_msg m = {"d/x", "test", "hefei", pl.b, pl.n};
+	assert_int_equal(bus_publish(k.bus, &m, NULL, err, sizeof err), 0); /* depth 0 */
+	/* Every event but the first went through the queue with its depth. */
+	assert_int_equal(d.wrong, 0);
+	assert_int_equal(d.n, 31);
+	for (int i = 0; i <= 4; i++)
+		assert_int_equal(d.per_depth[i], 1 << i);
+	/* From a thread (a device): depth 0. */
+	d = (struct depths){.k = &k};
+	struct pl p4 = payload_n(4);
+	struct bus_msg dev = {"d/y", "driver", "hefei", p4.b, p4.n};
+	assert_int_equal(bus_post(k.bus, &dev, err, sizeof err), 0);
+	kernel_stop(&k);
+	kernel_run(&k);
+	assert_int_equal(d.n, 1);
+	assert_int_equal(d.wrong, 1); /* its n says 4, its depth is 0 */
+	assert_int_equal(d.last_depth, 0);
+	close_bus(&k);
+}
+
+/* A slow subscriber (~1 ms an event) and what the kernel runs meanwhile. */
+struct flood {
+	struct kernel *k;
+	int delivered, delayed, seen_by_marker, later_inside;
+	bool in_publish;
+};
+
+static int on_flood(const struct bus_event *ev, void *ud)
+{
+	struct flood *f = ud;
+	if (f->in_publish)
+		f->later_inside++;
+	f->delivered++;
+	if (ev->delayed)
+		f->delayed++;
+	uint64_t t0 = kernel_now_ms();
+	while (kernel_now_ms() - t0 < 1)
+		;
+	return 0;
+}
+
+static void flood_marker(struct kernel *k, void *arg)
+{
+	(void)k;
+	struct flood *f = arg;
+	f->seen_by_marker = f->delivered;
+}
+
+static void flood_later(struct kernel *k, void *arg)
+{
+	struct flood *f = arg;
+	struct bus_msg m = {"alarm/later", "script", "hefei", NULL, 0};
+	char err[256];
+	f->in_publish = true;
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(
+		    bus_publish_caused(k->bus, &m, 0, BUS_PUB_LATER, NULL, err, sizeof err), 0);
+	f->in_publish = false;
+}
+
+static void test_delivery_budget_per_turn(void **state)
+{
+	(void)state;
+	struct kernel k;
+	open_bus(&k, NULL);
+	struct flood f = {.k = &k};
+	char err[256];
+	assert_int_equal(bus_subscribe(k.bus, "alarm/#", NULL, on_flood, &f, NULL, "slow", NULL,
+				       err, sizeof err),
+			 0);
+	/* 200 records of consequence from a driver, then a request (`linli status`). */
+	for (int i = 0; i < 200; i++) {
+		struct bus_msg m = {"alarm/fire", "driver", "hefei", NULL, 0};
+		assert_int_equal(bus_post(k.bus, &m, err, sizeof err), 0);
+	}
+	assert_int_equal(kernel_post(&k, flood_marker, &f), 0);
+	assert_int_equal(kernel_post(&k, flood_later, &f), 0);
+	kernel_stop(&k);
+	kernel_run(&k);
+	/* The request ran after ~20 ms of deliveries, not after all 200. */
+	if (f.seen_by_marker == 0 || f.seen_by_marker >= 100)
+		fail_msg("the request ran after %d of 200 deliveries", f.seen_by_marker);
+	assert_int_equal(f.delivered, 205); /* every one, later */
+	assert_int_equal(f.later_inside, 0);
+	struct bus_totals t;
+	bus_get_totals(k.bus, &t);
+	assert_true(f.delayed >= 100);
+	assert_int_equal(t.delayed, (uint64_t)f.delayed);
+	/* Once the loop has ended (a script's fini at stop), a later publish is delivered now. */
+	struct bus_msg m = {"alarm/fini", "script", "hefei", NULL, 0};
+	assert_int_equal(bus_publish_caused(k.bus, &m, 0, BUS_PUB_LATER, NULL, err, sizeof err), 0);
+	assert_int_equal(f.delivered, 206);
+	close_bus(&k);
+}
+
 /* ---- handler errors ---- */
 
 static int failing(const struct bus_event *ev, void *ud)
@@ -1318,6 +1455,8 @@ int main(void)
 	    cmocka_unit_test(test_scope_filtering),
 	    cmocka_unit_test(test_order_per_publisher),
 	    cmocka_unit_test(test_nested_publish_queues),
+	    cmocka_unit_test(test_cause_depth_kept_through_the_queue),
+	    cmocka_unit_test(test_delivery_budget_per_turn),
 	    cmocka_unit_test(test_handler_error_isolated),
 	    cmocka_unit_test(test_unsubscribe_inside_handler),
 	    cmocka_unit_test(test_release_once_when_gone),

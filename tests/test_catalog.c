@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,20 @@
 #include "catalog.h"
 #include "linli/error.h"
 
+/* The shipped datasets: one file each in catalog/datasets/. */
+static int shipped_datasets(void)
+{
+	DIR *d = opendir(SRCDIR "/catalog/datasets");
+	assert_non_null(d);
+	int n = 0;
+	for (struct dirent *e; (e = readdir(d));) {
+		size_t len = strlen(e->d_name);
+		n += len > 4 && strcmp(e->d_name + len - 4, ".cfg") == 0;
+	}
+	closedir(d);
+	return n;
+}
+
 static void test_shipped_catalog(void **state)
 {
 	(void)state;
@@ -24,7 +39,8 @@ static void test_shipped_catalog(void **state)
 	int rc = catalog_load(SRCDIR "/catalog", &c, err, sizeof err);
 	if (rc)
 		fail_msg("%s", err);
-	assert_int_equal(c->n_datasets, 22 + 6); /* 22 shipped + 6 built-in system datasets */
+	assert_true(shipped_datasets() >= 27);
+	assert_int_equal(c->n_datasets, shipped_datasets() + 6); /* + 6 built-in system datasets */
 	assert_int_equal(c->n_classes, 16);
 	assert_int_equal(c->n_plugins, 14);
 	const struct cat_dataset *r = catalog_dataset(c, "residents");

@@ -32,6 +32,7 @@ static void test_example_parses(void **state)
 	assert_int_equal(c.store_map_size, 64u << 20);
 	assert_int_equal(c.log_level, LOG_INFO);
 	assert_int_equal(c.http_body_timeout_ms, 10000);
+	assert_int_equal(c.health_min_free_mb, 64);
 	assert_int_equal(c.retention.audit_min_age_s, 180 * 86400);
 	assert_int_equal(c.retention.audit_max_bytes, 256ull << 20);
 	assert_int_equal(c.retention.journal_max_age_s, 30 * 86400);
@@ -53,6 +54,8 @@ static void test_embedded_default(void **state)
 	assert_int_equal(c.node_level, TIER_COMMUNITY);
 	assert_string_equal(c.data_dir, "/base/var");
 	assert_string_equal(c.listen[0], "ipc:///base/var/linlid.sock");
+	assert_int_equal(c.n_script_dirs, 1); /* the repo's Lua applications */
+	assert_string_equal(c.script_dirs[0], "/base/scripts");
 	/* Retention defaults: audit at least 180 days (Cybersecurity Law art. 21). */
 	assert_int_equal(c.retention.audit_min_age_s, 180 * 86400);
 	assert_int_equal(c.retention.audit_max_age_s, 365 * 86400);
@@ -105,6 +108,8 @@ static const struct bad bad_cases[] = {
 	 "t.cfg:3: store.map_size_mb: 0 is outside"},
 	{NODE "data_dir = \"/d\";\nhttp = {\n body_timeout_ms = 50;\n};\n",
 	 "t.cfg:4: http.body_timeout_ms: 50 is outside 100..600000"},
+	{NODE "data_dir = \"/d\";\nhttp = {\n health_min_free_mb = -1;\n};\n",
+	 "t.cfg:4: http.health_min_free_mb: -1 is outside 0..1073741824"},
 	/* plugin sections */
 	{NODE "data_dir = \"/d\";\nplugins = {\n  Sim = { a = 1; };\n};\n",
 	 "t.cfg:4: plugins: 'Sim' is not a plugin name"},

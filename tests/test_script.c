@@ -1014,6 +1014,7 @@ static void test_config_limits(void **state)
 	assert_int_equal(l.max_errors, 5);
 	assert_int_equal(c.lua.max_timers, 256); /* node-wide defaults */
 	assert_int_equal(c.lua.min_timer_ms, 10);
+	assert_int_equal(c.lua.max_event_depth, 8);
 	script_limits_from_cfg(&c, "big", &l);
 	assert_int_equal(l.memory, 65536 << 10);
 	assert_int_equal(l.time_ms, 1000);
@@ -1046,6 +1047,14 @@ static void test_config_limits(void **state)
 	    {"lua = { min_timer_ms = \"x\"; };", "t.cfg:3: lua.min_timer_ms: must be an integer"},
 	    {"lua = { overrides = ( { script = \"a\"; max_timers = 3; } ); };",
 	     "lua.overrides[1]: unknown key 'max_timers'"},
+	    {"lua = { max_event_depth = 0; };",
+	     "t.cfg:3: lua.max_event_depth: 0 is outside 1..255"},
+	    {"lua = { max_event_depth = 1000; };",
+	     "t.cfg:3: lua.max_event_depth: 1000 is outside 1..255"},
+	    {"lua = { max_event_depth = true; };",
+	     "t.cfg:3: lua.max_event_depth: must be an integer"},
+	    {"lua = { overrides = ( { script = \"a\"; max_event_depth = 3; } ); };",
+	     "lua.overrides[1]: unknown key 'max_event_depth'"},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		char t[512];
@@ -1084,13 +1093,13 @@ static const struct {
     {"string arithmetic", "while true do local x = big + 0 end", "1"},
     {"math", "while true do math.abs(big) end", "1"},
     {"string.char", "while true do pcall(string.char, big, big, big) end", "1"},
+    /* An integer after 8 MB of blanks: each conversion scans them (ran 1.9 s over). */
+    {"string.sub", "local n = big .. '1' while true do ('x'):sub(n) end", " "},
     {"load whitespace", "local ws = big:sub(1, 4 << 20) load(function() return ws end)", " "},
     {"load comment",
-     "local n = 0 load(function() n = n + 1 if n == 1 then return '--[[' end return big end)",
-     "x"},
+     "local n = 0 load(function() n = n + 1 if n == 1 then return '--[[' end return big end)", "x"},
     {"table.sort",
-     "local s, t = big:sub(1, 1 << 20), {} for i = 1, 100000 do t[i] = s end table.sort(t)",
-     "x"},
+     "local s, t = big:sub(1, 1 << 20), {} for i = 1, 100000 do t[i] = s end table.sort(t)", "x"},
     {"table.sort with a function",
      "local s, t = big:sub(1, 1 << 20), {} for i = 1, 100000 do t[i] = s end\n"
      "table.sort(t, function(a, b) return a < b end)",

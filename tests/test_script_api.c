@@ -153,6 +153,25 @@ static void must_fire(struct script *s, const char *topic, const char *json)
 		fail_msg("%s: %s", topic, err);
 }
 
+/*
+ * Run what the kernel queue holds until it is empty, without the batch-end
+ * hooks or timers: a script's publish is delivered from there, after the
+ * call that made it (BUS_PUB_LATER).
+ */
+static void run_posted(struct env *e)
+{
+	while (e->k.head) {
+		struct kevent *b = e->k.head;
+		e->k.head = e->k.tail = NULL;
+		while (b) {
+			struct kevent *n = b->next;
+			b->fn(&e->k, b->arg);
+			free(b);
+			b = n;
+		}
+	}
+}
+
 /* Run what the kernel queue holds (and the timers that are due) once. */
 static void drain(struct env *e)
 {
@@ -188,6 +207,8 @@ static void test_publish_with_capabilities(void **state)
 		    "    assert(linli.plugin_scope() == 'hefei/baohe')\n"
 		    "  end }");
 	must_fire(s, "in/a", "{\"k\": \"a\", \"n\": 7}");
+	assert_string_equal(e->seen.text, ""); /* never delivered inside the call */
+	run_posted(e);
 	assert_string_equal(e->seen.text,
 			    "out/a rule relay {\"f\":1.5,\"list\":[1,\"two\",{\"three\":true}],"
 			    "\"n\":7}\nout/narrow rule relay {}\n");
@@ -328,6 +349,58 @@ static void test_timer_limits(void **state)
 	env_free(e);
 }
 
+/*
+ * Event storms (issue 14, item 4): what a rule publishes while it handles an
+ * event of depth d has depth d + 1; past lua.max_event_depth (8 unset) it is
+ * dropped and counted, and the 16th drop within 10 s faults the rule.
+ */
+static void test_event_depth_bound(void **state)
+{
+	(void)state;
+	struct env *e = env_new();
+	struct script *s = rule(
+	    e, "rule { name = 'deep', on = 'in/#', capabilities = { 'bus.publish:out/#' },\n"
+	       "  run = function(ev)\n"
+	       "    local seq, msg, code = linli.publish('out/x', { n = 1 })\n"
+	       "    if ev.ok then assert(seq, msg) return end\n"
+	       "    assert(seq == nil and code == 'LINLI_ELIMIT', code)\n"
+	       "    assert(msg == \"'out/x' at cause depth 9: dropped, deeper than \"\n"
+	       "      .. 'lua.max_event_depth (8) (a chain of events that handlers cause)', msg)\n"
+	       "  end }");
+	script_set_cause_depth(s, 8); /* handling an event of depth 7 */
+	must_fire(s, "in/a", "{\"ok\": true}");
+	script_set_cause_depth(s, 9);
+	for (int i = 1; i < (int)SCRIPT_DEPTH_FAULT_DROPS; i++)
+		must_fire(s, "in/a", "{}");
+	struct script_stats st;
+	script_stats(s, &st);
+	assert_int_equal(st.depth_drops, SCRIPT_DEPTH_FAULT_DROPS - 1);
+	assert_int_equal(script_state(s), SCRIPT_READY);
+	char err[1024];
+	assert_int_equal(fire(s, "in/a", "{}", err, sizeof err), LINLI_ELIMIT);
+	assert_int_equal(script_state(s), SCRIPT_FAULTED);
+	assert_non_null(strstr(script_fault(s), "r.lua:3: event chain too deep: 16 events dropped "
+						"within 10 s, each deeper than lua.max_event_depth "
+						"(8) (the last on 'out/x' at cause depth 9)"));
+	script_set_cause_depth(s, 0);
+	run_posted(e);
+	assert_string_equal(e->seen.text, "out/x rule deep {\"n\":1}\n"); /* the one not too deep */
+	script_api_detach(s);
+	script_free(s);
+	/* lua.max_event_depth = 2: depth 3 is too deep. */
+	e->k.cfg.lua.max_event_depth = 2;
+	s = rule(
+	    e, "rule { name = 'd2', on = 'in/#', capabilities = { 'bus.publish:out/#' },\n"
+	       "  run = function() local _, msg = linli.publish('out/x', {}) DROPPED = msg end }");
+	script_set_cause_depth(s, 3);
+	must_fire(s, "in/a", "{}");
+	script_stats(s, &st);
+	assert_int_equal(st.depth_drops, 1);
+	script_api_detach(s);
+	script_free(s);
+	env_free(e);
+}
+
 /* A rule that publishes to its own `on` from outside the bus: the event is queued, not lost. */
 static void test_event_for_a_running_script_is_queued(void **state)
 {
@@ -343,9 +416,9 @@ static void test_event_for_a_running_script_is_queued(void **state)
 		    "{ n = ev.n + 1 })) end\n"
 		    "  end }");
 	must_fire(s, "t/a", "{}");
-	/* t/b reached the bus spy at once, the rule itself only later. */
-	assert_string_equal(e->seen.text, "t/b rule self {\"n\":1}\n");
-	drain(e);
+	/* Delivered after the call, to the spy and to the rule itself, never inside it. */
+	assert_string_equal(e->seen.text, "");
+	run_posted(e);
 	assert_string_equal(e->seen.text, "t/b rule self {\"n\":1}\nt/done rule self {\"n\":2}\n");
 	script_api_detach(s);
 	script_free(s);
@@ -564,6 +637,10 @@ static void test_devices_within_the_jurisdiction_only(void **state)
 	    "      e2 = e2, c2 = c2, e3 = e3, c3 = c3 })\n"
 	    "  end }");
 	must_fire(s, "in/a", "{}");
+	assert_int_equal(pending(e, "door-t"), 0);
+	assert_int_equal(pending(e, "door-y"), 1);
+	/* What it published, then the driver's answer, through the kernel queue. */
+	run_posted(e);
 	assert_string_equal(
 	    e->seen.text,
 	    "t/out rule dr {\"c1\":\"LINLI_EPERM\",\"c2\":\"LINLI_EPERM\",\"c3\":\"LINLI_EPERM\","
@@ -571,14 +648,8 @@ static void test_devices_within_the_jurisdiction_only(void **state)
 	    ": outside its jurisdiction\",\"e2\":\"dev_get door-t: rule 'dr' of " YUELAN
 	    " may not act on " TIANEHU ": outside its jurisdiction\",\"e3\":\"dev_command "
 	    "door-t: rule 'dr' of " YUELAN " may not act on " TIANEHU
-	    ": outside its jurisdiction\",\"scope\":\"" YUELAN "\",\"t\":5000,\"v\":\"closed\"}\n");
-	assert_int_equal(pending(e, "door-t"), 0);
-	assert_int_equal(pending(e, "door-y"), 1);
-	/* The driver's answer reaches the callback through the kernel queue. */
-	e->seen.text[0] = '\0';
-	drain(e);
-	assert_string_equal(e->seen.text, "t/answer rule dr {\"r\":{\"did\":\"lock\"},\"same\":"
-					  "true}\n");
+	    ": outside its jurisdiction\",\"scope\":\"" YUELAN "\",\"t\":5000,\"v\":\"closed\"}\n"
+	    "t/answer rule dr {\"r\":{\"did\":\"lock\"},\"same\":true}\n");
 	assert_int_equal(pending(e, "door-y"), 0);
 	script_api_detach(s);
 	script_free(s);
@@ -655,6 +726,7 @@ static void test_answer_for_a_running_rule_waits(void **state)
 			 "    linli.publish('t/ran', {})\n"
 			 "  end }");
 		must_fire(s, "in/a", "{}");
+		run_posted(e);
 		assert_string_equal(e->seen.text, "t/ran rule dr {}\n");
 		assert_null(hal_find(e->k.hal, "slow-y"));
 		if (detach)
@@ -716,22 +788,26 @@ static void test_commit_notice(void **state)
 	struct script *s = rule(e, COMMIT_RULE);
 	/* Nothing written in this batch: refused, fn never called. */
 	must_fire(s, "in/a", "{\"none\": true}");
+	run_posted(e);
 	assert_string_equal(e->seen.text,
 			    "t/none rule cw {\"code\":\"LINLI_ESTATE\",\"err\":\"store_on_commit: "
 			    "no write is pending (what was written is committed already)\"}\n");
 	/* After a write: fn(true) once the batch commits, not before. */
 	e->seen.text[0] = '\0';
 	must_fire(s, "in/a", "{\"name\": \"one\"}");
+	run_posted(e);
 	assert_string_equal(e->seen.text, "t/ran rule cw {}\n");
 	assert_int_equal(store_batch_end(e->k.store), 0);
+	run_posted(e);
 	assert_string_equal(e->seen.text, "t/ran rule cw {}\nt/committed rule cw "
 					  "{\"n\":1,\"name\":\"one\",\"ok\":true}\n");
 	assert_int_equal(store_batch_end(e->k.store), 0); /* called once only */
 	assert_null(strstr(e->seen.text, "t/never"));
-	/* Committed while the rule runs: handed over once it has returned. */
+	/* Committed by a subscriber of what it published: after its call, in order. */
 	e->seen.text[0] = '\0';
 	must_fire(s, "in/a", "{\"name\": \"two\", \"flush\": true}");
-	assert_string_equal(e->seen.text, "t/flush rule cw {}\nt/ran rule cw {}\n");
+	assert_string_equal(e->seen.text, "");
+	run_posted(e);
 	drain(e);
 	assert_string_equal(e->seen.text, "t/flush rule cw {}\nt/ran rule cw {}\nt/committed "
 					  "rule cw {\"n\":1,\"name\":\"two\",\"ok\":true}\n");
@@ -759,6 +835,7 @@ static void test_commit_notice_stops_with_its_rule(void **state)
 	/* Removed (or reloaded) between the write and the commit: never called, and freed. */
 	struct script *s = rule(e, COMMIT_RULE);
 	must_fire(s, "in/a", "{}");
+	run_posted(e);
 	script_api_detach(s);
 	script_free(s);
 	assert_int_equal(store_batch_end(e->k.store), 0);
@@ -768,6 +845,7 @@ static void test_commit_notice_stops_with_its_rule(void **state)
 	s = rule(e, COMMIT_RULE);
 	char err[1024];
 	must_fire(s, "in/a", "{}");
+	run_posted(e);
 	assert_int_equal(fire(s, "in/b", "{\"loop\": true}", err, sizeof err), LINLI_ELIMIT);
 	assert_int_equal(script_state(s), SCRIPT_FAULTED);
 	assert_int_equal(store_batch_end(e->k.store), 0);
@@ -814,6 +892,7 @@ static void test_rule_config_and_classes(void **state)
 		    "      ev = door.events[7] })\n"
 		    "  end }");
 	must_fire(s, "in/a", "{}");
+	run_posted(e);
 	char want[2048];
 	snprintf(want, sizeof want,
 		 "t/out rule cc {\"c\":true,\"cmd\":\"always_open\",\"code\":\"LINLI_ESTATE\","
@@ -848,6 +927,7 @@ int main(void)
 	    cmocka_unit_test(test_subscribe_and_release),
 	    cmocka_unit_test(test_timers),
 	    cmocka_unit_test(test_timer_limits),
+	    cmocka_unit_test(test_event_depth_bound),
 	    cmocka_unit_test(test_event_for_a_running_script_is_queued),
 	    cmocka_unit_test(test_not_attached_may_not_act),
 	    cmocka_unit_test(test_devices_within_the_jurisdiction_only),

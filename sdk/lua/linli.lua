@@ -184,6 +184,18 @@ function linli.caller_may(caller, action, scope) end
 ---@return linli.code? code "LINLI_EINVAL", "LINLI_EPERM"
 function linli.duty_holders(duty, scope) end
 
+---File a decision of this app in the node's audit log: under the caller (via plugin:NAME)
+---while a handler serves one, else under the plugin. C member: audit (since 1.1).
+---@param action string "<plugin>.<word>"
+---@param scope? string where it happened (nil: the caller's, or the plugin's)
+---@param object? string what it acted on
+---@param result "allowed"|"denied"|"failed"
+---@param detail? string
+---@return true|nil ok
+---@return string? message
+---@return linli.code? code "LINLI_EINVAL", "LINLI_EPERM"
+function linli.audit(action, scope, object, result, detail) end
+
 ---A request to a plugin route (SDK 1.1). C: struct linli_http_req.
 ---@class linli.http_req
 ---@field method "GET"|"POST"|"PUT"|"DELETE"

@@ -39,6 +39,7 @@
 #include "kernel.h"
 #include "log.h"
 #include "plugin.h"
+#include "plugin_so.h"
 #include "record.h"
 #include "store.h"
 
@@ -177,6 +178,7 @@ int main(void)
 	if (store_open(&o, k.catalog, &k.store, err, sizeof err))
 		die("store", err);
 	k.cmds = cmd_registry_new();
+	plug_kind_add(plugin_so_kind()); /* the registry knows only the kinds it is given */
 	if (!k.cmds || plug_open(&k, err, sizeof err))
 		die("plugins", err);
 	if (plug_load_all(&k) != 1)

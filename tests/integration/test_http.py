@@ -1,9 +1,11 @@
 """Integration tests of the HTTP open-data API, driven by curl against a real linlid."""
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
 
@@ -22,11 +24,19 @@ def free_port():
 class api:
     """A linlid with the HTTP API on a free port."""
 
-    def __init__(self, extra="", rate=50, max_body=2048, http_extra=""):
+    def __init__(self, extra="", rate=50, max_body=2048, http_extra="", rules=None):
         self.port = free_port()
-        self.d = Daemon(extra=f'http = {{ listen = "http://127.0.0.1:{self.port}"; '
-                              f'max_body = {max_body}; rate_limit = {rate}; {http_extra} }};\n'
-                              f'catalog_dir = "{SRC}/catalog";\n' + extra)
+        self.d = Daemon()
+        if rules:  # {file name: text}, in a script dir of the daemon's own
+            scripts = os.path.join(self.d.dir, "scripts")
+            os.makedirs(os.path.join(scripts, "rules"))
+            for name, text in rules.items():
+                with open(os.path.join(scripts, "rules", name), "w") as f:
+                    f.write(text)
+            extra += f'script_dirs = [ "{scripts}" ];\n'
+        self.d.write_config(extra=f'http = {{ listen = "http://127.0.0.1:{self.port}"; '
+                                  f'max_body = {max_body}; rate_limit = {rate}; {http_extra} }};\n'
+                                  f'catalog_dir = "{SRC}/catalog";\n' + extra)
 
     def __enter__(self):
         self.d.start()
@@ -397,12 +407,12 @@ def case_post_application_and_bad_bodies():
            "a key without applications")
 
 
-def sim_api(per_class=3):
+def sim_api(per_class=3, **kw):
     """An api() whose node has the simulated fleet: per_class devices of every catalog
     class at COMM, registered at start and quiet (no readings on a clock)."""
     a = api(extra=f'plugin_dirs = [ "{os.path.join(BUILD, "plugins", "sim")}" ];\n'
                   f'plugins = {{ sim = {{ per_class = {per_class}; auto = false; '
-                  f'thread = false; scope = "{COMM}"; }}; }};\n')
+                  f'thread = false; scope = "{COMM}"; }}; }};\n', **kw)
     a.d.grant("plugin:sim", "--all")
     return a
 
@@ -705,6 +715,126 @@ def case_range_filters():
             st, body, _ = a.curl("GET", f"{path}?where={where}", key=k)
             eq(st, st_want, f"where={where}: {body}")
             check(needle in body["error"]["message"], f"{needle!r} in {body}")
+
+
+def prometheus_parser():
+    """The Prometheus text parser of Debian's python3-prometheus-client (pure Python: found
+    under /usr/lib/python3/dist-packages whichever python3 runs the tests)."""
+    try:
+        from prometheus_client import parser
+    except ImportError:
+        sys.path.append("/usr/lib/python3/dist-packages")
+        from prometheus_client import parser
+    return parser
+
+
+def scrape(a, k):
+    """GET /metrics with key k, parsed: {(name, labels as a sorted tuple): value}."""
+    st, body, head = a.curl("GET", "/metrics", key=k)
+    eq(st, 200, f"metrics: {body}")
+    check("text/plain; version=0.0.4" in head, head)
+    samples = {}
+    for fam in prometheus_parser().text_string_to_metric_families(body):
+        for s in fam.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return samples
+
+
+def case_metrics_in_the_prometheus_format():
+    """GET /metrics: the node's figures, parsed by a real Prometheus parser and checked
+    against what the console says; only a metrics key over the whole node reads them,
+    refusals are audited, scrapes are not."""
+    with sim_api(per_class=2, rules={"spin.lua": SPIN}) as a:
+        d = a.d
+        node = d.ok("status")["node"]
+        mk = d.ok("apikeys", "add", "prom", "--resources", "metrics", "--scope", node)["key"]
+        narrow = d.ok("apikeys", "add", "promc", "--resources", "metrics", "--scope", COMM)["key"]
+        data = key(d, "data1", "residents")
+        st, body, _ = a.curl("GET", "/metrics", key=narrow)
+        check(st == 403 and "whole node's" in body["error"]["message"], (st, body))
+        st, body, _ = a.curl("GET", "/metrics", key=data)
+        check(st == 403 and "may not read metrics" in body["error"]["message"], (st, body))
+        eq(a.curl("GET", "/metrics")[0], 401, "no key")
+        for i in range(3):
+            d.ok("data", "put", "residents", "--scope", COMM, "--id", f"r{i}", json.dumps(RESIDENT))
+        rc, _, err = d.cli("rules", "test", "spin")
+        check(rc == 1 and "instruction budget exhausted" in err, err)
+
+        m = scrape(a, mk)
+        info = [lab for (n, lab) in m if n == "linli_info"]
+        eq(dict(info[0])["node"], node, "linli_info names the node")
+        check(m[("linli_store_records", ())] >= 3, "the three residents are stored")
+        check(m[("linli_store_commits_total", ())] >= 1, "commits counted")
+        devices = d.ok("devices", "list")
+        eq(m[("linli_hal_devices", ())], len(devices), "devices as `devices list` has them")
+        plugins = d.ok("plugins", "list")
+        eq(m[("linli_plugins", (("state", "running"),))],
+           sum(1 for p in plugins if p["state"] == "running"), "running plugins")
+        eq(m[("linli_lua_rules", (("state", "faulted"),))], 1, "the faulted rule")
+        eq(m[("linli_lua_faults_total", (("rule", "spin"),))], 1, "its fault")
+        check(m[("linli_lua_calls_total", (("rule", "spin"),))] >= 1, "its call")
+        eq(m[("linli_lua_depth_drops_total", (("rule", "spin"),))], 0, "no deep chain")
+        check(("linli_bus_events_delayed_total", ()) in m, "the bus's late deliveries")
+        eq(m[("linli_http_responses_total", (("code", "403"),))], 2, "the two refusals")
+        eq(m[("linli_http_responses_total", (("code", "401"),))], 1, "the missing key")
+        check(m[("linli_data_dir_free_bytes", ())] > 0, "free disk")
+        # Counters move: one more write and one more scrape.
+        before = m[("linli_store_writes_total", ())]
+        d.ok("data", "put", "residents", "--scope", COMM, "--id", "r9", json.dumps(RESIDENT))
+        m2 = scrape(a, mk)
+        check(m2[("linli_store_writes_total", ())] > before, "writes counted")
+        eq(m2[("linli_http_responses_total", (("code", "200"),))], 1, "the first scrape")
+        # Refusals audited under their keys; a scrape is not.
+        rows = d.ok("audit", "--limit", "1000")
+        got = [(r["who"], r["result"]) for r in rows if r.get("object") == "metrics"]
+        eq(sorted(got), [("apikey:data1", "denied"), ("apikey:promc", "denied")],
+           "only the refusals are audited")
+
+
+SPIN = """rule {
+  name = "spin",
+  on = "test/spin",
+  when = function(e) while true do end end,
+  run = function() end,
+  limits = { instructions = 200000 },
+}
+"""
+
+
+def case_health_says_what_is_degraded():
+    """Health: ok, then degraded naming a faulted rule and a failed plugin; a disk below
+    http.health_min_free_mb; the OpenAPI document as built."""
+    with api(rules={"spin.lua": SPIN}) as a:
+        d = a.d
+        st, body, _ = a.curl("GET", "/api/v1/health")
+        eq((st, body["status"], body["degraded"]), (200, "ok", []), "healthy")
+        d.cli("rules", "test", "spin")
+        st, body, _ = a.curl("GET", "/api/v1/health")
+        eq((st, body["status"]), (200, "degraded"), "a faulted rule degrades")
+        eq(body["degraded"], [{"part": "rule", "name": "spin", "state": "faulted"}], body)
+        st, text, head = a.curl("GET", "/api/v1/openapi.yaml")
+        eq(st, 200, "openapi")
+        check("application/yaml" in head, head)
+        with open(os.path.join(SRC, "sdk", "openapi.yaml"), encoding="utf-8") as f:
+            eq(text, f.read(), "the document served is sdk/openapi.yaml")
+    free = os.statvfs(BUILD)
+    need_mb = free.f_bavail * free.f_frsize // (1 << 20) + 1024
+    with api(http_extra=f"health_min_free_mb = {need_mb};") as a:
+        st, body, _ = a.curl("GET", "/api/v1/health")
+        eq(body["status"], "degraded", "little disk")
+        disk = [x for x in body["degraded"] if x["part"] == "disk"]
+        check(len(disk) == 1 and disk[0]["min_free_bytes"] == need_mb << 20
+              and disk[0]["free_bytes"] < disk[0]["min_free_bytes"], body)
+    pdir = tempfile.mkdtemp(prefix="linli-health-")
+    try:
+        shutil.copy(os.path.join(BUILD, "tests", "plugins", "tp_failinit.so"), pdir)
+        with api(extra=f'plugin_dirs = [ "{pdir}" ];\n') as a:
+            st, body, _ = a.curl("GET", "/api/v1/health")
+            eq((body["status"], body["degraded"]),
+               ("degraded", [{"part": "plugin", "name": "failinit", "state": "failed"}]),
+               "a plugin whose init failed")
+    finally:
+        shutil.rmtree(pdir)
 
 
 if __name__ == "__main__":

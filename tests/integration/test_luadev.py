@@ -434,6 +434,11 @@ def case_bad_arguments_are_named():
         check("it was removed before answering 'lock'" in got["err"], got)
 
 
+# Long enough that no command times out before its sender is stopped, even when each
+# console call takes a second on a loaded machine under ASan (it then would be answered).
+WAIT_MS = 5000
+
+
 def case_pending_commands_of_a_stopped_script_are_never_answered():
     rules = {"probe.lua": probe_rule(caps=DOOR_CAPS),
              "other.lua": probe_rule("other", caps=DOOR_CAPS)}
@@ -448,10 +453,10 @@ def case_pending_commands_of_a_stopped_script_are_never_answered():
             t = tag()
             tags.append(t)
             if how in ("remove", "reload"):
-                reqs.append(probe(d, send.format(ms=1500, t=t),
+                reqs.append(probe(d, send.format(ms=WAIT_MS, t=t),
                                   rule="probe" if how == "remove" else "other")["r1"])
             else:
-                reqs.append(run(d, send.format(ms=1500, t=t))["r1"])
+                reqs.append(run(d, send.format(ms=WAIT_MS, t=t))["r1"])
             eq(d.ok("devices", "show", "d-slow")["commands_pending"], 1, f"pending ({how})")
             if how == "disable":
                 info = d.ok("plugins", "info", "keeper")["resources"]
@@ -467,7 +472,7 @@ def case_pending_commands_of_a_stopped_script_are_never_answered():
             else:
                 d.ok("plugins", "reload", "keeper")
             eq(d.ok("devices", "show", "d-slow")["commands_pending"], 0, f"cancelled ({how})")
-        time.sleep(2)  # past every timeout
+        time.sleep(WAIT_MS / 1000 + 0.5)  # past every timeout
         log = d.logtext()
         whos = ("rule 'probe'", "rule 'other'", "plugin 'keeper'", "plugin 'keeper'")
         for t, req, who in zip(tags, reqs, whos):

@@ -242,15 +242,21 @@ def case_timer_limits_in_the_config():
                  "return linli.timer_add(60000, 50, function() end) ~= nil,\n"
                  "  (select(3, linli.timer_add(60000, 50, function() end)))")
         eq((r["r1"], r["r2"]), (True, "LINLI_ELIMIT"), "a cancelled timer's place, then full")
-    for bad, want in (("max_timers = 0;", "lua.max_timers: 0 is outside 1..100000"),
-                      ("min_timer_ms = \"x\";", "lua.min_timer_ms: must be an integer")):
+    lua_config_refused(("max_timers = 0;", "lua.max_timers: 0 is outside 1..100000"),
+                       ("min_timer_ms = \"x\";", "lua.min_timer_ms: must be an integer"))
+
+
+def lua_config_refused(*cases):
+    """For each (BAD, WANT): `lua = { BAD }` makes `linlid --check-config` exit 2 with WANT,
+    naming the config file, in its message."""
+    for bad, want in cases:
         d = Daemon()
         try:
             d.write_config(extra=f"lua = {{ {bad} }};\n")
             r = subprocess.run([LINLID, "--config", d.cfg, "--check-config"],
                                capture_output=True, text=True, timeout=60)
             eq(r.returncode, 2, f"{bad}: {r.stderr}")
-            check(want in r.stderr, f"{bad}: {r.stderr}")
+            check(want in r.stderr and d.cfg in r.stderr, f"{bad}: {r.stderr}")
         finally:
             d.cleanup()
 

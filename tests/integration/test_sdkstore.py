@@ -628,6 +628,43 @@ def case_plugin_actions_roles_levels_duties():
             check(want in got, f"{want} not in {got}")
 
 
+def case_plugin_files_its_own_audit_entries():
+    """api->audit: under the caller via the plugin while serving one, under the plugin from
+    a timer; bad actions, results and scopes refused, nothing filed for them."""
+    with node(STREET, "street") as d:
+        op_y = d.account("op_y", "operator", node=YUELAN)
+        eq(reply_of(d, op_y, "note", "tp_store.move", YUELAN + "/g01", "i-7", "denied",
+                    "case i-7 is dispatched: cannot close")["name"], "LINLI_OK", "filed")
+        eq(reply_of(d, d.session, "note", "tp_store.move", "-", "i-8", "allowed")["name"],
+           "LINLI_OK", "at the caller's scope")
+        for args, name in ((("other.move", "-", "x", "allowed"), "LINLI_EINVAL"),
+                           (("tp_store.Move!", "-", "x", "allowed"), "LINLI_EINVAL"),
+                           (("tp_store.move", "-", "x", "maybe"), "LINLI_EINVAL"),
+                           (("tp_store.move", "not a scope", "x", "failed"), "LINLI_EINVAL"),
+                           (("tp_store.move", QIMING, "x", "failed"), "LINLI_EPERM"),
+                           (("tp_store.move", "-", "x" * 600, "failed"), "LINLI_EINVAL")):
+            eq(reply_of(d, op_y, "note", *args)["name"], name, f"note {args[:2]}")
+        log = d.logtext()
+        for needle in ("audit: action 'other.move': a name 'tp_store.WORD'",
+                       "audit: result 'maybe' is none of allowed, denied, failed",
+                       f"audit: scope {QIMING} is outside the caller's jurisdiction"):
+            check(needle in log, needle)
+        d.ok("tp_store", "keep")
+        wait_for(lambda: d.ok("tp_store", "stale")["name"] != "pending", "the timer")
+        rows = [a for a in d.ok("audit", "--via", "plugin:tp_store", "--limit", "1000")
+                if a["action"] == "tp_store.move"]
+        got = sorted((a["who"], a["scope"], a.get("object"), a["result"]) for a in rows)
+        me = d.ok("whoami")["user"]
+        eq(got, sorted([(me, STREET, "i-8", "allowed"),
+                        ("op_y", YUELAN + "/g01", "i-7", "denied")]),
+           "the two entries, no refused one")
+        check(any("cannot close" in (a.get("detail") or "") for a in rows), rows)
+        mine = [a for a in d.ok("audit", "--who", "plugin:tp_store", "--limit", "1000")
+                if a["action"] == "tp_store.timer"]
+        eq([(a["object"], a["result"]) for a in mine], [("stale", "allowed")],
+           "from a timer, under the plugin")
+
+
 def case_a_1_0_plugin_binary_still_loads_and_works():
     """tp_store built against the frozen SDK 1.0 headers (tests/sdk-1.0): its smaller
     request and query structs are read by their size, and it acts as its caller too."""

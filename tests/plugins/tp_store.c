@@ -590,7 +590,10 @@ static void after_fini(linli_ctx *ctx, int rc, const char *msg, void *ud)
  *                                    above, duty tp_store.checker) at SCOPE
  *   tp_store holders DUTY [SCOPE]    duty_holders
  *   tp_store keep / stale            keep the caller pointer, and call caller_may with it
- *                                    from a timer / what that call returned
+ *                                    from a timer (which also files an audit entry, as the
+ *                                    plugin) / what that call returned
+ *   tp_store note ACTION SCOPE OBJECT RESULT [DETAIL]
+ *                                    api->audit ("-" for NULL)
  */
 static const struct linli_caller *kept;
 #ifdef SENSITIVE
@@ -677,6 +680,20 @@ static void stale_fire(linli_ctx *ctx, void *ud)
 {
 	(void)ud;
 	stale_rc = api->caller_may(ctx, kept, ACT("ack"), NULL, stale_err, sizeof stale_err);
+	api->audit(ctx, ACT("timer"), NULL, "stale", "allowed", "filed from a timer");
+}
+
+static int cmd_note(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
+		    char *err, size_t errlen)
+{
+	if (req->argc < 4 || req->argc > 5)
+		return usage(err, errlen, "note ACTION SCOPE OBJECT RESULT [DETAIL]");
+	int rc = api->audit(ctx, arg(req, 0), arg(req, 1), arg(req, 2), arg(req, 3), arg(req, 4));
+	linli_record *r = api->rec_new();
+	api->rec_set_int(r, "rc", rc);
+	api->rec_set_str(r, "name", linli_errname(rc < 0 ? rc : 0));
+	*reply = r;
+	return 0;
 }
 
 static int cmd_keep(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
@@ -732,7 +749,8 @@ static int caller_init(linli_ctx *ctx)
 		const char *sub;
 		linli_cmd_fn fn;
 	} cmds[] = {{"whoami", cmd_whoami}, {"ack", cmd_ack},	  {"approve", cmd_approve},
-		    {"holders", cmd_holders}, {"keep", cmd_keep}, {"stale", cmd_stale}};
+		    {"holders", cmd_holders}, {"keep", cmd_keep}, {"stale", cmd_stale},
+		    {"note", cmd_note}};
 	for (size_t i = 0; !rc && i < sizeof cmds / sizeof cmds[0]; i++)
 		rc = api->cmd_register(ctx, cmds[i].sub, NULL, "the caller", cmds[i].fn, NULL);
 	if (!rc)

@@ -947,6 +947,27 @@ struct linli_api {
 	 */
 	int (*time_day_start)(linli_ctx *ctx, int64_t ms, int64_t days, int64_t *out);
 
+	/* ---- the audit log, since 1.1 ---- */
+
+	/*
+	 * audit — file what this plugin decided in the node's audit log (an
+	 * illegal workflow move refused, a case closed, an alarm cleared), as
+	 * the kernel files its own decisions: `action` "<plugin>.WORD" (a
+	 * declared action or not), `scope` where it happened (NULL: the
+	 * caller's jurisdiction while serving a request, else the plugin's),
+	 * `object` what it acted on (a case id; may be NULL), `result`
+	 * "allowed", "denied" or "failed", `detail` a few words (may be NULL);
+	 * object and detail at most 512 bytes. While a handler serves a
+	 * request the entry is filed under the caller with via plugin:NAME
+	 * (`linli audit --via plugin:NAME`), otherwise under plugin:NAME.
+	 * Refusals by cmd_require and caller_may are audited already. Returns
+	 * 0; LINLI_EINVAL (bad action, result, text or scope: the log says
+	 * which); LINLI_EPERM (scope outside the plugin's jurisdiction, or
+	 * the caller's while serving one). Kernel thread. Since 1.1.
+	 */
+	int (*audit)(linli_ctx *ctx, const char *action, const char *scope, const char *object,
+		     const char *result, const char *detail);
+
 	/* ---- end of 1.1 ---- */
 };
 

@@ -1,0 +1,1044 @@
+/*
+ * grid.c — grid management: the incident workflow (网格事件) as a transition table
+ * (plugins/lib/wf_table.h), step deadlines in working time from the category's limits
+ * and the working calendar (plugins/lib/wf_cal.h).
+ *
+ * Owns: the `grid` console commands, the incidentreq/report server, a cache of the
+ * incident_categories and work_calendar records (reloaded when they change). Every
+ * move is checked against the table and the caller's duty, written to incidents and
+ * recorded in incident_moves as the caller (so the kernel audits it under the caller's
+ * name, via plugin:grid). It never writes grids or grid_workers, and never acts on its
+ * own account in a command: only the bus server and the watches act as the plugin.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <linli/linli.h>
+
+#include "wf_cal.h"
+#include "wf_table.h"
+
+static const struct linli_api *api;
+
+/* ---- the workflow (GB/T 30428 / CJ/T 315 lineage; README, "Grid incidents") ---- */
+
+static const char *const states[] = {
+    "reported",	 "verifying", "filed",	  "dispatched", "processing", "shelved", "returned",
+    "extension", "feedback",  "checking", "rework",	"closed",     "void"};
+
+static const struct wf_move moves[] = {
+    {"reported", "verify", "verifying", "grid.intake"},
+    {"reported", "file", "filed", "grid.intake"},
+    {"reported", "void", "void", "grid.intake"},
+    {"verifying", "file", "filed", "grid.intake"},
+    {"verifying", "void", "void", "grid.intake"},
+    {"filed", "dispatch", "dispatched", "grid.dispatch"},
+    {"dispatched", "accept", "processing", "grid.handle"},
+    {"dispatched", "return", "returned", "grid.handle"},
+    {"processing", "feedback", "feedback", "grid.handle"},
+    {"processing", "extend", "extension", "grid.handle"},
+    {"processing", "shelve", "shelved", "grid.handle"},
+    {"shelved", "resume", "processing", "grid.centre"},
+    {"shelved", "close", "closed", "grid.close_shelved"},
+    {"returned", "dispatch", "dispatched", "grid.redispatch"},
+    {"extension", "approve", "processing", "grid.approve"}, /* 2nd and later: approve_above */
+    {"feedback", "check", "checking", "grid.centre"},
+    {"checking", "close", "closed", "grid.check"},
+    {"checking", "rework", "rework", "grid.check"},
+    {"rework", "accept", "processing", "grid.handle"},
+};
+
+static const struct wf_table table = {"case", "reported",
+				      states, sizeof states / sizeof *states,
+				      moves,  sizeof moves / sizeof *moves};
+
+/* The plugin's actions: least role, deepest level, duty, summary. */
+static const struct {
+	const char *name, *role, *level, *duty, *summary;
+} actions[] = {
+    {"grid.read", "viewer", NULL, NULL, "show and list cases"},
+    {"grid.report", "grid_worker", NULL, NULL, "report a case (上报)"},
+    {"grid.intake", "operator", NULL, "grid.intake", "verify, file or void a case (受理)"},
+    {"grid.dispatch", "operator", NULL, "grid.dispatcher", "dispatch a filed case (派遣)"},
+    {"grid.redispatch", "operator", NULL, "grid.shift_lead",
+     "dispatch a returned case again (改派, the shift lead confirms)"},
+    {"grid.handle", "grid_worker", NULL, "grid.handler",
+     "accept, return, feed back, ask for an extension or shelve a case (处置)"},
+    {"grid.approve", "operator", NULL, "grid.shift_lead", "approve a first extension (延期)"},
+    {"grid.approve_above", "operator", "street", "grid.leader",
+     "approve a second or later extension (the tier above)"},
+    {"grid.centre", "operator", NULL, "grid.centre",
+     "take feedback to checking, resume a shelved case"},
+    {"grid.close_shelved", "operator", "street", "grid.centre",
+     "close a shelved case as unresolvable (the tier above)"},
+    {"grid.check", "grid_worker", NULL, "grid.checker",
+     "close a checked case or send it back (核查)"},
+};
+
+/* ---- the cached data: categories and calendars, as the plugin reads them ---- */
+
+struct entry {
+	char scope[LINLI_SCOPE_MAX + 1];
+	char id[LINLI_ID_MAX + 1];
+	linli_record *rec; /* owned */
+};
+
+struct cache {
+	struct entry *v;
+	size_t n, cap;
+};
+
+struct grid {
+	struct cache categories, calendars;
+	int dirty;	    /* a watched dataset changed: reload before the next use */
+	int warned_year[8]; /* years a missing calendar was logged for */
+	/* the calendar built last, for this scope and year */
+	char cal_scope[LINLI_SCOPE_MAX + 1];
+	int64_t cal_year; /* the year whose hours it has */
+	struct wf_cal cal;
+	int cal_found; /* some work_calendar record applies */
+	linli_ctx *ctx;
+};
+
+static struct grid *G;
+
+static void cache_clear(struct cache *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		api->rec_free(c->v[i].rec);
+	free(c->v);
+	memset(c, 0, sizeof *c);
+}
+
+static int cache_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
+{
+	(void)ctx;
+	struct cache *c = ud;
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 16;
+		struct entry *v = realloc(c->v, cap * sizeof *v);
+		if (!v)
+			return LINLI_ENOMEM;
+		c->v = v, c->cap = cap;
+	}
+	struct entry *e = &c->v[c->n];
+	snprintf(e->scope, sizeof e->scope, "%s", row->scope);
+	snprintf(e->id, sizeof e->id, "%s", row->id);
+	if (api->rec_copy(row->record, &e->rec))
+		return LINLI_ENOMEM;
+	c->n++;
+	return 0;
+}
+
+static int cache_load(linli_ctx *ctx, const char *dataset, struct cache *c)
+{
+	cache_clear(c);
+	struct linli_query q = {.size = sizeof q, .dataset = dataset, .limit = 1000};
+	char cursor[LINLI_CURSOR_MAX] = "";
+	do {
+		q.cursor = cursor;
+		int rc = api->store_scan(ctx, &q, cache_row, c, cursor);
+		if (rc < 0) {
+			api->log(ctx, LINLI_LOG_WARN, "%s: %s", dataset,
+				 api->store_last_error(ctx));
+			return rc;
+		}
+	} while (cursor[0]);
+	return 0;
+}
+
+/* Is `anc` the scope `scope` or one of its ancestors? */
+static int covers(const char *anc, const char *scope)
+{
+	size_t n = strlen(anc);
+	return strncmp(anc, scope, n) == 0 && (scope[n] == '\0' || scope[n] == '/');
+}
+
+/* Ids of the cached calendars' years checked for next year's announcement, once a load. */
+static void warn_next_year(linli_ctx *ctx)
+{
+	int64_t now = api->time_now_ms();
+	struct linli_tm t = {.size = sizeof t};
+	if (!G->calendars.n || api->time_local(ctx, now, &t))
+		return;
+	int next = t.year + 1, have = 0;
+	for (size_t i = 0; i < G->calendars.n; i++) {
+		int64_t y;
+		if (api->rec_get_int(G->calendars.v[i].rec, "year", &y) == 0 && y == next)
+			have = 1;
+	}
+	if (!have)
+		api->log(ctx, LINLI_LOG_WARN,
+			 "work_calendar: no calendar for %d yet: announce its holidays and make-up "
+			 "days before deadlines reach it",
+			 next);
+}
+
+/* Reload the caches when a watched dataset changed (the plugin reads on its own account). */
+static void refresh(linli_ctx *ctx)
+{
+	(void)ctx;
+	if (!G->dirty)
+		return;
+	G->dirty = 0;
+	G->cal_scope[0] = '\0';
+	cache_load(G->ctx, "incident_categories", &G->categories);
+	cache_load(G->ctx, "work_calendar", &G->calendars);
+	warn_next_year(G->ctx);
+}
+
+static void on_change(linli_ctx *ctx, const struct linli_change *ch, void *ud)
+{
+	(void)ctx, (void)ch, (void)ud;
+	G->dirty = 1;
+}
+
+/* The deepest record of a cache whose scope covers `scope` and for which match() holds. */
+static const struct entry *deepest(const struct cache *c, const char *scope,
+				   int (*match)(const struct entry *, const void *),
+				   const void *arg)
+{
+	const struct entry *best = NULL;
+	for (size_t i = 0; i < c->n; i++)
+		if (covers(c->v[i].scope, scope) && match(&c->v[i], arg) &&
+		    (!best || strlen(c->v[i].scope) > strlen(best->scope)))
+			best = &c->v[i];
+	return best;
+}
+
+static int match_id(const struct entry *e, const void *arg)
+{
+	return strcmp(e->id, arg) == 0;
+}
+
+static int match_year(const struct entry *e, const void *arg)
+{
+	int64_t y;
+	return api->rec_get_int(e->rec, "year", &y) == 0 && y == *(const int64_t *)arg;
+}
+
+static const char *str_or(const linli_record *r, const char *key, const char *dflt)
+{
+	const char *s;
+	return r && api->rec_get_str(r, key, &s, NULL) == 0 ? s : dflt;
+}
+
+/*
+ * The working calendar of `scope`: for each year, the deepest work_calendar record
+ * above it; the hours and weekend of the year `now` falls in (else the latest year).
+ * Without any: 09:00-12:00,13:30-17:30, Saturday and Sunday, no holidays.
+ */
+static const struct wf_cal *calendar(linli_ctx *ctx, const char *scope, int64_t now)
+{
+	struct linli_tm t = {.size = sizeof t};
+	int64_t this_year = api->time_local(ctx, now, &t) == 0 ? t.year : 0, hours_year = -1;
+	if (G->cal_year == this_year && strcmp(G->cal_scope, scope) == 0)
+		return &G->cal;
+	struct wf_cal *c = &G->cal;
+	char err[256];
+	wf_cal_init(c);
+	wf_cal_set_hours(c, "09:00-12:00,13:30-17:30", err, sizeof err);
+	G->cal_found = 0;
+	const struct entry *hours = NULL;
+	for (size_t i = 0; i < G->calendars.n; i++) {
+		int64_t y;
+		if (!covers(G->calendars.v[i].scope, scope) ||
+		    api->rec_get_int(G->calendars.v[i].rec, "year", &y) != 0)
+			continue;
+		const struct entry *e = deepest(&G->calendars, scope, match_year, &y);
+		if (e != &G->calendars.v[i])
+			continue; /* overridden below */
+		int rc = wf_cal_add_year(c, (int)y, str_or(e->rec, "holidays", ""),
+					 str_or(e->rec, "workdays", ""), err, sizeof err);
+		if (rc)
+			api->log(ctx, LINLI_LOG_WARN, "work_calendar %s at %s: %s", e->id, e->scope,
+				 err);
+		G->cal_found = 1;
+		if (y == this_year || (hours_year != this_year && y > hours_year))
+			hours = e, hours_year = y;
+	}
+	if (hours) {
+		if (wf_cal_set_hours(c, str_or(hours->rec, "hours", ""), err, sizeof err) ||
+		    wf_cal_set_weekend(c, str_or(hours->rec, "weekend", "6,7"), err, sizeof err))
+			api->log(ctx, LINLI_LOG_WARN, "work_calendar %s at %s: %s (default used)",
+				 hours->id, hours->scope, err);
+	}
+	snprintf(G->cal_scope, sizeof G->cal_scope, "%s", scope);
+	G->cal_year = this_year;
+	return c;
+}
+
+static int tm_local(void *ud, int64_t ms, struct linli_tm *out)
+{
+	out->size = sizeof *out;
+	return api->time_local(ud, ms, out);
+}
+
+static int tm_from_local(void *ud, const struct linli_tm *t, int64_t *ms)
+{
+	return api->time_from_local(ud, t, ms);
+}
+
+/* ---- time limits ---- */
+
+struct limits {
+	int64_t file, respond, finish, check; /* working ms */
+};
+
+/* The category's limits (incident_categories, the deepest record above `scope`). */
+static void limits_of(const char *scope, const char *category, int urgent, const struct wf_cal *c,
+		      struct limits *l)
+{
+	const struct entry *e = deepest(&G->categories, scope, match_id, category);
+	int64_t v;
+	l->file = (urgent ? 10 : 30) * 60000LL;
+	l->respond = 2 * 3600000LL;
+	l->finish = wf_cal_day_ms(c);
+	l->check = 3600000LL;
+	if (!e)
+		return;
+	if (api->rec_get_int(e->rec, "file_minutes", &v) == 0)
+		l->file = v * 60000;
+	if (api->rec_get_int(e->rec, "respond_minutes", &v) == 0)
+		l->respond = v * 60000;
+	if (api->rec_get_int(e->rec, "finish_days", &v) == 0)
+		l->finish = v * wf_cal_day_ms(c);
+	if (api->rec_get_int(e->rec, "finish_minutes", &v) == 0)
+		l->finish = v * 60000;
+	if (api->rec_get_int(e->rec, "check_minutes", &v) == 0)
+		l->check = v * 60000;
+}
+
+/* ---- helpers ---- */
+
+/* The state of a stored case: a first-workflow record (no `workflow`) is read in this one. */
+static const char *state_of(const linli_record *r)
+{
+	const char *s = str_or(r, "status", "");
+	int64_t wf;
+	if (api->rec_get_int(r, "workflow", &wf) == 0 && wf >= 2)
+		return s;
+	if (strcmp(s, "accepted") == 0)
+		return "filed";
+	if (strcmp(s, "handling") == 0)
+		return "processing";
+	if (strcmp(s, "verifying") == 0)
+		return "checking"; /* the first workflow's 核查 */
+	return s;
+}
+
+static void join_args(const struct linli_cmd_req *req, int from, char *buf, size_t len)
+{
+	size_t off = 0;
+	buf[0] = '\0';
+	for (int i = from; i < req->argc && off < len; i++)
+		off += (size_t)snprintf(buf + off, len - off, "%s%s", i > from ? " " : "",
+					req->argv[i]);
+}
+
+/* "90m", "4h", "2d" (working days) as working ms; -1 when malformed. */
+static int64_t parse_duration(const char *s, const struct wf_cal *c)
+{
+	char *end;
+	long long n = strtoll(s, &end, 10);
+	if (end == s || n <= 0 || n > 100000 || end[0] == '\0' || end[1] != '\0')
+		return -1;
+	switch (*end) {
+	case 'm':
+		return n * 60000;
+	case 'h':
+		return n * 3600000;
+	case 'd':
+		return n * wf_cal_day_ms(c);
+	}
+	return -1;
+}
+
+struct grids_of {
+	char grids[256]; /* ",g01,g02," */
+	int n;
+};
+
+static int worker_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
+{
+	(void)ctx;
+	struct grids_of *g = ud;
+	const char *grid = str_or(row->record, "grid", NULL),
+		   *st = str_or(row->record, "status", "active");
+	if (!grid || strcmp(st, "active") != 0)
+		return 0;
+	size_t off = strlen(g->grids);
+	snprintf(g->grids + off, sizeof g->grids - off, "%s%s,", off ? "" : ",", grid);
+	g->n++;
+	return 0;
+}
+
+/* The grids of one community a caller works in, kept for a listing's rows. */
+struct worker_cache {
+	char community[LINLI_SCOPE_MAX + 1];
+	struct grids_of g;
+};
+
+/*
+ * A grid worker (named as `account` by active grid_workers records of the case's
+ * community) acts only in the grids those records name. Others pass: their reach is
+ * the kernel's scope check. `scope` is a grid path .../community/gNN. `cache` (may be
+ * NULL) keeps the last community's answer for the next call.
+ */
+static int grid_worker_may_cached(linli_ctx *ctx, const struct linli_caller *who, const char *scope,
+				  struct worker_cache *cache, char *err, size_t errlen)
+{
+	if (!who || !who->name || strcmp(who->role, "admin") == 0)
+		return 0;
+	struct worker_cache local;
+	struct worker_cache *wc = cache ? cache : &local;
+	const char *slash = strrchr(scope, '/');
+	if (!slash || (size_t)(slash - scope) >= sizeof wc->community)
+		return 0;
+	const char *grid = slash + 1;
+	size_t clen = (size_t)(slash - scope);
+	if (!cache || strlen(wc->community) != clen || strncmp(wc->community, scope, clen)) {
+		memcpy(wc->community, scope, clen);
+		wc->community[clen] = '\0';
+		memset(&wc->g, 0, sizeof wc->g);
+		struct linli_where w = {"account", who->name};
+		struct linli_query q = {.size = sizeof q,
+					.dataset = "grid_workers",
+					.scope = wc->community,
+					.where = &w,
+					.n_where = 1,
+					.limit = 100};
+		if (api->store_scan(ctx, &q, worker_row, &wc->g, NULL) < 0)
+			wc->g.n = 0; /* out of the caller's reach: the kernel's check decides */
+	}
+	if (!wc->g.n)
+		return 0; /* not a grid worker of that community */
+	char needle[64];
+	snprintf(needle, sizeof needle, ",%s,", grid);
+	if (strstr(wc->g.grids, needle))
+		return 0;
+	size_t n = strlen(wc->g.grids);
+	snprintf(err, errlen, "grid worker '%s' works in grids %.*s of %s, not in %s", who->name,
+		 (int)(n > 2 ? n - 2 : 0), wc->g.grids + 1, wc->community, grid);
+	return LINLI_EPERM;
+}
+
+static int grid_worker_may(linli_ctx *ctx, const struct linli_caller *who, const char *scope,
+			   char *err, size_t errlen)
+{
+	return grid_worker_may_cached(ctx, who, scope, NULL, err, errlen);
+}
+
+/* Is `scope` a grid path (community/gNN: five segments)? */
+static int is_grid_path(const char *scope)
+{
+	int n = 1;
+	for (const char *p = scope; *p; p++)
+		n += *p == '/';
+	return n == 5;
+}
+
+/*
+ * Who calls: the caller's account name; "kernel" for a request without a caller (the
+ * kernel's own in-process calls, which act as the plugin).
+ */
+static const char *who_of(const struct linli_cmd_req *req)
+{
+	return req->caller && req->caller->name[0] ? req->caller->name : "kernel";
+}
+
+/* May the caller take `action` at `scope`? A request without a caller acts as the plugin. */
+static int may(linli_ctx *ctx, const struct linli_cmd_req *req, const char *action,
+	       const char *scope, char *err, size_t errlen)
+{
+	int rc = req->caller ? api->caller_may(ctx, req->caller, action, scope, err, errlen) : 0;
+	return rc ? rc : grid_worker_may(ctx, req->caller, scope, err, errlen);
+}
+
+/* ---- moves ---- */
+
+struct ctx_move {
+	const char *verb;
+	const char *arg;  /* dispatch: the handler; approve: the duration */
+	const char *note; /* may be "" */
+};
+
+static int record_move(linli_ctx *ctx, const char *scope, const char *id, const char *verb,
+		       const char *from, const char *to, const char *who, int64_t now,
+		       const char *note, int64_t deadline, int64_t worked)
+{
+	linli_record *m = api->rec_new();
+	if (!m)
+		return LINLI_ENOMEM;
+	api->rec_set_str(m, "incident", id);
+	api->rec_set_str(m, "verb", verb);
+	if (from)
+		api->rec_set_str(m, "from", from);
+	api->rec_set_str(m, "to", to);
+	api->rec_set_str(m, "who", who);
+	api->rec_set_time(m, "at", now);
+	if (note && note[0])
+		api->rec_set_str(m, "note", note);
+	if (deadline > 0)
+		api->rec_set_time(m, "deadline", deadline);
+	if (worked >= 0)
+		api->rec_set_int(m, "worked_ms", worked);
+	int rc = api->store_put(ctx, "incident_moves", scope, NULL, m, NULL, NULL);
+	api->rec_free(m);
+	return rc;
+}
+
+/*
+ * The new step's deadline on entering `to` (0: none), in working time from `now`.
+ * Reported, verifying and filed share one limit (立案 + 派遣) from the report.
+ */
+static int step_deadline(linli_ctx *ctx, const char *scope, linli_record *c, const char *to,
+			 int64_t now, int64_t extra, int64_t *deadline, int64_t *close_deadline,
+			 char *warn, size_t warnlen)
+{
+	const struct wf_cal *cal = calendar(ctx, scope, now);
+	struct limits l;
+	limits_of(scope, str_or(c, "category", "other"),
+		  strcmp(str_or(c, "priority", ""), "urgent") == 0, cal, &l);
+	int64_t work = 0, start = now;
+	*close_deadline = 0;
+	if (!strcmp(to, "reported") || !strcmp(to, "returned"))
+		work = l.file;
+	else if (!strcmp(to, "verifying") || !strcmp(to, "filed"))
+		return api->rec_get_time(c, "step_deadline", deadline) ? (*deadline = 0, 0) : 0;
+	else if (!strcmp(to, "dispatched") || !strcmp(to, "extension") || !strcmp(to, "rework"))
+		work = l.respond;
+	else if (!strcmp(to, "processing"))
+		work = extra > 0 ? extra : l.finish;
+	else if (!strcmp(to, "feedback") || !strcmp(to, "checking"))
+		work = l.check;
+	else {
+		*deadline = 0; /* shelved, closed, void: no clock */
+		return 0;
+	}
+	struct wf_clock clk = {tm_local, tm_from_local, ctx};
+	char err[256];
+	int missing = 0, missing2 = 0;
+	int rc = wf_cal_add(cal, &clk, start, work, NULL, 0, deadline, &missing, err, sizeof err);
+	if (!rc && !strcmp(to, "dispatched"))
+		rc = wf_cal_add(cal, &clk, start, l.respond + l.finish, NULL, 0, close_deadline,
+				&missing2, err, sizeof err);
+	if (rc) {
+		snprintf(warn, warnlen, "no deadline: %s", err);
+		api->log(ctx, LINLI_LOG_WARN, "deadline at %s: %s", scope, err);
+		*deadline = 0;
+		return 0;
+	}
+	if (!missing)
+		missing = missing2;
+	if (missing || !G->cal_found) {
+		if (missing)
+			snprintf(warn, warnlen,
+				 "no working calendar for %d at %s: its holidays are not counted",
+				 missing, scope);
+		else
+			snprintf(warn, warnlen,
+				 "no working calendar applies to %s: weekdays 09:00-12:00, "
+				 "13:30-17:30 assumed",
+				 scope);
+		int y = missing ? missing : 1, seen = 0;
+		for (size_t i = 0; i < sizeof G->warned_year / sizeof *G->warned_year; i++)
+			if (G->warned_year[i] == y)
+				seen = 1;
+		if (!seen) {
+			memmove(G->warned_year + 1, G->warned_year,
+				sizeof G->warned_year - sizeof *G->warned_year);
+			G->warned_year[0] = y;
+			api->log(ctx, LINLI_LOG_WARN, "%s", warn);
+		}
+	}
+	return 0;
+}
+
+/* The verbs a handler makes; only the handler dispatched to (or an admin) may. */
+static int handler_verb(const char *verb)
+{
+	return !strcmp(verb, "accept") || !strcmp(verb, "return") || !strcmp(verb, "feedback") ||
+	       !strcmp(verb, "extend") || !strcmp(verb, "shelve");
+}
+
+static int do_move(linli_ctx *ctx, const struct linli_cmd_req *req, const char *id,
+		   const struct ctx_move *mv, linli_record **reply, char *err, size_t errlen)
+{
+	char scope[LINLI_SCOPE_MAX + 1];
+	linli_record *c = NULL;
+	refresh(ctx);
+	int rc = api->store_get(ctx, "incidents", NULL, id, &c, scope);
+	if (rc) {
+		if (rc == LINLI_ENOENT)
+			snprintf(err, errlen, "case %s: no such case within your reach", id);
+		else
+			snprintf(err, errlen, "%s", api->store_last_error(ctx));
+		return rc;
+	}
+	const char *from = state_of(c);
+	char from_s[32];
+	snprintf(from_s, sizeof from_s, "%s", from);
+	const struct wf_move *m;
+	if ((rc = wf_move_check(&table, id, from_s, mv->verb, &m, err, errlen))) {
+		/* an illegal move is refused and audited, under the caller */
+		api->audit(ctx, "grid.move", scope, id, "denied", err);
+		goto out;
+	}
+	const char *action = m->action;
+	int64_t ext = 0;
+	api->rec_get_int(c, "extensions", &ext);
+	if (!strcmp(mv->verb, "approve") && ext > 1)
+		action = "grid.approve_above";
+	if ((rc = may(ctx, req, action, scope, err, errlen)))
+		goto out;
+	const char *handler = str_or(c, "handler", NULL);
+	if (handler_verb(mv->verb) && handler && req->caller && strcmp(handler, who_of(req)) &&
+	    strcmp(req->caller->role, "admin")) {
+		snprintf(err, errlen, "case %s is dispatched to '%s', not to '%s'", id, handler,
+			 who_of(req));
+		api->audit(ctx, "grid.move", scope, id, "denied", err);
+		rc = LINLI_EPERM;
+		goto out;
+	}
+	int64_t now = api->time_now_ms(), extra = 0, started = 0, worked = -1;
+	if (!strcmp(mv->verb, "approve")) {
+		extra = parse_duration(mv->arg, calendar(ctx, scope, now));
+		if (extra < 0) {
+			snprintf(err, errlen,
+				 "approve %s: '%s' is not a working duration such as 90m, 4h or 2d",
+				 id, mv->arg);
+			rc = LINLI_EINVAL;
+			goto out;
+		}
+	}
+	if (api->rec_get_time(c, "step_started", &started) == 0 && started <= now) {
+		struct wf_clock clk = {tm_local, tm_from_local, ctx};
+		char e2[256];
+		if (wf_cal_between(calendar(ctx, scope, now), &clk, started, now, NULL, 0, &worked,
+				   NULL, e2, sizeof e2))
+			worked = -1;
+	}
+	char warn[256] = "";
+	int64_t deadline = 0, close_deadline = 0;
+	step_deadline(ctx, scope, c, m->to, now, extra, &deadline, &close_deadline, warn,
+		      sizeof warn);
+	api->rec_set_str(c, "status", m->to);
+	api->rec_set_int(c, "workflow", 2);
+	api->rec_set_time(c, "step_started", now);
+	if (deadline > 0)
+		api->rec_set_time(c, "step_deadline", deadline);
+	else
+		api->rec_remove(c, "step_deadline");
+	if (close_deadline > 0)
+		api->rec_set_time(c, "close_deadline", close_deadline);
+	if (!strcmp(mv->verb, "dispatch"))
+		api->rec_set_str(c, "handler", mv->arg);
+	if (!strcmp(mv->verb, "extend"))
+		api->rec_set_int(c, "extensions", ext + 1);
+	if (!strcmp(mv->verb, "rework")) {
+		int64_t n = 0;
+		api->rec_get_int(c, "reworks", &n);
+		api->rec_set_int(c, "reworks", n + 1);
+	}
+	if ((rc = api->store_put(ctx, "incidents", scope, id, c, NULL, NULL)) ||
+	    (rc = record_move(ctx, scope, id, mv->verb, from_s, m->to, who_of(req), now, mv->note,
+			      deadline, worked))) {
+		snprintf(err, errlen, "%s", api->store_last_error(ctx));
+		goto out;
+	}
+	linli_record *r = api->rec_new();
+	api->rec_set_str(r, "id", id);
+	api->rec_set_str(r, "scope", scope);
+	api->rec_set_str(r, "from", from_s);
+	api->rec_set_str(r, "to", m->to);
+	if (deadline > 0)
+		api->rec_set_time(r, "step_deadline", deadline);
+	if (worked >= 0)
+		api->rec_set_int(r, "worked_ms", worked);
+	if (warn[0])
+		api->rec_set_str(r, "warning", warn);
+	*reply = r;
+out:
+	api->rec_free(c);
+	return rc;
+}
+
+/* One handler for every move command: `ud` is the verb. Usage checked here. */
+static int cmd_move(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
+		    char *err, size_t errlen)
+{
+	const char *verb = req->ud;
+	int needs_arg = !strcmp(verb, "dispatch") || !strcmp(verb, "approve");
+	if (req->argc < 1 + needs_arg) {
+		snprintf(err, errlen, "usage: grid %s ID%s [NOTE...]", verb,
+			 !strcmp(verb, "dispatch") ? " HANDLER"
+			 : needs_arg		   ? " DURATION"
+						   : "");
+		return LINLI_EINVAL;
+	}
+	char note[1024];
+	join_args(req, 1 + needs_arg, note, sizeof note);
+	struct ctx_move mv = {verb, needs_arg ? req->argv[1] : NULL, note};
+	return do_move(ctx, req, req->argv[0], &mv, reply, err, errlen);
+}
+
+/* ---- report ---- */
+
+static const char *const report_fields[] = {
+    "description", "building", "photos", "priority", "channel", "reporter_name", "reporter_phone"};
+
+/*
+ * Make a case at grid path `scope` from `c` (title, category, ... set by the caller):
+ * status reported, the intake deadline, its first move. As whoever runs the handler.
+ */
+static int open_case(linli_ctx *ctx, const char *scope, linli_record *c, const char *who, char *id,
+		     char *warn, size_t warnlen, char *err, size_t errlen)
+{
+	if (!is_grid_path(scope)) {
+		snprintf(err, errlen, "'%s' is not a grid (city/district/street/community/grid)",
+			 scope);
+		return LINLI_EINVAL;
+	}
+	refresh(ctx);
+	int64_t now = api->time_now_ms(), deadline = 0, close_deadline;
+	api->rec_set_str(c, "status", "reported");
+	api->rec_set_int(c, "workflow", 2);
+	api->rec_set_str(c, "grid", strrchr(scope, '/') + 1);
+	api->rec_set_time(c, "reported_at", now);
+	api->rec_set_time(c, "step_started", now);
+	if (who)
+		api->rec_set_str(c, "reporter", who);
+	step_deadline(ctx, scope, c, "reported", now, 0, &deadline, &close_deadline, warn, warnlen);
+	if (deadline > 0)
+		api->rec_set_time(c, "step_deadline", deadline);
+	int rc = api->store_put(ctx, "incidents", scope, NULL, c, id, NULL);
+	if (!rc)
+		rc = record_move(ctx, scope, id, "report", NULL, "reported", who ? who : "?", now,
+				 NULL, deadline, -1);
+	if (rc)
+		snprintf(err, errlen, "%s", api->store_last_error(ctx));
+	return rc;
+}
+
+static int cmd_report(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
+		      char *err, size_t errlen)
+{
+	if (req->argc < 3) {
+		snprintf(err, errlen,
+			 "usage: grid report GRID CATEGORY TITLE [FIELD=VALUE...] "
+			 "(fields: description, building, photos, priority, channel, "
+			 "reporter_name, reporter_phone)");
+		return LINLI_EINVAL;
+	}
+	const char *scope = req->argv[0];
+	int rc;
+	if ((rc = may(ctx, req, "grid.report", scope, err, errlen)))
+		return rc;
+	linli_record *c = api->rec_new();
+	api->rec_set_str(c, "category", req->argv[1]);
+	api->rec_set_str(c, "title", req->argv[2]);
+	api->rec_set_str(c, "channel",
+			 req->caller && !strcmp(req->caller->role, "grid_worker") ? "grid_worker"
+										  : "resident");
+	for (int i = 3; i < req->argc; i++) {
+		const char *eq = strchr(req->argv[i], '=');
+		size_t k = 0, n = eq ? (size_t)(eq - req->argv[i]) : 0;
+		for (; k < sizeof report_fields / sizeof *report_fields; k++)
+			if (strlen(report_fields[k]) == n &&
+			    !strncmp(report_fields[k], req->argv[i], n))
+				break;
+		if (!eq || k == sizeof report_fields / sizeof *report_fields) {
+			snprintf(
+			    err, errlen,
+			    "report: '%s' is not FIELD=VALUE with a field of description, "
+			    "building, photos, priority, channel, reporter_name, reporter_phone",
+			    req->argv[i]);
+			api->rec_free(c);
+			return LINLI_EINVAL;
+		}
+		api->rec_set_str(c, report_fields[k], eq + 1);
+	}
+	char id[LINLI_ID_MAX + 1], warn[256] = "";
+	rc = open_case(ctx, scope, c, who_of(req), id, warn, sizeof warn, err, errlen);
+	api->rec_free(c);
+	if (rc)
+		return rc;
+	linli_record *r = api->rec_new();
+	api->rec_set_str(r, "id", id);
+	api->rec_set_str(r, "scope", scope);
+	api->rec_set_str(r, "status", "reported");
+	if (warn[0])
+		api->rec_set_str(r, "warning", warn);
+	*reply = r;
+	return 0;
+}
+
+/* incidentreq/report: a rule or plugin opens a case at the request's scope (a grid). */
+static void on_report_request(linli_ctx *ctx, const struct linli_request *rq, void *ud)
+{
+	(void)ud;
+	char err[512] = "", id[LINLI_ID_MAX + 1], warn[256] = "";
+	linli_record *c = NULL;
+	if (!rq->payload)
+		c = api->rec_new();
+	else if (api->rec_copy(rq->payload, &c))
+		c = NULL;
+	char who[96];
+	snprintf(who, sizeof who, "%s%s", strncmp(rq->requester, "rule ", 5) ? "plugin:" : "",
+		 rq->requester);
+	const char *ch;
+	if (api->rec_get_str(c, "channel", &ch, NULL) != 0)
+		api->rec_set_str(c, "channel",
+				 strncmp(rq->requester, "rule ", 5) ? "device" : "rule");
+	int rc = c ? open_case(ctx, rq->scope, c, who, id, warn, sizeof warn, err, sizeof err)
+		   : LINLI_ENOMEM;
+	api->rec_free(c);
+	if (rc) {
+		api->reply(ctx, rq->id, rc, NULL, err);
+		return;
+	}
+	linli_record *r = api->rec_new();
+	api->rec_set_str(r, "id", id);
+	api->rec_set_str(r, "scope", rq->scope);
+	if (warn[0])
+		api->rec_set_str(r, "warning", warn);
+	api->reply(ctx, rq->id, 0, r, NULL);
+	api->rec_free(r);
+}
+
+/* ---- show, list, table ---- */
+
+struct listing {
+	linli_record *rows; /* array, owned by the reply */
+	const struct linli_caller *who;
+	linli_ctx *ctx;
+	const char *status;
+	struct worker_cache workers;
+};
+
+static int list_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
+{
+	struct listing *l = ud;
+	const char *st = state_of(row->record);
+	if (l->status && strcmp(st, l->status))
+		return 0;
+	char e[8];
+	if (grid_worker_may_cached(ctx, l->who, row->scope, &l->workers, e, sizeof e))
+		return 0;
+	linli_record *m;
+	if (api->arr_push_map(l->rows, &m))
+		return LINLI_ENOMEM;
+	api->rec_set_str(m, "id", row->id);
+	api->rec_set_str(m, "scope", row->scope);
+	api->rec_set_str(m, "status", st);
+	api->rec_set_str(m, "category", str_or(row->record, "category", ""));
+	api->rec_set_str(m, "title", str_or(row->record, "title", ""));
+	int64_t t;
+	if (api->rec_get_time(row->record, "step_deadline", &t) == 0)
+		api->rec_set_time(m, "step_deadline", t);
+	return 0;
+}
+
+static int cmd_list(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
+		    char *err, size_t errlen)
+{
+	struct linli_query q = {.size = sizeof q, .dataset = "incidents", .limit = 1000};
+	struct listing l = {.rows = api->rec_new_array(), .who = req->caller, .ctx = ctx};
+	for (int i = 0; i < req->argc; i++) {
+		if (!strncmp(req->argv[i], "status=", 7) &&
+		    wf_state_known(&table, req->argv[i] + 7))
+			l.status = req->argv[i] + 7;
+		else if (!strncmp(req->argv[i], "scope=", 6))
+			q.scope = req->argv[i] + 6;
+		else {
+			snprintf(err, errlen,
+				 "usage: grid list [status=STATE] [scope=PATH] ('%s': "
+				 "unknown filter or state)",
+				 req->argv[i]);
+			api->rec_free(l.rows);
+			return LINLI_EINVAL;
+		}
+	}
+	char cursor[LINLI_CURSOR_MAX] = "";
+	do {
+		q.cursor = cursor;
+		int rc = api->store_scan(ctx, &q, list_row, &l, cursor);
+		if (rc < 0) {
+			snprintf(err, errlen, "%s", api->store_last_error(ctx));
+			api->rec_free(l.rows);
+			return rc;
+		}
+	} while (cursor[0]);
+	*reply = l.rows;
+	return 0;
+}
+
+static int move_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
+{
+	(void)ctx;
+	linli_record *m, *arr = ud;
+	if (api->arr_push_map(arr, &m))
+		return LINLI_ENOMEM;
+	static const char *const keys[] = {"verb", "from", "to", "who", "note"};
+	for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+		const char *s = str_or(row->record, keys[i], NULL);
+		if (s)
+			api->rec_set_str(m, keys[i], s);
+	}
+	int64_t t;
+	if (api->rec_get_time(row->record, "at", &t) == 0)
+		api->rec_set_time(m, "at", t);
+	if (api->rec_get_time(row->record, "deadline", &t) == 0)
+		api->rec_set_time(m, "deadline", t);
+	if (api->rec_get_int(row->record, "worked_ms", &t) == 0)
+		api->rec_set_int(m, "worked_ms", t);
+	return 0;
+}
+
+static int cmd_show(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
+		    char *err, size_t errlen)
+{
+	if (req->argc != 1) {
+		snprintf(err, errlen, "usage: grid show ID");
+		return LINLI_EINVAL;
+	}
+	char scope[LINLI_SCOPE_MAX + 1];
+	linli_record *c = NULL;
+	int rc = api->store_get(ctx, "incidents", NULL, req->argv[0], &c, scope);
+	if (rc) {
+		if (rc == LINLI_ENOENT)
+			snprintf(err, errlen, "case %s: no such case within your reach",
+				 req->argv[0]);
+		else
+			snprintf(err, errlen, "%s", api->store_last_error(ctx));
+		return rc;
+	}
+	if ((rc = grid_worker_may(ctx, req->caller, scope, err, errlen))) {
+		api->rec_free(c);
+		return rc;
+	}
+	char st[32], allowed[512];
+	snprintf(st, sizeof st, "%s", state_of(c));
+	api->rec_set_str(c, "status", st);
+	api->rec_set_str(c, "id", req->argv[0]);
+	api->rec_set_str(c, "scope", scope);
+	wf_allowed(&table, st, allowed, sizeof allowed);
+	api->rec_set_str(c, "allowed", allowed);
+	linli_record *hist;
+	api->rec_set_array(c, "moves", &hist);
+	struct linli_where w = {"incident", req->argv[0]};
+	struct linli_query q = {.size = sizeof q,
+				.dataset = "incident_moves",
+				.scope = scope,
+				.where = &w,
+				.n_where = 1,
+				.limit = 1000};
+	if (api->store_scan(ctx, &q, move_row, hist, NULL) < 0) {
+		snprintf(err, errlen, "%s", api->store_last_error(ctx));
+		api->rec_free(c);
+		return LINLI_EIO;
+	}
+	*reply = c;
+	return 0;
+}
+
+static int cmd_table(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
+		     char *err, size_t errlen)
+{
+	(void)ctx, (void)req, (void)err, (void)errlen;
+	linli_record *arr = api->rec_new_array(), *m;
+	for (size_t i = 0; i < table.n_moves; i++) {
+		api->arr_push_map(arr, &m);
+		api->rec_set_str(m, "from", moves[i].from);
+		api->rec_set_str(m, "verb", moves[i].verb);
+		api->rec_set_str(m, "to", moves[i].to);
+		api->rec_set_str(m, "action", moves[i].action);
+	}
+	*reply = arr;
+	return 0;
+}
+
+/* ---- init, fini ---- */
+
+static const char *const move_verbs[] = {"verify", "file",    "dispatch", "accept", "return",
+					 "extend", "approve", "feedback", "check",  "close",
+					 "rework", "void",    "shelve",	  "resume"};
+
+static int grid_init(linli_ctx *ctx, const struct linli_api *a)
+{
+	api = a;
+	char err[256];
+	if (wf_table_check(&table, err, sizeof err)) {
+		api->set_error(ctx, "%s", err);
+		return LINLI_EINVAL;
+	}
+	if (!(G = calloc(1, sizeof *G)))
+		return LINLI_ENOMEM;
+	G->ctx = ctx;
+	G->dirty = 1;
+	int rc = 0;
+	for (size_t i = 0; !rc && i < sizeof actions / sizeof *actions; i++)
+		rc = api->action_declare(ctx, actions[i].name, actions[i].role, actions[i].level,
+					 actions[i].duty, actions[i].summary);
+	for (size_t i = 0; !rc && i < sizeof move_verbs / sizeof *move_verbs; i++) {
+		const char *v = move_verbs[i];
+		rc = api->cmd_register(ctx, v,
+				       !strcmp(v, "dispatch")  ? "ID HANDLER [NOTE...]"
+				       : !strcmp(v, "approve") ? "ID DURATION [NOTE...]"
+							       : "ID [NOTE...]",
+				       "move a case (see grid table)", cmd_move, (void *)v);
+	}
+	if (!rc)
+		rc = api->cmd_register(ctx, "report", "GRID CATEGORY TITLE [FIELD=VALUE...]",
+				       "report a case in a grid", cmd_report, NULL);
+	if (!rc)
+		rc = api->cmd_register(ctx, "show", "ID", "a case, its history and allowed moves",
+				       cmd_show, NULL);
+	if (!rc)
+		rc = api->cmd_register(ctx, "list", "[status=STATE] [scope=PATH]",
+				       "the cases within reach", cmd_list, NULL);
+	if (!rc)
+		rc = api->cmd_register(ctx, "table", "",
+				       "the workflow's moves and who may make them", cmd_table,
+				       NULL);
+	static const char *const reads[] = {"show", "list", "table"};
+	for (size_t i = 0; !rc && i < 3; i++)
+		rc = api->cmd_require(ctx, reads[i], "grid.read");
+	uint64_t id;
+	if (!rc)
+		rc = api->store_watch(ctx, "incident_categories", on_change, NULL, &id);
+	if (!rc)
+		rc = api->store_watch(ctx, "work_calendar", on_change, NULL, &id);
+	if (!rc)
+		rc = api->serve(ctx, "incidentreq/report", on_report_request, NULL, &id);
+	if (rc) {
+		api->set_error(ctx, "setting up: %s", linli_strerror(rc));
+		free(G);
+		G = NULL;
+		return rc;
+	}
+	refresh(ctx);
+	return 0;
+}
+
+static void grid_fini(linli_ctx *ctx, const struct linli_api *a)
+{
+	(void)ctx, (void)a;
+	if (!G)
+		return;
+	cache_clear(&G->categories);
+	cache_clear(&G->calendars);
+	free(G);
+	G = NULL;
+}
+
+LINLI_PLUGIN(grid_init, grid_fini, .name = "grid", .version = "0.2.0", .family = "governance",
+	     .description =
+		 "Grid management: the incident workflow (report, verify, file, dispatch, "
+		 "process, feedback, check, close) with deadlines in working time",
+	     .capabilities = {"store.read:incidents", "store.write:incidents",
+			      "store.read:incident_moves", "store.write:incident_moves",
+			      "store.read:incident_categories", "store.read:work_calendar",
+			      "store.read:grid_workers", "bus.subscribe:incidentreq/report"});

@@ -1,0 +1,393 @@
+"""Integration tests of the grid plugin (plugins/grid): the incident workflow through a real
+linlid at the city node with the real catalog — every legal move, illegal moves refused with
+the state and the allowed moves, duties and the handler checked, a grid worker kept to their
+grids, deadlines in working time with the test clock (a weekend, a street's make-up day), a
+record of the first workflow migrated, a case opened by a bus request (incidentreq/report).
+"""
+import datetime
+import json
+import os
+import shutil
+import sys
+import zoneinfo
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import BUILD, SRC, Daemon, check, eq, finish, main, write  # noqa: E402
+from luakit import keeper  # noqa: E402
+
+GRID_SO = os.path.join(BUILD, "plugins", "grid", "grid.so")
+CATALOG = os.path.join(SRC, "catalog")
+STREET = "hefei/baohe/binhu"
+YUELAN = STREET + "/yuelan"
+G01, G02 = YUELAN + "/g01", YUELAN + "/g02"
+OTHER_G = "hefei/baohe/fanhua/jinxiu/g01"  # a grid of another street
+ZONE = zoneinfo.ZoneInfo("Asia/Shanghai")
+HOUR = 3600 * 1000
+PASSWORD = "Another-Passw0rd-1"
+
+
+def js(v):
+    return json.dumps(v, ensure_ascii=False)
+
+
+def local_ms(*args):
+    """ms of a local (Asia/Shanghai, the node's zone) date and time."""
+    return int(datetime.datetime(*args, tzinfo=ZONE).timestamp() * 1000)
+
+
+class node:
+    """A linlid at the city with the grid plugin (and script apps), started with the
+    test clock; the console is the city's administrator."""
+
+    def __init__(self, apps=None):
+        self.d = Daemon()
+        pdir = os.path.join(self.d.dir, "plugins")
+        scripts = os.path.join(self.d.dir, "scripts")
+        os.makedirs(os.path.join(scripts, "apps"))
+        os.makedirs(pdir)
+        shutil.copyfile(GRID_SO, os.path.join(pdir, "grid.so"))
+        for fname, text in (apps or {}).items():
+            write(os.path.join(scripts, "apps", fname), text)
+        self.d.write_config(extra=f'plugin_dirs = [ "{pdir}" ];\n'
+                                  f'script_dirs = [ "{scripts}" ];\n'
+                                  f'catalog_dir = "{CATALOG}";\n')
+        self.d.grant_declared(pdir)
+        self.d.grant_scripts(os.path.join(scripts, "apps"))
+
+    def __enter__(self):
+        try:
+            return self.d.start(args=("--test-clock",))
+        except BaseException:
+            self.d.cleanup()
+            raise
+
+    def __exit__(self, etype, *rest):
+        finish(self.d, etype)
+
+
+def report(d, grid=G01, category="environment", title="暴露垃圾", *fields, env=None):
+    rc, out, err = d.cli("grid", "report", grid, category, title, *fields, env=env)
+    check(rc == 0, f"report: {err}")
+    eq(out["status"], "reported", "a new case")
+    return out["id"]
+
+
+def move(d, verb, case, *args, env=None):
+    rc, out, err = d.cli("grid", verb, case, *args, env=env)
+    check(rc == 0, f"grid {verb} {case}: {err}")
+    return out
+
+
+def refused(d, needle, verb, *args, env=None, code=None):
+    rc, out, err = d.cli("grid", verb, *args, env=env)
+    check(rc != 0, f"grid {verb} {args} should be refused: {out}")
+    check(needle in err, f"{needle!r} not in {err!r}")
+    if code:
+        eq(out["name"], code, f"grid {verb} {args}: code")
+    return err
+
+
+def near(got, want, what):
+    """A time or duration computed at the test clock's `now`, which runs on by the
+    milliseconds the test takes: equal to want, give or take 10 s."""
+    check(abs(got - want) < 10000, f"{what}: got {got}, want {want} (diff {got - want} ms)")
+
+
+def status(d, case):
+    return d.ok("grid", "show", case)["status"]
+
+
+def set_clock(d, when):
+    """Move the test clock forward and log in again (sessions follow the clock)."""
+    d.ok("clock", "set", when)
+    d.login()
+
+
+def case_every_legal_move():
+    """Every move of the table, made in order along four cases; each is recorded in
+    incident_moves with who, from, to and its note, and the table command prints them."""
+    with node() as d:
+        table = d.ok("grid", "table")
+        eq(len(table), 19, "moves in the table")
+        a = report(d, G01, "environment", "楼道堆物", "building=3栋", "photos=p-1,p-2")
+        path = [("verify", "verifying"), ("file", "filed"), ("dispatch", "dispatched", "h1"),
+                ("return", "returned"), ("dispatch", "dispatched", "h1"),
+                ("accept", "processing"), ("extend", "extension"),
+                ("approve", "processing", "4h"), ("extend", "extension"),
+                ("approve", "processing", "1d"), ("shelve", "shelved"),
+                ("resume", "processing"), ("feedback", "feedback"), ("check", "checking"),
+                ("rework", "rework"), ("accept", "processing"), ("feedback", "feedback"),
+                ("check", "checking"), ("close", "closed")]
+        for verb, to, *arg in path:
+            r = move(d, verb, a, *arg, f"note {verb}")
+            eq(r["to"], to, f"{verb} of case a")
+        b = report(d, G02, "safety_hazard", "井盖缺失")
+        for verb, to, *arg in [("file", "filed"), ("dispatch", "dispatched", "h2"),
+                               ("accept", "processing"), ("shelve", "shelved"),
+                               ("close", "closed")]:
+            eq(move(d, verb, b, *arg)["to"], to, f"{verb} of case b")
+        c = report(d, G01, "dispute", "邻里纠纷")
+        eq(move(d, "void", c)["to"], "void", "void a reported case")
+        e = report(d, G01, "other", "重复上报")
+        move(d, "verify", e)
+        eq(move(d, "void", e)["to"], "void", "void a case being verified")
+        made = {(m["from"], m["verb"], m["to"]) for case in (a, b, c, e)
+                for m in d.ok("grid", "show", case)["moves"] if m["verb"] != "report"}
+        eq(made, {(m["from"], m["verb"], m["to"]) for m in table}, "every move of the table made")
+        shown = d.ok("grid", "show", a)
+        eq((shown["status"], shown["extensions"], shown["reworks"], shown["handler"],
+            shown["building"], shown["allowed"]), ("closed", 2, 1, "h1", "3栋", ""), "case a")
+        check("step_deadline" not in shown, "a closed case has no deadline")
+        moves = shown["moves"]
+        eq(len(moves), 1 + len(path), "history: the report and every move")
+        eq((moves[0]["verb"], moves[0]["to"], moves[0]["who"]), ("report", "reported", "admin"),
+           "the report")
+        eq((moves[-1]["from"], moves[-1]["to"], moves[-1]["note"]), ("checking", "closed",
+                                                                     "note close"), "the last")
+        q = d.ok("data", "query", "incident_moves", "--where", f"incident={a}", "--limit", "100")
+        eq(q["count"], 1 + len(path), "incident_moves records")
+        listed = {r["id"]: r["status"] for r in d.ok("grid", "list")}
+        eq(listed, {a: "closed", b: "closed", c: "void", e: "void"}, "list")
+        eq([r["id"] for r in d.ok("grid", "list", "status=void")], sorted([c, e]),
+           "list by status")
+
+
+def case_illegal_moves_refused_with_state_and_allowed_moves():
+    with node() as d:
+        a = report(d)
+        b = report(d)
+        move(d, "file", b)
+        c = report(d)
+        move(d, "void", c)
+        table = [
+            (a, "accept", f"case {a} is reported: cannot accept: allowed: verify → verifying, "
+                          "file → filed, void → void"),
+            (a, "close", f"case {a} is reported: cannot close: allowed: verify"),
+            (b, "void", f"case {b} is filed: cannot void: allowed: dispatch → dispatched"),
+            (b, "verify", f"case {b} is filed: cannot verify: allowed: dispatch → dispatched"),
+            (c, "file", f"case {c} is void: cannot file: no move is allowed"),
+        ]
+        for case, verb, needle in table:
+            refused(d, needle, verb, case, code="LINLI_ESTATE")
+        move(d, "dispatch", b, "h1")
+        refused(d, f"case {b} is dispatched: cannot feedback: allowed: accept → processing, "
+                   "return → returned", "feedback", b)
+        move(d, "accept", b)
+        move(d, "extend", b)
+        refused(d, "'1w' is not a working duration such as 90m, 4h or 2d", "approve", b, "1w")
+        eq(status(d, b), "extension", "a refused approve changes nothing")
+        # Usage and input errors name what is wrong.
+        refused(d, "usage: grid dispatch ID HANDLER", "dispatch", b)
+        refused(d, "usage: grid approve ID DURATION", "approve", b)
+        refused(d, "case nosuch: no such case within your reach", "file", "nosuch")
+        refused(d, f"'{YUELAN}' is not a grid", "report", YUELAN, "environment", "t")
+        refused(d, "'colour=red' is not FIELD=VALUE with a field of", "report", G01,
+                "environment", "t", "colour=red")
+        refused(d, "field 'category': 'weather' is not one of", "report", G01, "weather", "t")
+        # Refused moves write nothing.
+        eq(len(d.ok("grid", "show", a)["moves"]), 1, "only the report")
+        # Illegal moves are audited, under the caller, with the message.
+        rows = [r for r in d.ok("audit", "--via", "plugin:grid", "--result", "denied",
+                                "--limit", "1000") if r["action"] == "grid.move"]
+        eq(sorted((r["object"], r["detail"].split(": cannot ")[1].split(":")[0]) for r in rows),
+           sorted([(a, "accept"), (a, "close"), (b, "void"), (b, "verify"), (c, "file"),
+                   (b, "feedback")]), f"the illegal moves audited: {rows}")
+        check(all(r["who"] == d.ok("whoami")["user"] for r in rows), rows)
+
+
+def case_duties_and_the_handler():
+    """Each move needs its duty (admins need none); only the handler dispatched to
+    handles; a second extension needs the tier above; refusals are audited under the
+    caller, and each move is recorded with who made it."""
+    with node() as d:
+        op = d.account("op", "operator", node=YUELAN)
+        h1 = d.account("h1", "operator", node=YUELAN)
+        h2 = d.account("h2", "operator", node=YUELAN)
+        lead = d.account("lead", "operator", node=YUELAN)
+        boss = d.account("boss", "operator", node=STREET)
+        d.login()
+        a = report(d, env={"LINLI_SESSION": op})
+        refused(d, "action grid.intake needs the duty grid.intake, which 'op' does not hold",
+                "file", a, env={"LINLI_SESSION": op})
+        d.ok("accounts", "assign", "op", "grid.intake")
+        move(d, "file", a, env={"LINLI_SESSION": op})
+        refused(d, "needs the duty grid.dispatcher", "dispatch", a, "h1",
+                env={"LINLI_SESSION": op})
+        d.ok("accounts", "assign", "op", "grid.dispatcher")
+        move(d, "dispatch", a, "h1", env={"LINLI_SESSION": op})
+        for u in ("h1", "h2"):
+            d.ok("accounts", "assign", u, "grid.handler")
+        refused(d, f"case {a} is dispatched to 'h1', not to 'h2'", "accept", a,
+                env={"LINLI_SESSION": h2})
+        move(d, "accept", a, env={"LINLI_SESSION": h1})
+        move(d, "extend", a, env={"LINLI_SESSION": h1})
+        refused(d, "needs the duty grid.shift_lead", "approve", a, "2h",
+                env={"LINLI_SESSION": lead})
+        d.ok("accounts", "assign", "lead", "grid.shift_lead")
+        move(d, "approve", a, "2h", env={"LINLI_SESSION": lead})
+        move(d, "extend", a, env={"LINLI_SESSION": h1})
+        d.ok("accounts", "assign", "lead", "grid.leader")
+        refused(d, "action grid.approve_above is taken at street level or above; 'lead' sits "
+                   "at community", "approve", a, "2h", env={"LINLI_SESSION": lead})
+        d.ok("accounts", "assign", "boss", "grid.leader")
+        move(d, "approve", a, "2h", env={"LINLI_SESSION": boss})
+        eq(status(d, a), "processing", "after the second extension")
+        # A community operator does not reach another street's grid.
+        refused(d, "outside", "report", OTHER_G, "environment", "t", env={"LINLI_SESSION": op})
+        rows = d.ok("audit", "--result", "denied", "--limit", "1000")
+        got = {(r["who"], r["action"]) for r in rows}
+        for want in (("op", "grid.intake"), ("op", "grid.dispatch"), ("lead", "grid.approve"),
+                     ("lead", "grid.approve_above")):
+            check(want in got, f"{want} not in {got}")
+        who = [m["who"] for m in d.ok("grid", "show", a)["moves"]]
+        eq(who, ["op", "op", "op", "h1", "h1", "lead", "h1", "boss"], "who made each move")
+
+
+def case_grid_worker_acts_only_in_their_grids():
+    with node() as d:
+        w1 = d.account("w1", "operator", node=YUELAN)
+        d.login()
+        d.ok("data", "put", "grid_workers", "--scope", YUELAN, "--id", "gw1",
+             js({"name": "王五", "phone": "13800000000", "account": "w1", "grid": "g01",
+                 "status": "active"}))
+        w = {"LINLI_SESSION": w1}
+        mine = report(d, G01, env=w)
+        refused(d, f"grid worker 'w1' works in grids g01 of {YUELAN}, not in g02", "report", G02,
+                "environment", "t", env=w)
+        other = report(d, G02)
+        refused(d, "not in g02", "show", other, env=w)
+        d.ok("accounts", "assign", "w1", "grid.intake")
+        refused(d, "not in g02", "file", other, env=w)
+        move(d, "file", mine, env=w)
+        rc, listed, err = d.cli("grid", "list", env=w)
+        eq([r["id"] for r in listed], [mine], "a grid worker lists only their grids")
+        eq(len(d.ok("grid", "list")), 2, "the admin sees both")
+        # A second grid given to the worker: the case there is theirs too.
+        d.ok("data", "put", "grid_workers", "--scope", YUELAN, "--id", "gw2",
+             js({"name": "王五", "phone": "13800000000", "account": "w1", "grid": "g02"}))
+        eq(move(d, "file", other, env=w)["to"], "filed", "g02 after it was assigned")
+
+
+CAL_2027 = {"year": 2027, "hours": "09:00-12:00,13:30-17:30", "weekend": "6,7",
+            "holidays": "2027-01-01", "workdays": ""}
+
+
+def case_deadlines_in_working_time_across_a_weekend():
+    """The test clock on a Friday afternoon: the response deadline skips the weekend; a
+    street's own calendar (a make-up Saturday) overrides the city's for its grids; the
+    time worked in a step is working time; next year's missing calendar is warned of."""
+    with node() as d:
+        d.ok("data", "put", "work_calendar", "--scope", "hefei", "--id", "2027", js(CAL_2027))
+        d.ok("data", "put", "work_calendar", "--scope", "hefei/baohe/fanhua", "--id", "2027",
+             js(dict(CAL_2027, workdays="2027-01-09")))
+        d.ok("data", "put", "incident_categories", "--scope", "hefei", "--id", "environment",
+             js({"name": "暴露垃圾", "file_minutes": 30, "respond_minutes": 120,
+                 "finish_days": 1, "check_minutes": 60}))
+        set_clock(d, "2027-01-08T16:30")  # a Friday
+        now = local_ms(2027, 1, 8, 16, 30)
+        a = report(d, G01)
+        b = report(d, OTHER_G)
+        near(d.ok("grid", "show", a)["step_deadline"], local_ms(2027, 1, 8, 17, 0),
+             "file within 30 working minutes")
+        for case in (a, b):
+            move(d, "file", case)
+        r = move(d, "dispatch", a, "h1")
+        near(r["step_deadline"], local_ms(2027, 1, 11, 10, 0),
+             "respond in 2 working hours: 1 on Friday, 1 on Monday")
+        check("warning" not in r, r)
+        near(d.ok("grid", "show", a)["close_deadline"], local_ms(2027, 1, 12, 10, 0),
+             "close: 2 h + 1 working day (7 h)")
+        near(move(d, "dispatch", b, "h1")["step_deadline"], local_ms(2027, 1, 9, 10, 0),
+             "fanhua street works on Saturday 9 January (its make-up day)")
+        d.wait_log("work_calendar: no calendar for 2028 yet")
+        set_clock(d, "2027-01-11T10:00")  # Monday
+        r = move(d, "accept", a)
+        near(r["worked_ms"], 2 * HOUR, "dispatched for 2 working hours over the weekend")
+        near(r["step_deadline"], local_ms(2027, 1, 12, 10, 0), "finish in 1 working day")
+        near(move(d, "extend", a)["worked_ms"], 0, "next to no working time passed")
+        r = move(d, "approve", a, "3h")
+        near(r["step_deadline"], local_ms(2027, 1, 11, 14, 30), "3 working hours over lunch")
+        check(now < r["step_deadline"], "the clock moved")
+        # The calendar changes while linlid runs: the next deadline follows it.
+        d.ok("data", "put", "work_calendar", "--scope", "hefei", "--id", "2027",
+             js(dict(CAL_2027, hours="08:00-12:00")))
+        r = move(d, "feedback", a)
+        near(r["step_deadline"], local_ms(2027, 1, 11, 11, 0), "check in 1 h, on the new hours")
+        # A deadline reaching a year without a calendar is computed, and warned of.
+        set_clock(d, "2027-12-31T11:30")
+        c = report(d, G01)
+        move(d, "file", c)
+        r = move(d, "dispatch", c, "h1")
+        near(r["step_deadline"], local_ms(2028, 1, 3, 9, 30), "weekends only in 2028")
+        check("no working calendar for 2028" in r["warning"], r)
+        # A street's calendar with a date that does not exist: named in the log, its year's
+        # holidays not used (the city's are not either: the street's record overrides them).
+        d.ok("data", "put", "work_calendar", "--scope", "hefei/shushan/sanlijie", "--id", "2027",
+             js(dict(CAL_2027, holidays="2027-02-30", hours="9-17")))
+        report(d, "hefei/shushan/sanlijie/anhua/g01")
+        d.wait_log("work_calendar 2027 at hefei/shushan/sanlijie: holidays 2027: '2027-02-30' "
+                   "is not a date YYYY-MM-DD")
+        d.wait_log("work_calendar 2027 at hefei/shushan/sanlijie: hours: period 1 '9-17' is not "
+                   "HH:MM-HH:MM (default used)")
+        # A new year takes its own record's hours.
+        d.ok("data", "put", "work_calendar", "--scope", "hefei", "--id", "2028",
+             js(dict(CAL_2027, year=2028, hours="10:00-12:00", holidays="")))
+        set_clock(d, "2028-01-03T09:00")  # a Monday
+        c = report(d, G01)
+        near(d.ok("grid", "show", c)["step_deadline"], local_ms(2028, 1, 3, 10, 30),
+             "30 working minutes from 10:00, 2028's hours")
+
+
+def case_a_first_workflow_record_is_read_and_migrated():
+    """Records stored under the old incidents states stay valid; the plugin reads
+    accepted/handling/verifying as filed/processing/checking and writes the new ones."""
+    with node() as d:
+        old = {"title": "t", "category": "environment", "grid": "g01",
+               "reported_at": "2026-01-05T09:00:00+08:00"}
+        for i, st in enumerate(("accepted", "handling", "verifying")):
+            d.ok("data", "put", "incidents", "--scope", G01, "--id", f"old-{i}",
+                 js(dict(old, status=st)))
+        eq([status(d, f"old-{i}") for i in range(3)], ["filed", "processing", "checking"],
+           "read in the new workflow")
+        eq(move(d, "dispatch", "old-0", "h1")["from"], "filed", "moved from filed")
+        eq(move(d, "feedback", "old-1")["to"], "feedback", "from processing")
+        eq(move(d, "close", "old-2")["to"], "closed", "from checking")
+        rec = d.ok("data", "get", "incidents", "old-1", "--scope", G01)
+        eq((rec["status"], rec["workflow"]), ("feedback", 2), "stored in the new workflow")
+        # A new-workflow verifying stays verifying.
+        n = report(d)
+        move(d, "verify", n)
+        eq(status(d, n), "verifying", "new verifying")
+
+
+REQUESTER = keeper(name="opener", caps=("bus.publish:incidentreq/report",), prelude="""
+function answer(tag)
+  return function(r, st, code)
+    print("answer " .. tag .. " => " .. tostring(r and r.id) .. " " .. tostring(st) .. " "
+          .. tostring(code))
+  end
+end
+""")
+
+
+def case_a_rule_or_plugin_opens_a_case_by_request():
+    with node(apps={"opener.lua": REQUESTER}) as d:
+        d.ok("opener", "run", "--stdin", input=f"""
+          return linli.request("incidentreq/report", "{G01}",
+            {{ title = "烟感告警", category = "fire" }}, 0, answer("ok"))""")
+        d.wait_log("answer ok => ")
+        line = [x for x in d.logtext().splitlines() if "answer ok => " in x][-1]
+        case = line.split("answer ok => ")[1].split()[0]
+        c = d.ok("grid", "show", case)
+        eq((c["status"], c["channel"], c["scope"], c["moves"][0]["who"]),
+           ("reported", "device", G01, "plugin:opener"), "opened by the plugin")
+        d.ok("opener", "run", "--stdin", input=f"""
+          return linli.request("incidentreq/report", "{YUELAN}",
+            {{ title = "t", category = "fire" }}, 0, answer("bad"))""")
+        d.wait_log("answer bad => ")
+        line = [x for x in d.logtext().splitlines() if "answer bad => " in x][-1]
+        check(f"'{YUELAN}' is not a grid" in line and "LINLI_EINVAL" in line, line)
+
+
+if __name__ == "__main__":
+    sys.exit(main(dict(globals())))
