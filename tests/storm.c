@@ -123,9 +123,9 @@ int main(int argc, char **argv)
 	    .addr = argv[1],
 	    .dataset = "alarms",
 	    .scope = "hefei/baohe/binhu/yuelan",
-	    .record = "{\"topic\":\"dev/smoke/s{n}/event/alarm\",\"event\":\"alarm\","
-		      "\"severity\":\"major\",\"status\":\"raised\",\"raised_at\":{n},"
-		      "\"message\":\"storm write {n}\"}",
+	    .record = "{\"topic\":\"dev/smoke/s{n}/event/alarm\",\"type\":\"smoke\","
+		      "\"source\":\"device:s{n}\",\"severity\":\"major\",\"active\":true,"
+		      "\"acknowledged\":false,\"first_at\":{n},\"details\":\"storm write {n}\"}",
 	};
 	int n = 8;
 	for (int i = 3; i + 1 < argc; i += 2) {

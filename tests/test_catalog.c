@@ -39,7 +39,7 @@ static void test_shipped_catalog(void **state)
 	int rc = catalog_load(SRCDIR "/catalog", &c, err, sizeof err);
 	if (rc)
 		fail_msg("%s", err);
-	assert_true(shipped_datasets() >= 24);
+	assert_true(shipped_datasets() >= 27);
 	assert_int_equal(c->n_datasets, shipped_datasets() + 6); /* + 6 built-in system datasets */
 	assert_int_equal(c->n_classes, 16);
 	assert_int_equal(c->n_plugins, 14);

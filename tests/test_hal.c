@@ -861,13 +861,14 @@ static void test_event_wait_store_full(void **state)
 		msgpack_packer pk;
 		msgpack_sbuffer_init(&sb);
 		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-		msgpack_pack_map(&pk, 6);
-		mp_kv_str(&pk, "topic", "t");
-		mp_kv_str(&pk, "event", "e");
+		msgpack_pack_map(&pk, 7);
+		mp_kv_str(&pk, "type", "t");
+		mp_kv_str(&pk, "source", "plugin:e");
 		mp_kv_str(&pk, "severity", "major");
-		mp_kv_str(&pk, "status", "raised");
-		mp_kv_int(&pk, "raised_at", 1);
-		mp_kv_str(&pk, "message", msg);
+		mp_kv_bool(&pk, "active", true);
+		mp_kv_bool(&pk, "acknowledged", false);
+		mp_kv_int(&pk, "first_at", 1);
+		mp_kv_str(&pk, "details", msg);
 		rc = store_put(x->k.store, "alarms", NODE, NULL, sb.data, sb.size, id, NULL, err,
 			       sizeof err);
 		msgpack_sbuffer_destroy(&sb);

@@ -656,7 +656,8 @@ rule { name = "listen", on = "notice/alarm/#",
         rows = d.ok("data", "query", "alarms")["records"]
         eq(len(rows), 1, "one alarm kept")
         eq(heard, {"alarm": rows[0]["id"], "device": "sim-smoke-001"}, "announced once kept")
-        eq((rows[0]["scope"], rows[0]["status"]), (COMMUNITY, "raised"), "the alarm")
+        eq((rows[0]["scope"], rows[0]["active"], rows[0]["acknowledged"]), (COMMUNITY, True, False),
+           "the alarm")
 
 
 if __name__ == "__main__":

@@ -628,14 +628,15 @@ return pages, ids""")
              js({"head_name": "张三", "head_id_number": RESIDENT["id_number"], "house": "h-1",
                  "low_income": True}))
         d.ok("data", "put", "alarms", "--scope", YUELAN, "--id", "a-1",
-             js({"topic": "dev/smoke/s1/event/alarm", "event": "smoke", "severity": "major",
-                 "status": "raised", "raised_at": "2026-01-01T00:00:00Z"}))
+             js({"topic": "dev/smoke/s1/event/alarm", "type": "smoke", "source": "device:s1",
+                 "severity": "major", "active": True, "acknowledged": False,
+                 "first_at": "2026-01-01T00:00:00Z"}))
         for ds, where, n in (("grids", "code = 'g5'", 1), ("households", "low_income = true", 1),
                              ("households", "low_income = 'true'", 1),
                              ("households", "low_income = false", 0),
-                             ("alarms", "raised_at = 1767225600000", 1),
-                             ("alarms", "raised_at = '2026-01-01T08:00:00+08:00'", 1),
-                             ("alarms", "raised_at = 1767225600001", 0)):
+                             ("alarms", "first_at = 1767225600000", 1),
+                             ("alarms", "first_at = '2026-01-01T08:00:00+08:00'", 1),
+                             ("alarms", "first_at = 1767225600001", 0)):
             r = run(d, f"local rows = assert(linli.store_scan{{ dataset = '{ds}',"
                        f" where = {{ {where} }} }}) return #rows")
             eq(r["r1"], n, f"{ds} where {where}")
@@ -809,8 +810,9 @@ def case_range_filters():
         for i, t in enumerate(("2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z",
                                "2026-01-03T00:00:00Z", "2099-01-01T00:00:00Z")):
             d.ok("data", "put", "alarms", "--scope", YUELAN if i % 2 else TIANEHU, "--id", f"a-{i}",
-                 js({"topic": "dev/smoke/s1/event/alarm", "event": "smoke", "severity": "major",
-                     "status": "raised" if i else "cleared", "raised_at": t}))
+                 js({"topic": "dev/smoke/s1/event/alarm", "type": "smoke",
+                     "source": "device:s1", "severity": "major", "active": bool(i),
+                     "acknowledged": False, "first_at": t}))
 
         def ids(query):
             r = run(d, f"""
@@ -825,34 +827,34 @@ return ids""")
             return r["r1"] or []
 
         # Positional {field, op, value} and named entries; numbers, RFC 3339 and "now".
-        eq(ids("range = { { 'raised_at', '<', 'now' } }"), ["a-0", "a-1", "a-2"], "before now")
-        eq(ids("range = { { field = 'raised_at', op = '>=', value = 1767312000000 } }"),
+        eq(ids("range = { { 'first_at', '<', 'now' } }"), ["a-0", "a-1", "a-2"], "before now")
+        eq(ids("range = { { field = 'first_at', op = '>=', value = 1767312000000 } }"),
            ["a-1", "a-2", "a-3"], "from 2026-01-02")
-        eq(ids("range = { { 'raised_at', '>', '2026-01-01T08:00:00+08:00' },"
-               " { 'raised_at', '<=', '2026-01-03T00:00:00Z' } }"), ["a-1", "a-2"], "between")
-        eq(ids(f"scope = '{YUELAN}', range = {{ {{ 'raised_at', '<', 'now' }} }}"), ["a-1"],
+        eq(ids("range = { { 'first_at', '>', '2026-01-01T08:00:00+08:00' },"
+               " { 'first_at', '<=', '2026-01-03T00:00:00Z' } }"), ["a-1", "a-2"], "between")
+        eq(ids(f"scope = '{YUELAN}', range = {{ {{ 'first_at', '<', 'now' }} }}"), ["a-1"],
            "within yuelan")
-        eq(ids("where = { status = 'raised' }, range = { { 'raised_at', '<', 'now' } }"),
+        eq(ids("where = { active = true }, range = { { 'first_at', '<', 'now' } }"),
            ["a-2", "a-1"], "with an equality: by its index (scope, then id)")
         # Refusals: returned like the C member's, or a Lua error for a malformed query.
         refused(run(d, "return linli.store_scan{ dataset = 'alarms',"
-                       " range = { { 'raised_at', '=<', 1 } } }"),
-                "LINLI_EINVAL", "field 'raised_at': '=<' is not a range operator")
+                       " range = { { 'first_at', '=<', 1 } } }"),
+                "LINLI_EINVAL", "field 'first_at': '=<' is not a range operator")
         refused(run(d, "return linli.store_scan{ dataset = 'alarms',"
-                       " range = { { 'status', '<', 'raised' } } }"),
-                "LINLI_EINVAL", "field 'status' is of type enum: ranges")
+                       " range = { { 'severity', '<', 'major' } } }"),
+                "LINLI_EINVAL", "field 'severity' is of type enum: ranges")
         refused(run(d, "return linli.store_scan{ dataset = 'residents',"
                        " range = { { 'id_number', '>', '1' } } }"),
                 "LINLI_EPERM", "field 'id_number' is sensitive")
-        many = ", ".join("{ 'raised_at', '>', 1 }" for _ in range(9))
+        many = ", ".join("{ 'first_at', '>', 1 }" for _ in range(9))
         refused(run(d, f"return linli.store_scan{{ dataset = 'alarms', range = {{ {many} }} }}"),
                 "LINLI_EINVAL", "more than 8 filters in range")
         for code, needle in (("{ dataset = 'alarms', range = 'x' }", "range must be a list"),
                              ("{ dataset = 'alarms', range = { 'x' } }",
                               "range[1] must be a table {field, op, value}"),
-                             ("{ dataset = 'alarms', range = { { 'raised_at', '<' } } }",
+                             ("{ dataset = 'alarms', range = { { 'first_at', '<' } } }",
                               "range[1].value must be a string or a number"),
-                             ("{ dataset = 'alarms', range = { { 'raised_at', 1, 2 } } }",
+                             ("{ dataset = 'alarms', range = { { 'first_at', 1, 2 } } }",
                               "range[1].op must be a string")):
             r = run(d, f"return pcall(function() return linli.store_scan{code} end)")
             check(r["r1"] is False and needle in r["r2"], f"{code}: {r}")
@@ -940,8 +942,9 @@ def case_a_lost_batch_tells_no_watcher():
                    "return linli.store_watch('alarms', function(c) HEARD[#HEARD + 1] = c.id end)")
             fill = f"""
 for i = 1, 100 do
-  assert(linli.store_put("alarms", {{ topic = "t", event = "e", severity = "major",
-    status = "raised", raised_at = 1, message = string.rep("m", 1000) }}, "{YUELAN}"))
+  assert(linli.store_put("alarms", {{ type = "t", source = "plugin:e", severity = "major",
+    active = true, acknowledged = false, first_at = 1, details = string.rep("m", 1000) }},
+    "{YUELAN}"))
 end
 return true"""
             for _ in range(60):  # 100 KB a batch; the 2 MB fill long before
