@@ -34,7 +34,7 @@ const char cfg_embedded_default[] =
 	"data_dir = \"var\";\n"
 	"log_level = \"info\";\n"
 	"catalog_dir = \"catalog\";\n"
-	"plugin_dirs = [ \"build/plugins/sim\", \"build/plugins/grid\" ];\n"
+	"plugin_dirs = [ \"build/plugins/sim\", \"build/plugins/alarms\", \"build/plugins/grid\" ];\n"
 	"script_dirs = [ \"scripts\" ];  # the repo's Lua applications (scripts/apps)\n"
 	"store = { sync = true; };\n"
 	"plugins = {\n"
