@@ -928,7 +928,7 @@ static int invoke(struct script *s, struct callctx *c, char *err, size_t errlen)
 		if (fault)
 			set_fault(s, msg);
 		else if (!s->loading)
-			log_info("script", "%s: %s", s->name ? s->name : s->file, msg);
+			log_warn("script", "%s: %s", s->name ? s->name : s->file, msg);
 	}
 	return errf(err, errlen, rc, "%s", msg);
 }

@@ -155,6 +155,9 @@ def case_test_event():
               want="good.lua:5: attempt to compare")
         log = d.ok("rules", "log", "smoke_high")
         check(log[-1]["where"].endswith("good.lua:5") and log[-1]["kind"] == "error", log)
+        d.wait_log("warn script: smoke_high: ")  # an operator's attention: warn, not info
+        check(any("warn script: smoke_high:" in ln and "good.lua:5: attempt to compare" in ln
+                  for ln in d.logtext().splitlines()), "the runtime error at warn")
 
 
 def case_faulted_is_reported_and_others_go_on():
