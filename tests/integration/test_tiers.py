@@ -320,7 +320,14 @@ def case_readme_role_table_matches_the_code():
     """The role table in README.md is the one linlid enforces."""
     with open(os.path.join(SRC, "README.md"), encoding="utf-8") as f:
         text = f.read().split("## Accounts and permissions", 1)[1]
-        lines = [l for l in text.splitlines() if l.startswith("| ")]
+    # The section's first table: its rows run from the header to the first other line.
+    rows = text.splitlines()
+    start = next(i for i, ln in enumerate(rows) if ln.startswith("| action "))
+    lines = []
+    for ln in rows[start:]:
+        if not ln.startswith("|"):
+            break
+        lines.append(ln)
     head = [c.strip() for c in lines[0].strip("|").split("|")]
     eq(head[0], "action", "table header")
     abbr = {"C": "city", "D": "district", "S": "street", "M": "community", "G": "grid"}
