@@ -563,6 +563,9 @@ static const char *const kpi_counts[K_COUNTS] = {"reported",	   "filed",  "close
 						 "closed_on_time", "voided", "reworks"};
 enum { S_INTAKE, S_RESPOND, S_PROCESS, S_CHECK, S_STAGES };
 static const char *const kpi_stages[S_STAGES] = {"intake", "respond", "process", "check"};
+static const char *const kpi_stage_ms[S_STAGES] = {"intake_ms", "respond_ms", "process_ms",
+						   "check_ms"};
+static const char *const kpi_stage_n[S_STAGES] = {"intake_n", "respond_n", "process_n", "check_n"};
 
 /* The stage whose working time a move out of `from` ends; -1: none (shelved, closed, void). */
 static int stage_of(const char *from)
@@ -615,11 +618,8 @@ static int kpi_step(linli_ctx *ctx, const char *id, linli_record **rec, void *ud
 	if (k->count == K_CLOSED && k->on_time)
 		rec_add(*rec, kpi_counts[K_ON_TIME], 1);
 	if (k->stage >= 0) {
-		char key[32];
-		snprintf(key, sizeof key, "%s_ms", kpi_stages[k->stage]);
-		rec_add(*rec, key, k->worked);
-		snprintf(key, sizeof key, "%s_n", kpi_stages[k->stage]);
-		rec_add(*rec, key, 1);
+		rec_add(*rec, kpi_stage_ms[k->stage], k->worked);
+		rec_add(*rec, kpi_stage_n[k->stage], 1);
 	}
 	return 0;
 }
@@ -1124,12 +1124,9 @@ static void group_add(struct kpi_group *g, const linli_record *r)
 		if (api->rec_get_int(r, kpi_counts[i], &v) == 0)
 			g->count[i] += v;
 	for (int i = 0; i < S_STAGES; i++) {
-		char key[32];
-		snprintf(key, sizeof key, "%s_ms", kpi_stages[i]);
-		if (api->rec_get_int(r, key, &v) == 0)
+		if (api->rec_get_int(r, kpi_stage_ms[i], &v) == 0)
 			g->ms[i] += v;
-		snprintf(key, sizeof key, "%s_n", kpi_stages[i]);
-		if (api->rec_get_int(r, key, &v) == 0)
+		if (api->rec_get_int(r, kpi_stage_n[i], &v) == 0)
 			g->n[i] += v;
 	}
 }
