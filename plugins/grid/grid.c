@@ -1332,6 +1332,120 @@ static int cmd_kpi(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record
 	return 0;
 }
 
+/* ---- overdue: the cases past 80% (warning) or 100% (overdue) of their step's limit ---- */
+
+struct due {
+	char id[LINLI_ID_MAX + 1], scope[LINLI_SCOPE_MAX + 1], status[32];
+	int64_t deadline, pct; /* working time spent of the step's limit, in % */
+};
+
+struct overdue {
+	struct due *v;
+	size_t n, cap;
+	int64_t now;
+	const struct linli_caller *who;
+	struct worker_cache workers;
+};
+
+static int overdue_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
+{
+	struct overdue *o = ud;
+	int64_t started, deadline, spent, limit;
+	char e[256];
+	if (api->rec_get_time(row->record, "step_deadline", &deadline) ||
+	    grid_worker_may_cached(ctx, o->who, row->scope, &o->workers, e, sizeof e))
+		return 0;
+	if (deadline <= o->now)
+		spent = limit = 1; /* past the deadline: overdue whatever the calendar says */
+	else {
+		if (api->rec_get_time(row->record, "step_started", &started) || started >= deadline)
+			return 0;
+		const struct wf_cal *cal = calendar(ctx, row->scope, o->now);
+		struct wf_clock clk = {tm_local, tm_from_local, ctx};
+		if (wf_cal_between(cal, &clk, started, deadline, NULL, 0, &limit, NULL, e,
+				   sizeof e) ||
+		    wf_cal_between(cal, &clk, started, o->now, NULL, 0, &spent, NULL, e,
+				   sizeof e) ||
+		    limit <= 0 || spent * 5 < limit * 4)
+			return 0;
+	}
+	if (o->n == o->cap) {
+		size_t cap = o->cap ? o->cap * 2 : 16;
+		struct due *v = realloc(o->v, cap * sizeof *v);
+		if (!v)
+			return LINLI_ENOMEM;
+		o->v = v, o->cap = cap;
+	}
+	struct due *d = &o->v[o->n++];
+	snprintf(d->id, sizeof d->id, "%s", row->id);
+	snprintf(d->scope, sizeof d->scope, "%s", row->scope);
+	snprintf(d->status, sizeof d->status, "%s", state_of(row->record));
+	d->deadline = deadline;
+	d->pct = deadline <= o->now ? 100 : spent * 100 / limit;
+	return 0;
+}
+
+static int due_cmp(const void *a, const void *b)
+{
+	const struct due *x = a, *y = b;
+	return x->deadline < y->deadline   ? -1
+	       : x->deadline > y->deadline ? 1
+					   : strcmp(x->id, y->id);
+}
+
+static int cmd_overdue(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
+		       char *err, size_t errlen)
+{
+	const char *scope = NULL;
+	for (int i = 0; i < req->argc; i++) {
+		if (strncmp(req->argv[i], "scope=", 6) || !req->argv[i][6]) {
+			snprintf(err, errlen,
+				 "usage: grid overdue [scope=PATH] ('%s': unknown argument)",
+				 req->argv[i]);
+			return LINLI_EINVAL;
+		}
+		scope = req->argv[i] + 6;
+	}
+	refresh(ctx);
+	struct overdue o = {.now = api->time_now_ms(), .who = req->caller};
+	/* Every case with a running clock: the range filter reads the step_deadline index,
+	 * so closed and void cases (no deadline) are never read. */
+	struct linli_range range[] = {{"step_deadline", ">", "0"}};
+	struct linli_query q = {.size = sizeof q,
+				.dataset = "incidents",
+				.scope = scope,
+				.limit = 1000,
+				.range = range,
+				.n_range = 1};
+	char cursor[LINLI_CURSOR_MAX] = "";
+	int rc;
+	do {
+		q.cursor = cursor;
+		rc = api->store_scan(ctx, &q, overdue_row, &o, cursor);
+	} while (rc >= 0 && cursor[0]);
+	if (rc < 0) {
+		snprintf(err, errlen, "overdue: %s",
+			 rc == LINLI_ENOMEM ? "out of memory" : api->store_last_error(ctx));
+		free(o.v);
+		return rc;
+	}
+	qsort(o.v, o.n, sizeof *o.v, due_cmp);
+	linli_record *arr = api->rec_new_array(), *m;
+	for (size_t i = 0; i < o.n; i++) {
+		api->arr_push_map(arr, &m);
+		api->rec_set_str(m, "id", o.v[i].id);
+		api->rec_set_str(m, "scope", o.v[i].scope);
+		api->rec_set_str(m, "status", o.v[i].status);
+		api->rec_set_time(m, "step_deadline", o.v[i].deadline);
+		api->rec_set_str(m, "level", o.v[i].pct >= 100 ? "overdue" : "warning");
+		if (o.v[i].pct < 100)
+			api->rec_set_int(m, "percent", o.v[i].pct);
+	}
+	free(o.v);
+	*reply = arr;
+	return 0;
+}
+
 /* ---- init, fini ---- */
 
 static const char *const move_verbs[] = {"verify", "file",    "dispatch", "accept", "return",
@@ -1383,7 +1497,12 @@ static int grid_init(linli_ctx *ctx, const struct linli_api *a)
 		    "KPIs over a period: reported, filed, closed, 结案率, 按期结案率, "
 		    "reworks, mean working time per stage",
 		    cmd_kpi, NULL);
-	static const char *const reads[] = {"show", "list", "table", "kpi"};
+	if (!rc)
+		rc = api->cmd_register(ctx, "overdue", "[scope=PATH]",
+				       "cases past 80% (warning) or 100% (overdue) of their step's "
+				       "time limit, earliest deadline first",
+				       cmd_overdue, NULL);
+	static const char *const reads[] = {"show", "list", "table", "kpi", "overdue"};
 	for (size_t i = 0; !rc && i < sizeof reads / sizeof *reads; i++)
 		rc = api->cmd_require(ctx, reads[i], "grid.read");
 	uint64_t id;

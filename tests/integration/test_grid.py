@@ -3,7 +3,7 @@ linlid at the city node with the real catalog — every legal move, illegal move
 the state and the allowed moves, duties and the handler checked, a grid worker kept to their
 grids, deadlines in working time with the test clock (a weekend, a street's make-up day), a
 record of the first workflow migrated, a case opened by a bus request (incidentreq/report),
-KPIs from the per-day aggregates against a hand-counted fixture.
+KPIs from the per-day aggregates against a hand-counted fixture, the overdue list.
 """
 import datetime
 import json
@@ -485,6 +485,48 @@ def case_kpis_per_day_against_a_hand_counted_fixture():
                                   "this month) ('colour=red': unknown argument)"),
                 (("2027-01-01", "2027-01-02", "2027-01-03"), "'2027-01-03': unknown argument")):
             refused(d, needle, "kpi", *args, code="LINLI_EINVAL")
+
+
+def case_overdue_lists_warnings_and_overdue_cases_earliest_first():
+    """The test clock on a Monday: a dispatched case (2 working hours to accept) is listed
+    as a warning past 80% and as overdue past its deadline; a reported case (30 minutes to
+    file) is overdue sooner; closed cases never appear; a community operator sees only
+    their community; a bad argument is refused."""
+    with node() as d:
+        d.ok("data", "put", "work_calendar", "--scope", "hefei", "--id", "2027", js(CAL_2027))
+        d.ok("data", "put", "incident_categories", "--scope", "hefei", "--id", "environment",
+             js({"name": "暴露垃圾", "file_minutes": 30, "respond_minutes": 120}))
+        set_clock(d, "2027-01-11T09:00")
+        a = report(d, G01)
+        move(d, "file", a)
+        move(d, "dispatch", a, "h1")  # accept by 11:00
+        b = report(d, G02)              # file by 09:30
+        c = report(d, OTHER_G)          # another street
+        done = report(d, G01)
+        for verb, *arg in (("file",), ("dispatch", "h1"), ("accept",), ("feedback",),
+                           ("check",), ("close",)):
+            move(d, verb, done, *arg)
+        eq(d.ok("grid", "overdue"), [], "nothing past 80% at 09:00")
+        set_clock(d, "2027-01-11T09:25")  # b at 83% of 30 min, a at 21%
+        eq([(r["id"], r["level"], r["percent"]) for r in d.ok("grid", "overdue")],
+           [(b, "warning", 83), (c, "warning", 83)], "b and c warned")
+        set_clock(d, "2027-01-11T10:40")  # a at 83% of 2 h; b, c overdue
+        rows = d.ok("grid", "overdue")
+        eq([(r["id"], r["level"], r.get("percent")) for r in rows],
+           [(b, "overdue", None), (c, "overdue", None), (a, "warning", 83)],
+           "earliest deadline first")
+        near(rows[2]["step_deadline"], local_ms(2027, 1, 11, 11, 0), "a's deadline")
+        eq((rows[2]["status"], rows[2]["scope"]), ("dispatched", G01), "a's row")
+        set_clock(d, "2027-01-11T11:01")
+        eq([(r["id"], r["level"]) for r in d.ok("grid", "overdue", f"scope={YUELAN}")],
+           [(b, "overdue"), (a, "overdue")], "scope=: the community's cases")
+        op = d.account("op", "operator", node=YUELAN)
+        d.login()
+        rc, out, err = d.cli("grid", "overdue", env={"LINLI_SESSION": op})
+        check(rc == 0, err)
+        eq([r["id"] for r in out], [b, a], "the community operator's reach")
+        refused(d, "usage: grid overdue [scope=PATH] ('late': unknown argument)", "overdue",
+                "late", code="LINLI_EINVAL")
 
 
 REQUESTER = keeper(name="opener", caps=("bus.publish:incidentreq/report",), prelude="""
