@@ -1319,7 +1319,8 @@ static int cmd_kpi(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record
 	group_put(m, &s.total);
 	if (s.by != BY_NONE) {
 		api->rec_set_str(r, "by", by_names[s.by]);
-		qsort(s.v, s.n, sizeof *s.v, group_cmp);
+		if (s.n)
+			qsort(s.v, s.n, sizeof *s.v, group_cmp);
 		api->rec_set_array(r, "groups", &arr);
 		for (size_t i = 0; i < s.n; i++) {
 			api->arr_push_map(arr, &m);
@@ -1429,7 +1430,8 @@ static int cmd_overdue(linli_ctx *ctx, const struct linli_cmd_req *req, linli_re
 		free(o.v);
 		return rc;
 	}
-	qsort(o.v, o.n, sizeof *o.v, due_cmp);
+	if (o.n)
+		qsort(o.v, o.n, sizeof *o.v, due_cmp);
 	linli_record *arr = api->rec_new_array(), *m;
 	for (size_t i = 0; i < o.n; i++) {
 		api->arr_push_map(arr, &m);

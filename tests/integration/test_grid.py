@@ -471,6 +471,7 @@ def case_kpis_per_day_against_a_hand_counted_fixture():
                              env={"LINLI_SESSION": op})
         check(rc != 0 and "may not act on hefei/baohe/fanhua: outside its jurisdiction" in err,
               f"another street refused: {out} {err}")
+        eq(kpi(d, "2026-01-01", "2026-12-31", "by=grid")["groups"], [], "a year without cases")
 
         # Bad arguments, each named.
         for args, needle in (
