@@ -556,6 +556,140 @@ static int step_deadline(linli_ctx *ctx, const char *scope, linli_record *c, con
 	return 0;
 }
 
+/* ---- KPIs: per-day aggregates (incident_kpis: a record per day, grid, category, handler) ---- */
+
+enum { K_REPORTED, K_FILED, K_CLOSED, K_ON_TIME, K_VOIDED, K_REWORKS, K_COUNTS };
+static const char *const kpi_counts[K_COUNTS] = {"reported",	   "filed",  "closed",
+						 "closed_on_time", "voided", "reworks"};
+enum { S_INTAKE, S_RESPOND, S_PROCESS, S_CHECK, S_STAGES };
+static const char *const kpi_stages[S_STAGES] = {"intake", "respond", "process", "check"};
+static const char *const kpi_stage_ms[S_STAGES] = {"intake_ms", "respond_ms", "process_ms",
+						   "check_ms"};
+static const char *const kpi_stage_n[S_STAGES] = {"intake_n", "respond_n", "process_n", "check_n"};
+
+/* The stage whose working time a move out of `from` ends; -1: none (shelved, closed, void). */
+static int stage_of(const char *from)
+{
+	static const struct {
+		const char *state;
+		int stage;
+	} map[] = {{"reported", S_INTAKE},   {"verifying", S_INTAKE},	{"filed", S_INTAKE},
+		   {"returned", S_INTAKE},   {"dispatched", S_RESPOND}, {"processing", S_PROCESS},
+		   {"extension", S_PROCESS}, {"rework", S_PROCESS},	{"feedback", S_CHECK},
+		   {"checking", S_CHECK}};
+	for (size_t i = 0; from && i < sizeof map / sizeof *map; i++)
+		if (!strcmp(map[i].state, from))
+			return map[i].stage;
+	return -1;
+}
+
+/* What one move adds to its day's record. */
+struct kpi_delta {
+	int64_t day;			/* YYYYMMDD in the node's zone */
+	const char *category, *handler; /* handler NULL: not dispatched yet */
+	int count;			/* a K_ counter, or -1 */
+	int on_time;			/* a close: no later than close_deadline */
+	int stage;			/* S_ of the time worked, or -1 */
+	int64_t worked;
+};
+
+static void rec_add(linli_record *r, const char *key, int64_t n)
+{
+	int64_t v = 0;
+	api->rec_get_int(r, key, &v);
+	api->rec_set_int(r, key, v + n);
+}
+
+static int kpi_step(linli_ctx *ctx, const char *id, linli_record **rec, void *ud, char *err,
+		    size_t errlen)
+{
+	(void)ctx, (void)id, (void)err, (void)errlen;
+	const struct kpi_delta *k = ud;
+	if (!*rec) {
+		if (!(*rec = api->rec_new()))
+			return LINLI_ENOMEM;
+		api->rec_set_int(*rec, "day", k->day);
+		api->rec_set_str(*rec, "category", k->category);
+		if (k->handler)
+			api->rec_set_str(*rec, "handler", k->handler);
+	}
+	if (k->count >= 0)
+		rec_add(*rec, kpi_counts[k->count], 1);
+	if (k->count == K_CLOSED && k->on_time)
+		rec_add(*rec, kpi_counts[K_ON_TIME], 1);
+	if (k->stage >= 0) {
+		rec_add(*rec, kpi_stage_ms[k->stage], k->worked);
+		rec_add(*rec, kpi_stage_n[k->stage], 1);
+	}
+	return 0;
+}
+
+/* Is `s` record-id text ([A-Za-z0-9][A-Za-z0-9_.:-]*)? */
+static int id_text(const char *s)
+{
+	if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9')))
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || strchr("_.:-", *s)))
+			return 0;
+	return 1;
+}
+
+/* The record id of (day, category, handler): "20270108.environment.h1"; a handler that is
+ * not id text or too long goes by "_" and the FNV-1a hash of its name. */
+static void kpi_id(const struct kpi_delta *k, char *id, size_t len)
+{
+	const char *h = k->handler ? k->handler : "-";
+	int n = snprintf(id, len, "%lld.%s.%s", (long long)k->day, k->category, h);
+	if (k->handler && (!id_text(h) || n < 0 || (size_t)n >= len)) {
+		uint64_t x = 14695981039346656037ULL;
+		for (const unsigned char *p = (const unsigned char *)h; *p; p++)
+			x = (x ^ *p) * 1099511628211ULL;
+		snprintf(id, len, "%lld.%.20s._%016llx", (long long)k->day, k->category,
+			 (unsigned long long)x);
+	}
+}
+
+/*
+ * Count one move of case `c` at `now` in its day's record, in the batch the case is
+ * written in: `verb` ("report" for the report), `from` the state left (NULL for the
+ * report), `worked` the working ms spent there (-1: unknown), `handler` the case's handler
+ * before the move (NULL: none yet; the time before a dispatch is nobody's).
+ */
+static int kpi_count(linli_ctx *ctx, const char *scope, const linli_record *c, const char *verb,
+		     const char *from, const char *handler, int64_t now, int64_t worked)
+{
+	struct linli_tm t = {.size = sizeof t};
+	int rc = api->time_local(ctx, now, &t);
+	if (rc)
+		return rc;
+	struct kpi_delta k = {.day = t.year * 10000LL + t.month * 100 + t.day,
+			      .category = str_or(c, "category", "other"),
+			      .handler = handler,
+			      .count = -1,
+			      .stage = worked >= 0 ? stage_of(from) : -1,
+			      .worked = worked};
+	static const struct {
+		const char *verb;
+		int count;
+	} counted[] = {{"report", K_REPORTED},
+		       {"file", K_FILED},
+		       {"close", K_CLOSED},
+		       {"void", K_VOIDED},
+		       {"rework", K_REWORKS}};
+	for (size_t i = 0; i < sizeof counted / sizeof *counted; i++)
+		if (!strcmp(verb, counted[i].verb))
+			k.count = counted[i].count;
+	int64_t due;
+	k.on_time = api->rec_get_time(c, "close_deadline", &due) != 0 || now <= due;
+	if (k.count < 0 && k.stage < 0)
+		return 0;
+	char id[LINLI_ID_MAX + 1];
+	kpi_id(&k, id, sizeof id);
+	return api->store_update(ctx, "incident_kpis", scope, id, kpi_step, &k);
+}
+
 /* The verbs a handler makes; only the handler dispatched to (or an admin) may. */
 static int handler_verb(const char *verb)
 {
@@ -620,7 +754,8 @@ static int do_move(linli_ctx *ctx, const struct linli_cmd_req *req, const char *
 				   NULL, e2, sizeof e2))
 			worked = -1;
 	}
-	char warn[256] = "";
+	char warn[256] = "", handler_before[LINLI_ID_MAX + 64] = "";
+	snprintf(handler_before, sizeof handler_before, "%s", handler ? handler : "");
 	int64_t deadline = 0, close_deadline = 0;
 	step_deadline(ctx, scope, c, m->to, now, extra, &deadline, &close_deadline, warn,
 		      sizeof warn);
@@ -644,7 +779,9 @@ static int do_move(linli_ctx *ctx, const struct linli_cmd_req *req, const char *
 	}
 	if ((rc = api->store_put(ctx, "incidents", scope, id, c, NULL, NULL)) ||
 	    (rc = record_move(ctx, scope, id, mv->verb, from_s, m->to, who_of(req), now, mv->note,
-			      deadline, worked))) {
+			      deadline, worked)) ||
+	    (rc = kpi_count(ctx, scope, c, mv->verb, from_s,
+			    handler_before[0] ? handler_before : NULL, now, worked))) {
 		snprintf(err, errlen, "%s", api->store_last_error(ctx));
 		goto out;
 	}
@@ -717,6 +854,8 @@ static int open_case(linli_ctx *ctx, const char *scope, linli_record *c, const c
 	if (!rc)
 		rc = record_move(ctx, scope, id, "report", NULL, "reported", who ? who : "?", now,
 				 NULL, deadline, -1);
+	if (!rc)
+		rc = kpi_count(ctx, scope, c, "report", NULL, NULL, now, -1);
 	if (rc)
 		snprintf(err, errlen, "%s", api->store_last_error(ctx));
 	return rc;
@@ -960,6 +1099,355 @@ static int cmd_table(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 	return 0;
 }
 
+/* ---- kpi: the days of a period summed ---- */
+
+enum { BY_NONE, BY_GRID, BY_COMMUNITY, BY_STREET, BY_HANDLER, BY_CATEGORY };
+static const char *const by_names[] = {"", "grid", "community", "street", "handler", "category"};
+
+struct kpi_group {
+	char key[LINLI_SCOPE_MAX + 1];
+	int64_t count[K_COUNTS], ms[S_STAGES], n[S_STAGES];
+};
+
+struct kpi_sum {
+	int by;
+	struct kpi_group total, *v;
+	size_t n, cap;
+	const struct linli_caller *who;
+	struct worker_cache workers;
+};
+
+static void group_add(struct kpi_group *g, const linli_record *r)
+{
+	int64_t v;
+	for (int i = 0; i < K_COUNTS; i++)
+		if (api->rec_get_int(r, kpi_counts[i], &v) == 0)
+			g->count[i] += v;
+	for (int i = 0; i < S_STAGES; i++) {
+		if (api->rec_get_int(r, kpi_stage_ms[i], &v) == 0)
+			g->ms[i] += v;
+		if (api->rec_get_int(r, kpi_stage_n[i], &v) == 0)
+			g->n[i] += v;
+	}
+}
+
+/* The group key of a row: its grid path, the path `up` segments above it, or a field. */
+static void group_key(const struct kpi_sum *s, const struct linli_row *row, char *key, size_t len)
+{
+	if (s->by == BY_HANDLER || s->by == BY_CATEGORY) {
+		snprintf(key, len, "%s",
+			 str_or(row->record, s->by == BY_HANDLER ? "handler" : "category", "-"));
+		return;
+	}
+	snprintf(key, len, "%s", row->scope);
+	for (int up = s->by == BY_STREET ? 2 : s->by == BY_COMMUNITY ? 1 : 0; up > 0; up--) {
+		char *slash = strrchr(key, '/');
+		if (slash)
+			*slash = '\0';
+	}
+}
+
+static int kpi_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
+{
+	struct kpi_sum *s = ud;
+	char e[8];
+	if (grid_worker_may_cached(ctx, s->who, row->scope, &s->workers, e, sizeof e))
+		return 0; /* a grid worker counts only their grids */
+	group_add(&s->total, row->record);
+	if (s->by == BY_NONE)
+		return 0;
+	char key[LINLI_SCOPE_MAX + 1];
+	group_key(s, row, key, sizeof key);
+	size_t i = 0;
+	while (i < s->n && strcmp(s->v[i].key, key))
+		i++;
+	if (i == s->n) {
+		if (s->n == s->cap) {
+			size_t cap = s->cap ? s->cap * 2 : 16;
+			struct kpi_group *v = realloc(s->v, cap * sizeof *v);
+			if (!v)
+				return LINLI_ENOMEM;
+			s->v = v, s->cap = cap;
+		}
+		memset(&s->v[i], 0, sizeof s->v[i]);
+		snprintf(s->v[i].key, sizeof s->v[i].key, "%s", key);
+		s->n++;
+	}
+	group_add(&s->v[i], row->record);
+	return 0;
+}
+
+static int group_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct kpi_group *)a)->key, ((const struct kpi_group *)b)->key);
+}
+
+/* The counters, 结案率 (closed / filed), 按期结案率 (on time / closed), mean working ms per
+ * stage; a rate or mean without a denominator is absent. */
+static void group_put(linli_record *m, const struct kpi_group *g)
+{
+	for (int i = 0; i < K_COUNTS; i++)
+		api->rec_set_int(m, kpi_counts[i], g->count[i]);
+	if (g->count[K_FILED])
+		api->rec_set_float(m, "close_rate",
+				   (double)g->count[K_CLOSED] / (double)g->count[K_FILED]);
+	if (g->count[K_CLOSED])
+		api->rec_set_float(m, "on_time_rate",
+				   (double)g->count[K_ON_TIME] / (double)g->count[K_CLOSED]);
+	for (int i = 0; i < S_STAGES; i++) {
+		char key[32];
+		snprintf(key, sizeof key, "mean_%s_ms", kpi_stages[i]);
+		if (g->n[i])
+			api->rec_set_int(m, key, g->ms[i] / g->n[i]);
+	}
+}
+
+/* "YYYY-MM-DD", a day that exists, as YYYYMMDD; -1 when not. */
+static int64_t parse_day(const char *s)
+{
+	int y, m, d, n = 0;
+	if (strlen(s) != 10 || sscanf(s, "%4d-%2d-%2d%n", &y, &m, &d, &n) != 3 || n != 10 ||
+	    s[4] != '-' || s[7] != '-' || y < 1000 || m < 1 || m > 12 || d < 1)
+		return -1;
+	static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+	if (d > mdays[m - 1] + (m == 2 && leap))
+		return -1;
+	for (int i = 0; i < 10; i++)
+		if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9'))
+			return -1;
+	return y * 10000LL + m * 100 + d;
+}
+
+static void day_text(int64_t day, char *buf, size_t len)
+{
+	snprintf(buf, len, "%04lld-%02lld-%02lld", (long long)(day / 10000),
+		 (long long)(day / 100 % 100), (long long)(day % 100));
+}
+
+#define KPI_USAGE                                                                                  \
+	"usage: grid kpi [FROM [TO]] [by=grid|community|street|handler|category] [scope=PATH] "    \
+	"(dates YYYY-MM-DD; default: this month)"
+
+static int cmd_kpi(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply, char *err,
+		   size_t errlen)
+{
+	struct kpi_sum s = {.who = req->caller};
+	const char *scope = NULL, *dates[2] = {NULL, NULL};
+	int n_dates = 0;
+	for (int i = 0; i < req->argc; i++) {
+		const char *a = req->argv[i];
+		if (!strncmp(a, "by=", 3)) {
+			s.by = -1;
+			for (int b = BY_GRID; b <= BY_CATEGORY; b++)
+				if (!strcmp(a + 3, by_names[b]))
+					s.by = b;
+			if (s.by < 0) {
+				snprintf(
+				    err, errlen,
+				    "kpi: '%s': by is one of grid, community, street, handler, "
+				    "category",
+				    a);
+				return LINLI_EINVAL;
+			}
+		} else if (!strncmp(a, "scope=", 6) && a[6])
+			scope = a + 6;
+		else if (!strchr(a, '=') && n_dates < 2)
+			dates[n_dates++] = a;
+		else {
+			snprintf(err, errlen, "%s ('%s': unknown argument)", KPI_USAGE, a);
+			return LINLI_EINVAL;
+		}
+	}
+	struct linli_tm t = {.size = sizeof t};
+	int rc = api->time_local(ctx, api->time_now_ms(), &t);
+	if (rc) {
+		snprintf(err, errlen, "kpi: the node's local date: %s", linli_strerror(rc));
+		return rc;
+	}
+	int64_t today = t.year * 10000LL + t.month * 100 + t.day;
+	int64_t from = today / 100 * 100 + 1, to = today / 100 * 100 + 31;
+	for (int i = 0; i < n_dates; i++) {
+		int64_t d = parse_day(dates[i]);
+		if (d < 0) {
+			snprintf(err, errlen, "kpi: %s '%s' is not a date YYYY-MM-DD",
+				 i ? "TO" : "FROM", dates[i]);
+			return LINLI_EINVAL;
+		}
+		if (i)
+			to = d;
+		else
+			from = d, to = today;
+	}
+	if (from > to) {
+		char f[16], e[16];
+		day_text(from, f, sizeof f);
+		day_text(to, e, sizeof e);
+		snprintf(err, errlen, "kpi: FROM %s is after TO %s%s", f, e,
+			 n_dates == 1 ? " (today: TO defaults to it)" : "");
+		return LINLI_EINVAL;
+	}
+	char lo[16], hi[16];
+	snprintf(lo, sizeof lo, "%lld", (long long)from);
+	snprintf(hi, sizeof hi, "%lld", (long long)to);
+	struct linli_range range[] = {{"day", ">=", lo}, {"day", "<=", hi}};
+	struct linli_query q = {.size = sizeof q,
+				.dataset = "incident_kpis",
+				.scope = scope,
+				.limit = LINLI_SCAN_MAX,
+				.range = range,
+				.n_range = 2};
+	char cursor[LINLI_CURSOR_MAX] = "";
+	do {
+		q.cursor = cursor;
+		rc = api->store_scan(ctx, &q, kpi_row, &s, cursor);
+	} while (rc >= 0 && cursor[0]);
+	if (rc < 0) {
+		snprintf(err, errlen, "kpi: %s",
+			 rc == LINLI_ENOMEM ? "out of memory" : api->store_last_error(ctx));
+		free(s.v);
+		return rc;
+	}
+	linli_record *r = api->rec_new(), *m, *arr;
+	day_text(from, lo, sizeof lo);
+	day_text(to, hi, sizeof hi);
+	api->rec_set_str(r, "from", lo);
+	api->rec_set_str(r, "to", hi);
+	if (scope)
+		api->rec_set_str(r, "scope", scope);
+	api->rec_set_map(r, "total", &m);
+	group_put(m, &s.total);
+	if (s.by != BY_NONE) {
+		api->rec_set_str(r, "by", by_names[s.by]);
+		if (s.n)
+			qsort(s.v, s.n, sizeof *s.v, group_cmp);
+		api->rec_set_array(r, "groups", &arr);
+		for (size_t i = 0; i < s.n; i++) {
+			api->arr_push_map(arr, &m);
+			api->rec_set_str(m, "key", s.v[i].key);
+			group_put(m, &s.v[i]);
+		}
+	}
+	free(s.v);
+	*reply = r;
+	return 0;
+}
+
+/* ---- overdue: the cases past 80% (warning) or 100% (overdue) of their step's limit ---- */
+
+struct due {
+	char id[LINLI_ID_MAX + 1], scope[LINLI_SCOPE_MAX + 1], status[32];
+	int64_t deadline, pct; /* working time spent of the step's limit, in % */
+};
+
+struct overdue {
+	struct due *v;
+	size_t n, cap;
+	int64_t now;
+	const struct linli_caller *who;
+	struct worker_cache workers;
+};
+
+static int overdue_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
+{
+	struct overdue *o = ud;
+	int64_t started, deadline, spent, limit;
+	char e[256];
+	if (api->rec_get_time(row->record, "step_deadline", &deadline) ||
+	    grid_worker_may_cached(ctx, o->who, row->scope, &o->workers, e, sizeof e))
+		return 0;
+	if (deadline <= o->now)
+		spent = limit = 1; /* past the deadline: overdue whatever the calendar says */
+	else {
+		if (api->rec_get_time(row->record, "step_started", &started) || started >= deadline)
+			return 0;
+		const struct wf_cal *cal = calendar(ctx, row->scope, o->now);
+		struct wf_clock clk = {tm_local, tm_from_local, ctx};
+		if (wf_cal_between(cal, &clk, started, deadline, NULL, 0, &limit, NULL, e,
+				   sizeof e) ||
+		    wf_cal_between(cal, &clk, started, o->now, NULL, 0, &spent, NULL, e,
+				   sizeof e) ||
+		    limit <= 0 || spent * 5 < limit * 4)
+			return 0;
+	}
+	if (o->n == o->cap) {
+		size_t cap = o->cap ? o->cap * 2 : 16;
+		struct due *v = realloc(o->v, cap * sizeof *v);
+		if (!v)
+			return LINLI_ENOMEM;
+		o->v = v, o->cap = cap;
+	}
+	struct due *d = &o->v[o->n++];
+	snprintf(d->id, sizeof d->id, "%s", row->id);
+	snprintf(d->scope, sizeof d->scope, "%s", row->scope);
+	snprintf(d->status, sizeof d->status, "%s", state_of(row->record));
+	d->deadline = deadline;
+	d->pct = deadline <= o->now ? 100 : spent * 100 / limit;
+	return 0;
+}
+
+static int due_cmp(const void *a, const void *b)
+{
+	const struct due *x = a, *y = b;
+	return x->deadline < y->deadline   ? -1
+	       : x->deadline > y->deadline ? 1
+					   : strcmp(x->id, y->id);
+}
+
+static int cmd_overdue(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
+		       char *err, size_t errlen)
+{
+	const char *scope = NULL;
+	for (int i = 0; i < req->argc; i++) {
+		if (strncmp(req->argv[i], "scope=", 6) || !req->argv[i][6]) {
+			snprintf(err, errlen,
+				 "usage: grid overdue [scope=PATH] ('%s': unknown argument)",
+				 req->argv[i]);
+			return LINLI_EINVAL;
+		}
+		scope = req->argv[i] + 6;
+	}
+	refresh(ctx);
+	struct overdue o = {.now = api->time_now_ms(), .who = req->caller};
+	/* Every case with a running clock: the range filter reads the step_deadline index,
+	 * so closed and void cases (no deadline) are never read. */
+	struct linli_range range[] = {{"step_deadline", ">", "0"}};
+	struct linli_query q = {.size = sizeof q,
+				.dataset = "incidents",
+				.scope = scope,
+				.limit = 1000,
+				.range = range,
+				.n_range = 1};
+	char cursor[LINLI_CURSOR_MAX] = "";
+	int rc;
+	do {
+		q.cursor = cursor;
+		rc = api->store_scan(ctx, &q, overdue_row, &o, cursor);
+	} while (rc >= 0 && cursor[0]);
+	if (rc < 0) {
+		snprintf(err, errlen, "overdue: %s",
+			 rc == LINLI_ENOMEM ? "out of memory" : api->store_last_error(ctx));
+		free(o.v);
+		return rc;
+	}
+	if (o.n)
+		qsort(o.v, o.n, sizeof *o.v, due_cmp);
+	linli_record *arr = api->rec_new_array(), *m;
+	for (size_t i = 0; i < o.n; i++) {
+		api->arr_push_map(arr, &m);
+		api->rec_set_str(m, "id", o.v[i].id);
+		api->rec_set_str(m, "scope", o.v[i].scope);
+		api->rec_set_str(m, "status", o.v[i].status);
+		api->rec_set_time(m, "step_deadline", o.v[i].deadline);
+		api->rec_set_str(m, "level", o.v[i].pct >= 100 ? "overdue" : "warning");
+		if (o.v[i].pct < 100)
+			api->rec_set_int(m, "percent", o.v[i].pct);
+	}
+	free(o.v);
+	*reply = arr;
+	return 0;
+}
+
 /* ---- init, fini ---- */
 
 static const char *const move_verbs[] = {"verify", "file",    "dispatch", "accept", "return",
@@ -1003,8 +1491,21 @@ static int grid_init(linli_ctx *ctx, const struct linli_api *a)
 		rc = api->cmd_register(ctx, "table", "",
 				       "the workflow's moves and who may make them", cmd_table,
 				       NULL);
-	static const char *const reads[] = {"show", "list", "table"};
-	for (size_t i = 0; !rc && i < 3; i++)
+	if (!rc)
+		rc = api->cmd_register(
+		    ctx, "kpi",
+		    "[FROM [TO]] [by=grid|community|street|handler|category] "
+		    "[scope=PATH]",
+		    "KPIs over a period: reported, filed, closed, 结案率, 按期结案率, "
+		    "reworks, mean working time per stage",
+		    cmd_kpi, NULL);
+	if (!rc)
+		rc = api->cmd_register(ctx, "overdue", "[scope=PATH]",
+				       "cases past 80% (warning) or 100% (overdue) of their step's "
+				       "time limit, earliest deadline first",
+				       cmd_overdue, NULL);
+	static const char *const reads[] = {"show", "list", "table", "kpi", "overdue"};
+	for (size_t i = 0; !rc && i < sizeof reads / sizeof *reads; i++)
 		rc = api->cmd_require(ctx, reads[i], "grid.read");
 	uint64_t id;
 	if (!rc)
@@ -1034,11 +1535,12 @@ static void grid_fini(linli_ctx *ctx, const struct linli_api *a)
 	G = NULL;
 }
 
-LINLI_PLUGIN(grid_init, grid_fini, .name = "grid", .version = "0.2.0", .family = "governance",
+LINLI_PLUGIN(grid_init, grid_fini, .name = "grid", .version = "0.3.0", .family = "governance",
 	     .description =
 		 "Grid management: the incident workflow (report, verify, file, dispatch, "
 		 "process, feedback, check, close) with deadlines in working time",
 	     .capabilities = {"store.read:incidents", "store.write:incidents",
 			      "store.read:incident_moves", "store.write:incident_moves",
+			      "store.read:incident_kpis", "store.write:incident_kpis",
 			      "store.read:incident_categories", "store.read:work_calendar",
 			      "store.read:grid_workers", "bus.subscribe:incidentreq/report"});

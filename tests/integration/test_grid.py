@@ -2,7 +2,8 @@
 linlid at the city node with the real catalog — every legal move, illegal moves refused with
 the state and the allowed moves, duties and the handler checked, a grid worker kept to their
 grids, deadlines in working time with the test clock (a weekend, a street's make-up day), a
-record of the first workflow migrated, a case opened by a bus request (incidentreq/report).
+record of the first workflow migrated, a case opened by a bus request (incidentreq/report),
+KPIs from the per-day aggregates against a hand-counted fixture, the overdue list.
 """
 import datetime
 import json
@@ -358,6 +359,175 @@ def case_a_first_workflow_record_is_read_and_migrated():
         n = report(d)
         move(d, "verify", n)
         eq(status(d, n), "verifying", "new verifying")
+
+
+def kpi(d, *args, env=None):
+    rc, out, err = d.cli("grid", "kpi", *args, env=env)
+    check(rc == 0, f"grid kpi {args}: {err}")
+    return out
+
+
+def counts(row):
+    keys = ("reported", "filed", "closed", "closed_on_time", "voided", "reworks")
+    return tuple(row[k] for k in keys)
+
+
+def case_kpis_per_day_against_a_hand_counted_fixture():
+    """Cases moved with the test clock across two days: A closed on time, B reworked and
+    closed late the next day, C voided, D dispatched to h2, E reported on day 2, F in
+    another street. The per-day aggregates are summed by `grid kpi` over a period, by grid,
+    community, street, handler and category; a community operator and a grid worker see
+    only their reach; bad arguments are refused."""
+    with node() as d:
+        d.ok("data", "put", "work_calendar", "--scope", "hefei", "--id", "2027", js(CAL_2027))
+        d.ok("data", "put", "incident_categories", "--scope", "hefei", "--id", "environment",
+             js({"name": "暴露垃圾", "respond_minutes": 120, "finish_days": 1}))
+        set_clock(d, "2027-01-11T09:00")  # Monday: day 1
+        a, b, c = (report(d, G01) for _ in range(3))
+        dd = report(d, G02, "dispute", "邻里纠纷")
+        report(d, OTHER_G)  # F: another street
+        set_clock(d, "2027-01-11T09:30")  # intake: 0.5 h for the files and the void
+        for case in (a, b, dd):
+            move(d, "file", case)
+        move(d, "void", c)
+        for case, h in ((a, "h1"), (b, "h1"), (dd, "h2")):
+            move(d, "dispatch", case, h)
+        set_clock(d, "2027-01-11T10:00")  # respond: 0.5 h each
+        for case in (a, b, dd):
+            move(d, "accept", case)
+        set_clock(d, "2027-01-11T11:00")  # process: 1 h each
+        for case in (a, b):
+            move(d, "feedback", case)
+            move(d, "check", case)
+        near(d.ok("grid", "show", a)["close_deadline"], local_ms(2027, 1, 12, 11, 30),
+             "dispatched 09:30 + 2 h + 7 h")
+        move(d, "close", a)   # on time
+        move(d, "rework", b)  # counted against h1
+        set_clock(d, "2027-01-12T14:00")  # day 2: B reworked for 5 h + 3.5 h
+        move(d, "accept", b)
+        for verb in ("feedback", "check", "close"):
+            move(d, verb, b)  # closed after 11:30: late
+        report(d, G02, "fire", "烟感")  # E
+        # One record per (day, grid, category, handler), not one per case or move.
+        eq(d.ok("data", "query", "incident_kpis", "--limit", "100")["count"], 7,
+           "day 1: G01 environment/-, G01 environment/h1, G02 dispute/-, G02 dispute/h2, "
+           "F's; day 2: G01 environment/h1, G02 fire/-")
+
+        both = kpi(d, "2027-01-11", "2027-01-12")
+        eq((both["from"], both["to"]), ("2027-01-11", "2027-01-12"), "the period")
+        t = both["total"]
+        eq(counts(t), (6, 3, 2, 1, 1, 1), "reported, filed, closed, on time, voided, reworks")
+        check(abs(t["close_rate"] - 2 / 3) < 1e-9, f"结案率 2 of 3: {t}")
+        eq(t["on_time_rate"], 0.5, "按期结案率: A on time, B late")
+        near(t["mean_intake_ms"], 4 * HOUR // 2 // 7, "4 × 0.5 h over 7 intake moves")
+        near(t["mean_respond_ms"], HOUR // 2, "0.5 h to accept")
+        near(t["mean_process_ms"], (1 + 1 + 8.5 + 0) * HOUR / 4, "A 1 h, B 1 h, 8.5 h, 0")
+        near(t["mean_check_ms"], 0, "checked at once")
+        check("groups" not in both, "no groups without by=")
+
+        day1 = kpi(d, "2027-01-11", "2027-01-11")["total"]
+        eq(counts(day1), (5, 3, 1, 1, 1, 1), "day 1")
+        eq(day1["on_time_rate"], 1.0, "day 1: A closed on time")
+        day2 = kpi(d, "2027-01-12")  # TO defaults to today
+        eq((day2["to"], counts(day2["total"])), ("2027-01-12", (1, 0, 1, 0, 0, 0)), "day 2")
+        check("close_rate" not in day2["total"], "no 结案率 without a filed case")
+        month = kpi(d)
+        eq((month["from"], month["to"], counts(month["total"])),
+           ("2027-01-01", "2027-01-31", counts(t)), "default: this month")
+
+        def groups(by, *args, env=None):
+            r = kpi(d, "2027-01-11", "2027-01-12", f"by={by}", *args, env=env)
+            eq(r["by"], by, "by")
+            return {g["key"]: counts(g) for g in r["groups"]}
+
+        eq(groups("grid"), {G01: (3, 2, 2, 1, 1, 1), G02: (2, 1, 0, 0, 0, 0),
+                            OTHER_G: (1, 0, 0, 0, 0, 0)}, "by grid")
+        eq(groups("community"), {YUELAN: (5, 3, 2, 1, 1, 1),
+                                 "hefei/baohe/fanhua/jinxiu": (1, 0, 0, 0, 0, 0)},
+           "by community")
+        eq(groups("street"), {STREET: (5, 3, 2, 1, 1, 1),
+                              "hefei/baohe/fanhua": (1, 0, 0, 0, 0, 0)}, "by street")
+        eq(groups("category"), {"environment": (4, 2, 2, 1, 1, 1), "dispute": (1, 1, 0, 0, 0, 0),
+                                "fire": (1, 0, 0, 0, 0, 0)}, "by category")
+        eq(groups("handler"), {"-": (6, 3, 0, 0, 1, 0), "h1": (0, 0, 2, 1, 0, 1),
+                               "h2": (0, 0, 0, 0, 0, 0)}, "by handler")
+        h = {g["key"]: g for g in kpi(d, "2027-01-11", "2027-01-12", "by=handler")["groups"]}
+        near(h["h2"]["mean_respond_ms"], HOUR // 2, "h2 took 0.5 h to accept D")
+        eq(groups("grid", f"scope={G02}"), {G02: (2, 1, 0, 0, 0, 0)}, "scope=")
+
+        # A caller's reach: a community operator sees their community, a grid worker their grid.
+        op = d.account("op", "operator", node=YUELAN)
+        w1 = d.account("w1", "operator", node=YUELAN)
+        d.login()
+        d.ok("data", "put", "grid_workers", "--scope", YUELAN, "--id", "gw1",
+             js({"name": "王五", "phone": "13800000000", "account": "w1", "grid": "g01",
+                 "status": "active"}))
+        eq(groups("grid", env={"LINLI_SESSION": op}), {G01: (3, 2, 2, 1, 1, 1),
+                                                     G02: (2, 1, 0, 0, 0, 0)},
+           "the community operator")
+        eq(groups("grid", env={"LINLI_SESSION": w1}), {G01: (3, 2, 2, 1, 1, 1)},
+           "the grid worker of g01")
+        rc, out, err = d.cli("grid", "kpi", "scope=hefei/baohe/fanhua",
+                             env={"LINLI_SESSION": op})
+        check(rc != 0 and "may not act on hefei/baohe/fanhua: outside its jurisdiction" in err,
+              f"another street refused: {out} {err}")
+        eq(kpi(d, "2026-01-01", "2026-12-31", "by=grid")["groups"], [], "a year without cases")
+
+        # Bad arguments, each named.
+        for args, needle in (
+                (("2027-02-30",), "kpi: FROM '2027-02-30' is not a date YYYY-MM-DD"),
+                (("2027-01-01", "12/01/2027"), "kpi: TO '12/01/2027' is not a date YYYY-MM-DD"),
+                (("2027-01-12", "2027-01-11"), "kpi: FROM 2027-01-12 is after TO 2027-01-11"),
+                (("2027-02-01",), "kpi: FROM 2027-02-01 is after TO 2027-01-12 (today"),
+                (("by=month",), "kpi: 'by=month': by is one of grid, community, street, "
+                                "handler, category"),
+                (("colour=red",), "usage: grid kpi [FROM [TO]] [by=grid|community|street|"
+                                  "handler|category] [scope=PATH] (dates YYYY-MM-DD; default: "
+                                  "this month) ('colour=red': unknown argument)"),
+                (("2027-01-01", "2027-01-02", "2027-01-03"), "'2027-01-03': unknown argument")):
+            refused(d, needle, "kpi", *args, code="LINLI_EINVAL")
+
+
+def case_overdue_lists_warnings_and_overdue_cases_earliest_first():
+    """The test clock on a Monday: a dispatched case (2 working hours to accept) is listed
+    as a warning past 80% and as overdue past its deadline; a reported case (30 minutes to
+    file) is overdue sooner; closed cases never appear; a community operator sees only
+    their community; a bad argument is refused."""
+    with node() as d:
+        d.ok("data", "put", "work_calendar", "--scope", "hefei", "--id", "2027", js(CAL_2027))
+        d.ok("data", "put", "incident_categories", "--scope", "hefei", "--id", "environment",
+             js({"name": "暴露垃圾", "file_minutes": 30, "respond_minutes": 120}))
+        set_clock(d, "2027-01-11T09:00")
+        a = report(d, G01)
+        move(d, "file", a)
+        move(d, "dispatch", a, "h1")  # accept by 11:00
+        b = report(d, G02)              # file by 09:30
+        c = report(d, OTHER_G)          # another street
+        done = report(d, G01)
+        for verb, *arg in (("file",), ("dispatch", "h1"), ("accept",), ("feedback",),
+                           ("check",), ("close",)):
+            move(d, verb, done, *arg)
+        eq(d.ok("grid", "overdue"), [], "nothing past 80% at 09:00")
+        set_clock(d, "2027-01-11T09:25")  # b at 83% of 30 min, a at 21%
+        eq([(r["id"], r["level"], r["percent"]) for r in d.ok("grid", "overdue")],
+           [(b, "warning", 83), (c, "warning", 83)], "b and c warned")
+        set_clock(d, "2027-01-11T10:40")  # a at 83% of 2 h; b, c overdue
+        rows = d.ok("grid", "overdue")
+        eq([(r["id"], r["level"], r.get("percent")) for r in rows],
+           [(b, "overdue", None), (c, "overdue", None), (a, "warning", 83)],
+           "earliest deadline first")
+        near(rows[2]["step_deadline"], local_ms(2027, 1, 11, 11, 0), "a's deadline")
+        eq((rows[2]["status"], rows[2]["scope"]), ("dispatched", G01), "a's row")
+        set_clock(d, "2027-01-11T11:01")
+        eq([(r["id"], r["level"]) for r in d.ok("grid", "overdue", f"scope={YUELAN}")],
+           [(b, "overdue"), (a, "overdue")], "scope=: the community's cases")
+        op = d.account("op", "operator", node=YUELAN)
+        d.login()
+        rc, out, err = d.cli("grid", "overdue", env={"LINLI_SESSION": op})
+        check(rc == 0, err)
+        eq([r["id"] for r in out], [b, a], "the community operator's reach")
+        refused(d, "usage: grid overdue [scope=PATH] ('late': unknown argument)", "overdue",
+                "late", code="LINLI_EINVAL")
 
 
 REQUESTER = keeper(name="opener", caps=("bus.publish:incidentreq/report",), prelude="""

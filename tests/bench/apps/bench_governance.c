@@ -19,7 +19,17 @@
  *   apps.incident_moves.cpu    both per CPU second of the process, for a machine
  *                              that other work shares
  *
- * BENCH_APPS_N=cases overrides 10,000 (7 moves each).
+ *   apps.kpi_100k_ms           `grid kpi` over a month (November 2020) of 100,000 closed cases, ms
+ *                              (target < 500): the per-day aggregates (incident_kpis,
+ *                              one record per day, grid, category and handler) hold
+ *                              what the 7 moves of each case add to them (folded here,
+ *                              then put), over 30 days, 10 grids of 2 communities,
+ *                              5 categories, 20 handlers; then one `grid kpi` command
+ *                              by handler sums the month, as the console would ask
+ *   apps.kpi_100k_ms.cpu       the same in CPU ms of the process
+ *   apps.kpi_100k_ms.records   the aggregate records it reads
+ *
+ * BENCH_APPS_N=cases overrides 10,000 (7 moves each); BENCH_KPI_N=cases 100,000.
  */
 #include <errno.h>
 #include <msgpack.h>
@@ -69,6 +79,22 @@ static void die(const char *what, const char *why)
 
 static int last_rc;
 static char last_err[1024], last_id[STORE_ID_MAX + 1];
+static int64_t last_closed = -1; /* a kpi reply's total.closed */
+
+/* The msgpack map's value of `key`, or NULL. */
+static const msgpack_object *map_get(const msgpack_object *m, const char *key)
+{
+	size_t n = strlen(key);
+	if (m->type != MSGPACK_OBJECT_MAP)
+		return NULL;
+	for (uint32_t i = 0; i < m->via.map.size; i++) {
+		const msgpack_object_kv *kv = &m->via.map.ptr[i];
+		if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == n &&
+		    !memcmp(kv->key.via.str.ptr, key, n))
+			return &kv->val;
+	}
+	return NULL;
+}
 
 /* The command's reply: keep its "id" (a report's). */
 static void on_finish(struct cmd_call *call, int rc)
@@ -81,7 +107,12 @@ static void on_finish(struct cmd_call *call, int rc)
 	if (!rc && call->data.size &&
 	    msgpack_unpack_next(&up, call->data.data, call->data.size, NULL) ==
 		MSGPACK_UNPACK_SUCCESS &&
-	    up.data.type == MSGPACK_OBJECT_MAP)
+	    up.data.type == MSGPACK_OBJECT_MAP) {
+		const msgpack_object *t = map_get(&up.data, "total"), *c;
+		last_closed =
+		    t && (c = map_get(t, "closed")) && c->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+			? (int64_t)c->via.u64
+			: -1;
 		for (uint32_t i = 0; i < up.data.via.map.size; i++) {
 			msgpack_object_kv *kv = &up.data.via.map.ptr[i];
 			if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == 2 &&
@@ -92,6 +123,7 @@ static void on_finish(struct cmd_call *call, int rc)
 				last_id[kv->val.via.str.size] = '\0';
 			}
 		}
+	}
 	msgpack_unpacked_destroy(&up);
 	cmd_call_free(call);
 }
@@ -161,6 +193,104 @@ static void seed(struct kernel *k)
 	msgpack_sbuffer_destroy(&buf);
 	if (store_batch_end(k->store))
 		die("store", "commit failed");
+}
+
+/* ---- apps.kpi_100k_ms ---- */
+
+#define KPI_DAYS     30
+#define KPI_GRIDS    10
+#define KPI_CATS     5
+#define KPI_HANDLERS 20 /* and "-": the moves before dispatch */
+
+enum {
+	K_REPORTED,
+	K_FILED,
+	K_CLOSED,
+	K_ON_TIME,
+	K_VOIDED,
+	K_REWORKS,
+	K_INTAKE_MS,
+	K_INTAKE_N,
+	K_RESPOND_MS,
+	K_RESPOND_N,
+	K_PROCESS_MS,
+	K_PROCESS_N,
+	K_CHECK_MS,
+	K_CHECK_N,
+	K_FIELDS
+};
+static const char *const kpi_fields[K_FIELDS] = {
+    "reported", "filed",      "closed",	   "closed_on_time", "voided",	  "reworks",  "intake_ms",
+    "intake_n", "respond_ms", "respond_n", "process_ms",     "process_n", "check_ms", "check_n"};
+static const char *const kpi_cats[KPI_CATS] = {"environment", "public_order", "facilities",
+					       "safety_hazard", "dispute"};
+
+/*
+ * Write the aggregates of `n` closed cases as their moves would (plugins/grid, kpi_count):
+ * report and file count on the "-" record, with the intake time of file and dispatch;
+ * accept, feedback, check and close on the handler's, with their stage times, the close
+ * on time for 9 cases in 10. Returns the number of records written.
+ */
+static long kpi_seed(struct kernel *k, long n)
+{
+	size_t cells = (size_t)KPI_DAYS * KPI_GRIDS * KPI_CATS * (KPI_HANDLERS + 1);
+	int64_t(*agg)[K_FIELDS] = calloc(cells, sizeof *agg);
+	if (!agg)
+		die("calloc", "out of memory");
+	uint64_t x = 88172645463325252ULL; /* xorshift64: the same cases every run */
+	for (long i = 0; i < n; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		size_t day = x % KPI_DAYS, grid = (x >> 8) % KPI_GRIDS, cat = (x >> 16) % KPI_CATS,
+		       h = 1 + (x >> 24) % KPI_HANDLERS;
+		size_t base = ((day * KPI_GRIDS + grid) * KPI_CATS + cat) * (KPI_HANDLERS + 1);
+		int64_t *none = agg[base], *mine = agg[base + h];
+		none[K_REPORTED]++;						   /* report */
+		none[K_FILED]++, none[K_INTAKE_MS] += 1800000, none[K_INTAKE_N]++; /* file */
+		none[K_INTAKE_MS] += 600000, none[K_INTAKE_N]++;		   /* dispatch */
+		mine[K_RESPOND_MS] += 3600000, mine[K_RESPOND_N]++;		   /* accept */
+		mine[K_PROCESS_MS] += 18000000, mine[K_PROCESS_N]++;		   /* feedback */
+		mine[K_CHECK_MS] += 1200000, mine[K_CHECK_N]++;			   /* check */
+		mine[K_CLOSED]++, mine[K_ON_TIME] += (x >> 32) % 10 != 0;	   /* close */
+		mine[K_CHECK_MS] += 600000, mine[K_CHECK_N]++;
+	}
+	long records = 0, pending = 0;
+	char err[1024];
+	for (size_t c = 0; c < cells; c++) {
+		int any = 0;
+		for (int f = 0; f < K_FIELDS; f++)
+			any |= agg[c][f] != 0;
+		if (!any)
+			continue;
+		size_t h = c % (KPI_HANDLERS + 1), cat = c / (KPI_HANDLERS + 1) % KPI_CATS,
+		       grid = c / (KPI_HANDLERS + 1) / KPI_CATS % KPI_GRIDS,
+		       day = c / (KPI_HANDLERS + 1) / KPI_CATS / KPI_GRIDS;
+		char scope[128], id[STORE_ID_MAX + 1], handler[8];
+		snprintf(scope, sizeof scope, "hefei/baohe/binhu/%s/g%02zu",
+			 grid < KPI_GRIDS / 2 ? "yuelan" : "lvzhou", grid % (KPI_GRIDS / 2) + 1);
+		snprintf(handler, sizeof handler, "h%zu", h);
+		snprintf(id, sizeof id, "202011%02zu.%s.%s", day + 1, kpi_cats[cat],
+			 h ? handler : "-");
+		linli_record *r = record_new();
+		record_set_int(r, "day", 20201101 + (int64_t)day);
+		record_set_str(r, "category", kpi_cats[cat]);
+		if (h)
+			record_set_str(r, "handler", handler);
+		for (int f = 0; f < K_FIELDS; f++)
+			if (agg[c][f])
+				record_set_int(r, kpi_fields[f], agg[c][f]);
+		msgpack_sbuffer buf;
+		pack(r, &buf);
+		if (store_put(k->store, "incident_kpis", scope, id, buf.data, buf.size, NULL, NULL,
+			      err, sizeof err))
+			die("incident_kpis", err);
+		msgpack_sbuffer_destroy(&buf);
+		records++;
+		commit(k, &pending);
+	}
+	if (store_batch_end(k->store))
+		die("store", "commit failed");
+	free(agg);
+	return records;
 }
 
 int main(void)
@@ -275,6 +405,25 @@ int main(void)
 	printf("apps.incident_moves.ratio: %.3f\n", moves / raw);
 	printf("apps.incident_moves.cpu: %.0f moves per CPU second (direct %.0f puts)\n",
 	       (double)(n * per_case) / c_moves, (double)puts / c_raw);
+	fflush(stdout);
+
+	/* KPIs over a month of closed cases: the aggregates, then one query. */
+	long kn = 100000;
+	if ((env = getenv("BENCH_KPI_N")) && atol(env) > 0)
+		kn = atol(env);
+	long records = kpi_seed(&k, kn);
+	const char *q[] = {"kpi", "2020-11-01", "2020-11-30", "by=handler"};
+	t0 = now(), c0 = cpu();
+	grid_cmd(&k, 4, q);
+	double t_kpi = now() - t0, c_kpi = cpu() - c0;
+	if (last_closed != kn) {
+		snprintf(err, sizeof err, "total closed %lld, want %ld", (long long)last_closed,
+			 kn);
+		die("grid kpi", err);
+	}
+	printf("apps.kpi_100k_ms: %.1f ms for %ld closed cases (target < 500)\n", t_kpi * 1000, kn);
+	printf("apps.kpi_100k_ms.cpu: %.1f ms of CPU\n", c_kpi * 1000);
+	printf("apps.kpi_100k_ms.records: %ld\n", records);
 	fflush(stdout);
 
 	msgpack_sbuffer_destroy(&out);
