@@ -613,7 +613,11 @@ out:
 	 * reaper thread: returning while it is half way through one leaves
 	 * blocks only it referenced, which LeakSanitizer reports and aborts on
 	 * (the rare SIGABRT after a clean stop under ASan). nng_fini waits for
-	 * the reaper to drain and frees nng's globals.
+	 * the reaper to drain and frees nng's globals. What it cannot help is
+	 * nng 1.5.2 itself losing a listener and its pipes, in a cycle, when a
+	 * connection races the socket's close (1 stop in ~50 with consoles
+	 * connecting, with or without closing the listeners first); the test
+	 * harness forgives exactly that report (harness.py nng_exit_race).
 	 */
 	nng_fini();
 	return exit_code;

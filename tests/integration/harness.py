@@ -63,6 +63,22 @@ def finish(d, etype):
         d.cleanup()
 
 
+def nng_exit_race(log):
+    """True when `log` (one run of linlid, stopped cleanly) ends in a LeakSanitizer report
+    that holds nothing but nng's own objects leaked in a cycle: no direct leak (a block
+    nothing points to, which is what our code leaking anything looks like), every indirect
+    block allocated inside libnng, and no other sanitizer error. That is nng 1.5.2 (Debian
+    12) losing a listener and its pipes when a connection races the socket's close (about
+    1 stop in 50 with clients connecting, also with nng_fini and without our listener
+    close first); the objects are nng's, freed by no one, and only at exit."""
+    i = log.rfind("ERROR: LeakSanitizer: detected memory leaks")
+    if i < 0 or "ERROR: AddressSanitizer" in log or "runtime error:" in log:
+        return False
+    blocks = [b for b in log[i:].split("\n\n") if "leak of" in b]
+    return bool(blocks) and all(b.lstrip().startswith("Indirect leak of") and "libnng.so" in b
+                                for b in blocks)
+
+
 def exit_text(rc):
     """A Popen returncode in words: "status 3", "signal SIGABRT"."""
     if rc is not None and rc < 0:
@@ -241,6 +257,7 @@ class Daemon:
         if self.bootstrapped:
             self.provision()
         self.log = open(self.logpath, "ab")
+        self.log_start = self.log.tell()
         self.proc = subprocess.Popen([LINLID, "--config", self.cfg, "--foreground", *args],
                                      stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
         if wait:
@@ -321,9 +338,24 @@ class Daemon:
             self.proc.wait()
             self.print_log(f"linlid did not stop within {timeout} s of {sig.name}")
             raise TestFailure("linlid did not stop on signal:\n" + self.logtext())
+        if rc != 0 and nng_exit_race(self.run_log()):
+            sys.stderr.write(f"linlid ended with {exit_text(rc)} on {sig.name}: LeakSanitizer "
+                             "found only nng's own objects, in a cycle, after a clean stop "
+                             "(nng 1.5.2's listener/pipe shutdown race); counted as a clean "
+                             f"stop, the report is in {self.logpath}\n")
+            return 0
         if rc != 0:
             self.print_log(f"linlid ended with {exit_text(rc)} on {sig.name}")
         return rc
+
+    def run_log(self):
+        """The log of this run of linlid only (the file is appended across restarts)."""
+        try:
+            with open(self.logpath, "rb") as f:
+                f.seek(getattr(self, "log_start", 0))
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
 
     def print_log(self, why, limit=200000):
         """Print why and the daemon's log (its last `limit` bytes) to stderr, once per run."""

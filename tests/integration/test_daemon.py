@@ -6,7 +6,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import CTLRAW, LINLI, LINLID, Daemon, TestFailure, check, eq, main, mp  # noqa: E402
+from harness import (CTLRAW, LINLI, LINLID, Daemon, TestFailure, check, eq, main, mp,  # noqa: E402
+                     nng_exit_race)
 
 
 class running:
@@ -44,6 +45,38 @@ def case_sigterm_exits_zero():
         rc, _, err = d.cli("status")
         eq(rc, 1, "console rc with no daemon")
         check("cannot reach linlid" in err, err)
+
+
+NNG_FRAMES = ("    #0 0x7f in __interceptor_calloc asan_malloc_linux.cpp:77\n"
+              "    #1 0x7f  (/lib/x86_64-linux-gnu/libnng.so.1+0x3d833)\n")
+OURS = "    #0 0x7f in __interceptor_malloc\n    #1 0x55 in conn_get ../host/control.c:200\n"
+LSAN = "==1==ERROR: LeakSanitizer: detected memory leaks\n\n"
+
+
+def case_only_nngs_own_exit_leaks_are_forgiven():
+    """The harness counts a stop as clean despite LeakSanitizer only for nng 1.5.2's own
+    objects leaked in a cycle; a leak of ours, direct or not, or any other sanitizer
+    error, still fails the stop."""
+    def report(*blocks):
+        return "info kernel: stopped\n" + LSAN + "\n".join(blocks) + \
+            "\nSUMMARY: AddressSanitizer: 3960 byte(s) leaked in 8 allocation(s).\n"
+    nng_cycle = ["Indirect leak of 280 byte(s) in 1 object(s) allocated from:\n" + NNG_FRAMES
+                 + "    #5 0x55 in start_listener ../host/control.c:845\n",
+                 "Indirect leak of 312 byte(s) in 1 object(s) allocated from:\n" + NNG_FRAMES
+                 + "    #6 0x7f in start_thread nptl/pthread_create.c:442\n"]
+    check(nng_exit_race(report(*nng_cycle)), "nng's own cycle is forgiven")
+    for what, log in (
+            ("a direct leak of nng's", report("Direct leak of 48 byte(s) in 1 object(s) "
+                                              "allocated from:\n" + NNG_FRAMES, *nng_cycle)),
+            ("an indirect leak of ours", report(*nng_cycle, "Indirect leak of 32 byte(s) in 1 "
+                                                "object(s) allocated from:\n" + OURS)),
+            ("a heap error too", "==1==ERROR: AddressSanitizer: heap-use-after-free\n"
+             + report(*nng_cycle)),
+            ("undefined behaviour too", "x.c:3:5: runtime error: signed integer overflow\n"
+             + report(*nng_cycle)),
+            ("no report", "info kernel: stopped\n"),
+            ("a report without blocks", report())):
+        check(not nng_exit_race(log), f"{what} is not forgiven")
 
 
 def case_sigint_exits_zero():
