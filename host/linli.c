@@ -689,7 +689,23 @@ static int do_logout(struct console *c, int argc, char **argv)
 	return code;
 }
 
-static int dispatch(struct console *c, int argc, char **argv)
+/*
+ * Commands that read their input from stdin when it is not a terminal, as
+ * well as with --stdin: `rules test NAME` takes the event so, e.g. from
+ * `jq … | linli rules test NAME`. Only for a command given on the command
+ * line: in the shell, stdin holds the next commands.
+ */
+static bool reads_piped_stdin(int argc, char **argv)
+{
+	if (argc < 2 || strcmp(argv[0], "rules") != 0 || strcmp(argv[1], "test") != 0)
+		return false;
+	for (int i = 2; i < argc; i++)
+		if (strcmp(argv[i], "--stdin") == 0)
+			return false;
+	return !isatty(STDIN_FILENO);
+}
+
+static int dispatch(struct console *c, int argc, char **argv, bool from_shell)
 {
 	if (strcmp(argv[0], "login") == 0)
 		return do_login(c, argc, argv);
@@ -697,6 +713,14 @@ static int dispatch(struct console *c, int argc, char **argv)
 		return do_logout(c, argc, argv);
 	if (argc >= 2 && strcmp(argv[0], "events") == 0 && strcmp(argv[1], "tail") == 0)
 		return tail(c, argc, argv);
+	if (!from_shell && reads_piped_stdin(argc, argv)) {
+		size_t n = 0;
+		char *in = read_stdin(&n);
+		/* Nothing piped (e.g. </dev/null): the daemon's default event, {}. */
+		int code = run(c, argc, argv, NULL, in && n ? in : NULL, n);
+		free(in);
+		return code;
+	}
 	return run(c, argc, argv, NULL, NULL, 0);
 }
 
@@ -821,7 +845,7 @@ static int shell(struct console *c)
 				free(line);
 				break;
 			}
-			dispatch(c, argc, argv);
+			dispatch(c, argc, argv, true);
 		} else if (argc < 0)
 			fprintf(stderr, "linli: more than %d words\n", PROTO_MAX_ARGS);
 		free(copy);
@@ -879,7 +903,7 @@ int main(int argc, char **argv)
 	if (i == argc)
 		code = isatty(STDIN_FILENO) || !c.json ? shell(&c) : (usage(stderr), 2);
 	else
-		code = dispatch(&c, argc - i, argv + i);
+		code = dispatch(&c, argc - i, argv + i, false);
 	if (c.open)
 		nng_close(c.sock);
 	/*

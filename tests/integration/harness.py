@@ -283,9 +283,12 @@ class Daemon:
             e["LINLI_SESSION"] = self.session
         if env:
             e.update(env)
+        # No input: stdin is /dev/null, never the test runner's (a command that reads a
+        # pipe, like `rules test`, would wait on it).
+        io = {"input": input.encode() if isinstance(input, str) else input} \
+            if input is not None else {"stdin": subprocess.DEVNULL}
         r = subprocess.run([LINLI, "--socket", self.sock, "--json", *args], capture_output=True,
-                           input=input.encode() if isinstance(input, str) else input, env=e,
-                           timeout=60)
+                           env=e, timeout=60, **io)
         out = None
         if r.stdout.strip():
             try:
