@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <nng/nng.h>
+#include <sodium.h>
 
 #include "bus.h"
 #include "catalog.h"
@@ -100,6 +101,55 @@ static int take_lock(const char *dir, int *fd_out, char *err, size_t errlen)
 	if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n)
 		log_warn("kernel", "cannot write pid to %s: %s", path, strerror(errno));
 	*fd_out = fd;
+	return 0;
+}
+
+/*
+ * The node's identity: 32 hex digits made at random at first start and kept
+ * in <data_dir>/node_id. Consoles key their sessions by it (linli login gets
+ * it), so two daemons behind the same typed address are never confused and
+ * one daemon reached by two spellings is one. Random, not derived from the
+ * node's path, which an unauthenticated peer must not learn.
+ */
+static int node_id_load(const char *dir, char out[33], char *err, size_t errlen)
+{
+	char path[PATH_MAX], buf[64];
+	snprintf(path, sizeof path, "%s/node_id", dir);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t n = read(fd, buf, sizeof buf - 1);
+		close(fd);
+		bool ok = n == 32 || (n == 33 && buf[32] == '\n');
+		for (int i = 0; ok && i < 32; i++)
+			ok = (buf[i] >= '0' && buf[i] <= '9') || (buf[i] >= 'a' && buf[i] <= 'f');
+		if (!ok)
+			return errf(err, errlen, LINLI_ECORRUPT,
+				    "%s: not a node id (32 lowercase hex digits); remove the file "
+				    "and linlid makes a new one (consoles then log in again)",
+				    path);
+		memcpy(out, buf, 32);
+		out[32] = 0;
+		return 0;
+	}
+	if (errno != ENOENT)
+		return errf(err, errlen, LINLI_EIO, "%s: %s", path, strerror(errno));
+	unsigned char r[16];
+	if (sodium_init() < 0)
+		return errf(err, errlen, LINLI_EIO, "%s: libsodium cannot start", path);
+	randombytes_buf(r, sizeof r);
+	sodium_bin2hex(out, 33, r, sizeof r);
+	char tmp[PATH_MAX + 8];
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	snprintf(buf, sizeof buf, "%s\n", out);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	bool ok = fd >= 0 && write(fd, buf, 33) == 33 && fsync(fd) == 0;
+	if (fd >= 0)
+		ok = close(fd) == 0 && ok;
+	if (!ok || rename(tmp, path) != 0) {
+		int e = errno;
+		unlink(tmp);
+		return errf(err, errlen, LINLI_EIO, "%s: cannot write: %s", path, strerror(e));
+	}
 	return 0;
 }
 
@@ -452,6 +502,10 @@ int main(int argc, char **argv)
 	}
 	if (verify) {
 		exit_code = store_verify_cli(k.cfg.data_dir);
+		goto out;
+	}
+	if (node_id_load(k.cfg.data_dir, k.node_id, err, sizeof err) != 0) {
+		log_error("kernel", "%s", err);
 		goto out;
 	}
 	if (catalog_load(k.cfg.catalog_dir, &k.catalog, err, sizeof err) != 0) {

@@ -850,7 +850,8 @@ static void login_done(struct kernel *k, struct job *j)
 	char when[32];
 	utc_text(r.expires, when, sizeof when);
 	msgpack_packer *out = &call->pk;
-	msgpack_pack_map(out, 5);
+	msgpack_pack_map(out, 6);
+	mp_kv_str(out, "node_id", k->node_id); /* what the console keys the session by */
 	mp_kv_str(out, "user", a->user);
 	mp_kv_str(out, "role", a->role);
 	mp_kv_str(out, "scope", a->scope);
