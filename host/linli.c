@@ -32,7 +32,11 @@
 #include "mp.h"
 #include "proto.h"
 
-#define DEFAULT_SOCKET "ipc://var/linlid.sock"
+/* The demo's (tools/demo, from a source tree) when ./var/linlid.sock exists, else the installed daemon's. */
+#define DEMO_SOCKET "ipc://var/linlid.sock"
+#ifndef LINLI_SYSTEM_SOCKET
+#define LINLI_SYSTEM_SOCKET "ipc:///run/linli/linlid.sock"
+#endif
 #define SYSTEM_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
 
 struct console {
@@ -51,14 +55,15 @@ static void usage(FILE *f)
 	fprintf(f, "usage: linli [--socket ADDR] [TLS OPTIONS] [--json] COMMAND [ARGS...]\n"
 		   "       linli [--socket ADDR] [TLS OPTIONS]            (interactive shell)\n"
 		   "  --socket ADDR  linlid's control address: ipc://PATH, tcp://HOST:PORT or\n"
-		   "                 tls+tcp://HOST:PORT (default $LINLI_SOCKET or %s)\n"
+		   "                 tls+tcp://HOST:PORT (default $LINLI_SOCKET, else the demo's\n"
+		   "                 %s when ./var/linlid.sock exists, else %s)\n"
 		   "  --json         print one JSON document\n"
 		   "  --tls-ca FILE  PEM CA certificate(s) that sign linlid's certificate, for\n"
 		   "                 tls+tcp:// (default $LINLI_TLS_CA, else %s)\n"
 		   "  --tls-server-name NAME  the name linlid's certificate must carry, when it\n"
 		   "                 is not HOST (default $LINLI_TLS_SERVER_NAME)\n"
 		   "Try 'linli help' for the commands.\n",
-		DEFAULT_SOCKET, SYSTEM_CA_FILE);
+		DEMO_SOCKET, LINLI_SYSTEM_SOCKET, SYSTEM_CA_FILE);
 }
 
 /*
@@ -938,7 +943,7 @@ int main(int argc, char **argv)
 			    .tls_ca = getenv("LINLI_TLS_CA"),
 			    .tls_server_name = getenv("LINLI_TLS_SERVER_NAME")};
 	if (!c.addr || !*c.addr)
-		c.addr = DEFAULT_SOCKET;
+		c.addr = access("var/linlid.sock", F_OK) == 0 ? DEMO_SOCKET : LINLI_SYSTEM_SOCKET;
 	if (c.tls_ca && !*c.tls_ca)
 		c.tls_ca = NULL;
 	if (c.tls_server_name && !*c.tls_server_name)

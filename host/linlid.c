@@ -53,14 +53,21 @@
 
 #define EXIT_CONFIG 2
 
+/* Read without --config: /etc/linli/linli.cfg on a Debian install (meson option default_config). */
+#ifndef LINLID_DEFAULT_CONFIG
+#define LINLID_DEFAULT_CONFIG "/etc/linli/linli.cfg"
+#endif
+
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: linlid [--config FILE] [--check-config] [--foreground] [--test-clock]\n"
-		   "              [--version]\n"
-		   "       linlid [--config FILE] --init-admin USER   (password on stdin)\n"
-		   "       linlid [--config FILE] --grant plugin:NAME|rule:NAME CAP...|--all\n"
-		   "       linlid [--config FILE] --verify\n"
-		   "  --config FILE    read FILE instead of the embedded default\n"
+	fprintf(f, "usage: linlid [--config FILE|--demo] [--check-config] [--foreground]\n"
+		   "              [--test-clock] [--version]\n"
+		   "       linlid [--config FILE|--demo] --init-admin USER   (password on stdin)\n"
+		   "       linlid [--config FILE|--demo] --grant plugin:NAME|rule:NAME CAP...|--all\n"
+		   "       linlid [--config FILE|--demo] --verify\n"
+		   "  --config FILE    read FILE (default " LINLID_DEFAULT_CONFIG ")\n"
+		   "  --demo           the embedded demo node instead, run from a source tree\n"
+		   "                   (tools/demo): data under ./var, the simulated fleet\n"
 		   "  --check-config   validate the configuration and exit (0 good, 2 bad)\n"
 		   "  --init-admin U   first run: create the node's first administrator U and exit\n"
 		   "  --grant S CAP... grant capabilities to plugin or rule S (daemon stopped), exit;\n"
@@ -390,11 +397,11 @@ int main(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},	  {"init-admin", required_argument, NULL, 'i'},
 		{"grant", required_argument, NULL, 'g'},  {"all", no_argument, NULL, 'a'},
 		{"test-clock", no_argument, NULL, 't'},	  {"verify", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0}};
+		{"demo", no_argument, NULL, 'D'},	  {NULL, 0, NULL, 0}};
 	const char *init_admin = NULL, *grant = NULL;
 	bool grant_all = false;
 	const char *cfg_path = NULL;
-	bool check = false, foreground = false, test_clock = false, verify = false;
+	bool check = false, foreground = false, test_clock = false, verify = false, demo = false;
 	int o;
 	/* The kinds of plugin the registry loads: shared objects and Lua scripts. */
 	plug_kind_add(plugin_so_kind());
@@ -424,6 +431,9 @@ int main(int argc, char **argv)
 		case 't':
 			test_clock = true;
 			break;
+		case 'D':
+			demo = true;
+			break;
 		case 'V':
 			verify = true;
 			foreground = true;
@@ -442,6 +452,25 @@ int main(int argc, char **argv)
 	if ((optind != argc || grant_all) && !grant) {
 		usage(stderr);
 		return EXIT_CONFIG;
+	}
+	if (demo && cfg_path) {
+		fprintf(stderr, "linlid: --demo and --config exclude each other\n");
+		return EXIT_CONFIG;
+	}
+	/*
+	 * Without --config: the installed configuration, never the demo node
+	 * (a daemon that silently ran the demo in ./var would be worse than none).
+	 */
+	if (!demo && !cfg_path) {
+		cfg_path = LINLID_DEFAULT_CONFIG;
+		if (access(cfg_path, F_OK) != 0) {
+			fprintf(stderr,
+				"linlid: no configuration: %s: %s; pass --config FILE (an example "
+				"is in the docs: linli.cfg(5)), or --demo for the demo node from a "
+				"source tree\n",
+				cfg_path, strerror(errno));
+			return EXIT_CONFIG;
+		}
 	}
 
 	struct kernel k;

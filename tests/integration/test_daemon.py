@@ -147,9 +147,26 @@ def case_check_config():
                            text=True, timeout=20)
         eq(r.returncode, 2, "start with bad config rc")
         check(not os.path.exists(d.data), "data dir created for a bad config")
-        r = subprocess.run([LINLID, "--check-config"], capture_output=True, text=True)
+        r = subprocess.run([LINLID, "--demo", "--check-config"], capture_output=True, text=True)
         eq(r.returncode, 0, "embedded default rc")
         check("hefei/baohe/binhu/yuelan" in r.stdout, r.stdout)
+        # Without --config: the installed file (a build option), never the demo node.
+        r = subprocess.run([LINLID, "--help"], capture_output=True, text=True)
+        default = r.stdout.split("--config FILE    read FILE (default ")[1].split(")")[0]
+        check(default.endswith("/linli/linli.cfg"), r.stdout)
+        if not os.path.exists(default):
+            r = subprocess.run([LINLID, "--check-config"], capture_output=True, text=True)
+            eq(r.returncode, 2, "no config rc")
+            check(f"no configuration: {default}: No such file" in r.stderr and "--demo" in r.stderr,
+                  r.stderr)
+            r = subprocess.run([LINLID, "--foreground"], capture_output=True, text=True,
+                               cwd=d.dir, timeout=20)
+            eq(r.returncode, 2, "no start without config")
+            check(not os.path.exists(os.path.join(d.dir, "var")), "the demo's data dir made")
+        r = subprocess.run([LINLID, "--demo", "--config", d.cfg, "--check-config"],
+                           capture_output=True, text=True)
+        eq(r.returncode, 2, "--demo with --config")
+        check("--demo and --config exclude each other" in r.stderr, r.stderr)
         r = subprocess.run([LINLID, "--bogus"], capture_output=True, text=True)
         eq(r.returncode, 2, "unknown option rc")
     finally:
