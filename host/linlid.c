@@ -21,6 +21,7 @@
 
 #include <nng/nng.h>
 #include <sodium.h>
+#include <systemd/sd-daemon.h>
 
 #include "bus.h"
 #include "catalog.h"
@@ -160,6 +161,32 @@ static int node_id_load(const char *dir, char out[33], char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * systemd (Type=notify): READY once serving, STOPPING on SIGTERM,
+ * RELOADING/READY around a SIGHUP, and WATCHDOG=1 from the kernel loop
+ * itself at half of WatchdogSec=, so a loop stuck in anything stops the
+ * pings and systemd restarts the node. Without $NOTIFY_SOCKET all no-ops.
+ */
+static void wd_ping(struct kernel *k, void *arg)
+{
+	(void)k;
+	(void)arg;
+	sd_notify(0, "WATCHDOG=1");
+}
+
+static void notify_ready(struct kernel *k)
+{
+	sd_notifyf(0, "READY=1\nSTATUS=serving %s (%s)", k->cfg.node_path,
+		   tier_level_name(k->cfg.node_level));
+	uint64_t usec = 0;
+	if (sd_watchdog_enabled(0, &usec) > 0 && usec >= 2000) {
+		uint64_t every = usec / 2000; /* ms, half the period */
+		kernel_timer_add(k, every, every, wd_ping, NULL);
+		log_info("kernel", "systemd watchdog: a ping every %llu ms",
+			 (unsigned long long)every);
+	}
+}
+
 /* ---- signals: a thread turns them into kernel events ---- */
 
 static void on_term(struct kernel *k, void *arg)
@@ -168,6 +195,7 @@ static void on_term(struct kernel *k, void *arg)
 	if (k->stopping)
 		return;
 	log_info("kernel", "stopping: no new requests, draining the queue");
+	sd_notify(0, "STOPPING=1\nSTATUS=stopping");
 	control_stop_listening(k->control);
 	kernel_stop(k);
 }
@@ -177,9 +205,8 @@ static void on_term(struct kernel *k, void *arg)
  * that need a restart (node, data_dir, control addresses) keep their old
  * values and say so; the rest take effect at once.
  */
-static void on_hup(struct kernel *k, void *arg)
+static void hup_apply(struct kernel *k)
 {
-	(void)arg;
 	char err[1024];
 	struct cfg nc;
 	int rc = strcmp(k->cfg.source, "<embedded>") == 0
@@ -245,6 +272,15 @@ static void on_hup(struct kernel *k, void *arg)
 		store_set_sync(k->store, oc->store_sync);
 	wd_configure((unsigned)oc->wd_warn_ms, (unsigned)oc->wd_stop_grace_ms);
 	log_info("config", "reloaded %s", oc->source);
+}
+
+static void on_hup(struct kernel *k, void *arg)
+{
+	(void)arg;
+	sd_notify(0, "RELOADING=1\nSTATUS=reloading the configuration");
+	hup_apply(k);
+	sd_notifyf(0, "READY=1\nSTATUS=serving %s (%s)", k->cfg.node_path,
+		   tier_level_name(k->cfg.node_level));
 }
 
 struct sigctx {
@@ -654,6 +690,7 @@ int main(int argc, char **argv)
 		log_warn("kernel", "--test-clock: admins may move this node's clock forward "
 				   "(`linli clock`); a node in service never runs so");
 	report_ready(&ready_fd, 0);
+	notify_ready(&k);
 	kernel_run(&k);
 	cmd_cancel_pending(k.cmds); /* long polls and the like get "shutting down" */
 	exit_code = 0;

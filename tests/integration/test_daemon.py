@@ -79,6 +79,51 @@ def case_only_nngs_own_exit_leaks_are_forgiven():
         check(not nng_exit_race(log), f"{what} is not forgiven")
 
 
+def case_systemd_notify_ready_watchdog_reload_stopping():
+    """As a Type=notify unit: READY=1 once serving, WATCHDOG=1 from the kernel loop at half
+    of WATCHDOG_USEC, RELOADING=1 then READY=1 around SIGHUP, STOPPING=1 on SIGTERM."""
+    import socket
+    d = Daemon()
+    path = os.path.join(d.dir, "notify.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(path)
+    s.settimeout(10)
+    got = []
+
+    def until(pred, since=0):
+        """Receive until a message from index `since` on satisfies pred; its index."""
+        while True:
+            for i in range(since, len(got)):
+                if pred(got[i]):
+                    return i
+            got.append(s.recv(4096).decode())
+    saved = {k: os.environ.get(k) for k in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
+    try:
+        d.write_config()
+        os.environ.update(NOTIFY_SOCKET=path, WATCHDOG_USEC="400000")  # pings every 200 ms
+        d.start()
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.update({k: v})
+        r = until(lambda m: m.startswith("READY=1"))
+        check("STATUS=serving hefei (city)" in got[r], got[r])
+        t0 = time.time()
+        w = until(lambda m: m == "WATCHDOG=1", r)
+        until(lambda m: m == "WATCHDOG=1", w + 1)
+        check(time.time() - t0 < 3, f"two pings within 3 s, one per 200 ms: {got}")
+        mark = len(got)
+        d.proc.send_signal(signal.SIGHUP)
+        r = until(lambda m: m.startswith("RELOADING=1"), mark)
+        until(lambda m: m.startswith("READY=1"), r)
+        mark = len(got)
+        eq(d.stop(), 0, "stop")
+        until(lambda m: m.startswith("STOPPING=1"), mark)
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k, None) if v is None else os.environ.update({k: v})
+        s.close()
+        d.cleanup()
+
+
 def case_sigint_exits_zero():
     with running() as d:
         eq(d.stop(signal.SIGINT), 0, "exit code on SIGINT")
