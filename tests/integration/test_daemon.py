@@ -39,6 +39,9 @@ def case_status_json():
 def case_sigterm_exits_zero():
     with running() as d:
         d.ok("status")
+        import stat
+        eq(stat.S_IMODE(os.stat(d.sock[len("ipc://"):]).st_mode), 0o660,
+           "the control socket: its user and group only")
         eq(d.stop(signal.SIGTERM), 0, "exit code on SIGTERM")
         check("stopped" in d.logtext(), "no 'stopped' log line")
         # The socket is gone: the console says so and exits 1.
