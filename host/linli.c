@@ -988,18 +988,126 @@ static int dispatch(struct console *c, int argc, char **argv, bool from_shell)
 /* ---- interactive shell ---- */
 
 static struct console *shell_console;
+static int split(char *line, char **argv, int max);
+
+/*
+ * Completion in the shell, by position: the first word from the commands
+ * linlid serves (its `help`), the second from that command's own words,
+ * then live values from the daemon for the commands that take them
+ * (datasets, device ids, plugin and rule names). Candidates without
+ * duplicates, rebuilt at each completion.
+ */
+static struct {
+	char **v;
+	int n, cap;
+} cands;
+
+static void cand_add(const char *w)
+{
+	if (!w || !*w)
+		return;
+	for (int i = 0; i < cands.n; i++)
+		if (strcmp(cands.v[i], w) == 0)
+			return;
+	if (cands.n == cands.cap) {
+		int cap = cands.cap ? cands.cap * 2 : 64;
+		char **nv = realloc(cands.v, (size_t)cap * sizeof *nv);
+		if (!nv)
+			return;
+		cands.v = nv;
+		cands.cap = cap;
+	}
+	char *d = strdup(w);
+	if (d)
+		cands.v[cands.n++] = d;
+}
+
+static void cand_clear(void)
+{
+	for (int i = 0; i < cands.n; i++)
+		free(cands.v[i]);
+	cands.n = 0;
+}
+
+/* The `key` strings of a listing reply: an array of objects, or one inside an object. */
+static void cand_from_listing(const json_t *j, const char *key)
+{
+	if (json_is_object(j)) {
+		const char *k;
+		json_t *v;
+		json_object_foreach((json_t *)j, k, v) if (json_is_array(v)) cand_from_listing(v, key);
+		return;
+	}
+	size_t i;
+	json_t *row;
+	json_array_foreach(j, i, row) cand_add(json_string_value(json_object_get(row, key)));
+}
+
+static void cand_live(struct console *c, int argc, char **argv, const char *key)
+{
+	json_t *j = NULL;
+	int saved = dup(STDERR_FILENO), null = open("/dev/null", O_WRONLY);
+	if (saved >= 0 && null >= 0) /* a refusal (not logged in) must not break the prompt */
+		dup2(null, STDERR_FILENO);
+	if (run(c, argc, argv, &j, NULL, 0) == 0)
+		cand_from_listing(j, key);
+	if (saved >= 0) {
+		dup2(saved, STDERR_FILENO);
+		close(saved);
+	}
+	if (null >= 0)
+		close(null);
+	json_decref(j);
+}
+
+static void cand_build(struct console *c, const char *line, int start)
+{
+	cand_clear();
+	char *copy = strndup(line, (size_t)start), *w[PROTO_MAX_ARGS];
+	int n = copy ? split(copy, w, PROTO_MAX_ARGS) : -1;
+	if (n == 0) {
+		for (int i = 0; i < c->n_words; i++) {
+			char first[128];
+			snprintf(first, sizeof first, "%.*s", (int)strcspn(c->words[i], " "),
+				 c->words[i]);
+			cand_add(first);
+		}
+		cand_add("quit");
+		cand_add("exit");
+	} else if (n == 1 || (n == 2 && strcmp(w[0], "help") == 0)) {
+		const char *cmd = w[n - 1];
+		size_t len = strlen(cmd);
+		for (int i = 0; i < c->n_words; i++)
+			if (strncmp(c->words[i], cmd, len) == 0 && c->words[i][len] == ' ')
+				cand_add(c->words[i] + len + 1);
+	} else if (n >= 2) {
+		static char *datasets[] = {"catalog", "list", "datasets"};
+		static char *devices[] = {"devices", "list"};
+		static char *plugins[] = {"plugins", "list"};
+		static char *rules[] = {"rules", "list"};
+		if (strcmp(w[0], "data") == 0 || strcmp(w[0], "retention") == 0 ||
+		    (strcmp(w[0], "catalog") == 0 && strcmp(w[1], "show") == 0))
+			cand_live(c, 3, datasets, "name");
+		else if (strcmp(w[0], "devices") == 0 || strcmp(w[0], "hal") == 0)
+			cand_live(c, 2, devices, "id");
+		else if (strcmp(w[0], "plugins") == 0)
+			cand_live(c, 2, plugins, "name");
+		else if (strcmp(w[0], "rules") == 0)
+			cand_live(c, 2, rules, "name");
+	}
+	free(copy);
+}
 
 static char *complete_word(const char *text, int state)
 {
 	static int i;
 	static size_t len;
-	struct console *c = shell_console;
 	if (!state) {
 		i = 0;
 		len = strlen(text);
 	}
-	while (i < c->n_words) {
-		const char *w = c->words[i++];
+	while (i < cands.n) {
+		const char *w = cands.v[i++];
 		if (strncmp(w, text, len) == 0)
 			return strdup(w);
 	}
@@ -1008,42 +1116,30 @@ static char *complete_word(const char *text, int state)
 
 static char **complete(const char *text, int start, int end)
 {
-	(void)start;
 	(void)end;
 	rl_attempted_completion_over = 1;
+	cand_build(shell_console, rl_line_buffer, start);
 	return rl_completion_matches(text, complete_word);
 }
 
+/* The commands linlid serves ("data get", "status", …), from its `help`. */
 static void load_words(struct console *c)
 {
 	char *argv[] = {"help"};
 	json_t *j = NULL;
-	static const char *const local[] = {"quit", "exit"};
 	if (run(c, 1, argv, &j, NULL, 0) != 0 || !json_is_array(j)) {
 		json_decref(j);
 		return;
 	}
-	c->words = calloc(json_array_size(j) * 2 + 2, sizeof(char *));
+	c->words = calloc(json_array_size(j) + 1, sizeof(char *));
 	size_t i;
 	json_t *v;
 	json_array_foreach(j, i, v)
 	{
 		const char *cmd = json_string_value(json_object_get(v, "command"));
-		if (!cmd)
-			continue;
-		/* Complete both the first word and "first second". */
-		char first[128];
-		snprintf(first, sizeof first, "%.*s", (int)strcspn(cmd, " "), cmd);
-		bool seen = false;
-		for (int k = 0; k < c->n_words; k++)
-			seen |= strcmp(c->words[k], first) == 0;
-		if (!seen)
-			c->words[c->n_words++] = strdup(first);
-		if (strchr(cmd, ' '))
-			c->words[c->n_words++] = strdup(strchr(cmd, ' ') + 1);
+		if (cmd && c->words)
+			c->words[c->n_words++] = strdup(cmd);
 	}
-	for (size_t k = 0; k < 2; k++)
-		c->words[c->n_words++] = strdup(local[k]);
 	json_decref(j);
 }
 
@@ -1117,6 +1213,8 @@ static int shell(struct console *c)
 	for (int i = 0; i < c->n_words; i++)
 		free(c->words[i]);
 	free(c->words);
+	cand_clear();
+	free(cands.v);
 	return 0;
 }
 

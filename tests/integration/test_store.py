@@ -124,6 +124,50 @@ def case_console_output_is_for_people():
         check(empty.splitlines()[0].split() == ["records", "(none)"], f"an empty list: {empty!r}")
 
 
+def case_shell_completes_words_and_live_values():
+    """The interactive shell (on a pty, as a person types): tab completes the first word
+    from linlid's commands, the second from that command's words, then live values (here
+    dataset names), without duplicates."""
+    import pty
+    import select
+    with running() as d:
+        pid, fd = pty.fork()
+        if pid == 0:  # the child: linli's shell on the pty
+            os.execve(LINLI, [LINLI, "--socket", d.sock],
+                      dict(os.environ, LINLI_SESSION=d.session, TERM="dumb"))
+        seen = b""
+
+        def typed(keys, want, timeout=10):
+            nonlocal seen
+            os.write(fd, keys)
+            end = time.time() + timeout
+            while want not in seen and time.time() < end:
+                r, _, _ = select.select([fd], [], [], 0.2)
+                if r:
+                    try:
+                        seen += os.read(fd, 4096)
+                    except OSError:
+                        break
+            check(want in seen, f"after {keys!r}: {want!r} not in {seen[-400:]!r}")
+        try:
+            typed(b"", b"linli> ")
+            typed(b"dat\t", b"data ")
+            typed(b"qu\t", b"data query ")
+            typed(b"parking_s\t", b"data query parking_spaces ")
+            typed(b"\x15plugins l\t", b"plugins list ")  # ^U: a new line of words
+            typed(b"\x15help accounts pa\t", b"help accounts passwd ")
+            typed(b"\x15quit\n", b"quit")
+            _, status = os.waitpid(pid, 0)
+            eq(os.waitstatus_to_exitcode(status), 0, "the shell ends with quit")
+        finally:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+            os.close(fd)
+
+
 def refused(d, *args, input=None):
     """Run a command that must fail; return its JSON error."""
     rc, out, err = d.cli(*args, input=input)
