@@ -13,12 +13,14 @@ import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import BUILD, SRC, Daemon, check, eq, finish, main, wait_for  # noqa: E402
+from harness import (BUILD, SRC, Daemon, check, eq, finish, main, plugin_meta,  # noqa: E402
+                     wait_for)
 
 TP = os.path.abspath(os.environ.get("LINLI_TP_DIR", os.path.join(BUILD, "tests", "plugins")))
 SOS = [os.path.join(BUILD, "plugins", "alarms", "alarms.so"),
        os.path.join(BUILD, "plugins", "fire", "fire.so"),
        os.path.join(TP, "tp_driver.so")]
+SIM = os.path.join(BUILD, "plugins", "sim", "sim.so")
 CATALOG = os.path.join(SRC, "catalog")
 YUELAN = "hefei/baohe/binhu/yuelan"
 
@@ -26,12 +28,13 @@ YUELAN = "hefei/baohe/binhu/yuelan"
 class node:
     """A community linlid with alarms, fire and tdrv; `fire` is the plugins.fire group."""
 
-    def __init__(self, fire="", clock=False):
+    def __init__(self, fire="", clock=False, sim=None):
         self.d = Daemon(node=YUELAN, level="community", name="悦澜社区")
         self.pdir = os.path.join(self.d.dir, "plugins")
         os.makedirs(self.pdir)
-        for so in SOS:
+        for so in SOS + ([SIM] if sim else []):
             shutil.copyfile(so, os.path.join(self.pdir, os.path.basename(so)))
+        self.sim = f"sim = {{ {sim} }};" if sim else ""
         self.extra = (f'catalog_dir = "{CATALOG}";\n'
                       f'plugin_dirs = [ "{self.pdir}" ];\n')
         self.configure(fire)
@@ -40,7 +43,8 @@ class node:
 
     def configure(self, fire):
         self.d.write_config(node=YUELAN, level="community", name="悦澜社区",
-                            extra=self.extra + f"plugins = {{ fire = {{ {fire} }}; }};\n")
+                            extra=self.extra +
+                            f"plugins = {{ fire = {{ {fire} }}; {self.sim} }};\n")
 
     def __enter__(self):
         try:
@@ -119,6 +123,12 @@ def case_each_trigger_raises_one_alarm_under_a_burst():
         op = d.account("op1", "operator", node=YUELAN)
         rc, out, err = d.cli("fire", "stats", env={"LINLI_SESSION": op})
         eq((rc, out and out["events"]), (0, 25), f"an operator reads them: {err}")
+        # The plugin index asks exactly what fire.so declares, all it was granted.
+        name, caps = plugin_meta(SOS[1])
+        entry = d.ok("catalog", "show", "plugin", "fire")
+        eq((entry["version"], entry["sdk"], entry["requires"]), ("1.0.0", "1.1", ["alarms"]),
+           "index entry")
+        eq(sorted(entry["capabilities"]), sorted(caps), "the index lists what fire.so declares")
 
 
 def case_smoke_density_held_for_n_seconds():
@@ -249,6 +259,39 @@ def case_bad_config_refused_at_start_and_on_sighup():
         c = stats(d)["config"]
         eq((c["smoke_density"], c["severity"]["smoke"]), (3.0, "major"), "defaults return")
         eq(stats(d)["refused_reloads"], 1, "no new refusal")
+
+
+def case_the_simulated_fleet_raises_fire_alarms():
+    """What tools/demo shows: the sim driver's detectors, hydrants and gas meters raise
+    alarms through fire, one per device and type, every event counted."""
+    sim = ('per_class = 2; classes = [ "smoke", "hydrant", "gas_meter" ]; seed = 7; '
+           'auto = false; thread = false;')
+    with node(sim=sim) as d:
+        out = d.ok("sim", "step", "3000")
+        check(out["events"] > 0, f"the fleet raised events: {out}")
+        mapped = {("smoke", "alarm"): "smoke", ("hydrant", "low_pressure"):
+                  "hydrant_low_pressure", ("hydrant", "leak"): "hydrant_leak",
+                  ("gas_meter", "gas_leak"): "gas_leak"}
+        want, pairs = {}, set()
+        after = 0
+        while True:
+            page = d.ok("events", "journal", "--after", str(after), "--limit", "1000")["events"]
+            if not page:
+                break
+            for e in page:
+                _, cls, dev, *rest = e["topic"].split("/")
+                t = mapped.get((cls, rest[-1])) if rest[:1] == ["event"] else None
+                if t:
+                    want[t] = want.get(t, 0) + 1
+                    pairs.add((f"device:{dev}", t))
+            after = page[-1]["seq"]
+        check(sum(want.values()) > 0, f"fire events in 3000 rounds: {want}")
+        eq(stats(d)["watching"], 0, "no reading left past a threshold (nothing else to come)")
+        got = raised(d, want, "every fire event of the fleet raised")
+        eq(sorted(got), sorted(pairs), "one alarm per device and type")
+        eq(sum(a["count"] for a in got.values()), sum(want.values()), "every event counted")
+        print(f"  3000 rounds of 6 devices: {sum(want.values())} fire events, "
+              f"{len(got)} alarms {sorted(want.items())}")
 
 
 if __name__ == "__main__":
