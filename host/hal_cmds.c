@@ -76,9 +76,9 @@ static int take_opt(struct cmd_call *call, void *ud, int bit, const char *v)
 {
 	(void)call;
 	struct args *a = ud;
-	const char **slot[] = {&a->scope, &a->cls,	 &a->state,   &a->driver, &a->name,
-			       &a->poll,  &a->heartbeat, &a->timeout, &a->limit,  &a->after,
-			       &a->building, &a->floor};
+	const char **slot[] = {&a->scope, &a->cls,   &a->state,	    &a->driver,
+			       &a->name,  &a->poll,  &a->heartbeat, &a->timeout,
+			       &a->limit, &a->after, &a->building,  &a->floor};
 	for (int b = 0; b < 12; b++)
 		if (bit == 1 << b)
 			*slot[b] = v;
