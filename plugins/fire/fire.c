@@ -84,17 +84,26 @@ struct hit {
 	char device[LINLI_ID_MAX + 1];
 	char scope[LINLI_SCOPE_MAX + 1];
 	char building[BUILDING_MAX + 1];
+	int64_t at;
+};
+
+/* Where a device is (devices.building, devices.floor), as last read. */
+struct loc {
+	struct loc *next;
+	char device[LINLI_ID_MAX + 1];
+	char scope[LINLI_SCOPE_MAX + 1];
+	char building[BUILDING_MAX + 1]; /* "" when none */
 	int64_t floor;
 	bool has_floor;
-	int64_t at;
 };
 
 struct fstate {
 	struct fcfg cfg;
+	struct loc *locs[BUCKETS];
 	char *cfg_json; /* the plugins.fire group last seen (applied or refused) */
 	struct cond *buckets[BUCKETS];
 	struct hit *hits;
-	int64_t events, readings, raised[T_N], failed[T_N], normal[T_N], refused_reloads;
+	int64_t events, readings, raised[T_N], failed[T_N], normal[T_N], refused_reloads, loc_reads;
 };
 
 static struct fstate *state; /* init to fini */
@@ -280,19 +289,59 @@ static linli_record *cfg_record(const struct fcfg *f)
 
 /* ---- where a device is: its building and floor, from the devices dataset ---- */
 
-static void where_of(linli_ctx *ctx, const char *scope, const char *device, char *building,
-		     int64_t *floor, bool *has_floor)
+/*
+ * Each read of `devices` (it has a sensitive field) is audited, so a
+ * device's place is read once and kept until its record changes (a
+ * store_watch drops it): a burst of events is one read.
+ */
+static size_t loc_bucket(const char *device)
 {
+	uint64_t h = 1469598103934665603ULL;
+	for (const char *s = device; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return (size_t)(h & (BUCKETS - 1));
+}
+
+static struct loc **find_loc(struct fstate *st, const char *scope, const char *device)
+{
+	struct loc **pp = &st->locs[loc_bucket(device)];
+	while (*pp && (strcmp((*pp)->device, device) || strcmp((*pp)->scope, scope)))
+		pp = &(*pp)->next;
+	return pp;
+}
+
+static const struct loc *where_of(linli_ctx *ctx, struct fstate *st, const char *scope,
+				  const char *device)
+{
+	static const struct loc none;
+	struct loc **pp = find_loc(st, scope, device), *l = *pp;
+	if (l)
+		return l;
 	linli_record *r = NULL;
 	const char *b = NULL;
-	building[0] = '\0';
-	*has_floor = false;
-	if (api->store_get(ctx, "devices", scope, device, &r, NULL) != 0)
-		return;
-	if (api->rec_get_str(r, "building", &b, NULL) == 0)
-		snprintf(building, BUILDING_MAX + 1, "%s", b);
-	*has_floor = api->rec_get_int(r, "floor", floor) == 0;
-	api->rec_free(r);
+	if (!(l = calloc(1, sizeof *l)))
+		return &none;
+	snprintf(l->device, sizeof l->device, "%s", device);
+	snprintf(l->scope, sizeof l->scope, "%s", scope);
+	if (api->store_get(ctx, "devices", scope, device, &r, NULL) == 0) {
+		if (api->rec_get_str(r, "building", &b, NULL) == 0)
+			snprintf(l->building, sizeof l->building, "%s", b);
+		l->has_floor = api->rec_get_int(r, "floor", &l->floor) == 0;
+		api->rec_free(r);
+	}
+	st->loc_reads++;
+	*pp = l;
+	return l;
+}
+
+static void on_device_change(linli_ctx *ctx, const struct linli_change *ch, void *ud)
+{
+	(void)ctx;
+	struct loc **pp = find_loc(ud, ch->scope, ch->id), *l = *pp;
+	if (l) {
+		*pp = l->next;
+		free(l);
+	}
 }
 
 /* ---- raising through the alarms plugin ---- */
@@ -364,13 +413,24 @@ static const char *where_text(const char *building, int64_t floor, bool has_floo
 static void raise_device(linli_ctx *ctx, struct fstate *st, int t, const char *scope,
 			 const char *device, const char *what)
 {
-	char building[BUILDING_MAX + 1], src[LINLI_ID_MAX + 8], w[BUILDING_MAX + 48];
-	int64_t floor = 0;
-	bool has_floor = false;
-	where_of(ctx, scope, device, building, &floor, &has_floor);
+	char src[LINLI_ID_MAX + 8], w[BUILDING_MAX + 48];
+	const struct loc *l = where_of(ctx, st, scope, device);
 	snprintf(src, sizeof src, "device:%s", device);
 	raise_alarm(ctx, st, t, scope, src, "%s%s", what,
-		    where_text(building, floor, has_floor, w, sizeof w));
+		    where_text(l->building, l->floor, l->has_floor, w, sizeof w));
+}
+
+/* Forget the detectors that fell out of the window. */
+static void prune_hits(struct fstate *st, int64_t now)
+{
+	for (struct hit **pp = &st->hits; *pp;) {
+		struct hit *h = *pp;
+		if (now - h->at > st->cfg.window_ms) {
+			*pp = h->next;
+			free(h);
+		} else
+			pp = &h->next;
+	}
 }
 
 /*
@@ -381,18 +441,12 @@ static void raise_device(linli_ctx *ctx, struct fstate *st, int t, const char *s
 static void detector_hit(linli_ctx *ctx, struct fstate *st, const char *scope, const char *device)
 {
 	int64_t now = api->time_now_ms();
-	for (struct hit **pp = &st->hits; *pp;) { /* forget what fell out of the window */
-		struct hit *h = *pp;
-		if (now - h->at > st->cfg.window_ms) {
-			*pp = h->next;
-			free(h);
-		} else
-			pp = &h->next;
-	}
+	prune_hits(st, now);
 	struct hit n = {.at = now};
-	where_of(ctx, scope, device, n.building, &n.floor, &n.has_floor);
-	if (!n.building[0])
+	const struct loc *l = where_of(ctx, st, scope, device);
+	if (!l->building[0])
 		return; /* no building known: nothing to count it with */
+	snprintf(n.building, sizeof n.building, "%s", l->building);
 	snprintf(n.device, sizeof n.device, "%s", device);
 	snprintf(n.scope, sizeof n.scope, "%s", scope);
 	struct hit *same = NULL;
@@ -626,6 +680,7 @@ static void sweep(linli_ctx *ctx, void *ud)
 			}
 			pp = &c->next;
 		}
+	prune_hits(st, now);
 	char err[512];
 	bool changed = false;
 	int rc = cfg_load(ctx, st, &changed, err, sizeof err);
@@ -674,6 +729,7 @@ static int cmd_stats(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 	api->rec_set_int(r, "watching", (int64_t)watching);
 	api->rec_set_int(r, "detectors_in_window", (int64_t)hits);
 	api->rec_set_int(r, "refused_reloads", st->refused_reloads);
+	api->rec_set_int(r, "device_reads", st->loc_reads);
 	api->rec_set_record(r, "config", c);
 	api->rec_free(c);
 	*reply = r;
@@ -693,6 +749,11 @@ static void free_state(struct fstate *st)
 		n = h->next;
 		free(h);
 	}
+	for (size_t i = 0; i < BUCKETS; i++)
+		for (struct loc *l = st->locs[i], *n; l; l = n) {
+			n = l->next;
+			free(l);
+		}
 	free(st->cfg_json);
 	free(st);
 }
@@ -714,6 +775,8 @@ static int fire_init(linli_ctx *ctx, const struct linli_api *a)
 		rc = api->subscribe(ctx, readings[i], on_reading, st, NULL);
 	for (size_t i = 0; !rc && i < sizeof events / sizeof events[0]; i++)
 		rc = api->subscribe(ctx, events[i], on_event, st, NULL);
+	if (!rc)
+		rc = api->store_watch(ctx, "devices", on_device_change, st, NULL);
 	if (!rc)
 		rc = api->action_declare(ctx, "fire.stats", "operator", NULL, NULL,
 					 "see fire's counters and configuration");

@@ -115,6 +115,11 @@ def case_each_trigger_raises_one_alarm_under_a_burst():
         # 22 events and each device's first word, its "online"
         eq((st["events"], sum(st["failed"].values())), (25, 0), "events seen, none failed")
         eq(st["config"]["smoke_density"], 1.0, "the defaults")
+        # Where a device is comes from the (audited) devices dataset once per change of its
+        # record (going online is one; a last_seen write-back, each 60 s, may be another),
+        # not once per event.
+        check(st["device_reads"] <= 9, f"a burst is not a read per event: {st}")
+        print(f"  22 events of 3 devices: {st['device_reads']} reads of devices")
         # The command acts as its caller: fire.stats needs an operator.
         viewer = d.account("viewer1", "viewer", node=YUELAN)
         rc, out, err = d.cli("fire", "stats", env={"LINLI_SESSION": viewer})
