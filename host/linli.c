@@ -10,6 +10,7 @@
 #include <editline/readline.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <jansson.h>
 #include <msgpack.h>
 #include <nng/nng.h>
@@ -31,7 +32,11 @@
 #include "mp.h"
 #include "proto.h"
 
-#define DEFAULT_SOCKET "ipc://var/linlid.sock"
+/* The demo's (tools/demo, from a source tree) when ./var/linlid.sock exists, else the installed daemon's. */
+#define DEMO_SOCKET "ipc://var/linlid.sock"
+#ifndef LINLI_SYSTEM_SOCKET
+#define LINLI_SYSTEM_SOCKET "ipc:///run/linli/linlid.sock"
+#endif
 #define SYSTEM_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
 
 struct console {
@@ -50,14 +55,15 @@ static void usage(FILE *f)
 	fprintf(f, "usage: linli [--socket ADDR] [TLS OPTIONS] [--json] COMMAND [ARGS...]\n"
 		   "       linli [--socket ADDR] [TLS OPTIONS]            (interactive shell)\n"
 		   "  --socket ADDR  linlid's control address: ipc://PATH, tcp://HOST:PORT or\n"
-		   "                 tls+tcp://HOST:PORT (default $LINLI_SOCKET or %s)\n"
+		   "                 tls+tcp://HOST:PORT (default $LINLI_SOCKET, else the demo's\n"
+		   "                 %s when ./var/linlid.sock exists, else %s)\n"
 		   "  --json         print one JSON document\n"
 		   "  --tls-ca FILE  PEM CA certificate(s) that sign linlid's certificate, for\n"
 		   "                 tls+tcp:// (default $LINLI_TLS_CA, else %s)\n"
 		   "  --tls-server-name NAME  the name linlid's certificate must carry, when it\n"
 		   "                 is not HOST (default $LINLI_TLS_SERVER_NAME)\n"
 		   "Try 'linli help' for the commands.\n",
-		DEFAULT_SOCKET, SYSTEM_CA_FILE);
+		DEMO_SOCKET, LINLI_SYSTEM_SOCKET, SYSTEM_CA_FILE);
 }
 
 /*
@@ -140,10 +146,41 @@ static int connect_daemon(struct console *c)
 /* ---- sessions ----
  *
  * `linli login` stores the token in a file only its owner can read:
- * $LINLI_SESSION_FILE, or ~/.config/linli/sessions.json, a JSON map from
- * control address to {"user", "token"} so that one person can hold sessions
- * with several daemons. $LINLI_SESSION, when set, wins over the file.
+ * $LINLI_SESSION_FILE, or ~/.config/linli/sessions.json:
+ *   {"nodes": {NODE_ID: {"user", "token"}}, "addrs": {ADDRESS: NODE_ID}}
+ * Sessions are keyed by the daemon's node id (its login reply names it), so
+ * one person holds sessions with several daemons, two daemons both typed as
+ * `ipc://./linlid.sock` from two checkouts never log each other out, and
+ * `ipc://./x` and `ipc:///abs/x` are the same daemon. ADDRESS is canonical
+ * (an ipc path made absolute, its directory resolved). An entry of the
+ * earlier format, {ADDRESS as typed: {"user", "token"}}, is still read.
+ * $LINLI_SESSION, when set, wins over the file.
  */
+
+/* addr with an ipc:// path made absolute and its directory resolved; else as typed. */
+static void canonical_addr(const char *addr, char *out, size_t n)
+{
+	if (strncmp(addr, "ipc://", 6) != 0 || !addr[6]) {
+		snprintf(out, n, "%s", addr);
+		return;
+	}
+	const char *path = addr + 6;
+	char full[PATH_MAX], cwd[PATH_MAX], dir[PATH_MAX], real[PATH_MAX];
+	if (path[0] == '/')
+		snprintf(full, sizeof full, "%s", path);
+	else if (getcwd(cwd, sizeof cwd))
+		snprintf(full, sizeof full, "%s/%s", cwd, path);
+	else {
+		snprintf(out, n, "%s", addr);
+		return;
+	}
+	char *slash = strrchr(full, '/');
+	snprintf(dir, sizeof dir, "%.*s", (int)(slash - full), full);
+	if (realpath(dir[0] ? dir : "/", real))
+		snprintf(out, n, "ipc://%s/%s", strcmp(real, "/") ? real : "", slash + 1);
+	else
+		snprintf(out, n, "ipc://%s", full);
+}
 
 static void session_path(char *out, size_t n)
 {
@@ -195,16 +232,44 @@ static int session_save(json_t *all)
 	return 0;
 }
 
+/* The session kept for the daemon at addr: by its node id, else an entry of the earlier format. */
 static char *session_token(const char *addr)
 {
 	const char *env = getenv("LINLI_SESSION");
 	if (env && *env)
 		return strdup(env);
+	char canon[PATH_MAX + 16];
+	canonical_addr(addr, canon, sizeof canon);
 	json_t *all = session_load();
-	const char *t = json_string_value(json_object_get(json_object_get(all, addr), "token"));
+	const char *nid = json_string_value(json_object_get(json_object_get(all, "addrs"), canon));
+	const char *t = nid ? json_string_value(json_object_get(
+				  json_object_get(json_object_get(all, "nodes"), nid), "token"))
+			    : NULL;
+	if (!t)
+		t = json_string_value(json_object_get(json_object_get(all, addr), "token"));
 	char *r = t ? strdup(t) : NULL;
 	json_decref(all);
 	return r;
+}
+
+/* Drop the session of the daemon at addr (its node's, every address leading to it). */
+static void session_forget(json_t *all, const char *addr, const char *canon)
+{
+	json_t *addrs = json_object_get(all, "addrs");
+	const char *nid = json_string_value(json_object_get(addrs, canon));
+	if (nid) {
+		char *id = strdup(nid);
+		json_object_del(json_object_get(all, "nodes"), id);
+		const char *a;
+		json_t *v;
+		void *tmp;
+		json_object_foreach_safe(addrs, tmp, a, v)
+			if (json_is_string(v) && strcmp(json_string_value(v), id) == 0)
+				json_object_del(addrs, a);
+		free(id);
+	}
+	json_object_del(all, addr); /* the earlier format's */
+	json_object_del(all, canon);
 }
 
 /* Read a password: from the terminal without echo, or one line of stdin. */
@@ -654,8 +719,21 @@ static int do_login(struct console *c, int argc, char **argv)
 	if (code != 0)
 		return code;
 	const char *tok = json_string_value(json_object_get(j, "token"));
+	const char *nid = json_string_value(json_object_get(j, "node_id"));
+	char canon[PATH_MAX + 16];
+	canonical_addr(c->addr, canon, sizeof canon);
 	json_t *all = session_load();
-	json_object_set_new(all, c->addr, json_pack("{s:s,s:s}", "user", user, "token", tok ? tok : ""));
+	session_forget(all, c->addr, canon);
+	json_t *entry = json_pack("{s:s,s:s}", "user", user, "token", tok ? tok : "");
+	if (nid) {
+		if (!json_is_object(json_object_get(all, "nodes")))
+			json_object_set_new(all, "nodes", json_object());
+		if (!json_is_object(json_object_get(all, "addrs")))
+			json_object_set_new(all, "addrs", json_object());
+		json_object_set_new(json_object_get(all, "nodes"), nid, entry);
+		json_object_set_new(json_object_get(all, "addrs"), canon, json_string(nid));
+	} else /* a daemon before node ids */
+		json_object_set_new(all, canon, entry);
 	if (!tok || session_save(all) != 0) {
 		fprintf(stderr, "linli: cannot save the session file\n");
 		code = 1;
@@ -680,16 +758,32 @@ static int do_login(struct console *c, int argc, char **argv)
 static int do_logout(struct console *c, int argc, char **argv)
 {
 	int code = run(c, argc, argv, NULL, NULL, 0);
+	char canon[PATH_MAX + 16];
+	canonical_addr(c->addr, canon, sizeof canon);
 	json_t *all = session_load();
-	if (json_object_get(all, c->addr)) {
-		json_object_del(all, c->addr);
-		session_save(all);
-	}
+	session_forget(all, c->addr, canon);
+	session_save(all);
 	json_decref(all);
 	return code;
 }
 
-static int dispatch(struct console *c, int argc, char **argv)
+/*
+ * Commands that read their input from stdin when it is not a terminal, as
+ * well as with --stdin: `rules test NAME` takes the event so, e.g. from
+ * `jq … | linli rules test NAME`. Only for a command given on the command
+ * line: in the shell, stdin holds the next commands.
+ */
+static bool reads_piped_stdin(int argc, char **argv)
+{
+	if (argc < 2 || strcmp(argv[0], "rules") != 0 || strcmp(argv[1], "test") != 0)
+		return false;
+	for (int i = 2; i < argc; i++)
+		if (strcmp(argv[i], "--stdin") == 0)
+			return false;
+	return !isatty(STDIN_FILENO);
+}
+
+static int dispatch(struct console *c, int argc, char **argv, bool from_shell)
 {
 	if (strcmp(argv[0], "login") == 0)
 		return do_login(c, argc, argv);
@@ -697,6 +791,14 @@ static int dispatch(struct console *c, int argc, char **argv)
 		return do_logout(c, argc, argv);
 	if (argc >= 2 && strcmp(argv[0], "events") == 0 && strcmp(argv[1], "tail") == 0)
 		return tail(c, argc, argv);
+	if (!from_shell && reads_piped_stdin(argc, argv)) {
+		size_t n = 0;
+		char *in = read_stdin(&n);
+		/* Nothing piped (e.g. </dev/null): the daemon's default event, {}. */
+		int code = run(c, argc, argv, NULL, in && n ? in : NULL, n);
+		free(in);
+		return code;
+	}
 	return run(c, argc, argv, NULL, NULL, 0);
 }
 
@@ -821,7 +923,7 @@ static int shell(struct console *c)
 				free(line);
 				break;
 			}
-			dispatch(c, argc, argv);
+			dispatch(c, argc, argv, true);
 		} else if (argc < 0)
 			fprintf(stderr, "linli: more than %d words\n", PROTO_MAX_ARGS);
 		free(copy);
@@ -841,7 +943,7 @@ int main(int argc, char **argv)
 			    .tls_ca = getenv("LINLI_TLS_CA"),
 			    .tls_server_name = getenv("LINLI_TLS_SERVER_NAME")};
 	if (!c.addr || !*c.addr)
-		c.addr = DEFAULT_SOCKET;
+		c.addr = access("var/linlid.sock", F_OK) == 0 ? DEMO_SOCKET : LINLI_SYSTEM_SOCKET;
 	if (c.tls_ca && !*c.tls_ca)
 		c.tls_ca = NULL;
 	if (c.tls_server_name && !*c.tls_server_name)
@@ -879,7 +981,7 @@ int main(int argc, char **argv)
 	if (i == argc)
 		code = isatty(STDIN_FILENO) || !c.json ? shell(&c) : (usage(stderr), 2);
 	else
-		code = dispatch(&c, argc - i, argv + i);
+		code = dispatch(&c, argc - i, argv + i, false);
 	if (c.open)
 		nng_close(c.sock);
 	/*
