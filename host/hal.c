@@ -548,11 +548,17 @@ static void polls_stop(struct hal *h, struct hal_dev *d)
 
 /* ---- the store ---- */
 
-/* Pack the registry fields the HAL owns, as a new record. */
-static void pack_new_record(const struct hal_dev *d, msgpack_packer *pk)
+/*
+ * Pack the registry fields the HAL owns, as a new record, with where the device
+ * is installed (building, floor: given at `devices add`, kept as data for
+ * applications; the store checks them against the catalog).
+ */
+static void pack_new_record(const struct hal_dev *d, const struct hal_dev_spec *s,
+			    msgpack_packer *pk)
 {
+	bool building = s->building && *s->building;
 	int n = 4 + (d->name[0] != 0) + (d->poll_spec[0] != 0) + (d->cred[0] != 0) +
-		(d->heartbeat_s > 0);
+		(d->heartbeat_s > 0) + building + s->has_floor;
 	msgpack_pack_map(pk, (size_t)n);
 	mp_kv_str(pk, "class", d->cls->name);
 	mp_kv_str(pk, "driver", d->driver);
@@ -566,6 +572,10 @@ static void pack_new_record(const struct hal_dev *d, msgpack_packer *pk)
 		mp_kv_str(pk, "credential", d->cred);
 	if (d->heartbeat_s > 0)
 		mp_kv_int(pk, "heartbeat", d->heartbeat_s);
+	if (building)
+		mp_kv_str(pk, "building", s->building);
+	if (s->has_floor)
+		mp_kv_int(pk, "floor", s->floor);
 }
 
 struct upd {
@@ -2230,7 +2240,7 @@ int hal_add(struct hal *h, const struct hal_dev_spec *s, hal_done_fn done, void 
 	msgpack_packer pk;
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	pack_new_record(d, &pk);
+	pack_new_record(d, s, &pk);
 	char e[512];
 	rc = store_put(h->k->store, DATASET, scope, d->id, sb.data, sb.size, NULL, NULL, e,
 		       sizeof e);

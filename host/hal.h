@@ -112,6 +112,9 @@ struct hal_dev_spec {
 	const char *credential; /* hash of its secret, or NULL */
 	int64_t heartbeat_s;	/* 0: the class's */
 	bool discovered;	/* found by a driver (logged at debug, not info) */
+	const char *building;	/* where it is installed (devices.building), or NULL */
+	int64_t floor;		/* its floor (devices.floor) when has_floor */
+	bool has_floor;
 };
 
 /* Told once a registry write is durable (rc 0) or lost (rc < 0, err says why). */

@@ -36,7 +36,7 @@ struct args {
 	const char *pos[MAX_POS];
 	int n_pos;
 	const char *scope, *cls, *state, *driver, *name, *poll, *heartbeat, *timeout, *limit,
-	    *after;
+	    *after, *building, *floor;
 };
 
 #define LIST_DEFAULT 1000 /* rows of `devices list` unless --limit says otherwise */
@@ -52,7 +52,9 @@ enum {
 	O_HEARTBEAT = 64,
 	O_TIMEOUT = 128,
 	O_LIMIT = 256,
-	O_AFTER = 512
+	O_AFTER = 512,
+	O_BUILDING = 1024,
+	O_FLOOR = 2048
 };
 
 static const struct cmd_opt opt_names[] = {{"scope", O_SCOPE},
@@ -65,6 +67,8 @@ static const struct cmd_opt opt_names[] = {{"scope", O_SCOPE},
 					   {"timeout", O_TIMEOUT},
 					   {"limit", O_LIMIT},
 					   {"after", O_AFTER},
+					   {"building", O_BUILDING},
+					   {"floor", O_FLOOR},
 					   {NULL, 0}};
 
 /* An option's value into its slot of struct args (the bits are in field order). */
@@ -72,9 +76,10 @@ static int take_opt(struct cmd_call *call, void *ud, int bit, const char *v)
 {
 	(void)call;
 	struct args *a = ud;
-	const char **slot[] = {&a->scope, &a->cls,	 &a->state,   &a->driver, &a->name,
-			       &a->poll,  &a->heartbeat, &a->timeout, &a->limit,  &a->after};
-	for (int b = 0; b < 10; b++)
+	const char **slot[] = {&a->scope, &a->cls,   &a->state,	    &a->driver,
+			       &a->name,  &a->poll,  &a->heartbeat, &a->timeout,
+			       &a->limit, &a->after, &a->building,  &a->floor};
+	for (int b = 0; b < 12; b++)
 		if (bit == 1 << b)
 			*slot[b] = v;
 	return 0;
@@ -272,12 +277,15 @@ static int cmd_add(struct cmd_call *call, void *ud)
 	(void)ud;
 	struct args a;
 	const char *usage = "ID CLASS DRIVER ADDRESS [--scope PATH] [--name TEXT] [--heartbeat S] "
-			    "[--poll RESOURCE=SECONDS,...]";
-	int rc = parse(call, O_SCOPE | O_NAME | O_POLL | O_HEARTBEAT, 4, 4, usage, &a);
+			    "[--poll RESOURCE=SECONDS,...] [--building B] [--floor N]";
+	int rc = parse(call, O_SCOPE | O_NAME | O_POLL | O_HEARTBEAT | O_BUILDING | O_FLOOR, 4, 4,
+		       usage, &a);
 	if (rc)
 		return rc;
-	long long hb = 0;
+	long long hb = 0, fl = 0;
 	if (a.heartbeat && (rc = num_opt(call, "heartbeat", a.heartbeat, 1, 604800, &hb)))
+		return rc;
+	if (a.floor && (rc = num_opt(call, "floor", a.floor, -10, 200, &fl)))
 		return rc;
 	char scope[SCOPE_MAX + 1];
 	if ((rc = access_scope(call, a.scope, "devices add", ACT_DEVICE_MANAGE, a.pos[1], scope)))
@@ -293,7 +301,10 @@ static int cmd_add(struct cmd_call *call, void *ud)
 				 .scope = scope,
 				 .poll = a.poll,
 				 .credential = hash,
-				 .heartbeat_s = hb};
+				 .heartbeat_s = hb,
+				 .building = a.building,
+				 .floor = fl,
+				 .has_floor = a.floor != NULL};
 	rc = hal_add(call->k->hal, &s, commit_done, call, call->err, sizeof call->err);
 	if (rc)
 		return rc;
@@ -612,7 +623,7 @@ int hal_cmds_register(struct kernel *k)
 	    {"readings", "ID", "the latest value of each of a device's resources", cmd_readings},
 	    {"add",
 	     "ID CLASS DRIVER ADDRESS [--scope PATH] [--name N] [--heartbeat S] "
-	     "[--poll RES=S,...]",
+	     "[--poll RES=S,...] [--building B] [--floor N]",
 	     "register a device; shows its machine secret once", cmd_add},
 	    {"remove", "ID", "close and unregister a device", cmd_remove},
 	    {"rekey", "ID", "give a device a new machine secret (shown once)", cmd_rekey},
