@@ -48,6 +48,15 @@ double bench_cpu(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+void bench_pack(linli_record *r, msgpack_sbuffer *buf)
+{
+	msgpack_packer pk;
+	msgpack_sbuffer_init(buf);
+	msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
+	record_pack(r, &pk);
+	record_free(r);
+}
+
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	(void)st, (void)flag, (void)ftw;
@@ -171,8 +180,9 @@ void bench_node_close(struct kernel *k)
 
 static const struct {
 	const char *name;
-	void (*run)(void);
-} families[] = {{"governance", bench_governance}, {"safety", bench_safety}};
+	void (*sizes)(void), (*run)(void);
+} families[] = {{"governance", bench_governance_sizes, bench_governance},
+		{"safety", bench_safety_sizes, bench_safety}};
 #define N_FAMILIES (sizeof families / sizeof families[0])
 
 static int usage(FILE *f)
@@ -198,6 +208,9 @@ int main(int argc, char **argv)
 		}
 		run[f] = any = true;
 	}
+	for (size_t f = 0; f < N_FAMILIES; f++)
+		if (run[f] || !any)
+			families[f].sizes();
 	for (size_t f = 0; f < N_FAMILIES; f++)
 		if (run[f] || !any)
 			families[f].run();

@@ -9,12 +9,20 @@
 #ifndef BENCH_APPS_H
 #define BENCH_APPS_H
 
+#include <msgpack.h>
 #include <stdbool.h>
 
 #include "kernel.h"
+#include "record.h"
 
-/* The families: each prints its figures as `apps.NAME: VALUE UNIT` lines. */
+/*
+ * The families: _sizes reads the family's BENCH_* numbers (main checks every
+ * family it will run before any runs); the bench prints its figures as
+ * `apps.NAME: VALUE UNIT` lines.
+ */
+void bench_governance_sizes(void);
 void bench_governance(void);
+void bench_safety_sizes(void);
 void bench_safety(void);
 
 /* CLOCK_MONOTONIC, and the process's CPU time (the figures on a shared machine), in s. */
@@ -30,6 +38,10 @@ __attribute__((noreturn)) void bench_die(const char *what, const char *why);
  * and the range: a bench never runs silently with another size than asked.
  */
 long bench_env_long(const char *name, long def, long min, long max);
+
+/* Pack record r (freed) into buf (initialised here; the caller destroys it): a record for
+ * the direct store calls. */
+void bench_pack(linli_record *r, msgpack_sbuffer *buf);
 
 struct bench_node_opts {
 	const char *node, *level; /* the node's path and tier level */

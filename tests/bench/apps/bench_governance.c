@@ -109,16 +109,6 @@ static void commit(struct kernel *k, long *pending)
 	store_changes_deliver(k->store);
 }
 
-/* Pack a record for the direct store calls. */
-static void pack(linli_record *r, msgpack_sbuffer *buf)
-{
-	msgpack_packer pk;
-	msgpack_sbuffer_init(buf);
-	msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
-	record_pack(r, &pk);
-	record_free(r);
-}
-
 static void seed(struct kernel *k)
 {
 	char err[1024];
@@ -131,7 +121,7 @@ static void seed(struct kernel *k)
 		record_set_str(r, "holidays",
 			       y == 2026 ? "2026-10-01,2026-10-02,2026-10-03"
 					 : "2027-01-01,2028-01-01");
-		pack(r, &buf);
+		bench_pack(r, &buf);
 		char id[8];
 		snprintf(id, sizeof id, "%d", y);
 		if (store_put(k->store, "work_calendar", NODE, id, buf.data, buf.size, NULL, NULL,
@@ -143,7 +133,7 @@ static void seed(struct kernel *k)
 	record_set_str(r, "name", "暴露垃圾");
 	record_set_int(r, "respond_minutes", 120);
 	record_set_int(r, "finish_days", 1);
-	pack(r, &buf);
+	bench_pack(r, &buf);
 	if (store_put(k->store, "incident_categories", NODE, "environment", buf.data, buf.size,
 		      NULL, NULL, err, sizeof err))
 		bench_die("incident_categories", err);
@@ -236,7 +226,7 @@ static long kpi_seed(struct kernel *k, long n)
 			if (agg[c][f])
 				record_set_int(r, kpi_fields[f], agg[c][f]);
 		msgpack_sbuffer buf;
-		pack(r, &buf);
+		bench_pack(r, &buf);
 		if (store_put(k->store, "incident_kpis", scope, id, buf.data, buf.size, NULL, NULL,
 			      err, sizeof err))
 			bench_die("incident_kpis", err);
@@ -250,10 +240,17 @@ static long kpi_seed(struct kernel *k, long n)
 	return records;
 }
 
+static long n_cases, n_kpi; /* cases moved; closed cases in the KPIs */
+
+void bench_governance_sizes(void)
+{
+	n_cases = bench_env_long("BENCH_APPS_N", 10000, BATCH, 100000000);
+	n_kpi = bench_env_long("BENCH_KPI_N", 100000, 1, 100000000);
+}
+
 void bench_governance(void)
 {
-	long n = bench_env_long("BENCH_APPS_N", 10000, BATCH, 100000000);
-	long kn = bench_env_long("BENCH_KPI_N", 100000, 1, 100000000);
+	long n = n_cases, kn = n_kpi;
 	struct kernel k;
 	char err[1024];
 	struct bench_node_opts o = {.node = NODE, .level = "city", .plugin_so = GRID_SO};
@@ -308,7 +305,7 @@ void bench_governance(void)
 	record_set_time(r, "step_deadline", 1796100000000);
 	record_set_str(r, "handler", "h1");
 	msgpack_sbuffer rec;
-	pack(r, &rec);
+	bench_pack(r, &rec);
 	long puts = n * per_case;
 	pending = 0;
 	t0 = bench_now(), c0 = bench_cpu();
