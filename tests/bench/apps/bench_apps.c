@@ -6,17 +6,21 @@
  *
  * Nothing else is taken: an unknown family or option is refused (exit 2)
  * with the list. Sizes come from BENCH_* variables, documented in each
- * family's file and checked by bench_env_long.
+ * family's file and checked by bench_env_long before anything runs. The
+ * families run in a child process under one directory ($TMPDIR or /tmp),
+ * which main removes however the child ends.
  */
 #include "bench_apps.h"
 
 #include <errno.h>
 #include <ftw.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,7 +35,8 @@
 #include "store.h"
 #include "store_cmds.h"
 
-static char node_dir[PATH_MAX]; /* the node's directory while it exists */
+static char top_dir[PATH_MAX];	/* the run's directory: main's, removed by main */
+static char node_dir[PATH_MAX]; /* the node's directory in it while it exists */
 static bool node_loop;		/* the node is wired for kernel_run (bench_node_opts) */
 
 double bench_now(void)
@@ -65,11 +70,16 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
 	return 0;
 }
 
+static void remove_dir(char *dir)
+{
+	if (dir[0])
+		nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	dir[0] = '\0';
+}
+
 static void remove_node_dir(void)
 {
-	if (node_dir[0])
-		nftw(node_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-	node_dir[0] = '\0';
+	remove_dir(node_dir);
 }
 
 void bench_die(const char *what, const char *why)
@@ -98,10 +108,8 @@ long bench_env_long(const char *name, long def, long min, long max)
 
 const char *bench_node_open(struct kernel *k, const struct bench_node_opts *o)
 {
-	const char *tmpdir = getenv("TMPDIR");
 	char err[1024], data[PATH_MAX], pdir[PATH_MAX], so[PATH_MAX], text[4096];
-	snprintf(node_dir, sizeof node_dir, "%s/linli-bench-apps-XXXXXX",
-		 tmpdir && *tmpdir ? tmpdir : "/tmp");
+	snprintf(node_dir, sizeof node_dir, "%s/node-XXXXXX", top_dir);
 	if (!mkdtemp(node_dir)) {
 		snprintf(err, sizeof err, "%s: %s", node_dir, strerror(errno));
 		node_dir[0] = '\0';
@@ -185,6 +193,62 @@ static const struct {
 		{"safety", bench_safety_sizes, bench_safety}};
 #define N_FAMILIES (sizeof families / sizeof families[0])
 
+static volatile sig_atomic_t child; /* the bench's process, for the signal forwarder */
+
+static void forward(int sig)
+{
+	if (child > 0)
+		kill(child, sig);
+}
+
+/*
+ * Run the families in a child process and wait: whatever ends it (a
+ * failure, a crash, a signal), the run's directory, and every node in it,
+ * is removed here after it, and no node outlives the program.
+ */
+static int run_in_child(const bool *run, bool any)
+{
+	const char *tmpdir = getenv("TMPDIR");
+	snprintf(top_dir, sizeof top_dir, "%s/linli-bench-apps-XXXXXX",
+		 tmpdir && *tmpdir ? tmpdir : "/tmp");
+	if (!mkdtemp(top_dir)) {
+		fprintf(stderr, "bench_apps: cannot make %s: %s\n", top_dir, strerror(errno));
+		return 1;
+	}
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "bench_apps: fork: %s\n", strerror(errno));
+		remove_dir(top_dir);
+		return 1;
+	}
+	if (pid == 0) {
+		for (size_t f = 0; f < N_FAMILIES; f++)
+			if (run[f] || !any)
+				families[f].run();
+		fflush(NULL);
+		exit(0); /* not _exit: LeakSanitizer checks the bench at exit */
+	}
+	child = pid;
+	struct sigaction sa = {.sa_handler = forward};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	int status = 0;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	remove_dir(top_dir);
+	if (WIFSIGNALED(status)) {
+		fprintf(stderr,
+			"bench_apps: the bench ended on signal %d (%s); its directory is "
+			"removed\n",
+			WTERMSIG(status), strsignal(WTERMSIG(status)));
+		return 128 + WTERMSIG(status);
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
+
 static int usage(FILE *f)
 {
 	fprintf(f, "usage: bench_apps [FAMILY...]  (families: governance, safety; default all)\n");
@@ -211,8 +275,5 @@ int main(int argc, char **argv)
 	for (size_t f = 0; f < N_FAMILIES; f++)
 		if (run[f] || !any)
 			families[f].sizes();
-	for (size_t f = 0; f < N_FAMILIES; f++)
-		if (run[f] || !any)
-			families[f].run();
-	return 0;
+	return run_in_child(run, any);
 }

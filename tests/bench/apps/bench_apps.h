@@ -53,7 +53,7 @@ struct bench_node_opts {
 };
 
 /*
- * bench_node_open — a temporary directory (under $TMPDIR, else /tmp) with
+ * bench_node_open — a temporary directory (in the run's, under $TMPDIR or /tmp) with
  * the plugin, a config, the real catalog and an open store: k is ready for
  * seeding. bench_node_start then opens the commands, the bus and the plugin
  * loader and starts the plugin (bench_die if it does not start). The path of

@@ -402,10 +402,33 @@ static void start_phase(struct kernel *k, void *arg)
 		send_next();
 }
 
+/* Every second: a run that moves no further for STALL_S seconds ends, naming the phase. */
+#define STALL_S 30
+static void watch(struct kernel *k, void *arg)
+{
+	(void)k, (void)arg;
+	static const char *const names[] = {"raise",   "dedup",	  "spread",
+					    "command", "latency", "done"};
+	static long last = -1, still;
+	long now = R.phase * 1000000000L + R.answered + R.lat_done;
+	still = now == last ? still + 1 : 0;
+	last = now;
+	if (still >= STALL_S) {
+		char why[128];
+		snprintf(why, sizeof why,
+			 "no progress for %d s in the %s phase (%ld of %ld answered)", STALL_S,
+			 names[R.phase], R.phase == P_LATENCY ? R.lat_done : R.answered,
+			 R.phase == P_LATENCY ? R.n_lat : R.n);
+		bench_die("stuck", why);
+	}
+}
+
 static void start(struct kernel *k, void *arg)
 {
 	(void)arg;
 	R.phase = P_RAISE;
+	if (!kernel_timer_add(k, 1000, 1000, watch, NULL))
+		bench_die("kernel_timer_add", "out of memory");
 	start_phase(k, NULL);
 }
 
