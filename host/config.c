@@ -71,6 +71,8 @@ static const struct key keys[] = {
 	{"accounts.lockout_attempts", T_INT, false, "failed logins before a lockout"},
 	{"accounts.lockout_s", T_INT, false, "seconds a lockout lasts"},
 	{"accounts.pwhash", T_STR, false, "interactive, moderate, or min (tests only)"},
+	{"accounts.pwhash_memory_mb", T_INT, false,
+	 "MiB each password hash takes (8..4096; default: the pwhash level's)"},
 	{"http", T_GROUP, false, "the HTTP/JSON open-data API"},
 	{"http.listen", T_STR, false, "address, e.g. http://127.0.0.1:8480"},
 	{"http.max_body", T_INT, false, "largest request body, bytes"},
@@ -734,6 +736,8 @@ static int fill(struct ctx *c, config_t *cf, struct cfg *out)
 	    {"accounts.lockout_s", &out->lockout_s, 900, 1, 86400},
 	    {"http.body_timeout_ms", &out->http_body_timeout_ms, 10000, 100, 600000},
 	    {"http.health_min_free_mb", &out->health_min_free_mb, 64, 0, 1 << 30},
+	    /* 0: the pwhash level's own (64 MiB interactive, 256 MiB moderate) */
+	    {"accounts.pwhash_memory_mb", &out->pwhash_memory_mb, 0, 8, 4096},
 	};
 	for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
 		*ints[i].out = ints[i].def;

@@ -83,6 +83,7 @@ struct cfg {
 	int lockout_attempts;		 /* failed logins in a row before a lockout */
 	int lockout_s;			 /* how long a lockout lasts */
 	int pwhash;			 /* enum tier_pw_strength */
+	int pwhash_memory_mb;		 /* 0: the strength's own memory limit */
 	int control_workers;		 /* concurrent control contexts */
 	int control_idle_ms;		 /* cut control connections idle this long */
 	/* bus: topic families and queue limits (see bus.h) */

@@ -849,6 +849,12 @@ static int start_listener(struct control *c, const char *addr, nng_listener *out
 		nng_listener_close(l);
 		return rv;
 	}
+	/* The node's own user and its group (the unit's `linli`) may connect; no one else. */
+	if (strncmp(addr, "ipc://", 6) == 0 &&
+	    (rv = nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS, 0660)) != 0) {
+		nng_listener_close(l);
+		return rv;
+	}
 	if ((rv = nng_listener_start(l, 0)) != 0) {
 		nng_listener_close(l);
 		return rv;

@@ -40,8 +40,9 @@ static int cmd_status(struct cmd_call *call, void *ud)
 	struct kernel *k = call->k;
 	bool node = access_sees(call, NULL);
 	msgpack_packer *pk = &call->pk;
-	msgpack_pack_map(pk, node ? 23 : 8);
+	msgpack_pack_map(pk, node ? 24 : 9);
 	mp_kv_str(pk, "node", k->cfg.node_path);
+	mp_kv_str(pk, "node_id", k->node_id);
 	mp_kv_str(pk, "level", tier_level_name(k->cfg.node_level));
 	mp_kv_str(pk, "name", k->cfg.node_name);
 	mp_kv_str(pk, "version", LINLI_VERSION);

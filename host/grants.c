@@ -199,9 +199,9 @@ int grants_check(struct kernel *k, enum grant_kind kind, const char *name, const
 		return 0;
 	snprintf(why, whylen,
 		 "%s '%s' declares %s no admin granted: %s (an admin grants %s with 'linli %s "
-		 "grant %s %s')",
+		 "grant %s %s', or installs it granted with 'linli %s install FILE --grant')",
 		 kind_name(kind), name, nmiss == 1 ? "a capability" : "capabilities", missing,
-		 nmiss == 1 ? "it" : "them", kind_word(kind), name, missing);
+		 nmiss == 1 ? "it" : "them", kind_word(kind), name, missing, kind_word(kind));
 	return LINLI_EPERM;
 }
 

@@ -67,6 +67,7 @@ struct kernel {
 	uint64_t events_run, batches;
 	uint64_t turn; /* loop turns so far; 0 outside kernel_run */
 	struct control *control;
+	char node_id[33]; /* random, made at first start (<data_dir>/node_id): consoles key sessions by it */
 	struct cmd_registry *cmds;
 	struct bus *bus;		/* the event bus (bus.h) */
 	struct bus_remote *bus_remote;	/* its external subscriptions (bus_cmds.c) */

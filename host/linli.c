@@ -10,6 +10,7 @@
 #include <editline/readline.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <jansson.h>
 #include <msgpack.h>
 #include <nng/nng.h>
@@ -23,7 +24,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <termios.h>
+#include <locale.h>
+#include <stdint.h>
 #include <time.h>
+#include <wchar.h>
 #include <unistd.h>
 
 #include "json.h"
@@ -31,7 +35,11 @@
 #include "mp.h"
 #include "proto.h"
 
-#define DEFAULT_SOCKET "ipc://var/linlid.sock"
+/* The demo's (tools/demo, from a source tree) when ./var/linlid.sock exists, else the installed daemon's. */
+#define DEMO_SOCKET "ipc://var/linlid.sock"
+#ifndef LINLI_SYSTEM_SOCKET
+#define LINLI_SYSTEM_SOCKET "ipc:///run/linli/linlid.sock"
+#endif
 #define SYSTEM_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
 
 struct console {
@@ -47,17 +55,19 @@ struct console {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: linli [--socket ADDR] [TLS OPTIONS] [--json] COMMAND [ARGS...]\n"
+	fprintf(f, "usage: linli [--socket ADDR] [TLS OPTIONS] [--json] [--utc] COMMAND [ARGS...]\n"
 		   "       linli [--socket ADDR] [TLS OPTIONS]            (interactive shell)\n"
 		   "  --socket ADDR  linlid's control address: ipc://PATH, tcp://HOST:PORT or\n"
-		   "                 tls+tcp://HOST:PORT (default $LINLI_SOCKET or %s)\n"
-		   "  --json         print one JSON document\n"
+		   "                 tls+tcp://HOST:PORT (default $LINLI_SOCKET, else the demo's\n"
+		   "                 %s when ./var/linlid.sock exists, else %s)\n"
+		   "  --json         print one JSON document (times as ms since the epoch)\n"
+		   "  --utc          print times in UTC (default: local time, ISO 8601)\n"
 		   "  --tls-ca FILE  PEM CA certificate(s) that sign linlid's certificate, for\n"
 		   "                 tls+tcp:// (default $LINLI_TLS_CA, else %s)\n"
 		   "  --tls-server-name NAME  the name linlid's certificate must carry, when it\n"
 		   "                 is not HOST (default $LINLI_TLS_SERVER_NAME)\n"
 		   "Try 'linli help' for the commands.\n",
-		DEFAULT_SOCKET, SYSTEM_CA_FILE);
+		DEMO_SOCKET, LINLI_SYSTEM_SOCKET, SYSTEM_CA_FILE);
 }
 
 /*
@@ -140,10 +150,41 @@ static int connect_daemon(struct console *c)
 /* ---- sessions ----
  *
  * `linli login` stores the token in a file only its owner can read:
- * $LINLI_SESSION_FILE, or ~/.config/linli/sessions.json, a JSON map from
- * control address to {"user", "token"} so that one person can hold sessions
- * with several daemons. $LINLI_SESSION, when set, wins over the file.
+ * $LINLI_SESSION_FILE, or ~/.config/linli/sessions.json:
+ *   {"nodes": {NODE_ID: {"user", "token"}}, "addrs": {ADDRESS: NODE_ID}}
+ * Sessions are keyed by the daemon's node id (its login reply names it), so
+ * one person holds sessions with several daemons, two daemons both typed as
+ * `ipc://./linlid.sock` from two checkouts never log each other out, and
+ * `ipc://./x` and `ipc:///abs/x` are the same daemon. ADDRESS is canonical
+ * (an ipc path made absolute, its directory resolved). An entry of the
+ * earlier format, {ADDRESS as typed: {"user", "token"}}, is still read.
+ * $LINLI_SESSION, when set, wins over the file.
  */
+
+/* addr with an ipc:// path made absolute and its directory resolved; else as typed. */
+static void canonical_addr(const char *addr, char *out, size_t n)
+{
+	if (strncmp(addr, "ipc://", 6) != 0 || !addr[6]) {
+		snprintf(out, n, "%s", addr);
+		return;
+	}
+	const char *path = addr + 6;
+	char full[PATH_MAX], cwd[PATH_MAX], dir[PATH_MAX], real[PATH_MAX];
+	if (path[0] == '/')
+		snprintf(full, sizeof full, "%s", path);
+	else if (getcwd(cwd, sizeof cwd))
+		snprintf(full, sizeof full, "%s/%s", cwd, path);
+	else {
+		snprintf(out, n, "%s", addr);
+		return;
+	}
+	char *slash = strrchr(full, '/');
+	snprintf(dir, sizeof dir, "%.*s", (int)(slash - full), full);
+	if (realpath(dir[0] ? dir : "/", real))
+		snprintf(out, n, "ipc://%s/%s", strcmp(real, "/") ? real : "", slash + 1);
+	else
+		snprintf(out, n, "ipc://%s", full);
+}
 
 static void session_path(char *out, size_t n)
 {
@@ -195,16 +236,44 @@ static int session_save(json_t *all)
 	return 0;
 }
 
+/* The session kept for the daemon at addr: by its node id, else an entry of the earlier format. */
 static char *session_token(const char *addr)
 {
 	const char *env = getenv("LINLI_SESSION");
 	if (env && *env)
 		return strdup(env);
+	char canon[PATH_MAX + 16];
+	canonical_addr(addr, canon, sizeof canon);
 	json_t *all = session_load();
-	const char *t = json_string_value(json_object_get(json_object_get(all, addr), "token"));
+	const char *nid = json_string_value(json_object_get(json_object_get(all, "addrs"), canon));
+	const char *t = nid ? json_string_value(json_object_get(
+				  json_object_get(json_object_get(all, "nodes"), nid), "token"))
+			    : NULL;
+	if (!t)
+		t = json_string_value(json_object_get(json_object_get(all, addr), "token"));
 	char *r = t ? strdup(t) : NULL;
 	json_decref(all);
 	return r;
+}
+
+/* Drop the session of the daemon at addr (its node's, every address leading to it). */
+static void session_forget(json_t *all, const char *addr, const char *canon)
+{
+	json_t *addrs = json_object_get(all, "addrs");
+	const char *nid = json_string_value(json_object_get(addrs, canon));
+	if (nid) {
+		char *id = strdup(nid);
+		json_object_del(json_object_get(all, "nodes"), id);
+		const char *a;
+		json_t *v;
+		void *tmp;
+		json_object_foreach_safe(addrs, tmp, a, v)
+			if (json_is_string(v) && strcmp(json_string_value(v), id) == 0)
+				json_object_del(addrs, a);
+		free(id);
+	}
+	json_object_del(all, addr); /* the earlier format's */
+	json_object_del(all, canon);
 }
 
 /* Read a password: from the terminal without echo, or one line of stdin. */
@@ -243,73 +312,250 @@ static char *read_password(bool from_stdin)
 	return pw;
 }
 
-/* ---- rendering ---- */
+/* ---- rendering ----
+ *
+ * For people (without --json): records as aligned fields (nested ones
+ * indented), lists as tables, columns aligned by display width (a CJK
+ * character takes two columns: the console runs in a UTF-8 locale), times
+ * as local ISO 8601 (--utc: in UTC), numbers without binary noise, and an
+ * empty list says so. --json prints the daemon's data as it is (raw ms).
+ */
 
-static void print_scalar(const json_t *v)
+static bool show_utc; /* --utc */
+
+/* Columns `s` takes on a terminal; invalid bytes count one each. */
+static size_t disp_width(const char *s)
 {
-	if (json_is_string(v))
-		fputs(json_string_value(v), stdout);
-	else {
-		char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-		fputs(s ? s : "?", stdout);
-		free(s);
+	mbstate_t st = {0};
+	size_t w = 0, n = strlen(s);
+	while (n) {
+		wchar_t wc;
+		size_t k = mbrtowc(&wc, s, n, &st);
+		if (k == (size_t)-1 || k == (size_t)-2) {
+			memset(&st, 0, sizeof st);
+			k = 1;
+			w++;
+		} else {
+			if (k == 0)
+				k = 1;
+			int cw = wcwidth(wc);
+			w += cw > 0 ? (size_t)cw : 0;
+		}
+		s += k;
+		n -= k;
 	}
+	return w;
 }
+
+/* Print s cut to `max` columns (an ellipsis marks the cut), padded to `pad` columns. */
+static void put_cell(const char *s, size_t max, size_t pad)
+{
+	mbstate_t st = {0};
+	size_t w = 0, n = strlen(s);
+	bool cut = disp_width(s) > max;
+	while (n) {
+		wchar_t wc;
+		size_t k = mbrtowc(&wc, s, n, &st);
+		int cw = 1;
+		if (k == (size_t)-1 || k == (size_t)-2) {
+			memset(&st, 0, sizeof st);
+			k = 1;
+		} else {
+			if (k == 0)
+				k = 1;
+			cw = wcwidth(wc) > 0 ? wcwidth(wc) : 0;
+		}
+		if (cut && w + (size_t)cw + 1 > max)
+			break;
+		fwrite(s, 1, k, stdout);
+		w += (size_t)cw;
+		s += k;
+		n -= k;
+	}
+	if (cut) {
+		fputs("…", stdout);
+		w++;
+	}
+	for (; w < pad; w++)
+		putchar(' ');
+}
+
+/* A key that holds a time in ms since the epoch: "*_at", "*_time", created, last_seen, … */
+static bool time_key(const char *k)
+{
+	if (!k)
+		return false;
+	size_t n = strlen(k);
+	static const char *const names[] = {"at", "created", "updated", "last_seen", "time", "ts",
+					    "when", "expires", "since", "until", "due", "deadline"};
+	static const char *const ends[] = {"_at", "_time", "_since", "_until"};
+	for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++) {
+		size_t e = strlen(ends[i]);
+		if (n > e && strcmp(k + n - e, ends[i]) == 0)
+			return true;
+	}
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (strcmp(k, names[i]) == 0)
+			return true;
+	return false;
+}
+
+/* The text of a scalar for people; a malloc'd string. */
+static char *scalar_text(const char *key, const json_t *v)
+{
+	char buf[64];
+	if (json_is_string(v))
+		return strdup(json_string_value(v));
+	if (json_is_null(v))
+		return strdup("-");
+	if (json_is_integer(v) && time_key(key)) {
+		json_int_t ms = json_integer_value(v);
+		if (ms >= 946684800000LL && ms < 4102444800000LL) { /* 2000..2100: a time */
+			time_t t = (time_t)(ms / 1000);
+			struct tm tm;
+			if (show_utc ? gmtime_r(&t, &tm) != NULL : localtime_r(&t, &tm) != NULL) {
+				size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+				if (ms % 1000)
+					n += (size_t)snprintf(buf + n, sizeof buf - n, ".%03d",
+							      (int)(ms % 1000));
+				if (show_utc)
+					snprintf(buf + n, sizeof buf - n, "Z");
+				else {
+					char z[8];
+					strftime(z, sizeof z, "%z", &tm); /* +0800 -> +08:00 */
+					snprintf(buf + n, sizeof buf - n, "%.3s:%.2s", z, z + 3);
+				}
+				return strdup(buf);
+			}
+		}
+	}
+	if (json_is_real(v)) { /* the shortest text that reads back as the same double */
+		double d = json_real_value(v);
+		for (int prec = 1; prec <= 17; prec++) {
+			snprintf(buf, sizeof buf, "%.*g", prec, d);
+			if (strtod(buf, NULL) == d)
+				break;
+		}
+		return strdup(buf);
+	}
+	if (json_is_array(v)) { /* scalars joined; anything nested stays JSON */
+		size_t i;
+		json_t *x;
+		bool flat = true;
+		json_array_foreach(v, i, x) flat &= !json_is_object(x) && !json_is_array(x);
+		if (!json_array_size(v))
+			return strdup("(none)");
+		if (flat) {
+			size_t cap = 64, len = 0;
+			char *out = malloc(cap);
+			if (!out)
+				return NULL;
+			out[0] = 0;
+			json_array_foreach(v, i, x)
+			{
+				char *t = scalar_text(key, x);
+				size_t tl = t ? strlen(t) : 0;
+				if (len + tl + 3 > cap) {
+					cap = (len + tl + 3) * 2;
+					char *o2 = realloc(out, cap);
+					if (!o2) {
+						free(t);
+						break;
+					}
+					out = o2;
+				}
+				len += (size_t)snprintf(out + len, cap - len, "%s%s", i ? ", " : "",
+							t ? t : "");
+				free(t);
+			}
+			return out;
+		}
+	}
+	return json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+}
+
+static void print_scalar(const char *key, const json_t *v)
+{
+	char *s = scalar_text(key, v);
+	fputs(s ? s : "?", stdout);
+	free(s);
+}
+
+/* A record: its fields aligned, nested records indented under their key. */
+static void print_table(const json_t *a, int indent);
 
 static void print_map(const json_t *m, int indent)
 {
 	const char *k;
 	json_t *v;
 	size_t w = 0;
-	json_object_foreach((json_t *)m, k, v) if (strlen(k) > w) w = strlen(k);
+	json_object_foreach((json_t *)m, k, v) if (disp_width(k) > w) w = disp_width(k);
 	json_object_foreach((json_t *)m, k, v)
 	{
-		printf("%*s%-*s  ", indent, "", (int)w + 1, k);
-		print_scalar(v);
+		printf("%*s", indent, "");
+		if (json_is_object(v) && json_object_size(v)) {
+			printf("%s\n", k);
+			print_map(v, indent + 2);
+			continue;
+		}
+		if (json_is_array(v) && json_is_object(json_array_get(v, 0))) { /* a listing */
+			printf("%s\n", k);
+			print_table(v, indent + 2);
+			continue;
+		}
+		put_cell(k, SIZE_MAX, w + 2);
+		print_scalar(k, v);
 		putchar('\n');
 	}
 }
 
 /* An array of maps prints as a table whose columns are the first map's keys. */
-static void print_table(const json_t *a)
+static void print_table(const json_t *a, int indent)
 {
 	const json_t *first = json_array_get(a, 0);
-	size_t ncol = json_object_size(first);
+	size_t ncol = json_object_size(first), nrow = json_array_size(a);
 	const char **cols = calloc(ncol, sizeof *cols);
 	size_t *w = calloc(ncol, sizeof *w);
+	char **cell = calloc(ncol * nrow + 1, sizeof *cell);
+	if (!cols || !w || !cell) {
+		free(cols);
+		free(w);
+		free(cell);
+		return;
+	}
 	const char *k;
 	json_t *v;
 	size_t c = 0, i;
 	json_object_foreach((json_t *)first, k, v)
 	{
 		cols[c] = k;
-		w[c++] = strlen(k);
+		w[c++] = disp_width(k);
 	}
 	json_t *row;
 	json_array_foreach(a, i, row) for (c = 0; c < ncol; c++)
 	{
-		json_t *cell = json_object_get(row, cols[c]);
-		char *s = json_is_string(cell) ? NULL : json_dumps(cell, JSON_ENCODE_ANY | JSON_COMPACT);
-		size_t n = json_is_string(cell) ? json_string_length(cell) : (s ? strlen(s) : 0);
+		json_t *x = json_object_get(row, cols[c]);
+		char *s = x ? scalar_text(cols[c], x) : strdup("-");
+		size_t n = s ? disp_width(s) : 0;
+		cell[i * ncol + c] = s;
 		if (n > w[c])
 			w[c] = n > 60 ? 60 : n;
-		free(s);
 	}
-	for (c = 0; c < ncol; c++)
-		printf("%-*s%s", c + 1 < ncol ? (int)w[c] : 0, cols[c], c + 1 < ncol ? "  " : "\n");
-	json_array_foreach(a, i, row)
-	{
+	printf("%*s", indent, "");
+	for (c = 0; c < ncol; c++) {
+		put_cell(cols[c], 60, c + 1 < ncol ? w[c] + 2 : 0);
+	}
+	putchar('\n');
+	for (i = 0; i < nrow; i++) {
+		printf("%*s", indent, "");
 		for (c = 0; c < ncol; c++) {
-			json_t *cell = json_object_get(row, cols[c]);
-			char *s = cell ? (json_is_string(cell) ? strdup(json_string_value(cell))
-							       : json_dumps(cell, JSON_ENCODE_ANY |
-										  JSON_COMPACT))
-				       : strdup("-");
-			printf("%-*s%s", c + 1 < ncol ? (int)w[c] : 0, s ? s : "",
-			       c + 1 < ncol ? "  " : "\n");
-			free(s);
+			const char *s = cell[i * ncol + c];
+			put_cell(s ? s : "", c + 1 < ncol ? 60 : SIZE_MAX, c + 1 < ncol ? w[c] + 2 : 0);
+			free(cell[i * ncol + c]);
 		}
+		putchar('\n');
 	}
+	free(cell);
 	free(cols);
 	free(w);
 }
@@ -318,20 +564,22 @@ static void print_text(const json_t *d)
 {
 	if (json_is_null(d))
 		printf("ok\n");
+	else if (json_is_array(d) && json_array_size(d) == 0)
+		printf("(none)\n");
 	else if (json_is_object(d))
 		print_map(d, 0);
-	else if (json_is_array(d) && json_array_size(d) > 0 && json_is_object(json_array_get(d, 0)))
-		print_table(d);
+	else if (json_is_array(d) && json_is_object(json_array_get(d, 0)))
+		print_table(d, 0);
 	else if (json_is_array(d)) {
 		size_t i;
 		json_t *v;
 		json_array_foreach(d, i, v)
 		{
-			print_scalar(v);
+			print_scalar(NULL, v);
 			putchar('\n');
 		}
 	} else {
-		print_scalar(d);
+		print_scalar(NULL, d);
 		putchar('\n');
 	}
 }
@@ -654,8 +902,21 @@ static int do_login(struct console *c, int argc, char **argv)
 	if (code != 0)
 		return code;
 	const char *tok = json_string_value(json_object_get(j, "token"));
+	const char *nid = json_string_value(json_object_get(j, "node_id"));
+	char canon[PATH_MAX + 16];
+	canonical_addr(c->addr, canon, sizeof canon);
 	json_t *all = session_load();
-	json_object_set_new(all, c->addr, json_pack("{s:s,s:s}", "user", user, "token", tok ? tok : ""));
+	session_forget(all, c->addr, canon);
+	json_t *entry = json_pack("{s:s,s:s}", "user", user, "token", tok ? tok : "");
+	if (nid) {
+		if (!json_is_object(json_object_get(all, "nodes")))
+			json_object_set_new(all, "nodes", json_object());
+		if (!json_is_object(json_object_get(all, "addrs")))
+			json_object_set_new(all, "addrs", json_object());
+		json_object_set_new(json_object_get(all, "nodes"), nid, entry);
+		json_object_set_new(json_object_get(all, "addrs"), canon, json_string(nid));
+	} else /* a daemon before node ids */
+		json_object_set_new(all, canon, entry);
 	if (!tok || session_save(all) != 0) {
 		fprintf(stderr, "linli: cannot save the session file\n");
 		code = 1;
@@ -680,16 +941,32 @@ static int do_login(struct console *c, int argc, char **argv)
 static int do_logout(struct console *c, int argc, char **argv)
 {
 	int code = run(c, argc, argv, NULL, NULL, 0);
+	char canon[PATH_MAX + 16];
+	canonical_addr(c->addr, canon, sizeof canon);
 	json_t *all = session_load();
-	if (json_object_get(all, c->addr)) {
-		json_object_del(all, c->addr);
-		session_save(all);
-	}
+	session_forget(all, c->addr, canon);
+	session_save(all);
 	json_decref(all);
 	return code;
 }
 
-static int dispatch(struct console *c, int argc, char **argv)
+/*
+ * Commands that read their input from stdin when it is not a terminal, as
+ * well as with --stdin: `rules test NAME` takes the event so, e.g. from
+ * `jq … | linli rules test NAME`. Only for a command given on the command
+ * line: in the shell, stdin holds the next commands.
+ */
+static bool reads_piped_stdin(int argc, char **argv)
+{
+	if (argc < 2 || strcmp(argv[0], "rules") != 0 || strcmp(argv[1], "test") != 0)
+		return false;
+	for (int i = 2; i < argc; i++)
+		if (strcmp(argv[i], "--stdin") == 0)
+			return false;
+	return !isatty(STDIN_FILENO);
+}
+
+static int dispatch(struct console *c, int argc, char **argv, bool from_shell)
 {
 	if (strcmp(argv[0], "login") == 0)
 		return do_login(c, argc, argv);
@@ -697,6 +974,14 @@ static int dispatch(struct console *c, int argc, char **argv)
 		return do_logout(c, argc, argv);
 	if (argc >= 2 && strcmp(argv[0], "events") == 0 && strcmp(argv[1], "tail") == 0)
 		return tail(c, argc, argv);
+	if (!from_shell && reads_piped_stdin(argc, argv)) {
+		size_t n = 0;
+		char *in = read_stdin(&n);
+		/* Nothing piped (e.g. </dev/null): the daemon's default event, {}. */
+		int code = run(c, argc, argv, NULL, in && n ? in : NULL, n);
+		free(in);
+		return code;
+	}
 	return run(c, argc, argv, NULL, NULL, 0);
 }
 
@@ -821,7 +1106,7 @@ static int shell(struct console *c)
 				free(line);
 				break;
 			}
-			dispatch(c, argc, argv);
+			dispatch(c, argc, argv, true);
 		} else if (argc < 0)
 			fprintf(stderr, "linli: more than %d words\n", PROTO_MAX_ARGS);
 		free(copy);
@@ -841,16 +1126,22 @@ int main(int argc, char **argv)
 			    .tls_ca = getenv("LINLI_TLS_CA"),
 			    .tls_server_name = getenv("LINLI_TLS_SERVER_NAME")};
 	if (!c.addr || !*c.addr)
-		c.addr = DEFAULT_SOCKET;
+		c.addr = access("var/linlid.sock", F_OK) == 0 ? DEMO_SOCKET : LINLI_SYSTEM_SOCKET;
 	if (c.tls_ca && !*c.tls_ca)
 		c.tls_ca = NULL;
 	if (c.tls_server_name && !*c.tls_server_name)
 		c.tls_server_name = NULL;
+	/* Display widths need a UTF-8 locale: the user's, else C.UTF-8 (Debian has it always). */
+	const char *loc = setlocale(LC_CTYPE, "");
+	if (!loc || (!strstr(loc, "UTF-8") && !strstr(loc, "utf8")))
+		setlocale(LC_CTYPE, "C.UTF-8");
 	/* Options stop at the first command word: the rest belongs to the command. */
 	int i = 1;
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		if (strcmp(argv[i], "--json") == 0)
 			c.json = true;
+		else if (strcmp(argv[i], "--utc") == 0)
+			show_utc = true;
 		else if (strcmp(argv[i], "--socket") == 0 && i + 1 < argc)
 			c.addr = argv[++i];
 		else if (strncmp(argv[i], "--socket=", 9) == 0)
@@ -879,7 +1170,7 @@ int main(int argc, char **argv)
 	if (i == argc)
 		code = isatty(STDIN_FILENO) || !c.json ? shell(&c) : (usage(stderr), 2);
 	else
-		code = dispatch(&c, argc - i, argv + i);
+		code = dispatch(&c, argc - i, argv + i, false);
 	if (c.open)
 		nng_close(c.sock);
 	/*

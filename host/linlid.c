@@ -20,6 +20,8 @@
 #include <unistd.h>
 
 #include <nng/nng.h>
+#include <sodium.h>
+#include <systemd/sd-daemon.h>
 
 #include "bus.h"
 #include "catalog.h"
@@ -52,14 +54,21 @@
 
 #define EXIT_CONFIG 2
 
+/* Read without --config: /etc/linli/linli.cfg on a Debian install (meson option default_config). */
+#ifndef LINLID_DEFAULT_CONFIG
+#define LINLID_DEFAULT_CONFIG "/etc/linli/linli.cfg"
+#endif
+
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: linlid [--config FILE] [--check-config] [--foreground] [--test-clock]\n"
-		   "              [--version]\n"
-		   "       linlid [--config FILE] --init-admin USER   (password on stdin)\n"
-		   "       linlid [--config FILE] --grant plugin:NAME|rule:NAME CAP...|--all\n"
-		   "       linlid [--config FILE] --verify\n"
-		   "  --config FILE    read FILE instead of the embedded default\n"
+	fprintf(f, "usage: linlid [--config FILE|--demo] [--check-config] [--foreground]\n"
+		   "              [--test-clock] [--version]\n"
+		   "       linlid [--config FILE|--demo] --init-admin USER   (password on stdin)\n"
+		   "       linlid [--config FILE|--demo] --grant plugin:NAME|rule:NAME CAP...|--all\n"
+		   "       linlid [--config FILE|--demo] --verify\n"
+		   "  --config FILE    read FILE (default " LINLID_DEFAULT_CONFIG ")\n"
+		   "  --demo           the embedded demo node instead, run from a source tree\n"
+		   "                   (tools/demo): data under ./var, the simulated fleet\n"
 		   "  --check-config   validate the configuration and exit (0 good, 2 bad)\n"
 		   "  --init-admin U   first run: create the node's first administrator U and exit\n"
 		   "  --grant S CAP... grant capabilities to plugin or rule S (daemon stopped), exit;\n"
@@ -103,6 +112,81 @@ static int take_lock(const char *dir, int *fd_out, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * The node's identity: 32 hex digits made at random at first start and kept
+ * in <data_dir>/node_id. Consoles key their sessions by it (linli login gets
+ * it), so two daemons behind the same typed address are never confused and
+ * one daemon reached by two spellings is one. Random, not derived from the
+ * node's path, which an unauthenticated peer must not learn.
+ */
+static int node_id_load(const char *dir, char out[33], char *err, size_t errlen)
+{
+	char path[PATH_MAX], buf[64];
+	snprintf(path, sizeof path, "%s/node_id", dir);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t n = read(fd, buf, sizeof buf - 1);
+		close(fd);
+		bool ok = n == 32 || (n == 33 && buf[32] == '\n');
+		for (int i = 0; ok && i < 32; i++)
+			ok = (buf[i] >= '0' && buf[i] <= '9') || (buf[i] >= 'a' && buf[i] <= 'f');
+		if (!ok)
+			return errf(err, errlen, LINLI_ECORRUPT,
+				    "%s: not a node id (32 lowercase hex digits); remove the file "
+				    "and linlid makes a new one (consoles then log in again)",
+				    path);
+		memcpy(out, buf, 32);
+		out[32] = 0;
+		return 0;
+	}
+	if (errno != ENOENT)
+		return errf(err, errlen, LINLI_EIO, "%s: %s", path, strerror(errno));
+	unsigned char r[16];
+	if (sodium_init() < 0)
+		return errf(err, errlen, LINLI_EIO, "%s: libsodium cannot start", path);
+	randombytes_buf(r, sizeof r);
+	sodium_bin2hex(out, 33, r, sizeof r);
+	char tmp[PATH_MAX + 8];
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	snprintf(buf, sizeof buf, "%s\n", out);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	bool ok = fd >= 0 && write(fd, buf, 33) == 33 && fsync(fd) == 0;
+	if (fd >= 0)
+		ok = close(fd) == 0 && ok;
+	if (!ok || rename(tmp, path) != 0) {
+		int e = errno;
+		unlink(tmp);
+		return errf(err, errlen, LINLI_EIO, "%s: cannot write: %s", path, strerror(e));
+	}
+	return 0;
+}
+
+/*
+ * systemd (Type=notify): READY once serving, STOPPING on SIGTERM,
+ * RELOADING/READY around a SIGHUP, and WATCHDOG=1 from the kernel loop
+ * itself at half of WatchdogSec=, so a loop stuck in anything stops the
+ * pings and systemd restarts the node. Without $NOTIFY_SOCKET all no-ops.
+ */
+static void wd_ping(struct kernel *k, void *arg)
+{
+	(void)k;
+	(void)arg;
+	sd_notify(0, "WATCHDOG=1");
+}
+
+static void notify_ready(struct kernel *k)
+{
+	sd_notifyf(0, "READY=1\nSTATUS=serving %s (%s)", k->cfg.node_path,
+		   tier_level_name(k->cfg.node_level));
+	uint64_t usec = 0;
+	if (sd_watchdog_enabled(0, &usec) > 0 && usec >= 2000) {
+		uint64_t every = usec / 2000; /* ms, half the period */
+		kernel_timer_add(k, every, every, wd_ping, NULL);
+		log_info("kernel", "systemd watchdog: a ping every %llu ms",
+			 (unsigned long long)every);
+	}
+}
+
 /* ---- signals: a thread turns them into kernel events ---- */
 
 static void on_term(struct kernel *k, void *arg)
@@ -111,6 +195,7 @@ static void on_term(struct kernel *k, void *arg)
 	if (k->stopping)
 		return;
 	log_info("kernel", "stopping: no new requests, draining the queue");
+	sd_notify(0, "STOPPING=1\nSTATUS=stopping");
 	control_stop_listening(k->control);
 	kernel_stop(k);
 }
@@ -120,9 +205,8 @@ static void on_term(struct kernel *k, void *arg)
  * that need a restart (node, data_dir, control addresses) keep their old
  * values and say so; the rest take effect at once.
  */
-static void on_hup(struct kernel *k, void *arg)
+static void hup_apply(struct kernel *k)
 {
-	(void)arg;
 	char err[1024];
 	struct cfg nc;
 	int rc = strcmp(k->cfg.source, "<embedded>") == 0
@@ -188,6 +272,15 @@ static void on_hup(struct kernel *k, void *arg)
 		store_set_sync(k->store, oc->store_sync);
 	wd_configure((unsigned)oc->wd_warn_ms, (unsigned)oc->wd_stop_grace_ms);
 	log_info("config", "reloaded %s", oc->source);
+}
+
+static void on_hup(struct kernel *k, void *arg)
+{
+	(void)arg;
+	sd_notify(0, "RELOADING=1\nSTATUS=reloading the configuration");
+	hup_apply(k);
+	sd_notifyf(0, "READY=1\nSTATUS=serving %s (%s)", k->cfg.node_path,
+		   tier_level_name(k->cfg.node_level));
 }
 
 struct sigctx {
@@ -340,11 +433,11 @@ int main(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},	  {"init-admin", required_argument, NULL, 'i'},
 		{"grant", required_argument, NULL, 'g'},  {"all", no_argument, NULL, 'a'},
 		{"test-clock", no_argument, NULL, 't'},	  {"verify", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0}};
+		{"demo", no_argument, NULL, 'D'},	  {NULL, 0, NULL, 0}};
 	const char *init_admin = NULL, *grant = NULL;
 	bool grant_all = false;
 	const char *cfg_path = NULL;
-	bool check = false, foreground = false, test_clock = false, verify = false;
+	bool check = false, foreground = false, test_clock = false, verify = false, demo = false;
 	int o;
 	/* The kinds of plugin the registry loads: shared objects and Lua scripts. */
 	plug_kind_add(plugin_so_kind());
@@ -374,6 +467,9 @@ int main(int argc, char **argv)
 		case 't':
 			test_clock = true;
 			break;
+		case 'D':
+			demo = true;
+			break;
 		case 'V':
 			verify = true;
 			foreground = true;
@@ -392,6 +488,25 @@ int main(int argc, char **argv)
 	if ((optind != argc || grant_all) && !grant) {
 		usage(stderr);
 		return EXIT_CONFIG;
+	}
+	if (demo && cfg_path) {
+		fprintf(stderr, "linlid: --demo and --config exclude each other\n");
+		return EXIT_CONFIG;
+	}
+	/*
+	 * Without --config: the installed configuration, never the demo node
+	 * (a daemon that silently ran the demo in ./var would be worse than none).
+	 */
+	if (!demo && !cfg_path) {
+		cfg_path = LINLID_DEFAULT_CONFIG;
+		if (access(cfg_path, F_OK) != 0) {
+			fprintf(stderr,
+				"linlid: no configuration: %s: %s; pass --config FILE (an example "
+				"is in the docs: linli.cfg(5)), or --demo for the demo node from a "
+				"source tree\n",
+				cfg_path, strerror(errno));
+			return EXIT_CONFIG;
+		}
 	}
 
 	struct kernel k;
@@ -452,6 +567,10 @@ int main(int argc, char **argv)
 	}
 	if (verify) {
 		exit_code = store_verify_cli(k.cfg.data_dir);
+		goto out;
+	}
+	if (node_id_load(k.cfg.data_dir, k.node_id, err, sizeof err) != 0) {
+		log_error("kernel", "%s", err);
 		goto out;
 	}
 	if (catalog_load(k.cfg.catalog_dir, &k.catalog, err, sizeof err) != 0) {
@@ -571,6 +690,7 @@ int main(int argc, char **argv)
 		log_warn("kernel", "--test-clock: admins may move this node's clock forward "
 				   "(`linli clock`); a node in service never runs so");
 	report_ready(&ready_fd, 0);
+	notify_ready(&k);
 	kernel_run(&k);
 	cmd_cancel_pending(k.cmds); /* long polls and the like get "shutting down" */
 	exit_code = 0;

@@ -478,7 +478,7 @@ int tier_password_ok(const char *user, const char *pw, char *why, size_t whylen)
 	return 0;
 }
 
-int tier_password_hash_with(const char *password, enum tier_pw_strength st,
+int tier_password_hash_with(const char *password, enum tier_pw_strength st, int memory_mb,
 			    char out[TIER_HASH_MAX])
 {
 	_Static_assert(crypto_pwhash_STRBYTES <= TIER_HASH_MAX, "hash buffer");
@@ -491,6 +491,8 @@ int tier_password_hash_with(const char *password, enum tier_pw_strength st,
 		ops = crypto_pwhash_OPSLIMIT_MODERATE;
 		mem = crypto_pwhash_MEMLIMIT_MODERATE;
 	}
+	if (memory_mb > 0) /* a small box's setting; the hash string records it */
+		mem = (size_t)memory_mb << 20;
 	if (crypto_pwhash_str(out, password, strlen(password), ops, mem) != 0)
 		return LINLI_ENOMEM;
 	return 0;
@@ -498,7 +500,7 @@ int tier_password_hash_with(const char *password, enum tier_pw_strength st,
 
 int tier_password_hash(const char *password, char out[TIER_HASH_MAX])
 {
-	return tier_password_hash_with(password, TIER_PW_INTERACTIVE, out);
+	return tier_password_hash_with(password, TIER_PW_INTERACTIVE, 0, out);
 }
 
 bool tier_password_verify(const char *hash, const char *password)

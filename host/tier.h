@@ -174,7 +174,9 @@ int tier_password_ok(const char *user, const char *password, char *why, size_t w
 #define TIER_HASH_MAX 128
 enum tier_pw_strength { TIER_PW_MIN = 0, TIER_PW_INTERACTIVE, TIER_PW_MODERATE };
 int tier_password_hash(const char *password, char out[TIER_HASH_MAX]);
-int tier_password_hash_with(const char *password, enum tier_pw_strength s, char out[TIER_HASH_MAX]);
+/* memory_mb > 0 replaces the strength's memory limit (accounts.pwhash_memory_mb). */
+int tier_password_hash_with(const char *password, enum tier_pw_strength s, int memory_mb,
+			    char out[TIER_HASH_MAX]);
 bool tier_password_verify(const char *hash, const char *password);
 
 /* A random 256-bit token as 64 hex characters plus NUL. */

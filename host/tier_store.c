@@ -689,6 +689,7 @@ struct job {
 	char *password;	       /* wiped and freed by the worker */
 	char hash[TIER_HASH_MAX];
 	int strength;
+	int memory_mb;
 	bool ok;
 	void (*done)(struct kernel *k, struct job *j);
 	struct account acct; /* what the command is about */
@@ -718,7 +719,7 @@ static void *job_run(void *arg)
 		j->ok = j->hash[0] && tier_password_verify(j->hash, j->password);
 	else
 		j->ok = tier_password_hash_with(j->password, (enum tier_pw_strength)j->strength,
-						j->hash) == 0;
+						j->memory_mb, j->hash) == 0;
 	sodium_memzero(j->password, strlen(j->password));
 	free(j->password);
 	j->password = NULL;
@@ -849,7 +850,8 @@ static void login_done(struct kernel *k, struct job *j)
 	char when[32];
 	utc_text(r.expires, when, sizeof when);
 	msgpack_packer *out = &call->pk;
-	msgpack_pack_map(out, 5);
+	msgpack_pack_map(out, 6);
+	mp_kv_str(out, "node_id", k->node_id); /* what the console keys the session by */
 	mp_kv_str(out, "user", a->user);
 	mp_kv_str(out, "role", a->role);
 	mp_kv_str(out, "scope", a->scope);
@@ -1226,6 +1228,7 @@ static int cmd_accounts_add(struct cmd_call *call, void *ud)
 	a->created = wall_ms();
 	j->kind = JOB_HASH;
 	j->strength = k->cfg.pwhash;
+	j->memory_mb = k->cfg.pwhash_memory_mb;
 	j->done = add_done;
 	return job_start(call, j);
 }
@@ -1263,6 +1266,7 @@ static int cmd_accounts_passwd(struct cmd_call *call, void *ud)
 	j->acct = a;
 	j->kind = JOB_HASH;
 	j->strength = k->cfg.pwhash;
+	j->memory_mb = k->cfg.pwhash_memory_mb;
 	j->done = add_done;
 	return job_start(call, j);
 }
@@ -1795,7 +1799,8 @@ int tiers_bootstrap_admin(struct kernel *k, const char *user, const char *passwo
 	snprintf(a.role, sizeof a.role, "admin");
 	snprintf(a.created_by, sizeof a.created_by, "init-admin");
 	a.created = wall_ms();
-	if ((rc = tier_password_hash_with(password, (enum tier_pw_strength)k->cfg.pwhash, a.hash))) {
+	if ((rc = tier_password_hash_with(password, (enum tier_pw_strength)k->cfg.pwhash,
+					   k->cfg.pwhash_memory_mb, a.hash))) {
 		snprintf(err, errlen, "cannot hash the password");
 		return rc;
 	}

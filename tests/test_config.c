@@ -33,6 +33,7 @@ static void test_example_parses(void **state)
 	assert_int_equal(c.log_level, LOG_INFO);
 	assert_int_equal(c.http_body_timeout_ms, 10000);
 	assert_int_equal(c.health_min_free_mb, 64);
+	assert_int_equal(c.pwhash_memory_mb, 0); /* the pwhash level's own */
 	assert_int_equal(c.retention.audit_min_age_s, 180 * 86400);
 	assert_int_equal(c.retention.audit_max_bytes, 256ull << 20);
 	assert_int_equal(c.retention.journal_max_age_s, 30 * 86400);
@@ -110,6 +111,10 @@ static const struct bad bad_cases[] = {
 	 "t.cfg:4: http.body_timeout_ms: 50 is outside 100..600000"},
 	{NODE "data_dir = \"/d\";\nhttp = {\n health_min_free_mb = -1;\n};\n",
 	 "t.cfg:4: http.health_min_free_mb: -1 is outside 0..1073741824"},
+	{NODE "data_dir = \"/d\";\naccounts = {\n pwhash_memory_mb = 4;\n};\n",
+	 "t.cfg:4: accounts.pwhash_memory_mb: 4 is outside 8..4096"},
+	{NODE "data_dir = \"/d\";\naccounts = { pwhash_memory_mb = \"a lot\"; };\n",
+	 "t.cfg:3: accounts.pwhash_memory_mb"},
 	/* plugin sections */
 	{NODE "data_dir = \"/d\";\nplugins = {\n  Sim = { a = 1; };\n};\n",
 	 "t.cfg:4: plugins: 'Sim' is not a plugin name"},

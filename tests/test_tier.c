@@ -199,6 +199,12 @@ static void test_passwords_and_tokens(void **state)
 	assert_null(strstr(h, "Correct-Horse-9"));
 	assert_true(tier_password_verify(h, "Correct-Horse-9"));
 	assert_false(tier_password_verify(h, "Correct-Horse-8"));
+	assert_non_null(strstr(h, "$m=65536,")); /* interactive: 64 MiB */
+	/* accounts.pwhash_memory_mb: a small box's memory, kept in the hash, verified. */
+	assert_int_equal(tier_password_hash_with("Correct-Horse-9", TIER_PW_INTERACTIVE, 8, h), 0);
+	assert_non_null(strstr(h, "$m=8192,"));
+	assert_true(tier_password_verify(h, "Correct-Horse-9"));
+	assert_false(tier_password_verify(h, "Correct-Horse-8"));
 	char t1[65], t2[65];
 	tier_token_new(t1);
 	tier_token_new(t2);

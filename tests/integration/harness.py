@@ -63,6 +63,23 @@ def finish(d, etype):
         d.cleanup()
 
 
+def canonical_addr(addr):
+    """The console's key for a control address: an ipc:// path absolute, its dir resolved."""
+    if not addr.startswith("ipc://"):
+        return addr
+    path = os.path.abspath(addr[6:])
+    return "ipc://" + os.path.join(os.path.realpath(os.path.dirname(path)),
+                                   os.path.basename(path))
+
+
+def session_in(path, addr):
+    """The session {"user", "token"} a console's session file keeps for the daemon at addr
+    (sessions are kept by the daemon's node id; addrs maps canonical addresses to it)."""
+    with open(path) as f:
+        s = json.load(f)
+    return s["nodes"][s["addrs"][canonical_addr(addr)]]
+
+
 def nng_exit_race(log):
     """True when `log` (one run of linlid, stopped cleanly) ends in a LeakSanitizer report
     that holds nothing but nng's own objects leaked in a cycle: no direct leak (a block
@@ -226,8 +243,7 @@ class Daemon:
                            text=True, env=env, timeout=60)
         if r.returncode != 0:
             raise TestFailure(f"login {user} failed: {r.stderr}")
-        with open(self.session_file) as f:
-            token = json.load(f)[self.sock]["token"]
+        token = session_in(self.session_file, self.sock)["token"]
         if user == self.admin:
             self.session = token
             os.environ["LINLI_SESSION"] = token  # for tests that run linli themselves
@@ -283,9 +299,12 @@ class Daemon:
             e["LINLI_SESSION"] = self.session
         if env:
             e.update(env)
+        # No input: stdin is /dev/null, never the test runner's (a command that reads a
+        # pipe, like `rules test`, would wait on it).
+        io = {"input": input.encode() if isinstance(input, str) else input} \
+            if input is not None else {"stdin": subprocess.DEVNULL}
         r = subprocess.run([LINLI, "--socket", self.sock, "--json", *args], capture_output=True,
-                           input=input.encode() if isinstance(input, str) else input, env=e,
-                           timeout=60)
+                           env=e, timeout=60, **io)
         out = None
         if r.stdout.strip():
             try:

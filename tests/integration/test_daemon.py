@@ -39,6 +39,9 @@ def case_status_json():
 def case_sigterm_exits_zero():
     with running() as d:
         d.ok("status")
+        import stat
+        eq(stat.S_IMODE(os.stat(d.sock[len("ipc://"):]).st_mode), 0o660,
+           "the control socket: its user and group only")
         eq(d.stop(signal.SIGTERM), 0, "exit code on SIGTERM")
         check("stopped" in d.logtext(), "no 'stopped' log line")
         # The socket is gone: the console says so and exits 1.
@@ -77,6 +80,51 @@ def case_only_nngs_own_exit_leaks_are_forgiven():
             ("no report", "info kernel: stopped\n"),
             ("a report without blocks", report())):
         check(not nng_exit_race(log), f"{what} is not forgiven")
+
+
+def case_systemd_notify_ready_watchdog_reload_stopping():
+    """As a Type=notify unit: READY=1 once serving, WATCHDOG=1 from the kernel loop at half
+    of WATCHDOG_USEC, RELOADING=1 then READY=1 around SIGHUP, STOPPING=1 on SIGTERM."""
+    import socket
+    d = Daemon()
+    path = os.path.join(d.dir, "notify.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(path)
+    s.settimeout(10)
+    got = []
+
+    def until(pred, since=0):
+        """Receive until a message from index `since` on satisfies pred; its index."""
+        while True:
+            for i in range(since, len(got)):
+                if pred(got[i]):
+                    return i
+            got.append(s.recv(4096).decode())
+    saved = {k: os.environ.get(k) for k in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
+    try:
+        d.write_config()
+        os.environ.update(NOTIFY_SOCKET=path, WATCHDOG_USEC="400000")  # pings every 200 ms
+        d.start()
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.update({k: v})
+        r = until(lambda m: m.startswith("READY=1"))
+        check("STATUS=serving hefei (city)" in got[r], got[r])
+        t0 = time.time()
+        w = until(lambda m: m == "WATCHDOG=1", r)
+        until(lambda m: m == "WATCHDOG=1", w + 1)
+        check(time.time() - t0 < 3, f"two pings within 3 s, one per 200 ms: {got}")
+        mark = len(got)
+        d.proc.send_signal(signal.SIGHUP)
+        r = until(lambda m: m.startswith("RELOADING=1"), mark)
+        until(lambda m: m.startswith("READY=1"), r)
+        mark = len(got)
+        eq(d.stop(), 0, "stop")
+        until(lambda m: m.startswith("STOPPING=1"), mark)
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k, None) if v is None else os.environ.update({k: v})
+        s.close()
+        d.cleanup()
 
 
 def case_sigint_exits_zero():
@@ -147,9 +195,26 @@ def case_check_config():
                            text=True, timeout=20)
         eq(r.returncode, 2, "start with bad config rc")
         check(not os.path.exists(d.data), "data dir created for a bad config")
-        r = subprocess.run([LINLID, "--check-config"], capture_output=True, text=True)
+        r = subprocess.run([LINLID, "--demo", "--check-config"], capture_output=True, text=True)
         eq(r.returncode, 0, "embedded default rc")
         check("hefei/baohe/binhu/yuelan" in r.stdout, r.stdout)
+        # Without --config: the installed file (a build option), never the demo node.
+        r = subprocess.run([LINLID, "--help"], capture_output=True, text=True)
+        default = r.stdout.split("--config FILE    read FILE (default ")[1].split(")")[0]
+        check(default.endswith("/linli/linli.cfg"), r.stdout)
+        if not os.path.exists(default):
+            r = subprocess.run([LINLID, "--check-config"], capture_output=True, text=True)
+            eq(r.returncode, 2, "no config rc")
+            check(f"no configuration: {default}: No such file" in r.stderr and "--demo" in r.stderr,
+                  r.stderr)
+            r = subprocess.run([LINLID, "--foreground"], capture_output=True, text=True,
+                               cwd=d.dir, timeout=20)
+            eq(r.returncode, 2, "no start without config")
+            check(not os.path.exists(os.path.join(d.dir, "var")), "the demo's data dir made")
+        r = subprocess.run([LINLID, "--demo", "--config", d.cfg, "--check-config"],
+                           capture_output=True, text=True)
+        eq(r.returncode, 2, "--demo with --config")
+        check("--demo and --config exclude each other" in r.stderr, r.stderr)
         r = subprocess.run([LINLID, "--bogus"], capture_output=True, text=True)
         eq(r.returncode, 2, "unknown option rc")
     finally:

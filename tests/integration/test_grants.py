@@ -83,6 +83,7 @@ def case_ungranted_plugin_is_refused_before_its_code_runs():
         for c in GOOD_CAPS:
             check(c in row["reason"], f"{c} named in {row['reason']!r}")
         check("linli plugins grant good" in row["reason"], row["reason"])
+        check("'linli plugins install FILE --grant'" in row["reason"], row["reason"])
         check("tp_good.so: refused: plugin 'good' declares capabilities no admin granted" in
               d.logtext(), "the refusal is logged")
         check("CONSTRUCTOR RAN" not in d.logtext(), "none of its code ran")
@@ -256,7 +257,9 @@ def case_rules_need_grants():
         eq(rows["relay"]["state"], "broken", "ungranted rule not loaded")
         eq(d.ok("rules", "grants"), [], "a broken rule declares nothing that is known")
         check("no admin granted: bus.publish:test/out/#" in rows["relay"]["problem"] and
-              "linli rules grant relay" in rows["relay"]["problem"], rows["relay"]["problem"])
+              "linli rules grant relay" in rows["relay"]["problem"] and
+              "'linli rules install FILE --grant'" in rows["relay"]["problem"],
+              rows["relay"]["problem"])
         # check reports the missing grant without installing anything.
         out = d.ok("rules", "check", "relay.lua", "--stdin", input=RULE)
         check("no admin granted: bus.publish:test/out/#" in out["grants"], out)

@@ -146,6 +146,14 @@ def case_test_event():
         d.wait_log("smoke_high: alarm from dev/smoke/s7/event/alarm")
         out = d.ok("rules", "test", "smoke_high", "--stdin", input='{"level": 1}')
         eq(out["matched"], False, "low level")
+        # A pipe is read without --stdin; nothing piped (/dev/null) is the event {}.
+        out = d.ok("rules", "test", "smoke_high", input='{"level": 5}')
+        eq(out["matched"], True, "the piped event, without --stdin")
+        out = d.ok("rules", "test", "smoke_high", input='{"level": 1}')
+        eq(out["matched"], False, "the piped low level, without --stdin")
+        fails(d, "rules", "test", "smoke_high", input="[1,", want="event:")
+        out = d.ok("rules", "test", "smoke_high")
+        eq(out["matched"], False, "no event piped: {}, no level")
         fails(d, "rules", "test", "smoke_high", "dev/door/1/event/alarm",
               want="does not match the rule's on 'dev/smoke/+/event/alarm'")
         fails(d, "rules", "test", "smoke_high", "--stdin", input="[1,", want="event:")

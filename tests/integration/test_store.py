@@ -67,6 +67,63 @@ def put(d, dataset, rec, *args):
     return d.ok("data", "put", dataset, *args, json.dumps(rec, ensure_ascii=False))
 
 
+def text_of(d, *args, env=None):
+    """`linli ARGS` for people (no --json): its stdout."""
+    e = dict(os.environ, LINLI_SESSION=d.session, **(env or {}))
+    r = subprocess.run([LINLI, "--socket", d.sock, *args], capture_output=True, text=True,
+                       env=e, stdin=subprocess.DEVNULL)
+    eq(r.returncode, 0, f"linli {args}: {r.stderr}")
+    return r.stdout
+
+
+def cols(s):
+    """Terminal columns s takes (a CJK character two)."""
+    import unicodedata
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in s)
+
+
+def case_console_output_is_for_people():
+    """Without --json: a record as aligned fields (nested ones indented), times in local ISO
+    8601 (--utc in UTC), numbers without binary noise, tables aligned by display width with
+    CJK text, an empty list said so; --json keeps the raw values."""
+    with running() as d:
+        put(d, "parking_spaces", {"code": "P-1", "lot": "悦澜东区地下停车场", "kind": "public",
+                                  "occupied": True, "occupied_since": 1767225600000,
+                                  "fee_per_hour": 0.1,
+                                  "location": {"lat": 31.7, "lon": 117.3}}, "--id", "p1")
+        put(d, "parking_spaces", {"code": "P-22", "lot": "East lot", "kind": "private",
+                                  "fee_per_hour": 2.5}, "--id", "p2")
+        out = text_of(d, "data", "get", "parking_spaces", "p1", env={"TZ": "Asia/Shanghai"})
+        lines = out.splitlines()
+        check("occupied_since  2026-01-01T08:00:00+08:00" in out, out)
+        check(any(ln.split() == ["fee_per_hour", "0.1"] for ln in lines), out)
+        i = lines.index("location")
+        eq([lines[i + 1].split(), lines[i + 2].split()], [["lat", "31.7"], ["lon", "117.3"]],
+           "a nested record, indented")
+        check(lines[i + 1].startswith("  lat"), out)
+        # Field values start in one column.
+        starts = {len(ln) - len(ln.split(None, 1)[1]) for ln in lines
+                  if not ln.startswith(" ") and len(ln.split(None, 1)) == 2}
+        eq(len(starts), 1, f"aligned fields: {out}")
+        out = text_of(d, "--utc", "data", "get", "parking_spaces", "p1")
+        check("occupied_since  2026-01-01T00:00:00Z" in out, out)
+        raw = d.ok("data", "get", "parking_spaces", "p1")
+        eq((raw["occupied_since"], raw["fee_per_hour"]), (1767225600000, 0.1), "--json is raw")
+        # A table: the column after `lot` starts at one display column in every row.
+        out = text_of(d, "data", "query", "parking_spaces")
+        rows = [ln for ln in out.splitlines() if "P-1" in ln or "P-22" in ln]
+        eq(len(rows), 2, out)
+        at = set()
+        for ln, lot in zip(rows, ("悦澜东区地下停车场", "East lot")):
+            check(lot in ln, ln)
+            after = ln.index(lot) + len(lot)
+            at.add(cols(ln[:after]) + (len(ln[after:]) - len(ln[after:].lstrip(" "))))
+        eq(len(at), 1, f"columns aligned by display width: {out}")
+        check("2.5" in out and "2.50000" not in out, out)
+        empty = text_of(d, "data", "query", "parking_spaces", "--where", "kind=ev")
+        check(empty.splitlines()[0].split() == ["records", "(none)"], f"an empty list: {empty!r}")
+
+
 def refused(d, *args, input=None):
     """Run a command that must fail; return its JSON error."""
     rc, out, err = d.cli(*args, input=input)

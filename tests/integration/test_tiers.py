@@ -11,7 +11,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import LINLI, SRC, Daemon, TestFailure, check, eq, main, wait_for  # noqa: E402
+from harness import (LINLI, LINLID, SRC, Daemon, TestFailure, check, eq, main, session_in,  # noqa: E402
+                     wait_for)
 
 CITY = "hefei"
 DIST = "hefei/baohe"
@@ -76,6 +77,73 @@ def case_login_whoami_logout():
         check("not logged in" in out["error"], out)
         rc, out, _ = d.cli("help", env=env)
         eq(rc, 0, "help without a session")
+
+
+def case_sessions_are_kept_by_the_daemons_node_id():
+    """Two daemons both typed `ipc://./ctl.sock` from their own directories keep their own
+    sessions in one session file; one daemon reached by two spellings is one; logout
+    forgets it everywhere; the earlier file format is still read."""
+    d1, d2 = Daemon(node=CITY, level="city"), Daemon(node=DIST, level="district", name="包河区")
+    sfile = os.path.join(d1.dir, "one-person.json")
+
+    def console(d, *args, addr="ipc://./ctl.sock", cwd=None, sf=sfile, inp=None):
+        env = dict(os.environ, LINLI_SESSION_FILE=sf)
+        env.pop("LINLI_SESSION", None)
+        r = subprocess.run([os.path.abspath(LINLI), "--socket", addr, "--json", *args],
+                           cwd=cwd or d.dir, input=inp, capture_output=True, text=True,
+                           env=env, timeout=60)
+        return r.returncode, json.loads(r.stdout) if r.stdout.strip() else None, r.stderr
+
+    try:
+        d1.write_config(node=CITY, level="city")
+        d2.write_config(node=DIST, level="district", name="包河区")
+        d1.start()
+        d2.start()
+        ids = {}
+        for d in (d1, d2):
+            rc, out, err = console(d, "login", d.admin, "--password-stdin", inp=d.password + "\n")
+            eq(rc, 0, f"login: {err}")
+            check(len(out["node_id"]) == 32 and "hefei" not in out["node_id"], out)
+            eq(d.ok("status")["node_id"], out["node_id"], "status names the same id")
+            ids[d] = out["node_id"]
+        check(ids[d1] != ids[d2], "two daemons, two ids")
+        # The same typed address from each directory: each its own daemon, neither logged out.
+        eq(console(d1, "whoami")[1]["scope"], CITY, "d1 by ./ctl.sock")
+        eq(console(d2, "whoami")[1]["scope"], DIST, "d2 by ./ctl.sock")
+        # Another spelling of d1's address is d1, without a new login.
+        other = f"ipc://{d1.dir}/../{os.path.basename(d1.dir)}/ctl.sock"
+        eq(console(d1, "whoami", addr=other, cwd="/")[1]["scope"], CITY, "d1 by " + other)
+        eq(session_in(sfile, d2.sock)["user"], d2.admin, "kept under d2's node id")
+        # The id outlives a restart; logout by one spelling forgets every spelling.
+        eq(d1.stop(), 0, "stop d1")
+        d1.start()
+        eq(d1.ok("status")["node_id"], ids[d1], "the same id after a restart")
+        eq(console(d1, "whoami")[1]["scope"], CITY, "the session still holds after a restart")
+        eq(console(d1, "logout", addr=d1.sock, cwd="/")[0], 0, "logout by the absolute address")
+        rc, out, _ = console(d1, "whoami")
+        eq((rc, out["name"]), (1, "LINLI_EAUTH"), "d1 forgotten under ./ctl.sock too")
+        eq(console(d2, "whoami")[1]["scope"], DIST, "d2 keeps its session")
+        # A session file of the earlier format (keyed by the address as typed) still works.
+        old = os.path.join(d1.dir, "old.json")
+        with open(old, "w") as f:
+            json.dump({d2.sock: {"user": d2.admin, "token": d2.session}}, f)
+        eq(console(d2, "whoami", addr=d2.sock, sf=old)[1]["scope"], DIST, "old format read")
+        # A damaged node_id file stops the start, naming it; removed, a new id is made.
+        eq(d1.stop(), 0, "stop d1")
+        idfile = os.path.join(d1.data, "node_id")
+        with open(idfile, "w") as f:
+            f.write("not-an-id\n")
+        r = subprocess.run([LINLID, "--config", d1.cfg, "--foreground"], capture_output=True,
+                           text=True, timeout=60)
+        check(r.returncode != 0 and f"{idfile}: not a node id" in r.stderr, r.stderr[-2000:])
+        os.unlink(idfile)
+        d1.start()
+        check(d1.ok("status")["node_id"] not in (ids[d1], ids[d2]), "a new id")
+    finally:
+        for d in (d1, d2):
+            if d.proc and d.proc.poll() is None:
+                d.stop()
+            d.cleanup()
 
 
 def case_forged_and_expired_tokens():
@@ -391,8 +459,8 @@ def case_node_wide_commands_need_the_node():
             eq(sorted(r["object"] for r in rows), wide, f"the refusals of {who} are audited")
         # status: which node answers, to everyone; the node's figures to its own accounts.
         mine = allowed(d, comm, "status")
-        eq(sorted(mine), sorted(["node", "level", "name", "version", "uptime_s", "plugins", "time_zone",
-                                 "local_time"]), "status")
+        eq(sorted(mine), sorted(["node", "node_id", "level", "name", "version", "uptime_s",
+                                 "plugins", "time_zone", "local_time"]), "status")
         check({"store_bytes", "data_dir", "requests"} <= set(d.ok("status")), "the node's own")
 
 
@@ -601,8 +669,7 @@ def case_login_in_flight_does_not_undo_a_disable():
         rows = {r["user"]: r for r in d.ok("accounts", "list")}
         eq(rows["racer"]["disabled"], True, f"the disable holds (login: {err.strip()})")
         if login.returncode == 0:  # it was done before the disable: its session ended with it
-            with open(env["LINLI_SESSION_FILE"]) as f:
-                ended(d, json.load(f)[d.sock]["token"], "disabled")
+            ended(d, session_in(env["LINLI_SESSION_FILE"], d.sock)["token"], "disabled")
         else:
             check("changed during the login" in err or "disabled" in err, err)
 
