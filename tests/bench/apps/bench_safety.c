@@ -8,7 +8,7 @@
  * records of consequence (dev/+/+/event/#, alarm/#) in the same batch before
  * they leave the process. The bench is the family plugin: it sends raises as
  * requests on `alarmreq/raise` (the path fire, access and perimeter take),
- * up to 1,000 in flight, and reads every answer.
+ * BENCH_ALARM_WINDOW (1,000) in flight, and reads every answer.
  *
  *   apps.alarm_raise          distinct alarms raised and stored per second:
  *                             from the first request to the commit of the batch
@@ -25,6 +25,9 @@
  *   apps.alarm_dedup.spread   BENCH_SPREAD_N (200,000) repeats over every active
  *                             alarm (the worst case: the repeats of one turn hit
  *                             different alarms)
+ *   apps.alarm_dedup.command  the storm again by `alarms raise` commands in-process,
+ *                             a window's worth per loop turn: the plugin without
+ *                             the bus's request path, to tell the two costs apart
  *   apps.alarm_latency_p99_ms a device event posted from a driver thread
  *                             (dev/smoke/ID/event/alarm, a new detector each) at
  *                             1,000 events/s -> the bench's subscriber requests
@@ -34,13 +37,17 @@
  *                             event reaches in-process subscribers at publication
  *                             and external ones (`events next`) once that commit
  *                             is done, so the commit is when both hold.
+ *                             .stages: p50/p99 of each step (posted -> the
+ *                             subscriber -> raised -> committed) and of the
+ *                             commits that held the alarms
  *   apps.fsync_p99_ms         raw fsync of a 4 KiB write in the same directory
  *                             (its filesystem), p50 and p99: an LMDB commit
  *                             syncs twice (data, then the meta page)
  *
  * BENCH_RAISE_N (20,000), BENCH_DEDUP_N (1,000,000), BENCH_DEDUP_HOT (100),
- * BENCH_SPREAD_N (200,000), BENCH_LATENCY_N (5,000 events) and BENCH_LATENCY_RATE (1,000/s) set the
- * sizes; TMPDIR the directory (hence the disk) the node lives on.
+ * BENCH_SPREAD_N (200,000), BENCH_ALARM_WINDOW (1,000), BENCH_LATENCY_N
+ * (5,000 events) and BENCH_LATENCY_RATE (1,000/s) set the sizes; TMPDIR the
+ * directory (hence the disk) the node lives on.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -72,7 +79,7 @@ static const char *const scopes[N_SCOPES] = {"hefei/baohe/binhu/yuelan", "hefei/
 
 enum phase { P_RAISE, P_DEDUP, P_SPREAD, P_COMMAND, P_LATENCY, P_DONE };
 
-/* The run: kernel thread only, but for the driver thread's posted[] (read after its join). */
+/* The run: kernel thread only, but for the driver thread's at[0] (read after its join). */
 static struct {
 	struct kernel *k;
 	enum phase phase;
@@ -90,7 +97,7 @@ static struct {
 	long n_lat, rate, lat_done;
 	uint64_t *at[4];      /* by event, ns (CLOCK_MONOTONIC): posted, at the subscriber, raised,
 				 committed */
-	uint64_t lat_commits; /* commits during the latency run */
+	uint64_t lat_commits; /* commits that held the latency run's alarms */
 	uint64_t *commit_ns, last_commits; /* the duration of each of them (store_stats) */
 	pthread_t driver;
 } R;
