@@ -30,24 +30,17 @@
  *   apps.kpi_100k_ms.records   the aggregate records it reads
  *
  * BENCH_APPS_N=cases overrides 10,000 (7 moves each); BENCH_KPI_N=cases 100,000.
+ * The node, the clocks and the checks of these numbers are bench_apps.h's.
  */
-#include <errno.h>
 #include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "bus.h"
-#include "catalog.h"
+#include "bench_apps.h"
 #include "cmd.h"
-#include "config.h"
 #include "kernel.h"
-#include "log.h"
-#include "plugin.h"
-#include "plugin_so.h"
+#include "mp.h"
 #include "record.h"
 #include "store.h"
 
@@ -56,45 +49,9 @@
 #define GRID  "hefei/baohe/binhu/yuelan/g01"
 #define RAW   "hefei/baohe/binhu/yuelan/g02"
 
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* CPU seconds of the process: the same figures on a machine other work shares. */
-static double cpu(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void die(const char *what, const char *why)
-{
-	fprintf(stderr, "bench_apps: %s: %s\n", what, why);
-	exit(1);
-}
-
 static int last_rc;
 static char last_err[1024], last_id[STORE_ID_MAX + 1];
 static int64_t last_closed = -1; /* a kpi reply's total.closed */
-
-/* The msgpack map's value of `key`, or NULL. */
-static const msgpack_object *map_get(const msgpack_object *m, const char *key)
-{
-	size_t n = strlen(key);
-	if (m->type != MSGPACK_OBJECT_MAP)
-		return NULL;
-	for (uint32_t i = 0; i < m->via.map.size; i++) {
-		const msgpack_object_kv *kv = &m->via.map.ptr[i];
-		if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == n &&
-		    !memcmp(kv->key.via.str.ptr, key, n))
-			return &kv->val;
-	}
-	return NULL;
-}
 
 /* The command's reply: keep its "id" (a report's). */
 static void on_finish(struct cmd_call *call, int rc)
@@ -108,9 +65,9 @@ static void on_finish(struct cmd_call *call, int rc)
 	    msgpack_unpack_next(&up, call->data.data, call->data.size, NULL) ==
 		MSGPACK_UNPACK_SUCCESS &&
 	    up.data.type == MSGPACK_OBJECT_MAP) {
-		const msgpack_object *t = map_get(&up.data, "total"), *c;
+		const msgpack_object *t = mp_get(&up.data, "total"), *c;
 		last_closed =
-		    t && (c = map_get(t, "closed")) && c->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+		    t && (c = mp_get(t, "closed")) && c->type == MSGPACK_OBJECT_POSITIVE_INTEGER
 			? (int64_t)c->via.u64
 			: -1;
 		for (uint32_t i = 0; i < up.data.via.map.size; i++) {
@@ -136,11 +93,11 @@ static void grid_cmd(struct kernel *k, int argc, const char **args)
 		argv[i + 1] = (char *)args[i];
 	struct cmd_call *c = cmd_call_new(k, argc + 1, argv);
 	if (!c)
-		die("cmd_call_new", "out of memory");
+		bench_die("cmd_call_new", "out of memory");
 	c->finish = on_finish;
 	cmd_dispatch(k->cmds, c);
 	if (last_rc)
-		die(args[0], last_err);
+		bench_die(args[0], last_err);
 }
 
 static void commit(struct kernel *k, long *pending)
@@ -148,18 +105,8 @@ static void commit(struct kernel *k, long *pending)
 	if (++*pending % BATCH)
 		return;
 	if (store_batch_end(k->store))
-		die("store", "commit failed");
+		bench_die("store", "commit failed");
 	store_changes_deliver(k->store);
-}
-
-/* Pack a record for the direct store calls. */
-static void pack(linli_record *r, msgpack_sbuffer *buf)
-{
-	msgpack_packer pk;
-	msgpack_sbuffer_init(buf);
-	msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
-	record_pack(r, &pk);
-	record_free(r);
 }
 
 static void seed(struct kernel *k)
@@ -174,25 +121,25 @@ static void seed(struct kernel *k)
 		record_set_str(r, "holidays",
 			       y == 2026 ? "2026-10-01,2026-10-02,2026-10-03"
 					 : "2027-01-01,2028-01-01");
-		pack(r, &buf);
+		bench_pack(r, &buf);
 		char id[8];
 		snprintf(id, sizeof id, "%d", y);
 		if (store_put(k->store, "work_calendar", NODE, id, buf.data, buf.size, NULL, NULL,
 			      err, sizeof err))
-			die("work_calendar", err);
+			bench_die("work_calendar", err);
 		msgpack_sbuffer_destroy(&buf);
 	}
 	linli_record *r = record_new();
 	record_set_str(r, "name", "暴露垃圾");
 	record_set_int(r, "respond_minutes", 120);
 	record_set_int(r, "finish_days", 1);
-	pack(r, &buf);
+	bench_pack(r, &buf);
 	if (store_put(k->store, "incident_categories", NODE, "environment", buf.data, buf.size,
 		      NULL, NULL, err, sizeof err))
-		die("incident_categories", err);
+		bench_die("incident_categories", err);
 	msgpack_sbuffer_destroy(&buf);
 	if (store_batch_end(k->store))
-		die("store", "commit failed");
+		bench_die("store", "commit failed");
 }
 
 /* ---- apps.kpi_100k_ms ---- */
@@ -236,7 +183,7 @@ static long kpi_seed(struct kernel *k, long n)
 	size_t cells = (size_t)KPI_DAYS * KPI_GRIDS * KPI_CATS * (KPI_HANDLERS + 1);
 	int64_t(*agg)[K_FIELDS] = calloc(cells, sizeof *agg);
 	if (!agg)
-		die("calloc", "out of memory");
+		bench_die("calloc", "out of memory");
 	uint64_t x = 88172645463325252ULL; /* xorshift64: the same cases every run */
 	for (long i = 0; i < n; i++) {
 		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
@@ -279,63 +226,37 @@ static long kpi_seed(struct kernel *k, long n)
 			if (agg[c][f])
 				record_set_int(r, kpi_fields[f], agg[c][f]);
 		msgpack_sbuffer buf;
-		pack(r, &buf);
+		bench_pack(r, &buf);
 		if (store_put(k->store, "incident_kpis", scope, id, buf.data, buf.size, NULL, NULL,
 			      err, sizeof err))
-			die("incident_kpis", err);
+			bench_die("incident_kpis", err);
 		msgpack_sbuffer_destroy(&buf);
 		records++;
 		commit(k, &pending);
 	}
 	if (store_batch_end(k->store))
-		die("store", "commit failed");
+		bench_die("store", "commit failed");
 	free(agg);
 	return records;
 }
 
-int main(void)
-{
-	log_set_level(getenv("BENCH_LOG") ? LOG_DEBUG : LOG_ERROR);
-	long n = 10000;
-	const char *env = getenv("BENCH_APPS_N");
-	if (env && atol(env) >= BATCH)
-		n = atol(env);
-	char tmp[] = "/tmp/linli-bench-apps-XXXXXX";
-	if (!mkdtemp(tmp))
-		die("mkdtemp", strerror(errno));
-	char data[300], pdir[300], sh[800], err[1024];
-	snprintf(data, sizeof data, "%s/data", tmp);
-	snprintf(pdir, sizeof pdir, "%s/plugins", tmp);
-	mkdir(data, 0700);
-	mkdir(pdir, 0700);
-	snprintf(sh, sizeof sh, "cp '%s' '%s/'", GRID_SO, pdir);
-	if (system(sh) != 0)
-		die("cannot copy", GRID_SO);
+static long n_cases, n_kpi; /* cases moved; closed cases in the KPIs */
 
+void bench_governance_sizes(void)
+{
+	n_cases = bench_env_long("BENCH_APPS_N", 10000, BATCH, 100000000);
+	n_kpi = bench_env_long("BENCH_KPI_N", 100000, 1, 100000000);
+}
+
+void bench_governance(void)
+{
+	long n = n_cases, kn = n_kpi;
 	struct kernel k;
-	char text[2048];
-	snprintf(text, sizeof text,
-		 "node = { path = \"" NODE "\"; level = \"city\"; };\n"
-		 "data_dir = \"%s\";\nlog_level = \"error\";\n"
-		 "control = { listen = [ \"ipc://%s/ctl.sock\" ]; };\n"
-		 "plugin_dirs = [ \"%s\" ];\n",
-		 data, tmp, pdir);
-	if (kernel_init(&k) || cfg_load_string(&k.cfg, text, "bench", NULL, err, sizeof err))
-		die("config", err);
-	if (catalog_load(SRCDIR "/catalog", &k.catalog, err, sizeof err))
-		die("catalog", err);
-	struct store_opts o = {.dir = data, .map_size = (size_t)1 << 30, .sync = false};
-	if (store_open(&o, k.catalog, &k.store, err, sizeof err))
-		die("store", err);
+	char err[1024];
+	struct bench_node_opts o = {.node = NODE, .level = "city", .plugin_so = GRID_SO};
+	bench_node_open(&k, &o);
 	seed(&k);
-	k.cmds = cmd_registry_new();
-	plug_kind_add(plugin_so_kind());	   /* as linlid does: .so plugins */
-	if (bus_open(&k, &k.bus, err, sizeof err)) /* grid serves incidentreq/report */
-		die("bus", err);
-	if (!k.cmds || plug_open(&k, err, sizeof err))
-		die("plugins", err);
-	if (plug_load_all(&k) != 1)
-		die("plugins", "grid did not start");
+	bench_node_start(&k); /* grid serves incidentreq/report */
 
 	static const char *const path[][2] = {{"file", NULL},	{"dispatch", "h1"},
 					      {"accept", NULL}, {"feedback", NULL},
@@ -343,11 +264,11 @@ int main(void)
 	const long per_case = 1 + (long)(sizeof path / sizeof *path);
 	char(*ids)[STORE_ID_MAX + 1] = malloc((size_t)n * sizeof *ids);
 	if (!ids)
-		die("malloc", "out of memory");
+		bench_die("malloc", "out of memory");
 	printf("apps.cases: %ld incidents, %ld moves each, batches of %d, nosync\n", n, per_case,
 	       BATCH);
 	long pending = 0;
-	double t0 = now(), c0 = cpu();
+	double t0 = bench_now(), c0 = bench_cpu();
 	for (long i = 0; i < n; i++) {
 		const char *a[] = {"report", GRID, "environment", "暴露垃圾"};
 		grid_cmd(&k, 4, a);
@@ -361,16 +282,16 @@ int main(void)
 			commit(&k, &pending);
 		}
 	if (store_batch_end(k.store))
-		die("store", "commit failed");
-	double t_moves = now() - t0, c_moves = cpu() - c0;
+		bench_die("store", "commit failed");
+	double t_moves = bench_now() - t0, c_moves = bench_cpu() - c0;
 
 	/* Every case closed, with its history. */
 	msgpack_sbuffer out;
 	msgpack_sbuffer_init(&out);
 	if (store_get(k.store, "incidents", GRID, ids[n - 1], &out, NULL, err, sizeof err))
-		die("store_get", err);
+		bench_die("store_get", err);
 	if (!memmem(out.data, out.size, "closed", 6))
-		die("the last case", "is not closed");
+		bench_die("the last case", "is not closed");
 
 	/* Raw store puts of an incident record, the same number, the same batches. */
 	linli_record *r = record_new();
@@ -384,20 +305,20 @@ int main(void)
 	record_set_time(r, "step_deadline", 1796100000000);
 	record_set_str(r, "handler", "h1");
 	msgpack_sbuffer rec;
-	pack(r, &rec);
+	bench_pack(r, &rec);
 	long puts = n * per_case;
 	pending = 0;
-	t0 = now(), c0 = cpu();
+	t0 = bench_now(), c0 = bench_cpu();
 	char id[STORE_ID_MAX + 1];
 	for (long i = 0; i < puts; i++) {
 		if (store_put(k.store, "incidents", RAW, NULL, rec.data, rec.size, id, NULL, err,
 			      sizeof err))
-			die("store_put", err);
+			bench_die("store_put", err);
 		commit(&k, &pending);
 	}
 	if (store_batch_end(k.store))
-		die("store", "commit failed");
-	double t_raw = now() - t0, c_raw = cpu() - c0;
+		bench_die("store", "commit failed");
+	double t_raw = bench_now() - t0, c_raw = bench_cpu() - c0;
 
 	double moves = (double)(n * per_case) / t_moves, raw = (double)puts / t_raw;
 	printf("apps.incident_moves: %.0f moves/s (target >= 5000)\n", moves);
@@ -408,18 +329,15 @@ int main(void)
 	fflush(stdout);
 
 	/* KPIs over a month of closed cases: the aggregates, then one query. */
-	long kn = 100000;
-	if ((env = getenv("BENCH_KPI_N")) && atol(env) > 0)
-		kn = atol(env);
 	long records = kpi_seed(&k, kn);
 	const char *q[] = {"kpi", "2020-11-01", "2020-11-30", "by=handler"};
-	t0 = now(), c0 = cpu();
+	t0 = bench_now(), c0 = bench_cpu();
 	grid_cmd(&k, 4, q);
-	double t_kpi = now() - t0, c_kpi = cpu() - c0;
+	double t_kpi = bench_now() - t0, c_kpi = bench_cpu() - c0;
 	if (last_closed != kn) {
 		snprintf(err, sizeof err, "total closed %lld, want %ld", (long long)last_closed,
 			 kn);
-		die("grid kpi", err);
+		bench_die("grid kpi", err);
 	}
 	printf("apps.kpi_100k_ms: %.1f ms for %ld closed cases (target < 500)\n", t_kpi * 1000, kn);
 	printf("apps.kpi_100k_ms.cpu: %.1f ms of CPU\n", c_kpi * 1000);
@@ -429,14 +347,5 @@ int main(void)
 	msgpack_sbuffer_destroy(&out);
 	msgpack_sbuffer_destroy(&rec);
 	free(ids);
-	plug_close(&k);
-	bus_close(k.bus);
-	store_close(k.store);
-	cmd_registry_free(k.cmds);
-	catalog_free(k.catalog);
-	kernel_destroy(&k);
-	snprintf(sh, sizeof sh, "rm -rf '%s'", tmp);
-	if (system(sh) != 0)
-		fprintf(stderr, "bench_apps: cannot remove %s\n", tmp);
-	return 0;
+	bench_node_close(&k);
 }
