@@ -714,6 +714,37 @@ static int handler_verb(const char *verb)
 	       !strcmp(verb, "extend") || !strcmp(verb, "shelve");
 }
 
+static void on_cleared(linli_ctx *ctx, uint64_t rid, int status, const linli_record *rec,
+		       const char *err, void *ud)
+{
+	(void)rid, (void)rec, (void)ud;
+	if (status < 0) /* LINLI_ENOENT: cleared by hand already */
+		api->log(ctx, status == LINLI_ENOENT ? LINLI_LOG_INFO : LINLI_LOG_WARN, "%s",
+			 err && err[0] ? err : linli_strerror(status));
+}
+
+/* A case closed or voided: clear the alarm its 督办 raised (alarmreq/clear), as the plugin,
+ * naming who moved it. */
+static void clear_alarm(linli_ctx *ctx, const char *scope, const char *id, const char *verb,
+			const char *who)
+{
+	char src[LINLI_ID_MAX + 32], why[256];
+	snprintf(src, sizeof src, "record:incidents/%s", id);
+	snprintf(why, sizeof why, "case %s: %s by %s", id, verb, who);
+	linli_record *p = api->rec_new();
+	if (!p)
+		return;
+	api->rec_set_str(p, "type", "incident_overdue");
+	api->rec_set_str(p, "source", src);
+	api->rec_set_str(p, "why", why);
+	int rc = api->request(ctx, "alarmreq/clear", scope, p, 0, on_cleared, NULL, NULL);
+	api->rec_free(p);
+	if (rc)
+		api->log(ctx, LINLI_LOG_WARN,
+			 "case %s: its alarm is not cleared: alarmreq/clear: %s", id,
+			 linli_strerror(rc));
+}
+
 static int do_move(linli_ctx *ctx, const struct linli_cmd_req *req, const char *id,
 		   const struct ctx_move *mv, linli_record **reply, char *err, size_t errlen)
 {
@@ -802,6 +833,9 @@ static int do_move(linli_ctx *ctx, const struct linli_cmd_req *req, const char *
 		snprintf(err, errlen, "%s", api->store_last_error(ctx));
 		goto out;
 	}
+	const char *alarm = str_or(c, "alarm", NULL);
+	if (alarm && (!strcmp(m->to, "closed") || !strcmp(m->to, "void")))
+		clear_alarm(ctx, scope, id, mv->verb, who_of(req));
 	linli_record *r = api->rec_new();
 	api->rec_set_str(r, "id", id);
 	api->rec_set_str(r, "scope", scope);
@@ -1505,7 +1539,7 @@ static void tier_above(const char *scope, char *out, size_t len)
 
 /* What one tick writes into a case: the fields of a warning or of the 督办 made. */
 struct esc_write {
-	int64_t started; /* the step the tick looked at: nothing is written if it moved on */
+	int64_t deadline; /* the deadline the tick looked at: nothing is written if it changed */
 	int64_t now, periods, supervisions, raised; /* raised: -1 unless an answer counts one */
 	int warn;
 	const char *alarm; /* the alarm's id (an answer), or NULL */
@@ -1524,12 +1558,13 @@ static int esc_step(linli_ctx *ctx, const char *id, linli_record **rec, void *ud
 			api->rec_set_str(*rec, "alarm", w->alarm);
 		return 0;
 	}
-	if (time_or(*rec, "step_started", -1) != w->started)
+	if (time_or(*rec, "step_deadline", -1) != w->deadline)
 		return LINLI_STORE_KEEP; /* moved since the tick read it */
 	if (w->warn) {
-		api->rec_set_time(*rec, "warned_at", w->now);
+		api->rec_set_time(*rec, "warned_for", w->deadline);
 		return 0;
 	}
+	api->rec_set_time(*rec, "overdue_for", w->deadline);
 	api->rec_set_int(*rec, "overdue_periods", w->periods);
 	api->rec_set_time(*rec, "overdue_at", w->now);
 	api->rec_set_int(*rec, "supervisions", w->supervisions);
@@ -1589,6 +1624,7 @@ static int raise_alarm(linli_ctx *ctx, const char *scope, const char *id, const 
 	api->rec_set_str(p, "source", src);
 	api->rec_set_str(p, "severity", "major");
 	api->rec_set_str(p, "details", details);
+	api->rec_set_str(p, "incident", id);
 	struct flying *f = &G->fly[G->n_fly];
 	int rc = api->request(ctx, "alarmreq/raise", scope, p, 0, on_raised, NULL, &f->rid);
 	api->rec_free(p);
@@ -1614,7 +1650,7 @@ static int raise_alarm(linli_ctx *ctx, const char *scope, const char *id, const 
  * deadline, a 督办 for each period (the category's escalate_minutes, else the step's limit)
  * not recorded yet, written with the count before any alarm is raised; then an alarm for
  * each 督办 not raised yet (escalate_alarm, true unless false). All as the plugin; state
- * in the case (warned_at, overdue_at, overdue_periods, supervisions, alarm_raised), so a
+ * in the case (warned_for, overdue_for, overdue_periods, supervisions, alarm_raised), so a
  * restart neither repeats nor misses one.
  */
 static void escalate_case(linli_ctx *ctx, const char *scope, const char *id, int64_t now)
@@ -1628,18 +1664,20 @@ static void escalate_case(linli_ctx *ctx, const char *scope, const char *id, int
 	char st[32], to[LINLI_SCOPE_MAX + 1], note[512];
 	snprintf(st, sizeof st, "%s", state_of(c));
 	tier_above(scope, to, sizeof to);
-	if (started < 0 || deadline <= started || now < started)
-		goto out;
+	if (started < 0 || deadline < 0 || now < started)
+		goto out; /* no clock, or the test clock is behind the case (a restart) */
 	struct limits l;
 	limits_of(scope, str_or(c, "category", "other"),
 		  strcmp(str_or(c, "priority", ""), "urgent") == 0, calendar(ctx, scope, now), &l);
-	struct esc_write w = {.started = started, .now = now, .raised = -1};
+	struct esc_write w = {.deadline = deadline, .now = now, .raised = -1};
+	/* the step's limit: verifying and filed go on with the intake limit of the report */
+	int shared = !strcmp(st, "verifying") || !strcmp(st, "filed");
+	int64_t limit = shared ? l.file : worked_between(ctx, scope, started, deadline, now);
 	if (deadline > now) {
-		if (time_or(c, "warned_at", -1) >= started)
+		if (time_or(c, "warned_for", -1) == deadline)
 			goto alarm;
-		int64_t limit = worked_between(ctx, scope, started, deadline, now),
-			spent = worked_between(ctx, scope, started, now, now);
-		if (limit <= 0 || spent < 0 || spent * 5 < limit * 4)
+		int64_t left = worked_between(ctx, scope, now, deadline, now), spent = limit - left;
+		if (limit <= 0 || left < 0 || spent * 5 < limit * 4)
 			goto alarm;
 		snprintf(note, sizeof note, "warning: %lld%% of the step's time limit used",
 			 (long long)(spent * 100 / limit));
@@ -1651,17 +1689,13 @@ static void escalate_case(linli_ctx *ctx, const char *scope, const char *id, int
 				 api->store_last_error(ctx));
 		goto alarm;
 	}
-	int64_t period = l.escalate;
-	if (period <= 0)
-		period = !strcmp(st, "verifying") || !strcmp(st, "filed")
-			     ? l.file
-			     : worked_between(ctx, scope, started, deadline, now);
+	int64_t period = l.escalate > 0 ? l.escalate : limit;
 	int64_t past = worked_between(ctx, scope, deadline, now, now);
 	if (period <= 0 || past < 0)
 		goto alarm;
-	int64_t due = 1 + past / period, done = time_or(c, "overdue_at", -1) >= started
-						    ? int_or(c, "overdue_periods", 0)
-						    : 0;
+	int64_t due = 1 + past / period;
+	int64_t done =
+	    time_or(c, "overdue_for", -1) == deadline ? int_or(c, "overdue_periods", 0) : 0;
 	if (due > done + ESC_MAX_PERIODS)
 		due = done + ESC_MAX_PERIODS; /* the rest at the next tick */
 	if (due <= done)
@@ -1901,12 +1935,13 @@ static void grid_fini(linli_ctx *ctx, const struct linli_api *a)
 	G = NULL;
 }
 
-LINLI_PLUGIN(
-    grid_init, grid_fini, .name = "grid", .version = "0.3.0", .family = "governance",
-    .description = "Grid management: the incident workflow (report, verify, file, dispatch, "
-		   "process, feedback, check, close) with deadlines in working time",
-    .capabilities = {"store.read:incidents", "store.write:incidents", "store.read:incident_moves",
-		     "store.write:incident_moves", "store.read:incident_kpis",
-		     "store.write:incident_kpis", "store.read:incident_categories",
-		     "store.read:work_calendar", "store.read:grid_workers",
-		     "bus.subscribe:incidentreq/report", "bus.publish:alarmreq/raise"});
+LINLI_PLUGIN(grid_init, grid_fini, .name = "grid", .version = "0.3.0", .family = "governance",
+	     .description =
+		 "Grid management: the incident workflow (report, verify, file, dispatch, "
+		 "process, feedback, check, close) with deadlines in working time",
+	     .capabilities = {"store.read:incidents", "store.write:incidents",
+			      "store.read:incident_moves", "store.write:incident_moves",
+			      "store.read:incident_kpis", "store.write:incident_kpis",
+			      "store.read:incident_categories", "store.read:work_calendar",
+			      "store.read:grid_workers", "bus.subscribe:incidentreq/report",
+			      "bus.publish:alarmreq/raise", "bus.publish:alarmreq/clear"});

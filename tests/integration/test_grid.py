@@ -639,6 +639,60 @@ def case_overdue_is_supervised_and_alarmed_each_period_across_restarts():
         move(d, "accept", a)
         set_clock(d, "2027-01-12T10:40")
         eq(len(escalations(d, a)), 5, "nothing new in the new step")
+        # The alarm and the case show each other; closing the case clears the alarm.
+        eq((alarm_of(d, c)["incident"], c["alarm"]), (a, c["alarm"]), "linked both ways")
+        for verb in ("feedback", "check", "close"):
+            move(d, verb, a)
+        cleared = wait_for(lambda: (lambda x: x if not x["active"] else None)(alarm_of(d, c)),
+                           "the alarm cleared")
+        eq(cleared["state"], "cleared_unacknowledged", "cleared")
+        h = d.ok("alarms", "history", c["alarm"])["history"][-1]
+        eq((h["action"], h["by"], h["why"]), ("cleared", "plugin:grid",
+                                              f"case {a}: close by admin"), "who cleared it")
+        eq([r["id"] for r in d.ok("grid", "supervised")], [b], "a closed case is not listed")
+
+
+def alarm_of(d, case):
+    return d.ok("alarms", "show", case["alarm"])
+
+
+def case_voiding_an_overdue_case_clears_its_alarm():
+    """Two reported cases past their intake limit (30 working minutes) raise their alarms;
+    voiding one clears its alarm. The other's alarm is cleared by hand: the next period
+    raises a new one, linked to the case; filing keeps the report's deadline and its periods;
+    closing clears the latest alarm."""
+    with node(alarms=True) as d:
+        d.ok("data", "put", "work_calendar", "--scope", "hefei", "--id", "2027", js(CAL_2027))
+        set_clock(d, "2027-01-11T09:00")
+        a, b = report(d, G01), report(d, G02)
+        set_clock(d, "2027-01-11T09:31")
+        ca, cb = alarm_raised(d, a, 1), alarm_raised(d, b, 1)
+        eq(alarm_of(d, ca)["incident"], a, "the alarm names the case")
+        d.ok("alarms", "clear", cb["alarm"], "seen")
+        set_clock(d, "2027-01-11T10:01")  # the next period: 30 minutes more
+        cb2 = alarm_raised(d, b, 2)
+        check(cb2["alarm"] != cb["alarm"], "a new alarm after the hand clear")
+        eq((alarm_of(d, cb2)["count"], alarm_of(d, ca := alarm_raised(d, a, 2))["count"]),
+           (1, 2), "a new alarm for b, a's folds")
+        eq(move(d, "void", a, "duplicate")["to"], "void", "void")
+        wait_for(lambda: not alarm_of(d, ca)["active"], "a's alarm cleared")
+        eq(d.ok("alarms", "history", ca["alarm"])["history"][-1]["why"],
+           f"case {a}: void by admin", "why")
+        d.ok("alarms", "clear", cb2["alarm"], "seen again")
+        eq(move(d, "file", b)["to"], "filed", "filing needs no alarm")
+        set_clock(d, "2027-01-11T10:20")
+        eq(d.ok("grid", "show", b)["supervisions"], 2, "filed: the report's deadline and periods")
+        set_clock(d, "2027-01-11T10:31")
+        cb3 = alarm_raised(d, b, 3)
+        eq((cb3["supervisions"], escalations(d, b)[-1][1]),
+           (3, f"督办 3 to {STREET}: overdue in filed since the step's deadline (period 3)"),
+           "the third period, filed")
+        eq(move(d, "dispatch", b, "h1")["to"], "dispatched", "dispatched: a new deadline")
+        eq(move(d, "accept", b)["to"], "processing", "accepted")
+        for verb in ("feedback", "check", "close"):
+            move(d, verb, b)
+        wait_for(lambda: not alarm_of(d, cb3)["active"], "b's third alarm cleared at the close")
+        eq([r["id"] for r in d.ok("grid", "supervised")], [], "nothing under 督办")
 
 
 REQUESTER = keeper(name="opener", caps=("bus.publish:incidentreq/report",), prelude="""
