@@ -1730,12 +1730,26 @@ struct esc_scan {
 		char id[LINLI_ID_MAX + 1], scope[LINLI_SCOPE_MAX + 1];
 	} * v;
 	size_t n, cap;
+	int64_t now;
 };
+
+static int esc_cmp(const void *a, const void *b)
+{
+	const struct esc_case *x = a, *y = b;
+	int c = strcmp(x->scope, y->scope);
+	return c ? c : strcmp(x->id, y->id);
+}
 
 static int esc_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
 {
 	(void)ctx;
 	struct esc_scan *s = ud;
+	const linli_record *r = row->record;
+	int64_t deadline = time_or(r, "step_deadline", -1);
+	if (time_or(r, "step_started", -1) > s->now ||
+	    (deadline > s->now && time_or(r, "warned_for", -1) == deadline &&
+	     int_or(r, "alarm_raised", 0) >= int_or(r, "supervisions", 0)))
+		return 0; /* warned already, not due, no alarm to raise: nothing to do */
 	if (s->n == s->cap) {
 		size_t cap = s->cap ? s->cap * 2 : 64;
 		struct esc_case *v = realloc(s->v, cap * sizeof *v);
@@ -1759,7 +1773,7 @@ static void esc_tick(linli_ctx *ctx, void *ud)
 	struct linli_range range[] = {{"step_deadline", ">", "0"}};
 	struct linli_query q = {
 	    .size = sizeof q, .dataset = "incidents", .limit = 1000, .range = range, .n_range = 1};
-	struct esc_scan s = {0};
+	struct esc_scan s = {.now = now};
 	char cursor[LINLI_CURSOR_MAX] = "";
 	int rc;
 	do {
@@ -1769,6 +1783,8 @@ static void esc_tick(linli_ctx *ctx, void *ud)
 	if (rc < 0)
 		api->log(ctx, LINLI_LOG_WARN, "escalation: %s",
 			 rc == LINLI_ENOMEM ? "out of memory" : api->store_last_error(ctx));
+	if (s.n) /* grid by grid: the calendar built for one grid serves its cases */
+		qsort(s.v, s.n, sizeof *s.v, esc_cmp);
 	for (size_t i = 0; i < s.n; i++)
 		escalate_case(ctx, s.v[i].scope, s.v[i].id, now);
 	free(s.v);

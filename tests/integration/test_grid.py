@@ -605,6 +605,10 @@ def case_overdue_is_supervised_and_alarmed_each_period_across_restarts():
         eq(sorted((r["id"], r["to"], r["supervisions"]) for r in rows),
            sorted([(a, STREET, 1), (b, STREET, 1)]), "the street operator's list")
         eq(next(r for r in rows if r["id"] == a)["alarm"], c["alarm"], "with the alarm")
+        rc, shown, err = d.cli("grid", "show", a, env={"LINLI_SESSION": boss})
+        check(rc == 0, err)
+        eq([(m["verb"], m["who"]) for m in shown["moves"]][-2:],
+           [("warn", "plugin:grid"), ("supervise", "plugin:grid")], "and its history")
         rc, rows, err = d.cli("grid", "supervised", env={"LINLI_SESSION": qop})
         check(rc == 0, err)
         eq(rows, [], "a sibling community's operator sees none")
