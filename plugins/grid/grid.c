@@ -1542,6 +1542,7 @@ struct esc_write {
 	int64_t deadline; /* the deadline the tick looked at: nothing is written if it changed */
 	int64_t now, periods, supervisions, raised; /* raised: -1 unless an answer counts one */
 	int warn;
+	int64_t next;	   /* when the tick needs to look at the case again (0: each tick) */
 	const char *alarm; /* the alarm's id (an answer), or NULL */
 };
 
@@ -1560,15 +1561,17 @@ static int esc_step(linli_ctx *ctx, const char *id, linli_record **rec, void *ud
 	}
 	if (time_or(*rec, "step_deadline", -1) != w->deadline)
 		return LINLI_STORE_KEEP; /* moved since the tick read it */
-	if (w->warn) {
+	if (w->warn)
 		api->rec_set_time(*rec, "warned_for", w->deadline);
-		return 0;
+	if (w->periods) {
+		api->rec_set_time(*rec, "overdue_for", w->deadline);
+		api->rec_set_int(*rec, "overdue_periods", w->periods);
+		api->rec_set_time(*rec, "overdue_at", w->now);
+		api->rec_set_int(*rec, "supervisions", w->supervisions);
+		api->rec_set_str(*rec, "escalated_to", "street");
 	}
-	api->rec_set_time(*rec, "overdue_for", w->deadline);
-	api->rec_set_int(*rec, "overdue_periods", w->periods);
-	api->rec_set_time(*rec, "overdue_at", w->now);
-	api->rec_set_int(*rec, "supervisions", w->supervisions);
-	api->rec_set_str(*rec, "escalated_to", "street");
+	api->rec_set_time(*rec, "escalate_for", w->deadline);
+	api->rec_set_time(*rec, "escalate_at", w->next);
 	return 0;
 }
 
@@ -1666,19 +1669,32 @@ static void escalate_case(linli_ctx *ctx, const char *scope, const char *id, int
 	tier_above(scope, to, sizeof to);
 	if (started < 0 || deadline < 0 || now < started)
 		goto out; /* no clock, or the test clock is behind the case (a restart) */
+	const struct wf_cal *cal = calendar(ctx, scope, now);
+	struct wf_clock clk = {tm_local, tm_from_local, ctx};
+	char e[256];
 	struct limits l;
 	limits_of(scope, str_or(c, "category", "other"),
-		  strcmp(str_or(c, "priority", ""), "urgent") == 0, calendar(ctx, scope, now), &l);
+		  strcmp(str_or(c, "priority", ""), "urgent") == 0, cal, &l);
 	struct esc_write w = {.deadline = deadline, .now = now, .raised = -1};
 	/* the step's limit: verifying and filed go on with the intake limit of the report */
 	int shared = !strcmp(st, "verifying") || !strcmp(st, "filed");
 	int64_t limit = shared ? l.file : worked_between(ctx, scope, started, deadline, now);
 	if (deadline > now) {
+		w.next = deadline;
 		if (time_or(c, "warned_for", -1) == deadline)
-			goto alarm;
+			goto look;
 		int64_t left = worked_between(ctx, scope, now, deadline, now), spent = limit - left;
-		if (limit <= 0 || left < 0 || spent * 5 < limit * 4)
-			goto alarm;
+		if (limit <= 0 || left < 0) {
+			w.next = 0;
+			goto look;
+		}
+		if (spent * 5 < limit * 4) { /* look again at 80% */
+			int64_t need = (limit * 4 + 4) / 5 - spent;
+			if (wf_cal_add(cal, &clk, now, need > 0 ? need : 1, NULL, 0, &w.next, NULL,
+				       e, sizeof e))
+				w.next = 0;
+			goto look;
+		}
 		snprintf(note, sizeof note, "warning: %lld%% of the step's time limit used",
 			 (long long)(spent * 100 / limit));
 		w.warn = 1;
@@ -1692,14 +1708,19 @@ static void escalate_case(linli_ctx *ctx, const char *scope, const char *id, int
 	int64_t period = l.escalate > 0 ? l.escalate : limit;
 	int64_t past = worked_between(ctx, scope, deadline, now, now);
 	if (period <= 0 || past < 0)
-		goto alarm;
+		goto look; /* w.next 0: each tick */
 	int64_t due = 1 + past / period;
 	int64_t done =
 	    time_or(c, "overdue_for", -1) == deadline ? int_or(c, "overdue_periods", 0) : 0;
-	if (due > done + ESC_MAX_PERIODS)
+	int capped = due > done + ESC_MAX_PERIODS;
+	if (capped)
 		due = done + ESC_MAX_PERIODS; /* the rest at the next tick */
+	/* the next period begins `due` periods of working time past the deadline */
+	if (capped || wf_cal_add(cal, &clk, deadline, (due > done ? due : done) * period, NULL, 0,
+				 &w.next, NULL, e, sizeof e))
+		w.next = 0;
 	if (due <= done)
-		goto alarm;
+		goto look;
 	int rc = 0;
 	for (int64_t p = done + 1; !rc && p <= due; p++) {
 		snprintf(note, sizeof note,
@@ -1716,6 +1737,10 @@ static void escalate_case(linli_ctx *ctx, const char *scope, const char *id, int
 		goto out;
 	}
 	sup = w.supervisions;
+	goto alarm;
+look: /* nothing to record: when to look again, if it changed */
+	if (time_or(c, "escalate_for", -1) != deadline || time_or(c, "escalate_at", -1) != w.next)
+		api->store_update(ctx, "incidents", scope, id, esc_step, &w);
 alarm:
 	if (l.alarm)
 		for (int64_t n = raised + (int64_t)in_flight(id) + 1; n <= sup; n++)
@@ -1733,6 +1758,14 @@ struct esc_scan {
 	int64_t now;
 };
 
+/* Does the category raise an alarm at each 督办 (escalate_alarm, true when absent)? */
+static int alarm_wanted(const char *scope, const char *category)
+{
+	const struct entry *e = deepest(&G->categories, scope, match_id, category);
+	bool b;
+	return !e || api->rec_get_bool(e->rec, "escalate_alarm", &b) != 0 || b;
+}
+
 static int esc_cmp(const void *a, const void *b)
 {
 	const struct esc_case *x = a, *y = b;
@@ -1745,11 +1778,12 @@ static int esc_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
 	(void)ctx;
 	struct esc_scan *s = ud;
 	const linli_record *r = row->record;
-	int64_t deadline = time_or(r, "step_deadline", -1);
 	if (time_or(r, "step_started", -1) > s->now ||
-	    (deadline > s->now && time_or(r, "warned_for", -1) == deadline &&
-	     int_or(r, "alarm_raised", 0) >= int_or(r, "supervisions", 0)))
-		return 0; /* warned already, not due, no alarm to raise: nothing to do */
+	    (time_or(r, "escalate_for", -1) == time_or(r, "step_deadline", -1) &&
+	     time_or(r, "escalate_at", 0) > s->now &&
+	     (int_or(r, "alarm_raised", 0) >= int_or(r, "supervisions", 0) ||
+	      !alarm_wanted(row->scope, str_or(r, "category", "other")))))
+		return 0; /* nothing due before escalate_at, no alarm to raise */
 	if (s->n == s->cap) {
 		size_t cap = s->cap ? s->cap * 2 : 64;
 		struct esc_case *v = realloc(s->v, cap * sizeof *v);
