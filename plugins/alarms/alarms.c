@@ -523,6 +523,9 @@ static int check_raise(const struct al_raise *in, int *sev, char *err, size_t er
 			      strlen(in->details), AL_DETAILS_MAX);
 	if (!in->scope || !*in->scope)
 		return al_err(err, errlen, LINLI_EINVAL, "missing scope");
+	if (in->incident && !id_ok(in->incident, strlen(in->incident)))
+		return al_err(err, errlen, LINLI_EINVAL, "incident '%.64s' is not a record id",
+			      in->incident);
 	return 0;
 }
 
@@ -601,6 +604,7 @@ int al_raise(linli_ctx *ctx, struct al_state *st, const struct al_raise *in, cha
 		sum.source = "plugin:alarms";
 		sum.details = details;
 		sum.topic = NULL;
+		sum.incident = NULL;
 		free(key);
 		st->flooded++;
 		return al_raise(ctx, st, &sum, id_out, created, count, shelved, err, errlen);
@@ -623,6 +627,8 @@ int al_raise(linli_ctx *ctx, struct al_state *st, const struct al_raise *in, cha
 		api->rec_set_str(r, "details", in->details);
 	if (in->topic && *in->topic)
 		api->rec_set_str(r, "topic", in->topic);
+	if (in->incident)
+		api->rec_set_str(r, "incident", in->incident);
 	if (strncmp(in->source, "device:", 7) == 0)
 		api->rec_set_str(r, "device", in->source + 7);
 	char id[LINLI_ID_MAX + 1];
@@ -659,38 +665,57 @@ static const char *opt_str(const linli_record *p, const char *key, const char **
 	return rc ? NULL : s;
 }
 
-static void on_raise(linli_ctx *ctx, const struct linli_request *rq, void *ud)
+/* Refuse a request with a field not in `known` (NULL-terminated): 1 when answered. */
+static int unknown_field(linli_ctx *ctx, const struct linli_request *rq, const char *topic,
+			 const char *const *known)
 {
-	struct al_state *st = ud;
-	char err[768], by[AL_BY_MAX + 1], id[LINLI_ID_MAX + 1];
-	static const char *const known[] = {"type", "severity", "source", "details", "topic"};
 	const linli_record *p = rq->payload;
 	for (size_t i = 0; p && i < api->rec_count(p); i++) {
 		const char *k = NULL;
 		api->rec_key(p, i, &k);
 		bool ok = false;
-		for (size_t j = 0; k && j < sizeof known / sizeof known[0]; j++)
+		for (size_t j = 0; k && known[j]; j++)
 			ok = ok || strcmp(k, known[j]) == 0;
 		if (!ok) {
-			snprintf(err, sizeof err,
-				 "alarmreq/raise: unknown field '%.64s' (it takes type, source, "
-				 "severity, details, topic)",
-				 k ? k : "?");
+			char err[512], list[256] = "";
+			for (size_t j = 0, off = 0; known[j] && off < sizeof list; j++)
+				off += (size_t)snprintf(list + off, sizeof list - off, "%s%s",
+							j ? ", " : "", known[j]);
+			snprintf(err, sizeof err, "%s: unknown field '%.64s' (it takes %s)", topic,
+				 k ? k : "?", list);
 			api->reply(ctx, rq->id, LINLI_EINVAL, NULL, err);
-			return;
+			return 1;
 		}
 	}
-	/* "rule NAME" for a rule, else the plugin's name. */
+	return 0;
+}
+
+/* Who sends a request: rule:NAME for a rule ("rule NAME"), else plugin:NAME. */
+static void requester_of(const struct linli_request *rq, char *by, size_t len)
+{
 	if (strncmp(rq->requester, "rule ", 5) == 0)
-		snprintf(by, sizeof by, "rule:%s", rq->requester + 5);
+		snprintf(by, len, "rule:%s", rq->requester + 5);
 	else
-		snprintf(by, sizeof by, "plugin:%s", rq->requester);
+		snprintf(by, len, "plugin:%s", rq->requester);
+}
+
+static void on_raise(linli_ctx *ctx, const struct linli_request *rq, void *ud)
+{
+	struct al_state *st = ud;
+	char err[768], by[AL_BY_MAX + 1], id[LINLI_ID_MAX + 1];
+	static const char *const known[] = {"type",  "source",	 "severity", "details",
+					    "topic", "incident", NULL};
+	if (unknown_field(ctx, rq, "alarmreq/raise", known))
+		return;
+	requester_of(rq, by, sizeof by);
+	const linli_record *p = rq->payload;
 	const char *bad = NULL;
 	struct al_raise in = {.type = opt_str(p, "type", &bad),
 			      .source = opt_str(p, "source", &bad),
 			      .severity = opt_str(p, "severity", &bad),
 			      .details = opt_str(p, "details", &bad),
 			      .topic = opt_str(p, "topic", &bad),
+			      .incident = opt_str(p, "incident", &bad),
 			      .scope = rq->scope,
 			      .by = by};
 	bool created = false, shelved = false;
@@ -708,6 +733,66 @@ static void on_raise(linli_ctx *ctx, const struct linli_request *rq, void *ud)
 	api->rec_set_bool(r, "created", created);
 	api->rec_set_int(r, "count", count);
 	api->rec_set_bool(r, "shelved", shelved);
+	api->reply(ctx, rq->id, 0, r, NULL);
+	api->rec_free(r);
+}
+
+/* ---- the request server: alarmreq/clear ---- */
+
+/*
+ * alarmreq/clear {type, source, why?} at the alarm's scope: clears the active alarm of
+ * (scope, source, type) as the requester (history and alarm/<type>/cleared name it);
+ * answered {id, cleared}; LINLI_ENOENT when none is active.
+ */
+static void on_clear(linli_ctx *ctx, const struct linli_request *rq, void *ud)
+{
+	struct al_state *st = ud;
+	char err[768], by[AL_BY_MAX + 1], id[LINLI_ID_MAX + 1];
+	static const char *const known[] = {"type", "source", "why", NULL};
+	if (unknown_field(ctx, rq, "alarmreq/clear", known))
+		return;
+	requester_of(rq, by, sizeof by);
+	const char *bad = NULL, *p_why;
+	const linli_record *p = rq->payload;
+	const char *type = opt_str(p, "type", &bad), *source = opt_str(p, "source", &bad);
+	p_why = opt_str(p, "why", &bad);
+	int rc = 0;
+	if (bad)
+		rc = al_err(err, sizeof err, LINLI_EINVAL, "field '%s' must be a string", bad);
+	else if (!type || !*type)
+		rc =
+		    al_err(err, sizeof err, LINLI_EINVAL, "missing type (e.g. smoke, door_forced)");
+	else if (!al_name_ok(type, AL_TYPE_MAX))
+		rc = al_err(err, sizeof err, LINLI_EINVAL,
+			    "type '%.64s' must be [a-z][a-z0-9_]*, at most %d bytes", type,
+			    AL_TYPE_MAX);
+	else if ((rc = al_check_source(source, err, sizeof err)))
+		;
+	else if (p_why && strlen(p_why) > AL_WHY_MAX)
+		rc = al_err(err, sizeof err, LINLI_EINVAL, "why: %zu bytes, longer than %d",
+			    strlen(p_why), AL_WHY_MAX);
+	struct al_entry *e = rc ? NULL : al_find(st, rq->scope, source, type);
+	if (!rc && !e)
+		rc = al_err(err, sizeof err, LINLI_ENOENT,
+			    "no active alarm of type %s from %s at %s", type, source, rq->scope);
+	if (!rc) {
+		snprintf(id, sizeof id, "%s", e->id);
+		rc = al_clear_entry(ctx, st, e, by, p_why && *p_why ? p_why : "cleared by request");
+		if (rc)
+			al_err(err, sizeof err, rc, "alarm %s: %s", id,
+			       rc == LINLI_ENOENT || rc == LINLI_ESTATE
+				   ? "cleared or removed already"
+				   : api->store_last_error(ctx));
+	}
+	if (rc) {
+		char msg[900];
+		snprintf(msg, sizeof msg, "alarmreq/clear: %s", err);
+		api->reply(ctx, rq->id, rc, NULL, msg);
+		return;
+	}
+	linli_record *r = api->rec_new();
+	api->rec_set_str(r, "id", id);
+	api->rec_set_bool(r, "cleared", true);
 	api->reply(ctx, rq->id, 0, r, NULL);
 	api->rec_free(r);
 }
@@ -1055,6 +1140,8 @@ static int alarms_init(linli_ctx *ctx, const struct linli_api *a)
 	if (!rc)
 		rc = api->serve(ctx, "alarmreq/raise", on_raise, st, NULL);
 	if (!rc)
+		rc = api->serve(ctx, "alarmreq/clear", on_clear, st, NULL);
+	if (!rc)
 		rc = al_cmds_register(ctx, st);
 	if (!rc && (st->n_expire || st->n_ladders))
 		rc = api->timer_add(ctx, 1000, 1000, sweep, st, NULL);
@@ -1095,4 +1182,4 @@ LINLI_PLUGIN(alarms_init, alarms_fini, .name = "alarms", .version = "1.0.0", .fa
 			      "store.write:alarm_history", "store.read:alarm_notes",
 			      "store.write:alarm_notes", "store.read:alarm_shelves",
 			      "store.write:alarm_shelves", "bus.subscribe:alarmreq/raise",
-			      "bus.publish:alarm/#"});
+			      "bus.subscribe:alarmreq/clear", "bus.publish:alarm/#"});

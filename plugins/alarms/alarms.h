@@ -99,7 +99,8 @@ struct al_state {
 /* What a raise names: from a request, the console or a migration. */
 struct al_raise {
 	const char *type, *source, *scope, *severity, *details, *topic;
-	const char *by; /* who raises: plugin:NAME, rule:NAME or an account */
+	const char *incident; /* the incidents record it is about (a case's 督办), or NULL */
+	const char *by;	      /* who raises: plugin:NAME, rule:NAME or an account */
 };
 
 /* alarms.c */
@@ -131,6 +132,9 @@ int al_err(char *err, size_t errlen, int rc, const char *fmt, ...)
 int al_cmds_register(linli_ctx *ctx, struct al_state *st);
 /* Clear active alarm e as the plugin itself (auto-expiry), with `why`; e leaves the table. */
 int al_clear_by_plugin(linli_ctx *ctx, struct al_state *st, struct al_entry *e, const char *why);
+/* Clear active alarm e as `by` (plugin:NAME, rule:NAME), with `why`; e leaves the table. */
+int al_clear_entry(linli_ctx *ctx, struct al_state *st, struct al_entry *e, const char *by,
+		   const char *why);
 
 /* alarms_migrate.c: rewrite alarms stored before the two-flag state; their count in *n. */
 int al_migrate(linli_ctx *ctx, int64_t *n, char *err, size_t errlen);

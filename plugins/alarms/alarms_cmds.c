@@ -205,6 +205,12 @@ static int do_move(linli_ctx *ctx, struct al_state *st, const struct linli_cmd_r
 
 int al_clear_by_plugin(linli_ctx *ctx, struct al_state *st, struct al_entry *e, const char *why)
 {
+	return al_clear_entry(ctx, st, e, "plugin:alarms", why);
+}
+
+int al_clear_entry(linli_ctx *ctx, struct al_state *st, struct al_entry *e, const char *by,
+		   const char *why)
+{
 	char err[512], id[LINLI_ID_MAX + 1], scope[LINLI_SCOPE_MAX + 1];
 	snprintf(id, sizeof id, "%s", e->id);
 	snprintf(scope, sizeof scope, "%s", e->scope);
@@ -221,10 +227,10 @@ int al_clear_by_plugin(linli_ctx *ctx, struct al_state *st, struct al_entry *e, 
 		return rc;
 	}
 	al_drop(st, e);
-	al_history(ctx, scope, id, "plugin:alarms", "cleared", a.m->from, a.m->to, why);
+	al_history(ctx, scope, id, by, "cleared", a.m->from, a.m->to, why);
 	linli_record *rec = NULL;
 	if (api->store_get(ctx, "alarms", scope, id, &rec, NULL) == 0) {
-		al_publish(ctx, scope, id, rec, "cleared", "plugin:alarms");
+		al_publish(ctx, scope, id, rec, "cleared", by);
 		api->rec_free(rec);
 	}
 	return 0;

@@ -10,6 +10,7 @@
  * name, via plugin:grid). It never writes grids or grid_workers, and never acts on its
  * own account in a command: only the bus server and the watches act as the plugin.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +100,13 @@ struct grid {
 	struct wf_cal cal;
 	int cal_found; /* some work_calendar record applies */
 	linli_ctx *ctx;
+	/* alarm raises sent and not answered yet: one per request */
+	struct flying {
+		uint64_t rid;
+		char id[LINLI_ID_MAX + 1], scope[LINLI_SCOPE_MAX + 1];
+	} * fly;
+	size_t n_fly, cap_fly;
+	int told_no_alarms; /* the log said once that nobody serves alarmreq/raise */
 };
 
 static struct grid *G;
@@ -284,6 +292,8 @@ static int tm_from_local(void *ud, const struct linli_tm *t, int64_t *ms)
 
 struct limits {
 	int64_t file, respond, finish, check; /* working ms */
+	int64_t escalate; /* working ms between 督办 past the deadline; 0: the step's */
+	int alarm;	  /* raise an alarm at each 督办 */
 };
 
 /* The category's limits (incident_categories, the deepest record above `scope`). */
@@ -296,8 +306,15 @@ static void limits_of(const char *scope, const char *category, int urgent, const
 	l->respond = 2 * 3600000LL;
 	l->finish = wf_cal_day_ms(c);
 	l->check = 3600000LL;
+	l->escalate = 0;
+	l->alarm = 1;
 	if (!e)
 		return;
+	bool b;
+	if (api->rec_get_bool(e->rec, "escalate_alarm", &b) == 0)
+		l->alarm = b;
+	if (api->rec_get_int(e->rec, "escalate_minutes", &v) == 0)
+		l->escalate = v * 60000;
 	if (api->rec_get_int(e->rec, "file_minutes", &v) == 0)
 		l->file = v * 60000;
 	if (api->rec_get_int(e->rec, "respond_minutes", &v) == 0)
@@ -697,6 +714,37 @@ static int handler_verb(const char *verb)
 	       !strcmp(verb, "extend") || !strcmp(verb, "shelve");
 }
 
+static void on_cleared(linli_ctx *ctx, uint64_t rid, int status, const linli_record *rec,
+		       const char *err, void *ud)
+{
+	(void)rid, (void)rec, (void)ud;
+	if (status < 0) /* LINLI_ENOENT: cleared by hand already */
+		api->log(ctx, status == LINLI_ENOENT ? LINLI_LOG_INFO : LINLI_LOG_WARN, "%s",
+			 err && err[0] ? err : linli_strerror(status));
+}
+
+/* A case closed or voided: clear the alarm its 督办 raised (alarmreq/clear), as the plugin,
+ * naming who moved it. */
+static void clear_alarm(linli_ctx *ctx, const char *scope, const char *id, const char *verb,
+			const char *who)
+{
+	char src[LINLI_ID_MAX + 32], why[256];
+	snprintf(src, sizeof src, "record:incidents/%s", id);
+	snprintf(why, sizeof why, "case %s: %s by %s", id, verb, who);
+	linli_record *p = api->rec_new();
+	if (!p)
+		return;
+	api->rec_set_str(p, "type", "incident_overdue");
+	api->rec_set_str(p, "source", src);
+	api->rec_set_str(p, "why", why);
+	int rc = api->request(ctx, "alarmreq/clear", scope, p, 0, on_cleared, NULL, NULL);
+	api->rec_free(p);
+	if (rc)
+		api->log(ctx, LINLI_LOG_WARN,
+			 "case %s: its alarm is not cleared: alarmreq/clear: %s", id,
+			 linli_strerror(rc));
+}
+
 static int do_move(linli_ctx *ctx, const struct linli_cmd_req *req, const char *id,
 		   const struct ctx_move *mv, linli_record **reply, char *err, size_t errlen)
 {
@@ -785,6 +833,9 @@ static int do_move(linli_ctx *ctx, const struct linli_cmd_req *req, const char *
 		snprintf(err, errlen, "%s", api->store_last_error(ctx));
 		goto out;
 	}
+	const char *alarm = str_or(c, "alarm", NULL);
+	if (alarm && (!strcmp(m->to, "closed") || !strcmp(m->to, "void")))
+		clear_alarm(ctx, scope, id, mv->verb, who_of(req));
 	linli_record *r = api->rec_new();
 	api->rec_set_str(r, "id", id);
 	api->rec_set_str(r, "scope", scope);
@@ -1448,6 +1499,395 @@ static int cmd_overdue(linli_ctx *ctx, const struct linli_cmd_req *req, linli_re
 	return 0;
 }
 
+/* ---- escalation: warned once at 80% of a step, 督办 at 100% and each further period ---- */
+
+static int64_t int_or(const linli_record *r, const char *key, int64_t dflt)
+{
+	int64_t v;
+	return api->rec_get_int(r, key, &v) == 0 ? v : dflt;
+}
+
+static int64_t time_or(const linli_record *r, const char *key, int64_t dflt)
+{
+	int64_t v;
+	return api->rec_get_time(r, key, &v) == 0 ? v : dflt;
+}
+
+/* The working ms from a to b in the calendar of `scope`; -1 when it cannot be computed. */
+static int64_t worked_between(linli_ctx *ctx, const char *scope, int64_t a, int64_t b, int64_t now)
+{
+	if (b <= a)
+		return 0;
+	struct wf_clock clk = {tm_local, tm_from_local, ctx};
+	char e[256];
+	int64_t w;
+	return wf_cal_between(calendar(ctx, scope, now), &clk, a, b, NULL, 0, &w, NULL, e, sizeof e)
+		   ? -1
+		   : w;
+}
+
+/* The tier above a case's community: its street's path (a grid path less two segments). */
+static void tier_above(const char *scope, char *out, size_t len)
+{
+	snprintf(out, len, "%s", scope);
+	for (int up = 0; up < 2; up++) {
+		char *slash = strrchr(out, '/');
+		if (slash)
+			*slash = '\0';
+	}
+}
+
+/* What one tick writes into a case: the fields of a warning or of the 督办 made. */
+struct esc_write {
+	int64_t deadline; /* the deadline the tick looked at: nothing is written if it changed */
+	int64_t now, periods, supervisions, raised; /* raised: -1 unless an answer counts one */
+	int warn;
+	int64_t next;	   /* when the tick needs to look at the case again (0: each tick) */
+	const char *alarm; /* the alarm's id (an answer), or NULL */
+};
+
+static int esc_step(linli_ctx *ctx, const char *id, linli_record **rec, void *ud, char *err,
+		    size_t errlen)
+{
+	(void)ctx, (void)id, (void)err, (void)errlen;
+	const struct esc_write *w = ud;
+	if (!*rec)
+		return LINLI_STORE_KEEP;
+	if (w->raised >= 0) { /* an alarm raised: counted whatever the step */
+		api->rec_set_int(*rec, "alarm_raised", int_or(*rec, "alarm_raised", 0) + 1);
+		if (w->alarm)
+			api->rec_set_str(*rec, "alarm", w->alarm);
+		return 0;
+	}
+	if (time_or(*rec, "step_deadline", -1) != w->deadline)
+		return LINLI_STORE_KEEP; /* moved since the tick read it */
+	if (w->warn)
+		api->rec_set_time(*rec, "warned_for", w->deadline);
+	if (w->periods) {
+		api->rec_set_time(*rec, "overdue_for", w->deadline);
+		api->rec_set_int(*rec, "overdue_periods", w->periods);
+		api->rec_set_time(*rec, "overdue_at", w->now);
+		api->rec_set_int(*rec, "supervisions", w->supervisions);
+		api->rec_set_str(*rec, "escalated_to", "street");
+	}
+	api->rec_set_time(*rec, "escalate_for", w->deadline);
+	api->rec_set_time(*rec, "escalate_at", w->next);
+	return 0;
+}
+
+static size_t in_flight(const char *id)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < G->n_fly; i++)
+		n += strcmp(G->fly[i].id, id) == 0;
+	return n;
+}
+
+static void on_raised(linli_ctx *ctx, uint64_t rid, int status, const linli_record *rec,
+		      const char *err, void *ud)
+{
+	(void)ud;
+	size_t i = 0;
+	while (i < G->n_fly && G->fly[i].rid != rid)
+		i++;
+	if (i == G->n_fly)
+		return;
+	struct flying f = G->fly[i];
+	G->fly[i] = G->fly[--G->n_fly];
+	if (status < 0) { /* not raised: the next tick tries again */
+		api->log(ctx, LINLI_LOG_WARN, "case %s: the alarm of its 督办 is not raised: %s",
+			 f.id, err && err[0] ? err : linli_strerror(status));
+		return;
+	}
+	struct esc_write w = {.raised = 1, .alarm = str_or(rec, "id", NULL)};
+	if (api->store_update(ctx, "incidents", f.scope, f.id, esc_step, &w))
+		api->log(ctx, LINLI_LOG_WARN, "case %s: alarm %s not recorded: %s", f.id,
+			 w.alarm ? w.alarm : "-", api->store_last_error(ctx));
+}
+
+/* Raise the alarm of one 督办 of case `id` (alarmreq/raise; the answer counts it). */
+static int raise_alarm(linli_ctx *ctx, const char *scope, const char *id, const linli_record *c,
+		       int64_t n, const char *to)
+{
+	if (G->n_fly == G->cap_fly) {
+		size_t cap = G->cap_fly ? G->cap_fly * 2 : 16;
+		struct flying *v = realloc(G->fly, cap * sizeof *v);
+		if (!v)
+			return LINLI_ENOMEM;
+		G->fly = v, G->cap_fly = cap;
+	}
+	char src[LINLI_ID_MAX + 32], details[512];
+	snprintf(src, sizeof src, "record:incidents/%s", id);
+	snprintf(details, sizeof details, "case %s '%.200s' overdue (%s): 督办 %lld to %s", id,
+		 str_or(c, "title", ""), state_of(c), (long long)n, to);
+	linli_record *p = api->rec_new();
+	if (!p)
+		return LINLI_ENOMEM;
+	api->rec_set_str(p, "type", "incident_overdue");
+	api->rec_set_str(p, "source", src);
+	api->rec_set_str(p, "severity", "major");
+	api->rec_set_str(p, "details", details);
+	api->rec_set_str(p, "incident", id);
+	struct flying *f = &G->fly[G->n_fly];
+	int rc = api->request(ctx, "alarmreq/raise", scope, p, 0, on_raised, NULL, &f->rid);
+	api->rec_free(p);
+	if (rc) {
+		if (!G->told_no_alarms)
+			api->log(ctx, LINLI_LOG_WARN,
+				 "case %s: the alarm of its 督办 is not raised: alarmreq/raise: %s "
+				 "(tried again each minute)",
+				 id, linli_strerror(rc));
+		G->told_no_alarms = 1;
+		return rc;
+	}
+	snprintf(f->id, sizeof f->id, "%s", id);
+	snprintf(f->scope, sizeof f->scope, "%s", scope);
+	G->n_fly++;
+	return 0;
+}
+
+#define ESC_MAX_PERIODS 100 /* 督办 recorded for one case in one tick, at most */
+
+/*
+ * One case at `now`: past 80% of its step's working time, a warning once a step; past its
+ * deadline, a 督办 for each period (the category's escalate_minutes, else the step's limit)
+ * not recorded yet, written with the count before any alarm is raised; then an alarm for
+ * each 督办 not raised yet (escalate_alarm, true unless false). All as the plugin; state
+ * in the case (warned_for, overdue_for, overdue_periods, supervisions, alarm_raised), so a
+ * restart neither repeats nor misses one.
+ */
+static void escalate_case(linli_ctx *ctx, const char *scope, const char *id, int64_t now)
+{
+	linli_record *c = NULL;
+	if (api->store_get(ctx, "incidents", scope, id, &c, NULL))
+		return;
+	int64_t started = time_or(c, "step_started", -1),
+		deadline = time_or(c, "step_deadline", -1);
+	int64_t sup = int_or(c, "supervisions", 0), raised = int_or(c, "alarm_raised", 0);
+	char st[32], to[LINLI_SCOPE_MAX + 1], note[512];
+	snprintf(st, sizeof st, "%s", state_of(c));
+	tier_above(scope, to, sizeof to);
+	if (started < 0 || deadline < 0 || now < started)
+		goto out; /* no clock, or the test clock is behind the case (a restart) */
+	const struct wf_cal *cal = calendar(ctx, scope, now);
+	struct wf_clock clk = {tm_local, tm_from_local, ctx};
+	char e[256];
+	struct limits l;
+	limits_of(scope, str_or(c, "category", "other"),
+		  strcmp(str_or(c, "priority", ""), "urgent") == 0, cal, &l);
+	struct esc_write w = {.deadline = deadline, .now = now, .raised = -1};
+	/* the step's limit: verifying and filed go on with the intake limit of the report */
+	int shared = !strcmp(st, "verifying") || !strcmp(st, "filed");
+	int64_t limit = shared ? l.file : worked_between(ctx, scope, started, deadline, now);
+	if (deadline > now) {
+		w.next = deadline;
+		if (time_or(c, "warned_for", -1) == deadline)
+			goto look;
+		int64_t left = worked_between(ctx, scope, now, deadline, now), spent = limit - left;
+		if (limit <= 0 || left < 0) {
+			w.next = 0;
+			goto look;
+		}
+		if (spent * 5 < limit * 4) { /* look again at 80% */
+			int64_t need = (limit * 4 + 4) / 5 - spent;
+			if (wf_cal_add(cal, &clk, now, need > 0 ? need : 1, NULL, 0, &w.next, NULL,
+				       e, sizeof e))
+				w.next = 0;
+			goto look;
+		}
+		snprintf(note, sizeof note, "warning: %lld%% of the step's time limit used",
+			 (long long)(spent * 100 / limit));
+		w.warn = 1;
+		if (record_move(ctx, scope, id, "warn", st, st, "plugin:grid", now, note, deadline,
+				spent) ||
+		    api->store_update(ctx, "incidents", scope, id, esc_step, &w))
+			api->log(ctx, LINLI_LOG_WARN, "case %s: warning not recorded: %s", id,
+				 api->store_last_error(ctx));
+		goto alarm;
+	}
+	int64_t period = l.escalate > 0 ? l.escalate : limit;
+	int64_t past = worked_between(ctx, scope, deadline, now, now);
+	if (period <= 0 || past < 0)
+		goto look; /* w.next 0: each tick */
+	int64_t due = 1 + past / period;
+	int64_t done =
+	    time_or(c, "overdue_for", -1) == deadline ? int_or(c, "overdue_periods", 0) : 0;
+	int capped = due > done + ESC_MAX_PERIODS;
+	if (capped)
+		due = done + ESC_MAX_PERIODS; /* the rest at the next tick */
+	/* the next period begins `due` periods of working time past the deadline */
+	if (capped || wf_cal_add(cal, &clk, deadline, (due > done ? due : done) * period, NULL, 0,
+				 &w.next, NULL, e, sizeof e))
+		w.next = 0;
+	if (due <= done)
+		goto look;
+	int rc = 0;
+	for (int64_t p = done + 1; !rc && p <= due; p++) {
+		snprintf(note, sizeof note,
+			 "督办 %lld to %s: overdue in %s since the step's deadline (period %lld)",
+			 (long long)(sup + p - done), to, st, (long long)p);
+		rc = record_move(ctx, scope, id, "supervise", st, st, "plugin:grid", now, note,
+				 deadline, -1);
+	}
+	w.periods = due;
+	w.supervisions = sup + due - done;
+	if (rc || api->store_update(ctx, "incidents", scope, id, esc_step, &w)) {
+		api->log(ctx, LINLI_LOG_WARN, "case %s: 督办 not recorded: %s", id,
+			 api->store_last_error(ctx));
+		goto out;
+	}
+	sup = w.supervisions;
+	goto alarm;
+look: /* nothing to record: when to look again, if it changed */
+	if (time_or(c, "escalate_for", -1) != deadline || time_or(c, "escalate_at", -1) != w.next)
+		api->store_update(ctx, "incidents", scope, id, esc_step, &w);
+alarm:
+	if (l.alarm)
+		for (int64_t n = raised + (int64_t)in_flight(id) + 1; n <= sup; n++)
+			if (raise_alarm(ctx, scope, id, c, n, to))
+				break;
+out:
+	api->rec_free(c);
+}
+
+struct esc_scan {
+	struct esc_case {
+		char id[LINLI_ID_MAX + 1], scope[LINLI_SCOPE_MAX + 1];
+	} * v;
+	size_t n, cap;
+	int64_t now;
+};
+
+/* Does the category raise an alarm at each 督办 (escalate_alarm, true when absent)? */
+static int alarm_wanted(const char *scope, const char *category)
+{
+	const struct entry *e = deepest(&G->categories, scope, match_id, category);
+	bool b;
+	return !e || api->rec_get_bool(e->rec, "escalate_alarm", &b) != 0 || b;
+}
+
+static int esc_cmp(const void *a, const void *b)
+{
+	const struct esc_case *x = a, *y = b;
+	int c = strcmp(x->scope, y->scope);
+	return c ? c : strcmp(x->id, y->id);
+}
+
+static int esc_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
+{
+	(void)ctx;
+	struct esc_scan *s = ud;
+	const linli_record *r = row->record;
+	if (time_or(r, "step_started", -1) > s->now ||
+	    (time_or(r, "escalate_for", -1) == time_or(r, "step_deadline", -1) &&
+	     time_or(r, "escalate_at", 0) > s->now &&
+	     (int_or(r, "alarm_raised", 0) >= int_or(r, "supervisions", 0) ||
+	      !alarm_wanted(row->scope, str_or(r, "category", "other")))))
+		return 0; /* nothing due before escalate_at, no alarm to raise */
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 64;
+		struct esc_case *v = realloc(s->v, cap * sizeof *v);
+		if (!v)
+			return LINLI_ENOMEM;
+		s->v = v, s->cap = cap;
+	}
+	snprintf(s->v[s->n].id, sizeof s->v[s->n].id, "%s", row->id);
+	snprintf(s->v[s->n].scope, sizeof s->v[s->n].scope, "%s", row->scope);
+	s->n++;
+	return 0;
+}
+
+/* The escalation timer (each minute, and at once when the test clock moves). */
+static void esc_tick(linli_ctx *ctx, void *ud)
+{
+	(void)ud;
+	refresh(ctx);
+	int64_t now = api->time_now_ms();
+	/* every case with a running clock (closed, void and shelved ones have none) */
+	struct linli_range range[] = {{"step_deadline", ">", "0"}};
+	struct linli_query q = {
+	    .size = sizeof q, .dataset = "incidents", .limit = 1000, .range = range, .n_range = 1};
+	struct esc_scan s = {.now = now};
+	char cursor[LINLI_CURSOR_MAX] = "";
+	int rc;
+	do {
+		q.cursor = cursor;
+		rc = api->store_scan(ctx, &q, esc_row, &s, cursor);
+	} while (rc >= 0 && cursor[0]);
+	if (rc < 0)
+		api->log(ctx, LINLI_LOG_WARN, "escalation: %s",
+			 rc == LINLI_ENOMEM ? "out of memory" : api->store_last_error(ctx));
+	if (s.n) /* grid by grid: the calendar built for one grid serves its cases */
+		qsort(s.v, s.n, sizeof *s.v, esc_cmp);
+	for (size_t i = 0; i < s.n; i++)
+		escalate_case(ctx, s.v[i].scope, s.v[i].id, now);
+	free(s.v);
+}
+
+/* ---- supervised: the cases under 督办, for the tier above (and the community) ---- */
+
+static int supervised_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
+{
+	struct listing *l = ud;
+	const char *st = state_of(row->record);
+	char e[8];
+	if (!strcmp(st, "closed") || !strcmp(st, "void") ||
+	    grid_worker_may_cached(ctx, l->who, row->scope, &l->workers, e, sizeof e))
+		return 0;
+	linli_record *m;
+	if (api->arr_push_map(l->rows, &m))
+		return LINLI_ENOMEM;
+	char to[LINLI_SCOPE_MAX + 1];
+	tier_above(row->scope, to, sizeof to);
+	api->rec_set_str(m, "id", row->id);
+	api->rec_set_str(m, "scope", row->scope);
+	api->rec_set_str(m, "to", to);
+	api->rec_set_str(m, "status", st);
+	api->rec_set_str(m, "category", str_or(row->record, "category", ""));
+	api->rec_set_str(m, "title", str_or(row->record, "title", ""));
+	api->rec_set_int(m, "supervisions", int_or(row->record, "supervisions", 0));
+	int64_t t;
+	if (api->rec_get_time(row->record, "overdue_at", &t) == 0)
+		api->rec_set_time(m, "supervised_at", t);
+	if (api->rec_get_time(row->record, "step_deadline", &t) == 0)
+		api->rec_set_time(m, "step_deadline", t);
+	const char *alarm = str_or(row->record, "alarm", NULL);
+	if (alarm)
+		api->rec_set_str(m, "alarm", alarm);
+	return 0;
+}
+
+static int cmd_supervised(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
+			  char *err, size_t errlen)
+{
+	struct linli_range range[] = {{"supervisions", ">", "0"}};
+	struct linli_query q = {
+	    .size = sizeof q, .dataset = "incidents", .limit = 1000, .range = range, .n_range = 1};
+	for (int i = 0; i < req->argc; i++) {
+		if (strncmp(req->argv[i], "scope=", 6) || !req->argv[i][6]) {
+			snprintf(err, errlen,
+				 "usage: grid supervised [scope=PATH] ('%s': unknown argument)",
+				 req->argv[i]);
+			return LINLI_EINVAL;
+		}
+		q.scope = req->argv[i] + 6;
+	}
+	struct listing l = {.rows = api->rec_new_array(), .who = req->caller, .ctx = ctx};
+	char cursor[LINLI_CURSOR_MAX] = "";
+	do {
+		q.cursor = cursor;
+		int rc = api->store_scan(ctx, &q, supervised_row, &l, cursor);
+		if (rc < 0) {
+			snprintf(err, errlen, "supervised: %s",
+				 rc == LINLI_ENOMEM ? "out of memory" : api->store_last_error(ctx));
+			api->rec_free(l.rows);
+			return rc;
+		}
+	} while (cursor[0]);
+	*reply = l.rows;
+	return 0;
+}
+
 /* ---- init, fini ---- */
 
 static const char *const move_verbs[] = {"verify", "file",    "dispatch", "accept", "return",
@@ -1504,7 +1944,14 @@ static int grid_init(linli_ctx *ctx, const struct linli_api *a)
 				       "cases past 80% (warning) or 100% (overdue) of their step's "
 				       "time limit, earliest deadline first",
 				       cmd_overdue, NULL);
-	static const char *const reads[] = {"show", "list", "table", "kpi", "overdue"};
+	if (!rc)
+		rc = api->cmd_register(
+		    ctx, "supervised", "[scope=PATH]",
+		    "open cases under 督办 (overdue, told to the tier above), with "
+		    "their count and alarm",
+		    cmd_supervised, NULL);
+	static const char *const reads[] = {"show", "list",    "table",
+					    "kpi",  "overdue", "supervised"};
 	for (size_t i = 0; !rc && i < sizeof reads / sizeof *reads; i++)
 		rc = api->cmd_require(ctx, reads[i], "grid.read");
 	uint64_t id;
@@ -1514,6 +1961,8 @@ static int grid_init(linli_ctx *ctx, const struct linli_api *a)
 		rc = api->store_watch(ctx, "work_calendar", on_change, NULL, &id);
 	if (!rc)
 		rc = api->serve(ctx, "incidentreq/report", on_report_request, NULL, &id);
+	if (!rc)
+		rc = api->timer_add(ctx, 1000, 60000, esc_tick, NULL, &id);
 	if (rc) {
 		api->set_error(ctx, "setting up: %s", linli_strerror(rc));
 		free(G);
@@ -1531,6 +1980,7 @@ static void grid_fini(linli_ctx *ctx, const struct linli_api *a)
 		return;
 	cache_clear(&G->categories);
 	cache_clear(&G->calendars);
+	free(G->fly);
 	free(G);
 	G = NULL;
 }
@@ -1543,4 +1993,5 @@ LINLI_PLUGIN(grid_init, grid_fini, .name = "grid", .version = "0.3.0", .family =
 			      "store.read:incident_moves", "store.write:incident_moves",
 			      "store.read:incident_kpis", "store.write:incident_kpis",
 			      "store.read:incident_categories", "store.read:work_calendar",
-			      "store.read:grid_workers", "bus.subscribe:incidentreq/report"});
+			      "store.read:grid_workers", "bus.subscribe:incidentreq/report",
+			      "bus.publish:alarmreq/raise", "bus.publish:alarmreq/clear"});

@@ -27,8 +27,18 @@ PASSWORD = "Another-Passw0rd-1"
 
 # The raiser's Lua: RAISE(n, payload, scope) sends n requests in one turn and keeps the
 # answers in ANSWERS (id, status, err).
-RAISER = keeper(name="raiser", caps=("bus.publish:alarmreq/raise",), prelude=ENC + """
+RAISER = keeper(name="raiser", caps=("bus.publish:alarmreq/raise", "bus.publish:alarmreq/clear"),
+               prelude=ENC + """
 ANSWERS = {}
+function CLEAR(payload, scope)
+  local ok, msg, code = linli.request("alarmreq/clear", scope, payload, 10000,
+    function(r, status, code)
+      ANSWERS[#ANSWERS + 1] = r and { id = r.id, cleared = r.cleared }
+                               or { status = status, code = code }
+    end)
+  if not ok then return nil, msg, code end
+  return 1
+end
 function RAISE(n, payload, scope)
   for i = 1, n do
     local ok, msg, code = linli.request("alarmreq/raise", scope, payload, 10000,
@@ -139,6 +149,14 @@ def request(d, payload, scope=YUELAN):
     """One alarmreq/raise from the raiser; its answer."""
     before = len(lua(d, "return ANSWERS")["r1"] or [])
     r = lua(d, f"return RAISE(1, {lua_table(payload)}, {json.dumps(scope)})")
+    eq(r["r1"], 1, f"request sent: {r}")
+    return answers(d, before + 1)[before]
+
+
+def clear(d, payload, scope=YUELAN):
+    """One alarmreq/clear from the raiser; its answer."""
+    before = len(lua(d, "return ANSWERS")["r1"] or [])
+    r = lua(d, f"return CLEAR({lua_table(payload)}, {json.dumps(scope)})")
     eq(r["r1"], 1, f"request sent: {r}")
     return answers(d, before + 1)[before]
 
@@ -354,6 +372,64 @@ def case_bad_raises_are_refused_with_clear_errors():
                 "info")
         refused(d, "'NO ONE' is not an account name", "assign", "x", "NO ONE")
         eq(d.ok("data", "query", "alarms")["count"], 0, "nothing stored")
+
+
+def case_a_clear_request_clears_the_active_alarm_of_a_source_and_type():
+    """alarmreq/clear {type, source, why} at the alarm's scope clears it as the requester
+    (history, alarm/<type>/cleared); the next raise is a new alarm; a raise may name the
+    incident it is about. What is not active, or not well formed, is refused by name."""
+    with node() as d:
+        aid = request(d, SMOKE)["id"]
+        request(d, SMOKE)  # a folded repeat is written before the clear
+        other = request(d, dict(SMOKE, source="device:sd-2"))["id"]
+        r = clear(d, {"type": "smoke", "source": "device:sd-1", "why": "smoke gone"})
+        eq(r, {"id": aid, "cleared": True}, "the answer")
+        a = alarms(d, "show", aid)
+        eq((a["state"], a["count"]), ("cleared_unacknowledged", 2), "cleared, count kept")
+        eq(alarms(d, "show", other)["state"], "active_unacknowledged", "another source stays")
+        h = alarms(d, "history", aid)["history"][-1]
+        eq((h["action"], h["by"], h["from"], h["to"], h["why"]),
+           ("cleared", "plugin:raiser", "active_unacknowledged", "cleared_unacknowledged",
+            "smoke gone"), "history")
+        ev = journal(d, "alarm/smoke/cleared")
+        eq([(e["payload"]["id"], e["payload"]["by"]) for e in ev], [(aid, "plugin:raiser")],
+           "published")
+        again = request(d, SMOKE)
+        check(again["created"] and again["id"] != aid, f"a new alarm after the clear: {again}")
+        eq(alarms(d, "stats")["active"], 2, "the new one and the other")
+        no_why = clear(d, {"type": "smoke", "source": "device:sd-2"})
+        eq(no_why["id"], other, "without why")
+        eq(alarms(d, "history", other)["history"][-1]["why"], "cleared by request", "why")
+        # An alarm about an incident (a case's 督办) names it.
+        case = request(d, dict(SMOKE, type="incident_overdue", source="record:incidents/c-1",
+                               incident="c-1"))["id"]
+        eq(alarms(d, "show", case)["incident"], "c-1", "the case it is about")
+        for payload, scope, code, needle in (
+                ({"type": "smoke", "source": "device:sd-1"}, QIMING, "LINLI_ENOENT",
+                 f"no active alarm of type smoke from device:sd-1 at {QIMING}"),
+                ({"type": "gas", "source": "device:sd-1"}, YUELAN, "LINLI_ENOENT",
+                 f"no active alarm of type gas from device:sd-1 at {YUELAN}"),
+                ({"type": "smoke", "source": "device:sd-2"}, YUELAN, "LINLI_ENOENT",
+                 "no active alarm of type smoke from device:sd-2"),
+                ({"source": "device:sd-1"}, YUELAN, "LINLI_EINVAL", "missing type"),
+                ({"type": "Smoke!", "source": "device:sd-1"}, YUELAN, "LINLI_EINVAL",
+                 "type 'Smoke!' must be [a-z][a-z0-9_]*"),
+                ({"type": "smoke"}, YUELAN, "LINLI_EINVAL", "missing source"),
+                ({"type": "smoke", "source": "sd-1"}, YUELAN, "LINLI_EINVAL",
+                 "source 'sd-1' is not KIND:NAME"),
+                ({"type": "smoke", "source": "device:sd-1", "colour": "red"}, YUELAN,
+                 "LINLI_EINVAL", "unknown field 'colour' (it takes type, source, why)"),
+                ({"type": 3, "source": "device:sd-1"}, YUELAN, "LINLI_EINVAL",
+                 "field 'type' must be a string"),
+                ({"type": "smoke", "source": "device:sd-1", "why": "x" * 513}, YUELAN,
+                 "LINLI_EINVAL", "why: 513 bytes, longer than 512")):
+            a = clear(d, payload, scope)
+            eq(a.get("code"), code, f"{payload}: {a}")
+            check(f"alarmreq/clear: {needle}" in a["status"], f"{needle!r} not in {a}")
+        eq(alarms(d, "show", again["id"])["state"], "active_unacknowledged", "nothing cleared")
+        a = request(d, dict(SMOKE, incident="no/such"))
+        check(a.get("code") == "LINLI_EINVAL" and
+              "alarmreq/raise: incident 'no/such' is not a record id" in a["status"], a)
 
 
 def case_old_alarms_are_migrated_at_start():

@@ -13,14 +13,16 @@ import sys
 import zoneinfo
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import BUILD, SRC, Daemon, check, eq, finish, main, write  # noqa: E402
+from harness import BUILD, SRC, Daemon, check, eq, finish, main, wait_for, write  # noqa: E402
 from luakit import keeper  # noqa: E402
 
 GRID_SO = os.path.join(BUILD, "plugins", "grid", "grid.so")
+ALARMS_SO = os.path.join(BUILD, "plugins", "alarms", "alarms.so")
 CATALOG = os.path.join(SRC, "catalog")
 STREET = "hefei/baohe/binhu"
 YUELAN = STREET + "/yuelan"
 G01, G02 = YUELAN + "/g01", YUELAN + "/g02"
+QIMING = STREET + "/qiming"  # a sibling community
 OTHER_G = "hefei/baohe/fanhua/jinxiu/g01"  # a grid of another street
 ZONE = zoneinfo.ZoneInfo("Asia/Shanghai")
 HOUR = 3600 * 1000
@@ -40,13 +42,15 @@ class node:
     """A linlid at the city with the grid plugin (and script apps), started with the
     test clock; the console is the city's administrator."""
 
-    def __init__(self, apps=None):
+    def __init__(self, apps=None, alarms=False):
         self.d = Daemon()
         pdir = os.path.join(self.d.dir, "plugins")
         scripts = os.path.join(self.d.dir, "scripts")
         os.makedirs(os.path.join(scripts, "apps"))
         os.makedirs(pdir)
         shutil.copyfile(GRID_SO, os.path.join(pdir, "grid.so"))
+        if alarms:
+            shutil.copyfile(ALARMS_SO, os.path.join(pdir, "alarms.so"))
         for fname, text in (apps or {}).items():
             write(os.path.join(scripts, "apps", fname), text)
         self.d.write_config(extra=f'plugin_dirs = [ "{pdir}" ];\n'
@@ -528,6 +532,175 @@ def case_overdue_lists_warnings_and_overdue_cases_earliest_first():
         eq([r["id"] for r in out], [b, a], "the community operator's reach")
         refused(d, "usage: grid overdue [scope=PATH] ('late': unknown argument)", "overdue",
                 "late", code="LINLI_EINVAL")
+
+
+def escalations(d, case):
+    """The warnings and 督办 recorded in a case's history: (verb, note) in order."""
+    return [(m["verb"], m["note"]) for m in d.ok("grid", "show", case)["moves"]
+            if m["verb"] in ("warn", "supervise")]
+
+
+def alarm_raised(d, case, n):
+    """Wait until case holds n raised alarms; the case."""
+    return wait_for(lambda: (lambda c: c if c.get("alarm_raised") == n else None)(
+        d.ok("grid", "show", case)), f"case {case}: {n} alarms raised")
+
+
+def restart(d):
+    """A clean stop and a start with the test clock: it runs on the real clock again."""
+    eq(d.stop(), 0, "clean stop")
+    d.start(args=("--test-clock",))
+
+
+def case_overdue_is_supervised_and_alarmed_each_period_across_restarts():
+    """A dispatched case (2 working hours to accept, Monday 09:00-11:00): warned once past
+    80%; at 11:00 a 督办 to the street and an alarm (record:incidents/ID); a restart at the
+    same period adds nothing; the next period (2 working hours later, over lunch) a second,
+    the alarm's count 2; stopped over two more periods, both recorded at the start.
+    The street's operator sees it under `grid supervised`, a sibling community's does not.
+    A category with escalate_minutes and escalate_alarm false: 督办 each 30 minutes, no
+    alarm."""
+    with node(alarms=True) as d:
+        d.ok("data", "put", "work_calendar", "--scope", "hefei", "--id", "2027", js(CAL_2027))
+        d.ok("data", "put", "incident_categories", "--scope", "hefei", "--id", "environment",
+             js({"name": "暴露垃圾", "file_minutes": 30, "respond_minutes": 120}))
+        d.ok("data", "put", "incident_categories", "--scope", "hefei", "--id", "dispute",
+             js({"name": "纠纷", "respond_minutes": 120, "escalate_minutes": 30,
+                 "escalate_alarm": False}))
+        set_clock(d, "2027-01-11T09:00")  # a Monday
+        a = report(d, G01)
+        b = report(d, G02, "dispute", "邻里纠纷")
+        for case in (a, b):
+            move(d, "file", case)
+            move(d, "dispatch", case, "h1")  # accept by 11:00
+        set_clock(d, "2027-01-11T10:00")
+        eq(escalations(d, a), [], "50%: nothing")
+        set_clock(d, "2027-01-11T10:40")
+        eq(escalations(d, a), [("warn", "warning: 83% of the step's time limit used")],
+           "warned past 80%")
+        set_clock(d, "2027-01-11T10:50")
+        eq(len(escalations(d, a)), 1, "warned once")
+        set_clock(d, "2027-01-11T11:01")
+        c = alarm_raised(d, a, 1)
+        eq(escalations(d, a)[1:], [("supervise", f"督办 1 to {STREET}: overdue in dispatched "
+                                                 "since the step's deadline (period 1)")],
+           "the first 督办")
+        eq((c["supervisions"], c["overdue_periods"], c["escalated_to"]), (1, 1, "street"),
+           "the case's count")
+        alarm = d.ok("alarms", "show", c["alarm"])
+        eq((alarm["type"], alarm["source"], alarm["scope"], alarm["count"], alarm["state"]),
+           ("incident_overdue", f"record:incidents/{a}", G01, 1, "active_unacknowledged"),
+           "the alarm")
+        check(f"case {a} '暴露垃圾' overdue (dispatched): 督办 1 to {STREET}" in alarm["details"],
+              alarm)
+        eq(escalations(d, b)[-1][0], "supervise", "b supervised too")
+        check("alarm" not in d.ok("grid", "show", b), "no alarm for b's category")
+
+        # The street's operator sees the supervision, the sibling community's does not.
+        boss = d.account("boss", "operator", node=STREET)
+        qop = d.account("qop", "operator", node=QIMING)
+        d.login()
+        rc, rows, err = d.cli("grid", "supervised", env={"LINLI_SESSION": boss})
+        check(rc == 0, err)
+        eq(sorted((r["id"], r["to"], r["supervisions"]) for r in rows),
+           sorted([(a, STREET, 1), (b, STREET, 1)]), "the street operator's list")
+        eq(next(r for r in rows if r["id"] == a)["alarm"], c["alarm"], "with the alarm")
+        rc, shown, err = d.cli("grid", "show", a, env={"LINLI_SESSION": boss})
+        check(rc == 0, err)
+        eq([(m["verb"], m["who"]) for m in shown["moves"]][-2:],
+           [("warn", "plugin:grid"), ("supervise", "plugin:grid")], "and its history")
+        rc, rows, err = d.cli("grid", "supervised", env={"LINLI_SESSION": qop})
+        check(rc == 0, err)
+        eq(rows, [], "a sibling community's operator sees none")
+        rc, rows, err = d.cli("grid", "show", a, env={"LINLI_SESSION": qop})
+        check(rc != 0, f"nor the case: {rows}")
+        eq([r["id"] for r in d.ok("grid", "supervised", f"scope={G02}")], [b], "scope=")
+
+        # A restart in the same period: nothing again.
+        restart(d)
+        set_clock(d, "2027-01-11T11:20")
+        eq(len(escalations(d, a)), 2, "no second 督办 in the same period")
+        # The next period: 11:00 + 2 working hours (12:00-13:30 is lunch) = 14:30.
+        set_clock(d, "2027-01-11T14:20")
+        eq(len(escalations(d, a)), 2, "not before 14:30")
+        set_clock(d, "2027-01-11T14:31")
+        c = alarm_raised(d, a, 2)
+        eq((escalations(d, a)[-1], c["supervisions"]),
+           (("supervise", f"督办 2 to {STREET}: overdue in dispatched since the step's "
+                          "deadline (period 2)"), 2), "the second 督办")
+        eq(d.ok("alarms", "show", c["alarm"])["count"], 2, "the alarm's count")
+        # Stopped over two periods: 16:30, and Tuesday 10:00 (17:30 ends Monday's hours).
+        restart(d)
+        set_clock(d, "2027-01-12T10:31")
+        c = alarm_raised(d, a, 4)
+        eq([n for v, n in escalations(d, a)][-2:],
+           [f"督办 {i} to {STREET}: overdue in dispatched since the step's deadline "
+            f"(period {i})" for i in (3, 4)], "the periods missed while stopped")
+        eq((c["supervisions"], d.ok("alarms", "show", c["alarm"])["count"]), (4, 4), "counts")
+        eq(d.ok("grid", "show", b)["supervisions"], 1 + (60 + 240 + 91) // 30,
+           "b every 30 working minutes: 11:00-12:00, 13:30-17:30, 09:00-10:31")
+        # A new step starts its own clock: accepting ends the supervision of the step.
+        move(d, "accept", a)
+        set_clock(d, "2027-01-12T10:40")
+        eq(len(escalations(d, a)), 5, "nothing new in the new step")
+        # The alarm and the case show each other; closing the case clears the alarm.
+        eq((alarm_of(d, c)["incident"], c["alarm"]), (a, c["alarm"]), "linked both ways")
+        for verb in ("feedback", "check", "close"):
+            move(d, verb, a)
+        cleared = wait_for(lambda: (lambda x: x if not x["active"] else None)(alarm_of(d, c)),
+                           "the alarm cleared")
+        eq(cleared["state"], "cleared_unacknowledged", "cleared")
+        h = d.ok("alarms", "history", c["alarm"])["history"][-1]
+        eq((h["action"], h["by"], h["why"]), ("cleared", "plugin:grid",
+                                              f"case {a}: close by admin"), "who cleared it")
+        eq([r["id"] for r in d.ok("grid", "supervised")], [b], "a closed case is not listed")
+
+
+def alarm_of(d, case):
+    return d.ok("alarms", "show", case["alarm"])
+
+
+def case_voiding_an_overdue_case_clears_its_alarm():
+    """Two reported cases past their intake limit (30 working minutes) raise their alarms;
+    voiding one clears its alarm. The other's alarm is cleared by hand: the next period
+    raises a new one, linked to the case; filing keeps the report's deadline and its periods;
+    closing clears the latest alarm."""
+    with node(alarms=True) as d:
+        d.ok("data", "put", "work_calendar", "--scope", "hefei", "--id", "2027", js(CAL_2027))
+        set_clock(d, "2027-01-11T09:00")
+        a, b = report(d, G01), report(d, G02)
+        set_clock(d, "2027-01-11T09:31")
+        ca, cb = alarm_raised(d, a, 1), alarm_raised(d, b, 1)
+        eq(alarm_of(d, ca)["incident"], a, "the alarm names the case")
+        d.ok("alarms", "clear", cb["alarm"], "seen")
+        set_clock(d, "2027-01-11T10:01")  # the next period: 30 minutes more
+        cb2 = alarm_raised(d, b, 2)
+        check(cb2["alarm"] != cb["alarm"], "a new alarm after the hand clear")
+        ca = alarm_raised(d, a, 2)
+        eq((alarm_of(d, cb2)["count"], alarm_of(d, ca)["count"]), (1, 2),
+           "a new alarm for b, a's folds")
+        op = d.account("op", "operator", node=YUELAN)  # voids as a community operator
+        d.login()
+        d.ok("accounts", "assign", "op", "grid.intake")
+        eq(move(d, "void", a, "duplicate", env={"LINLI_SESSION": op})["to"], "void", "void")
+        wait_for(lambda: not alarm_of(d, ca)["active"], "a's alarm cleared")
+        eq(d.ok("alarms", "history", ca["alarm"])["history"][-1]["why"],
+           f"case {a}: void by op", "why")
+        d.ok("alarms", "clear", cb2["alarm"], "seen again")
+        eq(move(d, "file", b)["to"], "filed", "filing needs no alarm")
+        set_clock(d, "2027-01-11T10:20")
+        eq(d.ok("grid", "show", b)["supervisions"], 2, "filed: the report's deadline and periods")
+        set_clock(d, "2027-01-11T10:31")
+        cb3 = alarm_raised(d, b, 3)
+        eq((cb3["supervisions"], escalations(d, b)[-1][1]),
+           (3, f"督办 3 to {STREET}: overdue in filed since the step's deadline (period 3)"),
+           "the third period, filed")
+        eq(move(d, "dispatch", b, "h1")["to"], "dispatched", "dispatched: a new deadline")
+        eq(move(d, "accept", b)["to"], "processing", "accepted")
+        for verb in ("feedback", "check", "close"):
+            move(d, verb, b)
+        wait_for(lambda: not alarm_of(d, cb3)["active"], "b's third alarm cleared at the close")
+        eq([r["id"] for r in d.ok("grid", "supervised")], [], "nothing under 督办")
 
 
 REQUESTER = keeper(name="opener", caps=("bus.publish:incidentreq/report",), prelude="""
