@@ -37,6 +37,7 @@
  * so nothing leaves the process before the journal made it durable.
  */
 #include "bus.h"
+#include "idmap.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -168,6 +169,7 @@ struct bus {
 	/* request/reply */
 	struct bus_server *servers; /* id order */
 	struct bus_rq *rqs;	    /* pending and answered-not-handed-over */
+	struct idmap rq_ids;	    /* their ids -> them: a reply finds its request in O(1) */
 	int n_servers, n_rqs;
 	struct bus_rq_totals rq_totals;
 };
@@ -633,6 +635,7 @@ void bus_close(struct bus *b)
 		return;
 	while (b->rqs)
 		rq_free(b->rqs); /* uncalled */
+	idmap_free(&b->rq_ids);
 	while (b->servers) {
 		struct bus_server *sv = b->servers;
 		b->servers = sv->next;
@@ -1302,6 +1305,7 @@ int bus_serve(struct bus *b, const char *pattern, const char *scope, bus_serve_f
 static void rq_unlink(struct bus_rq *r)
 {
 	struct bus *b = r->b;
+	idmap_del(&b->rq_ids, r->id);
 	if (r->prev)
 		r->prev->next = r->next;
 	else
@@ -1328,10 +1332,7 @@ static void rq_free(struct bus_rq *r)
 
 static struct bus_rq *rq_find(const struct bus *b, uint64_t id)
 {
-	for (struct bus_rq *r = b->rqs; r; r = r->next)
-		if (r->id == id)
-			return r;
-	return NULL;
+	return idmap_get(&b->rq_ids, id);
 }
 
 /* The answer's timer: hand it to the requester, then forget the request. */
@@ -1504,6 +1505,11 @@ int bus_request(struct bus *b, const struct bus_msg *m, uint32_t timeout_ms, bus
 	r->owner = owner;
 	r->server = sv->id;
 	r->id = b->next_id++;
+	if (idmap_put(&b->rq_ids, r->id, r) != 0) {
+		free(r->topic);
+		free(r);
+		return LINLI_ENOMEM;
+	}
 	r->next = b->rqs;
 	if (b->rqs)
 		b->rqs->prev = r;

@@ -3,9 +3,10 @@
  *
  * The queue is a mutex-protected singly linked list; a wake-up swaps the whole
  * list out under the lock and runs it without the lock, so producers never
- * wait on a handler. Timers are a sorted list: there are few of them (one per
- * plugin timer or device schedule), and insertion order keeps equal deadlines
- * FIFO.
+ * wait on a handler. Timers are a binary min-heap ordered by (due, seq), seq
+ * counting insertions so that equal deadlines stay FIFO, with an id map for
+ * cancel: every bus request holds two (its hand-over and its timeout), so
+ * thousands in flight must cost O(log n) each, not a walk of a sorted list.
  */
 #include "kernel.h"
 
@@ -19,10 +20,10 @@
 #include "log.h"
 
 struct ktimer {
-	uint64_t id, due, interval;
+	uint64_t id, due, interval, seq;
 	kernel_fn fn;
 	void *arg;
-	struct ktimer *next;
+	size_t pos; /* its index in the heap */
 };
 
 uint64_t kernel_now_ms(void)
@@ -62,12 +63,12 @@ void kernel_destroy(struct kernel *k)
 		free(e);
 		e = n;
 	}
-	struct ktimer *t = k->timers;
-	while (t) {
-		struct ktimer *n = t->next;
-		free(t);
-		t = n;
-	}
+	for (size_t i = 0; i < k->n_timers; i++)
+		free(k->timers[i]);
+	free(k->timers);
+	k->timers = NULL;
+	k->n_timers = k->cap_timers = 0;
+	idmap_free(&k->timer_ids);
 	pthread_mutex_destroy(&k->mu);
 	pthread_cond_destroy(&k->cv);
 	cfg_free(&k->cfg);
@@ -115,18 +116,76 @@ void kernel_close(struct kernel *k)
 
 bool kernel_on_thread(const struct kernel *k) { return pthread_equal(pthread_self(), k->thread); }
 
-static void timer_insert(struct kernel *k, struct ktimer *t)
+static bool before(const struct ktimer *a, const struct ktimer *b)
 {
-	struct ktimer **pp = &k->timers;
-	while (*pp && (*pp)->due <= t->due)
-		pp = &(*pp)->next;
-	t->next = *pp;
-	*pp = t;
+	return a->due < b->due || (a->due == b->due && a->seq < b->seq);
+}
+
+static void heap_set(struct kernel *k, size_t i, struct ktimer *t)
+{
+	k->timers[i] = t;
+	t->pos = i;
+}
+
+static void sift_up(struct kernel *k, size_t i)
+{
+	struct ktimer *t = k->timers[i];
+	while (i) {
+		size_t p = (i - 1) / 2;
+		if (!before(t, k->timers[p]))
+			break;
+		heap_set(k, i, k->timers[p]);
+		i = p;
+	}
+	heap_set(k, i, t);
+}
+
+static void sift_down(struct kernel *k, size_t i)
+{
+	struct ktimer *t = k->timers[i];
+	for (;;) {
+		size_t c = 2 * i + 1;
+		if (c >= k->n_timers)
+			break;
+		if (c + 1 < k->n_timers && before(k->timers[c + 1], k->timers[c]))
+			c++;
+		if (!before(k->timers[c], t))
+			break;
+		heap_set(k, i, k->timers[c]);
+		i = c;
+	}
+	heap_set(k, i, t);
+}
+
+/* Into the heap, after every timer of the same due time (FIFO). Room is there. */
+static void heap_push(struct kernel *k, struct ktimer *t)
+{
+	t->seq = k->timer_seq++;
+	heap_set(k, k->n_timers++, t);
+	sift_up(k, t->pos);
+}
+
+static void heap_remove(struct kernel *k, struct ktimer *t)
+{
+	struct ktimer *last = k->timers[--k->n_timers];
+	if (last != t) {
+		heap_set(k, t->pos, last);
+		sift_down(k, last->pos);
+		sift_up(k, last->pos);
+	}
 }
 
 uint64_t kernel_timer_add(struct kernel *k, uint64_t delay_ms, uint64_t interval_ms, kernel_fn fn,
 			  void *arg)
 {
+	if (k->n_timers == k->cap_timers) {
+		size_t cap = k->cap_timers ? k->cap_timers * 2 : 64;
+		struct ktimer **nt = realloc(k->timers, cap * sizeof *nt);
+		if (!nt)
+			return 0;
+		k->timers = nt;
+		k->cap_timers = cap;
+	}
 	struct ktimer *t = calloc(1, sizeof *t);
 	if (!t)
 		return 0;
@@ -135,20 +194,22 @@ uint64_t kernel_timer_add(struct kernel *k, uint64_t delay_ms, uint64_t interval
 	t->interval = interval_ms;
 	t->fn = fn;
 	t->arg = arg;
-	timer_insert(k, t);
+	if (idmap_put(&k->timer_ids, t->id, t) != 0) {
+		free(t);
+		return 0;
+	}
+	heap_push(k, t);
 	return t->id;
 }
 
 bool kernel_timer_cancel(struct kernel *k, uint64_t id)
 {
-	for (struct ktimer **pp = &k->timers; *pp; pp = &(*pp)->next)
-		if ((*pp)->id == id) {
-			struct ktimer *t = *pp;
-			*pp = t->next;
-			free(t);
-			return true;
-		}
-	return false;
+	struct ktimer *t = idmap_del(&k->timer_ids, id);
+	if (!t)
+		return false;
+	heap_remove(k, t);
+	free(t);
+	return true;
 }
 
 int kernel_on_batch_end(struct kernel *k, kernel_fn fn, void *arg)
@@ -177,24 +238,26 @@ int kernel_on_batch_end(struct kernel *k, kernel_fn fn, void *arg)
 static int64_t run_timers(struct kernel *k)
 {
 	uint64_t now = kernel_clock_ms(), start = kernel_now_ms();
-	while (k->timers && k->timers->due <= now) {
+	while (k->n_timers && k->timers[0]->due <= now) {
 		if (kernel_now_ms() - start >= KERNEL_TIMER_TURN_MS)
 			return 0;
-		struct ktimer *t = k->timers;
-		k->timers = t->next;
+		struct ktimer *t = k->timers[0];
 		kernel_fn fn = t->fn;
 		void *arg = t->arg;
-		if (t->interval) {
+		heap_remove(k, t);
+		if (t->interval) { /* due again after it ran; fn may cancel it */
 			t->due = kernel_clock_ms() + t->interval;
-			timer_insert(k, t);
-		} else
+			heap_push(k, t);
+		} else {
+			idmap_del(&k->timer_ids, t->id);
 			free(t);
+		}
 		fn(k, arg);
 	}
-	if (!k->timers)
+	if (!k->n_timers)
 		return -1;
 	uint64_t after = kernel_clock_ms();
-	return k->timers->due > after ? (int64_t)(k->timers->due - after) : 0;
+	return k->timers[0]->due > after ? (int64_t)(k->timers[0]->due - after) : 0;
 }
 
 static void run_batch_hooks(struct kernel *k)

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "idmap.h"
 
 struct kernel;
 struct control;
@@ -57,8 +58,10 @@ struct kernel {
 	bool stopping;			/* stop requested: drain, then return */
 	bool closed;			/* loop returned: posts are refused */
 	/* Kernel-thread-only state below. */
-	struct ktimer *timers;		/* sorted by due time */
-	uint64_t next_timer_id;
+	struct ktimer **timers;		/* a min-heap by (due, seq); n_timers of them */
+	size_t n_timers, cap_timers;
+	struct idmap timer_ids;		/* id -> timer, for cancel */
+	uint64_t next_timer_id, timer_seq;
 	struct {
 		kernel_fn fn;
 		void *arg;

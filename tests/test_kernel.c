@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "idmap.h"
 #include "kernel.h"
 #include "linli/error.h"
 #include "util.h"
@@ -134,6 +135,99 @@ static void test_timers(void **state)
 	kernel_destroy(&k);
 }
 
+/*
+ * Many timers (the bus's requests hold two each): they fire in (due, added)
+ * order whatever order they were added and cancelled in, the cancelled ones
+ * never, each cancel finding its own.
+ */
+enum { MANY = 6000 };
+struct many {
+	uint64_t id[MANY], due[MANY];
+	int fired[MANY], order[MANY], n;
+	bool cancelled[MANY];
+};
+static struct many *many_s;
+
+static void many_fire(struct kernel *k, void *arg)
+{
+	int i = (int)(intptr_t)arg;
+	many_s->fired[i]++;
+	many_s->order[many_s->n++] = i;
+	if (many_s->n == MANY / 2)
+		kernel_stop(k);
+}
+
+static void test_many_timers_in_order_with_cancels(void **state)
+{
+	(void)state;
+	struct kernel k;
+	struct many *s = calloc(1, sizeof *s);
+	assert_non_null(s);
+	many_s = s;
+	assert_int_equal(kernel_init(&k), 0);
+	srand(7);
+	for (int i = 0; i < MANY; i++) {
+		s->due[i] = (uint64_t)(rand() % 4) * 50; /* ms: many share one; adding all takes far less */
+		s->id[i] = kernel_timer_add(&k, s->due[i], 0, many_fire, (void *)(intptr_t)i);
+		assert_true(s->id[i] > 0);
+	}
+	assert_int_equal(k.n_timers, MANY);
+	for (int i = 1; i < MANY; i += 2) { /* every odd one, from the middle of the heap */
+		assert_true(kernel_timer_cancel(&k, s->id[i]));
+		assert_false(kernel_timer_cancel(&k, s->id[i]));
+		s->cancelled[i] = true;
+	}
+	assert_int_equal(k.n_timers, MANY / 2);
+	kernel_run(&k);
+	assert_int_equal(s->n, MANY / 2);
+	for (int j = 0; j < s->n; j++) {
+		int i = s->order[j];
+		assert_false(s->cancelled[i]);
+		assert_int_equal(s->fired[i], 1);
+		if (j) { /* due order; equal due times in the order they were added */
+			int p = s->order[j - 1];
+			assert_true(s->due[p] < s->due[i] || (s->due[p] == s->due[i] && p < i));
+		}
+	}
+	assert_int_equal(k.n_timers, 0);
+	kernel_destroy(&k);
+	free(s);
+}
+
+/* The id map under the timers and bus requests: puts, gets and deletes against a plain array. */
+static void test_idmap_against_a_reference(void **state)
+{
+	(void)state;
+	enum { N = 20000 };
+	struct idmap m = {0};
+	static void *ref[N + 1];
+	memset(ref, 0, sizeof ref);
+	srand(11);
+	for (int round = 0; round < 4; round++) {
+		for (int i = 0; i < N; i++) {
+			uint64_t id = 1 + (uint64_t)(rand() % N);
+			if (ref[id]) {
+				assert_ptr_equal(idmap_del(&m, id), ref[id]);
+				ref[id] = NULL;
+			} else {
+				ref[id] = (void *)(intptr_t)(id * 8 + 1);
+				assert_int_equal(idmap_put(&m, id, ref[id]), 0);
+			}
+		}
+		size_t n = 0;
+		for (uint64_t id = 1; id <= N; id++) {
+			assert_ptr_equal(idmap_get(&m, id), ref[id]);
+			n += ref[id] != NULL;
+		}
+		assert_int_equal(m.n, n);
+		assert_true(m.n * 2 <= m.cap);
+	}
+	assert_null(idmap_get(&m, 0));
+	assert_null(idmap_del(&m, N + 5));
+	idmap_free(&m);
+	assert_null(idmap_get(&m, 1));
+}
+
 static void count(struct kernel *k, void *arg)
 {
 	(void)k;
@@ -247,6 +341,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cross_thread_order),
 		cmocka_unit_test(test_timers),
+		cmocka_unit_test(test_many_timers_in_order_with_cancels),
+		cmocka_unit_test(test_idmap_against_a_reference),
 		cmocka_unit_test(test_stop_drains),
 		cmocka_unit_test(test_clock_jump),
 	};
