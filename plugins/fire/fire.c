@@ -10,9 +10,10 @@
  * window raise a critical fire_confirmed. Thresholds, durations, severities
  * and the window are plugins.fire.* in linli.cfg, validated at load and again
  * when a reload (SIGHUP) changes them. A condition that returns to normal
- * for normal_for_s is counted and forgotten; the alarm itself stays for an
- * operator to clear (alarms takes no clear by request). Everything runs on
- * the kernel thread; it never writes the store and never blocks.
+ * for normal_for_s, and a device that comes back online, clears its alarm
+ * by a request on alarmreq/clear (the source's own clear condition; the
+ * operator still acknowledges it). Everything runs on the kernel thread; it
+ * never writes the store and never blocks.
  */
 #include <stdarg.h>
 #include <stdint.h>
@@ -103,7 +104,8 @@ struct fstate {
 	char *cfg_json; /* the plugins.fire group last seen (applied or refused) */
 	struct cond *buckets[BUCKETS];
 	struct hit *hits;
-	int64_t events, readings, raised[T_N], failed[T_N], normal[T_N], refused_reloads, loc_reads;
+	int64_t events, readings, raised[T_N], failed[T_N], normal[T_N], cleared[T_N],
+	    refused_reloads, loc_reads;
 };
 
 static struct fstate *state; /* init to fini */
@@ -394,6 +396,44 @@ static void raise_alarm(linli_ctx *ctx, struct fstate *st, int t, const char *sc
 	}
 }
 
+static void on_cleared(linli_ctx *ctx, uint64_t id, int status, const linli_record *rec,
+		       const char *err, void *ud)
+{
+	(void)id;
+	(void)rec;
+	int t = (int)(intptr_t)ud;
+	if (!state)
+		return;
+	if (status == LINLI_ENOENT) /* an operator cleared it already: nothing to do */
+		return;
+	if (status < 0) {
+		api->log(ctx, LINLI_LOG_WARN, "%s alarm not cleared: %s (%s)", type_names[t],
+			 err && *err ? err : "no reason", linli_strerror(status));
+		return;
+	}
+	state->cleared[t]++;
+}
+
+/* Clear the active alarm t of device at scope: its condition is over. */
+static void clear_device(linli_ctx *ctx, int t, const char *scope, const char *device,
+			 const char *why)
+{
+	char src[LINLI_ID_MAX + 8];
+	snprintf(src, sizeof src, "device:%s", device);
+	linli_record *p = api->rec_new();
+	if (!p)
+		return;
+	api->rec_set_str(p, "type", type_names[t]);
+	api->rec_set_str(p, "source", src);
+	api->rec_set_str(p, "why", why);
+	int rc = api->request(ctx, "alarmreq/clear", scope, p, 10000, on_cleared,
+			      (void *)(intptr_t)t, NULL);
+	api->rec_free(p);
+	if (rc)
+		api->log(ctx, LINLI_LOG_WARN, "%s alarm of %s at %s not cleared: %s", type_names[t],
+			 src, scope, linli_strerror(rc));
+}
+
 /* " (building B, floor F)" or "" into buf. */
 static const char *where_text(const char *building, int64_t floor, bool has_floor, char *buf,
 			      size_t n)
@@ -524,16 +564,17 @@ static void cond_raise(linli_ctx *ctx, struct fstate *st, struct cond *c)
 		detector_hit(ctx, st, c->scope, c->device);
 }
 
-/* Back to normal long enough: counted, logged and forgotten. */
+/* Back to normal long enough: counted, logged, its alarm cleared, forgotten. */
 static void cond_normal(linli_ctx *ctx, struct fstate *st, struct cond **pp)
 {
 	struct cond *c = *pp;
+	char why[96];
 	st->normal[c->type]++;
-	api->log(ctx, LINLI_LOG_INFO,
-		 "%s of device %s at %s back to normal for %lld s (the alarm stays for an "
-		 "operator to clear: linli alarms clear)",
-		 type_names[c->type], c->device, c->scope,
+	snprintf(why, sizeof why, "back to normal for %lld s",
 		 (long long)(st->cfg.normal_for_ms / 1000));
+	api->log(ctx, LINLI_LOG_INFO, "%s of device %s at %s %s: clearing its alarm",
+		 type_names[c->type], c->device, c->scope, why);
+	clear_device(ctx, c->type, c->scope, c->device, why);
 	*pp = c->next;
 	free(c);
 }
@@ -648,6 +689,7 @@ static int on_event(linli_ctx *ctx, const struct linli_event *ev, void *ud)
 		struct cond **pp = find_cond(st, id, T_UNAVAILABLE), *c = *pp;
 		if (c) {
 			st->normal[T_UNAVAILABLE]++;
+			clear_device(ctx, T_UNAVAILABLE, c->scope, c->device, "back online");
 			*pp = c->next;
 			free(c);
 		}
@@ -726,6 +768,7 @@ static int cmd_stats(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 	per_type(r, "raised", st->raised);
 	per_type(r, "failed", st->failed);
 	per_type(r, "normal", st->normal);
+	per_type(r, "cleared", st->cleared);
 	api->rec_set_int(r, "watching", (int64_t)watching);
 	api->rec_set_int(r, "detectors_in_window", (int64_t)hits);
 	api->rec_set_int(r, "refused_reloads", st->refused_reloads);
@@ -822,4 +865,4 @@ LINLI_PLUGIN(fire_init, fire_fini, .name = "fire", .version = "1.0.0", .family =
 		 "store.read:devices", "bus.subscribe:dev/smoke/+/smoke_density",
 		 "bus.subscribe:dev/hydrant/+/pressure", "bus.subscribe:dev/smoke/+/event/#",
 		 "bus.subscribe:dev/hydrant/+/event/#", "bus.subscribe:dev/gas_meter/+/event/#",
-		 "bus.publish:alarmreq/raise"});
+		 "bus.publish:alarmreq/raise", "bus.publish:alarmreq/clear"});

@@ -159,19 +159,27 @@ def case_smoke_density_held_for_n_seconds():
             post(d, "sd-1", "smoke_density", v)
         d.ok("clock", "advance", "90s")
         eq(stats(d)["raised"]["smoke_density"], 1, "latched while over")
-        # Back to normal for 60 s: counted and forgotten; the next excursion raises again
-        # (folding into the alarm still active).
+        # Back to normal for 60 s: counted, its alarm cleared by the source (the operator
+        # still acknowledges it); the next excursion is a new alarm.
         post(d, "sd-1", "smoke_density", 0.05)
         d.ok("clock", "advance", "10s")
         eq(stats(d)["normal"]["smoke_density"], 0, "not normal long enough")
+        eq(d.ok("alarms", "show", sd["id"])["state"], "active_unacknowledged", "still active")
         d.ok("clock", "advance", "51s")
-        wait_for(lambda: stats(d)["normal"]["smoke_density"] == 1, "normal for 60 s")
+        wait_for(lambda: stats(d)["cleared"]["smoke_density"] == 1, "normal for 60 s")
         d.wait_log("smoke_density of device sd-1 at hefei/baohe/binhu/yuelan back to normal "
-                   "for 60 s")
+                   "for 60 s: clearing its alarm")
+        shown = d.ok("alarms", "show", sd["id"])
+        eq(shown["state"], "cleared_unacknowledged", "cleared by its source")
+        h = d.ok("alarms", "history", sd["id"])["history"]
+        check(any(x["action"] == "cleared" and x["by"] == "plugin:fire" for x in h), h)
         post(d, "sd-1", "smoke_density", 4.0)
         d.ok("clock", "advance", "61s")
-        got = raised(d, {"smoke_density": 2, "hydrant_low_pressure": 1}, "a second excursion")
-        eq(got[("device:sd-1", "smoke_density")]["count"], 2, "folded into the active alarm")
+        raised(d, {"smoke_density": 2, "hydrant_low_pressure": 1}, "a second excursion")
+        again = [a for a in d.ok("alarms", "list", "--active")["alarms"]
+                 if (a["source"], a["type"]) == ("device:sd-1", "smoke_density")]
+        eq(len(again), 1, "one active")
+        check(again[0]["id"] != sd["id"] and again[0]["count"] == 1, f"a new alarm: {again}")
         # A short spike is nothing; high pressure has its own type.
         post(d, "hy-1", "pressure", 2.2)
         post(d, "hy-1", "pressure", 0.4)
@@ -227,8 +235,13 @@ def case_a_device_gone_unavailable_is_its_own_alarm():
             ("device:sd-1", "device_unavailable"): ("warning", 1)}, "one each")
         eq(d.ok("alarms", "show", got[("device:gm-1", "device_unavailable")]["id"])["details"],
            "gas_meter gm-1 stopped reporting (unavailable)", "details")
-        post(d, "gm-1", "flow", 0.4)  # back online: counted
-        wait_for(lambda: stats(d)["normal"]["device_unavailable"] == 1, "online again")
+        post(d, "gm-1", "flow", 0.4)  # back online: counted, its alarm cleared
+        wait_for(lambda: stats(d)["cleared"]["device_unavailable"] == 1, "online again")
+        eq(stats(d)["normal"]["device_unavailable"], 1, "counted")
+        gm = d.ok("alarms", "show", got[("device:gm-1", "device_unavailable")]["id"])
+        eq(gm["state"], "cleared_unacknowledged", "cleared by its source")
+        eq(d.ok("alarms", "show", got[("device:sd-1", "device_unavailable")]["id"])["state"],
+           "active_unacknowledged", "the other stays")
 
 
 def case_bad_config_refused_at_start_and_on_sighup():
