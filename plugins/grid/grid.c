@@ -1280,14 +1280,15 @@ static void day_text(int64_t day, char *buf, size_t len)
 	"usage: grid kpi [FROM [TO]] [by=grid|community|street|handler|category] [scope=PATH] "    \
 	"(dates YYYY-MM-DD; default: this month)"
 
-static int cmd_kpi(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply, char *err,
-		   size_t errlen)
+/* The KPIs of `grid kpi ARGS` and of GET /api/v1/apps/grid/kpi, acting as `who`. */
+static int kpi_run(linli_ctx *ctx, const struct linli_caller *who, int argc,
+		   const char *const *argv, linli_record **reply, char *err, size_t errlen)
 {
-	struct kpi_sum s = {.who = req->caller};
+	struct kpi_sum s = {.who = who};
 	const char *scope = NULL, *dates[2] = {NULL, NULL};
 	int n_dates = 0;
-	for (int i = 0; i < req->argc; i++) {
-		const char *a = req->argv[i];
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
 		if (!strncmp(a, "by=", 3)) {
 			s.by = -1;
 			for (int b = BY_GRID; b <= BY_CATEGORY; b++)
@@ -1382,6 +1383,57 @@ static int cmd_kpi(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record
 	free(s.v);
 	*reply = r;
 	return 0;
+}
+
+static int cmd_kpi(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply, char *err,
+		   size_t errlen)
+{
+	return kpi_run(ctx, req->caller, req->argc, req->argv, reply, err, errlen);
+}
+
+/*
+ * GET /api/v1/apps/grid/kpi?from=YYYY-MM-DD&to=YYYY-MM-DD&by=…&scope=PATH: the
+ * console's `grid kpi` for a dashboard, acting as the API key (its scope
+ * bounds what is counted). Unknown parameters are refused, as unknown words are.
+ */
+static int route_kpi(linli_ctx *ctx, const struct linli_http_req *req, linli_record **reply,
+		     int *status, char *err, size_t errlen)
+{
+	(void)status;
+	static const char *const names[] = {"from", "to", "by", "scope"};
+	char words[4][LINLI_SCOPE_MAX + 8];
+	const char *argv[4];
+	int argc = 0;
+	const char *v;
+	size_t nk = req->query ? api->rec_count(req->query) : 0;
+	for (size_t i = 0; i < nk; i++) {
+		const char *key = "";
+		bool known = false;
+		api->rec_key(req->query, i, &key);
+		for (size_t j = 0; j < 4; j++)
+			known |= strcmp(key, names[j]) == 0;
+		if (!known) {
+			snprintf(err, errlen,
+				 "kpi: unknown parameter '%s' (it takes from, to, by, scope)", key);
+			return LINLI_EINVAL;
+		}
+	}
+	if (api->rec_get_str(req->query, "to", &v, NULL) == 0 &&
+	    api->rec_get_str(req->query, "from", &v, NULL) != 0) {
+		snprintf(err, errlen, "kpi: 'to' needs 'from'");
+		return LINLI_EINVAL;
+	}
+	for (size_t j = 0; j < 4; j++) {
+		if (!req->query || api->rec_get_str(req->query, names[j], &v, NULL) != 0)
+			continue;
+		if (j < 2)
+			snprintf(words[argc], sizeof words[argc], "%s", v);
+		else
+			snprintf(words[argc], sizeof words[argc], "%s=%s", names[j], v);
+		argv[argc] = words[argc];
+		argc++;
+	}
+	return kpi_run(ctx, req->caller, argc, argv, reply, err, errlen);
 }
 
 /* ---- overdue: the cases past 80% (warning) or 100% (overdue) of their step's limit ---- */
@@ -1954,6 +2006,10 @@ static int grid_init(linli_ctx *ctx, const struct linli_api *a)
 					    "kpi",  "overdue", "supervised"};
 	for (size_t i = 0; !rc && i < sizeof reads / sizeof *reads; i++)
 		rc = api->cmd_require(ctx, reads[i], "grid.read");
+	if (!rc)
+		rc = api->route_register(ctx, "kpi", "GET", "kpi", route_kpi, NULL);
+	if (!rc)
+		rc = api->route_require(ctx, "kpi", "grid.read");
 	uint64_t id;
 	if (!rc)
 		rc = api->store_watch(ctx, "incident_categories", on_change, NULL, &id);

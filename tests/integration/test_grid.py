@@ -15,6 +15,7 @@ import zoneinfo
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import BUILD, SRC, Daemon, check, eq, finish, main, wait_for, write  # noqa: E402
 from luakit import keeper  # noqa: E402
+from test_http import api as http_api, free_port  # noqa: E402
 
 GRID_SO = os.path.join(BUILD, "plugins", "grid", "grid.so")
 ALARMS_SO = os.path.join(BUILD, "plugins", "alarms", "alarms.so")
@@ -42,7 +43,7 @@ class node:
     """A linlid at the city with the grid plugin (and script apps), started with the
     test clock; the console is the city's administrator."""
 
-    def __init__(self, apps=None, alarms=False):
+    def __init__(self, apps=None, alarms=False, extra=""):
         self.d = Daemon()
         pdir = os.path.join(self.d.dir, "plugins")
         scripts = os.path.join(self.d.dir, "scripts")
@@ -55,7 +56,7 @@ class node:
             write(os.path.join(scripts, "apps", fname), text)
         self.d.write_config(extra=f'plugin_dirs = [ "{pdir}" ];\n'
                                   f'script_dirs = [ "{scripts}" ];\n'
-                                  f'catalog_dir = "{CATALOG}";\n')
+                                  f'catalog_dir = "{CATALOG}";\n' + extra)
         self.d.grant_declared(pdir)
         self.d.grant_scripts(os.path.join(scripts, "apps"))
 
@@ -381,8 +382,9 @@ def case_kpis_per_day_against_a_hand_counted_fixture():
     closed late the next day, C voided, D dispatched to h2, E reported on day 2, F in
     another street. The per-day aggregates are summed by `grid kpi` over a period, by grid,
     community, street, handler and category; a community operator and a grid worker see
-    only their reach; bad arguments are refused."""
-    with node() as d:
+    only their reach; bad arguments are refused. The same KPIs over HTTP for a dashboard."""
+    port = free_port()
+    with node(extra=f'http = {{ listen = "http://127.0.0.1:{port}"; }};\n') as d:
         d.ok("data", "put", "work_calendar", "--scope", "hefei", "--id", "2027", js(CAL_2027))
         d.ok("data", "put", "incident_categories", "--scope", "hefei", "--id", "environment",
              js({"name": "暴露垃圾", "respond_minutes": 120, "finish_days": 1}))
@@ -490,6 +492,31 @@ def case_kpis_per_day_against_a_hand_counted_fixture():
                                   "this month) ('colour=red': unknown argument)"),
                 (("2027-01-01", "2027-01-02", "2027-01-03"), "'2027-01-03': unknown argument")):
             refused(d, needle, "kpi", *args, code="LINLI_EINVAL")
+
+        # GET /api/v1/apps/grid/kpi: the console's figures, acting as the key (its scope).
+        web = object.__new__(http_api)
+        web.port = port
+        key = d.ok("apikeys", "add", "dash", "--resources", "app:grid/kpi", "--scope",
+                   YUELAN)["key"]
+        url = "/api/v1/apps/grid/kpi?from=2027-01-11&to=2027-01-12&by=grid"
+        st, body, _ = web.curl("GET", url, key=key)
+        eq(st, 200, f"kpi over HTTP: {body}")
+        eq(body, kpi(d, "2027-01-11", "2027-01-12", "by=grid", env={"LINLI_SESSION": op}),
+           "the same figures as the console, at the key's reach")
+        st, body, _ = web.curl("GET", url + f"&scope={G02}", key=key)
+        eq([g["key"] for g in body["groups"]], [G02], "scope=")
+        for q, needle in (("?colour=red", "kpi: unknown parameter 'colour'"),
+                          ("?from=2027-02-30", "kpi: FROM '2027-02-30' is not a date"),
+                          ("?to=2027-01-12", "kpi: 'to' needs 'from'"),
+                          ("?by=month", "by is one of grid")):
+            st, body, _ = web.curl("GET", "/api/v1/apps/grid/kpi" + q, key=key)
+            check(st == 400 and needle in body["error"]["message"], f"{q}: {st} {body}")
+        st, body, _ = web.curl("GET", url + "&scope=hefei/baohe/fanhua", key=key)
+        check(st == 403 and "outside its jurisdiction" in body["error"]["message"], body)
+        other = d.ok("apikeys", "add", "other", "--resources", "app:alarms", "--scope",
+                     YUELAN)["key"]
+        eq(web.curl("GET", url, key=other)[0], 403, "a key without app:grid")
+        eq(web.curl("GET", url)[0], 401, "no key")
 
 
 def case_overdue_lists_warnings_and_overdue_cases_earliest_first():
