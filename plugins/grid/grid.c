@@ -950,6 +950,31 @@ static int cmd_report(linli_ctx *ctx, const struct linli_cmd_req *req, linli_rec
 		}
 		api->rec_set_str(c, report_fields[k], eq + 1);
 	}
+	/*
+	 * 上级交办: a task handed down by a tier above the community (a street,
+	 * district or city account) enters as reported with channel higher_tier,
+	 * and says who handed it down; no one at the community or below claims it.
+	 */
+	const char *ch = "";
+	api->rec_get_str(c, "channel", &ch, NULL);
+	if (!strcmp(ch, "higher_tier")) {
+		const char *from = req->caller ? req->caller->scope : "";
+		int depth = 0;
+		for (const char *p = from; *p; p++)
+			depth += *p == '/';
+		if (!req->caller || !*from || depth > 2) {
+			snprintf(err, errlen,
+				 "report: channel=higher_tier (上级交办) is for a street, district "
+				 "or city account; %s is at %s",
+				 req->caller ? req->caller->name : "this caller",
+				 *from ? from : "no node");
+			api->rec_free(c);
+			return LINLI_EPERM;
+		}
+		char by[LINLI_SCOPE_MAX + 64];
+		snprintf(by, sizeof by, "%s (%s)", from, req->caller->name);
+		api->rec_set_str(c, "handed_down_by", by);
+	}
 	char id[LINLI_ID_MAX + 1], warn[256] = "";
 	rc = open_case(ctx, scope, c, who_of(req), id, warn, sizeof warn, err, errlen);
 	api->rec_free(c);

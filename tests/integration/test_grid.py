@@ -274,6 +274,27 @@ def case_grid_worker_acts_only_in_their_grids():
         eq(move(d, "file", other, env=w)["to"], "filed", "g02 after it was assigned")
 
 
+def case_a_task_handed_down_from_the_street():
+    """上级交办: a street operator hands a task down to a grid; it enters as reported with
+    channel higher_tier and who handed it down. A community operator cannot claim to be
+    the tier above."""
+    with node() as d:
+        st = d.account("st", "operator", node=STREET)
+        op = d.account("op", "operator", node=YUELAN)
+        d.login()
+        case = report(d, G01, "environment", "清理楼道堆物", "channel=higher_tier",
+                      "description=区里督办: 3号楼", env={"LINLI_SESSION": st})
+        rec = d.ok("data", "get", "incidents", case)
+        eq((rec["status"], rec["channel"], rec["handed_down_by"], rec["reporter"]),
+           ("reported", "higher_tier", f"{STREET} (st)", "st"), "handed down")
+        err = refused(d, "channel=higher_tier (上级交办) is for a street, district or city "
+                         f"account; op is at {YUELAN}", "report", G01, "environment", "t",
+                      "channel=higher_tier", env={"LINLI_SESSION": op}, code="LINLI_EPERM")
+        check("上级交办" in err, err)
+        mine = report(d, G01, "environment", "t", env={"LINLI_SESSION": op})
+        check("handed_down_by" not in d.ok("data", "get", "incidents", mine), "a plain report")
+
+
 CAL_2027 = {"year": 2027, "hours": "09:00-12:00,13:30-17:30", "weekend": "6,7",
             "holidays": "2027-01-01", "workdays": ""}
 
