@@ -348,21 +348,30 @@ static void on_device_change(linli_ctx *ctx, const struct linli_change *ch, void
 
 /* ---- raising through the alarms plugin ---- */
 
-static void on_reply(linli_ctx *ctx, uint64_t id, int status, const linli_record *rec,
-		     const char *err, void *ud)
+/* ud of a request: the alarm type, and whether it is a clear (low bit). */
+#define ASKED(t, clear) ((void *)(intptr_t)((t) << 1 | (clear)))
+
+/* The alarms plugin's answer to a raise or a clear: counted, or logged. */
+static void on_answer(linli_ctx *ctx, uint64_t id, int status, const linli_record *rec,
+		      const char *err, void *ud)
 {
 	(void)id;
 	(void)rec;
-	int t = (int)(intptr_t)ud;
+	int t = (int)((intptr_t)ud >> 1);
+	bool clear = (intptr_t)ud & 1;
 	if (!state)
 		return;
+	if (clear && status == LINLI_ENOENT) /* an operator cleared it already */
+		return;
 	if (status < 0) {
-		state->failed[t]++;
-		api->log(ctx, LINLI_LOG_WARN, "%s alarm not raised: %s (%s)", type_names[t],
-			 err && *err ? err : "no reason", linli_strerror(status));
+		if (!clear)
+			state->failed[t]++;
+		api->log(ctx, LINLI_LOG_WARN, "%s alarm not %s: %s (%s)", type_names[t],
+			 clear ? "cleared" : "raised", err && *err ? err : "no reason",
+			 linli_strerror(status));
 		return;
 	}
-	state->raised[t]++;
+	(clear ? state->cleared : state->raised)[t]++;
 }
 
 /* Raise alarm type t of `source` at scope, with details (printf). */
@@ -386,32 +395,13 @@ static void raise_alarm(linli_ctx *ctx, struct fstate *st, int t, const char *sc
 	api->rec_set_str(p, "source", source);
 	api->rec_set_str(p, "severity", sev_names[st->cfg.sev[t]]);
 	api->rec_set_str(p, "details", details);
-	int rc = api->request(ctx, "alarmreq/raise", scope, p, 10000, on_reply, (void *)(intptr_t)t,
-			      NULL);
+	int rc = api->request(ctx, "alarmreq/raise", scope, p, 10000, on_answer, ASKED(t, 0), NULL);
 	api->rec_free(p);
 	if (rc) {
 		st->failed[t]++;
 		api->log(ctx, LINLI_LOG_WARN, "%s alarm of %s at %s not raised: %s", type_names[t],
 			 source, scope, linli_strerror(rc));
 	}
-}
-
-static void on_cleared(linli_ctx *ctx, uint64_t id, int status, const linli_record *rec,
-		       const char *err, void *ud)
-{
-	(void)id;
-	(void)rec;
-	int t = (int)(intptr_t)ud;
-	if (!state)
-		return;
-	if (status == LINLI_ENOENT) /* an operator cleared it already: nothing to do */
-		return;
-	if (status < 0) {
-		api->log(ctx, LINLI_LOG_WARN, "%s alarm not cleared: %s (%s)", type_names[t],
-			 err && *err ? err : "no reason", linli_strerror(status));
-		return;
-	}
-	state->cleared[t]++;
 }
 
 /* Clear the active alarm t of device at scope: its condition is over. */
@@ -426,8 +416,7 @@ static void clear_device(linli_ctx *ctx, int t, const char *scope, const char *d
 	api->rec_set_str(p, "type", type_names[t]);
 	api->rec_set_str(p, "source", src);
 	api->rec_set_str(p, "why", why);
-	int rc = api->request(ctx, "alarmreq/clear", scope, p, 10000, on_cleared,
-			      (void *)(intptr_t)t, NULL);
+	int rc = api->request(ctx, "alarmreq/clear", scope, p, 10000, on_answer, ASKED(t, 1), NULL);
 	api->rec_free(p);
 	if (rc)
 		api->log(ctx, LINLI_LOG_WARN, "%s alarm of %s at %s not cleared: %s", type_names[t],
