@@ -745,6 +745,41 @@ static void clear_alarm(linli_ctx *ctx, const char *scope, const char *id, const
 			 linli_strerror(rc));
 }
 
+static int64_t time_or(const linli_record *r, const char *key, int64_t dflt);
+static int64_t worked_between(linli_ctx *ctx, const char *scope, int64_t a, int64_t b, int64_t now);
+
+/*
+ * Waiting for the reporter (核实 with the reporter while verifying, 核查 by the
+ * reporter while checking): the step's clock stops — no step_deadline, so
+ * nothing is warned, overdue or escalated meanwhile — and the working time
+ * left is kept; when the reporter answers (or any move ends the wait) the
+ * clock runs on with what was left. The wait's working time goes to
+ * step_paused_ms and is left out of the step's worked_ms, so the KPIs' stage
+ * times do not count it either.
+ */
+static int64_t await_end(linli_ctx *ctx, const char *scope, linli_record *c, int64_t now)
+{
+	int64_t since = time_or(c, "awaiting_since", -1), left = 0, sum = 0, deadline = now;
+	if (since < 0)
+		return time_or(c, "step_deadline", 0);
+	api->rec_get_int(c, "awaiting_left_ms", &left);
+	api->rec_get_int(c, "step_paused_ms", &sum);
+	int64_t paused = worked_between(ctx, scope, since, now, now);
+	api->rec_set_int(c, "step_paused_ms", sum + (paused > 0 ? paused : 0));
+	if (left > 0) {
+		struct wf_clock clk = {tm_local, tm_from_local, ctx};
+		char e[256];
+		int missing = 0;
+		if (wf_cal_add(calendar(ctx, scope, now), &clk, now, left, NULL, 0, &deadline,
+			       &missing, e, sizeof e))
+			deadline = now + left;
+	}
+	api->rec_set_time(c, "step_deadline", deadline);
+	api->rec_remove(c, "awaiting_since");
+	api->rec_remove(c, "awaiting_left_ms");
+	return deadline;
+}
+
 static int do_move(linli_ctx *ctx, const struct linli_cmd_req *req, const char *id,
 		   const struct ctx_move *mv, linli_record **reply, char *err, size_t errlen)
 {
@@ -802,6 +837,13 @@ static int do_move(linli_ctx *ctx, const struct linli_cmd_req *req, const char *
 				   NULL, e2, sizeof e2))
 			worked = -1;
 	}
+	if (time_or(c, "awaiting_since", -1) >= 0) /* a move ends a wait for the reporter */
+		await_end(ctx, scope, c, now);
+	int64_t paused = 0;
+	api->rec_get_int(c, "step_paused_ms", &paused);
+	if (worked >= 0)
+		worked = worked > paused ? worked - paused : 0;
+	api->rec_remove(c, "step_paused_ms"); /* the next step starts its own */
 	char warn[256] = "", handler_before[LINLI_ID_MAX + 64] = "";
 	snprintf(handler_before, sizeof handler_before, "%s", handler ? handler : "");
 	int64_t deadline = 0, close_deadline = 0;
@@ -851,6 +893,85 @@ static int do_move(linli_ctx *ctx, const struct linli_cmd_req *req, const char *
 out:
 	api->rec_free(c);
 	return rc;
+}
+
+/* grid await ID [WHY...] / grid answered ID [NOTE...]: the reporter is waited for, or answered. */
+static int cmd_await(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
+		     char *err, size_t errlen)
+{
+	bool start = !strcmp(req->ud, "await");
+	if (req->argc < 1) {
+		snprintf(err, errlen, "usage: grid %s ID [%s...]", start ? "await" : "answered",
+			 start ? "WHY" : "NOTE");
+		return LINLI_EINVAL;
+	}
+	const char *id = req->argv[0];
+	char scope[LINLI_SCOPE_MAX + 1];
+	linli_record *c = NULL;
+	refresh(ctx);
+	int rc = api->store_get(ctx, "incidents", NULL, id, &c, scope);
+	if (rc) {
+		if (rc == LINLI_ENOENT)
+			snprintf(err, errlen, "case %s: no such case within your reach", id);
+		else
+			snprintf(err, errlen, "%s", api->store_last_error(ctx));
+		return rc;
+	}
+	char st[32];
+	snprintf(st, sizeof st, "%s", state_of(c));
+	bool waiting = time_or(c, "awaiting_since", -1) >= 0;
+	int64_t now = api->time_now_ms(), deadline = 0, left = 0;
+	if (strcmp(st, "verifying") && strcmp(st, "checking")) {
+		snprintf(err, errlen,
+			 "case %s is %s: the reporter is awaited only while verifying (核实) or "
+			 "checking (核查)",
+			 id, st);
+		rc = LINLI_ESTATE;
+	} else if ((rc = may(ctx, req, !strcmp(st, "verifying") ? "grid.intake" : "grid.check",
+			     scope, err, errlen))) {
+	} else if (start && waiting) {
+		snprintf(err, errlen, "case %s awaits the reporter already", id);
+		rc = LINLI_ESTATE;
+	} else if (!start && !waiting) {
+		snprintf(err, errlen, "case %s does not await the reporter (grid await %s first)",
+			 id, id);
+		rc = LINLI_ESTATE;
+	}
+	if (rc) {
+		api->rec_free(c);
+		return rc;
+	}
+	if (start) {
+		int64_t due = time_or(c, "step_deadline", -1);
+		left = due > now ? worked_between(ctx, scope, now, due, now) : 0;
+		if (left < 0)
+			left = 0;
+		api->rec_set_time(c, "awaiting_since", now);
+		api->rec_set_int(c, "awaiting_left_ms", left);
+		api->rec_remove(c, "step_deadline");
+	} else
+		deadline = await_end(ctx, scope, c, now);
+	char note[1024];
+	join_args(req, 1, note, sizeof note);
+	if ((rc = api->store_put(ctx, "incidents", scope, id, c, NULL, NULL)) ||
+	    (rc = record_move(ctx, scope, id, start ? "await" : "answered", st, st, who_of(req), now,
+			      note, deadline, -1))) {
+		snprintf(err, errlen, "%s", api->store_last_error(ctx));
+		api->rec_free(c);
+		return rc;
+	}
+	linli_record *r = api->rec_new();
+	api->rec_set_str(r, "id", id);
+	api->rec_set_str(r, "scope", scope);
+	api->rec_set_str(r, "status", st);
+	api->rec_set_bool(r, "awaiting_reporter", start);
+	if (start)
+		api->rec_set_int(r, "left_ms", left);
+	else
+		api->rec_set_time(r, "step_deadline", deadline);
+	*reply = r;
+	api->rec_free(c);
+	return 0;
 }
 
 /* One handler for every move command: `ud` is the verb. Usage checked here. */
@@ -2016,6 +2137,16 @@ static int grid_init(linli_ctx *ctx, const struct linli_api *a)
 		    "KPIs over a period: reported, filed, closed, 结案率, 按期结案率, "
 		    "reworks, mean working time per stage",
 		    cmd_kpi, NULL);
+	if (!rc)
+		rc = api->cmd_register(ctx, "await", "ID [WHY...]",
+				       "stop a verifying or checking case's clock: the reporter is "
+				       "awaited",
+				       cmd_await, (void *)"await");
+	if (!rc)
+		rc = api->cmd_register(ctx, "answered", "ID [NOTE...]",
+				       "the reporter answered: the case's clock runs on with the "
+				       "working time that was left",
+				       cmd_await, (void *)"answered");
 	if (!rc)
 		rc = api->cmd_register(ctx, "overdue", "[scope=PATH]",
 				       "cases past 80% (warning) or 100% (overdue) of their step's "

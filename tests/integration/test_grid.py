@@ -274,6 +274,50 @@ def case_grid_worker_acts_only_in_their_grids():
         eq(move(d, "file", other, env=w)["to"], "filed", "g02 after it was assigned")
 
 
+def case_the_clock_stops_while_the_reporter_is_awaited():
+    """Verifying with the reporter: `grid await` stops the step's clock (no deadline, not
+    overdue however long it waits), `grid answered` runs it on with the working time that
+    was left, and the wait is left out of the step's worked time; a move ends a wait."""
+    with node() as d:
+        d.ok("data", "put", "work_calendar", "--scope", "hefei", "--id", "2027", js(CAL_2027))
+        d.ok("data", "put", "incident_categories", "--scope", "hefei", "--id", "environment",
+             js({"name": "暴露垃圾", "file_minutes": 120, "respond_minutes": 120,
+                 "finish_days": 1, "check_minutes": 60}))
+        set_clock(d, "2027-01-11T09:00")  # Monday
+        a, b = report(d, G01), report(d, G01)
+        for case in (a, b):
+            move(d, "verify", case)
+        near(d.ok("grid", "show", a)["step_deadline"], local_ms(2027, 1, 11, 11, 0), "2 h")
+        set_clock(d, "2027-01-11T10:00")
+        r = d.ok("grid", "await", a, "等待举报人补充照片")
+        eq((r["status"], r["awaiting_reporter"]), ("verifying", True), "awaited")
+        near(r["left_ms"], HOUR, "1 working hour was left")
+        check("step_deadline" not in d.ok("grid", "show", a), "the clock stopped")
+        refused(d, f"case {a} awaits the reporter already", "await", a, code="LINLI_ESTATE")
+        move(d, "file", b)
+        refused(d, f"case {b} is filed: the reporter is awaited only while verifying (核实) "
+                   "or checking (核查)", "await", b, code="LINLI_ESTATE")
+        set_clock(d, "2027-01-12T10:00")  # a working day later: a is not overdue
+        check(a not in [x["id"] for x in d.ok("grid", "overdue")], "not overdue while waiting")
+        r = d.ok("grid", "answered", a, "照片已补充")
+        near(r["step_deadline"], local_ms(2027, 1, 12, 11, 0), "the hour left, from now")
+        refused(d, f"case {a} does not await the reporter", "answered", a, code="LINLI_ESTATE")
+        set_clock(d, "2027-01-12T10:30")
+        r = move(d, "file", a)
+        near(r["step_deadline"], local_ms(2027, 1, 12, 11, 0), "filed keeps the deadline")
+        near(r["worked_ms"], HOUR + HOUR // 2, "8.5 working hours less the 7 waited")
+        verbs = [m["verb"] for m in d.ok("grid", "show", a)["moves"]]
+        check(verbs[-3:] == ["await", "answered", "file"], verbs)
+        # A move ends a wait: its clock runs on from there.
+        c = report(d, G01)
+        move(d, "verify", c)
+        d.ok("grid", "await", c)
+        set_clock(d, "2027-01-12T13:30")
+        r = move(d, "file", c)
+        near(r["step_deadline"], local_ms(2027, 1, 12, 15, 30), "its 2 h, from 13:30")
+        check("awaiting_since" not in d.ok("data", "get", "incidents", c), "the wait ended")
+
+
 def case_a_task_handed_down_from_the_street():
     """上级交办: a street operator hands a task down to a grid; it enters as reported with
     channel higher_tier and who handed it down. A community operator cannot claim to be
