@@ -745,6 +745,18 @@ static void clear_alarm(linli_ctx *ctx, const char *scope, const char *id, const
 			 linli_strerror(rc));
 }
 
+/* Case `id` and its scope, as the caller reaches it; err says why not. */
+static int load_case(linli_ctx *ctx, const char *id, linli_record **c,
+		     char scope[LINLI_SCOPE_MAX + 1], char *err, size_t errlen)
+{
+	int rc = api->store_get(ctx, "incidents", NULL, id, c, scope);
+	if (rc == LINLI_ENOENT)
+		snprintf(err, errlen, "case %s: no such case within your reach", id);
+	else if (rc)
+		snprintf(err, errlen, "%s", api->store_last_error(ctx));
+	return rc;
+}
+
 static int64_t time_or(const linli_record *r, const char *key, int64_t dflt);
 static int64_t worked_between(linli_ctx *ctx, const char *scope, int64_t a, int64_t b, int64_t now);
 
@@ -786,14 +798,9 @@ static int do_move(linli_ctx *ctx, const struct linli_cmd_req *req, const char *
 	char scope[LINLI_SCOPE_MAX + 1];
 	linli_record *c = NULL;
 	refresh(ctx);
-	int rc = api->store_get(ctx, "incidents", NULL, id, &c, scope);
-	if (rc) {
-		if (rc == LINLI_ENOENT)
-			snprintf(err, errlen, "case %s: no such case within your reach", id);
-		else
-			snprintf(err, errlen, "%s", api->store_last_error(ctx));
+	int rc = load_case(ctx, id, &c, scope, err, errlen);
+	if (rc)
 		return rc;
-	}
 	const char *from = state_of(c);
 	char from_s[32];
 	snprintf(from_s, sizeof from_s, "%s", from);
@@ -909,14 +916,9 @@ static int cmd_await(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 	char scope[LINLI_SCOPE_MAX + 1];
 	linli_record *c = NULL;
 	refresh(ctx);
-	int rc = api->store_get(ctx, "incidents", NULL, id, &c, scope);
-	if (rc) {
-		if (rc == LINLI_ENOENT)
-			snprintf(err, errlen, "case %s: no such case within your reach", id);
-		else
-			snprintf(err, errlen, "%s", api->store_last_error(ctx));
+	int rc = load_case(ctx, id, &c, scope, err, errlen);
+	if (rc)
 		return rc;
-	}
 	char st[32];
 	snprintf(st, sizeof st, "%s", state_of(c));
 	bool waiting = time_or(c, "awaiting_since", -1) >= 0;
@@ -1242,15 +1244,9 @@ static int cmd_show(linli_ctx *ctx, const struct linli_cmd_req *req, linli_recor
 	}
 	char scope[LINLI_SCOPE_MAX + 1];
 	linli_record *c = NULL;
-	int rc = api->store_get(ctx, "incidents", NULL, req->argv[0], &c, scope);
-	if (rc) {
-		if (rc == LINLI_ENOENT)
-			snprintf(err, errlen, "case %s: no such case within your reach",
-				 req->argv[0]);
-		else
-			snprintf(err, errlen, "%s", api->store_last_error(ctx));
+	int rc = load_case(ctx, req->argv[0], &c, scope, err, errlen);
+	if (rc)
 		return rc;
-	}
 	if ((rc = grid_worker_may(ctx, req->caller, scope, err, errlen))) {
 		api->rec_free(c);
 		return rc;
