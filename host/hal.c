@@ -550,15 +550,15 @@ static void polls_stop(struct hal *h, struct hal_dev *d)
 
 /*
  * Pack the registry fields the HAL owns, as a new record, with where the device
- * is installed (building, floor: given at `devices add`, kept as data for
+ * is installed (building, floor, grid: given at `devices add`, kept as data for
  * applications; the store checks them against the catalog).
  */
 static void pack_new_record(const struct hal_dev *d, const struct hal_dev_spec *s,
 			    msgpack_packer *pk)
 {
-	bool building = s->building && *s->building;
+	bool building = s->building && *s->building, grid = s->grid && *s->grid;
 	int n = 4 + (d->name[0] != 0) + (d->poll_spec[0] != 0) + (d->cred[0] != 0) +
-		(d->heartbeat_s > 0) + building + s->has_floor;
+		(d->heartbeat_s > 0) + building + grid + s->has_floor;
 	msgpack_pack_map(pk, (size_t)n);
 	mp_kv_str(pk, "class", d->cls->name);
 	mp_kv_str(pk, "driver", d->driver);
@@ -574,6 +574,8 @@ static void pack_new_record(const struct hal_dev *d, const struct hal_dev_spec *
 		mp_kv_int(pk, "heartbeat", d->heartbeat_s);
 	if (building)
 		mp_kv_str(pk, "building", s->building);
+	if (grid)
+		mp_kv_str(pk, "grid", s->grid);
 	if (s->has_floor)
 		mp_kv_int(pk, "floor", s->floor);
 }

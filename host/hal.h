@@ -113,6 +113,7 @@ struct hal_dev_spec {
 	int64_t heartbeat_s;	/* 0: the class's */
 	bool discovered;	/* found by a driver (logged at debug, not info) */
 	const char *building;	/* where it is installed (devices.building), or NULL */
+	const char *grid;	/* the grid it is in (devices.grid, a grids id), or NULL */
 	int64_t floor;		/* its floor (devices.floor) when has_floor */
 	bool has_floor;
 };

@@ -36,7 +36,7 @@ struct args {
 	const char *pos[MAX_POS];
 	int n_pos;
 	const char *scope, *cls, *state, *driver, *name, *poll, *heartbeat, *timeout, *limit,
-	    *after, *building, *floor;
+	    *after, *building, *floor, *grid;
 };
 
 #define LIST_DEFAULT 1000 /* rows of `devices list` unless --limit says otherwise */
@@ -54,7 +54,8 @@ enum {
 	O_LIMIT = 256,
 	O_AFTER = 512,
 	O_BUILDING = 1024,
-	O_FLOOR = 2048
+	O_FLOOR = 2048,
+	O_GRID = 4096
 };
 
 static const struct cmd_opt opt_names[] = {{"scope", O_SCOPE},
@@ -69,6 +70,7 @@ static const struct cmd_opt opt_names[] = {{"scope", O_SCOPE},
 					   {"after", O_AFTER},
 					   {"building", O_BUILDING},
 					   {"floor", O_FLOOR},
+					   {"grid", O_GRID},
 					   {NULL, 0}};
 
 /* An option's value into its slot of struct args (the bits are in field order). */
@@ -78,8 +80,8 @@ static int take_opt(struct cmd_call *call, void *ud, int bit, const char *v)
 	struct args *a = ud;
 	const char **slot[] = {&a->scope, &a->cls,   &a->state,	    &a->driver,
 			       &a->name,  &a->poll,  &a->heartbeat, &a->timeout,
-			       &a->limit, &a->after, &a->building,  &a->floor};
-	for (int b = 0; b < 12; b++)
+			       &a->limit, &a->after, &a->building,  &a->floor, &a->grid};
+	for (int b = 0; b < 13; b++)
 		if (bit == 1 << b)
 			*slot[b] = v;
 	return 0;
@@ -277,9 +279,10 @@ static int cmd_add(struct cmd_call *call, void *ud)
 	(void)ud;
 	struct args a;
 	const char *usage = "ID CLASS DRIVER ADDRESS [--scope PATH] [--name TEXT] [--heartbeat S] "
-			    "[--poll RESOURCE=SECONDS,...] [--building B] [--floor N]";
-	int rc = parse(call, O_SCOPE | O_NAME | O_POLL | O_HEARTBEAT | O_BUILDING | O_FLOOR, 4, 4,
-		       usage, &a);
+			    "[--poll RESOURCE=SECONDS,...] [--building B] [--floor N] [--grid G]";
+	int rc = parse(call,
+		       O_SCOPE | O_NAME | O_POLL | O_HEARTBEAT | O_BUILDING | O_FLOOR | O_GRID, 4,
+		       4, usage, &a);
 	if (rc)
 		return rc;
 	long long hb = 0, fl = 0;
@@ -303,6 +306,7 @@ static int cmd_add(struct cmd_call *call, void *ud)
 				 .credential = hash,
 				 .heartbeat_s = hb,
 				 .building = a.building,
+				 .grid = a.grid,
 				 .floor = fl,
 				 .has_floor = a.floor != NULL};
 	rc = hal_add(call->k->hal, &s, commit_done, call, call->err, sizeof call->err);
@@ -623,7 +627,7 @@ int hal_cmds_register(struct kernel *k)
 	    {"readings", "ID", "the latest value of each of a device's resources", cmd_readings},
 	    {"add",
 	     "ID CLASS DRIVER ADDRESS [--scope PATH] [--name N] [--heartbeat S] "
-	     "[--poll RES=S,...] [--building B] [--floor N]",
+	     "[--poll RES=S,...] [--building B] [--floor N] [--grid G]",
 	     "register a device; shows its machine secret once", cmd_add},
 	    {"remove", "ID", "close and unregister a device", cmd_remove},
 	    {"rekey", "ID", "give a device a new machine secret (shown once)", cmd_rekey},

@@ -165,6 +165,8 @@ static void free_table(struct al_state *st)
 		free(w);
 	}
 	free(st->shelves);
+	free(st->case_rules);
+	free(st->asks);
 }
 
 /* ---- history and events ---- */
@@ -641,8 +643,10 @@ int al_raise(linli_ctx *ctx, struct al_state *st, const struct al_raise *in, cha
 	st->raised++;
 	st->writes++;
 	e = insert(st, key, id, in->scope, in->source, in->type, sev, 1, now);
-	if (e)
+	if (e) {
 		e->first_at = now;
+		e->has_case = in->incident != NULL; /* a case's 督办: no case of its own */
+	}
 	else
 		api->log(ctx, LINLI_LOG_WARN, "out of memory: alarm %s is not folded", id);
 	al_history(ctx, in->scope, id, in->by, "raised", NULL, al_sev_names[sev], in->details);
@@ -740,25 +744,39 @@ static void on_raise(linli_ctx *ctx, const struct linli_request *rq, void *ud)
 /* ---- the request server: alarmreq/clear ---- */
 
 /*
- * alarmreq/clear {type, source, why?} at the alarm's scope: clears the active alarm of
- * (scope, source, type) as the requester (history and alarm/<type>/cleared name it);
- * answered {id, cleared}; LINLI_ENOENT when none is active.
+ * alarmreq/clear {type, source, why?} at the alarm's scope, or {id, why?} at it or above:
+ * clears the active alarm of (scope, source, type), or alarm `id` within the request's
+ * scope, as the requester (history and alarm/<type>/cleared name it); answered {id,
+ * cleared}; LINLI_ENOENT when none is active.
  */
 static void on_clear(linli_ctx *ctx, const struct linli_request *rq, void *ud)
 {
 	struct al_state *st = ud;
 	char err[768], by[AL_BY_MAX + 1], id[LINLI_ID_MAX + 1];
-	static const char *const known[] = {"type", "source", "why", NULL};
+	static const char *const known[] = {"type", "source", "why", "id", NULL};
 	if (unknown_field(ctx, rq, "alarmreq/clear", known))
 		return;
 	requester_of(rq, by, sizeof by);
 	const char *bad = NULL, *p_why;
 	const linli_record *p = rq->payload;
 	const char *type = opt_str(p, "type", &bad), *source = opt_str(p, "source", &bad);
+	const char *by_id = opt_str(p, "id", &bad);
+	char scope[LINLI_SCOPE_MAX + 1];
+	snprintf(scope, sizeof scope, "%s", rq->scope);
 	p_why = opt_str(p, "why", &bad);
 	int rc = 0;
+	linli_record *a = NULL;
 	if (bad)
 		rc = al_err(err, sizeof err, LINLI_EINVAL, "field '%s' must be a string", bad);
+	else if (by_id && (type || source))
+		rc = al_err(err, sizeof err, LINLI_EINVAL,
+			    "give the alarm's id, or its type and source, not both");
+	else if (by_id && (!id_ok(by_id, strlen(by_id)) ||
+			   api->store_get(ctx, "alarms", NULL, by_id, &a, scope) ||
+			   !under(scope, rq->scope) || api->rec_get_str(a, "type", &type, NULL) ||
+			   api->rec_get_str(a, "source", &source, NULL)))
+		rc = al_err(err, sizeof err, LINLI_ENOENT, "no alarm %.64s at %s", by_id,
+			    rq->scope);
 	else if (!type || !*type)
 		rc =
 		    al_err(err, sizeof err, LINLI_EINVAL, "missing type (e.g. smoke, door_forced)");
@@ -771,10 +789,12 @@ static void on_clear(linli_ctx *ctx, const struct linli_request *rq, void *ud)
 	else if (p_why && strlen(p_why) > AL_WHY_MAX)
 		rc = al_err(err, sizeof err, LINLI_EINVAL, "why: %zu bytes, longer than %d",
 			    strlen(p_why), AL_WHY_MAX);
-	struct al_entry *e = rc ? NULL : al_find(st, rq->scope, source, type);
+	struct al_entry *e = rc ? NULL : al_find(st, scope, source, type);
+	if (e && by_id && strcmp(e->id, by_id))
+		e = NULL; /* alarm by_id is cleared: another one of its key is active */
 	if (!rc && !e)
 		rc = al_err(err, sizeof err, LINLI_ENOENT,
-			    "no active alarm of type %s from %s at %s", type, source, rq->scope);
+			    "no active alarm of type %s from %s at %s", type, source, scope);
 	if (!rc) {
 		snprintf(id, sizeof id, "%s", e->id);
 		rc = al_clear_entry(ctx, st, e, by, p_why && *p_why ? p_why : "cleared by request");
@@ -784,6 +804,7 @@ static void on_clear(linli_ctx *ctx, const struct linli_request *rq, void *ud)
 				   ? "cleared or removed already"
 				   : api->store_last_error(ctx));
 	}
+	api->rec_free(a);
 	if (rc) {
 		char msg[900];
 		snprintf(msg, sizeof msg, "alarmreq/clear: %s", err);
@@ -904,15 +925,17 @@ static int load_config(linli_ctx *ctx, struct al_state *st, char *err, size_t er
 		const char *k = NULL;
 		api->rec_key(cfg, i, &k);
 		if (strcmp(k, "expire_s") != 0 && strcmp(k, "escalate") != 0 &&
-		    strcmp(k, "flood") != 0)
+		    strcmp(k, "flood") != 0 && strcmp(k, "incident") != 0)
 			rc = al_err(
 			    err, errlen, LINLI_ECONFIG,
 			    "linli.cfg: plugins.alarms.%.64s: unknown key (it takes expire_s, "
-			    "escalate, flood)",
+			    "escalate, flood, incident)",
 			    k);
 	}
 	if (!rc)
 		rc = load_ladders(cfg, st, err, errlen);
+	if (!rc)
+		rc = al_cases_load(cfg, st, err, errlen);
 	if (!rc)
 		rc = load_floods(cfg, st, err, errlen);
 	if (!rc && api->rec_has(cfg, "expire_s") && api->rec_get_map(cfg, "expire_s", &exp))
@@ -1066,6 +1089,7 @@ static void sweep(linli_ctx *ctx, void *ud)
 	}
 	free(due);
 	escalate_due(ctx, st, now);
+	al_cases_due(ctx, st, now);
 }
 
 /* ---- init: the table from the store ---- */
@@ -1102,6 +1126,7 @@ static int load_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
 	api->rec_get_bool(row->record, "acknowledged", &e->acked);
 	api->rec_get_int(row->record, "escalation", &esc);
 	e->esc = (int)esc;
+	e->has_case = api->rec_has(row->record, "incident");
 	return 0;
 }
 
@@ -1143,7 +1168,7 @@ static int alarms_init(linli_ctx *ctx, const struct linli_api *a)
 		rc = api->serve(ctx, "alarmreq/clear", on_clear, st, NULL);
 	if (!rc)
 		rc = al_cmds_register(ctx, st);
-	if (!rc && (st->n_expire || st->n_ladders))
+	if (!rc && (st->n_expire || st->n_ladders || st->n_case_rules))
 		rc = api->timer_add(ctx, 1000, 1000, sweep, st, NULL);
 	if (rc) {
 		api->set_error(ctx, "%s", err[0] ? err : linli_strerror(rc));
@@ -1175,11 +1200,13 @@ static void alarms_fini(linli_ctx *ctx, const struct linli_api *a)
 	state = NULL;
 }
 
-LINLI_PLUGIN(alarms_init, alarms_fini, .name = "alarms", .version = "1.0.0", .family = "safety",
+LINLI_PLUGIN(alarms_init, alarms_fini, .name = "alarms", .version = "1.1.0", .family = "safety",
 	     .description = "Alarms with a lifecycle: raise with dedup, acknowledge, clear, "
 			    "assign, shelve, expire, escalate; history and notes",
 	     .capabilities = {"store.read:alarms", "store.write:alarms", "store.read:alarm_history",
 			      "store.write:alarm_history", "store.read:alarm_notes",
 			      "store.write:alarm_notes", "store.read:alarm_shelves",
 			      "store.write:alarm_shelves", "bus.subscribe:alarmreq/raise",
-			      "bus.subscribe:alarmreq/clear", "bus.publish:alarm/#"});
+			      "bus.subscribe:alarmreq/clear", "bus.publish:alarm/#",
+			      "store.read:devices", "store.read:grids",
+			      "bus.publish:incidentreq/report"});

@@ -44,6 +44,8 @@ struct al_entry {
 	bool acked; /* acknowledged: no more escalation */
 	int esc;    /* escalation reached: 0, 1 re-notified, 2 supervised */
 	bool dirty; /* in the dirty list: written at the next flush */
+	bool has_case;	 /* linked to a grid case (its `incident`): none to open */
+	int64_t case_at; /* no case asked for before then (one asked, or none opened) */
 };
 
 struct al_state {
@@ -92,8 +94,25 @@ struct al_state {
 	} * shelves;
 	size_t n_shelves;
 	int64_t shelved; /* raises dropped under a shelf */
+	/* the alarm types that open a grid case (plugins.alarms.incident) */
+	struct al_case_rule {
+		char type[AL_TYPE_MAX + 1];
+		char category[65];
+		char grid[33]; /* the grid when the device names none, or "" */
+		int level;     /* opened at this escalation: 0 raised, 1, 2 */
+	} * case_rules;
+	size_t n_case_rules;
+	struct al_ask { /* incidentreq/report sent, not answered yet */
+		uint64_t rid;
+		char id[LINLI_ID_MAX + 1];
+		char scope[LINLI_SCOPE_MAX + 1];
+		char type[AL_TYPE_MAX + 1];
+		char source[AL_SOURCE_MAX + 1];
+		char category[65];
+	} * asks;
+	size_t n_asks;
 	/* counters for `alarms stats` */
-	int64_t raised, folded, writes, migrated;
+	int64_t raised, folded, writes, migrated, cases_opened;
 };
 
 /* What a raise names: from a request, the console or a migration. */
@@ -135,6 +154,10 @@ int al_clear_by_plugin(linli_ctx *ctx, struct al_state *st, struct al_entry *e, 
 /* Clear active alarm e as `by` (plugin:NAME, rule:NAME), with `why`; e leaves the table. */
 int al_clear_entry(linli_ctx *ctx, struct al_state *st, struct al_entry *e, const char *by,
 		   const char *why);
+
+/* alarms_cases.c: plugins.alarms.incident, and opening the cases that are due */
+int al_cases_load(linli_record *cfg, struct al_state *st, char *err, size_t errlen);
+void al_cases_due(linli_ctx *ctx, struct al_state *st, int64_t now);
 
 /* alarms_migrate.c: rewrite alarms stored before the two-flag state; their count in *n. */
 int al_migrate(linli_ctx *ctx, int64_t *n, char *err, size_t errlen);

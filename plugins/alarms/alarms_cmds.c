@@ -706,6 +706,7 @@ static int cmd_stats(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 	api->rec_set_int(r, "folded", st->folded);
 	api->rec_set_int(r, "writes", st->writes);
 	api->rec_set_int(r, "migrated", st->migrated);
+	api->rec_set_int(r, "cases_opened", st->cases_opened);
 	api->rec_set_int(r, "expired", st->expired);
 	api->rec_set_int(r, "shelved", st->shelved);
 	api->rec_set_int(r, "escalated", st->escalated);

@@ -723,10 +723,13 @@ static void on_cleared(linli_ctx *ctx, uint64_t rid, int status, const linli_rec
 			 err && err[0] ? err : linli_strerror(status));
 }
 
-/* A case closed or voided: clear the alarm its 督办 raised (alarmreq/clear), as the plugin,
- * naming who moved it. */
+/*
+ * A case closed or voided: clear an alarm of it (alarmreq/clear), as the plugin, naming who
+ * moved it: the alarm its 督办 raised (by its type and source, the case) or the alarm that
+ * opened it (by its id, `source_alarm`).
+ */
 static void clear_alarm(linli_ctx *ctx, const char *scope, const char *id, const char *verb,
-			const char *who)
+			const char *who, const char *alarm_id)
 {
 	char src[LINLI_ID_MAX + 32], why[256];
 	snprintf(src, sizeof src, "record:incidents/%s", id);
@@ -734,15 +737,20 @@ static void clear_alarm(linli_ctx *ctx, const char *scope, const char *id, const
 	linli_record *p = api->rec_new();
 	if (!p)
 		return;
-	api->rec_set_str(p, "type", "incident_overdue");
-	api->rec_set_str(p, "source", src);
+	if (alarm_id)
+		api->rec_set_str(p, "id", alarm_id);
+	else {
+		api->rec_set_str(p, "type", "incident_overdue");
+		api->rec_set_str(p, "source", src);
+	}
 	api->rec_set_str(p, "why", why);
-	int rc = api->request(ctx, "alarmreq/clear", scope, p, 0, on_cleared, NULL, NULL);
+	int rc = api->request(ctx, "alarmreq/clear", alarm_id ? NULL : scope, p, 0, on_cleared,
+			      NULL, NULL);
 	api->rec_free(p);
 	if (rc)
 		api->log(ctx, LINLI_LOG_WARN,
-			 "case %s: its alarm is not cleared: alarmreq/clear: %s", id,
-			 linli_strerror(rc));
+			 "case %s: alarm %s is not cleared: alarmreq/clear: %s", id,
+			 alarm_id ? alarm_id : "of its 督办", linli_strerror(rc));
 }
 
 /* Case `id` and its scope, as the caller reaches it; err says why not. */
@@ -882,9 +890,13 @@ static int do_move(linli_ctx *ctx, const struct linli_cmd_req *req, const char *
 		snprintf(err, errlen, "%s", api->store_last_error(ctx));
 		goto out;
 	}
-	const char *alarm = str_or(c, "alarm", NULL);
-	if (alarm && (!strcmp(m->to, "closed") || !strcmp(m->to, "void")))
-		clear_alarm(ctx, scope, id, mv->verb, who_of(req));
+	if (!strcmp(m->to, "closed") || !strcmp(m->to, "void")) {
+		const char *source_alarm = str_or(c, "source_alarm", NULL);
+		if (str_or(c, "alarm", NULL))
+			clear_alarm(ctx, scope, id, mv->verb, who_of(req), NULL);
+		if (source_alarm)
+			clear_alarm(ctx, scope, id, mv->verb, who_of(req), source_alarm);
+	}
 	linli_record *r = api->rec_new();
 	api->rec_set_str(r, "id", id);
 	api->rec_set_str(r, "scope", scope);
@@ -1113,7 +1125,39 @@ static int cmd_report(linli_ctx *ctx, const struct linli_cmd_req *req, linli_rec
 	return 0;
 }
 
-/* incidentreq/report: a rule or plugin opens a case at the request's scope (a grid). */
+struct alarm_case {
+	char *id; /* out: the open case's id */
+	int found;
+};
+
+static int alarm_case_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
+{
+	(void)ctx;
+	struct alarm_case *a = ud;
+	const char *st = state_of(row->record);
+	if (!strcmp(st, "closed") || !strcmp(st, "void"))
+		return 0;
+	snprintf(a->id, LINLI_ID_MAX + 1, "%s", row->id);
+	a->found = 1;
+	return 1;
+}
+
+/* The open case alarm `alarm` opened already (id into `id`): 1, else 0. */
+static int case_of_alarm(linli_ctx *ctx, const char *alarm, char *id)
+{
+	struct linli_where w = {"source_alarm", alarm};
+	struct linli_query q = {
+	    .size = sizeof q, .dataset = "incidents", .where = &w, .n_where = 1, .limit = 100};
+	struct alarm_case a = {id, 0};
+	api->store_scan(ctx, &q, alarm_case_row, &a, NULL);
+	return a.found;
+}
+
+/*
+ * incidentreq/report: a rule or plugin opens a case at the request's scope (a grid). A
+ * request naming the alarm that opens it (source_alarm) gets that alarm's open case when
+ * there is one, answered with existing = true: asking again opens nothing.
+ */
 static void on_report_request(linli_ctx *ctx, const struct linli_request *rq, void *ud)
 {
 	(void)ud;
@@ -1126,12 +1170,16 @@ static void on_report_request(linli_ctx *ctx, const struct linli_request *rq, vo
 	char who[96];
 	snprintf(who, sizeof who, "%s%s", strncmp(rq->requester, "rule ", 5) ? "plugin:" : "",
 		 rq->requester);
-	const char *ch;
-	if (api->rec_get_str(c, "channel", &ch, NULL) != 0)
+	const char *ch, *source_alarm = NULL;
+	if (c && api->rec_get_str(c, "channel", &ch, NULL) != 0)
 		api->rec_set_str(c, "channel",
 				 strncmp(rq->requester, "rule ", 5) ? "device" : "rule");
-	int rc = c ? open_case(ctx, rq->scope, c, who, id, warn, sizeof warn, err, sizeof err)
-		   : LINLI_ENOMEM;
+	int existing = 0;
+	if (c && api->rec_get_str(c, "source_alarm", &source_alarm, NULL) == 0)
+		existing = case_of_alarm(ctx, source_alarm, id);
+	int rc = !c	    ? LINLI_ENOMEM
+		 : existing ? 0
+			    : open_case(ctx, rq->scope, c, who, id, warn, sizeof warn, err, sizeof err);
 	api->rec_free(c);
 	if (rc) {
 		api->reply(ctx, rq->id, rc, NULL, err);
@@ -1140,6 +1188,8 @@ static void on_report_request(linli_ctx *ctx, const struct linli_request *rq, vo
 	linli_record *r = api->rec_new();
 	api->rec_set_str(r, "id", id);
 	api->rec_set_str(r, "scope", rq->scope);
+	if (existing)
+		api->rec_set_bool(r, "existing", true);
 	if (warn[0])
 		api->rec_set_str(r, "warning", warn);
 	api->reply(ctx, rq->id, 0, r, NULL);

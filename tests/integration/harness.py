@@ -59,6 +59,8 @@ def finish(d, etype):
             check("Sanitizer" not in log and "runtime error" not in log, log[-3000:])
         elif d.proc and d.proc.poll() is not None and d.proc.returncode:
             d.print_log(f"the case failed; linlid had ended ({exit_text(d.proc.returncode)})")
+        elif os.environ.get("LINLI_IT_SHOWLOG"):
+            d.print_log("the case failed (LINLI_IT_SHOWLOG)")
     finally:
         d.cleanup()
 

@@ -236,7 +236,7 @@ def case_a_burst_of_raises_is_one_alarm():
         # The plugin index asks exactly what the plugin declares, and that is all it was granted.
         name, caps = plugin_meta(ALARMS_SO)
         entry = d.ok("catalog", "show", "plugin", "alarms")
-        eq((entry["version"], entry["sdk"]), ("1.0.0", "1.1"), "index entry")
+        eq((entry["version"], entry["sdk"]), ("1.1.0", "1.1"), "index entry")
         eq(sorted(entry["capabilities"]), sorted(caps), "the index lists what alarms.so declares")
         info = d.ok("plugins", "info", name)
         eq(info["state"], "running", "running with exactly its declared capabilities")
@@ -418,7 +418,7 @@ def case_a_clear_request_clears_the_active_alarm_of_a_source_and_type():
                 ({"type": "smoke", "source": "sd-1"}, YUELAN, "LINLI_EINVAL",
                  "source 'sd-1' is not KIND:NAME"),
                 ({"type": "smoke", "source": "device:sd-1", "colour": "red"}, YUELAN,
-                 "LINLI_EINVAL", "unknown field 'colour' (it takes type, source, why)"),
+                 "LINLI_EINVAL", "unknown field 'colour' (it takes type, source, why, id)"),
                 ({"type": 3, "source": "device:sd-1"}, YUELAN, "LINLI_EINVAL",
                  "field 'type' must be a string"),
                 ({"type": "smoke", "source": "device:sd-1", "why": "x" * 513}, YUELAN,
@@ -566,7 +566,7 @@ def case_auto_expiry_per_type_also_after_a_restart():
                         ("expire_s = { Smoke = 5; };",
                          "plugins.alarms.expire_s.Smoke: not an alarm type"),
                         ("expire = 5;",
-                         "plugins.alarms.expire: unknown key (it takes expire_s, escalate, flood)")):
+                         "plugins.alarms.expire: unknown key (it takes expire_s, escalate, flood, incident)")):
         with node(extra=f"plugins = {{ alarms = {{ {bad} }}; }};\n") as d:
             info = d.ok("plugins", "info", "alarms")
             check(info["state"] == "failed" and needle in info["reason"], f"{bad}: {info}")

@@ -19,6 +19,8 @@ from test_http import api as http_api, free_port  # noqa: E402
 
 GRID_SO = os.path.join(BUILD, "plugins", "grid", "grid.so")
 ALARMS_SO = os.path.join(BUILD, "plugins", "alarms", "alarms.so")
+TDRV_SO = os.path.join(os.path.abspath(os.environ.get(
+    "LINLI_TP_DIR", os.path.join(BUILD, "tests", "plugins"))), "tp_driver.so")
 CATALOG = os.path.join(SRC, "catalog")
 STREET = "hefei/baohe/binhu"
 YUELAN = STREET + "/yuelan"
@@ -43,7 +45,7 @@ class node:
     """A linlid at the city with the grid plugin (and script apps), started with the
     test clock; the console is the city's administrator."""
 
-    def __init__(self, apps=None, alarms=False, extra=""):
+    def __init__(self, apps=None, alarms=False, extra="", tdrv=False):
         self.d = Daemon()
         pdir = os.path.join(self.d.dir, "plugins")
         scripts = os.path.join(self.d.dir, "scripts")
@@ -52,6 +54,8 @@ class node:
         shutil.copyfile(GRID_SO, os.path.join(pdir, "grid.so"))
         if alarms:
             shutil.copyfile(ALARMS_SO, os.path.join(pdir, "alarms.so"))
+        if tdrv:
+            shutil.copyfile(TDRV_SO, os.path.join(pdir, "tp_driver.so"))
         for fname, text in (apps or {}).items():
             write(os.path.join(scripts, "apps", fname), text)
         self.d.write_config(extra=f'plugin_dirs = [ "{pdir}" ];\n'
@@ -822,6 +826,103 @@ def case_a_rule_or_plugin_opens_a_case_by_request():
         d.wait_log("answer bad => ")
         line = [x for x in d.logtext().splitlines() if "answer bad => " in x][-1]
         check(f"'{YUELAN}' is not a grid" in line and "LINLI_EINVAL" in line, line)
+
+
+ALARM_CASES = """plugins = { alarms = {
+  escalate = { door_forced = [ 60, 120 ]; };
+  incident = { smoke = { category = "fire"; };
+               door_forced = { category = "public_order"; at = "supervised"; grid = "g02"; }; };
+}; };
+"""
+
+
+def alarm_case(d, alarm):
+    """Wait until alarm names its case; the case."""
+    a = wait_for(lambda: (lambda r: r if r.get("incident") else None)(
+        d.ok("alarms", "show", alarm)), f"alarm {alarm} opens a case")
+    return d.ok("grid", "show", a["incident"])
+
+
+def case_an_alarm_opens_a_case_and_the_case_clears_it():
+    """plugins.alarms.incident as data: smoke (at raised) from a device of grid g01 opens one
+    case there at once, channel alarm, linked both ways, and a repeat opens no second;
+    door_forced (at supervised) from a device the store does not know opens its case in the
+    configured grid g02 only at the ladder's second step, an acknowledged one never. Closing
+    the smoke case and voiding the door case clear their alarms. A raise while the grid
+    plugin is absent gets its case at the next start with it; asking twice for one alarm
+    (incidentreq/report with source_alarm) answers the same case."""
+    pdir = None
+    with node(alarms=True, extra=ALARM_CASES, tdrv=True) as d:
+        pdir = os.path.join(d.dir, "plugins")
+        d.ok("data", "put", "grids", "--scope", YUELAN, "--id", "g01",
+             js({"code": "g01", "name": "悦澜一网格"}))
+        admin = d.account("yl", "admin", node=YUELAN)
+        d.login()
+        rc, out, err = d.cli("devices", "add", "smk-1", "smoke", "tdrv", "ok", "--grid", "g01",
+                             env={"LINLI_SESSION": admin})
+        check(rc == 0, f"devices add: {err}")
+        s = d.ok("alarms", "raise", "smoke", "device:smk-1", YUELAN, "major", "3栋 2楼 烟感")["id"]
+        c = alarm_case(d, s)
+        eq((c["status"], c["channel"], c["scope"], c["category"], c["source_alarm"],
+            c["description"], c["moves"][0]["who"]),
+           ("reported", "alarm", G01, "fire", s, "3栋 2楼 烟感", "plugin:alarms"),
+           "the case the smoke alarm opened")
+        h = d.ok("alarms", "history", s)["history"][-1]
+        eq((h["action"], h["to"], h["by"]), ("incident", c["id"], "plugin:alarms"), "history")
+        eq(d.ok("alarms", "raise", "smoke", "device:smk-1", YUELAN, "major")["count"], 2,
+           "a repeat folds")
+        door = d.ok("alarms", "raise", "door_forced", "device:door-9", YUELAN, "major")["id"]
+        acked = d.ok("alarms", "raise", "door_forced", "device:door-8", YUELAN, "major")["id"]
+        d.ok("alarms", "ack", acked)
+        d.ok("clock", "advance", "70s")
+        wait_for(lambda: d.ok("alarms", "show", door).get("escalation") == 1, "re-notified")
+        check("incident" not in d.ok("alarms", "show", door), "no case before 督办")
+        d.ok("clock", "advance", "60s")
+        cd = alarm_case(d, door)
+        eq((cd["scope"], cd["category"], cd["source_alarm"]), (G02, "public_order", door),
+           "the door's case, in the configured grid")
+        eq(len(d.ok("grid", "list")), 2, "one case per alarm: the repeat opened none")
+        check("incident" not in d.ok("alarms", "show", acked), "acknowledged: no case")
+        for verb, *args in (("file",), ("dispatch", "h1"), ("accept",), ("feedback",),
+                            ("check",), ("close",)):
+            move(d, verb, c["id"], *args)
+        wait_for(lambda: not d.ok("alarms", "show", s)["active"], "closing clears the alarm")
+        eq(d.ok("alarms", "history", s)["history"][-1]["why"],
+           f"case {c['id']}: close by admin", "why")
+        move(d, "void", cd["id"], "a drill")
+        wait_for(lambda: not d.ok("alarms", "show", door)["active"], "voiding clears it")
+        eq(d.ok("alarms", "stats")["cases_opened"], 2, "counted")
+        # Without the grid plugin: no case, and the log says why; with it again, the case.
+        eq(d.stop(), 0, "stop")
+        os.rename(os.path.join(pdir, "grid.so"), os.path.join(d.dir, "grid.so.off"))
+        d.start(args=("--test-clock",))
+        s2 = d.ok("alarms", "raise", "smoke", "device:smk-1", YUELAN, "critical")["id"]
+        check(s2 != s, "a new alarm: the first is cleared")
+        d.wait_log(f"alarm {s2}: no case opened: incidentreq/report at {G01}")
+        eq(d.stop(), 0, "stop")
+        os.rename(os.path.join(d.dir, "grid.so.off"), os.path.join(pdir, "grid.so"))
+        d.start(args=("--test-clock",))
+        c2 = alarm_case(d, s2)
+        eq((c2["scope"], c2["source_alarm"]), (G01, s2), "opened at the start")
+        eq([x["action"] for x in d.ok("alarms", "history", s2)["history"]],
+           ["raised", "incident"], "asked once it could be")
+    with node(alarms=True, apps={"opener.lua": REQUESTER}, extra=ALARM_CASES) as d:
+        gas = d.ok("alarms", "raise", "gas", "device:g-1", YUELAN, "minor")["id"]
+        opened = []
+        for tag in ("one", "two"):
+            d.ok("opener", "run", "--stdin", input=f"""
+              return linli.request("incidentreq/report", "{G01}",
+                {{ title = "t", category = "fire", channel = "alarm",
+                   source_alarm = "{gas}" }}, 0, answer("{tag}"))""")
+            d.wait_log(f"answer {tag} => ")
+            line = [x for x in d.logtext().splitlines() if f"answer {tag} => " in x][-1]
+            opened.append(line.split(f"answer {tag} => ")[1].split()[0])
+        eq(opened[0], opened[1], "asked twice: one case")
+    with node(alarms=True, extra="plugins = { alarms = { incident = { smoke = { category = "
+              "\"fire\"; at = \"soon\"; }; }; }; };\n") as d:
+        info = d.ok("plugins", "info", "alarms")
+        check(info["state"] == "failed" and "plugins.alarms.incident.smoke.at: 'soon' is not "
+              "raised, renotified or supervised" in info["reason"], info)
 
 
 if __name__ == "__main__":
