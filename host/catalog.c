@@ -1001,17 +1001,18 @@ static int check_classes(struct ld *l, struct catalog *c, const struct cat_plugi
 			if (strcmp(c->classes[i].name, p->classes[k]) == 0)
 				dc = &c->classes[i];
 		if (!dc)
-			return fail(l, p->line, what, "classes: no device class '%s' in the catalog",
-				    p->classes[k]);
+			return fail(l, p->line, what,
+				    "classes: no device class '%s' in the catalog", p->classes[k]);
 		if (dc->plugin && strcmp(dc->plugin, p->name) == 0)
 			return fail(l, p->line, what, "classes: '%s' is listed twice",
 				    p->classes[k]);
 		if (dc->plugin) {
 			const struct cat_plugin *o = catalog_plugin(c, dc->plugin);
-			return fail(l, p->line, what,
-				    "classes: device class '%s' is claimed by plugin '%s' (line %d) "
-				    "and plugin '%s'; one plugin turns a class's events into alarms",
-				    p->classes[k], dc->plugin, o ? o->line : 0, p->name);
+			return fail(
+			    l, p->line, what,
+			    "classes: device class '%s' is claimed by plugin '%s' (line %d) "
+			    "and plugin '%s'; one plugin turns a class's events into alarms",
+			    p->classes[k], dc->plugin, o ? o->line : 0, p->name);
 		}
 		dc->plugin = p->name;
 	}

@@ -31,9 +31,9 @@ static const struct linli_api *api;
 #define CFG_FILE   "linli.cfg" /* what the kernel reads plugins.perimeter from */
 #define NAME_MAX_  64	       /* an alarm type, a camera event, a zone: [a-z][a-z0-9_]* */
 #define ZONES_MAX  64
-#define CAMERA_MAX 64	 /* rows of camera_events */
-#define COUNT_MAX  256	 /* alarm types counted (fixed ones and camera types seen) */
-#define BUCKETS	   1024	 /* device state hash buckets */
+#define CAMERA_MAX 64	/* rows of camera_events */
+#define COUNT_MAX  256	/* alarm types counted (fixed ones and camera types seen) */
+#define BUCKETS	   1024 /* device state hash buckets */
 #define CLASS_MAX  32
 
 /* The fixed alarm types (the camera's come from camera_events). */
@@ -47,8 +47,8 @@ enum ptype {
 	T_TRASH_FIRE,	/* a trash bin on fire */
 	T_N
 };
-static const char *const type_names[T_N] = {"fence_crossing", "fence_cut",	"fence_tamper",
-					    "manhole_open",   "manhole_tilt",	"trash_full",
+static const char *const type_names[T_N] = {"fence_crossing", "fence_cut",    "fence_tamper",
+					    "manhole_open",   "manhole_tilt", "trash_full",
 					    "trash_fire"};
 static const char *const sev_names[] = {"critical", "major", "minor", "warning", "indeterminate"};
 #define N_SEV	 5
@@ -186,8 +186,8 @@ static int hhmm(const char *s)
 }
 
 /* [ "HH:MM", "HH:MM" ] at key of c (a config map) into *h. */
-static int get_hours(linli_record *c, const char *key, const char *name, struct hours *h,
-		     char *err, size_t errlen)
+static int get_hours(linli_record *c, const char *key, const char *name, struct hours *h, char *err,
+		     size_t errlen)
 {
 	linli_record *a = NULL;
 	const char *from = NULL, *to = NULL;
@@ -303,12 +303,13 @@ static int get_camera(linli_record *c, const char *cam_events, struct pcfg *f, c
 		api->rec_key(m, i, &k);
 		snprintf(key, sizeof key, "camera_events.%.64s", k ? k : "?");
 		if (!k || !cam_event_known(cam_events, k))
-			return cfg_err(err, errlen, key,
-				       "not an event of device class camera (%s)",
-				       cam_events && *cam_events ? cam_events : "none in the catalog");
+			return cfg_err(err, errlen, key, "not an event of device class camera (%s)",
+				       cam_events && *cam_events ? cam_events
+								 : "none in the catalog");
 		if (api->rec_get_map(m, k, &row))
-			return cfg_err(err, errlen, key,
-				       "must be a group { type = \"TYPE\"; severity = \"SEVERITY\"; }");
+			return cfg_err(
+			    err, errlen, key,
+			    "must be a group { type = \"TYPE\"; severity = \"SEVERITY\"; }");
 		for (size_t j = 0; j < api->rec_count(row); j++) {
 			const char *rk = NULL;
 			api->rec_key(row, j, &rk);
@@ -345,8 +346,8 @@ static int get_camera(linli_record *c, const char *cam_events, struct pcfg *f, c
 static int cfg_parse(linli_record *c, const char *cam_events, struct pcfg *out, char *err,
 		     size_t errlen)
 {
-	static const char *const keys[] = {"crossing_hours", "zones",	    "level_deg",
-					   "empty_below",    "severity",    "camera_events"};
+	static const char *const keys[] = {"crossing_hours", "zones",	 "level_deg",
+					   "empty_below",    "severity", "camera_events"};
 	struct pcfg *f = calloc(1, sizeof *f);
 	if (!f)
 		return snprintf(err, errlen, "out of memory"), LINLI_ENOMEM;
@@ -430,8 +431,7 @@ static int cfg_load(linli_ctx *ctx, struct pstate *st, bool *changed, char *err,
 
 static void hours_text(const struct hours *h, char *buf, size_t n)
 {
-	snprintf(buf, n, "%02d:%02d-%02d:%02d", h->from / 60, h->from % 60, h->to / 60,
-		 h->to % 60);
+	snprintf(buf, n, "%02d:%02d-%02d:%02d", h->from / 60, h->from % 60, h->to / 60, h->to % 60);
 }
 
 static linli_record *cfg_record(const struct pcfg *f)
@@ -441,7 +441,8 @@ static linli_record *cfg_record(const struct pcfg *f)
 	if (!r)
 		return NULL;
 	if (api->rec_set_array(r, "crossing_hours", &a) == 0) {
-		snprintf(buf, sizeof buf, "%02d:%02d", f->crossing.from / 60, f->crossing.from % 60);
+		snprintf(buf, sizeof buf, "%02d:%02d", f->crossing.from / 60,
+			 f->crossing.from % 60);
 		api->arr_push_str(a, buf);
 		snprintf(buf, sizeof buf, "%02d:%02d", f->crossing.to / 60, f->crossing.to % 60);
 		api->arr_push_str(a, buf);
@@ -572,8 +573,8 @@ static size_t bucket(const char *device, int type)
 	return (size_t)(h & (BUCKETS - 1));
 }
 
-static struct dstate *find_state(struct pstate *st, const char *scope, const char *device,
-				 int type, bool add)
+static struct dstate *find_state(struct pstate *st, const char *scope, const char *device, int type,
+				 bool add)
 {
 	struct dstate **pp = &st->buckets[bucket(device, type)];
 	while (*pp && ((*pp)->type != type || strcmp((*pp)->device, device) ||
@@ -666,8 +667,7 @@ static void crossing(linli_ctx *ctx, struct pstate *st, const struct linli_event
 		snprintf(what, sizeof what, "fence crossing in zone %.64s (watched %s)", zone, hs);
 	else
 		snprintf(what, sizeof what, "fence crossing (watched %s)", hs);
-	raise_device(ctx, st, type_names[T_CROSSING], st->cfg.sev[T_CROSSING], ev->scope, id,
-		     what);
+	raise_device(ctx, st, type_names[T_CROSSING], st->cfg.sev[T_CROSSING], ev->scope, id, what);
 }
 
 static int on_event(linli_ctx *ctx, const struct linli_event *ev, void *ud)
@@ -682,7 +682,7 @@ static int on_event(linli_ctx *ctx, const struct linli_event *ev, void *ud)
 	st->events++;
 	if (strcmp(name, "online") == 0 || strcmp(name, "unavailable") == 0)
 		return 0; /* availability: seen, neither raised nor unmapped */
-	if (ci == 3) { /* a camera: its analytics event through the table */
+	if (ci == 3) {	  /* a camera: its analytics event through the table */
 		for (int i = 0; i < st->cfg.n_cam; i++) {
 			const struct camrow *r = &st->cfg.cam[i];
 			if (strcmp(r->event, name))
@@ -727,8 +727,10 @@ static int on_reading(linli_ctx *ctx, const struct linli_event *ev, void *ud)
 		return 0;
 	st->readings++;
 	if (strcmp(res, "lid") == 0) {
-		if (api->rec_get_str(ev->payload, "value", &s, NULL) == 0 && strcmp(s, "closed") == 0)
-			back_to_normal(ctx, st, T_MANHOLE_OPEN, ev->scope, id, "the lid reads closed");
+		if (api->rec_get_str(ev->payload, "value", &s, NULL) == 0 &&
+		    strcmp(s, "closed") == 0)
+			back_to_normal(ctx, st, T_MANHOLE_OPEN, ev->scope, id,
+				       "the lid reads closed");
 		else if (s) {
 			struct dstate *d = find_state(st, ev->scope, id, T_MANHOLE_OPEN, false);
 			if (d)
@@ -792,7 +794,9 @@ static int cmd_stats(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 			for (int i = 0; i < st->n_counts; i++) {
 				const struct counter *n = &st->counts[i];
 				api->rec_set_int(m, n->type,
-						 k == 0 ? n->raised : k == 1 ? n->failed : n->cleared);
+						 k == 0	  ? n->raised
+						 : k == 1 ? n->failed
+							  : n->cleared);
 			}
 	if (api->rec_set_array(r, "classes", &a) == 0)
 		for (int i = 0; i < N_CLASSES; i++)
