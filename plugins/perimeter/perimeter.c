@@ -596,7 +596,8 @@ static struct dstate *find_state(struct pstate *st, const char *scope, const cha
  * A reading says condition t of device is over (a lid closed, a cover
  * level, a bin emptied): its alarm is cleared once per change. A device
  * not seen since the start is cleared once too (its alarm may be from
- * before a restart; alarms answers "none active" otherwise).
+ * before a restart; alarms answers "none active" otherwise), without a
+ * log line: only a clear after an alarm seen here is logged.
  */
 static void back_to_normal(linli_ctx *ctx, struct pstate *st, int t, const char *scope,
 			   const char *device, const char *why)
@@ -604,9 +605,10 @@ static void back_to_normal(linli_ctx *ctx, struct pstate *st, int t, const char 
 	struct dstate *d = find_state(st, scope, device, t, true);
 	if (!d || d->state == S_NORMAL)
 		return;
+	if (d->state == S_RAISED)
+		api->log(ctx, LINLI_LOG_INFO, "%s of device %s at %s: %s, clearing its alarm",
+			 type_names[t], device, scope, why);
 	d->state = S_NORMAL;
-	api->log(ctx, LINLI_LOG_INFO, "%s of device %s at %s: %s, clearing its alarm",
-		 type_names[t], device, scope, why);
 	clear_device(ctx, st, t, scope, device, why);
 }
 
