@@ -169,7 +169,7 @@ static const struct kspec event_field_keys[] = {{"name", K_STR, true}, {"mask", 
 static const struct kspec plugin_keys[] = {
     {"name", K_STR, true},	    {"family", K_STR, true},	  {"version", K_STR, true},
     {"sdk", K_STR, true},	    {"description", K_STR, true}, {"requires", K_SARR, false},
-    {"capabilities", K_SARR, true},
+    {"capabilities", K_SARR, true}, {"classes", K_SARR, false},
 };
 
 static const char *kt_name(enum kt t)
@@ -876,8 +876,9 @@ static int load_plugins(struct ld *l, struct catalog *c)
 		p->requires = dup_strings(config_setting_get_member(g, "requires"), &p->n_requires);
 		p->capabilities =
 		    dup_strings(config_setting_get_member(g, "capabilities"), &p->n_capabilities);
+		p->classes = dup_strings(config_setting_get_member(g, "classes"), &p->n_classes);
 		if (!p->name || !p->family || !p->version || !p->sdk || !p->description ||
-		    !p->requires || !p->capabilities) {
+		    !p->requires || !p->capabilities || !p->classes) {
 			rc = LINLI_ENOMEM;
 			goto out;
 		}
@@ -913,6 +914,7 @@ static void free_plugin(struct cat_plugin *p)
 	free(p->description);
 	free_strings(p->requires, p->n_requires);
 	free_strings(p->capabilities, p->n_capabilities);
+	free_strings(p->classes, p->n_classes);
 }
 
 /* ---- cross-checks ---- */
@@ -984,6 +986,39 @@ static int check_capability(struct ld *l, const struct catalog *c, const struct 
 	return 0;
 }
 
+/*
+ * Plugin p's `classes`: each a device class of the catalog, named once, and
+ * not claimed by an earlier plugin — a device event becomes an alarm in one
+ * plugin only. Sets each class's `plugin`.
+ */
+static int check_classes(struct ld *l, struct catalog *c, const struct cat_plugin *p)
+{
+	char what[128];
+	snprintf(what, sizeof what, "plugin '%s'", p->name);
+	for (int k = 0; k < p->n_classes; k++) {
+		struct cat_device_class *dc = NULL;
+		for (int i = 0; i < c->n_classes && !dc; i++)
+			if (strcmp(c->classes[i].name, p->classes[k]) == 0)
+				dc = &c->classes[i];
+		if (!dc)
+			return fail(l, p->line, what,
+				    "classes: no device class '%s' in the catalog", p->classes[k]);
+		if (dc->plugin && strcmp(dc->plugin, p->name) == 0)
+			return fail(l, p->line, what, "classes: '%s' is listed twice",
+				    p->classes[k]);
+		if (dc->plugin) {
+			const struct cat_plugin *o = catalog_plugin(c, dc->plugin);
+			return fail(
+			    l, p->line, what,
+			    "classes: device class '%s' is claimed by plugin '%s' (line %d) "
+			    "and plugin '%s'; one plugin turns a class's events into alarms",
+			    p->classes[k], dc->plugin, o ? o->line : 0, p->name);
+		}
+		dc->plugin = p->name;
+	}
+	return 0;
+}
+
 /* Depth-first search for a `requires` cycle through plugin i. */
 static int requires_cycle(const struct catalog *c, int i, char *state)
 {
@@ -1042,6 +1077,9 @@ static int cross_check(struct catalog *c, char *err, size_t errlen)
 			if (rc)
 				return rc;
 		}
+		int rc = check_classes(&l, c, p);
+		if (rc)
+			return rc;
 	}
 	char *state = calloc((size_t)c->n_plugins + 1, 1);
 	if (!state)

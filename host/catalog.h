@@ -5,9 +5,10 @@
  * catalog_load reads every file, checks each key against the format and then
  * cross-checks the whole (a ref to a missing dataset, a capability naming an
  * unknown dataset or class, a plugin requiring an unknown one, duplicate
- * names). Any problem fails the load with "file:line: what: reason" and no
- * half-built result. The loaded catalog is immutable and owned by whoever
- * loaded it; it never opens the store or changes anything outside itself.
+ * names, a device class claimed by two plugins' `classes`). Any problem
+ * fails the load with "file:line: what: reason" and no half-built result.
+ * The loaded catalog is immutable and owned by whoever loaded it; it never
+ * opens the store or changes anything outside itself.
  */
 #ifndef LINLI_CATALOG_H
 #define LINLI_CATALOG_H
@@ -119,6 +120,8 @@ struct cat_device_class {
 	struct cat_event *events;
 	int n_events;
 	char *file;
+	const char *plugin; /* the plugin whose `classes` name it (its events become alarms
+			       there), or NULL; points into that plugin's entry */
 };
 
 struct cat_plugin {
@@ -127,6 +130,9 @@ struct cat_plugin {
 	int n_requires;
 	char **capabilities;
 	int n_capabilities;
+	char **classes; /* the device classes whose events this plugin turns into alarms; a
+			   class is claimed by at most one plugin */
+	int n_classes;
 	int line;
 };
 

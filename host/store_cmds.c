@@ -716,10 +716,12 @@ static void pack_dataset(struct kernel *k, msgpack_packer *pk, const struct cat_
 
 void store_pack_class(msgpack_packer *pk, const struct cat_device_class *c, bool sdk)
 {
-	msgpack_pack_map(pk, sdk ? 7 : 8);
+	msgpack_pack_map(pk, (sdk ? 7 : 8) + (c->plugin != NULL));
 	if (!sdk)
 		mp_kv_str(pk, "kind", "device");
 	mp_kv_str(pk, "name", c->name);
+	if (c->plugin) /* the plugin index's `classes`: where its events become alarms */
+		mp_kv_str(pk, "plugin", c->plugin);
 	mp_kv_str(pk, "title_zh", c->title_zh);
 	mp_kv_str(pk, "title_en", c->title_en);
 	mp_kv_int(pk, sdk ? "heartbeat" : "heartbeat_s", c->heartbeat);
@@ -760,7 +762,7 @@ void store_pack_class(msgpack_packer *pk, const struct cat_device_class *c, bool
 
 static void pack_plugin(msgpack_packer *pk, const struct cat_plugin *p)
 {
-	msgpack_pack_map(pk, 8);
+	msgpack_pack_map(pk, 9);
 	mp_kv_str(pk, "kind", "plugin");
 	mp_kv_str(pk, "name", p->name);
 	mp_kv_str(pk, "family", p->family);
@@ -769,6 +771,7 @@ static void pack_plugin(msgpack_packer *pk, const struct cat_plugin *p)
 	mp_kv_str(pk, "description", p->description);
 	pack_strings(pk, "requires", p->requires, p->n_requires);
 	pack_strings(pk, "capabilities", p->capabilities, p->n_capabilities);
+	pack_strings(pk, "classes", p->classes, p->n_classes);
 }
 
 static void list_row(msgpack_packer *pk, const char *kind, const char *name, const char *title,
@@ -809,13 +812,18 @@ static int cmd_catalog_list(struct cmd_call *call, void *ud)
 	for (int i = 0; dv && i < c->n_classes; i++) {
 		const struct cat_device_class *d = &c->classes[i];
 		snprintf(title, sizeof title, "%s / %s", d->title_zh, d->title_en);
-		snprintf(info, sizeof info, "%d resources, %d commands, %d events", d->n_resources,
-			 d->n_commands, d->n_events);
+		snprintf(info, sizeof info, "%d resources, %d commands, %d events%s%s",
+			 d->n_resources, d->n_commands, d->n_events,
+			 d->plugin ? "; alarms by " : "", d->plugin ? d->plugin : "");
 		list_row(pk, "device", d->name, title, info);
 	}
 	for (int i = 0; pl && i < c->n_plugins; i++) {
 		const struct cat_plugin *p = &c->plugins[i];
-		snprintf(info, sizeof info, "%s %s, sdk %s", p->family, p->version, p->sdk);
+		size_t o = (size_t)snprintf(info, sizeof info, "%s %s, sdk %s", p->family,
+					    p->version, p->sdk);
+		for (int j = 0; j < p->n_classes && o < sizeof info; j++)
+			o += (size_t)snprintf(info + o, sizeof info - o, "%s%s",
+					      j ? ", " : "; classes ", p->classes[j]);
 		list_row(pk, "plugin", p->name, p->description, info);
 	}
 	return 0;

@@ -42,7 +42,7 @@ static void test_shipped_catalog(void **state)
 	assert_true(shipped_datasets() >= 27);
 	assert_int_equal(c->n_datasets, shipped_datasets() + 6); /* + 6 built-in system datasets */
 	assert_int_equal(c->n_classes, 16);
-	assert_int_equal(c->n_plugins, 14);
+	assert_int_equal(c->n_plugins, 15);
 	const struct cat_dataset *r = catalog_dataset(c, "residents");
 	assert_non_null(r);
 	assert_int_equal(r->level, TIER_COMMUNITY);
@@ -89,6 +89,14 @@ static void test_shipped_catalog(void **state)
 	const struct cat_plugin *p = catalog_plugin(c, "watch");
 	assert_non_null(p);
 	assert_int_equal(p->n_requires, 2);
+	/* The index's `classes`: which plugin turns a class's events into alarms. */
+	assert_int_equal(p->n_classes, 0);
+	assert_string_equal(catalog_device_class(c, "efence")->plugin, "perimeter");
+	assert_string_equal(catalog_device_class(c, "camera")->plugin, "perimeter");
+	assert_string_equal(catalog_device_class(c, "smoke")->plugin, "fire");
+	assert_string_equal(catalog_device_class(c, "door")->plugin, "access");
+	assert_null(catalog_device_class(c, "screen")->plugin);
+	assert_int_equal(catalog_plugin(c, "perimeter")->n_classes, 4);
 	assert_null(catalog_dataset(c, "nope"));
 	catalog_free(c);
 }
@@ -401,6 +409,30 @@ static const struct bad bad_cases[] = {
 	 "  { name = \"p\"; family = \"custom\"; version = \"1.0\"; sdk = \"1.0\";\n"
 	 "    description = \"d\"; capabilities = [ ]; }\n);\n",
 	 "plugins.cfg:2: plugin 'p': version: '1.0' is not MAJOR.MINOR.PATCH"},
+	/* a device class claimed by two plugins, one that does not exist, one listed twice */
+	{"plugins",
+	 "plugins = (\n"
+	 "  { name = \"p\"; family = \"custom\"; version = \"1.0.0\"; sdk = \"1.0\";\n"
+	 "    description = \"d\"; classes = [ \"meter\" ]; capabilities = [ ]; },\n"
+	 "  { name = \"q\"; family = \"custom\"; version = \"1.0.0\"; sdk = \"1.0\";\n"
+	 "    description = \"d\"; classes = [ \"meter\" ]; capabilities = [ ]; }\n);\n",
+	 "plugins.cfg:4: plugin 'q': classes: device class 'meter' is claimed by plugin 'p' "
+	 "(line 2) and plugin 'q'; one plugin turns a class's events into alarms"},
+	{"plugins",
+	 "plugins = (\n"
+	 "  { name = \"p\"; family = \"custom\"; version = \"1.0.0\"; sdk = \"1.0\";\n"
+	 "    description = \"d\"; classes = [ \"toaster\" ]; capabilities = [ ]; }\n);\n",
+	 "plugins.cfg:2: plugin 'p': classes: no device class 'toaster' in the catalog"},
+	{"plugins",
+	 "plugins = (\n"
+	 "  { name = \"p\"; family = \"custom\"; version = \"1.0.0\"; sdk = \"1.0\";\n"
+	 "    description = \"d\"; classes = [ \"meter\", \"meter\" ]; capabilities = [ ]; }\n);\n",
+	 "plugins.cfg:2: plugin 'p': classes: 'meter' is listed twice"},
+	{"plugins",
+	 "plugins = (\n"
+	 "  { name = \"p\"; family = \"custom\"; version = \"1.0.0\"; sdk = \"1.0\";\n"
+	 "    description = \"d\"; classes = \"meter\"; capabilities = [ ]; }\n);\n",
+	 "plugins.cfg:3: plugin 'p': classes: must be an array [ ... ] of strings"},
 	{"plugins",
 	 "plugins = (\n"
 	 "  { name = \"p\"; family = \"toys\"; version = \"1.0.0\"; sdk = \"1.0\";\n"

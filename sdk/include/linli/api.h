@@ -571,7 +571,10 @@ struct linli_api {
 	 * "max"?, "values"?, "max_len"?}], "commands": [{"name", "args": [...]}], "events":
 	 * [{"name", "severity", "journal"?, "sensitive"?: [{"name", "mask"}]}]}
 	 * ("sensitive" since 1.1: the event's personal fields, masked without
-	 * sensitive:devices). Returns 0 or LINLI_ENOMEM. Since 1.0.
+	 * sensitive:devices), and "plugin" when the catalog's plugin index
+	 * gives the class to a plugin (its `classes`: the one plugin that turns
+	 * the class's events into alarms; since 1.1). Returns 0 or
+	 * LINLI_ENOMEM. Since 1.0.
 	 */
 	int (*device_classes)(linli_ctx *ctx, linli_record **out);
 	/*
