@@ -90,7 +90,8 @@ def case_door_alarms_under_a_burst():
     """Forced (a burst folds into one alarm), held open (cleared when the door closes),
     tailgating (passes no card or face covers), repeated denials; stats; who may read
     them; the plugin index asks exactly what access.so declares."""
-    cfg = "held_open_s = 30; pass_window_s = 10; denials = 3; denials_window_s = 60;"
+    cfg = ("held_open_s = 30; pass_window_s = 10; denials = 3; denials_window_s = 60; "
+           "forced_on_open = true;")
     with node(cfg, clock=True) as d:
         door(d, "dr-1", "--building", "3", "--floor", "1")
         door(d, "dr-2", "--building", "3")
@@ -102,13 +103,16 @@ def case_door_alarms_under_a_burst():
         eq((a["count"], a["severity"], a["scope"]), (6, "major", YUELAN), "folded into one")
         eq(d.ok("alarms", "show", a["id"])["details"],
            "the door reports it was forced at door dr-1 (building 3)", "where")
-        # Held open: open for 30 s raises, closing clears it through alarmreq/clear.
+        # Held open: open for 30 s raises, closing clears it through alarmreq/clear. (A card
+        # just before the opening: not forced.)
+        event(d, "dr-2", "card_ok", "holder=r-1")
         post(d, "dr-2", "state", "str", "open")
         d.ok("clock", "advance", "20s")
         eq(stats(d)["raised"]["door_held_open"], 0, "open 20 s: not yet")
         eq(stats(d)["doors_open"], 1, "one door open")
         d.ok("clock", "advance", "11s")
         got = raised(d, {"door_forced": 6, "door_held_open": 1}, "open for 31 s")
+        check(("device:dr-2", "door_forced") not in got, "opened with a card: not forced")
         held = got[("device:dr-2", "door_held_open")]
         eq((held["severity"], held["count"]), ("minor", 1), "held open")
         check(d.ok("alarms", "show", held["id"])["details"].startswith(
@@ -124,6 +128,13 @@ def case_door_alarms_under_a_burst():
         h = d.ok("alarms", "history", held["id"])["history"]
         check(any(x["action"] == "cleared" and x["by"] == "plugin:access" and
                   x["why"] == "the door closed" for x in h), f"who cleared it: {h}")
+        # forced_on_open: an opening with no card or face within 10 s is a forced door.
+        post(d, "dr-9", "state", "str", "open")
+        post(d, "dr-9", "state", "str", "closed")
+        d.ok("clock", "advance", "3s")
+        got = raised(d, {"door_forced": 7, "door_held_open": 1}, "opened without a card")
+        eq(d.ok("alarms", "show", got[("device:dr-9", "door_forced")]["id"])["details"],
+           "opened with no valid card or face within 10 s at door dr-9", "details")
         # Tailgating: each valid card or face covers one pass within 10 s.
         post(d, "dr-9", "passes_today", "int", 40)  # the first count is the baseline
         event(d, "dr-9", "card_ok", "holder=r-100")
@@ -131,7 +142,7 @@ def case_door_alarms_under_a_burst():
         event(d, "dr-9", "face_ok", "holder=r-101")
         post(d, "dr-9", "passes_today", "int", 44)  # one covered, two not
         d.ok("clock", "advance", "3s")
-        got = raised(d, {"door_forced": 6, "door_held_open": 1, "tailgating": 1},
+        got = raised(d, {"door_forced": 7, "door_held_open": 1, "tailgating": 1},
                      "two passes uncovered")
         tg = got[("device:dr-9", "tailgating")]
         eq((tg["severity"], tg["count"]), ("major", 1), "tailgating")
@@ -142,7 +153,7 @@ def case_door_alarms_under_a_burst():
         d.ok("clock", "advance", "11s")
         post(d, "dr-9", "passes_today", "int", 45)
         d.ok("clock", "advance", "3s")
-        got = raised(d, {"door_forced": 6, "door_held_open": 1, "tailgating": 2},
+        got = raised(d, {"door_forced": 7, "door_held_open": 1, "tailgating": 2},
                      "a stale card covers nothing")
         eq(got[("device:dr-9", "tailgating")]["count"], 2, "the same alarm, again")
         # Repeated denials: 3 within 60 s raise; 2 are nothing; a new window starts after.
@@ -152,7 +163,7 @@ def case_door_alarms_under_a_burst():
         event(d, "dr-1", "face_denied", "holder=r-7")
         eq(stats(d)["raised"]["repeated_denials"], 0, "two within the window: nothing")
         event(d, "dr-1", "face_denied", "holder=r-7")
-        got = raised(d, {"door_forced": 6, "door_held_open": 1, "tailgating": 2,
+        got = raised(d, {"door_forced": 7, "door_held_open": 1, "tailgating": 2,
                          "repeated_denials": 1}, "three denials within 60 s")
         rd = got[("device:dr-1", "repeated_denials")]
         eq(d.ok("alarms", "show", rd["id"])["details"],
@@ -161,8 +172,8 @@ def case_door_alarms_under_a_burst():
         eq((sum(st["failed"].values()), st["watchlist"]["hits"]), (0, 0), "none failed")
         eq((st["config"]["held_open_s"], st["config"]["denials"],
             st["config"]["severity"]["door_forced"]), (30, 3, "major"), "the configuration")
-        # 14 door events and each door's first word, its "online"; 2 states, 4 counts
-        eq((st["events"], st["readings"]), (17, 6), "events and readings seen")
+        # 15 door events and each door's first word, its "online"; 4 states, 4 counts
+        eq((st["events"], st["readings"]), (18, 8), "events and readings seen")
         check(st["device_reads"] <= 6, f"a burst is not a read of devices per event: {st}")
         # The command acts as its caller: access.stats needs an operator.
         viewer = d.account("viewer1", "viewer", node=YUELAN)
@@ -170,7 +181,7 @@ def case_door_alarms_under_a_burst():
         check(rc != 0 and "access.stats" in err, f"a viewer is refused: {rc} {err}")
         op = d.account("op1", "operator", node=YUELAN)
         rc, out, err = d.cli("access", "stats", env={"LINLI_SESSION": op})
-        eq((rc, out and out["raised"]["door_forced"]), (0, 6), f"an operator reads them: {err}")
+        eq((rc, out and out["raised"]["door_forced"]), (0, 7), f"an operator reads them: {err}")
         # The plugin index asks exactly what access.so declares, all it was granted.
         name, caps = plugin_meta(SOS[1])
         entry = d.ok("catalog", "show", "plugin", "access")
@@ -214,7 +225,7 @@ def case_watchlist_hit_masked_for_an_operator_clear_for_a_granted_role():
             d.ok("data", "get", "watch_hits", hit)), "the alarm noted on the hit")
         eq((row["device"], row["kind"], row["building"], row["score"], row["seen_by"],
             row["alarm"]), ("dr-1", "face", "5", 0.93, "plugin:access", a["id"]), "the hit")
-        check(row["person"] != "w-1" and row["matched"] != "face-778", f"masked: {row}")
+        eq((row["person"], row["matched"]), ("w**", "fac*-778"), "masked")
         # access/watch_hit carries ids only.
         evs = d.ok("events", "next", str(sub), "--wait", "2000")["events"]
         eq([(e["topic"], e["payload"]) for e in evs],
@@ -225,8 +236,7 @@ def case_watchlist_hit_masked_for_an_operator_clear_for_a_granted_role():
         rc, out, err = d.cli("alarms", "show", a["id"], env={"LINLI_SESSION": op})
         eq((rc, out and out["details"]), (0, shown["details"]), f"the operator's alarm {err}")
         ohit = d.ok("data", "get", "watch_hits", hit, env={"LINLI_SESSION": op})
-        check(ohit["person"] != "w-1" and ohit["matched"] != "face-778",
-              f"masked for the operator: {ohit}")
+        eq((ohit["person"], ohit["matched"]), ("w**", "fac*-778"), "masked for the operator")
         owl = d.ok("data", "get", "watchlist", "w-1", env={"LINLI_SESSION": op})
         check(owl["name"] != "张三" and "3401041990" not in owl["id_number"], owl)
         # An account granted the watchlist's and its hits' sensitive fields sees who it was.
