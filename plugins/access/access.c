@@ -25,7 +25,8 @@
  * `linli access lockdown BUILDING` sends set_mode always_locked and lock to
  * every door of the building (devices.building), `release` sends set_mode
  * normal, acting as the caller and audited; the alarm types in lockdown_on
- * lock down the building of their door by themselves. Thresholds, windows,
+ * lock down the building of their door by themselves; `linli access stats`
+ * and `linli access doors` show counters and doors. Thresholds, windows,
  * severities and lockdown_on are plugins.access.* in linli.cfg, validated at
  * load and again when a reload (SIGHUP) changes them. Everything runs on the
  * kernel thread and never blocks.
@@ -68,10 +69,8 @@ struct acfg {
 	int sev[T_N];
 };
 
-static const struct acfg cfg_defaults = {.held_ms = 60000,
-					 .pass_window_ms = 10000,
-					 .denials_window_ms = 60000,
-					 .denials = 5};
+static const struct acfg cfg_defaults = {
+    .held_ms = 60000, .pass_window_ms = 10000, .denials_window_ms = 60000, .denials = 5};
 
 /* One door as seen on the bus and by the console. */
 struct door {
@@ -218,8 +217,8 @@ static int get_lockdown(linli_record *c, unsigned *bits, char *err, size_t errle
 /* The plugins.access group c into *out, or LINLI_ECONFIG naming the file and key. */
 static int cfg_parse(linli_record *c, struct acfg *out, char *err, size_t errlen)
 {
-	static const char *const keys[] = {"held_open_s",	"pass_window_s", "forced_on_open",
-					   "denials",		"denials_window_s", "severity",
+	static const char *const keys[] = {"held_open_s", "pass_window_s",    "forced_on_open",
+					   "denials",	  "denials_window_s", "severity",
 					   "lockdown_on"};
 	struct acfg f = cfg_defaults;
 	memcpy(f.sev, default_sev, sizeof f.sev);
@@ -241,8 +240,8 @@ static int cfg_parse(linli_record *c, struct acfg *out, char *err, size_t errlen
 	if (!rc)
 		rc = get_int(c, "denials", 2, DENIALS_MAX, 1, &f.denials, err, errlen);
 	if (!rc)
-		rc = get_int(c, "denials_window_s", 1, SECONDS_MAX, 1000, &f.denials_window_ms,
-			     err, errlen);
+		rc = get_int(c, "denials_window_s", 1, SECONDS_MAX, 1000, &f.denials_window_ms, err,
+			     errlen);
 	if (!rc && api->rec_has(c, "forced_on_open") &&
 	    api->rec_get_bool(c, "forced_on_open", &f.forced_on_open))
 		rc = cfg_err(err, errlen, "forced_on_open", "must be true or false");
@@ -724,14 +723,14 @@ static void judge(linli_ctx *ctx, struct astate *st, struct door *d, int64_t now
 		drop_first(d->creds, &d->n_creds, 0);
 	if (tailgates) {
 		char what[160];
-		snprintf(what, sizeof what,
-			 "%d pass%s with no valid card or face within %lld s", tailgates,
-			 tailgates > 1 ? "es" : "", (long long)(win / 1000));
+		snprintf(what, sizeof what, "%d pass%s with no valid card or face within %lld s",
+			 tailgates, tailgates > 1 ? "es" : "", (long long)(win / 1000));
 		raise_door(ctx, st, T_TAILGATE, d->scope, d->device, what);
 	}
 	if (d->open_unjudged) {
 		int64_t o = d->opened_at;
-		bool covered = d->last_cred && d->last_cred >= o - win && d->last_cred <= o + GRACE_MS;
+		bool covered =
+		    d->last_cred && d->last_cred >= o - win && d->last_cred <= o + GRACE_MS;
 		if (covered || now - o >= GRACE_MS) {
 			d->open_unjudged = false;
 			if (!covered) {
@@ -913,9 +912,9 @@ static int door_command(linli_ctx *ctx, struct astate *st, const char *scope, co
 	snprintf(p->what, sizeof p->what, "%s%s%s", command, mode ? " " : "", mode ? mode : "");
 	if (mode && (args = api->rec_new()))
 		api->rec_set_str(args, "mode", mode);
-	int rc = mode && !args ? LINLI_ENOMEM
-			       : api->dev_command(ctx, device, command, args, 10000, on_door_done,
-						  p, NULL);
+	int rc = mode && !args
+		     ? LINLI_ENOMEM
+		     : api->dev_command(ctx, device, command, args, 10000, on_door_done, p, NULL);
 	api->rec_free(args);
 	struct door *d = door_of(st, scope, device);
 	if (rc) {
@@ -1001,8 +1000,7 @@ static struct locked **find_locked(struct astate *st, const char *scope, const c
  * what was sent and which doors failed. Acts as the caller while one is served.
  */
 static int building_mode(linli_ctx *ctx, struct astate *st, const char *scope, const char *b,
-			 bool down, const char *why, linli_record **reply, char *err,
-			 size_t errlen)
+			 bool down, const char *why, linli_record **reply, char *err, size_t errlen)
 {
 	struct door_list l;
 	int rc = list_doors(ctx, scope, b, &l, err, errlen);
@@ -1027,7 +1025,8 @@ static int building_mode(linli_ctx *ctx, struct astate *st, const char *scope, c
 		api->arr_get_map(l.arr, i, &m);
 		api->rec_get_str(m, "id", &id, NULL);
 		api->rec_get_str(m, "scope", &sc, NULL);
-		int c = door_command(ctx, st, sc, id, "set_mode", down ? "always_locked" : "normal");
+		int c =
+		    door_command(ctx, st, sc, id, "set_mode", down ? "always_locked" : "normal");
 		if (!c && down)
 			c = door_command(ctx, st, sc, id, "lock", NULL);
 		linli_record *e = NULL;
@@ -1039,8 +1038,9 @@ static int building_mode(linli_ctx *ctx, struct astate *st, const char *scope, c
 			if (c)
 				api->rec_set_str(e, "error", linli_strerror(c));
 			else
-				api->rec_set_str(e, "commands", down ? "set_mode always_locked, lock"
-								     : "set_mode normal");
+				api->rec_set_str(e, "commands",
+						 down ? "set_mode always_locked, lock"
+						      : "set_mode normal");
 		}
 		struct locked **pp = find_locked(st, sc, b);
 		if (down && !*pp && (*pp = calloc(1, sizeof **pp))) {
@@ -1057,8 +1057,7 @@ static int building_mode(linli_ctx *ctx, struct astate *st, const char *scope, c
 	char detail[512], obj[BUILDING_MAX + 16];
 	snprintf(obj, sizeof obj, "building %s", b);
 	snprintf(detail, sizeof detail, "%s: %zu of %zu doors sent%s%.300s",
-		 down ? "lockdown" : "release", ok, l.n, why && *why ? "; " : "",
-		 why ? why : "");
+		 down ? "lockdown" : "release", ok, l.n, why && *why ? "; " : "", why ? why : "");
 	api->audit(ctx, down ? "access.lockdown" : "access.release", scope, obj,
 		   ok ? "allowed" : "failed", detail);
 	api->log(ctx, LINLI_LOG_INFO, "building %s at %s %s: %s", b, at,
@@ -1096,8 +1095,8 @@ struct opts {
 	const char *scope, *why, *building, *arg;
 };
 
-static int parse(const struct linli_cmd_req *req, bool want_arg, const char *usage,
-		 struct opts *o, char *err, size_t errlen)
+static int parse(const struct linli_cmd_req *req, bool want_arg, const char *usage, struct opts *o,
+		 char *err, size_t errlen)
 {
 	memset(o, 0, sizeof *o);
 	for (int i = 0; i < req->argc; i++) {
@@ -1128,7 +1127,8 @@ static int lock_cmd(linli_ctx *ctx, const struct linli_cmd_req *req, linli_recor
 {
 	struct astate *st = req->ud;
 	struct opts o;
-	const char *usage = down ? "BUILDING [--scope PATH] [--why TEXT]" : "BUILDING [--scope PATH]";
+	const char *usage =
+	    down ? "BUILDING [--scope PATH] [--why TEXT]" : "BUILDING [--scope PATH]";
 	int rc = parse(req, true, usage, &o, err, errlen);
 	if (!rc && o.scope)
 		rc = api->caller_may(ctx, req->caller, down ? "access.lockdown" : "access.release",
@@ -1180,9 +1180,10 @@ static int cmd_doors(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 		api->rec_get_str(m, "id", &id, NULL);
 		api->rec_get_str(m, "scope", &sc, NULL);
 		struct door *d = find_door(st, sc, id);
-		api->rec_set_str(m, "state", !d || !d->known_state ? "unknown"
-					     : d->open		     ? "open"
-								     : "closed");
+		api->rec_set_str(m, "state",
+				 !d || !d->known_state ? "unknown"
+				 : d->open	       ? "open"
+						       : "closed");
 		if (d && d->known_state && d->open)
 			api->rec_set_time(m, "open_since", d->open_since);
 		if (d && d->command[0])
@@ -1342,8 +1343,8 @@ static int access_init(linli_ctx *ctx, const struct linli_api *a)
 		rc = api->action_declare(ctx, actions[i].name, actions[i].role, NULL, NULL,
 					 actions[i].summary);
 	for (size_t i = 0; !rc && i < sizeof cmds / sizeof cmds[0]; i++) {
-		rc = api->cmd_register(ctx, cmds[i].sub, cmds[i].usage, cmds[i].summary,
-				       cmds[i].fn, st);
+		rc = api->cmd_register(ctx, cmds[i].sub, cmds[i].usage, cmds[i].summary, cmds[i].fn,
+				       st);
 		if (!rc)
 			rc = api->cmd_require(ctx, cmds[i].sub, cmds[i].action);
 	}
