@@ -274,6 +274,13 @@ def case_lockdown_and_release_act_as_the_caller_and_are_audited():
         check(rc != 0 and "access.lockdown" in err, f"a viewer is refused: {err}")
         rc, out, err = d.cli("access", "lockdown", "42", env={"LINLI_SESSION": op})
         check(rc != 0 and "no door of building 42" in err, f"no such building: {err}")
+        rc, out, err = d.cli("access", "lockdown", env={"LINLI_SESSION": op})
+        check(rc != 0 and "give the building" in err, f"no building: {err}")
+        rc, out, err = d.cli("access", "release", "7", "--why", "x", env={"LINLI_SESSION": op})
+        check(rc != 0 and "unexpected '--why'" in err, f"release takes no --why: {err}")
+        rc, out, err = d.cli("access", "lockdown", "7", "--scope", "hefei/baohe/binhu/other",
+                             env={"LINLI_SESSION": op})
+        check(rc != 0 and "outside its jurisdiction" in err, f"a sibling's building: {err}")
         out = d.ok("access", "lockdown", "7", "--why", "drill", env={"LINLI_SESSION": op})
         eq((out["doors"], out["mode"], sorted(x["door"] for x in out["sent"]), out["failed"]),
            (2, "always_locked", ["dr-1", "dr-2"], []), "both doors of building 7")
