@@ -380,6 +380,11 @@ static const struct bad bad_cases[] = {
 	{"plugins",
 	 "plugins = (\n"
 	 "  { name = \"p\"; family = \"custom\"; version = \"1.0.0\"; sdk = \"1.0\";\n"
+	 "    description = \"d\"; capabilities = [ \"sensitive:houses\" ]; }\n);\n",
+	 "plugins.cfg:2: plugin 'p': capability 'sensitive:houses': no dataset 'houses'"},
+	{"plugins",
+	 "plugins = (\n"
+	 "  { name = \"p\"; family = \"custom\"; version = \"1.0.0\"; sdk = \"1.0\";\n"
 	 "    description = \"d\"; capabilities = [ \"device.read:toaster\" ]; }\n);\n",
 	 "plugins.cfg:2: plugin 'p': capability 'device.read:toaster': no device class"},
 	{"plugins",
