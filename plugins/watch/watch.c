@@ -6,11 +6,21 @@
  * Owns: the `watch` console commands, the watch_schedules and watch_visits records, a map
  * of each hit to its watchlist person (kept as the plugin from watch_hits, so that a
  * caller granted the watchlist learns who a hit was even when the hit's own link is
- * masked for it), and the reminder tick. Every command reads and writes as its caller,
- * so the kernel masks what the caller may not see and audits every read under the
- * caller's name (via plugin:watch); the plugin never unmasks anything itself. Only the
- * tick, the alarm answers and the hit map act as the plugin.
+ * masked for it), the reminder tick and the plugins.watch configuration. Every command
+ * reads and writes as its caller, so the kernel masks what the caller may not see and
+ * audits every read under the caller's name (via plugin:watch); the plugin never unmasks
+ * anything itself, it only hides more (identifying fields the catalog leaves in clear, and
+ * everything of a hit but that it exists, from callers without sensitive:watchlist). Only
+ * the tick, the alarm answers, the hit map and the config reload act as the plugin.
+ *
+ * Reminders: a schedule past its due date is reminded once per overdue period (every_days)
+ * through alarmreq/raise (type watch_visit_overdue, source record:watch_schedules/PERSON,
+ * at the person's scope, details naming the grid worker and never the person); the period
+ * is written before the raise, so a restart repeats none. The supervising grid worker's
+ * visit clears it through alarmreq/clear. Must never: put who a person is into an alarm or
+ * a log line, or read as the plugin on behalf of a caller.
  */
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +32,17 @@ static const struct linli_api *api;
 
 #define DAY_MS (86400 * (int64_t)1000)
 #define TICK_MS 60000
+#define CFG_FILE "linli.cfg" /* what the kernel reads plugins.watch from */
+
+static const char *const sev_names[] = {"critical", "major", "minor", "warning", "indeterminate"};
+#define SEV_LIST "critical, major, minor, warning, indeterminate"
+
+/* plugins = { watch = { every_days = 30; severity = "minor"; }; }; */
+struct wcfg {
+	int64_t every_days; /* a schedule's rhythm when `watch schedule` gives none */
+	int severity;	    /* of the overdue reminder's alarm: an index of sev_names */
+};
+static const struct wcfg cfg_defaults = {30, 2};
 
 /* The plugin's actions: least role, summary. */
 static const struct {
@@ -30,6 +51,7 @@ static const struct {
     {"watch.read", "viewer", "list and show watchlist people, visits due, hits"},
     {"watch.visit", "grid_worker", "record a visit (走访) to a person one supervises"},
     {"watch.schedule", "operator", "set how often a person is visited"},
+    {"watch.stats", "operator", "see the plugin's counters and configuration"},
 };
 
 /* A hit of watch_hits and the watchlist person it names, as the plugin read it. */
@@ -52,9 +74,106 @@ struct watch {
 	struct flying *fly;
 	size_t n_fly, cap_fly;
 	int told_no_alarms; /* the log said once that nobody serves alarmreq/raise */
+	struct wcfg cfg;
+	char *cfg_json; /* the plugins.watch group last seen (applied or refused) */
+	int64_t reminders, failed, cleared, refused_reloads;
 };
 
 static struct watch *W;
+
+/* ---- configuration ---- */
+
+static int cfg_err(char *err, size_t errlen, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int cfg_err(char *err, size_t errlen, const char *key, const char *fmt, ...)
+{
+	int n = snprintf(err, errlen, CFG_FILE ": plugins.watch.%s: ", key);
+	va_list ap;
+	va_start(ap, fmt);
+	if (n >= 0 && (size_t)n < errlen)
+		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+	return LINLI_ECONFIG;
+}
+
+/* The plugins.watch group c into *out, or LINLI_ECONFIG naming the file and key. */
+static int cfg_parse(linli_record *c, struct wcfg *out, char *err, size_t errlen)
+{
+	struct wcfg f = cfg_defaults;
+	for (size_t i = 0; i < api->rec_count(c); i++) {
+		const char *k = NULL;
+		api->rec_key(c, i, &k);
+		if (!k || (strcmp(k, "every_days") && strcmp(k, "severity")))
+			return cfg_err(err, errlen, k ? k : "?",
+				       "unknown key (it takes every_days, severity)");
+	}
+	int t = api->rec_type(c, "every_days");
+	if (t != LINLI_T_NONE &&
+	    (t != LINLI_T_INT || api->rec_get_int(c, "every_days", &f.every_days) ||
+	     f.every_days < 1 || f.every_days > 366))
+		return cfg_err(err, errlen, "every_days", "must be whole days, 1 to 366");
+	if (api->rec_has(c, "severity")) {
+		const char *v = NULL;
+		f.severity = -1;
+		api->rec_get_str(c, "severity", &v, NULL);
+		for (int j = 0; v && j < (int)(sizeof sev_names / sizeof *sev_names); j++)
+			if (!strcmp(v, sev_names[j]))
+				f.severity = j;
+		if (f.severity < 0)
+			return cfg_err(err, errlen, "severity", "must be one of %s", SEV_LIST);
+	}
+	*out = f;
+	return 0;
+}
+
+/*
+ * Read plugins.watch now. 0 and *changed when it differs from what was last seen and is
+ * good (then applied); LINLI_ECONFIG when it differs and is bad (the running values
+ * stay); 0 when it is unchanged.
+ */
+static int cfg_load(linli_ctx *ctx, bool *changed, char *err, size_t errlen)
+{
+	linli_record *c = NULL;
+	*changed = false;
+	int rc = api->plugin_config(ctx, &c);
+	if (rc)
+		return snprintf(err, errlen, "cannot read the configuration"), rc;
+	size_t len = 0;
+	char small[1];
+	api->rec_to_json(c, small, sizeof small, &len);
+	char *json = malloc(len + 1);
+	if (!json || api->rec_to_json(c, json, len + 1, NULL)) {
+		free(json);
+		api->rec_free(c);
+		return snprintf(err, errlen, "out of memory"), LINLI_ENOMEM;
+	}
+	if (W->cfg_json && !strcmp(W->cfg_json, json)) {
+		free(json);
+		api->rec_free(c);
+		return 0;
+	}
+	free(W->cfg_json);
+	W->cfg_json = json;
+	rc = cfg_parse(c, &W->cfg, err, errlen);
+	api->rec_free(c);
+	*changed = rc == 0;
+	return rc;
+}
+
+/* Every second: a reload (SIGHUP) of plugins.watch. */
+static void cfg_tick(linli_ctx *ctx, void *ud)
+{
+	(void)ud;
+	char err[512];
+	bool changed = false;
+	if (cfg_load(ctx, &changed, err, sizeof err)) {
+		W->refused_reloads++;
+		api->log(ctx, LINLI_LOG_ERROR,
+			 "reload refused, keeping the running configuration: %s", err);
+	} else if (changed)
+		api->log(ctx, LINLI_LOG_INFO, "configuration reloaded from %s (plugins.watch)",
+			 CFG_FILE);
+}
 
 /* ---- small helpers ---- */
 
@@ -193,15 +312,29 @@ static void workers_of(linli_ctx *ctx, const struct linli_caller *who, struct wo
 		w->n = 0; /* out of the caller's reach: the kernel's checks decide */
 }
 
+/* Does `scope` lie at `root` or below it? */
+static int within(const char *scope, const char *root)
+{
+	size_t n = strlen(root);
+	return !strncmp(scope, root, n) && (scope[n] == '\0' || scope[n] == '/');
+}
+
+/*
+ * Is the person at `scope` with `supervisor` (a grid_workers id) one of the worker records w
+ * names? A worker record lives at its community; the person there or in one of its grids.
+ */
+static int names_supervisor(const struct workers *w, const char *scope, const char *supervisor)
+{
+	for (int i = 0; supervisor && i < w->n; i++)
+		if (!strcmp(w->v[i].id, supervisor) && within(scope, w->v[i].scope))
+			return 1;
+	return 0;
+}
+
 /* May a caller with workers w see a person at `scope` supervised by `supervisor`? */
 static int supervises(const struct workers *w, const char *scope, const char *supervisor)
 {
-	if (!w->n)
-		return 1;
-	for (int i = 0; i < w->n; i++)
-		if (supervisor && !strcmp(w->v[i].id, supervisor) && !strcmp(w->v[i].scope, scope))
-			return 1;
-	return 0;
+	return !w->n || names_supervisor(w, scope, supervisor);
 }
 
 /*
@@ -209,16 +342,18 @@ static int supervises(const struct workers *w, const char *scope, const char *su
  * the read audited under it), with the scope it lives at. A person the caller may not
  * see — outside its reach, or not supervised by it when it is a grid worker — is
  * "no watchlist person 'X' within reach", the same answer as for one that does not exist.
+ * With `w` the grid worker filter is left to the caller: w gets the caller's worker records.
  */
 static int load_person(linli_ctx *ctx, const struct linli_caller *who, const char *id,
-		       linli_record **rec, char *scope, char *err, size_t errlen)
+		       linli_record **rec, char *scope, struct workers *w, char *err,
+		       size_t errlen)
 {
 	*rec = NULL;
 	int rc = api->store_get(ctx, "watchlist", NULL, id, rec, scope);
 	if (rc == 0) {
-		struct workers w;
-		workers_of(ctx, who, &w);
-		if (supervises(&w, scope, str_or(*rec, "supervisor", NULL)))
+		struct workers mine;
+		workers_of(ctx, who, w ? w : &mine);
+		if (w || supervises(&mine, scope, str_or(*rec, "supervisor", NULL)))
 			return 0;
 		api->rec_free(*rec);
 		*rec = NULL;
@@ -334,9 +469,25 @@ static int hitmap_load(linli_ctx *ctx)
 
 /* ---- list and show ---- */
 
+/*
+ * Fields of a watchlist record that point at the person although the catalog does not mark
+ * them sensitive (the access plugin matches on face_id and card_no without the grant): the
+ * plugin shows them as "***" to callers without sensitive:watchlist, as the kernel shows a
+ * masked value that is not a string. It only ever hides more than the kernel; never less.
+ */
+static const char *const identifying[] = {"face_id", "card_no", "house", "notes"};
+
+static void hide_identifying(linli_record *r)
+{
+	for (size_t i = 0; i < sizeof identifying / sizeof *identifying; i++)
+		if (api->rec_has(r, identifying[i]))
+			api->rec_set_str(r, identifying[i], "***");
+}
+
 struct listing {
 	linli_record *rows;
 	struct workers w;
+	int clear; /* the caller holds sensitive:watchlist */
 };
 
 static const char *const person_fields[] = {"name", "category", "risk_level", "supervisor",
@@ -355,6 +506,8 @@ static int list_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
 	api->rec_set_str(m, "scope", row->scope);
 	for (size_t i = 0; i < sizeof person_fields / sizeof *person_fields; i++)
 		copy_field(m, row->record, person_fields[i]);
+	if (!l->clear)
+		hide_identifying(m);
 	return 0;
 }
 
@@ -380,7 +533,7 @@ static int cmd_list(linli_ctx *ctx, const struct linli_cmd_req *req, linli_recor
 			return LINLI_EINVAL;
 		}
 	}
-	struct listing l = {.rows = api->rec_new_array()};
+	struct listing l = {.rows = api->rec_new_array(), .clear = granted(req->caller, "watchlist")};
 	if (!l.rows)
 		return LINLI_ENOMEM;
 	workers_of(ctx, req->caller, &l.w);
@@ -435,9 +588,11 @@ static int cmd_show(linli_ctx *ctx, const struct linli_cmd_req *req, linli_recor
 	}
 	char scope[LINLI_SCOPE_MAX + 1];
 	linli_record *p;
-	int rc = load_person(ctx, req->caller, req->argv[0], &p, scope, err, errlen);
+	int rc = load_person(ctx, req->caller, req->argv[0], &p, scope, NULL, err, errlen);
 	if (rc)
 		return rc;
+	if (!granted(req->caller, "watchlist"))
+		hide_identifying(p);
 	api->rec_set_str(p, "id", req->argv[0]);
 	api->rec_set_str(p, "scope", scope);
 	linli_record *s = schedule_reply(ctx, scope, req->argv[0]);
@@ -509,12 +664,12 @@ static int parse_days(const char *s, int64_t *days, char *err, size_t errlen)
 static int cmd_schedule(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
 			char *err, size_t errlen)
 {
-	if (req->argc < 2 || req->argc > 3) {
-		snprintf(err, errlen, "usage: watch schedule PERSON EVERY [FIRST-DUE]");
+	if (req->argc < 1 || req->argc > 3) {
+		snprintf(err, errlen, "usage: watch schedule PERSON [EVERY [FIRST-DUE]]");
 		return LINLI_EINVAL;
 	}
-	struct sched_set s = {.person = req->argv[0]};
-	int rc = parse_days(req->argv[1], &s.every_days, err, errlen);
+	struct sched_set s = {.person = req->argv[0], .every_days = W->cfg.every_days};
+	int rc = req->argc > 1 ? parse_days(req->argv[1], &s.every_days, err, errlen) : 0;
 	int64_t now = api->time_now_ms();
 	s.due = now + s.every_days * DAY_MS;
 	if (!rc && req->argc == 3)
@@ -523,7 +678,7 @@ static int cmd_schedule(linli_ctx *ctx, const struct linli_cmd_req *req, linli_r
 		return rc;
 	char scope[LINLI_SCOPE_MAX + 1];
 	linli_record *p;
-	if ((rc = load_person(ctx, req->caller, s.person, &p, scope, err, errlen)))
+	if ((rc = load_person(ctx, req->caller, s.person, &p, scope, NULL, err, errlen)))
 		return rc;
 	if ((rc = api->caller_may(ctx, req->caller, "watch.schedule", scope, err, errlen))) {
 		api->rec_free(p);
@@ -546,7 +701,7 @@ struct visit_set {
 	const char *supervisor;
 	int had;		    /* a schedule exists */
 	int64_t due;		    /* its due date before the visit */
-	char alarm[LINLI_ID_MAX + 1]; /* its reminder's alarm, if any */
+	int reminded;		    /* a reminder was sent for it (answered or not) */
 };
 
 static int visit_step(linli_ctx *ctx, const char *id, linli_record **rec, void *ud, char *err,
@@ -558,7 +713,7 @@ static int visit_step(linli_ctx *ctx, const char *id, linli_record **rec, void *
 		return LINLI_STORE_KEEP; /* no schedule: the visit is only recorded */
 	v->had = 1;
 	v->due = time_or(*rec, "due", 0);
-	snprintf(v->alarm, sizeof v->alarm, "%s", str_or(*rec, "alarm", ""));
+	v->reminded = int_or(*rec, "reminded_periods", 0) > 0 || api->rec_has(*rec, "alarm");
 	int64_t every = int_or(*rec, "every_days", 30);
 	api->rec_set_time(*rec, "last_visit", v->now);
 	api->rec_set_int(*rec, "visits", int_or(*rec, "visits", 0) + 1);
@@ -591,7 +746,8 @@ static int cmd_visit(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 	const char *id = req->argv[0];
 	char scope[LINLI_SCOPE_MAX + 1], notes[2048];
 	linli_record *p;
-	int rc = load_person(ctx, req->caller, id, &p, scope, err, errlen);
+	struct workers w;
+	int rc = load_person(ctx, req->caller, id, &p, scope, &w, err, errlen);
 	if (rc)
 		return rc;
 	if ((rc = api->caller_may(ctx, req->caller, "watch.visit", scope, err, errlen))) {
@@ -601,6 +757,23 @@ static int cmd_visit(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 	char sup[LINLI_ID_MAX + 1];
 	snprintf(sup, sizeof sup, "%s", str_or(p, "supervisor", ""));
 	api->rec_free(p);
+	/* Only the grid worker who supervises the person records a visit (走访). */
+	const char *me = req->caller && req->caller->name ? req->caller->name : "?";
+	if (!names_supervisor(&w, scope, sup[0] ? sup : NULL)) {
+		if (!w.n)
+			snprintf(err, errlen,
+				 "'%.64s' is not a grid worker here (no active grid_workers record "
+				 "names the account): only the grid worker who supervises '%.48s' "
+				 "records a visit",
+				 me, id);
+		else
+			snprintf(err, errlen,
+				 "grid worker '%.64s' does not supervise '%.48s': only its "
+				 "supervising grid worker records a visit",
+				 me, id);
+		api->audit(ctx, "watch.visit", scope, id, "denied", "not the person's grid worker");
+		return LINLI_EPERM;
+	}
 	struct visit_set v = {.now = api->time_now_ms(), .supervisor = sup[0] ? sup : NULL};
 	if ((rc = api->store_update(ctx, "watch_schedules", scope, id, visit_step, &v))) {
 		snprintf(err, errlen, "%s", api->store_last_error(ctx));
@@ -623,7 +796,7 @@ static int cmd_visit(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 		api->rec_free(r);
 		return rc;
 	}
-	if (v.alarm[0]) { /* the reminder is answered: clear its alarm */
+	if (v.reminded) { /* the reminder is answered: clear its alarm */
 		char src[LINLI_ID_MAX + 40], why[128];
 		snprintf(src, sizeof src, "record:watch_schedules/%s", id);
 		snprintf(why, sizeof why, "visited by %s", str_or(r, "by", "kernel"));
@@ -631,9 +804,12 @@ static int cmd_visit(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 		api->rec_set_str(c, "type", "watch_visit_overdue");
 		api->rec_set_str(c, "source", src);
 		api->rec_set_str(c, "why", why);
-		if (api->request(ctx, "alarmreq/clear", scope, c, 0, on_cleared, NULL, NULL))
-			api->log(ctx, LINLI_LOG_WARN, "the reminder alarm %s is not cleared: nobody "
-						     "serves alarmreq/clear", v.alarm);
+		int crc = api->request(ctx, "alarmreq/clear", scope, c, 0, on_cleared, NULL, NULL);
+		if (crc)
+			api->log(ctx, LINLI_LOG_WARN, "the visit reminder of %s is not cleared: "
+				 "alarmreq/clear: %s", id, linli_strerror(crc));
+		else
+			W->cleared++;
 		api->rec_free(c);
 	}
 	api->rec_set_str(r, "id", vid);
@@ -751,19 +927,18 @@ static int hit_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
 	linli_record *m;
 	if (api->arr_push_map(l->rows, &m))
 		return LINLI_ENOMEM;
-	/* What everyone within reach sees: a restricted hit happened, when and where. */
+	/* What everyone within reach sees: that a restricted hit happened (and its alarm). */
 	api->rec_set_str(m, "id", row->id);
 	api->rec_set_str(m, "scope", row->scope);
 	api->rec_set_time(m, "at", time_or(row->record, "at", 0));
-	static const char *const place[] = {"device", "building", "alarm"};
-	for (size_t i = 0; i < 3; i++)
-		copy_field(m, row->record, place[i]);
+	copy_field(m, row->record, "alarm");
 	api->rec_set_bool(m, "restricted", true);
 	if (!l->who_visible)
 		return 0;
-	/* Who it was, for callers granted the watchlist: read as the caller. */
-	static const char *const how[] = {"kind", "score", "matched", "seen_by"};
-	for (size_t i = 0; i < 4; i++)
+	/* Where, how and who, for callers granted the watchlist: read as the caller. */
+	static const char *const how[] = {"device", "building", "kind", "score", "matched",
+					  "seen_by"};
+	for (size_t i = 0; i < sizeof how / sizeof *how; i++)
 		copy_field(m, row->record, how[i]);
 	const char *person = hit_person(row->scope, row->id);
 	if (!person)
@@ -898,10 +1073,12 @@ static void on_raised(linli_ctx *ctx, uint64_t rid, int status, const linli_reco
 	struct flying f = W->fly[i];
 	W->fly[i] = W->fly[--W->n_fly];
 	if (status < 0) { /* not raised: the next tick tries again */
+		W->failed++;
 		api->log(ctx, LINLI_LOG_WARN, "the visit reminder of %s is not raised: %s", f.id,
 			 err && err[0] ? err : linli_strerror(status));
 		return;
 	}
+	W->reminders++;
 	struct answered a = {f.due, f.periods, str_or(rec, "id", NULL)};
 	if (api->store_update(ctx, "watch_schedules", f.scope, f.id, answered_step, &a))
 		api->log(ctx, LINLI_LOG_WARN, "the visit reminder of %s: alarm not recorded: %s",
@@ -939,7 +1116,7 @@ static int raise_reminder(linli_ctx *ctx, const char *scope, const char *id, int
 		return LINLI_ENOMEM;
 	api->rec_set_str(p, "type", "watch_visit_overdue");
 	api->rec_set_str(p, "source", src);
-	api->rec_set_str(p, "severity", "minor");
+	api->rec_set_str(p, "severity", sev_names[W->cfg.severity]);
 	api->rec_set_str(p, "details", details);
 	struct flying *f = &W->fly[W->n_fly];
 	int rc = api->request(ctx, "alarmreq/raise", scope, p, 0, on_raised, NULL, &f->rid);
@@ -971,9 +1148,13 @@ static int tick_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
 	struct remind m = {.now = now, .due = due, .periods = (now - due) / (every * DAY_MS) + 1};
 	char sup[LINLI_ID_MAX + 1];
 	linli_record *p = NULL;
-	snprintf(sup, sizeof sup, "%s", str_or(row->record, "supervisor", ""));
-	if (api->store_get(ctx, "watchlist", row->scope, row->id, &p, NULL) == 0)
-		snprintf(sup, sizeof sup, "%s", str_or(p, "supervisor", ""));
+	/* A person taken off the list (gone, or past valid_until) is reminded of no more. */
+	if (api->store_get(ctx, "watchlist", row->scope, row->id, &p, NULL) ||
+	    time_or(p, "valid_until", INT64_MAX) < now) {
+		api->rec_free(p);
+		return 0;
+	}
+	snprintf(sup, sizeof sup, "%s", str_or(p, "supervisor", ""));
 	api->rec_free(p);
 	m.supervisor = sup[0] ? sup : NULL;
 	int64_t reminded = time_or(row->record, "reminded_for", -1) == due
@@ -1014,14 +1195,60 @@ static void tick(linli_ctx *ctx, void *ud)
 	} while (cursor[0]);
 }
 
+/* ---- stats ---- */
+
+static int cmd_stats(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
+		     char *err, size_t errlen)
+{
+	(void)ctx;
+	if (req->argc) {
+		snprintf(err, errlen, "usage: watch stats");
+		return LINLI_EINVAL;
+	}
+	linli_record *r = api->rec_new(), *c = NULL;
+	if (!r || api->rec_set_map(r, "config", &c)) {
+		api->rec_free(r);
+		return snprintf(err, errlen, "out of memory"), LINLI_ENOMEM;
+	}
+	api->rec_set_int(c, "every_days", W->cfg.every_days);
+	api->rec_set_str(c, "severity", sev_names[W->cfg.severity]);
+	api->rec_set_int(r, "reminders", W->reminders);
+	api->rec_set_int(r, "failed", W->failed);
+	api->rec_set_int(r, "in_flight", (int64_t)W->n_fly);
+	api->rec_set_int(r, "cleared", W->cleared);
+	api->rec_set_int(r, "hits_known", (int64_t)W->n_hits);
+	api->rec_set_int(r, "refused_reloads", W->refused_reloads);
+	*reply = r;
+	return 0;
+}
+
 /* ---- init ---- */
+
+static void free_state(void)
+{
+	if (!W)
+		return;
+	free(W->hits);
+	free(W->fly);
+	free(W->cfg_json);
+	free(W);
+	W = NULL;
+}
 
 static int watch_init(linli_ctx *ctx, const struct linli_api *a)
 {
 	api = a;
 	if (!(W = calloc(1, sizeof *W)))
 		return LINLI_ENOMEM;
-	int rc = 0;
+	W->cfg = cfg_defaults;
+	char cerr[512];
+	bool changed;
+	int rc = cfg_load(ctx, &changed, cerr, sizeof cerr);
+	if (rc) {
+		api->set_error(ctx, "%s", cerr);
+		free_state();
+		return rc;
+	}
 	for (size_t i = 0; !rc && i < sizeof actions / sizeof *actions; i++)
 		rc = api->action_declare(ctx, actions[i].name, actions[i].role, NULL, NULL,
 					 actions[i].summary);
@@ -1035,8 +1262,9 @@ static int watch_init(linli_ctx *ctx, const struct linli_api *a)
 	     "watch.read"},
 	    {"show", "PERSON", "one person, their visit schedule and visits", cmd_show,
 	     "watch.read"},
-	    {"schedule", "PERSON EVERY [FIRST-DUE]",
-	     "visit a person every N days (30d), the first visit due FIRST-DUE (a local date)",
+	    {"schedule", "PERSON [EVERY [FIRST-DUE]]",
+	     "visit a person every N days (every_days, 30d), the first visit due FIRST-DUE (a "
+	     "local date)",
 	     cmd_schedule, "watch.schedule"},
 	    {"visit", "PERSON [NOTES...]", "record a visit (走访) now; the next is due a period on",
 	     cmd_visit, "watch.visit"},
@@ -1046,6 +1274,8 @@ static int watch_init(linli_ctx *ctx, const struct linli_api *a)
 	     "watchlist hits from access control: when and where; who, for callers granted "
 	     "sensitive:watchlist",
 	     cmd_hits, "watch.read"},
+	    {"stats", "", "reminders raised, failed and cleared, the configuration", cmd_stats,
+	     "watch.stats"},
 	};
 	for (size_t i = 0; !rc && i < sizeof cmds / sizeof *cmds; i++) {
 		rc = api->cmd_register(ctx, cmds[i].name, cmds[i].usage, cmds[i].summary,
@@ -1058,30 +1288,24 @@ static int watch_init(linli_ctx *ctx, const struct linli_api *a)
 		rc = api->store_watch(ctx, "watch_hits", on_hit_change, NULL, &id);
 	if (!rc)
 		rc = api->timer_add(ctx, 1000, TICK_MS, tick, NULL, &id);
+	if (!rc)
+		rc = api->timer_add(ctx, 1000, 1000, cfg_tick, NULL, &id);
 	if (!rc && (rc = hitmap_load(ctx)))
 		api->set_error(ctx, "reading watch_hits: %s", api->store_last_error(ctx));
 	else if (rc)
 		api->set_error(ctx, "setting up: %s", linli_strerror(rc));
-	if (rc) {
-		free(W->hits);
-		free(W);
-		W = NULL;
-	}
+	if (rc)
+		free_state();
 	return rc;
 }
 
 static void watch_fini(linli_ctx *ctx, const struct linli_api *a)
 {
 	(void)ctx, (void)a;
-	if (!W)
-		return;
-	free(W->hits);
-	free(W->fly);
-	free(W);
-	W = NULL;
+	free_state();
 }
 
-LINLI_PLUGIN(watch_init, watch_fini, .name = "watch", .version = "0.2.0", .family = "governance",
+LINLI_PLUGIN(watch_init, watch_fini, .name = "watch", .version = "1.0.0", .family = "governance",
 	     .description = "Special-personnel watch (restricted): the watchlist per caller, visit "
 			    "schedules with overdue reminders to the grid worker, hits from "
 			    "access control",
