@@ -955,9 +955,11 @@ static int check_capability(struct ld *l, const struct catalog *c, const struct 
 			return fail(l, p->line, what, "capability '%s': takes no argument", cap);
 		return 0;
 	}
+	if (IS("sensitive") && !arg) /* every dataset's sensitive fields in clear */
+		return 0;
 	if (!arg || !*arg)
 		return fail(l, p->line, what, "capability '%s': needs ':<argument>'", cap);
-	if (IS("store.read") || IS("store.write")) {
+	if (IS("store.read") || IS("store.write") || IS("sensitive")) {
 		if (!catalog_dataset(c, arg))
 			return fail(l, p->line, what,
 				    "capability '%s': no dataset '%s' in the catalog", cap, arg);
@@ -977,7 +979,7 @@ static int check_capability(struct ld *l, const struct catalog *c, const struct 
 	} else
 		return fail(l, p->line, what,
 			    "capability '%s': unknown kind (store.read, store.write, "
-			    "bus.publish, bus.subscribe, device.read, device.command, "
+			    "sensitive, bus.publish, bus.subscribe, device.read, device.command, "
 			    "hal.driver, net.connect, catalog.read)",
 			    cap);
 #undef IS
