@@ -35,7 +35,7 @@ const char cfg_embedded_default[] =
 	"log_level = \"info\";\n"
 	"catalog_dir = \"catalog\";\n"
 	"plugin_dirs = [ \"build/plugins/sim\", \"build/plugins/alarms\", \"build/plugins/grid\",\n"
-	"                \"build/plugins/fire\" ];\n"
+	"                \"build/plugins/fire\", \"build/plugins/watch\" ];\n"
 	"script_dirs = [ \"scripts\" ];  # the repo's Lua applications (scripts/apps)\n"
 	"store = { sync = true; };\n"
 	"plugins = {\n"
