@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import sys
+import time
 import zoneinfo
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -71,10 +72,12 @@ class node:
 
 
 def seed(d, clock="2027-03-01T09:00"):
-    """The clock set first (a move may end sessions), then two grid workers, two people
-    on the watchlist (p1 supervised by gw1 = account w1, p2 by gw2 = w2), the accounts."""
-    d.ok("clock", "set", clock)
-    d.login()
+    """The clock set first (a move may end sessions; None: the real one), then two grid
+    workers, two people on the watchlist (p1 supervised by gw1 = account w1, p2 by gw2 =
+    w2), the accounts."""
+    if clock:
+        d.ok("clock", "set", clock)
+        d.login()
     for gw, acct, grid in (("gw1", "w1", "g01"), ("gw2", "w2", "g02")):
         d.ok("data", "put", "grid_workers", "--scope", YUELAN, "--id", gw,
              js({"name": "王五", "phone": "13800000000", "account": acct, "grid": grid,
@@ -258,9 +261,11 @@ def case_overdue_visit_reminds_the_grid_worker():
 
 def case_visit_refused_outside_the_workers_people():
     """Only the grid worker who supervises a person records a visit; every other caller is
-    refused with a reason and audited as denied; bad requests name what is wrong."""
+    refused with a reason and audited as denied; bad requests name what is wrong. Then a
+    reminder answered before a restart is not raised again after it (the real clock: a
+    restart ends the test clock's offset)."""
     with node() as d:
-        seed(d)
+        seed(d, clock=None)
         ok_as(d, "admin", "schedule", "p2", "14d")
         refused_as(d, "w1", "grid worker 'w1' does not supervise 'p2': only its supervising "
                    "grid worker records a visit", "visit", "p2")
@@ -297,6 +302,19 @@ def case_visit_refused_outside_the_workers_people():
                 (("due", "within=1y"), "within '1y': give whole days"),
                 (("hits", "--since", "yesterday"), "--since: 'yesterday' is not a date")):
             refused_as(d, "admin", needle, *args, code="LINLI_EINVAL")
+        # p1 due a day ago: one overdue period, reminded once; a restart reminds no more.
+        yesterday = str(int(time.time() * 1000) - 86400000)
+        eq(ok_as(d, "admin", "schedule", "p1", "7d", yesterday)["overdue"], True, "overdue")
+        d.ok("clock", "advance", "1m")  # the tick runs before the reply
+        wait_for(lambda: ok_as(d, "admin", "stats")["reminders"] == 1, "the reminder")
+        eq(d.stop(), 0, "a clean stop")
+        d.start(args=("--test-clock",))
+        d.ok("clock", "advance", "1m")
+        st = ok_as(d, "admin", "stats")
+        eq((st["reminders"], st["in_flight"], st["failed"]), (0, 0, 0), "nothing raised again")
+        d.login()
+        eq([(a["source"], a["count"]) for a in d.ok("alarms", "list")["alarms"]],
+           [("record:watch_schedules/p1", 1)], "the one reminder")
 
 
 def case_bad_config_refused_at_start_and_on_sighup():
