@@ -30,8 +30,8 @@
 
 static const struct linli_api *api;
 
-#define DAY_MS (86400 * (int64_t)1000)
-#define TICK_MS 60000
+#define DAY_MS	 (86400 * (int64_t)1000)
+#define TICK_MS	 60000
 #define CFG_FILE "linli.cfg" /* what the kernel reads plugins.watch from */
 
 static const char *const sev_names[] = {"critical", "major", "minor", "warning", "indeterminate"};
@@ -249,9 +249,9 @@ static int parse_time(linli_ctx *ctx, const char *what, const char *s, int64_t *
 	struct linli_tm t = {.size = sizeof t};
 	int n = 0, len = (int)strlen(s);
 	if (sscanf(s, "%4d-%2d-%2d%n", &t.year, &t.month, &t.day, &n) == 3 && n == 10 &&
-	    (len == 10 ||
-	     (sscanf(s + 10, "T%2d:%2d%n", &t.hour, &t.minute, &n) == 2 && n == 6 &&
-	      (len == 16 || (sscanf(s + 16, ":%2d%n", &t.second, &n) == 1 && n == 3 && len == 19)))) &&
+	    (len == 10 || (sscanf(s + 10, "T%2d:%2d%n", &t.hour, &t.minute, &n) == 2 && n == 6 &&
+			   (len == 16 || (sscanf(s + 16, ":%2d%n", &t.second, &n) == 1 && n == 3 &&
+					  len == 19)))) &&
 	    api->time_from_local(ctx, &t, out) == 0)
 		return 0;
 	snprintf(err, errlen,
@@ -303,11 +303,8 @@ static void workers_of(linli_ctx *ctx, const struct linli_caller *who, struct wo
 	if (!who || !who->name || !who->name[0] || !strcmp(who->role, "admin"))
 		return;
 	struct linli_where wh = {"account", who->name};
-	struct linli_query q = {.size = sizeof q,
-				.dataset = "grid_workers",
-				.where = &wh,
-				.n_where = 1,
-				.limit = 100};
+	struct linli_query q = {
+	    .size = sizeof q, .dataset = "grid_workers", .where = &wh, .n_where = 1, .limit = 100};
 	if (api->store_scan(ctx, &q, worker_row, w, NULL) < 0)
 		w->n = 0; /* out of the caller's reach: the kernel's checks decide */
 }
@@ -345,8 +342,7 @@ static int supervises(const struct workers *w, const char *scope, const char *su
  * With `w` the grid worker filter is left to the caller: w gets the caller's worker records.
  */
 static int load_person(linli_ctx *ctx, const struct linli_caller *who, const char *id,
-		       linli_record **rec, char *scope, struct workers *w, char *err,
-		       size_t errlen)
+		       linli_record **rec, char *scope, struct workers *w, char *err, size_t errlen)
 {
 	*rec = NULL;
 	int rc = api->store_get(ctx, "watchlist", NULL, id, rec, scope);
@@ -490,8 +486,8 @@ struct listing {
 	int clear; /* the caller holds sensitive:watchlist */
 };
 
-static const char *const person_fields[] = {"name", "category", "risk_level", "supervisor",
-					    "valid_until", "house"};
+static const char *const person_fields[] = {"name",	  "category",	 "risk_level",
+					    "supervisor", "valid_until", "house"};
 
 static int list_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
 {
@@ -515,8 +511,8 @@ static int cmd_list(linli_ctx *ctx, const struct linli_cmd_req *req, linli_recor
 		    char *err, size_t errlen)
 {
 	struct linli_where where[2];
-	struct linli_query q = {.size = sizeof q, .dataset = "watchlist", .where = where,
-				.limit = 1000};
+	struct linli_query q = {
+	    .size = sizeof q, .dataset = "watchlist", .where = where, .limit = 1000};
 	for (int i = 0; i < req->argc; i++) {
 		const char *a = req->argv[i];
 		if (!strncmp(a, "category=", 9) && q.n_where < 2)
@@ -526,14 +522,16 @@ static int cmd_list(linli_ctx *ctx, const struct linli_cmd_req *req, linli_recor
 		else if (!strncmp(a, "scope=", 6))
 			q.scope = a + 6;
 		else {
-			snprintf(err, errlen,
-				 "usage: watch list [category=C] [risk=low|medium|high] [scope=PATH] "
-				 "('%.64s': unknown filter)",
-				 a);
+			snprintf(
+			    err, errlen,
+			    "usage: watch list [category=C] [risk=low|medium|high] [scope=PATH] "
+			    "('%.64s': unknown filter)",
+			    a);
 			return LINLI_EINVAL;
 		}
 	}
-	struct listing l = {.rows = api->rec_new_array(), .clear = granted(req->caller, "watchlist")};
+	struct listing l = {.rows = api->rec_new_array(),
+			    .clear = granted(req->caller, "watchlist")};
 	if (!l.rows)
 		return LINLI_ENOMEM;
 	workers_of(ctx, req->caller, &l.w);
@@ -603,8 +601,12 @@ static int cmd_show(linli_ctx *ctx, const struct linli_cmd_req *req, linli_recor
 	linli_record *visits;
 	api->rec_set_array(p, "visits", &visits);
 	struct linli_where w = {"person", req->argv[0]};
-	struct linli_query q = {.size = sizeof q, .dataset = "watch_visits", .scope = scope,
-				.where = &w, .n_where = 1, .limit = 1000};
+	struct linli_query q = {.size = sizeof q,
+				.dataset = "watch_visits",
+				.scope = scope,
+				.where = &w,
+				.n_where = 1,
+				.limit = 1000};
 	if (api->store_scan(ctx, &q, visit_row, visits, NULL) < 0) {
 		snprintf(err, errlen, "%s", api->store_last_error(ctx));
 		api->rec_free(p);
@@ -699,9 +701,9 @@ static int cmd_schedule(linli_ctx *ctx, const struct linli_cmd_req *req, linli_r
 struct visit_set {
 	int64_t now;
 	const char *supervisor;
-	int had;		    /* a schedule exists */
-	int64_t due;		    /* its due date before the visit */
-	int reminded;		    /* a reminder was sent for it (answered or not) */
+	int had;      /* a schedule exists */
+	int64_t due;  /* its due date before the visit */
+	int reminded; /* a reminder was sent for it (answered or not) */
 };
 
 static int visit_step(linli_ctx *ctx, const char *id, linli_record **rec, void *ud, char *err,
@@ -806,8 +808,10 @@ static int cmd_visit(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 		api->rec_set_str(c, "why", why);
 		int crc = api->request(ctx, "alarmreq/clear", scope, c, 0, on_cleared, NULL, NULL);
 		if (crc)
-			api->log(ctx, LINLI_LOG_WARN, "the visit reminder of %s is not cleared: "
-				 "alarmreq/clear: %s", id, linli_strerror(crc));
+			api->log(ctx, LINLI_LOG_WARN,
+				 "the visit reminder of %s is not cleared: "
+				 "alarmreq/clear: %s",
+				 id, linli_strerror(crc));
 		else
 			W->cleared++;
 		api->rec_free(c);
@@ -861,8 +865,8 @@ static int due_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
 	return 0;
 }
 
-static int cmd_due(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
-		   char *err, size_t errlen)
+static int cmd_due(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply, char *err,
+		   size_t errlen)
 {
 	int64_t days = 7;
 	const char *scope = NULL;
@@ -875,7 +879,8 @@ static int cmd_due(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record
 			days = strtol(a + 7, &end, 10);
 			if (end == a + 7 || (*end && strcmp(end, "d")) || days < 0 || days > 366) {
 				snprintf(err, errlen,
-					 "within '%.32s': give whole days, 0d to 366d (e.g. 7d)", a + 7);
+					 "within '%.32s': give whole days, 0d to 366d (e.g. 7d)",
+					 a + 7);
 				return LINLI_EINVAL;
 			}
 		} else {
@@ -893,8 +898,12 @@ static int cmd_due(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record
 	char until[32];
 	snprintf(until, sizeof until, "%lld", (long long)(l.now + days * DAY_MS));
 	struct linli_range r = {"due", "<=", until};
-	struct linli_query q = {.size = sizeof q, .dataset = "watch_schedules", .scope = scope,
-				.range = &r, .n_range = 1, .limit = 1000};
+	struct linli_query q = {.size = sizeof q,
+				.dataset = "watch_schedules",
+				.scope = scope,
+				.range = &r,
+				.n_range = 1,
+				.limit = 1000};
 	char cursor[LINLI_CURSOR_MAX] = "";
 	do {
 		q.cursor = cursor;
@@ -936,8 +945,8 @@ static int hit_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
 	if (!l->who_visible)
 		return 0;
 	/* Where, how and who, for callers granted the watchlist: read as the caller. */
-	static const char *const how[] = {"device", "building", "kind", "score", "matched",
-					  "seen_by"};
+	static const char *const how[] = {"device", "building", "kind",
+					  "score",  "matched",	"seen_by"};
 	for (size_t i = 0; i < sizeof how / sizeof *how; i++)
 		copy_field(m, row->record, how[i]);
 	const char *person = hit_person(row->scope, row->id);
@@ -986,8 +995,12 @@ static int cmd_hits(linli_ctx *ctx, const struct linli_cmd_req *req, linli_recor
 	char from[32];
 	snprintf(from, sizeof from, "%lld", (long long)(since < 0 ? 0 : since));
 	struct linli_range r = {"at", ">=", from};
-	struct linli_query q = {.size = sizeof q, .dataset = "watch_hits", .scope = scope,
-				.range = &r, .n_range = 1, .limit = 1000};
+	struct linli_query q = {.size = sizeof q,
+				.dataset = "watch_hits",
+				.scope = scope,
+				.range = &r,
+				.n_range = 1,
+				.limit = 1000};
 	char cursor[LINLI_CURSOR_MAX] = "";
 	do {
 		q.cursor = cursor;
@@ -1039,8 +1052,8 @@ struct answered {
 	const char *alarm;
 };
 
-static int answered_step(linli_ctx *ctx, const char *id, linli_record **rec, void *ud,
-			 char *err, size_t errlen)
+static int answered_step(linli_ctx *ctx, const char *id, linli_record **rec, void *ud, char *err,
+			 size_t errlen)
 {
 	(void)ctx, (void)id, (void)err, (void)errlen;
 	struct answered *a = ud;
@@ -1109,8 +1122,8 @@ static int raise_reminder(linli_ctx *ctx, const char *scope, const char *id, int
 	snprintf(details, sizeof details,
 		 "a watch visit is overdue since %s (every %lld days; overdue period %lld): "
 		 "reminding grid worker %s%s",
-		 day, (long long)every, (long long)periods, supervisor ? supervisor : "(none named)",
-		 account);
+		 day, (long long)every, (long long)periods,
+		 supervisor ? supervisor : "(none named)", account);
 	linli_record *p = api->rec_new();
 	if (!p)
 		return LINLI_ENOMEM;
@@ -1123,10 +1136,11 @@ static int raise_reminder(linli_ctx *ctx, const char *scope, const char *id, int
 	api->rec_free(p);
 	if (rc) {
 		if (!W->told_no_alarms)
-			api->log(ctx, LINLI_LOG_WARN,
-				 "the visit reminder of %s is not raised: alarmreq/raise: %s (tried "
-				 "again each minute)",
-				 id, linli_strerror(rc));
+			api->log(
+			    ctx, LINLI_LOG_WARN,
+			    "the visit reminder of %s is not raised: alarmreq/raise: %s (tried "
+			    "again each minute)",
+			    id, linli_strerror(rc));
 		W->told_no_alarms = 1;
 		return rc;
 	}
@@ -1183,13 +1197,17 @@ static void tick(linli_ctx *ctx, void *ud)
 	char until[32];
 	snprintf(until, sizeof until, "%lld", (long long)now);
 	struct linli_range r = {"due", "<", until};
-	struct linli_query q = {.size = sizeof q, .dataset = "watch_schedules", .range = &r,
-				.n_range = 1, .limit = 1000};
+	struct linli_query q = {.size = sizeof q,
+				.dataset = "watch_schedules",
+				.range = &r,
+				.n_range = 1,
+				.limit = 1000};
 	char cursor[LINLI_CURSOR_MAX] = "";
 	do {
 		q.cursor = cursor;
 		if (api->store_scan(ctx, &q, tick_row, &now, cursor) < 0) {
-			api->log(ctx, LINLI_LOG_WARN, "reminder tick: %s", api->store_last_error(ctx));
+			api->log(ctx, LINLI_LOG_WARN, "reminder tick: %s",
+				 api->store_last_error(ctx));
 			return;
 		}
 	} while (cursor[0]);
