@@ -153,6 +153,11 @@ def case_masking_for_each_role():
                    code="LINLI_ENOENT")
         refused_as(d, "w1", "no watchlist person 'p9' within reach", "show", "p9",
                    code="LINLI_ENOENT")
+        # A grid_worker account of grid g01 reaches only its grid: no one of the community.
+        d.account("g1", "grid_worker", node=YUELAN + "/g01", password=PASSWORD)
+        eq(ok_as(d, "g1", "list"), [], "a grid account lists no one of the community")
+        refused_as(d, "g1", "no watchlist person 'p1' within reach", "show", "p1",
+                   code="LINLI_ENOENT")
         # Hits: that one exists (when, its alarm) for everyone; who and where only for the
         # granted officer (matched stays masked: it needs sensitive:watch_hits too).
         for user in ("v1", "op1", "w1", "admin"):
