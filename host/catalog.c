@@ -957,6 +957,8 @@ static int check_capability(struct ld *l, const struct catalog *c, const struct 
 			return fail(l, p->line, what, "capability '%s': takes no argument", cap);
 		return 0;
 	}
+	if (IS("sensitive") && !arg) /* every dataset's sensitive fields in clear */
+		return 0;
 	if (!arg || !*arg)
 		return fail(l, p->line, what, "capability '%s': needs ':<argument>'", cap);
 	if (IS("store.read") || IS("store.write") || IS("sensitive")) {
