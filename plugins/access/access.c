@@ -31,7 +31,6 @@
  * load and again when a reload (SIGHUP) changes them. Everything runs on the
  * kernel thread and never blocks.
  */
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,15 +38,14 @@
 
 #include <linli/linli.h>
 
+#include "plugcfg.h"
+
 static const struct linli_api *api;
 
 enum atype { T_FORCED, T_HELD, T_TAILGATE, T_DENIALS, T_WATCH, T_N };
 static const char *const type_names[T_N] = {"door_forced", "door_held_open", "tailgating",
 					    "repeated_denials", "watchlist_hit"};
 #define TYPE_LIST "door_forced, door_held_open, tailgating, repeated_denials, watchlist_hit"
-static const char *const sev_names[] = {"critical", "major", "minor", "warning", "indeterminate"};
-#define N_SEV	 5
-#define SEV_LIST "critical, major, minor, warning, indeterminate"
 static const int default_sev[T_N] = {1, 2, 1, 2, 0};
 
 #define CFG_FILE     "linli.cfg"
@@ -128,34 +126,6 @@ static struct astate *state; /* init to fini */
 
 /* ---- configuration ---- */
 
-static int cfg_err(char *err, size_t errlen, const char *key, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int cfg_err(char *err, size_t errlen, const char *key, const char *fmt, ...)
-{
-	int n = snprintf(err, errlen, CFG_FILE ": plugins.access.%s: ", key);
-	va_list ap;
-	va_start(ap, fmt);
-	if (n >= 0 && (size_t)n < errlen)
-		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-	va_end(ap);
-	return LINLI_ECONFIG;
-}
-
-static int get_int(linli_record *c, const char *key, int64_t lo, int64_t hi, int64_t scale,
-		   int64_t *out, char *err, size_t errlen)
-{
-	int t = api->rec_type(c, key);
-	if (t == LINLI_T_NONE)
-		return 0;
-	int64_t v = 0;
-	if (t != LINLI_T_INT || api->rec_get_int(c, key, &v) || v < lo || v > hi)
-		return cfg_err(err, errlen, key, "must be %s, %lld to %lld",
-			       scale == 1000 ? "whole seconds" : "a whole number", (long long)lo,
-			       (long long)hi);
-	*out = v * scale;
-	return 0;
-}
-
 static int type_of(const char *s)
 {
 	for (int i = 0; s && i < T_N; i++)
@@ -164,51 +134,23 @@ static int type_of(const char *s)
 	return -1;
 }
 
-/* severity = { TYPE = "SEVERITY"; ... } */
-static int get_sevs(linli_record *c, int *sev, char *err, size_t errlen)
-{
-	linli_record *m = NULL;
-	if (!api->rec_has(c, "severity"))
-		return 0;
-	if (api->rec_get_map(c, "severity", &m))
-		return cfg_err(err, errlen, "severity", "must be a group { TYPE = \"SEVERITY\"; }");
-	for (size_t i = 0; i < api->rec_count(m); i++) {
-		const char *k = NULL, *v = NULL;
-		char key[96];
-		api->rec_key(m, i, &k);
-		snprintf(key, sizeof key, "severity.%.64s", k ? k : "?");
-		int t = type_of(k), s = -1;
-		if (t < 0)
-			return cfg_err(err, errlen, key, "not an alarm type of access (%s)",
-				       TYPE_LIST);
-		api->rec_get_str(m, k, &v, NULL);
-		for (int j = 0; v && j < N_SEV; j++)
-			if (strcmp(v, sev_names[j]) == 0)
-				s = j;
-		if (s < 0)
-			return cfg_err(err, errlen, key, "must be one of %s", SEV_LIST);
-		sev[t] = s;
-	}
-	return 0;
-}
-
 /* lockdown_on = [ "TYPE", ... ] */
-static int get_lockdown(linli_record *c, unsigned *bits, char *err, size_t errlen)
+static int get_lockdown(const struct plugcfg *p, linli_record *c, unsigned *bits)
 {
 	linli_record *a = NULL;
 	if (!api->rec_has(c, "lockdown_on"))
 		return 0;
 	if (api->rec_get_array(c, "lockdown_on", &a))
-		return cfg_err(err, errlen, "lockdown_on",
-			       "must be a list of alarm types [ \"door_forced\", ... ]");
+		return plugcfg_err(p, "lockdown_on",
+				   "must be a list of alarm types [ \"door_forced\", ... ]");
 	*bits = 0;
 	for (size_t i = 0; i < api->rec_count(a); i++) {
 		const char *v = NULL;
 		int t = api->arr_get_str(a, i, &v, NULL) ? -1 : type_of(v);
 		if (t < 0)
-			return cfg_err(err, errlen, "lockdown_on",
-				       "'%.64s' is not an alarm type of access (%s)", v ? v : "?",
-				       TYPE_LIST);
+			return plugcfg_err(p, "lockdown_on",
+					   "'%.64s' is not an alarm type of access (%s)",
+					   v ? v : "?", TYPE_LIST);
 		*bits |= 1u << t;
 	}
 	return 0;
@@ -220,35 +162,27 @@ static int cfg_parse(linli_record *c, struct acfg *out, char *err, size_t errlen
 	static const char *const keys[] = {"held_open_s", "pass_window_s",    "forced_on_open",
 					   "denials",	  "denials_window_s", "severity",
 					   "lockdown_on"};
+	const struct plugcfg p = {api, "access", err, errlen};
 	struct acfg f = cfg_defaults;
 	memcpy(f.sev, default_sev, sizeof f.sev);
-	for (size_t i = 0; i < api->rec_count(c); i++) {
-		const char *k = NULL;
-		bool ok = false;
-		api->rec_key(c, i, &k);
-		for (size_t j = 0; k && j < sizeof keys / sizeof keys[0]; j++)
-			ok = ok || strcmp(k, keys[j]) == 0;
-		if (!ok)
-			return cfg_err(err, errlen, k ? k : "?",
-				       "unknown key (it takes held_open_s, pass_window_s, "
-				       "forced_on_open, denials, denials_window_s, severity, "
-				       "lockdown_on)");
-	}
-	int rc = get_int(c, "held_open_s", 1, SECONDS_MAX, 1000, &f.held_ms, err, errlen);
+	int rc = plugcfg_keys(&p, c, keys, sizeof keys / sizeof keys[0]);
 	if (!rc)
-		rc = get_int(c, "pass_window_s", 1, 600, 1000, &f.pass_window_ms, err, errlen);
+		rc = plugcfg_int(&p, c, "held_open_s", 1, SECONDS_MAX, 1000, "whole seconds",
+				 &f.held_ms);
 	if (!rc)
-		rc = get_int(c, "denials", 2, DENIALS_MAX, 1, &f.denials, err, errlen);
+		rc = plugcfg_int(&p, c, "pass_window_s", 1, 600, 1000, "whole seconds",
+				 &f.pass_window_ms);
 	if (!rc)
-		rc = get_int(c, "denials_window_s", 1, SECONDS_MAX, 1000, &f.denials_window_ms, err,
-			     errlen);
-	if (!rc && api->rec_has(c, "forced_on_open") &&
-	    api->rec_get_bool(c, "forced_on_open", &f.forced_on_open))
-		rc = cfg_err(err, errlen, "forced_on_open", "must be true or false");
+		rc = plugcfg_int(&p, c, "denials", 2, DENIALS_MAX, 1, "a whole number", &f.denials);
 	if (!rc)
-		rc = get_sevs(c, f.sev, err, errlen);
+		rc = plugcfg_int(&p, c, "denials_window_s", 1, SECONDS_MAX, 1000, "whole seconds",
+				 &f.denials_window_ms);
 	if (!rc)
-		rc = get_lockdown(c, &f.lockdown_on, err, errlen);
+		rc = plugcfg_bool(&p, c, "forced_on_open", &f.forced_on_open);
+	if (!rc)
+		rc = plugcfg_sevs(&p, c, type_names, T_N, NULL, f.sev);
+	if (!rc)
+		rc = get_lockdown(&p, c, &f.lockdown_on);
 	if (!rc)
 		*out = f;
 	return rc;
@@ -261,27 +195,12 @@ static int cfg_parse(linli_record *c, struct acfg *out, char *err, size_t errlen
  */
 static int cfg_load(linli_ctx *ctx, struct astate *st, bool *changed, char *err, size_t errlen)
 {
+	const struct plugcfg p = {api, "access", err, errlen};
 	linli_record *c = NULL;
 	*changed = false;
-	int rc = api->plugin_config(ctx, &c);
-	if (rc)
-		return snprintf(err, errlen, "cannot read the configuration"), rc;
-	size_t len = 0;
-	char small[1];
-	api->rec_to_json(c, small, sizeof small, &len);
-	char *json = malloc(len + 1);
-	if (!json || api->rec_to_json(c, json, len + 1, NULL)) {
-		free(json);
-		api->rec_free(c);
-		return snprintf(err, errlen, "out of memory"), LINLI_ENOMEM;
-	}
-	if (st->cfg_json && strcmp(st->cfg_json, json) == 0) {
-		free(json);
-		api->rec_free(c);
-		return 0;
-	}
-	free(st->cfg_json);
-	st->cfg_json = json;
+	int rc = plugcfg_fresh(&p, ctx, &st->cfg_json, &c);
+	if (rc <= 0)
+		return rc;
 	rc = cfg_parse(c, &st->cfg, err, errlen);
 	api->rec_free(c);
 	*changed = rc == 0;
@@ -290,7 +209,7 @@ static int cfg_load(linli_ctx *ctx, struct astate *st, bool *changed, char *err,
 
 static linli_record *cfg_record(const struct acfg *f)
 {
-	linli_record *r = api->rec_new(), *sev = NULL, *on = NULL;
+	linli_record *r = api->rec_new(), *on = NULL;
 	if (!r)
 		return NULL;
 	api->rec_set_int(r, "held_open_s", f->held_ms / 1000);
@@ -298,9 +217,7 @@ static linli_record *cfg_record(const struct acfg *f)
 	api->rec_set_bool(r, "forced_on_open", f->forced_on_open);
 	api->rec_set_int(r, "denials", f->denials);
 	api->rec_set_int(r, "denials_window_s", f->denials_window_ms / 1000);
-	if (api->rec_set_map(r, "severity", &sev) == 0)
-		for (int i = 0; i < T_N; i++)
-			api->rec_set_str(sev, type_names[i], sev_names[f->sev[i]]);
+	plugcfg_put_sevs(api, r, type_names, T_N, f->sev);
 	if (api->rec_set_array(r, "lockdown_on", &on) == 0)
 		for (int i = 0; i < T_N; i++)
 			if (f->lockdown_on & (1u << i))
@@ -462,7 +379,7 @@ static int send_raise(linli_ctx *ctx, struct astate *st, int t, const char *scop
 	if (p) {
 		api->rec_set_str(p, "type", type_names[t]);
 		api->rec_set_str(p, "source", source);
-		api->rec_set_str(p, "severity", sev_names[st->cfg.sev[t]]);
+		api->rec_set_str(p, "severity", plugcfg_sev_names[st->cfg.sev[t]]);
 		api->rec_set_str(p, "details", details);
 		rc = api->request(ctx, "alarmreq/raise", scope, p, 10000, fn, ud, NULL);
 		api->rec_free(p);

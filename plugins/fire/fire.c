@@ -23,6 +23,8 @@
 
 #include <linli/linli.h>
 
+#include "plugcfg.h"
+
 static const struct linli_api *api;
 
 /* The alarm types this plugin raises: names, default severities. */
@@ -40,9 +42,6 @@ enum ftype {
 static const char *const type_names[T_N] = {
     "smoke",	    "smoke_density", "hydrant_low_pressure", "hydrant_high_pressure",
     "hydrant_leak", "gas_leak",	     "device_unavailable",   "fire_confirmed"};
-static const char *const sev_names[] = {"critical", "major", "minor", "warning", "indeterminate"};
-#define N_SEV	 5
-#define SEV_LIST "critical, major, minor, warning, indeterminate"
 static const int default_sev[T_N] = {1, 1, 1, 2, 2, 0, 3, 0};
 
 #define CFG_FILE     "linli.cfg" /* what the kernel reads plugins.fire from */
@@ -112,126 +111,39 @@ static struct fstate *state; /* init to fini */
 
 /* ---- configuration ---- */
 
-static int cfg_err(char *err, size_t errlen, const char *key, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int cfg_err(char *err, size_t errlen, const char *key, const char *fmt, ...)
-{
-	int n = snprintf(err, errlen, CFG_FILE ": plugins.fire.%s: ", key);
-	va_list ap;
-	va_start(ap, fmt);
-	if (n >= 0 && (size_t)n < errlen)
-		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-	va_end(ap);
-	return LINLI_ECONFIG;
-}
-
-static int get_num(linli_record *c, const char *key, double lo, double hi, const char *unit,
-		   double *out, char *err, size_t errlen)
-{
-	int t = api->rec_type(c, key);
-	if (t == LINLI_T_NONE)
-		return 0;
-	double v = 0;
-	if ((t != LINLI_T_FLOAT && t != LINLI_T_INT) || api->rec_get_float(c, key, &v) ||
-	    !(v >= lo && v <= hi))
-		return cfg_err(err, errlen, key, "must be a number %g to %g (%s)", lo, hi, unit);
-	*out = v;
-	return 0;
-}
-
-static int get_secs(linli_record *c, const char *key, int64_t *ms, char *err, size_t errlen)
-{
-	int t = api->rec_type(c, key);
-	if (t == LINLI_T_NONE)
-		return 0;
-	int64_t v = 0;
-	if (t != LINLI_T_INT || api->rec_get_int(c, key, &v) || v < 1 || v > SECONDS_MAX)
-		return cfg_err(err, errlen, key, "must be whole seconds, 1 to %d", SECONDS_MAX);
-	*ms = v * 1000;
-	return 0;
-}
-
-static int type_of(const char *s)
-{
-	for (int i = 0; s && i < T_N; i++)
-		if (strcmp(s, type_names[i]) == 0)
-			return i;
-	return -1;
-}
-
-/* severity = { TYPE = "SEVERITY"; ... } */
-static int get_sevs(linli_record *c, int *sev, char *err, size_t errlen)
-{
-	linli_record *m = NULL;
-	if (!api->rec_has(c, "severity"))
-		return 0;
-	if (api->rec_get_map(c, "severity", &m))
-		return cfg_err(err, errlen, "severity", "must be a group { TYPE = \"SEVERITY\"; }");
-	for (size_t i = 0; i < api->rec_count(m); i++) {
-		const char *k = NULL, *v = NULL;
-		api->rec_key(m, i, &k);
-		int t = type_of(k);
-		if (t < 0) {
-			char key[96];
-			snprintf(key, sizeof key, "severity.%.64s", k ? k : "?");
-			return cfg_err(err, errlen, key,
-				       "not an alarm type of fire (smoke, smoke_density, "
-				       "hydrant_low_pressure, hydrant_high_pressure, hydrant_leak, "
-				       "gas_leak, device_unavailable, fire_confirmed)");
-		}
-		int s = -1;
-		api->rec_get_str(m, k, &v, NULL);
-		for (int j = 0; v && j < N_SEV; j++)
-			if (strcmp(v, sev_names[j]) == 0)
-				s = j;
-		if (s < 0) {
-			char key[96];
-			snprintf(key, sizeof key, "severity.%s", k);
-			return cfg_err(err, errlen, key, "must be one of %s", SEV_LIST);
-		}
-		sev[t] = s;
-	}
-	return 0;
-}
-
 /* The plugins.fire group c into *out, or LINLI_ECONFIG naming the file and key. */
 static int cfg_parse(linli_record *c, struct fcfg *out, char *err, size_t errlen)
 {
 	static const char *const keys[] = {"smoke_density",	"smoke_for_s",	  "pressure_low",
 					   "pressure_high",	"pressure_for_s", "normal_for_s",
 					   "building_window_s", "severity"};
+	const struct plugcfg p = {api, "fire", err, errlen};
 	struct fcfg f = cfg_defaults;
 	memcpy(f.sev, default_sev, sizeof f.sev);
-	for (size_t i = 0; i < api->rec_count(c); i++) {
-		const char *k = NULL;
-		bool ok = false;
-		api->rec_key(c, i, &k);
-		for (size_t j = 0; k && j < sizeof keys / sizeof keys[0]; j++)
-			ok = ok || strcmp(k, keys[j]) == 0;
-		if (!ok)
-			return cfg_err(err, errlen, k ? k : "?",
-				       "unknown key (it takes smoke_density, smoke_for_s, "
-				       "pressure_low, pressure_high, pressure_for_s, normal_for_s, "
-				       "building_window_s, severity)");
-	}
-	int rc = get_num(c, "smoke_density", 0.01, 10.0, "dB/m", &f.smoke_density, err, errlen);
+	int rc = plugcfg_keys(&p, c, keys, sizeof keys / sizeof keys[0]);
 	if (!rc)
-		rc = get_num(c, "pressure_low", 0.0, 2.5, "MPa", &f.pressure_low, err, errlen);
+		rc = plugcfg_num(&p, c, "smoke_density", 0.01, 10.0, "dB/m", &f.smoke_density);
 	if (!rc)
-		rc = get_num(c, "pressure_high", 0.0, 2.5, "MPa", &f.pressure_high, err, errlen);
+		rc = plugcfg_num(&p, c, "pressure_low", 0.0, 2.5, "MPa", &f.pressure_low);
 	if (!rc)
-		rc = get_secs(c, "smoke_for_s", &f.smoke_for_ms, err, errlen);
+		rc = plugcfg_num(&p, c, "pressure_high", 0.0, 2.5, "MPa", &f.pressure_high);
 	if (!rc)
-		rc = get_secs(c, "pressure_for_s", &f.pressure_for_ms, err, errlen);
+		rc = plugcfg_int(&p, c, "smoke_for_s", 1, SECONDS_MAX, 1000, "whole seconds",
+				 &f.smoke_for_ms);
 	if (!rc)
-		rc = get_secs(c, "normal_for_s", &f.normal_for_ms, err, errlen);
+		rc = plugcfg_int(&p, c, "pressure_for_s", 1, SECONDS_MAX, 1000, "whole seconds",
+				 &f.pressure_for_ms);
 	if (!rc)
-		rc = get_secs(c, "building_window_s", &f.window_ms, err, errlen);
+		rc = plugcfg_int(&p, c, "normal_for_s", 1, SECONDS_MAX, 1000, "whole seconds",
+				 &f.normal_for_ms);
 	if (!rc)
-		rc = get_sevs(c, f.sev, err, errlen);
+		rc = plugcfg_int(&p, c, "building_window_s", 1, SECONDS_MAX, 1000, "whole seconds",
+				 &f.window_ms);
+	if (!rc)
+		rc = plugcfg_sevs(&p, c, type_names, T_N, NULL, f.sev);
 	if (!rc && f.pressure_low >= f.pressure_high)
-		rc = cfg_err(err, errlen, "pressure_high", "%g MPa must be above pressure_low (%g)",
-			     f.pressure_high, f.pressure_low);
+		rc = plugcfg_err(&p, "pressure_high", "%g MPa must be above pressure_low (%g)",
+				 f.pressure_high, f.pressure_low);
 	if (!rc)
 		*out = f;
 	return rc;
@@ -244,27 +156,12 @@ static int cfg_parse(linli_record *c, struct fcfg *out, char *err, size_t errlen
  */
 static int cfg_load(linli_ctx *ctx, struct fstate *st, bool *changed, char *err, size_t errlen)
 {
+	const struct plugcfg p = {api, "fire", err, errlen};
 	linli_record *c = NULL;
 	*changed = false;
-	int rc = api->plugin_config(ctx, &c);
-	if (rc)
-		return snprintf(err, errlen, "cannot read the configuration"), rc;
-	size_t len = 0;
-	char small[1];
-	api->rec_to_json(c, small, sizeof small, &len);
-	char *json = malloc(len + 1);
-	if (!json || api->rec_to_json(c, json, len + 1, NULL)) {
-		free(json);
-		api->rec_free(c);
-		return snprintf(err, errlen, "out of memory"), LINLI_ENOMEM;
-	}
-	if (st->cfg_json && strcmp(st->cfg_json, json) == 0) {
-		free(json);
-		api->rec_free(c);
-		return 0;
-	}
-	free(st->cfg_json);
-	st->cfg_json = json;
+	int rc = plugcfg_fresh(&p, ctx, &st->cfg_json, &c);
+	if (rc <= 0)
+		return rc;
 	rc = cfg_parse(c, &st->cfg, err, errlen);
 	api->rec_free(c);
 	*changed = rc == 0;
@@ -273,7 +170,7 @@ static int cfg_load(linli_ctx *ctx, struct fstate *st, bool *changed, char *err,
 
 static linli_record *cfg_record(const struct fcfg *f)
 {
-	linli_record *r = api->rec_new(), *sev = NULL;
+	linli_record *r = api->rec_new();
 	if (!r)
 		return NULL;
 	api->rec_set_float(r, "smoke_density", f->smoke_density);
@@ -283,9 +180,7 @@ static linli_record *cfg_record(const struct fcfg *f)
 	api->rec_set_int(r, "pressure_for_s", f->pressure_for_ms / 1000);
 	api->rec_set_int(r, "normal_for_s", f->normal_for_ms / 1000);
 	api->rec_set_int(r, "building_window_s", f->window_ms / 1000);
-	if (api->rec_set_map(r, "severity", &sev) == 0)
-		for (int i = 0; i < T_N; i++)
-			api->rec_set_str(sev, type_names[i], sev_names[f->sev[i]]);
+	plugcfg_put_sevs(api, r, type_names, T_N, f->sev);
 	return r;
 }
 
@@ -393,7 +288,7 @@ static void raise_alarm(linli_ctx *ctx, struct fstate *st, int t, const char *sc
 	}
 	api->rec_set_str(p, "type", type_names[t]);
 	api->rec_set_str(p, "source", source);
-	api->rec_set_str(p, "severity", sev_names[st->cfg.sev[t]]);
+	api->rec_set_str(p, "severity", plugcfg_sev_names[st->cfg.sev[t]]);
 	api->rec_set_str(p, "details", details);
 	int rc = api->request(ctx, "alarmreq/raise", scope, p, 10000, on_answer, ASKED(t, 0), NULL);
 	api->rec_free(p);

@@ -18,13 +18,14 @@
  * a reload (SIGHUP) changes them. Everything runs on the kernel thread; it
  * never writes the store and never blocks.
  */
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <linli/linli.h>
+
+#include "plugcfg.h"
 
 static const struct linli_api *api;
 
@@ -50,9 +51,6 @@ enum ptype {
 static const char *const type_names[T_N] = {"fence_crossing", "fence_cut",    "fence_tamper",
 					    "manhole_open",   "manhole_tilt", "trash_full",
 					    "trash_fire"};
-static const char *const sev_names[] = {"critical", "major", "minor", "warning", "indeterminate"};
-#define N_SEV	 5
-#define SEV_LIST "critical, major, minor, warning, indeterminate"
 static const int default_sev[T_N] = {1, 0, 1, 1, 1, 3, 0};
 
 /* The device classes it handles, and what each event of theirs raises. */
@@ -140,18 +138,9 @@ static struct pstate *state; /* init to fini */
 
 /* ---- configuration ---- */
 
-static int cfg_err(char *err, size_t errlen, const char *key, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int cfg_err(char *err, size_t errlen, const char *key, const char *fmt, ...)
-{
-	int n = snprintf(err, errlen, CFG_FILE ": plugins.perimeter.%s: ", key);
-	va_list ap;
-	va_start(ap, fmt);
-	if (n >= 0 && (size_t)n < errlen)
-		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-	va_end(ap);
-	return LINLI_ECONFIG;
-}
+/* "linli.cfg: plugins.perimeter.KEY: ..." into err: LINLI_ECONFIG (plugcfg.h). */
+#define cfg_err(err, errlen, key, ...)                                                             \
+	plugcfg_err(&(const struct plugcfg){api, "perimeter", (err), (errlen)}, (key), __VA_ARGS__)
 
 /* [a-z][a-z0-9_]*, at most NAME_MAX_ bytes: an alarm type, an event, a zone. */
 static bool name_ok(const char *s)
@@ -163,14 +152,6 @@ static bool name_ok(const char *s)
 		if (!((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= '0' && s[n] <= '9') || s[n] == '_'))
 			return false;
 	return n <= NAME_MAX_;
-}
-
-static int sev_of(const char *v)
-{
-	for (int j = 0; v && j < N_SEV; j++)
-		if (strcmp(v, sev_names[j]) == 0)
-			return j;
-	return -1;
 }
 
 /* "HH:MM" into minutes of the day, or -1. */
@@ -228,42 +209,6 @@ static int get_zones(linli_record *c, struct pcfg *f, char *err, size_t errlen)
 			return rc;
 		snprintf(z->name, sizeof z->name, "%s", k);
 		f->n_zones++;
-	}
-	return 0;
-}
-
-static int type_of(const char *s)
-{
-	for (int i = 0; s && i < T_N; i++)
-		if (strcmp(s, type_names[i]) == 0)
-			return i;
-	return -1;
-}
-
-/* severity = { TYPE = "SEVERITY"; ... } for the fixed types. */
-static int get_sevs(linli_record *c, int *sev, char *err, size_t errlen)
-{
-	linli_record *m = NULL;
-	if (!api->rec_has(c, "severity"))
-		return 0;
-	if (api->rec_get_map(c, "severity", &m))
-		return cfg_err(err, errlen, "severity", "must be a group { TYPE = \"SEVERITY\"; }");
-	for (size_t i = 0; i < api->rec_count(m); i++) {
-		const char *k = NULL, *v = NULL;
-		char key[96];
-		api->rec_key(m, i, &k);
-		snprintf(key, sizeof key, "severity.%.64s", k ? k : "?");
-		int t = type_of(k);
-		if (t < 0)
-			return cfg_err(err, errlen, key,
-				       "not an alarm type of perimeter (fence_crossing, fence_cut, "
-				       "fence_tamper, manhole_open, manhole_tilt, trash_full, "
-				       "trash_fire; a camera's are set in camera_events)");
-		api->rec_get_str(m, k, &v, NULL);
-		int s = sev_of(v);
-		if (s < 0)
-			return cfg_err(err, errlen, key, "must be one of %s", SEV_LIST);
-		sev[t] = s;
 	}
 	return 0;
 }
@@ -328,11 +273,11 @@ static int get_camera(linli_record *c, const char *cam_events, struct pcfg *f, c
 		}
 		int s = -1;
 		if (api->rec_get_str(row, "severity", &sev, NULL) == 0)
-			s = sev_of(sev);
+			s = plugcfg_sev(sev);
 		if (s < 0) {
 			char sk[160];
 			snprintf(sk, sizeof sk, "%s.severity", key);
-			return cfg_err(err, errlen, sk, "must be one of %s", SEV_LIST);
+			return cfg_err(err, errlen, sk, "must be one of %s", PLUGCFG_SEV_LIST);
 		}
 		struct camrow *r = &f->cam[f->n_cam++];
 		snprintf(r->event, sizeof r->event, "%s", k);
@@ -357,36 +302,20 @@ static int cfg_parse(linli_record *c, const char *cam_events, struct pcfg *out, 
 	memcpy(f->sev, default_sev, sizeof f->sev);
 	f->n_cam = (int)(sizeof default_cam / sizeof default_cam[0]);
 	memcpy(f->cam, default_cam, sizeof default_cam);
-	int rc = 0;
-	for (size_t i = 0; !rc && i < api->rec_count(c); i++) {
-		const char *k = NULL;
-		bool ok = false;
-		api->rec_key(c, i, &k);
-		for (size_t j = 0; k && j < sizeof keys / sizeof keys[0]; j++)
-			ok = ok || strcmp(k, keys[j]) == 0;
-		if (!ok)
-			rc = cfg_err(err, errlen, k ? k : "?",
-				     "unknown key (it takes crossing_hours, zones, level_deg, "
-				     "empty_below, severity, camera_events)");
-	}
+	const struct plugcfg p = {api, "perimeter", err, errlen};
+	int rc = plugcfg_keys(&p, c, keys, sizeof keys / sizeof keys[0]);
 	if (!rc && api->rec_has(c, "crossing_hours"))
 		rc = get_hours(c, "crossing_hours", "crossing_hours", &f->crossing, err, errlen);
 	if (!rc)
 		rc = get_zones(c, f, err, errlen);
-	if (!rc && api->rec_has(c, "level_deg")) {
-		int t = api->rec_type(c, "level_deg");
-		if ((t != LINLI_T_FLOAT && t != LINLI_T_INT) ||
-		    api->rec_get_float(c, "level_deg", &f->level_deg) ||
-		    !(f->level_deg >= 0.0 && f->level_deg <= 90.0))
-			rc = cfg_err(err, errlen, "level_deg", "must be a number 0 to 90 (deg)");
-	}
-	if (!rc && api->rec_has(c, "empty_below") &&
-	    (api->rec_type(c, "empty_below") != LINLI_T_INT ||
-	     api->rec_get_int(c, "empty_below", &f->empty_below) || f->empty_below < 1 ||
-	     f->empty_below > 100))
-		rc = cfg_err(err, errlen, "empty_below", "must be a whole percent, 1 to 100");
 	if (!rc)
-		rc = get_sevs(c, f->sev, err, errlen);
+		rc = plugcfg_num(&p, c, "level_deg", 0.0, 90.0, "deg", &f->level_deg);
+	if (!rc)
+		rc = plugcfg_int(&p, c, "empty_below", 1, 100, 1, "a whole percent",
+				 &f->empty_below);
+	if (!rc)
+		rc = plugcfg_sevs(&p, c, type_names, T_N, "a camera's are set in camera_events",
+				  f->sev);
 	if (!rc)
 		rc = get_camera(c, cam_events, f, err, errlen);
 	if (!rc)
@@ -402,27 +331,12 @@ static int cfg_parse(linli_record *c, const char *cam_events, struct pcfg *out, 
  */
 static int cfg_load(linli_ctx *ctx, struct pstate *st, bool *changed, char *err, size_t errlen)
 {
+	const struct plugcfg p = {api, "perimeter", err, errlen};
 	linli_record *c = NULL;
 	*changed = false;
-	int rc = api->plugin_config(ctx, &c);
-	if (rc)
-		return snprintf(err, errlen, "cannot read the configuration"), rc;
-	size_t len = 0;
-	char small[1];
-	api->rec_to_json(c, small, sizeof small, &len);
-	char *json = malloc(len + 1);
-	if (!json || api->rec_to_json(c, json, len + 1, NULL)) {
-		free(json);
-		api->rec_free(c);
-		return snprintf(err, errlen, "out of memory"), LINLI_ENOMEM;
-	}
-	if (st->cfg_json && strcmp(st->cfg_json, json) == 0) {
-		free(json);
-		api->rec_free(c);
-		return 0;
-	}
-	free(st->cfg_json);
-	st->cfg_json = json;
+	int rc = plugcfg_fresh(&p, ctx, &st->cfg_json, &c);
+	if (rc <= 0)
+		return rc;
 	rc = cfg_parse(c, st->cam_events, &st->cfg, err, errlen);
 	api->rec_free(c);
 	*changed = rc == 0;
@@ -455,15 +369,13 @@ static linli_record *cfg_record(const struct pcfg *f)
 		}
 	api->rec_set_float(r, "level_deg", f->level_deg);
 	api->rec_set_int(r, "empty_below", f->empty_below);
-	if (api->rec_set_map(r, "severity", &m) == 0)
-		for (int i = 0; i < T_N; i++)
-			api->rec_set_str(m, type_names[i], sev_names[f->sev[i]]);
+	plugcfg_put_sevs(api, r, type_names, T_N, f->sev);
 	if (api->rec_set_map(r, "camera_events", &m) == 0)
 		for (int i = 0; i < f->n_cam; i++) {
 			linli_record *row = NULL;
 			if (api->rec_set_map(m, f->cam[i].event, &row) == 0) {
 				api->rec_set_str(row, "type", f->cam[i].type);
-				api->rec_set_str(row, "severity", sev_names[f->cam[i].sev]);
+				api->rec_set_str(row, "severity", plugcfg_sev_names[f->cam[i].sev]);
 			}
 		}
 	return r;
@@ -529,7 +441,7 @@ static void raise_device(linli_ctx *ctx, struct pstate *st, const char *type, in
 	}
 	api->rec_set_str(p, "type", type);
 	api->rec_set_str(p, "source", src);
-	api->rec_set_str(p, "severity", sev_names[sev]);
+	api->rec_set_str(p, "severity", plugcfg_sev_names[sev]);
 	api->rec_set_str(p, "details", details);
 	int rc = api->request(ctx, "alarmreq/raise", scope, p, 10000, on_answer,
 			      ASKED(i < 0 ? COUNT_MAX : i, 0), NULL);

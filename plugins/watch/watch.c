@@ -20,7 +20,6 @@
  * visit clears it through alarmreq/clear. Must never: put who a person is into an alarm or
  * a log line, or read as the plugin on behalf of a caller.
  */
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,19 +27,18 @@
 
 #include <linli/linli.h>
 
+#include "plugcfg.h"
+
 static const struct linli_api *api;
 
 #define DAY_MS	 (86400 * (int64_t)1000)
 #define TICK_MS	 60000
 #define CFG_FILE "linli.cfg" /* what the kernel reads plugins.watch from */
 
-static const char *const sev_names[] = {"critical", "major", "minor", "warning", "indeterminate"};
-#define SEV_LIST "critical, major, minor, warning, indeterminate"
-
 /* plugins = { watch = { every_days = 30; severity = "minor"; }; }; */
 struct wcfg {
 	int64_t every_days; /* a schedule's rhythm when `watch schedule` gives none */
-	int severity;	    /* of the overdue reminder's alarm: an index of sev_names */
+	int severity;	    /* of the overdue reminder's alarm: an index of plugcfg_sev_names */
 };
 static const struct wcfg cfg_defaults = {30, 2};
 
@@ -83,47 +81,24 @@ static struct watch *W;
 
 /* ---- configuration ---- */
 
-static int cfg_err(char *err, size_t errlen, const char *key, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int cfg_err(char *err, size_t errlen, const char *key, const char *fmt, ...)
-{
-	int n = snprintf(err, errlen, CFG_FILE ": plugins.watch.%s: ", key);
-	va_list ap;
-	va_start(ap, fmt);
-	if (n >= 0 && (size_t)n < errlen)
-		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-	va_end(ap);
-	return LINLI_ECONFIG;
-}
-
 /* The plugins.watch group c into *out, or LINLI_ECONFIG naming the file and key. */
 static int cfg_parse(linli_record *c, struct wcfg *out, char *err, size_t errlen)
 {
+	static const char *const keys[] = {"every_days", "severity"};
+	const struct plugcfg p = {api, "watch", err, errlen};
 	struct wcfg f = cfg_defaults;
-	for (size_t i = 0; i < api->rec_count(c); i++) {
-		const char *k = NULL;
-		api->rec_key(c, i, &k);
-		if (!k || (strcmp(k, "every_days") && strcmp(k, "severity")))
-			return cfg_err(err, errlen, k ? k : "?",
-				       "unknown key (it takes every_days, severity)");
-	}
-	int t = api->rec_type(c, "every_days");
-	if (t != LINLI_T_NONE &&
-	    (t != LINLI_T_INT || api->rec_get_int(c, "every_days", &f.every_days) ||
-	     f.every_days < 1 || f.every_days > 366))
-		return cfg_err(err, errlen, "every_days", "must be whole days, 1 to 366");
-	if (api->rec_has(c, "severity")) {
+	int rc = plugcfg_keys(&p, c, keys, sizeof keys / sizeof keys[0]);
+	if (!rc)
+		rc = plugcfg_int(&p, c, "every_days", 1, 366, 1, "whole days", &f.every_days);
+	if (!rc && api->rec_has(c, "severity")) {
 		const char *v = NULL;
-		f.severity = -1;
 		api->rec_get_str(c, "severity", &v, NULL);
-		for (int j = 0; v && j < (int)(sizeof sev_names / sizeof *sev_names); j++)
-			if (!strcmp(v, sev_names[j]))
-				f.severity = j;
-		if (f.severity < 0)
-			return cfg_err(err, errlen, "severity", "must be one of %s", SEV_LIST);
+		if ((f.severity = plugcfg_sev(v)) < 0)
+			rc = plugcfg_err(&p, "severity", "must be one of %s", PLUGCFG_SEV_LIST);
 	}
-	*out = f;
-	return 0;
+	if (!rc)
+		*out = f;
+	return rc;
 }
 
 /*
@@ -133,27 +108,12 @@ static int cfg_parse(linli_record *c, struct wcfg *out, char *err, size_t errlen
  */
 static int cfg_load(linli_ctx *ctx, bool *changed, char *err, size_t errlen)
 {
+	const struct plugcfg p = {api, "watch", err, errlen};
 	linli_record *c = NULL;
 	*changed = false;
-	int rc = api->plugin_config(ctx, &c);
-	if (rc)
-		return snprintf(err, errlen, "cannot read the configuration"), rc;
-	size_t len = 0;
-	char small[1];
-	api->rec_to_json(c, small, sizeof small, &len);
-	char *json = malloc(len + 1);
-	if (!json || api->rec_to_json(c, json, len + 1, NULL)) {
-		free(json);
-		api->rec_free(c);
-		return snprintf(err, errlen, "out of memory"), LINLI_ENOMEM;
-	}
-	if (W->cfg_json && !strcmp(W->cfg_json, json)) {
-		free(json);
-		api->rec_free(c);
-		return 0;
-	}
-	free(W->cfg_json);
-	W->cfg_json = json;
+	int rc = plugcfg_fresh(&p, ctx, &W->cfg_json, &c);
+	if (rc <= 0)
+		return rc;
 	rc = cfg_parse(c, &W->cfg, err, errlen);
 	api->rec_free(c);
 	*changed = rc == 0;
@@ -1129,7 +1089,7 @@ static int raise_reminder(linli_ctx *ctx, const char *scope, const char *id, int
 		return LINLI_ENOMEM;
 	api->rec_set_str(p, "type", "watch_visit_overdue");
 	api->rec_set_str(p, "source", src);
-	api->rec_set_str(p, "severity", sev_names[W->cfg.severity]);
+	api->rec_set_str(p, "severity", plugcfg_sev_names[W->cfg.severity]);
 	api->rec_set_str(p, "details", details);
 	struct flying *f = &W->fly[W->n_fly];
 	int rc = api->request(ctx, "alarmreq/raise", scope, p, 0, on_raised, NULL, &f->rid);
@@ -1229,7 +1189,7 @@ static int cmd_stats(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 		return snprintf(err, errlen, "out of memory"), LINLI_ENOMEM;
 	}
 	api->rec_set_int(c, "every_days", W->cfg.every_days);
-	api->rec_set_str(c, "severity", sev_names[W->cfg.severity]);
+	api->rec_set_str(c, "severity", plugcfg_sev_names[W->cfg.severity]);
 	api->rec_set_int(r, "reminders", W->reminders);
 	api->rec_set_int(r, "failed", W->failed);
 	api->rec_set_int(r, "in_flight", (int64_t)W->n_fly);
