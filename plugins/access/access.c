@@ -48,7 +48,6 @@ static const char *const type_names[T_N] = {"door_forced", "door_held_open", "ta
 #define TYPE_LIST "door_forced, door_held_open, tailgating, repeated_denials, watchlist_hit"
 static const int default_sev[T_N] = {1, 2, 1, 2, 0};
 
-#define CFG_FILE     "linli.cfg"
 #define SECONDS_MAX  86400 /* the longest duration or window: a day */
 #define GRACE_MS     2000  /* a credential may reach us this long after its pass */
 #define BUCKETS	     256   /* doors hash buckets */
@@ -156,54 +155,34 @@ static int get_lockdown(const struct plugcfg *p, linli_record *c, unsigned *bits
 	return 0;
 }
 
-/* The plugins.access group c into *out, or LINLI_ECONFIG naming the file and key. */
-static int cfg_parse(linli_record *c, struct acfg *out, char *err, size_t errlen)
+/* The plugins.access group c into the state ud's cfg when good, or LINLI_ECONFIG naming the key. */
+static int cfg_parse(const struct plugcfg *p, linli_record *c, void *ud)
 {
 	static const char *const keys[] = {"held_open_s", "pass_window_s",    "forced_on_open",
 					   "denials",	  "denials_window_s", "severity",
 					   "lockdown_on"};
-	const struct plugcfg p = {api, "access", err, errlen};
 	struct acfg f = cfg_defaults;
 	memcpy(f.sev, default_sev, sizeof f.sev);
-	int rc = plugcfg_keys(&p, c, keys, sizeof keys / sizeof keys[0]);
+	int rc = plugcfg_keys(p, c, keys, sizeof keys / sizeof keys[0]);
 	if (!rc)
-		rc = plugcfg_int(&p, c, "held_open_s", 1, SECONDS_MAX, 1000, "whole seconds",
+		rc = plugcfg_int(p, c, "held_open_s", 1, SECONDS_MAX, 1000, "whole seconds",
 				 &f.held_ms);
 	if (!rc)
-		rc = plugcfg_int(&p, c, "pass_window_s", 1, 600, 1000, "whole seconds",
+		rc = plugcfg_int(p, c, "pass_window_s", 1, 600, 1000, "whole seconds",
 				 &f.pass_window_ms);
 	if (!rc)
-		rc = plugcfg_int(&p, c, "denials", 2, DENIALS_MAX, 1, "a whole number", &f.denials);
+		rc = plugcfg_int(p, c, "denials", 2, DENIALS_MAX, 1, "a whole number", &f.denials);
 	if (!rc)
-		rc = plugcfg_int(&p, c, "denials_window_s", 1, SECONDS_MAX, 1000, "whole seconds",
+		rc = plugcfg_int(p, c, "denials_window_s", 1, SECONDS_MAX, 1000, "whole seconds",
 				 &f.denials_window_ms);
 	if (!rc)
-		rc = plugcfg_bool(&p, c, "forced_on_open", &f.forced_on_open);
+		rc = plugcfg_bool(p, c, "forced_on_open", &f.forced_on_open);
 	if (!rc)
-		rc = plugcfg_sevs(&p, c, type_names, T_N, NULL, f.sev);
+		rc = plugcfg_sevs(p, c, type_names, T_N, NULL, f.sev);
 	if (!rc)
-		rc = get_lockdown(&p, c, &f.lockdown_on);
+		rc = get_lockdown(p, c, &f.lockdown_on);
 	if (!rc)
-		*out = f;
-	return rc;
-}
-
-/*
- * Read plugins.access now. 0 and *changed when it differs from what was last
- * seen and is good (then applied); LINLI_ECONFIG when it differs and is bad
- * (the running values stay); 0 when it is unchanged.
- */
-static int cfg_load(linli_ctx *ctx, struct astate *st, bool *changed, char *err, size_t errlen)
-{
-	const struct plugcfg p = {api, "access", err, errlen};
-	linli_record *c = NULL;
-	*changed = false;
-	int rc = plugcfg_fresh(&p, ctx, &st->cfg_json, &c);
-	if (rc <= 0)
-		return rc;
-	rc = cfg_parse(c, &st->cfg, err, errlen);
-	api->rec_free(c);
-	*changed = rc == 0;
+		((struct astate *)ud)->cfg = f;
 	return rc;
 }
 
@@ -785,15 +764,7 @@ static void sweep(linli_ctx *ctx, void *ud)
 				raise_door(ctx, st, T_HELD, d->scope, d->device, what);
 			}
 		}
-	char err[512];
-	bool changed = false;
-	if (cfg_load(ctx, st, &changed, err, sizeof err)) {
-		st->refused_reloads++;
-		api->log(ctx, LINLI_LOG_ERROR,
-			 "reload refused, keeping the running configuration: %s", err);
-	} else if (changed)
-		api->log(ctx, LINLI_LOG_INFO, "configuration reloaded from %s (plugins.access)",
-			 CFG_FILE);
+	plugcfg_reload(api, ctx, "access", &st->cfg_json, cfg_parse, st, &st->refused_reloads);
 }
 
 /* ---- door commands: lockdown and release ---- */
@@ -1247,7 +1218,8 @@ static int access_init(linli_ctx *ctx, const struct linli_api *a)
 	struct astate *st = calloc(1, sizeof *st);
 	int rc = st ? 0 : LINLI_ENOMEM;
 	if (!rc)
-		rc = cfg_load(ctx, st, &changed, err, sizeof err);
+		rc = plugcfg_load(&(const struct plugcfg){api, "access", err, sizeof err}, ctx,
+				  &st->cfg_json, cfg_parse, st, &changed);
 	if (!rc)
 		rc = api->subscribe(ctx, "dev/door/+/event/#", on_event, st, NULL);
 	if (!rc)

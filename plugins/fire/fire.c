@@ -44,10 +44,9 @@ static const char *const type_names[T_N] = {
     "hydrant_leak", "gas_leak",	     "device_unavailable",   "fire_confirmed"};
 static const int default_sev[T_N] = {1, 1, 1, 2, 2, 0, 3, 0};
 
-#define CFG_FILE     "linli.cfg" /* what the kernel reads plugins.fire from */
-#define SECONDS_MAX  86400	 /* the longest duration or window: a day */
-#define BUCKETS	     1024	 /* conditions hash buckets */
-#define BUILDING_MAX 64		 /* the catalog's max_len of devices.building */
+#define SECONDS_MAX  86400 /* the longest duration or window: a day */
+#define BUCKETS	     1024  /* conditions hash buckets */
+#define BUILDING_MAX 64	   /* the catalog's max_len of devices.building */
 #define CLASS_MAX    32
 
 struct fcfg {
@@ -111,60 +110,40 @@ static struct fstate *state; /* init to fini */
 
 /* ---- configuration ---- */
 
-/* The plugins.fire group c into *out, or LINLI_ECONFIG naming the file and key. */
-static int cfg_parse(linli_record *c, struct fcfg *out, char *err, size_t errlen)
+/* The plugins.fire group c into the state ud's cfg when good, or LINLI_ECONFIG naming the key. */
+static int cfg_parse(const struct plugcfg *p, linli_record *c, void *ud)
 {
 	static const char *const keys[] = {"smoke_density",	"smoke_for_s",	  "pressure_low",
 					   "pressure_high",	"pressure_for_s", "normal_for_s",
 					   "building_window_s", "severity"};
-	const struct plugcfg p = {api, "fire", err, errlen};
 	struct fcfg f = cfg_defaults;
 	memcpy(f.sev, default_sev, sizeof f.sev);
-	int rc = plugcfg_keys(&p, c, keys, sizeof keys / sizeof keys[0]);
+	int rc = plugcfg_keys(p, c, keys, sizeof keys / sizeof keys[0]);
 	if (!rc)
-		rc = plugcfg_num(&p, c, "smoke_density", 0.01, 10.0, "dB/m", &f.smoke_density);
+		rc = plugcfg_num(p, c, "smoke_density", 0.01, 10.0, "dB/m", &f.smoke_density);
 	if (!rc)
-		rc = plugcfg_num(&p, c, "pressure_low", 0.0, 2.5, "MPa", &f.pressure_low);
+		rc = plugcfg_num(p, c, "pressure_low", 0.0, 2.5, "MPa", &f.pressure_low);
 	if (!rc)
-		rc = plugcfg_num(&p, c, "pressure_high", 0.0, 2.5, "MPa", &f.pressure_high);
+		rc = plugcfg_num(p, c, "pressure_high", 0.0, 2.5, "MPa", &f.pressure_high);
 	if (!rc)
-		rc = plugcfg_int(&p, c, "smoke_for_s", 1, SECONDS_MAX, 1000, "whole seconds",
+		rc = plugcfg_int(p, c, "smoke_for_s", 1, SECONDS_MAX, 1000, "whole seconds",
 				 &f.smoke_for_ms);
 	if (!rc)
-		rc = plugcfg_int(&p, c, "pressure_for_s", 1, SECONDS_MAX, 1000, "whole seconds",
+		rc = plugcfg_int(p, c, "pressure_for_s", 1, SECONDS_MAX, 1000, "whole seconds",
 				 &f.pressure_for_ms);
 	if (!rc)
-		rc = plugcfg_int(&p, c, "normal_for_s", 1, SECONDS_MAX, 1000, "whole seconds",
+		rc = plugcfg_int(p, c, "normal_for_s", 1, SECONDS_MAX, 1000, "whole seconds",
 				 &f.normal_for_ms);
 	if (!rc)
-		rc = plugcfg_int(&p, c, "building_window_s", 1, SECONDS_MAX, 1000, "whole seconds",
+		rc = plugcfg_int(p, c, "building_window_s", 1, SECONDS_MAX, 1000, "whole seconds",
 				 &f.window_ms);
 	if (!rc)
-		rc = plugcfg_sevs(&p, c, type_names, T_N, NULL, f.sev);
+		rc = plugcfg_sevs(p, c, type_names, T_N, NULL, f.sev);
 	if (!rc && f.pressure_low >= f.pressure_high)
-		rc = plugcfg_err(&p, "pressure_high", "%g MPa must be above pressure_low (%g)",
+		rc = plugcfg_err(p, "pressure_high", "%g MPa must be above pressure_low (%g)",
 				 f.pressure_high, f.pressure_low);
 	if (!rc)
-		*out = f;
-	return rc;
-}
-
-/*
- * Read plugins.fire now. 0 and *changed when it differs from what was last
- * seen and is good (then applied); LINLI_ECONFIG when it differs and is bad
- * (the running values stay); 0 when it is unchanged.
- */
-static int cfg_load(linli_ctx *ctx, struct fstate *st, bool *changed, char *err, size_t errlen)
-{
-	const struct plugcfg p = {api, "fire", err, errlen};
-	linli_record *c = NULL;
-	*changed = false;
-	int rc = plugcfg_fresh(&p, ctx, &st->cfg_json, &c);
-	if (rc <= 0)
-		return rc;
-	rc = cfg_parse(c, &st->cfg, err, errlen);
-	api->rec_free(c);
-	*changed = rc == 0;
+		((struct fstate *)ud)->cfg = f;
 	return rc;
 }
 
@@ -607,16 +586,7 @@ static void sweep(linli_ctx *ctx, void *ud)
 			pp = &c->next;
 		}
 	prune_hits(st, now);
-	char err[512];
-	bool changed = false;
-	int rc = cfg_load(ctx, st, &changed, err, sizeof err);
-	if (rc) {
-		st->refused_reloads++;
-		api->log(ctx, LINLI_LOG_ERROR,
-			 "reload refused, keeping the running configuration: %s", err);
-	} else if (changed)
-		api->log(ctx, LINLI_LOG_INFO, "configuration reloaded from %s (plugins.fire)",
-			 CFG_FILE);
+	plugcfg_reload(api, ctx, "fire", &st->cfg_json, cfg_parse, st, &st->refused_reloads);
 }
 
 /* ---- the console ---- */
@@ -697,7 +667,8 @@ static int fire_init(linli_ctx *ctx, const struct linli_api *a)
 	struct fstate *st = calloc(1, sizeof *st);
 	int rc = st ? 0 : LINLI_ENOMEM;
 	if (!rc)
-		rc = cfg_load(ctx, st, &changed, err, sizeof err);
+		rc = plugcfg_load(&(const struct plugcfg){api, "fire", err, sizeof err}, ctx,
+				  &st->cfg_json, cfg_parse, st, &changed);
 	for (size_t i = 0; !rc && i < sizeof readings / sizeof readings[0]; i++)
 		rc = api->subscribe(ctx, readings[i], on_reading, st, NULL);
 	for (size_t i = 0; !rc && i < sizeof events / sizeof events[0]; i++)

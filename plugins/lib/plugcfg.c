@@ -168,3 +168,35 @@ int plugcfg_fresh(const struct plugcfg *p, linli_ctx *ctx, char **seen, linli_re
 	*seen = json;
 	return 1;
 }
+
+int plugcfg_load(const struct plugcfg *p, linli_ctx *ctx, char **seen, plugcfg_parse_fn parse,
+		 void *ud, bool *changed)
+{
+	linli_record *c = NULL;
+	*changed = false;
+	int rc = plugcfg_fresh(p, ctx, seen, &c);
+	if (rc <= 0)
+		return rc;
+	rc = parse(p, c, ud);
+	p->api->rec_free(c);
+	*changed = rc == 0;
+	return rc;
+}
+
+bool plugcfg_reload(const struct linli_api *api, linli_ctx *ctx, const char *plugin, char **seen,
+		    plugcfg_parse_fn parse, void *ud, int64_t *refused)
+{
+	char err[512];
+	bool changed = false;
+	const struct plugcfg p = {api, plugin, err, sizeof err};
+	if (plugcfg_load(&p, ctx, seen, parse, ud, &changed)) {
+		(*refused)++;
+		api->log(ctx, LINLI_LOG_ERROR,
+			 "reload refused, keeping the running configuration: %s", err);
+		return false;
+	}
+	if (changed)
+		api->log(ctx, LINLI_LOG_INFO,
+			 "configuration reloaded from " CFG_FILE " (plugins.%s)", plugin);
+	return changed;
+}

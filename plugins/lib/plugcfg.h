@@ -74,4 +74,25 @@ void plugcfg_put_sevs(const struct linli_api *api, linli_record *r, const char *
  */
 int plugcfg_fresh(const struct plugcfg *p, linli_ctx *ctx, char **seen, linli_record **c);
 
+/* Parses group c into the plugin's state ud, applying it only when it is good. */
+typedef int (*plugcfg_parse_fn)(const struct plugcfg *p, linli_record *c, void *ud);
+
+/*
+ * plugcfg_fresh, then parse when the group changed: 0 (and *changed when a
+ * new group was applied); the parse's LINLI_ECONFIG with p->err set when it
+ * changed and is bad (the running values stay); another code when it could
+ * not be read.
+ */
+int plugcfg_load(const struct plugcfg *p, linli_ctx *ctx, char **seen, plugcfg_parse_fn parse,
+		 void *ud, bool *changed);
+
+/*
+ * A reload (SIGHUP) tick: plugcfg_load of plugins.NAME, its outcome logged
+ * ("reload refused, keeping the running configuration: ...", counted in
+ * *refused; "configuration reloaded from linli.cfg (plugins.NAME)"). True
+ * when a new group was applied.
+ */
+bool plugcfg_reload(const struct linli_api *api, linli_ctx *ctx, const char *plugin, char **seen,
+		    plugcfg_parse_fn parse, void *ud, int64_t *refused);
+
 #endif

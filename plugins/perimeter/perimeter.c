@@ -29,8 +29,7 @@
 
 static const struct linli_api *api;
 
-#define CFG_FILE   "linli.cfg" /* what the kernel reads plugins.perimeter from */
-#define NAME_MAX_  64	       /* an alarm type, a camera event, a zone: [a-z][a-z0-9_]* */
+#define NAME_MAX_  64 /* an alarm type, a camera event, a zone: [a-z][a-z0-9_]* */
 #define ZONES_MAX  64
 #define CAMERA_MAX 64	/* rows of camera_events */
 #define COUNT_MAX  256	/* alarm types counted (fixed ones and camera types seen) */
@@ -287,10 +286,13 @@ static int get_camera(linli_record *c, const char *cam_events, struct pcfg *f, c
 	return 0;
 }
 
-/* The plugins.perimeter group c into *out, or LINLI_ECONFIG naming the file and key. */
-static int cfg_parse(linli_record *c, const char *cam_events, struct pcfg *out, char *err,
-		     size_t errlen)
+/* The plugins.perimeter group c into the state ud's cfg when good, or LINLI_ECONFIG naming
+ * the key. */
+static int cfg_parse(const struct plugcfg *p, linli_record *c, void *ud)
 {
+	struct pstate *st = ud;
+	char *err = p->err;
+	size_t errlen = p->errlen;
 	static const char *const keys[] = {"crossing_hours", "zones",	 "level_deg",
 					   "empty_below",    "severity", "camera_events"};
 	struct pcfg *f = calloc(1, sizeof *f);
@@ -302,44 +304,24 @@ static int cfg_parse(linli_record *c, const char *cam_events, struct pcfg *out, 
 	memcpy(f->sev, default_sev, sizeof f->sev);
 	f->n_cam = (int)(sizeof default_cam / sizeof default_cam[0]);
 	memcpy(f->cam, default_cam, sizeof default_cam);
-	const struct plugcfg p = {api, "perimeter", err, errlen};
-	int rc = plugcfg_keys(&p, c, keys, sizeof keys / sizeof keys[0]);
+	int rc = plugcfg_keys(p, c, keys, sizeof keys / sizeof keys[0]);
 	if (!rc && api->rec_has(c, "crossing_hours"))
 		rc = get_hours(c, "crossing_hours", "crossing_hours", &f->crossing, err, errlen);
 	if (!rc)
 		rc = get_zones(c, f, err, errlen);
 	if (!rc)
-		rc = plugcfg_num(&p, c, "level_deg", 0.0, 90.0, "deg", &f->level_deg);
+		rc = plugcfg_num(p, c, "level_deg", 0.0, 90.0, "deg", &f->level_deg);
 	if (!rc)
-		rc = plugcfg_int(&p, c, "empty_below", 1, 100, 1, "a whole percent",
-				 &f->empty_below);
+		rc =
+		    plugcfg_int(p, c, "empty_below", 1, 100, 1, "a whole percent", &f->empty_below);
 	if (!rc)
-		rc = plugcfg_sevs(&p, c, type_names, T_N, "a camera's are set in camera_events",
+		rc = plugcfg_sevs(p, c, type_names, T_N, "a camera's are set in camera_events",
 				  f->sev);
 	if (!rc)
-		rc = get_camera(c, cam_events, f, err, errlen);
+		rc = get_camera(c, st->cam_events, f, err, errlen);
 	if (!rc)
-		*out = *f;
+		st->cfg = *f;
 	free(f);
-	return rc;
-}
-
-/*
- * Read plugins.perimeter now. 0 and *changed when it differs from what was
- * last seen and is good (then applied); LINLI_ECONFIG when it differs and is
- * bad (the running values stay); 0 when it is unchanged.
- */
-static int cfg_load(linli_ctx *ctx, struct pstate *st, bool *changed, char *err, size_t errlen)
-{
-	const struct plugcfg p = {api, "perimeter", err, errlen};
-	linli_record *c = NULL;
-	*changed = false;
-	int rc = plugcfg_fresh(&p, ctx, &st->cfg_json, &c);
-	if (rc <= 0)
-		return rc;
-	rc = cfg_parse(c, st->cam_events, &st->cfg, err, errlen);
-	api->rec_free(c);
-	*changed = rc == 0;
 	return rc;
 }
 
@@ -670,19 +652,10 @@ static int on_reading(linli_ctx *ctx, const struct linli_event *ev, void *ud)
 static void sweep(linli_ctx *ctx, void *ud)
 {
 	struct pstate *st = ud;
-	char err[512];
-	bool changed = false;
-	int rc = cfg_load(ctx, st, &changed, err, sizeof err);
-	if (rc) {
-		st->refused_reloads++;
-		api->log(ctx, LINLI_LOG_ERROR,
-			 "reload refused, keeping the running configuration: %s", err);
-	} else if (changed) {
+	if (plugcfg_reload(api, ctx, "perimeter", &st->cfg_json, cfg_parse, st,
+			   &st->refused_reloads))
 		for (int i = 0; i < st->cfg.n_cam; i++) /* new camera types show in stats */
 			counter_of(st, st->cfg.cam[i].type);
-		api->log(ctx, LINLI_LOG_INFO, "configuration reloaded from %s (plugins.perimeter)",
-			 CFG_FILE);
-	}
 }
 
 /* ---- the console ---- */
@@ -813,7 +786,8 @@ static int perimeter_init(linli_ctx *ctx, const struct linli_api *a)
 	struct pstate *st = calloc(1, sizeof *st);
 	int rc = st ? read_classes(ctx, st) : LINLI_ENOMEM;
 	if (!rc)
-		rc = cfg_load(ctx, st, &changed, err, sizeof err);
+		rc = plugcfg_load(&(const struct plugcfg){api, "perimeter", err, sizeof err}, ctx,
+				  &st->cfg_json, cfg_parse, st, &changed);
 	for (int i = 0; !rc && i < N_CLASSES; i++) {
 		if (!st->handles[i])
 			continue;

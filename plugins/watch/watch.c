@@ -31,9 +31,8 @@
 
 static const struct linli_api *api;
 
-#define DAY_MS	 (86400 * (int64_t)1000)
-#define TICK_MS	 60000
-#define CFG_FILE "linli.cfg" /* what the kernel reads plugins.watch from */
+#define DAY_MS	(86400 * (int64_t)1000)
+#define TICK_MS 60000
 
 /* plugins = { watch = { every_days = 30; severity = "minor"; }; }; */
 struct wcfg {
@@ -81,42 +80,22 @@ static struct watch *W;
 
 /* ---- configuration ---- */
 
-/* The plugins.watch group c into *out, or LINLI_ECONFIG naming the file and key. */
-static int cfg_parse(linli_record *c, struct wcfg *out, char *err, size_t errlen)
+/* The plugins.watch group c into the state ud's cfg when good, or LINLI_ECONFIG naming the key. */
+static int cfg_parse(const struct plugcfg *p, linli_record *c, void *ud)
 {
 	static const char *const keys[] = {"every_days", "severity"};
-	const struct plugcfg p = {api, "watch", err, errlen};
 	struct wcfg f = cfg_defaults;
-	int rc = plugcfg_keys(&p, c, keys, sizeof keys / sizeof keys[0]);
+	int rc = plugcfg_keys(p, c, keys, sizeof keys / sizeof keys[0]);
 	if (!rc)
-		rc = plugcfg_int(&p, c, "every_days", 1, 366, 1, "whole days", &f.every_days);
+		rc = plugcfg_int(p, c, "every_days", 1, 366, 1, "whole days", &f.every_days);
 	if (!rc && api->rec_has(c, "severity")) {
 		const char *v = NULL;
 		api->rec_get_str(c, "severity", &v, NULL);
 		if ((f.severity = plugcfg_sev(v)) < 0)
-			rc = plugcfg_err(&p, "severity", "must be one of %s", PLUGCFG_SEV_LIST);
+			rc = plugcfg_err(p, "severity", "must be one of %s", PLUGCFG_SEV_LIST);
 	}
 	if (!rc)
-		*out = f;
-	return rc;
-}
-
-/*
- * Read plugins.watch now. 0 and *changed when it differs from what was last seen and is
- * good (then applied); LINLI_ECONFIG when it differs and is bad (the running values
- * stay); 0 when it is unchanged.
- */
-static int cfg_load(linli_ctx *ctx, bool *changed, char *err, size_t errlen)
-{
-	const struct plugcfg p = {api, "watch", err, errlen};
-	linli_record *c = NULL;
-	*changed = false;
-	int rc = plugcfg_fresh(&p, ctx, &W->cfg_json, &c);
-	if (rc <= 0)
-		return rc;
-	rc = cfg_parse(c, &W->cfg, err, errlen);
-	api->rec_free(c);
-	*changed = rc == 0;
+		((struct watch *)ud)->cfg = f;
 	return rc;
 }
 
@@ -124,15 +103,7 @@ static int cfg_load(linli_ctx *ctx, bool *changed, char *err, size_t errlen)
 static void cfg_tick(linli_ctx *ctx, void *ud)
 {
 	(void)ud;
-	char err[512];
-	bool changed = false;
-	if (cfg_load(ctx, &changed, err, sizeof err)) {
-		W->refused_reloads++;
-		api->log(ctx, LINLI_LOG_ERROR,
-			 "reload refused, keeping the running configuration: %s", err);
-	} else if (changed)
-		api->log(ctx, LINLI_LOG_INFO, "configuration reloaded from %s (plugins.watch)",
-			 CFG_FILE);
+	plugcfg_reload(api, ctx, "watch", &W->cfg_json, cfg_parse, W, &W->refused_reloads);
 }
 
 /* ---- small helpers ---- */
@@ -1221,7 +1192,8 @@ static int watch_init(linli_ctx *ctx, const struct linli_api *a)
 	W->cfg = cfg_defaults;
 	char cerr[512];
 	bool changed;
-	int rc = cfg_load(ctx, &changed, cerr, sizeof cerr);
+	int rc = plugcfg_load(&(const struct plugcfg){api, "watch", cerr, sizeof cerr}, ctx,
+			      &W->cfg_json, cfg_parse, W, &changed);
 	if (rc) {
 		api->set_error(ctx, "%s", cerr);
 		free_state();
