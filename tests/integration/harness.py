@@ -18,6 +18,7 @@ LINLI = os.environ.get("LINLI", "build/host/linli")
 CTLRAW = os.environ.get("CTLRAW", "build/tests/ctlraw")
 SRC = os.environ.get("LINLI_SRC", os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
 BUILD = os.environ.get("LINLI_BUILD", os.path.join(SRC, "build"))
+COMMUNITY = "hefei/baohe/binhu/yuelan"  # the community node of the family plugins' tests
 
 
 def _sdk_version():
@@ -63,6 +64,42 @@ def finish(d, etype):
             d.print_log("the case failed (LINLI_IT_SHOWLOG)")
     finally:
         d.cleanup()
+
+
+class PluginNode:
+    """A community linlid (悦澜社区) whose plugin dir holds copies of `sos`, each granted
+    what it declares; `conf` is the text of the plugins.NAME group (configure() rewrites
+    it, for a reload), `groups` more groups of `plugins` (e.g. sim's); with clock, the
+    test clock. `with PluginNode(...) as d` starts it and gives the Daemon."""
+
+    def __init__(self, name, sos, conf="", clock=False, groups="", catalog=None):
+        self.name, self.groups = name, groups
+        self.d = Daemon(node=COMMUNITY, level="community", name="悦澜社区")
+        self.pdir = os.path.join(self.d.dir, "plugins")
+        os.makedirs(self.pdir)
+        for so in sos:
+            shutil.copyfile(so, os.path.join(self.pdir, os.path.basename(so)))
+        self.extra = (f'catalog_dir = "{catalog or os.path.join(SRC, "catalog")}";\n'
+                      f'plugin_dirs = [ "{self.pdir}" ];\n')
+        self.configure(conf)
+        self.d.grant_declared(self.pdir)
+        self.args = ("--test-clock",) if clock else ()
+
+    def configure(self, conf):
+        self.d.write_config(node=COMMUNITY, level="community", name="悦澜社区",
+                            extra=self.extra + f"plugins = {{ {self.name} = {{ {conf} }}; "
+                                               f"{self.groups} }};\n")
+
+    def __enter__(self):
+        try:
+            self.d.start(args=self.args)
+            return self.d
+        except BaseException:
+            self.d.cleanup()
+            raise
+
+    def __exit__(self, etype, *rest):
+        finish(self.d, etype)
 
 
 def canonical_addr(addr):

@@ -9,13 +9,11 @@ runs the whole path: device -> HAL -> bus -> access -> alarmreq/raise -> alarms 
 """
 import json
 import os
-import shutil
 import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import (BUILD, SRC, Daemon, check, eq, finish, main, plugin_meta,  # noqa: E402
-                     wait_for)
+from harness import BUILD, SRC, PluginNode, check, eq, main, plugin_meta, wait_for  # noqa: E402
 
 TP = os.path.abspath(os.environ.get("LINLI_TP_DIR", os.path.join(BUILD, "tests", "plugins")))
 SOS = [os.path.join(BUILD, "plugins", "alarms", "alarms.so"),
@@ -26,35 +24,9 @@ YUELAN = "hefei/baohe/binhu/yuelan"
 TYPES = ("door_forced", "door_held_open", "tailgating", "repeated_denials", "watchlist_hit")
 
 
-class node:
+def node(access="", clock=False):
     """A community linlid with alarms, access and tdrv; `access` is the plugins.access group."""
-
-    def __init__(self, access="", clock=False):
-        self.d = Daemon(node=YUELAN, level="community", name="悦澜社区")
-        self.pdir = os.path.join(self.d.dir, "plugins")
-        os.makedirs(self.pdir)
-        for so in SOS:
-            shutil.copyfile(so, os.path.join(self.pdir, os.path.basename(so)))
-        self.extra = (f'catalog_dir = "{CATALOG}";\n'
-                      f'plugin_dirs = [ "{self.pdir}" ];\n')
-        self.configure(access)
-        self.d.grant_declared(self.pdir)
-        self.args = ("--test-clock",) if clock else ()
-
-    def configure(self, access):
-        self.d.write_config(node=YUELAN, level="community", name="悦澜社区",
-                            extra=self.extra + f"plugins = {{ access = {{ {access} }}; }};\n")
-
-    def __enter__(self):
-        try:
-            self.d.start(args=self.args)
-            return self.d
-        except BaseException:
-            self.d.cleanup()
-            raise
-
-    def __exit__(self, etype, *rest):
-        finish(self.d, etype)
+    return PluginNode("access", SOS, access, clock)
 
 
 def door(d, dev, *opts):

@@ -8,13 +8,11 @@ plugin (`linli alarms list`), so each case runs the whole path: device -> HAL ->
 fire -> alarmreq/raise -> alarms -> store.
 """
 import os
-import shutil
 import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import (BUILD, SRC, Daemon, check, eq, finish, main, plugin_meta,  # noqa: E402
-                     wait_for)
+from harness import BUILD, SRC, PluginNode, check, eq, main, plugin_meta, wait_for  # noqa: E402
 
 TP = os.path.abspath(os.environ.get("LINLI_TP_DIR", os.path.join(BUILD, "tests", "plugins")))
 SOS = [os.path.join(BUILD, "plugins", "alarms", "alarms.so"),
@@ -25,37 +23,10 @@ CATALOG = os.path.join(SRC, "catalog")
 YUELAN = "hefei/baohe/binhu/yuelan"
 
 
-class node:
+def node(fire="", clock=False, sim=None):
     """A community linlid with alarms, fire and tdrv; `fire` is the plugins.fire group."""
-
-    def __init__(self, fire="", clock=False, sim=None):
-        self.d = Daemon(node=YUELAN, level="community", name="悦澜社区")
-        self.pdir = os.path.join(self.d.dir, "plugins")
-        os.makedirs(self.pdir)
-        for so in SOS + ([SIM] if sim else []):
-            shutil.copyfile(so, os.path.join(self.pdir, os.path.basename(so)))
-        self.sim = f"sim = {{ {sim} }};" if sim else ""
-        self.extra = (f'catalog_dir = "{CATALOG}";\n'
-                      f'plugin_dirs = [ "{self.pdir}" ];\n')
-        self.configure(fire)
-        self.d.grant_declared(self.pdir)
-        self.args = ("--test-clock",) if clock else ()
-
-    def configure(self, fire):
-        self.d.write_config(node=YUELAN, level="community", name="悦澜社区",
-                            extra=self.extra +
-                            f"plugins = {{ fire = {{ {fire} }}; {self.sim} }};\n")
-
-    def __enter__(self):
-        try:
-            self.d.start(args=self.args)
-            return self.d
-        except BaseException:
-            self.d.cleanup()
-            raise
-
-    def __exit__(self, etype, *rest):
-        finish(self.d, etype)
+    return PluginNode("fire", SOS + ([SIM] if sim else []), fire, clock,
+                      f"sim = {{ {sim} }};" if sim else "")
 
 
 def add(d, dev, cls, *opts):

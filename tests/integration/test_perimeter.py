@@ -14,8 +14,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import (BUILD, SRC, Daemon, check, eq, finish, main, plugin_meta,  # noqa: E402
-                     wait_for)
+from harness import BUILD, SRC, PluginNode, check, eq, main, plugin_meta, wait_for  # noqa: E402
 
 TP = os.path.abspath(os.environ.get("LINLI_TP_DIR", os.path.join(BUILD, "tests", "plugins")))
 SOS = [os.path.join(BUILD, "plugins", "alarms", "alarms.so"),
@@ -27,37 +26,10 @@ YUELAN = "hefei/baohe/binhu/yuelan"
 CLASSES = ["efence", "manhole", "trash_bin", "camera"]
 
 
-class node:
+def node(conf="", clock=False, sim=None, catalog=CATALOG):
     """A community linlid with alarms, perimeter and tdrv; `conf` is plugins.perimeter."""
-
-    def __init__(self, conf="", clock=False, sim=None, catalog=CATALOG):
-        self.d = Daemon(node=YUELAN, level="community", name="悦澜社区")
-        self.pdir = os.path.join(self.d.dir, "plugins")
-        os.makedirs(self.pdir)
-        for so in SOS + ([SIM] if sim else []):
-            shutil.copyfile(so, os.path.join(self.pdir, os.path.basename(so)))
-        self.sim = f"sim = {{ {sim} }};" if sim else ""
-        self.extra = (f'catalog_dir = "{catalog}";\n'
-                      f'plugin_dirs = [ "{self.pdir}" ];\n')
-        self.configure(conf)
-        self.d.grant_declared(self.pdir)
-        self.args = ("--test-clock",) if clock else ()
-
-    def configure(self, conf):
-        self.d.write_config(node=YUELAN, level="community", name="悦澜社区",
-                            extra=self.extra +
-                            f"plugins = {{ perimeter = {{ {conf} }}; {self.sim} }};\n")
-
-    def __enter__(self):
-        try:
-            self.d.start(args=self.args)
-            return self.d
-        except BaseException:
-            self.d.cleanup()
-            raise
-
-    def __exit__(self, etype, *rest):
-        finish(self.d, etype)
+    return PluginNode("perimeter", SOS + ([SIM] if sim else []), conf, clock,
+                      f"sim = {{ {sim} }};" if sim else "", catalog)
 
 
 def add(d, dev, cls):

@@ -12,14 +12,13 @@ them) and an officer granted sensitive:watchlist.
 import datetime
 import json
 import os
-import shutil
 import signal
 import sys
 import time
 import zoneinfo
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import BUILD, SRC, Daemon, check, eq, finish, main, plugin_meta, wait_for  # noqa: E402
+from harness import BUILD, SRC, PluginNode, check, eq, main, plugin_meta, wait_for  # noqa: E402
 
 SOS = [os.path.join(BUILD, "plugins", "alarms", "alarms.so"),
        os.path.join(BUILD, "plugins", "watch", "watch.so")]
@@ -41,34 +40,9 @@ def js(v):
     return json.dumps(v, ensure_ascii=False)
 
 
-class node:
+def node(watch=""):
     """A community linlid with alarms and watch (and `watch`, the plugins.watch group)."""
-
-    def __init__(self, watch=""):
-        self.d = Daemon(node=YUELAN, level="community", name="悦澜社区")
-        self.pdir = os.path.join(self.d.dir, "plugins")
-        os.makedirs(self.pdir)
-        for so in SOS:
-            shutil.copyfile(so, os.path.join(self.pdir, os.path.basename(so)))
-        self.configure(watch)
-        self.d.grant_declared(self.pdir)
-
-    def configure(self, watch):
-        self.d.write_config(node=YUELAN, level="community", name="悦澜社区",
-                            extra=f'catalog_dir = "{CATALOG}";\n'
-                                  f'plugin_dirs = [ "{self.pdir}" ];\n'
-                                  f"plugins = {{ watch = {{ {watch} }}; }};\n")
-
-    def __enter__(self):
-        try:
-            self.d.start(args=("--test-clock",))
-            return self.d
-        except BaseException:
-            self.d.cleanup()
-            raise
-
-    def __exit__(self, etype, *rest):
-        finish(self.d, etype)
+    return PluginNode("watch", SOS, watch, clock=True)
 
 
 def seed(d, clock="2027-03-01T09:00"):
