@@ -61,7 +61,8 @@ static const char core_sessions[] =
 	"};\n";
 
 static const char core_audit[] =
-	"# 审计日志 — append-only: who did what, where, and whether it was allowed, denied or masked.\n"
+	"# 审计日志 — append-only: who did what, where, and whether it was allowed, denied, masked\n"
+	"# (a plain read of sensitive fields) or failed (a plugin's act that did not happen).\n"
 	"# A record's scope is the jurisdiction acted on, so an auditor sees the entries of its subtree.\n"
 	"dataset = {\n"
 	"  name = \"audit\";\n"
@@ -79,7 +80,7 @@ static const char core_audit[] =
 	"    { name = \"via\";    type = \"string\"; indexed = true; max_len = 80; },  # the plugin or rule that acted for who\n"
 	"    { name = \"action\"; type = \"string\"; required = true; indexed = true; max_len = 48; },\n"
 	"    { name = \"object\"; type = \"string\"; max_len = 160; },\n"
-	"    { name = \"result\"; type = \"enum\";   required = true; indexed = true; values = [ \"allowed\", \"denied\", \"masked\" ]; },\n"
+	"    { name = \"result\"; type = \"enum\";   required = true; indexed = true; values = [ \"allowed\", \"denied\", \"masked\", \"failed\" ]; },\n"
 	"    { name = \"detail\"; type = \"string\"; max_len = 512; },\n"
 	"    { name = \"count\";  type = \"integer\"; min = 1; },  # plain reads folded into one entry (retention)\n"
 	"    { name = \"first\";  type = \"time\"; }              # ... the first of them (time: the last window's end)\n"

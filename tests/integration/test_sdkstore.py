@@ -637,6 +637,8 @@ def case_plugin_files_its_own_audit_entries():
                     "case i-7 is dispatched: cannot close")["name"], "LINLI_OK", "filed")
         eq(reply_of(d, d.session, "note", "tp_store.move", "-", "i-8", "allowed")["name"],
            "LINLI_OK", "at the caller's scope")
+        eq(reply_of(d, op_y, "note", "tp_store.move", "-", "i-9", "failed",
+                    "no door answered")["name"], "LINLI_OK", "a failure is filed too")
         for args, name in ((("other.move", "-", "x", "allowed"), "LINLI_EINVAL"),
                            (("tp_store.Move!", "-", "x", "allowed"), "LINLI_EINVAL"),
                            (("tp_store.move", "-", "x", "maybe"), "LINLI_EINVAL"),
@@ -656,8 +658,9 @@ def case_plugin_files_its_own_audit_entries():
         got = sorted((a["who"], a["scope"], a.get("object"), a["result"]) for a in rows)
         me = d.ok("whoami")["user"]
         eq(got, sorted([(me, STREET, "i-8", "allowed"),
-                        ("op_y", YUELAN + "/g01", "i-7", "denied")]),
-           "the two entries, no refused one")
+                        ("op_y", YUELAN + "/g01", "i-7", "denied"),
+                        ("op_y", YUELAN, "i-9", "failed")]),
+           "the three entries, no refused one")
         check(any("cannot close" in (a.get("detail") or "") for a in rows), rows)
         mine = [a for a in d.ok("audit", "--who", "plugin:tp_store", "--limit", "1000")
                 if a["action"] == "tp_store.timer"]
