@@ -48,8 +48,7 @@ static const char *const type_names[T_N] = {"parcel_overdue",	     "code_lockout
 /* Indexes of plugcfg_sev_names: critical 0, major 1, minor 2, warning 3. */
 static const int default_sev[T_N] = {3, 2, 2, 1, 1, 2};
 /* The locker events turned into alarms, by type (NULL: none). */
-static const char *const event_of[T_N] = {NULL, NULL, "door_left_open", "jammed", "forced",
-					  "full"};
+static const char *const event_of[T_N] = {NULL, NULL, "door_left_open", "jammed", "forced", "full"};
 
 #define BUCKETS	     256
 #define ATTEMPTS_MAX 100
@@ -101,8 +100,8 @@ static struct lstate *state; /* init to fini */
 
 static int cfg_parse(const struct plugcfg *p, linli_record *c, void *ud)
 {
-	static const char *const keys[] = {"secret_file",      "code_digits", "max_attempts",
-					   "attempt_window_s", "lockout_s",   "free_hours",
+	static const char *const keys[] = {"secret_file",	 "code_digits", "max_attempts",
+					   "attempt_window_s",	 "lockout_s",	"free_hours",
 					   "remind_every_hours", "severity"};
 	struct lstate *st = ud;
 	struct lcfg f = {.digits = 6,
@@ -114,13 +113,14 @@ static int cfg_parse(const struct plugcfg *p, linli_record *c, void *ud)
 	memcpy(f.sev, default_sev, sizeof f.sev);
 	const char *path = NULL;
 	int rc = plugcfg_keys(p, c, keys, sizeof keys / sizeof keys[0]);
-	if (!rc && (!api->rec_has(c, "secret_file") ||
-		    api->rec_get_str(c, "secret_file", &path, NULL) || path[0] != '/' ||
-		    strlen(path) >= sizeof f.secret_file))
-		rc = plugcfg_err(p, "secret_file",
-				 "required: the absolute path of the file holding the node secret "
-				 "for pickup codes, outside the data directory (made 0600 at first "
-				 "start)");
+	if (!rc &&
+	    (!api->rec_has(c, "secret_file") || api->rec_get_str(c, "secret_file", &path, NULL) ||
+	     !path[0] || strlen(path) >= sizeof f.secret_file))
+		rc = plugcfg_err(
+		    p, "secret_file",
+		    "required: the path of the file holding the node secret for pickup "
+		    "codes (relative: to linlid's working directory), outside the store "
+		    "(made 0600 at first start)");
 	if (!rc)
 		snprintf(f.secret_file, sizeof f.secret_file, "%s", path);
 	if (!rc && st->have_key && strcmp(f.secret_file, st->cfg.secret_file) != 0)
@@ -136,8 +136,7 @@ static int cfg_parse(const struct plugcfg *p, linli_record *c, void *ud)
 		rc = plugcfg_int(p, c, "attempt_window_s", 1, 86400, 1000, "whole seconds",
 				 &f.window_ms);
 	if (!rc)
-		rc = plugcfg_int(p, c, "lockout_s", 1, 86400, 1000, "whole seconds",
-				 &f.lockout_ms);
+		rc = plugcfg_int(p, c, "lockout_s", 1, 86400, 1000, "whole seconds", &f.lockout_ms);
 	if (!rc)
 		rc = plugcfg_int(p, c, "free_hours", 1, 720, 3600000, "whole hours", &f.free_ms);
 	if (!rc)
@@ -331,7 +330,7 @@ static void raise_alarm(linli_ctx *ctx, struct lstate *st, int t, const char *sc
 /* ---- the parcels of a locker ---- */
 
 struct find {
-	const char *mac;	/* the code's HMAC, or NULL */
+	const char *mac;     /* the code's HMAC, or NULL */
 	int64_t compartment; /* or 0 */
 	char id[LINLI_ID_MAX + 1];
 	char scope[LINLI_SCOPE_MAX + 1];
@@ -415,8 +414,8 @@ static int parse(const struct linli_cmd_req *req, int want, const char *usage, s
 		return snprintf(err, errlen, "usage: %s", usage), LINLI_EINVAL;
 	for (int i = 0; i < want; i++)
 		if (!o->pos[i][0] || strlen(o->pos[i]) > LINLI_ID_MAX)
-			return snprintf(err, errlen, "word %d: empty or longer than %d bytes", i + 1,
-					LINLI_ID_MAX),
+			return snprintf(err, errlen, "word %d: empty or longer than %d bytes",
+					i + 1, LINLI_ID_MAX),
 			       LINLI_EINVAL;
 	return 0;
 }
@@ -445,8 +444,7 @@ static int cmd_deposit(linli_ctx *ctx, const struct linli_cmd_req *req, linli_re
 		       char *err, size_t errlen)
 {
 	struct lstate *st = req->ud;
-	const char *usage =
-	    "LOCKER COMPARTMENT --house HOUSE [--phone PHONE] [--courier NAME]";
+	const char *usage = "LOCKER COMPARTMENT --house HOUSE [--phone PHONE] [--courier NAME]";
 	struct opts o;
 	char scope[LINLI_SCOPE_MAX + 1] = "", *end = NULL;
 	int rc = parse(req, 2, usage, &o, err, errlen);
@@ -458,13 +456,15 @@ static int cmd_deposit(linli_ctx *ctx, const struct linli_cmd_req *req, linli_re
 				o.pos[1]),
 		       LINLI_EINVAL;
 	if (!o.house || !o.house[0] || strlen(o.house) > HOUSE_MAX)
-		return snprintf(err, errlen, "--house: give the recipient's house (at most %d bytes)",
+		return snprintf(err, errlen,
+				"--house: give the recipient's house (at most %d bytes)",
 				HOUSE_MAX),
 		       LINLI_EINVAL;
 	if (o.phone && (!o.phone[0] || strlen(o.phone) > PHONE_MAX ||
 			strspn(o.phone, "+-0123456789 ") != strlen(o.phone)))
 		return snprintf(err, errlen,
-				"--phone: digits, '+', '-' and spaces, at most %d bytes", PHONE_MAX),
+				"--phone: digits, '+', '-' and spaces, at most %d bytes",
+				PHONE_MAX),
 		       LINLI_EINVAL;
 	const char *courier = o.courier ? o.courier : req->caller ? req->caller->name : "";
 	if (strlen(courier) > 64)
@@ -478,8 +478,9 @@ static int cmd_deposit(linli_ctx *ctx, const struct linli_cmd_req *req, linli_re
 				api->store_last_error(ctx)),
 		       rc;
 	if (rc == 1)
-		return snprintf(err, errlen, "compartment %lld of locker %s holds parcel %s already",
-				comp, o.pos[0], f.id),
+		return snprintf(err, errlen,
+				"compartment %lld of locker %s holds parcel %s already", comp,
+				o.pos[0], f.id),
 		       LINLI_EEXIST;
 	/* A fresh code whose HMAC no deposited parcel of this locker has. */
 	char code[16], mac[HEX_LEN + 1];
@@ -495,7 +496,8 @@ static int cmd_deposit(linli_ctx *ctx, const struct linli_cmd_req *req, linli_re
 			break;
 		if (rc < 0 || tries == 20) {
 			sodium_memzero(code, sizeof code);
-			return snprintf(err, errlen, "no free pickup code for locker %s: %s", o.pos[0],
+			return snprintf(err, errlen, "no free pickup code for locker %s: %s",
+					o.pos[0],
 					rc < 0 ? api->store_last_error(ctx) : "too many in use"),
 			       rc < 0 ? rc : LINLI_ELIMIT;
 		}
@@ -1096,14 +1098,14 @@ static int lockers_init(linli_ctx *ctx, const struct linli_api *a)
 	     "lockers.return", cmd_return},
 	    {"list", "[--state deposited|picked_up|returned] [--locker L] [--scope PATH]",
 	     "parcels (no codes)", "lockers.list", cmd_list},
-	    {"show", "PARCEL [--scope PATH]", "one parcel, with its free period",
-	     "lockers.list", cmd_show},
+	    {"show", "PARCEL [--scope PATH]", "one parcel, with its free period", "lockers.list",
+	     cmd_show},
 	    {"stats", "", "deposits, pickups, wrong codes, lockouts, alarms, the configuration",
 	     "lockers.stats", cmd_stats},
 	};
 	api = a;
 	char err[768] = "";
-	bool changed = false, made = false;
+	bool changed = false, made = false; /* a first load always parses */
 	struct lstate *st = calloc(1, sizeof *st);
 	int rc = st ? 0 : LINLI_ENOMEM;
 	if (!rc && sodium_init() < 0)
@@ -1111,12 +1113,6 @@ static int lockers_init(linli_ctx *ctx, const struct linli_api *a)
 	if (!rc)
 		rc = plugcfg_load(&(const struct plugcfg){api, "lockers", err, sizeof err}, ctx,
 				  &st->cfg_json, cfg_parse, st, &changed);
-	if (!rc && !changed)
-		rc = plugcfg_err(&(const struct plugcfg){api, "lockers", err, sizeof err},
-				 "secret_file",
-				 "required: the absolute path of the file holding the node secret "
-				 "for pickup codes, outside the data directory (made 0600 at first "
-				 "start)");
 	if (!rc)
 		rc = secret_load(st->cfg.secret_file, st->key, &made, err, sizeof err);
 	if (!rc)

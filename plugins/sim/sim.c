@@ -687,7 +687,7 @@ static void step(struct sim *S, struct outbox *o, struct sdev *d, int64_t round)
 			addf(d, "overdue", -1);
 		walk(d, "temperature", 0.3, 10, 35);
 		rare(S, o, d, "forced", 0.0001);
-		/* A compartment's door left open, or its lock jammed (the lockers plugin's alarms). */
+		/* A compartment left open or jammed: the lockers plugin's alarms. */
 		if (chance(d, 0.0005))
 			ev2(S, o, d, "door_left_open", NULL, NULL, "compartment",
 			    (double)irange(d, 1, (int64_t)total));

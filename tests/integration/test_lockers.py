@@ -10,6 +10,7 @@ alarms -> store. The node secret lives in <tmp>/node.secret, beside (not in) the
 import hashlib
 import hmac
 import os
+import re
 import shutil
 import signal
 import stat
@@ -228,8 +229,11 @@ def case_wrong_codes_lock_the_locker_out():
         al = got[("device:lk-1", "code_lockout")]
         eq((al["severity"], al["scope"]), ("minor", YUELAN), "the lockout alarm")
         # Locked out: the right code is refused too, and said so.
-        fails(d, "lockers", "pickup", "lk-1", a["code"],
-              want="locker lk-1 refuses pickup codes for 300 s more after 3 wrong codes")
+        err = fails(d, "lockers", "pickup", "lk-1", a["code"], want="locker lk-1 refuses pickup "
+                    "codes for ")
+        # The test clock runs on with the real one: a slow run may take a second off.
+        m = re.search(r"for (\d+) s more after 3 wrong codes", err)
+        check(m and 280 <= int(m.group(1)) <= 300, f"how long: {err}")
         eq(state_of(d, a["parcel"]), "deposited", "not opened while locked out")
         # Another locker is not locked out.
         d.ok("lockers", "pickup", "lk-2", b["code"])
@@ -239,9 +243,9 @@ def case_wrong_codes_lock_the_locker_out():
         eq((lk["lk-1"]["locked_out"], lk["lk-1"]["lockouts"], lk["lk-2"]["locked_out"]),
            (True, 1, False), "per locker")
         eq((st["wrong_codes"], st["refused_locked_out"]), (5, 1), "counted")
-        d.ok("clock", "advance", "299s")
-        fails(d, "lockers", "pickup", "lk-1", a["code"], want="refuses pickup codes for 1 s more")
-        d.ok("clock", "advance", "2s")
+        d.ok("clock", "advance", "270s")
+        fails(d, "lockers", "pickup", "lk-1", a["code"], want="refuses pickup codes for ")
+        d.ok("clock", "advance", "31s")
         d.ok("lockers", "pickup", "lk-1", a["code"])
         wait_for(lambda: state_of(d, a["parcel"]) == "picked_up", "lk-1 opens after the lockout")
         denied = [r for r in d.ok("audit", "--action", "lockers.pickup", "--limit", "100")
@@ -330,7 +334,7 @@ def case_compartment_events_alarms_and_bad_config_refused():
         eq(stats(d)["config"]["code_digits"], 6, "the old one runs")
         check(not os.path.exists(n.secret), "no other secret made")
     for bad, secret, needle in (
-            ("", False, "linli.cfg: plugins.lockers.secret_file: required: the absolute path"),
+            ("", False, "linli.cfg: plugins.lockers.secret_file: required: the path of the file"),
             ("code_digits = 5;", True,
              "linli.cfg: plugins.lockers.code_digits: must be a whole number, 6 to 8"),
             ("free_days = 3;", True, "linli.cfg: plugins.lockers.free_days: unknown key"),
