@@ -687,6 +687,13 @@ static void step(struct sim *S, struct outbox *o, struct sdev *d, int64_t round)
 			addf(d, "overdue", -1);
 		walk(d, "temperature", 0.3, 10, 35);
 		rare(S, o, d, "forced", 0.0001);
+		/* A compartment left open or jammed: the lockers plugin's alarms. */
+		if (chance(d, 0.0005))
+			ev2(S, o, d, "door_left_open", NULL, NULL, "compartment",
+			    (double)irange(d, 1, (int64_t)total));
+		if (chance(d, 0.0002))
+			ev2(S, o, d, "jammed", NULL, NULL, "compartment",
+			    (double)irange(d, 1, (int64_t)total));
 		break;
 	}
 	case K_MANHOLE:
@@ -1246,6 +1253,13 @@ static int sim_command(linli_ctx *ctx, struct linli_device *dev, uint64_t req, c
 			}
 		} else if (strcmp(command, "release") == 0)
 			addf(d, "compartments_free", 1);
+		else if (strcmp(command, "open") == 0) {
+			/* A pickup: the compartment opens and is free again. */
+			api->rec_get_int(args, "compartment", &iv);
+			api->rec_set_int(out, "opened", iv);
+			if (getf(d, "compartments_free") < getf(d, "compartments_total"))
+				addf(d, "compartments_free", 1);
+		}
 		break;
 	case K_CHARGER:
 		if (strcmp(command, "start_session") == 0) {
