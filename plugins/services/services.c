@@ -43,8 +43,8 @@ static const struct wf_move moves[] = {
 };
 
 static const struct wf_table table = {"application", "submitted",
-				      states, sizeof states / sizeof *states,
-				      moves,  sizeof moves / sizeof *moves};
+				      states,	     sizeof states / sizeof *states,
+				      moves,	     sizeof moves / sizeof *moves};
 
 /* The plugin's actions: least role, deepest level, duty, summary. */
 static const struct {
@@ -163,7 +163,8 @@ static const struct entry *cal_deepest(const char *scope, int64_t year)
 {
 	const struct entry *best = NULL;
 	for (size_t i = 0; i < S->cal_n; i++)
-		if (covers(S->cal_v[i].scope, scope) && int_or(S->cal_v[i].rec, "year", -1) == year &&
+		if (covers(S->cal_v[i].scope, scope) &&
+		    int_or(S->cal_v[i].rec, "year", -1) == year &&
 		    (!best || strlen(S->cal_v[i].scope) > strlen(best->scope)))
 			best = &S->cal_v[i];
 	return best;
@@ -189,7 +190,8 @@ static const struct wf_cal *calendar(linli_ctx *ctx, const char *scope, int64_t 
 	const struct entry *hours = NULL;
 	for (size_t i = 0; i < S->cal_n; i++) {
 		int64_t y = int_or(S->cal_v[i].rec, "year", -1);
-		if (!covers(S->cal_v[i].scope, scope) || y < 0 || cal_deepest(scope, y) != &S->cal_v[i])
+		if (!covers(S->cal_v[i].scope, scope) || y < 0 ||
+		    cal_deepest(scope, y) != &S->cal_v[i])
 			continue;
 		const struct entry *e = &S->cal_v[i];
 		if (wf_cal_add_year(c, (int)y, str_or(e->rec, "holidays", ""),
@@ -200,11 +202,10 @@ static const struct wf_cal *calendar(linli_ctx *ctx, const char *scope, int64_t 
 		if (y == this_year || (hours_year != this_year && y > hours_year))
 			hours = e, hours_year = y;
 	}
-	if (hours &&
-	    (wf_cal_set_hours(c, str_or(hours->rec, "hours", ""), err, sizeof err) ||
-	     wf_cal_set_weekend(c, str_or(hours->rec, "weekend", "6,7"), err, sizeof err)))
-		api->log(ctx, LINLI_LOG_WARN, "work_calendar %s at %s: %s (default used)", hours->id,
-			 hours->scope, err);
+	if (hours && (wf_cal_set_hours(c, str_or(hours->rec, "hours", ""), err, sizeof err) ||
+		      wf_cal_set_weekend(c, str_or(hours->rec, "weekend", "6,7"), err, sizeof err)))
+		api->log(ctx, LINLI_LOG_WARN, "work_calendar %s at %s: %s (default used)",
+			 hours->id, hours->scope, err);
 	snprintf(S->cal_scope, sizeof S->cal_scope, "%s", scope);
 	S->cal_year = this_year;
 	return c;
@@ -241,8 +242,8 @@ static int64_t work_between(linli_ctx *ctx, const char *scope, int64_t a, int64_
 	struct wf_clock clk = {tm_local, tm_from_local, ctx};
 	char err[256];
 	int64_t w;
-	if (b <= a || wf_cal_between(calendar(ctx, scope, b), &clk, a, b, NULL, 0, &w, NULL, err,
-				     sizeof err))
+	if (b <= a ||
+	    wf_cal_between(calendar(ctx, scope, b), &clk, a, b, NULL, 0, &w, NULL, err, sizeof err))
 		return 0;
 	return w;
 }
@@ -292,7 +293,8 @@ static int code_check(const char *code, char *err, size_t errlen)
 			      "department and '-'";
 		else {
 			p += n + 1;
-			if (!(p[0] >= 'A' && p[0] <= 'Z' && p[1] >= 'A' && p[1] <= 'Z' && p[2] == '-'))
+			if (!(p[0] >= 'A' && p[0] <= 'Z' && p[1] >= 'A' && p[1] <= 'Z' &&
+			      p[2] == '-'))
 				why = "the department is not followed by 2 capital letters of the "
 				      "type and '-'";
 			else {
@@ -323,15 +325,22 @@ static int64_t parse_int(const char *s, int64_t lo, int64_t hi)
 	return v;
 }
 
+/* Is the `n` bytes at `s` (a FIELD=VALUE's field) the word `key`? */
+static int key_is(const char *s, size_t n, const char *key)
+{
+	return strlen(key) == n && !strncmp(s, key, n);
+}
+
 /* ---- service items ---- */
 
-static const char *const item_str_fields[] = {"category", "handling_level", "description",
-					      "materials", "form_fields", "legal_basis", "status"};
+static const char *const item_str_fields[] = {"category",  "handling_level", "description",
+					      "materials", "form_fields",    "legal_basis",
+					      "status"};
 
 #define ITEMS_USAGE                                                                                \
-	"usage: services items [list] | services items add SCOPE CODE NAME DEPARTMENT "          \
-	"[promised_days=N] [statutory_days=N] [visits=0|1] [form_fields=A,B] "                   \
-	"[materials=TEXT] [category=C] [handling_level=L] [status=S] [description=TEXT] "         \
+	"usage: services items [list] | services items add SCOPE CODE NAME DEPARTMENT "            \
+	"[promised_days=N] [statutory_days=N] [visits=0|1] [form_fields=A,B] "                     \
+	"[materials=TEXT] [category=C] [handling_level=L] [status=S] [description=TEXT] "          \
 	"[legal_basis=TEXT]"
 
 static int item_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
@@ -380,12 +389,12 @@ static int items_add(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 		size_t n = eq ? (size_t)(eq - a) : 0;
 		int done = 0;
 		for (size_t k = 0; eq && k < sizeof item_str_fields / sizeof *item_str_fields; k++)
-			if (strlen(item_str_fields[k]) == n && !strncmp(item_str_fields[k], a, n)) {
+			if (key_is(a, n, item_str_fields[k])) {
 				api->rec_set_str(it, item_str_fields[k], eq + 1);
 				done = 1;
 			}
-		if (!done && eq && (n == 13 || n == 14) &&
-		    (!strncmp(a, "promised_days", n) || !strncmp(a, "statutory_days", n))) {
+		int promised = key_is(a, n, "promised_days");
+		if (!done && eq && (promised || key_is(a, n, "statutory_days"))) {
 			int64_t v = parse_int(eq + 1, 0, 365);
 			if (v < 0) {
 				snprintf(err, errlen,
@@ -395,16 +404,17 @@ static int items_add(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 				rc = LINLI_EINVAL;
 				break;
 			}
-			api->rec_set_int(it, n == 13 ? "promised_days" : "time_limit_days", v);
+			api->rec_set_int(it, promised ? "promised_days" : "time_limit_days", v);
 			done = 1;
 		}
-		if (!done && eq && n == 6 && !strncmp(a, "visits", 6)) {
+		if (!done && eq && key_is(a, n, "visits")) {
 			int64_t v = parse_int(eq + 1, 0, 1);
 			if (v < 0) {
-				snprintf(err, errlen,
-					 "items add: field 'visits': '%s' is not 0 or 1 (最多跑一次: "
-					 "visits to the hall needed)",
-					 eq + 1);
+				snprintf(
+				    err, errlen,
+				    "items add: field 'visits': '%s' is not 0 or 1 (最多跑一次: "
+				    "visits to the hall needed)",
+				    eq + 1);
 				rc = LINLI_EINVAL;
 				break;
 			}
@@ -512,9 +522,9 @@ static int record_move(linli_ctx *ctx, const char *scope, const char *id, const 
 	return rc;
 }
 
-static const char *const applicant_fields[] = {"applicant_name", "applicant_id_number",
-					       "applicant_phone", "applicant_address", "channel",
-					       "materials"};
+static const char *const applicant_fields[] = {"applicant_name",  "applicant_id_number",
+					       "applicant_phone", "applicant_address",
+					       "channel",	  "materials"};
 
 #define APPLY_USAGE                                                                                \
 	"usage: services apply SCOPE ITEM applicant_name=N applicant_id_number=N "                 \
@@ -561,7 +571,8 @@ static int cmd_apply(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 		return LINLI_ENOMEM;
 	if ((rc = item_for(ctx, scope, code, &item, err, errlen)))
 		goto out;
-	const char *st = str_or(item, "status", "active"), *fields = str_or(item, "form_fields", "");
+	const char *st = str_or(item, "status", "active"),
+		   *fields = str_or(item, "form_fields", "");
 	if (strcmp(st, "active")) {
 		snprintf(err, errlen, "apply: service item '%s' (%s) is %s, not active", code,
 			 str_or(item, "name", ""), st);
@@ -572,14 +583,16 @@ static int cmd_apply(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 		const char *arg = req->argv[i], *eq = strchr(arg, '=');
 		size_t n = eq ? (size_t)(eq - arg) : 0, k = 0;
 		for (; eq && k < sizeof applicant_fields / sizeof *applicant_fields; k++)
-			if (strlen(applicant_fields[k]) == n && !strncmp(applicant_fields[k], arg, n))
+			if (key_is(arg, n, applicant_fields[k]))
 				break;
 		if (eq && k < sizeof applicant_fields / sizeof *applicant_fields)
 			api->rec_set_str(a, applicant_fields[k], eq + 1);
 		else if (eq && n && in_list(fields, arg, n)) {
 			if (strchr(eq + 1, '\n')) {
-				snprintf(err, errlen, "apply: form field '%.*s': a line break in "
-						      "its value", (int)n, arg);
+				snprintf(err, errlen,
+					 "apply: form field '%.*s': a line break in "
+					 "its value",
+					 (int)n, arg);
 				rc = LINLI_EINVAL;
 				goto out;
 			}
@@ -600,7 +613,7 @@ static int cmd_apply(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 		goto out;
 	}
 	for (size_t k = 0; k < 2; k++)
-		if (!str_or(a, applicant_fields[k], NULL)) {
+		if (!*str_or(a, applicant_fields[k], "")) {
 			snprintf(err, errlen, "apply: missing field '%s' (%s)", applicant_fields[k],
 				 APPLY_USAGE);
 			rc = LINLI_EINVAL;
@@ -736,8 +749,8 @@ static int cmd_move(linli_ctx *ctx, const struct linli_cmd_req *req, linli_recor
 				 "13:30-17:30 assumed",
 				 scope);
 	} else if (!strcmp(verb, "request")) { /* 补正: the clock stops */
-		api->rec_set_int(a, "left_ms", deadline > now ? work_between(ctx, scope, now, deadline)
-							      : 0);
+		api->rec_set_int(a, "left_ms",
+				 deadline > now ? work_between(ctx, scope, now, deadline) : 0);
 		api->rec_set_time(a, "paused_since", now);
 		api->rec_set_str(a, "supplement", note);
 		deadline = 0;
@@ -877,7 +890,8 @@ static int cmd_list(linli_ctx *ctx, const struct linli_cmd_req *req, linli_recor
 	struct linli_query q = {.size = sizeof q, .dataset = "applications", .limit = 1000};
 	struct listing l = {.rows = api->rec_new_array()};
 	for (int i = 0; i < req->argc; i++) {
-		if (!strncmp(req->argv[i], "status=", 7) && wf_state_known(&table, req->argv[i] + 7))
+		if (!strncmp(req->argv[i], "status=", 7) &&
+		    wf_state_known(&table, req->argv[i] + 7))
 			l.status = req->argv[i] + 7;
 		else if (!strncmp(req->argv[i], "scope=", 6) && req->argv[i][6])
 			q.scope = req->argv[i] + 6;
@@ -922,7 +936,7 @@ static int cmd_table(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 
 /* ---- init, fini ---- */
 
-static const char *const move_verbs[] = {"accept", "reject", "request", "supply",
+static const char *const move_verbs[] = {"accept",  "reject", "request", "supply",
 					 "process", "finish", "withdraw"};
 
 static int services_init(linli_ctx *ctx, const struct linli_api *a)
@@ -944,24 +958,26 @@ static int services_init(linli_ctx *ctx, const struct linli_api *a)
 	for (size_t i = 0; !rc && i < sizeof move_verbs / sizeof *move_verbs; i++) {
 		const char *v = move_verbs[i], *need = needs_text(v);
 		rc = api->cmd_register(ctx, v,
-				       !need			 ? "ID [NOTE...]"
-				       : !strcmp(v, "reject")	 ? "ID REASON..."
+				       !need		       ? "ID [NOTE...]"
+				       : !strcmp(v, "reject")  ? "ID REASON..."
 				       : !strcmp(v, "request") ? "ID MATERIALS..."
 							       : "ID RESULT...",
 				       "move an application (see services table)", cmd_move,
 				       (void *)v);
 	}
 	if (!rc)
-		rc = api->cmd_register(ctx, "items", "[list] | add SCOPE CODE NAME DEPARTMENT "
-						     "[FIELD=VALUE...]",
+		rc = api->cmd_register(ctx, "items",
+				       "[list] | add SCOPE CODE NAME DEPARTMENT "
+				       "[FIELD=VALUE...]",
 				       "the service items (事项), or add one", cmd_items, NULL);
 	if (!rc)
 		rc = api->cmd_register(ctx, "apply", "SCOPE ITEM FIELD=VALUE...",
 				       "submit an application (申请) for a service item", cmd_apply,
 				       NULL);
 	if (!rc)
-		rc = api->cmd_register(ctx, "show", "ID", "an application, its history and allowed "
-							  "moves",
+		rc = api->cmd_register(ctx, "show", "ID",
+				       "an application, its history and allowed "
+				       "moves",
 				       cmd_show, NULL);
 	if (!rc)
 		rc = api->cmd_register(ctx, "list", "[status=STATE] [scope=PATH]",

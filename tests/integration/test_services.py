@@ -269,7 +269,9 @@ def case_bad_items_and_submissions_refused_with_nothing_stored():
         refused(d, "missing field 'applicant_name'", "apply", YUELAN, ELDER,
                 "applicant_id_number=340104198001010033", code="LINLI_EINVAL")
         refused(d, "missing field 'applicant_id_number'", "apply", YUELAN, ELDER,
-                "applicant_name=王五")
+                "applicant_name=王五", "applicant_id_number=")
+        refused(d, "items add: 'statutory_day=5' is not FIELD=VALUE", "items", "add", "hefei",
+                "34010400MZ-GG-0009", "n", "dep", "statutory_day=5")
         refused(d, f"missing form field 'due_date' of item {BIRTH} (生育登记 needs "
                    "child_name, due_date)", "apply", YUELAN, BIRTH, *ok, "child_name=小明")
         refused(d, f"'colour=red' is not FIELD=VALUE with an applicant field or a form field "
