@@ -68,69 +68,109 @@ struct entry {
 	linli_record *rec; /* owned */
 };
 
+struct cache {
+	struct entry *v;
+	size_t n, cap;
+};
+
+/*
+ * The cached datasets are read on the plugin's own account (at init and in their
+ * watchers), never in a command: the city's catalogue and calendar lie above a community
+ * caller's jurisdiction, and a plugin acting as its caller cannot widen it.
+ */
 struct services {
-	struct entry *cal_v;
-	size_t cal_n, cal_cap;
-	int dirty; /* work_calendar changed: reload before the next use */
-	char cal_scope[LINLI_SCOPE_MAX + 1];
+	struct cache items, calendars;
+	char cal_scope[LINLI_SCOPE_MAX + 1]; /* the calendar built last, for this scope, year */
 	int64_t cal_year;
 	struct wf_cal cal;
 	int cal_found;
-	linli_ctx *ctx;
 };
 
 static struct services *S;
 
-static void cal_clear(void)
+static void cache_clear(struct cache *c)
 {
-	for (size_t i = 0; i < S->cal_n; i++)
-		api->rec_free(S->cal_v[i].rec);
-	free(S->cal_v);
-	S->cal_v = NULL, S->cal_n = S->cal_cap = 0;
+	for (size_t i = 0; i < c->n; i++)
+		api->rec_free(c->v[i].rec);
+	free(c->v);
+	memset(c, 0, sizeof *c);
 }
 
-static int cal_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
+/* Put record (scope, id) into the cache, replacing one there: `rec` becomes the cache's. */
+static int cache_set(struct cache *c, const char *scope, const char *id, linli_record *rec)
 {
-	(void)ctx, (void)ud;
-	if (S->cal_n == S->cal_cap) {
-		size_t cap = S->cal_cap ? S->cal_cap * 2 : 16;
-		struct entry *v = realloc(S->cal_v, cap * sizeof *v);
-		if (!v)
+	for (size_t i = 0; i < c->n; i++)
+		if (!strcmp(c->v[i].scope, scope) && !strcmp(c->v[i].id, id)) {
+			api->rec_free(c->v[i].rec);
+			c->v[i].rec = rec;
+			return 0;
+		}
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 16;
+		struct entry *v = realloc(c->v, cap * sizeof *v);
+		if (!v) {
+			api->rec_free(rec);
 			return LINLI_ENOMEM;
-		S->cal_v = v, S->cal_cap = cap;
+		}
+		c->v = v, c->cap = cap;
 	}
-	struct entry *e = &S->cal_v[S->cal_n];
-	snprintf(e->scope, sizeof e->scope, "%s", row->scope);
-	snprintf(e->id, sizeof e->id, "%s", row->id);
-	if (api->rec_copy(row->record, &e->rec))
-		return LINLI_ENOMEM;
-	S->cal_n++;
+	struct entry *e = &c->v[c->n++];
+	snprintf(e->scope, sizeof e->scope, "%s", scope);
+	snprintf(e->id, sizeof e->id, "%s", id);
+	e->rec = rec;
 	return 0;
 }
 
-static void refresh(void)
+static void cache_del(struct cache *c, const char *scope, const char *id)
 {
-	if (!S->dirty)
-		return;
-	S->dirty = 0;
-	S->cal_scope[0] = '\0';
-	cal_clear();
-	struct linli_query q = {.size = sizeof q, .dataset = "work_calendar", .limit = 1000};
+	for (size_t i = 0; i < c->n; i++)
+		if (!strcmp(c->v[i].scope, scope) && !strcmp(c->v[i].id, id)) {
+			api->rec_free(c->v[i].rec);
+			c->v[i] = c->v[--c->n];
+			return;
+		}
+}
+
+static int cache_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
+{
+	(void)ctx;
+	linli_record *r;
+	if (api->rec_copy(row->record, &r))
+		return LINLI_ENOMEM;
+	return cache_set(ud, row->scope, row->id, r);
+}
+
+static int cache_load(linli_ctx *ctx, const char *dataset, struct cache *c)
+{
+	cache_clear(c);
+	struct linli_query q = {.size = sizeof q, .dataset = dataset, .limit = 1000};
 	char cursor[LINLI_CURSOR_MAX] = "";
 	do {
 		q.cursor = cursor;
-		if (api->store_scan(S->ctx, &q, cal_row, NULL, cursor) < 0) {
-			api->log(S->ctx, LINLI_LOG_WARN, "work_calendar: %s",
-				 api->store_last_error(S->ctx));
-			return;
+		int rc = api->store_scan(ctx, &q, cache_row, c, cursor);
+		if (rc < 0) {
+			api->log(ctx, LINLI_LOG_WARN, "%s: %s", dataset,
+				 api->store_last_error(ctx));
+			return rc;
 		}
 	} while (cursor[0]);
+	return 0;
 }
 
+/* A watched record changed (as the plugin, after the commit): its cache entry follows. */
 static void on_change(linli_ctx *ctx, const struct linli_change *ch, void *ud)
 {
-	(void)ctx, (void)ch, (void)ud;
-	S->dirty = 1;
+	struct cache *c = ud;
+	linli_record *r = NULL;
+	if (c == &S->calendars)
+		S->cal_scope[0] = '\0'; /* build the calendar again */
+	if (!strcmp(ch->kind, "deleted"))
+		cache_del(c, ch->scope, ch->id);
+	else if (api->store_get(ctx, ch->dataset, ch->scope, ch->id, &r, NULL) == 0)
+		cache_set(c, ch->scope, ch->id, r);
+	else
+		api->log(ctx, LINLI_LOG_WARN, "%s %s at %s: %s", ch->dataset, ch->id, ch->scope,
+			 api->store_last_error(ctx));
 }
 
 /* Is `anc` the scope `scope` or one of its ancestors? */
@@ -162,11 +202,11 @@ static int64_t time_or(const linli_record *r, const char *key, int64_t dflt)
 static const struct entry *cal_deepest(const char *scope, int64_t year)
 {
 	const struct entry *best = NULL;
-	for (size_t i = 0; i < S->cal_n; i++)
-		if (covers(S->cal_v[i].scope, scope) &&
-		    int_or(S->cal_v[i].rec, "year", -1) == year &&
-		    (!best || strlen(S->cal_v[i].scope) > strlen(best->scope)))
-			best = &S->cal_v[i];
+	const struct cache *c = &S->calendars;
+	for (size_t i = 0; i < c->n; i++)
+		if (covers(c->v[i].scope, scope) && int_or(c->v[i].rec, "year", -1) == year &&
+		    (!best || strlen(c->v[i].scope) > strlen(best->scope)))
+			best = &c->v[i];
 	return best;
 }
 
@@ -177,7 +217,6 @@ static const struct entry *cal_deepest(const char *scope, int64_t year)
  */
 static const struct wf_cal *calendar(linli_ctx *ctx, const char *scope, int64_t now)
 {
-	refresh();
 	struct linli_tm t = {.size = sizeof t};
 	int64_t this_year = api->time_local(ctx, now, &t) == 0 ? t.year : 0, hours_year = -1;
 	if (S->cal_year == this_year && strcmp(S->cal_scope, scope) == 0)
@@ -188,12 +227,11 @@ static const struct wf_cal *calendar(linli_ctx *ctx, const char *scope, int64_t 
 	wf_cal_set_hours(c, "09:00-12:00,13:30-17:30", err, sizeof err);
 	S->cal_found = 0;
 	const struct entry *hours = NULL;
-	for (size_t i = 0; i < S->cal_n; i++) {
-		int64_t y = int_or(S->cal_v[i].rec, "year", -1);
-		if (!covers(S->cal_v[i].scope, scope) || y < 0 ||
-		    cal_deepest(scope, y) != &S->cal_v[i])
+	for (size_t i = 0; i < S->calendars.n; i++) {
+		const struct entry *e = &S->calendars.v[i];
+		int64_t y = int_or(e->rec, "year", -1);
+		if (!covers(e->scope, scope) || y < 0 || cal_deepest(scope, y) != e)
 			continue;
-		const struct entry *e = &S->cal_v[i];
 		if (wf_cal_add_year(c, (int)y, str_or(e->rec, "holidays", ""),
 				    str_or(e->rec, "workdays", ""), err, sizeof err))
 			api->log(ctx, LINLI_LOG_WARN, "work_calendar %s at %s: %s", e->id, e->scope,
@@ -477,24 +515,19 @@ static int cmd_items(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 
 /*
  * Service item `code` for an application at `scope`: the deepest record of that id at
- * `scope` or above. 0 and *item (yours); LINLI_ENOENT with err naming the code.
+ * `scope` or above (the cache). Borrowed; NULL with err naming the code.
  */
-static int item_for(linli_ctx *ctx, const char *scope, const char *code, linli_record **item,
-		    char *err, size_t errlen)
+static const linli_record *item_for(const char *scope, const char *code, char *err, size_t errlen)
 {
-	char s[LINLI_SCOPE_MAX + 1];
-	snprintf(s, sizeof s, "%s", scope);
-	*item = NULL;
-	for (;;) {
-		if (api->store_get(ctx, "service_items", s, code, item, NULL) == 0)
-			return 0;
-		char *slash = strrchr(s, '/');
-		if (!slash)
-			break;
-		*slash = '\0';
-	}
-	snprintf(err, errlen, "apply: service item '%s': no such item at %s or above", code, scope);
-	return LINLI_ENOENT;
+	const struct entry *best = NULL;
+	for (size_t i = 0; i < S->items.n; i++)
+		if (!strcmp(S->items.v[i].id, code) && covers(S->items.v[i].scope, scope) &&
+		    (!best || strlen(S->items.v[i].scope) > strlen(best->scope)))
+			best = &S->items.v[i];
+	if (!best)
+		snprintf(err, errlen, "apply: service item '%s': no such item at %s or above", code,
+			 scope);
+	return best ? best->rec : NULL;
 }
 
 /* ---- applications ---- */
@@ -564,13 +597,16 @@ static int cmd_apply(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 	int rc;
 	if ((rc = may(ctx, req, "services.counter", scope, err, errlen)))
 		return rc;
-	linli_record *item = NULL, *a = api->rec_new(), *r = NULL;
+	const linli_record *item;
+	linli_record *a = api->rec_new(), *r = NULL;
 	char form[4096] = "";
 	size_t fo = 0;
 	if (!a)
 		return LINLI_ENOMEM;
-	if ((rc = item_for(ctx, scope, code, &item, err, errlen)))
+	if (!(item = item_for(scope, code, err, errlen))) {
+		rc = LINLI_ENOENT;
 		goto out;
+	}
 	const char *st = str_or(item, "status", "active"),
 		   *fields = str_or(item, "form_fields", "");
 	if (strcmp(st, "active")) {
@@ -659,13 +695,15 @@ static int cmd_apply(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 		snprintf(err, errlen, "apply: %s", api->store_last_error(ctx));
 		goto out;
 	}
+	char what[160];
+	snprintf(what, sizeof what, "submit: item %s", code);
+	api->audit(ctx, "services.move", scope, id, "allowed", what);
 	r = api->rec_new();
 	api->rec_set_str(r, "id", id);
 	api->rec_set_str(r, "scope", scope);
 	api->rec_set_str(r, "status", "submitted");
 	*reply = r;
 out:
-	api->rec_free(item);
 	api->rec_free(a);
 	return rc;
 }
@@ -681,17 +719,63 @@ static int load_app(linli_ctx *ctx, const char *id, linli_record **a,
 	return rc;
 }
 
-/* The promised time limit of the application's item in working ms; -1: none. */
-static int64_t promised_ms(linli_ctx *ctx, const char *scope, const linli_record *a,
-			   const struct wf_cal *cal)
+/* The promised time limit of the application's item in working ms; -1: none; -2: no item. */
+static int64_t promised_ms(const char *scope, const linli_record *a, const struct wf_cal *cal)
 {
-	linli_record *item = NULL;
 	char e[256];
-	if (item_for(ctx, scope, str_or(a, "item", ""), &item, e, sizeof e))
-		return -1;
+	const linli_record *item = item_for(scope, str_or(a, "item", ""), e, sizeof e);
+	if (!item)
+		return -2;
 	int64_t days = int_or(item, "promised_days", int_or(item, "time_limit_days", -1));
-	api->rec_free(item);
 	return days < 0 ? -1 : days * wf_cal_day_ms(cal);
+}
+
+/* The fields a move writes; the others (the applicant's, masked to the plugin) are kept. */
+static const struct {
+	const char *key;
+	int type; /* 's' string, 'i' integer, 't' time */
+} move_fields[] = {{"status", 's'},	{"deadline", 't'},     {"accepted_at", 't'},
+		   {"left_ms", 'i'},	{"paused_since", 't'}, {"paused_ms", 'i'},
+		   {"supplement", 's'}, {"reason", 's'},       {"handler", 's'},
+		   {"result", 's'},	{"completed_at", 't'}};
+
+struct move_write {
+	const char *from;	  /* the state the move was checked in */
+	const linli_record *next; /* the application after the move, as the plugin sees it */
+};
+
+/*
+ * Write a move's fields into the stored application, in one transaction: refused when it
+ * moved meanwhile. The applicant's fields come masked to the plugin and are left as
+ * given, so they keep their stored values.
+ */
+static int move_step(linli_ctx *ctx, const char *id, linli_record **rec, void *ud, char *err,
+		     size_t errlen)
+{
+	(void)ctx;
+	const struct move_write *w = ud;
+	if (!*rec) {
+		snprintf(err, errlen, "application %s: removed meanwhile", id);
+		return LINLI_ENOENT;
+	}
+	if (strcmp(str_or(*rec, "status", ""), w->from)) {
+		snprintf(err, errlen, "application %s: moved to %s meanwhile", id,
+			 str_or(*rec, "status", "?"));
+		return LINLI_ESTATE;
+	}
+	for (size_t i = 0; i < sizeof move_fields / sizeof *move_fields; i++) {
+		const char *k = move_fields[i].key, *sv;
+		int64_t v;
+		if (move_fields[i].type == 's' && api->rec_get_str(w->next, k, &sv, NULL) == 0)
+			api->rec_set_str(*rec, k, sv);
+		else if (move_fields[i].type == 'i' && api->rec_get_int(w->next, k, &v) == 0)
+			api->rec_set_int(*rec, k, v);
+		else if (move_fields[i].type == 't' && api->rec_get_time(w->next, k, &v) == 0)
+			api->rec_set_time(*rec, k, v);
+		else
+			api->rec_remove(*rec, k);
+	}
+	return 0;
 }
 
 /* What each verb needs after the id: its usage's words; a reason, a request, a result. */
@@ -737,12 +821,13 @@ static int cmd_move(linli_ctx *ctx, const struct linli_cmd_req *req, linli_recor
 	const struct wf_cal *cal = calendar(ctx, scope, now);
 	char warn[256] = "";
 	if (!strcmp(verb, "accept")) {
-		int64_t work = promised_ms(ctx, scope, a, cal);
+		int64_t work = promised_ms(scope, a, cal);
 		deadline = work >= 0 ? work_add(ctx, scope, now, work) : 0;
 		api->rec_set_time(a, "accepted_at", now);
 		if (work < 0)
-			snprintf(warn, sizeof warn, "item %s has no promised_days: no deadline",
-				 str_or(a, "item", "?"));
+			snprintf(
+			    warn, sizeof warn, "item %s %s: no deadline", str_or(a, "item", "?"),
+			    work == -2 ? "is no longer in the catalogue" : "has no promised_days");
 		else if (!S->cal_found)
 			snprintf(warn, sizeof warn,
 				 "no working calendar applies to %s: weekdays 09:00-12:00, "
@@ -781,12 +866,17 @@ static int cmd_move(linli_ctx *ctx, const struct linli_cmd_req *req, linli_recor
 	else if (strcmp(m->to, "completed"))
 		api->rec_remove(a, "deadline");
 	api->rec_set_str(a, "status", m->to);
-	if ((rc = api->store_put(ctx, "applications", scope, id, a, NULL, NULL)) ||
+	struct move_write w = {from, a};
+	if ((rc = api->store_update(ctx, "applications", scope, id, move_step, &w)) ||
 	    (rc = record_move(ctx, scope, id, verb, from, m->to, who_of(req), now, note,
 			      strcmp(m->to, "completed") ? deadline : 0))) {
 		snprintf(err, errlen, "%s", api->store_last_error(ctx));
 		goto out;
 	}
+	char what[1200];
+	snprintf(what, sizeof what, "%s: %s → %s%s%s", verb, from, m->to, note[0] ? ": " : "",
+		 note);
+	api->audit(ctx, "services.move", scope, id, "allowed", what);
 	linli_record *r = api->rec_new();
 	api->rec_set_str(r, "id", id);
 	api->rec_set_str(r, "scope", scope);
@@ -949,8 +1039,6 @@ static int services_init(linli_ctx *ctx, const struct linli_api *a)
 	}
 	if (!(S = calloc(1, sizeof *S)))
 		return LINLI_ENOMEM;
-	S->ctx = ctx;
-	S->dirty = 1;
 	int rc = 0;
 	for (size_t i = 0; !rc && i < sizeof actions / sizeof *actions; i++)
 		rc = api->action_declare(ctx, actions[i].name, actions[i].role, actions[i].level,
@@ -991,9 +1079,17 @@ static int services_init(linli_ctx *ctx, const struct linli_api *a)
 		rc = api->cmd_require(ctx, reads[i], "services.read");
 	uint64_t wid;
 	if (!rc)
-		rc = api->store_watch(ctx, "work_calendar", on_change, NULL, &wid);
+		rc = api->store_watch(ctx, "work_calendar", on_change, &S->calendars, &wid);
+	if (!rc)
+		rc = api->store_watch(ctx, "service_items", on_change, &S->items, &wid);
+	if (!rc)
+		rc = cache_load(ctx, "work_calendar", &S->calendars);
+	if (!rc)
+		rc = cache_load(ctx, "service_items", &S->items);
 	if (rc) {
 		api->set_error(ctx, "setting up: %s", linli_strerror(rc));
+		cache_clear(&S->calendars);
+		cache_clear(&S->items);
 		free(S);
 		S = NULL;
 		return rc;
@@ -1006,7 +1102,8 @@ static void services_fini(linli_ctx *ctx, const struct linli_api *a)
 	(void)ctx, (void)a;
 	if (!S)
 		return;
-	cal_clear();
+	cache_clear(&S->calendars);
+	cache_clear(&S->items);
 	free(S);
 	S = NULL;
 }

@@ -181,13 +181,29 @@ def case_every_legal_move_and_illegal_ones_refused():
         refused(d, "services.intake", "accept", h, env={"LINLI_SESSION": viewer})
         eq(d.ok("services", "show", h, env={"LINLI_SESSION": viewer})["status"], "submitted",
            "a viewer reads")
-        move(d, "accept", h, env={"LINLI_SESSION": op})
+        r = move(d, "accept", h, env={"LINLI_SESSION": op})
+        check(r.get("deadline", 0) > 0, f"the city's item read for a community operator: {r}")
+        op_app = apply(d, env={"LINLI_SESSION": op})
+        eq(d.ok("services", "show", op_app)["moves"][0]["who"], "op", "submitted by op")
         eq(d.ok("services", "show", h)["moves"][-1]["who"], "op", "the move as the caller")
+        moved = {(e["who"], e["object"], e.get("detail")) for e in d.ok(
+            "audit", "--via", "plugin:services", "--result", "allowed", "--limit", "1000")
+            if e["action"] == "services.move"}
+        check(("op", h, "accept: submitted → accepted") in moved, f"op's accept: {moved}")
+        check(("admin", a, "finish: processing → completed: 准予发放,每月200元") in moved, moved)
+        check(("admin", b, "reject: submitted → rejected: 不属于本社区受理范围") in moved, moved)
+        eq(len([x for x in moved if x[0] == "admin" and x[2].startswith("submit: item ")]), 8,
+           "each submission audited")
         listed = {r["id"]: r["status"] for r in d.ok("services", "list")}
-        eq(len(listed), 8, "list")
+        eq(len(listed), 9, "list")
         eq(sorted(r["id"] for r in d.ok("services", "list", "status=withdrawn")),
            sorted([c, e, f, g]), "list by status")
         refused(d, "'status=nosuch': unknown filter or state", "list", "status=nosuch")
+        # The plugin sees the applicant masked; its moves keep the stored values.
+        off = d.account("officer", "operator", node=YUELAN, grants=("sensitive:applications",))
+        stored_a = d.ok("data", "get", "applications", a, env={"LINLI_SESSION": off})
+        eq((stored_a["applicant_name"], stored_a["applicant_id_number"]),
+           ("张三", "340104195001010011"), "the applicant's fields kept through the moves")
 
 
 def case_supplement_stops_the_clock():
