@@ -1,0 +1,307 @@
+"""Integration tests of the services plugin (plugins/services): service items and the
+application workflow through a real linlid at the city node with the real catalog — every
+legal move and a table of illegal ones (refused with the state and the allowed moves,
+audited, nothing written), 补正 stopping the promised deadline in working time with the
+test clock, bad items and bad submissions refused naming what is wrong with nothing stored.
+"""
+import datetime
+import json
+import os
+import shutil
+import sys
+import zoneinfo
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import BUILD, SRC, Daemon, check, eq, finish, main  # noqa: E402
+
+SERVICES_SO = os.path.join(BUILD, "plugins", "services", "services.so")
+CATALOG = os.path.join(SRC, "catalog")
+STREET = "hefei/baohe/binhu"
+YUELAN = STREET + "/yuelan"
+ZONE = zoneinfo.ZoneInfo("Asia/Shanghai")
+HOUR = 3600 * 1000
+CAL_2027 = {"year": 2027, "hours": "09:00-12:00,13:30-17:30", "weekend": "6,7",
+            "holidays": "2027-01-01", "workdays": ""}
+BIRTH = "34010400WJ-GG-0001"   # 生育登记: promised 2 working days, two form fields
+ELDER = "34010400MZ-GG-0007"   # 高龄津贴
+RESIDE = "34010400GA-XK-0003"  # 居住证: suspended
+
+
+def js(v):
+    return json.dumps(v, ensure_ascii=False)
+
+
+def local_ms(*args):
+    return int(datetime.datetime(*args, tzinfo=ZONE).timestamp() * 1000)
+
+
+def near(got, want, what):
+    """A time computed at the test clock's `now`, which runs on while the test runs."""
+    check(abs(got - want) < 10000, f"{what}: got {got}, want {want} (diff {got - want} ms)")
+
+
+class node:
+    """A linlid at the city with the services plugin, on the test clock; the console is
+    the city's administrator."""
+
+    def __init__(self):
+        self.d = Daemon()
+        pdir = os.path.join(self.d.dir, "plugins")
+        os.makedirs(pdir)
+        shutil.copyfile(SERVICES_SO, os.path.join(pdir, "services.so"))
+        self.d.write_config(extra=f'plugin_dirs = [ "{pdir}" ];\n'
+                                  f'catalog_dir = "{CATALOG}";\n')
+        self.d.grant_declared(pdir)
+
+    def __enter__(self):
+        try:
+            return self.d.start(args=("--test-clock",))
+        except BaseException:
+            self.d.cleanup()
+            raise
+
+    def __exit__(self, etype, *rest):
+        finish(self.d, etype)
+
+
+def items(d):
+    d.ok("services", "items", "add", "hefei", BIRTH, "生育登记", "卫健委", "promised_days=2",
+         "statutory_days=5", "visits=0", "form_fields=child_name, due_date",
+         "materials=身份证\n结婚证", "category=health", "handling_level=community")
+    d.ok("services", "items", "add", "hefei", ELDER, "高龄津贴", "民政局", "promised_days=5",
+         "visits=1")
+    d.ok("services", "items", "add", "hefei", RESIDE, "居住证", "公安局", "status=suspended")
+
+
+def apply(d, item=ELDER, *fields, env=None):
+    fields = fields or ("applicant_name=张三", "applicant_id_number=340104195001010011")
+    rc, out, err = d.cli("services", "apply", YUELAN, item, *fields, env=env)
+    check(rc == 0, f"apply: {err}")
+    eq(out["status"], "submitted", "a new application")
+    return out["id"]
+
+
+def move(d, verb, app, *args, env=None):
+    rc, out, err = d.cli("services", verb, app, *args, env=env)
+    check(rc == 0, f"services {verb} {app}: {err}")
+    return out
+
+
+def refused(d, needle, *args, env=None, code=None):
+    rc, out, err = d.cli("services", *args, env=env)
+    check(rc != 0, f"services {args} should be refused: {out}")
+    check(needle in err, f"{needle!r} not in {err!r}")
+    if code:
+        eq(out["name"], code, f"services {args}: code")
+    return err
+
+
+def stored(d, dataset):
+    return d.ok("data", "query", dataset, "--limit", "1000")["count"]
+
+
+def case_every_legal_move_and_illegal_ones_refused():
+    """Every move of the table, made along six applications, each recorded in
+    application_moves with who, from, to and why; a table of illegal moves refused with
+    the state and the moves allowed from it, audited as denied, writing nothing; a viewer
+    cannot accept."""
+    with node() as d:
+        items(d)
+        table = d.ok("services", "table")
+        eq(len(table), 11, "moves in the table")
+        a, b, c, e, f, g = (apply(d) for _ in range(6))
+        paths = {
+            a: [("accept", "accepted"), ("request", "supplement_required", "缺户口簿"),
+                ("supply", "accepted", "已补户口簿"), ("process", "processing"),
+                ("request", "supplement_required", "缺照片"), ("supply", "accepted"),
+                ("process", "processing"), ("finish", "completed", "准予发放,每月200元")],
+            b: [("reject", "rejected", "不属于本社区受理范围")],
+            c: [("withdraw", "withdrawn")],
+            e: [("accept", "accepted"), ("withdraw", "withdrawn")],
+            f: [("accept", "accepted"), ("request", "supplement_required", "缺证明"),
+                ("withdraw", "withdrawn")],
+            g: [("accept", "accepted"), ("process", "processing"), ("withdraw", "withdrawn")],
+        }
+        for app, path in paths.items():
+            for verb, to, *why in path:
+                eq(move(d, verb, app, *why)["to"], to, f"{verb} of {app}")
+        made = {(m["from"], m["verb"], m["to"]) for app in paths
+                for m in d.ok("services", "show", app)["moves"] if m["verb"] != "submit"}
+        eq(made, {(m["from"], m["verb"], m["to"]) for m in table}, "every move of the table")
+        shown = d.ok("services", "show", a)
+        eq((shown["status"], shown["result"], shown["handler"], shown["allowed"],
+            shown["supplement"]), ("completed", "准予发放,每月200元", "admin", "", "缺照片"),
+           "application a")
+        check("completed_at" in shown and "accepted_at" in shown, shown)
+        eq([(m["verb"], m["who"]) for m in shown["moves"]][:2],
+           [("submit", "admin"), ("accept", "admin")], "history with who")
+        eq(shown["moves"][-1].get("note"), "准予发放,每月200元", "the result recorded")
+        eq(d.ok("services", "show", b)["reason"], "不属于本社区受理范围", "the reason")
+        eq(stored(d, "application_moves"), 6 + sum(len(p) for p in paths.values()),
+           "application_moves: the submissions and every move")
+        # Illegal moves: the state and the allowed moves named; nothing written.
+        h = apply(d)
+        i = apply(d)
+        move(d, "accept", i)
+        move(d, "request", i, "缺材料")
+        illegal = [
+            (h, "process", f"application {h} is submitted: cannot process: allowed: "
+                           "accept → accepted, reject → rejected, withdraw → withdrawn"),
+            (h, "supply", f"application {h} is submitted: cannot supply"),
+            (i, "process", f"application {i} is supplement_required: cannot process: "
+                           "allowed: supply → accepted, withdraw → withdrawn"),
+            (i, "accept", f"application {i} is supplement_required: cannot accept"),
+            (a, "withdraw", f"application {a} is completed: cannot withdraw: no move is "
+                            "allowed"),
+            (b, "accept", f"application {b} is rejected: cannot accept: no move is allowed"),
+            (c, "process", f"application {c} is withdrawn: cannot process: no move"),
+            (g, "finish", f"application {g} is withdrawn: cannot finish"),
+        ]
+        before = stored(d, "application_moves")
+        for app, verb, needle in illegal:
+            extra = ("x",) if verb == "finish" else ()
+            refused(d, needle, verb, app, *extra, code="LINLI_ESTATE")
+        refused(d, "usage: services reject ID REASON", "reject", h)
+        refused(d, "usage: services request ID MATERIALS", "request", h)
+        refused(d, "usage: services finish ID RESULT", "finish", h)
+        refused(d, "application nosuch: no such application within your reach", "accept",
+                "nosuch")
+        eq(stored(d, "application_moves"), before, "refused moves write nothing")
+        eq(d.ok("services", "show", i)["status"], "supplement_required", "i unchanged")
+        rows = d.ok("audit", "--via", "plugin:services", "--result", "denied", "--limit",
+                    "100")
+        denied = [r for r in rows if r["action"] == "services.move"]
+        eq(len(denied), len(illegal), "each illegal move audited as denied")
+        check(any(f"application {a} is completed" in (r.get("detail") or "") for r in denied),
+              denied)
+        # Least roles: a viewer reads but does not accept; an operator does.
+        viewer = d.account("viewer1", "viewer", node=YUELAN)
+        op = d.account("op", "operator", node=YUELAN)
+        d.login()
+        refused(d, "services.intake", "accept", h, env={"LINLI_SESSION": viewer})
+        eq(d.ok("services", "show", h, env={"LINLI_SESSION": viewer})["status"], "submitted",
+           "a viewer reads")
+        r = move(d, "accept", h, env={"LINLI_SESSION": op})
+        check(r.get("deadline", 0) > 0, f"the city's item read for a community operator: {r}")
+        op_app = apply(d, env={"LINLI_SESSION": op})
+        eq(d.ok("services", "show", op_app)["moves"][0]["who"], "op", "submitted by op")
+        eq(d.ok("services", "show", h)["moves"][-1]["who"], "op", "the move as the caller")
+        moved = {(e["who"], e["object"], e.get("detail")) for e in d.ok(
+            "audit", "--via", "plugin:services", "--result", "allowed", "--limit", "1000")
+            if e["action"] == "services.move"}
+        check(("op", h, "accept: submitted → accepted") in moved, f"op's accept: {moved}")
+        check(("admin", a, "finish: processing → completed: 准予发放,每月200元") in moved, moved)
+        check(("admin", b, "reject: submitted → rejected: 不属于本社区受理范围") in moved, moved)
+        eq(len([x for x in moved if x[0] == "admin" and x[2].startswith("submit: item ")]), 8,
+           "each submission audited")
+        listed = {r["id"]: r["status"] for r in d.ok("services", "list")}
+        eq(len(listed), 9, "list")
+        eq(sorted(r["id"] for r in d.ok("services", "list", "status=withdrawn")),
+           sorted([c, e, f, g]), "list by status")
+        refused(d, "'status=nosuch': unknown filter or state", "list", "status=nosuch")
+        # The plugin sees the applicant masked; its moves keep the stored values.
+        off = d.account("officer", "operator", node=YUELAN, grants=("sensitive:applications",))
+        stored_a = d.ok("data", "get", "applications", a, env={"LINLI_SESSION": off})
+        eq((stored_a["applicant_name"], stored_a["applicant_id_number"]),
+           ("张三", "340104195001010011"), "the applicant's fields kept through the moves")
+
+
+def case_supplement_stops_the_clock():
+    """The promised limit (2 working days) runs from 受理 in working time; 补正 stops it
+    (no deadline while supplement_required, the working time left kept) and supply runs
+    it on with what was left; the wait is counted in paused_ms, across a weekend."""
+    with node() as d:
+        d.ok("data", "put", "work_calendar", "--scope", "hefei", "--id", "2027", js(CAL_2027))
+        items(d)
+        d.ok("clock", "set", "2027-01-11T10:00")  # a Monday
+        d.login()
+        a = apply(d, BIRTH, "applicant_name=李四", "applicant_id_number=340104199001010022",
+                  "child_name=小明", "due_date=2027-03-01", "channel=kiosk")
+        eq(d.ok("services", "show", a)["form"], "child_name=小明\ndue_date=2027-03-01\n",
+           "the form fields")
+        r = move(d, "accept", a)
+        near(r["deadline"], local_ms(2027, 1, 13, 10, 0), "2 working days from Mon 10:00")
+        d.ok("clock", "set", "2027-01-11T11:00")
+        d.login()
+        r = move(d, "request", a, "缺出生医学证明")
+        near(r["left_ms"], 13 * HOUR, "13 working hours left")
+        shown = d.ok("services", "show", a)
+        check("deadline" not in shown, f"the clock stopped: {shown}")
+        eq(shown["status"], "supplement_required", "waiting")
+        d.ok("clock", "set", "2027-01-15T16:00")  # Friday: past the first deadline
+        d.login()
+        r = move(d, "supply", a, "已补交")
+        # 13 h from Fri 16:00: 1.5 h Friday, the weekend skipped, 7 h Monday, 4.5 h Tuesday
+        near(r["deadline"], local_ms(2027, 1, 19, 15, 0), "the hours left, from supply")
+        shown = d.ok("services", "show", a)
+        near(shown["paused_ms"], 31 * HOUR + HOUR // 2, "Mon 11:00 to Fri 16:00 waited")
+        check("paused_since" not in shown and "left_ms" not in shown, shown)
+        eq(shown["moves"][-1]["deadline"], r["deadline"], "the move records the deadline")
+        r = move(d, "process", a)
+        eq(r["deadline"], shown["deadline"], "processing keeps the deadline")
+        # An item without a promised limit: accepted without a deadline, and told so.
+        b = apply(d, ELDER)
+        d.ok("data", "put", "service_items", "--scope", "hefei", "--id", "34010400MZ-GG-0008",
+             js({"code": "34010400MZ-GG-0008", "name": "残疾人证", "department": "残联",
+                 "status": "active"}))
+        c = apply(d, "34010400MZ-GG-0008")
+        r = move(d, "accept", c)
+        check("deadline" not in r and "has no promised_days" in r.get("warning", ""), r)
+        r = move(d, "accept", b)
+        check("warning" not in r, r)
+        near(r["deadline"], local_ms(2027, 1, 22, 16, 0), "5 working days from Fri 16:00")
+
+
+def case_bad_items_and_submissions_refused_with_nothing_stored():
+    """A code not in the national style, visits other than 0 or 1, a promised limit over
+    the statutory one: refused naming the field. An unknown item, an inactive item, a
+    missing applicant or form field, an unknown field: refused, and nothing stored."""
+    with node() as d:
+        items(d)
+        for code, why in [("3401040MZ-GG-0007", "does not begin with an area code of 8"),
+                          ("34010400mz-GG-0007", "2-4 capital letters of the department"),
+                          ("34010400MZ-G-0007", "2 capital letters of the type"),
+                          ("34010400MZ-GG-007", "a sequence of 4 digits"),
+                          ("34010400MZ-GG-00071", "a sequence of 4 digits")]:
+            err = refused(d, f"items add: field 'code': '{code}' is not a national item code",
+                          "items", "add", "hefei", code, "n", "dep", code="LINLI_EINVAL")
+            check(why in err, f"{why!r} not in {err!r}")
+        refused(d, "field 'visits': '2' is not 0 or 1", "items", "add", "hefei",
+                "34010400MZ-GG-0009", "n", "dep", "visits=2")
+        refused(d, "field 'promised_days': 'x' is not a number", "items", "add", "hefei",
+                "34010400MZ-GG-0009", "n", "dep", "promised_days=x")
+        refused(d, "field 'promised_days': 9 is longer than the statutory 5", "items", "add",
+                "hefei", "34010400MZ-GG-0009", "n", "dep", "promised_days=9",
+                "statutory_days=5")
+        refused(d, "field 'category': 'weather' is not one of", "items", "add", "hefei",
+                "34010400MZ-GG-0009", "n", "dep", "category=weather")
+        codes = sorted(r["code"] for r in d.ok("services", "items"))
+        eq(codes, sorted([BIRTH, ELDER, RESIDE]), "only the good items stored")
+        ok = ("applicant_name=王五", "applicant_id_number=340104198001010033")
+        refused(d, f"service item '34010400MZ-GG-0999': no such item at {YUELAN} or above",
+                "apply", YUELAN, "34010400MZ-GG-0999", *ok, code="LINLI_ENOENT")
+        refused(d, f"service item '{RESIDE}' (居住证) is suspended, not active", "apply",
+                YUELAN, RESIDE, *ok, code="LINLI_ESTATE")
+        refused(d, "missing field 'applicant_name'", "apply", YUELAN, ELDER,
+                "applicant_id_number=340104198001010033", code="LINLI_EINVAL")
+        refused(d, "missing field 'applicant_id_number'", "apply", YUELAN, ELDER,
+                "applicant_name=王五", "applicant_id_number=")
+        refused(d, "items add: 'statutory_day=5' is not FIELD=VALUE", "items", "add", "hefei",
+                "34010400MZ-GG-0009", "n", "dep", "statutory_day=5")
+        refused(d, f"missing form field 'due_date' of item {BIRTH} (生育登记 needs "
+                   "child_name, due_date)", "apply", YUELAN, BIRTH, *ok, "child_name=小明")
+        refused(d, f"'colour=red' is not FIELD=VALUE with an applicant field or a form field "
+                   f"of item {BIRTH} (child_name, due_date)", "apply", YUELAN, BIRTH, *ok,
+                "child_name=小明", "due_date=2027-03-01", "colour=red")
+        refused(d, "field 'channel': 'fax' is not one of", "apply", YUELAN, ELDER, *ok,
+                "channel=fax")
+        refused(d, "usage: services apply SCOPE ITEM", "apply", YUELAN)
+        eq(stored(d, "applications"), 0, "no application stored")
+        eq(stored(d, "application_moves"), 0, "no move stored")
+        # The same submission, right, is taken.
+        apply(d, BIRTH, *ok, "child_name=小明", "due_date=2027-03-01")
+        eq((stored(d, "applications"), stored(d, "application_moves")), (1, 1), "one stored")
+
+
+if __name__ == "__main__":
+    sys.exit(main(dict(globals())))
