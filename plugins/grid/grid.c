@@ -8,7 +8,8 @@
  * move is checked against the table and the caller's duty, written to incidents and
  * recorded in incident_moves as the caller (so the kernel audits it under the caller's
  * name, via plugin:grid). It never writes grids or grid_workers, and never acts on its
- * own account in a command: only the bus server and the watches act as the plugin.
+ * own account in a command: only the bus server, the timers and the watches act as the
+ * plugin (the caches are reloaded from a timer, never in a command).
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -92,7 +93,9 @@ struct cache {
 
 struct grid {
 	struct cache categories, calendars;
-	int dirty;	    /* a watched dataset changed: reload before the next use */
+	int dirty;	    /* a watched dataset changed: a reload is due (reload_armed) */
+	int reload_armed;   /* the one-shot timer that reloads is set */
+	int checked_year;   /* the year warn_next_year last looked from (0: look again) */
 	int warned_year[8]; /* years a missing calendar was logged for */
 	/* the calendar built last, for this scope and year */
 	char cal_scope[LINLI_SCOPE_MAX + 1];
@@ -163,13 +166,14 @@ static int covers(const char *anc, const char *scope)
 	return strncmp(anc, scope, n) == 0 && (scope[n] == '\0' || scope[n] == '/');
 }
 
-/* Ids of the cached calendars' years checked for next year's announcement, once a load. */
+/* Does a cached calendar announce next year? Logged at each load and when a new year starts. */
 static void warn_next_year(linli_ctx *ctx)
 {
 	int64_t now = api->time_now_ms();
 	struct linli_tm t = {.size = sizeof t};
 	if (!G->calendars.n || api->time_local(ctx, now, &t))
 		return;
+	G->checked_year = t.year;
 	int next = t.year + 1, have = 0;
 	for (size_t i = 0; i < G->calendars.n; i++) {
 		int64_t y;
@@ -183,23 +187,38 @@ static void warn_next_year(linli_ctx *ctx)
 			 next);
 }
 
-/* Reload the caches when a watched dataset changed (the plugin reads on its own account). */
+/*
+ * Reload the caches when a watched dataset changed. Only from a timer or the
+ * start, where the plugin acts on its own account: in a command it acts as
+ * the caller, whose reads a community operator's jurisdiction narrows, and
+ * the city's categories and calendars (kept at the city, inherited down)
+ * would drop out of the cache.
+ */
 static void refresh(linli_ctx *ctx)
 {
-	(void)ctx;
 	if (!G->dirty)
 		return;
 	G->dirty = 0;
 	G->cal_scope[0] = '\0';
-	cache_load(G->ctx, "incident_categories", &G->categories);
-	cache_load(G->ctx, "work_calendar", &G->calendars);
-	warn_next_year(G->ctx);
+	cache_load(ctx, "incident_categories", &G->categories);
+	cache_load(ctx, "work_calendar", &G->calendars);
+	warn_next_year(ctx);
 }
 
+static void reload_tick(linli_ctx *ctx, void *ud)
+{
+	(void)ud;
+	G->reload_armed = 0;
+	refresh(ctx);
+}
+
+/* A change of categories or calendars: one reload on the next turn, for a whole batch. */
 static void on_change(linli_ctx *ctx, const struct linli_change *ch, void *ud)
 {
-	(void)ctx, (void)ch, (void)ud;
+	(void)ch, (void)ud;
 	G->dirty = 1;
+	if (!G->reload_armed && api->timer_add(ctx, 0, 0, reload_tick, NULL, NULL) == 0)
+		G->reload_armed = 1;
 }
 
 /* The deepest record of a cache whose scope covers `scope` and for which match() holds. */
@@ -805,7 +824,6 @@ static int do_move(linli_ctx *ctx, const struct linli_cmd_req *req, const char *
 {
 	char scope[LINLI_SCOPE_MAX + 1];
 	linli_record *c = NULL;
-	refresh(ctx);
 	int rc = load_case(ctx, id, &c, scope, err, errlen);
 	if (rc)
 		return rc;
@@ -927,7 +945,6 @@ static int cmd_await(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 	const char *id = req->argv[0];
 	char scope[LINLI_SCOPE_MAX + 1];
 	linli_record *c = NULL;
-	refresh(ctx);
 	int rc = load_case(ctx, id, &c, scope, err, errlen);
 	if (rc)
 		return rc;
@@ -968,8 +985,8 @@ static int cmd_await(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 	char note[1024];
 	join_args(req, 1, note, sizeof note);
 	if ((rc = api->store_put(ctx, "incidents", scope, id, c, NULL, NULL)) ||
-	    (rc = record_move(ctx, scope, id, start ? "await" : "answered", st, st, who_of(req), now,
-			      note, deadline, -1))) {
+	    (rc = record_move(ctx, scope, id, start ? "await" : "answered", st, st, who_of(req),
+			      now, note, deadline, -1))) {
 		snprintf(err, errlen, "%s", api->store_last_error(ctx));
 		api->rec_free(c);
 		return rc;
@@ -1024,7 +1041,6 @@ static int open_case(linli_ctx *ctx, const char *scope, linli_record *c, const c
 			 scope);
 		return LINLI_EINVAL;
 	}
-	refresh(ctx);
 	int64_t now = api->time_now_ms(), deadline = 0, close_deadline;
 	api->rec_set_str(c, "status", "reported");
 	api->rec_set_int(c, "workflow", 2);
@@ -1177,9 +1193,10 @@ static void on_report_request(linli_ctx *ctx, const struct linli_request *rq, vo
 	int existing = 0;
 	if (c && api->rec_get_str(c, "source_alarm", &source_alarm, NULL) == 0)
 		existing = case_of_alarm(ctx, source_alarm, id);
-	int rc = !c	    ? LINLI_ENOMEM
-		 : existing ? 0
-			    : open_case(ctx, rq->scope, c, who, id, warn, sizeof warn, err, sizeof err);
+	int rc = !c ? LINLI_ENOMEM
+		 : existing
+		     ? 0
+		     : open_case(ctx, rq->scope, c, who, id, warn, sizeof warn, err, sizeof err);
 	api->rec_free(c);
 	if (rc) {
 		api->reply(ctx, rq->id, rc, NULL, err);
@@ -1702,7 +1719,6 @@ static int cmd_overdue(linli_ctx *ctx, const struct linli_cmd_req *req, linli_re
 		}
 		scope = req->argv[i] + 6;
 	}
-	refresh(ctx);
 	struct overdue o = {.now = api->time_now_ms(), .who = req->caller};
 	/* Every case with a running clock: the range filter reads the step_deadline index,
 	 * so closed and void cases (no deadline) are never read. */
@@ -2046,6 +2062,9 @@ static void esc_tick(linli_ctx *ctx, void *ud)
 {
 	(void)ud;
 	refresh(ctx);
+	struct linli_tm tm = {.size = sizeof tm};
+	if (api->time_local(ctx, api->time_now_ms(), &tm) == 0 && tm.year != G->checked_year)
+		warn_next_year(ctx); /* a new year (or the test clock moved into one) */
 	int64_t now = api->time_now_ms();
 	/* every case with a running clock (closed, void and shelved ones have none) */
 	struct linli_range range[] = {{"step_deadline", ">", "0"}};

@@ -322,6 +322,29 @@ def case_the_clock_stops_while_the_reporter_is_awaited():
         check("awaiting_since" not in d.ok("data", "get", "incidents", c), "the wait ended")
 
 
+def case_the_citys_categories_and_calendar_serve_a_community_operator():
+    """The categories and calendars kept at the city (reference data, inherited down) are
+    read by the plugin on its own account: a change seen first by a community operator's
+    command still gives that case the city's limits."""
+    with node() as d:
+        set_clock(d, "2027-01-11T09:00")  # Monday; a move of the clock ends sessions
+        op = d.account("op", "operator", node=YUELAN)
+        d.ok("accounts", "assign", "op", "grid.intake")
+        d.login()
+        d.ok("data", "put", "work_calendar", "--scope", "hefei", "--id", "2027", js(CAL_2027))
+        d.ok("data", "put", "incident_categories", "--scope", "hefei", "--id", "environment",
+             js({"name": "暴露垃圾", "file_minutes": 120, "respond_minutes": 120,
+                 "finish_days": 1, "check_minutes": 60}))
+        a = report(d, env={"LINLI_SESSION": op})
+        near(d.ok("grid", "show", a)["step_deadline"], local_ms(2027, 1, 11, 11, 0),
+             "the city's 2 h intake limit")
+        d.ok("data", "put", "incident_categories", "--scope", "hefei", "--id", "environment",
+             js({"name": "暴露垃圾", "file_minutes": 60, "respond_minutes": 120,
+                 "finish_days": 1, "check_minutes": 60}))
+        b = report(d, env={"LINLI_SESSION": op})
+        near(d.ok("grid", "show", b)["step_deadline"], local_ms(2027, 1, 11, 10, 0),
+             "the changed limit, read when the operator reported")
+
 def case_a_task_handed_down_from_the_street():
     """上级交办: a street operator hands a task down to a grid; it enters as reported with
     channel higher_tier and who handed it down. A community operator cannot claim to be
