@@ -81,7 +81,8 @@ struct mq {
 	bool lib_init, loop_started;
 	atomic_bool connected;
 	atomic_uint_fast64_t connects, disconnects;
-	atomic_int last_rc; /* the last CONNACK or disconnect code */
+	atomic_int last_rc;   /* the last refused CONNACK's code, 0 none */
+	atomic_int last_drop; /* the last unexpected disconnect's MOSQ_ERR code, 0 none */
 	/* devices, by address; guarded by mu */
 	pthread_mutex_t mu;
 	struct mdev **devs;
@@ -367,7 +368,7 @@ static void on_disconnect(struct mosquitto *m, void *ud, int rc)
 	(void)m;
 	struct mq *M = ud;
 	atomic_store(&M->connected, false);
-	atomic_store(&M->last_rc, rc);
+	atomic_store(&M->last_drop, rc);
 	atomic_fetch_add(&M->disconnects, 1);
 }
 
@@ -533,8 +534,12 @@ static int cmd_status(linli_ctx *ctx, const struct linli_cmd_req *req, linli_rec
 	api->rec_set_int(b, "keepalive_s", M->keepalive);
 	bool up = atomic_load(&M->connected);
 	api->rec_set_bool(b, "connected", up);
-	int last = atomic_load(&M->last_rc);
-	api->rec_set_str(b, "last_error", up || !last ? "" : mosquitto_connack_string(last));
+	int last = atomic_load(&M->last_rc), drop = atomic_load(&M->last_drop);
+	api->rec_set_str(b, "last_error",
+			 up	? ""
+			 : last ? mosquitto_connack_string(last)
+			 : drop ? mosquitto_strerror(drop)
+				: "");
 	api->rec_set_int(b, "connects", (int64_t)atomic_load(&M->connects));
 	api->rec_set_int(b, "disconnects", (int64_t)atomic_load(&M->disconnects));
 	api->rec_set_array(r, "subscriptions", &s);
