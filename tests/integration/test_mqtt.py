@@ -21,7 +21,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (BUILD, SRC, Daemon, TestFailure, check, eq, finish, main,  # noqa: E402
-                     wait_for)
+                     plugin_meta, wait_for)
 
 MQTT_SO = os.path.join(BUILD, "plugins", "mqtt", "mqtt.so")
 CATALOG = os.path.join(SRC, "catalog")
@@ -312,6 +312,12 @@ def case_bad_config_is_refused_naming_file_and_key():
         port = s.getsockname()[1]
     with node(f"port = {port};") as d:
         eq(d.ok("plugins", "info", "mqtt")["state"], "running", "no broker is not fatal")
+        # The plugin index asks exactly what mqtt.so declares.
+        name, caps = plugin_meta(MQTT_SO)
+        entry = d.ok("catalog", "show", "plugin", "mqtt")
+        eq((name, entry["version"], entry["sdk"], entry["family"]),
+           ("mqtt", "0.1.0", "1.1", "driver"), "index entry")
+        eq(sorted(entry["capabilities"]), sorted(caps), "the index lists what mqtt.so declares")
         st = status(d)["broker"]
         eq((st["connected"], st["port"], st["client_id"], st["host"]),
            (False, port, "linlid", "127.0.0.1"), "not connected; the defaults")
