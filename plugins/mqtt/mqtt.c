@@ -9,7 +9,8 @@
  *   cmd     linlid -> device   {"id": "N", "command": "NAME", "args": {...}}
  *   result  device -> linlid   {"id": "N", "ok": true, "result": {...}?}
  *                              {"id": "N", "ok": false, "error": "why"}
- *   status  device (its last will) "online" / "offline"
+ *   status  device (its last will) "online" / "offline": the HAL's availability
+ *           at once (api->dev_available)
  *
  * Configuration (plugins.mqtt of linli.cfg, every refusal naming file and key):
  * host ("127.0.0.1"), port (1883), client_id ("linlid"), username and password
@@ -18,7 +19,7 @@
  * Threads: libmosquitto's network loop runs in its own thread
  * (mosquitto_loop_start). Its message callback parses the payload there and
  * hands the result to the kernel through the calls the SDK allows from any
- * thread (dev_post, dev_event, dev_command_done); it never calls another
+ * thread (dev_post, dev_event, dev_command_done, dev_available); it never calls another
  * member of the table. The address -> device map and the counters it reads
  * are guarded by one mutex, taken only for short copies. The kernel thread
  * publishes commands with mosquitto_publish (thread-safe in libmosquitto).
@@ -298,13 +299,22 @@ static void on_status(struct mq *M, const char *addr, const char *p, size_t len)
 	}
 	memcpy(s, p, len);
 	s[len] = 0;
+	char id[49] = "";
 	pthread_mutex_lock(&M->mu);
 	struct mdev *d = dev_by_addr(M, addr);
 	if (d) {
 		snprintf(d->status, sizeof d->status, "%s", s);
 		d->status_ms = api->time_now_ms();
+		snprintf(id, sizeof id, "%s", d->id);
 	}
 	pthread_mutex_unlock(&M->mu);
+	/* The HAL's availability follows at once (a kernel of 1.1 without the call: the
+	 * heartbeat alone, as for every driver). */
+	if (id[0] && LINLI_API_HAS(api, dev_available))
+		api->dev_available(M->ctx, id, len == 6,
+				   len == 6 ? "MQTT status 'online'"
+					    : "MQTT status 'offline' (the device's last will, or "
+					      "its own word)");
 }
 
 static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_message *msg)

@@ -229,11 +229,13 @@ def case_readings_events_and_bad_payloads():
 def case_commands_round_trip_timeout_and_last_will():
     """A command goes down as JSON with an id and its result comes back to the console; a
     device's refusal comes back as an error; an unanswered command times out (its late result
-    answers nothing) and results of no command are refused; the last will and 'online' show as the device's status."""
+    answers nothing) and results of no command are refused; the last will and 'online' move
+    the device's availability in the HAL at once."""
     with broker() as b, connected(b) as d:
         wait_connected(d)
         d.ok("devices", "add", "sm-1", "smoke", "mqtt", "smoke-001")
         wait_for(lambda: any(x["id"] == "sm-1" for x in status(d)["devices"]), "device open")
+        sid = d.ok("events", "subscribe", "dev/smoke/sm-1/event/#")["id"]
         dev = b.sub("smoke-001", "linli/dev/smoke-001/cmd", "--will-topic",
                     "linli/dev/smoke-001/status", "--will-payload", "offline")
         try:
@@ -291,6 +293,20 @@ def case_commands_round_trip_timeout_and_last_will():
             dev.wait()
         wait_for(lambda: dev_status(d, "sm-1")["status"] == "offline", "the last will")
         check(dev_status(d, "sm-1")["status_time"] > 0, "when")
+        # The HAL's availability follows the status at once, not after the heartbeat (300 s).
+        show = wait_for(lambda: (lambda s: s if s["state"] == "unavailable" else None)(
+            d.ok("devices", "show", "sm-1")), "unavailable by the last will")
+        log = d.logtext()
+        check("device sm-1 (smoke) unavailable: its driver says so: MQTT status 'offline'" in log,
+              "the reason is logged")
+        avail = [e for e in drain(d, sid) if e["topic"].startswith("dev/smoke/sm-1/event/")]
+        eq([e["topic"].rsplit("/", 1)[1] for e in avail], ["online", "unavailable"],
+           "each change published once")
+        b.pub("linli/dev/smoke-001/status", "online")
+        wait_for(lambda: d.ok("devices", "show", "sm-1")["state"] == "online", "online again")
+        b.pub("linli/dev/smoke-001/status", "gone")
+        wait_for(lambda: dev_status(d, "sm-1")["refused"]["bad_shape"] == 1, "a bad status")
+        eq(d.ok("devices", "show", "sm-1")["state"], "online", "a bad status changes nothing")
 
 
 def case_bad_config_is_refused_naming_file_and_key():
