@@ -292,8 +292,8 @@ static void on_result(struct mq *M, const char *addr, linli_record *j)
 static void on_status(struct mq *M, const char *addr, const char *p, size_t len)
 {
 	char s[16];
-	if (len >= sizeof s || (memcmp(p, "online", len) != 0 && memcmp(p, "offline", len) != 0) ||
-	    (len != 6 && len != 7)) {
+	bool on = len == 6 && memcmp(p, "online", 6) == 0;
+	if (!on && !(len == 7 && memcmp(p, "offline", 7) == 0)) {
 		count_bad(M, addr, BAD_SHAPE, "a status must be \"online\" or \"offline\"");
 		return;
 	}
@@ -311,10 +311,10 @@ static void on_status(struct mq *M, const char *addr, const char *p, size_t len)
 	/* The HAL's availability follows at once (a kernel of 1.1 without the call: the
 	 * heartbeat alone, as for every driver). */
 	if (id[0] && LINLI_API_HAS(api, dev_available))
-		api->dev_available(M->ctx, id, len == 6,
-				   len == 6 ? "MQTT status 'online'"
-					    : "MQTT status 'offline' (the device's last will, or "
-					      "its own word)");
+		api->dev_available(M->ctx, id, on,
+				   on ? "MQTT status 'online'"
+				      : "MQTT status 'offline' (the device's last will, or "
+					"its own word)");
 }
 
 static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_message *msg)

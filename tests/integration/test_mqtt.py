@@ -304,7 +304,7 @@ def case_commands_round_trip_timeout_and_last_will():
            "each change published once")
         b.pub("linli/dev/smoke-001/status", "online")
         wait_for(lambda: d.ok("devices", "show", "sm-1")["state"] == "online", "online again")
-        b.pub("linli/dev/smoke-001/status", "gone")
+        b.pub("linli/dev/smoke-001/status", "offlin")  # a prefix of offline is not it
         wait_for(lambda: dev_status(d, "sm-1")["refused"]["bad_shape"] == 1, "a bad status")
         eq(d.ok("devices", "show", "sm-1")["state"], "online", "a bad status changes nothing")
 
@@ -316,7 +316,6 @@ def case_bad_config_is_refused_naming_file_and_key():
             ("port = 0;", "linli.cfg: plugins.mqtt.port: must be a TCP port, 1 to 65535"),
             ('client_id = "a/b";', "linli.cfg: plugins.mqtt.client_id: 'a/b' must not contain"),
             ('password = "x";', "linli.cfg: plugins.mqtt.password: is given without a username"),
-            ("keepalive = 1;", "linli.cfg: plugins.mqtt.keepalive: must be whole seconds, 5 to"),
             ("hots = 1;", "linli.cfg: plugins.mqtt.hots: unknown key (it takes host, port")):
         with node(bad) as d:
             info = d.ok("plugins", "info", "mqtt")
