@@ -533,6 +533,11 @@ static int cmd_status(linli_ctx *ctx, const struct linli_cmd_req *req, linli_rec
 		snprintf(err, errlen, "usage: mqtt status");
 		return LINLI_EINVAL;
 	}
+	/* Every device of the node is shown: the caller's jurisdiction must hold the node. */
+	int prc =
+	    api->caller_may(ctx, req->caller, "mqtt.status", api->plugin_scope(ctx), err, errlen);
+	if (prc)
+		return prc;
 	linli_record *r = api->rec_new(), *b = NULL, *s = NULL, *ds = NULL, *t = NULL;
 	if (!r)
 		return LINLI_ENOMEM;
@@ -728,9 +733,15 @@ static int mq_init(linli_ctx *ctx, const struct linli_api *a)
 	if (!rc)
 		rc = start_client(ctx, M);
 	if (!rc)
+		rc =
+		    api->action_declare(ctx, "mqtt.status", "operator", NULL, NULL,
+					"see the broker connection, the MQTT devices and counters");
+	if (!rc)
 		rc = api->cmd_register(ctx, "status", "",
 				       "the broker connection, subscriptions and counters",
 				       cmd_status, NULL);
+	if (!rc)
+		rc = api->cmd_require(ctx, "status", "mqtt.status");
 	if (!rc)
 		rc = api->timer_add(ctx, 500, 500, log_tick, M, NULL);
 	if (!rc)

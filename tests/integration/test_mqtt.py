@@ -224,6 +224,13 @@ def case_readings_events_and_bad_payloads():
         eq(log.count("device sm-1 (address 'smoke-001'): message refused (not_json)"), 1,
            "logged once")
         check("is not a JSON object" in log or "not a JSON object" in log, "the reason")
+        # mqtt status needs an operator whose jurisdiction holds the node.
+        viewer = d.account("viewer1", "viewer", node=YUELAN)
+        rc, out, err = d.cli("mqtt", "status", env={"LINLI_SESSION": viewer})
+        check(rc != 0 and "mqtt.status" in err, f"a viewer is refused: {rc} {err}")
+        op = d.account("op1", "operator", node=YUELAN)
+        rc, out, err = d.cli("mqtt", "status", env={"LINLI_SESSION": op})
+        eq((rc, out and out["totals"]["unknown_address"]), (0, 1), f"an operator reads it: {err}")
 
 
 def case_commands_round_trip_timeout_and_last_will():
