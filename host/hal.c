@@ -133,7 +133,7 @@ struct hal_cmd {
 };
 
 /* The queue from drivers' threads. */
-enum { Q_READING = 1, Q_EVENT, Q_DONE, Q_EVENT_WAIT };
+enum { Q_READING = 1, Q_EVENT, Q_DONE, Q_EVENT_WAIT, Q_AVAIL };
 
 struct qhdr {
 	uint32_t kind, size; /* size: the whole entry, 8-aligned */
@@ -1275,6 +1275,31 @@ int hal_reading(struct hal *h, linli_ctx *from, const char *dev, const char *res
 
 /* ---- events ---- */
 
+/* The driver says dev is online or unavailable (dev_available), on the kernel thread. */
+static int avail_now(struct hal *h, linli_ctx *from, const char *dev, bool online, const char *why,
+		     char *err, size_t errlen)
+{
+	struct hal_dev *d = hal_find(h, dev);
+	if (!d || !d->drv || d->drv->ctx != from) {
+		foreign(h, from, dev, "an availability");
+		return errf(err, errlen, d ? LINLI_EPERM : LINLI_ENOENT,
+			    "availability of '%.48s': %s", dev,
+			    d ? "not a device of this driver" : "no such device");
+	}
+	char w[260];
+	snprintf(w, sizeof w, "its driver says so%s%.200s", why && why[0] ? ": " : "",
+		 why ? why : "");
+	if (online) {
+		int64_t t = wall_ms();
+		d->heard_mono = mono(h);
+		if (t > d->last_seen)
+			d->last_seen = t;
+		d->dirty = true;
+	}
+	set_state(h, d, online ? HAL_ONLINE : HAL_UNAVAILABLE, w);
+	return 0;
+}
+
 static int event_now(struct hal *h, linli_ctx *from, const char *dev, const char *event,
 		     const void *data, size_t len, int64_t time_ms, char *err, size_t errlen)
 {
@@ -1944,6 +1969,11 @@ void hal_drain(struct hal *h)
 		case Q_EVENT_WAIT:
 			event_wait_now(h, &hd, b1, b2, b3);
 			break;
+		case Q_AVAIL: {
+			char err[320];
+			avail_now(h, hd.from, b1, hd.b, b2, err, sizeof err);
+			break;
+		}
 		}
 		off += hd.size;
 	}
@@ -2085,6 +2115,37 @@ int hal_event(struct hal *h, linli_ctx *from, const char *dev, const char *event
 	pthread_mutex_unlock(&h->qmu);
 	if (rc)
 		errf(err, errlen, rc, "dev_event: %s", linli_strerror(rc));
+	return rc;
+}
+
+int hal_avail(struct hal *h, linli_ctx *from, const char *dev, bool online, const char *why,
+	      char *err, size_t errlen)
+{
+	if (!dev)
+		return errf(err, errlen, LINLI_EINVAL, "dev_available: the device is required");
+	if (kernel_on_thread(h->k))
+		return avail_now(h, from, dev, online, why, err, errlen);
+	size_t dl = strlen(dev), wl = why ? strlen(why) : 0;
+	if (dl > STORE_ID_MAX)
+		return errf(err, errlen, LINLI_EINVAL, "dev_available: device id too long");
+	if (wl > 200)
+		wl = 200;
+	char wbuf[201];
+	if (wl)
+		memcpy(wbuf, why, wl);
+	wbuf[wl] = '\0';
+	struct qhdr hd = {.kind = Q_AVAIL,
+			  .from = from,
+			  .b = online,
+			  .n1 = (uint32_t)dl + 1,
+			  .n2 = (uint32_t)wl + 1};
+	pthread_mutex_lock(&h->qmu);
+	int rc = h->closed ? LINLI_ESTATE : q_put(&h->qin, &hd, dev, wbuf, NULL);
+	if (!rc && (rc = q_wake(h)) != 0)
+		h->qin.len -= hd.size;
+	pthread_mutex_unlock(&h->qmu);
+	if (rc)
+		errf(err, errlen, rc, "dev_available: %s", linli_strerror(rc));
 	return rc;
 }
 

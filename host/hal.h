@@ -215,6 +215,12 @@ int hal_reading(struct hal *h, linli_ctx *from, const char *dev, const char *res
 int hal_post(struct hal *h, linli_ctx *from, const struct linli_reading *r, size_t n, char *err,
 	     size_t errlen);
 /*
+ * The driver of `dev` says it is online or unavailable now (api->dev_available):
+ * applied at once on the kernel thread, queued from any other.
+ */
+int hal_avail(struct hal *h, linli_ctx *from, const char *dev, bool online, const char *why,
+	      char *err, size_t errlen);
+/*
  * hal_event — device `dev` raised `event` (`data`: one packed map, or NULL),
  * from any thread; as hal_post. Published on dev/<class>/<id>/event/<event>.
  */

@@ -248,6 +248,15 @@ int hal_api_dev_event(linli_ctx *ctx, const char *device, const char *event,
 	return rc;
 }
 
+int hal_api_dev_available(linli_ctx *ctx, const char *device, bool online, const char *why)
+{
+	struct hal *h = hal_of(ctx);
+	if (!h)
+		return LINLI_ESTATE;
+	char err[320];
+	return hal_avail(h, ctx, device, online, why, err, sizeof err);
+}
+
 int hal_api_dev_event_wait(linli_ctx *ctx, const char *device, const char *event,
 			   const linli_record *data, int64_t time_ms, uint32_t timeout_ms)
 {

@@ -26,6 +26,7 @@ int hal_api_plugin_config(linli_ctx *ctx, linli_record **out);
 int hal_api_device_classes(linli_ctx *ctx, linli_record **out);
 int hal_api_driver_register(linli_ctx *ctx, const char *name, const struct linli_driver_ops *ops);
 int hal_api_dev_post(linli_ctx *ctx, const struct linli_reading *r, size_t n);
+int hal_api_dev_available(linli_ctx *ctx, const char *device, bool online, const char *why);
 int hal_api_dev_event(linli_ctx *ctx, const char *device, const char *event,
 		      const linli_record *data, int64_t time_ms);
 /* dev_event_wait (SDK 1.1): hal_event_wait from a driver's thread. */

@@ -679,6 +679,9 @@ static const struct linli_api table = {
 	/* ---- 1.1: the audit log ---- */
 	.audit = caller_api_audit,
 
+	/* ---- 1.1: devices, availability from the driver ---- */
+	.dev_available = hal_api_dev_available,
+
 	/* ---- later subsystems: fill their members here, in the order of api.h ---- */
 };
 

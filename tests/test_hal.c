@@ -485,6 +485,45 @@ static void test_availability_transitions(void **state)
 	msgpack_sbuffer_destroy(&sb);
 }
 
+/* dev_available: the driver's word moves the state at once, once per change. */
+static void test_driver_says_availability(void **state)
+{
+	struct fx *x = *state;
+	struct hal *h = x->k.hal;
+	add(x, "sm-1", "smoke", "ok", 300);
+	struct hal_dev *d = hal_find(h, "sm-1");
+	char err[256];
+	int saved;
+	char path[64];
+	log_set_level(LOG_INFO);
+	capture_start(&saved, path);
+	assert_int_equal(hal_avail(h, ctx1(), "sm-1", true, "status online", err, sizeof err), 0);
+	assert_int_equal(hal_dev_state(d), HAL_ONLINE);
+	assert_string_equal(x->last_topic, "dev/smoke/sm-1/event/online");
+	assert_int_equal(x->events_seen, 1);
+	assert_int_equal(hal_avail(h, ctx1(), "sm-1", true, NULL, err, sizeof err), 0);
+	assert_int_equal(x->events_seen, 1); /* no change, nothing */
+	assert_int_equal(hal_avail(h, ctx1(), "sm-1", false, "last will", err, sizeof err), 0);
+	assert_int_equal(hal_dev_state(d), HAL_UNAVAILABLE); /* long before the heartbeat */
+	assert_string_equal(x->last_topic, "dev/smoke/sm-1/event/unavailable");
+	assert_int_equal(x->events_seen, 2);
+	/* Another driver's device, no device, no id: refused, nothing changes. */
+	assert_int_equal(hal_avail(h, ctx2(), "sm-1", true, NULL, err, sizeof err), LINLI_EPERM);
+	assert_int_equal(hal_avail(h, ctx1(), "nosuch", true, NULL, err, sizeof err), LINLI_ENOENT);
+	assert_int_equal(hal_avail(h, ctx1(), NULL, true, NULL, err, sizeof err), LINLI_EINVAL);
+	assert_int_equal(hal_dev_state(d), HAL_UNAVAILABLE);
+	assert_int_equal(x->events_seen, 2);
+	/* The device's next word brings it back, as after a heartbeat. */
+	struct hal_val v = vint(90);
+	assert_int_equal(hal_reading(h, ctx1(), "sm-1", "battery", &v, 0), 0);
+	assert_int_equal(hal_dev_state(d), HAL_ONLINE);
+	char *log = capture_end(saved, path);
+	log_set_level(LOG_WARN);
+	assert_int_equal(
+	    occurrences(log, "device sm-1 (smoke) unavailable: its driver says so: last will"), 1);
+	free(log);
+}
+
 static void answered(void *arg, int rc, const void *result, size_t len, const char *err)
 {
 	struct fx *x = arg;
@@ -939,6 +978,7 @@ int main(void)
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_event_is_journaled, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_availability_transitions, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_driver_says_availability, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_command_checks_answer_and_timeout, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_command_answer_result, setup, teardown),

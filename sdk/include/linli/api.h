@@ -971,6 +971,26 @@ struct linli_api {
 	int (*audit)(linli_ctx *ctx, const char *action, const char *scope, const char *object,
 		     const char *result, const char *detail);
 
+	/* ---- devices: availability from the driver, since 1.1 ---- */
+
+	/*
+	 * dev_available — tell the HAL that `device` (a device of this plugin's
+	 * drivers) is online (true) or unavailable (false) now, for a driver
+	 * that learns it from its transport (an MQTT last will, a gateway's
+	 * report). `why` (may be NULL; its first 200 bytes are kept) goes into
+	 * the log line and the published change. ANY THREAD: from another
+	 * thread it is queued in order with that thread's dev_post and
+	 * dev_event. Online counts as a word from the device (its heartbeat
+	 * starts again); unavailable lasts until the device next speaks or the
+	 * driver says online. A change is logged once and published as
+	 * dev/<class>/<id>/event/online|unavailable, as the heartbeat's are; no
+	 * change, nothing. Returns 0; LINLI_EINVAL (NULL device, an id too
+	 * long); LINLI_ENOMEM; LINLI_ESTATE (the kernel has stopped); on the
+	 * kernel thread also LINLI_ENOENT / LINLI_EPERM (no such device, not
+	 * this plugin's). Since 1.1.
+	 */
+	int (*dev_available)(linli_ctx *ctx, const char *device, bool online, const char *why);
+
 	/* ---- end of 1.1 ---- */
 };
 

@@ -1,0 +1,771 @@
+/*
+ * mqtt — the MQTT device driver: devices that speak to a broker (Mosquitto)
+ * under the topic tree linli/dev/<ADDRESS>/..., mapped to the HAL's readings,
+ * events and commands. ADDRESS is the device's registered address, its MQTT
+ * client id (`linli devices add ID CLASS mqtt ADDRESS`).
+ *
+ *   up      device -> linlid   {"readings": {"RES": value, ...}, "time": ms?}
+ *                              {"event": "NAME", "data": {...}?, "time": ms?}
+ *   cmd     linlid -> device   {"id": "N", "command": "NAME", "args": {...}}
+ *   result  device -> linlid   {"id": "N", "ok": true, "result": {...}?}
+ *                              {"id": "N", "ok": false, "error": "why"}
+ *   status  device (its last will) "online" / "offline": the HAL's availability
+ *           at once (api->dev_available)
+ *
+ * Configuration (plugins.mqtt of linli.cfg, every refusal naming file and key):
+ * host ("127.0.0.1"), port (1883), client_id ("linlid"), username and password
+ * (optional, together), keepalive (seconds, 5..3600, default 30).
+ *
+ * Threads: libmosquitto's network loop runs in its own thread
+ * (mosquitto_loop_start). Its message callback parses the payload there and
+ * hands the result to the kernel through the calls the SDK allows from any
+ * thread (dev_post, dev_event, dev_command_done, dev_available); it never calls another
+ * member of the table. The address -> device map and the counters it reads
+ * are guarded by one mutex, taken only for short copies. The kernel thread
+ * publishes commands with mosquitto_publish (thread-safe in libmosquitto).
+ *
+ * Refusals: a payload that is not JSON, or not of the convention's shape, is
+ * refused by the driver and counted on its device (`linli mqtt status`); a
+ * reading of an unknown resource or of the wrong type or range is refused by
+ * the HAL's class checks and counted there (`linli devices show`). Each kind
+ * is logged once per device.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mosquitto.h>
+
+#include <linli/linli.h>
+
+#include "plugcfg.h"
+
+#define ADDR_MAX    128 /* an address (client id): one topic level */
+#define TOPIC_MAX   (ADDR_MAX + 32)
+#define MAX_READ    64	 /* readings in one message */
+#define PENDING_MAX 1024 /* commands waiting for a result (older ones are forgotten) */
+#define JSON_MAX    65536
+
+static const struct linli_api *api;
+
+enum bad { BAD_JSON, BAD_SHAPE, BAD_RESULT, BAD_N };
+static const char *const bad_names[BAD_N] = {"not_json", "bad_shape", "bad_result"};
+
+struct mdev {
+	char id[49];
+	char addr[ADDR_MAX + 1];
+	char status[16]; /* the last status message: "online", "offline", "" none */
+	int64_t status_ms;
+	uint64_t messages, readings, events, results;
+	uint64_t bad[BAD_N];
+	bool logged[BAD_N];   /* a refusal of this kind was seen */
+	bool to_log[BAD_N];   /* ... and the timer has not logged it yet */
+	char why[BAD_N][200]; /* the first refusal of each kind */
+	bool open;
+};
+
+struct pending {
+	uint64_t req; /* 0: free */
+	char addr[ADDR_MAX + 1];
+};
+
+struct mq {
+	linli_ctx *ctx;
+	/* configuration */
+	char host[256], client_id[ADDR_MAX + 1], username[128], password[128];
+	int64_t port, keepalive;
+	/* the broker */
+	struct mosquitto *m;
+	bool lib_init, loop_started;
+	atomic_bool connected;
+	atomic_uint_fast64_t connects, disconnects;
+	atomic_int last_rc;   /* the last refused CONNACK's code, 0 none */
+	atomic_int last_drop; /* the last unexpected disconnect's MOSQ_ERR code, 0 none */
+	/* devices, by address; guarded by mu */
+	pthread_mutex_t mu;
+	struct mdev **devs;
+	size_t n_devs, cap_devs;
+	struct pending pend[PENDING_MAX];
+	size_t pend_next;
+	uint64_t unknown_addr, unknown_topic, commands, late_results;
+};
+
+static const char *const subs[] = {"linli/dev/+/up", "linli/dev/+/result", "linli/dev/+/status"};
+
+static struct mq *mq_of(linli_ctx *ctx)
+{
+	return api->userdata(ctx);
+}
+
+/* ---- devices (mu held) ---- */
+
+static struct mdev *dev_by_addr(struct mq *M, const char *addr)
+{
+	for (size_t i = 0; i < M->n_devs; i++)
+		if (M->devs[i]->open && strcmp(M->devs[i]->addr, addr) == 0)
+			return M->devs[i];
+	return NULL;
+}
+
+/*
+ * A refusal by the driver: counted on d; the first of each kind is kept for
+ * the log, which the kernel-thread timer writes (api->log is kernel-thread
+ * only). Called with mu held.
+ */
+static void refuse(struct mdev *d, enum bad kind, const char *why)
+{
+	d->bad[kind]++;
+	if (!d->logged[kind]) {
+		d->logged[kind] = d->to_log[kind] = true;
+		snprintf(d->why[kind], sizeof d->why[kind], "%s", why);
+	}
+}
+
+/* An address must be one topic level of plain characters. */
+static const char *addr_problem(const char *a)
+{
+	size_t n = strlen(a);
+	if (n == 0 || n > ADDR_MAX)
+		return "must be 1 to 128 bytes";
+	for (const char *p = a; *p; p++)
+		if (*p == '/' || *p == '+' || *p == '#' || (unsigned char)*p <= ' ' || *p == 0x7f)
+			return "must not contain '/', '+', '#', spaces or control characters";
+	return NULL;
+}
+
+/* ---- from the network thread ---- */
+
+/* Copy d's id out under mu; false if addr is not an open device. */
+static bool lookup(struct mq *M, const char *addr, char id[49])
+{
+	pthread_mutex_lock(&M->mu);
+	struct mdev *d = dev_by_addr(M, addr);
+	if (d) {
+		snprintf(id, 49, "%s", d->id);
+		d->messages++;
+	} else
+		M->unknown_addr++;
+	pthread_mutex_unlock(&M->mu);
+	return d != NULL;
+}
+
+static void count_bad(struct mq *M, const char *addr, enum bad kind, const char *why)
+{
+	pthread_mutex_lock(&M->mu);
+	struct mdev *d = dev_by_addr(M, addr);
+	if (d)
+		refuse(d, kind, why);
+	pthread_mutex_unlock(&M->mu);
+}
+
+static void count_ok(struct mq *M, const char *addr, uint64_t r, uint64_t e, uint64_t res)
+{
+	pthread_mutex_lock(&M->mu);
+	struct mdev *d = dev_by_addr(M, addr);
+	if (d) {
+		d->readings += r;
+		d->events += e;
+		d->results += res;
+	}
+	pthread_mutex_unlock(&M->mu);
+}
+
+static void on_up(struct mq *M, const char *addr, const char *id, linli_record *j)
+{
+	linli_record *rd = NULL;
+	int64_t t = 0;
+	if (api->rec_has(j, "time") && api->rec_get_int(j, "time", &t) != 0) {
+		count_bad(M, addr, BAD_SHAPE, "\"time\" must be whole ms since the epoch");
+		return;
+	}
+	if (api->rec_has(j, "readings")) {
+		if (api->rec_get_map(j, "readings", &rd) != 0 || api->rec_count(rd) == 0 ||
+		    api->rec_count(rd) > MAX_READ) {
+			count_bad(M, addr, BAD_SHAPE,
+				  "\"readings\" must be an object of 1 to 64 resources");
+			return;
+		}
+		struct linli_reading r[MAX_READ];
+		size_t n = 0;
+		for (size_t i = 0; i < api->rec_count(rd); i++) {
+			const char *k = NULL;
+			api->rec_key(rd, i, &k);
+			struct linli_reading *x = &r[n];
+			memset(x, 0, sizeof *x);
+			x->size = sizeof *x;
+			x->device = id;
+			x->resource = k;
+			x->time_ms = t;
+			switch (api->rec_type(rd, k)) {
+			case LINLI_T_INT:
+				x->type = LINLI_T_INT;
+				api->rec_get_int(rd, k, &x->i);
+				break;
+			case LINLI_T_FLOAT:
+				x->type = LINLI_T_FLOAT;
+				api->rec_get_float(rd, k, &x->f);
+				break;
+			case LINLI_T_BOOL:
+				x->type = LINLI_T_BOOL;
+				api->rec_get_bool(rd, k, &x->b);
+				break;
+			case LINLI_T_STR:
+				x->type = LINLI_T_STR;
+				api->rec_get_str(rd, k, &x->s, NULL);
+				break;
+			default:
+				count_bad(M, addr, BAD_SHAPE,
+					  "a reading must be a number, a boolean or a string");
+				continue;
+			}
+			n++;
+		}
+		if (n) {
+			int rc = api->dev_post(M->ctx, r, n);
+			if (rc == 0)
+				count_ok(M, addr, n, 0, 0);
+		}
+		return;
+	}
+	const char *ev = NULL;
+	if (api->rec_get_str(j, "event", &ev, NULL) == 0 && ev[0]) {
+		linli_record *data = NULL;
+		if (api->rec_has(j, "data") && api->rec_get_map(j, "data", &data) != 0) {
+			count_bad(M, addr, BAD_SHAPE, "\"data\" of an event must be an object");
+			return;
+		}
+		if (api->dev_event(M->ctx, id, ev, data, t) == 0)
+			count_ok(M, addr, 0, 1, 0);
+		return;
+	}
+	count_bad(M, addr, BAD_SHAPE, "an up message needs \"readings\" or \"event\"");
+}
+
+static void on_result(struct mq *M, const char *addr, linli_record *j)
+{
+	const char *ids = NULL;
+	bool ok = false;
+	char *end = NULL;
+	if (api->rec_get_str(j, "id", &ids, NULL) != 0 || api->rec_get_bool(j, "ok", &ok) != 0) {
+		count_bad(M, addr, BAD_RESULT, "a result needs \"id\" (a string) and \"ok\"");
+		return;
+	}
+	errno = 0;
+	unsigned long long req = strtoull(ids, &end, 10);
+	bool mine = false;
+	pthread_mutex_lock(&M->mu);
+	for (size_t i = 0; req && !errno && end && !*end && i < PENDING_MAX; i++)
+		if (M->pend[i].req == req && strcmp(M->pend[i].addr, addr) == 0) {
+			M->pend[i].req = 0;
+			mine = true;
+			break;
+		}
+	if (!mine)
+		M->late_results++;
+	pthread_mutex_unlock(&M->mu);
+	if (!mine) {
+		count_bad(M, addr, BAD_RESULT,
+			  "a result for no command of this device waiting (or one answered)");
+		return;
+	}
+	linli_record *res = NULL;
+	const char *err = NULL;
+	if (ok) {
+		if (api->rec_has(j, "result") && api->rec_get_map(j, "result", &res) != 0) {
+			api->dev_command_done(M->ctx, req, LINLI_EPROTO, NULL,
+					      "the device's \"result\" is not an object");
+			count_bad(M, addr, BAD_RESULT, "\"result\" must be an object");
+			return;
+		}
+		api->dev_command_done(M->ctx, req, 0, res, NULL);
+	} else {
+		if (api->rec_get_str(j, "error", &err, NULL) != 0)
+			err = "the device refused the command (no reason given)";
+		api->dev_command_done(M->ctx, req, LINLI_EIO, NULL, err);
+	}
+	count_ok(M, addr, 0, 0, 1);
+}
+
+static void on_status(struct mq *M, const char *addr, const char *p, size_t len)
+{
+	char s[16];
+	bool on = len == 6 && memcmp(p, "online", 6) == 0;
+	if (!on && !(len == 7 && memcmp(p, "offline", 7) == 0)) {
+		count_bad(M, addr, BAD_SHAPE, "a status must be \"online\" or \"offline\"");
+		return;
+	}
+	memcpy(s, p, len);
+	s[len] = 0;
+	char id[49] = "";
+	pthread_mutex_lock(&M->mu);
+	struct mdev *d = dev_by_addr(M, addr);
+	if (d) {
+		snprintf(d->status, sizeof d->status, "%s", s);
+		d->status_ms = api->time_now_ms();
+		snprintf(id, sizeof id, "%s", d->id);
+	}
+	pthread_mutex_unlock(&M->mu);
+	/* The HAL's availability follows at once (a kernel of 1.1 without the call: the
+	 * heartbeat alone, as for every driver). */
+	if (id[0] && LINLI_API_HAS(api, dev_available))
+		api->dev_available(M->ctx, id, on,
+				   on ? "MQTT status 'online'"
+				      : "MQTT status 'offline' (the device's last will, or "
+					"its own word)");
+}
+
+static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_message *msg)
+{
+	(void)m;
+	struct mq *M = ud;
+	/* linli/dev/<ADDRESS>/<kind> */
+	const char *t = msg->topic;
+	if (strncmp(t, "linli/dev/", 10) != 0)
+		return;
+	const char *a = t + 10, *slash = strchr(a, '/');
+	if (!slash || slash == a || (size_t)(slash - a) > ADDR_MAX)
+		return;
+	char addr[ADDR_MAX + 1], id[49];
+	memcpy(addr, a, (size_t)(slash - a));
+	addr[slash - a] = 0;
+	const char *kind = slash + 1;
+	if (!lookup(M, addr, id))
+		return;
+	const char *p = msg->payload ? msg->payload : "";
+	size_t len = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
+	if (strcmp(kind, "status") == 0) {
+		on_status(M, addr, p, len);
+		return;
+	}
+	if (len > JSON_MAX) {
+		count_bad(M, addr, BAD_SHAPE, "a payload larger than 64 KiB");
+		return;
+	}
+	linli_record *j = NULL;
+	char err[160] = "";
+	if (api->rec_from_json(p, len, &j, err, sizeof err) != 0 ||
+	    api->rec_kind(j) != LINLI_T_MAP) {
+		char why[200];
+		snprintf(why, sizeof why, "not a JSON object%s%s", err[0] ? ": " : "", err);
+		count_bad(M, addr, BAD_JSON, why);
+		api->rec_free(j);
+		return;
+	}
+	if (strcmp(kind, "up") == 0)
+		on_up(M, addr, id, j);
+	else if (strcmp(kind, "result") == 0)
+		on_result(M, addr, j);
+	api->rec_free(j);
+}
+
+static void on_connect(struct mosquitto *m, void *ud, int rc)
+{
+	struct mq *M = ud;
+	atomic_store(&M->last_rc, rc);
+	if (rc != 0)
+		return;
+	atomic_store(&M->connected, true);
+	atomic_fetch_add(&M->connects, 1);
+	for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
+		mosquitto_subscribe(m, NULL, subs[i], 0);
+}
+
+static void on_disconnect(struct mosquitto *m, void *ud, int rc)
+{
+	(void)m;
+	struct mq *M = ud;
+	atomic_store(&M->connected, false);
+	atomic_store(&M->last_drop, rc);
+	atomic_fetch_add(&M->disconnects, 1);
+}
+
+/* ---- driver ops (kernel thread) ---- */
+
+static int mq_open(linli_ctx *ctx, struct linli_device *dev, char *err, size_t errlen)
+{
+	struct mq *M = mq_of(ctx);
+	const char *why = addr_problem(dev->address);
+	if (why) {
+		snprintf(err, errlen, "address '%s' is not an MQTT client id: it %s", dev->address,
+			 why);
+		return LINLI_EINVAL;
+	}
+	struct mdev *d = calloc(1, sizeof *d);
+	if (!d)
+		return LINLI_ENOMEM;
+	snprintf(d->id, sizeof d->id, "%s", dev->id);
+	snprintf(d->addr, sizeof d->addr, "%s", dev->address);
+	d->open = true;
+	pthread_mutex_lock(&M->mu);
+	if (dev_by_addr(M, d->addr)) {
+		pthread_mutex_unlock(&M->mu);
+		snprintf(err, errlen, "address '%s' is another device's already", dev->address);
+		free(d);
+		return LINLI_EEXIST;
+	}
+	if (M->n_devs == M->cap_devs) {
+		size_t cap = M->cap_devs ? M->cap_devs * 2 : 16;
+		struct mdev **v = realloc(M->devs, cap * sizeof *v);
+		if (!v) {
+			pthread_mutex_unlock(&M->mu);
+			free(d);
+			return LINLI_ENOMEM;
+		}
+		M->devs = v;
+		M->cap_devs = cap;
+	}
+	M->devs[M->n_devs++] = d;
+	pthread_mutex_unlock(&M->mu);
+	dev->driver_data = d;
+	return 0;
+}
+
+static void mq_close(linli_ctx *ctx, struct linli_device *dev)
+{
+	struct mq *M = mq_of(ctx);
+	struct mdev *d = dev->driver_data;
+	pthread_mutex_lock(&M->mu);
+	for (size_t i = 0; i < M->n_devs; i++)
+		if (M->devs[i] == d) {
+			M->devs[i] = M->devs[--M->n_devs];
+			break;
+		}
+	pthread_mutex_unlock(&M->mu);
+	free(d);
+	dev->driver_data = NULL;
+}
+
+/* Publish {"id", "command", "args"} to linli/dev/<addr>/cmd and remember req. */
+static int send_cmd(struct mq *M, struct mdev *d, uint64_t req, const char *command,
+		    const linli_record *args)
+{
+	if (!atomic_load(&M->connected))
+		return LINLI_ESTATE;
+	linli_record *c = api->rec_new();
+	if (!c)
+		return LINLI_ENOMEM;
+	char ids[24];
+	snprintf(ids, sizeof ids, "%llu", (unsigned long long)req);
+	api->rec_set_str(c, "id", ids);
+	api->rec_set_str(c, "command", command);
+	if (args)
+		api->rec_set_record(c, "args", args);
+	else
+		api->rec_set_map(c, "args", NULL);
+	char *buf = malloc(JSON_MAX);
+	size_t len = 0;
+	int rc = buf ? api->rec_to_json(c, buf, JSON_MAX, &len) : LINLI_ENOMEM;
+	api->rec_free(c);
+	if (rc) {
+		free(buf);
+		return rc;
+	}
+	char topic[TOPIC_MAX];
+	snprintf(topic, sizeof topic, "linli/dev/%s/cmd", d->addr);
+	pthread_mutex_lock(&M->mu);
+	struct pending *p = &M->pend[M->pend_next];
+	M->pend_next = (M->pend_next + 1) % PENDING_MAX;
+	p->req = req;
+	snprintf(p->addr, sizeof p->addr, "%s", d->addr);
+	M->commands++;
+	pthread_mutex_unlock(&M->mu);
+	int mrc = mosquitto_publish(M->m, NULL, topic, (int)len, buf, 1, false);
+	free(buf);
+	if (mrc != MOSQ_ERR_SUCCESS) {
+		pthread_mutex_lock(&M->mu);
+		p->req = 0;
+		pthread_mutex_unlock(&M->mu);
+		api->log(M->ctx, LINLI_LOG_WARN, "command to '%s' not sent: %s", d->addr,
+			 mosquitto_strerror(mrc));
+		return mrc == MOSQ_ERR_NO_CONN ? LINLI_ESTATE : LINLI_EIO;
+	}
+	return 0;
+}
+
+static int mq_command(linli_ctx *ctx, struct linli_device *dev, uint64_t req, const char *command,
+		      const linli_record *args)
+{
+	return send_cmd(mq_of(ctx), dev->driver_data, req, command, args);
+}
+
+static int mq_write(linli_ctx *ctx, struct linli_device *dev, uint64_t req,
+		    const linli_record *values)
+{
+	return send_cmd(mq_of(ctx), dev->driver_data, req, "write", values);
+}
+
+static const struct linli_driver_ops ops = {
+    .size = sizeof(struct linli_driver_ops),
+    .open = mq_open,
+    .close = mq_close,
+    .write = mq_write,
+    .command = mq_command,
+};
+
+/* The first refusal of each kind per device, logged on the kernel thread. */
+static void log_tick(linli_ctx *ctx, void *ud)
+{
+	struct mq *M = ud;
+	pthread_mutex_lock(&M->mu);
+	for (size_t i = 0; i < M->n_devs; i++)
+		for (int k = 0; k < BAD_N; k++)
+			if (M->devs[i]->to_log[k]) {
+				M->devs[i]->to_log[k] = false;
+				api->log(ctx, LINLI_LOG_WARN,
+					 "device %s (address '%s'): message refused (%s): %s "
+					 "(counted in mqtt status, logged once)",
+					 M->devs[i]->id, M->devs[i]->addr, bad_names[k],
+					 M->devs[i]->why[k]);
+			}
+	pthread_mutex_unlock(&M->mu);
+}
+
+/* ---- console ---- */
+
+static int cmd_status(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
+		      char *err, size_t errlen)
+{
+	struct mq *M = mq_of(ctx);
+	if (req->argc) {
+		snprintf(err, errlen, "usage: mqtt status");
+		return LINLI_EINVAL;
+	}
+	/* Every device of the node is shown: the caller's jurisdiction must hold the node. */
+	int prc =
+	    api->caller_may(ctx, req->caller, "mqtt.status", api->plugin_scope(ctx), err, errlen);
+	if (prc)
+		return prc;
+	linli_record *r = api->rec_new(), *b = NULL, *s = NULL, *ds = NULL, *t = NULL;
+	if (!r)
+		return LINLI_ENOMEM;
+	api->rec_set_map(r, "broker", &b);
+	api->rec_set_str(b, "host", M->host);
+	api->rec_set_int(b, "port", M->port);
+	api->rec_set_str(b, "client_id", M->client_id);
+	api->rec_set_bool(b, "authenticated", M->username[0] != 0);
+	api->rec_set_int(b, "keepalive_s", M->keepalive);
+	bool up = atomic_load(&M->connected);
+	api->rec_set_bool(b, "connected", up);
+	int last = atomic_load(&M->last_rc), drop = atomic_load(&M->last_drop);
+	api->rec_set_str(b, "last_error",
+			 up	? ""
+			 : last ? mosquitto_connack_string(last)
+			 : drop ? mosquitto_strerror(drop)
+				: "");
+	api->rec_set_int(b, "connects", (int64_t)atomic_load(&M->connects));
+	api->rec_set_int(b, "disconnects", (int64_t)atomic_load(&M->disconnects));
+	api->rec_set_array(r, "subscriptions", &s);
+	for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
+		api->arr_push_str(s, subs[i]);
+	api->rec_set_map(r, "totals", &t);
+	api->rec_set_array(r, "devices", &ds);
+	uint64_t msgs = 0, rd = 0, ev = 0, res = 0, bad[BAD_N] = {0};
+	pthread_mutex_lock(&M->mu);
+	for (size_t i = 0; i < M->n_devs; i++) {
+		struct mdev *d = M->devs[i];
+		linli_record *x = NULL, *bx = NULL;
+		api->arr_push_map(ds, &x);
+		api->rec_set_str(x, "id", d->id);
+		api->rec_set_str(x, "address", d->addr);
+		api->rec_set_str(x, "status", d->status);
+		if (d->status_ms)
+			api->rec_set_time(x, "status_time", d->status_ms);
+		api->rec_set_int(x, "messages", (int64_t)d->messages);
+		api->rec_set_int(x, "readings", (int64_t)d->readings); /* posted to the HAL */
+		api->rec_set_int(x, "events", (int64_t)d->events);
+		api->rec_set_int(x, "results", (int64_t)d->results);
+		api->rec_set_map(x, "refused", &bx);
+		for (int k = 0; k < BAD_N; k++) {
+			api->rec_set_int(bx, bad_names[k], (int64_t)d->bad[k]);
+			bad[k] += d->bad[k];
+		}
+		msgs += d->messages;
+		rd += d->readings;
+		ev += d->events;
+		res += d->results;
+	}
+	api->rec_set_int(t, "messages", (int64_t)msgs);
+	api->rec_set_int(t, "readings", (int64_t)rd);
+	api->rec_set_int(t, "events", (int64_t)ev);
+	api->rec_set_int(t, "commands", (int64_t)M->commands);
+	api->rec_set_int(t, "results", (int64_t)res);
+	for (int k = 0; k < BAD_N; k++)
+		api->rec_set_int(t, bad_names[k], (int64_t)bad[k]);
+	api->rec_set_int(t, "unknown_address", (int64_t)M->unknown_addr);
+	pthread_mutex_unlock(&M->mu);
+	*reply = r;
+	return 0;
+}
+
+/* ---- configuration ---- */
+
+static int cfg_str(const struct plugcfg *p, linli_record *c, const char *key, char *out, size_t cap,
+		   bool level)
+{
+	if (!api->rec_has(c, key))
+		return 0;
+	const char *s = NULL;
+	size_t len = 0;
+	if (api->rec_get_str(c, key, &s, &len) != 0)
+		return plugcfg_err(p, key, "must be a string");
+	if (len == 0 || len >= cap)
+		return plugcfg_err(p, key, "must be 1 to %zu bytes", cap - 1);
+	const char *why = level ? addr_problem(s) : NULL;
+	if (why)
+		return plugcfg_err(p, key, "'%s' %s", s, why);
+	snprintf(out, cap, "%s", s);
+	return 0;
+}
+
+static int cfg_parse(const struct plugcfg *p, linli_record *c, void *ud)
+{
+	struct mq *M = ud;
+	static const char *const keys[] = {"host",     "port",	   "client_id",
+					   "username", "password", "keepalive"};
+	int rc = plugcfg_keys(p, c, keys, sizeof keys / sizeof keys[0]);
+	if (!rc)
+		rc = cfg_str(p, c, "host", M->host, sizeof M->host, false);
+	if (!rc)
+		rc = plugcfg_int(p, c, "port", 1, 65535, 1, "a TCP port", &M->port);
+	if (!rc)
+		rc = cfg_str(p, c, "client_id", M->client_id, sizeof M->client_id, true);
+	if (!rc)
+		rc = cfg_str(p, c, "username", M->username, sizeof M->username, false);
+	if (!rc)
+		rc = cfg_str(p, c, "password", M->password, sizeof M->password, false);
+	if (!rc)
+		rc = plugcfg_int(p, c, "keepalive", 5, 3600, 1, "whole seconds", &M->keepalive);
+	if (!rc && M->password[0] && !M->username[0])
+		rc = plugcfg_err(p, "password", "is given without a username");
+	return rc;
+}
+
+static int read_config(linli_ctx *ctx, struct mq *M)
+{
+	snprintf(M->host, sizeof M->host, "127.0.0.1");
+	snprintf(M->client_id, sizeof M->client_id, "linlid");
+	M->port = 1883;
+	M->keepalive = 30;
+	linli_record *c = NULL;
+	int rc = api->plugin_config(ctx, &c);
+	if (rc)
+		return rc;
+	char err[512] = "";
+	struct plugcfg p = {.api = api, .plugin = "mqtt", .err = err, .errlen = sizeof err};
+	rc = cfg_parse(&p, c, M);
+	api->rec_free(c);
+	if (rc)
+		api->set_error(ctx, "%s", err);
+	return rc;
+}
+
+/* ---- life ---- */
+
+static void mq_free(struct mq *M)
+{
+	if (!M)
+		return;
+	if (M->m) {
+		if (M->loop_started) {
+			mosquitto_disconnect(M->m);
+			mosquitto_loop_stop(M->m, false);
+		}
+		mosquitto_destroy(M->m);
+	}
+	if (M->lib_init)
+		mosquitto_lib_cleanup();
+	for (size_t i = 0; i < M->n_devs; i++)
+		free(M->devs[i]);
+	free(M->devs);
+	pthread_mutex_destroy(&M->mu);
+	free(M);
+}
+
+static int start_client(linli_ctx *ctx, struct mq *M)
+{
+	if (mosquitto_lib_init() != MOSQ_ERR_SUCCESS) {
+		api->set_error(ctx, "libmosquitto would not initialise");
+		return LINLI_EIO;
+	}
+	M->lib_init = true;
+	M->m = mosquitto_new(M->client_id, true, M);
+	if (!M->m) {
+		api->set_error(ctx, "cannot make an MQTT client: %s", strerror(errno));
+		return LINLI_ENOMEM;
+	}
+	mosquitto_connect_callback_set(M->m, on_connect);
+	mosquitto_disconnect_callback_set(M->m, on_disconnect);
+	mosquitto_message_callback_set(M->m, on_message);
+	mosquitto_reconnect_delay_set(M->m, 1, 30, true);
+	if (M->username[0] &&
+	    mosquitto_username_pw_set(M->m, M->username, M->password[0] ? M->password : NULL)) {
+		api->set_error(ctx, "cannot set the broker credentials");
+		return LINLI_ENOMEM;
+	}
+	int rc = mosquitto_connect_async(M->m, M->host, (int)M->port, (int)M->keepalive);
+	if (rc != MOSQ_ERR_SUCCESS)
+		api->log(ctx, LINLI_LOG_WARN, "broker %s:%lld not reached yet (%s); retrying",
+			 M->host, (long long)M->port,
+			 rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+	rc = mosquitto_loop_start(M->m);
+	if (rc != MOSQ_ERR_SUCCESS) {
+		api->set_error(ctx, "cannot start the MQTT network thread: %s",
+			       mosquitto_strerror(rc));
+		return LINLI_EIO;
+	}
+	M->loop_started = true;
+	return 0;
+}
+
+static int mq_init(linli_ctx *ctx, const struct linli_api *a)
+{
+	api = a;
+	struct mq *M = calloc(1, sizeof *M);
+	if (!M)
+		return LINLI_ENOMEM;
+	M->ctx = ctx;
+	pthread_mutex_init(&M->mu, NULL);
+	api->set_userdata(ctx, M);
+	int rc = read_config(ctx, M);
+	if (!rc)
+		rc = start_client(ctx, M);
+	if (!rc)
+		rc =
+		    api->action_declare(ctx, "mqtt.status", "operator", NULL, NULL,
+					"see the broker connection, the MQTT devices and counters");
+	if (!rc)
+		rc = api->cmd_register(ctx, "status", "",
+				       "the broker connection, subscriptions and counters",
+				       cmd_status, NULL);
+	if (!rc)
+		rc = api->cmd_require(ctx, "status", "mqtt.status");
+	if (!rc)
+		rc = api->timer_add(ctx, 500, 500, log_tick, M, NULL);
+	if (!rc)
+		rc = api->driver_register(ctx, "mqtt", &ops);
+	if (rc) {
+		api->set_userdata(ctx, NULL);
+		mq_free(M);
+		return rc;
+	}
+	api->log(ctx, LINLI_LOG_INFO, "broker %s:%lld as '%s'%s, keepalive %lld s", M->host,
+		 (long long)M->port, M->client_id, M->username[0] ? " (with a username)" : "",
+		 (long long)M->keepalive);
+	return 0;
+}
+
+static void mq_fini(linli_ctx *ctx, const struct linli_api *a)
+{
+	(void)a;
+	struct mq *M = api->userdata(ctx);
+	api->set_userdata(ctx, NULL);
+	mq_free(M); /* stops the network thread before anything it reads is freed */
+}
+
+LINLI_PLUGIN(
+    mq_init, mq_fini, .name = "mqtt", .version = "0.1.0", .family = "driver",
+    .description = "MQTT device driver: maps broker topics to device readings, events and commands",
+    .capabilities = {"hal.driver:mqtt", "net.connect", "store.read:devices", "bus.publish:dev/#"});

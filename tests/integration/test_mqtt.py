@@ -1,0 +1,352 @@
+"""Integration tests of the MQTT device driver (plugins/mqtt/), through a real linlid and a
+real Mosquitto broker.
+
+Each case starts `mosquitto` on a free loopback port (a minimal mosquitto.conf in the temp
+dir: one listener on 127.0.0.1, anonymous, no persistence) and a community linlid with the
+real catalog and mqtt.so, granted what it declares. Devices are played with the broker's own
+clients (mosquitto_pub / mosquitto_sub), as a vendor's firmware would speak: readings and
+events up, commands down, results up, the last will for availability. Without mosquitto the
+cases FAIL (tools/setup installs it); nothing is skipped.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import (BUILD, SRC, Daemon, TestFailure, check, eq, finish, main,  # noqa: E402
+                     plugin_meta, wait_for)
+
+MQTT_SO = os.path.join(BUILD, "plugins", "mqtt", "mqtt.so")
+CATALOG = os.path.join(SRC, "catalog")
+YUELAN = "hefei/baohe/binhu/yuelan"
+
+
+def tool(name):
+    for d in (os.environ.get("PATH", "").split(os.pathsep) + ["/usr/sbin", "/usr/bin"]):
+        p = os.path.join(d, name)
+        if os.access(p, os.X_OK):
+            return p
+    raise TestFailure(f"{name} is not installed: run tools/setup (Debian packages mosquitto, "
+                      "mosquitto-clients); the mqtt tests need a real broker")
+
+
+class broker:
+    """A real mosquitto on a free loopback port, in its own temp dir."""
+
+    def __enter__(self):
+        exe = tool("mosquitto")
+        self.pub_exe, self.sub_exe = tool("mosquitto_pub"), tool("mosquitto_sub")
+        self.dir = tempfile.mkdtemp(prefix="linli-mqtt-")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        conf = os.path.join(self.dir, "mosquitto.conf")
+        with open(conf, "w") as f:
+            f.write(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+                    "persistence false\nlog_dest stderr\n")
+        self.log = open(os.path.join(self.dir, "mosquitto.log"), "w")
+        self.proc = subprocess.Popen([exe, "-c", conf], stdout=self.log, stderr=self.log)
+
+        def up():
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return True
+            except OSError:
+                check(self.proc.poll() is None, f"mosquitto ended: {self.logtext()}")
+                return False
+        wait_for(up, "mosquitto listening", timeout=5)
+        return self
+
+    def logtext(self):
+        with open(os.path.join(self.dir, "mosquitto.log")) as f:
+            return f.read()
+
+    def pub(self, topic, payload, client="dev-pub"):
+        r = subprocess.run([self.pub_exe, "-h", "127.0.0.1", "-p", str(self.port), "-i", client,
+                            "-t", topic, "-m", payload], capture_output=True, text=True,
+                           timeout=10)
+        eq(r.returncode, 0, f"mosquitto_pub {topic}: {r.stderr}")
+
+    def sub(self, client, topic, *extra):
+        """A device's command subscription (debug output, so SUBACK can be waited for)."""
+        p = subprocess.Popen(["stdbuf", "-oL", self.sub_exe, "-h", "127.0.0.1", "-p", str(self.port), "-i",
+                              client, "-t", topic, "-d", *extra], stdout=subprocess.PIPE,
+                             text=True)
+        for _ in range(50):
+            line = p.stdout.readline()
+            check(line, "mosquitto_sub ended before subscribing")
+            if "SUBACK" in line:
+                return p
+        raise TestFailure("mosquitto_sub: no SUBACK")
+
+    def __exit__(self, *rest):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class node:
+    """A community linlid with mqtt.so; `mqtt` is the body of the plugins.mqtt group."""
+
+    def __init__(self, mqtt):
+        self.d = Daemon(node=YUELAN, level="community", name="悦澜社区")
+        self.pdir = os.path.join(self.d.dir, "plugins")
+        os.makedirs(self.pdir)
+        check(os.path.exists(MQTT_SO), f"{MQTT_SO} is not built")
+        shutil.copyfile(MQTT_SO, os.path.join(self.pdir, "mqtt.so"))
+        self.d.write_config(node=YUELAN, level="community", name="悦澜社区",
+                            extra=f'catalog_dir = "{CATALOG}";\n'
+                                  f'plugin_dirs = [ "{self.pdir}" ];\n'
+                                  f"plugins = {{ mqtt = {{ {mqtt} }}; }};\n")
+        self.d.grant_declared(self.pdir)
+
+    def __enter__(self):
+        try:
+            self.d.start()
+            return self.d
+        except BaseException:
+            self.d.cleanup()
+            raise
+
+    def __exit__(self, etype, *rest):
+        finish(self.d, etype)
+
+
+def connected(b, extra=""):
+    return node(f'host = "127.0.0.1"; port = {b.port}; client_id = "linlid-test"; '
+                f"keepalive = 10; {extra}")
+
+
+def status(d):
+    return d.ok("mqtt", "status")
+
+
+def dev_status(d, id_):
+    return next(x for x in status(d)["devices"] if x["id"] == id_)
+
+
+def readings(d, id_):
+    """{resource: row} of the resources of id_ that have a value."""
+    return {x["resource"]: x for x in d.ok("devices", "readings", id_) if x["value"] is not None}
+
+
+def drain(d, sid):
+    out = []
+    for _ in range(20):
+        rep = d.ok("events", "next", str(sid), "--wait", "300")
+        if not rep["events"]:
+            break
+        out += rep["events"]
+    return out
+
+
+def wait_connected(d):
+    wait_for(lambda: status(d)["broker"]["connected"], "linlid connected to the broker", 5)
+
+
+def case_readings_events_and_bad_payloads():
+    """Readings and an event published by a device arrive through the HAL (latest values,
+    the bus, the journal); bad payloads of each kind are refused, counted and stored nowhere."""
+    with broker() as b, connected(b) as d:
+        wait_connected(d)
+        st = status(d)
+        eq(st["subscriptions"], ["linli/dev/+/up", "linli/dev/+/result", "linli/dev/+/status"],
+           "subscriptions")
+        eq((st["broker"]["port"], st["broker"]["client_id"]), (b.port, "linlid-test"), "broker")
+        d.ok("devices", "add", "sm-1", "smoke", "mqtt", "smoke-001")
+        d.ok("devices", "add", "door-1", "door", "mqtt", "door-001")
+        # An address that cannot be a client id is refused when the HAL opens it.
+        d.ok("devices", "add", "sm-bad", "smoke", "mqtt", "a/b")
+        wait_for(lambda: "is not an MQTT client id" in d.logtext(), "bad address logged")
+        sid = d.ok("events", "subscribe", "dev/#")["id"]
+        t = 1764900000000
+        b.pub("linli/dev/smoke-001/up", json.dumps(
+            {"readings": {"battery": 80, "smoke_density": 0.5, "sensitivity": "high"},
+             "time": t}))
+        b.pub("linli/dev/smoke-001/up", json.dumps({"event": "alarm", "data": {"room": "3-201"}}))
+        b.pub("linli/dev/door-001/up", json.dumps({"readings": {"state": "open"}}))
+        rd = wait_for(lambda: (lambda r: r if len(r) == 3 else None)(
+            readings(d, "sm-1")), "three readings")
+        eq({k: v["value"] for k, v in rd.items()},
+           {"battery": 80, "smoke_density": 0.5, "sensitivity": "high"}, "latest values")
+        eq(rd["battery"]["time"], "2025-12-05T02:00:00.000Z", "the device's time is kept")
+        wait_for(lambda: readings(d, "door-1").get("state", {}).get("value") == "open",
+                 "door reading")
+        evs = wait_for(lambda: (lambda e: e if any("/event/alarm" in x["topic"] for x in e)
+                                else None)(drain(d, sid)), "the alarm event on the bus")
+        alarm = next(x for x in evs if x["topic"] == "dev/smoke/sm-1/event/alarm")
+        eq((alarm["payload"]["severity"], alarm["payload"]["data"]), ("critical", {"room": "3-201"}),
+           "alarm payload")
+        j = [e for e in d.ok("events", "journal")["events"]
+             if e["topic"] == "dev/smoke/sm-1/event/alarm"]
+        eq(len(j), 1, "the event is journaled")
+        # Bad payloads: not JSON, unknown resource, wrong type, out of range, wrong shape,
+        # an unknown event; each refused and counted, none stored or published.
+        for p in ("not json {", "[1, 2]", json.dumps({"readings": {"smell": 3}}),
+                  json.dumps({"readings": {"battery": "full"}}),
+                  json.dumps({"readings": {"battery": 101}}),
+                  json.dumps({"readings": {"battery": {"v": 1}}}),
+                  json.dumps({"hello": 1}), json.dumps({"readings": {"battery": 5}, "time": "x"}),
+                  json.dumps({"event": "party"})):
+            b.pub("linli/dev/smoke-001/up", p)
+        b.pub("linli/dev/nobody-001/up", json.dumps({"readings": {"battery": 1}}))
+        wait_for(lambda: dev_status(d, "sm-1")["messages"] == 11, "every message counted")
+        show = wait_for(lambda: (lambda s: s if s["refused"]["event"] == 1 else None)(
+            d.ok("devices", "show", "sm-1")), "the HAL's refusals")
+        eq(show["refused"], {"unknown": 1, "type": 1, "range": 1, "event": 1}, "HAL refusals")
+        eq(show["readings"], 3, "only the good readings were taken")
+        ds = dev_status(d, "sm-1")
+        eq(ds["refused"], {"not_json": 2, "bad_shape": 3, "bad_result": 0}, "driver refusals")
+        eq((ds["readings"], ds["events"]), (6, 2), "handed to the HAL (which refused 3 and 1)")
+        st = status(d)
+        eq(st["totals"]["unknown_address"], 1, "a message of no device")
+        eq((st["totals"]["not_json"], st["totals"]["bad_shape"]), (2, 3), "totals")
+        eq({k: v["value"] for k, v in readings(d, "sm-1").items()},
+           {"battery": 80, "smoke_density": 0.5, "sensitivity": "high"}, "nothing bad stored")
+        later = drain(d, sid)
+        eq([e["topic"] for e in later if e["topic"].startswith("dev/smoke/sm-1/")
+            and "/event/" not in e["topic"]], [], "no bad reading published")
+        log = wait_for(lambda: (lambda t: t if "(bad_shape)" in t else None)(d.logtext()),
+                       "refusals logged")
+        eq(log.count("device sm-1 (address 'smoke-001'): message refused (not_json)"), 1,
+           "logged once")
+        check("is not a JSON object" in log or "not a JSON object" in log, "the reason")
+        # mqtt status needs an operator whose jurisdiction holds the node.
+        viewer = d.account("viewer1", "viewer", node=YUELAN)
+        rc, out, err = d.cli("mqtt", "status", env={"LINLI_SESSION": viewer})
+        check(rc != 0 and "mqtt.status" in err, f"a viewer is refused: {rc} {err}")
+        op = d.account("op1", "operator", node=YUELAN)
+        rc, out, err = d.cli("mqtt", "status", env={"LINLI_SESSION": op})
+        eq((rc, out and out["totals"]["unknown_address"]), (0, 1), f"an operator reads it: {err}")
+
+
+def case_commands_round_trip_timeout_and_last_will():
+    """A command goes down as JSON with an id and its result comes back to the console; a
+    device's refusal comes back as an error; an unanswered command times out (its late result
+    answers nothing) and results of no command are refused; the last will and 'online' move
+    the device's availability in the HAL at once."""
+    with broker() as b, connected(b) as d:
+        wait_connected(d)
+        d.ok("devices", "add", "sm-1", "smoke", "mqtt", "smoke-001")
+        wait_for(lambda: any(x["id"] == "sm-1" for x in status(d)["devices"]), "device open")
+        sid = d.ok("events", "subscribe", "dev/smoke/sm-1/event/#")["id"]
+        dev = b.sub("smoke-001", "linli/dev/smoke-001/cmd", "--will-topic",
+                    "linli/dev/smoke-001/status", "--will-payload", "offline")
+        try:
+            b.pub("linli/dev/smoke-001/status", "online")
+            wait_for(lambda: dev_status(d, "sm-1")["status"] == "online", "online")
+
+            def command(*args):
+                out = {}
+                th = threading.Thread(target=lambda: out.update(
+                    r=d.cli("devices", "command", "sm-1", *args)))
+                th.start()
+                while True:
+                    line = dev.stdout.readline()
+                    check(line, "mosquitto_sub ended")
+                    if line.startswith("{"):
+                        return json.loads(line), th, out
+
+            cmd, th, out = command("set_sensitivity", "level=low")
+            eq((cmd["command"], cmd["args"]), ("set_sensitivity", {"level": "low"}), "command")
+            check(isinstance(cmd["id"], str) and cmd["id"], f"an id: {cmd}")
+            b.pub("linli/dev/smoke-001/result",
+                  json.dumps({"id": cmd["id"], "ok": True, "result": {"level": "low"}}))
+            th.join(10)
+            rc, res, err = out["r"]
+            eq(rc, 0, f"command answered: {err}")
+            eq((res["result"], res["request"]), ({"level": "low"}, int(cmd["id"])), "the result")
+            # The device refuses one.
+            cmd, th, out = command("self_test")
+            eq(cmd["args"], {}, "no args")
+            b.pub("linli/dev/smoke-001/result",
+                  json.dumps({"id": cmd["id"], "ok": False, "error": "battery too low"}))
+            th.join(10)
+            rc, res, err = out["r"]
+            check(rc == 1 and "battery too low" in err, f"the device's error: {rc} {err}")
+            # No answer: a timeout; the late result is refused and counted.
+            cmd, th, out = command("reset", "--timeout", "500")
+            th.join(10)
+            rc, res, err = out["r"]
+            check(rc == 1 and "did not answer 'reset' within 500 ms" in err, f"timeout: {rc} {err}")
+            # Its late result reaches the kernel, which drops it (the console was answered);
+            # a result with no id, or an id of no command, is refused by the driver.
+            b.pub("linli/dev/smoke-001/result", json.dumps({"id": cmd["id"], "ok": True}))
+            b.pub("linli/dev/smoke-001/result", json.dumps({"ok": True}))
+            b.pub("linli/dev/smoke-001/result", json.dumps({"id": "999999", "ok": True}))
+            wait_for(lambda: dev_status(d, "sm-1")["refused"]["bad_result"] == 2,
+                     "id-less and unknown results refused")
+            st = wait_for(lambda: (lambda s: s if s["totals"]["results"] == 3 else None)(
+                status(d)), "the late result")
+            eq(st["totals"]["commands"], 3, "commands sent")
+            eq(d.ok("devices", "show", "sm-1")["commands_pending"], 0, "nothing pending")
+            check(" reset by person 'admin' of hefei/baohe/binhu/yuelan: ok" not in d.logtext(),
+                  "the late result did not answer the timed-out command")
+        finally:
+            dev.send_signal(signal.SIGKILL)  # gone without a DISCONNECT: the broker sends the will
+            dev.wait()
+        wait_for(lambda: dev_status(d, "sm-1")["status"] == "offline", "the last will")
+        check(dev_status(d, "sm-1")["status_time"] > 0, "when")
+        # The HAL's availability follows the status at once, not after the heartbeat (300 s).
+        show = wait_for(lambda: (lambda s: s if s["state"] == "unavailable" else None)(
+            d.ok("devices", "show", "sm-1")), "unavailable by the last will")
+        log = d.logtext()
+        check("device sm-1 (smoke) unavailable: its driver says so: MQTT status 'offline'" in log,
+              "the reason is logged")
+        avail = [e for e in drain(d, sid) if e["topic"].startswith("dev/smoke/sm-1/event/")]
+        eq([e["topic"].rsplit("/", 1)[1] for e in avail], ["online", "unavailable"],
+           "each change published once")
+        b.pub("linli/dev/smoke-001/status", "online")
+        wait_for(lambda: d.ok("devices", "show", "sm-1")["state"] == "online", "online again")
+        b.pub("linli/dev/smoke-001/status", "offlin")  # a prefix of offline is not it
+        wait_for(lambda: dev_status(d, "sm-1")["refused"]["bad_shape"] == 1, "a bad status")
+        eq(d.ok("devices", "show", "sm-1")["state"], "online", "a bad status changes nothing")
+
+
+def case_bad_config_is_refused_naming_file_and_key():
+    """A bad plugins.mqtt group stops the plugin at load with the file and key named; the
+    broker gone at start is retried, not fatal."""
+    for bad, needle in (
+            ("port = 0;", "linli.cfg: plugins.mqtt.port: must be a TCP port, 1 to 65535"),
+            ('client_id = "a/b";', "linli.cfg: plugins.mqtt.client_id: 'a/b' must not contain"),
+            ('password = "x";', "linli.cfg: plugins.mqtt.password: is given without a username"),
+            ("hots = 1;", "linli.cfg: plugins.mqtt.hots: unknown key (it takes host, port")):
+        with node(bad) as d:
+            info = d.ok("plugins", "info", "mqtt")
+            check(info["state"] == "failed" and needle in info["reason"], f"{bad}: {info}")
+            out = d.cli("devices", "add", "sm-1", "smoke", "mqtt", "smoke-001")
+            check(out[0] == 1 and "no driver 'mqtt' is loaded" in out[2], f"{out}")
+    with socket.socket() as s:  # a port where no broker listens
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with node(f"port = {port};") as d:
+        eq(d.ok("plugins", "info", "mqtt")["state"], "running", "no broker is not fatal")
+        # The plugin index asks exactly what mqtt.so declares.
+        name, caps = plugin_meta(MQTT_SO)
+        entry = d.ok("catalog", "show", "plugin", "mqtt")
+        eq((name, entry["version"], entry["sdk"], entry["family"]),
+           ("mqtt", "0.1.0", "1.1", "driver"), "index entry")
+        eq(sorted(entry["capabilities"]), sorted(caps), "the index lists what mqtt.so declares")
+        st = status(d)["broker"]
+        eq((st["connected"], st["port"], st["client_id"], st["host"]),
+           (False, port, "linlid", "127.0.0.1"), "not connected; the defaults")
+        d.ok("devices", "add", "sm-1", "smoke", "mqtt", "smoke-001")
+        out = d.cli("devices", "command", "sm-1", "reset")
+        check(out[0] == 1, f"a command with no broker fails at once: {out}")
+
+
+if __name__ == "__main__":
+    sys.exit(main(globals()))
