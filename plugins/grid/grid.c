@@ -19,6 +19,7 @@
 #include <linli/linli.h>
 
 #include "wf_cal.h"
+#include "wf_ref.h"
 #include "wf_table.h"
 
 static const struct linli_api *api;
@@ -80,28 +81,11 @@ static const struct {
 
 /* ---- the cached data: categories and calendars, as the plugin reads them ---- */
 
-struct entry {
-	char scope[LINLI_SCOPE_MAX + 1];
-	char id[LINLI_ID_MAX + 1];
-	linli_record *rec; /* owned */
-};
-
-struct cache {
-	struct entry *v;
-	size_t n, cap;
-};
-
 struct grid {
-	struct cache categories, calendars;
-	int dirty;	    /* a watched dataset changed: a reload is due (reload_armed) */
-	int reload_armed;   /* the one-shot timer that reloads is set */
-	int checked_year;   /* the year warn_next_year last looked from (0: look again) */
-	int warned_year[8]; /* years a missing calendar was logged for */
-	/* the calendar built last, for this scope and year */
-	char cal_scope[LINLI_SCOPE_MAX + 1];
-	int64_t cal_year; /* the year whose hours it has */
-	struct wf_cal cal;
-	int cal_found; /* some work_calendar record applies */
+	struct wf_ref categories, calendars; /* read on the plugin's account (wf_ref.h) */
+	int checked_year;      /* the year warn_next_year last looked from (0: look again) */
+	int warned_year[8];    /* years a missing calendar was logged for */
+	struct wf_refcal rcal; /* the calendar built last */
 	linli_ctx *ctx;
 	/* alarm raises sent and not answered yet: one per request */
 	struct flying {
@@ -113,58 +97,6 @@ struct grid {
 };
 
 static struct grid *G;
-
-static void cache_clear(struct cache *c)
-{
-	for (size_t i = 0; i < c->n; i++)
-		api->rec_free(c->v[i].rec);
-	free(c->v);
-	memset(c, 0, sizeof *c);
-}
-
-static int cache_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
-{
-	(void)ctx;
-	struct cache *c = ud;
-	if (c->n == c->cap) {
-		size_t cap = c->cap ? c->cap * 2 : 16;
-		struct entry *v = realloc(c->v, cap * sizeof *v);
-		if (!v)
-			return LINLI_ENOMEM;
-		c->v = v, c->cap = cap;
-	}
-	struct entry *e = &c->v[c->n];
-	snprintf(e->scope, sizeof e->scope, "%s", row->scope);
-	snprintf(e->id, sizeof e->id, "%s", row->id);
-	if (api->rec_copy(row->record, &e->rec))
-		return LINLI_ENOMEM;
-	c->n++;
-	return 0;
-}
-
-static int cache_load(linli_ctx *ctx, const char *dataset, struct cache *c)
-{
-	cache_clear(c);
-	struct linli_query q = {.size = sizeof q, .dataset = dataset, .limit = 1000};
-	char cursor[LINLI_CURSOR_MAX] = "";
-	do {
-		q.cursor = cursor;
-		int rc = api->store_scan(ctx, &q, cache_row, c, cursor);
-		if (rc < 0) {
-			api->log(ctx, LINLI_LOG_WARN, "%s: %s", dataset,
-				 api->store_last_error(ctx));
-			return rc;
-		}
-	} while (cursor[0]);
-	return 0;
-}
-
-/* Is `anc` the scope `scope` or one of its ancestors? */
-static int covers(const char *anc, const char *scope)
-{
-	size_t n = strlen(anc);
-	return strncmp(anc, scope, n) == 0 && (scope[n] == '\0' || scope[n] == '/');
-}
 
 /* Does a cached calendar announce next year? Logged at each load and when a new year starts. */
 static void warn_next_year(linli_ctx *ctx)
@@ -187,62 +119,12 @@ static void warn_next_year(linli_ctx *ctx)
 			 next);
 }
 
-/*
- * Reload the caches when a watched dataset changed. Only from a timer or the
- * start, where the plugin acts on its own account: in a command it acts as
- * the caller, whose reads a community operator's jurisdiction narrows, and
- * the city's categories and calendars (kept at the city, inherited down)
- * would drop out of the cache.
- */
-static void refresh(linli_ctx *ctx)
-{
-	if (!G->dirty)
-		return;
-	G->dirty = 0;
-	G->cal_scope[0] = '\0';
-	cache_load(ctx, "incident_categories", &G->categories);
-	cache_load(ctx, "work_calendar", &G->calendars);
-	warn_next_year(ctx);
-}
-
-static void reload_tick(linli_ctx *ctx, void *ud)
-{
-	(void)ud;
-	G->reload_armed = 0;
-	refresh(ctx);
-}
-
-/* A change of categories or calendars: one reload on the next turn, for a whole batch. */
+/* A change of categories or calendars (a store watch: as the plugin): its record follows. */
 static void on_change(linli_ctx *ctx, const struct linli_change *ch, void *ud)
 {
-	(void)ch, (void)ud;
-	G->dirty = 1;
-	if (!G->reload_armed && api->timer_add(ctx, 0, 0, reload_tick, NULL, NULL) == 0)
-		G->reload_armed = 1;
-}
-
-/* The deepest record of a cache whose scope covers `scope` and for which match() holds. */
-static const struct entry *deepest(const struct cache *c, const char *scope,
-				   int (*match)(const struct entry *, const void *),
-				   const void *arg)
-{
-	const struct entry *best = NULL;
-	for (size_t i = 0; i < c->n; i++)
-		if (covers(c->v[i].scope, scope) && match(&c->v[i], arg) &&
-		    (!best || strlen(c->v[i].scope) > strlen(best->scope)))
-			best = &c->v[i];
-	return best;
-}
-
-static int match_id(const struct entry *e, const void *arg)
-{
-	return strcmp(e->id, arg) == 0;
-}
-
-static int match_year(const struct entry *e, const void *arg)
-{
-	int64_t y;
-	return api->rec_get_int(e->rec, "year", &y) == 0 && y == *(const int64_t *)arg;
+	wf_ref_follow(ud, ctx, ch);
+	if (ud == &G->calendars)
+		G->checked_year = 0; /* announce a missing next year again at the next tick */
 }
 
 static const char *str_or(const linli_record *r, const char *key, const char *dflt)
@@ -251,49 +133,10 @@ static const char *str_or(const linli_record *r, const char *key, const char *df
 	return r && api->rec_get_str(r, key, &s, NULL) == 0 ? s : dflt;
 }
 
-/*
- * The working calendar of `scope`: for each year, the deepest work_calendar record
- * above it; the hours and weekend of the year `now` falls in (else the latest year).
- * Without any: 09:00-12:00,13:30-17:30, Saturday and Sunday, no holidays.
- */
+/* The working calendar of `scope` at `now` (wf_ref_calendar). */
 static const struct wf_cal *calendar(linli_ctx *ctx, const char *scope, int64_t now)
 {
-	struct linli_tm t = {.size = sizeof t};
-	int64_t this_year = api->time_local(ctx, now, &t) == 0 ? t.year : 0, hours_year = -1;
-	if (G->cal_year == this_year && strcmp(G->cal_scope, scope) == 0)
-		return &G->cal;
-	struct wf_cal *c = &G->cal;
-	char err[256];
-	wf_cal_init(c);
-	wf_cal_set_hours(c, "09:00-12:00,13:30-17:30", err, sizeof err);
-	G->cal_found = 0;
-	const struct entry *hours = NULL;
-	for (size_t i = 0; i < G->calendars.n; i++) {
-		int64_t y;
-		if (!covers(G->calendars.v[i].scope, scope) ||
-		    api->rec_get_int(G->calendars.v[i].rec, "year", &y) != 0)
-			continue;
-		const struct entry *e = deepest(&G->calendars, scope, match_year, &y);
-		if (e != &G->calendars.v[i])
-			continue; /* overridden below */
-		int rc = wf_cal_add_year(c, (int)y, str_or(e->rec, "holidays", ""),
-					 str_or(e->rec, "workdays", ""), err, sizeof err);
-		if (rc)
-			api->log(ctx, LINLI_LOG_WARN, "work_calendar %s at %s: %s", e->id, e->scope,
-				 err);
-		G->cal_found = 1;
-		if (y == this_year || (hours_year != this_year && y > hours_year))
-			hours = e, hours_year = y;
-	}
-	if (hours) {
-		if (wf_cal_set_hours(c, str_or(hours->rec, "hours", ""), err, sizeof err) ||
-		    wf_cal_set_weekend(c, str_or(hours->rec, "weekend", "6,7"), err, sizeof err))
-			api->log(ctx, LINLI_LOG_WARN, "work_calendar %s at %s: %s (default used)",
-				 hours->id, hours->scope, err);
-	}
-	snprintf(G->cal_scope, sizeof G->cal_scope, "%s", scope);
-	G->cal_year = this_year;
-	return c;
+	return wf_ref_calendar(&G->rcal, &G->calendars, ctx, scope, now);
 }
 
 static int tm_local(void *ud, int64_t ms, struct linli_tm *out)
@@ -319,7 +162,8 @@ struct limits {
 static void limits_of(const char *scope, const char *category, int urgent, const struct wf_cal *c,
 		      struct limits *l)
 {
-	const struct entry *e = deepest(&G->categories, scope, match_id, category);
+	const struct wf_ref_entry *e =
+	    wf_ref_deepest(&G->categories, scope, wf_ref_match_id, category);
 	int64_t v;
 	l->file = (urgent ? 10 : 30) * 60000LL;
 	l->respond = 2 * 3600000LL;
@@ -568,7 +412,7 @@ static int step_deadline(linli_ctx *ctx, const char *scope, linli_record *c, con
 	}
 	if (!missing)
 		missing = missing2;
-	if (missing || !G->cal_found) {
+	if (missing || !G->rcal.found) {
 		if (missing)
 			snprintf(warn, warnlen,
 				 "no working calendar for %d at %s: its holidays are not counted",
@@ -2021,7 +1865,8 @@ struct esc_scan {
 /* Does the category raise an alarm at each 督办 (escalate_alarm, true when absent)? */
 static int alarm_wanted(const char *scope, const char *category)
 {
-	const struct entry *e = deepest(&G->categories, scope, match_id, category);
+	const struct wf_ref_entry *e =
+	    wf_ref_deepest(&G->categories, scope, wf_ref_match_id, category);
 	bool b;
 	return !e || api->rec_get_bool(e->rec, "escalate_alarm", &b) != 0 || b;
 }
@@ -2061,7 +1906,6 @@ static int esc_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
 static void esc_tick(linli_ctx *ctx, void *ud)
 {
 	(void)ud;
-	refresh(ctx);
 	struct linli_tm tm = {.size = sizeof tm};
 	if (api->time_local(ctx, api->time_now_ms(), &tm) == 0 && tm.year != G->checked_year)
 		warn_next_year(ctx); /* a new year (or the test clock moved into one) */
@@ -2168,7 +2012,8 @@ static int grid_init(linli_ctx *ctx, const struct linli_api *a)
 	if (!(G = calloc(1, sizeof *G)))
 		return LINLI_ENOMEM;
 	G->ctx = ctx;
-	G->dirty = 1;
+	wf_ref_init(&G->categories, api, "incident_categories");
+	wf_ref_init(&G->calendars, api, "work_calendar");
 	int rc = 0;
 	for (size_t i = 0; !rc && i < sizeof actions / sizeof *actions; i++)
 		rc = api->action_declare(ctx, actions[i].name, actions[i].role, actions[i].level,
@@ -2233,9 +2078,9 @@ static int grid_init(linli_ctx *ctx, const struct linli_api *a)
 		rc = api->route_require(ctx, "kpi", "grid.read");
 	uint64_t id;
 	if (!rc)
-		rc = api->store_watch(ctx, "incident_categories", on_change, NULL, &id);
+		rc = api->store_watch(ctx, "incident_categories", on_change, &G->categories, &id);
 	if (!rc)
-		rc = api->store_watch(ctx, "work_calendar", on_change, NULL, &id);
+		rc = api->store_watch(ctx, "work_calendar", on_change, &G->calendars, &id);
 	if (!rc)
 		rc = api->serve(ctx, "incidentreq/report", on_report_request, NULL, &id);
 	if (!rc)
@@ -2246,7 +2091,9 @@ static int grid_init(linli_ctx *ctx, const struct linli_api *a)
 		G = NULL;
 		return rc;
 	}
-	refresh(ctx);
+	wf_ref_load(&G->categories, ctx);
+	wf_ref_load(&G->calendars, ctx);
+	warn_next_year(ctx);
 	return 0;
 }
 
@@ -2255,8 +2102,8 @@ static void grid_fini(linli_ctx *ctx, const struct linli_api *a)
 	(void)ctx, (void)a;
 	if (!G)
 		return;
-	cache_clear(&G->categories);
-	cache_clear(&G->calendars);
+	wf_ref_clear(&G->categories);
+	wf_ref_clear(&G->calendars);
 	free(G->fly);
 	free(G);
 	G = NULL;

@@ -19,6 +19,7 @@
 #include <linli/linli.h>
 
 #include "wf_cal.h"
+#include "wf_ref.h"
 #include "wf_table.h"
 
 static const struct linli_api *api;
@@ -60,18 +61,7 @@ static const struct {
      "process (办理) and complete (办结) an application, request materials while processing"},
 };
 
-/* ---- the working calendar (work_calendar, the deepest record above a scope per year) ---- */
-
-struct entry {
-	char scope[LINLI_SCOPE_MAX + 1];
-	char id[LINLI_ID_MAX + 1];
-	linli_record *rec; /* owned */
-};
-
-struct cache {
-	struct entry *v;
-	size_t n, cap;
-};
+/* ---- the reference data: service items and working calendars (wf_ref.h) ---- */
 
 /*
  * The cached datasets are read on the plugin's own account (at init and in their
@@ -79,105 +69,16 @@ struct cache {
  * caller's jurisdiction, and a plugin acting as its caller cannot widen it.
  */
 struct services {
-	struct cache items, calendars;
-	char cal_scope[LINLI_SCOPE_MAX + 1]; /* the calendar built last, for this scope, year */
-	int64_t cal_year;
-	struct wf_cal cal;
-	int cal_found;
+	struct wf_ref items, calendars;
+	struct wf_refcal rcal; /* the calendar built last */
 };
 
 static struct services *S;
 
-static void cache_clear(struct cache *c)
-{
-	for (size_t i = 0; i < c->n; i++)
-		api->rec_free(c->v[i].rec);
-	free(c->v);
-	memset(c, 0, sizeof *c);
-}
-
-/* Put record (scope, id) into the cache, replacing one there: `rec` becomes the cache's. */
-static int cache_set(struct cache *c, const char *scope, const char *id, linli_record *rec)
-{
-	for (size_t i = 0; i < c->n; i++)
-		if (!strcmp(c->v[i].scope, scope) && !strcmp(c->v[i].id, id)) {
-			api->rec_free(c->v[i].rec);
-			c->v[i].rec = rec;
-			return 0;
-		}
-	if (c->n == c->cap) {
-		size_t cap = c->cap ? c->cap * 2 : 16;
-		struct entry *v = realloc(c->v, cap * sizeof *v);
-		if (!v) {
-			api->rec_free(rec);
-			return LINLI_ENOMEM;
-		}
-		c->v = v, c->cap = cap;
-	}
-	struct entry *e = &c->v[c->n++];
-	snprintf(e->scope, sizeof e->scope, "%s", scope);
-	snprintf(e->id, sizeof e->id, "%s", id);
-	e->rec = rec;
-	return 0;
-}
-
-static void cache_del(struct cache *c, const char *scope, const char *id)
-{
-	for (size_t i = 0; i < c->n; i++)
-		if (!strcmp(c->v[i].scope, scope) && !strcmp(c->v[i].id, id)) {
-			api->rec_free(c->v[i].rec);
-			c->v[i] = c->v[--c->n];
-			return;
-		}
-}
-
-static int cache_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
-{
-	(void)ctx;
-	linli_record *r;
-	if (api->rec_copy(row->record, &r))
-		return LINLI_ENOMEM;
-	return cache_set(ud, row->scope, row->id, r);
-}
-
-static int cache_load(linli_ctx *ctx, const char *dataset, struct cache *c)
-{
-	cache_clear(c);
-	struct linli_query q = {.size = sizeof q, .dataset = dataset, .limit = 1000};
-	char cursor[LINLI_CURSOR_MAX] = "";
-	do {
-		q.cursor = cursor;
-		int rc = api->store_scan(ctx, &q, cache_row, c, cursor);
-		if (rc < 0) {
-			api->log(ctx, LINLI_LOG_WARN, "%s: %s", dataset,
-				 api->store_last_error(ctx));
-			return rc;
-		}
-	} while (cursor[0]);
-	return 0;
-}
-
 /* A watched record changed (as the plugin, after the commit): its cache entry follows. */
 static void on_change(linli_ctx *ctx, const struct linli_change *ch, void *ud)
 {
-	struct cache *c = ud;
-	linli_record *r = NULL;
-	if (c == &S->calendars)
-		S->cal_scope[0] = '\0'; /* build the calendar again */
-	if (!strcmp(ch->kind, "deleted"))
-		cache_del(c, ch->scope, ch->id);
-	else if (api->store_get(ctx, ch->dataset, ch->scope, ch->id, &r, NULL) == 0)
-		cache_set(c, ch->scope, ch->id, r);
-	else
-		api->log(ctx, LINLI_LOG_WARN, "%s %s at %s: %s", ch->dataset, ch->id, ch->scope,
-			 api->store_last_error(ctx));
-}
-
-/* Is `anc` the scope `scope` or one of its ancestors? */
-static int covers(const char *anc, const char *scope)
-{
-	size_t n = strlen(anc);
-	return strncmp(anc, scope, n) == 0 && (scope[n] == '\0' || scope[n] == '/');
+	wf_ref_follow(ud, ctx, ch);
 }
 
 static const char *str_or(const linli_record *r, const char *key, const char *dflt)
@@ -198,55 +99,10 @@ static int64_t time_or(const linli_record *r, const char *key, int64_t dflt)
 	return r && api->rec_get_time(r, key, &v) == 0 ? v : dflt;
 }
 
-/* The deepest calendar record of `year` whose scope covers `scope`. */
-static const struct entry *cal_deepest(const char *scope, int64_t year)
-{
-	const struct entry *best = NULL;
-	const struct cache *c = &S->calendars;
-	for (size_t i = 0; i < c->n; i++)
-		if (covers(c->v[i].scope, scope) && int_or(c->v[i].rec, "year", -1) == year &&
-		    (!best || strlen(c->v[i].scope) > strlen(best->scope)))
-			best = &c->v[i];
-	return best;
-}
-
-/*
- * The working calendar of `scope` (as grid reads it): for each year, the deepest
- * work_calendar record above it; the hours and weekend of the year `now` falls in (else
- * the latest). Without any: 09:00-12:00,13:30-17:30, Saturday and Sunday, no holidays.
- */
+/* The working calendar of `scope` at `now`, as grid reads it (wf_ref_calendar). */
 static const struct wf_cal *calendar(linli_ctx *ctx, const char *scope, int64_t now)
 {
-	struct linli_tm t = {.size = sizeof t};
-	int64_t this_year = api->time_local(ctx, now, &t) == 0 ? t.year : 0, hours_year = -1;
-	if (S->cal_year == this_year && strcmp(S->cal_scope, scope) == 0)
-		return &S->cal;
-	struct wf_cal *c = &S->cal;
-	char err[256];
-	wf_cal_init(c);
-	wf_cal_set_hours(c, "09:00-12:00,13:30-17:30", err, sizeof err);
-	S->cal_found = 0;
-	const struct entry *hours = NULL;
-	for (size_t i = 0; i < S->calendars.n; i++) {
-		const struct entry *e = &S->calendars.v[i];
-		int64_t y = int_or(e->rec, "year", -1);
-		if (!covers(e->scope, scope) || y < 0 || cal_deepest(scope, y) != e)
-			continue;
-		if (wf_cal_add_year(c, (int)y, str_or(e->rec, "holidays", ""),
-				    str_or(e->rec, "workdays", ""), err, sizeof err))
-			api->log(ctx, LINLI_LOG_WARN, "work_calendar %s at %s: %s", e->id, e->scope,
-				 err);
-		S->cal_found = 1;
-		if (y == this_year || (hours_year != this_year && y > hours_year))
-			hours = e, hours_year = y;
-	}
-	if (hours && (wf_cal_set_hours(c, str_or(hours->rec, "hours", ""), err, sizeof err) ||
-		      wf_cal_set_weekend(c, str_or(hours->rec, "weekend", "6,7"), err, sizeof err)))
-		api->log(ctx, LINLI_LOG_WARN, "work_calendar %s at %s: %s (default used)",
-			 hours->id, hours->scope, err);
-	snprintf(S->cal_scope, sizeof S->cal_scope, "%s", scope);
-	S->cal_year = this_year;
-	return c;
+	return wf_ref_calendar(&S->rcal, &S->calendars, ctx, scope, now);
 }
 
 static int tm_local(void *ud, int64_t ms, struct linli_tm *out)
@@ -519,11 +375,7 @@ static int cmd_items(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
  */
 static const linli_record *item_for(const char *scope, const char *code, char *err, size_t errlen)
 {
-	const struct entry *best = NULL;
-	for (size_t i = 0; i < S->items.n; i++)
-		if (!strcmp(S->items.v[i].id, code) && covers(S->items.v[i].scope, scope) &&
-		    (!best || strlen(S->items.v[i].scope) > strlen(best->scope)))
-			best = &S->items.v[i];
+	const struct wf_ref_entry *best = wf_ref_deepest(&S->items, scope, wf_ref_match_id, code);
 	if (!best)
 		snprintf(err, errlen, "apply: service item '%s': no such item at %s or above", code,
 			 scope);
@@ -828,7 +680,7 @@ static int cmd_move(linli_ctx *ctx, const struct linli_cmd_req *req, linli_recor
 			snprintf(
 			    warn, sizeof warn, "item %s %s: no deadline", str_or(a, "item", "?"),
 			    work == -2 ? "is no longer in the catalogue" : "has no promised_days");
-		else if (!S->cal_found)
+		else if (!S->rcal.found)
 			snprintf(warn, sizeof warn,
 				 "no working calendar applies to %s: weekdays 09:00-12:00, "
 				 "13:30-17:30 assumed",
@@ -1039,6 +891,8 @@ static int services_init(linli_ctx *ctx, const struct linli_api *a)
 	}
 	if (!(S = calloc(1, sizeof *S)))
 		return LINLI_ENOMEM;
+	wf_ref_init(&S->items, api, "service_items");
+	wf_ref_init(&S->calendars, api, "work_calendar");
 	int rc = 0;
 	for (size_t i = 0; !rc && i < sizeof actions / sizeof *actions; i++)
 		rc = api->action_declare(ctx, actions[i].name, actions[i].role, actions[i].level,
@@ -1083,13 +937,13 @@ static int services_init(linli_ctx *ctx, const struct linli_api *a)
 	if (!rc)
 		rc = api->store_watch(ctx, "service_items", on_change, &S->items, &wid);
 	if (!rc)
-		rc = cache_load(ctx, "work_calendar", &S->calendars);
+		rc = wf_ref_load(&S->calendars, ctx);
 	if (!rc)
-		rc = cache_load(ctx, "service_items", &S->items);
+		rc = wf_ref_load(&S->items, ctx);
 	if (rc) {
 		api->set_error(ctx, "setting up: %s", linli_strerror(rc));
-		cache_clear(&S->calendars);
-		cache_clear(&S->items);
+		wf_ref_clear(&S->calendars);
+		wf_ref_clear(&S->items);
 		free(S);
 		S = NULL;
 		return rc;
@@ -1102,8 +956,8 @@ static void services_fini(linli_ctx *ctx, const struct linli_api *a)
 	(void)ctx, (void)a;
 	if (!S)
 		return;
-	cache_clear(&S->calendars);
-	cache_clear(&S->items);
+	wf_ref_clear(&S->calendars);
+	wf_ref_clear(&S->items);
 	free(S);
 	S = NULL;
 }
