@@ -86,7 +86,6 @@ struct grid {
 	int checked_year;      /* the year warn_next_year last looked from (0: look again) */
 	int warned_year[8];    /* years a missing calendar was logged for */
 	struct wf_refcal rcal; /* the calendar built last */
-	linli_ctx *ctx;
 	/* alarm raises sent and not answered yet: one per request */
 	struct flying {
 		uint64_t rid;
@@ -2011,7 +2010,6 @@ static int grid_init(linli_ctx *ctx, const struct linli_api *a)
 	}
 	if (!(G = calloc(1, sizeof *G)))
 		return LINLI_ENOMEM;
-	G->ctx = ctx;
 	wf_ref_init(&G->categories, api, "incident_categories");
 	wf_ref_init(&G->calendars, api, "work_calendar");
 	int rc = 0;
