@@ -339,6 +339,7 @@ void script_interrupt(struct script *s)
 
 static const char K_PROVIDED = 'p'; /* registry keys: addresses of these */
 static const char K_ROSET = 'r';
+static const char K_ARRAY = 'a'; /* the metatable of linli.array's tables */
 
 static int ro_newindex(lua_State *L)
 {
@@ -455,6 +456,44 @@ static int sb_rawset(lua_State *L)
 	lua_settop(L, 3);
 	lua_rawset(L, 1);
 	return 1;
+}
+
+/*
+ * linli.array([t]) -> t: mark table t (a new one when absent) as a list, so that
+ * it is packed as an array also when it is empty — a plain empty table is packed as
+ * a map ({} in JSON), which a client reading a list does not expect. t must have no
+ * metatable; the mark is one (protected) that script code cannot change or remove.
+ */
+static int api_array(lua_State *L)
+{
+	if (lua_isnoneornil(L, 1)) {
+		lua_settop(L, 0);
+		lua_newtable(L);
+	}
+	luaL_checktype(L, 1, LUA_TTABLE);
+	lua_settop(L, 1);
+	if (lua_getmetatable(L, 1)) {
+		lua_rawgetp(L, LUA_REGISTRYINDEX, &K_ARRAY);
+		if (lua_rawequal(L, -1, -2)) {
+			lua_settop(L, 1);
+			return 1;
+		}
+		return luaL_error(L, "linli.array: the table already has a metatable");
+	}
+	lua_rawgetp(L, LUA_REGISTRYINDEX, &K_ARRAY);
+	lua_setmetatable(L, 1);
+	return 1;
+}
+
+/* Is the table at idx marked by linli.array? */
+static bool marked_array(lua_State *L, int idx)
+{
+	if (!lua_getmetatable(L, idx))
+		return false;
+	lua_rawgetp(L, LUA_REGISTRYINDEX, &K_ARRAY);
+	bool yes = lua_rawequal(L, -1, -2);
+	lua_pop(L, 2);
+	return yes;
 }
 
 /* setmetatable, checked here so that errors name the script's line. */
@@ -668,6 +707,12 @@ static int open_sandbox(lua_State *L)
 	lua_newtable(L);
 	lua_pushcfunction(L, api_log);
 	lua_setfield(L, -2, "log");
+	lua_createtable(L, 0, 1);
+	lua_pushliteral(L, "linli.array");
+	lua_setfield(L, -2, "__metatable");
+	lua_rawsetp(L, LUA_REGISTRYINDEX, &K_ARRAY);
+	lua_pushcfunction(L, api_array);
+	lua_setfield(L, -2, "array");
 	lua_pushstring(L, s->scope);
 	lua_setfield(L, -2, "scope");
 	if (binder)
@@ -1703,6 +1748,10 @@ static void push_mp(lua_State *L, const msgpack_object *o, int depth)
 			push_mp(L, &o->via.array.ptr[i], depth + 1);
 			lua_rawseti(L, -2, (lua_Integer)i + 1);
 		}
+		if (!o->via.array.size) { /* stays a list when packed again (linli.array) */
+			lua_rawgetp(L, LUA_REGISTRYINDEX, &K_ARRAY);
+			lua_setmetatable(L, -2);
+		}
 		break;
 	case MSGPACK_OBJECT_MAP:
 		lua_createtable(L, 0, (int)o->via.map.size);
@@ -1807,7 +1856,7 @@ static bool is_array(lua_State *L, int idx, size_t *n, size_t *keys)
 	}
 	*n = len;
 	*keys = count;
-	return count == len && len > 0;
+	return count == len && (len > 0 || marked_array(L, idx));
 }
 
 static int pack_table(lua_State *L, int idx, struct packctx *c, int depth)

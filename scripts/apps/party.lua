@@ -250,7 +250,7 @@ local function member_cmd(args, input, caller)
     if opts.status then where = where or {}; where.status = opts.status end
     local rows, e, c = scan_all{ dataset = "party_members", where = where }
     if not rows then return nil, e, c end
-    local out = {}
+    local out = linli.array()
     for i, r in ipairs(rows) do out[i] = member_row(r) end
     return out
   elseif verb == "show" then
@@ -315,7 +315,7 @@ local function branch_cmd(args, input, caller)
     if #args > 0 then return fail("usage: branch list") end
     local rows, e, c = scan_all{ dataset = "party_branches" }
     if not rows then return nil, e, c end
-    local out = {}
+    local out = linli.array()
     for i, r in ipairs(rows) do
       local active = branch_members(r.id, r.scope) or {}
       out[i] = { id = r.id, scope = r.scope, name = r.record.name, kind = r.record.kind,
@@ -368,7 +368,7 @@ local function activity_cmd(args, input, caller)
     local sel, e0, c0 = select_meetings(args, "activity list")
     if not sel then return nil, e0, c0 end
     local branches, from, to = sel.branches, sel.from, sel.to
-    local out = {}
+    local out = linli.array()
     for _, b in ipairs(branches) do
       local rows, e, c = meetings(b.id, b.scope, from, to)
       if not rows then return nil, e, c end
@@ -455,7 +455,7 @@ local function rates_cmd(args, input, caller)
   local sel, e0, c0 = select_meetings(args, "rates")
   if not sel then return nil, e0, c0 end
   local branches, from, to, month = sel.branches, sel.from, sel.to, sel.month
-  local now, out = linli.time_now_ms(), {}
+  local now, out = linli.time_now_ms(), linli.array()
   for _, b in ipairs(branches) do
     local rows, e, c = meetings(b.id, b.scope, from, to)
     if not rows then return nil, e, c end

@@ -48,6 +48,13 @@ linli = {}
 ---@param ... any
 function linli.log(level, ...) end
 
+---Mark table `t` (a new one when nil) as a list: it is packed as an array also when empty
+---(a plain empty table is packed as a map, `{}` in JSON). `t` must have no metatable; the
+---mark is a protected one. Empty arrays the host hands a script come marked. Since 1.1.
+---@param t? table
+---@return table
+function linli.array(t) end
+
 ---The reason shown by `linli plugins info` when init fails (init returned false: MESSAGE).
 ---Outside a script plugin's init it only logs. C member: set_error.
 ---@param message string

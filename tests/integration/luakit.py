@@ -20,7 +20,7 @@ function enc(v)
   local keys = {}
   for k in pairs(v) do keys[#keys + 1] = k end
   local out = {}
-  if #keys > 0 and #keys == #v then
+  if #keys == #v and (#keys > 0 or getmetatable(v) == "linli.array") then
     for i = 1, #v do out[i] = enc(v[i]) end
     return "[" .. table.concat(out, ",") .. "]"
   end

@@ -679,8 +679,14 @@ plugin { name = "names", version = "1.0.0", sdk = "1.0", family = "custom",
   description = "d", capabilities = {},
   init = function()
     linli.cmd_register("names", "", "", function()
+      local marked = linli.array({ 1, 2 })
+      marked[3] = nil
+      local ok, aerr = pcall(linli.array, setmetatable({}, {}))
+      local back = linli.array(linli.array())
       return { names = NAMES, loaderr = LOADERR, name = linli.plugin_name(), major = linli.major,
-               minor = linli.minor }
+               minor = linli.minor, empty = linli.array(), plain = {}, pair = marked,
+               mt = getmetatable(back), again = back, aerr = aerr,
+               mixed = (function() local t = linli.array(); t.x = 1; return t end)() }
     end)
   end }
 """
@@ -695,6 +701,10 @@ plugin { name = "names", version = "1.0.0", sdk = "1.0", family = "custom",
               <= set(r["names"].split()), f"linli.*: {r['names']}")
         check("linli.publish: not available while the file loads" in r["loaderr"], r)
         eq((r["name"], r["major"], r["minor"]), ("names", SDK_MAJOR, SDK_MINOR), "fields")
+        # linli.array: an empty list is packed as [], a plain empty table as {}.
+        eq((r["empty"], r["plain"], r["pair"], r["again"], r["mixed"], r["mt"]),
+           ([], {}, [1, 2], [], {"x": 1}, "linli.array"), "linli.array")
+        check("linli.array: the table already has a metatable" in r["aerr"], r["aerr"])
         # The editor definitions and the reference describe exactly this table.
         with open(os.path.join(SRC, "sdk", "lua", "linli.lua")) as f:
             text = f.read()
