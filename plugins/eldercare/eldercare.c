@@ -81,6 +81,7 @@ static const struct wf_table table = {
 #define LIST_MAX   2000
 #define CK_MAGIC   "LNEC"
 #define CK_VERSION 1
+#define CK_ROWS	   20000 /* elders' rows a tick writes into a checkpoint under way */
 
 struct ecfg {
 	double min_l, max_l, flow_l;
@@ -140,6 +141,11 @@ struct estate {
 	struct link *links[BUCKETS];
 	struct alert *alerts;
 	struct pending_raise *pend;
+	FILE *ck;	/* the checkpoint under way, or NULL */
+	size_t ck_next; /* its next bucket of the roster */
+	uint32_t ck_rows;
+	int64_t ck_started;
+	char ck_path[PATH_MAX_], ck_tmp[PATH_MAX_ + 8];
 	int64_t n_elders, n_links, last_door, last_ckpt, ckpt_windows, ckpt_failed, resumed;
 	int64_t water_readings, door_readings, hr_readings, events, resets, opened[K_N],
 	    raised[K_N], failed[K_N], folded[K_N], suppressed_away, notified, incidents, acks,
@@ -1059,30 +1065,40 @@ struct ck_row {
 	struct welf_door door;
 };
 
-/* Every elder's windows into checkpoint_file (a temporary file renamed over it). */
-static int checkpoint(linli_ctx *ctx, struct estate *st)
+/*
+ * The checkpoint of every elder's windows into checkpoint_file: a temporary
+ * file written CK_ROWS elders a tick (or all at once: `all`, at fini), its
+ * header fixed, fsynced and renamed over the file once the roster has been
+ * walked, so that a checkpoint of 100,000 elders (about 60 MiB) never holds
+ * the kernel thread for long. Each elder's row is its windows as of the tick
+ * that wrote it. 0 while under way or done; LINLI_EIO when it failed (logged).
+ */
+static int checkpoint_step(linli_ctx *ctx, struct estate *st, bool all)
 {
-	const char *path = st->cfg.ckpt_file;
-	char tmp[PATH_MAX_ + 8];
-	if (!path[0])
-		return 0;
-	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	FILE *f = fopen(tmp, "wb");
-	if (!f) {
-		st->ckpt_failed++;
-		api->log(ctx, LINLI_LOG_WARN, "checkpoint: %s cannot be written: %s", tmp,
-			 strerror(errno));
-		return LINLI_EIO;
+	struct ck_row *row = NULL;
+	bool ok = true;
+	int64_t budget = CK_ROWS;
+	if (!st->ck) {
+		if (!st->cfg.ckpt_file[0])
+			return 0;
+		snprintf(st->ck_path, sizeof st->ck_path, "%s", st->cfg.ckpt_file);
+		snprintf(st->ck_tmp, sizeof st->ck_tmp, "%s.tmp", st->ck_path);
+		if (!(st->ck = fopen(st->ck_tmp, "wb"))) {
+			st->ckpt_failed++;
+			st->last_ckpt = api->time_now_ms(); /* tried: again at the next period */
+			api->log(ctx, LINLI_LOG_WARN, "checkpoint: %s cannot be written: %s",
+				 st->ck_tmp, strerror(errno));
+			return LINLI_EIO;
+		}
+		struct ck_head h = {.version = CK_VERSION, .size = sizeof(struct ck_row)};
+		st->ck_next = 0;
+		st->ck_rows = 0;
+		st->ck_started = api->time_now_ms();
+		ok = fwrite(&h, sizeof h, 1, st->ck) == 1;
 	}
-	struct ck_head h = {.version = CK_VERSION, .size = sizeof(struct ck_row)};
-	memcpy(h.magic, CK_MAGIC, 4);
-	h.written_at = api->time_now_ms();
-	bool ok = fwrite(&h, sizeof h, 1, f) == 1;
-	uint32_t n = 0;
-	struct ck_row *row = calloc(1, sizeof *row);
-	ok = ok && row;
-	for (size_t i = 0; ok && i < BUCKETS; i++)
-		for (struct elder *e = st->elders[i]; ok && e; e = e->next) {
+	ok = ok && (row = calloc(1, sizeof *row));
+	for (; ok && st->ck_next < BUCKETS && (all || budget > 0); st->ck_next++)
+		for (struct elder *e = st->elders[st->ck_next]; ok && e; e = e->next) {
 			if (!e->water.last_at && !e->dw.last_open && !e->hr.out_since)
 				continue;
 			memset(row, 0, sizeof *row);
@@ -1092,24 +1108,31 @@ static int checkpoint(linli_ctx *ctx, struct estate *st)
 			row->water = e->water;
 			row->hr = e->hr;
 			row->door = e->dw;
-			ok = fwrite(row, sizeof *row, 1, f) == 1;
-			n++;
+			ok = fwrite(row, sizeof *row, 1, st->ck) == 1;
+			st->ck_rows++;
+			budget--;
 		}
 	free(row);
-	h.count = n;
-	ok = ok && fseek(f, 0, SEEK_SET) == 0 && fwrite(&h, sizeof h, 1, f) == 1 &&
-	     fflush(f) == 0 && fsync(fileno(f)) == 0;
+	if (ok && st->ck_next < BUCKETS)
+		return 0; /* more at the next tick */
+	struct ck_head h = {.version = CK_VERSION, .size = sizeof(struct ck_row)};
+	memcpy(h.magic, CK_MAGIC, 4);
+	h.written_at = st->ck_started;
+	h.count = st->ck_rows;
+	ok = ok && fseek(st->ck, 0, SEEK_SET) == 0 && fwrite(&h, sizeof h, 1, st->ck) == 1 &&
+	     fflush(st->ck) == 0 && fsync(fileno(st->ck)) == 0;
 	int e = errno;
-	ok = fclose(f) == 0 && ok;
-	if (!ok || rename(tmp, path)) {
+	ok = fclose(st->ck) == 0 && ok;
+	st->ck = NULL;
+	st->last_ckpt = st->ck_started;
+	if (!ok || rename(st->ck_tmp, st->ck_path)) {
 		st->ckpt_failed++;
-		api->log(ctx, LINLI_LOG_WARN, "checkpoint: %s not written: %s", path,
+		api->log(ctx, LINLI_LOG_WARN, "checkpoint: %s not written: %s", st->ck_path,
 			 strerror(ok ? errno : e));
-		unlink(tmp);
+		unlink(st->ck_tmp);
 		return LINLI_EIO;
 	}
-	st->ckpt_windows = n;
-	st->last_ckpt = h.written_at;
+	st->ckpt_windows = st->ck_rows;
 	return 0;
 }
 
@@ -1226,8 +1249,9 @@ static void tick(linli_ctx *ctx, void *ud)
 		st->last_door = now;
 		doors_idle(ctx, st, now);
 	}
-	if (st->cfg.ckpt_file[0] && (now - st->last_ckpt >= st->cfg.ckpt_ms || now < st->last_ckpt))
-		checkpoint(ctx, st);
+	if (st->ck || (st->cfg.ckpt_file[0] &&
+		       (now - st->last_ckpt >= st->cfg.ckpt_ms || now < st->last_ckpt)))
+		checkpoint_step(ctx, st, false);
 	plugcfg_reload(api, ctx, "eldercare", &st->cfg_json, cfg_parse, st, &st->refused_reloads);
 }
 
@@ -1732,7 +1756,7 @@ static void eldercare_fini(linli_ctx *ctx, const struct linli_api *a)
 {
 	(void)a;
 	if (state) {
-		checkpoint(ctx, state);
+		checkpoint_step(ctx, state, true); /* the one under way, or a whole one */
 		free_state(state);
 	}
 	state = NULL;
