@@ -184,8 +184,10 @@ def case_sos_latency_heart_rate_and_door_patterns():
     """SOS and fall raise a critical alarm at once (measured); a repeat folds into the open
     alert. A heart rate out of range for hr_for_min is major, a short excursion nothing. The
     door: no opening for the elder's own door_idle_h in daytime, and three openings in one
-    night; an away elder's door is not watched."""
-    with node("hr_for_min = 10;") as d:
+    night; an away elder's door is not watched. A bad group after a SIGHUP is refused, the
+    running values stay."""
+    n = node("hr_for_min = 10;")
+    with n as d:
         d.ok("clock", "set", "2026-12-07T09:00:00+08:00")
         d.login()
         device(d, "wb-1", "wearable")
@@ -242,6 +244,13 @@ def case_sos_latency_heart_rate_and_door_patterns():
         eq((dn["severity"], dn["details"]),
            ("minor", "elder E1: door dr-1 opened 3 times tonight"), "night details")
         eq(stats(d)["door_readings"], 5, "openings counted (closings are not)")
+        n.configure("hr_for_min = 10; hr_low = 300;")
+        d.kill_with(signal.SIGHUP)
+        d.wait_log("eldercare: reload refused, keeping the running configuration: linli.cfg: "
+                   "plugins.eldercare.hr_low: must be beats per minute, 20 to 200")
+        st = stats(d)
+        eq((st["refused_reloads"], st["config"]["hr_for_min"], st["config"]["hr_low"]),
+           (1, 10, 45), "the running values stay")
         # The index lists what eldercare.so declares.
         name, caps = plugin_meta(ELDERCARE)
         entry = d.ok("catalog", "show", "plugin", "eldercare")
