@@ -36,13 +36,16 @@ const char cfg_embedded_default[] =
 	"catalog_dir = \"catalog\";\n"
 	"plugin_dirs = [ \"build/plugins/sim\", \"build/plugins/alarms\", \"build/plugins/grid\",\n"
 	"                \"build/plugins/fire\", \"build/plugins/access\", \"build/plugins/perimeter\",\n"
-	"                \"build/plugins/watch\", \"build/plugins/lockers\" ];\n"
+	"                \"build/plugins/watch\", \"build/plugins/lockers\",\n"
+	"                \"build/plugins/eldercare\" ];\n"
 	"script_dirs = [ \"scripts\" ];  # the repo's Lua applications (scripts/apps)\n"
 	"store = { sync = true; };\n"
 	"plugins = {\n"
 	"  sim = { per_class = 3; seed = 1; tick_ms = 1000; };  # 48 devices, one round a second\n"
 	"  # the node secret of pickup codes: beside the store, never in it (README, \"Parcel lockers\")\n"
 	"  lockers = { secret_file = \"var/lockers.secret\"; };\n"
+	"  # the welfare windows, checkpointed beside the store (README, \"Elderly care\")\n"
+	"  eldercare = { checkpoint_file = \"var/eldercare.windows\"; grid = \"g01\"; };\n"
 	"};\n";
 
 enum { T_GROUP = CONFIG_TYPE_GROUP, T_INT = CONFIG_TYPE_INT, T_STR = CONFIG_TYPE_STRING,
