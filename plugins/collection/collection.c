@@ -653,6 +653,45 @@ static int target_get(linli_ctx *ctx, const char *verb, const char *ds, const ch
 	return rc;
 }
 
+/*
+ * Record `id` as the caller reads it, its scope, and form `code` as it applies there
+ * (the deepest of that code at or above the record's scope: first the dataset a form
+ * of that code within the caller's reach collects, to read the record). Free both with
+ * record_done. 0, or a code with err.
+ */
+static int record_form(linli_ctx *ctx, const struct linli_cmd_req *req, const char *verb,
+		       const char *code, const char *id, struct form **fmp, linli_record **rec,
+		       char scope[LINLI_SCOPE_MAX + 1], char *err, size_t errlen)
+{
+	*fmp = NULL;
+	*rec = NULL;
+	const char *ds = form_dataset(code, caller_scope(ctx, req), err, errlen);
+	if (!ds)
+		return LINLI_ENOENT;
+	struct form *fm = calloc(1, sizeof *fm);
+	if (!fm)
+		return LINLI_ENOMEM;
+	int rc = target_get(ctx, verb, ds, id, rec, scope, err, errlen);
+	if (!rc)
+		rc = form_get(ctx, code, scope, fm, err, errlen); /* freed by it on failure */
+	if (rc) {
+		api->rec_free(*rec);
+		*rec = NULL;
+		free(fm);
+		return rc;
+	}
+	*fmp = fm;
+	return 0;
+}
+
+static void record_done(struct form *fm, linli_record *rec)
+{
+	api->rec_free(rec);
+	if (fm)
+		form_free(fm);
+	free(fm);
+}
+
 static int cmd_open(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
 		    char *err, size_t errlen)
 {
@@ -661,20 +700,10 @@ static int cmd_open(linli_ctx *ctx, const struct linli_cmd_req *req, linli_recor
 		return LINLI_EINVAL;
 	}
 	const char *code = req->argv[0], *id = req->argv[1];
-	/* The form that applies is the deepest at or above the record's scope: first the
-	 * dataset a form of that code collects, to read the record. */
 	char scope[LINLI_SCOPE_MAX + 1];
-	const char *ds = form_dataset(code, caller_scope(ctx, req), err, errlen);
-	if (!ds)
-		return LINLI_ENOENT;
-	struct form *fm = calloc(1, sizeof *fm);
-	if (!fm)
-		return LINLI_ENOMEM;
-	linli_record *rec = NULL;
-	int rc = target_get(ctx, "open", ds, id, &rec, scope, err, errlen);
-	bool have_form = false;
-	if (!rc)
-		have_form = !(rc = form_get(ctx, code, scope, fm, err, errlen));
+	struct form *fm;
+	linli_record *rec;
+	int rc = record_form(ctx, req, "open", code, id, &fm, &rec, scope, err, errlen);
 	char rev[REV_LEN + 1] = "";
 	if (!rc && (rc = rev_of(rec, rev)))
 		snprintf(err, errlen, "open: the record's revision: %s", linli_strerror(rc));
@@ -717,10 +746,7 @@ static int cmd_open(linli_ctx *ctx, const struct linli_cmd_req *req, linli_recor
 			api->rec_free(refs[i]);
 		*reply = r;
 	}
-	api->rec_free(rec);
-	if (have_form)
-		form_free(fm);
-	free(fm);
+	record_done(fm, rec);
 	return rc;
 }
 
@@ -809,17 +835,10 @@ static int cmd_submit(linli_ctx *ctx, const struct linli_cmd_req *req, linli_rec
 	}
 	const char *code = req->argv[0], *id = req->argv[1], *rev = req->argv[2];
 	char scope[LINLI_SCOPE_MAX + 1];
-	const char *ds = form_dataset(code, caller_scope(ctx, req), err, errlen);
-	if (!ds)
-		return LINLI_ENOENT;
-	struct form *fm = calloc(1, sizeof *fm);
-	if (!fm)
-		return LINLI_ENOMEM;
+	struct form *fm = NULL;
 	linli_record *rec = NULL, *want = api->rec_new();
-	int rc = want ? target_get(ctx, "submit", ds, id, &rec, scope, err, errlen) : LINLI_ENOMEM;
-	bool have_form = false;
-	if (!rc)
-		have_form = !(rc = form_get(ctx, code, scope, fm, err, errlen));
+	int rc = want ? record_form(ctx, req, "submit", code, id, &fm, &rec, scope, err, errlen)
+		      : LINLI_ENOMEM;
 	if (!rc)
 		rc = may(ctx, req, "collection.submit", scope, err, errlen);
 	for (int i = 3; !rc && i < req->argc; i++) {
@@ -888,11 +907,8 @@ static int cmd_submit(linli_ctx *ctx, const struct linli_cmd_req *req, linli_rec
 			*reply = r;
 		}
 	}
-	api->rec_free(rec);
 	api->rec_free(want);
-	if (have_form)
-		form_free(fm);
-	free(fm);
+	record_done(fm, rec);
 	return rc;
 }
 
