@@ -2,7 +2,7 @@
  * bench_apps (tools/bench apps) — the application families' benches, and the
  * node they run against (bench_apps.h).
  *
- *   bench_apps [FAMILY...]   governance, safety (default: all, in that order)
+ *   bench_apps [FAMILY...]   governance, safety, government (default: all, in that order)
  *
  * Nothing else is taken: an unknown family or option is refused (exit 2)
  * with the list. Sizes come from BENCH_* variables, documented in each
@@ -190,7 +190,8 @@ static const struct {
 	const char *name;
 	void (*sizes)(void), (*run)(void);
 } families[] = {{"governance", bench_governance_sizes, bench_governance},
-		{"safety", bench_safety_sizes, bench_safety}};
+		{"safety", bench_safety_sizes, bench_safety},
+		{"government", bench_government_sizes, bench_government}};
 #define N_FAMILIES (sizeof families / sizeof families[0])
 
 static volatile sig_atomic_t child; /* the bench's process, for the signal forwarder */
@@ -251,7 +252,8 @@ static int run_in_child(const bool *run, bool any)
 
 static int usage(FILE *f)
 {
-	fprintf(f, "usage: bench_apps [FAMILY...]  (families: governance, safety; default all)\n");
+	fprintf(f, "usage: bench_apps [FAMILY...]  (families: governance, safety, government; "
+		   "default all)\n");
 	return f == stdout ? 0 : 2;
 }
 
@@ -266,7 +268,8 @@ int main(int argc, char **argv)
 		while (f < N_FAMILIES && strcmp(argv[i], families[f].name) != 0)
 			f++;
 		if (f == N_FAMILIES) {
-			fprintf(stderr, "bench_apps: %s '%s' (families: governance, safety)\n",
+			fprintf(stderr,
+				"bench_apps: %s '%s' (families: governance, safety, government)\n",
 				argv[i][0] == '-' ? "unknown option" : "no family", argv[i]);
 			return usage(stderr);
 		}
