@@ -235,13 +235,13 @@ static int key_is(const char *s, size_t n, const char *key)
 
 static const char *const item_str_fields[] = {"category",  "handling_level", "description",
 					      "materials", "form_fields",    "legal_basis",
-					      "status"};
+					      "status",	   "co_handlers"};
 
 #define ITEMS_USAGE                                                                                \
 	"usage: services items [list] | services items add SCOPE CODE NAME DEPARTMENT "            \
 	"[promised_days=N] [statutory_days=N] [visits=0|1] [form_fields=A,B] "                     \
 	"[materials=TEXT] [category=C] [handling_level=L] [status=S] [description=TEXT] "          \
-	"[legal_basis=TEXT]"
+	"[legal_basis=TEXT] [co_handlers=DEPT,DEPT]"
 
 static int item_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
 {
@@ -251,7 +251,8 @@ static int item_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
 		return LINLI_ENOMEM;
 	api->rec_set_str(m, "code", row->id);
 	api->rec_set_str(m, "scope", row->scope);
-	static const char *const keys[] = {"name", "department", "status", "form_fields"};
+	static const char *const keys[] = {"name", "department", "status", "form_fields",
+					   "co_handlers"};
 	for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
 		const char *s = str_or(row->record, keys[i], NULL);
 		if (s)
@@ -745,6 +746,132 @@ static int move_step(linli_ctx *ctx, const char *id, linli_record **rec, void *u
 	return 0;
 }
 
+/* ---- joint items (联办): every co-handler's part done before 办结 ---- */
+
+/*
+ * The co-handlers of application `a`'s item (at `scope`) whose part is not done yet,
+ * comma-separated in `out` ("" when none, or the item is not joint). Returns the number.
+ */
+static int parts_waiting(const char *scope, const linli_record *a, char *out, size_t len)
+{
+	char e[256];
+	const linli_record *item = item_for(scope, str_or(a, "item", ""), e, sizeof e);
+	const char *co = item ? str_or(item, "co_handlers", "") : "",
+		   *done = str_or(a, "parts_done", "");
+	size_t o = 0;
+	int n = 0;
+	out[0] = '\0';
+	for (const char *p = co; *p;) {
+		while (*p == ' ' || *p == ',')
+			p++;
+		size_t k = strcspn(p, ","), m = k;
+		while (m && p[m - 1] == ' ')
+			m--;
+		if (m && !in_list(done, p, m)) {
+			o += (size_t)snprintf(out + o, o < len ? len - o : 0, "%s%.*s",
+					      n ? "," : "", (int)m, p);
+			n++;
+		}
+		p += k;
+	}
+	return n;
+}
+
+struct part_write {
+	const char *dept;
+};
+
+/* Add a co-handler's part to parts_done, once, while processing (write transaction). */
+static int part_step(linli_ctx *ctx, const char *id, linli_record **rec, void *ud, char *err,
+		     size_t errlen)
+{
+	(void)ctx;
+	const struct part_write *w = ud;
+	if (!*rec) {
+		snprintf(err, errlen, "application %s: removed meanwhile", id);
+		return LINLI_ENOENT;
+	}
+	if (strcmp(str_or(*rec, "status", ""), "processing")) {
+		snprintf(err, errlen,
+			 "part: application %s is %s: a co-handler's part is recorded while it "
+			 "is processing",
+			 id, str_or(*rec, "status", "?"));
+		return LINLI_ESTATE;
+	}
+	const char *done = str_or(*rec, "parts_done", "");
+	if (in_list(done, w->dept, strlen(w->dept))) {
+		snprintf(err, errlen, "part: application %s: %s's part is done already", id,
+			 w->dept);
+		return LINLI_EEXIST;
+	}
+	char buf[600];
+	snprintf(buf, sizeof buf, "%s%s%s", done, done[0] ? "," : "", w->dept);
+	api->rec_set_str(*rec, "parts_done", buf);
+	return 0;
+}
+
+/*
+ * services part ID DEPARTMENT [NOTE...]: co-handler DEPARTMENT of a joint item (联办) has
+ * done its part of a processing application (services.handle). 办结 waits for all.
+ */
+static int cmd_part(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
+		    char *err, size_t errlen)
+{
+	if (req->argc < 2) {
+		snprintf(err, errlen, "usage: services part ID DEPARTMENT [NOTE...]");
+		return LINLI_EINVAL;
+	}
+	const char *id = req->argv[0], *dept = req->argv[1];
+	char scope[LINLI_SCOPE_MAX + 1], note[1024], msg[1200], waiting[600];
+	linli_record *a = NULL;
+	int rc = load_app(ctx, id, &a, scope, err, errlen);
+	if (rc)
+		return rc;
+	if ((rc = may(ctx, req->caller, "services.handle", scope, err, errlen)))
+		goto out;
+	const linli_record *item = item_for(scope, str_or(a, "item", ""), err, errlen);
+	const char *co = item ? str_or(item, "co_handlers", "") : "";
+	if (!co[0]) {
+		snprintf(err, errlen, "part: item %s of application %s is not a joint item (联办)",
+			 str_or(a, "item", "?"), id);
+		rc = LINLI_ESTATE;
+		goto out;
+	}
+	if (!in_list(co, dept, strlen(dept))) {
+		snprintf(err, errlen, "part: '%s' is not a co-handler of item %s (co-handlers: %s)",
+			 dept, str_or(a, "item", "?"), co);
+		rc = LINLI_EINVAL;
+		goto out;
+	}
+	struct part_write w = {dept};
+	join_args(req, 2, note, sizeof note);
+	snprintf(msg, sizeof msg, "%s%s%s", dept, note[0] ? ": " : "", note);
+	int64_t now = api->time_now_ms();
+	if ((rc = api->store_update(ctx, "applications", scope, id, part_step, &w)) ||
+	    (rc = record_move(ctx, scope, id, "part", "processing", "processing", who_of(req), now,
+			      msg, time_or(a, "deadline", 0)))) {
+		snprintf(err, errlen, "%s", api->store_last_error(ctx));
+		goto out;
+	}
+	char what[1300];
+	snprintf(what, sizeof what, "part: %s", msg);
+	api->audit(ctx, "services.move", scope, id, "allowed", what);
+	api->rec_free(a);
+	a = NULL;
+	if ((rc = load_app(ctx, id, &a, scope, err, errlen)))
+		goto out;
+	parts_waiting(scope, a, waiting, sizeof waiting);
+	linli_record *r = api->rec_new();
+	api->rec_set_str(r, "id", id);
+	api->rec_set_str(r, "part", dept);
+	api->rec_set_str(r, "parts_done", str_or(a, "parts_done", ""));
+	api->rec_set_str(r, "waiting", waiting);
+	*reply = r;
+out:
+	api->rec_free(a);
+	return rc;
+}
+
 /* What each verb needs after the id: its usage's words; a reason, a request, a result. */
 static const char *needs_text(const char *verb)
 {
@@ -784,6 +911,16 @@ static int cmd_move(linli_ctx *ctx, const struct linli_cmd_req *req, linli_recor
 	}
 	if ((rc = may(ctx, req->caller, m->action, scope, err, errlen)))
 		goto out;
+	char waiting[600];
+	if (!strcmp(verb, "finish") && parts_waiting(scope, a, waiting, sizeof waiting)) {
+		snprintf(err, errlen,
+			 "application %s is a joint item (联办): cannot finish before every "
+			 "co-handler's part is done: waiting for %s",
+			 id, waiting);
+		api->audit(ctx, "services.move", scope, id, "denied", err);
+		rc = LINLI_ESTATE;
+		goto out;
+	}
 	int64_t now = api->time_now_ms(), deadline = time_or(a, "deadline", 0);
 	const struct wf_cal *cal = calendar(ctx, scope, now);
 	char warn[256] = "";
@@ -1741,6 +1878,12 @@ static int services_init(linli_ctx *ctx, const struct linli_api *a)
 		rc = api->cmd_register(ctx, "table", "",
 				       "the workflow's moves and who may make them", cmd_table,
 				       NULL);
+	if (!rc)
+		rc =
+		    api->cmd_register(ctx, "part", "ID DEPARTMENT [NOTE...]",
+				      "a co-handler's part of a joint item (联办) done; 办结 waits "
+				      "for every one",
+				      cmd_part, NULL);
 	if (!rc)
 		rc = api->cmd_register(
 		    ctx, "receipt", "ID",

@@ -522,5 +522,50 @@ def case_receipt_evaluation_and_deadlines_on_the_test_clock():
         refused(d, "usage: services stats [scope=PATH]", "stats", "nosuch")
 
 
+def case_a_joint_item_closes_only_when_every_co_handler_is_done():
+    """A joint item (联办) names its co-handling departments: 办结 is refused naming the
+    parts still awaited (audited, nothing written) until each co-handler's part is
+    recorded — once each, only while processing, only by a co-handler of the item."""
+    with node() as d:
+        items(d)
+        joint = "34010400RS-GG-0012"
+        d.ok("services", "items", "add", "hefei", joint, "退休一件事", "人社局",
+             "promised_days=10", "co_handlers=医保局, 公积金中心")
+        eq({r["code"]: r.get("co_handlers") for r in d.ok("services", "items")}[joint],
+           "医保局, 公积金中心", "the co-handlers listed")
+        a, b, plain = apply(d, joint), apply(d, joint), apply(d, ELDER)
+        for app in (a, plain):
+            move(d, "accept", app)
+            move(d, "process", app)
+        move(d, "accept", b)
+        refused(d, f"part: item {ELDER} of application {plain} is not a joint item (联办)",
+                "part", plain, "医保局", code="LINLI_ESTATE")
+        refused(d, f"part: application {b} is accepted: a co-handler's part is recorded "
+                   "while it is processing", "part", b, "医保局", code="LINLI_ESTATE")
+        refused(d, f"part: '税务局' is not a co-handler of item {joint} (co-handlers: 医保局, "
+                   "公积金中心)", "part", a, "税务局", code="LINLI_EINVAL")
+        refused(d, "usage: services part ID DEPARTMENT", "part", a)
+        before = stored(d, "application_moves")
+        refused(d, f"application {a} is a joint item (联办): cannot finish before every "
+                   "co-handler's part is done: waiting for 医保局,公积金中心", "finish", a, "准予",
+                code="LINLI_ESTATE")
+        eq(stored(d, "application_moves"), before, "a refused finish writes nothing")
+        r = d.ok("services", "part", a, "医保局", "医保关系已转移")
+        eq((r["parts_done"], r["waiting"]), ("医保局", "公积金中心"), "one part done")
+        refused(d, f"part: application {a}: 医保局's part is done already", "part", a, "医保局",
+                code="LINLI_EEXIST")
+        refused(d, "waiting for 公积金中心", "finish", a, "准予", code="LINLI_ESTATE")
+        eq(d.ok("services", "part", a, "公积金中心")["waiting"], "", "every part done")
+        eq(move(d, "finish", a, "准予退休")["to"], "completed", "办结 once all are done")
+        eq(move(d, "finish", plain, "准予")["to"], "completed", "a plain item is not held")
+        shown = d.ok("services", "show", a)
+        eq((shown["status"], shown["parts_done"]), ("completed", "医保局,公积金中心"), "a")
+        eq([(m["verb"], m.get("note")) for m in shown["moves"] if m["verb"] == "part"],
+           [("part", "医保局: 医保关系已转移"), ("part", "公积金中心")], "the parts' moves")
+        denied = [e for e in d.ok("audit", "--via", "plugin:services", "--result", "denied",
+                                  "--limit", "100") if "joint item" in (e.get("detail") or "")]
+        eq(len(denied), 2, "each refused finish audited")
+
+
 if __name__ == "__main__":
     sys.exit(main(dict(globals())))
