@@ -2,14 +2,19 @@
  * services.c — government services (政务服务): the service-item catalogue (事项) and the
  * workflow of applications (办件) as a transition table (plugins/lib/wf_table.h), the
  * promised time limit (承诺时限) in working days of the working calendar
- * (plugins/lib/wf_cal.h), stopped while materials are awaited (补正).
+ * (plugins/lib/wf_cal.h), stopped while materials are awaited (补正); joint items (联办)
+ * that close only when every co-handler's part is done.
  *
- * Owns: the `services` console commands and a cache of the work_calendar records
- * (reloaded when they change). Every move is checked against the table and the
- * caller's action, written to applications and recorded in application_moves as the
- * caller (so the kernel audits it under the caller's name, via plugin:services); an
- * illegal move is refused and audited as denied. It never acts on its own account in
- * a command.
+ * Owns: the `services` console commands; the HTTP routes of the applications API
+ * (items, submit, status and evaluate by the applicant's token — the kernel hands
+ * /api/v1/applications to them); the applicants' tokens, of which only a hash is ever
+ * stored; the caches of service_items and work_calendar (wf_ref.h, loaded and followed
+ * on the plugin's own account); the deadline timer that warns and escalates, as the
+ * plugin. Every move is checked against the table and the caller's action, written to
+ * applications and recorded in application_moves as the caller (so the kernel audits it
+ * under the caller's name, via plugin:services); an illegal move is refused and audited
+ * as denied. It never acts on its own account in a command or a route, and never logs,
+ * audits or publishes an applicant's field or token.
  */
 #include <stdbool.h>
 #include <stdio.h>
