@@ -255,10 +255,13 @@ static linli_record *query_map(struct http_req *r)
 	return m;
 }
 
-static int serve(struct http_req *r, void *ud)
+/*
+ * Serve `rest` (a path relative to /api/v1/apps/<plugin>/) of `plugin` for request r.
+ * `alias`: the request came by a kernel path handed to the plugin (POST
+ * /api/v1/applications): when the plugin serves nothing there, 503 naming it.
+ */
+static int serve_at(struct http_req *r, const char *plugin, const char *rest, bool alias)
 {
-	(void)ud;
-	const char *plugin = r->params[0], *rest = r->params[1];
 	const char *kscope = NULL;
 	const struct apires_set *res = NULL;
 	const struct tier_principal *key = opendata_key(r, &kscope, &res);
@@ -284,7 +287,11 @@ static int serve(struct http_req *r, void *ud)
 	if (!rt) {
 		st = path_known
 			 ? http_error(r, 405, "method %s not allowed on %s", r->method, r->path)
-			 : http_error(r, 404, "no such resource: %s", r->path);
+		     : alias ? http_error(r, 503,
+					  "%s is served by the %s plugin, which is not "
+					  "running here (nothing was stored)",
+					  r->path, plugin)
+			     : http_error(r, 404, "no such resource: %s", r->path);
 		return opendata_audited(r, kscope, object, "denied", st);
 	}
 	snprintf(object, sizeof object, "app:%s/%s", plugin, rt->name);
@@ -378,12 +385,41 @@ out:
 	return opendata_audited(r, kscope, object, st < 400 ? "allowed" : "denied", st);
 }
 
+static int serve(struct http_req *r, void *ud)
+{
+	(void)ud;
+	return serve_at(r, r->params[0], r->params[1], false);
+}
+
+/*
+ * The applications API (issue 18): /api/v1/applications[/REST] is the services
+ * plugin's route "applications[/REST]" — the key, its resource app:services[/ROUTE],
+ * the action, the audit and the handler exactly as under /api/v1/apps/services/. The
+ * kernel stores nothing itself: without the plugin the answer is 503.
+ */
+static int serve_applications(struct http_req *r, void *ud)
+{
+	(void)ud;
+	char rest[PATTERN_MAX];
+	if (r->n_params > 0 && r->params[0] && r->params[0][0])
+		snprintf(rest, sizeof rest, "applications/%s", r->params[0]);
+	else
+		snprintf(rest, sizeof rest, "applications");
+	return serve_at(r, "services", rest, true);
+}
+
 int approutes_register(struct kernel *k, struct http *h)
 {
 	(void)k;
 	static const char *const methods[] = {"GET", "POST", "PUT", "DELETE"};
 	for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
 		int rc = http_route(h, methods[i], "/api/v1/apps/{}/**", true, serve, NULL);
+		if (!rc)
+			rc = http_route(h, methods[i], "/api/v1/applications", true,
+					serve_applications, NULL);
+		if (!rc)
+			rc = http_route(h, methods[i], "/api/v1/applications/**", true,
+					serve_applications, NULL);
 		if (rc)
 			return rc;
 	}

@@ -10,7 +10,9 @@
  * required action for the key and runs the handler acting as the key
  * (caller.c), turns its reply into JSON and audits the request under the key
  * "via" the plugin. Errors are the kernel's JSON errors. Never runs a
- * plugin's handler for a key that may not reach it.
+ * plugin's handler for a key that may not reach it. /api/v1/applications[/REST]
+ * is served the same way as the services plugin's applications[/REST] (the
+ * applications API belongs to that plugin; without it: 503, nothing stored).
  */
 #ifndef LINLI_APPROUTES_H
 #define LINLI_APPROUTES_H

@@ -37,7 +37,7 @@ const char cfg_embedded_default[] =
 	"plugin_dirs = [ \"build/plugins/sim\", \"build/plugins/alarms\", \"build/plugins/grid\",\n"
 	"                \"build/plugins/fire\", \"build/plugins/access\", \"build/plugins/perimeter\",\n"
 	"                \"build/plugins/watch\", \"build/plugins/lockers\",\n"
-	"                \"build/plugins/eldercare\" ];\n"
+	"                \"build/plugins/eldercare\", \"build/plugins/services\" ];\n"
 	"script_dirs = [ \"scripts\" ];  # the repo's Lua applications (scripts/apps)\n"
 	"store = { sync = true; };\n"
 	"plugins = {\n"

@@ -732,83 +732,6 @@ static int get_devices(struct http_req *r, void *ud)
 	return st;
 }
 
-struct pending_post {
-	struct http_req *r;
-	char id[STORE_ID_MAX + 1];
-};
-
-static void post_committed(void *arg, int rc, const char *err)
-{
-	struct pending_post *pp = arg;
-	struct http_req *r = pp->r;
-	if (rc) {
-		http_error(r, 503, "not stored: %s", err ? err : linli_strerror(rc));
-		http_finish(r, 503);
-	} else {
-		r->resp = json_pack("{s:s,s:s}", "id", pp->id, "status", "submitted");
-		http_finish(r, 201);
-	}
-	free(pp);
-}
-
-static int post_application(struct http_req *r, void *ud)
-{
-	(void)ud;
-	struct keyauth *ka = r->auth;
-	int st = 0;
-	if (!apires_allows(&ka->res, APIRES_DATASET, "applications", NULL)) {
-		st = http_error(r, 403, "key '%s' may not submit applications", ka->name + 7);
-		return opendata_audited(r, ka->scope, "applications", "denied", st);
-	}
-	if (!r->body)
-		return opendata_audited(r, ka->scope, "applications", "denied",
-			       http_error(r, 400, "the application is a JSON object in the body"));
-	json_error_t je;
-	json_t *j = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &je);
-	if (!json_is_object(j)) {
-		json_decref(j);
-		st = j ? http_error(r, 400, "the body must be a JSON object")
-		       : http_error(r, 400, "malformed JSON at line %d column %d: %s", je.line,
-				    je.column, je.text);
-		return opendata_audited(r, ka->scope, "applications", "denied", st);
-	}
-	/* The server owns the workflow fields. */
-	json_object_set_new(j, "status", json_string("submitted"));
-	json_object_set_new(j, "submitted_at", json_integer(wall_ms()));
-	if (!json_object_get(j, "channel"))
-		json_object_set_new(j, "channel", json_string("online"));
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	int deep = json_to_mp(j, &pk);
-	json_decref(j);
-	if (deep) {
-		msgpack_sbuffer_destroy(&sb);
-		st = http_error(r, 400, "the body nests deeper than %d levels", MP_MAX_DEPTH);
-		return opendata_audited(r, ka->scope, "applications", "denied", st);
-	}
-	struct pending_post *pp = calloc(1, sizeof *pp);
-	char err[512];
-	int rc = pp ? store_put(r->k->store, "applications", ka->scope, NULL, sb.data, sb.size,
-				pp->id, NULL, err, sizeof err)
-		    : LINLI_ENOMEM;
-	msgpack_sbuffer_destroy(&sb);
-	if (rc) {
-		free(pp);
-		st = http_error(r, rc == LINLI_ESCHEMA || rc == LINLI_EINVAL ? 400 : 500, "%s",
-				rc == LINLI_ENOMEM ? "out of memory" : err);
-		return opendata_audited(r, ka->scope, "applications", "denied", st);
-	}
-	opendata_audited(r, ka->scope, "applications", "allowed", 201);
-	pp->r = r;
-	if (store_on_commit(r->k->store, post_committed, pp) != 0) {
-		free(pp);
-		return http_error(r, 503, "cannot wait for the commit");
-	}
-	return HTTP_PENDING;
-}
-
 /* ---- linli apikeys add | list | revoke ---- */
 
 /* --resources LIST and --datasets A,B (each a dataset:NAME), merged into `out`. */
@@ -1069,11 +992,8 @@ int opendata_register(struct kernel *k, struct http *h)
 					get_record, NULL);
 		if (!rc)
 			rc = http_route(h, "GET", "/api/v1/devices", true, get_devices, NULL);
-		if (!rc)
+		if (!rc) /* and /api/v1/applications, handed to the services plugin */
 			rc = approutes_register(k, h);
-		if (!rc)
-			rc = http_route(h, "POST", "/api/v1/applications", true, post_application,
-					NULL);
 	}
 	return rc;
 }

@@ -13,6 +13,7 @@ import zoneinfo
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import BUILD, SRC, Daemon, check, eq, finish, main  # noqa: E402
+from test_http import api as http_api, free_port  # noqa: E402
 
 SERVICES_SO = os.path.join(BUILD, "plugins", "services", "services.so")
 CATALOG = os.path.join(SRC, "catalog")
@@ -44,13 +45,19 @@ class node:
     """A linlid at the city with the services plugin, on the test clock; the console is
     the city's administrator."""
 
-    def __init__(self):
+    def __init__(self, http=False):
         self.d = Daemon()
         pdir = os.path.join(self.d.dir, "plugins")
         os.makedirs(pdir)
         shutil.copyfile(SERVICES_SO, os.path.join(pdir, "services.so"))
+        web = ""
+        if http:  # the open-data API, and test_http's curl on its port
+            self.d.web = object.__new__(http_api)
+            self.d.web.port = free_port()
+            web = (f'http = {{ listen = "http://127.0.0.1:{self.d.web.port}"; '
+                   f'rate_limit = 1000; }};\n')
         self.d.write_config(extra=f'plugin_dirs = [ "{pdir}" ];\n'
-                                  f'catalog_dir = "{CATALOG}";\n')
+                                  f'catalog_dir = "{CATALOG}";\n' + web)
         self.d.grant_declared(pdir)
 
     def __enter__(self):
@@ -301,6 +308,263 @@ def case_bad_items_and_submissions_refused_with_nothing_stored():
         # The same submission, right, is taken.
         apply(d, BIRTH, *ok, "child_name=小明", "due_date=2027-03-01")
         eq((stored(d, "applications"), stored(d, "application_moves")), (1, 1), "one stored")
+
+
+QIMING = STREET + "/qiming"
+
+
+def blake2b_hex(token):
+    import hashlib
+    return hashlib.blake2b(token.encode(), digest_size=32).hexdigest()
+
+
+def case_http_submit_and_the_applicants_token():
+    """A kiosk (an HTTP client with its own machine key) lists the active items and
+    submits through POST /api/v1/applications, which the kernel hands to the plugin: bad
+    submissions refused naming what is wrong (unknown item 400, inactive 409, missing
+    applicant or form field, a non-string, malformed JSON, a key without the route) with
+    nothing stored; a good one returns the id and a 128-bit token shown once — only its
+    hash is stored. POST /api/v1/applications/status with the token in the body gives that
+    application's state and notice and nothing else; another applicant's token gives the
+    other application, a wrong or malformed token 404, a sibling community's key 404, the
+    token never travels in the URL. After 办结 the applicant evaluates by token, once."""
+    with node(http=True) as d:
+        web = d.web
+        items(d)
+        kiosk = d.ok("apikeys", "add", "kiosk-01", "--resources", "app:services", "--scope",
+                     YUELAN, "--role", "operator")["key"]
+        app3 = d.ok("apikeys", "add", "app3", "--resources", "app:services/status,"
+                    "app:services/items", "--scope", YUELAN)["key"]
+        sibling = d.ok("apikeys", "add", "kiosk-qm", "--resources", "app:services", "--scope",
+                       QIMING, "--role", "operator")["key"]
+        other = d.ok("apikeys", "add", "reader", "--datasets", "residents", "--scope",
+                     YUELAN)["key"]
+        st, body, _ = web.curl("GET", "/api/v1/apps/services/items", key=app3)
+        eq((st, sorted(x["code"] for x in body["items"])), (200, sorted([BIRTH, ELDER])),
+           f"the active items: {body}")
+        birth = next(x for x in body["items"] if x["code"] == BIRTH)
+        eq((birth["name"], birth["promised_days"], birth["form_fields"]),
+           ("生育登记", 2, "child_name, due_date"), "an item as the kiosk shows it")
+
+        def post(path, obj, k=kiosk):
+            text = obj if isinstance(obj, str) else json.dumps(obj, ensure_ascii=False)
+            return web.curl("POST", path, key=k, body=text)
+
+        person = {"applicant_name": "张三", "applicant_id_number": "340104195001010011"}
+        good = dict(person, item=BIRTH, child_name="小明", due_date="2027-03-01",
+                    channel="kiosk")
+        bad = [
+            (dict(good, item="34010400MZ-GG-0999"), 400,
+             f"service item '34010400MZ-GG-0999': no such item at {YUELAN} or above"),
+            (dict(good, item=RESIDE), 409, f"service item '{RESIDE}' (居住证) is suspended"),
+            ({k: v for k, v in good.items() if k != "applicant_name"}, 400,
+             "missing field 'applicant_name'"),
+            ({k: v for k, v in good.items() if k != "due_date"}, 400,
+             f"missing form field 'due_date' of item {BIRTH}"),
+            (dict(good, applicant_phone=13800000000), 400,
+             "field 'applicant_phone': a string expected"),
+            (dict(good, colour="red"), 400, "'colour=red' is not FIELD=VALUE"),
+            ({k: v for k, v in good.items() if k != "item"}, 400, "field 'item': missing"),
+            (dict(good, channel="fax"), 400, "field 'channel': 'fax' is not one of"),
+            ("{not json", 400, "malformed JSON"),
+            ("[1, 2]", 400, "the body must be a JSON object"),
+        ]
+        for obj, want, needle in bad:
+            st, body, _ = post("/api/v1/applications", obj)
+            eq(st, want, f"{obj}: {body}")
+            check(needle in body["error"]["message"], f"{needle!r} not in {body}")
+        eq(post("/api/v1/applications", good, k=app3)[0], 403, "a key without the route")
+        eq(post("/api/v1/applications", good, k=other)[0], 403, "a key without app:services")
+        eq(web.curl("GET", "/api/v1/applications", key=kiosk)[0], 405, "GET: not a route")
+        eq((stored(d, "applications"), stored(d, "application_moves")), (0, 0),
+           "nothing stored by the refused submissions")
+        # A good submission: the id and the token, once; only the hash is kept.
+        st, sub, _ = post("/api/v1/applications", good)
+        eq((st, sub["status"], sub["item"], sub["scope"]), (201, "submitted", BIRTH, YUELAN),
+           f"submitted: {sub}")
+        a, tok = sub["id"], sub["token"]
+        check(len(tok) == 32 and int(tok, 16) >= 0, f"128 bits in hex: {tok}")
+        raw = d.ok("data", "get", "applications", a)
+        eq((raw["token_hash"], raw["channel"]), (blake2b_hex(tok), "kiosk"), "the hash kept")
+        check(tok not in json.dumps(raw) and tok not in json.dumps(d.ok("services", "show", a)),
+              "the token itself is stored nowhere")
+        check("token_hash" not in d.ok("services", "show", a), "show leaves the hash out")
+        eq(d.ok("services", "show", a)["moves"][0]["who"], "apikey:kiosk-01", "the kiosk")
+        st, sub2, _ = post("/api/v1/apps/services/applications",
+                           dict(person, item=ELDER, applicant_name="李四"))
+        eq(st, 201, f"the same route under /api/v1/apps/services: {sub2}")
+        b, tok2 = sub2["id"], sub2["token"]
+        check(tok2 != tok, "a token per application")
+        # The token reads its own application and nothing else.
+        st, got, _ = post("/api/v1/applications/status", {"token": tok}, k=app3)
+        eq((st, got["id"], got["status"], got["notice"], got["item_name"]),
+           (200, a, "submitted", "已提交,等待受理", "生育登记"), f"by token: {got}")
+        check(not any(k.startswith("applicant") for k in got) and "张三" not in json.dumps(
+            got, ensure_ascii=False) and "token_hash" not in got, f"no applicant field: {got}")
+        eq(post("/api/v1/applications/status", {"token": tok2})[1]["id"], b, "token 2: b")
+        for wrong in ("0" * 32, tok[:-1] + ("0" if tok[-1] != "0" else "1"), "x", tok.upper(),
+                      "340104195001010011"):
+            st, got, _ = post("/api/v1/applications/status", {"token": wrong})
+            eq((st, got["error"]["message"]), (404, "no application for this token"),
+               f"token {wrong!r}")
+        st, got, _ = post("/api/v1/applications/status", {"token": tok}, k=sibling)
+        eq((st, got["error"]["message"]), (404, "no application for this token"),
+           "a sibling community's kiosk")
+        st, got, _ = post("/api/v1/applications/status", {})
+        check(st == 400 and "field 'token': missing" in got["error"]["message"], got)
+        eq(web.curl("GET", f"/api/v1/applications/status?token={tok}", key=kiosk)[0], 405,
+           "never in the URL")
+        move(d, "accept", a)
+        move(d, "request", a, "缺出生医学证明")
+        got = post("/api/v1/applications/status", {"token": tok})[1]
+        eq((got["status"], got["notice"]), ("supplement_required", "请补正材料: 缺出生医学证明"),
+           "the notice")
+        move(d, "supply", a)
+        move(d, "process", a)
+        got = post("/api/v1/applications/evaluate", {"token": tok, "score": 5})
+        check(got[0] == 409 and "once completed" in got[1]["error"]["message"], got)
+        move(d, "finish", a, "准予登记")
+        got = post("/api/v1/applications/status", {"token": tok})[1]
+        eq((got["notice"], got["can_evaluate"]), ("已办结: 准予登记", True), "completed")
+        st, got, _ = post("/api/v1/applications/evaluate", {"token": tok, "score": 9})
+        check(st == 400 and "field 'score': '9' is not a score 1-5" in got["error"]["message"],
+              got)
+        st, got, _ = post("/api/v1/applications/evaluate",
+                          {"token": tok, "score": 4, "comment": "办事快"})
+        eq((st, got["evaluation"], got["can_evaluate"]), (200, 4, False), f"evaluated: {got}")
+        st, got, _ = post("/api/v1/applications/evaluate", {"token": tok, "score": 1})
+        check(st == 409 and "evaluated already" in got["error"]["message"], f"once: {got}")
+        eq(post("/api/v1/applications/evaluate", {"token": tok2, "score": 1}, k=app3)[0], 403,
+           "a key without the evaluate route")
+        shown = d.ok("services", "show", a)
+        eq((shown["evaluation"], shown["evaluation_comment"], shown["moves"][-1]["verb"]),
+           (4, "办事快", "evaluate"), "the evaluation kept")
+        audit = d.ok("audit", "--via", "plugin:services", "--limit", "1000")
+        check(any(e["who"] == "apikey:kiosk-01" and e["action"] == "services.move" and
+                  e["object"] == a for e in audit), "the kiosk's submission audited")
+        check(not any(tok in json.dumps(e, ensure_ascii=False) for e in audit),
+              "no token in the audit")
+
+
+def case_receipt_evaluation_and_deadlines_on_the_test_clock():
+    """The receipt (受理回执) of an accepted application: the item, the applicant masked,
+    accepted at, the promised deadline, never the token. On the test clock the deadline
+    timer warns once at 80% of the promised time and, past the deadline, records the
+    application overdue and escalated (督办) to its street, once; services overdue and
+    stats show them; the counter takes the applicant's evaluation once, after 办结."""
+    with node() as d:
+        d.ok("data", "put", "work_calendar", "--scope", "hefei", "--id", "2027", js(CAL_2027))
+        items(d)
+        d.ok("clock", "set", "2027-01-11T10:00")  # a Monday
+        d.login()
+        rc, sub, err = d.cli("services", "apply", YUELAN, BIRTH, "applicant_name=李四",
+                             "applicant_id_number=340104199001010022", "child_name=小明",
+                             "due_date=2027-03-01")
+        check(rc == 0 and len(sub["token"]) == 32, f"a token at the counter too: {sub} {err}")
+        a = sub["id"]
+        refused(d, f"receipt: application {a} is submitted: a receipt (受理回执) is printed "
+                   "once it is accepted", "receipt", a, code="LINLI_ESTATE")
+        move(d, "accept", a)
+        text = d.ok("services", "receipt", a)["receipt"]
+        for want in ("受理回执", f"办件编号: {a}", f"事项: 生育登记 ({BIRTH})", "承办部门: 卫健委",
+                     "申请人: 李*  证件号码: **************0022", "受理时间: 2027-01-11 10:0",
+                     "承诺办结: 2027-01-13 10:0", "(承诺 2 个工作日)", "本回执不含查询码"):
+            check(want in text, f"{want!r} not in the receipt:\n{text}")
+        check("李四" not in text and "340104199001010022" not in text and sub["token"] not in
+              text, f"nothing in clear:\n{text}")
+        refused(d, "usage: services receipt ID", "receipt")
+        eq(d.ok("services", "overdue"), [], "nothing due on Monday")
+        # Tuesday 16:00: 11.5 of 14 working hours used (82%): warned once.
+        d.ok("clock", "set", "2027-01-12T16:00")
+        d.login()
+        b = apply(d, ELDER)
+        move(d, "accept", b)  # 5 working days from now: not due
+        d.ok("clock", "set", "2027-01-12T16:05")
+        d.login()
+        due = d.ok("services", "overdue")
+        eq([(x["id"], x["level"]) for x in due], [(a, "warning")], f"warned: {due}")
+        check(80 <= due[0]["percent"] < 100, due)
+        warns = [m for m in d.ok("services", "show", a)["moves"] if m["verb"] == "warn"]
+        eq(len(warns), 1, "one warning recorded")
+        eq((warns[0]["who"], warns[0]["from"], warns[0]["to"]),
+           ("plugin:services", "accepted", "accepted"), "the warning's move")
+        check("% of the promised time used" in warns[0]["note"], warns)
+        # Wednesday 11:00: past Wednesday 10:00, overdue and escalated to the street, once.
+        d.ok("clock", "set", "2027-01-13T11:00")
+        d.login()
+        d.ok("clock", "set", "2027-01-13T11:30")
+        d.login()
+        due = d.ok("services", "overdue")
+        eq([(x["id"], x["level"]) for x in due], [(a, "overdue")], f"overdue: {due}")
+        shown = d.ok("services", "show", a)
+        over = [m for m in shown["moves"] if m["verb"] == "overdue"]
+        eq(len(over), 1, f"one overdue move after two ticks: {shown['moves']}")
+        check(f"escalated (督办) to {STREET}" in over[0]["note"], over)
+        eq((shown["escalated_to"], len([m for m in shown["moves"] if m["verb"] == "warn"])),
+           (STREET, 1), "escalated, still one warning")
+        check(any(e["action"] == "services.overdue" and e["object"] == a for e in d.ok(
+            "audit", "--limit", "1000")), "the escalation audited")
+        # 办结 late; the evaluation at the counter, once, after 办结 only.
+        move(d, "process", a)
+        refused(d, "it is evaluated (好差评) once completed", "evaluate", a, "5",
+                code="LINLI_ESTATE")
+        move(d, "finish", a, "准予登记")
+        refused(d, "field 'score': 'six' is not a score 1-5", "evaluate", a, "six")
+        refused(d, "usage: services evaluate ID SCORE", "evaluate", a)
+        eq(d.ok("services", "evaluate", a, "3", "慢了一天")["evaluation"], 3, "evaluated")
+        refused(d, "evaluated already (once only)", "evaluate", a, "5", code="LINLI_EEXIST")
+        stats = d.ok("services", "stats")
+        eq((stats["total"], stats["by_status"]["completed"], stats["by_status"]["accepted"],
+            stats["overdue"], stats["escalated"], stats["completed_late"],
+            stats["completed_on_time"], stats["evaluated"], stats["average_score"]),
+           (2, 1, 1, 0, 1, 1, 0, 1, 3.0), f"stats: {stats}")
+        eq(d.ok("services", "stats", "scope=" + QIMING)["total"], 0, "a sibling's stats")
+        refused(d, "usage: services stats [scope=PATH]", "stats", "nosuch")
+
+
+def case_a_joint_item_closes_only_when_every_co_handler_is_done():
+    """A joint item (联办) names its co-handling departments: 办结 is refused naming the
+    parts still awaited (audited, nothing written) until each co-handler's part is
+    recorded — once each, only while processing, only by a co-handler of the item."""
+    with node() as d:
+        items(d)
+        joint = "34010400RS-GG-0012"
+        d.ok("services", "items", "add", "hefei", joint, "退休一件事", "人社局",
+             "promised_days=10", "co_handlers=医保局, 公积金中心")
+        eq({r["code"]: r.get("co_handlers") for r in d.ok("services", "items")}[joint],
+           "医保局, 公积金中心", "the co-handlers listed")
+        a, b, plain = apply(d, joint), apply(d, joint), apply(d, ELDER)
+        for app in (a, plain):
+            move(d, "accept", app)
+            move(d, "process", app)
+        move(d, "accept", b)
+        refused(d, f"part: item {ELDER} of application {plain} is not a joint item (联办)",
+                "part", plain, "医保局", code="LINLI_ESTATE")
+        refused(d, f"part: application {b} is accepted: a co-handler's part is recorded "
+                   "while it is processing", "part", b, "医保局", code="LINLI_ESTATE")
+        refused(d, f"part: '税务局' is not a co-handler of item {joint} (co-handlers: 医保局, "
+                   "公积金中心)", "part", a, "税务局", code="LINLI_EINVAL")
+        refused(d, "usage: services part ID DEPARTMENT", "part", a)
+        before = stored(d, "application_moves")
+        refused(d, f"application {a} is a joint item (联办): cannot finish before every "
+                   "co-handler's part is done: waiting for 医保局,公积金中心", "finish", a, "准予",
+                code="LINLI_ESTATE")
+        eq(stored(d, "application_moves"), before, "a refused finish writes nothing")
+        r = d.ok("services", "part", a, "医保局", "医保关系已转移")
+        eq((r["parts_done"], r["waiting"]), ("医保局", "公积金中心"), "one part done")
+        refused(d, f"part: application {a}: 医保局's part is done already", "part", a, "医保局",
+                code="LINLI_EEXIST")
+        refused(d, "waiting for 公积金中心", "finish", a, "准予", code="LINLI_ESTATE")
+        eq(d.ok("services", "part", a, "公积金中心")["waiting"], "", "every part done")
+        eq(move(d, "finish", a, "准予退休")["to"], "completed", "办结 once all are done")
+        eq(move(d, "finish", plain, "准予")["to"], "completed", "a plain item is not held")
+        shown = d.ok("services", "show", a)
+        eq((shown["status"], shown["parts_done"]), ("completed", "医保局,公积金中心"), "a")
+        eq([(m["verb"], m.get("note")) for m in shown["moves"] if m["verb"] == "part"],
+           [("part", "医保局: 医保关系已转移"), ("part", "公积金中心")], "the parts' moves")
+        denied = [e for e in d.ok("audit", "--via", "plugin:services", "--result", "denied",
+                                  "--limit", "100") if "joint item" in (e.get("detail") or "")]
+        eq(len(denied), 2, "each refused finish audited")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
  * bench_apps (tools/bench apps) — the application families' benches, and the
  * node they run against (bench_apps.h).
  *
- *   bench_apps [FAMILY...]   governance, safety, public (default: all, in that order)
+ *   bench_apps [FAMILY...]   governance, safety, public, government (default: all, in that order)
  *
  * Nothing else is taken: an unknown family or option is refused (exit 2)
  * with the list. Sizes come from BENCH_* variables, documented in each
@@ -191,7 +191,8 @@ static const struct {
 	void (*sizes)(void), (*run)(void);
 } families[] = {{"governance", bench_governance_sizes, bench_governance},
 		{"safety", bench_safety_sizes, bench_safety},
-		{"public", bench_public_sizes, bench_public}};
+		{"public", bench_public_sizes, bench_public},
+		{"government", bench_government_sizes, bench_government}};
 #define N_FAMILIES (sizeof families / sizeof families[0])
 
 static volatile sig_atomic_t child; /* the bench's process, for the signal forwarder */
@@ -252,9 +253,8 @@ static int run_in_child(const bool *run, bool any)
 
 static int usage(FILE *f)
 {
-	fprintf(
-	    f,
-	    "usage: bench_apps [FAMILY...]  (families: governance, safety, public; default all)\n");
+	fprintf(f, "usage: bench_apps [FAMILY...]  (families: governance, safety, public, "
+		   "government; default all)\n");
 	return f == stdout ? 0 : 2;
 }
 
@@ -270,7 +270,7 @@ int main(int argc, char **argv)
 			f++;
 		if (f == N_FAMILIES) {
 			fprintf(stderr,
-				"bench_apps: %s '%s' (families: governance, safety, public)\n",
+				"bench_apps: %s '%s' (families: governance, safety, public, government)\n",
 				argv[i][0] == '-' ? "unknown option" : "no family", argv[i]);
 			return usage(stderr);
 		}

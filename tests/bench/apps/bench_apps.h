@@ -4,7 +4,7 @@
  * store, bus, the .so loader and one application plugin), in a temporary
  * directory that is removed however the bench ends; clocks; checked
  * environment numbers. Each family's bench is one function that main
- * (bench_apps.c) runs: `bench_apps [governance|safety|public]...`.
+ * (bench_apps.c) runs: `bench_apps [governance|safety|public|government]...`.
  */
 #ifndef BENCH_APPS_H
 #define BENCH_APPS_H
@@ -26,6 +26,8 @@ void bench_safety_sizes(void);
 void bench_safety(void);
 void bench_public_sizes(void);
 void bench_public(void);
+void bench_government_sizes(void);
+void bench_government(void);
 
 /* CLOCK_MONOTONIC, and the process's CPU time (the figures on a shared machine), in s. */
 double bench_now(void);
