@@ -703,6 +703,38 @@ static int64_t promised_ms(const char *scope, const linli_record *a, const struc
 	return days < 0 ? -1 : days * wf_cal_day_ms(cal);
 }
 
+/*
+ * 上报件: the scope that handles an application of `item` submitted at `scope` — the
+ * ancestor at the item's handling_level (street, district, city) when that lies above
+ * `scope`; "" when the application is handled where it was submitted. Levels are the
+ * depth of a jurisdiction path (hefei / baohe / binhu / yuelan).
+ */
+static void handling_scope_of(const linli_record *item, const char *scope, char *out,
+			      size_t len)
+{
+	static const char *const levels[] = {"city", "district", "street", "community"};
+	const char *lv = str_or(item, "handling_level", "community");
+	int depth = 0, want = 0, parts = 1;
+	for (int i = 0; i < 4; i++)
+		if (!strcmp(lv, levels[i]))
+			want = i + 1;
+	for (const char *p = scope; *p; p++)
+		parts += *p == '/';
+	depth = parts;
+	out[0] = '\0';
+	if (!want || want >= depth)
+		return;
+	const char *p = scope;
+	for (int i = 0; i < want; i++) {
+		p = strchr(p, '/');
+		if (!p)
+			return;
+		if (i + 1 < want)
+			p++;
+	}
+	snprintf(out, len, "%.*s", (int)(p - scope), scope);
+}
+
 /* The fields a move writes; the others (the applicant's, masked to the plugin) are kept. */
 static const struct {
 	const char *key;
@@ -710,7 +742,7 @@ static const struct {
 } move_fields[] = {{"status", 's'},	{"deadline", 't'},     {"accepted_at", 't'},
 		   {"left_ms", 'i'},	{"paused_since", 't'}, {"paused_ms", 'i'},
 		   {"supplement", 's'}, {"reason", 's'},       {"handler", 's'},
-		   {"result", 's'},	{"completed_at", 't'}};
+		   {"result", 's'},	{"completed_at", 't'}, {"handling_scope", 's'}};
 
 struct move_write {
 	const char *from;	  /* the state the move was checked in */
@@ -914,8 +946,24 @@ static int cmd_move(linli_ctx *ctx, const struct linli_cmd_req *req, linli_recor
 		api->audit(ctx, "services.move", scope, id, "denied", err);
 		goto out;
 	}
-	if ((rc = may(ctx, req->caller, m->action, scope, err, errlen)))
+	/*
+	 * An application handled above (上报件) stays where it was submitted — the applicant's
+	 * token and the community's kiosks reach it there — but only the handling scope may
+	 * move it on: a community operator's jurisdiction does not cover the street's scope.
+	 * The counter's moves (withdraw, supply) stay with the applicant's community.
+	 */
+	const char *hs = str_or(a, "handling_scope", "");
+	bool counter = !strcmp(m->action, "services.counter");
+	if ((rc = may(ctx, req->caller, m->action, hs[0] && !counter ? hs : scope, err, errlen))) {
+		if (hs[0] && !counter) {
+			char e2[512];
+			snprintf(e2, sizeof e2,
+				 "%s (application %s is 上报件: handled at %s, not at %s)", err, id,
+				 hs, scope);
+			snprintf(err, errlen, "%s", e2);
+		}
 		goto out;
+	}
 	char waiting[600];
 	if (!strcmp(verb, "finish") && parts_waiting(scope, a, waiting, sizeof waiting)) {
 		snprintf(err, errlen,
@@ -929,7 +977,14 @@ static int cmd_move(linli_ctx *ctx, const struct linli_cmd_req *req, linli_recor
 	int64_t now = api->time_now_ms(), deadline = time_or(a, "deadline", 0);
 	const struct wf_cal *cal = calendar(ctx, scope, now);
 	char warn[256] = "";
+	char up[LINLI_SCOPE_MAX + 1] = "";
 	if (!strcmp(verb, "accept")) {
+		char e[256];
+		const linli_record *item = item_for(scope, str_or(a, "item", ""), e, sizeof e);
+		if (item)
+			handling_scope_of(item, scope, up, sizeof up);
+		if (up[0])
+			api->rec_set_str(a, "handling_scope", up);
 		int64_t work = promised_ms(scope, a, cal);
 		deadline = work >= 0 ? work_add(ctx, scope, now, work) : 0;
 		api->rec_set_time(a, "accepted_at", now);
@@ -982,9 +1037,14 @@ static int cmd_move(linli_ctx *ctx, const struct linli_cmd_req *req, linli_recor
 		snprintf(err, errlen, "%s", api->store_last_error(ctx));
 		goto out;
 	}
+	if (up[0] && (rc = record_move(ctx, scope, id, "report_up", m->to, m->to, who_of(req),
+				       now, up, 0))) {
+		snprintf(err, errlen, "%s", api->store_last_error(ctx));
+		goto out;
+	}
 	char what[1200];
-	snprintf(what, sizeof what, "%s: %s → %s%s%s", verb, from, m->to, note[0] ? ": " : "",
-		 note);
+	snprintf(what, sizeof what, "%s: %s → %s%s%s%s%s", verb, from, m->to, note[0] ? ": " : "",
+		 note, up[0] ? "; 上报件, handled at " : "", up);
 	api->audit(ctx, "services.move", scope, id, "allowed", what);
 	linli_record *r = api->rec_new();
 	api->rec_set_str(r, "id", id);
@@ -997,6 +1057,8 @@ static int cmd_move(linli_ctx *ctx, const struct linli_cmd_req *req, linli_recor
 		api->rec_set_int(r, "left_ms", int_or(a, "left_ms", 0));
 	if (warn[0])
 		api->rec_set_str(r, "warning", warn);
+	if (up[0] || hs[0])
+		api->rec_set_str(r, "handling_scope", up[0] ? up : hs);
 	*reply = r;
 out:
 	api->rec_free(a);

@@ -567,5 +567,40 @@ def case_a_joint_item_closes_only_when_every_co_handler_is_done():
         eq(len(denied), 2, "each refused finish audited")
 
 
+def case_an_item_handled_above_is_handled_by_the_street():
+    """上报件: accepting an application for an item whose handling level is the street
+    hands it to the street — recorded as a report_up move, audited — and from then on only
+    the street moves it on (a community operator is refused naming the handling scope);
+    the applicant's community keeps the counter's moves (withdraw) and the record, where
+    the applicant's token reads it."""
+    with node() as d:
+        items(d)
+        up = "34010400MZ-XK-0021"
+        d.ok("services", "items", "add", "hefei", up, "特困人员认定", "民政局",
+             "promised_days=20", "handling_level=street")
+        comm = d.account("yl-svc", "operator", node=YUELAN)
+        street = d.account("bh-svc", "operator", node=STREET)
+        ce, se = {"LINLI_SESSION": comm}, {"LINLI_SESSION": street}
+        a, b, plain = apply(d, up, env=ce), apply(d, up, env=ce), apply(d, ELDER, env=ce)
+        r = move(d, "accept", a, env=ce)
+        eq((r["to"], r["handling_scope"]), ("accepted", STREET), "accepted, handled above")
+        eq(move(d, "accept", plain, env=ce).get("handling_scope"), None, "a community item")
+        refused(d, f"application {a} is 上报件: handled at {STREET}, not at {YUELAN}",
+                "process", a, env=ce, code="LINLI_EPERM")
+        eq(move(d, "process", plain, env=ce)["to"], "processing", "the community's own")
+        eq(move(d, "process", a, env=se)["to"], "processing", "the street processes it")
+        eq(move(d, "finish", a, "认定为特困人员", env=se)["to"], "completed", "and finishes it")
+        shown = d.ok("services", "show", a)
+        eq((shown["scope"], shown["handling_scope"], shown["handler"]),
+           (YUELAN, STREET, "bh-svc"), "kept where submitted, handled by the street")
+        eq([(m["verb"], m.get("note")) for m in shown["moves"] if m["verb"] == "report_up"],
+           [("report_up", STREET)], "the report-up move")
+        move(d, "accept", b, env=ce)
+        eq(move(d, "withdraw", b, env=ce)["to"], "withdrawn", "the counter withdraws it")
+        audited = [e for e in d.ok("audit", "--via", "plugin:services", "--limit", "200")
+                   if "上报件, handled at " + STREET in (e.get("detail") or "")]
+        eq(len(audited), 2, "each report-up audited")
+
+
 if __name__ == "__main__":
     sys.exit(main(dict(globals())))
