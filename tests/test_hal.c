@@ -720,7 +720,8 @@ static void test_ops_table_checks(void **state)
 	assert_int_equal(hal_driver_add(h, "old", &o, ctx2(), "p", NULL, err, sizeof err), 0);
 	struct hal_driver *od = hal_driver_find(h, "old");
 	assert_non_null(od);
-	struct hal_dev_spec s = {.id = "old-1", .class_name = "door", .driver = "old", .address = "ok"};
+	struct hal_dev_spec s = {
+	    .id = "old-1", .class_name = "door", .driver = "old", .address = "ok"};
 	assert_int_equal(hal_add(h, &s, NULL, NULL, err, sizeof err), 0);
 	assert_int_equal(store_batch_end(x->k.store), 0);
 	assert_int_equal(hal_tell_secret(h, "old-1", "abc", err, sizeof err), 0);
@@ -748,7 +749,8 @@ static void test_driver_told_secret_and_removal(void **state)
 	assert_int_equal(hal_tell_secret(h, "door-2", "s3cret-2", err, sizeof err), LINLI_EIO);
 	char *log = capture_end(saved, path);
 	assert_non_null(strstr(err, "driver t could not take the new secret: the broker is away"));
-	assert_non_null(strstr(log, "device door-2 (door): driver t could not take its new secret"));
+	assert_non_null(
+	    strstr(log, "device door-2 (door): driver t could not take its new secret"));
 	assert_null(strstr(log, "s3cret-2"));
 	free(log);
 	/* A device that is not open is not told; an unknown one neither. */

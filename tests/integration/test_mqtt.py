@@ -25,6 +25,7 @@ from harness import (BUILD, SRC, Daemon, TestFailure, check, eq, finish, main,  
 
 MQTT_SO = os.path.join(BUILD, "plugins", "mqtt", "mqtt.so")
 CATALOG = os.path.join(SRC, "catalog")
+DYNSEC_SO = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
 YUELAN = "hefei/baohe/binhu/yuelan"
 
 
@@ -40,6 +41,10 @@ def tool(name):
 class broker:
     """A real mosquitto on a free loopback port, in its own temp dir."""
 
+    def __init__(self, dynsec=False):
+        self.dynsec = dynsec
+        self.admin_pw = "admin-" + os.urandom(6).hex()
+
     def __enter__(self):
         exe = tool("mosquitto")
         self.pub_exe, self.sub_exe = tool("mosquitto_pub"), tool("mosquitto_sub")
@@ -48,11 +53,37 @@ class broker:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         conf = os.path.join(self.dir, "mosquitto.conf")
+        # Persistence on: a broker restart keeps the QoS 1 messages queued for linlid.
+        text = (f"listener {self.port} 127.0.0.1\npersistence true\n"
+                f"persistence_location {self.dir}/\nlog_dest stderr\n")
+        if os.getuid() == 0:
+            text += "user root\n"  # else mosquitto drops to 'mosquitto' and cannot write here
+        if self.dynsec:
+            # Debian's dynamic-security plugin with one admin: linlid's own account.
+            js = os.path.join(self.dir, "dynsec.json")
+            r = subprocess.run([tool("mosquitto_ctrl"), "dynsec", "init", js, "admin",
+                                self.admin_pw], capture_output=True, text=True, timeout=10)
+            eq(r.returncode, 0, f"mosquitto_ctrl dynsec init: {r.stderr}")
+            text += (f"plugin {DYNSEC_SO}\nplugin_opt_config_file {js}\n"
+                     "allow_anonymous false\n")
+        else:
+            text += "allow_anonymous true\n"
         with open(conf, "w") as f:
-            f.write(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-                    "persistence false\nlog_dest stderr\n")
+            f.write(text)
+        self.conf, self.exe = conf, exe
         self.log = open(os.path.join(self.dir, "mosquitto.log"), "w")
-        self.proc = subprocess.Popen([exe, "-c", conf], stdout=self.log, stderr=self.log)
+        self.run()
+        return self
+
+    def restart(self):
+        """Stop (SIGTERM: mosquitto saves its persistence file) and start again."""
+        self.proc.terminate()
+        self.proc.wait(timeout=5)
+        self.run()
+
+    def run(self):
+        self.proc = subprocess.Popen([self.exe, "-c", self.conf], stdout=self.log,
+                                     stderr=self.log)
 
         def up():
             try:
@@ -62,27 +93,32 @@ class broker:
                 check(self.proc.poll() is None, f"mosquitto ended: {self.logtext()}")
                 return False
         wait_for(up, "mosquitto listening", timeout=5)
-        return self
 
     def logtext(self):
         with open(os.path.join(self.dir, "mosquitto.log")) as f:
             return f.read()
 
-    def pub(self, topic, payload, client="dev-pub"):
-        r = subprocess.run([self.pub_exe, "-h", "127.0.0.1", "-p", str(self.port), "-i", client,
-                            "-t", topic, "-m", payload], capture_output=True, text=True,
-                           timeout=10)
+    def try_pub(self, topic, payload, client="dev-pub", user=None, pw=None, *extra):
+        auth = ["-u", user, "-P", pw] if user else []
+        return subprocess.run([self.pub_exe, "-h", "127.0.0.1", "-p", str(self.port), "-i",
+                               client, *auth, "-t", topic, "-m", payload, *extra],
+                              capture_output=True, text=True, timeout=10)
+
+    def pub(self, topic, payload, client="dev-pub", user=None, pw=None, *extra):
+        r = self.try_pub(topic, payload, client, user, pw, *extra)
         eq(r.returncode, 0, f"mosquitto_pub {topic}: {r.stderr}")
 
-    def sub(self, client, topic, *extra):
+    def sub(self, client, topic, *extra, user=None, pw=None):
         """A device's command subscription (debug output, so SUBACK can be waited for)."""
-        p = subprocess.Popen(["stdbuf", "-oL", self.sub_exe, "-h", "127.0.0.1", "-p", str(self.port), "-i",
-                              client, "-t", topic, "-d", *extra], stdout=subprocess.PIPE,
-                             text=True)
+        auth = ["-u", user, "-P", pw] if user else []
+        p = subprocess.Popen(["stdbuf", "-oL", self.sub_exe, "-h", "127.0.0.1", "-p",
+                              str(self.port), "-i", client, *auth, "-t", topic, "-d", *extra],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for _ in range(50):
             line = p.stdout.readline()
             check(line, "mosquitto_sub ended before subscribing")
             if "SUBACK" in line:
+                p.granted = p.stdout.readline().strip()  # "Subscribed (mid: 1): QOS"
                 return p
         raise TestFailure("mosquitto_sub: no SUBACK")
 
@@ -231,6 +267,29 @@ def case_readings_events_and_bad_payloads():
         op = d.account("op1", "operator", node=YUELAN)
         rc, out, err = d.cli("mqtt", "status", env={"LINLI_SESSION": op})
         eq((rc, out and out["totals"]["unknown_address"]), (0, 1), f"an operator reads it: {err}")
+        # QoS 1: events published while linlid is down (killed -9) wait in its persistent
+        # session at the broker, through a broker restart too; none is lost.
+        d.proc.send_signal(signal.SIGKILL)
+        d.proc.wait()
+        up = "linli/dev/smoke-001/up"
+        for i in range(3):
+            b.pub(up, json.dumps({"event": "alarm", "data": {"room": f"q{i}"}}), "smoke-001",
+                  None, None, "-q", "1")
+        b.restart()
+        for i in range(3, 5):
+            b.pub(up, json.dumps({"event": "alarm", "data": {"room": f"q{i}"}}), "smoke-001",
+                  None, None, "-q", "1")
+        d.start()
+
+        def rooms():
+            return [e["payload"]["data"]["room"] for e in d.ok("events", "journal")["events"]
+                    if e["topic"] == "dev/smoke/sm-1/event/alarm"]
+        got = wait_for(lambda: (lambda r: r if len(r) >= 6 else None)(rooms()),
+                       "the queued QoS 1 events after the restarts", 8)
+        eq(got, ["3-201", "q0", "q1", "q2", "q3", "q4"], "each once, in order")
+        st = status(d)
+        eq((st["totals"]["events"], st["totals"]["events_not_committed"],
+            st["totals"]["unknown_address"]), (5, 0, 0), "taken after the devices were open")
 
 
 def case_commands_round_trip_timeout_and_last_will():
@@ -316,6 +375,104 @@ def case_commands_round_trip_timeout_and_last_will():
         eq(d.ok("devices", "show", "sm-1")["state"], "online", "a bad status changes nothing")
 
 
+def case_one_broker_account_per_device():
+    """With accounts = true, linlid (a dynamic-security admin) gives each device its own
+    broker account when it is added (username = client id = ADDRESS, password = its secret)
+    and a role for its own topics only: a wrong password, another client id or no account is
+    refused; a device's publish on another device's topic never arrives and its subscription
+    to another's commands is refused; rekey and remove cut the device off at once."""
+    with broker(dynsec=True) as b, connected(
+            b, f'username = "admin"; password = "{b.admin_pw}"; accounts = true;') as d:
+        wait_connected(d)
+        eq(status(d)["accounts"]["managed"], True, "accounts managed")
+        # linlid gives its own account the role to publish commands (the broker kicks it
+        # once for that; it reconnects with the role).
+        wait_for(lambda: (lambda s: s["broker"]["connected"] and s["accounts"]["role_ready"])(
+            status(d)), "linlid's own role", 5)
+        add = d.ok("devices", "add", "sm-1", "smoke", "mqtt", "smoke-001")
+        sec = add["secret"]
+        check("driver_error" not in add, f"the driver took the secret: {add}")
+        sec2 = d.ok("devices", "add", "door-1", "door", "mqtt", "door-001")["secret"]
+        # Two accounts (3 commands each), all answered.
+        ac = wait_for(lambda: (lambda a: a if a["answers_ok"] == 6 else None)(
+            status(d)["accounts"]), "the broker answered every account command", 5)
+        eq((ac["sent"], ac["queued"], ac["errors"], ac["last_error"]), (2, 0, 0, ""), "accounts")
+        up = "linli/dev/smoke-001/up"
+        b.pub(up, json.dumps({"readings": {"battery": 80}}), "smoke-001", "smoke-001", sec)
+        wait_for(lambda: readings(d, "sm-1").get("battery", {}).get("value") == 80,
+                 "the device's own reading")
+        for client, user, pw, what in (("smoke-001", "smoke-001", "wrong", "a wrong password"),
+                                       ("smoke-001", "smoke-001", sec2, "another's secret"),
+                                       ("other-id", "smoke-001", sec, "another client id"),
+                                       ("smoke-001", None, None, "no account")):
+            r = b.try_pub(up, json.dumps({"readings": {"battery": 1}}), client, user, pw)
+            check(r.returncode != 0 and "not authorised" in r.stderr,
+                  f"{what} is refused: {r.returncode} {r.stderr}")
+        # Another device's topic: dropped by the broker (an MQTT 5 client hears why).
+        r = b.try_pub("linli/dev/door-001/up", json.dumps({"readings": {"state": "open"}}),
+                      "smoke-001", "smoke-001", sec, "-V", "mqttv5", "-q", "1")
+        check("not authorized" in (r.stdout + r.stderr).lower(),
+              f"the MQTT 5 reason code: {r.returncode} {r.stdout} {r.stderr}")
+        b.pub(up, json.dumps({"readings": {"battery": 81}}), "smoke-001", "smoke-001", sec)
+        wait_for(lambda: readings(d, "sm-1").get("battery", {}).get("value") == 81,
+                 "the device's next reading")
+        eq((dev_status(d, "door-1")["messages"], readings(d, "door-1")), (0, {}),
+           "nothing arrived on the other device's topic")
+        eq(status(d)["totals"]["unknown_address"], 0, "nor anywhere else")
+        spy = b.sub("smoke-001", "linli/dev/door-001/cmd", user="smoke-001", pw=sec)
+        spy.kill()
+        spy.wait()
+        check(spy.granted.endswith(": 128"), f"another's commands refused: {spy.granted}")
+        # Its own commands: linlid's role may publish them; the result comes back.
+        dev = b.sub("smoke-001", "linli/dev/smoke-001/cmd", user="smoke-001", pw=sec)
+        eq(dev.granted.rsplit(": ", 1)[1], "0", "its own command topic")
+        out = {}
+        th = threading.Thread(target=lambda: out.update(
+            r=d.cli("devices", "command", "sm-1", "self_test")))
+        th.start()
+        line = ""
+        while not line.startswith("{"):
+            line = dev.stdout.readline()
+            check(line, "mosquitto_sub ended before the command")
+        cmd = json.loads(line)
+        b.pub("linli/dev/smoke-001/result", json.dumps({"id": cmd["id"], "ok": True}),
+              "smoke-001", "smoke-001", sec)
+        th.join(10)
+        eq(out["r"][0], 0, f"the command's result: {out['r']}")
+        # Rekey: the connected device is kicked at once; the old secret no longer works.
+        new = d.ok("devices", "rekey", "sm-1")["secret"]
+        try:
+            dev.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            dev.kill()
+            raise TestFailure("the device with the old secret was not cut off at rekey")
+        wait_for(lambda: status(d)["accounts"]["answers_ok"] == 9, "rekey answered", 5)
+        r = b.try_pub(up, json.dumps({"readings": {"battery": 1}}), "smoke-001", "smoke-001", sec)
+        check(r.returncode != 0 and "not authorised" in r.stderr, f"old secret: {r.stderr}")
+        b.pub(up, json.dumps({"readings": {"battery": 82}}), "smoke-001", "smoke-001", new)
+        wait_for(lambda: readings(d, "sm-1").get("battery", {}).get("value") == 82,
+                 "a reading with the new secret")
+        # Remove: cut off at once, the account gone.
+        dev = b.sub("smoke-001", "linli/dev/smoke-001/cmd", user="smoke-001", pw=new)
+        d.ok("devices", "remove", "sm-1")
+        try:
+            dev.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            dev.kill()
+            raise TestFailure("the removed device was not cut off")
+        wait_for(lambda: status(d)["accounts"]["answers_ok"] == 11, "remove answered", 5)
+        r = b.try_pub(up, json.dumps({"readings": {"battery": 1}}), "smoke-001", "smoke-001", new)
+        check(r.returncode != 0 and "not authorised" in r.stderr, f"removed: {r.stderr}")
+        b.pub("linli/dev/door-001/up", json.dumps({"readings": {"state": "open"}}), "door-001",
+              "door-001", sec2)
+        wait_for(lambda: readings(d, "door-1").get("state", {}).get("value") == "open",
+                 "the other device is untouched")
+        eq(status(d)["accounts"]["errors"], 0, "no account errors")
+        for text, where in ((d.logtext(), "linlid's log"), (b.logtext(), "the broker's log")):
+            for x in (sec, sec2, new):
+                check(x not in text, f"a secret in {where}")
+
+
 def case_bad_config_is_refused_naming_file_and_key():
     """A bad plugins.mqtt group stops the plugin at load with the file and key named; the
     broker gone at start is retried, not fatal."""
@@ -323,7 +480,9 @@ def case_bad_config_is_refused_naming_file_and_key():
             ("port = 0;", "linli.cfg: plugins.mqtt.port: must be a TCP port, 1 to 65535"),
             ('client_id = "a/b";', "linli.cfg: plugins.mqtt.client_id: 'a/b' must not contain"),
             ('password = "x";', "linli.cfg: plugins.mqtt.password: is given without a username"),
-            ("hots = 1;", "linli.cfg: plugins.mqtt.hots: unknown key (it takes host, port")):
+            ("hots = 1;", "linli.cfg: plugins.mqtt.hots: unknown key (it takes host, port"),
+            ("accounts = true;", "linli.cfg: plugins.mqtt.accounts: needs username and "
+                                 "password: linlid's own account on the broker")):
         with node(bad) as d:
             info = d.ok("plugins", "info", "mqtt")
             check(info["state"] == "failed" and needle in info["reason"], f"{bad}: {info}")
