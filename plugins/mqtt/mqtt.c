@@ -99,6 +99,12 @@ struct mq {
 	size_t pend_next;
 	uint64_t unknown_addr, unknown_topic, commands, late_results;
 	/* broker accounts (dynamic security); the queue and counters under mu */
+	/* broker loss (kernel thread only): since when, and the alarm */
+	int64_t reconnect_min, reconnect_max, alarm_after_ms;
+	int64_t lost_since; /* ms (the node's clock), 0: connected or not started */
+	bool alarm_up;	    /* raised (or asked to be) */
+	bool alarm_logged;  /* no alarms plugin answered: logged once per loss */
+	uint64_t alarms_raised, alarms_cleared;
 	uint64_t not_committed; /* QoS 1 events left unacknowledged: delivered again */
 	int nc_last_rc;
 	char nc_addr[ADDR_MAX + 1];
@@ -909,10 +915,92 @@ static const struct linli_driver_ops ops = {
     .removed = mq_removed,
 };
 
+/* ---- broker loss: an alarm after alarm_after, cleared on reconnect ---- */
+
+#define LOST_TYPE   "mqtt_broker_lost"
+#define LOST_SOURCE "plugin:mqtt"
+
+static void on_alarm_answer(linli_ctx *ctx, uint64_t id, int status, const linli_record *rec,
+			    const char *err, void *ud)
+{
+	(void)id;
+	(void)rec;
+	struct mq *M = mq_of(ctx);
+	bool raise = ud != NULL;
+	if (!M)
+		return;
+	if (status < 0 && raise)
+		api->log(ctx, LINLI_LOG_WARN, "broker-lost alarm not raised: %s (%s)",
+			 err && *err ? err : "no reason", linli_strerror(status));
+	else if (status < 0 && status != LINLI_ENOENT)
+		api->log(ctx, LINLI_LOG_WARN, "broker-lost alarm not cleared: %s (%s)",
+			 err && *err ? err : "no reason", linli_strerror(status));
+	else if (raise)
+		M->alarms_raised++;
+	else
+		M->alarms_cleared++;
+}
+
+static void lost_alarm(linli_ctx *ctx, struct mq *M, bool raise, int64_t lost_ms)
+{
+	linli_record *p = api->rec_new();
+	if (!p)
+		return;
+	api->rec_set_str(p, "type", LOST_TYPE);
+	api->rec_set_str(p, "source", LOST_SOURCE);
+	char det[512];
+	if (raise) {
+		int last = atomic_load(&M->last_rc), drop = atomic_load(&M->last_drop);
+		snprintf(det, sizeof det,
+			 "the MQTT broker %s:%lld has been out of reach for %lld s (%s); linlid "
+			 "retries every %lld..%lld s; MQTT devices cannot be heard meanwhile",
+			 M->host, (long long)M->port, (long long)(lost_ms / 1000),
+			 last	? mosquitto_connack_string(last)
+			 : drop ? mosquitto_strerror(drop)
+				: "never connected",
+			 (long long)M->reconnect_min, (long long)M->reconnect_max);
+		api->rec_set_str(p, "severity", "major");
+		api->rec_set_str(p, "details", det);
+	} else
+		api->rec_set_str(p, "why", "linlid is connected to the MQTT broker again");
+	int rc = api->request(ctx, raise ? "alarmreq/raise" : "alarmreq/clear", NULL, p, 10000,
+			      on_alarm_answer, raise ? M : NULL, NULL);
+	api->rec_free(p);
+	if (rc && raise && !M->alarm_logged) {
+		M->alarm_logged = true;
+		api->log(
+		    ctx, LINLI_LOG_WARN,
+		    "the MQTT broker %s:%lld has been out of reach for %lld s; no alarm raised "
+		    "(%s: is the alarms plugin running?)",
+		    M->host, (long long)M->port, (long long)(lost_ms / 1000), linli_strerror(rc));
+	}
+}
+
+static void loss_tick(linli_ctx *ctx, struct mq *M)
+{
+	if (!M->loop_started || M->alarm_after_ms == 0)
+		return;
+	int64_t now = api->time_now_ms();
+	if (atomic_load(&M->connected)) {
+		if (M->lost_since && M->alarm_up)
+			lost_alarm(ctx, M, false, 0);
+		M->lost_since = 0;
+		M->alarm_up = M->alarm_logged = false;
+		return;
+	}
+	if (!M->lost_since)
+		M->lost_since = now;
+	else if (!M->alarm_up && now - M->lost_since >= M->alarm_after_ms) {
+		M->alarm_up = true;
+		lost_alarm(ctx, M, true, now - M->lost_since);
+	}
+}
+
 /* The first refusal of each kind per device, logged on the kernel thread. */
 static void log_tick(linli_ctx *ctx, void *ud)
 {
 	struct mq *M = ud;
+	loss_tick(ctx, M);
 	pthread_mutex_lock(&M->mu);
 	for (size_t i = 0; i < M->n_devs; i++)
 		for (int k = 0; k < BAD_N; k++)
@@ -973,6 +1061,11 @@ static int cmd_status(linli_ctx *ctx, const struct linli_cmd_req *req, linli_rec
 			 : last ? mosquitto_connack_string(last)
 			 : drop ? mosquitto_strerror(drop)
 				: "");
+	if (M->lost_since)
+		api->rec_set_time(b, "lost_since", M->lost_since);
+	api->rec_set_bool(b, "alarm", M->alarm_up);
+	api->rec_set_int(b, "alarms_raised", (int64_t)M->alarms_raised);
+	api->rec_set_int(b, "alarms_cleared", (int64_t)M->alarms_cleared);
 	api->rec_set_int(b, "connects", (int64_t)atomic_load(&M->connects));
 	api->rec_set_int(b, "disconnects", (int64_t)atomic_load(&M->disconnects));
 	api->rec_set_array(r, "subscriptions", &s);
@@ -1053,8 +1146,9 @@ static int cfg_str(const struct plugcfg *p, linli_record *c, const char *key, ch
 static int cfg_parse(const struct plugcfg *p, linli_record *c, void *ud)
 {
 	struct mq *M = ud;
-	static const char *const keys[] = {"host",     "port",	    "client_id", "username",
-					   "password", "keepalive", "accounts"};
+	static const char *const keys[] = {
+	    "host",	 "port",     "client_id",     "username",      "password",
+	    "keepalive", "accounts", "reconnect_min", "reconnect_max", "alarm_after"};
 	int rc = plugcfg_keys(p, c, keys, sizeof keys / sizeof keys[0]);
 	if (!rc)
 		rc = cfg_str(p, c, "host", M->host, sizeof M->host, false);
@@ -1072,6 +1166,18 @@ static int cfg_parse(const struct plugcfg *p, linli_record *c, void *ud)
 		rc = plugcfg_err(p, "password", "is given without a username");
 	if (!rc)
 		rc = plugcfg_bool(p, c, "accounts", &M->accounts);
+	if (!rc)
+		rc = plugcfg_int(p, c, "reconnect_min", 1, 3600, 1, "whole seconds",
+				 &M->reconnect_min);
+	if (!rc)
+		rc = plugcfg_int(p, c, "reconnect_max", 1, 3600, 1, "whole seconds",
+				 &M->reconnect_max);
+	if (!rc && M->reconnect_max < M->reconnect_min)
+		rc = plugcfg_err(p, "reconnect_max", "must be at least reconnect_min (%lld s)",
+				 (long long)M->reconnect_min);
+	if (!rc)
+		rc = plugcfg_int(p, c, "alarm_after", 0, 86400, 1000, "whole seconds (0: no alarm)",
+				 &M->alarm_after_ms);
 	if (!rc && M->accounts && !M->username[0])
 		rc = plugcfg_err(p, "accounts",
 				 "needs username and password: linlid's own account on the broker, "
@@ -1085,6 +1191,9 @@ static int read_config(linli_ctx *ctx, struct mq *M)
 	snprintf(M->client_id, sizeof M->client_id, "linlid");
 	M->port = 1883;
 	M->keepalive = 30;
+	M->reconnect_min = 1;
+	M->reconnect_max = 30;
+	M->alarm_after_ms = 60000;
 	linli_record *c = NULL;
 	int rc = api->plugin_config(ctx, &c);
 	if (rc)
@@ -1145,7 +1254,8 @@ static int start_client(linli_ctx *ctx, struct mq *M)
 	mosquitto_connect_callback_set(M->m, on_connect);
 	mosquitto_disconnect_callback_set(M->m, on_disconnect);
 	mosquitto_message_callback_set(M->m, on_message);
-	mosquitto_reconnect_delay_set(M->m, 1, 30, true);
+	mosquitto_reconnect_delay_set(M->m, (unsigned)M->reconnect_min, (unsigned)M->reconnect_max,
+				      true);
 	if (M->username[0] &&
 	    mosquitto_username_pw_set(M->m, M->username, M->password[0] ? M->password : NULL)) {
 		api->set_error(ctx, "cannot set the broker credentials");
@@ -1238,4 +1348,5 @@ static void mq_fini(linli_ctx *ctx, const struct linli_api *a)
 LINLI_PLUGIN(
     mq_init, mq_fini, .name = "mqtt", .version = "0.1.0", .family = "driver",
     .description = "MQTT device driver: maps broker topics to device readings, events and commands",
-    .capabilities = {"hal.driver:mqtt", "net.connect", "store.read:devices", "bus.publish:dev/#"});
+    .capabilities = {"hal.driver:mqtt", "net.connect", "store.read:devices", "bus.publish:dev/#",
+		     "bus.publish:alarmreq/raise", "bus.publish:alarmreq/clear"});

@@ -24,6 +24,7 @@ from harness import (BUILD, SRC, Daemon, TestFailure, check, eq, finish, main,  
                      plugin_meta, wait_for)
 
 MQTT_SO = os.path.join(BUILD, "plugins", "mqtt", "mqtt.so")
+ALARMS_SO = os.path.join(BUILD, "plugins", "alarms", "alarms.so")
 CATALOG = os.path.join(SRC, "catalog")
 DYNSEC_SO = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
 YUELAN = "hefei/baohe/binhu/yuelan"
@@ -137,12 +138,15 @@ class broker:
 class node:
     """A community linlid with mqtt.so; `mqtt` is the body of the plugins.mqtt group."""
 
-    def __init__(self, mqtt):
+    def __init__(self, mqtt, alarms=False):
         self.d = Daemon(node=YUELAN, level="community", name="悦澜社区")
         self.pdir = os.path.join(self.d.dir, "plugins")
         os.makedirs(self.pdir)
         check(os.path.exists(MQTT_SO), f"{MQTT_SO} is not built")
         shutil.copyfile(MQTT_SO, os.path.join(self.pdir, "mqtt.so"))
+        if alarms:  # the alarms plugin, and the test clock to reach alarm_after
+            shutil.copyfile(ALARMS_SO, os.path.join(self.pdir, "alarms.so"))
+        self.args = ("--test-clock",) if alarms else ()
         self.d.write_config(node=YUELAN, level="community", name="悦澜社区",
                             extra=f'catalog_dir = "{CATALOG}";\n'
                                   f'plugin_dirs = [ "{self.pdir}" ];\n'
@@ -151,7 +155,7 @@ class node:
 
     def __enter__(self):
         try:
-            self.d.start()
+            self.d.start(args=self.args)
             return self.d
         except BaseException:
             self.d.cleanup()
@@ -161,9 +165,9 @@ class node:
         finish(self.d, etype)
 
 
-def connected(b, extra=""):
+def connected(b, extra="", alarms=False):
     return node(f'host = "127.0.0.1"; port = {b.port}; client_id = "linlid-test"; '
-                f"keepalive = 10; {extra}")
+                f"keepalive = 10; {extra}", alarms)
 
 
 def status(d):
@@ -297,7 +301,7 @@ def case_commands_round_trip_timeout_and_last_will():
     device's refusal comes back as an error; an unanswered command times out (its late result
     answers nothing) and results of no command are refused; the last will and 'online' move
     the device's availability in the HAL at once."""
-    with broker() as b, connected(b) as d:
+    with broker() as b, connected(b, "reconnect_max = 1; alarm_after = 60;", alarms=True) as d:
         wait_connected(d)
         d.ok("devices", "add", "sm-1", "smoke", "mqtt", "smoke-001")
         wait_for(lambda: any(x["id"] == "sm-1" for x in status(d)["devices"]), "device open")
@@ -373,6 +377,31 @@ def case_commands_round_trip_timeout_and_last_will():
         b.pub("linli/dev/smoke-001/status", "offlin")  # a prefix of offline is not it
         wait_for(lambda: dev_status(d, "sm-1")["refused"]["bad_shape"] == 1, "a bad status")
         eq(d.ok("devices", "show", "sm-1")["state"], "online", "a bad status changes nothing")
+        # The broker goes away: retried; after alarm_after (60 s of the test clock) an alarm
+        # through the alarms plugin, cleared when linlid is connected again.
+        b.proc.terminate()
+        b.proc.wait()
+        st = wait_for(lambda: (lambda s: s if not s["connected"] and s.get("lost_since")
+                                else None)(status(d)["broker"]), "the loss seen")
+        eq((st["alarm"], st["alarms_raised"]), (False, 0), "no alarm before alarm_after")
+        d.ok("clock", "advance", "30s")
+        time.sleep(0.6)
+        eq(status(d)["broker"]["alarm"], False, "none at 30 s")
+        d.ok("clock", "advance", "31s")
+        wait_for(lambda: status(d)["broker"]["alarms_raised"] == 1, "the alarm raised")
+
+        def lost():
+            return [a for a in d.ok("alarms", "list")["alarms"]
+                    if (a["type"], a["source"]) == ("mqtt_broker_lost", "plugin:mqtt")]
+        a = lost()
+        eq((len(a), a[0]["severity"], a[0]["scope"]), (1, "major", YUELAN), "one alarm")
+        det = d.ok("alarms", "show", a[0]["id"])["details"]
+        check(f"the MQTT broker 127.0.0.1:{b.port} has been out of reach for" in det, det)
+        b.run()
+        wait_connected(d)
+        wait_for(lambda: status(d)["broker"]["alarms_cleared"] == 1, "the alarm cleared")
+        eq(status(d)["broker"]["alarm"], False, "no alarm up")
+        check(d.ok("alarms", "show", a[0]["id"])["state"].startswith("cleared"), "cleared")
 
 
 def case_one_broker_account_per_device():
@@ -482,7 +511,9 @@ def case_bad_config_is_refused_naming_file_and_key():
             ('password = "x";', "linli.cfg: plugins.mqtt.password: is given without a username"),
             ("hots = 1;", "linli.cfg: plugins.mqtt.hots: unknown key (it takes host, port"),
             ("accounts = true;", "linli.cfg: plugins.mqtt.accounts: needs username and "
-                                 "password: linlid's own account on the broker")):
+                                 "password: linlid's own account on the broker"),
+            ("reconnect_min = 5; reconnect_max = 2;",
+             "linli.cfg: plugins.mqtt.reconnect_max: must be at least reconnect_min (5 s)")):
         with node(bad) as d:
             info = d.ok("plugins", "info", "mqtt")
             check(info["state"] == "failed" and needle in info["reason"], f"{bad}: {info}")
