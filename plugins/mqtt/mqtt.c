@@ -43,6 +43,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <mbedtls/error.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/x509_crt.h>
 #include <mosquitto.h>
 
 #include <linli/linli.h>
@@ -83,6 +86,7 @@ struct mq {
 	linli_ctx *ctx;
 	/* configuration */
 	char host[256], client_id[ADDR_MAX + 1], username[128], password[128];
+	char cafile[512], certfile[512], keyfile[512]; /* TLS: cafile set */
 	int64_t port, keepalive;
 	/* the broker */
 	struct mosquitto *m;
@@ -1052,6 +1056,8 @@ static int cmd_status(linli_ctx *ctx, const struct linli_cmd_req *req, linli_rec
 	api->rec_set_int(b, "port", M->port);
 	api->rec_set_str(b, "client_id", M->client_id);
 	api->rec_set_bool(b, "authenticated", M->username[0] != 0);
+	api->rec_set_bool(b, "tls", M->cafile[0] != 0);
+	api->rec_set_bool(b, "client_certificate", M->certfile[0] != 0);
 	api->rec_set_int(b, "keepalive_s", M->keepalive);
 	bool up = atomic_load(&M->connected);
 	api->rec_set_bool(b, "connected", up);
@@ -1143,12 +1149,60 @@ static int cfg_str(const struct plugcfg *p, linli_record *c, const char *key, ch
 	return 0;
 }
 
+/*
+ * TLS to the broker: cafile (the CA certificates that sign the broker's),
+ * and optionally certfile + keyfile (linlid's client certificate, an
+ * unencrypted key). Each file is read and parsed now, and the key checked
+ * against the certificate, so that a wrong file stops the plugin at load
+ * with its key named rather than failing every connect.
+ */
+static int tls_check(const struct plugcfg *p, struct mq *M)
+{
+	if (!M->cafile[0] && (M->certfile[0] || M->keyfile[0]))
+		return plugcfg_err(p, M->certfile[0] ? "certfile" : "keyfile",
+				   "needs cafile (TLS to the broker)");
+	if (!M->certfile[0] != !M->keyfile[0])
+		return plugcfg_err(p, M->certfile[0] ? "keyfile" : "certfile",
+				   "is missing: certfile and keyfile go together");
+	if (!M->cafile[0])
+		return 0;
+	char why[160];
+	int rc = 0, mrc;
+	mbedtls_x509_crt ca, crt;
+	mbedtls_pk_context pk;
+	mbedtls_x509_crt_init(&ca);
+	mbedtls_x509_crt_init(&crt);
+	mbedtls_pk_init(&pk);
+	if ((mrc = mbedtls_x509_crt_parse_file(&ca, M->cafile)) != 0) {
+		mbedtls_strerror(mrc, why, sizeof why);
+		rc = plugcfg_err(p, "cafile", "'%s' is not a readable PEM certificate file: %s",
+				 M->cafile, mrc > 0 ? "some certificates do not parse" : why);
+	} else if (M->certfile[0] && (mrc = mbedtls_x509_crt_parse_file(&crt, M->certfile))) {
+		mbedtls_strerror(mrc, why, sizeof why);
+		rc = plugcfg_err(p, "certfile", "'%s' is not a readable PEM certificate file: %s",
+				 M->certfile, mrc > 0 ? "some certificates do not parse" : why);
+	} else if (M->keyfile[0] && (mrc = mbedtls_pk_parse_keyfile(&pk, M->keyfile, NULL))) {
+		mbedtls_strerror(mrc, why, sizeof why);
+		rc =
+		    plugcfg_err(p, "keyfile", "'%s' is not a readable, unencrypted private key: %s",
+				M->keyfile, why);
+	} else if (M->keyfile[0] && mbedtls_pk_check_pair(&crt.pk, &pk) != 0)
+		rc = plugcfg_err(p, "keyfile",
+				 "'%s' is not the private key of the certificate in '%s'",
+				 M->keyfile, M->certfile);
+	mbedtls_x509_crt_free(&ca);
+	mbedtls_x509_crt_free(&crt);
+	mbedtls_pk_free(&pk);
+	return rc;
+}
+
 static int cfg_parse(const struct plugcfg *p, linli_record *c, void *ud)
 {
 	struct mq *M = ud;
 	static const char *const keys[] = {
 	    "host",	 "port",     "client_id",     "username",      "password",
-	    "keepalive", "accounts", "reconnect_min", "reconnect_max", "alarm_after"};
+	    "keepalive", "accounts", "reconnect_min", "reconnect_max", "alarm_after",
+	    "cafile",	 "certfile", "keyfile"};
 	int rc = plugcfg_keys(p, c, keys, sizeof keys / sizeof keys[0]);
 	if (!rc)
 		rc = cfg_str(p, c, "host", M->host, sizeof M->host, false);
@@ -1166,6 +1220,14 @@ static int cfg_parse(const struct plugcfg *p, linli_record *c, void *ud)
 		rc = plugcfg_err(p, "password", "is given without a username");
 	if (!rc)
 		rc = plugcfg_bool(p, c, "accounts", &M->accounts);
+	if (!rc)
+		rc = cfg_str(p, c, "cafile", M->cafile, sizeof M->cafile, false);
+	if (!rc)
+		rc = cfg_str(p, c, "certfile", M->certfile, sizeof M->certfile, false);
+	if (!rc)
+		rc = cfg_str(p, c, "keyfile", M->keyfile, sizeof M->keyfile, false);
+	if (!rc)
+		rc = tls_check(p, M);
 	if (!rc)
 		rc = plugcfg_int(p, c, "reconnect_min", 1, 3600, 1, "whole seconds",
 				 &M->reconnect_min);
@@ -1256,6 +1318,16 @@ static int start_client(linli_ctx *ctx, struct mq *M)
 	mosquitto_message_callback_set(M->m, on_message);
 	mosquitto_reconnect_delay_set(M->m, (unsigned)M->reconnect_min, (unsigned)M->reconnect_max,
 				      true);
+	if (M->cafile[0]) {
+		int trc =
+		    mosquitto_tls_set(M->m, M->cafile, NULL, M->certfile[0] ? M->certfile : NULL,
+				      M->keyfile[0] ? M->keyfile : NULL, NULL);
+		if (trc != MOSQ_ERR_SUCCESS) {
+			api->set_error(ctx, "linli.cfg: plugins.mqtt: TLS not set up: %s",
+				       mosquitto_strerror(trc));
+			return LINLI_EINVAL;
+		}
+	}
 	if (M->username[0] &&
 	    mosquitto_username_pw_set(M->m, M->username, M->password[0] ? M->password : NULL)) {
 		api->set_error(ctx, "cannot set the broker credentials");

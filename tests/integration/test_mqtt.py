@@ -42,8 +42,8 @@ def tool(name):
 class broker:
     """A real mosquitto on a free loopback port, in its own temp dir."""
 
-    def __init__(self, dynsec=False):
-        self.dynsec = dynsec
+    def __init__(self, dynsec=False, tls=False):
+        self.dynsec, self.tls = dynsec, tls
         self.admin_pw = "admin-" + os.urandom(6).hex()
 
     def __enter__(self):
@@ -59,6 +59,10 @@ class broker:
                 f"persistence_location {self.dir}/\nlog_dest stderr\n")
         if os.getuid() == 0:
             text += "user root\n"  # else mosquitto drops to 'mosquitto' and cannot write here
+        if self.tls:  # TLS only, with client certificates
+            self.pki = make_pki(self.dir)
+            text += (f"cafile {self.pki}/ca.crt\ncertfile {self.pki}/server.crt\n"
+                     f"keyfile {self.pki}/server.key\nrequire_certificate true\n")
         if self.dynsec:
             # Debian's dynamic-security plugin with one admin: linlid's own account.
             js = os.path.join(self.dir, "dynsec.json")
@@ -99,8 +103,18 @@ class broker:
         with open(os.path.join(self.dir, "mosquitto.log")) as f:
             return f.read()
 
+    def tls_args(self):
+        return ["--cafile", f"{self.pki}/ca.crt", "--cert", f"{self.pki}/client.crt", "--key",
+                f"{self.pki}/client.key"] if self.tls else []
+
+    def linlid_tls(self):
+        """The plugins.mqtt keys of linlid's TLS to this broker."""
+        return (f'cafile = "{self.pki}/ca.crt"; certfile = "{self.pki}/client.crt"; '
+                f'keyfile = "{self.pki}/client.key";') if self.tls else ""
+
     def try_pub(self, topic, payload, client="dev-pub", user=None, pw=None, *extra):
         auth = ["-u", user, "-P", pw] if user else []
+        auth += self.tls_args()
         return subprocess.run([self.pub_exe, "-h", "127.0.0.1", "-p", str(self.port), "-i",
                                client, *auth, "-t", topic, "-m", payload, *extra],
                               capture_output=True, text=True, timeout=10)
@@ -111,7 +125,7 @@ class broker:
 
     def sub(self, client, topic, *extra, user=None, pw=None):
         """A device's command subscription (debug output, so SUBACK can be waited for)."""
-        auth = ["-u", user, "-P", pw] if user else []
+        auth = (["-u", user, "-P", pw] if user else []) + self.tls_args()
         p = subprocess.Popen(["stdbuf", "-oL", self.sub_exe, "-h", "127.0.0.1", "-p",
                               str(self.port), "-i", client, *auth, "-t", topic, "-d", *extra],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -133,6 +147,29 @@ class broker:
                 self.proc.wait()
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def make_pki(top):
+    """A CA, a server certificate for 127.0.0.1 and a client certificate (EC P-256)."""
+    d = os.path.join(top, "pki")
+    os.makedirs(d)
+    ext = os.path.join(d, "san.ext")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\n")
+
+    def ossl(*args):
+        r = subprocess.run(["openssl", *args], cwd=d, capture_output=True, text=True,
+                           timeout=20)
+        eq(r.returncode, 0, f"openssl {args[0]}: {r.stderr}")
+    ossl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca.key")
+    ossl("req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=linli-test-ca", "-days", "2",
+         "-out", "ca.crt")
+    for n in ("server", "client"):
+        ossl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", f"{n}.key")
+        ossl("req", "-new", "-key", f"{n}.key", "-subj", "/CN=127.0.0.1", "-out", f"{n}.csr")
+        ossl("x509", "-req", "-in", f"{n}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+             "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", f"{n}.crt")
+    return d
 
 
 class node:
@@ -167,7 +204,7 @@ class node:
 
 def connected(b, extra="", alarms=False):
     return node(f'host = "127.0.0.1"; port = {b.port}; client_id = "linlid-test"; '
-                f"keepalive = 10; {extra}", alarms)
+                f"keepalive = 10; {b.linlid_tls()} {extra}", alarms)
 
 
 def status(d):
@@ -199,10 +236,15 @@ def wait_connected(d):
 
 def case_readings_events_and_bad_payloads():
     """Readings and an event published by a device arrive through the HAL (latest values,
-    the bus, the journal); bad payloads of each kind are refused, counted and stored nowhere."""
-    with broker() as b, connected(b) as d:
+    the bus, the journal); bad payloads of each kind are refused, counted and stored nowhere.
+    All over TLS with client certificates (the broker takes nothing else)."""
+    with broker(tls=True) as b, connected(b) as d:
         wait_connected(d)
         st = status(d)
+        eq((st["broker"]["tls"], st["broker"]["client_certificate"]), (True, True), "TLS")
+        r = subprocess.run([b.pub_exe, "-h", "127.0.0.1", "-p", str(b.port), "-t", "x", "-m",
+                            "y"], capture_output=True, text=True, timeout=10)
+        check(r.returncode != 0, f"no plain MQTT on the TLS listener: {r.stderr}")
         eq(st["subscriptions"], ["linli/dev/+/up", "linli/dev/+/result", "linli/dev/+/status"],
            "subscriptions")
         eq((st["broker"]["port"], st["broker"]["client_id"]), (b.port, "linlid-test"), "broker")
@@ -505,6 +547,14 @@ def case_one_broker_account_per_device():
 def case_bad_config_is_refused_naming_file_and_key():
     """A bad plugins.mqtt group stops the plugin at load with the file and key named; the
     broker gone at start is retried, not fatal."""
+    tmp = tempfile.mkdtemp(prefix="linli-mqtt-pki-")
+    try:
+        bad_configs(make_pki(tmp))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def bad_configs(pki):
     for bad, needle in (
             ("port = 0;", "linli.cfg: plugins.mqtt.port: must be a TCP port, 1 to 65535"),
             ('client_id = "a/b";', "linli.cfg: plugins.mqtt.client_id: 'a/b' must not contain"),
@@ -513,7 +563,14 @@ def case_bad_config_is_refused_naming_file_and_key():
             ("accounts = true;", "linli.cfg: plugins.mqtt.accounts: needs username and "
                                  "password: linlid's own account on the broker"),
             ("reconnect_min = 5; reconnect_max = 2;",
-             "linli.cfg: plugins.mqtt.reconnect_max: must be at least reconnect_min (5 s)")):
+             "linli.cfg: plugins.mqtt.reconnect_max: must be at least reconnect_min (5 s)"),
+            (f'cafile = "{pki}/nope.crt";',
+             f"linli.cfg: plugins.mqtt.cafile: '{pki}/nope.crt' is not a readable PEM "
+             "certificate file"),
+            (f'cafile = "{pki}/ca.crt"; certfile = "{pki}/client.crt"; '
+             f'keyfile = "{pki}/server.key";',
+             f"linli.cfg: plugins.mqtt.keyfile: '{pki}/server.key' is not the private key of "
+             f"the certificate in '{pki}/client.crt'")):
         with node(bad) as d:
             info = d.ok("plugins", "info", "mqtt")
             check(info["state"] == "failed" and needle in info["reason"], f"{bad}: {info}")
