@@ -25,6 +25,7 @@ from harness import (BUILD, SRC, Daemon, TestFailure, check, eq, finish, main,  
 
 MQTT_SO = os.path.join(BUILD, "plugins", "mqtt", "mqtt.so")
 ALARMS_SO = os.path.join(BUILD, "plugins", "alarms", "alarms.so")
+MQTT_SIM = os.path.join(SRC, "tools", "mqtt-sim")
 CATALOG = os.path.join(SRC, "catalog")
 DYNSEC_SO = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
 YUELAN = "hefei/baohe/binhu/yuelan"
@@ -534,10 +535,26 @@ def case_one_broker_account_per_device():
         wait_for(lambda: status(d)["accounts"]["answers_ok"] == 11, "remove answered", 5)
         r = b.try_pub(up, json.dumps({"readings": {"battery": 1}}), "smoke-001", "smoke-001", new)
         check(r.returncode != 0 and "not authorised" in r.stderr, f"removed: {r.stderr}")
-        b.pub("linli/dev/door-001/up", json.dumps({"readings": {"state": "open"}}), "door-001",
-              "door-001", sec2)
-        wait_for(lambda: readings(d, "door-1").get("state", {}).get("value") == "open",
-                 "the other device is untouched")
+        # The other device, played by tools/mqtt-sim on its own account: an event (QoS 1),
+        # a reading, and the answer to a command.
+        sim = subprocess.Popen([MQTT_SIM, "--port", str(b.port), "--address", "door-001",
+                                "--user", "door-001", "--password", sec2, "--event", "forced",
+                                "--reading", "state=open", "--reading", "passes_today=3",
+                                "--linger", "6"], stdout=subprocess.PIPE, text=True)
+        try:
+            eq(json.loads(sim.stdout.readline()), {"connected": "door-001"}, "mqtt-sim")
+            wait_for(lambda: readings(d, "door-1").get("passes_today", {}).get("value") == 3,
+                     "the other device is untouched")
+            eq(readings(d, "door-1")["state"]["value"], "open", "its reading")
+            rc, res, err = d.cli("devices", "command", "door-1", "open", "seconds=5")
+            eq((rc, res and res["result"]), (0, {"done": "open", "args": {"seconds": 5}}),
+               f"mqtt-sim answered: {err}")
+            j = [e for e in d.ok("events", "journal")["events"]
+                 if e["topic"] == "dev/door/door-1/event/forced"]
+            eq(len(j), 1, "its QoS 1 event, journaled")
+        finally:
+            sim.terminate()
+            sim.wait(5)
         eq(status(d)["accounts"]["errors"], 0, "no account errors")
         for text, where in ((d.logtext(), "linlid's log"), (b.logtext(), "the broker's log")):
             for x in (sec, sec2, new):
