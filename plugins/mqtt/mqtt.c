@@ -2,7 +2,9 @@
  * mqtt — the MQTT device driver: devices that speak to a broker (Mosquitto)
  * under the topic tree linli/dev/<ADDRESS>/..., mapped to the HAL's readings,
  * events and commands. ADDRESS is the device's registered address, its MQTT
- * client id (`linli devices add ID CLASS mqtt ADDRESS`).
+ * client id (`linli devices add ID CLASS mqtt ADDRESS`), or CHILD@GATEWAY for
+ * a device a gateway speaks for (topics linli/dev/CHILD/..., the gateway's
+ * account authorised for them).
  *
  *   up      device -> linlid   {"readings": {"RES": value, ...}, "time": ms?}
  *                              {"event": "NAME", "data": {...}?, "time": ms?}
@@ -67,7 +69,8 @@ static const char *const bad_names[BAD_N] = {"not_json", "bad_shape", "bad_resul
 struct mdev {
 	char id[49];
 	char addr[ADDR_MAX + 1];
-	char status[16]; /* the last status message: "online", "offline", "" none */
+	char gw[ADDR_MAX + 1]; /* its gateway's address, "" none */
+	char status[16];       /* the last status message: "online", "offline", "" none */
 	int64_t status_ms;
 	uint64_t messages, readings, events, results;
 	uint64_t bad[BAD_N];
@@ -185,6 +188,37 @@ static const char *addr_problem(const char *a)
 	return NULL;
 }
 
+/*
+ * A registered address: ADDRESS, or CHILD@GATEWAY for a device that speaks
+ * through a gateway (its topics are linli/dev/CHILD/..., published by the
+ * gateway's connection and account). Fills addr (the topic level) and gw
+ * ("" for none); returns what is wrong, or NULL.
+ */
+static const char *split_addr(const char *raw, char addr[ADDR_MAX + 1], char gw[ADDR_MAX + 1])
+{
+	const char *at = strchr(raw, '@');
+	gw[0] = 0;
+	if (!at) {
+		const char *why = addr_problem(raw);
+		if (!why)
+			snprintf(addr, ADDR_MAX + 1, "%s", raw);
+		return why;
+	}
+	size_t n = (size_t)(at - raw);
+	if (n == 0 || n > ADDR_MAX || strchr(at + 1, '@'))
+		return "must be CHILD@GATEWAY with one '@' and 1 to 128 bytes before it";
+	memcpy(addr, raw, n);
+	addr[n] = 0;
+	const char *why = addr_problem(addr);
+	if (!why)
+		why = addr_problem(at + 1);
+	if (!why && strcmp(addr, at + 1) == 0)
+		why = "must not name itself as its gateway";
+	if (!why)
+		snprintf(gw, ADDR_MAX + 1, "%s", at + 1);
+	return why;
+}
+
 /* ---- broker accounts: Mosquitto's dynamic-security plugin ---- */
 
 /* A small JSON writer into a fixed buffer (ok false once it overflowed). */
@@ -230,15 +264,6 @@ static void jw_topic(struct jw *w, const char *addr, const char *kind)
 	jw_str(w, t);
 }
 
-static void jw_acl(struct jw *w, const char *type, const char *addr, const char *kind, bool more)
-{
-	jw_raw(w, "{\"acltype\": ");
-	jw_str(w, type);
-	jw_raw(w, ", ");
-	jw_topic(w, addr, kind);
-	jw_raw(w, more ? ", \"allow\": true}, " : ", \"allow\": true}");
-}
-
 /* ", \"KEY\": VALUE" */
 static void jw_kv(struct jw *w, const char *key, const char *val)
 {
@@ -266,7 +291,30 @@ static void acct_free(struct acct_op *o)
  * new password (the broker kicks its connection at once). secret NULL: the
  * account and role are deleted (the broker kicks the client).
  */
-static struct acct_op *acct_make(const char *addr, const char *secret)
+/* {"command": "addRoleACL"|"removeRoleACL", "rolename", "acltype", "topic", ...}, */
+static void jw_role_acl(struct jw *w, bool add, const char *role, const char *type,
+			const char *addr, const char *kind, const char *corr)
+{
+	jw_raw(w, add ? "{\"command\": \"addRoleACL\"" : "{\"command\": \"removeRoleACL\"");
+	jw_kv(w, "rolename", role);
+	jw_kv(w, "acltype", type);
+	jw_raw(w, ", ");
+	jw_topic(w, addr, kind);
+	jw_kv(w, "correlationData", corr);
+	jw_raw(w, add ? ", \"allow\": true}, " : "}, ");
+}
+
+/* The four ACLs of addr's topics on role (add or remove). */
+static void jw_dev_acls(struct jw *w, bool add, const char *role, const char *addr,
+			const char *corr)
+{
+	jw_role_acl(w, add, role, "publishClientSend", addr, "up", corr);
+	jw_role_acl(w, add, role, "publishClientSend", addr, "result", corr);
+	jw_role_acl(w, add, role, "publishClientSend", addr, "status", corr);
+	jw_role_acl(w, add, role, "subscribePattern", addr, "cmd", corr);
+}
+
+static struct acct_op *acct_make(const char *addr, const char *gw, const char *secret)
 {
 	struct jw *w = calloc(1, sizeof *w);
 	struct acct_op *o = calloc(1, sizeof *o);
@@ -277,18 +325,30 @@ static struct acct_op *acct_make(const char *addr, const char *secret)
 	}
 	w->ok = true;
 	char role[ADDR_MAX + 16];
-	snprintf(role, sizeof role, DEV_ROLE_PREFIX "%s", addr);
+	snprintf(role, sizeof role, DEV_ROLE_PREFIX "%s", gw ? gw : addr);
 	jw_raw(w, "{\"commands\": [");
-	if (secret) {
+	if (gw) {
+		/* A gateway's child: no account of its own; the gateway's role gets (or
+		 * loses) the child's topics. */
+		if (secret) {
+			jw_raw(w, "{\"command\": \"createRole\"");
+			jw_kv(w, "rolename", role);
+			jw_kv(w, "correlationData", addr);
+			jw_raw(w, "}, ");
+		}
+		jw_dev_acls(w, secret != NULL, role, addr, addr);
+		w->n -= 2; /* the last ", " */
+		w->b[w->n] = 0;
+		jw_raw(w, "]}");
+	} else if (secret) {
+		/* The role's ACLs one by one: the role may exist already (made by a child of
+		 * this gateway registered first), and a duplicate is answered "already exists". */
 		jw_raw(w, "{\"command\": \"createRole\"");
 		jw_kv(w, "rolename", role);
 		jw_kv(w, "correlationData", addr);
-		jw_raw(w, ", \"acls\": [");
-		jw_acl(w, "publishClientSend", addr, "up", true);
-		jw_acl(w, "publishClientSend", addr, "result", true);
-		jw_acl(w, "publishClientSend", addr, "status", true);
-		jw_acl(w, "subscribePattern", addr, "cmd", false);
-		jw_raw(w, "]}, {\"command\": \"createClient\"");
+		jw_raw(w, "}, ");
+		jw_dev_acls(w, true, role, addr, addr);
+		jw_raw(w, "{\"command\": \"createClient\"");
 		jw_kv(w, "username", addr);
 		jw_kv(w, "clientid", addr);
 		jw_kv(w, "password", secret);
@@ -415,9 +475,9 @@ static void acct_flush(struct mq *M)
 }
 
 /* Queue a change of addr's account (secret NULL: delete it) and send what can be sent. */
-static int acct_queue(struct mq *M, const char *addr, const char *secret)
+static int acct_queue(struct mq *M, const char *addr, const char *gw, const char *secret)
 {
-	struct acct_op *o = acct_make(addr, secret);
+	struct acct_op *o = acct_make(addr, gw, secret);
 	if (!o)
 		return LINLI_ENOMEM;
 	pthread_mutex_lock(&M->mu);
@@ -772,7 +832,8 @@ static void on_disconnect(struct mosquitto *m, void *ud, int rc)
 static int mq_open(linli_ctx *ctx, struct linli_device *dev, char *err, size_t errlen)
 {
 	struct mq *M = mq_of(ctx);
-	const char *why = addr_problem(dev->address);
+	char addr[ADDR_MAX + 1], gw[ADDR_MAX + 1];
+	const char *why = split_addr(dev->address, addr, gw);
 	if (why) {
 		snprintf(err, errlen, "address '%s' is not an MQTT client id: it %s", dev->address,
 			 why);
@@ -782,12 +843,13 @@ static int mq_open(linli_ctx *ctx, struct linli_device *dev, char *err, size_t e
 	if (!d)
 		return LINLI_ENOMEM;
 	snprintf(d->id, sizeof d->id, "%s", dev->id);
-	snprintf(d->addr, sizeof d->addr, "%s", dev->address);
+	snprintf(d->addr, sizeof d->addr, "%s", addr);
+	snprintf(d->gw, sizeof d->gw, "%s", gw);
 	d->open = true;
 	pthread_mutex_lock(&M->mu);
 	if (dev_by_addr(M, d->addr)) {
 		pthread_mutex_unlock(&M->mu);
-		snprintf(err, errlen, "address '%s' is another device's already", dev->address);
+		snprintf(err, errlen, "address '%s' is another device's already", addr);
 		free(d);
 		return LINLI_EEXIST;
 	}
@@ -882,25 +944,33 @@ static int mq_write(linli_ctx *ctx, struct linli_device *dev, uint64_t req,
 	return send_cmd(mq_of(ctx), dev->driver_data, req, "write", values);
 }
 
-/* SDK 1.1: the device's new secret (devices add / rekey) becomes its broker password. */
+/*
+ * SDK 1.1: the device's new secret (devices add / rekey) becomes its broker
+ * password; a gateway's child (CHILD@GATEWAY) has no account of its own: the
+ * gateway's role is given the child's topics instead.
+ */
 static int mq_secret(linli_ctx *ctx, struct linli_device *dev, const char *secret, char *err,
 		     size_t errlen)
 {
 	struct mq *M = mq_of(ctx);
-	if (!M->accounts)
-		return 0; /* the broker's accounts are not linlid's to manage */
-	int rc = acct_queue(M, dev->address, secret);
+	char addr[ADDR_MAX + 1], gw[ADDR_MAX + 1];
+	if (!M->accounts || split_addr(dev->address, addr, gw))
+		return 0; /* not linlid's to manage; a bad address never opened */
+	int rc = acct_queue(M, addr, gw[0] ? gw : NULL, secret);
 	if (rc)
 		snprintf(err, errlen, "the broker account of '%s' could not be queued",
 			 dev->address);
 	return rc;
 }
 
-/* SDK 1.1: a removed device's account and role are deleted (the broker kicks it). */
+/* SDK 1.1: a removed device's account and role are deleted (the broker kicks it); a
+ * child's topics are taken from its gateway's role. */
 static void mq_removed(linli_ctx *ctx, struct linli_device *dev)
 {
 	struct mq *M = mq_of(ctx);
-	if (M->accounts && !addr_problem(dev->address) && acct_queue(M, dev->address, NULL))
+	char addr[ADDR_MAX + 1], gw[ADDR_MAX + 1];
+	if (M->accounts && !split_addr(dev->address, addr, gw) &&
+	    acct_queue(M, addr, gw[0] ? gw : NULL, NULL))
 		api->log(ctx, LINLI_LOG_WARN,
 			 "device %s: its broker account '%s' could not be queued for deletion",
 			 dev->id, dev->address);

@@ -465,8 +465,8 @@ def case_one_broker_account_per_device():
         sec = add["secret"]
         check("driver_error" not in add, f"the driver took the secret: {add}")
         sec2 = d.ok("devices", "add", "door-1", "door", "mqtt", "door-001")["secret"]
-        # Two accounts (3 commands each), all answered.
-        ac = wait_for(lambda: (lambda a: a if a["answers_ok"] == 6 else None)(
+        # Two accounts (7 commands each: role, 4 ACLs, client, password), all answered.
+        ac = wait_for(lambda: (lambda a: a if a["answers_ok"] == 14 else None)(
             status(d)["accounts"]), "the broker answered every account command", 5)
         eq((ac["sent"], ac["queued"], ac["errors"], ac["last_error"]), (2, 0, 0, ""), "accounts")
         up = "linli/dev/smoke-001/up"
@@ -518,7 +518,7 @@ def case_one_broker_account_per_device():
         except subprocess.TimeoutExpired:
             dev.kill()
             raise TestFailure("the device with the old secret was not cut off at rekey")
-        wait_for(lambda: status(d)["accounts"]["answers_ok"] == 9, "rekey answered", 5)
+        wait_for(lambda: status(d)["accounts"]["answers_ok"] == 21, "rekey answered", 5)
         r = b.try_pub(up, json.dumps({"readings": {"battery": 1}}), "smoke-001", "smoke-001", sec)
         check(r.returncode != 0 and "not authorised" in r.stderr, f"old secret: {r.stderr}")
         b.pub(up, json.dumps({"readings": {"battery": 82}}), "smoke-001", "smoke-001", new)
@@ -532,7 +532,7 @@ def case_one_broker_account_per_device():
         except subprocess.TimeoutExpired:
             dev.kill()
             raise TestFailure("the removed device was not cut off")
-        wait_for(lambda: status(d)["accounts"]["answers_ok"] == 11, "remove answered", 5)
+        wait_for(lambda: status(d)["accounts"]["answers_ok"] == 23, "remove answered", 5)
         r = b.try_pub(up, json.dumps({"readings": {"battery": 1}}), "smoke-001", "smoke-001", new)
         check(r.returncode != 0 and "not authorised" in r.stderr, f"removed: {r.stderr}")
         # The other device, played by tools/mqtt-sim on its own account: an event (QoS 1),
@@ -555,9 +555,27 @@ def case_one_broker_account_per_device():
         finally:
             sim.terminate()
             sim.wait(5)
+        # A gateway speaks for its children (CHILD@GATEWAY): its account gets the child's
+        # topics, and loses them when the child is removed.
+        gw = d.ok("devices", "add", "gw-1", "kiosk", "mqtt", "gw-001")["secret"]
+        d.ok("devices", "add", "sm-9", "smoke", "mqtt", "smoke-009@gw-001")
+        wait_for(lambda: status(d)["accounts"]["answers_ok"] == 35, "gateway and child", 5)
+        eq(dev_status(d, "sm-9")["address"], "smoke-009", "the child's topic level")
+        b.pub("linli/dev/smoke-009/up", json.dumps({"readings": {"battery": 77}}), "gw-001",
+              "gw-001", gw)
+        wait_for(lambda: readings(d, "sm-9").get("battery", {}).get("value") == 77,
+                 "the child's reading through its gateway")
+        v5 = ("-V", "mqttv5", "-q", "1")
+        r = b.try_pub("linli/dev/smoke-009/up", "{}", "door-001", "door-001", sec2, *v5)
+        check("not authorized" in (r.stdout + r.stderr).lower(), f"not another's: {r.stderr}")
+        d.ok("devices", "remove", "sm-9")
+        wait_for(lambda: status(d)["accounts"]["answers_ok"] == 39, "child removed", 5)
+        r = b.try_pub("linli/dev/smoke-009/up", "{}", "gw-001", "gw-001", gw, *v5)
+        check("not authorized" in (r.stdout + r.stderr).lower(),
+              f"the gateway lost the removed child: {r.stdout} {r.stderr}")
         eq(status(d)["accounts"]["errors"], 0, "no account errors")
         for text, where in ((d.logtext(), "linlid's log"), (b.logtext(), "the broker's log")):
-            for x in (sec, sec2, new):
+            for x in (sec, sec2, new, gw):
                 check(x not in text, f"a secret in {where}")
 
 
