@@ -843,10 +843,10 @@ static void dev_close(struct hal *h, struct hal_dev *d)
 
 /* Ops-table sizes of the SDK's minors, index = minor. */
 static const uint32_t ops_sizes[] = {(uint32_t)LINLI_DRIVER_OPS_SIZE_1_0,
-				     (uint32_t)LINLI_DRIVER_OPS_SIZE_1_0};
+				     (uint32_t)LINLI_DRIVER_OPS_SIZE_1_1};
 _Static_assert(sizeof ops_sizes / sizeof ops_sizes[0] == LINLI_SDK_MINOR + 1,
 	       "add the driver ops size of the new SDK minor to ops_sizes");
-_Static_assert(LINLI_DRIVER_OPS_SIZE_1_0 == sizeof(struct linli_driver_ops),
+_Static_assert(LINLI_DRIVER_OPS_SIZE_1_1 == sizeof(struct linli_driver_ops),
 	       "struct linli_driver_ops grew: add a size for the new minor");
 
 int hal_driver_add(struct hal *h, const char *name, const struct linli_driver_ops *ops,
@@ -2341,6 +2341,12 @@ int hal_remove(struct hal *h, const char *id, hal_done_fn done, void *arg, char 
 	char did[STORE_ID_MAX + 1];
 	snprintf(did, sizeof did, "%s", d->id);
 	log_info("hal", "device %s (%s) removed", d->id, d->cls->name);
+	if (d->drv && d->drv->ops.removed) { /* SDK 1.1: revoke what the driver set up */
+		struct wd_frame wd;
+		wd_enter(&wd, d->drv->owner, "driver removed", d->id, 0);
+		d->drv->ops.removed(d->drv->ctx, &d->pub);
+		wd_leave(&wd);
+	}
 	dev_unregister(h, d, "it was removed");
 	if (rc == LINLI_ENOENT) /* nothing in the store to commit: done is not called */
 		return 1;
@@ -2362,6 +2368,27 @@ int hal_set_credential(struct hal *h, const char *id, const char *hash, hal_done
 		return rc;
 	}
 	return wait_commit(h, d->id, false, done, arg, err, errlen);
+}
+
+int hal_tell_secret(struct hal *h, const char *id, const char *secret, char *err, size_t errlen)
+{
+	struct hal_dev *d = hal_find(h, id);
+	if (!d || !d->open || !d->drv || !d->drv->ops.secret || !secret)
+		return 0;
+	char e[256] = "";
+	struct wd_frame wd;
+	wd_enter(&wd, d->drv->owner, "driver secret", d->id, 0);
+	int rc = d->drv->ops.secret(d->drv->ctx, &d->pub, secret, e, sizeof e);
+	wd_leave(&wd);
+	if (rc) {
+		if (!e[0])
+			snprintf(e, sizeof e, "%s", linli_strerror(rc));
+		log_warn("hal", "device %s (%s): driver %s could not take its new secret: %s",
+			 d->id, d->cls->name, d->drv->name, e);
+		return errf(err, errlen, rc, "driver %s could not take the new secret: %s",
+			    d->drv->name, e);
+	}
+	return 0;
 }
 
 int hal_found(struct hal *h, struct hal_driver *drv, const struct linli_device_info *info,

@@ -143,6 +143,13 @@ int hal_remove(struct hal *h, const char *id, hal_done_fn done, void *arg, char 
 int hal_set_credential(struct hal *h, const char *id, const char *hash, hal_done_fn done, void *arg,
 		       char *err, size_t errlen);
 
+/*
+ * hal_tell_secret — hand the device's new machine secret (in clear) to its
+ * driver's ops->secret (SDK 1.1), if the device is open and the driver has
+ * the op. Returns 0, or the driver's code with err (logged as well).
+ */
+int hal_tell_secret(struct hal *h, const char *id, const char *secret, char *err, size_t errlen);
+
 struct hal_dev *hal_find(struct hal *h, const char *id);
 const char *hal_dev_id(const struct hal_dev *d);
 const char *hal_dev_scope(const struct hal_dev *d);

@@ -317,7 +317,9 @@ static int cmd_add(struct cmd_call *call, void *ud)
 	log_info("audit", "device.manage: device %s (%s) added at %s by %s", a.pos[0], a.pos[1],
 		 scope, who);
 	struct hal_dev *d = hal_find(call->k->hal, a.pos[0]);
-	msgpack_pack_map(&call->pk, 8);
+	char derr[320] = "";
+	hal_tell_secret(call->k->hal, a.pos[0], secret, derr, sizeof derr);
+	msgpack_pack_map(&call->pk, derr[0] ? 9 : 8);
 	mp_kv_str(&call->pk, "id", a.pos[0]);
 	mp_kv_str(&call->pk, "class", a.pos[1]);
 	mp_kv_str(&call->pk, "scope", scope);
@@ -325,6 +327,8 @@ static int cmd_add(struct cmd_call *call, void *ud)
 	mp_kv_bool(&call->pk, "open", d && hal_dev_open(d));
 	mp_kv_str(&call->pk, "open_error", d ? hal_dev_open_error(d) : NULL);
 	mp_kv_str(&call->pk, "secret", secret);
+	if (derr[0])
+		mp_kv_str(&call->pk, "driver_error", derr);
 	mp_kv_str(&call->pk, "note",
 		  "the device's machine secret is shown this once; only its hash is kept");
 	sodium_memzero(secret, sizeof secret);
@@ -376,9 +380,13 @@ static int cmd_rekey(struct cmd_call *call, void *ud)
 	char who[160];
 	who_of(call, who, sizeof who);
 	log_info("audit", "device.manage: device %s: new machine credential by %s", a.pos[0], who);
-	msgpack_pack_map(&call->pk, 3);
+	char derr[320] = "";
+	hal_tell_secret(call->k->hal, a.pos[0], secret, derr, sizeof derr);
+	msgpack_pack_map(&call->pk, derr[0] ? 4 : 3);
 	mp_kv_str(&call->pk, "id", a.pos[0]);
 	mp_kv_str(&call->pk, "secret", secret);
+	if (derr[0])
+		mp_kv_str(&call->pk, "driver_error", derr);
 	mp_kv_str(&call->pk, "note",
 		  "the new secret is shown this once; the old one no longer works");
 	sodium_memzero(secret, sizeof secret);

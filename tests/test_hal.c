@@ -45,6 +45,9 @@ struct fx {
 	char last_topic[256];
 	msgpack_sbuffer last;
 	int opens, closes;
+	/* SDK 1.1 ops: the secrets told and the removals, in order with closes */
+	int secrets, removals, closes_at_removal;
+	char last_secret[80], last_secret_dev[64];
 	/* command answers */
 	int answers;
 	int ticks;
@@ -87,6 +90,28 @@ static void t_close(linli_ctx *ctx, struct linli_device *dev)
 	(void)ctx;
 	(void)dev;
 	F->closes++;
+}
+
+static int t_secret(linli_ctx *ctx, struct linli_device *dev, const char *secret, char *err,
+		    size_t errlen)
+{
+	(void)ctx;
+	if (strcmp(dev->address, "nosecret") == 0) {
+		snprintf(err, errlen, "the broker is away");
+		return LINLI_EIO;
+	}
+	F->secrets++;
+	snprintf(F->last_secret, sizeof F->last_secret, "%s", secret);
+	snprintf(F->last_secret_dev, sizeof F->last_secret_dev, "%s", dev->id);
+	return 0;
+}
+
+static void t_removed(linli_ctx *ctx, struct linli_device *dev)
+{
+	(void)ctx;
+	(void)dev;
+	F->removals++;
+	F->closes_at_removal = F->closes;
 }
 
 static int t_command(linli_ctx *ctx, struct linli_device *dev, uint64_t req, const char *command,
@@ -132,7 +157,9 @@ static const struct linli_driver_ops ops = {.size = sizeof(struct linli_driver_o
 					    .read = t_read,
 					    .close = t_close,
 					    .write = t_write,
-					    .command = t_command};
+					    .command = t_command,
+					    .secret = t_secret,
+					    .removed = t_removed};
 
 /* ---- fixture ---- */
 
@@ -687,6 +714,65 @@ static void test_ops_table_checks(void **state)
 	assert_int_equal(hal_driver_add(h, "Bad-Name", &ops, ctx2(), "p", NULL, err, sizeof err),
 			 LINLI_EINVAL);
 	assert_null(hal_driver_find(h, "big"));
+	/* A driver built against SDK 1.0 (no secret, removed) is taken, its new ops NULL. */
+	o = ops;
+	o.size = LINLI_DRIVER_OPS_SIZE_1_0;
+	assert_int_equal(hal_driver_add(h, "old", &o, ctx2(), "p", NULL, err, sizeof err), 0);
+	struct hal_driver *od = hal_driver_find(h, "old");
+	assert_non_null(od);
+	struct hal_dev_spec s = {
+	    .id = "old-1", .class_name = "door", .driver = "old", .address = "ok"};
+	assert_int_equal(hal_add(h, &s, NULL, NULL, err, sizeof err), 0);
+	assert_int_equal(store_batch_end(x->k.store), 0);
+	assert_int_equal(hal_tell_secret(h, "old-1", "abc", err, sizeof err), 0);
+	assert_int_equal(hal_remove(h, "old-1", NULL, NULL, err, sizeof err), 0);
+	assert_int_equal(x->secrets, 0);
+	assert_int_equal(x->removals, 0);
+}
+
+/* SDK 1.1 ops: a driver is told a device's new secret and its removal (before close). */
+static void test_driver_told_secret_and_removal(void **state)
+{
+	struct fx *x = *state;
+	struct hal *h = x->k.hal;
+	char err[512] = "";
+	add(x, "door-1", "door", "ok", 0);
+	assert_int_equal(hal_tell_secret(h, "door-1", "s3cret-1", err, sizeof err), 0);
+	assert_int_equal(x->secrets, 1);
+	assert_string_equal(x->last_secret, "s3cret-1");
+	assert_string_equal(x->last_secret_dev, "door-1");
+	/* A driver's refusal comes back with its reason, and is logged. */
+	add(x, "door-2", "door", "nosecret", 0);
+	int saved;
+	char path[64];
+	capture_start(&saved, path);
+	assert_int_equal(hal_tell_secret(h, "door-2", "s3cret-2", err, sizeof err), LINLI_EIO);
+	char *log = capture_end(saved, path);
+	assert_non_null(strstr(err, "driver t could not take the new secret: the broker is away"));
+	assert_non_null(
+	    strstr(log, "device door-2 (door): driver t could not take its new secret"));
+	assert_null(strstr(log, "s3cret-2"));
+	free(log);
+	/* A device that is not open is not told; an unknown one neither. */
+	add(x, "door-3", "door", "fail", 0);
+	assert_int_equal(hal_tell_secret(h, "door-3", "s3cret-3", err, sizeof err), 0);
+	assert_int_equal(hal_tell_secret(h, "nobody", "s3cret-4", err, sizeof err), 0);
+	assert_int_equal(x->secrets, 1);
+	/* Removal: removed, then close; also for a device that is not open. */
+	int closes = x->closes;
+	assert_int_equal(hal_remove(h, "door-1", NULL, NULL, err, sizeof err), 0);
+	assert_int_equal(x->removals, 1);
+	assert_int_equal(x->closes_at_removal, closes);
+	assert_int_equal(x->closes, closes + 1);
+	assert_int_equal(hal_remove(h, "door-3", NULL, NULL, err, sizeof err), 0);
+	assert_int_equal(x->removals, 2);
+	assert_int_equal(x->closes, closes + 1);
+	assert_int_equal(store_batch_end(x->k.store), 0);
+	/* Closing the HAL (shutdown) closes the others, removes none. */
+	hal_close(h);
+	x->k.hal = NULL;
+	assert_int_equal(x->removals, 2);
+	assert_int_equal(hal_open(&x->k, &x->k.hal, err, sizeof err), 0);
 }
 
 struct poster {
@@ -985,6 +1071,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_write_error_from_driver, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_open_failure, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ops_table_checks, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_driver_told_secret_and_removal, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_thread_posts_arrive_in_order, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_registry_persists, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_event_wait_commits, setup, teardown),

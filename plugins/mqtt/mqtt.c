@@ -2,7 +2,9 @@
  * mqtt — the MQTT device driver: devices that speak to a broker (Mosquitto)
  * under the topic tree linli/dev/<ADDRESS>/..., mapped to the HAL's readings,
  * events and commands. ADDRESS is the device's registered address, its MQTT
- * client id (`linli devices add ID CLASS mqtt ADDRESS`).
+ * client id (`linli devices add ID CLASS mqtt ADDRESS`), or CHILD@GATEWAY for
+ * a device a gateway speaks for (topics linli/dev/CHILD/..., the gateway's
+ * account authorised for them).
  *
  *   up      device -> linlid   {"readings": {"RES": value, ...}, "time": ms?}
  *                              {"event": "NAME", "data": {...}?, "time": ms?}
@@ -14,7 +16,12 @@
  *
  * Configuration (plugins.mqtt of linli.cfg, every refusal naming file and key):
  * host ("127.0.0.1"), port (1883), client_id ("linlid"), username and password
- * (optional, together), keepalive (seconds, 5..3600, default 30).
+ * (optional, together), keepalive (seconds, 5..3600, default 30), accounts
+ * (false; true: one broker account per device through Mosquitto's
+ * dynamic-security plugin, linlid's own account being its admin).
+ *
+ * QoS 1: a persistent session under client_id; a QoS 1 event is acknowledged
+ * only after its commit (see not_committed).
  *
  * Threads: libmosquitto's network loop runs in its own thread
  * (mosquitto_loop_start). Its message callback parses the payload there and
@@ -36,18 +43,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
+#include <mbedtls/error.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/x509_crt.h>
 #include <mosquitto.h>
 
 #include <linli/linli.h>
 
 #include "plugcfg.h"
 
-#define ADDR_MAX    128 /* an address (client id): one topic level */
-#define TOPIC_MAX   (ADDR_MAX + 32)
-#define MAX_READ    64	 /* readings in one message */
-#define PENDING_MAX 1024 /* commands waiting for a result (older ones are forgotten) */
-#define JSON_MAX    65536
+#define ADDR_MAX      128 /* an address (client id): one topic level */
+#define TOPIC_MAX     (ADDR_MAX + 32)
+#define MAX_READ      64   /* readings in one message */
+#define PENDING_MAX   1024 /* commands waiting for a result (older ones are forgotten) */
+#define JSON_MAX      65536
+#define EVENT_WAIT_MS 10000 /* a QoS 1 event's commit, at most */
 
 static const struct linli_api *api;
 
@@ -57,7 +69,8 @@ static const char *const bad_names[BAD_N] = {"not_json", "bad_shape", "bad_resul
 struct mdev {
 	char id[49];
 	char addr[ADDR_MAX + 1];
-	char status[16]; /* the last status message: "online", "offline", "" none */
+	char gw[ADDR_MAX + 1]; /* its gateway's address, "" none */
+	char status[16];       /* the last status message: "online", "offline", "" none */
 	int64_t status_ms;
 	uint64_t messages, readings, events, results;
 	uint64_t bad[BAD_N];
@@ -76,6 +89,7 @@ struct mq {
 	linli_ctx *ctx;
 	/* configuration */
 	char host[256], client_id[ADDR_MAX + 1], username[128], password[128];
+	char cafile[512], certfile[512], keyfile[512]; /* TLS: cafile set */
 	int64_t port, keepalive;
 	/* the broker */
 	struct mosquitto *m;
@@ -91,7 +105,45 @@ struct mq {
 	struct pending pend[PENDING_MAX];
 	size_t pend_next;
 	uint64_t unknown_addr, unknown_topic, commands, late_results;
+	/* broker accounts (dynamic security); the queue and counters under mu */
+	/* broker loss (kernel thread only): since when, and the alarm */
+	int64_t reconnect_min, reconnect_max, alarm_after_ms;
+	int64_t lost_since; /* ms (the node's clock), 0: connected or not started */
+	bool alarm_up;	    /* raised (or asked to be) */
+	bool alarm_logged;  /* no alarms plugin answered: logged once per loss */
+	uint64_t alarms_raised, alarms_cleared;
+	uint64_t not_committed; /* QoS 1 events left unacknowledged: delivered again */
+	int nc_last_rc;
+	char nc_addr[ADDR_MAX + 1];
+	bool nc_to_log;
+	bool accounts;
+	char *role_json;  /* linlid's own role, added when its account lacks it */
+	char *check_json; /* does linlid's account hold it? asked at every connect */
+	atomic_bool role_ready;
+	struct acct_op *aq_head, *aq_tail;
+	size_t aq_len;
+	uint64_t acct_sent, acct_ok, acct_errors;
+	char acct_last_error[256];
+	bool acct_to_log;
+	pthread_mutex_t flush_mu; /* one flusher at a time: the queue's order is kept */
 };
+
+/*
+ * One change of a device's broker account, as the dynamic-security JSON to
+ * publish on $CONTROL/dynamic-security/v1 (it may hold the secret in clear:
+ * wiped before it is freed).
+ */
+struct acct_op {
+	struct acct_op *next;
+	char addr[ADDR_MAX + 1];
+	char *json;
+	size_t len;
+};
+
+#define DYNSEC_TOPIC	"$CONTROL/dynamic-security/v1"
+#define DYNSEC_REPLIES	"$CONTROL/dynamic-security/v1/response"
+#define DRIVER_ROLE	"linli-driver"
+#define DEV_ROLE_PREFIX "linli-dev-"
 
 static const char *const subs[] = {"linli/dev/+/up", "linli/dev/+/result", "linli/dev/+/status"};
 
@@ -136,6 +188,355 @@ static const char *addr_problem(const char *a)
 	return NULL;
 }
 
+/*
+ * A registered address: ADDRESS, or CHILD@GATEWAY for a device that speaks
+ * through a gateway (its topics are linli/dev/CHILD/..., published by the
+ * gateway's connection and account). Fills addr (the topic level) and gw
+ * ("" for none); returns what is wrong, or NULL.
+ */
+static const char *split_addr(const char *raw, char addr[ADDR_MAX + 1], char gw[ADDR_MAX + 1])
+{
+	const char *at = strchr(raw, '@');
+	gw[0] = 0;
+	if (!at) {
+		const char *why = addr_problem(raw);
+		if (!why)
+			snprintf(addr, ADDR_MAX + 1, "%s", raw);
+		return why;
+	}
+	size_t n = (size_t)(at - raw);
+	if (n == 0 || n > ADDR_MAX || strchr(at + 1, '@'))
+		return "must be CHILD@GATEWAY with one '@' and 1 to 128 bytes before it";
+	memcpy(addr, raw, n);
+	addr[n] = 0;
+	const char *why = addr_problem(addr);
+	if (!why)
+		why = addr_problem(at + 1);
+	if (!why && strcmp(addr, at + 1) == 0)
+		why = "must not name itself as its gateway";
+	if (!why)
+		snprintf(gw, ADDR_MAX + 1, "%s", at + 1);
+	return why;
+}
+
+/* ---- broker accounts: Mosquitto's dynamic-security plugin ---- */
+
+/* A small JSON writer into a fixed buffer (ok false once it overflowed). */
+struct jw {
+	char b[4096];
+	size_t n;
+	bool ok;
+};
+
+static void jw_raw(struct jw *w, const char *s)
+{
+	size_t l = strlen(s);
+	if (w->n + l >= sizeof w->b) {
+		w->ok = false;
+		return;
+	}
+	memcpy(w->b + w->n, s, l);
+	w->n += l;
+	w->b[w->n] = 0;
+}
+
+/* A JSON string: an address or secret has no control characters; quote and backslash escaped. */
+static void jw_str(struct jw *w, const char *s)
+{
+	jw_raw(w, "\"");
+	for (const char *p = s; *p && w->ok; p++) {
+		char c[3] = {*p, 0, 0};
+		if (*p == '"' || *p == '\\') {
+			c[0] = '\\';
+			c[1] = *p;
+		}
+		jw_raw(w, c);
+	}
+	jw_raw(w, "\"");
+}
+
+/* "topic": "linli/dev/<addr>/<kind>" */
+static void jw_topic(struct jw *w, const char *addr, const char *kind)
+{
+	char t[TOPIC_MAX];
+	snprintf(t, sizeof t, "linli/dev/%s/%s", addr, kind);
+	jw_raw(w, "\"topic\": ");
+	jw_str(w, t);
+}
+
+/* ", \"KEY\": VALUE" */
+static void jw_kv(struct jw *w, const char *key, const char *val)
+{
+	jw_raw(w, ", ");
+	jw_str(w, key);
+	jw_raw(w, ": ");
+	jw_str(w, val);
+}
+
+static void acct_free(struct acct_op *o)
+{
+	if (!o)
+		return;
+	if (o->json) {
+		explicit_bzero(o->json, o->len);
+		free(o->json);
+	}
+	free(o);
+}
+
+/*
+ * The device's account: its role (publish on its up, result and status,
+ * subscribe to its cmd, nothing else), the client (username = client id =
+ * ADDRESS, password = the secret) — or, when the client exists already, its
+ * new password (the broker kicks its connection at once). secret NULL: the
+ * account and role are deleted (the broker kicks the client).
+ */
+/* {"command": "addRoleACL"|"removeRoleACL", "rolename", "acltype", "topic", ...}, */
+static void jw_role_acl(struct jw *w, bool add, const char *role, const char *type,
+			const char *addr, const char *kind, const char *corr)
+{
+	jw_raw(w, add ? "{\"command\": \"addRoleACL\"" : "{\"command\": \"removeRoleACL\"");
+	jw_kv(w, "rolename", role);
+	jw_kv(w, "acltype", type);
+	jw_raw(w, ", ");
+	jw_topic(w, addr, kind);
+	jw_kv(w, "correlationData", corr);
+	jw_raw(w, add ? ", \"allow\": true}, " : "}, ");
+}
+
+/* The four ACLs of addr's topics on role (add or remove). */
+static void jw_dev_acls(struct jw *w, bool add, const char *role, const char *addr,
+			const char *corr)
+{
+	jw_role_acl(w, add, role, "publishClientSend", addr, "up", corr);
+	jw_role_acl(w, add, role, "publishClientSend", addr, "result", corr);
+	jw_role_acl(w, add, role, "publishClientSend", addr, "status", corr);
+	jw_role_acl(w, add, role, "subscribePattern", addr, "cmd", corr);
+}
+
+static struct acct_op *acct_make(const char *addr, const char *gw, const char *secret)
+{
+	struct jw *w = calloc(1, sizeof *w);
+	struct acct_op *o = calloc(1, sizeof *o);
+	if (!w || !o) {
+		free(w);
+		free(o);
+		return NULL;
+	}
+	w->ok = true;
+	char role[ADDR_MAX + 16];
+	snprintf(role, sizeof role, DEV_ROLE_PREFIX "%s", gw ? gw : addr);
+	jw_raw(w, "{\"commands\": [");
+	if (gw) {
+		/* A gateway's child: no account of its own; the gateway's role gets (or
+		 * loses) the child's topics. */
+		if (secret) {
+			jw_raw(w, "{\"command\": \"createRole\"");
+			jw_kv(w, "rolename", role);
+			jw_kv(w, "correlationData", addr);
+			jw_raw(w, "}, ");
+		}
+		jw_dev_acls(w, secret != NULL, role, addr, addr);
+		w->n -= 2; /* the last ", " */
+		w->b[w->n] = 0;
+		jw_raw(w, "]}");
+	} else if (secret) {
+		/* The role's ACLs one by one: the role may exist already (made by a child of
+		 * this gateway registered first), and a duplicate is answered "already exists". */
+		jw_raw(w, "{\"command\": \"createRole\"");
+		jw_kv(w, "rolename", role);
+		jw_kv(w, "correlationData", addr);
+		jw_raw(w, "}, ");
+		jw_dev_acls(w, true, role, addr, addr);
+		jw_raw(w, "{\"command\": \"createClient\"");
+		jw_kv(w, "username", addr);
+		jw_kv(w, "clientid", addr);
+		jw_kv(w, "password", secret);
+		jw_kv(w, "correlationData", addr);
+		jw_raw(w, ", \"roles\": [{\"rolename\": ");
+		jw_str(w, role);
+		jw_raw(w, "}]}, {\"command\": \"setClientPassword\"");
+		jw_kv(w, "username", addr);
+		jw_kv(w, "password", secret);
+		jw_kv(w, "correlationData", addr);
+		jw_raw(w, "}]}");
+	} else {
+		jw_raw(w, "{\"command\": \"deleteClient\"");
+		jw_kv(w, "username", addr);
+		jw_kv(w, "correlationData", addr);
+		jw_raw(w, "}, {\"command\": \"deleteRole\"");
+		jw_kv(w, "rolename", role);
+		jw_kv(w, "correlationData", addr);
+		jw_raw(w, "}]}");
+	}
+	if (w->ok)
+		o->json = malloc(w->n + 1);
+	if (o->json) {
+		memcpy(o->json, w->b, w->n + 1);
+		o->len = w->n;
+		snprintf(o->addr, sizeof o->addr, "%s", addr);
+	}
+	explicit_bzero(w, sizeof *w);
+	free(w);
+	if (!o->json) {
+		free(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* linlid's own role: publishing commands to every device (sent at each connect). */
+static char *driver_role_json(const char *username)
+{
+	struct jw w = {.ok = true};
+	jw_raw(&w, "{\"commands\": [{\"command\": \"createRole\", \"rolename\": \"" DRIVER_ROLE
+		   "\", \"acls\": [{\"acltype\": "
+		   "\"publishClientSend\", \"topic\": \"linli/dev/+/cmd\", \"allow\": true}]}, "
+		   "{\"command\": \"addClientRole\", \"rolename\": \"" DRIVER_ROLE "\"");
+	jw_kv(&w, "username", username);
+	jw_raw(&w, "}]}");
+	return w.ok ? strdup(w.b) : NULL;
+}
+
+/* Does linlid's own account hold its role? (asked at each connect) */
+static char *driver_check_json(const char *username)
+{
+	struct jw w = {.ok = true};
+	jw_raw(&w, "{\"commands\": [{\"command\": \"getClient\"");
+	jw_kv(&w, "username", username);
+	jw_raw(&w, "}]}");
+	return w.ok ? strdup(w.b) : NULL;
+}
+
+static void acct_flush(struct mq *M);
+
+/* A getClient answer about linlid's own account: add the role when it lacks it. */
+static void own_client(struct mq *M, linli_record *x)
+{
+	linli_record *data = NULL, *cl = NULL, *roles = NULL;
+	bool has = false;
+	if (api->rec_get_map(x, "data", &data) == 0 && api->rec_get_map(data, "client", &cl) == 0 &&
+	    api->rec_get_array(cl, "roles", &roles) == 0)
+		for (size_t i = 0; i < api->rec_count(roles); i++) {
+			linli_record *r = NULL;
+			const char *n = NULL;
+			if (api->arr_get_map(roles, i, &r) == 0 &&
+			    api->rec_get_str(r, "rolename", &n, NULL) == 0 &&
+			    strcmp(n, DRIVER_ROLE) == 0)
+				has = true;
+		}
+	if (has) {
+		atomic_store(&M->role_ready, true);
+		acct_flush(M);
+		return;
+	}
+	/* Adding a role to a connected client makes the broker kick it: the next connect
+	 * finds the role. */
+	mosquitto_publish(M->m, NULL, DYNSEC_TOPIC, (int)strlen(M->role_json), M->role_json, 1,
+			  false);
+}
+
+/* Publish the queued account changes in order, while connected. Any thread. */
+static void acct_flush(struct mq *M)
+{
+	if (!M->accounts || !atomic_load(&M->connected) || !atomic_load(&M->role_ready))
+		return;
+	pthread_mutex_lock(&M->flush_mu);
+	for (;;) {
+		pthread_mutex_lock(&M->mu);
+		struct acct_op *o = M->aq_head;
+		if (o) {
+			M->aq_head = o->next;
+			if (!M->aq_head)
+				M->aq_tail = NULL;
+			M->aq_len--;
+		}
+		pthread_mutex_unlock(&M->mu);
+		if (!o)
+			break;
+		int rc =
+		    mosquitto_publish(M->m, NULL, DYNSEC_TOPIC, (int)o->len, o->json, 1, false);
+		pthread_mutex_lock(&M->mu);
+		if (rc != MOSQ_ERR_SUCCESS) { /* back to the front: the next connect sends it */
+			o->next = M->aq_head;
+			M->aq_head = o;
+			if (!M->aq_tail)
+				M->aq_tail = o;
+			M->aq_len++;
+			o = NULL;
+		} else
+			M->acct_sent++;
+		pthread_mutex_unlock(&M->mu);
+		if (!o)
+			break;
+		acct_free(o);
+	}
+	pthread_mutex_unlock(&M->flush_mu);
+}
+
+/* Queue a change of addr's account (secret NULL: delete it) and send what can be sent. */
+static int acct_queue(struct mq *M, const char *addr, const char *gw, const char *secret)
+{
+	struct acct_op *o = acct_make(addr, gw, secret);
+	if (!o)
+		return LINLI_ENOMEM;
+	pthread_mutex_lock(&M->mu);
+	if (M->aq_tail)
+		M->aq_tail->next = o;
+	else
+		M->aq_head = o;
+	M->aq_tail = o;
+	M->aq_len++;
+	pthread_mutex_unlock(&M->mu);
+	acct_flush(M);
+	return 0;
+}
+
+/*
+ * The broker's answers ({"responses": [{"command", "error"?, "correlationData"?}]}):
+ * "already exists" is the expected answer to a re-key's create; any other
+ * error is counted, kept for mqtt status and logged once by the timer.
+ */
+static void on_dynsec_reply(struct mq *M, const char *p, size_t len)
+{
+	linli_record *j = NULL, *rs = NULL;
+	if (api->rec_from_json(p, len, &j, NULL, 0) != 0 || api->rec_kind(j) != LINLI_T_MAP ||
+	    api->rec_get_array(j, "responses", &rs) != 0) {
+		api->rec_free(j);
+		return;
+	}
+	for (size_t i = 0; i < api->rec_count(rs); i++) {
+		linli_record *x = NULL;
+		const char *cmd = "?", *err = NULL, *corr = "";
+		if (api->arr_get_map(rs, i, &x) != 0)
+			continue;
+		api->rec_get_str(x, "command", &cmd, NULL);
+		api->rec_get_str(x, "correlationData", &corr, NULL);
+		if (api->rec_has(x, "error"))
+			api->rec_get_str(x, "error", &err, NULL);
+		bool own = !corr[0]; /* linlid's own account: no correlation */
+		if (own && !err && strcmp(cmd, "getClient") == 0) {
+			own_client(M, x);
+			continue;
+		}
+		/* Mosquitto 2.0 kicks linlid while it adds the role to linlid's own account and
+		 * answers "Internal error" although the role was added: the next connect's
+		 * getClient tells (role_ready in mqtt status). */
+		if (own && strcmp(cmd, "addClientRole") == 0)
+			continue;
+		pthread_mutex_lock(&M->mu);
+		if (err && err[0] && !strstr(err, "already")) {
+			M->acct_errors++;
+			snprintf(M->acct_last_error, sizeof M->acct_last_error,
+				 "%.40s for '%.128s': %.80s", cmd, corr, err);
+			M->acct_to_log = true;
+		} else if (!own)
+			M->acct_ok++;
+		pthread_mutex_unlock(&M->mu);
+	}
+	api->rec_free(j);
+}
+
 /* ---- from the network thread ---- */
 
 /* Copy d's id out under mu; false if addr is not an open device. */
@@ -173,7 +574,29 @@ static void count_ok(struct mq *M, const char *addr, uint64_t r, uint64_t e, uin
 	pthread_mutex_unlock(&M->mu);
 }
 
-static void on_up(struct mq *M, const char *addr, const char *id, linli_record *j)
+/*
+ * A QoS 1 event's PUBACK must not reach the broker before the event is
+ * committed. libmosquitto 2.0 (Debian 12 has 2.0.11, no manual ack) queues the
+ * PUBACK before this callback and its network thread writes it only after the
+ * callback returns, so the callback waits for the commit (dev_event_wait).
+ * When the commit is not known (timeout, a store error, linlid stopping) the
+ * connection is cut before the PUBACK goes out: the broker keeps the message
+ * in linlid's persistent session and delivers it again after the reconnect.
+ */
+static void not_committed(struct mq *M, const char *addr, int rc)
+{
+	int fd = mosquitto_socket(M->m);
+	if (fd >= 0)
+		shutdown(fd, SHUT_RDWR);
+	pthread_mutex_lock(&M->mu);
+	M->not_committed++;
+	M->nc_last_rc = rc;
+	snprintf(M->nc_addr, sizeof M->nc_addr, "%s", addr);
+	M->nc_to_log = true;
+	pthread_mutex_unlock(&M->mu);
+}
+
+static void on_up(struct mq *M, const char *addr, const char *id, linli_record *j, int qos)
 {
 	linli_record *rd = NULL;
 	int64_t t = 0;
@@ -235,6 +658,17 @@ static void on_up(struct mq *M, const char *addr, const char *id, linli_record *
 		linli_record *data = NULL;
 		if (api->rec_has(j, "data") && api->rec_get_map(j, "data", &data) != 0) {
 			count_bad(M, addr, BAD_SHAPE, "\"data\" of an event must be an object");
+			return;
+		}
+		if (qos > 0 && LINLI_API_HAS(api, dev_event_wait)) {
+			int rc = api->dev_event_wait(M->ctx, id, ev, data, t, EVENT_WAIT_MS);
+			if (rc == 0)
+				count_ok(M, addr, 0, 1, 0);
+			else if (rc == LINLI_ETIMEDOUT || rc == LINLI_ESTATE || rc == LINLI_EIO ||
+				 rc == LINLI_EFULL || rc == LINLI_ENOMEM)
+				not_committed(M, addr, rc);
+			/* a refusal (unknown event, bad data) is acknowledged: counted by the HAL
+			 */
 			return;
 		}
 		if (api->dev_event(M->ctx, id, ev, data, t) == 0)
@@ -323,6 +757,11 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
 	struct mq *M = ud;
 	/* linli/dev/<ADDRESS>/<kind> */
 	const char *t = msg->topic;
+	if (M->accounts && strcmp(t, DYNSEC_REPLIES) == 0) {
+		on_dynsec_reply(M, msg->payload ? msg->payload : "",
+				msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0);
+		return;
+	}
 	if (strncmp(t, "linli/dev/", 10) != 0)
 		return;
 	const char *a = t + 10, *slash = strchr(a, '/');
@@ -355,7 +794,7 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
 		return;
 	}
 	if (strcmp(kind, "up") == 0)
-		on_up(M, addr, id, j);
+		on_up(M, addr, id, j, msg->qos);
 	else if (strcmp(kind, "result") == 0)
 		on_result(M, addr, j);
 	api->rec_free(j);
@@ -370,7 +809,12 @@ static void on_connect(struct mosquitto *m, void *ud, int rc)
 	atomic_store(&M->connected, true);
 	atomic_fetch_add(&M->connects, 1);
 	for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
-		mosquitto_subscribe(m, NULL, subs[i], 0);
+		mosquitto_subscribe(m, NULL, subs[i], 1); /* QoS 1: events, results, status */
+	if (M->accounts) {
+		mosquitto_subscribe(m, NULL, DYNSEC_REPLIES, 1);
+		mosquitto_publish(m, NULL, DYNSEC_TOPIC, (int)strlen(M->check_json), M->check_json,
+				  1, false);
+	}
 }
 
 static void on_disconnect(struct mosquitto *m, void *ud, int rc)
@@ -378,6 +822,7 @@ static void on_disconnect(struct mosquitto *m, void *ud, int rc)
 	(void)m;
 	struct mq *M = ud;
 	atomic_store(&M->connected, false);
+	atomic_store(&M->role_ready, false);
 	atomic_store(&M->last_drop, rc);
 	atomic_fetch_add(&M->disconnects, 1);
 }
@@ -387,7 +832,8 @@ static void on_disconnect(struct mosquitto *m, void *ud, int rc)
 static int mq_open(linli_ctx *ctx, struct linli_device *dev, char *err, size_t errlen)
 {
 	struct mq *M = mq_of(ctx);
-	const char *why = addr_problem(dev->address);
+	char addr[ADDR_MAX + 1], gw[ADDR_MAX + 1];
+	const char *why = split_addr(dev->address, addr, gw);
 	if (why) {
 		snprintf(err, errlen, "address '%s' is not an MQTT client id: it %s", dev->address,
 			 why);
@@ -397,12 +843,13 @@ static int mq_open(linli_ctx *ctx, struct linli_device *dev, char *err, size_t e
 	if (!d)
 		return LINLI_ENOMEM;
 	snprintf(d->id, sizeof d->id, "%s", dev->id);
-	snprintf(d->addr, sizeof d->addr, "%s", dev->address);
+	snprintf(d->addr, sizeof d->addr, "%s", addr);
+	snprintf(d->gw, sizeof d->gw, "%s", gw);
 	d->open = true;
 	pthread_mutex_lock(&M->mu);
 	if (dev_by_addr(M, d->addr)) {
 		pthread_mutex_unlock(&M->mu);
-		snprintf(err, errlen, "address '%s' is another device's already", dev->address);
+		snprintf(err, errlen, "address '%s' is another device's already", addr);
 		free(d);
 		return LINLI_EEXIST;
 	}
@@ -497,18 +944,137 @@ static int mq_write(linli_ctx *ctx, struct linli_device *dev, uint64_t req,
 	return send_cmd(mq_of(ctx), dev->driver_data, req, "write", values);
 }
 
+/*
+ * SDK 1.1: the device's new secret (devices add / rekey) becomes its broker
+ * password; a gateway's child (CHILD@GATEWAY) has no account of its own: the
+ * gateway's role is given the child's topics instead.
+ */
+static int mq_secret(linli_ctx *ctx, struct linli_device *dev, const char *secret, char *err,
+		     size_t errlen)
+{
+	struct mq *M = mq_of(ctx);
+	char addr[ADDR_MAX + 1], gw[ADDR_MAX + 1];
+	if (!M->accounts || split_addr(dev->address, addr, gw))
+		return 0; /* not linlid's to manage; a bad address never opened */
+	int rc = acct_queue(M, addr, gw[0] ? gw : NULL, secret);
+	if (rc)
+		snprintf(err, errlen, "the broker account of '%s' could not be queued",
+			 dev->address);
+	return rc;
+}
+
+/* SDK 1.1: a removed device's account and role are deleted (the broker kicks it); a
+ * child's topics are taken from its gateway's role. */
+static void mq_removed(linli_ctx *ctx, struct linli_device *dev)
+{
+	struct mq *M = mq_of(ctx);
+	char addr[ADDR_MAX + 1], gw[ADDR_MAX + 1];
+	if (M->accounts && !split_addr(dev->address, addr, gw) &&
+	    acct_queue(M, addr, gw[0] ? gw : NULL, NULL))
+		api->log(ctx, LINLI_LOG_WARN,
+			 "device %s: its broker account '%s' could not be queued for deletion",
+			 dev->id, dev->address);
+}
+
+static int mq_discover(linli_ctx *ctx);
+
 static const struct linli_driver_ops ops = {
     .size = sizeof(struct linli_driver_ops),
     .open = mq_open,
     .close = mq_close,
     .write = mq_write,
     .command = mq_command,
+    .discover = mq_discover,
+    .secret = mq_secret,
+    .removed = mq_removed,
 };
+
+/* ---- broker loss: an alarm after alarm_after, cleared on reconnect ---- */
+
+#define LOST_TYPE   "mqtt_broker_lost"
+#define LOST_SOURCE "plugin:mqtt"
+
+static void on_alarm_answer(linli_ctx *ctx, uint64_t id, int status, const linli_record *rec,
+			    const char *err, void *ud)
+{
+	(void)id;
+	(void)rec;
+	struct mq *M = mq_of(ctx);
+	bool raise = ud != NULL;
+	if (!M)
+		return;
+	if (status < 0 && raise)
+		api->log(ctx, LINLI_LOG_WARN, "broker-lost alarm not raised: %s (%s)",
+			 err && *err ? err : "no reason", linli_strerror(status));
+	else if (status < 0 && status != LINLI_ENOENT)
+		api->log(ctx, LINLI_LOG_WARN, "broker-lost alarm not cleared: %s (%s)",
+			 err && *err ? err : "no reason", linli_strerror(status));
+	else if (raise)
+		M->alarms_raised++;
+	else
+		M->alarms_cleared++;
+}
+
+static void lost_alarm(linli_ctx *ctx, struct mq *M, bool raise, int64_t lost_ms)
+{
+	linli_record *p = api->rec_new();
+	if (!p)
+		return;
+	api->rec_set_str(p, "type", LOST_TYPE);
+	api->rec_set_str(p, "source", LOST_SOURCE);
+	char det[512];
+	if (raise) {
+		int last = atomic_load(&M->last_rc), drop = atomic_load(&M->last_drop);
+		snprintf(det, sizeof det,
+			 "the MQTT broker %s:%lld has been out of reach for %lld s (%s); linlid "
+			 "retries every %lld..%lld s; MQTT devices cannot be heard meanwhile",
+			 M->host, (long long)M->port, (long long)(lost_ms / 1000),
+			 last	? mosquitto_connack_string(last)
+			 : drop ? mosquitto_strerror(drop)
+				: "never connected",
+			 (long long)M->reconnect_min, (long long)M->reconnect_max);
+		api->rec_set_str(p, "severity", "major");
+		api->rec_set_str(p, "details", det);
+	} else
+		api->rec_set_str(p, "why", "linlid is connected to the MQTT broker again");
+	int rc = api->request(ctx, raise ? "alarmreq/raise" : "alarmreq/clear", NULL, p, 10000,
+			      on_alarm_answer, raise ? M : NULL, NULL);
+	api->rec_free(p);
+	if (rc && raise && !M->alarm_logged) {
+		M->alarm_logged = true;
+		api->log(
+		    ctx, LINLI_LOG_WARN,
+		    "the MQTT broker %s:%lld has been out of reach for %lld s; no alarm raised "
+		    "(%s: is the alarms plugin running?)",
+		    M->host, (long long)M->port, (long long)(lost_ms / 1000), linli_strerror(rc));
+	}
+}
+
+static void loss_tick(linli_ctx *ctx, struct mq *M)
+{
+	if (!M->loop_started || M->alarm_after_ms == 0)
+		return;
+	int64_t now = api->time_now_ms();
+	if (atomic_load(&M->connected)) {
+		if (M->lost_since && M->alarm_up)
+			lost_alarm(ctx, M, false, 0);
+		M->lost_since = 0;
+		M->alarm_up = M->alarm_logged = false;
+		return;
+	}
+	if (!M->lost_since)
+		M->lost_since = now;
+	else if (!M->alarm_up && now - M->lost_since >= M->alarm_after_ms) {
+		M->alarm_up = true;
+		lost_alarm(ctx, M, true, now - M->lost_since);
+	}
+}
 
 /* The first refusal of each kind per device, logged on the kernel thread. */
 static void log_tick(linli_ctx *ctx, void *ud)
 {
 	struct mq *M = ud;
+	loss_tick(ctx, M);
 	pthread_mutex_lock(&M->mu);
 	for (size_t i = 0; i < M->n_devs; i++)
 		for (int k = 0; k < BAD_N; k++)
@@ -520,6 +1086,20 @@ static void log_tick(linli_ctx *ctx, void *ud)
 					 M->devs[i]->id, M->devs[i]->addr, bad_names[k],
 					 M->devs[i]->why[k]);
 			}
+	if (M->nc_to_log) {
+		M->nc_to_log = false;
+		api->log(ctx, LINLI_LOG_WARN,
+			 "a QoS 1 event of '%s' was not known committed (%s): the connection was "
+			 "cut before its acknowledgement, the broker delivers it again (counted in "
+			 "mqtt status)",
+			 M->nc_addr, linli_strerror(M->nc_last_rc));
+	}
+	if (M->acct_to_log) {
+		M->acct_to_log = false;
+		api->log(ctx, LINLI_LOG_WARN,
+			 "the broker refused an account change: %s (counted in mqtt status)",
+			 M->acct_last_error);
+	}
 	pthread_mutex_unlock(&M->mu);
 }
 
@@ -546,6 +1126,8 @@ static int cmd_status(linli_ctx *ctx, const struct linli_cmd_req *req, linli_rec
 	api->rec_set_int(b, "port", M->port);
 	api->rec_set_str(b, "client_id", M->client_id);
 	api->rec_set_bool(b, "authenticated", M->username[0] != 0);
+	api->rec_set_bool(b, "tls", M->cafile[0] != 0);
+	api->rec_set_bool(b, "client_certificate", M->certfile[0] != 0);
 	api->rec_set_int(b, "keepalive_s", M->keepalive);
 	bool up = atomic_load(&M->connected);
 	api->rec_set_bool(b, "connected", up);
@@ -555,11 +1137,27 @@ static int cmd_status(linli_ctx *ctx, const struct linli_cmd_req *req, linli_rec
 			 : last ? mosquitto_connack_string(last)
 			 : drop ? mosquitto_strerror(drop)
 				: "");
+	if (M->lost_since)
+		api->rec_set_time(b, "lost_since", M->lost_since);
+	api->rec_set_bool(b, "alarm", M->alarm_up);
+	api->rec_set_int(b, "alarms_raised", (int64_t)M->alarms_raised);
+	api->rec_set_int(b, "alarms_cleared", (int64_t)M->alarms_cleared);
 	api->rec_set_int(b, "connects", (int64_t)atomic_load(&M->connects));
 	api->rec_set_int(b, "disconnects", (int64_t)atomic_load(&M->disconnects));
 	api->rec_set_array(r, "subscriptions", &s);
 	for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
 		api->arr_push_str(s, subs[i]);
+	linli_record *ac = NULL;
+	api->rec_set_map(r, "accounts", &ac);
+	api->rec_set_bool(ac, "managed", M->accounts);
+	api->rec_set_bool(ac, "role_ready", atomic_load(&M->role_ready)); /* linlid's own role */
+	pthread_mutex_lock(&M->mu);
+	api->rec_set_int(ac, "queued", (int64_t)M->aq_len);
+	api->rec_set_int(ac, "sent", (int64_t)M->acct_sent);
+	api->rec_set_int(ac, "answers_ok", (int64_t)M->acct_ok);
+	api->rec_set_int(ac, "errors", (int64_t)M->acct_errors);
+	api->rec_set_str(ac, "last_error", M->acct_last_error);
+	pthread_mutex_unlock(&M->mu);
 	api->rec_set_map(r, "totals", &t);
 	api->rec_set_array(r, "devices", &ds);
 	uint64_t msgs = 0, rd = 0, ev = 0, res = 0, bad[BAD_N] = {0};
@@ -595,6 +1193,7 @@ static int cmd_status(linli_ctx *ctx, const struct linli_cmd_req *req, linli_rec
 	for (int k = 0; k < BAD_N; k++)
 		api->rec_set_int(t, bad_names[k], (int64_t)bad[k]);
 	api->rec_set_int(t, "unknown_address", (int64_t)M->unknown_addr);
+	api->rec_set_int(t, "events_not_committed", (int64_t)M->not_committed);
 	pthread_mutex_unlock(&M->mu);
 	*reply = r;
 	return 0;
@@ -620,11 +1219,60 @@ static int cfg_str(const struct plugcfg *p, linli_record *c, const char *key, ch
 	return 0;
 }
 
+/*
+ * TLS to the broker: cafile (the CA certificates that sign the broker's),
+ * and optionally certfile + keyfile (linlid's client certificate, an
+ * unencrypted key). Each file is read and parsed now, and the key checked
+ * against the certificate, so that a wrong file stops the plugin at load
+ * with its key named rather than failing every connect.
+ */
+static int tls_check(const struct plugcfg *p, struct mq *M)
+{
+	if (!M->cafile[0] && (M->certfile[0] || M->keyfile[0]))
+		return plugcfg_err(p, M->certfile[0] ? "certfile" : "keyfile",
+				   "needs cafile (TLS to the broker)");
+	if (!M->certfile[0] != !M->keyfile[0])
+		return plugcfg_err(p, M->certfile[0] ? "keyfile" : "certfile",
+				   "is missing: certfile and keyfile go together");
+	if (!M->cafile[0])
+		return 0;
+	char why[160];
+	int rc = 0, mrc;
+	mbedtls_x509_crt ca, crt;
+	mbedtls_pk_context pk;
+	mbedtls_x509_crt_init(&ca);
+	mbedtls_x509_crt_init(&crt);
+	mbedtls_pk_init(&pk);
+	if ((mrc = mbedtls_x509_crt_parse_file(&ca, M->cafile)) != 0) {
+		mbedtls_strerror(mrc, why, sizeof why);
+		rc = plugcfg_err(p, "cafile", "'%s' is not a readable PEM certificate file: %s",
+				 M->cafile, mrc > 0 ? "some certificates do not parse" : why);
+	} else if (M->certfile[0] && (mrc = mbedtls_x509_crt_parse_file(&crt, M->certfile))) {
+		mbedtls_strerror(mrc, why, sizeof why);
+		rc = plugcfg_err(p, "certfile", "'%s' is not a readable PEM certificate file: %s",
+				 M->certfile, mrc > 0 ? "some certificates do not parse" : why);
+	} else if (M->keyfile[0] && (mrc = mbedtls_pk_parse_keyfile(&pk, M->keyfile, NULL))) {
+		mbedtls_strerror(mrc, why, sizeof why);
+		rc =
+		    plugcfg_err(p, "keyfile", "'%s' is not a readable, unencrypted private key: %s",
+				M->keyfile, why);
+	} else if (M->keyfile[0] && mbedtls_pk_check_pair(&crt.pk, &pk) != 0)
+		rc = plugcfg_err(p, "keyfile",
+				 "'%s' is not the private key of the certificate in '%s'",
+				 M->keyfile, M->certfile);
+	mbedtls_x509_crt_free(&ca);
+	mbedtls_x509_crt_free(&crt);
+	mbedtls_pk_free(&pk);
+	return rc;
+}
+
 static int cfg_parse(const struct plugcfg *p, linli_record *c, void *ud)
 {
 	struct mq *M = ud;
-	static const char *const keys[] = {"host",     "port",	   "client_id",
-					   "username", "password", "keepalive"};
+	static const char *const keys[] = {
+	    "host",	 "port",     "client_id",     "username",      "password",
+	    "keepalive", "accounts", "reconnect_min", "reconnect_max", "alarm_after",
+	    "cafile",	 "certfile", "keyfile"};
 	int rc = plugcfg_keys(p, c, keys, sizeof keys / sizeof keys[0]);
 	if (!rc)
 		rc = cfg_str(p, c, "host", M->host, sizeof M->host, false);
@@ -640,6 +1288,32 @@ static int cfg_parse(const struct plugcfg *p, linli_record *c, void *ud)
 		rc = plugcfg_int(p, c, "keepalive", 5, 3600, 1, "whole seconds", &M->keepalive);
 	if (!rc && M->password[0] && !M->username[0])
 		rc = plugcfg_err(p, "password", "is given without a username");
+	if (!rc)
+		rc = plugcfg_bool(p, c, "accounts", &M->accounts);
+	if (!rc)
+		rc = cfg_str(p, c, "cafile", M->cafile, sizeof M->cafile, false);
+	if (!rc)
+		rc = cfg_str(p, c, "certfile", M->certfile, sizeof M->certfile, false);
+	if (!rc)
+		rc = cfg_str(p, c, "keyfile", M->keyfile, sizeof M->keyfile, false);
+	if (!rc)
+		rc = tls_check(p, M);
+	if (!rc)
+		rc = plugcfg_int(p, c, "reconnect_min", 1, 3600, 1, "whole seconds",
+				 &M->reconnect_min);
+	if (!rc)
+		rc = plugcfg_int(p, c, "reconnect_max", 1, 3600, 1, "whole seconds",
+				 &M->reconnect_max);
+	if (!rc && M->reconnect_max < M->reconnect_min)
+		rc = plugcfg_err(p, "reconnect_max", "must be at least reconnect_min (%lld s)",
+				 (long long)M->reconnect_min);
+	if (!rc)
+		rc = plugcfg_int(p, c, "alarm_after", 0, 86400, 1000, "whole seconds (0: no alarm)",
+				 &M->alarm_after_ms);
+	if (!rc && M->accounts && !M->username[0])
+		rc = plugcfg_err(p, "accounts",
+				 "needs username and password: linlid's own account on the broker, "
+				 "a dynamic-security admin");
 	return rc;
 }
 
@@ -649,6 +1323,9 @@ static int read_config(linli_ctx *ctx, struct mq *M)
 	snprintf(M->client_id, sizeof M->client_id, "linlid");
 	M->port = 1883;
 	M->keepalive = 30;
+	M->reconnect_min = 1;
+	M->reconnect_max = 30;
+	M->alarm_after_ms = 60000;
 	linli_record *c = NULL;
 	int rc = api->plugin_config(ctx, &c);
 	if (rc)
@@ -680,7 +1357,15 @@ static void mq_free(struct mq *M)
 	for (size_t i = 0; i < M->n_devs; i++)
 		free(M->devs[i]);
 	free(M->devs);
+	while (M->aq_head) {
+		struct acct_op *o = M->aq_head;
+		M->aq_head = o->next;
+		acct_free(o);
+	}
+	free(M->role_json);
+	free(M->check_json);
 	pthread_mutex_destroy(&M->mu);
+	pthread_mutex_destroy(&M->flush_mu);
 	free(M);
 }
 
@@ -691,7 +1376,9 @@ static int start_client(linli_ctx *ctx, struct mq *M)
 		return LINLI_EIO;
 	}
 	M->lib_init = true;
-	M->m = mosquitto_new(M->client_id, true, M);
+	/* A persistent session (clean_session false) under the fixed client id: QoS 1
+	 * messages for linlid wait at the broker while linlid is away. */
+	M->m = mosquitto_new(M->client_id, false, M);
 	if (!M->m) {
 		api->set_error(ctx, "cannot make an MQTT client: %s", strerror(errno));
 		return LINLI_ENOMEM;
@@ -699,12 +1386,37 @@ static int start_client(linli_ctx *ctx, struct mq *M)
 	mosquitto_connect_callback_set(M->m, on_connect);
 	mosquitto_disconnect_callback_set(M->m, on_disconnect);
 	mosquitto_message_callback_set(M->m, on_message);
-	mosquitto_reconnect_delay_set(M->m, 1, 30, true);
+	mosquitto_reconnect_delay_set(M->m, (unsigned)M->reconnect_min, (unsigned)M->reconnect_max,
+				      true);
+	if (M->cafile[0]) {
+		int trc =
+		    mosquitto_tls_set(M->m, M->cafile, NULL, M->certfile[0] ? M->certfile : NULL,
+				      M->keyfile[0] ? M->keyfile : NULL, NULL);
+		if (trc != MOSQ_ERR_SUCCESS) {
+			api->set_error(ctx, "linli.cfg: plugins.mqtt: TLS not set up: %s",
+				       mosquitto_strerror(trc));
+			return LINLI_EINVAL;
+		}
+	}
 	if (M->username[0] &&
 	    mosquitto_username_pw_set(M->m, M->username, M->password[0] ? M->password : NULL)) {
 		api->set_error(ctx, "cannot set the broker credentials");
 		return LINLI_ENOMEM;
 	}
+	return 0;
+}
+
+/*
+ * The connection starts at the driver's first discover, which the kernel
+ * calls once every registered device of the driver is open: the QoS 1
+ * messages the broker kept for linlid's session arrive when their devices
+ * are known (before, they would be refused as of no device and acknowledged).
+ */
+static int mq_discover(linli_ctx *ctx)
+{
+	struct mq *M = mq_of(ctx);
+	if (M->loop_started)
+		return 0;
 	int rc = mosquitto_connect_async(M->m, M->host, (int)M->port, (int)M->keepalive);
 	if (rc != MOSQ_ERR_SUCCESS)
 		api->log(ctx, LINLI_LOG_WARN, "broker %s:%lld not reached yet (%s); retrying",
@@ -712,8 +1424,8 @@ static int start_client(linli_ctx *ctx, struct mq *M)
 			 rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
 	rc = mosquitto_loop_start(M->m);
 	if (rc != MOSQ_ERR_SUCCESS) {
-		api->set_error(ctx, "cannot start the MQTT network thread: %s",
-			       mosquitto_strerror(rc));
+		api->log(ctx, LINLI_LOG_ERROR, "cannot start the MQTT network thread: %s",
+			 mosquitto_strerror(rc));
 		return LINLI_EIO;
 	}
 	M->loop_started = true;
@@ -728,8 +1440,13 @@ static int mq_init(linli_ctx *ctx, const struct linli_api *a)
 		return LINLI_ENOMEM;
 	M->ctx = ctx;
 	pthread_mutex_init(&M->mu, NULL);
+	pthread_mutex_init(&M->flush_mu, NULL);
 	api->set_userdata(ctx, M);
 	int rc = read_config(ctx, M);
+	if (!rc && M->accounts &&
+	    (!(M->role_json = driver_role_json(M->username)) ||
+	     !(M->check_json = driver_check_json(M->username))))
+		rc = LINLI_ENOMEM;
 	if (!rc)
 		rc = start_client(ctx, M);
 	if (!rc)
@@ -762,10 +1479,16 @@ static void mq_fini(linli_ctx *ctx, const struct linli_api *a)
 	(void)a;
 	struct mq *M = api->userdata(ctx);
 	api->set_userdata(ctx, NULL);
+	if (M && M->aq_len)
+		api->log(ctx, LINLI_LOG_WARN,
+			 "%zu broker account change(s) were never sent (the broker was away): "
+			 "rekey or remove those devices again once it is back",
+			 M->aq_len);
 	mq_free(M); /* stops the network thread before anything it reads is freed */
 }
 
 LINLI_PLUGIN(
     mq_init, mq_fini, .name = "mqtt", .version = "0.1.0", .family = "driver",
     .description = "MQTT device driver: maps broker topics to device readings, events and commands",
-    .capabilities = {"hal.driver:mqtt", "net.connect", "store.read:devices", "bus.publish:dev/#"});
+    .capabilities = {"hal.driver:mqtt", "net.connect", "store.read:devices", "bus.publish:dev/#",
+		     "bus.publish:alarmreq/raise", "bus.publish:alarmreq/clear"});

@@ -24,7 +24,10 @@ from harness import (BUILD, SRC, Daemon, TestFailure, check, eq, finish, main,  
                      plugin_meta, wait_for)
 
 MQTT_SO = os.path.join(BUILD, "plugins", "mqtt", "mqtt.so")
+ALARMS_SO = os.path.join(BUILD, "plugins", "alarms", "alarms.so")
+MQTT_SIM = os.path.join(SRC, "tools", "mqtt-sim")
 CATALOG = os.path.join(SRC, "catalog")
+DYNSEC_SO = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
 YUELAN = "hefei/baohe/binhu/yuelan"
 
 
@@ -40,6 +43,10 @@ def tool(name):
 class broker:
     """A real mosquitto on a free loopback port, in its own temp dir."""
 
+    def __init__(self, dynsec=False, tls=False):
+        self.dynsec, self.tls = dynsec, tls
+        self.admin_pw = "admin-" + os.urandom(6).hex()
+
     def __enter__(self):
         exe = tool("mosquitto")
         self.pub_exe, self.sub_exe = tool("mosquitto_pub"), tool("mosquitto_sub")
@@ -48,11 +55,41 @@ class broker:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         conf = os.path.join(self.dir, "mosquitto.conf")
+        # Persistence on: a broker restart keeps the QoS 1 messages queued for linlid.
+        text = (f"listener {self.port} 127.0.0.1\npersistence true\n"
+                f"persistence_location {self.dir}/\nlog_dest stderr\n")
+        if os.getuid() == 0:
+            text += "user root\n"  # else mosquitto drops to 'mosquitto' and cannot write here
+        if self.tls:  # TLS only, with client certificates
+            self.pki = make_pki(self.dir)
+            text += (f"cafile {self.pki}/ca.crt\ncertfile {self.pki}/server.crt\n"
+                     f"keyfile {self.pki}/server.key\nrequire_certificate true\n")
+        if self.dynsec:
+            # Debian's dynamic-security plugin with one admin: linlid's own account.
+            js = os.path.join(self.dir, "dynsec.json")
+            r = subprocess.run([tool("mosquitto_ctrl"), "dynsec", "init", js, "admin",
+                                self.admin_pw], capture_output=True, text=True, timeout=10)
+            eq(r.returncode, 0, f"mosquitto_ctrl dynsec init: {r.stderr}")
+            text += (f"plugin {DYNSEC_SO}\nplugin_opt_config_file {js}\n"
+                     "allow_anonymous false\n")
+        else:
+            text += "allow_anonymous true\n"
         with open(conf, "w") as f:
-            f.write(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-                    "persistence false\nlog_dest stderr\n")
+            f.write(text)
+        self.conf, self.exe = conf, exe
         self.log = open(os.path.join(self.dir, "mosquitto.log"), "w")
-        self.proc = subprocess.Popen([exe, "-c", conf], stdout=self.log, stderr=self.log)
+        self.run()
+        return self
+
+    def restart(self):
+        """Stop (SIGTERM: mosquitto saves its persistence file) and start again."""
+        self.proc.terminate()
+        self.proc.wait(timeout=5)
+        self.run()
+
+    def run(self):
+        self.proc = subprocess.Popen([self.exe, "-c", self.conf], stdout=self.log,
+                                     stderr=self.log)
 
         def up():
             try:
@@ -62,27 +99,42 @@ class broker:
                 check(self.proc.poll() is None, f"mosquitto ended: {self.logtext()}")
                 return False
         wait_for(up, "mosquitto listening", timeout=5)
-        return self
 
     def logtext(self):
         with open(os.path.join(self.dir, "mosquitto.log")) as f:
             return f.read()
 
-    def pub(self, topic, payload, client="dev-pub"):
-        r = subprocess.run([self.pub_exe, "-h", "127.0.0.1", "-p", str(self.port), "-i", client,
-                            "-t", topic, "-m", payload], capture_output=True, text=True,
-                           timeout=10)
+    def tls_args(self):
+        return ["--cafile", f"{self.pki}/ca.crt", "--cert", f"{self.pki}/client.crt", "--key",
+                f"{self.pki}/client.key"] if self.tls else []
+
+    def linlid_tls(self):
+        """The plugins.mqtt keys of linlid's TLS to this broker."""
+        return (f'cafile = "{self.pki}/ca.crt"; certfile = "{self.pki}/client.crt"; '
+                f'keyfile = "{self.pki}/client.key";') if self.tls else ""
+
+    def try_pub(self, topic, payload, client="dev-pub", user=None, pw=None, *extra):
+        auth = ["-u", user, "-P", pw] if user else []
+        auth += self.tls_args()
+        return subprocess.run([self.pub_exe, "-h", "127.0.0.1", "-p", str(self.port), "-i",
+                               client, *auth, "-t", topic, "-m", payload, *extra],
+                              capture_output=True, text=True, timeout=10)
+
+    def pub(self, topic, payload, client="dev-pub", user=None, pw=None, *extra):
+        r = self.try_pub(topic, payload, client, user, pw, *extra)
         eq(r.returncode, 0, f"mosquitto_pub {topic}: {r.stderr}")
 
-    def sub(self, client, topic, *extra):
+    def sub(self, client, topic, *extra, user=None, pw=None):
         """A device's command subscription (debug output, so SUBACK can be waited for)."""
-        p = subprocess.Popen(["stdbuf", "-oL", self.sub_exe, "-h", "127.0.0.1", "-p", str(self.port), "-i",
-                              client, "-t", topic, "-d", *extra], stdout=subprocess.PIPE,
-                             text=True)
+        auth = (["-u", user, "-P", pw] if user else []) + self.tls_args()
+        p = subprocess.Popen(["stdbuf", "-oL", self.sub_exe, "-h", "127.0.0.1", "-p",
+                              str(self.port), "-i", client, *auth, "-t", topic, "-d", *extra],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for _ in range(50):
             line = p.stdout.readline()
             check(line, "mosquitto_sub ended before subscribing")
             if "SUBACK" in line:
+                p.granted = p.stdout.readline().strip()  # "Subscribed (mid: 1): QOS"
                 return p
         raise TestFailure("mosquitto_sub: no SUBACK")
 
@@ -98,15 +150,41 @@ class broker:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def make_pki(top):
+    """A CA, a server certificate for 127.0.0.1 and a client certificate (EC P-256)."""
+    d = os.path.join(top, "pki")
+    os.makedirs(d)
+    ext = os.path.join(d, "san.ext")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\n")
+
+    def ossl(*args):
+        r = subprocess.run(["openssl", *args], cwd=d, capture_output=True, text=True,
+                           timeout=20)
+        eq(r.returncode, 0, f"openssl {args[0]}: {r.stderr}")
+    ossl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca.key")
+    ossl("req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=linli-test-ca", "-days", "2",
+         "-out", "ca.crt")
+    for n in ("server", "client"):
+        ossl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", f"{n}.key")
+        ossl("req", "-new", "-key", f"{n}.key", "-subj", "/CN=127.0.0.1", "-out", f"{n}.csr")
+        ossl("x509", "-req", "-in", f"{n}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+             "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", f"{n}.crt")
+    return d
+
+
 class node:
     """A community linlid with mqtt.so; `mqtt` is the body of the plugins.mqtt group."""
 
-    def __init__(self, mqtt):
+    def __init__(self, mqtt, alarms=False):
         self.d = Daemon(node=YUELAN, level="community", name="悦澜社区")
         self.pdir = os.path.join(self.d.dir, "plugins")
         os.makedirs(self.pdir)
         check(os.path.exists(MQTT_SO), f"{MQTT_SO} is not built")
         shutil.copyfile(MQTT_SO, os.path.join(self.pdir, "mqtt.so"))
+        if alarms:  # the alarms plugin, and the test clock to reach alarm_after
+            shutil.copyfile(ALARMS_SO, os.path.join(self.pdir, "alarms.so"))
+        self.args = ("--test-clock",) if alarms else ()
         self.d.write_config(node=YUELAN, level="community", name="悦澜社区",
                             extra=f'catalog_dir = "{CATALOG}";\n'
                                   f'plugin_dirs = [ "{self.pdir}" ];\n'
@@ -115,7 +193,7 @@ class node:
 
     def __enter__(self):
         try:
-            self.d.start()
+            self.d.start(args=self.args)
             return self.d
         except BaseException:
             self.d.cleanup()
@@ -125,9 +203,9 @@ class node:
         finish(self.d, etype)
 
 
-def connected(b, extra=""):
+def connected(b, extra="", alarms=False):
     return node(f'host = "127.0.0.1"; port = {b.port}; client_id = "linlid-test"; '
-                f"keepalive = 10; {extra}")
+                f"keepalive = 10; {b.linlid_tls()} {extra}", alarms)
 
 
 def status(d):
@@ -159,10 +237,15 @@ def wait_connected(d):
 
 def case_readings_events_and_bad_payloads():
     """Readings and an event published by a device arrive through the HAL (latest values,
-    the bus, the journal); bad payloads of each kind are refused, counted and stored nowhere."""
-    with broker() as b, connected(b) as d:
+    the bus, the journal); bad payloads of each kind are refused, counted and stored nowhere.
+    All over TLS with client certificates (the broker takes nothing else)."""
+    with broker(tls=True) as b, connected(b) as d:
         wait_connected(d)
         st = status(d)
+        eq((st["broker"]["tls"], st["broker"]["client_certificate"]), (True, True), "TLS")
+        r = subprocess.run([b.pub_exe, "-h", "127.0.0.1", "-p", str(b.port), "-t", "x", "-m",
+                            "y"], capture_output=True, text=True, timeout=10)
+        check(r.returncode != 0, f"no plain MQTT on the TLS listener: {r.stderr}")
         eq(st["subscriptions"], ["linli/dev/+/up", "linli/dev/+/result", "linli/dev/+/status"],
            "subscriptions")
         eq((st["broker"]["port"], st["broker"]["client_id"]), (b.port, "linlid-test"), "broker")
@@ -231,6 +314,29 @@ def case_readings_events_and_bad_payloads():
         op = d.account("op1", "operator", node=YUELAN)
         rc, out, err = d.cli("mqtt", "status", env={"LINLI_SESSION": op})
         eq((rc, out and out["totals"]["unknown_address"]), (0, 1), f"an operator reads it: {err}")
+        # QoS 1: events published while linlid is down (killed -9) wait in its persistent
+        # session at the broker, through a broker restart too; none is lost.
+        d.proc.send_signal(signal.SIGKILL)
+        d.proc.wait()
+        up = "linli/dev/smoke-001/up"
+        for i in range(3):
+            b.pub(up, json.dumps({"event": "alarm", "data": {"room": f"q{i}"}}), "smoke-001",
+                  None, None, "-q", "1")
+        b.restart()
+        for i in range(3, 5):
+            b.pub(up, json.dumps({"event": "alarm", "data": {"room": f"q{i}"}}), "smoke-001",
+                  None, None, "-q", "1")
+        d.start()
+
+        def rooms():
+            return [e["payload"]["data"]["room"] for e in d.ok("events", "journal")["events"]
+                    if e["topic"] == "dev/smoke/sm-1/event/alarm"]
+        got = wait_for(lambda: (lambda r: r if len(r) >= 6 else None)(rooms()),
+                       "the queued QoS 1 events after the restarts", 8)
+        eq(got, ["3-201", "q0", "q1", "q2", "q3", "q4"], "each once, in order")
+        st = status(d)
+        eq((st["totals"]["events"], st["totals"]["events_not_committed"],
+            st["totals"]["unknown_address"]), (5, 0, 0), "taken after the devices were open")
 
 
 def case_commands_round_trip_timeout_and_last_will():
@@ -238,7 +344,7 @@ def case_commands_round_trip_timeout_and_last_will():
     device's refusal comes back as an error; an unanswered command times out (its late result
     answers nothing) and results of no command are refused; the last will and 'online' move
     the device's availability in the HAL at once."""
-    with broker() as b, connected(b) as d:
+    with broker() as b, connected(b, "reconnect_max = 1; alarm_after = 60;", alarms=True) as d:
         wait_connected(d)
         d.ok("devices", "add", "sm-1", "smoke", "mqtt", "smoke-001")
         wait_for(lambda: any(x["id"] == "sm-1" for x in status(d)["devices"]), "device open")
@@ -314,16 +420,192 @@ def case_commands_round_trip_timeout_and_last_will():
         b.pub("linli/dev/smoke-001/status", "offlin")  # a prefix of offline is not it
         wait_for(lambda: dev_status(d, "sm-1")["refused"]["bad_shape"] == 1, "a bad status")
         eq(d.ok("devices", "show", "sm-1")["state"], "online", "a bad status changes nothing")
+        # The broker goes away: retried; after alarm_after (60 s of the test clock) an alarm
+        # through the alarms plugin, cleared when linlid is connected again.
+        b.proc.terminate()
+        b.proc.wait()
+        st = wait_for(lambda: (lambda s: s if not s["connected"] and s.get("lost_since")
+                                else None)(status(d)["broker"]), "the loss seen")
+        eq((st["alarm"], st["alarms_raised"]), (False, 0), "no alarm before alarm_after")
+        d.ok("clock", "advance", "30s")
+        time.sleep(0.6)
+        eq(status(d)["broker"]["alarm"], False, "none at 30 s")
+        d.ok("clock", "advance", "31s")
+        wait_for(lambda: status(d)["broker"]["alarms_raised"] == 1, "the alarm raised")
+
+        def lost():
+            return [a for a in d.ok("alarms", "list")["alarms"]
+                    if (a["type"], a["source"]) == ("mqtt_broker_lost", "plugin:mqtt")]
+        a = lost()
+        eq((len(a), a[0]["severity"], a[0]["scope"]), (1, "major", YUELAN), "one alarm")
+        det = d.ok("alarms", "show", a[0]["id"])["details"]
+        check(f"the MQTT broker 127.0.0.1:{b.port} has been out of reach for" in det, det)
+        b.run()
+        wait_connected(d)
+        wait_for(lambda: status(d)["broker"]["alarms_cleared"] == 1, "the alarm cleared")
+        eq(status(d)["broker"]["alarm"], False, "no alarm up")
+        check(d.ok("alarms", "show", a[0]["id"])["state"].startswith("cleared"), "cleared")
+
+
+def case_one_broker_account_per_device():
+    """With accounts = true, linlid (a dynamic-security admin) gives each device its own
+    broker account when it is added (username = client id = ADDRESS, password = its secret)
+    and a role for its own topics only: a wrong password, another client id or no account is
+    refused; a device's publish on another device's topic never arrives and its subscription
+    to another's commands is refused; rekey and remove cut the device off at once."""
+    with broker(dynsec=True) as b, connected(
+            b, f'username = "admin"; password = "{b.admin_pw}"; accounts = true;') as d:
+        wait_connected(d)
+        eq(status(d)["accounts"]["managed"], True, "accounts managed")
+        # linlid gives its own account the role to publish commands (the broker kicks it
+        # once for that; it reconnects with the role).
+        wait_for(lambda: (lambda s: s["broker"]["connected"] and s["accounts"]["role_ready"])(
+            status(d)), "linlid's own role", 5)
+        add = d.ok("devices", "add", "sm-1", "smoke", "mqtt", "smoke-001")
+        sec = add["secret"]
+        check("driver_error" not in add, f"the driver took the secret: {add}")
+        sec2 = d.ok("devices", "add", "door-1", "door", "mqtt", "door-001")["secret"]
+        # Two accounts (7 commands each: role, 4 ACLs, client, password), all answered.
+        ac = wait_for(lambda: (lambda a: a if a["answers_ok"] == 14 else None)(
+            status(d)["accounts"]), "the broker answered every account command", 5)
+        eq((ac["sent"], ac["queued"], ac["errors"], ac["last_error"]), (2, 0, 0, ""), "accounts")
+        up = "linli/dev/smoke-001/up"
+        b.pub(up, json.dumps({"readings": {"battery": 80}}), "smoke-001", "smoke-001", sec)
+        wait_for(lambda: readings(d, "sm-1").get("battery", {}).get("value") == 80,
+                 "the device's own reading")
+        for client, user, pw, what in (("smoke-001", "smoke-001", "wrong", "a wrong password"),
+                                       ("smoke-001", "smoke-001", sec2, "another's secret"),
+                                       ("other-id", "smoke-001", sec, "another client id"),
+                                       ("smoke-001", None, None, "no account")):
+            r = b.try_pub(up, json.dumps({"readings": {"battery": 1}}), client, user, pw)
+            check(r.returncode != 0 and "not authorised" in r.stderr,
+                  f"{what} is refused: {r.returncode} {r.stderr}")
+        # Another device's topic: dropped by the broker (an MQTT 5 client hears why).
+        r = b.try_pub("linli/dev/door-001/up", json.dumps({"readings": {"state": "open"}}),
+                      "smoke-001", "smoke-001", sec, "-V", "mqttv5", "-q", "1")
+        check("not authorized" in (r.stdout + r.stderr).lower(),
+              f"the MQTT 5 reason code: {r.returncode} {r.stdout} {r.stderr}")
+        b.pub(up, json.dumps({"readings": {"battery": 81}}), "smoke-001", "smoke-001", sec)
+        wait_for(lambda: readings(d, "sm-1").get("battery", {}).get("value") == 81,
+                 "the device's next reading")
+        eq((dev_status(d, "door-1")["messages"], readings(d, "door-1")), (0, {}),
+           "nothing arrived on the other device's topic")
+        eq(status(d)["totals"]["unknown_address"], 0, "nor anywhere else")
+        spy = b.sub("smoke-001", "linli/dev/door-001/cmd", user="smoke-001", pw=sec)
+        spy.kill()
+        spy.wait()
+        check(spy.granted.endswith(": 128"), f"another's commands refused: {spy.granted}")
+        # Its own commands: linlid's role may publish them; the result comes back.
+        dev = b.sub("smoke-001", "linli/dev/smoke-001/cmd", user="smoke-001", pw=sec)
+        eq(dev.granted.rsplit(": ", 1)[1], "0", "its own command topic")
+        out = {}
+        th = threading.Thread(target=lambda: out.update(
+            r=d.cli("devices", "command", "sm-1", "self_test")))
+        th.start()
+        line = ""
+        while not line.startswith("{"):
+            line = dev.stdout.readline()
+            check(line, "mosquitto_sub ended before the command")
+        cmd = json.loads(line)
+        b.pub("linli/dev/smoke-001/result", json.dumps({"id": cmd["id"], "ok": True}),
+              "smoke-001", "smoke-001", sec)
+        th.join(10)
+        eq(out["r"][0], 0, f"the command's result: {out['r']}")
+        # Rekey: the connected device is kicked at once; the old secret no longer works.
+        new = d.ok("devices", "rekey", "sm-1")["secret"]
+        try:
+            dev.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            dev.kill()
+            raise TestFailure("the device with the old secret was not cut off at rekey")
+        wait_for(lambda: status(d)["accounts"]["answers_ok"] == 21, "rekey answered", 5)
+        r = b.try_pub(up, json.dumps({"readings": {"battery": 1}}), "smoke-001", "smoke-001", sec)
+        check(r.returncode != 0 and "not authorised" in r.stderr, f"old secret: {r.stderr}")
+        b.pub(up, json.dumps({"readings": {"battery": 82}}), "smoke-001", "smoke-001", new)
+        wait_for(lambda: readings(d, "sm-1").get("battery", {}).get("value") == 82,
+                 "a reading with the new secret")
+        # Remove: cut off at once, the account gone.
+        dev = b.sub("smoke-001", "linli/dev/smoke-001/cmd", user="smoke-001", pw=new)
+        d.ok("devices", "remove", "sm-1")
+        try:
+            dev.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            dev.kill()
+            raise TestFailure("the removed device was not cut off")
+        wait_for(lambda: status(d)["accounts"]["answers_ok"] == 23, "remove answered", 5)
+        r = b.try_pub(up, json.dumps({"readings": {"battery": 1}}), "smoke-001", "smoke-001", new)
+        check(r.returncode != 0 and "not authorised" in r.stderr, f"removed: {r.stderr}")
+        # The other device, played by tools/mqtt-sim on its own account: an event (QoS 1),
+        # a reading, and the answer to a command.
+        sim = subprocess.Popen([MQTT_SIM, "--port", str(b.port), "--address", "door-001",
+                                "--user", "door-001", "--password", sec2, "--event", "forced",
+                                "--reading", "state=open", "--reading", "passes_today=3",
+                                "--linger", "6"], stdout=subprocess.PIPE, text=True)
+        try:
+            eq(json.loads(sim.stdout.readline()), {"connected": "door-001"}, "mqtt-sim")
+            wait_for(lambda: readings(d, "door-1").get("passes_today", {}).get("value") == 3,
+                     "the other device is untouched")
+            eq(readings(d, "door-1")["state"]["value"], "open", "its reading")
+            rc, res, err = d.cli("devices", "command", "door-1", "open", "seconds=5")
+            eq((rc, res and res["result"]), (0, {"done": "open", "args": {"seconds": 5}}),
+               f"mqtt-sim answered: {err}")
+            j = [e for e in d.ok("events", "journal")["events"]
+                 if e["topic"] == "dev/door/door-1/event/forced"]
+            eq(len(j), 1, "its QoS 1 event, journaled")
+        finally:
+            sim.terminate()
+            sim.wait(5)
+        # A gateway speaks for its children (CHILD@GATEWAY): its account gets the child's
+        # topics, and loses them when the child is removed.
+        gw = d.ok("devices", "add", "gw-1", "kiosk", "mqtt", "gw-001")["secret"]
+        d.ok("devices", "add", "sm-9", "smoke", "mqtt", "smoke-009@gw-001")
+        wait_for(lambda: status(d)["accounts"]["answers_ok"] == 35, "gateway and child", 5)
+        eq(dev_status(d, "sm-9")["address"], "smoke-009", "the child's topic level")
+        b.pub("linli/dev/smoke-009/up", json.dumps({"readings": {"battery": 77}}), "gw-001",
+              "gw-001", gw)
+        wait_for(lambda: readings(d, "sm-9").get("battery", {}).get("value") == 77,
+                 "the child's reading through its gateway")
+        v5 = ("-V", "mqttv5", "-q", "1")
+        r = b.try_pub("linli/dev/smoke-009/up", "{}", "door-001", "door-001", sec2, *v5)
+        check("not authorized" in (r.stdout + r.stderr).lower(), f"not another's: {r.stderr}")
+        d.ok("devices", "remove", "sm-9")
+        wait_for(lambda: status(d)["accounts"]["answers_ok"] == 39, "child removed", 5)
+        r = b.try_pub("linli/dev/smoke-009/up", "{}", "gw-001", "gw-001", gw, *v5)
+        check("not authorized" in (r.stdout + r.stderr).lower(),
+              f"the gateway lost the removed child: {r.stdout} {r.stderr}")
+        eq(status(d)["accounts"]["errors"], 0, "no account errors")
+        for text, where in ((d.logtext(), "linlid's log"), (b.logtext(), "the broker's log")):
+            for x in (sec, sec2, new, gw):
+                check(x not in text, f"a secret in {where}")
 
 
 def case_bad_config_is_refused_naming_file_and_key():
     """A bad plugins.mqtt group stops the plugin at load with the file and key named; the
     broker gone at start is retried, not fatal."""
+    tmp = tempfile.mkdtemp(prefix="linli-mqtt-pki-")
+    try:
+        bad_configs(make_pki(tmp))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def bad_configs(pki):
     for bad, needle in (
             ("port = 0;", "linli.cfg: plugins.mqtt.port: must be a TCP port, 1 to 65535"),
             ('client_id = "a/b";', "linli.cfg: plugins.mqtt.client_id: 'a/b' must not contain"),
             ('password = "x";', "linli.cfg: plugins.mqtt.password: is given without a username"),
-            ("hots = 1;", "linli.cfg: plugins.mqtt.hots: unknown key (it takes host, port")):
+            ("hots = 1;", "linli.cfg: plugins.mqtt.hots: unknown key (it takes host, port"),
+            ("accounts = true;", "linli.cfg: plugins.mqtt.accounts: needs username and "
+                                 "password: linlid's own account on the broker"),
+            ("reconnect_min = 5; reconnect_max = 2;",
+             "linli.cfg: plugins.mqtt.reconnect_max: must be at least reconnect_min (5 s)"),
+            (f'cafile = "{pki}/nope.crt";',
+             f"linli.cfg: plugins.mqtt.cafile: '{pki}/nope.crt' is not a readable PEM "
+             "certificate file"),
+            (f'cafile = "{pki}/ca.crt"; certfile = "{pki}/client.crt"; '
+             f'keyfile = "{pki}/server.key";',
+             f"linli.cfg: plugins.mqtt.keyfile: '{pki}/server.key' is not the private key of "
+             f"the certificate in '{pki}/client.crt'")):
         with node(bad) as d:
             info = d.ok("plugins", "info", "mqtt")
             check(info["state"] == "failed" and needle in info["reason"], f"{bad}: {info}")

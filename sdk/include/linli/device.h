@@ -98,6 +98,27 @@ struct linli_device {
  *             api->dev_found (inside the call, or later from a timer). Called
  *             once after registration and on `linli devices discover`.
  *             Return 0 or a LINLI_E* code.
+ *
+ * Since 1.1 (a kernel of 1.0 never calls them; a 1.0 table leaves them NULL):
+ *
+ *   secret    may be NULL. The device was given a new machine secret:
+ *             `linli devices add` (called right after open) or `linli
+ *             devices rekey`, for a driver whose transport authenticates the
+ *             device itself (a broker account: the MQTT driver sets its
+ *             password). `secret` is in clear, borrowed for the call: keep
+ *             it no longer than needed and wipe your copy; never log it. The
+ *             registry keeps only its hash, so this is the driver's one
+ *             chance to learn it. Called only for an open device, after the
+ *             registry took the new hash (its commit may still be pending).
+ *             Return 0, or a LINLI_E* code with a reason in err: the kernel
+ *             logs it and shows it in the command's reply ("driver_error");
+ *             the secret is still the device's (rekey to try again).
+ *   removed   may be NULL. The device is being removed from the registry
+ *             (`linli devices remove`), not merely closed: revoke what the
+ *             driver set up for it outside linlid (its broker account).
+ *             Called before close, also when the device is not open
+ *             (dev->driver_data is then NULL). Not called at shutdown, when
+ *             the plugin stops or reloads.
  */
 struct linli_driver_ops {
 	uint32_t size; /* sizeof(struct linli_driver_ops) at build time */
@@ -109,13 +130,18 @@ struct linli_driver_ops {
 	int (*command)(linli_ctx *ctx, struct linli_device *dev, uint64_t req, const char *command,
 		       const linli_record *args);
 	int (*discover)(linli_ctx *ctx);
+	/* ---- since 1.1 ---- */
+	int (*secret)(linli_ctx *ctx, struct linli_device *dev, const char *secret, char *err,
+		      size_t errlen);
+	void (*removed)(linli_ctx *ctx, struct linli_device *dev);
 };
 
 /*
- * Sizes of the 1.0 layouts (the end of their last 1.0 member). The kernel
- * accepts exactly the sizes of layouts it knows and refuses any other.
+ * Sizes of the layouts (the end of their last member of that minor). The
+ * kernel accepts exactly the sizes of layouts it knows and refuses any other.
  */
 #define LINLI_DRIVER_OPS_SIZE_1_0 (offsetof(struct linli_driver_ops, discover) + sizeof(void *))
+#define LINLI_DRIVER_OPS_SIZE_1_1 (offsetof(struct linli_driver_ops, removed) + sizeof(void *))
 
 /*
  * struct linli_reading — one value a device reported, since 1.0, for
