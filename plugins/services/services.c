@@ -74,12 +74,24 @@ static const struct {
  * watchers), never in a command: the city's catalogue and calendar lie above a community
  * caller's jurisdiction, and a plugin acting as its caller cannot widen it.
  */
+/* An overdue alarm asked of the alarms plugin and not answered yet. */
+struct raising {
+	uint64_t rid;
+	char id[LINLI_ID_MAX + 1], scope[LINLI_SCOPE_MAX + 1];
+	int64_t deadline;
+};
+
 struct services {
 	struct wf_ref items, calendars;
 	struct wf_refcal rcal; /* the calendar built last */
+	struct raising *fly;   /* overdue alarms in flight */
+	size_t n_fly, cap_fly;
+	bool told_no_alarms; /* the log said once that nobody serves alarmreq/raise */
 };
 
 static struct services *S;
+
+static void clear_overdue(linli_ctx *ctx, const char *scope, const char *id);
 
 /* A watched record changed (as the plugin, after the commit): its cache entry follows. */
 static void on_change(linli_ctx *ctx, const struct linli_change *ch, void *ud)
@@ -1046,6 +1058,9 @@ static int cmd_move(linli_ctx *ctx, const struct linli_cmd_req *req, linli_recor
 	snprintf(what, sizeof what, "%s: %s → %s%s%s%s%s", verb, from, m->to, note[0] ? ": " : "",
 		 note, up[0] ? "; 上报件, handled at " : "", up);
 	api->audit(ctx, "services.move", scope, id, "allowed", what);
+	if (time_or(a, "alarm_for", -1) > 0 && strcmp(m->to, "accepted") &&
+	    strcmp(m->to, "processing"))
+		clear_overdue(ctx, scope, id);
 	linli_record *r = api->rec_new();
 	api->rec_set_str(r, "id", id);
 	api->rec_set_str(r, "scope", scope);
@@ -1686,11 +1701,15 @@ struct due_scan {
 static int due_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
 {
 	struct due_scan *s = ud;
-	int64_t dl = time_or(row->record, "deadline", 0), pct;
-	if (!s->all && (time_or(row->record, "overdue_for", -1) == dl ||
-			(dl > s->now && time_or(row->record, "warned_for", -1) == dl)))
-		return 0; /* recorded for this deadline already */
-	int level = due_level(ctx, row->scope, row->record, s->now, &pct);
+	int64_t dl = time_or(row->record, "deadline", 0), pct = 100;
+	bool alarm_only = false;
+	if (!s->all && time_or(row->record, "overdue_for", -1) == dl) {
+		if (time_or(row->record, "alarm_for", -1) == dl)
+			return 0; /* recorded and alarmed for this deadline already */
+		alarm_only = true; /* recorded: its alarm is asked again */
+	} else if (!s->all && dl > s->now && time_or(row->record, "warned_for", -1) == dl)
+		return 0; /* warned for this deadline already */
+	int level = alarm_only ? 3 : due_level(ctx, row->scope, row->record, s->now, &pct);
 	if (!level || (!s->all && level == 1 && time_or(row->record, "warned_for", -1) == dl))
 		return 0;
 	if (s->n == s->cap) {
@@ -1735,6 +1754,116 @@ static int due_scan(linli_ctx *ctx, const char *scope, struct due_scan *s)
 	return rc < 0 ? rc : 0;
 }
 
+/* The alarms plugin's answer to an overdue alarm: recorded on the application. */
+static int alarm_step(linli_ctx *ctx, const char *id, linli_record **rec, void *ud, char *err,
+		      size_t errlen)
+{
+	(void)ctx, (void)id, (void)err, (void)errlen;
+	const int64_t *deadline = ud;
+	if (!*rec || time_or(*rec, "overdue_for", -1) != *deadline)
+		return LINLI_STORE_KEEP;
+	api->rec_set_time(*rec, "alarm_for", *deadline);
+	return 0;
+}
+
+static void on_alarm_raised(linli_ctx *ctx, uint64_t rid, int status, const linli_record *rec,
+			    const char *err, void *ud)
+{
+	(void)rec, (void)ud;
+	size_t i = 0;
+	while (i < S->n_fly && S->fly[i].rid != rid)
+		i++;
+	if (i == S->n_fly)
+		return;
+	struct raising f = S->fly[i];
+	S->fly[i] = S->fly[--S->n_fly];
+	if (status < 0) { /* not raised: the next tick asks again */
+		api->log(ctx, LINLI_LOG_WARN, "application %s: its overdue alarm is not raised: %s",
+			 f.id, err && err[0] ? err : linli_strerror(status));
+		return;
+	}
+	if (api->store_update(ctx, "applications", f.scope, f.id, alarm_step, &f.deadline))
+		api->log(ctx, LINLI_LOG_WARN, "application %s: its overdue alarm not recorded: %s",
+			 f.id, api->store_last_error(ctx));
+}
+
+/*
+ * Ask the alarms plugin for the alarm of an overdue application (application_overdue,
+ * major, source record:applications/ID, at its scope); the answer is recorded in
+ * alarm_for, so a tick asks again until it is, and a restart never twice.
+ */
+static void raise_overdue(linli_ctx *ctx, const struct due_case *c, const char *to,
+			  const char *when)
+{
+	for (size_t i = 0; i < S->n_fly; i++)
+		if (!strcmp(S->fly[i].id, c->id) && !strcmp(S->fly[i].scope, c->scope))
+			return; /* asked already, not answered yet */
+	if (S->n_fly == S->cap_fly) {
+		size_t cap = S->cap_fly ? S->cap_fly * 2 : 16;
+		struct raising *v = realloc(S->fly, cap * sizeof *v);
+		if (!v)
+			return;
+		S->fly = v, S->cap_fly = cap;
+	}
+	char src[LINLI_ID_MAX + 32], details[512];
+	snprintf(src, sizeof src, "record:applications/%s", c->id);
+	snprintf(details, sizeof details,
+		 "application %s overdue: past the promised deadline %s; escalated (督办) to %s",
+		 c->id, when, to);
+	linli_record *p = api->rec_new();
+	if (!p)
+		return;
+	api->rec_set_str(p, "type", "application_overdue");
+	api->rec_set_str(p, "source", src);
+	api->rec_set_str(p, "severity", "major");
+	api->rec_set_str(p, "details", details);
+	struct raising *f = &S->fly[S->n_fly];
+	int rc = api->request(ctx, "alarmreq/raise", c->scope, p, 0, on_alarm_raised, NULL,
+			      &f->rid);
+	api->rec_free(p);
+	if (rc) {
+		if (!S->told_no_alarms)
+			api->log(ctx, LINLI_LOG_WARN,
+				 "application %s: its overdue alarm is not raised: alarmreq/raise: "
+				 "%s (asked again each minute)",
+				 c->id, linli_strerror(rc));
+		S->told_no_alarms = true;
+		return;
+	}
+	S->told_no_alarms = false;
+	snprintf(f->id, sizeof f->id, "%s", c->id);
+	snprintf(f->scope, sizeof f->scope, "%s", c->scope);
+	f->deadline = c->deadline;
+	S->n_fly++;
+}
+
+static void on_alarm_cleared(linli_ctx *ctx, uint64_t rid, int status, const linli_record *rec,
+			     const char *err, void *ud)
+{
+	(void)rid, (void)rec, (void)ud;
+	if (status < 0 && status != LINLI_ENOENT)
+		api->log(ctx, LINLI_LOG_WARN, "an overdue alarm is not cleared: %s",
+			 err && err[0] ? err : linli_strerror(status));
+}
+
+/* An application that was alarmed overdue has ended or met its deadline: clear it. */
+static void clear_overdue(linli_ctx *ctx, const char *scope, const char *id)
+{
+	char src[LINLI_ID_MAX + 32];
+	snprintf(src, sizeof src, "record:applications/%s", id);
+	linli_record *p = api->rec_new();
+	if (!p)
+		return;
+	api->rec_set_str(p, "type", "application_overdue");
+	api->rec_set_str(p, "source", src);
+	api->rec_set_str(p, "why", "the application moved on");
+	uint64_t rid;
+	if (api->request(ctx, "alarmreq/clear", scope, p, 0, on_alarm_cleared, NULL, &rid))
+		api->log(ctx, LINLI_LOG_WARN, "application %s: its overdue alarm is not cleared: "
+			 "nobody serves alarmreq/clear", id);
+	api->rec_free(p);
+}
+
 /*
  * The deadline timer (each minute, and at once when the test clock moves), as the plugin:
  * a warning recorded once per deadline at 80% of the promised time, and once past it the
@@ -1753,6 +1882,10 @@ static void due_tick(linli_ctx *ctx, void *ud)
 		street_of(c->scope, to, sizeof to);
 		struct due_write w = {c->deadline, s.now, c->level, to};
 		local_text(ctx, c->deadline, when, sizeof when);
+		if (c->level == 3) { /* recorded overdue: its alarm is not raised yet */
+			raise_overdue(ctx, c, to, when);
+			continue;
+		}
 		if (c->level == 1)
 			snprintf(note, sizeof note,
 				 "warning: %lld%% of the promised time used (deadline %s)",
@@ -1771,6 +1904,8 @@ static void due_tick(linli_ctx *ctx, void *ud)
 		}
 		api->audit(ctx, c->level == 1 ? "services.warn" : "services.overdue", c->scope,
 			   c->id, "allowed", note);
+		if (c->level == 2)
+			raise_overdue(ctx, c, to, when);
 	}
 	free(s.v);
 }
@@ -2018,6 +2153,7 @@ static void services_fini(linli_ctx *ctx, const struct linli_api *a)
 		return;
 	wf_ref_clear(&S->calendars);
 	wf_ref_clear(&S->items);
+	free(S->fly);
 	free(S);
 	S = NULL;
 }
@@ -2030,4 +2166,5 @@ LINLI_PLUGIN(services_init, services_fini, .name = "services", .version = "0.2.0
 	     .capabilities = {"store.read:service_items", "store.write:service_items",
 			      "store.read:applications", "store.write:applications",
 			      "store.read:application_moves", "store.write:application_moves",
-			      "store.read:work_calendar"});
+			      "store.read:work_calendar", "bus.publish:alarmreq/raise",
+			      "bus.publish:alarmreq/clear"});

@@ -12,10 +12,11 @@ import sys
 import zoneinfo
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import BUILD, SRC, Daemon, check, eq, finish, main  # noqa: E402
+from harness import BUILD, SRC, Daemon, check, eq, finish, main, wait_for  # noqa: E402
 from test_http import api as http_api, free_port  # noqa: E402
 
 SERVICES_SO = os.path.join(BUILD, "plugins", "services", "services.so")
+ALARMS_SO = os.path.join(BUILD, "plugins", "alarms", "alarms.so")
 CATALOG = os.path.join(SRC, "catalog")
 STREET = "hefei/baohe/binhu"
 YUELAN = STREET + "/yuelan"
@@ -45,11 +46,13 @@ class node:
     """A linlid at the city with the services plugin, on the test clock; the console is
     the city's administrator."""
 
-    def __init__(self, http=False):
+    def __init__(self, http=False, alarms=False):
         self.d = Daemon()
         pdir = os.path.join(self.d.dir, "plugins")
         os.makedirs(pdir)
         shutil.copyfile(SERVICES_SO, os.path.join(pdir, "services.so"))
+        if alarms:  # the alarms desk, which raises the overdue alarms
+            shutil.copyfile(ALARMS_SO, os.path.join(pdir, "alarms.so"))
         web = ""
         if http:  # the open-data API, and test_http's curl on its port
             self.d.web = object.__new__(http_api)
@@ -451,8 +454,9 @@ def case_receipt_evaluation_and_deadlines_on_the_test_clock():
     accepted at, the promised deadline, never the token. On the test clock the deadline
     timer warns once at 80% of the promised time and, past the deadline, records the
     application overdue and escalated (督办) to its street, once; services overdue and
-    stats show them; the counter takes the applicant's evaluation once, after 办结."""
-    with node() as d:
+    stats show them; the alarms plugin raises its overdue alarm once, cleared at 办结; the
+    counter takes the applicant's evaluation once, after 办结."""
+    with node(alarms=True) as d:
         d.ok("data", "put", "work_calendar", "--scope", "hefei", "--id", "2027", js(CAL_2027))
         items(d)
         d.ok("clock", "set", "2027-01-11T10:00")  # a Monday
@@ -504,11 +508,21 @@ def case_receipt_evaluation_and_deadlines_on_the_test_clock():
            (STREET, 1), "escalated, still one warning")
         check(any(e["action"] == "services.overdue" and e["object"] == a for e in d.ok(
             "audit", "--limit", "1000")), "the escalation audited")
+        src = f"record:applications/{a}"
+        over = wait_for(lambda: [x for x in d.ok("alarms", "list", "--active")["alarms"]
+                                 if x["type"] == "application_overdue"] or None,
+                        "the overdue alarm")
+        eq([(x["source"], x["severity"], x["scope"]) for x in over], [(src, "major", YUELAN)],
+           f"one overdue alarm after two ticks: {over}")
+        check(STREET in over[0]["details"] and "张" not in over[0]["details"], over)
+        wait_for(lambda: d.ok("services", "show", a).get("alarm_for"), "its answer recorded")
         # 办结 late; the evaluation at the counter, once, after 办结 only.
         move(d, "process", a)
         refused(d, "it is evaluated (好差评) once completed", "evaluate", a, "5",
                 code="LINLI_ESTATE")
         move(d, "finish", a, "准予登记")
+        wait_for(lambda: not [x for x in d.ok("alarms", "list", "--active")["alarms"]
+                              if x["type"] == "application_overdue"], "cleared at 办结")
         refused(d, "field 'score': 'six' is not a score 1-5", "evaluate", a, "six")
         refused(d, "usage: services evaluate ID SCORE", "evaluate", a)
         eq(d.ok("services", "evaluate", a, "3", "慢了一天")["evaluation"], 3, "evaluated")
