@@ -71,6 +71,7 @@ enum kind {
 	K_LOCKER,
 	K_MANHOLE,
 	K_PARKING,
+	K_GATE,
 	K_SCREEN,
 	K_SMOKE,
 	K_TRASH,
@@ -85,6 +86,7 @@ static const struct {
 	     {"door", K_DOOR},
 	     {"efence", K_EFENCE},
 	     {"electric_meter", K_ELECTRIC},
+	     {"gate", K_GATE},
 	     {"gas_meter", K_GAS},
 	     {"water_meter", K_WATER},
 	     {"hydrant", K_HYDRANT},
@@ -426,6 +428,10 @@ static void init_model(struct sdev *d)
 		setf(d, "occupied_since", 0);
 		sets(d, "plate", "");
 		break;
+	case K_GATE:
+		sets(d, "barrier", "closed");
+		setf(d, "backlog", 0);
+		break;
 	case K_SCREEN:
 		sets(d, "power", "on");
 		setf(d, "brightness", 80);
@@ -493,6 +499,36 @@ static void plate(struct sdev *d, char *out, size_t n)
 	static const char letters[] = "ABCDEFGHJKLMNPQRSTUVWXYZ";
 	snprintf(out, n, "皖%c·%c%c%03d", "ACDE"[irange(d, 0, 3)], letters[irange(d, 0, 23)],
 		 letters[irange(d, 0, 23)], (int)irange(d, 0, 999));
+}
+
+/* The plate of gate d's k-th vehicle (the same at its entry and its exit). */
+static void gate_plate(const struct sdev *d, int64_t k, char *out, size_t n)
+{
+	static const char letters[] = "ABCDEFGHJKLMNPQRSTUVWXYZ";
+	uint64_t h = ((uint64_t)d->n * 1000003u + (uint64_t)k) * 0x9E3779B97F4A7C15ULL;
+	h ^= h >> 29;
+	snprintf(out, n, "皖%c%c%c%03d", "ACDE"[h % 4], letters[(h >> 8) % 24],
+		 letters[(h >> 16) % 24], (int)((h >> 24) % 1000));
+}
+
+/*
+ * A gate's entry or exit of its k-th vehicle: plate (sensitive in the class),
+ * colour, lot "P<gate number>"; no time: the node's time of the event is the
+ * gate's (a real offline gate adds `time` and `offline`).
+ */
+static void gate_event(struct sim *S, struct outbox *o, struct sdev *d, const char *name,
+		       int64_t k)
+{
+	char pl[32], lot[16];
+	gate_plate(d, k, pl, sizeof pl);
+	snprintf(lot, sizeof lot, "P%d", d->n);
+	linli_record *r = api->rec_new();
+	if (r) {
+		api->rec_set_str(r, "plate", pl);
+		api->rec_set_str(r, "plate_colour", k % 7 == 3 ? "green" : "blue");
+		api->rec_set_str(r, "lot", lot);
+	}
+	event(S, o, d, name, r);
 }
 
 /* Advance d by one round (one simulated minute); events go to the outbox. */
@@ -719,6 +755,17 @@ static void step(struct sim *S, struct outbox *o, struct sdev *d, int64_t round)
 			event(S, o, d, "overflow", NULL);
 		}
 		battery(S, o, d, 0.003);
+		break;
+	case K_GATE:
+		/* t0 vehicles have entered, mode of them are inside (at most 8): first in, first out */
+		if (d->mode < 8 && chance(d, 0.1)) {
+			gate_event(S, o, d, "entry", d->t0++);
+			d->mode++;
+		} else if (d->mode > 0 && chance(d, 0.08)) {
+			gate_event(S, o, d, "exit", d->t0 - d->mode);
+			d->mode--;
+		}
+		rare(S, o, d, "barrier_fault", 0.0002);
 		break;
 	case K_PARKING:
 		if (!getb(d, "occupied")) {
@@ -1340,6 +1387,7 @@ static int sim_command(linli_ctx *ctx, struct linli_device *dev, uint64_t req, c
 		}
 		break;
 	case K_PARKING:
+	case K_GATE:
 	case K_GENERIC:
 		break;
 	}
