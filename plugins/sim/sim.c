@@ -365,6 +365,8 @@ static void init_model(struct sdev *d)
 		break;
 	case K_CHARGER:
 		sets(d, "state", "idle");
+		setf(d, "connectors", 1);
+		d->mode = -1; /* connector 1's status not told yet */
 		setf(d, "max_power_kw", d->n % 3 == 0 ? 60 : 7);
 		setf(d, "reading", 1000 + 50.0 * irange(d, 0, 200));
 		setf(d, "power_kw", 0);
@@ -501,6 +503,33 @@ static void plate(struct sdev *d, char *out, size_t n)
 		 letters[irange(d, 0, 23)], (int)irange(d, 0, 999));
 }
 
+/*
+ * Connector 1 of a charger as OCPP 1.6 names its status (the charging plugin):
+ * the summary `state` mapped (idle Available, plugged Preparing, charging
+ * Charging, finished Finishing, reserved Reserved, fault Faulted), told with
+ * status_notification {connector, status, error_code, meter_kwh} when it changed.
+ */
+static void charger_status(struct sim *S, struct outbox *o, struct sdev *d)
+{
+	static const char *const from[] = {"idle", "plugged", "charging", "finished", "reserved", "fault"};
+	static const char *const to[] = {"Available", "Preparing", "Charging", "Finishing", "Reserved", "Faulted"};
+	int k = 0;
+	for (int i = 0; i < 6; i++)
+		if (is(d, "state", from[i]))
+			k = i;
+	if (d->mode == k)
+		return;
+	d->mode = k;
+	linli_record *r = api->rec_new();
+	if (r) {
+		api->rec_set_int(r, "connector", 1);
+		api->rec_set_str(r, "status", to[k]);
+		api->rec_set_str(r, "error_code", k == 5 ? "OtherError" : "NoError");
+		api->rec_set_float(r, "meter_kwh", getf(d, "reading"));
+	}
+	event(S, o, d, "status_notification", r);
+}
+
 /* The plate of gate d's k-th vehicle (the same at its entry and its exit). */
 static void gate_plate(const struct sdev *d, int64_t k, char *out, size_t n)
 {
@@ -584,6 +613,7 @@ static void step(struct sim *S, struct outbox *o, struct sdev *d, int64_t round)
 		double volt = (maxp > 20 ? 400 : 220) + (rnd(d) - 0.5) * 6;
 		setf(d, "voltage", volt);
 		setf(d, "current", getf(d, "power_kw") * 1000 / volt);
+		charger_status(S, o, d);
 		break;
 	}
 	case K_DOOR:
