@@ -43,37 +43,50 @@ static const int default_sev[T_N] = {1, 0, 1}; /* major, critical, major */
 
 /* ---- the states of OCPP 1.6 and their legal changes ---- */
 
-enum cs { S_AVAILABLE, S_PREPARING, S_CHARGING, S_SUSP_EVSE, S_SUSP_EV, S_FINISHING, S_RESERVED,
-	  S_UNAVAILABLE, S_FAULTED, S_N };
-static const char *const states[S_N] = {"Available", "Preparing",   "Charging",
+enum cs {
+	S_AVAILABLE,
+	S_PREPARING,
+	S_CHARGING,
+	S_SUSP_EVSE,
+	S_SUSP_EV,
+	S_FINISHING,
+	S_RESERVED,
+	S_UNAVAILABLE,
+	S_FAULTED,
+	S_N
+};
+static const char *const states[S_N] = {"Available",	 "Preparing",	"Charging",
 					"SuspendedEVSE", "SuspendedEV", "Finishing",
-					"Reserved",  "Unavailable", "Faulted"};
+					"Reserved",	 "Unavailable", "Faulted"};
 
 /* OCPP 1.6, section 4.9 (StatusNotification): the verb of a change is its new state. */
-#define M(f, t) {#f, #t, #t, NULL}
+#define M(f, t)                                                                                    \
+	{                                                                                          \
+#f, #t, #t, NULL                                                                   \
+	}
 static const struct wf_move moves[] = {
-    M(Available, Preparing),	 M(Available, Charging),       M(Available, SuspendedEV),
-    M(Available, SuspendedEVSE), M(Available, Reserved),       M(Available, Unavailable),
-    M(Available, Faulted),	 M(Preparing, Available),      M(Preparing, Charging),
-    M(Preparing, SuspendedEV),	 M(Preparing, SuspendedEVSE),  M(Preparing, Finishing),
-    M(Preparing, Faulted),	 M(Charging, Available),       M(Charging, SuspendedEV),
-    M(Charging, SuspendedEVSE),	 M(Charging, Finishing),       M(Charging, Unavailable),
-    M(Charging, Faulted),	 M(SuspendedEV, Available),    M(SuspendedEV, Charging),
-    M(SuspendedEV, SuspendedEVSE), M(SuspendedEV, Finishing),  M(SuspendedEV, Unavailable),
-    M(SuspendedEV, Faulted),	 M(SuspendedEVSE, Available),  M(SuspendedEVSE, Charging),
-    M(SuspendedEVSE, SuspendedEV), M(SuspendedEVSE, Finishing), M(SuspendedEVSE, Unavailable),
-    M(SuspendedEVSE, Faulted),	 M(Finishing, Available),      M(Finishing, Preparing),
-    M(Finishing, Unavailable),	 M(Finishing, Faulted),	       M(Reserved, Available),
-    M(Reserved, Preparing),	 M(Reserved, Unavailable),     M(Reserved, Faulted),
-    M(Unavailable, Available),	 M(Unavailable, Preparing),    M(Unavailable, Charging),
-    M(Unavailable, SuspendedEV), M(Unavailable, SuspendedEVSE), M(Unavailable, Faulted),
-    M(Faulted, Available),	 M(Faulted, Preparing),	       M(Faulted, Charging),
-    M(Faulted, SuspendedEV),	 M(Faulted, SuspendedEVSE),    M(Faulted, Finishing),
-    M(Faulted, Reserved),	 M(Faulted, Unavailable),
+    M(Available, Preparing),	   M(Available, Charging),	  M(Available, SuspendedEV),
+    M(Available, SuspendedEVSE),   M(Available, Reserved),	  M(Available, Unavailable),
+    M(Available, Faulted),	   M(Preparing, Available),	  M(Preparing, Charging),
+    M(Preparing, SuspendedEV),	   M(Preparing, SuspendedEVSE),	  M(Preparing, Finishing),
+    M(Preparing, Faulted),	   M(Charging, Available),	  M(Charging, SuspendedEV),
+    M(Charging, SuspendedEVSE),	   M(Charging, Finishing),	  M(Charging, Unavailable),
+    M(Charging, Faulted),	   M(SuspendedEV, Available),	  M(SuspendedEV, Charging),
+    M(SuspendedEV, SuspendedEVSE), M(SuspendedEV, Finishing),	  M(SuspendedEV, Unavailable),
+    M(SuspendedEV, Faulted),	   M(SuspendedEVSE, Available),	  M(SuspendedEVSE, Charging),
+    M(SuspendedEVSE, SuspendedEV), M(SuspendedEVSE, Finishing),	  M(SuspendedEVSE, Unavailable),
+    M(SuspendedEVSE, Faulted),	   M(Finishing, Available),	  M(Finishing, Preparing),
+    M(Finishing, Unavailable),	   M(Finishing, Faulted),	  M(Reserved, Available),
+    M(Reserved, Preparing),	   M(Reserved, Unavailable),	  M(Reserved, Faulted),
+    M(Unavailable, Available),	   M(Unavailable, Preparing),	  M(Unavailable, Charging),
+    M(Unavailable, SuspendedEV),   M(Unavailable, SuspendedEVSE), M(Unavailable, Faulted),
+    M(Faulted, Available),	   M(Faulted, Preparing),	  M(Faulted, Charging),
+    M(Faulted, SuspendedEV),	   M(Faulted, SuspendedEVSE),	  M(Faulted, Finishing),
+    M(Faulted, Reserved),	   M(Faulted, Unavailable),
 };
 #undef M
-static const struct wf_table table = {"connector", "Available", states, S_N,
-				      moves, sizeof moves / sizeof moves[0]};
+static const struct wf_table table = {"connector", "Available", states,
+				      S_N,	   moves,	sizeof moves / sizeof moves[0]};
 
 static double milli(double x)
 {
@@ -85,9 +98,9 @@ static bool in_session(int s)
 	return s == S_CHARGING || s == S_SUSP_EV || s == S_SUSP_EVSE;
 }
 
-#define CONN_MAX  16
-#define BUCKETS	  256
-#define ERR_MAX	  32
+#define CONN_MAX 16
+#define BUCKETS	 256
+#define ERR_MAX	 32
 
 struct conn {
 	int state; /* -1: not heard yet */
@@ -225,10 +238,12 @@ static void session_close(linli_ctx *ctx, struct cstate *st, struct pile *p, int
 	struct conn *c = &p->c[n];
 	if (!c->session[0])
 		return;
-	struct close_op x = {.state = to == S_FAULTED	  ? "failed"
+	struct close_op x = {.state = to == S_FAULTED	    ? "failed"
 				      : to == S_UNAVAILABLE ? "stopped"
 							    : "completed",
-			     .reason = to == S_FAULTED ? "fault" : to == S_UNAVAILABLE ? "unavailable" : NULL,
+			     .reason = to == S_FAULTED	     ? "fault"
+				       : to == S_UNAVAILABLE ? "unavailable"
+							     : NULL,
 			     .error = to == S_FAULTED ? c->error : NULL,
 			     .now = now,
 			     .duration_ms = now - c->started_at,
@@ -312,7 +327,8 @@ static void on_status(linli_ctx *ctx, struct cstate *st, const struct linli_even
 				to = i;
 		if (to < 0)
 			why = "status: not an OCPP 1.6 status (Available, Preparing, Charging, "
-			      "SuspendedEVSE, SuspendedEV, Finishing, Reserved, Unavailable, Faulted)";
+			      "SuspendedEVSE, SuspendedEV, Finishing, Reserved, Unavailable, "
+			      "Faulted)";
 	}
 	if (!why && api->rec_has(d, "error_code") &&
 	    (api->rec_get_str(d, "error_code", &error, NULL) || strlen(error) > ERR_MAX))
@@ -321,7 +337,8 @@ static void on_status(linli_ctx *ctx, struct cstate *st, const struct linli_even
 		why = "meter_kwh: not a number of kWh at least 0";
 	if (why) {
 		st->bad++;
-		api->log(ctx, LINLI_LOG_WARN, "charger %s: status_notification ignored: %s", id, why);
+		api->log(ctx, LINLI_LOG_WARN, "charger %s: status_notification ignored: %s", id,
+			 why);
 		return;
 	}
 	struct pile *p = pile_of(st, id, ev->scope);
@@ -337,8 +354,8 @@ static void on_status(linli_ctx *ctx, struct cstate *st, const struct linli_even
 		buf[0] = '\0';
 		for (size_t i = 0; i < table.n_moves && o < sizeof buf; i++)
 			if (strcmp(table.moves[i].from, states[c->state]) == 0)
-				o += (size_t)snprintf(buf + o, sizeof buf - o, "%s%s", o ? ", " : "",
-						      table.moves[i].to);
+				o += (size_t)snprintf(buf + o, sizeof buf - o, "%s%s",
+						      o ? ", " : "", table.moves[i].to);
 		api->log(ctx, LINLI_LOG_WARN,
 			 "charger %s connector %lld: %s -> %s is not an OCPP 1.6 transition, not "
 			 "applied (allowed from %s: %s)",
@@ -425,7 +442,8 @@ static int cmd_piles(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 	int found = 0;
 	for (size_t i = 0; i < BUCKETS; i++)
 		for (struct pile *p = st->piles[i]; p; p = p->next) {
-			if ((only && strcmp(only, p->id)) || (within && !wf_ref_covers(within, p->scope)))
+			if ((only && strcmp(only, p->id)) ||
+			    (within && !wf_ref_covers(within, p->scope)))
 				continue;
 			linli_record *m = NULL, *cs = NULL;
 			if (api->arr_push_map(arr, &m))
@@ -444,7 +462,8 @@ static int cmd_piles(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 				linli_record *x = NULL;
 				if (c->state < 0 || !cs || api->arr_push_map(cs, &x))
 					continue;
-				int64_t ch = c->charging_ms + (c->state == S_CHARGING ? now - c->since : 0);
+				int64_t ch =
+				    c->charging_ms + (c->state == S_CHARGING ? now - c->since : 0);
 				watched += now - c->watched_from;
 				charging += ch;
 				api->rec_set_int(x, "connector", n);
@@ -457,7 +476,8 @@ static int cmd_piles(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 			}
 			/* the share of its connectors' watched time spent Charging */
 			api->rec_set_float(m, "utilisation",
-					   watched > 0 ? milli((double)charging / (double)watched) : 0);
+					   watched > 0 ? milli((double)charging / (double)watched)
+						       : 0);
 		}
 	if (only && !found) {
 		api->rec_free(r);
@@ -490,7 +510,8 @@ static int list_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
 static int cmd_sessions(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
 			char *err, size_t errlen)
 {
-	const char *usage = "[--charger ID] [--state charging|completed|stopped|failed] [--scope PATH]";
+	const char *usage =
+	    "[--charger ID] [--state charging|completed|stopped|failed] [--scope PATH]";
 	struct linli_where w[2];
 	int nw = 0;
 	const char *scope = NULL;
@@ -503,8 +524,8 @@ static int cmd_sessions(linli_ctx *ctx, const struct linli_cmd_req *req, linli_r
 		else if (i + 1 < req->argc && strcmp(a, "--scope") == 0)
 			scope = req->argv[++i];
 		else
-			return snprintf(err, errlen, "unexpected word %d '%.64s' (usage: %s)", i + 1,
-					a, usage),
+			return snprintf(err, errlen, "unexpected word %d '%.64s' (usage: %s)",
+					i + 1, a, usage),
 			       LINLI_EINVAL;
 		if (nw > 2)
 			return snprintf(err, errlen, "usage: %s", usage), LINLI_EINVAL;
@@ -590,8 +611,8 @@ static int charging_init(linli_ctx *ctx, const struct linli_api *a)
 	     "charging.list", cmd_piles},
 	    {"sessions", "[--charger ID] [--state S] [--scope PATH]", "charging sessions",
 	     "charging.list", cmd_sessions},
-	    {"stats", "", "status changes, illegal ones, sessions, energy, alarms",
-	     "charging.list", cmd_stats},
+	    {"stats", "", "status changes, illegal ones, sessions, energy, alarms", "charging.list",
+	     cmd_stats},
 	};
 	api = a;
 	char err[768] = "";
@@ -642,9 +663,10 @@ static void charging_fini(linli_ctx *ctx, const struct linli_api *a)
 
 LINLI_PLUGIN(charging_init, charging_fini, .name = "charging", .version = "1.0.0",
 	     .family = "public_services",
-	     .description = "EV charging: each connector's OCPP 1.6 status checked against the "
-			    "legal transitions, sessions with energy and duration, faulted "
-			    "connectors and overheating raised through alarms, utilisation per pile",
+	     .description =
+		 "EV charging: each connector's OCPP 1.6 status checked against the "
+		 "legal transitions, sessions with energy and duration, faulted "
+		 "connectors and overheating raised through alarms, utilisation per pile",
 	     .requires = {"alarms"},
 	     .capabilities = {"store.read:charging_sessions", "store.write:charging_sessions",
 			      "bus.subscribe:dev/charger/+/event/#", "bus.publish:alarmreq/raise"});

@@ -4,8 +4,7 @@
 
 #include "alarmreq.h"
 
-void alarmreq_init(struct alarmreq *a, const struct linli_api *api, const char *const *types,
-		   int n)
+void alarmreq_init(struct alarmreq *a, const struct linli_api *api, const char *const *types, int n)
 {
 	memset(a, 0, sizeof *a);
 	a->api = api;

@@ -105,9 +105,9 @@ static struct pstate *state; /* init to fini */
 
 static int cfg_parse(const struct plugcfg *p, linli_record *c, void *ud)
 {
-	static const char *const keys[] = {"per_hour",		 "free_minutes",   "daily_cap",
-					   "paid_grace_minutes", "overstay_hours", "fire_lane_grace_s",
-					   "severity"};
+	static const char *const keys[] = {
+	    "per_hour",	      "free_minutes",	   "daily_cap", "paid_grace_minutes",
+	    "overstay_hours", "fire_lane_grace_s", "severity"};
 	struct pstate *st = ud;
 	struct pcfg f = {.per_hour = 5.0,
 			 .daily_cap = 40.0,
@@ -134,8 +134,10 @@ static int cfg_parse(const struct plugcfg *p, linli_record *c, void *ud)
 		rc = plugcfg_int(p, c, "fire_lane_grace_s", 0, 3600, 1000, "whole seconds",
 				 &f.fire_ms);
 	if (!rc && f.daily_cap > 0 && f.daily_cap < f.per_hour)
-		rc = plugcfg_err(p, "daily_cap", "%g is below per_hour %g: the cap would be the fee "
-				 "of any stay (0 for no cap)", f.daily_cap, f.per_hour);
+		rc = plugcfg_err(p, "daily_cap",
+				 "%g is below per_hour %g: the cap would be the fee "
+				 "of any stay (0 for no cap)",
+				 f.daily_cap, f.per_hour);
 	if (!rc)
 		rc = plugcfg_sevs(p, c, type_names, T_N, NULL, f.sev);
 	if (!rc)
@@ -347,8 +349,8 @@ static void on_entry(linli_ctx *ctx, struct pstate *st, const char *gate, const 
 	api->rec_free(r);
 	if (rc) {
 		st->store_errors++;
-		api->log(ctx, LINLI_LOG_WARN, "gate %s: entry in lot %s not recorded: %s", gate, lot,
-			 api->store_last_error(ctx));
+		api->log(ctx, LINLI_LOG_WARN, "gate %s: entry in lot %s not recorded: %s", gate,
+			 lot, api->store_last_error(ctx));
 		return;
 	}
 	st->entries++;
@@ -479,7 +481,7 @@ static void on_gate(linli_ctx *ctx, struct pstate *st, const struct linli_event 
 static int on_event(linli_ctx *ctx, const struct linli_event *ev, void *ud)
 {
 	struct pstate *st = ud;
-	const char *a = strncmp(ev->topic, "dev/gate/", 9) == 0	   ? ev->topic + 9
+	const char *a = strncmp(ev->topic, "dev/gate/", 9) == 0	      ? ev->topic + 9
 			: strncmp(ev->topic, "dev/parking/", 12) == 0 ? ev->topic + 12
 								      : NULL;
 	const char *b = a ? strchr(a, '/') : NULL;
@@ -553,8 +555,8 @@ static void tick(linli_ctx *ctx, void *ud)
 			 "a vehicle on fire lane space %s of lot %s for %lld s (sensor %s)",
 			 rstr(e->rec, "code"), rstr(e->rec, "lot"),
 			 (long long)((now - s->since) / 1000), sensor);
-		alarmreq_raise(&st->alarms, ctx, T_FIRE_LANE, plugcfg_sev_names[st->cfg.sev[T_FIRE_LANE]],
-			       e->scope, src, details);
+		alarmreq_raise(&st->alarms, ctx, T_FIRE_LANE,
+			       plugcfg_sev_names[st->cfg.sev[T_FIRE_LANE]], e->scope, src, details);
 	}
 	for (size_t i = 0; i < S_BUCKETS; i++)
 		for (struct open *o = st->open[i]; o; o = o->next) {
@@ -568,8 +570,8 @@ static void tick(linli_ctx *ctx, void *ud)
 				 o->id, (int)(strchr(o->key, '\x1f') - o->key), o->key,
 				 (long long)((now - o->entered_at) / HOUR),
 				 (long long)(st->cfg.overstay_ms / HOUR));
-			if (api->store_update(ctx, "parking_sessions", o->scope, o->id, mark_alarmed,
-					      NULL))
+			if (api->store_update(ctx, "parking_sessions", o->scope, o->id,
+					      mark_alarmed, NULL))
 				api->log(ctx, LINLI_LOG_WARN, "session %s: overstay not noted: %s",
 					 o->id, api->store_last_error(ctx));
 			alarmreq_raise(&st->alarms, ctx, T_OVERSTAY,
@@ -626,8 +628,8 @@ struct opts {
 	const char *scope, *state, *lot;
 };
 
-static int parse(const struct linli_cmd_req *req, int lo, int hi, const char *usage,
-		 struct opts *o, char *err, size_t errlen)
+static int parse(const struct linli_cmd_req *req, int lo, int hi, const char *usage, struct opts *o,
+		 char *err, size_t errlen)
 {
 	memset(o, 0, sizeof *o);
 	for (int i = 0; i < req->argc; i++) {
@@ -641,8 +643,8 @@ static int parse(const struct linli_cmd_req *req, int lo, int hi, const char *us
 		else if (!slot && a[0] != '-' && o->n_pos < hi)
 			o->pos[o->n_pos++] = a;
 		else
-			return snprintf(err, errlen, "unexpected word %d '%.64s' (usage: %s)", i + 1,
-					a, usage),
+			return snprintf(err, errlen, "unexpected word %d '%.64s' (usage: %s)",
+					i + 1, a, usage),
 			       LINLI_EINVAL;
 	}
 	if (o->n_pos < lo)
@@ -675,8 +677,9 @@ static int cmd_sessions(linli_ctx *ctx, const struct linli_cmd_req *req, linli_r
 			char *err, size_t errlen)
 {
 	struct opts o;
-	int rc = parse(req, 0, 0, "[--state parked|paid|exit_allowed|exited] [--lot LOT] [--scope PATH]",
-		       &o, err, errlen);
+	int rc =
+	    parse(req, 0, 0, "[--state parked|paid|exit_allowed|exited] [--lot LOT] [--scope PATH]",
+		  &o, err, errlen);
 	if (rc)
 		return rc;
 	struct linli_where w[2];
@@ -752,8 +755,8 @@ static int cmd_show(linli_ctx *ctx, const struct linli_cmd_req *req, linli_recor
 struct pay_op {
 	const struct pcfg *cfg;
 	int64_t now;
-	double fee;	     /* out */
-	char state[16];	     /* out */
+	double fee;	       /* out */
+	char state[16];	       /* out */
 	char lot[LOT_MAX + 1]; /* out */
 };
 
@@ -767,7 +770,8 @@ static int pay_update(linli_ctx *ctx, const char *id, linli_record **rec, void *
 		return snprintf(err, errlen, "session %s: no such session", id), LINLI_ENOENT;
 	const char *s = rstr(*rec, "state");
 	if (strcmp(s, "exited") == 0)
-		return snprintf(err, errlen, "session %s has exited: nothing to pay at the gate", id),
+		return snprintf(err, errlen, "session %s has exited: nothing to pay at the gate",
+				id),
 		       LINLI_ESTATE;
 	if (api->rec_get_time(*rec, "entered_at", &in))
 		return snprintf(err, errlen, "session %s has no entry time", id), LINLI_ESTATE;
@@ -782,8 +786,8 @@ static int pay_update(linli_ctx *ctx, const char *id, linli_record **rec, void *
 	return 0;
 }
 
-static int cmd_pay(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
-		   char *err, size_t errlen)
+static int cmd_pay(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply, char *err,
+		   size_t errlen)
 {
 	struct pstate *st = req->ud;
 	struct opts o;
@@ -822,16 +826,17 @@ static int cmd_occupancy(linli_ctx *ctx, const struct linli_cmd_req *req, linli_
 			 char *err, size_t errlen)
 {
 	(void)ctx;
-	static const char *const kinds[8] = {"public",	"private", "reserved", "accessible",
-					     "ev",	"monthly", "visitor",  "fire_lane"};
+	static const char *const kinds[8] = {"public", "private", "reserved", "accessible",
+					     "ev",     "monthly", "visitor",  "fire_lane"};
 	struct pstate *st = req->ud;
 	struct opts o;
 	int rc = parse(req, 0, 1, "[LOT] [--scope PATH]", &o, err, errlen);
 	if (rc)
 		return rc;
-	const char *within = o.scope                                          ? o.scope
-			     : req->caller && req->caller->scope && req->caller->scope[0] ? req->caller->scope
-								      : NULL;
+	const char *within = o.scope ? o.scope
+			     : req->caller && req->caller->scope && req->caller->scope[0]
+				 ? req->caller->scope
+				 : NULL;
 	if (o.scope && req->caller && req->caller->scope && req->caller->scope[0] &&
 	    !wf_ref_covers(req->caller->scope, o.scope))
 		return snprintf(err, errlen, "--scope %s: outside your jurisdiction %s", o.scope,
@@ -845,7 +850,8 @@ static int cmd_occupancy(linli_ctx *ctx, const struct linli_cmd_req *req, linli_
 		const struct wf_ref_entry *e = &st->spaces.v[i];
 		const char *lot = rstr(e->rec, "lot"), *kind = rstr(e->rec, "kind"),
 			   *sensor = rstr(e->rec, "sensor");
-		if ((within && !wf_ref_covers(within, e->scope)) || (o.n_pos && strcmp(lot, o.pos[0])))
+		if ((within && !wf_ref_covers(within, e->scope)) ||
+		    (o.n_pos && strcmp(lot, o.pos[0])))
 			continue;
 		size_t j = 0;
 		while (j < n && strcmp(lots[j].name, lot) != 0)
@@ -870,8 +876,8 @@ static int cmd_occupancy(linli_ctx *ctx, const struct linli_cmd_req *req, linli_
 	}
 	if (o.n_pos && n == 0) {
 		free(lots);
-		return snprintf(err, errlen, "lot %.64s: no parking space of it within %s", o.pos[0],
-				within ? within : "the node"),
+		return snprintf(err, errlen, "lot %.64s: no parking space of it within %s",
+				o.pos[0], within ? within : "the node"),
 		       LINLI_ENOENT;
 	}
 	linli_record *r = api->rec_new(), *arr = NULL;
@@ -883,12 +889,14 @@ static int cmd_occupancy(linli_ctx *ctx, const struct linli_cmd_req *req, linli_
 			api->rec_set_str(m, "lot", lots[j].name);
 			api->rec_set_int(m, "spaces", lots[j].spaces);
 			api->rec_set_int(m, "occupied", lots[j].occupied);
-			api->rec_set_int(m, "free", lots[j].spaces - lots[j].occupied - lots[j].unknown);
+			api->rec_set_int(m, "free",
+					 lots[j].spaces - lots[j].occupied - lots[j].unknown);
 			api->rec_set_int(m, "unknown", lots[j].unknown);
 			if (api->rec_set_map(m, "occupied_by_kind", &kk) == 0)
 				for (int x = 0; x < 8; x++)
 					if (lots[j].by_kind[x])
-						api->rec_set_int(kk, kinds[x], lots[j].by_kind_occ[x]);
+						api->rec_set_int(kk, kinds[x],
+								 lots[j].by_kind_occ[x]);
 		}
 	free(lots);
 	*reply = r;
@@ -1036,15 +1044,15 @@ static void parking_fini(linli_ctx *ctx, const struct linli_api *a)
 	state = NULL;
 }
 
-LINLI_PLUGIN(parking_init, parking_fini, .name = "parking", .version = "1.0.0",
-	     .family = "public_services",
-	     .description = "Smart parking: sessions from gate entries and exits (late uploads keep "
-			    "the gate's time), fees by a tariff that is data, monthly passes, "
-			    "occupancy per lot from space sensors, overstays and blocked fire lanes "
-			    "raised through alarms",
-	     .requires = {"alarms"},
-	     .capabilities = {"store.read:parking_sessions", "store.write:parking_sessions",
-			      "sensitive:parking_sessions", "store.read:parking_passes",
-			      "sensitive:parking_passes", "store.read:parking_spaces",
-			      "sensitive:devices", "bus.subscribe:dev/gate/+/event/#",
-			      "bus.subscribe:dev/parking/+/occupied", "bus.publish:alarmreq/raise"});
+LINLI_PLUGIN(
+    parking_init, parking_fini, .name = "parking", .version = "1.0.0", .family = "public_services",
+    .description = "Smart parking: sessions from gate entries and exits (late uploads keep "
+		   "the gate's time), fees by a tariff that is data, monthly passes, "
+		   "occupancy per lot from space sensors, overstays and blocked fire lanes "
+		   "raised through alarms",
+    .requires = {"alarms"},
+    .capabilities = {"store.read:parking_sessions", "store.write:parking_sessions",
+		     "sensitive:parking_sessions", "store.read:parking_passes",
+		     "sensitive:parking_passes", "store.read:parking_spaces", "sensitive:devices",
+		     "bus.subscribe:dev/gate/+/event/#", "bus.subscribe:dev/parking/+/occupied",
+		     "bus.publish:alarmreq/raise"});

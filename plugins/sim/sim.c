@@ -81,23 +81,12 @@ enum kind {
 static const struct {
 	const char *name;
 	enum kind k;
-} kinds[] = {{"camera", K_CAMERA},
-	     {"charger", K_CHARGER},
-	     {"door", K_DOOR},
-	     {"efence", K_EFENCE},
-	     {"electric_meter", K_ELECTRIC},
-	     {"gate", K_GATE},
-	     {"gas_meter", K_GAS},
-	     {"water_meter", K_WATER},
-	     {"hydrant", K_HYDRANT},
-	     {"kiosk", K_KIOSK},
-	     {"locker", K_LOCKER},
-	     {"manhole", K_MANHOLE},
-	     {"parking", K_PARKING},
-	     {"screen", K_SCREEN},
-	     {"smoke", K_SMOKE},
-	     {"trash_bin", K_TRASH},
-	     {"wearable", K_WEARABLE}};
+} kinds[] = {{"camera", K_CAMERA},   {"charger", K_CHARGER},	     {"door", K_DOOR},
+	     {"efence", K_EFENCE},   {"electric_meter", K_ELECTRIC}, {"gate", K_GATE},
+	     {"gas_meter", K_GAS},   {"water_meter", K_WATER},	     {"hydrant", K_HYDRANT},
+	     {"kiosk", K_KIOSK},     {"locker", K_LOCKER},	     {"manhole", K_MANHOLE},
+	     {"parking", K_PARKING}, {"screen", K_SCREEN},	     {"smoke", K_SMOKE},
+	     {"trash_bin", K_TRASH}, {"wearable", K_WEARABLE}};
 
 struct sres {
 	char name[64];
@@ -511,8 +500,10 @@ static void plate(struct sdev *d, char *out, size_t n)
  */
 static void charger_status(struct sim *S, struct outbox *o, struct sdev *d)
 {
-	static const char *const from[] = {"idle", "plugged", "charging", "finished", "reserved", "fault"};
-	static const char *const to[] = {"Available", "Preparing", "Charging", "Finishing", "Reserved", "Faulted"};
+	static const char *const from[] = {"idle",     "plugged",  "charging",
+					   "finished", "reserved", "fault"};
+	static const char *const to[] = {"Available", "Preparing", "Charging",
+					 "Finishing", "Reserved",  "Faulted"};
 	int k = 0;
 	for (int i = 0; i < 6; i++)
 		if (is(d, "state", from[i]))
@@ -545,8 +536,7 @@ static void gate_plate(const struct sdev *d, int64_t k, char *out, size_t n)
  * colour, lot "P<gate number>"; no time: the node's time of the event is the
  * gate's (a real offline gate adds `time` and `offline`).
  */
-static void gate_event(struct sim *S, struct outbox *o, struct sdev *d, const char *name,
-		       int64_t k)
+static void gate_event(struct sim *S, struct outbox *o, struct sdev *d, const char *name, int64_t k)
 {
 	char pl[32], lot[16];
 	gate_plate(d, k, pl, sizeof pl);
@@ -787,7 +777,8 @@ static void step(struct sim *S, struct outbox *o, struct sdev *d, int64_t round)
 		battery(S, o, d, 0.003);
 		break;
 	case K_GATE:
-		/* t0 vehicles have entered, mode of them are inside (at most 8): first in, first out */
+		/* t0 vehicles have entered, mode of them are inside (at most 8): first in, first
+		 * out */
 		if (d->mode < 8 && chance(d, 0.1)) {
 			gate_event(S, o, d, "entry", d->t0++);
 			d->mode++;

@@ -38,7 +38,7 @@
 static char top_dir[PATH_MAX];	/* the run's directory: main's, removed by main */
 static char node_dir[PATH_MAX]; /* the node's directory in it while it exists */
 static bool node_loop;		/* the node is wired for kernel_run (bench_node_opts) */
-static int node_plugins;		/* the plugins it runs */
+static int node_plugins;	/* the plugins it runs */
 
 double bench_now(void)
 {
@@ -273,7 +273,8 @@ int main(int argc, char **argv)
 		while (f < N_FAMILIES && strcmp(argv[i], families[f].name) != 0)
 			f++;
 		if (f == N_FAMILIES) {
-			fprintf(stderr, "bench_apps: %s '%s' (families: governance, safety, parking)\n",
+			fprintf(stderr,
+				"bench_apps: %s '%s' (families: governance, safety, parking)\n",
 				argv[i][0] == '-' ? "unknown option" : "no family", argv[i]);
 			return usage(stderr);
 		}

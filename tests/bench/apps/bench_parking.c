@@ -168,8 +168,8 @@ void bench_parking(void)
 	kernel_run(&k); /* until the last exit commits */
 	pthread_join(P.driver, NULL);
 	if (P.created != P.n || P.updated != P.n) {
-		snprintf(err, sizeof err, "%ld sessions created, %ld closed: want %ld each", P.created,
-			 P.updated, P.n);
+		snprintf(err, sizeof err, "%ld sessions created, %ld closed: want %ld each",
+			 P.created, P.updated, P.n);
 		bench_die("parking", err);
 	}
 	double s = P.t1 - P.t0;
