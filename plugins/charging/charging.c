@@ -130,7 +130,7 @@ struct cstate {
 	struct pile *piles[BUCKETS];
 	struct alarmreq alarms;
 	int64_t notifications, changes, repeats, illegal, bad, sessions_opened, sessions_closed,
-	    store_errors, refused_reloads;
+	    resumed, store_errors, refused_reloads;
 	double kwh;
 };
 
@@ -246,7 +246,7 @@ static void session_close(linli_ctx *ctx, struct cstate *st, struct pile *p, int
 							     : NULL,
 			     .error = to == S_FAULTED ? c->error : NULL,
 			     .now = now,
-			     .duration_ms = now - c->started_at,
+			     .duration_ms = now > c->started_at ? now - c->started_at : 0,
 			     .has_stop = c->has_meter,
 			     .stop = c->meter};
 	if (c->has_start && c->has_meter && c->meter >= c->meter_start) {
@@ -380,7 +380,11 @@ static void on_status(linli_ctx *ctx, struct cstate *st, const struct linli_even
 	c->since = now;
 	st->changes++;
 	p->changes++;
-	if (from >= 0 && in_session(from) && !in_session(to))
+	if (from < 0 && c->session[0]) {
+		/* a session open before a restart: it goes on, or ended while we were down */
+		if (!in_session(to))
+			session_close(ctx, st, p, (int)n, to, now);
+	} else if (from >= 0 && in_session(from) && !in_session(to))
 		session_close(ctx, st, p, (int)n, to, now);
 	else if ((from < 0 || !in_session(from)) && in_session(to))
 		session_open(ctx, st, p, (int)n, now);
@@ -414,6 +418,49 @@ static int on_event(linli_ctx *ctx, const struct linli_event *ev, void *ud)
 		snprintf(details, sizeof details, "charger %s reports a fault", id);
 		raise_(ctx, st, T_FAULT, ev->scope, src, details);
 	}
+	return 0;
+}
+
+/* ---- the sessions open at start, read on the plugin's own account ---- */
+
+static int load_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
+{
+	(void)ctx;
+	struct cstate *st = ud;
+	const char *ch = NULL;
+	int64_t n = 0, at = 0;
+	double m = 0;
+	if (api->rec_get_str(row->record, "charger", &ch, NULL) ||
+	    api->rec_get_int(row->record, "connector", &n) || n < 1 || n > CONN_MAX ||
+	    api->rec_get_time(row->record, "started_at", &at))
+		return 0;
+	struct pile *p = pile_of(st, ch, row->scope);
+	if (!p)
+		return LINLI_ENOMEM;
+	struct conn *c = &p->c[n];
+	snprintf(c->session, sizeof c->session, "%s", row->id);
+	c->started_at = at;
+	c->has_start = api->rec_get_float(row->record, "meter_start_kwh", &m) == 0;
+	c->meter_start = m;
+	st->resumed++;
+	return 0;
+}
+
+static int load_open(linli_ctx *ctx, struct cstate *st)
+{
+	struct linli_where w = {"state", "charging"};
+	char cursor[LINLI_CURSOR_MAX] = "";
+	do {
+		struct linli_query q = {.size = sizeof q,
+					.dataset = "charging_sessions",
+					.where = &w,
+					.n_where = 1,
+					.limit = 1000,
+					.cursor = cursor};
+		int rc = api->store_scan(ctx, &q, load_row, st, cursor);
+		if (rc < 0)
+			return rc;
+	} while (cursor[0]);
 	return 0;
 }
 
@@ -573,6 +620,7 @@ static int cmd_stats(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 	api->rec_set_int(r, "bad", st->bad);
 	api->rec_set_int(r, "sessions_opened", st->sessions_opened);
 	api->rec_set_int(r, "sessions_closed", st->sessions_closed);
+	api->rec_set_int(r, "sessions_resumed", st->resumed);
 	api->rec_set_float(r, "energy_kwh", milli(st->kwh));
 	api->rec_set_int(r, "store_errors", st->store_errors);
 	alarmreq_put_counts(&st->alarms, r);
@@ -627,6 +675,9 @@ static int charging_init(linli_ctx *ctx, const struct linli_api *a)
 		rc = plugcfg_load(&(const struct plugcfg){api, "charging", err, sizeof err}, ctx,
 				  &st->cfg_json, cfg_parse, st, &changed);
 	}
+	if (!rc && (rc = load_open(ctx, st)))
+		snprintf(err, sizeof err, "the open sessions not read: %s",
+			 api->store_last_error(ctx));
 	if (!rc)
 		rc = api->subscribe(ctx, "dev/charger/+/event/#", on_event, st, NULL);
 	if (!rc)

@@ -162,8 +162,10 @@ def case_sessions_energy_faults_and_utilisation():
     two connectors of one pile at once; a Faulted connector closes its session failed with
     the error code and raises connector_faulted (major, the connector as source); overheat
     and fault events of the pile raise charger_overheat (critical) and charger_fault;
-    utilisation per pile; the index gives the class charger to charging."""
-    with node() as d:
+    utilisation per pile; a session open across a restart is resumed and closed with its
+    energy; the index gives the class charger to charging."""
+    n = node()
+    with n as d:
         d.ok("devices", "add", "ch-2", "charger", "tdrv", "ok")
         status(d, "ch-2", 1, "Available", "meter_kwh=100.0")
         status(d, "ch-2", 2, "Available", "meter_kwh=5.5")
@@ -213,6 +215,18 @@ def case_sessions_energy_faults_and_utilisation():
         check(0.4 < u < 0.6, f"half the time idle since: {u}")
         rc, out, err = d.cli("charging", "piles", "ch-9")
         check(rc != 0 and "charger ch-9: no status heard from it" in err, err)
+        # A session open across a restart: resumed, then closed with its energy.
+        status(d, "ch-2", 3, "Charging", "meter_kwh=50.0")
+        wait_for(lambda: stats(d)["sessions_opened"] == 3, "a third session")
+        d.stop()
+        d.start(args=n.args)
+        eq(stats(d)["sessions_resumed"], 1, "resumed at start")
+        status(d, "ch-2", 3, "Finishing", "meter_kwh=60.5")
+        wait_for(lambda: stats(d)["sessions_closed"] == 1, "closed after the restart")
+        three = {r["connector"]: r for r in d.ok("charging", "sessions", "--charger",
+                                                 "ch-2")["sessions"]}[3]
+        eq((three["state"], three["energy_kwh"]), ("completed", 10.5), "its energy")
+        eq(d.ok("charging", "sessions", "--state", "charging")["count"], 0, "none left open")
         entry = d.ok("catalog", "show", "device", "charger")
         eq(entry.get("plugin"), "charging", "the index gives the class to charging")
         check("status_notification" in {e["name"] for e in entry["events"]}, entry["events"])
