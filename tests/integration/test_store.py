@@ -153,7 +153,7 @@ def case_shell_completes_words_and_live_values():
             typed(b"", b"linli> ")
             typed(b"dat\t", b"data ")
             typed(b"qu\t", b"data query ")
-            typed(b"parking_s\t", b"data query parking_spaces ")
+            typed(b"parking_sp\t", b"data query parking_spaces ")  # parking_s: two datasets
             typed(b"\x15plugins l\t", b"plugins list ")  # ^U: a new line of words
             typed(b"\x15help accounts pa\t", b"help accounts passwd ")
             typed(b"\x15quit\n", b"quit")
