@@ -71,6 +71,7 @@ enum kind {
 	K_LOCKER,
 	K_MANHOLE,
 	K_PARKING,
+	K_GATE,
 	K_SCREEN,
 	K_SMOKE,
 	K_TRASH,
@@ -80,22 +81,12 @@ enum kind {
 static const struct {
 	const char *name;
 	enum kind k;
-} kinds[] = {{"camera", K_CAMERA},
-	     {"charger", K_CHARGER},
-	     {"door", K_DOOR},
-	     {"efence", K_EFENCE},
-	     {"electric_meter", K_ELECTRIC},
-	     {"gas_meter", K_GAS},
-	     {"water_meter", K_WATER},
-	     {"hydrant", K_HYDRANT},
-	     {"kiosk", K_KIOSK},
-	     {"locker", K_LOCKER},
-	     {"manhole", K_MANHOLE},
-	     {"parking", K_PARKING},
-	     {"screen", K_SCREEN},
-	     {"smoke", K_SMOKE},
-	     {"trash_bin", K_TRASH},
-	     {"wearable", K_WEARABLE}};
+} kinds[] = {{"camera", K_CAMERA},   {"charger", K_CHARGER},	     {"door", K_DOOR},
+	     {"efence", K_EFENCE},   {"electric_meter", K_ELECTRIC}, {"gate", K_GATE},
+	     {"gas_meter", K_GAS},   {"water_meter", K_WATER},	     {"hydrant", K_HYDRANT},
+	     {"kiosk", K_KIOSK},     {"locker", K_LOCKER},	     {"manhole", K_MANHOLE},
+	     {"parking", K_PARKING}, {"screen", K_SCREEN},	     {"smoke", K_SMOKE},
+	     {"trash_bin", K_TRASH}, {"wearable", K_WEARABLE}};
 
 struct sres {
 	char name[64];
@@ -363,6 +354,8 @@ static void init_model(struct sdev *d)
 		break;
 	case K_CHARGER:
 		sets(d, "state", "idle");
+		setf(d, "connectors", 1);
+		d->mode = -1; /* connector 1's status not told yet */
 		setf(d, "max_power_kw", d->n % 3 == 0 ? 60 : 7);
 		setf(d, "reading", 1000 + 50.0 * irange(d, 0, 200));
 		setf(d, "power_kw", 0);
@@ -425,6 +418,10 @@ static void init_model(struct sdev *d)
 		setb(d, "occupied", false);
 		setf(d, "occupied_since", 0);
 		sets(d, "plate", "");
+		break;
+	case K_GATE:
+		sets(d, "barrier", "closed");
+		setf(d, "backlog", 0);
 		break;
 	case K_SCREEN:
 		sets(d, "power", "on");
@@ -495,6 +492,64 @@ static void plate(struct sdev *d, char *out, size_t n)
 		 letters[irange(d, 0, 23)], (int)irange(d, 0, 999));
 }
 
+/*
+ * Connector 1 of a charger as OCPP 1.6 names its status (the charging plugin):
+ * the summary `state` mapped (idle Available, plugged Preparing, charging
+ * Charging, finished Finishing, reserved Reserved, fault Faulted), told with
+ * status_notification {connector, status, error_code, meter_kwh} when it changed.
+ */
+static void charger_status(struct sim *S, struct outbox *o, struct sdev *d)
+{
+	static const char *const from[] = {"idle",     "plugged",  "charging",
+					   "finished", "reserved", "fault"};
+	static const char *const to[] = {"Available", "Preparing", "Charging",
+					 "Finishing", "Reserved",  "Faulted"};
+	int k = 0;
+	for (int i = 0; i < 6; i++)
+		if (is(d, "state", from[i]))
+			k = i;
+	if (d->mode == k)
+		return;
+	d->mode = k;
+	linli_record *r = api->rec_new();
+	if (r) {
+		api->rec_set_int(r, "connector", 1);
+		api->rec_set_str(r, "status", to[k]);
+		api->rec_set_str(r, "error_code", k == 5 ? "OtherError" : "NoError");
+		api->rec_set_float(r, "meter_kwh", getf(d, "reading"));
+	}
+	event(S, o, d, "status_notification", r);
+}
+
+/* The plate of gate d's k-th vehicle (the same at its entry and its exit). */
+static void gate_plate(const struct sdev *d, int64_t k, char *out, size_t n)
+{
+	static const char letters[] = "ABCDEFGHJKLMNPQRSTUVWXYZ";
+	uint64_t h = ((uint64_t)d->n * 1000003u + (uint64_t)k) * 0x9E3779B97F4A7C15ULL;
+	h ^= h >> 29;
+	snprintf(out, n, "皖%c%c%c%03d", "ACDE"[h % 4], letters[(h >> 8) % 24],
+		 letters[(h >> 16) % 24], (int)((h >> 24) % 1000));
+}
+
+/*
+ * A gate's entry or exit of its k-th vehicle: plate (sensitive in the class),
+ * colour, lot "P<gate number>"; no time: the node's time of the event is the
+ * gate's (a real offline gate adds `time` and `offline`).
+ */
+static void gate_event(struct sim *S, struct outbox *o, struct sdev *d, const char *name, int64_t k)
+{
+	char pl[32], lot[16];
+	gate_plate(d, k, pl, sizeof pl);
+	snprintf(lot, sizeof lot, "P%d", d->n);
+	linli_record *r = api->rec_new();
+	if (r) {
+		api->rec_set_str(r, "plate", pl);
+		api->rec_set_str(r, "plate_colour", k % 7 == 3 ? "green" : "blue");
+		api->rec_set_str(r, "lot", lot);
+	}
+	event(S, o, d, name, r);
+}
+
 /* Advance d by one round (one simulated minute); events go to the outbox. */
 static void step(struct sim *S, struct outbox *o, struct sdev *d, int64_t round)
 {
@@ -548,6 +603,7 @@ static void step(struct sim *S, struct outbox *o, struct sdev *d, int64_t round)
 		double volt = (maxp > 20 ? 400 : 220) + (rnd(d) - 0.5) * 6;
 		setf(d, "voltage", volt);
 		setf(d, "current", getf(d, "power_kw") * 1000 / volt);
+		charger_status(S, o, d);
 		break;
 	}
 	case K_DOOR:
@@ -719,6 +775,18 @@ static void step(struct sim *S, struct outbox *o, struct sdev *d, int64_t round)
 			event(S, o, d, "overflow", NULL);
 		}
 		battery(S, o, d, 0.003);
+		break;
+	case K_GATE:
+		/* t0 vehicles have entered, mode of them are inside (at most 8): first in, first
+		 * out */
+		if (d->mode < 8 && chance(d, 0.1)) {
+			gate_event(S, o, d, "entry", d->t0++);
+			d->mode++;
+		} else if (d->mode > 0 && chance(d, 0.08)) {
+			gate_event(S, o, d, "exit", d->t0 - d->mode);
+			d->mode--;
+		}
+		rare(S, o, d, "barrier_fault", 0.0002);
 		break;
 	case K_PARKING:
 		if (!getb(d, "occupied")) {
@@ -1340,6 +1408,7 @@ static int sim_command(linli_ctx *ctx, struct linli_device *dev, uint64_t req, c
 		}
 		break;
 	case K_PARKING:
+	case K_GATE:
 	case K_GENERIC:
 		break;
 	}

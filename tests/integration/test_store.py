@@ -153,7 +153,7 @@ def case_shell_completes_words_and_live_values():
             typed(b"", b"linli> ")
             typed(b"dat\t", b"data ")
             typed(b"qu\t", b"data query ")
-            typed(b"parking_s\t", b"data query parking_spaces ")
+            typed(b"parking_sp\t", b"data query parking_spaces ")  # parking_s: two datasets
             typed(b"\x15plugins l\t", b"plugins list ")  # ^U: a new line of words
             typed(b"\x15help accounts pa\t", b"help accounts passwd ")
             typed(b"\x15quit\n", b"quit")
@@ -569,8 +569,8 @@ def case_catalog_list_show():
         shipped = len([f for f in os.listdir(os.path.join(CATALOG, "datasets"))
                        if f.endswith(".cfg")])
         check(shipped >= 27, f"{shipped} dataset files")
-        eq(len(rows), shipped + 6 + 16 + 16, "entries (6: the built-in system datasets)")
-        eq(len(d.ok("catalog", "list", "devices")), 16, "device classes")
+        eq(len(rows), shipped + 6 + 17 + 16, "entries (6: the built-in system datasets)")
+        eq(len(d.ok("catalog", "list", "devices")), 17, "device classes")
         r = d.ok("catalog", "show", "residents")
         eq(r["kind"], "dataset", "kind")
         eq(r["title_zh"], "居民信息", "title")

@@ -28,6 +28,8 @@ void bench_public_sizes(void);
 void bench_public(void);
 void bench_government_sizes(void);
 void bench_government(void);
+void bench_parking_sizes(void);
+void bench_parking(void);
 
 /* CLOCK_MONOTONIC, and the process's CPU time (the figures on a shared machine), in s. */
 double bench_now(void);
@@ -50,6 +52,7 @@ void bench_pack(linli_record *r, msgpack_sbuffer *buf);
 struct bench_node_opts {
 	const char *node, *level; /* the node's path and tier level */
 	const char *plugin_so;	  /* the application plugin, copied to the plugin dir */
+	const char *also_so;	  /* NULL, or one more (a plugin the first requires) */
 	bool sync;		  /* fsync each commit (false: MDB_NOSYNC, the CPU cost) */
 	bool loop;		  /* wired for kernel_run as linlid is: the store commits at
 				     each batch end and the bus journals records of

@@ -1,0 +1,67 @@
+/* alarmreq — raising alarms through the alarms plugin (alarmreq.h). */
+#include <stdint.h>
+#include <string.h>
+
+#include "alarmreq.h"
+
+void alarmreq_init(struct alarmreq *a, const struct linli_api *api, const char *const *types, int n)
+{
+	memset(a, 0, sizeof *a);
+	a->api = api;
+	a->types = types;
+	a->n = n > ALARMREQ_MAX ? ALARMREQ_MAX : n;
+	for (int i = 0; i < a->n; i++)
+		a->slot[i] = (struct alarmreq_slot){a, i};
+}
+
+static void on_answer(linli_ctx *ctx, uint64_t id, int status, const linli_record *rec,
+		      const char *err, void *ud)
+{
+	(void)id;
+	(void)rec;
+	struct alarmreq_slot *s = ud;
+	struct alarmreq *a = s->a;
+	if (status < 0) {
+		a->failed[s->t]++;
+		a->api->log(ctx, LINLI_LOG_WARN, "%s alarm not raised: %s (%s)", a->types[s->t],
+			    err && *err ? err : "no reason", linli_strerror(status));
+		return;
+	}
+	a->raised[s->t]++;
+}
+
+void alarmreq_raise(struct alarmreq *a, linli_ctx *ctx, int t, const char *severity,
+		    const char *scope, const char *source, const char *details)
+{
+	const struct linli_api *api = a->api;
+	if (t < 0 || t >= a->n)
+		return;
+	linli_record *p = api->rec_new();
+	int rc = p ? 0 : LINLI_ENOMEM;
+	if (p) {
+		api->rec_set_str(p, "type", a->types[t]);
+		api->rec_set_str(p, "source", source);
+		api->rec_set_str(p, "severity", severity);
+		api->rec_set_str(p, "details", details);
+		rc = api->request(ctx, "alarmreq/raise", scope, p, 10000, on_answer, &a->slot[t],
+				  NULL);
+		api->rec_free(p);
+	}
+	if (rc) {
+		a->failed[t]++;
+		api->log(ctx, LINLI_LOG_WARN, "%s alarm of %s at %s not raised: %s", a->types[t],
+			 source, scope ? scope : "the node", linli_strerror(rc));
+	}
+}
+
+void alarmreq_put_counts(const struct alarmreq *a, linli_record *r)
+{
+	const struct linli_api *api = a->api;
+	linli_record *m = NULL;
+	if (api->rec_set_map(r, "raised", &m) == 0)
+		for (int i = 0; i < a->n; i++)
+			api->rec_set_int(m, a->types[i], a->raised[i]);
+	if (api->rec_set_map(r, "failed", &m) == 0)
+		for (int i = 0; i < a->n; i++)
+			api->rec_set_int(m, a->types[i], a->failed[i]);
+}
