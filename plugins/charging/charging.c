@@ -31,6 +31,7 @@
 
 #include "alarmreq.h"
 #include "plugcfg.h"
+#include "plugcmd.h"
 #include "wf_ref.h"
 #include "wf_table.h"
 
@@ -536,73 +537,34 @@ static int cmd_piles(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 	return 0;
 }
 
-struct list {
-	linli_record *arr;
-	size_t n;
-};
 
-static int list_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
-{
-	(void)ctx;
-	struct list *l = ud;
-	linli_record *m = NULL;
-	if (l->n >= 2000 || api->arr_push_record(l->arr, row->record))
-		return 1;
-	api->arr_get_map(l->arr, l->n++, &m);
-	api->rec_set_str(m, "id", row->id);
-	api->rec_set_str(m, "scope", row->scope);
-	return 0;
-}
 
 static int cmd_sessions(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
 			char *err, size_t errlen)
 {
-	const char *usage =
-	    "[--charger ID] [--state charging|completed|stopped|failed] [--scope PATH]";
+	const char *charger, *state, *scope, *pos[1];
+	int n_pos;
+	const struct plugcmd_opt t[] = {
+	    {"--charger", &charger}, {"--state", &state}, {"--scope", &scope}};
+	int rc = plugcmd_parse(req, 0, 0,
+			       "[--charger ID] [--state charging|completed|stopped|failed] "
+			       "[--scope PATH]",
+			       t, sizeof t / sizeof *t, pos, &n_pos, true, err, errlen);
+	if (rc)
+		return rc;
 	struct linli_where w[2];
 	int nw = 0;
-	const char *scope = NULL;
-	for (int i = 0; i < req->argc; i++) {
-		const char *a = req->argv[i];
-		if (i + 1 < req->argc && strcmp(a, "--charger") == 0)
-			w[nw++] = (struct linli_where){"charger", req->argv[++i]};
-		else if (i + 1 < req->argc && strcmp(a, "--state") == 0)
-			w[nw++] = (struct linli_where){"state", req->argv[++i]};
-		else if (i + 1 < req->argc && strcmp(a, "--scope") == 0)
-			scope = req->argv[++i];
-		else
-			return snprintf(err, errlen, "unexpected word %d '%.64s' (usage: %s)",
-					i + 1, a, usage),
-			       LINLI_EINVAL;
-		if (nw > 2)
-			return snprintf(err, errlen, "usage: %s", usage), LINLI_EINVAL;
-	}
-	struct list l = {.arr = api->rec_new_array()};
-	if (!l.arr)
-		return snprintf(err, errlen, "out of memory"), LINLI_ENOMEM;
-	char cursor[LINLI_CURSOR_MAX] = "";
-	do {
-		struct linli_query q = {.size = sizeof q,
-					.dataset = "charging_sessions",
-					.scope = scope,
-					.where = nw ? w : NULL,
-					.n_where = nw,
-					.limit = 500,
-					.cursor = cursor};
-		int rc = api->store_scan(ctx, &q, list_row, &l, cursor);
-		if (rc < 0) {
-			api->rec_free(l.arr);
-			return snprintf(err, errlen, "%s", api->store_last_error(ctx)), rc;
-		}
-	} while (cursor[0] && l.n < 2000);
-	linli_record *r = api->rec_new();
-	if (r) {
-		api->rec_set_int(r, "count", (int64_t)l.n);
-		api->rec_set_record(r, "sessions", l.arr);
-	}
-	api->rec_free(l.arr);
-	*reply = r;
-	return r ? 0 : LINLI_ENOMEM;
+	if (charger)
+		w[nw++] = (struct linli_where){"charger", charger};
+	if (state)
+		w[nw++] = (struct linli_where){"state", state};
+	struct linli_query q = {.size = sizeof q,
+				.dataset = "charging_sessions",
+				.scope = scope,
+				.where = nw ? w : NULL,
+				.n_where = nw};
+	struct plugcmd_list l = {0};
+	return plugcmd_list(api, ctx, &q, NULL, NULL, &l, "sessions", reply, err, errlen);
 }
 
 static int cmd_stats(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,

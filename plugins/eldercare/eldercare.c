@@ -41,6 +41,7 @@
 #include <linli/linli.h>
 
 #include "plugcfg.h"
+#include "plugcmd.h"
 #include "welfare.h"
 #include "wf_table.h"
 
@@ -1266,30 +1267,16 @@ struct opts {
 static int parse(const struct linli_cmd_req *req, int want, const char *usage, struct opts *o,
 		 char *err, size_t errlen)
 {
-	memset(o, 0, sizeof *o);
-	for (int i = 0; i < req->argc; i++) {
-		const char *a = req->argv[i];
-		const char **slot = strcmp(a, "--scope") == 0	? &o->scope
-				    : strcmp(a, "--state") == 0 ? &o->state
-				    : strcmp(a, "--elder") == 0 ? &o->elder
-				    : strcmp(a, "--note") == 0	? &o->note
-								: NULL;
-		if (slot && i + 1 < req->argc && strstr(usage, a))
-			*slot = req->argv[++i];
-		else if (!slot && a[0] != '-' && o->n_pos < want)
-			o->pos[o->n_pos++] = a;
-		else
-			return snprintf(err, errlen, "unexpected '%.64s' (usage: %s)", a, usage),
-			       LINLI_EINVAL;
-	}
-	if (o->n_pos != want)
-		return snprintf(err, errlen, "usage: %s", usage), LINLI_EINVAL;
-	if (want && (!o->pos[0][0] || strlen(o->pos[0]) > LINLI_ID_MAX))
-		return snprintf(err, errlen, "'%.64s' is not a record id", o->pos[0]), LINLI_EINVAL;
-	if (o->note && strlen(o->note) > 200)
+	const struct plugcmd_opt t[] = {{"--scope", &o->scope},
+					{"--state", &o->state},
+					{"--elder", &o->elder},
+					{"--note", &o->note}};
+	int rc = plugcmd_parse(req, want, want, usage, t, sizeof t / sizeof *t, o->pos, &o->n_pos,
+			       true, err, errlen);
+	if (!rc && o->note && strlen(o->note) > 200)
 		return snprintf(err, errlen, "--note: %zu bytes, longer than 200", strlen(o->note)),
 		       LINLI_EINVAL;
-	return 0;
+	return rc;
 }
 
 /* What the checks hold of elder e now, into m. */
@@ -1323,8 +1310,7 @@ static void put_checks(const struct estate *st, struct elder *e, linli_record *m
 }
 
 struct list {
-	linli_record *arr;
-	size_t n;
+	struct plugcmd_list l; /* first: plugcmd_list hands the struct to list_row */
 	struct estate *st;
 	int64_t now;
 };
@@ -1333,43 +1319,21 @@ static int list_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
 {
 	(void)ctx;
 	struct list *l = ud;
-	linli_record *m = NULL;
-	if (l->n >= LIST_MAX || api->arr_push_record(l->arr, row->record))
-		return 1;
-	api->arr_get_map(l->arr, l->n++, &m);
-	api->rec_set_str(m, "id", row->id);
-	api->rec_set_str(m, "scope", row->scope);
-	struct elder *e = l->st ? elder_by_id(l->st, row->scope, row->id) : NULL;
-	linli_record *c = NULL;
+	linli_record *m, *c = NULL;
+	int rc = plugcmd_push_row(api, &l->l, row, &m);
+	struct elder *e = !rc && l->st ? elder_by_id(l->st, row->scope, row->id) : NULL;
 	if (e && api->rec_set_map(m, "checks", &c) == 0)
 		put_checks(l->st, e, c, l->now);
-	return 0;
+	return rc;
 }
 
-static int scan_into(linli_ctx *ctx, struct linli_query *q, struct list *l, char *err,
-		     size_t errlen)
-{
-	char cursor[LINLI_CURSOR_MAX] = "";
-	int rc = 0;
-	do {
-		q->cursor = cursor;
-		rc = api->store_scan(ctx, q, list_row, l, cursor);
-		if (rc < 0)
-			return snprintf(err, errlen, "%s", api->store_last_error(ctx)), rc;
-	} while (cursor[0] && l->n < LIST_MAX);
-	return 0;
-}
 
-static int reply_list(const char *key, struct list *l, linli_record **reply)
+/* The rows of q into *reply = {count, KEY: rows}, with each elder's checks when l->st. */
+static int list_reply(linli_ctx *ctx, struct linli_query *q, struct list *l, const char *key,
+		      linli_record **reply, char *err, size_t errlen)
 {
-	linli_record *r = api->rec_new();
-	if (r) {
-		api->rec_set_int(r, "count", (int64_t)l->n);
-		api->rec_set_record(r, key, l->arr);
-	}
-	api->rec_free(l->arr);
-	*reply = r;
-	return r ? 0 : LINLI_ENOMEM;
+	l->l.max = LIST_MAX;
+	return plugcmd_list(api, ctx, q, list_row, l, &l->l, key, reply, err, errlen);
 }
 
 static int cmd_list(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
@@ -1379,16 +1343,9 @@ static int cmd_list(linli_ctx *ctx, const struct linli_cmd_req *req, linli_recor
 	int rc = parse(req, 0, "[--scope PATH]", &o, err, errlen);
 	if (rc)
 		return rc;
-	struct list l = {.arr = api->rec_new_array(), .st = req->ud, .now = api->time_now_ms()};
-	struct linli_query q = {
-	    .size = sizeof q, .dataset = "elders", .scope = o.scope, .limit = 500};
-	if (!l.arr)
-		return snprintf(err, errlen, "out of memory"), LINLI_ENOMEM;
-	if ((rc = scan_into(ctx, &q, &l, err, errlen))) {
-		api->rec_free(l.arr);
-		return rc;
-	}
-	return reply_list("elders", &l, reply);
+	struct list l = {.st = req->ud, .now = api->time_now_ms()};
+	struct linli_query q = {.size = sizeof q, .dataset = "elders", .scope = o.scope};
+	return list_reply(ctx, &q, &l, "elders", reply, err, errlen);
 }
 
 static int cmd_show(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
@@ -1440,20 +1397,13 @@ static int cmd_alerts(linli_ctx *ctx, const struct linli_cmd_req *req, linli_rec
 		w[nw++] = (struct linli_where){"elder", o.elder};
 	if (o.state)
 		w[nw++] = (struct linli_where){"state", o.state};
-	struct list l = {.arr = api->rec_new_array()};
+	struct list l = {0};
 	struct linli_query q = {.size = sizeof q,
 				.dataset = "welfare_alerts",
 				.scope = o.scope,
 				.where = nw ? w : NULL,
-				.n_where = nw,
-				.limit = 500};
-	if (!l.arr)
-		return snprintf(err, errlen, "out of memory"), LINLI_ENOMEM;
-	if ((rc = scan_into(ctx, &q, &l, err, errlen))) {
-		api->rec_free(l.arr);
-		return rc;
-	}
-	return reply_list("alerts", &l, reply);
+				.n_where = nw};
+	return list_reply(ctx, &q, &l, "alerts", reply, err, errlen);
 }
 
 static int cmd_steps(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
@@ -1464,20 +1414,13 @@ static int cmd_steps(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 	if (rc)
 		return rc;
 	struct linli_where w = {"alert", o.pos[0]};
-	struct list l = {.arr = api->rec_new_array()};
+	struct list l = {0};
 	struct linli_query q = {.size = sizeof q,
 				.dataset = "welfare_steps",
 				.scope = o.scope,
 				.where = &w,
-				.n_where = 1,
-				.limit = 500};
-	if (!l.arr)
-		return snprintf(err, errlen, "out of memory"), LINLI_ENOMEM;
-	if ((rc = scan_into(ctx, &q, &l, err, errlen))) {
-		api->rec_free(l.arr);
-		return rc;
-	}
-	return reply_list("steps", &l, reply);
+				.n_where = 1};
+	return list_reply(ctx, &q, &l, "steps", reply, err, errlen);
 }
 
 struct count {

@@ -38,6 +38,7 @@
 #include <linli/linli.h>
 
 #include "plugcfg.h"
+#include "plugcmd.h"
 
 static const struct linli_api *api;
 
@@ -390,34 +391,12 @@ struct opts {
 static int parse(const struct linli_cmd_req *req, int want, const char *usage, struct opts *o,
 		 char *err, size_t errlen)
 {
-	memset(o, 0, sizeof *o);
-	for (int i = 0; i < req->argc; i++) {
-		const char *a = req->argv[i];
-		const char **slot = strcmp(a, "--house") == 0	  ? &o->house
-				    : strcmp(a, "--phone") == 0	  ? &o->phone
-				    : strcmp(a, "--courier") == 0 ? &o->courier
-				    : strcmp(a, "--scope") == 0	  ? &o->scope
-				    : strcmp(a, "--state") == 0	  ? &o->state
-				    : strcmp(a, "--locker") == 0  ? &o->locker
-								  : NULL;
-		if (slot && i + 1 < req->argc && strstr(usage, a))
-			*slot = req->argv[++i];
-		else if (!slot && a[0] != '-' && o->n_pos < want)
-			o->pos[o->n_pos++] = a;
-		else
-			/* never echo a word: it may be a code */
-			return snprintf(err, errlen, "unexpected word %d (usage: %s)", i + 1,
-					usage),
-			       LINLI_EINVAL;
-	}
-	if (o->n_pos != want)
-		return snprintf(err, errlen, "usage: %s", usage), LINLI_EINVAL;
-	for (int i = 0; i < want; i++)
-		if (!o->pos[i][0] || strlen(o->pos[i]) > LINLI_ID_MAX)
-			return snprintf(err, errlen, "word %d: empty or longer than %d bytes",
-					i + 1, LINLI_ID_MAX),
-			       LINLI_EINVAL;
-	return 0;
+	const struct plugcmd_opt t[] = {{"--house", &o->house},	{"--phone", &o->phone},
+					{"--courier", &o->courier}, {"--scope", &o->scope},
+					{"--state", &o->state},	{"--locker", &o->locker}};
+	/* never echo a word: it may be a code */
+	return plugcmd_parse(req, want, want, usage, t, sizeof t / sizeof *t, o->pos, &o->n_pos,
+			     false, err, errlen);
 }
 
 /* The locker device `id`: a locker, at its scope (into scope). */
@@ -741,24 +720,16 @@ static int cmd_return(linli_ctx *ctx, const struct linli_cmd_req *req, linli_rec
 	return 0;
 }
 
-struct list {
-	linli_record *arr;
-	size_t n;
-};
 
 /* A parcel as the console shows it: its fields without the code's HMAC. */
 static int list_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
 {
 	(void)ctx;
-	struct list *l = ud;
-	linli_record *m = NULL;
-	if (l->n >= 2000 || api->arr_push_record(l->arr, row->record))
-		return 1;
-	api->arr_get_map(l->arr, l->n++, &m);
-	api->rec_remove(m, "code_hmac");
-	api->rec_set_str(m, "id", row->id);
-	api->rec_set_str(m, "scope", row->scope);
-	return 0;
+	linli_record *m;
+	int rc = plugcmd_push_row(api, ud, row, &m);
+	if (!rc)
+		api->rec_remove(m, "code_hmac");
+	return rc;
 }
 
 static int cmd_list(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
@@ -775,32 +746,13 @@ static int cmd_list(linli_ctx *ctx, const struct linli_cmd_req *req, linli_recor
 		w[nw++] = (struct linli_where){"locker", o.locker};
 	if (o.state)
 		w[nw++] = (struct linli_where){"state", o.state};
-	struct list l = {.arr = api->rec_new_array()};
-	if (!l.arr)
-		return snprintf(err, errlen, "out of memory"), LINLI_ENOMEM;
-	char cursor[LINLI_CURSOR_MAX] = "";
-	do {
-		struct linli_query q = {.size = sizeof q,
-					.dataset = "parcels",
-					.scope = o.scope,
-					.where = nw ? w : NULL,
-					.n_where = nw,
-					.limit = 500,
-					.cursor = cursor};
-		rc = api->store_scan(ctx, &q, list_row, &l, cursor);
-		if (rc < 0) {
-			api->rec_free(l.arr);
-			return snprintf(err, errlen, "%s", api->store_last_error(ctx)), rc;
-		}
-	} while (cursor[0] && l.n < 2000);
-	linli_record *r = api->rec_new();
-	if (r) {
-		api->rec_set_int(r, "count", (int64_t)l.n);
-		api->rec_set_record(r, "parcels", l.arr);
-	}
-	api->rec_free(l.arr);
-	*reply = r;
-	return r ? 0 : LINLI_ENOMEM;
+	struct linli_query q = {.size = sizeof q,
+				.dataset = "parcels",
+				.scope = o.scope,
+				.where = nw ? w : NULL,
+				.n_where = nw};
+	struct plugcmd_list l = {0};
+	return plugcmd_list(api, ctx, &q, list_row, &l, &l, "parcels", reply, err, errlen);
 }
 
 static int cmd_show(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,

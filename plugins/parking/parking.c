@@ -45,6 +45,7 @@
 
 #include "alarmreq.h"
 #include "plugcfg.h"
+#include "plugcmd.h"
 #include "wf_ref.h"
 
 static const struct linli_api *api;
@@ -631,47 +632,13 @@ struct opts {
 static int parse(const struct linli_cmd_req *req, int lo, int hi, const char *usage, struct opts *o,
 		 char *err, size_t errlen)
 {
-	memset(o, 0, sizeof *o);
-	for (int i = 0; i < req->argc; i++) {
-		const char *a = req->argv[i];
-		const char **slot = strcmp(a, "--scope") == 0	? &o->scope
-				    : strcmp(a, "--state") == 0 ? &o->state
-				    : strcmp(a, "--lot") == 0	? &o->lot
-								: NULL;
-		if (slot && i + 1 < req->argc && strstr(usage, a))
-			*slot = req->argv[++i];
-		else if (!slot && a[0] != '-' && o->n_pos < hi)
-			o->pos[o->n_pos++] = a;
-		else
-			return snprintf(err, errlen, "unexpected word %d '%.64s' (usage: %s)",
-					i + 1, a, usage),
-			       LINLI_EINVAL;
-	}
-	if (o->n_pos < lo)
-		return snprintf(err, errlen, "usage: %s", usage), LINLI_EINVAL;
-	if (o->n_pos && (!o->pos[0][0] || strlen(o->pos[0]) > LINLI_ID_MAX))
-		return snprintf(err, errlen, "word 1: empty or longer than %d bytes", LINLI_ID_MAX),
-		       LINLI_EINVAL;
-	return 0;
+	const struct plugcmd_opt t[] = {
+	    {"--scope", &o->scope}, {"--state", &o->state}, {"--lot", &o->lot}};
+	return plugcmd_parse(req, lo, hi, usage, t, sizeof t / sizeof *t, o->pos, &o->n_pos, true,
+			     err, errlen);
 }
 
-struct list {
-	linli_record *arr;
-	size_t n;
-};
 
-static int list_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
-{
-	(void)ctx;
-	struct list *l = ud;
-	linli_record *m = NULL;
-	if (l->n >= 2000 || api->arr_push_record(l->arr, row->record))
-		return 1;
-	api->arr_get_map(l->arr, l->n++, &m);
-	api->rec_set_str(m, "id", row->id);
-	api->rec_set_str(m, "scope", row->scope);
-	return 0;
-}
 
 static int cmd_sessions(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
 			char *err, size_t errlen)
@@ -688,32 +655,13 @@ static int cmd_sessions(linli_ctx *ctx, const struct linli_cmd_req *req, linli_r
 		w[nw++] = (struct linli_where){"state", o.state};
 	if (o.lot)
 		w[nw++] = (struct linli_where){"lot", o.lot};
-	struct list l = {.arr = api->rec_new_array()};
-	if (!l.arr)
-		return snprintf(err, errlen, "out of memory"), LINLI_ENOMEM;
-	char cursor[LINLI_CURSOR_MAX] = "";
-	do {
-		struct linli_query q = {.size = sizeof q,
-					.dataset = "parking_sessions",
-					.scope = o.scope,
-					.where = nw ? w : NULL,
-					.n_where = nw,
-					.limit = 500,
-					.cursor = cursor};
-		rc = api->store_scan(ctx, &q, list_row, &l, cursor);
-		if (rc < 0) {
-			api->rec_free(l.arr);
-			return snprintf(err, errlen, "%s", api->store_last_error(ctx)), rc;
-		}
-	} while (cursor[0] && l.n < 2000);
-	linli_record *r = api->rec_new();
-	if (r) {
-		api->rec_set_int(r, "count", (int64_t)l.n);
-		api->rec_set_record(r, "sessions", l.arr);
-	}
-	api->rec_free(l.arr);
-	*reply = r;
-	return r ? 0 : LINLI_ENOMEM;
+	struct linli_query q = {.size = sizeof q,
+				.dataset = "parking_sessions",
+				.scope = o.scope,
+				.where = nw ? w : NULL,
+				.n_where = nw};
+	struct plugcmd_list l = {0};
+	return plugcmd_list(api, ctx, &q, NULL, NULL, &l, "sessions", reply, err, errlen);
 }
 
 /* What a session owes at `now` into r: fee_now, owed. */

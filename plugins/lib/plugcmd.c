@@ -1,0 +1,108 @@
+/* plugcmd.c — see plugcmd.h. */
+#include "plugcmd.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define LIST_MAX_DEFAULT 2000
+
+int plugcmd_parse(const struct linli_cmd_req *req, int lo, int hi, const char *usage,
+		  const struct plugcmd_opt *opts, size_t n_opts, const char **pos, int *n_pos,
+		  bool echo, char *err, size_t errlen)
+{
+	for (size_t k = 0; k < n_opts; k++)
+		*opts[k].slot = NULL;
+	for (int k = 0; k < hi; k++)
+		pos[k] = NULL;
+	*n_pos = 0;
+	for (int i = 0; i < req->argc; i++) {
+		const char *a = req->argv[i];
+		const char **slot = NULL;
+		for (size_t k = 0; k < n_opts && !slot; k++)
+			if (!strcmp(a, opts[k].name) && strstr(usage, a))
+				slot = opts[k].slot;
+		if (slot && i + 1 < req->argc)
+			*slot = req->argv[++i];
+		else if (!slot && a[0] != '-' && *n_pos < hi)
+			pos[(*n_pos)++] = a;
+		else if (echo)
+			return snprintf(err, errlen, "unexpected word %d '%.64s' (usage: %s)", i + 1,
+					a, usage),
+			       LINLI_EINVAL;
+		else
+			return snprintf(err, errlen, "unexpected word %d (usage: %s)", i + 1, usage),
+			       LINLI_EINVAL;
+	}
+	if (*n_pos < lo)
+		return snprintf(err, errlen, "usage: %s", usage), LINLI_EINVAL;
+	for (int k = 0; k < *n_pos; k++)
+		if (!pos[k][0] || strlen(pos[k]) > LINLI_ID_MAX)
+			return snprintf(err, errlen, "word %d: empty or longer than %d bytes", k + 1,
+					LINLI_ID_MAX),
+			       LINLI_EINVAL;
+	return 0;
+}
+
+int plugcmd_push_row(const struct linli_api *api, struct plugcmd_list *l,
+		     const struct linli_row *row, linli_record **m)
+{
+	linli_record *x = NULL;
+	if (m)
+		*m = NULL;
+	if (l->n >= (l->max ? l->max : LIST_MAX_DEFAULT))
+		return 1;
+	if (api->arr_push_record(l->arr, row->record) || api->arr_get_map(l->arr, l->n, &x))
+		return LINLI_ENOMEM;
+	l->n++;
+	api->rec_set_str(x, "id", row->id);
+	api->rec_set_str(x, "scope", row->scope);
+	if (m)
+		*m = x;
+	return 0;
+}
+
+struct push {
+	const struct linli_api *api;
+	struct plugcmd_list *l;
+};
+
+static int push_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
+{
+	(void)ctx;
+	struct push *p = ud;
+	return plugcmd_push_row(p->api, p->l, row, NULL);
+}
+
+int plugcmd_list(const struct linli_api *api, linli_ctx *ctx, struct linli_query *q,
+		 linli_row_fn fn, void *ud, struct plugcmd_list *l, const char *key,
+		 linli_record **reply, char *err, size_t errlen)
+{
+	size_t max = l->max ? l->max : LIST_MAX_DEFAULT;
+	struct push p = {api, l};
+	if (!fn)
+		fn = push_row, ud = &p;
+	if (!l->arr && !(l->arr = api->rec_new_array()))
+		return snprintf(err, errlen, "out of memory"), LINLI_ENOMEM;
+	char cursor[LINLI_CURSOR_MAX] = "";
+	int rc;
+	q->limit = 500;
+	do {
+		q->cursor = cursor;
+		rc = api->store_scan(ctx, q, fn, ud, cursor);
+	} while (rc >= 0 && cursor[0] && l->n < max);
+	linli_record *r = rc >= 0 ? api->rec_new() : NULL;
+	if (rc < 0)
+		snprintf(err, errlen, "%s", api->store_last_error(ctx));
+	else if (!r) {
+		snprintf(err, errlen, "out of memory");
+		rc = LINLI_ENOMEM;
+	} else {
+		api->rec_set_int(r, "count", (int64_t)l->n);
+		api->rec_set_record(r, key, l->arr);
+		*reply = r;
+		rc = 0;
+	}
+	api->rec_free(l->arr);
+	l->arr = NULL;
+	return rc;
+}

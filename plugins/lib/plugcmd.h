@@ -1,0 +1,63 @@
+/*
+ * plugcmd — the console side of a family plugin's commands (plugins/lib), shared so that
+ * every plugin reads its words and lists its records the same way:
+ *
+ *  - plugcmd_parse: positional words and `--NAME VALUE` options, checked against the
+ *    command's usage text, with one message for a word that fits neither;
+ *  - plugcmd_list: the records of a query, page after page, into one reply
+ *    {count, KEY: [rows]} of at most a number of rows.
+ *
+ * Built against the SDK only; the plugin passes its api table.
+ */
+#ifndef LINLI_PLUGCMD_H
+#define LINLI_PLUGCMD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <linli/linli.h>
+
+/* An option: `--NAME VALUE` sets *slot to VALUE (borrowed from the request). */
+struct plugcmd_opt {
+	const char *name; /* "--scope" */
+	const char **slot;
+};
+
+/*
+ * Read req's words: an option of opts[0..n_opts) that `usage` mentions takes the next
+ * word; any other word not starting with '-' is positional, into pos[] (at most hi of
+ * them; *n_pos gets how many). Refused with LINLI_EINVAL and err: a word that fits
+ * neither ("unexpected word N 'WORD' (usage: USAGE)" — without the word when `echo` is
+ * false, for commands whose words may be secrets such as a pickup code), fewer than lo
+ * positional words ("usage: USAGE"), an empty one or one longer than LINLI_ID_MAX bytes.
+ * The slots and pos[] are set to NULL first.
+ */
+int plugcmd_parse(const struct linli_cmd_req *req, int lo, int hi, const char *usage,
+		  const struct plugcmd_opt *opts, size_t n_opts, const char **pos, int *n_pos,
+		  bool echo, char *err, size_t errlen);
+
+/* A listing being built: rows in arr (an array the list owns until the reply). */
+struct plugcmd_list {
+	linli_record *arr;
+	size_t n, max; /* rows so far; at most max (0: 2000) */
+};
+
+/*
+ * Append row's record to l with its "id" and "scope"; *m (may be NULL) gets the new map
+ * to add to or trim. 0; 1 when l is full (a row_fn returns it to stop the scan);
+ * LINLI_ENOMEM.
+ */
+int plugcmd_push_row(const struct linli_api *api, struct plugcmd_list *l,
+		     const struct linli_row *row, linli_record **m);
+
+/*
+ * The records of query q (its cursor and limit are set here) page after page, each
+ * handed to fn(ctx, row, ud) — NULL: plugcmd_push_row into l, ud unused — until the last
+ * page or l->max rows; then *reply = {count, KEY: rows}. fn pushes its rows into l (ud
+ * may be a struct that holds l). 0, or the scan's code with err (nothing replied).
+ */
+int plugcmd_list(const struct linli_api *api, linli_ctx *ctx, struct linli_query *q,
+		 linli_row_fn fn, void *ud, struct plugcmd_list *l, const char *key,
+		 linli_record **reply, char *err, size_t errlen);
+
+#endif
