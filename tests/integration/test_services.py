@@ -616,5 +616,49 @@ def case_an_item_handled_above_is_handled_by_the_street():
         eq(len(audited), 2, "each report-up audited")
 
 
+def case_the_simulated_kiosks_submit_end_to_end():
+    """tools/kiosk-sim, as tools/demo runs it: kiosks with their own key list the items,
+    submit applications (stored with channel kiosk, by the kiosk's key, the item's form
+    fields filled) and show the resident only a slip with the token's first characters; a
+    missing key file is refused naming it."""
+    import re
+    import subprocess
+    with node(http=True) as d:
+        items(d)
+        key = d.ok("apikeys", "add", "kiosk-hall-1", "--resources", "app:services", "--scope",
+                   YUELAN, "--role", "operator")["key"]
+        kf = os.path.join(d.dir, "kiosk.key")
+        with open(kf, "w") as f:
+            f.write(key + "\n")
+        sim = os.path.join(SRC, "tools", "kiosk-sim")
+        url = f"http://127.0.0.1:{d.web.port}"
+
+        def run(count):
+            r = subprocess.run([sys.executable, sim, "--url", url, "--key-file", kf, "--every",
+                                "0.1", "--kiosks", "2", "--count", str(count), "--seed", "7"],
+                               capture_output=True, text=True, timeout=60)
+            eq(r.returncode, 0, f"kiosk-sim: {r.stdout} {r.stderr}")
+            return r.stdout
+        out = run(3)
+        apps = d.ok("services", "list")
+        eq(len(apps), 3, f"three applications: {out}")
+        for a in apps:
+            shown = d.ok("services", "show", a["id"])
+            eq((shown["channel"], shown["status"], shown["scope"]), ("kiosk", "submitted", YUELAN),
+               "submitted at a kiosk")
+            check(a["id"] in out, f"{a['id']} reported by the kiosk: {out}")
+            eq(shown["moves"][0]["who"], "apikey:kiosk-hall-1", "by the kiosk's own key")
+            if shown["item"] == BIRTH:
+                check("child_name=小宝" in shown["form"] and "due_date=2027-03-01" in shown["form"],
+                      f"the item's form fields: {shown}")
+        eq(len(re.findall(r"token [0-9a-f]{6}…", out)), 3, f"a slip each: {out}")
+        check(not re.search(r"[0-9a-f]{20}", out), f"never a whole token: {out}")
+        check("refused" not in out and ": 404" not in out, f"its status requests: {out}")
+        # A bad key file is refused naming it; a key without the routes is reported.
+        r = subprocess.run([sys.executable, sim, "--url", url, "--key-file", kf + ".nope"],
+                           capture_output=True, text=True, timeout=30)
+        check(r.returncode != 0 and "kiosk.key.nope" in r.stderr, r.stderr)
+
+
 if __name__ == "__main__":
     sys.exit(main(dict(globals())))
