@@ -457,6 +457,50 @@ static int in_list(const char *list, const char *name, size_t n)
 	return 0;
 }
 
+/*
+ * The next entry of a list of materials ("身份证\n结婚证", "身份证, 户口簿", "身份证、户口簿",
+ * "身份证，户口簿"): skips separators at *p, sets *len to the entry's length and returns
+ * it (NULL at the end); *p then points past it.
+ */
+static size_t material_sep(const char *s)
+{
+	static const char *const seps[] = {"\n", "\r", "\t", ",", ";", "，", "、", "；"};
+	for (size_t k = 0; k < sizeof seps / sizeof *seps; k++)
+		if (!strncmp(s, seps[k], strlen(seps[k])))
+			return strlen(seps[k]);
+	return 0;
+}
+
+static const char *material_next(const char **p, size_t *len)
+{
+	const char *s = *p;
+	for (size_t k; (k = material_sep(s)) || *s == ' ';)
+		s += k ? k : 1;
+	if (!*s) {
+		*p = s;
+		return NULL;
+	}
+	const char *e = s;
+	while (*e && !material_sep(e))
+		e++;
+	*p = e;
+	while (e > s && e[-1] == ' ') /* a space inside an entry stays */
+		e--;
+	*len = (size_t)(e - s);
+	return s;
+}
+
+/* Is material `m` (n bytes) among the list `have`? */
+static bool material_in(const char *have, const char *m, size_t n)
+{
+	const char *p = have, *x;
+	size_t len;
+	while ((x = material_next(&p, &len)))
+		if (len == n && !strncmp(x, m, n))
+			return true;
+	return false;
+}
+
 /* ---- the applicant's token (shown once; only its hash is kept) ---- */
 
 #define TOKEN_BYTES    16			      /* 128 random bits */
@@ -639,6 +683,22 @@ static int submit(linli_ctx *ctx, const struct linli_caller *caller, const char 
 		}
 		p += k;
 	}
+	/* every material the item requires, among those the applicant brought */
+	const char *need = str_or(item, "materials", ""), *brought = str_or(a, "materials", "");
+	const char *mp = need, *m;
+	size_t ml;
+	while ((m = material_next(&mp, &ml)))
+		if (!material_in(brought, m, ml)) {
+			snprintf(err, errlen,
+				 "apply: missing material '%.*s' of item %s (%s requires: %s; field "
+				 "'materials' lists what the applicant brought)",
+				 (int)ml, m, code, str_or(item, "name", code), need);
+			for (char *c = err; *c; c++)
+				if (*c == '\n')
+					*c = ',';
+			rc = LINLI_EINVAL;
+			goto out;
+		}
 	int64_t now = api->time_now_ms();
 	char tok[TOKEN_LEN + 1], hash[TOKEN_HASH_LEN + 1];
 	token_new(tok, hash);

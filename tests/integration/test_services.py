@@ -226,7 +226,8 @@ def case_supplement_stops_the_clock():
         d.ok("clock", "set", "2027-01-11T10:00")  # a Monday
         d.login()
         a = apply(d, BIRTH, "applicant_name=李四", "applicant_id_number=340104199001010022",
-                  "child_name=小明", "due_date=2027-03-01", "channel=kiosk")
+                  "child_name=小明", "due_date=2027-03-01", "channel=kiosk",
+                  "materials=身份证、结婚证")
         eq(d.ok("services", "show", a)["form"], "child_name=小明\ndue_date=2027-03-01\n",
            "the form fields")
         r = move(d, "accept", a)
@@ -300,6 +301,11 @@ def case_bad_items_and_submissions_refused_with_nothing_stored():
                 "34010400MZ-GG-0009", "n", "dep", "statutory_day=5")
         refused(d, f"missing form field 'due_date' of item {BIRTH} (生育登记 needs "
                    "child_name, due_date)", "apply", YUELAN, BIRTH, *ok, "child_name=小明")
+        refused(d, f"missing material '结婚证' of item {BIRTH} (生育登记 requires: 身份证,"
+                   "结婚证;", "apply", YUELAN, BIRTH, *ok, "child_name=小明",
+                "due_date=2027-03-01", "materials=身份证", code="LINLI_EINVAL")
+        refused(d, f"missing material '身份证' of item {BIRTH}", "apply", YUELAN, BIRTH,
+                *ok, "child_name=小明", "due_date=2027-03-01", code="LINLI_EINVAL")
         refused(d, f"'colour=red' is not FIELD=VALUE with an applicant field or a form field "
                    f"of item {BIRTH} (child_name, due_date)", "apply", YUELAN, BIRTH, *ok,
                 "child_name=小明", "due_date=2027-03-01", "colour=red")
@@ -309,7 +315,8 @@ def case_bad_items_and_submissions_refused_with_nothing_stored():
         eq(stored(d, "applications"), 0, "no application stored")
         eq(stored(d, "application_moves"), 0, "no move stored")
         # The same submission, right, is taken.
-        apply(d, BIRTH, *ok, "child_name=小明", "due_date=2027-03-01")
+        apply(d, BIRTH, *ok, "child_name=小明", "due_date=2027-03-01",
+              "materials=结婚证，身份证, 户口簿")
         eq((stored(d, "applications"), stored(d, "application_moves")), (1, 1), "one stored")
 
 
@@ -355,7 +362,7 @@ def case_http_submit_and_the_applicants_token():
 
         person = {"applicant_name": "张三", "applicant_id_number": "340104195001010011"}
         good = dict(person, item=BIRTH, child_name="小明", due_date="2027-03-01",
-                    channel="kiosk")
+                    channel="kiosk", materials="身份证\n结婚证")
         bad = [
             (dict(good, item="34010400MZ-GG-0999"), 400,
              f"service item '34010400MZ-GG-0999': no such item at {YUELAN} or above"),
@@ -364,6 +371,8 @@ def case_http_submit_and_the_applicants_token():
              "missing field 'applicant_name'"),
             ({k: v for k, v in good.items() if k != "due_date"}, 400,
              f"missing form field 'due_date' of item {BIRTH}"),
+            (dict(good, materials="身份证"), 400,
+             f"missing material '结婚证' of item {BIRTH}"),
             (dict(good, applicant_phone=13800000000), 400,
              "field 'applicant_phone': a string expected"),
             (dict(good, colour="red"), 400, "'colour=red' is not FIELD=VALUE"),
@@ -463,7 +472,7 @@ def case_receipt_evaluation_and_deadlines_on_the_test_clock():
         d.login()
         rc, sub, err = d.cli("services", "apply", YUELAN, BIRTH, "applicant_name=李四",
                              "applicant_id_number=340104199001010022", "child_name=小明",
-                             "due_date=2027-03-01")
+                             "due_date=2027-03-01", "materials=身份证\n结婚证")
         check(rc == 0 and len(sub["token"]) == 32, f"a token at the counter too: {sub} {err}")
         a = sub["id"]
         refused(d, f"receipt: application {a} is submitted: a receipt (受理回执) is printed "
@@ -651,6 +660,7 @@ def case_the_simulated_kiosks_submit_end_to_end():
             if shown["item"] == BIRTH:
                 check("child_name=小宝" in shown["form"] and "due_date=2027-03-01" in shown["form"],
                       f"the item's form fields: {shown}")
+        check(BIRTH in {a["item"] for a in apps}, f"生育登记 among them (its materials): {apps}")
         eq(len(re.findall(r"token [0-9a-f]{6}…", out)), 3, f"a slip each: {out}")
         check(not re.search(r"[0-9a-f]{20}", out), f"never a whole token: {out}")
         check("refused" not in out and ": 404" not in out, f"its status requests: {out}")
