@@ -54,6 +54,39 @@ void alarmreq_raise(struct alarmreq *a, linli_ctx *ctx, int t, const char *sever
 	}
 }
 
+static void on_cleared(linli_ctx *ctx, uint64_t id, int status, const linli_record *rec,
+		       const char *err, void *ud)
+{
+	(void)id;
+	(void)rec;
+	struct alarmreq_slot *s = ud;
+	if (status < 0 && status != LINLI_ENOENT)
+		s->a->api->log(ctx, LINLI_LOG_WARN, "%s alarm not cleared: %s (%s)",
+			       s->a->types[s->t], err && *err ? err : "no reason",
+			       linli_strerror(status));
+}
+
+void alarmreq_clear(struct alarmreq *a, linli_ctx *ctx, int t, const char *scope,
+		    const char *source, const char *why)
+{
+	const struct linli_api *api = a->api;
+	if (t < 0 || t >= a->n)
+		return;
+	linli_record *p = api->rec_new();
+	int rc = p ? 0 : LINLI_ENOMEM;
+	if (p) {
+		api->rec_set_str(p, "type", a->types[t]);
+		api->rec_set_str(p, "source", source);
+		api->rec_set_str(p, "why", why);
+		rc = api->request(ctx, "alarmreq/clear", scope, p, 10000, on_cleared, &a->slot[t],
+				  NULL);
+		api->rec_free(p);
+	}
+	if (rc)
+		api->log(ctx, LINLI_LOG_WARN, "%s alarm of %s at %s not cleared: %s", a->types[t],
+			 source, scope ? scope : "the node", linli_strerror(rc));
+}
+
 void alarmreq_put_counts(const struct alarmreq *a, linli_record *r)
 {
 	const struct linli_api *api = a->api;

@@ -42,6 +42,14 @@ void alarmreq_init(struct alarmreq *a, const struct linli_api *api, const char *
 void alarmreq_raise(struct alarmreq *a, linli_ctx *ctx, int t, const char *severity,
 		    const char *scope, const char *source, const char *details);
 
+/*
+ * Clear the active alarm of type t and `source` at `scope` (alarmreq/clear {type, source,
+ * why}): what raised it is over (the vehicle left, the session ended). An answer that
+ * there was none is fine; another failure is logged. Needs bus.publish:alarmreq/clear.
+ */
+void alarmreq_clear(struct alarmreq *a, linli_ctx *ctx, int t, const char *scope,
+		    const char *source, const char *why);
+
 /* The maps raised = { TYPE = N } and failed = { TYPE = N } into r (a stats reply). */
 void alarmreq_put_counts(const struct alarmreq *a, linli_record *r);
 

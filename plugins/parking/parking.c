@@ -442,6 +442,11 @@ static void on_exit_(linli_ctx *ctx, struct pstate *st, const char *gate, const 
 	st->exits++;
 	st->late_exits += offline;
 	st->fees += x.fee;
+	if (o->alarmed) { /* the overstay is over */
+		char src[LINLI_ID_MAX + 32];
+		snprintf(src, sizeof src, "record:parking_sessions/%s", id);
+		alarmreq_clear(&st->alarms, ctx, T_OVERSTAY, o->scope, src, "the vehicle left");
+	}
 	open_drop(st, key, id);
 }
 
@@ -505,6 +510,18 @@ static int on_event(linli_ctx *ctx, const struct linli_event *ev, void *ud)
 		return LINLI_ENOMEM;
 	if (occ && !s->occupied)
 		s->since = api->time_now_ms();
+	if (!occ && s->alarmed) { /* the fire lane is free again: its alarm is over */
+		for (size_t i = 0; i < st->spaces.n; i++) {
+			const struct wf_ref_entry *e = &st->spaces.v[i];
+			const char *sensor = NULL;
+			if (api->rec_get_str(e->rec, "sensor", &sensor, NULL) || strcmp(sensor, id))
+				continue;
+			char src[LINLI_ID_MAX + 32];
+			snprintf(src, sizeof src, "record:parking_spaces/%s", e->id);
+			alarmreq_clear(&st->alarms, ctx, T_FIRE_LANE, e->scope, src,
+				       "the vehicle left the fire lane");
+		}
+	}
 	if (!occ)
 		s->alarmed = false;
 	s->occupied = occ;
@@ -1003,4 +1020,4 @@ LINLI_PLUGIN(
 		     "sensitive:parking_sessions", "store.read:parking_passes",
 		     "sensitive:parking_passes", "store.read:parking_spaces", "sensitive:devices",
 		     "bus.subscribe:dev/gate/+/event/#", "bus.subscribe:dev/parking/+/occupied",
-		     "bus.publish:alarmreq/raise"});
+		     "bus.publish:alarmreq/raise", "bus.publish:alarmreq/clear"});

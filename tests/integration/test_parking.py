@@ -293,6 +293,12 @@ def case_occupancy_fire_lane_and_overstay_raise_alarms():
         d.ok("clock", "advance", "2m")
         d.login()
         eq(stats(d)["raised"]["fire_lane_blocked"], 1, "once while it stays")
+
+        def active(t):
+            return [a for a in d.ok("alarms", "list", "--active")["alarms"] if a["type"] == t]
+        # The vehicle leaves the fire lane: its alarm clears.
+        d.ok("tdrv", "post", "ps-3", "occupied", "bool", "false")
+        wait_for(lambda: not active("fire_lane_blocked"), "the fire-lane alarm cleared")
         # Overstay: over two hours parked (A), B left in time.
         gate(d, "exit", PLATES["B"], now_ms(d))
         wait_for(lambda: stats(d)["exits_held"] == 1, "B held")
@@ -316,19 +322,23 @@ def case_occupancy_fire_lane_and_overstay_raise_alarms():
         d.ok("clock", "advance", "1h")
         d.login()
         eq(stats(d)["raised"]["parking_overstay"], 1, "once per session")
-        # The fire lane freed and taken again: a new alarm (the same source folds it).
-        d.ok("tdrv", "post", "ps-3", "occupied", "bool", "false")
+        # The fire lane taken again: a new alarm (the first was cleared).
         d.ok("tdrv", "post", "ps-3", "occupied", "bool", "true")
         d.ok("clock", "advance", "61s")
         d.login()
-        # (the counters started again with the restart; the alarm folds into the first)
+        # (the counters started again with the restart)
         wait_for(lambda: stats(d)["raised"]["fire_lane_blocked"] == 1, "raised again")
+        eq([a["count"] for a in active("fire_lane_blocked")], [1], "a new alarm")
         fl = [a for a in d.ok("alarms", "list")["alarms"] if a["type"] == "fire_lane_blocked"]
-        eq([a["count"] for a in fl], [2], "one alarm, raised twice")
+        eq(len(fl), 2, "the cleared one and the new one")
         # After the restart the exit of A still matches its session.
         gate(d, "exit", PLATES["A"], now_ms(d))
         wait_for(lambda: d.ok("parking", "show", a_id).get("exit_held_at"), "A held")
         eq(d.ok("parking", "show", a_id)["fee"], 20, "3 h 14 m and some: four started hours")
+        eq(len(active("parking_overstay")), 1, "still overstaying while held")
+        d.ok("parking", "pay", a_id)
+        gate(d, "exit", PLATES["A"], now_ms(d))
+        wait_for(lambda: not active("parking_overstay"), "the overstay cleared when A left")
         all_alarms = json.dumps(d.ok("alarms", "list"), ensure_ascii=False)
         no_plate_in(all_alarms, "the alarms")
         d.stop()
