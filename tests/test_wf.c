@@ -4,11 +4,14 @@
  * (deadlines and durations in working time across weekends, holidays, make-up
  * working days, pauses, the end of a day, a year without a calendar). Local
  * time is a fixed UTC+08:00 zone, so results do not depend on the machine.
+ * And plugcmd_register against a recording api table: what a plugin's tables
+ * register, in order, and the first failure named.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -16,6 +19,9 @@
 
 #include <linli/error.h>
 
+#include <linli/linli.h>
+
+#include "plugcmd.h"
 #include "wf_cal.h"
 #include "wf_table.h"
 
@@ -365,6 +371,109 @@ static void test_table_check(void **state)
 	assert_non_null(strstr(err, "state 2 ('reported') is empty or named twice"));
 }
 
+/* ---- plugcmd_register against a recording api ---- */
+
+static char calls[1024];
+static const char *refuse; /* the name whose registration fails with LINLI_EEXIST */
+static void *seen_ud;
+
+static int rec_call(const char *what, const char *name, const char *extra)
+{
+	size_t n = strlen(calls);
+	snprintf(calls + n, sizeof calls - n, "%s %s%s%s;", what, name, extra ? " " : "",
+		 extra ? extra : "");
+	return refuse && !strcmp(name, refuse) ? LINLI_EEXIST : 0;
+}
+
+static int f_action(linli_ctx *c, const char *name, const char *role, const char *level,
+		    const char *duty, const char *summary)
+{
+	(void)c, (void)level, (void)duty, (void)summary;
+	return rec_call("action", name, role);
+}
+
+static int f_cmd(linli_ctx *c, const char *sub, const char *usage, const char *summary,
+		 linli_cmd_fn fn, void *ud)
+{
+	(void)c, (void)usage, (void)summary, (void)fn;
+	seen_ud = ud;
+	return rec_call("cmd", sub, NULL);
+}
+
+static int f_require(linli_ctx *c, const char *sub, const char *action)
+{
+	(void)c;
+	return rec_call("require", sub, action);
+}
+
+static int f_route(linli_ctx *c, const char *name, const char *method, const char *pattern,
+		   linli_route_fn fn, void *ud)
+{
+	(void)c, (void)pattern, (void)fn, (void)ud;
+	return rec_call("route", name, method);
+}
+
+static int f_route_require(linli_ctx *c, const char *name, const char *action)
+{
+	(void)c;
+	return rec_call("route_require", name, action);
+}
+
+static int noop_cmd(linli_ctx *c, const struct linli_cmd_req *r, linli_record **reply,
+		    char *err, size_t errlen)
+{
+	(void)c, (void)r, (void)reply, (void)err, (void)errlen;
+	return 0;
+}
+
+static void test_plugcmd_register(void **unused)
+{
+	(void)unused;
+	struct linli_api api = {.action_declare = f_action,
+				.cmd_register = f_cmd,
+				.cmd_require = f_require,
+				.route_register = f_route,
+				.route_require = f_route_require};
+	static const struct plugcmd_action acts[] = {
+	    {"x.read", "viewer", NULL, NULL, "read"}, {"x.write", "operator", NULL, NULL, "write"}};
+	static const struct plugcmd_cmd cmds[] = {{"list", "", "list", "x.read", noop_cmd},
+						  {"raise", "ID", "raise", NULL, noop_cmd},
+						  {"set", "ID", "set", "x.write", noop_cmd}};
+	static const struct plugcmd_route routes[] = {{"items", "GET", "items", "x.read", NULL},
+						      {"hook", "POST", "hook", NULL, NULL}};
+	char err[128] = "";
+	int ud;
+	calls[0] = 0, refuse = NULL;
+	assert_int_equal(plugcmd_register(&api, NULL, acts, PLUGCMD_N(acts), cmds, PLUGCMD_N(cmds),
+					  routes, PLUGCMD_N(routes), &ud, err, sizeof err),
+			 0);
+	assert_string_equal(calls, "action x.read viewer;action x.write operator;cmd list;"
+				   "require list x.read;cmd raise;cmd set;require set x.write;"
+				   "route items GET;route_require items x.read;route hook POST;");
+	assert_ptr_equal(seen_ud, &ud);
+	assert_string_equal(err, "");
+
+	/* the first failure stops the rest and is named */
+	calls[0] = 0, refuse = "raise";
+	assert_int_equal(plugcmd_register(&api, NULL, acts, PLUGCMD_N(acts), cmds, PLUGCMD_N(cmds),
+					  routes, PLUGCMD_N(routes), &ud, err, sizeof err),
+			 LINLI_EEXIST);
+	assert_string_equal(calls, "action x.read viewer;action x.write operator;cmd list;"
+				   "require list x.read;cmd raise;");
+	assert_non_null(strstr(err, "registering command 'raise': "));
+	calls[0] = 0, refuse = "x.write";
+	assert_int_equal(plugcmd_register(&api, NULL, acts, PLUGCMD_N(acts), cmds, PLUGCMD_N(cmds),
+					  NULL, 0, &ud, err, sizeof err),
+			 LINLI_EEXIST);
+	assert_non_null(strstr(err, "declaring action 'x.write': "));
+	calls[0] = 0, refuse = "hook";
+	assert_int_equal(plugcmd_register(&api, NULL, NULL, 0, NULL, 0, routes, PLUGCMD_N(routes),
+					  &ud, err, sizeof err),
+			 LINLI_EEXIST);
+	assert_string_equal(calls, "route items GET;route_require items x.read;route hook POST;");
+	assert_non_null(strstr(err, "registering route 'hook': "));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -372,7 +481,7 @@ int main(void)
 	    cmocka_unit_test(test_cal_makeup_day),     cmocka_unit_test(test_cal_pause),
 	    cmocka_unit_test(test_cal_end_of_day),     cmocka_unit_test(test_cal_missing_year),
 	    cmocka_unit_test(test_cal_refusals),       cmocka_unit_test(test_table_moves),
-	    cmocka_unit_test(test_table_check),
+	    cmocka_unit_test(test_table_check),        cmocka_unit_test(test_plugcmd_register),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

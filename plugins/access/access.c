@@ -39,6 +39,7 @@
 #include <linli/linli.h>
 
 #include "plugcfg.h"
+#include "plugcmd.h"
 
 static const struct linli_api *api;
 
@@ -1188,18 +1189,14 @@ static void free_state(struct astate *st)
 
 static int access_init(linli_ctx *ctx, const struct linli_api *a)
 {
-	static const struct {
-		const char *name, *role, *summary;
-	} actions[] = {
-	    {"access.stats", "operator", "see access's counters and configuration"},
-	    {"access.doors", "operator", "see the doors: state, open since, active alarms"},
-	    {"access.lockdown", "operator", "lock every door of a building"},
-	    {"access.release", "operator", "return a building's doors to normal"},
+	static const struct plugcmd_action actions[] = {
+	    {"access.stats", "operator", NULL, NULL, "see access's counters and configuration"},
+	    {"access.doors", "operator", NULL, NULL,
+	     "see the doors: state, open since, active alarms"},
+	    {"access.lockdown", "operator", NULL, NULL, "lock every door of a building"},
+	    {"access.release", "operator", NULL, NULL, "return a building's doors to normal"},
 	};
-	static const struct {
-		const char *sub, *usage, *summary, *action;
-		linli_cmd_fn fn;
-	} cmds[] = {
+	static const struct plugcmd_cmd cmds[] = {
 	    {"stats", "", "events seen, alarms raised per type, hits, commands, the configuration",
 	     "access.stats", cmd_stats},
 	    {"doors", "[--scope PATH] [--building B]",
@@ -1228,15 +1225,9 @@ static int access_init(linli_ctx *ctx, const struct linli_api *a)
 		rc = api->subscribe(ctx, "dev/door/+/passes_today", on_reading, st, NULL);
 	if (!rc)
 		rc = api->store_watch(ctx, "devices", on_device_change, st, NULL);
-	for (size_t i = 0; !rc && i < sizeof actions / sizeof actions[0]; i++)
-		rc = api->action_declare(ctx, actions[i].name, actions[i].role, NULL, NULL,
-					 actions[i].summary);
-	for (size_t i = 0; !rc && i < sizeof cmds / sizeof cmds[0]; i++) {
-		rc = api->cmd_register(ctx, cmds[i].sub, cmds[i].usage, cmds[i].summary, cmds[i].fn,
-				       st);
-		if (!rc)
-			rc = api->cmd_require(ctx, cmds[i].sub, cmds[i].action);
-	}
+	if (!rc)
+		rc = plugcmd_register(api, ctx, actions, PLUGCMD_N(actions), cmds, PLUGCMD_N(cmds),
+				      NULL, 0, st, err, sizeof err);
 	if (!rc)
 		rc = api->timer_add(ctx, 1000, 1000, sweep, st, NULL);
 	if (rc) {

@@ -1167,7 +1167,7 @@ static int alarms_init(linli_ctx *ctx, const struct linli_api *a)
 	if (!rc)
 		rc = api->serve(ctx, "alarmreq/clear", on_clear, st, NULL);
 	if (!rc)
-		rc = al_cmds_register(ctx, st);
+		rc = al_cmds_register(ctx, st, err, sizeof err);
 	if (!rc && (st->n_expire || st->n_ladders || st->n_case_rules))
 		rc = api->timer_add(ctx, 1000, 1000, sweep, st, NULL);
 	if (rc) {

@@ -148,7 +148,7 @@ int al_err(char *err, size_t errlen, int rc, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /* alarms_cmds.c */
-int al_cmds_register(linli_ctx *ctx, struct al_state *st);
+int al_cmds_register(linli_ctx *ctx, struct al_state *st, char *err, size_t errlen);
 /* Clear active alarm e as the plugin itself (auto-expiry), with `why`; e leaves the table. */
 int al_clear_by_plugin(linli_ctx *ctx, struct al_state *st, struct al_entry *e, const char *why);
 /* Clear active alarm e as `by` (plugin:NAME, rule:NAME), with `why`; e leaves the table. */

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "alarms.h"
+#include "plugcmd.h"
 
 struct move {
 	const char *word;   /* command and history action */
@@ -715,22 +716,17 @@ static int cmd_stats(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 	return 0;
 }
 
-int al_cmds_register(linli_ctx *ctx, struct al_state *st)
+int al_cmds_register(linli_ctx *ctx, struct al_state *st, char *err, size_t errlen)
 {
-	static const struct {
-		const char *name, *role, *summary;
-	} actions[] = {
-	    {"alarms.raise", "operator", "raise an alarm by hand"},
-	    {"alarms.ack", "operator", "acknowledge an alarm"},
-	    {"alarms.clear", "operator", "clear an alarm"},
-	    {"alarms.assign", "operator", "assign an alarm to an account"},
-	    {"alarms.note", "operator", "add a note to an alarm"},
-	    {"alarms.shelve", "operator", "shelve an alarm type or source for a while"},
+	static const struct plugcmd_action actions[] = {
+	    {"alarms.raise", "operator", NULL, NULL, "raise an alarm by hand"},
+	    {"alarms.ack", "operator", NULL, NULL, "acknowledge an alarm"},
+	    {"alarms.clear", "operator", NULL, NULL, "clear an alarm"},
+	    {"alarms.assign", "operator", NULL, NULL, "assign an alarm to an account"},
+	    {"alarms.note", "operator", NULL, NULL, "add a note to an alarm"},
+	    {"alarms.shelve", "operator", NULL, NULL, "shelve an alarm type or source for a while"},
 	};
-	static const struct {
-		const char *sub, *usage, *summary, *action;
-		linli_cmd_fn fn;
-	} cmds[] = {
+	static const struct plugcmd_cmd cmds[] = {
 	    {"raise", "TYPE SOURCE SCOPE SEVERITY [DETAILS...]", "raise an alarm (a repeat folds)",
 	     "alarms.raise", cmd_raise},
 	    {"list", "[--active|--cleared] [--severity S] [--scope PATH] [--limit N] [--cursor C]",
@@ -749,26 +745,11 @@ int al_cmds_register(linli_ctx *ctx, struct al_state *st)
 	    {"shelves", "", "the shelves in force", NULL, cmd_shelves},
 	    {"stats", "", "raises, folded repeats, writes", NULL, cmd_stats},
 	};
-	static const struct {
-		const char *name, *pattern;
-		linli_route_fn fn;
-	} routes[] = {
-	    {"list", "alarms", route_list},
-	    {"show", "alarms/{}", route_show},
-	    {"history", "alarms/{}/history", route_history},
+	static const struct plugcmd_route routes[] = {
+	    {"list", "GET", "alarms", NULL, route_list},
+	    {"show", "GET", "alarms/{}", NULL, route_show},
+	    {"history", "GET", "alarms/{}/history", NULL, route_history},
 	};
-	int rc = 0;
-	for (size_t i = 0; !rc && i < sizeof routes / sizeof routes[0]; i++)
-		rc = api->route_register(ctx, routes[i].name, "GET", routes[i].pattern,
-					 routes[i].fn, st);
-	for (size_t i = 0; !rc && i < sizeof actions / sizeof actions[0]; i++)
-		rc = api->action_declare(ctx, actions[i].name, actions[i].role, NULL, NULL,
-					 actions[i].summary);
-	for (size_t i = 0; !rc && i < sizeof cmds / sizeof cmds[0]; i++) {
-		rc = api->cmd_register(ctx, cmds[i].sub, cmds[i].usage, cmds[i].summary, cmds[i].fn,
-				       st);
-		if (!rc && cmds[i].action)
-			rc = api->cmd_require(ctx, cmds[i].sub, cmds[i].action);
-	}
-	return rc;
+	return plugcmd_register(api, ctx, actions, PLUGCMD_N(actions), cmds, PLUGCMD_N(cmds), routes,
+				PLUGCMD_N(routes), st, err, errlen);
 }

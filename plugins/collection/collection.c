@@ -33,6 +33,7 @@
 
 #include <linli/linli.h>
 
+#include "plugcmd.h"
 #include "wf_ref.h"
 
 static const struct linli_api *api;
@@ -1049,45 +1050,34 @@ static int collection_init(linli_ctx *ctx, const struct linli_api *a)
 	if (!(forms = calloc(1, sizeof *forms)))
 		return LINLI_ENOMEM;
 	wf_ref_init(forms, api, "collection_forms");
-	int rc = api->action_declare(ctx, "collection.read", "viewer", NULL, NULL,
-				     "list and show collection forms, open one for a record, "
-				     "report on them");
-	if (!rc)
-		rc = api->action_declare(ctx, "collection.define", "operator", NULL, NULL,
-					 "define a collection form (采集表)");
-	if (!rc)
-		rc = api->action_declare(ctx, "collection.submit", "operator", NULL, NULL,
-					 "submit a collected form for a record");
-	if (!rc)
-		rc = api->cmd_register(ctx, "form",
-				       "add SCOPE CODE DATASET FIELDS TITLE... | list | show CODE "
-				       "[SCOPE]",
-				       "collection forms: FIELD collected, REF.FIELD pre-filled",
-				       cmd_form, NULL);
-	if (!rc)
-		rc = api->cmd_register(ctx, "open", "FORM RECORD",
-				       "a form for one record: pre-filled, with its revision",
-				       cmd_open, NULL);
-	if (!rc)
-		rc = api->cmd_register(ctx, "submit", "FORM RECORD REV FIELD=VALUE...",
-				       "write back the fields that changed (a conflict if the "
-				       "record changed since REV)",
-				       cmd_submit, NULL);
-	if (!rc)
-		rc = api->cmd_register(ctx, "report", "[FORM]",
-				       "per form: fields pre-filled against collected, "
-				       "submissions",
-				       cmd_report, NULL);
-	static const char *const reads[] = {"form", "open", "report"};
-	for (size_t i = 0; !rc && i < sizeof reads / sizeof *reads; i++)
-		rc = api->cmd_require(ctx, reads[i], "collection.read");
+	static const struct plugcmd_action actions[] = {
+	    {"collection.read", "viewer", NULL, NULL,
+	     "list and show collection forms, open one for a record, report on them"},
+	    {"collection.define", "operator", NULL, NULL, "define a collection form (采集表)"},
+	    {"collection.submit", "operator", NULL, NULL, "submit a collected form for a record"},
+	};
+	static const struct plugcmd_cmd cmds[] = {
+	    {"form", "add SCOPE CODE DATASET FIELDS TITLE... | list | show CODE [SCOPE]",
+	     "collection forms: FIELD collected, REF.FIELD pre-filled", "collection.read",
+	     cmd_form},
+	    {"open", "FORM RECORD", "a form for one record: pre-filled, with its revision",
+	     "collection.read", cmd_open},
+	    {"submit", "FORM RECORD REV FIELD=VALUE...",
+	     "write back the fields that changed (a conflict if the record changed since REV)",
+	     NULL, cmd_submit},
+	    {"report", "[FORM]", "per form: fields pre-filled against collected, submissions",
+	     "collection.read", cmd_report},
+	};
+	char err[256] = "";
+	int rc = plugcmd_register(api, ctx, actions, PLUGCMD_N(actions), cmds, PLUGCMD_N(cmds),
+				  NULL, 0, NULL, err, sizeof err);
 	uint64_t wid;
 	if (!rc)
 		rc = api->store_watch(ctx, "collection_forms", on_form, forms, &wid);
 	if (!rc)
 		rc = wf_ref_load(forms, ctx);
 	if (rc) {
-		api->set_error(ctx, "setting up: %s", linli_strerror(rc));
+		api->set_error(ctx, "setting up: %s", err[0] ? err : linli_strerror(rc));
 		wf_ref_clear(forms);
 		free(forms);
 		forms = NULL;

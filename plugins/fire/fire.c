@@ -24,6 +24,7 @@
 #include <linli/linli.h>
 
 #include "plugcfg.h"
+#include "plugcmd.h"
 
 static const struct linli_api *api;
 
@@ -675,15 +676,12 @@ static int fire_init(linli_ctx *ctx, const struct linli_api *a)
 		rc = api->subscribe(ctx, events[i], on_event, st, NULL);
 	if (!rc)
 		rc = api->store_watch(ctx, "devices", on_device_change, st, NULL);
+	static const struct plugcmd_action action = {"fire.stats", "operator", NULL, NULL,
+						     "see fire's counters and configuration"};
+	static const struct plugcmd_cmd cmd = {"stats", "", "events seen, alarms raised per type, the configuration",
+					       "fire.stats", cmd_stats};
 	if (!rc)
-		rc = api->action_declare(ctx, "fire.stats", "operator", NULL, NULL,
-					 "see fire's counters and configuration");
-	if (!rc)
-		rc = api->cmd_register(ctx, "stats", "",
-				       "events seen, alarms raised per type, the configuration",
-				       cmd_stats, st);
-	if (!rc)
-		rc = api->cmd_require(ctx, "stats", "fire.stats");
+		rc = plugcmd_register(api, ctx, &action, 1, &cmd, 1, NULL, 0, st, err, sizeof err);
 	if (!rc)
 		rc = api->timer_add(ctx, 1000, 1000, sweep, st, NULL);
 	if (rc) {

@@ -18,6 +18,7 @@
 
 #include <linli/linli.h>
 
+#include "plugcmd.h"
 #include "wf_cal.h"
 #include "wf_ref.h"
 #include "wf_table.h"
@@ -57,9 +58,7 @@ static const struct wf_table table = {"case", "reported",
 				      moves,  sizeof moves / sizeof *moves};
 
 /* The plugin's actions: least role, deepest level, duty, summary. */
-static const struct {
-	const char *name, *role, *level, *duty, *summary;
-} actions[] = {
+static const struct plugcmd_action actions[] = {
     {"grid.read", "viewer", NULL, NULL, "show and list cases"},
     {"grid.report", "grid_worker", NULL, NULL, "report a case (上报)"},
     {"grid.intake", "operator", NULL, "grid.intake", "verify, file or void a case (受理)"},
@@ -2012,11 +2011,30 @@ static int grid_init(linli_ctx *ctx, const struct linli_api *a)
 		return LINLI_ENOMEM;
 	wf_ref_init(&G->categories, api, "incident_categories");
 	wf_ref_init(&G->calendars, api, "work_calendar");
-	int rc = 0;
-	for (size_t i = 0; !rc && i < sizeof actions / sizeof *actions; i++)
-		rc = api->action_declare(ctx, actions[i].name, actions[i].role, actions[i].level,
-					 actions[i].duty, actions[i].summary);
-	for (size_t i = 0; !rc && i < sizeof move_verbs / sizeof *move_verbs; i++) {
+	err[0] = 0;
+	static const struct plugcmd_cmd cmds[] = {
+	    {"report", "GRID CATEGORY TITLE [FIELD=VALUE...]", "report a case in a grid", NULL,
+	     cmd_report},
+	    {"show", "ID", "a case, its history and allowed moves", "grid.read", cmd_show},
+	    {"list", "[status=STATE] [scope=PATH]", "the cases within reach", "grid.read",
+	     cmd_list},
+	    {"table", "", "the workflow's moves and who may make them", "grid.read", cmd_table},
+	    {"kpi", "[FROM [TO]] [by=grid|community|street|handler|category] [scope=PATH]",
+	     "KPIs over a period: reported, filed, closed, 结案率, 按期结案率, reworks, mean "
+	     "working time per stage",
+	     "grid.read", cmd_kpi},
+	    {"overdue", "[scope=PATH]",
+	     "cases past 80% (warning) or 100% (overdue) of their step's time limit, earliest "
+	     "deadline first",
+	     "grid.read", cmd_overdue},
+	    {"supervised", "[scope=PATH]",
+	     "open cases under 督办 (overdue, told to the tier above), with their count and alarm",
+	     "grid.read", cmd_supervised},
+	};
+	static const struct plugcmd_route routes[] = {{"kpi", "GET", "kpi", "grid.read", route_kpi}};
+	int rc = plugcmd_register(api, ctx, actions, PLUGCMD_N(actions), cmds, PLUGCMD_N(cmds),
+				  routes, PLUGCMD_N(routes), NULL, err, sizeof err);
+	for (size_t i = 0; !rc && i < PLUGCMD_N(move_verbs); i++) {
 		const char *v = move_verbs[i];
 		rc = api->cmd_register(ctx, v,
 				       !strcmp(v, "dispatch")  ? "ID HANDLER [NOTE...]"
@@ -2024,27 +2042,7 @@ static int grid_init(linli_ctx *ctx, const struct linli_api *a)
 							       : "ID [NOTE...]",
 				       "move a case (see grid table)", cmd_move, (void *)v);
 	}
-	if (!rc)
-		rc = api->cmd_register(ctx, "report", "GRID CATEGORY TITLE [FIELD=VALUE...]",
-				       "report a case in a grid", cmd_report, NULL);
-	if (!rc)
-		rc = api->cmd_register(ctx, "show", "ID", "a case, its history and allowed moves",
-				       cmd_show, NULL);
-	if (!rc)
-		rc = api->cmd_register(ctx, "list", "[status=STATE] [scope=PATH]",
-				       "the cases within reach", cmd_list, NULL);
-	if (!rc)
-		rc = api->cmd_register(ctx, "table", "",
-				       "the workflow's moves and who may make them", cmd_table,
-				       NULL);
-	if (!rc)
-		rc = api->cmd_register(
-		    ctx, "kpi",
-		    "[FROM [TO]] [by=grid|community|street|handler|category] "
-		    "[scope=PATH]",
-		    "KPIs over a period: reported, filed, closed, 结案率, 按期结案率, "
-		    "reworks, mean working time per stage",
-		    cmd_kpi, NULL);
+	/* the reporter's clock: the command's word is its handler's ud */
 	if (!rc)
 		rc = api->cmd_register(ctx, "await", "ID [WHY...]",
 				       "stop a verifying or checking case's clock: the reporter is "
@@ -2055,25 +2053,8 @@ static int grid_init(linli_ctx *ctx, const struct linli_api *a)
 				       "the reporter answered: the case's clock runs on with the "
 				       "working time that was left",
 				       cmd_await, (void *)"answered");
-	if (!rc)
-		rc = api->cmd_register(ctx, "overdue", "[scope=PATH]",
-				       "cases past 80% (warning) or 100% (overdue) of their step's "
-				       "time limit, earliest deadline first",
-				       cmd_overdue, NULL);
-	if (!rc)
-		rc = api->cmd_register(
-		    ctx, "supervised", "[scope=PATH]",
-		    "open cases under 督办 (overdue, told to the tier above), with "
-		    "their count and alarm",
-		    cmd_supervised, NULL);
-	static const char *const reads[] = {"show", "list",    "table",
-					    "kpi",  "overdue", "supervised"};
-	for (size_t i = 0; !rc && i < sizeof reads / sizeof *reads; i++)
-		rc = api->cmd_require(ctx, reads[i], "grid.read");
-	if (!rc)
-		rc = api->route_register(ctx, "kpi", "GET", "kpi", route_kpi, NULL);
-	if (!rc)
-		rc = api->route_require(ctx, "kpi", "grid.read");
+	if (rc && !err[0])
+		snprintf(err, sizeof err, "registering commands: %s", linli_strerror(rc));
 	uint64_t id;
 	if (!rc)
 		rc = api->store_watch(ctx, "incident_categories", on_change, &G->categories, &id);
@@ -2084,7 +2065,7 @@ static int grid_init(linli_ctx *ctx, const struct linli_api *a)
 	if (!rc)
 		rc = api->timer_add(ctx, 1000, 60000, esc_tick, NULL, &id);
 	if (rc) {
-		api->set_error(ctx, "setting up: %s", linli_strerror(rc));
+		api->set_error(ctx, "setting up: %s", err[0] ? err : linli_strerror(rc));
 		free(G);
 		G = NULL;
 		return rc;

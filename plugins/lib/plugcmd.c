@@ -106,3 +106,40 @@ int plugcmd_list(const struct linli_api *api, linli_ctx *ctx, struct linli_query
 	l->arr = NULL;
 	return rc;
 }
+
+int plugcmd_register(const struct linli_api *api, linli_ctx *ctx,
+		     const struct plugcmd_action *actions, size_t n_actions,
+		     const struct plugcmd_cmd *cmds, size_t n_cmds,
+		     const struct plugcmd_route *routes, size_t n_routes, void *ud, char *err,
+		     size_t errlen)
+{
+	int rc = 0;
+	size_t i;
+	for (i = 0; !rc && i < n_actions; i++)
+		rc = api->action_declare(ctx, actions[i].name, actions[i].role, actions[i].level,
+					 actions[i].duty, actions[i].summary);
+	if (rc)
+		return snprintf(err, errlen, "declaring action '%s': %s", actions[i - 1].name,
+				linli_strerror(rc)),
+		       rc;
+	for (i = 0; !rc && i < n_cmds; i++) {
+		const struct plugcmd_cmd *c = &cmds[i];
+		rc = api->cmd_register(ctx, c->sub, c->usage, c->summary, c->fn, ud);
+		if (!rc && c->action)
+			rc = api->cmd_require(ctx, c->sub, c->action);
+	}
+	if (rc)
+		return snprintf(err, errlen, "registering command '%s': %s", cmds[i - 1].sub,
+				linli_strerror(rc)),
+		       rc;
+	for (i = 0; !rc && i < n_routes; i++) {
+		const struct plugcmd_route *r = &routes[i];
+		rc = api->route_register(ctx, r->name, r->method, r->pattern, r->fn, ud);
+		if (!rc && r->action)
+			rc = api->route_require(ctx, r->name, r->action);
+	}
+	if (rc)
+		snprintf(err, errlen, "registering route '%s': %s", routes[i - 1].name,
+			 linli_strerror(rc));
+	return rc;
+}

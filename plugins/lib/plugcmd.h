@@ -5,7 +5,9 @@
  *  - plugcmd_parse: positional words and `--NAME VALUE` options, checked against the
  *    command's usage text, with one message for a word that fits neither;
  *  - plugcmd_list: the records of a query, page after page, into one reply
- *    {count, KEY: [rows]} of at most a number of rows.
+ *    {count, KEY: [rows]} of at most a number of rows;
+ *  - plugcmd_register: a plugin's actions, commands and routes from tables, each command
+ *    and route checked by the kernel against its action (SDK 1.1 cmd_require).
  *
  * Built against the SDK only; the plugin passes its api table.
  */
@@ -59,5 +61,35 @@ int plugcmd_push_row(const struct linli_api *api, struct plugcmd_list *l,
 int plugcmd_list(const struct linli_api *api, linli_ctx *ctx, struct linli_query *q,
 		 linli_row_fn fn, void *ud, struct plugcmd_list *l, const char *key,
 		 linli_record **reply, char *err, size_t errlen);
+
+/* An action the plugin declares (SDK 1.1 action_declare; level and duty may be NULL). */
+struct plugcmd_action {
+	const char *name, *role, *level, *duty, *summary;
+};
+
+/* A console command: `linli PLUGIN SUB USAGE`; action NULL: no kernel check. */
+struct plugcmd_cmd {
+	const char *sub, *usage, *summary, *action;
+	linli_cmd_fn fn;
+};
+
+/* An HTTP route (SDK 1.1 route_register); action NULL: no kernel check. */
+struct plugcmd_route {
+	const char *name, *method, *pattern, *action;
+	linli_route_fn fn;
+};
+
+#define PLUGCMD_N(table) (sizeof(table) / sizeof *(table))
+
+/*
+ * Declare actions[0..n_actions), register cmds[0..n_cmds) and routes[0..n_routes) (any
+ * table may be NULL with 0), each with the action it requires and ud; in that order, stopping at
+ * the first failure. 0, or the SDK's code with err naming what failed.
+ */
+int plugcmd_register(const struct linli_api *api, linli_ctx *ctx,
+		     const struct plugcmd_action *actions, size_t n_actions,
+		     const struct plugcmd_cmd *cmds, size_t n_cmds,
+		     const struct plugcmd_route *routes, size_t n_routes, void *ud, char *err,
+		     size_t errlen);
 
 #endif

@@ -26,6 +26,7 @@
 #include <linli/linli.h>
 
 #include "plugcfg.h"
+#include "plugcmd.h"
 
 static const struct linli_api *api;
 
@@ -795,15 +796,12 @@ static int perimeter_init(linli_ctx *ctx, const struct linli_api *a)
 		for (int j = 0; !rc && j < 2 && readings[i][j]; j++)
 			rc = api->subscribe(ctx, readings[i][j], on_reading, st, NULL);
 	}
+	static const struct plugcmd_action action = {"perimeter.stats", "operator", NULL, NULL,
+						     "see perimeter's counters and configuration"};
+	static const struct plugcmd_cmd cmd = {"stats", "", "events seen, alarms raised per type, the configuration",
+					       "perimeter.stats", cmd_stats};
 	if (!rc)
-		rc = api->action_declare(ctx, "perimeter.stats", "operator", NULL, NULL,
-					 "see perimeter's counters and configuration");
-	if (!rc)
-		rc = api->cmd_register(ctx, "stats", "",
-				       "events seen, alarms raised per type, the configuration",
-				       cmd_stats, st);
-	if (!rc)
-		rc = api->cmd_require(ctx, "stats", "perimeter.stats");
+		rc = plugcmd_register(api, ctx, &action, 1, &cmd, 1, NULL, 0, st, err, sizeof err);
 	if (!rc)
 		rc = api->timer_add(ctx, 250, 250, sweep, st, NULL);
 	if (rc) {

@@ -24,6 +24,7 @@
 #include <linli/linli.h>
 #include <sodium.h>
 
+#include "plugcmd.h"
 #include "wf_cal.h"
 #include "wf_ref.h"
 #include "wf_table.h"
@@ -54,9 +55,7 @@ static const struct wf_table table = {"application", "submitted",
 				      moves,	     sizeof moves / sizeof *moves};
 
 /* The plugin's actions: least role, deepest level, duty, summary. */
-static const struct {
-	const char *name, *role, *level, *duty, *summary;
-} actions[] = {
+static const struct plugcmd_action actions[] = {
     {"services.read", "viewer", NULL, NULL, "list service items, show and list applications"},
     {"services.catalogue", "operator", NULL, NULL, "add a service item (事项)"},
     {"services.counter", "operator", NULL, NULL,
@@ -2105,11 +2104,39 @@ static int services_init(linli_ctx *ctx, const struct linli_api *a)
 		return LINLI_ENOMEM;
 	wf_ref_init(&S->items, api, "service_items");
 	wf_ref_init(&S->calendars, api, "work_calendar");
-	int rc = 0;
-	for (size_t i = 0; !rc && i < sizeof actions / sizeof *actions; i++)
-		rc = api->action_declare(ctx, actions[i].name, actions[i].role, actions[i].level,
-					 actions[i].duty, actions[i].summary);
-	for (size_t i = 0; !rc && i < sizeof move_verbs / sizeof *move_verbs; i++) {
+	static const struct plugcmd_cmd cmds[] = {
+	    {"items", "[list] | add SCOPE CODE NAME DEPARTMENT [FIELD=VALUE...]",
+	     "the service items (事项), or add one", "services.read", cmd_items},
+	    {"apply", "SCOPE ITEM FIELD=VALUE...", "submit an application (申请) for a service item",
+	     NULL, cmd_apply},
+	    {"show", "ID", "an application, its history and allowed moves", "services.read",
+	     cmd_show},
+	    {"list", "[status=STATE] [scope=PATH]", "the applications within reach",
+	     "services.read", cmd_list},
+	    {"table", "", "the workflow's moves and who may make them", "services.read", cmd_table},
+	    {"part", "ID DEPARTMENT [NOTE...]",
+	     "a co-handler's part of a joint item (联办) done; 办结 waits for every one", NULL,
+	     cmd_part},
+	    {"receipt", "ID", "the acceptance receipt (受理回执) of an application, to print", NULL,
+	     cmd_receipt},
+	    {"evaluate", "ID SCORE(1-5) [COMMENT...]",
+	     "the applicant's evaluation (好差评) of a completed application, once", NULL,
+	     cmd_evaluate},
+	    {"overdue", "[scope=PATH]", "the applications past 80% of their promised time or overdue",
+	     "services.read", cmd_overdue},
+	    {"stats", "[scope=PATH]", "applications by state, overdue, on time, evaluations",
+	     "services.read", cmd_stats},
+	};
+	static const struct plugcmd_route routes[] = {
+	    {"items", "GET", "items", "services.read", route_items},
+	    {"submit", "POST", "applications", "services.counter", route_submit},
+	    {"status", "POST", "applications/status", "services.read", route_status},
+	    {"evaluate", "POST", "applications/evaluate", "services.counter", route_evaluate},
+	};
+	err[0] = 0;
+	int rc = plugcmd_register(api, ctx, actions, PLUGCMD_N(actions), cmds, PLUGCMD_N(cmds),
+				  routes, PLUGCMD_N(routes), NULL, err, sizeof err);
+	for (size_t i = 0; !rc && i < PLUGCMD_N(move_verbs); i++) {
 		const char *v = move_verbs[i], *need = needs_text(v);
 		rc = api->cmd_register(ctx, v,
 				       !need		       ? "ID [NOTE...]"
@@ -2119,73 +2146,9 @@ static int services_init(linli_ctx *ctx, const struct linli_api *a)
 				       "move an application (see services table)", cmd_move,
 				       (void *)v);
 	}
-	if (!rc)
-		rc = api->cmd_register(ctx, "items",
-				       "[list] | add SCOPE CODE NAME DEPARTMENT "
-				       "[FIELD=VALUE...]",
-				       "the service items (事项), or add one", cmd_items, NULL);
-	if (!rc)
-		rc = api->cmd_register(ctx, "apply", "SCOPE ITEM FIELD=VALUE...",
-				       "submit an application (申请) for a service item", cmd_apply,
-				       NULL);
-	if (!rc)
-		rc = api->cmd_register(ctx, "show", "ID",
-				       "an application, its history and allowed "
-				       "moves",
-				       cmd_show, NULL);
-	if (!rc)
-		rc = api->cmd_register(ctx, "list", "[status=STATE] [scope=PATH]",
-				       "the applications within reach", cmd_list, NULL);
-	if (!rc)
-		rc = api->cmd_register(ctx, "table", "",
-				       "the workflow's moves and who may make them", cmd_table,
-				       NULL);
-	if (!rc)
-		rc =
-		    api->cmd_register(ctx, "part", "ID DEPARTMENT [NOTE...]",
-				      "a co-handler's part of a joint item (联办) done; 办结 waits "
-				      "for every one",
-				      cmd_part, NULL);
-	if (!rc)
-		rc = api->cmd_register(
-		    ctx, "receipt", "ID",
-		    "the acceptance receipt (受理回执) of an application, to print", cmd_receipt,
-		    NULL);
-	if (!rc)
-		rc = api->cmd_register(ctx, "evaluate", "ID SCORE(1-5) [COMMENT...]",
-				       "the applicant's evaluation (好差评) of a completed "
-				       "application, once",
-				       cmd_evaluate, NULL);
-	if (!rc)
-		rc = api->cmd_register(ctx, "overdue", "[scope=PATH]",
-				       "the applications past 80% of their promised time or "
-				       "overdue",
-				       cmd_overdue, NULL);
-	if (!rc)
-		rc = api->cmd_register(ctx, "stats", "[scope=PATH]",
-				       "applications by state, overdue, on time, evaluations",
-				       cmd_stats, NULL);
-	static const struct {
-		const char *name, *method, *pattern, *action;
-		linli_route_fn fn;
-	} routes[] = {
-	    {"items", "GET", "items", "services.read", route_items},
-	    {"submit", "POST", "applications", "services.counter", route_submit},
-	    {"status", "POST", "applications/status", "services.read", route_status},
-	    {"evaluate", "POST", "applications/evaluate", "services.counter", route_evaluate},
-	};
-	for (size_t i = 0; !rc && i < sizeof routes / sizeof *routes; i++) {
-		rc = api->route_register(ctx, routes[i].name, routes[i].method, routes[i].pattern,
-					 routes[i].fn, NULL);
-		if (!rc)
-			rc = api->route_require(ctx, routes[i].name, routes[i].action);
-	}
 	uint64_t tid;
 	if (!rc)
 		rc = api->timer_add(ctx, 1000, 60000, due_tick, NULL, &tid);
-	static const char *const reads[] = {"items", "show", "list", "table", "overdue", "stats"};
-	for (size_t i = 0; !rc && i < sizeof reads / sizeof *reads; i++)
-		rc = api->cmd_require(ctx, reads[i], "services.read");
 	uint64_t wid;
 	if (!rc)
 		rc = api->store_watch(ctx, "work_calendar", on_change, &S->calendars, &wid);
@@ -2196,7 +2159,7 @@ static int services_init(linli_ctx *ctx, const struct linli_api *a)
 	if (!rc)
 		rc = wf_ref_load(&S->items, ctx);
 	if (rc) {
-		api->set_error(ctx, "setting up: %s", linli_strerror(rc));
+		api->set_error(ctx, "setting up: %s", err[0] ? err : linli_strerror(rc));
 		wf_ref_clear(&S->calendars);
 		wf_ref_clear(&S->items);
 		free(S);

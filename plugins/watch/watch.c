@@ -28,6 +28,7 @@
 #include <linli/linli.h>
 
 #include "plugcfg.h"
+#include "plugcmd.h"
 
 static const struct linli_api *api;
 
@@ -41,14 +42,12 @@ struct wcfg {
 };
 static const struct wcfg cfg_defaults = {30, 2};
 
-/* The plugin's actions: least role, summary. */
-static const struct {
-	const char *name, *role, *summary;
-} actions[] = {
-    {"watch.read", "viewer", "list and show watchlist people, visits due, hits"},
-    {"watch.visit", "grid_worker", "record a visit (走访) to a person one supervises"},
-    {"watch.schedule", "operator", "set how often a person is visited"},
-    {"watch.stats", "operator", "see the plugin's counters and configuration"},
+/* The plugin's actions: least role, deepest level, duty, summary. */
+static const struct plugcmd_action actions[] = {
+    {"watch.read", "viewer", NULL, NULL, "list and show watchlist people, visits due, hits"},
+    {"watch.visit", "grid_worker", NULL, NULL, "record a visit (走访) to a person one supervises"},
+    {"watch.schedule", "operator", NULL, NULL, "set how often a person is visited"},
+    {"watch.stats", "operator", NULL, NULL, "see the plugin's counters and configuration"},
 };
 
 /* A hit of watch_hits and the watchlist person it names, as the plugin read it. */
@@ -1199,40 +1198,30 @@ static int watch_init(linli_ctx *ctx, const struct linli_api *a)
 		free_state();
 		return rc;
 	}
-	for (size_t i = 0; !rc && i < sizeof actions / sizeof *actions; i++)
-		rc = api->action_declare(ctx, actions[i].name, actions[i].role, NULL, NULL,
-					 actions[i].summary);
-	static const struct {
-		const char *name, *usage, *summary;
-		linli_cmd_fn fn;
-		const char *action;
-	} cmds[] = {
+	static const struct plugcmd_cmd cmds[] = {
 	    {"list", "[category=C] [risk=R] [scope=PATH]",
-	     "watchlist people within reach (a grid worker: those they supervise)", cmd_list,
-	     "watch.read"},
-	    {"show", "PERSON", "one person, their visit schedule and visits", cmd_show,
-	     "watch.read"},
+	     "watchlist people within reach (a grid worker: those they supervise)", "watch.read",
+	     cmd_list},
+	    {"show", "PERSON", "one person, their visit schedule and visits", "watch.read",
+	     cmd_show},
 	    {"schedule", "PERSON [EVERY [FIRST-DUE]]",
 	     "visit a person every N days (every_days, 30d), the first visit due FIRST-DUE (a "
 	     "local date)",
-	     cmd_schedule, "watch.schedule"},
+	     "watch.schedule", cmd_schedule},
 	    {"visit", "PERSON [NOTES...]", "record a visit (走访) now; the next is due a period on",
-	     cmd_visit, "watch.visit"},
+	     "watch.visit", cmd_visit},
 	    {"due", "[within=DAYS] [scope=PATH]",
-	     "visits overdue and due within DAYS (7), earliest first", cmd_due, "watch.read"},
+	     "visits overdue and due within DAYS (7), earliest first", "watch.read", cmd_due},
 	    {"hits", "[--since TIME] [scope=PATH]",
 	     "watchlist hits from access control: when and where; who, for callers granted "
 	     "sensitive:watchlist",
-	     cmd_hits, "watch.read"},
-	    {"stats", "", "reminders raised, failed and cleared, the configuration", cmd_stats,
-	     "watch.stats"},
+	     "watch.read", cmd_hits},
+	    {"stats", "", "reminders raised, failed and cleared, the configuration", "watch.stats",
+	     cmd_stats},
 	};
-	for (size_t i = 0; !rc && i < sizeof cmds / sizeof *cmds; i++) {
-		rc = api->cmd_register(ctx, cmds[i].name, cmds[i].usage, cmds[i].summary,
-				       cmds[i].fn, NULL);
-		if (!rc)
-			rc = api->cmd_require(ctx, cmds[i].name, cmds[i].action);
-	}
+	cerr[0] = 0;
+	rc = plugcmd_register(api, ctx, actions, PLUGCMD_N(actions), cmds, PLUGCMD_N(cmds), NULL, 0,
+			      NULL, cerr, sizeof cerr);
 	uint64_t id;
 	if (!rc)
 		rc = api->store_watch(ctx, "watch_hits", on_hit_change, NULL, &id);
@@ -1243,7 +1232,7 @@ static int watch_init(linli_ctx *ctx, const struct linli_api *a)
 	if (!rc && (rc = hitmap_load(ctx)))
 		api->set_error(ctx, "reading watch_hits: %s", api->store_last_error(ctx));
 	else if (rc)
-		api->set_error(ctx, "setting up: %s", linli_strerror(rc));
+		api->set_error(ctx, "setting up: %s", cerr[0] ? cerr : linli_strerror(rc));
 	if (rc)
 		free_state();
 	return rc;
