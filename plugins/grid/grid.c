@@ -18,8 +18,10 @@
 
 #include <linli/linli.h>
 
+#include "alarmreq.h"
 #include "plugcmd.h"
 #include "wf_cal.h"
+#include "wf_case.h"
 #include "wf_ref.h"
 #include "wf_table.h"
 
@@ -57,6 +59,9 @@ static const struct wf_table table = {"case", "reported",
 				      states, sizeof states / sizeof *states,
 				      moves,  sizeof moves / sizeof *moves};
 
+/* The table's cases as the console shows them (wf_case; api set at init). */
+static struct wf_case wcase;
+
 /* The plugin's actions: least role, deepest level, duty, summary. */
 static const struct plugcmd_action actions[] = {
     {"grid.read", "viewer", NULL, NULL, "show and list cases"},
@@ -85,13 +90,7 @@ struct grid {
 	int checked_year;      /* the year warn_next_year last looked from (0: look again) */
 	int warned_year[8];    /* years a missing calendar was logged for */
 	struct wf_refcal rcal; /* the calendar built last */
-	/* alarm raises sent and not answered yet: one per request */
-	struct flying {
-		uint64_t rid;
-		char id[LINLI_ID_MAX + 1], scope[LINLI_SCOPE_MAX + 1];
-	} * fly;
-	size_t n_fly, cap_fly;
-	int told_no_alarms; /* the log said once that nobody serves alarmreq/raise */
+	struct alarmreq_flights fly; /* 督办 alarms asked and not answered yet */
 };
 
 static struct grid *G;
@@ -1093,25 +1092,16 @@ static int cmd_list(linli_ctx *ctx, const struct linli_cmd_req *req, linli_recor
 {
 	struct linli_query q = {.size = sizeof q, .dataset = "incidents", .limit = 1000};
 	struct listing l = {.rows = api->rec_new_array(), .who = req->caller, .ctx = ctx};
-	for (int i = 0; i < req->argc; i++) {
-		if (!strncmp(req->argv[i], "status=", 7) &&
-		    wf_state_known(&table, req->argv[i] + 7))
-			l.status = req->argv[i] + 7;
-		else if (!strncmp(req->argv[i], "scope=", 6))
-			q.scope = req->argv[i] + 6;
-		else {
-			snprintf(err, errlen,
-				 "usage: grid list [status=STATE] [scope=PATH] ('%s': "
-				 "unknown filter or state)",
-				 req->argv[i]);
-			api->rec_free(l.rows);
-			return LINLI_EINVAL;
-		}
+	int rc = wf_case_filters(&wcase, req, "grid list [status=STATE] [scope=PATH]", &l.status,
+				 &q.scope, err, errlen);
+	if (rc) {
+		api->rec_free(l.rows);
+		return rc;
 	}
 	char cursor[LINLI_CURSOR_MAX] = "";
 	do {
 		q.cursor = cursor;
-		int rc = api->store_scan(ctx, &q, list_row, &l, cursor);
+		rc = api->store_scan(ctx, &q, list_row, &l, cursor);
 		if (rc < 0) {
 			snprintf(err, errlen, "%s", api->store_last_error(ctx));
 			api->rec_free(l.rows);
@@ -1119,28 +1109,6 @@ static int cmd_list(linli_ctx *ctx, const struct linli_cmd_req *req, linli_recor
 		}
 	} while (cursor[0]);
 	*reply = l.rows;
-	return 0;
-}
-
-static int move_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
-{
-	(void)ctx;
-	linli_record *m, *arr = ud;
-	if (api->arr_push_map(arr, &m))
-		return LINLI_ENOMEM;
-	static const char *const keys[] = {"verb", "from", "to", "who", "note"};
-	for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
-		const char *s = str_or(row->record, keys[i], NULL);
-		if (s)
-			api->rec_set_str(m, keys[i], s);
-	}
-	int64_t t;
-	if (api->rec_get_time(row->record, "at", &t) == 0)
-		api->rec_set_time(m, "at", t);
-	if (api->rec_get_time(row->record, "deadline", &t) == 0)
-		api->rec_set_time(m, "deadline", t);
-	if (api->rec_get_int(row->record, "worked_ms", &t) == 0)
-		api->rec_set_int(m, "worked_ms", t);
 	return 0;
 }
 
@@ -1160,26 +1128,11 @@ static int cmd_show(linli_ctx *ctx, const struct linli_cmd_req *req, linli_recor
 		api->rec_free(c);
 		return rc;
 	}
-	char st[32], allowed[512];
+	char st[32];
 	snprintf(st, sizeof st, "%s", state_of(c));
-	api->rec_set_str(c, "status", st);
-	api->rec_set_str(c, "id", req->argv[0]);
-	api->rec_set_str(c, "scope", scope);
-	wf_allowed(&table, st, allowed, sizeof allowed);
-	api->rec_set_str(c, "allowed", allowed);
-	linli_record *hist;
-	api->rec_set_array(c, "moves", &hist);
-	struct linli_where w = {"incident", req->argv[0]};
-	struct linli_query q = {.size = sizeof q,
-				.dataset = "incident_moves",
-				.scope = scope,
-				.where = &w,
-				.n_where = 1,
-				.limit = 1000};
-	if (api->store_scan(ctx, &q, move_row, hist, NULL) < 0) {
-		snprintf(err, errlen, "%s", api->store_last_error(ctx));
+	if ((rc = wf_case_show(&wcase, ctx, c, req->argv[0], scope, st, err, errlen))) {
 		api->rec_free(c);
-		return LINLI_EIO;
+		return rc;
 	}
 	*reply = c;
 	return 0;
@@ -1189,16 +1142,7 @@ static int cmd_table(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 		     char *err, size_t errlen)
 {
 	(void)ctx, (void)req, (void)err, (void)errlen;
-	linli_record *arr = api->rec_new_array(), *m;
-	for (size_t i = 0; i < table.n_moves; i++) {
-		api->arr_push_map(arr, &m);
-		api->rec_set_str(m, "from", moves[i].from);
-		api->rec_set_str(m, "verb", moves[i].verb);
-		api->rec_set_str(m, "to", moves[i].to);
-		api->rec_set_str(m, "action", moves[i].action);
-	}
-	*reply = arr;
-	return 0;
+	return wf_case_table(&wcase, reply);
 }
 
 /* ---- kpi: the days of a period summed ---- */
@@ -1677,47 +1621,19 @@ static int esc_step(linli_ctx *ctx, const char *id, linli_record **rec, void *ud
 	return 0;
 }
 
-static size_t in_flight(const char *id)
+/* A 督办 alarm raised: counted in the case, whatever its step now. */
+static void on_raised(linli_ctx *ctx, const struct alarmreq_fly *f, const char *alarm)
 {
-	size_t n = 0;
-	for (size_t i = 0; i < G->n_fly; i++)
-		n += strcmp(G->fly[i].id, id) == 0;
-	return n;
-}
-
-static void on_raised(linli_ctx *ctx, uint64_t rid, int status, const linli_record *rec,
-		      const char *err, void *ud)
-{
-	(void)ud;
-	size_t i = 0;
-	while (i < G->n_fly && G->fly[i].rid != rid)
-		i++;
-	if (i == G->n_fly)
-		return;
-	struct flying f = G->fly[i];
-	G->fly[i] = G->fly[--G->n_fly];
-	if (status < 0) { /* not raised: the next tick tries again */
-		api->log(ctx, LINLI_LOG_WARN, "case %s: the alarm of its 督办 is not raised: %s",
-			 f.id, err && err[0] ? err : linli_strerror(status));
-		return;
-	}
-	struct esc_write w = {.raised = 1, .alarm = str_or(rec, "id", NULL)};
-	if (api->store_update(ctx, "incidents", f.scope, f.id, esc_step, &w))
-		api->log(ctx, LINLI_LOG_WARN, "case %s: alarm %s not recorded: %s", f.id,
-			 w.alarm ? w.alarm : "-", api->store_last_error(ctx));
+	struct esc_write w = {.raised = 1, .alarm = alarm};
+	if (api->store_update(ctx, "incidents", f->scope, f->id, esc_step, &w))
+		api->log(ctx, LINLI_LOG_WARN, "case %s: alarm %s not recorded: %s", f->id,
+			 alarm ? alarm : "-", api->store_last_error(ctx));
 }
 
 /* Raise the alarm of one 督办 of case `id` (alarmreq/raise; the answer counts it). */
 static int raise_alarm(linli_ctx *ctx, const char *scope, const char *id, const linli_record *c,
 		       int64_t n, const char *to)
 {
-	if (G->n_fly == G->cap_fly) {
-		size_t cap = G->cap_fly ? G->cap_fly * 2 : 16;
-		struct flying *v = realloc(G->fly, cap * sizeof *v);
-		if (!v)
-			return LINLI_ENOMEM;
-		G->fly = v, G->cap_fly = cap;
-	}
 	char src[LINLI_ID_MAX + 32], details[512];
 	snprintf(src, sizeof src, "record:incidents/%s", id);
 	snprintf(details, sizeof details, "case %s '%.200s' overdue (%s): 督办 %lld to %s", id,
@@ -1730,22 +1646,9 @@ static int raise_alarm(linli_ctx *ctx, const char *scope, const char *id, const 
 	api->rec_set_str(p, "severity", "major");
 	api->rec_set_str(p, "details", details);
 	api->rec_set_str(p, "incident", id);
-	struct flying *f = &G->fly[G->n_fly];
-	int rc = api->request(ctx, "alarmreq/raise", scope, p, 0, on_raised, NULL, &f->rid);
+	int rc = alarmreq_fly_raise(&G->fly, ctx, scope, id, n, p);
 	api->rec_free(p);
-	if (rc) {
-		if (!G->told_no_alarms)
-			api->log(ctx, LINLI_LOG_WARN,
-				 "case %s: the alarm of its 督办 is not raised: alarmreq/raise: %s "
-				 "(tried again each minute)",
-				 id, linli_strerror(rc));
-		G->told_no_alarms = 1;
-		return rc;
-	}
-	snprintf(f->id, sizeof f->id, "%s", id);
-	snprintf(f->scope, sizeof f->scope, "%s", scope);
-	G->n_fly++;
-	return 0;
+	return rc;
 }
 
 #define ESC_MAX_PERIODS 100 /* 督办 recorded for one case in one tick, at most */
@@ -1845,7 +1748,8 @@ look: /* nothing to record: when to look again, if it changed */
 		api->store_update(ctx, "incidents", scope, id, esc_step, &w);
 alarm:
 	if (l.alarm)
-		for (int64_t n = raised + (int64_t)in_flight(id) + 1; n <= sup; n++)
+		for (int64_t n = raised + (int64_t)alarmreq_in_flight(&G->fly, scope, id) + 1; n <= sup;
+		     n++)
 			if (raise_alarm(ctx, scope, id, c, n, to))
 				break;
 out:
@@ -2010,6 +1914,8 @@ static int grid_init(linli_ctx *ctx, const struct linli_api *a)
 	if (!(G = calloc(1, sizeof *G)))
 		return LINLI_ENOMEM;
 	wf_ref_init(&G->categories, api, "incident_categories");
+	wcase = (struct wf_case){api, &table, "incident_moves", "incident"};
+	G->fly = (struct alarmreq_flights){.api = api, .what = "case", .answered = on_raised};
 	wf_ref_init(&G->calendars, api, "work_calendar");
 	err[0] = 0;
 	static const struct plugcmd_cmd cmds[] = {
@@ -2083,7 +1989,7 @@ static void grid_fini(linli_ctx *ctx, const struct linli_api *a)
 		return;
 	wf_ref_clear(&G->categories);
 	wf_ref_clear(&G->calendars);
-	free(G->fly);
+	alarmreq_flights_free(&G->fly);
 	free(G);
 	G = NULL;
 }

@@ -1,5 +1,7 @@
 /* alarmreq — raising alarms through the alarms plugin (alarmreq.h). */
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "alarmreq.h"
@@ -97,4 +99,73 @@ void alarmreq_put_counts(const struct alarmreq *a, linli_record *r)
 	if (api->rec_set_map(r, "failed", &m) == 0)
 		for (int i = 0; i < a->n; i++)
 			api->rec_set_int(m, a->types[i], a->failed[i]);
+}
+
+/* ---- raises about one record each ---- */
+
+static void on_fly_answer(linli_ctx *ctx, uint64_t rid, int status, const linli_record *rec,
+			  const char *err, void *ud)
+{
+	struct alarmreq_flights *fl = ud;
+	size_t i = 0;
+	while (i < fl->n && fl->v[i].rid != rid)
+		i++;
+	if (i == fl->n)
+		return;
+	struct alarmreq_fly f = fl->v[i];
+	fl->v[i] = fl->v[--fl->n];
+	if (status < 0) { /* not raised: the plugin's next look asks again */
+		fl->api->log(ctx, LINLI_LOG_WARN, "%s %s: its alarm is not raised: %s", fl->what,
+			     f.id, err && err[0] ? err : linli_strerror(status));
+		return;
+	}
+	const char *alarm = NULL;
+	if (rec && fl->api->rec_get_str(rec, "id", &alarm, NULL))
+		alarm = NULL;
+	fl->answered(ctx, &f, alarm);
+}
+
+int alarmreq_fly_raise(struct alarmreq_flights *fl, linli_ctx *ctx, const char *scope,
+		       const char *id, int64_t tag, const linli_record *payload)
+{
+	if (fl->n == fl->cap) {
+		size_t cap = fl->cap ? fl->cap * 2 : 16;
+		struct alarmreq_fly *v = realloc(fl->v, cap * sizeof *v);
+		if (!v)
+			return LINLI_ENOMEM;
+		fl->v = v, fl->cap = cap;
+	}
+	struct alarmreq_fly *f = &fl->v[fl->n];
+	int rc = fl->api->request(ctx, "alarmreq/raise", scope, payload, 0, on_fly_answer, fl,
+				  &f->rid);
+	if (rc) {
+		if (!fl->told)
+			fl->api->log(ctx, LINLI_LOG_WARN,
+				     "%s %s: its alarm is not raised: alarmreq/raise: %s (asked "
+				     "again at the next look)",
+				     fl->what, id, linli_strerror(rc));
+		fl->told = true;
+		return rc;
+	}
+	fl->told = false;
+	snprintf(f->id, sizeof f->id, "%s", id);
+	snprintf(f->scope, sizeof f->scope, "%s", scope ? scope : "");
+	f->tag = tag;
+	fl->n++;
+	return 0;
+}
+
+size_t alarmreq_in_flight(const struct alarmreq_flights *fl, const char *scope, const char *id)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < fl->n; i++)
+		n += !strcmp(fl->v[i].id, id) && !strcmp(fl->v[i].scope, scope ? scope : "");
+	return n;
+}
+
+void alarmreq_flights_free(struct alarmreq_flights *fl)
+{
+	free(fl->v);
+	fl->v = NULL;
+	fl->n = fl->cap = 0;
 }

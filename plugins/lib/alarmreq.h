@@ -9,6 +9,8 @@
 #ifndef LINLI_ALARMREQ_H
 #define LINLI_ALARMREQ_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <linli/linli.h>
@@ -52,5 +54,43 @@ void alarmreq_clear(struct alarmreq *a, linli_ctx *ctx, int t, const char *scope
 
 /* The maps raised = { TYPE = N } and failed = { TYPE = N } into r (a stats reply). */
 void alarmreq_put_counts(const struct alarmreq *a, linli_record *r);
+
+/* ---- raises about one record each (an overdue case), answered into the record ---- */
+
+/* A raise sent about record `id` at `scope` and not answered yet. */
+struct alarmreq_fly {
+	uint64_t rid;
+	char id[LINLI_ID_MAX + 1], scope[LINLI_SCOPE_MAX + 1];
+	int64_t tag; /* the plugin's: what the raise was for (a deadline) */
+};
+
+/* A raise answered: `alarm` is the alarm's id (NULL when the answer has none). */
+typedef void (*alarmreq_answer_fn)(linli_ctx *ctx, const struct alarmreq_fly *f,
+				   const char *alarm);
+
+struct alarmreq_flights {
+	const struct linli_api *api;
+	const char *what;	      /* the record in logs: "case", "application" */
+	alarmreq_answer_fn answered;  /* called for each raise answered raised */
+	struct alarmreq_fly *v;	      /* in flight, n of them */
+	size_t n, cap;
+	bool told; /* the log said once that the raise cannot be sent */
+};
+
+/*
+ * Send alarmreq/raise with `payload` (type, source, severity, details, ...) at `scope`
+ * about record id, remembered until its answer: raised → answered(ctx, f, alarm id);
+ * refused → logged ("WHAT ID: its alarm is not raised: REASON"), nothing recorded, so
+ * the plugin's next look asks again. 0; LINLI_ENOMEM; the request's code when it cannot
+ * be sent (logged once until one is sent).
+ */
+int alarmreq_fly_raise(struct alarmreq_flights *fl, linli_ctx *ctx, const char *scope,
+		       const char *id, int64_t tag, const linli_record *payload);
+
+/* How many raises about record id at scope are in flight. */
+size_t alarmreq_in_flight(const struct alarmreq_flights *fl, const char *scope, const char *id);
+
+/* Forget them all (at fini: the kernel drops the plugin's pending requests). */
+void alarmreq_flights_free(struct alarmreq_flights *fl);
 
 #endif

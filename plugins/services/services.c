@@ -24,8 +24,10 @@
 #include <linli/linli.h>
 #include <sodium.h>
 
+#include "alarmreq.h"
 #include "plugcmd.h"
 #include "wf_cal.h"
+#include "wf_case.h"
 #include "wf_ref.h"
 #include "wf_table.h"
 
@@ -54,6 +56,9 @@ static const struct wf_table table = {"application", "submitted",
 				      states,	     sizeof states / sizeof *states,
 				      moves,	     sizeof moves / sizeof *moves};
 
+/* The table's cases as the console shows them (wf_case; api set at init). */
+static struct wf_case wcase;
+
 /* The plugin's actions: least role, deepest level, duty, summary. */
 static const struct plugcmd_action actions[] = {
     {"services.read", "viewer", NULL, NULL, "list service items, show and list applications"},
@@ -73,19 +78,10 @@ static const struct plugcmd_action actions[] = {
  * watchers), never in a command: the city's catalogue and calendar lie above a community
  * caller's jurisdiction, and a plugin acting as its caller cannot widen it.
  */
-/* An overdue alarm asked of the alarms plugin and not answered yet. */
-struct raising {
-	uint64_t rid;
-	char id[LINLI_ID_MAX + 1], scope[LINLI_SCOPE_MAX + 1];
-	int64_t deadline;
-};
-
 struct services {
 	struct wf_ref items, calendars;
 	struct wf_refcal rcal; /* the calendar built last */
-	struct raising *fly;   /* overdue alarms in flight */
-	size_t n_fly, cap_fly;
-	bool told_no_alarms; /* the log said once that nobody serves alarmreq/raise */
+	struct alarmreq_flights fly; /* overdue alarms asked, not answered yet */
 };
 
 static struct services *S;
@@ -1141,26 +1137,6 @@ out:
 
 /* ---- show, list, table ---- */
 
-static int move_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
-{
-	(void)ctx;
-	linli_record *m, *arr = ud;
-	if (api->arr_push_map(arr, &m))
-		return LINLI_ENOMEM;
-	static const char *const keys[] = {"verb", "from", "to", "who", "note"};
-	for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
-		const char *s = str_or(row->record, keys[i], NULL);
-		if (s)
-			api->rec_set_str(m, keys[i], s);
-	}
-	int64_t t;
-	if (api->rec_get_time(row->record, "at", &t) == 0)
-		api->rec_set_time(m, "at", t);
-	if (api->rec_get_time(row->record, "deadline", &t) == 0)
-		api->rec_set_time(m, "deadline", t);
-	return 0;
-}
-
 static int cmd_show(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
 		    char *err, size_t errlen)
 {
@@ -1168,28 +1144,17 @@ static int cmd_show(linli_ctx *ctx, const struct linli_cmd_req *req, linli_recor
 		snprintf(err, errlen, "usage: services show ID");
 		return LINLI_EINVAL;
 	}
-	char scope[LINLI_SCOPE_MAX + 1], allowed[512];
-	linli_record *a = NULL, *hist;
+	char scope[LINLI_SCOPE_MAX + 1];
+	linli_record *a = NULL;
 	int rc = load_app(ctx, req->argv[0], &a, scope, err, errlen);
 	if (rc)
 		return rc;
 	api->rec_remove(a, "token_hash");
-	api->rec_set_str(a, "id", req->argv[0]);
-	api->rec_set_str(a, "scope", scope);
-	wf_allowed(&table, str_or(a, "status", ""), allowed, sizeof allowed);
-	api->rec_set_str(a, "allowed", allowed);
-	api->rec_set_array(a, "moves", &hist);
-	struct linli_where w = {"application", req->argv[0]};
-	struct linli_query q = {.size = sizeof q,
-				.dataset = "application_moves",
-				.scope = scope,
-				.where = &w,
-				.n_where = 1,
-				.limit = 1000};
-	if (api->store_scan(ctx, &q, move_row, hist, NULL) < 0) {
-		snprintf(err, errlen, "%s", api->store_last_error(ctx));
+	char st[32]; /* a copy: wf_case_show sets the field it is read from */
+	snprintf(st, sizeof st, "%s", str_or(a, "status", ""));
+	if ((rc = wf_case_show(&wcase, ctx, a, req->argv[0], scope, st, err, errlen))) {
 		api->rec_free(a);
-		return LINLI_EIO;
+		return rc;
 	}
 	*reply = a;
 	return 0;
@@ -1225,25 +1190,16 @@ static int cmd_list(linli_ctx *ctx, const struct linli_cmd_req *req, linli_recor
 {
 	struct linli_query q = {.size = sizeof q, .dataset = "applications", .limit = 1000};
 	struct listing l = {.rows = api->rec_new_array()};
-	for (int i = 0; i < req->argc; i++) {
-		if (!strncmp(req->argv[i], "status=", 7) &&
-		    wf_state_known(&table, req->argv[i] + 7))
-			l.status = req->argv[i] + 7;
-		else if (!strncmp(req->argv[i], "scope=", 6) && req->argv[i][6])
-			q.scope = req->argv[i] + 6;
-		else {
-			snprintf(err, errlen,
-				 "usage: services list [status=STATE] [scope=PATH] ('%s': unknown "
-				 "filter or state)",
-				 req->argv[i]);
-			api->rec_free(l.rows);
-			return LINLI_EINVAL;
-		}
+	int rc = wf_case_filters(&wcase, req, "services list [status=STATE] [scope=PATH]",
+				 &l.status, &q.scope, err, errlen);
+	if (rc) {
+		api->rec_free(l.rows);
+		return rc;
 	}
 	char cursor[LINLI_CURSOR_MAX] = "";
 	do {
 		q.cursor = cursor;
-		int rc = api->store_scan(ctx, &q, list_row, &l, cursor);
+		rc = api->store_scan(ctx, &q, list_row, &l, cursor);
 		if (rc < 0) {
 			snprintf(err, errlen, "%s", api->store_last_error(ctx));
 			api->rec_free(l.rows);
@@ -1258,16 +1214,7 @@ static int cmd_table(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 		     char *err, size_t errlen)
 {
 	(void)ctx, (void)req, (void)err, (void)errlen;
-	linli_record *arr = api->rec_new_array(), *m;
-	for (size_t i = 0; i < table.n_moves; i++) {
-		api->arr_push_map(arr, &m);
-		api->rec_set_str(m, "from", moves[i].from);
-		api->rec_set_str(m, "verb", moves[i].verb);
-		api->rec_set_str(m, "to", moves[i].to);
-		api->rec_set_str(m, "action", moves[i].action);
-	}
-	*reply = arr;
-	return 0;
+	return wf_case_table(&wcase, reply);
 }
 
 /* ---- what the applicant reads: status and notice, receipt, evaluation ---- */
@@ -1825,25 +1772,14 @@ static int alarm_step(linli_ctx *ctx, const char *id, linli_record **rec, void *
 	return 0;
 }
 
-static void on_alarm_raised(linli_ctx *ctx, uint64_t rid, int status, const linli_record *rec,
-			    const char *err, void *ud)
+/* An overdue alarm raised: recorded in alarm_for, so no restart asks again. */
+static void on_alarm_raised(linli_ctx *ctx, const struct alarmreq_fly *f, const char *alarm)
 {
-	(void)rec, (void)ud;
-	size_t i = 0;
-	while (i < S->n_fly && S->fly[i].rid != rid)
-		i++;
-	if (i == S->n_fly)
-		return;
-	struct raising f = S->fly[i];
-	S->fly[i] = S->fly[--S->n_fly];
-	if (status < 0) { /* not raised: the next tick asks again */
-		api->log(ctx, LINLI_LOG_WARN, "application %s: its overdue alarm is not raised: %s",
-			 f.id, err && err[0] ? err : linli_strerror(status));
-		return;
-	}
-	if (api->store_update(ctx, "applications", f.scope, f.id, alarm_step, &f.deadline))
+	(void)alarm;
+	int64_t deadline = f->tag;
+	if (api->store_update(ctx, "applications", f->scope, f->id, alarm_step, &deadline))
 		api->log(ctx, LINLI_LOG_WARN, "application %s: its overdue alarm not recorded: %s",
-			 f.id, api->store_last_error(ctx));
+			 f->id, api->store_last_error(ctx));
 }
 
 /*
@@ -1854,16 +1790,8 @@ static void on_alarm_raised(linli_ctx *ctx, uint64_t rid, int status, const linl
 static void raise_overdue(linli_ctx *ctx, const struct due_case *c, const char *to,
 			  const char *when)
 {
-	for (size_t i = 0; i < S->n_fly; i++)
-		if (!strcmp(S->fly[i].id, c->id) && !strcmp(S->fly[i].scope, c->scope))
-			return; /* asked already, not answered yet */
-	if (S->n_fly == S->cap_fly) {
-		size_t cap = S->cap_fly ? S->cap_fly * 2 : 16;
-		struct raising *v = realloc(S->fly, cap * sizeof *v);
-		if (!v)
-			return;
-		S->fly = v, S->cap_fly = cap;
-	}
+	if (alarmreq_in_flight(&S->fly, c->scope, c->id))
+		return; /* asked already, not answered yet */
 	char src[LINLI_ID_MAX + 32], details[512];
 	snprintf(src, sizeof src, "record:applications/%s", c->id);
 	snprintf(details, sizeof details,
@@ -1876,24 +1804,8 @@ static void raise_overdue(linli_ctx *ctx, const struct due_case *c, const char *
 	api->rec_set_str(p, "source", src);
 	api->rec_set_str(p, "severity", "major");
 	api->rec_set_str(p, "details", details);
-	struct raising *f = &S->fly[S->n_fly];
-	int rc = api->request(ctx, "alarmreq/raise", c->scope, p, 0, on_alarm_raised, NULL,
-			      &f->rid);
+	alarmreq_fly_raise(&S->fly, ctx, c->scope, c->id, c->deadline, p);
 	api->rec_free(p);
-	if (rc) {
-		if (!S->told_no_alarms)
-			api->log(ctx, LINLI_LOG_WARN,
-				 "application %s: its overdue alarm is not raised: alarmreq/raise: "
-				 "%s (asked again each minute)",
-				 c->id, linli_strerror(rc));
-		S->told_no_alarms = true;
-		return;
-	}
-	S->told_no_alarms = false;
-	snprintf(f->id, sizeof f->id, "%s", c->id);
-	snprintf(f->scope, sizeof f->scope, "%s", c->scope);
-	f->deadline = c->deadline;
-	S->n_fly++;
 }
 
 static void on_alarm_cleared(linli_ctx *ctx, uint64_t rid, int status, const linli_record *rec,
@@ -2103,6 +2015,9 @@ static int services_init(linli_ctx *ctx, const struct linli_api *a)
 	if (!(S = calloc(1, sizeof *S)))
 		return LINLI_ENOMEM;
 	wf_ref_init(&S->items, api, "service_items");
+	wcase = (struct wf_case){api, &table, "application_moves", "application"};
+	S->fly = (struct alarmreq_flights){
+	    .api = api, .what = "application", .answered = on_alarm_raised};
 	wf_ref_init(&S->calendars, api, "work_calendar");
 	static const struct plugcmd_cmd cmds[] = {
 	    {"items", "[list] | add SCOPE CODE NAME DEPARTMENT [FIELD=VALUE...]",
@@ -2176,7 +2091,7 @@ static void services_fini(linli_ctx *ctx, const struct linli_api *a)
 		return;
 	wf_ref_clear(&S->calendars);
 	wf_ref_clear(&S->items);
-	free(S->fly);
+	alarmreq_flights_free(&S->fly);
 	free(S);
 	S = NULL;
 }
