@@ -1622,8 +1622,11 @@ static int esc_step(linli_ctx *ctx, const char *id, linli_record **rec, void *ud
 }
 
 /* A 督办 alarm raised: counted in the case, whatever its step now. */
-static void on_raised(linli_ctx *ctx, const struct alarmreq_fly *f, const char *alarm)
+static void on_raised(linli_ctx *ctx, const struct alarmreq_fly *f, int status,
+		      const char *alarm)
 {
+	if (status < 0)
+		return; /* logged; the next tick asks again */
 	struct esc_write w = {.raised = 1, .alarm = alarm};
 	if (api->store_update(ctx, "incidents", f->scope, f->id, esc_step, &w))
 		api->log(ctx, LINLI_LOG_WARN, "case %s: alarm %s not recorded: %s", f->id,
@@ -1646,7 +1649,7 @@ static int raise_alarm(linli_ctx *ctx, const char *scope, const char *id, const 
 	api->rec_set_str(p, "severity", "major");
 	api->rec_set_str(p, "details", details);
 	api->rec_set_str(p, "incident", id);
-	int rc = alarmreq_fly_raise(&G->fly, ctx, scope, id, n, p);
+	int rc = alarmreq_fly_raise(&G->fly, ctx, scope, id, n, 0, p);
 	api->rec_free(p);
 	return rc;
 }

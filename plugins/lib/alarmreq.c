@@ -117,16 +117,17 @@ static void on_fly_answer(linli_ctx *ctx, uint64_t rid, int status, const linli_
 	if (status < 0) { /* not raised: the plugin's next look asks again */
 		fl->api->log(ctx, LINLI_LOG_WARN, "%s %s: its alarm is not raised: %s", fl->what,
 			     f.id, err && err[0] ? err : linli_strerror(status));
+		fl->answered(ctx, &f, status, NULL);
 		return;
 	}
 	const char *alarm = NULL;
 	if (rec && fl->api->rec_get_str(rec, "id", &alarm, NULL))
 		alarm = NULL;
-	fl->answered(ctx, &f, alarm);
+	fl->answered(ctx, &f, 0, alarm);
 }
 
 int alarmreq_fly_raise(struct alarmreq_flights *fl, linli_ctx *ctx, const char *scope,
-		       const char *id, int64_t tag, const linli_record *payload)
+		       const char *id, int64_t tag0, int64_t tag1, const linli_record *payload)
 {
 	if (fl->n == fl->cap) {
 		size_t cap = fl->cap ? fl->cap * 2 : 16;
@@ -150,7 +151,7 @@ int alarmreq_fly_raise(struct alarmreq_flights *fl, linli_ctx *ctx, const char *
 	fl->told = false;
 	snprintf(f->id, sizeof f->id, "%s", id);
 	snprintf(f->scope, sizeof f->scope, "%s", scope ? scope : "");
-	f->tag = tag;
+	f->tag[0] = tag0, f->tag[1] = tag1;
 	fl->n++;
 	return 0;
 }

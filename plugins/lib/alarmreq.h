@@ -61,17 +61,20 @@ void alarmreq_put_counts(const struct alarmreq *a, linli_record *r);
 struct alarmreq_fly {
 	uint64_t rid;
 	char id[LINLI_ID_MAX + 1], scope[LINLI_SCOPE_MAX + 1];
-	int64_t tag; /* the plugin's: what the raise was for (a deadline) */
+	int64_t tag[2]; /* the plugin's: what the raise was for (a deadline, a period) */
 };
 
-/* A raise answered: `alarm` is the alarm's id (NULL when the answer has none). */
-typedef void (*alarmreq_answer_fn)(linli_ctx *ctx, const struct alarmreq_fly *f,
+/*
+ * A raise answered: status 0 and `alarm` the alarm's id (NULL when the answer has none),
+ * or status < 0 when it was refused (already logged).
+ */
+typedef void (*alarmreq_answer_fn)(linli_ctx *ctx, const struct alarmreq_fly *f, int status,
 				   const char *alarm);
 
 struct alarmreq_flights {
 	const struct linli_api *api;
 	const char *what;	      /* the record in logs: "case", "application" */
-	alarmreq_answer_fn answered;  /* called for each raise answered raised */
+	alarmreq_answer_fn answered;  /* called for each raise answered */
 	struct alarmreq_fly *v;	      /* in flight, n of them */
 	size_t n, cap;
 	bool told; /* the log said once that the raise cannot be sent */
@@ -79,13 +82,13 @@ struct alarmreq_flights {
 
 /*
  * Send alarmreq/raise with `payload` (type, source, severity, details, ...) at `scope`
- * about record id, remembered until its answer: raised → answered(ctx, f, alarm id);
- * refused → logged ("WHAT ID: its alarm is not raised: REASON"), nothing recorded, so
- * the plugin's next look asks again. 0; LINLI_ENOMEM; the request's code when it cannot
- * be sent (logged once until one is sent).
+ * about record id, tagged tag0 and tag1, remembered until its answer: raised →
+ * answered(ctx, f, 0, alarm id); refused → logged ("WHAT ID: its alarm is not raised:
+ * REASON") and answered(ctx, f, status, NULL), so the plugin's next look asks again.
+ * 0; LINLI_ENOMEM; the request's code when it cannot be sent (logged once until one is).
  */
 int alarmreq_fly_raise(struct alarmreq_flights *fl, linli_ctx *ctx, const char *scope,
-		       const char *id, int64_t tag, const linli_record *payload);
+		       const char *id, int64_t tag0, int64_t tag1, const linli_record *payload);
 
 /* How many raises about record id at scope are in flight. */
 size_t alarmreq_in_flight(const struct alarmreq_flights *fl, const char *scope, const char *id);

@@ -1773,10 +1773,13 @@ static int alarm_step(linli_ctx *ctx, const char *id, linli_record **rec, void *
 }
 
 /* An overdue alarm raised: recorded in alarm_for, so no restart asks again. */
-static void on_alarm_raised(linli_ctx *ctx, const struct alarmreq_fly *f, const char *alarm)
+static void on_alarm_raised(linli_ctx *ctx, const struct alarmreq_fly *f, int status,
+			    const char *alarm)
 {
 	(void)alarm;
-	int64_t deadline = f->tag;
+	if (status < 0)
+		return; /* logged; the next tick asks again */
+	int64_t deadline = f->tag[0];
 	if (api->store_update(ctx, "applications", f->scope, f->id, alarm_step, &deadline))
 		api->log(ctx, LINLI_LOG_WARN, "application %s: its overdue alarm not recorded: %s",
 			 f->id, api->store_last_error(ctx));
@@ -1804,7 +1807,7 @@ static void raise_overdue(linli_ctx *ctx, const struct due_case *c, const char *
 	api->rec_set_str(p, "source", src);
 	api->rec_set_str(p, "severity", "major");
 	api->rec_set_str(p, "details", details);
-	alarmreq_fly_raise(&S->fly, ctx, c->scope, c->id, c->deadline, p);
+	alarmreq_fly_raise(&S->fly, ctx, c->scope, c->id, c->deadline, 0, p);
 	api->rec_free(p);
 }
 

@@ -27,6 +27,7 @@
 
 #include <linli/linli.h>
 
+#include "alarmreq.h"
 #include "plugcfg.h"
 #include "plugcmd.h"
 
@@ -57,19 +58,10 @@ struct hit {
 	char person[LINLI_ID_MAX + 1];
 };
 
-/* A reminder sent on alarmreq/raise and not answered yet. */
-struct flying {
-	uint64_t rid;
-	char scope[LINLI_SCOPE_MAX + 1], id[LINLI_ID_MAX + 1];
-	int64_t due, periods;
-};
-
 struct watch {
 	struct hit *hits; /* sorted by (id, scope) */
 	size_t n_hits, cap_hits;
-	struct flying *fly;
-	size_t n_fly, cap_fly;
-	int told_no_alarms; /* the log said once that nobody serves alarmreq/raise */
+	struct alarmreq_flights fly; /* reminders asked, not answered yet: tags due, period */
 	struct wcfg cfg;
 	char *cfg_json; /* the plugins.watch group last seen (applied or refused) */
 	int64_t reminders, failed, cleared, refused_reloads;
@@ -998,47 +990,27 @@ static int answered_step(linli_ctx *ctx, const char *id, linli_record **rec, voi
 
 static int in_flight(const char *scope, const char *id)
 {
-	for (size_t i = 0; i < W->n_fly; i++)
-		if (!strcmp(W->fly[i].id, id) && !strcmp(W->fly[i].scope, scope))
-			return 1;
-	return 0;
+	return alarmreq_in_flight(&W->fly, scope, id) > 0;
 }
 
-static void on_raised(linli_ctx *ctx, uint64_t rid, int status, const linli_record *rec,
-		      const char *err, void *ud)
+static void on_raised(linli_ctx *ctx, const struct alarmreq_fly *f, int status,
+		      const char *alarm)
 {
-	(void)ud;
-	size_t i = 0;
-	while (i < W->n_fly && W->fly[i].rid != rid)
-		i++;
-	if (i == W->n_fly)
-		return;
-	struct flying f = W->fly[i];
-	W->fly[i] = W->fly[--W->n_fly];
-	if (status < 0) { /* not raised: the next tick tries again */
+	if (status < 0) { /* logged; the next tick tries again */
 		W->failed++;
-		api->log(ctx, LINLI_LOG_WARN, "the visit reminder of %s is not raised: %s", f.id,
-			 err && err[0] ? err : linli_strerror(status));
 		return;
 	}
 	W->reminders++;
-	struct answered a = {f.due, f.periods, str_or(rec, "id", NULL)};
-	if (api->store_update(ctx, "watch_schedules", f.scope, f.id, answered_step, &a))
+	struct answered a = {f->tag[0], f->tag[1], alarm};
+	if (api->store_update(ctx, "watch_schedules", f->scope, f->id, answered_step, &a))
 		api->log(ctx, LINLI_LOG_WARN, "the visit reminder of %s: alarm not recorded: %s",
-			 f.id, api->store_last_error(ctx));
+			 f->id, api->store_last_error(ctx));
 }
 
 /* Raise the reminder of schedule `id`: period `periods` of the visit due `due`. */
 static int raise_reminder(linli_ctx *ctx, const char *scope, const char *id, int64_t due,
 			  int64_t every, int64_t periods, const char *supervisor)
 {
-	if (W->n_fly == W->cap_fly) {
-		size_t cap = W->cap_fly ? W->cap_fly * 2 : 16;
-		struct flying *v = realloc(W->fly, cap * sizeof *v);
-		if (!v)
-			return LINLI_ENOMEM;
-		W->fly = v, W->cap_fly = cap;
-	}
 	/* The grid worker to remind: their account, from grid_workers (no identity of the
 	 * person watched goes into the alarm). */
 	char account[80] = "";
@@ -1061,25 +1033,9 @@ static int raise_reminder(linli_ctx *ctx, const char *scope, const char *id, int
 	api->rec_set_str(p, "source", src);
 	api->rec_set_str(p, "severity", plugcfg_sev_names[W->cfg.severity]);
 	api->rec_set_str(p, "details", details);
-	struct flying *f = &W->fly[W->n_fly];
-	int rc = api->request(ctx, "alarmreq/raise", scope, p, 0, on_raised, NULL, &f->rid);
+	int rc = alarmreq_fly_raise(&W->fly, ctx, scope, id, due, periods, p);
 	api->rec_free(p);
-	if (rc) {
-		if (!W->told_no_alarms)
-			api->log(
-			    ctx, LINLI_LOG_WARN,
-			    "the visit reminder of %s is not raised: alarmreq/raise: %s (tried "
-			    "again each minute)",
-			    id, linli_strerror(rc));
-		W->told_no_alarms = 1;
-		return rc;
-	}
-	W->told_no_alarms = 0;
-	snprintf(f->id, sizeof f->id, "%s", id);
-	snprintf(f->scope, sizeof f->scope, "%s", scope);
-	f->due = due, f->periods = periods;
-	W->n_fly++;
-	return 0;
+	return rc;
 }
 
 /* One overdue schedule: count its current period, then raise what is not raised yet. */
@@ -1162,7 +1118,7 @@ static int cmd_stats(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 	api->rec_set_str(c, "severity", plugcfg_sev_names[W->cfg.severity]);
 	api->rec_set_int(r, "reminders", W->reminders);
 	api->rec_set_int(r, "failed", W->failed);
-	api->rec_set_int(r, "in_flight", (int64_t)W->n_fly);
+	api->rec_set_int(r, "in_flight", (int64_t)W->fly.n);
 	api->rec_set_int(r, "cleared", W->cleared);
 	api->rec_set_int(r, "hits_known", (int64_t)W->n_hits);
 	api->rec_set_int(r, "refused_reloads", W->refused_reloads);
@@ -1177,7 +1133,7 @@ static void free_state(void)
 	if (!W)
 		return;
 	free(W->hits);
-	free(W->fly);
+	alarmreq_flights_free(&W->fly);
 	free(W->cfg_json);
 	free(W);
 	W = NULL;
@@ -1189,6 +1145,7 @@ static int watch_init(linli_ctx *ctx, const struct linli_api *a)
 	if (!(W = calloc(1, sizeof *W)))
 		return LINLI_ENOMEM;
 	W->cfg = cfg_defaults;
+	W->fly = (struct alarmreq_flights){.api = api, .what = "visit schedule", .answered = on_raised};
 	char cerr[512];
 	bool changed;
 	int rc = plugcfg_load(&(const struct plugcfg){api, "watch", cerr, sizeof cerr}, ctx,
