@@ -23,6 +23,7 @@
 
 #include <linli/linli.h>
 
+#include "alarmreq.h"
 #include "plugcfg.h"
 #include "plugcmd.h"
 
@@ -103,8 +104,8 @@ struct fstate {
 	char *cfg_json; /* the plugins.fire group last seen (applied or refused) */
 	struct cond *buckets[BUCKETS];
 	struct hit *hits;
-	int64_t events, readings, raised[T_N], failed[T_N], normal[T_N], cleared[T_N],
-	    refused_reloads, loc_reads;
+	struct alarmreq alarms; /* raised, failed, cleared per type */
+	int64_t events, readings, normal[T_N], refused_reloads, loc_reads;
 };
 
 static struct fstate *state; /* init to fini */
@@ -223,32 +224,6 @@ static void on_device_change(linli_ctx *ctx, const struct linli_change *ch, void
 
 /* ---- raising through the alarms plugin ---- */
 
-/* ud of a request: the alarm type, and whether it is a clear (low bit). */
-#define ASKED(t, clear) ((void *)(intptr_t)((t) << 1 | (clear)))
-
-/* The alarms plugin's answer to a raise or a clear: counted, or logged. */
-static void on_answer(linli_ctx *ctx, uint64_t id, int status, const linli_record *rec,
-		      const char *err, void *ud)
-{
-	(void)id;
-	(void)rec;
-	int t = (int)((intptr_t)ud >> 1);
-	bool clear = (intptr_t)ud & 1;
-	if (!state)
-		return;
-	if (clear && status == LINLI_ENOENT) /* an operator cleared it already */
-		return;
-	if (status < 0) {
-		if (!clear)
-			state->failed[t]++;
-		api->log(ctx, LINLI_LOG_WARN, "%s alarm not %s: %s (%s)", type_names[t],
-			 clear ? "cleared" : "raised", err && *err ? err : "no reason",
-			 linli_strerror(status));
-		return;
-	}
-	(clear ? state->cleared : state->raised)[t]++;
-}
-
 /* Raise alarm type t of `source` at scope, with details (printf). */
 static void raise_alarm(linli_ctx *ctx, struct fstate *st, int t, const char *scope,
 			const char *source, const char *fmt, ...)
@@ -261,22 +236,8 @@ static void raise_alarm(linli_ctx *ctx, struct fstate *st, int t, const char *sc
 	va_start(ap, fmt);
 	vsnprintf(details, sizeof details, fmt, ap);
 	va_end(ap);
-	linli_record *p = api->rec_new();
-	if (!p) {
-		st->failed[t]++;
-		return;
-	}
-	api->rec_set_str(p, "type", type_names[t]);
-	api->rec_set_str(p, "source", source);
-	api->rec_set_str(p, "severity", plugcfg_sev_names[st->cfg.sev[t]]);
-	api->rec_set_str(p, "details", details);
-	int rc = api->request(ctx, "alarmreq/raise", scope, p, 10000, on_answer, ASKED(t, 0), NULL);
-	api->rec_free(p);
-	if (rc) {
-		st->failed[t]++;
-		api->log(ctx, LINLI_LOG_WARN, "%s alarm of %s at %s not raised: %s", type_names[t],
-			 source, scope, linli_strerror(rc));
-	}
+	alarmreq_raise(&st->alarms, ctx, t, plugcfg_sev_names[st->cfg.sev[t]], scope, source,
+		       details);
 }
 
 /* Clear the active alarm t of device at scope: its condition is over. */
@@ -285,17 +246,7 @@ static void clear_device(linli_ctx *ctx, int t, const char *scope, const char *d
 {
 	char src[LINLI_ID_MAX + 8];
 	snprintf(src, sizeof src, "device:%s", device);
-	linli_record *p = api->rec_new();
-	if (!p)
-		return;
-	api->rec_set_str(p, "type", type_names[t]);
-	api->rec_set_str(p, "source", src);
-	api->rec_set_str(p, "why", why);
-	int rc = api->request(ctx, "alarmreq/clear", scope, p, 10000, on_answer, ASKED(t, 1), NULL);
-	api->rec_free(p);
-	if (rc)
-		api->log(ctx, LINLI_LOG_WARN, "%s alarm of %s at %s not cleared: %s", type_names[t],
-			 src, scope, linli_strerror(rc));
+	alarmreq_clear(&state->alarms, ctx, t, scope, src, why);
 }
 
 /* " (building B, floor F)" or "" into buf. */
@@ -620,10 +571,8 @@ static int cmd_stats(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 	}
 	api->rec_set_int(r, "events", st->events);
 	api->rec_set_int(r, "readings", st->readings);
-	per_type(r, "raised", st->raised);
-	per_type(r, "failed", st->failed);
+	alarmreq_put_counts(&st->alarms, r);
 	per_type(r, "normal", st->normal);
-	per_type(r, "cleared", st->cleared);
 	api->rec_set_int(r, "watching", (int64_t)watching);
 	api->rec_set_int(r, "detectors_in_window", (int64_t)hits);
 	api->rec_set_int(r, "refused_reloads", st->refused_reloads);
@@ -667,6 +616,8 @@ static int fire_init(linli_ctx *ctx, const struct linli_api *a)
 	bool changed = false;
 	struct fstate *st = calloc(1, sizeof *st);
 	int rc = st ? 0 : LINLI_ENOMEM;
+	if (!rc)
+		alarmreq_init(&st->alarms, api, type_names, T_N);
 	if (!rc)
 		rc = plugcfg_load(&(const struct plugcfg){api, "fire", err, sizeof err}, ctx,
 				  &st->cfg_json, cfg_parse, st, &changed);

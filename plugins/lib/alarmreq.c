@@ -62,7 +62,9 @@ static void on_cleared(linli_ctx *ctx, uint64_t id, int status, const linli_reco
 	(void)id;
 	(void)rec;
 	struct alarmreq_slot *s = ud;
-	if (status < 0 && status != LINLI_ENOENT)
+	if (status >= 0)
+		s->a->cleared[s->t]++;
+	else if (status != LINLI_ENOENT)
 		s->a->api->log(ctx, LINLI_LOG_WARN, "%s alarm not cleared: %s (%s)",
 			       s->a->types[s->t], err && *err ? err : "no reason",
 			       linli_strerror(status));
@@ -99,6 +101,9 @@ void alarmreq_put_counts(const struct alarmreq *a, linli_record *r)
 	if (api->rec_set_map(r, "failed", &m) == 0)
 		for (int i = 0; i < a->n; i++)
 			api->rec_set_int(m, a->types[i], a->failed[i]);
+	if (api->rec_set_map(r, "cleared", &m) == 0)
+		for (int i = 0; i < a->n; i++)
+			api->rec_set_int(m, a->types[i], a->cleared[i]);
 }
 
 /* ---- raises about one record each ---- */

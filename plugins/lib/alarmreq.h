@@ -27,7 +27,7 @@ struct alarmreq {
 	const struct linli_api *api;
 	const char *const *types; /* the plugin's alarm types, n of them */
 	int n;
-	int64_t raised[ALARMREQ_MAX], failed[ALARMREQ_MAX];
+	int64_t raised[ALARMREQ_MAX], failed[ALARMREQ_MAX], cleared[ALARMREQ_MAX];
 	struct alarmreq_slot slot[ALARMREQ_MAX];
 };
 
@@ -46,13 +46,14 @@ void alarmreq_raise(struct alarmreq *a, linli_ctx *ctx, int t, const char *sever
 
 /*
  * Clear the active alarm of type t and `source` at `scope` (alarmreq/clear {type, source,
- * why}): what raised it is over (the vehicle left, the session ended). An answer that
- * there was none is fine; another failure is logged. Needs bus.publish:alarmreq/clear.
+ * why}): what raised it is over (the vehicle left, the session ended). A clear is counted
+ * in cleared[t]; an answer that there was none (an operator cleared it) is fine; another
+ * failure is logged. Needs bus.publish:alarmreq/clear.
  */
 void alarmreq_clear(struct alarmreq *a, linli_ctx *ctx, int t, const char *scope,
 		    const char *source, const char *why);
 
-/* The maps raised = { TYPE = N } and failed = { TYPE = N } into r (a stats reply). */
+/* The maps raised, failed and cleared = { TYPE = N } into r (a stats reply). */
 void alarmreq_put_counts(const struct alarmreq *a, linli_record *r);
 
 /* ---- raises about one record each (an overdue case), answered into the record ---- */
