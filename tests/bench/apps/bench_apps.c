@@ -31,6 +31,7 @@
 #include "config.h"
 #include "journal.h"
 #include "log.h"
+#include "mp.h"
 #include "plugin.h"
 #include "plugin_so.h"
 #include "store.h"
@@ -62,6 +63,87 @@ void bench_pack(linli_record *r, msgpack_sbuffer *buf)
 	msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
 	record_pack(r, &pk);
 	record_free(r);
+}
+
+void bench_put(struct kernel *k, const char *dataset, const char *scope, const char *id,
+	       linli_record *r)
+{
+	char err[1024];
+	msgpack_sbuffer buf;
+	bench_pack(r, &buf);
+	if (store_put(k->store, dataset, scope, id, buf.data, buf.size, NULL, NULL, err,
+		      sizeof err))
+		bench_die(dataset, err);
+	msgpack_sbuffer_destroy(&buf);
+}
+
+void bench_commit_every(struct kernel *k, long *pending, long batch)
+{
+	if (++*pending % batch)
+		return;
+	if (store_batch_end(k->store))
+		bench_die("store", "commit failed");
+	store_changes_deliver(k->store);
+}
+
+/* The last command's reply (bench_cmd), kept until the next. */
+static struct {
+	int rc;
+	char err[1024];
+	char *data;
+	size_t size;
+	msgpack_unpacked up;
+	bool unpacked;
+} reply;
+
+static void on_cmd_finish(struct cmd_call *call, int rc)
+{
+	reply.rc = rc;
+	snprintf(reply.err, sizeof reply.err, "%s", call->err);
+	free(reply.data);
+	reply.data = NULL, reply.size = 0;
+	if (!rc && call->data.size && (reply.data = malloc(call->data.size))) {
+		memcpy(reply.data, call->data.data, call->data.size);
+		reply.size = call->data.size;
+	}
+	cmd_call_free(call);
+}
+
+const msgpack_object *bench_cmd(struct kernel *k, const char *plugin, int argc,
+				const char **args)
+{
+	char *argv[8] = {(char *)plugin};
+	if (argc > 7)
+		bench_die(plugin, "bench_cmd: more than 7 words");
+	for (int i = 0; i < argc; i++)
+		argv[i + 1] = (char *)args[i];
+	struct cmd_call *c = cmd_call_new(k, argc + 1, argv);
+	if (!c)
+		bench_die("cmd_call_new", "out of memory");
+	c->finish = on_cmd_finish;
+	reply.rc = -1;
+	cmd_dispatch(k->cmds, c);
+	if (reply.rc)
+		bench_die(argc ? args[0] : plugin, reply.err);
+	if (reply.unpacked)
+		msgpack_unpacked_destroy(&reply.up);
+	msgpack_unpacked_init(&reply.up);
+	reply.unpacked = true;
+	if (!reply.size || msgpack_unpack_next(&reply.up, reply.data, reply.size, NULL) !=
+			       MSGPACK_UNPACK_SUCCESS)
+		bench_die(argc ? args[0] : plugin, "the reply is not MessagePack");
+	return &reply.up.data;
+}
+
+const char *bench_str(const msgpack_object *o, const char *key, char *buf, size_t len)
+{
+	const msgpack_object *v = o && o->type == MSGPACK_OBJECT_MAP ? mp_get(o, key) : NULL;
+	buf[0] = '\0';
+	if (v && v->type == MSGPACK_OBJECT_STR && v->via.str.size < len) {
+		memcpy(buf, v->via.str.ptr, v->via.str.size);
+		buf[v->via.str.size] = '\0';
+	}
+	return buf;
 }
 
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)

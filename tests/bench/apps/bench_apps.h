@@ -49,6 +49,24 @@ long bench_env_long(const char *name, long def, long min, long max);
  * the direct store calls. */
 void bench_pack(linli_record *r, msgpack_sbuffer *buf);
 
+/* Pack record r (freed) and store it in dataset at scope under id; bench_die on a refusal. */
+void bench_put(struct kernel *k, const char *dataset, const char *scope, const char *id,
+	       linli_record *r);
+
+/* Count one write into *pending; every batch-th, end the store's batch and deliver its
+ * changes (bench_die if the commit fails). */
+void bench_commit_every(struct kernel *k, long *pending, long batch);
+
+/*
+ * Run the console command `PLUGIN ARGS...` (argc <= 7) synchronously, as the console
+ * would; bench_die on its error. The reply, unpacked, is valid until the next call.
+ */
+const msgpack_object *bench_cmd(struct kernel *k, const char *plugin, int argc,
+				const char **args);
+
+/* The string field `key` of map o into buf ("" when absent, not a string or too long). */
+const char *bench_str(const msgpack_object *o, const char *key, char *buf, size_t len);
+
 struct bench_node_opts {
 	const char *node, *level; /* the node's path and tier level */
 	const char *plugin_so;	  /* the application plugin, copied to the plugin dir */

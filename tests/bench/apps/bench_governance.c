@@ -49,70 +49,8 @@
 #define GRID  "hefei/baohe/binhu/yuelan/g01"
 #define RAW   "hefei/baohe/binhu/yuelan/g02"
 
-static int last_rc;
-static char last_err[1024], last_id[STORE_ID_MAX + 1];
-static int64_t last_closed = -1; /* a kpi reply's total.closed */
-
-/* The command's reply: keep its "id" (a report's). */
-static void on_finish(struct cmd_call *call, int rc)
-{
-	last_rc = rc;
-	snprintf(last_err, sizeof last_err, "%s", call->err);
-	last_id[0] = '\0';
-	msgpack_unpacked up;
-	msgpack_unpacked_init(&up);
-	if (!rc && call->data.size &&
-	    msgpack_unpack_next(&up, call->data.data, call->data.size, NULL) ==
-		MSGPACK_UNPACK_SUCCESS &&
-	    up.data.type == MSGPACK_OBJECT_MAP) {
-		const msgpack_object *t = mp_get(&up.data, "total"), *c;
-		last_closed =
-		    t && (c = mp_get(t, "closed")) && c->type == MSGPACK_OBJECT_POSITIVE_INTEGER
-			? (int64_t)c->via.u64
-			: -1;
-		for (uint32_t i = 0; i < up.data.via.map.size; i++) {
-			msgpack_object_kv *kv = &up.data.via.map.ptr[i];
-			if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == 2 &&
-			    !memcmp(kv->key.via.str.ptr, "id", 2) &&
-			    kv->val.type == MSGPACK_OBJECT_STR &&
-			    kv->val.via.str.size < sizeof last_id) {
-				memcpy(last_id, kv->val.via.str.ptr, kv->val.via.str.size);
-				last_id[kv->val.via.str.size] = '\0';
-			}
-		}
-	}
-	msgpack_unpacked_destroy(&up);
-	cmd_call_free(call);
-}
-
-/* Run `grid ARGS...` as the console would, synchronously. */
-static void grid_cmd(struct kernel *k, int argc, const char **args)
-{
-	char *argv[8] = {"grid"};
-	for (int i = 0; i < argc; i++)
-		argv[i + 1] = (char *)args[i];
-	struct cmd_call *c = cmd_call_new(k, argc + 1, argv);
-	if (!c)
-		bench_die("cmd_call_new", "out of memory");
-	c->finish = on_finish;
-	cmd_dispatch(k->cmds, c);
-	if (last_rc)
-		bench_die(args[0], last_err);
-}
-
-static void commit(struct kernel *k, long *pending)
-{
-	if (++*pending % BATCH)
-		return;
-	if (store_batch_end(k->store))
-		bench_die("store", "commit failed");
-	store_changes_deliver(k->store);
-}
-
 static void seed(struct kernel *k)
 {
-	char err[1024];
-	msgpack_sbuffer buf;
 	for (int y = 2026; y <= 2028; y++) {
 		linli_record *r = record_new();
 		record_set_int(r, "year", y);
@@ -121,23 +59,15 @@ static void seed(struct kernel *k)
 		record_set_str(r, "holidays",
 			       y == 2026 ? "2026-10-01,2026-10-02,2026-10-03"
 					 : "2027-01-01,2028-01-01");
-		bench_pack(r, &buf);
 		char id[8];
 		snprintf(id, sizeof id, "%d", y);
-		if (store_put(k->store, "work_calendar", NODE, id, buf.data, buf.size, NULL, NULL,
-			      err, sizeof err))
-			bench_die("work_calendar", err);
-		msgpack_sbuffer_destroy(&buf);
+		bench_put(k, "work_calendar", NODE, id, r);
 	}
 	linli_record *r = record_new();
 	record_set_str(r, "name", "暴露垃圾");
 	record_set_int(r, "respond_minutes", 120);
 	record_set_int(r, "finish_days", 1);
-	bench_pack(r, &buf);
-	if (store_put(k->store, "incident_categories", NODE, "environment", buf.data, buf.size,
-		      NULL, NULL, err, sizeof err))
-		bench_die("incident_categories", err);
-	msgpack_sbuffer_destroy(&buf);
+	bench_put(k, "incident_categories", NODE, "environment", r);
 	if (store_batch_end(k->store))
 		bench_die("store", "commit failed");
 }
@@ -232,7 +162,7 @@ static long kpi_seed(struct kernel *k, long n)
 			bench_die("incident_kpis", err);
 		msgpack_sbuffer_destroy(&buf);
 		records++;
-		commit(k, &pending);
+		bench_commit_every(k, &pending, BATCH);
 	}
 	if (store_batch_end(k->store))
 		bench_die("store", "commit failed");
@@ -271,15 +201,14 @@ void bench_governance(void)
 	double t0 = bench_now(), c0 = bench_cpu();
 	for (long i = 0; i < n; i++) {
 		const char *a[] = {"report", GRID, "environment", "暴露垃圾"};
-		grid_cmd(&k, 4, a);
-		memcpy(ids[i], last_id, sizeof ids[i]);
-		commit(&k, &pending);
+		bench_str(bench_cmd(&k, "grid", 4, a), "id", ids[i], sizeof ids[i]);
+		bench_commit_every(&k, &pending, BATCH);
 	}
 	for (size_t s = 0; s < sizeof path / sizeof *path; s++)
 		for (long i = 0; i < n; i++) {
 			const char *a[] = {path[s][0], ids[i], path[s][1]};
-			grid_cmd(&k, path[s][1] ? 3 : 2, a);
-			commit(&k, &pending);
+			bench_cmd(&k, "grid", path[s][1] ? 3 : 2, a);
+			bench_commit_every(&k, &pending, BATCH);
 		}
 	if (store_batch_end(k.store))
 		bench_die("store", "commit failed");
@@ -314,7 +243,7 @@ void bench_governance(void)
 		if (store_put(k.store, "incidents", RAW, NULL, rec.data, rec.size, id, NULL, err,
 			      sizeof err))
 			bench_die("store_put", err);
-		commit(&k, &pending);
+		bench_commit_every(&k, &pending, BATCH);
 	}
 	if (store_batch_end(k.store))
 		bench_die("store", "commit failed");
@@ -332,8 +261,11 @@ void bench_governance(void)
 	long records = kpi_seed(&k, kn);
 	const char *q[] = {"kpi", "2020-11-01", "2020-11-30", "by=handler"};
 	t0 = bench_now(), c0 = bench_cpu();
-	grid_cmd(&k, 4, q);
+	const msgpack_object *rep = bench_cmd(&k, "grid", 4, q);
 	double t_kpi = bench_now() - t0, c_kpi = bench_cpu() - c0;
+	const msgpack_object *tot = mp_get(rep, "total"), *cl = tot ? mp_get(tot, "closed") : NULL;
+	int64_t last_closed =
+	    cl && cl->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (int64_t)cl->via.u64 : -1;
 	if (last_closed != kn) {
 		snprintf(err, sizeof err, "total closed %lld, want %ld", (long long)last_closed,
 			 kn);

@@ -43,65 +43,6 @@
 #define RAW   "hefei/baohe/binhu/qiming"
 #define ITEM  "34010400MZ-GG-0007"
 
-static int last_rc;
-static char last_err[1024], last_id[STORE_ID_MAX + 1];
-
-/* The command's reply: keep its "id" (a submission's). */
-static void on_finish(struct cmd_call *call, int rc)
-{
-	last_rc = rc;
-	snprintf(last_err, sizeof last_err, "%s", call->err);
-	last_id[0] = '\0';
-	msgpack_unpacked up;
-	msgpack_unpacked_init(&up);
-	if (!rc && call->data.size &&
-	    msgpack_unpack_next(&up, call->data.data, call->data.size, NULL) ==
-		MSGPACK_UNPACK_SUCCESS &&
-	    up.data.type == MSGPACK_OBJECT_MAP) {
-		const msgpack_object *id = mp_get(&up.data, "id");
-		if (id && id->type == MSGPACK_OBJECT_STR && id->via.str.size < sizeof last_id) {
-			memcpy(last_id, id->via.str.ptr, id->via.str.size);
-			last_id[id->via.str.size] = '\0';
-		}
-	}
-	msgpack_unpacked_destroy(&up);
-	cmd_call_free(call);
-}
-
-/* Run `services ARGS...` as the console would, synchronously. */
-static void services_cmd(struct kernel *k, int argc, const char **args)
-{
-	char *argv[8] = {"services"};
-	for (int i = 0; i < argc; i++)
-		argv[i + 1] = (char *)args[i];
-	struct cmd_call *c = cmd_call_new(k, argc + 1, argv);
-	if (!c)
-		bench_die("cmd_call_new", "out of memory");
-	c->finish = on_finish;
-	cmd_dispatch(k->cmds, c);
-	if (last_rc)
-		bench_die(args[0], last_err);
-}
-
-static void commit(struct kernel *k, long *pending)
-{
-	if (++*pending % BATCH)
-		return;
-	if (store_batch_end(k->store))
-		bench_die("store", "commit failed");
-	store_changes_deliver(k->store);
-}
-
-static void put(struct kernel *k, const char *dataset, const char *id, linli_record *r)
-{
-	char err[1024];
-	msgpack_sbuffer buf;
-	bench_pack(r, &buf);
-	if (store_put(k->store, dataset, NODE, id, buf.data, buf.size, NULL, NULL, err, sizeof err))
-		bench_die(dataset, err);
-	msgpack_sbuffer_destroy(&buf);
-}
-
 static void seed(struct kernel *k)
 {
 	for (int y = 2026; y <= 2028; y++) {
@@ -112,7 +53,7 @@ static void seed(struct kernel *k)
 		record_set_str(r, "holidays", "2027-01-01,2028-01-01");
 		char id[8];
 		snprintf(id, sizeof id, "%d", y);
-		put(k, "work_calendar", id, r);
+		bench_put(k, "work_calendar", NODE, id, r);
 	}
 	linli_record *r = record_new();
 	record_set_str(r, "code", ITEM);
@@ -122,7 +63,7 @@ static void seed(struct kernel *k)
 	record_set_int(r, "promised_days", 5);
 	record_set_int(r, "time_limit_days", 10);
 	record_set_int(r, "visits", 0);
-	put(k, "service_items", ITEM, r);
+	bench_put(k, "service_items", NODE, ITEM, r);
 	if (store_batch_end(k->store))
 		bench_die("store", "commit failed");
 }
@@ -162,15 +103,14 @@ void bench_government(void)
 		char idarg[64];
 		snprintf(idarg, sizeof idarg, "applicant_id_number=%.18s", idn);
 		a[4] = idarg;
-		services_cmd(&k, 6, a);
-		memcpy(ids[i], last_id, sizeof ids[i]);
-		commit(&k, &pending);
+		bench_str(bench_cmd(&k, "services", 6, a), "id", ids[i], sizeof ids[i]);
+		bench_commit_every(&k, &pending, BATCH);
 	}
 	for (size_t s = 0; s < sizeof path / sizeof *path; s++)
 		for (long i = 0; i < n; i++) {
 			const char *a[] = {path[s][0], ids[i], path[s][1]};
-			services_cmd(&k, path[s][1] ? 3 : 2, a);
-			commit(&k, &pending);
+			bench_cmd(&k, "services", path[s][1] ? 3 : 2, a);
+			bench_commit_every(&k, &pending, BATCH);
 		}
 	if (store_batch_end(k.store))
 		bench_die("store", "commit failed");
@@ -205,7 +145,7 @@ void bench_government(void)
 		if (store_put(k.store, "applications", RAW, NULL, rec.data, rec.size, id, NULL, err,
 			      sizeof err))
 			bench_die("store_put", err);
-		commit(&k, &pending);
+		bench_commit_every(&k, &pending, BATCH);
 	}
 	if (store_batch_end(k.store))
 		bench_die("store", "commit failed");
