@@ -781,13 +781,12 @@ static void handling_scope_of(const linli_record *item, const char *scope, char 
 {
 	static const char *const levels[] = {"city", "district", "street", "community"};
 	const char *lv = str_or(item, "handling_level", "community");
-	int depth = 0, want = 0, parts = 1;
+	int want = 0, depth = 1; /* the level's depth; the scope's (city = 1) */
 	for (int i = 0; i < 4; i++)
 		if (!strcmp(lv, levels[i]))
 			want = i + 1;
 	for (const char *p = scope; *p; p++)
-		parts += *p == '/';
-	depth = parts;
+		depth += *p == '/';
 	out[0] = '\0';
 	if (!want || want >= depth)
 		return;
