@@ -132,6 +132,7 @@ static const struct access_gate_row gates[] = {
     {"events", "hold", ACT_EVENTS_SUBSCRIBE, S_, true},
     {"events", "release", ACT_EVENTS_SUBSCRIBE, S_, true},
     {"events", "holds", ACT_EVENTS_SUBSCRIBE, S_, true},
+    {"federation", "status", ACT_STATUS, S_, false}, /* children within the caller's reach */
     {"publish", NULL, ACT_EVENTS_PUBLISH, S_, true},
     {"devices", "list", ACT_DEVICE_READ, S_, true},
     {"devices", "show", ACT_DEVICE_READ, S_, true},

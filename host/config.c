@@ -113,6 +113,14 @@ static const struct key keys[] = {
 	{"lua.max_event_depth", T_INT, false, "deepest chain of events scripts cause in turn"},
 	{"lua.overrides", T_LIST, false, "per-script limits: ( { script = \"name\"; ... } )"},
 	{"plugins", T_GROUP, false, "per-plugin settings: plugins = { NAME = { ... }; }"},
+	{"federation", T_GROUP, false, "the link to the tiers' NATS (see README, four tiers)"},
+	{"federation.url", T_STR, false, "the node's own nats-server, nats://HOST:PORT"},
+	{"federation.parent_domain", T_STR, false, "the parent's JetStream domain (none: top)"},
+	{"federation.ca", T_STR, false, "TLS: the CA of the servers' certificates"},
+	{"federation.cert", T_STR, false, "TLS: this node's client certificate"},
+	{"federation.key", T_STR, false, "TLS: its key"},
+	{"federation.status_ms", T_INT, false, "the node's status goes up this often"},
+	{"federation.stale_ms", T_INT, false, "a child silent this long is shown stale"},
 	{"retention", T_GROUP, false, "how long the audit log and the event journal are kept"},
 	{"retention.tick_ms", T_INT, false, "trimming runs this often, ms"},
 	{"retention.batch", T_INT, false, "entries deleted per tick at most"},
@@ -460,6 +468,73 @@ static int dual(struct ctx *c, config_t *cf, const char *big, const char *small,
 		return fail(c, (int)config_setting_source_line(set), b ? big : small,
 			    "%lld is outside 0..%lld", v, hi);
 	*out = b ? v * unit : v;
+	return 0;
+}
+
+/*
+ * federation = { url, parent_domain, ca, cert, key, status_ms, stale_ms }: the url a
+ * nats:// address; a JetStream domain a NATS token; cert and key together, each a
+ * readable file, and only with ca.
+ */
+static int fill_fed(struct ctx *c, config_t *cf, struct cfg *out)
+{
+	struct cfg_fed *f = &out->fed;
+	config_setting_t *set;
+	const char *s;
+	f->status_ms = 30000;
+	if ((set = config_lookup(cf, "federation.status_ms"))) {
+		int v = config_setting_get_int(set);
+		if (v < 100 || v > 3600000)
+			return fail(c, (int)config_setting_source_line(set), "federation.status_ms",
+				    "%d is outside 100..3600000", v);
+		f->status_ms = v;
+	}
+	f->stale_ms = 3 * f->status_ms;
+	if ((set = config_lookup(cf, "federation.stale_ms"))) {
+		int v = config_setting_get_int(set);
+		if (v < f->status_ms || v > 86400000)
+			return fail(c, (int)config_setting_source_line(set), "federation.stale_ms",
+				    "%d is outside status_ms (%d)..86400000", v, f->status_ms);
+		f->stale_ms = v;
+	}
+	if (!config_lookup(cf, "federation"))
+		return 0;
+	if (!config_lookup_string(cf, "federation.url", &s))
+		return fail(c, (int)config_setting_source_line(config_lookup(cf, "federation")),
+			    "federation.url", "missing: the node's own nats-server, "
+					      "nats://HOST:PORT");
+	set = config_lookup(cf, "federation.url");
+	if (strncmp(s, "nats://", 7) || !s[7] || strpbrk(s + 7, " /"))
+		return fail(c, (int)config_setting_source_line(set), "federation.url",
+			    "'%s' is not nats://HOST:PORT", s);
+	if (!(f->url = strdup(s)))
+		return LINLI_ENOMEM;
+	if (config_lookup_string(cf, "federation.parent_domain", &s)) {
+		set = config_lookup(cf, "federation.parent_domain");
+		size_t n = strlen(s);
+		if (!n || n > 64 || strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+					      "0123456789_-") != n)
+			return fail(c, (int)config_setting_source_line(set),
+				    "federation.parent_domain",
+				    "'%s' is not a JetStream domain (1-64 of A-Z a-z 0-9 _ -)", s);
+		if (!(f->parent_domain = strdup(s)))
+			return LINLI_ENOMEM;
+	}
+	static const char *const files[] = {"federation.ca", "federation.cert", "federation.key"};
+	char **slot[] = {&f->ca, &f->cert, &f->key};
+	for (int i = 0; i < 3; i++) {
+		if (!config_lookup_string(cf, files[i], &s))
+			continue;
+		set = config_lookup(cf, files[i]);
+		if (!(*slot[i] = resolve(c, s)))
+			return LINLI_ENOMEM;
+		if (access(*slot[i], R_OK))
+			return fail(c, (int)config_setting_source_line(set), files[i],
+				    "cannot read '%s': %s", *slot[i], strerror(errno));
+	}
+	if (!f->cert != !f->key || (f->cert && !f->ca))
+		return fail(c, (int)config_setting_source_line(config_lookup(cf, "federation")),
+			    "federation", "cert and key go together, and with ca");
 	return 0;
 }
 
@@ -816,7 +891,8 @@ static int fill(struct ctx *c, config_t *cf, struct cfg *out)
 				    "%d is outside 1..1048576", v);
 		out->store_map_size = (size_t)v << 20;
 	}
-	if ((rc = fill_bus(c, cf, out)) || (rc = fill_retention(c, cf, out)))
+	if ((rc = fill_bus(c, cf, out)) || (rc = fill_retention(c, cf, out)) ||
+	    (rc = fill_fed(c, cf, out)))
 		return rc;
 	if ((rc = fill_plugins(c, cf, out)))
 		return rc;
@@ -887,6 +963,11 @@ void cfg_free(struct cfg *c)
 	free(c->tls_cert);
 	free(c->tls_key);
 	free(c->http_listen);
+	free(c->fed.url);
+	free(c->fed.parent_domain);
+	free(c->fed.ca);
+	free(c->fed.cert);
+	free(c->fed.key);
 	free_list(c->plugin_dirs, c->n_plugin_dirs);
 	free_list(c->script_dirs, c->n_script_dirs);
 	free(c->catalog_dir);

@@ -60,6 +60,15 @@ struct cfg_retention {
 	int batch;			  /* deletions per tick at most (default 500) */
 };
 
+/* federation = { ... }: the node's link to its tier's NATS (fed.h); url NULL: none. */
+struct cfg_fed {
+	char *url;		  /* nats://HOST:PORT of the node's own nats-server */
+	char *parent_domain;	  /* the parent's JetStream domain; NULL: no parent */
+	char *ca, *cert, *key;	  /* TLS to the server (absolute); NULL: plain */
+	int status_ms;		  /* the node's status goes up this often (default 30000) */
+	int stale_ms;		  /* a child silent this long is shown stale (default 3 x) */
+};
+
 struct cfg {
 	char *source;			 /* file path, or "<embedded>" */
 	char node_path[SCOPE_MAX + 1];
@@ -104,6 +113,7 @@ struct cfg {
 	int http_body_timeout_ms;	 /* a request body not complete by then is cut */
 	int health_min_free_mb;		 /* less free disk under data_dir: health degraded */
 	struct cfg_retention retention;
+	struct cfg_fed fed;
 	struct cfg_plugin_conf plugin_conf[CFG_MAX_PLUGIN_CONF]; /* plugins = { NAME = {...}; } */
 	int n_plugin_conf;
 	/* watchdog (watchdog.h): ms; 0 = off */

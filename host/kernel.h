@@ -32,6 +32,7 @@ struct store;
 struct http;
 struct hal;
 struct retention;
+struct fed;
 
 typedef void (*kernel_fn)(struct kernel *k, void *arg);
 
@@ -83,6 +84,7 @@ struct kernel {
 	struct http *http;		/* open-data API, NULL when off */
 	struct hal *hal;		/* the device layer (hal.h); set before plugins load */
 	struct retention *retention;	/* trimming, journal holders, rates (retention.h) */
+	struct fed *fed;		/* the link to the tiers (fed.h); NULL: none */
 };
 
 int kernel_init(struct kernel *k);

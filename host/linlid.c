@@ -33,6 +33,7 @@
 #include "opendata.h"
 #include "core_cmds.h"
 #include "journal.h"
+#include "fed.h"
 #include "retention.h"
 #include "hal.h"
 #include "hal_cmds.h"
@@ -632,6 +633,10 @@ int main(int argc, char **argv)
 		log_error("retention", "cannot start: %s", linli_strerror(rc));
 		goto out;
 	}
+	if ((rc = fed_open(&k)) != 0) {
+		log_error("federation", "cannot start: %s", linli_strerror(rc));
+		goto out;
+	}
 	if (hal_open(&k, &k.hal, err, sizeof err) != 0) {
 		log_error("hal", "cannot start the device layer: %s", err);
 		goto out;
@@ -717,6 +722,7 @@ out:
 	script_rules_free(k.rules);
 	plug_close(&k);
 	hal_close(k.hal); /* after the drivers are gone; writes last_seen back */
+	fed_close(&k);
 	retention_close(&k);
 	bus_close(k.bus);
 	tiers_close(&k);

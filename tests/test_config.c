@@ -63,6 +63,10 @@ static void test_embedded_default(void **state)
 	assert_int_equal(c.retention.journal_max_bytes, 256ull << 20);
 	/* The node's zone, whatever TZ linlid was started with. */
 	assert_string_equal(c.time_zone, "Asia/Shanghai");
+	/* No federation: the demo node runs alone. */
+	assert_null(c.fed.url);
+	assert_int_equal(c.fed.status_ms, 30000);
+	assert_int_equal(c.fed.stale_ms, 90000);
 	cfg_free(&c);
 }
 
@@ -146,6 +150,19 @@ static const struct bad bad_cases[] = {
 	 "directory of zones"},
 	{NODE "data_dir = \"/d\";\ntime_zone = \"\";\n", "t.cfg:3: time_zone: '' is not a time zone"},
 	{NODE "data_dir = \"/d\";\ntime_zone = 8;\n", "t.cfg:3: time_zone: must be a string"},
+	/* federation: the url, the domain, the TLS files and the timings, each named */
+	{NODE "data_dir = \"/d\";\nfederation = {\n url = \"nats://a b\"; };\n",
+	 "t.cfg:4: federation.url: 'nats://a b' is not nats://HOST:PORT"},
+	{NODE "data_dir = \"/d\";\nfederation = { parent_domain = \"x\"; };\n",
+	 "t.cfg:3: federation.url: missing"},
+	{NODE "data_dir = \"/d\";\nfederation = { url = \"nats://h:1\";\n parent_domain = \"a>\"; };\n",
+	 "t.cfg:4: federation.parent_domain: 'a>' is not a JetStream domain"},
+	{NODE "data_dir = \"/d\";\nfederation = { url = \"nats://h:1\"; cert = \"/etc/hostname\";\n};\n",
+	 "t.cfg:3: federation: cert and key go together, and with ca"},
+	{NODE "data_dir = \"/d\";\nfederation = { url = \"nats://h:1\"; status_ms = 1000;\n stale_ms = 10; };\n",
+	 "t.cfg:4: federation.stale_ms: 10 is outside status_ms (1000)..86400000"},
+	{NODE "data_dir = \"/d\";\nfederation = { url = \"nats://h:1\"; tls = 1; };\n",
+	 "t.cfg:3: federation.tls: unknown key"},
 	/* syntax */
 	{NODE "data_dir = \"/d\";\nlog_level = ;\n", "t.cfg:3: syntax error"},
 };

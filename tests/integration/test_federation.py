@@ -1,0 +1,216 @@
+"""Integration tests of federation's first step (host/fed.c): two tiers as two linlids, each
+with its own real nats-server (Debian's), the community's a leaf node of the street's.
+
+The street's server runs JetStream in domain `street` and listens for leaf nodes; the
+community's runs JetStream in domain `yuelan` and connects to it as a leaf. Each linlid talks
+to its own server only. The community sends its status up (into the street's JetStream); the
+street keeps the stream of its children and shows them in `federation status`. Without
+nats-server the cases FAIL (tools/setup installs it); nothing is skipped.
+"""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import Daemon, TestFailure, check, eq, finish, main, wait_for  # noqa: E402
+
+STREET = "hefei/baohe/binhu"
+YUELAN = STREET + "/yuelan"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class server:
+    """A real nats-server with JetStream on loopback, in its own temp dir."""
+
+    def __init__(self, name, domain, leaf_listen=None, leaf_remote=None):
+        exe = shutil.which("nats-server") or "/usr/bin/nats-server"
+        if not os.access(exe, os.X_OK):
+            raise TestFailure("nats-server is not installed: run tools/setup (Debian package "
+                              "nats-server); the federation tests need a real server")
+        self.exe, self.name = exe, name
+        self.dir = tempfile.mkdtemp(prefix=f"linli-nats-{name}-")
+        self.port = free_port()
+        text = (f'listen: 127.0.0.1:{self.port}\nserver_name: {name}\n'
+                f'jetstream {{ store_dir: "{self.dir}/js", domain: {domain} }}\n')
+        if leaf_listen:
+            text += f"leafnodes {{ listen: 127.0.0.1:{leaf_listen} }}\n"
+        if leaf_remote:
+            text += (f'leafnodes {{ remotes = [ {{ url: "nats-leaf://127.0.0.1:{leaf_remote}" }} ]'
+                     f', reconnect: 1 }}\n')
+        self.conf = os.path.join(self.dir, "nats.conf")
+        with open(self.conf, "w") as f:
+            f.write(text)
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.log = open(os.path.join(self.dir, "nats.log"), "ab")
+        self.proc = subprocess.Popen([self.exe, "-c", self.conf], stdout=self.log,
+                                     stderr=self.log, stdin=subprocess.DEVNULL)
+
+        def up():
+            check(self.proc.poll() is None, f"nats-server {self.name} ended: {self.logtext()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return True
+            except OSError:
+                return False
+        wait_for(up, f"nats-server {self.name} listening", timeout=10)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.log.close()
+
+    def logtext(self):
+        with open(os.path.join(self.dir, "nats.log"), errors="replace") as f:
+            return f.read()[-2000:]
+
+    def publish(self, subject, payload):
+        """A plain NATS client's publish (the wire protocol), as anyone on the server could."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            s.recv(4096)  # INFO
+            s.sendall(b'CONNECT {"verbose":false,"pedantic":false}\r\n' +
+                      f"PUB {subject} {len(payload)}\r\n".encode() + payload + b"\r\nPING\r\n")
+            buf = b""
+            while b"PONG" not in buf:
+                buf += s.recv(4096)
+
+    def close(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def mp_map(d):
+    """A small MessagePack map of str -> str|int (what a forger would send)."""
+    out = bytes([0x80 | len(d)])
+    for k, v in d.items():
+        for x in (k, v):
+            if isinstance(x, str):
+                b = x.encode()
+                out += bytes([0xa0 | len(b)]) + b if len(b) < 32 else bytes([0xd9, len(b)]) + b
+            else:
+                out += bytes([0xcf]) + x.to_bytes(8, "big")
+    return out
+
+
+def fed_cfg(url_port, parent=None):
+    text = f'federation = {{ url = "nats://127.0.0.1:{url_port}"; status_ms = 300; stale_ms = 1500;'
+    if parent:
+        text += f' parent_domain = "{parent}";'
+    return text + " };\n"
+
+
+def child_of(d, node):
+    kids = [c for c in d.ok("federation", "status")["children"] if c["node"] == node]
+    return kids[0] if kids else None
+
+
+def case_a_communitys_status_reaches_its_street_and_a_cut_heals():
+    """The community's status arrives at the street (level, version, sequence); the street's
+    link consumes its children's stream; the community's own server stopped: the community
+    says it is cut, the street shows it stale; the server back: fresh again, later sequence.
+    A forged status (another node than its subject names, or not MessagePack) is refused and
+    counted at the street."""
+    leaf_port = free_port()
+    hub = server("street", "street", leaf_listen=leaf_port)
+    leaf = server("yuelan", "yuelan", leaf_remote=leaf_port)
+    street = Daemon(node=STREET, level="street", name="滨湖街道", extra=fed_cfg(hub.port))
+    comm = Daemon(node=YUELAN, level="community", name="悦澜社区",
+                  extra=fed_cfg(leaf.port, "street"))
+    etype = None
+    try:
+        street.start()
+        comm.start()
+        c = wait_for(lambda: child_of(street, YUELAN), "the community's status at the street",
+                     timeout=20)
+        eq((c["level"], c["name"], c["stale"]), ("community", "悦澜社区", False), c)
+        check(c["version"] and c["sdk"] and c["seq"] >= 1, c)
+        st = street.ok("federation", "status")
+        eq((st["connected"], st["consuming"], st["parent_domain"], st["refused"]),
+           (True, True, None, 0), st)
+        cs = comm.ok("federation", "status")
+        eq((cs["connected"], cs["parent_domain"], cs["up_subject"]),
+           (True, "street", "linli.up.hefei.baohe.binhu.yuelan.status"), cs)
+        check(cs["published"] >= 1 and cs["children"] == [], cs)
+
+        # Forged: a status naming another node than its subject, and bytes that are no map.
+        hub.publish("linli.up.hefei.baohe.binhu.yuelan.status",
+                    mp_map({"node": STREET + "/qiming", "level": "community", "seq": 1}))
+        hub.publish("linli.up.hefei.baohe.binhu.yuelan.status", b"\xc1not msgpack")
+        wait_for(lambda: street.ok("federation", "status")["refused"] == 2, "both refused")
+        street.wait_log("refused a message on linli.up.hefei.baohe.binhu.yuelan.status: node "
+                        "'hefei/baohe/binhu/qiming' is not a child")
+        eq([k["node"] for k in street.ok("federation", "status")["children"]], [YUELAN],
+           "no child made by the forgery")
+
+        # Cut: the community's own server goes away.
+        seq0 = child_of(street, YUELAN)["seq"]
+        leaf.stop()
+        wait_for(lambda: not comm.ok("federation", "status")["connected"], "the community cut")
+        wait_for(lambda: child_of(street, YUELAN)["stale"], "stale at the street", timeout=10)
+        # Healed: the same server again (its JetStream dir kept).
+        leaf.start()
+        wait_for(lambda: comm.ok("federation", "status")["connected"], "the community back",
+                 timeout=20)
+        wait_for(lambda: not child_of(street, YUELAN)["stale"] and
+                 child_of(street, YUELAN)["seq"] > seq0, "fresh again at the street", timeout=20)
+        check(comm.ok("federation", "status")["publish_failed"] >= 0, "counted")
+    except BaseException as e:
+        etype = type(e)
+        for n, s in (("street", hub), ("yuelan", leaf)):
+            print(f"--- nats-server {n}:\n{s.logtext()}")
+        raise
+    finally:
+        try:
+            finish(comm, etype)
+        finally:
+            finish(street, etype)
+            hub.close()
+            leaf.close()
+
+
+def case_federation_config_is_checked_and_absent_by_default():
+    """A node without a federation group says so; a bad url, domain or TLS file is refused
+    at start naming the file and the key, and the store is not touched."""
+    d = Daemon(node=YUELAN, level="community", name="悦澜社区")
+    etype = None
+    try:
+        d.start()
+        rc, _, err = d.cli("federation", "status")
+        check(rc != 0 and "no federation link (no federation group in " + d.cfg in err, err)
+        d.stop()
+        for extra, want in (
+                ('federation = { url = "http://127.0.0.1:4222"; };',
+                 "federation.url: 'http://127.0.0.1:4222' is not nats://HOST:PORT"),
+                ('federation = { url = "nats://127.0.0.1:4222"; parent_domain = "a.b"; };',
+                 "federation.parent_domain: 'a.b' is not a JetStream domain"),
+                ('federation = { url = "nats://127.0.0.1:4222"; ca = "/nonexistent/ca.pem"; };',
+                 "federation.ca: cannot read '/nonexistent/ca.pem'"),
+                ('federation = { status_ms = 50; };',
+                 "federation.status_ms: 50 is outside 100..3600000"),
+                ('federation = { };', "federation.url: missing")):
+            d.write_config(node=YUELAN, level="community", name="悦澜社区", extra=extra + "\n")
+            r = subprocess.run([os.environ["LINLID"], "--config", d.cfg, "--check-config"],
+                               capture_output=True, text=True, timeout=30)
+            check(r.returncode != 0 and want in r.stderr and d.cfg in r.stderr,
+                  f"{extra}: {r.stderr}")
+    except BaseException as e:
+        etype = type(e)
+        raise
+    finally:
+        finish(d, etype)
+
+
+if __name__ == "__main__":
+    sys.exit(main(globals()))
