@@ -9,8 +9,12 @@
  *   up      device -> linlid   {"readings": {"RES": value, ...}, "time": ms?}
  *                              {"event": "NAME", "data": {...}?, "time": ms?}
  *   cmd     linlid -> device   {"id": "N", "command": "NAME", "args": {...}}
+ *                              MQTT 5: response topic linli/dev/<ADDRESS>/result,
+ *                              correlation data "N" (the id's digits)
  *   result  device -> linlid   {"id": "N", "ok": true, "result": {...}?}
  *                              {"id": "N", "ok": false, "error": "why"}
+ *                              MQTT 5: "id" may be left out when the result carries
+ *                              the command's correlation data (which then decides)
  *   status  device (its last will) "online" / "offline": the HAL's availability
  *           at once (api->dev_available)
  *
@@ -19,6 +23,13 @@
  * (optional, together), keepalive (seconds, 5..3600, default 30), accounts
  * (false; true: one broker account per device through Mosquitto's
  * dynamic-security plugin, linlid's own account being its admin).
+ *
+ * MQTT 5: linlid connects with protocol 5 (a session expiry of "never", so its
+ * session persists as a 3.1.1 clean_session=false one does); a device may speak
+ * 3.1.1 or 5 (the broker translates). Mosquitto 2.0 offers no asynchronous
+ * connect with CONNECT properties, so the first connect (blocking) runs on a
+ * starter thread, which then starts libmosquitto's loop thread; its
+ * reconnects reuse the properties.
  *
  * QoS 1: a persistent session under client_id; a QoS 1 event is acknowledged
  * only after its commit (see not_committed).
@@ -44,11 +55,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <mbedtls/error.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/x509_crt.h>
 #include <mosquitto.h>
+#include <mqtt_protocol.h>
 
 #include <linli/linli.h>
 
@@ -93,7 +106,15 @@ struct mq {
 	int64_t port, keepalive;
 	/* the broker */
 	struct mosquitto *m;
-	bool lib_init, loop_started;
+	bool lib_init, loop_started; /* loop_started: the starter thread was made */
+	pthread_t starter;
+	atomic_bool loop_running;    /* libmosquitto's loop thread runs */
+	atomic_int start_rc;	     /* the first connect's MOSQ_ERR code */
+	atomic_int start_errno;
+	atomic_bool start_to_log;    /* ... for the timer to log */
+	atomic_bool stopping;	     /* linlid disconnects (fini) */
+	atomic_int_fast64_t restart_due; /* monotonic ms: start the loop again, 0 no */
+	uint64_t restarts;
 	atomic_bool connected;
 	atomic_uint_fast64_t connects, disconnects;
 	atomic_int last_rc;   /* the last refused CONNACK's code, 0 none */
@@ -146,6 +167,25 @@ struct acct_op {
 #define DEV_ROLE_PREFIX "linli-dev-"
 
 static const char *const subs[] = {"linli/dev/+/up", "linli/dev/+/result", "linli/dev/+/status"};
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Why the connection dropped: a MOSQ_ERR code, or an MQTT 5 DISCONNECT's reason code. */
+static const char *drop_why(int rc)
+{
+	return rc >= 128 ? mosquitto_reason_string(rc) : mosquitto_strerror(rc);
+}
+
+/* A refused CONNACK's reason: MQTT 5 reason codes (128..) or 3.1.1 return codes. */
+static const char *connack_why(int rc)
+{
+	return rc >= 128 ? mosquitto_reason_string(rc) : mosquitto_connack_string(rc);
+}
 
 static struct mq *mq_of(linli_ctx *ctx)
 {
@@ -678,13 +718,32 @@ static void on_up(struct mq *M, const char *addr, const char *id, linli_record *
 	count_bad(M, addr, BAD_SHAPE, "an up message needs \"readings\" or \"event\"");
 }
 
-static void on_result(struct mq *M, const char *addr, linli_record *j)
+/*
+ * A result: the command it answers is named by the MQTT 5 correlation data
+ * when the result carries it (corr, NUL-terminated; a payload "id" must then
+ * agree), else by the payload's "id" (3.1.1).
+ */
+static void on_result(struct mq *M, const char *addr, linli_record *j, const char *corr)
 {
 	const char *ids = NULL;
 	bool ok = false;
 	char *end = NULL;
-	if (api->rec_get_str(j, "id", &ids, NULL) != 0 || api->rec_get_bool(j, "ok", &ok) != 0) {
-		count_bad(M, addr, BAD_RESULT, "a result needs \"id\" (a string) and \"ok\"");
+	bool has_id = api->rec_has(j, "id");
+	if (has_id && api->rec_get_str(j, "id", &ids, NULL) != 0) {
+		count_bad(M, addr, BAD_RESULT, "a result's \"id\" must be a string");
+		return;
+	}
+	if (corr && ids && strcmp(ids, corr) != 0) {
+		count_bad(M, addr, BAD_RESULT,
+			  "a result's \"id\" differs from its MQTT 5 correlation data");
+		return;
+	}
+	if (corr)
+		ids = corr;
+	if (!ids || api->rec_get_bool(j, "ok", &ok) != 0) {
+		count_bad(M, addr, BAD_RESULT,
+			  "a result needs \"ok\" and \"id\" (a string), or MQTT 5 correlation "
+			  "data");
 		return;
 	}
 	errno = 0;
@@ -751,7 +810,8 @@ static void on_status(struct mq *M, const char *addr, const char *p, size_t len)
 					"its own word)");
 }
 
-static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_message *msg)
+static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_message *msg,
+		       const mosquitto_property *props)
 {
 	(void)m;
 	struct mq *M = ud;
@@ -795,8 +855,25 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
 	}
 	if (strcmp(kind, "up") == 0)
 		on_up(M, addr, id, j, msg->qos);
-	else if (strcmp(kind, "result") == 0)
-		on_result(M, addr, j);
+	else if (strcmp(kind, "result") == 0) {
+		/* MQTT 5: the correlation data linlid gave the command (its id's digits) */
+		void *cd = NULL;
+		uint16_t cdlen = 0;
+		char corr[24];
+		bool has = mosquitto_property_read_binary(props, MQTT_PROP_CORRELATION_DATA, &cd,
+							  &cdlen, false) != NULL;
+		if (has && (cdlen == 0 || cdlen >= sizeof corr || memchr(cd, 0, cdlen))) {
+			count_bad(M, addr, BAD_RESULT,
+				  "MQTT 5 correlation data that is no command id of linlid's");
+		} else {
+			if (has) {
+				memcpy(corr, cd, cdlen);
+				corr[cdlen] = 0;
+			}
+			on_result(M, addr, j, has ? corr : NULL);
+		}
+		free(cd);
+	}
 	api->rec_free(j);
 }
 
@@ -817,6 +894,13 @@ static void on_connect(struct mosquitto *m, void *ud, int rc)
 	}
 }
 
+/*
+ * rc: a MOSQ_ERR code (the connection was lost), or the reason code of the
+ * broker's MQTT 5 DISCONNECT (0x98 administrative action when it changed
+ * linlid's roles, 0x8B server shutting down, ...). libmosquitto 2.0.11 ends
+ * its loop thread after a DISCONNECT from the broker instead of reconnecting:
+ * the timer starts it again (restart_due) after reconnect_min.
+ */
 static void on_disconnect(struct mosquitto *m, void *ud, int rc)
 {
 	(void)m;
@@ -825,6 +909,8 @@ static void on_disconnect(struct mosquitto *m, void *ud, int rc)
 	atomic_store(&M->role_ready, false);
 	atomic_store(&M->last_drop, rc);
 	atomic_fetch_add(&M->disconnects, 1);
+	if (!atomic_load(&M->stopping) && (rc == 0 || rc >= 128))
+		atomic_store(&M->restart_due, mono_ms() + M->reconnect_min * 1000);
 }
 
 /* ---- driver ops (kernel thread) ---- */
@@ -919,7 +1005,18 @@ static int send_cmd(struct mq *M, struct mdev *d, uint64_t req, const char *comm
 	snprintf(p->addr, sizeof p->addr, "%s", d->addr);
 	M->commands++;
 	pthread_mutex_unlock(&M->mu);
-	int mrc = mosquitto_publish(M->m, NULL, topic, (int)len, buf, 1, false);
+	/* MQTT 5: the result's topic and the command's id as response topic and
+	 * correlation data (a 3.1.1 device gets neither: the broker drops them) */
+	char rtopic[TOPIC_MAX];
+	snprintf(rtopic, sizeof rtopic, "linli/dev/%s/result", d->addr);
+	mosquitto_property *props = NULL;
+	int mrc = mosquitto_property_add_string(&props, MQTT_PROP_RESPONSE_TOPIC, rtopic);
+	if (mrc == MOSQ_ERR_SUCCESS)
+		mrc = mosquitto_property_add_binary(&props, MQTT_PROP_CORRELATION_DATA, ids,
+						    (uint16_t)strlen(ids));
+	if (mrc == MOSQ_ERR_SUCCESS)
+		mrc = mosquitto_publish_v5(M->m, NULL, topic, (int)len, buf, 1, false, props);
+	mosquitto_property_free_all(&props);
 	free(buf);
 	if (mrc != MOSQ_ERR_SUCCESS) {
 		pthread_mutex_lock(&M->mu);
@@ -1029,8 +1126,8 @@ static void lost_alarm(linli_ctx *ctx, struct mq *M, bool raise, int64_t lost_ms
 			 "the MQTT broker %s:%lld has been out of reach for %lld s (%s); linlid "
 			 "retries every %lld..%lld s; MQTT devices cannot be heard meanwhile",
 			 M->host, (long long)M->port, (long long)(lost_ms / 1000),
-			 last	? mosquitto_connack_string(last)
-			 : drop ? mosquitto_strerror(drop)
+			 last	? connack_why(last)
+			 : drop ? drop_why(drop)
 				: "never connected",
 			 (long long)M->reconnect_min, (long long)M->reconnect_max);
 		api->rec_set_str(p, "severity", "major");
@@ -1070,11 +1167,34 @@ static void loss_tick(linli_ctx *ctx, struct mq *M)
 	}
 }
 
+static void *starter_main(void *ud);
+
 /* The first refusal of each kind per device, logged on the kernel thread. */
 static void log_tick(linli_ctx *ctx, void *ud)
 {
 	struct mq *M = ud;
 	loss_tick(ctx, M);
+	int64_t due = atomic_load(&M->restart_due);
+	if (due && mono_ms() >= due && !atomic_load(&M->stopping)) {
+		atomic_store(&M->restart_due, 0);
+		pthread_join(M->starter, NULL); /* the last start: long done */
+		M->restarts++;
+		if (pthread_create(&M->starter, NULL, starter_main, M) != 0) {
+			M->loop_started = false; /* nothing to join */
+			api->log(ctx, LINLI_LOG_ERROR,
+				 "cannot restart the MQTT connection: %s (no thread)",
+				 strerror(errno));
+		}
+	}
+	if (atomic_exchange(&M->start_to_log, false)) {
+		int rc = atomic_load(&M->start_rc);
+		api->log(ctx, atomic_load(&M->loop_running) ? LINLI_LOG_WARN : LINLI_LOG_ERROR,
+			 "broker %s:%lld not reached yet (%s)%s", M->host, (long long)M->port,
+			 rc == MOSQ_ERR_ERRNO ? strerror(atomic_load(&M->start_errno))
+					      : mosquitto_strerror(rc),
+			 atomic_load(&M->loop_running) ? "; retrying"
+						       : ": the MQTT network thread did not start");
+	}
 	pthread_mutex_lock(&M->mu);
 	for (size_t i = 0; i < M->n_devs; i++)
 		for (int k = 0; k < BAD_N; k++)
@@ -1134,8 +1254,8 @@ static int cmd_status(linli_ctx *ctx, const struct linli_cmd_req *req, linli_rec
 	int last = atomic_load(&M->last_rc), drop = atomic_load(&M->last_drop);
 	api->rec_set_str(b, "last_error",
 			 up	? ""
-			 : last ? mosquitto_connack_string(last)
-			 : drop ? mosquitto_strerror(drop)
+			 : last ? connack_why(last)
+			 : drop ? drop_why(drop)
 				: "");
 	if (M->lost_since)
 		api->rec_set_time(b, "lost_since", M->lost_since);
@@ -1144,6 +1264,8 @@ static int cmd_status(linli_ctx *ctx, const struct linli_cmd_req *req, linli_rec
 	api->rec_set_int(b, "alarms_cleared", (int64_t)M->alarms_cleared);
 	api->rec_set_int(b, "connects", (int64_t)atomic_load(&M->connects));
 	api->rec_set_int(b, "disconnects", (int64_t)atomic_load(&M->disconnects));
+	api->rec_set_int(b, "restarts", (int64_t)M->restarts); /* after a broker's DISCONNECT */
+	api->rec_set_str(b, "protocol", "mqttv5");
 	api->rec_set_array(r, "subscriptions", &s);
 	for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
 		api->arr_push_str(s, subs[i]);
@@ -1346,7 +1468,10 @@ static void mq_free(struct mq *M)
 	if (!M)
 		return;
 	if (M->m) {
-		if (M->loop_started) {
+		atomic_store(&M->stopping, true);
+		if (M->loop_started)
+			pthread_join(M->starter, NULL);
+		if (atomic_load(&M->loop_running)) {
 			mosquitto_disconnect(M->m);
 			mosquitto_loop_stop(M->m, false);
 		}
@@ -1383,9 +1508,14 @@ static int start_client(linli_ctx *ctx, struct mq *M)
 		api->set_error(ctx, "cannot make an MQTT client: %s", strerror(errno));
 		return LINLI_ENOMEM;
 	}
+	if (mosquitto_int_option(M->m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5) !=
+	    MOSQ_ERR_SUCCESS) {
+		api->set_error(ctx, "libmosquitto would not speak MQTT 5");
+		return LINLI_EIO;
+	}
 	mosquitto_connect_callback_set(M->m, on_connect);
 	mosquitto_disconnect_callback_set(M->m, on_disconnect);
-	mosquitto_message_callback_set(M->m, on_message);
+	mosquitto_message_v5_callback_set(M->m, on_message);
 	mosquitto_reconnect_delay_set(M->m, (unsigned)M->reconnect_min, (unsigned)M->reconnect_max,
 				      true);
 	if (M->cafile[0]) {
@@ -1412,20 +1542,46 @@ static int start_client(linli_ctx *ctx, struct mq *M)
  * messages the broker kept for linlid's session arrive when their devices
  * are known (before, they would be refused as of no device and acknowledged).
  */
+/*
+ * The starter thread: the first connect, with the CONNECT properties (a
+ * session that never expires: QoS 1 messages wait for linlid), is blocking in
+ * libmosquitto 2.0; then the loop thread, which reconnects with the same
+ * properties. A first connect that fails is retried by the loop thread; the
+ * timer logs it.
+ */
+static void *starter_main(void *ud)
+{
+	struct mq *M = ud;
+	if (atomic_exchange(&M->loop_running, false))
+		mosquitto_loop_stop(M->m, false); /* a restart: the old loop thread has ended */
+	mosquitto_property *props = NULL;
+	int rc = mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL,
+					      UINT32_MAX);
+	if (rc == MOSQ_ERR_SUCCESS)
+		rc = mosquitto_connect_bind_v5(M->m, M->host, (int)M->port, (int)M->keepalive,
+					       NULL, props);
+	atomic_store(&M->start_errno, errno);
+	mosquitto_property_free_all(&props);
+	int lrc = mosquitto_loop_start(M->m);
+	if (lrc == MOSQ_ERR_SUCCESS)
+		atomic_store(&M->loop_running, true);
+	else
+		rc = lrc;
+	if (rc != MOSQ_ERR_SUCCESS) {
+		atomic_store(&M->start_rc, rc);
+		atomic_store(&M->start_to_log, true);
+	}
+	return NULL;
+}
+
 static int mq_discover(linli_ctx *ctx)
 {
 	struct mq *M = mq_of(ctx);
 	if (M->loop_started)
 		return 0;
-	int rc = mosquitto_connect_async(M->m, M->host, (int)M->port, (int)M->keepalive);
-	if (rc != MOSQ_ERR_SUCCESS)
-		api->log(ctx, LINLI_LOG_WARN, "broker %s:%lld not reached yet (%s); retrying",
-			 M->host, (long long)M->port,
-			 rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
-	rc = mosquitto_loop_start(M->m);
-	if (rc != MOSQ_ERR_SUCCESS) {
-		api->log(ctx, LINLI_LOG_ERROR, "cannot start the MQTT network thread: %s",
-			 mosquitto_strerror(rc));
+	if (pthread_create(&M->starter, NULL, starter_main, M) != 0) {
+		api->log(ctx, LINLI_LOG_ERROR, "cannot start the MQTT starter thread: %s",
+			 strerror(errno));
 		return LINLI_EIO;
 	}
 	M->loop_started = true;

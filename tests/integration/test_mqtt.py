@@ -420,6 +420,39 @@ def case_commands_round_trip_timeout_and_last_will():
         b.pub("linli/dev/smoke-001/status", "offlin")  # a prefix of offline is not it
         wait_for(lambda: dev_status(d, "sm-1")["refused"]["bad_shape"] == 1, "a bad status")
         eq(d.ok("devices", "show", "sm-1")["state"], "online", "a bad status changes nothing")
+        # MQTT 5 (linlid connects with it): a command carries the result topic as its
+        # response topic and its id as correlation data; a v5 device (tools/mqtt-sim --v5)
+        # answers there with the correlation data only, no "id" in the payload.
+        eq(status(d)["broker"]["protocol"], "mqttv5", "linlid speaks MQTT 5")
+        d.ok("devices", "add", "door-1", "door", "mqtt", "door-002")
+        sim = subprocess.Popen([MQTT_SIM, "--port", str(b.port), "--address", "door-002",
+                                "--v5", "--linger", "6"], stdout=subprocess.PIPE, text=True)
+        try:
+            eq(json.loads(sim.stdout.readline()), {"connected": "door-002"}, "mqtt-sim --v5")
+            rc, res, err = d.cli("devices", "command", "door-1", "open", "seconds=5")
+            eq((rc, res and res["result"]), (0, {"done": "open", "args": {"seconds": 5}}),
+               f"the v5 device's result, by correlation data: {err}")
+            got = json.loads(sim.stdout.readline())
+            eq((got["response_topic"], got["correlation"], got["command"]["command"]),
+               ("linli/dev/door-002/result", str(res["request"]), "open"),
+               "response topic and correlation data")
+        finally:
+            sim.terminate()
+            sim.wait(5)
+        eq(dev_status(d, "door-1")["results"], 1, "the v5 result counted")
+        # A v5 result whose correlation data names no waiting command, or whose payload id
+        # disagrees with it, is refused (bad_result) and answers nothing.
+        v5 = ("-V", "mqttv5", "-D", "publish", "correlation-data")
+        b.pub("linli/dev/door-002/result", json.dumps({"ok": True}), "door-002", None, None,
+              *v5, "424242")
+        b.pub("linli/dev/door-002/result", json.dumps({"id": "1", "ok": True}), "door-002",
+              None, None, *v5, "2")
+        ref = wait_for(lambda: (lambda r: r if r["bad_result"] == 2 else None)(
+            dev_status(d, "door-1")["refused"]), "v5 results of no command refused")
+        eq((ref["not_json"], ref["bad_shape"]), (0, 0), "refused as results")
+        log = wait_for(lambda: (lambda t: t if "door-1 (address 'door-002'): message refused "
+                                "(bad_result)" in t else None)(d.logtext()), "logged")
+        check("a result for no command of this device waiting" in log, "the reason")
         # The broker goes away: retried; after alarm_after (60 s of the test clock) an alarm
         # through the alarms plugin, cleared when linlid is connected again.
         b.proc.terminate()
