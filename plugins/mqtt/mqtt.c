@@ -54,7 +54,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <mbedtls/error.h>
@@ -73,6 +76,9 @@
 #define PENDING_MAX   1024 /* commands waiting for a result (older ones are forgotten) */
 #define JSON_MAX      65536
 #define EVENT_WAIT_MS 10000 /* a QoS 1 event's commit, at most */
+#define DENY_KEEP     32    /* the broker's refusal lines kept for mqtt status */
+#define DENY_LINE     256
+#define LOG_READ_MAX  (4 << 20) /* bytes of the broker's log file read per tick, at most */
 
 static const struct linli_api *api;
 
@@ -86,6 +92,7 @@ struct mdev {
 	char status[16];       /* the last status message: "online", "offline", "" none */
 	int64_t status_ms;
 	uint64_t messages, readings, events, results;
+	uint64_t broker_denials; /* the broker's refusal lines naming its client id */
 	uint64_t bad[BAD_N];
 	bool logged[BAD_N];   /* a refusal of this kind was seen */
 	bool to_log[BAD_N];   /* ... and the timer has not logged it yet */
@@ -147,6 +154,22 @@ struct mq {
 	char acct_last_error[256];
 	bool acct_to_log;
 	pthread_mutex_t flush_mu; /* one flusher at a time: the queue's order is kept */
+	/* the broker's refusal lines (broker_line): the last DENY_KEEP, under mu */
+	bool log_topic;		 /* subscribe to the broker's log topics */
+	char log_file[512];	 /* ... and/or tail its log file ("" no) */
+	char deny[DENY_KEEP][DENY_LINE];
+	size_t deny_next, deny_n;
+	uint64_t denials, denials_other; /* all; those naming no device's client id */
+	/* the log file (kernel thread only) */
+	int log_fd;
+	ino_t log_ino;
+	off_t log_off;
+	bool log_missing; /* not there at the last try: read a new one from its start */
+	char log_part[DENY_LINE];
+	size_t log_part_len;
+	char log_error[300];
+	bool log_error_logged;
+	uint64_t log_skipped; /* bytes jumped over when the file grew faster than read */
 };
 
 /*
@@ -167,6 +190,10 @@ struct acct_op {
 #define DEV_ROLE_PREFIX "linli-dev-"
 
 static const char *const subs[] = {"linli/dev/+/up", "linli/dev/+/result", "linli/dev/+/status"};
+/* The broker's log lines of level notice, warning and error (mosquitto.conf: log_dest
+ * topic); debug lines never go there. */
+static const char *const log_subs[] = {"$SYS/broker/log/N", "$SYS/broker/log/W",
+				       "$SYS/broker/log/E"};
 
 static int64_t mono_ms(void)
 {
@@ -431,7 +458,10 @@ static char *driver_role_json(const char *username)
 	struct jw w = {.ok = true};
 	jw_raw(&w, "{\"commands\": [{\"command\": \"createRole\", \"rolename\": \"" DRIVER_ROLE
 		   "\", \"acls\": [{\"acltype\": "
-		   "\"publishClientSend\", \"topic\": \"linli/dev/+/cmd\", \"allow\": true}]}, "
+		   "\"publishClientSend\", \"topic\": \"linli/dev/+/cmd\", \"allow\": true}, "
+		   "{\"acltype\": \"subscribePattern\", \"topic\": \"$SYS/broker/log/#\", "
+		   "\"allow\": true}, {\"acltype\": \"publishClientReceive\", \"topic\": "
+		   "\"$SYS/broker/log/#\", \"allow\": true}]}, "
 		   "{\"command\": \"addClientRole\", \"rolename\": \"" DRIVER_ROLE "\"");
 	jw_kv(&w, "username", username);
 	jw_raw(&w, "}]}");
@@ -810,6 +840,52 @@ static void on_status(struct mq *M, const char *addr, const char *p, size_t len)
 					"its own word)");
 }
 
+/*
+ * One line of the broker's log (from its log topic or its log file): a refusal
+ * ("... not authorised", "Denied PUBLISH from CLIENT (...)") is kept in the ring
+ * and counted on the device whose client id it names. Mosquitto 2.0.11 names
+ * no client id in a refused connection's line ("Client <unknown> disconnected,
+ * not authorised."), and logs a refused publish only at level debug, which it
+ * never publishes on its log topics: only its log file has those. Any thread.
+ */
+static void broker_line(struct mq *M, const char *line, size_t len, bool denied_only)
+{
+	char l[DENY_LINE];
+	if (len >= sizeof l)
+		len = sizeof l - 1;
+	memcpy(l, line, len);
+	l[len] = 0;
+	for (char *q = l; *q; q++)
+		if ((unsigned char)*q < ' ')
+			*q = ' ';
+	const char *den = strstr(l, "Denied ");
+	if (!den && (denied_only || (!strstr(l, "not authorised") && !strstr(l, "not authorized"))))
+		return;
+	/* the client id: "Denied PUBLISH from ID (" or "Client ID ..." */
+	char who[ADDR_MAX + 1] = "";
+	const char *w = den ? strstr(den, " from ") : strstr(l, "Client ");
+	if (w) {
+		w += den ? 6 : 7;
+		size_t n = strcspn(w, " (");
+		if (n <= ADDR_MAX) {
+			memcpy(who, w, n);
+			who[n] = 0;
+		}
+	}
+	pthread_mutex_lock(&M->mu);
+	snprintf(M->deny[M->deny_next], DENY_LINE, "%s", l);
+	M->deny_next = (M->deny_next + 1) % DENY_KEEP;
+	if (M->deny_n < DENY_KEEP)
+		M->deny_n++;
+	M->denials++;
+	struct mdev *d = who[0] ? dev_by_addr(M, who) : NULL;
+	if (d)
+		d->broker_denials++;
+	else
+		M->denials_other++;
+	pthread_mutex_unlock(&M->mu);
+}
+
 static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_message *msg,
 		       const mosquitto_property *props)
 {
@@ -820,6 +896,11 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
 	if (M->accounts && strcmp(t, DYNSEC_REPLIES) == 0) {
 		on_dynsec_reply(M, msg->payload ? msg->payload : "",
 				msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0);
+		return;
+	}
+	if (strncmp(t, "$SYS/broker/log/", 16) == 0) {
+		if (msg->payloadlen > 0)
+			broker_line(M, msg->payload, (size_t)msg->payloadlen, false);
 		return;
 	}
 	if (strncmp(t, "linli/dev/", 10) != 0)
@@ -887,6 +968,8 @@ static void on_connect(struct mosquitto *m, void *ud, int rc)
 	atomic_fetch_add(&M->connects, 1);
 	for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
 		mosquitto_subscribe(m, NULL, subs[i], 1); /* QoS 1: events, results, status */
+	for (size_t i = 0; M->log_topic && i < sizeof log_subs / sizeof log_subs[0]; i++)
+		mosquitto_subscribe(m, NULL, log_subs[i], 0); /* never kept for linlid */
 	if (M->accounts) {
 		mosquitto_subscribe(m, NULL, DYNSEC_REPLIES, 1);
 		mosquitto_publish(m, NULL, DYNSEC_TOPIC, (int)strlen(M->check_json), M->check_json,
@@ -1169,11 +1252,99 @@ static void loss_tick(linli_ctx *ctx, struct mq *M)
 
 static void *starter_main(void *ud);
 
+static void log_file_error(linli_ctx *ctx, struct mq *M, const char *what, int e)
+{
+	snprintf(M->log_error, sizeof M->log_error, "%s '%s': %s", what, M->log_file,
+		 strerror(e));
+	if (!M->log_error_logged) {
+		M->log_error_logged = true;
+		api->log(ctx, LINLI_LOG_WARN,
+			 "cannot read the broker's log file (broker_log_file): %s; retrying "
+			 "(mqtt status)",
+			 M->log_error);
+	}
+}
+
+/*
+ * Follow the broker's log file (broker_log_file) like tail -F: opened at its
+ * end the first time (older lines are not news), from its start when it was
+ * missing before, and again from its start when it was rotated (another inode)
+ * or truncated. Lines "Denied ..." are taken (with the log topic on, the rest
+ * comes from there). Kernel thread (the timer); a regular file's read does not
+ * block for long.
+ */
+static void log_file_tick(linli_ctx *ctx, struct mq *M)
+{
+	struct stat st;
+	if (M->log_fd >= 0) {
+		struct stat now;
+		if (stat(M->log_file, &now) == 0 && now.st_ino != M->log_ino) {
+			close(M->log_fd); /* rotated: the new file from its start */
+			M->log_fd = -1;
+			M->log_missing = true;
+		}
+	}
+	if (M->log_fd < 0) {
+		int fd = open(M->log_file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+		if (fd < 0) {
+			if (errno == ENOENT)
+				M->log_missing = true;
+			log_file_error(ctx, M, "cannot open", errno);
+			return;
+		}
+		if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+			int e = errno;
+			close(fd);
+			log_file_error(ctx, M, "cannot read", S_ISREG(st.st_mode) ? e : EISDIR);
+			return;
+		}
+		M->log_fd = fd;
+		M->log_ino = st.st_ino;
+		M->log_off = M->log_missing ? 0 : st.st_size;
+		M->log_part_len = 0;
+		M->log_error[0] = 0;
+		M->log_error_logged = false;
+	}
+	if (fstat(M->log_fd, &st) != 0)
+		return;
+	if (st.st_size < M->log_off) { /* truncated */
+		M->log_off = 0;
+		M->log_part_len = 0;
+	}
+	if (st.st_size - M->log_off > LOG_READ_MAX) {
+		M->log_skipped += (uint64_t)(st.st_size - M->log_off - LOG_READ_MAX);
+		M->log_off = st.st_size - LOG_READ_MAX;
+		M->log_part_len = 0;
+	}
+	char buf[65536];
+	while (M->log_off < st.st_size) {
+		ssize_t n = pread(M->log_fd, buf, sizeof buf, M->log_off);
+		if (n <= 0)
+			break;
+		M->log_off += n;
+		const char *p = buf, *end = buf + n;
+		while (p < end) {
+			const char *nl = memchr(p, '\n', (size_t)(end - p));
+			size_t k = (size_t)((nl ? nl : end) - p);
+			size_t room = sizeof M->log_part - 1 - M->log_part_len;
+			memcpy(M->log_part + M->log_part_len, p, k < room ? k : room);
+			M->log_part_len += k < room ? k : room;
+			if (!nl)
+				break;
+			broker_line(M, M->log_part, M->log_part_len, M->log_topic);
+			M->log_part_len = 0;
+			p = nl + 1;
+		}
+	}
+}
+
 /* The first refusal of each kind per device, logged on the kernel thread. */
 static void log_tick(linli_ctx *ctx, void *ud)
 {
 	struct mq *M = ud;
 	loss_tick(ctx, M);
+	if (M->log_file[0])
+		log_file_tick(ctx, M);
 	int64_t due = atomic_load(&M->restart_due);
 	if (due && mono_ms() >= due && !atomic_load(&M->stopping)) {
 		atomic_store(&M->restart_due, 0);
@@ -1297,6 +1468,7 @@ static int cmd_status(linli_ctx *ctx, const struct linli_cmd_req *req, linli_rec
 		api->rec_set_int(x, "readings", (int64_t)d->readings); /* posted to the HAL */
 		api->rec_set_int(x, "events", (int64_t)d->events);
 		api->rec_set_int(x, "results", (int64_t)d->results);
+		api->rec_set_int(x, "broker_denials", (int64_t)d->broker_denials);
 		api->rec_set_map(x, "refused", &bx);
 		for (int k = 0; k < BAD_N; k++) {
 			api->rec_set_int(bx, bad_names[k], (int64_t)d->bad[k]);
@@ -1316,6 +1488,20 @@ static int cmd_status(linli_ctx *ctx, const struct linli_cmd_req *req, linli_rec
 		api->rec_set_int(t, bad_names[k], (int64_t)bad[k]);
 	api->rec_set_int(t, "unknown_address", (int64_t)M->unknown_addr);
 	api->rec_set_int(t, "events_not_committed", (int64_t)M->not_committed);
+	linli_record *bl = NULL, *lt = NULL, *ll = NULL;
+	api->rec_set_map(r, "broker_log", &bl);
+	api->rec_set_array(bl, "topics", &lt);
+	for (size_t i = 0; M->log_topic && i < sizeof log_subs / sizeof log_subs[0]; i++)
+		api->arr_push_str(lt, log_subs[i]);
+	api->rec_set_str(bl, "file", M->log_file);
+	api->rec_set_str(bl, "file_error", M->log_error);
+	api->rec_set_int(bl, "file_bytes_skipped", (int64_t)M->log_skipped);
+	api->rec_set_int(bl, "denials", (int64_t)M->denials);
+	api->rec_set_int(bl, "denials_no_device", (int64_t)M->denials_other);
+	api->rec_set_int(bl, "keep", DENY_KEEP);
+	api->rec_set_array(bl, "lines", &ll); /* oldest first */
+	for (size_t i = 0; i < M->deny_n; i++)
+		api->arr_push_str(ll, M->deny[(M->deny_next + DENY_KEEP - M->deny_n + i) % DENY_KEEP]);
 	pthread_mutex_unlock(&M->mu);
 	*reply = r;
 	return 0;
@@ -1394,7 +1580,7 @@ static int cfg_parse(const struct plugcfg *p, linli_record *c, void *ud)
 	static const char *const keys[] = {
 	    "host",	 "port",     "client_id",     "username",      "password",
 	    "keepalive", "accounts", "reconnect_min", "reconnect_max", "alarm_after",
-	    "cafile",	 "certfile", "keyfile"};
+	    "cafile",	 "certfile", "keyfile", "broker_log", "broker_log_file"};
 	int rc = plugcfg_keys(p, c, keys, sizeof keys / sizeof keys[0]);
 	if (!rc)
 		rc = cfg_str(p, c, "host", M->host, sizeof M->host, false);
@@ -1420,6 +1606,12 @@ static int cfg_parse(const struct plugcfg *p, linli_record *c, void *ud)
 		rc = cfg_str(p, c, "keyfile", M->keyfile, sizeof M->keyfile, false);
 	if (!rc)
 		rc = tls_check(p, M);
+	if (!rc)
+		rc = plugcfg_bool(p, c, "broker_log", &M->log_topic);
+	if (!rc)
+		rc = cfg_str(p, c, "broker_log_file", M->log_file, sizeof M->log_file, false);
+	if (!rc && M->log_file[0] && M->log_file[0] != '/')
+		rc = plugcfg_err(p, "broker_log_file", "'%s' must be an absolute path", M->log_file);
 	if (!rc)
 		rc = plugcfg_int(p, c, "reconnect_min", 1, 3600, 1, "whole seconds",
 				 &M->reconnect_min);
@@ -1448,6 +1640,7 @@ static int read_config(linli_ctx *ctx, struct mq *M)
 	M->reconnect_min = 1;
 	M->reconnect_max = 30;
 	M->alarm_after_ms = 60000;
+	M->log_topic = true;
 	linli_record *c = NULL;
 	int rc = api->plugin_config(ctx, &c);
 	if (rc)
@@ -1487,6 +1680,8 @@ static void mq_free(struct mq *M)
 		M->aq_head = o->next;
 		acct_free(o);
 	}
+	if (M->log_fd >= 0)
+		close(M->log_fd);
 	free(M->role_json);
 	free(M->check_json);
 	pthread_mutex_destroy(&M->mu);
@@ -1595,6 +1790,7 @@ static int mq_init(linli_ctx *ctx, const struct linli_api *a)
 	if (!M)
 		return LINLI_ENOMEM;
 	M->ctx = ctx;
+	M->log_fd = -1;
 	pthread_mutex_init(&M->mu, NULL);
 	pthread_mutex_init(&M->flush_mu, NULL);
 	api->set_userdata(ctx, M);

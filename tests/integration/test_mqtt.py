@@ -43,8 +43,8 @@ def tool(name):
 class broker:
     """A real mosquitto on a free loopback port, in its own temp dir."""
 
-    def __init__(self, dynsec=False, tls=False):
-        self.dynsec, self.tls = dynsec, tls
+    def __init__(self, dynsec=False, tls=False, logs=False):
+        self.dynsec, self.tls, self.logs = dynsec, tls, logs
         self.admin_pw = "admin-" + os.urandom(6).hex()
 
     def __enter__(self):
@@ -58,6 +58,9 @@ class broker:
         # Persistence on: a broker restart keeps the QoS 1 messages queued for linlid.
         text = (f"listener {self.port} 127.0.0.1\npersistence true\n"
                 f"persistence_location {self.dir}/\nlog_dest stderr\n")
+        if self.logs:  # its log on $SYS/broker/log/# too, and every level to a file
+            self.debug_log = os.path.join(self.dir, "debug.log")
+            text += f"log_dest topic\nlog_dest file {self.debug_log}\nlog_type all\n"
         if os.getuid() == 0:
             text += "user root\n"  # else mosquitto drops to 'mosquitto' and cannot write here
         if self.tls:  # TLS only, with client certificates
@@ -486,8 +489,9 @@ def case_one_broker_account_per_device():
     and a role for its own topics only: a wrong password, another client id or no account is
     refused; a device's publish on another device's topic never arrives and its subscription
     to another's commands is refused; rekey and remove cut the device off at once."""
-    with broker(dynsec=True) as b, connected(
-            b, f'username = "admin"; password = "{b.admin_pw}"; accounts = true;') as d:
+    with broker(dynsec=True, logs=True) as b, connected(
+            b, f'username = "admin"; password = "{b.admin_pw}"; accounts = true; '
+               f'broker_log_file = "{b.debug_log}";') as d:
         wait_connected(d)
         eq(status(d)["accounts"]["managed"], True, "accounts managed")
         # linlid gives its own account the role to publish commands (the broker kicks it
@@ -513,11 +517,28 @@ def case_one_broker_account_per_device():
             r = b.try_pub(up, json.dumps({"readings": {"battery": 1}}), client, user, pw)
             check(r.returncode != 0 and "not authorised" in r.stderr,
                   f"{what} is refused: {r.returncode} {r.stderr}")
-        # Another device's topic: dropped by the broker (an MQTT 5 client hears why).
+        # The broker's log lines of those refusals reach mqtt status through its log topic
+        # (Mosquitto 2.0.11 names no client id in them: "<unknown>").
+        bl = wait_for(lambda: (lambda x: x if x["denials"] == 4 else None)(
+            status(d)["broker_log"]), "the broker's refusal lines", 5)
+        eq((bl["topics"], bl["denials_no_device"], bl["file"], bl["file_error"]),
+           (["$SYS/broker/log/N", "$SYS/broker/log/W", "$SYS/broker/log/E"], 4, b.debug_log,
+            ""), "the broker's log")
+        eq([x.split(": ", 1)[1] for x in bl["lines"]],
+           ["Client <unknown> disconnected, not authorised."] * 4, "its lines")
+        # Another device's topic: dropped by the broker (an MQTT 5 client hears why: PUBACK
+        # 0x87); the broker logs it at level debug, only in its file, which linlid follows.
         r = b.try_pub("linli/dev/door-001/up", json.dumps({"readings": {"state": "open"}}),
                       "smoke-001", "smoke-001", sec, "-V", "mqttv5", "-q", "1")
-        check("not authorized" in (r.stdout + r.stderr).lower(),
+        check("publish 1 failed: not authorized" in (r.stdout + r.stderr).lower(),
               f"the MQTT 5 reason code: {r.returncode} {r.stdout} {r.stderr}")
+        bl = wait_for(lambda: (lambda x: x if x["denials"] == 5 else None)(
+            status(d)["broker_log"]), "the denial line", 5)
+        check(bl["lines"][-1].endswith("Denied PUBLISH from smoke-001 (d0, q1, r0, m1, "
+                                       "'linli/dev/door-001/up', ... (31 bytes))"),
+              f"the denial line with the client id: {bl['lines'][-1]}")
+        eq((dev_status(d, "sm-1")["broker_denials"], dev_status(d, "door-1")["broker_denials"],
+            bl["denials_no_device"]), (1, 0, 4), "counted on the device that published")
         b.pub(up, json.dumps({"readings": {"battery": 81}}), "smoke-001", "smoke-001", sec)
         wait_for(lambda: readings(d, "sm-1").get("battery", {}).get("value") == 81,
                  "the device's next reading")
@@ -607,6 +628,24 @@ def case_one_broker_account_per_device():
         check("not authorized" in (r.stdout + r.stderr).lower(),
               f"the gateway lost the removed child: {r.stdout} {r.stderr}")
         eq(status(d)["accounts"]["errors"], 0, "no account errors")
+        # The broker's denials, counted per device; the ring keeps the last 32 lines.
+        wait_for(lambda: [dev_status(d, x)["broker_denials"] for x in ("door-1", "gw-1")] ==
+                 [1, 1], "the gateway case's denials, on the devices that published")
+        before = status(d)["broker_log"]
+        r = subprocess.run([b.pub_exe, "-h", "127.0.0.1", "-p", str(b.port), "-i", "door-001",
+                            "-u", "door-001", "-P", sec2, "-V", "mqttv5", "-q", "1", "-t",
+                            "linli/dev/smoke-009/up", "-l"], input="".join(
+                                f"{i:02d}\n" for i in range(40)), capture_output=True,
+                           text=True, timeout=10)
+        eq(r.stderr.lower().count("failed: not authorized"), 40, f"40 refused: {r.stderr}")
+        bl = wait_for(lambda: (lambda x: x if x["denials"] == before["denials"] + 40 else None)(
+            status(d)["broker_log"]), "every denial", 5)
+        eq((len(bl["lines"]), bl["keep"], bl["denials_no_device"]),
+           (32, 32, before["denials_no_device"]), "the ring")
+        check(all("Denied PUBLISH from door-001" in x and "'linli/dev/smoke-009/up'" in x
+                  for x in bl["lines"]), "the last 32 lines are door-001's")
+        eq([dev_status(d, x)["broker_denials"] for x in ("door-1", "gw-1")], [41, 1],
+           "door-001's and the gateway's denials")
         for text, where in ((d.logtext(), "linlid's log"), (b.logtext(), "the broker's log")):
             for x in (sec, sec2, new, gw):
                 check(x not in text, f"a secret in {where}")
@@ -630,6 +669,9 @@ def bad_configs(pki):
             ("hots = 1;", "linli.cfg: plugins.mqtt.hots: unknown key (it takes host, port"),
             ("accounts = true;", "linli.cfg: plugins.mqtt.accounts: needs username and "
                                  "password: linlid's own account on the broker"),
+            ('broker_log_file = "mosquitto.log";',
+             "linli.cfg: plugins.mqtt.broker_log_file: 'mosquitto.log' must be an absolute path"),
+            ("broker_log = 1;", "linli.cfg: plugins.mqtt.broker_log: must be"),
             ("reconnect_min = 5; reconnect_max = 2;",
              "linli.cfg: plugins.mqtt.reconnect_max: must be at least reconnect_min (5 s)"),
             (f'cafile = "{pki}/nope.crt";',
@@ -647,8 +689,14 @@ def bad_configs(pki):
     with socket.socket() as s:  # a port where no broker listens
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    with node(f"port = {port};") as d:
+    with node(f'port = {port}; broker_log_file = "{pki}/no-such.log";') as d:
         eq(d.ok("plugins", "info", "mqtt")["state"], "running", "no broker is not fatal")
+        bl = wait_for(lambda: (lambda x: x if x["file_error"] else None)(
+            status(d)["broker_log"]), "the log file's error")
+        eq(bl["file_error"], f"cannot open '{pki}/no-such.log': No such file or directory",
+           "a missing broker log file is shown, and retried")
+        wait_for(lambda: "cannot read the broker's log file (broker_log_file): cannot open"
+                 in d.logtext(), "and logged")
         # The plugin index asks exactly what mqtt.so declares.
         name, caps = plugin_meta(MQTT_SO)
         entry = d.ok("catalog", "show", "plugin", "mqtt")
