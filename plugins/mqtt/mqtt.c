@@ -7,7 +7,9 @@
  * account authorised for them).
  *
  *   up      device -> linlid   {"readings": {"RES": value, ...}, "time": ms?}
- *                              {"event": "NAME", "data": {...}?, "time": ms?}
+ *                              {"event": "NAME", "data": {...}?, "time": ms?, "id": ID?}
+ *                              (ID, or the MQTT 5 user property event-id: taken once,
+ *                              see seen_taken)
  *   cmd     linlid -> device   {"id": "N", "command": "NAME", "args": {...}}
  *                              MQTT 5: response topic linli/dev/<ADDRESS>/result,
  *                              correlation data "N" (the id's digits)
@@ -76,6 +78,9 @@
 #define PENDING_MAX   1024 /* commands waiting for a result (older ones are forgotten) */
 #define JSON_MAX      65536
 #define EVENT_WAIT_MS 10000 /* a QoS 1 event's commit, at most */
+#define SEEN_KEEP     64    /* event ids remembered per device (the dedup window) */
+#define EVID_MAX      64
+#define SEEN_COMPACT  16384 /* lines of dedup_file before it is rewritten */
 #define DENY_KEEP     32    /* the broker's refusal lines kept for mqtt status */
 #define DENY_LINE     256
 #define LOG_READ_MAX  (4 << 20) /* bytes of the broker's log file read per tick, at most */
@@ -93,6 +98,9 @@ struct mdev {
 	int64_t status_ms;
 	uint64_t messages, readings, events, results;
 	uint64_t broker_denials; /* the broker's refusal lines naming its client id */
+	char seen[SEEN_KEEP][EVID_MAX + 1]; /* the last event ids taken (dedup window) */
+	size_t seen_next;
+	uint64_t duplicates;
 	uint64_t bad[BAD_N];
 	bool logged[BAD_N];   /* a refusal of this kind was seen */
 	bool to_log[BAD_N];   /* ... and the timer has not logged it yet */
@@ -170,6 +178,15 @@ struct mq {
 	char log_error[300];
 	bool log_error_logged;
 	uint64_t log_skipped; /* bytes jumped over when the file grew faster than read */
+	/* the dedup window on disk (dedup_file): "ADDRESS ID" lines, appended after each
+	 * commit; read at init (loaded, until the devices open), rewritten when long */
+	char seen_file[512];
+	int seen_fd;
+	size_t seen_lines;
+	char **loaded;
+	size_t n_loaded;
+	uint64_t seen_errors;
+	int seen_errno;
 };
 
 /*
@@ -644,6 +661,102 @@ static void count_ok(struct mq *M, const char *addr, uint64_t r, uint64_t e, uin
 	pthread_mutex_unlock(&M->mu);
 }
 
+/* ---- effectively once: the device's event ids (mu held) ---- */
+
+static bool seen_has(const struct mdev *d, const char *evid)
+{
+	for (size_t i = 0; i < SEEN_KEEP; i++)
+		if (d->seen[i][0] && strcmp(d->seen[i], evid) == 0)
+			return true;
+	return false;
+}
+
+static void seen_put(struct mdev *d, const char *evid)
+{
+	snprintf(d->seen[d->seen_next], EVID_MAX + 1, "%s", evid);
+	d->seen_next = (d->seen_next + 1) % SEEN_KEEP;
+}
+
+/* An event id: 1 to 64 printable characters, no spaces. */
+static bool evid_ok(const char *s, size_t n)
+{
+	if (n == 0 || n > EVID_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f)
+			return false;
+	return true;
+}
+
+/*
+ * dedup_file rewritten from the windows of the open devices (mu held): a new
+ * file beside it, synced, renamed over it. On failure the old one stays.
+ */
+static void seen_compact(struct mq *M)
+{
+	char tmp[sizeof M->seen_file + 8];
+	snprintf(tmp, sizeof tmp, "%s.new", M->seen_file);
+	FILE *f = fopen(tmp, "we");
+	if (!f) {
+		M->seen_errors++;
+		M->seen_errno = errno;
+		return;
+	}
+	size_t lines = 0;
+	for (size_t i = 0; i < M->n_devs; i++)
+		for (size_t k = 0; k < SEEN_KEEP; k++) {
+			const char *e = M->devs[i]->seen[(M->devs[i]->seen_next + k) % SEEN_KEEP];
+			if (e[0]) {
+				fprintf(f, "%s %s\n", M->devs[i]->addr, e);
+				lines++;
+			}
+		}
+	bool ok = fflush(f) == 0 && fdatasync(fileno(f)) == 0;
+	ok = fclose(f) == 0 && ok;
+	if (!ok || rename(tmp, M->seen_file) != 0) {
+		M->seen_errors++;
+		M->seen_errno = errno;
+		unlink(tmp);
+		return;
+	}
+	if (M->seen_fd >= 0)
+		close(M->seen_fd);
+	M->seen_fd = open(M->seen_file, O_WRONLY | O_APPEND | O_CLOEXEC);
+	M->seen_lines = lines;
+}
+
+/* An event of addr with id evid was taken: remembered, on disk before it is acknowledged. */
+static void seen_taken(struct mq *M, const char *addr, const char *evid)
+{
+	pthread_mutex_lock(&M->mu);
+	struct mdev *d = dev_by_addr(M, addr);
+	if (d) {
+		seen_put(d, evid);
+		if (M->seen_fd >= 0) {
+			char line[ADDR_MAX + EVID_MAX + 4];
+			int n = snprintf(line, sizeof line, "%s %s\n", addr, evid);
+			if (write(M->seen_fd, line, (size_t)n) != n || fdatasync(M->seen_fd) != 0) {
+				M->seen_errors++;
+				M->seen_errno = errno;
+			} else if (++M->seen_lines > SEEN_COMPACT)
+				seen_compact(M);
+		}
+	}
+	pthread_mutex_unlock(&M->mu);
+}
+
+/* A duplicate (counted), or not: an event id seen on addr before. */
+static bool seen_dup(struct mq *M, const char *addr, const char *evid)
+{
+	pthread_mutex_lock(&M->mu);
+	struct mdev *d = dev_by_addr(M, addr);
+	bool dup = d && seen_has(d, evid);
+	if (dup)
+		d->duplicates++;
+	pthread_mutex_unlock(&M->mu);
+	return dup;
+}
+
 /*
  * A QoS 1 event's PUBACK must not reach the broker before the event is
  * committed. libmosquitto 2.0 (Debian 12 has 2.0.11, no manual ack) queues the
@@ -666,7 +779,8 @@ static void not_committed(struct mq *M, const char *addr, int rc)
 	pthread_mutex_unlock(&M->mu);
 }
 
-static void on_up(struct mq *M, const char *addr, const char *id, linli_record *j, int qos)
+static void on_up(struct mq *M, const char *addr, const char *id, linli_record *j, int qos,
+		  const char *prop_evid)
 {
 	linli_record *rd = NULL;
 	int64_t t = 0;
@@ -730,10 +844,26 @@ static void on_up(struct mq *M, const char *addr, const char *id, linli_record *
 			count_bad(M, addr, BAD_SHAPE, "\"data\" of an event must be an object");
 			return;
 		}
+		/* the device's event id: "id" in the payload, else the MQTT 5 user property
+		 * event-id; one seen on this device before is a redelivery, acknowledged and
+		 * dropped */
+		const char *evid = prop_evid && prop_evid[0] ? prop_evid : NULL;
+		size_t evlen = 0;
+		if (api->rec_has(j, "id") && (api->rec_get_str(j, "id", &evid, &evlen) != 0 ||
+					      !evid_ok(evid, evlen))) {
+			count_bad(M, addr, BAD_SHAPE,
+				  "an event's \"id\" must be 1 to 64 printable characters, no spaces");
+			return;
+		}
+		if (evid && seen_dup(M, addr, evid))
+			return;
 		if (qos > 0 && LINLI_API_HAS(api, dev_event_wait)) {
 			int rc = api->dev_event_wait(M->ctx, id, ev, data, t, EVENT_WAIT_MS);
-			if (rc == 0)
+			if (rc == 0) {
+				if (evid)
+					seen_taken(M, addr, evid);
 				count_ok(M, addr, 0, 1, 0);
+			}
 			else if (rc == LINLI_ETIMEDOUT || rc == LINLI_ESTATE || rc == LINLI_EIO ||
 				 rc == LINLI_EFULL || rc == LINLI_ENOMEM)
 				not_committed(M, addr, rc);
@@ -741,8 +871,11 @@ static void on_up(struct mq *M, const char *addr, const char *id, linli_record *
 			 */
 			return;
 		}
-		if (api->dev_event(M->ctx, id, ev, data, t) == 0)
+		if (api->dev_event(M->ctx, id, ev, data, t) == 0) {
+			if (evid)
+				seen_taken(M, addr, evid);
 			count_ok(M, addr, 0, 1, 0);
+		}
 		return;
 	}
 	count_bad(M, addr, BAD_SHAPE, "an up message needs \"readings\" or \"event\"");
@@ -934,8 +1067,23 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
 		api->rec_free(j);
 		return;
 	}
-	if (strcmp(kind, "up") == 0)
-		on_up(M, addr, id, j, msg->qos);
+	if (strcmp(kind, "up") == 0) {
+		/* MQTT 5: the user property event-id */
+		char evid[EVID_MAX + 1] = "";
+		char *name = NULL, *val = NULL;
+		const mosquitto_property *pp = props;
+		bool first = true;
+		while ((pp = mosquitto_property_read_string_pair(pp, MQTT_PROP_USER_PROPERTY, &name,
+								 &val, !first)) != NULL) {
+			first = false;
+			if (!evid[0] && strcmp(name, "event-id") == 0 && evid_ok(val, strlen(val)))
+				snprintf(evid, sizeof evid, "%s", val);
+			free(name);
+			free(val);
+			name = val = NULL;
+		}
+		on_up(M, addr, id, j, msg->qos, evid);
+	}
 	else if (strcmp(kind, "result") == 0) {
 		/* MQTT 5: the correlation data linlid gave the command (its id's digits) */
 		void *cd = NULL;
@@ -1032,6 +1180,12 @@ static int mq_open(linli_ctx *ctx, struct linli_device *dev, char *err, size_t e
 		}
 		M->devs = v;
 		M->cap_devs = cap;
+	}
+	/* its event ids from dedup_file (the last SEEN_KEEP, in order) */
+	for (size_t i = 0; i < M->n_loaded; i++) {
+		size_t n = strlen(d->addr);
+		if (strncmp(M->loaded[i], d->addr, n) == 0 && M->loaded[i][n] == ' ')
+			seen_put(d, M->loaded[i] + n + 1);
 	}
 	M->devs[M->n_devs++] = d;
 	pthread_mutex_unlock(&M->mu);
@@ -1453,7 +1607,7 @@ static int cmd_status(linli_ctx *ctx, const struct linli_cmd_req *req, linli_rec
 	pthread_mutex_unlock(&M->mu);
 	api->rec_set_map(r, "totals", &t);
 	api->rec_set_array(r, "devices", &ds);
-	uint64_t msgs = 0, rd = 0, ev = 0, res = 0, bad[BAD_N] = {0};
+	uint64_t msgs = 0, rd = 0, ev = 0, res = 0, dups = 0, bad[BAD_N] = {0};
 	pthread_mutex_lock(&M->mu);
 	for (size_t i = 0; i < M->n_devs; i++) {
 		struct mdev *d = M->devs[i];
@@ -1469,6 +1623,8 @@ static int cmd_status(linli_ctx *ctx, const struct linli_cmd_req *req, linli_rec
 		api->rec_set_int(x, "events", (int64_t)d->events);
 		api->rec_set_int(x, "results", (int64_t)d->results);
 		api->rec_set_int(x, "broker_denials", (int64_t)d->broker_denials);
+		api->rec_set_int(x, "duplicates", (int64_t)d->duplicates);
+		dups += d->duplicates;
 		api->rec_set_map(x, "refused", &bx);
 		for (int k = 0; k < BAD_N; k++) {
 			api->rec_set_int(bx, bad_names[k], (int64_t)d->bad[k]);
@@ -1488,6 +1644,14 @@ static int cmd_status(linli_ctx *ctx, const struct linli_cmd_req *req, linli_rec
 		api->rec_set_int(t, bad_names[k], (int64_t)bad[k]);
 	api->rec_set_int(t, "unknown_address", (int64_t)M->unknown_addr);
 	api->rec_set_int(t, "events_not_committed", (int64_t)M->not_committed);
+	api->rec_set_int(t, "duplicates", (int64_t)dups); /* redelivered event ids dropped */
+	linli_record *sf = NULL;
+	api->rec_set_map(r, "dedup", &sf);
+	api->rec_set_str(sf, "file", M->seen_file);
+	api->rec_set_int(sf, "window", SEEN_KEEP);
+	api->rec_set_int(sf, "lines", (int64_t)M->seen_lines);
+	api->rec_set_int(sf, "errors", (int64_t)M->seen_errors);
+	api->rec_set_str(sf, "last_error", M->seen_errors ? strerror(M->seen_errno) : "");
 	linli_record *bl = NULL, *lt = NULL, *ll = NULL;
 	api->rec_set_map(r, "broker_log", &bl);
 	api->rec_set_array(bl, "topics", &lt);
@@ -1580,7 +1744,7 @@ static int cfg_parse(const struct plugcfg *p, linli_record *c, void *ud)
 	static const char *const keys[] = {
 	    "host",	 "port",     "client_id",     "username",      "password",
 	    "keepalive", "accounts", "reconnect_min", "reconnect_max", "alarm_after",
-	    "cafile",	 "certfile", "keyfile", "broker_log", "broker_log_file"};
+	    "cafile",	 "certfile", "keyfile", "broker_log", "broker_log_file", "dedup_file"};
 	int rc = plugcfg_keys(p, c, keys, sizeof keys / sizeof keys[0]);
 	if (!rc)
 		rc = cfg_str(p, c, "host", M->host, sizeof M->host, false);
@@ -1610,6 +1774,10 @@ static int cfg_parse(const struct plugcfg *p, linli_record *c, void *ud)
 		rc = plugcfg_bool(p, c, "broker_log", &M->log_topic);
 	if (!rc)
 		rc = cfg_str(p, c, "broker_log_file", M->log_file, sizeof M->log_file, false);
+	if (!rc)
+		rc = cfg_str(p, c, "dedup_file", M->seen_file, sizeof M->seen_file - 8, false);
+	if (!rc && M->seen_file[0] && M->seen_file[0] != '/')
+		rc = plugcfg_err(p, "dedup_file", "'%s' must be an absolute path", M->seen_file);
 	if (!rc && M->log_file[0] && M->log_file[0] != '/')
 		rc = plugcfg_err(p, "broker_log_file", "'%s' must be an absolute path", M->log_file);
 	if (!rc)
@@ -1682,11 +1850,68 @@ static void mq_free(struct mq *M)
 	}
 	if (M->log_fd >= 0)
 		close(M->log_fd);
+	if (M->seen_fd >= 0)
+		close(M->seen_fd);
+	for (size_t i = 0; i < M->n_loaded; i++)
+		free(M->loaded[i]);
+	free(M->loaded);
 	free(M->role_json);
 	free(M->check_json);
 	pthread_mutex_destroy(&M->mu);
 	pthread_mutex_destroy(&M->flush_mu);
 	free(M);
+}
+
+/*
+ * dedup_file: read the event ids taken before (each device's are given to it
+ * when it opens), then opened for appending (made when missing). A line that
+ * is not "ADDRESS ID" stops the plugin naming the file and line.
+ */
+static int seen_load(linli_ctx *ctx, struct mq *M)
+{
+	FILE *f = fopen(M->seen_file, "re");
+	if (f) {
+		char line[ADDR_MAX + EVID_MAX + 4];
+		size_t no = 0;
+		while (fgets(line, sizeof line, f)) {
+			no++;
+			line[strcspn(line, "\n")] = 0;
+			char *sp = strchr(line, ' ');
+			if (sp)
+				*sp = 0;
+			if (!sp || addr_problem(line) || !evid_ok(sp + 1, strlen(sp + 1))) {
+				api->set_error(ctx,
+					       "linli.cfg: plugins.mqtt.dedup_file: '%s' line %zu is "
+					       "not 'ADDRESS EVENT-ID'",
+					       M->seen_file, no);
+				fclose(f);
+				return LINLI_EINVAL;
+			}
+			*sp = ' ';
+			char **v = realloc(M->loaded, (M->n_loaded + 1) * sizeof *v);
+			if (v)
+				M->loaded = v;
+			char *x = v ? strdup(line) : NULL;
+			if (!x) {
+				fclose(f);
+				return LINLI_ENOMEM;
+			}
+			M->loaded[M->n_loaded++] = x;
+		}
+		fclose(f);
+	} else if (errno != ENOENT) {
+		api->set_error(ctx, "linli.cfg: plugins.mqtt.dedup_file: cannot read '%s': %s",
+			       M->seen_file, strerror(errno));
+		return LINLI_EIO;
+	}
+	M->seen_lines = M->n_loaded;
+	M->seen_fd = open(M->seen_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (M->seen_fd < 0) {
+		api->set_error(ctx, "linli.cfg: plugins.mqtt.dedup_file: cannot write '%s': %s",
+			       M->seen_file, strerror(errno));
+		return LINLI_EIO;
+	}
+	return 0;
 }
 
 static int start_client(linli_ctx *ctx, struct mq *M)
@@ -1791,6 +2016,7 @@ static int mq_init(linli_ctx *ctx, const struct linli_api *a)
 		return LINLI_ENOMEM;
 	M->ctx = ctx;
 	M->log_fd = -1;
+	M->seen_fd = -1;
 	pthread_mutex_init(&M->mu, NULL);
 	pthread_mutex_init(&M->flush_mu, NULL);
 	api->set_userdata(ctx, M);
@@ -1799,6 +2025,8 @@ static int mq_init(linli_ctx *ctx, const struct linli_api *a)
 	    (!(M->role_json = driver_role_json(M->username)) ||
 	     !(M->check_json = driver_check_json(M->username))))
 		rc = LINLI_ENOMEM;
+	if (!rc && M->seen_file[0])
+		rc = seen_load(ctx, M);
 	if (!rc)
 		rc = start_client(ctx, M);
 	if (!rc)

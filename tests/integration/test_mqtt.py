@@ -242,7 +242,7 @@ def case_readings_events_and_bad_payloads():
     """Readings and an event published by a device arrive through the HAL (latest values,
     the bus, the journal); bad payloads of each kind are refused, counted and stored nowhere.
     All over TLS with client certificates (the broker takes nothing else)."""
-    with broker(tls=True) as b, connected(b) as d:
+    with broker(tls=True) as b, connected(b, f'dedup_file = "{b.dir}/mqtt.seen";') as d:
         wait_connected(d)
         st = status(d)
         eq((st["broker"]["tls"], st["broker"]["client_certificate"]), (True, True), "TLS")
@@ -317,15 +317,32 @@ def case_readings_events_and_bad_payloads():
         op = d.account("op1", "operator", node=YUELAN)
         rc, out, err = d.cli("mqtt", "status", env={"LINLI_SESSION": op})
         eq((rc, out and out["totals"]["unknown_address"]), (0, 1), f"an operator reads it: {err}")
+        # An event with the device's id ("id", or the MQTT 5 user property event-id) is
+        # taken once: the id is remembered (dedup_file) before the event is acknowledged.
+        up = "linli/dev/smoke-001/up"
+        b.pub(up, json.dumps({"event": "alarm", "id": "ev-1", "data": {"room": "e1"}}),
+              "smoke-001", None, None, "-q", "1")
+        wait_for(lambda: dev_status(d, "sm-1")["events"] == 3, "the event with an id")
+        b.pub(up, json.dumps({"event": "alarm", "id": "bad id", "data": {"room": "x"}}),
+              "smoke-001", None, None, "-q", "1")
+        wait_for(lambda: dev_status(d, "sm-1")["refused"]["bad_shape"] == 4, "a bad event id")
         # QoS 1: events published while linlid is down (killed -9) wait in its persistent
-        # session at the broker, through a broker restart too; none is lost.
+        # session at the broker, through a broker restart too; none is lost. ev-1 again (its
+        # acknowledgement lost to the kill, the device sends it again) and ev-2 twice (once
+        # by payload id, once by MQTT 5 user property) are journaled once.
         d.proc.send_signal(signal.SIGKILL)
         d.proc.wait()
-        up = "linli/dev/smoke-001/up"
         for i in range(3):
             b.pub(up, json.dumps({"event": "alarm", "data": {"room": f"q{i}"}}), "smoke-001",
                   None, None, "-q", "1")
+        b.pub(up, json.dumps({"event": "alarm", "id": "ev-1", "data": {"room": "e1"}}),
+              "smoke-001", None, None, "-q", "1")
+        b.pub(up, json.dumps({"event": "alarm", "id": "ev-2", "data": {"room": "e2"}}),
+              "smoke-001", None, None, "-q", "1")
         b.restart()
+        b.pub(up, json.dumps({"event": "alarm", "data": {"room": "e2"}}), "smoke-001", None,
+              None, "-q", "1", "-V", "mqttv5", "-D", "publish", "user-property", "event-id",
+              "ev-2")
         for i in range(3, 5):
             b.pub(up, json.dumps({"event": "alarm", "data": {"room": f"q{i}"}}), "smoke-001",
                   None, None, "-q", "1")
@@ -334,12 +351,18 @@ def case_readings_events_and_bad_payloads():
         def rooms():
             return [e["payload"]["data"]["room"] for e in d.ok("events", "journal")["events"]
                     if e["topic"] == "dev/smoke/sm-1/event/alarm"]
-        got = wait_for(lambda: (lambda r: r if len(r) >= 6 else None)(rooms()),
+        got = wait_for(lambda: (lambda r: r if len(r) >= 8 else None)(rooms()),
                        "the queued QoS 1 events after the restarts", 8)
-        eq(got, ["3-201", "q0", "q1", "q2", "q3", "q4"], "each once, in order")
-        st = status(d)
+        st = wait_for(lambda: (lambda x: x if x["totals"]["messages"] == 8 else None)(
+            status(d)), "every queued message")
+        eq(rooms(), ["3-201", "e1", "q0", "q1", "q2", "e2", "q3", "q4"], "each once, in order")
         eq((st["totals"]["events"], st["totals"]["events_not_committed"],
-            st["totals"]["unknown_address"]), (5, 0, 0), "taken after the devices were open")
+            st["totals"]["unknown_address"], st["totals"]["duplicates"]), (6, 0, 0, 2),
+           "taken after the devices were open; two redeliveries dropped")
+        eq((st["dedup"]["file"], st["dedup"]["errors"], st["dedup"]["lines"]),
+           (f"{b.dir}/mqtt.seen", 0, 2), "the window on disk")
+        with open(f"{b.dir}/mqtt.seen") as f:
+            eq(f.read(), "smoke-001 ev-1\nsmoke-001 ev-2\n", "one line per event id taken")
 
 
 def case_commands_round_trip_timeout_and_last_will():
@@ -672,6 +695,11 @@ def bad_configs(pki):
             ('broker_log_file = "mosquitto.log";',
              "linli.cfg: plugins.mqtt.broker_log_file: 'mosquitto.log' must be an absolute path"),
             ("broker_log = 1;", "linli.cfg: plugins.mqtt.broker_log: must be"),
+            ('dedup_file = "seen";',
+             "linli.cfg: plugins.mqtt.dedup_file: 'seen' must be an absolute path"),
+            (f'dedup_file = "{pki}/ca.crt";',
+             f"linli.cfg: plugins.mqtt.dedup_file: '{pki}/ca.crt' line 2 is not 'ADDRESS "
+             "EVENT-ID'"),
             ("reconnect_min = 5; reconnect_max = 2;",
              "linli.cfg: plugins.mqtt.reconnect_max: must be at least reconnect_min (5 s)"),
             (f'cafile = "{pki}/nope.crt";',
