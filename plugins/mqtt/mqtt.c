@@ -97,7 +97,7 @@ struct mdev {
 	char status[16];       /* the last status message: "online", "offline", "" none */
 	int64_t status_ms;
 	uint64_t messages, readings, events, results;
-	uint64_t broker_denials; /* the broker's refusal lines naming its client id */
+	uint64_t broker_denials;	    /* the broker's refusal lines naming its client id */
 	char seen[SEEN_KEEP][EVID_MAX + 1]; /* the last event ids taken (dedup window) */
 	size_t seen_next;
 	uint64_t duplicates;
@@ -123,11 +123,11 @@ struct mq {
 	struct mosquitto *m;
 	bool lib_init, loop_started; /* loop_started: the starter thread was made */
 	pthread_t starter;
-	atomic_bool loop_running;    /* libmosquitto's loop thread runs */
-	atomic_int start_rc;	     /* the first connect's MOSQ_ERR code */
+	atomic_bool loop_running; /* libmosquitto's loop thread runs */
+	atomic_int start_rc;	  /* the first connect's MOSQ_ERR code */
 	atomic_int start_errno;
-	atomic_bool start_to_log;    /* ... for the timer to log */
-	atomic_bool stopping;	     /* linlid disconnects (fini) */
+	atomic_bool start_to_log;	 /* ... for the timer to log */
+	atomic_bool stopping;		 /* linlid disconnects (fini) */
 	atomic_int_fast64_t restart_due; /* monotonic ms: start the loop again, 0 no */
 	uint64_t restarts;
 	atomic_bool connected;
@@ -163,8 +163,8 @@ struct mq {
 	bool acct_to_log;
 	pthread_mutex_t flush_mu; /* one flusher at a time: the queue's order is kept */
 	/* the broker's refusal lines (broker_line): the last DENY_KEEP, under mu */
-	bool log_topic;		 /* subscribe to the broker's log topics */
-	char log_file[512];	 /* ... and/or tail its log file ("" no) */
+	bool log_topic;	    /* subscribe to the broker's log topics */
+	char log_file[512]; /* ... and/or tail its log file ("" no) */
 	char deny[DENY_KEEP][DENY_LINE];
 	size_t deny_next, deny_n;
 	uint64_t denials, denials_other; /* all; those naming no device's client id */
@@ -849,10 +849,11 @@ static void on_up(struct mq *M, const char *addr, const char *id, linli_record *
 		 * dropped */
 		const char *evid = prop_evid && prop_evid[0] ? prop_evid : NULL;
 		size_t evlen = 0;
-		if (api->rec_has(j, "id") && (api->rec_get_str(j, "id", &evid, &evlen) != 0 ||
-					      !evid_ok(evid, evlen))) {
-			count_bad(M, addr, BAD_SHAPE,
-				  "an event's \"id\" must be 1 to 64 printable characters, no spaces");
+		if (api->rec_has(j, "id") &&
+		    (api->rec_get_str(j, "id", &evid, &evlen) != 0 || !evid_ok(evid, evlen))) {
+			count_bad(
+			    M, addr, BAD_SHAPE,
+			    "an event's \"id\" must be 1 to 64 printable characters, no spaces");
 			return;
 		}
 		if (evid && seen_dup(M, addr, evid))
@@ -863,9 +864,8 @@ static void on_up(struct mq *M, const char *addr, const char *id, linli_record *
 				if (evid)
 					seen_taken(M, addr, evid);
 				count_ok(M, addr, 0, 1, 0);
-			}
-			else if (rc == LINLI_ETIMEDOUT || rc == LINLI_ESTATE || rc == LINLI_EIO ||
-				 rc == LINLI_EFULL || rc == LINLI_ENOMEM)
+			} else if (rc == LINLI_ETIMEDOUT || rc == LINLI_ESTATE || rc == LINLI_EIO ||
+				   rc == LINLI_EFULL || rc == LINLI_ENOMEM)
 				not_committed(M, addr, rc);
 			/* a refusal (unknown event, bad data) is acknowledged: counted by the HAL
 			 */
@@ -1083,8 +1083,7 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
 			name = val = NULL;
 		}
 		on_up(M, addr, id, j, msg->qos, evid);
-	}
-	else if (strcmp(kind, "result") == 0) {
+	} else if (strcmp(kind, "result") == 0) {
 		/* MQTT 5: the correlation data linlid gave the command (its id's digits) */
 		void *cd = NULL;
 		uint16_t cdlen = 0;
@@ -1408,8 +1407,7 @@ static void *starter_main(void *ud);
 
 static void log_file_error(linli_ctx *ctx, struct mq *M, const char *what, int e)
 {
-	snprintf(M->log_error, sizeof M->log_error, "%s '%s': %s", what, M->log_file,
-		 strerror(e));
+	snprintf(M->log_error, sizeof M->log_error, "%s '%s': %s", what, M->log_file, strerror(e));
 	if (!M->log_error_logged) {
 		M->log_error_logged = true;
 		api->log(ctx, LINLI_LOG_WARN,
@@ -1665,7 +1663,8 @@ static int cmd_status(linli_ctx *ctx, const struct linli_cmd_req *req, linli_rec
 	api->rec_set_int(bl, "keep", DENY_KEEP);
 	api->rec_set_array(bl, "lines", &ll); /* oldest first */
 	for (size_t i = 0; i < M->deny_n; i++)
-		api->arr_push_str(ll, M->deny[(M->deny_next + DENY_KEEP - M->deny_n + i) % DENY_KEEP]);
+		api->arr_push_str(ll,
+				  M->deny[(M->deny_next + DENY_KEEP - M->deny_n + i) % DENY_KEEP]);
 	pthread_mutex_unlock(&M->mu);
 	*reply = r;
 	return 0;
@@ -1742,9 +1741,9 @@ static int cfg_parse(const struct plugcfg *p, linli_record *c, void *ud)
 {
 	struct mq *M = ud;
 	static const char *const keys[] = {
-	    "host",	 "port",     "client_id",     "username",      "password",
-	    "keepalive", "accounts", "reconnect_min", "reconnect_max", "alarm_after",
-	    "cafile",	 "certfile", "keyfile", "broker_log", "broker_log_file", "dedup_file"};
+	    "host",	"port",		 "client_id",	    "username",	   "password", "keepalive",
+	    "accounts", "reconnect_min", "reconnect_max",   "alarm_after", "cafile",   "certfile",
+	    "keyfile",	"broker_log",	 "broker_log_file", "dedup_file"};
 	int rc = plugcfg_keys(p, c, keys, sizeof keys / sizeof keys[0]);
 	if (!rc)
 		rc = cfg_str(p, c, "host", M->host, sizeof M->host, false);
@@ -1779,7 +1778,8 @@ static int cfg_parse(const struct plugcfg *p, linli_record *c, void *ud)
 	if (!rc && M->seen_file[0] && M->seen_file[0] != '/')
 		rc = plugcfg_err(p, "dedup_file", "'%s' must be an absolute path", M->seen_file);
 	if (!rc && M->log_file[0] && M->log_file[0] != '/')
-		rc = plugcfg_err(p, "broker_log_file", "'%s' must be an absolute path", M->log_file);
+		rc =
+		    plugcfg_err(p, "broker_log_file", "'%s' must be an absolute path", M->log_file);
 	if (!rc)
 		rc = plugcfg_int(p, c, "reconnect_min", 1, 3600, 1, "whole seconds",
 				 &M->reconnect_min);
@@ -1880,10 +1880,11 @@ static int seen_load(linli_ctx *ctx, struct mq *M)
 			if (sp)
 				*sp = 0;
 			if (!sp || addr_problem(line) || !evid_ok(sp + 1, strlen(sp + 1))) {
-				api->set_error(ctx,
-					       "linli.cfg: plugins.mqtt.dedup_file: '%s' line %zu is "
-					       "not 'ADDRESS EVENT-ID'",
-					       M->seen_file, no);
+				api->set_error(
+				    ctx,
+				    "linli.cfg: plugins.mqtt.dedup_file: '%s' line %zu is "
+				    "not 'ADDRESS EVENT-ID'",
+				    M->seen_file, no);
 				fclose(f);
 				return LINLI_EINVAL;
 			}
@@ -1975,11 +1976,11 @@ static void *starter_main(void *ud)
 	if (atomic_exchange(&M->loop_running, false))
 		mosquitto_loop_stop(M->m, false); /* a restart: the old loop thread has ended */
 	mosquitto_property *props = NULL;
-	int rc = mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL,
-					      UINT32_MAX);
+	int rc =
+	    mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, UINT32_MAX);
 	if (rc == MOSQ_ERR_SUCCESS)
-		rc = mosquitto_connect_bind_v5(M->m, M->host, (int)M->port, (int)M->keepalive,
-					       NULL, props);
+		rc = mosquitto_connect_bind_v5(M->m, M->host, (int)M->port, (int)M->keepalive, NULL,
+					       props);
 	atomic_store(&M->start_errno, errno);
 	mosquitto_property_free_all(&props);
 	int lrc = mosquitto_loop_start(M->m);
