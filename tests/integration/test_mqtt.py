@@ -694,7 +694,6 @@ def bad_configs(pki):
                                  "password: linlid's own account on the broker"),
             ('broker_log_file = "mosquitto.log";',
              "linli.cfg: plugins.mqtt.broker_log_file: 'mosquitto.log' must be an absolute path"),
-            ("broker_log = 1;", "linli.cfg: plugins.mqtt.broker_log: must be"),
             ('dedup_file = "seen";',
              "linli.cfg: plugins.mqtt.dedup_file: 'seen' must be an absolute path"),
             (f'dedup_file = "{pki}/ca.crt";',
