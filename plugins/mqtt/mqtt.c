@@ -7,10 +7,16 @@
  * account authorised for them).
  *
  *   up      device -> linlid   {"readings": {"RES": value, ...}, "time": ms?}
- *                              {"event": "NAME", "data": {...}?, "time": ms?}
+ *                              {"event": "NAME", "data": {...}?, "time": ms?, "id": ID?}
+ *                              (ID, or the MQTT 5 user property event-id: taken once,
+ *                              see seen_taken)
  *   cmd     linlid -> device   {"id": "N", "command": "NAME", "args": {...}}
+ *                              MQTT 5: response topic linli/dev/<ADDRESS>/result,
+ *                              correlation data "N" (the id's digits)
  *   result  device -> linlid   {"id": "N", "ok": true, "result": {...}?}
  *                              {"id": "N", "ok": false, "error": "why"}
+ *                              MQTT 5: "id" may be left out when the result carries
+ *                              the command's correlation data (which then decides)
  *   status  device (its last will) "online" / "offline": the HAL's availability
  *           at once (api->dev_available)
  *
@@ -19,6 +25,13 @@
  * (optional, together), keepalive (seconds, 5..3600, default 30), accounts
  * (false; true: one broker account per device through Mosquitto's
  * dynamic-security plugin, linlid's own account being its admin).
+ *
+ * MQTT 5: linlid connects with protocol 5 (a session expiry of "never", so its
+ * session persists as a 3.1.1 clean_session=false one does); a device may speak
+ * 3.1.1 or 5 (the broker translates). Mosquitto 2.0 offers no asynchronous
+ * connect with CONNECT properties, so the first connect (blocking) runs on a
+ * starter thread, which then starts libmosquitto's loop thread; its
+ * reconnects reuse the properties.
  *
  * QoS 1: a persistent session under client_id; a QoS 1 event is acknowledged
  * only after its commit (see not_committed).
@@ -43,12 +56,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <time.h>
 
 #include <mbedtls/error.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/x509_crt.h>
 #include <mosquitto.h>
+#include <mqtt_protocol.h>
 
 #include <linli/linli.h>
 
@@ -60,6 +78,12 @@
 #define PENDING_MAX   1024 /* commands waiting for a result (older ones are forgotten) */
 #define JSON_MAX      65536
 #define EVENT_WAIT_MS 10000 /* a QoS 1 event's commit, at most */
+#define SEEN_KEEP     64    /* event ids remembered per device (the dedup window) */
+#define EVID_MAX      64
+#define SEEN_COMPACT  16384 /* lines of dedup_file before it is rewritten */
+#define DENY_KEEP     32    /* the broker's refusal lines kept for mqtt status */
+#define DENY_LINE     256
+#define LOG_READ_MAX  (4 << 20) /* bytes of the broker's log file read per tick, at most */
 
 static const struct linli_api *api;
 
@@ -73,6 +97,10 @@ struct mdev {
 	char status[16];       /* the last status message: "online", "offline", "" none */
 	int64_t status_ms;
 	uint64_t messages, readings, events, results;
+	uint64_t broker_denials;	    /* the broker's refusal lines naming its client id */
+	char seen[SEEN_KEEP][EVID_MAX + 1]; /* the last event ids taken (dedup window) */
+	size_t seen_next;
+	uint64_t duplicates;
 	uint64_t bad[BAD_N];
 	bool logged[BAD_N];   /* a refusal of this kind was seen */
 	bool to_log[BAD_N];   /* ... and the timer has not logged it yet */
@@ -93,7 +121,15 @@ struct mq {
 	int64_t port, keepalive;
 	/* the broker */
 	struct mosquitto *m;
-	bool lib_init, loop_started;
+	bool lib_init, loop_started; /* loop_started: the starter thread was made */
+	pthread_t starter;
+	atomic_bool loop_running; /* libmosquitto's loop thread runs */
+	atomic_int start_rc;	  /* the first connect's MOSQ_ERR code */
+	atomic_int start_errno;
+	atomic_bool start_to_log;	 /* ... for the timer to log */
+	atomic_bool stopping;		 /* linlid disconnects (fini) */
+	atomic_int_fast64_t restart_due; /* monotonic ms: start the loop again, 0 no */
+	uint64_t restarts;
 	atomic_bool connected;
 	atomic_uint_fast64_t connects, disconnects;
 	atomic_int last_rc;   /* the last refused CONNACK's code, 0 none */
@@ -126,6 +162,31 @@ struct mq {
 	char acct_last_error[256];
 	bool acct_to_log;
 	pthread_mutex_t flush_mu; /* one flusher at a time: the queue's order is kept */
+	/* the broker's refusal lines (broker_line): the last DENY_KEEP, under mu */
+	bool log_topic;	    /* subscribe to the broker's log topics */
+	char log_file[512]; /* ... and/or tail its log file ("" no) */
+	char deny[DENY_KEEP][DENY_LINE];
+	size_t deny_next, deny_n;
+	uint64_t denials, denials_other; /* all; those naming no device's client id */
+	/* the log file (kernel thread only) */
+	int log_fd;
+	ino_t log_ino;
+	off_t log_off;
+	bool log_missing; /* not there at the last try: read a new one from its start */
+	char log_part[DENY_LINE];
+	size_t log_part_len;
+	char log_error[300];
+	bool log_error_logged;
+	uint64_t log_skipped; /* bytes jumped over when the file grew faster than read */
+	/* the dedup window on disk (dedup_file): "ADDRESS ID" lines, appended after each
+	 * commit; read at init (loaded, until the devices open), rewritten when long */
+	char seen_file[512];
+	int seen_fd;
+	size_t seen_lines;
+	char **loaded;
+	size_t n_loaded;
+	uint64_t seen_errors;
+	int seen_errno;
 };
 
 /*
@@ -146,6 +207,29 @@ struct acct_op {
 #define DEV_ROLE_PREFIX "linli-dev-"
 
 static const char *const subs[] = {"linli/dev/+/up", "linli/dev/+/result", "linli/dev/+/status"};
+/* The broker's log lines of level notice, warning and error (mosquitto.conf: log_dest
+ * topic); debug lines never go there. */
+static const char *const log_subs[] = {"$SYS/broker/log/N", "$SYS/broker/log/W",
+				       "$SYS/broker/log/E"};
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Why the connection dropped: a MOSQ_ERR code, or an MQTT 5 DISCONNECT's reason code. */
+static const char *drop_why(int rc)
+{
+	return rc >= 128 ? mosquitto_reason_string(rc) : mosquitto_strerror(rc);
+}
+
+/* A refused CONNACK's reason: MQTT 5 reason codes (128..) or 3.1.1 return codes. */
+static const char *connack_why(int rc)
+{
+	return rc >= 128 ? mosquitto_reason_string(rc) : mosquitto_connack_string(rc);
+}
 
 static struct mq *mq_of(linli_ctx *ctx)
 {
@@ -391,7 +475,10 @@ static char *driver_role_json(const char *username)
 	struct jw w = {.ok = true};
 	jw_raw(&w, "{\"commands\": [{\"command\": \"createRole\", \"rolename\": \"" DRIVER_ROLE
 		   "\", \"acls\": [{\"acltype\": "
-		   "\"publishClientSend\", \"topic\": \"linli/dev/+/cmd\", \"allow\": true}]}, "
+		   "\"publishClientSend\", \"topic\": \"linli/dev/+/cmd\", \"allow\": true}, "
+		   "{\"acltype\": \"subscribePattern\", \"topic\": \"$SYS/broker/log/#\", "
+		   "\"allow\": true}, {\"acltype\": \"publishClientReceive\", \"topic\": "
+		   "\"$SYS/broker/log/#\", \"allow\": true}]}, "
 		   "{\"command\": \"addClientRole\", \"rolename\": \"" DRIVER_ROLE "\"");
 	jw_kv(&w, "username", username);
 	jw_raw(&w, "}]}");
@@ -574,6 +661,102 @@ static void count_ok(struct mq *M, const char *addr, uint64_t r, uint64_t e, uin
 	pthread_mutex_unlock(&M->mu);
 }
 
+/* ---- effectively once: the device's event ids (mu held) ---- */
+
+static bool seen_has(const struct mdev *d, const char *evid)
+{
+	for (size_t i = 0; i < SEEN_KEEP; i++)
+		if (d->seen[i][0] && strcmp(d->seen[i], evid) == 0)
+			return true;
+	return false;
+}
+
+static void seen_put(struct mdev *d, const char *evid)
+{
+	snprintf(d->seen[d->seen_next], EVID_MAX + 1, "%s", evid);
+	d->seen_next = (d->seen_next + 1) % SEEN_KEEP;
+}
+
+/* An event id: 1 to 64 printable characters, no spaces. */
+static bool evid_ok(const char *s, size_t n)
+{
+	if (n == 0 || n > EVID_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f)
+			return false;
+	return true;
+}
+
+/*
+ * dedup_file rewritten from the windows of the open devices (mu held): a new
+ * file beside it, synced, renamed over it. On failure the old one stays.
+ */
+static void seen_compact(struct mq *M)
+{
+	char tmp[sizeof M->seen_file + 8];
+	snprintf(tmp, sizeof tmp, "%s.new", M->seen_file);
+	FILE *f = fopen(tmp, "we");
+	if (!f) {
+		M->seen_errors++;
+		M->seen_errno = errno;
+		return;
+	}
+	size_t lines = 0;
+	for (size_t i = 0; i < M->n_devs; i++)
+		for (size_t k = 0; k < SEEN_KEEP; k++) {
+			const char *e = M->devs[i]->seen[(M->devs[i]->seen_next + k) % SEEN_KEEP];
+			if (e[0]) {
+				fprintf(f, "%s %s\n", M->devs[i]->addr, e);
+				lines++;
+			}
+		}
+	bool ok = fflush(f) == 0 && fdatasync(fileno(f)) == 0;
+	ok = fclose(f) == 0 && ok;
+	if (!ok || rename(tmp, M->seen_file) != 0) {
+		M->seen_errors++;
+		M->seen_errno = errno;
+		unlink(tmp);
+		return;
+	}
+	if (M->seen_fd >= 0)
+		close(M->seen_fd);
+	M->seen_fd = open(M->seen_file, O_WRONLY | O_APPEND | O_CLOEXEC);
+	M->seen_lines = lines;
+}
+
+/* An event of addr with id evid was taken: remembered, on disk before it is acknowledged. */
+static void seen_taken(struct mq *M, const char *addr, const char *evid)
+{
+	pthread_mutex_lock(&M->mu);
+	struct mdev *d = dev_by_addr(M, addr);
+	if (d) {
+		seen_put(d, evid);
+		if (M->seen_fd >= 0) {
+			char line[ADDR_MAX + EVID_MAX + 4];
+			int n = snprintf(line, sizeof line, "%s %s\n", addr, evid);
+			if (write(M->seen_fd, line, (size_t)n) != n || fdatasync(M->seen_fd) != 0) {
+				M->seen_errors++;
+				M->seen_errno = errno;
+			} else if (++M->seen_lines > SEEN_COMPACT)
+				seen_compact(M);
+		}
+	}
+	pthread_mutex_unlock(&M->mu);
+}
+
+/* A duplicate (counted), or not: an event id seen on addr before. */
+static bool seen_dup(struct mq *M, const char *addr, const char *evid)
+{
+	pthread_mutex_lock(&M->mu);
+	struct mdev *d = dev_by_addr(M, addr);
+	bool dup = d && seen_has(d, evid);
+	if (dup)
+		d->duplicates++;
+	pthread_mutex_unlock(&M->mu);
+	return dup;
+}
+
 /*
  * A QoS 1 event's PUBACK must not reach the broker before the event is
  * committed. libmosquitto 2.0 (Debian 12 has 2.0.11, no manual ack) queues the
@@ -596,7 +779,8 @@ static void not_committed(struct mq *M, const char *addr, int rc)
 	pthread_mutex_unlock(&M->mu);
 }
 
-static void on_up(struct mq *M, const char *addr, const char *id, linli_record *j, int qos)
+static void on_up(struct mq *M, const char *addr, const char *id, linli_record *j, int qos,
+		  const char *prop_evid)
 {
 	linli_record *rd = NULL;
 	int64_t t = 0;
@@ -660,31 +844,69 @@ static void on_up(struct mq *M, const char *addr, const char *id, linli_record *
 			count_bad(M, addr, BAD_SHAPE, "\"data\" of an event must be an object");
 			return;
 		}
+		/* the device's event id: "id" in the payload, else the MQTT 5 user property
+		 * event-id; one seen on this device before is a redelivery, acknowledged and
+		 * dropped */
+		const char *evid = prop_evid && prop_evid[0] ? prop_evid : NULL;
+		size_t evlen = 0;
+		if (api->rec_has(j, "id") &&
+		    (api->rec_get_str(j, "id", &evid, &evlen) != 0 || !evid_ok(evid, evlen))) {
+			count_bad(
+			    M, addr, BAD_SHAPE,
+			    "an event's \"id\" must be 1 to 64 printable characters, no spaces");
+			return;
+		}
+		if (evid && seen_dup(M, addr, evid))
+			return;
 		if (qos > 0 && LINLI_API_HAS(api, dev_event_wait)) {
 			int rc = api->dev_event_wait(M->ctx, id, ev, data, t, EVENT_WAIT_MS);
-			if (rc == 0)
+			if (rc == 0) {
+				if (evid)
+					seen_taken(M, addr, evid);
 				count_ok(M, addr, 0, 1, 0);
-			else if (rc == LINLI_ETIMEDOUT || rc == LINLI_ESTATE || rc == LINLI_EIO ||
-				 rc == LINLI_EFULL || rc == LINLI_ENOMEM)
+			} else if (rc == LINLI_ETIMEDOUT || rc == LINLI_ESTATE || rc == LINLI_EIO ||
+				   rc == LINLI_EFULL || rc == LINLI_ENOMEM)
 				not_committed(M, addr, rc);
 			/* a refusal (unknown event, bad data) is acknowledged: counted by the HAL
 			 */
 			return;
 		}
-		if (api->dev_event(M->ctx, id, ev, data, t) == 0)
+		if (api->dev_event(M->ctx, id, ev, data, t) == 0) {
+			if (evid)
+				seen_taken(M, addr, evid);
 			count_ok(M, addr, 0, 1, 0);
+		}
 		return;
 	}
 	count_bad(M, addr, BAD_SHAPE, "an up message needs \"readings\" or \"event\"");
 }
 
-static void on_result(struct mq *M, const char *addr, linli_record *j)
+/*
+ * A result: the command it answers is named by the MQTT 5 correlation data
+ * when the result carries it (corr, NUL-terminated; a payload "id" must then
+ * agree), else by the payload's "id" (3.1.1).
+ */
+static void on_result(struct mq *M, const char *addr, linli_record *j, const char *corr)
 {
 	const char *ids = NULL;
 	bool ok = false;
 	char *end = NULL;
-	if (api->rec_get_str(j, "id", &ids, NULL) != 0 || api->rec_get_bool(j, "ok", &ok) != 0) {
-		count_bad(M, addr, BAD_RESULT, "a result needs \"id\" (a string) and \"ok\"");
+	bool has_id = api->rec_has(j, "id");
+	if (has_id && api->rec_get_str(j, "id", &ids, NULL) != 0) {
+		count_bad(M, addr, BAD_RESULT, "a result's \"id\" must be a string");
+		return;
+	}
+	if (corr && ids && strcmp(ids, corr) != 0) {
+		count_bad(M, addr, BAD_RESULT,
+			  "a result's \"id\" differs from its MQTT 5 correlation data");
+		return;
+	}
+	if (corr)
+		ids = corr;
+	if (!ids || api->rec_get_bool(j, "ok", &ok) != 0) {
+		count_bad(M, addr, BAD_RESULT,
+			  "a result needs \"ok\" and \"id\" (a string), or MQTT 5 correlation "
+			  "data");
 		return;
 	}
 	errno = 0;
@@ -751,7 +973,54 @@ static void on_status(struct mq *M, const char *addr, const char *p, size_t len)
 					"its own word)");
 }
 
-static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_message *msg)
+/*
+ * One line of the broker's log (from its log topic or its log file): a refusal
+ * ("... not authorised", "Denied PUBLISH from CLIENT (...)") is kept in the ring
+ * and counted on the device whose client id it names. Mosquitto 2.0.11 names
+ * no client id in a refused connection's line ("Client <unknown> disconnected,
+ * not authorised."), and logs a refused publish only at level debug, which it
+ * never publishes on its log topics: only its log file has those. Any thread.
+ */
+static void broker_line(struct mq *M, const char *line, size_t len, bool denied_only)
+{
+	char l[DENY_LINE];
+	if (len >= sizeof l)
+		len = sizeof l - 1;
+	memcpy(l, line, len);
+	l[len] = 0;
+	for (char *q = l; *q; q++)
+		if ((unsigned char)*q < ' ')
+			*q = ' ';
+	const char *den = strstr(l, "Denied ");
+	if (!den && (denied_only || (!strstr(l, "not authorised") && !strstr(l, "not authorized"))))
+		return;
+	/* the client id: "Denied PUBLISH from ID (" or "Client ID ..." */
+	char who[ADDR_MAX + 1] = "";
+	const char *w = den ? strstr(den, " from ") : strstr(l, "Client ");
+	if (w) {
+		w += den ? 6 : 7;
+		size_t n = strcspn(w, " (");
+		if (n <= ADDR_MAX) {
+			memcpy(who, w, n);
+			who[n] = 0;
+		}
+	}
+	pthread_mutex_lock(&M->mu);
+	snprintf(M->deny[M->deny_next], DENY_LINE, "%s", l);
+	M->deny_next = (M->deny_next + 1) % DENY_KEEP;
+	if (M->deny_n < DENY_KEEP)
+		M->deny_n++;
+	M->denials++;
+	struct mdev *d = who[0] ? dev_by_addr(M, who) : NULL;
+	if (d)
+		d->broker_denials++;
+	else
+		M->denials_other++;
+	pthread_mutex_unlock(&M->mu);
+}
+
+static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_message *msg,
+		       const mosquitto_property *props)
 {
 	(void)m;
 	struct mq *M = ud;
@@ -760,6 +1029,11 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
 	if (M->accounts && strcmp(t, DYNSEC_REPLIES) == 0) {
 		on_dynsec_reply(M, msg->payload ? msg->payload : "",
 				msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0);
+		return;
+	}
+	if (strncmp(t, "$SYS/broker/log/", 16) == 0) {
+		if (msg->payloadlen > 0)
+			broker_line(M, msg->payload, (size_t)msg->payloadlen, false);
 		return;
 	}
 	if (strncmp(t, "linli/dev/", 10) != 0)
@@ -793,10 +1067,41 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
 		api->rec_free(j);
 		return;
 	}
-	if (strcmp(kind, "up") == 0)
-		on_up(M, addr, id, j, msg->qos);
-	else if (strcmp(kind, "result") == 0)
-		on_result(M, addr, j);
+	if (strcmp(kind, "up") == 0) {
+		/* MQTT 5: the user property event-id */
+		char evid[EVID_MAX + 1] = "";
+		char *name = NULL, *val = NULL;
+		const mosquitto_property *pp = props;
+		bool first = true;
+		while ((pp = mosquitto_property_read_string_pair(pp, MQTT_PROP_USER_PROPERTY, &name,
+								 &val, !first)) != NULL) {
+			first = false;
+			if (!evid[0] && strcmp(name, "event-id") == 0 && evid_ok(val, strlen(val)))
+				snprintf(evid, sizeof evid, "%s", val);
+			free(name);
+			free(val);
+			name = val = NULL;
+		}
+		on_up(M, addr, id, j, msg->qos, evid);
+	} else if (strcmp(kind, "result") == 0) {
+		/* MQTT 5: the correlation data linlid gave the command (its id's digits) */
+		void *cd = NULL;
+		uint16_t cdlen = 0;
+		char corr[24];
+		bool has = mosquitto_property_read_binary(props, MQTT_PROP_CORRELATION_DATA, &cd,
+							  &cdlen, false) != NULL;
+		if (has && (cdlen == 0 || cdlen >= sizeof corr || memchr(cd, 0, cdlen))) {
+			count_bad(M, addr, BAD_RESULT,
+				  "MQTT 5 correlation data that is no command id of linlid's");
+		} else {
+			if (has) {
+				memcpy(corr, cd, cdlen);
+				corr[cdlen] = 0;
+			}
+			on_result(M, addr, j, has ? corr : NULL);
+		}
+		free(cd);
+	}
 	api->rec_free(j);
 }
 
@@ -810,6 +1115,8 @@ static void on_connect(struct mosquitto *m, void *ud, int rc)
 	atomic_fetch_add(&M->connects, 1);
 	for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
 		mosquitto_subscribe(m, NULL, subs[i], 1); /* QoS 1: events, results, status */
+	for (size_t i = 0; M->log_topic && i < sizeof log_subs / sizeof log_subs[0]; i++)
+		mosquitto_subscribe(m, NULL, log_subs[i], 0); /* never kept for linlid */
 	if (M->accounts) {
 		mosquitto_subscribe(m, NULL, DYNSEC_REPLIES, 1);
 		mosquitto_publish(m, NULL, DYNSEC_TOPIC, (int)strlen(M->check_json), M->check_json,
@@ -817,6 +1124,13 @@ static void on_connect(struct mosquitto *m, void *ud, int rc)
 	}
 }
 
+/*
+ * rc: a MOSQ_ERR code (the connection was lost), or the reason code of the
+ * broker's MQTT 5 DISCONNECT (0x98 administrative action when it changed
+ * linlid's roles, 0x8B server shutting down, ...). libmosquitto 2.0.11 ends
+ * its loop thread after a DISCONNECT from the broker instead of reconnecting:
+ * the timer starts it again (restart_due) after reconnect_min.
+ */
 static void on_disconnect(struct mosquitto *m, void *ud, int rc)
 {
 	(void)m;
@@ -825,6 +1139,8 @@ static void on_disconnect(struct mosquitto *m, void *ud, int rc)
 	atomic_store(&M->role_ready, false);
 	atomic_store(&M->last_drop, rc);
 	atomic_fetch_add(&M->disconnects, 1);
+	if (!atomic_load(&M->stopping) && (rc == 0 || rc >= 128))
+		atomic_store(&M->restart_due, mono_ms() + M->reconnect_min * 1000);
 }
 
 /* ---- driver ops (kernel thread) ---- */
@@ -863,6 +1179,12 @@ static int mq_open(linli_ctx *ctx, struct linli_device *dev, char *err, size_t e
 		}
 		M->devs = v;
 		M->cap_devs = cap;
+	}
+	/* its event ids from dedup_file (the last SEEN_KEEP, in order) */
+	for (size_t i = 0; i < M->n_loaded; i++) {
+		size_t n = strlen(d->addr);
+		if (strncmp(M->loaded[i], d->addr, n) == 0 && M->loaded[i][n] == ' ')
+			seen_put(d, M->loaded[i] + n + 1);
 	}
 	M->devs[M->n_devs++] = d;
 	pthread_mutex_unlock(&M->mu);
@@ -919,7 +1241,18 @@ static int send_cmd(struct mq *M, struct mdev *d, uint64_t req, const char *comm
 	snprintf(p->addr, sizeof p->addr, "%s", d->addr);
 	M->commands++;
 	pthread_mutex_unlock(&M->mu);
-	int mrc = mosquitto_publish(M->m, NULL, topic, (int)len, buf, 1, false);
+	/* MQTT 5: the result's topic and the command's id as response topic and
+	 * correlation data (a 3.1.1 device gets neither: the broker drops them) */
+	char rtopic[TOPIC_MAX];
+	snprintf(rtopic, sizeof rtopic, "linli/dev/%s/result", d->addr);
+	mosquitto_property *props = NULL;
+	int mrc = mosquitto_property_add_string(&props, MQTT_PROP_RESPONSE_TOPIC, rtopic);
+	if (mrc == MOSQ_ERR_SUCCESS)
+		mrc = mosquitto_property_add_binary(&props, MQTT_PROP_CORRELATION_DATA, ids,
+						    (uint16_t)strlen(ids));
+	if (mrc == MOSQ_ERR_SUCCESS)
+		mrc = mosquitto_publish_v5(M->m, NULL, topic, (int)len, buf, 1, false, props);
+	mosquitto_property_free_all(&props);
 	free(buf);
 	if (mrc != MOSQ_ERR_SUCCESS) {
 		pthread_mutex_lock(&M->mu);
@@ -1029,8 +1362,8 @@ static void lost_alarm(linli_ctx *ctx, struct mq *M, bool raise, int64_t lost_ms
 			 "the MQTT broker %s:%lld has been out of reach for %lld s (%s); linlid "
 			 "retries every %lld..%lld s; MQTT devices cannot be heard meanwhile",
 			 M->host, (long long)M->port, (long long)(lost_ms / 1000),
-			 last	? mosquitto_connack_string(last)
-			 : drop ? mosquitto_strerror(drop)
+			 last	? connack_why(last)
+			 : drop ? drop_why(drop)
 				: "never connected",
 			 (long long)M->reconnect_min, (long long)M->reconnect_max);
 		api->rec_set_str(p, "severity", "major");
@@ -1070,11 +1403,121 @@ static void loss_tick(linli_ctx *ctx, struct mq *M)
 	}
 }
 
+static void *starter_main(void *ud);
+
+static void log_file_error(linli_ctx *ctx, struct mq *M, const char *what, int e)
+{
+	snprintf(M->log_error, sizeof M->log_error, "%s '%s': %s", what, M->log_file, strerror(e));
+	if (!M->log_error_logged) {
+		M->log_error_logged = true;
+		api->log(ctx, LINLI_LOG_WARN,
+			 "cannot read the broker's log file (broker_log_file): %s; retrying "
+			 "(mqtt status)",
+			 M->log_error);
+	}
+}
+
+/*
+ * Follow the broker's log file (broker_log_file) like tail -F: opened at its
+ * end the first time (older lines are not news), from its start when it was
+ * missing before, and again from its start when it was rotated (another inode)
+ * or truncated. Lines "Denied ..." are taken (with the log topic on, the rest
+ * comes from there). Kernel thread (the timer); a regular file's read does not
+ * block for long.
+ */
+static void log_file_tick(linli_ctx *ctx, struct mq *M)
+{
+	struct stat st;
+	if (M->log_fd >= 0) {
+		struct stat now;
+		if (stat(M->log_file, &now) == 0 && now.st_ino != M->log_ino) {
+			close(M->log_fd); /* rotated: the new file from its start */
+			M->log_fd = -1;
+			M->log_missing = true;
+		}
+	}
+	if (M->log_fd < 0) {
+		int fd = open(M->log_file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+		if (fd < 0) {
+			if (errno == ENOENT)
+				M->log_missing = true;
+			log_file_error(ctx, M, "cannot open", errno);
+			return;
+		}
+		if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+			int e = errno;
+			close(fd);
+			log_file_error(ctx, M, "cannot read", S_ISREG(st.st_mode) ? e : EISDIR);
+			return;
+		}
+		M->log_fd = fd;
+		M->log_ino = st.st_ino;
+		M->log_off = M->log_missing ? 0 : st.st_size;
+		M->log_part_len = 0;
+		M->log_error[0] = 0;
+		M->log_error_logged = false;
+	}
+	if (fstat(M->log_fd, &st) != 0)
+		return;
+	if (st.st_size < M->log_off) { /* truncated */
+		M->log_off = 0;
+		M->log_part_len = 0;
+	}
+	if (st.st_size - M->log_off > LOG_READ_MAX) {
+		M->log_skipped += (uint64_t)(st.st_size - M->log_off - LOG_READ_MAX);
+		M->log_off = st.st_size - LOG_READ_MAX;
+		M->log_part_len = 0;
+	}
+	char buf[65536];
+	while (M->log_off < st.st_size) {
+		ssize_t n = pread(M->log_fd, buf, sizeof buf, M->log_off);
+		if (n <= 0)
+			break;
+		M->log_off += n;
+		const char *p = buf, *end = buf + n;
+		while (p < end) {
+			const char *nl = memchr(p, '\n', (size_t)(end - p));
+			size_t k = (size_t)((nl ? nl : end) - p);
+			size_t room = sizeof M->log_part - 1 - M->log_part_len;
+			memcpy(M->log_part + M->log_part_len, p, k < room ? k : room);
+			M->log_part_len += k < room ? k : room;
+			if (!nl)
+				break;
+			broker_line(M, M->log_part, M->log_part_len, M->log_topic);
+			M->log_part_len = 0;
+			p = nl + 1;
+		}
+	}
+}
+
 /* The first refusal of each kind per device, logged on the kernel thread. */
 static void log_tick(linli_ctx *ctx, void *ud)
 {
 	struct mq *M = ud;
 	loss_tick(ctx, M);
+	if (M->log_file[0])
+		log_file_tick(ctx, M);
+	int64_t due = atomic_load(&M->restart_due);
+	if (due && mono_ms() >= due && !atomic_load(&M->stopping)) {
+		atomic_store(&M->restart_due, 0);
+		pthread_join(M->starter, NULL); /* the last start: long done */
+		M->restarts++;
+		if (pthread_create(&M->starter, NULL, starter_main, M) != 0) {
+			M->loop_started = false; /* nothing to join */
+			api->log(ctx, LINLI_LOG_ERROR,
+				 "cannot restart the MQTT connection: %s (no thread)",
+				 strerror(errno));
+		}
+	}
+	if (atomic_exchange(&M->start_to_log, false)) {
+		int rc = atomic_load(&M->start_rc);
+		api->log(ctx, atomic_load(&M->loop_running) ? LINLI_LOG_WARN : LINLI_LOG_ERROR,
+			 "broker %s:%lld not reached yet (%s)%s", M->host, (long long)M->port,
+			 rc == MOSQ_ERR_ERRNO ? strerror(atomic_load(&M->start_errno))
+					      : mosquitto_strerror(rc),
+			 atomic_load(&M->loop_running) ? "; retrying"
+						       : ": the MQTT network thread did not start");
+	}
 	pthread_mutex_lock(&M->mu);
 	for (size_t i = 0; i < M->n_devs; i++)
 		for (int k = 0; k < BAD_N; k++)
@@ -1134,8 +1577,8 @@ static int cmd_status(linli_ctx *ctx, const struct linli_cmd_req *req, linli_rec
 	int last = atomic_load(&M->last_rc), drop = atomic_load(&M->last_drop);
 	api->rec_set_str(b, "last_error",
 			 up	? ""
-			 : last ? mosquitto_connack_string(last)
-			 : drop ? mosquitto_strerror(drop)
+			 : last ? connack_why(last)
+			 : drop ? drop_why(drop)
 				: "");
 	if (M->lost_since)
 		api->rec_set_time(b, "lost_since", M->lost_since);
@@ -1144,6 +1587,8 @@ static int cmd_status(linli_ctx *ctx, const struct linli_cmd_req *req, linli_rec
 	api->rec_set_int(b, "alarms_cleared", (int64_t)M->alarms_cleared);
 	api->rec_set_int(b, "connects", (int64_t)atomic_load(&M->connects));
 	api->rec_set_int(b, "disconnects", (int64_t)atomic_load(&M->disconnects));
+	api->rec_set_int(b, "restarts", (int64_t)M->restarts); /* after a broker's DISCONNECT */
+	api->rec_set_str(b, "protocol", "mqttv5");
 	api->rec_set_array(r, "subscriptions", &s);
 	for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
 		api->arr_push_str(s, subs[i]);
@@ -1160,7 +1605,7 @@ static int cmd_status(linli_ctx *ctx, const struct linli_cmd_req *req, linli_rec
 	pthread_mutex_unlock(&M->mu);
 	api->rec_set_map(r, "totals", &t);
 	api->rec_set_array(r, "devices", &ds);
-	uint64_t msgs = 0, rd = 0, ev = 0, res = 0, bad[BAD_N] = {0};
+	uint64_t msgs = 0, rd = 0, ev = 0, res = 0, dups = 0, bad[BAD_N] = {0};
 	pthread_mutex_lock(&M->mu);
 	for (size_t i = 0; i < M->n_devs; i++) {
 		struct mdev *d = M->devs[i];
@@ -1175,6 +1620,9 @@ static int cmd_status(linli_ctx *ctx, const struct linli_cmd_req *req, linli_rec
 		api->rec_set_int(x, "readings", (int64_t)d->readings); /* posted to the HAL */
 		api->rec_set_int(x, "events", (int64_t)d->events);
 		api->rec_set_int(x, "results", (int64_t)d->results);
+		api->rec_set_int(x, "broker_denials", (int64_t)d->broker_denials);
+		api->rec_set_int(x, "duplicates", (int64_t)d->duplicates);
+		dups += d->duplicates;
 		api->rec_set_map(x, "refused", &bx);
 		for (int k = 0; k < BAD_N; k++) {
 			api->rec_set_int(bx, bad_names[k], (int64_t)d->bad[k]);
@@ -1194,6 +1642,29 @@ static int cmd_status(linli_ctx *ctx, const struct linli_cmd_req *req, linli_rec
 		api->rec_set_int(t, bad_names[k], (int64_t)bad[k]);
 	api->rec_set_int(t, "unknown_address", (int64_t)M->unknown_addr);
 	api->rec_set_int(t, "events_not_committed", (int64_t)M->not_committed);
+	api->rec_set_int(t, "duplicates", (int64_t)dups); /* redelivered event ids dropped */
+	linli_record *sf = NULL;
+	api->rec_set_map(r, "dedup", &sf);
+	api->rec_set_str(sf, "file", M->seen_file);
+	api->rec_set_int(sf, "window", SEEN_KEEP);
+	api->rec_set_int(sf, "lines", (int64_t)M->seen_lines);
+	api->rec_set_int(sf, "errors", (int64_t)M->seen_errors);
+	api->rec_set_str(sf, "last_error", M->seen_errors ? strerror(M->seen_errno) : "");
+	linli_record *bl = NULL, *lt = NULL, *ll = NULL;
+	api->rec_set_map(r, "broker_log", &bl);
+	api->rec_set_array(bl, "topics", &lt);
+	for (size_t i = 0; M->log_topic && i < sizeof log_subs / sizeof log_subs[0]; i++)
+		api->arr_push_str(lt, log_subs[i]);
+	api->rec_set_str(bl, "file", M->log_file);
+	api->rec_set_str(bl, "file_error", M->log_error);
+	api->rec_set_int(bl, "file_bytes_skipped", (int64_t)M->log_skipped);
+	api->rec_set_int(bl, "denials", (int64_t)M->denials);
+	api->rec_set_int(bl, "denials_no_device", (int64_t)M->denials_other);
+	api->rec_set_int(bl, "keep", DENY_KEEP);
+	api->rec_set_array(bl, "lines", &ll); /* oldest first */
+	for (size_t i = 0; i < M->deny_n; i++)
+		api->arr_push_str(ll,
+				  M->deny[(M->deny_next + DENY_KEEP - M->deny_n + i) % DENY_KEEP]);
 	pthread_mutex_unlock(&M->mu);
 	*reply = r;
 	return 0;
@@ -1270,9 +1741,9 @@ static int cfg_parse(const struct plugcfg *p, linli_record *c, void *ud)
 {
 	struct mq *M = ud;
 	static const char *const keys[] = {
-	    "host",	 "port",     "client_id",     "username",      "password",
-	    "keepalive", "accounts", "reconnect_min", "reconnect_max", "alarm_after",
-	    "cafile",	 "certfile", "keyfile"};
+	    "host",	"port",		 "client_id",	    "username",	   "password", "keepalive",
+	    "accounts", "reconnect_min", "reconnect_max",   "alarm_after", "cafile",   "certfile",
+	    "keyfile",	"broker_log",	 "broker_log_file", "dedup_file"};
 	int rc = plugcfg_keys(p, c, keys, sizeof keys / sizeof keys[0]);
 	if (!rc)
 		rc = cfg_str(p, c, "host", M->host, sizeof M->host, false);
@@ -1298,6 +1769,17 @@ static int cfg_parse(const struct plugcfg *p, linli_record *c, void *ud)
 		rc = cfg_str(p, c, "keyfile", M->keyfile, sizeof M->keyfile, false);
 	if (!rc)
 		rc = tls_check(p, M);
+	if (!rc)
+		rc = plugcfg_bool(p, c, "broker_log", &M->log_topic);
+	if (!rc)
+		rc = cfg_str(p, c, "broker_log_file", M->log_file, sizeof M->log_file, false);
+	if (!rc)
+		rc = cfg_str(p, c, "dedup_file", M->seen_file, sizeof M->seen_file - 8, false);
+	if (!rc && M->seen_file[0] && M->seen_file[0] != '/')
+		rc = plugcfg_err(p, "dedup_file", "'%s' must be an absolute path", M->seen_file);
+	if (!rc && M->log_file[0] && M->log_file[0] != '/')
+		rc =
+		    plugcfg_err(p, "broker_log_file", "'%s' must be an absolute path", M->log_file);
 	if (!rc)
 		rc = plugcfg_int(p, c, "reconnect_min", 1, 3600, 1, "whole seconds",
 				 &M->reconnect_min);
@@ -1326,6 +1808,7 @@ static int read_config(linli_ctx *ctx, struct mq *M)
 	M->reconnect_min = 1;
 	M->reconnect_max = 30;
 	M->alarm_after_ms = 60000;
+	M->log_topic = true;
 	linli_record *c = NULL;
 	int rc = api->plugin_config(ctx, &c);
 	if (rc)
@@ -1346,7 +1829,10 @@ static void mq_free(struct mq *M)
 	if (!M)
 		return;
 	if (M->m) {
-		if (M->loop_started) {
+		atomic_store(&M->stopping, true);
+		if (M->loop_started)
+			pthread_join(M->starter, NULL);
+		if (atomic_load(&M->loop_running)) {
 			mosquitto_disconnect(M->m);
 			mosquitto_loop_stop(M->m, false);
 		}
@@ -1362,11 +1848,71 @@ static void mq_free(struct mq *M)
 		M->aq_head = o->next;
 		acct_free(o);
 	}
+	if (M->log_fd >= 0)
+		close(M->log_fd);
+	if (M->seen_fd >= 0)
+		close(M->seen_fd);
+	for (size_t i = 0; i < M->n_loaded; i++)
+		free(M->loaded[i]);
+	free(M->loaded);
 	free(M->role_json);
 	free(M->check_json);
 	pthread_mutex_destroy(&M->mu);
 	pthread_mutex_destroy(&M->flush_mu);
 	free(M);
+}
+
+/*
+ * dedup_file: read the event ids taken before (each device's are given to it
+ * when it opens), then opened for appending (made when missing). A line that
+ * is not "ADDRESS ID" stops the plugin naming the file and line.
+ */
+static int seen_load(linli_ctx *ctx, struct mq *M)
+{
+	FILE *f = fopen(M->seen_file, "re");
+	if (f) {
+		char line[ADDR_MAX + EVID_MAX + 4];
+		size_t no = 0;
+		while (fgets(line, sizeof line, f)) {
+			no++;
+			line[strcspn(line, "\n")] = 0;
+			char *sp = strchr(line, ' ');
+			if (sp)
+				*sp = 0;
+			if (!sp || addr_problem(line) || !evid_ok(sp + 1, strlen(sp + 1))) {
+				api->set_error(
+				    ctx,
+				    "linli.cfg: plugins.mqtt.dedup_file: '%s' line %zu is "
+				    "not 'ADDRESS EVENT-ID'",
+				    M->seen_file, no);
+				fclose(f);
+				return LINLI_EINVAL;
+			}
+			*sp = ' ';
+			char **v = realloc(M->loaded, (M->n_loaded + 1) * sizeof *v);
+			if (v)
+				M->loaded = v;
+			char *x = v ? strdup(line) : NULL;
+			if (!x) {
+				fclose(f);
+				return LINLI_ENOMEM;
+			}
+			M->loaded[M->n_loaded++] = x;
+		}
+		fclose(f);
+	} else if (errno != ENOENT) {
+		api->set_error(ctx, "linli.cfg: plugins.mqtt.dedup_file: cannot read '%s': %s",
+			       M->seen_file, strerror(errno));
+		return LINLI_EIO;
+	}
+	M->seen_lines = M->n_loaded;
+	M->seen_fd = open(M->seen_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (M->seen_fd < 0) {
+		api->set_error(ctx, "linli.cfg: plugins.mqtt.dedup_file: cannot write '%s': %s",
+			       M->seen_file, strerror(errno));
+		return LINLI_EIO;
+	}
+	return 0;
 }
 
 static int start_client(linli_ctx *ctx, struct mq *M)
@@ -1383,9 +1929,14 @@ static int start_client(linli_ctx *ctx, struct mq *M)
 		api->set_error(ctx, "cannot make an MQTT client: %s", strerror(errno));
 		return LINLI_ENOMEM;
 	}
+	if (mosquitto_int_option(M->m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5) !=
+	    MOSQ_ERR_SUCCESS) {
+		api->set_error(ctx, "libmosquitto would not speak MQTT 5");
+		return LINLI_EIO;
+	}
 	mosquitto_connect_callback_set(M->m, on_connect);
 	mosquitto_disconnect_callback_set(M->m, on_disconnect);
-	mosquitto_message_callback_set(M->m, on_message);
+	mosquitto_message_v5_callback_set(M->m, on_message);
 	mosquitto_reconnect_delay_set(M->m, (unsigned)M->reconnect_min, (unsigned)M->reconnect_max,
 				      true);
 	if (M->cafile[0]) {
@@ -1412,20 +1963,46 @@ static int start_client(linli_ctx *ctx, struct mq *M)
  * messages the broker kept for linlid's session arrive when their devices
  * are known (before, they would be refused as of no device and acknowledged).
  */
+/*
+ * The starter thread: the first connect, with the CONNECT properties (a
+ * session that never expires: QoS 1 messages wait for linlid), is blocking in
+ * libmosquitto 2.0; then the loop thread, which reconnects with the same
+ * properties. A first connect that fails is retried by the loop thread; the
+ * timer logs it.
+ */
+static void *starter_main(void *ud)
+{
+	struct mq *M = ud;
+	if (atomic_exchange(&M->loop_running, false))
+		mosquitto_loop_stop(M->m, false); /* a restart: the old loop thread has ended */
+	mosquitto_property *props = NULL;
+	int rc =
+	    mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, UINT32_MAX);
+	if (rc == MOSQ_ERR_SUCCESS)
+		rc = mosquitto_connect_bind_v5(M->m, M->host, (int)M->port, (int)M->keepalive, NULL,
+					       props);
+	atomic_store(&M->start_errno, errno);
+	mosquitto_property_free_all(&props);
+	int lrc = mosquitto_loop_start(M->m);
+	if (lrc == MOSQ_ERR_SUCCESS)
+		atomic_store(&M->loop_running, true);
+	else
+		rc = lrc;
+	if (rc != MOSQ_ERR_SUCCESS) {
+		atomic_store(&M->start_rc, rc);
+		atomic_store(&M->start_to_log, true);
+	}
+	return NULL;
+}
+
 static int mq_discover(linli_ctx *ctx)
 {
 	struct mq *M = mq_of(ctx);
 	if (M->loop_started)
 		return 0;
-	int rc = mosquitto_connect_async(M->m, M->host, (int)M->port, (int)M->keepalive);
-	if (rc != MOSQ_ERR_SUCCESS)
-		api->log(ctx, LINLI_LOG_WARN, "broker %s:%lld not reached yet (%s); retrying",
-			 M->host, (long long)M->port,
-			 rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
-	rc = mosquitto_loop_start(M->m);
-	if (rc != MOSQ_ERR_SUCCESS) {
-		api->log(ctx, LINLI_LOG_ERROR, "cannot start the MQTT network thread: %s",
-			 mosquitto_strerror(rc));
+	if (pthread_create(&M->starter, NULL, starter_main, M) != 0) {
+		api->log(ctx, LINLI_LOG_ERROR, "cannot start the MQTT starter thread: %s",
+			 strerror(errno));
 		return LINLI_EIO;
 	}
 	M->loop_started = true;
@@ -1439,6 +2016,8 @@ static int mq_init(linli_ctx *ctx, const struct linli_api *a)
 	if (!M)
 		return LINLI_ENOMEM;
 	M->ctx = ctx;
+	M->log_fd = -1;
+	M->seen_fd = -1;
 	pthread_mutex_init(&M->mu, NULL);
 	pthread_mutex_init(&M->flush_mu, NULL);
 	api->set_userdata(ctx, M);
@@ -1447,6 +2026,8 @@ static int mq_init(linli_ctx *ctx, const struct linli_api *a)
 	    (!(M->role_json = driver_role_json(M->username)) ||
 	     !(M->check_json = driver_check_json(M->username))))
 		rc = LINLI_ENOMEM;
+	if (!rc && M->seen_file[0])
+		rc = seen_load(ctx, M);
 	if (!rc)
 		rc = start_client(ctx, M);
 	if (!rc)

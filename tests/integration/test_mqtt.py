@@ -43,8 +43,8 @@ def tool(name):
 class broker:
     """A real mosquitto on a free loopback port, in its own temp dir."""
 
-    def __init__(self, dynsec=False, tls=False):
-        self.dynsec, self.tls = dynsec, tls
+    def __init__(self, dynsec=False, tls=False, logs=False):
+        self.dynsec, self.tls, self.logs = dynsec, tls, logs
         self.admin_pw = "admin-" + os.urandom(6).hex()
 
     def __enter__(self):
@@ -58,6 +58,9 @@ class broker:
         # Persistence on: a broker restart keeps the QoS 1 messages queued for linlid.
         text = (f"listener {self.port} 127.0.0.1\npersistence true\n"
                 f"persistence_location {self.dir}/\nlog_dest stderr\n")
+        if self.logs:  # its log on $SYS/broker/log/# too, and every level to a file
+            self.debug_log = os.path.join(self.dir, "debug.log")
+            text += f"log_dest topic\nlog_dest file {self.debug_log}\nlog_type all\n"
         if os.getuid() == 0:
             text += "user root\n"  # else mosquitto drops to 'mosquitto' and cannot write here
         if self.tls:  # TLS only, with client certificates
@@ -239,7 +242,7 @@ def case_readings_events_and_bad_payloads():
     """Readings and an event published by a device arrive through the HAL (latest values,
     the bus, the journal); bad payloads of each kind are refused, counted and stored nowhere.
     All over TLS with client certificates (the broker takes nothing else)."""
-    with broker(tls=True) as b, connected(b) as d:
+    with broker(tls=True) as b, connected(b, f'dedup_file = "{b.dir}/mqtt.seen";') as d:
         wait_connected(d)
         st = status(d)
         eq((st["broker"]["tls"], st["broker"]["client_certificate"]), (True, True), "TLS")
@@ -314,15 +317,32 @@ def case_readings_events_and_bad_payloads():
         op = d.account("op1", "operator", node=YUELAN)
         rc, out, err = d.cli("mqtt", "status", env={"LINLI_SESSION": op})
         eq((rc, out and out["totals"]["unknown_address"]), (0, 1), f"an operator reads it: {err}")
+        # An event with the device's id ("id", or the MQTT 5 user property event-id) is
+        # taken once: the id is remembered (dedup_file) before the event is acknowledged.
+        up = "linli/dev/smoke-001/up"
+        b.pub(up, json.dumps({"event": "alarm", "id": "ev-1", "data": {"room": "e1"}}),
+              "smoke-001", None, None, "-q", "1")
+        wait_for(lambda: dev_status(d, "sm-1")["events"] == 3, "the event with an id")
+        b.pub(up, json.dumps({"event": "alarm", "id": "bad id", "data": {"room": "x"}}),
+              "smoke-001", None, None, "-q", "1")
+        wait_for(lambda: dev_status(d, "sm-1")["refused"]["bad_shape"] == 4, "a bad event id")
         # QoS 1: events published while linlid is down (killed -9) wait in its persistent
-        # session at the broker, through a broker restart too; none is lost.
+        # session at the broker, through a broker restart too; none is lost. ev-1 again (its
+        # acknowledgement lost to the kill, the device sends it again) and ev-2 twice (once
+        # by payload id, once by MQTT 5 user property) are journaled once.
         d.proc.send_signal(signal.SIGKILL)
         d.proc.wait()
-        up = "linli/dev/smoke-001/up"
         for i in range(3):
             b.pub(up, json.dumps({"event": "alarm", "data": {"room": f"q{i}"}}), "smoke-001",
                   None, None, "-q", "1")
+        b.pub(up, json.dumps({"event": "alarm", "id": "ev-1", "data": {"room": "e1"}}),
+              "smoke-001", None, None, "-q", "1")
+        b.pub(up, json.dumps({"event": "alarm", "id": "ev-2", "data": {"room": "e2"}}),
+              "smoke-001", None, None, "-q", "1")
         b.restart()
+        b.pub(up, json.dumps({"event": "alarm", "data": {"room": "e2"}}), "smoke-001", None,
+              None, "-q", "1", "-V", "mqttv5", "-D", "publish", "user-property", "event-id",
+              "ev-2")
         for i in range(3, 5):
             b.pub(up, json.dumps({"event": "alarm", "data": {"room": f"q{i}"}}), "smoke-001",
                   None, None, "-q", "1")
@@ -331,12 +351,18 @@ def case_readings_events_and_bad_payloads():
         def rooms():
             return [e["payload"]["data"]["room"] for e in d.ok("events", "journal")["events"]
                     if e["topic"] == "dev/smoke/sm-1/event/alarm"]
-        got = wait_for(lambda: (lambda r: r if len(r) >= 6 else None)(rooms()),
+        got = wait_for(lambda: (lambda r: r if len(r) >= 8 else None)(rooms()),
                        "the queued QoS 1 events after the restarts", 8)
-        eq(got, ["3-201", "q0", "q1", "q2", "q3", "q4"], "each once, in order")
-        st = status(d)
+        st = wait_for(lambda: (lambda x: x if x["totals"]["messages"] == 8 else None)(
+            status(d)), "every queued message")
+        eq(rooms(), ["3-201", "e1", "q0", "q1", "q2", "e2", "q3", "q4"], "each once, in order")
         eq((st["totals"]["events"], st["totals"]["events_not_committed"],
-            st["totals"]["unknown_address"]), (5, 0, 0), "taken after the devices were open")
+            st["totals"]["unknown_address"], st["totals"]["duplicates"]), (6, 0, 0, 2),
+           "taken after the devices were open; two redeliveries dropped")
+        eq((st["dedup"]["file"], st["dedup"]["errors"], st["dedup"]["lines"]),
+           (f"{b.dir}/mqtt.seen", 0, 2), "the window on disk")
+        with open(f"{b.dir}/mqtt.seen") as f:
+            eq(f.read(), "smoke-001 ev-1\nsmoke-001 ev-2\n", "one line per event id taken")
 
 
 def case_commands_round_trip_timeout_and_last_will():
@@ -420,6 +446,39 @@ def case_commands_round_trip_timeout_and_last_will():
         b.pub("linli/dev/smoke-001/status", "offlin")  # a prefix of offline is not it
         wait_for(lambda: dev_status(d, "sm-1")["refused"]["bad_shape"] == 1, "a bad status")
         eq(d.ok("devices", "show", "sm-1")["state"], "online", "a bad status changes nothing")
+        # MQTT 5 (linlid connects with it): a command carries the result topic as its
+        # response topic and its id as correlation data; a v5 device (tools/mqtt-sim --v5)
+        # answers there with the correlation data only, no "id" in the payload.
+        eq(status(d)["broker"]["protocol"], "mqttv5", "linlid speaks MQTT 5")
+        d.ok("devices", "add", "door-1", "door", "mqtt", "door-002")
+        sim = subprocess.Popen([MQTT_SIM, "--port", str(b.port), "--address", "door-002",
+                                "--v5", "--linger", "6"], stdout=subprocess.PIPE, text=True)
+        try:
+            eq(json.loads(sim.stdout.readline()), {"connected": "door-002"}, "mqtt-sim --v5")
+            rc, res, err = d.cli("devices", "command", "door-1", "open", "seconds=5")
+            eq((rc, res and res["result"]), (0, {"done": "open", "args": {"seconds": 5}}),
+               f"the v5 device's result, by correlation data: {err}")
+            got = json.loads(sim.stdout.readline())
+            eq((got["response_topic"], got["correlation"], got["command"]["command"]),
+               ("linli/dev/door-002/result", str(res["request"]), "open"),
+               "response topic and correlation data")
+        finally:
+            sim.terminate()
+            sim.wait(5)
+        eq(dev_status(d, "door-1")["results"], 1, "the v5 result counted")
+        # A v5 result whose correlation data names no waiting command, or whose payload id
+        # disagrees with it, is refused (bad_result) and answers nothing.
+        v5 = ("-V", "mqttv5", "-D", "publish", "correlation-data")
+        b.pub("linli/dev/door-002/result", json.dumps({"ok": True}), "door-002", None, None,
+              *v5, "424242")
+        b.pub("linli/dev/door-002/result", json.dumps({"id": "1", "ok": True}), "door-002",
+              None, None, *v5, "2")
+        ref = wait_for(lambda: (lambda r: r if r["bad_result"] == 2 else None)(
+            dev_status(d, "door-1")["refused"]), "v5 results of no command refused")
+        eq((ref["not_json"], ref["bad_shape"]), (0, 0), "refused as results")
+        log = wait_for(lambda: (lambda t: t if "door-1 (address 'door-002'): message refused "
+                                "(bad_result)" in t else None)(d.logtext()), "logged")
+        check("a result for no command of this device waiting" in log, "the reason")
         # The broker goes away: retried; after alarm_after (60 s of the test clock) an alarm
         # through the alarms plugin, cleared when linlid is connected again.
         b.proc.terminate()
@@ -453,8 +512,9 @@ def case_one_broker_account_per_device():
     and a role for its own topics only: a wrong password, another client id or no account is
     refused; a device's publish on another device's topic never arrives and its subscription
     to another's commands is refused; rekey and remove cut the device off at once."""
-    with broker(dynsec=True) as b, connected(
-            b, f'username = "admin"; password = "{b.admin_pw}"; accounts = true;') as d:
+    with broker(dynsec=True, logs=True) as b, connected(
+            b, f'username = "admin"; password = "{b.admin_pw}"; accounts = true; '
+               f'broker_log_file = "{b.debug_log}";') as d:
         wait_connected(d)
         eq(status(d)["accounts"]["managed"], True, "accounts managed")
         # linlid gives its own account the role to publish commands (the broker kicks it
@@ -480,11 +540,28 @@ def case_one_broker_account_per_device():
             r = b.try_pub(up, json.dumps({"readings": {"battery": 1}}), client, user, pw)
             check(r.returncode != 0 and "not authorised" in r.stderr,
                   f"{what} is refused: {r.returncode} {r.stderr}")
-        # Another device's topic: dropped by the broker (an MQTT 5 client hears why).
+        # The broker's log lines of those refusals reach mqtt status through its log topic
+        # (Mosquitto 2.0.11 names no client id in them: "<unknown>").
+        bl = wait_for(lambda: (lambda x: x if x["denials"] == 4 else None)(
+            status(d)["broker_log"]), "the broker's refusal lines", 5)
+        eq((bl["topics"], bl["denials_no_device"], bl["file"], bl["file_error"]),
+           (["$SYS/broker/log/N", "$SYS/broker/log/W", "$SYS/broker/log/E"], 4, b.debug_log,
+            ""), "the broker's log")
+        eq([x.split(": ", 1)[1] for x in bl["lines"]],
+           ["Client <unknown> disconnected, not authorised."] * 4, "its lines")
+        # Another device's topic: dropped by the broker (an MQTT 5 client hears why: PUBACK
+        # 0x87); the broker logs it at level debug, only in its file, which linlid follows.
         r = b.try_pub("linli/dev/door-001/up", json.dumps({"readings": {"state": "open"}}),
                       "smoke-001", "smoke-001", sec, "-V", "mqttv5", "-q", "1")
-        check("not authorized" in (r.stdout + r.stderr).lower(),
+        check("publish 1 failed: not authorized" in (r.stdout + r.stderr).lower(),
               f"the MQTT 5 reason code: {r.returncode} {r.stdout} {r.stderr}")
+        bl = wait_for(lambda: (lambda x: x if x["denials"] == 5 else None)(
+            status(d)["broker_log"]), "the denial line", 5)
+        check(bl["lines"][-1].endswith("Denied PUBLISH from smoke-001 (d0, q1, r0, m1, "
+                                       "'linli/dev/door-001/up', ... (31 bytes))"),
+              f"the denial line with the client id: {bl['lines'][-1]}")
+        eq((dev_status(d, "sm-1")["broker_denials"], dev_status(d, "door-1")["broker_denials"],
+            bl["denials_no_device"]), (1, 0, 4), "counted on the device that published")
         b.pub(up, json.dumps({"readings": {"battery": 81}}), "smoke-001", "smoke-001", sec)
         wait_for(lambda: readings(d, "sm-1").get("battery", {}).get("value") == 81,
                  "the device's next reading")
@@ -574,6 +651,24 @@ def case_one_broker_account_per_device():
         check("not authorized" in (r.stdout + r.stderr).lower(),
               f"the gateway lost the removed child: {r.stdout} {r.stderr}")
         eq(status(d)["accounts"]["errors"], 0, "no account errors")
+        # The broker's denials, counted per device; the ring keeps the last 32 lines.
+        wait_for(lambda: [dev_status(d, x)["broker_denials"] for x in ("door-1", "gw-1")] ==
+                 [1, 1], "the gateway case's denials, on the devices that published")
+        before = status(d)["broker_log"]
+        r = subprocess.run([b.pub_exe, "-h", "127.0.0.1", "-p", str(b.port), "-i", "door-001",
+                            "-u", "door-001", "-P", sec2, "-V", "mqttv5", "-q", "1", "-t",
+                            "linli/dev/smoke-009/up", "-l"], input="".join(
+                                f"{i:02d}\n" for i in range(40)), capture_output=True,
+                           text=True, timeout=10)
+        eq(r.stderr.lower().count("failed: not authorized"), 40, f"40 refused: {r.stderr}")
+        bl = wait_for(lambda: (lambda x: x if x["denials"] == before["denials"] + 40 else None)(
+            status(d)["broker_log"]), "every denial", 5)
+        eq((len(bl["lines"]), bl["keep"], bl["denials_no_device"]),
+           (32, 32, before["denials_no_device"]), "the ring")
+        check(all("Denied PUBLISH from door-001" in x and "'linli/dev/smoke-009/up'" in x
+                  for x in bl["lines"]), "the last 32 lines are door-001's")
+        eq([dev_status(d, x)["broker_denials"] for x in ("door-1", "gw-1")], [41, 1],
+           "door-001's and the gateway's denials")
         for text, where in ((d.logtext(), "linlid's log"), (b.logtext(), "the broker's log")):
             for x in (sec, sec2, new, gw):
                 check(x not in text, f"a secret in {where}")
@@ -597,6 +692,13 @@ def bad_configs(pki):
             ("hots = 1;", "linli.cfg: plugins.mqtt.hots: unknown key (it takes host, port"),
             ("accounts = true;", "linli.cfg: plugins.mqtt.accounts: needs username and "
                                  "password: linlid's own account on the broker"),
+            ('broker_log_file = "mosquitto.log";',
+             "linli.cfg: plugins.mqtt.broker_log_file: 'mosquitto.log' must be an absolute path"),
+            ('dedup_file = "seen";',
+             "linli.cfg: plugins.mqtt.dedup_file: 'seen' must be an absolute path"),
+            (f'dedup_file = "{pki}/ca.crt";',
+             f"linli.cfg: plugins.mqtt.dedup_file: '{pki}/ca.crt' line 2 is not 'ADDRESS "
+             "EVENT-ID'"),
             ("reconnect_min = 5; reconnect_max = 2;",
              "linli.cfg: plugins.mqtt.reconnect_max: must be at least reconnect_min (5 s)"),
             (f'cafile = "{pki}/nope.crt";',
@@ -614,8 +716,14 @@ def bad_configs(pki):
     with socket.socket() as s:  # a port where no broker listens
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    with node(f"port = {port};") as d:
+    with node(f'port = {port}; broker_log_file = "{pki}/no-such.log";') as d:
         eq(d.ok("plugins", "info", "mqtt")["state"], "running", "no broker is not fatal")
+        bl = wait_for(lambda: (lambda x: x if x["file_error"] else None)(
+            status(d)["broker_log"]), "the log file's error")
+        eq(bl["file_error"], f"cannot open '{pki}/no-such.log': No such file or directory",
+           "a missing broker log file is shown, and retried")
+        wait_for(lambda: "cannot read the broker's log file (broker_log_file): cannot open"
+                 in d.logtext(), "and logged")
         # The plugin index asks exactly what mqtt.so declares.
         name, caps = plugin_meta(MQTT_SO)
         entry = d.ok("catalog", "show", "plugin", "mqtt")
