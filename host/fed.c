@@ -90,6 +90,16 @@ static void set_error(struct fed *f, const char *fmt, ...)
 		log_warn("federation", "%s", buf);
 }
 
+/* url without its user:password@ (what logs and status show). */
+static const char *shown_url(const char *url, char *buf, size_t n)
+{
+	const char *at = strchr(url, '@');
+	if (!at)
+		return url;
+	snprintf(buf, n, "nats://%s", at + 1);
+	return buf;
+}
+
 /* `path` as subject tokens: "hefei/baohe" -> "hefei.baohe" (segments are a-z0-9_-). */
 static void tokens(const char *path, char *out, size_t n)
 {
@@ -151,8 +161,10 @@ static bool connect_once(struct fed *f)
 	if (!s)
 		s = natsConnection_Connect(&f->nc, o);
 	natsOptions_Destroy(o);
+	char shown[256];
+	shown_url(c->url, shown, sizeof shown);
 	if (s) {
-		set_error(f, "cannot connect to %s: %s (tried again every %d ms)", c->url,
+		set_error(f, "cannot connect to %s: %s (tried again every %d ms)", shown,
 			  nats_GetLastError(NULL) ? nats_GetLastError(NULL) : natsStatus_GetText(s),
 			  RETRY_MS);
 		f->nc = NULL;
@@ -175,7 +187,7 @@ static bool connect_once(struct fed *f)
 	f->connected = true;
 	f->last_error[0] = '\0';
 	pthread_mutex_unlock(&f->mu);
-	log_info("federation", "connected to %s%s%s", c->url,
+	log_info("federation", "connected to %s%s%s", shown,
 		 c->parent_domain ? ", the parent's JetStream domain " : " (no parent)",
 		 c->parent_domain ? c->parent_domain : "");
 	return true;
@@ -198,8 +210,8 @@ static bool consume_setup(struct fed *f)
 	if (si)
 		jsStreamInfo_Destroy(si);
 	if (s && je != JSStreamNameExistErr) {
-		set_error(f, "the children's stream %s on %s: %s (JetStream error %d)", STREAM,
-			  f->k->cfg.fed.url, natsStatus_GetText(s), (int)je);
+		set_error(f, "the children's stream %s: %s (JetStream error %d)", STREAM,
+			  natsStatus_GetText(s), (int)je);
 		return false;
 	}
 	jsSubOptions so;
@@ -439,7 +451,8 @@ static int cmd_status(struct cmd_call *call, void *ud)
 	pthread_mutex_lock(&f->mu);
 	msgpack_pack_map(pk, 13);
 	mp_kv_str(pk, "node", call->k->cfg.node_path);
-	mp_kv_str(pk, "url", c->url);
+	char shown[256];
+	mp_kv_str(pk, "url", shown_url(c->url, shown, sizeof shown));
 	mp_kv_str(pk, "parent_domain", c->parent_domain);
 	mp_kv_str(pk, "up_subject", c->parent_domain ? f->up_subject : NULL);
 	mp_kv_bool(pk, "connected", f->connected);
