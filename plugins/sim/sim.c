@@ -74,6 +74,7 @@ enum kind {
 	K_GATE,
 	K_SCREEN,
 	K_SMOKE,
+	K_PIR,
 	K_TRASH,
 	K_WEARABLE
 };
@@ -86,7 +87,7 @@ static const struct {
 	     {"gas_meter", K_GAS},   {"water_meter", K_WATER},	     {"hydrant", K_HYDRANT},
 	     {"kiosk", K_KIOSK},     {"locker", K_LOCKER},	     {"manhole", K_MANHOLE},
 	     {"parking", K_PARKING}, {"screen", K_SCREEN},	     {"smoke", K_SMOKE},
-	     {"trash_bin", K_TRASH}, {"wearable", K_WEARABLE}};
+	     {"trash_bin", K_TRASH}, {"wearable", K_WEARABLE},	     {"pir", K_PIR}};
 
 struct sres {
 	char name[64];
@@ -448,6 +449,9 @@ static void init_model(struct sdev *d)
 		setf(d, "brightness", 80);
 		sets(d, "layout", "community-default");
 		sets(d, "notice", "欢迎回家");
+		break;
+	case K_PIR:
+		setf(d, "last_motion", 0);
 		break;
 	case K_SMOKE:
 		setf(d, "smoke_density", 0.05);
@@ -885,6 +889,21 @@ static void step(struct sim *S, struct outbox *o, struct sdev *d, int64_t round)
 		rare(S, o, d, "panel_fault", 0.0002);
 		rare(S, o, d, "overheat", 0.0001);
 		break;
+	case K_PIR: {
+		/* Someone moves in the room: often by day, seldom at night (sim time, UTC+8). */
+		int hour = (int)(((now_s + 8 * 3600) / 3600) % 24);
+		bool moved = chance(d, hour >= 7 && hour < 22 ? 0.25 : 0.03);
+		if (moved) {
+			setf(d, "last_motion", (double)now_s);
+			if (!d->mode) /* a motion starts: the event; while it goes on, the reading
+				       */
+				event(S, o, d, "motion", NULL);
+		}
+		d->mode = moved;
+		rare(S, o, d, "tamper", 0.0001);
+		battery(S, o, d, 0.003);
+		break;
+	}
 	case K_SMOKE:
 		if (d->mode > 0) { /* in alarm */
 			setf(d, "smoke_density", 3 + 5 * rnd(d));
@@ -1366,6 +1385,11 @@ static int sim_command(linli_ctx *ctx, struct linli_device *dev, uint64_t req, c
 			sets(d, "lock", "locked");
 		else if (strcmp(command, "set_mode") == 0)
 			set_from(d, "mode", args, "mode");
+		break;
+	case K_PIR:
+		if (strcmp(command, "self_test") == 0)
+			api->rec_set_str(out, "self_test",
+					 getf(d, "battery") > 10 ? "pass" : "fail");
 		break;
 	case K_SMOKE:
 		if (strcmp(command, "reset") == 0 || strcmp(command, "silence") == 0) {

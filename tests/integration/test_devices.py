@@ -102,8 +102,8 @@ def case_sim_fleet_live_in_devices_list():
         rows = wait_for(lambda: (lambda r: r if all(x["state"] == "online" and x["readings"] > 0
                                                      for x in r) else None)(
             d.ok("devices", "list")), "every sim device online")
-        eq(len(rows), 34, "17 classes x 2")
-        eq(len({r["class"] for r in rows}), 17, "every catalog class")
+        eq(len(rows), 36, "18 classes x 2")
+        eq(len({r["class"] for r in rows}), 18, "every catalog class")
         check(all(r["driver"] == "sim" and r["scope"] == COMMUNITY for r in rows), rows[0])
         check(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", rows[0]["last_seen"]),
               rows[0]["last_seen"])
@@ -135,7 +135,7 @@ def case_sim_fleet_live_in_devices_list():
         eq(s["commands"], ["open", "lock", "set_mode"], "class commands")
         eq(s["credential"], "none", "discovered devices have no credential yet")
         st = d.ok("sim", "status")
-        eq(st["devices"], 34, "sim status")
+        eq(st["devices"], 36, "sim status")
         eq(st["mode"], "thread", "default: its own thread")
         check(d.ok("devices", "stats")["readings"] > 0, "stats")
 
@@ -206,7 +206,7 @@ def sequence(seed, rounds=3):
     """The (topic, value) sequence a fresh daemon's sim emits for `rounds` rounds."""
     with node(plugins=(), sim={"per_class": 2, "auto": "false", "thread": "false",
                                "seed": seed}) as d:
-        wait_for(lambda: len(d.ok("devices", "list")) == 34, "discovery")
+        wait_for(lambda: len(d.ok("devices", "list")) == 36, "discovery")
         sid = d.ok("events", "subscribe", "dev/#")["id"]
         out = d.ok("sim", "step", str(rounds))
         evs = drain(d, sid)
