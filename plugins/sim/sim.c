@@ -816,10 +816,16 @@ static void step(struct sim *S, struct outbox *o, struct sdev *d, int64_t round)
 			addf(d, "overdue", -1);
 		walk(d, "temperature", 0.3, 10, 35);
 		rare(S, o, d, "forced", 0.0001);
-		/* A compartment left open or jammed: the lockers plugin's alarms. */
-		if (chance(d, 0.0005))
-			ev2(S, o, d, "door_left_open", NULL, NULL, "compartment",
-			    (double)irange(d, 1, (int64_t)total));
+		/* A compartment left open (closed again 2 to 10 rounds later: d->mode is its
+		 * number, d->t1 the round it closes) or jammed: the lockers plugin's alarms. */
+		if (d->mode && round >= d->t1) {
+			ev2(S, o, d, "door_closed", NULL, NULL, "compartment", (double)d->mode);
+			d->mode = 0;
+		} else if (!d->mode && chance(d, 0.0005)) {
+			d->mode = (int)irange(d, 1, (int64_t)total);
+			d->t1 = round + irange(d, 2, 10);
+			ev2(S, o, d, "door_left_open", NULL, NULL, "compartment", (double)d->mode);
+		}
 		if (chance(d, 0.0002))
 			ev2(S, o, d, "jammed", NULL, NULL, "compartment",
 			    (double)irange(d, 1, (int64_t)total));
