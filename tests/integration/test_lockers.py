@@ -380,9 +380,9 @@ def case_compartment_events_alarms_and_bad_config_refused():
             check(info["state"] == "failed" and needle in info["reason"], f"{bad}: {info}")
             eq(d.ok("plugins", "info", "alarms")["state"], "running", "alarms runs on")
     # The simulator's lockers close what they leave open: raised, then cleared.
-    with node(sim='per_class = 2; classes = [ "locker" ]; auto = false; seed = 5;') as d:
-        wait_for(lambda: len(d.ok("devices", "list")) == 2, "two simulated lockers")
-        d.ok("sim", "step", "4000")
+    with node(sim='per_class = 4; classes = [ "locker" ]; auto = false; seed = 2;') as d:
+        wait_for(lambda: len(d.ok("devices", "list")) == 4, "four simulated lockers")
+        d.ok("sim", "step", "1500")
         d.ok("sim", "step", "12")
         wait_for(lambda: stats(d)["raised"]["compartment_left_open"] >= 1 and
                  stats(d)["doors_closed"] >= 1, "left open and closed")
