@@ -26,7 +26,9 @@ MIN = 60 * 1000
 HOUR = 60 * MIN
 TARIFF = "per_hour = 5.0; free_minutes = 15; daily_cap = 40.0; paid_grace_minutes = 10;"
 # Plates: each case's vehicles; none may reach the log, an alarm or a masked reader.
-PLATES = {k: f"皖A{k}{n:04d}" for n, k in enumerate("ABCDEFGHMNOPQ", start=1)}
+PLATES = {k: f"皖A{k}{n:04d}" for n, k in enumerate("ABCDEFGHMNOPQRSTUV", start=1)}
+# Lot P3 has a tariff of its own (8 yuan an hour after 30 free minutes; the node's cap).
+LOT_TARIFF = ' tariffs = ( { lot = "P3"; per_hour = 8.0; free_minutes = 30; } );'
 
 
 class node:
@@ -114,8 +116,9 @@ def case_sessions_fees_at_tariff_boundaries_late_uploads_and_passes():
     covers paid_grace_minutes; an offline gate's late records keep the gate's time apart from
     the sync time and close the session even unpaid; a monthly pass parks free in its lot
     only; bad events are refused naming the gate and the field; plates never reach the log,
-    the audit details or a reader without the grant."""
-    with node() as d:
+    the audit details or a reader without the grant. Lot P3 has a tariff of its own (the
+    node's for the rest); paying a held exit opens the gate that held it (as the payer)."""
+    with node(TARIFF + LOT_TARIFF) as d:
         d.ok("devices", "add", "g-1", "gate", "tdrv", "ok")
         d.ok("devices", "add", "g-2", "gate", "tdrv", "ok")
         n = now_ms(d) // 1000 * 1000 - 5 * MIN  # the exits' time, a little in the past
@@ -147,6 +150,11 @@ def case_sessions_fees_at_tariff_boundaries_late_uploads_and_passes():
         sid = got[P["B"]]["id"]
         paid = d.ok("parking", "pay", sid)
         eq((paid["fee"], paid["state"]), (5, "exit_allowed"), "paid at the barrier")
+        eq((paid["gate"], paid["gate_open"]), ("g-2", "sent"), "the gate that held it opens")
+        wait_for(lambda: stats(d)["gate_opens"] == 1, "the gate answered")
+        eq(by_plate(d)[P["B"]]["held_gate"], "g-2", "the gate that held it")
+        cmds = json.dumps(d.ok("audit", "--action", "device.command", "--limit", "100"))
+        check("g-2" in cmds and "open" in cmds, f"the open audited: {cmds}")
         eq(paid["exit_by"] - paid["paid_at"], 10 * MIN, "grace")
         gate(d, "exit", P["B"], now_ms(d), "g-2")
         wait_for(lambda: d.ok("parking", "show", sid)["state"] == "exited", "B exits")
@@ -197,6 +205,23 @@ def case_sessions_fees_at_tariff_boundaries_late_uploads_and_passes():
            ("monthly", "pass-1", 0, "exited"), "free with the pass")
         eq((m["P2"]["billing"], m["P2"]["fee"], m["P2"]["state"]), ("tariff", 25, "parked"),
            "charged in another lot")
+        # Lot P3's own tariff: 30 free minutes, 8 an hour, the node's cap of 40 a day.
+        p3 = {"R": 31 * MIN, "S": 30 * MIN, "T": 30 * HOUR, "U": 61 * MIN}
+        for k, dur in p3.items():
+            gate(d, "entry", P[k], t - dur, "g-1", "P3")
+        wait_for(lambda: all(P[k] in by_plate(d) for k in p3), "in P3")
+        for k in p3:
+            gate(d, "exit", P[k], t, "g-2", "P3")
+        wait_for(lambda: all("fee" in by_plate(d)[P[k]] for k in p3), "out of P3")
+        got = by_plate(d)
+        eq({k: got[P[k]]["fee"] for k in p3}, {"R": 8, "S": 0, "T": 80, "U": 16},
+           "P3's tariff at its boundaries")
+        eq(got[P["S"]]["state"], "exited", "free within P3's 30 minutes")
+        eq(d.ok("parking", "pay", got[P["R"]]["id"])["gate"], "g-2", "R pays")
+        wait_for(lambda: stats(d)["gate_opens"] == 2, "the gate opened for R")
+        tariffs = stats(d)["config"]["tariffs"]
+        eq(tariffs, [{"lot": "P3", "per_hour": 8, "free_minutes": 30, "daily_cap": 40}],
+           "the lots' tariffs")
         # Bad events: refused, counted, the log names gate and field, never the plate.
         gate(d, "exit", P["N"], t)  # never entered
         gate(d, "entry", P["O"], t, "g-1", "")
@@ -262,6 +287,20 @@ def case_occupancy_fire_lane_and_overstay_raise_alarms():
         for s, v in (("ps-1", "true"), ("ps-2", "false"), ("ps-3", "true"), ("ps-4", "true")):
             eq(d.ok("tdrv", "post", s, "occupied", "bool", v)["rc"], 0, s)
         wait_for(lambda: stats(d)["sensor_readings"] == 4, "readings heard")
+        # Written back to the spaces (the plugin's own account), only where they changed.
+        heard = now_ms(d)
+        wait_for(lambda: stats(d)["spaces_written"] == 4, "four spaces written")
+        sp = {s: d.ok("data", "get", "parking_spaces", s) for s in
+              ("sp-1", "sp-2", "sp-3", "sp-4", "sp-5")}
+        eq({k: v.get("occupied") for k, v in sp.items()},
+           {"sp-1": True, "sp-2": False, "sp-3": True, "sp-4": True, "sp-5": None},
+           "parking_spaces.occupied")
+        check(all(heard - 10000 <= sp[k]["occupied_since"] <= heard for k in ("sp-1", "sp-4")),
+              f"occupied_since when heard: {sp}")
+        check("occupied_since" not in sp["sp-2"], sp["sp-2"])
+        eq(d.ok("tdrv", "post", "ps-1", "occupied", "bool", "true")["rc"], 0, "again")
+        wait_for(lambda: stats(d)["sensor_readings"] == 5, "the repeat heard")
+        eq(stats(d)["spaces_written"], 4, "a repeat writes nothing")
         occ = {x["lot"]: x for x in d.ok("parking", "occupancy")["lots"]}
         eq({k: (v["spaces"], v["occupied"], v["free"], v["unknown"]) for k, v in occ.items()},
            {"P1": (3, 2, 1, 0), "P2": (2, 1, 0, 1)}, "occupancy per lot")
@@ -299,6 +338,9 @@ def case_occupancy_fire_lane_and_overstay_raise_alarms():
         # The vehicle leaves the fire lane: its alarm clears.
         d.ok("tdrv", "post", "ps-3", "occupied", "bool", "false")
         wait_for(lambda: not active("fire_lane_blocked"), "the fire-lane alarm cleared")
+        wait_for(lambda: d.ok("data", "get", "parking_spaces", "sp-3")["occupied"] is False,
+                 "sp-3 free again in the store")
+        check("occupied_since" not in d.ok("data", "get", "parking_spaces", "sp-3"), "no since")
         # Overstay: over two hours parked (A), B left in time.
         gate(d, "exit", PLATES["B"], now_ms(d))
         wait_for(lambda: stats(d)["exits_held"] == 1, "B held")
@@ -368,6 +410,16 @@ def case_bad_config_is_refused_naming_the_key():
         d.wait_log("parking: reload refused, keeping the running configuration: linli.cfg: "
                    "plugins.parking.daily_cap: 2 is below per_hour 5")
         eq(stats(d)["config"]["daily_cap"], 40, "the old tariff runs")
+        for bad, needle in (
+                ('tariffs = ( { lot = "P3"; per_hour = 8.0; daily_cap = 2.0; } );',
+                 "plugins.parking.tariffs.[1].daily_cap: 2 is below per_hour 8"),
+                ('tariffs = ( { lot = "P3"; }, { lot = "P3"; per_hour = 1.0; } );',
+                 "plugins.parking.tariffs.[2].lot: 'P3' has a tariff already (entry 1)")):
+            n.configure(bad)
+            d.kill_with(signal.SIGHUP)
+            d.wait_log("parking: reload refused, keeping the running configuration: linli.cfg: "
+                       + needle)
+        eq(stats(d)["config"]["tariffs"], [], "none applied")
         n.configure("per_hour = 6.0;")
         d.kill_with(signal.SIGHUP)
         wait_for(lambda: stats(d)["config"]["per_hour"] == 6, "a good reload applies")
