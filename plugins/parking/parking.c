@@ -75,7 +75,7 @@ struct tariff {
 struct pcfg {
 	struct tariff def, lots[TARIFFS];
 	int n_lots;
-	int64_t grace_ms, overstay_ms, fire_ms;
+	int64_t grace_ms, overstay_ms, fire_ms, visitor_free_ms;
 	int sev[T_N];
 };
 
@@ -100,14 +100,14 @@ struct sensor {
 struct pstate {
 	struct pcfg cfg;
 	char *cfg_json;
-	struct wf_ref spaces, passes;
+	struct wf_ref spaces, passes, visitors;
 	struct open *open[S_BUCKETS];
 	struct sensor *sensors[D_BUCKETS];
 	int64_t n_open;
 	struct alarmreq alarms;
 	int64_t entries, exits, late_entries, late_exits, exits_held, unmatched_exits, duplicates,
 	    bad_events, store_errors, payments, readings, refused_reloads, spaces_written,
-	    gate_opens, gate_open_failed;
+	    gate_opens, gate_open_failed, visitor_entries, registrations;
 	double fees, paid;
 };
 
@@ -185,16 +185,21 @@ static int cfg_parse(const struct plugcfg *p, linli_record *c, void *ud)
 {
 	static const char *const keys[] = {
 	    "per_hour",	      "free_minutes",	   "daily_cap", "paid_grace_minutes",
-	    "overstay_hours", "fire_lane_grace_s", "tariffs",	"severity"};
+	    "overstay_hours", "fire_lane_grace_s", "tariffs",	"visitor_free_minutes",
+	    "severity"};
 	struct pstate *st = ud;
 	struct pcfg f = {.def = {.per_hour = 5.0, .daily_cap = 40.0, .free_ms = 15 * 60000},
 			 .grace_ms = 15 * 60000,
 			 .overstay_ms = 72 * HOUR,
-			 .fire_ms = 60000};
+			 .fire_ms = 60000,
+			 .visitor_free_ms = 120 * 60000};
 	memcpy(f.sev, default_sev, sizeof f.sev);
 	int rc = plugcfg_keys(p, c, keys, sizeof keys / sizeof keys[0]);
 	if (!rc)
 		rc = tariff_parse(p, c, &f.def);
+	if (!rc)
+		rc = plugcfg_int(p, c, "visitor_free_minutes", 0, 1440, 60000, "whole minutes",
+				 &f.visitor_free_ms);
 	if (!rc)
 		rc = plugcfg_int(p, c, "paid_grace_minutes", 0, 240, 60000, "whole minutes",
 				 &f.grace_ms);
@@ -229,6 +234,7 @@ static linli_record *cfg_record(const struct pcfg *f)
 	api->rec_set_int(r, "paid_grace_minutes", f->grace_ms / 60000);
 	api->rec_set_int(r, "overstay_hours", f->overstay_ms / HOUR);
 	api->rec_set_int(r, "fire_lane_grace_s", f->fire_ms / 1000);
+	api->rec_set_int(r, "visitor_free_minutes", f->visitor_free_ms / 60000);
 	if (api->rec_set_array(r, "tariffs", &a) == 0)
 		for (int i = 0; i < f->n_lots; i++)
 			if (api->arr_push_map(a, &m) == 0) {
@@ -272,6 +278,29 @@ static double fee_of(const struct tariff *c, int64_t in, int64_t out)
 		fee += c->daily_cap > 0 && f > c->daily_cap ? c->daily_cap : f;
 	}
 	return cents(fee);
+}
+
+/* A string field of a record, "" when absent. */
+static const char *rstr(const linli_record *r, const char *key)
+{
+	const char *s = NULL;
+	return api->rec_get_str(r, key, &s, NULL) == 0 ? s : "";
+}
+
+/*
+ * The fee of session r's stay from in to out: its lot's tariff; nothing with a
+ * monthly pass; a registered visitor's stay free for visitor_free_minutes (when
+ * that is longer than the lot's free minutes).
+ */
+static double fee_for(const struct pcfg *c, const linli_record *r, int64_t in, int64_t out)
+{
+	const char *billing = rstr(r, "billing");
+	if (strcmp(billing, "monthly") == 0)
+		return 0;
+	struct tariff t = *tariff_of(c, rstr(r, "lot"));
+	if (strcmp(billing, "visitor") == 0 && c->visitor_free_ms > t.free_ms)
+		t.free_ms = c->visitor_free_ms;
+	return fee_of(&t, in, out);
 }
 
 /* ---- maps ---- */
@@ -342,13 +371,6 @@ static struct sensor *sensor_of(struct pstate *st, const char *id, bool make)
 }
 
 /* ---- gate events ---- */
-
-/* A string field of a record, "" when absent. */
-static const char *rstr(const linli_record *r, const char *key)
-{
-	const char *s = NULL;
-	return api->rec_get_str(r, key, &s, NULL) == 0 ? s : "";
-}
 
 /* A string detail of an event, or NULL. */
 static const char *dstr(linli_record *data, const char *key)
@@ -424,6 +446,8 @@ static void on_entry(linli_ctx *ctx, struct pstate *st, const char *gate, const 
 			col = colours[i];
 	struct pass_q q = {plate, lot, scope, at};
 	const struct wf_ref_entry *pass = wf_ref_deepest(&st->passes, scope, pass_match, &q);
+	const struct wf_ref_entry *visitor =
+	    pass ? NULL : wf_ref_deepest(&st->visitors, scope, pass_match, &q);
 	linli_record *r = api->rec_new();
 	char id[LINLI_ID_MAX + 1] = "", key[LOT_MAX + PLATE_MAX + 2];
 	if (!r) {
@@ -437,9 +461,11 @@ static void on_entry(linli_ctx *ctx, struct pstate *st, const char *gate, const 
 	api->rec_set_time(r, "entered_at", at);
 	api->rec_set_time(r, "entry_synced_at", now);
 	api->rec_set_str(r, "state", "parked");
-	api->rec_set_str(r, "billing", pass ? "monthly" : "tariff");
+	api->rec_set_str(r, "billing", pass ? "monthly" : visitor ? "visitor" : "tariff");
 	if (pass)
 		api->rec_set_str(r, "pass", pass->id);
+	if (visitor)
+		api->rec_set_str(r, "visitor", visitor->id);
 	int rc = api->store_put(ctx, "parking_sessions", scope, NULL, r, id, NULL);
 	api->rec_free(r);
 	if (rc) {
@@ -450,6 +476,7 @@ static void on_entry(linli_ctx *ctx, struct pstate *st, const char *gate, const 
 	}
 	st->entries++;
 	st->late_entries += offline;
+	st->visitor_entries += visitor != NULL;
 	open_key(key, lot, plate);
 	if (open_put(st, key, id, scope, at, false) == 1) {
 		st->duplicates++;
@@ -474,7 +501,7 @@ static int exit_update(linli_ctx *ctx, const char *id, linli_record **rec, void 
 {
 	(void)ctx;
 	struct exit_op *x = ud;
-	const char *s = NULL, *billing = NULL;
+	const char *s = NULL;
 	int64_t in = 0, paid_at = 0;
 	double paid = 0;
 	if (!*rec)
@@ -483,11 +510,9 @@ static int exit_update(linli_ctx *ctx, const char *id, linli_record **rec, void 
 		return snprintf(err, errlen, "session %s has exited already", id), LINLI_ESTATE;
 	api->rec_get_time(*rec, "entered_at", &in);
 	api->rec_get_float(*rec, "paid", &paid);
-	bool monthly = api->rec_get_str(*rec, "billing", &billing, NULL) == 0 &&
-		       strcmp(billing, "monthly") == 0;
 	bool paid_ok = api->rec_get_time(*rec, "paid_at", &paid_at) == 0 &&
 		       x->at <= paid_at + x->cfg->grace_ms;
-	double fee = monthly ? 0 : fee_of(tariff_of(x->cfg, rstr(*rec, "lot")), in, x->at);
+	double fee = fee_for(x->cfg, *rec, in, x->at);
 	double owed = paid_ok ? 0 : fee - paid;
 	x->fee = fee;
 	api->rec_set_float(*rec, "fee", paid_ok && paid > fee ? paid : fee);
@@ -831,14 +856,13 @@ static int cmd_sessions(linli_ctx *ctx, const struct linli_cmd_req *req, linli_r
 /* What a session owes at `now` into r: fee_now, owed. */
 static void put_owed(const struct pcfg *c, linli_record *r, int64_t now)
 {
-	const char *s = rstr(r, "state"), *billing = rstr(r, "billing");
+	const char *s = rstr(r, "state");
 	int64_t in = 0, paid_at = 0;
 	double paid = 0;
 	if (strcmp(s, "exited") == 0 || api->rec_get_time(r, "entered_at", &in))
 		return;
 	api->rec_get_float(r, "paid", &paid);
-	double fee =
-	    strcmp(billing, "monthly") == 0 ? 0 : fee_of(tariff_of(c, rstr(r, "lot")), in, now);
+	double fee = fee_for(c, r, in, now);
 	bool grace = api->rec_get_time(r, "paid_at", &paid_at) == 0 && now <= paid_at + c->grace_ms;
 	api->rec_set_float(r, "fee_now", fee);
 	api->rec_set_float(r, "owed", grace || fee < paid ? 0 : cents(fee - paid));
@@ -907,9 +931,7 @@ static int pay_update(linli_ctx *ctx, const char *id, linli_record **rec, void *
 		       LINLI_ESTATE;
 	if (api->rec_get_time(*rec, "entered_at", &in))
 		return snprintf(err, errlen, "session %s has no entry time", id), LINLI_ESTATE;
-	p->fee = strcmp(rstr(*rec, "billing"), "monthly") == 0
-		     ? 0
-		     : fee_of(tariff_of(p->cfg, rstr(*rec, "lot")), in, p->now);
+	p->fee = fee_for(p->cfg, *rec, in, p->now);
 	snprintf(p->gate, sizeof p->gate, "%s", rstr(*rec, "held_gate"));
 	snprintf(p->state, sizeof p->state, "%s",
 		 api->rec_has(*rec, "exit_held_at") ? "exit_allowed" : "paid");
@@ -960,6 +982,77 @@ static int cmd_pay(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record
 		}
 	}
 	*reply = r;
+	return 0;
+}
+
+#define VISITOR_USAGE "PLATE --hours N [--lot LOT] [--house HOUSE] [--scope PATH]"
+
+/*
+ * parking visitor PLATE --hours N [--lot LOT] [--house H]: a resident's visitor
+ * registered (by an operator, acting as the caller) in parking_visitors for
+ * the next N hours; an entry within the window is billed "visitor" (free for
+ * visitor_free_minutes). The plate is sensitive: never echoed, logged or
+ * audited.
+ */
+static int cmd_visitor(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
+		       char *err, size_t errlen)
+{
+	struct pstate *st = req->ud;
+	const char *lot, *hours, *house, *scope, *pos[1];
+	int n_pos;
+	const struct plugcmd_opt t[] = {
+	    {"--lot", &lot}, {"--hours", &hours}, {"--house", &house}, {"--scope", &scope}};
+	int rc = plugcmd_parse(req, 1, 1, VISITOR_USAGE, t, sizeof t / sizeof *t, pos, &n_pos,
+			       false, err, errlen);
+	if (rc)
+		return rc;
+	char *end = NULL;
+	long long h = hours ? strtoll(hours, &end, 10) : 0;
+	if (!hours || *end || h < 1 || h > 168)
+		return snprintf(err, errlen, "--hours: the visit's window, whole hours 1 to 168"),
+		       LINLI_EINVAL;
+	if (strlen(pos[0]) > PLATE_MAX)
+		return snprintf(err, errlen, "PLATE: longer than %d bytes", PLATE_MAX),
+		       LINLI_EINVAL;
+	if (lot && (!lot[0] || strlen(lot) > LOT_MAX || strchr(lot, '\x1f')))
+		return snprintf(err, errlen, "--lot: a lot's name of at most %d bytes (or *)",
+				LOT_MAX),
+		       LINLI_EINVAL;
+	if (house && (!house[0] || strlen(house) > 64))
+		return snprintf(err, errlen, "--house: at most 64 bytes"), LINLI_EINVAL;
+	int64_t now = api->time_now_ms();
+	linli_record *r = api->rec_new();
+	char id[LINLI_ID_MAX + 1] = "";
+	if (!r)
+		return snprintf(err, errlen, "out of memory"), LINLI_ENOMEM;
+	api->rec_set_str(r, "plate", pos[0]);
+	api->rec_set_str(r, "lot", lot ? lot : "*");
+	api->rec_set_time(r, "valid_from", now);
+	api->rec_set_time(r, "valid_until", now + h * HOUR);
+	if (house)
+		api->rec_set_str(r, "house", house);
+	if (req->caller && req->caller->name)
+		api->rec_set_str(r, "registered_by", req->caller->name);
+	rc = api->store_put(ctx, "parking_visitors", scope, NULL, r, id, NULL);
+	api->rec_free(r);
+	if (rc)
+		return snprintf(err, errlen, "the visitor is not registered: %s",
+				api->store_last_error(ctx)),
+		       rc;
+	st->registrations++;
+	char obj[LINLI_ID_MAX + 24], detail[128];
+	snprintf(obj, sizeof obj, "parking_visitors/%s", id);
+	snprintf(detail, sizeof detail, "lot %s for %lld h", lot ? lot : "*", h);
+	api->audit(ctx, "parking.visitor", scope, obj, "allowed", detail);
+	linli_record *out = api->rec_new();
+	if (!out)
+		return snprintf(err, errlen, "out of memory"), LINLI_ENOMEM;
+	api->rec_set_str(out, "visitor", id);
+	api->rec_set_str(out, "lot", lot ? lot : "*");
+	api->rec_set_time(out, "valid_from", now);
+	api->rec_set_time(out, "valid_until", now + h * HOUR);
+	api->rec_set_int(out, "free_minutes", st->cfg.visitor_free_ms / 60000);
+	*reply = out;
 	return 0;
 }
 
@@ -1080,6 +1173,9 @@ static int cmd_stats(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 	api->rec_set_int(r, "gate_open_failed", st->gate_open_failed);
 	api->rec_set_int(r, "spaces", (int64_t)st->spaces.n);
 	api->rec_set_int(r, "passes", (int64_t)st->passes.n);
+	api->rec_set_int(r, "visitors", (int64_t)st->visitors.n);
+	api->rec_set_int(r, "visitor_entries", st->visitor_entries);
+	api->rec_set_int(r, "visitors_registered", st->registrations);
 	alarmreq_put_counts(&st->alarms, r);
 	api->rec_set_int(r, "refused_reloads", st->refused_reloads);
 	api->rec_set_record(r, "config", c);
@@ -1104,6 +1200,7 @@ static void free_state(struct pstate *st)
 		}
 	wf_ref_clear(&st->spaces);
 	wf_ref_clear(&st->passes);
+	wf_ref_clear(&st->visitors);
 	free(st->cfg_json);
 	free(st);
 }
@@ -1115,6 +1212,8 @@ static int parking_init(linli_ctx *ctx, const struct linli_api *a)
 	} actions[] = {
 	    {"parking.list", "viewer", "see parking sessions and occupancy"},
 	    {"parking.pay", "operator", "take the payment of a parking session"},
+	    {"parking.visitor", "operator",
+	     "register a visitor's plate for a window (its free time applies)"},
 	    {"parking.stats", "operator", "see the counters and tariff of parking"},
 	};
 	static const struct {
@@ -1127,6 +1226,10 @@ static int parking_init(linli_ctx *ctx, const struct linli_api *a)
 	     cmd_show},
 	    {"pay", "SESSION [--scope PATH]", "take the fee of a session at the tariff now",
 	     "parking.pay", cmd_pay},
+	    {"visitor", VISITOR_USAGE,
+	     "register a visitor's plate: within the window its stay is free for "
+	     "visitor_free_minutes",
+	     "parking.visitor", cmd_visitor},
 	    {"occupancy", "[LOT] [--scope PATH]", "spaces occupied and free per lot, live",
 	     "parking.list", cmd_occupancy},
 	    {"stats", "", "entries, exits, fees, alarms, the tariff", "parking.stats", cmd_stats},
@@ -1140,6 +1243,7 @@ static int parking_init(linli_ctx *ctx, const struct linli_api *a)
 	if (!rc) {
 		wf_ref_init(&st->spaces, api, "parking_spaces");
 		wf_ref_init(&st->passes, api, "parking_passes");
+		wf_ref_init(&st->visitors, api, "parking_visitors");
 		alarmreq_init(&st->alarms, api, type_names, T_N);
 		rc = plugcfg_load(&(const struct plugcfg){api, "parking", err, sizeof err}, ctx,
 				  &st->cfg_json, cfg_parse, st, &changed);
@@ -1151,7 +1255,11 @@ static int parking_init(linli_ctx *ctx, const struct linli_api *a)
 	if (!rc)
 		rc = wf_ref_load(&st->spaces, ctx);
 	if (!rc)
+		rc = api->store_watch(ctx, "parking_visitors", on_change, &st->visitors, &wid);
+	if (!rc)
 		rc = wf_ref_load(&st->passes, ctx);
+	if (!rc)
+		rc = wf_ref_load(&st->visitors, ctx);
 	if (!rc && (rc = load_open(ctx, st)))
 		snprintf(err, sizeof err, "the open sessions not read: %s",
 			 api->store_last_error(ctx));
@@ -1201,9 +1309,10 @@ LINLI_PLUGIN(
 		   "occupancy per lot from space sensors, overstays and blocked fire lanes "
 		   "raised through alarms",
     .requires = {"alarms"},
-    .capabilities = {"store.read:parking_sessions", "store.write:parking_sessions",
-		     "sensitive:parking_sessions", "store.read:parking_passes",
-		     "sensitive:parking_passes", "store.read:parking_spaces",
-		     "store.write:parking_spaces", "device.command:gate", "sensitive:devices",
-		     "bus.subscribe:dev/gate/+/event/#", "bus.subscribe:dev/parking/+/occupied",
-		     "bus.publish:alarmreq/raise", "bus.publish:alarmreq/clear"});
+    .capabilities = {
+	"store.read:parking_sessions", "store.write:parking_sessions", "sensitive:parking_sessions",
+	"store.read:parking_passes", "sensitive:parking_passes", "store.read:parking_spaces",
+	"store.write:parking_spaces", "device.command:gate", "store.read:parking_visitors",
+	"store.write:parking_visitors", "sensitive:parking_visitors", "sensitive:devices",
+	"bus.subscribe:dev/gate/+/event/#", "bus.subscribe:dev/parking/+/occupied",
+	"bus.publish:alarmreq/raise", "bus.publish:alarmreq/clear"});

@@ -26,7 +26,7 @@ MIN = 60 * 1000
 HOUR = 60 * MIN
 TARIFF = "per_hour = 5.0; free_minutes = 15; daily_cap = 40.0; paid_grace_minutes = 10;"
 # Plates: each case's vehicles; none may reach the log, an alarm or a masked reader.
-PLATES = {k: f"皖A{k}{n:04d}" for n, k in enumerate("ABCDEFGHMNOPQRSTUV", start=1)}
+PLATES = {k: f"皖A{k}{n:04d}" for n, k in enumerate("ABCDEFGHMNOPQRSTUVWXY", start=1)}
 # Lot P3 has a tariff of its own (8 yuan an hour after 30 free minutes; the node's cap).
 LOT_TARIFF = ' tariffs = ( { lot = "P3"; per_hour = 8.0; free_minutes = 30; } );'
 
@@ -236,6 +236,39 @@ def case_sessions_fees_at_tariff_boundaries_late_uploads_and_passes():
         d.wait_log("gate g-1: entry event ignored: time: not Unix seconds")
         d.wait_log("gate g-1: entry event ignored: time: more than 5 minutes ahead")
         d.wait_log("gate g-1: an exit from lot P1 with no open session there")
+        # A visitor registered for 4 h in P1: its stay there is free for 120 minutes
+        # (visitor_free_minutes); an unregistered one pays, as does the visitor in P2.
+        v = d.ok("parking", "visitor", P["V"], "--lot", "P1", "--hours", "4", "--house",
+                 "3-1-502")
+        eq((v["lot"], v["valid_until"] - v["valid_from"], v["free_minutes"]),
+           ("P1", 4 * HOUR, 120), "registered")
+        wait_for(lambda: stats(d)["visitors"] == 1, "the registration followed")
+        t2 = now_ms(d)
+        for k, lot in (("V", "P1"), ("W", "P1"), ("V", "P2")):
+            gate(d, "entry", P[k], t2, "g-1", lot)
+        wait_for(lambda: stats(d)["visitor_entries"] == 1, "one visitor's entry")
+        d.ok("clock", "advance", "110m")
+        d.login()
+        t3 = now_ms(d)
+        for k, lot in (("V", "P1"), ("W", "P1"), ("V", "P2")):
+            gate(d, "exit", P[k], t3, "g-2", lot)
+        vis = lambda: {(s["plate"], s["lot"]): s for s in sessions(d)  # noqa: E731
+                       if s["plate"] in (P["V"], P["W"])}
+        wait_for(lambda: all("fee" in s for s in vis().values()) and len(vis()) == 3,
+                 "the three out or held")
+        got = vis()
+        eq({k: (s["billing"], s["fee"], s["state"]) for k, s in got.items()},
+           {(P["V"], "P1"): ("visitor", 0, "exited"), (P["W"], "P1"): ("tariff", 10, "parked"),
+            (P["V"], "P2"): ("tariff", 10, "parked")}, "the visitor's free time, in P1 only")
+        eq(got[(P["V"], "P1")]["visitor"], v["visitor"], "the registration named")
+        reg = d.ok("data", "get", "parking_visitors", v["visitor"])
+        eq(reg["registered_by"], "admin", "who registered it")
+        check(reg["plate"] != P["V"] and reg["house"] != "3-1-502",
+              f"plate and house masked without sensitive:parking_visitors: {reg}")
+        fails(d, "parking", "visitor", P["X"], "--lot", "P1", want="--hours: the visit's "
+              "window, whole hours 1 to 168")
+        err = fails(d, "parking", "visitor", P["X"], "extra", "--hours", "2", want="usage:")
+        check(P["X"] not in err, "the plate is not echoed")
         # Readers: an operator without the grant sees plates masked, a viewer cannot pay.
         op = d.account("op1", "operator", node=YUELAN)
         rows = d.ok("parking", "sessions", "--state", "exited", env={"LINLI_SESSION": op})
@@ -244,6 +277,8 @@ def case_sessions_fees_at_tariff_boundaries_late_uploads_and_passes():
             check(r["plate"].startswith("皖") and "*" in r["plate"], f"masked: {r['plate']}")
         viewer = d.account("v1", "viewer", node=YUELAN)
         fails(d, "parking", "pay", g, want="parking.pay", env={"LINLI_SESSION": viewer})
+        fails(d, "parking", "visitor", P["X"], "--hours", "2", want="parking.visitor",
+              env={"LINLI_SESSION": viewer})
         check(d.ok("parking", "sessions", env={"LINLI_SESSION": viewer})["count"] > 0,
               "a viewer lists")
         # The bus: a reader without sensitive:devices gets the gate's events masked.
