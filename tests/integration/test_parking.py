@@ -312,6 +312,8 @@ def case_occupancy_fire_lane_and_overstay_raise_alarms():
                   ("sp-5", "P2", "ev", None)]
         for sid, lot, kind, sensor in spaces:
             rec = {"code": sid.upper(), "lot": lot, "kind": kind}
+            if sid == "sp-1":
+                rec["plate"] = PLATES["C"]  # from an older source: sensitive, kept
             if sensor:
                 rec["sensor"] = sensor
             put(d, "parking_spaces", rec, "--id", sid)
@@ -333,6 +335,10 @@ def case_occupancy_fire_lane_and_overstay_raise_alarms():
         check(all(heard - 10000 <= sp[k]["occupied_since"] <= heard for k in ("sp-1", "sp-4")),
               f"occupied_since when heard: {sp}")
         check("occupied_since" not in sp["sp-2"], sp["sp-2"])
+        check(sp["sp-1"]["plate"] != PLATES["C"], "a space's plate is masked without the grant")
+        seer = d.account("spaces", "operator", node=YUELAN, grants=("sensitive:parking_spaces",))
+        eq(d.ok("data", "get", "parking_spaces", "sp-1", env={"LINLI_SESSION": seer})["plate"],
+           PLATES["C"], "the plate kept through the plugin's masked write")
         eq(d.ok("tdrv", "post", "ps-1", "occupied", "bool", "true")["rc"], 0, "again")
         wait_for(lambda: stats(d)["sensor_readings"] == 5, "the repeat heard")
         eq(stats(d)["spaces_written"], 4, "a repeat writes nothing")
@@ -440,6 +446,9 @@ def case_bad_config_is_refused_naming_the_key():
         eq(ds["plate"]["sensitive"], "name", "the plate is sensitive")
         sp = {f["name"]: f for f in d.ok("catalog", "show", "parking_spaces")["fields"]}
         check({"monthly", "visitor", "fire_lane"} <= set(sp["kind"]["values"]), sp["kind"])
+        eq(sp["plate"]["sensitive"], "name", "a space's plate is sensitive")
+        vs = {f["name"]: f for f in d.ok("catalog", "show", "parking_visitors")["fields"]}
+        eq((vs["plate"]["sensitive"], vs["house"]["sensitive"]), ("name", "address"), "visitors")
         n.configure("per_hour = 5.0; daily_cap = 2.0;")
         d.kill_with(signal.SIGHUP)
         d.wait_log("parking: reload refused, keeping the running configuration: linli.cfg: "
