@@ -856,6 +856,8 @@ static void step(struct sim *S, struct outbox *o, struct sdev *d, int64_t round)
 		battery(S, o, d, 0.003);
 		break;
 	case K_GATE:
+		if (is(d, "barrier", "open") && round >= d->t1)
+			sets(d, "barrier", "closed");
 		/* t0 vehicles have entered, mode of them are inside (at most 8): first in, first
 		 * out */
 		if (d->mode < 8 && chance(d, 0.1)) {
@@ -1523,8 +1525,15 @@ static int sim_command(linli_ctx *ctx, struct linli_device *dev, uint64_t req, c
 			api->rec_set_float(out, "lon", getf(d, "lon"));
 		}
 		break;
-	case K_PARKING:
 	case K_GATE:
+		/* The barrier lifts (a paid exit: the parking plugin) for a round, then closes. */
+		if (strcmp(command, "open") == 0 || strcmp(command, "close") == 0) {
+			sets(d, "barrier", command[0] == 'o' ? "open" : "closed");
+			d->t1 = S->round + 1;
+			api->rec_set_str(out, "barrier", gets_(d, "barrier"));
+		}
+		break;
+	case K_PARKING:
 	case K_GENERIC:
 		break;
 	}

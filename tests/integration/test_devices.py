@@ -150,16 +150,22 @@ def case_sim_commands_and_writes():
         check(1 <= r["result"]["compartment"] <= 1000, r)
         d.ok("devices", "command", "sim-smoke-001", "reset")
         d.ok("devices", "command", "sim-electric_meter-001", "relay_off")
+        r = d.ok("devices", "command", "sim-gate-001", "open")
+        eq(r["result"], {"barrier": "open", "ok": True}, "the gate's barrier lifts")
         d.ok("sim", "step", "1")
         rd = {x["resource"]: x["value"] for x in d.ok("devices", "readings",
                                                        "sim-electric_meter-001")}
         eq(rd["relay"], "off", "the relay command took effect")
+        barrier = lambda: {x["resource"]: x["value"] for x in  # noqa: E731
+                           d.ok("devices", "readings", "sim-gate-001")}["barrier"]
+        eq(barrier(), "open", "open for a round")
         eq(rd["power"], 0.0, "no power with the relay off")
         r = d.ok("devices", "set", "sim-door-001", "open_time=9")
         eq(r["result"], {"written": ["open_time"]}, "write")
         d.ok("sim", "step", "1")
         rd = {x["resource"]: x["value"] for x in d.ok("devices", "readings", "sim-door-001")}
         eq(rd["open_time"], 9, "written value reported back")
+        eq(barrier(), "closed", "then closed again")
         # Bad arguments are refused before anything is sent.
         fails(d, "devices", "command", "sim-door-001", "open", needle="argument 'seconds'")
         fails(d, "devices", "command", "sim-door-001", "open", "seconds=500",
