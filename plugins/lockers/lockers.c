@@ -79,7 +79,7 @@ struct locker {
 	int n_fails;
 	int64_t locked_until, wrong, lockouts, pickups;
 	uint8_t left_open[COMP_MAX / 8 + 1]; /* compartments left open (door_left_open) */
-	int n_left_open;		     /* how many; a left-open with no compartment: 1 */
+	int n_left_open;		     /* how many */
 };
 
 /* A pickup waiting for its compartment to open. */
@@ -968,13 +968,12 @@ static int on_event(linli_ctx *ctx, const struct linli_event *ev, void *ud)
 	if (t == T_LEFT_OPEN || closed) {
 		/* The compartments left open, per locker: its alarm is over with the last. */
 		struct locker *l = locker_of(st, id);
-		if (l && comp > 0 && !closed && !(l->left_open[comp / 8] & (1u << (comp % 8)))) {
-			l->left_open[comp / 8] |= (uint8_t)(1u << (comp % 8));
+		uint8_t bit = (uint8_t)(1u << (comp % 8)), *at = l ? &l->left_open[comp / 8] : NULL;
+		if (l && !closed && comp > 0 && !(*at & bit)) {
+			*at |= bit;
 			l->n_left_open++;
-		} else if (l && comp == 0 && !closed && !l->n_left_open)
-			l->n_left_open = 1;
-		else if (l && closed && comp > 0 && (l->left_open[comp / 8] & (1u << (comp % 8)))) {
-			l->left_open[comp / 8] &= (uint8_t) ~(1u << (comp % 8));
+		} else if (l && closed && comp > 0 && (*at & bit)) {
+			*at &= (uint8_t)~bit;
 			l->n_left_open--;
 		} else if (l && closed && comp == 0) { /* which one is not told: all of them */
 			memset(l->left_open, 0, sizeof l->left_open);
@@ -982,6 +981,7 @@ static int on_event(linli_ctx *ctx, const struct linli_event *ev, void *ud)
 		}
 		if (closed) {
 			st->closed++;
+			/* (one left open without its compartment told is over with any close) */
 			if (l && l->n_left_open > 0)
 				return 0; /* another compartment is still open */
 			snprintf(details, sizeof details, "compartment %lld of locker %s closed",
