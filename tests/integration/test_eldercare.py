@@ -21,14 +21,16 @@ ALARMS = os.path.join(BUILD, "plugins", "alarms", "alarms.so")
 ELDERCARE = os.path.join(BUILD, "plugins", "eldercare", "eldercare.so")
 GRID = os.path.join(BUILD, "plugins", "grid", "grid.so")
 TDRV = os.path.join(TP, "tp_driver.so")
+SIM = os.path.join(BUILD, "plugins", "sim", "sim.so")
 YUELAN = "hefei/baohe/binhu/yuelan"
 PHONE = "13812345678"
 WEEK = "604800"  # a heartbeat the test clock's jumps do not outrun
 
 
-def node(conf="", grid=False):
-    sos = [ALARMS, ELDERCARE, TDRV] + ([GRID] if grid else [])
-    return PluginNode("eldercare", sos, conf, clock=True)
+def node(conf="", grid=False, sim=None):
+    sos = [ALARMS, ELDERCARE, TDRV] + ([GRID] if grid else []) + ([SIM] if sim else [])
+    return PluginNode("eldercare", sos, conf, clock=True,
+                      groups=f"sim = {{ {sim} }};" if sim else "")
 
 
 def js(v):
@@ -297,8 +299,10 @@ def case_contact_ladder_to_an_incident_ack_and_fine():
     grid, channel alarm, linked to the alarm. Every step is a welfare_steps record naming the
     contact's place and relation, never a phone. An operator acknowledges (the ladder
     stops; acknowledging again is refused with the state); a fall answered "I'm fine" is
-    counted on the elder and its alarm cleared. A viewer cannot acknowledge."""
-    with node("ack_within_min = 10;", grid=True) as d:
+    counted on the elder and its alarm cleared. A viewer cannot acknowledge. (Beside it, a
+    simulated PIR linked to another elder: its motion reaches the elder's checks.)"""
+    sim = 'per_class = 1; classes = [ "pir" ]; auto = false; seed = 1;'
+    with node("ack_within_min = 10;", grid=True, sim=sim) as d:
         d.ok("clock", "set", "2026-12-07T10:00:00+08:00")
         d.login()
         d.ok("data", "put", "grids", "--scope", YUELAN, "--id", "g01",
@@ -306,7 +310,13 @@ def case_contact_ladder_to_an_incident_ack_and_fine():
         device(d, "wb-1", "wearable")
         elder(d, "E1", wearable="wb-1", grid="g01", contact3_phone="13900000003",
               contact3_relation="grid_worker")
-        wait_for(lambda: stats(d)["linked_devices"] == 1, "linked")
+        elder(d, "E2", pir="sim-pir-001")
+        wait_for(lambda: stats(d)["linked_devices"] == 2, "linked")
+        t0 = d.ok("clock")["now_ms"]
+        d.ok("sim", "step", "30")
+        wait_for(lambda: stats(d)["motion_readings"] > 0, "the simulated PIR's motion")
+        c = d.ok("eldercare", "show", "E2")["checks"]
+        check(c["last_motion"] >= t0 and c["last_activity"] >= t0, f"E2 moved: {c}")
         event(d, "wb-1", "sos")
         raised(d, {"sos": 1}, "sos")
         alert = alerts(d)[("E1", "sos")]
