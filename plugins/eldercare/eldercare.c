@@ -4,7 +4,8 @@
  *
  * It keeps the `elders` roster in memory (loaded at start and followed
  * through a store watch, both on the plugin's own account) with each elder's
- * linked devices — water meter, door sensor, wearable —, contacts in order,
+ * linked devices — water meter, door sensor, motion sensor (PIR), wearable —,
+ * contacts in order,
  * own thresholds (else plugins.eldercare's community defaults) and away
  * dates. Every reading of a linked device is evaluated at once against that
  * elder's windows in memory (welfare.h), never by a periodic scan:
@@ -13,10 +14,13 @@
  *                 below water_min_l → no_water; above water_max_l, or use in
  *                 every half hour of 24 h → water_leak; a meter gone
  *                 unavailable → no_data (to the community, never "no water")
- *   door sensor   no opening for door_idle_h (checked in daytime) → door_idle;
- *                 night_openings openings in one night → door_night
+ *   door sensor   no opening, and no motion of the PIR, for door_idle_h
+ *   and PIR       (checked in daytime) → door_idle (the inactivity alert; a
+ *                 PIR's motion is activity as an opening is, the better
+ *                 evidence); night_openings openings in one night → door_night
  *   wearable      sos, fall → critical at once; heart rate outside
- *                 [hr_low, hr_high] for hr_for_min → heart_rate
+ *                 [hr_low, hr_high] for hr_for_min, or the wearable's own
+ *                 heart_rate_abnormal event → heart_rate (major)
  *
  * An away elder (away_from..away_until) gets no water or door alerts. Each
  * condition opens one welfare alert (welfare_alerts) and raises an alarm
@@ -97,6 +101,8 @@ struct elder {
 	struct elder *next;
 	char id[LINLI_ID_MAX + 1], scope[LINLI_SCOPE_MAX + 1], grid[LINLI_ID_MAX + 1];
 	char meter[LINLI_ID_MAX + 1], door[LINLI_ID_MAX + 1], wearable[LINLI_ID_MAX + 1];
+	char pir[LINLI_ID_MAX + 1];
+	int64_t door_at, motion_at; /* the last opening, the last motion (in memory) */
 	bool alone, meter_down;
 	double min_l, max_l;			   /* < 0: the community's */
 	int64_t window_h, idle_h, hr_low, hr_high; /* 0: the community's */
@@ -105,7 +111,7 @@ struct elder {
 	char relation[CONTACTS][16];		   /* "" when not given */
 	struct welf_water water;
 	struct welf_hr hr;
-	struct welf_door dw; /* the door's openings */
+	struct welf_door dw; /* the door's openings, the home's activity (door and PIR) */
 };
 
 /* A device linked to an elder. */
@@ -148,9 +154,9 @@ struct estate {
 	int64_t ck_started;
 	char ck_path[PATH_MAX_], ck_tmp[PATH_MAX_ + 8];
 	int64_t n_elders, n_links, last_door, last_ckpt, ckpt_windows, ckpt_failed, resumed;
-	int64_t water_readings, door_readings, hr_readings, events, resets, opened[K_N],
-	    raised[K_N], failed[K_N], folded[K_N], suppressed_away, notified, incidents, acks,
-	    fines, refused_reloads, latency_max_ms, latency_last_ms;
+	int64_t water_readings, door_readings, motion_readings, hr_readings, events, resets,
+	    opened[K_N], raised[K_N], failed[K_N], folded[K_N], suppressed_away, notified,
+	    incidents, acks, fines, refused_reloads, latency_max_ms, latency_last_ms;
 };
 
 static struct estate *state; /* init to fini */
@@ -375,6 +381,7 @@ static void elder_follow(linli_ctx *ctx, struct estate *st, const char *scope, c
 		link_drop(st, e->meter, e);
 		link_drop(st, e->door, e);
 		link_drop(st, e->wearable, e);
+		link_drop(st, e->pir, e);
 		*pp = e->next;
 		free(e);
 		st->n_elders--;
@@ -390,6 +397,12 @@ static void elder_follow(linli_ctx *ctx, struct estate *st, const char *scope, c
 		st->n_elders++;
 	}
 	char meter[LINLI_ID_MAX + 1], door[LINLI_ID_MAX + 1], wear[LINLI_ID_MAX + 1];
+	char pir[LINLI_ID_MAX + 1];
+	str_field(r, "pir", pir, sizeof pir);
+	if (strcmp(pir, e->pir)) {
+		link_drop(st, e->pir, e);
+		e->motion_at = 0;
+	}
 	str_field(r, "water_meter", meter, sizeof meter);
 	str_field(r, "door_sensor", door, sizeof door);
 	str_field(r, "wearable", wear, sizeof wear);
@@ -409,7 +422,9 @@ static void elder_follow(linli_ctx *ctx, struct estate *st, const char *scope, c
 	snprintf(e->meter, sizeof e->meter, "%s", meter);
 	snprintf(e->door, sizeof e->door, "%s", door);
 	snprintf(e->wearable, sizeof e->wearable, "%s", wear);
+	snprintf(e->pir, sizeof e->pir, "%s", pir);
 	link_set(ctx, st, e->meter, e);
+	link_set(ctx, st, e->pir, e);
 	link_set(ctx, st, e->door, e);
 	link_set(ctx, st, e->wearable, e);
 	str_field(r, "grid", e->grid, sizeof e->grid);
@@ -972,6 +987,7 @@ static int on_door(linli_ctx *ctx, const struct linli_event *ev, void *ud)
 	st->door_readings++;
 	int64_t t = reading_time(ev);
 	bool idle_over = false;
+	e->door_at = t;
 	if (welf_door_open(&e->dw, t, night_of(ctx, st, t), (int)st->cfg.night_openings,
 			   &idle_over) &&
 	    e->alone) {
@@ -987,7 +1003,38 @@ static int on_door(linli_ctx *ctx, const struct linli_event *ev, void *ud)
 	return 0;
 }
 
-/* Once a minute in daytime: doors not opened for door_idle_h. */
+/*
+ * A PIR linked to an elder: its motion event, or its last_motion reading (Unix
+ * seconds), is activity — the door's idle clock starts again (welf_motion).
+ */
+static int on_pir(linli_ctx *ctx, const struct linli_event *ev, void *ud)
+{
+	(void)ctx;
+	struct estate *st = ud;
+	char id[LINLI_ID_MAX + 1];
+	const char *rest = topic_device(ev->topic, "pir", id);
+	struct elder *e = rest ? elder_of_device(st, id) : NULL;
+	int64_t t = 0, s = 0;
+	if (!e || strcmp(e->pir, id))
+		return 0;
+	if (strcmp(rest, "event/motion") == 0)
+		t = ev->time_ms;
+	else if (strcmp(rest, "last_motion") == 0 &&
+		 api->rec_get_int(ev->payload, "value", &s) == 0 && s > 0)
+		t = s * 1000;
+	if (t <= 0)
+		return 0;
+	if (t > api->time_now_ms()) /* a device clock ahead: not activity in the future */
+		t = api->time_now_ms();
+	st->motion_readings++;
+	bool idle_over = false;
+	if (t > e->motion_at)
+		e->motion_at = t;
+	welf_motion(&e->dw, t, &idle_over);
+	return 0;
+}
+
+/* Once a minute in daytime: homes with no door opening and no motion for door_idle_h. */
 static void doors_idle(linli_ctx *ctx, struct estate *st, int64_t now)
 {
 	if (night_of(ctx, st, now))
@@ -995,17 +1042,30 @@ static void doors_idle(linli_ctx *ctx, struct estate *st, int64_t now)
 	for (size_t i = 0; i < BUCKETS; i++)
 		for (struct elder *e = st->elders[i]; e; e = e->next) {
 			int64_t h = e->idle_h ? e->idle_h : st->cfg.idle_h;
-			if (!e->door[0] || !e->alone || !e->dw.last_open ||
+			if ((!e->door[0] && !e->pir[0]) || !e->alone || !e->dw.last_open ||
 			    !welf_door_idle(&e->dw, now, h * 3600000))
 				continue;
 			if (away(e, now)) { /* latched: counted once, raised at no later check */
 				st->suppressed_away++;
 				continue;
 			}
-			char details[200];
-			snprintf(details, sizeof details, "elder %s: door %s not opened for %lld h",
-				 e->id, e->door, (long long)((now - e->dw.last_open) / 3600000));
-			alert_raise(ctx, st, e, K_DOOR_IDLE, e->door, details, now);
+			char details[256];
+			long long h_ = (long long)((now - e->dw.last_open) / 3600000);
+			if (e->pir[0] && e->door[0])
+				snprintf(details, sizeof details,
+					 "elder %s: no motion (PIR %s) and no door opening (door "
+					 "%s) for %lld h",
+					 e->id, e->pir, e->door, h_);
+			else if (e->pir[0])
+				snprintf(details, sizeof details,
+					 "elder %s: no motion (PIR %s) for %lld h", e->id, e->pir,
+					 h_);
+			else
+				snprintf(details, sizeof details,
+					 "elder %s: door %s not opened for %lld h", e->id, e->door,
+					 h_);
+			alert_raise(ctx, st, e, K_DOOR_IDLE, e->pir[0] ? e->pir : e->door, details,
+				    now);
 		}
 }
 
@@ -1037,13 +1097,30 @@ static int on_wearable(linli_ctx *ctx, const struct linli_event *ev, void *ud)
 		return 0;
 	}
 	st->events++;
-	int kind = strcmp(rest, "event/sos") == 0    ? K_SOS
-		   : strcmp(rest, "event/fall") == 0 ? K_FALL
-						     : -1;
+	int kind = strcmp(rest, "event/sos") == 0		    ? K_SOS
+		   : strcmp(rest, "event/fall") == 0		    ? K_FALL
+		   : strcmp(rest, "event/heart_rate_abnormal") == 0 ? K_HR
+								    : -1;
 	if (kind < 0)
 		return 0;
-	snprintf(details, sizeof details, "elder %s: %s from wearable %s", e->id,
-		 kind == K_SOS ? "SOS" : "a fall", id);
+	linli_record *data = NULL;
+	double bpm = 0;
+	const char *bs = NULL;
+	/* the bpm it tells, a number (or a numeric text, as some bridges send it) */
+	if (kind == K_HR && api->rec_get_map((linli_record *)ev->payload, "data", &data) == 0 &&
+	    api->rec_get_float(data, "bpm", &bpm) != 0 &&
+	    api->rec_get_str(data, "bpm", &bs, NULL) == 0)
+		bpm = strtod(bs, NULL);
+	if (kind == K_HR && bpm > 0 && bpm < 1000)
+		snprintf(details, sizeof details,
+			 "elder %s: heart rate abnormal (%.0f bpm), told by wearable %s", e->id,
+			 bpm, id);
+	else if (kind == K_HR)
+		snprintf(details, sizeof details,
+			 "elder %s: heart rate abnormal, told by wearable %s", e->id, id);
+	else
+		snprintf(details, sizeof details, "elder %s: %s from wearable %s", e->id,
+			 kind == K_SOS ? "SOS" : "a fall", id);
 	alert_raise(ctx, st, e, kind, id, details, ev->time_ms);
 	return 0;
 }
@@ -1300,7 +1377,11 @@ static void put_checks(const struct estate *st, struct elder *e, linli_record *m
 		api->rec_set_int(m, "meter_resets", e->water.resets);
 	}
 	if (e->dw.last_open)
-		api->rec_set_time(m, "last_door_open", e->dw.last_open);
+		api->rec_set_time(m, "last_activity", e->dw.last_open);
+	if (e->door_at)
+		api->rec_set_time(m, "last_door_open", e->door_at);
+	if (e->motion_at)
+		api->rec_set_time(m, "last_motion", e->motion_at);
 	if (e->hr.last)
 		api->rec_set_int(m, "heart_rate", e->hr.last);
 	int n = 0;
@@ -1326,7 +1407,6 @@ static int list_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
 		put_checks(l->st, e, c, l->now);
 	return rc;
 }
-
 
 /* The rows of q into *reply = {count, KEY: rows}, with each elder's checks when l->st. */
 static int list_reply(linli_ctx *ctx, struct linli_query *q, struct list *l, const char *key,
@@ -1550,6 +1630,7 @@ static int cmd_stats(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 	api->rec_set_int(r, "linked_devices", st->n_links);
 	api->rec_set_int(r, "water_readings", st->water_readings);
 	api->rec_set_int(r, "door_readings", st->door_readings);
+	api->rec_set_int(r, "motion_readings", st->motion_readings);
 	api->rec_set_int(r, "heart_rate_readings", st->hr_readings);
 	api->rec_set_int(r, "events", st->events);
 	api->rec_set_int(r, "meter_resets", st->resets);
@@ -1640,7 +1721,8 @@ static int eldercare_init(linli_ctx *ctx, const struct linli_api *a)
 	} subs[] = {
 	    {"dev/water_meter/+/reading", on_water}, {"dev/water_meter/+/event/#", on_water},
 	    {"dev/door/+/state", on_door},	     {"dev/wearable/+/heart_rate", on_wearable},
-	    {"dev/wearable/+/event/#", on_wearable},
+	    {"dev/wearable/+/event/#", on_wearable}, {"dev/pir/+/event/#", on_pir},
+	    {"dev/pir/+/last_motion", on_pir},
 	};
 	api = a;
 	char err[768] = "";
@@ -1705,18 +1787,19 @@ static void eldercare_fini(linli_ctx *ctx, const struct linli_api *a)
 	state = NULL;
 }
 
-LINLI_PLUGIN(eldercare_init, eldercare_fini, .name = "eldercare", .version = "1.0.0",
-	     .family = "public_services",
-	     .description = "Elderly care: welfare checks for elders living alone (no water, "
-			    "leak, no data, door patterns, SOS/fall, heart rate) evaluated per "
-			    "reading, a contact ladder to a grid incident; raised through alarms",
-	     .requires = {"alarms"},
-	     .capabilities = {"store.read:elders", "store.write:elders", "sensitive:elders",
-			      "store.read:welfare_alerts", "store.write:welfare_alerts",
-			      "store.read:welfare_steps", "store.write:welfare_steps",
-			      "store.read:grids", "bus.subscribe:dev/water_meter/+/reading",
-			      "bus.subscribe:dev/water_meter/+/event/#",
-			      "bus.subscribe:dev/door/+/state",
-			      "bus.subscribe:dev/wearable/+/heart_rate",
-			      "bus.subscribe:dev/wearable/+/event/#", "bus.publish:alarmreq/raise",
-			      "bus.publish:alarmreq/clear", "bus.publish:incidentreq/report"});
+LINLI_PLUGIN(
+    eldercare_init, eldercare_fini, .name = "eldercare", .version = "1.0.0",
+    .family = "public_services",
+    .description = "Elderly care: welfare checks for elders living alone (no water, "
+		   "leak, no data, door and motion patterns, SOS/fall, heart rate) evaluated "
+		   "per reading, a contact ladder to a grid incident; raised through alarms",
+    .requires = {"alarms"},
+    .capabilities = {"store.read:elders", "store.write:elders", "sensitive:elders",
+		     "store.read:welfare_alerts", "store.write:welfare_alerts",
+		     "store.read:welfare_steps", "store.write:welfare_steps", "store.read:grids",
+		     "bus.subscribe:dev/water_meter/+/reading",
+		     "bus.subscribe:dev/water_meter/+/event/#", "bus.subscribe:dev/door/+/state",
+		     "bus.subscribe:dev/wearable/+/heart_rate",
+		     "bus.subscribe:dev/wearable/+/event/#", "bus.subscribe:dev/pir/+/event/#",
+		     "bus.subscribe:dev/pir/+/last_motion", "bus.publish:alarmreq/raise",
+		     "bus.publish:alarmreq/clear", "bus.publish:incidentreq/report"});

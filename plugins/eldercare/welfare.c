@@ -154,6 +154,16 @@ int welf_door_open(struct welf_door *d, int64_t t, int64_t night, int max_night,
 	return 0;
 }
 
+void welf_motion(struct welf_door *d, int64_t t, bool *idle_over)
+{
+	*idle_over = false;
+	if (t <= d->last_open)
+		return; /* older than what is known: nothing new */
+	*idle_over = d->idle != 0;
+	d->idle = 0;
+	d->last_open = t;
+}
+
 int welf_door_idle(struct welf_door *d, int64_t t, int64_t idle_ms)
 {
 	if (!d->last_open || d->idle || t - d->last_open < idle_ms)

@@ -78,9 +78,9 @@ struct welf_hr {
 /* 1: out of range for for_ms now (raise); -1: back in range after a raise; 0 else. */
 int welf_hr_reading(struct welf_hr *h, int bpm, int lo, int hi, int64_t for_ms, int64_t t);
 
-/* The door of the home: its openings. */
+/* The door of the home: its openings, and the home's activity (openings and motion). */
 struct welf_door {
-	int64_t last_open; /* 0: none seen yet */
+	int64_t last_open; /* the last opening or motion (PIR): the last activity; 0: none yet */
 	int64_t night;	   /* the night being counted (its start), 0 none */
 	int32_t night_opens;
 	uint8_t idle, many; /* raised: no opening for long in daytime; openings at night */
@@ -95,7 +95,10 @@ struct welf_door {
  */
 int welf_door_open(struct welf_door *d, int64_t t, int64_t night, int max_night, bool *idle_over);
 
-/* Checked in daytime: 1 when no opening for idle_ms as of t (raise once until the next opening). */
+/* A motion (a PIR) at t: activity like an opening, never a night opening; *idle_over as above. */
+void welf_motion(struct welf_door *d, int64_t t, bool *idle_over);
+
+/* Checked in daytime: 1 when no activity for idle_ms as of t (raise once until the next). */
 int welf_door_idle(struct welf_door *d, int64_t t, int64_t idle_ms);
 
 #endif

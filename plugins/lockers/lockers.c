@@ -10,7 +10,9 @@
  * bytes in the file plugins.lockers.secret_file, outside the store, made
  * 0600 at first start; a code never reaches the store, the log or the audit.
  *
- *   deposit  LOCKER COMPARTMENT --house H [--phone P]   a code, the HMAC stored
+ *   deposit  LOCKER COMPARTMENT --house H [--phone P]   a code, the HMAC stored;
+ *            by a courier: an account holding the duty lockers.courier
+ *            (admins need none; `linli accounts assign USER lockers.courier`)
  *   pickup   LOCKER CODE          the compartment opened through the HAL
  *                                 (device.command:locker open), then picked_up
  *   return   PARCEL               the courier took it back (returned)
@@ -22,7 +24,9 @@
  * a reminder (alarm parcel_overdue, warning) and one more every
  * remind_every_hours, on the node's clock. The locker's own events become
  * alarms (it is the one plugin of class locker): door_left_open, jammed,
- * forced, full. Everything runs on the kernel thread and never blocks.
+ * forced, full; the class's door_closed of the last compartment left open
+ * clears compartment_left_open (alarmreq/clear). Everything runs on the
+ * kernel thread and never blocks.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,6 +41,7 @@
 
 #include <linli/linli.h>
 
+#include "alarmreq.h"
 #include "plugcfg.h"
 #include "plugcmd.h"
 
@@ -58,6 +63,7 @@ static const char *const event_of[T_N] = {NULL, NULL, "door_left_open", "jammed"
 #define HOUSE_MAX    64
 #define PHONE_MAX    32
 #define PATH_MAX_    512
+#define COMP_MAX     1000
 
 struct lcfg {
 	char secret_file[PATH_MAX_];
@@ -72,6 +78,8 @@ struct locker {
 	int64_t fails[ATTEMPTS_MAX]; /* wrong codes within the window, in order */
 	int n_fails;
 	int64_t locked_until, wrong, lockouts, pickups;
+	uint8_t left_open[COMP_MAX / 8 + 1]; /* compartments left open (door_left_open) */
+	int n_left_open;		     /* how many */
 };
 
 /* A pickup waiting for its compartment to open. */
@@ -91,8 +99,9 @@ struct lstate {
 	struct locker *lockers[BUCKETS];
 	struct pending *pending;
 	int64_t last_scan;
+	struct alarmreq alarms;
 	int64_t deposits, pickups, pickups_failed, wrong_codes, refused_locked, returns, reminders,
-	    events, raised[T_N], failed[T_N], refused_reloads;
+	    events, closed, refused_reloads;
 };
 
 static struct lstate *state; /* init to fini */
@@ -288,44 +297,13 @@ static void pending_free(struct pending *p)
 	free(p);
 }
 
-/* ---- alarms ---- */
-
-static void on_raised(linli_ctx *ctx, uint64_t id, int status, const linli_record *rec,
-		      const char *err, void *ud)
-{
-	(void)id;
-	(void)rec;
-	int t = (int)(intptr_t)ud;
-	if (!state)
-		return;
-	if (status < 0) {
-		state->failed[t]++;
-		api->log(ctx, LINLI_LOG_WARN, "%s alarm not raised: %s (%s)", type_names[t],
-			 err && *err ? err : "no reason", linli_strerror(status));
-		return;
-	}
-	state->raised[t]++;
-}
+/* ---- alarms: raised and cleared through the alarms plugin (plugins/lib/alarmreq) ---- */
 
 static void raise_alarm(linli_ctx *ctx, struct lstate *st, int t, const char *scope,
 			const char *source, const char *details)
 {
-	linli_record *p = api->rec_new();
-	int rc = p ? 0 : LINLI_ENOMEM;
-	if (p) {
-		api->rec_set_str(p, "type", type_names[t]);
-		api->rec_set_str(p, "source", source);
-		api->rec_set_str(p, "severity", plugcfg_sev_names[st->cfg.sev[t]]);
-		api->rec_set_str(p, "details", details);
-		rc = api->request(ctx, "alarmreq/raise", scope, p, 10000, on_raised,
-				  (void *)(intptr_t)t, NULL);
-		api->rec_free(p);
-	}
-	if (rc) {
-		st->failed[t]++;
-		api->log(ctx, LINLI_LOG_WARN, "%s alarm of %s at %s not raised: %s", type_names[t],
-			 source, scope ? scope : "the node", linli_strerror(rc));
-	}
+	alarmreq_raise(&st->alarms, ctx, t, plugcfg_sev_names[st->cfg.sev[t]], scope, source,
+		       details);
 }
 
 /* ---- the parcels of a locker ---- */
@@ -391,9 +369,9 @@ struct opts {
 static int parse(const struct linli_cmd_req *req, int want, const char *usage, struct opts *o,
 		 char *err, size_t errlen)
 {
-	const struct plugcmd_opt t[] = {{"--house", &o->house},	{"--phone", &o->phone},
+	const struct plugcmd_opt t[] = {{"--house", &o->house},	    {"--phone", &o->phone},
 					{"--courier", &o->courier}, {"--scope", &o->scope},
-					{"--state", &o->state},	{"--locker", &o->locker}};
+					{"--state", &o->state},	    {"--locker", &o->locker}};
 	/* never echo a word: it may be a code */
 	return plugcmd_parse(req, want, want, usage, t, sizeof t / sizeof *t, o->pos, &o->n_pos,
 			     false, err, errlen);
@@ -720,7 +698,6 @@ static int cmd_return(linli_ctx *ctx, const struct linli_cmd_req *req, linli_rec
 	return 0;
 }
 
-
 /* A parcel as the console shows it: its fields without the code's HMAC. */
 static int list_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
 {
@@ -781,15 +758,6 @@ static int cmd_show(linli_ctx *ctx, const struct linli_cmd_req *req, linli_recor
 	return 0;
 }
 
-static linli_record *per_type(linli_record *r, const char *key, const int64_t *v)
-{
-	linli_record *m = NULL;
-	if (api->rec_set_map(r, key, &m) == 0)
-		for (int i = 0; i < T_N; i++)
-			api->rec_set_int(m, type_names[i], v[i]);
-	return m;
-}
-
 static int cmd_stats(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
 		     char *err, size_t errlen)
 {
@@ -810,8 +778,8 @@ static int cmd_stats(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 	api->rec_set_int(r, "refused_locked_out", st->refused_locked);
 	api->rec_set_int(r, "reminders", st->reminders);
 	api->rec_set_int(r, "events", st->events);
-	per_type(r, "raised", st->raised);
-	per_type(r, "failed", st->failed);
+	api->rec_set_int(r, "doors_closed", st->closed);
+	alarmreq_put_counts(&st->alarms, r);
 	if (api->rec_set_array(r, "lockers", &ls) == 0)
 		for (size_t i = 0; i < BUCKETS; i++)
 			for (struct locker *l = st->lockers[i]; l; l = l->next) {
@@ -974,11 +942,12 @@ static int on_event(linli_ctx *ctx, const struct linli_event *ev, void *ud)
 	id[b - a] = '\0';
 	const char *name = b + 7;
 	int t = -1;
+	bool closed = strcmp(name, "door_closed") == 0;
 	for (int i = 0; i < T_N; i++)
 		if (event_of[i] && strcmp(event_of[i], name) == 0)
 			t = i;
 	st->events++;
-	if (t < 0)
+	if (t < 0 && !closed)
 		return 0; /* deposited, picked_up, the locker's own overdue count: records only */
 	/* The compartment of the event's details: a number, or its text. */
 	linli_record *data = NULL;
@@ -992,10 +961,35 @@ static int on_event(linli_ctx *ctx, const struct linli_event *ev, void *ud)
 		else if (api->rec_get_str(data, "compartment", &cs, NULL) == 0)
 			comp = strtoll(cs, NULL, 10);
 	}
-	if (comp < 0 || comp > 1000)
+	if (comp < 0 || comp > COMP_MAX)
 		comp = 0;
 	char src[LINLI_ID_MAX + 8], details[256];
 	snprintf(src, sizeof src, "device:%s", id);
+	if (t == T_LEFT_OPEN || closed) {
+		/* The compartments left open, per locker: its alarm is over with the last. */
+		struct locker *l = locker_of(st, id);
+		uint8_t bit = (uint8_t)(1u << (comp % 8)), *at = l ? &l->left_open[comp / 8] : NULL;
+		if (l && !closed && comp > 0 && !(*at & bit)) {
+			*at |= bit;
+			l->n_left_open++;
+		} else if (l && closed && comp > 0 && (*at & bit)) {
+			*at &= (uint8_t)~bit;
+			l->n_left_open--;
+		} else if (l && closed && comp == 0) { /* which one is not told: all of them */
+			memset(l->left_open, 0, sizeof l->left_open);
+			l->n_left_open = 0;
+		}
+		if (closed) {
+			st->closed++;
+			/* (one left open without its compartment told is over with any close) */
+			if (l && l->n_left_open > 0)
+				return 0; /* another compartment is still open */
+			snprintf(details, sizeof details, "compartment %lld of locker %s closed",
+				 (long long)comp, id);
+			alarmreq_clear(&st->alarms, ctx, T_LEFT_OPEN, ev->scope, src, details);
+			return 0;
+		}
+	}
 	const char *what = t == T_JAMMED ? "jammed" : "left open";
 	if ((t == T_LEFT_OPEN || t == T_JAMMED) && comp > 0)
 		snprintf(details, sizeof details, "compartment %lld of locker %s %s",
@@ -1031,7 +1025,9 @@ static int lockers_init(linli_ctx *ctx, const struct linli_api *a)
 	static const struct {
 		const char *name, *role, *summary;
 	} actions[] = {
-	    {"lockers.deposit", "operator", "deposit a parcel: a one-time pickup code"},
+	    {"lockers.deposit", "operator",
+	     "deposit a parcel: a one-time pickup code (couriers: "
+	     "the duty lockers.courier)"},
 	    {"lockers.pickup", "operator", "open a parcel's compartment with its code"},
 	    {"lockers.return", "operator", "mark a deposited parcel returned to the courier"},
 	    {"lockers.list", "operator", "list parcels"},
@@ -1063,6 +1059,8 @@ static int lockers_init(linli_ctx *ctx, const struct linli_api *a)
 	if (!rc && sodium_init() < 0)
 		rc = LINLI_EIO;
 	if (!rc)
+		alarmreq_init(&st->alarms, api, type_names, T_N);
+	if (!rc)
 		rc = plugcfg_load(&(const struct plugcfg){api, "lockers", err, sizeof err}, ctx,
 				  &st->cfg_json, cfg_parse, st, &changed);
 	if (!rc)
@@ -1072,8 +1070,10 @@ static int lockers_init(linli_ctx *ctx, const struct linli_api *a)
 	if (!rc)
 		rc = api->subscribe(ctx, "dev/locker/+/event/#", on_event, st, NULL);
 	for (size_t i = 0; !rc && i < sizeof actions / sizeof actions[0]; i++)
-		rc = api->action_declare(ctx, actions[i].name, actions[i].role, NULL, NULL,
-					 actions[i].summary);
+		rc = api->action_declare(
+		    ctx, actions[i].name, actions[i].role, NULL,
+		    strcmp(actions[i].name, "lockers.deposit") == 0 ? "lockers.courier" : NULL,
+		    actions[i].summary);
 	for (size_t i = 0; !rc && i < sizeof cmds / sizeof cmds[0]; i++) {
 		rc = api->cmd_register(ctx, cmds[i].sub, cmds[i].usage, cmds[i].summary, cmds[i].fn,
 				       st);
@@ -1115,4 +1115,5 @@ LINLI_PLUGIN(lockers_init, lockers_fini, .name = "lockers", .version = "1.0.0",
 	     .requires = {"alarms"},
 	     .capabilities = {"store.read:parcels", "store.write:parcels", "sensitive:parcels",
 			      "device.read:locker", "device.command:locker",
-			      "bus.subscribe:dev/locker/+/event/#", "bus.publish:alarmreq/raise"});
+			      "bus.subscribe:dev/locker/+/event/#", "bus.publish:alarmreq/raise",
+			      "bus.publish:alarmreq/clear"});

@@ -63,9 +63,19 @@ static const int default_sev[T_N] = {2, 1};
 #define DAY	  (24 * HOUR)
 #define FUTURE_MS 300000 /* a gate's time this far ahead of the node is refused */
 
-struct pcfg {
+#define TARIFFS 64 /* lots with a tariff of their own */
+
+/* A tariff: the node's default, or a lot's own (plugins.parking.tariffs). */
+struct tariff {
+	char lot[LOT_MAX + 1]; /* "" for the node's default */
 	double per_hour, daily_cap;
-	int64_t free_ms, grace_ms, overstay_ms, fire_ms;
+	int64_t free_ms;
+};
+
+struct pcfg {
+	struct tariff def, lots[TARIFFS];
+	int n_lots;
+	int64_t grace_ms, overstay_ms, fire_ms, visitor_free_ms;
 	int sev[T_N];
 };
 
@@ -83,20 +93,21 @@ struct open {
 struct sensor {
 	struct sensor *next;
 	char id[LINLI_ID_MAX + 1];
-	bool occupied, alarmed;
+	bool occupied, alarmed, heard;
 	int64_t since; /* node time of the change to occupied */
 };
 
 struct pstate {
 	struct pcfg cfg;
 	char *cfg_json;
-	struct wf_ref spaces, passes;
+	struct wf_ref spaces, passes, visitors;
 	struct open *open[S_BUCKETS];
 	struct sensor *sensors[D_BUCKETS];
 	int64_t n_open;
 	struct alarmreq alarms;
 	int64_t entries, exits, late_entries, late_exits, exits_held, unmatched_exits, duplicates,
-	    bad_events, store_errors, payments, readings, refused_reloads;
+	    bad_events, store_errors, payments, readings, refused_reloads, spaces_written,
+	    gate_opens, gate_open_failed, visitor_entries, registrations;
 	double fees, paid;
 };
 
@@ -104,27 +115,91 @@ static struct pstate *state; /* init to fini */
 
 /* ---- configuration ---- */
 
+/* The tariff keys of t's group c (the node's, or a lot's under p), over what t holds. */
+static int tariff_parse(const struct plugcfg *p, linli_record *c, struct tariff *t)
+{
+	int rc = plugcfg_num(p, c, "per_hour", 0, 1000, "yuan an hour", &t->per_hour);
+	if (!rc)
+		rc =
+		    plugcfg_int(p, c, "free_minutes", 0, 1440, 60000, "whole minutes", &t->free_ms);
+	if (!rc)
+		rc = plugcfg_num(p, c, "daily_cap", 0, 10000, "yuan a day, 0 for none",
+				 &t->daily_cap);
+	if (!rc && t->daily_cap > 0 && t->daily_cap < t->per_hour)
+		rc = plugcfg_err(p, "daily_cap",
+				 "%g is below per_hour %g: the cap would be the fee "
+				 "of any stay (0 for no cap)",
+				 t->daily_cap, t->per_hour);
+	return rc;
+}
+
+/*
+ * tariffs = ( { lot = "P2"; per_hour = 8.0; free_minutes = 30; daily_cap = 60.0; }, ... ):
+ * a lot's own tariff, each key it leaves out the node's.
+ */
+static int tariffs_parse(const struct plugcfg *p, linli_record *c, struct pcfg *f)
+{
+	static const char *const keys[] = {"lot", "per_hour", "free_minutes", "daily_cap"};
+	linli_record *a = NULL;
+	int t = api->rec_type(c, "tariffs");
+	if (t == LINLI_T_NONE)
+		return 0;
+	if (t != LINLI_T_ARRAY || api->rec_get_array(c, "tariffs", &a))
+		return plugcfg_err(p, "tariffs",
+				   "must be a list of groups ( { lot = \"P2\"; per_hour = 8.0; "
+				   "... } )");
+	size_t n = api->rec_count(a);
+	if (n > TARIFFS)
+		return plugcfg_err(p, "tariffs", "%zu lots, more than %d", n, TARIFFS);
+	for (size_t i = 0; i < n; i++) {
+		char name[96];
+		linli_record *m = NULL;
+		const char *lot = NULL;
+		snprintf(name, sizeof name, "%s.tariffs.[%zu]", p->plugin, i + 1);
+		struct plugcfg q = {p->api, name, p->err, p->errlen};
+		struct tariff *x = &f->lots[i];
+		*x = f->def;
+		if (api->arr_get_map(a, i, &m))
+			return plugcfg_err(p, "tariffs", "entry %zu is not a group { lot = ...; }",
+					   i + 1);
+		int rc = plugcfg_keys(&q, m, keys, sizeof keys / sizeof keys[0]);
+		if (rc)
+			return rc;
+		if (api->rec_get_str(m, "lot", &lot, NULL) || !lot[0] || strlen(lot) > LOT_MAX ||
+		    strchr(lot, '\x1f'))
+			return plugcfg_err(&q, "lot", "required: the lot's name (at most %d bytes)",
+					   LOT_MAX);
+		for (size_t k = 0; k < i; k++)
+			if (strcmp(f->lots[k].lot, lot) == 0)
+				return plugcfg_err(
+				    &q, "lot", "'%s' has a tariff already (entry %zu)", lot, k + 1);
+		snprintf(x->lot, sizeof x->lot, "%s", lot);
+		if ((rc = tariff_parse(&q, m, x)))
+			return rc;
+		f->n_lots = (int)i + 1;
+	}
+	return 0;
+}
+
 static int cfg_parse(const struct plugcfg *p, linli_record *c, void *ud)
 {
 	static const char *const keys[] = {
 	    "per_hour",	      "free_minutes",	   "daily_cap", "paid_grace_minutes",
-	    "overstay_hours", "fire_lane_grace_s", "severity"};
+	    "overstay_hours", "fire_lane_grace_s", "tariffs",	"visitor_free_minutes",
+	    "severity"};
 	struct pstate *st = ud;
-	struct pcfg f = {.per_hour = 5.0,
-			 .daily_cap = 40.0,
-			 .free_ms = 15 * 60000,
+	struct pcfg f = {.def = {.per_hour = 5.0, .daily_cap = 40.0, .free_ms = 15 * 60000},
 			 .grace_ms = 15 * 60000,
 			 .overstay_ms = 72 * HOUR,
-			 .fire_ms = 60000};
+			 .fire_ms = 60000,
+			 .visitor_free_ms = 120 * 60000};
 	memcpy(f.sev, default_sev, sizeof f.sev);
 	int rc = plugcfg_keys(p, c, keys, sizeof keys / sizeof keys[0]);
 	if (!rc)
-		rc = plugcfg_num(p, c, "per_hour", 0, 1000, "yuan an hour", &f.per_hour);
+		rc = tariff_parse(p, c, &f.def);
 	if (!rc)
-		rc = plugcfg_int(p, c, "free_minutes", 0, 1440, 60000, "whole minutes", &f.free_ms);
-	if (!rc)
-		rc = plugcfg_num(p, c, "daily_cap", 0, 10000, "yuan a day, 0 for none",
-				 &f.daily_cap);
+		rc = plugcfg_int(p, c, "visitor_free_minutes", 0, 1440, 60000, "whole minutes",
+				 &f.visitor_free_ms);
 	if (!rc)
 		rc = plugcfg_int(p, c, "paid_grace_minutes", 0, 240, 60000, "whole minutes",
 				 &f.grace_ms);
@@ -134,11 +209,8 @@ static int cfg_parse(const struct plugcfg *p, linli_record *c, void *ud)
 	if (!rc)
 		rc = plugcfg_int(p, c, "fire_lane_grace_s", 0, 3600, 1000, "whole seconds",
 				 &f.fire_ms);
-	if (!rc && f.daily_cap > 0 && f.daily_cap < f.per_hour)
-		rc = plugcfg_err(p, "daily_cap",
-				 "%g is below per_hour %g: the cap would be the fee "
-				 "of any stay (0 for no cap)",
-				 f.daily_cap, f.per_hour);
+	if (!rc)
+		rc = tariffs_parse(p, c, &f);
 	if (!rc)
 		rc = plugcfg_sevs(p, c, type_names, T_N, NULL, f.sev);
 	if (!rc)
@@ -146,17 +218,29 @@ static int cfg_parse(const struct plugcfg *p, linli_record *c, void *ud)
 	return rc;
 }
 
+static void put_tariff(linli_record *r, const struct tariff *t)
+{
+	api->rec_set_float(r, "per_hour", t->per_hour);
+	api->rec_set_int(r, "free_minutes", t->free_ms / 60000);
+	api->rec_set_float(r, "daily_cap", t->daily_cap);
+}
+
 static linli_record *cfg_record(const struct pcfg *f)
 {
-	linli_record *r = api->rec_new();
+	linli_record *r = api->rec_new(), *a = NULL, *m = NULL;
 	if (!r)
 		return NULL;
-	api->rec_set_float(r, "per_hour", f->per_hour);
-	api->rec_set_int(r, "free_minutes", f->free_ms / 60000);
-	api->rec_set_float(r, "daily_cap", f->daily_cap);
+	put_tariff(r, &f->def);
 	api->rec_set_int(r, "paid_grace_minutes", f->grace_ms / 60000);
 	api->rec_set_int(r, "overstay_hours", f->overstay_ms / HOUR);
 	api->rec_set_int(r, "fire_lane_grace_s", f->fire_ms / 1000);
+	api->rec_set_int(r, "visitor_free_minutes", f->visitor_free_ms / 60000);
+	if (api->rec_set_array(r, "tariffs", &a) == 0)
+		for (int i = 0; i < f->n_lots; i++)
+			if (api->arr_push_map(a, &m) == 0) {
+				api->rec_set_str(m, "lot", f->lots[i].lot);
+				put_tariff(m, &f->lots[i]);
+			}
 	plugcfg_put_sevs(api, r, type_names, T_N, f->sev);
 	return r;
 }
@@ -168,12 +252,21 @@ static double cents(double x)
 	return round(x * 100) / 100;
 }
 
+/* The tariff of `lot`: its own, else the node's. */
+static const struct tariff *tariff_of(const struct pcfg *c, const char *lot)
+{
+	for (int i = 0; lot && i < c->n_lots; i++)
+		if (strcmp(c->lots[i].lot, lot) == 0)
+			return &c->lots[i];
+	return &c->def;
+}
+
 /*
- * The fee of a stay from `in` to `out` (ms): 0 within free minutes; else each
- * started hour at per_hour, each started 24 hours from the entry at most
- * daily_cap (0: no cap).
+ * The fee of a stay from `in` to `out` (ms) at tariff c: 0 within free
+ * minutes; else each started hour at per_hour, each started 24 hours from the
+ * entry at most daily_cap (0: no cap).
  */
-static double fee_of(const struct pcfg *c, int64_t in, int64_t out)
+static double fee_of(const struct tariff *c, int64_t in, int64_t out)
 {
 	int64_t d = out > in ? out - in : 0;
 	if (d <= c->free_ms)
@@ -185,6 +278,29 @@ static double fee_of(const struct pcfg *c, int64_t in, int64_t out)
 		fee += c->daily_cap > 0 && f > c->daily_cap ? c->daily_cap : f;
 	}
 	return cents(fee);
+}
+
+/* A string field of a record, "" when absent. */
+static const char *rstr(const linli_record *r, const char *key)
+{
+	const char *s = NULL;
+	return api->rec_get_str(r, key, &s, NULL) == 0 ? s : "";
+}
+
+/*
+ * The fee of session r's stay from in to out: its lot's tariff; nothing with a
+ * monthly pass; a registered visitor's stay free for visitor_free_minutes (when
+ * that is longer than the lot's free minutes).
+ */
+static double fee_for(const struct pcfg *c, const linli_record *r, int64_t in, int64_t out)
+{
+	const char *billing = rstr(r, "billing");
+	if (strcmp(billing, "monthly") == 0)
+		return 0;
+	struct tariff t = *tariff_of(c, rstr(r, "lot"));
+	if (strcmp(billing, "visitor") == 0 && c->visitor_free_ms > t.free_ms)
+		t.free_ms = c->visitor_free_ms;
+	return fee_of(&t, in, out);
 }
 
 /* ---- maps ---- */
@@ -330,6 +446,8 @@ static void on_entry(linli_ctx *ctx, struct pstate *st, const char *gate, const 
 			col = colours[i];
 	struct pass_q q = {plate, lot, scope, at};
 	const struct wf_ref_entry *pass = wf_ref_deepest(&st->passes, scope, pass_match, &q);
+	const struct wf_ref_entry *visitor =
+	    pass ? NULL : wf_ref_deepest(&st->visitors, scope, pass_match, &q);
 	linli_record *r = api->rec_new();
 	char id[LINLI_ID_MAX + 1] = "", key[LOT_MAX + PLATE_MAX + 2];
 	if (!r) {
@@ -343,9 +461,11 @@ static void on_entry(linli_ctx *ctx, struct pstate *st, const char *gate, const 
 	api->rec_set_time(r, "entered_at", at);
 	api->rec_set_time(r, "entry_synced_at", now);
 	api->rec_set_str(r, "state", "parked");
-	api->rec_set_str(r, "billing", pass ? "monthly" : "tariff");
+	api->rec_set_str(r, "billing", pass ? "monthly" : visitor ? "visitor" : "tariff");
 	if (pass)
 		api->rec_set_str(r, "pass", pass->id);
+	if (visitor)
+		api->rec_set_str(r, "visitor", visitor->id);
 	int rc = api->store_put(ctx, "parking_sessions", scope, NULL, r, id, NULL);
 	api->rec_free(r);
 	if (rc) {
@@ -356,6 +476,7 @@ static void on_entry(linli_ctx *ctx, struct pstate *st, const char *gate, const 
 	}
 	st->entries++;
 	st->late_entries += offline;
+	st->visitor_entries += visitor != NULL;
 	open_key(key, lot, plate);
 	if (open_put(st, key, id, scope, at, false) == 1) {
 		st->duplicates++;
@@ -380,7 +501,7 @@ static int exit_update(linli_ctx *ctx, const char *id, linli_record **rec, void 
 {
 	(void)ctx;
 	struct exit_op *x = ud;
-	const char *s = NULL, *billing = NULL;
+	const char *s = NULL;
 	int64_t in = 0, paid_at = 0;
 	double paid = 0;
 	if (!*rec)
@@ -389,16 +510,15 @@ static int exit_update(linli_ctx *ctx, const char *id, linli_record **rec, void 
 		return snprintf(err, errlen, "session %s has exited already", id), LINLI_ESTATE;
 	api->rec_get_time(*rec, "entered_at", &in);
 	api->rec_get_float(*rec, "paid", &paid);
-	bool monthly = api->rec_get_str(*rec, "billing", &billing, NULL) == 0 &&
-		       strcmp(billing, "monthly") == 0;
 	bool paid_ok = api->rec_get_time(*rec, "paid_at", &paid_at) == 0 &&
 		       x->at <= paid_at + x->cfg->grace_ms;
-	double fee = monthly ? 0 : fee_of(x->cfg, in, x->at);
+	double fee = fee_for(x->cfg, *rec, in, x->at);
 	double owed = paid_ok ? 0 : fee - paid;
 	x->fee = fee;
 	api->rec_set_float(*rec, "fee", paid_ok && paid > fee ? paid : fee);
 	if (owed > 0.005 && !x->offline) {
 		api->rec_set_time(*rec, "exit_held_at", x->at);
+		api->rec_set_str(*rec, "held_gate", x->gate); /* opened when it is paid */
 		x->exited = false;
 		return 0;
 	}
@@ -483,6 +603,62 @@ static void on_gate(linli_ctx *ctx, struct pstate *st, const struct linli_event 
 		on_exit_(ctx, st, gate, plate, lot, at, offline, now);
 }
 
+struct occ_op {
+	bool occ;
+	int64_t since;
+};
+
+static int occ_update(linli_ctx *ctx, const char *id, linli_record **rec, void *ud, char *err,
+		      size_t errlen)
+{
+	(void)ctx;
+	const struct occ_op *x = ud;
+	if (!*rec)
+		return snprintf(err, errlen, "space %s was removed", id), LINLI_ENOENT;
+	api->rec_set_bool(*rec, "occupied", x->occ);
+	if (x->occ)
+		api->rec_set_time(*rec, "occupied_since", x->since);
+	else
+		api->rec_remove(*rec, "occupied_since");
+	return 0;
+}
+
+/*
+ * A sensor's change written back to its spaces (parking_spaces.occupied and
+ * occupied_since), on the plugin's own account (a bus handler: never a
+ * command), only where the record says otherwise.
+ */
+static void spaces_write(linli_ctx *ctx, struct pstate *st, const char *sensor, bool occ,
+			 int64_t since)
+{
+	char ids[8][LINLI_ID_MAX + 1], scopes[8][LINLI_SCOPE_MAX + 1];
+	int n = 0;
+	for (size_t i = 0; i < st->spaces.n && n < 8; i++) {
+		const struct wf_ref_entry *e = &st->spaces.v[i];
+		const char *s = NULL;
+		bool cur = false;
+		int64_t at = 0;
+		if (api->rec_get_str(e->rec, "sensor", &s, NULL) || strcmp(s, sensor))
+			continue;
+		if (api->rec_get_bool(e->rec, "occupied", &cur) == 0 && cur == occ &&
+		    (!occ ||
+		     (api->rec_get_time(e->rec, "occupied_since", &at) == 0 && at == since)))
+			continue;
+		snprintf(ids[n], sizeof ids[n], "%s", e->id);
+		snprintf(scopes[n++], sizeof scopes[0], "%s", e->scope);
+	}
+	/* (collected first: the update's watch refreshes the cache under the loop) */
+	struct occ_op x = {occ, since};
+	for (int i = 0; i < n; i++) {
+		if (api->store_update(ctx, "parking_spaces", scopes[i], ids[i], occ_update, &x)) {
+			st->store_errors++;
+			api->log(ctx, LINLI_LOG_WARN, "space %s: occupancy not written: %s", ids[i],
+				 api->store_last_error(ctx));
+		} else
+			st->spaces_written++;
+	}
+}
+
 /* dev/gate/ID/event/NAME and dev/parking/ID/occupied. */
 static int on_event(linli_ctx *ctx, const struct linli_event *ev, void *ud)
 {
@@ -524,7 +700,11 @@ static int on_event(linli_ctx *ctx, const struct linli_event *ev, void *ud)
 	}
 	if (!occ)
 		s->alarmed = false;
+	bool changed = occ != s->occupied || !s->heard;
 	s->occupied = occ;
+	s->heard = true;
+	if (changed)
+		spaces_write(ctx, st, id, occ, s->since);
 	return 0;
 }
 
@@ -536,12 +716,6 @@ static void on_change(linli_ctx *ctx, const struct linli_change *ch, void *ud)
 }
 
 /* ---- the timer: fire lanes, overstays, reloads ---- */
-
-static const char *rstr(const linli_record *r, const char *key)
-{
-	const char *s = NULL;
-	return api->rec_get_str(r, key, &s, NULL) == 0 ? s : "";
-}
 
 static int mark_alarmed(linli_ctx *ctx, const char *id, linli_record **rec, void *ud, char *err,
 			size_t errlen)
@@ -655,8 +829,6 @@ static int parse(const struct linli_cmd_req *req, int lo, int hi, const char *us
 			     err, errlen);
 }
 
-
-
 static int cmd_sessions(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
 			char *err, size_t errlen)
 {
@@ -684,13 +856,13 @@ static int cmd_sessions(linli_ctx *ctx, const struct linli_cmd_req *req, linli_r
 /* What a session owes at `now` into r: fee_now, owed. */
 static void put_owed(const struct pcfg *c, linli_record *r, int64_t now)
 {
-	const char *s = rstr(r, "state"), *billing = rstr(r, "billing");
+	const char *s = rstr(r, "state");
 	int64_t in = 0, paid_at = 0;
 	double paid = 0;
 	if (strcmp(s, "exited") == 0 || api->rec_get_time(r, "entered_at", &in))
 		return;
 	api->rec_get_float(r, "paid", &paid);
-	double fee = strcmp(billing, "monthly") == 0 ? 0 : fee_of(c, in, now);
+	double fee = fee_for(c, r, in, now);
 	bool grace = api->rec_get_time(r, "paid_at", &paid_at) == 0 && now <= paid_at + c->grace_ms;
 	api->rec_set_float(r, "fee_now", fee);
 	api->rec_set_float(r, "owed", grace || fee < paid ? 0 : cents(fee - paid));
@@ -720,10 +892,29 @@ static int cmd_show(linli_ctx *ctx, const struct linli_cmd_req *req, linli_recor
 struct pay_op {
 	const struct pcfg *cfg;
 	int64_t now;
-	double fee;	       /* out */
-	char state[16];	       /* out */
-	char lot[LOT_MAX + 1]; /* out */
+	double fee;		     /* out */
+	char state[16];		     /* out */
+	char lot[LOT_MAX + 1];	     /* out */
+	char gate[LINLI_ID_MAX + 1]; /* out: the gate that held it, "" none */
 };
+
+/* The answer of a gate's open after a payment. */
+static void on_gate_opened(linli_ctx *ctx, uint64_t req, int rc, const linli_record *result,
+			   const char *err, void *ud)
+{
+	(void)req;
+	(void)result;
+	(void)ud;
+	if (!state)
+		return;
+	if (rc) {
+		state->gate_open_failed++;
+		api->log(ctx, LINLI_LOG_WARN, "a paid exit's gate did not open: %s (%s)",
+			 err && *err ? err : "no reason", linli_strerror(rc));
+		return;
+	}
+	state->gate_opens++;
+}
 
 static int pay_update(linli_ctx *ctx, const char *id, linli_record **rec, void *ud, char *err,
 		      size_t errlen)
@@ -740,7 +931,8 @@ static int pay_update(linli_ctx *ctx, const char *id, linli_record **rec, void *
 		       LINLI_ESTATE;
 	if (api->rec_get_time(*rec, "entered_at", &in))
 		return snprintf(err, errlen, "session %s has no entry time", id), LINLI_ESTATE;
-	p->fee = strcmp(rstr(*rec, "billing"), "monthly") == 0 ? 0 : fee_of(p->cfg, in, p->now);
+	p->fee = fee_for(p->cfg, *rec, in, p->now);
+	snprintf(p->gate, sizeof p->gate, "%s", rstr(*rec, "held_gate"));
 	snprintf(p->state, sizeof p->state, "%s",
 		 api->rec_has(*rec, "exit_held_at") ? "exit_allowed" : "paid");
 	snprintf(p->lot, sizeof p->lot, "%s", rstr(*rec, "lot"));
@@ -777,7 +969,90 @@ static int cmd_pay(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record
 	api->rec_set_str(r, "state", p.state);
 	api->rec_set_time(r, "paid_at", p.now);
 	api->rec_set_time(r, "exit_by", p.now + st->cfg.grace_ms);
+	/* Held at an exit and now paid: that gate opens (as the caller, audited). */
+	if (strcmp(p.state, "exit_allowed") == 0 && p.gate[0]) {
+		int orc =
+		    api->dev_command(ctx, p.gate, "open", NULL, 10000, on_gate_opened, NULL, NULL);
+		api->rec_set_str(r, "gate", p.gate);
+		api->rec_set_str(r, "gate_open", orc ? linli_strerror(orc) : "sent");
+		if (orc) {
+			st->gate_open_failed++;
+			api->log(ctx, LINLI_LOG_WARN, "session %s: gate %s not opened: %s",
+				 o.pos[0], p.gate, linli_strerror(orc));
+		}
+	}
 	*reply = r;
+	return 0;
+}
+
+#define VISITOR_USAGE "PLATE --hours N [--lot LOT] [--house HOUSE] [--scope PATH]"
+
+/*
+ * parking visitor PLATE --hours N [--lot LOT] [--house H]: a resident's visitor
+ * registered (by an operator, acting as the caller) in parking_visitors for
+ * the next N hours; an entry within the window is billed "visitor" (free for
+ * visitor_free_minutes). The plate is sensitive: never echoed, logged or
+ * audited.
+ */
+static int cmd_visitor(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
+		       char *err, size_t errlen)
+{
+	struct pstate *st = req->ud;
+	const char *lot, *hours, *house, *scope, *pos[1];
+	int n_pos;
+	const struct plugcmd_opt t[] = {
+	    {"--lot", &lot}, {"--hours", &hours}, {"--house", &house}, {"--scope", &scope}};
+	int rc = plugcmd_parse(req, 1, 1, VISITOR_USAGE, t, sizeof t / sizeof *t, pos, &n_pos,
+			       false, err, errlen);
+	if (rc)
+		return rc;
+	char *end = NULL;
+	long long h = hours ? strtoll(hours, &end, 10) : 0;
+	if (!hours || *end || h < 1 || h > 168)
+		return snprintf(err, errlen, "--hours: the visit's window, whole hours 1 to 168"),
+		       LINLI_EINVAL;
+	if (strlen(pos[0]) > PLATE_MAX)
+		return snprintf(err, errlen, "PLATE: longer than %d bytes", PLATE_MAX),
+		       LINLI_EINVAL;
+	if (lot && (!lot[0] || strlen(lot) > LOT_MAX || strchr(lot, '\x1f')))
+		return snprintf(err, errlen, "--lot: a lot's name of at most %d bytes (or *)",
+				LOT_MAX),
+		       LINLI_EINVAL;
+	if (house && (!house[0] || strlen(house) > 64))
+		return snprintf(err, errlen, "--house: at most 64 bytes"), LINLI_EINVAL;
+	int64_t now = api->time_now_ms();
+	linli_record *r = api->rec_new();
+	char id[LINLI_ID_MAX + 1] = "";
+	if (!r)
+		return snprintf(err, errlen, "out of memory"), LINLI_ENOMEM;
+	api->rec_set_str(r, "plate", pos[0]);
+	api->rec_set_str(r, "lot", lot ? lot : "*");
+	api->rec_set_time(r, "valid_from", now);
+	api->rec_set_time(r, "valid_until", now + h * HOUR);
+	if (house)
+		api->rec_set_str(r, "house", house);
+	if (req->caller && req->caller->name)
+		api->rec_set_str(r, "registered_by", req->caller->name);
+	rc = api->store_put(ctx, "parking_visitors", scope, NULL, r, id, NULL);
+	api->rec_free(r);
+	if (rc)
+		return snprintf(err, errlen, "the visitor is not registered: %s",
+				api->store_last_error(ctx)),
+		       rc;
+	st->registrations++;
+	char obj[LINLI_ID_MAX + 24], detail[128];
+	snprintf(obj, sizeof obj, "parking_visitors/%s", id);
+	snprintf(detail, sizeof detail, "lot %s for %lld h", lot ? lot : "*", h);
+	api->audit(ctx, "parking.visitor", scope, obj, "allowed", detail);
+	linli_record *out = api->rec_new();
+	if (!out)
+		return snprintf(err, errlen, "out of memory"), LINLI_ENOMEM;
+	api->rec_set_str(out, "visitor", id);
+	api->rec_set_str(out, "lot", lot ? lot : "*");
+	api->rec_set_time(out, "valid_from", now);
+	api->rec_set_time(out, "valid_until", now + h * HOUR);
+	api->rec_set_int(out, "free_minutes", st->cfg.visitor_free_ms / 60000);
+	*reply = out;
 	return 0;
 }
 
@@ -893,8 +1168,14 @@ static int cmd_stats(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 	api->rec_set_float(r, "fees_at_exit", cents(st->fees));
 	api->rec_set_float(r, "paid", cents(st->paid));
 	api->rec_set_int(r, "sensor_readings", st->readings);
+	api->rec_set_int(r, "spaces_written", st->spaces_written);
+	api->rec_set_int(r, "gate_opens", st->gate_opens);
+	api->rec_set_int(r, "gate_open_failed", st->gate_open_failed);
 	api->rec_set_int(r, "spaces", (int64_t)st->spaces.n);
 	api->rec_set_int(r, "passes", (int64_t)st->passes.n);
+	api->rec_set_int(r, "visitors", (int64_t)st->visitors.n);
+	api->rec_set_int(r, "visitor_entries", st->visitor_entries);
+	api->rec_set_int(r, "visitors_registered", st->registrations);
 	alarmreq_put_counts(&st->alarms, r);
 	api->rec_set_int(r, "refused_reloads", st->refused_reloads);
 	api->rec_set_record(r, "config", c);
@@ -919,6 +1200,7 @@ static void free_state(struct pstate *st)
 		}
 	wf_ref_clear(&st->spaces);
 	wf_ref_clear(&st->passes);
+	wf_ref_clear(&st->visitors);
 	free(st->cfg_json);
 	free(st);
 }
@@ -930,6 +1212,8 @@ static int parking_init(linli_ctx *ctx, const struct linli_api *a)
 	} actions[] = {
 	    {"parking.list", "viewer", "see parking sessions and occupancy"},
 	    {"parking.pay", "operator", "take the payment of a parking session"},
+	    {"parking.visitor", "operator",
+	     "register a visitor's plate for a window (its free time applies)"},
 	    {"parking.stats", "operator", "see the counters and tariff of parking"},
 	};
 	static const struct {
@@ -942,6 +1226,10 @@ static int parking_init(linli_ctx *ctx, const struct linli_api *a)
 	     cmd_show},
 	    {"pay", "SESSION [--scope PATH]", "take the fee of a session at the tariff now",
 	     "parking.pay", cmd_pay},
+	    {"visitor", VISITOR_USAGE,
+	     "register a visitor's plate: within the window its stay is free for "
+	     "visitor_free_minutes",
+	     "parking.visitor", cmd_visitor},
 	    {"occupancy", "[LOT] [--scope PATH]", "spaces occupied and free per lot, live",
 	     "parking.list", cmd_occupancy},
 	    {"stats", "", "entries, exits, fees, alarms, the tariff", "parking.stats", cmd_stats},
@@ -955,6 +1243,7 @@ static int parking_init(linli_ctx *ctx, const struct linli_api *a)
 	if (!rc) {
 		wf_ref_init(&st->spaces, api, "parking_spaces");
 		wf_ref_init(&st->passes, api, "parking_passes");
+		wf_ref_init(&st->visitors, api, "parking_visitors");
 		alarmreq_init(&st->alarms, api, type_names, T_N);
 		rc = plugcfg_load(&(const struct plugcfg){api, "parking", err, sizeof err}, ctx,
 				  &st->cfg_json, cfg_parse, st, &changed);
@@ -966,7 +1255,11 @@ static int parking_init(linli_ctx *ctx, const struct linli_api *a)
 	if (!rc)
 		rc = wf_ref_load(&st->spaces, ctx);
 	if (!rc)
+		rc = api->store_watch(ctx, "parking_visitors", on_change, &st->visitors, &wid);
+	if (!rc)
 		rc = wf_ref_load(&st->passes, ctx);
+	if (!rc)
+		rc = wf_ref_load(&st->visitors, ctx);
 	if (!rc && (rc = load_open(ctx, st)))
 		snprintf(err, sizeof err, "the open sessions not read: %s",
 			 api->store_last_error(ctx));
@@ -994,9 +1287,9 @@ static int parking_init(linli_ctx *ctx, const struct linli_api *a)
 	state = st;
 	api->log(ctx, LINLI_LOG_INFO,
 		 "parking: %zu spaces, %zu passes, %lld open sessions; %.2f yuan an hour after "
-		 "%lld free minutes, %.2f a day at most",
-		 st->spaces.n, st->passes.n, (long long)st->n_open, st->cfg.per_hour,
-		 (long long)(st->cfg.free_ms / 60000), st->cfg.daily_cap);
+		 "%lld free minutes, %.2f a day at most; %d lots with a tariff of their own",
+		 st->spaces.n, st->passes.n, (long long)st->n_open, st->cfg.def.per_hour,
+		 (long long)(st->cfg.def.free_ms / 60000), st->cfg.def.daily_cap, st->cfg.n_lots);
 	return 0;
 }
 
@@ -1016,8 +1309,10 @@ LINLI_PLUGIN(
 		   "occupancy per lot from space sensors, overstays and blocked fire lanes "
 		   "raised through alarms",
     .requires = {"alarms"},
-    .capabilities = {"store.read:parking_sessions", "store.write:parking_sessions",
-		     "sensitive:parking_sessions", "store.read:parking_passes",
-		     "sensitive:parking_passes", "store.read:parking_spaces", "sensitive:devices",
-		     "bus.subscribe:dev/gate/+/event/#", "bus.subscribe:dev/parking/+/occupied",
-		     "bus.publish:alarmreq/raise", "bus.publish:alarmreq/clear"});
+    .capabilities = {
+	"store.read:parking_sessions", "store.write:parking_sessions", "sensitive:parking_sessions",
+	"store.read:parking_passes", "sensitive:parking_passes", "store.read:parking_spaces",
+	"store.write:parking_spaces", "device.command:gate", "store.read:parking_visitors",
+	"store.write:parking_visitors", "sensitive:parking_visitors", "sensitive:devices",
+	"bus.subscribe:dev/gate/+/event/#", "bus.subscribe:dev/parking/+/occupied",
+	"bus.publish:alarmreq/raise", "bus.publish:alarmreq/clear"});

@@ -74,6 +74,7 @@ enum kind {
 	K_GATE,
 	K_SCREEN,
 	K_SMOKE,
+	K_PIR,
 	K_TRASH,
 	K_WEARABLE
 };
@@ -86,7 +87,7 @@ static const struct {
 	     {"gas_meter", K_GAS},   {"water_meter", K_WATER},	     {"hydrant", K_HYDRANT},
 	     {"kiosk", K_KIOSK},     {"locker", K_LOCKER},	     {"manhole", K_MANHOLE},
 	     {"parking", K_PARKING}, {"screen", K_SCREEN},	     {"smoke", K_SMOKE},
-	     {"trash_bin", K_TRASH}, {"wearable", K_WEARABLE}};
+	     {"trash_bin", K_TRASH}, {"wearable", K_WEARABLE},	     {"pir", K_PIR}};
 
 struct sres {
 	char name[64];
@@ -117,6 +118,13 @@ struct val {
 	char s[STR_MAX];
 };
 
+/* A charger's connector (枪): its own state, session energy and register. */
+struct sconn {
+	int st;	  /* a C_* state (below) */
+	int told; /* the state last told (status_notification), -1 none yet */
+	double kwh, meter;
+};
+
 struct sdev {
 	char id[49];
 	const struct sclass *c;
@@ -126,6 +134,8 @@ struct sdev {
 	int64_t t0, t1; /* model timers (rounds), meaning per class */
 	int mode;	/* model state, meaning per class */
 	bool flag;
+	struct sconn *con; /* a charger's connectors (n_con of them), else NULL */
+	int n_con;
 };
 
 /* ---- the outbox: what a round produced, posted outside the mutex ---- */
@@ -352,17 +362,28 @@ static void init_model(struct sdev *d)
 		setf(d, "tilt", -15);
 		setf(d, "zoom", 1);
 		break;
-	case K_CHARGER:
+	case K_CHARGER: {
+		/* An even-numbered pile has two connectors (双枪), the others one. */
+		d->n_con = d->n % 2 == 0 ? 2 : 1;
+		d->con = calloc((size_t)d->n_con, sizeof *d->con);
+		if (!d->con)
+			d->n_con = 0;
+		double total = 0;
+		for (int i = 0; i < d->n_con; i++) {
+			d->con[i].told = -1; /* its status not told yet */
+			d->con[i].meter = 500 + 25.0 * irange(d, 0, 200);
+			total += d->con[i].meter;
+		}
 		sets(d, "state", "idle");
-		setf(d, "connectors", 1);
-		d->mode = -1; /* connector 1's status not told yet */
+		setf(d, "connectors", d->n_con);
 		setf(d, "max_power_kw", d->n % 3 == 0 ? 60 : 7);
-		setf(d, "reading", 1000 + 50.0 * irange(d, 0, 200));
+		setf(d, "reading", total);
 		setf(d, "power_kw", 0);
 		setf(d, "current", 0);
 		setf(d, "session_kwh", 0);
 		setf(d, "voltage", d->n % 3 == 0 ? 400 : 220);
 		break;
+	}
 	case K_DOOR:
 		sets(d, "state", "closed");
 		sets(d, "lock", "locked");
@@ -429,6 +450,9 @@ static void init_model(struct sdev *d)
 		sets(d, "layout", "community-default");
 		sets(d, "notice", "欢迎回家");
 		break;
+	case K_PIR:
+		setf(d, "last_motion", 0);
+		break;
 	case K_SMOKE:
 		setf(d, "smoke_density", 0.05);
 		setf(d, "temperature", 22);
@@ -493,32 +517,117 @@ static void plate(struct sdev *d, char *out, size_t n)
 }
 
 /*
- * Connector 1 of a charger as OCPP 1.6 names its status (the charging plugin):
- * the summary `state` mapped (idle Available, plugged Preparing, charging
- * Charging, finished Finishing, reserved Reserved, fault Faulted), told with
- * status_notification {connector, status, error_code, meter_kwh} when it changed.
+ * A charger's connectors as OCPP 1.6 names their status (the charging
+ * plugin): each connector's state mapped (idle Available, plugged Preparing,
+ * charging Charging, finished Finishing, reserved Reserved, fault Faulted),
+ * told with status_notification {connector, status, error_code, meter_kwh}
+ * when it changed, each connector on its own.
  */
+enum { C_IDLE, C_PLUGGED, C_CHARGING, C_FINISHED, C_RESERVED, C_FAULT };
+static const char *const cstates[] = {"idle",	  "plugged",  "charging",
+				      "finished", "reserved", "fault"};
+
 static void charger_status(struct sim *S, struct outbox *o, struct sdev *d)
 {
-	static const char *const from[] = {"idle",     "plugged",  "charging",
-					   "finished", "reserved", "fault"};
 	static const char *const to[] = {"Available", "Preparing", "Charging",
 					 "Finishing", "Reserved",  "Faulted"};
-	int k = 0;
-	for (int i = 0; i < 6; i++)
-		if (is(d, "state", from[i]))
-			k = i;
-	if (d->mode == k)
-		return;
-	d->mode = k;
-	linli_record *r = api->rec_new();
-	if (r) {
-		api->rec_set_int(r, "connector", 1);
-		api->rec_set_str(r, "status", to[k]);
-		api->rec_set_str(r, "error_code", k == 5 ? "OtherError" : "NoError");
-		api->rec_set_float(r, "meter_kwh", getf(d, "reading"));
+	for (int i = 0; i < d->n_con; i++) {
+		struct sconn *c = &d->con[i];
+		if (c->told == c->st)
+			continue;
+		c->told = c->st;
+		linli_record *r = api->rec_new();
+		if (r) {
+			api->rec_set_int(r, "connector", i + 1);
+			api->rec_set_str(r, "status", to[c->st]);
+			api->rec_set_str(r, "error_code",
+					 c->st == C_FAULT ? "OtherError" : "NoError");
+			api->rec_set_float(r, "meter_kwh", round(c->meter * 1e6) / 1e6);
+		}
+		event(S, o, d, "status_notification", r);
 	}
-	event(S, o, d, "status_notification", r);
+}
+
+/*
+ * The pile's summary `state`: charging when a connector charges, else a
+ * fault, else the busiest of the others (plugged, finished, reserved), else
+ * idle.
+ */
+static void charger_summary(struct sdev *d)
+{
+	static const int order[] = {C_CHARGING, C_FAULT, C_PLUGGED, C_FINISHED, C_RESERVED};
+	int k = C_IDLE;
+	for (size_t j = 0; j < sizeof order / sizeof *order && k == C_IDLE; j++)
+		for (int i = 0; i < d->n_con; i++)
+			if (d->con[i].st == order[j])
+				k = order[j];
+	sets(d, "state", cstates[k]);
+}
+
+/* One round of a charger: each connector on its own, the pile's power shared. */
+static void charger_step(struct sim *S, struct outbox *o, struct sdev *d)
+{
+	char buf[STR_MAX];
+	double maxp = getf(d, "max_power_kw"), power = 0, session = 0;
+	int charging = 0;
+	for (int i = 0; i < d->n_con; i++)
+		charging += d->con[i].st == C_CHARGING;
+	for (int i = 0; i < d->n_con; i++) {
+		struct sconn *c = &d->con[i];
+		linli_record *r;
+		switch (c->st) {
+		case C_IDLE:
+		case C_RESERVED:
+			if (chance(d, 0.04))
+				c->st = C_PLUGGED;
+			break;
+		case C_PLUGGED:
+			c->st = C_CHARGING;
+			c->kwh = 0;
+			snprintf(buf, sizeof buf, "S%06d", (int)irange(d, 0, 999999));
+			ev2(S, o, d, "session_started", "session", buf, "connector", i + 1);
+			break;
+		case C_CHARGING: {
+			double p = maxp * (0.85 + 0.1 * rnd(d)) / (charging ? charging : 1);
+			power += p;
+			c->kwh += p / 60;
+			c->meter += p / 60;
+			addf(d, "reading", p / 60);
+			if (chance(d, 0.03)) {
+				c->st = C_FINISHED;
+				if ((r = api->rec_new())) {
+					api->rec_set_float(r, "kwh", round(c->kwh * 1e6) / 1e6);
+					api->rec_set_int(r, "connector", i + 1);
+				}
+				event(S, o, d, "session_stopped", r);
+			}
+			if (chance(d, 0.0005)) {
+				c->st = C_FAULT;
+				if ((r = api->rec_new()))
+					api->rec_set_int(r, "connector", i + 1);
+				event(S, o, d, chance(d, 0.5) ? "overcurrent" : "fault", r);
+			}
+			break;
+		}
+		case C_FINISHED:
+			if (chance(d, 0.2))
+				c->st = C_IDLE;
+			break;
+		default: /* C_FAULT */
+			if (chance(d, 0.1))
+				c->st = C_IDLE;
+			break;
+		}
+		if (c->st == C_CHARGING)
+			session += c->kwh;
+	}
+	setf(d, "power_kw", power);
+	setf(d, "session_kwh", session);
+	double volt = (maxp > 20 ? 400 : 220) + (rnd(d) - 0.5) * 6;
+	setf(d, "voltage", volt);
+	setf(d, "current", getf(d, "power_kw") * 1000 / volt);
+	charger_summary(d);
+	charger_status(S, o, d);
 }
 
 /* The plate of gate d's k-th vehicle (the same at its entry and its exit). */
@@ -567,45 +676,9 @@ static void step(struct sim *S, struct outbox *o, struct sdev *d, int64_t round)
 		rare(S, o, d, "tamper", 0.0003);
 		rare(S, o, d, "fire_smoke", 0.0002);
 		break;
-	case K_CHARGER: {
-		double maxp = getf(d, "max_power_kw");
-		if (is(d, "state", "idle") || is(d, "state", "reserved")) {
-			if (chance(d, 0.04))
-				sets(d, "state", "plugged");
-		} else if (is(d, "state", "plugged")) {
-			sets(d, "state", "charging");
-			setf(d, "session_kwh", 0);
-			snprintf(buf, sizeof buf, "S%06d", (int)irange(d, 0, 999999));
-			ev2(S, o, d, "session_started", "session", buf, "connector", 1);
-		} else if (is(d, "state", "charging")) {
-			double p = maxp * (0.85 + 0.1 * rnd(d));
-			setf(d, "power_kw", p);
-			addf(d, "session_kwh", p / 60);
-			addf(d, "reading", p / 60);
-			if (chance(d, 0.03)) {
-				sets(d, "state", "finished");
-				ev2(S, o, d, "session_stopped", NULL, NULL, "kwh",
-				    getf(d, "session_kwh"));
-			}
-			if (chance(d, 0.0005)) {
-				sets(d, "state", "fault");
-				event(S, o, d, chance(d, 0.5) ? "overcurrent" : "fault", NULL);
-			}
-		} else if (is(d, "state", "finished")) {
-			setf(d, "power_kw", 0);
-			if (chance(d, 0.2))
-				sets(d, "state", "idle");
-		} else if (is(d, "state", "fault") && chance(d, 0.1)) {
-			sets(d, "state", "idle");
-		}
-		if (!is(d, "state", "charging"))
-			setf(d, "power_kw", 0);
-		double volt = (maxp > 20 ? 400 : 220) + (rnd(d) - 0.5) * 6;
-		setf(d, "voltage", volt);
-		setf(d, "current", getf(d, "power_kw") * 1000 / volt);
-		charger_status(S, o, d);
+	case K_CHARGER:
+		charger_step(S, o, d);
 		break;
-	}
 	case K_DOOR:
 		sets(d, "state", "closed");
 		sets(d, "lock", is(d, "mode", "always_open") ? "unlocked" : "locked");
@@ -743,10 +816,16 @@ static void step(struct sim *S, struct outbox *o, struct sdev *d, int64_t round)
 			addf(d, "overdue", -1);
 		walk(d, "temperature", 0.3, 10, 35);
 		rare(S, o, d, "forced", 0.0001);
-		/* A compartment left open or jammed: the lockers plugin's alarms. */
-		if (chance(d, 0.0005))
-			ev2(S, o, d, "door_left_open", NULL, NULL, "compartment",
-			    (double)irange(d, 1, (int64_t)total));
+		/* A compartment left open (closed again 2 to 10 rounds later: d->mode is its
+		 * number, d->t1 the round it closes) or jammed: the lockers plugin's alarms. */
+		if (d->mode && round >= d->t1) {
+			ev2(S, o, d, "door_closed", NULL, NULL, "compartment", (double)d->mode);
+			d->mode = 0;
+		} else if (!d->mode && chance(d, 0.0005)) {
+			d->mode = (int)irange(d, 1, (int64_t)total);
+			d->t1 = round + irange(d, 2, 10);
+			ev2(S, o, d, "door_left_open", NULL, NULL, "compartment", (double)d->mode);
+		}
 		if (chance(d, 0.0002))
 			ev2(S, o, d, "jammed", NULL, NULL, "compartment",
 			    (double)irange(d, 1, (int64_t)total));
@@ -777,6 +856,8 @@ static void step(struct sim *S, struct outbox *o, struct sdev *d, int64_t round)
 		battery(S, o, d, 0.003);
 		break;
 	case K_GATE:
+		if (is(d, "barrier", "open") && round >= d->t1)
+			sets(d, "barrier", "closed");
 		/* t0 vehicles have entered, mode of them are inside (at most 8): first in, first
 		 * out */
 		if (d->mode < 8 && chance(d, 0.1)) {
@@ -816,6 +897,21 @@ static void step(struct sim *S, struct outbox *o, struct sdev *d, int64_t round)
 		rare(S, o, d, "panel_fault", 0.0002);
 		rare(S, o, d, "overheat", 0.0001);
 		break;
+	case K_PIR: {
+		/* Someone moves in the room: often by day, seldom at night (sim time, UTC+8). */
+		int hour = (int)(((now_s + 8 * 3600) / 3600) % 24);
+		bool moved = chance(d, hour >= 7 && hour < 22 ? 0.25 : 0.03);
+		if (moved) {
+			setf(d, "last_motion", (double)now_s);
+			if (!d->mode) /* a motion starts: the event; while it goes on, the reading
+				       */
+				event(S, o, d, "motion", NULL);
+		}
+		d->mode = moved;
+		rare(S, o, d, "tamper", 0.0001);
+		battery(S, o, d, 0.003);
+		break;
+	}
 	case K_SMOKE:
 		if (d->mode > 0) { /* in alarm */
 			setf(d, "smoke_density", 3 + 5 * rnd(d));
@@ -1169,6 +1265,7 @@ static int sim_open(linli_ctx *ctx, struct linli_device *dev, char *err, size_t 
 		struct sdev **v = realloc(S->fleet, (size_t)cap * sizeof *v);
 		if (!v) {
 			pthread_mutex_unlock(&S->mu);
+			free(d->con);
 			free(d);
 			return LINLI_ENOMEM;
 		}
@@ -1204,6 +1301,7 @@ static void sim_close(linli_ctx *ctx, struct linli_device *dev)
 			S->cur_res = 0;
 	}
 	pthread_mutex_unlock(&S->mu);
+	free(d->con);
 	free(d);
 	dev->driver_data = NULL;
 }
@@ -1296,6 +1394,11 @@ static int sim_command(linli_ctx *ctx, struct linli_device *dev, uint64_t req, c
 		else if (strcmp(command, "set_mode") == 0)
 			set_from(d, "mode", args, "mode");
 		break;
+	case K_PIR:
+		if (strcmp(command, "self_test") == 0)
+			api->rec_set_str(out, "self_test",
+					 getf(d, "battery") > 10 ? "pass" : "fail");
+		break;
 	case K_SMOKE:
 		if (strcmp(command, "reset") == 0 || strcmp(command, "silence") == 0) {
 			d->mode = 0;
@@ -1330,15 +1433,30 @@ static int sim_command(linli_ctx *ctx, struct linli_device *dev, uint64_t req, c
 		}
 		break;
 	case K_CHARGER:
-		if (strcmp(command, "start_session") == 0) {
-			if (is(d, "state", "charging") || is(d, "state", "fault")) {
+		if (strcmp(command, "start_session") == 0 || strcmp(command, "stop_session") == 0) {
+			/* the connector's own state; told at the next round */
+			bool start = strcmp(command, "start_session") == 0;
+			iv = 1;
+			api->rec_get_int(args, "connector", &iv);
+			struct sconn *c = iv >= 1 && iv <= d->n_con ? &d->con[iv - 1] : NULL;
+			if (!c) {
+				rc = LINLI_EINVAL;
+				snprintf(msg, sizeof msg, "connector %lld: the charger has %d",
+					 (long long)iv, d->n_con);
+			} else if (start && (c->st == C_CHARGING || c->st == C_FAULT)) {
 				rc = LINLI_ESTATE;
-				snprintf(msg, sizeof msg, "charger is %s", gets_(d, "state"));
-			} else
-				sets(d, "state", "plugged");
-		} else if (strcmp(command, "stop_session") == 0 && is(d, "state", "charging"))
-			sets(d, "state", "finished");
-		else if (strcmp(command, "set_max_power") == 0)
+				snprintf(msg, sizeof msg, "connector %lld is %s", (long long)iv,
+					 cstates[c->st]);
+			} else if (start)
+				c->st = C_PLUGGED;
+			else if (c->st == C_CHARGING)
+				c->st = C_FINISHED;
+			if (c && !rc) {
+				api->rec_set_int(out, "connector", iv);
+				api->rec_set_str(out, "state", cstates[c->st]);
+				charger_summary(d);
+			}
+		} else if (strcmp(command, "set_max_power") == 0)
 			set_from(d, "max_power_kw", args, "kw");
 		break;
 	case K_ELECTRIC:
@@ -1407,8 +1525,15 @@ static int sim_command(linli_ctx *ctx, struct linli_device *dev, uint64_t req, c
 			api->rec_set_float(out, "lon", getf(d, "lon"));
 		}
 		break;
-	case K_PARKING:
 	case K_GATE:
+		/* The barrier lifts (a paid exit: the parking plugin) for a round, then closes. */
+		if (strcmp(command, "open") == 0 || strcmp(command, "close") == 0) {
+			sets(d, "barrier", command[0] == 'o' ? "open" : "closed");
+			d->t1 = S->round + 1;
+			api->rec_set_str(out, "barrier", gets_(d, "barrier"));
+		}
+		break;
+	case K_PARKING:
 	case K_GENERIC:
 		break;
 	}
@@ -1703,8 +1828,10 @@ static void sim_free(struct sim *S)
 {
 	if (!S)
 		return;
-	for (int i = 0; i < S->n_fleet; i++)
+	for (int i = 0; i < S->n_fleet; i++) {
+		free(S->fleet[i]->con);
 		free(S->fleet[i]);
+	}
 	free(S->fleet);
 	free(S->classes);
 	for (int i = 0; i < S->n_only; i++)

@@ -9,6 +9,7 @@ import collections
 import os
 import shutil
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (BUILD, SRC, Daemon, check, eq, finish, main, plugin_meta,  # noqa: E402
@@ -46,17 +47,21 @@ LEGAL = {
 SESSION = {"Charging", "SuspendedEV", "SuspendedEVSE"}
 
 
+SIM = os.path.join(BUILD, "plugins", "sim", "sim.so")
+
+
 class node:
-    def __init__(self, cfg="", clock=True):
+    def __init__(self, cfg="", clock=True, sim=None):
         self.d = Daemon(node=YUELAN, level="community", name="悦澜社区")
         self.pdir = os.path.join(self.d.dir, "plugins")
         os.makedirs(self.pdir)
-        for so in SOS:
+        for so in SOS + ([SIM] if sim else []):
             shutil.copyfile(so, os.path.join(self.pdir, os.path.basename(so)))
+        more = f" sim = {{ {sim} }};" if sim else ""
         self.d.write_config(node=YUELAN, level="community", name="悦澜社区",
                             extra=(f'catalog_dir = "{CATALOG}";\n'
                                    f'plugin_dirs = [ "{self.pdir}" ];\n'
-                                   f"plugins = {{ charging = {{ {cfg} }}; }};\n"))
+                                   f"plugins = {{ charging = {{ {cfg} }};{more} }};\n"))
         self.d.grant_declared(self.pdir)
         self.args = ("--test-clock",) if clock else ()
 
@@ -83,6 +88,18 @@ def stats(d):
 
 def conns(d, ch):
     return {c["connector"]: c for c in d.ok("charging", "piles", ch)["piles"][0]["connectors"]}
+
+
+def settled(d):
+    """The stats once the notifications stop coming (after a `sim step`)."""
+    last = None
+    for _ in range(100):
+        st = stats(d)
+        if last is not None and st["notifications"] == last:
+            return st
+        last = st["notifications"]
+        time.sleep(0.1)
+    raise AssertionError("the notifications kept coming")
 
 
 def walk():
@@ -235,6 +252,64 @@ def case_sessions_energy_faults_and_utilisation():
         idx = d.ok("catalog", "show", "plugin", "charging")
         eq(sorted(idx["capabilities"]), sorted(caps), "the index lists what charging.so "
            "declares")
+
+
+def case_simulated_piles_report_each_connector():
+    """The simulator keeps one state per connector: sim-charger-002 (two connectors, 双枪)
+    reports both, each on its own (its own sessions, meter register), sim-charger-001 its
+    one; start_session/stop_session act on the connector named; every change the simulator
+    makes is a legal OCPP 1.6 one; a connector the pile lacks is refused naming it."""
+    sim = 'per_class = 2; classes = [ "charger" ]; auto = false; seed = 3;'
+    with node(sim=sim) as d:
+        wait_for(lambda: len(d.ok("devices", "list")) == 2, "two simulated piles")
+        d.ok("sim", "step", "1")
+        wait_for(lambda: stats(d)["changes"] == 3, "three connectors told their status")
+        eq(sorted(conns(d, "sim-charger-002")), [1, 2], "both connectors of the pile")
+        eq(sorted(conns(d, "sim-charger-001")), [1], "one connector")
+        for ch, n in (("sim-charger-001", 1), ("sim-charger-002", 2)):
+            rd = {r["resource"]: r["value"] for r in d.ok("devices", "readings", ch)}
+            eq(rd["connectors"], n, f"{ch}: the class resource connectors")
+        before = conns(d, "sim-charger-002")
+        check(before[2]["status"] in ("Available", "Preparing"), before)
+        r = d.ok("devices", "command", "sim-charger-002", "start_session", "connector=2",
+                 "session=T1")
+        eq((r["result"]["connector"], r["result"]["state"]), (2, "plugged"), r)
+        rc, out, err = d.cli("devices", "command", "sim-charger-001", "start_session",
+                             "connector=2", "session=T2")
+        check(rc != 0 and "connector 2: the charger has 1" in err, err)
+        d.ok("sim", "step", "1")
+        wait_for(lambda: conns(d, "sim-charger-002")[2]["status"] == "Charging",
+                 "connector 2 charges")
+        eq(d.ok("charging", "sessions", "--charger", "sim-charger-002", "--state",
+                "charging")["sessions"][0]["connector"], 2, "its session")
+        d.ok("sim", "step", "5")
+        d.ok("devices", "command", "sim-charger-002", "stop_session", "connector=2")
+        d.ok("sim", "step", "1")
+        wait_for(lambda: conns(d, "sim-charger-002")[2]["status"] in ("Finishing",
+                                                                      "Available"),
+                 "connector 2 stopped")
+        rows = d.ok("charging", "sessions", "--charger", "sim-charger-002")["sessions"]
+        two = [x for x in rows if x["connector"] == 2 and x["state"] == "completed"]
+        check(len(two) == 1 and two[0]["energy_kwh"] > 0, rows)
+        # Hours of the fleet: each connector of the pile charges on its own.
+        d.ok("sim", "step", "900")
+        st = settled(d)
+        eq((st["illegal"], st["bad"]), (0, 0), "the simulator's changes are all legal")
+        rows = d.ok("charging", "sessions", "--charger", "sim-charger-002")["sessions"]
+        by = collections.defaultdict(list)
+        for x in rows:
+            by[x["connector"]].append(x)
+        eq(sorted(by), [1, 2], "sessions on both connectors")
+        check(len(by[1]) >= 2 and len(by[2]) >= 3, {k: len(v) for k, v in by.items()})
+        check({x["started_at"] for x in by[1]} != {x["started_at"] for x in by[2]},
+              "the connectors start apart")
+        done = [x for x in rows if x["state"] == "completed"]
+        check(done and all(x["meter_stop_kwh"] >= x["meter_start_kwh"] for x in done), done)
+        one = {x["connector"] for x in d.ok("charging", "sessions", "--charger",
+                                            "sim-charger-001")["sessions"]}
+        eq(one, {1}, "the single connector's sessions")
+        c = conns(d, "sim-charger-002")
+        check(c[1]["status"] in ALL and c[2]["status"] in ALL, c)
 
 
 if __name__ == "__main__":

@@ -102,8 +102,8 @@ def case_sim_fleet_live_in_devices_list():
         rows = wait_for(lambda: (lambda r: r if all(x["state"] == "online" and x["readings"] > 0
                                                      for x in r) else None)(
             d.ok("devices", "list")), "every sim device online")
-        eq(len(rows), 34, "17 classes x 2")
-        eq(len({r["class"] for r in rows}), 17, "every catalog class")
+        eq(len(rows), 36, "18 classes x 2")
+        eq(len({r["class"] for r in rows}), 18, "every catalog class")
         check(all(r["driver"] == "sim" and r["scope"] == COMMUNITY for r in rows), rows[0])
         check(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", rows[0]["last_seen"]),
               rows[0]["last_seen"])
@@ -135,7 +135,7 @@ def case_sim_fleet_live_in_devices_list():
         eq(s["commands"], ["open", "lock", "set_mode"], "class commands")
         eq(s["credential"], "none", "discovered devices have no credential yet")
         st = d.ok("sim", "status")
-        eq(st["devices"], 34, "sim status")
+        eq(st["devices"], 36, "sim status")
         eq(st["mode"], "thread", "default: its own thread")
         check(d.ok("devices", "stats")["readings"] > 0, "stats")
 
@@ -150,16 +150,22 @@ def case_sim_commands_and_writes():
         check(1 <= r["result"]["compartment"] <= 1000, r)
         d.ok("devices", "command", "sim-smoke-001", "reset")
         d.ok("devices", "command", "sim-electric_meter-001", "relay_off")
+        r = d.ok("devices", "command", "sim-gate-001", "open")
+        eq(r["result"], {"barrier": "open", "ok": True}, "the gate's barrier lifts")
         d.ok("sim", "step", "1")
         rd = {x["resource"]: x["value"] for x in d.ok("devices", "readings",
                                                        "sim-electric_meter-001")}
         eq(rd["relay"], "off", "the relay command took effect")
+        barrier = lambda: {x["resource"]: x["value"] for x in  # noqa: E731
+                           d.ok("devices", "readings", "sim-gate-001")}["barrier"]
+        eq(barrier(), "open", "open for a round")
         eq(rd["power"], 0.0, "no power with the relay off")
         r = d.ok("devices", "set", "sim-door-001", "open_time=9")
         eq(r["result"], {"written": ["open_time"]}, "write")
         d.ok("sim", "step", "1")
         rd = {x["resource"]: x["value"] for x in d.ok("devices", "readings", "sim-door-001")}
         eq(rd["open_time"], 9, "written value reported back")
+        eq(barrier(), "closed", "then closed again")
         # Bad arguments are refused before anything is sent.
         fails(d, "devices", "command", "sim-door-001", "open", needle="argument 'seconds'")
         fails(d, "devices", "command", "sim-door-001", "open", "seconds=500",
@@ -206,7 +212,7 @@ def sequence(seed, rounds=3):
     """The (topic, value) sequence a fresh daemon's sim emits for `rounds` rounds."""
     with node(plugins=(), sim={"per_class": 2, "auto": "false", "thread": "false",
                                "seed": seed}) as d:
-        wait_for(lambda: len(d.ok("devices", "list")) == 34, "discovery")
+        wait_for(lambda: len(d.ok("devices", "list")) == 36, "discovery")
         sid = d.ok("events", "subscribe", "dev/#")["id"]
         out = d.ok("sim", "step", str(rounds))
         evs = drain(d, sid)

@@ -21,14 +21,16 @@ ALARMS = os.path.join(BUILD, "plugins", "alarms", "alarms.so")
 ELDERCARE = os.path.join(BUILD, "plugins", "eldercare", "eldercare.so")
 GRID = os.path.join(BUILD, "plugins", "grid", "grid.so")
 TDRV = os.path.join(TP, "tp_driver.so")
+SIM = os.path.join(BUILD, "plugins", "sim", "sim.so")
 YUELAN = "hefei/baohe/binhu/yuelan"
 PHONE = "13812345678"
 WEEK = "604800"  # a heartbeat the test clock's jumps do not outrun
 
 
-def node(conf="", grid=False):
-    sos = [ALARMS, ELDERCARE, TDRV] + ([GRID] if grid else [])
-    return PluginNode("eldercare", sos, conf, clock=True)
+def node(conf="", grid=False, sim=None):
+    sos = [ALARMS, ELDERCARE, TDRV] + ([GRID] if grid else []) + ([SIM] if sim else [])
+    return PluginNode("eldercare", sos, conf, clock=True,
+                      groups=f"sim = {{ {sim} }};" if sim else "")
 
 
 def js(v):
@@ -184,8 +186,11 @@ def case_sos_latency_heart_rate_and_door_patterns():
     """SOS and fall raise a critical alarm at once (measured); a repeat folds into the open
     alert. A heart rate out of range for hr_for_min is major, a short excursion nothing. The
     door: no opening for the elder's own door_idle_h in daytime, and three openings in one
-    night; an away elder's door is not watched. A bad group after a SIGHUP is refused, the
-    running values stay."""
+    night; an away elder's door is not watched. A PIR's motion (its event, or its
+    last_motion reading) is activity as an opening is: an elder with door and PIR is idle only
+    when neither moved, one with a PIR alone when it did not. The wearable's own
+    heart_rate_abnormal event is the heart-rate alarm too (major). A bad group after a SIGHUP
+    is refused, the running values stay."""
     n = node("hr_for_min = 10;")
     with n as d:
         d.ok("clock", "set", "2026-12-07T09:00:00+08:00")
@@ -195,7 +200,13 @@ def case_sos_latency_heart_rate_and_door_patterns():
         device(d, "dr-2", "door")
         elder(d, "E1", wearable="wb-1", door_sensor="dr-1", door_idle_h=3)
         elder(d, "E2", door_sensor="dr-2", door_idle_h=3, away_from="2026-12-01")
-        wait_for(lambda: stats(d)["linked_devices"] == 3, "linked")
+        for dev, cls in (("wb-5", "wearable"), ("dr-3", "door"), ("pir-3", "pir"),
+                         ("pir-4", "pir")):
+            device(d, dev, cls)
+        elder(d, "E3", door_sensor="dr-3", pir="pir-3", door_idle_h=3)
+        elder(d, "E4", pir="pir-4", door_idle_h=3)
+        elder(d, "E5", wearable="wb-5")
+        wait_for(lambda: stats(d)["linked_devices"] == 7, "linked")
         event(d, "wb-1", "sos")
         got = wait_for(lambda: (lambda a: a if ("record:elders/E1", "welfare_sos") in a
                                 else None)(alarms(d)), "SOS raised", timeout=3)
@@ -222,28 +233,51 @@ def case_sos_latency_heart_rate_and_door_patterns():
         eq((hr["severity"], hr["details"]),
            ("major", "elder E1: heart rate 36 bpm outside 45-120 for 10 min (wearable wb-1)"),
            "held out of range")
-        # Doors: opened at 09:15; by 12:30 (daytime) E1's is idle 3 h; E2 is away.
-        post(d, "dr-1", "state", "str", "open")
-        post(d, "dr-2", "state", "str", "open")
+        # The wearable's own heart_rate_abnormal: at once, major.
+        d.ok("tdrv", "event", "wb-5", "heart_rate_abnormal", "bpm=142")
+        got = raised(d, {"sos": 2, "fall": 1, "heart_rate": 2}, "the wearable's event")
+        hr = d.ok("alarms", "show", got[("record:elders/E5", "welfare_heart_rate")]["id"])
+        eq((hr["severity"], hr["details"]),
+           ("major", "elder E5: heart rate abnormal (142 bpm), told by wearable wb-5"),
+           "the event is the heart-rate alarm")
+        eq(alerts(d)[("E5", "heart_rate")]["device"], "wb-5", "its alert")
+        # Doors: opened at 09:15; by 12:30 (daytime) E1's is idle 3 h; E2 is away. E3's
+        # door too, but its PIR saw motion at 11:15: idle only at 14:15. E4's PIR (no door)
+        # tells its last motion, 09:15, by a reading (Unix seconds): idle at 12:15.
+        for dr in ("dr-1", "dr-2", "dr-3"):
+            post(d, dr, "state", "str", "open")
+        post(d, "pir-4", "last_motion", "int", d.ok("clock")["now_ms"] // 1000)
         advance(d, "2h")
         eq(stats(d)["opened"]["door_idle"], 0, "2 h: not yet")
+        d.ok("tdrv", "event", "pir-3", "motion")
+        wait_for(lambda: stats(d)["motion_readings"] == 2, "two motions")
+        check("last_motion" in d.ok("eldercare", "show", "E3")["checks"], "E3's motion")
         advance(d, "1h15m")
-        got = raised(d, {"sos": 2, "fall": 1, "heart_rate": 1, "door_idle": 1}, "door idle")
+        got = raised(d, {"sos": 2, "fall": 1, "heart_rate": 2, "door_idle": 2}, "door idle")
         di = d.ok("alarms", "show", got[("record:elders/E1", "welfare_door_idle")]["id"])
         eq(di["details"], "elder E1: door dr-1 not opened for 3 h", "idle details")
+        di = d.ok("alarms", "show", got[("record:elders/E4", "welfare_door_idle")]["id"])
+        eq(di["details"], "elder E4: no motion (PIR pir-4) for 3 h", "a PIR alone")
+        check(("record:elders/E3", "welfare_door_idle") not in got, "E3 moved at 11:15")
         eq(stats(d)["suppressed_away"], 1, "E2 is away")
+        advance(d, "1h50m")
+        got = raised(d, {"sos": 2, "fall": 1, "heart_rate": 2, "door_idle": 3}, "E3 idle")
+        di = d.ok("alarms", "show", got[("record:elders/E3", "welfare_door_idle")]["id"])
+        eq(di["details"], "elder E3: no motion (PIR pir-3) and no door opening (door dr-3) "
+           "for 3 h", "door and PIR")
+        eq(alerts(d)[("E3", "door_idle")]["device"], "pir-3", "the PIR is the evidence")
         # Night (23:30..): three openings of one night; two the next night are nothing new.
         d.ok("clock", "set", "2026-12-07T23:30:00+08:00")
         d.login()
         for _ in range(3):
             post(d, "dr-1", "state", "str", "open")
             post(d, "dr-1", "state", "str", "closed")
-        got = raised(d, {"sos": 2, "fall": 1, "heart_rate": 1, "door_idle": 1,
+        got = raised(d, {"sos": 2, "fall": 1, "heart_rate": 2, "door_idle": 3,
                          "door_night": 1}, "night openings")
         dn = d.ok("alarms", "show", got[("record:elders/E1", "welfare_door_night")]["id"])
         eq((dn["severity"], dn["details"]),
            ("minor", "elder E1: door dr-1 opened 3 times tonight"), "night details")
-        eq(stats(d)["door_readings"], 5, "openings counted (closings are not)")
+        eq(stats(d)["door_readings"], 6, "openings counted (closings are not)")
         n.configure("hr_for_min = 10; hr_low = 300;")
         d.kill_with(signal.SIGHUP)
         d.wait_log("eldercare: reload refused, keeping the running configuration: linli.cfg: "
@@ -265,8 +299,10 @@ def case_contact_ladder_to_an_incident_ack_and_fine():
     grid, channel alarm, linked to the alarm. Every step is a welfare_steps record naming the
     contact's place and relation, never a phone. An operator acknowledges (the ladder
     stops; acknowledging again is refused with the state); a fall answered "I'm fine" is
-    counted on the elder and its alarm cleared. A viewer cannot acknowledge."""
-    with node("ack_within_min = 10;", grid=True) as d:
+    counted on the elder and its alarm cleared. A viewer cannot acknowledge. (Beside it, a
+    simulated PIR linked to another elder: its motion reaches the elder's checks.)"""
+    sim = 'per_class = 1; classes = [ "pir" ]; auto = false; seed = 1;'
+    with node("ack_within_min = 10;", grid=True, sim=sim) as d:
         d.ok("clock", "set", "2026-12-07T10:00:00+08:00")
         d.login()
         d.ok("data", "put", "grids", "--scope", YUELAN, "--id", "g01",
@@ -274,7 +310,13 @@ def case_contact_ladder_to_an_incident_ack_and_fine():
         device(d, "wb-1", "wearable")
         elder(d, "E1", wearable="wb-1", grid="g01", contact3_phone="13900000003",
               contact3_relation="grid_worker")
-        wait_for(lambda: stats(d)["linked_devices"] == 1, "linked")
+        elder(d, "E2", pir="sim-pir-001")
+        wait_for(lambda: stats(d)["linked_devices"] == 2, "linked")
+        t0 = d.ok("clock")["now_ms"]
+        d.ok("sim", "step", "30")
+        wait_for(lambda: stats(d)["motion_readings"] > 0, "the simulated PIR's motion")
+        c = d.ok("eldercare", "show", "E2")["checks"]
+        check(c["last_motion"] >= t0 and c["last_activity"] >= t0, f"E2 moved: {c}")
         event(d, "wb-1", "sos")
         raised(d, {"sos": 1}, "sos")
         alert = alerts(d)[("E1", "sos")]

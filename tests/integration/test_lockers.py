@@ -26,6 +26,7 @@ SOS = [os.path.join(BUILD, "plugins", "alarms", "alarms.so"),
        os.path.join(TP, "tp_driver.so")]
 CATALOG = os.path.join(SRC, "catalog")
 YUELAN = "hefei/baohe/binhu/yuelan"
+SIM = os.path.join(BUILD, "plugins", "sim", "sim.so")
 TYPES = ("parcel_overdue", "code_lockout", "compartment_left_open", "compartment_jammed",
          "locker_forced", "locker_full")
 
@@ -34,15 +35,16 @@ class node:
     """A community linlid with alarms, lockers and tdrv; `cfg` is the plugins.lockers group
     after secret_file (secret=False: none)."""
 
-    def __init__(self, cfg="", clock=False, secret=True):
+    def __init__(self, cfg="", clock=False, secret=True, sim=None):
         self.d = Daemon(node=YUELAN, level="community", name="悦澜社区")
         self.secret = os.path.join(self.d.dir, "node.secret")
         self.pdir = os.path.join(self.d.dir, "plugins")
         os.makedirs(self.pdir)
-        for so in SOS:
+        for so in SOS + ([SIM] if sim else []):
             shutil.copyfile(so, os.path.join(self.pdir, os.path.basename(so)))
         self.extra = (f'catalog_dir = "{CATALOG}";\n'
                       f'plugin_dirs = [ "{self.pdir}" ];\n')
+        self.sim = f" sim = {{ {sim} }};" if sim else ""
         self.configure(cfg, secret)
         self.d.grant_declared(self.pdir)
         self.args = ("--test-clock",) if clock else ()
@@ -50,7 +52,8 @@ class node:
     def configure(self, cfg, secret=True):
         sf = f'secret_file = "{self.secret}"; ' if secret else ""
         self.d.write_config(node=YUELAN, level="community", name="悦澜社区",
-                            extra=self.extra + f"plugins = {{ lockers = {{ {sf}{cfg} }}; }};\n")
+                            extra=self.extra +
+                            f"plugins = {{ lockers = {{ {sf}{cfg} }};{self.sim} }};\n")
 
     def __enter__(self):
         try:
@@ -118,7 +121,8 @@ def case_deposit_and_pickup_the_code_never_in_clear():
     under a 0600 secret file outside the data dir; the right code opens the compartment
     through the HAL and marks the parcel picked up, a wrong one is refused and audited; a
     jammed compartment leaves the parcel deposited. Neither the data dir, nor the log,
-    nor the audit holds a code; an operator without the grant sees the phone masked."""
+    nor the audit holds a code; an operator without the grant sees the phone masked. Only
+    a courier (the duty lockers.courier; admins need none) deposits."""
     with node("code_digits = 8;") as d:
         locker(d, "lk-1")
         locker(d, "lk-err", "err")
@@ -192,7 +196,19 @@ def case_deposit_and_pickup_the_code_never_in_clear():
         rc, out, err = d.cli("lockers", "deposit", "lk-1", "5", "--house", "1",
                              env={"LINLI_SESSION": viewer})
         check(rc != 0 and "lockers.deposit" in err, f"a viewer may not deposit: {err}")
-        codes = [code, j["code"]]
+        # Deposits are a courier's: an operator without the duty may not; holding
+        # lockers.courier it may, and is the parcel's courier.
+        rc, out, err = d.cli("lockers", "deposit", "lk-1", "5", "--house", "1",
+                             env={"LINLI_SESSION": op})
+        check(rc != 0 and "action lockers.deposit needs the duty lockers.courier, which 'op1' "
+              "does not hold" in err, f"an operator without the duty: {err}")
+        d.ok("accounts", "assign", "op1", "lockers.courier")
+        courier = d.login("op1", "Another-Passw0rd-1")
+        c = d.ok("lockers", "deposit", "lk-1", "5", "--house", "1-2-301",
+                 env={"LINLI_SESSION": courier})
+        eq((d.ok("data", "get", "parcels", c["parcel"])["courier"], c["compartment"]),
+           ("op1", 5), "the courier's deposit")
+        codes = [code, j["code"], c["code"]]
         d.stop()
         # Nowhere in clear: not in the data dir (the HMAC is: the grep works), the log,
         # the audit.
@@ -298,7 +314,9 @@ def case_overdue_reminders_on_the_test_clock():
 
 def case_compartment_events_alarms_and_bad_config_refused():
     """A locker's door_left_open and jammed (new events of the class) and forced become
-    alarms naming the compartment; deposited is a record only. A bad plugins.lockers group
+    alarms naming the compartment; deposited is a record only. door_closed of the last
+    compartment left open clears compartment_left_open (one of two closing does not); the
+    simulator's lockers close what they left open. A bad plugins.lockers group
     (no secret_file, codes of 5 digits, an unknown key, a secret file others may read)
     stops the plugin at load naming file and key; on SIGHUP another secret_file is
     refused and the running one stays."""
@@ -317,9 +335,22 @@ def case_compartment_events_alarms_and_bad_config_refused():
             a = got[("device:lk-1", t)]
             eq((a["severity"], d.ok("alarms", "show", a["id"])["details"]), (sev, det), t)
         eq(stats(d)["events"], 5, "four events and the locker's online")
+        # Two compartments left open: the alarm stays until both are closed.
+        def active():
+            return [a for a in d.ok("alarms", "list", "--active")["alarms"]
+                    if a["type"] == "compartment_left_open"]
+        for ev, comp in (("door_left_open", 6), ("door_closed", 4)):
+            eq(d.ok("tdrv", "event", "lk-1", ev, f"compartment={comp}")["rc"], 0, ev)
+        wait_for(lambda: stats(d)["doors_closed"] == 1, "one closed")
+        eq(len(active()), 1, "compartment 6 is still open")
+        eq(active()[0]["count"], 2, "the second left open folded into it")
+        eq(d.ok("tdrv", "event", "lk-1", "door_closed", "compartment=6")["rc"], 0, "closed")
+        wait_for(lambda: not active(), "the left-open alarm cleared when the last closed")
+        eq(stats(d)["failed"]["compartment_left_open"], 0, "nothing failed")
         entry = d.ok("catalog", "show", "device", "locker")
         eq(entry.get("plugin"), "lockers", "the index gives the class to lockers")
-        check({"door_left_open", "jammed"} <= {e["name"] for e in entry["events"]},
+        check({"door_left_open", "jammed", "door_closed"} <= {e["name"] for e in
+                                                            entry["events"]},
               f"the class has the new events: {entry['events']}")
         name, caps = plugin_meta(SOS[1])
         idx = d.ok("catalog", "show", "plugin", "lockers")
@@ -348,6 +379,17 @@ def case_compartment_events_alarms_and_bad_config_refused():
             info = d.ok("plugins", "info", "lockers")
             check(info["state"] == "failed" and needle in info["reason"], f"{bad}: {info}")
             eq(d.ok("plugins", "info", "alarms")["state"], "running", "alarms runs on")
+    # The simulator's lockers close what they leave open: raised, then cleared.
+    with node(sim='per_class = 4; classes = [ "locker" ]; auto = false; seed = 2;') as d:
+        wait_for(lambda: len(d.ok("devices", "list")) == 4, "four simulated lockers")
+        d.ok("sim", "step", "1500")
+        d.ok("sim", "step", "12")
+        wait_for(lambda: stats(d)["raised"]["compartment_left_open"] >= 1 and
+                 stats(d)["doors_closed"] >= 1, "left open and closed")
+        check(stats(d)["doors_closed"] >= stats(d)["raised"]["compartment_left_open"],
+              stats(d))
+        wait_for(lambda: not [a for a in d.ok("alarms", "list", "--active")["alarms"]
+                              if a["type"] == "compartment_left_open"], "all closed again")
 
 
 if __name__ == "__main__":

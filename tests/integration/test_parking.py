@@ -26,7 +26,9 @@ MIN = 60 * 1000
 HOUR = 60 * MIN
 TARIFF = "per_hour = 5.0; free_minutes = 15; daily_cap = 40.0; paid_grace_minutes = 10;"
 # Plates: each case's vehicles; none may reach the log, an alarm or a masked reader.
-PLATES = {k: f"皖A{k}{n:04d}" for n, k in enumerate("ABCDEFGHMNOPQ", start=1)}
+PLATES = {k: f"皖A{k}{n:04d}" for n, k in enumerate("ABCDEFGHMNOPQRSTUVWXY", start=1)}
+# Lot P3 has a tariff of its own (8 yuan an hour after 30 free minutes; the node's cap).
+LOT_TARIFF = ' tariffs = ( { lot = "P3"; per_hour = 8.0; free_minutes = 30; } );'
 
 
 class node:
@@ -114,8 +116,9 @@ def case_sessions_fees_at_tariff_boundaries_late_uploads_and_passes():
     covers paid_grace_minutes; an offline gate's late records keep the gate's time apart from
     the sync time and close the session even unpaid; a monthly pass parks free in its lot
     only; bad events are refused naming the gate and the field; plates never reach the log,
-    the audit details or a reader without the grant."""
-    with node() as d:
+    the audit details or a reader without the grant. Lot P3 has a tariff of its own (the
+    node's for the rest); paying a held exit opens the gate that held it (as the payer)."""
+    with node(TARIFF + LOT_TARIFF) as d:
         d.ok("devices", "add", "g-1", "gate", "tdrv", "ok")
         d.ok("devices", "add", "g-2", "gate", "tdrv", "ok")
         n = now_ms(d) // 1000 * 1000 - 5 * MIN  # the exits' time, a little in the past
@@ -147,6 +150,11 @@ def case_sessions_fees_at_tariff_boundaries_late_uploads_and_passes():
         sid = got[P["B"]]["id"]
         paid = d.ok("parking", "pay", sid)
         eq((paid["fee"], paid["state"]), (5, "exit_allowed"), "paid at the barrier")
+        eq((paid["gate"], paid["gate_open"]), ("g-2", "sent"), "the gate that held it opens")
+        wait_for(lambda: stats(d)["gate_opens"] == 1, "the gate answered")
+        eq(by_plate(d)[P["B"]]["held_gate"], "g-2", "the gate that held it")
+        cmds = json.dumps(d.ok("audit", "--action", "device.command", "--limit", "100"))
+        check("g-2" in cmds and "open" in cmds, f"the open audited: {cmds}")
         eq(paid["exit_by"] - paid["paid_at"], 10 * MIN, "grace")
         gate(d, "exit", P["B"], now_ms(d), "g-2")
         wait_for(lambda: d.ok("parking", "show", sid)["state"] == "exited", "B exits")
@@ -197,6 +205,23 @@ def case_sessions_fees_at_tariff_boundaries_late_uploads_and_passes():
            ("monthly", "pass-1", 0, "exited"), "free with the pass")
         eq((m["P2"]["billing"], m["P2"]["fee"], m["P2"]["state"]), ("tariff", 25, "parked"),
            "charged in another lot")
+        # Lot P3's own tariff: 30 free minutes, 8 an hour, the node's cap of 40 a day.
+        p3 = {"R": 31 * MIN, "S": 30 * MIN, "T": 30 * HOUR, "U": 61 * MIN}
+        for k, dur in p3.items():
+            gate(d, "entry", P[k], t - dur, "g-1", "P3")
+        wait_for(lambda: all(P[k] in by_plate(d) for k in p3), "in P3")
+        for k in p3:
+            gate(d, "exit", P[k], t, "g-2", "P3")
+        wait_for(lambda: all("fee" in by_plate(d)[P[k]] for k in p3), "out of P3")
+        got = by_plate(d)
+        eq({k: got[P[k]]["fee"] for k in p3}, {"R": 8, "S": 0, "T": 80, "U": 16},
+           "P3's tariff at its boundaries")
+        eq(got[P["S"]]["state"], "exited", "free within P3's 30 minutes")
+        eq(d.ok("parking", "pay", got[P["R"]]["id"])["gate"], "g-2", "R pays")
+        wait_for(lambda: stats(d)["gate_opens"] == 2, "the gate opened for R")
+        tariffs = stats(d)["config"]["tariffs"]
+        eq(tariffs, [{"lot": "P3", "per_hour": 8, "free_minutes": 30, "daily_cap": 40}],
+           "the lots' tariffs")
         # Bad events: refused, counted, the log names gate and field, never the plate.
         gate(d, "exit", P["N"], t)  # never entered
         gate(d, "entry", P["O"], t, "g-1", "")
@@ -211,6 +236,39 @@ def case_sessions_fees_at_tariff_boundaries_late_uploads_and_passes():
         d.wait_log("gate g-1: entry event ignored: time: not Unix seconds")
         d.wait_log("gate g-1: entry event ignored: time: more than 5 minutes ahead")
         d.wait_log("gate g-1: an exit from lot P1 with no open session there")
+        # A visitor registered for 4 h in P1: its stay there is free for 120 minutes
+        # (visitor_free_minutes); an unregistered one pays, as does the visitor in P2.
+        v = d.ok("parking", "visitor", P["V"], "--lot", "P1", "--hours", "4", "--house",
+                 "3-1-502")
+        eq((v["lot"], v["valid_until"] - v["valid_from"], v["free_minutes"]),
+           ("P1", 4 * HOUR, 120), "registered")
+        wait_for(lambda: stats(d)["visitors"] == 1, "the registration followed")
+        t2 = now_ms(d)
+        for k, lot in (("V", "P1"), ("W", "P1"), ("V", "P2")):
+            gate(d, "entry", P[k], t2, "g-1", lot)
+        wait_for(lambda: stats(d)["visitor_entries"] == 1, "one visitor's entry")
+        d.ok("clock", "advance", "110m")
+        d.login()
+        t3 = now_ms(d)
+        for k, lot in (("V", "P1"), ("W", "P1"), ("V", "P2")):
+            gate(d, "exit", P[k], t3, "g-2", lot)
+        vis = lambda: {(s["plate"], s["lot"]): s for s in sessions(d)  # noqa: E731
+                       if s["plate"] in (P["V"], P["W"])}
+        wait_for(lambda: all("fee" in s for s in vis().values()) and len(vis()) == 3,
+                 "the three out or held")
+        got = vis()
+        eq({k: (s["billing"], s["fee"], s["state"]) for k, s in got.items()},
+           {(P["V"], "P1"): ("visitor", 0, "exited"), (P["W"], "P1"): ("tariff", 10, "parked"),
+            (P["V"], "P2"): ("tariff", 10, "parked")}, "the visitor's free time, in P1 only")
+        eq(got[(P["V"], "P1")]["visitor"], v["visitor"], "the registration named")
+        reg = d.ok("data", "get", "parking_visitors", v["visitor"])
+        eq(reg["registered_by"], "admin", "who registered it")
+        check(reg["plate"] != P["V"] and reg["house"] != "3-1-502",
+              f"plate and house masked without sensitive:parking_visitors: {reg}")
+        fails(d, "parking", "visitor", P["X"], "--lot", "P1", want="--hours: the visit's "
+              "window, whole hours 1 to 168")
+        err = fails(d, "parking", "visitor", P["X"], "extra", "--hours", "2", want="usage:")
+        check(P["X"] not in err, "the plate is not echoed")
         # Readers: an operator without the grant sees plates masked, a viewer cannot pay.
         op = d.account("op1", "operator", node=YUELAN)
         rows = d.ok("parking", "sessions", "--state", "exited", env={"LINLI_SESSION": op})
@@ -219,6 +277,8 @@ def case_sessions_fees_at_tariff_boundaries_late_uploads_and_passes():
             check(r["plate"].startswith("皖") and "*" in r["plate"], f"masked: {r['plate']}")
         viewer = d.account("v1", "viewer", node=YUELAN)
         fails(d, "parking", "pay", g, want="parking.pay", env={"LINLI_SESSION": viewer})
+        fails(d, "parking", "visitor", P["X"], "--hours", "2", want="parking.visitor",
+              env={"LINLI_SESSION": viewer})
         check(d.ok("parking", "sessions", env={"LINLI_SESSION": viewer})["count"] > 0,
               "a viewer lists")
         # The bus: a reader without sensitive:devices gets the gate's events masked.
@@ -252,6 +312,8 @@ def case_occupancy_fire_lane_and_overstay_raise_alarms():
                   ("sp-5", "P2", "ev", None)]
         for sid, lot, kind, sensor in spaces:
             rec = {"code": sid.upper(), "lot": lot, "kind": kind}
+            if sid == "sp-1":
+                rec["plate"] = PLATES["C"]  # from an older source: sensitive, kept
             if sensor:
                 rec["sensor"] = sensor
             put(d, "parking_spaces", rec, "--id", sid)
@@ -262,6 +324,24 @@ def case_occupancy_fire_lane_and_overstay_raise_alarms():
         for s, v in (("ps-1", "true"), ("ps-2", "false"), ("ps-3", "true"), ("ps-4", "true")):
             eq(d.ok("tdrv", "post", s, "occupied", "bool", v)["rc"], 0, s)
         wait_for(lambda: stats(d)["sensor_readings"] == 4, "readings heard")
+        # Written back to the spaces (the plugin's own account), only where they changed.
+        heard = now_ms(d)
+        wait_for(lambda: stats(d)["spaces_written"] == 4, "four spaces written")
+        sp = {s: d.ok("data", "get", "parking_spaces", s) for s in
+              ("sp-1", "sp-2", "sp-3", "sp-4", "sp-5")}
+        eq({k: v.get("occupied") for k, v in sp.items()},
+           {"sp-1": True, "sp-2": False, "sp-3": True, "sp-4": True, "sp-5": None},
+           "parking_spaces.occupied")
+        check(all(heard - 10000 <= sp[k]["occupied_since"] <= heard for k in ("sp-1", "sp-4")),
+              f"occupied_since when heard: {sp}")
+        check("occupied_since" not in sp["sp-2"], sp["sp-2"])
+        check(sp["sp-1"]["plate"] != PLATES["C"], "a space's plate is masked without the grant")
+        seer = d.account("spaces", "operator", node=YUELAN, grants=("sensitive:parking_spaces",))
+        eq(d.ok("data", "get", "parking_spaces", "sp-1", env={"LINLI_SESSION": seer})["plate"],
+           PLATES["C"], "the plate kept through the plugin's masked write")
+        eq(d.ok("tdrv", "post", "ps-1", "occupied", "bool", "true")["rc"], 0, "again")
+        wait_for(lambda: stats(d)["sensor_readings"] == 5, "the repeat heard")
+        eq(stats(d)["spaces_written"], 4, "a repeat writes nothing")
         occ = {x["lot"]: x for x in d.ok("parking", "occupancy")["lots"]}
         eq({k: (v["spaces"], v["occupied"], v["free"], v["unknown"]) for k, v in occ.items()},
            {"P1": (3, 2, 1, 0), "P2": (2, 1, 0, 1)}, "occupancy per lot")
@@ -299,6 +379,9 @@ def case_occupancy_fire_lane_and_overstay_raise_alarms():
         # The vehicle leaves the fire lane: its alarm clears.
         d.ok("tdrv", "post", "ps-3", "occupied", "bool", "false")
         wait_for(lambda: not active("fire_lane_blocked"), "the fire-lane alarm cleared")
+        wait_for(lambda: d.ok("data", "get", "parking_spaces", "sp-3")["occupied"] is False,
+                 "sp-3 free again in the store")
+        check("occupied_since" not in d.ok("data", "get", "parking_spaces", "sp-3"), "no since")
         # Overstay: over two hours parked (A), B left in time.
         gate(d, "exit", PLATES["B"], now_ms(d))
         wait_for(lambda: stats(d)["exits_held"] == 1, "B held")
@@ -363,11 +446,24 @@ def case_bad_config_is_refused_naming_the_key():
         eq(ds["plate"]["sensitive"], "name", "the plate is sensitive")
         sp = {f["name"]: f for f in d.ok("catalog", "show", "parking_spaces")["fields"]}
         check({"monthly", "visitor", "fire_lane"} <= set(sp["kind"]["values"]), sp["kind"])
+        eq(sp["plate"]["sensitive"], "name", "a space's plate is sensitive")
+        vs = {f["name"]: f for f in d.ok("catalog", "show", "parking_visitors")["fields"]}
+        eq((vs["plate"]["sensitive"], vs["house"]["sensitive"]), ("name", "address"), "visitors")
         n.configure("per_hour = 5.0; daily_cap = 2.0;")
         d.kill_with(signal.SIGHUP)
         d.wait_log("parking: reload refused, keeping the running configuration: linli.cfg: "
                    "plugins.parking.daily_cap: 2 is below per_hour 5")
         eq(stats(d)["config"]["daily_cap"], 40, "the old tariff runs")
+        for bad, needle in (
+                ('tariffs = ( { lot = "P3"; per_hour = 8.0; daily_cap = 2.0; } );',
+                 "plugins.parking.tariffs.[1].daily_cap: 2 is below per_hour 8"),
+                ('tariffs = ( { lot = "P3"; }, { lot = "P3"; per_hour = 1.0; } );',
+                 "plugins.parking.tariffs.[2].lot: 'P3' has a tariff already (entry 1)")):
+            n.configure(bad)
+            d.kill_with(signal.SIGHUP)
+            d.wait_log("parking: reload refused, keeping the running configuration: linli.cfg: "
+                       + needle)
+        eq(stats(d)["config"]["tariffs"], [], "none applied")
         n.configure("per_hour = 6.0;")
         d.kill_with(signal.SIGHUP)
         wait_for(lambda: stats(d)["config"]["per_hour"] == 6, "a good reload applies")
