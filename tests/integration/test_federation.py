@@ -16,7 +16,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Daemon, TestFailure, check, eq, finish, main, wait_for  # noqa: E402
+from harness import SRC, Daemon, TestFailure, check, eq, finish, main, wait_for  # noqa: E402
 
 STREET = "hefei/baohe/binhu"
 YUELAN = STREET + "/yuelan"
@@ -29,16 +29,18 @@ def free_port():
 
 
 class server:
-    """A real nats-server with JetStream on loopback, in its own temp dir."""
+    """A real nats-server with JetStream on loopback, in its own temp dir (or on a
+    configuration tools/tiers wrote: conf and port given)."""
 
-    def __init__(self, name, domain, leaf_listen=None, leaf_remote=None):
+    def __init__(self, name, domain=None, leaf_listen=None, leaf_remote=None, conf=None,
+                 port=None):
         exe = shutil.which("nats-server") or "/usr/bin/nats-server"
         if not os.access(exe, os.X_OK):
             raise TestFailure("nats-server is not installed: run tools/setup (Debian package "
                               "nats-server); the federation tests need a real server")
         self.exe, self.name = exe, name
         self.dir = tempfile.mkdtemp(prefix=f"linli-nats-{name}-")
-        self.port = free_port()
+        self.port = port or free_port()
         text = (f'listen: 127.0.0.1:{self.port}\nserver_name: {name}\n'
                 f'jetstream {{ store_dir: "{self.dir}/js", domain: {domain} }}\n')
         if leaf_listen:
@@ -46,9 +48,10 @@ class server:
         if leaf_remote:
             text += (f'leafnodes {{ remotes = [ {{ url: "nats-leaf://127.0.0.1:{leaf_remote}" }} ]'
                      f', reconnect: 1 }}\n')
-        self.conf = os.path.join(self.dir, "nats.conf")
-        with open(self.conf, "w") as f:
-            f.write(text)
+        self.conf = conf or os.path.join(self.dir, "nats.conf")
+        if not conf:
+            with open(self.conf, "w") as f:
+                f.write(text)
         self.proc = None
         self.start()
 
@@ -76,11 +79,13 @@ class server:
         with open(os.path.join(self.dir, "nats.log"), errors="replace") as f:
             return f.read()[-2000:]
 
-    def publish(self, subject, payload):
-        """A plain NATS client's publish (the wire protocol), as anyone on the server could."""
+    def publish(self, subject, payload, user=None, password=None):
+        """A plain NATS client's publish (the wire protocol), as anyone on the server could
+        (or as user)."""
+        auth = f',"user":"{user}","pass":"{password}"' if user else ""
         with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
             s.recv(4096)  # INFO
-            s.sendall(b'CONNECT {"verbose":false,"pedantic":false}\r\n' +
+            s.sendall(b'CONNECT {"verbose":false,"pedantic":false' + auth.encode() + b'}\r\n' +
                       f"PUB {subject} {len(payload)}\r\n".encode() + payload + b"\r\nPING\r\n")
             buf = b""
             while b"PONG" not in buf:
@@ -178,6 +183,60 @@ def case_a_communitys_status_reaches_its_street_and_a_cut_heals():
             finish(street, etype)
             hub.close()
             leaf.close()
+
+
+def case_one_account_per_node_a_community_cannot_speak_for_its_sibling():
+    """On the configuration tools/tiers writes (TLS between the servers, each child's leaf
+    mapped by its certificate to an account of its own that may send only its own subtree
+    up): the community's status reaches the street; a publish on its sibling's subject,
+    made with the community's own credentials on its own server, never reaches the street
+    (dropped by the street's server: no child appears, nothing even to refuse)."""
+    tiers_dir = tempfile.mkdtemp(prefix="linli-tiers-")
+    base = 20000 + (os.getpid() % 400) * 100
+    r = subprocess.run([os.path.join(SRC, "tools", "tiers"), "init", tiers_dir, "--node",
+                        f"{STREET}:street", "--node", f"{YUELAN}:community", "--base-port",
+                        str(base), "--status-ms", "300"], capture_output=True, text=True)
+    eq(r.returncode, 0, r.stderr)
+    sdir, cdir = (os.path.join(tiers_dir, p.replace("/", "-")) for p in (STREET, YUELAN))
+    hub = server("street", conf=os.path.join(sdir, "nats.conf"), port=base)
+    leaf = server("yuelan", conf=os.path.join(cdir, "nats.conf"), port=base + 10)
+    fed = {d: open(os.path.join(d, "federation.cfg")).read() for d in (sdir, cdir)}
+    street = Daemon(node=STREET, level="street", name="滨湖街道", extra=fed[sdir])
+    comm = Daemon(node=YUELAN, level="community", name="悦澜社区", extra=fed[cdir])
+    etype = None
+    try:
+        street.start()
+        comm.start()
+        c = wait_for(lambda: child_of(street, YUELAN), "the community's status over TLS",
+                     timeout=20)
+        eq((c["level"], c["stale"]), ("community", False), c)
+        pw = fed[cdir].split("linlid:")[1].split("@")[0]
+        cs = comm.ok("federation", "status")
+        check("@" not in cs["url"] and pw not in cs["url"], f"no credential shown: {cs}")
+        check(pw not in comm.logtext(), "no credential in the log")
+        # The community's own credentials, its own server, its sibling's subject.
+        seq0 = child_of(street, YUELAN)["seq"]
+        leaf.publish(f"linli.up.{STREET.replace('/', '.')}.qiming.status",
+                     mp_map({"node": STREET + "/qiming", "level": "community", "seq": 1}),
+                     user="linlid", password=pw)
+        wait_for(lambda: child_of(street, YUELAN)["seq"] >= seq0 + 3,
+                 "three more of the community's own statuses after it")
+        st = street.ok("federation", "status")
+        eq(([k["node"] for k in st["children"]], st["refused"]), ([YUELAN], 0),
+           "the forged one never reached the street")
+    except BaseException as e:
+        etype = type(e)
+        for n, s in (("street", hub), ("yuelan", leaf)):
+            print(f"--- nats-server {n}:\n{s.logtext()}")
+        raise
+    finally:
+        try:
+            finish(comm, etype)
+        finally:
+            finish(street, etype)
+            hub.close()
+            leaf.close()
+            shutil.rmtree(tiers_dir, ignore_errors=True)
 
 
 def case_federation_config_is_checked_and_absent_by_default():
