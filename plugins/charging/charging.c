@@ -613,10 +613,7 @@ static void free_state(struct cstate *st)
 
 static int charging_init(linli_ctx *ctx, const struct linli_api *a)
 {
-	static const struct {
-		const char *sub, *usage, *summary, *action;
-		linli_cmd_fn fn;
-	} cmds[] = {
+	static const struct plugcmd_cmd cmds[] = {
 	    {"piles", "[CHARGER]", "each pile's connectors, their OCPP status, utilisation",
 	     "charging.list", cmd_piles},
 	    {"sessions", "[--charger ID] [--state S] [--scope PATH]", "charging sessions",
@@ -642,15 +639,11 @@ static int charging_init(linli_ctx *ctx, const struct linli_api *a)
 			 api->store_last_error(ctx));
 	if (!rc)
 		rc = api->subscribe(ctx, "dev/charger/+/event/#", on_event, st, NULL);
+	static const struct plugcmd_action action = {"charging.list", "viewer", NULL, NULL,
+						     "see charging piles, sessions and counters"};
 	if (!rc)
-		rc = api->action_declare(ctx, "charging.list", "viewer", NULL, NULL,
-					 "see charging piles, sessions and counters");
-	for (size_t i = 0; !rc && i < sizeof cmds / sizeof cmds[0]; i++) {
-		rc = api->cmd_register(ctx, cmds[i].sub, cmds[i].usage, cmds[i].summary, cmds[i].fn,
-				       st);
-		if (!rc)
-			rc = api->cmd_require(ctx, cmds[i].sub, cmds[i].action);
-	}
+		rc = plugcmd_register(api, ctx, &action, 1, cmds, PLUGCMD_N(cmds), NULL, 0, st, err,
+				      sizeof err);
 	if (!rc)
 		rc = api->timer_add(ctx, 1000, 1000, tick, st, NULL);
 	if (rc) {

@@ -1687,18 +1687,13 @@ static void free_state(struct estate *st)
 
 static int eldercare_init(linli_ctx *ctx, const struct linli_api *a)
 {
-	static const struct {
-		const char *name, *role, *summary;
-	} actions[] = {
-	    {"eldercare.read", "viewer", "list and show elders and their welfare alerts"},
-	    {"eldercare.ack", "operator",
+	static const struct plugcmd_action actions[] = {
+	    {"eldercare.read", "viewer", NULL, NULL, "list and show elders and their welfare alerts"},
+	    {"eldercare.ack", "operator", NULL, NULL,
 	     "acknowledge a welfare alert, or answer it \"I'm fine\" (a false alarm)"},
-	    {"eldercare.stats", "operator", "see the counters and configuration of the checks"},
+	    {"eldercare.stats", "operator", NULL, NULL, "see the counters and configuration of the checks"},
 	};
-	static const struct {
-		const char *sub, *usage, *summary, *action;
-		linli_cmd_fn fn;
-	} cmds[] = {
+	static const struct plugcmd_cmd cmds[] = {
 	    {"list", "[--scope PATH]", "elders with what their checks hold now", "eldercare.read",
 	     cmd_list},
 	    {"show", "ELDER [--scope PATH]", "one elder, its checks and open alerts",
@@ -1745,15 +1740,9 @@ static int eldercare_init(linli_ctx *ctx, const struct linli_api *a)
 		resume(ctx, st);
 	for (size_t i = 0; !rc && i < sizeof subs / sizeof subs[0]; i++)
 		rc = api->subscribe(ctx, subs[i].pattern, subs[i].fn, st, NULL);
-	for (size_t i = 0; !rc && i < sizeof actions / sizeof actions[0]; i++)
-		rc = api->action_declare(ctx, actions[i].name, actions[i].role, NULL, NULL,
-					 actions[i].summary);
-	for (size_t i = 0; !rc && i < sizeof cmds / sizeof cmds[0]; i++) {
-		rc = api->cmd_register(ctx, cmds[i].sub, cmds[i].usage, cmds[i].summary, cmds[i].fn,
-				       st);
-		if (!rc)
-			rc = api->cmd_require(ctx, cmds[i].sub, cmds[i].action);
-	}
+	if (!rc)
+		rc = plugcmd_register(api, ctx, actions, PLUGCMD_N(actions), cmds, PLUGCMD_N(cmds),
+				      NULL, 0, st, err, sizeof err);
 	if (!rc)
 		rc = api->timer_add(ctx, 1000, 1000, tick, st, NULL);
 	if (rc) {

@@ -1022,21 +1022,16 @@ static void free_state(struct lstate *st)
 
 static int lockers_init(linli_ctx *ctx, const struct linli_api *a)
 {
-	static const struct {
-		const char *name, *role, *summary;
-	} actions[] = {
-	    {"lockers.deposit", "operator",
+	static const struct plugcmd_action actions[] = {
+	    {"lockers.deposit", "operator", NULL, "lockers.courier",
 	     "deposit a parcel: a one-time pickup code (couriers: "
 	     "the duty lockers.courier)"},
-	    {"lockers.pickup", "operator", "open a parcel's compartment with its code"},
-	    {"lockers.return", "operator", "mark a deposited parcel returned to the courier"},
-	    {"lockers.list", "operator", "list parcels"},
-	    {"lockers.stats", "operator", "see the counters and configuration of lockers"},
+	    {"lockers.pickup", "operator", NULL, NULL, "open a parcel's compartment with its code"},
+	    {"lockers.return", "operator", NULL, NULL, "mark a deposited parcel returned to the courier"},
+	    {"lockers.list", "operator", NULL, NULL, "list parcels"},
+	    {"lockers.stats", "operator", NULL, NULL, "see the counters and configuration of lockers"},
 	};
-	static const struct {
-		const char *sub, *usage, *summary, *action;
-		linli_cmd_fn fn;
-	} cmds[] = {
+	static const struct plugcmd_cmd cmds[] = {
 	    {"deposit", "LOCKER COMPARTMENT --house HOUSE [--phone PHONE] [--courier NAME]",
 	     "deposit a parcel; its pickup code is shown once, only an HMAC of it is stored",
 	     "lockers.deposit", cmd_deposit},
@@ -1069,17 +1064,9 @@ static int lockers_init(linli_ctx *ctx, const struct linli_api *a)
 		st->have_key = true;
 	if (!rc)
 		rc = api->subscribe(ctx, "dev/locker/+/event/#", on_event, st, NULL);
-	for (size_t i = 0; !rc && i < sizeof actions / sizeof actions[0]; i++)
-		rc = api->action_declare(
-		    ctx, actions[i].name, actions[i].role, NULL,
-		    strcmp(actions[i].name, "lockers.deposit") == 0 ? "lockers.courier" : NULL,
-		    actions[i].summary);
-	for (size_t i = 0; !rc && i < sizeof cmds / sizeof cmds[0]; i++) {
-		rc = api->cmd_register(ctx, cmds[i].sub, cmds[i].usage, cmds[i].summary, cmds[i].fn,
-				       st);
-		if (!rc)
-			rc = api->cmd_require(ctx, cmds[i].sub, cmds[i].action);
-	}
+	if (!rc)
+		rc = plugcmd_register(api, ctx, actions, PLUGCMD_N(actions), cmds, PLUGCMD_N(cmds),
+				      NULL, 0, st, err, sizeof err);
 	if (!rc)
 		rc = api->timer_add(ctx, 1000, 1000, tick, st, NULL);
 	if (rc) {

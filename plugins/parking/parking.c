@@ -1207,19 +1207,14 @@ static void free_state(struct pstate *st)
 
 static int parking_init(linli_ctx *ctx, const struct linli_api *a)
 {
-	static const struct {
-		const char *name, *role, *summary;
-	} actions[] = {
-	    {"parking.list", "viewer", "see parking sessions and occupancy"},
-	    {"parking.pay", "operator", "take the payment of a parking session"},
-	    {"parking.visitor", "operator",
+	static const struct plugcmd_action actions[] = {
+	    {"parking.list", "viewer", NULL, NULL, "see parking sessions and occupancy"},
+	    {"parking.pay", "operator", NULL, NULL, "take the payment of a parking session"},
+	    {"parking.visitor", "operator", NULL, NULL,
 	     "register a visitor's plate for a window (its free time applies)"},
-	    {"parking.stats", "operator", "see the counters and tariff of parking"},
+	    {"parking.stats", "operator", NULL, NULL, "see the counters and tariff of parking"},
 	};
-	static const struct {
-		const char *sub, *usage, *summary, *action;
-		linli_cmd_fn fn;
-	} cmds[] = {
+	static const struct plugcmd_cmd cmds[] = {
 	    {"sessions", "[--state parked|paid|exit_allowed|exited] [--lot LOT] [--scope PATH]",
 	     "parking sessions (plates masked without the grant)", "parking.list", cmd_sessions},
 	    {"show", "SESSION [--scope PATH]", "one session, with what it owes now", "parking.list",
@@ -1267,15 +1262,9 @@ static int parking_init(linli_ctx *ctx, const struct linli_api *a)
 		rc = api->subscribe(ctx, "dev/gate/+/event/#", on_event, st, NULL);
 	if (!rc)
 		rc = api->subscribe(ctx, "dev/parking/+/occupied", on_event, st, NULL);
-	for (size_t i = 0; !rc && i < sizeof actions / sizeof actions[0]; i++)
-		rc = api->action_declare(ctx, actions[i].name, actions[i].role, NULL, NULL,
-					 actions[i].summary);
-	for (size_t i = 0; !rc && i < sizeof cmds / sizeof cmds[0]; i++) {
-		rc = api->cmd_register(ctx, cmds[i].sub, cmds[i].usage, cmds[i].summary, cmds[i].fn,
-				       st);
-		if (!rc)
-			rc = api->cmd_require(ctx, cmds[i].sub, cmds[i].action);
-	}
+	if (!rc)
+		rc = plugcmd_register(api, ctx, actions, PLUGCMD_N(actions), cmds, PLUGCMD_N(cmds),
+				      NULL, 0, st, err, sizeof err);
 	if (!rc)
 		rc = api->timer_add(ctx, 1000, 1000, tick, st, NULL);
 	if (rc) {
