@@ -330,7 +330,8 @@ struct swriter {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	long inflight;
-	double *lat; /* per record: post to acknowledgement, seconds */
+	double *lat;	   /* per record: post to acknowledgement, seconds */
+	msgpack_sbuffer v; /* the writer's record, packed */
 };
 
 struct storm {
@@ -342,15 +343,17 @@ struct storm {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool open;
-	msgpack_sbuffer v; /* kernel thread only */
 	double in_commit;  /* seconds spent in the batch-end hook (kernel thread) */
 	unsigned group_max, group_ms; /* store_set_group */
 };
 
+/* One write handed to the kernel: the record packed by its writer, as drivers do. */
 struct sreq {
 	struct swriter *w;
 	long i;
 	double t;
+	size_t len;
+	char rec[];
 };
 
 static void storm_wake_noop(struct kernel *k, void *arg)
@@ -400,10 +403,8 @@ static void storm_put(struct kernel *k, void *arg)
 	struct sreq *r = arg;
 	struct storm *st = r->w->st;
 	char err[512], id[STORE_ID_MAX + 1];
-	st->v.size = 0;
-	pack_reading(&st->v, r->i);
-	if (store_put(st->s, "readings", scopes[r->i % SCOPES], NULL, st->v.data, st->v.size, id,
-		      NULL, err, sizeof err))
+	if (store_put(st->s, "readings", scopes[r->i % SCOPES], NULL, r->rec, r->len, id, NULL,
+		      err, sizeof err))
 		die("storm store_put", err);
 	if (store_on_commit(st->s, storm_acked, r))
 		die("storm", "store_on_commit");
@@ -424,14 +425,12 @@ static void *storm_kernel(void *p)
 	store_set_group(st->s, st->group_max, st->group_ms);
 	if (kernel_on_batch_end(&st->k, storm_batch_end, st))
 		die("storm", "kernel_on_batch_end");
-	msgpack_sbuffer_init(&st->v);
 	pthread_mutex_lock(&st->mu);
 	st->open = true;
 	pthread_cond_signal(&st->cv);
 	pthread_mutex_unlock(&st->mu);
 	kernel_run(&st->k);
 	store_close(st->s);
-	msgpack_sbuffer_destroy(&st->v);
 	return NULL;
 }
 
@@ -443,10 +442,14 @@ static void storm_post(struct swriter *w, long i, long window)
 		pthread_cond_wait(&w->cv, &w->mu);
 	w->inflight++;
 	pthread_mutex_unlock(&w->mu);
-	struct sreq *r = malloc(sizeof *r);
+	w->v.size = 0;
+	pack_reading(&w->v, i);
+	struct sreq *r = malloc(sizeof *r + w->v.size);
 	if (!r)
 		die("storm", "out of memory");
-	*r = (struct sreq){w, i, now()};
+	*r = (struct sreq){.w = w, .i = i, .len = w->v.size};
+	memcpy(r->rec, w->v.data, w->v.size);
+	r->t = now();
 	if (kernel_post(&w->st->k, storm_put, r))
 		die("storm", "kernel_post");
 }
@@ -486,6 +489,7 @@ static void swriter_init(struct swriter *w, struct storm *st, long from, long to
 	*w = (struct swriter){.st = st, .from = from, .to = to};
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cv, NULL);
+	msgpack_sbuffer_init(&w->v);
 	if (!(w->lat = malloc((size_t)(to - from) * sizeof *w->lat)))
 		die("storm", "out of memory");
 }
@@ -537,6 +541,7 @@ static double storm_run(const char *dir, const struct catalog *cat, long n, cons
 		memcpy(all + m, w[i].lat, (size_t)(w[i].to - w[i].from) * sizeof *all);
 		m += w[i].to - w[i].from;
 		free(w[i].lat);
+		msgpack_sbuffer_destroy(&w[i].v);
 	}
 	uint64_t commits = s1.commits - s0.commits;
 	double avg = commits ? (double)n / (double)commits : (double)n;
@@ -574,6 +579,7 @@ static double storm_run(const char *dir, const struct catalog *cat, long n, cons
 	       pct(cus, IDLE_WRITES, 0.50));
 	fflush(stdout);
 	free(one.lat);
+	msgpack_sbuffer_destroy(&one.v);
 stop:
 	kernel_stop(&st.k);
 	pthread_join(st.kt, NULL);
