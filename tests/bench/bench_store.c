@@ -343,7 +343,7 @@ struct storm {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool open;
-	double in_commit;  /* seconds spent in the batch-end hook (kernel thread) */
+	double in_commit;	      /* seconds spent in the batch-end hook (kernel thread) */
 	unsigned group_max, group_ms; /* store_set_group */
 };
 
@@ -403,8 +403,8 @@ static void storm_put(struct kernel *k, void *arg)
 	struct sreq *r = arg;
 	struct storm *st = r->w->st;
 	char err[512], id[STORE_ID_MAX + 1];
-	if (store_put(st->s, "readings", scopes[r->i % SCOPES], NULL, r->rec, r->len, id, NULL,
-		      err, sizeof err))
+	if (store_put(st->s, "readings", scopes[r->i % SCOPES], NULL, r->rec, r->len, id, NULL, err,
+		      sizeof err))
 		die("storm store_put", err);
 	if (store_on_commit(st->s, storm_acked, r))
 		die("storm", "store_on_commit");
@@ -501,7 +501,7 @@ static void swriter_init(struct swriter *w, struct storm *st, long from, long to
 static double tstorm_s; /* the storm's duration */
 
 static double storm_run(const char *dir, const struct catalog *cat, long n, const char *name,
-		       unsigned group_ms, bool idle)
+			unsigned group_ms, bool idle)
 {
 	static struct storm st;
 	memset(&st, 0, sizeof st);
