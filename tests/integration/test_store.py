@@ -942,6 +942,9 @@ def case_kill9_during_storm_keeps_every_acked_write():
         end = time.time() + 30
         while time.time() < end and (not os.path.exists(log) or len(read_ids(log)) < 1500):
             time.sleep(0.05)
+        # The storm's batches are kept open across turns (group commit) as it dies.
+        g = d.ok("store", "stats")["group_commit"]
+        check(g["kept_open_turns"] > 0 and g["max_ms"] > 0, f"group commit: {g}")
         d.proc.send_signal(signal.SIGKILL)
         d.proc.wait()
         out, err = storm.communicate(timeout=60)
