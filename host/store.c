@@ -2063,7 +2063,7 @@ static int get_by(struct store *s, const char *dataset_name, const char *scope, 
 		struct kbuf k;
 		rec_key(&k, ds->name, cur, id);
 		MDB_val key = {k.n, k.b}, val;
-		struct badkey b;
+		struct badkey b = {.t = T_REC}; /* set by sget; gcc -O3 cannot tell */
 		int mrc = sget(r.txn, s->rec, T_REC, &key, &val, &b);
 		if (mrc == 0) {
 			msgpack_sbuffer_write(out, val.mv_data, val.mv_size);
