@@ -139,6 +139,7 @@ struct store {
 	/* Group commit across turns (store_batch_turn): the bounds, and when the batch began. */
 	atomic_uint group_max, group_ms;
 	uint64_t batch_t0_us;
+	bool kept; /* the last store_batch_turn kept the batch open; a commit clears it */
 
 	/* Change notices (owner thread): who watches, and what committed since. */
 	struct watcher *watchers;
@@ -1975,6 +1976,7 @@ int store_batch_end(struct store *s)
 {
 	if (!on_owner(s))
 		return 0;
+	s->kept = false;
 	rd_release(s);
 	if (!s->wtxn)
 		return 0;
@@ -2039,9 +2041,15 @@ int store_batch_turn(struct store *s, bool more)
 	if (more && ms && s->n_ops < atomic_load(&s->group_max) &&
 	    now_us() - s->batch_t0_us < (uint64_t)ms * 1000u) {
 		atomic_fetch_add(&s->kept_open, 1);
+		s->kept = true;
 		return 0;
 	}
 	return store_batch_end(s);
+}
+
+bool store_batch_kept(struct store *s)
+{
+	return on_owner(s) && s->kept && s->wtxn;
 }
 
 /* ---- reads ---- */

@@ -220,6 +220,13 @@ void store_set_group(struct store *s, unsigned max_writes, unsigned max_ms);
  */
 int store_batch_turn(struct store *s, bool more);
 
+/*
+ * store_batch_kept — did the last store_batch_turn keep the batch open (and
+ * nothing has committed it since)? The journal's flush asks it, so that the
+ * bus holds its sealing back until the commit instead of forcing one.
+ */
+bool store_batch_kept(struct store *s);
+
 /* ---- the event journal: records of consequence of the bus ----
  *
  * The bus writes every record of consequence (alarm/#, incident/#, ...) here

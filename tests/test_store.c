@@ -981,6 +981,7 @@ static void test_group_commit_adapts_to_load(void **state)
 		assert_non_null(strstr(err, "nam"));
 		assert_int_equal(store_batch_turn(x->s, true), 0);
 		assert_int_equal(w[i].calls, 0); /* kept open: not durable yet, not told */
+		assert_true(store_batch_kept(x->s)); /* the journal's flush waits for it */
 	}
 	store_stats(x->s, &st);
 	assert_int_equal(st.commits, c0 + 1);
@@ -993,6 +994,7 @@ static void test_group_commit_adapts_to_load(void **state)
 	assert_int_equal(store_batch_turn(x->s, true), 0);
 	for (int i = 1; i <= 4; i++)
 		assert_true(w[i].calls == 1 && w[i].rc == 0);
+	assert_false(store_batch_kept(x->s));
 	store_stats(x->s, &st);
 	assert_int_equal(st.commits, c0 + 2); /* four writes, one commit */
 	assert_int_equal(st.last_batch, 4);
@@ -1004,9 +1006,16 @@ static void test_group_commit_adapts_to_load(void **state)
 	assert_int_equal(store_on_commit(x->s, on_done, &w[5]), 0);
 	assert_int_equal(store_batch_turn(x->s, true), 0);
 	assert_int_equal(w[5].calls, 0);
+	assert_true(store_batch_kept(x->s));
+	assert_int_equal(store_batch_end(x->s) == 0 && w[5].calls == 1, 1); /* a forced commit */
+	assert_false(store_batch_kept(x->s));
+	must_put(x, "others", YUELAN, NULL, "{\"name\":\"t2\"}", NULL);
+	assert_int_equal(store_on_commit(x->s, on_done, &w[5]), 0);
+	assert_int_equal(store_batch_turn(x->s, true), 0);
+	assert_int_equal(w[5].calls, 1);
 	usleep(40 * 1000);
 	assert_int_equal(store_batch_turn(x->s, true), 0);
-	assert_true(w[5].calls == 1 && w[5].rc == 0);
+	assert_true(w[5].calls == 2 && w[5].rc == 0);
 
 	/* group_commit_ms 0: every turn's end commits, as before group commit across turns. */
 	store_set_group(x->s, 1000, 0);
@@ -1015,8 +1024,8 @@ static void test_group_commit_adapts_to_load(void **state)
 	assert_int_equal(store_batch_turn(x->s, true), 0);
 	assert_true(w[6].calls == 1 && w[6].rc == 0);
 	store_stats(x->s, &st);
-	assert_int_equal(st.commits, c0 + 4);
-	assert_int_equal(st.kept_open, 4);
+	assert_int_equal(st.commits, c0 + 5);
+	assert_int_equal(st.kept_open, 5);
 
 	/* What a kept-open batch held survives a close (which commits it) and a reopen. */
 	store_set_group(x->s, 1000, 10000);
@@ -1026,7 +1035,7 @@ static void test_group_commit_adapts_to_load(void **state)
 	assert_int_equal(w[7].calls, 0);
 	reopen(x);
 	assert_true(w[7].calls == 1 && w[7].rc == 0);
-	assert_int_equal(store_count(x->s, "others"), 8);
+	assert_int_equal(store_count(x->s, "others"), 9);
 	msgpack_sbuffer b;
 	msgpack_sbuffer_init(&b);
 	assert_int_equal(store_get(x->s, "others", YUELAN, "kept", &b, NULL, err, sizeof err), 0);
