@@ -1149,6 +1149,8 @@ static void on_batch_end(struct kernel *k, void *arg)
 	if (b->journaled && b->journal.flush) {
 		char err[256] = "";
 		int rc = b->journal.flush(b->journal.arg, err, sizeof err);
+		if (rc == LINLI_EBUSY)
+			return; /* not yet durable (group commit): sealed at a later turn */
 		if (rc) {
 			uint64_t now = kernel_now_ms();
 			if (now - b->last_flush_log_ms >= 1000) {

@@ -92,7 +92,9 @@ typedef int (*bus_handler)(const struct bus_event *ev, void *ud);
  * at the end of every kernel batch in which events were journaled, before the
  * bus lets them leave the process (external subscribers are answered only
  * with events the journal has flushed); a non-zero return keeps them back
- * until a later flush succeeds. The store plugs in with one bus_set_journal.
+ * until a later flush succeeds (LINLI_EBUSY: not durable yet, and no error:
+ * the store's group commit keeps the batch open for a later turn). The store
+ * plugs in with one bus_set_journal.
  */
 struct bus_journal {
 	int (*write)(void *arg, const struct bus_event *ev, char *err, size_t errlen);

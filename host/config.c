@@ -21,6 +21,7 @@
 #include "clock.h"
 #include "linli/error.h"
 #include "log.h"
+#include "store.h"
 
 const char cfg_embedded_default[] =
 	"# linlid embedded default: the demo community node, data under ./var, the\n"
@@ -96,6 +97,9 @@ static const struct key keys[] = {
 	{"store", T_GROUP, false, "the LMDB store"},
 	{"store.sync", T_BOOL, false, "fsync every group commit"},
 	{"store.map_size_mb", T_INT, false, "initial map size, MiB"},
+	{"store.group_max", T_INT, false, "writes one commit gathers under load, at most"},
+	{"store.group_commit_ms", T_INT, false,
+	 "ms a commit may wait while more writes keep coming (0: never wait)"},
 	{"bus", T_GROUP, false, "the event bus"},
 	{"bus.consequence", T_LIST, false, "topic patterns of records of consequence (never shed)"},
 	{"bus.telemetry", T_LIST, false, "telemetry topic families, counted apart"},
@@ -890,6 +894,22 @@ static int fill(struct ctx *c, config_t *cf, struct cfg *out)
 			return fail(c, (int)config_setting_source_line(set), "store.map_size_mb",
 				    "%d is outside 1..1048576", v);
 		out->store_map_size = (size_t)v << 20;
+	}
+	out->store_group_max = STORE_GROUP_MAX_DEFAULT;
+	if ((set = config_lookup(cf, "store.group_max"))) {
+		v = config_setting_get_int(set);
+		if (v < 1 || v > 1000000)
+			return fail(c, (int)config_setting_source_line(set), "store.group_max",
+				    "%d is outside 1..1000000 (writes per commit)", v);
+		out->store_group_max = v;
+	}
+	out->store_group_commit_ms = STORE_GROUP_MS_DEFAULT;
+	if ((set = config_lookup(cf, "store.group_commit_ms"))) {
+		v = config_setting_get_int(set);
+		if (v < 0 || v > 10000)
+			return fail(c, (int)config_setting_source_line(set), "store.group_commit_ms",
+				    "%d is outside 0..10000 (ms)", v);
+		out->store_group_commit_ms = v;
 	}
 	if ((rc = fill_bus(c, cf, out)) || (rc = fill_retention(c, cf, out)) ||
 	    (rc = fill_fed(c, cf, out)))

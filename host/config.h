@@ -87,6 +87,8 @@ struct cfg {
 	char *catalog_dir;		 /* absolute; NULL when none */
 	bool store_sync;		 /* fsync each group commit */
 	size_t store_map_size;		 /* initial LMDB map size, bytes */
+	int store_group_max;		 /* writes a batch gathers across turns, at most */
+	int store_group_commit_ms;	 /* ms a batch stays open across turns (0: never) */
 	size_t max_request;		 /* control message limit, bytes */
 	int session_ttl_s;		 /* console sessions expire after this */
 	int lockout_attempts;		 /* failed logins in a row before a lockout */

@@ -74,6 +74,10 @@ static int j_write(void *arg, const struct bus_event *ev, char *err, size_t errl
 static int j_flush(void *arg, char *err, size_t errlen)
 {
 	struct jstate *j = arg;
+	/* Group commit keeps the batch open under load (store_batch_turn): the bus holds its
+	   sealing back until that commit rather than forcing one each turn. */
+	if (j->waiting && store_batch_kept(j->k->store))
+		return LINLI_EBUSY;
 	if (j->waiting)
 		store_batch_end(j->k->store); /* runs on_commit */
 	if (j->last_rc)

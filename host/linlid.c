@@ -271,6 +271,9 @@ static void hup_apply(struct kernel *k)
 	bus_reconfigure(k->bus, oc);
 	if (k->store)
 		store_set_sync(k->store, oc->store_sync);
+	if (k->store)
+		store_set_group(k->store, (unsigned)oc->store_group_max,
+				(unsigned)oc->store_group_commit_ms);
 	wd_configure((unsigned)oc->wd_warn_ms, (unsigned)oc->wd_stop_grace_ms);
 	log_info("config", "reloaded %s", oc->source);
 }

@@ -52,8 +52,15 @@
  * other thread (each call in its own short read transaction).
  *
  * Group commit: the first write after a commit begins one write transaction;
- * later writes join it; store_batch_end (the kernel's batch-end hook) commits
- * it once and then tells every store_on_commit waiter the result. A write
+ * later writes join it; store_batch_end commits it once and then tells every
+ * store_on_commit waiter the result. The kernel's batch-end hook calls
+ * store_batch_turn, which adapts the batch to the load: with nothing more
+ * queued (a lone write, an idle node) it commits at once; while more work is
+ * queued it keeps the batch open into the loop's next turn, so that under a
+ * storm one commit (one pair of fsyncs, one copy of each dirtied index page)
+ * carries many writes, up to the group bounds (store_set_group: writes per
+ * batch, and how long a batch may stay open). A turn is never split: the
+ * writes of one event handler always share a transaction. A write
  * call returning 0 means "validated and applied to the batch": it is durable
  * only when its waiter is told 0. If the commit fails, every write of the
  * batch is lost and every waiter gets the error; nothing committed earlier is
@@ -193,6 +200,32 @@ int store_on_commit(struct store *s, store_done_fn fn, void *arg);
  * 0 or the commit's error (which every waiter got too).
  */
 int store_batch_end(struct store *s);
+
+#define STORE_GROUP_MAX_DEFAULT 50000 /* writes a batch gathers across turns, at most */
+#define STORE_GROUP_MS_DEFAULT	250   /* ms a batch stays open across turns, at most */
+
+/*
+ * store_set_group — the group commit's bounds (owner thread): a batch kept
+ * open across the loop's turns commits once it holds `max_writes` writes or
+ * is `max_ms` old (0: commit at every turn's end, never keep one open).
+ * Defaults STORE_GROUP_MAX_DEFAULT and STORE_GROUP_MS_DEFAULT.
+ */
+void store_set_group(struct store *s, unsigned max_writes, unsigned max_ms);
+
+/*
+ * store_batch_turn — the end of one turn of the kernel's loop: commit the
+ * batch (store_batch_end) unless `more` (work is queued for the next turn)
+ * and the batch is below both group bounds, in which case it stays open and
+ * later writes join it. Returns 0 or the commit's error.
+ */
+int store_batch_turn(struct store *s, bool more);
+
+/*
+ * store_batch_kept — did the last store_batch_turn keep the batch open (and
+ * nothing has committed it since)? The journal's flush asks it, so that the
+ * bus holds its sealing back until the commit instead of forcing one.
+ */
+bool store_batch_kept(struct store *s);
 
 /* ---- the event journal: records of consequence of the bus ----
  *
@@ -384,6 +417,9 @@ struct store_stats {
 	uint64_t records, index_entries, journal_entries;
 	uint64_t commits, writes, failed_commits, map_grows;
 	uint64_t last_commit_us; /* duration of the last commit */
+	uint64_t last_batch;	 /* writes the last commit carried */
+	uint64_t kept_open;	 /* turns that ended with the batch kept open (group commit) */
+	unsigned group_max, group_ms; /* store_set_group's bounds */
 	unsigned readers;	 /* reader slots in use */
 	bool sync;
 	bool backup_running;

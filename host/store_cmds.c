@@ -472,7 +472,7 @@ static int cmd_store_stats(struct cmd_call *call, void *ud)
 	if (store_stats(k->store, &st))
 		return cmd_fail(call, LINLI_EIO, "store: cannot read its statistics");
 	msgpack_packer *pk = &call->pk;
-	msgpack_pack_map(pk, 16);
+	msgpack_pack_map(pk, 17);
 	mp_kv_str(pk, "data_dir", k->cfg.data_dir);
 	mp_kv_uint(pk, "file_bytes", st.file_bytes);
 	mp_kv_uint(pk, "used_bytes", st.used_bytes);
@@ -485,6 +485,12 @@ static int cmd_store_stats(struct cmd_call *call, void *ud)
 	mp_kv_uint(pk, "failed_commits", st.failed_commits);
 	mp_kv_uint(pk, "map_grows", st.map_grows);
 	mp_kv_uint(pk, "last_commit_us", st.last_commit_us);
+	mp_str(pk, "group_commit"); /* its bounds, and what it did lately */
+	msgpack_pack_map(pk, 4);
+	mp_kv_uint(pk, "max_writes", st.group_max);
+	mp_kv_uint(pk, "max_ms", st.group_ms);
+	mp_kv_uint(pk, "last_batch", st.last_batch);
+	mp_kv_uint(pk, "kept_open_turns", st.kept_open);
 	mp_kv_uint(pk, "readers", st.readers);
 	mp_kv_str(pk, "durability", st.sync ? "sync" : "nosync");
 	mp_kv_bool(pk, "backup_running", st.backup_running);
@@ -877,10 +883,20 @@ static int cmd_catalog_show(struct cmd_call *call, void *ud)
 
 /* ---- registration and the commit hook ---- */
 
+/* Is work queued for the loop's next turn? (The queue is the kernel's only shared state.) */
+static bool more_queued(struct kernel *k)
+{
+	pthread_mutex_lock(&k->mu);
+	bool more = k->head != NULL;
+	pthread_mutex_unlock(&k->mu);
+	return more;
+}
+
 static void batch_end(struct kernel *k, void *arg)
 {
 	(void)arg;
-	store_batch_end(k->store);
+	/* Group commit that adapts to load: store.h, store_batch_turn. */
+	store_batch_turn(k->store, more_queued(k));
 	/* After the commit, outside any write: watchers may read and write (the next batch). */
 	store_changes_deliver(k->store);
 }
@@ -937,5 +953,7 @@ int store_cmds_register(struct kernel *k)
 		if (rc)
 			return rc;
 	}
+	store_set_group(k->store, (unsigned)k->cfg.store_group_max,
+			(unsigned)k->cfg.store_group_commit_ms);
 	return kernel_on_batch_end(k, batch_end, NULL);
 }

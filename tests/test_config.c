@@ -12,6 +12,7 @@
 #include <msgpack.h>
 
 #include "config.h"
+#include "store.h"
 #include "linli/error.h"
 #include "log.h"
 
@@ -30,6 +31,8 @@ static void test_example_parses(void **state)
 	assert_int_equal(c.max_request, 1048576);
 	assert_true(c.store_sync);
 	assert_int_equal(c.store_map_size, 64u << 20);
+	assert_int_equal(c.store_group_max, STORE_GROUP_MAX_DEFAULT);
+	assert_int_equal(c.store_group_commit_ms, STORE_GROUP_MS_DEFAULT);
 	assert_int_equal(c.log_level, LOG_INFO);
 	assert_int_equal(c.http_body_timeout_ms, 10000);
 	assert_int_equal(c.health_min_free_mb, 64);
@@ -111,6 +114,12 @@ static const struct bad bad_cases[] = {
 	 "t.cfg:4: control.max_request: 10 is outside"},
 	{NODE "data_dir = \"/d\";\nstore = { map_size_mb = 0; };\n",
 	 "t.cfg:3: store.map_size_mb: 0 is outside"},
+	{NODE "data_dir = \"/d\";\nstore = {\n group_max = 0;\n};\n",
+	 "t.cfg:4: store.group_max: 0 is outside 1..1000000 (writes per commit)"},
+	{NODE "data_dir = \"/d\";\nstore = { group_commit_ms = 20000; };\n",
+	 "t.cfg:3: store.group_commit_ms: 20000 is outside 0..10000 (ms)"},
+	{NODE "data_dir = \"/d\";\nstore = { group_commit_ms = \"fast\"; };\n",
+	 "t.cfg:3: store.group_commit_ms: must be an integer"},
 	{NODE "data_dir = \"/d\";\nhttp = {\n body_timeout_ms = 50;\n};\n",
 	 "t.cfg:4: http.body_timeout_ms: 50 is outside 100..600000"},
 	{NODE "data_dir = \"/d\";\nhttp = {\n health_min_free_mb = -1;\n};\n",

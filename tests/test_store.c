@@ -940,6 +940,108 @@ static void test_group_commit(void **state)
 	assert_int_equal(store_count(x->s, "others"), 3);
 }
 
+/*
+ * Group commit across turns (store_batch_turn): nothing more queued commits
+ * at once; more queued keeps the batch open, later writes join it, until a
+ * bound; a refused write never touches the batch or its waiters.
+ */
+static void test_group_commit_adapts_to_load(void **state)
+{
+	struct fx *x = *state;
+	struct store_stats st;
+	store_stats(x->s, &st);
+	assert_int_equal(st.group_max, STORE_GROUP_MAX_DEFAULT);
+	assert_int_equal(st.group_ms, STORE_GROUP_MS_DEFAULT);
+	uint64_t c0 = st.commits;
+
+	/* A lone write on an idle node: committed at the turn's end, kept open never. */
+	struct waited w[8] = {{0}};
+	must_put(x, "others", YUELAN, NULL, "{\"name\":\"lone\"}", NULL);
+	assert_int_equal(store_on_commit(x->s, on_done, &w[0]), 0);
+	assert_int_equal(store_batch_turn(x->s, false), 0);
+	assert_true(w[0].calls == 1 && w[0].rc == 0);
+	store_stats(x->s, &st);
+	assert_int_equal(st.commits, c0 + 1);
+	assert_int_equal(st.last_batch, 1);
+	assert_int_equal(st.kept_open, 0);
+	assert_int_equal(store_batch_turn(x->s, true), 0); /* nothing pending: nothing to do */
+	store_stats(x->s, &st);
+	assert_int_equal(st.commits, c0 + 1);
+
+	/* A storm: more is queued at each turn's end, so the batch grows across turns. */
+	store_set_group(x->s, 4, 10000);
+	for (int i = 1; i <= 3; i++) {
+		char rec[64];
+		snprintf(rec, sizeof rec, "{\"name\":\"s%d\"}", i);
+		must_put(x, "others", YUELAN, NULL, rec, NULL);
+		assert_int_equal(store_on_commit(x->s, on_done, &w[i]), 0);
+		/* and a refused one in the same batch: nothing of it joins */
+		assert_int_equal(put_json(x, "others", YUELAN, NULL, "{\"nam\":1}", NULL),
+				 LINLI_ESCHEMA);
+		assert_non_null(strstr(err, "nam"));
+		assert_int_equal(store_batch_turn(x->s, true), 0);
+		assert_int_equal(w[i].calls, 0); /* kept open: not durable yet, not told */
+		assert_true(store_batch_kept(x->s)); /* the journal's flush waits for it */
+	}
+	store_stats(x->s, &st);
+	assert_int_equal(st.commits, c0 + 1);
+	assert_int_equal(st.kept_open, 3);
+	/* The batch's own writes are visible to the owner meanwhile. */
+	assert_int_equal(store_count(x->s, "others"), 4);
+	/* The fourth write reaches group_max: the turn's end commits whatever is queued. */
+	must_put(x, "others", YUELAN, NULL, "{\"name\":\"s4\"}", NULL);
+	assert_int_equal(store_on_commit(x->s, on_done, &w[4]), 0);
+	assert_int_equal(store_batch_turn(x->s, true), 0);
+	for (int i = 1; i <= 4; i++)
+		assert_true(w[i].calls == 1 && w[i].rc == 0);
+	assert_false(store_batch_kept(x->s));
+	store_stats(x->s, &st);
+	assert_int_equal(st.commits, c0 + 2); /* four writes, one commit */
+	assert_int_equal(st.last_batch, 4);
+	assert_int_equal(store_count(x->s, "others"), 5);
+
+	/* The time bound: a batch as old as group_commit_ms commits though more is queued. */
+	store_set_group(x->s, 1000, 30);
+	must_put(x, "others", YUELAN, NULL, "{\"name\":\"t1\"}", NULL);
+	assert_int_equal(store_on_commit(x->s, on_done, &w[5]), 0);
+	assert_int_equal(store_batch_turn(x->s, true), 0);
+	assert_int_equal(w[5].calls, 0);
+	assert_true(store_batch_kept(x->s));
+	assert_int_equal(store_batch_end(x->s) == 0 && w[5].calls == 1, 1); /* a forced commit */
+	assert_false(store_batch_kept(x->s));
+	must_put(x, "others", YUELAN, NULL, "{\"name\":\"t2\"}", NULL);
+	assert_int_equal(store_on_commit(x->s, on_done, &w[5]), 0);
+	assert_int_equal(store_batch_turn(x->s, true), 0);
+	assert_int_equal(w[5].calls, 1);
+	usleep(40 * 1000);
+	assert_int_equal(store_batch_turn(x->s, true), 0);
+	assert_true(w[5].calls == 2 && w[5].rc == 0);
+
+	/* group_commit_ms 0: every turn's end commits, as before group commit across turns. */
+	store_set_group(x->s, 1000, 0);
+	must_put(x, "others", YUELAN, NULL, "{\"name\":\"z\"}", NULL);
+	assert_int_equal(store_on_commit(x->s, on_done, &w[6]), 0);
+	assert_int_equal(store_batch_turn(x->s, true), 0);
+	assert_true(w[6].calls == 1 && w[6].rc == 0);
+	store_stats(x->s, &st);
+	assert_int_equal(st.commits, c0 + 5);
+	assert_int_equal(st.kept_open, 5);
+
+	/* What a kept-open batch held survives a close (which commits it) and a reopen. */
+	store_set_group(x->s, 1000, 10000);
+	must_put(x, "others", YUELAN, "kept", "{\"name\":\"k\"}", NULL);
+	assert_int_equal(store_on_commit(x->s, on_done, &w[7]), 0);
+	assert_int_equal(store_batch_turn(x->s, true), 0);
+	assert_int_equal(w[7].calls, 0);
+	reopen(x);
+	assert_true(w[7].calls == 1 && w[7].rc == 0);
+	assert_int_equal(store_count(x->s, "others"), 9);
+	msgpack_sbuffer b;
+	msgpack_sbuffer_init(&b);
+	assert_int_equal(store_get(x->s, "others", YUELAN, "kept", &b, NULL, err, sizeof err), 0);
+	msgpack_sbuffer_destroy(&b);
+}
+
 static int incr(void *ud, const msgpack_object *old, msgpack_packer *out, char *e, size_t elen)
 {
 	int *mode = ud;
@@ -2342,6 +2444,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_node_wide_ids, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pagination, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_group_commit_adapts_to_load, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_read_modify_write, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_other_threads_read_only, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_map_grows, setup_small, teardown),

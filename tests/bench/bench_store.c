@@ -9,6 +9,16 @@
  * a ratio (store rate / raw rate) is the cost of the store layer itself:
  * validation, MessagePack, the batch log, key building.
  *
+ *   the storm: 1,000,000 synced inserts by STORM_WRITERS in-process writer
+ *   threads through a real kernel loop (kernel_post, as drivers and nng's
+ *   threads hand work over), each with up to STORM_WINDOW records awaiting
+ *   their acknowledgement (the store's commit waiter); the kernel chooses
+ *   the batch. Printed: records/s, the average batch, the p99 of a record's
+ *   acknowledgement (post to ack), and against raw LMDB writing the same
+ *   entries in batches of that average size. Then one write at a time on
+ *   the idle store: its acknowledgement time (p50 and p99). Beside them the
+ *   disk itself (the raw side: CI disks differ): fsync p50/p99 of a 4 KiB
+ *   write and synced MB/s of 1 MiB writes.
  *   1,000,000 inserts in batches of 1,000, synced (one fsync per batch)
  *   (and, for context, raw LMDB writing the records alone, without the id
  *   and index entries: the index entry of a 1,000-device field dirties a
@@ -21,9 +31,12 @@
  *   1,000,000 random gets by id (read transactions per 1,000 gets)
  *   a scan of one scope's 100,000 records
  *
- * BENCH_STORE_N=records overrides 1,000,000 for a quick run.
+ * BENCH_STORE_N=records overrides 1,000,000 for a quick run;
+ * BENCH_STORE_ONLY=storm runs the storm (and the disk's figures) alone.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <lmdb.h>
 #include <msgpack.h>
 #include <stdio.h>
@@ -34,6 +47,7 @@
 #include <unistd.h>
 
 #include "catalog.h"
+#include "kernel.h"
 #include "log.h"
 #include "mp.h"
 #include "store.h"
@@ -43,6 +57,10 @@
 #define BATCH	1000
 #define SCOPES	10
 #define DEVICES 1000
+
+#define STORM_WRITERS 16
+#define STORM_WINDOW  2048 /* records a storm writer has awaiting their acknowledgement */
+#define IDLE_WRITES   200
 
 static const char readings_cfg[] =
     "dataset = { name = \"readings\"; title_zh = \"读数\"; title_en = \"Meter readings\";\n"
@@ -174,17 +192,17 @@ static void raw_put(struct raw *r, MDB_txn *t, const char *scope, const char *id
 }
 
 /* Insert n readings in batches; ids of scope 0 go to `keep` (for gets). Returns seconds. */
-static double raw_insert(struct raw *r, long n, bool records_only, char (*keep)[KEEP_ID],
-			 long *nkeep)
+static double raw_insert_b(struct raw *r, long n, long batch, bool records_only,
+			   char (*keep)[KEEP_ID], long *nkeep)
 {
 	msgpack_sbuffer v;
 	msgpack_sbuffer_init(&v);
 	double t0 = now();
-	for (long b = 0; b < n; b += BATCH) {
+	for (long b = 0; b < n; b += batch) {
 		MDB_txn *t;
 		if (mdb_txn_begin(r->env, NULL, 0, &t))
 			die("raw", "txn");
-		for (long i = b; i < b + BATCH && i < n; i++) {
+		for (long i = b; i < b + batch && i < n; i++) {
 			char id[KEEP_ID], dev[32];
 			raw_id(r, id);
 			snprintf(dev, sizeof dev, "dev-%04ld", i % DEVICES);
@@ -200,6 +218,12 @@ static double raw_insert(struct raw *r, long n, bool records_only, char (*keep)[
 	double dt = now() - t0;
 	msgpack_sbuffer_destroy(&v);
 	return dt;
+}
+
+static double raw_insert(struct raw *r, long n, bool records_only, char (*keep)[KEEP_ID],
+			 long *nkeep)
+{
+	return raw_insert_b(r, n, BATCH, records_only, keep, nkeep);
 }
 
 /* ---- the store ---- */
@@ -295,6 +319,309 @@ static void settle(const char *drop)
 	sync();
 }
 
+/* ---- the storm: concurrent writers through a real kernel loop ---- */
+
+struct storm;
+
+struct swriter {
+	struct storm *st;
+	long from, to; /* record numbers */
+	pthread_t t;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	long inflight;
+	double *lat;	   /* per record: post to acknowledgement, seconds */
+	msgpack_sbuffer v; /* the writer's record, packed */
+};
+
+struct storm {
+	struct kernel k;
+	struct store *s;
+	const struct catalog *cat;
+	const char *dir;
+	pthread_t kt;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool open;
+	double in_commit;	      /* seconds spent in the batch-end hook (kernel thread) */
+	unsigned group_max, group_ms; /* store_set_group */
+};
+
+/* One write handed to the kernel: the record packed by its writer, as drivers do. */
+struct sreq {
+	struct swriter *w;
+	long i;
+	double t;
+	size_t len;
+	char rec[];
+};
+
+static void storm_wake_noop(struct kernel *k, void *arg)
+{
+	(void)k;
+	(void)arg;
+}
+
+/* As linlid's store_cmds.c: a write opening a batch guarantees a batch end soon. */
+static void storm_wake(void *kp)
+{
+	kernel_post(kp, storm_wake_noop, NULL);
+}
+
+/* As linlid's batch-end hook (store_cmds.c): group commit that adapts to the load. */
+static void storm_batch_end(struct kernel *k, void *arg)
+{
+	struct storm *st = arg;
+	pthread_mutex_lock(&k->mu);
+	bool more = k->head != NULL;
+	pthread_mutex_unlock(&k->mu);
+	double t0 = now();
+	store_batch_turn(st->s, more);
+	st->in_commit += now() - t0;
+	store_changes_deliver(st->s);
+}
+
+static void storm_acked(void *arg, int rc, const char *err)
+{
+	struct sreq *r = arg;
+	if (rc)
+		die("storm commit", err ? err : "failed");
+	struct swriter *w = r->w;
+	w->lat[r->i - w->from] = now() - r->t;
+	pthread_mutex_lock(&w->mu);
+	if (w->inflight-- == STORM_WINDOW)
+		pthread_cond_signal(&w->cv);
+	else if (w->inflight == 0)
+		pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	free(r);
+}
+
+static void storm_put(struct kernel *k, void *arg)
+{
+	(void)k;
+	struct sreq *r = arg;
+	struct storm *st = r->w->st;
+	char err[512], id[STORE_ID_MAX + 1];
+	if (store_put(st->s, "readings", scopes[r->i % SCOPES], NULL, r->rec, r->len, id, NULL, err,
+		      sizeof err))
+		die("storm store_put", err);
+	if (store_on_commit(st->s, storm_acked, r))
+		die("storm", "store_on_commit");
+}
+
+static void *storm_kernel(void *p)
+{
+	struct storm *st = p;
+	mkdir(st->dir, 0700);
+	struct store_opts o = {.dir = st->dir,
+			       .map_size = (size_t)64 << 20,
+			       .sync = true,
+			       .wake = storm_wake,
+			       .wake_ud = &st->k};
+	char err[1024];
+	if (store_open(&o, st->cat, &st->s, err, sizeof err))
+		die(st->dir, err);
+	store_set_group(st->s, st->group_max, st->group_ms);
+	if (kernel_on_batch_end(&st->k, storm_batch_end, st))
+		die("storm", "kernel_on_batch_end");
+	pthread_mutex_lock(&st->mu);
+	st->open = true;
+	pthread_cond_signal(&st->cv);
+	pthread_mutex_unlock(&st->mu);
+	kernel_run(&st->k);
+	store_close(st->s);
+	return NULL;
+}
+
+/* Post record i for writer w (waiting while its window is full). */
+static void storm_post(struct swriter *w, long i, long window)
+{
+	pthread_mutex_lock(&w->mu);
+	while (w->inflight >= window)
+		pthread_cond_wait(&w->cv, &w->mu);
+	w->inflight++;
+	pthread_mutex_unlock(&w->mu);
+	w->v.size = 0;
+	pack_reading(&w->v, i);
+	struct sreq *r = malloc(sizeof *r + w->v.size);
+	if (!r)
+		die("storm", "out of memory");
+	*r = (struct sreq){.w = w, .i = i, .len = w->v.size};
+	memcpy(r->rec, w->v.data, w->v.size);
+	r->t = now();
+	if (kernel_post(&w->st->k, storm_put, r))
+		die("storm", "kernel_post");
+}
+
+static void storm_drain(struct swriter *w)
+{
+	pthread_mutex_lock(&w->mu);
+	while (w->inflight > 0)
+		pthread_cond_wait(&w->cv, &w->mu);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static void *storm_writer(void *p)
+{
+	struct swriter *w = p;
+	for (long i = w->from; i < w->to; i++)
+		storm_post(w, i, STORM_WINDOW);
+	storm_drain(w);
+	return NULL;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double pct(double *v, long n, double p)
+{
+	qsort(v, (size_t)n, sizeof *v, cmp_double);
+	long i = (long)(p * (double)(n - 1) + 0.5);
+	return v[i];
+}
+
+static void swriter_init(struct swriter *w, struct storm *st, long from, long to)
+{
+	*w = (struct swriter){.st = st, .from = from, .to = to};
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	msgpack_sbuffer_init(&w->v);
+	if (!(w->lat = malloc((size_t)(to - from) * sizeof *w->lat)))
+		die("storm", "out of memory");
+}
+
+/*
+ * The storm, then single writes on the idle store. Returns the average
+ * batch (records per commit) of the storm.
+ */
+static double tstorm_s; /* the storm's duration */
+
+static double storm_run(const char *dir, const struct catalog *cat, long n, const char *name,
+			unsigned group_ms, bool idle)
+{
+	static struct storm st;
+	memset(&st, 0, sizeof st);
+	st.group_max = STORE_GROUP_MAX_DEFAULT;
+	st.group_ms = group_ms;
+	if (kernel_init(&st.k))
+		die("storm", "kernel_init");
+	st.cat = cat;
+	st.dir = dir;
+	pthread_mutex_init(&st.mu, NULL);
+	pthread_cond_init(&st.cv, NULL);
+	if (pthread_create(&st.kt, NULL, storm_kernel, &st))
+		die("storm", "pthread_create");
+	pthread_mutex_lock(&st.mu);
+	while (!st.open)
+		pthread_cond_wait(&st.cv, &st.mu);
+	pthread_mutex_unlock(&st.mu);
+
+	struct store_stats s0, s1;
+	store_stats(st.s, &s0);
+	struct swriter w[STORM_WRITERS];
+	long per = n / STORM_WRITERS;
+	double t0 = now();
+	for (int i = 0; i < STORM_WRITERS; i++) {
+		swriter_init(&w[i], &st, i * per, i == STORM_WRITERS - 1 ? n : (i + 1) * per);
+		if (pthread_create(&w[i].t, NULL, storm_writer, &w[i]))
+			die("storm", "pthread_create");
+	}
+	for (int i = 0; i < STORM_WRITERS; i++)
+		pthread_join(w[i].t, NULL);
+	double dt = tstorm_s = now() - t0;
+	store_stats(st.s, &s1);
+	double in_commit = st.in_commit; /* the kernel thread is between batches: acks done */
+	double *all = malloc((size_t)n * sizeof *all);
+	long m = 0;
+	for (int i = 0; i < STORM_WRITERS; i++) {
+		memcpy(all + m, w[i].lat, (size_t)(w[i].to - w[i].from) * sizeof *all);
+		m += w[i].to - w[i].from;
+		free(w[i].lat);
+		msgpack_sbuffer_destroy(&w[i].v);
+	}
+	uint64_t commits = s1.commits - s0.commits;
+	double avg = commits ? (double)n / (double)commits : (double)n;
+	printf("store.insert_%s: %.0f records/s (group_commit_ms %u)\n", name, n / dt, group_ms);
+	printf("store.insert_%s.writers: %d threads, up to %d records each awaiting the ack\n",
+	       name, STORM_WRITERS, STORM_WINDOW);
+	printf("store.insert_%s.batch_avg: %.0f records per commit (%llu commits)\n", name, avg,
+	       (unsigned long long)commits);
+	printf("store.insert_%s.commit_share: %.2f of the storm's time in commits\n", name,
+	       in_commit / dt);
+	printf("store.write_%s_p50_ms: %.1f ms\n", name, pct(all, m, 0.50) * 1e3);
+	printf("store.write_%s_p99_ms: %.1f ms\n", name, pct(all, m, 0.99) * 1e3);
+	fflush(stdout);
+	free(all);
+
+	/* One write at a time, the store otherwise idle. */
+	struct swriter one;
+	if (!idle)
+		goto stop;
+	swriter_init(&one, &st, n, n + IDLE_WRITES);
+	double cus[IDLE_WRITES];
+	for (long i = n; i < n + IDLE_WRITES; i++) {
+		usleep(2000);
+		storm_post(&one, i, 1);
+		storm_drain(&one);
+		struct store_stats cs;
+		store_stats(st.s, &cs);
+		cus[i - n] = (double)cs.last_commit_us / 1e3;
+	}
+	printf("store.write_idle_ms: %.2f ms (p50 of %d single writes; p99 %.2f ms)\n",
+	       pct(one.lat, IDLE_WRITES, 0.50) * 1e3, IDLE_WRITES,
+	       pct(one.lat, IDLE_WRITES, 0.99) * 1e3);
+	printf("store.write_idle.commit_ms: %.2f ms (p50 of the commit alone: LMDB writes its "
+	       "pages and fsyncs twice)\n",
+	       pct(cus, IDLE_WRITES, 0.50));
+	fflush(stdout);
+	free(one.lat);
+	msgpack_sbuffer_destroy(&one.v);
+stop:
+	kernel_stop(&st.k);
+	pthread_join(st.kt, NULL);
+	kernel_destroy(&st.k);
+	return avg;
+}
+
+/* The disk itself: fsync of a 4 KiB write (p50, p99) and synced MB/s of 1 MiB writes. */
+static void disk_raw(const char *tmp)
+{
+	char path[400];
+	snprintf(path, sizeof path, "%s/disk-probe", tmp);
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0)
+		die(path, strerror(errno));
+	enum { N4 = 300, N1M = 64 };
+	static char buf[1 << 20];
+	memset(buf, 'x', sizeof buf);
+	double lat[N4];
+	for (int i = 0; i < N4; i++) {
+		double t0 = now();
+		if (pwrite(fd, buf, 4096, (off_t)i * 4096) != 4096 || fdatasync(fd))
+			die(path, strerror(errno));
+		lat[i] = now() - t0;
+	}
+	double t0 = now();
+	for (int i = 0; i < N1M; i++)
+		if (pwrite(fd, buf, sizeof buf, (off_t)i * (off_t)sizeof buf) !=
+			(ssize_t)sizeof buf ||
+		    fdatasync(fd))
+			die(path, strerror(errno));
+	double dt = now() - t0;
+	close(fd);
+	unlink(path);
+	printf("store.disk.fsync_p50_ms: %.2f ms (raw: 4 KiB pwrite + fdatasync, %d times)\n",
+	       pct(lat, N4, 0.50) * 1e3, N4);
+	printf("store.disk.fsync_p99_ms: %.2f ms\n", pct(lat, N4, 0.99) * 1e3);
+	printf("store.disk.synced_mb_s: %.0f MB/s (raw: 1 MiB pwrite + fdatasync, %d times)\n",
+	       N1M / dt, N1M);
+	fflush(stdout);
+}
+
 static void figure(const char *name, double store_rate, double raw_rate, const char *unit)
 {
 	printf("store.%s: %.0f %s\n", name, store_rate, unit);
@@ -330,6 +657,37 @@ int main(void)
 	if (catalog_load(path, &cat, err, sizeof err))
 		die("catalog", err);
 	printf("store.records: %ld records in %d scopes, batches of %d\n", n, SCOPES, BATCH);
+
+	/* The storm and the idle writes, the disk's raw figures beside them. */
+	{
+		char ds[300], dr[300];
+		snprintf(ds, sizeof ds, "%s/store-storm", tmp);
+		snprintf(dr, sizeof dr, "%s/raw-storm", tmp);
+		settle(NULL);
+		disk_raw(tmp);
+		/* First as the kernel did before group commit across turns: commit at each turn. */
+		storm_run(ds, cat, n, "storm_per_turn", 0, false);
+		settle(ds);
+		double avg = storm_run(ds, cat, n, "storm", STORE_GROUP_MS_DEFAULT, true);
+		settle(ds);
+		struct raw r = {0};
+		raw_open(&r, dr, true);
+		long b = (long)(avg + 0.5);
+		double tr = raw_insert_b(&r, n, b < 1 ? 1 : b, false, NULL, NULL);
+		mdb_env_close(r.env);
+		settle(dr);
+		printf(
+		    "store.insert_storm.raw: %.0f records/s (raw LMDB, synced, batches of %ld)\n",
+		    n / tr, b);
+		printf("store.insert_storm.ratio: %.2f\n", tr / tstorm_s);
+		disk_raw(tmp);
+	}
+	if (getenv("BENCH_STORE_ONLY") && strcmp(getenv("BENCH_STORE_ONLY"), "storm") == 0) {
+		catalog_free(cat);
+		char cmd[400];
+		snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+		return system(cmd) != 0;
+	}
 
 	long nkeep = 0, rkeep = 0;
 	char(*keep)[KEEP_ID] = malloc((size_t)(n / SCOPES + 1) * KEEP_ID);
@@ -393,7 +751,8 @@ int main(void)
 		if (told != n)
 			die("store_watch", "a change was not told");
 		printf("store.insert_nosync_watched: %.0f records/s\n", n / tw);
-		printf("store.insert_nosync_watched.vs_unwatched.ratio: %.2f\n", (n / tw) / (n / ts));
+		printf("store.insert_nosync_watched.vs_unwatched.ratio: %.2f\n",
+		       (n / tw) / (n / ts));
 	}
 
 	/* Random gets by id, in scope 0 (whose ids we kept); read txns of 1,000 gets. */

@@ -550,17 +550,39 @@ def case_stats_status_and_group_commit():
         check(st["commits"] < st["writes"], f"no group commit: {st}")
         check(st["file_bytes"] > 0 and st["used_bytes"] <= st["map_bytes"], st)
         check(d.ok("status")["store_bytes"] == st["file_bytes"], "status store_bytes")
+        # Group commit across turns, with the defaults: a batch stays open while more is
+        # queued (a write's own wake-up is, so every batch of these was kept open a turn).
+        g = st["group_commit"]
+        eq((g["max_writes"], g["max_ms"]), (50000, 250), "group commit bounds")
+        check(g["kept_open_turns"] - st0["group_commit"]["kept_open_turns"] >= 1, st)
+        # A lone write on the idle node: acknowledged after a commit of its own.
+        put(d, "residents", RESIDENT)
+        st1 = d.ok("store", "stats")
+        eq(st1["commits"] - st["commits"], 1, "commits of a lone write")
+        eq(st1["group_commit"]["last_batch"], 1, "the lone write's batch")
 
 
 def case_sighup_switches_durability():
     with running(sync=False) as d:
         eq(d.ok("store", "stats")["durability"], "nosync", "before")
-        text = open(d.cfg).read().replace("sync = false;", "sync = true;")
+        text = open(d.cfg).read().replace(
+            "sync = false;", "sync = true; group_max = 100; group_commit_ms = 0;")
         d.write_config(text=text)
         d.kill_with(signal.SIGHUP)
         d.wait_log("reloaded")
-        eq(d.ok("store", "stats")["durability"], "sync", "after SIGHUP")
+        st = d.ok("store", "stats")
+        eq(st["durability"], "sync", "after SIGHUP")
+        g = st["group_commit"]
+        eq((g["max_writes"], g["max_ms"]), (100, 0), "group commit bounds after SIGHUP")
         put(d, "residents", RESIDENT)
+        # group_commit_ms = 0: no batch is kept open past its turn.
+        eq(d.ok("store", "stats")["group_commit"]["kept_open_turns"], g["kept_open_turns"],
+           "kept open with group_commit_ms = 0")
+        # A bad bound in a reload is refused, naming the file and line; the old ones stay.
+        d.write_config(text=text.replace("group_max = 100;", "group_max = 0;"))
+        d.kill_with(signal.SIGHUP)
+        d.wait_log("store.group_max: 0 is outside 1..1000000")
+        eq(d.ok("store", "stats")["group_commit"]["max_writes"], 100, "after a bad reload")
 
 
 def case_catalog_list_show():
@@ -920,6 +942,9 @@ def case_kill9_during_storm_keeps_every_acked_write():
         end = time.time() + 30
         while time.time() < end and (not os.path.exists(log) or len(read_ids(log)) < 1500):
             time.sleep(0.05)
+        # The storm's batches are kept open across turns (group commit) as it dies.
+        g = d.ok("store", "stats")["group_commit"]
+        check(g["kept_open_turns"] > 0 and g["max_ms"] > 0, f"group commit: {g}")
         d.proc.send_signal(signal.SIGKILL)
         d.proc.wait()
         out, err = storm.communicate(timeout=60)
