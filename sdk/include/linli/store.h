@@ -41,7 +41,11 @@
  *
  * Durability: writes are gathered into one transaction per batch of the
  * kernel's loop (group commit) and made durable at the batch's end, after
- * your callback has returned. A write that returned 0 is validated and
+ * your callback has returned. An idle node commits at the end of each turn
+ * of its loop; under load a batch may span turns (up to store.group_max
+ * writes or store.group_commit_ms, never splitting a turn), so wait for
+ * api->store_on_commit, not the turn, before telling anyone a write is
+ * durable. A write that returned 0 is validated and
  * visible at once to every later read of the kernel thread, but it is lost
  * if that commit fails (a full disk): api->store_on_commit tells you.
  */
