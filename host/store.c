@@ -1706,13 +1706,15 @@ static int put_prepared(struct store *s, const struct cat_dataset *ds, const cha
 	return 0;
 }
 
-int store_put(struct store *s, const char *dataset_name, const char *scope, const char *id,
-	      const void *rec, size_t len, char *id_out, bool *created, char *err, size_t errlen)
+/* store_put's checks; the record prepared in s->norm, its dataset in *out. */
+static int check_put(struct store *s, const char *dataset_name, const char *scope, const char *id,
+		     const void *rec, size_t len, const struct cat_dataset **out, char *err,
+		     size_t errlen)
 {
 	int rc = owner_only(s, err, errlen);
 	if (rc)
 		return rc;
-	const struct cat_dataset *ds = dataset(s, dataset_name, err, errlen);
+	const struct cat_dataset *ds = *out = dataset(s, dataset_name, err, errlen);
 	if (!ds)
 		return LINLI_ENOENT;
 	if ((rc = check_scope(ds, scope, err, errlen)))
@@ -1722,9 +1724,22 @@ int store_put(struct store *s, const char *dataset_name, const char *scope, cons
 			    "%s: bad id '%.64s': 1 to %d of A-Z a-z 0-9 _ . : - starting with a "
 			    "letter or digit",
 			    ds->name, id, STORE_ID_MAX);
-	if ((rc = prepare_record(s, ds, rec, len, err, errlen)))
-		return rc;
-	return put_prepared(s, ds, scope, id, id_out, created, err, errlen);
+	return prepare_record(s, ds, rec, len, err, errlen);
+}
+
+int store_put(struct store *s, const char *dataset_name, const char *scope, const char *id,
+	      const void *rec, size_t len, char *id_out, bool *created, char *err, size_t errlen)
+{
+	const struct cat_dataset *ds;
+	int rc = check_put(s, dataset_name, scope, id, rec, len, &ds, err, errlen);
+	return rc ? rc : put_prepared(s, ds, scope, id, id_out, created, err, errlen);
+}
+
+int store_check(struct store *s, const char *dataset_name, const char *scope, const char *id,
+		const void *rec, size_t len, char *err, size_t errlen)
+{
+	const struct cat_dataset *ds;
+	return check_put(s, dataset_name, scope, id, rec, len, &ds, err, errlen);
 }
 
 /* The checks of a call by id: dataset, scope (a record's for exact, else a root), id. */

@@ -136,6 +136,14 @@ void store_close(struct store *s);
  * whether it is new. Returns 0, LINLI_ESCHEMA, LINLI_EINVAL, LINLI_ENOENT
  * (unknown dataset), LINLI_EEXIST, LINLI_EFULL, LINLI_EIO.
  */
+/*
+ * store_check — what store_put would say of this record before it writes anything: the
+ * dataset, scope, id and the record against the schema. 0, or store_put's code and err.
+ * (A put can still fail after a check: a node-wide id taken meanwhile, a full disk.)
+ */
+int store_check(struct store *s, const char *dataset, const char *scope, const char *id,
+		const void *rec, size_t len, char *err, size_t errlen);
+
 int store_put(struct store *s, const char *dataset, const char *scope, const char *id,
 	      const void *rec, size_t len, char *id_out, bool *created, char *err, size_t errlen);
 

@@ -50,12 +50,12 @@ bool store_parse_filter(const char *text, char *field, const char **op, const ch
 	return false;
 }
 
-enum { O_SCOPE = 1, O_ID = 2, O_WHERE = 4, O_LIMIT = 8, O_CURSOR = 16 };
+enum { O_SCOPE = 1, O_ID = 2, O_WHERE = 4, O_LIMIT = 8, O_CURSOR = 16, O_IDFIELD = 32 };
 
 struct dargs {
 	const char *pos[4];
 	int n_pos;
-	const char *scope, *id, *cursor;
+	const char *scope, *id, *cursor, *id_field;
 	bool scoped; /* --scope was given: a record is addressed exactly there */
 	long limit;
 	struct store_where where[STORE_MAX_WHERE];
@@ -68,7 +68,8 @@ struct dargs {
 
 static const struct cmd_opt opt_names[] = {{"scope", O_SCOPE},	 {"id", O_ID},
 					   {"where", O_WHERE},	 {"limit", O_LIMIT},
-					   {"cursor", O_CURSOR}, {NULL, 0}};
+					   {"cursor", O_CURSOR}, {"id-field", O_IDFIELD},
+					   {NULL, 0}};
 
 static int take_opt(struct cmd_call *call, void *ud, int bit, const char *v)
 {
@@ -83,6 +84,9 @@ static int take_opt(struct cmd_call *call, void *ud, int bit, const char *v)
 		break;
 	case O_CURSOR:
 		a->cursor = v;
+		break;
+	case O_IDFIELD:
+		a->id_field = v;
 		break;
 	case O_LIMIT: {
 		char *end;
@@ -336,12 +340,99 @@ static int cmd_data_get(struct cmd_call *call, void *ud)
 	return rc;
 }
 
+#define PUT_IDS_MAX 1000 /* a batch's reply lists its ids up to this many */
+
+/*
+ * `data put DATASET --stdin` with a JSON array: every record checked first (nothing is
+ * written when one is refused: the element is named), then written in one batch; the id
+ * of each from its field --id-field (kept in the record), else a new one.
+ */
+static int put_many(struct cmd_call *call, struct dargs *a, const char *text, size_t len)
+{
+	if (!catalog_dataset(call->k->catalog, a->pos[0]))
+		return cmd_fail(call, LINLI_ENOENT, "no dataset '%s' in the catalog", a->pos[0]);
+	json_error_t je;
+	json_t *arr = json_loadb(text, len, 0, &je);
+	if (!arr || !json_is_array(arr)) {
+		json_decref(arr);
+		return arr ? cmd_fail(call, LINLI_EINVAL, "%s: the records are not a JSON array",
+				      a->pos[0])
+			   : cmd_fail(call, LINLI_EINVAL,
+				      "%s: the records are not JSON: line %d column %d: %s",
+				      a->pos[0], je.line, je.column, je.text);
+	}
+	size_t n = json_array_size(arr);
+	msgpack_sbuffer *bufs = calloc(n ? n : 1, sizeof *bufs);
+	const char **ids = calloc(n ? n : 1, sizeof *ids);
+	int rc = bufs && ids ? 0 : cmd_fail(call, LINLI_ENOMEM, "out of memory");
+	char err[512];
+	for (size_t i = 0; !rc && i < n; i++) {
+		json_t *r = json_array_get(arr, i);
+		if (!json_is_object(r)) {
+			rc = cmd_fail(call, LINLI_EINVAL, "%s: element %zu is not a record (an object)",
+				      a->pos[0], i + 1);
+			break;
+		}
+		if (a->id_field) {
+			json_t *v = json_object_get(r, a->id_field);
+			if (!json_is_string(v)) {
+				rc = cmd_fail(call, LINLI_EINVAL,
+					      "%s: element %zu has no string field '%s' for its id",
+					      a->pos[0], i + 1, a->id_field);
+				break;
+			}
+			ids[i] = json_string_value(v);
+		}
+		msgpack_packer pk;
+		msgpack_sbuffer_init(&bufs[i]);
+		msgpack_packer_init(&pk, &bufs[i], msgpack_sbuffer_write);
+		if (json_to_mp(r, &pk))
+			rc = cmd_fail(call, LINLI_ELIMIT, "%s: element %zu nests too deep", a->pos[0],
+				      i + 1);
+		else if ((rc = store_check(call->k->store, a->pos[0], a->scope, ids[i], bufs[i].data,
+					   bufs[i].size, err, sizeof err)))
+			cmd_fail(call, rc, "element %zu: %s (nothing written)", i + 1, err);
+	}
+	size_t written = 0, created_n = 0;
+	if (!rc) {
+		msgpack_pack_map(&call->pk, 4);
+		mp_str(&call->pk, "ids");
+		msgpack_pack_array(&call->pk, n <= PUT_IDS_MAX ? n : 0);
+	}
+	for (size_t i = 0; !rc && i < n; i++) {
+		char id[STORE_ID_MAX + 1];
+		bool created = false;
+		rc = store_put(call->k->store, a->pos[0], a->scope, ids[i], bufs[i].data,
+			       bufs[i].size, id, &created, err, sizeof err);
+		if (rc) {
+			/* the reply packed so far is dropped with the error */
+			cmd_fail(call, rc, "element %zu: %s (the %zu before it are written)", i + 1,
+				 err, written);
+			break;
+		}
+		written++, created_n += created;
+		if (n <= PUT_IDS_MAX)
+			mp_str(&call->pk, id);
+	}
+	if (!rc) {
+		mp_kv_uint(&call->pk, "count", written);
+		mp_kv_uint(&call->pk, "created", created_n);
+		mp_kv_str(&call->pk, "scope", a->scope);
+	}
+	for (size_t i = 0; bufs && i < n; i++)
+		msgpack_sbuffer_destroy(&bufs[i]);
+	free(bufs);
+	free(ids);
+	json_decref(arr);
+	return rc ? rc : store_cmds_wait_commit(call);
+}
+
 static int cmd_data_put(struct cmd_call *call, void *ud)
 {
 	(void)ud;
 	struct dargs a;
-	const char *usage = "DATASET [--scope PATH] [--id ID] [JSON | --stdin]";
-	int rc = parse_args(call, O_SCOPE | O_ID, 2, usage, &a);
+	const char *usage = "DATASET [--scope PATH] [--id ID] [JSON | --stdin] [--id-field FIELD]";
+	int rc = parse_args(call, O_SCOPE | O_ID | O_IDFIELD, 2, usage, &a);
 	if (rc)
 		return rc;
 	if (a.n_pos < 1)
@@ -354,8 +445,19 @@ static int cmd_data_put(struct cmd_call *call, void *ud)
 	if (!json)
 		return cmd_fail(call, LINLI_EINVAL,
 				"data put: no record: give it as a JSON argument or with --stdin");
+	size_t lead = strspn(json, " \t\r\n");
+	bool many = a.n_pos == 1 && lead < json_len && json[lead] == '[';
+	if (a.id_field && (!many || a.id))
+		return cmd_fail(call, LINLI_EINVAL,
+				"data put: --id-field goes with a JSON array of records on --stdin, "
+				"without --id");
+	if (many && a.id)
+		return cmd_fail(call, LINLI_EINVAL,
+				"data put: --id names one record; for an array use --id-field FIELD");
 	if ((rc = request_scope(call, &a, ACT_DATA_WRITE)))
 		return rc;
+	if (many)
+		return put_many(call, &a, json, json_len);
 	msgpack_sbuffer buf;
 	msgpack_packer pk;
 	msgpack_sbuffer_init(&buf);
@@ -927,8 +1029,10 @@ int store_cmds_register(struct kernel *k)
 		cmd_fn fn;
 	} cmds[] = {
 	    {"data", "get", "DATASET ID [--scope PATH]", "one record, as JSON", cmd_data_get},
-	    {"data", "put", "DATASET [--scope PATH] [--id ID] [JSON | --stdin]",
-	     "create or replace a record (acknowledged once committed)", cmd_data_put},
+	    {"data", "put", "DATASET [--scope PATH] [--id ID] [JSON | --stdin] [--id-field FIELD]",
+	     "create or replace a record, or (--stdin) a JSON array of them in one commit "
+	     "(acknowledged once committed)",
+	     cmd_data_put},
 	    {"data", "del", "DATASET ID [--scope PATH]", "delete a record", cmd_data_del},
 	    {"data", "query",
 	     "DATASET [--scope PATH] [--where FIELD{=,<,<=,>,>=}VALUE]... [--limit N] [--cursor C]",

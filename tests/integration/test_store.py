@@ -242,6 +242,39 @@ def case_put_get_del():
         check("no dataset 'nope'" in refused(d, "data", "put", "nope", "{}")["error"], "dataset")
 
 
+def case_put_many_in_one_commit_or_none():
+    """`data put DATASET --stdin` with a JSON array: every record checked before any is
+    written (a refused one is named by its place, and nothing is stored); the ids from
+    --id-field or made by the store; one acknowledgement after the commit."""
+    with running() as d:
+        houses = [{"address": "悦澜路1号", "building": "1", "room": str(100 + i)}
+                  for i in range(1, 6)]
+        r = d.ok("data", "put", "houses", "--stdin", "--id-field", "room",
+                 input=json.dumps(houses, ensure_ascii=False))
+        eq((r["ids"], r["count"], r["created"], r["scope"]),
+           (["101", "102", "103", "104", "105"], 5, 5, YUELAN), r)
+        eq(d.ok("data", "get", "houses", "103")["room"], "103", "stored under its field")
+        r = d.ok("data", "put", "houses", "--stdin", input=json.dumps(houses[:2]))
+        check(r["count"] == 2 and all(re.fullmatch(r"[0-9a-f]{16}-[0-9a-f]{10}", i)
+                                      for i in r["ids"]), r)
+        # Refused, and nothing of the batch stored: each kind named where it is.
+        bad = houses[:3] + [dict(houses[0], floor=201)]
+        for inp, args, want in (
+                (json.dumps(bad), [], "element 4: houses: field 'floor': 201 is above max 200 "
+                                      "(nothing written)"),
+                (json.dumps(houses[:1] + [7]), [], "houses: element 2 is not a record"),
+                (json.dumps([{"address": "a", "building": "1"}]), ["--id-field", "room"],
+                 "houses: element 1 has no string field 'room' for its id"),
+                ("[{", [], "houses: the records are not JSON: line 1 column 2"),
+                (json.dumps(houses), ["--id", "x"], "--id names one record; for an array use "
+                                                   "--id-field FIELD"),
+                (json.dumps(houses[0]), ["--id-field", "room"],
+                 "--id-field goes with a JSON array of records")):
+            e = refused(d, "data", "put", "houses", "--stdin", *args, input=inp)
+            check(want in e["error"], f"{e['error']!r} lacks {want!r}")
+        eq(d.ok("data", "query", "houses")["count"], 7, "only the two accepted batches")
+
+
 def case_schema_violations_refused():
     with running() as d:
         cases = [
