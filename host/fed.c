@@ -203,6 +203,10 @@ static bool consume_setup(struct fed *f)
 	sc.Subjects = subjects;
 	sc.SubjectsLen = 1;
 	sc.Storage = js_FileStorage;
+	/* A message leaves the stream once the consumer acknowledged it; one never read is
+	   dropped after a week: the stream never grows without bound. */
+	sc.Retention = js_WorkQueuePolicy;
+	sc.MaxAge = 7 * 86400 * 1000000000LL;	     /* ns */
 	sc.Duplicates = 120 * 1000000000LL; /* JetStream's dedup window, ns */
 	jsStreamInfo *si = NULL;
 	jsErrCode je = 0;
@@ -407,7 +411,7 @@ static void apply_inbound(struct kernel *k, void *arg)
 	/* Its node: a direct child of this one, and the one the subject names (the subject's
 	 * publisher is held to its subtree by the servers' permissions). */
 	if (strncmp(node, own, own_n) || node[own_n] != '/' || strchr(node + own_n + 1, '/') ||
-	    strcmp(in->subject, "linli.up.") < 0 || strcmp(in->subject + 9, want)) {
+	    strncmp(in->subject, "linli.up.", 9) || strcmp(in->subject + 9, want)) {
 		char why[SCOPE_MAX + 96];
 		snprintf(why, sizeof why, "node '%.*s' is not a child of %s sending on its own subject",
 			 SCOPE_MAX, node, own);

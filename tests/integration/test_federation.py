@@ -8,6 +8,7 @@ street keeps the stream of its children and shows them in `federation status`. W
 nats-server the cases FAIL (tools/setup installs it); nothing is skipped.
 """
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -92,6 +93,25 @@ class server:
             while b"PONG" not in buf:
                 buf += s.recv(4096)
 
+    def request(self, subject, payload=b""):
+        """A NATS request (the wire protocol): the reply's payload."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            s.recv(4096)  # INFO
+            s.sendall(b'CONNECT {"verbose":false,"pedantic":false}\r\nSUB _INBOX.t 1\r\n' +
+                      f"PUB {subject} _INBOX.t {len(payload)}\r\n".encode() + payload +
+                      b"\r\n")
+            buf = b""
+            while True:
+                i = buf.find(b"MSG _INBOX.t 1 ")
+                if i >= 0 and b"\r\n" in buf[i:]:
+                    head, rest = buf[i:].split(b"\r\n", 1)
+                    n = int(head.split()[-1])
+                    if len(rest) >= n:
+                        return rest[:n]
+                chunk = s.recv(65536)
+                check(chunk, f"no reply to {subject}")
+                buf += chunk
+
     def close(self):
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -172,6 +192,12 @@ def case_a_communitys_status_reaches_its_street_and_a_cut_heals():
         st = street.ok("federation", "status")
         eq((st["connected"], st["consuming"], st["parent_domain"], st["refused"]),
            (True, True, None, 0), st)
+        # A work queue: what the street took is gone from its server (a stream that never
+        # grows), however many statuses came.
+        wait_for(lambda: street.ok("federation", "status")["received"] >= 5, "five statuses")
+        info = json.loads(hub.request("$JS.API.STREAM.INFO.LINLI_UP"))
+        eq(info["config"]["retention"], "workqueue", info)
+        check(info["state"]["messages"] <= 2 and info["state"]["last_seq"] >= 5, info["state"])
         cs = comm.ok("federation", "status")
         eq((cs["connected"], cs["parent_domain"], cs["up_subject"]),
            (True, "street", "linli.up.hefei.baohe.binhu.yuelan.status"), cs)
