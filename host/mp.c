@@ -195,3 +195,43 @@ int mp_check(const void *buf, size_t len, unsigned max_depth, unsigned flags, ch
 	}
 	return rc;
 }
+
+int mp_map_value(const void *buf, size_t len, const char *key, const void **val, size_t *vlen)
+{
+	const uint8_t *p = buf, *end = p + len;
+	struct walk w = {p, end, MP_MAX_DEPTH, 0, NULL, 0};
+	if (!buf || !len)
+		return LINLI_EPROTO;
+	uint64_t count;
+	uint8_t c = *p++;
+	if (c >= 0x80 && c <= 0x8f) {
+		count = c & 0x0f;
+	} else if (c == 0xde || c == 0xdf) {
+		unsigned wd = c == 0xde ? 2 : 4;
+		if ((size_t)(end - p) < wd)
+			return LINLI_EPROTO;
+		count = be(p, wd);
+		p += wd;
+	} else {
+		return LINLI_EPROTO;
+	}
+	size_t klen = strlen(key);
+	for (uint64_t i = 0; i < count; i++) {
+		const uint8_t *k = p, *v = walk(&w, p, 1, true);
+		if (!v)
+			return LINLI_EPROTO;
+		const uint8_t *vend = walk(&w, v, 1, false);
+		if (!vend)
+			return LINLI_EPROTO;
+		/* a string key: fixstr, str 8/16/32 — its bytes after the header */
+		size_t hdr = *k <= 0xbf && *k >= 0xa0 ? 1 : *k == 0xd9 ? 2 : *k == 0xda ? 3
+				: *k == 0xdb ? 5 : 0;
+		if (hdr && (size_t)(v - k) == hdr + klen && memcmp(k + hdr, key, klen) == 0) {
+			*val = v;
+			*vlen = (size_t)(vend - v);
+			return 0;
+		}
+		p = vend;
+	}
+	return LINLI_ENOENT;
+}

@@ -110,6 +110,14 @@ int mp_check(const void *buf, size_t len, unsigned max_depth, unsigned flags, ch
 	     size_t errlen);
 
 /*
+ * mp_map_value — in the MessagePack map at buf (len bytes), the value under string key
+ * `key`, without unpacking the rest: its bytes in *val and *vlen (one object, for
+ * msgpack_unpack). 0; LINLI_ENOENT when the map has no such key; LINLI_EPROTO when buf is
+ * not one map or is malformed (it walks as mp_check does, so bytes from outside are safe).
+ */
+int mp_map_value(const void *buf, size_t len, const char *key, const void **val, size_t *vlen);
+
+/*
  * mp_check_next — mp_check of the first object in buf, for a caller that
  * reads objects one after another (msgpack_unpack_next) or judges trailing
  * bytes itself: what follows the object is not looked at, and *used is set

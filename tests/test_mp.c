@@ -229,12 +229,63 @@ static void test_passes_unpack(void **state)
 	assert_true(passed > 1000);
 }
 
+/* mp_map_value: a field's bytes found without unpacking the map; every bad map refused. */
+static void test_map_value(void **state)
+{
+	(void)state;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	static const char longkey[] = "a_key_longer_than_thirty_one_bytes_str8";
+	msgpack_pack_map(&pk, 5);
+	mp_kv_int(&pk, "a", 1);
+	mp_str(&pk, "nested"); /* a container before the wanted field is skipped whole */
+	msgpack_pack_map(&pk, 1);
+	mp_str(&pk, "k");
+	msgpack_pack_array(&pk, 2);
+	msgpack_pack_int(&pk, 1);
+	mp_str(&pk, "name"); /* a value equal to a later key is no key */
+	mp_kv_str(&pk, "name", "张三");
+	mp_kv_double(&pk, longkey, 2.5);
+	mp_kv_str(&pk, "z", "end");
+	const void *v;
+	size_t n, off = 0;
+	msgpack_zone z;
+	msgpack_zone_init(&z, 1024);
+	msgpack_object o;
+	assert_int_equal(mp_map_value(sb.data, sb.size, "name", &v, &n), 0);
+	assert_int_equal(msgpack_unpack(v, n, &off, &z, &o), MSGPACK_UNPACK_SUCCESS);
+	assert_true(mp_eq(&o, "张三"));
+	assert_int_equal(off, n);
+	assert_int_equal(mp_map_value(sb.data, sb.size, "z", &v, &n), 0);
+	assert_int_equal(n, 4); /* fixstr "end" */
+	assert_int_equal(mp_map_value(sb.data, sb.size, longkey, &v, &n), 0);
+	assert_int_equal(n, 9); /* float 64 */
+	assert_int_equal(mp_map_value(sb.data, sb.size, "nested", &v, &n), 0);
+	assert_int_equal(n, 1 + 2 + 1 + 1 + 4 + 1); /* {"k": [1, "name"]} */
+	assert_int_equal(mp_map_value(sb.data, sb.size, "k", &v, &n), LINLI_ENOENT);
+	assert_int_equal(mp_map_value(sb.data, sb.size, "nam", &v, &n), LINLI_ENOENT);
+	/* truncated anywhere: never a read past the end */
+	for (size_t cut = 0; cut < sb.size; cut++) {
+		int rc = mp_map_value(sb.data, cut, "z", &v, &n);
+		assert_true(rc == LINLI_EPROTO || (rc == 0 && (const char *)v + n <= sb.data + cut));
+	}
+	/* not a map */
+	static const unsigned char arr[] = {0x91, 0x01}, map32[] = {0xdf, 0xff, 0xff, 0xff, 0xff};
+	assert_int_equal(mp_map_value(arr, sizeof arr, "a", &v, &n), LINLI_EPROTO);
+	assert_int_equal(mp_map_value(map32, sizeof map32, "a", &v, &n), LINLI_EPROTO);
+	msgpack_zone_destroy(&z);
+	msgpack_sbuffer_destroy(&sb);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_map32_bomb), cmocka_unit_test(test_container_counts),
 	    cmocka_unit_test(test_lengths),    cmocka_unit_test(test_depth),
 	    cmocka_unit_test(test_framing),    cmocka_unit_test(test_passes_unpack),
+	    cmocka_unit_test(test_map_value),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
