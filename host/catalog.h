@@ -75,6 +75,7 @@ struct cat_dataset {
 	enum cat_sharing sharing;
 	enum cat_source source;
 	bool restricted;
+	bool up; /* its changes go up to the parent tier (federation's change log) */
 	bool system; /* the kernel's own (accounts, sessions, audit, apikeys): no data commands,
 			plugins or HTTP reach it */
 	char *written_by; /* NULL, or the console word of the kernel subsystem that alone writes

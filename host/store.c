@@ -46,8 +46,8 @@
 #include "util.h"
 
 #define KEY_MAX		511
-#define STORE_FORMAT	"linli-store 3"
-#define FORMAT_N	3 /* the number in STORE_FORMAT */
+#define STORE_FORMAT	"linli-store 4"
+#define FORMAT_N	4 /* the number in STORE_FORMAT */
 #define FORMAT_PREFIX	"linli-store "
 #define NODE_ID_LEN	10		/* hex digits of the node's id (meta "node") */
 #define IDX_RAW_MAX	64 /* longer string values are indexed by hash */
@@ -60,10 +60,13 @@ enum apply_mode { APPLY_NEW, APPLY_REPLACE };
 struct logop {
 	uint8_t del;
 	uint8_t mode;
-	uint16_t ds; /* index into cat->datasets, or DS_JOURNAL */
+	uint16_t ds; /* index into cat->datasets, DS_JOURNAL or DS_AUX */
 	uint32_t scope_off, id_off, val_off, val_len;
-	uint64_t writer; /* the watcher whose callback made the write, or 0 */
+	uint32_t origin_off; /* ORIGIN_OWN, or the change's origin node (store_fed_apply) */
+	uint64_t oseq;	     /* the origin's sequence of it */
+	uint64_t writer;     /* the watcher whose callback made the write, or 0 */
 };
+#define ORIGIN_OWN UINT32_MAX
 
 /* A change of a committed batch, kept until store_changes_deliver. */
 struct pchange {
@@ -82,6 +85,9 @@ struct watcher {
 
 /* A log op for the event journal rather than a dataset: id holds the seq. */
 #define DS_JOURNAL 0xFFFF
+/* A log op for a federation table (mode holds which: T_OUTBOX, T_FEDIN, T_FEDQ); id holds
+   the key: a sequence in hex (outbox, fedq) or a node path (fedin). */
+#define DS_AUX 0xFFFE
 
 struct waiter {
 	store_done_fn fn;
@@ -90,7 +96,7 @@ struct waiter {
 
 struct store {
 	MDB_env *env;
-	MDB_dbi rec, idx, ids, meta, journal;
+	MDB_dbi rec, idx, ids, meta, journal, outbox, fedin, fedq;
 	const struct catalog *cat;
 	struct store_opts o;
 	char *dir;
@@ -121,6 +127,13 @@ struct store {
 
 	uint64_t last_ms;
 	uint32_t seq;
+
+	/* The change log (o.origin set): the last sequence committed, the last released. */
+	uint64_t out_last, out_acked, fedq_last;
+	uint64_t acked_pend; /* store_outbox_release's of this batch (out_acked once committed) */
+	const char *cur_origin; /* store_fed_apply's change: its origin and sequence */
+	uint64_t cur_oseq;
+	msgpack_sbuffer obuf; /* an outbox entry being packed */
 	char node[NODE_ID_LEN + 1]; /* this store's node id: the tail of the ids it makes */
 
 	pthread_rwlock_t maplock;
@@ -589,7 +602,7 @@ static bool split_tail(const char *t, size_t n, char *scope, char *id)
  * 15-40 ns, against ~5 us for a get and ~15 us for an insert (three entries)
  * through the store, and ~200-350 ns per record of a scan (tools/bench store).
  */
-enum tab { T_REC = 1, T_IDX, T_IDS, T_META, T_JOURNAL };
+enum tab { T_REC = 1, T_IDX, T_IDS, T_META, T_JOURNAL, T_OUTBOX, T_FEDIN, T_FEDQ };
 #define SUM_LEN 8
 
 /* The entry whose checksum failed, for the message. */
@@ -670,7 +683,8 @@ static void esc(char *out, size_t len, const void *p, size_t n)
 	out[o < len ? o : len - 1] = '\0';
 }
 
-static const char *const tab_names[] = {"", "rec", "idx", "ids", "meta", "journal"};
+static const char *const tab_names[] = {"",	     "rec",    "idx",	"ids",
+					"meta", "journal", "outbox", "fedin", "fedq"};
 
 /*
  * Entry `k` of table t in words: "record dataset residents, scope a/b, id
@@ -710,11 +724,15 @@ static void describe(enum tab t, const void *kp, size_t kn, char *out, size_t le
 			return;
 		}
 	}
-	if (t == T_JOURNAL && kn == 8) {
+	if ((t == T_JOURNAL || t == T_OUTBOX || t == T_FEDQ) && kn == 8) {
 		uint64_t seq = 0;
 		for (int i = 0; i < 8; i++)
 			seq = seq << 8 | (uint8_t)k[i];
-		snprintf(out, len, "journal event %llu", (unsigned long long)seq);
+		snprintf(out, len, "%s %llu",
+			 t == T_JOURNAL	  ? "journal event"
+			 : t == T_OUTBOX ? "change log entry"
+					 : "quarantined change",
+			 (unsigned long long)seq);
 		return;
 	}
 	if (t == T_META) {
@@ -1247,11 +1265,36 @@ static int apply_journal(struct store *s, bool del, const char *seqhex, const vo
 	return sput(s->wtxn, s->journal, T_JOURNAL, &key, val, len, 0);
 }
 
+static MDB_dbi aux_dbi(const struct store *s, enum tab t)
+{
+	return t == T_OUTBOX ? s->outbox : t == T_FEDIN ? s->fedin : s->fedq;
+}
+
+/* A federation table's entry: key a sequence in hex (outbox, fedq) or a node path (fedin). */
+static int apply_aux(struct store *s, enum tab t, bool del, const char *key, const void *val,
+		     size_t len)
+{
+	unsigned char kb[8];
+	MDB_val k = {strlen(key), (void *)key};
+	if (t != T_FEDIN) {
+		journal_key(strtoull(key, NULL, 16), kb);
+		k = (MDB_val){8, kb};
+	}
+	if (del) {
+		int rc = mdb_del(s->wtxn, aux_dbi(s, t), &k, NULL);
+		return rc == MDB_NOTFOUND ? 0 : rc;
+	}
+	return sput(s->wtxn, aux_dbi(s, t), t, &k, val, len, 0);
+}
+
 static int apply_op(struct store *s, const struct logop *op)
 {
 	const char *scope = arena_str(s, op->scope_off), *id = arena_str(s, op->id_off);
 	if (op->ds == DS_JOURNAL)
 		return apply_journal(s, op->del, id, s->arena + op->val_off, op->val_len);
+	if (op->ds == DS_AUX)
+		return apply_aux(s, (enum tab)op->mode, op->del, id, s->arena + op->val_off,
+				 op->val_len);
 	if (op->del)
 		return apply_del(s, op->ds, scope, id);
 	return apply_put(s, op->ds, scope, id, s->arena + op->val_off, op->val_len,
@@ -1290,9 +1333,17 @@ static int log_op(struct store *s, bool del, enum apply_mode mode, int dsi, cons
 		s->ops = v;
 		s->cap_ops = cap;
 	}
-	struct logop op = {
-	    .del = del, .mode = (uint8_t)mode, .ds = (uint16_t)dsi, .writer = s->writer};
-	int rc = arena_add(s, scope, strlen(scope), &op.scope_off);
+	struct logop op = {.del = del,
+			   .mode = (uint8_t)mode,
+			   .ds = (uint16_t)dsi,
+			   .origin_off = ORIGIN_OWN,
+			   .oseq = s->cur_oseq,
+			   .writer = s->writer};
+	int rc = s->cur_origin && dsi < DS_AUX
+		     ? arena_add(s, s->cur_origin, strlen(s->cur_origin), &op.origin_off)
+		     : 0;
+	if (!rc)
+		rc = arena_add(s, scope, strlen(scope), &op.scope_off);
 	if (!rc)
 		rc = arena_add(s, id, strlen(id), &op.id_off);
 	if (!rc && !del)
@@ -1360,6 +1411,7 @@ static void log_clear(struct store *s)
 /* The batch is lost: abort it and tell every waiter. */
 static void batch_fail(struct store *s, int rc, const char *msg)
 {
+	s->acked_pend = s->out_acked;
 	if (s->wtxn)
 		mdb_txn_abort(s->wtxn);
 	s->wtxn = NULL;
@@ -1435,6 +1487,7 @@ static int apply_new(struct store *s, bool del, enum apply_mode mode, int dsi, c
 {
 	for (;;) {
 		int rc = dsi == DS_JOURNAL ? apply_journal(s, del, id, val, len)
+			 : dsi == DS_AUX   ? apply_aux(s, (enum tab)mode, del, id, val, len)
 			 : del		   ? apply_del(s, dsi, scope, id)
 					   : apply_put(s, dsi, scope, id, val, len, mode);
 		if (rc == 0)
@@ -1463,7 +1516,7 @@ static int apply_new(struct store *s, bool del, enum apply_mode mode, int dsi, c
 		return rc;
 	}
 	atomic_fetch_add(&s->writes, 1);
-	s->dswrites[dsi == DS_JOURNAL ? s->cat->n_datasets : dsi]++;
+	s->dswrites[dsi >= DS_AUX ? s->cat->n_datasets : dsi]++;
 	return 0;
 }
 
@@ -1949,7 +2002,7 @@ static void keep_changes(struct store *s)
 {
 	for (size_t i = 0; i < s->n_ops; i++) {
 		const struct logop *op = &s->ops[i];
-		if (op->ds == DS_JOURNAL || !s->watched[op->ds])
+		if (op->ds >= DS_AUX || !s->watched[op->ds])
 			continue;
 		if (s->n_pend == s->cap_pend) {
 			size_t cap = s->cap_pend ? s->cap_pend * 2 : 64;
@@ -1987,6 +2040,59 @@ static uint64_t now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+/*
+ * The batch's changes of datasets that go up, as change log entries (o.origin set), in the
+ * order they were made, numbered from the last committed sequence: run again from there
+ * when the batch is replayed. An entry is a map: o origin node, q its sequence there, d
+ * dataset, s scope, i id, t when (wall ms), r the record's bytes (bin) or nil (deleted).
+ */
+static int flush_outbox(struct store *s, uint64_t *last)
+{
+	*last = s->out_last;
+	if (s->acked_pend > s->out_acked) {
+		MDB_val k = {12, "outbox_acked"};
+		int rc = sput(s->wtxn, s->meta, T_META, &k, &s->acked_pend, sizeof s->acked_pend, 0);
+		if (rc)
+			return rc;
+	}
+	if (!s->o.origin)
+		return 0;
+	int64_t now = 0;
+	for (size_t i = 0; i < s->n_ops; i++) {
+		const struct logop *op = &s->ops[i];
+		if (op->ds >= DS_AUX || !s->cat->datasets[op->ds].up)
+			continue;
+		if (!now)
+			now = wall_ms();
+		uint64_t seq = ++*last;
+		bool own = op->origin_off == ORIGIN_OWN;
+		msgpack_packer pk;
+		s->obuf.size = 0;
+		msgpack_packer_init(&pk, &s->obuf, msgpack_sbuffer_write);
+		msgpack_pack_map(&pk, 7);
+		mp_kv_str(&pk, "o", own ? s->o.origin : arena_str(s, op->origin_off));
+		mp_kv_uint(&pk, "q", own ? seq : op->oseq);
+		mp_kv_str(&pk, "d", s->cat->datasets[op->ds].name);
+		mp_kv_str(&pk, "s", arena_str(s, op->scope_off));
+		mp_kv_str(&pk, "i", arena_str(s, op->id_off));
+		mp_kv_int(&pk, "t", now);
+		mp_str(&pk, "r");
+		if (op->del)
+			msgpack_pack_nil(&pk);
+		else {
+			msgpack_pack_bin(&pk, op->val_len);
+			msgpack_pack_bin_body(&pk, s->arena + op->val_off, op->val_len);
+		}
+		unsigned char kb[8];
+		journal_key(seq, kb);
+		MDB_val k = {8, kb};
+		int rc = sput(s->wtxn, s->outbox, T_OUTBOX, &k, s->obuf.data, s->obuf.size, 0);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 int store_batch_end(struct store *s)
 {
 	if (!on_owner(s))
@@ -1996,10 +2102,12 @@ int store_batch_end(struct store *s)
 	if (!s->wtxn)
 		return 0;
 	char err[512];
-	uint64_t t0 = now_us();
+	uint64_t t0 = now_us(), out_last = s->out_last;
 	int rc;
 	for (;;) {
-		rc = flush_counts(s);
+		rc = flush_outbox(s, &out_last);
+		if (rc == 0)
+			rc = flush_counts(s);
 		if (rc == 0) {
 			rc = mdb_txn_commit(s->wtxn); /* frees the txn, also on failure */
 			s->wtxn = NULL;
@@ -2025,6 +2133,12 @@ int store_batch_end(struct store *s)
 	atomic_store(&s->last_batch, s->n_ops);
 	atomic_fetch_add(&s->commits, 1);
 	s->batches++;
+	s->out_acked = s->acked_pend;
+	if (out_last != s->out_last) {
+		s->out_last = out_last;
+		if (s->o.on_outbox)
+			s->o.on_outbox(s->o.outbox_ud, out_last);
+	}
 	if (s->n_watched)
 		keep_changes(s);
 	log_clear(s);
@@ -2856,7 +2970,8 @@ int store_backup_start(struct store *s, const char *path, store_done_fn done, vo
 
 /* ---- open and close ---- */
 
-static const char *const db_names[] = {"rec", "idx", "ids", "meta", "journal"};
+static const char *const db_names[] = {"rec",	   "idx",    "ids",   "meta",
+				       "journal", "outbox", "fedin", "fedq"};
 #define N_DBS (sizeof db_names / sizeof db_names[0])
 
 /* Signature of a dataset's indexes: rebuilt when it changes. */
@@ -2926,7 +3041,8 @@ static int rebuild_index(struct store *s, int dsi, uint64_t *count)
 /* Touch the first and last page of each table: a cheap probe for damage. */
 static int probe(struct store *s, MDB_txn *txn)
 {
-	MDB_dbi dbis[] = {s->rec, s->idx, s->ids, s->meta, s->journal};
+	MDB_dbi dbis[] = {s->rec,     s->idx,	 s->ids,   s->meta,
+			  s->journal, s->outbox, s->fedin, s->fedq};
 	for (size_t i = 0; i < sizeof dbis / sizeof dbis[0]; i++) {
 		MDB_cursor *c;
 		MDB_val k, v;
@@ -3131,7 +3247,8 @@ static int prepare(struct store *s, char *err, size_t errlen)
 	mdb_cursor_close(c);
 	if (rc != MDB_NOTFOUND)
 		goto lmdb;
-	MDB_dbi *dbis[] = {&s->rec, &s->idx, &s->ids, &s->meta, &s->journal};
+	MDB_dbi *dbis[] = {&s->rec,	&s->idx,    &s->ids,   &s->meta,
+			   &s->journal, &s->outbox, &s->fedin, &s->fedq};
 	for (size_t i = 0; i < N_DBS; i++)
 		if ((rc = mdb_dbi_open(s->wtxn, db_names[i], MDB_CREATE, dbis[i])))
 			goto lmdb;
@@ -3145,7 +3262,7 @@ static int prepare(struct store *s, char *err, size_t errlen)
 		if (fmt > FORMAT_N) {
 			rc = errf(err, errlen, LINLI_EVERSION,
 				  "store: %s has format '%.*s', written by a newer linlid; this "
-				  "linlid reads '%s' (and migrates 1 and 2): run the newer linlid, "
+				  "linlid reads '%s' (and migrates 1 to 3): run the newer linlid, "
 				  "or restore a backup this one made",
 				  s->data_path, (int)(v.mv_size > 32 ? 32 : v.mv_size),
 				  (char *)v.mv_data, STORE_FORMAT);
@@ -3167,8 +3284,9 @@ static int prepare(struct store *s, char *err, size_t errlen)
 	char summary[512] = "", summary3[512] = "";
 	if (fmt == 1 && (rc = migrate_1_to_2(s, &kept, summary, sizeof summary)))
 		goto lmdb;
-	if (fmt < FORMAT_N && (rc = migrate_2_to_3(s, summary3, sizeof summary3)))
+	if (fmt < 3 && (rc = migrate_2_to_3(s, summary3, sizeof summary3)))
 		goto lmdb;
+	/* 3 to 4: the change log's tables, made empty above (MDB_CREATE); nothing else moves. */
 	if (fresh || fmt != FORMAT_N) {
 		v = (MDB_val){strlen(STORE_FORMAT), STORE_FORMAT};
 		if ((rc = mdb_put(s->wtxn, s->meta, &k, &v, 0)))
@@ -3206,11 +3324,17 @@ static int prepare(struct store *s, char *err, size_t errlen)
 			 "ids table rebuilt from them",
 			 s->data_path, (unsigned long long)kept, summary[0] ? " (" : "", summary,
 			 summary[0] ? ")" : "");
+	if (fmt < 3)
+		log_info("store",
+			 "%s: migrated from format 'linli-store 2' to 'linli-store 3' (a checksum "
+			 "on every entry) in the same transaction: %s",
+			 s->data_path, summary3);
 	if (fmt < FORMAT_N)
 		log_info("store",
-			 "%s: migrated from format 'linli-store 2' to '%s' (a checksum on every "
-			 "entry) in the same transaction: %s",
-			 s->data_path, STORE_FORMAT, summary3);
+			 "%s: migrated from format 'linli-store %d' to '%s' (the federation's "
+			 "change log: tables outbox, fedin and fedq, empty) in the same "
+			 "transaction",
+			 s->data_path, fmt < 3 ? 3 : fmt, STORE_FORMAT);
 	return 0;
 lmdb:
 	if (rc == MDB_MAP_FULL) {
@@ -3278,6 +3402,53 @@ static int check_size(struct store *s, char *err, size_t errlen)
 	return 0;
 }
 
+/* The last key of table dbi as a sequence (8 bytes big-endian), 0 when empty. */
+static int last_seq(MDB_txn *txn, MDB_dbi dbi, uint64_t *seq)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	*seq = 0;
+	int rc = mdb_cursor_open(txn, dbi, &c);
+	if (rc)
+		return rc;
+	rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+	mdb_cursor_close(c);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc == 0 && k.mv_size == 8)
+		for (int i = 0; i < 8; i++)
+			*seq = *seq << 8 | ((const uint8_t *)k.mv_data)[i];
+	return rc ? rc : k.mv_size == 8 ? 0 : MDB_CORRUPTED;
+}
+
+/* Where the change log stands: its last sequence, what was released, the quarantine's last. */
+static int outbox_load(struct store *s, char *err, size_t errlen)
+{
+	struct rd r;
+	int rc = rd_begin(s, &r);
+	if (rc)
+		return lmdb_fail(s, rc, "reading the change log", err, errlen);
+	MDB_val k = {12, "outbox_acked"}, v;
+	rc = sget(r.txn, s->meta, T_META, &k, &v, NULL);
+	if (rc == 0 && v.mv_size == 8)
+		memcpy(&s->out_acked, v.mv_data, 8);
+	else if (rc == 0 || rc == SUM_BAD)
+		rc = MDB_CORRUPTED;
+	if (rc == MDB_NOTFOUND)
+		rc = 0;
+	if (!rc)
+		rc = last_seq(r.txn, s->outbox, &s->out_last);
+	if (!rc)
+		rc = last_seq(r.txn, s->fedq, &s->fedq_last);
+	rd_end(s, &r);
+	if (rc)
+		return lmdb_fail(s, rc, "reading the change log", err, errlen);
+	if (s->out_last < s->out_acked) /* everything was released: numbering goes on */
+		s->out_last = s->out_acked;
+	s->acked_pend = s->out_acked;
+	return 0;
+}
+
 int store_open(const struct store_opts *o, const struct catalog *cat, struct store **out, char *err,
 	       size_t errlen)
 {
@@ -3304,6 +3475,7 @@ int store_open(const struct store_opts *o, const struct catalog *cat, struct sto
 	msgpack_sbuffer_init(&s->norm);
 	msgpack_sbuffer_init(&s->upd);
 	msgpack_sbuffer_init(&s->old);
+	msgpack_sbuffer_init(&s->obuf);
 	snprintf(s->data_path, sizeof s->data_path, "%s/data.mdb", o->dir);
 	int rc;
 	if (!s->dir || !s->delta || !s->dswrites) {
@@ -3316,7 +3488,7 @@ int store_open(const struct store_opts *o, const struct catalog *cat, struct sto
 		rc = lmdb_fail(s, rc, "creating the environment", err, errlen);
 		goto fail;
 	}
-	mdb_env_set_maxdbs(s->env, 8);
+	mdb_env_set_maxdbs(s->env, 16);
 	mdb_env_set_mapsize(s->env, s->map_size);
 	rc = mdb_env_open(s->env, o->dir, o->sync ? 0 : MDB_NOSYNC, 0640);
 	if (rc) {
@@ -3351,7 +3523,7 @@ int store_open(const struct store_opts *o, const struct catalog *cat, struct sto
 	while ((rc = prepare(s, err, errlen)) == MDB_MAP_FULL)
 		if ((rc = grow(s, err, errlen)))
 			goto fail;
-	if (rc)
+	if (rc || (rc = outbox_load(s, err, errlen)))
 		goto fail;
 	*out = s;
 	return 0;
@@ -3399,6 +3571,7 @@ void store_close(struct store *s)
 	msgpack_sbuffer_destroy(&s->norm);
 	msgpack_sbuffer_destroy(&s->upd);
 	msgpack_sbuffer_destroy(&s->old);
+	msgpack_sbuffer_destroy(&s->obuf);
 	pthread_rwlock_destroy(&s->maplock);
 	pthread_mutex_destroy(&s->bmu);
 	free(s);
@@ -3549,6 +3722,249 @@ int store_journal_info(struct store *s, struct store_journal_info *ji)
 	ji->writes = on_owner(s) ? s->dswrites[s->cat->n_datasets] : 0;
 	rd_end(s, &r);
 	return 0;
+}
+
+/* ---- the change log and what federation applies (see store.h) ---- */
+
+static uint64_t be_seq(const MDB_val *k)
+{
+	uint64_t v = 0;
+	for (size_t i = 0; i < 8 && i < k->mv_size; i++)
+		v = v << 8 | ((const uint8_t *)k->mv_data)[i];
+	return v;
+}
+
+/* Entries of a sequence-keyed table after `after`, in order, at most max. */
+static int seq_read(struct store *s, MDB_dbi dbi, enum tab t, uint64_t after, size_t max,
+		    store_seq_fn fn, void *ud, char *err, size_t errlen)
+{
+	struct rd r;
+	int rc = rd_begin(s, &r);
+	if (rc)
+		return lmdb_fail(s, rc, "reading the change log", err, errlen);
+	MDB_cursor *c;
+	if ((rc = mdb_cursor_open(r.txn, dbi, &c))) {
+		rd_end(s, &r);
+		return lmdb_fail(s, rc, "reading the change log", err, errlen);
+	}
+	unsigned char kb[8];
+	journal_key(after + 1, kb);
+	MDB_val k = {8, kb}, v;
+	struct badkey bad;
+	size_t n = 0;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0 && n < max;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT), n++) {
+		if ((rc = sum_chk(t, &k, &v, &bad)))
+			break;
+		if (fn(ud, be_seq(&k), v.mv_data, v.mv_size))
+			break;
+	}
+	mdb_cursor_close(c);
+	rd_end(s, &r);
+	if (rc == SUM_BAD)
+		return damaged(s, &bad, err, errlen);
+	if (rc && rc != MDB_NOTFOUND)
+		return lmdb_fail(s, rc, "reading the change log", err, errlen);
+	return 0;
+}
+
+int store_outbox_read(struct store *s, uint64_t after, size_t max, store_seq_fn fn, void *ud,
+		      char *err, size_t errlen)
+{
+	return seq_read(s, s->outbox, T_OUTBOX, after, max, fn, ud, err, errlen);
+}
+
+struct keys {
+	uint64_t *v;
+	size_t n, cap;
+	uint64_t upto;
+};
+
+static int collect_key(void *ud, uint64_t seq, const void *val, size_t len)
+{
+	(void)val, (void)len;
+	struct keys *k = ud;
+	if (seq > k->upto)
+		return 1;
+	if (k->n == k->cap) {
+		size_t cap = k->cap ? k->cap * 2 : 256;
+		uint64_t *v = realloc(k->v, cap * sizeof *v);
+		if (!v)
+			return 1;
+		k->v = v;
+		k->cap = cap;
+	}
+	k->v[k->n++] = seq;
+	return 0;
+}
+
+static int aux_write(struct store *s, enum tab t, bool del, const char *key, const void *val,
+		     size_t len, char *err, size_t errlen)
+{
+	int rc = owner_only(s, err, errlen);
+	if (!rc)
+		rc = batch_begin(s, err, errlen);
+	return rc ? rc : apply_new(s, del, (enum apply_mode)t, DS_AUX, "", key, val, len, err, errlen);
+}
+
+static int seq_write(struct store *s, enum tab t, bool del, uint64_t seq, const void *val,
+		     size_t len, char *err, size_t errlen)
+{
+	char hex[24];
+	snprintf(hex, sizeof hex, "%llx", (unsigned long long)seq);
+	return aux_write(s, t, del, hex, val, len, err, errlen);
+}
+
+int store_outbox_release(struct store *s, uint64_t upto, size_t *released, char *err,
+			 size_t errlen)
+{
+	*released = 0;
+	int rc = owner_only(s, err, errlen);
+	if (rc)
+		return rc;
+	if (upto > s->out_last)
+		return errf(err, errlen, LINLI_EINVAL,
+			    "change log: %llu released, but the last entry is %llu",
+			    (unsigned long long)upto, (unsigned long long)s->out_last);
+	if (upto <= s->acked_pend)
+		return 0;
+	struct keys k = {.upto = upto};
+	rc = seq_read(s, s->outbox, T_OUTBOX, 0, SIZE_MAX, collect_key, &k, err, errlen);
+	for (size_t i = 0; i < k.n && !rc; i++)
+		rc = seq_write(s, T_OUTBOX, true, k.v[i], NULL, 0, err, errlen);
+	free(k.v);
+	if (rc)
+		return rc;
+	*released = k.n;
+	s->acked_pend = upto; /* meta "outbox_acked", written at commit (flush_outbox) */
+	return 0;
+}
+
+int store_outbox_info(struct store *s, struct store_outbox_info *oi)
+{
+	memset(oi, 0, sizeof *oi);
+	oi->last = s->out_last;
+	oi->acked = s->out_acked;
+	oi->quarantine_last = s->fedq_last;
+	struct rd r;
+	if (rd_begin(s, &r))
+		return LINLI_EIO;
+	MDB_stat ms;
+	MDB_dbi dbis[2] = {s->outbox, s->fedq};
+	for (int i = 0; i < 2; i++)
+		if (mdb_stat(r.txn, dbis[i], &ms) == 0) {
+			*(i ? &oi->quarantined : &oi->count) = ms.ms_entries;
+			if (!i)
+				oi->bytes = (ms.ms_branch_pages + ms.ms_leaf_pages +
+					     ms.ms_overflow_pages) * (uint64_t)ms.ms_psize;
+		}
+	MDB_cursor *c;
+	MDB_val k, v;
+	if (mdb_cursor_open(r.txn, s->outbox, &c) == 0) {
+		if (mdb_cursor_get(c, &k, &v, MDB_FIRST) == 0 && !sum_chk(T_OUTBOX, &k, &v, NULL)) {
+			oi->first = be_seq(&k);
+			const void *t;
+			size_t tl;
+			msgpack_unpacked up;
+			msgpack_unpacked_init(&up);
+			if (mp_map_value(v.mv_data, v.mv_size, "t", &t, &tl) == 0 &&
+			    msgpack_unpack_next(&up, t, tl, NULL) == MSGPACK_UNPACK_SUCCESS &&
+			    up.data.type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+				oi->oldest_ms = (int64_t)up.data.via.u64;
+			msgpack_unpacked_destroy(&up);
+		}
+		mdb_cursor_close(c);
+	}
+	rd_end(s, &r);
+	return 0;
+}
+
+int store_fed_apply(struct store *s, const char *origin, uint64_t oseq, const char *dataset_name,
+		    const char *scope, const char *id, const void *rec, size_t len, char *err,
+		    size_t errlen)
+{
+	if (!origin || !*origin || !id)
+		return errf(err, errlen, LINLI_EINVAL, "a change needs its origin and id");
+	s->cur_origin = origin;
+	s->cur_oseq = oseq;
+	int rc;
+	if (rec)
+		rc = store_put(s, dataset_name, scope, id, rec, len, NULL, NULL, err, errlen);
+	else if (!dataset(s, dataset_name, err, errlen))
+		rc = LINLI_ENOENT;
+	else if ((rc = store_delete_at(s, dataset_name, scope, id, err, errlen)) == LINLI_ENOENT)
+		rc = 0; /* deleted already, or never came up: the same outcome */
+	s->cur_origin = NULL;
+	s->cur_oseq = 0;
+	return rc;
+}
+
+int store_fed_mark(struct store *s, const char *from, uint64_t seq, char *err, size_t errlen)
+{
+	if (!from || !*from)
+		return errf(err, errlen, LINLI_EINVAL, "applied: no sender named");
+	return aux_write(s, T_FEDIN, false, from, &seq, sizeof seq, err, errlen);
+}
+
+uint64_t store_fed_applied(struct store *s, const char *from)
+{
+	struct rd r;
+	uint64_t seq = 0;
+	if (!from || !*from || rd_begin(s, &r))
+		return 0;
+	MDB_val k = {strlen(from), (void *)from}, v;
+	if (sget(r.txn, s->fedin, T_FEDIN, &k, &v, NULL) == 0 && v.mv_size == sizeof seq)
+		memcpy(&seq, v.mv_data, sizeof seq);
+	rd_end(s, &r);
+	return seq;
+}
+
+int store_fed_list(struct store *s, void (*fn)(void *ud, const char *from, uint64_t seq),
+		   void *ud)
+{
+	struct rd r;
+	int rc = rd_begin(s, &r);
+	if (rc)
+		return LINLI_EIO;
+	MDB_cursor *c;
+	MDB_val k, v;
+	if ((rc = mdb_cursor_open(r.txn, s->fedin, &c)) == 0) {
+		for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+		     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+			char from[SCOPE_MAX + 1];
+			uint64_t seq;
+			if (!k.mv_size || k.mv_size > SCOPE_MAX || sum_chk(T_FEDIN, &k, &v, NULL) ||
+			    v.mv_size != sizeof seq)
+				continue;
+			memcpy(from, k.mv_data, k.mv_size);
+			from[k.mv_size] = '\0';
+			memcpy(&seq, v.mv_data, sizeof seq);
+			fn(ud, from, seq);
+		}
+		mdb_cursor_close(c);
+	}
+	rd_end(s, &r);
+	return 0;
+}
+
+int store_fedq_add(struct store *s, const void *val, size_t len, uint64_t *id, char *err,
+		   size_t errlen)
+{
+	int rc = seq_write(s, T_FEDQ, false, s->fedq_last + 1, val, len, err, errlen);
+	if (!rc)
+		*id = ++s->fedq_last;
+	return rc;
+}
+
+int store_fedq_read(struct store *s, uint64_t after, size_t max, store_seq_fn fn, void *ud,
+		    char *err, size_t errlen)
+{
+	return seq_read(s, s->fedq, T_FEDQ, after, max, fn, ud, err, errlen);
+}
+
+int store_fedq_del(struct store *s, uint64_t id, char *err, size_t errlen)
+{
+	return seq_write(s, T_FEDQ, true, id, NULL, 0, err, errlen);
 }
 
 uint64_t store_writes(struct store *s, const char *dataset)
@@ -3790,11 +4206,13 @@ static bool vrec_key(enum tab t, const MDB_val *k, struct kbuf *rk)
 	return true;
 }
 
-/* Walk table t, checking every entry; dbis: rec, idx, ids, journal, meta. */
+/* Walk table t, checking every entry; dbis: VERIFY_TABLES's. */
+static const enum tab vtabs[STORE_VERIFY_TABLES] = {T_REC,  T_IDX,   T_IDS, T_JOURNAL,
+						    T_META, T_OUTBOX, T_FEDIN, T_FEDQ};
 static void vwalk(MDB_txn *txn, const MDB_dbi *dbis, int ti, bool sums,
 		  struct store_verify_report *rep)
 {
-	static const enum tab tabs[] = {T_REC, T_IDX, T_IDS, T_JOURNAL, T_META};
+	const enum tab *tabs = vtabs;
 	enum tab t = tabs[ti];
 	MDB_cursor *c;
 	int rc = mdb_cursor_open(txn, dbis[ti], &c);
@@ -3839,7 +4257,7 @@ static void vwalk(MDB_txn *txn, const MDB_dbi *dbis, int ti, bool sums,
 				vnote(rep, t, &k, "its key does not parse");
 			else if (!vrec_there(txn, dbis[0], &rk))
 				vnote(rep, t, &k, "it names a record that is not there");
-		} else if (t == T_JOURNAL && k.mv_size != 8)
+		} else if ((t == T_JOURNAL || t == T_OUTBOX || t == T_FEDQ) && k.mv_size != 8)
 			vnote(rep, t, &k, "its key is not a sequence number");
 	}
 	mdb_cursor_close(c);
@@ -3858,7 +4276,7 @@ static void verify_walk(const char *dir, struct store_verify_report *rep)
 	MDB_txn *txn = NULL;
 	int rc = mdb_env_create(&env);
 	if (rc == 0) {
-		mdb_env_set_maxdbs(env, 8);
+		mdb_env_set_maxdbs(env, 16);
 		rc = mdb_env_open(env, dir, MDB_RDONLY, 0);
 	}
 	if (rc == 0)
@@ -3870,10 +4288,16 @@ static void verify_walk(const char *dir, struct store_verify_report *rep)
 			rep->damaged++;
 		goto out;
 	}
-	MDB_dbi dbis[5];
-	static const char *const names[] = {"rec", "idx", "ids", "journal", "meta"};
-	for (int i = 0; i < 5; i++)
+	MDB_dbi dbis[STORE_VERIFY_TABLES];
+	static const char *const names[] = {"rec",  "idx",    "ids",   "journal",
+					    "meta", "outbox", "fedin", "fedq"};
+	int n_tables = STORE_VERIFY_TABLES;
+	for (int i = 0; i < n_tables; i++)
 		if ((rc = mdb_dbi_open(txn, names[i], 0, &dbis[i]))) {
+			if (rc == MDB_NOTFOUND && i == 5) { /* before format 4: no change log */
+				n_tables = 5;
+				break;
+			}
 			snprintf(rep->error, sizeof rep->error, "%s/data.mdb: table %s: %s (%s)",
 				 dir, names[i], mdb_strerror(rc), lmdb_words(rc));
 			rep->damaged++;
@@ -3884,14 +4308,16 @@ static void verify_walk(const char *dir, struct store_verify_report *rep)
 		rep->format = format_number(&v);
 	else
 		vnote(rep, T_META, &k, rc == MDB_NOTFOUND ? "it is missing" : lmdb_words(rc));
-	bool sums = rep->format >= FORMAT_N;
+	bool sums = rep->format >= 3 /* checksums since format 3 */;
 	if (rep->format > FORMAT_N || (rc == 0 && rep->format < 1)) {
 		vnote(rep, T_META, &k,
 		      rep->format ? "a newer format: not checked" : "it is damaged");
 		goto out;
 	}
 	rep->checksums = sums;
-	for (int i = 0; i < 5; i++)
+	if (rep->format >= 4 && n_tables < STORE_VERIFY_TABLES)
+		vnote(rep, T_OUTBOX, NULL, "format 4 has a change log: the table is missing");
+	for (int i = 0; i < n_tables; i++)
 		vwalk(txn, dbis, i, sums, rep);
 out:
 	if (txn)
@@ -3988,9 +4414,10 @@ int store_verify_print(const char *dir, const struct store_verify_report *rep, F
 			rep->checksums ? ", every checksum checked"
 				       : ": no checksums yet (linlid adds them at its next start); "
 					 "LMDB's structure and the tables' agreement checked");
-	static const char *const what[] = {"records", "index entries", "id entries",
-					   "journal events", "meta entries"};
-	for (int i = 0; i < 5; i++)
+	static const char *const what[] = {"records",	    "index entries",	 "id entries",
+					   "journal events", "meta entries",	 "change log entries",
+					   "origins applied", "quarantined changes"};
+	for (int i = 0; i < STORE_VERIFY_TABLES; i++)
 		fprintf(f, "%s%llu %s", i ? ", " : "  ", (unsigned long long)rep->entries[i],
 			what[i]);
 	fprintf(f, "\n");

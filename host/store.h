@@ -108,6 +108,12 @@ struct store_opts {
 	   kernel event). May be NULL. */
 	void (*wake)(void *ud);
 	void *wake_ud;
+	/* The change log (federation): this node's path as the origin of its changes (must
+	   outlive the store), or NULL: no change log kept. on_outbox is called on the owner
+	   after a commit that added entries, with the last one's sequence. */
+	const char *origin;
+	void (*on_outbox)(void *ud, uint64_t last);
+	void *outbox_ud;
 };
 
 /*
@@ -451,15 +457,71 @@ uint64_t store_count(struct store *s, const char *dataset);
 int store_backup_start(struct store *s, const char *path, store_done_fn done, void *arg, char *err,
 		       size_t errlen);
 
+/* ---- the change log (federation's outbox) and what federation applies ----
+ *
+ * With o.origin set, every committed change of a dataset whose catalog entry says `up` is
+ * also written, in the same transaction, as an entry of the change log, numbered 1, 2, ...
+ * in commit order: a MessagePack map {o: origin node, q: its sequence there, d: dataset,
+ * s: scope, i: id, t: wall ms, r: the record's bytes (bin) or nil (deleted)}. A change
+ * applied with store_fed_apply keeps the origin it came with (a node forwards what it
+ * applied from below); its own changes carry o.origin and the entry's own sequence. Entries
+ * stay until store_outbox_release. The numbering never goes back, even when all is released.
+ */
+typedef int (*store_seq_fn)(void *ud, uint64_t seq, const void *val, size_t len); /* !0 stops */
+
+/* The entries after `after`, in order, at most max (any thread; fn runs inside a read). */
+int store_outbox_read(struct store *s, uint64_t after, size_t max, store_seq_fn fn, void *ud,
+		      char *err, size_t errlen);
+
+/* Drop the entries up to `upto` (owner; the parent has applied them): *released of them. */
+int store_outbox_release(struct store *s, uint64_t upto, size_t *released, char *err,
+			 size_t errlen);
+
+struct store_outbox_info {
+	uint64_t first, last;	/* the oldest entry kept (0: none), the last numbered */
+	uint64_t acked;		/* released up to */
+	uint64_t count, bytes;	/* entries kept, the pages they take */
+	int64_t oldest_ms;	/* when the oldest kept was written (wall ms), 0: none */
+	uint64_t quarantined;	/* entries in the quarantine */
+	uint64_t quarantine_last;
+};
+
+int store_outbox_info(struct store *s, struct store_outbox_info *oi);
+
+/*
+ * store_fed_apply — apply a change that came from below (owner thread, in the batch):
+ * record dataset/scope/id = rec (created or replaced, checked against this node's catalog
+ * as any put), or deleted when rec is NULL (absent already is fine). Its change log entry,
+ * if the dataset goes up from here too, keeps `origin`/`oseq`. store_put's codes.
+ */
+int store_fed_apply(struct store *s, const char *origin, uint64_t oseq, const char *dataset,
+		    const char *scope, const char *id, const void *rec, size_t len, char *err,
+		    size_t errlen);
+
+/* What was applied from sender `from`: its last sequence, written in the batch (owner). */
+int store_fed_mark(struct store *s, const char *from, uint64_t seq, char *err, size_t errlen);
+uint64_t store_fed_applied(struct store *s, const char *from); /* 0: nothing yet */
+int store_fed_list(struct store *s, void (*fn)(void *ud, const char *from, uint64_t seq),
+		   void *ud);
+
+/* The quarantine: changes that could not be applied, kept with their reason (owner writes). */
+int store_fedq_add(struct store *s, const void *val, size_t len, uint64_t *id, char *err,
+		   size_t errlen);
+int store_fedq_read(struct store *s, uint64_t after, size_t max, store_seq_fn fn, void *ud,
+		    char *err, size_t errlen);
+int store_fedq_del(struct store *s, uint64_t id, char *err, size_t errlen);
+
 /* ---- verification: any thread, or with no store open (linlid --verify) ---- */
 
 #define STORE_VERIFY_NAMED 20 /* damaged entries named in a report */
+#define STORE_VERIFY_TABLES 8
 
 struct store_verify_report {
 	bool absent;	     /* no data.mdb: nothing to verify */
 	int format;	     /* N of "linli-store N"; 0 when unreadable */
 	bool checksums;	     /* format 3: every entry's checksum was checked */
-	uint64_t entries[5]; /* records, index entries, id entries, journal events, meta */
+	uint64_t entries[STORE_VERIFY_TABLES]; /* records, index entries, id entries, journal
+						  events, meta, change log, fedin, fedq */
 	uint64_t damaged;    /* entries found damaged (1 when the walk could not finish) */
 	int crashed;	     /* the signal that ended the walk (damaged pages), or 0 */
 	int n_named;

@@ -686,11 +686,12 @@ static void verify_finish(struct kernel *k, void *arg)
 	mp_kv_str(pk, "file", file);
 	mp_kv_int(pk, "format", r->format);
 	mp_kv_bool(pk, "checksums", r->checksums);
-	static const char *const what[] = {"records", "index_entries", "id_entries",
-					   "journal_events", "meta_entries"};
+	static const char *const what[STORE_VERIFY_TABLES] = {
+	    "records",	    "index_entries",	 "id_entries",	   "journal_events",
+	    "meta_entries", "change_log_entries", "origins_applied", "quarantined"};
 	mp_str(pk, "entries");
-	msgpack_pack_map(pk, 5);
-	for (int i = 0; i < 5; i++)
+	msgpack_pack_map(pk, STORE_VERIFY_TABLES);
+	for (int i = 0; i < STORE_VERIFY_TABLES; i++)
 		mp_kv_uint(pk, what[i], r->entries[i]);
 	mp_kv_uint(pk, "damaged", r->damaged);
 	mp_str(pk, "first_damaged");

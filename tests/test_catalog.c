@@ -285,6 +285,19 @@ static const struct bad bad_cases[] = {
 	{"a",
 	 "dataset = {\n  name = \"a\"; title_zh = \"甲\"; title_en = \"A\";\n"
 	 "  owner = \"test\"; family = \"core\"; level = \"community\";\n"
+	 "  sharing = \"not_shared\"; source = \"community\"; up = true;\n"
+	 "  fields = ( { name = \"x\"; type = \"string\"; } );\n};\n",
+	 "datasets/a.cfg:4: dataset: up: a dataset whose changes go up to the parent tier cannot "
+	 "be sharing = \"not_shared\""},
+	{"a",
+	 "dataset = {\n  name = \"a\"; title_zh = \"甲\"; title_en = \"A\";\n"
+	 "  owner = \"test\"; family = \"core\"; level = \"community\";\n"
+	 "  sharing = \"shared\"; source = \"community\"; up = \"yes\";\n"
+	 "  fields = ( { name = \"x\"; type = \"string\"; } );\n};\n",
+	 "datasets/a.cfg:4: dataset: up"},
+	{"a",
+	 "dataset = {\n  name = \"a\"; title_zh = \"甲\"; title_en = \"A\";\n"
+	 "  owner = \"test\"; family = \"core\"; level = \"community\";\n"
 	 "  sharing = \"shared\"; source = \"community\"; written_by = \"Devices!\";\n"
 	 "  fields = ( { name = \"x\"; type = \"string\"; } );\n};\n",
 	 "datasets/a.cfg:4: dataset: written_by: 'Devices!' is not a command word"},

@@ -104,6 +104,13 @@ static const char gridded_cfg[] =
     "  sharing = \"shared\"; source = \"community\";\n"
     "  fields = ( { name = \"x\"; type = \"integer\"; } ); };\n";
 
+static const char ups_cfg[] =
+    "dataset = { name = \"ups\"; title_zh = \"上\"; title_en = \"Up\";\n"
+    "  owner = \"test\"; family = \"core\"; level = \"community\";\n"
+    "  sharing = \"conditional\"; up = true; source = \"community\";\n"
+    "  fields = ( { name = \"n\"; type = \"integer\"; required = true; indexed = true; },\n"
+    "    { name = \"pad\"; type = \"string\"; } ); };\n";
+
 static const char nums_cfg[] =
     "dataset = { name = \"nums\"; title_zh = \"数\"; title_en = \"Numbers\";\n"
     "  owner = \"test\"; family = \"core\"; level = \"community\";\n"
@@ -118,6 +125,7 @@ static const char nums_cfg[] =
 #define YUELAN2 "hefei/baohe/binhu/yuelan2"
 
 struct fx {
+	const char *origin; /* the change log's origin: kept when set */
 	char dir[64];
 	char cat_dir[128], data[128];
 	struct catalog *cat;
@@ -147,6 +155,7 @@ static void write_catalog(struct fx *x, bool others_indexed)
 	write_file(ds, "others.cfg", o);
 	write_file(ds, "gridded.cfg", gridded_cfg);
 	write_file(ds, "nums.cfg", nums_cfg);
+	write_file(ds, "ups.cfg", ups_cfg);
 	char err[1024];
 	catalog_free(x->cat);
 	x->cat = NULL;
@@ -156,7 +165,8 @@ static void write_catalog(struct fx *x, bool others_indexed)
 
 static int open_store(struct fx *x, char *err, size_t errlen)
 {
-	struct store_opts o = {.dir = x->data, .map_size = x->map, .sync = x->sync};
+	struct store_opts o = {
+	    .dir = x->data, .map_size = x->map, .sync = x->sync, .origin = x->origin};
 	return store_open(&o, x->cat, &x->s, err, errlen);
 }
 
@@ -1343,7 +1353,7 @@ static void write_format_1(const char *dir, int n)
 	MDB_txn *txn;
 	MDB_dbi rec, ids, meta, idx, journal;
 	assert_int_equal(mdb_env_create(&env), 0);
-	mdb_env_set_maxdbs(env, 8);
+	mdb_env_set_maxdbs(env, 16);
 	mdb_env_set_mapsize(env, 8u << 20);
 	assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
 	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
@@ -1451,18 +1461,18 @@ static void test_unknown_format_refused(void **state)
 	MDB_txn *txn;
 	MDB_dbi meta;
 	assert_int_equal(mdb_env_create(&env), 0);
-	mdb_env_set_maxdbs(env, 8);
+	mdb_env_set_maxdbs(env, 16);
 	assert_int_equal(mdb_env_open(env, x->data, 0, 0600), 0);
 	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
 	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
-	raw_put(txn, meta, "format", 6, "linli-store 4", 13);
+	raw_put(txn, meta, "format", 6, "linli-store 5", 13);
 	assert_int_equal(mdb_txn_commit(txn), 0);
 	mdb_env_close(env);
-	expect_refused(x, "data/data.mdb has format 'linli-store 4', written by a newer linlid; "
-			  "this linlid reads 'linli-store 3' (and migrates 1 and 2)");
+	expect_refused(x, "data/data.mdb has format 'linli-store 5', written by a newer linlid; "
+			  "this linlid reads 'linli-store 4' (and migrates 1 to 3)");
 	/* And a format no linlid wrote is damage, not a version. */
 	assert_int_equal(mdb_env_create(&env), 0);
-	mdb_env_set_maxdbs(env, 8);
+	mdb_env_set_maxdbs(env, 16);
 	assert_int_equal(mdb_env_open(env, x->data, 0, 0600), 0);
 	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
 	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
@@ -1471,6 +1481,252 @@ static void test_unknown_format_refused(void **state)
 	mdb_env_close(env);
 	expect_refused(x, "has format 'linli-stOre 3', which no linlid wrote: meta entry 'format' "
 			  "is damaged");
+}
+
+/* ---- the change log (format 4) ---- */
+
+struct entries {
+	int n;
+	uint64_t seq[64];
+	char origin[64][80], id[64][40];
+	uint64_t oseq[64];
+	bool deleted[64];
+	int64_t nfield[64];
+};
+
+static int collect_entry(void *ud, uint64_t seq, const void *val, size_t len)
+{
+	struct entries *e = ud;
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	assert_int_equal(msgpack_unpack_next(&up, val, len, NULL), MSGPACK_UNPACK_SUCCESS);
+	int i = e->n++;
+	e->seq[i] = seq;
+	mp_copy_str(mp_get(&up.data, "o"), e->origin[i], sizeof e->origin[i]);
+	mp_copy_str(mp_get(&up.data, "i"), e->id[i], sizeof e->id[i]);
+	e->oseq[i] = mp_get(&up.data, "q")->via.u64;
+	const msgpack_object *r = mp_get(&up.data, "r");
+	e->deleted[i] = r->type == MSGPACK_OBJECT_NIL;
+	e->nfield[i] = -1;
+	if (!e->deleted[i]) {
+		assert_int_equal(r->type, MSGPACK_OBJECT_BIN);
+		msgpack_unpacked rec;
+		msgpack_unpacked_init(&rec);
+		assert_int_equal(msgpack_unpack_next(&rec, r->via.bin.ptr, r->via.bin.size, NULL),
+				 MSGPACK_UNPACK_SUCCESS);
+		e->nfield[i] = mp_get(&rec.data, "n")->via.i64;
+		msgpack_unpacked_destroy(&rec);
+	}
+	msgpack_unpacked_destroy(&up);
+	return 0;
+}
+
+static void read_log(struct fx *x, uint64_t after, struct entries *e)
+{
+	memset(e, 0, sizeof *e);
+	if (store_outbox_read(x->s, after, 64, collect_entry, e, err, sizeof err))
+		fail_msg("%s", err);
+}
+
+/*
+ * With an origin, every committed change of an `up` dataset is a change log entry written in
+ * the same transaction, numbered in commit order; other datasets write none; an uncommitted
+ * batch leaves none; a change applied from below keeps its origin; released entries are gone
+ * and the numbering goes on across a reopen, even with nothing left.
+ */
+static void test_change_log(void **state)
+{
+	struct fx *x = *state;
+	x->origin = YUELAN;
+	reopen(x);
+	struct entries e;
+	must_put(x, "ups", YUELAN, "a", "{\"n\":1}", NULL);
+	must_put(x, "things", YUELAN, "t", "{\"s\":\"x\"}", NULL); /* does not go up */
+	must_put(x, "ups", YUELAN, "a", "{\"n\":2}", NULL);
+	read_log(x, 0, &e);
+	assert_int_equal(e.n, 0); /* nothing before the commit */
+	commit(x);
+	assert_int_equal(store_delete_at(x->s, "ups", YUELAN, "a", err, sizeof err), 0);
+	must_put(x, "ups", YUELAN, "b", "{\"n\":3}", NULL);
+	commit(x);
+	read_log(x, 0, &e);
+	assert_int_equal(e.n, 4);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(e.seq[i], (uint64_t)i + 1);
+		assert_string_equal(e.origin[i], YUELAN);
+		assert_int_equal(e.oseq[i], (uint64_t)i + 1);
+	}
+	assert_int_equal(e.nfield[0], 1);
+	assert_int_equal(e.nfield[1], 2);
+	assert_true(e.deleted[2]);
+	assert_string_equal(e.id[3], "b");
+	/* a batch that is lost writes no entry and takes no number */
+	must_put(x, "ups", YUELAN, "c", "{\"n\":4}", NULL);
+	store_close(x->s); /* commits: what was queued is not lost at a clean close */
+	x->s = NULL;
+	reopen(x);
+	read_log(x, 4, &e);
+	assert_int_equal(e.n, 1);
+	assert_int_equal(e.seq[0], 5);
+	/* applied from below: the entry keeps the origin and its sequence */
+	char b[16];
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 1);
+	mp_kv_int(&pk, "n", 9);
+	assert_int_equal(store_fed_apply(x->s, YUELAN2, 77, "ups", YUELAN2, "z", sb.data, sb.size,
+					 err, sizeof err),
+			 0);
+	assert_int_equal(store_fed_mark(x->s, YUELAN2, 12, err, sizeof err), 0);
+	/* bad input from below is refused as any put: unknown dataset, schema */
+	assert_int_equal(store_fed_apply(x->s, YUELAN2, 78, "nope", YUELAN2, "z", sb.data, sb.size,
+					 err, sizeof err),
+			 LINLI_ENOENT);
+	msgpack_sbuffer_clear(&sb);
+	msgpack_pack_map(&pk, 1);
+	mp_kv_str(&pk, "n", "nine");
+	assert_int_equal(store_fed_apply(x->s, YUELAN2, 79, "ups", YUELAN2, "y", sb.data, sb.size,
+					 err, sizeof err),
+			 LINLI_ESCHEMA);
+	/* a delete of what is not there is the same outcome */
+	assert_int_equal(store_fed_apply(x->s, YUELAN2, 80, "ups", YUELAN2, "never", NULL, 0, err,
+					 sizeof err),
+			 0);
+	msgpack_sbuffer_destroy(&sb);
+	assert_int_equal(store_fed_applied(x->s, YUELAN2), 12); /* seen inside the batch */
+	commit(x);
+	read_log(x, 5, &e);
+	assert_int_equal(e.n, 1);
+	assert_string_equal(e.origin[0], YUELAN2);
+	assert_int_equal(e.oseq[0], 77);
+	assert_int_equal(e.nfield[0], 9);
+	assert_int_equal(store_fed_applied(x->s, YUELAN2), 12);
+	assert_int_equal(store_fed_applied(x->s, "hefei/other"), 0);
+	/* released: gone; info; the numbering survives a reopen with nothing left */
+	struct store_outbox_info oi;
+	assert_int_equal(store_outbox_info(x->s, &oi), 0);
+	assert_int_equal(oi.first, 1);
+	assert_int_equal(oi.last, 6);
+	assert_int_equal(oi.count, 6);
+	assert_true(oi.oldest_ms > 0 && oi.bytes > 0);
+	size_t n;
+	assert_int_equal(store_outbox_release(x->s, 7, &n, err, sizeof err), LINLI_EINVAL);
+	assert_int_equal(store_outbox_release(x->s, 4, &n, err, sizeof err), 0);
+	assert_int_equal(n, 4);
+	commit(x);
+	read_log(x, 0, &e);
+	assert_int_equal(e.n, 2);
+	assert_int_equal(e.seq[0], 5);
+	assert_int_equal(store_outbox_release(x->s, 6, &n, err, sizeof err), 0);
+	assert_int_equal(n, 2);
+	commit(x);
+	reopen(x);
+	assert_int_equal(store_outbox_info(x->s, &oi), 0);
+	assert_int_equal(oi.count, 0);
+	assert_int_equal(oi.last, 6);
+	assert_int_equal(oi.acked, 6);
+	must_put(x, "ups", YUELAN, "d", "{\"n\":5}", NULL);
+	commit(x);
+	read_log(x, 0, &e);
+	assert_int_equal(e.n, 1);
+	assert_int_equal(e.seq[0], 7);
+	/* the quarantine keeps what it is given, in order, until dropped */
+	uint64_t q1, q2;
+	assert_int_equal(store_fedq_add(x->s, "one", 3, &q1, err, sizeof err), 0);
+	assert_int_equal(store_fedq_add(x->s, "two", 3, &q2, err, sizeof err), 0);
+	commit(x);
+	assert_int_equal(q2, q1 + 1);
+	assert_int_equal(store_fedq_del(x->s, q1, err, sizeof err), 0);
+	commit(x);
+	assert_int_equal(store_outbox_info(x->s, &oi), 0);
+	assert_int_equal(oi.quarantined, 1);
+	assert_int_equal(oi.quarantine_last, q2);
+	/* without an origin no change log is kept */
+	x->origin = NULL;
+	reopen(x);
+	must_put(x, "ups", YUELAN, "e", "{\"n\":6}", NULL);
+	commit(x);
+	assert_int_equal(store_outbox_info(x->s, &oi), 0);
+	assert_int_equal(oi.last, 7);
+	(void)b;
+}
+
+/* The change log's numbering is replayed with the batch when the map grows mid-commit. */
+static void test_change_log_survives_map_growth(void **state)
+{
+	struct fx *x = *state;
+	x->origin = YUELAN;
+	reopen(x);
+	char pad[2100], json[2200];
+	memset(pad, 'p', sizeof pad - 1);
+	pad[sizeof pad - 1] = '\0';
+	for (int i = 0; i < 1500; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "r%d", i);
+		snprintf(json, sizeof json, "{\"n\":%d,\"pad\":\"%s\"}", i, pad);
+		must_put(x, "ups", YUELAN, id, json, NULL);
+	}
+	commit(x);
+	struct store_outbox_info oi;
+	assert_int_equal(store_outbox_info(x->s, &oi), 0);
+	assert_int_equal(oi.count, 1500);
+	assert_int_equal(oi.first, 1);
+	assert_int_equal(oi.last, 1500);
+	struct entries e;
+	read_log(x, 1450, &e);
+	assert_int_equal(e.n, 50);
+	for (int i = 0; i < 50; i++) {
+		assert_int_equal(e.seq[i], 1451 + (uint64_t)i);
+		assert_int_equal(e.nfield[i], 1450 + i);
+	}
+}
+
+/* A format-3 store (no change log) is migrated at open: its records kept, the tables made. */
+static void test_format_3_migrated(void **state)
+{
+	struct fx *x = *state;
+	must_put(x, "ups", YUELAN, "a", "{\"n\":1}", NULL);
+	commit(x);
+	store_close(x->s);
+	x->s = NULL;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi meta, t;
+	assert_int_equal(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 16);
+	assert_int_equal(mdb_env_open(env, x->data, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	static const char *const tabs[] = {"outbox", "fedin", "fedq"};
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(mdb_dbi_open(txn, tabs[i], 0, &t), 0);
+		assert_int_equal(mdb_drop(txn, t, 1), 0);
+	}
+	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+	raw_put(txn, meta, "format", 6, "linli-store 3", 13);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	struct store_verify_report rep;
+	assert_int_equal(store_verify(x->data, &rep), 0);
+	assert_int_equal(rep.format, 3);
+	assert_int_equal(rep.damaged, 0);
+	x->origin = YUELAN;
+	reopen(x);
+	msgpack_sbuffer b;
+	msgpack_sbuffer_init(&b);
+	assert_int_equal(store_get(x->s, "ups", YUELAN, "a", &b, NULL, err, sizeof err), 0);
+	msgpack_sbuffer_destroy(&b);
+	must_put(x, "ups", YUELAN, "b", "{\"n\":2}", NULL);
+	commit(x);
+	struct entries e;
+	read_log(x, 0, &e);
+	assert_int_equal(e.n, 1);
+	assert_int_equal(e.seq[0], 1);
+	assert_int_equal(store_verify(x->data, &rep), 0);
+	assert_int_equal(rep.format, 4);
+	assert_int_equal(rep.damaged, 0);
+	assert_int_equal(rep.entries[5], 1);
 }
 
 /* ---- checksums (format 3) ---- */
@@ -1684,7 +1940,7 @@ static void write_format_2(const char *dir, int n)
 	MDB_txn *txn;
 	MDB_dbi rec, ids, meta, idx, journal;
 	assert_int_equal(mdb_env_create(&env), 0);
-	mdb_env_set_maxdbs(env, 8);
+	mdb_env_set_maxdbs(env, 16);
 	mdb_env_set_mapsize(env, 8u << 20);
 	assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
 	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
@@ -1819,7 +2075,7 @@ static void test_verify_walks_everything(void **state)
 	/* Beside the open store (a running linlid), and clean. */
 	assert_int_equal(store_verify(x->data, r), 0);
 	assert_int_equal(r->damaged, 0);
-	assert_int_equal(r->format, 3);
+	assert_int_equal(r->format, 4);
 	assert_true(r->checksums);
 	assert_int_equal(r->entries[0], 40);
 	assert_int_equal(r->entries[1], 40 * 2); /* s and i */
@@ -2457,6 +2713,10 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_foreign_lmdb_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_format_1_migrated, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unknown_format_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_change_log, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_change_log_survives_map_growth, setup_small,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_format_3_migrated, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_damaged_record_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_damaged_index_entry_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_damaged_ids_and_journal_refused, setup, teardown),
