@@ -125,6 +125,10 @@ static const struct key keys[] = {
 	{"federation.key", T_STR, false, "TLS: its key"},
 	{"federation.status_ms", T_INT, false, "the node's status goes up this often"},
 	{"federation.stale_ms", T_INT, false, "a child silent this long is shown stale"},
+	{"federation.outbox_max", T_INT, false,
+	 "change log entries kept unsent at most (an alarm at half; beyond, the oldest dropped)"},
+	{"federation.outbox_max_age_h", T_INT, false,
+	 "hours an unsent change is kept at most (an alarm at half; beyond, dropped)"},
 	{"retention", T_GROUP, false, "how long the audit log and the event journal are kept"},
 	{"retention.tick_ms", T_INT, false, "trimming runs this often, ms"},
 	{"retention.batch", T_INT, false, "entries deleted per tick at most"},
@@ -500,6 +504,22 @@ static int fill_fed(struct ctx *c, config_t *cf, struct cfg *out)
 			return fail(c, (int)config_setting_source_line(set), "federation.stale_ms",
 				    "%d is outside status_ms (%d)..86400000", v, f->status_ms);
 		f->stale_ms = v;
+	}
+	f->outbox_max = 1000000;
+	if ((set = config_lookup(cf, "federation.outbox_max"))) {
+		int v = config_setting_get_int(set);
+		if (v < 10 || v > 100000000)
+			return fail(c, (int)config_setting_source_line(set), "federation.outbox_max",
+				    "%d is outside 10..100000000", v);
+		f->outbox_max = v;
+	}
+	f->outbox_max_age_h = 168;
+	if ((set = config_lookup(cf, "federation.outbox_max_age_h"))) {
+		int v = config_setting_get_int(set);
+		if (v < 1 || v > 8760)
+			return fail(c, (int)config_setting_source_line(set),
+				    "federation.outbox_max_age_h", "%d is outside 1..8760", v);
+		f->outbox_max_age_h = v;
 	}
 	if (!config_lookup(cf, "federation"))
 		return 0;

@@ -67,6 +67,8 @@ struct cfg_fed {
 	char *ca, *cert, *key;	  /* TLS to the server (absolute); NULL: plain */
 	int status_ms;		  /* the node's status goes up this often (default 30000) */
 	int stale_ms;		  /* a child silent this long is shown stale (default 3 x) */
+	int outbox_max;		  /* change log entries kept unsent at most (default 1000000) */
+	int outbox_max_age_h;	  /* hours one is kept unsent at most (default 168) */
 };
 
 struct cfg {

@@ -12,6 +12,7 @@
 
 #include <linli/version.h>
 
+#include "bus.h"
 #include "cmd.h"
 #include "kernel.h"
 #include "linli/error.h"
@@ -19,11 +20,13 @@
 #include "mp.h"
 #include "plugin.h"
 #include "scope.h"
+#include "store.h"
 #include "tier.h"
+#include "tier_store.h"
 #include "util.h"
 
 #define STREAM	       "LINLI_UP"
-#define DURABLE	       "linlid"
+#define DURABLE	       "linlid-up" /* acks after the apply commits, waits 5 s */
 #define SUBJECT_MAX    (SCOPE_MAX + 32)
 #define FETCH_BATCH    64
 #define STATUS_MAX     4096 /* a status bigger than this is refused */
@@ -31,12 +34,31 @@
 #define RETRY_MS       1000 /* connecting, making the stream: tried again this often */
 #define PUBLISH_WAIT   2000 /* a publish's acknowledgement, ms */
 #define FED_STATUS_SUMMARY "the link to the tiers: connection, what went up, the children"
+#define CHANGES_BATCH  512	    /* change log entries per message up at most */
+#define CHANGES_BYTES  (256 << 10) /* and bytes */
+#define CHANGES_MAX    (4u << 20)  /* a message of changes from below: bigger is refused */
+#define WINDOW	       65536	    /* entries sent ahead of what the parent applied, at most */
+#define ACK_WAIT_MS    5000	    /* the parent silent this long: sent again from its word */
+#define ANNOUNCE_MS    1000	    /* each child is told what was applied this often */
+#define ACK_WAIT_NS    (5 * 1000000000LL) /* the stream's redelivery of an unacknowledged one */
+#define QUARANTINE_SHOWN 100
+#define FED_QUARANTINE_SUMMARY "changes from below that could not be applied: list, retry, drop"
 
 struct child {
 	char node[SCOPE_MAX + 1];
 	char level[16], name[64], version[32], sdk[16];
 	int64_t sent_at, seen_at; /* wall ms: the child's clock, ours */
 	uint64_t seq, received;
+	/* its changes: the last applied (committed: store fedin), counters, the last gap */
+	uint64_t applied, entries, duplicates, gaps, lost, quarantined, forged;
+	int64_t changes_at;
+	char gap[200];
+};
+
+/* Something to say to a child: what was applied of its changes. */
+struct notice {
+	char node[SCOPE_MAX + 1];
+	uint64_t seq;
 };
 
 struct fed {
@@ -56,21 +78,42 @@ struct fed {
 	size_t outgoing_len;
 	uint64_t seq, published, publish_failed;
 	int64_t last_published_at;
+	/* The change log going up: the last numbered (kernel), the parent's word, what the
+	   thread has sent (go-backs counted), a release of what the parent applied posted. */
+	uint64_t out_last, up_applied, sent, sent_msgs, resent, up_failed;
+	uint64_t released_seen; /* what the kernel thread has released (its last word) */
+	bool release_posted;
+	/* Down to the children: what to tell them, messages to acknowledge (fed's thread). */
+	struct notice *notices;
+	size_t n_notices, cap_notices;
+	natsMsg **acks;
+	bool *ack_ok;
+	size_t n_acks, cap_acks;
 	/* Kernel thread only. */
 	struct child *children;
 	size_t n_children;
 	uint64_t received, refused;
+	uint64_t released, dropped, announce_timer;
+	bool quota_alarm;
+	uint64_t alarm_req;
 	/* fed's thread only. */
 	natsConnection *nc;
 	jsCtx *js, *parent_js;
-	natsSubscription *sub;
+	natsSubscription *sub, *applied_sub;
+	char changes_subject[SUBJECT_MAX], applied_subject[SUBJECT_MAX];
+	uint64_t epoch, seen_applied;
+	int64_t progress_ms;
+	msgpack_sbuffer upbuf, entbuf;
 };
 
-/* A message from a child, handed to the kernel thread. */
+/* A message from a child, handed to the kernel thread (m: changes, to acknowledge after
+   the commit; NULL: a status, copied into data). */
 struct inbound {
 	struct fed *f;
+	natsMsg *m;
 	char subject[SUBJECT_MAX];
 	size_t len;
+	const char *bytes;
 	char data[];
 };
 
@@ -162,9 +205,9 @@ static bool connect_once(struct fed *f)
 		s = natsConnection_Connect(&f->nc, o);
 	natsOptions_Destroy(o);
 	char shown[256];
-	shown_url(c->url, shown, sizeof shown);
+	const char *url = shown_url(c->url, shown, sizeof shown);
 	if (s) {
-		set_error(f, "cannot connect to %s: %s (tried again every %d ms)", shown,
+		set_error(f, "cannot connect to %s: %s (tried again every %d ms)", url,
 			  nats_GetLastError(NULL) ? nats_GetLastError(NULL) : natsStatus_GetText(s),
 			  RETRY_MS);
 		f->nc = NULL;
@@ -187,7 +230,7 @@ static bool connect_once(struct fed *f)
 	f->connected = true;
 	f->last_error[0] = '\0';
 	pthread_mutex_unlock(&f->mu);
-	log_info("federation", "connected to %s%s%s", shown,
+	log_info("federation", "connected to %s%s%s", url,
 		 c->parent_domain ? ", the parent's JetStream domain " : " (no parent)",
 		 c->parent_domain ? c->parent_domain : "");
 	return true;
@@ -221,6 +264,7 @@ static bool consume_setup(struct fed *f)
 	jsSubOptions so;
 	jsSubOptions_Init(&so);
 	so.Stream = STREAM;
+	so.Config.AckWait = ACK_WAIT_NS; /* a node killed mid-apply: redelivered after this */
 	s = js_PullSubscribe(&f->sub, f->js, f->children_filter, DURABLE, NULL, &so, &je);
 	if (s) {
 		set_error(f, "reading %s: %s (JetStream error %d)", STREAM, natsStatus_GetText(s),
@@ -236,11 +280,11 @@ static bool consume_setup(struct fed *f)
 
 static void apply_inbound(struct kernel *k, void *arg);
 
-static void fetch(struct fed *f)
+static void fetch(struct fed *f, int64_t wait_ms)
 {
 	natsMsgList l = {0};
 	jsErrCode je = 0;
-	natsStatus s = natsSubscription_Fetch(&l, f->sub, FETCH_BATCH, 200, &je);
+	natsStatus s = natsSubscription_Fetch(&l, f->sub, FETCH_BATCH, wait_ms, &je);
 	if (s == NATS_TIMEOUT)
 		return;
 	if (s) {
@@ -250,17 +294,32 @@ static void fetch(struct fed *f)
 	for (int i = 0; i < l.Count; i++) {
 		natsMsg *m = l.Msgs[i];
 		int n = natsMsg_GetDataLength(m);
-		struct inbound *in = malloc(sizeof *in + (size_t)(n > 0 ? n : 0));
-		if (in) {
-			in->f = f;
-			snprintf(in->subject, sizeof in->subject, "%s", natsMsg_GetSubject(m));
-			in->len = (size_t)(n > 0 ? n : 0);
-			memcpy(in->data, natsMsg_GetData(m), in->len);
-			if (kernel_post(f->k, apply_inbound, in))
-				free(in);
+		const char *subj = natsMsg_GetSubject(m);
+		size_t sl = strlen(subj);
+		bool changes = sl > 8 && !strcmp(subj + sl - 8, ".changes");
+		struct inbound *in = malloc(sizeof *in + (changes ? 0 : (size_t)(n > 0 ? n : 0)));
+		if (!in) {
+			if (changes)
+				natsMsg_Nak(m, NULL); /* again later */
+			continue;
 		}
-		/* A status lives in memory: taken once posted (a later one replaces it). */
-		natsMsg_Ack(m, NULL);
+		in->f = f;
+		in->m = changes ? m : NULL;
+		snprintf(in->subject, sizeof in->subject, "%s", subj);
+		in->len = (size_t)(n > 0 ? n : 0);
+		in->bytes = changes ? natsMsg_GetData(m) : in->data;
+		if (!changes)
+			memcpy(in->data, natsMsg_GetData(m), in->len);
+		if (kernel_post(f->k, apply_inbound, in)) {
+			if (changes)
+				natsMsg_Nak(m, NULL);
+			free(in);
+			continue;
+		}
+		if (changes) /* acknowledged once its apply is committed (or refused) */
+			l.Msgs[i] = NULL;
+		else /* a status lives in memory: taken once posted (a later one replaces it) */
+			natsMsg_Ack(m, NULL);
 	}
 	natsMsgList_Destroy(&l);
 }
@@ -292,16 +351,210 @@ static void publish(struct fed *f, char *buf, size_t len, uint64_t seq)
 			  je ? " (JetStream error)" : "");
 }
 
+/* ---- the change log going up (fed's thread) ---- */
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct upmsg {
+	struct fed *f;
+	uint64_t first, last;
+	size_t n;
+};
+
+/* One entry more into the message (its entries are consecutive), within the bounds. */
+static int add_entry(void *ud, uint64_t seq, const void *val, size_t len)
+{
+	struct upmsg *u = ud;
+	if (u->n && (seq != u->last + 1 || u->f->entbuf.size + len > CHANGES_BYTES))
+		return 1;
+	if (!u->n)
+		u->first = seq;
+	u->last = seq;
+	u->n++;
+	msgpack_sbuffer_write(&u->f->entbuf, val, len);
+	return 0;
+}
+
+/* The parent's word: what it applied of this node's changes ({seq}). */
+static void on_applied(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *ud)
+{
+	(void)nc, (void)sub;
+	struct fed *f = ud;
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	const msgpack_object *o;
+	if (msgpack_unpack_next(&up, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),
+				NULL) == MSGPACK_UNPACK_SUCCESS &&
+	    up.data.type == MSGPACK_OBJECT_MAP && (o = mp_get(&up.data, "seq")) &&
+	    o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+		pthread_mutex_lock(&f->mu);
+		if (o->via.u64 > f->up_applied)
+			f->up_applied = o->via.u64;
+		pthread_mutex_unlock(&f->mu);
+		pthread_cond_signal(&f->cv);
+	}
+	msgpack_unpacked_destroy(&up);
+	natsMsg_Destroy(m);
+}
+
+static void release_applied(struct kernel *k, void *arg);
+
+/*
+ * Send what the parent has not applied yet, a message of consecutive entries at a time
+ * ({n: node, a: first sequence, b: released up to, e: [entries]}), message id
+ * NODE:FIRST-LAST.EPOCH (JetStream drops a repeat of the same message). Go back to the
+ * parent's word when a publish fails or the parent says nothing for ACK_WAIT_MS: the
+ * receiver applies each sequence once and in order, so a repeat costs only bandwidth.
+ */
+static bool send_changes(struct fed *f)
+{
+	pthread_mutex_lock(&f->mu);
+	uint64_t last = f->out_last, applied = f->up_applied;
+	bool post = applied > f->released_seen && !f->release_posted;
+	if (post)
+		f->release_posted = true;
+	pthread_mutex_unlock(&f->mu);
+	if (post && kernel_post(f->k, release_applied, f)) {
+		pthread_mutex_lock(&f->mu);
+		f->release_posted = false;
+		pthread_mutex_unlock(&f->mu);
+	}
+	int64_t now = mono_ms();
+	if (applied != f->seen_applied)
+		f->seen_applied = applied, f->progress_ms = now;
+	if (f->sent < applied)
+		f->sent = applied;
+	if (f->sent > applied && now - f->progress_ms > ACK_WAIT_MS) {
+		f->sent = applied; /* nothing heard: from the parent's word again */
+		f->epoch++;
+		f->progress_ms = now;
+		pthread_mutex_lock(&f->mu);
+		f->resent++;
+		pthread_mutex_unlock(&f->mu);
+	}
+	if (f->sent >= last || f->sent - applied >= WINDOW)
+		return false;
+	struct upmsg u = {.f = f};
+	char err[512];
+	f->entbuf.size = 0;
+	if (store_outbox_read(f->k->store, f->sent, CHANGES_BATCH, add_entry, &u, err, sizeof err)) {
+		set_error(f, "reading the change log: %s", err);
+		return false;
+	}
+	if (!u.n)
+		return false;
+	f->upbuf.size = 0;
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, &f->upbuf, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 4);
+	mp_kv_str(&pk, "n", f->k->cfg.node_path);
+	mp_kv_uint(&pk, "a", u.first);
+	mp_kv_uint(&pk, "b", applied);
+	mp_str(&pk, "e");
+	msgpack_pack_array(&pk, u.n);
+	msgpack_sbuffer_write(&f->upbuf, f->entbuf.data, f->entbuf.size);
+	char id[SCOPE_MAX + 64];
+	snprintf(id, sizeof id, "%s:%llu-%llu.%llu", f->k->cfg.node_path,
+		 (unsigned long long)u.first, (unsigned long long)u.last,
+		 (unsigned long long)f->epoch);
+	jsPubOptions po;
+	jsPubOptions_Init(&po);
+	po.MsgId = id;
+	po.MaxWait = PUBLISH_WAIT;
+	jsPubAck *pa = NULL;
+	jsErrCode je = 0;
+	natsStatus st = js_Publish(&pa, f->parent_js, f->changes_subject, f->upbuf.data,
+				   (int)f->upbuf.size, &po, &je);
+	if (pa)
+		jsPubAck_Destroy(pa);
+	if (st) {
+		set_error(f, "changes to the parent (%s): %s", f->changes_subject,
+			  st == NATS_NO_RESPONDERS ? "no JetStream answers (is the leaf link up?)"
+						   : natsStatus_GetText(st));
+		f->sent = applied;
+		f->epoch++;
+		pthread_mutex_lock(&f->mu);
+		f->up_failed++;
+		pthread_mutex_unlock(&f->mu);
+		return false;
+	}
+	if (f->sent == applied)
+		f->progress_ms = now; /* the wait for the parent's word starts now */
+	f->sent = u.last;
+	pthread_mutex_lock(&f->mu);
+	f->sent_msgs++;
+	f->last_error[0] = '\0';
+	pthread_mutex_unlock(&f->mu);
+	return true;
+}
+
+/* Acknowledge what the kernel thread has committed, tell the children what was applied. */
+static void flush_down(struct fed *f)
+{
+	pthread_mutex_lock(&f->mu);
+	natsMsg **acks = f->acks;
+	bool *ok = f->ack_ok;
+	size_t n_acks = f->n_acks;
+	struct notice *nt = f->notices;
+	size_t n_nt = f->n_notices;
+	f->acks = NULL, f->ack_ok = NULL, f->n_acks = f->cap_acks = 0;
+	f->notices = NULL, f->n_notices = f->cap_notices = 0;
+	pthread_mutex_unlock(&f->mu);
+	for (size_t i = 0; i < n_acks; i++) {
+		if (ok[i])
+			natsMsg_Ack(acks[i], NULL);
+		else
+			natsMsg_Nak(acks[i], NULL);
+		natsMsg_Destroy(acks[i]);
+	}
+	for (size_t i = 0; i < n_nt; i++) {
+		char t[SCOPE_MAX + 1], subj[SUBJECT_MAX];
+		tokens(nt[i].node, t, sizeof t);
+		snprintf(subj, sizeof subj, "linli.down.%s.applied", t);
+		msgpack_sbuffer sb;
+		msgpack_packer pk;
+		msgpack_sbuffer_init(&sb);
+		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+		msgpack_pack_map(&pk, 1);
+		mp_kv_uint(&pk, "seq", nt[i].seq);
+		natsConnection_Publish(f->nc, subj, sb.data, (int)sb.size);
+		msgpack_sbuffer_destroy(&sb);
+	}
+	free(acks);
+	free(ok);
+	free(nt);
+}
+
+static bool applied_setup(struct fed *f)
+{
+	natsStatus st = natsConnection_Subscribe(&f->applied_sub, f->nc, f->applied_subject,
+						 on_applied, f);
+	if (st) {
+		set_error(f, "listening for the parent's word on %s: %s", f->applied_subject,
+			  natsStatus_GetText(st));
+		f->applied_sub = NULL;
+		return false;
+	}
+	return true;
+}
+
 static void *run(void *arg)
 {
 	struct fed *f = arg;
-	bool up = false, consume = false;
+	bool up = false, consume = false, listen = false, busy = false;
 	for (;;) {
 		pthread_mutex_lock(&f->mu);
-		if (!f->stop && !f->outgoing) {
+		if (!f->stop && !f->outgoing && !f->n_acks && !f->n_notices && !busy) {
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
 			int64_t wait = !up ? RETRY_MS : consume ? 0 : RETRY_MS;
+			if (up && f->parent_js && f->sent < f->out_last)
+				wait = 50; /* the parent's word, or the time to send again */
 			ts.tv_sec += wait / 1000;
 			ts.tv_nsec += (wait % 1000) * 1000000;
 			if (ts.tv_nsec >= 1000000000)
@@ -326,10 +579,14 @@ static void *run(void *arg)
 		if (out && f->parent_js)
 			publish(f, out, out_len, seq);
 		free(out);
+		flush_down(f);
+		if (f->parent_js && !listen)
+			listen = applied_setup(f);
+		busy = f->parent_js && listen && send_changes(f);
 		if (!consume)
 			consume = consume_setup(f);
 		else
-			fetch(f);
+			fetch(f, busy ? 5 : 200);
 	}
 	return NULL;
 }
@@ -388,11 +645,8 @@ static void refuse(struct fed *f, const struct inbound *in, const char *why)
 	log_warn("federation", "refused a message on %s: %s", in->subject, why);
 }
 
-static void apply_inbound(struct kernel *k, void *arg)
+static void apply_status(struct fed *f, struct inbound *in)
 {
-	(void)k;
-	struct inbound *in = arg;
-	struct fed *f = in->f;
 	msgpack_unpacked up;
 	msgpack_unpacked_init(&up);
 	char node[SCOPE_MAX + 1], want[SUBJECT_MAX];
@@ -437,7 +691,470 @@ static void apply_inbound(struct kernel *k, void *arg)
 	f->received++;
 out:
 	msgpack_unpacked_destroy(&up);
+}
+
+/* ---- changes from below (kernel thread) ---- */
+
+static void queue_ack(struct fed *f, natsMsg *m, bool ok)
+{
+	pthread_mutex_lock(&f->mu);
+	if (f->n_acks == f->cap_acks) {
+		size_t cap = f->cap_acks ? f->cap_acks * 2 : 64;
+		natsMsg **a = realloc(f->acks, cap * sizeof *a);
+		bool *o = a ? realloc(f->ack_ok, cap * sizeof *o) : NULL;
+		if (a)
+			f->acks = a;
+		if (o)
+			f->ack_ok = o;
+		if (!a || !o) { /* not acknowledged: the stream sends it again */
+			pthread_mutex_unlock(&f->mu);
+			natsMsg_Destroy(m);
+			return;
+		}
+		f->cap_acks = cap;
+	}
+	f->acks[f->n_acks] = m;
+	f->ack_ok[f->n_acks++] = ok;
+	pthread_mutex_unlock(&f->mu);
+	pthread_cond_signal(&f->cv);
+}
+
+static void queue_notice(struct fed *f, const char *node, uint64_t seq)
+{
+	pthread_mutex_lock(&f->mu);
+	for (size_t i = 0; i < f->n_notices; i++)
+		if (!strcmp(f->notices[i].node, node)) {
+			if (seq > f->notices[i].seq)
+				f->notices[i].seq = seq;
+			goto out;
+		}
+	if (f->n_notices == f->cap_notices) {
+		size_t cap = f->cap_notices ? f->cap_notices * 2 : 16;
+		struct notice *v = realloc(f->notices, cap * sizeof *v);
+		if (!v)
+			goto out; /* the next announcement says it */
+		f->notices = v;
+		f->cap_notices = cap;
+	}
+	snprintf(f->notices[f->n_notices].node, sizeof f->notices[0].node, "%s", node);
+	f->notices[f->n_notices++].seq = seq;
+out:
+	pthread_mutex_unlock(&f->mu);
+	pthread_cond_signal(&f->cv);
+}
+
+struct committed {
+	struct fed *f;
+	natsMsg *m;
+	uint64_t seq;
+	bool again; /* the store failed midway: the rest comes with a redelivery */
+	char node[SCOPE_MAX + 1];
+};
+
+/* The apply of a message from below committed (rc 0) or was lost: acknowledge or redeliver. */
+static void on_committed(void *arg, int rc, const char *msg)
+{
+	(void)msg;
+	struct committed *c = arg;
+	struct child *ch = child_of(c->f, c->node);
+	if (rc == 0 && ch && c->seq > ch->applied)
+		ch->applied = c->seq;
+	queue_ack(c->f, c->m, rc == 0 && !c->again);
+	if (rc == 0)
+		queue_notice(c->f, c->node, c->seq);
+	free(c);
+}
+
+/* Keep change `e` (seq of sender `from`) that cannot be applied, with the reason. */
+static int quarantine(struct fed *f, const char *from, uint64_t seq, const char *reason,
+		      const msgpack_object *e, char *err, size_t errlen)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 5);
+	mp_kv_str(&pk, "from", from);
+	mp_kv_uint(&pk, "seq", seq);
+	mp_kv_str(&pk, "reason", reason);
+	mp_kv_int(&pk, "at", wall_ms());
+	mp_str(&pk, "change");
+	msgpack_pack_object(&pk, *e);
+	uint64_t id = 0;
+	int rc = store_fedq_add(f->k->store, sb.data, sb.size, &id, err, errlen);
+	msgpack_sbuffer_destroy(&sb);
+	if (!rc)
+		log_warn("federation", "change %llu from %s quarantined (#%llu): %s",
+			 (unsigned long long)seq, from, (unsigned long long)id, reason);
+	return rc;
+}
+
+static bool str_of(const msgpack_object *o, char *out, size_t n)
+{
+	if (!o || o->type != MSGPACK_OBJECT_STR || o->via.str.size >= n)
+		return false;
+	memcpy(out, o->via.str.ptr, o->via.str.size);
+	out[o->via.str.size] = '\0';
+	return true;
+}
+
+static bool u64_of(const msgpack_object *o, uint64_t *v)
+{
+	if (!o || o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+		return false;
+	*v = o->via.u64;
+	return true;
+}
+
+/*
+ * Apply one change from sender `from` (a direct child): 0 applied or quarantined (the
+ * stream goes on), or the store's failure (nothing more of the message is applied).
+ */
+static int apply_change(struct fed *f, struct child *c, const char *from, uint64_t seq,
+			const msgpack_object *e)
+{
+	char origin[SCOPE_MAX + 1], ds[CAT_NAME_MAX + 1], scope[SCOPE_MAX + 1],
+	    id[STORE_ID_MAX + 1], err[768], why[1024];
+	uint64_t oseq = 0;
+	const msgpack_object *r = e->type == MSGPACK_OBJECT_MAP ? mp_get(e, "r") : NULL;
+	if (e->type != MSGPACK_OBJECT_MAP || !str_of(mp_get(e, "o"), origin, sizeof origin) ||
+	    !u64_of(mp_get(e, "q"), &oseq) || !str_of(mp_get(e, "d"), ds, sizeof ds) ||
+	    !str_of(mp_get(e, "s"), scope, sizeof scope) || !str_of(mp_get(e, "i"), id, sizeof id) ||
+	    !r || (r->type != MSGPACK_OBJECT_BIN && r->type != MSGPACK_OBJECT_NIL)) {
+		c->quarantined++;
+		return quarantine(f, from, seq,
+				  "not a change (a map of o, q, d, s, i and r: the record's bytes or "
+				  "nil)",
+				  e, err, sizeof err)
+			   ? LINLI_EIO
+			   : 0;
+	}
+	if (!scope_within(from, scope) || !scope_within(from, origin)) {
+		snprintf(why, sizeof why,
+			 "forged: %s '%s' is outside the sender's subtree %s (refused, audited)",
+			 scope_within(from, scope) ? "origin" : "scope",
+			 scope_within(from, scope) ? origin : scope, from);
+		struct tier_principal who = {.kind = PRINCIPAL_MACHINE, .name = from, .scope = from};
+		tiers_audit(f->k, &who, "federation.apply", scope_within(from, scope) ? from : scope,
+			    ds, "denied", why);
+		c->forged++;
+		c->quarantined++;
+		return quarantine(f, from, seq, why, e, err, sizeof err) ? LINLI_EIO : 0;
+	}
+	int rc = store_fed_apply(f->k->store, origin, oseq, ds, scope, id,
+				 r->type == MSGPACK_OBJECT_BIN ? r->via.bin.ptr : NULL,
+				 r->type == MSGPACK_OBJECT_BIN ? r->via.bin.size : 0, err, sizeof err);
+	if (rc == LINLI_EFULL || rc == LINLI_EIO || rc == LINLI_ENOMEM || rc == LINLI_ECORRUPT ||
+	    rc == LINLI_EBUSY)
+		return rc; /* this node's storage: the message comes again */
+	if (rc) {
+		c->quarantined++;
+		snprintf(why, sizeof why, "cannot be applied here: %s", err);
+		return quarantine(f, from, seq, why, e, err, sizeof err) ? LINLI_EIO : 0;
+	}
+	return 0;
+}
+
+static void apply_changes(struct fed *f, struct inbound *in)
+{
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	char node[SCOPE_MAX + 1] = "", want[SUBJECT_MAX], cerr[96];
+	const char *own = f->k->cfg.node_path;
+	size_t own_n = strlen(own);
+	const msgpack_object *es = NULL;
+	uint64_t first = 0, base = 0;
+	bool ok = true, again = false; /* refused: it leaves the stream; failed: it comes again */
+	if (in->len > CHANGES_MAX ||
+	    mp_check(in->bytes, in->len, 8, MP_STR_KEYS, cerr, sizeof cerr) ||
+	    msgpack_unpack_next(&up, in->bytes, in->len, NULL) != MSGPACK_UNPACK_SUCCESS ||
+	    up.data.type != MSGPACK_OBJECT_MAP || !str_of(mp_get(&up.data, "n"), node, sizeof node) ||
+	    !u64_of(mp_get(&up.data, "a"), &first) || !first ||
+	    !u64_of(mp_get(&up.data, "b"), &base) || !(es = mp_get(&up.data, "e")) ||
+	    es->type != MSGPACK_OBJECT_ARRAY) {
+		refuse(f, in, "not changes (a MessagePack map n, a, b, e of at most 4 MiB)");
+		goto done;
+	}
+	tokens(node, want, sizeof want);
+	strncat(want, ".changes", sizeof want - strlen(want) - 1);
+	if (strncmp(node, own, own_n) || node[own_n] != '/' || strchr(node + own_n + 1, '/') ||
+	    strncmp(in->subject, "linli.up.", 9) || strcmp(in->subject + 9, want)) {
+		char why[SCOPE_MAX + 96];
+		snprintf(why, sizeof why, "node '%.*s' is not a child of %s sending on its own subject",
+			 SCOPE_MAX, node, own);
+		refuse(f, in, why);
+		goto done;
+	}
+	struct child *c = child_of(f, node);
+	if (!c) {
+		refuse(f, in, "too many children");
+		goto done;
+	}
+	struct store *st = f->k->store;
+	uint64_t applied = store_fed_applied(st, node), was = applied;
+	c->changes_at = wall_ms();
+	for (uint32_t i = 0; i < es->via.array.size; i++) {
+		uint64_t seq = first + i;
+		if (seq <= applied) {
+			c->duplicates++;
+			continue;
+		}
+		if (seq > applied + 1) {
+			if (base >= applied + 1) { /* released at the sender: never coming */
+				c->lost += seq - 1 - applied;
+				snprintf(c->gap, sizeof c->gap,
+					 "%llu..%llu lost: the sender dropped them (its quota)",
+					 (unsigned long long)applied + 1, (unsigned long long)seq - 1);
+				log_error("federation", "changes %s from %s", c->gap, node);
+				applied = seq - 1;
+			} else {
+				c->gaps++;
+				snprintf(c->gap, sizeof c->gap,
+					 "expected %llu, got %llu: waiting for it to be sent again",
+					 (unsigned long long)applied + 1, (unsigned long long)seq);
+				break;
+			}
+		}
+		int rc = apply_change(f, c, node, seq, &es->via.array.ptr[i]);
+		if (rc) {
+			log_error("federation", "changes from %s stopped at %llu: this node's store "
+				  "failed (code %d); they come again", node, (unsigned long long)seq, rc);
+			again = true;
+			break;
+		}
+		applied = seq;
+		c->entries++;
+	}
+	char err[512];
+	if (applied != was && store_fed_mark(st, node, applied, err, sizeof err)) {
+		log_error("federation", "%s", err);
+		ok = false; /* the batch is lost: the message comes again */
+		goto done;
+	}
+	struct committed *cm = malloc(sizeof *cm);
+	if (cm) {
+		*cm = (struct committed){.f = f, .m = in->m, .seq = applied, .again = again};
+		snprintf(cm->node, sizeof cm->node, "%s", node);
+		if (store_on_commit(st, on_committed, cm) == 0) {
+			in->m = NULL; /* acknowledged at the commit */
+		} else { /* nothing written (all repeats): applied as it stands */
+			free(cm);
+			ok = !again;
+			if (applied > c->applied)
+				c->applied = applied;
+			queue_notice(f, node, applied);
+		}
+	} else
+		ok = false;
+done:
+	if (in->m)
+		queue_ack(f, in->m, ok);
+	msgpack_unpacked_destroy(&up);
+}
+
+static void apply_inbound(struct kernel *k, void *arg)
+{
+	(void)k;
+	struct inbound *in = arg;
+	if (in->m)
+		apply_changes(in->f, in);
+	else
+		apply_status(in->f, in);
 	free(in);
+}
+
+/* ---- the change log going up (kernel thread): release, quota ---- */
+
+static void on_alarm_answer(uint64_t id, int status, const void *rec, size_t len, const char *msg,
+			    void *ud)
+{
+	(void)id, (void)rec, (void)len;
+	struct fed *f = ud;
+	f->alarm_req = 0;
+	if (status)
+		log_warn("federation", "the backlog alarm: %s", msg ? msg : "refused");
+}
+
+/* Raise (or clear) the alarm of a change log filling up: through the alarms plugin. */
+static void backlog_alarm(struct fed *f, bool raise, const char *details)
+{
+	if (raise == f->quota_alarm)
+		return;
+	f->quota_alarm = raise;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, raise ? 4 : 3);
+	mp_kv_str(&pk, "type", "federation_backlog");
+	mp_kv_str(&pk, "source", "federation");
+	if (raise) {
+		mp_kv_str(&pk, "severity", "major");
+		mp_kv_str(&pk, "details", details);
+	} else
+		mp_kv_str(&pk, "why", details);
+	struct bus_msg m = {.topic = raise ? "alarmreq/raise" : "alarmreq/clear",
+			    .publisher = "federation",
+			    .scope = f->k->cfg.node_path,
+			    .payload = sb.data,
+			    .payload_len = sb.size};
+	char err[320];
+	uint64_t id = 0;
+	if (f->k->bus && bus_request(f->k->bus, &m, 0, on_alarm_answer, f, f, &id, err, sizeof err))
+		log_warn("federation", "the backlog alarm cannot be %s (%s): %s",
+			 raise ? "raised" : "cleared", err, details);
+	else
+		f->alarm_req = id;
+	if (raise)
+		log_warn("federation", "%s", details);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+static void drop_upto(struct fed *f, uint64_t upto, const char *why)
+{
+	size_t n = 0;
+	char err[512];
+	if (store_outbox_release(f->k->store, upto, &n, err, sizeof err)) {
+		log_error("federation", "%s", err);
+		return;
+	}
+	f->dropped += n;
+	f->released = upto;
+	pthread_mutex_lock(&f->mu);
+	f->released_seen = upto;
+	pthread_mutex_unlock(&f->mu);
+	log_error("federation", "%zu unsent changes dropped (up to %llu): %s; %llu dropped in all",
+		  n, (unsigned long long)upto, why, (unsigned long long)f->dropped);
+}
+
+struct age_cut {
+	int64_t cutoff;
+	uint64_t upto;
+};
+
+static int older(void *ud, uint64_t seq, const void *val, size_t len)
+{
+	struct age_cut *a = ud;
+	const void *t;
+	size_t tl;
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	bool old = mp_map_value(val, len, "t", &t, &tl) == 0 &&
+		   msgpack_unpack_next(&up, t, tl, NULL) == MSGPACK_UNPACK_SUCCESS &&
+		   up.data.type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+		   (int64_t)up.data.via.u64 < a->cutoff;
+	msgpack_unpacked_destroy(&up);
+	if (!old)
+		return 1;
+	a->upto = seq;
+	return 0;
+}
+
+/* The change log's bounds: entries and age; an alarm at half, a counted drop beyond. */
+static void quota_check(struct fed *f)
+{
+	const struct cfg_fed *c = &f->k->cfg.fed;
+	struct store_outbox_info oi;
+	if (store_outbox_info(f->k->store, &oi))
+		return;
+	uint64_t unsent = oi.last - f->released;
+	char why[256];
+	if (unsent > (uint64_t)c->outbox_max) {
+		snprintf(why, sizeof why, "federation.outbox_max (%d) reached", c->outbox_max);
+		drop_upto(f, oi.last - (uint64_t)c->outbox_max, why);
+		unsent = (uint64_t)c->outbox_max;
+	}
+	int64_t max_ms = (int64_t)c->outbox_max_age_h * 3600000, now = wall_ms();
+	if (oi.oldest_ms && now - oi.oldest_ms > max_ms) {
+		struct age_cut a = {.cutoff = now - max_ms};
+		char err[512];
+		if (!store_outbox_read(f->k->store, f->released, SIZE_MAX, older, &a, err, sizeof err) &&
+		    a.upto > f->released) {
+			snprintf(why, sizeof why, "older than federation.outbox_max_age_h (%d)",
+				 c->outbox_max_age_h);
+			drop_upto(f, a.upto, why);
+		}
+		store_outbox_info(f->k->store, &oi);
+		unsent = oi.last - f->released;
+	}
+	bool aged = oi.oldest_ms && oi.count && now - oi.oldest_ms > max_ms / 2;
+	if (unsent * 2 >= (uint64_t)c->outbox_max || aged) {
+		snprintf(why, sizeof why,
+			 "the change log going up holds %llu unsent changes (federation.outbox_max "
+			 "%d), the oldest %llds old (outbox_max_age_h %d): is the link to the parent "
+			 "down?",
+			 (unsigned long long)unsent, c->outbox_max,
+			 (long long)(oi.oldest_ms ? (now - oi.oldest_ms) / 1000 : 0),
+			 c->outbox_max_age_h);
+		backlog_alarm(f, true, why);
+	} else if (unsent * 4 < (uint64_t)c->outbox_max && !aged)
+		backlog_alarm(f, false, "the change log is sent");
+}
+
+static void release_applied(struct kernel *k, void *arg)
+{
+	struct fed *f = arg;
+	pthread_mutex_lock(&f->mu);
+	uint64_t upto = f->up_applied;
+	f->release_posted = false;
+	pthread_mutex_unlock(&f->mu);
+	struct store_outbox_info oi;
+	if (store_outbox_info(k->store, &oi))
+		return;
+	if (upto > oi.last) {
+		log_warn("federation", "the parent says it applied %llu of this node's changes; "
+			 "this node numbered %llu (was its store replaced?)",
+			 (unsigned long long)upto, (unsigned long long)oi.last);
+		upto = oi.last;
+	}
+	if (upto <= f->released)
+		return;
+	size_t n = 0;
+	char err[512];
+	if (store_outbox_release(k->store, upto, &n, err, sizeof err)) {
+		log_error("federation", "%s", err);
+		return;
+	}
+	f->released = upto;
+	pthread_mutex_lock(&f->mu);
+	f->released_seen = upto;
+	pthread_mutex_unlock(&f->mu);
+	quota_check(f);
+}
+
+void fed_on_outbox(void *ud, uint64_t last)
+{
+	struct kernel *k = ud;
+	struct fed *f = k->fed;
+	if (!f)
+		return;
+	pthread_mutex_lock(&f->mu);
+	f->out_last = last;
+	pthread_mutex_unlock(&f->mu);
+	pthread_cond_signal(&f->cv);
+	const struct cfg_fed *c = &k->cfg.fed;
+	if ((last - f->released) * 2 >= (uint64_t)c->outbox_max || f->quota_alarm)
+		quota_check(f);
+}
+
+/* Every child is told what was applied of its changes (a lost word is said again). */
+static void on_announce(struct kernel *k, void *arg)
+{
+	(void)k;
+	struct fed *f = arg;
+	for (size_t i = 0; i < f->n_children; i++)
+		if (f->children[i].applied)
+			queue_notice(f, f->children[i].node, f->children[i].applied);
+	if (f->k->cfg.fed.parent_domain)
+		quota_check(f);
+}
+
+static void load_applied(void *ud, const char *from, uint64_t seq)
+{
+	struct fed *f = ud;
+	struct child *c = child_of(f, from);
+	if (c)
+		c->applied = seq;
 }
 
 static int cmd_status(struct cmd_call *call, void *ud)
@@ -451,9 +1168,11 @@ static int cmd_status(struct cmd_call *call, void *ud)
 				call->k->cfg.source);
 	const struct cfg_fed *c = &call->k->cfg.fed;
 	int64_t now = wall_ms();
+	struct store_outbox_info oi;
+	store_outbox_info(call->k->store, &oi);
 	msgpack_packer *pk = &call->pk;
 	pthread_mutex_lock(&f->mu);
-	msgpack_pack_map(pk, 13);
+	msgpack_pack_map(pk, 15);
 	mp_kv_str(pk, "node", call->k->cfg.node_path);
 	char shown[256];
 	mp_kv_str(pk, "url", shown_url(c->url, shown, sizeof shown));
@@ -465,9 +1184,27 @@ static int cmd_status(struct cmd_call *call, void *ud)
 	mp_kv_uint(pk, "published", f->published);
 	mp_kv_uint(pk, "publish_failed", f->publish_failed);
 	mp_kv_int(pk, "last_published_at", f->last_published_at);
+	/* what goes up: the change log and where the parent stands */
+	mp_str(pk, "up");
+	msgpack_pack_map(pk, 14);
+	mp_kv_bool(pk, "kept", c->parent_domain != NULL);
+	mp_kv_uint(pk, "last", oi.last);
+	mp_kv_uint(pk, "parent_applied", f->up_applied);
+	mp_kv_uint(pk, "released", oi.acked);
+	mp_kv_uint(pk, "unsent", oi.count);
+	mp_kv_uint(pk, "lag", oi.last - (f->up_applied < oi.last ? f->up_applied : oi.last));
+	mp_kv_uint(pk, "bytes", oi.bytes);
+	mp_kv_int(pk, "oldest_unsent_age_s", oi.oldest_ms ? (now - oi.oldest_ms) / 1000 : 0);
+	mp_kv_uint(pk, "messages", f->sent_msgs);
+	mp_kv_uint(pk, "sent_again", f->resent);
+	mp_kv_uint(pk, "failed", f->up_failed);
+	mp_kv_uint(pk, "dropped", f->dropped);
+	mp_kv_bool(pk, "backlog_alarm", f->quota_alarm);
+	mp_kv_int(pk, "outbox_max", c->outbox_max);
 	pthread_mutex_unlock(&f->mu);
 	mp_kv_uint(pk, "received", f->received);
 	mp_kv_uint(pk, "refused", f->refused);
+	mp_kv_uint(pk, "quarantined", oi.quarantined);
 	/* the children the caller may see: within its jurisdiction */
 	size_t n = 0;
 	for (size_t i = 0; i < f->n_children; i++)
@@ -478,7 +1215,7 @@ static int cmd_status(struct cmd_call *call, void *ud)
 		const struct child *ch = &f->children[i];
 		if (!scope_within(call->who->scope, ch->node))
 			continue;
-		msgpack_pack_map(pk, 10);
+		msgpack_pack_map(pk, 18);
 		mp_kv_str(pk, "node", ch->node);
 		mp_kv_str(pk, "level", ch->level);
 		mp_kv_str(pk, "name", ch->name);
@@ -489,18 +1226,165 @@ static int cmd_status(struct cmd_call *call, void *ud)
 		mp_kv_int(pk, "age_ms", now - ch->seen_at);
 		mp_kv_bool(pk, "stale", now - ch->seen_at > c->stale_ms);
 		mp_kv_uint(pk, "seq", ch->seq);
+		mp_kv_uint(pk, "applied", ch->applied);
+		mp_kv_uint(pk, "changes", ch->entries);
+		mp_kv_uint(pk, "duplicates", ch->duplicates);
+		mp_kv_uint(pk, "gaps", ch->gaps);
+		mp_kv_uint(pk, "lost", ch->lost);
+		mp_kv_uint(pk, "quarantined", ch->quarantined);
+		mp_kv_uint(pk, "forged", ch->forged);
+		mp_kv_str(pk, "last_gap", ch->gap);
 	}
 	return 0;
+}
+
+/* ---- the quarantine: federation quarantine [retry|drop ID] ---- */
+
+struct qlist {
+	msgpack_packer *pk;
+	size_t n;
+	const char *scope; /* the caller's */
+	uint64_t want;	   /* one id, or 0: all */
+	msgpack_sbuffer *one;
+};
+
+static void pack_qentry(msgpack_packer *pk, uint64_t id, const msgpack_object *o)
+{
+	msgpack_pack_map(pk, 8);
+	mp_kv_uint(pk, "id", id);
+	static const char *const keys[] = {"from", "seq", "reason", "at"};
+	for (int i = 0; i < 4; i++) {
+		mp_str(pk, keys[i]);
+		const msgpack_object *v = mp_get(o, keys[i]);
+		if (v)
+			msgpack_pack_object(pk, *v);
+		else
+			msgpack_pack_nil(pk);
+	}
+	const msgpack_object *ch = mp_get(o, "change");
+	static const char *const ck[] = {"d", "s", "i"};
+	static const char *const cn[] = {"dataset", "scope", "record"};
+	for (int i = 0; i < 3; i++) {
+		mp_str(pk, cn[i]);
+		const msgpack_object *v = ch && ch->type == MSGPACK_OBJECT_MAP ? mp_get(ch, ck[i]) : NULL;
+		if (v && v->type == MSGPACK_OBJECT_STR)
+			msgpack_pack_object(pk, *v);
+		else
+			msgpack_pack_nil(pk);
+	}
+}
+
+static int count_q(void *ud, uint64_t id, const void *val, size_t len)
+{
+	struct qlist *q = ud;
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	char from[SCOPE_MAX + 1] = "";
+	if (msgpack_unpack_next(&up, val, len, NULL) == MSGPACK_UNPACK_SUCCESS &&
+	    up.data.type == MSGPACK_OBJECT_MAP)
+		str_of(mp_get(&up.data, "from"), from, sizeof from);
+	bool mine = scope_within(q->scope, from) && (!q->want || q->want == id);
+	if (mine && q->pk)
+		pack_qentry(q->pk, id, &up.data);
+	if (mine && q->one)
+		msgpack_sbuffer_write(q->one, val, len);
+	q->n += mine;
+	msgpack_unpacked_destroy(&up);
+	return q->n >= QUARANTINE_SHOWN;
+}
+
+static int cmd_quarantine(struct cmd_call *call, void *ud)
+{
+	struct fed *f = ud;
+	struct kernel *k = call->k;
+	if (!f)
+		return cmd_fail(call, LINLI_ENOENT,
+				"this node has no federation link (no federation group in %s)",
+				k->cfg.source);
+	char err[768];
+	if (call->argc == 2) {
+		struct qlist q = {.scope = call->who->scope};
+		if (store_fedq_read(k->store, 0, SIZE_MAX, count_q, &q, err, sizeof err))
+			return cmd_fail(call, LINLI_EIO, "%s", err);
+		size_t n = q.n;
+		q = (struct qlist){.pk = &call->pk, .scope = call->who->scope};
+		msgpack_pack_map(&call->pk, 2);
+		mp_str(&call->pk, "quarantined");
+		msgpack_pack_array(&call->pk, n);
+		store_fedq_read(k->store, 0, SIZE_MAX, count_q, &q, err, sizeof err);
+		mp_kv_uint(&call->pk, "count", n);
+		return 0;
+	}
+	char *end = NULL;
+	unsigned long long id = call->argc == 4 ? strtoull(call->argv[3], &end, 10) : 0;
+	bool retry = call->argc == 4 && !strcmp(call->argv[2], "retry");
+	if (call->argc != 4 || (!retry && strcmp(call->argv[2], "drop")) || !id || *end)
+		return cmd_fail(call, LINLI_EINVAL,
+				"usage: federation quarantine [retry ID | drop ID] (ID: a number "
+				"the list shows)");
+	msgpack_sbuffer one;
+	msgpack_sbuffer_init(&one);
+	struct qlist q = {.scope = call->who->scope, .want = id, .one = &one};
+	int rc = store_fedq_read(k->store, id - 1, 1, count_q, &q, err, sizeof err);
+	if (!rc && !q.n)
+		rc = cmd_fail(call, LINLI_ENOENT, "no quarantined change %llu within %s", id,
+			      call->who->scope);
+	else if (rc)
+		rc = cmd_fail(call, LINLI_EIO, "%s", err);
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	if (!rc && retry) {
+		char from[SCOPE_MAX + 1] = "";
+		uint64_t seq = 0;
+		const msgpack_object *ch = NULL;
+		if (msgpack_unpack_next(&up, one.data, one.size, NULL) != MSGPACK_UNPACK_SUCCESS ||
+		    up.data.type != MSGPACK_OBJECT_MAP ||
+		    !str_of(mp_get(&up.data, "from"), from, sizeof from) ||
+		    !u64_of(mp_get(&up.data, "seq"), &seq) || !(ch = mp_get(&up.data, "change")))
+			rc = cmd_fail(call, LINLI_ECORRUPT, "quarantined change %llu is damaged", id);
+		else {
+			struct child *c = child_of(f, from);
+			struct child none = {0};
+			struct store_outbox_info a, b;
+			store_outbox_info(k->store, &a);
+			rc = apply_change(f, c ? c : &none, from, seq, ch);
+			store_outbox_info(k->store, &b);
+			if (rc)
+				rc = cmd_fail(call, rc, "the store failed: try again");
+			else if (b.quarantine_last != a.quarantine_last) { /* quarantined again */
+				store_fedq_del(k->store, b.quarantine_last, err, sizeof err);
+				rc = cmd_fail(call, LINLI_EINVAL,
+					      "quarantined change %llu still cannot be applied; it "
+					      "stays",
+					      id);
+			}
+		}
+	}
+	if (!rc && store_fedq_del(k->store, id, err, sizeof err))
+		rc = cmd_fail(call, LINLI_EIO, "%s", err);
+	if (!rc) {
+		tiers_audit(k, call->who, retry ? "federation.retry" : "federation.drop",
+			    call->who->scope, call->argv[3], "allowed", NULL);
+		msgpack_pack_map(&call->pk, 2);
+		mp_kv_uint(&call->pk, "id", id);
+		mp_kv_str(&call->pk, retry ? "applied" : "dropped", "yes");
+	}
+	msgpack_unpacked_destroy(&up);
+	msgpack_sbuffer_destroy(&one);
+	return rc;
 }
 
 int fed_open(struct kernel *k)
 {
 	static const char owner_none = 0; /* the command's owner when there is no link */
 	const struct cfg_fed *c = &k->cfg.fed;
-	if (!c->url)
-		return cmd_register(k->cmds, "federation", "status", "",
-				    FED_STATUS_SUMMARY, cmd_status, NULL,
-				    &owner_none);
+	if (!c->url) {
+		int rc = cmd_register(k->cmds, "federation", "status", "", FED_STATUS_SUMMARY,
+				      cmd_status, NULL, &owner_none);
+		return rc ? rc
+			  : cmd_register(k->cmds, "federation", "quarantine", "[retry|drop ID]",
+					 FED_QUARANTINE_SUMMARY, cmd_quarantine, NULL, &owner_none);
+	}
 	struct fed *f = calloc(1, sizeof *f);
 	if (!f)
 		return LINLI_ENOMEM;
@@ -509,6 +1393,16 @@ int fed_open(struct kernel *k)
 	tokens(k->cfg.node_path, t, sizeof t);
 	snprintf(f->up_subject, sizeof f->up_subject, "linli.up.%s.status", t);
 	snprintf(f->children_filter, sizeof f->children_filter, "linli.up.%s.*.>", t);
+	snprintf(f->changes_subject, sizeof f->changes_subject, "linli.up.%s.changes", t);
+	snprintf(f->applied_subject, sizeof f->applied_subject, "linli.down.%s.applied", t);
+	msgpack_sbuffer_init(&f->upbuf);
+	msgpack_sbuffer_init(&f->entbuf);
+	struct store_outbox_info oi;
+	if (!store_outbox_info(k->store, &oi)) {
+		f->out_last = oi.last;
+		f->released = f->released_seen = f->sent = f->up_applied = oi.acked;
+	}
+	store_fed_list(k->store, load_applied, f);
 	pthread_mutex_init(&f->mu, NULL);
 	pthread_cond_init(&f->cv, NULL);
 	k->fed = f;
@@ -519,6 +1413,9 @@ int fed_open(struct kernel *k)
 	if (!rc)
 		rc = cmd_register(k->cmds, "federation", "status", "",
 				  FED_STATUS_SUMMARY, cmd_status, f, f);
+	if (!rc)
+		rc = cmd_register(k->cmds, "federation", "quarantine", "[retry|drop ID]",
+				  FED_QUARANTINE_SUMMARY, cmd_quarantine, f, f);
 	if (!rc && pthread_create(&f->thread, NULL, run, f))
 		rc = LINLI_ENOMEM;
 	if (rc) {
@@ -528,6 +1425,7 @@ int fed_open(struct kernel *k)
 	f->started = true;
 	if (c->parent_domain)
 		f->timer = kernel_timer_add(k, 0, (uint64_t)c->status_ms, on_status_tick, f);
+	f->announce_timer = kernel_timer_add(k, ANNOUNCE_MS, ANNOUNCE_MS, on_announce, f);
 	return 0;
 }
 
@@ -538,6 +1436,10 @@ void fed_close(struct kernel *k)
 		return;
 	if (f->timer)
 		kernel_timer_cancel(k, f->timer);
+	if (f->announce_timer)
+		kernel_timer_cancel(k, f->announce_timer);
+	if (f->alarm_req && k->bus)
+		bus_request_drop(k->bus, f->alarm_req, f);
 	cmd_unregister_owner(k->cmds, f);
 	if (f->started) {
 		pthread_mutex_lock(&f->mu);
@@ -548,6 +1450,17 @@ void fed_close(struct kernel *k)
 	}
 	if (f->sub)
 		natsSubscription_Destroy(f->sub);
+	if (f->applied_sub) {
+		natsSubscription_Unsubscribe(f->applied_sub);
+		natsSubscription_Destroy(f->applied_sub);
+	}
+	for (size_t i = 0; i < f->n_acks; i++) /* not acknowledged: the stream sends them again */
+		natsMsg_Destroy(f->acks[i]);
+	free(f->acks);
+	free(f->ack_ok);
+	free(f->notices);
+	msgpack_sbuffer_destroy(&f->upbuf);
+	msgpack_sbuffer_destroy(&f->entbuf);
 	if (f->js)
 		jsCtx_Destroy(f->js);
 	if (f->parent_js)

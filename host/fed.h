@@ -23,6 +23,8 @@
 #ifndef LINLI_FED_H
 #define LINLI_FED_H
 
+#include <stdint.h>
+
 struct kernel;
 
 /* Start the link when the configuration has one (0 also when it has none). */
@@ -30,5 +32,8 @@ int fed_open(struct kernel *k);
 
 /* Stop it: the thread joined, the connection closed. */
 void fed_close(struct kernel *k);
+
+/* The store committed change log entries up to `last` (store_opts.on_outbox; ud: kernel). */
+void fed_on_outbox(void *ud, uint64_t last);
 
 #endif

@@ -592,7 +592,12 @@ int main(int argc, char **argv)
 				.map_size = k.cfg.store_map_size,
 				.sync = k.cfg.store_sync,
 				.wake = store_cmds_wake,
-				.wake_ud = &k};
+				.wake_ud = &k,
+				/* a node with a parent keeps the change log of what goes up */
+				.origin = k.cfg.fed.url && k.cfg.fed.parent_domain ? k.cfg.node_path
+										   : NULL,
+				.on_outbox = fed_on_outbox,
+				.outbox_ud = &k};
 	if (store_open(&so, k.catalog, &k.store, err, sizeof err) != 0) {
 		log_error("store", "%s", err);
 		goto out;

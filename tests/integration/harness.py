@@ -485,6 +485,9 @@ def main(cases):
             print(f"ok {n} ({time.time() - t0:.2f}s)")
         except Exception as e:  # report any failure, including asserts in helpers
             failed += 1
+            if not isinstance(e, TestFailure):  # a bug of the test itself: where
+                import traceback
+                traceback.print_exc()
             print(f"FAIL {n}: {type(e).__name__}: {e}")
     return 1 if failed else 0
 

@@ -266,6 +266,101 @@ def case_one_account_per_node_a_community_cannot_speak_for_its_sibling():
            "the forged one never reached the street")
 
 
+CATALOG = f'catalog_dir = "{os.path.join(SRC, "catalog")}";\n'
+
+
+def grids(d, n, start=0, tag="v1", scope=YUELAN):
+    """n grid records g{start}.. at scope, in one batch (data put --stdin with an array)."""
+    recs = [{"code": f"g{i:04d}", "name": f"{tag}-{i}", "households": i}
+            for i in range(start, start + n)]
+    d.ok("data", "put", "grids", "--scope", scope, "--stdin", "--id-field", "code",
+         input=json.dumps(recs))
+
+
+def held(d, scope=YUELAN):
+    """grid code -> name, as a node holds them under scope."""
+    out, cursor = {}, None
+    while True:
+        r = d.ok("data", "query", "grids", "--scope", scope, "--limit", "1000",
+                 *(["--cursor", cursor] if cursor else []))
+        out.update({x["code"]: x["name"] for x in r["records"]})
+        cursor = r.get("cursor")
+        if not cursor:
+            return out
+
+
+def up(d):
+    return d.ok("federation", "status")["up"]
+
+
+def case_changes_go_up_once_and_in_order_through_cuts_and_restarts():
+    """The community's changes to datasets that go up (grids here) reach the street and are
+    stored there under the community's scope: every change once, the last one winning; the
+    community's change log is released once the street has applied it. A cut while the
+    community keeps writing, the community restarted while cut, the street killed (-9) while
+    it applies: when all is back, the street holds exactly what the community holds, its
+    duplicates and gaps counted, nothing lost."""
+    leaf_port = free_port()
+    hub = server("street", "street", leaf_listen=leaf_port)
+    leaf = server("yuelan", "yuelan", leaf_remote=leaf_port)
+    street = Daemon(node=STREET, level="street", name="滨湖街道", extra=CATALOG + fed_cfg(hub.port))
+    comm = Daemon(node=YUELAN, level="community", name="悦澜社区",
+                  extra=CATALOG + fed_cfg(leaf.port, "street"))
+    with running([hub, leaf], [comm, street]):
+        street.start()
+        comm.start()
+        grids(comm, 200)
+        eq(up(comm)["last"], 200, "one change log entry per record")
+        wait_for(lambda: len(held(street)) == 200, "200 grids at the street", timeout=20)
+        eq(held(street), held(comm), "the same records")
+        wait_for(lambda: up(comm)["unsent"] == 0 and up(comm)["parent_applied"] == 200,
+                 "the change log released once applied")
+        kid = child_of(street, YUELAN)
+        eq((kid["applied"], kid["changes"], kid["gaps"], kid["quarantined"]),
+           (200, 200, 0, 0), kid)
+        # A node without a parent keeps no change log.
+        eq((up(street)["kept"], up(street)["last"]), (False, 0), up(street))
+
+        # Cut: the community's server is gone; it keeps writing (updates, new, deletes).
+        leaf.stop()
+        wait_for(lambda: not comm.ok("federation", "status")["connected"], "cut")
+        grids(comm, 150, start=100, tag="v2")  # 100 updated, 50 new
+        for i in range(0, 20):
+            comm.ok("data", "del", "grids", f"g{i:04d}", "--scope", YUELAN)
+        u = up(comm)
+        eq((u["last"], u["unsent"]), (370, 170), u)
+        check(u["oldest_unsent_age_s"] >= 0 and u["bytes"] > 0, u)
+        # Restarted while cut: the change log is in the store.
+        eq(comm.stop(), 0, "community stop")
+        comm.start()
+        eq((up(comm)["last"], up(comm)["unsent"]), (370, 170), "kept across the restart")
+        grids(comm, 10, start=300, tag="v3")
+        leaf.start()
+        wait_for(lambda: held(street) == held(comm), "the street caught up after the cut",
+                 timeout=30)
+        eq(len(held(street)), 240, "200 + 50 new + 10 new - 20 deleted")
+        eq(held(street)["g0150"], "v2-150", "the last change wins")
+        wait_for(lambda: up(comm)["unsent"] == 0, "released")
+
+        # The street killed while it applies a burst: everything arrives once after it is back.
+        last = up(comm)["last"]
+        for b in range(4):
+            grids(comm, 1000, start=1000 + 1000 * b, tag="v4")
+        seen = wait_for(lambda: (lambda a: a if a > last + 100 else 0)(
+            child_of(street, YUELAN)["applied"]), "the burst started", timeout=20)
+        street.proc.kill()
+        street.proc.wait()
+        check(seen < last + 4000, f"killed while it applied ({seen - last} of 4000 seen)")
+        grids(comm, 100, start=2000, tag="v5")
+        street.start()
+        wait_for(lambda: held(street) == held(comm), "the street caught up after kill -9",
+                 timeout=40)
+        kid = child_of(street, YUELAN)
+        eq((kid["applied"], kid["gaps"], kid["lost"], kid["quarantined"]),
+           (up(comm)["last"], kid["gaps"], 0, 0), kid)
+        wait_for(lambda: up(comm)["unsent"] == 0, "released after the kill")
+
+
 def case_federation_config_is_checked_and_absent_by_default():
     """A node without a federation group says so; a bad url, domain or TLS file is refused
     at start naming the file and the key, and the store is not touched."""
