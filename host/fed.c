@@ -987,7 +987,7 @@ static void backlog_alarm(struct fed *f, bool raise, const char *details)
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	msgpack_pack_map(&pk, raise ? 4 : 3);
 	mp_kv_str(&pk, "type", "federation_backlog");
-	mp_kv_str(&pk, "source", "federation");
+	mp_kv_str(&pk, "source", "plugin:federation"); /* the kernel's link, as a plugin would */
 	if (raise) {
 		mp_kv_str(&pk, "severity", "major");
 		mp_kv_str(&pk, "details", details);

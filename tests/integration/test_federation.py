@@ -18,7 +18,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import SRC, Daemon, TestFailure, check, eq, finish, main, wait_for  # noqa: E402
+from harness import (BUILD, SRC, Daemon, TestFailure, check, eq, finish, main,  # noqa: E402
+                     wait_for, write)
 
 STREET = "hefei/baohe/binhu"
 YUELAN = STREET + "/yuelan"
@@ -359,6 +360,98 @@ def case_changes_go_up_once_and_in_order_through_cuts_and_restarts():
         eq((kid["applied"], kid["gaps"], kid["lost"], kid["quarantined"]),
            (up(comm)["last"], kid["gaps"], 0, 0), kid)
         wait_for(lambda: up(comm)["unsent"] == 0, "released after the kill")
+
+
+def case_a_change_that_cannot_be_applied_is_quarantined_and_the_rest_flows():
+    """The street's catalog wants a field the community's grids lack (a schema mismatch):
+    those changes are quarantined at the street with the store's reason, the community's
+    other changes flow past them; `federation quarantine` lists them, drop removes one,
+    retry applies one once the street's catalog takes it (and refuses while it does not)."""
+    tmp = tempfile.mkdtemp(prefix="linli-fedq-")
+    cat = os.path.join(tmp, "catalog")
+    shutil.copytree(os.path.join(SRC, "catalog"), cat)
+    gpath = os.path.join(cat, "datasets", "grids.cfg")
+    orig = open(gpath).read()
+    strict = orig.replace('{ name = "population"; type = "integer"; min = 0; }',
+                          '{ name = "population"; type = "integer"; min = 0; required = true; }')
+    check(strict != orig, "the street's grids want a population")
+    write(gpath, strict)
+    leaf_port = free_port()
+    hub = server("street", "street", leaf_listen=leaf_port)
+    leaf = server("yuelan", "yuelan", leaf_remote=leaf_port)
+    street = Daemon(node=STREET, level="street", name="滨湖街道",
+                    extra=f'catalog_dir = "{cat}";\n' + fed_cfg(hub.port))
+    comm = Daemon(node=YUELAN, level="community", name="悦澜社区",
+                  extra=CATALOG + fed_cfg(leaf.port, "street"))
+    with running([hub, leaf], [comm, street], tmp):
+        street.start()
+        comm.start()
+        grids(comm, 3)  # no population: refused by the street's schema
+        comm.ok("data", "put", "grids", "--scope", YUELAN, "--id", "g9000",
+                json.dumps({"code": "g9000", "name": "ok", "population": 5}))
+        wait_for(lambda: "g9000" in held(street), "the good one past the bad ones", timeout=20)
+        eq(sorted(held(street)), ["g9000"], "only the good one applied")
+        kid = child_of(street, YUELAN)
+        eq((kid["applied"], kid["quarantined"]), (4, 3), kid)
+        q = street.ok("federation", "quarantine")
+        eq(q["count"], 3, q)
+        e = q["quarantined"][0]
+        eq((e["from"], e["dataset"], e["scope"], e["record"]), (YUELAN, "grids", YUELAN, "g0000"),
+           e)
+        check("cannot be applied here" in e["reason"] and "population" in e["reason"], e)
+        ids = [x["id"] for x in q["quarantined"]]
+        rc, _, err = street.cli("federation", "quarantine", "retry", str(ids[0]))
+        check(rc != 0 and "still cannot be applied; it stays" in err, err)
+        eq(street.ok("federation", "quarantine")["count"], 3, "still three")
+        street.ok("federation", "quarantine", "drop", str(ids[1]))
+        rc, _, err = street.cli("federation", "quarantine", "drop", "x1")
+        check(rc != 0 and "usage: federation quarantine" in err, err)
+        rc, _, err = street.cli("federation", "quarantine", "drop", str(ids[1]))
+        check(rc != 0 and f"no quarantined change {ids[1]}" in err, err)
+        # The street's catalog takes them now: a retry applies one.
+        eq(street.stop(), 0, "street stop")
+        write(gpath, orig)
+        street.start()
+        street.ok("federation", "quarantine", "retry", str(ids[0]))
+        eq(sorted(held(street)), ["g0000", "g9000"], "the retried one applied")
+        eq([x["id"] for x in street.ok("federation", "quarantine")["quarantined"]], [ids[2]],
+           "one left")
+        audit = street.ok("audit", "--limit", "100")
+        audit = audit if isinstance(audit, list) else audit.get("entries", [])
+        check([a for a in audit if a.get("action") == "federation.drop"], f"audited: {audit}")
+
+
+def case_a_full_change_log_raises_an_alarm_before_it_drops_and_counts_the_drop():
+    """A community whose parent is unreachable keeps its changes; at half its
+    federation.outbox_max the alarms plugin holds a federation_backlog alarm; beyond it the
+    oldest are dropped, counted and shown — never silently."""
+    d = Daemon(node=YUELAN, level="community", name="悦澜社区")
+    pdir = os.path.join(d.dir, "plugins")
+    os.makedirs(pdir)
+    shutil.copyfile(os.path.join(BUILD, "plugins", "alarms", "alarms.so"),
+                    os.path.join(pdir, "alarms.so"))
+    d.write_config(node=YUELAN, level="community", name="悦澜社区",
+                   extra=CATALOG + f'plugin_dirs = [ "{pdir}" ];\n' +
+                   fed_cfg(free_port(), "street").replace("};", "outbox_max = 20; };"))
+    d.grant_declared(pdir)
+    with running([], [d]):
+        d.start()
+        grids(d, 9)
+        eq((up(d)["unsent"], up(d)["backlog_alarm"]), (9, False), up(d))
+        grids(d, 2, start=9)
+        wait_for(lambda: up(d)["backlog_alarm"], "the backlog alarm at half")
+
+        def alarm():
+            rows = d.ok("data", "query", "alarms", "--limit", "50")["records"]
+            return [a for a in rows if a.get("type") == "federation_backlog"]
+        a = wait_for(alarm, "the alarm held by the alarms plugin")[0]
+        check(a["severity"] == "major" and "11 unsent changes" in a.get("details", ""), a)
+        grids(d, 15, start=100)
+        u = up(d)
+        # 26 grids, and the alarm itself with its history (alarms go up too)
+        eq((u["unsent"], u["dropped"], u["last"]), (20, u["last"] - 20, 28), u)
+        d.wait_log(f"unsent changes dropped (up to {u['last'] - 20}): federation.outbox_max (20) "
+                   f"reached; {u['last'] - 20} dropped in all")
 
 
 def case_federation_config_is_checked_and_absent_by_default():
