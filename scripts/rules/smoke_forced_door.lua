@@ -46,7 +46,10 @@ rule {
     local class, dev = topic:match("^dev/([^/]+)/([^/]+)/")
     local rec, scope = linli.store_get("devices", dev)
     if not rec or not rec.building or rec.building == "" then return end
-    local now = linli.time_now_ms()
+    -- The event's time (the node's clock when the device layer took it, or the device's
+    -- own), not the time this rule runs: a busy node pairs what happened, not when it was
+    -- handled.
+    local now = math.type(e.time) == "integer" and e.time or linli.time_now_ms()
     forget(now)
     local community = community_of(scope)
     local key = community .. "|" .. rec.building
@@ -54,7 +57,7 @@ rule {
     seen[key] = s
     s[class] = { at = now, dev = dev }
     local other = s[class == "smoke" and "door" or "smoke"]
-    if not other or now - other.at > WINDOW_MS then return end
+    if not other or math.abs(now - other.at) > WINDOW_MS then return end
     local smoke, door = s.smoke.dev, s.door.dev
     local details = string.format("building %s: smoke detector %s alarmed and door %s was "
       .. "forced within %d min", rec.building, smoke, door, WINDOW_MIN)
