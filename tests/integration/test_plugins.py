@@ -456,7 +456,8 @@ def sh(args, **kw):
 
 
 def case_template_builds_out_of_tree():
-    """Install the SDK to a temp prefix, build sdk/template with pkg-config only, run it."""
+    """Build sdk/template with pkg-config only, against an SDK installed to a temp prefix and
+    against the checkout (build/meson-uninstalled); run both builds in a real linlid."""
     tmp = tempfile.mkdtemp(prefix="linli-sdk-")
     try:
         prefix = os.path.join(tmp, "prefix")
@@ -483,6 +484,21 @@ def case_template_builds_out_of_tree():
         sh(["ninja", "-C", os.path.join(tmp, "hb")], env=env)
         so = os.path.join(tmp, "hb", "hello.so")
         check(os.path.exists(so), "hello.so built")
+        # Against a checkout, nothing installed: the build dir's uninstalled .pc takes the
+        # headers from the source tree (pkg-config prefers linli-sdk-uninstalled.pc).
+        env["PKG_CONFIG_PATH"] = os.path.join(BUILD, "meson-uninstalled")
+        cflags = sh(["pkg-config", "--cflags", "linli-sdk"], env=env).split()
+        eq(cflags, [f"-I{os.path.join(SRC, 'sdk', 'include')}", "-fvisibility=hidden"],
+           "the checkout's include path")
+        eq(sh(["pkg-config", "--modversion", "linli-sdk"], env=env).strip(), SDK, "version")
+        check(sh(["pkg-config", "--variable=plugindir", "linli-sdk"], env=env).strip()
+              .endswith("/linli/plugins"), "plugindir (the template installs there)")
+        proj2 = os.path.join(tmp, "hello-co")
+        shutil.copytree(os.path.join(SRC, "sdk", "template"), proj2)
+        sh(["meson", "setup", os.path.join(tmp, "cb"), proj2], env=env)
+        sh(["ninja", "-C", os.path.join(tmp, "cb")], env=env)
+        so2 = os.path.join(tmp, "cb", "hello.so")
+        check(os.path.exists(so2), "hello.so built against the checkout")
         with running({}) as d:
             shutil.copyfile(so, os.path.join(d.pdir, "hello.so"))
             d.stop()
@@ -494,6 +510,12 @@ def case_template_builds_out_of_tree():
             eq((r["greeting"], r["from"], r["scope"], r["count"]),
                ("hello, 王五", "hello", "hefei", 1), "greet")
             eq(d.ok("hello", "greet")["count"], 2, "state kept")
+            # The one built against the checkout replaces it: a new init, then the old fini.
+            shutil.copyfile(so2, os.path.join(d.pdir, "hello.so"))
+            d.ok("plugins", "reload", "hello")
+            check(by_name(d.ok("plugins", "list"))["hello"]["state"] == "running", "reloaded")
+            eq(d.ok("hello", "greet", "赵六")["count"], 1, "the checkout's build answers")
+            check("hello: bye after 2 greeting(s)" in d.logtext(), "the installed one's fini")
             # A command that acts as its caller: an operator notes, a viewer may not.
             eq(d.ok("hello", "note", "早上好")["by"], "admin", "the admin notes")
             viewer = d.account("v1", "viewer")
@@ -501,7 +523,7 @@ def case_template_builds_out_of_tree():
             check(rc == 1 and "action hello.note needs role operator or above" in err, err)
             check(f"hello: ready at hefei (SDK {SDK})" in d.logtext(), d.logtext())
             d.stop()
-            check("hello: bye after 2 greeting(s)" in d.logtext(), "fini")
+            check("hello: bye after 1 greeting(s)" in d.logtext(), "fini")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -4,13 +4,18 @@ Rules are loaded from script_dirs at start, checked, installed, tested, reloaded
 and removed with `linli rules ...`; a rule that breaks a limit is stopped,
 reported faulted by `rules list`, and nothing else is hurt.
 """
+import datetime
+import json
 import os
+import shutil
 import subprocess
 import sys
 import time
+import zoneinfo
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import LINLID, SDK, Daemon, by_name, check, eq, main  # noqa: E402
+from harness import (  # noqa: E402
+    BUILD, LINLID, SDK, SRC, Daemon, by_name, check, eq, finish, main, wait_for)
 
 GOOD = """-- smoke alarms above a threshold
 rule {
@@ -291,6 +296,169 @@ def case_rules_run_on_bus_events():
         d.ok("publish", "dev/smoke/sd-10/event/alarm", '{"level": 5}')
         d.ok("status")
         check("sd-10" not in d.logtext(), "a removed rule still ran")
+
+
+# ---- the rules shipped in scripts/rules/ (installed to <datadir>/linli/scripts/rules) ----
+
+SHIPPED = os.path.join(SRC, "scripts", "rules")
+YUELAN = "hefei/baohe/binhu/yuelan"
+G01 = YUELAN + "/g01"
+TP = os.path.abspath(os.environ.get("LINLI_TP_DIR", os.path.join(BUILD, "tests", "plugins")))
+
+
+def shipped_files():
+    files = sorted(f for f in os.listdir(SHIPPED) if f.endswith(".lua"))
+    check(len(files) >= 3, f"scripts/rules/: {files}")
+    return files
+
+
+class shipped:
+    """The community 悦澜 with the alarms and grid plugins, the test driver tdrv and, in its
+    script dir, every rule of scripts/rules/, each granted what it declares; test clock."""
+
+    def __init__(self):
+        self.d = Daemon(node=YUELAN, level="community", name="悦澜社区")
+        pdir = os.path.join(self.d.dir, "plugins")
+        rules = os.path.join(self.d.dir, "scripts", "rules")
+        os.makedirs(pdir)
+        os.makedirs(rules)
+        for so in (os.path.join(BUILD, "plugins", "alarms", "alarms.so"),
+                   os.path.join(BUILD, "plugins", "grid", "grid.so"),
+                   os.path.join(TP, "tp_driver.so")):
+            shutil.copyfile(so, os.path.join(pdir, os.path.basename(so)))
+        for f in shipped_files():
+            shutil.copyfile(os.path.join(SHIPPED, f), os.path.join(rules, f))
+        self.d.write_config(node=YUELAN, level="community", name="悦澜社区",
+                            extra=f'catalog_dir = "{os.path.join(SRC, "catalog")}";\n'
+                                  f'plugin_dirs = [ "{pdir}" ];\n'
+                                  f'script_dirs = [ "{os.path.dirname(rules)}" ];\n')
+        self.d.grant_declared(pdir)
+        self.d.grant_scripts(rules)
+
+    def __enter__(self):
+        try:
+            return self.d.start(args=("--test-clock",))
+        except BaseException:
+            self.d.cleanup()
+            raise
+
+    def __exit__(self, etype, *rest):
+        finish(self.d, etype)
+
+
+def case_shipped_rules_check_and_load():
+    """Every file of scripts/rules/ (a new one too) passes `rules check`, is named after its
+    rule, declares what it uses, and loads ready on a node that granted it."""
+    with shipped() as d:
+        files = shipped_files()
+        rows = by_name(d.ok("rules", "list"))
+        for f in files:
+            path = os.path.join(SHIPPED, f)
+            out = d.ok("rules", "check", path)
+            check(out["result"].startswith("ok"), f"{f}: {out}")
+            with open(path) as fh:
+                d.ok("rules", "check", f, "--stdin", input=fh.read())  # as a remote console
+            name = f[:-4]
+            check(name in rows, f"{f} loaded as rule {name}: {sorted(rows)}")
+            eq((rows[name]["state"], rows[name].get("problem") or ""), ("ready", ""), f)
+            show = d.ok("rules", "show", name)
+            check(show.get("description"), f"{name} says what it does")
+            for cap in show["capabilities"]:
+                check(cap.split(":")[0] in ("store.read", "bus.publish", "device.read"),
+                      f"{name} declares {cap}: nothing that writes or commands")
+        eq(sorted(rows), sorted(f[:-4] for f in files), "no other rule")
+        # The sources name their request topics: alarms and grid serve them here.
+        eq(d.ok("rules", "show", "smoke_forced_door")["capabilities"],
+           ["store.read:devices", "bus.publish:alarmreq/raise"], "smoke_forced_door")
+
+
+def alarms_of(d, typ):
+    return [a for a in d.ok("alarms", "list")["alarms"] if a["type"] == typ]
+
+
+def event(d, dev, name, *kv):
+    eq(d.ok("tdrv", "event", dev, name, *kv)["rc"], 0, f"event {name} of {dev}")
+
+
+def case_shipped_rules_fire_on_device_events():
+    """Loaded from the script dir, each shipped rule fires on a simulated device event and
+    stays quiet when its condition does not hold: smoke and a forced door in one building
+    within 5 min (not in another building, not 6 min apart); a full bin opens one case per
+    bin in its grid until that case is void; a charger fault raises only at night. Each
+    part ends with an event of another device through the same rule: once its effect shows,
+    everything the rule did before it has been handled, so the counts are final."""
+    with shipped() as d:
+        d.ok("data", "put", "grids", "--scope", YUELAN, "--id", "g01",
+             json.dumps({"code": "g01", "name": "悦澜第一网格"}))
+        for dev, cls, *opts in (("sd-1", "smoke", "--building", "3"),
+                                ("sd-2", "smoke", "--building", "5"),
+                                ("dr-1", "door", "--building", "3"),
+                                ("dr-2", "door", "--building", "5"),
+                                ("tb-1", "trash_bin", "--grid", "g01"),
+                                ("tb-2", "trash_bin", "--grid", "g01"),
+                                ("ch-1", "charger"), ("ch-2", "charger")):
+            d.ok("devices", "add", dev, cls, "tdrv", "ok", *opts)
+        # Smoke and a forced door: another building, then 6 min apart, then within 5 min;
+        # last, building 5's pair.
+        event(d, "dr-2", "forced")
+        event(d, "sd-1", "alarm")
+        d.ok("clock", "advance", "6m")
+        event(d, "dr-1", "forced")
+        event(d, "sd-1", "alarm")
+        event(d, "dr-2", "forced")
+        event(d, "sd-2", "alarm")
+        got = wait_for(lambda: (lambda a: a if len(a) == 2 else None)(
+            {a["source"]: a for a in alarms_of(d, "smoke_forced_door")}), "both buildings")
+        eq({k: (a["severity"], a["scope"], a["count"]) for k, a in got.items()},
+           {"device:sd-1": ("critical", YUELAN, 1), "device:sd-2": ("critical", YUELAN, 1)},
+           "one alarm per building's pair, none for the others")
+        eq(d.ok("alarms", "show", got["device:sd-1"]["id"])["details"],
+           "building 3: smoke detector sd-1 alarmed and door dr-1 was forced within 5 min",
+           "details: the building and device ids")
+        # A full bin opens a case in its grid; again while it is open: none; after: one.
+        event(d, "tb-1", "full", "fill_level=95")
+        event(d, "tb-1", "full")
+        event(d, "tb-2", "full")
+        cases = wait_for(lambda: (lambda c: c if len(c) >= 2 else None)(d.ok("grid", "list")),
+                         "the cases of the full bins")
+        eq(sorted((c["title"], c["scope"], c["category"], c["status"]) for c in cases),
+           [("垃圾箱满溢: tb-1 (95%)", G01, "environment", "reported"),
+            ("垃圾箱满溢: tb-2", G01, "environment", "reported")], "one case per bin")
+        c = d.ok("grid", "show", [x["id"] for x in cases if "tb-1" in x["title"]][0])
+        eq((c["channel"], c["moves"][0]["who"]), ("rule", "rule trash_bin_full"), "by the rule")
+        d.wait_log(f"case {c['id']} opened in {G01} for full bin tb-1")
+        d.ok("grid", "void", c["id"], "emptied")
+        event(d, "tb-1", "full")
+        wait_for(lambda: len(d.ok("grid", "list")) == 3, "a new case once the first is void")
+        # A charger fault by day: nothing; at night: an alarm; last, ch-2's.
+        zone = zoneinfo.ZoneInfo("Asia/Shanghai")
+        for hour in (12, 23):
+            now = datetime.datetime.fromtimestamp(d.ok("clock")["now_ms"] / 1000, zone)
+            at = now.replace(hour=hour, minute=30, second=0, microsecond=0)
+            if at <= now:
+                at += datetime.timedelta(days=1)
+            d.ok("clock", "set", at.isoformat())
+            d.login()  # a day's jump ends the admin's session
+            if hour == 12:
+                event(d, "ch-1", "fault")
+                event(d, "ch-1", "status_notification", "status=Faulted")
+        event(d, "ch-1", "status_notification", "status=Available")
+        event(d, "ch-1", "fault")
+        event(d, "ch-1", "overheat")
+        event(d, "ch-1", "status_notification", "status=Faulted", "connector=2",
+              "error_code=GroundFailure")
+        event(d, "ch-2", "overcurrent")
+        got = wait_for(lambda: (lambda a: a if len(a) == 2 else None)(
+            {a["source"]: a for a in alarms_of(d, "charger_fault_night")}), "night faults")
+        eq({k: (a["severity"], a["count"], a["scope"]) for k, a in got.items()},
+           {"device:ch-1": ("major", 3, YUELAN), "device:ch-2": ("major", 1, YUELAN)},
+           "the night's three of ch-1 folded (none by day, none for Available), ch-2's")
+        eq(d.ok("alarms", "show", got["device:ch-1"]["id"])["details"],
+           "charger ch-1: fault at 23:30", "details: its first raise")
+        h = [x["action"] for x in d.ok("alarms", "history", got["device:ch-1"]["id"])["history"]]
+        eq(h.count("severity"), 2, f"major -> critical (overheat) -> major: {h}")
+        check(len([x for x in d.logtext().splitlines() if "raised for charger ch-1" in x]) == 3,
+              "three answers for ch-1")
 
 
 if __name__ == "__main__":
