@@ -131,6 +131,22 @@ def mp_map(d):
     return out
 
 
+def mp_obj(v):
+    """MessagePack of a JSON-like value (str, int, None, list, dict): what a forger packs."""
+    if v is None:
+        return b"\xc0"
+    if isinstance(v, bool):
+        return b"\xc3" if v else b"\xc2"
+    if isinstance(v, int):
+        return b"\xcf" + v.to_bytes(8, "big")
+    if isinstance(v, str):
+        b = v.encode()
+        return (bytes([0xa0 | len(b)]) if len(b) < 32 else bytes([0xd9, len(b)])) + b
+    if isinstance(v, list):
+        return bytes([0x90 | len(v)]) + b"".join(mp_obj(x) for x in v)
+    return bytes([0x80 | len(v)]) + b"".join(mp_obj(k) + mp_obj(x) for k, x in v.items())
+
+
 def fed_cfg(url_port, parent=None):
     text = f'federation = {{ url = "nats://127.0.0.1:{url_port}"; status_ms = 300; stale_ms = 1500;'
     if parent:
@@ -452,6 +468,85 @@ def case_a_full_change_log_raises_an_alarm_before_it_drops_and_counts_the_drop()
         eq((u["unsent"], u["dropped"], u["last"]), (20, u["last"] - 20, 28), u)
         d.wait_log(f"unsent changes dropped (up to {u['last'] - 20}): federation.outbox_max (20) "
                    f"reached; {u['last'] - 20} dropped in all")
+
+
+def case_four_tiers_the_city_sees_both_communities_and_a_forged_scope_is_refused():
+    """Five nodes as tools/tiers makes them (city, district, street, two communities; TLS
+    between the servers, one account per node): each community's alarm and grids reach the
+    city hop by hop, the last change of a record winning there; the city sees both
+    communities, the street too, a community never its sibling's. A community that sends
+    (with its own credentials, on its own subject) a change scoped to its sibling is refused
+    at the street: quarantined, counted, audited, never stored."""
+    city, dist, qiming = "hefei", "hefei/baohe", STREET + "/qiming"
+    tree = [(city, "city"), (dist, "district"), (STREET, "street"), (YUELAN, "community"),
+            (qiming, "community")]
+    tiers_dir = tempfile.mkdtemp(prefix="linli-tiers5-")
+    base = 30000 + (os.getpid() % 500) * 60
+    r = subprocess.run([os.path.join(SRC, "tools", "tiers"), "init", tiers_dir,
+                        *sum((["--node", f"{p}:{lv}"] for p, lv in tree), []),
+                        "--base-port", str(base), "--status-ms", "300"],
+                       capture_output=True, text=True)
+    eq(r.returncode, 0, r.stderr)
+    dirs = {p: os.path.join(tiers_dir, p.replace("/", "-")) for p, _ in tree}
+    servers = [server(p.rsplit("/", 1)[-1], conf=os.path.join(dirs[p], "nats.conf"),
+                      port=base + 10 * i) for i, (p, _) in enumerate(tree)]
+    fed = {p: open(os.path.join(dirs[p], "federation.cfg")).read() for p, _ in tree}
+    ds = {p: Daemon(node=p, level=lv, name=p, extra=CATALOG + fed[p]) for p, lv in tree}
+    with running(servers, list(ds.values()), tiers_dir):
+        for d in ds.values():
+            d.start()
+        alarm = {"type": "smoke", "source": "device:sd-1", "severity": "critical",
+                 "active": True, "acknowledged": False, "first_at": "2026-12-06T10:00:00Z"}
+        ds[YUELAN].ok("data", "put", "alarms", "--scope", YUELAN, "--id", "a-1",
+                      json.dumps(alarm))
+        for v in range(1, 6):  # one record changed five times: the last one wins
+            grids(ds[YUELAN], 1, tag=f"v{v}")
+        grids(ds[qiming], 3, start=500, tag="q", scope=qiming)
+        ds[YUELAN].ok("data", "put", "alarms", "--scope", YUELAN, "--id", "a-1",
+                      json.dumps(dict(alarm, acknowledged=True)))
+
+        def at_city():
+            a = ds[city].cli("data", "get", "alarms", "a-1", "--scope", YUELAN)[1]
+            return (a or {}).get("acknowledged") and held(ds[city], "hefei") == {
+                "g0000": "v5-0", "g0500": "q-500", "g0501": "q-501", "g0502": "q-502"}
+        wait_for(at_city, "both communities' records at the city, the last change winning",
+                 timeout=30)
+        eq(len(held(ds[STREET], STREET)), 4, "the street holds its two communities'")
+        eq(held(ds[YUELAN], YUELAN), {"g0000": "v5-0"}, "yuelan holds its own")
+        eq(held(ds[qiming], qiming), {"g0500": "q-500", "g0501": "q-501", "g0502": "q-502"},
+           "qiming holds its own")
+        for a, b in ((YUELAN, qiming), (qiming, YUELAN)):  # and never its sibling's
+            rc, _, err = ds[a].cli("data", "query", "grids", "--scope", b)
+            check(rc != 0 and "outside its jurisdiction" in err, err)
+        eq(ds[YUELAN].ok("federation", "status")["children"], [], "no children below")
+        for p in (dist, STREET):  # every hop applied and passed on what came from below
+            kids = ds[p].ok("federation", "status")["children"]
+            check(all(k["applied"] >= 1 and k["gaps"] == 0 and k["quarantined"] == 0
+                      for k in kids if k["applied"]), kids)
+        c = ds[city].ok("federation", "status")
+        eq([k["node"] for k in c["children"]], [dist], "the city's child is the district")
+        for p in (YUELAN, qiming, STREET, dist):
+            wait_for(lambda: up(ds[p])["unsent"] == 0, f"{p}'s change log released")
+
+        # Forged: yuelan's own credentials, its own subject, a change scoped to qiming.
+        applied = child_of(ds[STREET], YUELAN)["applied"]
+        entry = {"o": YUELAN, "q": 999, "d": "grids", "s": qiming, "i": "g0666", "t": 1,
+                 "r": None}
+        pw = fed[YUELAN].split("linlid:")[1].split("@")[0]
+        msg = mp_obj({"n": YUELAN, "a": applied + 1, "b": applied, "e": [entry]})
+        servers[3].publish(f"linli.up.{YUELAN.replace('/', '.')}.changes", msg,
+                           user="linlid", password=pw)
+        kid = wait_for(lambda: (lambda k: k if k["forged"] else None)(
+            child_of(ds[STREET], YUELAN)), "the forged change refused at the street")
+        eq((kid["forged"], kid["quarantined"]), (1, 1), kid)
+        q = ds[STREET].ok("federation", "quarantine")["quarantined"]
+        check(len(q) == 1 and q[0]["reason"].startswith(
+            f"forged: scope '{qiming}' is outside the sender's subtree {YUELAN}"), q)
+        audit = ds[STREET].ok("audit", "--limit", "100")
+        audit = audit if isinstance(audit, list) else audit.get("entries", [])
+        check([a for a in audit if a.get("action") == "federation.apply" and
+               a.get("result") == "denied"], f"audited: {audit}")
+        eq(held(ds[STREET], qiming).get("g0666"), None, "never stored")
 
 
 def case_federation_config_is_checked_and_absent_by_default():
