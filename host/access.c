@@ -134,6 +134,7 @@ static const struct access_gate_row gates[] = {
     {"events", "holds", ACT_EVENTS_SUBSCRIBE, S_, true},
     {"federation", "status", ACT_STATUS, S_, false}, /* children within the caller's reach */
     {"federation", "quarantine", ACT_STORE_ADMIN, S_, false}, /* its own subtree's */
+    {"federation", "push", ACT_RULES_MANAGE, N_, false},
     {"publish", NULL, ACT_EVENTS_PUBLISH, S_, true},
     {"devices", "list", ACT_DEVICE_READ, S_, true},
     {"devices", "show", ACT_DEVICE_READ, S_, true},

@@ -3,8 +3,13 @@
  */
 #include "fed.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <nats/nats.h>
 #include <pthread.h>
+#include <sodium.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +25,8 @@
 #include "mp.h"
 #include "plugin.h"
 #include "scope.h"
+#include "script.h"
+#include "script_cmds.h"
 #include "store.h"
 #include "tier.h"
 #include "tier_store.h"
@@ -42,6 +49,11 @@
 #define ANNOUNCE_MS    1000	    /* each child is told what was applied this often */
 #define ACK_WAIT_NS    (5 * 1000000000LL) /* the stream's redelivery of an unacknowledged one */
 #define QUARANTINE_SHOWN 100
+#define RULES_MAX      256	/* rules a node holds from above, at most */
+#define ACKS_MAX       4096	/* what the subtree said of them, kept at most */
+#define RESEND_TICKS   2	/* a rule a child has not acknowledged: sent again this often */
+#define HASH_HEX       (2 * crypto_generichash_BYTES + 1)
+#define FED_PUSH_SUMMARY "push a rule down to every node below (each installs it, grants it, says so)"
 #define FED_QUARANTINE_SUMMARY "changes from below that could not be applied: list, retry, drop"
 
 struct child {
@@ -53,6 +65,29 @@ struct child {
 	uint64_t applied, entries, duplicates, gaps, lost, quarantined, forged;
 	int64_t changes_at;
 	char gap[200];
+};
+
+/* A rule that came down (or was pushed here): kept under data_dir/federation/down. */
+struct drule {
+	char name[SCRIPT_NAME_MAX + 1], hash[HASH_HEX];
+	char *text;
+	size_t len;
+};
+
+/* What a node of the subtree said of a rule. */
+struct dack {
+	char node[SCOPE_MAX + 1], rule[SCRIPT_NAME_MAX + 1], hash[HASH_HEX];
+	bool ok;
+	char error[200];
+	int64_t at;
+};
+
+/* A core NATS message for fed's thread to send (a rule down, its acknowledgement up). */
+struct outmsg {
+	char subject[SUBJECT_MAX];
+	bool js; /* into the parent's JetStream (kept until it takes it) */
+	size_t len;
+	char *data;
 };
 
 /* Something to say to a child: what was applied of its changes. */
@@ -89,6 +124,8 @@ struct fed {
 	natsMsg **acks;
 	bool *ack_ok;
 	size_t n_acks, cap_acks;
+	struct outmsg *outs;
+	size_t n_outs, cap_outs;
 	/* Kernel thread only. */
 	struct child *children;
 	size_t n_children;
@@ -96,6 +133,12 @@ struct fed {
 	uint64_t released, dropped, announce_timer;
 	bool quota_alarm;
 	uint64_t alarm_req;
+	struct drule *rules;
+	size_t n_rules;
+	struct dack *dacks;
+	size_t n_dacks;
+	unsigned ticks;
+	char down_dir[4200];
 	/* fed's thread only. */
 	natsConnection *nc;
 	jsCtx *js, *parent_js;
@@ -380,11 +423,35 @@ static int add_entry(void *ud, uint64_t seq, const void *val, size_t len)
 	return 0;
 }
 
-/* The parent's word: what it applied of this node's changes ({seq}). */
+static void apply_rule(struct kernel *k, void *arg);
+
+/*
+ * What comes down from the parent (linli.down.<node>.>): `applied`, its word on this node's
+ * changes ({seq}); `rule`, a rule for this node and its subtree (to the kernel thread).
+ */
 static void on_applied(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *ud)
 {
 	(void)nc, (void)sub;
 	struct fed *f = ud;
+	const char *subj = natsMsg_GetSubject(m);
+	size_t sl = strlen(subj);
+	if (sl > 5 && !strcmp(subj + sl - 5, ".rule")) {
+		int n = natsMsg_GetDataLength(m);
+		struct inbound *in = n > 0 && n <= (int)CHANGES_MAX ? malloc(sizeof *in + (size_t)n)
+								     : NULL;
+		if (in) {
+			in->f = f;
+			in->m = NULL;
+			snprintf(in->subject, sizeof in->subject, "%s", subj);
+			in->len = (size_t)n;
+			in->bytes = in->data;
+			memcpy(in->data, natsMsg_GetData(m), in->len);
+			if (kernel_post(f->k, apply_rule, in))
+				free(in); /* the parent sends it again */
+		}
+		natsMsg_Destroy(m);
+		return;
+	}
 	msgpack_unpacked up;
 	msgpack_unpacked_init(&up);
 	const msgpack_object *o;
@@ -512,6 +579,50 @@ static void flush_down(struct fed *f)
 			natsMsg_Nak(acks[i], NULL);
 		natsMsg_Destroy(acks[i]);
 	}
+	pthread_mutex_lock(&f->mu);
+	struct outmsg *outs = f->outs;
+	size_t n_outs = f->n_outs, sent = 0;
+	f->outs = NULL, f->n_outs = f->cap_outs = 0;
+	pthread_mutex_unlock(&f->mu);
+	for (; sent < n_outs; sent++) {
+		struct outmsg *o = &outs[sent];
+		if (!o->js) {
+			natsConnection_Publish(f->nc, o->subject, o->data, (int)o->len);
+			continue;
+		}
+		jsPubAck *pa = NULL;
+		jsErrCode je = 0;
+		natsStatus st = f->parent_js ? js_Publish(&pa, f->parent_js, o->subject, o->data,
+							  (int)o->len, NULL, &je)
+					     : NATS_ILLEGAL_STATE;
+		if (pa)
+			jsPubAck_Destroy(pa);
+		if (st) { /* kept: the rest goes with the next try */
+			set_error(f, "to the parent on %s: %s", o->subject, natsStatus_GetText(st));
+			break;
+		}
+	}
+	for (size_t i = 0; i < sent; i++)
+		free(outs[i].data);
+	if (sent < n_outs) { /* put back in front of what came meanwhile */
+		pthread_mutex_lock(&f->mu);
+		size_t left = n_outs - sent;
+		struct outmsg *v = realloc(outs, (left + f->n_outs) * sizeof *v);
+		if (v) {
+			memmove(v, v + sent, left * sizeof *v);
+			if (f->n_outs)
+				memcpy(v + left, f->outs, f->n_outs * sizeof *v);
+			free(f->outs);
+			f->outs = v;
+			f->n_outs = f->cap_outs = left + f->n_outs;
+			outs = NULL;
+		}
+		pthread_mutex_unlock(&f->mu);
+		if (outs)
+			for (size_t i = sent; i < n_outs; i++)
+				free(outs[i].data);
+	}
+	free(outs);
 	for (size_t i = 0; i < n_nt; i++) {
 		char t[SCOPE_MAX + 1], subj[SUBJECT_MAX];
 		tokens(nt[i].node, t, sizeof t);
@@ -952,12 +1063,17 @@ done:
 	msgpack_unpacked_destroy(&up);
 }
 
+static void apply_ack(struct fed *f, struct inbound *in);
+
 static void apply_inbound(struct kernel *k, void *arg)
 {
 	(void)k;
 	struct inbound *in = arg;
+	size_t sl = strlen(in->subject);
 	if (in->m)
 		apply_changes(in->f, in);
+	else if (sl > 5 && !strcmp(in->subject + sl - 5, ".acks"))
+		apply_ack(in->f, in);
 	else
 		apply_status(in->f, in);
 	free(in);
@@ -1137,6 +1253,8 @@ void fed_on_outbox(void *ud, uint64_t last)
 		quota_check(f);
 }
 
+static void resend_rules(struct fed *f);
+
 /* Every child is told what was applied of its changes (a lost word is said again). */
 static void on_announce(struct kernel *k, void *arg)
 {
@@ -1147,6 +1265,8 @@ static void on_announce(struct kernel *k, void *arg)
 			queue_notice(f, f->children[i].node, f->children[i].applied);
 	if (f->k->cfg.fed.parent_domain)
 		quota_check(f);
+	if (++f->ticks % RESEND_TICKS == 0)
+		resend_rules(f);
 }
 
 static void load_applied(void *ud, const char *from, uint64_t seq)
@@ -1155,6 +1275,366 @@ static void load_applied(void *ud, const char *from, uint64_t seq)
 	struct child *c = child_of(f, from);
 	if (c)
 		c->applied = seq;
+}
+
+/* ---- rules down the tree (kernel thread) ----
+ *
+ * A rule pushed at a node (federation push) is installed there and kept in
+ * data_dir/federation/down; every node keeps sending what it holds to each child that has
+ * not said anything of it (core NATS, linli.down.<child>.rule, every RESEND_TICKS s); a
+ * child installs it (granting what it declares, audited as the parent), keeps it, says so
+ * up (JetStream, linli.up.<child>.acks) and passes it on. Every acknowledgement goes up
+ * hop by hop to the top, so the node that pushed sees every node's word.
+ */
+
+static void hash_hex(const char *text, size_t len, char out[HASH_HEX])
+{
+	unsigned char h[crypto_generichash_BYTES];
+	crypto_generichash(h, sizeof h, (const unsigned char *)text, len, NULL, 0);
+	sodium_bin2hex(out, HASH_HEX, h, sizeof h);
+}
+
+/* Hand sb's bytes to fed's thread (sb is left empty). */
+static void queue_out(struct fed *f, const char *subject, bool js, msgpack_sbuffer *sb)
+{
+	pthread_mutex_lock(&f->mu);
+	if (f->n_outs == f->cap_outs) {
+		size_t cap = f->cap_outs ? f->cap_outs * 2 : 16;
+		struct outmsg *v = realloc(f->outs, cap * sizeof *v);
+		if (!v) {
+			pthread_mutex_unlock(&f->mu);
+			msgpack_sbuffer_destroy(sb);
+			return; /* said again: the child's resend, the ack with the next word */
+		}
+		f->outs = v;
+		f->cap_outs = cap;
+	}
+	struct outmsg *o = &f->outs[f->n_outs++];
+	snprintf(o->subject, sizeof o->subject, "%s", subject);
+	o->js = js;
+	o->len = sb->size;
+	o->data = msgpack_sbuffer_release(sb);
+	pthread_mutex_unlock(&f->mu);
+	pthread_cond_signal(&f->cv);
+}
+
+static struct drule *drule_find(struct fed *f, const char *name)
+{
+	for (size_t i = 0; i < f->n_rules; i++)
+		if (!strcmp(f->rules[i].name, name))
+			return &f->rules[i];
+	return NULL;
+}
+
+static bool rule_name_ok(const char *n)
+{
+	size_t l = strlen(n);
+	return l && l <= SCRIPT_NAME_MAX && n[0] >= 'a' && n[0] <= 'z' &&
+	       strspn(n, "abcdefghijklmnopqrstuvwxyz0123456789_") == l;
+}
+
+/* Keep rule `name` = text as what this node holds from above (file and memory). */
+static int down_keep(struct fed *f, const char *name, const char *text, size_t len, char *err,
+		     size_t errlen)
+{
+	struct drule *r = drule_find(f, name);
+	if (!r && f->n_rules == RULES_MAX)
+		return errf(err, errlen, LINLI_ELIMIT, "more than %d rules from above", RULES_MAX);
+	char path[sizeof f->down_dir + 80], tmp[sizeof path + 8];
+	if (mkdirs(f->down_dir, 0750))
+		return errf(err, errlen, LINLI_EIO, "cannot create %s: %s", f->down_dir,
+			    strerror(errno));
+	snprintf(path, sizeof path, "%s/%s.lua", f->down_dir, name);
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	FILE *fp = fopen(tmp, "wb");
+	bool ok = fp && fwrite(text, 1, len, fp) == len && fflush(fp) == 0 && fsync(fileno(fp)) == 0;
+	if (fp && fclose(fp))
+		ok = false;
+	if (!ok || rename(tmp, path)) {
+		int e = errno;
+		unlink(tmp);
+		return errf(err, errlen, LINLI_EIO, "cannot write %s: %s", path, strerror(e));
+	}
+	char *copy = malloc(len + 1);
+	if (!copy)
+		return errf(err, errlen, LINLI_ENOMEM, "out of memory");
+	memcpy(copy, text, len);
+	copy[len] = '\0';
+	if (!r) {
+		struct drule *v = realloc(f->rules, (f->n_rules + 1) * sizeof *v);
+		if (!v) {
+			free(copy);
+			return errf(err, errlen, LINLI_ENOMEM, "out of memory");
+		}
+		f->rules = v;
+		r = &v[f->n_rules++];
+		memset(r, 0, sizeof *r);
+		snprintf(r->name, sizeof r->name, "%s", name);
+	}
+	free(r->text);
+	r->text = copy;
+	r->len = len;
+	hash_hex(text, len, r->hash);
+	return 0;
+}
+
+/* What this node holds from above, read back at start. */
+static void down_load(struct fed *f)
+{
+	DIR *d = opendir(f->down_dir);
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		size_t n = strlen(e->d_name);
+		char name[SCRIPT_NAME_MAX + 1], path[sizeof f->down_dir + 300], err[256];
+		if (n < 5 || n - 4 > SCRIPT_NAME_MAX || strcmp(e->d_name + n - 4, ".lua"))
+			continue;
+		snprintf(name, sizeof name, "%.*s", (int)(n - 4), e->d_name);
+		snprintf(path, sizeof path, "%s/%s", f->down_dir, e->d_name);
+		FILE *fp = rule_name_ok(name) ? fopen(path, "rb") : NULL;
+		char *text = fp ? malloc(SCRIPT_MAX_SOURCE + 1) : NULL;
+		size_t len = text ? fread(text, 1, SCRIPT_MAX_SOURCE + 1, fp) : 0;
+		if (fp)
+			fclose(fp);
+		if (text && len <= SCRIPT_MAX_SOURCE && down_keep(f, name, text, len, err, sizeof err))
+			log_warn("federation", "%s", err);
+		free(text);
+	}
+	if (d)
+		closedir(d);
+}
+
+static struct dack *dack_set(struct fed *f, const char *node, const char *rule, const char *hash,
+			     bool ok, const char *error)
+{
+	struct dack *a = NULL;
+	for (size_t i = 0; i < f->n_dacks && !a; i++)
+		if (!strcmp(f->dacks[i].node, node) && !strcmp(f->dacks[i].rule, rule))
+			a = &f->dacks[i];
+	if (!a) {
+		if (f->n_dacks == ACKS_MAX)
+			return NULL;
+		struct dack *v = realloc(f->dacks, (f->n_dacks + 1) * sizeof *v);
+		if (!v)
+			return NULL;
+		f->dacks = v;
+		a = &v[f->n_dacks++];
+	}
+	memset(a, 0, sizeof *a);
+	snprintf(a->node, sizeof a->node, "%s", node);
+	snprintf(a->rule, sizeof a->rule, "%s", rule);
+	snprintf(a->hash, sizeof a->hash, "%s", hash);
+	snprintf(a->error, sizeof a->error, "%s", error ? error : "");
+	a->ok = ok;
+	a->at = wall_ms();
+	return a;
+}
+
+/* A node's word on a rule, up to the parent (which passes it on to the top). */
+static void up_ack(struct fed *f, const struct dack *a)
+{
+	if (!a || !f->k->cfg.fed.parent_domain)
+		return;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 6);
+	mp_kv_str(&pk, "node", a->node);
+	mp_kv_str(&pk, "rule", a->rule);
+	mp_kv_str(&pk, "hash", a->hash);
+	mp_kv_bool(&pk, "ok", a->ok);
+	mp_kv_str(&pk, "error", a->error);
+	mp_kv_int(&pk, "at", a->at);
+	char t[SCOPE_MAX + 1], subj[SUBJECT_MAX];
+	tokens(f->k->cfg.node_path, t, sizeof t);
+	snprintf(subj, sizeof subj, "linli.up.%s.acks", t);
+	queue_out(f, subj, true, &sb);
+}
+
+static void send_rule(struct fed *f, const struct drule *r, const char *child)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 4);
+	mp_kv_str(&pk, "name", r->name);
+	mp_kv_str(&pk, "hash", r->hash);
+	mp_kv_str(&pk, "from", f->k->cfg.node_path);
+	mp_str(&pk, "text");
+	msgpack_pack_str(&pk, r->len);
+	msgpack_pack_str_body(&pk, r->text, r->len);
+	char t[SCOPE_MAX + 1], subj[SUBJECT_MAX];
+	tokens(child, t, sizeof t);
+	snprintf(subj, sizeof subj, "linli.down.%s.rule", t);
+	queue_out(f, subj, false, &sb);
+}
+
+static bool acked(const struct fed *f, const char *node, const struct drule *r)
+{
+	for (size_t i = 0; i < f->n_dacks; i++)
+		if (!strcmp(f->dacks[i].node, node) && !strcmp(f->dacks[i].rule, r->name) &&
+		    !strcmp(f->dacks[i].hash, r->hash))
+			return true;
+	return false;
+}
+
+/* Every rule to every child that has said nothing of it. */
+static void resend_rules(struct fed *f)
+{
+	for (size_t i = 0; i < f->n_rules; i++)
+		for (size_t c = 0; c < f->n_children; c++)
+			if (!acked(f, f->children[c].node, &f->rules[i]))
+				send_rule(f, &f->rules[i], f->children[c].node);
+}
+
+/* Install rule `name` = text here and hold it for the subtree; this node's word on it. */
+static struct dack *take_rule(struct fed *f, const struct tier_principal *who, const char *name,
+			      const char *text, size_t len, char *err, size_t errlen)
+{
+	char got[SCRIPT_NAME_MAX + 1] = "", file[SCRIPT_NAME_MAX + 32];
+	snprintf(file, sizeof file, "federation:%s", name);
+	int rc = script_cmds_install(f->k, who, file, text, len, got, sizeof got, err, errlen);
+	if (!rc && strcmp(got, name))
+		rc = errf(err, errlen, LINLI_EINVAL, "the rule sent as '%s' is named '%s'", name, got);
+	if (!rc)
+		rc = down_keep(f, name, text, len, err, errlen);
+	char hash[HASH_HEX];
+	hash_hex(text, len, hash);
+	if (rc)
+		log_warn("federation", "rule %s from above not taken: %s", name, err);
+	else
+		log_info("federation", "rule %s from above installed (%.12s)", name, hash);
+	return dack_set(f, f->k->cfg.node_path, name, hash, rc == 0, rc ? err : NULL);
+}
+
+static void apply_rule(struct kernel *k, void *arg)
+{
+	(void)k;
+	struct inbound *in = arg;
+	struct fed *f = in->f;
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	char name[SCRIPT_NAME_MAX + 1] = "", hash[HASH_HEX] = "", from[SCOPE_MAX + 1] = "",
+	     parent[SCOPE_MAX + 1], cerr[96], err[768];
+	const msgpack_object *t = NULL;
+	snprintf(parent, sizeof parent, "%s", f->k->cfg.node_path);
+	char *slash = strrchr(parent, '/');
+	if (slash)
+		*slash = '\0';
+	if (mp_check(in->bytes, in->len, 2, MP_STR_KEYS, cerr, sizeof cerr) ||
+	    msgpack_unpack_next(&up, in->bytes, in->len, NULL) != MSGPACK_UNPACK_SUCCESS ||
+	    up.data.type != MSGPACK_OBJECT_MAP || !str_of(mp_get(&up.data, "name"), name, sizeof name) ||
+	    !rule_name_ok(name) || !str_of(mp_get(&up.data, "hash"), hash, sizeof hash) ||
+	    !str_of(mp_get(&up.data, "from"), from, sizeof from) || strcmp(from, parent) ||
+	    !(t = mp_get(&up.data, "text")) || t->type != MSGPACK_OBJECT_STR ||
+	    t->via.str.size > SCRIPT_MAX_SOURCE) {
+		f->refused++;
+		log_warn("federation", "refused a rule on %s: not {name, hash, from: the parent, text}",
+			 in->subject);
+		goto out;
+	}
+	char want[HASH_HEX];
+	hash_hex(t->via.str.ptr, t->via.str.size, want);
+	if (strcmp(want, hash)) {
+		f->refused++;
+		log_warn("federation", "refused rule %s from %s: its text does not match its hash",
+			 name, from);
+		goto out;
+	}
+	struct drule *r = drule_find(f, name);
+	struct dack *a = NULL;
+	if (r && !strcmp(r->hash, hash)) { /* held already: say so again */
+		for (size_t i = 0; i < f->n_dacks && !a; i++)
+			if (!strcmp(f->dacks[i].node, f->k->cfg.node_path) &&
+			    !strcmp(f->dacks[i].rule, name) && !strcmp(f->dacks[i].hash, hash))
+				a = &f->dacks[i];
+		if (!a)
+			a = dack_set(f, f->k->cfg.node_path, name, hash, true, NULL);
+	} else {
+		struct tier_principal who = {.kind = PRINCIPAL_MACHINE, .name = from, .scope = from};
+		a = take_rule(f, &who, name, t->via.str.ptr, t->via.str.size, err, sizeof err);
+		if (a && a->ok)
+			resend_rules(f); /* on to the children at once */
+	}
+	up_ack(f, a);
+out:
+	msgpack_unpacked_destroy(&up);
+	free(in);
+}
+
+/* A word on a rule from below: kept (shown by status) and passed on up. */
+static void apply_ack(struct fed *f, struct inbound *in)
+{
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	char node[SCOPE_MAX + 1] = "", rule[SCRIPT_NAME_MAX + 1] = "", hash[HASH_HEX] = "",
+	     error[200] = "", cerr[96], sender[SUBJECT_MAX];
+	const msgpack_object *ok = NULL;
+	/* the sender: the subject's node (linli.up.<path>.acks), held to it by the servers */
+	snprintf(sender, sizeof sender, "%s", in->subject + (strncmp(in->subject, "linli.up.", 9)
+								  ? 0
+								  : 9));
+	size_t sl = strlen(sender);
+	if (sl > 5)
+		sender[sl - 5] = '\0';
+	for (char *p = sender; *p; p++)
+		if (*p == '.')
+			*p = '/';
+	if (in->len > STATUS_MAX || mp_check(in->data, in->len, 2, MP_STR_KEYS, cerr, sizeof cerr) ||
+	    msgpack_unpack_next(&up, in->data, in->len, NULL) != MSGPACK_UNPACK_SUCCESS ||
+	    up.data.type != MSGPACK_OBJECT_MAP || !str_of(mp_get(&up.data, "node"), node, sizeof node) ||
+	    !str_of(mp_get(&up.data, "rule"), rule, sizeof rule) ||
+	    !str_of(mp_get(&up.data, "hash"), hash, sizeof hash) || !(ok = mp_get(&up.data, "ok")) ||
+	    ok->type != MSGPACK_OBJECT_BOOLEAN || !scope_within(sender, node) ||
+	    !scope_within(f->k->cfg.node_path, sender) || !strcmp(sender, f->k->cfg.node_path)) {
+		refuse(f, in, "not a word on a rule from a node of the sender's subtree");
+		goto out;
+	}
+	str_of(mp_get(&up.data, "error"), error, sizeof error);
+	up_ack(f, dack_set(f, node, rule, hash, ok->via.boolean, error));
+out:
+	msgpack_unpacked_destroy(&up);
+}
+
+static int cmd_push(struct cmd_call *call, void *ud)
+{
+	struct fed *f = ud;
+	if (!f)
+		return cmd_fail(call, LINLI_ENOENT,
+				"this node has no federation link (no federation group in %s)",
+				call->k->cfg.source);
+	const char *file = NULL;
+	char *text = NULL;
+	size_t len = 0;
+	int rc = script_cmds_file_text(call, &file, &text, &len);
+	if (rc)
+		return rc;
+	struct script *s = NULL;
+	char name[SCRIPT_NAME_MAX + 1];
+	rc = call->k->rules ? script_rules_check(call->k->rules, file, text, len, &s, call->err,
+						  sizeof call->err)
+			    : cmd_fail(call, LINLI_ESTATE, "this node runs no rules");
+	if (!rc) {
+		snprintf(name, sizeof name, "%s", script_name(s));
+		script_free(s);
+		struct dack *a = take_rule(f, call->who, name, text, len, call->err, sizeof call->err);
+		rc = !a ? cmd_fail(call, LINLI_ENOMEM, "out of memory")
+		     : !a->ok ? cmd_fail(call, LINLI_EINVAL, "%s", a->error)
+			      : 0;
+		if (!rc) {
+			up_ack(f, a);
+			resend_rules(f);
+			tiers_audit(call->k, call->who, "federation.push", call->who->scope, name,
+				    "allowed", a->hash);
+			msgpack_pack_map(&call->pk, 3);
+			mp_kv_str(&call->pk, "rule", name);
+			mp_kv_str(&call->pk, "hash", a->hash);
+			mp_kv_uint(&call->pk, "children", f->n_children);
+		}
+	}
+	free(text);
+	return rc;
 }
 
 static int cmd_status(struct cmd_call *call, void *ud)
@@ -1172,7 +1652,7 @@ static int cmd_status(struct cmd_call *call, void *ud)
 	store_outbox_info(call->k->store, &oi);
 	msgpack_packer *pk = &call->pk;
 	pthread_mutex_lock(&f->mu);
-	msgpack_pack_map(pk, 15);
+	msgpack_pack_map(pk, 16);
 	mp_kv_str(pk, "node", call->k->cfg.node_path);
 	char shown[256];
 	mp_kv_str(pk, "url", shown_url(c->url, shown, sizeof shown));
@@ -1205,6 +1685,44 @@ static int cmd_status(struct cmd_call *call, void *ud)
 	mp_kv_uint(pk, "received", f->received);
 	mp_kv_uint(pk, "refused", f->refused);
 	mp_kv_uint(pk, "quarantined", oi.quarantined);
+	/* the rules held from above (or pushed here): who has said what, who is pending */
+	mp_str(pk, "down");
+	msgpack_pack_array(pk, f->n_rules);
+	for (size_t i = 0; i < f->n_rules; i++) {
+		const struct drule *r = &f->rules[i];
+		size_t n_ok = 0, n_bad = 0, n_pend = 0;
+		for (size_t j = 0; j < f->n_dacks; j++)
+			if (!strcmp(f->dacks[j].rule, r->name) && !strcmp(f->dacks[j].hash, r->hash) &&
+			    scope_within(call->who->scope, f->dacks[j].node))
+				f->dacks[j].ok ? n_ok++ : n_bad++;
+		for (size_t c = 0; c < f->n_children; c++)
+			n_pend += scope_within(call->who->scope, f->children[c].node) &&
+				  !acked(f, f->children[c].node, r);
+		msgpack_pack_map(pk, 5);
+		mp_kv_str(pk, "rule", r->name);
+		mp_kv_str(pk, "hash", r->hash);
+		mp_str(pk, "applied");
+		msgpack_pack_array(pk, n_ok);
+		for (size_t j = 0; j < f->n_dacks; j++)
+			if (!strcmp(f->dacks[j].rule, r->name) && !strcmp(f->dacks[j].hash, r->hash) &&
+			    scope_within(call->who->scope, f->dacks[j].node) && f->dacks[j].ok)
+				mp_str(pk, f->dacks[j].node);
+		mp_str(pk, "failed");
+		msgpack_pack_array(pk, n_bad);
+		for (size_t j = 0; j < f->n_dacks; j++)
+			if (!strcmp(f->dacks[j].rule, r->name) && !strcmp(f->dacks[j].hash, r->hash) &&
+			    scope_within(call->who->scope, f->dacks[j].node) && !f->dacks[j].ok) {
+				msgpack_pack_map(pk, 2);
+				mp_kv_str(pk, "node", f->dacks[j].node);
+				mp_kv_str(pk, "error", f->dacks[j].error);
+			}
+		mp_str(pk, "pending");
+		msgpack_pack_array(pk, n_pend);
+		for (size_t c = 0; c < f->n_children; c++)
+			if (scope_within(call->who->scope, f->children[c].node) &&
+			    !acked(f, f->children[c].node, r))
+				mp_str(pk, f->children[c].node);
+	}
 	/* the children the caller may see: within its jurisdiction */
 	size_t n = 0;
 	for (size_t i = 0; i < f->n_children; i++)
@@ -1381,9 +1899,12 @@ int fed_open(struct kernel *k)
 	if (!c->url) {
 		int rc = cmd_register(k->cmds, "federation", "status", "", FED_STATUS_SUMMARY,
 				      cmd_status, NULL, &owner_none);
+		if (!rc)
+			rc = cmd_register(k->cmds, "federation", "quarantine", "[retry|drop ID]",
+					  FED_QUARANTINE_SUMMARY, cmd_quarantine, NULL, &owner_none);
 		return rc ? rc
-			  : cmd_register(k->cmds, "federation", "quarantine", "[retry|drop ID]",
-					 FED_QUARANTINE_SUMMARY, cmd_quarantine, NULL, &owner_none);
+			  : cmd_register(k->cmds, "federation", "push", "FILE [--stdin]",
+					 FED_PUSH_SUMMARY, cmd_push, NULL, &owner_none);
 	}
 	struct fed *f = calloc(1, sizeof *f);
 	if (!f)
@@ -1394,7 +1915,8 @@ int fed_open(struct kernel *k)
 	snprintf(f->up_subject, sizeof f->up_subject, "linli.up.%s.status", t);
 	snprintf(f->children_filter, sizeof f->children_filter, "linli.up.%s.*.>", t);
 	snprintf(f->changes_subject, sizeof f->changes_subject, "linli.up.%s.changes", t);
-	snprintf(f->applied_subject, sizeof f->applied_subject, "linli.down.%s.applied", t);
+	snprintf(f->applied_subject, sizeof f->applied_subject, "linli.down.%s.>", t);
+	snprintf(f->down_dir, sizeof f->down_dir, "%s/federation/down", k->cfg.data_dir);
 	msgpack_sbuffer_init(&f->upbuf);
 	msgpack_sbuffer_init(&f->entbuf);
 	struct store_outbox_info oi;
@@ -1403,6 +1925,7 @@ int fed_open(struct kernel *k)
 		f->released = f->released_seen = f->sent = f->up_applied = oi.acked;
 	}
 	store_fed_list(k->store, load_applied, f);
+	down_load(f);
 	pthread_mutex_init(&f->mu, NULL);
 	pthread_cond_init(&f->cv, NULL);
 	k->fed = f;
@@ -1416,6 +1939,9 @@ int fed_open(struct kernel *k)
 	if (!rc)
 		rc = cmd_register(k->cmds, "federation", "quarantine", "[retry|drop ID]",
 				  FED_QUARANTINE_SUMMARY, cmd_quarantine, f, f);
+	if (!rc)
+		rc = cmd_register(k->cmds, "federation", "push", "FILE [--stdin]", FED_PUSH_SUMMARY,
+				  cmd_push, f, f);
 	if (!rc && pthread_create(&f->thread, NULL, run, f))
 		rc = LINLI_ENOMEM;
 	if (rc) {
@@ -1459,6 +1985,13 @@ void fed_close(struct kernel *k)
 	free(f->acks);
 	free(f->ack_ok);
 	free(f->notices);
+	for (size_t i = 0; i < f->n_outs; i++)
+		free(f->outs[i].data);
+	free(f->outs);
+	for (size_t i = 0; i < f->n_rules; i++)
+		free(f->rules[i].text);
+	free(f->rules);
+	free(f->dacks);
 	msgpack_sbuffer_destroy(&f->upbuf);
 	msgpack_sbuffer_destroy(&f->entbuf);
 	if (f->js)

@@ -32,6 +32,7 @@
 #include "script.h"
 #include "script_api.h"
 #include "store_cmds.h"
+#include "util.h"
 
 static struct script *need_rule(struct cmd_call *call, struct script_rules *r, int *rc)
 {
@@ -48,7 +49,7 @@ static struct script *need_rule(struct cmd_call *call, struct script_rules *r, i
 }
 
 /* The text of FILE: the request's input if sent, else the daemon reads FILE. */
-static int file_text(struct cmd_call *call, const char **name, char **text, size_t *len)
+int script_cmds_file_text(struct cmd_call *call, const char **name, char **text, size_t *len)
 {
 	if (call->argc < 3)
 		return cmd_fail(call, LINLI_EINVAL,
@@ -201,7 +202,7 @@ static int cmd_check(struct cmd_call *call, void *ud)
 	const char *name = NULL;
 	char *text = NULL;
 	size_t len = 0;
-	int rc = file_text(call, &name, &text, &len);
+	int rc = script_cmds_file_text(call, &name, &text, &len);
 	if (rc)
 		return rc;
 	struct script *s = NULL;
@@ -225,24 +226,34 @@ static int cmd_check(struct cmd_call *call, void *ud)
 }
 
 /* rules install FILE --grant: the installing admin grants what the rule declares. */
-static int grant_declared(struct cmd_call *call, struct script_rules *r, const char *file,
-			  const char *text, size_t len)
+static int grant_declared(struct kernel *k, const struct tier_principal *who,
+			  struct script_rules *r, const char *file, const char *text, size_t len,
+			  char *err, size_t errlen)
 {
 	struct script *s = NULL;
-	int rc = script_rules_check(r, file, text, len, &s, call->err, sizeof call->err);
+	int rc = script_rules_check(r, file, text, len, &s, err, errlen);
 	if (rc)
 		return rc;
 	const char *caps[LINLI_MAX_CAPS];
 	enum grant_kind kind;
 	int n = declared(s, caps, LINLI_MAX_CAPS, &kind);
 	if (kind != GRANT_RULE)
-		rc = cmd_fail(call, LINLI_EINVAL,
-			      "%s declares a script plugin: install it with 'plugins install'", file);
+		rc = errf(err, errlen, LINLI_EINVAL,
+			  "%s declares a script plugin: install it with 'plugins install'", file);
 	else if (n > 0)
-		rc = grants_change(call->k, call->who, kind, script_name(s), caps, n, true,
-				   call->err, sizeof call->err);
+		rc = grants_change(k, who, kind, script_name(s), caps, n, true, err, errlen);
 	script_free(s);
 	return rc;
+}
+
+int script_cmds_install(struct kernel *k, const struct tier_principal *who, const char *file,
+			const char *text, size_t len, char *name, size_t namelen, char *err,
+			size_t errlen)
+{
+	if (!k->rules)
+		return errf(err, errlen, LINLI_ESTATE, "this node runs no rules");
+	int rc = grant_declared(k, who, k->rules, file, text, len, err, errlen);
+	return rc ? rc : script_rules_install(k->rules, file, text, len, name, namelen, err, errlen);
 }
 
 static int cmd_install(struct cmd_call *call, void *ud)
@@ -252,10 +263,11 @@ static int cmd_install(struct cmd_call *call, void *ud)
 	const char *file = NULL;
 	char *text = NULL;
 	size_t len;
-	int rc = file_text(call, &file, &text, &len);
+	int rc = script_cmds_file_text(call, &file, &text, &len);
 	if (rc)
 		return rc;
-	if (grant && (rc = grant_declared(call, r, file, text, len)) != 0) {
+	if (grant && (rc = grant_declared(call->k, call->who, r, file, text, len, call->err,
+					  sizeof call->err)) != 0) {
 		free(text);
 		return rc;
 	}

@@ -131,6 +131,16 @@ def mp_map(d):
     return out
 
 
+CITY_RULE = """-- pushed down by the city: smoke above a level
+rule {
+  name = "city_smoke",
+  on = "dev/smoke/+/event/alarm",
+  when = function(e) return e.level ~= nil and e.level > 3 end,
+  run = function(e, topic) print("city rule: " .. topic) end,
+}
+"""
+
+
 def mp_obj(v):
     """MessagePack of a JSON-like value (str, int, None, list, dict): what a forger packs."""
     if v is None:
@@ -470,11 +480,14 @@ def case_a_full_change_log_raises_an_alarm_before_it_drops_and_counts_the_drop()
                    f"reached; {u['last'] - 20} dropped in all")
 
 
-def case_four_tiers_the_city_sees_both_communities_and_a_forged_scope_is_refused():
+def case_four_tiers_the_city_sees_both_communities_its_rule_runs_below_a_forged_scope_is_refused():
     """Five nodes as tools/tiers makes them (city, district, street, two communities; TLS
     between the servers, one account per node): each community's alarm and grids reach the
     city hop by hop, the last change of a record winning there; the city sees both
-    communities, the street too, a community never its sibling's. A community that sends
+    communities, the street too, a community never its sibling's. A rule pushed at the city
+    is installed on every node below (kept across a restart, taken once), each node's word
+    seen at the city and none pending; a rule that does not load is refused at the push.
+    A community that sends
     (with its own credentials, on its own subject) a change scoped to its sibling is refused
     at the street: quarantined, counted, audited, never stored."""
     city, dist, qiming = "hefei", "hefei/baohe", STREET + "/qiming"
@@ -491,7 +504,8 @@ def case_four_tiers_the_city_sees_both_communities_and_a_forged_scope_is_refused
     servers = [server(p.rsplit("/", 1)[-1], conf=os.path.join(dirs[p], "nats.conf"),
                       port=base + 10 * i) for i, (p, _) in enumerate(tree)]
     fed = {p: open(os.path.join(dirs[p], "federation.cfg")).read() for p, _ in tree}
-    ds = {p: Daemon(node=p, level=lv, name=p, extra=CATALOG + fed[p]) for p, lv in tree}
+    ds = {p: Daemon(node=p, level=lv, name=p, extra=CATALOG + fed[p] +
+                    f'script_dirs = [ "{dirs[p]}/scripts" ];\n') for p, lv in tree}
     with running(servers, list(ds.values()), tiers_dir):
         for d in ds.values():
             d.start()
@@ -527,6 +541,31 @@ def case_four_tiers_the_city_sees_both_communities_and_a_forged_scope_is_refused
         eq([k["node"] for k in c["children"]], [dist], "the city's child is the district")
         for p in (YUELAN, qiming, STREET, dist):
             wait_for(lambda: up(ds[p])["unsent"] == 0, f"{p}'s change log released")
+
+        # A rule pushed at the city runs on every node below; every node's word seen there.
+        r = ds[city].ok("federation", "push", "city_smoke.lua", "--stdin", input=CITY_RULE)
+        eq(r["rule"], "city_smoke", r)
+
+        def all_said():
+            down = ds[city].ok("federation", "status")["down"]
+            return down if down and sorted(down[0]["applied"]) == sorted(ds) and \
+                not down[0]["pending"] and not down[0]["failed"] else None
+        down = wait_for(all_said, "every node's word on the rule at the city", timeout=30)
+        eq(down[0]["hash"], r["hash"], down)
+        for p in (YUELAN, qiming):
+            eq(ds[p].ok("rules", "test", "city_smoke", input='{"level": 5}')["matched"], True,
+               f"the city's rule runs at {p}")
+            eq(ds[p].ok("federation", "status")["down"][0]["applied"], [p], "its own word")
+        st = ds[STREET].ok("federation", "status")["down"][0]
+        eq((sorted(st["applied"]), st["pending"]), (sorted([STREET, YUELAN, qiming]), []), st)
+        # A community restarted keeps what came down; the rule is not taken twice.
+        eq(ds[qiming].stop(), 0, "qiming stop")
+        ds[qiming].start()
+        eq(ds[qiming].ok("rules", "test", "city_smoke", input='{"level": 5}')["matched"], True,
+           "after a restart")
+        eq(ds[qiming].logtext().count("rule city_smoke from above installed"), 1, "taken once")
+        rc, _, err = ds[city].cli("federation", "push", "bad.lua", "--stdin", input="rule {")
+        check(rc != 0 and "bad.lua" in err, err)
 
         # Forged: yuelan's own credentials, its own subject, a change scoped to qiming.
         applied = child_of(ds[STREET], YUELAN)["applied"]
