@@ -299,7 +299,18 @@ static bool consume_setup(struct fed *f)
 	natsStatus s = js_AddStream(&si, f->js, &sc, NULL, &je);
 	if (si)
 		jsStreamInfo_Destroy(si);
-	if (s && je != JSStreamNameExistErr) {
+	if (s && je == JSStreamNameExistErr) { /* made by an earlier linlid: this config now */
+		si = NULL;
+		je = 0;
+		s = js_UpdateStream(&si, f->js, &sc, NULL, &je);
+		if (si)
+			jsStreamInfo_Destroy(si);
+		if (s)
+			log_warn("federation", "the children's stream %s kept its configuration: %s "
+				 "(JetStream error %d)", STREAM, natsStatus_GetText(s), (int)je);
+		s = NATS_OK;
+	}
+	if (s) {
 		set_error(f, "the children's stream %s: %s (JetStream error %d)", STREAM,
 			  natsStatus_GetText(s), (int)je);
 		return false;
@@ -1913,9 +1924,13 @@ int fed_open(struct kernel *k)
 	char t[SCOPE_MAX + 1];
 	tokens(k->cfg.node_path, t, sizeof t);
 	snprintf(f->up_subject, sizeof f->up_subject, "linli.up.%s.status", t);
-	snprintf(f->children_filter, sizeof f->children_filter, "linli.up.%s.*.>", t);
+	/* exactly a child's own subjects (linli.up.<child path>.<kind>): a grandchild's,
+	   which cross this node's server on their way to its parent, are not this node's */
+	snprintf(f->children_filter, sizeof f->children_filter, "linli.up.%s.*.*", t);
 	snprintf(f->changes_subject, sizeof f->changes_subject, "linli.up.%s.changes", t);
-	snprintf(f->applied_subject, sizeof f->applied_subject, "linli.down.%s.>", t);
+	/* one token more: what the parent says to this node, never what this node says to its
+	   own children (linli.down.<child path>.applied would match a '>') */
+	snprintf(f->applied_subject, sizeof f->applied_subject, "linli.down.%s.*", t);
 	snprintf(f->down_dir, sizeof f->down_dir, "%s/federation/down", k->cfg.data_dir);
 	msgpack_sbuffer_init(&f->upbuf);
 	msgpack_sbuffer_init(&f->entbuf);
