@@ -45,7 +45,9 @@ def case_installed_node_runs_from_its_installed_files():
                     "lib/systemd/system/linli-backup.timer", "lib/tmpfiles.d/linli.conf",
                     "lib/sysusers.d/linli.conf", "share/bash-completion/completions/linli",
                     "share/linli/catalog/tree.cfg", "share/linli/catalog/datasets/alarms.cfg",
-                    "share/linli/scripts/apps/party.lua"):
+                    "share/linli/scripts/apps/party.lua", "share/linli/web/index.html",
+                    "share/linli/web/vendor/echarts/echarts.min.js",
+                    "share/linli/web/vendor/echarts/LICENSE"):
             check(os.path.isfile(installed(dest, prefix + "/" + rel)), f"installed {rel}")
         if shutil.which("scdoc"):
             for page in ("man1/linli.1", "man5/linli.cfg.5", "man8/linlid.8"):

@@ -1,0 +1,345 @@
+"""Integration tests of the community big screen (issue 24): HTTPS, login sessions with the
+console's accounts, display keys, CSRF, the login limits — against a real linlid over a real
+TLS connection (a certificate made by `openssl` at test time)."""
+import http.client
+import json
+import os
+import re
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import LINLID, SRC, Daemon, TestFailure, check, eq, finish, main  # noqa: E402
+
+COMM = "hefei/baohe/binhu/yuelan"
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Screen:
+    """A linlid serving the screen on https:// (tls=True) or http://, on a free port."""
+
+    def __init__(self, tls=True, http_extra="", extra=""):
+        self.port = free_port()
+        self.tls = tls
+        self.d = Daemon()
+        scheme = "http"
+        if tls:
+            scheme = "https"
+            self.cert, key = os.path.join(self.d.dir, "srv.pem"), os.path.join(self.d.dir, "srv.key")
+            r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                                "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
+                                "-out", self.cert, "-days", "2", "-subj", "/CN=linli screen test",
+                                "-addext", "subjectAltName=IP:127.0.0.1"],
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                raise TestFailure(f"openssl: {r.stderr}")
+            http_extra += f'tls_cert = "{self.cert}"; tls_key = "{key}"; '
+        self.d.write_config(extra=f'http = {{ listen = "{scheme}://127.0.0.1:{self.port}"; '
+                                  f'web_dir = "{SRC}/web"; {http_extra} }};\ncatalog_dir = "{SRC}/catalog";\n' + extra)
+
+    def __enter__(self):
+        self.d.start()
+        return self
+
+    def __exit__(self, etype, *rest):
+        finish(self.d, etype)
+
+    def conn(self):
+        if self.tls:
+            ctx = ssl.create_default_context(cafile=self.cert)
+            return http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=20)
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
+
+    def req(self, method, path, body=None, cookie=None, csrf=None, conn=None):
+        """Return (status, parsed JSON body, headers as a dict of lists)."""
+        c = conn or self.conn()
+        h = {}
+        if cookie:
+            h["Cookie"] = f"linli_screen={cookie}"
+        if csrf:
+            h["X-Linli-CSRF"] = csrf
+        data = None
+        if body is not None:
+            data = body if isinstance(body, (str, bytes)) else json.dumps(body)
+            h["Content-Type"] = "application/json"
+        c.request(method, path, body=data, headers=h)
+        r = c.getresponse()
+        text = r.read().decode()
+        heads = {}
+        for k, v in r.getheaders():
+            heads.setdefault(k.lower(), []).append(v)
+        if not conn:
+            c.close()
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError:
+            parsed = text
+        return r.status, parsed, heads
+
+    def login(self, user, password):
+        st, body, h = self.req("POST", "/screen/api/login", {"user": user, "password": password})
+        eq(st, 200, f"login {user}: {body}")
+        return cookie_of(h), body
+
+
+def cookie_of(h):
+    """The linli_screen token of a Set-Cookie header (checked for its attributes)."""
+    sc = h.get("set-cookie", [])
+    eq(len(sc), 1, f"one Set-Cookie: {sc}")
+    m = re.match(r"linli_screen=([0-9a-f]{64}); (.*)$", sc[0])
+    check(m, f"cookie: {sc[0]}")
+    return m.group(1)
+
+
+def attrs(h):
+    return set(a.split("=")[0] for a in h["set-cookie"][0].split("; ")[1:])
+
+
+def err(body):
+    return body["error"]["message"] if isinstance(body, dict) and "error" in body else repr(body)
+
+
+def case_https_login_sessions_and_display_keys():
+    with Screen(http_extra="login_failures = 3; ") as s:
+        d = s.d
+        # Only TLS is spoken on an https:// port.
+        plain = http.client.HTTPConnection("127.0.0.1", s.port, timeout=5)
+        try:
+            plain.request("GET", "/api/v1/health")
+            st = plain.getresponse().status
+        except (OSError, http.client.HTTPException):
+            st = None
+        check(st is None, f"cleartext answered on the https port: {st}")
+        eq(s.req("GET", "/api/v1/health")[0], 200, "health over TLS")
+
+        # Refused requests, each saying what is wrong.
+        st, body, _ = s.req("POST", "/screen/api/login?password=x", {"user": "admin", "password": "x"})
+        eq(st, 400, "credentials in the URL")
+        check("never in the URL" in err(body), body)
+        st, body, _ = s.req("POST", "/screen/api/login", "{nope")
+        eq(st, 400, "not JSON")
+        check("body: not JSON" in err(body), body)
+        st, body, _ = s.req("POST", "/screen/api/login", {"user": "admin"})
+        eq(st, 400, "no password")
+        check("field 'password'" in err(body), body)
+        st, body, _ = s.req("POST", "/screen/api/login", {"user": "admin", "password": 5})
+        eq(st, 400, "password not a string")
+        check(s.req("GET", "/screen/api/login")[0] in (404, 405), "login is POST only")
+
+        # A wrong password: 401, no cookie; audited as the console's login is.
+        st, body, h = s.req("POST", "/screen/api/login", {"user": "admin", "password": "Wrong-Passw0rd-x"})
+        eq(st, 401, "wrong password")
+        check("wrong user or password" in err(body) and "set-cookie" not in h, (body, h))
+
+        # The right one: a cookie Secure, HttpOnly, SameSite=Strict, Path=/, and a CSRF token.
+        st, body, h = s.req("POST", "/screen/api/login", {"user": "admin", "password": d.password})
+        eq(st, 200, f"login: {body}")
+        cookie = cookie_of(h)
+        sc = h["set-cookie"][0]
+        check({"Path", "HttpOnly", "SameSite", "Secure", "Max-Age"} <= attrs(h) and
+              "SameSite=Strict" in sc and "Path=/;" in sc, sc)
+        eq((body["kind"], body["name"], body["role"], body["scope"]),
+           ("person", "admin", "admin", "hefei"), "who logged in")
+        csrf = body["csrf"]
+        check(re.fullmatch(r"[0-9a-f]{64}", csrf) and csrf != cookie, body)
+        check(d.password not in d.logtext() and cookie not in d.logtext(), "secrets in the log")
+        # The session answers with the cookie only.
+        st, body, _ = s.req("GET", "/screen/api/session", cookie=cookie)
+        eq((st, body["name"], body["csrf"]), (200, "admin", csrf), "session")
+        check(0 < body["expires_in_s"] <= 8 * 3600, body)
+        st, body, _ = s.req("GET", "/screen/api/session")
+        eq(st, 401, "no cookie")
+        check("not logged in" in err(body), body)
+        eq(s.req("GET", "/screen/api/session", cookie="0" * 64)[0], 401, "a forged cookie")
+
+        # Logout is state-changing: without or with a wrong X-Linli-CSRF, 403 and nothing ends.
+        st, body, _ = s.req("POST", "/screen/api/logout", cookie=cookie)
+        eq(st, 403, "logout without CSRF")
+        check("X-Linli-CSRF is missing" in err(body), body)
+        st, body, _ = s.req("POST", "/screen/api/logout", cookie=cookie, csrf="f" * 64)
+        eq(st, 403, "logout with a wrong CSRF")
+        check("does not match" in err(body), body)
+        eq(s.req("GET", "/screen/api/session", cookie=cookie)[0], 200, "still logged in")
+        st, body, h = s.req("POST", "/screen/api/logout", cookie=cookie, csrf=csrf)
+        eq((st, body), (200, {"logged_out": "admin"}), "logout")
+        check("Max-Age=0" in h["set-cookie"][0], h)
+        st, body, _ = s.req("GET", "/screen/api/session", cookie=cookie)
+        eq(st, 401, "after logout")
+
+        # A password change ends the screen sessions of the account (the console's session
+        # behind each is re-checked at every request).
+        d.account("wang", "operator", node=COMM)
+        wcookie, wbody = s.login("wang", "Another-Passw0rd-1")
+        eq((wbody["role"], wbody["scope"]), ("operator", COMM), "wang's session")
+        eq(s.req("GET", "/screen/api/session", cookie=wcookie)[0], 200, "wang in")
+        rc, out, e = d.cli("accounts", "passwd", "wang", "--stdin", input="Changed-Passw0rd-2\n")
+        eq(rc, 0, f"passwd: {e}")
+        st, body, _ = s.req("GET", "/screen/api/session", cookie=wcookie)
+        eq(st, 401, "after a password change")
+        check("screen session ended" in err(body), body)
+
+        # Failed logins per user name: after http.login_failures (3) in a minute, 429 at
+        # once (no hash), even with the right password; other names are not affected.
+        for i in range(3):
+            eq(s.req("POST", "/screen/api/login", {"user": "wang", "password": f"Nope-Passw0rd-{i}"})[0],
+               401, f"failure {i + 1}")
+        st, body, h = s.req("POST", "/screen/api/login", {"user": "wang", "password": "Changed-Passw0rd-2"})
+        eq(st, 429, f"limited: {body}")
+        check("3 failed logins of 'wang'" in err(body) and 0 < int(h["retry-after"][0]) <= 60, (body, h))
+        eq(s.req("POST", "/screen/api/login", {"user": "admin", "password": d.password})[0], 200,
+           "another name still logs in")
+
+        # A wall screen's display key (resource screen), exchanged once for a cookie.
+        wall = d.ok("apikeys", "add", "wall", "--resources", "screen", "--scope", COMM)["key"]
+        other = d.ok("apikeys", "add", "feed", "--resources", "metrics", "--scope", COMM)["key"]
+        st, body, _ = s.req("POST", f"/screen/api/display?key={wall}", {"key": wall})
+        eq(st, 400, "a key in the URL")
+        st, body, _ = s.req("POST", "/screen/api/display", {"key": other})
+        eq(st, 403, "not a display key")
+        check("not a display key" in err(body), body)
+        eq(s.req("POST", "/screen/api/display", {"key": "0" * 64})[0], 401, "unknown key")
+        st, body, h = s.req("POST", "/screen/api/display", {"key": wall})
+        eq(st, 200, f"display: {body}")
+        dcookie = cookie_of(h)
+        eq((body["kind"], body["name"], body["role"], body["scope"]),
+           ("display", "wall", "viewer", COMM), "the display session")
+        check(wall not in d.logtext(), "the key in the log")
+        eq(s.req("GET", "/screen/api/session", cookie=dcookie)[0], 200, "display in")
+        d.ok("apikeys", "revoke", "wall")
+        st, body, _ = s.req("GET", "/screen/api/session", cookie=dcookie)
+        eq(st, 401, "revoked key")
+        check("revoked" in err(body), body)
+        audit = d.ok("audit", "--action", "screen.display")
+        eq(sorted(e["result"] for e in audit), ["allowed", "denied"], f"audit: {audit}")
+
+
+def raw_get(port, target):
+    """A request line sent as is (no client normalises the path): (status, body)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+        c.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while True:
+            b = c.recv(65536)
+            if not b:
+                break
+            data += b
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+def check_static(s):
+    """web/ served under /screen/: only GET, only its files, typed, cached, no way out."""
+    for path, src, ctype, cache in (
+            ("/screen/", "index.html", "text/html; charset=utf-8", "no-cache"),
+            ("/screen", "index.html", "text/html; charset=utf-8", "no-cache"),
+            ("/screen/screen.js", "screen.js", "text/javascript; charset=utf-8", "public, max-age=3600"),
+            ("/screen/screen.css", "screen.css", "text/css; charset=utf-8", "public, max-age=3600"),
+            ("/screen/vendor/echarts/echarts.min.js", "vendor/echarts/echarts.min.js",
+             "text/javascript; charset=utf-8", "public, max-age=3600"),
+            ("/screen/vendor/echarts/LICENSE", "vendor/echarts/LICENSE", "text/plain; charset=utf-8",
+             "public, max-age=3600")):
+        c = s.conn()
+        c.request("GET", path)
+        r = c.getresponse()
+        body = r.read()
+        with open(os.path.join(SRC, "web", src), "rb") as f:
+            eq((r.status, body == f.read()), (200, True), f"GET {path}")
+        eq((r.getheader("Content-Type"), r.getheader("Cache-Control")), (ctype, cache), path)
+        c.close()
+    check("社区大屏" in open(os.path.join(SRC, "web", "index.html"), encoding="utf-8").read(),
+          "Chinese first")
+    # No way out of the web dir, however the path is written; nothing but its files.
+    for target, want in (("/screen/../../../../etc/passwd", (400, 404)),
+                         ("/screen/%2e%2e/%2e%2e/%2e%2e/etc/passwd", (400,)),
+                         ("/screen/%2E%2E/index.html", (400,)),
+                         ("/screen/vendor/..%2f..%2f..%2fetc/passwd", (400,)),
+                         ("/screen//etc/passwd", (400,)),
+                         ("/screen/%2fetc/passwd", (400,)),
+                         ("/screen/./index.html", (400,)),
+                         ("/screen/%252e%252e/index.html", (404,)),
+                         ("/screen/..\\..\\etc\\passwd", (400,)),
+                         ("/screen/nothing.js", (404,)),
+                         ("/screen/vendor", (404,))):
+        st, body = raw_get(s.port, target)  # (an http:// screen)
+        check(st in want and b"root:" not in body, f"GET {target}: {st} {body[:200]!r}")
+    st, body, _ = s.req("POST", "/screen/index.html", {})
+    eq(st, 405, "only GET on the page")
+    st, body, _ = s.req("DELETE", "/screen/screen.js")
+    eq(st, 405, "only GET on the page")
+
+
+def case_logins_hashed_a_few_at_a_time_and_sessions_expire():
+    s = Screen(tls=False, http_extra="login_concurrency = 1; ")
+    # Real Argon2id (interactive, 64 MiB) so that a verification takes a while, one at a
+    # time; sessions of 3 s. (The harness asks for the minimum cost: replaced here.)
+    with open(s.d.cfg) as f:
+        text = f.read()
+    s.d.write_config(text=text.replace('pwhash = "min";', 'pwhash = "interactive"; session_ttl_s = 3;'))
+    with s:
+        d = s.d
+        results = []
+        barrier = threading.Barrier(4)
+
+        def one():
+            c = s.conn()
+            c.connect()
+            barrier.wait()
+            results.append(s.req("POST", "/screen/api/login",
+                                 {"user": "admin", "password": d.password}, conn=c))
+            c.close()
+
+        ts = [threading.Thread(target=one) for _ in range(4)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        codes = sorted(r[0] for r in results)
+        check(codes.count(200) >= 1 and codes.count(503) >= 1 and set(codes) <= {200, 503},
+              f"four logins at once, one hashed at a time: {codes}")
+        busy = [r for r in results if r[0] == 503][0]
+        check("http.login_concurrency" in err(busy[1]) and busy[2]["retry-after"] == ["1"], busy)
+        ok = [r for r in results if r[0] == 200][0]
+        cookie = cookie_of(ok[2])
+        check("Secure" not in attrs(ok[2]), "no Secure flag over http://")
+        eq(s.req("GET", "/screen/api/session", cookie=cookie)[0], 200, "in")
+        t_in = time.time()
+        check_static(s)
+        time.sleep(max(0.0, 3.2 - (time.time() - t_in)))
+        st, body, _ = s.req("GET", "/screen/api/session", cookie=cookie)
+        eq(st, 401, "after accounts.session_ttl_s")
+        check("expired" in err(body), body)
+
+
+def case_https_needs_its_certificate():
+    d = Daemon()
+    try:
+        d.write_config(extra='http = { listen = "https://127.0.0.1:0"; };\n')
+        r = subprocess.run([LINLID, "--config", d.cfg, "--foreground"], capture_output=True,
+                           text=True, timeout=30)
+        check(r.returncode != 0 and "an https:// address needs http.tls_cert and http.tls_key"
+              in r.stderr, r.stderr)
+        d.write_config(extra='http = { listen = "https://127.0.0.1:0"; '
+                             'tls_cert = "/nonexistent.pem"; tls_key = "/nonexistent.key"; };\n')
+        d.bootstrap()
+        r = subprocess.run([LINLID, "--config", d.cfg, "--foreground"], capture_output=True,
+                           text=True, timeout=30)
+        check(r.returncode != 0 and "http.tls_cert: cannot read /nonexistent.pem" in r.stderr,
+              r.stderr)
+    finally:
+        d.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(main(dict(globals())))
