@@ -51,6 +51,8 @@ struct http {
 	void *auth_ud;
 	http_audit_fn audit;
 	void *audit_ud;
+	void (*on_close)(void *ud);
+	void *on_close_ud;
 	size_t max_body;
 	int body_timeout_ms; /* the whole body must arrive within this */
 	int port;
@@ -691,6 +693,12 @@ void http_set_auth(struct http *h, http_auth_fn fn, void *ud)
 	h->auth_ud = ud;
 }
 
+void http_on_close(struct http *h, void (*fn)(void *ud), void *ud)
+{
+	h->on_close = fn;
+	h->on_close_ud = ud;
+}
+
 void http_set_audit(struct http *h, http_audit_fn fn, void *ud)
 {
 	h->audit = fn;
@@ -720,6 +728,8 @@ void http_close(struct http *h)
 {
 	if (!h)
 		return;
+	if (h->on_close)
+		h->on_close(h->on_close_ud);
 	if (h->started)
 		nng_http_server_stop(h->srv);
 	if (h->srv)

@@ -106,6 +106,12 @@ int http_port(const struct http *h);
 int http_route(struct http *h, const char *method, const char *pattern, bool needs_auth,
 	       http_fn fn, void *ud);
 void http_set_auth(struct http *h, http_auth_fn fn, void *ud);
+/*
+ * Call fn(ud) in http_close before the server stops (any thread, the kernel
+ * loop over): a handler that keeps requests pending (a long poll) answers
+ * them there, or the stop would wait for them. One hook.
+ */
+void http_on_close(struct http *h, void (*fn)(void *ud), void *ud);
 void http_set_audit(struct http *h, http_audit_fn fn, void *ud);
 int http_start(struct http *h, char *err, size_t errlen);
 

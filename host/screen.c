@@ -27,6 +27,8 @@
 #include "mp.h"
 #include "opendata.h"
 #include "scope.h"
+#include "store.h"
+#include "util.h"
 #include "tier.h"
 #include "tier_store.h"
 
@@ -66,8 +68,25 @@ struct wfile {
 #define WEB_MAX_FILES 256
 #define WEB_MAX_BYTES (16u << 20)
 
+/* A long poll of the alarms panel, parked until a change in its scope or its time is up. */
+struct apoll {
+	struct http_req *r;
+	uint64_t timer;
+	char scope[SCOPE_MAX + 1];
+	struct apoll *next;
+};
+
+#define POLL_WAIT_MS 25000 /* the longest a poll waits for a change */
+#define POLLS_MAX 1024
+#define PANEL_ROWS 50 /* alarms listed on the panel, newest first */
+
 static struct {
 	struct kernel *k;
+	struct apoll *polls;
+	int n_polls;
+	uint64_t version; /* the alarms' cursor: bumped at every change */
+	uint64_t watch;	  /* the store watch on alarms, 0 if none */
+	bool wake_due;	  /* a turn that answers the woken polls is queued */
 	struct wfile files[WEB_MAX_FILES];
 	int n_files;
 	size_t web_bytes;
@@ -539,6 +558,280 @@ static int post_logout(struct http_req *r, void *ud)
 	return HTTP_PENDING;
 }
 
+/* ---- the alarms panel: an aggregate within the session's scope, live by long polling ---- */
+
+struct arow {
+	char id[64], scope[SCOPE_MAX + 1], type[65], severity[16];
+	bool acked;
+	int64_t first_at, last_at, count;
+};
+
+struct aagg {
+	struct arow *rows;
+	size_t n, cap;
+	json_t *by_sev, *by_type;
+};
+
+static int64_t mp_int(const msgpack_object *o, int64_t def)
+{
+	if (o && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+		return (int64_t)o->via.u64;
+	if (o && o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+		return o->via.i64;
+	return def;
+}
+
+static void bump(json_t *counts, const char *key)
+{
+	json_t *v = json_object_get(counts, key);
+	json_object_set_new(counts, key, json_integer(v ? json_integer_value(v) + 1 : 1));
+}
+
+/* Only these fields of an alarm ever leave: never its details, source, location. */
+static int alarm_row(void *ud, const struct store_row *row)
+{
+	struct aagg *a = ud;
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	size_t off = 0;
+	if (msgpack_unpack_next(&up, row->data, row->len, &off) == MSGPACK_UNPACK_SUCCESS) {
+		if (a->n == a->cap) {
+			size_t nc = a->cap ? a->cap * 2 : 64;
+			struct arow *v = realloc(a->rows, nc * sizeof *v);
+			if (!v) {
+				msgpack_unpacked_destroy(&up);
+				return 1;
+			}
+			a->rows = v;
+			a->cap = nc;
+		}
+		struct arow *w = &a->rows[a->n++];
+		memset(w, 0, sizeof *w);
+		snprintf(w->id, sizeof w->id, "%s", row->id);
+		snprintf(w->scope, sizeof w->scope, "%s", row->scope);
+		mp_copy_str(mp_get(&up.data, "type"), w->type, sizeof w->type);
+		mp_copy_str(mp_get(&up.data, "severity"), w->severity, sizeof w->severity);
+		const msgpack_object *ack = mp_get(&up.data, "acknowledged");
+		w->acked = ack && ack->type == MSGPACK_OBJECT_BOOLEAN && ack->via.boolean;
+		w->first_at = mp_int(mp_get(&up.data, "first_at"), 0);
+		w->last_at = mp_int(mp_get(&up.data, "last_at"), w->first_at);
+		w->count = mp_int(mp_get(&up.data, "count"), 1);
+		bump(a->by_sev, w->severity);
+		bump(a->by_type, w->type);
+	}
+	msgpack_unpacked_destroy(&up);
+	return 0;
+}
+
+static int newest_first(const void *x, const void *y)
+{
+	const struct arow *a = x, *b = y;
+	return a->last_at < b->last_at ? 1 : a->last_at > b->last_at ? -1 : strcmp(a->id, b->id);
+}
+
+struct ackby {
+	char by[97];
+	int64_t at;
+};
+
+static int ack_row(void *ud, const struct store_row *row)
+{
+	struct ackby *a = ud;
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	size_t off = 0;
+	if (msgpack_unpack_next(&up, row->data, row->len, &off) == MSGPACK_UNPACK_SUCCESS) {
+		int64_t at = mp_int(mp_get(&up.data, "at"), 0);
+		if (at >= a->at) { /* the latest acknowledgement */
+			a->at = at;
+			mp_copy_str(mp_get(&up.data, "by"), a->by, sizeof a->by);
+		}
+	}
+	msgpack_unpacked_destroy(&up);
+	return 0;
+}
+
+/* The panel's JSON for `scope`, or NULL with err. Kernel thread. */
+static json_t *alarms_panel(const char *scope, char *err, size_t errlen)
+{
+	struct aagg a = {.by_sev = json_object(), .by_type = json_object()};
+	struct store_where w = {"active", "true"};
+	struct store_query q = {.dataset = "alarms", .scope = scope, .where = &w, .n_where = 1};
+	char cursor[STORE_CURSOR_MAX];
+	json_t *out = NULL;
+	int rc = store_scan(sc.k->store, &q, alarm_row, &a, cursor, err, errlen);
+	if (rc < 0 || !a.by_sev || !a.by_type)
+		goto done;
+	if (a.n)
+		qsort(a.rows, a.n, sizeof *a.rows, newest_first);
+	json_t *list = json_array();
+	int64_t now = wall_ms();
+	for (size_t i = 0; list && i < a.n && i < PANEL_ROWS; i++) {
+		struct arow *r = &a.rows[i];
+		json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:b}", "id", r->id, "scope", r->scope,
+				      "type", r->type, "severity", r->severity, "count",
+				      (json_int_t)r->count, "age_s",
+				      (json_int_t)(now > r->first_at ? (now - r->first_at) / 1000 : 0),
+				      "acknowledged", r->acked);
+		if (o && r->acked) {
+			/* Who acknowledged it: the alarm's history (an account's name, never more). */
+			struct store_where hw[2] = {{"alarm", r->id}, {"action", "acked"}};
+			struct store_query hq = {.dataset = "alarm_history", .scope = r->scope,
+						 .where = hw, .n_where = 2};
+			struct ackby ab = {"", 0};
+			char hc[STORE_CURSOR_MAX], herr[128];
+			if (store_scan(sc.k->store, &hq, ack_row, &ab, hc, herr, sizeof herr) >= 0 &&
+			    ab.by[0])
+				json_object_set_new(o, "acknowledged_by", json_string(ab.by));
+		}
+		if (o)
+			json_array_append_new(list, o);
+	}
+	out = json_pack("{s:I,s:s,s:i,s:O,s:O,s:o,s:b}", "cursor", (json_int_t)sc.version,
+			"scope", scope, "total", (int)a.n, "by_severity", a.by_sev, "by_type",
+			a.by_type, "alarms", list, "truncated", cursor[0] != '\0');
+	if (!out)
+		snprintf(err, errlen, "out of memory");
+done:
+	json_decref(a.by_sev);
+	json_decref(a.by_type);
+	free(a.rows);
+	return out;
+}
+
+/* Answer a poll: the panel, if its session still stands. */
+static void poll_answer(struct http_req *r)
+{
+	int st;
+	struct ssess *s = session_of(r, &st);
+	if (s) {
+		char err[256];
+		json_decref(r->resp);
+		r->resp = alarms_panel(s->scope, err, sizeof err);
+		st = r->resp ? 200 : http_error(r, 503, "alarms: %s", err);
+	}
+	http_finish(r, st);
+}
+
+static void poll_unlink(struct apoll *p)
+{
+	for (struct apoll **pp = &sc.polls; *pp; pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			sc.n_polls--;
+			return;
+		}
+}
+
+static void poll_timeout(struct kernel *k, void *arg)
+{
+	(void)k;
+	struct apoll *p = arg;
+	poll_unlink(p);
+	poll_answer(p->r);
+	free(p);
+}
+
+/* The turn after a batch of changes: answer the polls whose scope saw one. */
+static void polls_wake(struct kernel *k, void *arg)
+{
+	(void)arg;
+	sc.wake_due = false;
+	struct apoll **pp = &sc.polls;
+	while (*pp) {
+		struct apoll *p = *pp;
+		if (p->timer == 0) { /* marked by on_alarm */
+			*pp = p->next;
+			sc.n_polls--;
+			poll_answer(p->r);
+			free(p);
+		} else
+			pp = &p->next;
+	}
+	(void)k;
+}
+
+/* The store watch: an alarm changed (raised, acknowledged, cleared...) at c->scope. */
+static void on_alarm(void *ud, const struct store_change *c)
+{
+	(void)ud;
+	sc.version++;
+	bool any = false;
+	for (struct apoll *p = sc.polls; p; p = p->next)
+		if (p->timer && scope_within(p->scope, c->scope)) {
+			kernel_timer_cancel(sc.k, p->timer);
+			p->timer = 0;
+			any = true;
+		}
+	/* Answered a turn later, so that one batch's changes make one answer. */
+	if (any && !sc.wake_due && kernel_timer_add(sc.k, 0, 0, polls_wake, NULL) > 0)
+		sc.wake_due = true;
+}
+
+/*
+ * GET /screen/api/alarms[?cursor=N[&wait_ms=W]]: the panel at once without a
+ * cursor or when N is not the current one; else parked (no thread, no
+ * worker: only nng's aio waits) until an alarm within the session's scope
+ * changes or W ms (default and most 25000) pass.
+ */
+static int get_alarms(struct http_req *r, void *ud)
+{
+	(void)ud;
+	int st;
+	struct ssess *s = session_of(r, &st);
+	if (!s)
+		return st;
+	if (!sc.watch)
+		return http_error(r, 503, "alarms: the node has no alarms dataset");
+	char *cs = http_query(r, "cursor"), *ws = http_query(r, "wait_ms"), *end;
+	unsigned long long cur = 0;
+	long wait = POLL_WAIT_MS;
+	st = 0;
+	if (cs && (cur = strtoull(cs, &end, 10), *end || end == cs))
+		st = http_error(r, 400, "cursor '%.32s' is not a number", cs);
+	if (!st && ws && (wait = strtol(ws, &end, 10), *end || end == ws || wait < 1 ||
+				      wait > POLL_WAIT_MS))
+		st = http_error(r, 400, "wait_ms must be 1..%d", POLL_WAIT_MS);
+	bool park = cs && cur == sc.version;
+	free(cs);
+	free(ws);
+	if (st)
+		return st;
+	if (park && sc.n_polls < POLLS_MAX) {
+		struct apoll *p = calloc(1, sizeof *p);
+		if (p) {
+			p->r = r;
+			snprintf(p->scope, sizeof p->scope, "%s", s->scope);
+			p->timer = kernel_timer_add(sc.k, (uint64_t)wait, 0, poll_timeout, p);
+			if (p->timer > 0) {
+				p->next = sc.polls;
+				sc.polls = p;
+				sc.n_polls++;
+				return HTTP_PENDING;
+			}
+			free(p);
+		}
+	}
+	char err[256];
+	if (!(r->resp = alarms_panel(s->scope, err, sizeof err)))
+		return http_error(r, 503, "alarms: %s", err);
+	return 200;
+}
+
+/* http_close: the parked polls are answered before the server stops. */
+static void polls_close(void *ud)
+{
+	(void)ud;
+	while (sc.polls) {
+		struct apoll *p = sc.polls;
+		sc.polls = p->next;
+		http_error(p->r, 503, "linlid is shutting down");
+		http_finish(p->r, 503);
+		free(p);
+	}
+	sc.n_polls = 0;
+}
+
 /* ---- the page: web/ read at start, served under /screen/ ---- */
 
 static const struct {
@@ -660,6 +953,13 @@ int screen_register(struct kernel *k, struct http *h)
 {
 	sc.k = k;
 	web_load(k->cfg.http_web_dir ? k->cfg.http_web_dir : LINLI_WEBDIR);
+	char err[256];
+	sc.version = 1;
+	if (store_watch(k->store, "alarms", on_alarm, NULL, &sc.watch, err, sizeof err) != 0) {
+		sc.watch = 0;
+		log_info("screen", "no alarms panel: %s", err);
+	}
+	http_on_close(h, polls_close, NULL);
 	int rc = http_route(h, "POST", "/screen/api/login", false, post_login, NULL);
 	if (!rc)
 		rc = http_route(h, "POST", "/screen/api/display", false, post_display, NULL);
@@ -667,6 +967,8 @@ int screen_register(struct kernel *k, struct http *h)
 		rc = http_route(h, "GET", "/screen/api/session", false, get_session, NULL);
 	if (!rc)
 		rc = http_route(h, "POST", "/screen/api/logout", false, post_logout, NULL);
+	if (!rc)
+		rc = http_route(h, "GET", "/screen/api/alarms", false, get_alarms, NULL);
 	if (!rc)
 		rc = http_route(h, "GET", "/screen/", false, get_static, NULL);
 	if (!rc)
@@ -678,6 +980,9 @@ int screen_register(struct kernel *k, struct http *h)
 
 void screen_close(void)
 {
+	if (sc.watch && sc.k && sc.k->store)
+		store_unwatch(sc.k->store, sc.watch);
+	sc.watch = 0;
 	for (int i = 0; i < sc.n_files; i++) {
 		free(sc.files[i].rel);
 		free(sc.files[i].data);

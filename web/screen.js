@@ -5,16 +5,28 @@
   const T = {
     zh: { title: "社区大屏", connected: "已连接", disconnected: "连接中断", logout: "退出",
           login: "登录", user: "账号", password: "密码", display: "显示屏接入", key: "显示屏密钥",
-          connect: "接入", alarms: "活动告警", soon: "告警数据将在下一步接入。", lang: "English",
-          failed: "登录失败：" },
+          connect: "接入", alarms: "活动告警", lang: "English", failed: "登录失败：",
+          latest: "最新告警", type: "类型", severity: "级别", where: "位置", age: "持续", acked: "确认",
+          sev: { critical: "紧急", major: "重要", minor: "次要", warning: "警告", indeterminate: "未定" },
+          yes: "已确认", no: "未确认", s: "秒", m: "分", h: "小时" },
     en: { title: "Community screen", connected: "connected", disconnected: "disconnected",
           logout: "Log out", login: "Log in", user: "User", password: "Password",
           display: "Wall screen", key: "Display key", connect: "Connect", alarms: "Active alarms",
-          soon: "Alarm data comes in the next step.", lang: "中文", failed: "Login failed: " },
+          lang: "中文", failed: "Login failed: ", latest: "Latest alarms", type: "Type",
+          severity: "Severity", where: "Where", age: "Age", acked: "Acknowledged",
+          sev: { critical: "critical", major: "major", minor: "minor", warning: "warning",
+                 indeterminate: "indeterminate" },
+          yes: "by", no: "no", s: "s", m: "min", h: "h" },
   };
   let lang = localStorage.getItem("linli.lang") || "zh";
   let csrf = null;
   let online = true;
+  let panel = null;      /* the last alarms aggregate */
+  let polling = 0;       /* the generation of the poll loop (a new login starts a new one) */
+  let chart = null;
+  const SEVS = ["critical", "major", "minor", "warning", "indeterminate"];
+  const COLORS = { critical: "#ff4d4f", major: "#ff9c3a", minor: "#ffd666", warning: "#7fc4ff",
+                   indeterminate: "#8aa4c4" };
   const $ = (id) => document.getElementById(id);
 
   function applyLang() {
@@ -26,6 +38,71 @@
     $("lang").textContent = T[lang].lang;
     document.title = T[lang].title + " · linli";
     showConn();
+    render();
+  }
+
+  function age(s) {
+    const t = T[lang];
+    return s < 60 ? s + t.s : s < 3600 ? Math.floor(s / 60) + t.m : Math.floor(s / 3600) + t.h;
+  }
+
+  function render() {
+    if (!panel) return;
+    const t = T[lang];
+    $("alarms-total").textContent = panel.total;
+    const body = $("alarms-list");
+    body.replaceChildren();
+    for (const a of panel.alarms) {
+      const tr = document.createElement("tr");
+      tr.dataset.id = a.id;
+      const cells = [a.type, t.sev[a.severity] || a.severity, a.scope.split("/").pop(), age(a.age_s),
+                     a.acknowledged ? (lang === "zh" ? (a.acknowledged_by || "") + " " + t.yes
+                                                     : t.yes + " " + (a.acknowledged_by || "")) : t.no];
+      cells.forEach((c, i) => {
+        const td = document.createElement("td");
+        td.textContent = c;
+        if (i === 1) td.className = "sev-" + a.severity;
+        tr.appendChild(td);
+      });
+      body.appendChild(tr);
+    }
+    if (window.echarts) {
+      if (!chart) chart = echarts.init($("alarms-chart"), null, { renderer: "canvas" });
+      chart.setOption({
+        animation: false,
+        textStyle: { fontSize: 20, color: "#e6eef8" },
+        legend: { bottom: 0, textStyle: { color: "#e6eef8", fontSize: 18 } },
+        series: [{ type: "pie", radius: ["40%", "70%"], label: { color: "#e6eef8", fontSize: 18 },
+                   data: SEVS.filter((s) => panel.by_severity[s]).map((s) => ({
+                     name: t.sev[s], value: panel.by_severity[s], itemStyle: { color: COLORS[s] } })) }],
+      }, true);
+    }
+  }
+
+  /* The alarms panel, live: a long poll on the cursor; on any failure "disconnected", then again. */
+  async function pollAlarms(gen) {
+    let cursor = null;
+    while (gen === polling) {
+      let r;
+      try {
+        r = await api("GET", "/screen/api/alarms" + (cursor === null ? "" : "?cursor=" + cursor));
+      } catch (e) {
+        r = null;
+      }
+      if (gen !== polling) return;
+      if (r && r.status === 200) {
+        panel = r.data;
+        cursor = r.data.cursor;
+        if (!online) { online = true; showConn(); }
+        render();
+        continue;
+      }
+      if (r && r.status === 401) { showLogin(); return; }
+      online = false;
+      showConn();
+      cursor = null;
+      await new Promise((ok) => setTimeout(ok, 2000));
+    }
   }
 
   function showConn() {
@@ -52,9 +129,13 @@
     $("board").hidden = false;
     $("logout").hidden = false;
     document.body.dataset.state = "board";
+    polling++;
+    pollAlarms(polling);
   }
 
   function showLogin(msg) {
+    polling++;
+    panel = null;
     csrf = null;
     $("who").textContent = "";
     $("board").hidden = true;

@@ -322,6 +322,93 @@ def case_logins_hashed_a_few_at_a_time_and_sessions_expire():
         check("expired" in err(body), body)
 
 
+def case_alarms_panel_live_within_the_viewers_scope():
+    """The alarms aggregate of a session's scope, and its long poll: answered at once on a
+    change in scope (none other), on time-out otherwise; no field beyond the panel's."""
+    from test_alarms import PASSWORD, QIMING, STREET, YUELAN, node as alarm_node
+    port = free_port()
+    n = alarm_node(extra=f'http = {{ listen = "http://127.0.0.1:{port}"; web_dir = "{SRC}/web"; }};\n')
+    with n as d:
+        s = Screen.__new__(Screen)
+        s.port, s.tls, s.d = port, False, d
+        q1 = d.ok("alarms", "raise", "smoke", "device:sd-9", QIMING, "major")["id"]
+        cookie, who = s.login("street_admin", PASSWORD)
+        eq(who["scope"], STREET, "a street administrator")
+        st, sbody, _ = s.req("GET", "/screen/api/alarms", cookie=cookie)
+        eq((st, sbody["total"], sbody["by_severity"], sbody["by_type"]), (200, 1, {"major": 1}, {"smoke": 1}),
+           f"one alarm: {sbody}")
+        eq(s.req("GET", "/screen/api/alarms")[0], 401, "no cookie")
+        eq(s.req("GET", "/screen/api/alarms?cursor=x", cookie=cookie)[0], 400, "bad cursor")
+        eq(s.req("GET", "/screen/api/alarms?cursor=1&wait_ms=0", cookie=cookie)[0], 400, "bad wait")
+        # A display key of yuelan sees yuelan's only.
+        wall = d.ok("apikeys", "add", "yuelan-hall", "--resources", "screen", "--scope", YUELAN)["key"]
+        st, body, h = s.req("POST", "/screen/api/display", {"key": wall})
+        eq(st, 200, f"display: {body}")
+        ycookie = cookie_of(h)
+        st, ybody, _ = s.req("GET", "/screen/api/alarms", cookie=ycookie)
+        eq((st, ybody["total"], ybody["alarms"]), (200, 0, []), "yuelan: none of qiming's")
+
+        def poll(ck, cursor, wait_ms=None):
+            out = {}
+
+            def run():
+                t0 = time.time()
+                q = f"?cursor={cursor}" + (f"&wait_ms={wait_ms}" if wait_ms else "")
+                out["r"] = s.req("GET", "/screen/api/alarms" + q, cookie=ck)
+                out["t"] = time.time() - t0
+            th = threading.Thread(target=run)
+            th.start()
+            return th, out
+
+        # Both parked on their cursors; a raise in yuelan answers both (the street contains
+        # it) within a fraction of a second, with the alarm.
+        sth, sout = poll(cookie, sbody["cursor"])
+        yth, yout = poll(ycookie, ybody["cursor"])
+        time.sleep(0.3)
+        check(sth.is_alive() and yth.is_alive(), "polls wait for a change")
+        t0 = time.time()
+        y1 = d.ok("alarms", "raise", "door_forced", "device:door-1", YUELAN, "critical")["id"]
+        sth.join(5)
+        yth.join(5)
+        took = time.time() - t0
+        check(took < 2.0, f"the change answered the polls in {took:.2f}s")
+        st, body, _ = sout["r"]
+        eq((st, body["total"], [a["id"] for a in body["alarms"]]), (200, 2, [y1, q1]),
+           "the street: both, newest first")
+        check(body["cursor"] > ybody["cursor"], body)
+        st, yb, _ = yout["r"]
+        eq((st, yb["total"], yb["alarms"][0]["id"], yb["by_severity"]), (200, 1, y1, {"critical": 1}),
+           "yuelan's screen")
+        item = yb["alarms"][0]
+        eq(set(item), {"id", "scope", "type", "severity", "count", "age_s", "acknowledged"},
+           "only the panel's fields")
+        # A change in qiming does not wake yuelan's poll: it answers on its time-out.
+        yth, yout = poll(ycookie, yb["cursor"], wait_ms=1500)
+        time.sleep(0.2)
+        d.ok("alarms", "ack", q1)
+        yth.join(5)
+        st, yb2, _ = yout["r"]
+        check(yout["t"] >= 1.3 and st == 200 and yb2["total"] == 1, (yout, yb2))
+        # Who acknowledged, on the street's screen; a clear takes the alarm off at once.
+        st, body, _ = s.req("GET", "/screen/api/alarms", cookie=cookie)
+        qa = [a for a in body["alarms"] if a["id"] == q1][0]
+        eq((qa["acknowledged"], qa.get("acknowledged_by")), (True, "street_admin"), "acked by")
+        yth, yout = poll(ycookie, yb2["cursor"])
+        time.sleep(0.2)
+        d.ok("alarms", "clear", y1)
+        yth.join(5)
+        st, yb3, _ = yout["r"]
+        eq((st, yb3["total"], yb3["alarms"]), (200, 0, []), "cleared: gone")
+        # A parked poll of a session that ends meanwhile answers 401.
+        d.ok("apikeys", "revoke", "yuelan-hall")
+        yth, yout = poll(ycookie, yb3["cursor"], wait_ms=300)
+        yth.join(5)
+        eq(yout["r"][0], 401, "revoked while parked")
+        # A poll still parked at the stop is answered (the stop does not wait 25 s).
+        sth, sout = poll(cookie, s.req("GET", "/screen/api/alarms", cookie=cookie)[1]["cursor"])
+        time.sleep(0.2)
+
+
 def case_https_needs_its_certificate():
     d = Daemon()
     try:
