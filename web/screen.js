@@ -82,10 +82,13 @@
   /* The alarms panel, live: a long poll on the cursor; on any failure "disconnected", then again. */
   async function pollAlarms(gen) {
     let cursor = null;
+    const ctl = new AbortController();
+    pollAbort = ctl;
     while (gen === polling) {
       let r;
       try {
-        r = await api("GET", "/screen/api/alarms" + (cursor === null ? "" : "?cursor=" + cursor));
+        r = await api("GET", "/screen/api/alarms" + (cursor === null ? "" : "?cursor=" + cursor),
+                      undefined, ctl.signal);
       } catch (e) {
         r = null;
       }
@@ -111,11 +114,13 @@
     c.textContent = T[lang][online ? "connected" : "disconnected"];
   }
 
-  async function api(method, path, body) {
+  let pollAbort = null;  /* ends the parked poll of a session that is over */
+
+  async function api(method, path, body, signal) {
     const h = {};
     if (body !== undefined) h["Content-Type"] = "application/json";
     if (csrf && method !== "GET") h["X-Linli-CSRF"] = csrf;
-    const r = await fetch(path, { method, headers: h, credentials: "same-origin",
+    const r = await fetch(path, { method, headers: h, credentials: "same-origin", signal,
                                   body: body === undefined ? undefined : JSON.stringify(body) });
     let data = null;
     try { data = await r.json(); } catch (e) { data = null; }
@@ -123,6 +128,7 @@
   }
 
   function showBoard(s) {
+    if (pollAbort) { pollAbort.abort(); pollAbort = null; }
     csrf = s.csrf;
     $("who").textContent = `${s.name} · ${s.scope}`;
     $("login").hidden = true;
@@ -135,6 +141,7 @@
 
   function showLogin(msg) {
     polling++;
+    if (pollAbort) { pollAbort.abort(); pollAbort = null; }
     panel = null;
     csrf = null;
     $("who").textContent = "";
