@@ -78,7 +78,8 @@ struct apoll {
 
 #define POLL_WAIT_MS 25000 /* the longest a poll waits for a change */
 #define POLLS_MAX 1024
-#define PANEL_ROWS 50 /* alarms listed on the panel, newest first */
+#define PANEL_ROWS 50	    /* alarms listed on the panel, newest first */
+#define PANEL_SCAN_MAX 100000 /* active alarms counted, at most */
 
 static struct {
 	struct kernel *k;
@@ -657,9 +658,15 @@ static json_t *alarms_panel(const char *scope, char *err, size_t errlen)
 	struct aagg a = {.by_sev = json_object(), .by_type = json_object()};
 	struct store_where w = {"active", "true"};
 	struct store_query q = {.dataset = "alarms", .scope = scope, .where = &w, .n_where = 1};
-	char cursor[STORE_CURSOR_MAX];
+	char cursor[STORE_CURSOR_MAX], next[STORE_CURSOR_MAX];
 	json_t *out = NULL;
-	int rc = store_scan(sc.k->store, &q, alarm_row, &a, cursor, err, errlen);
+	int rc;
+	/* Every page of them, up to PANEL_SCAN_MAX (then "truncated"). */
+	while ((rc = store_scan(sc.k->store, &q, alarm_row, &a, cursor, err, errlen)) >= 0 &&
+	       cursor[0] && a.n < PANEL_SCAN_MAX) {
+		memcpy(next, cursor, sizeof next);
+		q.cursor = next;
+	}
 	if (rc < 0 || !a.by_sev || !a.by_type)
 		goto done;
 	if (a.n)
@@ -697,6 +704,12 @@ done:
 	json_decref(a.by_type);
 	free(a.rows);
 	return out;
+}
+
+json_t *screen_alarms_panel(struct kernel *k, const char *scope, char *err, size_t errlen)
+{
+	sc.k = k;
+	return alarms_panel(scope, err, errlen);
 }
 
 /* Answer a poll: the panel, if its session still stands. */

@@ -22,6 +22,8 @@
 #ifndef LINLI_SCREEN_H
 #define LINLI_SCREEN_H
 
+#include <stddef.h>
+
 struct kernel;
 struct http;
 struct http_req;
@@ -29,6 +31,14 @@ struct tier_principal;
 
 /* Add the /screen/api routes to h (opendata_register calls it). */
 int screen_register(struct kernel *k, struct http *h);
+
+/*
+ * screen_alarms_panel — the alarms panel's JSON for `scope` (what GET
+ * /screen/api/alarms answers), or NULL with err. Kernel thread; exposed for
+ * the bench (tests/bench/apps/bench_screen.c).
+ */
+struct json_t;
+struct json_t *screen_alarms_panel(struct kernel *k, const char *scope, char *err, size_t errlen);
 
 /* Forget every session (shutdown). */
 void screen_close(void);
