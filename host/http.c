@@ -184,7 +184,8 @@ static void respond(struct pending *p)
 				text && r->content_type ? r->content_type
 							: "application/json; charset=utf-8");
 	nng_http_res_set_header(res, "Cache-Control",
-				r->cache_control && r->status < 400 ? r->cache_control : "no-store");
+				r->cache_control && r->status < 400 ? r->cache_control
+								    : "no-store");
 	if (r->set_cookie)
 		nng_http_res_set_header(res, "Set-Cookie", r->set_cookie);
 	if (r->secure)

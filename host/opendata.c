@@ -186,13 +186,11 @@ static bool rate_ok(struct kernel *k, const char *name)
 	return true;
 }
 
-/* Look key up into *ka: 0, 401 unknown or revoked, 503 (err says why). */
-static int key_lookup(struct kernel *k, const char *key, struct keyauth *ka, char *err,
-		      size_t errlen)
+/* Look the key of BLAKE2b `hash` up into *ka: 0, 401 unknown or revoked, 503 (err says why). */
+static int hash_lookup(struct kernel *k, const char *hash, struct keyauth *ka, char *err,
+		       size_t errlen)
 {
 	memset(ka, 0, sizeof *ka);
-	char hash[65];
-	key_hash(key, hash);
 	struct store_where w = {"hash", hash};
 	struct store_query q = {.dataset = "apikeys", .where = &w, .n_where = 1, .limit = 1};
 	struct keyrow kr = {.ka = ka};
@@ -209,7 +207,20 @@ static int key_lookup(struct kernel *k, const char *key, struct keyauth *ka, cha
 	return 0;
 }
 
-int opendata_key_check(struct kernel *k, const char *key, char name[OPENDATA_NAME_MAX],
+static int key_lookup(struct kernel *k, const char *key, struct keyauth *ka, char *err,
+		      size_t errlen)
+{
+	char hash[65];
+	key_hash(key, hash);
+	return hash_lookup(k, hash, ka, err, errlen);
+}
+
+void opendata_key_hash(const char *key, char out[65])
+{
+	key_hash(key, out);
+}
+
+int opendata_key_check(struct kernel *k, const char *hash, char name[OPENDATA_NAME_MAX],
 		       char *scope, struct apires_set *res, char *err, size_t errlen)
 {
 	struct keyauth *ka = malloc(sizeof *ka);
@@ -217,7 +228,7 @@ int opendata_key_check(struct kernel *k, const char *key, char name[OPENDATA_NAM
 		snprintf(err, errlen, "out of memory");
 		return 503;
 	}
-	int st = key_lookup(k, key, ka, err, errlen);
+	int st = hash_lookup(k, hash, ka, err, errlen);
 	if (st == 0) {
 		snprintf(name, OPENDATA_NAME_MAX, "%s", ka->name + 7);
 		snprintf(scope, SCOPE_MAX + 1, "%s", ka->scope);

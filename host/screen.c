@@ -32,9 +32,9 @@
 #include "tier.h"
 #include "tier_store.h"
 
-#define COOKIE "linli_screen"
-#define SESSIONS_MAX 4096 /* live screen sessions at once */
-#define USER_MAX 64
+#define COOKIE	       "linli_screen"
+#define SESSIONS_MAX   4096 /* live screen sessions at once */
+#define USER_MAX       64
 #define FAIL_WINDOW_MS 60000
 
 struct ssess {
@@ -44,7 +44,7 @@ struct ssess {
 	char name[USER_MAX + 8];
 	char role[16];
 	char scope[SCOPE_MAX + 1];
-	char token[65]; /* a person: the console session's token */
+	char token[65]; /* a person: the console session's token; a display: its key's hash */
 	uint64_t expires_ms;
 	struct ssess *next;
 };
@@ -76,9 +76,9 @@ struct apoll {
 	struct apoll *next;
 };
 
-#define POLL_WAIT_MS 25000 /* the longest a poll waits for a change */
-#define POLLS_MAX 1024
-#define PANEL_ROWS 50	    /* alarms listed on the panel, newest first */
+#define POLL_WAIT_MS   25000 /* the longest a poll waits for a change */
+#define POLLS_MAX      1024
+#define PANEL_ROWS     50     /* alarms listed on the panel, newest first */
 #define PANEL_SCAN_MAX 100000 /* active alarms counted, at most */
 
 static struct {
@@ -198,9 +198,9 @@ static void set_cookie(struct http_req *r, const char *token)
 static int no_query(struct http_req *r)
 {
 	if (r->query)
-		return http_error(r, 400,
-				  "credentials go in the JSON body, never in the URL: drop '?%.40s'",
-				  r->query);
+		return http_error(
+		    r, 400, "credentials go in the JSON body, never in the URL: drop '?%.40s'",
+		    r->query);
 	return 0;
 }
 
@@ -313,8 +313,9 @@ static struct ssess *session_of(struct http_req *r, int *status)
 		if (!ok) {
 			sess_unlink(s);
 			set_cookie(r, NULL);
-			*status = http_error(r, 401, "screen session ended: the display key was "
-						     "revoked or lost its screen resource");
+			*status = http_error(r, 401,
+					     "screen session ended: the display key was "
+					     "revoked or lost its screen resource");
 			return NULL;
 		}
 		return s;
@@ -345,7 +346,8 @@ static struct ssess *session_of(struct http_req *r, int *status)
 static int csrf_ok(struct http_req *r, const struct ssess *s)
 {
 	if (!r->csrf)
-		return http_error(r, 403, "header X-Linli-CSRF is missing (the token given at login)");
+		return http_error(r, 403,
+				  "header X-Linli-CSRF is missing (the token given at login)");
 	if (strlen(r->csrf) != 64 || sodium_memcmp(r->csrf, s->csrf, 64) != 0)
 		return http_error(r, 403, "header X-Linli-CSRF does not match this session");
 	return 0;
@@ -461,7 +463,8 @@ static int post_display(struct http_req *r, void *ud)
 	if ((st = body_fields(r, &root, names, vals)))
 		return st;
 	char name[OPENDATA_NAME_MAX], scope[SCOPE_MAX + 1], err[256], key[65];
-	snprintf(key, sizeof key, "%s", vals[0]);
+	opendata_key_hash(vals[0], key); /* only the hash is kept, as the store keeps it */
+	sodium_memzero((char *)vals[0], strlen(vals[0]));
 	json_decref(root);
 	sodium_memzero(r->body, r->body_len);
 	struct apires_set *res = malloc(sizeof *res);
@@ -479,10 +482,11 @@ static int post_display(struct http_req *r, void *ud)
 	struct tier_principal p = {PRINCIPAL_MACHINE, who, scope, ROLE_VIEWER, NULL, NULL, NULL};
 	if (!screen) {
 		sodium_memzero(key, sizeof key);
-		tiers_audit(r->k, &p, "screen.display", scope, name, "denied", "no screen resource");
+		tiers_audit(r->k, &p, "screen.display", scope, name, "denied",
+			    "no screen resource");
 		r->audited = true;
-		return http_error(r, 403, "key '%s' is not a display key (it has no screen resource)",
-				  name);
+		return http_error(
+		    r, 403, "key '%s' is not a display key (it has no screen resource)", name);
 	}
 	sweep();
 	char csrf[65];
@@ -492,7 +496,7 @@ static int post_display(struct http_req *r, void *ud)
 		return http_error(r, 503, "too many screen sessions (%d)", SESSIONS_MAX);
 	}
 	s->display = true;
-	snprintf(s->token, sizeof s->token, "%s", key); /* to see a revocation */
+	snprintf(s->token, sizeof s->token, "%s", key); /* the hash: to see a revocation */
 	sodium_memzero(key, sizeof key);
 	snprintf(s->name, sizeof s->name, "%s", who);
 	snprintf(s->role, sizeof s->role, "viewer");
@@ -675,28 +679,32 @@ static json_t *alarms_panel(const char *scope, char *err, size_t errlen)
 	int64_t now = wall_ms();
 	for (size_t i = 0; list && i < a.n && i < PANEL_ROWS; i++) {
 		struct arow *r = &a.rows[i];
-		json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:b}", "id", r->id, "scope", r->scope,
-				      "type", r->type, "severity", r->severity, "count",
-				      (json_int_t)r->count, "age_s",
-				      (json_int_t)(now > r->first_at ? (now - r->first_at) / 1000 : 0),
-				      "acknowledged", r->acked);
+		json_t *o = json_pack(
+		    "{s:s,s:s,s:s,s:s,s:I,s:I,s:b}", "id", r->id, "scope", r->scope, "type",
+		    r->type, "severity", r->severity, "count", (json_int_t)r->count, "age_s",
+		    (json_int_t)(now > r->first_at ? (now - r->first_at) / 1000 : 0),
+		    "acknowledged", r->acked);
 		if (o && r->acked) {
-			/* Who acknowledged it: the alarm's history (an account's name, never more). */
+			/* Who acknowledged it: the alarm's history (an account's name, never more).
+			 */
 			struct store_where hw[2] = {{"alarm", r->id}, {"action", "acked"}};
-			struct store_query hq = {.dataset = "alarm_history", .scope = r->scope,
-						 .where = hw, .n_where = 2};
+			struct store_query hq = {.dataset = "alarm_history",
+						 .scope = r->scope,
+						 .where = hw,
+						 .n_where = 2};
 			struct ackby ab = {"", 0};
 			char hc[STORE_CURSOR_MAX], herr[128];
-			if (store_scan(sc.k->store, &hq, ack_row, &ab, hc, herr, sizeof herr) >= 0 &&
+			if (store_scan(sc.k->store, &hq, ack_row, &ab, hc, herr, sizeof herr) >=
+				0 &&
 			    ab.by[0])
 				json_object_set_new(o, "acknowledged_by", json_string(ab.by));
 		}
 		if (o)
 			json_array_append_new(list, o);
 	}
-	out = json_pack("{s:I,s:s,s:i,s:O,s:O,s:o,s:b}", "cursor", (json_int_t)sc.version,
-			"scope", scope, "total", (int)a.n, "by_severity", a.by_sev, "by_type",
-			a.by_type, "alarms", list, "truncated", cursor[0] != '\0');
+	out = json_pack("{s:I,s:s,s:i,s:O,s:O,s:o,s:b}", "cursor", (json_int_t)sc.version, "scope",
+			scope, "total", (int)a.n, "by_severity", a.by_sev, "by_type", a.by_type,
+			"alarms", list, "truncated", cursor[0] != '\0');
 	if (!out)
 		snprintf(err, errlen, "out of memory");
 done:
@@ -748,6 +756,7 @@ static void poll_timeout(struct kernel *k, void *arg)
 /* The turn after a batch of changes: answer the polls whose scope saw one. */
 static void polls_wake(struct kernel *k, void *arg)
 {
+	(void)k;
 	(void)arg;
 	sc.wake_due = false;
 	struct apoll **pp = &sc.polls;
@@ -761,7 +770,6 @@ static void polls_wake(struct kernel *k, void *arg)
 		} else
 			pp = &p->next;
 	}
-	(void)k;
 }
 
 /* The store watch: an alarm changed (raised, acknowledged, cleared...) at c->scope. */
@@ -777,8 +785,12 @@ static void on_alarm(void *ud, const struct store_change *c)
 			any = true;
 		}
 	/* Answered a turn later, so that one batch's changes make one answer. */
-	if (any && !sc.wake_due && kernel_timer_add(sc.k, 0, 0, polls_wake, NULL) > 0)
-		sc.wake_due = true;
+	if (any && !sc.wake_due) {
+		if (kernel_timer_add(sc.k, 0, 0, polls_wake, NULL) > 0)
+			sc.wake_due = true;
+		else
+			polls_wake(sc.k, NULL); /* no timer: answered in this turn */
+	}
 }
 
 /*
@@ -802,8 +814,8 @@ static int get_alarms(struct http_req *r, void *ud)
 	st = 0;
 	if (cs && (cur = strtoull(cs, &end, 10), *end || end == cs))
 		st = http_error(r, 400, "cursor '%.32s' is not a number", cs);
-	if (!st && ws && (wait = strtol(ws, &end, 10), *end || end == ws || wait < 1 ||
-				      wait > POLL_WAIT_MS))
+	if (!st && ws &&
+	    (wait = strtol(ws, &end, 10), *end || end == ws || wait < 1 || wait > POLL_WAIT_MS))
 		st = http_error(r, 400, "wait_ms must be 1..%d", POLL_WAIT_MS);
 	bool park = cs && cur == sc.version;
 	free(cs);
@@ -939,10 +951,12 @@ static int get_static(struct http_req *r, void *ud)
 	const char *rel = r->n_params ? r->params[0] : "index.html";
 	for (const char *seg = rel; *seg;) {
 		size_t n = strcspn(seg, "/");
-		if (n == 0 || (n == 1 && seg[0] == '.') || (n == 2 && seg[0] == '.' && seg[1] == '.') ||
-		    memchr(seg, '\\', n))
-			return http_error(r, 400, "path '%s': empty, '.', '..' and '\\' segments are "
-						  "not served", rel);
+		if (n == 0 || (n == 1 && seg[0] == '.') ||
+		    (n == 2 && seg[0] == '.' && seg[1] == '.') || memchr(seg, '\\', n))
+			return http_error(r, 400,
+					  "path '%s': empty, '.', '..' and '\\' segments are "
+					  "not served",
+					  rel);
 		seg += n;
 		if (*seg == '/')
 			seg++;
