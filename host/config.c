@@ -43,8 +43,9 @@ const char cfg_embedded_default[] =
 	"script_dirs = [ \"scripts\" ];  # the repo's Lua applications (scripts/apps)\n"
 	"store = { sync = true; };\n"
 	"# the open-data API on loopback: kiosks (tools/kiosk-sim) and apps (README, \"Government\n"
-	"# services\", \"Living circle\")\n"
-	"http = { listen = \"http://127.0.0.1:8080\"; };\n"
+	"# services\", \"Living circle\"), and the big screen at /screen/ (README, \"The community\n"
+	"# big screen\")\n"
+	"http = { listen = \"http://127.0.0.1:8080\"; web_dir = \"web\"; };\n"
 	"plugins = {\n"
 	"  sim = { per_class = 3; seed = 1; tick_ms = 1000; };  # 51 devices, one round a second\n"
 	"  # the node secret of pickup codes: beside the store, never in it (README, \"Parcel lockers\")\n"
@@ -86,7 +87,15 @@ static const struct key keys[] = {
 	{"accounts.pwhash_memory_mb", T_INT, false,
 	 "MiB each password hash takes (8..4096; default: the pwhash level's)"},
 	{"http", T_GROUP, false, "the HTTP/JSON open-data API"},
-	{"http.listen", T_STR, false, "address, e.g. http://127.0.0.1:8480"},
+	{"http.listen", T_STR, false, "address, e.g. http://127.0.0.1:8480 or https://..."},
+	{"http.tls_cert", T_STR, false, "PEM certificate for an https:// listen address"},
+	{"http.tls_key", T_STR, false, "PEM key (unencrypted) for an https:// listen address"},
+	{"http.login_concurrency", T_INT, false,
+	 "screen logins whose password is hashed at once (1..64; the rest get 503)"},
+	{"http.login_failures", T_INT, false,
+	 "failed screen logins a minute per user name before 429 (1..1000)"},
+	{"http.web_dir", T_STR, false,
+	 "the big screen's page, served under /screen/ (default: the installed share/linli/web)"},
 	{"http.max_body", T_INT, false, "largest request body, bytes"},
 	{"http.rate_limit", T_INT, false, "requests per second per API key"},
 	{"http.body_timeout_ms", T_INT, false, "time a client has to send its whole body"},
@@ -873,10 +882,37 @@ static int fill(struct ctx *c, config_t *cf, struct cfg *out)
 
 	if (config_lookup_string(cf, "http.listen", &s)) {
 		set = config_lookup(cf, "http.listen");
-		if (strncmp(s, "http://", 7) != 0 || !s[7])
+		bool https = strncmp(s, "https://", 8) == 0;
+		if ((strncmp(s, "http://", 7) != 0 || !s[7]) && (!https || !s[8]))
 			return fail(c, (int)config_setting_source_line(set), "http.listen",
-				    "'%s' is not an http://host:port address", s);
+				    "'%s' is not an http://host:port or https://host:port address",
+				    s);
 		out->http_listen = strdup(s);
+		if (config_lookup_string(cf, "http.tls_cert", &s))
+			out->http_tls_cert = resolve(c, s);
+		if (config_lookup_string(cf, "http.tls_key", &s))
+			out->http_tls_key = resolve(c, s);
+		if (config_lookup_string(cf, "http.web_dir", &s))
+			out->http_web_dir = resolve(c, s);
+		if (https && (!out->http_tls_cert || !out->http_tls_key))
+			return fail(c, (int)config_setting_source_line(set), "http.listen",
+				    "an https:// address needs http.tls_cert and http.tls_key");
+	}
+	out->http_login_concurrency = 2;
+	if ((set = config_lookup(cf, "http.login_concurrency"))) {
+		v = config_setting_get_int(set);
+		if (v < 1 || v > 64)
+			return fail(c, (int)config_setting_source_line(set),
+				    "http.login_concurrency", "%d is outside 1..64", v);
+		out->http_login_concurrency = v;
+	}
+	out->http_login_failures = 5;
+	if ((set = config_lookup(cf, "http.login_failures"))) {
+		v = config_setting_get_int(set);
+		if (v < 1 || v > 1000)
+			return fail(c, (int)config_setting_source_line(set), "http.login_failures",
+				    "%d is outside 1..1000", v);
+		out->http_login_failures = v;
 	}
 	out->http_max_body = 64 * 1024;
 	if ((set = config_lookup(cf, "http.max_body"))) {
@@ -1003,6 +1039,9 @@ void cfg_free(struct cfg *c)
 	free(c->tls_cert);
 	free(c->tls_key);
 	free(c->http_listen);
+	free(c->http_tls_cert);
+	free(c->http_tls_key);
+	free(c->http_web_dir);
 	free(c->fed.url);
 	free(c->fed.parent_domain);
 	free(c->fed.ca);

@@ -115,6 +115,10 @@ struct cfg {
 	size_t http_max_body;		 /* largest request body, bytes */
 	int http_rate;			 /* requests per second per API key */
 	int http_body_timeout_ms;	 /* a request body not complete by then is cut */
+	char *http_tls_cert, *http_tls_key; /* PEM files for an https:// http.listen */
+	int http_login_concurrency;	 /* screen logins hashing at once; the rest get 503 */
+	int http_login_failures;	 /* failed screen logins a minute per user name, then 429 */
+	char *http_web_dir;		 /* the screen's page; NULL: the installed share/linli/web */
 	int health_min_free_mb;		 /* less free disk under data_dir: health degraded */
 	struct cfg_retention retention;
 	struct cfg_fed fed;

@@ -16,8 +16,11 @@
 #include "http.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <nng/nng.h>
 #include <nng/supplemental/http/http.h>
+#include <nng/supplemental/tls/tls.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -41,12 +44,15 @@ struct http {
 	struct kernel *k;
 	nng_http_server *srv;
 	nng_http_handler *handler;
+	nng_tls_config *tls; /* https:// only */
 	struct route *routes;
 	int n_routes;
 	http_auth_fn auth;
 	void *auth_ud;
 	http_audit_fn audit;
 	void *audit_ud;
+	void (*on_close)(void *ud);
+	void *on_close_ud;
 	size_t max_body;
 	int body_timeout_ms; /* the whole body must arrive within this */
 	int port;
@@ -74,6 +80,9 @@ static void pending_free(struct pending *p)
 	free(p->r.query);
 	free(p->r.body);
 	free(p->r.bearer);
+	free(p->r.cookie);
+	free(p->r.csrf);
+	free(p->r.set_cookie);
 	for (int i = 0; i < p->r.n_params; i++)
 		free(p->r.params[i]);
 	json_decref(p->r.resp);
@@ -174,7 +183,13 @@ static void respond(struct pending *p)
 	nng_http_res_set_header(res, "Content-Type",
 				text && r->content_type ? r->content_type
 							: "application/json; charset=utf-8");
-	nng_http_res_set_header(res, "Cache-Control", "no-store");
+	nng_http_res_set_header(res, "Cache-Control",
+				r->cache_control && r->status < 400 ? r->cache_control
+								    : "no-store");
+	if (r->set_cookie)
+		nng_http_res_set_header(res, "Set-Cookie", r->set_cookie);
+	if (r->secure)
+		nng_http_res_set_header(res, "Strict-Transport-Security", "max-age=31536000");
 	/* After an early refusal the unread body is still on the wire: close. */
 	if (p->close)
 		nng_http_res_set_header(res, "Connection", "close");
@@ -482,6 +497,13 @@ static void on_http(nng_aio *aio)
 			tok++;
 		p->r.bearer = strdup(tok);
 	}
+	const char *ck = nng_http_req_get_header(req, "Cookie");
+	if (ck)
+		p->r.cookie = strdup(ck);
+	const char *xc = nng_http_req_get_header(req, "X-Linli-CSRF");
+	if (xc)
+		p->r.csrf = strdup(xc);
+	p->r.secure = h->tls != NULL;
 	char err[256];
 	int rc = p->method && p->r.uri
 		     ? http_parse_target(p->r.uri, &p->r.path, &p->r.query, err, sizeof err)
@@ -555,6 +577,68 @@ static int set_error_pages(nng_http_server *srv)
 	return rv;
 }
 
+/* The whole of a small file, NUL-terminated (malloc'd), or NULL with errno. */
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	char *buf = NULL;
+	size_t n = 0, cap = 0;
+	for (;;) {
+		if (n + 4096 + 1 > cap) {
+			char *b = realloc(buf, cap = cap ? cap * 2 : 8192);
+			if (!b || cap > (1 << 20)) {
+				free(b ? b : buf);
+				fclose(f);
+				errno = EFBIG;
+				return NULL;
+			}
+			buf = b;
+		}
+		size_t got = fread(buf + n, 1, 4096, f);
+		n += got;
+		if (got < 4096)
+			break;
+	}
+	fclose(f);
+	buf[n] = '\0';
+	return buf;
+}
+
+/* https://: nng's TLS server configuration from http.tls_cert and http.tls_key. */
+static int setup_tls(struct http *h, char *err, size_t errlen)
+{
+	const struct cfg *cfg = &h->k->cfg;
+	char *cert = cfg->http_tls_cert ? slurp(cfg->http_tls_cert) : NULL;
+	if (!cert) {
+		snprintf(err, errlen, "http.tls_cert: cannot read %s: %s",
+			 cfg->http_tls_cert ? cfg->http_tls_cert : "(not set)", strerror(errno));
+		return LINLI_ECONFIG;
+	}
+	char *key = cfg->http_tls_key ? slurp(cfg->http_tls_key) : NULL;
+	if (!key) {
+		snprintf(err, errlen, "http.tls_key: cannot read %s: %s",
+			 cfg->http_tls_key ? cfg->http_tls_key : "(not set)", strerror(errno));
+		free(cert);
+		return LINLI_ECONFIG;
+	}
+	int rv = nng_tls_config_alloc(&h->tls, NNG_TLS_MODE_SERVER);
+	if (rv == 0 && (rv = nng_tls_config_own_cert(h->tls, cert, key, NULL)) != 0)
+		snprintf(err, errlen,
+			 "http.tls_cert/http.tls_key: %s and %s are not a PEM certificate and "
+			 "its unencrypted key (%s)",
+			 cfg->http_tls_cert, cfg->http_tls_key, nng_strerror(rv));
+	else if (rv == 0 && (rv = nng_http_server_set_tls(h->srv, h->tls)) != 0)
+		snprintf(err, errlen, "http: cannot use TLS: %s", nng_strerror(rv));
+	else if (rv)
+		snprintf(err, errlen, "http: cannot set up TLS: %s", nng_strerror(rv));
+	sodium_memzero(key, strlen(key));
+	free(key);
+	free(cert);
+	return rv ? LINLI_ECONFIG : 0;
+}
+
 int http_open(struct kernel *k, const char *url, size_t max_body, struct http **out, char *err,
 	      size_t errlen)
 {
@@ -574,6 +658,10 @@ int http_open(struct kernel *k, const char *url, size_t max_body, struct http **
 		return LINLI_ECONFIG;
 	}
 	nng_url_free(u);
+	if (strncmp(url, "https://", 8) == 0 && (rv = setup_tls(h, err, errlen)) != 0) {
+		http_close(h);
+		return rv;
+	}
 	if ((rv = nng_http_handler_alloc(&h->handler, "/", on_http)) != 0 ||
 	    (rv = nng_http_handler_set_method(h->handler, NULL)) != 0 ||
 	    (rv = nng_http_handler_collect_body(h->handler, false, 0)) != 0 ||
@@ -606,6 +694,12 @@ void http_set_auth(struct http *h, http_auth_fn fn, void *ud)
 	h->auth_ud = ud;
 }
 
+void http_on_close(struct http *h, void (*fn)(void *ud), void *ud)
+{
+	h->on_close = fn;
+	h->on_close_ud = ud;
+}
+
 void http_set_audit(struct http *h, http_audit_fn fn, void *ud)
 {
 	h->audit = fn;
@@ -635,10 +729,14 @@ void http_close(struct http *h)
 {
 	if (!h)
 		return;
+	if (h->on_close)
+		h->on_close(h->on_close_ud);
 	if (h->started)
 		nng_http_server_stop(h->srv);
 	if (h->srv)
 		nng_http_server_release(h->srv);
+	if (h->tls)
+		nng_tls_config_free(h->tls);
 	for (int i = 0; i < h->n_routes; i++) {
 		free(h->routes[i].method);
 		free(h->routes[i].pattern);

@@ -29,6 +29,9 @@ struct http_req {
 	char *body;			/* NUL-terminated, or NULL */
 	size_t body_len;
 	char *bearer;			/* token from Authorization: Bearer, or NULL */
+	char *cookie;			/* the Cookie header, or NULL */
+	char *csrf;			/* the X-Linli-CSRF header, or NULL */
+	bool secure;			/* arrived over https:// */
 	char *params[HTTP_MAX_PARAMS];	/* {…} segments of the route, decoded */
 	int n_params;
 	void *auth;			/* what the auth hook returned for this request */
@@ -41,6 +44,8 @@ struct http_req {
 	size_t text_len;
 	const char *content_type;	/* static; with text */
 	char retry_after[16];		/* set with 429 */
+	char *set_cookie;		/* owned: a Set-Cookie header for the answer, or NULL */
+	const char *cache_control;	/* static; NULL: no-store */
 	void *priv;			/* http.c's own */
 };
 
@@ -79,7 +84,11 @@ typedef void (*http_audit_fn)(struct http_req *r, void *ud);
  */
 int http_parse_target(const char *uri, char **path, char **query, char *err, size_t errlen);
 
-/* Open the server on `url` (http://host:port) with a body limit in bytes. */
+/*
+ * Open the server on `url` (http://host:port, or https://host:port with the
+ * PEM certificate and key of http.tls_cert / http.tls_key, nng's TLS) with a
+ * body limit in bytes.
+ */
 int http_open(struct kernel *k, const char *url, size_t max_body, struct http **out, char *err,
 	      size_t errlen);
 void http_close(struct http *h);
@@ -97,6 +106,12 @@ int http_port(const struct http *h);
 int http_route(struct http *h, const char *method, const char *pattern, bool needs_auth,
 	       http_fn fn, void *ud);
 void http_set_auth(struct http *h, http_auth_fn fn, void *ud);
+/*
+ * Call fn(ud) in http_close before the server stops (any thread, the kernel
+ * loop over): a handler that keeps requests pending (a long poll) answers
+ * them there, or the stop would wait for them. One hook.
+ */
+void http_on_close(struct http *h, void (*fn)(void *ud), void *ud);
 void http_set_audit(struct http *h, http_audit_fn fn, void *ud);
 int http_start(struct http *h, char *err, size_t errlen);
 

@@ -35,6 +35,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "mp.h"
+#include "screen.h"
 #include "store.h"
 #include "store_cmds.h"
 #include "tier_store.h"
@@ -185,6 +186,59 @@ static bool rate_ok(struct kernel *k, const char *name)
 	return true;
 }
 
+/* Look the key of BLAKE2b `hash` up into *ka: 0, 401 unknown or revoked, 503 (err says why). */
+static int hash_lookup(struct kernel *k, const char *hash, struct keyauth *ka, char *err,
+		       size_t errlen)
+{
+	memset(ka, 0, sizeof *ka);
+	struct store_where w = {"hash", hash};
+	struct store_query q = {.dataset = "apikeys", .where = &w, .n_where = 1, .limit = 1};
+	struct keyrow kr = {.ka = ka};
+	char cursor[STORE_CURSOR_MAX];
+	if (store_scan(k->store, &q, key_row, &kr, cursor, err, errlen) < 0)
+		return 503;
+	if (!kr.found || kr.disabled) {
+		log_info("http", "refused an %s API key", kr.found ? "revoked" : "unknown");
+		snprintf(err, errlen, "unknown or revoked API key");
+		return 401;
+	}
+	ka->p = (struct tier_principal){PRINCIPAL_MACHINE, ka->name, ka->scope, ka->role,
+					NULL, NULL, NULL};
+	return 0;
+}
+
+static int key_lookup(struct kernel *k, const char *key, struct keyauth *ka, char *err,
+		      size_t errlen)
+{
+	char hash[65];
+	key_hash(key, hash);
+	return hash_lookup(k, hash, ka, err, errlen);
+}
+
+void opendata_key_hash(const char *key, char out[65])
+{
+	key_hash(key, out);
+}
+
+int opendata_key_check(struct kernel *k, const char *hash, char name[OPENDATA_NAME_MAX],
+		       char *scope, struct apires_set *res, char *err, size_t errlen)
+{
+	struct keyauth *ka = malloc(sizeof *ka);
+	if (!ka) {
+		snprintf(err, errlen, "out of memory");
+		return 503;
+	}
+	int st = hash_lookup(k, hash, ka, err, errlen);
+	if (st == 0) {
+		snprintf(name, OPENDATA_NAME_MAX, "%s", ka->name + 7);
+		snprintf(scope, SCOPE_MAX + 1, "%s", ka->scope);
+		if (res)
+			*res = ka->res;
+	}
+	free(ka);
+	return st;
+}
+
 static int authenticate(struct http_req *r, void *ud)
 {
 	(void)ud;
@@ -192,20 +246,12 @@ static int authenticate(struct http_req *r, void *ud)
 	memset(&od.cur, 0, sizeof od.cur);
 	if (!r->bearer || !*r->bearer)
 		return http_error(r, 401, "an API key is needed: Authorization: Bearer KEY");
-	char hash[65];
-	key_hash(r->bearer, hash);
-	struct store_where w = {"hash", hash};
-	struct store_query q = {.dataset = "apikeys", .where = &w, .n_where = 1, .limit = 1};
-	struct keyrow kr = {.ka = &od.cur};
-	char cursor[STORE_CURSOR_MAX], err[256];
-	if (store_scan(k->store, &q, key_row, &kr, cursor, err, sizeof err) < 0)
+	char err[256];
+	int st = key_lookup(k, r->bearer, &od.cur, err, sizeof err);
+	if (st == 503)
 		return http_error(r, 503, "cannot check the key: %s", err);
-	if (!kr.found || kr.disabled) {
-		log_info("http", "refused an %s API key", kr.found ? "revoked" : "unknown");
-		return http_error(r, 401, "unknown or revoked API key");
-	}
-	od.cur.p = (struct tier_principal){PRINCIPAL_MACHINE, od.cur.name, od.cur.scope,
-					   od.cur.role, NULL, NULL, NULL};
+	if (st)
+		return http_error(r, 401, "%s", err);
 	r->auth = &od.cur; /* known, even when over its limit: the audit names it */
 	if (!rate_ok(k, od.cur.name)) {
 		snprintf(r->retry_after, sizeof r->retry_after, "1");
@@ -994,6 +1040,8 @@ int opendata_register(struct kernel *k, struct http *h)
 			rc = http_route(h, "GET", "/api/v1/devices", true, get_devices, NULL);
 		if (!rc) /* and /api/v1/applications, handed to the services plugin */
 			rc = approutes_register(k, h);
+		if (!rc) /* the community big screen: /screen/... */
+			rc = screen_register(k, h);
 	}
 	return rc;
 }
@@ -1014,6 +1062,7 @@ int opendata_register_cmds(struct kernel *k)
 
 void opendata_close(void)
 {
+	screen_close();
 	while (od.buckets) {
 		struct bucket *b = od.buckets;
 		od.buckets = b->next;

@@ -5,6 +5,8 @@
 #ifndef LINLI_OPENDATA_H
 #define LINLI_OPENDATA_H
 
+#include <stddef.h>
+
 struct kernel;
 struct http;
 struct http_req;
@@ -32,6 +34,19 @@ const struct tier_principal *opendata_key(const struct http_req *r, const char *
  */
 int opendata_audited(struct http_req *r, const char *scope, const char *object,
 		     const char *result, int status);
+
+/* The hash an API key is stored and looked up by (BLAKE2b, hex): keep this, not the key. */
+void opendata_key_hash(const char *key, char out[65]);
+
+/*
+ * opendata_key_check — is the key of `hash` (opendata_key_hash) a live API
+ * key? 0 with its name (without "apikey:"), scope and resources (res may be
+ * NULL); 401 unknown or revoked, 503 the store could not tell; err says why.
+ * Kernel thread.
+ */
+#define OPENDATA_NAME_MAX 56
+int opendata_key_check(struct kernel *k, const char *hash, char name[OPENDATA_NAME_MAX],
+		       char *scope, struct apires_set *res, char *err, size_t errlen);
 
 /* Free the rate-limit state. */
 void opendata_close(void);

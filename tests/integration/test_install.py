@@ -45,7 +45,9 @@ def case_installed_node_runs_from_its_installed_files():
                     "lib/systemd/system/linli-backup.timer", "lib/tmpfiles.d/linli.conf",
                     "lib/sysusers.d/linli.conf", "share/bash-completion/completions/linli",
                     "share/linli/catalog/tree.cfg", "share/linli/catalog/datasets/alarms.cfg",
-                    "share/linli/scripts/apps/party.lua"):
+                    "share/linli/scripts/apps/party.lua", "share/linli/web/index.html",
+                    "share/linli/web/vendor/echarts/echarts.min.js",
+                    "share/linli/web/vendor/echarts/LICENSE"):
             check(os.path.isfile(installed(dest, prefix + "/" + rel)), f"installed {rel}")
         # Every rule admins can start from (scripts/rules/, a new file too) is installed.
         rules = sorted(f for f in os.listdir(os.path.join(SRC, "scripts", "rules"))

@@ -281,7 +281,8 @@ static const struct {
 		{"safety", bench_safety_sizes, bench_safety},
 		{"public", bench_public_sizes, bench_public},
 		{"government", bench_government_sizes, bench_government},
-		{"parking", bench_parking_sizes, bench_parking}};
+		{"parking", bench_parking_sizes, bench_parking},
+		{"screen", bench_screen_sizes, bench_screen}};
 #define N_FAMILIES (sizeof families / sizeof families[0])
 
 static volatile sig_atomic_t child; /* the bench's process, for the signal forwarder */
@@ -343,7 +344,7 @@ static int run_in_child(const bool *run, bool any)
 static int usage(FILE *f)
 {
 	fprintf(f, "usage: bench_apps [FAMILY...]  (families: governance, safety, public, "
-		   "government, parking; default all)\n");
+		   "government, parking, screen; default all)\n");
 	return f == stdout ? 0 : 2;
 }
 
@@ -360,7 +361,7 @@ int main(int argc, char **argv)
 		if (f == N_FAMILIES) {
 			fprintf(stderr,
 				"bench_apps: %s '%s' (families: governance, safety, public, government, "
-				"parking)\n",
+				"parking, screen)\n",
 				argv[i][0] == '-' ? "unknown option" : "no family", argv[i]);
 			return usage(stderr);
 		}

@@ -30,6 +30,8 @@ void bench_government_sizes(void);
 void bench_government(void);
 void bench_parking_sizes(void);
 void bench_parking(void);
+void bench_screen_sizes(void);
+void bench_screen(void);
 
 /* CLOCK_MONOTONIC, and the process's CPU time (the figures on a shared machine), in s. */
 double bench_now(void);
