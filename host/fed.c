@@ -1982,12 +1982,28 @@ void fed_close(struct kernel *k)
 	if (f->alarm_req && k->bus)
 		bus_request_drop(k->bus, f->alarm_req, f);
 	cmd_unregister_owner(k->cmds, f);
+	/* An apply waiting for its commit names f: commit now (its ack is then dropped with
+	   the connection; the stream sends the message again, a repeat the next start skips). */
+	if (k->store)
+		store_batch_end(k->store);
 	if (f->started) {
 		pthread_mutex_lock(&f->mu);
 		f->stop = true;
 		pthread_mutex_unlock(&f->mu);
 		pthread_cond_signal(&f->cv);
-		pthread_join(f->thread, NULL);
+		/* Its calls into libnats are bounded (fetch 200 ms, publish 2 s): one that is
+		   not must not keep the daemon from stopping. It is left behind, with what it
+		   uses, and said so (a CI run once saw a street stop hang after "stopped"). */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 10;
+		if (pthread_timedjoin_np(f->thread, NULL, &ts)) {
+			log_error("federation", "its thread did not end within 10 s of the stop (a "
+						"libnats call that does not return): left behind");
+			k->fed = NULL;
+			return;
+		}
+		log_debug("federation", "its thread ended");
 	}
 	if (f->sub)
 		natsSubscription_Destroy(f->sub);
@@ -2017,7 +2033,11 @@ void fed_close(struct kernel *k)
 		natsConnection_Close(f->nc);
 		natsConnection_Destroy(f->nc);
 	}
-	nats_CloseAndWait(2000);
+	log_debug("federation", "its connection closed");
+	natsStatus cw = nats_CloseAndWait(2000);
+	if (cw)
+		log_warn("federation", "the NATS library did not end within 2 s: %s",
+			 natsStatus_GetText(cw));
 	free(f->outgoing);
 	free(f->children);
 	pthread_mutex_destroy(&f->mu);
