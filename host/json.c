@@ -2,10 +2,34 @@
 #include "json.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "linli/error.h"
 #include "mp.h"
+#include "util.h"
+
+/*
+ * A string as JSON: as it is when it is UTF-8 (JSON is), else with every byte that is not
+ * part of a character shown as \xNN (utf8_escape) — never a document that cannot be
+ * written (jansson refuses to dump invalid UTF-8: the console printed "null").
+ */
+static json_t *str_json(const char *p, size_t n)
+{
+	size_t i = 0, l;
+	while (i < n && (l = utf8_char_len(p + i, n - i)) > 0)
+		i += l;
+	if (i == n)
+		return json_stringn_nocheck(p, n);
+	size_t cap = n * 4 + 8;
+	char *buf = malloc(cap);
+	if (!buf)
+		return NULL;
+	size_t m = utf8_escape(buf, cap, p, n);
+	json_t *j = json_stringn_nocheck(buf, m);
+	free(buf);
+	return j;
+}
 
 json_t *json_from_mp(const msgpack_object *o)
 {
@@ -25,7 +49,7 @@ json_t *json_from_mp(const msgpack_object *o)
 		return json_real(o->via.f64);
 	case MSGPACK_OBJECT_STR:
 	case MSGPACK_OBJECT_BIN:
-		return json_stringn_nocheck(o->via.str.ptr, o->via.str.size);
+		return str_json(o->via.str.ptr, o->via.str.size);
 	case MSGPACK_OBJECT_ARRAY: {
 		json_t *a = json_array();
 		for (uint32_t i = 0; a && i < o->via.array.size; i++) {

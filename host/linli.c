@@ -700,18 +700,22 @@ static int run(struct console *c, int argc, char **argv, json_t **reply_out, con
 		const msgpack_object *d = mp_get(&up.data, "data");
 		msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
 		json_t *j = json_from_mp(d ? d : &nil);
+		code = 0;
 		if (reply_out)
 			*reply_out = j;
 		else if (json) {
 			char *s = json_dumps(j, JSON_ENCODE_ANY | JSON_INDENT(2));
-			printf("%s\n", s ? s : "null");
+			if (s || !j)
+				printf("%s\n", s ? s : "null");
+			else /* never "null" for a reply that could not be written */
+				fprintf(stderr, "linli: the reply could not be written as JSON\n");
+			code = s || !j ? 0 : 1;
 			free(s);
 			json_decref(j);
 		} else {
 			print_text(j);
 			json_decref(j);
 		}
-		code = 0;
 	} else {
 		json_t *j = json_from_mp(&up.data);
 		if (json && !reply_out) {

@@ -78,11 +78,41 @@ static void test_syntax(void **state)
 	msgpack_sbuffer_destroy(&sb);
 }
 
+/* A string that is not UTF-8 (bytes from a damaged or foreign source) still makes a JSON
+   document: its stray bytes shown as \xNN, the valid characters as they are. */
+static void test_invalid_utf8_shown_escaped(void **state)
+{
+	(void)state;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 2);
+	mp_kv_str(&pk, "ok", "悦澜");
+	msgpack_pack_str(&pk, 3);
+	msgpack_pack_str_body(&pk, "bad", 3);
+	msgpack_pack_str(&pk, 6);
+	msgpack_pack_str_body(&pk, "a\xb0\xb9z\xe6\x82", 6);
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	assert_int_equal(msgpack_unpack_next(&up, sb.data, sb.size, NULL), MSGPACK_UNPACK_SUCCESS);
+	json_t *j = json_from_mp(&up.data);
+	assert_non_null(j);
+	char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	assert_non_null(text);
+	assert_string_equal(text, "{\"bad\":\"a\\\\xb0\\\\xb9z\\\\xe6\\\\x82\",\"ok\":\"悦澜\"}");
+	free(text);
+	json_decref(j);
+	msgpack_unpacked_destroy(&up);
+	msgpack_sbuffer_destroy(&sb);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_depth),
 	    cmocka_unit_test(test_syntax),
+	    cmocka_unit_test(test_invalid_utf8_shown_escaped),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
