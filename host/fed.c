@@ -197,23 +197,24 @@ static void tokens(const char *path, char *out, size_t n)
 
 /* ---- fed's thread: connecting, publishing, fetching ---- */
 
+static void set_connected(struct fed *f, bool up)
+{
+	pthread_mutex_lock(&f->mu);
+	f->connected = up;
+	pthread_mutex_unlock(&f->mu);
+	pthread_cond_signal(&f->cv);
+}
+
 static void on_disconnected(natsConnection *nc, void *ud)
 {
 	(void)nc;
-	struct fed *f = ud;
-	pthread_mutex_lock(&f->mu);
-	f->connected = false;
-	pthread_mutex_unlock(&f->mu);
+	set_connected(ud, false);
 }
 
 static void on_reconnected(natsConnection *nc, void *ud)
 {
 	(void)nc;
-	struct fed *f = ud;
-	pthread_mutex_lock(&f->mu);
-	f->connected = true;
-	pthread_mutex_unlock(&f->mu);
-	pthread_cond_signal(&f->cv);
+	set_connected(ud, true);
 }
 
 static bool connect_once(struct fed *f)

@@ -32,30 +32,6 @@ static void on_answer(linli_ctx *ctx, uint64_t id, int status, const linli_recor
 	a->raised[s->t]++;
 }
 
-void alarmreq_raise(struct alarmreq *a, linli_ctx *ctx, int t, const char *severity,
-		    const char *scope, const char *source, const char *details)
-{
-	const struct linli_api *api = a->api;
-	if (t < 0 || t >= a->n)
-		return;
-	linli_record *p = api->rec_new();
-	int rc = p ? 0 : LINLI_ENOMEM;
-	if (p) {
-		api->rec_set_str(p, "type", a->types[t]);
-		api->rec_set_str(p, "source", source);
-		api->rec_set_str(p, "severity", severity);
-		api->rec_set_str(p, "details", details);
-		rc = api->request(ctx, "alarmreq/raise", scope, p, 10000, on_answer, &a->slot[t],
-				  NULL);
-		api->rec_free(p);
-	}
-	if (rc) {
-		a->failed[t]++;
-		api->log(ctx, LINLI_LOG_WARN, "%s alarm of %s at %s not raised: %s", a->types[t],
-			 source, scope ? scope : "the node", linli_strerror(rc));
-	}
-}
-
 static void on_cleared(linli_ctx *ctx, uint64_t id, int status, const linli_record *rec,
 		       const char *err, void *ud)
 {
@@ -70,25 +46,48 @@ static void on_cleared(linli_ctx *ctx, uint64_t id, int status, const linli_reco
 			       linli_strerror(status));
 }
 
+/* One request about alarm type t: {type, source, KEY: value}, plus severity when raising. */
+static int send(struct alarmreq *a, linli_ctx *ctx, int t, const char *topic, const char *scope,
+		const char *source, const char *severity, const char *key, const char *value,
+		linli_reply_fn fn)
+{
+	const struct linli_api *api = a->api;
+	linli_record *p = api->rec_new();
+	if (!p)
+		return LINLI_ENOMEM;
+	api->rec_set_str(p, "type", a->types[t]);
+	api->rec_set_str(p, "source", source);
+	if (severity)
+		api->rec_set_str(p, "severity", severity);
+	api->rec_set_str(p, key, value);
+	int rc = api->request(ctx, topic, scope, p, 10000, fn, &a->slot[t], NULL);
+	api->rec_free(p);
+	return rc;
+}
+
+void alarmreq_raise(struct alarmreq *a, linli_ctx *ctx, int t, const char *severity,
+		    const char *scope, const char *source, const char *details)
+{
+	if (t < 0 || t >= a->n)
+		return;
+	int rc = send(a, ctx, t, "alarmreq/raise", scope, source, severity, "details", details,
+		      on_answer);
+	if (rc) {
+		a->failed[t]++;
+		a->api->log(ctx, LINLI_LOG_WARN, "%s alarm of %s at %s not raised: %s", a->types[t],
+			    source, scope ? scope : "the node", linli_strerror(rc));
+	}
+}
+
 void alarmreq_clear(struct alarmreq *a, linli_ctx *ctx, int t, const char *scope,
 		    const char *source, const char *why)
 {
-	const struct linli_api *api = a->api;
 	if (t < 0 || t >= a->n)
 		return;
-	linli_record *p = api->rec_new();
-	int rc = p ? 0 : LINLI_ENOMEM;
-	if (p) {
-		api->rec_set_str(p, "type", a->types[t]);
-		api->rec_set_str(p, "source", source);
-		api->rec_set_str(p, "why", why);
-		rc = api->request(ctx, "alarmreq/clear", scope, p, 10000, on_cleared, &a->slot[t],
-				  NULL);
-		api->rec_free(p);
-	}
+	int rc = send(a, ctx, t, "alarmreq/clear", scope, source, NULL, "why", why, on_cleared);
 	if (rc)
-		api->log(ctx, LINLI_LOG_WARN, "%s alarm of %s at %s not cleared: %s", a->types[t],
-			 source, scope ? scope : "the node", linli_strerror(rc));
+		a->api->log(ctx, LINLI_LOG_WARN, "%s alarm of %s at %s not cleared: %s", a->types[t],
+			    source, scope ? scope : "the node", linli_strerror(rc));
 }
 
 void alarmreq_put_counts(const struct alarmreq *a, linli_record *r)
