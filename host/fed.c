@@ -18,6 +18,7 @@
 #include <linli/version.h>
 
 #include "bus.h"
+#include "catalog.h"
 #include "cmd.h"
 #include "kernel.h"
 #include "linli/error.h"
@@ -65,6 +66,7 @@ struct child {
 	uint64_t applied, entries, duplicates, gaps, lost, quarantined, forged;
 	int64_t changes_at;
 	char gap[200];
+	char schema_differs[256]; /* datasets going up whose schema differs from this node's */
 };
 
 /* A rule that came down (or was pushed here): kept under data_dir/federation/down. */
@@ -193,6 +195,23 @@ static void tokens(const char *path, char *out, size_t n)
 	for (char *p = out; *p; p++)
 		if (*p == '/')
 			*p = '.';
+}
+
+static bool str_of(const msgpack_object *o, char *out, size_t n)
+{
+	if (!o || o->type != MSGPACK_OBJECT_STR || o->via.str.size >= n)
+		return false;
+	memcpy(out, o->via.str.ptr, o->via.str.size);
+	out[o->via.str.size] = '\0';
+	return true;
+}
+
+static bool u64_of(const msgpack_object *o, uint64_t *v)
+{
+	if (!o || o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+		return false;
+	*v = o->via.u64;
+	return true;
 }
 
 /* ---- fed's thread: connecting, publishing, fetching ---- */
@@ -716,6 +735,20 @@ static void *run(void *arg)
 
 /* ---- the kernel thread ---- */
 
+/* A dataset's schema (as `catalog show` gives it), hashed: 16 hex digits. */
+static void schema_hash(const struct cat_dataset *d, char out[17])
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	cat_pack_schema(&pk, d, true);
+	unsigned char h[8];
+	crypto_generichash(h, sizeof h, (const unsigned char *)sb.data, sb.size, NULL, 0);
+	sodium_bin2hex(out, 17, h, sizeof h);
+	msgpack_sbuffer_destroy(&sb);
+}
+
 /* The status the node sends up. */
 static void on_status_tick(struct kernel *k, void *arg)
 {
@@ -727,7 +760,7 @@ static void on_status_tick(struct kernel *k, void *arg)
 	pthread_mutex_lock(&f->mu);
 	uint64_t seq = ++f->seq;
 	pthread_mutex_unlock(&f->mu);
-	msgpack_pack_map(&pk, 9);
+	msgpack_pack_map(&pk, 10);
 	mp_kv_str(&pk, "node", k->cfg.node_path);
 	mp_kv_str(&pk, "level", tier_level_name(k->cfg.node_level));
 	mp_kv_str(&pk, "name", k->cfg.node_name ? k->cfg.node_name : "");
@@ -737,6 +770,19 @@ static void on_status_tick(struct kernel *k, void *arg)
 	mp_kv_uint(&pk, "uptime_s", (kernel_now_ms() - k->started_ms) / 1000);
 	mp_kv_int(&pk, "plugins", k->plugin_count);
 	mp_kv_uint(&pk, "seq", seq);
+	/* what its changes will be checked against: each dataset going up, its schema's hash */
+	const struct catalog *cat = k->catalog;
+	size_t n_up = 0;
+	for (int i = 0; cat && i < cat->n_datasets; i++)
+		n_up += cat->datasets[i].up;
+	mp_str(&pk, "catalog");
+	msgpack_pack_map(&pk, n_up);
+	for (int i = 0; cat && i < cat->n_datasets; i++)
+		if (cat->datasets[i].up) {
+			char h[17];
+			schema_hash(&cat->datasets[i], h);
+			mp_kv_str(&pk, cat->datasets[i].name, h);
+		}
 	pthread_mutex_lock(&f->mu);
 	free(f->outgoing); /* one not sent yet is older: this one replaces it */
 	f->outgoing = sb.data;
@@ -809,6 +855,27 @@ static void apply_status(struct fed *f, struct inbound *in)
 		c->sent_at = (int64_t)o->via.u64;
 	if ((o = mp_get(&up.data, "seq")) && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
 		c->seq = o->via.u64;
+	/* The versions exchanged: which of the child's datasets going up this node's catalog
+	   would take differently (their changes would be quarantined): said before they come. */
+	char differs[sizeof c->schema_differs] = "";
+	size_t off = 0;
+	if ((o = mp_get(&up.data, "catalog")) && o->type == MSGPACK_OBJECT_MAP)
+		for (uint32_t i = 0; i < o->via.map.size; i++) {
+			char name[CAT_NAME_MAX + 1], theirs[17], mine[17] = "";
+			if (!str_of(&o->via.map.ptr[i].key, name, sizeof name) ||
+			    !str_of(&o->via.map.ptr[i].val, theirs, sizeof theirs))
+				continue;
+			const struct cat_dataset *d = catalog_dataset(f->k->catalog, name);
+			if (d)
+				schema_hash(d, mine);
+			if (strcmp(mine, theirs) && off < sizeof differs)
+				off += (size_t)snprintf(differs + off, sizeof differs - off, "%s%s%s",
+							off ? ", " : "", name, d ? "" : " (unknown here)");
+		}
+	if (strcmp(differs, c->schema_differs) && differs[0])
+		log_warn("federation", "%s's catalog differs from this node's for %s: their "
+			 "changes will be quarantined here until the catalogs agree", node, differs);
+	memcpy(c->schema_differs, differs, sizeof differs);
 	c->seen_at = wall_ms();
 	c->received++;
 	f->received++;
@@ -910,23 +977,6 @@ static int quarantine(struct fed *f, const char *from, uint64_t seq, const char 
 		log_warn("federation", "change %llu from %s quarantined (#%llu): %s",
 			 (unsigned long long)seq, from, (unsigned long long)id, reason);
 	return rc;
-}
-
-static bool str_of(const msgpack_object *o, char *out, size_t n)
-{
-	if (!o || o->type != MSGPACK_OBJECT_STR || o->via.str.size >= n)
-		return false;
-	memcpy(out, o->via.str.ptr, o->via.str.size);
-	out[o->via.str.size] = '\0';
-	return true;
-}
-
-static bool u64_of(const msgpack_object *o, uint64_t *v)
-{
-	if (!o || o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-		return false;
-	*v = o->via.u64;
-	return true;
 }
 
 /*
@@ -1745,8 +1795,9 @@ static int cmd_status(struct cmd_call *call, void *ud)
 		const struct child *ch = &f->children[i];
 		if (!scope_within(call->who->scope, ch->node))
 			continue;
-		msgpack_pack_map(pk, 18);
+		msgpack_pack_map(pk, 19);
 		mp_kv_str(pk, "node", ch->node);
+		mp_kv_str(pk, "schema_differs", ch->schema_differs);
 		mp_kv_str(pk, "level", ch->level);
 		mp_kv_str(pk, "name", ch->name);
 		mp_kv_str(pk, "version", ch->version);

@@ -420,6 +420,11 @@ def case_a_change_that_cannot_be_applied_is_quarantined_and_the_rest_flows():
         eq(sorted(held(street)), ["g9000"], "only the good one applied")
         kid = child_of(street, YUELAN)
         eq((kid["applied"], kid["quarantined"]), (4, 3), kid)
+        # The versions exchanged with the status: the street says which schema differs.
+        kid = wait_for(lambda: (lambda k: k if k and k["schema_differs"] else None)(
+            child_of(street, YUELAN)), "the differing schema named")
+        eq(kid["schema_differs"], "grids", kid)
+        street.wait_log("hefei/baohe/binhu/yuelan's catalog differs from this node's for grids")
         q = street.ok("federation", "quarantine")
         eq(q["count"], 3, q)
         e = q["quarantined"][0]
@@ -440,6 +445,8 @@ def case_a_change_that_cannot_be_applied_is_quarantined_and_the_rest_flows():
         write(gpath, orig)
         street.start()
         street.ok("federation", "quarantine", "retry", str(ids[0]))
+        wait_for(lambda: (lambda k: k and k["seen_at"] and not k["schema_differs"])(
+            child_of(street, YUELAN)), "the catalogs agree again")
         eq(sorted(held(street)), ["g0000", "g9000"], "the retried one applied")
         eq([x["id"] for x in street.ok("federation", "quarantine")["quarantined"]], [ids[2]],
            "one left")
