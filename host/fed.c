@@ -128,12 +128,13 @@ struct fed {
 	size_t n_acks, cap_acks;
 	struct outmsg *outs;
 	size_t n_outs, cap_outs;
+	struct inbound *posted; /* handed to the kernel thread, not taken yet (under mu) */
 	/* Kernel thread only. */
 	struct child *children;
 	size_t n_children;
 	uint64_t received, refused;
 	uint64_t released, dropped, announce_timer;
-	bool quota_alarm;
+	bool quota_alarm, alarm_told, quota_posted;
 	uint64_t alarm_req;
 	struct drule *rules;
 	size_t n_rules;
@@ -147,7 +148,8 @@ struct fed {
 	natsSubscription *sub, *applied_sub;
 	char changes_subject[SUBJECT_MAX], applied_subject[SUBJECT_MAX];
 	uint64_t epoch, seen_applied;
-	int64_t progress_ms;
+	int64_t progress_ms, ack_wait;
+	bool probing;
 	msgpack_sbuffer upbuf, entbuf;
 };
 
@@ -155,6 +157,7 @@ struct fed {
    the commit; NULL: a status, copied into data). */
 struct inbound {
 	struct fed *f;
+	struct inbound *prev, *next; /* posted, not run yet (freed at close if never run) */
 	natsMsg *m;
 	char subject[SUBJECT_MAX];
 	size_t len;
@@ -354,6 +357,44 @@ static bool consume_setup(struct fed *f)
 
 static void apply_inbound(struct kernel *k, void *arg);
 
+/* Hand `in` to the kernel thread: 0, or the post failed (in is not kept). */
+static int post_in(struct fed *f, kernel_fn fn, struct inbound *in)
+{
+	pthread_mutex_lock(&f->mu);
+	in->prev = NULL;
+	in->next = f->posted;
+	if (f->posted)
+		f->posted->prev = in;
+	f->posted = in;
+	pthread_mutex_unlock(&f->mu);
+	int rc = kernel_post(f->k, fn, in);
+	if (rc) {
+		pthread_mutex_lock(&f->mu);
+		if (in->prev)
+			in->prev->next = in->next;
+		else
+			f->posted = in->next;
+		if (in->next)
+			in->next->prev = in->prev;
+		pthread_mutex_unlock(&f->mu);
+	}
+	return rc;
+}
+
+/* The kernel thread takes `in`: no longer the close's to free. */
+static void take_in(struct inbound *in)
+{
+	struct fed *f = in->f;
+	pthread_mutex_lock(&f->mu);
+	if (in->prev)
+		in->prev->next = in->next;
+	else
+		f->posted = in->next;
+	if (in->next)
+		in->next->prev = in->prev;
+	pthread_mutex_unlock(&f->mu);
+}
+
 static void fetch(struct fed *f, int64_t wait_ms)
 {
 	natsMsgList l = {0};
@@ -384,7 +425,7 @@ static void fetch(struct fed *f, int64_t wait_ms)
 		in->bytes = changes ? natsMsg_GetData(m) : in->data;
 		if (!changes)
 			memcpy(in->data, natsMsg_GetData(m), in->len);
-		if (kernel_post(f->k, apply_inbound, in)) {
+		if (post_in(f, apply_inbound, in)) {
 			if (changes)
 				natsMsg_Nak(m, NULL);
 			free(in);
@@ -444,13 +485,44 @@ struct upmsg {
 static int add_entry(void *ud, uint64_t seq, const void *val, size_t len)
 {
 	struct upmsg *u = ud;
-	if (u->n && (seq != u->last + 1 || u->f->entbuf.size + len > CHANGES_BYTES))
+	bool big = len > CHANGES_BYTES;
+	if (u->n && (seq != u->last + 1 || u->f->entbuf.size + (big ? 512 : len) > CHANGES_BYTES))
 		return 1;
 	if (!u->n)
 		u->first = seq;
 	u->last = seq;
 	u->n++;
-	msgpack_sbuffer_write(&u->f->entbuf, val, len);
+	if (!big) {
+		msgpack_sbuffer_write(&u->f->entbuf, val, len);
+		return 0;
+	}
+	/* Too large to go up (NATS takes 1 MiB a message): the parent is told, in its place,
+	   what it was, and quarantines it with the reason; the order holds. */
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, &u->f->entbuf, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 7);
+	if (msgpack_unpack_next(&up, val, len, NULL) == MSGPACK_UNPACK_SUCCESS &&
+	    up.data.type == MSGPACK_OBJECT_MAP) {
+		static const char *const keys[] = {"o", "q", "d", "s", "i"};
+		for (int i = 0; i < 5; i++) {
+			const msgpack_object *o = mp_get(&up.data, keys[i]);
+			mp_str(&pk, keys[i]);
+			if (o)
+				msgpack_pack_object(&pk, *o);
+			else
+				msgpack_pack_nil(&pk);
+		}
+	} else
+		for (int i = 0; i < 5; i++)
+			msgpack_pack_nil(&pk), msgpack_pack_nil(&pk);
+	mp_str(&pk, "r");
+	msgpack_pack_nil(&pk);
+	char why[96];
+	snprintf(why, sizeof why, "too large to go up: %zu bytes (at most %d)", len, CHANGES_BYTES);
+	mp_kv_str(&pk, "x", why);
+	msgpack_unpacked_destroy(&up);
 	return 0;
 }
 
@@ -477,7 +549,7 @@ static void on_applied(natsConnection *nc, natsSubscription *sub, natsMsg *m, vo
 			in->len = (size_t)n;
 			in->bytes = in->data;
 			memcpy(in->data, natsMsg_GetData(m), in->len);
-			if (kernel_post(f->k, apply_rule, in))
+			if (post_in(f, apply_rule, in))
 				free(in); /* the parent sends it again */
 		}
 		natsMsg_Destroy(m);
@@ -512,7 +584,7 @@ static void release_applied(struct kernel *k, void *arg);
 static bool send_changes(struct fed *f)
 {
 	pthread_mutex_lock(&f->mu);
-	uint64_t last = f->out_last, applied = f->up_applied;
+	uint64_t last = f->out_last, applied = f->up_applied, rel = f->released_seen;
 	bool post = applied > f->released_seen && !f->release_posted;
 	if (post)
 		f->release_posted = true;
@@ -523,19 +595,32 @@ static bool send_changes(struct fed *f)
 		pthread_mutex_unlock(&f->mu);
 	}
 	int64_t now = mono_ms();
-	if (applied != f->seen_applied)
+	if (!f->ack_wait)
+		f->ack_wait = ACK_WAIT_MS;
+	if (applied != f->seen_applied) { /* the parent's word moved: full speed again */
 		f->seen_applied = applied, f->progress_ms = now;
-	if (f->sent < applied)
-		f->sent = applied;
-	if (f->sent > applied && now - f->progress_ms > ACK_WAIT_MS) {
-		f->sent = applied; /* nothing heard: from the parent's word again */
+		f->ack_wait = ACK_WAIT_MS;
+		f->probing = false;
+	}
+	/* What was dropped here (the change log's bound) is never sent: from past it. */
+	uint64_t from = applied > rel ? applied : rel;
+	if (f->sent < from)
+		f->sent = from;
+	if (f->sent > from && now - f->progress_ms > f->ack_wait) {
+		/* Nothing heard: from the parent's word again, one message at a time and waiting
+		   longer each time until it moves (a parent whose server takes messages but whose
+		   linlid is down must not get the whole window again and again). */
+		f->sent = from;
 		f->epoch++;
 		f->progress_ms = now;
+		f->probing = true;
+		if (f->ack_wait < 60000)
+			f->ack_wait *= 2;
 		pthread_mutex_lock(&f->mu);
 		f->resent++;
 		pthread_mutex_unlock(&f->mu);
 	}
-	if (f->sent >= last || f->sent - applied >= WINDOW)
+	if (f->sent >= last || f->sent - from >= (f->probing ? 1 : WINDOW))
 		return false;
 	struct upmsg u = {.f = f};
 	char err[512];
@@ -552,7 +637,7 @@ static bool send_changes(struct fed *f)
 	msgpack_pack_map(&pk, 4);
 	mp_kv_str(&pk, "n", f->k->cfg.node_path);
 	mp_kv_uint(&pk, "a", u.first);
-	mp_kv_uint(&pk, "b", applied);
+	mp_kv_uint(&pk, "b", from);
 	mp_str(&pk, "e");
 	msgpack_pack_array(&pk, u.n);
 	msgpack_sbuffer_write(&f->upbuf, f->entbuf.data, f->entbuf.size);
@@ -685,6 +770,14 @@ static bool applied_setup(struct fed *f)
 	return true;
 }
 
+static bool stopping(struct fed *f)
+{
+	pthread_mutex_lock(&f->mu);
+	bool stop = f->stop;
+	pthread_mutex_unlock(&f->mu);
+	return stop;
+}
+
 static void *run(void *arg)
 {
 	struct fed *f = arg;
@@ -721,6 +814,8 @@ static void *run(void *arg)
 		if (out && f->parent_js)
 			publish(f, out, out_len, seq);
 		free(out);
+		if (stopping(f)) /* a call that took long: nothing more once the stop is asked */
+			break;
 		flush_down(f);
 		if (f->parent_js && !listen)
 			listen = applied_setup(f);
@@ -990,6 +1085,12 @@ static int apply_change(struct fed *f, struct child *c, const char *from, uint64
 	    id[STORE_ID_MAX + 1], err[768], why[1024];
 	uint64_t oseq = 0;
 	const msgpack_object *r = e->type == MSGPACK_OBJECT_MAP ? mp_get(e, "r") : NULL;
+	char x[128];
+	if (e->type == MSGPACK_OBJECT_MAP && str_of(mp_get(e, "x"), x, sizeof x)) {
+		c->quarantined++; /* the sender could not send it: it says what it was */
+		snprintf(why, sizeof why, "not sent by %s: %s", from, x);
+		return quarantine(f, from, seq, why, e, err, sizeof err) ? LINLI_EIO : 0;
+	}
 	if (e->type != MSGPACK_OBJECT_MAP || !str_of(mp_get(e, "o"), origin, sizeof origin) ||
 	    !u64_of(mp_get(e, "q"), &oseq) || !str_of(mp_get(e, "d"), ds, sizeof ds) ||
 	    !str_of(mp_get(e, "s"), scope, sizeof scope) || !str_of(mp_get(e, "i"), id, sizeof id) ||
@@ -1018,8 +1119,8 @@ static int apply_change(struct fed *f, struct child *c, const char *from, uint64
 				 r->type == MSGPACK_OBJECT_BIN ? r->via.bin.ptr : NULL,
 				 r->type == MSGPACK_OBJECT_BIN ? r->via.bin.size : 0, err, sizeof err);
 	if (rc == LINLI_EFULL || rc == LINLI_EIO || rc == LINLI_ENOMEM || rc == LINLI_ECORRUPT ||
-	    rc == LINLI_EBUSY)
-		return rc; /* this node's storage: the message comes again */
+	    rc == LINLI_EBUSY || rc == LINLI_ELIMIT)
+		return rc; /* this node's storage: the batch is lost, the message comes again */
 	if (rc) {
 		c->quarantined++;
 		snprintf(why, sizeof why, "cannot be applied here: %s", err);
@@ -1099,6 +1200,11 @@ static void apply_changes(struct fed *f, struct inbound *in)
 		c->entries++;
 	}
 	char err[512];
+	if (again) { /* the store lost the batch (this one's applies with it): nothing marked,
+			everything of it comes again */
+		ok = false;
+		goto done;
+	}
 	if (applied != was && store_fed_mark(st, node, applied, err, sizeof err)) {
 		log_error("federation", "%s", err);
 		ok = false; /* the batch is lost: the message comes again */
@@ -1108,11 +1214,14 @@ static void apply_changes(struct fed *f, struct inbound *in)
 	if (cm) {
 		*cm = (struct committed){.f = f, .m = in->m, .seq = applied, .again = again};
 		snprintf(cm->node, sizeof cm->node, "%s", node);
-		if (store_on_commit(st, on_committed, cm) == 0) {
+		int wrc = store_on_commit(st, on_committed, cm);
+		if (wrc == 0) {
 			in->m = NULL; /* acknowledged at the commit */
+		} else if (wrc != LINLI_ESTATE) { /* cannot wait for the commit: again later */
+			free(cm);
+			ok = false;
 		} else { /* nothing written (all repeats): applied as it stands */
 			free(cm);
-			ok = !again;
 			if (applied > c->applied)
 				c->applied = applied;
 			queue_notice(f, node, applied);
@@ -1131,6 +1240,7 @@ static void apply_inbound(struct kernel *k, void *arg)
 {
 	(void)k;
 	struct inbound *in = arg;
+	take_in(in);
 	size_t sl = strlen(in->subject);
 	if (in->m)
 		apply_changes(in->f, in);
@@ -1158,7 +1268,6 @@ static void backlog_alarm(struct fed *f, bool raise, const char *details)
 {
 	if (raise == f->quota_alarm)
 		return;
-	f->quota_alarm = raise;
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 	msgpack_sbuffer_init(&sb);
@@ -1178,13 +1287,18 @@ static void backlog_alarm(struct fed *f, bool raise, const char *details)
 			    .payload_len = sb.size};
 	char err[320];
 	uint64_t id = 0;
-	if (f->k->bus && bus_request(f->k->bus, &m, 0, on_alarm_answer, f, f, &id, err, sizeof err))
-		log_warn("federation", "the backlog alarm cannot be %s (%s): %s",
-			 raise ? "raised" : "cleared", err, details);
-	else
+	if (!f->k->bus || bus_request(f->k->bus, &m, 0, on_alarm_answer, f, f, &id, err, sizeof err)) {
+		if (!f->alarm_told) /* tried again at each check, said once */
+			log_warn("federation", "the backlog alarm cannot be %s (%s): %s",
+				 raise ? "raised" : "cleared", f->k->bus ? err : "no bus", details);
+		f->alarm_told = true;
+	} else {
 		f->alarm_req = id;
-	if (raise)
-		log_warn("federation", "%s", details);
+		f->quota_alarm = raise;
+		f->alarm_told = false;
+		if (raise)
+			log_warn("federation", "%s", details);
+	}
 	msgpack_sbuffer_destroy(&sb);
 }
 
@@ -1300,6 +1414,14 @@ static void release_applied(struct kernel *k, void *arg)
 	quota_check(f);
 }
 
+static void quota_turn(struct kernel *k, void *arg)
+{
+	(void)k;
+	struct fed *f = arg;
+	f->quota_posted = false;
+	quota_check(f);
+}
+
 void fed_on_outbox(void *ud, uint64_t last)
 {
 	struct kernel *k = ud;
@@ -1311,8 +1433,10 @@ void fed_on_outbox(void *ud, uint64_t last)
 	pthread_mutex_unlock(&f->mu);
 	pthread_cond_signal(&f->cv);
 	const struct cfg_fed *c = &k->cfg.fed;
-	if ((last - f->released) * 2 >= (uint64_t)c->outbox_max || f->quota_alarm)
-		quota_check(f);
+	/* not here, inside the store's commit: on the next turn */
+	if (((last - f->released) * 2 >= (uint64_t)c->outbox_max || f->quota_alarm) &&
+	    !f->quota_posted)
+		f->quota_posted = kernel_post(k, quota_turn, f) == 0;
 }
 
 static void resend_rules(struct fed *f);
@@ -1575,6 +1699,7 @@ static void apply_rule(struct kernel *k, void *arg)
 	(void)k;
 	struct inbound *in = arg;
 	struct fed *f = in->f;
+	take_in(in);
 	msgpack_unpacked up;
 	msgpack_unpacked_init(&up);
 	char name[SCRIPT_NAME_MAX + 1] = "", hash[HASH_HEX] = "", from[SCOPE_MAX + 1] = "",
@@ -2065,6 +2190,13 @@ void fed_close(struct kernel *k)
 	}
 	for (size_t i = 0; i < f->n_acks; i++) /* not acknowledged: the stream sends them again */
 		natsMsg_Destroy(f->acks[i]);
+	/* handed to the kernel thread after its loop ended: never run */
+	for (struct inbound *in = f->posted, *next; in; in = next) {
+		next = in->next;
+		if (in->m)
+			natsMsg_Destroy(in->m);
+		free(in);
+	}
 	free(f->acks);
 	free(f->ack_ok);
 	free(f->notices);

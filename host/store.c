@@ -2134,15 +2134,15 @@ int store_batch_end(struct store *s)
 	atomic_fetch_add(&s->commits, 1);
 	s->batches++;
 	s->out_acked = s->acked_pend;
-	if (out_last != s->out_last) {
-		s->out_last = out_last;
-		if (s->o.on_outbox)
-			s->o.on_outbox(s->o.outbox_ud, out_last);
-	}
+	bool logged = out_last != s->out_last;
+	s->out_last = out_last;
 	if (s->n_watched)
 		keep_changes(s);
 	log_clear(s);
 	run_waiters(s, 0, NULL);
+	/* last: a hook that writes starts a batch of its own, never this one's */
+	if (logged && s->o.on_outbox)
+		s->o.on_outbox(s->o.outbox_ud, out_last);
 	return 0;
 }
 

@@ -456,9 +456,15 @@ def case_a_change_that_cannot_be_applied_is_quarantined_and_the_rest_flows():
 
 
 def case_a_full_change_log_raises_an_alarm_before_it_drops_and_counts_the_drop():
-    """A community whose parent is unreachable keeps its changes; at half its
+    """A community cut from its street keeps its changes; at half its
     federation.outbox_max the alarms plugin holds a federation_backlog alarm; beyond it the
-    oldest are dropped, counted and shown — never silently."""
+    oldest are dropped, counted and shown — never silently. When the link heals, what was
+    kept goes up (the street names the dropped ones lost instead of waiting for them) and the
+    alarm is cleared."""
+    leaf_port = free_port()
+    hub = server("street", "street", leaf_listen=leaf_port)
+    leaf = server("yuelan", "yuelan", leaf_remote=leaf_port)
+    street = Daemon(node=STREET, level="street", name="滨湖街道", extra=CATALOG + fed_cfg(hub.port))
     d = Daemon(node=YUELAN, level="community", name="悦澜社区")
     pdir = os.path.join(d.dir, "plugins")
     os.makedirs(pdir)
@@ -466,26 +472,39 @@ def case_a_full_change_log_raises_an_alarm_before_it_drops_and_counts_the_drop()
                     os.path.join(pdir, "alarms.so"))
     d.write_config(node=YUELAN, level="community", name="悦澜社区",
                    extra=CATALOG + f'plugin_dirs = [ "{pdir}" ];\n' +
-                   fed_cfg(free_port(), "street").replace("};", "outbox_max = 20; };"))
+                   fed_cfg(leaf.port, "street").replace("};", "outbox_max = 20; };"))
     d.grant_declared(pdir)
-    with running([], [d]):
+    with running([hub, leaf], [d, street]):
+        street.start()
+        leaf.stop()
         d.start()
         grids(d, 9)
         eq((up(d)["unsent"], up(d)["backlog_alarm"]), (9, False), up(d))
         grids(d, 2, start=9)
         wait_for(lambda: up(d)["backlog_alarm"], "the backlog alarm at half")
 
-        def alarm():
+        def alarm(active=True):
             rows = d.ok("data", "query", "alarms", "--limit", "50")["records"]
-            return [a for a in rows if a.get("type") == "federation_backlog"]
+            return [a for a in rows if a.get("type") == "federation_backlog" and
+                    a.get("active") == active]
         a = wait_for(alarm, "the alarm held by the alarms plugin")[0]
         check(a["severity"] == "major" and "11 unsent changes" in a.get("details", ""), a)
         grids(d, 15, start=100)
         u = up(d)
         # 26 grids, and the alarm itself with its history (alarms go up too)
         eq((u["unsent"], u["dropped"], u["last"]), (20, u["last"] - 20, 28), u)
-        d.wait_log(f"unsent changes dropped (up to {u['last'] - 20}): federation.outbox_max (20) "
-                   f"reached; {u['last'] - 20} dropped in all")
+        dropped = u["dropped"]
+        d.wait_log(f"unsent changes dropped (up to {dropped}): federation.outbox_max (20) "
+                   f"reached; {dropped} dropped in all")
+        # Healed: the twenty kept go up, the dropped ones are named lost at the street.
+        leaf.start()
+        wait_for(lambda: up(d)["unsent"] == 0 and not up(d)["backlog_alarm"],
+                 "the kept ones sent and the alarm cleared", timeout=30)
+        kid = child_of(street, YUELAN)
+        check(kid["lost"] == dropped and kid["last_gap"].startswith(f"1..{dropped} lost"), kid)
+        eq(held(street), {k: v for k, v in held(d).items() if k in held(street)}, "same")
+        check("g0114" in held(street) and "g0000" not in held(street), held(street))
+        wait_for(lambda: alarm(active=False), "the alarm cleared at the community")
 
 
 def case_four_tiers_the_city_sees_both_communities_its_rule_runs_below_a_forged_scope_is_refused():
