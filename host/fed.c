@@ -1393,11 +1393,22 @@ static void release_applied(struct kernel *k, void *arg)
 	struct store_outbox_info oi;
 	if (store_outbox_info(k->store, &oi))
 		return;
-	if (upto > oi.last) {
-		log_warn("federation", "the parent says it applied %llu of this node's changes; "
-			 "this node numbered %llu (was its store replaced?)",
-			 (unsigned long long)upto, (unsigned long long)oi.last);
-		upto = oi.last;
+	if (upto > oi.last) { /* a replaced or restored store: numbered on past the word */
+		size_t moved = 0;
+		char e[512];
+		if (store_outbox_rebase(k->store, upto, &moved, e, sizeof e))
+			log_error("federation", "%s", e);
+		else
+			log_warn("federation", "the parent had applied %llu of this node's changes, "
+				 "more than this store numbered (%llu: replaced or restored): its %zu "
+				 "unsent changes are numbered from %llu on",
+				 (unsigned long long)upto, (unsigned long long)oi.last, moved,
+				 (unsigned long long)upto + 1);
+		f->released = upto;
+		pthread_mutex_lock(&f->mu);
+		f->released_seen = upto;
+		pthread_mutex_unlock(&f->mu);
+		return;
 	}
 	if (upto <= f->released)
 		return;

@@ -131,6 +131,8 @@ struct store {
 	/* The change log (o.origin set): the last sequence committed, the last released. */
 	uint64_t out_last, out_acked, fedq_last;
 	uint64_t acked_pend; /* store_outbox_release's of this batch (out_acked once committed) */
+	bool rebased;	     /* store_outbox_rebase in this batch: out_last before it */
+	uint64_t out_last_before;
 	const char *cur_origin; /* store_fed_apply's change: its origin and sequence */
 	uint64_t cur_oseq;
 	msgpack_sbuffer obuf; /* an outbox entry being packed */
@@ -1412,6 +1414,9 @@ static void log_clear(struct store *s)
 static void batch_fail(struct store *s, int rc, const char *msg)
 {
 	s->acked_pend = s->out_acked;
+	if (s->rebased)
+		s->out_last = s->out_last_before;
+	s->rebased = false;
 	if (s->wtxn)
 		mdb_txn_abort(s->wtxn);
 	s->wtxn = NULL;
@@ -2134,7 +2139,8 @@ int store_batch_end(struct store *s)
 	atomic_fetch_add(&s->commits, 1);
 	s->batches++;
 	s->out_acked = s->acked_pend;
-	bool logged = out_last != s->out_last;
+	bool logged = out_last != s->out_last || s->rebased;
+	s->rebased = false;
 	s->out_last = out_last;
 	if (s->n_watched)
 		keep_changes(s);
@@ -3837,6 +3843,65 @@ int store_outbox_release(struct store *s, uint64_t upto, size_t *released, char 
 		return rc;
 	*released = k.n;
 	s->acked_pend = upto; /* meta "outbox_acked", written at commit (flush_outbox) */
+	return 0;
+}
+
+struct kept {
+	uint64_t *seq;
+	char **val;
+	size_t *len, n, cap;
+};
+
+static int keep_entry(void *ud, uint64_t seq, const void *val, size_t len)
+{
+	struct kept *k = ud;
+	if (k->n == k->cap) {
+		size_t cap = k->cap ? k->cap * 2 : 64;
+		uint64_t *sq = realloc(k->seq, cap * sizeof *sq);
+		if (sq)
+			k->seq = sq;
+		char **v = sq ? realloc(k->val, cap * sizeof *v) : NULL;
+		if (v)
+			k->val = v;
+		size_t *l = v ? realloc(k->len, cap * sizeof *l) : NULL;
+		if (!l)
+			return 1;
+		k->len = l;
+		k->cap = cap;
+	}
+	if (!(k->val[k->n] = malloc(len ? len : 1)))
+		return 1;
+	memcpy(k->val[k->n], val, len);
+	k->len[k->n] = len;
+	k->seq[k->n++] = seq;
+	return 0;
+}
+
+int store_outbox_rebase(struct store *s, uint64_t base, size_t *moved, char *err, size_t errlen)
+{
+	*moved = 0;
+	int rc = owner_only(s, err, errlen);
+	if (rc || base <= s->out_last)
+		return rc;
+	struct kept k = {0};
+	rc = seq_read(s, s->outbox, T_OUTBOX, 0, SIZE_MAX, keep_entry, &k, err, errlen);
+	for (size_t i = 0; i < k.n && !rc; i++)
+		rc = seq_write(s, T_OUTBOX, true, k.seq[i], NULL, 0, err, errlen);
+	for (size_t i = 0; i < k.n && !rc; i++)
+		rc = seq_write(s, T_OUTBOX, false, base + 1 + i, k.val[i], k.len[i], err, errlen);
+	for (size_t i = 0; i < k.n; i++)
+		free(k.val[i]);
+	free(k.seq);
+	free(k.val);
+	free(k.len);
+	if (rc)
+		return rc;
+	*moved = k.n;
+	if (!s->rebased) /* undone if the batch is lost */
+		s->out_last_before = s->out_last;
+	s->rebased = true;
+	s->out_last = base + k.n; /* numbering goes on past them */
+	s->acked_pend = base;	  /* meta "outbox_acked": written at the commit */
 	return 0;
 }
 

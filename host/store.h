@@ -477,6 +477,13 @@ int store_outbox_read(struct store *s, uint64_t after, size_t max, store_seq_fn 
 int store_outbox_release(struct store *s, uint64_t upto, size_t *released, char *err,
 			 size_t errlen);
 
+/*
+ * store_outbox_rebase — the parent has applied up to `base`, more than this store ever
+ * numbered (a replaced or restored store): number the entries kept from base + 1 on, and
+ * go on from there (owner; in the batch). Nothing when base is not past the last entry.
+ */
+int store_outbox_rebase(struct store *s, uint64_t base, size_t *moved, char *err, size_t errlen);
+
 struct store_outbox_info {
 	uint64_t first, last;	/* the oldest entry kept (0: none), the last numbered */
 	uint64_t acked;		/* released up to */

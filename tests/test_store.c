@@ -1632,6 +1632,31 @@ static void test_change_log(void **state)
 	read_log(x, 0, &e);
 	assert_int_equal(e.n, 1);
 	assert_int_equal(e.seq[0], 7);
+	/* rebased past a parent's word (a replaced store): kept entries renumbered, in order */
+	must_put(x, "ups", YUELAN, "d2", "{\"n\":51}", NULL);
+	commit(x);
+	size_t moved = 0;
+	assert_int_equal(store_outbox_rebase(x->s, 3, &moved, err, sizeof err), 0); /* not past */
+	assert_int_equal(moved, 0);
+	assert_int_equal(store_outbox_rebase(x->s, 100, &moved, err, sizeof err), 0);
+	assert_int_equal(moved, 2);
+	must_put(x, "ups", YUELAN, "d3", "{\"n\":52}", NULL);
+	commit(x);
+	read_log(x, 0, &e);
+	assert_int_equal(e.n, 3);
+	assert_int_equal(e.seq[0], 101);
+	assert_int_equal(e.nfield[0], 5);
+	assert_int_equal(e.seq[1], 102);
+	assert_int_equal(e.nfield[1], 51);
+	assert_int_equal(e.seq[2], 103);
+	assert_int_equal(e.nfield[2], 52);
+	assert_int_equal(store_outbox_info(x->s, &oi), 0);
+	assert_int_equal(oi.acked, 100);
+	reopen(x);
+	assert_int_equal(store_outbox_info(x->s, &oi), 0);
+	assert_int_equal(oi.last, 103);
+	assert_int_equal(store_outbox_release(x->s, 103, &n, err, sizeof err), 0);
+	commit(x);
 	/* the quarantine keeps what it is given, in order, until dropped */
 	uint64_t q1, q2;
 	assert_int_equal(store_fedq_add(x->s, "one", 3, &q1, err, sizeof err), 0);
@@ -1649,7 +1674,7 @@ static void test_change_log(void **state)
 	must_put(x, "ups", YUELAN, "e", "{\"n\":6}", NULL);
 	commit(x);
 	assert_int_equal(store_outbox_info(x->s, &oi), 0);
-	assert_int_equal(oi.last, 7);
+	assert_int_equal(oi.last, 103);
 	(void)b;
 }
 

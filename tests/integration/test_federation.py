@@ -388,6 +388,20 @@ def case_changes_go_up_once_and_in_order_through_cuts_and_restarts():
            (up(comm)["last"], kid["gaps"], 0, 0), kid)
         wait_for(lambda: up(comm)["unsent"] == 0, "released after the kill")
 
+        # The community's store replaced (a new disk, an older backup): its numbering starts
+        # again below what the street applied; the street's word moves it past, nothing new
+        # is taken for a repeat.
+        eq(comm.stop(), 0, "community stop")
+        shutil.rmtree(comm.data)
+        os.makedirs(comm.data)
+        comm.bootstrapped = False
+        comm.start()
+        grids(comm, 2, start=7000, tag="new")
+        wait_for(lambda: {"g7000", "g7001"} <= set(held(street)), "the new store's changes",
+                 timeout=20)
+        comm.wait_log("more than this store numbered (2: replaced or restored): its 2 unsent "
+                      "changes are numbered from")
+
 
 def case_a_change_that_cannot_be_applied_is_quarantined_and_the_rest_flows():
     """The street's catalog wants a field the community's grids lack (a schema mismatch):
