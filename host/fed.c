@@ -909,14 +909,38 @@ static void refuse(struct fed *f, const struct inbound *in, const char *why)
 	log_warn("federation", "refused a message on %s: %s", in->subject, why);
 }
 
+/*
+ * The child `node` names, when it is a direct child of this node and the subject it came
+ * on is its own (linli.up.<node>KIND; the servers hold a publisher to its subtree); else
+ * the message is refused (counted, logged) and NULL.
+ */
+static struct child *sender_of(struct fed *f, const struct inbound *in, const char *node,
+			       const char *kind)
+{
+	const char *own = f->k->cfg.node_path;
+	size_t own_n = strlen(own);
+	char want[SUBJECT_MAX];
+	tokens(node, want, sizeof want);
+	strncat(want, kind, sizeof want - strlen(want) - 1);
+	if (strncmp(node, own, own_n) || node[own_n] != '/' || strchr(node + own_n + 1, '/') ||
+	    strncmp(in->subject, "linli.up.", 9) || strcmp(in->subject + 9, want)) {
+		char why[SCOPE_MAX + 96];
+		snprintf(why, sizeof why, "node '%.*s' is not a child of %s sending on its own subject",
+			 SCOPE_MAX, node, own);
+		refuse(f, in, why);
+		return NULL;
+	}
+	struct child *c = child_of(f, node);
+	if (!c)
+		refuse(f, in, "too many children");
+	return c;
+}
+
 static void apply_status(struct fed *f, struct inbound *in)
 {
 	msgpack_unpacked up;
 	msgpack_unpacked_init(&up);
-	char node[SCOPE_MAX + 1], want[SUBJECT_MAX];
-	const char *own = f->k->cfg.node_path;
-	size_t own_n = strlen(own);
-	char cerr[96];
+	char node[SCOPE_MAX + 1], cerr[96];
 	if (in->len > STATUS_MAX || mp_check(in->data, in->len, 2, MP_STR_KEYS, cerr, sizeof cerr) ||
 	    msgpack_unpack_next(&up, in->data, in->len, NULL) != MSGPACK_UNPACK_SUCCESS ||
 	    up.data.type != MSGPACK_OBJECT_MAP) {
@@ -924,23 +948,9 @@ static void apply_status(struct fed *f, struct inbound *in)
 		goto out;
 	}
 	mp_copy_str(mp_get(&up.data, "node"), node, sizeof node);
-	tokens(node, want, sizeof want);
-	strncat(want, ".status", sizeof want - strlen(want) - 1);
-	/* Its node: a direct child of this one, and the one the subject names (the subject's
-	 * publisher is held to its subtree by the servers' permissions). */
-	if (strncmp(node, own, own_n) || node[own_n] != '/' || strchr(node + own_n + 1, '/') ||
-	    strncmp(in->subject, "linli.up.", 9) || strcmp(in->subject + 9, want)) {
-		char why[SCOPE_MAX + 96];
-		snprintf(why, sizeof why, "node '%.*s' is not a child of %s sending on its own subject",
-			 SCOPE_MAX, node, own);
-		refuse(f, in, why);
+	struct child *c = sender_of(f, in, node, ".status");
+	if (!c)
 		goto out;
-	}
-	struct child *c = child_of(f, node);
-	if (!c) {
-		refuse(f, in, "too many children");
-		goto out;
-	}
 	const msgpack_object *o;
 	mp_copy_str(mp_get(&up.data, "level"), c->level, sizeof c->level);
 	mp_copy_str(mp_get(&up.data, "name"), c->name, sizeof c->name);
@@ -1133,9 +1143,7 @@ static void apply_changes(struct fed *f, struct inbound *in)
 {
 	msgpack_unpacked up;
 	msgpack_unpacked_init(&up);
-	char node[SCOPE_MAX + 1] = "", want[SUBJECT_MAX], cerr[96];
-	const char *own = f->k->cfg.node_path;
-	size_t own_n = strlen(own);
+	char node[SCOPE_MAX + 1] = "", cerr[96];
 	const msgpack_object *es = NULL;
 	uint64_t first = 0, base = 0;
 	bool ok = true, again = false; /* refused: it leaves the stream; failed: it comes again */
@@ -1149,21 +1157,9 @@ static void apply_changes(struct fed *f, struct inbound *in)
 		refuse(f, in, "not changes (a MessagePack map n, a, b, e of at most 4 MiB)");
 		goto done;
 	}
-	tokens(node, want, sizeof want);
-	strncat(want, ".changes", sizeof want - strlen(want) - 1);
-	if (strncmp(node, own, own_n) || node[own_n] != '/' || strchr(node + own_n + 1, '/') ||
-	    strncmp(in->subject, "linli.up.", 9) || strcmp(in->subject + 9, want)) {
-		char why[SCOPE_MAX + 96];
-		snprintf(why, sizeof why, "node '%.*s' is not a child of %s sending on its own subject",
-			 SCOPE_MAX, node, own);
-		refuse(f, in, why);
+	struct child *c = sender_of(f, in, node, ".changes");
+	if (!c)
 		goto done;
-	}
-	struct child *c = child_of(f, node);
-	if (!c) {
-		refuse(f, in, "too many children");
-		goto done;
-	}
 	struct store *st = f->k->store;
 	uint64_t applied = store_fed_applied(st, node), was = applied;
 	c->changes_at = wall_ms();
