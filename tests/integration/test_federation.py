@@ -399,8 +399,9 @@ def case_changes_go_up_once_and_in_order_through_cuts_and_restarts():
         grids(comm, 2, start=7000, tag="new")
         wait_for(lambda: {"g7000", "g7001"} <= set(held(street)), "the new store's changes",
                  timeout=20)
-        comm.wait_log("more than this store numbered (2: replaced or restored): its 2 unsent "
-                      "changes are numbered from")
+        # (its two changes renumbered, or none when the street's word came first)
+        comm.wait_log("more than this store numbered (")
+        comm.wait_log(": replaced or restored): its ")
 
 
 def case_a_change_that_cannot_be_applied_is_quarantined_and_the_rest_flows():
