@@ -323,15 +323,29 @@ static bool consume_setup(struct fed *f)
 	if (si)
 		jsStreamInfo_Destroy(si);
 	if (s && je == JSStreamNameExistErr) { /* made by an earlier linlid: this config now */
+		/* the consumer the first federation step made (acknowledged at once, read the
+		   grandchildren's subjects too): a work queue takes one consumer per subject */
+		je = 0;
+		js_DeleteConsumer(f->js, STREAM, "linlid", NULL, &je);
 		si = NULL;
 		je = 0;
 		s = js_UpdateStream(&si, f->js, &sc, NULL, &je);
 		if (si)
 			jsStreamInfo_Destroy(si);
-		if (s)
-			log_warn("federation", "the children's stream %s kept its configuration: %s "
-				 "(JetStream error %d)", STREAM, natsStatus_GetText(s), (int)je);
-		s = NATS_OK;
+		if (s) { /* it cannot become this one (an older retention): made anew — what it
+			    held comes again (changes are released only once applied here; a
+			    status comes every status_ms) */
+			log_warn("federation", "the children's stream %s is made anew: the one on the "
+				 "server cannot take this configuration (JetStream error %d)",
+				 STREAM, (int)je);
+			je = 0;
+			js_DeleteStream(f->js, STREAM, NULL, &je);
+			si = NULL;
+			je = 0;
+			s = js_AddStream(&si, f->js, &sc, NULL, &je);
+			if (si)
+				jsStreamInfo_Destroy(si);
+		}
 	}
 	if (s) {
 		set_error(f, "the children's stream %s: %s (JetStream error %d)", STREAM,
