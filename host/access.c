@@ -135,6 +135,7 @@ static const struct access_gate_row gates[] = {
     {"federation", "status", ACT_STATUS, S_, false}, /* children within the caller's reach */
     {"federation", "quarantine", ACT_STORE_ADMIN, S_, false}, /* its own subtree's */
     {"federation", "push", ACT_RULES_MANAGE, N_, false},
+    {"federation", "decommission", ACT_STORE_ADMIN, S_, false}, /* a child within reach */
     {"publish", NULL, ACT_EVENTS_PUBLISH, S_, true},
     {"devices", "list", ACT_DEVICE_READ, S_, true},
     {"devices", "show", ACT_DEVICE_READ, S_, true},

@@ -54,6 +54,7 @@
 #define ACKS_MAX       4096	/* what the subtree said of them, kept at most */
 #define RESEND_TICKS   2	/* a rule a child has not acknowledged: sent again this often */
 #define HASH_HEX       (2 * crypto_generichash_BYTES + 1)
+#define FED_DECOM_SUMMARY "take nothing more from a child (its data kept); --undo takes it back"
 #define FED_PUSH_SUMMARY "push a rule down to every node below (each installs it, grants it, says so)"
 #define FED_QUARANTINE_SUMMARY "changes from below that could not be applied: list, retry, drop"
 
@@ -67,6 +68,7 @@ struct child {
 	int64_t changes_at;
 	char gap[200];
 	char schema_differs[256]; /* datasets going up whose schema differs from this node's */
+	bool decommissioned;	  /* federation decommission: nothing taken from it any more */
 };
 
 /* A rule that came down (or was pushed here): kept under data_dir/federation/down. */
@@ -947,6 +949,12 @@ static struct child *sender_of(struct fed *f, const struct inbound *in, const ch
 	struct child *c = child_of(f, node);
 	if (!c)
 		refuse(f, in, "too many children");
+	else if (c->decommissioned) {
+		char why[SCOPE_MAX + 96];
+		snprintf(why, sizeof why, "node '%s' is decommissioned here (its data kept)", node);
+		refuse(f, in, why);
+		c = NULL;
+	}
 	return c;
 }
 
@@ -1691,7 +1699,8 @@ static void resend_rules(struct fed *f)
 {
 	for (size_t i = 0; i < f->n_rules; i++)
 		for (size_t c = 0; c < f->n_children; c++)
-			if (!acked(f, f->children[c].node, &f->rules[i]))
+			if (!f->children[c].decommissioned &&
+			    !acked(f, f->children[c].node, &f->rules[i]))
 				send_rule(f, &f->rules[i], f->children[c].node);
 }
 
@@ -1799,6 +1808,8 @@ static void apply_ack(struct fed *f, struct inbound *in)
 		refuse(f, in, "not a word on a rule from a node of the sender's subtree");
 		goto out;
 	}
+	if (!sender_of(f, in, sender, ".acks")) /* refused there: not a child, decommissioned */
+		goto out;
 	str_of(mp_get(&up.data, "error"), error, sizeof error);
 	up_ack(f, dack_set(f, node, rule, hash, ok->via.boolean, error));
 out:
@@ -1843,6 +1854,91 @@ static int cmd_push(struct cmd_call *call, void *ud)
 	}
 	free(text);
 	return rc;
+}
+
+/* ---- decommissioned children (data_dir/federation/decommissioned, one path a line) ---- */
+
+static void decom_path(const struct fed *f, char *out, size_t n)
+{
+	snprintf(out, n, "%s/federation/decommissioned", f->k->cfg.data_dir);
+}
+
+static int decom_save(struct fed *f, char *err, size_t errlen)
+{
+	char path[4300], tmp[4310], dir[4300];
+	decom_path(f, path, sizeof path);
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	snprintf(dir, sizeof dir, "%s/federation", f->k->cfg.data_dir);
+	if (mkdirs(dir, 0750))
+		return errf(err, errlen, LINLI_EIO, "cannot create %s: %s", dir, strerror(errno));
+	FILE *fp = fopen(tmp, "w");
+	bool ok = fp != NULL;
+	for (size_t i = 0; ok && i < f->n_children; i++)
+		if (f->children[i].decommissioned)
+			ok = fprintf(fp, "%s\n", f->children[i].node) > 0;
+	ok = ok && fflush(fp) == 0 && fsync(fileno(fp)) == 0;
+	if (fp && fclose(fp))
+		ok = false;
+	if (!ok || rename(tmp, path)) {
+		int e = errno;
+		unlink(tmp);
+		return errf(err, errlen, LINLI_EIO, "cannot write %s: %s", path, strerror(e));
+	}
+	return 0;
+}
+
+static void decom_load(struct fed *f)
+{
+	char path[4300], line[SCOPE_MAX + 2];
+	decom_path(f, path, sizeof path);
+	FILE *fp = fopen(path, "r");
+	while (fp && fgets(line, sizeof line, fp)) {
+		line[strcspn(line, "\n")] = '\0';
+		struct child *c = line[0] ? child_of(f, line) : NULL;
+		if (c)
+			c->decommissioned = true;
+	}
+	if (fp)
+		fclose(fp);
+}
+
+static int cmd_decommission(struct cmd_call *call, void *ud)
+{
+	struct fed *f = ud;
+	if (!f)
+		return cmd_fail(call, LINLI_ENOENT,
+				"this node has no federation link (no federation group in %s)",
+				call->k->cfg.source);
+	bool undo = cmd_flag(call, "--undo");
+	const char *node = call->argc >= 3 ? call->argv[2] : "";
+	const char *own = call->k->cfg.node_path;
+	size_t own_n = strlen(own);
+	if (call->argc < 3 || strncmp(node, own, own_n) || node[own_n] != '/' ||
+	    !node[own_n + 1] || strchr(node + own_n + 1, '/') || strlen(node) > SCOPE_MAX)
+		return cmd_fail(call, LINLI_EINVAL,
+				"usage: federation decommission CHILD [--undo] (CHILD: the path of a "
+				"direct child of %s)",
+				own);
+	if (!scope_within(call->who->scope, node))
+		return cmd_fail(call, LINLI_EPERM, "%s is outside %s", node, call->who->scope);
+	struct child *c = child_of(f, node);
+	if (!c)
+		return cmd_fail(call, LINLI_ELIMIT, "too many children");
+	bool was = c->decommissioned;
+	c->decommissioned = !undo;
+	int rc = decom_save(f, call->err, sizeof call->err);
+	if (rc) {
+		c->decommissioned = was;
+		return rc;
+	}
+	tiers_audit(call->k, call->who, undo ? "federation.recommission" : "federation.decommission",
+		    node, node, "allowed", NULL);
+	log_info("federation", "%s %s: %s", node, undo ? "taken back" : "decommissioned",
+		 undo ? "its messages are taken again" : "nothing taken from it any more, its data kept");
+	msgpack_pack_map(&call->pk, 2);
+	mp_kv_str(&call->pk, "node", node);
+	mp_kv_bool(&call->pk, "decommissioned", !undo);
+	return 0;
 }
 
 static int cmd_status(struct cmd_call *call, void *ud)
@@ -1905,7 +2001,7 @@ static int cmd_status(struct cmd_call *call, void *ud)
 				f->dacks[j].ok ? n_ok++ : n_bad++;
 		for (size_t c = 0; c < f->n_children; c++)
 			n_pend += scope_within(call->who->scope, f->children[c].node) &&
-				  !acked(f, f->children[c].node, r);
+				  !f->children[c].decommissioned && !acked(f, f->children[c].node, r);
 		msgpack_pack_map(pk, 5);
 		mp_kv_str(pk, "rule", r->name);
 		mp_kv_str(pk, "hash", r->hash);
@@ -1928,7 +2024,7 @@ static int cmd_status(struct cmd_call *call, void *ud)
 		msgpack_pack_array(pk, n_pend);
 		for (size_t c = 0; c < f->n_children; c++)
 			if (scope_within(call->who->scope, f->children[c].node) &&
-			    !acked(f, f->children[c].node, r))
+			    !f->children[c].decommissioned && !acked(f, f->children[c].node, r))
 				mp_str(pk, f->children[c].node);
 	}
 	/* the children the caller may see: within its jurisdiction */
@@ -1941,8 +2037,9 @@ static int cmd_status(struct cmd_call *call, void *ud)
 		const struct child *ch = &f->children[i];
 		if (!scope_within(call->who->scope, ch->node))
 			continue;
-		msgpack_pack_map(pk, 19);
+		msgpack_pack_map(pk, 20);
 		mp_kv_str(pk, "node", ch->node);
+		mp_kv_bool(pk, "decommissioned", ch->decommissioned);
 		mp_kv_str(pk, "schema_differs", ch->schema_differs);
 		mp_kv_str(pk, "level", ch->level);
 		mp_kv_str(pk, "name", ch->name);
@@ -2111,9 +2208,12 @@ int fed_open(struct kernel *k)
 		if (!rc)
 			rc = cmd_register(k->cmds, "federation", "quarantine", "[retry|drop ID]",
 					  FED_QUARANTINE_SUMMARY, cmd_quarantine, NULL, &owner_none);
+		if (!rc)
+			rc = cmd_register(k->cmds, "federation", "push", "FILE [--stdin]",
+					  FED_PUSH_SUMMARY, cmd_push, NULL, &owner_none);
 		return rc ? rc
-			  : cmd_register(k->cmds, "federation", "push", "FILE [--stdin]",
-					 FED_PUSH_SUMMARY, cmd_push, NULL, &owner_none);
+			  : cmd_register(k->cmds, "federation", "decommission", "CHILD [--undo]",
+					 FED_DECOM_SUMMARY, cmd_decommission, NULL, &owner_none);
 	}
 	struct fed *f = calloc(1, sizeof *f);
 	if (!f)
@@ -2139,6 +2239,7 @@ int fed_open(struct kernel *k)
 	}
 	store_fed_list(k->store, load_applied, f);
 	down_load(f);
+	decom_load(f);
 	pthread_mutex_init(&f->mu, NULL);
 	pthread_cond_init(&f->cv, NULL);
 	k->fed = f;
@@ -2155,6 +2256,9 @@ int fed_open(struct kernel *k)
 	if (!rc)
 		rc = cmd_register(k->cmds, "federation", "push", "FILE [--stdin]", FED_PUSH_SUMMARY,
 				  cmd_push, f, f);
+	if (!rc)
+		rc = cmd_register(k->cmds, "federation", "decommission", "CHILD [--undo]",
+				  FED_DECOM_SUMMARY, cmd_decommission, f, f);
 	if (!rc && pthread_create(&f->thread, NULL, run, f))
 		rc = LINLI_ENOMEM;
 	if (rc) {

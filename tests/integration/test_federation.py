@@ -258,7 +258,10 @@ def case_one_account_per_node_a_community_cannot_speak_for_its_sibling():
     mapped by its certificate to an account of its own that may send only its own subtree
     up): the community's status reaches the street; a publish on its sibling's subject,
     made with the community's own credentials on its own server, never reaches the street
-    (dropped by the street's server: no child appears, nothing even to refuse)."""
+    (dropped by the street's server: no child appears, nothing even to refuse). Then the
+    community is decommissioned at the street (nothing more taken, its data kept, across a
+    restart) and its credential revoked (tools/tiers revoke: the street's server reloaded
+    refuses its leaf link)."""
     tiers_dir = tempfile.mkdtemp(prefix="linli-tiers-")
     base = 20000 + (os.getpid() % 400) * 100
     r = subprocess.run([os.path.join(SRC, "tools", "tiers"), "init", tiers_dir, "--node",
@@ -269,8 +272,8 @@ def case_one_account_per_node_a_community_cannot_speak_for_its_sibling():
     hub = server("street", conf=os.path.join(sdir, "nats.conf"), port=base)
     leaf = server("yuelan", conf=os.path.join(cdir, "nats.conf"), port=base + 10)
     fed = {d: open(os.path.join(d, "federation.cfg")).read() for d in (sdir, cdir)}
-    street = Daemon(node=STREET, level="street", name="滨湖街道", extra=fed[sdir])
-    comm = Daemon(node=YUELAN, level="community", name="悦澜社区", extra=fed[cdir])
+    street = Daemon(node=STREET, level="street", name="滨湖街道", extra=CATALOG + fed[sdir])
+    comm = Daemon(node=YUELAN, level="community", name="悦澜社区", extra=CATALOG + fed[cdir])
     with running([hub, leaf], [comm, street], tiers_dir):
         street.start()
         comm.start()
@@ -291,6 +294,38 @@ def case_one_account_per_node_a_community_cannot_speak_for_its_sibling():
         st = street.ok("federation", "status")
         eq(([k["node"] for k in st["children"]], st["refused"]), ([YUELAN], 0),
            "the forged one never reached the street")
+
+        # Decommissioned: the street takes nothing more from it (its data kept) ...
+        grids(comm, 1, tag="before")
+        wait_for(lambda: "g0000" in held(street), "a record before")
+        r = street.ok("federation", "decommission", YUELAN)
+        eq(r["decommissioned"], True, r)
+        rc, _, err = street.cli("federation", "decommission", STREET + "/a/b")
+        check(rc != 0 and "a direct child of " + STREET in err, err)
+        grids(comm, 1, start=1, tag="after")
+        wait_for(lambda: street.ok("federation", "status")["refused"] > 0, "refused now")
+        street.wait_log(f"node '{YUELAN}' is decommissioned here (its data kept)")
+        eq(sorted(held(street)), ["g0000"], "kept, nothing new")
+        eq(child_of(street, YUELAN)["decommissioned"], True, "shown")
+        eq(street.stop(), 0, "street stop")
+        street.start()
+        eq(child_of(street, YUELAN)["decommissioned"], True, "across a restart")
+        # ... and its credential is revoked: its server's leaf link is refused at the street.
+        r = subprocess.run([os.path.join(SRC, "tools", "tiers"), "revoke", tiers_dir, YUELAN],
+                           capture_output=True, text=True)
+        eq(r.returncode, 0, r.stderr)
+        check("its server reloaded" in r.stdout, r.stdout)
+        # nats-server 2.9 keeps a live leaf link across a reload: the next connection is the
+        # one refused (here: the street's server restarted).
+        hub.stop()
+        hub.start()
+        seq1 = child_of(street, YUELAN)["seq"]
+        wait_for(lambda: "no JetStream answers" in comm.ok("federation", "status")["last_error"],
+                 "the community's link refused", timeout=20)
+        time.sleep(2)  # several status periods, the leaf retrying every second
+        cs = comm.ok("federation", "status")
+        check(cs["connected"] and "no JetStream answers" in cs["last_error"], cs)
+        eq(child_of(street, YUELAN)["seq"], seq1, "no status after the revocation")
 
 
 CATALOG = f'catalog_dir = "{os.path.join(SRC, "catalog")}";\n'
