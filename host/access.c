@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "catalog.h"
 #include "cmd.h"
 #include "kernel.h"
 #include "linli/error.h"
@@ -35,6 +36,22 @@ int access_check(struct kernel *k, const struct tier_principal *who, enum tier_a
 			 who->name, tier_action_name(act), scope, object ? " " : "",
 			 object ? object : "", err);
 	return rc;
+}
+
+const char *access_inherited(const struct kernel *k, const struct tier_principal *who,
+			     enum tier_action act, const char *dataset, const char *scope)
+{
+	if (act != ACT_DATA_READ || !who || who->kind == PRINCIPAL_KERNEL || !who->scope ||
+	    !scope || !dataset)
+		return NULL;
+	const struct cat_dataset *ds = catalog_dataset(k->catalog, dataset);
+	if (!ds || !ds->down)
+		return NULL;
+	const char *own = who->scope;
+	for (const struct tier_principal *p = who->on_behalf; p; p = p->on_behalf)
+		if (p->scope && scope_within(own, p->scope))
+			own = p->scope;
+	return scope_within(scope, own) && strcmp(scope, own) ? own : NULL;
 }
 
 int access_call(struct cmd_call *call, enum tier_action act, const char *scope, const char *object)

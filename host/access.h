@@ -24,6 +24,17 @@ struct cmd_call;
 int access_check(struct kernel *k, const struct tier_principal *who, enum tier_action act,
 		 const char *scope, const char *object, char *err, size_t errlen);
 
+/*
+ * access_inherited — a read of `dataset` at `scope` strictly above the reader's own
+ * jurisdiction, where the dataset comes down the tiers (catalog `down`: service items,
+ * categories, calendars, watchlists kept at the city and read below): the scope at which
+ * the reader's right to read it is checked instead (its own, the deepest of a plugin and
+ * the caller it acts for), or NULL when the read is not such a one. Such a read sees the
+ * records kept at that scope itself only, never what lies below it (a sibling's).
+ */
+const char *access_inherited(const struct kernel *k, const struct tier_principal *who,
+			     enum tier_action act, const char *dataset, const char *scope);
+
 /* access_check for a console/HTTP call; on refusal call->err says why. */
 int access_call(struct cmd_call *call, enum tier_action act, const char *scope,
 		const char *object);

@@ -140,7 +140,7 @@ static const struct kspec dataset_keys[] = {
     {"owner", K_STR, true},   {"family", K_STR, true},	 {"level", K_STR, true},
     {"sharing", K_STR, true}, {"source", K_STR, true},	 {"restricted", K_BOOL, false},
     {"system", K_BOOL, false}, {"written_by", K_STR, false}, {"fields", K_LIST, true},
-    {"up", K_BOOL, false},
+    {"up", K_BOOL, false},    {"down", K_BOOL, false},
 };
 static const struct kspec field_keys[] = {
     {"name", K_STR, true},	 {"type", K_STR, true},	     {"required", K_BOOL, false},
@@ -589,6 +589,13 @@ static int load_dataset(struct ld *l, struct cat_dataset *d)
 		rc = fail(l, line_of(config_setting_get_member(g, "up")), "dataset",
 			  "up: a dataset whose changes go up to the parent tier cannot be "
 			  "sharing = \"not_shared\"");
+		goto out;
+	}
+	d->down = get_bool(g, "down");
+	if (d->down && d->up) {
+		rc = fail(l, line_of(config_setting_get_member(g, "down")), "dataset",
+			  "down: a dataset goes one way between the tiers: up (its changes to the "
+			  "parent) or down (its records to the children), not both");
 		goto out;
 	}
 	d->system = get_bool(g, "system");
@@ -1348,7 +1355,7 @@ static void pack_schema_field(msgpack_packer *pk, const struct cat_field *f)
 
 void cat_pack_schema(msgpack_packer *pk, const struct cat_dataset *d, bool fields)
 {
-	msgpack_pack_map(pk, fields ? 11 : 5);
+	msgpack_pack_map(pk, fields ? 12 : 5);
 	mp_kv_str(pk, "name", d->name);
 	mp_kv_str(pk, "title_en", d->title_en);
 	mp_kv_str(pk, "title_zh", d->title_zh);
@@ -1361,6 +1368,7 @@ void cat_pack_schema(msgpack_packer *pk, const struct cat_dataset *d, bool field
 	mp_kv_str(pk, "source", cat_source_name(d->source));
 	mp_kv_bool(pk, "restricted", d->restricted);
 	mp_kv_bool(pk, "up", d->up);
+	mp_kv_bool(pk, "down", d->down);
 	mp_str(pk, "fields");
 	msgpack_pack_array(pk, (size_t)d->n_fields);
 	for (int i = 0; i < d->n_fields; i++)

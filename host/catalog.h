@@ -76,6 +76,8 @@ struct cat_dataset {
 	enum cat_source source;
 	bool restricted;
 	bool up; /* its changes go up to the parent tier (federation's change log) */
+	bool down; /* its records go down to the children (federation's down log), and a
+		      reader below sees those kept at the scopes above it */
 	bool system; /* the kernel's own (accounts, sessions, audit, apikeys): no data commands,
 			plugins or HTTP reach it */
 	char *written_by; /* NULL, or the console word of the kernel subsystem that alone writes

@@ -46,8 +46,8 @@
 #include "util.h"
 
 #define KEY_MAX		511
-#define STORE_FORMAT	"linli-store 4"
-#define FORMAT_N	4 /* the number in STORE_FORMAT */
+#define STORE_FORMAT	"linli-store 5"
+#define FORMAT_N	5 /* the number in STORE_FORMAT */
 #define FORMAT_PREFIX	"linli-store "
 #define NODE_ID_LEN	10		/* hex digits of the node's id (meta "node") */
 #define IDX_RAW_MAX	64 /* longer string values are indexed by hash */
@@ -85,8 +85,9 @@ struct watcher {
 
 /* A log op for the event journal rather than a dataset: id holds the seq. */
 #define DS_JOURNAL 0xFFFF
-/* A log op for a federation table (mode holds which: T_OUTBOX, T_FEDIN, T_FEDQ); id holds
-   the key: a sequence in hex (outbox, fedq) or a node path (fedin). */
+/* A log op for a federation table (mode holds which: T_OUTBOX, T_FEDIN, T_FEDQ, T_DOWNLOG,
+   T_DOWNKEY); id holds the key: a sequence in hex (outbox, fedq, downlog), a node path
+   (fedin) or "dataset scope id" (downkey). */
 #define DS_AUX 0xFFFE
 
 struct waiter {
@@ -96,7 +97,7 @@ struct waiter {
 
 struct store {
 	MDB_env *env;
-	MDB_dbi rec, idx, ids, meta, journal, outbox, fedin, fedq;
+	MDB_dbi rec, idx, ids, meta, journal, outbox, fedin, fedq, downlog, downkey;
 	const struct catalog *cat;
 	struct store_opts o;
 	char *dir;
@@ -130,6 +131,7 @@ struct store {
 
 	/* The change log (o.origin set): the last sequence committed, the last released. */
 	uint64_t out_last, out_acked, fedq_last;
+	uint64_t down_last; /* the down log: the last sequence committed (never goes back) */
 	uint64_t acked_pend; /* store_outbox_release's of this batch (out_acked once committed) */
 	bool rebased;	     /* store_outbox_rebase in this batch: out_last before it */
 	uint64_t out_last_before;
@@ -604,7 +606,9 @@ static bool split_tail(const char *t, size_t n, char *scope, char *id)
  * 15-40 ns, against ~5 us for a get and ~15 us for an insert (three entries)
  * through the store, and ~200-350 ns per record of a scan (tools/bench store).
  */
-enum tab { T_REC = 1, T_IDX, T_IDS, T_META, T_JOURNAL, T_OUTBOX, T_FEDIN, T_FEDQ };
+enum tab {
+	T_REC = 1, T_IDX, T_IDS, T_META, T_JOURNAL, T_OUTBOX, T_FEDIN, T_FEDQ, T_DOWNLOG, T_DOWNKEY
+};
 #define SUM_LEN 8
 
 /* The entry whose checksum failed, for the message. */
@@ -685,8 +689,8 @@ static void esc(char *out, size_t len, const void *p, size_t n)
 	out[o < len ? o : len - 1] = '\0';
 }
 
-static const char *const tab_names[] = {"",	     "rec",    "idx",	"ids",
-					"meta", "journal", "outbox", "fedin", "fedq"};
+static const char *const tab_names[] = {"",	     "rec",    "idx",	"ids",	   "meta",
+					"journal", "outbox", "fedin", "fedq", "downlog", "downkey"};
 
 /*
  * Entry `k` of table t in words: "record dataset residents, scope a/b, id
@@ -726,14 +730,15 @@ static void describe(enum tab t, const void *kp, size_t kn, char *out, size_t le
 			return;
 		}
 	}
-	if ((t == T_JOURNAL || t == T_OUTBOX || t == T_FEDQ) && kn == 8) {
+	if ((t == T_JOURNAL || t == T_OUTBOX || t == T_FEDQ || t == T_DOWNLOG) && kn == 8) {
 		uint64_t seq = 0;
 		for (int i = 0; i < 8; i++)
 			seq = seq << 8 | (uint8_t)k[i];
 		snprintf(out, len, "%s %llu",
-			 t == T_JOURNAL	  ? "journal event"
-			 : t == T_OUTBOX ? "change log entry"
-					 : "quarantined change",
+			 t == T_JOURNAL	   ? "journal event"
+			 : t == T_OUTBOX  ? "change log entry"
+			 : t == T_DOWNLOG ? "down log entry"
+					  : "quarantined change",
 			 (unsigned long long)seq);
 		return;
 	}
@@ -1269,7 +1274,11 @@ static int apply_journal(struct store *s, bool del, const char *seqhex, const vo
 
 static MDB_dbi aux_dbi(const struct store *s, enum tab t)
 {
-	return t == T_OUTBOX ? s->outbox : t == T_FEDIN ? s->fedin : s->fedq;
+	return t == T_OUTBOX	? s->outbox
+	       : t == T_FEDIN	? s->fedin
+	       : t == T_DOWNLOG ? s->downlog
+	       : t == T_DOWNKEY ? s->downkey
+				: s->fedq;
 }
 
 /* A federation table's entry: key a sequence in hex (outbox, fedq) or a node path (fedin). */
@@ -1278,7 +1287,7 @@ static int apply_aux(struct store *s, enum tab t, bool del, const char *key, con
 {
 	unsigned char kb[8];
 	MDB_val k = {strlen(key), (void *)key};
-	if (t != T_FEDIN) {
+	if (t != T_FEDIN && t != T_DOWNKEY) {
 		journal_key(strtoull(key, NULL, 16), kb);
 		k = (MDB_val){8, kb};
 	}
@@ -2051,9 +2060,74 @@ static uint64_t now_us(void)
  * when the batch is replayed. An entry is a map: o origin node, q its sequence there, d
  * dataset, s scope, i id, t when (wall ms), r the record's bytes (bin) or nil (deleted).
  */
-static int flush_outbox(struct store *s, uint64_t *last)
+/* Pack op as a change log or down log entry numbered `seq` into s->obuf. */
+static void pack_entry(struct store *s, const struct logop *op, uint64_t seq, int64_t now)
+{
+	bool own = op->origin_off == ORIGIN_OWN;
+	msgpack_packer pk;
+	s->obuf.size = 0;
+	msgpack_packer_init(&pk, &s->obuf, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 7);
+	mp_kv_str(&pk, "o", own ? s->o.origin : arena_str(s, op->origin_off));
+	mp_kv_uint(&pk, "q", own ? seq : op->oseq);
+	mp_kv_str(&pk, "d", s->cat->datasets[op->ds].name);
+	mp_kv_str(&pk, "s", arena_str(s, op->scope_off));
+	mp_kv_str(&pk, "i", arena_str(s, op->id_off));
+	mp_kv_int(&pk, "t", now);
+	mp_str(&pk, "r");
+	if (op->del)
+		msgpack_pack_nil(&pk);
+	else {
+		msgpack_pack_bin(&pk, op->val_len);
+		msgpack_pack_bin_body(&pk, s->arena + op->val_off, op->val_len);
+	}
+}
+
+/* The down log's key of a record: "dataset scope id" (none of them holds a space). */
+static void down_key(char *out, size_t n, const char *ds, const char *scope, const char *id)
+{
+	snprintf(out, n, "%s %s %s", ds, scope, id);
+}
+
+/*
+ * One entry more of the down log (in the write transaction): numbered `seq`, replacing the
+ * record's earlier entry — the log holds each record's last change only (a deletion as
+ * nil until store_down_trim), so that a child new or far behind gets every record once.
+ */
+static int down_put(struct store *s, const char *ds, const char *scope, const char *id,
+		    uint64_t seq)
+{
+	char key[CAT_NAME_MAX + SCOPE_MAX + STORE_ID_MAX + 3];
+	down_key(key, sizeof key, ds, scope, id);
+	MDB_val k = {strlen(key), key}, v;
+	int rc = sget(s->wtxn, s->downkey, T_DOWNKEY, &k, &v, NULL);
+	if (rc == 0 && v.mv_size == 8) {
+		unsigned char ob[8];
+		memcpy(ob, v.mv_data, 8);
+		MDB_val okey = {8, ob};
+		if ((rc = mdb_del(s->wtxn, s->downlog, &okey, NULL)) && rc != MDB_NOTFOUND)
+			return rc;
+	} else if (rc && rc != MDB_NOTFOUND && rc != SUM_BAD) /* damaged: written anew */
+		return rc;
+	unsigned char kb[8];
+	journal_key(seq, kb);
+	MDB_val sk = {8, kb};
+	if ((rc = sput(s->wtxn, s->downlog, T_DOWNLOG, &sk, s->obuf.data, s->obuf.size, 0)))
+		return rc;
+	return sput(s->wtxn, s->downkey, T_DOWNKEY, &k, kb, 8, 0);
+}
+
+/*
+ * The batch's changes of datasets that go up, as change log entries (o.origin set), in the
+ * order they were made, numbered from the last committed sequence: run again from there
+ * when the batch is replayed. An entry is a map: o origin node, q its sequence there, d
+ * dataset, s scope, i id, t when (wall ms), r the record's bytes (bin) or nil (deleted).
+ * The changes of datasets that go down become down log entries the same way (dlast).
+ */
+static int flush_outbox(struct store *s, uint64_t *last, uint64_t *dlast)
 {
 	*last = s->out_last;
+	*dlast = s->down_last;
 	if (s->acked_pend > s->out_acked) {
 		MDB_val k = {12, "outbox_acked"};
 		int rc = sput(s->wtxn, s->meta, T_META, &k, &s->acked_pend, sizeof s->acked_pend, 0);
@@ -2065,33 +2139,31 @@ static int flush_outbox(struct store *s, uint64_t *last)
 	int64_t now = 0;
 	for (size_t i = 0; i < s->n_ops; i++) {
 		const struct logop *op = &s->ops[i];
-		if (op->ds >= DS_AUX || !s->cat->datasets[op->ds].up)
+		if (op->ds >= DS_AUX)
+			continue;
+		const struct cat_dataset *d = &s->cat->datasets[op->ds];
+		if (!d->up && !d->down)
 			continue;
 		if (!now)
 			now = wall_ms();
-		uint64_t seq = ++*last;
-		bool own = op->origin_off == ORIGIN_OWN;
-		msgpack_packer pk;
-		s->obuf.size = 0;
-		msgpack_packer_init(&pk, &s->obuf, msgpack_sbuffer_write);
-		msgpack_pack_map(&pk, 7);
-		mp_kv_str(&pk, "o", own ? s->o.origin : arena_str(s, op->origin_off));
-		mp_kv_uint(&pk, "q", own ? seq : op->oseq);
-		mp_kv_str(&pk, "d", s->cat->datasets[op->ds].name);
-		mp_kv_str(&pk, "s", arena_str(s, op->scope_off));
-		mp_kv_str(&pk, "i", arena_str(s, op->id_off));
-		mp_kv_int(&pk, "t", now);
-		mp_str(&pk, "r");
-		if (op->del)
-			msgpack_pack_nil(&pk);
-		else {
-			msgpack_pack_bin(&pk, op->val_len);
-			msgpack_pack_bin_body(&pk, s->arena + op->val_off, op->val_len);
+		uint64_t seq = d->up ? ++*last : ++*dlast;
+		pack_entry(s, op, seq, now);
+		int rc;
+		if (d->down) {
+			rc = down_put(s, d->name, arena_str(s, op->scope_off),
+				      arena_str(s, op->id_off), seq);
+		} else {
+			unsigned char kb[8];
+			journal_key(seq, kb);
+			MDB_val k = {8, kb};
+			rc = sput(s->wtxn, s->outbox, T_OUTBOX, &k, s->obuf.data, s->obuf.size, 0);
 		}
-		unsigned char kb[8];
-		journal_key(seq, kb);
-		MDB_val k = {8, kb};
-		int rc = sput(s->wtxn, s->outbox, T_OUTBOX, &k, s->obuf.data, s->obuf.size, 0);
+		if (rc)
+			return rc;
+	}
+	if (*dlast != s->down_last) { /* kept apart: a trim may leave the log empty */
+		MDB_val k = {9, "down_last"};
+		int rc = sput(s->wtxn, s->meta, T_META, &k, dlast, sizeof *dlast, 0);
 		if (rc)
 			return rc;
 	}
@@ -2107,10 +2179,10 @@ int store_batch_end(struct store *s)
 	if (!s->wtxn)
 		return 0;
 	char err[512];
-	uint64_t t0 = now_us(), out_last = s->out_last;
+	uint64_t t0 = now_us(), out_last = s->out_last, down_last = s->down_last;
 	int rc;
 	for (;;) {
-		rc = flush_outbox(s, &out_last);
+		rc = flush_outbox(s, &out_last, &down_last);
 		if (rc == 0)
 			rc = flush_counts(s);
 		if (rc == 0) {
@@ -2139,9 +2211,10 @@ int store_batch_end(struct store *s)
 	atomic_fetch_add(&s->commits, 1);
 	s->batches++;
 	s->out_acked = s->acked_pend;
-	bool logged = out_last != s->out_last || s->rebased;
+	bool logged = out_last != s->out_last || down_last != s->down_last || s->rebased;
 	s->rebased = false;
 	s->out_last = out_last;
+	s->down_last = down_last;
 	if (s->n_watched)
 		keep_changes(s);
 	log_clear(s);
@@ -2619,6 +2692,8 @@ int store_scan(struct store *s, const struct store_query *q, store_row_fn fn, vo
 		idx_prefix(&prefix, ds->name, fl[eq].f, &e, NULL);
 		tail_at = prefix.n;
 		idx_prefix(&prefix, ds->name, fl[eq].f, &e, q->scope);
+		if (q->exact && root_len)
+			kzero(&prefix);
 		dbi = s->idx;
 	} else if (ranged) {
 		rwalk_init(&w, fl, nf, fl[rg].f);
@@ -2633,6 +2708,8 @@ int store_scan(struct store *s, const struct store_query *q, store_row_fn fn, vo
 		rec_prefix(&prefix, ds->name, NULL);
 		tail_at = prefix.n;
 		rec_prefix(&prefix, ds->name, q->scope);
+		if (q->exact && root_len)
+			kzero(&prefix);
 		dbi = s->rec;
 	}
 	bool resume = q->cursor && *q->cursor;
@@ -2721,8 +2798,8 @@ int store_scan(struct store *s, const struct store_query *q, store_row_fn fn, vo
 		}
 		if (ranged && root_len &&
 		    (strncmp(scope, q->scope, root_len) != 0 ||
-		     (scope[root_len] != '\0' && scope[root_len] != '/')))
-			continue; /* outside the subtree */
+		     (scope[root_len] != '\0' && (q->exact || scope[root_len] != '/'))))
+			continue; /* outside the subtree (or below the scope asked for) */
 		const void *data = val.mv_data;
 		size_t len = val.mv_size;
 		if (dbi == s->idx) {
@@ -2976,8 +3053,8 @@ int store_backup_start(struct store *s, const char *path, store_done_fn done, vo
 
 /* ---- open and close ---- */
 
-static const char *const db_names[] = {"rec",	   "idx",    "ids",   "meta",
-				       "journal", "outbox", "fedin", "fedq"};
+static const char *const db_names[] = {"rec",	   "idx",    "ids",   "meta",	 "journal",
+				       "outbox", "fedin", "fedq",  "downlog", "downkey"};
 #define N_DBS (sizeof db_names / sizeof db_names[0])
 
 /* Signature of a dataset's indexes: rebuilt when it changes. */
@@ -3044,11 +3121,13 @@ static int rebuild_index(struct store *s, int dsi, uint64_t *count)
 	return sput(s->wtxn, s->meta, T_META, &key, &n, sizeof n, 0);
 }
 
+static int down_seed(struct store *s, uint64_t *seeded);
+
 /* Touch the first and last page of each table: a cheap probe for damage. */
 static int probe(struct store *s, MDB_txn *txn)
 {
-	MDB_dbi dbis[] = {s->rec,     s->idx,	 s->ids,   s->meta,
-			  s->journal, s->outbox, s->fedin, s->fedq};
+	MDB_dbi dbis[] = {s->rec,  s->idx,   s->ids,  s->meta,    s->journal,
+			  s->outbox, s->fedin, s->fedq, s->downlog, s->downkey};
 	for (size_t i = 0; i < sizeof dbis / sizeof dbis[0]; i++) {
 		MDB_cursor *c;
 		MDB_val k, v;
@@ -3253,8 +3332,8 @@ static int prepare(struct store *s, char *err, size_t errlen)
 	mdb_cursor_close(c);
 	if (rc != MDB_NOTFOUND)
 		goto lmdb;
-	MDB_dbi *dbis[] = {&s->rec,	&s->idx,    &s->ids,   &s->meta,
-			   &s->journal, &s->outbox, &s->fedin, &s->fedq};
+	MDB_dbi *dbis[] = {&s->rec,   &s->idx,	 &s->ids,  &s->meta,	&s->journal,
+			   &s->outbox, &s->fedin, &s->fedq, &s->downlog, &s->downkey};
 	for (size_t i = 0; i < N_DBS; i++)
 		if ((rc = mdb_dbi_open(s->wtxn, db_names[i], MDB_CREATE, dbis[i])))
 			goto lmdb;
@@ -3268,7 +3347,7 @@ static int prepare(struct store *s, char *err, size_t errlen)
 		if (fmt > FORMAT_N) {
 			rc = errf(err, errlen, LINLI_EVERSION,
 				  "store: %s has format '%.*s', written by a newer linlid; this "
-				  "linlid reads '%s' (and migrates 1 to 3): run the newer linlid, "
+				  "linlid reads '%s' (and migrates 1 to 4): run the newer linlid, "
 				  "or restore a backup this one made",
 				  s->data_path, (int)(v.mv_size > 32 ? 32 : v.mv_size),
 				  (char *)v.mv_data, STORE_FORMAT);
@@ -3299,6 +3378,9 @@ static int prepare(struct store *s, char *err, size_t errlen)
 			goto lmdb;
 	}
 	if ((rc = node_id(s)))
+		goto lmdb;
+	uint64_t seeded = 0;
+	if ((rc = down_seed(s, &seeded)))
 		goto lmdb;
 	for (int i = 0; i < s->cat->n_datasets; i++) {
 		char sig[1024], key[CAT_NAME_MAX + 8];
@@ -3335,12 +3417,20 @@ static int prepare(struct store *s, char *err, size_t errlen)
 			 "%s: migrated from format 'linli-store 2' to 'linli-store 3' (a checksum "
 			 "on every entry) in the same transaction: %s",
 			 s->data_path, summary3);
+	if (fmt < 4)
+		log_info("store",
+			 "%s: migrated from format 'linli-store %d' to 'linli-store 4' (the "
+			 "federation's change log: tables outbox, fedin and fedq, empty) in the same "
+			 "transaction",
+			 s->data_path, fmt < 3 ? 3 : fmt);
 	if (fmt < FORMAT_N)
 		log_info("store",
-			 "%s: migrated from format 'linli-store %d' to '%s' (the federation's "
-			 "change log: tables outbox, fedin and fedq, empty) in the same "
-			 "transaction",
-			 s->data_path, fmt < 3 ? 3 : fmt, STORE_FORMAT);
+			 "%s: migrated from format 'linli-store %d' to '%s' (the federation's down "
+			 "log: tables downlog and downkey) in the same transaction",
+			 s->data_path, fmt < 4 ? 4 : fmt, STORE_FORMAT);
+	if (seeded)
+		log_info("store", "%s: the down log holds the %llu records of the datasets that go "
+			 "down, for the children", s->data_path, (unsigned long long)seeded);
 	return 0;
 lmdb:
 	if (rc == MDB_MAP_FULL) {
@@ -3427,6 +3517,86 @@ static int last_seq(MDB_txn *txn, MDB_dbi dbi, uint64_t *seq)
 	return rc ? rc : k.mv_size == 8 ? 0 : MDB_CORRUPTED;
 }
 
+/*
+ * The records a dataset going down held before the down log knew it (a store of an earlier
+ * format, federation configured since, a dataset marked `down` since): each entered once
+ * (own origin), in the open's transaction; meta "downseed/NAME" says it was done.
+ */
+static int down_seed(struct store *s, uint64_t *seeded)
+{
+	if (!s->o.origin)
+		return 0;
+	uint64_t dlast = 0;
+	int rc = last_seq(s->wtxn, s->downlog, &dlast);
+	MDB_val mk = {9, "down_last"}, mv;
+	if (!rc && (rc = sget(s->wtxn, s->meta, T_META, &mk, &mv, NULL)) == 0 && mv.mv_size == 8) {
+		uint64_t m;
+		memcpy(&m, mv.mv_data, 8);
+		if (m > dlast)
+			dlast = m;
+	}
+	if (rc == MDB_NOTFOUND || rc == SUM_BAD)
+		rc = 0;
+	if (rc)
+		return rc;
+	uint64_t start = dlast;
+	int64_t now = wall_ms();
+	for (int i = 0; i < s->cat->n_datasets; i++) {
+		const struct cat_dataset *d = &s->cat->datasets[i];
+		if (!d->down)
+			continue;
+		char key[CAT_NAME_MAX + 16];
+		int kn = snprintf(key, sizeof key, "downseed/%s", d->name);
+		MDB_val k = {(size_t)kn, key}, v;
+		rc = sget(s->wtxn, s->meta, T_META, &k, &v, NULL);
+		if (rc == 0)
+			continue;
+		if (rc != MDB_NOTFOUND && rc != SUM_BAD)
+			return rc;
+		struct kbuf prefix;
+		rec_prefix(&prefix, d->name, NULL);
+		MDB_cursor *c;
+		if ((rc = mdb_cursor_open(s->wtxn, s->rec, &c)))
+			return rc;
+		/* the down log's tables are written while this cursor walks the records */
+		MDB_val rk = {prefix.n, prefix.b}, rv;
+		for (rc = mdb_cursor_get(c, &rk, &rv, MDB_SET_RANGE); rc == 0;
+		     rc = mdb_cursor_get(c, &rk, &rv, MDB_NEXT)) {
+			if (rk.mv_size < prefix.n || memcmp(rk.mv_data, prefix.b, prefix.n))
+				break;
+			char scope[SCOPE_MAX + 1], id[STORE_ID_MAX + 1];
+			if (!split_tail((const char *)rk.mv_data + prefix.n, rk.mv_size - prefix.n,
+					scope, id) || sum_chk(T_REC, &rk, &rv, NULL))
+				continue; /* store verify names it */
+			uint64_t seq = ++dlast;
+			msgpack_packer pk;
+			s->obuf.size = 0;
+			msgpack_packer_init(&pk, &s->obuf, msgpack_sbuffer_write);
+			msgpack_pack_map(&pk, 7);
+			mp_kv_str(&pk, "o", s->o.origin);
+			mp_kv_uint(&pk, "q", seq);
+			mp_kv_str(&pk, "d", d->name);
+			mp_kv_str(&pk, "s", scope);
+			mp_kv_str(&pk, "i", id);
+			mp_kv_int(&pk, "t", now);
+			mp_str(&pk, "r");
+			msgpack_pack_bin(&pk, rv.mv_size);
+			msgpack_pack_bin_body(&pk, rv.mv_data, rv.mv_size);
+			if ((rc = down_put(s, d->name, scope, id, seq)))
+				break;
+		}
+		mdb_cursor_close(c);
+		if (rc && rc != MDB_NOTFOUND)
+			return rc;
+		if ((rc = sput(s->wtxn, s->meta, T_META, &k, "1", 1, 0)))
+			return rc;
+	}
+	*seeded = dlast - start;
+	if (dlast != start)
+		return sput(s->wtxn, s->meta, T_META, &mk, &dlast, sizeof dlast, 0);
+	return 0;
+}
+
 /* Where the change log stands: its last sequence, what was released, the quarantine's last. */
 static int outbox_load(struct store *s, char *err, size_t errlen)
 {
@@ -3446,6 +3616,21 @@ static int outbox_load(struct store *s, char *err, size_t errlen)
 		rc = last_seq(r.txn, s->outbox, &s->out_last);
 	if (!rc)
 		rc = last_seq(r.txn, s->fedq, &s->fedq_last);
+	uint64_t dl = 0;
+	if (!rc)
+		rc = last_seq(r.txn, s->downlog, &s->down_last);
+	if (!rc) {
+		k = (MDB_val){9, "down_last"};
+		rc = sget(r.txn, s->meta, T_META, &k, &v, NULL);
+		if (rc == 0 && v.mv_size == 8)
+			memcpy(&dl, v.mv_data, 8);
+		else if (rc == 0 || rc == SUM_BAD)
+			rc = MDB_CORRUPTED;
+		if (rc == MDB_NOTFOUND)
+			rc = 0;
+		if (dl > s->down_last)
+			s->down_last = dl;
+	}
 	rd_end(s, &r);
 	if (rc)
 		return lmdb_fail(s, rc, "reading the change log", err, errlen);
@@ -3944,6 +4129,102 @@ int store_outbox_info(struct store *s, struct store_outbox_info *oi)
 	return 0;
 }
 
+int store_down_read(struct store *s, uint64_t after, size_t max, store_seq_fn fn, void *ud,
+		    char *err, size_t errlen)
+{
+	return seq_read(s, s->downlog, T_DOWNLOG, after, max, fn, ud, err, errlen);
+}
+
+uint64_t store_down_last(struct store *s)
+{
+	return s->down_last;
+}
+
+int store_down_count(struct store *s, uint64_t *entries)
+{
+	*entries = 0;
+	struct rd r;
+	if (rd_begin(s, &r))
+		return LINLI_EIO;
+	MDB_stat ms;
+	if (mdb_stat(r.txn, s->downlog, &ms) == 0)
+		*entries = ms.ms_entries;
+	rd_end(s, &r);
+	return 0;
+}
+
+struct tombs {
+	struct keys k;
+	char **key;
+};
+
+static bool str_in(const msgpack_object *o, char *out, size_t n)
+{
+	if (!o || o->type != MSGPACK_OBJECT_STR || o->via.str.size >= n)
+		return false;
+	memcpy(out, o->via.str.ptr, o->via.str.size);
+	out[o->via.str.size] = '\0';
+	return true;
+}
+
+/* A deletion up to k.upto: its sequence and its record's key, to be trimmed. */
+static int collect_tomb(void *ud, uint64_t seq, const void *val, size_t len)
+{
+	struct tombs *t = ud;
+	if (seq > t->k.upto)
+		return 1;
+	const void *r;
+	size_t rl;
+	char d[CAT_NAME_MAX + 1], sc[SCOPE_MAX + 1], id[STORE_ID_MAX + 1];
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	bool tomb = mp_map_value(val, len, "r", &r, &rl) == 0 && rl == 1 &&
+		    *(const uint8_t *)r == 0xc0 &&
+		    msgpack_unpack_next(&up, val, len, NULL) == MSGPACK_UNPACK_SUCCESS &&
+		    up.data.type == MSGPACK_OBJECT_MAP && str_in(mp_get(&up.data, "d"), d, sizeof d) &&
+		    str_in(mp_get(&up.data, "s"), sc, sizeof sc) &&
+		    str_in(mp_get(&up.data, "i"), id, sizeof id);
+	msgpack_unpacked_destroy(&up);
+	if (!tomb)
+		return 0;
+	size_t n = t->k.n;
+	if (collect_key(&t->k, seq, val, len) || t->k.n == n)
+		return 1;
+	char **v = realloc(t->key, t->k.cap * sizeof *v);
+	if (!v)
+		return 1;
+	t->key = v;
+	char key[CAT_NAME_MAX + SCOPE_MAX + STORE_ID_MAX + 3];
+	down_key(key, sizeof key, d, sc, id);
+	if (!(t->key[n] = strdup(key))) {
+		t->k.n = n;
+		return 1;
+	}
+	return 0;
+}
+
+int store_down_trim(struct store *s, uint64_t upto, size_t *trimmed, char *err, size_t errlen)
+{
+	*trimmed = 0;
+	int rc = owner_only(s, err, errlen);
+	if (rc)
+		return rc;
+	struct tombs t = {.k = {.upto = upto}};
+	rc = seq_read(s, s->downlog, T_DOWNLOG, 0, SIZE_MAX, collect_tomb, &t, err, errlen);
+	for (size_t i = 0; i < t.k.n && !rc; i++) {
+		rc = seq_write(s, T_DOWNLOG, true, t.k.v[i], NULL, 0, err, errlen);
+		if (!rc)
+			rc = aux_write(s, T_DOWNKEY, true, t.key[i], NULL, 0, err, errlen);
+	}
+	for (size_t i = 0; i < t.k.n; i++)
+		free(t.key[i]);
+	free(t.key);
+	free(t.k.v);
+	if (!rc)
+		*trimmed = t.k.n;
+	return rc;
+}
+
 int store_fed_apply(struct store *s, const char *origin, uint64_t oseq, const char *dataset_name,
 		    const char *scope, const char *id, const void *rec, size_t len, char *err,
 		    size_t errlen)
@@ -4272,8 +4553,9 @@ static bool vrec_key(enum tab t, const MDB_val *k, struct kbuf *rk)
 }
 
 /* Walk table t, checking every entry; dbis: VERIFY_TABLES's. */
-static const enum tab vtabs[STORE_VERIFY_TABLES] = {T_REC,  T_IDX,   T_IDS, T_JOURNAL,
-						    T_META, T_OUTBOX, T_FEDIN, T_FEDQ};
+static const enum tab vtabs[STORE_VERIFY_TABLES] = {T_REC,	 T_IDX,	   T_IDS,     T_JOURNAL,
+						    T_META,	 T_OUTBOX, T_FEDIN,   T_FEDQ,
+						    T_DOWNLOG, T_DOWNKEY};
 static void vwalk(MDB_txn *txn, const MDB_dbi *dbis, int ti, bool sums,
 		  struct store_verify_report *rep)
 {
@@ -4322,7 +4604,8 @@ static void vwalk(MDB_txn *txn, const MDB_dbi *dbis, int ti, bool sums,
 				vnote(rep, t, &k, "its key does not parse");
 			else if (!vrec_there(txn, dbis[0], &rk))
 				vnote(rep, t, &k, "it names a record that is not there");
-		} else if ((t == T_JOURNAL || t == T_OUTBOX || t == T_FEDQ) && k.mv_size != 8)
+		} else if ((t == T_JOURNAL || t == T_OUTBOX || t == T_FEDQ || t == T_DOWNLOG) &&
+			   k.mv_size != 8)
 			vnote(rep, t, &k, "its key is not a sequence number");
 	}
 	mdb_cursor_close(c);
@@ -4354,13 +4637,14 @@ static void verify_walk(const char *dir, struct store_verify_report *rep)
 		goto out;
 	}
 	MDB_dbi dbis[STORE_VERIFY_TABLES];
-	static const char *const names[] = {"rec",  "idx",    "ids",   "journal",
-					    "meta", "outbox", "fedin", "fedq"};
+	static const char *const names[] = {"rec",    "idx",   "ids",  "journal", "meta",
+					    "outbox", "fedin", "fedq", "downlog", "downkey"};
 	int n_tables = STORE_VERIFY_TABLES;
 	for (int i = 0; i < n_tables; i++)
 		if ((rc = mdb_dbi_open(txn, names[i], 0, &dbis[i]))) {
-			if (rc == MDB_NOTFOUND && i == 5) { /* before format 4: no change log */
-				n_tables = 5;
+			if (rc == MDB_NOTFOUND && (i == 5 || i == 8)) { /* before format 4: no
+					change log; before 5: no down log */
+				n_tables = i;
 				break;
 			}
 			snprintf(rep->error, sizeof rep->error, "%s/data.mdb: table %s: %s (%s)",
@@ -4380,8 +4664,10 @@ static void verify_walk(const char *dir, struct store_verify_report *rep)
 		goto out;
 	}
 	rep->checksums = sums;
-	if (rep->format >= 4 && n_tables < STORE_VERIFY_TABLES)
+	if (rep->format >= 4 && n_tables < 8)
 		vnote(rep, T_OUTBOX, NULL, "format 4 has a change log: the table is missing");
+	else if (rep->format >= 5 && n_tables < STORE_VERIFY_TABLES)
+		vnote(rep, T_DOWNLOG, NULL, "format 5 has a down log: the table is missing");
 	for (int i = 0; i < n_tables; i++)
 		vwalk(txn, dbis, i, sums, rep);
 out:
@@ -4481,7 +4767,8 @@ int store_verify_print(const char *dir, const struct store_verify_report *rep, F
 					 "LMDB's structure and the tables' agreement checked");
 	static const char *const what[] = {"records",	    "index entries",	 "id entries",
 					   "journal events", "meta entries",	 "change log entries",
-					   "origins applied", "quarantined changes"};
+					   "origins applied", "quarantined changes", "down log entries",
+					   "down log keys"};
 	for (int i = 0; i < STORE_VERIFY_TABLES; i++)
 		fprintf(f, "%s%llu %s", i ? ", " : "  ", (unsigned long long)rep->entries[i],
 			what[i]);

@@ -312,6 +312,7 @@ struct store_query {
 	const char *cursor; /* from the previous page, or NULL/"" for the first */
 	const struct store_range *range;
 	int n_range; /* 0..STORE_MAX_RANGE, all must match too */
+	bool exact;  /* only the records at `scope` itself, not below it */
 };
 
 /* One row; every pointer is valid only during the callback. */
@@ -511,6 +512,22 @@ uint64_t store_fed_applied(struct store *s, const char *from); /* 0: nothing yet
 int store_fed_list(struct store *s, void (*fn)(void *ud, const char *from, uint64_t seq),
 		   void *ud);
 
+/*
+ * The down log (o.origin set): every committed change of a dataset whose catalog entry says
+ * `down` is written in the same transaction as an entry shaped like the change log's,
+ * numbered in commit order (the numbering never goes back) — but each record keeps only its
+ * last entry: a later change of it replaces the earlier one, so the log holds each record
+ * (or its deletion) once, and a child that is new, replaced or far behind gets everything by
+ * reading from 0. Records held before the log knew them are entered at open. Deletions stay
+ * until store_down_trim (every child has them).
+ */
+int store_down_read(struct store *s, uint64_t after, size_t max, store_seq_fn fn, void *ud,
+		    char *err, size_t errlen);
+uint64_t store_down_last(struct store *s); /* owner: the last sequence committed */
+int store_down_count(struct store *s, uint64_t *entries);
+/* Drop the deletions numbered up to `upto` (owner, in the batch): *trimmed of them. */
+int store_down_trim(struct store *s, uint64_t upto, size_t *trimmed, char *err, size_t errlen);
+
 /* The quarantine: changes that could not be applied, kept with their reason (owner writes). */
 int store_fedq_add(struct store *s, const void *val, size_t len, uint64_t *id, char *err,
 		   size_t errlen);
@@ -521,14 +538,15 @@ int store_fedq_del(struct store *s, uint64_t id, char *err, size_t errlen);
 /* ---- verification: any thread, or with no store open (linlid --verify) ---- */
 
 #define STORE_VERIFY_NAMED 20 /* damaged entries named in a report */
-#define STORE_VERIFY_TABLES 8
+#define STORE_VERIFY_TABLES 10
 
 struct store_verify_report {
 	bool absent;	     /* no data.mdb: nothing to verify */
 	int format;	     /* N of "linli-store N"; 0 when unreadable */
 	bool checksums;	     /* format 3: every entry's checksum was checked */
 	uint64_t entries[STORE_VERIFY_TABLES]; /* records, index entries, id entries, journal
-						  events, meta, change log, fedin, fedq */
+						  events, meta, change log, fedin, fedq,
+						  down log, its keys */
 	uint64_t damaged;    /* entries found damaged (1 when the walk could not finish) */
 	int crashed;	     /* the signal that ended the walk (damaged pages), or 0 */
 	int n_named;

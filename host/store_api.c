@@ -58,6 +58,8 @@ struct call {
 	struct plug_store_state *st;
 	const char *scope; /* resolved: never NULL after call_begin succeeded */
 	bool exact;	   /* the caller named the scope: a record is addressed exactly there */
+	bool inherited;	   /* a read above the caller of a dataset that comes down: the
+			      records at that scope itself only (access_inherited) */
 };
 
 __attribute__((format(printf, 3, 4))) static int failf(struct call *c, int rc, const char *fmt, ...)
@@ -83,6 +85,7 @@ static void call_init(const struct store_actor *a, struct call *c)
 	c->st->last_error[0] = '\0';
 	c->scope = a->who->scope;
 	c->exact = false;
+	c->inherited = false;
 }
 
 /* Check the common arguments of a store call on `scope` (NULL: the actor's node). */
@@ -125,7 +128,9 @@ static int authorize(struct call *c, enum tier_action act, const char *what, con
 			     "plugins and scripts read it",
 			     what, dataset, ds->written_by);
 	char err[512];
-	int rc = access_check(c->k, c->a->who, act, c->scope, dataset, err, sizeof err);
+	const char *own = access_inherited(c->k, c->a->who, act, dataset, c->scope);
+	c->inherited = own != NULL;
+	int rc = access_check(c->k, c->a->who, act, own ? own : c->scope, dataset, err, sizeof err);
 	if (rc) {
 		log_warn(c->a->log_name, "%s %s: %s", what, dataset, err);
 		return failf(c, rc, "%s %s: %s", what, dataset, err);
@@ -506,6 +511,7 @@ int store_api_scan_as(const struct store_actor *a, const struct linli_query *in,
 	    .n_range = q.n_range,
 	    .limit = q.limit,
 	    .cursor = q.cursor,
+	    .exact = c.inherited,
 	};
 	struct page pg = {.n = 0};
 	msgpack_sbuffer_init(&pg.buf);
@@ -826,13 +832,15 @@ struct store_api_watch {
 	store_change_as_fn fn;
 	void *ud;
 	char scope[SCOPE_MAX + 1]; /* the actor's jurisdiction */
+	bool down;		   /* a dataset that comes down: the scopes above it told too */
 };
 
 static void watch_tramp(void *ud, const struct store_change *c)
 {
 	struct store_api_watch *w = ud;
-	if (!scope_within(w->scope, c->scope))
-		return; /* a sibling's or a parent's record: never told */
+	if (!scope_within(w->scope, c->scope) && !(w->down && scope_within(c->scope, w->scope)))
+		return; /* a sibling's or a parent's record: never told (but those kept above
+			   of what comes down, which it reads: access_inherited) */
 	struct linli_change ch = {.size = sizeof ch,
 				  .dataset = c->dataset,
 				  .scope = c->scope,
@@ -859,7 +867,8 @@ int store_api_watch_as(const struct store_actor *a, const char *dataset, store_c
 	struct store_api_watch *w = calloc(1, sizeof *w);
 	if (!w)
 		return failf(&c, LINLI_ENOMEM, "store_watch %s: out of memory", dataset);
-	*w = (struct store_api_watch){.k = c.k, .fn = fn, .ud = ud};
+	const struct cat_dataset *wd = catalog_dataset(c.k->catalog, dataset);
+	*w = (struct store_api_watch){.k = c.k, .fn = fn, .ud = ud, .down = wd && wd->down};
 	snprintf(w->scope, sizeof w->scope, "%s", c.scope);
 	char err[256];
 	if ((rc = store_watch(c.k->store, dataset, watch_tramp, w, &w->id, err, sizeof err))) {

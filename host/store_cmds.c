@@ -57,6 +57,7 @@ struct dargs {
 	int n_pos;
 	const char *scope, *id, *cursor, *id_field;
 	bool scoped; /* --scope was given: a record is addressed exactly there */
+	bool inherited; /* a read above the caller of what comes down (access_inherited) */
 	long limit;
 	struct store_where where[STORE_MAX_WHERE];
 	int n_where;
@@ -160,7 +161,10 @@ static int request_scope(struct cmd_call *call, struct dargs *a, enum tier_actio
 				"written around them would not reach the running registry); use "
 				"'linli %s ...'",
 				dataset, ds->written_by, ds->written_by);
-	return access_call(call, act, a->scope, dataset);
+	const char *own = dataset ? access_inherited(call->k, call->who, act, dataset, a->scope)
+				  : NULL;
+	a->inherited = own != NULL; /* the records kept at that scope itself only */
+	return access_call(call, act, own ? own : a->scope, dataset);
 }
 
 /* Pack {id, scope, field...} from a stored record. */
@@ -543,6 +547,7 @@ static int cmd_data_query(struct cmd_call *call, void *ud)
 	    .cursor = a.cursor,
 	    .range = a.range,
 	    .n_range = a.n_range,
+	    .exact = a.inherited,
 	};
 	struct rows r = {.bad = 0, .mask = read_policy(call, a.pos[0], a.scope, "query")};
 	msgpack_sbuffer_init(&r.buf);
@@ -688,7 +693,8 @@ static void verify_finish(struct kernel *k, void *arg)
 	mp_kv_bool(pk, "checksums", r->checksums);
 	static const char *const what[STORE_VERIFY_TABLES] = {
 	    "records",	    "index_entries",	 "id_entries",	   "journal_events",
-	    "meta_entries", "change_log_entries", "origins_applied", "quarantined"};
+	    "meta_entries", "change_log_entries", "origins_applied", "quarantined",
+	    "down_log_entries", "down_log_keys"};
 	mp_str(pk, "entries");
 	msgpack_pack_map(pk, STORE_VERIFY_TABLES);
 	for (int i = 0; i < STORE_VERIFY_TABLES; i++)

@@ -292,6 +292,13 @@ static const struct bad bad_cases[] = {
 	{"a",
 	 "dataset = {\n  name = \"a\"; title_zh = \"甲\"; title_en = \"A\";\n"
 	 "  owner = \"test\"; family = \"core\"; level = \"community\";\n"
+	 "  sharing = \"shared\"; source = \"community\"; up = true;\n  down = true;\n"
+	 "  fields = ( { name = \"x\"; type = \"string\"; } );\n};\n",
+	 "datasets/a.cfg:5: dataset: down: a dataset goes one way between the tiers: up (its "
+	 "changes to the parent) or down (its records to the children), not both"},
+	{"a",
+	 "dataset = {\n  name = \"a\"; title_zh = \"甲\"; title_en = \"A\";\n"
+	 "  owner = \"test\"; family = \"core\"; level = \"community\";\n"
 	 "  sharing = \"shared\"; source = \"community\"; up = \"yes\";\n"
 	 "  fields = ( { name = \"x\"; type = \"string\"; } );\n};\n",
 	 "datasets/a.cfg:4: dataset: up"},

@@ -111,6 +111,12 @@ static const char ups_cfg[] =
     "  fields = ( { name = \"n\"; type = \"integer\"; required = true; indexed = true; },\n"
     "    { name = \"pad\"; type = \"string\"; } ); };\n";
 
+static const char downs_cfg[] =
+    "dataset = { name = \"downs\"; title_zh = \"下\"; title_en = \"Down\";\n"
+    "  owner = \"test\"; family = \"core\"; level = \"city\";\n"
+    "  sharing = \"shared\"; down = true; source = \"city\";\n"
+    "  fields = ( { name = \"n\"; type = \"integer\"; required = true; indexed = true; } ); };\n";
+
 static const char nums_cfg[] =
     "dataset = { name = \"nums\"; title_zh = \"数\"; title_en = \"Numbers\";\n"
     "  owner = \"test\"; family = \"core\"; level = \"community\";\n"
@@ -156,6 +162,7 @@ static void write_catalog(struct fx *x, bool others_indexed)
 	write_file(ds, "gridded.cfg", gridded_cfg);
 	write_file(ds, "nums.cfg", nums_cfg);
 	write_file(ds, "ups.cfg", ups_cfg);
+	write_file(ds, "downs.cfg", downs_cfg);
 	char err[1024];
 	catalog_free(x->cat);
 	x->cat = NULL;
@@ -1465,11 +1472,11 @@ static void test_unknown_format_refused(void **state)
 	assert_int_equal(mdb_env_open(env, x->data, 0, 0600), 0);
 	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
 	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
-	raw_put(txn, meta, "format", 6, "linli-store 5", 13);
+	raw_put(txn, meta, "format", 6, "linli-store 6", 13);
 	assert_int_equal(mdb_txn_commit(txn), 0);
 	mdb_env_close(env);
-	expect_refused(x, "data/data.mdb has format 'linli-store 5', written by a newer linlid; "
-			  "this linlid reads 'linli-store 4' (and migrates 1 to 3)");
+	expect_refused(x, "data/data.mdb has format 'linli-store 6', written by a newer linlid; "
+			  "this linlid reads 'linli-store 5' (and migrates 1 to 4)");
 	/* And a format no linlid wrote is damage, not a version. */
 	assert_int_equal(mdb_env_create(&env), 0);
 	mdb_env_set_maxdbs(env, 16);
@@ -1749,9 +1756,140 @@ static void test_format_3_migrated(void **state)
 	assert_int_equal(e.n, 1);
 	assert_int_equal(e.seq[0], 1);
 	assert_int_equal(store_verify(x->data, &rep), 0);
-	assert_int_equal(rep.format, 4);
+	assert_int_equal(rep.format, 5);
 	assert_int_equal(rep.damaged, 0);
 	assert_int_equal(rep.entries[5], 1);
+}
+
+static int collect_down(void *ud, uint64_t seq, const void *val, size_t len)
+{
+	struct entries *e = ud;
+	int i = e->n;
+	collect_entry(ud, seq, val, len);
+	/* the down test names records by scope too: the scope's last segment before the id */
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	assert_int_equal(msgpack_unpack_next(&up, val, len, NULL), MSGPACK_UNPACK_SUCCESS);
+	char sc[SCOPE_MAX + 1], id[64];
+	mp_copy_str(mp_get(&up.data, "s"), sc, sizeof sc);
+	snprintf(id, sizeof id, "%s:%s", strrchr(sc, '/') ? strrchr(sc, '/') + 1 : sc, e->id[i]);
+	snprintf(e->id[i], sizeof e->id[i], "%s", id);
+	msgpack_unpacked_destroy(&up);
+	return 0;
+}
+
+static void read_down(struct fx *x, uint64_t after, struct entries *e)
+{
+	memset(e, 0, sizeof *e);
+	if (store_down_read(x->s, after, 64, collect_down, e, err, sizeof err))
+		fail_msg("%s", err);
+}
+
+static int count_rows(void *ud, const struct store_row *r)
+{
+	(void)r;
+	(*(int *)ud)++;
+	return 0;
+}
+
+/*
+ * The down log: a dataset that goes down writes an entry per committed change, the record's
+ * earlier entry replaced (each record once, its last change); deletions stay until trimmed;
+ * the records held before the log knew them (no origin then) are entered at open; a scan
+ * `exact` at a scope sees that scope's records only, not those below.
+ */
+static void test_down_log(void **state)
+{
+	struct fx *x = *state;
+	must_put(x, "downs", "hefei", "before", "{\"n\":0}", NULL); /* no origin: no log */
+	commit(x);
+	x->origin = "hefei/baohe";
+	reopen(x);
+	struct entries e;
+	read_down(x, 0, &e); /* entered at open, once */
+	assert_int_equal(e.n, 1);
+	assert_string_equal(e.id[0], "hefei:before");
+	assert_int_equal(store_down_last(x->s), 1);
+	reopen(x);
+	assert_int_equal(store_down_last(x->s), 1);
+	must_put(x, "downs", "hefei", "a", "{\"n\":1}", NULL);
+	must_put(x, "downs", "hefei/baohe/binhu", "a", "{\"n\":2}", NULL);
+	must_put(x, "ups", YUELAN, "u", "{\"n\":3}", NULL); /* goes up, not down */
+	must_put(x, "downs", "hefei", "a", "{\"n\":4}", NULL); /* replaces its entry 2 */
+	commit(x);
+	read_down(x, 0, &e);
+	assert_int_equal(e.n, 3);
+	assert_int_equal(e.seq[0], 1);
+	assert_int_equal(e.seq[1], 3);
+	assert_string_equal(e.id[1], "binhu:a");
+	assert_int_equal(e.seq[2], 4);
+	assert_string_equal(e.id[2], "hefei:a");
+	assert_int_equal(e.nfield[2], 4);
+	assert_string_equal(e.origin[2], "hefei/baohe");
+	assert_int_equal(e.oseq[2], 4);
+	/* a deletion is an entry (nil) replacing the record's; applied from above keeps its origin */
+	assert_int_equal(store_delete_at(x->s, "downs", "hefei", "before", err, sizeof err), 0);
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 1);
+	mp_kv_int(&pk, "n", 7);
+	assert_int_equal(store_fed_apply(x->s, "hefei", 40, "downs", "hefei", "c", sb.data, sb.size,
+					 err, sizeof err),
+			 0);
+	msgpack_sbuffer_destroy(&sb);
+	commit(x);
+	read_down(x, 4, &e);
+	assert_int_equal(e.n, 2);
+	assert_int_equal(e.seq[0], 5);
+	assert_true(e.deleted[0]);
+	assert_string_equal(e.id[0], "hefei:before");
+	assert_string_equal(e.origin[1], "hefei");
+	assert_int_equal(e.oseq[1], 40);
+	uint64_t n = 0;
+	assert_int_equal(store_down_count(x->s, &n), 0);
+	assert_int_equal(n, 4);
+	/* trimmed: the deletions up to 5 go, the records stay; the numbering goes on */
+	size_t trimmed = 0;
+	assert_int_equal(store_down_trim(x->s, 5, &trimmed, err, sizeof err), 0);
+	assert_int_equal(trimmed, 1);
+	commit(x);
+	read_down(x, 0, &e);
+	assert_int_equal(e.n, 3);
+	assert_int_equal(e.seq[2], 6);
+	/* the deleted record put again: a new entry (its key was trimmed with it) */
+	must_put(x, "downs", "hefei", "before", "{\"n\":8}", NULL);
+	commit(x);
+	reopen(x);
+	read_down(x, 6, &e);
+	assert_int_equal(e.n, 1);
+	assert_int_equal(e.seq[0], 7);
+	assert_int_equal(store_down_last(x->s), 7);
+	/* exact: the records at hefei itself, not binhu's below it */
+	int rows = 0;
+	char cur[STORE_CURSOR_MAX];
+	struct store_query q = {.dataset = "downs", .scope = "hefei", .exact = true};
+	assert_int_equal(store_scan(x->s, &q, count_rows, &rows, cur, err, sizeof err), 3);
+	q.exact = false;
+	rows = 0;
+	assert_int_equal(store_scan(x->s, &q, count_rows, &rows, cur, err, sizeof err), 4);
+	struct store_where w = {"n", "2"};
+	q = (struct store_query){
+	    .dataset = "downs", .scope = "hefei", .exact = true, .where = &w, .n_where = 1};
+	assert_int_equal(store_scan(x->s, &q, count_rows, &rows, cur, err, sizeof err), 0);
+	q.exact = false;
+	assert_int_equal(store_scan(x->s, &q, count_rows, &rows, cur, err, sizeof err), 1);
+	struct store_range rg = {"n", ">", "1"};
+	q = (struct store_query){
+	    .dataset = "downs", .scope = "hefei", .exact = true, .range = &rg, .n_range = 1};
+	assert_int_equal(store_scan(x->s, &q, count_rows, &rows, cur, err, sizeof err), 3);
+	/* verify counts the down log's tables */
+	struct store_verify_report rep;
+	assert_int_equal(store_verify(x->data, &rep), 0);
+	assert_int_equal(rep.damaged, 0);
+	assert_int_equal(rep.entries[8], 4);
+	assert_int_equal(rep.entries[9], 4);
 }
 
 /* ---- checksums (format 3) ---- */
@@ -2100,7 +2238,7 @@ static void test_verify_walks_everything(void **state)
 	/* Beside the open store (a running linlid), and clean. */
 	assert_int_equal(store_verify(x->data, r), 0);
 	assert_int_equal(r->damaged, 0);
-	assert_int_equal(r->format, 4);
+	assert_int_equal(r->format, 5);
 	assert_true(r->checksums);
 	assert_int_equal(r->entries[0], 40);
 	assert_int_equal(r->entries[1], 40 * 2); /* s and i */
@@ -2742,6 +2880,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_change_log_survives_map_growth, setup_small,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_format_3_migrated, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_down_log, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_damaged_record_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_damaged_index_entry_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_damaged_ids_and_journal_refused, setup, teardown),

@@ -487,6 +487,8 @@ def case_format_1_store_is_migrated_at_start():
                             "checksum on every entry) in the same transaction: 10 records, ")
                 d2.wait_log("migrated from format 'linli-store 3' to 'linli-store 4' (the "
                             "federation's change log: tables outbox, fedin and fedq, empty)")
+                d2.wait_log("migrated from format 'linli-store 4' to 'linli-store 5' (the "
+                            "federation's down log: tables downlog and downkey)")
                 check("records kept (" in d2.logtext() and "residents 5" in d2.logtext(),
                       d2.logtext())
                 eq(user_datasets(d2.ok("store", "stats")), before, "every dataset's count")
