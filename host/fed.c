@@ -69,6 +69,16 @@ struct child {
 	char gap[200];
 	char schema_differs[256]; /* datasets going up whose schema differs from this node's */
 	bool decommissioned;	  /* federation decommission: nothing taken from it any more */
+	/* what it applied of this node's down log (its word, or its status), -1: not said yet */
+	int64_t down_word;
+};
+
+/* Sending the down log to a child (fed's thread, under mu for the word). */
+struct dsend {
+	char node[SCOPE_MAX + 1];
+	uint64_t word, sent, msgs, resent;
+	int64_t progress_ms, wait;
+	bool probing, off; /* off: decommissioned, nothing sent */
 };
 
 /* A rule that came down (or was pushed here): kept under data_dir/federation/down. */
@@ -131,6 +141,10 @@ struct fed {
 	struct outmsg *outs;
 	size_t n_outs, cap_outs;
 	struct inbound *posted; /* handed to the kernel thread, not taken yet (under mu) */
+	/* The down log: its last sequence (the kernel's), each child's sending (under mu). */
+	uint64_t down_last;
+	struct dsend *dsends;
+	size_t n_dsends;
 	/* Kernel thread only. */
 	struct child *children;
 	size_t n_children;
@@ -144,6 +158,11 @@ struct fed {
 	size_t n_dacks;
 	unsigned ticks;
 	char down_dir[4200];
+	/* From the parent's down log (kernel thread): applied, repeats, gaps, quarantined. */
+	char parent[SCOPE_MAX + 1];
+	uint64_t down_applied, down_entries, down_dups, down_gaps, down_quarantined, down_forged;
+	uint64_t down_trimmed;
+	bool word_due;
 	/* fed's thread only. */
 	natsConnection *nc;
 	jsCtx *js, *parent_js;
@@ -543,6 +562,7 @@ static int add_entry(void *ud, uint64_t seq, const void *val, size_t len)
 }
 
 static void apply_rule(struct kernel *k, void *arg);
+static void apply_down(struct kernel *k, void *arg);
 
 /*
  * What comes down from the parent (linli.down.<node>.>): `applied`, its word on this node's
@@ -554,7 +574,8 @@ static void on_applied(natsConnection *nc, natsSubscription *sub, natsMsg *m, vo
 	struct fed *f = ud;
 	const char *subj = natsMsg_GetSubject(m);
 	size_t sl = strlen(subj);
-	if (sl > 5 && !strcmp(subj + sl - 5, ".rule")) {
+	bool data = sl > 5 && !strcmp(subj + sl - 5, ".data");
+	if (data || (sl > 5 && !strcmp(subj + sl - 5, ".rule"))) {
 		int n = natsMsg_GetDataLength(m);
 		struct inbound *in = n > 0 && n <= (int)CHANGES_MAX ? malloc(sizeof *in + (size_t)n)
 								     : NULL;
@@ -565,7 +586,7 @@ static void on_applied(natsConnection *nc, natsSubscription *sub, natsMsg *m, vo
 			in->len = (size_t)n;
 			in->bytes = in->data;
 			memcpy(in->data, natsMsg_GetData(m), in->len);
-			if (post_in(f, apply_rule, in))
+			if (post_in(f, data ? apply_down : apply_rule, in))
 				free(in); /* the parent sends it again */
 		}
 		natsMsg_Destroy(m);
@@ -690,6 +711,125 @@ static bool send_changes(struct fed *f)
 	f->last_error[0] = '\0';
 	pthread_mutex_unlock(&f->mu);
 	return true;
+}
+
+/* ---- the down log going to the children (fed's thread) ---- */
+
+struct downmsg {
+	struct fed *f;
+	const char *child;
+	uint64_t last; /* the last sequence looked at */
+	size_t n, scanned;
+};
+
+/* An entry for the child when its record's scope is above it or within its subtree. */
+static int add_down(void *ud, uint64_t seq, const void *val, size_t len)
+{
+	struct downmsg *d = ud;
+	if (d->n && (d->n == CHANGES_BATCH || d->f->entbuf.size + len > CHANGES_BYTES))
+		return 1;
+	d->scanned++;
+	const void *sv;
+	size_t sl;
+	char scope[SCOPE_MAX + 1] = "";
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	if (mp_map_value(val, len, "s", &sv, &sl) == 0 &&
+	    msgpack_unpack_next(&up, sv, sl, NULL) == MSGPACK_UNPACK_SUCCESS)
+		str_of(&up.data, scope, sizeof scope);
+	msgpack_unpacked_destroy(&up);
+	d->last = seq;
+	if (!scope_within(scope, d->child) && !scope_within(d->child, scope))
+		return d->scanned >= 4 * CHANGES_BATCH; /* a sibling's: passed over */
+	if (len > CHANGES_BYTES)
+		return 0; /* cannot go (NATS takes 1 MiB a message): store verify's business */
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, &d->f->entbuf, msgpack_sbuffer_write);
+	msgpack_pack_array(&pk, 2);
+	msgpack_pack_uint64(&pk, seq);
+	msgpack_sbuffer_write(&d->f->entbuf, val, len);
+	d->n++;
+	return 0;
+}
+
+/*
+ * The down log to each child whose word is known: {n: this node, a: the sequence the
+ * message follows, b: the last looked at, e: [[seq, entry]...]} on core NATS
+ * (linli.down.<child>.data); the child applies what follows its own word and says where it
+ * stands; no word for ACK_WAIT_MS: from its word again, one message at a time.
+ */
+static bool send_down(struct fed *f)
+{
+	bool busy = false;
+	pthread_mutex_lock(&f->mu);
+	uint64_t last = f->down_last;
+	size_t n = f->n_dsends;
+	pthread_mutex_unlock(&f->mu);
+	int64_t now = mono_ms();
+	for (size_t i = 0; i < n; i++) {
+		pthread_mutex_lock(&f->mu);
+		struct dsend d = f->dsends[i];
+		pthread_mutex_unlock(&f->mu);
+		if (d.off)
+			continue;
+		if (!d.wait)
+			d.wait = ACK_WAIT_MS;
+		/* A word past this log (this store replaced or restored, or a bad word): the child
+		   is told to take everything again (z), which puts its word back within. */
+		bool reset = d.word > last;
+		uint64_t w = reset ? 0 : d.word;
+		if (d.sent < w)
+			d.sent = w, d.progress_ms = now, d.wait = ACK_WAIT_MS, d.probing = false;
+		if (d.sent > w && now - d.progress_ms > d.wait) {
+			d.sent = w;
+			d.progress_ms = now;
+			d.probing = true;
+			d.resent++;
+			if (d.wait < 60000)
+				d.wait *= 2;
+		}
+		if (d.sent < last && d.sent - w < (d.probing ? 1 : WINDOW)) {
+			struct downmsg m = {.f = f, .child = d.node, .last = d.sent};
+			char err[512];
+			f->entbuf.size = 0;
+			if (store_down_read(f->k->store, d.sent, SIZE_MAX, add_down, &m, err,
+					    sizeof err))
+				set_error(f, "reading the down log: %s", err);
+			else if (m.last > d.sent) {
+				f->upbuf.size = 0;
+				msgpack_packer pk;
+				msgpack_packer_init(&pk, &f->upbuf, msgpack_sbuffer_write);
+				msgpack_pack_map(&pk, reset ? 5 : 4);
+				mp_kv_str(&pk, "n", f->k->cfg.node_path);
+				mp_kv_uint(&pk, "a", d.sent);
+				mp_kv_uint(&pk, "b", m.last);
+				if (reset)
+					mp_kv_bool(&pk, "z", true);
+				mp_str(&pk, "e");
+				msgpack_pack_array(&pk, m.n);
+				msgpack_sbuffer_write(&f->upbuf, f->entbuf.data, f->entbuf.size);
+				char t[SCOPE_MAX + 1], subj[SUBJECT_MAX];
+				tokens(d.node, t, sizeof t);
+				snprintf(subj, sizeof subj, "linli.down.%s.data", t);
+				if (natsConnection_Publish(f->nc, subj, f->upbuf.data,
+							   (int)f->upbuf.size) == NATS_OK) {
+					if (d.sent == w)
+						d.progress_ms = now;
+					d.sent = m.last;
+					d.msgs++;
+					busy = true;
+				}
+			}
+		}
+		pthread_mutex_lock(&f->mu);
+		if (i < f->n_dsends && !strcmp(f->dsends[i].node, d.node)) {
+			d.word = f->dsends[i].word; /* a word that came meanwhile */
+			d.off = f->dsends[i].off;
+			f->dsends[i] = d;
+		}
+		pthread_mutex_unlock(&f->mu);
+	}
+	return busy;
 }
 
 /* Acknowledge what the kernel thread has committed, tell the children what was applied. */
@@ -836,6 +976,7 @@ static void *run(void *arg)
 		if (f->parent_js && !listen)
 			listen = applied_setup(f);
 		busy = f->parent_js && listen && send_changes(f);
+		busy = send_down(f) || busy;
 		if (!consume)
 			consume = consume_setup(f);
 		else
@@ -871,8 +1012,9 @@ static void on_status_tick(struct kernel *k, void *arg)
 	pthread_mutex_lock(&f->mu);
 	uint64_t seq = ++f->seq;
 	pthread_mutex_unlock(&f->mu);
-	msgpack_pack_map(&pk, 10);
+	msgpack_pack_map(&pk, 11);
 	mp_kv_str(&pk, "node", k->cfg.node_path);
+	mp_kv_uint(&pk, "down", f->down_applied);
 	mp_kv_str(&pk, "level", tier_level_name(k->cfg.node_level));
 	mp_kv_str(&pk, "name", k->cfg.node_name ? k->cfg.node_name : "");
 	mp_kv_str(&pk, "version", LINLI_VERSION);
@@ -916,6 +1058,7 @@ static struct child *child_of(struct fed *f, const char *node)
 	struct child *c = &v[f->n_children++];
 	memset(c, 0, sizeof *c);
 	snprintf(c->node, sizeof c->node, "%s", node);
+	c->down_word = -1;
 	return c;
 }
 
@@ -958,6 +1101,9 @@ static struct child *sender_of(struct fed *f, const struct inbound *in, const ch
 	return c;
 }
 
+static void down_word(struct fed *f, struct child *c, uint64_t word);
+static void queue_out(struct fed *f, const char *subject, bool js, msgpack_sbuffer *sb);
+
 static void apply_status(struct fed *f, struct inbound *in)
 {
 	msgpack_unpacked up;
@@ -982,6 +1128,8 @@ static void apply_status(struct fed *f, struct inbound *in)
 		c->sent_at = (int64_t)o->via.u64;
 	if ((o = mp_get(&up.data, "seq")) && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
 		c->seq = o->via.u64;
+	if ((o = mp_get(&up.data, "down")) && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+		down_word(f, c, o->via.u64); /* a lost word said again */
 	/* The versions exchanged: which of the child's datasets going up this node's catalog
 	   would take differently (their changes would be quarantined): said before they come. */
 	char differs[sizeof c->schema_differs] = "";
@@ -1254,6 +1402,246 @@ done:
 
 static void apply_ack(struct fed *f, struct inbound *in);
 
+/* ---- the down log (kernel thread) ---- */
+
+/* A child's word on this node's down log: its sending goes on from there. */
+static void down_word(struct fed *f, struct child *c, uint64_t word)
+{
+	c->down_word = (int64_t)word;
+	pthread_mutex_lock(&f->mu);
+	size_t i = 0;
+	while (i < f->n_dsends && strcmp(f->dsends[i].node, c->node))
+		i++;
+	if (i == f->n_dsends) {
+		struct dsend *v = realloc(f->dsends, (f->n_dsends + 1) * sizeof *v);
+		if (!v) {
+			pthread_mutex_unlock(&f->mu);
+			return; /* its next word */
+		}
+		f->dsends = v;
+		memset(&v[i], 0, sizeof v[i]);
+		snprintf(v[i].node, sizeof v[i].node, "%s", c->node);
+		f->n_dsends++;
+	}
+	struct dsend *d = &f->dsends[i];
+	if (word < d->word) /* a replaced child store: from there */
+		d->sent = word;
+	d->word = word;
+	d->off = c->decommissioned;
+	pthread_mutex_unlock(&f->mu);
+	pthread_cond_signal(&f->cv);
+}
+
+static void send_word(struct fed *f)
+{
+	char t[SCOPE_MAX + 1], subj[SUBJECT_MAX];
+	tokens(f->k->cfg.node_path, t, sizeof t);
+	snprintf(subj, sizeof subj, "linli.up.%s.dword", t);
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 2);
+	mp_kv_str(&pk, "node", f->k->cfg.node_path);
+	mp_kv_uint(&pk, "seq", f->down_applied);
+	queue_out(f, subj, true, &sb);
+	f->word_due = false;
+}
+
+static void on_down_committed(void *arg, int rc, const char *msg)
+{
+	(void)msg;
+	struct fed *f = arg;
+	if (rc == 0)
+		f->down_applied = store_fed_applied(f->k->store, f->parent);
+	send_word(f);
+}
+
+/* Keep entry e of the parent's down log that cannot be applied here, with the reason. */
+static void down_refuse(struct fed *f, uint64_t seq, const char *why, const msgpack_object *e)
+{
+	char err[512];
+	f->down_quarantined++;
+	if (quarantine(f, f->parent, seq, why, e, err, sizeof err))
+		log_error("federation", "%s", err);
+}
+
+/*
+ * Apply entry e (seq) of the parent's down log: 0 applied or quarantined, or this node's
+ * store failed (its code: nothing more of the message is applied).
+ */
+static int down_one(struct fed *f, uint64_t seq, const msgpack_object *e)
+{
+	struct kernel *k = f->k;
+	const char *own = k->cfg.node_path;
+	char origin[SCOPE_MAX + 1], ds[CAT_NAME_MAX + 1], scope[SCOPE_MAX + 1],
+	    id[STORE_ID_MAX + 1], err[768], why[1024];
+	uint64_t oseq = 0;
+	const msgpack_object *r = e->type == MSGPACK_OBJECT_MAP ? mp_get(e, "r") : NULL;
+	if (e->type != MSGPACK_OBJECT_MAP || !str_of(mp_get(e, "o"), origin, sizeof origin) ||
+	    !u64_of(mp_get(e, "q"), &oseq) || !str_of(mp_get(e, "d"), ds, sizeof ds) ||
+	    !str_of(mp_get(e, "s"), scope, sizeof scope) || !str_of(mp_get(e, "i"), id, sizeof id) ||
+	    !r || (r->type != MSGPACK_OBJECT_BIN && r->type != MSGPACK_OBJECT_NIL)) {
+		down_refuse(f, seq, "not a change (a map of o, q, d, s, i and r)", e);
+		return 0;
+	}
+	const struct cat_dataset *d = catalog_dataset(k->catalog, ds);
+	bool below = scope_within(own, origin);
+	if ((!scope_within(scope, own) && !scope_within(own, scope)) || below) {
+		snprintf(why, sizeof why, "forged: %s '%s' is %s this node (refused, audited)",
+			 below ? "origin" : "scope", below ? origin : scope,
+			 below ? "within" : "neither above nor within");
+		struct tier_principal who = {
+		    .kind = PRINCIPAL_MACHINE, .name = f->parent, .scope = f->parent};
+		tiers_audit(k, &who, "federation.apply", own, ds, "denied", why);
+		f->down_forged++;
+		down_refuse(f, seq, why, e);
+		return 0;
+	}
+	if (!d || !d->down) {
+		snprintf(why, sizeof why, "dataset '%s' %s", ds,
+			 d ? "does not come down here (its catalog entry says no `down`)"
+			   : "is not in this node's catalog");
+		down_refuse(f, seq, why, e);
+		return 0;
+	}
+	int rc = store_fed_apply(k->store, origin, oseq, ds, scope, id,
+				 r->type == MSGPACK_OBJECT_BIN ? r->via.bin.ptr : NULL,
+				 r->type == MSGPACK_OBJECT_BIN ? r->via.bin.size : 0, err, sizeof err);
+	if (rc == LINLI_EFULL || rc == LINLI_EIO || rc == LINLI_ENOMEM || rc == LINLI_ECORRUPT ||
+	    rc == LINLI_EBUSY || rc == LINLI_ELIMIT)
+		return rc;
+	if (rc) {
+		snprintf(why, sizeof why, "cannot be applied here: %s", err);
+		down_refuse(f, seq, why, e);
+		return 0;
+	}
+	f->down_entries++;
+	return 0;
+}
+
+/*
+ * What comes down from the parent's down log: applied once and in order (each entry after
+ * this node's word, the word marked in the same transaction), checked — a dataset that
+ * comes down here, a scope above this node or within it, an origin above it; the rest
+ * quarantined — and forwarded to this node's own children by its own down log.
+ */
+static void apply_down(struct kernel *k, void *arg)
+{
+	struct inbound *in = arg;
+	struct fed *f = in->f;
+	take_in(in);
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	char from[SCOPE_MAX + 1] = "", cerr[96];
+	uint64_t a = 0, b = 0;
+	const msgpack_object *es = NULL;
+	if (in->len > CHANGES_MAX || mp_check(in->bytes, in->len, 8, MP_STR_KEYS, cerr, sizeof cerr) ||
+	    msgpack_unpack_next(&up, in->bytes, in->len, NULL) != MSGPACK_UNPACK_SUCCESS ||
+	    up.data.type != MSGPACK_OBJECT_MAP || !str_of(mp_get(&up.data, "n"), from, sizeof from) ||
+	    strcmp(from, f->parent) || !u64_of(mp_get(&up.data, "a"), &a) ||
+	    !u64_of(mp_get(&up.data, "b"), &b) || b < a || !(es = mp_get(&up.data, "e")) ||
+	    es->type != MSGPACK_OBJECT_ARRAY) {
+		f->refused++;
+		log_warn("federation", "refused a message on %s: not the parent's down log "
+			 "(a MessagePack map n: the parent, a, b, e)", in->subject);
+		goto out;
+	}
+	struct store *st = k->store;
+	uint64_t applied = store_fed_applied(st, f->parent), was = applied;
+	const msgpack_object *z = mp_get(&up.data, "z");
+	if (z && z->type == MSGPACK_OBJECT_BOOLEAN && z->via.boolean && a == 0) {
+		/* this node's word is past the parent's log: everything again, the word reset */
+		log_warn("federation", "the parent's down log ends before this node's word (%llu): "
+			 "taking all of it again", (unsigned long long)applied);
+		applied = was = 0;
+	}
+	if (a > applied) { /* a message lost before it: the parent goes back to the word */
+		f->down_gaps++;
+		f->word_due = true;
+		goto out;
+	}
+	uint64_t prev = a;
+	for (uint32_t i = 0; i < es->via.array.size; i++) {
+		const msgpack_object *x = &es->via.array.ptr[i];
+		uint64_t seq = 0;
+		if (x->type != MSGPACK_OBJECT_ARRAY || x->via.array.size != 2 ||
+		    !u64_of(&x->via.array.ptr[0], &seq) || seq <= prev || seq > b) {
+			f->refused++;
+			log_warn("federation", "refused the rest of a message on %s: entry %u is not "
+				 "[sequence, change] in order", in->subject, i);
+			b = prev;
+			break;
+		}
+		prev = seq;
+		if (seq <= applied) {
+			f->down_dups++;
+			continue;
+		}
+		int rc = down_one(f, seq, &x->via.array.ptr[1]);
+		if (rc) {
+			log_error("federation", "the parent's down log stopped at %llu: this node's "
+				  "store failed (code %d); it comes again", (unsigned long long)seq, rc);
+			goto out; /* the batch is lost: nothing marked, the parent sends it again */
+		}
+	}
+	if (b > applied || (was == 0 && store_fed_applied(st, f->parent) > b)) {
+		char err[512];
+		if (store_fed_mark(st, f->parent, b, err, sizeof err)) {
+			log_error("federation", "%s", err);
+			goto out;
+		}
+		if (store_on_commit(st, on_down_committed, f) == 0)
+			goto out;
+	}
+	f->down_applied = was > applied ? was : applied;
+	send_word(f); /* nothing new (repeats): where it stands */
+out:
+	msgpack_unpacked_destroy(&up);
+	free(in);
+}
+
+/* A child's word on the down log (linli.up.<child>.dword {node, seq}). */
+static void apply_dword(struct fed *f, struct inbound *in)
+{
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	char node[SCOPE_MAX + 1] = "", cerr[96];
+	uint64_t seq = 0;
+	if (in->len > STATUS_MAX || mp_check(in->data, in->len, 2, MP_STR_KEYS, cerr, sizeof cerr) ||
+	    msgpack_unpack_next(&up, in->data, in->len, NULL) != MSGPACK_UNPACK_SUCCESS ||
+	    up.data.type != MSGPACK_OBJECT_MAP || !str_of(mp_get(&up.data, "node"), node, sizeof node) ||
+	    !u64_of(mp_get(&up.data, "seq"), &seq)) {
+		refuse(f, in, "not a word on the down log ({node, seq})");
+		goto out;
+	}
+	struct child *c = sender_of(f, in, node, ".dword");
+	if (c)
+		down_word(f, c, seq);
+out:
+	msgpack_unpacked_destroy(&up);
+}
+
+/* The deletions every child that spoke has: trimmed from the down log. */
+static void down_trim(struct fed *f)
+{
+	int64_t upto = -1;
+	for (size_t i = 0; i < f->n_children; i++) {
+		const struct child *c = &f->children[i];
+		if (c->decommissioned || c->down_word < 0)
+			continue;
+		if (upto < 0 || c->down_word < upto)
+			upto = c->down_word;
+	}
+	if (upto <= 0)
+		return;
+	size_t n = 0;
+	char err[512];
+	if (store_down_trim(f->k->store, (uint64_t)upto, &n, err, sizeof err))
+		log_error("federation", "%s", err);
+	f->down_trimmed += n;
+}
+
 static void apply_inbound(struct kernel *k, void *arg)
 {
 	(void)k;
@@ -1264,6 +1652,8 @@ static void apply_inbound(struct kernel *k, void *arg)
 		apply_changes(in->f, in);
 	else if (sl > 5 && !strcmp(in->subject + sl - 5, ".acks"))
 		apply_ack(in->f, in);
+	else if (sl > 6 && !strcmp(in->subject + sl - 6, ".dword"))
+		apply_dword(in->f, in);
 	else
 		apply_status(in->f, in);
 	free(in);
@@ -1459,6 +1849,7 @@ void fed_on_outbox(void *ud, uint64_t last)
 		return;
 	pthread_mutex_lock(&f->mu);
 	f->out_last = last;
+	f->down_last = store_down_last(k->store);
 	pthread_mutex_unlock(&f->mu);
 	pthread_cond_signal(&f->cv);
 	const struct cfg_fed *c = &k->cfg.fed;
@@ -1482,11 +1873,20 @@ static void on_announce(struct kernel *k, void *arg)
 		quota_check(f);
 	if (++f->ticks % RESEND_TICKS == 0)
 		resend_rules(f);
+	if (f->word_due && f->k->cfg.fed.parent_domain)
+		send_word(f);
+	if (f->ticks % 10 == 0)
+		down_trim(f);
 }
 
 static void load_applied(void *ud, const char *from, uint64_t seq)
 {
 	struct fed *f = ud;
+	if (!scope_within(f->k->cfg.node_path, from)) { /* the parent's down log */
+		if (!strcmp(from, f->parent))
+			f->down_applied = seq;
+		return;
+	}
 	struct child *c = child_of(f, from);
 	if (c)
 		c->applied = seq;
@@ -1931,6 +2331,8 @@ static int cmd_decommission(struct cmd_call *call, void *ud)
 		c->decommissioned = was;
 		return rc;
 	}
+	if (c->down_word >= 0)
+		down_word(f, c, (uint64_t)c->down_word); /* its down log: stopped, or on again */
 	tiers_audit(call->k, call->who, undo ? "federation.recommission" : "federation.decommission",
 		    node, node, "allowed", NULL);
 	log_info("federation", "%s %s: %s", node, undo ? "taken back" : "decommissioned",
@@ -1955,9 +2357,28 @@ static int cmd_status(struct cmd_call *call, void *ud)
 	struct store_outbox_info oi;
 	store_outbox_info(call->k->store, &oi);
 	msgpack_packer *pk = &call->pk;
+	uint64_t down_n = 0;
+	store_down_count(call->k->store, &down_n);
+	uint64_t down_last = store_down_last(call->k->store);
 	pthread_mutex_lock(&f->mu);
-	msgpack_pack_map(pk, 16);
+	msgpack_pack_map(pk, 18);
 	mp_kv_str(pk, "node", call->k->cfg.node_path);
+	/* what comes down to this node (the datasets marked down): its parent's log */
+	mp_str(pk, "from_parent");
+	msgpack_pack_map(pk, 7);
+	mp_kv_str(pk, "parent", f->parent[0] ? f->parent : NULL);
+	mp_kv_uint(pk, "applied", f->down_applied);
+	mp_kv_uint(pk, "changes", f->down_entries);
+	mp_kv_uint(pk, "repeats", f->down_dups);
+	mp_kv_uint(pk, "gaps", f->down_gaps);
+	mp_kv_uint(pk, "quarantined", f->down_quarantined);
+	mp_kv_uint(pk, "forged", f->down_forged);
+	/* what goes down from here: each record's last change, kept for the children */
+	mp_str(pk, "down_log");
+	msgpack_pack_map(pk, 3);
+	mp_kv_uint(pk, "last", down_last);
+	mp_kv_uint(pk, "entries", down_n);
+	mp_kv_uint(pk, "trimmed", f->down_trimmed);
 	char shown[256];
 	mp_kv_str(pk, "url", shown_url(c->url, shown, sizeof shown));
 	mp_kv_str(pk, "parent_domain", c->parent_domain);
@@ -2037,8 +2458,13 @@ static int cmd_status(struct cmd_call *call, void *ud)
 		const struct child *ch = &f->children[i];
 		if (!scope_within(call->who->scope, ch->node))
 			continue;
-		msgpack_pack_map(pk, 20);
+		msgpack_pack_map(pk, 22);
 		mp_kv_str(pk, "node", ch->node);
+		mp_kv_int(pk, "down_applied", ch->down_word);
+		mp_kv_uint(pk, "down_behind",
+			   ch->down_word < 0 ? down_last
+			   : (uint64_t)ch->down_word < down_last ? down_last - (uint64_t)ch->down_word
+								 : 0);
 		mp_kv_bool(pk, "decommissioned", ch->decommissioned);
 		mp_kv_str(pk, "schema_differs", ch->schema_differs);
 		mp_kv_str(pk, "level", ch->level);
@@ -2068,6 +2494,7 @@ struct qlist {
 	msgpack_packer *pk;
 	size_t n;
 	const char *scope; /* the caller's */
+	const char *node;  /* this node's path */
 	uint64_t want;	   /* one id, or 0: all */
 	msgpack_sbuffer *one;
 };
@@ -2107,7 +2534,11 @@ static int count_q(void *ud, uint64_t id, const void *val, size_t len)
 	if (msgpack_unpack_next(&up, val, len, NULL) == MSGPACK_UNPACK_SUCCESS &&
 	    up.data.type == MSGPACK_OBJECT_MAP)
 		str_of(mp_get(&up.data, "from"), from, sizeof from);
-	bool mine = scope_within(q->scope, from) && (!q->want || q->want == id);
+	/* from below: the caller's when the sender is within its jurisdiction; from the
+	   parent's down log: the node's callers' */
+	bool mine = (scope_within(q->scope, from) ||
+		     (!scope_within(q->node, from) && scope_within(q->scope, q->node))) &&
+		    (!q->want || q->want == id);
 	if (mine && q->pk)
 		pack_qentry(q->pk, id, &up.data);
 	if (mine && q->one)
@@ -2127,11 +2558,11 @@ static int cmd_quarantine(struct cmd_call *call, void *ud)
 				k->cfg.source);
 	char err[768];
 	if (call->argc == 2) {
-		struct qlist q = {.scope = call->who->scope};
+		struct qlist q = {.node = call->k->cfg.node_path, .scope = call->who->scope};
 		if (store_fedq_read(k->store, 0, SIZE_MAX, count_q, &q, err, sizeof err))
 			return cmd_fail(call, LINLI_EIO, "%s", err);
 		size_t n = q.n;
-		q = (struct qlist){.pk = &call->pk, .scope = call->who->scope};
+		q = (struct qlist){.pk = &call->pk, .node = call->k->cfg.node_path, .scope = call->who->scope};
 		msgpack_pack_map(&call->pk, 2);
 		mp_str(&call->pk, "quarantined");
 		msgpack_pack_array(&call->pk, n);
@@ -2148,7 +2579,7 @@ static int cmd_quarantine(struct cmd_call *call, void *ud)
 				"the list shows)");
 	msgpack_sbuffer one;
 	msgpack_sbuffer_init(&one);
-	struct qlist q = {.scope = call->who->scope, .want = id, .one = &one};
+	struct qlist q = {.node = call->k->cfg.node_path, .scope = call->who->scope, .want = id, .one = &one};
 	int rc = store_fedq_read(k->store, id - 1, 1, count_q, &q, err, sizeof err);
 	if (!rc && !q.n)
 		rc = cmd_fail(call, LINLI_ENOENT, "no quarantined change %llu within %s", id,
@@ -2167,11 +2598,15 @@ static int cmd_quarantine(struct cmd_call *call, void *ud)
 		    !u64_of(mp_get(&up.data, "seq"), &seq) || !(ch = mp_get(&up.data, "change")))
 			rc = cmd_fail(call, LINLI_ECORRUPT, "quarantined change %llu is damaged", id);
 		else {
-			struct child *c = child_of(f, from);
-			struct child none = {0};
 			struct store_outbox_info a, b;
 			store_outbox_info(k->store, &a);
-			rc = apply_change(f, c ? c : &none, from, seq, ch);
+			if (!scope_within(k->cfg.node_path, from)) { /* from the parent's down log */
+				rc = down_one(f, seq, ch);
+			} else {
+				struct child *c = child_of(f, from);
+				struct child none = {0};
+				rc = apply_change(f, c ? c : &none, from, seq, ch);
+			}
 			store_outbox_info(k->store, &b);
 			if (rc)
 				rc = cmd_fail(call, rc, "the store failed: try again");
@@ -2230,6 +2665,13 @@ int fed_open(struct kernel *k)
 	   own children (linli.down.<child path>.applied would match a '>') */
 	snprintf(f->applied_subject, sizeof f->applied_subject, "linli.down.%s.*", t);
 	snprintf(f->down_dir, sizeof f->down_dir, "%s/federation/down", k->cfg.data_dir);
+	snprintf(f->parent, sizeof f->parent, "%s", k->cfg.node_path);
+	char *ps = strrchr(f->parent, '/');
+	if (ps && c->parent_domain)
+		*ps = '\0';
+	else
+		f->parent[0] = '\0'; /* the top: nothing comes down */
+	f->down_last = store_down_last(k->store);
 	msgpack_sbuffer_init(&f->upbuf);
 	msgpack_sbuffer_init(&f->entbuf);
 	struct store_outbox_info oi;
@@ -2349,6 +2791,7 @@ void fed_close(struct kernel *k)
 			 natsStatus_GetText(cw));
 	free(f->outgoing);
 	free(f->children);
+	free(f->dsends);
 	pthread_mutex_destroy(&f->mu);
 	pthread_cond_destroy(&f->cv);
 	free(f);

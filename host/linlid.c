@@ -593,9 +593,10 @@ int main(int argc, char **argv)
 				.sync = k.cfg.store_sync,
 				.wake = store_cmds_wake,
 				.wake_ud = &k,
-				/* a node with a parent keeps the change log of what goes up */
-				.origin = k.cfg.fed.url && k.cfg.fed.parent_domain ? k.cfg.node_path
-										   : NULL,
+				/* a node in a tree keeps the down log for its children; one with a
+				   parent the change log of what goes up too */
+				.origin = k.cfg.fed.url ? k.cfg.node_path : NULL,
+				.down_only = !k.cfg.fed.parent_domain,
 				.on_outbox = fed_on_outbox,
 				.outbox_ud = &k};
 	if (store_open(&so, k.catalog, &k.store, err, sizeof err) != 0) {

@@ -2142,7 +2142,7 @@ static int flush_outbox(struct store *s, uint64_t *last, uint64_t *dlast)
 		if (op->ds >= DS_AUX)
 			continue;
 		const struct cat_dataset *d = &s->cat->datasets[op->ds];
-		if (!d->up && !d->down)
+		if (!(d->up && !s->o.down_only) && !d->down)
 			continue;
 		if (!now)
 			now = wall_ms();

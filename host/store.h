@@ -112,6 +112,7 @@ struct store_opts {
 	   outlive the store), or NULL: no change log kept. on_outbox is called on the owner
 	   after a commit that added entries, with the last one's sequence. */
 	const char *origin;
+	bool down_only; /* with origin: the down log only (the top of a tree: nothing goes up) */
 	void (*on_outbox)(void *ud, uint64_t last);
 	void *outbox_ud;
 };

@@ -1917,9 +1917,11 @@ static int grid_init(linli_ctx *ctx, const struct linli_api *a)
 	if (!(G = calloc(1, sizeof *G)))
 		return LINLI_ENOMEM;
 	wf_ref_init(&G->categories, api, "incident_categories");
+	wf_ref_above(&G->categories);
 	wcase = (struct wf_case){api, &table, "incident_moves", "incident"};
 	G->fly = (struct alarmreq_flights){.api = api, .what = "case", .answered = on_raised};
 	wf_ref_init(&G->calendars, api, "work_calendar");
+	wf_ref_above(&G->calendars);
 	err[0] = 0;
 	static const struct plugcmd_cmd cmds[] = {
 	    {"report", "GRID CATEGORY TITLE [FIELD=VALUE...]", "report a case in a grid", NULL,

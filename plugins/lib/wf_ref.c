@@ -69,21 +69,43 @@ static int load_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
 	return put(c, row->scope, row->id, r);
 }
 
-int wf_ref_load(struct wf_ref *c, linli_ctx *ctx)
+void wf_ref_above(struct wf_ref *c)
 {
-	wf_ref_clear(c);
-	struct linli_query q = {.size = sizeof q, .dataset = c->dataset, .limit = 1000};
+	c->above = 1;
+}
+
+/* Every record at `scope` (NULL: the plugin's node and below). */
+static int load_at(struct wf_ref *c, linli_ctx *ctx, const char *scope)
+{
+	struct linli_query q = {.size = sizeof q, .dataset = c->dataset, .scope = scope,
+				.limit = 1000};
 	char cursor[LINLI_CURSOR_MAX] = "";
 	do {
 		q.cursor = cursor;
 		int rc = c->api->store_scan(ctx, &q, load_row, c, cursor);
 		if (rc < 0) {
-			c->api->log(ctx, LINLI_LOG_WARN, "%s: %s", c->dataset,
-				    c->api->store_last_error(ctx));
+			c->api->log(ctx, LINLI_LOG_WARN, "%s%s%s: %s", c->dataset, scope ? " at " : "",
+				    scope ? scope : "", c->api->store_last_error(ctx));
 			return rc;
 		}
 	} while (cursor[0]);
 	return 0;
+}
+
+int wf_ref_load(struct wf_ref *c, linli_ctx *ctx)
+{
+	wf_ref_clear(c);
+	int rc = load_at(c, ctx, NULL);
+	if (rc || !c->above)
+		return rc;
+	/* each scope above the node: its own records only (the store gives no more) */
+	char up[LINLI_SCOPE_MAX + 1];
+	snprintf(up, sizeof up, "%s", c->api->plugin_scope(ctx));
+	for (char *sl; !rc && (sl = strrchr(up, '/'));) {
+		*sl = '\0';
+		rc = load_at(c, ctx, up);
+	}
+	return rc;
 }
 
 void wf_ref_follow(struct wf_ref *c, linli_ctx *ctx, const struct linli_change *ch)

@@ -30,10 +30,17 @@ struct wf_ref {
 	struct wf_ref_entry *v;
 	size_t n, cap;
 	unsigned gen; /* bumped at each change: what was built from it is stale */
+	int above;    /* wf_ref_above: the records kept at the scopes above the node too */
 };
 
 void wf_ref_init(struct wf_ref *c, const struct linli_api *api, const char *dataset);
 void wf_ref_clear(struct wf_ref *c);
+/*
+ * The dataset comes down the tiers (catalog `down`): a load reads the records kept at each
+ * scope above the plugin's node too (a community node holds the city's categories, items
+ * and calendars at the city's scope; it reads those, never a sibling's).
+ */
+void wf_ref_above(struct wf_ref *c);
 /* Every record of the dataset, as the plugin reads it (init, a timer, a watch). */
 int wf_ref_load(struct wf_ref *c, linli_ctx *ctx);
 /* A store watch's change of the dataset: that record follows (read as the plugin). */

@@ -2017,10 +2017,12 @@ static int services_init(linli_ctx *ctx, const struct linli_api *a)
 	if (!(S = calloc(1, sizeof *S)))
 		return LINLI_ENOMEM;
 	wf_ref_init(&S->items, api, "service_items");
+	wf_ref_above(&S->items);
 	wcase = (struct wf_case){api, &table, "application_moves", "application"};
 	S->fly = (struct alarmreq_flights){
 	    .api = api, .what = "application", .answered = on_alarm_raised};
 	wf_ref_init(&S->calendars, api, "work_calendar");
+	wf_ref_above(&S->calendars);
 	static const struct plugcmd_cmd cmds[] = {
 	    {"items", "[list] | add SCOPE CODE NAME DEPARTMENT [FIELD=VALUE...]",
 	     "the service items (事项), or add one", "services.read", cmd_items},

@@ -644,6 +644,71 @@ def case_four_tiers_the_city_sees_both_communities_its_rule_runs_below_a_forged_
         rc, _, err = ds[city].cli("federation", "push", "bad.lua", "--stdin", input="rule {")
         check(rc != 0 and "bad.lua" in err, err)
 
+        # Datasets that come down: the city's records reach every node below, a record
+        # scoped to a subtree only that subtree; a reader below sees the records kept above
+        # it (those at that scope itself, never a sibling's); a deletion follows.
+        item = {"code": "SI-001", "name": "高龄津贴", "department": "民政"}
+        ds[city].ok("data", "put", "service_items", "--scope", city, "--id", "si-1",
+                    json.dumps(item))
+        ds[city].ok("data", "put", "service_items", "--scope", "hefei/shushan", "--id", "si-x",
+                    json.dumps(dict(item, code="SI-X")))
+        ds[city].ok("data", "put", "service_items", "--scope", qiming, "--id", "si-q",
+                    json.dumps(dict(item, code="SI-Q")))
+        ds[city].ok("data", "put", "incident_categories", "--scope", city, "--id", "environment",
+                    json.dumps({"name": "暴露垃圾", "finish_minutes": 120}))
+        ds[city].ok("data", "put", "work_calendar", "--scope", city, "--id", "2026",
+                    json.dumps({"year": 2026, "hours": "09:00-12:00,13:30-17:30"}))
+
+        def codes(d, scope):
+            rc, r, _ = d.cli("data", "query", "service_items", "--scope", scope)
+            return sorted(x["code"] for x in r["records"]) if rc == 0 else None
+        wait_for(lambda: codes(ds[YUELAN], city) == ["SI-001"] and
+                 codes(ds[qiming], qiming) == ["SI-Q"], "the city's items at both communities",
+                 timeout=30)
+        eq(ds[YUELAN].ok("data", "get", "incident_categories", "environment", "--scope",
+                         city)["finish_minutes"], 120, "a category from the city")
+        eq(ds[YUELAN].ok("data", "get", "work_calendar", "2026", "--scope", city)["year"], 2026,
+           "the calendar")
+        eq(codes(ds[YUELAN], YUELAN), [], "nothing of qiming's at yuelan")
+        eq(codes(ds[dist], dist), ["SI-Q"], "the district holds what lies within it")
+        eq(codes(ds[dist], city), ["SI-001"], "and the city's own, not below it")
+        rc, _, err = ds[dist].cli("data", "get", "service_items", "si-x", "--scope",
+                                  "hefei/shushan")
+        check(rc != 0, f"a sibling district's item never came down: {err}")
+        rc, _, err = ds[YUELAN].cli("data", "put", "service_items", "--scope", city, "--id",
+                                    "si-2", json.dumps(item))
+        check(rc != 0 and "outside" in err, f"read above, never written: {err}")
+        for p in (STREET, YUELAN, qiming):
+            fp = ds[p].ok("federation", "status")["from_parent"]
+            check(fp["applied"] > 0 and fp["quarantined"] == 0 and fp["forged"] == 0, fp)
+        ds[city].ok("data", "del", "service_items", "si-1", "--scope", city)
+        wait_for(lambda: codes(ds[YUELAN], city) == [], "the deletion at yuelan", timeout=30)
+        kids = ds[STREET].ok("federation", "status")["children"]
+        wait_for(lambda: all(k["down_behind"] == 0 for k in
+                             ds[STREET].ok("federation", "status")["children"]),
+                 f"the street's children have its down log: {kids}")
+        # A parent that sends down what is not its own: yuelan's scope for qiming, refused.
+        fp = ds[YUELAN].ok("federation", "status")["from_parent"]
+        spw = fed[STREET].split("linlid:")[1].split("@")[0]
+        forged = {"o": STREET, "q": 1, "d": "service_items", "s": qiming, "i": "si-f",
+                  "t": 1, "r": None}
+        msg = mp_obj({"n": STREET, "a": fp["applied"], "b": fp["applied"] + 1000000,
+                      "e": [[fp["applied"] + 1000000, forged]]})
+        servers[2].publish(f"linli.down.{YUELAN.replace('/', '.')}.data", msg, user="linlid",
+                           password=spw)
+        fp = wait_for(lambda: (lambda x: x if x["forged"] else None)(
+            ds[YUELAN].ok("federation", "status")["from_parent"]),
+            "the forged entry refused at yuelan")
+        q = ds[YUELAN].ok("federation", "quarantine")["quarantined"]
+        check(len(q) == 1 and q[0]["reason"].startswith(
+            f"forged: scope '{qiming}' is neither above nor within this node"), q)
+        # its word went past the street's log with it: the street has it take all again
+        ds[city].ok("data", "put", "service_items", "--scope", city, "--id", "si-3",
+                    json.dumps(dict(item, code="SI-003")))
+        wait_for(lambda: codes(ds[YUELAN], city) == ["SI-003"], "a word past the log healed",
+                 timeout=30)
+        check("taking all of it again" in ds[YUELAN].logtext(), "said so")
+
         # Forged: yuelan's own credentials, its own subject, a change scoped to qiming.
         applied = child_of(ds[STREET], YUELAN)["applied"]
         entry = {"o": YUELAN, "q": 999, "d": "grids", "s": qiming, "i": "g0666", "t": 1,

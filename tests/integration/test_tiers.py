@@ -727,7 +727,8 @@ ITEM = {"code": "X-1", "name": "事项", "department": "civil_affairs"}
 def command(action, target):
     """The console command that takes `action` at `target`."""
     return {
-        "data.read": ["data", "query", "service_items", "--scope", target],
+        # grids: not a dataset that comes down (service_items is: read above, test_federation)
+        "data.read": ["data", "query", "grids", "--scope", target],
         "data.write": ["data", "put", "service_items", "--scope", target,
                        json.dumps(ITEM, ensure_ascii=False)],
         "data.delete": ["data", "del", "service_items", "no-such-id", "--scope", target],
