@@ -153,6 +153,7 @@ static const struct access_gate_row gates[] = {
     {"federation", "quarantine", ACT_STORE_ADMIN, S_, false}, /* its own subtree's */
     {"federation", "push", ACT_RULES_MANAGE, N_, false},
     {"federation", "decommission", ACT_STORE_ADMIN, S_, false}, /* a child within reach */
+    {"federation", "exec", ACT_STATUS, S_, true}, /* the node below within reach; gated there */
     {"publish", NULL, ACT_EVENTS_PUBLISH, S_, true},
     {"devices", "list", ACT_DEVICE_READ, S_, true},
     {"devices", "show", ACT_DEVICE_READ, S_, true},
@@ -233,8 +234,16 @@ int access_gate(struct kernel *k, struct cmd_call *call)
 		return 0;
 	}
 	int rc = tiers_attach(k, call);
-	if (rc)
-		return rc;
+	return rc ? rc : access_gate_who(k, call);
+}
+
+int access_gate_who(struct kernel *k, struct cmd_call *call)
+{
+	const char *w0 = call->argv[0], *w1 = call->argc > 1 ? call->argv[1] : NULL;
+	const struct access_gate_row *g = access_gate_find(w0, w1);
+	if (g && g->reach == REACH_OPEN)
+		return 0;
+	int rc;
 	enum tier_action act = !g || g->in_handler ? ACT_STATUS : g->act;
 	char what[80]; /* the audit's object: the command */
 	snprintf(what, sizeof what, "%s%s%s", w0, g && g->sub ? " " : "",

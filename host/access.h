@@ -100,5 +100,8 @@ const struct access_gate_row *access_gates(size_t *n);
  * whole node. 0, or a code with call->err.
  */
 int access_gate(struct kernel *k, struct cmd_call *call);
+/* The same for a call whose caller is attached already (call->who: a command that came
+   down from a parent node, federation exec). */
+int access_gate_who(struct kernel *k, struct cmd_call *call);
 
 #endif

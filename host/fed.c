@@ -19,6 +19,7 @@
 
 #include "bus.h"
 #include "catalog.h"
+#include "access.h"
 #include "cmd.h"
 #include "kernel.h"
 #include "linli/error.h"
@@ -57,6 +58,9 @@
 #define FED_DECOM_SUMMARY "take nothing more from a child (its data kept); --undo takes it back"
 #define FED_PUSH_SUMMARY "push a rule down to every node below (each installs it, grants it, says so)"
 #define FED_QUARANTINE_SUMMARY "changes from below that could not be applied: list, retry, drop"
+#define FED_EXEC_SUMMARY "run a command at a node below, as yourself (its changes come back up)"
+#define EXEC_WAIT_MS   15000	 /* a command sent down: its answer waited for this long */
+#define EXEC_MAX       (900u << 10) /* a command's request or answer: bigger is refused */
 
 struct child {
 	char node[SCOPE_MAX + 1];
@@ -163,6 +167,10 @@ struct fed {
 	uint64_t down_applied, down_entries, down_dups, down_gaps, down_quarantined, down_forged;
 	uint64_t down_trimmed;
 	bool word_due;
+	/* Commands sent down (federation exec), waiting for their answer (kernel thread). */
+	struct xpend *xpend;
+	size_t n_xpend;
+	uint64_t xid;
 	/* fed's thread only. */
 	natsConnection *nc;
 	jsCtx *js, *parent_js;
@@ -172,6 +180,14 @@ struct fed {
 	int64_t progress_ms, ack_wait;
 	bool probing;
 	msgpack_sbuffer upbuf, entbuf;
+};
+
+/* A command sent down, waiting for its answer. */
+struct xpend {
+	uint64_t id;
+	struct cmd_call *call;
+	int64_t deadline;
+	char to[SCOPE_MAX + 1];
 };
 
 /* A message from a child, handed to the kernel thread (m: changes, to acknowledge after
@@ -563,6 +579,7 @@ static int add_entry(void *ud, uint64_t seq, const void *val, size_t len)
 
 static void apply_rule(struct kernel *k, void *arg);
 static void apply_down(struct kernel *k, void *arg);
+static void apply_exec(struct kernel *k, void *arg);
 
 /*
  * What comes down from the parent (linli.down.<node>.>): `applied`, its word on this node's
@@ -575,7 +592,8 @@ static void on_applied(natsConnection *nc, natsSubscription *sub, natsMsg *m, vo
 	const char *subj = natsMsg_GetSubject(m);
 	size_t sl = strlen(subj);
 	bool data = sl > 5 && !strcmp(subj + sl - 5, ".data");
-	if (data || (sl > 5 && !strcmp(subj + sl - 5, ".rule"))) {
+	bool exec = sl > 5 && !strcmp(subj + sl - 5, ".exec");
+	if (data || exec || (sl > 5 && !strcmp(subj + sl - 5, ".rule"))) {
 		int n = natsMsg_GetDataLength(m);
 		struct inbound *in = n > 0 && n <= (int)CHANGES_MAX ? malloc(sizeof *in + (size_t)n)
 								     : NULL;
@@ -586,7 +604,7 @@ static void on_applied(natsConnection *nc, natsSubscription *sub, natsMsg *m, vo
 			in->len = (size_t)n;
 			in->bytes = in->data;
 			memcpy(in->data, natsMsg_GetData(m), in->len);
-			if (post_in(f, data ? apply_down : apply_rule, in))
+			if (post_in(f, data ? apply_down : exec ? apply_exec : apply_rule, in))
 				free(in); /* the parent sends it again */
 		}
 		natsMsg_Destroy(m);
@@ -1401,6 +1419,7 @@ done:
 }
 
 static void apply_ack(struct fed *f, struct inbound *in);
+static void apply_xres(struct fed *f, struct inbound *in);
 
 /* ---- the down log (kernel thread) ---- */
 
@@ -1654,6 +1673,8 @@ static void apply_inbound(struct kernel *k, void *arg)
 		apply_ack(in->f, in);
 	else if (sl > 6 && !strcmp(in->subject + sl - 6, ".dword"))
 		apply_dword(in->f, in);
+	else if (sl > 5 && !strcmp(in->subject + sl - 5, ".xres"))
+		apply_xres(in->f, in);
 	else
 		apply_status(in->f, in);
 	free(in);
@@ -1860,6 +1881,7 @@ void fed_on_outbox(void *ud, uint64_t last)
 }
 
 static void resend_rules(struct fed *f);
+static void exec_expire(struct fed *f);
 
 /* Every child is told what was applied of its changes (a lost word is said again). */
 static void on_announce(struct kernel *k, void *arg)
@@ -1877,6 +1899,7 @@ static void on_announce(struct kernel *k, void *arg)
 		send_word(f);
 	if (f->ticks % 10 == 0)
 		down_trim(f);
+	exec_expire(f);
 }
 
 static void load_applied(void *ud, const char *from, uint64_t seq)
@@ -2488,6 +2511,381 @@ static int cmd_status(struct cmd_call *call, void *ud)
 	return 0;
 }
 
+/* ---- commands down: federation exec NODE WORD [SUB] [ARG...] ----
+ *
+ * A parent's operator acting on what a node below owns (an alarm, a case): the command goes
+ * down hop by hop (linli.down.<child>.exec, core NATS) to the node that owns the records, runs
+ * there as the operator (named NAME@ITS-NODE, its role, duties and grants, at that node's
+ * level, gated and audited as any command there), and its answer comes back up hop by hop
+ * (linli.up.<node>.xres, JetStream); what it changed comes up with the change log like any
+ * other change.
+ */
+
+/* The child of this node on the way to `to` (a node below it): its path. */
+static void next_hop(const char *own, const char *to, char *out, size_t n)
+{
+	size_t ol = strlen(own);
+	const char *sl = strchr(to + ol + 1, '/');
+	size_t len = sl ? (size_t)(sl - to) : strlen(to);
+	snprintf(out, n, "%.*s", (int)len, to);
+}
+
+static void send_exec(struct fed *f, const char *to, const char *bytes, size_t len)
+{
+	char hop[SCOPE_MAX + 1], t[SCOPE_MAX + 1], subj[SUBJECT_MAX];
+	next_hop(f->k->cfg.node_path, to, hop, sizeof hop);
+	tokens(hop, t, sizeof t);
+	snprintf(subj, sizeof subj, "linli.down.%s.exec", t);
+	msgpack_sbuffer sb;
+	msgpack_sbuffer_init(&sb);
+	msgpack_sbuffer_write(&sb, bytes, len);
+	queue_out(f, subj, false, &sb);
+}
+
+static void exec_cancel(struct cmd_call *call, void *arg)
+{
+	struct fed *f = arg;
+	for (size_t i = 0; i < f->n_xpend; i++)
+		if (f->xpend[i].call == call) {
+			f->xpend[i] = f->xpend[--f->n_xpend];
+			return;
+		}
+}
+
+/* Answers not come within EXEC_WAIT_MS: said so (every announce tick). */
+static void exec_expire(struct fed *f)
+{
+	int64_t now = kernel_now_ms();
+	for (size_t i = 0; i < f->n_xpend;) {
+		struct xpend *x = &f->xpend[i];
+		if (x->deadline > now) {
+			i++;
+			continue;
+		}
+		struct cmd_call *call = x->call;
+		cmd_fail(call, LINLI_ETIMEDOUT,
+			 "federation exec: no answer from %s within %d s (is the link to it down? "
+			 "the command may still run there: look before sending it again)",
+			 x->to, EXEC_WAIT_MS / 1000);
+		f->xpend[i] = f->xpend[--f->n_xpend];
+		call->on_cancel = NULL;
+		cmd_finish(call, LINLI_ETIMEDOUT);
+	}
+}
+
+static void pack_strs(msgpack_packer *pk, const char *key, const char *const *v)
+{
+	size_t n = 0;
+	while (v && v[n] && n < TIER_MAX_GRANTS)
+		n++;
+	mp_str(pk, key);
+	msgpack_pack_array(pk, n);
+	for (size_t i = 0; i < n; i++)
+		mp_str(pk, v[i]);
+}
+
+static int cmd_exec(struct cmd_call *call, void *ud)
+{
+	struct fed *f = ud;
+	if (!f)
+		return cmd_fail(call, LINLI_ENOENT,
+				"this node has no federation link (no federation group in %s)",
+				call->k->cfg.source);
+	if (call->argc < 4)
+		return cmd_fail(call, LINLI_EINVAL, "usage: federation exec NODE WORD [SUB] [ARG...]");
+	const char *to = call->argv[2], *own = call->k->cfg.node_path;
+	char why[128];
+	if (!scope_check(to, why, sizeof why))
+		return cmd_fail(call, LINLI_EINVAL, "federation exec: node '%.64s': %s", to, why);
+	if (!scope_within(own, to) || !strcmp(own, to))
+		return cmd_fail(call, LINLI_EINVAL,
+				"federation exec: '%s' is not a node below this one (%s); run the "
+				"command here without exec",
+				to, own);
+	const char *w0 = call->argv[3], *w1 = call->argc > 4 ? call->argv[4] : "";
+	if (!strcmp(w0, "login") || !strcmp(w0, "logout") ||
+	    (!strcmp(w0, "federation") && !strcmp(w1, "exec")))
+		return cmd_fail(call, LINLI_EINVAL,
+				"federation exec: '%s%s%s' is not sent down (a session is the node's "
+				"own)",
+				w0, *w1 ? " " : "", w1);
+	int rc = access_call(call, ACT_STATUS, to, "federation exec");
+	if (rc)
+		return rc;
+	char hop[SCOPE_MAX + 1];
+	next_hop(own, to, hop, sizeof hop);
+	for (size_t i = 0; i < f->n_children; i++)
+		if (!strcmp(f->children[i].node, hop) && f->children[i].decommissioned)
+			return cmd_fail(call, LINLI_EPERM,
+					"federation exec: %s is decommissioned here: nothing is sent to it",
+					hop);
+	const struct tier_principal *who = call->who;
+	uint64_t id = ++f->xid;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 6);
+	mp_kv_uint(&pk, "id", id);
+	mp_kv_str(&pk, "from", own);
+	mp_kv_str(&pk, "to", to);
+	mp_str(&pk, "who");
+	msgpack_pack_map(&pk, 5);
+	mp_kv_str(&pk, "name", who->name);
+	mp_kv_str(&pk, "scope", who->scope);
+	mp_kv_str(&pk, "role", tier_role_name(who->role));
+	pack_strs(&pk, "grants", who->grants);
+	pack_strs(&pk, "duties", who->duties);
+	mp_str(&pk, "argv");
+	msgpack_pack_array(&pk, (size_t)(call->argc - 3));
+	for (int i = 3; i < call->argc; i++)
+		mp_str(&pk, call->argv[i]);
+	mp_str(&pk, "input");
+	if (call->input) {
+		msgpack_pack_str(&pk, call->input_len);
+		msgpack_pack_str_body(&pk, call->input, call->input_len);
+	} else
+		msgpack_pack_nil(&pk);
+	if (sb.size > EXEC_MAX) {
+		size_t n = sb.size;
+		msgpack_sbuffer_destroy(&sb);
+		return cmd_fail(call, LINLI_ELIMIT,
+				"federation exec: the command is %zu bytes; at most %u go down", n,
+				EXEC_MAX);
+	}
+	struct xpend *v = realloc(f->xpend, (f->n_xpend + 1) * sizeof *v);
+	if (!v) {
+		msgpack_sbuffer_destroy(&sb);
+		return cmd_fail(call, LINLI_ENOMEM, "out of memory");
+	}
+	f->xpend = v;
+	struct xpend *x = &v[f->n_xpend++];
+	*x = (struct xpend){.id = id, .call = call, .deadline = kernel_now_ms() + EXEC_WAIT_MS};
+	snprintf(x->to, sizeof x->to, "%s", to);
+	call->on_cancel = exec_cancel;
+	call->cancel_arg = f;
+	send_exec(f, to, sb.data, sb.size);
+	msgpack_sbuffer_destroy(&sb);
+	tiers_audit(call->k, who, "federation.exec", to, w0, "allowed", "sent down");
+	return CMD_PENDING;
+}
+
+/* The operator of a node above, as the command that came down runs it. */
+struct xwho {
+	struct tier_principal p;
+	struct fed *f;
+	uint64_t id;
+	char from[SCOPE_MAX + 1], name[160];
+	char *grants[TIER_MAX_GRANTS + 1], *duties[TIER_MAX_GRANTS + 1];
+};
+
+static void xwho_free(void *ref)
+{
+	struct xwho *x = ref;
+	for (int i = 0; x->grants[i]; i++)
+		free(x->grants[i]);
+	for (int i = 0; x->duties[i]; i++)
+		free(x->duties[i]);
+	free(x);
+}
+
+/* Send an answer (rc, err, data) for `to` up the tree, from this node. */
+static void send_xres(struct fed *f, uint64_t id, const char *to, const char *node, int rc,
+		      const char *err, const void *data, size_t len)
+{
+	char t[SCOPE_MAX + 1], subj[SUBJECT_MAX];
+	tokens(f->k->cfg.node_path, t, sizeof t);
+	snprintf(subj, sizeof subj, "linli.up.%s.xres", t);
+	if (len > EXEC_MAX) {
+		rc = LINLI_ELIMIT;
+		err = "the answer is larger than federation exec carries (900 KiB)";
+		len = 0;
+	}
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 7);
+	mp_kv_uint(&pk, "id", id);
+	mp_kv_str(&pk, "to", to);
+	mp_kv_str(&pk, "node", node);
+	mp_kv_str(&pk, "by", f->k->cfg.node_path);
+	mp_kv_int(&pk, "rc", rc);
+	mp_kv_str(&pk, "err", err ? err : "");
+	mp_str(&pk, "data");
+	msgpack_pack_bin(&pk, len);
+	if (len)
+		msgpack_pack_bin_body(&pk, data, len);
+	queue_out(f, subj, true, &sb);
+}
+
+static void exec_done(struct cmd_call *call, int rc)
+{
+	struct xwho *x = call->who_ref;
+	send_xres(x->f, x->id, x->from, x->f->k->cfg.node_path, rc, rc ? call->err : "",
+		  rc ? NULL : call->data.data, rc ? 0 : call->data.size);
+	cmd_call_free(call);
+}
+
+static void apply_exec(struct kernel *k, void *arg)
+{
+	struct inbound *in = arg;
+	struct fed *f = in->f;
+	take_in(in);
+	const char *own = k->cfg.node_path;
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	char from[SCOPE_MAX + 1] = "", to[SCOPE_MAX + 1] = "", cerr[96], role[32] = "";
+	uint64_t id = 0;
+	const msgpack_object *who = NULL, *argv = NULL, *input = NULL;
+	if (in->len > EXEC_MAX || mp_check(in->bytes, in->len, 4, MP_STR_KEYS, cerr, sizeof cerr) ||
+	    msgpack_unpack_next(&up, in->bytes, in->len, NULL) != MSGPACK_UNPACK_SUCCESS ||
+	    up.data.type != MSGPACK_OBJECT_MAP || !u64_of(mp_get(&up.data, "id"), &id) ||
+	    !str_of(mp_get(&up.data, "from"), from, sizeof from) ||
+	    !str_of(mp_get(&up.data, "to"), to, sizeof to) || !(who = mp_get(&up.data, "who")) ||
+	    who->type != MSGPACK_OBJECT_MAP || !(argv = mp_get(&up.data, "argv")) ||
+	    argv->type != MSGPACK_OBJECT_ARRAY || argv->via.array.size < 1 ||
+	    argv->via.array.size > 64 || !scope_within(from, own) || !strcmp(from, own) ||
+	    !scope_within(own, to)) {
+		f->refused++;
+		log_warn("federation", "refused a command on %s: not {id, from: a node above, to: "
+			 "this node or below, who, argv}", in->subject);
+		goto out;
+	}
+	if (strcmp(to, own)) { /* on its way down */
+		send_exec(f, to, in->bytes, in->len);
+		goto out;
+	}
+	struct xwho *x = calloc(1, sizeof *x);
+	if (!x)
+		goto out;
+	x->f = f;
+	x->id = id;
+	snprintf(x->from, sizeof x->from, "%s", from);
+	char name[64] = "", wscope[SCOPE_MAX + 1] = "";
+	str_of(mp_get(who, "name"), name, sizeof name);
+	str_of(mp_get(who, "scope"), wscope, sizeof wscope);
+	str_of(mp_get(who, "role"), role, sizeof role);
+	snprintf(x->name, sizeof x->name, "%s@%s", name, from);
+	enum tier_role r = tier_role_parse(role);
+	const char *bad = !name[0]	       ? "no operator named"
+			  : r == ROLE_NONE ? "no role"
+			  : !scope_within(wscope, own) || !scope_within(from, wscope)
+			      ? "the operator's jurisdiction does not cover this node"
+			      : NULL;
+	if (bad) {
+		send_xres(f, id, from, own, LINLI_EPERM, bad, NULL, 0);
+		xwho_free(x);
+		goto out;
+	}
+	static const char *const lists[2] = {"grants", "duties"};
+	for (int l = 0; l < 2; l++) {
+		const msgpack_object *a = mp_get(who, lists[l]);
+		char **dst = l ? x->duties : x->grants;
+		for (uint32_t i = 0; a && a->type == MSGPACK_OBJECT_ARRAY && i < a->via.array.size &&
+				     i < TIER_MAX_GRANTS;
+		     i++) {
+			char v[128];
+			if (str_of(&a->via.array.ptr[i], v, sizeof v) && !(*dst++ = strdup(v)))
+				break;
+		}
+	}
+	x->p = (struct tier_principal){.kind = PRINCIPAL_PERSON,
+				       .name = x->name,
+				       .scope = own, /* acting here, at this node's level */
+				       .role = r,
+				       .grants = (const char *const *)x->grants,
+				       .duties = (const char *const *)x->duties};
+	char *args[64];
+	int argc = 0;
+	for (uint32_t i = 0; i < argv->via.array.size; i++) {
+		const msgpack_object *o = &argv->via.array.ptr[i];
+		if (o->type != MSGPACK_OBJECT_STR || !(args[argc] = strndup(o->via.str.ptr,
+									       o->via.str.size)))
+			break;
+		argc++;
+	}
+	struct cmd_call *call = argc == (int)argv->via.array.size ? cmd_call_new(k, argc, args)
+								  : NULL;
+	for (int i = 0; i < argc; i++)
+		free(args[i]);
+	if (!call) {
+		send_xres(f, id, from, own, LINLI_EINVAL, "argv: not a list of strings", NULL, 0);
+		xwho_free(x);
+		goto out;
+	}
+	if ((input = mp_get(&up.data, "input")) && input->type == MSGPACK_OBJECT_STR) {
+		call->input = strndup(input->via.str.ptr, input->via.str.size);
+		call->input_len = call->input ? input->via.str.size : 0;
+	}
+	call->who = &x->p;
+	call->who_ref = x;
+	call->who_release = xwho_free;
+	call->finish = exec_done;
+	log_info("federation", "a command from %s runs here as %s: %s%s%s", from, x->name,
+		 call->argv[0], call->argc > 1 ? " " : "", call->argc > 1 ? call->argv[1] : "");
+	int rc = access_gate_who(k, call);
+	if (rc)
+		cmd_finish(call, rc);
+	else
+		cmd_dispatch(k->cmds, call);
+out:
+	msgpack_unpacked_destroy(&up);
+	free(in);
+}
+
+/* An answer from below: the waiting command's, or passed on up. */
+static void apply_xres(struct fed *f, struct inbound *in)
+{
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	char to[SCOPE_MAX + 1] = "", node[SCOPE_MAX + 1] = "", by[SCOPE_MAX + 1] = "",
+	     err[1024] = "", cerr[96];
+	uint64_t id = 0;
+	const msgpack_object *rc = NULL, *data = NULL;
+	if (in->len > EXEC_MAX + 4096 ||
+	    mp_check(in->data, in->len, 2, MP_STR_KEYS, cerr, sizeof cerr) ||
+	    msgpack_unpack_next(&up, in->data, in->len, NULL) != MSGPACK_UNPACK_SUCCESS ||
+	    up.data.type != MSGPACK_OBJECT_MAP || !u64_of(mp_get(&up.data, "id"), &id) ||
+	    !str_of(mp_get(&up.data, "to"), to, sizeof to) ||
+	    !str_of(mp_get(&up.data, "node"), node, sizeof node) ||
+	    !str_of(mp_get(&up.data, "by"), by, sizeof by) || !(rc = mp_get(&up.data, "rc")) ||
+	    (rc->type != MSGPACK_OBJECT_POSITIVE_INTEGER &&
+	     rc->type != MSGPACK_OBJECT_NEGATIVE_INTEGER) ||
+	    !(data = mp_get(&up.data, "data")) || data->type != MSGPACK_OBJECT_BIN ||
+	    !scope_within(by, node)) {
+		refuse(f, in, "not an answer to a command ({id, to, node, by, rc, err, data})");
+		goto out;
+	}
+	if (!sender_of(f, in, by, ".xres"))
+		goto out;
+	str_of(mp_get(&up.data, "err"), err, sizeof err);
+	if (strcmp(to, f->k->cfg.node_path)) { /* for a node above */
+		send_xres(f, id, to, node, (int)rc->via.i64, err, data->via.bin.ptr,
+			  data->via.bin.size);
+		goto out;
+	}
+	for (size_t i = 0; i < f->n_xpend; i++) {
+		struct xpend *x = &f->xpend[i];
+		if (x->id != id || strcmp(x->to, node))
+			continue;
+		struct cmd_call *call = x->call;
+		f->xpend[i] = f->xpend[--f->n_xpend];
+		call->on_cancel = NULL;
+		int code = (int)rc->via.i64;
+		if (code)
+			cmd_fail(call, code, "at %s: %s", node, err);
+		else if (data->via.bin.size)
+			msgpack_sbuffer_write(&call->data, data->via.bin.ptr, data->via.bin.size);
+		cmd_finish(call, code);
+		goto out;
+	}
+	log_info("federation", "an answer from %s to command %llu came after its wait ended", node,
+		 (unsigned long long)id);
+out:
+	msgpack_unpacked_destroy(&up);
+}
+
 /* ---- the quarantine: federation quarantine [retry|drop ID] ---- */
 
 struct qlist {
@@ -2646,6 +3044,9 @@ int fed_open(struct kernel *k)
 		if (!rc)
 			rc = cmd_register(k->cmds, "federation", "push", "FILE [--stdin]",
 					  FED_PUSH_SUMMARY, cmd_push, NULL, &owner_none);
+		if (!rc)
+			rc = cmd_register(k->cmds, "federation", "exec", "NODE WORD [SUB] [ARG...]",
+					  FED_EXEC_SUMMARY, cmd_exec, NULL, &owner_none);
 		return rc ? rc
 			  : cmd_register(k->cmds, "federation", "decommission", "CHILD [--undo]",
 					 FED_DECOM_SUMMARY, cmd_decommission, NULL, &owner_none);
@@ -2672,6 +3073,7 @@ int fed_open(struct kernel *k)
 	else
 		f->parent[0] = '\0'; /* the top: nothing comes down */
 	f->down_last = store_down_last(k->store);
+	f->xid = (uint64_t)wall_ms() << 8; /* an answer meant for an earlier run matches nothing */
 	msgpack_sbuffer_init(&f->upbuf);
 	msgpack_sbuffer_init(&f->entbuf);
 	struct store_outbox_info oi;
@@ -2701,6 +3103,9 @@ int fed_open(struct kernel *k)
 	if (!rc)
 		rc = cmd_register(k->cmds, "federation", "decommission", "CHILD [--undo]",
 				  FED_DECOM_SUMMARY, cmd_decommission, f, f);
+	if (!rc)
+		rc = cmd_register(k->cmds, "federation", "exec", "NODE WORD [SUB] [ARG...]",
+				  FED_EXEC_SUMMARY, cmd_exec, f, f);
 	if (!rc && pthread_create(&f->thread, NULL, run, f))
 		rc = LINLI_ENOMEM;
 	if (rc) {
@@ -2726,6 +3131,13 @@ void fed_close(struct kernel *k)
 	if (f->alarm_req && k->bus)
 		bus_request_drop(k->bus, f->alarm_req, f);
 	cmd_unregister_owner(k->cmds, f);
+	while (f->n_xpend) { /* commands sent down still waiting: said so */
+		struct cmd_call *call = f->xpend[--f->n_xpend].call;
+		call->on_cancel = NULL;
+		cmd_fail(call, LINLI_ESTATE, "linlid is shutting down: no answer from below");
+		cmd_finish(call, LINLI_ESTATE);
+	}
+	free(f->xpend);
 	/* An apply waiting for its commit names f: commit now (its ack is then dropped with
 	   the connection; the stream sends the message again, a repeat the next start skips). */
 	if (k->store)

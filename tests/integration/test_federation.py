@@ -663,8 +663,9 @@ def case_four_tiers_the_city_sees_both_communities_its_rule_runs_below_a_forged_
             rc, r, _ = d.cli("data", "query", "service_items", "--scope", scope)
             return sorted(x["code"] for x in r["records"]) if rc == 0 else None
         wait_for(lambda: codes(ds[YUELAN], city) == ["SI-001"] and
-                 codes(ds[qiming], qiming) == ["SI-Q"], "the city's items at both communities",
-                 timeout=30)
+                 codes(ds[qiming], qiming) == ["SI-Q"] and
+                 ds[YUELAN].cli("data", "get", "work_calendar", "2026", "--scope", city)[0] == 0,
+                 "the city's items, category and calendar at both communities", timeout=30)
         eq(ds[YUELAN].ok("data", "get", "incident_categories", "environment", "--scope",
                          city)["finish_minutes"], 120, "a category from the city")
         eq(ds[YUELAN].ok("data", "get", "work_calendar", "2026", "--scope", city)["year"], 2026,
@@ -708,6 +709,25 @@ def case_four_tiers_the_city_sees_both_communities_its_rule_runs_below_a_forged_
         wait_for(lambda: codes(ds[YUELAN], city) == ["SI-003"], "a word past the log healed",
                  timeout=30)
         check("taking all of it again" in ds[YUELAN].logtext(), "said so")
+
+        # The city's operator acts on what yuelan owns: the command runs there, as them, and
+        # its change comes back up like any other.
+        g = {"code": "g0777", "name": "from-the-city", "households": 7}
+        r = ds[city].ok("federation", "exec", YUELAN, "data", "put", "grids", "--scope", YUELAN,
+                        "--id", "g0777", json.dumps(g))
+        eq(r.get("id"), "g0777", f"the answer from yuelan: {r}")
+        eq(held(ds[YUELAN], YUELAN).get("g0777"), "from-the-city", "written at yuelan")
+        wait_for(lambda: held(ds[city], "hefei").get("g0777") == "from-the-city",
+                 "the change back up at the city", timeout=30)
+        check("a command from hefei runs here as " in ds[YUELAN].logtext(), "said at yuelan")
+        rc, _, err = ds[city].cli("federation", "exec", YUELAN, "data", "put", "grids",
+                                  "--scope", qiming, "--id", "g0778", json.dumps(g))
+        check(rc != 0 and f"at {YUELAN}" in err and "outside" in err,
+              f"gated at yuelan as any command there: {err}")
+        rc, _, err = ds[STREET].cli("federation", "exec", "hefei/baohe/other", "status")
+        check(rc != 0 and "not a node below" in err, err)
+        rc, _, err = ds[YUELAN].cli("federation", "exec", qiming, "status")
+        check(rc != 0 and "not a node below" in err, err)
 
         # Forged: yuelan's own credentials, its own subject, a change scoped to qiming.
         applied = child_of(ds[STREET], YUELAN)["applied"]
