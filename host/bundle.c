@@ -219,7 +219,25 @@ static bool is_file_name(const char *s, size_t n)
 		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
 		      (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '.' || s[i] == '-'))
 			return false;
-	return strncmp(s, "manifest", n) != 0 && strncmp(s, "manifest.sig", n) != 0;
+	/* the bundle's own files, and what the node keeps beside them (plugin.c) */
+	static const char *const taken[] = {"manifest", "manifest.sig", "installed", "current",
+					    "previous"};
+	for (size_t i = 0; i < sizeof taken / sizeof taken[0]; i++)
+		if (n == strlen(taken[i]) && memcmp(s, taken[i], n) == 0)
+			return false;
+	return true;
+}
+
+/* A version is also a directory's name on the node: [A-Za-z0-9._+~-], not starting with '.'. */
+static bool is_version(const char *s, size_t n)
+{
+	if (n == 0 || n >= LINLI_VERSION_MAX || s[0] == '.' || s[0] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= '0' && s[i] <= '9') || (s[i] && strchr("._+~-", s[i]))))
+			return false;
+	return true;
 }
 
 /* Text without control bytes that is valid UTF-8 (the vendor's name). */
@@ -308,10 +326,10 @@ int bundle_manifest_parse(const char *text, size_t len, struct bundle_manifest *
 			if (seen_version)
 				return berr(err, errlen, LINLI_EINVAL,
 					    "manifest line %d: a second version", line);
-			if (!is_token(v, vn, LINLI_VERSION_MAX))
+			if (!is_version(v, vn))
 				return berr(err, errlen, LINLI_EINVAL,
-					    "manifest line %d: version must be printable ASCII "
-					    "without spaces, at most %d bytes",
+					    "manifest line %d: version must be of [A-Za-z0-9._+~-], "
+					    "not starting with '.' or '-', at most %d bytes",
 					    line, LINLI_VERSION_MAX - 1);
 			memcpy(m->version, v, vn);
 			seen_version = true;
@@ -361,7 +379,8 @@ int bundle_manifest_parse(const char *text, size_t len, struct bundle_manifest *
 			if (!s2 || !is_file_name(v, fnl) || (size_t)(v + vn - h) != 2 * BUNDLE_HASH_LEN)
 				return berr(err, errlen, LINLI_EINVAL,
 					    "manifest line %d: must be 'file NAME SIZE BLAKE2B-256-HEX' "
-					    "(NAME of [A-Za-z0-9._-], not starting with '.' or '-')",
+					    "(NAME of [A-Za-z0-9._-], not starting with '.' or '-', not "
+					    "manifest, installed, current or previous)",
 					    line);
 			struct bundle_file *f = &m->files[m->n_files];
 			memcpy(f->name, v, fnl);
