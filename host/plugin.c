@@ -2339,9 +2339,25 @@ int plug_find_declared(const struct cfg *c, bool rule, const char *name,
 				return n;
 		}
 	}
+	/* An installed bundle's current version (<data_dir>/bundles/NAME/current). */
+	char path[PATH_MAX * 2], ver[LINLI_VERSION_MAX];
+	snprintf(path, sizeof path, "%s/bundles/%s/current", c->data_dir, name);
+	if (!rule && is_ident(name, LINLI_NAME_MAX) && read_word(path, ver, sizeof ver) == 0) {
+		struct bundle b;
+		char vdir[PATH_MAX * 2], why[512];
+		snprintf(vdir, sizeof vdir, "%s/bundles/%s/%s", c->data_dir, name, ver);
+		if (bundle_read_dir(vdir, &b, why, sizeof why) == 0) {
+			snprintf(path, sizeof path, "%s/%s", vdir, b.m.files[b.m.plugin].name);
+			const struct plug_kind *kind = kind_of(path);
+			int n = 0, found = kind ? kind->declares(c, path, false, name, caps, max, &n) : 0;
+			bundle_free(&b);
+			if (found)
+				return n;
+		}
+	}
 	return errf(err, errlen, LINLI_ENOENT, "no %s named '%s' in the configured %s",
 		    rule ? "rule" : "plugin", name,
-		    rule ? "script_dirs" : "plugin_dirs and script_dirs");
+		    rule ? "script_dirs" : "plugin_dirs, script_dirs and installed bundles");
 }
 
 static int grants_declared(struct kernel *k, const char *name, const char **out, int max)

@@ -14,7 +14,7 @@ import tarfile
 import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import BUILD, LINLI, Daemon, by_name, check, eq, finish, main  # noqa: E402
+from harness import BUILD, LINLI, LINLID, Daemon, by_name, check, eq, finish, main  # noqa: E402
 
 TP = os.path.abspath(os.environ.get("LINLI_TP_DIR", os.path.join(BUILD, "tests", "plugins")))
 TOOL = os.path.join(BUILD, "host", "linli-bundle")
@@ -180,8 +180,13 @@ def case_signed_bundle_over_tcp_upgrade_rollback_remove():
         eq(d.ok("reloadme", "version")["variant"], 1, "v1 answers again")
         refused(d, "not installed from a bundle", "plugins", "remove", "dep_a")
 
-        # A restart loads the current version again, verified again.
+        # A restart loads the current version again, verified again; offline provisioning
+        # (linlid --grant) finds the installed bundle too.
         eq(d.stop(), 0, "stop")
+        r = subprocess.run([LINLID, "--config", d.cfg, "--grant", "plugin:reloadme", "--all"],
+                           capture_output=True, text=True, timeout=60)
+        eq((r.returncode, r.stdout.strip()),
+           (0, "plugin:reloadme declares no capability: nothing to grant"), r.stderr)
         d.start(args=("--test-clock",))
         eq(d.ok("reloadme", "version")["variant"], 1, "current kept across a restart")
 
