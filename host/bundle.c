@@ -31,7 +31,10 @@ __attribute__((format(printf, 4, 5))) static int berr(char *err, size_t errlen, 
 	return rc;
 }
 
-int bundle_crypto_init(void) { return sodium_init() < 0 ? -1 : 0; }
+int bundle_crypto_init(void)
+{
+	return sodium_init() < 0 ? -1 : 0;
+}
 
 void bundle_hash(const void *data, size_t len, uint8_t out[BUNDLE_HASH_LEN])
 {
@@ -58,8 +61,8 @@ void bundle_hex(const uint8_t *b, size_t n, char *out)
 bool bundle_key_name_ok(const char *s)
 {
 	size_t n = strnlen(s, BUNDLE_KEY_NAME_MAX);
-	if (n == 0 || n == BUNDLE_KEY_NAME_MAX || !((s[0] >= 'a' && s[0] <= 'z') ||
-						   (s[0] >= '0' && s[0] <= '9')))
+	if (n == 0 || n == BUNDLE_KEY_NAME_MAX ||
+	    !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9')))
 		return false;
 	for (size_t i = 1; i < n; i++)
 		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
@@ -246,8 +249,11 @@ static bool is_text(const char *s, size_t n)
 	const unsigned char *u = (const unsigned char *)s;
 	for (size_t i = 0; i < n;) {
 		unsigned c = u[i];
-		size_t k = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3
-				      : (c & 0xf8) == 0xf0 ? 4 : 0;
+		size_t k = c < 0x80		? 1
+			   : (c & 0xe0) == 0xc0 ? 2
+			   : (c & 0xf0) == 0xe0 ? 3
+			   : (c & 0xf8) == 0xf0 ? 4
+						: 0;
 		if (!k || i + k > n || (k == 1 && (c < ' ' || c == 0x7f)) || (k == 2 && c < 0xc2) ||
 		    (k == 4 && c > 0xf4))
 			return false;
@@ -309,12 +315,12 @@ int bundle_manifest_parse(const char *text, size_t len, struct bundle_manifest *
 		} else if (n == 0) {
 			return berr(err, errlen, LINLI_EINVAL, "manifest line %d: empty", line);
 		} else if (!sp || vn == 0) {
-			return berr(err, errlen, LINLI_EINVAL, "manifest line %d: '%s' without a value",
-				    line, key);
+			return berr(err, errlen, LINLI_EINVAL,
+				    "manifest line %d: '%s' without a value", line, key);
 		} else if (kn == 4 && memcmp(p, "name", 4) == 0) {
 			if (seen_name)
-				return berr(err, errlen, LINLI_EINVAL, "manifest line %d: a second name",
-					    line);
+				return berr(err, errlen, LINLI_EINVAL,
+					    "manifest line %d: a second name", line);
 			if (!is_ident(v, vn))
 				return berr(err, errlen, LINLI_EINVAL,
 					    "manifest line %d: name must match [a-z][a-z0-9_]*, at "
@@ -327,10 +333,11 @@ int bundle_manifest_parse(const char *text, size_t len, struct bundle_manifest *
 				return berr(err, errlen, LINLI_EINVAL,
 					    "manifest line %d: a second version", line);
 			if (!is_version(v, vn))
-				return berr(err, errlen, LINLI_EINVAL,
-					    "manifest line %d: version must be of [A-Za-z0-9._+~-], "
-					    "not starting with '.' or '-', at most %d bytes",
-					    line, LINLI_VERSION_MAX - 1);
+				return berr(
+				    err, errlen, LINLI_EINVAL,
+				    "manifest line %d: version must be of [A-Za-z0-9._+~-], "
+				    "not starting with '.' or '-', at most %d bytes",
+				    line, LINLI_VERSION_MAX - 1);
 			memcpy(m->version, v, vn);
 			seen_version = true;
 		} else if (kn == 6 && memcmp(p, "vendor", 6) == 0) {
@@ -352,7 +359,8 @@ int bundle_manifest_parse(const char *text, size_t len, struct bundle_manifest *
 			if (seen_sdk || vn > 11 || sscanf(buf, "%3u.%3u%n", &a, &b, &used) != 2 ||
 			    (size_t)used != vn || buf[0] < '0' || buf[0] > '9')
 				return berr(err, errlen, LINLI_EINVAL,
-					    "manifest line %d: sdk must be MAJOR.MINOR, once", line);
+					    "manifest line %d: sdk must be MAJOR.MINOR, once",
+					    line);
 			m->sdk_major = a;
 			m->sdk_minor = b;
 			seen_sdk = true;
@@ -376,12 +384,14 @@ int bundle_manifest_parse(const char *text, size_t len, struct bundle_manifest *
 			const char *s2 = s1 ? memchr(s1 + 1, ' ', (size_t)(v + vn - s1 - 1)) : NULL;
 			const char *h = s2 ? s2 + 1 : NULL;
 			size_t fnl = s1 ? (size_t)(s1 - v) : 0;
-			if (!s2 || !is_file_name(v, fnl) || (size_t)(v + vn - h) != 2 * BUNDLE_HASH_LEN)
-				return berr(err, errlen, LINLI_EINVAL,
-					    "manifest line %d: must be 'file NAME SIZE BLAKE2B-256-HEX' "
-					    "(NAME of [A-Za-z0-9._-], not starting with '.' or '-', not "
-					    "manifest, installed, current or previous)",
-					    line);
+			if (!s2 || !is_file_name(v, fnl) ||
+			    (size_t)(v + vn - h) != 2 * BUNDLE_HASH_LEN)
+				return berr(
+				    err, errlen, LINLI_EINVAL,
+				    "manifest line %d: must be 'file NAME SIZE BLAKE2B-256-HEX' "
+				    "(NAME of [A-Za-z0-9._-], not starting with '.' or '-', not "
+				    "manifest, installed, current or previous)",
+				    line);
 			struct bundle_file *f = &m->files[m->n_files];
 			memcpy(f->name, v, fnl);
 			f->name[fnl] = '\0';
@@ -394,9 +404,10 @@ int bundle_manifest_parse(const char *text, size_t len, struct bundle_manifest *
 				size = size * 10 + (uint64_t)(*q - '0');
 			}
 			if (s2 == s1 + 1 || size > BUNDLE_MAX)
-				return berr(err, errlen, LINLI_EINVAL,
-					    "manifest line %d: file %s: size missing or over %u bytes",
-					    line, f->name, BUNDLE_MAX);
+				return berr(
+				    err, errlen, LINLI_EINVAL,
+				    "manifest line %d: file %s: size missing or over %u bytes",
+				    line, f->name, BUNDLE_MAX);
 			f->size = size;
 			for (int i = 0; i < BUNDLE_HASH_LEN; i++) {
 				int hi = hexval(h[2 * i]), lo = hexval(h[2 * i + 1]);
@@ -414,31 +425,37 @@ int bundle_manifest_parse(const char *text, size_t len, struct bundle_manifest *
 						    f->name);
 			if (has_suffix(f->name, ".so") || has_suffix(f->name, ".lua")) {
 				if (m->plugin >= 0)
-					return berr(err, errlen, LINLI_EINVAL,
-						    "manifest line %d: a second plugin file (%s after "
-						    "%s): a bundle brings one plugin",
-						    line, f->name, m->files[m->plugin].name);
+					return berr(
+					    err, errlen, LINLI_EINVAL,
+					    "manifest line %d: a second plugin file (%s after "
+					    "%s): a bundle brings one plugin",
+					    line, f->name, m->files[m->plugin].name);
 				m->plugin = m->n_files;
 			}
 			m->n_files++;
 		} else if ((kn == 8 && memcmp(p, "fragment", 8) == 0) ||
 			   (kn == 7 && memcmp(p, "dataset", 7) == 0) ||
 			   (kn == 7 && memcmp(p, "catalog", 7) == 0)) {
-			return berr(err, errlen, LINLI_ENOTSUP,
-				    "manifest line %d: '%s': catalog fragments are not supported yet "
-				    "(they need the catalog swapped at run time); a bundle brings its "
-				    "plugin only",
-				    line, key);
+			return berr(
+			    err, errlen, LINLI_ENOTSUP,
+			    "manifest line %d: '%s': catalog fragments are not supported yet "
+			    "(they need the catalog swapped at run time); a bundle brings its "
+			    "plugin only",
+			    line, key);
 		} else {
-			return berr(err, errlen, LINLI_EINVAL,
-				    "manifest line %d: unknown key '%s' (name, version, vendor, sdk, "
-				    "capability, file)",
-				    line, key);
+			return berr(
+			    err, errlen, LINLI_EINVAL,
+			    "manifest line %d: unknown key '%s' (name, version, vendor, sdk, "
+			    "capability, file)",
+			    line, key);
 		}
 		p = nl + 1;
 	}
-	const char *missing = !seen_name ? "name" : !seen_version ? "version"
-			      : !seen_vendor ? "vendor" : !seen_sdk ? "sdk" : NULL;
+	const char *missing = !seen_name      ? "name"
+			      : !seen_version ? "version"
+			      : !seen_vendor  ? "vendor"
+			      : !seen_sdk     ? "sdk"
+					      : NULL;
 	if (missing)
 		return berr(err, errlen, LINLI_EINVAL, "manifest: no '%s' line", missing);
 	if (m->plugin < 0)
@@ -454,8 +471,9 @@ char *bundle_manifest_format(const struct bundle_manifest *m, size_t *len)
 	char *s = malloc(cap);
 	if (!s)
 		return NULL;
-	size_t off = (size_t)snprintf(s, cap, "linli-bundle 1\nname %s\nversion %s\nvendor %s\nsdk %u.%u\n",
-				      m->name, m->version, m->vendor, m->sdk_major, m->sdk_minor);
+	size_t off =
+	    (size_t)snprintf(s, cap, "linli-bundle 1\nname %s\nversion %s\nvendor %s\nsdk %u.%u\n",
+			     m->name, m->version, m->vendor, m->sdk_major, m->sdk_minor);
 	for (int i = 0; i < m->n_caps; i++)
 		off += (size_t)snprintf(s + off, cap - off, "capability %s\n", m->caps[i]);
 	for (int i = 0; i < m->n_files; i++) {
@@ -496,7 +514,8 @@ static int keep(struct bundle *b, const char *name, unsigned char *data, size_t 
 	if (!is_file_name(name, strlen(name))) {
 		free(data);
 		return berr(err, errlen, LINLI_EINVAL,
-			    "bundle: entry '%.100s': not a plain file name of [A-Za-z0-9._-]", name);
+			    "bundle: entry '%.100s': not a plain file name of [A-Za-z0-9._-]",
+			    name);
 	}
 	for (int i = 0; i < b->n_files; i++)
 		if (strcmp(b->files[i].name, name) == 0) {
@@ -522,8 +541,8 @@ static int finish_read(struct bundle *b, char *err, size_t errlen)
 	if (b->manifest_len > BUNDLE_MANIFEST_MAX)
 		return berr(err, errlen, LINLI_E2BIG, "bundle: its manifest is over %u bytes",
 			    BUNDLE_MANIFEST_MAX);
-	int rc = bundle_manifest_parse((const char *)b->manifest, b->manifest_len, &b->m, err,
-				       errlen);
+	int rc =
+	    bundle_manifest_parse((const char *)b->manifest, b->manifest_len, &b->m, err, errlen);
 	if (rc)
 		return rc;
 	for (int i = 0; i < b->n_files; i++) {
@@ -582,7 +601,8 @@ int bundle_read_mem(const void *buf, size_t len, struct bundle *b, char *err, si
 		}
 		la_int64_t sz = archive_entry_size(e);
 		if (sz < 0 || (uint64_t)sz > BUNDLE_MAX - total) {
-			rc = berr(err, errlen, LINLI_E2BIG, "bundle: entry '%.100s' too large", name);
+			rc = berr(err, errlen, LINLI_E2BIG, "bundle: entry '%.100s' too large",
+				  name);
 			goto out;
 		}
 		unsigned char *data = malloc((size_t)sz ? (size_t)sz : 1);
@@ -728,13 +748,15 @@ int bundle_verify(const struct bundle *b, const struct bundle_key *keys, int n_k
 				    "trust (see 'linli trust list'; 'linli trust add NAME FILE' "
 				    "adds a vendor's key)",
 				    b->m.name, b->m.version, hex);
-		if (k && crypto_sign_verify_detached(sig, b->manifest, b->manifest_len, k->pk) != 0) {
+		if (k &&
+		    crypto_sign_verify_detached(sig, b->manifest, b->manifest_len, k->pk) != 0) {
 			if (!allow_unsigned)
-				return berr(err, errlen, LINLI_ECORRUPT,
-					    "bundle %s %s: its signature does not verify with the "
-					    "trusted key '%s' (%s): the manifest was altered or signed "
-					    "with another key",
-					    b->m.name, b->m.version, k->name, hex);
+				return berr(
+				    err, errlen, LINLI_ECORRUPT,
+				    "bundle %s %s: its signature does not verify with the "
+				    "trusted key '%s' (%s): the manifest was altered or signed "
+				    "with another key",
+				    b->m.name, b->m.version, k->name, hex);
 			k = NULL;
 		}
 		*signer = k;
@@ -748,10 +770,11 @@ int bundle_verify(const struct bundle *b, const struct bundle_key *keys, int n_k
 		if (!blob)
 			return berr(err, errlen, LINLI_EINVAL, "bundle: %s is missing", f->name);
 		if (blob->len != f->size)
-			return berr(err, errlen, LINLI_ECORRUPT,
-				    "bundle %s %s: %s has %zu bytes, its manifest says %llu: refused",
-				    b->m.name, b->m.version, f->name, blob->len,
-				    (unsigned long long)f->size);
+			return berr(
+			    err, errlen, LINLI_ECORRUPT,
+			    "bundle %s %s: %s has %zu bytes, its manifest says %llu: refused",
+			    b->m.name, b->m.version, f->name, blob->len,
+			    (unsigned long long)f->size);
 		uint8_t h[BUNDLE_HASH_LEN];
 		bundle_hash(blob->data, blob->len, h);
 		if (memcmp(h, f->hash, BUNDLE_HASH_LEN) != 0)

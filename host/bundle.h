@@ -40,18 +40,18 @@
 
 #include "linli/plugin.h"
 
-#define BUNDLE_MAX (64u << 20)		/* a whole bundle, bytes */
-#define BUNDLE_MANIFEST_MAX (64u << 10) /* its manifest */
-#define BUNDLE_MAX_FILES 8		/* files a manifest lists */
+#define BUNDLE_MAX	     (64u << 20) /* a whole bundle, bytes */
+#define BUNDLE_MANIFEST_MAX  (64u << 10) /* its manifest */
+#define BUNDLE_MAX_FILES     8		 /* files a manifest lists */
 #define BUNDLE_FILE_NAME_MAX 100
-#define BUNDLE_VENDOR_MAX 128
-#define BUNDLE_KEYID_LEN 8
-#define BUNDLE_KEYID_HEX (2 * BUNDLE_KEYID_LEN + 1)
-#define BUNDLE_PK_LEN 32
-#define BUNDLE_SK_LEN 64
-#define BUNDLE_SIG_LEN 64
-#define BUNDLE_HASH_LEN 32
-#define BUNDLE_KEY_NAME_MAX 32 /* a trusted key's name: [a-z0-9][a-z0-9_.-]*, 31 bytes */
+#define BUNDLE_VENDOR_MAX    128
+#define BUNDLE_KEYID_LEN     8
+#define BUNDLE_KEYID_HEX     (2 * BUNDLE_KEYID_LEN + 1)
+#define BUNDLE_PK_LEN	     32
+#define BUNDLE_SK_LEN	     64
+#define BUNDLE_SIG_LEN	     64
+#define BUNDLE_HASH_LEN	     32
+#define BUNDLE_KEY_NAME_MAX  32 /* a trusted key's name: [a-z0-9][a-z0-9_.-]*, 31 bytes */
 
 struct bundle_file {
 	char name[BUNDLE_FILE_NAME_MAX + 1];
@@ -136,8 +136,7 @@ void bundle_free(struct bundle *b);
  * (LINLI_ECORRUPT). *signer: the key that verified, or NULL.
  */
 int bundle_verify(const struct bundle *b, const struct bundle_key *keys, int n_keys,
-		  bool allow_unsigned, const struct bundle_key **signer, char *err,
-		  size_t errlen);
+		  bool allow_unsigned, const struct bundle_key **signer, char *err, size_t errlen);
 
 /* The blob of the plugin file, or NULL. */
 const struct bundle_blob *bundle_plugin(const struct bundle *b);

@@ -39,13 +39,12 @@ int plug_read_meta(const void *buf, size_t len, struct linli_plugin_meta *out, c
 
 static int usage(void)
 {
-	fprintf(stderr,
-		"usage: linli-bundle keygen NAME [-o DIR]\n"
-		"       linli-bundle build --plugin FILE.so|FILE.lua --vendor TEXT\n"
-		"                          (--key NAME.sec | --unsigned) -o OUT.bundle\n"
-		"                          [--name N] [--version V] [--capability CAP]...\n"
-		"                          [--sdk M.N] [--file FILE]...\n"
-		"       linli-bundle verify BUNDLE [--key NAME.pub]\n");
+	fprintf(stderr, "usage: linli-bundle keygen NAME [-o DIR]\n"
+			"       linli-bundle build --plugin FILE.so|FILE.lua --vendor TEXT\n"
+			"                          (--key NAME.sec | --unsigned) -o OUT.bundle\n"
+			"                          [--name N] [--version V] [--capability CAP]...\n"
+			"                          [--sdk M.N] [--file FILE]...\n"
+			"       linli-bundle verify BUNDLE [--key NAME.pub]\n");
 	return 2;
 }
 
@@ -241,10 +240,12 @@ static int build(int argc, char **argv)
 		for (int i = 0; i < LINLI_MAX_CAPS && meta.capabilities[i][0]; i++)
 			snprintf(m.caps[m.n_caps++], LINLI_CAP_MAX, "%s", meta.capabilities[i]);
 		if (n_caps_arg)
-			fprintf(stderr, "linli-bundle: --capability ignored: a .so declares its own\n");
+			fprintf(stderr,
+				"linli-bundle: --capability ignored: a .so declares its own\n");
 	} else {
 		if (!name || !version) {
-			fprintf(stderr, "linli-bundle: a script plugin needs --name and --version\n");
+			fprintf(stderr,
+				"linli-bundle: a script plugin needs --name and --version\n");
 			return 1;
 		}
 		snprintf(m.name, sizeof m.name, "%s", name);
@@ -289,7 +290,8 @@ static int build(int argc, char **argv)
 		uint8_t id[BUNDLE_KEYID_LEN], sk[BUNDLE_SK_LEN], sig[BUNDLE_SIG_LEN];
 		if (!ktext)
 			return 1;
-		if (bundle_parse_sec((const char *)ktext, klen, key, id, sk, err, sizeof err) != 0) {
+		if (bundle_parse_sec((const char *)ktext, klen, key, id, sk, err, sizeof err) !=
+		    0) {
 			fprintf(stderr, "linli-bundle: %s\n", err);
 			return 1;
 		}
@@ -388,7 +390,9 @@ static int verify(int argc, char **argv)
 	}
 	printf("%s: %s %s by %s, sdk %u.%u, %d file(s), %s\n", path, b.m.name, b.m.version,
 	       b.m.vendor, b.m.sdk_major, b.m.sdk_minor, b.m.n_files,
-	       signer ? "signature verified" : b.sig ? "signed (no key given)" : "unsigned");
+	       signer  ? "signature verified"
+	       : b.sig ? "signed (no key given)"
+		       : "unsigned");
 	bundle_free(&b);
 	return 0;
 }

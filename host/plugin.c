@@ -96,8 +96,8 @@ struct plug_registry {
 	char deathpath[PATH_MAX];
 	struct plug_deaths *deaths;
 	int n_deaths;
-	char bundles[PATH_MAX]; /* <data_dir>/bundles: installed bundles */
-	struct trust *trust;	/* the keys bundles are verified with (trust.h) */
+	char bundles[PATH_MAX];	 /* <data_dir>/bundles: installed bundles */
+	struct trust *trust;	 /* the keys bundles are verified with (trust.h) */
 	struct uploads *uploads; /* plugins upload (upload.h) */
 	/* Tarjan */
 	int t_next;
@@ -865,7 +865,10 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
 }
 
 /* rm -rf of a dir under <data_dir>/bundles (never follows a link out). */
-static void rm_tree(const char *dir) { nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS); }
+static void rm_tree(const char *dir)
+{
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
 
 static bool is_dir(const char *path)
 {
@@ -924,7 +927,8 @@ static int matches_manifest(const struct plugin *p, const struct bundle_manifest
 		return errf(why, whylen, LINLI_EINVAL,
 			    "the plugin is '%s' %s, its manifest says '%s' %s", p->meta.name,
 			    p->meta.version, m->name, m->version);
-	if (p->meta.sdk_major && (p->meta.sdk_major != m->sdk_major || p->meta.sdk_minor != m->sdk_minor))
+	if (p->meta.sdk_major &&
+	    (p->meta.sdk_major != m->sdk_major || p->meta.sdk_minor != m->sdk_minor))
 		return errf(why, whylen, LINLI_EINVAL,
 			    "the plugin was built for SDK %u.%u, its manifest says %u.%u",
 			    p->meta.sdk_major, p->meta.sdk_minor, m->sdk_major, m->sdk_minor);
@@ -939,8 +943,9 @@ static int matches_manifest(const struct plugin *p, const struct bundle_manifest
 		same = found;
 	}
 	if (!same)
-		return errf(why, whylen, LINLI_EINVAL,
-			    "the capabilities the plugin declares are not those its manifest lists");
+		return errf(
+		    why, whylen, LINLI_EINVAL,
+		    "the capabilities the plugin declares are not those its manifest lists");
 	size_t len = 0;
 	const void *bytes = p->kind->bytes(p, &len);
 	uint8_t h[BUNDLE_HASH_LEN];
@@ -1427,8 +1432,8 @@ static int check_requires(struct plug_registry *reg, const struct plugin *np, ch
 static int fresh(struct plug_registry *reg, const struct plugin *p, struct plugin **out,
 		 char *err, size_t errlen)
 {
-	struct plugin *np = p->bdir[0] ? bundle_candidate(reg, p->bdir, false)
-				       : candidate(reg, p->path, false);
+	struct plugin *np =
+	    p->bdir[0] ? bundle_candidate(reg, p->bdir, false) : candidate(reg, p->path, false);
 	if (!np)
 		return LINLI_ENOMEM;
 	int rc = 0;
@@ -1674,8 +1679,10 @@ static int read_bundle(struct plug_registry *reg, const char *src, const struct 
 		int fd = open(src, O_RDONLY | O_CLOEXEC);
 		struct stat st;
 		if (fd < 0)
-			return errf(err, errlen, LINLI_EIO, "cannot open %s: %s", src, strerror(errno));
-		if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > BUNDLE_MAX) {
+			return errf(err, errlen, LINLI_EIO, "cannot open %s: %s", src,
+				    strerror(errno));
+		if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+		    (uint64_t)st.st_size > BUNDLE_MAX) {
 			close(fd);
 			return errf(err, errlen, LINLI_EINVAL,
 				    "%s: not a regular file within %u bytes", src, BUNDLE_MAX);
@@ -1692,8 +1699,9 @@ static int read_bundle(struct plug_registry *reg, const char *src, const struct 
 			got += (size_t)r;
 		}
 		close(fd);
-		rc = !data ? LINLI_ENOMEM
-		     : got != len ? errf(err, errlen, LINLI_EIO, "cannot read %s", src) : 0;
+		rc = !data	  ? LINLI_ENOMEM
+		     : got != len ? errf(err, errlen, LINLI_EIO, "cannot read %s", src)
+				  : 0;
 	}
 	if (!rc)
 		rc = bundle_read_mem(data, len, b, err, errlen);
@@ -1807,8 +1815,8 @@ static int grant_or_check(struct plug_registry *reg, const struct plugin *np,
 	if (!grant) {
 		int rc = check_granted(reg, np, why, sizeof why);
 		if (rc)
-			errf(err, errlen, rc, "%s: refused: %s (or install it with --grant)", np->name,
-			     why);
+			errf(err, errlen, rc, "%s: refused: %s (or install it with --grant)",
+			     np->name, why);
 		return rc;
 	}
 	const char *caps[LINLI_MAX_CAPS];
@@ -1877,7 +1885,7 @@ static int op_bundle(struct plug_registry *reg, const char *src, const struct ti
 		snprintf(detail, sizeof detail, "%s%s%s, %s%s", cur[0] && upgrade ? cur : "",
 			 cur[0] && upgrade ? " -> " : "", ver,
 			 strcmp(signer, "unsigned") == 0 ? "unsigned, allowed with --unsigned"
-							  : "signed by ",
+							 : "signed by ",
 			 strcmp(signer, "unsigned") == 0 ? "" : signer);
 		char nm[LINLI_NAME_MAX];
 		snprintf(nm, sizeof nm, "%s", name);
@@ -1894,8 +1902,9 @@ static int op_bundle(struct plug_registry *reg, const char *src, const struct ti
 				rc = write_atomic(path, line, err, errlen);
 			}
 			if (!rc)
-				bundle_audit(reg, who, upgrade ? "plugins.upgrade" : "plugins.install",
-					     nm, detail);
+				bundle_audit(reg, who,
+					     upgrade ? "plugins.upgrade" : "plugins.install", nm,
+					     detail);
 			*out = find_named(reg, nm, false);
 			return rc;
 		}
@@ -1931,7 +1940,7 @@ static int op_rollback(struct plug_registry *reg, const char *name,
 	if (!old)
 		return rc;
 	char path[PATH_MAX * 2], prev[LINLI_VERSION_MAX], cur[LINLI_VERSION_MAX] = "",
-				 vdir[PATH_MAX * 2];
+							  vdir[PATH_MAX * 2];
 	bundle_path(reg, old->name, "previous", path, sizeof path);
 	if (read_word(path, prev, sizeof prev) != 0)
 		return errf(err, errlen, LINLI_ENOENT,
@@ -1971,8 +1980,7 @@ static int op_rollback(struct plug_registry *reg, const char *name,
 }
 
 /* plugins remove NAME [--purge]: packs {name, version, purged, stopped}. */
-static int op_remove(struct plug_registry *reg, struct cmd_call *call, const char *name,
-		     bool purge)
+static int op_remove(struct plug_registry *reg, struct cmd_call *call, const char *name, bool purge)
 {
 	int rc = 0;
 	struct plugin *p = bundle_entry(reg, name, call->err, sizeof call->err, &rc);
@@ -1995,7 +2003,8 @@ static int op_remove(struct plug_registry *reg, struct cmd_call *call, const cha
 	plug_stop(p);
 	for (int i = 0; i < reg->n; i++)
 		if (reg->v[i] == p) {
-			memmove(&reg->v[i], &reg->v[i + 1], (size_t)(reg->n - i - 1) * sizeof *reg->v);
+			memmove(&reg->v[i], &reg->v[i + 1],
+				(size_t)(reg->n - i - 1) * sizeof *reg->v);
 			reg->n--;
 			break;
 		}
@@ -2270,9 +2279,10 @@ static int cmd_upgrade(struct cmd_call *call, void *ud)
 	bool grant = cmd_flag(call, "--grant");
 	bool allow_unsigned = cmd_flag(call, "--unsigned");
 	if (call->argc != 3 || !is_bundle_src(call->argv[2]))
-		return cmd_fail(call, LINLI_EINVAL,
-				"usage: plugins upgrade BUNDLE [--grant] [--unsigned] (a FILE.bundle, "
-				"an upload @ID or an absolute directory)");
+		return cmd_fail(
+		    call, LINLI_EINVAL,
+		    "usage: plugins upgrade BUNDLE [--grant] [--unsigned] (a FILE.bundle, "
+		    "an upload @ID or an absolute directory)");
 	struct plugin *p = NULL;
 	int rc = op_bundle(reg, call->argv[2], call->who, grant, allow_unsigned, true, &p,
 			   call->err, sizeof call->err);
@@ -2349,7 +2359,8 @@ int plug_find_declared(const struct cfg *c, bool rule, const char *name,
 		if (bundle_read_dir(vdir, &b, why, sizeof why) == 0) {
 			snprintf(path, sizeof path, "%s/%s", vdir, b.m.files[b.m.plugin].name);
 			const struct plug_kind *kind = kind_of(path);
-			int n = 0, found = kind ? kind->declares(c, path, false, name, caps, max, &n) : 0;
+			int n = 0,
+			    found = kind ? kind->declares(c, path, false, name, caps, max, &n) : 0;
 			bundle_free(&b);
 			if (found)
 				return n;
@@ -2451,28 +2462,25 @@ int plug_open(struct kernel *k, char *err, size_t errlen)
 		const char *sub, *usage, *summary;
 		cmd_fn fn;
 	} cmds[] = {
-		{"list", "", "every plugin file found: state, version, order, reason", cmd_list},
-		{"info", "NAME", "one plugin: descriptor, state, resources", cmd_info},
-		{"enable", "NAME",
-		 "start a disabled, failed or quarantined plugin (kept across restarts)",
-		 cmd_enable},
-		{"disable", "NAME", "stop a plugin and keep it stopped across restarts",
-		 cmd_disable},
-		{"reload", "NAME", "load its file again; the old one runs until the new one is up",
-		 cmd_reload},
-		{"install", "/PATH.so|/PATH.lua|BUNDLE [--grant] [--unsigned]",
-		 "copy a plugin into the first plugin dir (a script into <script_dir>/apps), start "
-		 "it; --grant grants what it declares",
-		 cmd_install},
-		{"upgrade", "BUNDLE [--grant] [--unsigned]",
-		 "replace an installed bundle by a higher version (the old runs until the new is "
-		 "up)",
-		 cmd_upgrade},
-		{"rollback", "NAME", "return a bundle to its previous installed version",
-		 cmd_rollback},
-		{"remove", "NAME [--purge]",
-		 "stop and uninstall a bundle (plugins requiring it stop); --purge removes its files",
-		 cmd_remove},
+	    {"list", "", "every plugin file found: state, version, order, reason", cmd_list},
+	    {"info", "NAME", "one plugin: descriptor, state, resources", cmd_info},
+	    {"enable", "NAME",
+	     "start a disabled, failed or quarantined plugin (kept across restarts)", cmd_enable},
+	    {"disable", "NAME", "stop a plugin and keep it stopped across restarts", cmd_disable},
+	    {"reload", "NAME", "load its file again; the old one runs until the new one is up",
+	     cmd_reload},
+	    {"install", "/PATH.so|/PATH.lua|BUNDLE [--grant] [--unsigned]",
+	     "copy a plugin into the first plugin dir (a script into <script_dir>/apps), start "
+	     "it; --grant grants what it declares",
+	     cmd_install},
+	    {"upgrade", "BUNDLE [--grant] [--unsigned]",
+	     "replace an installed bundle by a higher version (the old runs until the new is "
+	     "up)",
+	     cmd_upgrade},
+	    {"rollback", "NAME", "return a bundle to its previous installed version", cmd_rollback},
+	    {"remove", "NAME [--purge]",
+	     "stop and uninstall a bundle (plugins requiring it stop); --purge removes its files",
+	     cmd_remove},
 	};
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
 		int rc = cmd_register(k->cmds, "plugins", cmds[i].sub, cmds[i].usage,

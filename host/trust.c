@@ -56,8 +56,9 @@ static void load(struct trust *t)
 		struct bundle_key k;
 		memset(&k, 0, sizeof k);
 		uint8_t want[BUNDLE_KEYID_LEN];
-		if (sscanf(line, "%63s %63s %127s", name, id, pk) != 3 || !bundle_key_name_ok(name) ||
-		    hex_in(id, k.id, sizeof k.id) || hex_in(pk, k.pk, sizeof k.pk) ||
+		if (sscanf(line, "%63s %63s %127s", name, id, pk) != 3 ||
+		    !bundle_key_name_ok(name) || hex_in(id, k.id, sizeof k.id) ||
+		    hex_in(pk, k.pk, sizeof k.pk) ||
 		    (bundle_key_id(k.pk, want), memcmp(want, k.id, sizeof want) != 0) ||
 		    t->n == TRUST_MAX_KEYS) {
 			log_warn("trust", "%s:%d: not 'NAME KEYID PUBLIC-KEY' of a key; ignored",
@@ -121,9 +122,10 @@ static int cmd_add(struct cmd_call *call, void *ud)
 				"text)");
 	const char *name = call->argv[2];
 	if (!bundle_key_name_ok(name))
-		return cmd_fail(call, LINLI_EINVAL,
-				"trust add: key name '%.64s': [a-z0-9][a-z0-9_.-]*, at most %d bytes",
-				name, BUNDLE_KEY_NAME_MAX - 1);
+		return cmd_fail(
+		    call, LINLI_EINVAL,
+		    "trust add: key name '%.64s': [a-z0-9][a-z0-9_.-]*, at most %d bytes", name,
+		    BUNDLE_KEY_NAME_MAX - 1);
 	struct bundle_key k;
 	memset(&k, 0, sizeof k);
 	int rc = bundle_parse_pub(call->input, call->input_len, "trust add: the key", k.id, k.pk,
@@ -180,8 +182,10 @@ static int cmd_remove(struct cmd_call *call, void *ud)
 		return cmd_fail(call, LINLI_EINVAL, "usage: trust remove NAME");
 	struct bundle_key *k = find(t, call->argv[2]);
 	if (!k)
-		return cmd_fail(call, LINLI_ENOENT, "trust remove: no key named '%.64s'; see 'trust "
-				"list'", call->argv[2]);
+		return cmd_fail(call, LINLI_ENOENT,
+				"trust remove: no key named '%.64s'; see 'trust "
+				"list'",
+				call->argv[2]);
 	struct bundle_key gone = *k;
 	*k = t->keys[--t->n];
 	int rc = save(t, call->err, sizeof call->err);

@@ -48,8 +48,9 @@ static void sweep(struct kernel *k, void *arg)
 	(void)k;
 	for (int i = 0; i < UPLOAD_MAX_OPEN; i++)
 		if (u->v[i].id[0] && now - u->v[i].last_ms >= UPLOAD_IDLE_MS) {
-			log_warn("plugins", "upload %s of %s dropped: no chunk for %d s (%zu of %zu "
-					    "bytes came)",
+			log_warn("plugins",
+				 "upload %s of %s dropped: no chunk for %d s (%zu of %zu "
+				 "bytes came)",
 				 u->v[i].id, u->v[i].owner, UPLOAD_IDLE_MS / 1000, u->v[i].got,
 				 u->v[i].size);
 			drop(u, &u->v[i]);
@@ -91,16 +92,19 @@ static int cmd_upload(struct cmd_call *call, void *ud)
 		uint8_t hash[BUNDLE_HASH_LEN];
 		size_t hl = 0;
 		if (*end || call->argv[3][0] < '0' || call->argv[3][0] > '9' || size == 0)
-			return cmd_fail(call, LINLI_EINVAL, "plugins upload begin: SIZE '%.32s' is "
-					"not a byte count above 0", call->argv[3]);
+			return cmd_fail(call, LINLI_EINVAL,
+					"plugins upload begin: SIZE '%.32s' is "
+					"not a byte count above 0",
+					call->argv[3]);
 		if (size > BUNDLE_MAX)
-			return cmd_fail(call, LINLI_E2BIG,
-					"plugins upload begin: %llu bytes, over the limit of a bundle "
-					"(%u)",
-					size, BUNDLE_MAX);
+			return cmd_fail(
+			    call, LINLI_E2BIG,
+			    "plugins upload begin: %llu bytes, over the limit of a bundle "
+			    "(%u)",
+			    size, BUNDLE_MAX);
 		if (strlen(call->argv[4]) != 2 * BUNDLE_HASH_LEN ||
-		    sodium_hex2bin(hash, sizeof hash, call->argv[4], strlen(call->argv[4]), NULL, &hl,
-				   NULL) != 0 ||
+		    sodium_hex2bin(hash, sizeof hash, call->argv[4], strlen(call->argv[4]), NULL,
+				   &hl, NULL) != 0 ||
 		    hl != sizeof hash)
 			return cmd_fail(call, LINLI_EINVAL,
 					"plugins upload begin: HASH must be the BLAKE2b-256 of the "
@@ -115,15 +119,17 @@ static int cmd_upload(struct cmd_call *call, void *ud)
 				x = &u->v[i];
 		}
 		if (!x)
-			return cmd_fail(call, LINLI_ELIMIT,
-					"plugins upload begin: %d uploads are open already (each is "
-					"dropped %d s after its last chunk)",
-					open, UPLOAD_IDLE_MS / 1000);
+			return cmd_fail(
+			    call, LINLI_ELIMIT,
+			    "plugins upload begin: %d uploads are open already (each is "
+			    "dropped %d s after its last chunk)",
+			    open, UPLOAD_IDLE_MS / 1000);
 		if (size > UPLOAD_MAX_TOTAL - u->total)
-			return cmd_fail(call, LINLI_ELIMIT,
-					"plugins upload begin: the open uploads hold %zu bytes; %llu "
-					"more is over the limit of %u",
-					u->total, size, UPLOAD_MAX_TOTAL);
+			return cmd_fail(
+			    call, LINLI_ELIMIT,
+			    "plugins upload begin: the open uploads hold %zu bytes; %llu "
+			    "more is over the limit of %u",
+			    u->total, size, UPLOAD_MAX_TOTAL);
 		if (!(x->data = malloc((size_t)size)))
 			return cmd_fail(call, LINLI_ENOMEM, "plugins upload begin: out of memory");
 		snprintf(x->id, sizeof x->id, "u%llu", (unsigned long long)++u->seq);
@@ -141,21 +147,23 @@ static int cmd_upload(struct cmd_call *call, void *ud)
 	}
 	if (strcmp(op, "chunk") == 0 && call->argc == 5) {
 		int rc = 0;
-		struct upload *x = find(u, call->argv[3], owner_of(call), call->err,
-					sizeof call->err, &rc);
+		struct upload *x =
+		    find(u, call->argv[3], owner_of(call), call->err, sizeof call->err, &rc);
 		if (!x)
 			return rc;
 		char *end;
 		unsigned long long off = strtoull(call->argv[4], &end, 10);
 		if (*end || off != x->got)
-			return cmd_fail(call, LINLI_EINVAL,
-					"plugins upload chunk: offset %.32s, but %zu bytes came so far "
-					"(chunks come in order)",
-					call->argv[4], x->got);
+			return cmd_fail(
+			    call, LINLI_EINVAL,
+			    "plugins upload chunk: offset %.32s, but %zu bytes came so far "
+			    "(chunks come in order)",
+			    call->argv[4], x->got);
 		if (!call->input || !call->input_len)
-			return cmd_fail(call, LINLI_EINVAL,
-					"plugins upload chunk: no chunk (its bytes in base64 as the "
-					"request's input)");
+			return cmd_fail(
+			    call, LINLI_EINVAL,
+			    "plugins upload chunk: no chunk (its bytes in base64 as the "
+			    "request's input)");
 		size_t n = 0, room = x->size - x->got;
 		size_t cap = room < UPLOAD_CHUNK_MAX ? room : UPLOAD_CHUNK_MAX;
 		if (sodium_base642bin(x->data + x->got, cap, call->input, call->input_len, NULL, &n,
@@ -173,8 +181,8 @@ static int cmd_upload(struct cmd_call *call, void *ud)
 	}
 	if (strcmp(op, "abort") == 0 && call->argc == 4) {
 		int rc = 0;
-		struct upload *x = find(u, call->argv[3], owner_of(call), call->err,
-					sizeof call->err, &rc);
+		struct upload *x =
+		    find(u, call->argv[3], owner_of(call), call->err, sizeof call->err, &rc);
 		if (!x)
 			return rc;
 		drop(u, x);

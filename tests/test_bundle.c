@@ -20,7 +20,7 @@
 #include "linli/error.h"
 
 #define HASH0 "0000000000000000000000000000000000000000000000000000000000000000"
-#define HEAD "linli-bundle 1\nname hello\nversion 1.0.0\nvendor Acme 智慧社区\nsdk 1.1\n"
+#define HEAD  "linli-bundle 1\nname hello\nversion 1.0.0\nvendor Acme 智慧社区\nsdk 1.1\n"
 
 static int parse(const char *text, char *err)
 {
@@ -135,11 +135,11 @@ static void test_sign_and_verify(void **state)
 	struct bundle_key key = {.name = "acme"};
 	uint8_t id[8], sk_back[64];
 	char err[512];
-	assert_int_equal(bundle_parse_pub(pub, strlen(pub), "acme.pub", key.id, key.pk, err,
-					  sizeof err), 0);
+	assert_int_equal(
+	    bundle_parse_pub(pub, strlen(pub), "acme.pub", key.id, key.pk, err, sizeof err), 0);
 	assert_memory_equal(key.pk, pk, 32);
-	assert_int_equal(bundle_parse_sec(sec, strlen(sec), "acme.sec", id, sk_back, err,
-					  sizeof err), 0);
+	assert_int_equal(
+	    bundle_parse_sec(sec, strlen(sec), "acme.sec", id, sk_back, err, sizeof err), 0);
 	assert_memory_equal(sk_back, sk, 64);
 	assert_memory_equal(id, key.id, 8);
 	/* a secret key is no public key, and a key id that is not its key's is refused */
@@ -150,9 +150,10 @@ static void test_sign_and_verify(void **state)
 			 LINLI_EINVAL);
 	assert_non_null(strstr(err, "x.pub: not a public key file"));
 
-	const unsigned char plugin[] = "\x7f" "ELF pretend";
-	struct bundle_manifest m = {.name = "hello", .version = "1.0.0", .vendor = "Acme",
-				    .sdk_major = 1, .n_files = 1};
+	const unsigned char plugin[] = "\x7f"
+				       "ELF pretend";
+	struct bundle_manifest m = {
+	    .name = "hello", .version = "1.0.0", .vendor = "Acme", .sdk_major = 1, .n_files = 1};
 	snprintf(m.files[0].name, sizeof m.files[0].name, "hello.so");
 	m.files[0].size = sizeof plugin - 1;
 	bundle_hash(plugin, sizeof plugin - 1, m.files[0].hash);
