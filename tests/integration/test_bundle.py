@@ -39,8 +39,11 @@ class Node(Daemon):
         self.tcp = f"tcp://127.0.0.1:{free_port()}"
         super().__init__()
         self.pdir = os.path.join(self.dir, "plugins")
-        os.makedirs(self.pdir)
-        self.write_config(extra=f'plugin_dirs = [ "{self.pdir}" ];\n')
+        self.sdir = os.path.join(self.dir, "scripts")
+        for sub in (self.pdir, self.sdir + "/apps", self.sdir + "/rules"):
+            os.makedirs(sub)
+        self.write_config(extra=f'plugin_dirs = [ "{self.pdir}" ];\n'
+                                f'script_dirs = [ "{self.sdir}" ];\n')
 
     def config_text(self, node, level, name, extra=""):
         return super().config_text(node, level, name, extra).replace(
@@ -77,6 +80,16 @@ def retar(src, dst, edit):
             o.addfile(info, io.BytesIO(data))
 
 
+HI_LUA = """plugin {
+  name = "hi", version = "0.2.0", sdk = "1.1", family = "custom",
+  description = "a Lua plugin from a bundle", capabilities = {},
+  init = function()
+    assert(linli.cmd_register("ping", "", "answers pong", function() return { pong = true } end))
+  end,
+}
+"""
+
+
 def case_signed_bundle_over_tcp_upgrade_rollback_remove():
     tmp = tempfile.mkdtemp(prefix="linli-bundle-")
     d = Node()
@@ -96,6 +109,13 @@ def case_signed_bundle_over_tcp_upgrade_rollback_remove():
              "--unsigned", "-o", "unsigned.bundle", cwd=tmp)
         tool("build", "--plugin", os.path.join(TP, "tp_dep_b.so"), "--vendor", "x",
              "--unsigned", "-o", "dep_b.bundle", cwd=tmp)
+        with open(os.path.join(tmp, "hi.lua"), "w") as f:
+            f.write(HI_LUA)
+        tool("build", "--plugin", "hi.lua", "--name", "hi", "--version", "0.2.0", "--vendor",
+             "x", "--unsigned", "-o", "hi.bundle", cwd=tmp)
+        hidir = os.path.join(tmp, "hi-dir")  # the development form: a plain directory
+        with tarfile.open(os.path.join(tmp, "hi.bundle")) as t:
+            t.extractall(hidir)
         b = {n: os.path.join(tmp, n + ".bundle") for n in
              ("v1", "v2", "other", "unsigned", "dep_b", "flipped", "fragment")}
 
@@ -179,6 +199,10 @@ def case_signed_bundle_over_tcp_upgrade_rollback_remove():
         eq((row["state"], row["version"]), ("running", "1.0.0"), "rolled back")
         eq(d.ok("reloadme", "version")["variant"], 1, "v1 answers again")
         refused(d, "not installed from a bundle", "plugins", "remove", "dep_a")
+        # A Lua plugin from an unsigned bundle directory, allowed by the admin.
+        row = d.ok("plugins", "install", hidir, "--unsigned")
+        eq((row["name"], row["kind"], row["state"]), ("hi", "lua", "running"), "lua bundle")
+        eq(d.ok("hi", "ping"), {"pong": True}, "it answers")
 
         # A restart loads the current version again, verified again; offline provisioning
         # (linlid --grant) finds the installed bundle too.
@@ -199,6 +223,7 @@ def case_signed_bundle_over_tcp_upgrade_rollback_remove():
         row = by_name(d.ok("plugins", "list"))["reloadme"]
         eq(row["state"], "refused", "signed by a removed key")
         check(f"signed with key {key_id}, which this node does not trust" in row["reason"], row)
+        eq(d.ok("hi", "ping"), {"pong": True}, "the one installed unsigned loads on")
 
         # Unsigned with --unsigned (audited); a plugin requiring it stops when it is removed.
         row = d.ok("plugins", "install", b["dep_b"], "--unsigned")
