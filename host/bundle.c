@@ -352,12 +352,17 @@ int bundle_manifest_parse(const char *text, size_t len, struct bundle_manifest *
 			memcpy(m->vendor, v, vn);
 			seen_vendor = true;
 		} else if (kn == 3 && memcmp(p, "sdk", 3) == 0) {
+			/* MAJOR.MINOR, each 1 to 3 digits (no sign, no space: sscanf takes both) */
 			unsigned a = 0, b = 0;
-			int used = 0;
-			char buf[16];
-			snprintf(buf, sizeof buf, "%.*s", (int)(vn < 15 ? vn : 15), v);
-			if (seen_sdk || vn > 11 || sscanf(buf, "%3u.%3u%n", &a, &b, &used) != 2 ||
-			    (size_t)used != vn || buf[0] < '0' || buf[0] > '9')
+			size_t d1 = 0, d2 = 0;
+			while (d1 < vn && v[d1] >= '0' && v[d1] <= '9')
+				a = a * 10 + (unsigned)(v[d1++] - '0');
+			bool dot = d1 < vn && v[d1] == '.';
+			while (dot && d1 + 1 + d2 < vn && v[d1 + 1 + d2] >= '0' &&
+			       v[d1 + 1 + d2] <= '9')
+				b = b * 10 + (unsigned)(v[d1 + 1 + d2++] - '0');
+			if (seen_sdk || !dot || d1 < 1 || d1 > 3 || d2 < 1 || d2 > 3 ||
+			    d1 + 1 + d2 != vn)
 				return berr(err, errlen, LINLI_EINVAL,
 					    "manifest line %d: sdk must be MAJOR.MINOR, once",
 					    line);

@@ -68,6 +68,8 @@ static void test_manifest(void **state)
 	refused("linli-bundle 1\nvendor a\x01b\n", LINLI_EINVAL, "line 2: vendor must be UTF-8");
 	refused("linli-bundle 1\nvendor \xff\n", LINLI_EINVAL, "line 2: vendor must be UTF-8");
 	refused("linli-bundle 1\nsdk 1\n", LINLI_EINVAL, "line 2: sdk must be MAJOR.MINOR");
+	refused("linli-bundle 1\nsdk 0.-1\n", LINLI_EINVAL, "line 2: sdk must be MAJOR.MINOR");
+	refused("linli-bundle 1\nsdk 1. 2\n", LINLI_EINVAL, "line 2: sdk must be MAJOR.MINOR");
 	refused(HEAD "file ../x.so 1 " HASH0 "\n", LINLI_EINVAL, "line 6: must be 'file NAME");
 	refused(HEAD "file installed 1 " HASH0 "\n", LINLI_EINVAL, "line 6: must be 'file NAME");
 	refused(HEAD "file x.so 1 " HASH0 "0\n", LINLI_EINVAL, "line 6: must be 'file NAME");
