@@ -57,6 +57,16 @@ static void sweep(struct kernel *k, void *arg)
 		}
 }
 
+/*
+ * The raw bytes of one chunk: UPLOAD_CHUNK_MAX, or less when control.max_request is
+ * smaller than 1 MiB (a chunk in base64, 4/3 of it, and the request's other words).
+ */
+static size_t chunk_max(const struct kernel *k)
+{
+	size_t room = k->cfg.max_request > 8192 ? (k->cfg.max_request - 4096) / 4 * 3 : 3072;
+	return room < UPLOAD_CHUNK_MAX ? room : UPLOAD_CHUNK_MAX;
+}
+
 static const char *owner_of(const struct cmd_call *call)
 {
 	return call->who && call->who->name ? call->who->name : "";
@@ -141,7 +151,7 @@ static int cmd_upload(struct cmd_call *call, void *ud)
 		u->total += x->size;
 		msgpack_pack_map(&call->pk, 3);
 		mp_kv_str(&call->pk, "id", x->id);
-		mp_kv_uint(&call->pk, "chunk_max", UPLOAD_CHUNK_MAX);
+		mp_kv_uint(&call->pk, "chunk_max", chunk_max(u->k));
 		mp_kv_uint(&call->pk, "idle_s", UPLOAD_IDLE_MS / 1000);
 		return 0;
 	}
@@ -165,13 +175,13 @@ static int cmd_upload(struct cmd_call *call, void *ud)
 			    "plugins upload chunk: no chunk (its bytes in base64 as the "
 			    "request's input)");
 		size_t n = 0, room = x->size - x->got;
-		size_t cap = room < UPLOAD_CHUNK_MAX ? room : UPLOAD_CHUNK_MAX;
+		size_t cap = room < chunk_max(u->k) ? room : chunk_max(u->k);
 		if (sodium_base642bin(x->data + x->got, cap, call->input, call->input_len, NULL, &n,
 				      NULL, sodium_base64_VARIANT_ORIGINAL) != 0)
 			return cmd_fail(call, LINLI_EINVAL,
 					"plugins upload chunk: the input is not base64 of at most "
-					"%zu bytes (%zu remain of the announced size, %u a chunk)",
-					cap, room, UPLOAD_CHUNK_MAX);
+					"%zu bytes (%zu remain of the announced size, %zu a chunk)",
+					cap, room, chunk_max(u->k));
 		x->got += n;
 		x->last_ms = kernel_clock_ms();
 		msgpack_pack_map(&call->pk, 2);

@@ -24,7 +24,8 @@ struct tier_principal;
 #define UPLOAD_MAX_OPEN	 4
 #define UPLOAD_MAX_TOTAL (128u << 20)
 #define UPLOAD_IDLE_MS	 (5 * 60 * 1000)
-#define UPLOAD_CHUNK_MAX (384u << 10) /* raw bytes a chunk; base64 fits a 1 MiB request */
+/* raw bytes a chunk (base64 fits a 1 MiB request); less under a smaller control.max_request */
+#define UPLOAD_CHUNK_MAX (384u << 10)
 
 struct uploads *upload_open(struct kernel *k, char *err, size_t errlen);
 void upload_close(struct uploads *u);
