@@ -1836,6 +1836,12 @@ static int op_bundle(struct plug_registry *reg, const char *src, const struct ti
 		return rc;
 	char signer[96], vdir[PATH_MAX], cur[LINLI_VERSION_MAX] = "", path[PATH_MAX * 2];
 	rc = verify_bundle(reg, &b, allow_unsigned, signer, sizeof signer, err, errlen);
+	if (rc) { /* an untrusted or altered bundle offered to the node is worth a record */
+		char object[LINLI_NAME_MAX + 8];
+		snprintf(object, sizeof object, "plugin:%s", b.m.name);
+		tiers_audit(reg->k, who, upgrade ? "plugins.upgrade" : "plugins.install",
+			    reg->k->cfg.node_path, object, "denied", err);
+	}
 	struct plugin *same = NULL;
 	if (!rc) {
 		same = find_named(reg, b.m.name, true);

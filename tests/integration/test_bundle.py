@@ -256,6 +256,13 @@ def case_signed_bundle_over_tcp_upgrade_rollback_remove():
                      ("plugins.install", "plugin:dep_b", "1.0.0, unsigned, allowed with --unsigned"),
                      ("plugins.remove", "plugin:dep_b", "1.0.0, files purged")]:
             check(want in acts, f"audited {want}: {acts}")
+        denied = [(r["action"], r["result"], r.get("detail") or "") for r in
+                  d.ok("audit", "--limit", "200") if r["object"] == "plugin:reloadme"
+                  and r["result"] == "denied"]
+        for needle in ("is unsigned", "which this node does not trust",
+                       "reloadme.so differs from its manifest"):
+            check(any(a == "plugins.install" and needle in det for a, _, det in denied),
+                  f"refusal audited as denied: {needle!r} in {denied}")
 
         # Uploads are bounded, in order, the caller's own, dropped when abandoned.
         h = hashlib.blake2b(b"x" * 10, digest_size=32).hexdigest()
