@@ -535,14 +535,22 @@ def case_template_builds_out_of_tree():
             check(f"hello: ready at hefei (SDK {SDK})" in d.logtext(), d.logtext())
             d.stop()
             check("hello: bye after 1 greeting(s)" in d.logtext(), "fini")
-        # The signed bundle installs on a node that trusts the vendor's key.
-        with running({}) as d:
-            d.ok("trust", "add", "acme", os.path.join(tmp, "acme.pub"))
-            row = d.ok("plugins", "install", bundle, "--grant")
+        # The signed bundle installs, from a console on tcp://, on a node that trusts the
+        # vendor's key.
+        import test_bundle
+        d = test_bundle.Node()
+        try:
+            d.start()
+            rc, out, err = d.remote("trust", "add", "acme", os.path.join(tmp, "acme.pub"))
+            eq(rc, 0, err)
+            rc, row, err = d.remote("plugins", "install", bundle, "--grant")
+            eq(rc, 0, err)
             eq((row["name"], row["state"], row["version"]), ("hello", "running", "1.0.0"),
                "the template's bundle runs")
             check(d.ok("plugins", "info", "hello")["signed_by"].startswith("acme ("), "signer")
             eq(d.ok("hello", "greet", "王五")["greeting"], "hello, 王五", "it answers")
+        finally:
+            finish(d, sys.exc_info()[0])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
