@@ -16,6 +16,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/tls/tls.h>
+#include <sodium.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <fcntl.h>
@@ -970,8 +971,145 @@ static bool reads_piped_stdin(int argc, char **argv)
 	return !isatty(STDIN_FILENO);
 }
 
+/* ---- bundles and keys: what the console sends from its own files ---- */
+
+/* A local file whole; NULL with a message. */
+static unsigned char *read_local(const char *path, size_t max, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		fprintf(stderr, "linli: cannot open %s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	struct stat st;
+	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
+		fprintf(stderr, "linli: %s: not a regular file within %zu bytes\n", path, max);
+		fclose(f);
+		return NULL;
+	}
+	size_t n = (size_t)st.st_size;
+	unsigned char *b = malloc(n ? n : 1);
+	if (b && fread(b, 1, n, f) != n) {
+		fprintf(stderr, "linli: cannot read %s\n", path);
+		free(b);
+		b = NULL;
+	}
+	fclose(f);
+	*len = n;
+	return b;
+}
+
+/*
+ * `plugins install|upgrade FILE.bundle ...` with a file of this machine: it is
+ * sent in chunks (plugins upload begin/chunk, upload.h) — a remote node cannot
+ * read the console's files, and a bundle is larger than one request — then
+ * the command runs with "@ID" in its place.
+ */
+static int send_bundle(struct console *c, int argc, char **argv, int at)
+{
+	size_t len = 0;
+	unsigned char *data = sodium_init() < 0 ? NULL : read_local(argv[at], 64u << 20, &len);
+	if (!data)
+		return 1;
+	unsigned char h[32];
+	char hex[65], size[32];
+	crypto_generichash(h, sizeof h, data, len, NULL, 0);
+	sodium_bin2hex(hex, sizeof hex, h, sizeof h);
+	snprintf(size, sizeof size, "%zu", len);
+	char *begin[] = {"plugins", "upload", "begin", size, hex};
+	json_t *r = NULL;
+	if (run(c, 5, begin, &r, NULL, 0) != 0) {
+		free(data);
+		return 1;
+	}
+	char id[32];
+	snprintf(id, sizeof id, "%s", json_string_value(json_object_get(r, "id")) ?: "");
+	size_t chunk = (size_t)json_integer_value(json_object_get(r, "chunk_max"));
+	json_decref(r);
+	if (!id[0] || chunk == 0) {
+		fprintf(stderr, "linli: the node's answer to 'plugins upload begin' has no id\n");
+		free(data);
+		return 1;
+	}
+	int code = 0;
+	char *b64 = malloc(sodium_base64_encoded_len(chunk, sodium_base64_VARIANT_ORIGINAL));
+	for (size_t off = 0; b64 && off < len && code == 0; off += chunk) {
+		size_t n = len - off < chunk ? len - off : chunk;
+		sodium_bin2base64(b64, sodium_base64_encoded_len(n, sodium_base64_VARIANT_ORIGINAL),
+				  data + off, n, sodium_base64_VARIANT_ORIGINAL);
+		char offs[32];
+		snprintf(offs, sizeof offs, "%zu", off);
+		char *ch[] = {"plugins", "upload", "chunk", id, offs};
+		json_t *cr = NULL;
+		code = run(c, 5, ch, &cr, b64, strlen(b64));
+		json_decref(cr);
+	}
+	free(b64);
+	free(data);
+	if (code) {
+		char *ab[] = {"plugins", "upload", "abort", id};
+		json_t *ar = NULL;
+		run(c, 4, ab, &ar, NULL, 0);
+		json_decref(ar);
+		return 1;
+	}
+	char ref[40];
+	snprintf(ref, sizeof ref, "@%s", id);
+	char *saved = argv[at];
+	argv[at] = ref;
+	code = run(c, argc, argv, NULL, NULL, 0);
+	argv[at] = saved;
+	return code;
+}
+
+/* The bundle argument of `plugins install|upgrade` when it is a local FILE.bundle; else 0. */
+static int local_bundle_arg(int argc, char **argv)
+{
+	if (argc < 3 || strcmp(argv[0], "plugins") != 0 ||
+	    (strcmp(argv[1], "install") != 0 && strcmp(argv[1], "upgrade") != 0))
+		return 0;
+	for (int i = 2; i < argc; i++) {
+		if (argv[i][0] == '-' && argv[i][1] == '-')
+			continue;
+		size_t n = strlen(argv[i]);
+		struct stat st;
+		if (n > 7 && strcmp(argv[i] + n - 7, ".bundle") == 0 && stat(argv[i], &st) == 0 &&
+		    S_ISREG(st.st_mode))
+			return i;
+		return 0;
+	}
+	return 0;
+}
+
+/* `trust add NAME FILE`: the console reads FILE (its own) and sends its text as input. */
+static int trust_add(struct console *c, int argc, char **argv)
+{
+	int file = 0, n = 0;
+	char *av[PROTO_MAX_ARGS];
+	for (int i = 0; i < argc && n < PROTO_MAX_ARGS; i++) {
+		if (i >= 3 && !file && argv[i][0] != '-')
+			file = i;
+		else
+			av[n++] = argv[i];
+	}
+	if (!file)
+		return run(c, argc, argv, NULL, NULL, 0); /* --stdin, or the node's usage */
+	size_t len = 0;
+	unsigned char *text = read_local(argv[file], 4096, &len);
+	if (!text)
+		return 1;
+	int code = run(c, n, av, NULL, (const char *)text, len);
+	free(text);
+	return code;
+}
+
 static int dispatch(struct console *c, int argc, char **argv, bool from_shell)
 {
+	int at = local_bundle_arg(argc, argv);
+	if (at)
+		return send_bundle(c, argc, argv, at);
+	if (argc >= 4 && strcmp(argv[0], "trust") == 0 && strcmp(argv[1], "add") == 0)
+		return trust_add(c, argc, argv);
 	if (strcmp(argv[0], "login") == 0)
 		return do_login(c, argc, argv);
 	if (strcmp(argv[0], "logout") == 0)

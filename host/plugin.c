@@ -17,6 +17,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -27,14 +28,19 @@
 #include <unistd.h>
 
 #include "access.h"
+#include "bundle.h"
 #include "cmd.h"
 #include "grants.h"
 #include "kernel.h"
 #include "linli/error.h"
+#include "linli/version.h"
 #include "log.h"
 #include "mp.h"
 #include "record.h"
 #include "store_cmds.h"
+#include "tier_store.h"
+#include "trust.h"
+#include "upload.h"
 #include "util.h"
 #include "watchdog.h"
 
@@ -65,6 +71,9 @@ struct plugin {
 	bool in_init;
 	char init_err[512];
 	struct plug_store_state store; /* store_api.c */
+	/* Installed from a bundle: its version dir (<data_dir>/bundles/NAME/VERSION), else "". */
+	char bdir[PATH_MAX];
+	char signer[96]; /* "KEYNAME (KEYID)", or "unsigned" */
 	/* The caller while one of its handlers serves a request (plug_act_begin). */
 	const struct tier_principal *acting;
 	const void *acting_tag;
@@ -87,6 +96,9 @@ struct plug_registry {
 	char deathpath[PATH_MAX];
 	struct plug_deaths *deaths;
 	int n_deaths;
+	char bundles[PATH_MAX];	 /* <data_dir>/bundles: installed bundles */
+	struct trust *trust;	 /* the keys bundles are verified with (trust.h) */
+	struct uploads *uploads; /* plugins upload (upload.h) */
 	/* Tarjan */
 	int t_next;
 	struct plugin **t_stack;
@@ -808,6 +820,215 @@ __attribute__((format(printf, 2, 3))) static void refuse(struct plugin *p, const
 	log_refused(p);
 }
 
+/* ---- bundles: what is installed under <data_dir>/bundles/NAME/VERSION ---- */
+
+/* The first word of a small file (current, previous, installed) into out; 0 or -1. */
+static int read_word(const char *path, char *out, size_t len)
+{
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -1;
+	char line[128] = "";
+	bool ok = fgets(line, sizeof line, f) != NULL;
+	fclose(f);
+	line[strcspn(line, " \r\n")] = '\0';
+	if (!ok || !line[0])
+		return -1;
+	snprintf(out, len, "%s", line);
+	return 0;
+}
+
+/* Write `text` to path whole: a temp file, fsync, rename. */
+static int write_atomic(const char *path, const char *text, char *err, size_t errlen)
+{
+	char tmp[PATH_MAX + 8];
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	FILE *f = fopen(tmp, "we");
+	if (!f)
+		return errf(err, errlen, LINLI_EIO, "cannot write %s: %s", tmp, strerror(errno));
+	fputs(text, f);
+	bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+	ok = (fclose(f) == 0) && ok;
+	if (!ok || rename(tmp, path) != 0) {
+		int e = errno;
+		unlink(tmp);
+		return errf(err, errlen, LINLI_EIO, "cannot write %s: %s", path, strerror(e));
+	}
+	return 0;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+/* rm -rf of a dir under <data_dir>/bundles (never follows a link out). */
+static void rm_tree(const char *dir)
+{
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static bool is_dir(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/*
+ * Verify bundle b: by a trusted key (or, allowed, unsigned), every file
+ * against the manifest, the SDK it needs. signer gets "KEY (ID)" or
+ * "unsigned". 0 or LINLI_E* with err.
+ */
+static int verify_bundle(struct plug_registry *reg, const struct bundle *b, bool allow_unsigned,
+			 char *signer, size_t slen, char *err, size_t errlen)
+{
+	const struct bundle_key *keys, *by = NULL;
+	int n = trust_keys(reg->trust, &keys);
+	int rc = bundle_verify(b, keys, n, allow_unsigned, &by, err, errlen);
+	if (rc)
+		return rc;
+	if (b->m.sdk_major != LINLI_SDK_MAJOR || b->m.sdk_minor > LINLI_SDK_MINOR)
+		return errf(err, errlen, LINLI_EVERSION,
+			    "bundle %s %s needs SDK %u.%u; this linlid takes SDK %d.0 to %s",
+			    b->m.name, b->m.version, b->m.sdk_major, b->m.sdk_minor,
+			    LINLI_SDK_MAJOR, LINLI_SDK_VERSION);
+	if (by) {
+		char hex[BUNDLE_KEYID_HEX];
+		bundle_hex(by->id, BUNDLE_KEYID_LEN, hex);
+		snprintf(signer, slen, "%s (%s)", by->name, hex);
+	} else
+		snprintf(signer, slen, "unsigned");
+	return 0;
+}
+
+static struct plugin *refused_entry(struct plug_registry *reg, const char *path, const char *name,
+				    const char *why)
+{
+	struct plugin *p = calloc(1, sizeof *p);
+	if (!p)
+		return NULL;
+	p->reg = reg;
+	snprintf(p->path, sizeof p->path, "%s", path);
+	snprintf(p->bdir, sizeof p->bdir, "%s", path);
+	if (is_ident(name, LINLI_NAME_MAX))
+		snprintf(p->name, sizeof p->name, "%s", name);
+	p->state = PLUG_REFUSED;
+	snprintf(p->reason, sizeof p->reason, "%s", why);
+	return p;
+}
+
+/* Do the plugin's own descriptor and bytes agree with the manifest? 0 or a reason in why. */
+static int matches_manifest(const struct plugin *p, const struct bundle_manifest *m, char *why,
+			    size_t whylen)
+{
+	if (strcmp(p->meta.name, m->name) != 0 || strcmp(p->meta.version, m->version) != 0)
+		return errf(why, whylen, LINLI_EINVAL,
+			    "the plugin is '%s' %s, its manifest says '%s' %s", p->meta.name,
+			    p->meta.version, m->name, m->version);
+	if (p->meta.sdk_major &&
+	    (p->meta.sdk_major != m->sdk_major || p->meta.sdk_minor != m->sdk_minor))
+		return errf(why, whylen, LINLI_EINVAL,
+			    "the plugin was built for SDK %u.%u, its manifest says %u.%u",
+			    p->meta.sdk_major, p->meta.sdk_minor, m->sdk_major, m->sdk_minor);
+	int n = 0;
+	while (n < LINLI_MAX_CAPS && p->meta.capabilities[n][0])
+		n++;
+	bool same = n == m->n_caps;
+	for (int i = 0; same && i < n; i++) {
+		bool found = false;
+		for (int j = 0; j < m->n_caps && !found; j++)
+			found = strcmp(p->meta.capabilities[i], m->caps[j]) == 0;
+		same = found;
+	}
+	if (!same)
+		return errf(
+		    why, whylen, LINLI_EINVAL,
+		    "the capabilities the plugin declares are not those its manifest lists");
+	size_t len = 0;
+	const void *bytes = p->kind->bytes(p, &len);
+	uint8_t h[BUNDLE_HASH_LEN];
+	bundle_hash(bytes, len, h);
+	if (!bytes || len != m->files[m->plugin].size ||
+	    memcmp(h, m->files[m->plugin].hash, sizeof h) != 0)
+		return errf(why, whylen, LINLI_ECORRUPT,
+			    "%s changed after it was verified (BLAKE2b-256 differs)",
+			    m->files[m->plugin].name);
+	return 0;
+}
+
+/*
+ * A candidate for the installed bundle in version dir vdir: read and
+ * verified again (the trust may have changed: a removed key verifies
+ * nothing), then its plugin file read by its kind, which must be what the
+ * manifest says, byte for byte. Refused (with the reason) or BLOCKED as
+ * candidate() makes it; NULL only when out of memory.
+ */
+static struct plugin *bundle_candidate(struct plug_registry *reg, const char *vdir,
+				       bool check_grants)
+{
+	struct bundle b;
+	char why[768], signer[96], mark[64] = "";
+	char path[PATH_MAX + 128];
+	snprintf(path, sizeof path, "%s/installed", vdir);
+	read_word(path, mark, sizeof mark);
+	int rc = bundle_read_dir(vdir, &b, why, sizeof why);
+	if (rc) {
+		const char *slash = strrchr(vdir, '/');
+		char name[LINLI_NAME_MAX] = "";
+		if (slash) { /* .../bundles/NAME/VERSION */
+			const char *s2 = slash;
+			while (s2 > vdir && s2[-1] != '/')
+				s2--;
+			snprintf(name, sizeof name, "%.*s", (int)(slash - s2), s2);
+		}
+		return refused_entry(reg, vdir, name, why);
+	}
+	rc = verify_bundle(reg, &b, strcmp(mark, "unsigned") == 0, signer, sizeof signer, why,
+			   sizeof why);
+	if (rc) {
+		struct plugin *p = refused_entry(reg, vdir, b.m.name, why);
+		bundle_free(&b);
+		return p;
+	}
+	snprintf(path, sizeof path, "%s/%s", vdir, b.m.files[b.m.plugin].name);
+	struct plugin *p = candidate(reg, path, check_grants);
+	if (p) {
+		snprintf(p->bdir, sizeof p->bdir, "%s", vdir);
+		snprintf(p->signer, sizeof p->signer, "%s", signer);
+		if (p->state != PLUG_REFUSED && matches_manifest(p, &b.m, why, sizeof why) != 0)
+			refuse(p, "%s", why);
+	}
+	bundle_free(&b);
+	return p;
+}
+
+/* The bundles installed: the current version of each <data_dir>/bundles/NAME. */
+static void scan_bundles(struct plug_registry *reg)
+{
+	struct dirent **ents;
+	int n = scandir(reg->bundles, &ents, NULL, alphasort);
+	if (n < 0)
+		return;
+	for (int i = 0; i < n; i++) {
+		const char *name = ents[i]->d_name;
+		char path[PATH_MAX * 2], ver[LINLI_VERSION_MAX];
+		snprintf(path, sizeof path, "%s/%s/current", reg->bundles, name);
+		if (name[0] != '.' && read_word(path, ver, sizeof ver) == 0) {
+			snprintf(path, sizeof path, "%s/%s/%s", reg->bundles, name, ver);
+			struct plugin *p = bundle_candidate(reg, path, true);
+			if (!p || reg_append(reg, p) != 0) {
+				plugin_free(p);
+				log_error("plugins", "out of memory reading %s", path);
+			} else if (p->state == PLUG_REFUSED)
+				log_refused(p);
+		}
+		free(ents[i]);
+	}
+	free(ents);
+}
+
 /* ---- loading and unloading one instance ---- */
 
 /*
@@ -1115,6 +1336,7 @@ int plug_load_all(struct kernel *k)
 		for (int d = 0; d < nd; d++)
 			scan_dir(reg, dirs[d], kinds[i]->suffix, optional);
 	}
+	scan_bundles(reg); /* after the packaged ones: a duplicate name is the bundle's refusal */
 	/* Duplicates: the first in dir order, then file name order, wins. */
 	for (int i = 0; i < reg->n; i++) {
 		struct plugin *p = reg->v[i];
@@ -1165,6 +1387,8 @@ void plug_close(struct kernel *k)
 	}
 	if (k->cmds)
 		cmd_unregister_owner(k->cmds, reg);
+	trust_close(reg->trust);
+	upload_close(reg->uploads);
 	for (int i = 0; i < reg->n; i++)
 		plugin_free(reg->v[i]);
 	free(reg->v);
@@ -1208,7 +1432,8 @@ static int check_requires(struct plug_registry *reg, const struct plugin *np, ch
 static int fresh(struct plug_registry *reg, const struct plugin *p, struct plugin **out,
 		 char *err, size_t errlen)
 {
-	struct plugin *np = candidate(reg, p->path, false);
+	struct plugin *np =
+	    p->bdir[0] ? bundle_candidate(reg, p->bdir, false) : candidate(reg, p->path, false);
 	if (!np)
 		return LINLI_ENOMEM;
 	int rc = 0;
@@ -1420,6 +1645,410 @@ static int op_install(struct plug_registry *reg, const char *src, const struct t
 	return 0;
 }
 
+/* ---- bundles: install, upgrade, rollback, remove ---- */
+
+static void stop_dependents(struct plug_registry *reg, const struct plugin *p, const char *how);
+
+static void bundle_audit(struct plug_registry *reg, const struct tier_principal *who,
+			 const char *action, const char *name, const char *detail)
+{
+	char object[LINLI_NAME_MAX + 8];
+	snprintf(object, sizeof object, "plugin:%s", name);
+	tiers_audit(reg->k, who, action, reg->k->cfg.node_path, object, "allowed", detail);
+	log_info("plugins", "%s: %s %s by %s", action, name, detail,
+		 who && who->name ? who->name : "-");
+}
+
+/* Read the bundle `src`: "@ID" (an upload), an absolute directory or FILE.bundle. */
+static int read_bundle(struct plug_registry *reg, const char *src, const struct tier_principal *who,
+		       struct bundle *b, char *err, size_t errlen)
+{
+	unsigned char *data = NULL;
+	size_t len = 0;
+	int rc;
+	if (src[0] == '@') {
+		rc = upload_take(reg->uploads, src, who, &data, &len, err, errlen);
+	} else if (src[0] != '/') {
+		return errf(err, errlen, LINLI_EINVAL,
+			    "'%s': give an absolute path the daemon can read, or let the console "
+			    "upload a local FILE.bundle",
+			    src);
+	} else if (is_dir(src)) {
+		return bundle_read_dir(src, b, err, errlen);
+	} else {
+		int fd = open(src, O_RDONLY | O_CLOEXEC);
+		struct stat st;
+		if (fd < 0)
+			return errf(err, errlen, LINLI_EIO, "cannot open %s: %s", src,
+				    strerror(errno));
+		if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+		    (uint64_t)st.st_size > BUNDLE_MAX) {
+			close(fd);
+			return errf(err, errlen, LINLI_EINVAL,
+				    "%s: not a regular file within %u bytes", src, BUNDLE_MAX);
+		}
+		len = (size_t)st.st_size;
+		data = malloc(len ? len : 1);
+		size_t got = 0;
+		while (data && got < len) {
+			ssize_t r = read(fd, data + got, len - got);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0)
+				break;
+			got += (size_t)r;
+		}
+		close(fd);
+		rc = !data	  ? LINLI_ENOMEM
+		     : got != len ? errf(err, errlen, LINLI_EIO, "cannot read %s", src)
+				  : 0;
+	}
+	if (!rc)
+		rc = bundle_read_mem(data, len, b, err, errlen);
+	free(data);
+	return rc;
+}
+
+/* Write verified bundle b as <bundles>/NAME/VERSION (replacing a stale one); vdir out. */
+static int store_bundle(struct plug_registry *reg, const struct bundle *b, const char *signer,
+			char *vdir, size_t vlen, char *err, size_t errlen)
+{
+	char ndir[PATH_MAX], part[PATH_MAX + 80], path[PATH_MAX + 200];
+	snprintf(ndir, sizeof ndir, "%s/%s", reg->bundles, b->m.name);
+	int rc = mkdirs(ndir, 0755);
+	if (rc)
+		return errf(err, errlen, LINLI_EIO, "cannot make %s: %s", ndir, strerror(errno));
+	snprintf(part, sizeof part, "%s/.%s.part", ndir, b->m.version);
+	snprintf(vdir, vlen, "%s/%s", ndir, b->m.version);
+	rm_tree(part);
+	if (mkdir(part, 0755) != 0)
+		return errf(err, errlen, LINLI_EIO, "cannot make %s: %s", part, strerror(errno));
+	snprintf(path, sizeof path, "%s/manifest", part);
+	rc = write_file(path, b->manifest, b->manifest_len, 0644, err, errlen);
+	if (!rc && b->sig) {
+		snprintf(path, sizeof path, "%s/manifest.sig", part);
+		rc = write_file(path, b->sig, b->sig_len, 0644, err, errlen);
+	}
+	for (int i = 0; !rc && i < b->n_files; i++) {
+		snprintf(path, sizeof path, "%s/%s", part, b->files[i].name);
+		rc = write_file(path, b->files[i].data, b->files[i].len, 0644, err, errlen);
+	}
+	if (!rc) {
+		snprintf(path, sizeof path, "%s/installed", part);
+		const char *mark = strcmp(signer, "unsigned") == 0 ? "unsigned\n" : "signed\n";
+		rc = write_file(path, mark, strlen(mark), 0644, err, errlen);
+	}
+	if (!rc) {
+		rm_tree(vdir);
+		if (rename(part, vdir) != 0)
+			rc = errf(err, errlen, LINLI_EIO, "cannot install %s: %s", vdir,
+				  strerror(errno));
+	}
+	if (rc)
+		rm_tree(part);
+	return rc;
+}
+
+static void bundle_path(const struct plug_registry *reg, const char *name, const char *file,
+			char *out, size_t len)
+{
+	snprintf(out, len, "%s/%s/%s", reg->bundles, name, file);
+}
+
+/*
+ * Put np (checked, granted) in the place of old (NULL: a new entry) and
+ * start it: a running old one keeps running until the new one's init
+ * passed, as a reload. A disabled name stays disabled. 0 or LINLI_E* with
+ * err; on failure old is as it was and np freed.
+ */
+static int swap_in(struct plug_registry *reg, struct plugin *old, struct plugin *np, char *err,
+		   size_t errlen)
+{
+	int rc;
+	if (!old) {
+		if ((rc = plug_start(np)) != 0) {
+			errf(err, errlen, rc, "%s did not start, so it was not installed: %s",
+			     np->name, np->reason);
+			plugin_free(np);
+			return rc;
+		}
+		if ((rc = reg_append(reg, np)) != 0) {
+			plug_stop(np);
+			plugin_free(np);
+		}
+		return rc;
+	}
+	if (old->state == PLUG_RUNNING) {
+		suspend_all(old);
+		if ((rc = plug_start(np)) != 0) {
+			resume_all(old);
+			errf(err, errlen, rc, "%s %s did not start, %s %s keeps running: %s",
+			     np->name, np->meta.version, old->name, old->meta.version, np->reason);
+			plugin_free(np);
+			return rc;
+		}
+		reg_replace(reg, old, np);
+		plug_stop(old);
+		plugin_free(old);
+		return 0;
+	}
+	if (is_disabled(reg, np->name)) {
+		np->state = PLUG_DISABLED;
+		snprintf(np->reason, sizeof np->reason, "disabled by an admin");
+		drop_loaded(np);
+	} else if ((rc = plug_start(np)) != 0) {
+		errf(err, errlen, rc, "%s %s did not start: %s", np->name, np->meta.version,
+		     np->reason);
+		plugin_free(np);
+		return rc;
+	}
+	reg_replace(reg, old, np);
+	plugin_free(old);
+	return 0;
+}
+
+/* Grant (grant) or check what np declares. */
+static int grant_or_check(struct plug_registry *reg, const struct plugin *np,
+			  const struct tier_principal *who, bool grant, char *err, size_t errlen)
+{
+	char why[768];
+	if (!grant) {
+		int rc = check_granted(reg, np, why, sizeof why);
+		if (rc)
+			errf(err, errlen, rc, "%s: refused: %s (or install it with --grant)",
+			     np->name, why);
+		return rc;
+	}
+	const char *caps[LINLI_MAX_CAPS];
+	int n = declared_caps(np, caps, LINLI_MAX_CAPS);
+	return n ? grants_change(reg->k, who, GRANT_PLUGIN, np->name, caps, n, true, err, errlen)
+		 : 0;
+}
+
+/* plugins install|upgrade BUNDLE: upgrade replaces the installed one by a higher version. */
+static int op_bundle(struct plug_registry *reg, const char *src, const struct tier_principal *who,
+		     bool grant, bool allow_unsigned, bool upgrade, struct plugin **out, char *err,
+		     size_t errlen)
+{
+	struct bundle b;
+	int rc = read_bundle(reg, src, who, &b, err, errlen);
+	if (rc)
+		return rc;
+	char signer[96], vdir[PATH_MAX], cur[LINLI_VERSION_MAX] = "", path[PATH_MAX * 2];
+	rc = verify_bundle(reg, &b, allow_unsigned, signer, sizeof signer, err, errlen);
+	if (rc) { /* an untrusted or altered bundle offered to the node is worth a record */
+		char object[LINLI_NAME_MAX + 8];
+		snprintf(object, sizeof object, "plugin:%s", b.m.name);
+		tiers_audit(reg->k, who, upgrade ? "plugins.upgrade" : "plugins.install",
+			    reg->k->cfg.node_path, object, "denied", err);
+	}
+	struct plugin *same = NULL;
+	if (!rc) {
+		same = find_named(reg, b.m.name, true);
+		if (!same)
+			same = find_named(reg, b.m.name, false);
+		bundle_path(reg, b.m.name, "current", path, sizeof path);
+		read_word(path, cur, sizeof cur);
+	}
+	if (rc)
+		;
+	else if (!upgrade && same)
+		rc = errf(err, errlen, LINLI_EEXIST,
+			  "plugin '%s' is installed already (%s, %s); 'plugins upgrade' replaces "
+			  "it with a higher version",
+			  b.m.name, same->path, plug_state_name(same->state));
+	else if (upgrade && !same)
+		rc = errf(err, errlen, LINLI_ENOENT,
+			  "no plugin '%s' is installed; 'plugins install' installs it", b.m.name);
+	else if (upgrade && !same->bdir[0])
+		rc = errf(err, errlen, LINLI_EINVAL,
+			  "'%s' is not from a bundle (%s): replace its file and 'plugins reload "
+			  "%s'",
+			  b.m.name, same->path, b.m.name);
+	else if (upgrade && cur[0] && bundle_version_cmp(b.m.version, cur) <= 0)
+		rc = errf(err, errlen, LINLI_EVERSION,
+			  "%s %s is not above the installed %s: refused (a lower or equal version "
+			  "is never an upgrade; 'plugins rollback %s' returns to the previous one)",
+			  b.m.name, b.m.version, cur, b.m.name);
+	if (!rc)
+		rc = store_bundle(reg, &b, signer, vdir, sizeof vdir, err, errlen);
+	bundle_free(&b);
+	if (rc)
+		return rc;
+	struct plugin *np = bundle_candidate(reg, vdir, false);
+	if (!np)
+		rc = LINLI_ENOMEM;
+	else if (np->state == PLUG_REFUSED)
+		rc = errf(err, errlen, LINLI_EINVAL, "%s: refused: %s", vdir, np->reason);
+	else if (!same && (rc = check_requires(reg, np, err, errlen)) != 0)
+		;
+	else
+		rc = grant_or_check(reg, np, who, grant, err, errlen);
+	if (!rc) {
+		const char *name = np->name;
+		char ver[LINLI_VERSION_MAX], detail[256];
+		snprintf(ver, sizeof ver, "%s", np->meta.version);
+		snprintf(detail, sizeof detail, "%s%s%s, %s%s", cur[0] && upgrade ? cur : "",
+			 cur[0] && upgrade ? " -> " : "", ver,
+			 strcmp(signer, "unsigned") == 0 ? "unsigned, allowed with --unsigned"
+							 : "signed by ",
+			 strcmp(signer, "unsigned") == 0 ? "" : signer);
+		char nm[LINLI_NAME_MAX];
+		snprintf(nm, sizeof nm, "%s", name);
+		rc = swap_in(reg, upgrade ? same : NULL, np, err, errlen);
+		np = NULL; /* swap_in owns it */
+		if (!rc) {
+			bundle_path(reg, nm, "current", path, sizeof path);
+			char line[LINLI_VERSION_MAX + 2];
+			snprintf(line, sizeof line, "%s\n", ver);
+			rc = write_atomic(path, line, err, errlen);
+			if (!rc && upgrade && cur[0]) {
+				bundle_path(reg, nm, "previous", path, sizeof path);
+				snprintf(line, sizeof line, "%s\n", cur);
+				rc = write_atomic(path, line, err, errlen);
+			}
+			if (!rc)
+				bundle_audit(reg, who,
+					     upgrade ? "plugins.upgrade" : "plugins.install", nm,
+					     detail);
+			*out = find_named(reg, nm, false);
+			return rc;
+		}
+	}
+	plugin_free(np);
+	rm_tree(vdir); /* nothing installed (never the current version's dir): try again */
+	return rc;
+}
+
+/* The entry of bundle NAME (the running one first), or NULL with err. */
+static struct plugin *bundle_entry(struct plug_registry *reg, const char *name, char *err,
+				   size_t errlen, int *rc)
+{
+	struct plugin *p = find_named(reg, name, true);
+	if (!p)
+		p = find_named(reg, name, false);
+	if (!p)
+		*rc = errf(err, errlen, LINLI_ENOENT, "no plugin named '%.64s'; see 'plugins list'",
+			   name);
+	else if (!p->bdir[0])
+		*rc = errf(err, errlen, LINLI_EINVAL,
+			   "'%s' was not installed from a bundle (%s): a packaged plugin goes with "
+			   "its package; 'plugins disable %s' stops it",
+			   name, p->path, name);
+	return p && p->bdir[0] ? p : NULL;
+}
+
+static int op_rollback(struct plug_registry *reg, const char *name,
+		       const struct tier_principal *who, char *err, size_t errlen)
+{
+	int rc = 0;
+	struct plugin *old = bundle_entry(reg, name, err, errlen, &rc);
+	if (!old)
+		return rc;
+	char path[PATH_MAX * 2], prev[LINLI_VERSION_MAX], cur[LINLI_VERSION_MAX] = "",
+							  vdir[PATH_MAX * 2];
+	bundle_path(reg, old->name, "previous", path, sizeof path);
+	if (read_word(path, prev, sizeof prev) != 0)
+		return errf(err, errlen, LINLI_ENOENT,
+			    "%s has no previous version to return to (only an upgrade leaves one)",
+			    old->name);
+	bundle_path(reg, old->name, "current", path, sizeof path);
+	read_word(path, cur, sizeof cur);
+	bundle_path(reg, old->name, prev, vdir, sizeof vdir);
+	struct plugin *np = bundle_candidate(reg, vdir, false);
+	if (!np)
+		return LINLI_ENOMEM;
+	if (np->state == PLUG_REFUSED) {
+		rc = errf(err, errlen, LINLI_EINVAL, "%s %s: refused: %s", old->name, prev,
+			  np->reason);
+		plugin_free(np);
+		return rc;
+	}
+	if ((rc = grant_or_check(reg, np, who, false, err, errlen)) != 0) {
+		plugin_free(np);
+		return rc;
+	}
+	char nm[LINLI_NAME_MAX], line[LINLI_VERSION_MAX + 2], detail[128];
+	snprintf(nm, sizeof nm, "%s", old->name);
+	if ((rc = swap_in(reg, old, np, err, errlen)) != 0)
+		return rc;
+	bundle_path(reg, nm, "current", path, sizeof path);
+	snprintf(line, sizeof line, "%s\n", prev);
+	rc = write_atomic(path, line, err, errlen);
+	bundle_path(reg, nm, "previous", path, sizeof path);
+	snprintf(line, sizeof line, "%s\n", cur);
+	if (!rc && cur[0])
+		rc = write_atomic(path, line, err, errlen);
+	snprintf(detail, sizeof detail, "%s -> %s", cur, prev);
+	if (!rc)
+		bundle_audit(reg, who, "plugins.rollback", nm, detail);
+	return rc;
+}
+
+/* plugins remove NAME [--purge]: packs {name, version, purged, stopped}. */
+static int op_remove(struct plug_registry *reg, struct cmd_call *call, const char *name, bool purge)
+{
+	int rc = 0;
+	struct plugin *p = bundle_entry(reg, name, call->err, sizeof call->err, &rc);
+	if (!p)
+		return rc;
+	char nm[LINLI_NAME_MAX], ver[LINLI_VERSION_MAX] = "", path[PATH_MAX * 2], detail[128];
+	snprintf(nm, sizeof nm, "%s", p->name);
+	if (p->meta_ok)
+		snprintf(ver, sizeof ver, "%s", p->meta.version);
+	bundle_path(reg, nm, "current", path, sizeof path);
+	if (!ver[0])
+		read_word(path, ver, sizeof ver);
+	if (unlink(path) != 0 && errno != ENOENT)
+		return cmd_fail(call, LINLI_EIO, "cannot remove %s: %s", path, strerror(errno));
+	bundle_path(reg, nm, "previous", path, sizeof path);
+	unlink(path);
+	/* The plugins that require it stop, saying why. */
+	if (p->state == PLUG_RUNNING)
+		stop_dependents(reg, p, "removed");
+	plug_stop(p);
+	for (int i = 0; i < reg->n; i++)
+		if (reg->v[i] == p) {
+			memmove(&reg->v[i], &reg->v[i + 1],
+				(size_t)(reg->n - i - 1) * sizeof *reg->v);
+			reg->n--;
+			break;
+		}
+	plugin_free(p);
+	/* Every other entry of the name (a refused duplicate) goes too. */
+	for (struct plugin *q; (q = find_named(reg, nm, false)) && q->bdir[0];) {
+		for (int i = 0; i < reg->n; i++)
+			if (reg->v[i] == q) {
+				memmove(&reg->v[i], &reg->v[i + 1],
+					(size_t)(reg->n - i - 1) * sizeof *reg->v);
+				reg->n--;
+				break;
+			}
+		plugin_free(q);
+	}
+	if (purge) {
+		snprintf(path, sizeof path, "%s/%s", reg->bundles, nm);
+		rm_tree(path);
+	}
+	snprintf(detail, sizeof detail, "%s%s", ver, purge ? ", files purged" : "");
+	bundle_audit(reg, call->who, "plugins.remove", nm, detail);
+	char want[LINLI_NAME_MAX + 40];
+	snprintf(want, sizeof want, "requires '%s', which was removed", nm);
+	int ns = 0;
+	for (int i = 0; i < reg->n; i++)
+		ns += reg->v[i]->state == PLUG_BLOCKED && strcmp(reg->v[i]->reason, want) == 0;
+	msgpack_pack_map(&call->pk, 4);
+	mp_kv_str(&call->pk, "name", nm);
+	mp_kv_str(&call->pk, "version", ver);
+	mp_kv_bool(&call->pk, "purged", purge);
+	mp_str(&call->pk, "stopped");
+	msgpack_pack_array(&call->pk, (size_t)ns);
+	for (int i = 0; i < reg->n; i++)
+		if (reg->v[i]->state == PLUG_BLOCKED && strcmp(reg->v[i]->reason, want) == 0)
+			mp_str(&call->pk, reg->v[i]->name);
+	return 0;
+}
+
 /* ---- console commands ---- */
 
 static void pack_str_or_nil(msgpack_packer *pk, const char *k, const char *v)
@@ -1473,8 +2102,10 @@ static void pack_info(msgpack_packer *pk, const struct cmd_call *call, struct pl
 		      const struct plugin *p)
 {
 	bool meta = p->meta_ok;
-	msgpack_pack_map(pk, 20);
+	msgpack_pack_map(pk, 22);
 	pack_str_or_nil(pk, "name", p->name);
+	pack_str_or_nil(pk, "bundle", p->bdir);
+	pack_str_or_nil(pk, "signed_by", p->bdir[0] ? p->signer : NULL);
 	mp_kv_str(pk, "kind", kind_name(p));
 	mp_kv_str(pk, "state", plug_state_name(p->state));
 	pack_str_or_nil(pk, "reason", shown_reason(call, p));
@@ -1614,19 +2245,86 @@ static int cmd_disable(struct cmd_call *call, void *ud) { return run_op(call, ud
 
 static int cmd_reload(struct cmd_call *call, void *ud) { return run_op(call, ud, op_reload); }
 
+/* A bundle rather than a plugin file: an upload ("@ID"), a FILE.bundle, a directory. */
+static bool is_bundle_src(const char *src)
+{
+	return src[0] == '@' || has_suffix(src, ".bundle") || (src[0] == '/' && is_dir(src));
+}
+
 static int cmd_install(struct cmd_call *call, void *ud)
 {
 	struct plug_registry *reg = ud;
 	bool grant = cmd_flag(call, "--grant");
+	bool allow_unsigned = cmd_flag(call, "--unsigned");
 	if (call->argc != 3)
 		return cmd_fail(call, LINLI_EINVAL,
-				"usage: plugins install /ABSOLUTE/PATH.so (or PATH.lua) [--grant]");
-	struct plugin *p;
-	int rc = op_install(reg, call->argv[2], call->who, grant, &p, call->err, sizeof call->err);
+				"usage: plugins install /ABSOLUTE/PATH.so (or PATH.lua) [--grant], "
+				"or BUNDLE [--grant] [--unsigned]");
+	struct plugin *p = NULL;
+	int rc;
+	if (is_bundle_src(call->argv[2]))
+		rc = op_bundle(reg, call->argv[2], call->who, grant, allow_unsigned, false, &p,
+			       call->err, sizeof call->err);
+	else if (allow_unsigned)
+		rc = cmd_fail(call, LINLI_EINVAL, "plugins install: --unsigned is for bundles");
+	else
+		rc = op_install(reg, call->argv[2], call->who, grant, &p, call->err,
+				sizeof call->err);
 	if (rc)
 		return rc;
-	pack_row(&call->pk, call, p);
+	if (p)
+		pack_row(&call->pk, call, p);
+	else
+		msgpack_pack_nil(&call->pk);
 	return grant ? store_cmds_wait_commit(call) : 0;
+}
+
+static int cmd_upgrade(struct cmd_call *call, void *ud)
+{
+	struct plug_registry *reg = ud;
+	bool grant = cmd_flag(call, "--grant");
+	bool allow_unsigned = cmd_flag(call, "--unsigned");
+	if (call->argc != 3 || !is_bundle_src(call->argv[2]))
+		return cmd_fail(
+		    call, LINLI_EINVAL,
+		    "usage: plugins upgrade BUNDLE [--grant] [--unsigned] (a FILE.bundle, "
+		    "an upload @ID or an absolute directory)");
+	struct plugin *p = NULL;
+	int rc = op_bundle(reg, call->argv[2], call->who, grant, allow_unsigned, true, &p,
+			   call->err, sizeof call->err);
+	if (rc)
+		return rc;
+	if (p)
+		pack_row(&call->pk, call, p);
+	else
+		msgpack_pack_nil(&call->pk);
+	return grant ? store_cmds_wait_commit(call) : 0;
+}
+
+static int cmd_rollback(struct cmd_call *call, void *ud)
+{
+	struct plug_registry *reg = ud;
+	if (call->argc != 3)
+		return cmd_fail(call, LINLI_EINVAL, "usage: plugins rollback NAME");
+	char name[LINLI_NAME_MAX];
+	snprintf(name, sizeof name, "%s", call->argv[2]);
+	int rc = op_rollback(reg, name, call->who, call->err, sizeof call->err);
+	if (rc)
+		return rc;
+	struct plugin *p = find_named(reg, name, false);
+	if (p)
+		pack_row(&call->pk, call, p);
+	else
+		msgpack_pack_nil(&call->pk);
+	return 0;
+}
+
+static int cmd_remove(struct cmd_call *call, void *ud)
+{
+	bool purge = cmd_flag(call, "--purge");
+	if (call->argc != 3)
+		return cmd_fail(call, LINLI_EINVAL, "usage: plugins remove NAME [--purge]");
+	return op_remove(ud, call, call->argv[2], purge);
 }
 
 /* ---- grants (grants.h): what a plugin declares, and what a change does to it ---- */
@@ -1657,9 +2355,26 @@ int plug_find_declared(const struct cfg *c, bool rule, const char *name,
 				return n;
 		}
 	}
+	/* An installed bundle's current version (<data_dir>/bundles/NAME/current). */
+	char path[PATH_MAX * 2], ver[LINLI_VERSION_MAX];
+	snprintf(path, sizeof path, "%s/bundles/%s/current", c->data_dir, name);
+	if (!rule && is_ident(name, LINLI_NAME_MAX) && read_word(path, ver, sizeof ver) == 0) {
+		struct bundle b;
+		char vdir[PATH_MAX * 2], why[512];
+		snprintf(vdir, sizeof vdir, "%s/bundles/%s/%s", c->data_dir, name, ver);
+		if (bundle_read_dir(vdir, &b, why, sizeof why) == 0) {
+			snprintf(path, sizeof path, "%s/%s", vdir, b.m.files[b.m.plugin].name);
+			const struct plug_kind *kind = kind_of(path);
+			int n = 0,
+			    found = kind ? kind->declares(c, path, false, name, caps, max, &n) : 0;
+			bundle_free(&b);
+			if (found)
+				return n;
+		}
+	}
 	return errf(err, errlen, LINLI_ENOENT, "no %s named '%s' in the configured %s",
 		    rule ? "rule" : "plugin", name,
-		    rule ? "script_dirs" : "plugin_dirs and script_dirs");
+		    rule ? "script_dirs" : "plugin_dirs, script_dirs and installed bundles");
 }
 
 static int grants_declared(struct kernel *k, const char *name, const char **out, int max)
@@ -1671,7 +2386,7 @@ static int grants_declared(struct kernel *k, const char *name, const char **out,
 }
 
 /* Stop every running plugin that requires p (theirs first), marking it blocked. */
-static void stop_dependents(struct plug_registry *reg, const struct plugin *p)
+static void stop_dependents(struct plug_registry *reg, const struct plugin *p, const char *how)
 {
 	for (int i = 0; i < reg->n; i++) {
 		struct plugin *q = reg->v[i];
@@ -1679,12 +2394,12 @@ static void stop_dependents(struct plug_registry *reg, const struct plugin *p)
 			continue;
 		for (int j = 0; j < LINLI_MAX_REQUIRES && q->meta.requires[j][0]; j++)
 			if (strcmp(q->meta.requires[j], p->name) == 0) {
-				stop_dependents(reg, q);
+				stop_dependents(reg, q, "stopped");
 				plug_stop(q);
 				drop_loaded(q);
 				q->state = PLUG_BLOCKED;
-				snprintf(q->reason, sizeof q->reason,
-					 "requires '%s', which was stopped", p->name);
+				snprintf(q->reason, sizeof q->reason, "requires '%s', which was %s",
+					 p->name, how);
 				log_warn("plugins", "%s stopped: %s", q->name, q->reason);
 				break;
 			}
@@ -1704,7 +2419,7 @@ static void grants_changed(struct kernel *k, const char *name, bool revoked, cha
 	}
 	char why[768];
 	if (revoked && p->state == PLUG_RUNNING && check_granted(reg, p, why, sizeof why) != 0) {
-		stop_dependents(reg, p);
+		stop_dependents(reg, p, "stopped");
 		plug_stop(p);
 		drop_loaded(p);
 		p->state = PLUG_REFUSED;
@@ -1753,19 +2468,25 @@ int plug_open(struct kernel *k, char *err, size_t errlen)
 		const char *sub, *usage, *summary;
 		cmd_fn fn;
 	} cmds[] = {
-		{"list", "", "every plugin file found: state, version, order, reason", cmd_list},
-		{"info", "NAME", "one plugin: descriptor, state, resources", cmd_info},
-		{"enable", "NAME",
-		 "start a disabled, failed or quarantined plugin (kept across restarts)",
-		 cmd_enable},
-		{"disable", "NAME", "stop a plugin and keep it stopped across restarts",
-		 cmd_disable},
-		{"reload", "NAME", "load its file again; the old one runs until the new one is up",
-		 cmd_reload},
-		{"install", "/PATH.so|/PATH.lua [--grant]",
-		 "copy a plugin into the first plugin dir (a script into <script_dir>/apps), start "
-		 "it; --grant grants what it declares",
-		 cmd_install},
+	    {"list", "", "every plugin file found: state, version, order, reason", cmd_list},
+	    {"info", "NAME", "one plugin: descriptor, state, resources", cmd_info},
+	    {"enable", "NAME",
+	     "start a disabled, failed or quarantined plugin (kept across restarts)", cmd_enable},
+	    {"disable", "NAME", "stop a plugin and keep it stopped across restarts", cmd_disable},
+	    {"reload", "NAME", "load its file again; the old one runs until the new one is up",
+	     cmd_reload},
+	    {"install", "/PATH.so|/PATH.lua|BUNDLE [--grant] [--unsigned]",
+	     "copy a plugin into the first plugin dir (a script into <script_dir>/apps), start "
+	     "it; --grant grants what it declares",
+	     cmd_install},
+	    {"upgrade", "BUNDLE [--grant] [--unsigned]",
+	     "replace an installed bundle by a higher version (the old runs until the new is "
+	     "up)",
+	     cmd_upgrade},
+	    {"rollback", "NAME", "return a bundle to its previous installed version", cmd_rollback},
+	    {"remove", "NAME [--purge]",
+	     "stop and uninstall a bundle (plugins requiring it stop); --purge removes its files",
+	     cmd_remove},
 	};
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
 		int rc = cmd_register(k->cmds, "plugins", cmds[i].sub, cmds[i].usage,
@@ -1777,7 +2498,15 @@ int plug_open(struct kernel *k, char *err, size_t errlen)
 				    cmds[i].sub, linli_strerror(rc));
 		}
 	}
-	int rc = grants_register(k, "plugins", GRANT_PLUGIN, &plug_grants_ops);
+	snprintf(reg->bundles, sizeof reg->bundles, "%s/bundles", k->cfg.data_dir);
+	int rc = 0;
+	if (!(reg->trust = trust_open(k, err, errlen)) ||
+	    !(reg->uploads = upload_open(k, err, errlen))) {
+		cmd_unregister_owner(k->cmds, reg);
+		plug_close(k);
+		return LINLI_ENOMEM;
+	}
+	rc = grants_register(k, "plugins", GRANT_PLUGIN, &plug_grants_ops);
 	if (rc) {
 		cmd_unregister_owner(k->cmds, reg);
 		plug_close(k);

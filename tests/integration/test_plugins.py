@@ -463,7 +463,11 @@ def case_template_builds_out_of_tree():
         prefix = os.path.join(tmp, "prefix")
         sh(["meson", "setup", os.path.join(tmp, "b"), SRC, f"--prefix={prefix}",
             "-Dtests=false"])
+        # The SDK: headers, .pc, and linli-bundle (built alone: it needs nothing of the kernel).
+        sh(["ninja", "-C", os.path.join(tmp, "b"), "host/linli-bundle"])
         sh(["meson", "install", "-C", os.path.join(tmp, "b"), "--no-rebuild", "--tags", "devel"])
+        bundle_tool = os.path.join(prefix, "bin", "linli-bundle")
+        check(os.path.exists(bundle_tool), "linli-bundle installed with the SDK")
         pcs = glob.glob(os.path.join(prefix, "**", "linli-sdk.pc"), recursive=True)
         eq(len(pcs), 1, "one linli-sdk.pc")
         check(os.path.exists(os.path.join(prefix, "include", "linli", "linli.h")), "headers")
@@ -480,10 +484,17 @@ def case_template_builds_out_of_tree():
         # A copy outside the source tree, so nothing can reach ../include.
         proj = os.path.join(tmp, "hello")
         shutil.copytree(os.path.join(SRC, "sdk", "template"), proj)
-        sh(["meson", "setup", os.path.join(tmp, "hb"), proj], env=env)
+        # The vendor's key, and the template's bundle target signing with it.
+        sh([bundle_tool, "keygen", "acme", "-o", tmp])
+        sh(["meson", "setup", os.path.join(tmp, "hb"), proj,
+            f"-Dsigning_key={os.path.join(tmp, 'acme.sec')}", "-Dvendor=Acme 智慧社区"], env=env)
         sh(["ninja", "-C", os.path.join(tmp, "hb")], env=env)
         so = os.path.join(tmp, "hb", "hello.so")
         check(os.path.exists(so), "hello.so built")
+        sh(["meson", "compile", "-C", os.path.join(tmp, "hb"), "bundle"], env=env)
+        bundle = os.path.join(tmp, "hb", "hello.bundle")
+        out = sh([bundle_tool, "verify", bundle, "--key", os.path.join(tmp, "acme.pub")])
+        check("hello 1.0.0 by Acme 智慧社区" in out and "signature verified" in out, out)
         # Against a checkout, nothing installed: the build dir's uninstalled .pc takes the
         # headers from the source tree (pkg-config prefers linli-sdk-uninstalled.pc).
         env["PKG_CONFIG_PATH"] = os.path.join(BUILD, "meson-uninstalled")
@@ -524,6 +535,22 @@ def case_template_builds_out_of_tree():
             check(f"hello: ready at hefei (SDK {SDK})" in d.logtext(), d.logtext())
             d.stop()
             check("hello: bye after 1 greeting(s)" in d.logtext(), "fini")
+        # The signed bundle installs, from a console on tcp://, on a node that trusts the
+        # vendor's key.
+        import test_bundle
+        d = test_bundle.Node()
+        try:
+            d.start()
+            rc, out, err = d.remote("trust", "add", "acme", os.path.join(tmp, "acme.pub"))
+            eq(rc, 0, err)
+            rc, row, err = d.remote("plugins", "install", bundle, "--grant")
+            eq(rc, 0, err)
+            eq((row["name"], row["state"], row["version"]), ("hello", "running", "1.0.0"),
+               "the template's bundle runs")
+            check(d.ok("plugins", "info", "hello")["signed_by"].startswith("acme ("), "signer")
+            eq(d.ok("hello", "greet", "王五")["greeting"], "hello, 王五", "it answers")
+        finally:
+            finish(d, sys.exc_info()[0])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -1,0 +1,2 @@
+untrusted comment: signed by key 8f8dd87ddf832a4e
+RWSPjdh934MqTmlsOaPQXJ/MY1fsWsUe21b4XpMhd0CQuNCSwwdZTUPuG1MpQ/AvncApZYKmq7/LbxvoiIA/19eMQ+3pY1gc2Q8=

@@ -1,0 +1,289 @@
+"""Signed bundles through a real linlid: keys made and bundles built with linli-bundle, trusted
+with `linli trust`, sent over a tcp:// console in chunks, verified, installed under
+data_dir/bundles, upgraded, rolled back, removed; every refusal named (unsigned, unknown key,
+a flipped byte, a removed key, a catalog fragment), uploads bounded."""
+import base64
+import hashlib
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tarfile
+import tempfile
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import BUILD, LINLI, LINLID, Daemon, by_name, check, eq, finish, main  # noqa: E402
+
+TP = os.path.abspath(os.environ.get("LINLI_TP_DIR", os.path.join(BUILD, "tests", "plugins")))
+TOOL = os.path.join(BUILD, "host", "linli-bundle")
+
+
+def tool(*args, cwd):
+    r = subprocess.run([TOOL, *args], capture_output=True, text=True, cwd=cwd, timeout=60)
+    eq(r.returncode, 0, f"linli-bundle {' '.join(args)}: {r.stderr}")
+    return r.stdout
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Node(Daemon):
+    """A linlid with a tcp:// listener beside ipc://, a plugin dir, the test clock."""
+
+    def __init__(self, max_request=None):
+        self.tcp = f"tcp://127.0.0.1:{free_port()}"
+        self.max_request = max_request
+        super().__init__()
+        self.pdir = os.path.join(self.dir, "plugins")
+        self.sdir = os.path.join(self.dir, "scripts")
+        for sub in (self.pdir, self.sdir + "/apps", self.sdir + "/rules"):
+            os.makedirs(sub)
+        self.write_config(extra=f'plugin_dirs = [ "{self.pdir}" ];\n'
+                                f'script_dirs = [ "{self.sdir}" ];\n')
+
+    def config_text(self, node, level, name, extra=""):
+        ctl = f'listen = [ "{self.sock}", "{self.tcp}" ]'
+        if getattr(self, "max_request", None):
+            ctl += f"; max_request = {self.max_request}"
+        return super().config_text(node, level, name, extra).replace(
+            f'listen = [ "{self.sock}" ]', ctl)
+
+    def remote(self, *args):
+        """`linli --socket tcp://... --json ARGS` with the admin's session: (rc, out, err)."""
+        env = dict(os.environ, LINLI_SESSION=self.session)
+        r = subprocess.run([LINLI, "--socket", self.tcp, "--json", *args], capture_output=True,
+                           text=True, env=env, timeout=60, stdin=subprocess.DEVNULL)
+        import json
+        return r.returncode, json.loads(r.stdout) if r.stdout.strip() else None, r.stderr
+
+
+def refused(d, needle, *args, name=None):
+    rc, out, err = d.cli(*args)
+    check(rc == 1, f"linli {' '.join(args)} should fail: {out}")
+    msg = out["error"] if isinstance(out, dict) else err
+    check(needle in msg, f"{args}: {needle!r} not in {msg!r}")
+    if name:
+        eq(out["name"], name, f"error name of {args}")
+    return msg
+
+
+def retar(src, dst, edit):
+    """Copy bundle src to dst, each member's bytes through edit(name, bytes) (None drops it)."""
+    with tarfile.open(src) as t, tarfile.open(dst, "w") as o:
+        for m in t.getmembers():
+            data = edit(m.name, t.extractfile(m).read())
+            if data is None:
+                continue
+            info = tarfile.TarInfo(m.name)
+            info.size = len(data)
+            o.addfile(info, io.BytesIO(data))
+
+
+HI_LUA = """plugin {
+  name = "hi", version = "0.2.0", sdk = "1.1", family = "custom",
+  description = "a Lua plugin from a bundle", capabilities = {},
+  init = function()
+    assert(linli.cmd_register("ping", "", "answers pong", function() return { pong = true } end))
+  end,
+}
+"""
+
+
+def case_signed_bundle_over_tcp_upgrade_rollback_remove():
+    tmp = tempfile.mkdtemp(prefix="linli-bundle-")
+    d = Node(max_request=512 * 1024)  # chunks of 381 KiB: the console asks the node
+    try:
+        tool("keygen", "vendor", cwd=tmp)
+        tool("keygen", "other", cwd=tmp)
+        with open(os.path.join(tmp, "pad.bin"), "wb") as f:
+            f.write(os.urandom(900 * 1024))  # three chunks of 384 KiB
+        for v in ("1", "2"):
+            out = tool("build", "--plugin", os.path.join(TP, f"tp_reload_v{v}.so"), "--vendor",
+                       "示例科技 Example", "--key", "vendor.sec", "--file", "pad.bin",
+                       "-o", f"v{v}.bundle", cwd=tmp)
+            check(f"reloadme {v}.0.0, signed with key" in out, out)
+        tool("build", "--plugin", os.path.join(TP, "tp_reload_v1.so"), "--vendor", "x",
+             "--key", "other.sec", "-o", "other.bundle", cwd=tmp)
+        tool("build", "--plugin", os.path.join(TP, "tp_reload_v1.so"), "--vendor", "x",
+             "--unsigned", "-o", "unsigned.bundle", cwd=tmp)
+        tool("build", "--plugin", os.path.join(TP, "tp_dep_b.so"), "--vendor", "x",
+             "--unsigned", "-o", "dep_b.bundle", cwd=tmp)
+        with open(os.path.join(tmp, "hi.lua"), "w") as f:
+            f.write(HI_LUA)
+        tool("build", "--plugin", "hi.lua", "--name", "hi", "--version", "0.2.0", "--vendor",
+             "x", "--unsigned", "-o", "hi.bundle", cwd=tmp)
+        hidir = os.path.join(tmp, "hi-dir")  # the development form: a plain directory
+        with tarfile.open(os.path.join(tmp, "hi.bundle")) as t:
+            t.extractall(hidir)
+        b = {n: os.path.join(tmp, n + ".bundle") for n in
+             ("v1", "v2", "other", "unsigned", "dep_b", "flipped", "fragment")}
+
+        def flip(name, data):
+            if name == "reloadme.so":
+                data = bytearray(data)
+                data[len(data) // 2] ^= 0x01
+            return bytes(data)
+        retar(b["v1"], b["flipped"], flip)
+        retar(b["unsigned"], b["fragment"], lambda n, data: data + b"fragment datasets/x.cfg\n"
+              if n == "manifest" else data)
+        pub = open(os.path.join(tmp, "vendor.pub")).read()
+        raw = base64.b64decode(pub.splitlines()[1])
+        key_id = hashlib.blake2b(raw[10:]).digest()[:8].hex()
+        eq(raw[2:10].hex(), key_id, "the key id: the first 8 bytes of BLAKE2b of the key")
+        shutil.copyfile(os.path.join(TP, "tp_dep_a.so"), os.path.join(d.pdir, "dep_a.so"))
+        d.start(args=("--test-clock",))
+
+        # Trust: over tcp://, the key file read by the console.
+        rc, out, err = d.remote("trust", "add", "vendor", os.path.join(tmp, "vendor.pub"))
+        eq((rc, out), (0, {"name": "vendor", "key_id": key_id}), err)
+        eq(d.ok("trust", "list"), [{"name": "vendor", "key_id": key_id}], "trust list")
+        refused(d, "a key named 'vendor' is trusted already", "trust", "add", "vendor",
+                os.path.join(tmp, "other.pub"), name="LINLI_EEXIST")
+        with open(os.path.join(tmp, "bad.pub"), "w") as f:
+            f.write("ssh-ed25519 AAAA not ours\n")
+        refused(d, "the key: not a public key file", "trust", "add", "bad",
+                os.path.join(tmp, "bad.pub"), name="LINLI_EINVAL")
+        refused(d, "its second line is not the base64 of a public key", "trust", "add", "sec",
+                os.path.join(tmp, "vendor.sec"))
+        check(f"\nvendor {key_id} {raw[10:].hex()}\n" in
+              open(os.path.join(d.data, "trusted.keys")).read(), "kept in data_dir")
+
+        # Refusals, each named; nothing of them installed.
+        refused(d, "is unsigned (no manifest.sig): refused; an admin may install it with "
+                "--unsigned", "plugins", "install", b["unsigned"], name="LINLI_EPERM")
+        refused(d, "which this node does not trust", "plugins", "install", b["other"],
+                name="LINLI_EPERM")
+        refused(d, "reloadme.so differs from its manifest (BLAKE2b-256 mismatch: a changed "
+                "byte?)", "plugins", "install", b["flipped"], name="LINLI_ECORRUPT")
+        refused(d, "catalog fragments are not supported yet", "plugins", "install",
+                b["fragment"], "--unsigned", name="LINLI_ENOTSUP")
+        check("reloadme" not in by_name(d.ok("plugins", "list")), "nothing installed")
+        check(not os.path.exists(os.path.join(d.data, "bundles", "reloadme", "1.0.0")),
+              "no files left")
+
+        # Signed, over tcp:// in chunks: it runs, from data_dir/bundles.
+        rc, row, err = d.remote("plugins", "install", b["v1"])
+        eq(rc, 0, err)
+        eq((row["name"], row["state"], row["version"]), ("reloadme", "running", "1.0.0"), row)
+        vdir = os.path.join(d.data, "bundles", "reloadme", "1.0.0")
+        eq(row["file"], os.path.join(vdir, "reloadme.so"), "installed apart")
+        eq(d.ok("reloadme", "version")["variant"], 1, "v1 answers")
+        info = d.ok("plugins", "info", "reloadme")
+        eq((info["bundle"], info["signed_by"]), (vdir, f"vendor ({key_id})"), "info")
+        refused(d, "is installed already", "plugins", "install", b["v1"], name="LINLI_EEXIST")
+
+        # Upgrade: a higher version replaces it; lower or equal refused; rollback.
+        # (by hand this time: plugins upload begin/chunk, then the upload's @ID)
+        data = open(b["v2"], "rb").read()
+        up = d.ok("plugins", "upload", "begin", str(len(data)),
+                  hashlib.blake2b(data, digest_size=32).hexdigest())
+        eq(up["chunk_max"], (512 * 1024 - 4096) // 4 * 3, "chunk size under max_request")
+        off = 0
+        while off < len(data):
+            part = data[off:off + up["chunk_max"]]
+            got = d.ok("plugins", "upload", "chunk", up["id"], str(off), "--stdin",
+                       input=base64.b64encode(part))
+            off += len(part)
+            eq((got["received"], got["size"]), (off, len(data)), "received")
+        check(len(data) > 2 * up["chunk_max"], "three chunks")
+        row = d.ok("plugins", "upgrade", "@" + up["id"])
+        eq((row["state"], row["version"]), ("running", "2.0.0"), "upgraded")
+        refused(d, f"no upload '{up['id']}'", "plugins", "upgrade", "@" + up["id"])
+        eq(d.ok("reloadme", "version")["variant"], 2, "v2 answers")
+        refused(d, "2.0.0 is not above the installed 2.0.0", "plugins", "upgrade", b["v2"],
+                name="LINLI_EVERSION")
+        refused(d, "1.0.0 is not above the installed 2.0.0", "plugins", "upgrade", b["v1"],
+                name="LINLI_EVERSION")
+        row = d.ok("plugins", "rollback", "reloadme")
+        eq((row["state"], row["version"]), ("running", "1.0.0"), "rolled back")
+        eq(d.ok("reloadme", "version")["variant"], 1, "v1 answers again")
+        refused(d, "not installed from a bundle", "plugins", "remove", "dep_a")
+        # A Lua plugin from an unsigned bundle directory, allowed by the admin.
+        row = d.ok("plugins", "install", hidir, "--unsigned")
+        eq((row["name"], row["kind"], row["state"]), ("hi", "lua", "running"), "lua bundle")
+        eq(d.ok("hi", "ping"), {"pong": True}, "it answers")
+
+        # A restart loads the current version again, verified again; offline provisioning
+        # (linlid --grant) finds the installed bundle too.
+        eq(d.stop(), 0, "stop")
+        r = subprocess.run([LINLID, "--config", d.cfg, "--grant", "plugin:reloadme", "--all"],
+                           capture_output=True, text=True, timeout=60)
+        eq((r.returncode, r.stdout.strip()),
+           (0, "plugin:reloadme declares no capability: nothing to grant"), r.stderr)
+        d.start(args=("--test-clock",))
+        eq(d.ok("reloadme", "version")["variant"], 1, "current kept across a restart")
+
+        # A removed key verifies nothing: installs refused, and at the next start.
+        d.ok("trust", "remove", "vendor")
+        eq(d.ok("trust", "list"), [], "no key")
+        refused(d, "which this node does not trust", "plugins", "upgrade", b["v2"])
+        eq(d.stop(), 0, "stop")
+        d.start(args=("--test-clock",))
+        row = by_name(d.ok("plugins", "list"))["reloadme"]
+        eq(row["state"], "refused", "signed by a removed key")
+        check(f"signed with key {key_id}, which this node does not trust" in row["reason"], row)
+        eq(d.ok("hi", "ping"), {"pong": True}, "the one installed unsigned loads on")
+
+        # Unsigned with --unsigned (audited); a plugin requiring it stops when it is removed.
+        row = d.ok("plugins", "install", b["dep_b"], "--unsigned")
+        eq((row["name"], row["state"]), ("dep_b", "running"), "unsigned, allowed")
+        eq(d.ok("plugins", "info", "dep_b")["signed_by"], "unsigned", "said")
+        eq(d.ok("plugins", "enable", "dep_a")["state"], "running", "dep_a on dep_b")
+        out = d.ok("plugins", "remove", "dep_b", "--purge")
+        eq((out["name"], out["purged"], out["stopped"]), ("dep_b", True, ["dep_a"]), out)
+        rows = by_name(d.ok("plugins", "list"))
+        check("dep_b" not in rows, "removed")
+        eq((rows["dep_a"]["state"], rows["dep_a"]["reason"]),
+           ("blocked", "requires 'dep_b', which was removed"), "dep_a says why")
+        check(not os.path.exists(os.path.join(d.data, "bundles", "dep_b")), "purged")
+        d.ok("plugins", "remove", "reloadme")
+        check(os.path.isdir(vdir), "without --purge its files stay")
+        check(not os.path.exists(os.path.join(d.data, "bundles", "reloadme", "current")),
+              "but it no longer loads")
+        acts = [(r["action"], r["object"], r.get("detail")) for r in
+                d.ok("audit", "--limit", "200") if r["action"].startswith(("plugins.", "trust."))]
+        for want in [("trust.add", "key:vendor", f"key id {key_id}"),
+                     ("plugins.install", "plugin:reloadme", f"1.0.0, signed by vendor ({key_id})"),
+                     ("plugins.upgrade", "plugin:reloadme",
+                      f"1.0.0 -> 2.0.0, signed by vendor ({key_id})"),
+                     ("plugins.rollback", "plugin:reloadme", "2.0.0 -> 1.0.0"),
+                     ("trust.remove", "key:vendor", f"key id {key_id}"),
+                     ("plugins.install", "plugin:dep_b", "1.0.0, unsigned, allowed with --unsigned"),
+                     ("plugins.remove", "plugin:dep_b", "1.0.0, files purged")]:
+            check(want in acts, f"audited {want}: {acts}")
+        denied = [(r["action"], r["result"], r.get("detail") or "") for r in
+                  d.ok("audit", "--limit", "200") if r["object"] == "plugin:reloadme"
+                  and r["result"] == "denied"]
+        for needle in ("is unsigned", "which this node does not trust",
+                       "reloadme.so differs from its manifest"):
+            check(any(a == "plugins.install" and needle in det for a, _, det in denied),
+                  f"refusal audited as denied: {needle!r} in {denied}")
+
+        # Uploads are bounded, in order, the caller's own, dropped when abandoned.
+        h = hashlib.blake2b(b"x" * 10, digest_size=32).hexdigest()
+        refused(d, "HASH must be the BLAKE2b-256", "plugins", "upload", "begin", "10", "zz")
+        refused(d, "over the limit of a bundle", "plugins", "upload", "begin",
+                str(65 << 20), h, name="LINLI_E2BIG")
+        ids = [d.ok("plugins", "upload", "begin", "10", h)["id"] for _ in range(4)]
+        refused(d, "4 uploads are open already", "plugins", "upload", "begin", "10", h,
+                name="LINLI_ELIMIT")
+        rc, out, err = d.cli("plugins", "upload", "chunk", ids[0], "5")
+        check(rc == 1 and "offset 5, but 0 bytes came so far" in out["error"], out)
+        d.ok("plugins", "upload", "abort", ids[1])
+        refused(d, "is not whole: 0 of 10 bytes", "plugins", "install", "@" + ids[0])
+        d.ok("clock", "advance", "301s")
+        refused(d, f"no upload '{ids[2]}'", "plugins", "install", "@" + ids[2],
+                name="LINLI_ENOENT")
+        d.ok("plugins", "upload", "begin", "10", h)  # room again
+    finally:
+        finish(d, sys.exc_info()[0])
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main(dict(globals())))
