@@ -55,6 +55,9 @@
 #define ACKS_MAX       4096	/* what the subtree said of them, kept at most */
 #define RESEND_TICKS   2	/* a rule a child has not acknowledged: sent again this often */
 #define HASH_HEX       (2 * crypto_generichash_BYTES + 1)
+/* The federation's messages: a node speaking another version is refused (its status shows
+   why); 2: the down log, commands down. */
+#define FED_PROTO      2
 #define FED_DECOM_SUMMARY "take nothing more from a child (its data kept); --undo takes it back"
 #define FED_PUSH_SUMMARY "push a rule down to every node below (each installs it, grants it, says so)"
 #define FED_QUARANTINE_SUMMARY "changes from below that could not be applied: list, retry, drop"
@@ -72,6 +75,8 @@ struct child {
 	int64_t changes_at;
 	char gap[200];
 	char schema_differs[256]; /* datasets going up whose schema differs from this node's */
+	char hold[256];		  /* why its changes wait (its protocol differs), or "" */
+	uint64_t held;		  /* messages of changes not taken for that */
 	bool decommissioned;	  /* federation decommission: nothing taken from it any more */
 	/* what it applied of this node's down log (its word, or its status), -1: not said yet */
 	int64_t down_word;
@@ -1030,8 +1035,9 @@ static void on_status_tick(struct kernel *k, void *arg)
 	pthread_mutex_lock(&f->mu);
 	uint64_t seq = ++f->seq;
 	pthread_mutex_unlock(&f->mu);
-	msgpack_pack_map(&pk, 11);
+	msgpack_pack_map(&pk, 12);
 	mp_kv_str(&pk, "node", k->cfg.node_path);
+	mp_kv_uint(&pk, "proto", FED_PROTO);
 	mp_kv_uint(&pk, "down", f->down_applied);
 	mp_kv_str(&pk, "level", tier_level_name(k->cfg.node_level));
 	mp_kv_str(&pk, "name", k->cfg.node_name ? k->cfg.node_name : "");
@@ -1146,6 +1152,19 @@ static void apply_status(struct fed *f, struct inbound *in)
 		c->sent_at = (int64_t)o->via.u64;
 	if ((o = mp_get(&up.data, "seq")) && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
 		c->seq = o->via.u64;
+	/* The versions exchanged: one whose messages this node would misread is refused. */
+	uint64_t proto = 0;
+	u64_of(mp_get(&up.data, "proto"), &proto);
+	char hold[sizeof c->hold] = "";
+	if (proto != FED_PROTO)
+		snprintf(hold, sizeof hold,
+			 "refused: it speaks federation protocol %llu (linlid %s), this node %d "
+			 "(linlid %s); its changes wait there until one is upgraded",
+			 (unsigned long long)proto, c->version[0] ? c->version : "?", FED_PROTO,
+			 LINLI_VERSION);
+	if (strcmp(hold, c->hold) && hold[0])
+		log_warn("federation", "%s %s", node, hold);
+	memcpy(c->hold, hold, sizeof hold);
 	if ((o = mp_get(&up.data, "down")) && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
 		down_word(f, c, o->via.u64); /* a lost word said again */
 	/* The versions exchanged: which of the child's datasets going up this node's catalog
@@ -1313,6 +1332,7 @@ static int apply_change(struct fed *f, struct child *c, const char *from, uint64
 		c->quarantined++;
 		return quarantine(f, from, seq, why, e, err, sizeof err) ? LINLI_EIO : 0;
 	}
+	store_set_up(f->k->store, true); /* from below: it goes on up, whatever its dataset */
 	int rc = store_fed_apply(f->k->store, origin, oseq, ds, scope, id,
 				 r->type == MSGPACK_OBJECT_BIN ? r->via.bin.ptr : NULL,
 				 r->type == MSGPACK_OBJECT_BIN ? r->via.bin.size : 0, err, sizeof err);
@@ -1348,6 +1368,10 @@ static void apply_changes(struct fed *f, struct inbound *in)
 	struct child *c = sender_of(f, in, node, ".changes");
 	if (!c)
 		goto done;
+	if (c->hold[0]) { /* its protocol differs: nothing taken; they wait at the child */
+		c->held++;
+		goto done;
+	}
 	struct store *st = f->k->store;
 	uint64_t applied = store_fed_applied(st, node), was = applied;
 	c->changes_at = wall_ms();
@@ -1373,7 +1397,8 @@ static void apply_changes(struct fed *f, struct inbound *in)
 				break;
 			}
 		}
-		int rc = apply_change(f, c, node, seq, &es->via.array.ptr[i]);
+		const msgpack_object *e = &es->via.array.ptr[i];
+		int rc = apply_change(f, c, node, seq, e);
 		if (rc) {
 			log_error("federation", "changes from %s stopped at %llu: this node's store "
 				  "failed (code %d); they come again", node, (unsigned long long)seq, rc);
@@ -1446,7 +1471,7 @@ static void down_word(struct fed *f, struct child *c, uint64_t word)
 	if (word < d->word) /* a replaced child store: from there */
 		d->sent = word;
 	d->word = word;
-	d->off = c->decommissioned;
+	d->off = c->decommissioned || c->hold[0]; /* nothing sent to a refused one */
 	pthread_mutex_unlock(&f->mu);
 	pthread_cond_signal(&f->cv);
 }
@@ -2481,8 +2506,10 @@ static int cmd_status(struct cmd_call *call, void *ud)
 		const struct child *ch = &f->children[i];
 		if (!scope_within(call->who->scope, ch->node))
 			continue;
-		msgpack_pack_map(pk, 22);
+		msgpack_pack_map(pk, 24);
 		mp_kv_str(pk, "node", ch->node);
+		mp_kv_str(pk, "held", ch->hold);
+		mp_kv_uint(pk, "held_messages", ch->held);
 		mp_kv_int(pk, "down_applied", ch->down_word);
 		mp_kv_uint(pk, "down_behind",
 			   ch->down_word < 0 ? down_last

@@ -60,6 +60,7 @@ enum apply_mode { APPLY_NEW, APPLY_REPLACE };
 struct logop {
 	uint8_t del;
 	uint8_t mode;
+	uint8_t up; /* into the change log whatever its dataset (store_set_up) */
 	uint16_t ds; /* index into cat->datasets, DS_JOURNAL or DS_AUX */
 	uint32_t scope_off, id_off, val_off, val_len;
 	uint32_t origin_off; /* ORIGIN_OWN, or the change's origin node (store_fed_apply) */
@@ -136,6 +137,7 @@ struct store {
 	bool rebased;	     /* store_outbox_rebase in this batch: out_last before it */
 	uint64_t out_last_before;
 	const char *cur_origin; /* store_fed_apply's change: its origin and sequence */
+	bool cur_up;		/* store_set_up: the next write goes up whatever its dataset */
 	uint64_t cur_oseq;
 	msgpack_sbuffer obuf; /* an outbox entry being packed */
 	char node[NODE_ID_LEN + 1]; /* this store's node id: the tail of the ids it makes */
@@ -1346,6 +1348,7 @@ static int log_op(struct store *s, bool del, enum apply_mode mode, int dsi, cons
 	}
 	struct logop op = {.del = del,
 			   .mode = (uint8_t)mode,
+			   .up = dsi < DS_AUX && s->cur_up,
 			   .ds = (uint16_t)dsi,
 			   .origin_off = ORIGIN_OWN,
 			   .oseq = s->cur_oseq,
@@ -1363,6 +1366,8 @@ static int log_op(struct store *s, bool del, enum apply_mode mode, int dsi, cons
 		return rc;
 	op.val_len = (uint32_t)len;
 	s->ops[s->n_ops++] = op;
+	if (dsi < DS_AUX)
+		s->cur_up = false;
 	return 0;
 }
 
@@ -2142,14 +2147,15 @@ static int flush_outbox(struct store *s, uint64_t *last, uint64_t *dlast)
 		if (op->ds >= DS_AUX)
 			continue;
 		const struct cat_dataset *d = &s->cat->datasets[op->ds];
-		if (!(d->up && !s->o.down_only) && !d->down)
+		bool upw = (d->up || op->up) && !s->o.down_only;
+		if (!upw && !d->down)
 			continue;
 		if (!now)
 			now = wall_ms();
-		uint64_t seq = d->up ? ++*last : ++*dlast;
+		uint64_t seq = upw ? ++*last : ++*dlast;
 		pack_entry(s, op, seq, now);
 		int rc;
-		if (d->down) {
+		if (!upw) {
 			rc = down_put(s, d->name, arena_str(s, op->scope_off),
 				      arena_str(s, op->id_off), seq);
 		} else {
@@ -4225,6 +4231,11 @@ int store_down_trim(struct store *s, uint64_t upto, size_t *trimmed, char *err, 
 	return rc;
 }
 
+void store_set_up(struct store *s, bool up)
+{
+	s->cur_up = up;
+}
+
 int store_fed_apply(struct store *s, const char *origin, uint64_t oseq, const char *dataset_name,
 		    const char *scope, const char *id, const void *rec, size_t len, char *err,
 		    size_t errlen)
@@ -4242,6 +4253,7 @@ int store_fed_apply(struct store *s, const char *origin, uint64_t oseq, const ch
 		rc = 0; /* deleted already, or never came up: the same outcome */
 	s->cur_origin = NULL;
 	s->cur_oseq = 0;
+	s->cur_up = false;
 	return rc;
 }
 

@@ -507,6 +507,13 @@ int store_fed_apply(struct store *s, const char *origin, uint64_t oseq, const ch
 		    const char *scope, const char *id, const void *rec, size_t len, char *err,
 		    size_t errlen);
 
+/*
+ * store_set_up — the next write (store_put, store_delete, store_fed_apply; owner) goes into
+ * the change log whatever its dataset: an audit entry of a sensitive read, or what came from
+ * below of a dataset not marked `up` (it goes on up). Taken by that write; false clears it.
+ */
+void store_set_up(struct store *s, bool up);
+
 /* What was applied from sender `from`: its last sequence, written in the batch (owner). */
 int store_fed_mark(struct store *s, const char *from, uint64_t seq, char *err, size_t errlen);
 uint64_t store_fed_applied(struct store *s, const char *from); /* 0: nothing yet */

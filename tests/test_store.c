@@ -1664,6 +1664,16 @@ static void test_change_log(void **state)
 	assert_int_equal(oi.last, 103);
 	assert_int_equal(store_outbox_release(x->s, 103, &n, err, sizeof err), 0);
 	commit(x);
+	/* store_set_up: the next write goes up whatever its dataset, that one only */
+	store_set_up(x->s, true);
+	must_put(x, "things", YUELAN, "t2", "{\"s\":\"y\"}", NULL);
+	must_put(x, "things", YUELAN, "t3", "{\"s\":\"z\"}", NULL);
+	commit(x);
+	assert_int_equal(store_outbox_info(x->s, &oi), 0);
+	assert_int_equal(oi.last, 104);
+	assert_int_equal(oi.count, 1);
+	assert_int_equal(store_outbox_release(x->s, 104, &n, err, sizeof err), 0);
+	commit(x);
 	/* the quarantine keeps what it is given, in order, until dropped */
 	uint64_t q1, q2;
 	assert_int_equal(store_fedq_add(x->s, "one", 3, &q1, err, sizeof err), 0);
@@ -1681,7 +1691,7 @@ static void test_change_log(void **state)
 	must_put(x, "ups", YUELAN, "e", "{\"n\":6}", NULL);
 	commit(x);
 	assert_int_equal(store_outbox_info(x->s, &oi), 0);
-	assert_int_equal(oi.last, 103);
+	assert_int_equal(oi.last, 104);
 	(void)b;
 }
 

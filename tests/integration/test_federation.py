@@ -406,8 +406,8 @@ def case_changes_go_up_once_and_in_order_through_cuts_and_restarts():
 
         # The street killed while it applies a burst: everything arrives once after it is back.
         last = up(comm)["last"]
-        for b in range(10):  # 10,000 changes: the street takes seconds to apply them
-            grids(comm, 1000, start=10000 + 1000 * b, tag="v4")
+        for b in range(2):  # 10,000 changes in two commits: the street takes seconds to
+            grids(comm, 5000, start=10000 + 5000 * b, tag="v4")  # apply them, 512 a message
         # the street's word as the community hears it: it has committed part of the burst
         seen = wait_for(lambda: (lambda a: a if a > last else 0)(up(comm)["parent_applied"]),
                         "the burst started", timeout=20)
@@ -748,6 +748,28 @@ def case_four_tiers_the_city_sees_both_communities_its_rule_runs_below_a_forged_
         check([a for a in audit if a.get("action") == "federation.apply" and
                a.get("result") == "denied"], f"audited: {audit}")
         eq(held(ds[STREET], qiming).get("g0666"), None, "never stored")
+
+        # A node speaking another federation protocol is refused, with a clear status.
+        old = mp_obj({"node": YUELAN, "level": "community", "name": "old", "version": "0.0.1",
+                      "sdk": "1.0", "seq": 1, "proto": 1})
+        servers[3].publish(f"linli.up.{YUELAN.replace('/', '.')}.status", old, user="linlid",
+                           password=pw)
+        ds[STREET].wait_log(f"{YUELAN} refused: it speaks federation protocol 1 (linlid "
+                            "0.0.1), this node 2")
+
+        # A read of sensitive fields in clear at yuelan: its audit entry goes up to the city.
+        ds[YUELAN].ok("data", "put", "residents", "--scope", YUELAN, json.dumps(
+            {"name": "张三", "id_number": "340104199001011234", "phone": "13812345678",
+             "gender": "male"}))
+        ds[YUELAN].account("reader1", "operator", node=YUELAN, grants=["sensitive:residents"],
+                           as_default=True)
+        eq(ds[YUELAN].ok("data", "query", "residents")["records"][0]["name"], "张三", "clear")
+
+        def read_at_city():
+            log = ds[city].ok("audit", "--action", "data.read", "--scope", YUELAN)
+            log = log if isinstance(log, list) else log.get("entries", [])
+            return [e for e in log if e.get("who") == "reader1" and e.get("result") == "allowed"]
+        wait_for(read_at_city, "the sensitive read's audit entry at the city", timeout=30)
 
 
 def case_federation_config_is_checked_and_absent_by_default():
