@@ -19,6 +19,7 @@
 
 #include "access.h"
 #include "apires.h"
+#include "approutes.h"
 #include "cmd.h"
 #include "http.h"
 #include "kernel.h"
@@ -857,6 +858,75 @@ static void polls_close(void *ud)
 	sc.n_polls = 0;
 }
 
+/* ---- the families' panels: their plugins' "screen" routes, run as the session ---- */
+
+/* The plugins whose route "screen" a session reaches (GET /screen/api/panel/PLUGIN). */
+static const char *const panel_plugins[] = {"grid",    "eldercare", "parking",
+					    "charging", "lockers",  "services"};
+
+/*
+ * The principal a session's panels are computed as: the person (their role and
+ * scope as the console session says now) or the display key (a viewer at its
+ * scope) — with no grant at all, so that no sensitive field is ever in clear on a
+ * screen, whatever the role.
+ */
+static void principal_of(const struct ssess *s, struct tier_principal *p)
+{
+	*p = (struct tier_principal){.kind = s->display ? PRINCIPAL_MACHINE : PRINCIPAL_PERSON,
+				     .name = s->name,
+				     .scope = s->scope,
+				     .role = s->display ? ROLE_VIEWER : tier_role_parse(s->role)};
+}
+
+json_t *screen_plugin_panel(struct kernel *k, const struct tier_principal *who,
+			    const char *plugin, int *status, char *err, size_t errlen)
+{
+	sc.k = k;
+	json_t *out = NULL;
+	*status = approute_call_as(who, plugin, "screen", NULL, &out, err, errlen);
+	if (*status != 200) {
+		json_decref(out);
+		return NULL;
+	}
+	return out;
+}
+
+/*
+ * GET /screen/api/panel/PLUGIN: the panel PLUGIN computes for the screen (its
+ * route "screen"), run as the session's principal: the route's action checked
+ * for it, every read within its jurisdiction. 404 when the plugin does not run
+ * here (the page then leaves its panel out).
+ */
+static int get_panel(struct http_req *r, void *ud)
+{
+	(void)ud;
+	int st;
+	struct ssess *s = session_of(r, &st);
+	if (!s)
+		return st;
+	const char *plugin = r->n_params ? r->params[0] : "";
+	bool known = false;
+	for (size_t i = 0; i < sizeof panel_plugins / sizeof *panel_plugins; i++)
+		known |= strcmp(plugin, panel_plugins[i]) == 0;
+	if (!known)
+		return http_error(r, 404,
+				  "no panel '%.40s' (panels: grid, eldercare, parking, charging, "
+				  "lockers, services; and alarms, devices)",
+				  plugin);
+	if (r->query)
+		return http_error(r, 400, "panel %s: takes no parameter ('?%.40s')", plugin,
+				  r->query);
+	struct tier_principal p;
+	principal_of(s, &p);
+	char err[512];
+	json_t *out = screen_plugin_panel(r->k, &p, plugin, &st, err, sizeof err);
+	if (!out)
+		return http_error(r, st, "panel %s: %s", plugin, err);
+	json_decref(r->resp);
+	r->resp = out;
+	return 200;
+}
+
 /* ---- the page: web/ read at start, served under /screen/ ---- */
 
 static const struct {
@@ -996,6 +1066,8 @@ int screen_register(struct kernel *k, struct http *h)
 		rc = http_route(h, "POST", "/screen/api/logout", false, post_logout, NULL);
 	if (!rc)
 		rc = http_route(h, "GET", "/screen/api/alarms", false, get_alarms, NULL);
+	if (!rc)
+		rc = http_route(h, "GET", "/screen/api/panel/{}", false, get_panel, NULL);
 	if (!rc)
 		rc = http_route(h, "GET", "/screen/", false, get_static, NULL);
 	if (!rc)

@@ -41,6 +41,14 @@ struct json_t;
 struct json_t *screen_alarms_panel(struct kernel *k, const char *scope, char *err, size_t errlen);
 
 /* Forget every session (shutdown). */
+/*
+ * screen_plugin_panel — the panel `plugin` computes for the screen (its GET
+ * route "screen"), run as `who` (approute_call_as). The JSON, or NULL with
+ * *status (an HTTP status) and err. Kernel thread. (The bench calls it.)
+ */
+struct json_t *screen_plugin_panel(struct kernel *k, const struct tier_principal *who,
+				   const char *plugin, int *status, char *err, size_t errlen);
+
 void screen_close(void);
 
 #endif

@@ -8,7 +8,11 @@
           connect: "接入", alarms: "活动告警", lang: "English", failed: "登录失败：",
           latest: "最新告警", type: "类型", severity: "级别", where: "位置", age: "持续", acked: "确认",
           sev: { critical: "紧急", major: "重要", minor: "次要", warning: "警告", indeterminate: "未定" },
-          yes: "已确认", no: "未确认", s: "秒", m: "分", h: "小时" },
+          yes: "已确认", no: "未确认", s: "秒", m: "分", h: "小时",
+          grid: "网格事件", grid_note: "今日 · 本月", open: "在办", overdue: "超期",
+          reported_today: "今日上报", closed_today: "今日结案", close_rate: "结案率",
+          on_time_rate: "按期结案率", grid_col: "网格",
+          stage: { intake: "受理", respond: "派遣待接", process: "处置", check: "核查", shelved: "挂账" } },
     en: { title: "Community screen", connected: "connected", disconnected: "disconnected",
           logout: "Log out", login: "Log in", user: "User", password: "Password",
           display: "Wall screen", key: "Display key", connect: "Connect", alarms: "Active alarms",
@@ -16,7 +20,12 @@
           severity: "Severity", where: "Where", age: "Age", acked: "Acknowledged",
           sev: { critical: "critical", major: "major", minor: "minor", warning: "warning",
                  indeterminate: "indeterminate" },
-          yes: "by", no: "no", s: "s", m: "min", h: "h" },
+          yes: "by", no: "no", s: "s", m: "min", h: "h",
+          grid: "Grid incidents", grid_note: "today · this month", open: "Open", overdue: "Overdue",
+          reported_today: "Reported today", closed_today: "Closed today", close_rate: "Close rate",
+          on_time_rate: "On-time rate", grid_col: "Grid",
+          stage: { intake: "intake", respond: "to accept", process: "processing", check: "checking",
+                   shelved: "shelved" } },
   };
   let lang = localStorage.getItem("linli.lang") || "zh";
   let csrf = null;
@@ -46,7 +55,93 @@
     return s < 60 ? s + t.s : s < 3600 ? Math.floor(s / 60) + t.m : Math.floor(s / 3600) + t.h;
   }
 
+  /* ---- the families' panels: GET /screen/api/panel/PLUGIN, refreshed every few seconds ---- */
+  const PANEL_MS = 5000;
+  const panels = {};      /* plugin -> its last answer */
+  const charts = {};
+  const STAGES = ["intake", "respond", "process", "check", "shelved"];
+  const pct = (x) => (x === undefined ? "–" : Math.round(x * 1000) / 10 + "%");
+  const place = (path, keep) => path.split("/").slice(-keep).join("/");
+
+  function cell(tr, text, cls) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    if (cls) td.className = cls;
+    tr.appendChild(td);
+  }
+
+  function ring(id, data, kind) {
+    if (!window.echarts) return;
+    if (!charts[id]) charts[id] = echarts.init($(id), null, { renderer: "canvas" });
+    charts[id].setOption(kind === "bar" ? {
+      animation: false, grid: { left: 60, right: 20, top: 10, bottom: 40 },
+      textStyle: { fontSize: 18, color: "#e6eef8" },
+      xAxis: { type: "category", data: data.map((d) => d.name), axisLabel: { color: "#e6eef8", fontSize: 16 } },
+      yAxis: { type: "value", minInterval: 1, axisLabel: { color: "#8aa4c4" },
+               splitLine: { lineStyle: { color: "#1c3a66" } } },
+      series: [{ type: "bar", data: data.map((d) => d.value), itemStyle: { color: "#7fc4ff" },
+                 label: { show: true, position: "top", color: "#e6eef8", fontSize: 16 } }],
+    } : {
+      animation: false, textStyle: { fontSize: 18, color: "#e6eef8" },
+      legend: { bottom: 0, textStyle: { color: "#e6eef8", fontSize: 16 } },
+      series: [{ type: "pie", radius: ["40%", "70%"], label: { color: "#e6eef8", fontSize: 16 }, data }],
+    }, true);
+  }
+
+  const RENDER = {
+    grid(p) {
+      const t = T[lang], tot = p.total;
+      $("grid-open").textContent = tot.open;
+      $("grid-overdue").textContent = tot.overdue;
+      $("grid-reported").textContent = tot.reported_today;
+      $("grid-closed").textContent = tot.closed_today;
+      $("grid-close-rate").textContent = pct(tot.close_rate);
+      $("grid-on-time").textContent = pct(tot.on_time_rate);
+      ring("grid-chart", STAGES.map((k) => ({ name: t.stage[k], value: tot.by_stage[k] })), "bar");
+      const body = $("grid-list");
+      body.replaceChildren();
+      for (const g of p.grids) {
+        const tr = document.createElement("tr");
+        tr.dataset.grid = g.grid;
+        cell(tr, place(g.grid, 2));
+        cell(tr, g.open);
+        cell(tr, g.overdue, g.overdue ? "warn" : "");
+        cell(tr, g.reported_today);
+        cell(tr, g.closed_today);
+        cell(tr, pct(g.close_rate));
+        cell(tr, pct(g.on_time_rate));
+        body.appendChild(tr);
+      }
+    },
+  };
+
+  function renderPanels() {
+    for (const name of Object.keys(RENDER)) {
+      const el = $("panel-" + name);
+      el.hidden = !panels[name];
+      if (panels[name]) RENDER[name](panels[name]);
+    }
+  }
+
+  /* Every panel of a plugin, again and again while the session lasts; a plugin not
+     running here (404) leaves its panel out. */
+  async function pollPanels(gen) {
+    while (gen === polling) {
+      for (const name of Object.keys(RENDER)) {
+        let r = null;
+        try { r = await api("GET", "/screen/api/panel/" + name); } catch (e) { r = null; }
+        if (gen !== polling) return;
+        if (r && r.status === 200) panels[name] = r.data;
+        else if (r && r.status === 404) delete panels[name];
+        else if (r && r.status === 401) return;
+      }
+      renderPanels();
+      await new Promise((ok) => setTimeout(ok, PANEL_MS));
+    }
+  }
+
   function render() {
+    renderPanels();
     if (!panel) return;
     const t = T[lang];
     $("alarms-total").textContent = panel.total;
@@ -137,12 +232,14 @@
     document.body.dataset.state = "board";
     polling++;
     pollAlarms(polling);
+    pollPanels(polling);
   }
 
   function showLogin(msg) {
     polling++;
     if (pollAbort) { pollAbort.abort(); pollAbort = null; }
     panel = null;
+    for (const k of Object.keys(panels)) delete panels[k];
     csrf = null;
     $("who").textContent = "";
     $("board").hidden = true;

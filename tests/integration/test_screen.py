@@ -417,6 +417,79 @@ def case_alarms_panel_live_within_the_viewers_scope():
         time.sleep(0.2)
 
 
+def case_family_panels_computed_by_their_plugins_within_the_viewers_scope():
+    """GET /screen/api/panel/PLUGIN runs the plugin's route "screen" as the session (the
+    route's action checked, every read within its jurisdiction): the grid incidents panel
+    against hand-counted cases (open by stage, overdue, today's reported and closed, the
+    month's 结案率 and 按期结案率, per grid) for the city's administrator, a community
+    operator and a sibling community's display key; no title or reporter on it."""
+    from test_grid import CAL_2027, G01, G02, QIMING, YUELAN as GY, js, move, node as grid_node, \
+        report, set_clock
+    port = free_port()
+    with grid_node(alarms=True, extra=f'http = {{ listen = "http://127.0.0.1:{port}"; '
+                                      f'web_dir = "{SRC}/web"; }};\n') as d:
+        s = Screen.__new__(Screen)
+        s.port, s.tls, s.d = port, False, d
+        d.ok("data", "put", "work_calendar", "--scope", "hefei", "--id", "2027", js(CAL_2027))
+        d.ok("data", "put", "incident_categories", "--scope", "hefei", "--id", "environment",
+             js({"name": "暴露垃圾", "file_minutes": 30, "respond_minutes": 120}))
+        set_clock(d, "2027-03-08T09:00")  # a Monday
+        a = report(d, G01, "environment", "楼道堆物", "reporter_name=张三", "reporter_phone=13800000000")
+        move(d, "file", a)
+        move(d, "dispatch", a, "h1")     # open, respond: accept by 11:00
+        b = report(d, G02)               # open, intake: file by 09:30
+        q = report(d, QIMING + "/g01")   # the sibling's: file by 09:30
+        done = report(d, G01)
+        for verb, *arg in (("file",), ("dispatch", "h1"), ("accept",), ("feedback",),
+                           ("check",), ("close",)):
+            move(d, verb, done, *arg)
+        v = report(d, G02)
+        move(d, "void", v)
+        set_clock(d, "2027-03-08T09:40")  # b and q past their deadline
+        cookie, who = s.login("admin", d.password)
+        st, body, _ = s.req("GET", "/screen/api/panel/grid", cookie=cookie)
+        eq(st, 200, f"grid panel: {body}")
+        t = body["total"]
+        eq((t["open"], t["overdue"], t["by_stage"], t["reported_today"], t["closed_today"]),
+           (3, 2, {"intake": 2, "respond": 1, "process": 0, "check": 0, "shelved": 0}, 5, 1),
+           f"the city's total: {t}")
+        eq((t["month_filed"], t["month_closed"], t["month_closed_on_time"], t["close_rate"],
+            t["on_time_rate"]), (2, 1, 1, 0.5, 1.0), f"the month: {t}")
+        grids = {g["grid"]: g for g in body["grids"]}
+        eq(sorted(grids), sorted([G01, G02, QIMING + "/g01"]), "per grid")
+        eq((grids[G01]["open"], grids[G01]["overdue"], grids[G01]["reported_today"],
+            grids[G01]["closed_today"], grids[G01]["close_rate"]), (1, 0, 2, 1, 0.5), grids[G01])
+        eq((grids[G02]["open"], grids[G02]["overdue"], grids[G02]["reported_today"],
+            "close_rate" in grids[G02]), (1, 1, 2, False), grids[G02])
+        text = json.dumps(body, ensure_ascii=False)
+        for secret in ("张三", "13800000000", "楼道堆物", a, b):
+            check(secret not in text, f"{secret} on the panel")
+        # A community operator: their community only.
+        d.account("yop", "operator", node=GY)
+        ycookie, _ = s.login("yop", "Another-Passw0rd-1")
+        st, yb, _ = s.req("GET", "/screen/api/panel/grid", cookie=ycookie)
+        eq((st, yb["scope"], yb["total"]["open"], yb["total"]["overdue"],
+            yb["total"]["reported_today"], sorted(g["grid"] for g in yb["grids"])),
+           (200, GY, 2, 1, 4, [G01, G02]), f"yuelan's operator: {yb}")
+        # The sibling's display key: qiming only, never a number of yuelan.
+        wall = d.ok("apikeys", "add", "qiming-hall", "--resources", "screen", "--scope", QIMING)["key"]
+        st, body, h = s.req("POST", "/screen/api/display", {"key": wall})
+        eq(st, 200, f"display: {body}")
+        qcookie = cookie_of(h)
+        st, qb, _ = s.req("GET", "/screen/api/panel/grid", cookie=qcookie)
+        eq((st, qb["total"]["open"], qb["total"]["overdue"], qb["total"]["reported_today"],
+            qb["total"]["closed_today"], [g["grid"] for g in qb["grids"]]),
+           (200, 1, 1, 1, 0, [QIMING + "/g01"]), f"qiming's wall: {qb}")
+        # Refused: no cookie, an unknown panel, a parameter, a plugin not running here.
+        eq(s.req("GET", "/screen/api/panel/grid")[0], 401, "no cookie")
+        st, body, _ = s.req("GET", "/screen/api/panel/nope", cookie=cookie)
+        check(st == 404 and "no panel 'nope'" in err(body), (st, body))
+        st, body, _ = s.req("GET", "/screen/api/panel/grid?x=1", cookie=cookie)
+        check(st == 400 and "takes no parameter" in err(body), (st, body))
+        st, body, _ = s.req("GET", "/screen/api/panel/parking", cookie=cookie)
+        check(st == 404 and "parking plugin serves no route 'screen'" in err(body), (st, body))
+
+
 def check_https_needs_its_certificate():
     d = Daemon()
     try:
@@ -454,11 +527,16 @@ def case_in_a_real_browser():
     cert, key = make_cert(tmp)
     n = alarm_node(extra=f'http = {{ listen = "https://127.0.0.1:{port}"; web_dir = "{SRC}/web"; '
                          f'tls_cert = "{cert}"; tls_key = "{key}"; }};\n')
+    from test_grid import GRID_SO
+    shutil.copyfile(GRID_SO, os.path.join(n.pdir, "grid.so"))
+    n.d.grant_declared(n.pdir)
     b = None
     with n as d:
         try:
             seeded = d.ok("alarms", "raise", "smoke", "device:sd-1", YUELAN, "major")["id"]
             theirs = d.ok("alarms", "raise", "gas", "device:g-9", QIMING, "minor")["id"]
+            for grid in (YUELAN + "/g01", YUELAN + "/g02", QIMING + "/g01"):
+                d.ok("grid", "report", grid, "environment", "暴露垃圾", "reporter_phone=13900000000")
             b = Browser()
             b.call("Runtime.enable")
             b.call("Log.enable")
@@ -478,6 +556,12 @@ def case_in_a_real_browser():
             rows = b.js("[...document.querySelectorAll('#alarms-list tr')].map(r => r.dataset.id)")
             eq(sorted(rows), sorted([seeded, theirs]), "the panel lists both")
             check(b.js("!!document.querySelector('#alarms-chart canvas')"), "the ECharts ring drawn")
+            # The families' panels, populated from the seeded node within the street.
+            b.wait("document.getElementById('grid-open').textContent === '3'", "the grid panel")
+            eq(b.js("[...document.querySelectorAll('#grid-list tr')].map(r => r.dataset.grid)"),
+               [QIMING + "/g01", YUELAN + "/g01", YUELAN + "/g02"], "the grids listed")
+            eq(b.js("document.getElementById('grid-reported').textContent"), "3", "reported today")
+            check(b.js("!!document.querySelector('#grid-chart canvas')"), "the stages chart drawn")
             # The session cookie is HttpOnly: the page's script cannot read it.
             eq(b.js("document.cookie"), "", "HttpOnly")
             # 20 raises, each seen in the page without a reload.
@@ -520,6 +604,11 @@ def case_in_a_real_browser():
             b.wait("document.getElementById('alarms-total').textContent === '1'", "qiming's alarms")
             eq(b.js("[...document.querySelectorAll('#alarms-list tr')].map(r => r.dataset.id)"),
                [theirs], "qiming sees its own only")
+            b.wait("document.getElementById('grid-open').textContent === '1'", "qiming's cases")
+            eq(b.js("[...document.querySelectorAll('#grid-list tr')].map(r => r.dataset.grid)"),
+               [QIMING + "/g01"], "qiming's grid only")
+            # No sensitive field anywhere on the page, whatever the role.
+            check("13900000000" not in b.js("document.body.innerText"), "a phone on the screen")
             check(wall not in b.js("location.href + document.body.innerHTML"), "the key is not kept")
             # No console errors. (The 401 of the session probe before a login is the
             # browser's network notice of an expected answer, not the page's error.)
