@@ -321,6 +321,10 @@ const char *hal_dev_driver(const struct hal_dev *d)
 {
 	return d->driver;
 }
+const char *hal_dev_name(const struct hal_dev *d)
+{
+	return d->name ? d->name : "";
+}
 struct hal_driver *hal_dev_driver_of(const struct hal_dev *d)
 {
 	return d->drv;

@@ -155,6 +155,7 @@ const char *hal_dev_id(const struct hal_dev *d);
 const char *hal_dev_scope(const struct hal_dev *d);
 const struct cat_device_class *hal_dev_class(const struct hal_dev *d);
 const char *hal_dev_driver(const struct hal_dev *d);
+const char *hal_dev_name(const struct hal_dev *d); /* its display name, "" for none */
 struct hal_driver *hal_dev_driver_of(const struct hal_dev *d); /* NULL: not loaded */
 enum hal_state hal_dev_state(const struct hal_dev *d);
 uint64_t hal_dev_refused(const struct hal_dev *d, enum hal_refusal r);

@@ -20,7 +20,10 @@
 #include "access.h"
 #include "apires.h"
 #include "approutes.h"
+#include "catalog.h"
+#include "clock.h"
 #include "cmd.h"
+#include "hal.h"
 #include "http.h"
 #include "kernel.h"
 #include "linli/error.h"
@@ -858,6 +861,188 @@ static void polls_close(void *ud)
 	sc.n_polls = 0;
 }
 
+/* ---- the devices panel: the HAL's registry within the session's scope ---- */
+
+#define DEV_UNAVAILABLE_ROWS 50 /* unavailable devices listed, by id */
+
+/*
+ * "Refused today": the HAL counts refusals per device since linlid started;
+ * the screen keeps each device's count at the start of the day (local time,
+ * taken by a timer each minute, so at most a minute late) and answers the
+ * difference. Before the first day change it is the count since the start.
+ */
+static struct {
+	int64_t day; /* YYYYMMDD of the baseline, 0: none yet (since the start) */
+	char (*ids)[STORE_ID_MAX + 1];
+	uint64_t *base;
+	int n;
+	uint64_t timer;
+} rb;
+
+static int64_t local_day(void)
+{
+	struct linli_tm t = {.size = sizeof t};
+	if (clock_local(wall_ms(), &t) != 0)
+		return 0;
+	return t.year * 10000LL + t.month * 100 + t.day;
+}
+
+static uint64_t dev_refused(const struct hal_dev *d)
+{
+	uint64_t n = 0;
+	for (int i = 0; i < HAL_REF_KINDS; i++)
+		n += hal_dev_refused(d, (enum hal_refusal)i);
+	return n;
+}
+
+/* The minute's check: a new day takes every device's count as its baseline. */
+static void refused_rebase(struct kernel *k, void *arg)
+{
+	(void)arg;
+	int64_t day = local_day();
+	if (!k->hal || !day || day == rb.day)
+		return;
+	if (!rb.day) { /* the first check: the day linlid started in counts from the start */
+		rb.day = day;
+		return;
+	}
+	struct hal_dev **v;
+	int n = hal_list(k->hal, NULL, &v);
+	if (n < 0)
+		return;
+	char(*ids)[STORE_ID_MAX + 1] = n ? malloc((size_t)n * sizeof *ids) : NULL;
+	uint64_t *base = n ? malloc((size_t)n * sizeof *base) : NULL;
+	if (n && (!ids || !base)) {
+		free(ids);
+		free(base);
+		free(v);
+		return; /* tried again in a minute */
+	}
+	for (int i = 0; i < n; i++) { /* hal_list sorts by id */
+		snprintf(ids[i], sizeof ids[i], "%s", hal_dev_id(v[i]));
+		base[i] = dev_refused(v[i]);
+	}
+	free(v);
+	free(rb.ids);
+	free(rb.base);
+	rb.ids = ids, rb.base = base, rb.n = n, rb.day = day;
+}
+
+static uint64_t refused_today(const struct hal_dev *d)
+{
+	uint64_t now = dev_refused(d), base = 0;
+	const char *id = hal_dev_id(d);
+	int lo = 0, hi = rb.n - 1;
+	while (lo <= hi) {
+		int mid = (lo + hi) / 2, c = strcmp(rb.ids[mid], id);
+		if (!c) {
+			base = rb.base[mid];
+			break;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return now >= base ? now - base : now; /* below: the device was made anew */
+}
+
+struct dclass {
+	const char *name, *zh, *en;
+	int total, online;
+};
+
+/* The panel's JSON for `scope`, or NULL with err. Kernel thread. */
+static json_t *devices_panel(const char *scope, char *err, size_t errlen)
+{
+	if (!sc.k->hal) {
+		snprintf(err, errlen, "the node has no device layer");
+		return NULL;
+	}
+	struct hal_dev **v;
+	int n = hal_list(sc.k->hal, scope, &v);
+	if (n < 0) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	struct dclass *cls = n ? calloc((size_t)n, sizeof *cls) : NULL;
+	json_t *out = json_object(), *down = json_array(), *byc = json_array();
+	if ((n && !cls) || !out || !down || !byc) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	int nc = 0, online = 0, n_down = 0;
+	uint64_t refused = 0;
+	for (int i = 0; i < n; i++) {
+		const struct hal_dev *d = v[i];
+		const struct cat_device_class *c = hal_dev_class(d);
+		bool on = hal_dev_state(d) == HAL_ONLINE;
+		int j = 0;
+		while (j < nc && strcmp(cls[j].name, c->name) != 0)
+			j++;
+		if (j == nc)
+			cls[nc++] = (struct dclass){c->name, c->title_zh ? c->title_zh : c->name,
+						    c->title_en ? c->title_en : c->name, 0, 0};
+		cls[j].total++;
+		cls[j].online += on;
+		online += on;
+		refused += refused_today(d);
+		/* Only its id, name, class and place: never its address or credential. */
+		if (!on && n_down++ < DEV_UNAVAILABLE_ROWS)
+			json_array_append_new(down, json_pack("{s:s,s:s,s:s,s:s}", "id", hal_dev_id(d),
+							      "name", hal_dev_name(d), "class",
+							      c->name, "scope", hal_dev_scope(d)));
+	}
+	for (int j = 0; j < nc; j++)
+		json_array_append_new(
+		    byc, json_pack("{s:s,s:s,s:s,s:i,s:i,s:f}", "class", cls[j].name, "title_zh",
+				   cls[j].zh, "title_en", cls[j].en, "total", cls[j].total,
+				   "online", cls[j].online,
+				   "online_rate", (double)cls[j].online / cls[j].total));
+	json_object_set_new(out, "scope", json_string(scope));
+	json_object_set_new(out, "total", json_integer(n));
+	json_object_set_new(out, "online", json_integer(online));
+	if (n)
+		json_object_set_new(out, "online_rate", json_real((double)online / n));
+	json_object_set_new(out, "by_class", byc);
+	json_object_set_new(out, "unavailable_total", json_integer(n - online));
+	json_object_set_new(out, "unavailable", down);
+	json_object_set_new(out, "refused_today", json_integer((json_int_t)refused));
+	free(cls);
+	free(v);
+	return out;
+fail:
+	json_decref(out);
+	json_decref(down);
+	json_decref(byc);
+	free(cls);
+	free(v);
+	return NULL;
+}
+
+json_t *screen_devices_panel(struct kernel *k, const char *scope, char *err, size_t errlen)
+{
+	sc.k = k;
+	return devices_panel(scope, err, errlen);
+}
+
+/* GET /screen/api/devices: the devices panel within the session's scope. */
+static int get_devices(struct http_req *r, void *ud)
+{
+	(void)ud;
+	int st;
+	struct ssess *s = session_of(r, &st);
+	if (!s)
+		return st;
+	char err[256];
+	json_t *out = devices_panel(s->scope, err, sizeof err);
+	if (!out)
+		return http_error(r, 503, "devices: %s", err);
+	json_decref(r->resp);
+	r->resp = out;
+	return 200;
+}
+
 /* ---- the families' panels: their plugins' "screen" routes, run as the session ---- */
 
 /* The plugins whose route "screen" a session reaches (GET /screen/api/panel/PLUGIN). */
@@ -1069,6 +1254,12 @@ int screen_register(struct kernel *k, struct http *h)
 	if (!rc)
 		rc = http_route(h, "GET", "/screen/api/panel/{}", false, get_panel, NULL);
 	if (!rc)
+		rc = http_route(h, "GET", "/screen/api/devices", false, get_devices, NULL);
+	if (!rc) {
+		refused_rebase(k, NULL);
+		rb.timer = kernel_timer_add(k, 60000, 60000, refused_rebase, NULL);
+	}
+	if (!rc)
 		rc = http_route(h, "GET", "/screen/", false, get_static, NULL);
 	if (!rc)
 		rc = http_route(h, "GET", "/screen", false, get_static, NULL);
@@ -1079,6 +1270,11 @@ int screen_register(struct kernel *k, struct http *h)
 
 void screen_close(void)
 {
+	if (rb.timer && sc.k)
+		kernel_timer_cancel(sc.k, rb.timer);
+	free(rb.ids);
+	free(rb.base);
+	memset(&rb, 0, sizeof rb);
 	if (sc.watch && sc.k && sc.k->store)
 		store_unwatch(sc.k->store, sc.watch);
 	sc.watch = 0;

@@ -49,6 +49,9 @@ struct json_t *screen_alarms_panel(struct kernel *k, const char *scope, char *er
 struct json_t *screen_plugin_panel(struct kernel *k, const struct tier_principal *who,
 				   const char *plugin, int *status, char *err, size_t errlen);
 
+/* The devices panel of `scope` (GET /screen/api/devices), or NULL with err. */
+struct json_t *screen_devices_panel(struct kernel *k, const char *scope, char *err, size_t errlen);
+
 void screen_close(void);
 
 #endif

@@ -12,7 +12,9 @@
           grid: "网格事件", grid_note: "今日 · 本月", open: "在办", overdue: "超期",
           reported_today: "今日上报", closed_today: "今日结案", close_rate: "结案率",
           on_time_rate: "按期结案率", grid_col: "网格",
-          stage: { intake: "受理", respond: "派遣待接", process: "处置", check: "核查", shelved: "挂账" } },
+          stage: { intake: "受理", respond: "派遣待接", process: "处置", check: "核查", shelved: "挂账" },
+          devices: "设备状态", online_rate: "在线率", online_total: "在线 / 总数",
+          refused_today: "今日拒收读数", unavailable: "离线设备" },
     en: { title: "Community screen", connected: "connected", disconnected: "disconnected",
           logout: "Log out", login: "Log in", user: "User", password: "Password",
           display: "Wall screen", key: "Display key", connect: "Connect", alarms: "Active alarms",
@@ -25,7 +27,9 @@
           reported_today: "Reported today", closed_today: "Closed today", close_rate: "Close rate",
           on_time_rate: "On-time rate", grid_col: "Grid",
           stage: { intake: "intake", respond: "to accept", process: "processing", check: "checking",
-                   shelved: "shelved" } },
+                   shelved: "shelved" },
+          devices: "Devices", online_rate: "Online rate", online_total: "Online / all",
+          refused_today: "Readings refused today", unavailable: "Unavailable" },
   };
   let lang = localStorage.getItem("linli.lang") || "zh";
   let csrf = null;
@@ -74,7 +78,7 @@
     if (!window.echarts) return;
     if (!charts[id]) charts[id] = echarts.init($(id), null, { renderer: "canvas" });
     charts[id].setOption(kind === "bar" ? {
-      animation: false, grid: { left: 60, right: 20, top: 10, bottom: 40 },
+      animation: false, grid: { left: 40, right: 10, top: 24, bottom: 30 },
       textStyle: { fontSize: 18, color: "#e6eef8" },
       xAxis: { type: "category", data: data.map((d) => d.name), axisLabel: { color: "#e6eef8", fontSize: 16 } },
       yAxis: { type: "value", minInterval: 1, axisLabel: { color: "#8aa4c4" },
@@ -88,7 +92,31 @@
     }, true);
   }
 
+  /* Where each panel's numbers come from: a plugin's route, or the kernel's own. */
+  const SOURCES = { grid: "/screen/api/panel/grid", devices: "/screen/api/devices" };
+
   const RENDER = {
+    devices(p) {
+      $("dev-rate").textContent = pct(p.online_rate);
+      $("dev-online").textContent = p.online + " / " + p.total;
+      $("dev-refused").textContent = p.refused_today;
+      $("dev-down-total").textContent = p.unavailable_total;
+      ring("dev-chart", p.by_class.map((c) => ({
+        name: lang === "zh" ? c.title_zh : c.title_en, value: Math.round(c.online_rate * 1000) / 10 })), "bar");
+      const body = $("dev-down");
+      body.replaceChildren();
+      const cls = {};
+      for (const c of p.by_class) cls[c.class] = lang === "zh" ? c.title_zh : c.title_en;
+      for (const u of p.unavailable) {
+        const tr = document.createElement("tr");
+        tr.dataset.id = u.id;
+        cell(tr, u.id);
+        cell(tr, u.name);
+        cell(tr, cls[u.class] || u.class);
+        cell(tr, place(u.scope, 1));
+        body.appendChild(tr);
+      }
+    },
     grid(p) {
       const t = T[lang], tot = p.total;
       $("grid-open").textContent = tot.open;
@@ -129,7 +157,7 @@
     while (gen === polling) {
       for (const name of Object.keys(RENDER)) {
         let r = null;
-        try { r = await api("GET", "/screen/api/panel/" + name); } catch (e) { r = null; }
+        try { r = await api("GET", SOURCES[name]); } catch (e) { r = null; }
         if (gen !== polling) return;
         if (r && r.status === 200) panels[name] = r.data;
         else if (r && r.status === 404) delete panels[name];

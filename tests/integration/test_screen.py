@@ -426,8 +426,8 @@ def case_family_panels_computed_by_their_plugins_within_the_viewers_scope():
     from test_grid import CAL_2027, G01, G02, QIMING, YUELAN as GY, js, move, node as grid_node, \
         report, set_clock
     port = free_port()
-    with grid_node(alarms=True, extra=f'http = {{ listen = "http://127.0.0.1:{port}"; '
-                                      f'web_dir = "{SRC}/web"; }};\n') as d:
+    with grid_node(alarms=True, tdrv=True, extra=f'http = {{ listen = "http://127.0.0.1:{port}"; '
+                                                 f'web_dir = "{SRC}/web"; }};\n') as d:
         s = Screen.__new__(Screen)
         s.port, s.tls, s.d = port, False, d
         d.ok("data", "put", "work_calendar", "--scope", "hefei", "--id", "2027", js(CAL_2027))
@@ -480,6 +480,34 @@ def case_family_panels_computed_by_their_plugins_within_the_viewers_scope():
         eq((st, qb["total"]["open"], qb["total"]["overdue"], qb["total"]["reported_today"],
             qb["total"]["closed_today"], [g["grid"] for g in qb["grids"]]),
            (200, 1, 1, 1, 0, [QIMING + "/g01"]), f"qiming's wall: {qb}")
+        # The devices panel (the HAL's registry): online rate per class, the unavailable ones
+        # (id, name, class, place: never an address or credential), readings refused today.
+        admins = {c: d.account(c.split("/")[-1] + "_admin", "admin", node=c) for c in (GY, QIMING)}
+        d.login()
+        for dev, cls, addr, where, name in (("sm-1", "smoke", "ok", GY, "3栋烟感"),
+                                            ("sm-2", "smoke", "fail", GY, "5栋烟感"),
+                                            ("dr-1", "door", "fail", QIMING, "北门")):
+            rc, out, e = d.cli("devices", "add", dev, cls, "tdrv", addr, "--name", name,
+                               env={"LINLI_SESSION": admins[where]})
+            check(rc == 0, f"devices add {dev}: {e}")
+        for res, ty, val in (("battery", "int", 80), ("battery", "int", 101), ("smell", "int", 1)):
+            d.ok("tdrv", "post", "sm-1", res, ty, str(val))
+        st, dv, _ = s.req("GET", "/screen/api/devices", cookie=cookie)
+        eq(st, 200, f"devices: {dv}")
+        eq((dv["total"], dv["online"], dv["unavailable_total"], dv["refused_today"]), (3, 1, 2, 2),
+           f"the city's devices: {dv}")
+        eq({c["class"]: (c["total"], c["online"], c["online_rate"]) for c in dv["by_class"]},
+           {"smoke": (2, 1, 0.5), "door": (1, 0, 0.0)}, "per class")
+        eq([(u["id"], u["name"], u["class"]) for u in dv["unavailable"]],
+           [("dr-1", "北门", "door"), ("sm-2", "5栋烟感", "smoke")], "the unavailable ones")
+        check(all(set(u) == {"id", "name", "class", "scope"} for u in dv["unavailable"]), dv)
+        st, ydv, _ = s.req("GET", "/screen/api/devices", cookie=ycookie)
+        eq((ydv["total"], ydv["online"], ydv["refused_today"], [u["id"] for u in ydv["unavailable"]]),
+           (2, 1, 2, ["sm-2"]), f"yuelan's devices: {ydv}")
+        st, qdv, _ = s.req("GET", "/screen/api/devices", cookie=qcookie)
+        eq((qdv["total"], qdv["online"], qdv["refused_today"], [u["id"] for u in qdv["unavailable"]]),
+           (1, 0, 0, ["dr-1"]), f"qiming's devices: {qdv}")
+        eq(s.req("GET", "/screen/api/devices")[0], 401, "devices without a cookie")
         # Refused: no cookie, an unknown panel, a parameter, a plugin not running here.
         eq(s.req("GET", "/screen/api/panel/grid")[0], 401, "no cookie")
         st, body, _ = s.req("GET", "/screen/api/panel/nope", cookie=cookie)
@@ -527,8 +555,9 @@ def case_in_a_real_browser():
     cert, key = make_cert(tmp)
     n = alarm_node(extra=f'http = {{ listen = "https://127.0.0.1:{port}"; web_dir = "{SRC}/web"; '
                          f'tls_cert = "{cert}"; tls_key = "{key}"; }};\n')
-    from test_grid import GRID_SO
+    from test_grid import GRID_SO, TDRV_SO
     shutil.copyfile(GRID_SO, os.path.join(n.pdir, "grid.so"))
+    shutil.copyfile(TDRV_SO, os.path.join(n.pdir, "tp_driver.so"))
     n.d.grant_declared(n.pdir)
     b = None
     with n as d:
@@ -537,6 +566,14 @@ def case_in_a_real_browser():
             theirs = d.ok("alarms", "raise", "gas", "device:g-9", QIMING, "minor")["id"]
             for grid in (YUELAN + "/g01", YUELAN + "/g02", QIMING + "/g01"):
                 d.ok("grid", "report", grid, "environment", "暴露垃圾", "reporter_phone=13900000000")
+            admins = {c: d.account(c.split("/")[-1] + "_admin", "admin", node=c) for c in (YUELAN, QIMING)}
+            d.login()
+            for dev, cls, addr, where in (("sm-1", "smoke", "ok", YUELAN), ("sm-2", "smoke", "fail", YUELAN),
+                                          ("dr-1", "door", "fail", QIMING)):
+                rc, out, e = d.cli("devices", "add", dev, cls, "tdrv", addr, "--name", dev + "号",
+                                   env={"LINLI_SESSION": admins[where]})
+                check(rc == 0, f"devices add {dev}: {e}")
+            d.ok("tdrv", "post", "sm-1", "battery", "int", "80")  # its first word: online
             b = Browser()
             b.call("Runtime.enable")
             b.call("Log.enable")
@@ -562,6 +599,9 @@ def case_in_a_real_browser():
                [QIMING + "/g01", YUELAN + "/g01", YUELAN + "/g02"], "the grids listed")
             eq(b.js("document.getElementById('grid-reported').textContent"), "3", "reported today")
             check(b.js("!!document.querySelector('#grid-chart canvas')"), "the stages chart drawn")
+            b.wait("document.getElementById('dev-online').textContent === '1 / 3'", "the devices panel")
+            eq(b.js("[...document.querySelectorAll('#dev-down tr')].map(r => r.dataset.id)"),
+               ["dr-1", "sm-2"], "the unavailable devices")
             # The session cookie is HttpOnly: the page's script cannot read it.
             eq(b.js("document.cookie"), "", "HttpOnly")
             # 20 raises, each seen in the page without a reload.
@@ -607,6 +647,9 @@ def case_in_a_real_browser():
             b.wait("document.getElementById('grid-open').textContent === '1'", "qiming's cases")
             eq(b.js("[...document.querySelectorAll('#grid-list tr')].map(r => r.dataset.grid)"),
                [QIMING + "/g01"], "qiming's grid only")
+            b.wait("document.getElementById('dev-online').textContent === '0 / 1'", "qiming's devices")
+            eq(b.js("[...document.querySelectorAll('#dev-down tr')].map(r => r.dataset.id)"),
+               ["dr-1"], "qiming's device only")
             # No sensitive field anywhere on the page, whatever the role.
             check("13900000000" not in b.js("document.body.innerText"), "a phone on the screen")
             check(wall not in b.js("location.href + document.body.innerHTML"), "the key is not kept")
