@@ -1696,12 +1696,9 @@ static int route_screen(linli_ctx *ctx, const struct linli_http_req *req, linli_
 			int *status, char *err, size_t errlen)
 {
 	(void)status;
-	if (req->query && api->rec_count(req->query)) {
-		const char *key = "";
-		api->rec_key(req->query, 0, &key);
-		snprintf(err, errlen, "screen: unknown parameter '%s' (it takes none)", key);
-		return LINLI_EINVAL;
-	}
+	int qrc = plugcmd_no_query(api, req, "screen", err, errlen);
+	if (qrc)
+		return qrc;
 	struct sboard b = {.now = api->time_now_ms(), .who = req->caller};
 	int rc = 0;
 	for (size_t i = 0; !rc && i < PLUGCMD_N(open_statuses); i++) {

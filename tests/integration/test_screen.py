@@ -16,7 +16,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import LINLID, SRC, Daemon, TestFailure, check, eq, finish, main  # noqa: E402
+from harness import BUILD, LINLID, SRC, Daemon, TestFailure, check, eq, finish, main, wait_for  # noqa: E402
 
 COMM = "hefei/baohe/binhu/yuelan"
 
@@ -423,17 +423,37 @@ def case_family_panels_computed_by_their_plugins_within_the_viewers_scope():
     against hand-counted cases (open by stage, overdue, today's reported and closed, the
     month's 结案率 and 按期结案率, per grid) for the city's administrator, a community
     operator and a sibling community's display key; no title or reporter on it."""
-    from test_grid import CAL_2027, G01, G02, QIMING, YUELAN as GY, js, move, node as grid_node, \
-        report, set_clock
+    from test_grid import CAL_2027, G01, G02, QIMING, YUELAN as GY, js, local_ms, move, \
+        node as grid_node, report, set_clock
+    import test_services as sv
     port = free_port()
-    with grid_node(alarms=True, tdrv=True, extra=f'http = {{ listen = "http://127.0.0.1:{port}"; '
-                                                 f'web_dir = "{SRC}/web"; }};\n') as d:
+    n = grid_node(alarms=True, tdrv=True, extra=f'http = {{ listen = "http://127.0.0.1:{port}"; '
+                                               f'web_dir = "{SRC}/web"; }};\n'
+                                               'plugins = { parking = { per_hour = 5.0; }; '
+                                               'lockers = { free_hours = 24; secret_file = "@DIR@/lk.key"; }; };\n')
+    with open(n.d.cfg) as f:
+        text = f.read()
+    n.d.write_config(text=text.replace("@DIR@", n.d.dir))
+    pdir = os.path.join(n.d.dir, "plugins")
+    for so in ("services", "parking", "charging", "lockers", "eldercare"):
+        shutil.copyfile(os.path.join(BUILD, "plugins", so, so + ".so"), os.path.join(pdir, so + ".so"))
+    n.d.grant_declared(pdir)
+    with n as d:
         s = Screen.__new__(Screen)
         s.port, s.tls, s.d = port, False, d
         d.ok("data", "put", "work_calendar", "--scope", "hefei", "--id", "2027", js(CAL_2027))
         d.ok("data", "put", "incident_categories", "--scope", "hefei", "--id", "environment",
              js({"name": "暴露垃圾", "file_minutes": 30, "respond_minutes": 120}))
+        # Government services: one accepted a week ago (overdue now), two submitted today.
+        set_clock(d, "2027-03-01T09:00")
+        sv.items(d)
+        late = sv.apply(d)
+        sv.move(d, "accept", late)
         set_clock(d, "2027-03-08T09:00")  # a Monday
+        sv.apply(d)
+        rc, out, e = d.cli("services", "apply", QIMING, sv.ELDER, "applicant_name=李四",
+                           "applicant_id_number=340104195001010022")
+        check(rc == 0, f"apply in qiming: {e}")
         a = report(d, G01, "environment", "楼道堆物", "reporter_name=张三", "reporter_phone=13800000000")
         move(d, "file", a)
         move(d, "dispatch", a, "h1")     # open, respond: accept by 11:00
@@ -508,14 +528,76 @@ def case_family_panels_computed_by_their_plugins_within_the_viewers_scope():
         eq((qdv["total"], qdv["online"], qdv["refused_today"], [u["id"] for u in qdv["unavailable"]]),
            (1, 0, 0, ["dr-1"]), f"qiming's devices: {qdv}")
         eq(s.req("GET", "/screen/api/devices")[0], 401, "devices without a cookie")
+        # The public services: parking spaces and their sensor, a charger's connectors,
+        # parcels waiting (one past its free day), welfare alerts — in both communities.
+        for dev, cls, where in (("ps-1", "parking", GY), ("ch-1", "charger", GY),
+                                ("ch-2", "charger", QIMING)):
+            rc, out, e = d.cli("devices", "add", dev, cls, "tdrv", "ok", env={"LINLI_SESSION": admins[where]})
+            check(rc == 0, f"devices add {dev}: {e}")
+        for sid, lot, sensor, where in (("sp-1", "P1", "ps-1", GY), ("sp-2", "P1", None, GY),
+                                        ("sp-3", "Q1", None, QIMING)):
+            rec = {"code": sid.upper(), "lot": lot, "kind": "public"}
+            if sensor:
+                rec["sensor"] = sensor
+            d.ok("data", "put", "parking_spaces", "--scope", where, "--id", sid, js(rec))
+        d.ok("tdrv", "post", "ps-1", "occupied", "bool", "true")
+        for ch, conn, state in (("ch-1", 1, "Charging"), ("ch-1", 2, "Faulted"), ("ch-2", 1, "Available")):
+            eq(d.ok("tdrv", "event", ch, "status_notification", f"connector={conn}",
+                    f"status={state}")["rc"], 0, f"{ch}/{conn} {state}")
+        day = 24 * 3600 * 1000
+        t0 = local_ms(2027, 3, 8, 9, 0)  # the clock stands at 09:40
+        for pid, at, where in (("pc-1", t0, GY), ("pc-2", t0 - 2 * day, GY), ("pc-3", t0 - 2 * day, QIMING)):
+            d.ok("data", "put", "parcels", "--scope", where, "--id", pid,
+                 js({"locker": "lk-" + where[-2:], "compartment": 1, "code_hmac": "0" * 64,
+                     "deposited_at": at, "state": "deposited", "phone": "13700000000"}))
+        for aid, kind, state, step, where in (("wa-1", "sos", "open", 1, GY), ("wa-2", "fall", "escalated", 4, GY),
+                                              ("wa-3", "no_water", "open", 2, QIMING),
+                                              ("wa-4", "sos", "cleared", 3, GY)):
+            d.ok("data", "put", "welfare_alerts", "--scope", where, "--id", aid,
+                 js({"elder": "e-" + aid, "kind": kind, "state": state, "step": step,
+                     "raised_at": t0, "details": "王奶奶 家中"}))
+        wait_for(lambda: s.req("GET", "/screen/api/panel/parking", cookie=cookie)[1].get("lots"),
+                 "the spaces followed")
+        pk = {l["lot"]: (l["spaces"], l["occupied"], l["unknown"])
+              for l in s.req("GET", "/screen/api/panel/parking", cookie=cookie)[1]["lots"]}
+        eq(pk, {"P1": (2, 1, 1), "Q1": (1, 0, 1)}, "parking: occupancy per lot")
+        st, cb, _ = s.req("GET", "/screen/api/panel/charging", cookie=cookie)
+        eq((st, cb["total_chargers"], cb["total_connectors"], cb["by_status"]),
+           (200, 2, 3, {"Charging": 1, "Faulted": 1, "Available": 1}), f"chargers: {cb}")
+        st, lb, _ = s.req("GET", "/screen/api/panel/lockers", cookie=cookie)
+        eq((st, lb["deposited"], lb["overdue"], lb["lockers"]),
+           (200, 3, 2, {"lk-" + GY[-2:]: {"deposited": 2, "overdue": 1},
+                        "lk-" + QIMING[-2:]: {"deposited": 1, "overdue": 1}}), f"lockers: {lb}")
+        st, eb, _ = s.req("GET", "/screen/api/panel/eldercare", cookie=cookie)
+        eq((st, eb["open"], eb["escalated"], eb["by_step"], sorted(a["id"] for a in eb["alerts"])),
+           (200, 3, 1, {"1": 1, "2": 1, "4": 1}, ["wa-1", "wa-2", "wa-3"]), f"elder care: {eb}")
+        eq(set(eb["alerts"][0]), {"id", "kind", "state", "step", "scope", "age_s"}, "an alert's fields")
+        # Qiming's wall: its own lot, charger, parcel and alert only.
+        pq = s.req("GET", "/screen/api/panel/parking", cookie=qcookie)[1]
+        eq([l["lot"] for l in pq["lots"]], ["Q1"], f"qiming's lots: {pq}")
+        cq = s.req("GET", "/screen/api/panel/charging", cookie=qcookie)[1]
+        eq((cq["total_chargers"], cq["by_status"]), (1, {"Available": 1}), f"qiming's chargers: {cq}")
+        lq = s.req("GET", "/screen/api/panel/lockers", cookie=qcookie)[1]
+        eq((lq["deposited"], lq["overdue"]), (1, 1), f"qiming's parcels: {lq}")
+        eq_ = s.req("GET", "/screen/api/panel/eldercare", cookie=qcookie)[1]
+        eq([a["id"] for a in eq_["alerts"]], ["wa-3"], f"qiming's alerts: {eq_}")
+        every = json.dumps([pq, cq, lq, eq_, lb, eb, cb], ensure_ascii=False)
+        for secret in ("13700000000", "王奶奶", "e-wa-1"):
+            check(secret not in every, f"{secret} on a panel")
+        # Government services (the services plugin's route): today, in progress, overdue.
+        want = {cookie: (2, 3, 1), ycookie: (1, 2, 1), qcookie: (1, 1, 0)}
+        for ck, (today, open_, late_) in want.items():
+            st, sb, _ = s.req("GET", "/screen/api/panel/services", cookie=ck)
+            eq((st, sb["today"], sb["in_progress"], sb["overdue"]), (200, today, open_, late_),
+               f"services panel: {sb}")
+            for secret in ("张三", "李四", "340104195001010011"):
+                check(secret not in json.dumps(sb, ensure_ascii=False), f"{secret} on the panel")
         # Refused: no cookie, an unknown panel, a parameter, a plugin not running here.
         eq(s.req("GET", "/screen/api/panel/grid")[0], 401, "no cookie")
         st, body, _ = s.req("GET", "/screen/api/panel/nope", cookie=cookie)
         check(st == 404 and "no panel 'nope'" in err(body), (st, body))
         st, body, _ = s.req("GET", "/screen/api/panel/grid?x=1", cookie=cookie)
         check(st == 400 and "takes no parameter" in err(body), (st, body))
-        st, body, _ = s.req("GET", "/screen/api/panel/parking", cookie=cookie)
-        check(st == 404 and "parking plugin serves no route 'screen'" in err(body), (st, body))
 
 
 def check_https_needs_its_certificate():
