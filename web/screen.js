@@ -14,7 +14,23 @@
           on_time_rate: "按期结案率", grid_col: "网格",
           stage: { intake: "受理", respond: "派遣待接", process: "处置", check: "核查", shelved: "挂账" },
           devices: "设备状态", online_rate: "在线率", online_total: "在线 / 总数",
-          refused_today: "今日拒收读数", unavailable: "离线设备" },
+          refused_today: "今日拒收读数", unavailable: "离线设备",
+          services: "政务服务", svc_today: "今日申请", svc_open: "在办", svc_on_time: "按时办结",
+          svc_late: "超时办结",
+          status: { submitted: "已提交", accepted: "已受理", rejected: "不予受理",
+                    supplement_required: "待补正", processing: "办理中", completed: "已办结",
+                    withdrawn: "已撤回" },
+          eldercare: "养老关怀", escalated: "已升级", kind: "类型", step: "通知步骤",
+          kinds: { sos: "紧急呼叫", fall: "跌倒", no_water: "长时无用水", water_leak: "漏水",
+                   no_data: "无数据", door_idle: "久未出门", door_night: "夜间出门",
+                   heart_rate: "心率异常" },
+          step_n: (n) => (n === 0 ? "待通知" : n <= 3 ? "第" + n + "联系人" : "转网格事件"),
+          parking: "停车", lot: "停车场", spaces: "车位", occupied: "占用", free: "空闲",
+          unknown: "未知", charging: "充电桩",
+          ocpp: { Available: "空闲", Preparing: "准备中", Charging: "充电中", SuspendedEVSE: "桩暂停",
+                  SuspendedEV: "车暂停", Finishing: "结束中", Reserved: "已预约",
+                  Unavailable: "不可用", Faulted: "故障" },
+          lockers: "智能快递柜", waiting: "待取", lk_overdue: "超期未取", locker: "快递柜" },
     en: { title: "Community screen", connected: "connected", disconnected: "disconnected",
           logout: "Log out", login: "Log in", user: "User", password: "Password",
           display: "Wall screen", key: "Display key", connect: "Connect", alarms: "Active alarms",
@@ -29,7 +45,24 @@
           stage: { intake: "intake", respond: "to accept", process: "processing", check: "checking",
                    shelved: "shelved" },
           devices: "Devices", online_rate: "Online rate", online_total: "Online / all",
-          refused_today: "Readings refused today", unavailable: "Unavailable" },
+          refused_today: "Readings refused today", unavailable: "Unavailable",
+          services: "Government services", svc_today: "Applied today", svc_open: "In progress",
+          svc_on_time: "Done on time", svc_late: "Done late",
+          status: { submitted: "submitted", accepted: "accepted", rejected: "rejected",
+                    supplement_required: "to supplement", processing: "processing",
+                    completed: "completed", withdrawn: "withdrawn" },
+          eldercare: "Elder care", escalated: "escalated", kind: "Kind", step: "Ladder step",
+          kinds: { sos: "SOS", fall: "fall", no_water: "no water use", water_leak: "water leak",
+                   no_data: "no data", door_idle: "door idle", door_night: "out at night",
+                   heart_rate: "heart rate" },
+          step_n: (n) => (n === 0 ? "not yet called" : n <= 3 ? "contact " + n : "grid incident"),
+          parking: "Parking", lot: "Lot", spaces: "Spaces", occupied: "Occupied", free: "Free",
+          unknown: "Unknown", charging: "Chargers",
+          ocpp: { Available: "available", Preparing: "preparing", Charging: "charging",
+                  SuspendedEVSE: "suspended (EVSE)", SuspendedEV: "suspended (EV)",
+                  Finishing: "finishing", Reserved: "reserved", Unavailable: "unavailable",
+                  Faulted: "faulted" },
+          lockers: "Parcel lockers", waiting: "Waiting", lk_overdue: "Overdue", locker: "Locker" },
   };
   let lang = localStorage.getItem("linli.lang") || "zh";
   let csrf = null;
@@ -93,9 +126,63 @@
   }
 
   /* Where each panel's numbers come from: a plugin's route, or the kernel's own. */
-  const SOURCES = { grid: "/screen/api/panel/grid", devices: "/screen/api/devices" };
+  const SOURCES = { grid: "/screen/api/panel/grid", devices: "/screen/api/devices",
+                    services: "/screen/api/panel/services", eldercare: "/screen/api/panel/eldercare",
+                    parking: "/screen/api/panel/parking", charging: "/screen/api/panel/charging",
+                    lockers: "/screen/api/panel/lockers" };
+  const OCPP = ["Available", "Preparing", "Charging", "SuspendedEVSE", "SuspendedEV", "Finishing",
+                "Reserved", "Unavailable", "Faulted"];
+  const OCPP_COLORS = { Available: "#2ecc71", Preparing: "#7fc4ff", Charging: "#3a8cff",
+                        SuspendedEVSE: "#ffd666", SuspendedEV: "#ffd666", Finishing: "#8aa4c4",
+                        Reserved: "#b37feb", Unavailable: "#5b6b82", Faulted: "#ff4d4f" };
+
+  function rows(id, list, key, cells) {
+    const body = $(id);
+    body.replaceChildren();
+    for (const x of list) {
+      const tr = document.createElement("tr");
+      tr.dataset.id = x[key];
+      for (const c of cells(x)) cell(tr, c[0], c[1]);
+      body.appendChild(tr);
+    }
+  }
 
   const RENDER = {
+    services(p) {
+      const t = T[lang];
+      $("svc-today").textContent = p.today;
+      $("svc-open").textContent = p.in_progress;
+      $("svc-overdue").textContent = p.overdue;
+      $("svc-on-time").textContent = p.completed_on_time;
+      $("svc-late").textContent = p.completed_late;
+      ring("svc-chart", Object.keys(t.status).map((k) => ({ name: t.status[k], value: p.by_status[k] || 0 })),
+           "bar");
+    },
+    eldercare(p) {
+      const t = T[lang];
+      $("eld-open").textContent = p.open;
+      $("eld-escalated").textContent = p.escalated;
+      rows("eld-list", p.alerts, "id", (a) => [[t.kinds[a.kind] || a.kind], [t.step_n(a.step), a.step > 3 ? "warn" : ""],
+                                              [place(a.scope, 1)], [age(a.age_s)]]);
+    },
+    parking(p) {
+      let sp = 0, occ = 0;
+      for (const l of p.lots) { sp += l.spaces - l.unknown; occ += l.occupied; }
+      $("park-rate").textContent = sp ? pct(occ / sp) : "–";
+      rows("park-list", p.lots, "lot", (l) => [[l.lot], [l.spaces], [l.occupied], [l.free], [l.unknown]]);
+    },
+    charging(p) {
+      const t = T[lang];
+      $("chg-total").textContent = p.total_chargers;
+      ring("chg-chart", OCPP.filter((k) => p.by_status[k]).map((k) => ({
+        name: t.ocpp[k], value: p.by_status[k], itemStyle: { color: OCPP_COLORS[k] } })));
+    },
+    lockers(p) {
+      $("lk-waiting").textContent = p.deposited;
+      $("lk-overdue").textContent = p.overdue;
+      rows("lk-list", Object.keys(p.lockers).sort().map((k) => Object.assign({ locker: k }, p.lockers[k])),
+           "locker", (l) => [[l.locker], [l.deposited], [l.overdue, l.overdue ? "warn" : ""]]);
+    },
     devices(p) {
       $("dev-rate").textContent = pct(p.online_rate);
       $("dev-online").textContent = p.online + " / " + p.total;

@@ -636,9 +636,15 @@ def case_in_a_real_browser():
     tmp = tempfile.mkdtemp(prefix="linli-screen-cert-")
     cert, key = make_cert(tmp)
     n = alarm_node(extra=f'http = {{ listen = "https://127.0.0.1:{port}"; web_dir = "{SRC}/web"; '
-                         f'tls_cert = "{cert}"; tls_key = "{key}"; }};\n')
-    from test_grid import GRID_SO, TDRV_SO
-    shutil.copyfile(GRID_SO, os.path.join(n.pdir, "grid.so"))
+                         f'tls_cert = "{cert}"; tls_key = "{key}"; }};\n'
+                         'plugins = { parking = { per_hour = 5.0; }; '
+                         'lockers = { free_hours = 24; secret_file = "@DIR@/lk.key"; }; };\n')
+    with open(n.d.cfg) as f:
+        text = f.read()
+    n.d.write_config(text=text.replace("@DIR@", n.d.dir))
+    from test_grid import TDRV_SO
+    for so in ("grid", "services", "parking", "charging", "lockers", "eldercare"):
+        shutil.copyfile(os.path.join(BUILD, "plugins", so, so + ".so"), os.path.join(n.pdir, so + ".so"))
     shutil.copyfile(TDRV_SO, os.path.join(n.pdir, "tp_driver.so"))
     n.d.grant_declared(n.pdir)
     b = None
@@ -656,6 +662,27 @@ def case_in_a_real_browser():
                                    env={"LINLI_SESSION": admins[where]})
                 check(rc == 0, f"devices add {dev}: {e}")
             d.ok("tdrv", "post", "sm-1", "battery", "int", "80")  # its first word: online
+            # The public services: a lot, a charger, a parcel in qiming, a welfare alert, an
+            # application (the street's service item).
+            for dev, cls in (("ps-1", "parking"), ("ch-1", "charger")):
+                rc, out, e = d.cli("devices", "add", dev, cls, "tdrv", "ok",
+                                   env={"LINLI_SESSION": admins[YUELAN]})
+                check(rc == 0, f"devices add {dev}: {e}")
+            d.ok("data", "put", "parking_spaces", "--scope", YUELAN, "--id", "sp-1",
+                 json.dumps({"code": "SP-1", "lot": "P1", "kind": "public", "sensor": "ps-1"}))
+            d.ok("tdrv", "post", "ps-1", "occupied", "bool", "true")
+            d.ok("tdrv", "event", "ch-1", "status_notification", "connector=1", "status=Charging")
+            now = int(time.time() * 1000)
+            d.ok("data", "put", "parcels", "--scope", QIMING, "--id", "pc-1",
+                 json.dumps({"locker": "lk-1", "compartment": 1, "code_hmac": "0" * 64,
+                             "deposited_at": now, "state": "deposited"}))  # not overdue: no alarm
+            d.ok("data", "put", "welfare_alerts", "--scope", YUELAN, "--id", "wa-1",
+                 json.dumps({"elder": "e-1", "kind": "sos", "state": "open", "step": 1,
+                             "raised_at": now}))
+            d.ok("services", "items", "add", "hefei/baohe/binhu", "34010400MZ-GG-0007", "高龄津贴",
+                 "民政局", "promised_days=5", "visits=1")
+            d.ok("services", "apply", YUELAN, "34010400MZ-GG-0007", "applicant_name=张三",
+                 "applicant_id_number=340104195001010011")
             b = Browser()
             b.call("Runtime.enable")
             b.call("Log.enable")
@@ -681,9 +708,21 @@ def case_in_a_real_browser():
                [QIMING + "/g01", YUELAN + "/g01", YUELAN + "/g02"], "the grids listed")
             eq(b.js("document.getElementById('grid-reported').textContent"), "3", "reported today")
             check(b.js("!!document.querySelector('#grid-chart canvas')"), "the stages chart drawn")
-            b.wait("document.getElementById('dev-online').textContent === '1 / 3'", "the devices panel")
+            b.wait("document.getElementById('dev-online').textContent === '3 / 5'", "the devices panel")
             eq(b.js("[...document.querySelectorAll('#dev-down tr')].map(r => r.dataset.id)"),
                ["dr-1", "sm-2"], "the unavailable devices")
+            b.wait("document.getElementById('svc-today').textContent === '1'", "government services")
+            b.wait("document.getElementById('eld-open').textContent === '1'", "elder care")
+            eq(b.js("[...document.querySelectorAll('#eld-list tr')].map(r => r.dataset.id)"), ["wa-1"],
+               "the welfare alert listed")
+            b.wait("document.querySelector('#park-list tr[data-id=\"P1\"]') !== null", "parking")
+            eq(b.js("document.getElementById('park-rate').textContent"), "100%", "P1 full")
+            b.wait("document.getElementById('chg-total').textContent === '1'", "chargers")
+            check(b.js("!!document.querySelector('#chg-chart canvas')"), "the chargers ring drawn")
+            b.wait("document.getElementById('lk-waiting').textContent === '1'", "lockers")
+            for pid in ("alarms", "grid", "devices", "services", "eldercare", "parking", "charging",
+                        "lockers"):
+                check(b.js(f"!document.getElementById('panel-{pid}').hidden"), f"panel {pid} shown")
             # The session cookie is HttpOnly: the page's script cannot read it.
             eq(b.js("document.cookie"), "", "HttpOnly")
             # 20 raises, each seen in the page without a reload.
@@ -730,10 +769,15 @@ def case_in_a_real_browser():
             eq(b.js("[...document.querySelectorAll('#grid-list tr')].map(r => r.dataset.grid)"),
                [QIMING + "/g01"], "qiming's grid only")
             b.wait("document.getElementById('dev-online').textContent === '0 / 1'", "qiming's devices")
+            for what, want in (("svc-today", "0"), ("eld-open", "0"), ("chg-total", "0"),
+                               ("lk-waiting", "1")):
+                eq(b.js(f"document.getElementById('{what}').textContent"), want, f"qiming's {what}")
+            eq(b.js("document.querySelectorAll('#park-list tr').length"), 0, "no lot of yuelan's")
             eq(b.js("[...document.querySelectorAll('#dev-down tr')].map(r => r.dataset.id)"),
                ["dr-1"], "qiming's device only")
             # No sensitive field anywhere on the page, whatever the role.
             check("13900000000" not in b.js("document.body.innerText"), "a phone on the screen")
+            check("张三" not in b.js("document.body.innerText"), "a name on the screen")
             check(wall not in b.js("location.href + document.body.innerHTML"), "the key is not kept")
             # No console errors. (The 401 of the session probe before a login is the
             # browser's network notice of an expected answer, not the page's error.)
