@@ -77,7 +77,28 @@ struct apoll {
 	struct http_req *r;
 	uint64_t timer;
 	char scope[SCOPE_MAX + 1];
+	bool ticker;	/* a poll of the ticker (else of the alarms panel) */
+	uint64_t after; /* the ticker's: the last event the page has */
 	struct apoll *next;
+};
+
+/*
+ * The ticker: the latest events (alarms raised, acknowledged, cleared; incidents moved),
+ * kept in a ring, numbered from 1 since the start; a page polls for those after the last
+ * it has. Only what the panels show: ids, types, severities, verbs, states, places.
+ */
+#define TICKER_MAX  256 /* events kept */
+#define TICKER_ROWS 30	/* events in one answer, the newest */
+
+struct tev {
+	uint64_t seq;
+	int64_t at;
+	char kind[12];	/* "alarm", "incident" */
+	char what[24];	/* raised, acknowledged, cleared / the move's verb */
+	char type[65];	/* the alarm's type / the incident's new state */
+	char severity[16];
+	char id[64];
+	char scope[SCOPE_MAX + 1];
 };
 
 #define POLL_WAIT_MS   25000 /* the longest a poll waits for a change */
@@ -100,6 +121,9 @@ static struct {
 	int n_sessions;
 	struct fails *fails;
 	int hashing; /* logins whose password is being verified */
+	struct tev *ticker; /* TICKER_MAX slots, seq % TICKER_MAX */
+	uint64_t tseq;	    /* the last event's number */
+	uint64_t mwatch;    /* the store watch on incident_moves, 0 if none */
 } sc;
 
 static void hash_hex(const char *s, char out[65])
@@ -724,16 +748,62 @@ json_t *screen_alarms_panel(struct kernel *k, const char *scope, char *err, size
 	return alarms_panel(scope, err, errlen);
 }
 
-/* Answer a poll: the panel, if its session still stands. */
-static void poll_answer(struct http_req *r)
+/* The ticker's events within `scope` after `after` (the newest TICKER_ROWS, oldest first). */
+static json_t *ticker_answer(const char *scope, uint64_t after)
 {
+	json_t *list = json_array();
+	uint64_t first = sc.tseq > TICKER_MAX ? sc.tseq - TICKER_MAX + 1 : 1;
+	if (after > sc.tseq)
+		after = 0; /* a cursor of an earlier run: everything kept */
+	const struct tev *pick[TICKER_ROWS];
+	int n = 0;
+	for (uint64_t q = sc.tseq; sc.ticker && q >= first && q > after && n < TICKER_ROWS; q--) {
+		const struct tev *e = &sc.ticker[q % TICKER_MAX];
+		if (scope_within(scope, e->scope))
+			pick[n++] = e;
+	}
+	for (int i = n - 1; list && i >= 0; i--) {
+		const struct tev *e = pick[i];
+		json_t *o = json_pack("{s:I,s:I,s:s,s:s,s:s,s:s,s:s}", "seq", (json_int_t)e->seq,
+				      "at", (json_int_t)e->at, "kind", e->kind, "what", e->what,
+				      "type", e->type, "id", e->id, "scope", e->scope);
+		if (o && e->severity[0])
+			json_object_set_new(o, "severity", json_string(e->severity));
+		if (o)
+			json_array_append_new(list, o);
+	}
+	return json_pack("{s:I,s:s,s:o}", "cursor", (json_int_t)sc.tseq, "scope", scope, "events",
+			 list ? list : json_array());
+}
+
+/* Are there events within `scope` after `after`? */
+static bool ticker_has(const char *scope, uint64_t after)
+{
+	uint64_t first = sc.tseq > TICKER_MAX ? sc.tseq - TICKER_MAX + 1 : 1;
+	if (after > sc.tseq)
+		return true;
+	for (uint64_t q = sc.tseq; sc.ticker && q >= first && q > after; q--)
+		if (scope_within(scope, sc.ticker[q % TICKER_MAX].scope))
+			return true;
+	return false;
+}
+
+/* Answer a poll: the panel (or the ticker), if its session still stands. */
+static void poll_answer(struct apoll *p)
+{
+	struct http_req *r = p->r;
 	int st;
 	struct ssess *s = session_of(r, &st);
 	if (s) {
 		char err[256];
 		json_decref(r->resp);
-		r->resp = alarms_panel(s->scope, err, sizeof err);
-		st = r->resp ? 200 : http_error(r, 503, "alarms: %s", err);
+		if (p->ticker) {
+			r->resp = ticker_answer(s->scope, p->after);
+			st = r->resp ? 200 : http_error(r, 503, "ticker: out of memory");
+		} else {
+			r->resp = alarms_panel(s->scope, err, sizeof err);
+			st = r->resp ? 200 : http_error(r, 503, "alarms: %s", err);
+		}
 	}
 	http_finish(r, st);
 }
@@ -753,7 +823,7 @@ static void poll_timeout(struct kernel *k, void *arg)
 	(void)k;
 	struct apoll *p = arg;
 	poll_unlink(p);
-	poll_answer(p->r);
+	poll_answer(p);
 	free(p);
 }
 
@@ -769,21 +839,19 @@ static void polls_wake(struct kernel *k, void *arg)
 		if (p->timer == 0) { /* marked by on_alarm */
 			*pp = p->next;
 			sc.n_polls--;
-			poll_answer(p->r);
+			poll_answer(p);
 			free(p);
 		} else
 			pp = &p->next;
 	}
 }
 
-/* The store watch: an alarm changed (raised, acknowledged, cleared...) at c->scope. */
-static void on_alarm(void *ud, const struct store_change *c)
+/* Mark the parked polls (the ticker's or the alarms panel's) that see a change at `scope`. */
+static void polls_mark(const char *scope, bool ticker)
 {
-	(void)ud;
-	sc.version++;
 	bool any = false;
 	for (struct apoll *p = sc.polls; p; p = p->next)
-		if (p->timer && scope_within(p->scope, c->scope)) {
+		if (p->timer && p->ticker == ticker && scope_within(p->scope, scope)) {
 			kernel_timer_cancel(sc.k, p->timer);
 			p->timer = 0;
 			any = true;
@@ -795,6 +863,148 @@ static void on_alarm(void *ud, const struct store_change *c)
 		else
 			polls_wake(sc.k, NULL); /* no timer: answered in this turn */
 	}
+}
+
+/* A new event of the ticker (its strings copied). */
+static struct tev *ticker_add(const char *kind, const char *id, const char *scope)
+{
+	if (!sc.ticker && !(sc.ticker = calloc(TICKER_MAX, sizeof *sc.ticker)))
+		return NULL;
+	struct tev *e = &sc.ticker[++sc.tseq % TICKER_MAX];
+	memset(e, 0, sizeof *e);
+	e->seq = sc.tseq;
+	e->at = wall_ms();
+	snprintf(e->kind, sizeof e->kind, "%s", kind);
+	snprintf(e->id, sizeof e->id, "%s", id);
+	snprintf(e->scope, sizeof e->scope, "%s", scope);
+	return e;
+}
+
+/*
+ * The record dataset/scope/id read into *sb and unpacked into *up (whose strings
+ * point into sb): true, or false with both destroyed. Destroy both after use.
+ */
+static bool read_rec(const char *dataset, const char *scope, const char *id, msgpack_sbuffer *sb,
+		     msgpack_unpacked *up)
+{
+	char err[128];
+	size_t off = 0;
+	msgpack_sbuffer_init(sb);
+	msgpack_unpacked_init(up);
+	if (store_get_at(sc.k->store, dataset, scope, id, sb, err, sizeof err) == 0 &&
+	    msgpack_unpack_next(up, sb->data, sb->size, &off) == MSGPACK_UNPACK_SUCCESS)
+		return true;
+	msgpack_unpacked_destroy(up);
+	msgpack_sbuffer_destroy(sb);
+	return false;
+}
+
+/* The store watch: an alarm changed (raised, acknowledged, cleared...) at c->scope. */
+static void on_alarm(void *ud, const struct store_change *c)
+{
+	(void)ud;
+	sc.version++;
+	polls_mark(c->scope, false);
+	/* The ticker: raised (a new one), cleared, acknowledged; a repeat folded in is not news. */
+	msgpack_unpacked up;
+	msgpack_sbuffer sb;
+	if (c->kind == STORE_DELETED || !read_rec("alarms", c->scope, c->id, &sb, &up))
+		return;
+	const msgpack_object *act = mp_get(&up.data, "active"),
+			     *ack = mp_get(&up.data, "acknowledged");
+	bool active = !act || act->type != MSGPACK_OBJECT_BOOLEAN || act->via.boolean;
+	bool acked = ack && ack->type == MSGPACK_OBJECT_BOOLEAN && ack->via.boolean;
+	const char *what = c->kind == STORE_CREATED ? "raised"
+			   : !active		     ? "cleared"
+			   : acked		     ? "acknowledged"
+						     : NULL;
+	/* An update that leaves it active and unacknowledged is a repeat; acknowledged once. */
+	for (uint64_t q = sc.tseq; what && sc.ticker && q > 0 && q + TICKER_MAX > sc.tseq; q--) {
+		const struct tev *e = &sc.ticker[q % TICKER_MAX];
+		if (strcmp(e->kind, "alarm") == 0 && strcmp(e->id, c->id) == 0) {
+			if (strcmp(e->what, what) == 0)
+				what = NULL;
+			break;
+		}
+	}
+	struct tev *e = what ? ticker_add("alarm", c->id, c->scope) : NULL;
+	if (e) {
+		snprintf(e->what, sizeof e->what, "%s", what);
+		mp_copy_str(mp_get(&up.data, "type"), e->type, sizeof e->type);
+		mp_copy_str(mp_get(&up.data, "severity"), e->severity, sizeof e->severity);
+		polls_mark(c->scope, true);
+	}
+	msgpack_unpacked_destroy(&up);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+/* The store watch on incident_moves: a case moved (each move is a new record). */
+static void on_move(void *ud, const struct store_change *c)
+{
+	(void)ud;
+	msgpack_unpacked up;
+	msgpack_sbuffer sb;
+	if (c->kind != STORE_CREATED || !read_rec("incident_moves", c->scope, c->id, &sb, &up))
+		return;
+	char inc[64] = "";
+	mp_copy_str(mp_get(&up.data, "incident"), inc, sizeof inc);
+	struct tev *e = ticker_add("incident", inc[0] ? inc : c->id, c->scope);
+	if (e) {
+		mp_copy_str(mp_get(&up.data, "verb"), e->what, sizeof e->what);
+		mp_copy_str(mp_get(&up.data, "to"), e->type, sizeof e->type);
+		polls_mark(c->scope, true);
+	}
+	msgpack_unpacked_destroy(&up);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+/*
+ * GET /screen/api/ticker[?after=N[&wait_ms=W]]: the latest events within the
+ * session's scope (the newest TICKER_ROWS, oldest first) and the cursor; with
+ * `after`, those after event N — answered at once when there are some, else
+ * parked like the alarms panel's poll until one comes or W ms pass.
+ */
+static int get_ticker(struct http_req *r, void *ud)
+{
+	(void)ud;
+	int st;
+	struct ssess *s = session_of(r, &st);
+	if (!s)
+		return st;
+	char *as = http_query(r, "after"), *ws = http_query(r, "wait_ms"), *end;
+	unsigned long long after = 0;
+	long wait = POLL_WAIT_MS;
+	st = 0;
+	if (as && (after = strtoull(as, &end, 10), *end || end == as))
+		st = http_error(r, 400, "after '%.32s' is not a number", as);
+	if (!st && ws &&
+	    (wait = strtol(ws, &end, 10), *end || end == ws || wait < 1 || wait > POLL_WAIT_MS))
+		st = http_error(r, 400, "wait_ms must be 1..%d", POLL_WAIT_MS);
+	bool park = as && !ticker_has(s->scope, after);
+	free(as);
+	free(ws);
+	if (st)
+		return st;
+	if (park && sc.n_polls < POLLS_MAX) {
+		struct apoll *p = calloc(1, sizeof *p);
+		if (p) {
+			p->r = r;
+			p->ticker = true;
+			p->after = after;
+			snprintf(p->scope, sizeof p->scope, "%s", s->scope);
+			p->timer = kernel_timer_add(sc.k, (uint64_t)wait, 0, poll_timeout, p);
+			if (p->timer > 0) {
+				p->next = sc.polls;
+				sc.polls = p;
+				sc.n_polls++;
+				return HTTP_PENDING;
+			}
+			free(p);
+		}
+	}
+	if (!(r->resp = ticker_answer(s->scope, after)))
+		return http_error(r, 503, "ticker: out of memory");
+	return 200;
 }
 
 /*
@@ -1241,6 +1451,11 @@ int screen_register(struct kernel *k, struct http *h)
 		sc.watch = 0;
 		log_info("screen", "no alarms panel: %s", err);
 	}
+	if (store_watch(k->store, "incident_moves", on_move, NULL, &sc.mwatch, err, sizeof err) !=
+	    0) {
+		sc.mwatch = 0;
+		log_info("screen", "no incident moves on the ticker: %s", err);
+	}
 	http_on_close(h, polls_close, NULL);
 	int rc = http_route(h, "POST", "/screen/api/login", false, post_login, NULL);
 	if (!rc)
@@ -1255,6 +1470,8 @@ int screen_register(struct kernel *k, struct http *h)
 		rc = http_route(h, "GET", "/screen/api/panel/{}", false, get_panel, NULL);
 	if (!rc)
 		rc = http_route(h, "GET", "/screen/api/devices", false, get_devices, NULL);
+	if (!rc)
+		rc = http_route(h, "GET", "/screen/api/ticker", false, get_ticker, NULL);
 	if (!rc) {
 		refused_rebase(k, NULL);
 		rb.timer = kernel_timer_add(k, 60000, 60000, refused_rebase, NULL);
@@ -1277,7 +1494,12 @@ void screen_close(void)
 	memset(&rb, 0, sizeof rb);
 	if (sc.watch && sc.k && sc.k->store)
 		store_unwatch(sc.k->store, sc.watch);
-	sc.watch = 0;
+	if (sc.mwatch && sc.k && sc.k->store)
+		store_unwatch(sc.k->store, sc.mwatch);
+	sc.watch = sc.mwatch = 0;
+	free(sc.ticker);
+	sc.ticker = NULL;
+	sc.tseq = 0;
 	for (int i = 0; i < sc.n_files; i++) {
 		free(sc.files[i].rel);
 		free(sc.files[i].data);

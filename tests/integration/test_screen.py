@@ -407,6 +407,47 @@ def case_alarms_panel_live_within_the_viewers_scope():
         yth.join(5)
         st, yb3, _ = yout["r"]
         eq((st, yb3["total"], yb3["alarms"]), (200, 0, []), "cleared: gone")
+        # The ticker, on the same cursor machinery: yuelan's parked poll is not woken by
+        # qiming's raise; a raise, an acknowledgement and a clear in yuelan each wake it.
+        st, yt, _ = s.req("GET", "/screen/api/ticker", cookie=ycookie)
+        eq([(e["id"], e["what"], e["type"], e.get("severity")) for e in yt["events"]],
+           [(y1, "raised", "door_forced", "critical"), (y1, "cleared", "door_forced", "critical")],
+           f"yuelan's ticker: {yt}")
+        st, stk, _ = s.req("GET", "/screen/api/ticker", cookie=cookie)
+        eq([(e["id"], e["what"]) for e in stk["events"]],
+           [(q1, "raised"), (y1, "raised"), (q1, "acknowledged"), (y1, "cleared")],
+           f"the street's ticker: {stk}")
+
+        def tpoll(ck, after, wait_ms=None):
+            out = {}
+
+            def run():
+                t0 = time.time()
+                q = f"?after={after}" + (f"&wait_ms={wait_ms}" if wait_ms else "")
+                out["r"] = s.req("GET", "/screen/api/ticker" + q, cookie=ck)
+                out["t"] = time.time() - t0
+            th = threading.Thread(target=run)
+            th.start()
+            return th, out
+        th, out = tpoll(ycookie, yt["cursor"], wait_ms=1200)
+        time.sleep(0.2)
+        q2 = d.ok("alarms", "raise", "gas", "device:g-2", QIMING, "minor")["id"]
+        th.join(5)
+        check(out["t"] >= 1.0 and out["r"][1]["events"] == [], f"not woken by qiming: {out}")
+        th, out = tpoll(ycookie, yt["cursor"])
+        time.sleep(0.2)
+        t0 = time.time()
+        y2 = d.ok("alarms", "raise", "smoke", "device:sd-3", YUELAN, "major")["id"]
+        th.join(5)
+        check(time.time() - t0 < 2.0, "woken at once")
+        eq([(e["id"], e["what"]) for e in out["r"][1]["events"]], [(y2, "raised")], f"{out}")
+        d.ok("alarms", "raise", "smoke", "device:sd-3", YUELAN, "major")  # a repeat: no news
+        d.ok("alarms", "ack", y2)
+        d.ok("alarms", "clear", y2)
+        st, yt2, _ = s.req("GET", f"/screen/api/ticker?after={out['r'][1]['cursor']}", cookie=ycookie)
+        eq([(e["id"], e["what"]) for e in yt2["events"]], [(y2, "acknowledged"), (y2, "cleared")],
+           f"ack and clear on the ticker: {yt2}")
+        check(q2 not in json.dumps(yt2), "qiming's alarm on yuelan's ticker")
         # A parked poll of a session that ends meanwhile answers 401.
         d.ok("apikeys", "revoke", "yuelan-hall")
         yth, yout = poll(ycookie, yb3["cursor"], wait_ms=300)
@@ -528,6 +569,23 @@ def case_family_panels_computed_by_their_plugins_within_the_viewers_scope():
         eq((qdv["total"], qdv["online"], qdv["refused_today"], [u["id"] for u in qdv["unavailable"]]),
            (1, 0, 0, ["dr-1"]), f"qiming's devices: {qdv}")
         eq(s.req("GET", "/screen/api/devices")[0], 401, "devices without a cookie")
+        # The ticker: every move of a case, within the viewer's scope, ids and verbs only.
+        st, tk, _ = s.req("GET", "/screen/api/ticker", cookie=cookie)
+        # (the grid plugin's 督办 of the two overdue cases, "supervise", comes when its timer
+        # runs: not counted here)
+        moves = [(e["id"], e["what"], e["type"]) for e in tk["events"]
+                 if e["kind"] == "incident" and e["what"] != "supervise"]
+        eq((st, len(moves), moves[-2:]), (200, 14, [(v, "report", "reported"), (v, "void", "void")]),
+           f"the city's ticker: {tk}")
+        check(all(set(e) <= {"seq", "at", "kind", "what", "type", "id", "scope", "severity"}
+                  for e in tk["events"]), tk)
+        qt = s.req("GET", "/screen/api/ticker", cookie=qcookie)[1]
+        eq([(e["id"], e["what"]) for e in qt["events"] if e["kind"] == "incident" and
+            e["what"] != "supervise"], [(q, "report")],
+           f"qiming's ticker: {qt}")
+        check(all(e["scope"].startswith(QIMING) for e in qt["events"]), qt)
+        st, body, _ = s.req("GET", "/screen/api/ticker?after=x", cookie=qcookie)
+        check(st == 400 and "not a number" in err(body), body)
         # The public services: parking spaces and their sensor, a charger's connectors,
         # parcels waiting (one past its free day), welfare alerts — in both communities.
         for dev, cls, where in (("ps-1", "parking", GY), ("ch-1", "charger", GY),
