@@ -1253,6 +1253,217 @@ static int get_devices(struct http_req *r, void *ud)
 	return 200;
 }
 
+/* ---- the map: buildings and floors from the devices' data, with device and alarm markers ---- */
+
+#define MAP_MAX 2000 /* devices drawn, at most */
+
+struct mdev {
+	char id[STORE_ID_MAX + 1];
+	char scope[SCOPE_MAX + 1];
+	char cls[33];
+	char building[65];
+	int64_t floor;
+	bool has_floor, online;
+	int alarm; /* the worst active alarm's rank (1 indeterminate .. 5 critical), 0: none */
+};
+
+struct mapscan {
+	struct mdev *v;
+	size_t n, cap;
+	bool truncated;
+};
+
+static const char *const sev_ranks[] = {"", "indeterminate", "warning", "minor", "major",
+					"critical"};
+
+static int map_dev_row(void *ud, const struct store_row *row)
+{
+	struct mapscan *m = ud;
+	if (m->n >= MAP_MAX) {
+		m->truncated = true;
+		return 1;
+	}
+	if (m->n == m->cap) {
+		size_t cap = m->cap ? m->cap * 2 : 64;
+		struct mdev *v = realloc(m->v, cap * sizeof *v);
+		if (!v) {
+			m->truncated = true;
+			return 1;
+		}
+		m->v = v, m->cap = cap;
+	}
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	size_t off = 0;
+	if (msgpack_unpack_next(&up, row->data, row->len, &off) == MSGPACK_UNPACK_SUCCESS) {
+		struct mdev *d = &m->v[m->n++];
+		memset(d, 0, sizeof *d);
+		snprintf(d->id, sizeof d->id, "%s", row->id);
+		snprintf(d->scope, sizeof d->scope, "%s", row->scope);
+		mp_copy_str(mp_get(&up.data, "class"), d->cls, sizeof d->cls);
+		mp_copy_str(mp_get(&up.data, "building"), d->building, sizeof d->building);
+		const msgpack_object *f = mp_get(&up.data, "floor");
+		d->has_floor = f && (f->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
+				     f->type == MSGPACK_OBJECT_NEGATIVE_INTEGER);
+		d->floor = mp_int(f, 0);
+		struct hal_dev *hd = sc.k->hal ? hal_find(sc.k->hal, row->id) : NULL;
+		d->online = hd && hal_dev_state(hd) == HAL_ONLINE;
+	}
+	msgpack_unpacked_destroy(&up);
+	return 0;
+}
+
+static int mdev_by_id(const void *a, const void *b)
+{
+	return strcmp(((const struct mdev *)a)->id, ((const struct mdev *)b)->id);
+}
+
+static int map_alarm_row(void *ud, const struct store_row *row)
+{
+	struct mapscan *m = ud;
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	size_t off = 0;
+	if (msgpack_unpack_next(&up, row->data, row->len, &off) == MSGPACK_UNPACK_SUCCESS) {
+		struct mdev key;
+		char sev[16] = "";
+		mp_copy_str(mp_get(&up.data, "device"), key.id, sizeof key.id);
+		mp_copy_str(mp_get(&up.data, "severity"), sev, sizeof sev);
+		struct mdev *d = key.id[0] && m->n
+				     ? bsearch(&key, m->v, m->n, sizeof *m->v, mdev_by_id)
+				     : NULL;
+		for (int r = 1; d && r <= 5; r++)
+			if (strcmp(sev, sev_ranks[r]) == 0 && r > d->alarm)
+				d->alarm = r;
+	}
+	msgpack_unpacked_destroy(&up);
+	return 0;
+}
+
+/* Community, building, floor from the top, then id: the order the map draws them in. */
+static int mdev_by_place(const void *a, const void *b)
+{
+	const struct mdev *x = a, *y = b;
+	int c = strcmp(x->scope, y->scope);
+	if (!c)
+		c = strcmp(x->building, y->building);
+	if (!c && x->floor != y->floor)
+		c = x->floor < y->floor ? 1 : -1;
+	return c ? c : strcmp(x->id, y->id);
+}
+
+/* Scan every page of `q` with fn into m (until *stop); <0 with err. */
+static int scan_all(struct store_query *q, int (*fn)(void *, const struct store_row *), void *m,
+		    const bool *stop, char *err, size_t errlen)
+{
+	char cursor[STORE_CURSOR_MAX], next[STORE_CURSOR_MAX];
+	int rc;
+	while ((rc = store_scan(sc.k->store, q, fn, m, cursor, err, errlen)) >= 0 && cursor[0] &&
+	       !*stop) {
+		memcpy(next, cursor, sizeof next);
+		q->cursor = next;
+	}
+	return rc;
+}
+
+/*
+ * The map's JSON for `scope`: each building of a community with its floors (from the
+ * top) and their devices (id, class, online, the worst active alarm on it), from the
+ * devices' building and floor; devices without a building are only counted. NULL with
+ * err. Kernel thread.
+ */
+static json_t *map_panel(const char *scope, char *err, size_t errlen)
+{
+	struct mapscan m = {0};
+	struct store_query q = {.dataset = "devices", .scope = scope};
+	if (scan_all(&q, map_dev_row, &m, &m.truncated, err, errlen) < 0) {
+		free(m.v);
+		return NULL;
+	}
+	if (m.n)
+		qsort(m.v, m.n, sizeof *m.v, mdev_by_id);
+	struct store_where w = {"active", "true"};
+	struct store_query aq = {.dataset = "alarms", .scope = scope, .where = &w, .n_where = 1};
+	bool never = false;
+	if (m.n && scan_all(&aq, map_alarm_row, &m, &never, err, errlen) < 0) {
+		free(m.v);
+		return NULL;
+	}
+	if (m.n)
+		qsort(m.v, m.n, sizeof *m.v, mdev_by_place);
+	json_t *out = json_object(), *blds = json_array(), *b = NULL, *floors = NULL, *devs = NULL;
+	int unplaced = 0;
+	const struct mdev *prev = NULL;
+	for (size_t i = 0; out && blds && i < m.n; i++) {
+		const struct mdev *d = &m.v[i];
+		if (!d->building[0]) {
+			unplaced++;
+			continue;
+		}
+		bool nb = !prev || strcmp(prev->scope, d->scope) || strcmp(prev->building, d->building);
+		if (nb) {
+			b = json_pack("{s:s,s:s,s:[]}", "scope", d->scope, "building", d->building,
+				      "floors");
+			json_array_append_new(blds, b);
+			floors = b ? json_object_get(b, "floors") : NULL;
+		}
+		if (nb || prev->floor != d->floor || prev->has_floor != d->has_floor) {
+			json_t *f = json_pack("{s:[]}", "devices");
+			if (f && d->has_floor)
+				json_object_set_new(f, "floor", json_integer(d->floor));
+			if (f && floors)
+				json_array_append_new(floors, f);
+			else
+				json_decref(f);
+			devs = f ? json_object_get(f, "devices") : NULL;
+		}
+		json_t *o = json_pack("{s:s,s:s,s:b}", "id", d->id, "class", d->cls, "online",
+				      d->online);
+		if (o && d->alarm)
+			json_object_set_new(o, "alarm", json_string(sev_ranks[d->alarm]));
+		if (o && devs)
+			json_array_append_new(devs, o);
+		else
+			json_decref(o);
+		prev = d;
+	}
+	free(m.v);
+	if (!out || !blds) {
+		json_decref(out);
+		json_decref(blds);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	json_object_set_new(out, "scope", json_string(scope));
+	json_object_set_new(out, "buildings", blds);
+	json_object_set_new(out, "unplaced", json_integer(unplaced));
+	json_object_set_new(out, "truncated", json_boolean(m.truncated));
+	return out;
+}
+
+json_t *screen_map_panel(struct kernel *k, const char *scope, char *err, size_t errlen)
+{
+	sc.k = k;
+	return map_panel(scope, err, errlen);
+}
+
+/* GET /screen/api/map: the map within the session's scope. */
+static int get_map(struct http_req *r, void *ud)
+{
+	(void)ud;
+	int st;
+	struct ssess *s = session_of(r, &st);
+	if (!s)
+		return st;
+	char err[256];
+	json_t *out = map_panel(s->scope, err, sizeof err);
+	if (!out)
+		return http_error(r, 503, "map: %s", err);
+	json_decref(r->resp);
+	r->resp = out;
+	return 200;
+}
+
 /* ---- the families' panels: their plugins' "screen" routes, run as the session ---- */
 
 /* The plugins whose route "screen" a session reaches (GET /screen/api/panel/PLUGIN). */
@@ -1472,6 +1683,8 @@ int screen_register(struct kernel *k, struct http *h)
 		rc = http_route(h, "GET", "/screen/api/devices", false, get_devices, NULL);
 	if (!rc)
 		rc = http_route(h, "GET", "/screen/api/ticker", false, get_ticker, NULL);
+	if (!rc)
+		rc = http_route(h, "GET", "/screen/api/map", false, get_map, NULL);
 	if (!rc) {
 		refused_rebase(k, NULL);
 		rb.timer = kernel_timer_add(k, 60000, 60000, refused_rebase, NULL);

@@ -52,6 +52,9 @@ struct json_t *screen_plugin_panel(struct kernel *k, const struct tier_principal
 /* The devices panel of `scope` (GET /screen/api/devices), or NULL with err. */
 struct json_t *screen_devices_panel(struct kernel *k, const char *scope, char *err, size_t errlen);
 
+/* The map of `scope` (GET /screen/api/map), or NULL with err. */
+struct json_t *screen_map_panel(struct kernel *k, const char *scope, char *err, size_t errlen);
+
 void screen_close(void);
 
 #endif

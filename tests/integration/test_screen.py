@@ -545,10 +545,12 @@ def case_family_panels_computed_by_their_plugins_within_the_viewers_scope():
         # (id, name, class, place: never an address or credential), readings refused today.
         admins = {c: d.account(c.split("/")[-1] + "_admin", "admin", node=c) for c in (GY, QIMING)}
         d.login()
-        for dev, cls, addr, where, name in (("sm-1", "smoke", "ok", GY, "3栋烟感"),
-                                            ("sm-2", "smoke", "fail", GY, "5栋烟感"),
-                                            ("dr-1", "door", "fail", QIMING, "北门")):
+        for dev, cls, addr, where, name, bld, floor in (
+                ("sm-1", "smoke", "ok", GY, "3栋烟感", "3栋", "2"),
+                ("sm-2", "smoke", "fail", GY, "5栋烟感", "5栋", "-1"),
+                ("dr-1", "door", "fail", QIMING, "北门", "北楼", "1")):
             rc, out, e = d.cli("devices", "add", dev, cls, "tdrv", addr, "--name", name,
+                               "--building", bld, "--floor", floor,
                                env={"LINLI_SESSION": admins[where]})
             check(rc == 0, f"devices add {dev}: {e}")
         for res, ty, val in (("battery", "int", 80), ("battery", "int", 101), ("smell", "int", 1)):
@@ -569,6 +571,21 @@ def case_family_panels_computed_by_their_plugins_within_the_viewers_scope():
         eq((qdv["total"], qdv["online"], qdv["refused_today"], [u["id"] for u in qdv["unavailable"]]),
            (1, 0, 0, ["dr-1"]), f"qiming's devices: {qdv}")
         eq(s.req("GET", "/screen/api/devices")[0], 401, "devices without a cookie")
+        # The map: buildings and floors from the devices' data, an alarm on its device.
+        al = d.ok("alarms", "raise", "smoke", "device:sm-1", GY, "critical")["id"]
+        st, mp, _ = s.req("GET", "/screen/api/map", cookie=cookie)
+
+        def shape(m):
+            return [(b["scope"], b["building"], [(f.get("floor"), [(x["id"], x["online"], x.get("alarm"))
+                                                                  for x in f["devices"]])
+                                                 for f in b["floors"]]) for b in m["buildings"]]
+        eq((st, shape(mp), mp["unplaced"]),
+           (200, [(QIMING, "北楼", [(1, [("dr-1", False, None)])]),
+                  (GY, "3栋", [(2, [("sm-1", True, "critical")])]),
+                  (GY, "5栋", [(-1, [("sm-2", False, None)])])], 0), f"the city's map: {mp}")
+        eq(shape(s.req("GET", "/screen/api/map", cookie=qcookie)[1]),
+           [(QIMING, "北楼", [(1, [("dr-1", False, None)])])], "qiming's map")
+        d.ok("alarms", "clear", al)
         # The ticker: every move of a case, within the viewer's scope, ids and verbs only.
         st, tk, _ = s.req("GET", "/screen/api/ticker", cookie=cookie)
         # (the grid plugin's 督办 of the two overdue cases, "supervise", comes when its timer
