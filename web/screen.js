@@ -30,7 +30,15 @@
           ocpp: { Available: "空闲", Preparing: "准备中", Charging: "充电中", SuspendedEVSE: "桩暂停",
                   SuspendedEV: "车暂停", Finishing: "结束中", Reserved: "已预约",
                   Unavailable: "不可用", Faulted: "故障" },
-          lockers: "智能快递柜", waiting: "待取", lk_overdue: "超期未取", locker: "快递柜" },
+          lockers: "智能快递柜", waiting: "待取", lk_overdue: "超期未取", locker: "快递柜",
+          map: "楼宇设备分布", online: "在线", offline: "离线", alarmed: "告警", floor_n: (n) => n + "层",
+          unplaced: (n) => n + " 台未标注楼栋", ticker: "实时动态",
+          ev: { raised: "告警", acknowledged: "已确认", cleared: "已消除" },
+          incident: "网格事件", moved: (v, to) => "→ " + (T.zh.state[to] || to),
+          state: { reported: "已上报", verifying: "核实中", filed: "已立案", dispatched: "已派遣",
+                   processing: "处置中", extension: "延期", rework: "返工", feedback: "已反馈",
+                   checking: "核查中", closed: "已结案", void: "已注销", returned: "已回退",
+                   shelved: "挂账" } },
     en: { title: "Community screen", connected: "connected", disconnected: "disconnected",
           logout: "Log out", login: "Log in", user: "User", password: "Password",
           display: "Wall screen", key: "Display key", connect: "Connect", alarms: "Active alarms",
@@ -62,7 +70,11 @@
                   SuspendedEVSE: "suspended (EVSE)", SuspendedEV: "suspended (EV)",
                   Finishing: "finishing", Reserved: "reserved", Unavailable: "unavailable",
                   Faulted: "faulted" },
-          lockers: "Parcel lockers", waiting: "Waiting", lk_overdue: "Overdue", locker: "Locker" },
+          lockers: "Parcel lockers", waiting: "Waiting", lk_overdue: "Overdue", locker: "Locker",
+          map: "Buildings and devices", online: "online", offline: "offline", alarmed: "alarm",
+          floor_n: (n) => "F" + n, unplaced: (n) => n + " without a building", ticker: "Live",
+          ev: { raised: "raised", acknowledged: "acknowledged", cleared: "cleared" },
+          incident: "Incident", moved: (v, to) => "→ " + to, state: {} },
   };
   let lang = localStorage.getItem("linli.lang") || "zh";
   let csrf = null;
@@ -127,6 +139,7 @@
 
   /* Where each panel's numbers come from: a plugin's route, or the kernel's own. */
   const SOURCES = { grid: "/screen/api/panel/grid", devices: "/screen/api/devices",
+                    map: "/screen/api/map",
                     services: "/screen/api/panel/services", eldercare: "/screen/api/panel/eldercare",
                     parking: "/screen/api/panel/parking", charging: "/screen/api/panel/charging",
                     lockers: "/screen/api/panel/lockers" };
@@ -147,7 +160,51 @@
     }
   }
 
+  /* The map: each building a column of floors (the top first), each device a dot on its
+     floor — green online, grey offline, red ringed when an alarm is active on it. */
+  const SVG = "http://www.w3.org/2000/svg";
+  function svg(tag, attrs, text) {
+    const el = document.createElementNS(SVG, tag);
+    for (const k in attrs) el.setAttribute(k, attrs[k]);
+    if (text !== undefined) el.textContent = text;
+    return el;
+  }
+
   const RENDER = {
+    map(p) {
+      const t = T[lang], m = $("map");
+      m.replaceChildren();
+      const W = 560, colW = 132, rowH = 34, top = 44, perRow = 4;
+      let maxFloors = 1;
+      for (const b of p.buildings) maxFloors = Math.max(maxFloors, b.floors.length);
+      const lines = Math.max(1, Math.ceil(p.buildings.length / perRow));
+      const blockH = top + maxFloors * rowH + 16;
+      const cols = Math.max(1, Math.min(perRow, p.buildings.length));
+      m.setAttribute("viewBox", `0 0 ${Math.max(W / 2, cols * (colW + 10))} ${Math.max(120, lines * blockH)}`);
+      p.buildings.forEach((b, i) => {
+        const x = (i % perRow) * (colW + 10), y = Math.floor(i / perRow) * blockH;
+        const g = svg("g", { "data-building": b.scope + "#" + b.building });
+        g.appendChild(svg("text", { x: x + colW / 2, y: y + 16, "text-anchor": "middle", class: "bname" },
+                          b.building));
+        g.appendChild(svg("text", { x: x + colW / 2, y: y + 34, "text-anchor": "middle", class: "bplace" },
+                          place(b.scope, 1)));
+        b.floors.forEach((f, j) => {
+          const fy = y + top + j * rowH;
+          g.appendChild(svg("rect", { x, y: fy, width: colW, height: rowH - 4, rx: 3, class: "floor" }));
+          g.appendChild(svg("text", { x: x + 4, y: fy + 20, class: "fname" },
+                            f.floor === undefined ? "–" : t.floor_n(f.floor)));
+          f.devices.slice(0, 8).forEach((d, k) => {
+            const c = svg("circle", { cx: x + 44 + k * 11, cy: fy + 15, r: 5,
+                                      class: d.alarm ? "dev alarm sev-" + d.alarm : d.online ? "dev on" : "dev off",
+                                      "data-id": d.id });
+            c.appendChild(svg("title", {}, d.id + " · " + d.class));
+            g.appendChild(c);
+          });
+        });
+        m.appendChild(g);
+      });
+      $("map-note").textContent = p.unplaced ? t.unplaced(p.unplaced) : "";
+    },
     services(p) {
       const t = T[lang];
       $("svc-today").textContent = p.today;
@@ -230,6 +287,71 @@
     },
   };
 
+  /* ---- the ticker: a long poll on its cursor, the newest events scrolling at the bottom ---- */
+  const ticker = [];
+  function renderTicker() {
+    const t = T[lang], box = $("ticker-list");
+    box.replaceChildren();
+    for (const e of ticker.slice(-12).reverse()) {
+      const span = document.createElement("span");
+      span.dataset.seq = e.seq;
+      span.dataset.id = e.id;
+      span.className = "ev " + (e.kind === "alarm" ? "sev-" + (e.severity || "") : "inc");
+      const hh = new Date(e.at).toTimeString().slice(0, 5);
+      span.textContent = e.kind === "alarm"
+        ? `${hh} ${place(e.scope, 1)} ${e.type} ${t.ev[e.what] || e.what}`
+        : `${hh} ${place(e.scope, 2)} ${t.incident} ${t.moved(e.what, e.type)}`;
+      box.appendChild(span);
+    }
+    $("ticker").hidden = ticker.length === 0;
+  }
+
+  async function pollTicker(gen) {
+    let cursor = null;
+    while (gen === polling) {
+      let r = null;
+      try {
+        r = await api("GET", "/screen/api/ticker" + (cursor === null ? "" : "?after=" + cursor),
+                      undefined, pollAbort ? pollAbort.signal : undefined);
+      } catch (e) { r = null; }
+      if (gen !== polling) return;
+      if (r && r.status === 200) {
+        if (cursor === null || r.data.cursor < cursor) ticker.length = 0;
+        ticker.push(...r.data.events);
+        ticker.splice(0, Math.max(0, ticker.length - 50));
+        cursor = r.data.cursor;
+        renderTicker();
+        continue;
+      }
+      if (r && r.status === 401) return;
+      cursor = null;
+      await new Promise((ok) => setTimeout(ok, 2000));
+    }
+  }
+
+  /* ---- rotation on a wall screen: #rotate=SECONDS shows one page of panels at a time ---- */
+  const PAGES = [["alarms", "latest", "grid", "devices", "services", "eldercare"],
+                 ["map", "parking", "charging", "lockers", "alarms", "latest"]];
+  let page = 0, rotTimer = null;
+  function rotation() {
+    const m = /(?:^|[#&])rotate=(\d+)/.exec(location.hash);
+    const secs = m ? Math.max(3, parseInt(m[1], 10)) : 0;
+    if (rotTimer) { clearInterval(rotTimer); rotTimer = null; }
+    document.body.dataset.rotate = secs ? String(secs) : "";
+    if (secs) rotTimer = setInterval(() => { page = (page + 1) % PAGES.length; showPage(); }, secs * 1000);
+    showPage();
+  }
+  function showPage() {
+    const rot = !!document.body.dataset.rotate;
+    document.body.dataset.page = rot ? String(page) : "";
+    document.querySelectorAll("#board .panel").forEach((el) => {
+      const name = el.id.replace("panel-", "");
+      el.classList.toggle("off", rot && !PAGES[page].includes(name));
+    });
+    if (window.echarts) for (const c of Object.values(charts).concat(chart ? [chart] : [])) c.resize();
+  }
+  window.addEventListener("hashchange", rotation);
+
   function renderPanels() {
     for (const name of Object.keys(RENDER)) {
       const el = $("panel-" + name);
@@ -257,6 +379,7 @@
 
   function render() {
     renderPanels();
+    renderTicker();
     if (!panel) return;
     const t = T[lang];
     $("alarms-total").textContent = panel.total;
@@ -348,6 +471,7 @@
     polling++;
     pollAlarms(polling);
     pollPanels(polling);
+    pollTicker(polling);
   }
 
   function showLogin(msg) {
@@ -355,6 +479,7 @@
     if (pollAbort) { pollAbort.abort(); pollAbort = null; }
     panel = null;
     for (const k of Object.keys(panels)) delete panels[k];
+    ticker.length = 0;
     csrf = null;
     $("who").textContent = "";
     $("board").hidden = true;
@@ -414,6 +539,7 @@
   }
 
   applyLang();
+  rotation();
   start();
   heartbeat();
 })();

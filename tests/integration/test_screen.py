@@ -731,9 +731,11 @@ def case_in_a_real_browser():
                 d.ok("grid", "report", grid, "environment", "暴露垃圾", "reporter_phone=13900000000")
             admins = {c: d.account(c.split("/")[-1] + "_admin", "admin", node=c) for c in (YUELAN, QIMING)}
             d.login()
-            for dev, cls, addr, where in (("sm-1", "smoke", "ok", YUELAN), ("sm-2", "smoke", "fail", YUELAN),
-                                          ("dr-1", "door", "fail", QIMING)):
+            for dev, cls, addr, where, bld in (("sm-1", "smoke", "ok", YUELAN, "3栋"),
+                                               ("sm-2", "smoke", "fail", YUELAN, "3栋"),
+                                               ("dr-1", "door", "fail", QIMING, "北楼")):
                 rc, out, e = d.cli("devices", "add", dev, cls, "tdrv", addr, "--name", dev + "号",
+                                   "--building", bld, "--floor", "2" if dev == "sm-2" else "1",
                                    env={"LINLI_SESSION": admins[where]})
                 check(rc == 0, f"devices add {dev}: {e}")
             d.ok("tdrv", "post", "sm-1", "battery", "int", "80")  # its first word: online
@@ -796,8 +798,14 @@ def case_in_a_real_browser():
             check(b.js("!!document.querySelector('#chg-chart canvas')"), "the chargers ring drawn")
             b.wait("document.getElementById('lk-waiting').textContent === '1'", "lockers")
             for pid in ("alarms", "grid", "devices", "services", "eldercare", "parking", "charging",
-                        "lockers"):
+                        "lockers", "map"):
                 check(b.js(f"!document.getElementById('panel-{pid}').hidden"), f"panel {pid} shown")
+            # The map: two buildings, sm-1 online on 3栋's first floor, sm-2 offline above it.
+            eq(b.js("[...document.querySelectorAll('#map g')].map(g => g.dataset.building)"),
+               [QIMING + "#北楼", YUELAN + "#3栋"], "the buildings drawn")
+            eq(b.js("[...document.querySelectorAll('#map circle')].map(c => c.dataset.id + ' ' + "
+                    "c.getAttribute('class'))"), ["dr-1 dev off", "sm-2 dev off", "sm-1 dev on"],
+               "the devices on their floors, the top first")
             # The session cookie is HttpOnly: the page's script cannot read it.
             eq(b.js("document.cookie"), "", "HttpOnly")
             # 20 raises, each seen in the page without a reload.
@@ -815,19 +823,46 @@ def case_in_a_real_browser():
             print(f"raise to page: median {lat[len(lat) // 2]:.3f}s p95 {p95:.3f}s max {lat[-1]:.3f}s")
             check(p95 < 2.0, f"p95 {p95:.3f}s")
             eq(b.js("document.getElementById('alarms-total').textContent"), "22", "total")
+            # The ticker: the last raise is there without a reload, then its clear.
+            b.wait(f"!!document.querySelector('#ticker-list span[data-id=\"{ids[-1]}\"]')", "the ticker",
+                   timeout=2)
             d.ok("alarms", "clear", ids[-1])
             b.wait(f"!document.querySelector('#alarms-list tr[data-id=\"{ids[-1]}\"]')", "cleared",
                    timeout=2)
+            b.wait(f"document.querySelectorAll('#ticker-list span[data-id=\"{ids[-1]}\"]').length === 2",
+                   "the clear on the ticker", timeout=2)
+            check("已消除" in b.js("document.getElementById('ticker-list').textContent"), "cleared, in Chinese")
             eq(b.js("document.getElementById('alarms-total').textContent"), "21", "total after clear")
             # English by the switch.
             b.js("document.getElementById('lang').click()")
             eq(b.js("document.querySelector('h1').textContent"), "Community screen", "English")
+            # Every label of the new panels switches too (no Chinese left but names and places).
+            english = b.js("[...document.querySelectorAll('#board h2, #board h3, #board th, .kpis span, "
+                           "#ticker .label, .legend span')].map(e => e.textContent).join('|')")
+            for label in ("Grid incidents", "Close rate", "Devices", "Government services", "Elder care",
+                          "Parking", "Chargers", "Parcel lockers", "Buildings and devices", "Live"):
+                check(label in english, f"{label!r} in {english!r}")
+            check(not re.search("[\u4e00-\u9fff]", english), f"Chinese left: {english}")
             shot = os.path.join(os.environ.get("LINLI_BUILD", tmp), "meson-logs", "screen.png")
             os.makedirs(os.path.dirname(shot), exist_ok=True)
             b.js("document.getElementById('lang').click()")
+            # A wall screen rotates its pages (#rotate=SECONDS): page 0, then the map's page.
+            b.js("location.hash = 'rotate=3'")
+            b.wait("document.body.dataset.rotate === '3' && document.body.dataset.page === '0'", "rotating")
+            check(b.js("document.getElementById('panel-map').classList.contains('off') && "
+                       "!document.getElementById('panel-grid').classList.contains('off')"), "page 0")
             with open(shot, "wb") as f:
                 f.write(base64.b64decode(b.call("Page.captureScreenshot", format="png")["data"]))
             print(f"screenshot: {shot}")
+            b.wait("document.body.dataset.page === '1'", "the next page", timeout=5)
+            check(b.js("!document.getElementById('panel-map').classList.contains('off') && "
+                       "document.getElementById('panel-grid').classList.contains('off')"), "page 1")
+            shot2 = shot.replace("screen.png", "screen-map.png")
+            with open(shot2, "wb") as f:
+                f.write(base64.b64decode(b.call("Page.captureScreenshot", format="png")["data"]))
+            print(f"screenshot: {shot2}")
+            b.js("location.hash = ''")
+            b.wait("document.body.dataset.rotate === ''", "rotation off")
             # Logout ends the session: the page shows the login, the cookie no longer works.
             b.js("document.getElementById('logout').click()")
             b.wait("document.body.dataset.state === 'login'", "logged out")
