@@ -25,7 +25,7 @@
  *
  * BENCH_SCREEN_ALARMS (20,000 alarms over 10 communities, 4 in 5 active, 1 in 3
  * acknowledged), BENCH_SCREEN_CASES (20,000 cases over 40 grids, 3 in 5 open),
- * BENCH_SCREEN_DEVICES (5,000 devices, 20 buildings a community) and
+ * BENCH_SCREEN_DEVICES (2,000 devices, the most the map draws: 20 buildings a community) and
  * BENCH_SCREEN_REPS (50 answers each) set the sizes. This is what each answer
  * costs the kernel thread (a long poll's after a change; a panel's each 5 s).
  */
@@ -49,7 +49,7 @@ void bench_screen_sizes(void)
 {
 	n_alarms = bench_env_long("BENCH_SCREEN_ALARMS", 20000, 10, 10000000);
 	n_cases = bench_env_long("BENCH_SCREEN_CASES", 20000, 40, 10000000);
-	n_devices = bench_env_long("BENCH_SCREEN_DEVICES", 5000, 10, 1000000);
+	n_devices = bench_env_long("BENCH_SCREEN_DEVICES", 2000, 10, 1000000);
 	reps = bench_env_long("BENCH_SCREEN_REPS", 50, 1, 100000);
 }
 
@@ -228,7 +228,7 @@ static void bench_screen_panels(void)
 	bench_commit_every(&k, &pending, 1);
 	bench_node_start(&k);
 	printf("apps.screen: %ld cases over 40 grids of %s (%ld open), 2,240 incident_kpis days; "
-	       "%ld devices in 200 buildings; %ld answers each\n",
+	       "%ld devices in 200 buildings (the map draws 2,000 at most); %ld answers each\n",
 	       n_cases, NODE, open, n_devices, reps);
 	struct tier_principal who = {.kind = PRINCIPAL_PERSON,
 				     .name = "street_admin",
