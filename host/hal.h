@@ -116,6 +116,8 @@ struct hal_dev_spec {
 	const char *grid;	/* the grid it is in (devices.grid, a grids id), or NULL */
 	int64_t floor;		/* its floor (devices.floor) when has_floor */
 	bool has_floor;
+	int64_t pos_x, pos_y;	/* its place on the floor's plan, 0..1000 each, when has_pos */
+	bool has_pos;
 };
 
 /* Told once a registry write is durable (rc 0) or lost (rc < 0, err says why). */

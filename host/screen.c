@@ -1262,8 +1262,8 @@ struct mdev {
 	char scope[SCOPE_MAX + 1];
 	char cls[33];
 	char building[65];
-	int64_t floor;
-	bool has_floor, online;
+	int64_t floor, x, y;
+	bool has_floor, has_pos, online;
 	int alarm; /* the worst active alarm's rank (1 indeterminate .. 5 critical), 0: none */
 };
 
@@ -1306,6 +1306,9 @@ static int map_dev_row(void *ud, const struct store_row *row)
 		d->has_floor = f && (f->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
 				     f->type == MSGPACK_OBJECT_NEGATIVE_INTEGER);
 		d->floor = mp_int(f, 0);
+		d->x = mp_int(mp_get(&up.data, "pos_x"), -1);
+		d->y = mp_int(mp_get(&up.data, "pos_y"), -1);
+		d->has_pos = d->x >= 0 && d->y >= 0;
 		struct hal_dev *hd = sc.k->hal ? hal_find(sc.k->hal, row->id) : NULL;
 		d->online = hd && hal_dev_state(hd) == HAL_ONLINE;
 	}
@@ -1368,8 +1371,9 @@ static int scan_all(struct store_query *q, int (*fn)(void *, const struct store_
 
 /*
  * The map's JSON for `scope`: each building of a community with its floors (from the
- * top) and their devices (id, class, online, the worst active alarm on it), from the
- * devices' building and floor; devices without a building are only counted. NULL with
+ * top) and their devices (id, class, online, the worst active alarm on it, its place
+ * x, y on the floor's plan when it has one), from the devices' building, floor and
+ * pos_x/pos_y; devices without a building are only counted. NULL with
  * err. Kernel thread.
  */
 static json_t *map_panel(const char *scope, char *err, size_t errlen)
@@ -1421,6 +1425,10 @@ static json_t *map_panel(const char *scope, char *err, size_t errlen)
 				      d->online);
 		if (o && d->alarm)
 			json_object_set_new(o, "alarm", json_string(sev_ranks[d->alarm]));
+		if (o && d->has_pos) {
+			json_object_set_new(o, "x", json_integer(d->x));
+			json_object_set_new(o, "y", json_integer(d->y));
+		}
 		if (o && devs)
 			json_array_append_new(devs, o);
 		else

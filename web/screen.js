@@ -193,8 +193,11 @@
           g.appendChild(svg("rect", { x, y: fy, width: colW, height: rowH - 4, rx: 3, class: "floor" }));
           g.appendChild(svg("text", { x: x + 4, y: fy + 20, class: "fname" },
                             f.floor === undefined ? "–" : t.floor_n(f.floor)));
+          /* a device with a place (x, y 0..1000) is drawn there on the floor; the rest in a row */
           f.devices.slice(0, 8).forEach((d, k) => {
-            const c = svg("circle", { cx: x + 44 + k * 11, cy: fy + 15, r: 5,
+            const at = d.x !== undefined;
+            const c = svg("circle", { cx: at ? x + 36 + d.x * (colW - 42) / 1000 : x + 44 + k * 11,
+                                      cy: at ? fy + 5 + d.y * (rowH - 14) / 1000 : fy + 15, r: 5,
                                       class: d.alarm ? "dev alarm sev-" + d.alarm : d.online ? "dev on" : "dev off",
                                       "data-id": d.id });
             c.appendChild(svg("title", {}, d.id + " · " + d.class));

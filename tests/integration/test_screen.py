@@ -551,6 +551,7 @@ def case_family_panels_computed_by_their_plugins_within_the_viewers_scope():
                 ("dr-1", "door", "fail", QIMING, "北门", "北楼", "1")):
             rc, out, e = d.cli("devices", "add", dev, cls, "tdrv", addr, "--name", name,
                                "--building", bld, "--floor", floor,
+                               *(("--pos", "250,800") if dev == "sm-1" else ()),
                                env={"LINLI_SESSION": admins[where]})
             check(rc == 0, f"devices add {dev}: {e}")
         for res, ty, val in (("battery", "int", 80), ("battery", "int", 101), ("smell", "int", 1)):
@@ -583,6 +584,13 @@ def case_family_panels_computed_by_their_plugins_within_the_viewers_scope():
            (200, [(QIMING, "北楼", [(1, [("dr-1", False, None)])]),
                   (GY, "3栋", [(2, [("sm-1", True, "critical")])]),
                   (GY, "5栋", [(-1, [("sm-2", False, None)])])], 0), f"the city's map: {mp}")
+        sm1 = mp["buildings"][1]["floors"][0]["devices"][0]
+        eq((sm1["x"], sm1["y"], "x" in mp["buildings"][2]["floors"][0]["devices"][0]), (250, 800, False),
+           "a place on the floor's plan (devices add --pos), where one was given")
+        for bad in ("1001,5", "5", "-1,2", "1,2x", "a,b"):
+            rc, out, e = d.cli("devices", "add", "sm-9", "smoke", "tdrv", "ok", "--pos", bad,
+                               env={"LINLI_SESSION": admins[GY]})
+            check(rc != 0 and f"--pos '{bad}': X,Y, two whole numbers 0..1000" in e, (bad, e))
         eq(shape(s.req("GET", "/screen/api/map", cookie=qcookie)[1]),
            [(QIMING, "北楼", [(1, [("dr-1", False, None)])])], "qiming's map")
         d.ok("alarms", "clear", al)
