@@ -473,8 +473,8 @@ int approute_call_as(const struct tier_principal *who, const char *plugin, const
 				*out = json_from_mp(&up.data);
 			msgpack_unpacked_destroy(&up);
 			if (!*out) {
-				snprintf(err, errlen, "the reply of app:%s/%s cannot be JSON", plugin,
-					 name);
+				snprintf(err, errlen, "the reply of app:%s/%s cannot be JSON",
+					 plugin, name);
 				st = 500;
 			}
 		} else if (!(*out = json_object())) {

@@ -93,9 +93,9 @@ struct apoll {
 struct tev {
 	uint64_t seq;
 	int64_t at;
-	char kind[12];	/* "alarm", "incident" */
-	char what[24];	/* raised, acknowledged, cleared / the move's verb */
-	char type[65];	/* the alarm's type / the incident's new state */
+	char kind[12]; /* "alarm", "incident" */
+	char what[24]; /* raised, acknowledged, cleared / the move's verb */
+	char type[65]; /* the alarm's type / the incident's new state */
 	char severity[16];
 	char id[64];
 	char scope[SCOPE_MAX + 1];
@@ -915,9 +915,9 @@ static void on_alarm(void *ud, const struct store_change *c)
 	bool active = !act || act->type != MSGPACK_OBJECT_BOOLEAN || act->via.boolean;
 	bool acked = ack && ack->type == MSGPACK_OBJECT_BOOLEAN && ack->via.boolean;
 	const char *what = c->kind == STORE_CREATED ? "raised"
-			   : !active		     ? "cleared"
-			   : acked		     ? "acknowledged"
-						     : NULL;
+			   : !active		    ? "cleared"
+			   : acked		    ? "acknowledged"
+						    : NULL;
 	/* An update that leaves it active and unacknowledged is a repeat; acknowledged once. */
 	for (uint64_t q = sc.tseq; what && sc.ticker && q > 0 && q + TICKER_MAX > sc.tseq; q--) {
 		const struct tev *e = &sc.ticker[q % TICKER_MAX];
@@ -1199,16 +1199,17 @@ static json_t *devices_panel(const char *scope, char *err, size_t errlen)
 		refused += refused_today(d);
 		/* Only its id, name, class and place: never its address or credential. */
 		if (!on && n_down++ < DEV_UNAVAILABLE_ROWS)
-			json_array_append_new(down, json_pack("{s:s,s:s,s:s,s:s}", "id", hal_dev_id(d),
-							      "name", hal_dev_name(d), "class",
-							      c->name, "scope", hal_dev_scope(d)));
+			json_array_append_new(down,
+					      json_pack("{s:s,s:s,s:s,s:s}", "id", hal_dev_id(d),
+							"name", hal_dev_name(d), "class", c->name,
+							"scope", hal_dev_scope(d)));
 	}
 	for (int j = 0; j < nc; j++)
-		json_array_append_new(
-		    byc, json_pack("{s:s,s:s,s:s,s:i,s:i,s:f}", "class", cls[j].name, "title_zh",
-				   cls[j].zh, "title_en", cls[j].en, "total", cls[j].total,
-				   "online", cls[j].online,
-				   "online_rate", (double)cls[j].online / cls[j].total));
+		json_array_append_new(byc, json_pack("{s:s,s:s,s:s,s:i,s:i,s:f}", "class",
+						     cls[j].name, "title_zh", cls[j].zh, "title_en",
+						     cls[j].en, "total", cls[j].total, "online",
+						     cls[j].online, "online_rate",
+						     (double)cls[j].online / cls[j].total));
 	json_object_set_new(out, "scope", json_string(scope));
 	json_object_set_new(out, "total", json_integer(n));
 	json_object_set_new(out, "online", json_integer(online));
@@ -1273,8 +1274,8 @@ struct mapscan {
 	bool truncated;
 };
 
-static const char *const sev_ranks[] = {"", "indeterminate", "warning", "minor", "major",
-					"critical"};
+static const char *const sev_ranks[] = {"",	 "indeterminate", "warning",
+					"minor", "major",	  "critical"};
 
 static int map_dev_row(void *ud, const struct store_row *row)
 {
@@ -1332,9 +1333,8 @@ static int map_alarm_row(void *ud, const struct store_row *row)
 		char sev[16] = "";
 		mp_copy_str(mp_get(&up.data, "device"), key.id, sizeof key.id);
 		mp_copy_str(mp_get(&up.data, "severity"), sev, sizeof sev);
-		struct mdev *d = key.id[0] && m->n
-				     ? bsearch(&key, m->v, m->n, sizeof *m->v, mdev_by_id)
-				     : NULL;
+		struct mdev *d =
+		    key.id[0] && m->n ? bsearch(&key, m->v, m->n, sizeof *m->v, mdev_by_id) : NULL;
 		for (int r = 1; d && r <= 5; r++)
 			if (strcmp(sev, sev_ranks[r]) == 0 && r > d->alarm)
 				d->alarm = r;
@@ -1404,7 +1404,8 @@ static json_t *map_panel(const char *scope, char *err, size_t errlen)
 			unplaced++;
 			continue;
 		}
-		bool nb = !prev || strcmp(prev->scope, d->scope) || strcmp(prev->building, d->building);
+		bool nb =
+		    !prev || strcmp(prev->scope, d->scope) || strcmp(prev->building, d->building);
 		if (nb) {
 			b = json_pack("{s:s,s:s,s:[]}", "scope", d->scope, "building", d->building,
 				      "floors");
@@ -1421,8 +1422,8 @@ static json_t *map_panel(const char *scope, char *err, size_t errlen)
 				json_decref(f);
 			devs = f ? json_object_get(f, "devices") : NULL;
 		}
-		json_t *o = json_pack("{s:s,s:s,s:b}", "id", d->id, "class", d->cls, "online",
-				      d->online);
+		json_t *o =
+		    json_pack("{s:s,s:s,s:b}", "id", d->id, "class", d->cls, "online", d->online);
 		if (o && d->alarm)
 			json_object_set_new(o, "alarm", json_string(sev_ranks[d->alarm]));
 		if (o && d->has_pos) {
@@ -1475,8 +1476,8 @@ static int get_map(struct http_req *r, void *ud)
 /* ---- the families' panels: their plugins' "screen" routes, run as the session ---- */
 
 /* The plugins whose route "screen" a session reaches (GET /screen/api/panel/PLUGIN). */
-static const char *const panel_plugins[] = {"grid",    "eldercare", "parking",
-					    "charging", "lockers",  "services"};
+static const char *const panel_plugins[] = {"grid",	"eldercare", "parking",
+					    "charging", "lockers",   "services"};
 
 /*
  * The principal a session's panels are computed as: the person (their role and
@@ -1492,8 +1493,8 @@ static void principal_of(const struct ssess *s, struct tier_principal *p)
 				     .role = s->display ? ROLE_VIEWER : tier_role_parse(s->role)};
 }
 
-json_t *screen_plugin_panel(struct kernel *k, const struct tier_principal *who,
-			    const char *plugin, int *status, char *err, size_t errlen)
+json_t *screen_plugin_panel(struct kernel *k, const struct tier_principal *who, const char *plugin,
+			    int *status, char *err, size_t errlen)
 {
 	sc.k = k;
 	json_t *out = NULL;

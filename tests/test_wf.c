@@ -507,7 +507,7 @@ int main(void)
 	    cmocka_unit_test(test_cal_makeup_day),     cmocka_unit_test(test_cal_pause),
 	    cmocka_unit_test(test_cal_end_of_day),     cmocka_unit_test(test_cal_missing_year),
 	    cmocka_unit_test(test_cal_refusals),       cmocka_unit_test(test_table_moves),
-	    cmocka_unit_test(test_table_check),        cmocka_unit_test(test_plugcmd_register),
+	    cmocka_unit_test(test_table_check),	       cmocka_unit_test(test_plugcmd_register),
 	    cmocka_unit_test(test_plugcmd_no_query),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

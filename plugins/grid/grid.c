@@ -1551,15 +1551,15 @@ enum { SS_INTAKE, SS_RESPOND, SS_PROCESS, SS_CHECK, SS_SHELVED, SS_STAGES };
 static const char *const screen_stages[SS_STAGES] = {"intake", "respond", "process", "check",
 						     "shelved"};
 /* The stored statuses of an open case (first-workflow ones included: state_of reads them). */
-static const char *const open_statuses[] = {"reported", "verifying", "filed",	  "returned",
-					    "accepted", "dispatched", "processing", "extension",
-					    "rework",	"handling",  "feedback",   "checking",
-					    "shelved"};
+static const char *const open_statuses[] = {
+    "reported",	 "verifying", "filed",	  "returned", "accepted", "dispatched", "processing",
+    "extension", "rework",    "handling", "feedback", "checking", "shelved"};
 
 struct sgrid {
 	char key[LINLI_SCOPE_MAX + 1];
 	int64_t open, overdue, stage[SS_STAGES];
-	int64_t reported_today, closed_today, filed, closed, on_time; /* the last three: the month */
+	int64_t reported_today, closed_today;
+	int64_t filed, closed, on_time; /* the month's */
 };
 
 struct sboard {
@@ -1593,9 +1593,11 @@ static int screen_stage(const char *state)
 	if (!strcmp(state, "shelved"))
 		return SS_SHELVED;
 	int s = stage_of(state);
-	return s == S_INTAKE ? SS_INTAKE : s == S_RESPOND ? SS_RESPOND : s == S_PROCESS ? SS_PROCESS
-	       : s == S_CHECK					      ? SS_CHECK
-								      : -1;
+	return s == S_INTAKE	? SS_INTAKE
+	       : s == S_RESPOND ? SS_RESPOND
+	       : s == S_PROCESS ? SS_PROCESS
+	       : s == S_CHECK	? SS_CHECK
+				: -1;
 }
 
 static int screen_row(linli_ctx *ctx, const struct linli_row *row, void *ud)

@@ -1101,9 +1101,11 @@ static int lockers_init(linli_ctx *ctx, const struct linli_api *a)
 	     "deposit a parcel: a one-time pickup code (couriers: "
 	     "the duty lockers.courier)"},
 	    {"lockers.pickup", "operator", NULL, NULL, "open a parcel's compartment with its code"},
-	    {"lockers.return", "operator", NULL, NULL, "mark a deposited parcel returned to the courier"},
+	    {"lockers.return", "operator", NULL, NULL,
+	     "mark a deposited parcel returned to the courier"},
 	    {"lockers.list", "operator", NULL, NULL, "list parcels"},
-	    {"lockers.stats", "operator", NULL, NULL, "see the counters and configuration of lockers"},
+	    {"lockers.stats", "operator", NULL, NULL,
+	     "see the counters and configuration of lockers"},
 	    {"lockers.screen", "viewer", NULL, NULL,
 	     "see the parcels waiting and overdue per locker (counts, the big screen)"},
 	};

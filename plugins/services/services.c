@@ -1960,8 +1960,7 @@ static int stats_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
 }
 
 /* Scan the applications of `scope` (NULL: the caller's reach) into s. */
-static int stats_scan(linli_ctx *ctx, const char *scope, struct stats *s, char *err,
-		      size_t errlen)
+static int stats_scan(linli_ctx *ctx, const char *scope, struct stats *s, char *err, size_t errlen)
 {
 	struct linli_query q = {
 	    .size = sizeof q, .dataset = "applications", .scope = scope, .limit = 1000};

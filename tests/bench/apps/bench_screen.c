@@ -146,8 +146,8 @@ void bench_screen(void)
 
 /* ---- the grid panel (a plugin's route, as the viewer) and the map ---- */
 
-static const char *const open_st[] = {"reported", "verifying", "filed",	    "dispatched",
-				      "processing", "extension", "rework",   "feedback",
+static const char *const open_st[] = {"reported",   "verifying", "filed",  "dispatched",
+				      "processing", "extension", "rework", "feedback",
 				      "checking",   "shelved"};
 
 static void bench_screen_panels(void)
@@ -170,7 +170,8 @@ static void bench_screen_panels(void)
 		record_set_str(r, "grid", "g01");
 		record_set_time(r, "reported_at", now - i * 60000);
 		if (is_open && strcmp(open_st[i % 10], "shelved") != 0)
-			record_set_time(r, "step_deadline", now + (i % 4 == 0 ? -3600000 : 3600000));
+			record_set_time(r, "step_deadline",
+					now + (i % 4 == 0 ? -3600000 : 3600000));
 		bench_put(&k, "incidents", scope, id, r);
 		bench_commit_every(&k, &pending, 1000);
 		open += is_open;
@@ -182,10 +183,11 @@ static void bench_screen_panels(void)
 	for (int d = 1; d <= 28; d++)
 		for (int g = 0; g < 40; g++)
 			for (int c = 0; c < 2; c++) {
-				snprintf(scope, sizeof scope, NODE "/c%02d/g%02d", g % 10, g / 10 + 1);
+				snprintf(scope, sizeof scope, NODE "/c%02d/g%02d", g % 10,
+					 g / 10 + 1);
 				long day = (tm.tm_year + 1900) * 10000L + (tm.tm_mon + 1) * 100 + d;
-				snprintf(id, sizeof id, "%ld.%s.h%d", day, c ? "environment" : "dispute",
-					 g);
+				snprintf(id, sizeof id, "%ld.%s.h%d", day,
+					 c ? "environment" : "dispute", g);
 				linli_record *r = record_new();
 				record_set_int(r, "day", day);
 				record_set_str(r, "category", c ? "environment" : "dispute");
@@ -230,10 +232,8 @@ static void bench_screen_panels(void)
 	printf("apps.screen: %ld cases over 40 grids of %s (%ld open), 2,240 incident_kpis days; "
 	       "%ld devices in 200 buildings (the map draws 2,000 at most); %ld answers each\n",
 	       n_cases, NODE, open, n_devices, reps);
-	struct tier_principal who = {.kind = PRINCIPAL_PERSON,
-				     .name = "street_admin",
-				     .scope = NODE,
-				     .role = ROLE_ADMIN};
+	struct tier_principal who = {
+	    .kind = PRINCIPAL_PERSON, .name = "street_admin", .scope = NODE, .role = ROLE_ADMIN};
 	char err[512];
 	int st = 0;
 	long got = 0;
@@ -242,7 +242,8 @@ static void bench_screen_panels(void)
 		json_t *j = screen_plugin_panel(&k, &who, "grid", &st, err, sizeof err);
 		if (!j)
 			bench_die("screen_plugin_panel grid", err);
-		got = (long)json_integer_value(json_object_get(json_object_get(j, "total"), "open"));
+		got =
+		    (long)json_integer_value(json_object_get(json_object_get(j, "total"), "open"));
 		json_decref(j);
 	}
 	double grid = (bench_now() - w0) * 1000.0 / (double)reps;
