@@ -408,6 +408,84 @@ static int serve_applications(struct http_req *r, void *ud)
 	return serve_at(r, "services", rest, true);
 }
 
+int approute_call_as(const struct tier_principal *who, const char *plugin, const char *name,
+		     const char *const *query, json_t **out, char *err, size_t errlen)
+{
+	*out = NULL;
+	struct approute *rt = NULL;
+	for (struct approute *x = routes; x && !rt; x = x->next)
+		if (strcmp(plug_name(x->p), plugin) == 0 && strcmp(x->name, name) == 0 &&
+		    strcmp(x->method, "GET") == 0 && !strstr(x->pattern, "{}"))
+			rt = x;
+	if (!rt) {
+		snprintf(err, errlen, "the %s plugin serves no route '%s' here", plugin, name);
+		return 404;
+	}
+	linli_record *q = record_new();
+	for (int i = 0; q && query && query[i] && query[i + 1]; i += 2)
+		record_set_str(q, query[i], query[i + 1]);
+	if (!q) {
+		snprintf(err, errlen, "out of memory");
+		return 503;
+	}
+	char pattern[PATTERN_MAX];
+	snprintf(pattern, sizeof pattern, "%s", rt->pattern);
+	char *params[1] = {NULL};
+	struct caller_view cv;
+	caller_view_make(&cv, who, NULL);
+	struct approute_call c = {
+	    .pub = {.size = sizeof(struct linli_http_req),
+		    .method = "GET",
+		    .route = rt->name,
+		    .path = pattern,
+		    .params = (const char *const *)params,
+		    .query = q,
+		    .body = NULL,
+		    .caller = &cv.pub},
+	    .cv = &cv,
+	};
+	struct plug_acting saved;
+	struct plugin *p = rt->p;
+	err[0] = '\0';
+	int rc = caller_serve_begin(p, who, &cv.pub, rt->action[0] ? rt->action : NULL, &saved, err,
+				    errlen);
+	msgpack_sbuffer sb;
+	msgpack_sbuffer_init(&sb);
+	int status = 0;
+	if (!rc) {
+		rc = rt->run(rt->arg, &c, &sb, &status, err, errlen); /* rt may be gone now */
+		caller_serve_end(p, &saved);
+	}
+	record_free(q);
+	int st;
+	if (rc) {
+		st = status >= 400 && status <= 599 ? status : status_of(rc);
+		if (!err[0])
+			snprintf(err, errlen, "%s", linli_strerror(rc));
+	} else {
+		st = 200;
+		if (sb.size) {
+			msgpack_unpacked up;
+			msgpack_unpacked_init(&up);
+			size_t off = 0;
+			if (msgpack_unpack_next(&up, sb.data, sb.size, &off) ==
+			    MSGPACK_UNPACK_SUCCESS)
+				*out = json_from_mp(&up.data);
+			msgpack_unpacked_destroy(&up);
+			if (!*out) {
+				snprintf(err, errlen, "the reply of app:%s/%s cannot be JSON",
+					 plugin, name);
+				st = 500;
+			}
+		} else if (!(*out = json_object())) {
+			snprintf(err, errlen, "out of memory");
+			st = 503;
+		}
+	}
+	msgpack_sbuffer_destroy(&sb);
+	return st;
+}
+
 int approutes_register(struct kernel *k, struct http *h)
 {
 	(void)k;

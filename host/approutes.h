@@ -17,6 +17,7 @@
 #ifndef LINLI_APPROUTES_H
 #define LINLI_APPROUTES_H
 
+#include <jansson.h>
 #include <msgpack.h>
 #include <stddef.h>
 
@@ -58,6 +59,21 @@ int approute_add(struct plugin *p, const char *name, const char *method, const c
 int approute_remove(struct plugin *p, const char *name);
 /* Make p's route `name` require p's action `action`: 0 or LINLI_ENOENT. */
 int approute_require(struct plugin *p, const char *name, const char *action);
+
+/*
+ * approute_call_as — run plugin `plugin`'s GET route `name` (a pattern
+ * without {} segments) for `who`, as a request of who would run it: the
+ * route's action checked for who, the plugin acting as who until the
+ * handler returns (so every read is within who's jurisdiction, masked as
+ * who's grants say). No API key and no resource check: the caller (the
+ * screen, host/screen.c) chooses which routes its sessions reach. `query`:
+ * NULL or NULL-terminated key, value pairs. *out: the reply as JSON (an
+ * empty object when none). Returns an HTTP status: 200; 404 no such
+ * plugin or route; 403 the action refused; else the handler's error's
+ * status, with err.
+ */
+int approute_call_as(const struct tier_principal *who, const char *plugin, const char *name,
+		     const char *const *query, json_t **out, char *err, size_t errlen);
 
 /* Add the kernel route serving /api/v1/apps/PLUGIN/... to h (opendata_register). */
 int approutes_register(struct kernel *k, struct http *h);

@@ -321,6 +321,10 @@ const char *hal_dev_driver(const struct hal_dev *d)
 {
 	return d->driver;
 }
+const char *hal_dev_name(const struct hal_dev *d)
+{
+	return d->name ? d->name : "";
+}
 struct hal_driver *hal_dev_driver_of(const struct hal_dev *d)
 {
 	return d->drv;
@@ -550,15 +554,16 @@ static void polls_stop(struct hal *h, struct hal_dev *d)
 
 /*
  * Pack the registry fields the HAL owns, as a new record, with where the device
- * is installed (building, floor, grid: given at `devices add`, kept as data for
- * applications; the store checks them against the catalog).
+ * is installed (building, floor, grid, the place on the floor's plan: given at
+ * `devices add`, kept as data for applications and the big screen's map; the store
+ * checks them against the catalog).
  */
 static void pack_new_record(const struct hal_dev *d, const struct hal_dev_spec *s,
 			    msgpack_packer *pk)
 {
 	bool building = s->building && *s->building, grid = s->grid && *s->grid;
 	int n = 4 + (d->name[0] != 0) + (d->poll_spec[0] != 0) + (d->cred[0] != 0) +
-		(d->heartbeat_s > 0) + building + grid + s->has_floor;
+		(d->heartbeat_s > 0) + building + grid + s->has_floor + 2 * s->has_pos;
 	msgpack_pack_map(pk, (size_t)n);
 	mp_kv_str(pk, "class", d->cls->name);
 	mp_kv_str(pk, "driver", d->driver);
@@ -578,6 +583,10 @@ static void pack_new_record(const struct hal_dev *d, const struct hal_dev_spec *
 		mp_kv_str(pk, "grid", s->grid);
 	if (s->has_floor)
 		mp_kv_int(pk, "floor", s->floor);
+	if (s->has_pos) {
+		mp_kv_int(pk, "pos_x", s->pos_x);
+		mp_kv_int(pk, "pos_y", s->pos_y);
+	}
 }
 
 struct upd {

@@ -116,6 +116,8 @@ struct hal_dev_spec {
 	const char *grid;	/* the grid it is in (devices.grid, a grids id), or NULL */
 	int64_t floor;		/* its floor (devices.floor) when has_floor */
 	bool has_floor;
+	int64_t pos_x, pos_y; /* its place on the floor's plan, 0..1000 each, when has_pos */
+	bool has_pos;
 };
 
 /* Told once a registry write is durable (rc 0) or lost (rc < 0, err says why). */
@@ -155,6 +157,7 @@ const char *hal_dev_id(const struct hal_dev *d);
 const char *hal_dev_scope(const struct hal_dev *d);
 const struct cat_device_class *hal_dev_class(const struct hal_dev *d);
 const char *hal_dev_driver(const struct hal_dev *d);
+const char *hal_dev_name(const struct hal_dev *d);	       /* its display name, "" for none */
 struct hal_driver *hal_dev_driver_of(const struct hal_dev *d); /* NULL: not loaded */
 enum hal_state hal_dev_state(const struct hal_dev *d);
 uint64_t hal_dev_refused(const struct hal_dev *d, enum hal_refusal r);

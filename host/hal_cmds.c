@@ -36,7 +36,7 @@ struct args {
 	const char *pos[MAX_POS];
 	int n_pos;
 	const char *scope, *cls, *state, *driver, *name, *poll, *heartbeat, *timeout, *limit,
-	    *after, *building, *floor, *grid;
+	    *after, *building, *floor, *grid, *place;
 };
 
 #define LIST_DEFAULT 1000 /* rows of `devices list` unless --limit says otherwise */
@@ -55,7 +55,8 @@ enum {
 	O_AFTER = 512,
 	O_BUILDING = 1024,
 	O_FLOOR = 2048,
-	O_GRID = 4096
+	O_GRID = 4096,
+	O_POS = 8192
 };
 
 static const struct cmd_opt opt_names[] = {{"scope", O_SCOPE},
@@ -71,6 +72,7 @@ static const struct cmd_opt opt_names[] = {{"scope", O_SCOPE},
 					   {"building", O_BUILDING},
 					   {"floor", O_FLOOR},
 					   {"grid", O_GRID},
+					   {"pos", O_POS},
 					   {NULL, 0}};
 
 /* An option's value into its slot of struct args (the bits are in field order). */
@@ -80,8 +82,9 @@ static int take_opt(struct cmd_call *call, void *ud, int bit, const char *v)
 	struct args *a = ud;
 	const char **slot[] = {&a->scope, &a->cls,   &a->state,	    &a->driver,
 			       &a->name,  &a->poll,  &a->heartbeat, &a->timeout,
-			       &a->limit, &a->after, &a->building,  &a->floor, &a->grid};
-	for (int b = 0; b < 13; b++)
+			       &a->limit, &a->after, &a->building,  &a->floor, &a->grid,
+			       &a->place};
+	for (int b = 0; b < 14; b++)
 		if (bit == 1 << b)
 			*slot[b] = v;
 	return 0;
@@ -279,10 +282,12 @@ static int cmd_add(struct cmd_call *call, void *ud)
 	(void)ud;
 	struct args a;
 	const char *usage = "ID CLASS DRIVER ADDRESS [--scope PATH] [--name TEXT] [--heartbeat S] "
-			    "[--poll RESOURCE=SECONDS,...] [--building B] [--floor N] [--grid G]";
+			    "[--poll RESOURCE=SECONDS,...] [--building B] [--floor N] [--grid G] "
+			    "[--pos X,Y]";
 	int rc = parse(call,
-		       O_SCOPE | O_NAME | O_POLL | O_HEARTBEAT | O_BUILDING | O_FLOOR | O_GRID, 4,
-		       4, usage, &a);
+		       O_SCOPE | O_NAME | O_POLL | O_HEARTBEAT | O_BUILDING | O_FLOOR | O_GRID |
+			   O_POS,
+		       4, 4, usage, &a);
 	if (rc)
 		return rc;
 	long long hb = 0, fl = 0;
@@ -290,6 +295,14 @@ static int cmd_add(struct cmd_call *call, void *ud)
 		return rc;
 	if (a.floor && (rc = num_opt(call, "floor", a.floor, -10, 200, &fl)))
 		return rc;
+	int px = 0, py = 0, pn = 0;
+	if (a.place && (sscanf(a.place, "%4d,%4d%n", &px, &py, &pn) != 2 ||
+			(size_t)pn != strlen(a.place) || px < 0 || px > 1000 || py < 0 ||
+			py > 1000 || strspn(a.place, "0123456789,") != strlen(a.place)))
+		return cmd_fail(call, LINLI_EINVAL,
+				"devices add: --pos '%.32s': X,Y, two whole numbers 0..1000 (the "
+				"device's place on its floor's plan, for the big screen's map)",
+				a.place);
 	char scope[SCOPE_MAX + 1];
 	if ((rc = access_scope(call, a.scope, "devices add", ACT_DEVICE_MANAGE, a.pos[1], scope)))
 		return rc;
@@ -308,7 +321,10 @@ static int cmd_add(struct cmd_call *call, void *ud)
 				 .building = a.building,
 				 .grid = a.grid,
 				 .floor = fl,
-				 .has_floor = a.floor != NULL};
+				 .has_floor = a.floor != NULL,
+				 .pos_x = px,
+				 .pos_y = py,
+				 .has_pos = a.place != NULL};
 	rc = hal_add(call->k->hal, &s, commit_done, call, call->err, sizeof call->err);
 	if (rc)
 		return rc;
@@ -635,7 +651,7 @@ int hal_cmds_register(struct kernel *k)
 	    {"readings", "ID", "the latest value of each of a device's resources", cmd_readings},
 	    {"add",
 	     "ID CLASS DRIVER ADDRESS [--scope PATH] [--name N] [--heartbeat S] "
-	     "[--poll RES=S,...] [--building B] [--floor N] [--grid G]",
+	     "[--poll RES=S,...] [--building B] [--floor N] [--grid G] [--pos X,Y]",
 	     "register a device; shows its machine secret once", cmd_add},
 	    {"remove", "ID", "close and unregister a device", cmd_remove},
 	    {"rekey", "ID", "give a device a new machine secret (shown once)", cmd_rekey},

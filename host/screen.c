@@ -19,7 +19,11 @@
 
 #include "access.h"
 #include "apires.h"
+#include "approutes.h"
+#include "catalog.h"
+#include "clock.h"
 #include "cmd.h"
+#include "hal.h"
 #include "http.h"
 #include "kernel.h"
 #include "linli/error.h"
@@ -73,7 +77,28 @@ struct apoll {
 	struct http_req *r;
 	uint64_t timer;
 	char scope[SCOPE_MAX + 1];
+	bool ticker;	/* a poll of the ticker (else of the alarms panel) */
+	uint64_t after; /* the ticker's: the last event the page has */
 	struct apoll *next;
+};
+
+/*
+ * The ticker: the latest events (alarms raised, acknowledged, cleared; incidents moved),
+ * kept in a ring, numbered from 1 since the start; a page polls for those after the last
+ * it has. Only what the panels show: ids, types, severities, verbs, states, places.
+ */
+#define TICKER_MAX  256 /* events kept */
+#define TICKER_ROWS 30	/* events in one answer, the newest */
+
+struct tev {
+	uint64_t seq;
+	int64_t at;
+	char kind[12]; /* "alarm", "incident" */
+	char what[24]; /* raised, acknowledged, cleared / the move's verb */
+	char type[65]; /* the alarm's type / the incident's new state */
+	char severity[16];
+	char id[64];
+	char scope[SCOPE_MAX + 1];
 };
 
 #define POLL_WAIT_MS   25000 /* the longest a poll waits for a change */
@@ -96,6 +121,9 @@ static struct {
 	int n_sessions;
 	struct fails *fails;
 	int hashing; /* logins whose password is being verified */
+	struct tev *ticker; /* TICKER_MAX slots, seq % TICKER_MAX */
+	uint64_t tseq;	    /* the last event's number */
+	uint64_t mwatch;    /* the store watch on incident_moves, 0 if none */
 } sc;
 
 static void hash_hex(const char *s, char out[65])
@@ -720,16 +748,62 @@ json_t *screen_alarms_panel(struct kernel *k, const char *scope, char *err, size
 	return alarms_panel(scope, err, errlen);
 }
 
-/* Answer a poll: the panel, if its session still stands. */
-static void poll_answer(struct http_req *r)
+/* The ticker's events within `scope` after `after` (the newest TICKER_ROWS, oldest first). */
+static json_t *ticker_answer(const char *scope, uint64_t after)
 {
+	json_t *list = json_array();
+	uint64_t first = sc.tseq > TICKER_MAX ? sc.tseq - TICKER_MAX + 1 : 1;
+	if (after > sc.tseq)
+		after = 0; /* a cursor of an earlier run: everything kept */
+	const struct tev *pick[TICKER_ROWS];
+	int n = 0;
+	for (uint64_t q = sc.tseq; sc.ticker && q >= first && q > after && n < TICKER_ROWS; q--) {
+		const struct tev *e = &sc.ticker[q % TICKER_MAX];
+		if (scope_within(scope, e->scope))
+			pick[n++] = e;
+	}
+	for (int i = n - 1; list && i >= 0; i--) {
+		const struct tev *e = pick[i];
+		json_t *o = json_pack("{s:I,s:I,s:s,s:s,s:s,s:s,s:s}", "seq", (json_int_t)e->seq,
+				      "at", (json_int_t)e->at, "kind", e->kind, "what", e->what,
+				      "type", e->type, "id", e->id, "scope", e->scope);
+		if (o && e->severity[0])
+			json_object_set_new(o, "severity", json_string(e->severity));
+		if (o)
+			json_array_append_new(list, o);
+	}
+	return json_pack("{s:I,s:s,s:o}", "cursor", (json_int_t)sc.tseq, "scope", scope, "events",
+			 list ? list : json_array());
+}
+
+/* Are there events within `scope` after `after`? */
+static bool ticker_has(const char *scope, uint64_t after)
+{
+	uint64_t first = sc.tseq > TICKER_MAX ? sc.tseq - TICKER_MAX + 1 : 1;
+	if (after > sc.tseq)
+		return true;
+	for (uint64_t q = sc.tseq; sc.ticker && q >= first && q > after; q--)
+		if (scope_within(scope, sc.ticker[q % TICKER_MAX].scope))
+			return true;
+	return false;
+}
+
+/* Answer a poll: the panel (or the ticker), if its session still stands. */
+static void poll_answer(struct apoll *p)
+{
+	struct http_req *r = p->r;
 	int st;
 	struct ssess *s = session_of(r, &st);
 	if (s) {
 		char err[256];
 		json_decref(r->resp);
-		r->resp = alarms_panel(s->scope, err, sizeof err);
-		st = r->resp ? 200 : http_error(r, 503, "alarms: %s", err);
+		if (p->ticker) {
+			r->resp = ticker_answer(s->scope, p->after);
+			st = r->resp ? 200 : http_error(r, 503, "ticker: out of memory");
+		} else {
+			r->resp = alarms_panel(s->scope, err, sizeof err);
+			st = r->resp ? 200 : http_error(r, 503, "alarms: %s", err);
+		}
 	}
 	http_finish(r, st);
 }
@@ -749,7 +823,7 @@ static void poll_timeout(struct kernel *k, void *arg)
 	(void)k;
 	struct apoll *p = arg;
 	poll_unlink(p);
-	poll_answer(p->r);
+	poll_answer(p);
 	free(p);
 }
 
@@ -765,21 +839,19 @@ static void polls_wake(struct kernel *k, void *arg)
 		if (p->timer == 0) { /* marked by on_alarm */
 			*pp = p->next;
 			sc.n_polls--;
-			poll_answer(p->r);
+			poll_answer(p);
 			free(p);
 		} else
 			pp = &p->next;
 	}
 }
 
-/* The store watch: an alarm changed (raised, acknowledged, cleared...) at c->scope. */
-static void on_alarm(void *ud, const struct store_change *c)
+/* Mark the parked polls (the ticker's or the alarms panel's) that see a change at `scope`. */
+static void polls_mark(const char *scope, bool ticker)
 {
-	(void)ud;
-	sc.version++;
 	bool any = false;
 	for (struct apoll *p = sc.polls; p; p = p->next)
-		if (p->timer && scope_within(p->scope, c->scope)) {
+		if (p->timer && p->ticker == ticker && scope_within(p->scope, scope)) {
 			kernel_timer_cancel(sc.k, p->timer);
 			p->timer = 0;
 			any = true;
@@ -791,6 +863,148 @@ static void on_alarm(void *ud, const struct store_change *c)
 		else
 			polls_wake(sc.k, NULL); /* no timer: answered in this turn */
 	}
+}
+
+/* A new event of the ticker (its strings copied). */
+static struct tev *ticker_add(const char *kind, const char *id, const char *scope)
+{
+	if (!sc.ticker && !(sc.ticker = calloc(TICKER_MAX, sizeof *sc.ticker)))
+		return NULL;
+	struct tev *e = &sc.ticker[++sc.tseq % TICKER_MAX];
+	memset(e, 0, sizeof *e);
+	e->seq = sc.tseq;
+	e->at = wall_ms();
+	snprintf(e->kind, sizeof e->kind, "%s", kind);
+	snprintf(e->id, sizeof e->id, "%s", id);
+	snprintf(e->scope, sizeof e->scope, "%s", scope);
+	return e;
+}
+
+/*
+ * The record dataset/scope/id read into *sb and unpacked into *up (whose strings
+ * point into sb): true, or false with both destroyed. Destroy both after use.
+ */
+static bool read_rec(const char *dataset, const char *scope, const char *id, msgpack_sbuffer *sb,
+		     msgpack_unpacked *up)
+{
+	char err[128];
+	size_t off = 0;
+	msgpack_sbuffer_init(sb);
+	msgpack_unpacked_init(up);
+	if (store_get_at(sc.k->store, dataset, scope, id, sb, err, sizeof err) == 0 &&
+	    msgpack_unpack_next(up, sb->data, sb->size, &off) == MSGPACK_UNPACK_SUCCESS)
+		return true;
+	msgpack_unpacked_destroy(up);
+	msgpack_sbuffer_destroy(sb);
+	return false;
+}
+
+/* The store watch: an alarm changed (raised, acknowledged, cleared...) at c->scope. */
+static void on_alarm(void *ud, const struct store_change *c)
+{
+	(void)ud;
+	sc.version++;
+	polls_mark(c->scope, false);
+	/* The ticker: raised (a new one), cleared, acknowledged; a repeat folded in is not news. */
+	msgpack_unpacked up;
+	msgpack_sbuffer sb;
+	if (c->kind == STORE_DELETED || !read_rec("alarms", c->scope, c->id, &sb, &up))
+		return;
+	const msgpack_object *act = mp_get(&up.data, "active"),
+			     *ack = mp_get(&up.data, "acknowledged");
+	bool active = !act || act->type != MSGPACK_OBJECT_BOOLEAN || act->via.boolean;
+	bool acked = ack && ack->type == MSGPACK_OBJECT_BOOLEAN && ack->via.boolean;
+	const char *what = c->kind == STORE_CREATED ? "raised"
+			   : !active		    ? "cleared"
+			   : acked		    ? "acknowledged"
+						    : NULL;
+	/* An update that leaves it active and unacknowledged is a repeat; acknowledged once. */
+	for (uint64_t q = sc.tseq; what && sc.ticker && q > 0 && q + TICKER_MAX > sc.tseq; q--) {
+		const struct tev *e = &sc.ticker[q % TICKER_MAX];
+		if (strcmp(e->kind, "alarm") == 0 && strcmp(e->id, c->id) == 0) {
+			if (strcmp(e->what, what) == 0)
+				what = NULL;
+			break;
+		}
+	}
+	struct tev *e = what ? ticker_add("alarm", c->id, c->scope) : NULL;
+	if (e) {
+		snprintf(e->what, sizeof e->what, "%s", what);
+		mp_copy_str(mp_get(&up.data, "type"), e->type, sizeof e->type);
+		mp_copy_str(mp_get(&up.data, "severity"), e->severity, sizeof e->severity);
+		polls_mark(c->scope, true);
+	}
+	msgpack_unpacked_destroy(&up);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+/* The store watch on incident_moves: a case moved (each move is a new record). */
+static void on_move(void *ud, const struct store_change *c)
+{
+	(void)ud;
+	msgpack_unpacked up;
+	msgpack_sbuffer sb;
+	if (c->kind != STORE_CREATED || !read_rec("incident_moves", c->scope, c->id, &sb, &up))
+		return;
+	char inc[64] = "";
+	mp_copy_str(mp_get(&up.data, "incident"), inc, sizeof inc);
+	struct tev *e = ticker_add("incident", inc[0] ? inc : c->id, c->scope);
+	if (e) {
+		mp_copy_str(mp_get(&up.data, "verb"), e->what, sizeof e->what);
+		mp_copy_str(mp_get(&up.data, "to"), e->type, sizeof e->type);
+		polls_mark(c->scope, true);
+	}
+	msgpack_unpacked_destroy(&up);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+/*
+ * GET /screen/api/ticker[?after=N[&wait_ms=W]]: the latest events within the
+ * session's scope (the newest TICKER_ROWS, oldest first) and the cursor; with
+ * `after`, those after event N — answered at once when there are some, else
+ * parked like the alarms panel's poll until one comes or W ms pass.
+ */
+static int get_ticker(struct http_req *r, void *ud)
+{
+	(void)ud;
+	int st;
+	struct ssess *s = session_of(r, &st);
+	if (!s)
+		return st;
+	char *as = http_query(r, "after"), *ws = http_query(r, "wait_ms"), *end;
+	unsigned long long after = 0;
+	long wait = POLL_WAIT_MS;
+	st = 0;
+	if (as && (after = strtoull(as, &end, 10), *end || end == as))
+		st = http_error(r, 400, "after '%.32s' is not a number", as);
+	if (!st && ws &&
+	    (wait = strtol(ws, &end, 10), *end || end == ws || wait < 1 || wait > POLL_WAIT_MS))
+		st = http_error(r, 400, "wait_ms must be 1..%d", POLL_WAIT_MS);
+	bool park = as && !ticker_has(s->scope, after);
+	free(as);
+	free(ws);
+	if (st)
+		return st;
+	if (park && sc.n_polls < POLLS_MAX) {
+		struct apoll *p = calloc(1, sizeof *p);
+		if (p) {
+			p->r = r;
+			p->ticker = true;
+			p->after = after;
+			snprintf(p->scope, sizeof p->scope, "%s", s->scope);
+			p->timer = kernel_timer_add(sc.k, (uint64_t)wait, 0, poll_timeout, p);
+			if (p->timer > 0) {
+				p->next = sc.polls;
+				sc.polls = p;
+				sc.n_polls++;
+				return HTTP_PENDING;
+			}
+			free(p);
+		}
+	}
+	if (!(r->resp = ticker_answer(s->scope, after)))
+		return http_error(r, 503, "ticker: out of memory");
+	return 200;
 }
 
 /*
@@ -855,6 +1069,477 @@ static void polls_close(void *ud)
 		free(p);
 	}
 	sc.n_polls = 0;
+}
+
+/* ---- the devices panel: the HAL's registry within the session's scope ---- */
+
+#define DEV_UNAVAILABLE_ROWS 50 /* unavailable devices listed, by id */
+
+/*
+ * "Refused today": the HAL counts refusals per device since linlid started;
+ * the screen keeps each device's count at the start of the day (local time,
+ * taken by a timer each minute, so at most a minute late) and answers the
+ * difference. Before the first day change it is the count since the start.
+ */
+static struct {
+	int64_t day; /* YYYYMMDD of the baseline, 0: none yet (since the start) */
+	char (*ids)[STORE_ID_MAX + 1];
+	uint64_t *base;
+	int n;
+	uint64_t timer;
+} rb;
+
+static int64_t local_day(void)
+{
+	struct linli_tm t = {.size = sizeof t};
+	if (clock_local(wall_ms(), &t) != 0)
+		return 0;
+	return t.year * 10000LL + t.month * 100 + t.day;
+}
+
+static uint64_t dev_refused(const struct hal_dev *d)
+{
+	uint64_t n = 0;
+	for (int i = 0; i < HAL_REF_KINDS; i++)
+		n += hal_dev_refused(d, (enum hal_refusal)i);
+	return n;
+}
+
+/* The minute's check: a new day takes every device's count as its baseline. */
+static void refused_rebase(struct kernel *k, void *arg)
+{
+	(void)arg;
+	int64_t day = local_day();
+	if (!k->hal || !day || day == rb.day)
+		return;
+	if (!rb.day) { /* the first check: the day linlid started in counts from the start */
+		rb.day = day;
+		return;
+	}
+	struct hal_dev **v;
+	int n = hal_list(k->hal, NULL, &v);
+	if (n < 0)
+		return;
+	char(*ids)[STORE_ID_MAX + 1] = n ? malloc((size_t)n * sizeof *ids) : NULL;
+	uint64_t *base = n ? malloc((size_t)n * sizeof *base) : NULL;
+	if (n && (!ids || !base)) {
+		free(ids);
+		free(base);
+		free(v);
+		return; /* tried again in a minute */
+	}
+	for (int i = 0; i < n; i++) { /* hal_list sorts by id */
+		snprintf(ids[i], sizeof ids[i], "%s", hal_dev_id(v[i]));
+		base[i] = dev_refused(v[i]);
+	}
+	free(v);
+	free(rb.ids);
+	free(rb.base);
+	rb.ids = ids, rb.base = base, rb.n = n, rb.day = day;
+}
+
+static uint64_t refused_today(const struct hal_dev *d)
+{
+	uint64_t now = dev_refused(d), base = 0;
+	const char *id = hal_dev_id(d);
+	int lo = 0, hi = rb.n - 1;
+	while (lo <= hi) {
+		int mid = (lo + hi) / 2, c = strcmp(rb.ids[mid], id);
+		if (!c) {
+			base = rb.base[mid];
+			break;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return now >= base ? now - base : now; /* below: the device was made anew */
+}
+
+struct dclass {
+	const char *name, *zh, *en;
+	int total, online;
+};
+
+/* The panel's JSON for `scope`, or NULL with err. Kernel thread. */
+static json_t *devices_panel(const char *scope, char *err, size_t errlen)
+{
+	if (!sc.k->hal) {
+		snprintf(err, errlen, "the node has no device layer");
+		return NULL;
+	}
+	struct hal_dev **v;
+	int n = hal_list(sc.k->hal, scope, &v);
+	if (n < 0) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	struct dclass *cls = n ? calloc((size_t)n, sizeof *cls) : NULL;
+	json_t *out = json_object(), *down = json_array(), *byc = json_array();
+	if ((n && !cls) || !out || !down || !byc) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	int nc = 0, online = 0, n_down = 0;
+	uint64_t refused = 0;
+	for (int i = 0; i < n; i++) {
+		const struct hal_dev *d = v[i];
+		const struct cat_device_class *c = hal_dev_class(d);
+		bool on = hal_dev_state(d) == HAL_ONLINE;
+		int j = 0;
+		while (j < nc && strcmp(cls[j].name, c->name) != 0)
+			j++;
+		if (j == nc)
+			cls[nc++] = (struct dclass){c->name, c->title_zh ? c->title_zh : c->name,
+						    c->title_en ? c->title_en : c->name, 0, 0};
+		cls[j].total++;
+		cls[j].online += on;
+		online += on;
+		refused += refused_today(d);
+		/* Only its id, name, class and place: never its address or credential. */
+		if (!on && n_down++ < DEV_UNAVAILABLE_ROWS)
+			json_array_append_new(down,
+					      json_pack("{s:s,s:s,s:s,s:s}", "id", hal_dev_id(d),
+							"name", hal_dev_name(d), "class", c->name,
+							"scope", hal_dev_scope(d)));
+	}
+	for (int j = 0; j < nc; j++)
+		json_array_append_new(byc, json_pack("{s:s,s:s,s:s,s:i,s:i,s:f}", "class",
+						     cls[j].name, "title_zh", cls[j].zh, "title_en",
+						     cls[j].en, "total", cls[j].total, "online",
+						     cls[j].online, "online_rate",
+						     (double)cls[j].online / cls[j].total));
+	json_object_set_new(out, "scope", json_string(scope));
+	json_object_set_new(out, "total", json_integer(n));
+	json_object_set_new(out, "online", json_integer(online));
+	if (n)
+		json_object_set_new(out, "online_rate", json_real((double)online / n));
+	json_object_set_new(out, "by_class", byc);
+	json_object_set_new(out, "unavailable_total", json_integer(n - online));
+	json_object_set_new(out, "unavailable", down);
+	json_object_set_new(out, "refused_today", json_integer((json_int_t)refused));
+	free(cls);
+	free(v);
+	return out;
+fail:
+	json_decref(out);
+	json_decref(down);
+	json_decref(byc);
+	free(cls);
+	free(v);
+	return NULL;
+}
+
+json_t *screen_devices_panel(struct kernel *k, const char *scope, char *err, size_t errlen)
+{
+	sc.k = k;
+	return devices_panel(scope, err, errlen);
+}
+
+/* GET /screen/api/devices: the devices panel within the session's scope. */
+static int get_devices(struct http_req *r, void *ud)
+{
+	(void)ud;
+	int st;
+	struct ssess *s = session_of(r, &st);
+	if (!s)
+		return st;
+	char err[256];
+	json_t *out = devices_panel(s->scope, err, sizeof err);
+	if (!out)
+		return http_error(r, 503, "devices: %s", err);
+	json_decref(r->resp);
+	r->resp = out;
+	return 200;
+}
+
+/* ---- the map: buildings and floors from the devices' data, with device and alarm markers ---- */
+
+#define MAP_MAX 2000 /* devices drawn, at most */
+
+struct mdev {
+	char id[STORE_ID_MAX + 1];
+	char scope[SCOPE_MAX + 1];
+	char cls[33];
+	char building[65];
+	int64_t floor, x, y;
+	bool has_floor, has_pos, online;
+	int alarm; /* the worst active alarm's rank (1 indeterminate .. 5 critical), 0: none */
+};
+
+struct mapscan {
+	struct mdev *v;
+	size_t n, cap;
+	bool truncated;
+};
+
+static const char *const sev_ranks[] = {"",	 "indeterminate", "warning",
+					"minor", "major",	  "critical"};
+
+static int map_dev_row(void *ud, const struct store_row *row)
+{
+	struct mapscan *m = ud;
+	if (m->n >= MAP_MAX) {
+		m->truncated = true;
+		return 1;
+	}
+	if (m->n == m->cap) {
+		size_t cap = m->cap ? m->cap * 2 : 64;
+		struct mdev *v = realloc(m->v, cap * sizeof *v);
+		if (!v) {
+			m->truncated = true;
+			return 1;
+		}
+		m->v = v, m->cap = cap;
+	}
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	size_t off = 0;
+	if (msgpack_unpack_next(&up, row->data, row->len, &off) == MSGPACK_UNPACK_SUCCESS) {
+		struct mdev *d = &m->v[m->n++];
+		memset(d, 0, sizeof *d);
+		snprintf(d->id, sizeof d->id, "%s", row->id);
+		snprintf(d->scope, sizeof d->scope, "%s", row->scope);
+		mp_copy_str(mp_get(&up.data, "class"), d->cls, sizeof d->cls);
+		mp_copy_str(mp_get(&up.data, "building"), d->building, sizeof d->building);
+		const msgpack_object *f = mp_get(&up.data, "floor");
+		d->has_floor = f && (f->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
+				     f->type == MSGPACK_OBJECT_NEGATIVE_INTEGER);
+		d->floor = mp_int(f, 0);
+		d->x = mp_int(mp_get(&up.data, "pos_x"), -1);
+		d->y = mp_int(mp_get(&up.data, "pos_y"), -1);
+		d->has_pos = d->x >= 0 && d->y >= 0;
+		struct hal_dev *hd = sc.k->hal ? hal_find(sc.k->hal, row->id) : NULL;
+		d->online = hd && hal_dev_state(hd) == HAL_ONLINE;
+	}
+	msgpack_unpacked_destroy(&up);
+	return 0;
+}
+
+static int mdev_by_id(const void *a, const void *b)
+{
+	return strcmp(((const struct mdev *)a)->id, ((const struct mdev *)b)->id);
+}
+
+static int map_alarm_row(void *ud, const struct store_row *row)
+{
+	struct mapscan *m = ud;
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	size_t off = 0;
+	if (msgpack_unpack_next(&up, row->data, row->len, &off) == MSGPACK_UNPACK_SUCCESS) {
+		struct mdev key;
+		char sev[16] = "";
+		mp_copy_str(mp_get(&up.data, "device"), key.id, sizeof key.id);
+		mp_copy_str(mp_get(&up.data, "severity"), sev, sizeof sev);
+		struct mdev *d =
+		    key.id[0] && m->n ? bsearch(&key, m->v, m->n, sizeof *m->v, mdev_by_id) : NULL;
+		for (int r = 1; d && r <= 5; r++)
+			if (strcmp(sev, sev_ranks[r]) == 0 && r > d->alarm)
+				d->alarm = r;
+	}
+	msgpack_unpacked_destroy(&up);
+	return 0;
+}
+
+/* Community, building, floor from the top, then id: the order the map draws them in. */
+static int mdev_by_place(const void *a, const void *b)
+{
+	const struct mdev *x = a, *y = b;
+	int c = strcmp(x->scope, y->scope);
+	if (!c)
+		c = strcmp(x->building, y->building);
+	if (!c && x->floor != y->floor)
+		c = x->floor < y->floor ? 1 : -1;
+	return c ? c : strcmp(x->id, y->id);
+}
+
+/* Scan every page of `q` with fn into m (until *stop); <0 with err. */
+static int scan_all(struct store_query *q, int (*fn)(void *, const struct store_row *), void *m,
+		    const bool *stop, char *err, size_t errlen)
+{
+	char cursor[STORE_CURSOR_MAX], next[STORE_CURSOR_MAX];
+	int rc;
+	while ((rc = store_scan(sc.k->store, q, fn, m, cursor, err, errlen)) >= 0 && cursor[0] &&
+	       !*stop) {
+		memcpy(next, cursor, sizeof next);
+		q->cursor = next;
+	}
+	return rc;
+}
+
+/*
+ * The map's JSON for `scope`: each building of a community with its floors (from the
+ * top) and their devices (id, class, online, the worst active alarm on it, its place
+ * x, y on the floor's plan when it has one), from the devices' building, floor and
+ * pos_x/pos_y; devices without a building are only counted. NULL with
+ * err. Kernel thread.
+ */
+static json_t *map_panel(const char *scope, char *err, size_t errlen)
+{
+	struct mapscan m = {0};
+	struct store_query q = {.dataset = "devices", .scope = scope};
+	if (scan_all(&q, map_dev_row, &m, &m.truncated, err, errlen) < 0) {
+		free(m.v);
+		return NULL;
+	}
+	if (m.n)
+		qsort(m.v, m.n, sizeof *m.v, mdev_by_id);
+	struct store_where w = {"active", "true"};
+	struct store_query aq = {.dataset = "alarms", .scope = scope, .where = &w, .n_where = 1};
+	bool never = false;
+	if (m.n && scan_all(&aq, map_alarm_row, &m, &never, err, errlen) < 0) {
+		free(m.v);
+		return NULL;
+	}
+	if (m.n)
+		qsort(m.v, m.n, sizeof *m.v, mdev_by_place);
+	json_t *out = json_object(), *blds = json_array(), *b = NULL, *floors = NULL, *devs = NULL;
+	int unplaced = 0;
+	const struct mdev *prev = NULL;
+	for (size_t i = 0; out && blds && i < m.n; i++) {
+		const struct mdev *d = &m.v[i];
+		if (!d->building[0]) {
+			unplaced++;
+			continue;
+		}
+		bool nb =
+		    !prev || strcmp(prev->scope, d->scope) || strcmp(prev->building, d->building);
+		if (nb) {
+			b = json_pack("{s:s,s:s,s:[]}", "scope", d->scope, "building", d->building,
+				      "floors");
+			json_array_append_new(blds, b);
+			floors = b ? json_object_get(b, "floors") : NULL;
+		}
+		if (nb || prev->floor != d->floor || prev->has_floor != d->has_floor) {
+			json_t *f = json_pack("{s:[]}", "devices");
+			if (f && d->has_floor)
+				json_object_set_new(f, "floor", json_integer(d->floor));
+			if (f && floors)
+				json_array_append_new(floors, f);
+			else
+				json_decref(f);
+			devs = f ? json_object_get(f, "devices") : NULL;
+		}
+		json_t *o =
+		    json_pack("{s:s,s:s,s:b}", "id", d->id, "class", d->cls, "online", d->online);
+		if (o && d->alarm)
+			json_object_set_new(o, "alarm", json_string(sev_ranks[d->alarm]));
+		if (o && d->has_pos) {
+			json_object_set_new(o, "x", json_integer(d->x));
+			json_object_set_new(o, "y", json_integer(d->y));
+		}
+		if (o && devs)
+			json_array_append_new(devs, o);
+		else
+			json_decref(o);
+		prev = d;
+	}
+	free(m.v);
+	if (!out || !blds) {
+		json_decref(out);
+		json_decref(blds);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	json_object_set_new(out, "scope", json_string(scope));
+	json_object_set_new(out, "buildings", blds);
+	json_object_set_new(out, "unplaced", json_integer(unplaced));
+	json_object_set_new(out, "truncated", json_boolean(m.truncated));
+	return out;
+}
+
+json_t *screen_map_panel(struct kernel *k, const char *scope, char *err, size_t errlen)
+{
+	sc.k = k;
+	return map_panel(scope, err, errlen);
+}
+
+/* GET /screen/api/map: the map within the session's scope. */
+static int get_map(struct http_req *r, void *ud)
+{
+	(void)ud;
+	int st;
+	struct ssess *s = session_of(r, &st);
+	if (!s)
+		return st;
+	char err[256];
+	json_t *out = map_panel(s->scope, err, sizeof err);
+	if (!out)
+		return http_error(r, 503, "map: %s", err);
+	json_decref(r->resp);
+	r->resp = out;
+	return 200;
+}
+
+/* ---- the families' panels: their plugins' "screen" routes, run as the session ---- */
+
+/* The plugins whose route "screen" a session reaches (GET /screen/api/panel/PLUGIN). */
+static const char *const panel_plugins[] = {"grid",	"eldercare", "parking",
+					    "charging", "lockers",   "services"};
+
+/*
+ * The principal a session's panels are computed as: the person (their role and
+ * scope as the console session says now) or the display key (a viewer at its
+ * scope) — with no grant at all, so that no sensitive field is ever in clear on a
+ * screen, whatever the role.
+ */
+static void principal_of(const struct ssess *s, struct tier_principal *p)
+{
+	*p = (struct tier_principal){.kind = s->display ? PRINCIPAL_MACHINE : PRINCIPAL_PERSON,
+				     .name = s->name,
+				     .scope = s->scope,
+				     .role = s->display ? ROLE_VIEWER : tier_role_parse(s->role)};
+}
+
+json_t *screen_plugin_panel(struct kernel *k, const struct tier_principal *who, const char *plugin,
+			    int *status, char *err, size_t errlen)
+{
+	sc.k = k;
+	json_t *out = NULL;
+	*status = approute_call_as(who, plugin, "screen", NULL, &out, err, errlen);
+	if (*status != 200) {
+		json_decref(out);
+		return NULL;
+	}
+	return out;
+}
+
+/*
+ * GET /screen/api/panel/PLUGIN: the panel PLUGIN computes for the screen (its
+ * route "screen"), run as the session's principal: the route's action checked
+ * for it, every read within its jurisdiction. 404 when the plugin does not run
+ * here (the page then leaves its panel out).
+ */
+static int get_panel(struct http_req *r, void *ud)
+{
+	(void)ud;
+	int st;
+	struct ssess *s = session_of(r, &st);
+	if (!s)
+		return st;
+	const char *plugin = r->n_params ? r->params[0] : "";
+	bool known = false;
+	for (size_t i = 0; i < sizeof panel_plugins / sizeof *panel_plugins; i++)
+		known |= strcmp(plugin, panel_plugins[i]) == 0;
+	if (!known)
+		return http_error(r, 404,
+				  "no panel '%.40s' (panels: grid, eldercare, parking, charging, "
+				  "lockers, services; and alarms, devices)",
+				  plugin);
+	if (r->query)
+		return http_error(r, 400, "panel %s: takes no parameter ('?%.40s')", plugin,
+				  r->query);
+	struct tier_principal p;
+	principal_of(s, &p);
+	char err[512];
+	json_t *out = screen_plugin_panel(r->k, &p, plugin, &st, err, sizeof err);
+	if (!out)
+		return http_error(r, st, "panel %s: %s", plugin, err);
+	json_decref(r->resp);
+	r->resp = out;
+	return 200;
 }
 
 /* ---- the page: web/ read at start, served under /screen/ ---- */
@@ -986,6 +1671,11 @@ int screen_register(struct kernel *k, struct http *h)
 		sc.watch = 0;
 		log_info("screen", "no alarms panel: %s", err);
 	}
+	if (store_watch(k->store, "incident_moves", on_move, NULL, &sc.mwatch, err, sizeof err) !=
+	    0) {
+		sc.mwatch = 0;
+		log_info("screen", "no incident moves on the ticker: %s", err);
+	}
 	http_on_close(h, polls_close, NULL);
 	int rc = http_route(h, "POST", "/screen/api/login", false, post_login, NULL);
 	if (!rc)
@@ -997,6 +1687,18 @@ int screen_register(struct kernel *k, struct http *h)
 	if (!rc)
 		rc = http_route(h, "GET", "/screen/api/alarms", false, get_alarms, NULL);
 	if (!rc)
+		rc = http_route(h, "GET", "/screen/api/panel/{}", false, get_panel, NULL);
+	if (!rc)
+		rc = http_route(h, "GET", "/screen/api/devices", false, get_devices, NULL);
+	if (!rc)
+		rc = http_route(h, "GET", "/screen/api/ticker", false, get_ticker, NULL);
+	if (!rc)
+		rc = http_route(h, "GET", "/screen/api/map", false, get_map, NULL);
+	if (!rc) {
+		refused_rebase(k, NULL);
+		rb.timer = kernel_timer_add(k, 60000, 60000, refused_rebase, NULL);
+	}
+	if (!rc)
 		rc = http_route(h, "GET", "/screen/", false, get_static, NULL);
 	if (!rc)
 		rc = http_route(h, "GET", "/screen", false, get_static, NULL);
@@ -1007,9 +1709,19 @@ int screen_register(struct kernel *k, struct http *h)
 
 void screen_close(void)
 {
+	if (rb.timer && sc.k)
+		kernel_timer_cancel(sc.k, rb.timer);
+	free(rb.ids);
+	free(rb.base);
+	memset(&rb, 0, sizeof rb);
 	if (sc.watch && sc.k && sc.k->store)
 		store_unwatch(sc.k->store, sc.watch);
-	sc.watch = 0;
+	if (sc.mwatch && sc.k && sc.k->store)
+		store_unwatch(sc.k->store, sc.mwatch);
+	sc.watch = sc.mwatch = 0;
+	free(sc.ticker);
+	sc.ticker = NULL;
+	sc.tseq = 0;
 	for (int i = 0; i < sc.n_files; i++) {
 		free(sc.files[i].rel);
 		free(sc.files[i].data);

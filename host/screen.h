@@ -41,6 +41,20 @@ struct json_t;
 struct json_t *screen_alarms_panel(struct kernel *k, const char *scope, char *err, size_t errlen);
 
 /* Forget every session (shutdown). */
+/*
+ * screen_plugin_panel — the panel `plugin` computes for the screen (its GET
+ * route "screen"), run as `who` (approute_call_as). The JSON, or NULL with
+ * *status (an HTTP status) and err. Kernel thread. (The bench calls it.)
+ */
+struct json_t *screen_plugin_panel(struct kernel *k, const struct tier_principal *who,
+				   const char *plugin, int *status, char *err, size_t errlen);
+
+/* The devices panel of `scope` (GET /screen/api/devices), or NULL with err. */
+struct json_t *screen_devices_panel(struct kernel *k, const char *scope, char *err, size_t errlen);
+
+/* The map of `scope` (GET /screen/api/map), or NULL with err. */
+struct json_t *screen_map_panel(struct kernel *k, const char *scope, char *err, size_t errlen);
+
 void screen_close(void);
 
 #endif

@@ -474,6 +474,32 @@ static void test_plugcmd_register(void **unused)
 	assert_non_null(strstr(err, "registering route 'hook': "));
 }
 
+/* ---- plugcmd_no_query: a route that takes no parameter ---- */
+
+static size_t f_rec_count(const linli_record *r)
+{
+	return r ? 2 : 0;
+}
+
+static int f_rec_key(const linli_record *r, size_t i, const char **key)
+{
+	(void)r;
+	*key = i ? "b" : "scope";
+	return 0;
+}
+
+static void test_plugcmd_no_query(void **unused)
+{
+	(void)unused;
+	struct linli_api api = {.rec_count = f_rec_count, .rec_key = f_rec_key};
+	struct linli_http_req req = {.size = sizeof req};
+	char err[128] = "";
+	assert_int_equal(plugcmd_no_query(&api, &req, "screen", err, sizeof err), 0);
+	req.query = (const linli_record *)&req; /* any map: the fake counts 2 keys */
+	assert_int_equal(plugcmd_no_query(&api, &req, "screen", err, sizeof err), LINLI_EINVAL);
+	assert_string_equal(err, "screen: unknown parameter 'scope' (it takes none)");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -481,7 +507,8 @@ int main(void)
 	    cmocka_unit_test(test_cal_makeup_day),     cmocka_unit_test(test_cal_pause),
 	    cmocka_unit_test(test_cal_end_of_day),     cmocka_unit_test(test_cal_missing_year),
 	    cmocka_unit_test(test_cal_refusals),       cmocka_unit_test(test_table_moves),
-	    cmocka_unit_test(test_table_check),        cmocka_unit_test(test_plugcmd_register),
+	    cmocka_unit_test(test_table_check),	       cmocka_unit_test(test_plugcmd_register),
+	    cmocka_unit_test(test_plugcmd_no_query),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

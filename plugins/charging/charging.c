@@ -473,6 +473,56 @@ static const char *within_of(const struct linli_cmd_req *req)
 									  : NULL;
 }
 
+/*
+ * GET /api/v1/apps/charging/screen: the big screen's charger panel — within the caller's
+ * jurisdiction, the connectors by OCPP status, and each charger's connectors' statuses
+ * (never a session or an energy reading of a person).
+ */
+static int route_screen(linli_ctx *ctx, const struct linli_http_req *req, linli_record **reply,
+			int *status, char *err, size_t errlen)
+{
+	(void)ctx, (void)status;
+	int qrc = plugcmd_no_query(api, req, "screen", err, errlen);
+	if (qrc)
+		return qrc;
+	struct cstate *st = req->ud;
+	const char *within =
+	    req->caller && req->caller->scope && req->caller->scope[0] ? req->caller->scope : NULL;
+	int64_t by[S_N] = {0}, chargers = 0, connectors = 0;
+	linli_record *r = api->rec_new(), *arr = NULL, *m = NULL, *cs = NULL, *bs = NULL;
+	if (!r || api->rec_set_array(r, "chargers", &arr)) {
+		api->rec_free(r);
+		return snprintf(err, errlen, "out of memory"), LINLI_ENOMEM;
+	}
+	for (size_t i = 0; i < BUCKETS; i++)
+		for (struct pile *p = st->piles[i]; p; p = p->next) {
+			if (within && !wf_ref_covers(within, p->scope))
+				continue;
+			chargers++;
+			if (api->arr_push_map(arr, &m))
+				continue;
+			api->rec_set_str(m, "charger", p->id);
+			api->rec_set_str(m, "scope", p->scope);
+			api->rec_set_array(m, "connectors", &cs);
+			for (int n = 1; n <= CONN_MAX; n++) {
+				if (p->c[n].state < 0)
+					continue;
+				connectors++;
+				by[p->c[n].state]++;
+				if (cs)
+					api->arr_push_str(cs, states[p->c[n].state]);
+			}
+		}
+	api->rec_set_int(r, "total_chargers", chargers);
+	api->rec_set_int(r, "total_connectors", connectors);
+	api->rec_set_map(r, "by_status", &bs);
+	for (int i = 0; bs && i < S_N; i++)
+		if (by[i])
+			api->rec_set_int(bs, states[i], by[i]);
+	*reply = r;
+	return 0;
+}
+
 static int cmd_piles(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
 		     char *err, size_t errlen)
 {
@@ -639,11 +689,13 @@ static int charging_init(linli_ctx *ctx, const struct linli_api *a)
 			 api->store_last_error(ctx));
 	if (!rc)
 		rc = api->subscribe(ctx, "dev/charger/+/event/#", on_event, st, NULL);
+	static const struct plugcmd_route routes[] = {
+	    {"screen", "GET", "screen", "charging.list", route_screen}};
 	static const struct plugcmd_action action = {"charging.list", "viewer", NULL, NULL,
 						     "see charging piles, sessions and counters"};
 	if (!rc)
-		rc = plugcmd_register(api, ctx, &action, 1, cmds, PLUGCMD_N(cmds), NULL, 0, st, err,
-				      sizeof err);
+		rc = plugcmd_register(api, ctx, &action, 1, cmds, PLUGCMD_N(cmds), routes,
+				      PLUGCMD_N(routes), st, err, sizeof err);
 	if (!rc)
 		rc = api->timer_add(ctx, 1000, 1000, tick, st, NULL);
 	if (rc) {

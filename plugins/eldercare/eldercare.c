@@ -1486,6 +1486,95 @@ static int cmd_alerts(linli_ctx *ctx, const struct linli_cmd_req *req, linli_rec
 	return list_reply(ctx, &q, &l, "alerts", reply, err, errlen);
 }
 
+/* ---- the big screen's panel ---- */
+
+#define SCREEN_ROWS 50 /* open alerts listed, the oldest first */
+
+struct eboard {
+	int64_t now, open, escalated, by_step[10];
+	linli_record *list;
+	size_t listed;
+};
+
+static int board_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
+{
+	(void)ctx;
+	struct eboard *b = ud;
+	char state[16], kind[24];
+	str_field(row->record, "state", state, sizeof state);
+	str_field(row->record, "kind", kind, sizeof kind);
+	int64_t step = int_field(row->record, "step"), at = 0;
+	if (!strcmp(state, "escalated"))
+		b->escalated++;
+	else
+		b->open++;
+	b->by_step[step >= 0 && step <= 9 ? step : 0]++;
+	api->rec_get_time(row->record, "raised_at", &at);
+	linli_record *m = NULL;
+	/* Only the alert's id, kind, state, step, place and age: never the elder or details. */
+	if (b->listed < SCREEN_ROWS && api->arr_push_map(b->list, &m) == 0) {
+		b->listed++;
+		api->rec_set_str(m, "id", row->id);
+		api->rec_set_str(m, "kind", kind);
+		api->rec_set_str(m, "state", state);
+		api->rec_set_int(m, "step", step);
+		api->rec_set_str(m, "scope", row->scope);
+		api->rec_set_int(m, "age_s", at && b->now > at ? (b->now - at) / 1000 : 0);
+	}
+	return 0;
+}
+
+/*
+ * GET /api/v1/apps/eldercare/screen: the big screen's elder-care panel — within the
+ * caller's jurisdiction, the welfare alerts whose ladder runs (open, escalated), by the
+ * ladder's step (0 not yet notified, 1..3 the contact called, then the incident), and
+ * the first SCREEN_ROWS of them without the elder's name, phone or the details.
+ */
+static int route_screen(linli_ctx *ctx, const struct linli_http_req *req, linli_record **reply,
+			int *status, char *err, size_t errlen)
+{
+	(void)status;
+	int rc = plugcmd_no_query(api, req, "screen", err, errlen);
+	if (rc)
+		return rc;
+	linli_record *r = api->rec_new(), *bs = NULL;
+	struct eboard b = {.now = api->time_now_ms()};
+	if (!r || api->rec_set_array(r, "alerts", &b.list)) {
+		api->rec_free(r);
+		return snprintf(err, errlen, "out of memory"), LINLI_ENOMEM;
+	}
+	static const char *const running[] = {"open", "escalated"};
+	for (int i = 0; i < 2 && rc >= 0; i++) {
+		struct linli_where w = {"state", running[i]};
+		char cursor[LINLI_CURSOR_MAX] = "";
+		do {
+			struct linli_query q = {.size = sizeof q,
+						.dataset = "welfare_alerts",
+						.where = &w,
+						.n_where = 1,
+						.limit = 1000,
+						.cursor = cursor};
+			rc = api->store_scan(ctx, &q, board_row, &b, cursor);
+		} while (rc >= 0 && cursor[0]);
+	}
+	if (rc < 0) {
+		api->rec_free(r);
+		snprintf(err, errlen, "screen: %s", api->store_last_error(ctx));
+		return rc;
+	}
+	api->rec_set_int(r, "open", b.open + b.escalated);
+	api->rec_set_int(r, "escalated", b.escalated);
+	api->rec_set_map(r, "by_step", &bs);
+	for (int i = 0; bs && i <= 9; i++)
+		if (b.by_step[i]) {
+			char k[4];
+			snprintf(k, sizeof k, "%d", i);
+			api->rec_set_int(bs, k, b.by_step[i]);
+		}
+	*reply = r;
+	return 0;
+}
+
 static int cmd_steps(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
 		     char *err, size_t errlen)
 {
@@ -1693,6 +1782,8 @@ static int eldercare_init(linli_ctx *ctx, const struct linli_api *a)
 	     "acknowledge a welfare alert, or answer it \"I'm fine\" (a false alarm)"},
 	    {"eldercare.stats", "operator", NULL, NULL, "see the counters and configuration of the checks"},
 	};
+	static const struct plugcmd_route routes[] = {
+	    {"screen", "GET", "screen", "eldercare.read", route_screen}};
 	static const struct plugcmd_cmd cmds[] = {
 	    {"list", "[--scope PATH]", "elders with what their checks hold now", "eldercare.read",
 	     cmd_list},
@@ -1742,7 +1833,7 @@ static int eldercare_init(linli_ctx *ctx, const struct linli_api *a)
 		rc = api->subscribe(ctx, subs[i].pattern, subs[i].fn, st, NULL);
 	if (!rc)
 		rc = plugcmd_register(api, ctx, actions, PLUGCMD_N(actions), cmds, PLUGCMD_N(cmds),
-				      NULL, 0, st, err, sizeof err);
+				      routes, PLUGCMD_N(routes), st, err, sizeof err);
 	if (!rc)
 		rc = api->timer_add(ctx, 1000, 1000, tick, st, NULL);
 	if (rc) {

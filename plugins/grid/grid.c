@@ -1545,6 +1545,214 @@ static int cmd_overdue(linli_ctx *ctx, const struct linli_cmd_req *req, linli_re
 	return 0;
 }
 
+/* ---- the big screen's panel: open cases by stage, overdue, today's and the month's KPIs ---- */
+
+enum { SS_INTAKE, SS_RESPOND, SS_PROCESS, SS_CHECK, SS_SHELVED, SS_STAGES };
+static const char *const screen_stages[SS_STAGES] = {"intake", "respond", "process", "check",
+						     "shelved"};
+/* The stored statuses of an open case (first-workflow ones included: state_of reads them). */
+static const char *const open_statuses[] = {
+    "reported",	 "verifying", "filed",	  "returned", "accepted", "dispatched", "processing",
+    "extension", "rework",    "handling", "feedback", "checking", "shelved"};
+
+struct sgrid {
+	char key[LINLI_SCOPE_MAX + 1];
+	int64_t open, overdue, stage[SS_STAGES];
+	int64_t reported_today, closed_today;
+	int64_t filed, closed, on_time; /* the month's */
+};
+
+struct sboard {
+	struct sgrid total, *v;
+	size_t n, cap;
+	int64_t now;
+	const struct linli_caller *who;
+	struct worker_cache workers;
+};
+
+static struct sgrid *sboard_grid(struct sboard *b, const char *key)
+{
+	for (size_t i = 0; i < b->n; i++)
+		if (!strcmp(b->v[i].key, key))
+			return &b->v[i];
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 16;
+		struct sgrid *v = realloc(b->v, cap * sizeof *v);
+		if (!v)
+			return NULL;
+		b->v = v, b->cap = cap;
+	}
+	struct sgrid *g = &b->v[b->n++];
+	memset(g, 0, sizeof *g);
+	snprintf(g->key, sizeof g->key, "%s", key);
+	return g;
+}
+
+static int screen_stage(const char *state)
+{
+	if (!strcmp(state, "shelved"))
+		return SS_SHELVED;
+	int s = stage_of(state);
+	return s == S_INTAKE	? SS_INTAKE
+	       : s == S_RESPOND ? SS_RESPOND
+	       : s == S_PROCESS ? SS_PROCESS
+	       : s == S_CHECK	? SS_CHECK
+				: -1;
+}
+
+static int screen_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
+{
+	struct sboard *b = ud;
+	char e[8];
+	if (grid_worker_may_cached(ctx, b->who, row->scope, &b->workers, e, sizeof e))
+		return 0; /* a grid worker sees only their grids */
+	int stage = screen_stage(state_of(row->record));
+	if (stage < 0)
+		return 0; /* closed or void (a first-workflow record read otherwise) */
+	struct sgrid *g = sboard_grid(b, row->scope);
+	if (!g)
+		return LINLI_ENOMEM;
+	int64_t due;
+	int overdue = api->rec_get_time(row->record, "step_deadline", &due) == 0 && due <= b->now;
+	g->open++, b->total.open++;
+	g->stage[stage]++, b->total.stage[stage]++;
+	g->overdue += overdue, b->total.overdue += overdue;
+	return 0;
+}
+
+static int64_t kpi_int(const linli_record *r, const char *key)
+{
+	int64_t v = 0;
+	api->rec_get_int(r, key, &v);
+	return v;
+}
+
+/* The KPIs of `argv` (kpi_run's words) by grid into the board: today's or the month's. */
+static int screen_kpis(linli_ctx *ctx, struct sboard *b, int argc, const char *const *argv,
+		       bool today, char *err, size_t errlen)
+{
+	linli_record *r = NULL, *arr = NULL, *m = NULL;
+	int rc = kpi_run(ctx, b->who, argc, argv, &r, err, errlen);
+	if (rc)
+		return rc;
+	if (api->rec_get_array(r, "groups", &arr) == 0)
+		for (size_t i = 0; i < api->rec_count(arr); i++) {
+			const char *key;
+			if (api->arr_get_map(arr, i, &m) || api->rec_get_str(m, "key", &key, NULL))
+				continue;
+			struct sgrid *g = sboard_grid(b, key);
+			if (!g) {
+				api->rec_free(r);
+				return LINLI_ENOMEM;
+			}
+			struct sgrid *t = &b->total;
+			if (today) {
+				int64_t rep = kpi_int(m, "reported"), cl = kpi_int(m, "closed");
+				g->reported_today += rep, t->reported_today += rep;
+				g->closed_today += cl, t->closed_today += cl;
+			} else {
+				int64_t f = kpi_int(m, "filed"), cl = kpi_int(m, "closed"),
+					ot = kpi_int(m, "closed_on_time");
+				g->filed += f, t->filed += f;
+				g->closed += cl, t->closed += cl;
+				g->on_time += ot, t->on_time += ot;
+			}
+		}
+	api->rec_free(r);
+	return 0;
+}
+
+static int sgrid_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct sgrid *)a)->key, ((const struct sgrid *)b)->key);
+}
+
+/* One grid's (or the total's) numbers; a rate without a denominator is absent. */
+static void sgrid_put(linli_record *m, const struct sgrid *g)
+{
+	linli_record *st;
+	api->rec_set_int(m, "open", g->open);
+	api->rec_set_int(m, "overdue", g->overdue);
+	api->rec_set_map(m, "by_stage", &st);
+	for (int i = 0; i < SS_STAGES; i++)
+		api->rec_set_int(st, screen_stages[i], g->stage[i]);
+	api->rec_set_int(m, "reported_today", g->reported_today);
+	api->rec_set_int(m, "closed_today", g->closed_today);
+	api->rec_set_int(m, "month_filed", g->filed);
+	api->rec_set_int(m, "month_closed", g->closed);
+	api->rec_set_int(m, "month_closed_on_time", g->on_time);
+	if (g->filed)
+		api->rec_set_float(m, "close_rate", (double)g->closed / (double)g->filed);
+	if (g->closed)
+		api->rec_set_float(m, "on_time_rate", (double)g->on_time / (double)g->closed);
+}
+
+/*
+ * GET /api/v1/apps/grid/screen: the big screen's incidents panel, acting as the caller
+ * (its jurisdiction bounds what is counted; a grid worker counts their grids): open cases by
+ * stage, those past their step's deadline, today's reported and closed, the month's 结案率
+ * (closed / filed) and 按期结案率 (closed on time / closed) from incident_kpis — in total
+ * and per grid. Counts only: no case's title, reporter or place.
+ */
+static int route_screen(linli_ctx *ctx, const struct linli_http_req *req, linli_record **reply,
+			int *status, char *err, size_t errlen)
+{
+	(void)status;
+	int qrc = plugcmd_no_query(api, req, "screen", err, errlen);
+	if (qrc)
+		return qrc;
+	struct sboard b = {.now = api->time_now_ms(), .who = req->caller};
+	int rc = 0;
+	for (size_t i = 0; !rc && i < PLUGCMD_N(open_statuses); i++) {
+		struct linli_where w = {"status", open_statuses[i]};
+		struct linli_query q = {.size = sizeof q,
+					.dataset = "incidents",
+					.where = &w,
+					.n_where = 1,
+					.limit = LINLI_SCAN_MAX};
+		char cursor[LINLI_CURSOR_MAX] = "";
+		do {
+			q.cursor = cursor;
+			rc = api->store_scan(ctx, &q, screen_row, &b, cursor);
+		} while (rc >= 0 && cursor[0]);
+		if (rc < 0)
+			snprintf(err, errlen, "screen: %s",
+				 rc == LINLI_ENOMEM ? "out of memory" : api->store_last_error(ctx));
+		else
+			rc = 0;
+	}
+	struct linli_tm t = {.size = sizeof t};
+	if (!rc && (rc = api->time_local(ctx, b.now, &t)) != 0)
+		snprintf(err, errlen, "screen: the node's local date: %s", linli_strerror(rc));
+	char day[16];
+	snprintf(day, sizeof day, "%04d-%02d-%02d", t.year, t.month, t.day);
+	const char *today[] = {day, day, "by=grid"}, *month[] = {"by=grid"};
+	if (!rc)
+		rc = screen_kpis(ctx, &b, 3, today, true, err, errlen);
+	if (!rc)
+		rc = screen_kpis(ctx, &b, 1, month, false, err, errlen);
+	if (rc) {
+		free(b.v);
+		return rc;
+	}
+	if (b.n)
+		qsort(b.v, b.n, sizeof *b.v, sgrid_cmp);
+	linli_record *r = api->rec_new(), *m, *arr;
+	api->rec_set_str(r, "scope", req->caller && req->caller->scope ? req->caller->scope : "");
+	api->rec_set_str(r, "day", day);
+	api->rec_set_map(r, "total", &m);
+	sgrid_put(m, &b.total);
+	api->rec_set_array(r, "grids", &arr);
+	for (size_t i = 0; i < b.n; i++) {
+		api->arr_push_map(arr, &m);
+		api->rec_set_str(m, "grid", b.v[i].key);
+		sgrid_put(m, &b.v[i]);
+	}
+	free(b.v);
+	*reply = r;
+	return 0;
+}
+
 /* ---- escalation: warned once at 80% of a step, 督办 at 100% and each further period ---- */
 
 static int64_t int_or(const linli_record *r, const char *key, int64_t dflt)
@@ -1942,7 +2150,9 @@ static int grid_init(linli_ctx *ctx, const struct linli_api *a)
 	     "open cases under 督办 (overdue, told to the tier above), with their count and alarm",
 	     "grid.read", cmd_supervised},
 	};
-	static const struct plugcmd_route routes[] = {{"kpi", "GET", "kpi", "grid.read", route_kpi}};
+	static const struct plugcmd_route routes[] = {
+	    {"kpi", "GET", "kpi", "grid.read", route_kpi},
+	    {"screen", "GET", "screen", "grid.read", route_screen}};
 	int rc = plugcmd_register(api, ctx, actions, PLUGCMD_N(actions), cmds, PLUGCMD_N(cmds),
 				  routes, PLUGCMD_N(routes), NULL, err, sizeof err);
 	for (size_t i = 0; !rc && i < PLUGCMD_N(move_verbs); i++) {

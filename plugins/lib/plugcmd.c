@@ -143,3 +143,14 @@ int plugcmd_register(const struct linli_api *api, linli_ctx *ctx,
 			 linli_strerror(rc));
 	return rc;
 }
+
+int plugcmd_no_query(const struct linli_api *api, const struct linli_http_req *req,
+		     const char *what, char *err, size_t errlen)
+{
+	if (!req->query || api->rec_count(req->query) == 0)
+		return 0;
+	const char *key = "";
+	api->rec_key(req->query, 0, &key);
+	snprintf(err, errlen, "%s: unknown parameter '%s' (it takes none)", what, key);
+	return LINLI_EINVAL;
+}

@@ -79,6 +79,13 @@ struct plugcmd_route {
 	linli_route_fn fn;
 };
 
+/*
+ * A GET route that takes no parameter (the big screen's "screen" routes): 0, or
+ * LINLI_EINVAL with err naming the first parameter given and `what`.
+ */
+int plugcmd_no_query(const struct linli_api *api, const struct linli_http_req *req,
+		     const char *what, char *err, size_t errlen);
+
 #define PLUGCMD_N(table) (sizeof(table) / sizeof *(table))
 
 /*

@@ -916,6 +916,80 @@ static void overdue_scan(linli_ctx *ctx, struct lstate *st, int64_t now)
 	free(d.v);
 }
 
+/* ---- the big screen's panel ---- */
+
+struct lboard {
+	int64_t now, free_ms, deposited, overdue;
+	linli_record *by; /* locker -> {deposited, overdue} */
+};
+
+static int board_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
+{
+	(void)ctx;
+	struct lboard *b = ud;
+	const char *lk = NULL;
+	int64_t at;
+	if (api->rec_get_time(row->record, "deposited_at", &at) ||
+	    api->rec_get_str(row->record, "locker", &lk, NULL))
+		return 0;
+	int late = b->now >= at + b->free_ms;
+	b->deposited++;
+	b->overdue += late;
+	linli_record *m = NULL;
+	if (api->rec_get_map(b->by, lk, &m) != 0 && api->rec_set_map(b->by, lk, &m) != 0)
+		return LINLI_ENOMEM;
+	int64_t v = 0;
+	api->rec_get_int(m, "deposited", &v);
+	api->rec_set_int(m, "deposited", v + 1);
+	v = 0;
+	api->rec_get_int(m, "overdue", &v);
+	api->rec_set_int(m, "overdue", v + late);
+	return 0;
+}
+
+/*
+ * GET /api/v1/apps/lockers/screen: the big screen's lockers panel — within the caller's
+ * jurisdiction, the parcels waiting (deposited) and those past their free period
+ * (free_hours), in total and per locker. Counts only: never a house, phone or code.
+ */
+static int route_screen(linli_ctx *ctx, const struct linli_http_req *req, linli_record **reply,
+			int *status, char *err, size_t errlen)
+{
+	(void)status;
+	int rc = plugcmd_no_query(api, req, "screen", err, errlen);
+	if (rc)
+		return rc;
+	struct lstate *st = req->ud;
+	linli_record *r = api->rec_new();
+	struct lboard b = {.now = api->time_now_ms(), .free_ms = st->cfg.free_ms};
+	if (!r || api->rec_set_map(r, "lockers", &b.by)) {
+		api->rec_free(r);
+		return snprintf(err, errlen, "out of memory"), LINLI_ENOMEM;
+	}
+	struct linli_where w = {"state", "deposited"};
+	char cursor[LINLI_CURSOR_MAX] = "";
+	do {
+		struct linli_query q = {.size = sizeof q,
+					.dataset = "parcels",
+					.where = &w,
+					.n_where = 1,
+					.limit = 1000,
+					.cursor = cursor};
+		rc = api->store_scan(ctx, &q, board_row, &b, cursor);
+	} while (rc >= 0 && cursor[0]);
+	if (rc < 0) {
+		api->rec_free(r);
+		snprintf(err, errlen, "screen: %s",
+			 rc == LINLI_ENOMEM ? "out of memory" : api->store_last_error(ctx));
+		return rc;
+	}
+	api->rec_set_int(r, "deposited", b.deposited);
+	api->rec_set_int(r, "overdue", b.overdue);
+	api->rec_set_int(r, "free_hours", st->cfg.free_ms / 3600000);
+	*reply = r;
+	return 0;
+}
+
 /* Every second: overdue parcels (once a minute of the node's clock), a reload. */
 static void tick(linli_ctx *ctx, void *ud)
 {
@@ -1027,10 +1101,16 @@ static int lockers_init(linli_ctx *ctx, const struct linli_api *a)
 	     "deposit a parcel: a one-time pickup code (couriers: "
 	     "the duty lockers.courier)"},
 	    {"lockers.pickup", "operator", NULL, NULL, "open a parcel's compartment with its code"},
-	    {"lockers.return", "operator", NULL, NULL, "mark a deposited parcel returned to the courier"},
+	    {"lockers.return", "operator", NULL, NULL,
+	     "mark a deposited parcel returned to the courier"},
 	    {"lockers.list", "operator", NULL, NULL, "list parcels"},
-	    {"lockers.stats", "operator", NULL, NULL, "see the counters and configuration of lockers"},
+	    {"lockers.stats", "operator", NULL, NULL,
+	     "see the counters and configuration of lockers"},
+	    {"lockers.screen", "viewer", NULL, NULL,
+	     "see the parcels waiting and overdue per locker (counts, the big screen)"},
 	};
+	static const struct plugcmd_route routes[] = {
+	    {"screen", "GET", "screen", "lockers.screen", route_screen}};
 	static const struct plugcmd_cmd cmds[] = {
 	    {"deposit", "LOCKER COMPARTMENT --house HOUSE [--phone PHONE] [--courier NAME]",
 	     "deposit a parcel; its pickup code is shown once, only an HMAC of it is stored",
@@ -1066,7 +1146,7 @@ static int lockers_init(linli_ctx *ctx, const struct linli_api *a)
 		rc = api->subscribe(ctx, "dev/locker/+/event/#", on_event, st, NULL);
 	if (!rc)
 		rc = plugcmd_register(api, ctx, actions, PLUGCMD_N(actions), cmds, PLUGCMD_N(cmds),
-				      NULL, 0, st, err, sizeof err);
+				      routes, PLUGCMD_N(routes), st, err, sizeof err);
 	if (!rc)
 		rc = api->timer_add(ctx, 1000, 1000, tick, st, NULL);
 	if (rc) {

@@ -1143,6 +1143,24 @@ static int cmd_occupancy(linli_ctx *ctx, const struct linli_cmd_req *req, linli_
 	return r ? 0 : LINLI_ENOMEM;
 }
 
+/*
+ * GET /api/v1/apps/parking/screen: the big screen's parking panel — the occupancy of
+ * each lot within the caller's jurisdiction, as `parking occupancy` answers it (spaces,
+ * occupied, free, unknown, occupied by kind; never a plate or a session).
+ */
+static int route_screen(linli_ctx *ctx, const struct linli_http_req *req, linli_record **reply,
+			int *status, char *err, size_t errlen)
+{
+	(void)status;
+	int qrc = plugcmd_no_query(api, req, "screen", err, errlen);
+	if (qrc)
+		return qrc;
+	static const char *const none[] = {NULL};
+	struct linli_cmd_req c = {
+	    .size = sizeof c, .argc = 0, .argv = none, .ud = req->ud, .caller = req->caller};
+	return cmd_occupancy(ctx, &c, reply, err, errlen);
+}
+
 static int cmd_stats(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
 		     char *err, size_t errlen)
 {
@@ -1214,6 +1232,8 @@ static int parking_init(linli_ctx *ctx, const struct linli_api *a)
 	     "register a visitor's plate for a window (its free time applies)"},
 	    {"parking.stats", "operator", NULL, NULL, "see the counters and tariff of parking"},
 	};
+	static const struct plugcmd_route routes[] = {
+	    {"screen", "GET", "screen", "parking.list", route_screen}};
 	static const struct plugcmd_cmd cmds[] = {
 	    {"sessions", "[--state parked|paid|exit_allowed|exited] [--lot LOT] [--scope PATH]",
 	     "parking sessions (plates masked without the grant)", "parking.list", cmd_sessions},
@@ -1264,7 +1284,7 @@ static int parking_init(linli_ctx *ctx, const struct linli_api *a)
 		rc = api->subscribe(ctx, "dev/parking/+/occupied", on_event, st, NULL);
 	if (!rc)
 		rc = plugcmd_register(api, ctx, actions, PLUGCMD_N(actions), cmds, PLUGCMD_N(cmds),
-				      NULL, 0, st, err, sizeof err);
+				      routes, PLUGCMD_N(routes), st, err, sizeof err);
 	if (!rc)
 		rc = api->timer_add(ctx, 1000, 1000, tick, st, NULL);
 	if (rc) {

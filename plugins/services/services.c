@@ -1930,6 +1930,7 @@ static int cmd_overdue(linli_ctx *ctx, const struct linli_cmd_req *req, linli_re
 
 struct stats {
 	int64_t now, by_state[8], overdue, escalated, on_time, late, evaluated, score_sum, good;
+	int64_t day_start, today; /* submitted since the local day's start (the screen) */
 };
 
 static int stats_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
@@ -1953,6 +1954,26 @@ static int stats_row(linli_ctx *ctx, const struct linli_row *row, void *ud)
 		s->score_sum += ev;
 		s->good += ev >= 4;
 	}
+	if (s->day_start && time_or(a, "submitted_at", 0) >= s->day_start)
+		s->today++;
+	return 0;
+}
+
+/* Scan the applications of `scope` (NULL: the caller's reach) into s. */
+static int stats_scan(linli_ctx *ctx, const char *scope, struct stats *s, char *err, size_t errlen)
+{
+	struct linli_query q = {
+	    .size = sizeof q, .dataset = "applications", .scope = scope, .limit = 1000};
+	char cursor[LINLI_CURSOR_MAX] = "";
+	int rc;
+	do {
+		q.cursor = cursor;
+		rc = api->store_scan(ctx, &q, stats_row, s, cursor);
+	} while (rc >= 0 && cursor[0]);
+	if (rc < 0) {
+		snprintf(err, errlen, "stats: %s", api->store_last_error(ctx));
+		return rc;
+	}
 	return 0;
 }
 
@@ -1965,17 +1986,8 @@ static int cmd_stats(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 	if (rc)
 		return rc;
 	struct stats s = {.now = api->time_now_ms()};
-	struct linli_query q = {
-	    .size = sizeof q, .dataset = "applications", .scope = scope, .limit = 1000};
-	char cursor[LINLI_CURSOR_MAX] = "";
-	do {
-		q.cursor = cursor;
-		rc = api->store_scan(ctx, &q, stats_row, &s, cursor);
-	} while (rc >= 0 && cursor[0]);
-	if (rc < 0) {
-		snprintf(err, errlen, "stats: %s", api->store_last_error(ctx));
+	if ((rc = stats_scan(ctx, scope, &s, err, errlen)) != 0)
 		return rc;
-	}
 	linli_record *r = api->rec_new(), *by;
 	int64_t total = 0;
 	api->rec_set_map(r, "by_status", &by);
@@ -1993,6 +2005,47 @@ static int cmd_stats(linli_ctx *ctx, const struct linli_cmd_req *req, linli_reco
 		api->rec_set_float(r, "average_score", (double)s.score_sum / (double)s.evaluated);
 		api->rec_set_float(r, "satisfied_share", (double)s.good / (double)s.evaluated);
 	}
+	*reply = r;
+	return 0;
+}
+
+/*
+ * GET /api/v1/apps/services/screen: the big screen's government-services panel, acting
+ * as the caller (its jurisdiction bounds what is counted): applications submitted today,
+ * in progress (submitted, accepted, supplement required, processing), overdue (accepted
+ * or processing past the promised deadline), completed on time and late, by state.
+ * Counts only: no applicant, item field or document.
+ */
+static int route_screen(linli_ctx *ctx, const struct linli_http_req *req, linli_record **reply,
+			int *status, char *err, size_t errlen)
+{
+	(void)status;
+	int qrc = plugcmd_no_query(api, req, "screen", err, errlen);
+	if (qrc)
+		return qrc;
+	struct stats s = {.now = api->time_now_ms()};
+	int rc = api->time_day_start(ctx, s.now, 0, &s.day_start);
+	if (rc) {
+		snprintf(err, errlen, "screen: the node's local day: %s", linli_strerror(rc));
+		return rc;
+	}
+	if ((rc = stats_scan(ctx, NULL, &s, err, errlen)) != 0)
+		return rc;
+	linli_record *r = api->rec_new(), *by;
+	api->rec_set_str(r, "scope", req->caller && req->caller->scope ? req->caller->scope : "");
+	api->rec_set_int(r, "today", s.today);
+	int64_t open = 0;
+	api->rec_set_map(r, "by_status", &by);
+	for (size_t i = 0; i < table.n_states; i++) {
+		api->rec_set_int(by, states[i], s.by_state[i]);
+		if (!strcmp(states[i], "submitted") || !strcmp(states[i], "accepted") ||
+		    !strcmp(states[i], "supplement_required") || !strcmp(states[i], "processing"))
+			open += s.by_state[i];
+	}
+	api->rec_set_int(r, "in_progress", open);
+	api->rec_set_int(r, "overdue", s.overdue);
+	api->rec_set_int(r, "completed_on_time", s.on_time);
+	api->rec_set_int(r, "completed_late", s.late);
 	*reply = r;
 	return 0;
 }
@@ -2048,6 +2101,7 @@ static int services_init(linli_ctx *ctx, const struct linli_api *a)
 	};
 	static const struct plugcmd_route routes[] = {
 	    {"items", "GET", "items", "services.read", route_items},
+	    {"screen", "GET", "screen", "services.read", route_screen},
 	    {"submit", "POST", "applications", "services.counter", route_submit},
 	    {"status", "POST", "applications/status", "services.read", route_status},
 	    {"evaluate", "POST", "applications/evaluate", "services.counter", route_evaluate},
