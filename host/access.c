@@ -20,6 +20,14 @@ int access_check(struct kernel *k, const struct tier_principal *who, enum tier_a
 		return LINLI_EAUTH;
 	}
 	int rc = tier_check(who, act, scope, object, err, errlen);
+	/* What this node holds is its subtree: an account of a tier above acting here (a
+	   command sent down, federation exec) reaches nothing beside it. */
+	if (!rc && who->kind != PRINCIPAL_KERNEL && scope && *scope &&
+	    !scope_within(k->cfg.node_path, scope)) {
+		snprintf(err, errlen, "%s is outside this node's jurisdiction (%s)", scope,
+			 k->cfg.node_path);
+		rc = LINLI_EPERM;
+	}
 	/*
 	 * The denial is recorded in the caller's own jurisdiction (the message
 	 * names the target): there the caller's auditors and admins look, and a
@@ -255,8 +263,12 @@ int access_gate_who(struct kernel *k, struct cmd_call *call)
 	char what[80]; /* the audit's object: the command */
 	snprintf(what, sizeof what, "%s%s%s", w0, g && g->sub ? " " : "",
 		 g && g->sub ? g->sub : "");
-	if (!g || g->reach != REACH_NODE)
-		return access_call(call, act, call->who->scope, what);
+	if (!g || g->reach != REACH_NODE) /* at the caller's node, or this one for a caller of a
+					     tier above (federation exec) */
+		return access_call(call, act,
+				   scope_within(call->who->scope, k->cfg.node_path) ? k->cfg.node_path
+										    : call->who->scope,
+				   what);
 	rc = access_call(call, act, k->cfg.node_path, what);
 	if (rc) {
 		char why[sizeof call->err];

@@ -2542,10 +2542,10 @@ static int cmd_status(struct cmd_call *call, void *ud)
  *
  * A parent's operator acting on what a node below owns (an alarm, a case): the command goes
  * down hop by hop (linli.down.<child>.exec, core NATS) to the node that owns the records, runs
- * there as the operator (named NAME@ITS-NODE, its role, duties and grants, at that node's
- * level, gated and audited as any command there), and its answer comes back up hop by hop
- * (linli.up.<node>.xres, JetStream); what it changed comes up with the change log like any
- * other change.
+ * there as the operator (named NAME@ITS-NODE, its role, scope, duties and grants; gated and
+ * audited as any command there, kept to that node by access_check), and its answer comes
+ * back up hop by hop (linli.up.<node>.xres, JetStream); what it changed comes up with the
+ * change log like any other change.
  */
 
 /* The child of this node on the way to `to` (a node below it): its path. */
@@ -2702,7 +2702,7 @@ struct xwho {
 	struct tier_principal p;
 	struct fed *f;
 	uint64_t id;
-	char from[SCOPE_MAX + 1], name[160];
+	char from[SCOPE_MAX + 1], name[160], scope[SCOPE_MAX + 1];
 	char *grants[TIER_MAX_GRANTS + 1], *duties[TIER_MAX_GRANTS + 1];
 };
 
@@ -2800,6 +2800,7 @@ static void apply_exec(struct kernel *k, void *arg)
 			  : !scope_within(wscope, own) || !scope_within(from, wscope)
 			      ? "the operator's jurisdiction does not cover this node"
 			      : NULL;
+	snprintf(x->scope, sizeof x->scope, "%s", wscope);
 	if (bad) {
 		send_xres(f, id, from, own, LINLI_EPERM, bad, NULL, 0);
 		xwho_free(x);
@@ -2819,7 +2820,8 @@ static void apply_exec(struct kernel *k, void *arg)
 	}
 	x->p = (struct tier_principal){.kind = PRINCIPAL_PERSON,
 				       .name = x->name,
-				       .scope = own, /* acting here, at this node's level */
+				       .scope = x->scope, /* theirs: a tier above this node
+							     (access_check keeps it to this node) */
 				       .role = r,
 				       .grants = (const char *const *)x->grants,
 				       .duties = (const char *const *)x->duties};

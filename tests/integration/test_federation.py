@@ -581,8 +581,15 @@ def case_four_tiers_the_city_sees_both_communities_its_rule_runs_below_a_forged_
     servers = [server(p.rsplit("/", 1)[-1], conf=os.path.join(dirs[p], "nats.conf"),
                       port=base + 10 * i) for i, (p, _) in enumerate(tree)]
     fed = {p: open(os.path.join(dirs[p], "federation.cfg")).read() for p, _ in tree}
+    pdir = os.path.join(tiers_dir, "yuelan-plugins")  # yuelan runs the grid plugin
+    os.makedirs(pdir)
+    shutil.copyfile(os.path.join(BUILD, "plugins", "grid", "grid.so"),
+                    os.path.join(pdir, "grid.so"))
     ds = {p: Daemon(node=p, level=lv, name=p, extra=CATALOG + fed[p] +
-                    f'script_dirs = [ "{dirs[p]}/scripts" ];\n') for p, lv in tree}
+                    f'script_dirs = [ "{dirs[p]}/scripts" ];\n' +
+                    (f'plugin_dirs = [ "{pdir}" ];\n' if p == YUELAN else ""))
+          for p, lv in tree}
+    ds[YUELAN].grant_declared(pdir)
     with running(servers, list(ds.values()), tiers_dir):
         for d in ds.values():
             d.start()
@@ -655,20 +662,21 @@ def case_four_tiers_the_city_sees_both_communities_its_rule_runs_below_a_forged_
         ds[city].ok("data", "put", "service_items", "--scope", qiming, "--id", "si-q",
                     json.dumps(dict(item, code="SI-Q")))
         ds[city].ok("data", "put", "incident_categories", "--scope", city, "--id", "environment",
-                    json.dumps({"name": "暴露垃圾", "finish_minutes": 120}))
-        ds[city].ok("data", "put", "work_calendar", "--scope", city, "--id", "2026",
-                    json.dumps({"year": 2026, "hours": "09:00-12:00,13:30-17:30"}))
+                    json.dumps({"name": "暴露垃圾", "file_minutes": 77, "finish_minutes": 120}))
+        year = time.localtime().tm_year  # every minute of every day a working one
+        ds[city].ok("data", "put", "work_calendar", "--scope", city, "--id", str(year),
+                    json.dumps({"year": year, "hours": "00:00-24:00", "weekend": ""}))
 
         def codes(d, scope):
             rc, r, _ = d.cli("data", "query", "service_items", "--scope", scope)
             return sorted(x["code"] for x in r["records"]) if rc == 0 else None
         wait_for(lambda: codes(ds[YUELAN], city) == ["SI-001"] and
                  codes(ds[qiming], qiming) == ["SI-Q"] and
-                 ds[YUELAN].cli("data", "get", "work_calendar", "2026", "--scope", city)[0] == 0,
+                 ds[YUELAN].cli("data", "get", "work_calendar", str(year), "--scope", city)[0] == 0,
                  "the city's items, category and calendar at both communities", timeout=30)
         eq(ds[YUELAN].ok("data", "get", "incident_categories", "environment", "--scope",
                          city)["finish_minutes"], 120, "a category from the city")
-        eq(ds[YUELAN].ok("data", "get", "work_calendar", "2026", "--scope", city)["year"], 2026,
+        eq(ds[YUELAN].ok("data", "get", "work_calendar", str(year), "--scope", city)["year"], year,
            "the calendar")
         eq(codes(ds[YUELAN], YUELAN), [], "nothing of qiming's at yuelan")
         eq(codes(ds[dist], dist), ["SI-Q"], "the district holds what lies within it")
@@ -724,6 +732,18 @@ def case_four_tiers_the_city_sees_both_communities_its_rule_runs_below_a_forged_
                                   "--scope", qiming, "--id", "g0778", json.dumps(g))
         check(rc != 0 and f"at {YUELAN}" in err and "outside" in err,
               f"gated at yuelan as any command there: {err}")
+        # 上级交办: a task handed down by the city's account, the case yuelan's; its deadline
+        # from the city's category and calendar, read by yuelan's grid plugin from above.
+        r = ds[city].ok("federation", "exec", YUELAN, "grid", "report", YUELAN + "/g01",
+                        "environment", "清理楼道堆物", "channel=higher_tier")
+        case = ds[YUELAN].ok("data", "get", "incidents", r["id"])
+        check(case["handed_down_by"].startswith(f"{city} (") and case["channel"] ==
+              "higher_tier", case)
+        eq(case["step_deadline"] - case["step_started"], 77 * 60000,
+           f"the city's 77 minutes in the city's calendar: {case}")
+        wait_for(lambda: ds[city].cli("data", "get", "incidents", r["id"], "--scope",
+                                      YUELAN + "/g01")[0] == 0, "the case up at the city",
+                 timeout=30)
         rc, _, err = ds[STREET].cli("federation", "exec", "hefei/baohe/other", "status")
         check(rc != 0 and "not a node below" in err, err)
         rc, _, err = ds[YUELAN].cli("federation", "exec", qiming, "status")
