@@ -2582,7 +2582,7 @@ static void exec_cancel(struct cmd_call *call, void *arg)
 /* Answers not come within EXEC_WAIT_MS: said so (every announce tick). */
 static void exec_expire(struct fed *f)
 {
-	int64_t now = kernel_now_ms();
+	int64_t now = mono_ms(); /* the network's time, never the test clock */
 	for (size_t i = 0; i < f->n_xpend;) {
 		struct xpend *x = &f->xpend[i];
 		if (x->deadline > now) {
@@ -2687,7 +2687,7 @@ static int cmd_exec(struct cmd_call *call, void *ud)
 	}
 	f->xpend = v;
 	struct xpend *x = &v[f->n_xpend++];
-	*x = (struct xpend){.id = id, .call = call, .deadline = kernel_now_ms() + EXEC_WAIT_MS};
+	*x = (struct xpend){.id = id, .call = call, .deadline = mono_ms() + EXEC_WAIT_MS};
 	snprintf(x->to, sizeof x->to, "%s", to);
 	call->on_cancel = exec_cancel;
 	call->cancel_arg = f;
