@@ -21,8 +21,12 @@ int access_check(struct kernel *k, const struct tier_principal *who, enum tier_a
 	}
 	int rc = tier_check(who, act, scope, object, err, errlen);
 	/* What this node holds is its subtree: an account of a tier above acting here (a
-	   command sent down, federation exec) reaches nothing beside it. */
-	if (!rc && who->kind != PRINCIPAL_KERNEL && scope && *scope &&
+	   command sent down, federation exec; a store copied from the city) changes nothing
+	   beside it (it reads what the node holds, which is its subtree and what came down). */
+	bool changes = act == ACT_DATA_WRITE || act == ACT_DATA_DELETE ||
+		       act == ACT_DEVICE_COMMAND || act == ACT_DEVICE_MANAGE ||
+		       act == ACT_EVENTS_PUBLISH;
+	if (!rc && changes && who->kind != PRINCIPAL_KERNEL && scope && *scope &&
 	    !scope_within(k->cfg.node_path, scope)) {
 		snprintf(err, errlen, "%s is outside this node's jurisdiction (%s)", scope,
 			 k->cfg.node_path);

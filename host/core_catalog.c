@@ -122,6 +122,7 @@ static const char core_grants[] =
 	"  level = \"city\";\n"
 	"  sharing = \"not_shared\";\n"
 	"  source = \"community\";\n"
+	"  down = true;\n"
 	"  system = true;\n"
 	"  fields = (\n"
 	"    { name = \"kind\";       type = \"enum\";   required = true; values = [ \"plugin\", \"rule\" ]; indexed = true; },\n"

@@ -21,6 +21,7 @@
 #include "catalog.h"
 #include "access.h"
 #include "cmd.h"
+#include "grants.h"
 #include "kernel.h"
 #include "linli/error.h"
 #include "log.h"
@@ -1606,6 +1607,7 @@ static void apply_down(struct kernel *k, void *arg)
 		goto out;
 	}
 	uint64_t prev = a;
+	bool grants = false; /* a grant from above changed: every plugin and rule checked again */
 	for (uint32_t i = 0; i < es->via.array.size; i++) {
 		const msgpack_object *x = &es->via.array.ptr[i];
 		uint64_t seq = 0;
@@ -1622,6 +1624,10 @@ static void apply_down(struct kernel *k, void *arg)
 			f->down_dups++;
 			continue;
 		}
+		const msgpack_object *ds = x->via.array.ptr[1].type == MSGPACK_OBJECT_MAP
+					       ? mp_get(&x->via.array.ptr[1], "d")
+					       : NULL;
+		grants |= ds && mp_eq(ds, "grants");
 		int rc = down_one(f, seq, &x->via.array.ptr[1]);
 		if (rc) {
 			log_error("federation", "the parent's down log stopped at %llu: this node's "
@@ -1629,6 +1635,8 @@ static void apply_down(struct kernel *k, void *arg)
 			goto out; /* the batch is lost: nothing marked, the parent sends it again */
 		}
 	}
+	if (grants)
+		grants_recheck(k);
 	if (b > applied || (was == 0 && store_fed_applied(st, f->parent) > b)) {
 		char err[512];
 		if (store_fed_mark(st, f->parent, b, err, sizeof err)) {

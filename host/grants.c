@@ -2,7 +2,10 @@
  * grants — see grants.h.
  *
  * One record per subject in the `grants` system dataset, at the node's scope:
- * {kind, name, caps (space-separated), updated, updated_by}. Its id is a
+ * {kind, name, caps (space-separated), updated, updated_by}. The dataset comes down the tiers
+ * (federation's down log): the records of the nodes above, at their scopes, grant here too —
+ * what a tier above approved for its jurisdiction; this node's admins add to it, never take
+ * from it. Its id is a
  * hash of kind and name (a rule name may be longer than a store id). Reads
  * go to the store on the kernel thread and so see the batch's own writes: a
  * grant followed by an enable in the same batch sees the grant.
@@ -29,6 +32,7 @@
 #include "util.h"
 
 #define MAX_CAPS 256 /* capabilities named in one command or declared by one subject */
+#define LIST_MAX_RECHECK 4096 /* subjects re-checked after a change from above */
 
 static const char *kind_name(enum grant_kind kind)
 {
@@ -74,17 +78,17 @@ static void rec_from(const msgpack_object *m, struct grec *g)
 	g->updated = u && u->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (int64_t)u->via.u64 : 0;
 }
 
-/* The record of (kind, name); all fields empty when there is none. */
-static int rec_get(struct kernel *k, enum grant_kind kind, const char *name, struct grec *g,
-		   char *err, size_t errlen)
+/* The record of (kind, name) at `scope` (NULL: this node's); all fields empty when none. */
+static int rec_get_at(struct kernel *k, const char *scope, enum grant_kind kind, const char *name,
+		      struct grec *g, char *err, size_t errlen)
 {
 	memset(g, 0, sizeof *g);
 	char id[STORE_ID_MAX + 1];
 	record_id(kind, name, id);
 	msgpack_sbuffer sb;
 	msgpack_sbuffer_init(&sb);
-	char scope[SCOPE_MAX + 1];
-	int rc = store_get(k->store, "grants", NULL, id, &sb, scope, err, errlen);
+	int rc = store_get_at(k->store, "grants", scope ? scope : k->cfg.node_path, id, &sb, err,
+			      errlen);
 	if (rc == LINLI_ENOENT)
 		rc = 0;
 	else if (rc == 0) {
@@ -105,12 +109,46 @@ static int rec_get(struct kernel *k, enum grant_kind kind, const char *name, str
 	return rc;
 }
 
+static int rec_get(struct kernel *k, enum grant_kind kind, const char *name, struct grec *g,
+		   char *err, size_t errlen)
+{
+	return rec_get_at(k, NULL, kind, name, g, err, errlen);
+}
+
+/* What the nodes above granted (kind, name), space-separated into `out`, and where. */
+static int above_get(struct kernel *k, enum grant_kind kind, const char *name, char *out,
+		     size_t outlen, char *from, size_t fromlen, char *err, size_t errlen)
+{
+	out[0] = from[0] = '\0';
+	char up[SCOPE_MAX + 1];
+	snprintf(up, sizeof up, "%s", k->cfg.node_path);
+	size_t o = 0, fo = 0;
+	for (char *sl; (sl = strrchr(up, '/'));) {
+		*sl = '\0';
+		struct grec g;
+		int rc = rec_get_at(k, up, kind, name, &g, err, errlen);
+		if (rc)
+			return rc;
+		if (!g.caps[0])
+			continue;
+		if (o < outlen)
+			o += (size_t)snprintf(out + o, outlen - o, "%s%s", o ? " " : "", g.caps);
+		if (fo < fromlen)
+			fo += (size_t)snprintf(from + fo, fromlen - fo, "%s%s", fo ? ", " : "", up);
+	}
+	return 0;
+}
+
 int grants_get(struct kernel *k, enum grant_kind kind, const char *name, char *out, size_t outlen,
 	       char *err, size_t errlen)
 {
 	struct grec g;
+	char above[GRANTS_LIST_MAX], from[256];
 	int rc = rec_get(k, kind, name, &g, err, errlen);
-	snprintf(out, outlen, "%s", rc ? "" : g.caps);
+	if (!rc)
+		rc = above_get(k, kind, name, above, sizeof above, from, sizeof from, err, errlen);
+	snprintf(out, outlen, "%s%s%s", rc ? "" : g.caps, !rc && g.caps[0] && above[0] ? " " : "",
+		 rc ? "" : above);
 	return rc;
 }
 
@@ -182,8 +220,13 @@ int grants_check(struct kernel *k, enum grant_kind kind, const char *name, const
 		snprintf(why, whylen, "cannot read its grants: %s", err);
 		return LINLI_EPERM;
 	}
+	char all[2 * GRANTS_LIST_MAX];
+	if (grants_get(k, kind, name, all, sizeof all, err, sizeof err) != 0) {
+		snprintf(why, whylen, "cannot read its grants: %s", err);
+		return LINLI_EPERM;
+	}
 	struct capset granted;
-	caps_split(g.caps, &granted);
+	caps_split(all, &granted);
 	char missing[2048] = "";
 	size_t used = 0;
 	int nmiss = 0;
@@ -211,7 +254,7 @@ static int rec_put(struct kernel *k, const struct tier_principal *who, enum gran
 	char id[STORE_ID_MAX + 1];
 	record_id(kind, name, id);
 	if (!*list) {
-		int rc = store_delete(k->store, "grants", NULL, id, err, errlen);
+		int rc = store_delete_at(k->store, "grants", k->cfg.node_path, id, err, errlen);
 		return rc == LINLI_ENOENT ? 0 : rc;
 	}
 	msgpack_sbuffer sb;
@@ -257,6 +300,19 @@ int grants_change(struct kernel *k, const struct tier_principal *who, enum grant
 		return rc;
 	struct capset set;
 	caps_split(g.caps, &set);
+	char above[GRANTS_LIST_MAX], from[256];
+	if (!grant && (rc = above_get(k, kind, name, above, sizeof above, from, sizeof from, err,
+				      errlen)))
+		return rc;
+	struct capset aset = {.n = 0};
+	if (!grant)
+		caps_split(above, &aset);
+	for (int i = 0; !grant && i < n; i++)
+		if (caps_find(&set, caps[i]) < 0 && caps_find(&aset, caps[i]) >= 0)
+			return errf(err, errlen, LINLI_EPERM,
+				    "%s '%s': '%s' is granted by the tier above (%s) for its whole "
+				    "jurisdiction: it is revoked there",
+				    kind_name(kind), name, caps[i], from);
 	for (int i = 0; !grant && i < n; i++)
 		if (caps_find(&set, caps[i]) < 0)
 			return errf(
@@ -319,25 +375,55 @@ struct gcmd {
 	const struct grants_subject_ops *ops;
 };
 
+/* One per kind, set once at start: what the commands need besides the call. */
+static struct gcmd gcmds[2];
+
+void grants_recheck(struct kernel *k)
+{
+	for (int i = 0; i < 2; i++) {
+		const struct grants_subject_ops *ops = gcmds[i].ops;
+		const char **names = ops ? malloc(LIST_MAX_RECHECK * sizeof *names) : NULL;
+		int n = names ? ops->names(k, names, LIST_MAX_RECHECK) : 0;
+		char **copy = n > 0 ? calloc((size_t)n, sizeof *copy) : NULL;
+		for (int j = 0; copy && j < n; j++)
+			copy[j] = strdup(names[j]);
+		free(names);
+		for (int j = 0; copy && j < n; j++) {
+			char state[512];
+			if (copy[j])
+				ops->changed(k, copy[j], true, state, sizeof state);
+			free(copy[j]);
+		}
+		free(copy);
+	}
+}
+
 /* One subject's row: its grants, what it declares, what is missing, its state. */
 static void pack_subject(struct kernel *k, const struct gcmd *gc, msgpack_packer *pk,
 			 const char *name, const struct grec *g, const char *state)
 {
 	const char *decl[MAX_CAPS];
 	int nd = gc->ops->declared(k, name, decl, MAX_CAPS);
-	struct capset granted, declared = {.n = 0}, missing = {.n = 0};
+	struct capset granted, declared = {.n = 0}, missing = {.n = 0}, above, effective;
+	char alist[GRANTS_LIST_MAX] = "", from[256] = "", err[256], all[2 * GRANTS_LIST_MAX];
+	above_get(k, gc->kind, name, alist, sizeof alist, from, sizeof from, err, sizeof err);
 	caps_split(g->caps, &granted);
+	caps_split(alist, &above);
+	snprintf(all, sizeof all, "%s %s", g->caps, alist);
+	caps_split(all, &effective);
 	for (int i = 0; i < nd; i++) {
 		snprintf(declared.v[declared.n++], LINLI_CAP_MAX, "%s", decl[i]);
-		if (!caps_cover(&granted, decl[i]))
+		if (!caps_cover(&effective, decl[i]))
 			snprintf(missing.v[missing.n++], LINLI_CAP_MAX, "%s", decl[i]);
 	}
 	char when[32] = "";
 	if (g->updated)
 		utc_text(g->updated, when, sizeof when);
-	msgpack_pack_map(pk, 7);
+	msgpack_pack_map(pk, 9);
 	mp_kv_str(pk, "name", name);
 	pack_caps(pk, "granted", &granted);
+	pack_caps(pk, "granted_above", &above); /* by the tiers above, for their jurisdiction */
+	mp_kv_str(pk, "granted_at", from);
 	pack_caps(pk, "declared", &declared);
 	pack_caps(pk, "missing", &missing);
 	mp_kv_str(pk, "state", state ? state : nd < 0 ? "not installed" : "");
@@ -497,8 +583,6 @@ static int cmd_grants(struct cmd_call *call, void *ud)
 int grants_register(struct kernel *k, const char *word, enum grant_kind kind,
 		    const struct grants_subject_ops *ops)
 {
-	/* One per kind, set once at start: what the commands need besides the call. */
-	static struct gcmd gcmds[2];
 	struct gcmd *gc = &gcmds[kind == GRANT_RULE];
 	gc->kind = kind;
 	gc->ops = ops;

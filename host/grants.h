@@ -64,6 +64,13 @@ int grants_change(struct kernel *k, const struct tier_principal *who, enum grant
 int grants_drop(struct kernel *k, const struct tier_principal *who, enum grant_kind kind,
 		const char *name, char *err, size_t errlen);
 
+/*
+ * grants_recheck — the grants from the tiers above changed (federation's down log): every
+ * known plugin and rule is checked again (a running one whose declared capability lost its
+ * grant stops, as at a revoke here).
+ */
+void grants_recheck(struct kernel *k);
+
 /* What a loader tells the grant commands about its subjects. */
 struct grants_subject_ops {
 	/*

@@ -1606,7 +1606,9 @@ static int locate(struct store *s, MDB_txn *txn, const char *ds, const char *roo
  */
 static bool ids_node_wide(const struct cat_dataset *ds)
 {
-	return ds->system || ds->written_by;
+	/* but one that comes down holds the tiers' records above under the same ids, each at
+	   its own scope (grants: host/grants.c reads them exactly there) */
+	return (ds->system || ds->written_by) && !ds->down;
 }
 
 /*

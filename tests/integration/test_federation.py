@@ -777,6 +777,24 @@ def case_four_tiers_the_city_sees_both_communities_its_rule_runs_below_a_forged_
         ds[STREET].wait_log(f"{YUELAN} refused: it speaks federation protocol 1 (linlid "
                             "0.0.1), this node 2")
 
+        # Grants come down: the city approves grid's capabilities for its whole jurisdiction;
+        # yuelan's admin adds to them, never takes from them; the city's revoke stops it there.
+        decl = ds[YUELAN].ok("plugins", "grants", "grid")["declared"]
+        ds[city].ok("plugins", "grant", "grid", *decl)
+        g = wait_for(lambda: (lambda x: x if sorted(x["granted_above"]) == sorted(decl) else None)(
+            ds[YUELAN].ok("plugins", "grants", "grid")), "the city's grants at yuelan", timeout=30)
+        eq(g["granted_at"], city, g)
+        ds[YUELAN].ok("plugins", "revoke", "grid", "--all")  # its own: the city's still cover
+
+        def grid_state():
+            return {p["name"]: p for p in ds[YUELAN].ok("plugins", "list")}["grid"]["state"]
+        eq(grid_state(), "running", "running on the city's grants")
+        rc, _, err = ds[YUELAN].cli("plugins", "revoke", "grid", decl[0])
+        check(rc != 0 and f"is granted by the tier above ({city})" in err, err)
+        ds[city].ok("plugins", "revoke", "grid", decl[0])
+        wait_for(lambda: grid_state() == "refused", "grid stopped by the city's revoke",
+                 timeout=30)
+
         # A read of sensitive fields in clear at yuelan: its audit entry goes up to the city.
         ds[YUELAN].ok("data", "put", "residents", "--scope", YUELAN, json.dumps(
             {"name": "张三", "id_number": "340104199001011234", "phone": "13812345678",
