@@ -173,6 +173,7 @@ struct fed {
 	uint64_t down_applied, down_entries, down_dups, down_gaps, down_quarantined, down_forged;
 	uint64_t down_trimmed;
 	bool word_due;
+	bool children_dirty; /* statuses came since data_dir/federation/children was written */
 	/* Commands sent down (federation exec), waiting for their answer (kernel thread). */
 	struct xpend *xpend;
 	size_t n_xpend;
@@ -1190,6 +1191,7 @@ static void apply_status(struct fed *f, struct inbound *in)
 			 "changes will be quarantined here until the catalogs agree", node, differs);
 	memcpy(c->schema_differs, differs, sizeof differs);
 	c->seen_at = wall_ms();
+	f->children_dirty = true;
 	c->received++;
 	f->received++;
 out:
@@ -1916,6 +1918,101 @@ void fed_on_outbox(void *ud, uint64_t last)
 static void resend_rules(struct fed *f);
 static void exec_expire(struct fed *f);
 
+/*
+ * The children as they last spoke (data_dir/federation/children, MessagePack): a restarted
+ * node knows them at once — shown stale until they speak, the down log sent on from their
+ * word — rather than after their next status.
+ */
+static void children_path(const struct fed *f, char *out, size_t n)
+{
+	snprintf(out, n, "%s/federation/children", f->k->cfg.data_dir);
+}
+
+static void children_save(struct fed *f)
+{
+	char path[4300], dir[4300], err[512] = "";
+	children_path(f, path, sizeof path);
+	snprintf(dir, sizeof dir, "%s/federation", f->k->cfg.data_dir);
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	size_t n = 0;
+	for (size_t i = 0; i < f->n_children; i++)
+		n += f->children[i].seen_at != 0;
+	msgpack_pack_array(&pk, n);
+	for (size_t i = 0; i < f->n_children; i++) {
+		const struct child *c = &f->children[i];
+		if (!c->seen_at)
+			continue;
+		msgpack_pack_map(&pk, 8);
+		mp_kv_str(&pk, "node", c->node);
+		mp_kv_str(&pk, "level", c->level);
+		mp_kv_str(&pk, "name", c->name);
+		mp_kv_str(&pk, "version", c->version);
+		mp_kv_str(&pk, "sdk", c->sdk);
+		mp_kv_int(&pk, "seen_at", c->seen_at);
+		mp_kv_uint(&pk, "seq", c->seq);
+		mp_kv_int(&pk, "down", c->down_word);
+	}
+	if (mkdirs(dir, 0750) || write_file_atomic(path, sb.data, sb.size, 0640, err, sizeof err))
+		log_warn("federation", "the children's last statuses are not kept: %s",
+			 errno && !err[0] ? strerror(errno) : err);
+	else
+		f->children_dirty = false;
+	msgpack_sbuffer_destroy(&sb);
+}
+
+static void children_load(struct fed *f)
+{
+	char path[4300];
+	children_path(f, path, sizeof path);
+	FILE *fp = fopen(path, "rb");
+	if (!fp)
+		return;
+	char *buf = malloc(1 << 20);
+	size_t len = buf ? fread(buf, 1, 1 << 20, fp) : 0;
+	fclose(fp);
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	char cerr[96];
+	size_t n = 0;
+	if (!buf || len == 1 << 20 || mp_check(buf, len, 3, MP_STR_KEYS, cerr, sizeof cerr) ||
+	    msgpack_unpack_next(&up, buf, len, NULL) != MSGPACK_UNPACK_SUCCESS ||
+	    up.data.type != MSGPACK_OBJECT_ARRAY) {
+		log_warn("federation", "%s is not the children's statuses (a MessagePack array "
+			 "under 1 MiB): ignored; they are known again when they speak", path);
+		goto out;
+	}
+	const char *own = f->k->cfg.node_path;
+	size_t ol = strlen(own);
+	for (uint32_t i = 0; i < up.data.via.array.size; i++) {
+		const msgpack_object *o = &up.data.via.array.ptr[i];
+		char node[SCOPE_MAX + 1] = "";
+		if (o->type != MSGPACK_OBJECT_MAP || !str_of(mp_get(o, "node"), node, sizeof node) ||
+		    strncmp(node, own, ol) || node[ol] != '/' || strchr(node + ol + 1, '/'))
+			continue; /* not a direct child of this node: a file of another */
+		struct child *c = child_of(f, node);
+		if (!c)
+			break;
+		mp_copy_str(mp_get(o, "level"), c->level, sizeof c->level);
+		mp_copy_str(mp_get(o, "name"), c->name, sizeof c->name);
+		mp_copy_str(mp_get(o, "version"), c->version, sizeof c->version);
+		mp_copy_str(mp_get(o, "sdk"), c->sdk, sizeof c->sdk);
+		const msgpack_object *v = mp_get(o, "seen_at");
+		c->seen_at = v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (int64_t)v->via.u64 : 1;
+		u64_of(mp_get(o, "seq"), &c->seq);
+		uint64_t w;
+		if (u64_of(mp_get(o, "down"), &w))
+			down_word(f, c, w);
+		n++;
+	}
+	log_info("federation", "%zu children known from %s (stale until they speak)", n, path);
+out:
+	msgpack_unpacked_destroy(&up);
+	free(buf);
+}
+
 /* Every child is told what was applied of its changes (a lost word is said again). */
 static void on_announce(struct kernel *k, void *arg)
 {
@@ -1932,6 +2029,8 @@ static void on_announce(struct kernel *k, void *arg)
 		send_word(f);
 	if (f->ticks % 10 == 0)
 		down_trim(f);
+	if (f->ticks % 5 == 0 && f->children_dirty)
+		children_save(f);
 	exec_expire(f);
 }
 
@@ -2011,21 +2110,14 @@ static int down_keep(struct fed *f, const char *name, const char *text, size_t l
 	struct drule *r = drule_find(f, name);
 	if (!r && f->n_rules == RULES_MAX)
 		return errf(err, errlen, LINLI_ELIMIT, "more than %d rules from above", RULES_MAX);
-	char path[sizeof f->down_dir + 80], tmp[sizeof path + 8];
+	char path[sizeof f->down_dir + 80];
 	if (mkdirs(f->down_dir, 0750))
 		return errf(err, errlen, LINLI_EIO, "cannot create %s: %s", f->down_dir,
 			    strerror(errno));
 	snprintf(path, sizeof path, "%s/%s.lua", f->down_dir, name);
-	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	FILE *fp = fopen(tmp, "wb");
-	bool ok = fp && fwrite(text, 1, len, fp) == len && fflush(fp) == 0 && fsync(fileno(fp)) == 0;
-	if (fp && fclose(fp))
-		ok = false;
-	if (!ok || rename(tmp, path)) {
-		int e = errno;
-		unlink(tmp);
-		return errf(err, errlen, LINLI_EIO, "cannot write %s: %s", path, strerror(e));
-	}
+	int wrc = write_file_atomic(path, text, len, 0640, err, errlen);
+	if (wrc)
+		return wrc;
 	char *copy = malloc(len + 1);
 	if (!copy)
 		return errf(err, errlen, LINLI_ENOMEM, "out of memory");
@@ -2321,26 +2413,23 @@ static void decom_path(const struct fed *f, char *out, size_t n)
 
 static int decom_save(struct fed *f, char *err, size_t errlen)
 {
-	char path[4300], tmp[4310], dir[4300];
+	char path[4300], dir[4300];
 	decom_path(f, path, sizeof path);
-	snprintf(tmp, sizeof tmp, "%s.tmp", path);
 	snprintf(dir, sizeof dir, "%s/federation", f->k->cfg.data_dir);
 	if (mkdirs(dir, 0750))
 		return errf(err, errlen, LINLI_EIO, "cannot create %s: %s", dir, strerror(errno));
-	FILE *fp = fopen(tmp, "w");
-	bool ok = fp != NULL;
-	for (size_t i = 0; ok && i < f->n_children; i++)
+	char *text = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&text, &len);
+	if (!fp)
+		return errf(err, errlen, LINLI_ENOMEM, "out of memory");
+	for (size_t i = 0; i < f->n_children; i++)
 		if (f->children[i].decommissioned)
-			ok = fprintf(fp, "%s\n", f->children[i].node) > 0;
-	ok = ok && fflush(fp) == 0 && fsync(fileno(fp)) == 0;
-	if (fp && fclose(fp))
-		ok = false;
-	if (!ok || rename(tmp, path)) {
-		int e = errno;
-		unlink(tmp);
-		return errf(err, errlen, LINLI_EIO, "cannot write %s: %s", path, strerror(e));
-	}
-	return 0;
+			fprintf(fp, "%s\n", f->children[i].node);
+	int rc = fclose(fp) ? errf(err, errlen, LINLI_ENOMEM, "out of memory")
+			    : write_file_atomic(path, text, len, 0640, err, errlen);
+	free(text);
+	return rc;
 }
 
 static void decom_load(struct fed *f)
@@ -3123,6 +3212,7 @@ int fed_open(struct kernel *k)
 	decom_load(f);
 	pthread_mutex_init(&f->mu, NULL);
 	pthread_cond_init(&f->cv, NULL);
+	children_load(f);
 	k->fed = f;
 	natsStatus s = nats_Open(-1);
 	int rc = s ? LINLI_EIO : 0;
@@ -3168,6 +3258,8 @@ void fed_close(struct kernel *k)
 	if (f->alarm_req && k->bus)
 		bus_request_drop(k->bus, f->alarm_req, f);
 	cmd_unregister_owner(k->cmds, f);
+	if (f->children_dirty)
+		children_save(f);
 	while (f->n_xpend) { /* commands sent down still waiting: said so */
 		struct cmd_call *call = f->xpend[--f->n_xpend].call;
 		call->on_cancel = NULL;

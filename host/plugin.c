@@ -838,25 +838,6 @@ static int read_word(const char *path, char *out, size_t len)
 	return 0;
 }
 
-/* Write `text` to path whole: a temp file, fsync, rename. */
-static int write_atomic(const char *path, const char *text, char *err, size_t errlen)
-{
-	char tmp[PATH_MAX + 8];
-	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	FILE *f = fopen(tmp, "we");
-	if (!f)
-		return errf(err, errlen, LINLI_EIO, "cannot write %s: %s", tmp, strerror(errno));
-	fputs(text, f);
-	bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
-	ok = (fclose(f) == 0) && ok;
-	if (!ok || rename(tmp, path) != 0) {
-		int e = errno;
-		unlink(tmp);
-		return errf(err, errlen, LINLI_EIO, "cannot write %s: %s", path, strerror(e));
-	}
-	return 0;
-}
-
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	(void)st;
@@ -1901,11 +1882,11 @@ static int op_bundle(struct plug_registry *reg, const char *src, const struct ti
 			bundle_path(reg, nm, "current", path, sizeof path);
 			char line[LINLI_VERSION_MAX + 2];
 			snprintf(line, sizeof line, "%s\n", ver);
-			rc = write_atomic(path, line, err, errlen);
+			rc = write_file_atomic(path, line, strlen(line), 0640, err, errlen);
 			if (!rc && upgrade && cur[0]) {
 				bundle_path(reg, nm, "previous", path, sizeof path);
 				snprintf(line, sizeof line, "%s\n", cur);
-				rc = write_atomic(path, line, err, errlen);
+				rc = write_file_atomic(path, line, strlen(line), 0640, err, errlen);
 			}
 			if (!rc)
 				bundle_audit(reg, who,
@@ -1974,11 +1955,11 @@ static int op_rollback(struct plug_registry *reg, const char *name,
 		return rc;
 	bundle_path(reg, nm, "current", path, sizeof path);
 	snprintf(line, sizeof line, "%s\n", prev);
-	rc = write_atomic(path, line, err, errlen);
+	rc = write_file_atomic(path, line, strlen(line), 0640, err, errlen);
 	bundle_path(reg, nm, "previous", path, sizeof path);
 	snprintf(line, sizeof line, "%s\n", cur);
 	if (!rc && cur[0])
-		rc = write_atomic(path, line, err, errlen);
+		rc = write_file_atomic(path, line, strlen(line), 0640, err, errlen);
 	snprintf(detail, sizeof detail, "%s -> %s", cur, prev);
 	if (!rc)
 		bundle_audit(reg, who, "plugins.rollback", nm, detail);

@@ -2229,31 +2229,6 @@ static void swap_in(struct script_rules *r, int i, struct script *s)
 }
 
 /* Write src to path atomically (a temporary file, fsync, rename). */
-static int write_atomic(const char *path, const char *src, size_t len, char *err, size_t errlen)
-{
-	char tmp[PATH_MAX + 32];
-	snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-	if (fd < 0)
-		return errf(err, errlen, LINLI_EIO, "cannot write %s: %s", tmp, strerror(errno));
-	size_t off = 0;
-	while (off < len) {
-		ssize_t w = write(fd, src + off, len - off);
-		if (w <= 0)
-			break;
-		off += (size_t)w;
-	}
-	int ok = off == len && fsync(fd) == 0;
-	int e = errno;
-	close(fd);
-	if (!ok || rename(tmp, path) != 0) {
-		e = ok ? errno : e;
-		unlink(tmp);
-		return errf(err, errlen, LINLI_EIO, "cannot write %s: %s", path, strerror(e));
-	}
-	return 0;
-}
-
 int script_rules_install(struct script_rules *r, const char *file, const char *src, size_t len,
 			 char *name_out, size_t namelen, char *err, size_t errlen)
 {
@@ -2289,7 +2264,7 @@ int script_rules_install(struct script_rules *r, const char *file, const char *s
 		script_free(s);
 		return rc;
 	}
-	if ((rc = write_atomic(path, src, len, err, errlen)) != 0) {
+	if ((rc = write_file_atomic(path, src, len, 0640, err, errlen)) != 0) {
 		detach(r, s);
 		script_free(s);
 		return rc;

@@ -73,11 +73,11 @@ static void load(struct trust *t)
 
 static int save(struct trust *t, char *err, size_t errlen)
 {
-	char tmp[PATH_MAX + 8];
-	snprintf(tmp, sizeof tmp, "%s.tmp", t->path);
-	FILE *f = fopen(tmp, "we");
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
 	if (!f)
-		return errf(err, errlen, LINLI_EIO, "cannot write %s: %s", tmp, strerror(errno));
+		return errf(err, errlen, LINLI_ENOMEM, "out of memory");
 	fprintf(f, "# keys this node trusts for bundles ('linli trust add|remove'): "
 		   "NAME KEYID PUBLIC-KEY\n");
 	for (int i = 0; i < t->n; i++) {
@@ -86,14 +86,10 @@ static int save(struct trust *t, char *err, size_t errlen)
 		bundle_hex(t->keys[i].pk, BUNDLE_PK_LEN, pk);
 		fprintf(f, "%s %s %s\n", t->keys[i].name, id, pk);
 	}
-	bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
-	ok = (fclose(f) == 0) && ok;
-	if (!ok || rename(tmp, t->path) != 0) {
-		int e = errno;
-		unlink(tmp);
-		return errf(err, errlen, LINLI_EIO, "cannot write %s: %s", t->path, strerror(e));
-	}
-	return 0;
+	int rc = fclose(f) ? errf(err, errlen, LINLI_ENOMEM, "out of memory")
+			   : write_file_atomic(t->path, text, len, 0640, err, errlen);
+	free(text);
+	return rc;
 }
 
 static struct bundle_key *find(struct trust *t, const char *name)

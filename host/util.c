@@ -2,6 +2,8 @@
 #include "util.h"
 
 #include <errno.h>
+#include <unistd.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,6 +12,7 @@
 #include <time.h>
 
 #include "clock.h"
+#include "linli/error.h"
 
 int errf(char *err, size_t errlen, int rc, const char *fmt, ...)
 {
@@ -35,6 +38,38 @@ void utc_text(int64_t ms, char *out, size_t n)
 	struct tm tm;
 	gmtime_r(&t, &tm);
 	strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, char *err,
+		      size_t errlen)
+{
+	char tmp[PATH_MAX + 32];
+	snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0)
+		return errf(err, errlen, LINLI_EIO, "cannot write %s: %s", tmp, strerror(errno));
+	const char *p = data;
+	size_t off = 0;
+	while (off < len) {
+		ssize_t w = write(fd, p + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;
+		off += (size_t)w;
+	}
+	int ok = off == len && fsync(fd) == 0;
+	int e = off == len ? errno : errno ? errno : EIO;
+	if (close(fd) != 0 && ok) {
+		ok = 0;
+		e = errno;
+	}
+	if (!ok || rename(tmp, path) != 0) {
+		e = ok ? errno : e;
+		unlink(tmp);
+		return errf(err, errlen, LINLI_EIO, "cannot write %s: %s", path, strerror(e));
+	}
+	return 0;
 }
 
 int mkdirs(const char *path, mode_t mode)

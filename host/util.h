@@ -34,6 +34,14 @@ void utc_text(int64_t ms, char *out, size_t n);
 int mkdirs(const char *path, mode_t mode);
 
 /*
+ * write_file_atomic — `path` holds exactly the len bytes at data afterwards, or what it held
+ * before: a temp file beside it (mode), fsync, rename. 0, or LINLI_EIO with err naming the
+ * file and why.
+ */
+int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, char *err,
+		      size_t errlen);
+
+/*
  * The length of the valid UTF-8 character at s (n bytes available): 1..4,
  * or 0 when s[0] does not start one (a stray or truncated sequence, an
  * overlong form, a surrogate, above U+10FFFF).

@@ -245,6 +245,12 @@ def case_a_communitys_status_reaches_its_street_and_a_cut_heals():
         leaf.stop()
         wait_for(lambda: not comm.ok("federation", "status")["connected"], "the community cut")
         wait_for(lambda: child_of(street, YUELAN)["stale"], "stale at the street", timeout=10)
+        # The street restarted meanwhile knows its child at once (data_dir/federation/children).
+        eq(street.stop(), 0, "street stop")
+        street.start()
+        c = child_of(street, YUELAN)
+        check(c and c["name"] == "悦澜社区" and c["stale"] and c["seq"] >= seq0, c)
+        street.wait_log("1 children known from")
         # Healed: the same server again (its JetStream dir kept).
         leaf.start()
         wait_for(lambda: comm.ok("federation", "status")["connected"], "the community back",
