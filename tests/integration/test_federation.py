@@ -747,9 +747,20 @@ def case_four_tiers_the_city_sees_both_communities_its_rule_runs_below_a_forged_
               "higher_tier", case)
         eq(case["step_deadline"] - case["step_started"], 77 * 60000,
            f"the city's 77 minutes in the city's calendar: {case}")
-        wait_for(lambda: ds[city].cli("data", "get", "incidents", r["id"], "--scope",
-                                      YUELAN + "/g01")[0] == 0, "the case up at the city",
-                 timeout=30)
+        # its move at yuelan (the city's operator again, down): the case and its move up, in
+        # order — the city holds the case as filed once the move is there
+        ds[city].ok("federation", "exec", YUELAN, "grid", "file", r["id"])
+
+        def moved_at_city():
+            rc, m, _ = ds[city].cli("data", "query", "incident_moves", "--scope", YUELAN + "/g01",
+                                    "--where", f"incident={r['id']}")
+            verbs = sorted(x["verb"] for x in m["records"]) if not rc else []
+            if "file" not in verbs:
+                return None
+            c = ds[city].ok("data", "get", "incidents", r["id"], "--scope", YUELAN + "/g01")
+            return (c["status"], verbs)
+        eq(wait_for(moved_at_city, "the case and its move at the city", timeout=30),
+           ("filed", ["file", "report"]), "the moves and the case they moved, at the city")
         rc, _, err = ds[STREET].cli("federation", "exec", "hefei/baohe/other", "status")
         check(rc != 0 and "not a node below" in err, err)
         rc, _, err = ds[YUELAN].cli("federation", "exec", qiming, "status")
