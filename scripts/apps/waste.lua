@@ -101,6 +101,19 @@ local function community_of(text, what)
               .. " (a name such as yuelan, or " .. node .. "/yuelan)")
 end
 
+-- A community the caller named, refused when it lies outside the caller's jurisdiction
+-- (a sibling community: the kernel would refuse the reads too, in its own words).
+local function community_for(text, what, caller)
+  local c, e, code = community_of(text, what)
+  if not c then return nil, e, code end
+  local mine = caller and caller.scope
+  if mine and not under(c, mine) and not under(mine, c) then
+    return fail(what .. ": " .. c .. " is outside your jurisdiction (" .. mine .. ")",
+                "LINLI_EPERM")
+  end
+  return c
+end
+
 -- Where the caller's commands read by default: its own scope when it lies in the street.
 local function base_of(caller)
   local node = linli.plugin_scope()
@@ -407,7 +420,7 @@ local function points_cmd(args, _, caller)
   if #pos > 0 then return fail("usage: " .. usage) end
   local scope = base_of(caller)
   if opts.community then
-    local c, e, code = community_of(opts.community, "--community")
+    local c, e, code = community_for(opts.community, "--community", caller)
     if not c then return nil, e, code end
     scope = c
   end
@@ -469,7 +482,7 @@ local function checkin_cmd(args, _, caller)
   end
   local community, explicit = community_of_caller(caller), nil
   if opts.community then
-    local c, e, code = community_of(opts.community, "--community")
+    local c, e, code = community_for(opts.community, "--community", caller)
     if not c then return nil, e, code end
     community, explicit = c, c
   end
@@ -528,7 +541,7 @@ local function report_cmd(args, _, caller)
   if (verb ~= "build" and verb ~= "show") or #args < 2 or #args > 3 then
     return fail("usage: " .. usage)
   end
-  local community, e, code = community_of(args[2], "community")
+  local community, e, code = community_for(args[2], "community", caller)
   if not community then return nil, e, code end
   local day
   if args[3] then

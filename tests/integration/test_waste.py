@@ -31,7 +31,8 @@ def js(v):
 class node:
     """linlid at the street with alarms and tdrv; waste.lua installed from scripts/apps."""
 
-    def __init__(self, conf="over_minutes = 15;"):
+    def __init__(self, conf="over_minutes = 15;", install=True):
+        self.install = install
         self.d = Daemon(node=STREET, level="street", name="滨湖街道")
         pdir = os.path.join(self.d.dir, "plugins")
         self.scripts = os.path.join(self.d.dir, "scripts")
@@ -51,6 +52,8 @@ class node:
             d = self.d.start(args=("--test-clock",))
             d.ok("clock", "set", "2027-03-10T08:00")
             d.login()
+            if not self.install:
+                return d
             r = d.ok("plugins", "install", APP, "--grant")
             check(os.path.exists(os.path.join(self.scripts, "apps", "waste.lua")),
                   f"installed into the script dir: {r}")
@@ -244,7 +247,8 @@ def case_each_community_its_own_and_bad_input_refused():
         refused(d, ("checkin", "p9", "sorted"), "LINLI_EPERM",
                 "point 'p9' is outside your jurisdiction (" + YUELAN + ")", token=w1)
         refused(d, ("checkin", "p1", "sorted", "--community", "qiming"), "LINLI_EPERM",
-                "outside", token=w1)
+                "--community: " + QIMING + " is outside your jurisdiction (" + YUELAN + ")",
+                token=w1)
         refused(d, ("checkin", "nosuch", "sorted"), "LINLI_ENOENT",
                 "unknown point 'nosuch' in " + YUELAN + " (waste_points)", token=w1)
         refused(d, ("checkin", "p1", "dirty"), "LINLI_EINVAL",
@@ -259,11 +263,14 @@ def case_each_community_its_own_and_bad_input_refused():
         eq(query(d, "waste_checkins"), [], "nothing stored")
         # Points and reports: each community its own.
         eq([p["id"] for p in waste(d, "points", token=w2)], ["p1", "p9"], "w2: 启明's")
-        refused(d, ("points", "--community", "yuelan"), "LINLI_EPERM", "outside", token=w2)
+        refused(d, ("points", "--community", "yuelan"), "LINLI_EPERM",
+                "--community: " + YUELAN + " is outside your jurisdiction (" + QIMING + ")",
+                token=w2)
         refused(d, ("points", "--community", OTHER), "LINLI_EPERM", "outside this street")
         waste(d, "report", "build", "qiming", "2027-03-09", token=w2)
         eq(waste(d, "report", "show", "qiming", "2027-03-09", token=w2)["checkins"], 0, "w2's")
-        refused(d, ("report", "show", "qiming", "2027-03-09"), "LINLI_EPERM", "outside",
+        refused(d, ("report", "show", "qiming", "2027-03-09"), "LINLI_EPERM",
+                "community: " + QIMING + " is outside your jurisdiction (" + YUELAN + ")",
                 token=w1)
         refused(d, ("report", "build", "qiming", "2027-03-09"), "LINLI_EPERM", "outside",
                 token=w1)
@@ -283,6 +290,24 @@ def case_each_community_its_own_and_bad_input_refused():
                              "--stdin", input=PW + "\n")
         check(rc != 0, f"an account of another street: {rc} {out} {err}")
 
+
+def case_bad_settings_stop_the_app_with_a_reason():
+    """A setting out of range or unknown: the app does not start, so `plugins install`
+    refuses it, saying which setting and why; nothing is left running."""
+    for conf, why in (("threshold = 30;",
+                       "plugins.waste.threshold: 30 is not a fill level of 50 to 100 %"),
+                      ("report_hour = 24;", "plugins.waste.report_hour: 24 is not an hour"),
+                      ("thresold = 80;", "plugins.waste: unknown setting 'thresold' (settings: "
+                                         "threshold, checkins_per_day, over_minutes, "
+                                         "report_hour)")):
+        with node(conf=conf, install=False) as d:
+            rc, out, err = d.cli("plugins", "install", APP, "--grant")
+            check(rc == 1 and why in out.get("error", "")
+                  and "did not start, so it was not installed" in out["error"],
+                  f"{conf}: {rc} {out} {err}")
+            check("waste" not in [p["name"] for p in d.ok("plugins", "list")], f"{conf}: listed")
+            rc, out, err = d.cli("waste", "stats")
+            check(rc != 0, f"{conf}: no waste command: {out} {err}")
 
 if __name__ == "__main__":
     sys.exit(main(globals()))
