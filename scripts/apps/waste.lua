@@ -413,6 +413,22 @@ local function bin_state(b, p)
   return out
 end
 
+-- What is wrong with bin `b` of point `p` (read as the caller), or nil.
+local function bin_problem(b, p)
+  local info, err, code = linli.dev_info(b)
+  if not info then
+    if code == "LINLI_EPERM" and tostring(err):find("device.read:", 1, true) then
+      return "not a trash_bin device"
+    end
+    return tostring(err)
+  end
+  if info.class ~= "trash_bin" then return "not a trash_bin device (" .. info.class .. ")" end
+  if not under(info.scope, p.scope) then
+    return "the device is at " .. info.scope .. ", not in " .. p.scope
+  end
+  return nil, info.state
+end
+
 local function points_cmd(args, _, caller)
   local usage = "waste points [--community C]"
   local pos, opts = parse(args, { community = true }, usage)
@@ -431,7 +447,10 @@ local function points_cmd(args, _, caller)
   for _, r in ipairs(rows) do
     local p = point_entry(r.id, r.scope, r.record)
     local bins = linli.array()
-    for i, b in ipairs(p.bins) do bins[i] = bin_state(b, p) end
+    for i, b in ipairs(p.bins) do
+      bins[i] = bin_state(b, p)
+      bins[i].problem, bins[i].state = bin_problem(b, p)
+    end
     out[#out + 1] = { id = r.id, scope = r.scope, name = p.name, status = p.status,
                       threshold = p.threshold, checkins_per_day = p.per_day, bins = bins }
   end
@@ -594,7 +613,7 @@ plugin {
   capabilities = {
     "store.read:waste_points", "store.read:waste_checkins", "store.write:waste_checkins",
     "store.read:waste_daily", "store.write:waste_daily", "store.read:grid_workers",
-    "bus.subscribe:dev/trash_bin/+/fill_level",
+    "device.read:trash_bin", "bus.subscribe:dev/trash_bin/+/fill_level",
     "bus.publish:alarmreq/raise", "bus.publish:alarmreq/clear",
   },
   init = function()

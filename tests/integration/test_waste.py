@@ -263,6 +263,17 @@ def case_each_community_its_own_and_bad_input_refused():
         eq(query(d, "waste_checkins"), [], "nothing stored")
         # Points and reports: each community its own.
         eq([p["id"] for p in waste(d, "points", token=w2)], ["p1", "p9"], "w2: 启明's")
+        # A point's bins that are not this community's trash bins are shown as such.
+        d.ok("devices", "add", "dr-1", "door", "tdrv", "ok", "--scope", YUELAN)
+        put(d, "waste_points", YUELAN, "p3", {"name": "西门投放点", "bins": "tb-4, tb-x,dr-1"})
+        p3 = [p for p in waste(d, "points", "--community", "yuelan") if p["id"] == "p3"][0]
+        eq([(b["id"], b.get("problem")) for b in p3["bins"]],
+           [("tb-4", "the device is at " + QIMING + ", not in " + YUELAN),
+            ("tb-x", "dev_info: no device 'tb-x'"), ("dr-1", "not a trash_bin device")],
+           "p3's bins")
+        p1 = [p for p in waste(d, "points", token=w1) if p["id"] == "p1"][0]
+        eq([(b["id"], b.get("problem")) for b in p1["bins"]], [("tb-1", None), ("tb-2", None)],
+           "p1's bins are 悦澜's trash bins")
         refused(d, ("points", "--community", "yuelan"), "LINLI_EPERM",
                 "--community: " + YUELAN + " is outside your jurisdiction (" + QIMING + ")",
                 token=w2)
