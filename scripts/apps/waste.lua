@@ -516,8 +516,9 @@ local function checkin_cmd(args, _, caller)
     return fail("point '" .. pos[1] .. "' at " .. scope .. " is " .. point.status
                 .. ": no check-in there")
   end
-  -- The caller must be a grid worker of the point's community, still working.
-  local ws, werr, wcode = scan_all{ dataset = "grid_workers", scope = base_of(caller),
+  -- The caller must be a grid worker of the point's community, still working (read at
+  -- the community, where grid_workers are kept, also for an account of one of its grids).
+  local ws, werr, wcode = scan_all{ dataset = "grid_workers", scope = scope,
                                     where = { account = caller.name } }
   if not ws then return nil, werr, wcode end
   local worker, elsewhere
@@ -535,8 +536,8 @@ local function checkin_cmd(args, _, caller)
       return fail("'" .. caller.name .. "' is a grid worker of " .. elsewhere .. ", not of "
                   .. scope .. " where point '" .. pos[1] .. "' is", "LINLI_EPERM")
     end
-    return fail("'" .. caller.name .. "' is not a grid worker (no grid_workers record with "
-                .. "account " .. caller.name .. " in " .. base_of(caller) .. ")", "LINLI_EPERM")
+    return fail("'" .. caller.name .. "' is not a grid worker of " .. scope .. " (no "
+                .. "grid_workers record there with account " .. caller.name .. ")", "LINLI_EPERM")
   end
   local now = linli.time_now_ms()
   local day = day_of(now)

@@ -255,7 +255,7 @@ def case_each_community_its_own_and_bad_input_refused():
                 "status: 'dirty' is not one of sorted (分类正确), mixed (混投), overflowing",
                 token=w1)
         refused(d, ("checkin", "p1", "sorted", "--community", "qiming"), "LINLI_EPERM",
-                "'admin' is not a grid worker")
+                "'admin' is not a grid worker of " + QIMING + " (no grid_workers record there")
         refused(d, ("checkin", "p1", "sorted", "--when", "x"), "LINLI_EINVAL",
                 "unknown option --when", token=w1)
         refused(d, ("checkin", "p1", "sorted", "--community", OTHER), "LINLI_EPERM",
@@ -296,6 +296,12 @@ def case_each_community_its_own_and_bad_input_refused():
         refused(d, ("report", "show", "yuelan", "2027-03-09"), "LINLI_ENOENT",
                 "no report of " + YUELAN + " for 2027-03-09 (waste report build")
         refused(d, ("report", "list"), "LINLI_EINVAL", "usage: waste report build|show")
+        # A grid worker who left checks in nowhere.
+        put(d, "grid_workers", YUELAN, "gw1", {"name": "王芳", "phone": "13800000001",
+                                              "account": "w1", "grid": "g01", "status": "left"})
+        refused(d, ("checkin", "p1", "sorted"), "LINLI_EPERM",
+                "'w1' is not a grid worker of " + YUELAN, token=w1)
+        eq(query(d, "waste_checkins"), [], "still nothing stored")
         # Another street's account does not exist here.
         rc, out, err = d.cli("accounts", "add", "x1", "--role", "operator", "--node", OTHER,
                              "--stdin", input=PW + "\n")
