@@ -42,7 +42,7 @@ static void test_shipped_catalog(void **state)
 	assert_true(shipped_datasets() >= 27);
 	assert_int_equal(c->n_datasets, shipped_datasets() + 6); /* + 6 built-in system datasets */
 	assert_int_equal(c->n_classes, 18);
-	assert_int_equal(c->n_plugins, 16);
+	assert_int_equal(c->n_plugins, 17);
 	const struct cat_dataset *r = catalog_dataset(c, "residents");
 	assert_non_null(r);
 	assert_int_equal(r->level, TIER_COMMUNITY);

@@ -49,14 +49,16 @@ def case_installed_node_runs_from_its_installed_files():
                     "share/linli/web/vendor/echarts/echarts.min.js",
                     "share/linli/web/vendor/echarts/LICENSE"):
             check(os.path.isfile(installed(dest, prefix + "/" + rel)), f"installed {rel}")
-        # Every rule admins can start from (scripts/rules/, a new file too) is installed.
-        rules = sorted(f for f in os.listdir(os.path.join(SRC, "scripts", "rules"))
-                       if f.endswith(".lua"))
-        check(rules, "scripts/rules/ holds rules")
-        for f in rules:
-            rel = "share/linli/scripts/rules/" + f
-            check(os.path.isfile(installed(dest, prefix + "/" + rel)),
-                  f"installed {rel} (list it in scripts/meson.build)")
+        # Every rule admins can start from (scripts/rules/, a new file too) and every Lua
+        # application (scripts/apps/) is installed.
+        for sub in ("rules", "apps"):
+            files = sorted(f for f in os.listdir(os.path.join(SRC, "scripts", sub))
+                           if f.endswith(".lua"))
+            check(files, f"scripts/{sub}/ holds scripts")
+            for f in files:
+                rel = f"share/linli/scripts/{sub}/" + f
+                check(os.path.isfile(installed(dest, prefix + "/" + rel)),
+                      f"installed {rel} (list it in scripts/meson.build)")
         if shutil.which("scdoc"):
             for page in ("man1/linli.1", "man5/linli.cfg.5", "man8/linlid.8"):
                 check(os.path.isfile(installed(dest, f"{prefix}/share/man/{page}")), page)

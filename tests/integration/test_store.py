@@ -634,7 +634,7 @@ def case_catalog_list_show():
         shipped = len([f for f in os.listdir(os.path.join(CATALOG, "datasets"))
                        if f.endswith(".cfg")])
         check(shipped >= 27, f"{shipped} dataset files")
-        eq(len(rows), shipped + 6 + 18 + 16, "entries (6: the built-in system datasets)")
+        eq(len(rows), shipped + 6 + 18 + 17, "entries (6: the built-in system datasets)")
         eq(len(d.ok("catalog", "list", "devices")), 18, "device classes")
         r = d.ok("catalog", "show", "residents")
         eq(r["kind"], "dataset", "kind")
