@@ -825,6 +825,9 @@ def case_four_tiers_the_city_sees_both_communities_its_rule_runs_below_a_forged_
             log = log if isinstance(log, list) else log.get("entries", [])
             return [e for e in log if e.get("who") == "reader1" and e.get("result") == "allowed"]
         wait_for(read_at_city, "the sensitive read's audit entry at the city", timeout=30)
+        # The city's deletion of si-1, which every child has by now, left its down log.
+        wait_for(lambda: ds[city].ok("federation", "status")["down_log"]["trimmed"] >= 1,
+                 "the deletion trimmed at the city", timeout=30)
 
 
 def case_federation_config_is_checked_and_absent_by_default():

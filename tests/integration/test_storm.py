@@ -69,7 +69,9 @@ def case_storm_rule_faults_and_others_keep_their_speed():
         check(isinstance(d.ok("innocent", "run", "--stdin", input=LISTEN)["r1"], int),
               "innocent subscribed")
         innocent_rate(d, "warming up")
-        alone = innocent_rate(d, "alone")
+        # the median of three: one window of 3,000 events is tens of ms, and a lone fast one
+        # made the storm's look slow (a CI run: 115,385/s alone once, 37,975/s in the storm)
+        alone = sorted(innocent_rate(d, f"alone {i}") for i in range(3))[1]
         d.ok("publish", "test/storm", "{}")
         during = innocent_rate(d, "during the storm")
         wait_for(lambda: by_name(d.ok("rules", "list"))["storm"]["state"] == "faulted",
