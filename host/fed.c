@@ -1639,7 +1639,7 @@ static void apply_down(struct kernel *k, void *arg)
 	}
 	if (grants)
 		grants_recheck(k);
-	if (b > applied || (was == 0 && store_fed_applied(st, f->parent) > b)) {
+	if (b > applied) { /* (a reset set applied to 0: its b is marked, lower than before) */
 		char err[512];
 		if (store_fed_mark(st, f->parent, b, err, sizeof err)) {
 			log_error("federation", "%s", err);

@@ -214,13 +214,7 @@ int grants_check(struct kernel *k, enum grant_kind kind, const char *name, const
 {
 	if (!k->tiers || !k->store || n == 0)
 		return 0;
-	struct grec g;
-	char err[256];
-	if (rec_get(k, kind, name, &g, err, sizeof err) != 0) {
-		snprintf(why, whylen, "cannot read its grants: %s", err);
-		return LINLI_EPERM;
-	}
-	char all[2 * GRANTS_LIST_MAX];
+	char err[256], all[2 * GRANTS_LIST_MAX];
 	if (grants_get(k, kind, name, all, sizeof all, err, sizeof err) != 0) {
 		snprintf(why, whylen, "cannot read its grants: %s", err);
 		return LINLI_EPERM;
