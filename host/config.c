@@ -94,6 +94,8 @@ static const struct key keys[] = {
 	 "screen logins whose password is hashed at once (1..64; the rest get 503)"},
 	{"http.login_failures", T_INT, false,
 	 "failed screen logins a minute per user name before 429 (1..1000)"},
+	{"http.login_address_failures", T_INT, false,
+	 "failed screen logins and display keys a minute from one address before 429 (1..10000)"},
 	{"http.web_dir", T_STR, false,
 	 "the big screen's page, served under /screen/ (default: the installed share/linli/web)"},
 	{"http.max_body", T_INT, false, "largest request body, bytes"},
@@ -913,6 +915,14 @@ static int fill(struct ctx *c, config_t *cf, struct cfg *out)
 			return fail(c, (int)config_setting_source_line(set), "http.login_failures",
 				    "%d is outside 1..1000", v);
 		out->http_login_failures = v;
+	}
+	out->http_login_address_failures = 20;
+	if ((set = config_lookup(cf, "http.login_address_failures"))) {
+		v = config_setting_get_int(set);
+		if (v < 1 || v > 10000)
+			return fail(c, (int)config_setting_source_line(set),
+				    "http.login_address_failures", "%d is outside 1..10000", v);
+		out->http_login_address_failures = v;
 	}
 	out->http_max_body = 64 * 1024;
 	if ((set = config_lookup(cf, "http.max_body"))) {

@@ -118,6 +118,7 @@ struct cfg {
 	char *http_tls_cert, *http_tls_key; /* PEM files for an https:// http.listen */
 	int http_login_concurrency;	 /* screen logins hashing at once; the rest get 503 */
 	int http_login_failures;	 /* failed screen logins a minute per user name, then 429 */
+	int http_login_address_failures; /* the same per client address (logins and display keys) */
 	char *http_web_dir;		 /* the screen's page; NULL: the installed share/linli/web */
 	int health_min_free_mb;		 /* less free disk under data_dir: health degraded */
 	struct cfg_retention retention;

@@ -15,6 +15,7 @@
  */
 #include "http.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <nng/nng.h>
@@ -472,6 +473,44 @@ static void refuse(struct pending *p)
 	post_or_fail(p);
 }
 
+/*
+ * The client's address, as text, into out ("" when it cannot be told).
+ *
+ * nng 1.x gives a handler no getter for it (nng 2 has one): the handler's
+ * third aio input is the nng_http_conn, and that struct's first member has
+ * been its nng_stream in every 1.x release from 1.2 to 1.10 (checked in
+ * src/supplemental/http/http_conn.c and http_server.c of each tag). The
+ * stream answers NNG_OPT_REMADDR (a TLS stream asks its TCP one). So it is
+ * read only under a runtime libnng of those versions (peer_known).
+ */
+static bool peer_known;
+
+static void peer_check(void)
+{
+	int major = 0, minor = 0;
+	peer_known = NNG_MAJOR_VERSION == 1 && sscanf(nng_version(), "%d.%d", &major, &minor) == 2 &&
+		     major == 1 && minor >= 2 && minor <= 10;
+	if (!peer_known)
+		log_warn("http", "libnng %s: clients' addresses are not known (logins are limited per "
+				 "user name only)",
+			 nng_version());
+}
+
+static void conn_peer(nng_http_conn *conn, char *out, size_t len)
+{
+	out[0] = '\0';
+	if (!peer_known || !conn)
+		return;
+	nng_stream *st = *(nng_stream **)conn;
+	nng_sockaddr sa;
+	if (!st || nng_stream_get_addr(st, NNG_OPT_REMADDR, &sa) != 0)
+		return;
+	if (sa.s_family == NNG_AF_INET)
+		inet_ntop(AF_INET, &sa.s_in.sa_addr, out, (socklen_t)len);
+	else if (sa.s_family == NNG_AF_INET6)
+		inet_ntop(AF_INET6, sa.s_in6.sa_addr, out, (socklen_t)len);
+}
+
 /* nng thread: a request arrived. */
 static void on_http(nng_aio *aio)
 {
@@ -504,6 +543,7 @@ static void on_http(nng_aio *aio)
 	if (xc)
 		p->r.csrf = strdup(xc);
 	p->r.secure = h->tls != NULL;
+	conn_peer(conn, p->r.peer, sizeof p->r.peer);
 	char err[256];
 	int rc = p->method && p->r.uri
 		     ? http_parse_target(p->r.uri, &p->r.path, &p->r.query, err, sizeof err)
@@ -645,6 +685,7 @@ int http_open(struct kernel *k, const char *url, size_t max_body, struct http **
 	struct http *h = calloc(1, sizeof *h);
 	nng_url *u = NULL;
 	int rv;
+	peer_check();
 	if (!h)
 		return LINLI_ENOMEM;
 	h->k = k;

@@ -32,6 +32,7 @@ struct http_req {
 	char *cookie;			/* the Cookie header, or NULL */
 	char *csrf;			/* the X-Linli-CSRF header, or NULL */
 	bool secure;			/* arrived over https:// */
+	char peer[48];			/* the client's address ("" if unknown) */
 	char *params[HTTP_MAX_PARAMS];	/* {…} segments of the route, decoded */
 	int n_params;
 	void *auth;			/* what the auth hook returned for this request */

@@ -54,7 +54,7 @@ struct ssess {
 };
 
 struct fails {
-	char user[USER_MAX + 1];
+	char key[80]; /* "u:" and a user name, or "a:" and a client's address */
 	uint64_t since_ms; /* the window's start */
 	int n;
 	struct fails *next;
@@ -170,24 +170,58 @@ static void sweep(void)
 	}
 }
 
-/* The failure count of `user` in the current window (made on demand when add). */
-static struct fails *fails_of(const char *user, bool add)
+/* The failure count of `name` ('u'ser or 'a'ddress) in the current window (made on demand when add). */
+static struct fails *fails_of(char kind, const char *name, bool add)
 {
 	uint64_t now = kernel_now_ms();
+	char key[sizeof ((struct fails *)0)->key];
+	snprintf(key, sizeof key, "%c:%s", kind, name);
 	struct fails *f = sc.fails;
-	while (f && strcmp(f->user, user) != 0)
+	while (f && strcmp(f->key, key) != 0)
 		f = f->next;
 	if (f && now - f->since_ms >= FAIL_WINDOW_MS) {
 		f->since_ms = now;
 		f->n = 0;
 	}
 	if (!f && add && (f = calloc(1, sizeof *f)) != NULL) {
-		snprintf(f->user, sizeof f->user, "%s", user);
+		memcpy(f->key, key, sizeof key);
 		f->since_ms = now;
 		f->next = sc.fails;
 		sc.fails = f;
 	}
 	return f;
+}
+
+/* One more failure of the request's user name (if any) and of its client's address. */
+static void fails_add(const struct http_req *r, const char *user)
+{
+	struct fails *f;
+	if (user && (f = fails_of('u', user, true)) != NULL)
+		f->n++;
+	if (r->peer[0] && (f = fails_of('a', r->peer, true)) != NULL)
+		f->n++;
+}
+
+/*
+ * 429 with Retry-After when `name` has had `max` failures in this window
+ * (what: "of 'wang'", "from 10.0.0.7"); 0 otherwise.
+ */
+static int fails_limit(struct http_req *r, char kind, const char *name, int max)
+{
+	struct fails *f = name[0] ? fails_of(kind, name, false) : NULL;
+	if (!f || f->n < max)
+		return 0;
+	uint64_t left = FAIL_WINDOW_MS - (kernel_now_ms() - f->since_ms);
+	snprintf(r->retry_after, sizeof r->retry_after, "%llu",
+		 (unsigned long long)(left + 999) / 1000);
+	if (kind == 'u')
+		return http_error(r, 429,
+				  "%d failed logins of '%s' in the last minute: try again in %s s",
+				  f->n, name, r->retry_after);
+	return http_error(r, 429,
+			  "%d failed logins or display keys from %s in the last minute "
+			  "(http.login_address_failures): try again in %s s",
+			  f->n, name, r->retry_after);
 }
 
 /* The value of our cookie in the Cookie header, or "" (out has 65 bytes). */
@@ -390,9 +424,7 @@ static void login_finished(struct cmd_call *call, int rc)
 	int st;
 	sc.hashing--;
 	if (rc == LINLI_EAUTH) {
-		struct fails *f = fails_of(user, true);
-		if (f)
-			f->n++;
+		fails_add(r, user);
 		st = http_error(r, 401, "%s", call->err);
 	} else if (rc) {
 		st = http_error(r, 503, "%s", call->err[0] ? call->err : "login failed");
@@ -438,15 +470,10 @@ static int post_login(struct http_req *r, void *ud)
 	sweep();
 	char user[USER_MAX + 1];
 	snprintf(user, sizeof user, "%s", vals[0]);
-	struct fails *f = fails_of(user, false);
-	if (f && f->n >= k->cfg.http_login_failures) {
-		uint64_t left = FAIL_WINDOW_MS - (kernel_now_ms() - f->since_ms);
-		snprintf(r->retry_after, sizeof r->retry_after, "%llu",
-			 (unsigned long long)(left + 999) / 1000);
+	if ((st = fails_limit(r, 'a', r->peer, k->cfg.http_login_address_failures)) ||
+	    (st = fails_limit(r, 'u', user, k->cfg.http_login_failures))) {
 		json_decref(root);
-		return http_error(r, 429,
-				  "%d failed logins of '%s' in the last minute: try again in %s s",
-				  f->n, user, r->retry_after);
+		return st;
 	}
 	if (sc.hashing >= k->cfg.http_login_concurrency) {
 		snprintf(r->retry_after, sizeof r->retry_after, "1");
@@ -490,6 +517,13 @@ static int post_display(struct http_req *r, void *ud)
 	json_t *root;
 	if ((st = body_fields(r, &root, names, vals)))
 		return st;
+	sweep();
+	if ((st = fails_limit(r, 'a', r->peer, r->k->cfg.http_login_address_failures))) {
+		sodium_memzero((char *)vals[0], strlen(vals[0]));
+		json_decref(root);
+		sodium_memzero(r->body, r->body_len);
+		return st;
+	}
 	char name[OPENDATA_NAME_MAX], scope[SCOPE_MAX + 1], err[256], key[65];
 	opendata_key_hash(vals[0], key); /* only the hash is kept, as the store keeps it */
 	sodium_memzero((char *)vals[0], strlen(vals[0]));
@@ -503,6 +537,8 @@ static int post_display(struct http_req *r, void *ud)
 	free(res);
 	if (st) {
 		sodium_memzero(key, sizeof key);
+		if (st == 401)
+			fails_add(r, NULL);
 		return http_error(r, st, "%s", err);
 	}
 	char who[OPENDATA_NAME_MAX + 8];

@@ -120,7 +120,7 @@ def err(body):
 
 def case_https_login_sessions_and_display_keys():
     check_https_needs_its_certificate()
-    with Screen(http_extra="login_failures = 3; ") as s:
+    with Screen(http_extra="login_failures = 3; login_address_failures = 9; ") as s:
         d = s.d
         # Only TLS is spoken on an https:// port.
         plain = http.client.HTTPConnection("127.0.0.1", s.port, timeout=5)
@@ -231,6 +231,34 @@ def case_https_login_sessions_and_display_keys():
         check("revoked" in err(body), body)
         audit = d.ok("audit", "--action", "screen.display")
         eq(sorted(e["result"] for e in audit), ["allowed", "denied"], f"audit: {audit}")
+
+        # Failures per client address (http.login_address_failures, 9): wrong passwords of
+        # many names and unknown display keys from 127.0.0.1 add up; then 429 at once for any
+        # name (no hash), the right password and a display key included, naming the address —
+        # while 127.0.0.2 still logs in.
+        n = 0
+        while n < 12:
+            n += 1
+            st, body, h = s.req("POST", "/screen/api/login", {"user": f"nobody{n}", "password": "Nope-0"})
+            if st == 429:
+                break
+            eq(st, 401, f"address failure {n}: {body}")
+            if n == 6:
+                eq(s.req("POST", "/screen/api/display", {"key": "1" * 64})[0], 401, "unknown key")
+        eq(st, 429, f"limited per address after {n}: {body}")
+        check(n < 9 and "from 127.0.0.1" in err(body) and "http.login_address_failures" in err(body)
+              and 0 < int(h["retry-after"][0]) <= 60, (n, body, h))
+        st, body, _ = s.req("POST", "/screen/api/login", {"user": "admin", "password": d.password})
+        eq(st, 429, f"the right password from that address: {body}")
+        st, body, _ = s.req("POST", "/screen/api/display", {"key": "2" * 64})
+        eq(st, 429, f"a display key from that address: {body}")
+        ctx = ssl.create_default_context(cafile=s.cert)
+        other = http.client.HTTPSConnection("127.0.0.1", s.port, context=ctx, timeout=20,
+                                            source_address=("127.0.0.2", 0))
+        st, body, _ = s.req("POST", "/screen/api/login", {"user": "admin", "password": d.password},
+                            conn=other)
+        other.close()
+        eq(st, 200, f"another address logs in: {body}")
 
 
 def raw_get(port, target):
