@@ -63,7 +63,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: linlid [--config FILE|--demo] [--check-config] [--foreground]\n"
-		   "              [--test-clock] [--version]\n"
+		   "              [--test-clock] [--version] [--print-config]\n"
 		   "       linlid [--config FILE|--demo] --init-admin USER   (password on stdin)\n"
 		   "       linlid [--config FILE|--demo] --grant plugin:NAME|rule:NAME CAP...|--all\n"
 		   "       linlid [--config FILE|--demo] --verify\n"
@@ -79,7 +79,8 @@ static void usage(FILE *f)
 		   "  --foreground     stay attached to the terminal (default: detach)\n"
 		   "  --test-clock     tests only: let an admin move the kernel's clock forward\n"
 		   "                   (`linli clock`); never on a node in service\n"
-		   "  --version        print the version and exit\n");
+		   "  --version        print the version and exit\n"
+		   "  --print-config   print the embedded demo configuration (--demo) and exit\n");
 }
 
 /*
@@ -437,7 +438,8 @@ int main(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},	  {"init-admin", required_argument, NULL, 'i'},
 		{"grant", required_argument, NULL, 'g'},  {"all", no_argument, NULL, 'a'},
 		{"test-clock", no_argument, NULL, 't'},	  {"verify", no_argument, NULL, 'V'},
-		{"demo", no_argument, NULL, 'D'},	  {NULL, 0, NULL, 0}};
+		{"demo", no_argument, NULL, 'D'},	  {"print-config", no_argument, NULL, 'P'},
+		{NULL, 0, NULL, 0}};
 	const char *init_admin = NULL, *grant = NULL;
 	bool grant_all = false;
 	const char *cfg_path = NULL;
@@ -480,6 +482,9 @@ int main(int argc, char **argv)
 			break;
 		case 'v':
 			printf("linlid %s\n", LINLI_VERSION);
+			return 0;
+		case 'P':
+			fputs(cfg_embedded_default, stdout);
 			return 0;
 		case 'h':
 			usage(stdout);

@@ -18,7 +18,11 @@
  *                       another thread); false: from a kernel timer
  *   events    = true;   raise events (alarms, falls, card reads, ...)
  *   discover  = true;   register the fleet when the driver starts
- *   scope     = "...";  where discovered devices live (default: the node)
+ *   scope     = "...";  where discovered devices live (default: the node); or a
+ *                       list of up to 16 paths (a street's communities): per_class
+ *                       devices of each class in each, numbered on (with two
+ *                       scopes and per_class 3, 001-003 in the first, 004-006 in
+ *                       the second)
  *
  * Devices are "sim-<class>-<NNN>" at address "sim:<class>:<N>"; any device
  * registered with driver sim and such an address is simulated, discovered
@@ -163,7 +167,8 @@ struct sim {
 	int64_t per_class, tick_ms, rate;
 	uint64_t seed;
 	bool autorun, use_thread, events, discover;
-	char scope[256];
+	char scope[16][256];
+	int n_scopes; /* 0: the node */
 	char **only; /* classes = [...] */
 	int n_only;
 	/* the fleet, sorted by id */
@@ -1552,7 +1557,8 @@ static int sim_discover(linli_ctx *ctx)
 		return 0;
 	for (int i = 0; i < S->n_classes; i++) {
 		const struct sclass *c = &S->classes[i];
-		for (int64_t n = 1; n <= S->per_class; n++) {
+		int sets = S->n_scopes ? S->n_scopes : 1;
+		for (int64_t n = 1; n <= S->per_class * sets; n++) {
 			char id[49], addr[96], name[96];
 			snprintf(id, sizeof id, "sim-%s-%03lld", c->name, (long long)n);
 			snprintf(addr, sizeof addr, "sim:%s:%lld", c->name, (long long)n);
@@ -1562,7 +1568,8 @@ static int sim_discover(linli_ctx *ctx)
 							 .class_name = c->name,
 							 .address = addr,
 							 .name = name,
-							 .scope = S->scope[0] ? S->scope : NULL};
+							 .scope = S->n_scopes ? S->scope[(n - 1) / S->per_class]
+									      : NULL};
 			int rc = api->dev_found(ctx, &info);
 			if (rc && rc != LINLI_EEXIST)
 				return rc; /* logged by the kernel */
@@ -1720,10 +1727,30 @@ static int read_config(linli_ctx *ctx, struct sim *S)
 	S->seed = (uint64_t)seed;
 	int t = api->rec_type(c, "scope");
 	const char *s;
-	if (t == LINLI_T_STR && api->rec_get_str(c, "scope", &s, NULL) == 0)
-		snprintf(S->scope, sizeof S->scope, "%s", s);
-	else if (t != LINLI_T_NONE) {
-		api->set_error(ctx, "plugins.sim.scope: must be a jurisdiction path string");
+	linli_record *sl = NULL;
+	size_t sn = 0;
+	if (t == LINLI_T_STR && api->rec_get_str(c, "scope", &s, NULL) == 0) {
+		snprintf(S->scope[0], sizeof S->scope[0], "%s", s);
+		S->n_scopes = 1;
+	} else if (t == LINLI_T_ARRAY && api->rec_get_array(c, "scope", &sl) == 0 &&
+		   (sn = api->rec_count(sl)) >= 1 && sn <= 16) {
+		for (size_t i = 0; i < sn; i++) {
+			size_t len = 0;
+			if (api->arr_get_str(sl, i, &s, &len) != 0 || len == 0 ||
+			    len >= sizeof S->scope[0]) {
+				api->set_error(ctx,
+					       "plugins.sim.scope: element %zu must be a jurisdiction "
+					       "path string",
+					       i + 1);
+				api->rec_free(c);
+				return LINLI_ECONFIG;
+			}
+			snprintf(S->scope[i], sizeof S->scope[i], "%s", s);
+		}
+		S->n_scopes = (int)sn;
+	} else if (t != LINLI_T_NONE) {
+		api->set_error(ctx, "plugins.sim.scope: must be a jurisdiction path string or a list "
+				    "of 1..16 of them");
 		api->rec_free(c);
 		return LINLI_ECONFIG;
 	}
@@ -1879,8 +1906,10 @@ static int sim_init(linli_ctx *ctx, const struct linli_api *a)
 		sim_free(S);
 		return rc;
 	}
-	api->log(ctx, LINLI_LOG_INFO, "%d classes, %lld per class, seed %llu, %s every %lld ms%s%s",
-		 S->n_classes, (long long)S->per_class, (unsigned long long)S->seed,
+	api->log(ctx, LINLI_LOG_INFO,
+		 "%d classes, %lld per class in %d scope(s), seed %llu, %s every %lld ms%s%s",
+		 S->n_classes, (long long)S->per_class, S->n_scopes ? S->n_scopes : 1,
+		 (unsigned long long)S->seed,
 		 S->rate ? "rate-limited" : "one round", (long long)S->tick_ms,
 		 S->autorun ? (S->use_thread ? ", from its thread" : ", from a timer") : ", manual",
 		 S->events ? "" : ", no events");

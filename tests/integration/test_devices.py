@@ -254,6 +254,21 @@ def case_sim_config_errors_refuse_its_start():
         rows = wait_for(lambda: d.ok("devices", "list") or None, "devices")
         eq(sorted(r["id"] for r in rows), ["sim-door-001", "sim-door-002", "sim-smoke-001",
                                            "sim-smoke-002"], "only the configured classes")
+    with node(plugins=(), sim={"scope": '[ "hefei/baohe/binhu/yuelan", "" ]'}) as d:
+        p = {r["name"]: r for r in d.ok("plugins", "list")}["sim"]
+        check("plugins.sim.scope: element 2 must be a jurisdiction path string" in p["reason"],
+              p["reason"])
+    # A street's fleet in its communities (the demo's): per_class of each class in each
+    # scope, numbered on — 001-002 in the first, 003-004 in the second.
+    A, B = "hefei/baohe/binhu/yuelan", "hefei/baohe/binhu/jinxiu"
+    with node(plugins=(), path="hefei/baohe/binhu", level="street",
+              sim={"per_class": 2, "classes": '[ "door" ]', "auto": "false",
+                   "scope": f'[ "{A}", "{B}" ]'}) as d:
+        rows = wait_for(lambda: len(d.ok("devices", "list")) == 4 and d.ok("devices", "list"),
+                        "devices")
+        eq(sorted((r["id"], r["scope"]) for r in rows),
+           [("sim-door-001", A), ("sim-door-002", A), ("sim-door-003", B), ("sim-door-004", B)],
+           "the fleet in both communities")
 
 
 # ---- the registry ----
@@ -686,6 +701,20 @@ def case_demo_config_is_valid():
     r = subprocess.run([LINLID, "--demo", "--check-config"], capture_output=True, text=True,
                        cwd=SRC)
     eq(r.returncode, 0, r.stdout + r.stderr)
+    # --print-config prints it: a street node with two communities (README, "The demo").
+    r = subprocess.run([LINLID, "--print-config"], capture_output=True, text=True)
+    eq(r.returncode, 0, r.stderr)
+    check('path = "hefei/baohe/binhu";' in r.stdout and 'level = "street";' in r.stdout and
+          '"hefei/baohe/binhu/jinxiu"' in r.stdout, r.stdout)
+    cfg = os.path.join(SRC, ".print-config-test.cfg")
+    try:
+        with open(cfg, "w") as f:
+            f.write(r.stdout)
+        r2 = subprocess.run([LINLID, "--config", cfg, "--check-config"], capture_output=True,
+                            text=True, cwd=SRC)
+        eq(r2.returncode, 0, "what --print-config prints is a valid config: " + r2.stderr)
+    finally:
+        os.unlink(cfg)
 
 
 if __name__ == "__main__":
