@@ -54,8 +54,8 @@ static void test_embedded_default(void **state)
 	assert_int_equal(cfg_load_string(&c, cfg_embedded_default, "<embedded>", "/base", err,
 					 sizeof err),
 			 0);
-	assert_string_equal(c.node_path, "hefei/baohe/binhu/yuelan");
-	assert_int_equal(c.node_level, TIER_COMMUNITY);
+	assert_string_equal(c.node_path, "hefei/baohe/binhu");
+	assert_int_equal(c.node_level, TIER_STREET);
 	assert_string_equal(c.data_dir, "/base/var");
 	assert_string_equal(c.listen[0], "ipc:///base/var/linlid.sock");
 	assert_int_equal(c.n_script_dirs, 1); /* the repo's Lua applications */
