@@ -23,6 +23,7 @@
 #include "log.h"
 #include "mp.h"
 #include "access.h"
+#include "plugin.h"
 #include "tier_store.h"
 #include "store.h"
 #include "util.h"
@@ -899,6 +900,25 @@ static void list_row(msgpack_packer *pk, const char *kind, const char *name, con
 	mp_kv_str(pk, "info", info);
 }
 
+/* The catalog's plugins this node has (in any state): a name set of the registry. */
+struct present {
+	const struct catalog *c;
+	bool *has;
+	int n;
+};
+
+static void mark_present(const char *name, enum plug_state st, const char *reason, void *ud)
+{
+	(void)st;
+	(void)reason;
+	struct present *pr = ud;
+	for (int i = 0; i < pr->c->n_plugins; i++)
+		if (!pr->has[i] && strcmp(pr->c->plugins[i].name, name) == 0) {
+			pr->has[i] = true;
+			pr->n++;
+		}
+}
+
 static int cmd_catalog_list(struct cmd_call *call, void *ud)
 {
 	(void)ud;
@@ -910,8 +930,16 @@ static int cmd_catalog_list(struct cmd_call *call, void *ud)
 	if (call->argc > 3 || (!ds && !dv && !pl))
 		return cmd_fail(call, LINLI_EINVAL,
 				"usage: catalog list [datasets|devices|plugins]");
+	/* Plugins: only those this node has (loaded from its plugin and script dirs or
+	 * installed), whatever their state; `catalog show plugin NAME` shows any entry. */
+	struct present pr = {c, NULL, 0};
+	if (pl && c->n_plugins) {
+		if (!(pr.has = calloc((size_t)c->n_plugins, sizeof *pr.has)))
+			return cmd_fail(call, LINLI_ENOMEM, "out of memory");
+		plug_each(call->k, mark_present, &pr);
+	}
 	size_t n = (ds ? (size_t)c->n_datasets : 0) + (dv ? (size_t)c->n_classes : 0) +
-		   (pl ? (size_t)c->n_plugins : 0);
+		   (pl ? (size_t)pr.n : 0);
 	msgpack_packer *pk = &call->pk;
 	msgpack_pack_array(pk, n);
 	char title[512], info[256];
@@ -934,6 +962,8 @@ static int cmd_catalog_list(struct cmd_call *call, void *ud)
 	}
 	for (int i = 0; pl && i < c->n_plugins; i++) {
 		const struct cat_plugin *p = &c->plugins[i];
+		if (!pr.has[i])
+			continue;
 		size_t o = (size_t)snprintf(info, sizeof info, "%s %s, sdk %s", p->family,
 					    p->version, p->sdk);
 		for (int j = 0; j < p->n_classes && o < sizeof info; j++)
@@ -941,6 +971,7 @@ static int cmd_catalog_list(struct cmd_call *call, void *ud)
 					      j ? ", " : "; classes ", p->classes[j]);
 		list_row(pk, "plugin", p->name, p->description, info);
 	}
+	free(pr.has);
 	return 0;
 }
 

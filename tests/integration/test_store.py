@@ -29,7 +29,7 @@ RESIDENT = {"name": "张三", "id_number": "340104199001011234", "gender": "male
 
 
 def store_daemon(node=YUELAN, level="community", sync=False, map_mb=None, catalog=CATALOG,
-                 data=None):
+                 data=None, extra=""):
     d = Daemon()
     if data:
         d.data = data
@@ -40,7 +40,7 @@ def store_daemon(node=YUELAN, level="community", sync=False, map_mb=None, catalo
                          f'log_level = "debug";\n'
                          f'catalog_dir = "{catalog}";\n'
                          f'control = {{ listen = [ "{d.sock}" ]; }};\n'
-                         f'store = {{ {store} }};\n'))
+                         f'store = {{ {store} }};\n' + extra))
     return d
 
 
@@ -629,12 +629,18 @@ def case_sighup_switches_durability():
 
 
 def case_catalog_list_show():
-    with running() as d:
+    # The repo's Lua apps in a script dir: the catalog lists the plugins this node has (in any
+    # state: not granted here, they are refused), not every entry of catalog/plugins.cfg.
+    with running(extra=f'script_dirs = [ "{os.path.join(SRC, "scripts")}" ];\n') as d:
         rows = d.ok("catalog", "list")
         shipped = len([f for f in os.listdir(os.path.join(CATALOG, "datasets"))
                        if f.endswith(".cfg")])
         check(shipped >= 27, f"{shipped} dataset files")
-        eq(len(rows), shipped + 6 + 18 + 17, "entries (6: the built-in system datasets)")
+        apps = sorted(f[:-4] for f in os.listdir(os.path.join(SRC, "scripts", "apps"))
+                      if f.endswith(".lua"))
+        eq(sorted(r["name"] for r in d.ok("catalog", "list", "plugins")), apps,
+           "only the plugins the node has")
+        eq(len(rows), shipped + 6 + 18 + len(apps), "entries (6: the built-in system datasets)")
         eq(len(d.ok("catalog", "list", "devices")), 18, "device classes")
         r = d.ok("catalog", "show", "residents")
         eq(r["kind"], "dataset", "kind")
