@@ -397,6 +397,20 @@ class Daemon:
     def kill_with(self, sig):
         self.proc.send_signal(sig)
 
+    def print_stacks(self):
+        """Every thread's stack of the running daemon (gdb, when installed) on stderr: where
+        a stop that never ends is stuck."""
+        gdb = shutil.which("gdb")
+        if not gdb:
+            return
+        try:
+            r = subprocess.run([gdb, "-p", str(self.proc.pid), "-batch", "-nx", "-ex",
+                                "thread apply all bt"], capture_output=True, text=True,
+                               timeout=60)
+            sys.stderr.write("==== linlid's threads (gdb):\n" + r.stdout[-20000:] + "\n")
+        except (subprocess.TimeoutExpired, OSError) as e:
+            sys.stderr.write(f"==== no stacks: {e}\n")
+
     def stop(self, sig=signal.SIGTERM, timeout=20):
         """Stop the daemon with sig; its exit status. A stop that is not clean (a signal
         exit, a non-zero status, a timeout) prints the daemon's log, so that a failure
@@ -410,6 +424,7 @@ class Daemon:
         try:
             rc = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
+            self.print_stacks()
             self.proc.kill()
             self.proc.wait()
             self.print_log(f"linlid did not stop within {timeout} s of {sig.name}")
