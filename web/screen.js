@@ -369,7 +369,9 @@
     while (gen === polling) {
       for (const name of Object.keys(RENDER)) {
         let r = null;
-        try { r = await api("GET", SOURCES[name]); } catch (e) { r = null; }
+        try {
+          r = await api("GET", SOURCES[name], undefined, pollAbort ? pollAbort.signal : undefined);
+        } catch (e) { r = null; }
         if (gen !== polling) return;
         if (r && r.status === 200) panels[name] = r.data;
         else if (r && r.status === 404) delete panels[name];
@@ -516,6 +518,10 @@
   });
 
   $("logout").addEventListener("click", async () => {
+    /* Every request of the session ends first: a panel asked for while the logout is on its
+       way would come back 401. */
+    polling++;
+    if (pollAbort) { pollAbort.abort(); pollAbort = null; }
     await api("POST", "/screen/api/logout");
     showLogin();
   });
