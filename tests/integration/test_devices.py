@@ -260,7 +260,7 @@ def case_sim_config_errors_refuse_its_start():
               p["reason"])
     # A street's fleet in its communities (the demo's): per_class of each class in each
     # scope, numbered on — 001-002 in the first, 003-004 in the second.
-    A, B = "hefei/baohe/binhu/yuelan", "hefei/baohe/binhu/jinxiu"
+    A, B = "hefei/baohe/binhu/yuelan", "hefei/baohe/binhu/qiming"
     with node(plugins=(), path="hefei/baohe/binhu", level="street",
               sim={"per_class": 2, "classes": '[ "door" ]', "auto": "false",
                    "scope": f'[ "{A}", "{B}" ]'}) as d:
@@ -705,7 +705,7 @@ def case_demo_config_is_valid():
     r = subprocess.run([LINLID, "--print-config"], capture_output=True, text=True)
     eq(r.returncode, 0, r.stderr)
     check('path = "hefei/baohe/binhu";' in r.stdout and 'level = "street";' in r.stdout and
-          '"hefei/baohe/binhu/jinxiu"' in r.stdout, r.stdout)
+          '"hefei/baohe/binhu/qiming"' in r.stdout, r.stdout)
     cfg = os.path.join(SRC, ".print-config-test.cfg")
     try:
         with open(cfg, "w") as f:
