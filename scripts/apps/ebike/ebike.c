@@ -260,13 +260,16 @@ static bool grid_ok(const char *s)
 	return true;
 }
 
-/* Is `cat` one of the incidents dataset's categories? "" when it is, else the list. */
+/*
+ * Is `cat` one of the incidents dataset's categories (1)? 0, with the categories in
+ * list, when it is not. 1 when the catalog cannot say (no incidents dataset).
+ */
 static int category_check(linli_ctx *ctx, const char *cat, char *list, size_t n)
 {
 	linli_record *s = NULL, *fields = NULL;
 	list[0] = '\0';
 	if (api->dataset_schema(ctx, "incidents", &s))
-		return 0; /* no catalog to check against: the grid plugin refuses a bad one */
+		return 1; /* no catalog to check against: the grid plugin refuses a bad one */
 	int found = 1;
 	if (api->rec_get_array(s, "fields", &fields) == 0)
 		for (size_t i = 0; i < api->rec_count(fields); i++) {
