@@ -495,6 +495,8 @@ static void prune(linli_ctx *ctx, struct state *st, int64_t now)
 	int64_t day0 = now;
 	api->time_day_start(ctx, now, 0, &day0);
 	int64_t keep = now - st->cfg.escalate_ms < day0 ? now - st->cfg.escalate_ms : day0;
+	if (!st->n_det || st->det[0].at >= keep)
+		return; /* in time order: nothing to drop */
 	size_t j = 0;
 	for (size_t i = 0; i < st->n_det; i++)
 		if (st->det[i].at >= keep)
