@@ -181,13 +181,14 @@ def alarms(d):
 def refused(d, args, name, text, token=None):
     rc, out, err = d.cli(*args, env={"LINLI_SESSION": token} if token else None)
     msg = out.get("error", "") if isinstance(out, dict) else err
-    check(rc == 1 and (not name or out.get("name") == name) and text in msg,
+    check(rc == 1 and (not name or isinstance(out, dict) and out.get("name") == name)
+          and text in msg,
           f"linli {' '.join(args)}: want {name} {text!r}, got {rc} {out} {err}")
 
 
 def case_signed_bundle_alarms_once_and_escalates_with_a_grid_case():
-    """Built out of tree and signed; a bad setting refused naming the key, then fixed by
-    SIGHUP and enable. At 23:00 (night) five frames of cam-1's e-bike in building 3's
+    """Built out of tree and signed; an install with a bad setting refused naming the key,
+    then with the settings fixed (SIGHUP) installed and running. At 23:00 (night) five frames of cam-1's e-bike in building 3's
     stairwell raise one ebike_indoor alarm (critical at night); a parking-zone frame none;
     smoke in building 5 nothing; smoke in building 3 within 10 min escalates: ebike_fire
     (critical) and a grid case in the detector's grid g02, linked to the alarm; its second

@@ -48,22 +48,20 @@
 
 #include <linli/linli.h>
 
-#define MAX_ZONES   8
-#define NAME_LEN    32
-#define BLD_LEN	    65 /* devices.building: 64 bytes */
-#define DEV_LEN	    (LINLI_ID_MAX + 1)
-#define SCOPE_LEN   (LINLI_SCOPE_MAX + 1)
-#define MAX_DETECT  20000 /* detections kept (today's and the escalation window) */
-#define EVENT_NAME  "ebike_entry"
-#define DAY_MS	    (24 * 3600 * 1000LL)
-#define CFG_PREFIX  "linli.cfg: plugins.ebike."
+#define MAX_ZONES  8
+#define NAME_LEN   32
+#define BLD_LEN	   65 /* devices.building: 64 bytes */
+#define DEV_LEN	   (LINLI_ID_MAX + 1)
+#define SCOPE_LEN  (LINLI_SCOPE_MAX + 1)
+#define MAX_DETECT 20000 /* detections kept (today's and the escalation window) */
+#define EVENT_NAME "ebike_entry"
+#define CFG_PREFIX "linli.cfg: plugins.ebike."
 
 static const struct linli_api *api;
 
 enum { T_INDOOR, T_FIRE, T_N };
 static const char *const type_names[T_N] = {"ebike_indoor", "ebike_fire"};
-static const char *const sev_names[] = {"critical", "major", "minor", "warning",
-					"indeterminate"};
+static const char *const sev_names[] = {"critical", "major", "minor", "warning", "indeterminate"};
 #define SEV_LIST "critical, major, minor, warning, indeterminate"
 
 struct cfg {
@@ -113,8 +111,8 @@ struct comm {
 
 /* An escalation waiting for its alarm's answer, then for its case's. */
 struct esc {
-	char scope[SCOPE_LEN], grid[SCOPE_LEN], building[BLD_LEN], smoke_dev[DEV_LEN],
-	    cam[DEV_LEN], community[SCOPE_LEN];
+	char scope[SCOPE_LEN], grid[SCOPE_LEN], building[BLD_LEN], smoke_dev[DEV_LEN], cam[DEV_LEN],
+	    community[SCOPE_LEN];
 	char alarm[LINLI_ID_MAX + 1];
 	struct state *st;
 	struct esc *next; /* in st->escs until its case is answered */
@@ -275,8 +273,9 @@ static int category_check(linli_ctx *ctx, const char *cat, char *list, size_t n)
 		for (size_t i = 0; i < api->rec_count(fields); i++) {
 			linli_record *f = NULL, *vals = NULL;
 			const char *name = NULL;
-			if (api->arr_get_map(fields, i, &f) || api->rec_get_str(f, "name", &name, NULL) ||
-			    strcmp(name, "category") || api->rec_get_array(f, "values", &vals))
+			if (api->arr_get_map(fields, i, &f) ||
+			    api->rec_get_str(f, "name", &name, NULL) || strcmp(name, "category") ||
+			    api->rec_get_array(f, "values", &vals))
 				continue;
 			found = 0;
 			size_t at = 0;
@@ -297,10 +296,10 @@ static int category_check(linli_ctx *ctx, const char *cat, char *list, size_t n)
 
 static int cfg_parse(linli_ctx *ctx, linli_record *c, struct cfg *f, char *err, size_t errlen)
 {
-	static const char *const keys[] = {
-	    "zones",	    "night_from",    "night_until",  "day_alarm",     "severity",
-	    "night_severity", "fire_severity", "cooldown_min", "escalate_min", "smoke_density",
-	    "category",	    "grid"};
+	static const char *const keys[] = {"zones",	    "night_from",   "night_until",
+					   "day_alarm",	    "severity",	    "night_severity",
+					   "fire_severity", "cooldown_min", "escalate_min",
+					   "smoke_density", "category",	    "grid"};
 	const size_t nk = sizeof keys / sizeof *keys;
 	for (size_t i = 0; i < api->rec_count(c); i++) {
 		const char *k = NULL;
@@ -309,10 +308,11 @@ static int cfg_parse(linli_ctx *ctx, linli_record *c, struct cfg *f, char *err, 
 		while (j < nk && strcmp(keys[j], k))
 			j++;
 		if (j == nk)
-			return cfg_err(err, errlen, k ? k : "?",
-				       "unknown key (it takes zones, night_from, night_until, "
-				       "day_alarm, severity, night_severity, fire_severity, "
-				       "cooldown_min, escalate_min, smoke_density, category, grid)");
+			return cfg_err(
+			    err, errlen, k ? k : "?",
+			    "unknown key (it takes zones, night_from, night_until, "
+			    "day_alarm, severity, night_severity, fire_severity, "
+			    "cooldown_min, escalate_min, smoke_density, category, grid)");
 	}
 	int rc;
 	if (api->rec_has(c, "zones")) {
@@ -320,10 +320,11 @@ static int cfg_parse(linli_ctx *ctx, linli_record *c, struct cfg *f, char *err, 
 		size_t n = 0;
 		if (api->rec_get_array(c, "zones", &z) || (n = api->rec_count(z)) == 0 ||
 		    n > MAX_ZONES)
-			return cfg_err(err, errlen, "zones",
-				       "must be a list of 1 to %d zone names, e.g. [ \"stairwell\", "
-				       "\"lift\", \"corridor\" ]",
-				       MAX_ZONES);
+			return cfg_err(
+			    err, errlen, "zones",
+			    "must be a list of 1 to %d zone names, e.g. [ \"stairwell\", "
+			    "\"lift\", \"corridor\" ]",
+			    MAX_ZONES);
 		for (size_t i = 0; i < n; i++) {
 			const char *s = NULL;
 			if (api->arr_get_str(z, i, &s, NULL) || !ident_ok(s))
@@ -371,8 +372,8 @@ static int cfg_parse(linli_ctx *ctx, linli_record *c, struct cfg *f, char *err, 
 		return rc;
 	char list[512];
 	if (!category_check(ctx, f->category, list, sizeof list))
-		return cfg_err(err, errlen, "category",
-			       "'%s' is not a category of incidents (%s)", f->category, list);
+		return cfg_err(err, errlen, "category", "'%s' is not a category of incidents (%s)",
+			       f->category, list);
 	if ((rc = cfg_str(c, "grid", f->grid, NAME_LEN, grid_ok,
 			  "a grid code of the community, such as \"g01\"", err, errlen)))
 		return rc;
@@ -874,8 +875,9 @@ static int community_arg(const char *arg, const struct linli_caller *who, const 
 {
 	if (!strchr(arg, '/')) {
 		if (!*arg || strspn(arg, "abcdefghijklmnopqrstuvwxyz0123456789_-") != strlen(arg)) {
-			snprintf(err, errlen, "'%s' is not a community of %s (a name such as "
-					      "yuelan, or %s/yuelan)",
+			snprintf(err, errlen,
+				 "'%s' is not a community of %s (a name such as "
+				 "yuelan, or %s/yuelan)",
 				 arg, node, node);
 			return LINLI_EINVAL;
 		}
@@ -940,7 +942,8 @@ static int cmd_status(linli_ctx *ctx, const struct linli_cmd_req *req, linli_rec
 		    (only[0] && strcmp(com, only)))
 			continue;
 		size_t j = 0;
-		while (j < nb && (strcmp(b[j].community, com) || strcmp(b[j].building, d->building)))
+		while (j < nb &&
+		       (strcmp(b[j].community, com) || strcmp(b[j].building, d->building)))
 			j++;
 		if (j == nb) {
 			snprintf(b[j].community, sizeof b[j].community, "%s", com);
@@ -1120,7 +1123,8 @@ static int ebike_init(linli_ctx *ctx, const struct linli_api *a)
 		 "watching e-bikes entering %d zone(s) at %s (night %02d:00-%02d:00, cool-down "
 		 "%lld min, smoke within %lld min escalates)",
 		 st->cfg.n_zones, api->plugin_scope(ctx), st->cfg.night_from, st->cfg.night_until,
-		 (long long)(st->cfg.cooldown_ms / 60000), (long long)(st->cfg.escalate_ms / 60000));
+		 (long long)(st->cfg.cooldown_ms / 60000),
+		 (long long)(st->cfg.escalate_ms / 60000));
 	return 0;
 }
 
