@@ -261,7 +261,7 @@ def case_bad_config_refused_at_start_and_on_sighup():
                 ('camera_events = { dance = { severity = "major"; }; };',
                  "plugins.perimeter.camera_events.dance: not an event of device class camera "
                  "(intrusion, loitering, fire_smoke, crowd, video_loss, tamper, "
-                 "fire_lane_blocked, fall)"),
+                 "fire_lane_blocked, fall, ebike_entry)"),
                 ('camera_events = { fall = { type = "Fall!"; severity = "major"; }; };',
                  "plugins.perimeter.camera_events.fall.type: an alarm type must be"),
                 ('camera_events = { fall = { type = "fall"; }; };',
