@@ -386,10 +386,17 @@ def case_scoped_plugin_acts_only_in_its_subtree():
         check(rc == 1 and f"has no jurisdiction where plugin 'commapp' acts (its scope "
               f"{COMM_A})" in (out or {}).get("error", err), f"b's operator refused: {out} {err}")
 
+        # A C plugin installed from its file: api->plugin_scope answers its scope.
+        row = d.ok("plugins", "install", os.path.join(TP, "tp_good.so"), "--grant",
+                   f"--scope={COMM_B}")
+        eq((row["state"], row["scope"]), ("running", COMM_B), "a .so for community b")
+        eq(d.ok("good", "hello")["scope"], COMM_B, "api->plugin_scope")
+
         # Kept across a restart, an upgrade (without --scope) and a rollback.
         eq(d.stop(), 0, "stop")
         d.start(args=("--test-clock",))
         eq(by_name(d.ok("plugins", "list"))["commapp"]["scope"], COMM_A, "after a restart")
+        eq(d.ok("good", "hello")["scope"], COMM_B, "the .so's after a restart")
         eq(d.ok("commapp", "state")["own"]["field"], COMM_A, "linli.scope after a restart")
         row = d.ok("plugins", "upgrade", b2, "--unsigned")
         eq((row["version"], row["scope"]), ("0.2.0", COMM_A), "kept by an upgrade")
