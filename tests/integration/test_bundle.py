@@ -391,6 +391,11 @@ def case_scoped_plugin_acts_only_in_its_subtree():
                    f"--scope={COMM_B}")
         eq((row["state"], row["scope"]), ("running", COMM_B), "a .so for community b")
         eq(d.ok("good", "hello")["scope"], COMM_B, "api->plugin_scope")
+        # A driver installed for community a: a device it finds is a's.
+        eq(d.ok("plugins", "install", os.path.join(TP, "tp_driver.so"), "--grant", "--scope",
+                COMM_A)["scope"], COMM_A, "a driver for a")
+        eq(d.ok("tdrv", "found", "f-1", "door", "ok")["name"], "LINLI_OK", "found")
+        eq(d.ok("devices", "show", "f-1")["scope"], COMM_A, "a found device is at its scope")
 
         # Kept across a restart, an upgrade (without --scope) and a rollback.
         eq(d.stop(), 0, "stop")

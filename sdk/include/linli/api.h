@@ -637,7 +637,8 @@ struct linli_api {
 	 * LINLI_EEXIST (the id is registered already: nothing changes);
 	 * LINLI_EINVAL / LINLI_ESCHEMA (bad id, unknown class, scope outside
 	 * the plugin's node or above the devices dataset's level); LINLI_EPERM
-	 * (the caller registered no driver); the store's code. Since 1.0.
+	 * (the caller registered no driver, or a scope outside plugin_scope);
+	 * the store's code. Since 1.0.
 	 */
 	int (*dev_found)(linli_ctx *ctx, const struct linli_device_info *info);
 	/*
