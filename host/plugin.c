@@ -654,7 +654,7 @@ static int set_scoped(struct plug_registry *reg, const char *name, const char *s
 	return save_scoped(reg, err, errlen);
 }
 
-/* A line that is not "NAME SCOPE" is named in the log and skipped (candidate checks the scope). */
+/* A line that is not "NAME SCOPE" is named in the log and skipped (plug_start checks the scope). */
 static void load_scoped(struct plug_registry *reg)
 {
 	FILE *f = fopen(reg->scopepath, "re");
@@ -672,8 +672,8 @@ static void load_scoped(struct plug_registry *reg)
 			*sp = '\0';
 		if (!sp || !is_ident(line, LINLI_NAME_MAX) || strlen(sp + 1) > SCOPE_MAX ||
 		    scoped_of(reg, line)) {
-			log_warn("plugins", "%s:%d: not 'NAME SCOPE' of a plugin not named before; "
-				 "ignored", reg->scopepath, lineno);
+			log_warn("plugins", "%s:%d: not 'NAME SCOPE' (or the name again); ignored",
+				 reg->scopepath, lineno);
 			continue;
 		}
 		struct plug_scoped *v =
