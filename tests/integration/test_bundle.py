@@ -412,6 +412,15 @@ def case_scoped_plugin_acts_only_in_its_subtree():
         d.ok("plugins", "remove", "commapp")
         check("commapp" not in open(os.path.join(d.data, "plugins.scopes")).read(),
               "forgotten when removed")
+        # The file is checked at every start: a scope outside the node keeps it from starting.
+        eq(d.stop(), 0, "stop")
+        with open(os.path.join(d.data, "plugins.scopes"), "w") as f:
+            f.write(f"good hefei/baohe/other\ntdrv {COMM_B}\n")
+        d.start(args=("--test-clock",))
+        rows = by_name(d.ok("plugins", "list"))
+        eq((rows["good"]["state"], rows["tdrv"]["scope"]), ("failed", COMM_B), rows)
+        check(f"--scope hefei/baohe/other is outside this node {STREET}" in
+              rows["good"]["reason"], rows["good"]["reason"])
     finally:
         finish(d, sys.exc_info()[0])
         shutil.rmtree(tmp, ignore_errors=True)
