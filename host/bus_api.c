@@ -119,7 +119,7 @@ int bus_api_serve(linli_ctx *ctx, const char *pattern, linli_request_fn fn, void
 	if (!pattern || !fn)
 		return LINLI_EINVAL;
 	int rc =
-	    plug_authorize(p, ACT_EVENTS_SUBSCRIBE, k->cfg.node_path, pattern, err, sizeof err);
+	    plug_authorize(p, ACT_EVENTS_SUBSCRIBE, plug_scope(p), pattern, err, sizeof err);
 	if (rc) {
 		log_warn(plug_name(p), "serve %s: %s", pattern, err);
 		return rc;
@@ -131,7 +131,7 @@ int bus_api_serve(linli_ctx *ctx, const char *pattern, linli_request_fn fn, void
 	s->fn = fn;
 	s->ud = ud;
 	snprintf(s->pattern, sizeof s->pattern, "%s", pattern);
-	rc = bus_serve(k->bus, pattern, k->cfg.node_path, psrv_serve, s, p, plug_name(p), &s->id,
+	rc = bus_serve(k->bus, pattern, plug_scope(p), psrv_serve, s, p, plug_name(p), &s->id,
 		       err, sizeof err);
 	if (rc) {
 		log_warn(plug_name(p), "serve %s: %s", pattern, err[0] ? err : linli_strerror(rc));

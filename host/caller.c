@@ -232,8 +232,9 @@ static int reach_scope(struct plugin *p, const char *what, const char *scope,
 	}
 	if (!scope_within(who->scope, s) ||
 	    (who->on_behalf && !scope_within(who->on_behalf->scope, s))) {
-		snprintf(err, errlen, "%s: scope %s is outside %s", what, s,
-			 who->on_behalf ? "the caller's jurisdiction" : "the plugin's jurisdiction");
+		snprintf(err, errlen, "%s: scope %s is outside %s (%s)", what, s,
+			 who->on_behalf ? "the caller's jurisdiction" : "the plugin's jurisdiction",
+			 who->on_behalf ? who->on_behalf->scope : who->scope);
 		return LINLI_EPERM;
 	}
 	*out = s;

@@ -304,6 +304,21 @@ int hal_api_dev_found(linli_ctx *ctx, const struct linli_device_info *info)
 		return LINLI_EPERM;
 	}
 	char err[512];
+	/* A device it finds is where the plugin acts: its scope (plug_scope) by default, and
+	   never outside it (a driver installed for one community finds none in another). */
+	struct linli_device_info in;
+	if (info && info->size >= LINLI_DEVICE_INFO_SIZE_1_0) {
+		memcpy(&in, info, LINLI_DEVICE_INFO_SIZE_1_0);
+		in.size = LINLI_DEVICE_INFO_SIZE_1_0;
+		if (!in.scope || !*in.scope)
+			in.scope = plug_scope(p);
+		else if (!scope_within(plug_scope(p), in.scope)) {
+			log_warn(plug_name(p), "dev_found: scope %.300s is outside plugin '%s''s scope "
+				 "%s", in.scope, plug_name(p), plug_scope(p));
+			return LINLI_EPERM;
+		}
+		info = &in;
+	}
 	int rc = hal_found(h, d, info, err, sizeof err);
 	if (rc && rc != LINLI_EEXIST)
 		log_warn(plug_name(p), "dev_found: %s", err);

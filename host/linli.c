@@ -1069,6 +1069,10 @@ static int local_bundle_arg(int argc, char **argv)
 	    (strcmp(argv[1], "install") != 0 && strcmp(argv[1], "upgrade") != 0))
 		return 0;
 	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--scope") == 0) { /* its value is no bundle */
+			i++;
+			continue;
+		}
 		if (argv[i][0] == '-' && argv[i][1] == '-')
 			continue;
 		size_t n = strlen(argv[i]);

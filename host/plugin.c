@@ -37,6 +37,7 @@
 #include "log.h"
 #include "mp.h"
 #include "record.h"
+#include "scope.h"
 #include "store_cmds.h"
 #include "tier_store.h"
 #include "trust.h"
@@ -77,7 +78,9 @@ struct plugin {
 	/* The caller while one of its handlers serves a request (plug_act_begin). */
 	const struct tier_principal *acting;
 	const void *acting_tag;
-	char acting_scope[SCOPE_MAX + 1]; /* the narrower of its node and the caller's scope */
+	char acting_scope[SCOPE_MAX + 1]; /* the narrower of its scope and the caller's */
+	/* Where it acts (installed with --scope, kept in plugins.scopes); "": the node's. */
+	char scope[SCOPE_MAX + 1];
 	/* graph scratch (load_all) */
 	int t_index, t_low;
 	bool t_onstack, t_done;
@@ -96,6 +99,10 @@ struct plug_registry {
 	char deathpath[PATH_MAX];
 	struct plug_deaths *deaths;
 	int n_deaths;
+	/* Plugins installed for a subtree (--scope): <data_dir>/plugins.scopes. */
+	char scopepath[PATH_MAX];
+	struct plug_scoped *scoped;
+	int n_scoped;
 	char bundles[PATH_MAX];	 /* <data_dir>/bundles: installed bundles */
 	struct trust *trust;	 /* the keys bundles are verified with (trust.h) */
 	struct uploads *uploads; /* plugins upload (upload.h) */
@@ -109,6 +116,11 @@ struct plug_deaths {
 	char name[LINLI_NAME_MAX];
 	int count;
 	char last[WD_WHAT_MAX + WD_DETAIL_MAX + 32]; /* "its timer 7": where the last one came */
+};
+
+struct plug_scoped {
+	char name[LINLI_NAME_MAX];
+	char scope[SCOPE_MAX + 1];
 };
 
 static const char *const families[] = {"governance", "gov_services", "public_services",
@@ -580,6 +592,123 @@ static void load_disabled(struct plug_registry *reg)
 	fclose(f);
 }
 
+/* ---- scoped plugins: <data_dir>/plugins.scopes, "NAME SCOPE" a line ---- */
+
+static const char *scoped_of(const struct plug_registry *reg, const char *name)
+{
+	for (int i = 0; i < reg->n_scoped; i++)
+		if (strcmp(reg->scoped[i].name, name) == 0)
+			return reg->scoped[i].scope;
+	return NULL;
+}
+
+/* Rewrite the file whole: a temp file, fsync, rename. */
+static int save_scoped(struct plug_registry *reg, char *err, size_t errlen)
+{
+	char tmp[PATH_MAX + 8];
+	snprintf(tmp, sizeof tmp, "%s.tmp", reg->scopepath);
+	FILE *f = fopen(tmp, "we");
+	if (!f)
+		return errf(err, errlen, LINLI_EIO, "cannot write %s: %s", tmp, strerror(errno));
+	fprintf(f, "# plugins installed with 'linli plugins install ... --scope PATH': they act "
+		   "only in that subtree\n");
+	for (int i = 0; i < reg->n_scoped; i++)
+		fprintf(f, "%s %s\n", reg->scoped[i].name, reg->scoped[i].scope);
+	bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+	ok = (fclose(f) == 0) && ok;
+	if (!ok || rename(tmp, reg->scopepath) != 0) {
+		int e = errno;
+		unlink(tmp);
+		return errf(err, errlen, LINLI_EIO, "cannot write %s: %s", reg->scopepath,
+			    strerror(e));
+	}
+	return 0;
+}
+
+/* Keep `scope` for plugin `name` (NULL or the node's own path: none kept), saved at once. */
+static int set_scoped(struct plug_registry *reg, const char *name, const char *scope, char *err,
+		      size_t errlen)
+{
+	if (scope && strcmp(scope, reg->k->cfg.node_path) == 0)
+		scope = NULL;
+	const char *now = scoped_of(reg, name);
+	if (now ? scope && strcmp(now, scope) == 0 : !scope)
+		return 0;
+	int i = 0;
+	while (i < reg->n_scoped && strcmp(reg->scoped[i].name, name) != 0)
+		i++;
+	if (!scope)
+		reg->scoped[i] = reg->scoped[--reg->n_scoped];
+	else {
+		if (i == reg->n_scoped) {
+			struct plug_scoped *v =
+			    realloc(reg->scoped, (size_t)(reg->n_scoped + 1) * sizeof *v);
+			if (!v)
+				return LINLI_ENOMEM;
+			reg->scoped = v;
+			reg->n_scoped++;
+			snprintf(v[i].name, sizeof v[i].name, "%s", name);
+		}
+		snprintf(reg->scoped[i].scope, sizeof reg->scoped[i].scope, "%s", scope);
+	}
+	return save_scoped(reg, err, errlen);
+}
+
+/* A line that is not "NAME SCOPE" is named in the log and skipped (plug_start checks the scope). */
+static void load_scoped(struct plug_registry *reg)
+{
+	FILE *f = fopen(reg->scopepath, "re");
+	if (!f)
+		return;
+	char line[LINLI_NAME_MAX + SCOPE_MAX + 16];
+	int lineno = 0;
+	while (fgets(line, sizeof line, f)) {
+		lineno++;
+		line[strcspn(line, "\r\n")] = '\0';
+		if (!line[0] || line[0] == '#')
+			continue;
+		char *sp = strchr(line, ' ');
+		if (sp)
+			*sp = '\0';
+		if (!sp || !is_ident(line, LINLI_NAME_MAX) || strlen(sp + 1) > SCOPE_MAX ||
+		    scoped_of(reg, line)) {
+			log_warn("plugins", "%s:%d: not 'NAME SCOPE' (or the name again); ignored",
+				 reg->scopepath, lineno);
+			continue;
+		}
+		struct plug_scoped *v =
+		    realloc(reg->scoped, (size_t)(reg->n_scoped + 1) * sizeof *v);
+		if (!v)
+			break;
+		reg->scoped = v;
+		snprintf(v[reg->n_scoped].name, sizeof v[reg->n_scoped].name, "%s", line);
+		snprintf(v[reg->n_scoped].scope, sizeof v[reg->n_scoped].scope, "%s", sp + 1);
+		reg->n_scoped++;
+	}
+	fclose(f);
+}
+
+/*
+ * Is `scope` one a plugin may be installed for on this node: a well-formed
+ * path, the node's or in its subtree? 0 or LINLI_EINVAL / LINLI_EPERM with
+ * a reason naming both.
+ */
+static int check_plugin_scope(const struct plug_registry *reg, const char *scope, char *err,
+			      size_t errlen)
+{
+	const char *node = reg->k->cfg.node_path;
+	char why[256];
+	if (!scope_check(scope, why, sizeof why))
+		return errf(err, errlen, LINLI_EINVAL, "--scope '%.300s' is not a node path: %s",
+			    scope, why);
+	if (!scope_within(node, scope))
+		return errf(err, errlen, LINLI_EPERM,
+			    "--scope %s is outside this node %s: a plugin is installed for the "
+			    "node or a subtree of it",
+			    scope, node);
+	return 0;
+}
+
 /* ---- crash-loop quarantine ---- */
 
 static struct plug_deaths *deaths_of(struct plug_registry *reg, const char *name)
@@ -793,6 +922,9 @@ static struct plugin *candidate(struct plug_registry *reg, const char *path, boo
 			  "name '%s' is a kernel command word; choose another", p->name);
 	if (!rc && check_grants)
 		rc = check_granted(reg, p, why, sizeof why);
+	const char *sc = rc ? NULL : scoped_of(reg, p->name);
+	if (sc) /* checked by plug_start: an install with --scope replaces it first */
+		snprintf(p->scope, sizeof p->scope, "%s", sc);
 	if (rc) {
 		snprintf(p->reason, sizeof p->reason, "%s", why);
 		drop_loaded(p);
@@ -1020,8 +1152,12 @@ static void scan_bundles(struct plug_registry *reg)
 static int plug_start(struct plugin *p)
 {
 	struct plug_registry *reg = p->reg;
-	char why[512] = "";
-	int rc = p->kind->start(p, why, sizeof why);
+	char why[512] = "", swhy[400];
+	int rc = 0;
+	if (p->scope[0] && (rc = check_plugin_scope(reg, p->scope, swhy, sizeof swhy)) != 0)
+		snprintf(why, sizeof why, "its scope (%s): %s", reg->scopepath, swhy);
+	else
+		rc = p->kind->start(p, why, sizeof why);
 	if (rc) {
 		release_all(p);
 		drop_loaded(p);
@@ -1376,6 +1512,7 @@ void plug_close(struct kernel *k)
 	for (int i = 0; i < reg->n_disabled; i++)
 		free(reg->disabled[i]);
 	free(reg->disabled);
+	free(reg->scoped);
 	free(reg->deaths);
 	free(reg);
 	k->plugins = NULL;
@@ -1530,11 +1667,33 @@ static int op_reload(struct plug_registry *reg, struct plugin *old, char *err, s
 }
 
 /*
+ * Keep `scope` (NULL: the node's) for np's name before np starts; *old gets
+ * what was kept, for scope_undo when it does not start. 0 or LINLI_E*.
+ */
+static int scope_keep(struct plug_registry *reg, struct plugin *np, const char *scope,
+		      char old[SCOPE_MAX + 1], char *err, size_t errlen)
+{
+	const char *was = scoped_of(reg, np->name);
+	snprintf(old, SCOPE_MAX + 1, "%s", was ? was : "");
+	snprintf(np->scope, sizeof np->scope, "%s", scope ? scope : "");
+	return set_scoped(reg, np->name, scope, err, errlen);
+}
+
+static void scope_undo(struct plug_registry *reg, const char *name, const char *old)
+{
+	char err[256];
+	if (set_scoped(reg, name, old[0] ? old : NULL, err, sizeof err) != 0)
+		log_error("plugins", "%s: %s", name, err);
+}
+
+/*
  * Install the plugin file at `src`. With `grant`, `who` (an admin) grants
  * every capability it declares first; without, each must be granted already.
+ * `scope` (checked; NULL: the node's) is where it will act.
  */
 static int op_install(struct plug_registry *reg, const char *src, const struct tier_principal *who,
-		      bool grant, struct plugin **out, char *err, size_t errlen)
+		      bool grant, const char *scope, struct plugin **out, char *err,
+		      size_t errlen)
 {
 	struct kernel *k = reg->k;
 	if (src[0] != '/')
@@ -1607,9 +1766,16 @@ static int op_install(struct plug_registry *reg, const char *src, const struct t
 		}
 	}
 	snprintf(np->path, sizeof np->path, "%s", dest);
+	char was[SCOPE_MAX + 1];
+	if ((rc = scope_keep(reg, np, scope, was, err, errlen)) != 0) {
+		unlink(dest);
+		plugin_free(np);
+		return rc;
+	}
 	rc = plug_start(np);
 	if (rc) {
 		unlink(dest); /* nothing installed: the admin can fix it and try again */
+		scope_undo(reg, np->name, was);
 		errf(err, errlen, rc, "%s did not start, so it was not installed: %s", np->name,
 		     np->reason);
 		plugin_free(np);
@@ -1618,6 +1784,7 @@ static int op_install(struct plug_registry *reg, const char *src, const struct t
 	if ((rc = reg_append(reg, np)) != 0) {
 		plug_stop(np);
 		unlink(dest);
+		scope_undo(reg, np->name, was);
 		plugin_free(np);
 		return rc;
 	}
@@ -1806,10 +1973,14 @@ static int grant_or_check(struct plug_registry *reg, const struct plugin *np,
 		 : 0;
 }
 
-/* plugins install|upgrade BUNDLE: upgrade replaces the installed one by a higher version. */
+/*
+ * plugins install|upgrade BUNDLE: upgrade replaces the installed one by a
+ * higher version. `scope` (checked; NULL: not given) is where it acts: an
+ * install without one acts at the node, an upgrade without one keeps its own.
+ */
 static int op_bundle(struct plug_registry *reg, const char *src, const struct tier_principal *who,
-		     bool grant, bool allow_unsigned, bool upgrade, struct plugin **out, char *err,
-		     size_t errlen)
+		     bool grant, bool allow_unsigned, bool upgrade, const char *scope,
+		     struct plugin **out, char *err, size_t errlen)
 {
 	struct bundle b;
 	int rc = read_bundle(reg, src, who, &b, err, errlen);
@@ -1869,14 +2040,24 @@ static int op_bundle(struct plug_registry *reg, const char *src, const struct ti
 		const char *name = np->name;
 		char ver[LINLI_VERSION_MAX], detail[256];
 		snprintf(ver, sizeof ver, "%s", np->meta.version);
-		snprintf(detail, sizeof detail, "%s%s%s, %s%s", cur[0] && upgrade ? cur : "",
+		char nm[LINLI_NAME_MAX], was[SCOPE_MAX + 1] = "";
+		snprintf(nm, sizeof nm, "%s", name);
+		if (upgrade && !scope) /* kept: the old one's */
+			snprintf(np->scope, sizeof np->scope, "%s", same->scope);
+		else
+			rc = scope_keep(reg, np, scope, was, err, errlen);
+		snprintf(detail, sizeof detail, "%s%s%s, %s%s%s%s", cur[0] && upgrade ? cur : "",
 			 cur[0] && upgrade ? " -> " : "", ver,
 			 strcmp(signer, "unsigned") == 0 ? "unsigned, allowed with --unsigned"
 							 : "signed by ",
-			 strcmp(signer, "unsigned") == 0 ? "" : signer);
-		char nm[LINLI_NAME_MAX];
-		snprintf(nm, sizeof nm, "%s", name);
-		rc = swap_in(reg, upgrade ? same : NULL, np, err, errlen);
+			 strcmp(signer, "unsigned") == 0 ? "" : signer,
+			 np->scope[0] ? ", scope " : "", np->scope);
+		if (!rc) {
+			rc = swap_in(reg, upgrade ? same : NULL, np, err, errlen);
+			if (rc && !(upgrade && !scope))
+				scope_undo(reg, nm, was);
+		} else
+			plugin_free(np);
 		np = NULL; /* swap_in owns it */
 		if (!rc) {
 			bundle_path(reg, nm, "current", path, sizeof path);
@@ -1951,6 +2132,7 @@ static int op_rollback(struct plug_registry *reg, const char *name,
 	}
 	char nm[LINLI_NAME_MAX], line[LINLI_VERSION_MAX + 2], detail[128];
 	snprintf(nm, sizeof nm, "%s", old->name);
+	snprintf(np->scope, sizeof np->scope, "%s", old->scope); /* kept */
 	if ((rc = swap_in(reg, old, np, err, errlen)) != 0)
 		return rc;
 	bundle_path(reg, nm, "current", path, sizeof path);
@@ -2011,6 +2193,9 @@ static int op_remove(struct plug_registry *reg, struct cmd_call *call, const cha
 		snprintf(path, sizeof path, "%s/%s", reg->bundles, nm);
 		rm_tree(path);
 	}
+	char serr[256];
+	if (set_scoped(reg, nm, NULL, serr, sizeof serr) != 0) /* installed again: the node's */
+		log_error("plugins", "%s: %s", nm, serr);
 	snprintf(detail, sizeof detail, "%s%s", ver, purge ? ", files purged" : "");
 	bundle_audit(reg, call->who, "plugins.remove", nm, detail);
 	char want[LINLI_NAME_MAX + 40];
@@ -2057,7 +2242,7 @@ static const char *shown_reason(const struct cmd_call *call, const struct plugin
 
 static void pack_row(msgpack_packer *pk, const struct cmd_call *call, const struct plugin *p)
 {
-	msgpack_pack_map(pk, 8);
+	msgpack_pack_map(pk, 9);
 	pack_str_or_nil(pk, "name", p->name);
 	mp_kv_str(pk, "kind", kind_name(p));
 	mp_kv_str(pk, "state", plug_state_name(p->state));
@@ -2065,6 +2250,7 @@ static void pack_row(msgpack_packer *pk, const struct cmd_call *call, const stru
 	pack_str_or_nil(pk, "family", p->meta_ok ? p->meta.family : NULL);
 	mp_kv_uint(pk, "order", p->order);
 	mp_kv_str(pk, "file", p->path);
+	mp_kv_str(pk, "scope", plug_scope(p));
 	pack_str_or_nil(pk, "reason", shown_reason(call, p));
 }
 
@@ -2134,7 +2320,7 @@ static void pack_info(msgpack_packer *pk, const struct cmd_call *call, struct pl
 			mp_str(pk, p->meta.capabilities[i]);
 	} else
 		msgpack_pack_array(pk, 0);
-	mp_kv_str(pk, "scope", reg->k->cfg.node_path);
+	mp_kv_str(pk, "scope", plug_scope(p));
 	mp_kv_uint(pk, "order", p->order);
 	mp_kv_int(pk, "started_ms", p->state == PLUG_RUNNING ? p->started_ms : 0);
 	mp_str(pk, "resources");
@@ -2232,25 +2418,63 @@ static bool is_bundle_src(const char *src)
 	return src[0] == '@' || has_suffix(src, ".bundle") || (src[0] == '/' && is_dir(src));
 }
 
+/*
+ * Take `--scope PATH` (or --scope=PATH) out of argv into out: true when
+ * given and good (the node's path or in its subtree); false when not given
+ * (*rc 0) or refused (*rc a LINLI_E* with call->err naming it and the node).
+ */
+static bool take_scope(struct cmd_call *call, struct plug_registry *reg, char *out, size_t len,
+		       int *rc)
+{
+	*rc = 0;
+	for (int i = 2; i < call->argc; i++) {
+		const char *w = call->argv[i];
+		bool eq = strncmp(w, "--scope=", 8) == 0;
+		if (!eq && strcmp(w, "--scope") != 0)
+			continue;
+		if (!eq && i + 1 >= call->argc) {
+			*rc = cmd_fail(call, LINLI_EINVAL, "plugins %s: option '--scope' needs a "
+					     "value (a node path: this node %s or below it)",
+				       call->argv[1], reg->k->cfg.node_path);
+			return false;
+		}
+		snprintf(out, len, "%s", eq ? w + 8 : call->argv[i + 1]);
+		int n = eq ? 1 : 2;
+		for (int j = 0; j < n; j++)
+			free(call->argv[i + j]);
+		memmove(&call->argv[i], &call->argv[i + n],
+			(size_t)(call->argc - i - n + 1) * sizeof(char *));
+		call->argc -= n;
+		if ((*rc = check_plugin_scope(reg, out, call->err, sizeof call->err)) != 0)
+			return false;
+		return true;
+	}
+	return false;
+}
+
 static int cmd_install(struct cmd_call *call, void *ud)
 {
 	struct plug_registry *reg = ud;
 	bool grant = cmd_flag(call, "--grant");
 	bool allow_unsigned = cmd_flag(call, "--unsigned");
+	char scope[SCOPE_MAX + 1];
+	int rc;
+	bool scoped = take_scope(call, reg, scope, sizeof scope, &rc);
+	if (rc)
+		return rc;
 	if (call->argc != 3)
 		return cmd_fail(call, LINLI_EINVAL,
-				"usage: plugins install /ABSOLUTE/PATH.so (or PATH.lua) [--grant], "
-				"or BUNDLE [--grant] [--unsigned]");
+				"usage: plugins install /ABSOLUTE/PATH.so (or PATH.lua) [--grant] "
+				"[--scope PATH], or BUNDLE [--grant] [--unsigned] [--scope PATH]");
 	struct plugin *p = NULL;
-	int rc;
 	if (is_bundle_src(call->argv[2]))
-		rc = op_bundle(reg, call->argv[2], call->who, grant, allow_unsigned, false, &p,
-			       call->err, sizeof call->err);
+		rc = op_bundle(reg, call->argv[2], call->who, grant, allow_unsigned, false,
+			       scoped ? scope : NULL, &p, call->err, sizeof call->err);
 	else if (allow_unsigned)
 		rc = cmd_fail(call, LINLI_EINVAL, "plugins install: --unsigned is for bundles");
 	else
-		rc = op_install(reg, call->argv[2], call->who, grant, &p, call->err,
-				sizeof call->err);
+		rc = op_install(reg, call->argv[2], call->who, grant, scoped ? scope : NULL, &p,
+				call->err, sizeof call->err);
 	if (rc)
 		return rc;
 	if (p)
@@ -2265,14 +2489,19 @@ static int cmd_upgrade(struct cmd_call *call, void *ud)
 	struct plug_registry *reg = ud;
 	bool grant = cmd_flag(call, "--grant");
 	bool allow_unsigned = cmd_flag(call, "--unsigned");
+	char scope[SCOPE_MAX + 1];
+	int rc;
+	bool scoped = take_scope(call, reg, scope, sizeof scope, &rc);
+	if (rc)
+		return rc;
 	if (call->argc != 3 || !is_bundle_src(call->argv[2]))
 		return cmd_fail(
 		    call, LINLI_EINVAL,
-		    "usage: plugins upgrade BUNDLE [--grant] [--unsigned] (a FILE.bundle, "
-		    "an upload @ID or an absolute directory)");
+		    "usage: plugins upgrade BUNDLE [--grant] [--unsigned] [--scope PATH] (a "
+		    "FILE.bundle, an upload @ID or an absolute directory)");
 	struct plugin *p = NULL;
-	int rc = op_bundle(reg, call->argv[2], call->who, grant, allow_unsigned, true, &p,
-			   call->err, sizeof call->err);
+	rc = op_bundle(reg, call->argv[2], call->who, grant, allow_unsigned, true,
+		       scoped ? scope : NULL, &p, call->err, sizeof call->err);
 	if (rc)
 		return rc;
 	if (p)
@@ -2439,6 +2668,8 @@ int plug_open(struct kernel *k, char *err, size_t errlen)
 	reg->k = k;
 	snprintf(reg->statepath, sizeof reg->statepath, "%s/plugins.disabled", k->cfg.data_dir);
 	load_disabled(reg);
+	snprintf(reg->scopepath, sizeof reg->scopepath, "%s/plugins.scopes", k->cfg.data_dir);
+	load_scoped(reg);
 	snprintf(reg->deathpath, sizeof reg->deathpath, "%s/plugins.deaths", k->cfg.data_dir);
 	load_deaths(reg);
 	const struct wd_frame *last = wd_previous();
@@ -2456,13 +2687,13 @@ int plug_open(struct kernel *k, char *err, size_t errlen)
 	    {"disable", "NAME", "stop a plugin and keep it stopped across restarts", cmd_disable},
 	    {"reload", "NAME", "load its file again; the old one runs until the new one is up",
 	     cmd_reload},
-	    {"install", "/PATH.so|/PATH.lua|BUNDLE [--grant] [--unsigned]",
+	    {"install", "/PATH.so|/PATH.lua|BUNDLE [--grant] [--unsigned] [--scope PATH]",
 	     "copy a plugin into the first plugin dir (a script into <script_dir>/apps), start "
-	     "it; --grant grants what it declares",
+	     "it; --grant grants what it declares, --scope makes it act only in that subtree",
 	     cmd_install},
-	    {"upgrade", "BUNDLE [--grant] [--unsigned]",
+	    {"upgrade", "BUNDLE [--grant] [--unsigned] [--scope PATH]",
 	     "replace an installed bundle by a higher version (the old runs until the new is "
-	     "up)",
+	     "up; it keeps its scope unless --scope gives another)",
 	     cmd_upgrade},
 	    {"rollback", "NAME", "return a bundle to its previous installed version", cmd_rollback},
 	    {"remove", "NAME [--purge]",
@@ -2511,9 +2742,8 @@ void plug_principal(struct plugin *p, struct tier_principal *who, const char **g
 	for (int i = 0; i < LINLI_MAX_CAPS && p->meta.capabilities[i][0]; i++)
 		grants[n++] = p->meta.capabilities[i];
 	grants[n] = NULL;
-	*who = (struct tier_principal){PRINCIPAL_PLUGIN, p->name,
-				       p->acting ? p->acting_scope : p->reg->k->cfg.node_path,
-				       ROLE_NONE, grants, p->acting, NULL};
+	*who = (struct tier_principal){PRINCIPAL_PLUGIN, p->name, plug_scope_now(p), ROLE_NONE,
+				       grants, p->acting, NULL};
 }
 
 int plug_act_begin(struct plugin *p, const struct tier_principal *caller, const void *tag,
@@ -2524,10 +2754,16 @@ int plug_act_begin(struct plugin *p, const struct tier_principal *caller, const 
 	snprintf(saved->scope, sizeof saved->scope, "%s", p->acting_scope);
 	if (!caller)
 		return 0;
-	const char *node = p->reg->k->cfg.node_path;
-	const char *narrow = scope_within(node, caller->scope)	 ? caller->scope
-			     : scope_within(caller->scope, node) ? node
-								 : NULL;
+	const char *own = plug_scope(p), *node = p->reg->k->cfg.node_path;
+	const char *narrow = scope_within(own, caller->scope)	? caller->scope
+			     : scope_within(caller->scope, own) ? own
+								: NULL;
+	if (!narrow && strcmp(own, node) != 0) {
+		snprintf(err, errlen,
+			 "'%s' of %s has no jurisdiction where plugin '%s' acts (its scope %s)",
+			 caller->name, caller->scope, p->name, own);
+		return LINLI_EPERM;
+	}
 	if (!narrow) {
 		snprintf(err, errlen, "'%s' of %s has no jurisdiction on this node %s", caller->name,
 			 caller->scope, node);
@@ -2546,9 +2782,14 @@ void plug_act_end(struct plugin *p, const struct plug_acting *saved)
 	snprintf(p->acting_scope, sizeof p->acting_scope, "%s", saved->scope);
 }
 
+const char *plug_scope(const struct plugin *p)
+{
+	return p->scope[0] ? p->scope : p->reg->k->cfg.node_path;
+}
+
 const char *plug_scope_now(const struct plugin *p)
 {
-	return p->acting ? p->acting_scope : p->reg->k->cfg.node_path;
+	return p->acting ? p->acting_scope : plug_scope(p);
 }
 
 const struct tier_principal *plug_acting(const struct plugin *p, const void **tag)

@@ -234,7 +234,8 @@ int plug_check_meta(const struct linli_plugin_meta *m, char *err, size_t errlen)
  * plug_authorize — may plugin p take `act` on jurisdiction `scope`, touching
  * `object` (a dataset, topic or pattern, device class)? access_check (the
  * tier check, denials logged) with the plugin as principal: its jurisdiction
- * is the node it runs at, its grants the capabilities it declared. Returns 0
+ * is plug_scope_now (its scope, narrowed while it acts for a caller), its
+ * grants the capabilities it declared. Returns 0
  * or LINLI_EPERM with the reason in err. Every table function that reaches
  * data calls this, and so does every linli.* function of a script plugin.
  */
@@ -251,12 +252,14 @@ void plug_principal(struct plugin *p, struct tier_principal *who, const char **g
  * Acting as the caller. While one of p's handlers serves a request (a
  * console command, an HTTP route), p acts for `caller`: plug_principal
  * gives p's principal with on_behalf = caller and, as its scope, the
- * narrower of p's node and the caller's scope, so every check, mask and
- * audit entry of a call p makes meanwhile (store, bus, devices, in C and
- * Lua) is the intersection of both, filed under the caller (tier.h).
+ * narrower of p's scope (plug_scope) and the caller's, so every check, mask
+ * and audit entry of a call p makes meanwhile (store, bus, devices, in C
+ * and Lua) is the intersection of both, filed under the caller (tier.h):
+ * a caller above a scoped plugin is narrowed to the plugin's subtree.
  * `tag` identifies the request's struct linli_caller for caller_may.
  * plug_act_begin saves what was there (nesting) into *saved; it refuses a
- * caller with no jurisdiction on this node (LINLI_EPERM, err). A NULL
+ * caller with no jurisdiction in p's scope (a sibling subtree of a scoped
+ * plugin's, or outside the node: LINLI_EPERM, err naming both). A NULL
  * caller keeps p acting for itself. plug_act_end restores.
  */
 struct plug_acting {
@@ -267,7 +270,15 @@ struct plug_acting {
 int plug_act_begin(struct plugin *p, const struct tier_principal *caller, const void *tag,
 		   struct plug_acting *saved, char *err, size_t errlen);
 void plug_act_end(struct plugin *p, const struct plug_acting *saved);
-/* The default scope of p's calls now: its node, or the narrowed one while it acts for a caller. */
+/*
+ * plug_scope — where p acts: the subtree it was installed for (`plugins
+ * install ... --scope PATH`, kept across restarts, upgrades and rollbacks),
+ * else the node's path. Its principal's jurisdiction, the scope its
+ * subscriptions and served topics take and what api->plugin_scope answers:
+ * every use of "the plugin's scope" goes through here.
+ */
+const char *plug_scope(const struct plugin *p);
+/* The default scope of p's calls now: plug_scope, or the narrowed one while it acts for a caller. */
 const char *plug_scope_now(const struct plugin *p);
 /* The caller p serves now (and its tag), or NULL when p acts for itself. */
 const struct tier_principal *plug_acting(const struct plugin *p, const void **tag);

@@ -121,7 +121,9 @@ static void take_init(lua_State *L, int first, void *ud)
 static int lua_start(struct plugin *p, char *why, size_t whylen)
 {
 	struct script *s = plug_kind_state(p);
-	int rc = script_api_attach(plug_kernel(p), s, p);
+	int rc = script_set_scope(s, plug_scope(p)); /* read before its scope was known */
+	if (!rc)
+		rc = script_api_attach(plug_kernel(p), s, p);
 	if (rc)
 		return errf(why, whylen, rc, "out of memory");
 	int ref = script_handler(s, "init");
@@ -164,7 +166,8 @@ static void lua_unload(struct plugin *p)
 static const char *lua_fault_scope(const struct plugin *p)
 {
 	const struct script *s = plug_kind_state(p);
-	return s ? script_fault_scope(s) : NULL;
+	const char *fs = s ? script_fault_scope(s) : NULL;
+	return fs && !*fs ? plug_scope(p) : fs; /* "": its own work, where it acts */
 }
 
 /* A script plugin's health: counters and its recent errors with file and line. */
@@ -175,13 +178,15 @@ static void lua_pack_info(const struct plugin *p, const struct cmd_call *call, m
 		msgpack_pack_nil(pk);
 		return;
 	}
-	bool node = access_sees(call, NULL);
+	/* Its own work (init, timers, commands) is where it acts: its scope (plug_scope). */
+	const char *own = plug_scope(p);
+	bool node = access_sees(call, own);
 	struct script_stats st;
 	script_stats(s, &st);
 	const struct script_logent *e[SCRIPT_LOG_MAX];
 	int n = script_log(s, e, SCRIPT_LOG_MAX), shown = 0;
 	for (int i = 0; i < n; i++)
-		if (access_sees(call, e[i]->scope))
+		if (access_sees(call, *e[i]->scope ? e[i]->scope : own))
 			e[shown++] = e[i];
 	n = shown;
 	msgpack_pack_map(pk, 8);
@@ -198,7 +203,7 @@ static void lua_pack_info(const struct plugin *p, const struct cmd_call *call, m
 		msgpack_pack_map(pk, 4);
 		mp_kv_str(pk, "kind", e[i]->fault ? "fault" : "error");
 		mp_kv_str(pk, "where", e[i]->where);
-		mp_kv_str(pk, "scope", *e[i]->scope ? e[i]->scope : call->k->cfg.node_path);
+		mp_kv_str(pk, "scope", *e[i]->scope ? e[i]->scope : own);
 		mp_kv_str(pk, "message", e[i]->msg);
 	}
 }

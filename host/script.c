@@ -1628,6 +1628,39 @@ const char *script_scope(const struct script *s)
 {
 	return s->scope;
 }
+
+/* In a protected call: the field linli.scope of the sandbox (behind its read-only proxy). */
+static int set_scope_field(lua_State *L)
+{
+	lua_rawgetp(L, LUA_REGISTRYINDEX, &K_PROVIDED);
+	lua_pushliteral(L, "linli");
+	if (lua_rawget(L, -2) != LUA_TTABLE || !lua_getmetatable(L, -1))
+		return 0;
+	lua_pushliteral(L, "__index");
+	if (lua_rawget(L, -2) != LUA_TTABLE)
+		return 0;
+	lua_pushliteral(L, "scope");
+	lua_pushvalue(L, 1);
+	lua_rawset(L, -3);
+	return 0;
+}
+
+int script_set_scope(struct script *s, const char *scope)
+{
+	char *dup = strdup(scope);
+	if (!dup)
+		return LINLI_ENOMEM;
+	free(s->scope);
+	s->scope = dup;
+	if (!s->L)
+		return 0;
+	int top = lua_gettop(s->L);
+	lua_pushcfunction(s->L, set_scope_field);
+	lua_pushstring(s->L, scope);
+	int st = lua_pcall(s->L, 1, 0, 0);
+	lua_settop(s->L, top);
+	return st == LUA_OK ? 0 : LINLI_ENOMEM;
+}
 enum script_kind script_kind(const struct script *s)
 {
 	return s->kind;

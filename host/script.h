@@ -188,6 +188,8 @@ void script_interrupt(struct script *s);
 const char *script_name(const struct script *s);
 const char *script_file(const struct script *s);
 const char *script_scope(const struct script *s);
+/* Set where it acts (a script plugin's plug_scope) and its field linli.scope; 0 or LINLI_ENOMEM. */
+int script_set_scope(struct script *s, const char *scope);
 enum script_kind script_kind(const struct script *s);
 enum script_state script_state(const struct script *s);
 const char *script_state_name(enum script_state st);

@@ -79,6 +79,18 @@ static const char *who(const struct sapi *a)
 	return a->p ? plug_name(a->p) : script_name(a->s);
 }
 
+/* Where a script acts: a script plugin's scope (plug_scope), the node's for a rule. */
+static const char *own_scope(const struct sapi *a)
+{
+	return a->p ? plug_scope(a->p) : a->k->cfg.node_path;
+}
+
+/* The default scope of its calls now: plug_scope_now (narrowed while it serves a caller). */
+static const char *scope_now(const struct sapi *a)
+{
+	return a->p ? plug_scope_now(a->p) : a->k->cfg.node_path;
+}
+
 static int push_fail(lua_State *L, int rc, const char *msg)
 {
 	lua_pushnil(L);
@@ -120,7 +132,7 @@ static void principal_of(struct sapi *a, struct tier_principal *pr, const char *
 		plug_principal(a->p, pr, grants);
 	else
 		*pr = (struct tier_principal){PRINCIPAL_RULE, script_name(a->s),
-					      a->k->cfg.node_path, ROLE_NONE, a->grants, NULL, NULL};
+					      own_scope(a), ROLE_NONE, a->grants, NULL, NULL};
 }
 
 static int authorize(struct sapi *a, enum tier_action act, const char *scope, const char *object,
@@ -207,7 +219,9 @@ static int l_plugin_name(lua_State *L)
 
 static int l_plugin_scope(lua_State *L)
 {
-	lua_pushstring(L, script_scope(script_from_lua(L)));
+	struct script *s = script_from_lua(L);
+	struct sapi *a = script_user(s);
+	lua_pushstring(L, a ? own_scope(a) : script_scope(s));
 	return 1;
 }
 
@@ -544,7 +558,7 @@ static int subscribe(struct sapi *a, const char *pattern, int fnref, uint64_t *i
 	ls->fnref = fnref;
 	ls->refs = 1;
 	snprintf(ls->pattern, sizeof ls->pattern, "%s", pattern);
-	int rc = bus_subscribe(a->k->bus, pattern, a->k->cfg.node_path, lsub_deliver, ls, ls,
+	int rc = bus_subscribe(a->k->bus, pattern, own_scope(a), lsub_deliver, ls, ls,
 			       a->owner, &ls->id, err, errlen);
 	if (rc) {
 		free(ls);
@@ -569,7 +583,7 @@ static int l_subscribe(lua_State *L)
 	luaL_checktype(L, 2, LUA_TFUNCTION);
 	script_charge(L, API_CALL_UNITS);
 	char err[256];
-	int rc = authorize(a, ACT_EVENTS_SUBSCRIBE, a->k->cfg.node_path, pattern, err, sizeof err);
+	int rc = authorize(a, ACT_EVENTS_SUBSCRIBE, own_scope(a), pattern, err, sizeof err);
 	if (rc) {
 		log_warn(who(a), "subscribe %s: %s", pattern, err);
 		return push_fail(L, rc, err);
@@ -615,7 +629,7 @@ static int l_publish(lua_State *L)
 	struct sapi *a = need(L, "publish");
 	const char *topic = luaL_checkstring(L, 1);
 	luaL_argexpected(L, lua_isnoneornil(L, 2) || lua_istable(L, 2), 2, "table or nil");
-	const char *scope = luaL_optstring(L, 3, a->p ? plug_scope_now(a->p) : a->k->cfg.node_path);
+	const char *scope = luaL_optstring(L, 3, scope_now(a));
 	script_charge(L, API_CALL_UNITS);
 	char err[256];
 	int rc = authorize(a, ACT_EVENTS_PUBLISH, scope, topic, err, sizeof err);
@@ -2536,7 +2550,7 @@ static int l_serve(lua_State *L)
 	no_more(L, 2, "pattern and fn");
 	script_charge(L, API_CALL_UNITS);
 	char err[384] = "";
-	int rc = authorize(a, ACT_EVENTS_SUBSCRIBE, a->k->cfg.node_path, pattern, err, sizeof err);
+	int rc = authorize(a, ACT_EVENTS_SUBSCRIBE, own_scope(a), pattern, err, sizeof err);
 	if (rc) {
 		log_warn(who(a), "serve %s: %s", pattern, err);
 		return push_fail(L, rc, err);
@@ -2546,7 +2560,7 @@ static int l_serve(lua_State *L)
 		return push_fail(L, LINLI_ENOMEM, "serve: out of memory");
 	v->k = a->k;
 	snprintf(v->pattern, sizeof v->pattern, "%s", pattern);
-	rc = bus_serve(a->k->bus, pattern, a->k->cfg.node_path, lsrv_serve, v, a, a->owner, &v->id,
+	rc = bus_serve(a->k->bus, pattern, own_scope(a), lsrv_serve, v, a, a->owner, &v->id,
 		       err, sizeof err);
 	if (!rc && track(a, &v->h, &lsrv_ops) != 0) {
 		bus_unserve(a->k->bus, v->id, a);
@@ -2697,7 +2711,7 @@ static int l_request(lua_State *L)
 {
 	struct sapi *a = need(L, "request");
 	const char *topic = luaL_checkstring(L, 1);
-	const char *scope = luaL_optstring(L, 2, a->p ? plug_scope_now(a->p) : a->k->cfg.node_path);
+	const char *scope = luaL_optstring(L, 2, scope_now(a));
 	luaL_argexpected(L, lua_isnoneornil(L, 3) || lua_istable(L, 3), 3, "table or nil");
 	lua_Integer tmo = luaL_optinteger(L, 4, 0);
 	luaL_argcheck(L, tmo >= 0 && tmo <= UINT32_MAX, 4, "timeout_ms must be >= 0 (0: 10 s)");

@@ -65,7 +65,7 @@ static const char *api_plugin_name(linli_ctx *ctx) { return plug_name(plug_from_
 
 static const char *api_plugin_scope(linli_ctx *ctx)
 {
-	return plug_kernel(plug_from_ctx(ctx))->cfg.node_path;
+	return plug_scope(plug_from_ctx(ctx));
 }
 
 static void api_set_userdata(linli_ctx *ctx, void *ud)
@@ -469,7 +469,7 @@ static int api_subscribe(linli_ctx *ctx, const char *pattern, linli_event_fn fn,
 	char err[256];
 	if (!pattern || !fn)
 		return LINLI_EINVAL;
-	int rc = plug_authorize(p, ACT_EVENTS_SUBSCRIBE, k->cfg.node_path, pattern, err,
+	int rc = plug_authorize(p, ACT_EVENTS_SUBSCRIBE, plug_scope(p), pattern, err,
 				sizeof err);
 	if (rc) {
 		log_warn(plug_name(p), "subscribe %s: %s", pattern, err);
@@ -482,7 +482,7 @@ static int api_subscribe(linli_ctx *ctx, const char *pattern, linli_event_fn fn,
 	s->fn = fn;
 	s->ud = ud;
 	snprintf(s->pattern, sizeof s->pattern, "%s", pattern);
-	rc = bus_subscribe(k->bus, pattern, k->cfg.node_path, psub_deliver, s, s, plug_name(p),
+	rc = bus_subscribe(k->bus, pattern, plug_scope(p), psub_deliver, s, s, plug_name(p),
 			   &s->id, err, sizeof err);
 	if (rc) {
 		log_warn(plug_name(p), "subscribe %s: %s", pattern, err);

@@ -14,7 +14,8 @@ import tarfile
 import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import BUILD, LINLI, LINLID, Daemon, by_name, check, eq, finish, main  # noqa: E402
+from harness import (  # noqa: E402
+    BUILD, LINLI, LINLID, SRC, Daemon, by_name, check, eq, finish, main, wait_for)
 
 TP = os.path.abspath(os.environ.get("LINLI_TP_DIR", os.path.join(BUILD, "tests", "plugins")))
 TOOL = os.path.join(BUILD, "host", "linli-bundle")
@@ -35,7 +36,7 @@ def free_port():
 class Node(Daemon):
     """A linlid with a tcp:// listener beside ipc://, a plugin dir, the test clock."""
 
-    def __init__(self, max_request=None):
+    def __init__(self, max_request=None, node="hefei", level="city", name="合肥市", extra=""):
         self.tcp = f"tcp://127.0.0.1:{free_port()}"
         self.max_request = max_request
         super().__init__()
@@ -43,8 +44,8 @@ class Node(Daemon):
         self.sdir = os.path.join(self.dir, "scripts")
         for sub in (self.pdir, self.sdir + "/apps", self.sdir + "/rules"):
             os.makedirs(sub)
-        self.write_config(extra=f'plugin_dirs = [ "{self.pdir}" ];\n'
-                                f'script_dirs = [ "{self.sdir}" ];\n')
+        self.write_config(node, level, name, extra=f'plugin_dirs = [ "{self.pdir}" ];\n'
+                                                   f'script_dirs = [ "{self.sdir}" ];\n' + extra)
 
     def config_text(self, node, level, name, extra=""):
         ctl = f'listen = [ "{self.sock}", "{self.tcp}" ]'
@@ -280,6 +281,146 @@ def case_signed_bundle_over_tcp_upgrade_rollback_remove():
         refused(d, f"no upload '{ids[2]}'", "plugins", "install", "@" + ids[2],
                 name="LINLI_ENOENT")
         d.ok("plugins", "upload", "begin", "10", h)  # room again
+    finally:
+        finish(d, sys.exc_info()[0])
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+STREET = "hefei/baohe/binhu"
+COMM_A, COMM_B = STREET + "/yuelan", STREET + "/qiming"  # two communities of the tree
+
+# A community app: what it does on its own account in init (store, bus), and two commands
+# run as the caller. B is the sibling community it must never reach.
+SCOPED_LUA = """local own, heard = {}, linli.array()
+plugin {
+  name = "commapp", version = "VER", sdk = "1.1", family = "custom",
+  description = "a community's own app", capabilities = {
+    "store.read:grids", "store.write:grids", "bus.subscribe:commapp/#", "bus.publish:commapp/#" },
+  init = function()
+    own.scope, own.field = linli.plugin_scope(), linli.scope
+    local id, err = linli.store_put("grids", { code = "g01", name = "一网格" })
+    own.put_default = id and select(2, linli.store_get("grids", id)) or err
+    own.put_b = select(2, linli.store_put("grids", { code = "g02", name = "二网格" }, "@B@"))
+    own.read_b = select(2, linli.store_get("grids", "x", "@B@"))
+    own.pub_b = select(2, linli.publish("commapp/x", { n = 1 }, "@B@"))
+    assert(linli.subscribe("commapp/#", function(e, topic, meta)
+      heard[#heard + 1] = topic .. "@" .. meta.scope
+    end))
+    assert(linli.publish("commapp/self", { n = 2 }))  -- at its scope
+    assert(linli.cmd_register("state", "", "what it did", function()
+      return { own = own, heard = heard, version = "VER", scope = linli.plugin_scope() }
+    end))
+    assert(linli.cmd_register("put", "SCOPE", "a grid at SCOPE, as the caller", function(args)
+      local id, err, code = linli.store_put("grids", { code = "g03", name = "三网格" }, args[1])
+      if not id then return nil, err, code end
+      return { id = id }
+    end))
+  end,
+}
+""".replace("@B@", COMM_B)
+
+
+def case_scoped_plugin_acts_only_in_its_subtree():
+    """`plugins install BUNDLE --scope <node>/a` at a street node with communities a and b:
+    the plugin reads, writes, hears and publishes at a only (its own account and as a
+    caller), b is refused naming its scope; bad scopes refused; the scope survives a
+    restart, an upgrade and a rollback."""
+    tmp = tempfile.mkdtemp(prefix="linli-scope-")
+    d = Node(node=STREET, level="street", name="滨湖街道",
+             extra=f'catalog_dir = "{os.path.join(SRC, "catalog")}";\n')
+    try:
+        for v in ("0.1.0", "0.2.0"):
+            with open(os.path.join(tmp, "commapp.lua"), "w") as f:
+                f.write(SCOPED_LUA.replace("VER", v))
+            caps = [w for c in ("store.read:grids", "store.write:grids",
+                                "bus.subscribe:commapp/#", "bus.publish:commapp/#")
+                    for w in ("--capability", c)]
+            tool("build", "--plugin", "commapp.lua", "--name", "commapp", "--version", v,
+                 "--sdk", "1.1", *caps, "--vendor", "街道", "--unsigned", "-o",
+                 f"commapp-{v}.bundle", cwd=tmp)
+        b1, b2 = (os.path.join(tmp, f"commapp-{v}.bundle") for v in ("0.1.0", "0.2.0"))
+        d.start(args=("--test-clock",))
+
+        # Bad scopes: named, with the node; nothing installed.
+        refused(d, f"--scope hefei/baohe/other is outside this node {STREET}", "plugins",
+                "install", "--scope", "hefei/baohe/other", b1, "--unsigned", "--grant",
+                name="LINLI_EPERM")
+        refused(d, "--scope 'Bad//x' is not a node path", "plugins", "install", b1,
+                "--scope", "Bad//x", "--unsigned", name="LINLI_EINVAL")
+        refused(d, "option '--scope' needs a value", "plugins", "install", b1, "--unsigned",
+                "--scope")
+        check("commapp" not in by_name(d.ok("plugins", "list")), "nothing installed")
+
+        # --scope before the local FILE.bundle: the console still uploads the file.
+        row = d.ok("plugins", "install", "--scope", COMM_A, b1, "--unsigned", "--grant")
+        eq((row["name"], row["state"], row["scope"]), ("commapp", "running", COMM_A), row)
+        eq(d.ok("plugins", "info", "commapp")["scope"], COMM_A, "info shows it")
+        eq(by_name(d.ok("plugins", "list"))["commapp"]["scope"],
+           COMM_A, "list shows it")
+        check(f"commapp {COMM_A}\n" in open(os.path.join(d.data, "plugins.scopes")).read(),
+              "kept in data_dir/plugins.scopes")
+        d.ok("publish", "commapp/ping", '{"to": "a"}', "--scope", COMM_A)
+        d.ok("publish", "commapp/ping", '{"to": "b"}', "--scope", COMM_B)
+        d.ok("publish", "commapp/ping", '{"to": "street"}', "--scope", STREET)
+        st = wait_for(lambda: (lambda s: s if len(s["heard"]) >= 2 else None)(
+            d.ok("commapp", "state")), "events heard")
+        own = st["own"]
+        eq((own["scope"], own["field"], st["scope"]), (COMM_A, COMM_A, COMM_A),
+           "plugin_scope() and linli.scope")
+        eq(own["put_default"], COMM_A, "a write without a scope lands at its scope")
+        outside = f"plugin 'commapp' of {COMM_A} may not act on {COMM_B}: outside its " \
+                  "jurisdiction"
+        for k in ("put_b", "read_b", "pub_b"):
+            check(outside in own[k], f"{k} refused naming its scope: {own[k]!r}")
+        eq(sorted(st["heard"]), [f"commapp/ping@{COMM_A}", f"commapp/self@{COMM_A}"],
+           "it hears a's events (and its own, at a), never b's or the street's")
+        # As the caller (the street's admin): narrowed to a.
+        eq(len(d.ok("commapp", "put", COMM_A)["id"]) > 0, True, "the admin through it, at a")
+        msg = refused(d, outside, "commapp", "put", COMM_B, name="LINLI_EPERM")
+        rows = d.ok("data", "query", "grids", "--scope", STREET)["records"]
+        got = sorted((r["scope"], r.get("record", r).get("code")) for r in rows)
+        eq(got, [(COMM_A, "g01"), (COMM_A, "g03")], f"nothing at b ({msg})")
+        # A caller of community b has no jurisdiction where it acts: refused.
+        bob = d.account("bob", "operator", node=COMM_B)
+        rc, out, err = d.cli("commapp", "state", env={"LINLI_SESSION": bob})
+        check(rc == 1 and f"has no jurisdiction where plugin 'commapp' acts (its scope "
+              f"{COMM_A})" in (out or {}).get("error", err), f"b's operator refused: {out} {err}")
+
+        # A C plugin installed from its file: api->plugin_scope answers its scope.
+        row = d.ok("plugins", "install", os.path.join(TP, "tp_good.so"), "--grant",
+                   f"--scope={COMM_B}")
+        eq((row["state"], row["scope"]), ("running", COMM_B), "a .so for community b")
+        eq(d.ok("good", "hello")["scope"], COMM_B, "api->plugin_scope")
+        # A driver installed for community a: a device it finds is a's.
+        eq(d.ok("plugins", "install", os.path.join(TP, "tp_driver.so"), "--grant", "--scope",
+                COMM_A)["scope"], COMM_A, "a driver for a")
+        eq(d.ok("tdrv", "found", "f-1", "door", "ok")["name"], "LINLI_OK", "found")
+        eq(d.ok("devices", "show", "f-1")["scope"], COMM_A, "a found device is at its scope")
+
+        # Kept across a restart, an upgrade (without --scope) and a rollback.
+        eq(d.stop(), 0, "stop")
+        d.start(args=("--test-clock",))
+        eq(by_name(d.ok("plugins", "list"))["commapp"]["scope"], COMM_A, "after a restart")
+        eq(d.ok("good", "hello")["scope"], COMM_B, "the .so's after a restart")
+        eq(d.ok("commapp", "state")["own"]["field"], COMM_A, "linli.scope after a restart")
+        row = d.ok("plugins", "upgrade", b2, "--unsigned")
+        eq((row["version"], row["scope"]), ("0.2.0", COMM_A), "kept by an upgrade")
+        eq((d.ok("commapp", "state")["version"], d.ok("commapp", "state")["scope"]),
+           ("0.2.0", COMM_A), "the new version acts at a")
+        row = d.ok("plugins", "rollback", "commapp")
+        eq((row["version"], row["scope"]), ("0.1.0", COMM_A), "kept by a rollback")
+        d.ok("plugins", "remove", "commapp")
+        check("commapp" not in open(os.path.join(d.data, "plugins.scopes")).read(),
+              "forgotten when removed")
+        # The file is checked at every start: a scope outside the node keeps it from starting.
+        eq(d.stop(), 0, "stop")
+        with open(os.path.join(d.data, "plugins.scopes"), "w") as f:
+            f.write(f"good hefei/baohe/other\ntdrv {COMM_B}\n")
+        d.start(args=("--test-clock",))
+        rows = by_name(d.ok("plugins", "list"))
+        eq((rows["good"]["state"], rows["tdrv"]["scope"]), ("failed", COMM_B), rows)
+        check(f"--scope hefei/baohe/other is outside this node {STREET}" in
+              rows["good"]["reason"], rows["good"]["reason"])
     finally:
         finish(d, sys.exc_info()[0])
         shutil.rmtree(tmp, ignore_errors=True)

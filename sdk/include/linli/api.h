@@ -228,9 +228,11 @@ struct linli_api {
 	/* plugin_name — this plugin's name; the string lives as long as ctx. Since 1.0. */
 	const char *(*plugin_name)(linli_ctx *ctx);
 	/*
-	 * plugin_scope — the jurisdiction path of the node the plugin runs at
-	 * (e.g. "hefei/baohe/binhu"): everything it does is confined to this
-	 * subtree. Valid as long as ctx. Since 1.0.
+	 * plugin_scope — the jurisdiction path the plugin acts in: the node it
+	 * runs at (e.g. "hefei/baohe/binhu"), or the subtree it was installed
+	 * for (`linli plugins install ... --scope hefei/baohe/binhu/yuelan`).
+	 * Everything it does is confined to this subtree. Valid as long as
+	 * ctx. Since 1.0.
 	 */
 	const char *(*plugin_scope)(linli_ctx *ctx);
 	/* set_userdata / userdata — one pointer kept for you with ctx. Since 1.0. */
@@ -635,7 +637,8 @@ struct linli_api {
 	 * LINLI_EEXIST (the id is registered already: nothing changes);
 	 * LINLI_EINVAL / LINLI_ESCHEMA (bad id, unknown class, scope outside
 	 * the plugin's node or above the devices dataset's level); LINLI_EPERM
-	 * (the caller registered no driver); the store's code. Since 1.0.
+	 * (the caller registered no driver, or a scope outside plugin_scope);
+	 * the store's code. Since 1.0.
 	 */
 	int (*dev_found)(linli_ctx *ctx, const struct linli_device_info *info);
 	/*

@@ -180,7 +180,7 @@ struct linli_device_info {
 	const char *class_name; /* a catalog device class */
 	const char *address;	/* what open needs to reach it */
 	const char *name;	/* display name, or NULL */
-	const char *scope;	/* jurisdiction path, or NULL for the plugin's node */
+	const char *scope;	/* jurisdiction path, or NULL for the plugin's scope */
 };
 
 #define LINLI_DEVICE_INFO_SIZE_1_0 (offsetof(struct linli_device_info, scope) + sizeof(void *))
