@@ -29,6 +29,7 @@
 
 #include "access.h"
 #include "bundle.h"
+#include "bundle_cat.h"
 #include "cmd.h"
 #include "grants.h"
 #include "kernel.h"
@@ -1853,9 +1854,17 @@ static int op_bundle(struct plug_registry *reg, const char *src, const struct ti
 			  b.m.name, b.m.version, cur, b.m.name);
 	if (!rc)
 		rc = store_bundle(reg, &b, signer, vdir, sizeof vdir, err, errlen);
+	char bname[LINLI_NAME_MAX], cat_prev[64] = "";
+	snprintf(bname, sizeof bname, "%s", b.m.name);
 	bundle_free(&b);
 	if (rc)
 		return rc;
+	/* its datasets into the catalog before its plugin is read: it declares them */
+	if ((rc = bundle_cat_apply(reg->k, reg->bundles, bname, vdir, cat_prev, sizeof cat_prev,
+				   err, errlen))) {
+		rm_tree(vdir);
+		return rc;
+	}
 	struct plugin *np = bundle_candidate(reg, vdir, false);
 	if (!np)
 		rc = LINLI_ENOMEM;
@@ -1897,6 +1906,7 @@ static int op_bundle(struct plug_registry *reg, const char *src, const struct ti
 		}
 	}
 	plugin_free(np);
+	bundle_cat_restore(reg->k, reg->bundles, bname, cat_prev);
 	rm_tree(vdir); /* nothing installed (never the current version's dir): try again */
 	return rc;
 }
@@ -2007,21 +2017,34 @@ static int op_remove(struct plug_registry *reg, struct cmd_call *call, const cha
 			}
 		plugin_free(q);
 	}
-	if (purge) {
+	int pds = 0;
+	uint64_t precs = 0;
+	char perr[512] = "";
+	if (purge) { /* its datasets and their records go too (kept without --purge) */
+		rc = bundle_cat_purge(reg->k, reg->bundles, nm, &pds, &precs, perr, sizeof perr);
+		if (rc)
+			log_error("plugins", "remove %s --purge: %s", nm, perr);
 		snprintf(path, sizeof path, "%s/%s", reg->bundles, nm);
 		rm_tree(path);
 	}
 	snprintf(detail, sizeof detail, "%s%s", ver, purge ? ", files purged" : "");
+	if (pds)
+		snprintf(detail + strlen(detail), sizeof detail - strlen(detail),
+			 ", %d datasets purged (%llu records)", pds, (unsigned long long)precs);
 	bundle_audit(reg, call->who, "plugins.remove", nm, detail);
 	char want[LINLI_NAME_MAX + 40];
 	snprintf(want, sizeof want, "requires '%s', which was removed", nm);
 	int ns = 0;
 	for (int i = 0; i < reg->n; i++)
 		ns += reg->v[i]->state == PLUG_BLOCKED && strcmp(reg->v[i]->reason, want) == 0;
-	msgpack_pack_map(&call->pk, 4);
+	if (rc)
+		return cmd_fail(call, rc, "%s was removed, but its datasets were not purged: %s",
+				nm, perr);
+	msgpack_pack_map(&call->pk, 5);
 	mp_kv_str(&call->pk, "name", nm);
 	mp_kv_str(&call->pk, "version", ver);
 	mp_kv_bool(&call->pk, "purged", purge);
+	mp_kv_int(&call->pk, "purged_records", (int64_t)precs);
 	mp_str(&call->pk, "stopped");
 	msgpack_pack_array(&call->pk, (size_t)ns);
 	for (int i = 0; i < reg->n; i++)

@@ -3989,6 +3989,71 @@ out:
 	return rc;
 }
 
+/* Delete every entry of table dbi whose key starts with p (inside s->wtxn); counts them. */
+static int drop_prefix(struct store *s, MDB_dbi dbi, const struct kbuf *p, uint64_t *n)
+{
+	MDB_cursor *c;
+	int rc = mdb_cursor_open(s->wtxn, dbi, &c);
+	if (rc)
+		return rc;
+	MDB_val key, val;
+	for (;;) {
+		key = (MDB_val){p->n, (void *)p->b};
+		rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
+		if (rc || key.mv_size < p->n || memcmp(key.mv_data, p->b, p->n) != 0)
+			break;
+		if ((rc = mdb_cursor_del(c, 0)))
+			break;
+		if (n)
+			(*n)++;
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int store_purge_dataset(struct store *s, const char *name, uint64_t *records, char *err,
+			size_t errlen)
+{
+	int rc = owner_only(s, err, errlen);
+	if (rc)
+		return rc;
+	*records = 0;
+	if (!name || !*name || strlen(name) > CAT_NAME_MAX)
+		return errf(err, errlen, LINLI_EINVAL, "store: no dataset named to purge");
+	if (s->wtxn && (rc = store_batch_end(s)))
+		return errf(err, errlen, rc, "store: the pending writes failed to commit; %s was "
+					     "not purged", name);
+	if ((rc = batch_begin(s, err, errlen)))
+		return rc;
+	struct kbuf p;
+	rec_prefix(&p, name, NULL);
+	uint64_t n = 0;
+	rc = drop_prefix(s, s->rec, &p, &n);
+	if (!rc)
+		rc = drop_prefix(s, s->ids, &p, NULL);
+	if (!rc)
+		rc = drop_prefix(s, s->idx, &p, NULL);
+	static const char *const metas[] = {"count/", "ixsig/", "downseed/"};
+	for (size_t i = 0; !rc && i < sizeof metas / sizeof metas[0]; i++) {
+		char key[CAT_NAME_MAX + 16];
+		int kn = snprintf(key, sizeof key, "%s%s", metas[i], name);
+		MDB_val k = {(size_t)kn, key};
+		rc = mdb_del(s->wtxn, s->meta, &k, NULL);
+		if (rc == MDB_NOTFOUND)
+			rc = 0;
+	}
+	if (!rc)
+		rc = mdb_txn_commit(s->wtxn);
+	else
+		mdb_txn_abort(s->wtxn);
+	s->wtxn = NULL;
+	if (rc)
+		return lmdb_fail(s, rc, "purging a dataset", err, errlen);
+	*records = n;
+	log_info("store", "purged dataset %s: %llu records", name, (unsigned long long)n);
+	return 0;
+}
+
 const struct catalog *store_catalog(struct store *s)
 {
 	if (pthread_equal(pthread_self(), s->owner))

@@ -143,6 +143,15 @@ void store_close(struct store *s);
  */
 int store_swap_catalog(struct store *s, const struct catalog *next, char *err, size_t errlen);
 
+/*
+ * store_purge_dataset — delete every record of dataset `name` with its index and id
+ * entries and its counters, in one transaction (owner thread; the pending batch commits
+ * first). For a dataset leaving the catalog (a bundle removed with --purge): nothing goes
+ * to the change logs. *records: how many went. 0, LINLI_EINVAL, or the commit's code.
+ */
+int store_purge_dataset(struct store *s, const char *name, uint64_t *records, char *err,
+			size_t errlen);
+
 /* store_catalog — a reference to the version in use (any thread); catalog_unref it. Within
    a store call's callback on another thread it is the version that call pinned. */
 const struct catalog *store_catalog(struct store *s);
