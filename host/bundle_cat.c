@@ -4,6 +4,7 @@
 #include "bundle_cat.h"
 
 #include <dirent.h>
+#include <msgpack.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -14,6 +15,8 @@
 
 #include "bundle.h"
 #include "catalog.h"
+#include "json.h"
+#include "mp.h"
 #include "kernel.h"
 #include "linli/error.h"
 #include "log.h"
@@ -258,14 +261,157 @@ static bool brings(const char *vdir)
 	return yes;
 }
 
+/* One --migrate DATASET.FIELD=drop|DATASET.FIELD=default:VALUE, parsed. */
+struct mig {
+	char ds[CAT_NAME_MAX + 1]; /* the full name: NAME__DATASET */
+	char field[CAT_NAME_MAX + 1];
+	const char *text; /* as given, for messages */
+	msgpack_sbuffer val; /* the default's MessagePack; empty: drop */
+	bool drop, used;
+};
+
+static int parse_migs(const char *name, const char *const *spec, int n, struct mig *m, char *err,
+		      size_t errlen)
+{
+	for (int i = 0; i < n; i++) {
+		const char *s = spec[i], *dot = strchr(s, '.'), *eq = strchr(s, '=');
+		m[i].text = s;
+		if (!dot || !eq || eq < dot || dot == s || eq == dot + 1 ||
+		    (size_t)(dot - s) + strlen(name) + strlen(CAT_NS_SEP) > CAT_NAME_MAX ||
+		    (size_t)(eq - dot - 1) > CAT_NAME_MAX ||
+		    (strcmp(eq + 1, "drop") != 0 && strncmp(eq + 1, "default:", 8) != 0)) {
+			snprintf(err, errlen,
+				 "--migrate %s: not DATASET.FIELD=drop or DATASET.FIELD=default:VALUE "
+				 "(DATASET as the bundle names it, e.g. visits.note=drop)",
+				 s);
+			return LINLI_EINVAL;
+		}
+		snprintf(m[i].ds, sizeof m[i].ds, "%s" CAT_NS_SEP "%.*s", name, (int)(dot - s), s);
+		snprintf(m[i].field, sizeof m[i].field, "%.*s", (int)(eq - dot - 1), dot + 1);
+		m[i].drop = strcmp(eq + 1, "drop") == 0;
+		if (!m[i].drop) { /* JSON when it is JSON (42, true, "x"), else the text itself */
+			const char *v = eq + 9;
+			msgpack_packer pk;
+			msgpack_packer_init(&pk, &m[i].val, msgpack_sbuffer_write);
+			char jerr[128];
+			if (json_parse_to_mp(v, strlen(v), &pk, jerr, sizeof jerr) != 0) {
+				m[i].val.size = 0;
+				mp_str(&pk, v);
+			}
+		}
+	}
+	return 0;
+}
+
+static struct mig *find_mig(struct mig *m, int n, const char *ds, const char *field)
+{
+	for (int i = 0; i < n; i++)
+		if (!strcmp(m[i].ds, ds) && !strcmp(m[i].field, field))
+			return &m[i];
+	return NULL;
+}
+
+/* The short name of a bundle's dataset: what follows the separator. */
+static const char *short_name(const char *full)
+{
+	const char *s = strstr(full, CAT_NS_SEP);
+	return s ? s + strlen(CAT_NS_SEP) : full;
+}
+
+/*
+ * An upgrade of bundle `name` from the datasets `cur` holds to those of `next`: new fields
+ * and datasets pass; a dataset left out, a field removed or retyped is refused, naming it,
+ * unless a migration says what the records get. Marks the migrations used.
+ */
+static int check_upgrade(const struct catalog *cur, const struct catalog *next, const char *name,
+			 struct mig *m, int nm, char *err, size_t errlen)
+{
+	size_t nl = strlen(name);
+	for (int i = base_of(cur)->n_datasets; i < cur->n_datasets; i++) {
+		const struct cat_dataset *d = &cur->datasets[i];
+		if (strncmp(d->name, name, nl) || strncmp(d->name + nl, CAT_NS_SEP, strlen(CAT_NS_SEP)))
+			continue;
+		const struct cat_dataset *nd = catalog_dataset(next, d->name);
+		const char *sn = short_name(d->name);
+		if (!nd) {
+			snprintf(err, errlen,
+				 "the new version of %s no longer brings dataset '%s' (%s), which "
+				 "holds records: refused ('plugins remove %s --purge' drops them)",
+				 name, sn, d->name, name);
+			return LINLI_EINVAL;
+		}
+		for (int f = 0; f < d->n_fields; f++) {
+			const struct cat_field *of = &d->fields[f];
+			const struct cat_field *nf = cat_dataset_field(nd, of->name, strlen(of->name));
+			struct mig *g = find_mig(m, nm, d->name, of->name);
+			if (!nf && (!g || !g->drop)) {
+				snprintf(err, errlen,
+					 "field '%s.%s' (%s) is removed in the new version: refused; "
+					 "--migrate %s.%s=drop drops it from the stored records",
+					 sn, of->name, d->name, sn, of->name);
+				return LINLI_EINVAL;
+			}
+			if (nf && nf->type != of->type && !g) {
+				snprintf(err, errlen,
+					 "field '%s.%s' (%s) changes type from %s to %s in the new "
+					 "version: refused; --migrate %s.%s=drop or "
+					 "%s.%s=default:VALUE says what the stored records get",
+					 sn, of->name, d->name, cat_type_name(of->type),
+					 cat_type_name(nf->type), sn, of->name, sn, of->name);
+				return LINLI_EINVAL;
+			}
+			if (g && (!nf || nf->type != of->type))
+				g->used = true;
+		}
+	}
+	for (int i = 0; i < nm; i++)
+		if (!m[i].used) {
+			snprintf(err, errlen,
+				 "--migrate %s: no field of that name is removed or retyped by the "
+				 "new version",
+				 m[i].text);
+			return LINLI_EINVAL;
+		}
+	return 0;
+}
+
+/* Rewrite the records of each dataset a migration names, for next's schema. */
+static int run_migs(struct kernel *k, const struct catalog *next, struct mig *m, int nm,
+		    uint64_t *records, char *err, size_t errlen)
+{
+	*records = 0;
+	for (int i = 0; i < nm; i++) {
+		bool first = true;
+		for (int j = 0; j < i; j++)
+			first = first && strcmp(m[j].ds, m[i].ds) != 0;
+		if (!first || !k->store)
+			continue;
+		struct store_migration sm[BUNDLE_MAX_FILES * 8];
+		int n = 0;
+		for (int j = i; j < nm && n < (int)(sizeof sm / sizeof sm[0]); j++)
+			if (!strcmp(m[j].ds, m[i].ds))
+				sm[n++] = (struct store_migration){m[j].field,
+								   m[j].drop ? NULL : m[j].val.data,
+								   m[j].val.size};
+		uint64_t c = 0;
+		int rc = store_migrate(k->store, catalog_dataset(next, m[i].ds), sm, n, &c, err,
+				       errlen);
+		if (rc)
+			return rc;
+		*records += c;
+	}
+	return 0;
+}
+
 int bundle_cat_apply(struct kernel *k, const char *bundles, const char *name, const char *vdir,
-		     char *prev, size_t prevlen, char *err, size_t errlen)
+		     const char *const *migrate, int n_migrate, char *prev, size_t prevlen,
+		     char *err, size_t errlen)
 {
 	char mark[PATH_MAX + 128];
 	snprintf(mark, sizeof mark, "%s/%s/catalog", bundles, name);
 	read_word(mark, prev, prevlen);
 	bool in = vdir && brings(vdir);
-	if (!in && !holds(k->catalog, name)) {
+	if (!in && !holds(k->catalog, name) && n_migrate <= 0) {
 		if (!vdir && unlink(mark) != 0 && errno != ENOENT)
 			log_warn("catalog", "cannot remove %s: %s", mark, strerror(errno));
 		return 0;
@@ -275,10 +421,31 @@ int bundle_cat_apply(struct kernel *k, const char *bundles, const char *name, co
 				  k->catalog->version + 1, true, &next, err, errlen);
 	if (rc)
 		return rc;
-	rc = bundle_cat_swap(k, next, err, errlen);
+	int nm = n_migrate > 0 ? n_migrate : 0;
+	struct mig *m = calloc((size_t)nm + 1, sizeof *m);
+	uint64_t migrated = 0;
+	if (!m)
+		rc = LINLI_ENOMEM;
+	for (int i = 0; m && i < nm; i++)
+		msgpack_sbuffer_init(&m[i].val);
+	if (!rc)
+		rc = parse_migs(name, migrate, nm, m, err, errlen);
+	/* an upgrade (the catalog holds its datasets) or an install over kept data */
+	if (!rc && in)
+		rc = check_upgrade(k->catalog, next, name, m, nm, err, errlen);
+	if (!rc && in)
+		rc = run_migs(k, next, m, nm, &migrated, err, errlen);
+	for (int i = 0; m && i < nm; i++)
+		msgpack_sbuffer_destroy(&m[i].val);
+	free(m);
+	if (!rc)
+		rc = bundle_cat_swap(k, next, err, errlen);
 	catalog_unref(next);
 	if (rc)
 		return rc;
+	if (migrated)
+		log_info("catalog", "bundle %s: %llu records migrated", name,
+			 (unsigned long long)migrated);
 	if (in) {
 		const char *sl = strrchr(vdir, '/');
 		char line[80];
@@ -329,7 +496,7 @@ int bundle_cat_purge(struct kernel *k, const char *bundles, const char *name, in
 	const struct catalog *c = catalog_ref(k->catalog);
 	size_t nl = strlen(name);
 	char prev[64];
-	int rc = bundle_cat_apply(k, bundles, name, NULL, prev, sizeof prev, err, errlen);
+	int rc = bundle_cat_apply(k, bundles, name, NULL, NULL, 0, prev, sizeof prev, err, errlen);
 	for (int i = base_of(c)->n_datasets; !rc && i < c->n_datasets; i++) {
 		const char *ds = c->datasets[i].name;
 		if (strncmp(ds, name, nl) || strncmp(ds + nl, CAT_NS_SEP, strlen(CAT_NS_SEP)))

@@ -36,12 +36,19 @@ int bundle_cat_swap(struct kernel *k, struct catalog *next, char *err, size_t er
 /*
  * bundle_cat_apply — bundle `name`'s datasets from version dir `vdir` (NULL: none: its
  * datasets leave the catalog) in place of those the catalog holds now, swapped in at once,
- * and NAME/catalog written (or removed). `prev` (at least 64 bytes) receives the version
+ * and NAME/catalog written (or removed). When the catalog holds datasets of `name` already
+ * (an upgrade, or an install over data a remove kept), the new ones must keep their fields:
+ * a dataset left out, a field removed or retyped is refused, naming it, unless one of
+ * `migrate` (n_migrate of "DATASET.FIELD=drop" or "DATASET.FIELD=default:VALUE", DATASET
+ * as the bundle names it; VALUE as JSON, else text) says what the stored records get:
+ * they are rewritten in one transaction (store_migrate) before the swap.
+ * `prev` (at least 64 bytes) receives the version
  * the catalog held before ("" when none), for bundle_cat_restore. Nothing happens (0)
  * when neither the catalog nor vdir holds datasets of `name`. 0 or LINLI_E* with err.
  */
 int bundle_cat_apply(struct kernel *k, const char *bundles, const char *name, const char *vdir,
-		     char *prev, size_t prevlen, char *err, size_t errlen);
+		     const char *const *migrate, int n_migrate, char *prev, size_t prevlen,
+		     char *err, size_t errlen);
 
 /* Undo bundle_cat_apply: the catalog as it was with version `prev` of `name` ("": none). */
 void bundle_cat_restore(struct kernel *k, const char *bundles, const char *name,

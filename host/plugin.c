@@ -1809,8 +1809,8 @@ static int grant_or_check(struct plug_registry *reg, const struct plugin *np,
 
 /* plugins install|upgrade BUNDLE: upgrade replaces the installed one by a higher version. */
 static int op_bundle(struct plug_registry *reg, const char *src, const struct tier_principal *who,
-		     bool grant, bool allow_unsigned, bool upgrade, struct plugin **out, char *err,
-		     size_t errlen)
+		     bool grant, bool allow_unsigned, bool upgrade, const char *const *migrate,
+		     int n_migrate, struct plugin **out, char *err, size_t errlen)
 {
 	struct bundle b;
 	int rc = read_bundle(reg, src, who, &b, err, errlen);
@@ -1860,8 +1860,8 @@ static int op_bundle(struct plug_registry *reg, const char *src, const struct ti
 	if (rc)
 		return rc;
 	/* its datasets into the catalog before its plugin is read: it declares them */
-	if ((rc = bundle_cat_apply(reg->k, reg->bundles, bname, vdir, cat_prev, sizeof cat_prev,
-				   err, errlen))) {
+	if ((rc = bundle_cat_apply(reg->k, reg->bundles, bname, vdir, migrate, n_migrate, cat_prev,
+				   sizeof cat_prev, err, errlen))) {
 		rm_tree(vdir);
 		return rc;
 	}
@@ -2267,7 +2267,7 @@ static int cmd_install(struct cmd_call *call, void *ud)
 	struct plugin *p = NULL;
 	int rc;
 	if (is_bundle_src(call->argv[2]))
-		rc = op_bundle(reg, call->argv[2], call->who, grant, allow_unsigned, false, &p,
+		rc = op_bundle(reg, call->argv[2], call->who, grant, allow_unsigned, false, NULL, 0, &p,
 			       call->err, sizeof call->err);
 	else if (allow_unsigned)
 		rc = cmd_fail(call, LINLI_EINVAL, "plugins install: --unsigned is for bundles");
@@ -2288,13 +2288,37 @@ static int cmd_upgrade(struct cmd_call *call, void *ud)
 	struct plug_registry *reg = ud;
 	bool grant = cmd_flag(call, "--grant");
 	bool allow_unsigned = cmd_flag(call, "--unsigned");
+	/* --migrate DATASET.FIELD=drop|DATASET.FIELD=default:VALUE, any number (bundle_cat.h) */
+	char mbuf[8][256];
+	const char *migrate[8];
+	int n_migrate = 0;
+	for (int i = 2; i < call->argc;) {
+		if (strcmp(call->argv[i], "--migrate") != 0) {
+			i++;
+			continue;
+		}
+		if (i + 1 >= call->argc || n_migrate == 8 || strlen(call->argv[i + 1]) >= 256)
+			return cmd_fail(call, LINLI_EINVAL,
+					"plugins upgrade: --migrate needs DATASET.FIELD=drop or "
+					"DATASET.FIELD=default:VALUE (at most 8, each under 256 bytes)");
+		snprintf(mbuf[n_migrate], sizeof mbuf[0], "%s", call->argv[i + 1]);
+		migrate[n_migrate] = mbuf[n_migrate];
+		n_migrate++;
+		free(call->argv[i]);
+		free(call->argv[i + 1]);
+		memmove(&call->argv[i], &call->argv[i + 2],
+			(size_t)(call->argc - i - 1) * sizeof *call->argv);
+		call->argc -= 2;
+	}
 	if (call->argc != 3 || !is_bundle_src(call->argv[2]))
 		return cmd_fail(
 		    call, LINLI_EINVAL,
-		    "usage: plugins upgrade BUNDLE [--grant] [--unsigned] (a FILE.bundle, "
+		    "usage: plugins upgrade BUNDLE [--grant] [--unsigned] [--migrate "
+		    "DATASET.FIELD=drop|DATASET.FIELD=default:VALUE]... (a FILE.bundle, "
 		    "an upload @ID or an absolute directory)");
 	struct plugin *p = NULL;
-	int rc = op_bundle(reg, call->argv[2], call->who, grant, allow_unsigned, true, &p,
+	int rc = op_bundle(reg, call->argv[2], call->who, grant, allow_unsigned, true, migrate,
+			   n_migrate, &p,
 			   call->err, sizeof call->err);
 	if (rc)
 		return rc;
@@ -2483,7 +2507,7 @@ int plug_open(struct kernel *k, char *err, size_t errlen)
 	     "copy a plugin into the first plugin dir (a script into <script_dir>/apps), start "
 	     "it; --grant grants what it declares",
 	     cmd_install},
-	    {"upgrade", "BUNDLE [--grant] [--unsigned]",
+	    {"upgrade", "BUNDLE [--grant] [--unsigned] [--migrate DATASET.FIELD=drop|=default:VALUE]...",
 	     "replace an installed bundle by a higher version (the old runs until the new is "
 	     "up)",
 	     cmd_upgrade},

@@ -4054,6 +4054,109 @@ int store_purge_dataset(struct store *s, const char *name, uint64_t *records, ch
 	return 0;
 }
 
+int store_migrate(struct store *s, const struct cat_dataset *to, const struct store_migration *m,
+		  int n, uint64_t *records, char *err, size_t errlen)
+{
+	int rc = owner_only(s, err, errlen);
+	if (rc)
+		return rc;
+	*records = 0;
+	if (s->wtxn && (rc = store_batch_end(s)))
+		return errf(err, errlen, rc, "store: the pending writes failed to commit; %s was "
+					     "not migrated", to->name);
+	if ((rc = batch_begin(s, err, errlen)))
+		return rc;
+	struct kbuf p;
+	rec_prefix(&p, to->name, NULL);
+	MDB_cursor *c = NULL;
+	msgpack_sbuffer nb;
+	msgpack_sbuffer_init(&nb);
+	uint64_t count = 0;
+	int lrc = mdb_cursor_open(s->wtxn, s->rec, &c);
+	MDB_val key = {p.n, p.b}, val;
+	char kcopy[KEY_MAX + 1];
+	if (!lrc)
+		lrc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
+	while (!lrc && !rc && key.mv_size >= p.n && memcmp(key.mv_data, p.b, p.n) == 0) {
+		char scope[SCOPE_MAX + 1], id[STORE_ID_MAX + 1];
+		msgpack_object o;
+		msgpack_zone_clear(&s->azone);
+		if ((lrc = sum_chk(T_REC, &key, &val, NULL)))
+			break;
+		if (!split_tail((const char *)key.mv_data + p.n, key.mv_size - p.n, scope, id) ||
+		    !unpack_old(s, &val, &o) || o.type != MSGPACK_OBJECT_MAP) {
+			lrc = MDB_CORRUPTED;
+			break;
+		}
+		/* the record without the fields migrated, then those given a value */
+		nb.size = 0;
+		msgpack_packer pk;
+		msgpack_packer_init(&pk, &nb, msgpack_sbuffer_write);
+		uint32_t keep = 0, add = 0;
+		for (int j = 0; j < n; j++)
+			add += m[j].value != NULL;
+		for (uint32_t i = 0; i < o.via.map.size; i++) {
+			const msgpack_object *k = &o.via.map.ptr[i].key;
+			bool hit = false;
+			for (int j = 0; j < n && !hit; j++)
+				hit = k->type == MSGPACK_OBJECT_STR &&
+				      k->via.str.size == strlen(m[j].field) &&
+				      !memcmp(k->via.str.ptr, m[j].field, k->via.str.size);
+			keep += !hit;
+		}
+		msgpack_pack_map(&pk, keep + add);
+		for (uint32_t i = 0; i < o.via.map.size; i++) {
+			const msgpack_object *k = &o.via.map.ptr[i].key;
+			bool hit = false;
+			for (int j = 0; j < n && !hit; j++)
+				hit = k->type == MSGPACK_OBJECT_STR &&
+				      k->via.str.size == strlen(m[j].field) &&
+				      !memcmp(k->via.str.ptr, m[j].field, k->via.str.size);
+			if (!hit) {
+				msgpack_pack_object(&pk, *k);
+				msgpack_pack_object(&pk, o.via.map.ptr[i].val);
+			}
+		}
+		for (int j = 0; j < n; j++)
+			if (m[j].value) {
+				mp_str(&pk, m[j].field);
+				msgpack_sbuffer_write(&nb, m[j].value, m[j].len);
+			}
+		char why[512];
+		if ((rc = prepare_record(s, to, nb.data, nb.size, why, sizeof why))) {
+			errf(err, errlen, rc, "%s: record %s at %s does not fit the new schema: %s",
+			     to->name, id, scope, why);
+			break;
+		}
+		memcpy(kcopy, key.mv_data, key.mv_size);
+		MDB_val k2 = {key.mv_size, kcopy};
+		if ((lrc = sput(s->wtxn, s->rec, T_REC, &k2, s->norm.data, s->norm.size, 0)))
+			break;
+		count++;
+		/* a put may move the cursor's page: find the key again, then the next */
+		key = k2;
+		if ((lrc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE)) == 0)
+			lrc = mdb_cursor_get(c, &key, &val, MDB_NEXT);
+	}
+	if (!lrc || lrc == MDB_NOTFOUND)
+		lrc = 0;
+	if (c)
+		mdb_cursor_close(c);
+	msgpack_sbuffer_destroy(&nb);
+	if (!rc && !lrc)
+		lrc = mdb_txn_commit(s->wtxn);
+	else
+		mdb_txn_abort(s->wtxn);
+	s->wtxn = NULL;
+	if (rc)
+		return rc;
+	if (lrc)
+		return lmdb_fail(s, lrc, "migrating a dataset", err, errlen);
+	*records = count;
+	log_info("store", "migrated dataset %s: %llu records", to->name, (unsigned long long)count);
+	return 0;
+}
+
 const struct catalog *store_catalog(struct store *s)
 {
 	if (pthread_equal(pthread_self(), s->owner))

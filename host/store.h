@@ -152,6 +152,23 @@ int store_swap_catalog(struct store *s, const struct catalog *next, char *err, s
 int store_purge_dataset(struct store *s, const char *name, uint64_t *records, char *err,
 			size_t errlen);
 
+/* A field's migration: dropped from every record (value NULL), or set to one value. */
+struct store_migration {
+	const char *field;
+	const void *value; /* one MessagePack value, or NULL: drop the field */
+	size_t len;
+};
+
+/*
+ * store_migrate — rewrite every record of dataset to->name for schema `to` (a dataset of
+ * the version about to be swapped in) in one transaction (owner thread; the pending batch
+ * commits first): the fields of `m` dropped or set, each record then checked and
+ * normalised against `to`; one that does not fit aborts it all (nothing written), naming
+ * it. The indexes follow at store_swap_catalog. *records: how many were rewritten.
+ */
+int store_migrate(struct store *s, const struct cat_dataset *to, const struct store_migration *m,
+		  int n, uint64_t *records, char *err, size_t errlen);
+
 /* store_catalog — a reference to the version in use (any thread); catalog_unref it. Within
    a store call's callback on another thread it is the version that call pinned. */
 const struct catalog *store_catalog(struct store *s);

@@ -315,14 +315,17 @@ DS_LUA = """plugin {
 """
 
 
-def ds_bundle(tmp, name, version, extra_key="", extra_field="", out=None):
+def ds_bundle(tmp, name, version, extra_key="", extra_field="", out=None, fields=None):
     """An unsigned bundle: Lua plugin NAME with dataset file visits.cfg (NAME__visits)."""
     src = os.path.join(tmp, f"{name}-{version}")
     os.makedirs(src, exist_ok=True)
     with open(os.path.join(src, f"{name}.lua"), "w") as f:
         f.write(DS_LUA % {"name": name, "version": version, "scope": YUELAN})
     with open(os.path.join(src, "visits.cfg"), "w") as f:
-        f.write(VISITS % (extra_key, extra_field))
+        text = VISITS % (extra_key, extra_field)
+        if fields:
+            text = text[:text.index("fields = (")] + fields
+        f.write(text)
     out = out or os.path.join(tmp, f"{name}-{version}.bundle")
     tool("build", "--plugin", f"{name}.lua", "--name", name, "--version", version, "--vendor",
          "x", "--unsigned", "--capability", f"store.read:{name}__visits", "--capability",
@@ -394,6 +397,31 @@ def case_bundle_datasets_namespaced_upgraded_removed():
         eq(d.ok("data", "get", "acme__visits", "v3")["note"], "new field", "the new field")
         eq(d.ok("acme", "get", "v1")["who"], "alice", "old records kept")
 
+        # A removed or retyped field is refused, naming it, until --migrate says what the
+        # stored records get; then they are rewritten (in one transaction).
+        acme3 = ds_bundle(tmp, "acme", "1.2.0", fields='fields = (\n'
+                          '    { name = "who"; type = "string"; indexed = true; },\n'
+                          '    { name = "note"; type = "integer"; indexed = true; } ); };\n')
+        up = ("plugins", "upgrade", acme3, "--unsigned", "--grant")
+        refused(d, "field 'visits.n' (acme__visits) is removed in the new version: refused; "
+                "--migrate visits.n=drop drops it from the stored records", *up)
+        refused(d, "field 'visits.note' (acme__visits) changes type from string to integer",
+                *up, "--migrate", "visits.n=drop")
+        refused(d, "--migrate visits.zzz=drop: no field of that name is removed or retyped",
+                *up, "--migrate", "visits.n=drop", "--migrate", "visits.note=default:0",
+                "--migrate", "visits.zzz=drop")
+        refused(d, "record v1 at " + YUELAN + " does not fit the new schema: acme__visits: "
+                "field 'note': must be an integer", *up,
+                "--migrate", "visits.n=drop", "--migrate", "visits.note=default:seven")
+        eq(d.ok("data", "get", "acme__visits", "v3")["n"], 2, "nothing migrated by a refusal")
+        row = d.ok(*up, "--migrate", "visits.n=drop", "--migrate", "visits.note=default:7")
+        eq(row["version"], "1.2.0", row)
+        for rid, who in (("v1", "alice"), ("v2", "bob"), ("v3", "dan")):
+            rec = d.ok("data", "get", "acme__visits", rid)
+            eq((rec["who"], rec["note"], "n" in rec), (who, 7, False), f"{rid} migrated")
+        eq(d.ok("data", "query", "acme__visits", "--where", "note=7")["count"], 3,
+           "the new index built")
+
         # remove keeps the data and its schema; --purge takes both away.
         out = d.ok("plugins", "remove", "acme")
         eq((out["purged"], out["purged_records"]), (False, 0), out)
@@ -404,7 +432,7 @@ def case_bundle_datasets_namespaced_upgraded_removed():
         refused(d, "no dataset", "catalog", "show", "dataset", "beta__visits")
         eq(d.stop(), 0, "stop")
         d.start(args=("--test-clock",))
-        eq(d.ok("data", "get", "acme__visits", "v3")["note"], "new field", "kept, restarted")
+        eq(d.ok("data", "get", "acme__visits", "v3")["note"], 7, "kept, restarted")
         refused(d, "no dataset 'beta__visits'", "data", "get", "beta__visits", "v1")
         acts = [(r["action"], r["object"], r.get("detail")) for r in
                 d.ok("audit", "--limit", "200") if r["action"] == "plugins.remove"]
