@@ -430,10 +430,10 @@ int bundle_cat_apply(struct kernel *k, const char *bundles, const char *name, co
 		msgpack_sbuffer_init(&m[i].val);
 	if (!rc)
 		rc = parse_migs(name, migrate, nm, m, err, errlen);
-	/* an upgrade (the catalog holds its datasets) or an install over kept data */
-	if (!rc && in)
+	/* an upgrade (the catalog holds its datasets) or an install over kept data; not a purge */
+	if (!rc && vdir)
 		rc = check_upgrade(k->catalog, next, name, m, nm, err, errlen);
-	if (!rc && in)
+	if (!rc && vdir)
 		rc = run_migs(k, next, m, nm, &migrated, err, errlen);
 	for (int i = 0; m && i < nm; i++)
 		msgpack_sbuffer_destroy(&m[i].val);

@@ -421,6 +421,16 @@ def case_bundle_datasets_namespaced_upgraded_removed():
             eq((rec["who"], rec["note"], "n" in rec), (who, 7, False), f"{rid} migrated")
         eq(d.ok("data", "query", "acme__visits", "--where", "note=7")["count"], 3,
            "the new index built")
+        nods = os.path.join(tmp, "acme-nods.bundle")  # 1.3.0 without its dataset
+        src = os.path.join(tmp, "acme-1.2.0")
+        with open(os.path.join(src, "acme.lua"), "w") as f:
+            f.write(DS_LUA.replace('"%(version)s"', '"1.3.0"') % {"name": "acme",
+                                                                  "scope": YUELAN})
+        tool("build", "--plugin", "acme.lua", "--name", "acme", "--version", "1.3.0",
+             "--vendor", "x", "--unsigned", "--capability", "store.read:acme__visits",
+             "--capability", "store.write:acme__visits", "-o", nods, cwd=src)
+        refused(d, "the new version of acme no longer brings dataset 'visits' (acme__visits)",
+                "plugins", "upgrade", nods, "--unsigned", "--grant")
 
         # remove keeps the data and its schema; --purge takes both away.
         out = d.ok("plugins", "remove", "acme")
