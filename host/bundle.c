@@ -292,6 +292,8 @@ int bundle_manifest_parse(const char *text, size_t len, struct bundle_manifest *
 		return berr(err, errlen, LINLI_EINVAL,
 			    "manifest: empty, or its last line does not end with a newline");
 	bool seen_name = false, seen_version = false, seen_vendor = false, seen_sdk = false;
+	char ds_names[BUNDLE_MAX_FILES][BUNDLE_FILE_NAME_MAX + 1];
+	int ds_lines[BUNDLE_MAX_FILES], n_ds = 0;
 	const char *p = text, *end = text + len;
 	int line = 0;
 	while (p < end) {
@@ -438,20 +440,29 @@ int bundle_manifest_parse(const char *text, size_t len, struct bundle_manifest *
 				m->plugin = m->n_files;
 			}
 			m->n_files++;
+		} else if (kn == 7 && memcmp(p, "dataset", 7) == 0) {
+			if (n_ds == BUNDLE_MAX_FILES)
+				return berr(err, errlen, LINLI_EINVAL,
+					    "manifest line %d: more than %d datasets", line,
+					    BUNDLE_MAX_FILES);
+			if (vn < 5 || vn > BUNDLE_FILE_NAME_MAX || memcmp(v + vn - 4, ".cfg", 4) != 0)
+				return berr(err, errlen, LINLI_EINVAL,
+					    "manifest line %d: dataset: '%.*s' is not a NAME.cfg file",
+					    line, (int)(vn > 100 ? 100 : vn), v);
+			memcpy(ds_names[n_ds], v, vn);
+			ds_names[n_ds][vn] = '\0';
+			ds_lines[n_ds++] = line;
 		} else if ((kn == 8 && memcmp(p, "fragment", 8) == 0) ||
-			   (kn == 7 && memcmp(p, "dataset", 7) == 0) ||
 			   (kn == 7 && memcmp(p, "catalog", 7) == 0)) {
-			return berr(
-			    err, errlen, LINLI_ENOTSUP,
-			    "manifest line %d: '%s': catalog fragments are not supported yet "
-			    "(they need the catalog swapped at run time); a bundle brings its "
-			    "plugin only",
-			    line, key);
+			return berr(err, errlen, LINLI_ENOTSUP,
+				    "manifest line %d: '%s': not supported; a bundle brings "
+				    "datasets ('dataset NAME.cfg', a listed file)",
+				    line, key);
 		} else {
 			return berr(
 			    err, errlen, LINLI_EINVAL,
 			    "manifest line %d: unknown key '%s' (name, version, vendor, sdk, "
-			    "capability, file)",
+			    "capability, file, dataset)",
 			    line, key);
 		}
 		p = nl + 1;
@@ -466,13 +477,28 @@ int bundle_manifest_parse(const char *text, size_t len, struct bundle_manifest *
 	if (m->plugin < 0)
 		return berr(err, errlen, LINLI_EINVAL,
 			    "manifest: no plugin file (a 'file' line naming a .so or .lua)");
+	for (int d = 0; d < n_ds; d++) {
+		int at = -1;
+		for (int i = 0; i < m->n_files; i++)
+			if (strcmp(m->files[i].name, ds_names[d]) == 0)
+				at = i;
+		if (at < 0)
+			return berr(err, errlen, LINLI_EINVAL,
+				    "manifest line %d: dataset %s: no 'file' line lists it",
+				    ds_lines[d], ds_names[d]);
+		if (m->files[at].dataset)
+			return berr(err, errlen, LINLI_EINVAL,
+				    "manifest line %d: dataset %s named twice", ds_lines[d],
+				    ds_names[d]);
+		m->files[at].dataset = true;
+	}
 	return 0;
 }
 
 char *bundle_manifest_format(const struct bundle_manifest *m, size_t *len)
 {
 	size_t cap = 512 + (size_t)m->n_caps * (LINLI_CAP_MAX + 16) +
-		     (size_t)m->n_files * (BUNDLE_FILE_NAME_MAX + 100);
+		     (size_t)m->n_files * (2 * BUNDLE_FILE_NAME_MAX + 110);
 	char *s = malloc(cap);
 	if (!s)
 		return NULL;
@@ -487,6 +513,9 @@ char *bundle_manifest_format(const struct bundle_manifest *m, size_t *len)
 		off += (size_t)snprintf(s + off, cap - off, "file %s %llu %s\n", m->files[i].name,
 					(unsigned long long)m->files[i].size, hex);
 	}
+	for (int i = 0; i < m->n_files; i++)
+		if (m->files[i].dataset)
+			off += (size_t)snprintf(s + off, cap - off, "dataset %s\n", m->files[i].name);
 	*len = off;
 	return s;
 }

@@ -20,8 +20,12 @@
  *   sdk 1.0                         the SDK it was built against
  *   capability bus.publish:hello/#  each capability the plugin declares (0 or more)
  *   file hello.so 16384 <hex>       NAME SIZE BLAKE2b-256; exactly one .so or .lua
+ *   dataset visits.cfg              a listed file (NAME.cfg) that is a catalog fragment:
+ *                                   one dataset in the syntax of catalog/datasets/NAME.cfg,
+ *                                   named hello__visits on the node (catalog.h,
+ *                                   catalog_with_datasets); 0 or more
  *
- * Catalog fragments are not in this step: a "fragment" line is refused.
+ * Other catalog fragments (device classes, "fragment", "catalog") are refused.
  *
  * Keys are Ed25519 (libsodium). A key id is the first 8 bytes of the BLAKE2b
  * hash of the public key. Key and signature files are signify-style: a line
@@ -57,6 +61,7 @@ struct bundle_file {
 	char name[BUNDLE_FILE_NAME_MAX + 1];
 	uint64_t size;
 	uint8_t hash[BUNDLE_HASH_LEN];
+	bool dataset; /* a `dataset` line names it: a catalog fragment */
 };
 
 struct bundle_manifest {

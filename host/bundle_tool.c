@@ -7,7 +7,8 @@
  *       and DIR/NAME.sec (mode 0600; keep it)
  *   linli-bundle build --plugin FILE.so|FILE.lua [--name N] [--version V]
  *       --vendor TEXT (--key NAME.sec | --unsigned) -o OUT.bundle
- *       [--capability CAP]... [--sdk M.N] [--file FILE]...
+ *       [--capability CAP]... [--sdk M.N] [--file FILE]... [--dataset NAME.cfg]...
+ *       --dataset adds a catalog fragment (one dataset file, catalog/datasets syntax)
  *       A .so gives its name, version, SDK and capabilities from its own
  *       descriptor (--name/--version, if given, must agree); a .lua needs
  *       --name, --version and each --capability.
@@ -43,7 +44,7 @@ static int usage(void)
 			"       linli-bundle build --plugin FILE.so|FILE.lua --vendor TEXT\n"
 			"                          (--key NAME.sec | --unsigned) -o OUT.bundle\n"
 			"                          [--name N] [--version V] [--capability CAP]...\n"
-			"                          [--sdk M.N] [--file FILE]...\n"
+			"                          [--sdk M.N] [--file FILE]... [--dataset NAME.cfg]...\n"
 			"       linli-bundle verify BUNDLE [--key NAME.pub]\n");
 	return 2;
 }
@@ -171,6 +172,7 @@ static int build(int argc, char **argv)
 	const char *plugin = NULL, *name = NULL, *version = NULL, *vendor = NULL, *key = NULL,
 		   *out = NULL, *sdk = NULL;
 	const char *extra[BUNDLE_MAX_FILES];
+	bool extra_ds[BUNDLE_MAX_FILES] = {0};
 	int n_extra = 0;
 	bool unsigned_ = false;
 	struct bundle_manifest m;
@@ -204,6 +206,10 @@ static int build(int argc, char **argv)
 			snprintf(caps_arg[n_caps_arg++], LINLI_CAP_MAX, "%s", v);
 		else if (strcmp(a, "--file") == 0 && n_extra < BUNDLE_MAX_FILES - 1)
 			extra[n_extra++] = v;
+		else if (strcmp(a, "--dataset") == 0 && n_extra < BUNDLE_MAX_FILES - 1) {
+			extra_ds[n_extra] = true;
+			extra[n_extra++] = v;
+		}
 		else
 			return usage();
 	}
@@ -269,6 +275,7 @@ static int build(int argc, char **argv)
 		if (!(fdata[m.n_files] = slurp(extra[i], BUNDLE_MAX, &flen[m.n_files])))
 			return 1;
 		snprintf(m.files[m.n_files].name, sizeof m.files[0].name, "%s", base(extra[i]));
+		m.files[m.n_files].dataset = extra_ds[i];
 		m.n_files++;
 	}
 	for (int i = 0; i < m.n_files; i++) {

@@ -1179,6 +1179,12 @@ static int load_dir(struct catalog *c, const char *sub, bool datasets, char *err
 		if (datasets) {
 			c->n_datasets++;
 			rc = load_dataset(&l, &c->datasets[base + i]);
+			if (!rc && strstr(c->datasets[base + i].name, CAT_NS_SEP))
+				rc = fail(&l, c->datasets[base + i].line, "dataset",
+					  "name: '%s' holds '" CAT_NS_SEP
+					  "', which separates a bundle's name from its datasets' "
+					  "(hello" CAT_NS_SEP "visits); choose another name",
+					  c->datasets[base + i].name);
 			for (int j = 0; !rc && j < base; j++)
 				if (strcmp(c->datasets[j].name, c->datasets[base + i].name) == 0) {
 					snprintf(err, errlen,
@@ -1202,6 +1208,8 @@ int catalog_load(const char *dir, struct catalog **out, char *err, size_t errlen
 	struct catalog *c = calloc(1, sizeof *c);
 	if (!c)
 		return LINLI_ENOMEM;
+	c->version = 1;
+	atomic_init(&c->refs, 1);
 	int rc = 0;
 	int ncore = 0;
 	while (cat_core_files[ncore].name)
@@ -1257,10 +1265,16 @@ int catalog_load(const char *dir, struct catalog **out, char *err, size_t errlen
 	return 0;
 }
 
-void catalog_free(struct catalog *c)
+static void destroy(struct catalog *c)
 {
-	if (!c)
+	if (c->base) { /* a made version: only its own datasets are its own */
+		for (int i = c->base->n_datasets; i < c->n_datasets; i++)
+			free_dataset(&c->datasets[i]);
+		free(c->datasets);
+		catalog_unref(c->base);
+		free(c);
 		return;
+	}
 	for (int i = 0; i < c->n_datasets; i++)
 		free_dataset(&c->datasets[i]);
 	free(c->datasets);
@@ -1273,6 +1287,163 @@ void catalog_free(struct catalog *c)
 	free(c->plugins_file);
 	free(c->dir);
 	free(c);
+}
+
+void catalog_free(struct catalog *c)
+{
+	catalog_unref(c);
+}
+
+const struct catalog *catalog_ref(const struct catalog *c)
+{
+	/* The count is the one mutable part of a loaded catalog (allocated, never a const object). */
+	if (c)
+		atomic_fetch_add_explicit(&((struct catalog *)c)->refs, 1, memory_order_relaxed);
+	return c;
+}
+
+void catalog_unref(const struct catalog *c)
+{
+	if (c && atomic_fetch_sub_explicit(&((struct catalog *)c)->refs, 1,
+					   memory_order_acq_rel) == 1)
+		destroy((struct catalog *)c);
+}
+
+/* ---- versions with a bundle's datasets ---- */
+
+static bool good_ns(const char *ns)
+{
+	if (!ns)
+		return false;
+	size_t n = strlen(ns);
+	return good_name(ns) && !strstr(ns, CAT_NS_SEP) && ns[n - 1] != '_';
+}
+
+/* A fragment dataset's ref: the bundle's own dataset first, then base's. */
+static int frag_refs(struct ld *l, struct catalog *c, const struct catalog *base, const char *ns,
+		     struct cat_dataset *d)
+{
+	for (int j = 0; j < d->n_fields; j++) {
+		struct cat_field *f = &d->fields[j];
+		if (!f->ref)
+			continue;
+		char full[CAT_NAME_MAX * 2 + 4];
+		snprintf(full, sizeof full, "%s" CAT_NS_SEP "%s", ns, f->ref);
+		const struct cat_dataset *to = NULL;
+		for (int i = base->n_datasets; !to && i < c->n_datasets; i++)
+			if (!strcmp(c->datasets[i].name, full))
+				to = &c->datasets[i];
+		if (to) {
+			char *s = strdup(full);
+			if (!s)
+				return LINLI_ENOMEM;
+			free(f->ref);
+			f->ref = s;
+		} else if ((to = catalog_dataset(c, f->ref)) && to->system)
+			return fail(l, f->line, "dataset",
+				    "field '%s': ref: '%s' is a system dataset", f->name, f->ref);
+		if (!to)
+			return fail(l, f->line, "dataset",
+				    "field '%s': ref: no dataset '%s' in the bundle or the catalog",
+				    f->name, f->ref);
+		f->ref_ds = to;
+	}
+	return 0;
+}
+
+int catalog_with_datasets(const struct catalog *base, const struct cat_fragment *frags, int n,
+			  uint64_t version, struct catalog **out, char *err, size_t errlen)
+{
+	*out = NULL;
+	for (int i = 0; i < n; i++)
+		if (!good_ns(frags[i].ns)) {
+			snprintf(err, errlen,
+				 "%s: '%s' cannot name a namespace ([a-z][a-z0-9_]*, without '" CAT_NS_SEP
+				 "', not ending in '_')",
+				 frags[i].label, frags[i].ns ? frags[i].ns : "");
+			return LINLI_EINVAL;
+		}
+	struct catalog *c = calloc(1, sizeof *c);
+	if (!c)
+		return LINLI_ENOMEM;
+	c->version = version;
+	atomic_init(&c->refs, 1);
+	c->base = catalog_ref(base);
+	c->dir = base->dir;
+	c->classes = base->classes;
+	c->n_classes = base->n_classes;
+	c->plugins = base->plugins;
+	c->n_plugins = base->n_plugins;
+	c->plugins_file = base->plugins_file;
+	c->datasets = calloc((size_t)base->n_datasets + (size_t)n + 1, sizeof *c->datasets);
+	if (!c->datasets) {
+		catalog_unref(c);
+		return LINLI_ENOMEM;
+	}
+	/* base's entries by value: their strings and fields stay base's (destroy skips them) */
+	memcpy(c->datasets, base->datasets, (size_t)base->n_datasets * sizeof *c->datasets);
+	c->n_datasets = base->n_datasets;
+	int rc = 0;
+	for (int i = 0; !rc && i < n; i++) {
+		const struct cat_fragment *fr = &frags[i];
+		char *text = strndup(fr->text, fr->len);
+		if (!text) {
+			rc = LINLI_ENOMEM;
+			break;
+		}
+		struct ld l = {fr->label, err, errlen, text};
+		struct cat_dataset *d = &c->datasets[c->n_datasets++];
+		rc = load_dataset(&l, d);
+		free(text);
+		if (rc)
+			break;
+		char full[CAT_NAME_MAX * 2 + 4];
+		int fn = snprintf(full, sizeof full, "%s" CAT_NS_SEP "%s", fr->ns, d->name);
+		if (strstr(d->name, CAT_NS_SEP))
+			rc = fail(&l, d->line, "dataset",
+				  "name: '%s' holds '" CAT_NS_SEP "': a bundle names its datasets "
+				  "in its own namespace only (%s" CAT_NS_SEP "NAME)",
+				  d->name, fr->ns);
+		else if (catalog_dataset(base, d->name))
+			rc = fail(&l, d->line, "dataset",
+				  "name: '%s' is a dataset of the catalog (the kernel's): a bundle "
+				  "brings datasets of its own, choose another name",
+				  d->name);
+		else if (d->system || d->written_by)
+			rc = fail(&l, d->line, "dataset",
+				  "%s: a bundle's dataset is neither a system dataset nor written "
+				  "by a kernel subsystem",
+				  d->system ? "system" : "written_by");
+		else if (fn > CAT_NAME_MAX)
+			rc = fail(&l, d->line, "dataset",
+				  "name: '%s' is longer than %d bytes", full, CAT_NAME_MAX);
+		for (int j = base->n_datasets; !rc && j < c->n_datasets - 1; j++)
+			if (!strcmp(c->datasets[j].name, full))
+				rc = fail(&l, d->line, "dataset",
+					  "name: '%s' is brought twice by bundle '%s'", d->name,
+					  fr->ns);
+		if (!rc) {
+			char *s = strdup(full);
+			if (!s)
+				rc = LINLI_ENOMEM;
+			else {
+				free(d->name);
+				d->name = s;
+			}
+		}
+	}
+	for (int i = 0; !rc && i < n; i++) {
+		struct ld l = {frags[i].label, err, errlen, NULL};
+		rc = frag_refs(&l, c, base, frags[i].ns, &c->datasets[base->n_datasets + i]);
+	}
+	if (rc == LINLI_ENOMEM)
+		snprintf(err, errlen, "catalog: out of memory");
+	if (rc) {
+		catalog_unref(c);
+		return rc;
+	}
+	*out = c;
+	return 0;
 }
 
 const struct cat_dataset *catalog_dataset(const struct catalog *c, const char *name)

@@ -7,12 +7,18 @@
  * unknown dataset or class, a plugin requiring an unknown one, duplicate
  * names, a device class claimed by two plugins' `classes`). Any problem
  * fails the load with "file:line: what: reason" and no half-built result.
- * The loaded catalog is immutable and owned by whoever loaded it; it never
- * opens the store or changes anything outside itself.
+ * A loaded catalog is immutable and reference-counted: catalog_load returns it
+ * with one reference (its loader's); catalog_ref/catalog_unref add and drop
+ * one, and the last catalog_unref (or catalog_free) frees it. A running node
+ * swaps versions (store_swap_catalog): a reader takes a reference to the
+ * current version for its operation and the old one goes when the last
+ * reader drops it. It never opens the store or changes anything outside
+ * itself.
  */
 #ifndef LINLI_CATALOG_H
 #define LINLI_CATALOG_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -148,6 +154,30 @@ struct catalog {
 	struct cat_plugin *plugins;
 	int n_plugins;
 	char *plugins_file;
+	uint64_t version; /* 1 when loaded; catalog_with_datasets: the caller's number */
+	atomic_int refs;  /* catalog_ref/catalog_unref; thread-safe */
+	/* catalog_with_datasets: the version it was made from (a reference held), whose
+	   datasets come first (their strings shared), whose classes and plugins are these;
+	   NULL for a loaded catalog */
+	const struct catalog *base;
+};
+
+/*
+ * A bundle's datasets are named NS CAT_NS_SEP NAME ("hello__visits"): the bundle's name,
+ * the separator, the dataset's own name. The separator is defined here only; it is made of
+ * the characters a name already has, so the full name passes every check a dataset name
+ * meets (capabilities, topic filters, Lua strings, URL paths), and a catalog dataset may
+ * not hold it.
+ */
+#define CAT_NS_SEP "__"
+
+/* A catalog fragment a bundle brings: one dataset file in the catalog's syntax. */
+struct cat_fragment {
+	const char *ns;	   /* the bundle's name: its datasets' namespace */
+	const char *label; /* how messages name the file: "hello/visits.cfg" (the stem is
+			      the dataset's own name) */
+	const char *text;  /* its text */
+	size_t len;
 };
 
 /*
@@ -158,7 +188,26 @@ struct catalog {
  * directory cannot be read, LINLI_ENOMEM.
  */
 int catalog_load(const char *dir, struct catalog **out, char *err, size_t errlen);
+/* catalog_free — drop the caller's reference (catalog_unref). */
 void catalog_free(struct catalog *c);
+
+/*
+ * catalog_with_datasets — a new version: base's datasets, device classes and plugins, then
+ * one dataset per fragment, validated as catalog_load validates a dataset file and named
+ * NS CAT_NS_SEP NAME. Refused, with "LABEL:LINE: dataset: reason": a bad fragment, a name
+ * holding CAT_NS_SEP (another namespace), a name base holds (the kernel's), a system or
+ * written_by dataset, a full name over CAT_NAME_MAX bytes, a dataset twice in one
+ * namespace, a ref to an unknown or system dataset. A `ref` names the bundle's own dataset
+ * by its own name first, then base's. The result holds a reference to base; 0 with *out
+ * (refs 1, `version` as given), LINLI_ECONFIG, LINLI_EINVAL (a bad namespace), LINLI_ENOMEM.
+ */
+int catalog_with_datasets(const struct catalog *base, const struct cat_fragment *frags, int n,
+			  uint64_t version, struct catalog **out, char *err, size_t errlen);
+
+/* Take one more reference to c (NULL: none); returns c. Any thread. */
+const struct catalog *catalog_ref(const struct catalog *c);
+/* Drop one reference; the last frees c (NULL: nothing). Any thread. */
+void catalog_unref(const struct catalog *c);
 
 /* Lookups by name; NULL when absent. */
 const struct cat_dataset *catalog_dataset(const struct catalog *c, const char *name);

@@ -78,7 +78,8 @@ struct kernel {
 	int plugin_count;		/* running plugins, kept by the plugin loader */
 	struct plug_registry *plugins;	/* host/plugin.c */
 	struct script_rules *rules;	/* Lua rules of this node (script.c) */
-	struct catalog *catalog;	/* loaded at start; immutable while running */
+	struct catalog *catalog;	/* the version in use (kernel thread): loaded at start, with
+				   the bundles' datasets; swapped by bundle_cat_swap */
 	struct store *store;		/* open from start to stop */
 	struct tiers *tiers;		/* accounts, sessions, audit (tier_store.c) */
 	struct http *http;		/* open-data API, NULL when off */

@@ -24,6 +24,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "bus.h"
+#include "bundle_cat.h"
 #include "catalog.h"
 #include "clock.h"
 #include "cmd.h"
@@ -593,6 +594,20 @@ int main(int argc, char **argv)
 		log_info("catalog", "%s: %d datasets, %d device classes, %d plugins",
 			 k.cfg.catalog_dir, k.catalog->n_datasets, k.catalog->n_classes,
 			 k.catalog->n_plugins);
+	{ /* the datasets the installed bundles bring, before the store opens on them */
+		char bdir[PATH_MAX];
+		snprintf(bdir, sizeof bdir, "%s/bundles", k.cfg.data_dir);
+		struct catalog *with;
+		if (bundle_cat_build(k.catalog, bdir, NULL, NULL, 2, false, &with, err,
+				     sizeof err) == 0) {
+			if (with != k.catalog)
+				log_info("catalog", "with the bundles' datasets: %d datasets",
+					 with->n_datasets);
+			catalog_free(k.catalog);
+			k.catalog = with;
+		} else
+			log_error("catalog", "the bundles' datasets: %s", err);
+	}
 	struct store_opts so = {.dir = k.cfg.data_dir,
 				.map_size = k.cfg.store_map_size,
 				.sync = k.cfg.store_sync,

@@ -29,6 +29,7 @@
 
 #include "access.h"
 #include "bundle.h"
+#include "bundle_cat.h"
 #include "cmd.h"
 #include "grants.h"
 #include "kernel.h"
@@ -1980,7 +1981,8 @@ static int grant_or_check(struct plug_registry *reg, const struct plugin *np,
  */
 static int op_bundle(struct plug_registry *reg, const char *src, const struct tier_principal *who,
 		     bool grant, bool allow_unsigned, bool upgrade, const char *scope,
-		     struct plugin **out, char *err, size_t errlen)
+		     const char *const *migrate, int n_migrate, struct plugin **out, char *err,
+		     size_t errlen)
 {
 	struct bundle b;
 	int rc = read_bundle(reg, src, who, &b, err, errlen);
@@ -2024,9 +2026,17 @@ static int op_bundle(struct plug_registry *reg, const char *src, const struct ti
 			  b.m.name, b.m.version, cur, b.m.name);
 	if (!rc)
 		rc = store_bundle(reg, &b, signer, vdir, sizeof vdir, err, errlen);
+	char bname[LINLI_NAME_MAX], cat_prev[64] = "";
+	snprintf(bname, sizeof bname, "%s", b.m.name);
 	bundle_free(&b);
 	if (rc)
 		return rc;
+	/* its datasets into the catalog before its plugin is read: it declares them */
+	if ((rc = bundle_cat_apply(reg->k, reg->bundles, bname, vdir, migrate, n_migrate, cat_prev,
+				   sizeof cat_prev, err, errlen))) {
+		rm_tree(vdir);
+		return rc;
+	}
 	struct plugin *np = bundle_candidate(reg, vdir, false);
 	if (!np)
 		rc = LINLI_ENOMEM;
@@ -2078,6 +2088,7 @@ static int op_bundle(struct plug_registry *reg, const char *src, const struct ti
 		}
 	}
 	plugin_free(np);
+	bundle_cat_restore(reg->k, reg->bundles, bname, cat_prev);
 	rm_tree(vdir); /* nothing installed (never the current version's dir): try again */
 	return rc;
 }
@@ -2189,7 +2200,13 @@ static int op_remove(struct plug_registry *reg, struct cmd_call *call, const cha
 			}
 		plugin_free(q);
 	}
-	if (purge) {
+	int pds = 0;
+	uint64_t precs = 0;
+	char perr[512] = "";
+	if (purge) { /* its datasets and their records go too (kept without --purge) */
+		rc = bundle_cat_purge(reg->k, reg->bundles, nm, &pds, &precs, perr, sizeof perr);
+		if (rc)
+			log_error("plugins", "remove %s --purge: %s", nm, perr);
 		snprintf(path, sizeof path, "%s/%s", reg->bundles, nm);
 		rm_tree(path);
 	}
@@ -2197,16 +2214,23 @@ static int op_remove(struct plug_registry *reg, struct cmd_call *call, const cha
 	if (set_scoped(reg, nm, NULL, serr, sizeof serr) != 0) /* installed again: the node's */
 		log_error("plugins", "%s: %s", nm, serr);
 	snprintf(detail, sizeof detail, "%s%s", ver, purge ? ", files purged" : "");
+	if (pds)
+		snprintf(detail + strlen(detail), sizeof detail - strlen(detail),
+			 ", %d datasets purged (%llu records)", pds, (unsigned long long)precs);
 	bundle_audit(reg, call->who, "plugins.remove", nm, detail);
 	char want[LINLI_NAME_MAX + 40];
 	snprintf(want, sizeof want, "requires '%s', which was removed", nm);
 	int ns = 0;
 	for (int i = 0; i < reg->n; i++)
 		ns += reg->v[i]->state == PLUG_BLOCKED && strcmp(reg->v[i]->reason, want) == 0;
-	msgpack_pack_map(&call->pk, 4);
+	if (rc)
+		return cmd_fail(call, rc, "%s was removed, but its datasets were not purged: %s",
+				nm, perr);
+	msgpack_pack_map(&call->pk, 5);
 	mp_kv_str(&call->pk, "name", nm);
 	mp_kv_str(&call->pk, "version", ver);
 	mp_kv_bool(&call->pk, "purged", purge);
+	mp_kv_int(&call->pk, "purged_records", (int64_t)precs);
 	mp_str(&call->pk, "stopped");
 	msgpack_pack_array(&call->pk, (size_t)ns);
 	for (int i = 0; i < reg->n; i++)
@@ -2469,7 +2493,7 @@ static int cmd_install(struct cmd_call *call, void *ud)
 	struct plugin *p = NULL;
 	if (is_bundle_src(call->argv[2]))
 		rc = op_bundle(reg, call->argv[2], call->who, grant, allow_unsigned, false,
-			       scoped ? scope : NULL, &p, call->err, sizeof call->err);
+			       scoped ? scope : NULL, NULL, 0, &p, call->err, sizeof call->err);
 	else if (allow_unsigned)
 		rc = cmd_fail(call, LINLI_EINVAL, "plugins install: --unsigned is for bundles");
 	else
@@ -2494,14 +2518,37 @@ static int cmd_upgrade(struct cmd_call *call, void *ud)
 	bool scoped = take_scope(call, reg, scope, sizeof scope, &rc);
 	if (rc)
 		return rc;
+	/* --migrate DATASET.FIELD=drop|DATASET.FIELD=default:VALUE, any number (bundle_cat.h) */
+	char mbuf[8][256];
+	const char *migrate[8];
+	int n_migrate = 0;
+	for (int i = 2; i < call->argc;) {
+		if (strcmp(call->argv[i], "--migrate") != 0) {
+			i++;
+			continue;
+		}
+		if (i + 1 >= call->argc || n_migrate == 8 || strlen(call->argv[i + 1]) >= 256)
+			return cmd_fail(call, LINLI_EINVAL,
+					"plugins upgrade: --migrate needs DATASET.FIELD=drop or "
+					"DATASET.FIELD=default:VALUE (at most 8, each under 256 bytes)");
+		snprintf(mbuf[n_migrate], sizeof mbuf[0], "%s", call->argv[i + 1]);
+		migrate[n_migrate] = mbuf[n_migrate];
+		n_migrate++;
+		free(call->argv[i]);
+		free(call->argv[i + 1]);
+		memmove(&call->argv[i], &call->argv[i + 2],
+			(size_t)(call->argc - i - 1) * sizeof *call->argv);
+		call->argc -= 2;
+	}
 	if (call->argc != 3 || !is_bundle_src(call->argv[2]))
 		return cmd_fail(
 		    call, LINLI_EINVAL,
-		    "usage: plugins upgrade BUNDLE [--grant] [--unsigned] [--scope PATH] (a "
-		    "FILE.bundle, an upload @ID or an absolute directory)");
+		    "usage: plugins upgrade BUNDLE [--grant] [--unsigned] [--scope PATH] [--migrate "
+		    "DATASET.FIELD=drop|DATASET.FIELD=default:VALUE]... (a FILE.bundle, an upload "
+		    "@ID or an absolute directory)");
 	struct plugin *p = NULL;
 	rc = op_bundle(reg, call->argv[2], call->who, grant, allow_unsigned, true,
-		       scoped ? scope : NULL, &p, call->err, sizeof call->err);
+		       scoped ? scope : NULL, migrate, n_migrate, &p, call->err, sizeof call->err);
 	if (rc)
 		return rc;
 	if (p)
@@ -2691,7 +2738,8 @@ int plug_open(struct kernel *k, char *err, size_t errlen)
 	     "copy a plugin into the first plugin dir (a script into <script_dir>/apps), start "
 	     "it; --grant grants what it declares, --scope makes it act only in that subtree",
 	     cmd_install},
-	    {"upgrade", "BUNDLE [--grant] [--unsigned] [--scope PATH]",
+	    {"upgrade",
+	     "BUNDLE [--grant] [--unsigned] [--scope PATH] [--migrate DATASET.FIELD=drop|=default:VALUE]...",
 	     "replace an installed bundle by a higher version (the old runs until the new is "
 	     "up; it keeps its scope unless --scope gives another)",
 	     cmd_upgrade},

@@ -99,7 +99,11 @@ struct waiter {
 struct store {
 	MDB_env *env;
 	MDB_dbi rec, idx, ids, meta, journal, outbox, fedin, fedq, downlog, downkey;
+	/* The current catalog version (a reference of the store's). Only the owner changes
+	   it (store_swap_catalog), under catmu; the owner reads it as it is, other threads
+	   through a pin (CAT). */
 	const struct catalog *cat;
+	pthread_mutex_t catmu;
 	struct store_opts o;
 	char *dir;
 	char data_path[PATH_MAX];
@@ -170,6 +174,65 @@ struct store {
 	uint64_t next_watch, batches, writer;
 	int delivering;
 };
+
+/* ---- the catalog version an operation uses ---- */
+
+/*
+ * A public call that may run off the owner thread pins the current catalog version for
+ * its whole length (PIN): a reference taken under catmu, kept in a per-thread slot that
+ * CAT finds, dropped when the call returns. Nested calls on the same store (a scan's row
+ * callback reading again) share the outer pin, so one operation sees one version. The
+ * owner needs no pin: only it swaps.
+ */
+struct pin_slot {
+	const struct store *s;
+	const struct catalog *cat;
+	unsigned depth;
+};
+#define PIN_SLOTS 4
+static _Thread_local struct pin_slot pin_tl[PIN_SLOTS];
+
+static const struct catalog *cat_cur(const struct store *s)
+{
+	for (int i = 0; i < PIN_SLOTS; i++)
+		if (pin_tl[i].s == s)
+			return pin_tl[i].cat;
+	return s->cat; /* the owner (or a thread with all slots taken: see pin_take) */
+}
+#define CAT(s) cat_cur(s)
+
+static struct pin_slot *pin_take(struct store *s)
+{
+	if (pthread_equal(pthread_self(), s->owner))
+		return NULL;
+	struct pin_slot *free_slot = NULL;
+	for (int i = 0; i < PIN_SLOTS; i++) {
+		if (pin_tl[i].s == s) {
+			pin_tl[i].depth++;
+			return &pin_tl[i];
+		}
+		if (!pin_tl[i].s && !free_slot)
+			free_slot = &pin_tl[i];
+	}
+	if (!free_slot) /* five stores read at once by one thread: no caller does that */
+		abort();
+	pthread_mutex_lock(&s->catmu);
+	*free_slot = (struct pin_slot){s, catalog_ref(s->cat), 1};
+	pthread_mutex_unlock(&s->catmu);
+	return free_slot;
+}
+
+static void pin_drop(struct pin_slot **p)
+{
+	struct pin_slot *sl = *p;
+	if (sl && --sl->depth == 0) {
+		const struct catalog *c = sl->cat;
+		*sl = (struct pin_slot){0};
+		catalog_unref(c);
+	}
+}
+#define PIN(s)                                                                      \
+	struct pin_slot *pin_ __attribute__((cleanup(pin_drop), unused)) = pin_take(s)
 
 /* ---- errors ---- */
 
@@ -1006,7 +1069,7 @@ static int check_root(const char *scope, char *err, size_t errlen)
 static const struct cat_dataset *dataset(struct store *s, const char *name, char *err,
 					 size_t errlen)
 {
-	const struct cat_dataset *d = name ? catalog_dataset(s->cat, name) : NULL;
+	const struct cat_dataset *d = name ? catalog_dataset(CAT(s), name) : NULL;
 	if (!d)
 		errf(err, errlen, LINLI_ENOENT, "no dataset '%s' in the catalog",
 		     name ? name : "(none)");
@@ -1198,7 +1261,7 @@ static bool unpack_old(struct store *s, const MDB_val *v, msgpack_object *o)
 static int apply_put(struct store *s, int dsi, const char *scope, const char *id, const void *val,
 		     size_t len, enum apply_mode mode)
 {
-	const struct cat_dataset *ds = &s->cat->datasets[dsi];
+	const struct cat_dataset *ds = &CAT(s)->datasets[dsi];
 	struct kbuf rk, ik;
 	int rc;
 	msgpack_zone_clear(&s->azone);
@@ -1230,7 +1293,7 @@ static int apply_put(struct store *s, int dsi, const char *scope, const char *id
 
 static int apply_del(struct store *s, int dsi, const char *scope, const char *id)
 {
-	const struct cat_dataset *ds = &s->cat->datasets[dsi];
+	const struct cat_dataset *ds = &CAT(s)->datasets[dsi];
 	struct kbuf rk, ik;
 	int rc;
 	msgpack_zone_clear(&s->azone);
@@ -1394,7 +1457,7 @@ static int batch_begin(struct store *s, char *err, size_t errlen)
 		s->wtxn = NULL;
 		return lmdb_fail(s, rc, "beginning a write transaction", err, errlen);
 	}
-	memset(s->delta, 0, (size_t)(s->cat->n_datasets + 1) * sizeof *s->delta);
+	memset(s->delta, 0, (size_t)(CAT(s)->n_datasets + 1) * sizeof *s->delta);
 	s->batch_t0_us = now_us();
 	if (s->o.wake)
 		s->o.wake(s->o.wake_ud);
@@ -1457,7 +1520,7 @@ static int regrow(struct store *s, char *err, size_t errlen)
 			s->wtxn = NULL;
 			return lmdb_fail(s, rc, "beginning a write transaction", err, errlen);
 		}
-		memset(s->delta, 0, (size_t)(s->cat->n_datasets + 1) * sizeof *s->delta);
+		memset(s->delta, 0, (size_t)(CAT(s)->n_datasets + 1) * sizeof *s->delta);
 		rc = 0;
 		for (size_t i = 0; i < s->n_ops && !rc; i++)
 			rc = apply_op(s, &s->ops[i]);
@@ -1486,7 +1549,7 @@ static int salvage(struct store *s)
 		s->wtxn = NULL;
 		return rc;
 	}
-	memset(s->delta, 0, (size_t)(s->cat->n_datasets + 1) * sizeof *s->delta);
+	memset(s->delta, 0, (size_t)(CAT(s)->n_datasets + 1) * sizeof *s->delta);
 	for (size_t i = 0; i < s->n_ops && !rc; i++)
 		rc = apply_op(s, &s->ops[i]);
 	if (rc) {
@@ -1515,7 +1578,7 @@ static int apply_new(struct store *s, bool del, enum apply_mode mode, int dsi, c
 			return rc; /* nothing was written; the caller picks another id */
 		if (rc == SUM_BAD) { /* the record replaced or deleted: nothing was written */
 			struct badkey b = {.t = T_REC};
-			rec_key(&b.k, s->cat->datasets[dsi].name, scope, id);
+			rec_key(&b.k, CAT(s)->datasets[dsi].name, scope, id);
 			return damaged(s, &b, err, errlen);
 		}
 		if (rc == MDB_MAP_FULL) {
@@ -1535,7 +1598,7 @@ static int apply_new(struct store *s, bool del, enum apply_mode mode, int dsi, c
 		return rc;
 	}
 	atomic_fetch_add(&s->writes, 1);
-	s->dswrites[dsi >= DS_AUX ? s->cat->n_datasets : dsi]++;
+	s->dswrites[dsi >= DS_AUX ? CAT(s)->n_datasets : dsi]++;
 	return 0;
 }
 
@@ -1732,7 +1795,7 @@ static int node_wide_taken(struct store *s, const struct cat_dataset *ds, const 
 static int put_prepared(struct store *s, const struct cat_dataset *ds, const char *scope,
 			const char *id, char *id_out, bool *created, char *err, size_t errlen)
 {
-	int dsi = (int)(ds - s->cat->datasets);
+	int dsi = (int)(ds - CAT(s)->datasets);
 	int rc = batch_begin(s, err, errlen);
 	if (rc)
 		return rc;
@@ -1804,6 +1867,7 @@ static int check_put(struct store *s, const char *dataset_name, const char *scop
 int store_put(struct store *s, const char *dataset_name, const char *scope, const char *id,
 	      const void *rec, size_t len, char *id_out, bool *created, char *err, size_t errlen)
 {
+	PIN(s);
 	const struct cat_dataset *ds;
 	int rc = check_put(s, dataset_name, scope, id, rec, len, &ds, err, errlen);
 	return rc ? rc : put_prepared(s, ds, scope, id, id_out, created, err, errlen);
@@ -1812,6 +1876,7 @@ int store_put(struct store *s, const char *dataset_name, const char *scope, cons
 int store_check(struct store *s, const char *dataset_name, const char *scope, const char *id,
 		const void *rec, size_t len, char *err, size_t errlen)
 {
+	PIN(s);
 	const struct cat_dataset *ds;
 	return check_put(s, dataset_name, scope, id, rec, len, &ds, err, errlen);
 }
@@ -1853,19 +1918,21 @@ static int delete_by(struct store *s, const char *dataset_name, const char *scop
 	char cur[SCOPE_MAX + 1];
 	if ((rc = resolve(s, s->wtxn, ds, scope, id, exact, cur, err, errlen)))
 		return rc;
-	return apply_new(s, true, APPLY_REPLACE, (int)(ds - s->cat->datasets), cur, id, NULL, 0,
+	return apply_new(s, true, APPLY_REPLACE, (int)(ds - CAT(s)->datasets), cur, id, NULL, 0,
 			 err, errlen);
 }
 
 int store_delete(struct store *s, const char *dataset_name, const char *scope, const char *id,
 		 char *err, size_t errlen)
 {
+	PIN(s);
 	return delete_by(s, dataset_name, scope, id, false, err, errlen);
 }
 
 int store_delete_at(struct store *s, const char *dataset_name, const char *scope, const char *id,
 		    char *err, size_t errlen)
 {
+	PIN(s);
 	return delete_by(s, dataset_name, scope, id, true, err, errlen);
 }
 
@@ -1927,7 +1994,7 @@ static int update_by(struct store *s, const char *dataset_name, const char *scop
 	if (rc == STORE_DELETE) {
 		if (!exists)
 			return 0;
-		return apply_new(s, true, APPLY_REPLACE, (int)(ds - s->cat->datasets), cur, id,
+		return apply_new(s, true, APPLY_REPLACE, (int)(ds - CAT(s)->datasets), cur, id,
 				 NULL, 0, err, errlen);
 	}
 	if (rc != 0)
@@ -1942,12 +2009,14 @@ static int update_by(struct store *s, const char *dataset_name, const char *scop
 int store_update(struct store *s, const char *dataset_name, const char *scope, const char *id,
 		 store_update_fn fn, void *ud, char *err, size_t errlen)
 {
+	PIN(s);
 	return update_by(s, dataset_name, scope, id, false, fn, ud, err, errlen);
 }
 
 int store_update_at(struct store *s, const char *dataset_name, const char *scope, const char *id,
 		    store_update_fn fn, void *ud, char *err, size_t errlen)
 {
+	PIN(s);
 	return update_by(s, dataset_name, scope, id, true, fn, ud, err, errlen);
 }
 
@@ -1989,11 +2058,11 @@ static int count_records(struct store *s, MDB_txn *txn, const char *ds, uint64_t
 /* Add the batch's record-count deltas to meta "count/<dataset>". */
 static int flush_counts(struct store *s)
 {
-	for (int i = 0; i < s->cat->n_datasets; i++) {
+	for (int i = 0; i < CAT(s)->n_datasets; i++) {
 		if (!s->delta[i])
 			continue;
 		char k[CAT_NAME_MAX + 8];
-		int kn = snprintf(k, sizeof k, "count/%s", s->cat->datasets[i].name);
+		int kn = snprintf(k, sizeof k, "count/%s", CAT(s)->datasets[i].name);
 		MDB_val key = {(size_t)kn, k}, val;
 		int64_t n = 0;
 		int rc = sget(s->wtxn, s->meta, T_META, &key, &val, NULL);
@@ -2002,7 +2071,7 @@ static int flush_counts(struct store *s)
 		else if (rc == SUM_BAD) {
 			/* The count is kept for speed: count again, this batch included. */
 			uint64_t c = 0;
-			if ((rc = count_records(s, s->wtxn, s->cat->datasets[i].name, &c)))
+			if ((rc = count_records(s, s->wtxn, CAT(s)->datasets[i].name, &c)))
 				return rc;
 			log_warn("store", "%s: meta entry '%s' was damaged: counted again (%llu)",
 				 s->data_path, k, (unsigned long long)c);
@@ -2077,7 +2146,7 @@ static void pack_entry(struct store *s, const struct logop *op, uint64_t seq, in
 	msgpack_pack_map(&pk, 7);
 	mp_kv_str(&pk, "o", own ? s->o.origin : arena_str(s, op->origin_off));
 	mp_kv_uint(&pk, "q", own ? seq : op->oseq);
-	mp_kv_str(&pk, "d", s->cat->datasets[op->ds].name);
+	mp_kv_str(&pk, "d", CAT(s)->datasets[op->ds].name);
 	mp_kv_str(&pk, "s", arena_str(s, op->scope_off));
 	mp_kv_str(&pk, "i", arena_str(s, op->id_off));
 	mp_kv_int(&pk, "t", now);
@@ -2148,7 +2217,7 @@ static int flush_outbox(struct store *s, uint64_t *last, uint64_t *dlast)
 		const struct logop *op = &s->ops[i];
 		if (op->ds >= DS_AUX)
 			continue;
-		const struct cat_dataset *d = &s->cat->datasets[op->ds];
+		const struct cat_dataset *d = &CAT(s)->datasets[op->ds];
 		bool upw = (d->up || op->up) && !s->o.down_only;
 		if (!upw && !d->down)
 			continue;
@@ -2306,12 +2375,14 @@ static int get_by(struct store *s, const char *dataset_name, const char *scope, 
 int store_get(struct store *s, const char *dataset_name, const char *scope, const char *id,
 	      msgpack_sbuffer *out, char *scope_out, char *err, size_t errlen)
 {
+	PIN(s);
 	return get_by(s, dataset_name, scope, id, false, out, scope_out, err, errlen);
 }
 
 int store_get_at(struct store *s, const char *dataset_name, const char *scope, const char *id,
 		 msgpack_sbuffer *out, char *err, size_t errlen)
 {
+	PIN(s);
 	return get_by(s, dataset_name, scope, id, true, out, NULL, err, errlen);
 }
 
@@ -2655,6 +2726,7 @@ static bool cursor_decode(const char *c, struct kbuf *k)
 int store_scan(struct store *s, const struct store_query *q, store_row_fn fn, void *ud,
 	       char *cursor_out, char *err, size_t errlen)
 {
+	PIN(s);
 	cursor_out[0] = '\0';
 	const struct cat_dataset *ds = dataset(s, q->dataset, err, errlen);
 	if (!ds)
@@ -2867,7 +2939,8 @@ int store_set_sync(struct store *s, bool sync)
 
 uint64_t store_count(struct store *s, const char *name)
 {
-	const struct cat_dataset *ds = catalog_dataset(s->cat, name);
+	PIN(s);
+	const struct cat_dataset *ds = catalog_dataset(CAT(s), name);
 	if (!ds)
 		return 0;
 	struct rd r;
@@ -2886,13 +2959,14 @@ uint64_t store_count(struct store *s, const char *name)
 		return c; /* counted in the transaction: the batch included */
 	}
 	if (r.kind == RD_WRITE)
-		n += s->delta[ds - s->cat->datasets];
+		n += s->delta[ds - CAT(s)->datasets];
 	rd_end(s, &r);
 	return n > 0 ? (uint64_t)n : 0;
 }
 
 int store_stats(struct store *s, struct store_stats *st)
 {
+	PIN(s);
 	memset(st, 0, sizeof *st);
 	struct rd r;
 	int rc = rd_begin(s, &r);
@@ -3075,10 +3149,9 @@ static void ix_signature(const struct cat_dataset *ds, char *buf, size_t len)
 						cat_type_name(ds->fields[i].type));
 }
 
-/* Drop and rebuild the index entries of dataset dsi (inside s->wtxn). */
-static int rebuild_index(struct store *s, int dsi, uint64_t *count)
+/* Drop and rebuild the index entries of dataset ds (inside s->wtxn). */
+static int rebuild_index(struct store *s, const struct cat_dataset *ds, uint64_t *count)
 {
-	const struct cat_dataset *ds = &s->cat->datasets[dsi];
 	struct kbuf p;
 	rec_prefix(&p, ds->name, NULL); /* "name\0": the same prefix in idx */
 	MDB_cursor *c;
@@ -3390,10 +3463,10 @@ static int prepare(struct store *s, char *err, size_t errlen)
 	uint64_t seeded = 0;
 	if ((rc = down_seed(s, &seeded)))
 		goto lmdb;
-	for (int i = 0; i < s->cat->n_datasets; i++) {
+	for (int i = 0; i < CAT(s)->n_datasets; i++) {
 		char sig[1024], key[CAT_NAME_MAX + 8];
-		ix_signature(&s->cat->datasets[i], sig, sizeof sig);
-		int kn = snprintf(key, sizeof key, "ixsig/%s", s->cat->datasets[i].name);
+		ix_signature(&CAT(s)->datasets[i], sig, sizeof sig);
+		int kn = snprintf(key, sizeof key, "ixsig/%s", CAT(s)->datasets[i].name);
 		k = (MDB_val){(size_t)kn, key};
 		rc = sget(s->wtxn, s->meta, T_META, &k, &v, NULL);
 		if (rc && rc != MDB_NOTFOUND && rc != SUM_BAD) /* damaged: rebuilt below */
@@ -3401,11 +3474,11 @@ static int prepare(struct store *s, char *err, size_t errlen)
 		if (rc == 0 && v.mv_size == strlen(sig) && memcmp(v.mv_data, sig, v.mv_size) == 0)
 			continue;
 		uint64_t n = 0;
-		if ((rc = rebuild_index(s, i, &n)))
+		if ((rc = rebuild_index(s, &CAT(s)->datasets[i], &n)))
 			goto lmdb;
 		if (n)
 			log_info("store", "rebuilt the indexes of %s (%llu records)",
-				 s->cat->datasets[i].name, (unsigned long long)n);
+				 CAT(s)->datasets[i].name, (unsigned long long)n);
 		if ((rc = sput(s->wtxn, s->meta, T_META, &k, sig, strlen(sig), 0)))
 			goto lmdb;
 	}
@@ -3549,8 +3622,8 @@ static int down_seed(struct store *s, uint64_t *seeded)
 		return rc;
 	uint64_t start = dlast;
 	int64_t now = wall_ms();
-	for (int i = 0; i < s->cat->n_datasets; i++) {
-		const struct cat_dataset *d = &s->cat->datasets[i];
+	for (int i = 0; i < CAT(s)->n_datasets; i++) {
+		const struct cat_dataset *d = &CAT(s)->datasets[i];
 		if (!d->down)
 			continue;
 		char key[CAT_NAME_MAX + 16];
@@ -3658,7 +3731,8 @@ int store_open(const struct store_opts *o, const struct catalog *cat, struct sto
 	if (!s)
 		return errf(err, errlen, LINLI_ENOMEM, "store: out of memory");
 	s->o = *o;
-	s->cat = cat;
+	s->cat = catalog_ref(cat);
+	pthread_mutex_init(&s->catmu, NULL);
 	s->dir = strdup(o->dir);
 	s->owner = pthread_self();
 	s->map_size = o->map_size ? o->map_size : (size_t)64 << 20;
@@ -3773,7 +3847,327 @@ void store_close(struct store *s)
 	msgpack_sbuffer_destroy(&s->obuf);
 	pthread_rwlock_destroy(&s->maplock);
 	pthread_mutex_destroy(&s->bmu);
+	pthread_mutex_destroy(&s->catmu);
+	catalog_unref(s->cat);
 	free(s);
+}
+
+/* ---- swapping the catalog ---- */
+
+/*
+ * The indexes of `next` in s->wtxn: a dataset whose index signature is new or changed has
+ * its index entries dropped and built again from its records (a new dataset has none: its
+ * indexes start empty). Returns an LMDB code; *built says how many datasets were rebuilt.
+ */
+static int swap_indexes(struct store *s, const struct catalog *next, int *built)
+{
+	*built = 0;
+	for (int i = 0; i < next->n_datasets; i++) {
+		const struct cat_dataset *d = &next->datasets[i];
+		char sig[1024], key[CAT_NAME_MAX + 8];
+		ix_signature(d, sig, sizeof sig);
+		int kn = snprintf(key, sizeof key, "ixsig/%s", d->name);
+		MDB_val k = {(size_t)kn, key}, v;
+		int rc = sget(s->wtxn, s->meta, T_META, &k, &v, NULL);
+		if (rc && rc != MDB_NOTFOUND && rc != SUM_BAD)
+			return rc;
+		if (rc == 0 && v.mv_size == strlen(sig) && memcmp(v.mv_data, sig, v.mv_size) == 0)
+			continue;
+		uint64_t n = 0;
+		if ((rc = rebuild_index(s, d, &n)))
+			return rc;
+		if (n)
+			log_info("store", "built the indexes of %s (%llu records)", d->name,
+				 (unsigned long long)n);
+		if ((rc = sput(s->wtxn, s->meta, T_META, &k, sig, strlen(sig), 0)))
+			return rc;
+		(*built)++;
+	}
+	return 0;
+}
+
+int store_swap_catalog(struct store *s, const struct catalog *next, char *err, size_t errlen)
+{
+	int rc = owner_only(s, err, errlen);
+	if (rc)
+		return rc;
+	if (!next)
+		return errf(err, errlen, LINLI_EINVAL, "store: no catalog to swap in");
+	if (s->delivering)
+		return errf(err, errlen, LINLI_ESTATE,
+			    "store: the catalog cannot be swapped from a change notice");
+	if (next == s->cat)
+		return 0;
+	if (s->wtxn && (rc = store_batch_end(s)))
+		return errf(err, errlen, rc,
+			    "store: the pending writes failed to commit; the catalog was not swapped");
+	const struct catalog *old = s->cat;
+	size_t n = (size_t)next->n_datasets;
+	int *map = malloc(((size_t)old->n_datasets + 1) * sizeof *map);
+	int64_t *delta = calloc(n + 1, sizeof *delta);
+	uint64_t *dsw = calloc(n + 1, sizeof *dsw);
+	uint32_t *watched = calloc(n + 1, sizeof *watched);
+	if (!map || !delta || !dsw || !watched) {
+		rc = errf(err, errlen, LINLI_ENOMEM, "store: out of memory");
+		goto out;
+	}
+	/* What was dataset i is next's map[i] (-1: gone from the catalog; its records stay). */
+	for (int i = 0; i < old->n_datasets; i++) {
+		const struct cat_dataset *d = catalog_dataset(next, old->datasets[i].name);
+		map[i] = d ? (int)(d - next->datasets) : -1;
+		if (d)
+			dsw[map[i]] = s->dswrites[i];
+	}
+	dsw[n] = s->dswrites[old->n_datasets]; /* the journal's */
+	int built = 0;
+	for (;;) {
+		if ((rc = batch_begin(s, err, errlen)))
+			goto out;
+		rc = swap_indexes(s, next, &built);
+		if (!rc) {
+			rc = mdb_txn_commit(s->wtxn);
+			s->wtxn = NULL;
+		} else {
+			mdb_txn_abort(s->wtxn);
+			s->wtxn = NULL;
+		}
+		if (rc != MDB_MAP_FULL)
+			break;
+		if ((rc = grow(s, err, errlen)))
+			goto out;
+	}
+	if (rc) {
+		rc = lmdb_fail(s, rc, "building the indexes of the new catalog", err, errlen);
+		goto out;
+	}
+	/* The watchers and the committed changes not yet delivered follow their datasets; those
+	   of a dataset gone from the catalog are dropped. */
+	size_t j = 0;
+	for (size_t i = 0; i < s->n_watchers; i++) {
+		struct watcher w = s->watchers[i];
+		if (!w.fn || map[w.ds] < 0)
+			continue;
+		w.ds = map[w.ds];
+		watched[w.ds]++;
+		s->watchers[j++] = w;
+	}
+	s->n_watchers = j;
+	s->n_watched = 0;
+	for (size_t i = 0; i < n; i++)
+		s->n_watched += watched[i] > 0;
+	j = 0;
+	for (size_t i = 0; i < s->n_pend; i++) {
+		struct pchange p = s->pend[i];
+		if (map[p.ds] < 0) {
+			free(p.scope_id);
+			continue;
+		}
+		p.ds = (uint16_t)map[p.ds];
+		s->pend[j++] = p;
+	}
+	s->n_pend = j;
+	free(s->delta);
+	free(s->dswrites);
+	free(s->watched);
+	s->delta = delta;
+	s->dswrites = dsw;
+	s->watched = watched;
+	delta = NULL;
+	dsw = NULL;
+	watched = NULL;
+	pthread_mutex_lock(&s->catmu);
+	s->cat = catalog_ref(next);
+	pthread_mutex_unlock(&s->catmu);
+	log_info("store", "catalog version %llu in use (%d datasets, %d indexes built)",
+		 (unsigned long long)next->version, next->n_datasets, built);
+	catalog_unref(old); /* freed here unless a reader still holds it */
+out:
+	free(map);
+	free(delta);
+	free(dsw);
+	free(watched);
+	return rc;
+}
+
+/* Delete every entry of table dbi whose key starts with p (inside s->wtxn); counts them. */
+static int drop_prefix(struct store *s, MDB_dbi dbi, const struct kbuf *p, uint64_t *n)
+{
+	MDB_cursor *c;
+	int rc = mdb_cursor_open(s->wtxn, dbi, &c);
+	if (rc)
+		return rc;
+	MDB_val key, val;
+	for (;;) {
+		key = (MDB_val){p->n, (void *)p->b};
+		rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
+		if (rc || key.mv_size < p->n || memcmp(key.mv_data, p->b, p->n) != 0)
+			break;
+		if ((rc = mdb_cursor_del(c, 0)))
+			break;
+		if (n)
+			(*n)++;
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int store_purge_dataset(struct store *s, const char *name, uint64_t *records, char *err,
+			size_t errlen)
+{
+	int rc = owner_only(s, err, errlen);
+	if (rc)
+		return rc;
+	*records = 0;
+	if (!name || !*name || strlen(name) > CAT_NAME_MAX)
+		return errf(err, errlen, LINLI_EINVAL, "store: no dataset named to purge");
+	if (s->wtxn && (rc = store_batch_end(s)))
+		return errf(err, errlen, rc, "store: the pending writes failed to commit; %s was "
+					     "not purged", name);
+	if ((rc = batch_begin(s, err, errlen)))
+		return rc;
+	struct kbuf p;
+	rec_prefix(&p, name, NULL);
+	uint64_t n = 0;
+	rc = drop_prefix(s, s->rec, &p, &n);
+	if (!rc)
+		rc = drop_prefix(s, s->ids, &p, NULL);
+	if (!rc)
+		rc = drop_prefix(s, s->idx, &p, NULL);
+	static const char *const metas[] = {"count/", "ixsig/", "downseed/"};
+	for (size_t i = 0; !rc && i < sizeof metas / sizeof metas[0]; i++) {
+		char key[CAT_NAME_MAX + 16];
+		int kn = snprintf(key, sizeof key, "%s%s", metas[i], name);
+		MDB_val k = {(size_t)kn, key};
+		rc = mdb_del(s->wtxn, s->meta, &k, NULL);
+		if (rc == MDB_NOTFOUND)
+			rc = 0;
+	}
+	if (!rc)
+		rc = mdb_txn_commit(s->wtxn);
+	else
+		mdb_txn_abort(s->wtxn);
+	s->wtxn = NULL;
+	if (rc)
+		return lmdb_fail(s, rc, "purging a dataset", err, errlen);
+	*records = n;
+	log_info("store", "purged dataset %s: %llu records", name, (unsigned long long)n);
+	return 0;
+}
+
+int store_migrate(struct store *s, const struct cat_dataset *to, const struct store_migration *m,
+		  int n, uint64_t *records, char *err, size_t errlen)
+{
+	int rc = owner_only(s, err, errlen);
+	if (rc)
+		return rc;
+	*records = 0;
+	if (s->wtxn && (rc = store_batch_end(s)))
+		return errf(err, errlen, rc, "store: the pending writes failed to commit; %s was "
+					     "not migrated", to->name);
+	if ((rc = batch_begin(s, err, errlen)))
+		return rc;
+	struct kbuf p;
+	rec_prefix(&p, to->name, NULL);
+	MDB_cursor *c = NULL;
+	msgpack_sbuffer nb;
+	msgpack_sbuffer_init(&nb);
+	uint64_t count = 0;
+	int lrc = mdb_cursor_open(s->wtxn, s->rec, &c);
+	MDB_val key = {p.n, p.b}, val;
+	char kcopy[KEY_MAX + 1];
+	if (!lrc)
+		lrc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
+	while (!lrc && !rc && key.mv_size >= p.n && memcmp(key.mv_data, p.b, p.n) == 0) {
+		char scope[SCOPE_MAX + 1], id[STORE_ID_MAX + 1];
+		msgpack_object o;
+		msgpack_zone_clear(&s->azone);
+		if ((lrc = sum_chk(T_REC, &key, &val, NULL)))
+			break;
+		if (!split_tail((const char *)key.mv_data + p.n, key.mv_size - p.n, scope, id) ||
+		    !unpack_old(s, &val, &o) || o.type != MSGPACK_OBJECT_MAP) {
+			lrc = MDB_CORRUPTED;
+			break;
+		}
+		/* the record without the fields migrated, then those given a value */
+		nb.size = 0;
+		msgpack_packer pk;
+		msgpack_packer_init(&pk, &nb, msgpack_sbuffer_write);
+		uint32_t keep = 0, add = 0;
+		for (int j = 0; j < n; j++)
+			add += m[j].value != NULL;
+		for (uint32_t i = 0; i < o.via.map.size; i++) {
+			const msgpack_object *k = &o.via.map.ptr[i].key;
+			bool hit = false;
+			for (int j = 0; j < n && !hit; j++)
+				hit = k->type == MSGPACK_OBJECT_STR &&
+				      k->via.str.size == strlen(m[j].field) &&
+				      !memcmp(k->via.str.ptr, m[j].field, k->via.str.size);
+			keep += !hit;
+		}
+		msgpack_pack_map(&pk, keep + add);
+		for (uint32_t i = 0; i < o.via.map.size; i++) {
+			const msgpack_object *k = &o.via.map.ptr[i].key;
+			bool hit = false;
+			for (int j = 0; j < n && !hit; j++)
+				hit = k->type == MSGPACK_OBJECT_STR &&
+				      k->via.str.size == strlen(m[j].field) &&
+				      !memcmp(k->via.str.ptr, m[j].field, k->via.str.size);
+			if (!hit) {
+				msgpack_pack_object(&pk, *k);
+				msgpack_pack_object(&pk, o.via.map.ptr[i].val);
+			}
+		}
+		for (int j = 0; j < n; j++)
+			if (m[j].value) {
+				mp_str(&pk, m[j].field);
+				msgpack_sbuffer_write(&nb, m[j].value, m[j].len);
+			}
+		char why[512];
+		if ((rc = prepare_record(s, to, nb.data, nb.size, why, sizeof why))) {
+			errf(err, errlen, rc, "%s: record %s at %s does not fit the new schema: %s",
+			     to->name, id, scope, why);
+			break;
+		}
+		memcpy(kcopy, key.mv_data, key.mv_size);
+		MDB_val k2 = {key.mv_size, kcopy};
+		if ((lrc = sput(s->wtxn, s->rec, T_REC, &k2, s->norm.data, s->norm.size, 0)))
+			break;
+		count++;
+		/* a put may move the cursor's page: find the key again, then the next */
+		key = k2;
+		if ((lrc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE)) == 0)
+			lrc = mdb_cursor_get(c, &key, &val, MDB_NEXT);
+	}
+	if (!lrc || lrc == MDB_NOTFOUND)
+		lrc = 0;
+	if (c)
+		mdb_cursor_close(c);
+	msgpack_sbuffer_destroy(&nb);
+	if (!rc && !lrc)
+		lrc = mdb_txn_commit(s->wtxn);
+	else
+		mdb_txn_abort(s->wtxn);
+	s->wtxn = NULL;
+	if (rc)
+		return rc;
+	if (lrc)
+		return lmdb_fail(s, lrc, "migrating a dataset", err, errlen);
+	*records = count;
+	log_info("store", "migrated dataset %s: %llu records", to->name, (unsigned long long)count);
+	return 0;
+}
+
+const struct catalog *store_catalog(struct store *s)
+{
+	if (pthread_equal(pthread_self(), s->owner))
+		return catalog_ref(s->cat);
+	for (int i = 0; i < PIN_SLOTS; i++)
+		if (pin_tl[i].s == s)
+			return catalog_ref(pin_tl[i].cat);
+	pthread_mutex_lock(&s->catmu);
+	const struct catalog *c = catalog_ref(s->cat);
+	pthread_mutex_unlock(&s->catmu);
+	return c;
 }
 
 /* ---- the event journal ---- */
@@ -3896,6 +4290,7 @@ int store_journal_trim(struct store *s, uint64_t upto, size_t max, char *err, si
 
 int store_journal_info(struct store *s, struct store_journal_info *ji)
 {
+	PIN(s);
 	memset(ji, 0, sizeof *ji);
 	struct rd r;
 	if (rd_begin(s, &r))
@@ -3918,7 +4313,7 @@ int store_journal_info(struct store *s, struct store_journal_info *ji)
 					    *ends[e] << 8 | ((const unsigned char *)k.mv_data)[i];
 		mdb_cursor_close(c);
 	}
-	ji->writes = on_owner(s) ? s->dswrites[s->cat->n_datasets] : 0;
+	ji->writes = on_owner(s) ? s->dswrites[CAT(s)->n_datasets] : 0;
 	rd_end(s, &r);
 	return 0;
 }
@@ -4242,6 +4637,7 @@ int store_fed_apply(struct store *s, const char *origin, uint64_t oseq, const ch
 		    const char *scope, const char *id, const void *rec, size_t len, char *err,
 		    size_t errlen)
 {
+	PIN(s);
 	if (!origin || !*origin || !id)
 		return errf(err, errlen, LINLI_EINVAL, "a change needs its origin and id");
 	s->cur_origin = origin;
@@ -4329,8 +4725,9 @@ int store_fedq_del(struct store *s, uint64_t id, char *err, size_t errlen)
 
 uint64_t store_writes(struct store *s, const char *dataset)
 {
-	const struct cat_dataset *ds = catalog_dataset(s->cat, dataset);
-	return ds && on_owner(s) ? s->dswrites[ds - s->cat->datasets] : 0;
+	PIN(s);
+	const struct cat_dataset *ds = catalog_dataset(CAT(s), dataset);
+	return ds && on_owner(s) ? s->dswrites[ds - CAT(s)->datasets] : 0;
 }
 
 /*
@@ -4340,6 +4737,7 @@ uint64_t store_writes(struct store *s, const char *dataset)
 int store_scan_by(struct store *s, const char *dataset_name, const char *field, size_t limit,
 		  store_row_fn fn, void *ud, char *err, size_t errlen)
 {
+	PIN(s);
 	const struct cat_dataset *ds = dataset(s, dataset_name, err, errlen);
 	if (!ds)
 		return LINLI_ENOENT;
@@ -4412,13 +4810,14 @@ int store_scan_by(struct store *s, const char *dataset_name, const char *field, 
 int store_watch(struct store *s, const char *dataset_name, store_watch_fn fn, void *ud,
 		uint64_t *id, char *err, size_t errlen)
 {
+	PIN(s);
 	if (!on_owner(s) || !fn)
 		return errf(err, errlen, LINLI_EINVAL, "store_watch: %s",
 			    fn ? "not on the store's thread" : "no callback");
 	const struct cat_dataset *ds = dataset(s, dataset_name, err, errlen);
 	if (!ds)
 		return LINLI_ENOENT;
-	int dsi = (int)(ds - s->cat->datasets);
+	int dsi = (int)(ds - CAT(s)->datasets);
 	if (s->n_watchers == s->cap_watchers) {
 		size_t cap = s->cap_watchers ? s->cap_watchers * 2 : 16;
 		struct watcher *v = realloc(s->watchers, cap * sizeof *v);
@@ -4479,7 +4878,7 @@ void store_changes_deliver(struct store *s)
 	s->delivering++;
 	for (size_t i = 0; i < n; i++) {
 		const struct pchange *p = &pend[i];
-		struct store_change c = {.dataset = s->cat->datasets[p->ds].name,
+		struct store_change c = {.dataset = CAT(s)->datasets[p->ds].name,
 					 .scope = p->scope_id,
 					 .id = p->scope_id + strlen(p->scope_id) + 1,
 					 .kind = (enum store_change_kind)p->kind};

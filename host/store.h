@@ -118,8 +118,8 @@ struct store_opts {
 };
 
 /*
- * store_open — open or create the store in o->dir for catalog `cat` (which
- * must outlive the store). Refuses, with a message naming the file, a
+ * store_open — open or create the store in o->dir for catalog `cat` (the store
+ * takes a reference of its own: catalog_ref). Refuses, with a message naming the file, a
  * data.mdb that is not LMDB, is truncated or damaged, or is not a linli
  * store. Rebuilds the indexes of a dataset whose indexed fields changed in
  * the catalog. Returns 0, LINLI_ECORRUPT, LINLI_EIO, LINLI_EFULL or
@@ -130,6 +130,48 @@ int store_open(const struct store_opts *o, const struct catalog *cat, struct sto
 
 /* Commit what is pending (store_batch_end), wait for a running backup, close. */
 void store_close(struct store *s);
+
+/*
+ * store_swap_catalog — use catalog `next` from now on (owner thread; not from a change
+ * notice). Commits the pending batch first, then builds the indexes `next` adds or changes
+ * in one write transaction (a new dataset's are empty; a changed one's are built from its
+ * records) and publishes `next` (the store takes a reference). A call already running on
+ * another thread keeps the version it started with (each public call pins one version for
+ * its length); the old version is freed when its last reader drops it. Watchers follow
+ * their dataset by name; those of a dataset `next` lacks are dropped, its records stay.
+ * Returns 0, LINLI_ESTATE, LINLI_EINVAL, or the commit's code (nothing swapped).
+ */
+int store_swap_catalog(struct store *s, const struct catalog *next, char *err, size_t errlen);
+
+/*
+ * store_purge_dataset — delete every record of dataset `name` with its index and id
+ * entries and its counters, in one transaction (owner thread; the pending batch commits
+ * first). For a dataset leaving the catalog (a bundle removed with --purge): nothing goes
+ * to the change logs. *records: how many went. 0, LINLI_EINVAL, or the commit's code.
+ */
+int store_purge_dataset(struct store *s, const char *name, uint64_t *records, char *err,
+			size_t errlen);
+
+/* A field's migration: dropped from every record (value NULL), or set to one value. */
+struct store_migration {
+	const char *field;
+	const void *value; /* one MessagePack value, or NULL: drop the field */
+	size_t len;
+};
+
+/*
+ * store_migrate — rewrite every record of dataset to->name for schema `to` (a dataset of
+ * the version about to be swapped in) in one transaction (owner thread; the pending batch
+ * commits first): the fields of `m` dropped or set, each record then checked and
+ * normalised against `to`; one that does not fit aborts it all (nothing written), naming
+ * it. The indexes follow at store_swap_catalog. *records: how many were rewritten.
+ */
+int store_migrate(struct store *s, const struct cat_dataset *to, const struct store_migration *m,
+		  int n, uint64_t *records, char *err, size_t errlen);
+
+/* store_catalog — a reference to the version in use (any thread); catalog_unref it. Within
+   a store call's callback on another thread it is the version that call pinned. */
+const struct catalog *store_catalog(struct store *s);
 
 /* ---- writes: owner thread only ---- */
 

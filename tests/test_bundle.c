@@ -59,7 +59,24 @@ static void test_manifest(void **state)
 	refused("linli-bundle 2\n", LINLI_EVERSION, "line 1: must be 'linli-bundle 1'");
 	refused(HEAD "file hello.so 12 " HASH0, LINLI_EINVAL, "does not end with a newline");
 	refused(HEAD "fragment datasets/x.cfg\n", LINLI_ENOTSUP,
-		"line 6: 'fragment': catalog fragments are not supported yet");
+		"line 6: 'fragment': not supported; a bundle brings datasets");
+	/* a dataset: a listed NAME.cfg file, named once */
+	const char *ds = HEAD "file hello.so 12 " HASH0 "\nfile visits.cfg 12 " HASH0
+			      "\ndataset visits.cfg\n";
+	assert_int_equal(bundle_manifest_parse(ds, strlen(ds), &m, err, sizeof err), 0);
+	assert_false(m.files[0].dataset);
+	assert_true(m.files[1].dataset);
+	again = bundle_manifest_format(&m, &len);
+	assert_int_equal(len, strlen(ds));
+	assert_memory_equal(again, ds, len);
+	free(again);
+	refused(HEAD "file hello.so 12 " HASH0 "\ndataset visits.cfg\n", LINLI_EINVAL,
+		"line 7: dataset visits.cfg: no 'file' line lists it");
+	refused(HEAD "dataset visits.txt\n", LINLI_EINVAL,
+		"line 6: dataset: 'visits.txt' is not a NAME.cfg file");
+	refused(HEAD "file hello.so 12 " HASH0 "\nfile v.cfg 12 " HASH0
+		     "\ndataset v.cfg\ndataset v.cfg\n",
+		LINLI_EINVAL, "line 9: dataset v.cfg named twice");
 	refused(HEAD "colour blue\n", LINLI_EINVAL, "line 6: unknown key 'colour'");
 	refused(HEAD "name other\n", LINLI_EINVAL, "line 6: a second name");
 	refused("linli-bundle 1\nname Hello\n", LINLI_EINVAL, "line 2: name must match");

@@ -480,6 +480,125 @@ static void test_bad_catalogs(void **state)
 }
 
 /* Every shipped dataset file with one field's type broken is refused by name. */
+/* ---- a bundle's datasets: catalog_with_datasets ---- */
+
+#define FRAG(name, extra)                                                                   \
+	"dataset = { name = \"" name "\"; title_zh = \"访\"; title_en = \"Visits\";\n"           \
+	"  owner = \"vendor\"; family = \"public_services\"; level = \"community\";\n"                    \
+	"  sharing = \"shared\"; source = \"community\";" extra "\n"                             \
+	"  fields = ( { name = \"who\"; type = \"string\"; indexed = true; },\n"                 \
+	"    { name = \"at\"; type = \"time\"; } ); };\n"
+
+static int with(const struct catalog *base, const char *ns, const char *label, const char *text,
+		struct catalog **out, char *err, size_t errlen)
+{
+	struct cat_fragment f = {ns, label, text, strlen(text)};
+	return catalog_with_datasets(base, &f, 1, 2, out, err, errlen);
+}
+
+static void refused_frag(const struct catalog *base, const char *ns, const char *label,
+			 const char *text, const char *want)
+{
+	struct catalog *c = NULL;
+	char err[1024] = "";
+	int rc = with(base, ns, label, text, &c, err, sizeof err);
+	if (rc == 0)
+		fail_msg("accepted %s: %s", label, text);
+	assert_null(c);
+	if (!strstr(err, want))
+		fail_msg("'%s' not in '%s'", want, err);
+}
+
+static void test_bundle_datasets(void **state)
+{
+	(void)state;
+	struct catalog *base;
+	char err[1024] = "";
+	if (catalog_load(SRCDIR "/catalog", &base, err, sizeof err))
+		fail_msg("%s", err);
+	/* two bundles, the same dataset name: two datasets, apart */
+	const char *own =
+	    "dataset = { name = \"stops\"; title_zh = \"站\"; title_en = \"Stops\";\n"
+	    "  owner = \"vendor\"; family = \"public_services\"; level = \"community\";\n"
+	    "  sharing = \"shared\"; source = \"community\";\n"
+	    "  fields = ( { name = \"visit\"; type = \"ref\"; ref = \"visits\"; },\n"
+	    "    { name = \"house\"; type = \"ref\"; ref = \"houses\"; } ); };\n";
+	struct cat_fragment f[3] = {
+	    {"acme", "acme/visits.cfg", FRAG("visits", ""), strlen(FRAG("visits", ""))},
+	    {"acme", "acme/stops.cfg", own, strlen(own)},
+	    {"beta", "beta/visits.cfg", FRAG("visits", " up = true;"),
+	     strlen(FRAG("visits", " up = true;"))},
+	};
+	struct catalog *c;
+	if (catalog_with_datasets(base, f, 3, 7, &c, err, sizeof err))
+		fail_msg("%s", err);
+	assert_int_equal(c->version, 7);
+	assert_int_equal(c->n_datasets, base->n_datasets + 3);
+	assert_int_equal(atomic_load(&base->refs), 2); /* the new version holds its base */
+	const struct cat_dataset *a = catalog_dataset(c, "acme" CAT_NS_SEP "visits");
+	const struct cat_dataset *b = catalog_dataset(c, "beta" CAT_NS_SEP "visits");
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_ptr_not_equal(a, b);
+	assert_null(catalog_dataset(c, "visits"));
+	assert_false(a->up); /* not shared upward... */
+	assert_true(b->up);  /* ...unless the bundle says so */
+	assert_string_equal(a->file, "acme/visits.cfg");
+	/* refs: the bundle's own dataset by its own name, then the catalog's */
+	const struct cat_dataset *s = catalog_dataset(c, "acme" CAT_NS_SEP "stops");
+	assert_string_equal(s->fields[0].ref, "acme" CAT_NS_SEP "visits");
+	assert_ptr_equal(s->fields[0].ref_ds, a);
+	assert_ptr_equal(s->fields[1].ref_ds, catalog_dataset(c, "houses"));
+	/* the base's datasets, classes and plugins are there, shared */
+	assert_non_null(catalog_dataset(c, "residents"));
+	assert_ptr_equal(catalog_dataset(c, "residents")->name,
+			 catalog_dataset(base, "residents")->name);
+	assert_int_equal(c->n_classes, base->n_classes);
+	assert_ptr_equal(catalog_plugin(c, "fire"), catalog_plugin(base, "fire"));
+	/* a version made from a version; the first can go first */
+	struct catalog *c2;
+	if (with(c, "gamma", "gamma/visits.cfg", FRAG("visits", ""), &c2, err, sizeof err))
+		fail_msg("%s", err);
+	catalog_unref(c);
+	assert_non_null(catalog_dataset(c2, "acme" CAT_NS_SEP "stops"));
+	assert_ptr_equal(catalog_dataset(c2, "acme" CAT_NS_SEP "stops")->fields[0].ref_ds->name,
+			 catalog_dataset(c2, "acme" CAT_NS_SEP "visits")->name);
+	assert_non_null(catalog_dataset(c2, "gamma" CAT_NS_SEP "visits"));
+	catalog_unref(c2);
+	assert_int_equal(atomic_load(&base->refs), 1);
+
+	/* refusals, each naming the bundle's file and line */
+	refused_frag(base, "acme", "acme/visits.cfg", FRAG("visits", " bogus = 1;"),
+		     "acme/visits.cfg:3: dataset: unknown key 'bogus'");
+	refused_frag(base, "acme", "acme/visits.cfg", "dataset = { name = \"visits\"; \n oops",
+		     "acme/visits.cfg:2: syntax error");
+	refused_frag(base, "acme", "acme/visits.cfg", FRAG("other", ""),
+		     "acme/visits.cfg:1: dataset: name: 'other' must equal the file name 'visits'");
+	refused_frag(base, "acme", "acme/residents.cfg", FRAG("residents", ""),
+		     "acme/residents.cfg:1: dataset: name: 'residents' is a dataset of the catalog");
+	refused_frag(base, "acme", "acme/beta__visits.cfg", FRAG("beta__visits", ""),
+		     "acme/beta__visits.cfg:1: dataset: name: 'beta__visits' holds '__'");
+	refused_frag(base, "acme", "acme/visits.cfg", FRAG("visits", " written_by = \"hal\";"),
+		     "written_by: a bundle's dataset is neither");
+	refused_frag(base, "acme", "acme/stops.cfg", own,
+		     "acme/stops.cfg:4: dataset: field 'visit': ref: no dataset 'visits' in the "
+		     "bundle or the catalog");
+	refused_frag(base, "a__b", "a__b/visits.cfg", FRAG("visits", ""),
+		     "'a__b' cannot name a namespace");
+	refused_frag(base, "acme_", "acme_/visits.cfg", FRAG("visits", ""),
+		     "'acme_' cannot name a namespace");
+	refused_frag(base, "a_very_long_bundle_name_of_forty_bytes_xx",
+		     "x/visits_with_a_long_name_too.cfg", FRAG("visits_with_a_long_name_too", ""),
+		     "is longer than 64 bytes");
+	struct cat_fragment twice[2] = {f[0], f[0]};
+	c = NULL;
+	assert_int_equal(catalog_with_datasets(base, twice, 2, 2, &c, err, sizeof err),
+			 LINLI_ECONFIG);
+	assert_non_null(strstr(err, "acme/visits.cfg:1: dataset: name: 'visits' is brought twice"));
+	assert_int_equal(atomic_load(&base->refs), 1);
+	catalog_free(base);
+}
+
 static void test_shipped_catalog_mutation(void **state)
 {
 	(void)state;
@@ -507,6 +626,7 @@ int main(void)
 		cmocka_unit_test(test_good_small_catalog),
 		cmocka_unit_test(test_bad_catalogs),
 		cmocka_unit_test(test_shipped_catalog_mutation),
+		cmocka_unit_test(test_bundle_datasets),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

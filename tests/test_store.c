@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -2777,6 +2778,206 @@ static void heard_fn(void *ud, const struct store_change *c)
 	}
 }
 
+/* ---- the catalog swapped at run time ---- */
+
+static const char extra_cfg[] =
+    "dataset = { name = \"extra\"; title_zh = \"加\"; title_en = \"Extra\";\n"
+    "  owner = \"test\"; family = \"core\"; level = \"community\";\n"
+    "  sharing = \"shared\"; source = \"community\";\n"
+    "  fields = ( { name = \"k\"; type = \"string\"; indexed = true; },\n"
+    "    { name = \"n\"; type = \"integer\"; indexed = true; } ); };\n";
+
+/* A second catalog directory: the fixture's with `others` indexed and a dataset `extra`. */
+static void write_catalog_b(struct fx *x, char *dir, size_t len)
+{
+	char ds[256], o[1024];
+	snprintf(dir, len, "%s/catalog-b", x->dir);
+	snprintf(ds, sizeof ds, "%s/datasets", dir);
+	mkdir(dir, 0700);
+	mkdir(ds, 0700);
+	write_file(ds, "things.cfg", things_cfg);
+	snprintf(o, sizeof o, others_cfg, "true");
+	write_file(ds, "others.cfg", o);
+	write_file(ds, "gridded.cfg", gridded_cfg);
+	write_file(ds, "nums.cfg", nums_cfg);
+	write_file(ds, "ups.cfg", ups_cfg);
+	write_file(ds, "downs.cfg", downs_cfg);
+	write_file(ds, "extra.cfg", extra_cfg);
+}
+
+struct swap_reader {
+	struct store *s;
+	atomic_bool stop;
+	atomic_int reads, versions_seen;
+	char why[512];
+};
+
+/* Reads as the HTTP threads do while the owner swaps versions under it. */
+static void *swap_reader_fn(void *arg)
+{
+	struct swap_reader *r = arg;
+	char e[512];
+	msgpack_sbuffer b;
+	msgpack_sbuffer_init(&b);
+	uint64_t last = 0;
+	while (!atomic_load(&r->stop) && !r->why[0]) {
+		b.size = 0;
+		int rc = store_get(r->s, "things", YUELAN, "t1", &b, NULL, e, sizeof e);
+		if (rc) {
+			snprintf(r->why, sizeof r->why, "get: %d %s", rc, e);
+			break;
+		}
+		struct store_query q = {.dataset = "things"};
+		char cur[STORE_CURSOR_MAX];
+		int n = 0;
+		rc = store_scan(r->s, &q, count_rows, &n, cur, e, sizeof e);
+		if (rc != 3 || n != 3) {
+			snprintf(r->why, sizeof r->why, "scan: %d rows (%d) %s", rc, n, e);
+			break;
+		}
+		if (store_count(r->s, "things") != 3) {
+			snprintf(r->why, sizeof r->why, "count: %llu",
+				 (unsigned long long)store_count(r->s, "things"));
+			break;
+		}
+		/* A version held across swaps stays whole until dropped. */
+		const struct catalog *c = store_catalog(r->s);
+		if (c->version != last) {
+			last = c->version;
+			atomic_fetch_add(&r->versions_seen, 1);
+		}
+		sched_yield();
+		const struct cat_dataset *d = catalog_dataset(c, "others");
+		if (!d || strcmp(d->fields[0].name, "name") != 0 || !catalog_dataset(c, "things")) {
+			snprintf(r->why, sizeof r->why, "a held version changed under its reader");
+			catalog_unref(c);
+			break;
+		}
+		catalog_unref(c);
+		atomic_fetch_add(&r->reads, 1);
+	}
+	msgpack_sbuffer_destroy(&b);
+	return NULL;
+}
+
+static struct catalog *load_cat(const char *dir, uint64_t version)
+{
+	struct catalog *c;
+	char e[1024];
+	if (catalog_load(dir, &c, e, sizeof e))
+		fail_msg("%s", e);
+	c->version = version;
+	return c;
+}
+
+/*
+ * store_swap_catalog while another thread reads: each read sees one whole version, an old
+ * version lives while a reader holds it and goes with its last reference (ASan: no use after
+ * free, no leak); a new dataset starts empty and usable, an index the new version adds is
+ * built from the records; watchers follow their dataset, a dataset left out keeps its records.
+ */
+static void test_catalog_swap(void **state)
+{
+	struct fx *x = *state;
+	char dir_b[256];
+	write_catalog_b(x, dir_b, sizeof dir_b);
+	must_put(x, "things", YUELAN, "t1", "{\"s\":\"a\"}", NULL);
+	must_put(x, "things", YUELAN, "t2", "{\"s\":\"b\"}", NULL);
+	must_put(x, "things", YUELAN2, "t3", "{\"s\":\"c\"}", NULL);
+	must_put(x, "others", YUELAN, "o1", "{\"name\":\"x\"}", NULL);
+	must_put(x, "others", YUELAN2, "o2", "{\"name\":\"x\"}", NULL);
+	commit(x);
+	uint64_t writes = store_writes(x->s, "things");
+	assert_int_equal(writes, 3);
+	struct heard a = {.x = x}, b = {.x = x};
+	uint64_t ida, idb;
+	assert_int_equal(store_watch(x->s, "things", heard_fn, &a, &ida, err, sizeof err), 0);
+	a.self = ida;
+	/* not indexed in the first version */
+	assert_int_equal(scan(x, "others", NULL, "name=x", NULL, 0, NULL, &C, NULL), LINLI_EINVAL);
+
+	const struct catalog *held = store_catalog(x->s);
+	assert_ptr_equal(held, x->cat);
+	assert_int_equal(atomic_load(&held->refs), 3); /* the fixture's, the store's, ours */
+
+	struct swap_reader r = {.s = x->s};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, swap_reader_fn, &r), 0);
+	char dir_a[160];
+	snprintf(dir_a, sizeof dir_a, "%s", x->cat_dir);
+	int swaps = 0;
+	for (; swaps < 400 && !r.why[0] && (swaps < 40 || atomic_load(&r.reads) < 200); swaps++) {
+		bool to_b = swaps % 2 == 0;
+		struct catalog *c = load_cat(to_b ? dir_b : dir_a, (uint64_t)swaps + 2);
+		if (store_swap_catalog(x->s, c, err, sizeof err))
+			fail_msg("swap %d: %s", swaps, err);
+		catalog_free(c); /* the store's reference (and the readers') keep it */
+		if (swaps == 0) {
+			catalog_free(x->cat); /* the first version: only `held` keeps it now */
+			x->cat = NULL;
+		}
+	}
+	atomic_store(&r.stop, true);
+	pthread_join(th, NULL);
+	if (r.why[0])
+		fail_msg("reader: %s (after %d swaps)", r.why, swaps);
+	assert_true(atomic_load(&r.reads) > 0);
+	assert_true(atomic_load(&r.versions_seen) >= 2);
+	/* the first version, held all along, is whole; its last reference frees it */
+	assert_int_equal(atomic_load(&held->refs), 1);
+	assert_int_equal(held->version, 1);
+	assert_non_null(catalog_dataset(held, "things"));
+	assert_null(catalog_dataset(held, "extra"));
+	catalog_unref(held);
+
+	/* end on version B: `extra` is there and empty, `others` indexed from its records */
+	if (swaps % 2 == 0) {
+		struct catalog *c = load_cat(dir_b, 1000);
+		assert_int_equal(store_swap_catalog(x->s, c, err, sizeof err), 0);
+		catalog_free(c);
+	}
+	const struct catalog *cur = store_catalog(x->s);
+	assert_non_null(catalog_dataset(cur, "extra"));
+	catalog_unref(cur);
+	assert_int_equal(store_count(x->s, "extra"), 0);
+	assert_int_equal(scan(x, "others", NULL, "name=x", NULL, 0, NULL, &C, NULL), 2);
+	assert_int_equal(store_writes(x->s, "things"), writes); /* the counters follow by name */
+	must_put(x, "extra", YUELAN, "e1", "{\"k\":\"v\",\"n\":5}", NULL);
+	must_put(x, "things", YUELAN, "t4", "{\"s\":\"d\"}", NULL);
+	commit(x);
+	assert_int_equal(store_count(x->s, "extra"), 1);
+	assert_int_equal(scan(x, "extra", NULL, "k=v", "n=5", 0, NULL, &C, NULL), 1);
+	store_changes_deliver(x->s);
+	assert_string_equal(a.log, "created things " YUELAN " t4"); /* followed its dataset */
+	assert_int_equal(store_watch(x->s, "extra", heard_fn, &b, &idb, err, sizeof err), 0);
+	b.self = idb;
+
+	/* a version without `extra`: refused by name, its records and watcher left behind */
+	struct catalog *c = load_cat(dir_a, 2000);
+	must_put(x, "things", YUELAN, "t5", "{\"s\":\"e\"}", NULL); /* pending: committed first */
+	assert_int_equal(store_swap_catalog(x->s, c, err, sizeof err), 0);
+	catalog_free(c);
+	assert_int_equal(put_json(x, "extra", YUELAN, "e2", "{\"k\":\"w\"}", NULL), LINLI_ENOENT);
+	assert_non_null(strstr(err, "no dataset 'extra'"));
+	assert_int_equal(store_count(x->s, "things"), 5);
+	c = load_cat(dir_b, 2001);
+	assert_int_equal(store_swap_catalog(x->s, c, err, sizeof err), 0);
+	catalog_free(c);
+	assert_int_equal(store_count(x->s, "extra"), 1); /* kept while out of the catalog */
+	must_put(x, "extra", YUELAN, "e3", "{\"k\":\"w\"}", NULL);
+	commit(x);
+	store_changes_deliver(x->s);
+	assert_int_equal(b.n, 0); /* its watcher went with the dataset */
+	assert_string_equal(a.log, "created things " YUELAN " t4; created things " YUELAN " t5");
+	/* only the owner swaps */
+	assert_int_equal(store_swap_catalog(x->s, NULL, err, sizeof err), LINLI_EINVAL);
+	/* reopened on version B: the indexes built by the swaps are the ones it expects */
+	x->cat = load_cat(dir_b, 1);
+	reopen(x);
+	assert_int_equal(scan(x, "extra", NULL, "k=w", NULL, 0, NULL, &C, NULL), 1);
+	assert_int_equal(scan(x, "others", NULL, "name=x", NULL, 0, NULL, &C, NULL), 2);
+}
+
 /* After a commit every put, update and delete of a watched dataset is told, once, in order. */
 static void test_change_notices(void **state)
 {
@@ -2908,6 +3109,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_range_filters_random, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_range_filters_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_change_notices, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_catalog_swap, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -161,7 +161,7 @@ def case_signed_bundle_over_tcp_upgrade_rollback_remove():
                 name="LINLI_EPERM")
         refused(d, "reloadme.so differs from its manifest (BLAKE2b-256 mismatch: a changed "
                 "byte?)", "plugins", "install", b["flipped"], name="LINLI_ECORRUPT")
-        refused(d, "catalog fragments are not supported yet", "plugins", "install",
+        refused(d, "'fragment': not supported; a bundle brings datasets", "plugins", "install",
                 b["fragment"], "--unsigned", name="LINLI_ENOTSUP")
         check("reloadme" not in by_name(d.ok("plugins", "list")), "nothing installed")
         check(not os.path.exists(os.path.join(d.data, "bundles", "reloadme", "1.0.0")),
@@ -421,6 +421,174 @@ def case_scoped_plugin_acts_only_in_its_subtree():
         eq((rows["good"]["state"], rows["tdrv"]["scope"]), ("failed", COMM_B), rows)
         check(f"--scope hefei/baohe/other is outside this node {STREET}" in
               rows["good"]["reason"], rows["good"]["reason"])
+    finally:
+        finish(d, sys.exc_info()[0])
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+YUELAN = "hefei/baohe/binhu/yuelan"
+
+VISITS = """dataset = { name = "visits"; title_zh = "来访"; title_en = "Visits";
+  owner = "acme"; family = "public_services"; level = "community";
+  sharing = "shared"; source = "community";%s
+  fields = ( { name = "who"; type = "string"; indexed = true; },
+    { name = "n"; type = "integer"; }%s ); };
+"""
+
+DS_LUA = """plugin {
+  name = "%(name)s", version = "%(version)s", sdk = "1.1", family = "custom",
+  description = "a Lua plugin with a dataset of its own",
+  capabilities = { "store.read:%(name)s__visits", "store.write:%(name)s__visits" },
+  init = function()
+    assert(linli.cmd_register("add", "ID WHO N", "a visit", function(args)
+      local id, err = linli.store_put("%(name)s__visits", { who = args[2], n = tonumber(args[3]) },
+                                      "%(scope)s", args[1])
+      if not id then return nil, err end
+      return { id = id }
+    end))
+    assert(linli.cmd_register("get", "ID", "a visit", function(args)
+      local r, scope = linli.store_get("%(name)s__visits", args[1])
+      if not r then return nil, scope end
+      return r
+    end))
+  end,
+}
+"""
+
+
+def ds_bundle(tmp, name, version, extra_key="", extra_field="", out=None, fields=None):
+    """An unsigned bundle: Lua plugin NAME with dataset file visits.cfg (NAME__visits)."""
+    src = os.path.join(tmp, f"{name}-{version}")
+    os.makedirs(src, exist_ok=True)
+    with open(os.path.join(src, f"{name}.lua"), "w") as f:
+        f.write(DS_LUA % {"name": name, "version": version, "scope": YUELAN})
+    with open(os.path.join(src, "visits.cfg"), "w") as f:
+        text = VISITS % (extra_key, extra_field)
+        if fields:
+            text = text[:text.index("fields = (")] + fields
+        f.write(text)
+    out = out or os.path.join(tmp, f"{name}-{version}.bundle")
+    tool("build", "--plugin", f"{name}.lua", "--name", name, "--version", version, "--vendor",
+         "x", "--unsigned", "--capability", f"store.read:{name}__visits", "--capability",
+         f"store.write:{name}__visits", "--dataset", "visits.cfg", "-o", out, cwd=src)
+    return out
+
+
+def case_bundle_datasets_namespaced_upgraded_removed():
+    """A bundle brings a dataset (NAME__visits): its Lua plugin and `data put/get` use it
+    without an admin editing the catalog; two bundles' `visits` kept apart; a bad fragment
+    refused with its file and line; it survives a restart; an upgrade adds a field; remove
+    keeps the data, --purge takes dataset and records away."""
+    tmp = tempfile.mkdtemp(prefix="linli-bundle-ds-")
+    d = Node()
+    try:
+        acme1 = ds_bundle(tmp, "acme", "1.0.0")
+        beta1 = ds_bundle(tmp, "beta", "1.0.0")
+        bad = ds_bundle(tmp, "bad", "1.0.0", extra_key="\n  colour = \"blue\";")
+        kern = os.path.join(tmp, "kern.bundle")
+        shutil.copytree(os.path.join(tmp, "bad-1.0.0"), os.path.join(tmp, "kern-1.0.0"))
+        with open(os.path.join(tmp, "kern-1.0.0", "accounts.cfg"), "w") as f:
+            f.write((VISITS % ("", "")).replace('"visits"', '"accounts"'))
+        tool("build", "--plugin", "bad.lua", "--name", "bad", "--version", "1.0.0", "--vendor",
+             "x", "--unsigned", "--capability", "store.read:bad__visits", "--capability",
+             "store.write:bad__visits", "--dataset", "accounts.cfg", "-o", kern,
+             cwd=os.path.join(tmp, "kern-1.0.0"))
+        d.start(args=("--test-clock",))
+
+        # Installed with --grant: the dataset is in the catalog, the plugin writes and reads it.
+        row = d.ok("plugins", "install", acme1, "--unsigned", "--grant")
+        eq((row["name"], row["kind"], row["state"]), ("acme", "lua", "running"), row)
+        shown = d.ok("catalog", "show", "dataset", "acme__visits")
+        check("who" in str(shown) and "n" in str(shown), shown)
+        eq(d.ok("acme", "add", "v1", "alice", "3")["id"], "v1", "the plugin writes")
+        eq(d.ok("acme", "get", "v1")["who"], "alice", "and reads")
+        d.ok("data", "put", "acme__visits", "--scope", YUELAN, "--id", "v2",
+             '{"who": "bob", "n": 1}')
+        eq(d.ok("data", "get", "acme__visits", "v2")["who"], "bob", "data put/get on it")
+        eq(d.ok("acme", "get", "v2")["who"], "bob", "the plugin sees the console's record")
+        refused(d, "no dataset 'visits'", "data", "get", "visits", "v1")
+
+        # A second vendor's `visits`: another dataset; the same ids kept apart.
+        d.ok("plugins", "install", beta1, "--unsigned", "--grant")
+        eq(d.ok("beta", "add", "v1", "carol", "9")["id"], "v1", "beta writes its v1")
+        eq(d.ok("beta", "get", "v1")["who"], "carol", "beta's v1")
+        eq(d.ok("acme", "get", "v1")["who"], "alice", "acme's v1 untouched")
+
+        # Refused: a bad fragment (file and line), a kernel dataset's name; nothing left.
+        msg = refused(d, "bundle bad 1.0.0: bad/visits.cfg:4: dataset: unknown key 'colour'", "plugins",
+                      "install", bad, "--unsigned", "--grant")
+        refused(d, "bad/accounts.cfg:1: dataset: name: 'accounts' is a dataset of the catalog",
+                "plugins", "install", kern, "--unsigned", "--grant")
+        check("bad" not in by_name(d.ok("plugins", "list")), msg)
+        refused(d, "no dataset", "catalog", "show", "dataset", "bad__visits")
+
+        # Kept across a restart: the catalog made again from the installed bundles.
+        eq(d.stop(), 0, "stop")
+        d.start(args=("--test-clock",))
+        eq(d.ok("acme", "get", "v1")["who"], "alice", "acme's data after a restart")
+        eq(d.ok("beta", "get", "v1")["who"], "carol", "beta's too")
+
+        # Upgrade with an added field: the old records stay, the new field is usable.
+        acme2 = ds_bundle(tmp, "acme", "1.1.0",
+                          extra_field=',\n    { name = "note"; type = "string"; }')
+        row = d.ok("plugins", "upgrade", acme2, "--unsigned", "--grant")
+        eq((row["state"], row["version"]), ("running", "1.1.0"), row)
+        d.ok("data", "put", "acme__visits", "--scope", YUELAN, "--id", "v3",
+             '{"who": "dan", "n": 2, "note": "new field"}')
+        eq(d.ok("data", "get", "acme__visits", "v3")["note"], "new field", "the new field")
+        eq(d.ok("acme", "get", "v1")["who"], "alice", "old records kept")
+
+        # A removed or retyped field is refused, naming it, until --migrate says what the
+        # stored records get; then they are rewritten (in one transaction).
+        acme3 = ds_bundle(tmp, "acme", "1.2.0", fields='fields = (\n'
+                          '    { name = "who"; type = "string"; indexed = true; },\n'
+                          '    { name = "note"; type = "integer"; indexed = true; } ); };\n')
+        up = ("plugins", "upgrade", acme3, "--unsigned", "--grant")
+        refused(d, "field 'visits.n' (acme__visits) is removed in the new version: refused; "
+                "--migrate visits.n=drop drops it from the stored records", *up)
+        refused(d, "field 'visits.note' (acme__visits) changes type from string to integer",
+                *up, "--migrate", "visits.n=drop")
+        refused(d, "--migrate visits.zzz=drop: no field of that name is removed or retyped",
+                *up, "--migrate", "visits.n=drop", "--migrate", "visits.note=default:0",
+                "--migrate", "visits.zzz=drop")
+        refused(d, "record v1 at " + YUELAN + " does not fit the new schema: acme__visits: "
+                "field 'note': must be an integer", *up,
+                "--migrate", "visits.n=drop", "--migrate", "visits.note=default:seven")
+        eq(d.ok("data", "get", "acme__visits", "v3")["n"], 2, "nothing migrated by a refusal")
+        row = d.ok(*up, "--migrate", "visits.n=drop", "--migrate", "visits.note=default:7")
+        eq(row["version"], "1.2.0", row)
+        for rid, who in (("v1", "alice"), ("v2", "bob"), ("v3", "dan")):
+            rec = d.ok("data", "get", "acme__visits", rid)
+            eq((rec["who"], rec["note"], "n" in rec), (who, 7, False), f"{rid} migrated")
+        eq(d.ok("data", "query", "acme__visits", "--where", "note=7")["count"], 3,
+           "the new index built")
+        nods = os.path.join(tmp, "acme-nods.bundle")  # 1.3.0 without its dataset
+        src = os.path.join(tmp, "acme-1.2.0")
+        with open(os.path.join(src, "acme.lua"), "w") as f:
+            f.write(DS_LUA.replace('"%(version)s"', '"1.3.0"') % {"name": "acme",
+                                                                  "scope": YUELAN})
+        tool("build", "--plugin", "acme.lua", "--name", "acme", "--version", "1.3.0",
+             "--vendor", "x", "--unsigned", "--capability", "store.read:acme__visits",
+             "--capability", "store.write:acme__visits", "-o", nods, cwd=src)
+        refused(d, "the new version of acme no longer brings dataset 'visits' (acme__visits)",
+                "plugins", "upgrade", nods, "--unsigned", "--grant")
+
+        # remove keeps the data and its schema; --purge takes both away.
+        out = d.ok("plugins", "remove", "acme")
+        eq((out["purged"], out["purged_records"]), (False, 0), out)
+        eq(d.ok("data", "get", "acme__visits", "v1")["who"], "alice", "kept without --purge")
+        out = d.ok("plugins", "remove", "beta", "--purge")
+        eq((out["purged"], out["purged_records"]), (True, 1), out)
+        refused(d, "no dataset 'beta__visits'", "data", "get", "beta__visits", "v1")
+        refused(d, "no dataset", "catalog", "show", "dataset", "beta__visits")
+        eq(d.stop(), 0, "stop")
+        d.start(args=("--test-clock",))
+        eq(d.ok("data", "get", "acme__visits", "v3")["note"], 7, "kept, restarted")
+        refused(d, "no dataset 'beta__visits'", "data", "get", "beta__visits", "v1")
+        acts = [(r["action"], r["object"], r.get("detail")) for r in
+                d.ok("audit", "--limit", "200") if r["action"] == "plugins.remove"]
+        check(("plugins.remove", "plugin:beta",
+               "1.0.0, files purged, 1 datasets purged (1 records)") in acts, acts)
     finally:
         finish(d, sys.exc_info()[0])
         shutil.rmtree(tmp, ignore_errors=True)
