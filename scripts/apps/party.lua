@@ -279,18 +279,24 @@ end
 local function branch_cmd(args, input, caller)
   local verb = table.remove(args, 1)
   if verb == "add" then
-    local pos, opts, fields = parse(args, { keys = { kind = true, secretary = true,
-                                                    founded_at = true, grid = true } })
+    local pos, opts, fields = parse(args, { flags = { scope = true },
+                                            keys = { kind = true, secretary = true,
+                                                     founded_at = true, grid = true } })
     if not pos then return fail(opts) end
-    if #pos ~= 2 then return fail("usage: branch add CODE NAME [field=value...]") end
+    if #pos ~= 2 then
+      return fail("usage: branch add CODE NAME [--scope PATH] [field=value...]")
+    end
+    -- Where it is kept: --scope (a community of the street node it runs on), else the
+    -- caller's own scope.
+    local at = opts.scope
     local code, name = pos[1], pos[2]
     if not code:match("^[A-Za-z0-9][A-Za-z0-9_.:-]*$") or #code > 48 then
       return fail("branch code '" .. code .. "' is not an id ([A-Za-z0-9][A-Za-z0-9_.:-]*, "
         .. "at most 48 bytes)")
     end
-    local ok, e, c = may_manage(caller, nil)
+    local ok, e, c = may_manage(caller, at)
     if not ok then return nil, e, c end
-    local old, oscope = linli.store_get("party_branches", code)
+    local old, oscope = linli.store_get("party_branches", code, at)
     if old then
       return fail("branch '" .. code .. "' exists already (" .. old.name .. " at " .. oscope
         .. ")", "LINLI_EEXIST")
@@ -303,14 +309,14 @@ local function branch_cmd(args, input, caller)
       rec.founded_at = ms
     end
     if fields.secretary then
-      local m = linli.store_get("party_members", fields.secretary)
+      local m = linli.store_get("party_members", fields.secretary, at)
       if not m then return fail("secretary: no member '" .. fields.secretary .. "'",
                                 "LINLI_ENOENT") end
       rec.secretary = fields.secretary
     end
-    local id, e3, c3 = linli.store_put("party_branches", rec, nil, code)
+    local id, e3, c3 = linli.store_put("party_branches", rec, at, code)
     if not id then return nil, e3, c3 end
-    return { id = id, name = name }
+    return { id = id, name = name, scope = at }
   elseif verb == "list" then
     if #args > 0 then return fail("usage: branch list") end
     local rows, e, c = scan_all{ dataset = "party_branches" }

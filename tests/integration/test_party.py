@@ -253,6 +253,10 @@ def case_refusals_store_nothing():
                 (("branch", "add", "b1", "又一个"), "LINLI_EEXIST",
                  "branch 'b1' exists already (第一党支部"),
                 (("branch", "add", "b 1", "x"), "LINLI_EINVAL", "branch code 'b 1' is not an id"),
+                (("branch", "add", "b3", "x", "--scope", "hefei/baohe/binhu/qiming"), "LINLI_EPERM",
+                 "outside"),
+                (("branch", "add", "b3", "x", "--scope"), "LINLI_EINVAL",
+                 "option --scope needs a value"),
                 (("branch", "add", "b3", "x", "kind=club"), "LINLI_ESCHEMA",
                  "party_branches: field 'kind': 'club' is not one of"),
                 (("branch", "add", "b3", "x", "secretary=nosuch"), "LINLI_ENOENT",
@@ -285,6 +289,11 @@ def case_refusals_store_nothing():
         eq([(r["attended"], r["meetings"]) for r in party(d, "rates")], [(0, 3), (0, 1)],
            "no attendance recorded; a meeting still to come is not counted")
         eq(d.ok("data", "query", "party_attendance")["count"], 0, "no attendance record")
+        # --scope keeps a branch where it is given (a street node's community, here a grid).
+        eq(party(d, "branch", "add", "b3", "网格支部", "--scope", YUELAN + "/g01"),
+           {"id": "b3", "name": "网格支部", "scope": YUELAN + "/g01"}, "a branch at a grid")
+        eq(d.ok("data", "get", "party_branches", "b3", "--scope", YUELAN + "/g01")["name"],
+           "网格支部", "kept there")
 
 
 if __name__ == "__main__":
