@@ -641,12 +641,37 @@ static const char *form_dataset(const char *code, const char *cs, char *err, siz
 
 /* ---- open: the form for one record, pre-filled ---- */
 
-/* Record `id` of `ds` as the caller reads it, and its scope. */
-static int target_get(linli_ctx *ctx, const char *verb, const char *ds, const char *id,
-		      linli_record **rec, char scope[LINLI_SCOPE_MAX + 1], char *err,
-		      size_t errlen)
+/*
+ * A command's words without its `--scope PATH` (at most one, anywhere): into words
+ * (req->argc entries) and *n, the path into *at (NULL when not given). 0, or
+ * LINLI_EINVAL with err.
+ */
+static int split_scope(const struct linli_cmd_req *req, const char *verb, const char **words,
+		       int *n, const char **at, char *err, size_t errlen)
 {
-	int rc = api->store_get(ctx, ds, NULL, id, rec, scope);
+	*n = 0;
+	*at = NULL;
+	for (int i = 0; i < req->argc; i++) {
+		if (strcmp(req->argv[i], "--scope") != 0) {
+			words[(*n)++] = req->argv[i];
+			continue;
+		}
+		if (*at || i + 1 >= req->argc || !req->argv[i + 1][0]) {
+			snprintf(err, errlen, "%s: --scope needs one path (the record's scope)", verb);
+			return LINLI_EINVAL;
+		}
+		*at = req->argv[++i];
+	}
+	return 0;
+}
+
+/* Record `id` of `ds` at scope `at` (NULL: anywhere within reach) as the caller reads it,
+   and its scope. */
+static int target_get(linli_ctx *ctx, const char *verb, const char *ds, const char *id,
+		      const char *at, linli_record **rec, char scope[LINLI_SCOPE_MAX + 1],
+		      char *err, size_t errlen)
+{
+	int rc = api->store_get(ctx, ds, at, id, rec, scope);
 	if (rc)
 		snprintf(err, errlen, "%s: %s record '%s': %s", verb, ds, id,
 			 rc == LINLI_ENOENT ? "no such record within your reach"
@@ -661,8 +686,9 @@ static int target_get(linli_ctx *ctx, const char *verb, const char *ds, const ch
  * record_done. 0, or a code with err.
  */
 static int record_form(linli_ctx *ctx, const struct linli_cmd_req *req, const char *verb,
-		       const char *code, const char *id, struct form **fmp, linli_record **rec,
-		       char scope[LINLI_SCOPE_MAX + 1], char *err, size_t errlen)
+		       const char *code, const char *id, const char *at, struct form **fmp,
+		       linli_record **rec, char scope[LINLI_SCOPE_MAX + 1], char *err,
+		       size_t errlen)
 {
 	*fmp = NULL;
 	*rec = NULL;
@@ -672,7 +698,7 @@ static int record_form(linli_ctx *ctx, const struct linli_cmd_req *req, const ch
 	struct form *fm = calloc(1, sizeof *fm);
 	if (!fm)
 		return LINLI_ENOMEM;
-	int rc = target_get(ctx, verb, ds, id, rec, scope, err, errlen);
+	int rc = target_get(ctx, verb, ds, id, at, rec, scope, err, errlen);
 	if (!rc)
 		rc = form_get(ctx, code, scope, fm, err, errlen); /* freed by it on failure */
 	if (rc) {
@@ -693,18 +719,44 @@ static void record_done(struct form *fm, linli_record *rec)
 	free(fm);
 }
 
+/*
+ * The record a ref field names: at the referring record's own scope, else the nearest
+ * scope above it that has one (ids are unique per dataset and scope: two communities may
+ * each hold an 'r2'). *out stays NULL when none is within reach.
+ */
+static void ref_get(linli_ctx *ctx, const char *ds, const char *id, const char *scope,
+		    linli_record **out)
+{
+	char at[LINLI_SCOPE_MAX + 1];
+	snprintf(at, sizeof at, "%s", scope);
+	for (;;) {
+		int rc = api->store_get(ctx, ds, at, id, out, NULL);
+		if (rc != LINLI_ENOENT)
+			return;
+		char *slash = strrchr(at, '/');
+		if (!slash)
+			return;
+		*slash = '\0';
+	}
+}
+
 static int cmd_open(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
 		    char *err, size_t errlen)
 {
-	if (req->argc != 2) {
-		snprintf(err, errlen, "usage: collection open FORM RECORD");
+	const char *words[req->argc + 1], *at;
+	int n;
+	int rc = split_scope(req, "open", words, &n, &at, err, errlen);
+	if (rc)
+		return rc;
+	if (n != 2) {
+		snprintf(err, errlen, "usage: collection open FORM RECORD [--scope PATH]");
 		return LINLI_EINVAL;
 	}
-	const char *code = req->argv[0], *id = req->argv[1];
+	const char *code = words[0], *id = words[1];
 	char scope[LINLI_SCOPE_MAX + 1];
 	struct form *fm;
 	linli_record *rec;
-	int rc = record_form(ctx, req, "open", code, id, &fm, &rec, scope, err, errlen);
+	rc = record_form(ctx, req, "open", code, id, at, &fm, &rec, scope, err, errlen);
 	char rev[REV_LEN + 1] = "";
 	if (!rc && (rc = rev_of(rec, rev)))
 		snprintf(err, errlen, "open: the record's revision: %s", linli_strerror(rc));
@@ -738,7 +790,7 @@ static int cmd_open(linli_ctx *ctx, const struct linli_cmd_req *req, linli_recor
 			if (j == i) { /* the first field through this ref: read its record */
 				const char *rid;
 				if (!api->rec_get_str(rec, f->via, &rid, NULL))
-					api->store_get(ctx, f->ds, NULL, rid, &refs[i], NULL);
+					ref_get(ctx, f->ds, rid, scope, &refs[i]);
 			}
 			if (refs[j])
 				copy_field(m, "value", refs[j], f->name);
@@ -828,22 +880,27 @@ static int log_submission(linli_ctx *ctx, const struct linli_cmd_req *req,
 static int cmd_submit(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
 		      char *err, size_t errlen)
 {
-	if (req->argc < 4) {
+	const char *words[req->argc + 1], *at;
+	int n;
+	int rc = split_scope(req, "submit", words, &n, &at, err, errlen);
+	if (rc)
+		return rc;
+	if (n < 4) {
 		snprintf(err, errlen,
-			 "usage: collection submit FORM RECORD REV FIELD=VALUE... (REV from "
-			 "collection open)");
+			 "usage: collection submit FORM RECORD REV FIELD=VALUE... [--scope PATH] "
+			 "(REV from collection open)");
 		return LINLI_EINVAL;
 	}
-	const char *code = req->argv[0], *id = req->argv[1], *rev = req->argv[2];
+	const char *code = words[0], *id = words[1], *rev = words[2];
 	char scope[LINLI_SCOPE_MAX + 1];
 	struct form *fm = NULL;
 	linli_record *rec = NULL, *want = api->rec_new();
-	int rc = want ? record_form(ctx, req, "submit", code, id, &fm, &rec, scope, err, errlen)
-		      : LINLI_ENOMEM;
+	rc = want ? record_form(ctx, req, "submit", code, id, at, &fm, &rec, scope, err, errlen)
+		  : LINLI_ENOMEM;
 	if (!rc)
 		rc = may(ctx, req, "collection.submit", scope, err, errlen);
-	for (int i = 3; !rc && i < req->argc; i++) {
-		const char *a = req->argv[i], *eq = strchr(a, '=');
+	for (int i = 3; !rc && i < n; i++) {
+		const char *a = words[i], *eq = strchr(a, '=');
 		const struct ffield *f = eq ? form_field(fm, a, (size_t)(eq - a)) : NULL;
 		if (!eq) {
 			snprintf(err, errlen, "submit: '%s' is not FIELD=VALUE", a);
@@ -1060,9 +1117,10 @@ static int collection_init(linli_ctx *ctx, const struct linli_api *a)
 	    {"form", "add SCOPE CODE DATASET FIELDS TITLE... | list | show CODE [SCOPE]",
 	     "collection forms: FIELD collected, REF.FIELD pre-filled", "collection.read",
 	     cmd_form},
-	    {"open", "FORM RECORD", "a form for one record: pre-filled, with its revision",
+	    {"open", "FORM RECORD [--scope PATH]",
+	     "a form for one record: pre-filled, with its revision",
 	     "collection.read", cmd_open},
-	    {"submit", "FORM RECORD REV FIELD=VALUE...",
+	    {"submit", "FORM RECORD REV FIELD=VALUE... [--scope PATH]",
 	     "write back the fields that changed (a conflict if the record changed since REV)",
 	     NULL, cmd_submit},
 	    {"report", "[FORM]", "per form: fields pre-filled against collected, submissions",

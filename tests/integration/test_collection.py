@@ -205,6 +205,32 @@ def case_prefill_write_back_only_changed_fields_and_conflicts():
         v = d.account("yl-viewer", "viewer", node=YUELAN)
         refused(d, ["submit", "f-elder", "e1", rev2, "lives_alone=true"], "LINLI_EPERM",
                 "collection.submit", env={"LINLI_SESSION": v})
+        # Two communities of the street each hold an elder 'e1' and a resident 'r1': the
+        # city's admin names the record's scope (--scope), and its resident is the one of the
+        # same community (a ref is read at the record's own scope, then above it).
+        QIMING = STREET + "/qiming"
+        d.ok("data", "put", "residents", "--scope", QIMING, "--id", "r1",
+             js({"name": "赵德明", "id_number": "340104194108230015", "gender": "male"}))
+        d.ok("data", "put", "elders", "--scope", QIMING, "--id", "e1",
+             js({"resident": "r1", "lives_alone": True, "care_level": "self_care",
+                 "emergency_contact_phone": "13900000031"}))
+        refused(d, ["open", "f-elder", "e1"], "LINLI_EINVAL", "2 records have id 'e1'")
+        refused(d, ["open", "f-elder", "e1", "--scope"], "LINLI_EINVAL",
+                "open: --scope needs one path")
+        q = d.ok("collection", "open", "f-elder", "e1", "--scope", QIMING)
+        qf = {f["field"]: f.get("value") for f in q["fields"]}
+        eq((q["scope"], qf["resident.gender"], qf["care_level"]), (QIMING, "male", "self_care"),
+           f"qiming's e1 and its own r1: {q}")
+        y = d.ok("collection", "open", "f-elder", "e1", "--scope", YUELAN)
+        eq({f["field"]: f.get("value") for f in y["fields"]}["resident.gender"], "female",
+           "yuelan's r1")
+        u = d.ok("collection", "submit", "f-elder", "e1", q["rev"], "care_level=partial_care",
+                 "--scope", QIMING)
+        eq(u["result"], "applied", f"submitted at qiming: {u}")
+        eq(d.ok("data", "get", "elders", "e1", "--scope", QIMING)["care_level"], "partial_care",
+           "qiming's e1 written")
+        eq(d.ok("data", "get", "elders", "e1", "--scope", YUELAN)["care_level"], "full_care",
+           "yuelan's e1 untouched")
 
 
 if __name__ == "__main__":
