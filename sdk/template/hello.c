@@ -5,7 +5,8 @@
  * with a record; `linli hello note TEXT`, which acts as its caller (SDK 1.1:
  * only an operator or above may note, and what it publishes is checked and
  * audited as the caller's); and a timer that logs how many greetings it
- * gave. Rename
+ * gave; and `linli hello remember NAME`, which keeps a greeting in the dataset
+ * its bundle brings (greetings.cfg, named hello__greetings on the node). Rename
  * the plugin (the .name below, the file names in meson.build), keep the
  * shape: one LINLI_PLUGIN line, an init that registers everything, a fini
  * that frees what is yours.
@@ -94,6 +95,44 @@ static int note(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **
 	return 0;
 }
 
+/*
+ * `linli hello remember NAME`: a record in the bundle's own dataset, at the
+ * plugin's scope (store_put's NULL). Only a node the bundle is installed on has
+ * the dataset: elsewhere (the .so copied into a plugin dir) it is LINLI_ENOENT.
+ */
+#define GREETINGS "hello__greetings"
+
+static int remember(linli_ctx *ctx, const struct linli_cmd_req *req, linli_record **reply,
+		    char *err, size_t errlen)
+{
+	if (req->argc != 1) {
+		snprintf(err, errlen, "usage: hello remember NAME");
+		return LINLI_EINVAL;
+	}
+	linli_record *g = api->rec_new();
+	if (!g)
+		return LINLI_ENOMEM;
+	char id[LINLI_ID_MAX + 1];
+	int rc = api->rec_set_str(g, "who", req->argv[0]);
+	if (!rc)
+		rc = api->rec_set_time(g, "at", api->time_now_ms());
+	if (!rc)
+		rc = api->store_put(ctx, GREETINGS, NULL, NULL, g, id, NULL);
+	api->rec_free(g);
+	if (rc) {
+		snprintf(err, errlen, "cannot keep the greeting: %s%s", api->store_last_error(ctx),
+			 rc == LINLI_ENOENT ? " (install hello's bundle: it brings the dataset)" : "");
+		return rc;
+	}
+	linli_record *r = api->rec_new();
+	if (!r || api->rec_set_str(r, "id", id) || api->rec_set_str(r, "dataset", GREETINGS)) {
+		api->rec_free(r);
+		return LINLI_ENOMEM;
+	}
+	*reply = r;
+	return 0;
+}
+
 static void report(linli_ctx *ctx, void *ud)
 {
 	struct hello *h = ud;
@@ -118,6 +157,9 @@ static int hello_init(linli_ctx *ctx, const struct linli_api *a)
 	if (!rc)
 		rc = api->cmd_require(ctx, "note", "hello.note");
 	if (!rc)
+		rc = api->cmd_register(ctx, "remember", "NAME",
+				       "keep a greeting in the bundle's dataset", remember, NULL);
+	if (!rc)
 		rc = api->timer_add(ctx, 60000, 60000, report, h, &h->timer);
 	if (rc) {
 		/* The kernel removes the command and timer itself; free what is ours. */
@@ -139,7 +181,8 @@ static void hello_fini(linli_ctx *ctx, const struct linli_api *a)
 
 LINLI_PLUGIN(hello_init, hello_fini, .name = "hello", .version = "1.0.0", .family = "custom",
 	     .description = "Template plugin: answers `linli hello greet [NAME]`",
-	     .capabilities = {"bus.publish:hello/#"}); /* what an admin must grant */
+	     .capabilities = {"bus.publish:hello/#", "store.read:hello__greetings",
+			      "store.write:hello__greetings"}); /* what an admin must grant */
 /*
  * More fields, when you need them:
  *     .requires = {"alarms"},                      plugins initialised before this one

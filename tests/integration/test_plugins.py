@@ -455,6 +455,11 @@ def sh(args, **kw):
     return r.stdout
 
 
+# The fields of sdk/template/greetings.cfg, as written there.
+GREETING_FIELDS = """{ name = "who"; type = "string"; required = true; indexed = true; max_len = 64; },
+    { name = "at";  type = "time";   required = true; }"""
+
+
 def case_template_builds_out_of_tree():
     """Build sdk/template with pkg-config only, against an SDK installed to a temp prefix and
     against the checkout (build/meson-uninstalled); run both builds in a real linlid."""
@@ -533,6 +538,9 @@ def case_template_builds_out_of_tree():
             rc, _, err = d.cli("hello", "note", "x", env={"LINLI_SESSION": viewer})
             check(rc == 1 and "action hello.note needs role operator or above" in err, err)
             check(f"hello: ready at hefei (SDK {SDK})" in d.logtext(), d.logtext())
+            # Copied into a plugin dir, not installed from its bundle: no dataset of its own.
+            rc, out, err = d.cli("hello", "remember", "王五")
+            check(rc == 1 and "install hello's bundle: it brings the dataset" in err, err)
             d.stop()
             check("hello: bye after 1 greeting(s)" in d.logtext(), "fini")
         # The signed bundle installs, from a console on tcp://, on a node that trusts the
@@ -549,8 +557,51 @@ def case_template_builds_out_of_tree():
                "the template's bundle runs")
             check(d.ok("plugins", "info", "hello")["signed_by"].startswith("acme ("), "signer")
             eq(d.ok("hello", "greet", "王五")["greeting"], "hello, 王五", "it answers")
+            # The dataset the bundle brings (greetings.cfg): hello__greetings, used by the plugin.
+            kept = d.ok("hello", "remember", "王五")
+            eq(kept["dataset"], "hello__greetings", kept)
+            eq(d.ok("data", "get", "hello__greetings", kept["id"])["who"], "王五", "kept")
+
+            def variant(version, fields):
+                """The template at another version with greetings.cfg's fields replaced."""
+                p = os.path.join(tmp, "hello-" + version)
+                shutil.copytree(os.path.join(SRC, "sdk", "template"), p)
+                for f, old, new in (("hello.c", '.version = "1.0.0"', f'.version = "{version}"'),
+                                    ("greetings.cfg", GREETING_FIELDS, fields)):
+                    with open(os.path.join(p, f), encoding="utf-8") as fp:
+                        text = fp.read()
+                    check(old in text, f"{f} holds {old!r}")
+                    with open(os.path.join(p, f), "w", encoding="utf-8") as fp:
+                        fp.write(text.replace(old, new))
+                b = os.path.join(tmp, "b-" + version)
+                sh(["meson", "setup", b, p, f"-Dsigning_key={os.path.join(tmp, 'acme.sec')}",
+                    "-Dvendor=Acme 智慧社区"], env=env)
+                sh(["meson", "compile", "-C", b, "bundle"], env=env)
+                return os.path.join(b, "hello.bundle")
+
+            # An upgrade adds a field: the record kept, the field usable at once ...
+            up = variant("1.1.0", GREETING_FIELDS + ',\n    { name = "mood"; type = "string"; }')
+            rc, row, err = d.remote("plugins", "upgrade", up)
+            eq(rc, 0, f"upgrade: {err}")
+            eq(row["version"], "1.1.0", row)
+            d.ok("data", "put", "hello__greetings", "--id", "g2",
+                 '{"who": "赵六", "at": "2026-12-01T08:00:00Z", "mood": "好"}')
+            eq(d.ok("data", "get", "hello__greetings", kept["id"])["who"], "王五", "kept across")
+            # ... one that drops a field is refused, naming it; nothing changes.
+            bad = variant("1.2.0", GREETING_FIELDS.split(",\n")[0])
+            rc, out, err = d.remote("plugins", "upgrade", bad)
+            check(rc == 1 and "field 'greetings.at' (hello__greetings) is removed" in err
+                  and "--migrate greetings.at=drop" in err, f"a removed field: {rc} {err}")
+            eq(d.ok("plugins", "info", "hello")["version"], "1.1.0", "still 1.1.0")
+            eq(d.ok("data", "get", "hello__greetings", "g2")["mood"], "好", "nothing changed")
+            # remove keeps the data; remove --purge takes the dataset and its records.
+            rc, out, err = d.remote("plugins", "remove", "hello", "--purge")
+            eq(rc, 0, err)
+            rc, out, err = d.cli("data", "get", "hello__greetings", kept["id"])
+            check(rc == 1, f"purged: {out} {err}")
         finally:
             finish(d, sys.exc_info()[0])
+
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
