@@ -1414,6 +1414,11 @@ int catalog_with_datasets(const struct catalog *base, const struct cat_fragment 
 				  "%s: a bundle's dataset is neither a system dataset nor written "
 				  "by a kernel subsystem",
 				  d->system ? "system" : "written_by");
+		else if (d->down)
+			rc = fail(&l, d->line, "dataset",
+				  "down: a bundle's dataset does not come down to the children (the "
+				  "down log keeps every record's last change, which a purge could "
+				  "not take back; a dataset may go up with up = true)");
 		else if (fn > CAT_NAME_MAX)
 			rc = fail(&l, d->line, "dataset",
 				  "name: '%s' is longer than %d bytes", full, CAT_NAME_MAX);

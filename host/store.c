@@ -3886,6 +3886,22 @@ static int swap_indexes(struct store *s, const struct catalog *next, int *built)
 	return 0;
 }
 
+/*
+ * Commit what is pending before a swap, migration or purge writes in a raw
+ * transaction of its own: a commit waiter may write and so open the next batch
+ * (a Lua store_on_commit, the journal, the HAL), which must be committed the
+ * normal way too (change logs, counts, watches), never by the raw one.
+ */
+static int batches_drain(struct store *s)
+{
+	for (int i = 0; s->wtxn && i < 64; i++) {
+		int rc = store_batch_end(s);
+		if (rc)
+			return rc;
+	}
+	return s->wtxn ? LINLI_ESTATE : 0;
+}
+
 int store_swap_catalog(struct store *s, const struct catalog *next, char *err, size_t errlen)
 {
 	int rc = owner_only(s, err, errlen);
@@ -3898,7 +3914,7 @@ int store_swap_catalog(struct store *s, const struct catalog *next, char *err, s
 			    "store: the catalog cannot be swapped from a change notice");
 	if (next == s->cat)
 		return 0;
-	if (s->wtxn && (rc = store_batch_end(s)))
+	if ((rc = batches_drain(s)))
 		return errf(err, errlen, rc,
 			    "store: the pending writes failed to commit; the catalog was not swapped");
 	const struct catalog *old = s->cat;
@@ -4020,7 +4036,7 @@ int store_purge_dataset(struct store *s, const char *name, uint64_t *records, ch
 	*records = 0;
 	if (!name || !*name || strlen(name) > CAT_NAME_MAX)
 		return errf(err, errlen, LINLI_EINVAL, "store: no dataset named to purge");
-	if (s->wtxn && (rc = store_batch_end(s)))
+	if ((rc = batches_drain(s)))
 		return errf(err, errlen, rc, "store: the pending writes failed to commit; %s was "
 					     "not purged", name);
 	if ((rc = batch_begin(s, err, errlen)))
@@ -4061,7 +4077,7 @@ int store_migrate(struct store *s, const struct cat_dataset *to, const struct st
 	if (rc)
 		return rc;
 	*records = 0;
-	if (s->wtxn && (rc = store_batch_end(s)))
+	if ((rc = batches_drain(s)))
 		return errf(err, errlen, rc, "store: the pending writes failed to commit; %s was "
 					     "not migrated", to->name);
 	if ((rc = batch_begin(s, err, errlen)))

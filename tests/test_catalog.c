@@ -580,6 +580,8 @@ static void test_bundle_datasets(void **state)
 		     "acme/beta__visits.cfg:1: dataset: name: 'beta__visits' holds '__'");
 	refused_frag(base, "acme", "acme/visits.cfg", FRAG("visits", " written_by = \"hal\";"),
 		     "written_by: a bundle's dataset is neither");
+	refused_frag(base, "acme", "acme/visits.cfg", FRAG("visits", " down = true;"),
+		     "down: a bundle's dataset does not come down to the children");
 	refused_frag(base, "acme", "acme/stops.cfg", own,
 		     "acme/stops.cfg:4: dataset: field 'visit': ref: no dataset 'visits' in the "
 		     "bundle or the catalog");

@@ -2978,6 +2978,63 @@ static void test_catalog_swap(void **state)
 	assert_int_equal(scan(x, "others", NULL, "name=x", NULL, 0, NULL, &C, NULL), 2);
 }
 
+/*
+ * A commit waiter may write (it opens the next batch): a swap commits that batch the
+ * normal way before its own raw transaction — the write of an `up` dataset reaches the
+ * change log and the counts — and a swap to a catalog with fewer datasets leaves no
+ * pending write numbered by the old one (ASan would see the read past the array).
+ */
+struct swap_waiter {
+	struct fx *x;
+	const char *ds, *id;
+	int rc;
+};
+
+static void swap_waiter_fn(void *arg, int rc, const char *msg)
+{
+	(void)rc;
+	(void)msg;
+	struct swap_waiter *w = arg;
+	w->rc = put_json(w->x, w->ds, YUELAN, w->id, "{\"n\":7}", NULL);
+}
+
+static void test_catalog_swap_after_a_writing_waiter(void **state)
+{
+	struct fx *x = *state;
+	x->origin = YUELAN;
+	reopen(x);
+	char dir_b[256];
+	write_catalog_b(x, dir_b, sizeof dir_b);
+	struct store_outbox_info oi;
+	assert_int_equal(store_outbox_info(x->s, &oi), 0);
+	uint64_t before = oi.last;
+	struct swap_waiter w = {.x = x, .ds = "ups", .id = "u1", .rc = -1};
+	must_put(x, "things", YUELAN, "t1", "{\"s\":\"a\"}", NULL); /* a pending batch */
+	assert_int_equal(store_on_commit(x->s, swap_waiter_fn, &w), 0);
+	struct catalog *c = load_cat(dir_b, 2);
+	assert_int_equal(store_swap_catalog(x->s, c, err, sizeof err), 0);
+	catalog_free(c);
+	assert_int_equal(w.rc, 0);
+	commit(x);
+	assert_int_equal(store_count(x->s, "ups"), 1);
+	assert_int_equal(store_outbox_info(x->s, &oi), 0);
+	assert_true(oi.last > before); /* the waiter's write of ups is in the change log */
+	/* Back to A, which lacks B's last dataset, with a waiter writing it. */
+	struct swap_waiter w2 = {.x = x, .ds = "extra", .id = "e1", .rc = -1};
+	must_put(x, "things", YUELAN, "t2", "{\"s\":\"b\"}", NULL);
+	assert_int_equal(store_on_commit(x->s, swap_waiter_fn, &w2), 0);
+	c = load_cat(x->cat_dir, 3);
+	assert_int_equal(store_swap_catalog(x->s, c, err, sizeof err), 0);
+	catalog_free(c);
+	assert_int_equal(w2.rc, 0);
+	must_put(x, "things", YUELAN, "t3", "{\"s\":\"c\"}", NULL);
+	commit(x);
+	msgpack_sbuffer gb;
+	msgpack_sbuffer_init(&gb);
+	assert_int_equal(store_get(x->s, "things", YUELAN, "t3", &gb, NULL, err, sizeof err), 0);
+	msgpack_sbuffer_destroy(&gb);
+}
+
 /* After a commit every put, update and delete of a watched dataset is told, once, in order. */
 static void test_change_notices(void **state)
 {
@@ -3110,6 +3167,8 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_range_filters_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_change_notices, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_catalog_swap, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_catalog_swap_after_a_writing_waiter, setup,
+					    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
