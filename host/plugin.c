@@ -104,6 +104,7 @@ struct plug_registry {
 	char scopepath[PATH_MAX];
 	struct plug_scoped *scoped;
 	int n_scoped;
+	char scoped_err[300]; /* the file could not be read whole: no plugin starts unscoped */
 	char bundles[PATH_MAX];	 /* <data_dir>/bundles: installed bundles */
 	struct trust *trust;	 /* the keys bundles are verified with (trust.h) */
 	struct uploads *uploads; /* plugins upload (upload.h) */
@@ -626,6 +627,24 @@ static int save_scoped(struct plug_registry *reg, char *err, size_t errlen)
 	return 0;
 }
 
+/* Plugin `name` keeps `scope` (replacing what it had); 0 or LINLI_ENOMEM. */
+static int scoped_put(struct plug_registry *reg, const char *name, const char *scope)
+{
+	int i = 0;
+	while (i < reg->n_scoped && strcmp(reg->scoped[i].name, name) != 0)
+		i++;
+	if (i == reg->n_scoped) {
+		struct plug_scoped *v = realloc(reg->scoped, (size_t)(reg->n_scoped + 1) * sizeof *v);
+		if (!v)
+			return LINLI_ENOMEM;
+		reg->scoped = v;
+		reg->n_scoped++;
+		snprintf(v[i].name, sizeof v[i].name, "%s", name);
+	}
+	snprintf(reg->scoped[i].scope, sizeof reg->scoped[i].scope, "%s", scope);
+	return 0;
+}
+
 /* Keep `scope` for plugin `name` (NULL or the node's own path: none kept), saved at once. */
 static int set_scoped(struct plug_registry *reg, const char *name, const char *scope, char *err,
 		      size_t errlen)
@@ -635,57 +654,72 @@ static int set_scoped(struct plug_registry *reg, const char *name, const char *s
 	const char *now = scoped_of(reg, name);
 	if (now ? scope && strcmp(now, scope) == 0 : !scope)
 		return 0;
-	int i = 0;
-	while (i < reg->n_scoped && strcmp(reg->scoped[i].name, name) != 0)
-		i++;
-	if (!scope)
+	if (!scope) {
+		int i = 0;
+		while (i < reg->n_scoped && strcmp(reg->scoped[i].name, name) != 0)
+			i++;
 		reg->scoped[i] = reg->scoped[--reg->n_scoped];
-	else {
-		if (i == reg->n_scoped) {
-			struct plug_scoped *v =
-			    realloc(reg->scoped, (size_t)(reg->n_scoped + 1) * sizeof *v);
-			if (!v)
-				return LINLI_ENOMEM;
-			reg->scoped = v;
-			reg->n_scoped++;
-			snprintf(v[i].name, sizeof v[i].name, "%s", name);
-		}
-		snprintf(reg->scoped[i].scope, sizeof reg->scoped[i].scope, "%s", scope);
-	}
+	} else if (scoped_put(reg, name, scope))
+		return errf(err, errlen, LINLI_ENOMEM, "out of memory keeping the scope of %s",
+			    name);
 	return save_scoped(reg, err, errlen);
 }
 
-/* A line that is not "NAME SCOPE" is named in the log and skipped (plug_start checks the scope). */
+/*
+ * Read plugins.scopes. It fails closed: a line that is not "NAME SCOPE" (too
+ * long, a name twice, a scope over SCOPE_MAX) but names a plugin gives that
+ * plugin the scope "<unreadable>", which plug_start refuses; a file that
+ * cannot be read whole (other than absent) keeps every plugin from starting
+ * (scoped_err). Neither lets a plugin run at the node's scope by mistake.
+ */
 static void load_scoped(struct plug_registry *reg)
 {
 	FILE *f = fopen(reg->scopepath, "re");
-	if (!f)
+	if (!f) {
+		if (errno != ENOENT)
+			snprintf(reg->scoped_err, sizeof reg->scoped_err, "%s cannot be read: %s",
+				 reg->scopepath, strerror(errno));
 		return;
+	}
 	char line[LINLI_NAME_MAX + SCOPE_MAX + 16];
 	int lineno = 0;
 	while (fgets(line, sizeof line, f)) {
 		lineno++;
+		bool whole = strchr(line, '\n') != NULL || feof(f);
+		if (!whole) { /* the rest of an over-long line */
+			int ch;
+			while ((ch = getc(f)) != EOF && ch != '\n')
+				;
+		}
 		line[strcspn(line, "\r\n")] = '\0';
 		if (!line[0] || line[0] == '#')
 			continue;
 		char *sp = strchr(line, ' ');
 		if (sp)
 			*sp = '\0';
-		if (!sp || !is_ident(line, LINLI_NAME_MAX) || strlen(sp + 1) > SCOPE_MAX ||
-		    scoped_of(reg, line)) {
-			log_warn("plugins", "%s:%d: not 'NAME SCOPE' (or the name again); ignored",
+		const char *scope = sp ? sp + 1 : "";
+		bool twice = scoped_of(reg, line) != NULL;
+		if (!is_ident(line, LINLI_NAME_MAX)) {
+			log_warn("plugins", "%s:%d: not 'NAME SCOPE'; ignored (it names no plugin)",
 				 reg->scopepath, lineno);
 			continue;
 		}
-		struct plug_scoped *v =
-		    realloc(reg->scoped, (size_t)(reg->n_scoped + 1) * sizeof *v);
-		if (!v)
+		if (!sp || !whole || strlen(scope) > SCOPE_MAX || twice) {
+			log_warn("plugins", "%s:%d: %s: %s; the plugin does not start until its line is "
+					    "mended (or it is installed again with --scope)",
+				 reg->scopepath, lineno, line,
+				 twice ? "listed twice" : "not 'NAME SCOPE' (a scope of at most 255 bytes)");
+			scope = "<unreadable>";
+		}
+		if (scoped_put(reg, line, scope)) {
+			snprintf(reg->scoped_err, sizeof reg->scoped_err,
+				 "%s: out of memory reading it", reg->scopepath);
 			break;
-		reg->scoped = v;
-		snprintf(v[reg->n_scoped].name, sizeof v[reg->n_scoped].name, "%s", line);
-		snprintf(v[reg->n_scoped].scope, sizeof v[reg->n_scoped].scope, "%s", sp + 1);
-		reg->n_scoped++;
+		}
 	}
+	if (ferror(f) && !reg->scoped_err[0])
+		snprintf(reg->scoped_err, sizeof reg->scoped_err, "%s cannot be read: %s",
+			 reg->scopepath, strerror(errno));
 	fclose(f);
 }
 
@@ -1155,7 +1189,12 @@ static int plug_start(struct plugin *p)
 	struct plug_registry *reg = p->reg;
 	char why[512] = "", swhy[400];
 	int rc = 0;
-	if (p->scope[0] && (rc = check_plugin_scope(reg, p->scope, swhy, sizeof swhy)) != 0)
+	if (reg->scoped_err[0]) {
+		rc = LINLI_EIO;
+		snprintf(why, sizeof why, "the plugins' scopes: %s (no plugin starts unscoped)",
+			 reg->scoped_err);
+	} else if (p->scope[0] &&
+		   (rc = check_plugin_scope(reg, p->scope, swhy, sizeof swhy)) != 0)
 		snprintf(why, sizeof why, "its scope (%s): %s", reg->scopepath, swhy);
 	else
 		rc = p->kind->start(p, why, sizeof why);

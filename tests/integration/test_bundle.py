@@ -421,6 +421,25 @@ def case_scoped_plugin_acts_only_in_its_subtree():
         eq((rows["good"]["state"], rows["tdrv"]["scope"]), ("failed", COMM_B), rows)
         check(f"--scope hefei/baohe/other is outside this node {STREET}" in
               rows["good"]["reason"], rows["good"]["reason"])
+        # It fails closed: a plugin listed twice, or on a line that is not NAME SCOPE, does
+        # not start (never at the node's scope); a file that cannot be read stops them all.
+        eq(d.stop(), 0, "stop")
+        with open(os.path.join(d.data, "plugins.scopes"), "w") as f:
+            f.write(f"good {COMM_A}\ngood {COMM_B}\ntdrv\n")
+        d.start(args=("--test-clock",))
+        rows = by_name(d.ok("plugins", "list"))
+        eq((rows["good"]["state"], rows["tdrv"]["state"]), ("failed", "failed"), rows)
+        check("'<unreadable>' is not a node path" in rows["good"]["reason"],
+              rows["good"]["reason"])
+        check("good: listed twice" in d.logtext() and "tdrv: not 'NAME SCOPE'" in d.logtext(),
+              "the log names the lines")
+        eq(d.stop(), 0, "stop")
+        os.remove(os.path.join(d.data, "plugins.scopes"))
+        os.mkdir(os.path.join(d.data, "plugins.scopes"))  # read fails (EISDIR), not ENOENT
+        d.start(args=("--test-clock",))
+        rows = by_name(d.ok("plugins", "list"))
+        eq({r["state"] for r in rows.values()}, {"failed"}, rows)
+        check("no plugin starts unscoped" in rows["good"]["reason"], rows["good"]["reason"])
     finally:
         finish(d, sys.exc_info()[0])
         shutil.rmtree(tmp, ignore_errors=True)
