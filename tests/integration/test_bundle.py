@@ -456,8 +456,16 @@ DS_LUA = """plugin {
 """
 
 
-def ds_bundle(tmp, name, version, extra_key="", extra_field="", out=None, fields=None):
-    """An unsigned bundle: Lua plugin NAME with dataset file visits.cfg (NAME__visits)."""
+TAGS = """dataset = { name = "tags"; title_zh = "标签"; title_en = "Tags"; owner = "acme";
+  family = "public_services"; level = "community"; sharing = "shared"; source = "community";
+  fields = ( { name = "label"; type = "string"; } ); };
+"""
+
+
+def ds_bundle(tmp, name, version, extra_key="", extra_field="", out=None, fields=None,
+              tags=False):
+    """An unsigned bundle: Lua plugin NAME with dataset file visits.cfg (NAME__visits);
+    tags: also tags.cfg (NAME__tags)."""
     src = os.path.join(tmp, f"{name}-{version}")
     os.makedirs(src, exist_ok=True)
     with open(os.path.join(src, f"{name}.lua"), "w") as f:
@@ -467,10 +475,15 @@ def ds_bundle(tmp, name, version, extra_key="", extra_field="", out=None, fields
         if fields:
             text = text[:text.index("fields = (")] + fields
         f.write(text)
+    more = ()
+    if tags:
+        with open(os.path.join(src, "tags.cfg"), "w") as f:
+            f.write(TAGS)
+        more = ("--dataset", "tags.cfg")
     out = out or os.path.join(tmp, f"{name}-{version}.bundle")
     tool("build", "--plugin", f"{name}.lua", "--name", name, "--version", version, "--vendor",
          "x", "--unsigned", "--capability", f"store.read:{name}__visits", "--capability",
-         f"store.write:{name}__visits", "--dataset", "visits.cfg", "-o", out, cwd=src)
+         f"store.write:{name}__visits", "--dataset", "visits.cfg", *more, "-o", out, cwd=src)
     return out
 
 
@@ -529,7 +542,7 @@ def case_bundle_datasets_namespaced_upgraded_removed():
         eq(d.ok("beta", "get", "v1")["who"], "carol", "beta's too")
 
         # Upgrade with an added field: the old records stay, the new field is usable.
-        acme2 = ds_bundle(tmp, "acme", "1.1.0",
+        acme2 = ds_bundle(tmp, "acme", "1.1.0", tags=True,
                           extra_field=',\n    { name = "note"; type = "string"; }')
         row = d.ok("plugins", "upgrade", acme2, "--unsigned", "--grant")
         eq((row["state"], row["version"]), ("running", "1.1.0"), row)
@@ -537,10 +550,38 @@ def case_bundle_datasets_namespaced_upgraded_removed():
              '{"who": "dan", "n": 2, "note": "new field"}')
         eq(d.ok("data", "get", "acme__visits", "v3")["note"], "new field", "the new field")
         eq(d.ok("acme", "get", "v1")["who"], "alice", "old records kept")
+        d.ok("data", "put", "acme__tags", "--scope", YUELAN, "--id", "t1", '{"label": "x"}')
+
+        # Rollback returns the catalog: 1.0.0's schema must accept the stored records (a
+        # field 1.1.0 added stays in them), else refused naming record and field.
+        refused(d, "acme 1.1.0 -> 1.0.0: refused: version 1.0.0's schema does not accept the "
+                "stored records: acme__visits: record v3 at " + YUELAN + " does not fit",
+                "plugins", "rollback", "acme")
+        msg = refused(d, "field 'note'", "plugins", "rollback", "acme")
+        eq(by_name(d.ok("plugins", "list"))["acme"]["version"], "1.1.0", msg)
+        eq(d.ok("data", "get", "acme__visits", "v3")["note"], "new field", "nothing changed")
+        d.ok("data", "del", "acme__visits", "v3")
+        d.ok("plugins", "rollback", "acme")
+        eq(by_name(d.ok("plugins", "list"))["acme"]["version"], "1.0.0", "rolled back")
+        check("note" not in str(d.ok("catalog", "show", "dataset", "acme__visits")),
+              "1.0.0's schema again")
+        refused(d, "field 'note': not in the schema", "data", "put", "acme__visits",
+                "--scope", YUELAN, "--id", "v9", '{"who": "x", "n": 1, "note": "y"}')
+        # tags, which 1.0.0 lacks, stays with its records (as remove keeps it), restarted too
+        eq(d.ok("data", "get", "acme__tags", "t1")["label"], "x", "a kept dataset")
+        eq(d.stop(), 0, "stop")
+        d.start(args=("--test-clock",))
+        eq(d.ok("data", "get", "acme__tags", "t1")["label"], "x", "kept across a restart")
+        check("note" not in str(d.ok("catalog", "show", "dataset", "acme__visits")),
+              "1.0.0's schema after a restart")
+        row = d.ok("plugins", "upgrade", acme2, "--unsigned", "--grant")
+        eq(row["version"], "1.1.0", row)
+        d.ok("data", "put", "acme__visits", "--scope", YUELAN, "--id", "v3",
+             '{"who": "dan", "n": 2, "note": "new field"}')
 
         # A removed or retyped field is refused, naming it, until --migrate says what the
         # stored records get; then they are rewritten (in one transaction).
-        acme3 = ds_bundle(tmp, "acme", "1.2.0", fields='fields = (\n'
+        acme3 = ds_bundle(tmp, "acme", "1.2.0", tags=True, fields='fields = (\n'
                           '    { name = "who"; type = "string"; indexed = true; },\n'
                           '    { name = "note"; type = "integer"; indexed = true; } ); };\n')
         up = ("plugins", "upgrade", acme3, "--unsigned", "--grant")
