@@ -15,6 +15,7 @@
 
 #include "bundle.h"
 #include "catalog.h"
+#include "hal.h"
 #include "json.h"
 #include "mp.h"
 #include "kernel.h"
@@ -91,7 +92,7 @@ static int frags_add(struct frags *f, const char *vdir, const char *only, char *
 	bool found = false;
 	for (int i = 0; !rc && i < m.n_files; i++) {
 		const struct bundle_file *bf = &m.files[i];
-		if (!bf->dataset || (only && strcmp(bf->name, only) != 0))
+		if ((!bf->dataset && !bf->device) || (only && strcmp(bf->name, only) != 0))
 			continue;
 		found = true;
 		if (f->n == f->cap) {
@@ -135,11 +136,11 @@ static int frags_add(struct frags *f, const char *vdir, const char *only, char *
 		}
 		f->texts[f->n] = text;
 		f->labels[f->n] = lab;
-		f->v[f->n] = (struct cat_fragment){NULL, lab, text, len};
+		f->v[f->n] = (struct cat_fragment){NULL, lab, text, len, bf->device};
 		f->n++;
 	}
 	if (!rc && only && !found) {
-		snprintf(err, errlen, "%s/manifest: no dataset file '%s'", vdir, only);
+		snprintf(err, errlen, "%s/manifest: no catalog fragment '%s'", vdir, only);
 		return LINLI_ECORRUPT;
 	}
 	return rc;
@@ -281,13 +282,21 @@ static const struct catalog *base_of(const struct catalog *c)
 	return c->base ? c->base : c;
 }
 
-/* Does the catalog hold datasets of bundle `name`? */
-static bool holds(const struct catalog *c, const char *name)
+/* Is `full` in bundle `name`'s namespace (NAME CAT_NS_SEP ...)? */
+static bool in_ns(const char *full, const char *name)
 {
 	size_t n = strlen(name);
+	return !strncmp(full, name, n) && !strncmp(full + n, CAT_NS_SEP, strlen(CAT_NS_SEP));
+}
+
+/* Does the catalog hold datasets or device classes of bundle `name`? */
+static bool holds(const struct catalog *c, const char *name)
+{
 	for (int i = base_of(c)->n_datasets; i < c->n_datasets; i++)
-		if (!strncmp(c->datasets[i].name, name, n) &&
-		    !strncmp(c->datasets[i].name + n, CAT_NS_SEP, strlen(CAT_NS_SEP)))
+		if (in_ns(c->datasets[i].name, name))
+			return true;
+	for (int i = base_of(c)->n_classes; i < c->n_classes; i++)
+		if (in_ns(c->classes[i].name, name))
 			return true;
 	return false;
 }
@@ -405,6 +414,17 @@ static int check_upgrade(const struct catalog *cur, const struct catalog *next, 
 				g->used = true;
 		}
 	}
+	for (int i = base_of(cur)->n_classes; i < cur->n_classes; i++)
+		if (in_ns(cur->classes[i].name, name) &&
+		    !catalog_device_class(next, cur->classes[i].name)) {
+			snprintf(err, errlen,
+				 "the new version of %s no longer brings device class '%s' (%s): "
+				 "refused (devices may use it; 'plugins remove %s --purge' drops "
+				 "it)",
+				 name, short_name(cur->classes[i].name), cur->classes[i].name,
+				 name);
+			return LINLI_EINVAL;
+		}
 	for (int i = 0; i < nm; i++)
 		if (!m[i].used) {
 			snprintf(err, errlen,
@@ -529,11 +549,11 @@ void bundle_cat_restore(struct kernel *k, const char *bundles, const char *name,
 }
 
 /* The version dir and file a dataset of the catalog came from, by the mark that put it in. */
-static void source_of(const char *mark, const struct cat_dataset *d, char *ver, size_t verlen,
-		      char *file, size_t filelen)
+static void source_of(const char *mark, const char *label, char *ver, size_t verlen, char *file,
+		      size_t filelen)
 {
-	const char *b = strrchr(d->file, '/');
-	snprintf(file, filelen, "%s", b ? b + 1 : d->file);
+	const char *b = strrchr(label, '/');
+	snprintf(file, filelen, "%s", b ? b + 1 : label);
 	ver[0] = '\0';
 	bool first = true;
 	for (const char *s = mark; *s;) {
@@ -570,15 +590,21 @@ int bundle_cat_rollback(struct kernel *k, const char *bundles, const char *name,
 	if (rc)
 		return rc;
 	const struct catalog *cur = k->catalog;
-	size_t nl = strlen(name);
 	int kept = 0;
-	for (int i = base_of(cur)->n_datasets; i < cur->n_datasets && tl < sizeof text; i++) {
-		const struct cat_dataset *d = &cur->datasets[i];
-		if (strncmp(d->name, name, nl) || strncmp(d->name + nl, CAT_NS_SEP, strlen(CAT_NS_SEP)) ||
-		    catalog_dataset(only, d->name))
+	int nd = cur->n_datasets - base_of(cur)->n_datasets;
+	for (int i = 0; i < nd + cur->n_classes - base_of(cur)->n_classes && tl < sizeof text;
+	     i++) {
+		const struct cat_dataset *d =
+		    i < nd ? &cur->datasets[base_of(cur)->n_datasets + i] : NULL;
+		const struct cat_device_class *dc =
+		    d ? NULL : &cur->classes[base_of(cur)->n_classes + i - nd];
+		const char *full = d ? d->name : dc->name;
+		bool there = d ? catalog_dataset(only, full) != NULL
+			       : catalog_device_class(only, full) != NULL;
+		if (!in_ns(full, name) || there)
 			continue;
 		char v[64], file[BUNDLE_FILE_NAME_MAX + 1];
-		source_of(prev, d, v, sizeof v, file, sizeof file);
+		source_of(prev, d ? d->file : dc->file, v, sizeof v, file, sizeof file);
 		tl += (size_t)snprintf(text + tl, sizeof text - tl, "%s %s\n", v, file);
 		kept++;
 	}
@@ -618,6 +644,35 @@ int bundle_cat_rollback(struct kernel *k, const char *bundles, const char *name,
 			 "catalog version %llu",
 			 name, version, kept, (unsigned long long)k->catalog->version);
 	return rc;
+}
+
+int bundle_cat_in_use(struct kernel *k, const char *name, char *err, size_t errlen)
+{
+	if (!k->hal)
+		return 0;
+	struct hal_dev **v = NULL;
+	int n = hal_list(k->hal, NULL, &v);
+	if (n < 0)
+		return n;
+	int used = 0;
+	size_t o = 0;
+	char list[512] = "";
+	for (int i = 0; i < n; i++) {
+		const struct cat_device_class *c = hal_dev_class(v[i]);
+		if (!in_ns(c->name, name))
+			continue;
+		if (used++ < 8 && o + 1 < sizeof list)
+			o += (size_t)snprintf(list + o, sizeof list - o, "%s%s (%s)", o ? ", " : "",
+					      hal_dev_id(v[i]), c->name);
+	}
+	free(v);
+	if (used)
+		snprintf(err, errlen,
+			 "%d device%s use%s %s's device classes: %s%s; 'devices remove ID' them "
+			 "first (or remove without --purge: the classes stay)",
+			 used, used == 1 ? "" : "s", used == 1 ? "s" : "", name, list,
+			 used > 8 ? ", ..." : "");
+	return used ? LINLI_EBUSY : 0;
 }
 
 int bundle_cat_purge(struct kernel *k, const char *bundles, const char *name, int *datasets,

@@ -1,10 +1,11 @@
 /*
- * bundle_cat — the datasets bundles bring, on the node: the catalog version made from the
- * catalog_dir's catalog (the base) and the `dataset` files of the bundles installed under
- * <data_dir>/bundles (catalog_with_datasets), and its swap into the running node.
+ * bundle_cat — the datasets and device classes bundles bring, on the node: the catalog
+ * version made from the catalog_dir's catalog (the base) and the `dataset` and `device`
+ * files of the bundles installed under <data_dir>/bundles (catalog_with_datasets), and its
+ * swap into the running node.
  *
- * <data_dir>/bundles/NAME/catalog names the VERSION of NAME whose datasets are in the
- * catalog (its files under NAME/VERSION). It is written when an install or upgrade puts
+ * <data_dir>/bundles/NAME/catalog names the VERSION of NAME whose fragments are in the
+ * catalog (its files under NAME/VERSION), then the files a rollback kept ("VERSION FILE"). It is written when an install or upgrade puts
  * them in, kept by `plugins remove` (the data and its schema stay), and goes with
  * `remove --purge`. At start the catalog is made from these before the store opens.
  */
@@ -23,9 +24,10 @@ struct kernel;
 #define BUNDLE_CAT_MARK_MAX 1024
 
 /*
- * bundle_cat_build — base with the datasets of every bundle under `bundles` (NAME/catalog),
- * except bundle `name` (NULL: none excepted), whose datasets come from `mark` instead (the
- * text of a NAME/catalog: "VERSION\n" and kept "VERSION FILE\n" lines; NULL or "": none). Each dataset file is checked against the size and hash its
+ * bundle_cat_build — base with the datasets and device classes of every bundle under
+ * `bundles` (NAME/catalog), except bundle `name` (NULL: none excepted), whose come from
+ * `mark` instead (the text of a NAME/catalog: "VERSION\n" and kept "VERSION FILE\n" lines;
+ * NULL or "": none). Each fragment file is checked against the size and hash its
  * manifest gives. strict: the first refused bundle fails the build (err names the bundle,
  * the file and the line); otherwise a refused bundle is logged and left out. *out: a new
  * version numbered `version`, or base itself (a reference) when no bundle brings datasets.
@@ -70,6 +72,9 @@ void bundle_cat_restore(struct kernel *k, const char *bundles, const char *name,
  */
 int bundle_cat_rollback(struct kernel *k, const char *bundles, const char *name,
 			const char *version, char *prev, size_t prevlen, char *err, size_t errlen);
+
+/* Refuse (LINLI_EBUSY, err naming them) while devices use a device class of bundle `name`. */
+int bundle_cat_in_use(struct kernel *k, const char *name, char *err, size_t errlen);
 
 /*
  * bundle_cat_purge — `remove --purge`: bundle `name`'s datasets leave the catalog and their

@@ -2174,6 +2174,10 @@ static int op_remove(struct plug_registry *reg, struct cmd_call *call, const cha
 		return rc;
 	char nm[LINLI_NAME_MAX], ver[LINLI_VERSION_MAX] = "", path[PATH_MAX * 2], detail[128];
 	snprintf(nm, sizeof nm, "%s", p->name);
+	/* --purge drops its device classes: refused while devices use them (nothing removed) */
+	char uerr[700];
+	if (purge && (rc = bundle_cat_in_use(reg->k, nm, uerr, sizeof uerr)) != 0)
+		return cmd_fail(call, rc, "plugins remove %s --purge: refused: %s", nm, uerr);
 	if (p->meta_ok)
 		snprintf(ver, sizeof ver, "%s", p->meta.version);
 	bundle_path(reg, nm, "current", path, sizeof path);

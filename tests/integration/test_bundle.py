@@ -635,5 +635,114 @@ def case_bundle_datasets_namespaced_upgraded_removed():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+METER = """device_class = {
+  name = "meter"; title_zh = "表"; title_en = "Meter"; heartbeat = 600;%s
+  resources = ( { name = "level"; type = "integer"; min = 0; max = 100; access = "r"; }%s );
+  events = ( { name = "low"; severity = "minor"; } );
+};
+"""
+
+METER_LUA = """plugin {
+  name = "%(name)s", version = "%(version)s", sdk = "1.1", family = "custom",
+  description = "a Lua plugin bringing a device class",
+  capabilities = { "bus.subscribe:dev/%(name)s__meter/#" },
+  init = function() end,
+}
+"""
+
+
+def dev_bundle(tmp, name, version, extra_key="", extra_res="", file="meter.cfg"):
+    """An unsigned bundle: Lua plugin NAME with device-class file meter.cfg (NAME__meter)."""
+    src = os.path.join(tmp, f"dev-{name}-{version}")
+    os.makedirs(src, exist_ok=True)
+    with open(os.path.join(src, f"{name}.lua"), "w") as f:
+        f.write(METER_LUA % {"name": name, "version": version})
+    text = METER % (extra_key, extra_res)
+    if file != "meter.cfg":
+        text = text.replace('"meter"', '"%s"' % file[:-4])
+    with open(os.path.join(src, file), "w") as f:
+        f.write(text)
+    out = os.path.join(tmp, f"dev-{name}-{version}.bundle")
+    tool("build", "--plugin", f"{name}.lua", "--name", name, "--version", version, "--vendor",
+         "x", "--unsigned", "--capability", f"bus.subscribe:dev/{name}__meter/#",
+         "--device", file, "-o", out, cwd=src)
+    return out
+
+
+def case_bundle_device_class_added_read_upgraded_purged():
+    """A bundle brings a device class (NAME__meter): devices of it are added with tdrv at
+    once, readings are checked against its resources; a bad fragment is refused with file
+    and line, a kernel class name too; it survives a restart; an upgrade's class reaches new
+    devices while those added before keep theirs; --purge is refused while devices use it."""
+    tmp = tempfile.mkdtemp(prefix="linli-bundle-dev-")
+    d = Node(node=YUELAN, level="community", name="悦澜社区",
+             extra=f'catalog_dir = "{os.path.join(SRC, "catalog")}";\n')
+    try:
+        h1 = dev_bundle(tmp, "hello", "1.0.0")
+        bad = dev_bundle(tmp, "bad", "1.0.0", extra_key='\n  colour = "blue";')
+        kern = dev_bundle(tmp, "kern", "1.0.0", file="door.cfg")
+        d.start(args=("--test-clock",))
+        row = d.ok("plugins", "install", h1, "--unsigned", "--grant")
+        eq((row["name"], row["state"]), ("hello", "running"), row)
+        shown = d.ok("catalog", "show", "device", "hello__meter")
+        check("level" in str(shown) and "low" in str(shown), shown)
+        d.ok("plugins", "install", os.path.join(TP, "tp_driver.so"), "--grant")
+        out = d.ok("devices", "add", "d1", "hello__meter", "tdrv", "ok")
+        eq(d.ok("devices", "show", "d1")["class"], "hello__meter", out)
+        eq(d.ok("tdrv", "post", "d1", "level", "int", "50")["rc"], 0, "a reading")
+        eq(d.ok("tdrv", "post", "d1", "level", "int", "500")["name"], "LINLI_ESCHEMA",
+           "over its max: refused")
+        eq(d.ok("tdrv", "post", "d1", "temp", "int", "5")["name"], "LINLI_ENOENT",
+           "no such resource")
+        rd = {r["resource"]: r for r in d.ok("devices", "readings", "d1")}
+        eq(rd["level"]["value"], 50, rd)
+
+        # Refused with bundle, file and line: a bad fragment; a kernel class's name.
+        refused(d, "bundle bad 1.0.0: bad/meter.cfg:3: device_class: unknown key 'colour'",
+                "plugins", "install", bad, "--unsigned", "--grant")
+        refused(d, "kern/door.cfg:1: device_class: name: 'door' is a device class of the "
+                "catalog", "plugins", "install", kern, "--unsigned", "--grant")
+        refused(d, "no device class 'bad__meter'", "devices", "add", "d9", "bad__meter",
+                "tdrv", "ok")
+
+        # An upgrade adds a resource: a new device has it; d1 keeps the class it was
+        # added with (its readings still checked, nothing dangling).
+        h2 = dev_bundle(tmp, "hello", "1.1.0", extra_res=',\n    { name = "temp"; '
+                        'type = "integer"; access = "r"; }')
+        eq(d.ok("plugins", "upgrade", h2, "--unsigned", "--grant")["version"], "1.1.0")
+        check("temp" in str(d.ok("catalog", "show", "device", "hello__meter")), "1.1.0's")
+        d.ok("devices", "add", "d2", "hello__meter", "tdrv", "ok")
+        eq(d.ok("tdrv", "post", "d2", "temp", "int", "21")["rc"], 0, "the new resource")
+        eq(d.ok("tdrv", "post", "d1", "level", "int", "60")["rc"], 0, "d1 still read")
+        eq(d.ok("tdrv", "post", "d1", "level", "int", "-1")["name"], "LINLI_ESCHEMA", "checked")
+        # rollback returns 1.0.0's class (d2 keeps its own); upgraded again
+        d.ok("plugins", "rollback", "hello")
+        check("temp" not in str(d.ok("catalog", "show", "device", "hello__meter")), "1.0.0's")
+        eq(d.ok("tdrv", "post", "d2", "temp", "int", "22")["rc"], 0, "d2 keeps its class")
+        d.ok("plugins", "upgrade", h2, "--unsigned", "--grant")
+
+        # --purge refused while devices use the class, naming them; nothing removed.
+        refused(d, "plugins remove hello --purge: refused: 2 devices use hello's device "
+                "classes: d1 (hello__meter), d2 (hello__meter)", "plugins", "remove",
+                "hello", "--purge")
+        eq(by_name(d.ok("plugins", "list"))["hello"]["state"], "running", "still installed")
+
+        # Kept across a restart: the class from the installed bundle, the devices with it.
+        eq(d.stop(), 0, "stop")
+        d.start(args=("--test-clock",))
+        eq(d.ok("devices", "show", "d1")["class"], "hello__meter", "d1 after a restart")
+        eq(d.ok("tdrv", "post", "d1", "temp", "int", "20")["rc"], 0, "now of 1.1.0's class")
+        eq(d.ok("tdrv", "post", "d1", "level", "int", "101")["name"], "LINLI_ESCHEMA", "max")
+        for i in ("d1", "d2"):
+            d.ok("devices", "remove", i)
+        d.ok("plugins", "remove", "hello", "--purge")
+        refused(d, "no device", "catalog", "show", "device", "hello__meter")
+        refused(d, "no device class 'hello__meter'", "devices", "add", "d3", "hello__meter",
+                "tdrv", "ok")
+    finally:
+        finish(d, sys.exc_info()[0])
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 if __name__ == "__main__":
     sys.exit(main(dict(globals())))
