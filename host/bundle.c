@@ -294,6 +294,7 @@ int bundle_manifest_parse(const char *text, size_t len, struct bundle_manifest *
 	bool seen_name = false, seen_version = false, seen_vendor = false, seen_sdk = false;
 	char ds_names[BUNDLE_MAX_FILES][BUNDLE_FILE_NAME_MAX + 1];
 	int ds_lines[BUNDLE_MAX_FILES], n_ds = 0;
+	bool ds_dev[BUNDLE_MAX_FILES]; /* a `device` line, else a `dataset` line */
 	const char *p = text, *end = text + len;
 	int line = 0;
 	while (p < end) {
@@ -440,29 +441,32 @@ int bundle_manifest_parse(const char *text, size_t len, struct bundle_manifest *
 				m->plugin = m->n_files;
 			}
 			m->n_files++;
-		} else if (kn == 7 && memcmp(p, "dataset", 7) == 0) {
+		} else if ((kn == 7 && memcmp(p, "dataset", 7) == 0) ||
+			   (kn == 6 && memcmp(p, "device", 6) == 0)) {
 			if (n_ds == BUNDLE_MAX_FILES)
 				return berr(err, errlen, LINLI_EINVAL,
-					    "manifest line %d: more than %d datasets", line,
-					    BUNDLE_MAX_FILES);
+					    "manifest line %d: more than %d catalog fragments",
+					    line, BUNDLE_MAX_FILES);
 			if (vn < 5 || vn > BUNDLE_FILE_NAME_MAX || memcmp(v + vn - 4, ".cfg", 4) != 0)
 				return berr(err, errlen, LINLI_EINVAL,
-					    "manifest line %d: dataset: '%.*s' is not a NAME.cfg file",
-					    line, (int)(vn > 100 ? 100 : vn), v);
+					    "manifest line %d: %s: '%.*s' is not a NAME.cfg file",
+					    line, key, (int)(vn > 100 ? 100 : vn), v);
 			memcpy(ds_names[n_ds], v, vn);
 			ds_names[n_ds][vn] = '\0';
+			ds_dev[n_ds] = kn == 6;
 			ds_lines[n_ds++] = line;
 		} else if ((kn == 8 && memcmp(p, "fragment", 8) == 0) ||
 			   (kn == 7 && memcmp(p, "catalog", 7) == 0)) {
 			return berr(err, errlen, LINLI_ENOTSUP,
 				    "manifest line %d: '%s': not supported; a bundle brings "
-				    "datasets ('dataset NAME.cfg', a listed file)",
+				    "datasets and device classes ('dataset NAME.cfg', 'device "
+				    "CLASS.cfg', a listed file)",
 				    line, key);
 		} else {
 			return berr(
 			    err, errlen, LINLI_EINVAL,
 			    "manifest line %d: unknown key '%s' (name, version, vendor, sdk, "
-			    "capability, file, dataset)",
+			    "capability, file, dataset, device)",
 			    line, key);
 		}
 		p = nl + 1;
@@ -484,13 +488,16 @@ int bundle_manifest_parse(const char *text, size_t len, struct bundle_manifest *
 				at = i;
 		if (at < 0)
 			return berr(err, errlen, LINLI_EINVAL,
-				    "manifest line %d: dataset %s: no 'file' line lists it",
-				    ds_lines[d], ds_names[d]);
-		if (m->files[at].dataset)
+				    "manifest line %d: %s %s: no 'file' line lists it",
+				    ds_lines[d], ds_dev[d] ? "device" : "dataset", ds_names[d]);
+		if (m->files[at].dataset || m->files[at].device)
 			return berr(err, errlen, LINLI_EINVAL,
-				    "manifest line %d: dataset %s named twice", ds_lines[d],
-				    ds_names[d]);
-		m->files[at].dataset = true;
+				    "manifest line %d: %s %s named twice", ds_lines[d],
+				    ds_dev[d] ? "device" : "dataset", ds_names[d]);
+		if (ds_dev[d])
+			m->files[at].device = true;
+		else
+			m->files[at].dataset = true;
 	}
 	return 0;
 }
@@ -516,6 +523,10 @@ char *bundle_manifest_format(const struct bundle_manifest *m, size_t *len)
 	for (int i = 0; i < m->n_files; i++)
 		if (m->files[i].dataset)
 			off += (size_t)snprintf(s + off, cap - off, "dataset %s\n", m->files[i].name);
+	for (int i = 0; i < m->n_files; i++)
+		if (m->files[i].device)
+			off += (size_t)snprintf(s + off, cap - off, "device %s\n",
+						m->files[i].name);
 	*len = off;
 	return s;
 }

@@ -24,8 +24,11 @@
  *                                   one dataset in the syntax of catalog/datasets/NAME.cfg,
  *                                   named hello__visits on the node (catalog.h,
  *                                   catalog_with_datasets); 0 or more
+ *   device meter.cfg                a listed file (CLASS.cfg) that is a device class in the
+ *                                   syntax of catalog/devices/CLASS.cfg, named hello__meter
+ *                                   on the node; 0 or more
  *
- * Other catalog fragments (device classes, "fragment", "catalog") are refused.
+ * Other catalog fragments ("fragment", "catalog") are refused.
  *
  * Keys are Ed25519 (libsodium). A key id is the first 8 bytes of the BLAKE2b
  * hash of the public key. Key and signature files are signify-style: a line
@@ -62,6 +65,7 @@ struct bundle_file {
 	uint64_t size;
 	uint8_t hash[BUNDLE_HASH_LEN];
 	bool dataset; /* a `dataset` line names it: a catalog fragment */
+	bool device;  /* a `device` line names it: a device-class fragment */
 };
 
 struct bundle_manifest {

@@ -15,6 +15,7 @@
 
 #include "bundle.h"
 #include "catalog.h"
+#include "hal.h"
 #include "json.h"
 #include "mp.h"
 #include "kernel.h"
@@ -45,17 +46,13 @@ static char *slurp(const char *path, size_t max, size_t *len)
 	return buf;
 }
 
-/* The first word of file `path` into out ("" when absent). */
-static void read_word(const char *path, char *out, size_t len)
+/* The whole mark file `path` into out ("" when absent or too long for out). */
+static void read_mark(const char *path, char *out, size_t len)
 {
 	size_t n = 0;
-	char *s = slurp(path, 256, &n);
-	out[0] = '\0';
-	if (s) {
-		size_t w = strcspn(s, " \t\r\n");
-		snprintf(out, len, "%.*s", (int)w, s);
-		free(s);
-	}
+	char *s = slurp(path, len - 1, &n);
+	snprintf(out, len, "%s", s ? s : "");
+	free(s);
 }
 
 struct frags {
@@ -76,8 +73,10 @@ static void frags_free(struct frags *f)
 	memset(f, 0, sizeof *f);
 }
 
-/* Add the dataset files of the bundle in version dir vdir (its manifest's `dataset` lines). */
-static int frags_add(struct frags *f, const char *vdir, char *err, size_t errlen)
+/* Add the dataset files of the bundle in version dir vdir (its manifest's `dataset` lines);
+   `only` non-NULL: that one file alone (a dataset file of the manifest, else an error). */
+static int frags_add(struct frags *f, const char *vdir, const char *only, char *err,
+		     size_t errlen)
 {
 	char path[PATH_MAX + 128];
 	snprintf(path, sizeof path, "%s/manifest", vdir);
@@ -90,10 +89,12 @@ static int frags_add(struct frags *f, const char *vdir, char *err, size_t errlen
 	struct bundle_manifest m;
 	int rc = bundle_manifest_parse(mtext, mlen, &m, err, errlen);
 	free(mtext);
+	bool found = false;
 	for (int i = 0; !rc && i < m.n_files; i++) {
 		const struct bundle_file *bf = &m.files[i];
-		if (!bf->dataset)
+		if ((!bf->dataset && !bf->device) || (only && strcmp(bf->name, only) != 0))
 			continue;
+		found = true;
 		if (f->n == f->cap) {
 			int cap = f->cap ? f->cap * 2 : 8;
 			struct cat_fragment *v = realloc(f->v, (size_t)cap * sizeof *v);
@@ -135,8 +136,50 @@ static int frags_add(struct frags *f, const char *vdir, char *err, size_t errlen
 		}
 		f->texts[f->n] = text;
 		f->labels[f->n] = lab;
-		f->v[f->n] = (struct cat_fragment){NULL, lab, text, len};
+		f->v[f->n] = (struct cat_fragment){NULL, lab, text, len, bf->device};
 		f->n++;
+	}
+	if (!rc && only && !found) {
+		snprintf(err, errlen, "%s/manifest: no catalog fragment '%s'", vdir, only);
+		return LINLI_ECORRUPT;
+	}
+	return rc;
+}
+
+/*
+ * Add the files a mark names: its first line VERSION (every dataset file of NAME/VERSION),
+ * then lines "VERSION FILE" (one dataset file a rollback kept from another version).
+ * *ver: the first version, for messages.
+ */
+static int frags_mark(struct frags *f, const char *bundles, const char *name, const char *mark,
+		      char *ver, size_t verlen, char *err, size_t errlen)
+{
+	ver[0] = '\0';
+	int rc = 0;
+	for (const char *s = mark; !rc && *s;) {
+		size_t n = strcspn(s, "\n");
+		char line[256], v[64], file[BUNDLE_FILE_NAME_MAX + 1], dir[PATH_MAX + 128];
+		snprintf(line, sizeof line, "%.*s", (int)(n < sizeof line ? n : sizeof line - 1),
+			 s);
+		s += n + (s[n] == '\n');
+		int k = sscanf(line, "%63s %100s", v, file);
+		if (k <= 0)
+			continue;
+		if (!ver[0]) {
+			snprintf(ver, verlen, "%s", v);
+			k = 1;
+		} else if (k != 2) {
+			snprintf(err, errlen, "%s/%s/catalog: '%s': not VERSION FILE", bundles,
+				 name, line);
+			return LINLI_ECORRUPT;
+		}
+		if (strchr(v, '/') || v[0] == '.' || (k == 2 && strchr(file, '/'))) {
+			snprintf(err, errlen, "%s/%s/catalog: '%s': not a version", bundles, name,
+				 line);
+			return LINLI_ECORRUPT;
+		}
+		snprintf(dir, sizeof dir, "%s/%s/%s", bundles, name, v);
+		rc = frags_add(f, dir, k == 2 ? file : NULL, err, errlen);
 	}
 	return rc;
 }
@@ -149,7 +192,7 @@ static void frags_ns(struct frags *f, int from, const char *ns)
 }
 
 int bundle_cat_build(const struct catalog *base, const char *bundles, const char *name,
-		     const char *vdir, uint64_t version, bool strict, struct catalog **out,
+		     const char *mark, uint64_t version, bool strict, struct catalog **out,
 		     char *err, size_t errlen)
 {
 	*out = NULL;
@@ -161,30 +204,29 @@ int bundle_cat_build(const struct catalog *base, const char *bundles, const char
 	char (*names)[LINLI_NAME_MAX] = calloc((size_t)n + 1, sizeof *names);
 	int rc = names ? 0 : LINLI_ENOMEM, n_names = 0;
 	for (int i = 0; !rc && i <= n; i++) {
-		char dir[PATH_MAX + 128], ver[64];
+		char path[PATH_MAX + 128], ver[64] = "";
 		const char *bn;
+		char *text = NULL;
 		if (i < n) {
 			bn = ents[i]->d_name;
 			if (bn[0] == '.' || (name && strcmp(bn, name) == 0) ||
 			    strlen(bn) >= LINLI_NAME_MAX)
 				continue;
-			snprintf(dir, sizeof dir, "%s/%s/catalog", bundles, bn);
-			read_word(dir, ver, sizeof ver);
-			if (!ver[0])
+			snprintf(path, sizeof path, "%s/%s/catalog", bundles, bn);
+			size_t len = 0;
+			if (!(text = slurp(path, 4096, &len)))
 				continue;
-			snprintf(dir, sizeof dir, "%s/%s/%s", bundles, bn, ver);
+		} else if (!name || !mark || !mark[0]) {
+			break;
 		} else {
-			if (!name || !vdir)
-				break;
 			bn = name;
-			snprintf(dir, sizeof dir, "%s", vdir);
-			const char *sl = strrchr(vdir, '/');
-			snprintf(ver, sizeof ver, "%s", sl ? sl + 1 : vdir);
 		}
 		snprintf(names[n_names], sizeof names[0], "%s", bn);
 		int from = f.n;
 		char e[1024];
-		int r = frags_add(&f, dir, e, sizeof e);
+		int r = frags_mark(&f, bundles, bn, text ? text : mark, ver, sizeof ver, e,
+				   sizeof e);
+		free(text);
 		frags_ns(&f, from, names[n_names]);
 		if (!r && f.n > from) { /* each bundle checked alone: namespaces cannot meet */
 			struct catalog *one = NULL;
@@ -240,13 +282,21 @@ static const struct catalog *base_of(const struct catalog *c)
 	return c->base ? c->base : c;
 }
 
-/* Does the catalog hold datasets of bundle `name`? */
-static bool holds(const struct catalog *c, const char *name)
+/* Is `full` in bundle `name`'s namespace (NAME CAT_NS_SEP ...)? */
+static bool in_ns(const char *full, const char *name)
 {
 	size_t n = strlen(name);
+	return !strncmp(full, name, n) && !strncmp(full + n, CAT_NS_SEP, strlen(CAT_NS_SEP));
+}
+
+/* Does the catalog hold datasets or device classes of bundle `name`? */
+static bool holds(const struct catalog *c, const char *name)
+{
 	for (int i = base_of(c)->n_datasets; i < c->n_datasets; i++)
-		if (!strncmp(c->datasets[i].name, name, n) &&
-		    !strncmp(c->datasets[i].name + n, CAT_NS_SEP, strlen(CAT_NS_SEP)))
+		if (in_ns(c->datasets[i].name, name))
+			return true;
+	for (int i = base_of(c)->n_classes; i < c->n_classes; i++)
+		if (in_ns(c->classes[i].name, name))
 			return true;
 	return false;
 }
@@ -256,7 +306,7 @@ static bool brings(const char *vdir)
 {
 	struct frags f = {0};
 	char e[512];
-	bool yes = frags_add(&f, vdir, e, sizeof e) != 0 || f.n > 0; /* a fault: let build say */
+	bool yes = frags_add(&f, vdir, NULL, e, sizeof e) != 0 || f.n > 0; /* a fault: let build say */
 	frags_free(&f);
 	return yes;
 }
@@ -364,6 +414,17 @@ static int check_upgrade(const struct catalog *cur, const struct catalog *next, 
 				g->used = true;
 		}
 	}
+	for (int i = base_of(cur)->n_classes; i < cur->n_classes; i++)
+		if (in_ns(cur->classes[i].name, name) &&
+		    !catalog_device_class(next, cur->classes[i].name)) {
+			snprintf(err, errlen,
+				 "the new version of %s no longer brings device class '%s' (%s): "
+				 "refused (devices may use it; 'plugins remove %s --purge' drops "
+				 "it)",
+				 name, short_name(cur->classes[i].name), cur->classes[i].name,
+				 name);
+			return LINLI_EINVAL;
+		}
 	for (int i = 0; i < nm; i++)
 		if (!m[i].used) {
 			snprintf(err, errlen,
@@ -409,15 +470,18 @@ int bundle_cat_apply(struct kernel *k, const char *bundles, const char *name, co
 {
 	char mark[PATH_MAX + 128];
 	snprintf(mark, sizeof mark, "%s/%s/catalog", bundles, name);
-	read_word(mark, prev, prevlen);
+	read_mark(mark, prev, prevlen);
 	bool in = vdir && brings(vdir);
+	const char *sl = vdir ? strrchr(vdir, '/') : NULL;
+	char ver[64];
+	snprintf(ver, sizeof ver, "%s", !vdir ? "" : sl ? sl + 1 : vdir);
 	if (!in && !holds(k->catalog, name) && n_migrate <= 0) {
 		if (!vdir && unlink(mark) != 0 && errno != ENOENT)
 			log_warn("catalog", "cannot remove %s: %s", mark, strerror(errno));
 		return 0;
 	}
 	struct catalog *next;
-	int rc = bundle_cat_build(base_of(k->catalog), bundles, name, in ? vdir : NULL,
+	int rc = bundle_cat_build(base_of(k->catalog), bundles, name, in ? ver : NULL,
 				  k->catalog->version + 1, true, &next, err, errlen);
 	if (rc)
 		return rc;
@@ -447,9 +511,8 @@ int bundle_cat_apply(struct kernel *k, const char *bundles, const char *name, co
 		log_info("catalog", "bundle %s: %llu records migrated", name,
 			 (unsigned long long)migrated);
 	if (in) {
-		const char *sl = strrchr(vdir, '/');
 		char line[80];
-		snprintf(line, sizeof line, "%s\n", sl ? sl + 1 : vdir);
+		snprintf(line, sizeof line, "%s\n", ver);
 		if ((rc = write_file_atomic(mark, line, strlen(line), 0640, err, errlen)) != 0) {
 			bundle_cat_restore(k, bundles, name, prev);
 			return rc;
@@ -467,25 +530,149 @@ void bundle_cat_restore(struct kernel *k, const char *bundles, const char *name,
 {
 	if (!prev[0] && !holds(k->catalog, name))
 		return; /* bundle_cat_apply did nothing */
-	char mark[PATH_MAX + 128], vdir[PATH_MAX + 128], err[1024];
+	char mark[PATH_MAX + 128], err[1024];
 	snprintf(mark, sizeof mark, "%s/%s/catalog", bundles, name);
-	snprintf(vdir, sizeof vdir, "%s/%s/%s", bundles, name, prev);
 	struct catalog *next;
-	int rc = bundle_cat_build(base_of(k->catalog), bundles, name, prev[0] ? vdir : NULL,
+	int rc = bundle_cat_build(base_of(k->catalog), bundles, name, prev,
 				  k->catalog->version + 1, false, &next, err, sizeof err);
 	if (!rc) {
 		rc = bundle_cat_swap(k, next, err, sizeof err);
 		catalog_unref(next);
 	}
-	if (!rc && prev[0]) {
-		char line[80];
-		snprintf(line, sizeof line, "%s\n", prev);
-		rc = write_file_atomic(mark, line, strlen(line), 0640, err, sizeof err);
-	} else if (!rc)
+	if (!rc && prev[0])
+		rc = write_file_atomic(mark, prev, strlen(prev), 0640, err, sizeof err);
+	else if (!rc)
 		unlink(mark);
 	if (rc)
 		log_error("catalog", "bundle %s: the catalog could not be put back: %s", name,
 			  err);
+}
+
+/* The version dir and file a dataset of the catalog came from, by the mark that put it in. */
+static void source_of(const char *mark, const char *label, char *ver, size_t verlen, char *file,
+		      size_t filelen)
+{
+	const char *b = strrchr(label, '/');
+	snprintf(file, filelen, "%s", b ? b + 1 : label);
+	ver[0] = '\0';
+	bool first = true;
+	for (const char *s = mark; *s;) {
+		size_t n = strcspn(s, "\n");
+		char line[256], v[64], f[BUNDLE_FILE_NAME_MAX + 1];
+		snprintf(line, sizeof line, "%.*s", (int)(n < sizeof line ? n : sizeof line - 1),
+			 s);
+		s += n + (s[n] == '\n');
+		int k = sscanf(line, "%63s %100s", v, f);
+		if (k <= 0)
+			continue;
+		if (first || (k == 2 && !strcmp(f, file)))
+			snprintf(ver, verlen, "%s", v);
+		first = false;
+	}
+}
+
+int bundle_cat_rollback(struct kernel *k, const char *bundles, const char *name,
+			const char *version, char *prev, size_t prevlen, char *err, size_t errlen)
+{
+	char mark[PATH_MAX + 128], vdir[PATH_MAX + 128];
+	snprintf(mark, sizeof mark, "%s/%s/catalog", bundles, name);
+	snprintf(vdir, sizeof vdir, "%s/%s/%s", bundles, name, version);
+	read_mark(mark, prev, prevlen);
+	if (!brings(vdir) && !holds(k->catalog, name))
+		return 0;
+	/* the previous version's datasets, then those of the newer it lacks: kept, as remove
+	   keeps them, with their records */
+	char text[BUNDLE_CAT_MARK_MAX];
+	size_t tl = (size_t)snprintf(text, sizeof text, "%s\n", version);
+	struct catalog *only;
+	int rc = bundle_cat_build(base_of(k->catalog), bundles, name, text,
+				  k->catalog->version + 1, true, &only, err, errlen);
+	if (rc)
+		return rc;
+	const struct catalog *cur = k->catalog;
+	int kept = 0;
+	int nd = cur->n_datasets - base_of(cur)->n_datasets;
+	for (int i = 0; i < nd + cur->n_classes - base_of(cur)->n_classes && tl < sizeof text;
+	     i++) {
+		const struct cat_dataset *d =
+		    i < nd ? &cur->datasets[base_of(cur)->n_datasets + i] : NULL;
+		const struct cat_device_class *dc =
+		    d ? NULL : &cur->classes[base_of(cur)->n_classes + i - nd];
+		const char *full = d ? d->name : dc->name;
+		bool there = d ? catalog_dataset(only, full) != NULL
+			       : catalog_device_class(only, full) != NULL;
+		if (!in_ns(full, name) || there)
+			continue;
+		char v[64], file[BUNDLE_FILE_NAME_MAX + 1];
+		source_of(prev, d ? d->file : dc->file, v, sizeof v, file, sizeof file);
+		tl += (size_t)snprintf(text + tl, sizeof text - tl, "%s %s\n", v, file);
+		kept++;
+	}
+	catalog_unref(only);
+	if (tl >= sizeof text) {
+		snprintf(err, errlen, "bundle %s: too many datasets kept for its catalog mark", name);
+		return LINLI_EINVAL;
+	}
+	struct catalog *next;
+	if ((rc = bundle_cat_build(base_of(cur), bundles, name, text, cur->version + 1, true, &next,
+				   err, errlen)))
+		return rc;
+	/* The records stay as they are (a field the newer version added stays in them): the
+	   previous version's schema must accept every one, or the rollback is refused naming the
+	   record and the field (store_migrate with nothing to migrate: a check, then the
+	   records normalised for that schema in one transaction). */
+	for (int i = base_of(next)->n_datasets; !rc && k->store && i < next->n_datasets; i++) {
+		const struct cat_dataset *nd = &next->datasets[i];
+		if (!catalog_dataset(cur, nd->name))
+			continue;
+		uint64_t c = 0;
+		char e[768];
+		if ((rc = store_migrate(k->store, nd, NULL, 0, &c, e, sizeof e)))
+			snprintf(err, errlen,
+				 "version %s's schema does not accept the stored records: %s "
+				 "(the rollback would leave them so: refused)",
+				 version, e);
+	}
+	if (!rc)
+		rc = bundle_cat_swap(k, next, err, errlen);
+	catalog_unref(next);
+	if (!rc && (rc = write_file_atomic(mark, text, strlen(text), 0640, err, errlen)) != 0)
+		bundle_cat_restore(k, bundles, name, prev);
+	if (!rc)
+		log_info("catalog",
+			 "bundle %s: version %s's datasets are in the catalog (%d kept from the newer); "
+			 "catalog version %llu",
+			 name, version, kept, (unsigned long long)k->catalog->version);
+	return rc;
+}
+
+int bundle_cat_in_use(struct kernel *k, const char *name, char *err, size_t errlen)
+{
+	if (!k->hal)
+		return 0;
+	struct hal_dev **v = NULL;
+	int n = hal_list(k->hal, NULL, &v);
+	if (n < 0)
+		return n;
+	int used = 0;
+	size_t o = 0;
+	char list[512] = "";
+	for (int i = 0; i < n; i++) {
+		const struct cat_device_class *c = hal_dev_class(v[i]);
+		if (!in_ns(c->name, name))
+			continue;
+		if (used++ < 8 && o + 1 < sizeof list)
+			o += (size_t)snprintf(list + o, sizeof list - o, "%s%s (%s)", o ? ", " : "",
+					      hal_dev_id(v[i]), c->name);
+	}
+	free(v);
+	if (used)
+		snprintf(err, errlen,
+			 "%d device%s use%s %s's device classes: %s%s; 'devices remove ID' them "
+			 "first (or remove without --purge: the classes stay)",
+			 used, used == 1 ? "" : "s", used == 1 ? "s" : "", name, list,
+			 used > 8 ? ", ..." : "");
+	return used ? LINLI_EBUSY : 0;
 }
 
 int bundle_cat_purge(struct kernel *k, const char *bundles, const char *name, int *datasets,
@@ -495,7 +682,7 @@ int bundle_cat_purge(struct kernel *k, const char *bundles, const char *name, in
 	*records = 0;
 	const struct catalog *c = catalog_ref(k->catalog);
 	size_t nl = strlen(name);
-	char prev[64];
+	char prev[BUNDLE_CAT_MARK_MAX];
 	int rc = bundle_cat_apply(k, bundles, name, NULL, NULL, 0, prev, sizeof prev, err, errlen);
 	for (int i = base_of(c)->n_datasets; !rc && i < c->n_datasets; i++) {
 		const char *ds = c->datasets[i].name;

@@ -8,7 +8,9 @@
  *   linli-bundle build --plugin FILE.so|FILE.lua [--name N] [--version V]
  *       --vendor TEXT (--key NAME.sec | --unsigned) -o OUT.bundle
  *       [--capability CAP]... [--sdk M.N] [--file FILE]... [--dataset NAME.cfg]...
+ *       [--device CLASS.cfg]...
  *       --dataset adds a catalog fragment (one dataset file, catalog/datasets syntax)
+ *       --device adds a device class (one file, catalog/devices syntax)
  *       A .so gives its name, version, SDK and capabilities from its own
  *       descriptor (--name/--version, if given, must agree); a .lua needs
  *       --name, --version and each --capability.
@@ -45,6 +47,7 @@ static int usage(void)
 			"                          (--key NAME.sec | --unsigned) -o OUT.bundle\n"
 			"                          [--name N] [--version V] [--capability CAP]...\n"
 			"                          [--sdk M.N] [--file FILE]... [--dataset NAME.cfg]...\n"
+			"                          [--device CLASS.cfg]...\n"
 			"       linli-bundle verify BUNDLE [--key NAME.pub]\n");
 	return 2;
 }
@@ -173,6 +176,7 @@ static int build(int argc, char **argv)
 		   *out = NULL, *sdk = NULL;
 	const char *extra[BUNDLE_MAX_FILES];
 	bool extra_ds[BUNDLE_MAX_FILES] = {0};
+	bool extra_dev[BUNDLE_MAX_FILES] = {0};
 	int n_extra = 0;
 	bool unsigned_ = false;
 	struct bundle_manifest m;
@@ -208,6 +212,9 @@ static int build(int argc, char **argv)
 			extra[n_extra++] = v;
 		else if (strcmp(a, "--dataset") == 0 && n_extra < BUNDLE_MAX_FILES - 1) {
 			extra_ds[n_extra] = true;
+			extra[n_extra++] = v;
+		} else if (strcmp(a, "--device") == 0 && n_extra < BUNDLE_MAX_FILES - 1) {
+			extra_dev[n_extra] = true;
 			extra[n_extra++] = v;
 		}
 		else
@@ -276,6 +283,7 @@ static int build(int argc, char **argv)
 			return 1;
 		snprintf(m.files[m.n_files].name, sizeof m.files[0].name, "%s", base(extra[i]));
 		m.files[m.n_files].dataset = extra_ds[i];
+		m.files[m.n_files].device = extra_dev[i];
 		m.n_files++;
 	}
 	for (int i = 0; i < m.n_files; i++) {

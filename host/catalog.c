@@ -1267,10 +1267,15 @@ int catalog_load(const char *dir, struct catalog **out, char *err, size_t errlen
 
 static void destroy(struct catalog *c)
 {
-	if (c->base) { /* a made version: only its own datasets are its own */
+	if (c->base) { /* a made version: only its own datasets and classes are its own */
 		for (int i = c->base->n_datasets; i < c->n_datasets; i++)
 			free_dataset(&c->datasets[i]);
 		free(c->datasets);
+		if (c->classes != c->base->classes) {
+			for (int i = c->base->n_classes; i < c->n_classes; i++)
+				free_class(&c->classes[i]);
+			free(c->classes);
+		}
 		catalog_unref(c->base);
 		free(c);
 		return;
@@ -1351,6 +1356,46 @@ static int frag_refs(struct ld *l, struct catalog *c, const struct catalog *base
 	return 0;
 }
 
+/* A device-class fragment: loaded as devices/CLASS.cfg, then named NS CAT_NS_SEP NAME. */
+static int frag_class(struct catalog *c, const struct catalog *base, const struct cat_fragment *fr,
+		      char *err, size_t errlen)
+{
+	char *text = strndup(fr->text, fr->len);
+	if (!text)
+		return LINLI_ENOMEM;
+	struct ld l = {fr->label, err, errlen, text};
+	struct cat_device_class *dc = &c->classes[c->n_classes++];
+	int rc = load_class(&l, dc);
+	free(text);
+	if (rc)
+		return rc;
+	char full[CAT_NAME_MAX * 2 + 4];
+	int fn = snprintf(full, sizeof full, "%s" CAT_NS_SEP "%s", fr->ns, dc->name);
+	if (strstr(dc->name, CAT_NS_SEP))
+		return fail(&l, 1, "device_class",
+			    "name: '%s' holds '" CAT_NS_SEP "': a bundle names its device classes "
+			    "in its own namespace only (%s" CAT_NS_SEP "NAME)",
+			    dc->name, fr->ns);
+	if (catalog_device_class(base, dc->name))
+		return fail(&l, 1, "device_class",
+			    "name: '%s' is a device class of the catalog (the kernel's): a bundle "
+			    "brings classes of its own, choose another name",
+			    dc->name);
+	if (fn > CAT_NAME_MAX)
+		return fail(&l, 1, "device_class", "name: '%s' is longer than %d bytes", full,
+			    CAT_NAME_MAX);
+	for (int j = base->n_classes; j < c->n_classes - 1; j++)
+		if (!strcmp(c->classes[j].name, full))
+			return fail(&l, 1, "device_class",
+				    "name: '%s' is brought twice by bundle '%s'", dc->name, fr->ns);
+	char *s = strdup(full);
+	if (!s)
+		return LINLI_ENOMEM;
+	free(dc->name);
+	dc->name = s;
+	return 0;
+}
+
 int catalog_with_datasets(const struct catalog *base, const struct cat_fragment *frags, int n,
 			  uint64_t version, struct catalog **out, char *err, size_t errlen)
 {
@@ -1375,10 +1420,23 @@ int catalog_with_datasets(const struct catalog *base, const struct cat_fragment 
 	c->plugins = base->plugins;
 	c->n_plugins = base->n_plugins;
 	c->plugins_file = base->plugins_file;
+	int n_dev = 0;
+	for (int i = 0; i < n; i++)
+		n_dev += frags[i].device;
 	c->datasets = calloc((size_t)base->n_datasets + (size_t)n + 1, sizeof *c->datasets);
 	if (!c->datasets) {
 		catalog_unref(c);
 		return LINLI_ENOMEM;
+	}
+	if (n_dev) { /* classes of its own: base's by value (shared strings), then theirs */
+		struct cat_device_class *v =
+		    calloc((size_t)base->n_classes + (size_t)n_dev, sizeof *v);
+		if (!v) {
+			catalog_unref(c);
+			return LINLI_ENOMEM;
+		}
+		memcpy(v, base->classes, (size_t)base->n_classes * sizeof *v);
+		c->classes = v;
 	}
 	/* base's entries by value: their strings and fields stay base's (destroy skips them) */
 	memcpy(c->datasets, base->datasets, (size_t)base->n_datasets * sizeof *c->datasets);
@@ -1386,6 +1444,10 @@ int catalog_with_datasets(const struct catalog *base, const struct cat_fragment 
 	int rc = 0;
 	for (int i = 0; !rc && i < n; i++) {
 		const struct cat_fragment *fr = &frags[i];
+		if (fr->device) {
+			rc = frag_class(c, base, fr, err, errlen);
+			continue;
+		}
 		char *text = strndup(fr->text, fr->len);
 		if (!text) {
 			rc = LINLI_ENOMEM;
@@ -1437,9 +1499,11 @@ int catalog_with_datasets(const struct catalog *base, const struct cat_fragment 
 			}
 		}
 	}
-	for (int i = 0; !rc && i < n; i++) {
+	for (int i = 0, j = base->n_datasets; !rc && i < n; i++) {
+		if (frags[i].device)
+			continue;
 		struct ld l = {frags[i].label, err, errlen, NULL};
-		rc = frag_refs(&l, c, base, frags[i].ns, &c->datasets[base->n_datasets + i]);
+		rc = frag_refs(&l, c, base, frags[i].ns, &c->datasets[j++]);
 	}
 	if (rc == LINLI_ENOMEM)
 		snprintf(err, errlen, "catalog: out of memory");

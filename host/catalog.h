@@ -157,7 +157,7 @@ struct catalog {
 	uint64_t version; /* 1 when loaded; catalog_with_datasets: the caller's number */
 	atomic_int refs;  /* catalog_ref/catalog_unref; thread-safe */
 	/* catalog_with_datasets: the version it was made from (a reference held), whose
-	   datasets come first (their strings shared), whose classes and plugins are these;
+	   datasets and classes come first (their strings shared), whose plugins are these;
 	   NULL for a loaded catalog */
 	const struct catalog *base;
 };
@@ -178,6 +178,8 @@ struct cat_fragment {
 			      the dataset's own name) */
 	const char *text;  /* its text */
 	size_t len;
+	bool device; /* a device class (catalog/devices syntax), named NS CAT_NS_SEP NAME too;
+			else a dataset */
 };
 
 /*
@@ -198,7 +200,12 @@ void catalog_free(struct catalog *c);
  * holding CAT_NS_SEP (another namespace), a name base holds (the kernel's), a system or
  * written_by dataset, a full name over CAT_NAME_MAX bytes, a dataset twice in one
  * namespace, a ref to an unknown or system dataset. A `ref` names the bundle's own dataset
- * by its own name first, then base's. The result holds a reference to base; 0 with *out
+ * by its own name first, then base's. A fragment marked `device` is a device class, checked
+ * as catalog_load checks devices/CLASS.cfg and named NS CAT_NS_SEP NAME; refused likewise
+ * ("LABEL:LINE: device_class: reason") for a name holding CAT_NS_SEP, a kernel class's
+ * name, a full name over CAT_NAME_MAX, a class twice. The version then has classes of its
+ * own (base's first, shared; theirs after, freed with it: a device holding a class keeps a
+ * reference to the version). The result holds a reference to base; 0 with *out
  * (refs 1, `version` as given), LINLI_ECONFIG, LINLI_EINVAL (a bad namespace), LINLI_ENOMEM.
  */
 int catalog_with_datasets(const struct catalog *base, const struct cat_fragment *frags, int n,

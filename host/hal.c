@@ -76,6 +76,9 @@ struct hal_dev {
 	char id[STORE_ID_MAX + 1];
 	char scope[SCOPE_MAX + 1];
 	const struct cat_device_class *cls;
+	const struct catalog *cat; /* the catalog version cls is in, a reference held: a
+				      bundle's class stays valid while its devices use it,
+				      whatever versions are swapped in since */
 	char *driver, *address, *name, *poll_spec;
 	char cred[80];	     /* credential hash, "" for none */
 	int64_t heartbeat_s; /* own override, 0: the class's */
@@ -671,6 +674,7 @@ static void dev_free(struct hal_dev *d)
 	free(d->address);
 	free(d->name);
 	free(d->poll_spec);
+	catalog_unref(d->cat);
 	free(d);
 }
 
@@ -684,7 +688,8 @@ static struct hal_dev *dev_new(struct hal *h, const char *id, const char *scope,
 	d->h = h;
 	snprintf(d->id, sizeof d->id, "%s", id);
 	snprintf(d->scope, sizeof d->scope, "%s", scope);
-	d->cls = cls;
+	d->cls = cls; /* from h->k->catalog, the version in use now (kernel thread) */
+	d->cat = catalog_ref(h->k->catalog);
 	d->driver = strdup(driver);
 	d->address = strdup(address);
 	d->name = strdup(name ? name : "");

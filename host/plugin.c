@@ -2065,7 +2065,7 @@ static int op_bundle(struct plug_registry *reg, const char *src, const struct ti
 			  b.m.name, b.m.version, cur, b.m.name);
 	if (!rc)
 		rc = store_bundle(reg, &b, signer, vdir, sizeof vdir, err, errlen);
-	char bname[LINLI_NAME_MAX], cat_prev[64] = "";
+	char bname[LINLI_NAME_MAX], cat_prev[BUNDLE_CAT_MARK_MAX] = "";
 	snprintf(bname, sizeof bname, "%s", b.m.name);
 	bundle_free(&b);
 	if (rc)
@@ -2167,24 +2167,30 @@ static int op_rollback(struct plug_registry *reg, const char *name,
 	bundle_path(reg, old->name, "current", path, sizeof path);
 	read_word(path, cur, sizeof cur);
 	bundle_path(reg, old->name, prev, vdir, sizeof vdir);
-	struct plugin *np = bundle_candidate(reg, vdir, false);
-	if (!np)
-		return LINLI_ENOMEM;
-	if (np->state == PLUG_REFUSED) {
-		rc = errf(err, errlen, LINLI_EINVAL, "%s %s: refused: %s", old->name, prev,
-			  np->reason);
-		plugin_free(np);
-		return rc;
-	}
-	if ((rc = grant_or_check(reg, np, who, false, err, errlen)) != 0) {
-		plugin_free(np);
-		return rc;
-	}
 	char nm[LINLI_NAME_MAX], line[LINLI_VERSION_MAX + 2], detail[128];
 	snprintf(nm, sizeof nm, "%s", old->name);
-	snprintf(np->scope, sizeof np->scope, "%s", old->scope); /* kept */
-	if ((rc = swap_in(reg, old, np, err, errlen)) != 0)
+	/* its datasets back to the previous version's before its plugin is read (bundle_cat.h) */
+	char cat_prev[BUNDLE_CAT_MARK_MAX] = "", cerr[1024];
+	if ((rc = bundle_cat_rollback(reg->k, reg->bundles, nm, prev, cat_prev, sizeof cat_prev,
+				      cerr, sizeof cerr)) != 0)
+		return errf(err, errlen, rc, "%s %s -> %s: refused: %s", nm, cur, prev, cerr);
+	struct plugin *np = bundle_candidate(reg, vdir, false);
+	if (!np)
+		rc = LINLI_ENOMEM;
+	else if (np->state == PLUG_REFUSED)
+		rc = errf(err, errlen, LINLI_EINVAL, "%s %s: refused: %s", nm, prev, np->reason);
+	else
+		rc = grant_or_check(reg, np, who, false, err, errlen);
+	if (rc) {
+		plugin_free(np);
+		bundle_cat_restore(reg->k, reg->bundles, nm, cat_prev);
 		return rc;
+	}
+	snprintf(np->scope, sizeof np->scope, "%s", old->scope); /* kept */
+	if ((rc = swap_in(reg, old, np, err, errlen)) != 0) {
+		bundle_cat_restore(reg->k, reg->bundles, nm, cat_prev);
+		return rc;
+	}
 	bundle_path(reg, nm, "current", path, sizeof path);
 	snprintf(line, sizeof line, "%s\n", prev);
 	rc = write_file_atomic(path, line, strlen(line), 0640, err, errlen);
@@ -2207,6 +2213,10 @@ static int op_remove(struct plug_registry *reg, struct cmd_call *call, const cha
 		return rc;
 	char nm[LINLI_NAME_MAX], ver[LINLI_VERSION_MAX] = "", path[PATH_MAX * 2], detail[128];
 	snprintf(nm, sizeof nm, "%s", p->name);
+	/* --purge drops its device classes: refused while devices use them (nothing removed) */
+	char uerr[700];
+	if (purge && (rc = bundle_cat_in_use(reg->k, nm, uerr, sizeof uerr)) != 0)
+		return cmd_fail(call, rc, "plugins remove %s --purge: refused: %s", nm, uerr);
 	if (p->meta_ok)
 		snprintf(ver, sizeof ver, "%s", p->meta.version);
 	bundle_path(reg, nm, "current", path, sizeof path);

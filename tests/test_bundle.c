@@ -77,6 +77,24 @@ static void test_manifest(void **state)
 	refused(HEAD "file hello.so 12 " HASH0 "\nfile v.cfg 12 " HASH0
 		     "\ndataset v.cfg\ndataset v.cfg\n",
 		LINLI_EINVAL, "line 9: dataset v.cfg named twice");
+	/* a device class: a listed CLASS.cfg file, after the datasets when formatted */
+	const char *dv = HEAD "file hello.so 12 " HASH0 "\nfile meter.cfg 12 " HASH0
+			      "\nfile visits.cfg 12 " HASH0
+			      "\ndataset visits.cfg\ndevice meter.cfg\n";
+	assert_int_equal(bundle_manifest_parse(dv, strlen(dv), &m, err, sizeof err), 0);
+	assert_true(m.files[1].device && !m.files[1].dataset);
+	assert_true(m.files[2].dataset && !m.files[2].device);
+	again = bundle_manifest_format(&m, &len);
+	assert_int_equal(len, strlen(dv));
+	assert_memory_equal(again, dv, len);
+	free(again);
+	refused(HEAD "file hello.so 12 " HASH0 "\nfile v.cfg 12 " HASH0
+		     "\ndataset v.cfg\ndevice v.cfg\n",
+		LINLI_EINVAL, "line 9: device v.cfg named twice");
+	refused(HEAD "device meter.txt\n", LINLI_EINVAL,
+		"line 6: device: 'meter.txt' is not a NAME.cfg file");
+	refused(HEAD "file hello.so 12 " HASH0 "\ndevice m.cfg\n", LINLI_EINVAL,
+		"line 7: device m.cfg: no 'file' line lists it");
 	refused(HEAD "colour blue\n", LINLI_EINVAL, "line 6: unknown key 'colour'");
 	refused(HEAD "name other\n", LINLI_EINVAL, "line 6: a second name");
 	refused("linli-bundle 1\nname Hello\n", LINLI_EINVAL, "line 2: name must match");

@@ -492,7 +492,7 @@ static void test_bad_catalogs(void **state)
 static int with(const struct catalog *base, const char *ns, const char *label, const char *text,
 		struct catalog **out, char *err, size_t errlen)
 {
-	struct cat_fragment f = {ns, label, text, strlen(text)};
+	struct cat_fragment f = {ns, label, text, strlen(text), false};
 	return catalog_with_datasets(base, &f, 1, 2, out, err, errlen);
 }
 
@@ -503,6 +503,19 @@ static void refused_frag(const struct catalog *base, const char *ns, const char 
 	char err[1024] = "";
 	int rc = with(base, ns, label, text, &c, err, sizeof err);
 	if (rc == 0)
+		fail_msg("accepted %s: %s", label, text);
+	assert_null(c);
+	if (!strstr(err, want))
+		fail_msg("'%s' not in '%s'", want, err);
+}
+
+static void refused_frag_dev(const struct catalog *base, const char *label, const char *text,
+			     const char *want)
+{
+	struct cat_fragment f = {"bad", label, text, strlen(text), true};
+	struct catalog *c = NULL;
+	char err[1024] = "";
+	if (catalog_with_datasets(base, &f, 1, 2, &c, err, sizeof err) == 0)
 		fail_msg("accepted %s: %s", label, text);
 	assert_null(c);
 	if (!strstr(err, want))
@@ -524,10 +537,10 @@ static void test_bundle_datasets(void **state)
 	    "  fields = ( { name = \"visit\"; type = \"ref\"; ref = \"visits\"; },\n"
 	    "    { name = \"house\"; type = \"ref\"; ref = \"houses\"; } ); };\n";
 	struct cat_fragment f[3] = {
-	    {"acme", "acme/visits.cfg", FRAG("visits", ""), strlen(FRAG("visits", ""))},
-	    {"acme", "acme/stops.cfg", own, strlen(own)},
+	    {"acme", "acme/visits.cfg", FRAG("visits", ""), strlen(FRAG("visits", "")), false},
+	    {"acme", "acme/stops.cfg", own, strlen(own), false},
 	    {"beta", "beta/visits.cfg", FRAG("visits", " up = true;"),
-	     strlen(FRAG("visits", " up = true;"))},
+	     strlen(FRAG("visits", " up = true;")), false},
 	};
 	struct catalog *c;
 	if (catalog_with_datasets(base, f, 3, 7, &c, err, sizeof err))
@@ -601,6 +614,51 @@ static void test_bundle_datasets(void **state)
 	catalog_free(base);
 }
 
+#define CLS(name, extra)                                                                    \
+	"device_class = { name = \"" name "\"; title_zh = \"表\"; title_en = \"Meter\";\n"   \
+	"  heartbeat = 600;" extra "\n"                                                         \
+	"  resources = ( { name = \"level\"; type = \"integer\"; access = \"r\"; } ); };\n"
+
+/* A bundle's device class beside a dataset: named NS__NAME, base's classes shared and kept
+   valid, base untouched; refusals with label and line. */
+static void test_bundle_device_classes(void **state)
+{
+	(void)state;
+	struct catalog *base;
+	char err[1024] = "";
+	if (catalog_load(SRCDIR "/catalog", &base, err, sizeof err))
+		fail_msg("%s", err);
+	struct cat_fragment f[2] = {
+	    {"acme", "acme/visits.cfg", FRAG("visits", ""), strlen(FRAG("visits", "")), false},
+	    {"acme", "acme/meter.cfg", CLS("meter", ""), strlen(CLS("meter", "")), true},
+	};
+	struct catalog *c = NULL;
+	if (catalog_with_datasets(base, f, 2, 3, &c, err, sizeof err))
+		fail_msg("%s", err);
+	assert_int_equal(c->n_classes, base->n_classes + 1);
+	assert_int_equal(c->n_datasets, base->n_datasets + 1);
+	const struct cat_device_class *m = catalog_device_class(c, "acme__meter");
+	assert_non_null(m);
+	assert_string_equal(m->resources[0].name, "level");
+	assert_null(catalog_device_class(c, "meter"));
+	assert_null(catalog_device_class(base, "acme__meter"));
+	assert_non_null(catalog_dataset(c, "acme__visits"));
+	/* base's classes by value: the same strings */
+	assert_ptr_equal(catalog_device_class(c, "door")->name,
+			 catalog_device_class(base, "door")->name);
+	catalog_unref(c);
+	refused_frag_dev(base, "bad/meter.cfg", CLS("meter", " colour = 1;"),
+			 "bad/meter.cfg:2: device_class: unknown key 'colour'");
+	refused_frag_dev(base, "bad/door.cfg", CLS("door", ""),
+			 "bad/door.cfg:1: device_class: name: 'door' is a device class of the "
+			 "catalog");
+	refused_frag_dev(base, "bad/m__x.cfg", CLS("m__x", ""), "holds '__'");
+	refused_frag_dev(base, "bad/meter.cfg", CLS("other", ""),
+			 "must be a name equal to the file name 'meter'");
+	assert_int_equal(atomic_load(&base->refs), 1);
+	catalog_free(base);
+}
+
 static void test_shipped_catalog_mutation(void **state)
 {
 	(void)state;
@@ -629,6 +687,7 @@ int main(void)
 		cmocka_unit_test(test_bad_catalogs),
 		cmocka_unit_test(test_shipped_catalog_mutation),
 		cmocka_unit_test(test_bundle_datasets),
+		cmocka_unit_test(test_bundle_device_classes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -475,8 +475,16 @@ DS_LUA = """plugin {
 """
 
 
-def ds_bundle(tmp, name, version, extra_key="", extra_field="", out=None, fields=None):
-    """An unsigned bundle: Lua plugin NAME with dataset file visits.cfg (NAME__visits)."""
+TAGS = """dataset = { name = "tags"; title_zh = "标签"; title_en = "Tags"; owner = "acme";
+  family = "public_services"; level = "community"; sharing = "shared"; source = "community";
+  fields = ( { name = "label"; type = "string"; } ); };
+"""
+
+
+def ds_bundle(tmp, name, version, extra_key="", extra_field="", out=None, fields=None,
+              tags=False):
+    """An unsigned bundle: Lua plugin NAME with dataset file visits.cfg (NAME__visits);
+    tags: also tags.cfg (NAME__tags)."""
     src = os.path.join(tmp, f"{name}-{version}")
     os.makedirs(src, exist_ok=True)
     with open(os.path.join(src, f"{name}.lua"), "w") as f:
@@ -486,10 +494,15 @@ def ds_bundle(tmp, name, version, extra_key="", extra_field="", out=None, fields
         if fields:
             text = text[:text.index("fields = (")] + fields
         f.write(text)
+    more = ()
+    if tags:
+        with open(os.path.join(src, "tags.cfg"), "w") as f:
+            f.write(TAGS)
+        more = ("--dataset", "tags.cfg")
     out = out or os.path.join(tmp, f"{name}-{version}.bundle")
     tool("build", "--plugin", f"{name}.lua", "--name", name, "--version", version, "--vendor",
          "x", "--unsigned", "--capability", f"store.read:{name}__visits", "--capability",
-         f"store.write:{name}__visits", "--dataset", "visits.cfg", "-o", out, cwd=src)
+         f"store.write:{name}__visits", "--dataset", "visits.cfg", *more, "-o", out, cwd=src)
     return out
 
 
@@ -548,7 +561,7 @@ def case_bundle_datasets_namespaced_upgraded_removed():
         eq(d.ok("beta", "get", "v1")["who"], "carol", "beta's too")
 
         # Upgrade with an added field: the old records stay, the new field is usable.
-        acme2 = ds_bundle(tmp, "acme", "1.1.0",
+        acme2 = ds_bundle(tmp, "acme", "1.1.0", tags=True,
                           extra_field=',\n    { name = "note"; type = "string"; }')
         row = d.ok("plugins", "upgrade", acme2, "--unsigned", "--grant")
         eq((row["state"], row["version"]), ("running", "1.1.0"), row)
@@ -556,10 +569,38 @@ def case_bundle_datasets_namespaced_upgraded_removed():
              '{"who": "dan", "n": 2, "note": "new field"}')
         eq(d.ok("data", "get", "acme__visits", "v3")["note"], "new field", "the new field")
         eq(d.ok("acme", "get", "v1")["who"], "alice", "old records kept")
+        d.ok("data", "put", "acme__tags", "--scope", YUELAN, "--id", "t1", '{"label": "x"}')
+
+        # Rollback returns the catalog: 1.0.0's schema must accept the stored records (a
+        # field 1.1.0 added stays in them), else refused naming record and field.
+        refused(d, "acme 1.1.0 -> 1.0.0: refused: version 1.0.0's schema does not accept the "
+                "stored records: acme__visits: record v3 at " + YUELAN + " does not fit",
+                "plugins", "rollback", "acme")
+        msg = refused(d, "field 'note'", "plugins", "rollback", "acme")
+        eq(by_name(d.ok("plugins", "list"))["acme"]["version"], "1.1.0", msg)
+        eq(d.ok("data", "get", "acme__visits", "v3")["note"], "new field", "nothing changed")
+        d.ok("data", "del", "acme__visits", "v3")
+        d.ok("plugins", "rollback", "acme")
+        eq(by_name(d.ok("plugins", "list"))["acme"]["version"], "1.0.0", "rolled back")
+        check("note" not in str(d.ok("catalog", "show", "dataset", "acme__visits")),
+              "1.0.0's schema again")
+        refused(d, "field 'note': not in the schema", "data", "put", "acme__visits",
+                "--scope", YUELAN, "--id", "v9", '{"who": "x", "n": 1, "note": "y"}')
+        # tags, which 1.0.0 lacks, stays with its records (as remove keeps it), restarted too
+        eq(d.ok("data", "get", "acme__tags", "t1")["label"], "x", "a kept dataset")
+        eq(d.stop(), 0, "stop")
+        d.start(args=("--test-clock",))
+        eq(d.ok("data", "get", "acme__tags", "t1")["label"], "x", "kept across a restart")
+        check("note" not in str(d.ok("catalog", "show", "dataset", "acme__visits")),
+              "1.0.0's schema after a restart")
+        row = d.ok("plugins", "upgrade", acme2, "--unsigned", "--grant")
+        eq(row["version"], "1.1.0", row)
+        d.ok("data", "put", "acme__visits", "--scope", YUELAN, "--id", "v3",
+             '{"who": "dan", "n": 2, "note": "new field"}')
 
         # A removed or retyped field is refused, naming it, until --migrate says what the
         # stored records get; then they are rewritten (in one transaction).
-        acme3 = ds_bundle(tmp, "acme", "1.2.0", fields='fields = (\n'
+        acme3 = ds_bundle(tmp, "acme", "1.2.0", tags=True, fields='fields = (\n'
                           '    { name = "who"; type = "string"; indexed = true; },\n'
                           '    { name = "note"; type = "integer"; indexed = true; } ); };\n')
         up = ("plugins", "upgrade", acme3, "--unsigned", "--grant")
@@ -608,6 +649,115 @@ def case_bundle_datasets_namespaced_upgraded_removed():
                 d.ok("audit", "--limit", "200") if r["action"] == "plugins.remove"]
         check(("plugins.remove", "plugin:beta",
                "1.0.0, files purged, 1 datasets purged (1 records)") in acts, acts)
+    finally:
+        finish(d, sys.exc_info()[0])
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+METER = """device_class = {
+  name = "meter"; title_zh = "表"; title_en = "Meter"; heartbeat = 600;%s
+  resources = ( { name = "level"; type = "integer"; min = 0; max = 100; access = "r"; }%s );
+  events = ( { name = "low"; severity = "minor"; } );
+};
+"""
+
+METER_LUA = """plugin {
+  name = "%(name)s", version = "%(version)s", sdk = "1.1", family = "custom",
+  description = "a Lua plugin bringing a device class",
+  capabilities = { "bus.subscribe:dev/%(name)s__meter/#" },
+  init = function() end,
+}
+"""
+
+
+def dev_bundle(tmp, name, version, extra_key="", extra_res="", file="meter.cfg"):
+    """An unsigned bundle: Lua plugin NAME with device-class file meter.cfg (NAME__meter)."""
+    src = os.path.join(tmp, f"dev-{name}-{version}")
+    os.makedirs(src, exist_ok=True)
+    with open(os.path.join(src, f"{name}.lua"), "w") as f:
+        f.write(METER_LUA % {"name": name, "version": version})
+    text = METER % (extra_key, extra_res)
+    if file != "meter.cfg":
+        text = text.replace('"meter"', '"%s"' % file[:-4])
+    with open(os.path.join(src, file), "w") as f:
+        f.write(text)
+    out = os.path.join(tmp, f"dev-{name}-{version}.bundle")
+    tool("build", "--plugin", f"{name}.lua", "--name", name, "--version", version, "--vendor",
+         "x", "--unsigned", "--capability", f"bus.subscribe:dev/{name}__meter/#",
+         "--device", file, "-o", out, cwd=src)
+    return out
+
+
+def case_bundle_device_class_added_read_upgraded_purged():
+    """A bundle brings a device class (NAME__meter): devices of it are added with tdrv at
+    once, readings are checked against its resources; a bad fragment is refused with file
+    and line, a kernel class name too; it survives a restart; an upgrade's class reaches new
+    devices while those added before keep theirs; --purge is refused while devices use it."""
+    tmp = tempfile.mkdtemp(prefix="linli-bundle-dev-")
+    d = Node(node=YUELAN, level="community", name="悦澜社区",
+             extra=f'catalog_dir = "{os.path.join(SRC, "catalog")}";\n')
+    try:
+        h1 = dev_bundle(tmp, "hello", "1.0.0")
+        bad = dev_bundle(tmp, "bad", "1.0.0", extra_key='\n  colour = "blue";')
+        kern = dev_bundle(tmp, "kern", "1.0.0", file="door.cfg")
+        d.start(args=("--test-clock",))
+        row = d.ok("plugins", "install", h1, "--unsigned", "--grant")
+        eq((row["name"], row["state"]), ("hello", "running"), row)
+        shown = d.ok("catalog", "show", "device", "hello__meter")
+        check("level" in str(shown) and "low" in str(shown), shown)
+        d.ok("plugins", "install", os.path.join(TP, "tp_driver.so"), "--grant")
+        out = d.ok("devices", "add", "d1", "hello__meter", "tdrv", "ok")
+        eq(d.ok("devices", "show", "d1")["class"], "hello__meter", out)
+        eq(d.ok("tdrv", "post", "d1", "level", "int", "50")["rc"], 0, "a reading")
+        eq(d.ok("tdrv", "post", "d1", "level", "int", "500")["name"], "LINLI_ESCHEMA",
+           "over its max: refused")
+        eq(d.ok("tdrv", "post", "d1", "temp", "int", "5")["name"], "LINLI_ENOENT",
+           "no such resource")
+        rd = {r["resource"]: r for r in d.ok("devices", "readings", "d1")}
+        eq(rd["level"]["value"], 50, rd)
+
+        # Refused with bundle, file and line: a bad fragment; a kernel class's name.
+        refused(d, "bundle bad 1.0.0: bad/meter.cfg:3: device_class: unknown key 'colour'",
+                "plugins", "install", bad, "--unsigned", "--grant")
+        refused(d, "kern/door.cfg:1: device_class: name: 'door' is a device class of the "
+                "catalog", "plugins", "install", kern, "--unsigned", "--grant")
+        refused(d, "no device class 'bad__meter'", "devices", "add", "d9", "bad__meter",
+                "tdrv", "ok")
+
+        # An upgrade adds a resource: a new device has it; d1 keeps the class it was
+        # added with (its readings still checked, nothing dangling).
+        h2 = dev_bundle(tmp, "hello", "1.1.0", extra_res=',\n    { name = "temp"; '
+                        'type = "integer"; access = "r"; }')
+        eq(d.ok("plugins", "upgrade", h2, "--unsigned", "--grant")["version"], "1.1.0")
+        check("temp" in str(d.ok("catalog", "show", "device", "hello__meter")), "1.1.0's")
+        d.ok("devices", "add", "d2", "hello__meter", "tdrv", "ok")
+        eq(d.ok("tdrv", "post", "d2", "temp", "int", "21")["rc"], 0, "the new resource")
+        eq(d.ok("tdrv", "post", "d1", "level", "int", "60")["rc"], 0, "d1 still read")
+        eq(d.ok("tdrv", "post", "d1", "level", "int", "-1")["name"], "LINLI_ESCHEMA", "checked")
+        # rollback returns 1.0.0's class (d2 keeps its own); upgraded again
+        d.ok("plugins", "rollback", "hello")
+        check("temp" not in str(d.ok("catalog", "show", "device", "hello__meter")), "1.0.0's")
+        eq(d.ok("tdrv", "post", "d2", "temp", "int", "22")["rc"], 0, "d2 keeps its class")
+        d.ok("plugins", "upgrade", h2, "--unsigned", "--grant")
+
+        # --purge refused while devices use the class, naming them; nothing removed.
+        refused(d, "plugins remove hello --purge: refused: 2 devices use hello's device "
+                "classes: d1 (hello__meter), d2 (hello__meter)", "plugins", "remove",
+                "hello", "--purge")
+        eq(by_name(d.ok("plugins", "list"))["hello"]["state"], "running", "still installed")
+
+        # Kept across a restart: the class from the installed bundle, the devices with it.
+        eq(d.stop(), 0, "stop")
+        d.start(args=("--test-clock",))
+        eq(d.ok("devices", "show", "d1")["class"], "hello__meter", "d1 after a restart")
+        eq(d.ok("tdrv", "post", "d1", "temp", "int", "20")["rc"], 0, "now of 1.1.0's class")
+        eq(d.ok("tdrv", "post", "d1", "level", "int", "101")["name"], "LINLI_ESCHEMA", "max")
+        for i in ("d1", "d2"):
+            d.ok("devices", "remove", i)
+        d.ok("plugins", "remove", "hello", "--purge")
+        refused(d, "no device", "catalog", "show", "device", "hello__meter")
+        refused(d, "no device class 'hello__meter'", "devices", "add", "d3", "hello__meter",
+                "tdrv", "ok")
     finally:
         finish(d, sys.exc_info()[0])
         shutil.rmtree(tmp, ignore_errors=True)
