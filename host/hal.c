@@ -114,6 +114,7 @@ struct hal_driver {
 	char owner[LINLI_NAME_MAX];
 	struct linli_driver_ops ops;
 	linli_ctx *ctx;
+	char scope[SCOPE_MAX + 1]; /* where its plugin acts ("": the node) */
 	uint64_t foreign; /* readings for devices it does not drive */
 	bool foreign_logged;
 	int found; /* devices registered by the current discover */
@@ -373,6 +374,11 @@ linli_ctx *hal_driver_ctx(const struct hal_driver *d)
 struct kernel *hal_kernel(const struct hal *h)
 {
 	return h->k;
+}
+
+void hal_driver_set_scope(struct hal_driver *d, const char *scope)
+{
+	snprintf(d->scope, sizeof d->scope, "%s", scope ? scope : "");
 }
 
 struct hal_driver *hal_driver_find(struct hal *h, const char *name)
@@ -2295,6 +2301,12 @@ int hal_add(struct hal *h, const struct hal_dev_spec *s, hal_done_fn done, void 
 	if (!scope_within(h->k->cfg.node_path, scope))
 		return errf(err, errlen, LINLI_EINVAL, "scope %s is outside this node (%s)", scope,
 			    h->k->cfg.node_path);
+	/* A driver plugin installed for a subtree (--scope) drives devices there only. */
+	struct hal_driver *sdrv = hal_driver_find(h, s->driver);
+	if (sdrv->scope[0] && !scope_within(sdrv->scope, scope))
+		return errf(err, errlen, LINLI_EPERM,
+			    "device %s at %s: driver %s acts only in %s (installed with --scope)",
+			    s->id, scope, s->driver, sdrv->scope);
 	int rc = parse_polls(cls, s->poll, NULL, err, errlen);
 	if (rc)
 		return rc;

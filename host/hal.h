@@ -73,6 +73,13 @@ void hal_keep_latest(struct hal *h, bool on);
 /* ---- drivers (kernel thread) ---- */
 
 /*
+ * hal_driver_set_scope — the subtree the driver's plugin acts in (installed
+ * with --scope; NULL or "": the node): a device outside it is never bound to
+ * the driver (hal_add refuses it).
+ */
+void hal_driver_set_scope(struct hal_driver *d, const char *scope);
+
+/*
  * hal_driver_add — register driver `name` with ops table `ops` (copied),
  * calling its ops with `ctx`; `owner` names it in logs and as publisher.
  * Checks the table's size (LINLI_EVERSION naming the sizes), name

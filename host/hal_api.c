@@ -148,6 +148,7 @@ static int pdrv_resume(void *arg)
 		log_error(plug_name(r->p), "cannot restore driver %s: %s", r->name, err);
 		return rc;
 	}
+	hal_driver_set_scope(r->d, plug_scope(r->p));
 	schedule_attach(h, r->d);
 	return 0;
 }
@@ -189,6 +190,8 @@ int hal_api_driver_register(linli_ctx *ctx, const char *name, const struct linli
 			return LINLI_ENOMEM;
 		r->p = p;
 		rc = hal_driver_add(h, name, ops, ctx, plug_name(p), &r->d, err, sizeof err);
+		if (!rc)
+			hal_driver_set_scope(r->d, plug_scope(p));
 	}
 	if (rc) {
 		free(r);
@@ -335,7 +338,10 @@ static struct hal_dev *own_dev(linli_ctx *ctx, const char *id, int *rc)
 		return NULL;
 	}
 	struct hal_driver *drv = hal_dev_driver_of(d);
-	if (!drv || hal_driver_ctx(drv) != ctx) {
+	/* A driver installed for a subtree (--scope) drives nothing outside it, whoever bound
+	   the device to it (devices add --driver, or before the scope was given). */
+	if (!drv || hal_driver_ctx(drv) != ctx ||
+	    !scope_within(plug_scope(plug_from_ctx(ctx)), hal_dev_scope(d))) {
 		*rc = LINLI_EPERM;
 		return NULL;
 	}
@@ -383,7 +389,8 @@ static int may(const struct hal_actor *a, struct hal_dev *d, enum tier_action ac
 	       char *err, size_t errlen)
 {
 	struct hal_driver *drv = hal_dev_driver_of(d);
-	if (act == ACT_DEVICE_READ && a->driver_ctx && drv && hal_driver_ctx(drv) == a->driver_ctx)
+	if (act == ACT_DEVICE_READ && a->driver_ctx && drv && hal_driver_ctx(drv) == a->driver_ctx &&
+	    scope_within(plug_scope(plug_from_ctx(a->driver_ctx)), hal_dev_scope(d)))
 		return 0;
 	char why[320], by[128];
 	int rc = access_check(a->k, a->who, act, hal_dev_scope(d), hal_dev_class(d)->name, why,

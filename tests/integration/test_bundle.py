@@ -396,6 +396,12 @@ def case_scoped_plugin_acts_only_in_its_subtree():
                 COMM_A)["scope"], COMM_A, "a driver for a")
         eq(d.ok("tdrv", "found", "f-1", "door", "ok")["name"], "LINLI_OK", "found")
         eq(d.ok("devices", "show", "f-1")["scope"], COMM_A, "a found device is at its scope")
+        # A device of b is never bound to it, whoever adds it; one of a is.
+        rc, out, err = d.cli("devices", "add", "b-1", "door", "tdrv", "ok", "--scope", COMM_B)
+        check(rc == 1 and f"driver tdrv acts only in {COMM_A} (installed with --scope)" in err,
+              f"a device of b for a's driver: {rc} {out} {err}")
+        eq(d.ok("devices", "add", "a-1", "door", "tdrv", "ok", "--scope", COMM_A)["scope"],
+           COMM_A, "a device of a")
 
         # Kept across a restart, an upgrade (without --scope) and a rollback.
         eq(d.stop(), 0, "stop")
