@@ -2070,12 +2070,11 @@ static int op_bundle(struct plug_registry *reg, const char *src, const struct ti
 	bundle_free(&b);
 	if (rc)
 		return rc;
-	/* its datasets into the catalog before its plugin is read: it declares them */
-	if ((rc = bundle_cat_apply(reg->k, reg->bundles, bname, vdir, migrate, n_migrate, cat_prev,
-				   sizeof cat_prev, err, errlen))) {
-		rm_tree(vdir);
-		return rc;
-	}
+	/*
+	 * The plugin is read and checked (refused, requirements, grants) before its
+	 * datasets go into the catalog: a migration (--migrate) commits the stored
+	 * records to the new schema, which no refusal after it could take back.
+	 */
 	struct plugin *np = bundle_candidate(reg, vdir, false);
 	if (!np)
 		rc = LINLI_ENOMEM;
@@ -2085,6 +2084,18 @@ static int op_bundle(struct plug_registry *reg, const char *src, const struct ti
 		;
 	else
 		rc = grant_or_check(reg, np, who, grant, err, errlen);
+	if (rc) {
+		plugin_free(np);
+		rm_tree(vdir);
+		return rc;
+	}
+	/* its datasets into the catalog before it starts: it uses them */
+	if ((rc = bundle_cat_apply(reg->k, reg->bundles, bname, vdir, migrate, n_migrate, cat_prev,
+				   sizeof cat_prev, err, errlen))) {
+		plugin_free(np);
+		rm_tree(vdir);
+		return rc;
+	}
 	if (!rc) {
 		const char *name = np->name;
 		char ver[LINLI_VERSION_MAX], detail[256];

@@ -488,13 +488,13 @@ TAGS = """dataset = { name = "tags"; title_zh = "标签"; title_en = "Tags"; own
 
 
 def ds_bundle(tmp, name, version, extra_key="", extra_field="", out=None, fields=None,
-              tags=False):
+              tags=False, lua=None):
     """An unsigned bundle: Lua plugin NAME with dataset file visits.cfg (NAME__visits);
     tags: also tags.cfg (NAME__tags)."""
     src = os.path.join(tmp, f"{name}-{version}")
     os.makedirs(src, exist_ok=True)
     with open(os.path.join(src, f"{name}.lua"), "w") as f:
-        f.write(DS_LUA % {"name": name, "version": version, "scope": YUELAN})
+        f.write(lua or DS_LUA % {"name": name, "version": version, "scope": YUELAN})
     with open(os.path.join(src, "visits.cfg"), "w") as f:
         text = VISITS % (extra_key, extra_field)
         if fields:
@@ -621,6 +621,19 @@ def case_bundle_datasets_namespaced_upgraded_removed():
                 "field 'note': must be an integer", *up,
                 "--migrate", "visits.n=drop", "--migrate", "visits.note=default:seven")
         eq(d.ok("data", "get", "acme__visits", "v3")["n"], 2, "nothing migrated by a refusal")
+        # A plugin refused after the migrations were accepted migrates nothing either: the
+        # plugin is checked before the records are rewritten.
+        broken = ds_bundle(tmp, "acme", "1.2.0", tags=True, lua="plugin {",
+                           out=os.path.join(tmp, "acme-broken.bundle"),
+                           fields='fields = (\n'
+                           '    { name = "who"; type = "string"; indexed = true; },\n'
+                           '    { name = "note"; type = "integer"; indexed = true; } ); };\n')
+        rc, out, err = d.cli("plugins", "upgrade", broken, "--unsigned", "--grant", "--migrate",
+                             "visits.n=drop", "--migrate", "visits.note=default:7")
+        check(rc == 1 and "refused" in err, f"a broken plugin: {rc} {err}")
+        v3 = d.ok("data", "get", "acme__visits", "v3")
+        eq((v3["n"], v3["note"]), (2, "new field"), "nothing migrated for a refused plugin")
+        eq(d.ok("plugins", "info", "acme")["version"], "1.1.0", "still 1.1.0")
         row = d.ok(*up, "--migrate", "visits.n=drop", "--migrate", "visits.note=default:7")
         eq(row["version"], "1.2.0", row)
         for rid, who in (("v1", "alice"), ("v2", "bob"), ("v3", "dan")):
