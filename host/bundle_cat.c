@@ -390,6 +390,13 @@ static int check_upgrade(const struct catalog *cur, const struct catalog *next, 
 				 name, sn, d->name, name);
 			return LINLI_EINVAL;
 		}
+		if (d->restricted && !nd->restricted) {
+			snprintf(err, errlen,
+				 "dataset '%s' (%s) is no longer restricted in the new version: "
+				 "refused",
+				 sn, d->name);
+			return LINLI_EPERM;
+		}
 		for (int f = 0; f < d->n_fields; f++) {
 			const struct cat_field *of = &d->fields[f];
 			const struct cat_field *nf = cat_dataset_field(nd, of->name, strlen(of->name));
@@ -409,6 +416,13 @@ static int check_upgrade(const struct catalog *cur, const struct catalog *next, 
 					 sn, of->name, d->name, cat_type_name(of->type),
 					 cat_type_name(nf->type), sn, of->name, sn, of->name);
 				return LINLI_EINVAL;
+			}
+			if (nf && of->sensitive != CAT_SENS_NONE && nf->sensitive == CAT_SENS_NONE) {
+				snprintf(err, errlen,
+					 "field '%s.%s' (%s) loses its sensitive mark in the new "
+					 "version: refused (its personal data would be shown in clear)",
+					 sn, of->name, d->name);
+				return LINLI_EPERM;
 			}
 			if (g && (!nf || nf->type != of->type))
 				g->used = true;
@@ -464,6 +478,39 @@ static int run_migs(struct kernel *k, const struct catalog *next, struct mig *m,
 	return 0;
 }
 
+/*
+ * Every stored record of the bundle's other datasets must fit the new schema (a
+ * field made required, values or bounds narrowed): checked, refused naming the
+ * record and the field, else normalised in one transaction (store_migrate with
+ * nothing to migrate). Those a migration named were checked by it.
+ */
+static int check_fit(struct kernel *k, const struct catalog *next, const char *name,
+		     const struct mig *m, int nm, char *err, size_t errlen)
+{
+	for (int i = base_of(next)->n_datasets; k->store && i < next->n_datasets; i++) {
+		const struct cat_dataset *nd = &next->datasets[i];
+		if (!in_ns(nd->name, name) || !catalog_dataset(k->catalog, nd->name))
+			continue;
+		bool migrated = false;
+		for (int j = 0; j < nm && !migrated; j++)
+			migrated = strcmp(m[j].ds, nd->name) == 0;
+		if (migrated)
+			continue;
+		uint64_t c = 0;
+		char e[768];
+		int rc = store_migrate(k->store, nd, NULL, 0, &c, e, sizeof e);
+		if (rc) {
+			snprintf(err, errlen,
+				 "the new version's schema does not accept the stored records: %s "
+				 "(refused: a field it adds must be optional, its bounds must hold "
+				 "the stored values)",
+				 e);
+			return rc;
+		}
+	}
+	return 0;
+}
+
 int bundle_cat_apply(struct kernel *k, const char *bundles, const char *name, const char *vdir,
 		     const char *const *migrate, int n_migrate, char *prev, size_t prevlen,
 		     char *err, size_t errlen)
@@ -499,6 +546,8 @@ int bundle_cat_apply(struct kernel *k, const char *bundles, const char *name, co
 		rc = check_upgrade(k->catalog, next, name, m, nm, err, errlen);
 	if (!rc && vdir)
 		rc = run_migs(k, next, m, nm, &migrated, err, errlen);
+	if (!rc && vdir)
+		rc = check_fit(k, next, name, m, nm, err, errlen);
 	for (int i = 0; m && i < nm; i++)
 		msgpack_sbuffer_destroy(&m[i].val);
 	free(m);

@@ -651,6 +651,16 @@ def case_bundle_datasets_namespaced_upgraded_removed():
              "--capability", "store.write:acme__visits", "-o", nods, cwd=src)
         refused(d, "the new version of acme no longer brings dataset 'visits' (acme__visits)",
                 "plugins", "upgrade", nods, "--unsigned", "--grant")
+        # A field it adds as required, which the stored records lack: refused, naming them.
+        req = ds_bundle(tmp, "acme", "1.3.0", tags=True, out=os.path.join(tmp, "acme-req.bundle"),
+                        fields='fields = (\n'
+                        '    { name = "who"; type = "string"; indexed = true; },\n'
+                        '    { name = "note"; type = "integer"; indexed = true; },\n'
+                        '    { name = "room"; type = "string"; required = true; } ); };\n')
+        refused(d, "the new version's schema does not accept the stored records", "plugins",
+                "upgrade", req, "--unsigned", "--grant")
+        rc, out, err = d.cli("plugins", "upgrade", req, "--unsigned", "--grant")
+        check("'room'" in err, err)
 
         # remove keeps the data and its schema; --purge takes both away.
         out = d.ok("plugins", "remove", "acme")
