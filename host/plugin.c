@@ -2265,10 +2265,11 @@ static int op_remove(struct plug_registry *reg, struct cmd_call *call, const cha
 	char perr[512] = "";
 	if (purge) { /* its datasets and their records go too (kept without --purge) */
 		rc = bundle_cat_purge(reg->k, reg->bundles, nm, &pds, &precs, perr, sizeof perr);
-		if (rc)
-			log_error("plugins", "remove %s --purge: %s", nm, perr);
 		snprintf(path, sizeof path, "%s/%s", reg->bundles, nm);
-		rm_tree(path);
+		if (rc) /* its files stay: the catalog mark names what a purge again takes */
+			log_error("plugins", "remove %s --purge: %s (%s kept)", nm, perr, path);
+		else
+			rm_tree(path);
 	}
 	char serr[256];
 	if (set_scoped(reg, nm, NULL, serr, sizeof serr) != 0) /* installed again: the node's */
@@ -2284,8 +2285,11 @@ static int op_remove(struct plug_registry *reg, struct cmd_call *call, const cha
 	for (int i = 0; i < reg->n; i++)
 		ns += reg->v[i]->state == PLUG_BLOCKED && strcmp(reg->v[i]->reason, want) == 0;
 	if (rc)
-		return cmd_fail(call, rc, "%s was removed, but its datasets were not purged: %s",
-				nm, perr);
+		return cmd_fail(call, rc,
+				"%s was stopped, but its datasets were not purged: %s (its bundle "
+				"stays under %s/%s: it is installed again at the next start, and "
+				"'plugins remove %s --purge' can take them then)",
+				nm, perr, reg->bundles, nm, nm);
 	msgpack_pack_map(&call->pk, 5);
 	mp_kv_str(&call->pk, "name", nm);
 	mp_kv_str(&call->pk, "version", ver);
