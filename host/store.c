@@ -4070,6 +4070,16 @@ int store_purge_dataset(struct store *s, const char *name, uint64_t *records, ch
 	return 0;
 }
 
+/* Is map key k a field one of the n migrations names? */
+static bool migrated_key(const msgpack_object *k, const struct store_migration *m, int n)
+{
+	for (int j = 0; j < n; j++)
+		if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == strlen(m[j].field) &&
+		    !memcmp(k->via.str.ptr, m[j].field, k->via.str.size))
+			return true;
+	return false;
+}
+
 int store_migrate(struct store *s, const struct cat_dataset *to, const struct store_migration *m,
 		  int n, uint64_t *records, char *err, size_t errlen)
 {
@@ -4112,22 +4122,12 @@ int store_migrate(struct store *s, const struct cat_dataset *to, const struct st
 		for (int j = 0; j < n; j++)
 			add += m[j].value != NULL;
 		for (uint32_t i = 0; i < o.via.map.size; i++) {
-			const msgpack_object *k = &o.via.map.ptr[i].key;
-			bool hit = false;
-			for (int j = 0; j < n && !hit; j++)
-				hit = k->type == MSGPACK_OBJECT_STR &&
-				      k->via.str.size == strlen(m[j].field) &&
-				      !memcmp(k->via.str.ptr, m[j].field, k->via.str.size);
-			keep += !hit;
+			keep += !migrated_key(&o.via.map.ptr[i].key, m, n);
 		}
 		msgpack_pack_map(&pk, keep + add);
 		for (uint32_t i = 0; i < o.via.map.size; i++) {
 			const msgpack_object *k = &o.via.map.ptr[i].key;
-			bool hit = false;
-			for (int j = 0; j < n && !hit; j++)
-				hit = k->type == MSGPACK_OBJECT_STR &&
-				      k->via.str.size == strlen(m[j].field) &&
-				      !memcmp(k->via.str.ptr, m[j].field, k->via.str.size);
+			bool hit = migrated_key(k, m, n);
 			if (!hit) {
 				msgpack_pack_object(&pk, *k);
 				msgpack_pack_object(&pk, o.via.map.ptr[i].val);
