@@ -2138,6 +2138,19 @@ static int op_bundle(struct plug_registry *reg, const char *src, const struct ti
 		}
 	}
 	plugin_free(np);
+	if (n_migrate > 0) {
+		/* The stored records were migrated to the new schema (--migrate): the old schema
+		   is never put back over them. The catalog keeps the new version's datasets and
+		   their files stay; the running version is unchanged; an upgrade again replaces
+		   the files. */
+		size_t el = strlen(err);
+		snprintf(err + el, errlen > el ? errlen - el : 0,
+			 " (the stored records were migrated: the catalog keeps the new version's "
+			 "datasets, %s stays)",
+			 vdir);
+		log_warn("plugins", "upgrade of %s failed after its migrations: %s", bname, err);
+		return rc;
+	}
 	bundle_cat_restore(reg->k, reg->bundles, bname, cat_prev);
 	rm_tree(vdir); /* nothing installed (never the current version's dir): try again */
 	return rc;

@@ -5,6 +5,7 @@ a flipped byte, a removed key, a catalog fragment), uploads bounded."""
 import base64
 import hashlib
 import io
+import json
 import os
 import shutil
 import socket
@@ -661,6 +662,29 @@ def case_bundle_datasets_namespaced_upgraded_removed():
                 "upgrade", req, "--unsigned", "--grant")
         rc, out, err = d.cli("plugins", "upgrade", req, "--unsigned", "--grant")
         check("'room'" in err, err)
+
+        # A new version whose init fails after its migrations ran: the records stay migrated
+        # and the catalog keeps the new schema (never the old one over them); the old version
+        # runs on; the upgrade again (no --migrate: nothing is left to migrate) installs it.
+        g1 = ds_bundle(tmp, "gamma", "1.0.0")
+        d.ok("plugins", "install", g1, "--unsigned", "--grant")
+        d.ok("data", "put", "gamma__visits", "--scope", YUELAN, "--id", "g1",
+             '{"who": "eve", "n": 3}')
+        one = 'fields = (\n    { name = "who"; type = "string"; indexed = true; } ); };\n'
+        bad_init = ('plugin { name = "gamma", version = "1.1.0", sdk = "1.1", family = "custom",'
+                    ' description = "fails", capabilities = { "store.read:gamma__visits",'
+                    ' "store.write:gamma__visits" }, init = function() error("boom") end }\n')
+        g2 = ds_bundle(tmp, "gamma", "1.1.0", fields=one, lua=bad_init)
+        rc, out, err = d.cli("plugins", "upgrade", g2, "--unsigned", "--grant", "--migrate",
+                             "visits.n=drop")
+        check(rc == 1 and "the stored records were migrated" in err, f"init fails: {rc} {err}")
+        eq("n" in d.ok("data", "get", "gamma__visits", "g1"), False, "migrated")
+        check('"n"' not in json.dumps(d.ok("catalog", "show", "dataset", "gamma__visits")),
+              "the new schema kept")
+        eq(d.ok("plugins", "info", "gamma")["version"], "1.0.0", "the old one runs on")
+        g3 = ds_bundle(tmp, "gamma", "1.1.0", fields=one, out=os.path.join(tmp, "gamma-ok.bundle"))
+        eq(d.ok("plugins", "upgrade", g3, "--unsigned", "--grant")["version"], "1.1.0", "again")
+        eq(d.ok("data", "get", "gamma__visits", "g1")["who"], "eve", "the record")
 
         # remove keeps the data and its schema; --purge takes both away.
         out = d.ok("plugins", "remove", "acme")
